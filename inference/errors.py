@@ -1,0 +1,23 @@
+"""Typed exceptions a user can cause. Their messages are meant to be shown to a radiologist as they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MammoError(Exception):
+    """Base class of every error caused by input (files, checkpoints, options), never by a bug.
+
+    Args:
+        message: what went wrong, in plain words.
+        path: the file or folder concerned, if any; it is named in ``str(error)``.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None) -> None:
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+
+
+class PreprocessError(MammoError):
+    """An image that cannot be prepared for the model (for example: no breast tissue found)."""

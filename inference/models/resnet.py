@@ -1,0 +1,128 @@
+"""ResNet building blocks for GMIC: the pre-activation global network and the ResNet-18 local network."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False)
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation basic block (He et al., "Identity Mappings in Deep Residual Networks").
+
+    The projection shortcut, when present, is applied to the block input *after* the first BN + ReLU,
+    as in the GMIC global network.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, project: bool) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.shortcut = conv1x1(in_channels, out_channels, stride) if project else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        activated = torch.relu(self.bn1(x))
+        residual = self.shortcut(activated) if self.shortcut is not None else x
+        out = self.conv1(activated)
+        out = self.conv2(torch.relu(self.bn2(out)))
+        return out + residual
+
+
+class GlobalNetwork(nn.Module):
+    """GMIC's global network: a pre-activation ResNet-22 on the full 1-channel image.
+
+    A 7x7 stride-2 stem and an unpadded 3x3 stride-2 max-pool, then ``len(strides)`` stages of
+    ``blocks_per_stage`` blocks whose width doubles from ``base_width``; the first block of every stage has
+    a 1x1 projection shortcut. A final BN + ReLU closes it.
+
+    Input (N, 1, H, W) float32; output h_g (N, base_width * 2**(stages-1), H/64, W/64) (46 x 30 for the
+    2944 x 1920 window).
+    """
+
+    def __init__(
+        self,
+        base_width: int = 16,
+        blocks_per_stage: int = 2,
+        strides: tuple[int, ...] = (1, 2, 2, 2, 2),
+    ) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, base_width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=2)
+        stages = []
+        in_channels = base_width
+        for index, stride in enumerate(strides):
+            width = base_width * 2**index
+            blocks = [PreActBlock(in_channels, width, stride, project=True)]
+            blocks += [PreActBlock(width, width, 1, project=False) for _ in range(blocks_per_stage - 1)]
+            stages.append(nn.Sequential(*blocks))
+            in_channels = width
+        self.stages = nn.ModuleList(stages)
+        self.final_bn = nn.BatchNorm2d(in_channels)
+        self.out_channels = in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.stem(x))
+        for stage in self.stages:
+            x = stage(x)
+        return torch.relu(self.final_bn(x))
+
+
+class BasicBlock(nn.Module):
+    """The ResNet v1 basic block (He et al., 2016): conv-BN-ReLU-conv-BN plus shortcut, then ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut: nn.Sequential | None = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = self.shortcut(x) if self.shortcut is not None else x
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + residual)
+
+
+class LocalNetwork(nn.Module):
+    """GMIC's local network: ResNet-18 (v1) on 3-channel patches, then a spatial mean.
+
+    Input (M, 3, h, w); output (M, 8 * base_width) features (512 for the published width 64).
+    """
+
+    def __init__(self, base_width: int = 64, blocks: tuple[int, ...] = (2, 2, 2, 2)) -> None:
+        super().__init__()
+        self.stem_conv = nn.Conv2d(3, base_width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.stem_bn = nn.BatchNorm2d(base_width)
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        stages = []
+        in_channels = base_width
+        for index, count in enumerate(blocks):
+            width = base_width * 2**index
+            stride = 1 if index == 0 else 2
+            layer = [BasicBlock(in_channels, width, stride)]
+            layer += [BasicBlock(width, width, 1) for _ in range(count - 1)]
+            stages.append(nn.Sequential(*layer))
+            in_channels = width
+        self.stages = nn.ModuleList(stages)
+        self.out_features = in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(torch.relu(self.stem_bn(self.stem_conv(x))))
+        for stage in self.stages:
+            x = stage(x)
+        return x.mean(dim=(2, 3))

@@ -1,0 +1,116 @@
+"""The GMIC model against the golden outputs of the reference, and its building blocks."""
+
+from __future__ import annotations
+
+import glob
+
+import numpy as np
+import pytest
+import torch
+
+from inference.models.gmic import GMIC, GMICConfig, crop_upper_left, retrieve_rois, top_t_pooling
+from tests.conftest import REFERENCE, require_shared
+
+TOLERANCES = {
+    "saliency_map": ("saliency_map", 1e-4),
+    "y_global": ("y_global", 1e-4),
+    "y_local": ("y_local", 1e-4),
+    "y_fusion": ("y_fusion", 1e-4),
+    "patch_attention": ("patch_attns", 1e-5),
+    "patches": ("patches", 1e-6),
+}
+LOOSE = {"global_vec": "global_vec", "h_crops": "h_crops", "z": "z"}  # max abs 2e-3 or relative 1e-4
+
+
+def golden_files():
+    return sorted(glob.glob(str(REFERENCE / "golden_*.npz"))) if REFERENCE.is_dir() else []
+
+
+def test_all_seven_golden_files_present():
+    require_shared()
+    assert len(golden_files()) == 7
+
+
+@pytest.mark.parametrize("path", golden_files(), ids=lambda p: p.rsplit("/", 1)[-1])
+def test_forward_matches_golden(seeded_model, path):
+    golden = np.load(path)
+    x = torch.from_numpy(golden["input"])[None, None]
+    with torch.inference_mode():
+        out = seeded_model.model(x)
+    assert np.array_equal(out.patch_locations.numpy(), golden["patch_locations"].astype(np.int64))
+    for attr, (key, tolerance) in TOLERANCES.items():
+        deviation = np.abs(getattr(out, attr).numpy() - golden[key]).max()
+        assert deviation <= tolerance, (attr, deviation)
+    for attr, key in LOOSE.items():
+        ours, theirs = getattr(out, attr).numpy(), golden[key]
+        close = np.abs(ours - theirs) <= np.maximum(2e-3, 1e-4 * np.abs(theirs))
+        assert close.all(), attr
+
+
+def test_batch_gives_the_same_results_as_one_at_a_time(seeded_model):
+    require_shared()
+    inputs = [np.load(p)["input"] for p in golden_files()[:2]]
+    model = seeded_model.model
+    with torch.inference_mode():
+        batch = model(torch.from_numpy(np.stack(inputs))[:, None])
+        for i, single_input in enumerate(inputs):
+            single = model(torch.from_numpy(single_input)[None, None])
+            assert torch.equal(batch.patch_locations[i], single.patch_locations[0])
+            assert torch.allclose(batch.y_fusion[i], single.y_fusion[0], atol=1e-5)
+            assert torch.allclose(batch.saliency_map[i], single.saliency_map[0], atol=1e-5)
+
+
+def test_forward_stores_nothing_on_the_module(seeded_model):
+    require_shared()
+    model = seeded_model.model
+    before = {name: dict(m.__dict__) for name, m in model.named_modules()}
+    x = torch.from_numpy(np.load(golden_files()[0])["input"])[None, None]
+    with torch.inference_mode():
+        model(x)
+    after = {name: dict(m.__dict__) for name, m in model.named_modules()}
+    assert before.keys() == after.keys()
+    for name in before:
+        assert before[name].keys() == after[name].keys(), name
+
+
+def test_top_t_pooling_is_the_mean_of_the_largest_values():
+    saliency = torch.arange(1380, dtype=torch.float32).reshape(1, 1, 46, 30).repeat(1, 2, 1, 1) / 1380
+    pooled = top_t_pooling(saliency, 0.02)
+    expected = torch.arange(1380 - 28, 1380, dtype=torch.float32).mean() / 1380
+    assert torch.allclose(pooled, expected.expand(1, 2))
+
+
+def test_roi_retrieval_picks_first_on_ties_and_zeroes_chosen_cells():
+    saliency = torch.zeros(1, 2, 46, 30)
+    saliency[0, 0, 10:14, 5:9] = 1.0   # benign peak
+    saliency[0, 1, 30:34, 20:24] = 1.0  # malignant peak, equal after normalisation
+    cells = retrieve_rois(saliency, K=3, window=(4, 4))
+    assert cells[0, 0].tolist() == [10, 5]  # first in row-major order wins the tie
+    assert cells[0, 1].tolist() == [30, 20]
+    assert cells[0, 2].tolist() == [0, 0]  # everything left is zero: first window
+
+
+def test_roi_retrieval_handles_a_constant_map():
+    cells = retrieve_rois(torch.full((2, 2, 46, 30), 0.5), K=6, window=(4, 4))
+    assert cells.shape == (2, 6, 2)
+
+
+def test_crop_past_the_edge_fills_top_left_with_the_minimum():
+    image = torch.arange(100, dtype=torch.float32).reshape(1, 10, 10)
+    patch = crop_upper_left(image, torch.tensor([[[8, 7]]]), (4, 4))[0, 0]
+    # rows 8, 9 and columns 7, 8, 9 exist: they go to the bottom-right; the rest is the image minimum (0)
+    assert torch.equal(patch[2:, 1:], image[0, 8:10, 7:10])
+    assert torch.all(patch[:2, :] == 0) and torch.all(patch[:, :1] == 0)
+
+
+def test_config_validates_its_values():
+    with pytest.raises(ValueError, match="percent_t"):
+        GMICConfig(percent_t=0)
+    with pytest.raises(ValueError, match="K"):
+        GMICConfig(K=0)
+
+
+def test_bad_input_shape_is_a_value_error():
+    model = GMIC().eval()
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
+        model(torch.zeros(1, 2944, 1920))

@@ -1,0 +1,166 @@
+"""Checkpoint loading: the published layout, safety, identification and ensembles."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from inference import weights
+from inference.models.gmic import GMIC
+from inference.weights import (
+    CheckpointError,
+    git_blob_sha1,
+    load_gmic_checkpoint,
+    load_model,
+    load_models,
+    remap_published_keys,
+)
+from tests.conftest import REFERENCE, require_shared
+
+
+@pytest.fixture(scope="module")
+def published_state():
+    """The seeded weights in the published layout, plus the unused extra key the real files carry."""
+    require_shared()
+    state = torch.load(REFERENCE / "seeded_state_dict.pt", weights_only=True)
+    state["shared_rep_filter.weight"] = torch.zeros(1)
+    return state
+
+
+def save(tmp_path: Path, state, name="model.p") -> Path:
+    path = tmp_path / name
+    torch.save(state, path)
+    return path
+
+
+def test_manifest_keys_are_exactly_the_published_layout(published_state):
+    manifest = json.loads((REFERENCE / "state_dict_manifest.json").read_text())
+    keys = [e["key"] for e in manifest["entries"]]
+    assert set(keys) | {"shared_rep_filter.weight"} == set(published_state)
+    remapped = remap_published_keys(published_state)
+    assert set(remapped) == set(GMIC().state_dict())
+
+
+def test_remapping_is_pure(published_state):
+    copy = dict(published_state)
+    remap_published_keys(published_state)
+    assert copy.keys() == published_state.keys()
+
+
+def test_loads_published_layout_with_extra_key(tmp_path, published_state):
+    with pytest.warns(UserWarning, match="percent_t = 0.02"):
+        model = load_gmic_checkpoint(save(tmp_path, published_state))
+    assert model.config.percent_t == 0.02 and not model.training
+
+
+def test_missing_key_is_named(tmp_path, published_state):
+    state = dict(published_state)
+    del state["mil_attn_U.weight"]
+    with pytest.raises(CheckpointError, match="attention.U.weight"):
+        load_gmic_checkpoint(save(tmp_path, state), percent_t=0.02)
+
+
+def test_unexpected_key_is_named(tmp_path, published_state):
+    state = dict(published_state)
+    state["extra_head.weight"] = torch.zeros(3)
+    with pytest.raises(CheckpointError, match="extra_head.weight"):
+        load_gmic_checkpoint(save(tmp_path, state), percent_t=0.02)
+
+
+def test_wrong_shape_is_named(tmp_path, published_state):
+    state = dict(published_state)
+    state["fusion_dnn.weight"] = torch.zeros(2, 700)
+    with pytest.raises(CheckpointError, match=r"fusion.weight.*\(2, 700\)"):
+        load_gmic_checkpoint(save(tmp_path, state), percent_t=0.02)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_pickle_that_would_run_code_is_refused_not_run(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = _RunsCode()
+    payload.marker = str(marker)
+    path = tmp_path / "evil.p"
+    with path.open("wb") as handle:
+        pickle.dump({"ds_net.first_conv.weight": payload}, handle)
+    with pytest.raises(CheckpointError, match="refused for safety"):
+        load_gmic_checkpoint(path, percent_t=0.02)
+    assert not marker.exists()
+
+
+def test_torch_saved_object_is_refused(tmp_path):
+    path = tmp_path / "object.pt"
+    torch.save({"model": GMIC()}, path)  # a whole module, not a state dict
+    with pytest.raises(CheckpointError):
+        load_gmic_checkpoint(path, percent_t=0.02)
+    assert (tmp_path / "object.pt").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", bytes(range(256)) * 10])
+def test_garbage_files_are_refused(tmp_path, content):
+    path = tmp_path / "garbage.p"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError):
+        load_gmic_checkpoint(path, percent_t=0.02)
+
+
+def test_missing_file_and_empty_folder(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_gmic_checkpoint(tmp_path / "nope.p")
+    with pytest.raises(CheckpointError, match="sample_model_1.p"):
+        load_models(tmp_path)
+
+
+def test_git_blob_sha1_matches_git(tmp_path):
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"hello\x00world" * 1000)
+    expected = subprocess.run(["git", "hash-object", str(path)], capture_output=True, text=True, check=True).stdout.strip()
+    assert git_blob_sha1(path) == expected
+
+
+def test_published_checkpoint_is_recognised_by_content(tmp_path, published_state, monkeypatch):
+    path = save(tmp_path, published_state, "renamed_anything.pt")
+    fake = weights.PublishedCheckpoint("sample_model_4.p", git_blob_sha1(path), 0.05)
+    monkeypatch.setitem(weights._BY_SHA1, fake.git_blob_sha1, fake)
+    loaded = load_model(path, percent_t=0.5)  # the published threshold wins over the caller's
+    assert loaded.identity.published_name == "sample_model_4.p"
+    assert loaded.model.config.percent_t == 0.05
+
+
+def test_published_hashes_and_thresholds_are_the_papers():
+    table = {c.name: (c.git_blob_sha1, c.percent_t) for c in weights.PUBLISHED_CHECKPOINTS}
+    assert table["sample_model_1.p"] == ("04e473379a8313daa426c38e69bad392fc0be769", 0.02)
+    assert table["sample_model_5.p"] == ("ec942dd65a99aaa3fce8cf00bcd10bdb0ee40e2c", 0.1)
+    assert [c.percent_t for c in weights.PUBLISHED_CHECKPOINTS] == [0.02, 0.03, 0.03, 0.05, 0.1]
+
+
+def test_caller_threshold_for_unknown_checkpoint(tmp_path, published_state):
+    assert load_gmic_checkpoint(save(tmp_path, published_state), percent_t=0.1).config.percent_t == 0.1
+
+
+def test_half_precision_and_wrapped_state_dicts_load(tmp_path, published_state):
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in published_state.items()}
+    model = load_gmic_checkpoint(save(tmp_path, {"state_dict": half}), percent_t=0.02)
+    assert model.fusion.weight.dtype == torch.float32
+
+
+def test_folder_gives_an_ensemble_in_published_order(tmp_path, published_state, monkeypatch):
+    paths = []
+    for i in (2, 1):
+        state = dict(published_state)
+        state["fusion_dnn.bias"] = torch.full((2,), float(i))  # different content, different hash
+        paths.append(save(tmp_path, state, f"file_{i}.p"))
+    for i, path in zip((2, 1), paths, strict=True):
+        entry = weights.PublishedCheckpoint(f"sample_model_{i}.p", git_blob_sha1(path), 0.02 + 0.01 * (i - 1))
+        monkeypatch.setitem(weights._BY_SHA1, entry.git_blob_sha1, entry)
+    models = load_models(tmp_path)
+    assert [m.identity.published_name for m in models] == ["sample_model_1.p", "sample_model_2.p"]
+    assert [m.model.config.percent_t for m in models] == [0.02, 0.03]
