@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
+from pydicom.uid import ExplicitVRLittleEndian
 
 from inference.exam import (
     MAX_PIXELS,
@@ -186,6 +187,8 @@ def _voi_lut_dataset(ds: Dataset) -> Dataset | None:
     if "VOILUTSequence" not in ds:
         return None
     voi = Dataset()
+    voi.file_meta = FileMetaDataset()  # pydicom reads OW LUT data with the file's byte order
+    voi.file_meta.TransferSyntaxUID = ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)
     voi.VOILUTSequence = ds.VOILUTSequence
     voi.BitsStored = ds.get("BitsStored", 16)
     voi.PixelRepresentation = ds.get("PixelRepresentation", 0)

@@ -219,22 +219,27 @@ def background_level(image: np.ndarray) -> tuple[float, str]:
     """Estimate the background level of an image whose tissue is bright.
 
     A clean image has an exact-minimum background covering a good share of the pixels: its level is that
-    minimum. A noisy one (real detectors, film scans) gets Otsu's threshold on a subsample, and the
-    background level is the 99th percentile of the pixels below it, so that noise maps to 0.
+    minimum. A noisy one (real detectors, film scans) has a background *mode* at the dark end of the
+    histogram: its level is where that mode ends (the histogram falls below 2 % of the mode's height, or
+    reaches a valley), so that the noise maps to 0 and the faint skin line stays above it.
     """
-    sample = image.ravel()[:: max(1, image.size // 1_000_000)]
+    sample = image.ravel()[:: max(1, image.size // 1_000_000)].astype(np.float64)
     low = float(sample.min())
     if np.mean(sample == low) >= 0.02:
         return low, "exact"
-    scaled = sample.astype(np.float64)
-    high = float(scaled.max())
+    high = float(np.percentile(sample, 99.9))
     if high <= low:
         return low, "exact"
-    as8 = np.round((scaled - low) / (high - low) * 255).astype(np.uint8)
-    threshold, _ = cv2.threshold(as8.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    below = scaled[as8 <= threshold]
-    level = float(np.percentile(below, 99)) if below.size else low
-    return level, "estimated"
+    counts, edges = np.histogram(sample, bins=512, range=(low, high))
+    smooth = np.convolve(counts, np.ones(3) / 3, mode="same")
+    peak = int(np.argmax(smooth[:256]))
+    height = smooth[peak]
+    end = peak
+    while end + 1 < len(smooth) and smooth[end] > 0.02 * height:
+        if smooth[end] < 0.5 * height and smooth[end + 1] > smooth[end]:
+            break  # a valley between the background mode and the tissue
+        end += 1
+    return float(edges[end + 1]), "estimated"
 
 
 def to_model_image(pixels: np.ndarray, dense_is_low: bool) -> tuple[np.ndarray, float, list[str]]:

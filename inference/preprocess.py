@@ -235,16 +235,27 @@ def crop_breast(
     """
     mask = image > 0
     height, width = mask.shape
-    eroded = _l1_distance_to_zero(mask, outside_is_zero=True) > iterations
+    tissue_rows = np.flatnonzero(mask.any(axis=1))
+    if tissue_rows.size == 0:
+        raise PreprocessError("the image is blank: no breast tissue (no pixel above zero) was found")
+    tissue_cols = np.flatnonzero(mask.any(axis=0))
+    # Outside the bounding box of the tissue everything is background, so the morphology runs on that box
+    # (zero padding stands for both background and the image border) and on the box grown by `iterations`.
+    r0, r1 = int(tissue_rows[0]), int(tissue_rows[-1]) + 1
+    c0, c1 = int(tissue_cols[0]), int(tissue_cols[-1]) + 1
+    eroded = _l1_distance_to_zero(mask[r0:r1, c0:c1], outside_is_zero=True) > iterations
     component = _largest_component(eroded)
     used_fallback = component is None
     if component is None:
-        if not mask.any():
-            raise PreprocessError("the image is blank: no breast tissue (no pixel above zero) was found")
-        # Nothing survives 100 erosions (a small or thin image): keep the tissue mask as it is.
+        # Nothing survives the erosions (a small or thin image): keep the tissue mask as it is.
         dilated = mask
     else:
-        dilated = _l1_distance_to_zero(~component, outside_is_zero=False) <= iterations
+        g0, g1 = max(r0 - iterations, 0), min(r1 + iterations, height)
+        h0, h1 = max(c0 - iterations, 0), min(c1 + iterations, width)
+        grown = np.zeros((g1 - g0, h1 - h0), dtype=bool)
+        grown[r0 - g0 : r1 - g0, c0 - h0 : c1 - h0] = component
+        dilated = np.zeros_like(mask)
+        dilated[g0:g1, h0:h1] = _l1_distance_to_zero(~grown, outside_is_zero=False) <= iterations
 
     rows_any = np.flatnonzero(dilated.any(axis=1))
     cols_any = np.flatnonzero(dilated.any(axis=0))

@@ -1,0 +1,275 @@
+"""Exam intake: DICOM and PNG read right, or refused with ExamError naming the file."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from pydicom.sequence import Sequence
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+)
+
+from inference.exam import Exam, ExamError, View, load_exam, load_view
+from inference.pipeline import analyze_exam
+from tests.conftest import DATA, SHARED, require_shared
+from tests.inference.dicom_factory import PATIENT_ID, PATIENT_NAME, code_item, make_dataset, sample_pixels, write
+
+DICOM_DIR = SHARED / "data" / "dicom"
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    require_shared()
+    return sample_pixels("L-CC")
+
+
+def test_png_exam_folder_loads_four_views_and_skips_masks():
+    require_shared()
+    exam = load_exam(DATA / "gmic-exam0")
+    assert set(exam.views) == set(View)
+    assert not exam.aside  # the *_benign.png masks are not images of the exam
+    assert all(not img.horizontal_flip for img in exam.views.values())
+    assert exam.views[View.L_CC].view_source == "file name"
+
+
+@pytest.mark.parametrize("name", ["0_L-CC.png", "1_L_CC.png", "LCC.png", "L_CC.png", "left_cc.png"])
+def test_png_names(tmp_path, name):
+    require_shared()
+    shutil.copy(DATA / "gmic-exam0" / "0_L-CC.png", tmp_path / name)
+    assert load_view(tmp_path / name).view == View.L_CC
+
+
+def test_png_manifest_csv_and_json(tmp_path):
+    require_shared()
+    shutil.copy(DATA / "gmic-exam0" / "0_L-CC.png", tmp_path / "a.png")
+    shutil.copy(DATA / "gmic-exam0" / "0_R-MLO.png", tmp_path / "b.png")
+    (tmp_path / "m.csv").write_text("path,view\na.png,L-CC\nb.png,R_MLO\n")
+    (tmp_path / "m.json").write_text('{"a.png": "L-CC", "b.png": "R-MLO"}')
+    for manifest in ("m.csv", "m.json"):
+        exam = load_exam(tmp_path / manifest)
+        assert set(exam.views) == {View.L_CC, View.R_MLO}
+
+
+def test_png_model_image_is_the_png_itself():
+    """Clean PNGs (background exactly 0) reach the model unchanged, so the oracles still hold."""
+    require_shared()
+    image = load_view(DATA / "gmic-exam0" / "0_R-CC.png")
+    import cv2
+
+    raw = cv2.imread(str(DATA / "gmic-exam0" / "0_R-CC.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(image.model_image, raw.astype(np.float32))
+    assert image.background_level == 0
+
+
+def test_monochrome1_and_monochrome2_give_identical_model_input(tmp_path, pixels):
+    mono2 = write(make_dataset(pixels), tmp_path, "m2.dcm")
+    mono1 = write(make_dataset(4095 - pixels, photometric="MONOCHROME1", PresentationLUTShape="INVERSE"), tmp_path, "m1.dcm")
+    a, b = load_view(mono2), load_view(mono1)
+    assert np.array_equal(a.model_image, b.model_image)
+    assert b.invert_display and not a.invert_display
+    assert any("MONOCHROME1" in w for w in b.warnings)
+    # displayed the same way: dense tissue white in both, inverted once only
+    assert np.allclose(a.display_image(a.auto_window()), b.display_image(b.auto_window()), atol=2e-3)
+
+
+def test_presentation_lut_inverse_on_monochrome2_inverts_once(tmp_path, pixels):
+    path = write(make_dataset(4095 - pixels, PresentationLUTShape="INVERSE"), tmp_path, "inv.dcm")
+    reference = load_view(write(make_dataset(pixels), tmp_path, "ref.dcm"))
+    image = load_view(path)
+    assert np.array_equal(image.model_image, reference.model_image)
+
+
+@pytest.mark.parametrize(
+    "syntax", [RLELossless, JPEGLSLossless, JPEG2000Lossless, DeflatedExplicitVRLittleEndian], ids=str
+)
+def test_compressed_syntaxes_decode_to_the_same_pixels(tmp_path, pixels, syntax):
+    ds = make_dataset(pixels)
+    if syntax == DeflatedExplicitVRLittleEndian:
+        ds.file_meta.TransferSyntaxUID = syntax
+    else:
+        ds.compress(syntax, pixels.astype(np.uint16))
+    image = load_view(write(ds, tmp_path, "c.dcm"))
+    assert np.array_equal(image.pixels, pixels)
+
+
+def test_real_cbis_ddsm_rle_files():
+    require_shared()
+    left = load_view(DICOM_DIR / "cbis-ddsm_P00173_LEFT_CC_rle.dcm")
+    right = load_view(DICOM_DIR / "cbis-ddsm_P00820_RIGHT_MLO_rle.dcm")
+    assert left.view == View.L_CC and right.view == View.R_MLO
+    assert left.laterality_source == "Laterality" and left.view_source == "PatientOrientation"
+    assert any("not ImageLaterality" in w for w in left.warnings)
+    assert not left.windows and left.auto_window().width > 0
+    assert not right.horizontal_flip  # a right view facing left is the usual storage
+    assert right.model_image.min() == 0 and right.model_image.max() > 0
+
+
+def test_ge_for_presentation_header_windows_and_degenerate_size():
+    require_shared()
+    import pydicom
+
+    from inference.dicom_intake import _windows
+
+    ds = pydicom.dcmread(DICOM_DIR / "openrem_MG-Im-GE_Seno_1_ForPresentation.dcm")
+    windows = _windows(ds)
+    assert len(windows) == 3 and all(w.function == "SIGMOID" for w in windows)
+    with pytest.raises(ExamError, match="too small"):
+        load_view(DICOM_DIR / "openrem_MG-Im-GE_Seno_1_ForPresentation.dcm")
+
+
+def test_for_processing_is_viewable_not_analyzable():
+    require_shared()
+    image = load_view(DICOM_DIR / "openrem_MG-Im-GE-SenDS-scaled.dcm")
+    assert not image.analyzable and image.invert_display
+    assert image.patient.name  # non-ASCII name decoded, available for display
+    exam = Exam(views={image.view: image}, source=image.source)
+    with pytest.raises(ExamError, match="For Processing"):
+        analyze_exam(exam, [])
+
+
+def test_no_pixel_data_is_refused():
+    require_shared()
+    with pytest.raises(ExamError, match="no displayable pixel data"):
+        load_view(DICOM_DIR / "openrem_MG-Im-Hologic-PropProj.dcm")
+
+
+def test_voi_lut_sequence_and_sigmoid_and_rescale(tmp_path, pixels):
+    ds = make_dataset(pixels)
+    lut = code_item("x", "x")
+    del lut.CodeValue, lut.CodingSchemeDesignator, lut.CodeMeaning
+    lut.LUTDescriptor = [4096, 0, 16]
+    table = (np.linspace(0, 1, 4096) ** 0.5 * 65535).astype(np.uint16)
+    lut.LUTData = table.tobytes()
+    lut["LUTData"].VR = "OW"
+    ds.VOILUTSequence = Sequence([lut])
+    image = load_view(write(ds, tmp_path, "lut.dcm"))
+    shown = image.display_image()
+    expected = table[pixels].astype(np.float32) / 65535
+    assert np.allclose(shown, expected, atol=1e-4)
+
+    ds = make_dataset(pixels, WindowCenter=[2000, 1500], WindowWidth=[1000, 3000],
+                      WindowCenterWidthExplanation=["NORMAL", "WIDE"], VOILUTFunction="SIGMOID")
+    image = load_view(write(ds, tmp_path, "sig.dcm"))
+    assert [w.explanation for w in image.windows] == ["NORMAL", "WIDE"]
+    shown = image.display_image()
+    assert 0.45 < float(shown[pixels == 2000].mean()) < 0.55 if np.any(pixels == 2000) else True
+    assert shown.min() >= 0 and shown.max() <= 1
+
+    ds = make_dataset(pixels, RescaleSlope=2, RescaleIntercept=-100)
+    image = load_view(write(ds, tmp_path, "rescale.dcm"))
+    assert np.array_equal(image.pixels, pixels.astype(np.int64) * 2 - 100)
+
+
+def test_noisy_background_is_detected_and_zeroed(tmp_path, pixels):
+    rng = np.random.default_rng(1)
+    noisy = pixels.astype(np.int32) + 60 + rng.integers(0, 40, pixels.shape)
+    image = load_view(write(make_dataset(np.clip(noisy, 0, 4095)), tmp_path, "noisy.dcm"))
+    assert any("noisy background" in w for w in image.warnings)
+    background = pixels == 0
+    assert np.mean(image.model_image[background] == 0) > 0.98
+    assert np.mean(image.model_image[pixels > 300] > 0) > 0.99
+
+
+def test_image_stored_mirrored_is_flagged_and_still_reaches_the_model_facing_right(tmp_path, pixels):
+    mirrored = write(make_dataset(pixels[:, ::-1].copy()), tmp_path, "mirror.dcm")
+    normal = write(make_dataset(pixels), tmp_path, "normal.dcm")
+    a, b = load_view(normal), load_view(mirrored)
+    assert b.horizontal_flip and not a.horizontal_flip
+    assert any("mirrored" in w for w in b.warnings)
+    from inference.preprocess import prepare_view
+
+    assert np.array_equal(prepare_view(a.model_image, "L-CC", a.horizontal_flip).input,
+                          prepare_view(b.model_image, "L-CC", b.horizontal_flip).input)
+
+
+def test_missing_and_contradictory_tags(tmp_path, pixels):
+    ds = make_dataset(pixels, laterality_keyword="", projection="")
+    ds.SeriesDescription = "L CC"
+    image = load_view(write(ds, tmp_path, "noview.dcm"))
+    assert image.view == View.L_CC and image.laterality_source == "SeriesDescription"
+    ds = make_dataset(pixels, laterality_keyword="", projection="")
+    with pytest.raises(ExamError, match="laterality"):
+        load_view(write(ds, tmp_path, "unknown.dcm"))
+    ds = make_dataset(pixels)
+    ds.ViewPosition = "MLO"  # ViewCodeSequence says CC
+    image = load_view(write(ds, tmp_path, "contra.dcm"))
+    assert image.view == View.L_CC and any("ViewPosition says MLO" in w for w in image.warnings)
+    ds = make_dataset(pixels, laterality_keyword="", projection="", PatientOrientation=["A", "R"])
+    image = load_view(write(ds, tmp_path, "RIGHT_MLO_name.dcm"))
+    assert image.view == View.R_MLO and image.view_source == "file name"
+
+
+def test_spot_implant_and_ml_views_are_kept_aside(tmp_path, pixels):
+    write(make_dataset(pixels), tmp_path, "a.dcm")
+    write(make_dataset(pixels, modifiers=("spot compression",)), tmp_path, "b.dcm")
+    write(make_dataset(pixels, modifiers=("implant displaced",)), tmp_path, "c.dcm")
+    write(make_dataset(pixels, projection="ML"), tmp_path, "d.dcm")
+    exam = load_exam(tmp_path)
+    assert list(exam.views) == [View.L_CC]
+    assert len(exam.aside) == 3
+    assert all(any("kept aside" in w for w in img.warnings) for img in exam.aside)
+
+
+def test_several_candidates_pick_latest_and_say_which(tmp_path, pixels):
+    write(make_dataset(pixels, AcquisitionDateTime="20260101100000"), tmp_path, "early.dcm")
+    write(make_dataset(pixels, AcquisitionDateTime="20260101110000"), tmp_path, "late.dcm")
+    exam = load_exam(tmp_path)
+    assert exam.views[View.L_CC].source.name == "late.dcm"
+    assert any("used late.dcm" in w for w in exam.warnings)
+
+
+def test_deidentify_drops_identifiers(tmp_path, pixels):
+    exam = load_exam([write(make_dataset(pixels), tmp_path, "a.dcm")])
+    assert exam.patient.name == PATIENT_NAME
+    clean = exam.deidentify()
+    text = repr(clean) + repr(clean.views[View.L_CC].patient)
+    assert PATIENT_NAME not in text and PATIENT_ID not in text
+    assert clean.views[View.L_CC].patient.patient_id == ""
+
+
+def test_identifiers_never_reach_the_log(tmp_path, pixels, caplog):
+    caplog.set_level("DEBUG")
+    path = write(make_dataset(pixels), tmp_path, "a.dcm")
+    load_exam([path])
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(ExamError):
+        load_view(bad)
+    assert PATIENT_NAME not in caplog.text and PATIENT_ID not in caplog.text
+
+
+def test_other_modality_multiframe_and_colour_are_refused(tmp_path, pixels):
+    with pytest.raises(ExamError, match="not a mammogram"):
+        load_view(write(make_dataset(pixels, Modality="CT"), tmp_path, "ct.dcm"))
+    frames = np.stack([pixels, pixels])
+    ds = make_dataset(pixels, NumberOfFrames=2)
+    ds.PixelData = frames.astype(np.uint16).tobytes()
+    with pytest.raises(ExamError, match="multi-frame"):
+        load_view(write(ds, tmp_path, "mf.dcm"))
+    ds = make_dataset(pixels, SamplesPerPixel=3, PhotometricInterpretation="RGB", PlanarConfiguration=0)
+    with pytest.raises(ExamError, match="colour"):
+        load_view(write(ds, tmp_path, "rgb.dcm"))
+
+
+def test_dicom_exam_analyses_like_the_png_exam(tmp_path, seeded_model):
+    """The same pixels as DICOM (MONOCHROME1 for one view) give the model's PNG answer."""
+    require_shared()
+    import cv2
+
+    for view in ("L-CC", "R-CC"):
+        raw = cv2.imread(str(DATA / "gmic-exam0" / f"0_{view}.png"), cv2.IMREAD_UNCHANGED)
+        if view == "R-CC":
+            ds = make_dataset(4095 - raw, view, photometric="MONOCHROME1")
+        else:
+            ds = make_dataset(raw, view)
+        write(ds, tmp_path, f"{view}.dcm")
+    dicom = analyze_exam(load_exam(tmp_path), seeded_model, device="cpu")
+    png = analyze_exam(load_exam([DATA / "gmic-exam0" / "0_L-CC.png", DATA / "gmic-exam0" / "0_R-CC.png"]),
+                       seeded_model, device="cpu")
+    for view in (View.L_CC, View.R_CC):
+        assert np.allclose(dicom.views[view].probabilities, png.views[view].probabilities, atol=1e-6)

@@ -1,0 +1,132 @@
+"""Bad input: every case either loads with warnings or raises ExamError; nothing else escapes or hangs."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+from pydicom.encaps import encapsulate
+
+from inference.exam import ExamError, ViewImage, load_exam, load_view
+from tests.conftest import require_shared
+from tests.inference.dicom_factory import make_dataset, sample_pixels, write
+
+TIME_LIMIT_S = 10.0
+
+
+def outcome(path):
+    """'ok' or 'refused'; any other exception fails the test. Each case is bounded in time."""
+    start = time.perf_counter()
+    try:
+        image = load_view(path)
+        assert isinstance(image, ViewImage)
+        result = "ok"
+    except ExamError as error:
+        assert str(path.name) in str(error)  # the message names the file
+        result = "refused"
+    assert time.perf_counter() - start < TIME_LIMIT_S
+    return result
+
+
+@pytest.fixture(scope="module")
+def good_dicom(tmp_path_factory):
+    require_shared()
+    folder = tmp_path_factory.mktemp("good")
+    return write(make_dataset(sample_pixels("L-CC", shrink=8)), folder, "good.dcm").read_bytes()
+
+
+@pytest.mark.parametrize("suffix", [".dcm", ".png"])
+def test_zero_length(tmp_path, suffix):
+    path = tmp_path / f"empty{suffix}"
+    path.write_bytes(b"")
+    assert outcome(path) == "refused"
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.05, 0.2, 0.5, 0.9, 0.999])
+def test_truncated(tmp_path, good_dicom, fraction):
+    path = tmp_path / "cut.dcm"
+    path.write_bytes(good_dicom[: int(len(good_dicom) * fraction)])
+    assert outcome(path) == "refused"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_corruption(tmp_path, good_dicom, seed):
+    rng = np.random.default_rng(seed)
+    data = bytearray(good_dicom)
+    header_end = min(len(data), 2000)
+    for _ in range(int(rng.integers(1, 20))):
+        # most flips hit the header, where they do most damage; some hit the pixels
+        position = int(rng.integers(0, header_end if rng.random() < 0.8 else len(data)))
+        data[position] = int(rng.integers(0, 256))
+    path = tmp_path / "corrupt.dcm"
+    path.write_bytes(bytes(data))
+    assert outcome(path) in ("ok", "refused")
+
+
+def test_not_dicom_named_dcm(tmp_path):
+    path = tmp_path / "letter.dcm"
+    path.write_text("Dear colleague, please find the images attached.")
+    assert outcome(path) == "refused"
+
+
+def test_dimensions_that_disagree_with_the_data(tmp_path):
+    require_shared()
+    ds = make_dataset(sample_pixels("L-CC", shrink=8))
+    ds.Rows = ds.Rows * 2
+    assert outcome(write(ds, tmp_path, "short.dcm")) == "refused"
+
+
+def test_absurd_dimensions_are_refused_without_allocating(tmp_path):
+    require_shared()
+    ds = make_dataset(sample_pixels("L-CC", shrink=8))
+    ds.Rows, ds.Columns = 65535, 65535
+    path = write(ds, tmp_path, "huge.dcm")
+    with pytest.raises(ExamError, match="implausible"):
+        load_view(path)
+
+
+def test_unsupported_syntax_without_codec(tmp_path):
+    require_shared()
+    pixels = sample_pixels("L-CC", shrink=8)
+    ds = make_dataset(pixels)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG2: no decoder for a still image
+    ds.PixelData = encapsulate([b"\x00" * 64])
+    ds["PixelData"].VR = "OB"
+    path = write(ds, tmp_path, "mpeg.dcm")
+    with pytest.raises(ExamError, match="mpeg.dcm"):
+        load_view(path)
+
+
+def test_png_variants(tmp_path):
+    require_shared()
+    grey16 = sample_pixels("L-CC", shrink=4)
+    grey8 = (grey16 >> 4).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "8bit_L-CC.png"), grey8)
+    image = load_view(tmp_path / "8bit_L-CC.png")
+    assert any("8-bit" in w for w in image.warnings)
+    cv2.imwrite(str(tmp_path / "greyrgb_L-CC.png"), np.dstack([grey8] * 3))
+    assert any("colour" in w for w in load_view(tmp_path / "greyrgb_L-CC.png").warnings)
+    colour = np.dstack([grey8, grey8 // 2, grey8])
+    cv2.imwrite(str(tmp_path / "colour_L-CC.png"), colour)
+    with pytest.raises(ExamError, match="colour"):
+        load_view(tmp_path / "colour_L-CC.png")
+    from PIL import Image
+
+    Image.fromarray(grey8).convert("P").save(tmp_path / "palette_L-CC.png")
+    assert load_view(tmp_path / "palette_L-CC.png").view.value == "L-CC"
+    (tmp_path / "broken_L-CC.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    assert outcome(tmp_path / "broken_L-CC.png") == "refused"
+
+
+def test_folder_with_no_mammogram(tmp_path):
+    (tmp_path / "notes.txt").write_text("nothing here")
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4")
+    with pytest.raises(ExamError, match="no mammogram"):
+        load_exam(tmp_path)
+
+
+def test_missing_source():
+    with pytest.raises(ExamError, match="no such file"):
+        load_exam("/nonexistent/exam")
