@@ -273,3 +273,39 @@ def test_dicom_exam_analyses_like_the_png_exam(tmp_path, seeded_model):
                        seeded_model, device="cpu")
     for view in (View.L_CC, View.R_CC):
         assert np.allclose(dicom.views[view].probabilities, png.views[view].probabilities, atol=1e-6)
+
+
+def _gdcm_transcode(source, target, syntax_name: str):
+    import gdcm
+
+    reader = gdcm.ImageReader()
+    reader.SetFileName(str(source))
+    assert reader.Read()
+    change = gdcm.ImageChangeTransferSyntax()
+    change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, syntax_name)))
+    change.SetInput(reader.GetImage())
+    assert change.Change()
+    writer = gdcm.ImageWriter()
+    writer.SetFileName(str(target))
+    writer.SetFile(reader.GetFile())
+    writer.SetImage(change.GetOutput())
+    assert writer.Write()
+    return target
+
+
+def test_jpeg_lossless_process14_sv1_decodes(tmp_path, pixels):
+    source = write(make_dataset(pixels), tmp_path, "src.dcm")
+    target = _gdcm_transcode(source, tmp_path / "sv1.dcm", "JPEGLosslessProcess14_1")
+    import pydicom
+
+    assert pydicom.dcmread(target).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.70"
+    assert np.array_equal(load_view(target).pixels, pixels)
+
+
+def test_lossy_jpeg2000_decodes_close_to_the_original(tmp_path, pixels):
+    from pydicom.uid import JPEG2000
+
+    ds = make_dataset(pixels)
+    ds.compress(JPEG2000, pixels.astype(np.uint16), j2k_cr=[10])
+    image = load_view(write(ds, tmp_path, "lossy.dcm"))
+    assert np.abs(image.pixels.astype(np.int64) - pixels).mean() < 40
