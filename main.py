@@ -84,7 +84,10 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mammo-reader", description="Mammo Reader")
+    parser = argparse.ArgumentParser(
+        prog="mammo-reader",
+        description="Mammo Reader. Without a subcommand: open the workstation (on EXAM when given).",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command")
     analyze = sub.add_parser("analyze", help="analyse one exam headless and print the probabilities")
@@ -98,16 +101,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_gui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mammo-reader",
+        description="Open the Mammo Reader workstation (on EXAM when given). Subcommands: "
+        + ", ".join(SUBCOMMANDS) + " (see 'main.py analyze -h').",
+    )
+    parser.add_argument("exam", nargs="?", help="exam folder, file list manifest, or image file")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--models", help="checkpoint file or folder (overrides Preferences)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides Preferences")
+    parser.add_argument("--screenshot", help="render the window to this PNG after the analysis, then exit")
+    return parser
+
+
+SUBCOMMANDS = ("analyze",)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    positionals = [a for a in argv if not a.startswith("-")]
+    if positionals and positionals[0] in SUBCOMMANDS:
+        parser = build_parser()
+    else:
+        parser = build_gui_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    if args.command is None:
-        parser.print_help()
-        return 0
     from inference.errors import MammoError
+
+    if getattr(args, "command", None) is None:
+        from app.gui import run_gui
+
+        overrides = {"device": args.device} if args.device else None
+        try:
+            return run_gui(args.exam, models=args.models, screenshot=args.screenshot, settings_overrides=overrides)
+        except MammoError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
 
     try:
         return args.handler(args)

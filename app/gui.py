@@ -1,0 +1,64 @@
+"""Starting the desktop application (and the offscreen screenshot mode used by tests and docs)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def run_gui(
+    exam: str | None,
+    *,
+    models: str | None = None,
+    screenshot: str | None = None,
+    settings_overrides: dict | None = None,
+) -> int:
+    """Open the main window (on ``exam`` when given). With ``screenshot``, render the window to that PNG
+    once the exam is shown and analysed (or cannot be), then exit."""
+    if screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.settings import AppSettings, config_dir
+    from app.study.store import Store
+    from app.ui.main_window import MainWindow, grab_png
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Mammo Reader")
+    settings = AppSettings.load()
+    if settings_overrides:
+        settings = dataclasses.replace(settings, **settings_overrides)
+    store = Store(config_dir() / "mammo_reader.sqlite")
+    window = MainWindow(settings, store, model_path=models)
+    window.show()
+    status = {"code": 0}
+    if screenshot:
+        def finish() -> None:
+            app.processEvents()
+            try:
+                grab_png(window, screenshot)
+                print(f"wrote {screenshot}")
+            except OSError as error:
+                print(f"error: {error}", file=sys.stderr)
+                status["code"] = 1
+            app.quit()
+
+        def on_shown() -> None:
+            if window.analysis_worker is None:
+                QTimer.singleShot(300, finish)
+
+        window.examShown.connect(on_shown)
+        window.analysisFinished.connect(lambda: QTimer.singleShot(300, finish))
+        if exam is None:
+            QTimer.singleShot(300, finish)
+    if exam is not None:
+        window.open_exam(Path(exam))
+    app.exec()
+    store.close()
+    return status["code"]

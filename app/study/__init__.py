@@ -1,0 +1,1 @@
+"""Reader studies and the local store, without Qt."""

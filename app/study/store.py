@@ -1,0 +1,154 @@
+"""The local SQLite store shared by the workstation and reader studies.
+
+WAL mode, a schema version with forward migrations, and one writer: every write goes through a single
+background thread (``submit``), so the GUI never blocks on the disk and writes are serialised. A write is
+durable (committed, WAL synced with ``synchronous=FULL``) when its future completes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE exam_reads (
+        exam_key TEXT NOT NULL,
+        reader TEXT NOT NULL,
+        breast TEXT NOT NULL CHECK (breast IN ('L', 'R')),
+        malignant REAL CHECK (malignant BETWEEN 0 AND 1),
+        benign REAL CHECK (benign IS NULL OR benign BETWEEN 0 AND 1),
+        birads TEXT,
+        committed INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (exam_key, reader, breast)
+    );
+    CREATE TABLE exam_results (
+        exam_key TEXT NOT NULL,
+        model_key TEXT NOT NULL,
+        result_json TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (exam_key, model_key)
+    );
+    """,
+}
+
+
+@dataclass(frozen=True)
+class BreastRead:
+    """A reader's estimate for one breast: probability of malignancy (and optionally benign), BI-RADS."""
+
+    breast: str
+    malignant: float | None
+    benign: float | None = None
+    birads: str = ""
+    committed: bool = False
+
+
+class Store:
+    """SQLite store with a single writer thread. Reads run on the caller's thread on their own connection."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._local = threading.local()
+        self._writer.submit(self._migrate).result()
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            self._local.connection = connection
+        return connection
+
+    def _migrate(self) -> None:
+        db = self._connect()
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path}: the database was written by a newer Mammo Reader (schema {version}); update the app"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            db.execute("BEGIN IMMEDIATE")
+            for statement in _statements(MIGRATIONS[target]):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version={target}")
+            db.execute("COMMIT")
+
+    def submit(self, work: Callable[[sqlite3.Connection], Any]) -> Future:
+        """Run ``work(connection)`` inside one transaction on the writer thread."""
+
+        def run() -> Any:
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                value = work(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return value
+
+        return self._writer.submit(run)
+
+    def read(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        return self._connect().execute(sql, parameters).fetchall()
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+
+    # -- the workstation's own tables ---------------------------------------------------------------------
+
+    def save_reads(self, exam_key: str, reader: str, reads: list[BreastRead]) -> Future:
+        now = time.time()
+
+        def work(db: sqlite3.Connection) -> None:
+            for read in reads:
+                db.execute(
+                    "INSERT INTO exam_reads VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (exam_key, reader, breast) "
+                    "DO UPDATE SET malignant=excluded.malignant, benign=excluded.benign, birads=excluded.birads, "
+                    "committed=excluded.committed, updated_at=excluded.updated_at",
+                    (exam_key, reader, read.breast, read.malignant, read.benign, read.birads, int(read.committed), now),
+                )
+
+        return self.submit(work)
+
+    def load_reads(self, exam_key: str, reader: str) -> dict[str, BreastRead]:
+        rows = self.read(
+            "SELECT breast, malignant, benign, birads, committed FROM exam_reads WHERE exam_key=? AND reader=?",
+            (exam_key, reader),
+        )
+        return {r[0]: BreastRead(r[0], r[1], r[2], r[3] or "", bool(r[4])) for r in rows}
+
+    def save_result(self, exam_key: str, model_key: str, result: dict) -> Future:
+        payload = json.dumps(result)
+        return self.submit(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO exam_results VALUES (?, ?, ?, ?)", (exam_key, model_key, payload, time.time())
+            )
+        )
+
+    def load_result(self, exam_key: str, model_key: str) -> dict | None:
+        rows = self.read(
+            "SELECT result_json FROM exam_results WHERE exam_key=? AND model_key=?", (exam_key, model_key)
+        )
+        return json.loads(rows[0][0]) if rows else None
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,34 @@
+"""The one place that turns exceptions into messages a radiologist can act on."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from inference.errors import MammoError
+
+logger = logging.getLogger(__name__)
+
+
+def user_message(error: BaseException) -> tuple[str, str]:
+    """(title, text) for an exception: typed input errors speak for themselves; others are bugs."""
+    if isinstance(error, MammoError):
+        return "Cannot use this input", str(error)
+    if isinstance(error, MemoryError):
+        return "Out of memory", "The computer ran out of memory. Close other programs and try again."
+    if isinstance(error, OSError):
+        return "File problem", f"{error.strerror or error} ({error.filename or 'no file name'})"
+    return "Unexpected error", (
+        f"An unexpected error occurred ({type(error).__name__}: {error}). "
+        "Please report it; the exam itself was not changed."
+    )
+
+
+def show_error(parent: QWidget | None, error: BaseException) -> None:
+    """Show ``error`` in a dialog (never logs identifiers: only the type goes to the log)."""
+    title, text = user_message(error)
+    logger.warning("shown to the user: %s", type(error).__name__)
+    box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, parent)
+    box.setObjectName("errorDialog")
+    box.open()

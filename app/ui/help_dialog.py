@@ -1,0 +1,42 @@
+"""Help: the keyboard shortcuts, generated from the window's own actions so the list cannot go stale."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+MOUSE = [
+    ("Wheel", "zoom"),
+    ("Left drag", "pan"),
+    ("Right drag", "window (left/right: width, up/down: level)"),
+    ("Double-click", "one view full screen / back"),
+    ("Hover a patch box", "highlight it in the gallery"),
+    ("Click a gallery patch", "centre and zoom on it"),
+]
+SHORTCUTS = MOUSE
+
+
+class ShortcutsDialog(QDialog):
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("shortcutsDialog")
+        self.setWindowTitle("Keyboard and mouse")
+        rows = [
+            (action.shortcut().toString(QKeySequence.SequenceFormat.NativeText), action.text())
+            for action in parent.actions()
+            if not action.shortcut().isEmpty()
+        ] + MOUSE
+        table = QTableWidget(len(rows), 2)
+        table.setObjectName("shortcutsTable")
+        table.setHorizontalHeaderLabels(["key", "action"])
+        table.verticalHeader().hide()
+        for i, (key, text) in enumerate(rows):
+            table.setItem(i, 0, QTableWidgetItem(key))
+            table.setItem(i, 1, QTableWidgetItem(text))
+        table.resizeColumnsToContents()
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(table)
+        layout.addWidget(buttons)
+        self.resize(480, 620)
