@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
@@ -28,10 +29,10 @@ from app.study.store import Store
 from app.ui.errors import show_error
 from app.ui.hanging import HangingWidget, Layout
 from app.ui.help_dialog import ShortcutsDialog
+from app.ui.overlay_images import CLASS_COLOURS, OverlayImages, prepare_overlays
 from app.ui.patch_gallery import PatchGalleryWidget
 from app.ui.preferences import PreferencesDialog
 from app.ui.score_panel import ScorePanelWidget
-from app.ui.view_widget import CLASS_COLOURS
 from app.ui.worker import Worker
 from inference.exam import Exam, load_exam
 from inference.pipeline import ExamResult, analyze_exam
@@ -75,16 +76,27 @@ class _SavedSignal(QObject):
     saved = Signal(str)
 
 
+@dataclass(frozen=True)
+class AnalysisOutcome:
+    """What the background analysis hands to the GUI: everything heavy is already computed."""
+
+    models: list[LoadedModel]
+    result: ExamResult
+    overlays: OverlayImages
+    record: dict  # the JSON-ready result for the store
+
+
 def _load_and_analyze(
     exam: Exam, model_path: str, cached: list[LoadedModel] | None, device: str, mode: str, *, progress, cancel
-) -> tuple[list[LoadedModel], ExamResult]:
-    """Background task: load the models if needed, then analyse."""
+) -> AnalysisOutcome:
+    """Background task: load the models if needed, analyse, and prepare overlay pixels and the record."""
     models = cached
     if models is None:
         progress("loading models", 0, 1)
         models = load_models(model_path)
     result = analyze_exam(exam, models, device=device, mode=mode, progress=progress, cancel=cancel)
-    return models, result
+    progress("preparing overlays", 0, 1)
+    return AnalysisOutcome(models, result, prepare_overlays(result, exam), exam_result_to_dict(result))
 
 
 def _load_exam_task(source, *, progress, cancel) -> Exam:
@@ -112,6 +124,9 @@ class MainWindow(QMainWindow):
         self._models_key: tuple | None = None
         self.load_worker: Worker | None = None
         self.analysis_worker: Worker | None = None
+        self._overlays_pending = False
+        self._thread_done = False
+        self._record: dict = {}
         self._saved_signal = _SavedSignal()
         self._saved_signal.saved.connect(self._on_saved)
         self._save_timer = QTimer(self, singleShot=True, interval=400)
@@ -297,6 +312,12 @@ class MainWindow(QMainWindow):
 
     # --------------------------------------------------------------------------------------- exam / model
 
+    def use_models(self, models: list[LoadedModel], label: str = "<in memory>") -> None:
+        """Use already-loaded models (scripts, tests) instead of a model path."""
+        self.model_path = label
+        self._models, self._models_key = list(models), (label,)
+        self._update_model_banner()
+
     def _update_model_banner(self) -> None:
         demo = any(m.identity.demo for m in self._models or [])
         if not self.model_path:
@@ -389,13 +410,32 @@ class MainWindow(QMainWindow):
         self.progress.setValue(done)
         self.stage_label.setText(stage)
 
-    def _on_result(self, value, key) -> None:
-        models, result = value
-        self._models, self._models_key = models, key
+    def _on_result(self, outcome: AnalysisOutcome, key) -> None:
+        result, overlays = outcome.result, outcome.overlays
+        self._models, self._models_key = outcome.models, key
+        self._record = outcome.record
         self.result = result
-        self.hanging.set_result(result)
-        self.gallery.set_result(result, self.exam)
         self.scores.set_result(result)
+        # apply the overlays one view per event-loop turn, so the GUI never stalls on them
+        steps = [
+            (lambda v=v: self.hanging.views[v].set_result(
+                result.views.get(v), {c: overlays.heatmaps[(v, c)] for c in CLASS_COLOURS if (v, c) in overlays.heatmaps}))
+            for v in self.hanging.views
+        ]
+        steps.append(lambda: self.gallery.set_result(result, overlays))
+        steps.append(self._overlays_applied)
+        self._overlays_pending = True
+        self._run_steps(steps)
+
+    def _run_steps(self, steps: list) -> None:
+        if not steps:
+            return
+        steps[0]()
+        QTimer.singleShot(0, lambda: self._run_steps(steps[1:]))
+
+    def _overlays_applied(self) -> None:
+        result = self.result
+        self._overlays_pending = False
         notices = list(result.provenance.notices)
         self.scores.set_status(
             f"Analysed on {result.provenance.device} ({result.provenance.mode.value} mode) with "
@@ -406,13 +446,21 @@ class MainWindow(QMainWindow):
         self._update_model_banner()
         if self.store is not None and self.exam is not None:
             model_key = "+".join(m.git_blob_sha1 for m in result.provenance.models)
-            self.store.save_result(exam_key(self.exam), model_key, exam_result_to_dict(result))
+            self.store.save_result(exam_key(self.exam), model_key, self._record)
+        self._maybe_finished()
 
     def _on_analysis_finished(self) -> None:
         self.progress.hide()
         self.cancel_button.hide()
         self.stage_label.setText("")
-        self.analysisFinished.emit()
+        self._thread_done = True
+        self._maybe_finished()
+
+    def _maybe_finished(self) -> None:
+        """``analysisFinished`` once the thread ended and every overlay is on screen."""
+        if self._thread_done and not self._overlays_pending:
+            self._thread_done = False
+            self.analysisFinished.emit()
 
     def _on_error(self, error: BaseException) -> None:
         self.scores.set_status(f"Problem: {error}")

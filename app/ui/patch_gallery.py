@@ -7,20 +7,15 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QTabWidget, QWidget
 
-from inference.exam import Exam
-from inference.pipeline import ExamResult, Patch
+from app.ui.overlay_images import OverlayImages, patch_thumbnail
+from inference.pipeline import ExamResult
 from inference.views import View
 
 PATCH_ICON = 160
 
 
-def patch_pixmap(patch: Patch, mirror: bool = False) -> QPixmap:
-    """Grey patch (as the model saw it, standardised) stretched to 0..255; ``mirror`` turns it the way the
-    view hangs on screen (the model sees every breast facing right)."""
-    pixels = patch.pixels[:, ::-1] if mirror else patch.pixels
-    low, high = np.percentile(pixels, [0.5, 99.5])
-    scaled = np.clip((pixels - low) / max(high - low, 1e-6) * 255, 0, 255).astype(np.uint8)
-    scaled = np.ascontiguousarray(scaled)
+def patch_pixmap(scaled: np.ndarray) -> QPixmap:
+    """A uint8 thumbnail (see ``overlay_images.patch_thumbnail``) as a pixmap."""
     image = QImage(scaled.data, scaled.shape[1], scaled.shape[0], scaled.strides[0], QImage.Format.Format_Grayscale8)
     return QPixmap.fromImage(image.copy())
 
@@ -35,7 +30,7 @@ class PatchGalleryWidget(QTabWidget):
         self.setObjectName("patchGallery")
         self.lists: dict[View, QListWidget] = {}
 
-    def set_result(self, result: ExamResult | None, exam: Exam | None = None) -> None:
+    def set_result(self, result: ExamResult | None, overlays: OverlayImages | None = None) -> None:
         self.clear()
         self.lists.clear()
         if result is None:
@@ -50,10 +45,11 @@ class PatchGalleryWidget(QTabWidget):
             listing.setResizeMode(QListWidget.ResizeMode.Adjust)
             listing.setMovement(QListWidget.Movement.Static)
             listing.setSpacing(4)
-            stored_mirrored = bool(exam is not None and view in exam.views and exam.views[view].horizontal_flip)
-            mirror = result.views[view].mapping.flipped != stored_mirrored
             for patch in result.views[view].patches:
-                item = QListWidgetItem(QIcon(patch_pixmap(patch, mirror)), f"#{patch.rank}  attention {patch.attention:.3f}")
+                thumbnail = overlays.thumbnails.get((view, patch.rank)) if overlays else None
+                if thumbnail is None:
+                    thumbnail = patch_thumbnail(patch.pixels, mirror=result.views[view].mapping.flipped)
+                item = QListWidgetItem(QIcon(patch_pixmap(thumbnail)), f"#{patch.rank}  attention {patch.attention:.3f}")
                 item.setData(Qt.ItemDataRole.UserRole, patch.rank)
                 item.setToolTip(
                     f"patch {patch.rank} of {view.value}: attention {patch.attention:.4f}; "

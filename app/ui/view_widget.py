@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, Qt, Signal
@@ -17,23 +16,13 @@ from PySide6.QtGui import QColor, QFont, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 
 from inference.exam import DisplayWindow, ViewImage
+from app.ui.overlay_images import CLASS_COLOURS, HEATMAP_UPSAMPLE, heatmap_rgba, smooth_heatmap
 from inference.pipeline import ViewResult
 from inference.views import Laterality, View
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
-CLASS_COLOURS = {0: (40, 220, 60), 1: (235, 40, 40)}  # benign green, malignant red (GMIC figures)
 PATCH_PEN = QColor(255, 210, 0)
-HEATMAP_UPSAMPLE = 8
-
-
-def heatmap_rgba(values: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
-    """(h, w) probabilities in [0, 1] -> (h, w, 4) uint8: a fixed colour whose opacity is the value."""
-    alpha = np.clip(values, 0.0, 1.0)
-    rgba = np.zeros(values.shape + (4,), np.uint8)
-    rgba[..., :3] = colour
-    rgba[..., 3] = np.round(alpha * 255).astype(np.uint8)
-    return rgba
 
 
 class ReadingViewBox(pg.ViewBox):
@@ -361,7 +350,8 @@ class MammoViewWidget(QWidget):
         self._boxes.clear()
         self._labels.clear()
 
-    def set_result(self, result: ViewResult | None) -> None:
+    def set_result(self, result: ViewResult | None, heatmaps: dict[int, np.ndarray] | None = None) -> None:
+        """Draw ``result``'s overlays; ``heatmaps`` (class -> RGBA) may be precomputed off the GUI thread."""
         self._clear_overlays()
         self.result = result
         if result is None or self.image is None:
@@ -369,10 +359,11 @@ class MammoViewWidget(QWidget):
         mapping = result.mapping
         affine = mapping.input_to_original_affine()
         for class_index, colour in CLASS_COLOURS.items():
-            values = result.saliency[class_index]
-            h, w = values.shape
-            smooth = cv2.resize(values, (w * HEATMAP_UPSAMPLE, h * HEATMAP_UPSAMPLE), interpolation=cv2.INTER_LINEAR)
-            item = pg.ImageItem(heatmap_rgba(smooth, colour))
+            h, w = result.saliency[class_index].shape
+            rgba = heatmaps.get(class_index) if heatmaps else None
+            if rgba is None:
+                rgba = heatmap_rgba(smooth_heatmap(result.saliency[class_index]), colour)
+            item = pg.ImageItem(rgba)
             item.setParentItem(self.image_item)
             cell_h = mapping.input_shape[0] / (h * HEATMAP_UPSAMPLE)
             cell_w = mapping.input_shape[1] / (w * HEATMAP_UPSAMPLE)
@@ -429,6 +420,7 @@ class MammoViewWidget(QWidget):
     # ------------------------------------------------------------------------------------ cursor, magnifier
 
     def item_to_widget(self, x: float, y: float) -> QPoint:
+        self.viewbox.updateMatrix()  # pyqtgraph applies a new range lazily, at the next paint
         scene = self.image_item.mapToScene(QPointF(x, y))
         return self.graphics.mapFromScene(scene)
 
