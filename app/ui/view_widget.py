@@ -205,7 +205,8 @@ class MammoViewWidget(QWidget):
         self.notes.setFixedWidth(max(120, min(360, size.width() - 16)))
         self.notes.adjustSize()
         self.notes.move(8, max(0, size.height() - self.notes.height() - 6))
-        self.empty.setGeometry(10, 10, max(10, size.width() - 20), max(10, size.height() - 20))
+        self.empty.setGeometry(10, 32, max(10, size.width() - 20), max(10, size.height() - 42))
+        self.marker.raise_()
 
     # ------------------------------------------------------------------------------------------ geometry
 
