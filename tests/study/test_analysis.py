@@ -1,0 +1,128 @@
+"""Reader-study statistics against published values (Van Dyke: Iowa OR-DBM MRMC 2.51, RJafroc, MRMCaov;
+aSAH: pROC) and small examples whose answers are known exactly."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from app.study.analysis import auc, delong, hybrid_records, orh, roc_points, structural_components, study_matrix
+from tests.conftest import SHARED
+
+MRMC = SHARED / "reference" / "mrmc"
+
+
+def load_rows(path):
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def vandyke():
+    return load_rows(MRMC / "vandyke.csv"), json.loads((MRMC / "expected_vandyke.json").read_text())["datasets"]["vandyke"]
+
+
+def close(value, expected, digits):
+    """Agreement to the printed precision of ``expected`` (``digits`` significant decimals)."""
+    return abs(value - expected) <= 0.5 * 10 ** (-digits) + 1e-12
+
+
+def test_reader_aucs_and_means(vandyke):
+    rows, expected = vandyke
+    result = orh(rows, "jackknife")
+    by = expected["auc_trapezoidal"]["by_modality_reader"]
+    assert np.allclose(result.aucs, [by["1"], by["2"]], atol=5e-9)
+    assert close(result.reader_mean["1"], 0.89703704, 8) and close(result.reader_mean["2"], 0.94083736, 8)
+
+
+@pytest.mark.parametrize("method", ["jackknife", "delong"])
+def test_or_components_and_rrrc(vandyke, method):
+    rows, expected = vandyke
+    result = orh(rows, method)
+    components = expected[method]["or_components"]
+    for ours, key in ((result.var, "Var"), (result.cov1, "Cov1"), (result.cov2, "Cov2"), (result.cov3, "Cov3"),
+                      (result.var_r, "VarR"), (result.var_tr, "VarTR")):
+        assert abs(ours - components[key]) < 5e-12, key
+    rrrc = expected[method]["RRRC_ORH"]
+    digits = {"F": 7, "ddf": 6, "p": 9} if method == "jackknife" else {"F": 6, "ddf": 5, "p": 8}
+    assert close(result.F, rrrc["F"], digits["F"])
+    assert close(result.ddf, rrrc["ddf"], digits["ddf"])
+    assert close(result.p, rrrc["p"], digits["p"])
+    assert abs(result.ci[0] - rrrc["ci95"][0]) < 5e-10 and abs(result.ci[1] - rrrc["ci95"][1]) < 5e-10
+    for modality, single in rrrc["single_modality"].items():
+        assert abs(result.single[modality].se - single["se"]) < 5e-8
+        assert abs(result.single[modality].df - single["df"]) < 5e-5
+
+
+def test_anova_and_fixed_factor_variants(vandyke):
+    rows, expected = vandyke
+    result = orh(rows, "jackknife")
+    anova = expected["or_anova_of_aucs"]
+    assert abs(result.ms_t - anova["MS_T"]) < 5e-13 and abs(result.ms_r - anova["MS_R"]) < 5e-13
+    assert abs(result.ms_tr - anova["MS_TR"]) < 5e-13
+    frrc = expected["jackknife"]["FRRC"]
+    assert close(result.fixed_readers.statistic, frrc["chi2"], 7) and close(result.fixed_readers.p, frrc["p"], 9)
+    assert np.allclose(result.fixed_readers.ci, frrc["ci95"], atol=5e-10)
+    per = frrc["per_reader_difference"]
+    assert np.allclose([c.difference for c in result.per_reader], per["estimate"], atol=5e-10)
+    assert np.allclose([c.se for c in result.per_reader], per["se"], atol=5e-10)
+    assert np.allclose([c.p for c in result.per_reader], per["p"], atol=5e-10)
+    rrfc = expected["jackknife"]["RRFC"]
+    assert close(result.fixed_cases.statistic, rrfc["F"], 3) and close(result.fixed_cases.p, rrfc["p"], 9)
+    assert np.allclose(result.fixed_cases.ci, rrfc["ci95"], atol=5e-10)
+
+
+def test_delong_on_a_case_computed_by_hand():
+    # positives 2, 3; negatives 1, 2.5: psi = [[1, 0], [1, 1]] -> AUC 3/4, V10 = (1/2, 1), V01 = (1, 1/2)
+    # S10 = S01 = 1/8 -> var = 1/8 / 2 + 1/8 / 2 = 1/8
+    estimate = delong([2, 3, 1, 2.5], [1, 1, 0, 0])
+    assert estimate.auc == 0.75 and estimate.variance == pytest.approx(0.125, abs=1e-15)
+    assert auc([1, 1, 0, 0], [1, 1, 0, 0]) == 1.0 and auc([1, 1], [1, 0]) == 0.5  # tie counts one half
+    perfect = delong([5, 6, 7, 1, 2], [1, 1, 1, 0, 0])
+    assert perfect.auc == 1.0 and perfect.variance == 0.0
+
+
+def test_delong_matches_proc_on_asah():
+    rows = load_rows(SHARED / "data" / "mrmc-extra" / "asah_delong.csv")
+    truth = np.array([int(r["truth"]) for r in rows])
+    s100b = np.array([float(r["s100b"]) for r in rows])
+    estimate = delong(s100b, truth)
+    assert round(estimate.auc, 4) == 0.7314
+    assert (round(estimate.ci[0], 4), round(estimate.ci[1], 4)) == (0.6301, 0.8326)
+    wfns = np.array([float(r["wfns"]) for r in rows])
+    _, a10, a01 = structural_components(wfns, truth)
+    _, b10, b01 = structural_components(s100b, truth)
+    cov = np.cov(np.vstack([a10, b10])) / a10.size + np.cov(np.vstack([a01, b01])) / a01.size
+    z = (a10.mean() - b10.mean()) / np.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    assert round(z, 3) == 2.209  # pROC roc.test(method = "delong")
+
+
+def test_hybrid_is_the_mean_of_reader_and_model():
+    rows = [
+        {"reader": "A", "modality": "unaided", "case": c, "truth": t, "score": s}
+        for c, t, s in (("x", 1, 0.8), ("y", 0, 0.4), ("z", 1, 0.2))
+    ]
+    model = {"x": 0.6, "y": 0.1, "z": 0.9}
+    hybrid = hybrid_records(rows, model, "unaided")
+    assert [h["score"] for h in hybrid] == pytest.approx([0.7, 0.25, 0.55])
+    assert auc([h["score"] for h in hybrid], [h["truth"] for h in hybrid]) == 1.0
+    assert auc([0.8, 0.4, 0.2], [1, 0, 1]) == 0.5
+
+
+def test_roc_points_span_the_unit_square():
+    fpr, tpr, _ = roc_points([0.9, 0.8, 0.3, 0.1], [1, 0, 1, 0])
+    assert fpr[0] == 0 and tpr[-1] == 1 and fpr[-1] == 1
+
+
+def test_design_must_be_fully_crossed():
+    rows = [{"reader": 1, "modality": 1, "case": 1, "truth": 1, "score": 1},
+            {"reader": 1, "modality": 2, "case": 2, "truth": 0, "score": 1}]
+    with pytest.raises(ValueError, match="fully crossed"):
+        study_matrix(rows)
+    with pytest.raises(ValueError, match="two modalities"):
+        orh([{"reader": r, "modality": 1, "case": c, "truth": c % 2, "score": c} for r in (1, 2) for c in range(4)])
