@@ -267,7 +267,7 @@ def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05) 
 
     # random readers, random cases
     denominator = ms_tr + r * clipped
-    f_stat = ms_t / denominator
+    f_stat = _ratio(ms_t, denominator)
     ddf = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1))) if ms_tr > 0 else np.inf
     p = float(stats.f.sf(f_stat, t - 1, ddf))
     se = float(np.sqrt(2.0 / r * denominator))
@@ -297,14 +297,14 @@ def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05) 
     # fixed readers, random cases
     z = float(stats.norm.ppf(1 - alpha / 2))
     fr_term = comps.var - comps.cov1 + (r - 1) * clipped
-    chi2 = (t - 1) * ms_t / fr_term
+    chi2 = _ratio((t - 1) * ms_t, fr_term)
     se_fr = float(np.sqrt(2.0 / r * fr_term))
     fixed_readers = Comparison(
         statistic=float(chi2), df=(t - 1, np.inf), p=float(stats.chi2.sf(chi2, t - 1)), difference=difference,
         se=se_fr, ci=(difference - z * se_fr, difference + z * se_fr), single=single_fr,
     )
     # random readers, fixed cases
-    f_fc = ms_t / ms_tr
+    f_fc = _ratio(ms_t, ms_tr)
     se_fc = float(np.sqrt(2.0 * ms_tr / r))
     q_fc = float(stats.t.ppf(1 - alpha / 2, (t - 1) * (r - 1)))
     fixed_cases = Comparison(
@@ -328,6 +328,13 @@ def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05) 
         ms_t=ms_t, ms_r=ms_r, ms_tr=ms_tr, single=single, fixed_readers=fixed_readers, fixed_cases=fixed_cases,
         per_reader=per_reader,
     )
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """A test statistic that stays defined when the readers agree perfectly (a zero error term)."""
+    if denominator > 0:
+        return numerator / denominator
+    return float("inf") if numerator > 0 else float("nan")
 
 
 def hybrid_records(records: Iterable[Any], model_scores: Mapping[Any, float], modality: Any) -> list[dict]:

@@ -20,7 +20,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE exam_reads (
@@ -41,6 +41,91 @@ MIGRATIONS: dict[int, str] = {
         created_at REAL NOT NULL,
         PRIMARY KEY (exam_key, model_key)
     );
+    """,
+    2: """
+    CREATE TABLE studies (
+        study_id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        design TEXT NOT NULL CHECK (design IN ('unaided', 'sequential', 'concurrent')),
+        seed INTEGER NOT NULL,
+        washout_days INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE study_readers (
+        study_id INTEGER NOT NULL REFERENCES studies(study_id),
+        reader TEXT NOT NULL,
+        PRIMARY KEY (study_id, reader)
+    );
+    CREATE TABLE study_cases (
+        study_id INTEGER NOT NULL REFERENCES studies(study_id),
+        case_id TEXT NOT NULL,
+        exam_path TEXT NOT NULL,
+        truth_left TEXT NOT NULL CHECK (truth_left IN ('malignant', 'benign', 'normal', 'none')),
+        truth_right TEXT NOT NULL CHECK (truth_right IN ('malignant', 'benign', 'normal', 'none')),
+        notes TEXT NOT NULL DEFAULT '',
+        training INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (study_id, case_id)
+    );
+    CREATE TABLE reading_order (
+        study_id INTEGER NOT NULL,
+        reader TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        case_id TEXT NOT NULL,
+        PRIMARY KEY (study_id, reader, position),
+        FOREIGN KEY (study_id, reader) REFERENCES study_readers(study_id, reader),
+        FOREIGN KEY (study_id, case_id) REFERENCES study_cases(study_id, case_id)
+    );
+    CREATE TABLE study_reads (
+        study_id INTEGER NOT NULL,
+        reader TEXT NOT NULL,
+        case_id TEXT NOT NULL,
+        modality TEXT NOT NULL CHECK (modality IN ('unaided', 'aided', 'concurrent')),
+        breast TEXT NOT NULL CHECK (breast IN ('L', 'R')),
+        malignant REAL NOT NULL CHECK (malignant BETWEEN 0 AND 1),
+        birads TEXT NOT NULL DEFAULT '',
+        duration_s REAL NOT NULL,
+        committed_at REAL NOT NULL,
+        PRIMARY KEY (study_id, reader, case_id, modality, breast),
+        FOREIGN KEY (study_id, case_id) REFERENCES study_cases(study_id, case_id)
+    );
+    CREATE TABLE reveals (
+        study_id INTEGER NOT NULL,
+        reader TEXT NOT NULL,
+        case_id TEXT NOT NULL,
+        revealed_at REAL NOT NULL,
+        PRIMARY KEY (study_id, reader, case_id)
+    );
+    CREATE TABLE model_scores (
+        study_id INTEGER NOT NULL,
+        case_id TEXT NOT NULL,
+        breast TEXT NOT NULL CHECK (breast IN ('L', 'R')),
+        malignant REAL NOT NULL,
+        benign REAL NOT NULL,
+        cache_key TEXT NOT NULL,
+        PRIMARY KEY (study_id, case_id, breast)
+    );
+    CREATE TABLE model_cache (
+        cache_key TEXT PRIMARY KEY,
+        result_json TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TRIGGER committed_reads_are_final_update BEFORE UPDATE ON study_reads
+    BEGIN SELECT RAISE(ABORT, 'a committed read cannot be changed'); END;
+    CREATE TRIGGER committed_reads_are_final_delete BEFORE DELETE ON study_reads
+    BEGIN SELECT RAISE(ABORT, 'a committed read cannot be deleted'); END;
+    CREATE TRIGGER no_unaided_after_reveal BEFORE INSERT ON study_reads
+    WHEN NEW.modality = 'unaided' AND EXISTS (
+        SELECT 1 FROM reveals WHERE study_id = NEW.study_id AND reader = NEW.reader AND case_id = NEW.case_id)
+    BEGIN SELECT RAISE(ABORT, 'the unaided read is locked: the AI was already shown for this case'); END;
+    CREATE TRIGGER reveal_needs_unaided BEFORE INSERT ON reveals
+    WHEN (SELECT design FROM studies WHERE study_id = NEW.study_id) = 'sequential' AND (
+        SELECT COUNT(*) FROM study_reads WHERE study_id = NEW.study_id AND reader = NEW.reader
+        AND case_id = NEW.case_id AND modality = 'unaided') < 2
+    BEGIN SELECT RAISE(ABORT, 'commit the unaided read of both breasts before the AI is shown'); END;
+    CREATE TRIGGER aided_needs_reveal BEFORE INSERT ON study_reads
+    WHEN NEW.modality = 'aided' AND NOT EXISTS (
+        SELECT 1 FROM reveals WHERE study_id = NEW.study_id AND reader = NEW.reader AND case_id = NEW.case_id)
+    BEGIN SELECT RAISE(ABORT, 'an aided read needs the AI to have been shown first'); END;
     """,
 }
 
@@ -151,4 +236,15 @@ class Store:
 
 
 def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """Split a migration into statements; a trigger body (BEGIN ... END) stays whole."""
+    statements, current = [], []
+    for line in script.strip().splitlines():
+        current.append(line)
+        text = "\n".join(current).strip()
+        is_trigger = text.upper().startswith("CREATE TRIGGER")
+        if (is_trigger and text.upper().endswith("END;")) or (not is_trigger and text.endswith(";")):
+            statements.append(text.rstrip(";"))
+            current = []
+    if "\n".join(current).strip():
+        statements.append("\n".join(current).strip().rstrip(";"))
+    return statements

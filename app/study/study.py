@@ -1,0 +1,461 @@
+"""Reader studies on the store: design, reading order, sessions, model scores, exports, telemetry.
+
+Designs: ``unaided`` (readers alone), ``sequential`` (the unaided read is committed and locked, then the AI
+is shown and an aided read recorded; the store's triggers make the first answer final), ``concurrent``
+(the AI is shown from the start). Ground truth is stored per breast and never reaches a reading screen.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+
+from app.study.store import Store
+
+TRUTHS = ("malignant", "benign", "normal", "none")
+
+
+class Design(StrEnum):
+    UNAIDED = "unaided"
+    SEQUENTIAL = "sequential"
+    CONCURRENT = "concurrent"
+
+
+class StudyError(ValueError):
+    """A study that cannot be created or read as asked (bad case list, unknown reader ...)."""
+
+
+@dataclass(frozen=True)
+class CaseEntry:
+    """One case of a study: an exam and its ground truth per breast (never shown to readers)."""
+
+    case_id: str
+    exam_path: str
+    truth_left: str
+    truth_right: str
+    notes: str = ""
+    training: bool = False
+
+    @property
+    def positive(self) -> bool:
+        return "malignant" in (self.truth_left, self.truth_right)
+
+
+def read_case_list(path: str | Path) -> list[CaseEntry]:
+    """CSV with columns ``case_id, exam, truth_left, truth_right`` and optional ``notes``, ``training``.
+
+    Relative exam paths are taken relative to the CSV's folder.
+    """
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as error:
+        raise StudyError(f"{path}: the case list cannot be read ({error})") from error
+    cases, seen = [], set()
+    for number, row in enumerate(rows, start=2):
+        try:
+            case_id = row["case_id"].strip()
+            exam = row["exam"].strip()
+            left, right = row["truth_left"].strip().lower(), row["truth_right"].strip().lower()
+        except (KeyError, AttributeError) as error:
+            raise StudyError(f"{path}: line {number} lacks case_id, exam, truth_left or truth_right") from error
+        if left not in TRUTHS or right not in TRUTHS:
+            raise StudyError(f"{path}: line {number}: truth must be one of {', '.join(TRUTHS)}")
+        if case_id in seen:
+            raise StudyError(f"{path}: line {number}: case {case_id!r} appears twice")
+        seen.add(case_id)
+        exam_path = Path(exam) if Path(exam).is_absolute() else (path.parent / exam)
+        training = str(row.get("training", "") or "").strip().lower() in ("1", "yes", "true", "y")
+        cases.append(CaseEntry(case_id, str(exam_path), left, right, (row.get("notes") or "").strip(), training))
+    if not cases:
+        raise StudyError(f"{path}: the case list is empty")
+    return cases
+
+
+def _reader_rng(seed: int, reader: str) -> np.random.Generator:
+    digest = hashlib.sha256(f"{seed}:{reader}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def reading_order(cases: Sequence[CaseEntry], reader: str, seed: int) -> list[str]:
+    """A reader's case order: training cases first, then the study cases shuffled with positives spread
+    evenly (each stratum shuffled, then interleaved in proportion). Reproducible from (seed, reader)."""
+    rng = _reader_rng(seed, reader)
+    training = [c.case_id for c in cases if c.training]
+    positives = [c.case_id for c in cases if not c.training and c.positive]
+    negatives = [c.case_id for c in cases if not c.training and not c.positive]
+    rng.shuffle(training)
+    rng.shuffle(positives)
+    rng.shuffle(negatives)
+    # each stratum spread evenly over the order: item i of k sits at (i + 0.5) / k
+    keyed = [((i + 0.5) / len(positives), 1, c) for i, c in enumerate(positives)]
+    keyed += [((j + 0.5) / len(negatives), 0, c) for j, c in enumerate(negatives)]
+    order = [c for _, _, c in sorted(keyed)]
+    return training + order
+
+
+def create_study(
+    store: Store,
+    name: str,
+    design: Design | str,
+    readers: Sequence[str],
+    cases: Sequence[CaseEntry],
+    seed: int = 0,
+    washout_days: int = 0,
+) -> int:
+    """Create a study with its readers, cases and every reader's order; returns the study id."""
+    design = Design(design)
+    if not readers or len(set(readers)) != len(readers):
+        raise StudyError("give at least one reader, each named once")
+    if not cases:
+        raise StudyError("the study has no case")
+
+    def work(db) -> int:
+        cursor = db.execute(
+            "INSERT INTO studies (name, design, seed, washout_days, created_at) VALUES (?, ?, ?, ?, ?)",
+            (name, design.value, int(seed), int(washout_days), time.time()),
+        )
+        study_id = cursor.lastrowid
+        for case in cases:
+            db.execute(
+                "INSERT INTO study_cases VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (study_id, case.case_id, case.exam_path, case.truth_left, case.truth_right, case.notes, int(case.training)),
+            )
+        for reader in readers:
+            db.execute("INSERT INTO study_readers VALUES (?, ?)", (study_id, reader))
+            for position, case_id in enumerate(reading_order(cases, reader, seed)):
+                db.execute("INSERT INTO reading_order VALUES (?, ?, ?, ?)", (study_id, reader, position, case_id))
+        return study_id
+
+    try:
+        return store.submit(work).result()
+    except Exception as error:
+        if "UNIQUE" in str(error):
+            raise StudyError(f"a study named {name!r} already exists") from error
+        raise
+
+
+def study_info(store: Store, study_id: int) -> dict:
+    rows = store.read("SELECT name, design, seed, washout_days FROM studies WHERE study_id=?", (study_id,))
+    if not rows:
+        raise StudyError(f"no study with id {study_id}")
+    name, design, seed, washout = rows[0]
+    readers = [r[0] for r in store.read("SELECT reader FROM study_readers WHERE study_id=? ORDER BY reader", (study_id,))]
+    return {"study_id": study_id, "name": name, "design": Design(design), "seed": seed, "washout_days": washout,
+            "readers": readers}
+
+
+def study_cases(store: Store, study_id: int) -> dict[str, CaseEntry]:
+    rows = store.read(
+        "SELECT case_id, exam_path, truth_left, truth_right, notes, training FROM study_cases WHERE study_id=?",
+        (study_id,),
+    )
+    return {r[0]: CaseEntry(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
+
+
+# --------------------------------------------------------------------------------------------------------
+# reading sessions
+
+
+@dataclass(frozen=True)
+class CaseForReader:
+    """What a reading screen may know about a case: no truth, no identifiers, no notes."""
+
+    case_id: str
+    exam_path: str
+    position: int
+    total: int
+    training: bool
+
+
+class ReadingSession:
+    """One reader working through their order. Every commit is one transaction (both breasts), durable
+    when the returned future completes; a killed session resumes at the first case not finished."""
+
+    def __init__(self, store: Store, study_id: int, reader: str) -> None:
+        self.store = store
+        self.study_id = study_id
+        self.reader = reader
+        info = study_info(store, study_id)
+        if reader not in info["readers"]:
+            raise StudyError(f"{reader!r} is not a reader of study {info['name']!r}")
+        self.design: Design = info["design"]
+        self._cases = study_cases(store, study_id)
+        self.order = [r[0] for r in store.read(
+            "SELECT case_id FROM reading_order WHERE study_id=? AND reader=? ORDER BY position", (study_id, reader))]
+        self._shown_at: dict[tuple[str, str], float] = {}
+
+    def final_modality(self) -> str:
+        return {Design.UNAIDED: "unaided", Design.SEQUENTIAL: "aided", Design.CONCURRENT: "concurrent"}[self.design]
+
+    def first_modality(self) -> str:
+        return "concurrent" if self.design == Design.CONCURRENT else "unaided"
+
+    def reads(self, case_id: str) -> dict[str, dict[str, float]]:
+        """Committed reads of a case: {modality: {breast: probability}}."""
+        out: dict[str, dict[str, float]] = {}
+        for modality, breast, value in self.store.read(
+            "SELECT modality, breast, malignant FROM study_reads WHERE study_id=? AND reader=? AND case_id=?",
+            (self.study_id, self.reader, case_id),
+        ):
+            out.setdefault(modality, {})[breast] = value
+        return out
+
+    def is_finished(self, case_id: str) -> bool:
+        return len(self.reads(case_id).get(self.final_modality(), {})) == 2
+
+    def is_revealed(self, case_id: str) -> bool:
+        if self.design == Design.CONCURRENT:
+            return True
+        return bool(self.store.read(
+            "SELECT 1 FROM reveals WHERE study_id=? AND reader=? AND case_id=?", (self.study_id, self.reader, case_id)))
+
+    def next_position(self) -> int | None:
+        """The position to resume at: the first case whose final read is not committed."""
+        for position, case_id in enumerate(self.order):
+            if not self.is_finished(case_id):
+                return position
+        return None
+
+    def case_at(self, position: int) -> CaseForReader:
+        case = self._cases[self.order[position]]
+        return CaseForReader(case.case_id, case.exam_path, position, len(self.order), case.training)
+
+    def shown(self, case_id: str, modality: str) -> None:
+        """Record when the case was displayed for ``modality`` (the read's time starts here)."""
+        self._shown_at.setdefault((case_id, modality), time.monotonic())
+
+    def commit(self, case_id: str, modality: str, malignant: dict[str, float], birads: dict[str, str] | None = None):
+        """Commit one read (both breasts at once); returns a future that completes when it is durable."""
+        if set(malignant) != {"L", "R"}:
+            raise StudyError("give a probability of malignancy for both breasts")
+        if any(not 0.0 <= v <= 1.0 for v in malignant.values()):
+            raise StudyError("probabilities must be between 0 and 1 (0 to 100 %)")
+        started = self._shown_at.get((case_id, modality), time.monotonic())
+        duration = time.monotonic() - started
+        now = time.time()
+        birads = birads or {}
+
+        def work(db) -> None:
+            for breast in ("L", "R"):
+                db.execute(
+                    "INSERT INTO study_reads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (self.study_id, self.reader, case_id, modality, breast, float(malignant[breast]),
+                     birads.get(breast, ""), duration, now),
+                )
+
+        return self.store.submit(work)
+
+    def reveal(self, case_id: str):
+        """Show the AI for this case (sequential design); the unaided read becomes final. Returns a future."""
+        return self.store.submit(lambda db: db.execute(
+            "INSERT OR IGNORE INTO reveals VALUES (?, ?, ?, ?)", (self.study_id, self.reader, case_id, time.time())))
+
+
+# --------------------------------------------------------------------------------------------------------
+# model scores (computed once, resumable, cached by image UIDs + model hashes)
+
+
+def model_cache_key(exam, identities: Iterable) -> str:
+    parts = sorted(img.sop_instance_uid or hashlib.sha1(img.pixels.tobytes()).hexdigest() for img in exam.views.values())
+    models = sorted(i.git_blob_sha1 or i.sha256 for i in identities)
+    return hashlib.sha256(("|".join(parts) + "#" + "|".join(models)).encode()).hexdigest()
+
+
+def compute_model_scores(
+    store: Store,
+    study_id: int,
+    models: list,
+    *,
+    device: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> int:
+    """Analyse every case that has no stored model score yet; returns how many were computed."""
+    from inference.exam import load_exam  # noqa: PLC0415
+    from inference.pipeline import Cancelled, analyze_exam  # noqa: PLC0415
+    from inference.serialize import exam_result_to_dict  # noqa: PLC0415
+
+    progress = progress or (lambda *a: None)
+    cancel = cancel or (lambda: False)
+    done_cases = {r[0] for r in store.read("SELECT DISTINCT case_id FROM model_scores WHERE study_id=?", (study_id,))}
+    todo = [c for c in study_cases(store, study_id).values() if c.case_id not in done_cases]
+    for index, case in enumerate(todo):
+        if cancel():
+            raise Cancelled()
+        progress(f"model scores: case {index + 1} of {len(todo)}", index, len(todo))
+        exam = load_exam(case.exam_path)
+        key = model_cache_key(exam, [m.identity for m in models])
+        cached = store.read("SELECT result_json FROM model_cache WHERE cache_key=?", (key,))
+        if cached:
+            record = json.loads(cached[0][0])
+        else:
+            record = exam_result_to_dict(analyze_exam(exam, models, device=device, cancel=cancel))
+        breasts = record["breasts"]
+
+        def work(db, case_id=case.case_id, record=record, key=key, breasts=breasts) -> None:
+            db.execute("INSERT OR REPLACE INTO model_cache VALUES (?, ?, ?)", (key, json.dumps(record), time.time()))
+            for breast in ("L", "R"):
+                probs = breasts.get(breast, {}).get("probabilities", {"malignant": 0.0, "benign": 0.0})
+                db.execute("INSERT OR REPLACE INTO model_scores VALUES (?, ?, ?, ?, ?, ?)",
+                           (study_id, case_id, breast, probs["malignant"], probs["benign"], key))
+
+        store.submit(work).result()
+    progress("model scores", len(todo), len(todo))
+    return len(todo)
+
+
+# --------------------------------------------------------------------------------------------------------
+# records for the analysis, telemetry, export / import
+
+
+def breast_truth(case: CaseEntry, breast: str) -> int:
+    return int((case.truth_left if breast == "L" else case.truth_right) == "malignant")
+
+
+def analysis_records(store: Store, study_id: int, level: str = "breast") -> list[dict]:
+    """Tidy rows (reader, modality, case, truth, score) of every committed non-training read, plus the
+    model (same score for every reader) and the hybrid (mean of each read and the model).
+
+    ``level``: ``breast`` (the GMIC paper's unit: one case per breast) or ``exam`` (max over breasts).
+    """
+    cases = study_cases(store, study_id)
+    model = {(c, b): m for c, b, m in store.read(
+        "SELECT case_id, breast, malignant FROM model_scores WHERE study_id=?", (study_id,))}
+    reads = store.read(
+        "SELECT reader, case_id, modality, breast, malignant FROM study_reads WHERE study_id=?", (study_id,))
+    by_key: dict[tuple, dict[str, float]] = {}
+    for reader, case_id, modality, breast, value in reads:
+        if cases[case_id].training:
+            continue
+        by_key.setdefault((reader, modality, case_id), {})[breast] = value
+    rows = []
+    for (reader, modality, case_id), values in sorted(by_key.items()):
+        if len(values) != 2:
+            continue
+        case = cases[case_id]
+        units = (((f"{case_id}:{b}", breast_truth(case, b), values[b], model.get((case_id, b))) for b in ("L", "R"))
+                 if level == "breast" else
+                 [(case_id, max(breast_truth(case, "L"), breast_truth(case, "R")), max(values.values()),
+                   max(model[(case_id, b)] for b in ("L", "R")) if (case_id, "L") in model else None)])
+        for unit, truth, score, model_score in units:
+            rows.append({"reader": reader, "modality": modality, "case": unit, "truth": truth, "score": score})
+            if model_score is not None:
+                rows.append({"reader": reader, "modality": f"hybrid ({modality})", "case": unit, "truth": truth,
+                             "score": (score + model_score) / 2})
+                rows.append({"reader": reader, "modality": f"model (vs {modality})", "case": unit, "truth": truth,
+                             "score": model_score})
+    return rows
+
+
+def telemetry(store: Store, study_id: int, threshold: float = 0.5) -> list[dict]:
+    """Per aided read (sequential design): how the reader moved after seeing the AI.
+
+    ``toward_ai``: the score moved in the AI's direction; ``flip_to_incorrect_ai_wrong``: the unaided
+    decision (score >= threshold means "malignant") was right, the aided one wrong, and the AI was wrong.
+    Shown to the coordinator only.
+    """
+    cases = study_cases(store, study_id)
+    model = {(c, b): m for c, b, m in store.read(
+        "SELECT case_id, breast, malignant FROM model_scores WHERE study_id=?", (study_id,))}
+    values: dict[tuple, dict[str, float]] = {}
+    durations: dict[tuple, float] = {}
+    for reader, case_id, modality, breast, value, duration in store.read(
+        "SELECT reader, case_id, modality, breast, malignant, duration_s FROM study_reads WHERE study_id=?", (study_id,)):
+        values.setdefault((reader, case_id, breast), {})[modality] = value
+        durations[(reader, case_id, modality)] = duration
+    out = []
+    for (reader, case_id, breast), by_modality in sorted(values.items()):
+        if "unaided" not in by_modality or "aided" not in by_modality:
+            continue
+        before, after = by_modality["unaided"], by_modality["aided"]
+        ai = model.get((case_id, breast))
+        truth = breast_truth(cases[case_id], breast)
+        change = after - before
+        toward = ai is not None and change != 0 and np.sign(change) == np.sign(ai - before)
+        correct = lambda score: (score >= threshold) == bool(truth)  # noqa: E731
+        out.append({
+            "reader": reader, "case": case_id, "breast": breast, "unaided": before, "aided": after, "ai": ai,
+            "change": change, "changed": change != 0, "toward_ai": bool(toward),
+            "flip_to_incorrect_ai_wrong": bool(ai is not None and correct(before) and not correct(after) and not correct(ai)),
+            "flip_to_correct": bool(not correct(before) and correct(after)),
+            "unaided_seconds": durations.get((reader, case_id, "unaided")),
+            "aided_seconds": durations.get((reader, case_id, "aided")),
+        })
+    return out
+
+
+EXPORT_TABLES = ("studies", "study_readers", "study_cases", "reading_order", "study_reads", "reveals", "model_scores")
+
+
+def export_study(store: Store, study_id: int) -> dict:
+    """The whole study (design, readers, cases with truth, orders, reads, reveals, model scores) as data."""
+    out = {"format": "mammo-reader/study", "version": 1}
+    for table in EXPORT_TABLES:
+        cursor = store._connect().execute(f"SELECT * FROM {table} WHERE study_id=?", (study_id,))  # noqa: S608
+        columns = [d[0] for d in cursor.description]
+        out[table] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    return out
+
+
+def import_study(store: Store, data: dict, name: str | None = None) -> int:
+    """Re-create an exported study (under ``name`` if given); returns the new study id."""
+    if data.get("format") != "mammo-reader/study":
+        raise StudyError("not a Mammo Reader study export")
+    study = dict(data["studies"][0])
+    study.pop("study_id")
+    if name:
+        study["name"] = name
+
+    def work(db) -> int:
+        cursor = db.execute(
+            "INSERT INTO studies (name, design, seed, washout_days, created_at) VALUES (?, ?, ?, ?, ?)",
+            (study["name"], study["design"], study["seed"], study["washout_days"], study["created_at"]))
+        new_id = cursor.lastrowid
+        reads = data.get("study_reads", [])
+        # the store's triggers want the order of real life: unaided reads, then the reveal, then aided reads
+        batches = [(t, data.get(t, [])) for t in ("study_readers", "study_cases", "reading_order", "model_scores")]
+        batches += [("study_reads", [r for r in reads if r["modality"] != "aided"]), ("reveals", data.get("reveals", [])),
+                    ("study_reads", [r for r in reads if r["modality"] == "aided"])]
+        for table, rows in batches:
+            for row in rows:
+                row = {**row, "study_id": new_id}
+                columns = ", ".join(row)
+                marks = ", ".join("?" for _ in row)
+                db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))  # noqa: S608
+        return new_id
+
+    return store.submit(work).result()
+
+
+def write_tidy_csv(rows: Iterable[dict], path: str | Path) -> None:
+    """reader, modality, case, truth, score (MRMCaov / RJafroc-style input)."""
+    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["reader", "modality", "case", "truth", "score"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row[k] for k in writer.fieldnames})
+
+
+def write_imrmc(rows: Sequence[dict], path: str | Path, description: str = "Mammo Reader export") -> None:
+    """iMRMC input format: truth rows (reader -1, modality 0) then one row per score."""
+    cases = {}
+    for row in rows:
+        cases.setdefault(row["case"], row["truth"])
+    lines = [description, "", "BEGIN DATA:"]
+    lines += [f"-1,{case},0,{truth}" for case, truth in cases.items()]
+    lines += [f"{r['reader']},{r['case']},{r['modality']},{r['score']}" for r in rows]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def asdict_case(case: CaseEntry) -> dict:
+    return asdict(case)

@@ -1,0 +1,201 @@
+"""Studies: creation, randomisation, the locked sequential design, resume, kill -9, exports, telemetry."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app.study.analysis import orh
+from app.study.store import Store
+from app.study.study import (
+    CaseEntry,
+    Design,
+    ReadingSession,
+    StudyError,
+    analysis_records,
+    compute_model_scores,
+    create_study,
+    export_study,
+    import_study,
+    read_case_list,
+    reading_order,
+    telemetry,
+    write_imrmc,
+    write_tidy_csv,
+)
+from tests.conftest import DATA, require_shared
+
+HERE = Path(__file__).resolve().parent
+
+
+def cases(n=20, positives=5):
+    return [CaseEntry(f"c{i:02d}", f"/exams/{i}", "malignant" if i < positives else "normal",
+                      "benign" if i % 3 == 0 else "normal") for i in range(n)]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "study.sqlite")
+    yield s
+    s.close()
+
+
+def test_case_list_csv(tmp_path):
+    (tmp_path / "cases.csv").write_text(
+        "case_id,exam,truth_left,truth_right,notes,training\n"
+        "a,exam_a,malignant,normal,biopsy 2024,\n"
+        "b,/abs/exam_b,normal,benign,,yes\n")
+    entries = read_case_list(tmp_path / "cases.csv")
+    assert entries[0].exam_path == str(tmp_path / "exam_a") and entries[0].positive and not entries[0].training
+    assert entries[1].training and entries[1].exam_path == "/abs/exam_b"
+    (tmp_path / "bad.csv").write_text("case_id,exam,truth_left,truth_right\na,x,cancer,normal\n")
+    with pytest.raises(StudyError, match="line 2"):
+        read_case_list(tmp_path / "bad.csv")
+
+
+def test_order_is_reproducible_stratified_and_per_reader():
+    entries = cases(40, positives=8) + [CaseEntry("t1", "/t", "normal", "normal", training=True)]
+    a1, a2, b = reading_order(entries, "A", 7), reading_order(entries, "A", 7), reading_order(entries, "B", 7)
+    assert a1 == a2 and a1 != b and sorted(a1) == sorted(b)
+    assert a1[0] == "t1"  # training first
+    positives = {c.case_id for c in entries if c.positive}
+    study_part = a1[1:]
+    for quarter in range(4):
+        chunk = study_part[quarter * 10 : (quarter + 1) * 10]
+        assert sum(c in positives for c in chunk) == 2  # 8 positives over 40: two per quarter
+    assert reading_order(entries, "A", 8) != a1
+
+
+def test_sequential_design_locks_the_unaided_read(store):
+    study = create_study(store, "seq", Design.SEQUENTIAL, ["A"], cases(4, 1), seed=1)
+    session = ReadingSession(store, study, "A")
+    case = session.case_at(0).case_id
+    with pytest.raises(sqlite3.IntegrityError, match="aided read needs the AI"):
+        session.commit(case, "aided", {"L": 0.1, "R": 0.2}).result()
+    with pytest.raises(sqlite3.IntegrityError, match="commit the unaided read"):
+        session.reveal(case).result()
+    session.commit(case, "unaided", {"L": 0.1, "R": 0.2}).result()
+    with pytest.raises(sqlite3.IntegrityError):
+        session.commit(case, "unaided", {"L": 0.9, "R": 0.9}).result()  # a second answer is refused
+    session.reveal(case).result()
+    session.commit(case, "aided", {"L": 0.6, "R": 0.2}).result()
+    # not even the store API can change or delete a committed read
+    with pytest.raises(sqlite3.IntegrityError, match="cannot be changed"):
+        store.submit(lambda db: db.execute("UPDATE study_reads SET malignant = 0.5")).result()
+    with pytest.raises(sqlite3.IntegrityError, match="cannot be deleted"):
+        store.submit(lambda db: db.execute("DELETE FROM study_reads")).result()
+    assert session.reads(case) == {"unaided": {"L": 0.1, "R": 0.2}, "aided": {"L": 0.6, "R": 0.2}}
+
+
+def test_commit_validates_values(store):
+    study = create_study(store, "v", Design.UNAIDED, ["A"], cases(2, 1))
+    session = ReadingSession(store, study, "A")
+    with pytest.raises(StudyError, match="both breasts"):
+        session.commit("c00", "unaided", {"L": 0.5})
+    with pytest.raises(StudyError, match="between 0 and 1"):
+        session.commit("c00", "unaided", {"L": 1.5, "R": 0.1})
+    with pytest.raises(StudyError, match="not a reader"):
+        ReadingSession(store, study, "Z")
+
+
+def test_resume_after_restart(tmp_path):
+    path = tmp_path / "s.sqlite"
+    store = Store(path)
+    study = create_study(store, "r", Design.UNAIDED, ["A"], cases(5, 2))
+    session = ReadingSession(store, study, "A")
+    for position in range(3):
+        case = session.case_at(position).case_id
+        session.shown(case, "unaided")
+        session.commit(case, "unaided", {"L": 0.2, "R": 0.3}).result()
+    store.close()
+    again = ReadingSession(Store(path), study, "A")
+    assert again.next_position() == 3
+
+
+def test_kill_minus_9_loses_no_committed_read_and_shows_no_half_read(tmp_path):
+    path = tmp_path / "kill.sqlite"
+    store = Store(path)
+    study = create_study(store, "kill", Design.SEQUENTIAL, ["A"], cases(6000, 600), seed=3)
+    store.close()
+    rng = random.Random(11)
+    saved: set[tuple[str, str]] = set()
+    kills = 0
+    for _ in range(25):
+        process = subprocess.Popen([sys.executable, str(HERE / "kill_writer.py"), str(path), str(study), "A"],
+                                   stdout=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.3, 1.2))
+        process.send_signal(signal.SIGKILL)
+        output, _ = process.communicate()
+        kills += process.returncode == -signal.SIGKILL
+        for line in output.splitlines():
+            if line.startswith("saved "):
+                _, modality, case = line.split()
+                saved.add((modality, case))
+        check = sqlite3.connect(path)
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        counts = check.execute(
+            "SELECT case_id, modality, COUNT(*) FROM study_reads GROUP BY case_id, modality").fetchall()
+        assert all(count == 2 for _, _, count in counts)  # never half a read
+        present = {(modality, case) for case, modality, _ in counts}
+        assert saved <= present  # every read reported saved is there
+        check.close()
+    assert kills >= 20 and len(saved) > 10
+
+
+def test_export_import_round_trip_and_analysis_formats(store, tmp_path):
+    study = create_study(store, "exp", Design.SEQUENTIAL, ["A", "B"], cases(12, 4), seed=5)
+    store.submit(lambda db: [db.execute("INSERT INTO model_scores VALUES (?, ?, ?, ?, ?, ?)",
+                                        (study, f"c{i:02d}", b, 0.9 if (i < 4 and b == "L") else 0.2, 0.1, "k"))
+                             for i in range(12) for b in ("L", "R")]).result()
+    for reader in ("A", "B"):
+        session = ReadingSession(store, study, reader)
+        for position in range(12):
+            case = session.case_at(position).case_id
+            index = int(case[1:])
+            truth_l = index < 4
+            jitter = 0.01 * ((index * (3 if reader == "A" else 7)) % 5)
+            session.commit(case, "unaided", {"L": (0.7 if truth_l and index % 2 else 0.3) + jitter, "R": 0.2}).result()
+            session.reveal(case).result()
+            session.commit(case, "aided", {"L": 0.8 if truth_l else 0.25, "R": 0.2}).result()
+    exported = export_study(store, study)
+    new_id = import_study(store, json.loads(json.dumps(exported)), name="exp copy")
+    again = export_study(store, new_id)
+    for table in ("study_reads", "study_cases", "reading_order", "model_scores", "reveals"):
+        strip = lambda rows: sorted(json.dumps({k: v for k, v in r.items() if k != "study_id"}, sort_keys=True) for r in rows)  # noqa: E731
+        assert strip(exported[table]) == strip(again[table]), table
+    rows = analysis_records(store, study)
+    modalities = {r["modality"] for r in rows}
+    assert {"unaided", "aided", "hybrid (unaided)", "model (vs unaided)"} <= modalities
+    pair = [r for r in rows if r["modality"] in ("unaided", "aided")]
+    result = orh(pair, "delong")
+    assert result.reader_mean["aided"] > result.reader_mean["unaided"]
+    hybrid = [r for r in rows if r["modality"] == "hybrid (unaided)" and r["reader"] == "A" and r["case"] == "c01:L"][0]
+    assert hybrid["score"] == pytest.approx((0.7 + 0.03 + 0.9) / 2)
+    write_tidy_csv(pair, tmp_path / "tidy.csv")
+    write_imrmc(pair, tmp_path / "study.imrmc")
+    assert (tmp_path / "tidy.csv").read_text().startswith("reader,modality,case,truth,score")
+    assert "BEGIN DATA:" in (tmp_path / "study.imrmc").read_text()
+    moves = telemetry(store, study)
+    assert moves and all(m["toward_ai"] == (m["changed"] and (m["aided"] - m["unaided"]) * (m["ai"] - m["unaided"]) > 0) for m in moves)
+
+
+def test_model_scores_are_computed_once_and_cached(store, seeded_model):
+    require_shared()
+    entries = [CaseEntry("x", str(DATA / "gmic-exam0"), "normal", "benign"),
+               CaseEntry("y", str(DATA / "gmic-exam0"), "normal", "benign")]
+    study = create_study(store, "m", Design.UNAIDED, ["A"], entries)
+    started = time.perf_counter()
+    assert compute_model_scores(store, study, [seeded_model], device="cpu") == 2
+    assert compute_model_scores(store, study, [seeded_model], device="cpu") == 0  # resumable: nothing left
+    assert len(store.read("SELECT * FROM model_cache")) == 1  # same images + model: one analysis
+    scores = dict(store.read("SELECT case_id || breast, malignant FROM model_scores WHERE study_id=?", (study,)))
+    assert scores["xR"] == scores["yR"] and abs(scores["xR"] - 0.0366) < 1e-3
+    assert time.perf_counter() - started < 60
