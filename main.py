@@ -83,6 +83,81 @@ def run_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store(args: argparse.Namespace):
+    from app.settings import config_dir
+    from app.study.store import Store
+
+    return Store(Path(args.db) if args.db else config_dir() / "mammo_reader.sqlite")
+
+
+def _study_id(store, name: str) -> int:
+    from app.study.study import StudyError
+
+    rows = store.read("SELECT study_id FROM studies WHERE name=?", (name,))
+    if not rows:
+        raise StudyError(f"no study named {name!r}")
+    return rows[0][0]
+
+
+def run_study(args: argparse.Namespace) -> int:
+    from app.study.study import (
+        StudyError,
+        compute_model_scores,
+        create_study,
+        export_study,
+        import_study,
+        read_case_list,
+    )
+
+    store = _store(args)
+    try:
+        if args.study_command == "create":
+            readers = [r.strip() for r in args.readers.split(",") if r.strip()]
+            study_id = create_study(store, args.name, args.design, readers, read_case_list(args.cases),
+                                    seed=args.seed, washout_days=args.washout_days)
+            print(f"created study {args.name!r} (id {study_id}) with {len(readers)} readers")
+        elif args.study_command == "scores":
+            from inference.weights import load_models
+
+            bar = _ProgressBar()
+            count = compute_model_scores(store, _study_id(store, args.name), load_models(args.models),
+                                         device=args.device, progress=bar)
+            bar.close()
+            print(f"model scores computed for {count} case(s)")
+        elif args.study_command == "results":
+            from app.study.results import study_results, write_results
+
+            results = study_results(store, _study_id(store, args.name), args.level, args.method)
+            print(f"AUCs ({args.level} level, DeLong 95 % CI):")
+            for row in results.aucs:
+                print(f"  {row.reader:<10} {row.modality:<22} {row.auc:.3f}  ({row.ci_low:.3f} – {row.ci_high:.3f})")
+            for name, r in results.comparisons.items():
+                print(f"ORH {name} ({r.method}): difference {r.difference:+.4f}  F {r.F:.3f}  ddf {r.ddf:.2f}  "
+                      f"p {r.p:.4f}  95 % CI {r.ci[0]:+.4f} – {r.ci[1]:+.4f}")
+            for key, value in results.telemetry_summary().items():
+                print(f"telemetry: {key}: {value}")
+            if args.out:
+                for path in write_results(results, args.out):
+                    print(f"wrote {path}")
+        elif args.study_command == "export":
+            Path(args.out).write_text(json.dumps(export_study(store, _study_id(store, args.name)), indent=1))
+            print(f"wrote {args.out}")
+        elif args.study_command == "import":
+            data = json.loads(Path(args.file).read_text())
+            study_id = import_study(store, data, name=args.name)
+            print(f"imported as study id {study_id}")
+        elif args.study_command == "read":
+            from app.gui import run_study_reading
+
+            return run_study_reading(store, _study_id(store, args.name), args.reader)
+    except StudyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mammo-reader",
@@ -98,6 +173,36 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--percent-t", type=float, default=None, help="pooling threshold for unknown checkpoints")
     analyze.add_argument("--json", help="write the full result as JSON to this file")
     analyze.set_defaults(handler=run_analyze)
+
+    study = sub.add_parser("study", help="reader studies: create, scores, read, results, export, import")
+    study.add_argument("--db", help="study database (default: the app's local store)")
+    study_sub = study.add_subparsers(dest="study_command", required=True)
+    create = study_sub.add_parser("create", help="create a study from a case list CSV")
+    create.add_argument("name")
+    create.add_argument("--cases", required=True, help="CSV: case_id, exam, truth_left, truth_right[, notes, training]")
+    create.add_argument("--readers", required=True, help="comma-separated reader names")
+    create.add_argument("--design", default="sequential", choices=["unaided", "sequential", "concurrent"])
+    create.add_argument("--seed", type=int, default=0)
+    create.add_argument("--washout-days", type=int, default=0)
+    scores = study_sub.add_parser("scores", help="compute the model's scores for every case (resumable)")
+    scores.add_argument("name")
+    scores.add_argument("--models", required=True)
+    scores.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    read = study_sub.add_parser("read", help="open the reading screen for a reader")
+    read.add_argument("name")
+    read.add_argument("--reader", required=True)
+    results = study_sub.add_parser("results", help="AUCs, ORH comparisons, telemetry; optional CSV export")
+    results.add_argument("name")
+    results.add_argument("--level", default="breast", choices=["breast", "exam"])
+    results.add_argument("--method", default="jackknife", choices=["jackknife", "delong"])
+    results.add_argument("--out", help="folder for CSV, iMRMC and JSON files")
+    export = study_sub.add_parser("export", help="the whole study as JSON")
+    export.add_argument("name")
+    export.add_argument("out")
+    import_ = study_sub.add_parser("import", help="import a study exported as JSON")
+    import_.add_argument("file")
+    import_.add_argument("--name", help="a new name (default: the exported one)")
+    study.set_defaults(handler=run_study)
     return parser
 
 
@@ -115,7 +220,7 @@ def build_gui_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SUBCOMMANDS = ("analyze",)
+SUBCOMMANDS = ("analyze", "study")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,3 +62,15 @@ def run_gui(
     app.exec()
     store.close()
     return status["code"]
+
+
+def run_study_reading(store, study_id: int, reader: str) -> int:
+    """Open the blinded reading screen of one reader."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.study_window import StudyReadingWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = StudyReadingWindow(store, study_id, reader)
+    window.show()
+    return app.exec()

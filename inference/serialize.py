@@ -79,3 +79,53 @@ def exam_result_to_dict(result: ExamResult) -> dict[str, Any]:
             "notices": list(provenance.notices),
         },
     }
+
+
+def exam_result_from_dict(data: dict[str, Any]) -> ExamResult:
+    """Rebuild an ExamResult from :func:`exam_result_to_dict` output (patch pixels are not stored: empty)."""
+    from inference.pipeline import BreastResult, ModelViewResult, Mode, Patch, Provenance  # noqa: PLC0415
+    from inference.preprocess import Mapping  # noqa: PLC0415
+    from inference.views import Laterality, View  # noqa: PLC0415
+    from inference.weights import ModelIdentity  # noqa: PLC0415
+
+    if data.get("schema") != "mammo-reader/exam-result":
+        raise ValueError("not a Mammo Reader exam result")
+
+    def probs(d: dict[str, float]) -> np.ndarray:
+        return np.array([d[name] for name in CLASS_NAMES], dtype=np.float32)
+
+    identities = tuple(ModelIdentity(**m) for m in data["provenance"]["models"])
+    by_label = {m.label: m for m in identities}
+    views = {}
+    for name, v in data["views"].items():
+        m = v["mapping"]
+        mapping = Mapping(
+            original_shape=tuple(m["original_shape"]), crop_origin=tuple(m["crop_origin"]),
+            crop_shape=tuple(m["crop_shape"]), flipped=bool(m["flipped"]), window_origin=tuple(m["window_origin"]),
+            input_shape=tuple(m["input_shape"]),
+        )
+        per_model = []
+        for mv in v["models"]:
+            saliency = np.stack([np.asarray(mv["saliency_input_frame"][c], np.float32) for c in CLASS_NAMES])
+            patches = tuple(
+                Patch(rank=p["rank"], box_input=tuple(p["box_input"]), box_original=tuple(p["box_original"]),
+                      attention=p["attention"], pixels=np.zeros((0, 0), np.float32))
+                for p in mv["patches"]
+            )
+            per_model.append(ModelViewResult(
+                model=by_label.get(mv["model"], identities[0]), y_fusion=probs(mv["y_fusion"]),
+                y_global=probs(mv["y_global"]), y_local=probs(mv["y_local"]), saliency=saliency, patches=patches))
+        views[View(name)] = ViewResult(
+            view=View(name), probabilities=probs(v["probabilities"]), y_global=probs(v["y_global"]),
+            y_local=probs(v["y_local"]), spread=probs(v["ensemble_spread"]),
+            saliency=np.mean([pm.saliency for pm in per_model], axis=0), mapping=mapping,
+            per_model=tuple(per_model), warnings=tuple(v["warnings"]),
+        )
+    breasts = {
+        Laterality(side): BreastResult(Laterality(side), probs(b["probabilities"]), tuple(View(x) for x in b["views"]))
+        for side, b in data["breasts"].items()
+    }
+    p = data["provenance"]
+    provenance = Provenance(models=identities, device=p["device"], mode=Mode(p["mode"]), torch_version=p["torch_version"],
+                            threads=p["threads"], python=p["python"], notices=tuple(p["notices"]))
+    return ExamResult(views=views, breasts=breasts, probabilities=probs(data["exam"]), provenance=provenance)

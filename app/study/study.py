@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -446,14 +447,19 @@ def write_tidy_csv(rows: Iterable[dict], path: str | Path) -> None:
             writer.writerow({k: row[k] for k in writer.fieldnames})
 
 
+def _imrmc_id(text: object) -> str:
+    """iMRMC identifiers may not hold spaces or commas."""
+    return re.sub(r"\W+", "_", str(text)).strip("_")
+
+
 def write_imrmc(rows: Sequence[dict], path: str | Path, description: str = "Mammo Reader export") -> None:
     """iMRMC input format: truth rows (reader -1, modality 0) then one row per score."""
     cases = {}
     for row in rows:
         cases.setdefault(row["case"], row["truth"])
     lines = [description, "", "BEGIN DATA:"]
-    lines += [f"-1,{case},0,{truth}" for case, truth in cases.items()]
-    lines += [f"{r['reader']},{r['case']},{r['modality']},{r['score']}" for r in rows]
+    lines += [f"-1,{_imrmc_id(case)},0,{truth}" for case, truth in cases.items()]
+    lines += [f"{_imrmc_id(r['reader'])},{_imrmc_id(r['case'])},{_imrmc_id(r['modality'])},{r['score']}" for r in rows]
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

@@ -123,3 +123,20 @@ def test_fast_mode_agrees_with_exact_within_001(exam0, seeded_model, exam0_resul
 def test_bad_views_argument():
     with pytest.raises(ValueError):
         analyze_exam({}, [])
+
+
+def test_result_json_round_trip(exam0_result):
+    import json
+
+    from inference.serialize import exam_result_from_dict, exam_result_to_dict
+
+    result, _ = exam0_result
+    data = json.loads(json.dumps(exam_result_to_dict(result)))
+    again = exam_result_from_dict(data)
+    for view in View:
+        a, b = result.views[view], again.views[view]
+        assert np.allclose(a.probabilities, b.probabilities) and np.allclose(a.saliency, b.saliency, atol=1e-6)
+        assert np.allclose([p.box_original for p in a.patches], [p.box_original for p in b.patches], atol=1e-3)
+        assert a.mapping == b.mapping
+    assert np.allclose(result.probabilities, again.probabilities)
+    assert exam_result_to_dict(again)["breasts"] == data["breasts"]

@@ -1,0 +1,147 @@
+"""A study's results for the coordinator: AUCs with CIs, ORH comparisons, operating points, telemetry."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.study.analysis import ORHResult, delong, orh, roc_points
+from app.study.store import Store
+from app.study.study import analysis_records, telemetry, write_imrmc, write_tidy_csv
+
+
+@dataclass(frozen=True)
+class AucRow:
+    reader: str
+    modality: str
+    auc: float
+    ci_low: float
+    ci_high: float
+    n_positive: int
+    n_negative: int
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    name: str
+    threshold: float
+    sensitivity: float
+    specificity: float
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    level: str
+    records: list[dict]
+    aucs: list[AucRow]
+    comparisons: dict[str, ORHResult]
+    model_points: list[OperatingPoint]
+    telemetry: list[dict]
+
+    def telemetry_summary(self) -> dict[str, int]:
+        moves = self.telemetry
+        return {
+            "aided reads (per breast)": len(moves),
+            "changed after seeing the AI": sum(m["changed"] for m in moves),
+            "moved toward the AI": sum(m["toward_ai"] for m in moves),
+            "correct -> incorrect where the AI was wrong": sum(m["flip_to_incorrect_ai_wrong"] for m in moves),
+            "incorrect -> correct": sum(m["flip_to_correct"] for m in moves),
+        }
+
+
+def _scores(records: list[dict], modality: str, reader: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    rows = [r for r in records if r["modality"] == modality and (reader is None or r["reader"] == reader)]
+    return np.array([r["score"] for r in rows], float), np.array([r["truth"] for r in rows], int)
+
+
+def model_operating_points(scores: np.ndarray, truth: np.ndarray) -> list[OperatingPoint]:
+    """Sensitivity and specificity of the model at 0.5 and at the Youden-optimal threshold."""
+    fpr, tpr, thresholds = roc_points(scores, truth)
+    best = int(np.argmax(tpr - fpr))
+    points = []
+    for name, threshold in (("threshold 0.5", 0.5), ("Youden optimum", float(thresholds[best]))):
+        decided = scores >= threshold
+        sensitivity = float(decided[truth == 1].mean()) if (truth == 1).any() else float("nan")
+        specificity = float((~decided[truth == 0]).mean()) if (truth == 0).any() else float("nan")
+        points.append(OperatingPoint(name, float(min(threshold, 1.0)), sensitivity, specificity))
+    return points
+
+
+def study_results(store: Store, study_id: int, level: str = "breast", method: str = "jackknife") -> StudyResults:
+    records = analysis_records(store, study_id, level)
+    if not records:
+        raise ValueError("no committed reads yet")
+    modalities = sorted({r["modality"] for r in records})
+    readers = sorted({r["reader"] for r in records})
+    aucs = []
+    for modality in modalities:
+        for reader in readers:
+            scores, truth = _scores(records, modality, reader)
+            if scores.size and 0 < truth.sum() < truth.size:
+                e = delong(scores, truth)
+                aucs.append(AucRow(reader, modality, e.auc, e.ci[0], e.ci[1], int(truth.sum()), int((truth == 0).sum())))
+    comparisons: dict[str, ORHResult] = {}
+    base = "unaided" if "unaided" in modalities else ("concurrent" if "concurrent" in modalities else None)
+    if base is not None and len(readers) >= 2:
+        pairs = []
+        if "aided" in modalities:
+            pairs.append(("aided", "unaided"))
+        pairs += [(f"model (vs {base})", base), (f"hybrid ({base})", base)]
+        for first, second in pairs:
+            rows = [r for r in records if r["modality"] in (first, second)]
+            try:
+                comparisons[f"{first} vs {second}"] = orh(rows, method)
+            except ValueError:
+                continue  # not fully crossed yet (a reader has not finished)
+    points = []
+    model_rows = [r for r in records if r["modality"].startswith("model") and r["reader"] == readers[0]]
+    if model_rows:
+        first_model = model_rows[0]["modality"]
+        scores, truth = _scores(records, first_model, readers[0])
+        if 0 < truth.sum() < truth.size:
+            points = model_operating_points(scores, truth)
+    return StudyResults(level, records, aucs, comparisons, points, telemetry(store, study_id))
+
+
+def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
+    """CSV/JSON files for archiving and for other tools (RJafroc/MRMCaov tidy CSV, iMRMC input)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    path = folder / f"aucs_{results.level}.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(AucRow.__dataclass_fields__))
+        writer.writeheader()
+        writer.writerows(asdict(row) for row in results.aucs)
+    written.append(path)
+    path = folder / f"orh_{results.level}.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["comparison", "method", "mean_first", "mean_second", "difference", "F", "ddf", "p",
+                         "ci_low", "ci_high", "var", "cov1", "cov2", "cov3", "var_r", "var_tr"])
+        for name, r in results.comparisons.items():
+            means = list(r.reader_mean.values())
+            writer.writerow([name, r.method, means[0], means[1], r.difference, r.F, r.ddf, r.p, r.ci[0], r.ci[1],
+                             r.var, r.cov1, r.cov2, r.cov3, r.var_r, r.var_tr])
+    written.append(path)
+    path = folder / "telemetry.csv"
+    if results.telemetry:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(results.telemetry[0]))
+            writer.writeheader()
+            writer.writerows(results.telemetry)
+        written.append(path)
+    path = folder / f"reads_{results.level}.csv"
+    write_tidy_csv(results.records, path)
+    written.append(path)
+    path = folder / f"reads_{results.level}.imrmc"
+    write_imrmc(results.records, path)
+    written.append(path)
+    path = folder / "operating_points.json"
+    path.write_text(json.dumps([asdict(p) for p in results.model_points], indent=1), encoding="utf-8")
+    written.append(path)
+    return written

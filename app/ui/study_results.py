@@ -1,0 +1,118 @@
+"""The coordinator's results screen: ROC curves, AUCs with 95 % CIs, ORH tables, operating points, telemetry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.study.analysis import roc_points
+from app.study.results import StudyResults, write_results
+
+FPR_GRID = np.linspace(0, 1, 101)
+COLOURS = {"unaided": (70, 130, 220), "aided": (230, 140, 30), "concurrent": (150, 90, 200)}
+
+
+def _table(headers: list[str], rows: list[list[str]], name: str) -> QTableWidget:
+    table = QTableWidget(len(rows), len(headers))
+    table.setObjectName(name)
+    table.setHorizontalHeaderLabels(headers)
+    table.verticalHeader().hide()
+    for i, row in enumerate(rows):
+        for j, text in enumerate(row):
+            table.setItem(i, j, QTableWidgetItem(text))
+    table.resizeColumnsToContents()
+    return table
+
+
+class StudyResultsWindow(QMainWindow):
+    def __init__(self, results: StudyResults, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("studyResultsWindow")
+        self.setWindowTitle(f"Study results ({results.level} level)")
+        self.results = results
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setObjectName("rocPlot")
+        self.plot.setLabel("bottom", "1 - specificity (false-positive rate)")
+        self.plot.setLabel("left", "sensitivity (true-positive rate)")
+        self.plot.setXRange(0, 1)
+        self.plot.setYRange(0, 1)
+        self.plot.addLegend(offset=(-10, 10))
+        self.curves = self._draw_rocs()
+
+        tabs = QTabWidget()
+        tabs.addTab(_table(["reader", "modality", "AUC", "95 % CI", "positives", "negatives"],
+                           [[a.reader, a.modality, f"{a.auc:.3f}", f"{a.ci_low:.3f} – {a.ci_high:.3f}",
+                             str(a.n_positive), str(a.n_negative)] for a in results.aucs], "aucTable"), "AUCs")
+        orh_rows = []
+        for name, r in results.comparisons.items():
+            means = " vs ".join(f"{v:.3f}" for v in r.reader_mean.values())
+            orh_rows.append([name, means, f"{r.difference:+.4f}", f"{r.F:.3f}", f"{r.ddf:.2f}", f"{r.p:.4f}",
+                             f"{r.ci[0]:+.4f} – {r.ci[1]:+.4f}", f"{r.fixed_readers.p:.4f}", f"{r.fixed_cases.p:.4f}"])
+        tabs.addTab(_table(["comparison", "reader-mean AUCs", "difference", "F", "ddf", "p (RRRC)", "95 % CI",
+                            "p (fixed readers)", "p (fixed cases)"], orh_rows, "orhTable"),
+                    f"ORH ({next(iter(results.comparisons.values())).method if results.comparisons else '—'})")
+        tabs.addTab(_table(["model operating point", "threshold", "sensitivity", "specificity"],
+                           [[p.name, f"{p.threshold:.3f}", f"{p.sensitivity:.3f}", f"{p.specificity:.3f}"]
+                            for p in results.model_points], "pointsTable"), "Operating points")
+        tabs.addTab(_table(["telemetry", "count"], [[k, str(v)] for k, v in results.telemetry_summary().items()],
+                           "telemetryTable"), "Telemetry")
+        export = QPushButton("Export CSV / iMRMC / JSON…")
+        export.clicked.connect(self._export)
+        side = QWidget()
+        layout = QVBoxLayout(side)
+        layout.addWidget(QLabel("Telemetry and ground truth are for the coordinator only."))
+        layout.addWidget(tabs)
+        layout.addWidget(export)
+        splitter = QSplitter()
+        splitter.addWidget(self.plot)
+        splitter.addWidget(side)
+        splitter.setSizes([700, 800])
+        self.setCentralWidget(splitter)
+        self.resize(1500, 800)
+
+    def _draw_rocs(self) -> dict[str, object]:
+        records = self.results.records
+        curves = {}
+        modalities = sorted({r["modality"] for r in records})
+        readers = sorted({r["reader"] for r in records})
+        for modality in modalities:
+            is_model = modality.startswith("model")
+            is_hybrid = modality.startswith("hybrid")
+            if is_model and any(m.startswith("model") for m in curves):
+                continue  # the model is the same curve whichever comparison it came from
+            colour = (200, 30, 30) if is_model else (30, 150, 60) if is_hybrid else COLOURS.get(modality, (90, 90, 90))
+            averaged = []
+            for reader in readers[:1] if is_model else readers:
+                rows = [r for r in records if r["modality"] == modality and r["reader"] == reader]
+                truth = np.array([r["truth"] for r in rows])
+                if not rows or truth.min() == truth.max():
+                    continue
+                fpr, tpr, _ = roc_points([r["score"] for r in rows], truth)
+                averaged.append(np.interp(FPR_GRID, fpr, tpr))
+                if not is_model:
+                    self.plot.plot(fpr, tpr, pen=pg.mkPen(colour + (110,), width=1))
+            if not averaged:
+                continue
+            mean = np.mean(averaged, axis=0)
+            name = "model" if is_model else f"{modality} (reader average)"
+            width = 4 if (is_model or is_hybrid) else 3
+            curves[modality] = self.plot.plot(FPR_GRID, mean, pen=pg.mkPen(colour, width=width), name=name)
+        self.plot.plot([0, 1], [0, 1], pen=pg.mkPen((160, 160, 160), style=pg.QtCore.Qt.PenStyle.DashLine))
+        return curves
+
+    def _export(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export results to")
+        if folder:
+            write_results(self.results, folder)

@@ -1,0 +1,268 @@
+"""Reader-study screens: the blinded reading screen, and the coordinator's results.
+
+The reading screen is the viewer with the per-breast estimate: no identifiers (the exam is de-identified
+and named "case k of n"), no ground truth, no notes. In the sequential design the first (unaided) answer
+is committed and locked before the AI is shown; the aided answer is then recorded. Commits go through the
+store's writer thread; "saved" appears when the read is durable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.study.store import Store
+from app.study.study import Design, ReadingSession, study_info
+from app.ui.errors import show_error
+from app.ui.hanging import HangingWidget
+from app.ui.score_panel import ReaderPanel
+from app.ui.worker import Worker
+from inference.exam import Exam, load_exam
+from inference.serialize import exam_result_from_dict
+
+logger = logging.getLogger(__name__)
+
+
+def _load_case(path: str, *, progress, cancel) -> Exam:
+    progress("loading case", 0, 1)
+    return load_exam(path).deidentify()
+
+
+class _CommitSignal(QObject):
+    done = Signal(str, str, object)  # case_id, step, error or None
+
+
+class StudyReadingWindow(QMainWindow):
+    """One reader's session. Keys: Ctrl+Enter commit, Ctrl+Shift+A show AI, PgDown next, PgUp previous."""
+
+    caseShown = Signal(str)
+    committed = Signal(str, str)  # case_id, modality
+
+    def __init__(self, store: Store, study_id: int, reader: str) -> None:
+        super().__init__()
+        self.setObjectName("studyReadingWindow")
+        self.store = store
+        self.session = ReadingSession(store, study_id, reader)
+        self.info = study_info(store, study_id)
+        self.position = self.session.next_position()
+        self.exam: Exam | None = None
+        self.loader: Worker | None = None
+        self._signal = _CommitSignal()
+        self._signal.done.connect(self._on_commit_done)
+
+        self.header = QLabel()
+        self.header.setObjectName("studyHeader")
+        self.header.setStyleSheet("font: bold 14px; padding: 4px;")
+        self.hanging = HangingWidget()
+        self.reader_panel = ReaderPanel()
+        self.reader_panel.commit_button.hide()
+        self.locked_label = QLabel("")
+        self.locked_label.setObjectName("lockedLabel")
+        self.locked_label.setWordWrap(True)
+        self.ai_box = QGroupBox("AI")
+        self.ai_box.setObjectName("aiBox")
+        self.ai_label = QLabel("")
+        QVBoxLayout(self.ai_box).addWidget(self.ai_label)
+        self.commit_button = QPushButton("Commit  (Ctrl+Enter)")
+        self.commit_button.setObjectName("studyCommit")
+        self.reveal_button = QPushButton("Show AI  (Ctrl+Shift+A)")
+        self.reveal_button.setObjectName("revealButton")
+        self.previous_button = QPushButton("◀ Previous  (PgUp)")
+        self.next_button = QPushButton("Next ▶  (PgDown)")
+        self.next_button.setObjectName("nextButton")
+        self.status_label = QLabel("")
+        self.status_label.setObjectName("studyStatus")
+        for button, slot in ((self.commit_button, self.commit), (self.reveal_button, self.reveal),
+                             (self.previous_button, self.previous_case), (self.next_button, self.next_case)):
+            button.clicked.connect(slot)
+        for text, key, slot in (("Commit", "Ctrl+Return", self.commit), ("Show AI", "Ctrl+Shift+A", self.reveal),
+                                ("Next case", "PgDown", self.next_case), ("Previous case", "PgUp", self.previous_case)):
+            action = QAction(text, self)
+            action.setShortcut(QKeySequence(key))
+            action.triggered.connect(slot)
+            self.addAction(action)
+
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.addWidget(self.reader_panel)
+        side_layout.addWidget(self.locked_label)
+        side_layout.addWidget(self.ai_box)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.previous_button)
+        buttons.addWidget(self.next_button)
+        side_layout.addWidget(self.commit_button)
+        side_layout.addWidget(self.reveal_button)
+        side_layout.addLayout(buttons)
+        side_layout.addWidget(self.status_label)
+        side_layout.addStretch(1)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.hanging)
+        splitter.addWidget(side)
+        splitter.setSizes([1150, 420])
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addWidget(self.header)
+        layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+        self.setWindowTitle(f"Mammo Reader — study {self.info['name']} — {reader}")
+        self.resize(1600, 1000)
+        if self.position is None:
+            self._show_finished()
+        else:
+            self.show_case(self.position)
+
+    # ------------------------------------------------------------------------------------------ state
+
+    @property
+    def case_id(self) -> str:
+        return self.session.order[self.position]
+
+    def current_step(self) -> str:
+        """What the reader does now on this case: 'unaided', 'reveal', 'aided', 'concurrent' or 'done'."""
+        reads = self.session.reads(self.case_id)
+        design = self.session.design
+        if design == Design.CONCURRENT:
+            return "done" if "concurrent" in reads else "concurrent"
+        if "unaided" not in reads:
+            return "unaided"
+        if design == Design.UNAIDED:
+            return "done"
+        if not self.session.is_revealed(self.case_id):
+            return "reveal"
+        return "done" if "aided" in reads else "aided"
+
+    def show_case(self, position: int) -> None:
+        self.position = position
+        case = self.session.case_at(position)
+        training = "  (training case — not scored)" if case.training else ""
+        self.header.setText(f"{self.info['name']} — case {position + 1} of {case.total}{training}")
+        self.exam = None
+        self.hanging.set_exam(None)
+        self.hanging.set_result(None)
+        self.status_label.setText("loading…")
+        self.loader = Worker(_load_case, case.exam_path)
+        self.loader.result.connect(self._on_loaded)
+        self.loader.error.connect(lambda error: show_error(self, error))
+        self.loader.start()
+        self._refresh()
+
+    def _on_loaded(self, exam: Exam) -> None:
+        self.exam = exam
+        self.hanging.set_exam(exam)
+        step = self.current_step()
+        if step in ("unaided", "aided", "concurrent"):
+            self.session.shown(self.case_id, step)
+        self._refresh()
+        self.status_label.setText("")
+        self.caseShown.emit(self.case_id)
+
+    def _model_result(self):
+        rows = self.store.read(
+            "SELECT c.result_json FROM model_scores s JOIN model_cache c ON c.cache_key = s.cache_key "
+            "WHERE s.study_id=? AND s.case_id=? LIMIT 1", (self.session.study_id, self.case_id))
+        return exam_result_from_dict(json.loads(rows[0][0])) if rows else None
+
+    def _refresh(self) -> None:
+        step = self.current_step()
+        reads = self.session.reads(self.case_id)
+        show_ai = step in ("aided", "concurrent") or (step == "done" and self.session.design != Design.UNAIDED)
+        result = self._model_result() if show_ai else None
+        if self.exam is not None:
+            self.hanging.set_result(result)
+            for widget in self.hanging.views.values():
+                widget.set_overlay_options(benign=True, malignant=True, visible=show_ai, patches=True, opacity=0.45)
+        self.ai_box.setVisible(show_ai)
+        if result is not None:
+            lines = [f"{'Right' if side.value == 'R' else 'Left'} breast: malignant {100 * b.probabilities[1]:.1f} %"
+                     for side, b in sorted(result.breasts.items(), key=lambda kv: kv[0].value != "R")]
+            self.ai_label.setText("\n".join(lines))
+        elif show_ai:
+            self.ai_label.setText("No AI result is stored for this case.")
+        editable = step in ("unaided", "aided", "concurrent")
+        self.reader_panel.setEnabled(editable)
+        self.commit_button.setEnabled(editable)
+        self.reveal_button.setVisible(self.session.design == Design.SEQUENTIAL)
+        self.reveal_button.setEnabled(step == "reveal")
+        self.next_button.setEnabled(step == "done" and self.position + 1 < len(self.session.order))
+        self.previous_button.setEnabled(self.position > 0)
+        unaided = reads.get("unaided")
+        if unaided and self.session.design == Design.SEQUENTIAL:
+            self.locked_label.setText(
+                f"Unaided read (locked): right {100 * unaided['R']:.0f} %, left {100 * unaided['L']:.0f} %")
+        else:
+            self.locked_label.setText("")
+        shown = reads.get(step) or reads.get("aided") or reads.get("concurrent") or unaided
+        if step == "aided" and not reads.get("aided"):
+            shown = unaided  # start the aided read from the reader's own first answer
+        if step == "unaided" or step == "concurrent":
+            shown = None
+        from app.study.store import BreastRead  # noqa: PLC0415
+
+        self.reader_panel.set_reads({b: BreastRead(b, v) for b, v in (shown or {}).items()})
+
+    # ------------------------------------------------------------------------------------------ actions
+
+    def commit(self) -> None:
+        step = self.current_step()
+        if step not in ("unaided", "aided", "concurrent"):
+            return
+        values = {side: self.reader_panel.value(side) for side in ("L", "R")}
+        if any(v is None for v in values.values()):
+            self.status_label.setText("Give a probability for both breasts (0 is a valid answer: set it).")
+            return
+        birads = {side: self.reader_panel.inputs[side].birads.currentText() for side in ("L", "R")}
+        self.commit_button.setEnabled(False)
+        self.status_label.setText("saving…")
+        case_id = self.case_id
+        future = self.session.commit(case_id, step, values, birads)
+        future.add_done_callback(lambda f: self._signal.done.emit(case_id, step, f.exception()))
+
+    def reveal(self) -> None:
+        if self.current_step() != "reveal":
+            return
+        case_id = self.case_id
+        future = self.session.reveal(case_id)
+        future.add_done_callback(lambda f: self._signal.done.emit(case_id, "reveal", f.exception()))
+
+    def _on_commit_done(self, case_id: str, step: str, error) -> None:
+        if error is not None:
+            self.status_label.setText(f"NOT saved: {error}")
+            show_error(self, error)
+            self._refresh()
+            return
+        self.status_label.setText("saved" if step != "reveal" else "AI shown; your first answer is locked")
+        if case_id != self.case_id:
+            return
+        if step == "reveal":
+            self.session.shown(case_id, "aided")
+        else:
+            self.committed.emit(case_id, step)
+        self._refresh()
+
+    def next_case(self) -> None:
+        if self.next_button.isEnabled():
+            self.show_case(self.position + 1)
+
+    def previous_case(self) -> None:
+        if self.position > 0:
+            self.show_case(self.position - 1)
+
+    def _show_finished(self) -> None:
+        self.header.setText(f"{self.info['name']}: all cases are read. Thank you.")
+        for button in (self.commit_button, self.reveal_button, self.next_button, self.previous_button):
+            button.setEnabled(False)
+        self.reader_panel.setEnabled(False)
+        self.ai_box.hide()

@@ -1,0 +1,82 @@
+"""The study command line: create, scores, results with exports, export/import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from app.study.store import Store
+from app.study.study import ReadingSession
+from tests.conftest import DATA, REFERENCE, require_shared
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_study_cli_end_to_end(tmp_path):
+    require_shared()
+    db = tmp_path / "s.sqlite"
+    exam = DATA / "gmic-exam0"
+    (tmp_path / "cases.csv").write_text(
+        "case_id,exam,truth_left,truth_right\n"
+        + "".join(f"c{i},{exam},{'malignant' if i % 3 == 0 else 'normal'},normal\n" for i in range(6)))
+    done = run("study", "--db", str(db), "create", "pilot", "--cases", str(tmp_path / "cases.csv"),
+               "--readers", "A,B", "--design", "sequential", "--seed", "4")
+    assert done.returncode == 0, done.stderr
+    done = run("study", "--db", str(db), "scores", "pilot", "--models", str(REFERENCE / "seeded_state_dict.pt"),
+               "--device", "cpu")
+    assert done.returncode == 0 and "6 case(s)" in done.stdout, done.stderr
+    store = Store(db)
+    for k, reader in enumerate(("A", "B")):
+        session = ReadingSession(store, 1, reader)
+        for position in range(6):
+            case = session.case_at(position).case_id
+            index = int(case[1:])
+            first = (0.7 if index % 3 == 0 else 0.3) + 0.05 * ((index + k) % 3)
+            session.commit(case, "unaided", {"L": first, "R": 0.1 + 0.01 * index}).result()
+            session.reveal(case).result()
+            session.commit(case, "aided", {"L": min(first + 0.1, 1.0), "R": 0.1 + 0.01 * index}).result()
+    store.close()
+    out = tmp_path / "results"
+    done = run("study", "--db", str(db), "results", "pilot", "--method", "delong", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "ORH aided vs unaided" in done.stdout and "telemetry: aided reads (per breast): 24" in done.stdout
+    assert (out / "aucs_breast.csv").is_file() and (out / "reads_breast.imrmc").is_file()
+    done = run("study", "--db", str(db), "export", "pilot", str(tmp_path / "pilot.json"))
+    assert done.returncode == 0
+    done = run("study", "--db", str(db), "import", str(tmp_path / "pilot.json"), "--name", "pilot copy")
+    assert done.returncode == 0 and "study id 2" in done.stdout
+    done = run("study", "--db", str(db), "results", "nonexistent")
+    assert done.returncode == 2 and "no study named" in done.stderr
+
+
+def test_results_window_draws_rocs(qtbot, tmp_path):
+    from app.study.results import study_results
+    from app.study.study import CaseEntry, Design, create_study
+    from app.ui.study_results import StudyResultsWindow
+
+    store = Store(tmp_path / "r.sqlite")
+    entries = [CaseEntry(f"c{i}", "/x", "malignant" if i < 3 else "normal", "normal") for i in range(8)]
+    study = create_study(store, "r", Design.SEQUENTIAL, ["A", "B"], entries)
+    store.submit(lambda db: [db.execute("INSERT INTO model_scores VALUES (?, ?, ?, ?, ?, ?)",
+                                        (study, f"c{i}", b, 0.8 if (i < 3 and b == 'L') else 0.3 - 0.02 * i, 0.1, "k"))
+                             for i in range(8) for b in ("L", "R")]).result()
+    for k, reader in enumerate(("A", "B")):
+        session = ReadingSession(store, study, reader)
+        for position in range(8):
+            case = session.case_at(position).case_id
+            i = int(case[1:])
+            value = (0.6 if i < 3 else 0.2) + 0.05 * ((i + k) % 4)
+            session.commit(case, "unaided", {"L": value, "R": 0.2 + 0.01 * i}).result()
+            session.reveal(case).result()
+            session.commit(case, "aided", {"L": min(value + 0.05, 1.0), "R": 0.2 + 0.01 * i}).result()
+    results = study_results(store, study)
+    window = StudyResultsWindow(results)
+    qtbot.addWidget(window)
+    assert {"unaided", "aided"} <= set(window.curves) and any(m.startswith("model") for m in window.curves)
+    assert "aided vs unaided" in results.comparisons
+    store.close()
