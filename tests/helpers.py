@@ -1,0 +1,50 @@
+"""Test helpers without Qt: a model stub whose saliency peaks on the brightest input, synthetic views."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from inference.models.gmic import GMIC, GMICConfig
+from inference.weights import LoadedModel, ModelIdentity
+
+
+class BrightSpotGMIC(GMIC):
+    """A GMIC whose saliency maps peak wherever the *input* is brightest: a stand-in for a trained model whose
+    answer on a synthetic lesion is known, so that overlay registration can be tested end to end."""
+
+    def global_forward(self, x):
+        pooled = F.avg_pool2d(x, kernel_size=64)  # (N, 1, 46, 30) for 2944 x 1920
+        peak = pooled.amax(dim=(2, 3), keepdim=True)
+        saliency = torch.sigmoid(20 * (pooled - 0.8 * peak)).expand(-1, 2, -1, -1).contiguous()
+        h_g = torch.zeros(x.shape[0], self.config.post_processing_dim, *pooled.shape[2:])
+        return h_g, saliency
+
+
+def make_stub_model() -> LoadedModel:
+    torch.manual_seed(0)
+    model = BrightSpotGMIC(GMICConfig(local_width=8)).eval()
+    identity = ModelIdentity(path="<stub>", git_blob_sha1="stub", sha256="stub", published_name=None,
+                             percent_t=0.02, label="bright-spot stub")
+    return LoadedModel(model=model, identity=identity)
+
+
+def synthetic_view(view: str, lesion: tuple[int, int], mirrored: bool = False, shape=(1400, 800)) -> np.ndarray:
+    """A half-ellipse breast (chest wall at the usual side for ``view``) with a bright disc at ``lesion``
+    (row, col) in the stored image."""
+    h, w = shape
+    rows, cols = np.mgrid[0:h, 0:w]
+    faces_right = view.startswith("L") != mirrored
+    distance_from_wall = cols if faces_right else (w - 1 - cols)
+    inside = ((rows - h / 2) / (h * 0.45)) ** 2 + (distance_from_wall / (w * 0.8)) ** 2 <= 1
+    image = np.where(inside, 1200 + 200 * np.sin(rows / 37.0) * np.cos(cols / 23.0), 0).astype(np.float32)
+    lr, lc = lesion
+    image[(rows - lr) ** 2 + (cols - lc) ** 2 <= 30**2] = 4000
+    return image.astype(np.uint16)
+
+
+def write_png(path, image: np.ndarray):
+    cv2.imwrite(str(path), image)
+    return path

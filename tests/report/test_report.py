@@ -1,0 +1,158 @@
+"""Reports without Qt: PDF, PNG, JSON, DICOM SR; de-identification scanned byte by byte; the batch command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pydicom
+import pytest
+
+from app.report.content import DISCLAIMER, ReportInput
+from app.report.export import export_report
+from app.study.store import BreastRead
+from inference.exam import load_exam
+from inference.pipeline import analyze_exam
+from tests.conftest import REFERENCE, require_shared
+from tests.helpers import make_stub_model, synthetic_view
+from tests.inference.dicom_factory import PATIENT_ID, PATIENT_NAME, make_dataset, write
+
+ROOT = Path(__file__).resolve().parents[2]
+IDENTIFIERS = [PATIENT_NAME, PATIENT_NAME.replace("^", " "), "Testpatient", PATIENT_ID, "19600101", "ACC123"]
+
+
+@pytest.fixture(scope="module")
+def dicom_exam(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("exam")
+    right = make_dataset(synthetic_view("R-CC", (600, 500)), "R-CC")
+    left = make_dataset(synthetic_view("L-CC", (800, 250)), "L-CC")
+    left.StudyInstanceUID = right.StudyInstanceUID  # one exam, one study
+    write(right, folder, "a.dcm")
+    write(left, folder, "b.dcm")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def analysed(dicom_exam):
+    exam = load_exam(dicom_exam)
+    return exam, analyze_exam(exam, make_stub_model(), device="cpu")
+
+
+def pdf_text(path: Path) -> str:
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(str(path))
+    return "\n".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))
+
+
+def test_pdf_is_readable_and_says_what_it_must(analysed, tmp_path):
+    exam, result = analysed
+    reads = {"R": BreastRead("R", 0.6, birads="4B"), "L": BreastRead("L", 0.05)}
+    paths = export_report(ReportInput(exam, result, reads, reader="Dr Reader", comments="Check the right breast."),
+                          tmp_path, formats=("pdf",))
+    pdf = paths[0]
+    assert pdf.stat().st_size < 6_000_000
+    text = " ".join(pdf_text(pdf).split())
+    assert "Decision support only" in text and "Dr Reader" in text and "ACC123" in text
+    assert "hybrid" in text and "Check the right breast." in text and "R-CC" in text
+    hybrid = (0.6 + float(result.breasts["R"].probabilities[1])) / 2
+    assert f"{100 * hybrid:.1f} %" in text
+    import pypdfium2 as pdfium
+
+    page = pdfium.PdfDocument(str(pdf))[0]
+    assert abs(page.get_width() - 595.3) < 1  # A4 in points
+    image = page.render(scale=1.5).to_numpy()
+    assert image.std() > 20  # a real page was drawn
+    letter = export_report(ReportInput(exam, result), tmp_path / "letter", formats=("pdf",), page_size="Letter")[0]
+    assert abs(pdfium.PdfDocument(str(letter))[0].get_width() - 612) < 1
+
+
+def test_png_figures(analysed, tmp_path):
+    exam, result = analysed
+    paths = export_report(ReportInput(exam, result), tmp_path, formats=("png",))
+    names = [p.name for p in paths]
+    assert any(n.endswith("_four_views.png") for n in names) and any(n.endswith("_R-CC.png") for n in names)
+    single = cv2.imread(str(next(p for p in paths if p.name.endswith("_R-CC.png"))))
+    assert single.shape[:2] == exam.views["R-CC"].pixels.shape  # full resolution
+
+
+def test_json_report_holds_the_result_and_reads(analysed, tmp_path):
+    exam, result = analysed
+    path = export_report(ReportInput(exam, result, {"R": BreastRead("R", 0.4)}), tmp_path, formats=("json",))[0]
+    data = json.loads(path.read_text())
+    assert data["schema"] == "mammo-reader/report" and data["schema_version"] == "1.0"
+    assert data["reads"]["R"]["hybrid_malignant"] == pytest.approx((0.4 + data["reads"]["R"]["model_malignant"]) / 2)
+    assert set(data["result"]["views"]) == {"R-CC", "L-CC"} and data["disclaimer"] == DISCLAIMER
+
+
+def test_structured_report_reads_back_and_references_the_images(analysed, tmp_path):
+    import highdicom as hd
+
+    exam, result = analysed
+    path = export_report(ReportInput(exam, result), tmp_path, formats=("sr",))[0]
+    sr = hd.sr.srread(path)
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"
+    evidence = {sop.ReferencedSOPInstanceUID for study in sr.CurrentRequestedProcedureEvidenceSequence
+                for series in study.ReferencedSeriesSequence for sop in series.ReferencedSOPSequence}
+    assert evidence == {img.sop_instance_uid for img in exam.views.values()}
+    report = hd.sr.MeasurementReport.from_sequence([sr])
+    groups = report.get_planar_roi_measurement_groups()
+    assert len(groups) == 12  # 6 regions x 2 views
+    uids = {img.sop_instance_uid: img for img in exam.views.values()}
+    for group in groups:
+        region = group.roi
+        source_uid = region.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+        rows, cols = uids[source_uid].pixels.shape
+        points = np.asarray(region.value).reshape(-1, 2)
+        assert points[:, 0].min() >= 0 and points[:, 0].max() <= cols and points[:, 1].max() <= rows
+        names = {m.name.meaning for m in group.get_measurements()}
+        assert {"Attention weight of the region", "Probability of malignancy"} <= names
+
+
+def test_deidentified_export_has_no_identifier_in_any_byte(analysed, tmp_path):
+    exam, result = analysed
+    clean = exam.deidentify()
+    paths = export_report(ReportInput(clean, result, reader="Dr Reader", deidentify=True), tmp_path,
+                          formats=("pdf", "png", "json", "sr"))
+    assert len(paths) >= 5
+    for path in paths:
+        raw = path.read_bytes()
+        for identifier in IDENTIFIERS:
+            assert identifier.encode() not in raw, (path.name, identifier)
+            assert identifier.encode("utf-16-be") not in raw, (path.name, identifier)
+        assert "ACC123" not in path.name and "Testpatient" not in path.name
+    pdf = next(p for p in paths if p.suffix == ".pdf")
+    text = pdf_text(pdf)
+    from pypdf import PdfReader
+
+    metadata = " ".join(str(v) for v in (PdfReader(str(pdf)).metadata or {}).values())
+    for identifier in IDENTIFIERS:
+        assert identifier not in text and identifier not in metadata
+    sr = pydicom.dcmread(next(p for p in paths if p.name.endswith("_sr.dcm")))
+    values = " ".join(str(e.value) for e in sr.iterall() if e.VR in ("PN", "LO", "SH", "DA", "LT", "ST", "UT"))
+    for identifier in IDENTIFIERS:
+        assert identifier not in values
+    # and without de-identification the name is there: the scan above can see it
+    named = export_report(ReportInput(exam, result), tmp_path / "named", formats=("pdf",))[0]
+    assert "Testpatient" in pdf_text(named)
+
+
+def test_batch_command_continues_past_a_bad_exam_and_resumes(dicom_exam, tmp_path):
+    bad = tmp_path / "bad_exam"
+    bad.mkdir()
+    (bad / "x.dcm").write_bytes(b"not dicom")
+    out = tmp_path / "out"
+    weights = REFERENCE / "seeded_state_dict.pt"
+    require_shared()
+    args = [sys.executable, "main.py", "report", str(dicom_exam), str(bad), "--out", str(out), "--models",
+            str(weights), "--percent-t", "0.02", "--format", "json,png", "--deidentify", "--device", "cpu"]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1
+    assert "1 exam(s) reported" in done.stdout and "1 failed" in done.stdout and "FAILED" in done.stdout
+    assert "bad_exam" in done.stdout and "exams/minute" in done.stdout
+    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert "1 already done (skipped)" in again.stdout
