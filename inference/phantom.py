@@ -101,7 +101,7 @@ def _spiculated(shape, centre, radius, rng) -> tuple[np.ndarray, np.ndarray]:
         across = -(cols - centre[1]) * np.sin(theta) + (rows - centre[0]) * np.cos(theta)
         line = (along > 0) & (along < length) & (np.abs(across) < 1.5 + 1.5 * (1 - along / length))
         spicules = np.maximum(spicules, line * (1 - along / length))
-    value = 700 * core + 320 * spicules
+    value = 1100 * core + 550 * spicules
     return value, (core > 0.15) | (spicules > 0.3)
 
 
@@ -110,7 +110,7 @@ def _round_mass(shape, centre, radius) -> tuple[np.ndarray, np.ndarray]:
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
     distance = np.sqrt((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2)
     profile = np.clip((radius - distance) / 3.0, 0, 1) * np.sqrt(np.clip(1 - (distance / radius) ** 2, 0, 1))
-    return 520 * profile, distance <= radius
+    return 720 * profile, distance <= radius
 
 
 def _calcifications(shape, centre, radius, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -191,11 +191,11 @@ def render_view(
 
 
 def random_findings(rng: np.random.Generator) -> list[Finding]:
-    """A breast's findings for training: about 30 % malignant, 30 % benign, the rest normal."""
+    """A breast's findings for training: about 40 % malignant, 30 % benign, the rest normal."""
     u = rng.uniform()
-    if u < 0.3:
+    if u < 0.4:
         return [Finding("spiculated", size=rng.uniform(0.8, 1.3))]
-    if u < 0.6:
+    if u < 0.7:
         return [Finding(rng.choice(["round", "calcifications"]), size=rng.uniform(0.8, 1.3))]
     return []
 

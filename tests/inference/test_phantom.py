@@ -1,0 +1,51 @@
+"""The synthetic demo exam: deterministic, labelled, read by the real DICOM intake."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from inference.exam import View, load_exam
+from inference.phantom import demo_exam, generate_exam, power_law_noise, write_dicom_exam
+
+
+def test_deterministic_from_the_seed():
+    a, b = generate_exam(5), generate_exam(5)
+    for view in View:
+        assert np.array_equal(a.views[view].image, b.views[view].image)
+    assert not np.array_equal(generate_exam(6).views[View.L_CC].image, a.views[View.L_CC].image)
+
+
+def test_demo_exam_findings_and_masks():
+    exam = demo_exam()
+    assert exam.labels == {"right_malignant": 1, "right_benign": 0, "left_malignant": 0, "left_benign": 1}
+    for view, phantom in exam.views.items():
+        image = phantom.image
+        assert image.dtype == np.uint16 and image.max() <= 4095 and image.min() == 0
+        assert phantom.lesion_masks["malignant"].any() == (view.laterality == "R")
+        assert phantom.lesion_masks["benign"].any() == (view.laterality == "L")
+        lesion = phantom.lesion_masks["malignant"] | phantom.lesion_masks["benign"]
+        assert np.all(phantom.breast_mask[lesion])  # findings lie inside the breast
+        # stored the usual way: L views face right (tissue at column 0), R views face left
+        left_edge, right_edge = phantom.breast_mask[:, 0].mean(), phantom.breast_mask[:, -1].mean()
+        assert (left_edge > right_edge) == (view.laterality == "L")
+
+
+def test_texture_has_a_power_law_spectrum():
+    noise = power_law_noise((512, 512), beta=3.0, rng=np.random.default_rng(0))
+    power = np.abs(np.fft.rfft2(noise)) ** 2
+    f = np.sqrt(np.fft.fftfreq(512)[:, None] ** 2 + np.fft.rfftfreq(512)[None, :] ** 2)
+    band = (f > 0.02) & (f < 0.3)
+    slope = np.polyfit(np.log(f[band]), np.log(power[band]), 1)[0]
+    assert -3.4 < slope < -2.6
+
+
+def test_dicom_demo_goes_through_the_real_intake(tmp_path):
+    exam = demo_exam()
+    write_dicom_exam(exam, tmp_path)
+    loaded = load_exam(tmp_path)
+    assert set(loaded.views) == set(View)
+    for view, image in loaded.views.items():
+        assert image.view_source == "ViewCodeSequence" and image.laterality_source == "ImageLaterality"
+        assert not image.warnings and not image.horizontal_flip
+        assert np.array_equal(image.pixels, exam.views[view].image)
+        assert image.windows and image.pixel_spacing is not None
