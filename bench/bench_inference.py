@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from timing import median_time  # noqa: E402
 from inference.exam import load_exam  # noqa: E402
 from inference.models.gmic import crop_upper_left, retrieve_rois, top_t_pooling  # noqa: E402
 from inference.pipeline import Mode, analyze_exam, choose_device, numerics, runnable_model  # noqa: E402
@@ -29,14 +30,6 @@ from inference.views import View  # noqa: E402
 from inference.weights import load_model  # noqa: E402
 
 
-def median_time(fn, runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def sync(device: torch.device) -> None:

@@ -36,7 +36,7 @@ from app.ui.score_panel import ScorePanelWidget
 from app.ui.worker import Worker
 from inference.exam import Exam, load_exam
 from inference.pipeline import ExamResult, analyze_exam
-from inference.serialize import exam_result_to_dict
+from inference.serialize import exam_result_from_dict, exam_result_to_dict
 from inference.views import View
 from inference.weights import LoadedModel, load_models
 
@@ -87,17 +87,28 @@ class AnalysisOutcome:
     record: dict  # the JSON-ready result for the store
 
 
+def model_key(identities) -> str:
+    return "+".join(i.git_blob_sha1 or i.sha256 for i in identities)
+
+
 def _load_and_analyze(
-    exam: Exam, model_path: str, cached: list[LoadedModel] | None, device: str, mode: str, *, progress, cancel
+    exam: Exam, model_path: str, cached: list[LoadedModel] | None, device: str, mode: str, store: Store | None,
+    *, progress, cancel,
 ) -> AnalysisOutcome:
-    """Background task: load the models if needed, analyse, and prepare overlay pixels and the record."""
+    """Background task: load the models if needed; reuse this exam's stored result for these models, or
+    analyse; prepare overlay pixels and the record."""
     models = cached
     if models is None:
         progress("loading models", 0, 1)
         models = load_models(model_path)
-    result = analyze_exam(exam, models, device=device, mode=mode, progress=progress, cancel=cancel)
+    stored = store.load_result(exam_key(exam), model_key(m.identity for m in models)) if store else None
+    if stored is not None:
+        progress("restoring the stored result", 0, 1)
+        result = exam_result_from_dict(stored)
+    else:
+        result = analyze_exam(exam, models, device=device, mode=mode, progress=progress, cancel=cancel)
     progress("preparing overlays", 0, 1)
-    return AnalysisOutcome(models, result, prepare_overlays(result, exam), exam_result_to_dict(result))
+    return AnalysisOutcome(models, result, prepare_overlays(result, exam), stored or exam_result_to_dict(result))
 
 
 def _load_exam_task(source, *, progress, cancel) -> Exam:
@@ -416,7 +427,8 @@ class MainWindow(QMainWindow):
         self.progress.show()
         self.cancel_button.show()
         self.stage_label.setText("starting analysis…")
-        worker = Worker(_load_and_analyze, self.exam, self.model_path, cached, self.settings.device, self.settings.mode)
+        worker = Worker(_load_and_analyze, self.exam, self.model_path, cached, self.settings.device,
+                        self.settings.mode, self.store)
         worker.progress.connect(self._on_progress)
         worker.result.connect(lambda value, k=key: self._on_result(value, k))
         worker.error.connect(self._on_error)
@@ -469,8 +481,7 @@ class MainWindow(QMainWindow):
         self._apply_blind_state()
         self._update_model_banner()
         if self.store is not None and self.exam is not None:
-            model_key = "+".join(m.git_blob_sha1 for m in result.provenance.models)
-            self.store.save_result(exam_key(self.exam), model_key, self._record)
+            self.store.save_result(exam_key(self.exam), model_key(result.provenance.models), self._record)
         self._maybe_finished()
 
     def _on_analysis_finished(self) -> None:

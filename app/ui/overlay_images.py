@@ -37,6 +37,16 @@ def patch_thumbnail(pixels: np.ndarray, mirror: bool) -> np.ndarray:
     return np.ascontiguousarray(np.clip((shown - low) / max(high - low, 1e-6) * 255, 0, 255).astype(np.uint8))
 
 
+def _cut_as_model_saw(image: np.ndarray, view_result, patch) -> np.ndarray:
+    """The patch region of the stored image, turned to face right like the model's input."""
+    top, left, bottom, right = (int(round(v)) for v in patch.box_original)
+    out = np.zeros((bottom - top, right - left), np.float32)
+    t0, l0, b0, r0 = max(top, 0), max(left, 0), min(bottom, image.shape[0]), min(right, image.shape[1])
+    if b0 > t0 and r0 > l0:
+        out[t0 - top : b0 - top, l0 - left : r0 - left] = image[t0:b0, l0:r0]
+    return out[:, ::-1] if view_result.mapping.flipped else out
+
+
 @dataclass(frozen=True)
 class OverlayImages:
     """heatmaps[(view, class)] -> RGBA; thumbnails[(view, rank)] -> uint8 patch as shown on screen."""
@@ -53,5 +63,9 @@ def prepare_overlays(result: ExamResult, exam: Exam | None) -> OverlayImages:
         stored_mirrored = bool(exam is not None and view in exam.views and exam.views[view].horizontal_flip)
         mirror = view_result.mapping.flipped != stored_mirrored
         for patch in view_result.patches:
-            thumbnails[(view, patch.rank)] = patch_thumbnail(patch.pixels, mirror)
+            pixels = patch.pixels
+            if pixels.size == 0 and exam is not None and view in exam.views:
+                # a result restored from the store keeps no patch pixels: cut them from the image again
+                pixels = _cut_as_model_saw(exam.views[view].model_image, view_result, patch)
+            thumbnails[(view, patch.rank)] = patch_thumbnail(pixels, mirror)
     return OverlayImages(heatmaps=heatmaps, thumbnails=thumbnails)

@@ -18,7 +18,7 @@ from app.ui.hanging import Layout
 from app.ui.main_window import MainWindow
 from inference.exam import load_exam
 from inference.views import View
-from tests.app.conftest import synthetic_view, write_png
+from tests.helpers import synthetic_view, write_png
 from tests.conftest import DATA, REFERENCE, require_shared
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -318,3 +318,23 @@ def test_screenshot_command(tmp_path):
 
     image = QImage(str(out))
     assert image.width() >= 1200 and image.height() >= 800
+
+
+def test_result_is_restored_from_the_store_after_a_restart(qtbot, store, tmp_path, stub_model, monkeypatch):
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = make_window(qtbot, store, auto_run=True)
+    window.use_models([stub_model])
+    open_and_wait(qtbot, window, tmp_path, analysis=True)
+    first = window.result.views[View.R_CC].probabilities.copy()
+    window.close()
+    import app.ui.main_window as main_window_module
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the stored result should have been used")
+
+    monkeypatch.setattr(main_window_module, "analyze_exam", must_not_run)
+    again = make_window(qtbot, store, auto_run=True)
+    again.use_models([stub_model])
+    open_and_wait(qtbot, again, tmp_path, analysis=True)
+    assert np.allclose(again.result.views[View.R_CC].probabilities, first)
+    assert again.gallery.lists[View.R_CC].count() == 6
