@@ -26,7 +26,7 @@ mammogram; its outputs on real images mean nothing. It exists so that a newcomer
 | architecture | GMIC (the same code path as the published model) with a narrower global network (base width {global_width}, 128-channel h_g) and local ResNet-18 (base width {local_width}); K = {K} patches; top-t pooling t = {percent_t} |
 | parameters | {parameters:,} |
 | training data | {n_train} synthetic views (`inference/phantom.py`, seed {seed}); per breast about 40 % spiculated mass (malignant), 30 % round mass or calcification cluster (benign), 30 % normal |
-| objective | BCE on y_global, y_local, y_fusion per class + λ·Σ\\|A\\|^β (λ = {saliency_lambda}, β = {saliency_beta}); Adam lr {lr}, {epochs} epochs, CPU |
+| objective | the paper's: BCE on y_global, y_local, y_fusion per class + λ·Σ\\|A\\|^β (λ = {saliency_lambda}, β = {saliency_beta}); Adam lr {lr}, {epochs} epochs, CPU. Deviation from the paper, for the demo only: epochs 7–10 add a lesion-mask BCE on the saliency maps (weight {mask_weight}) using the phantoms' pixel masks, because the weakly supervised objective alone did not localise within a CPU budget (after 6 epochs: saliency peaks on 0 % of lesions) |
 | validation (during training, {n_val} views) | {history} |
 
 ## Test on {exams} fresh phantom exams (seeds 90000–{last_seed})
@@ -38,7 +38,9 @@ mammogram; its outputs on real images mean nothing. It exists so that a newcomer
 | localisation: the class map's peak within 64 px of the lesion | {hit_b:.0%} of {n_b} views | {hit_m:.0%} of {n_m} views |
 
 Produced by `python bench/eval_demo_model.py resources/demo/model.pt --exams {exams}`.
-Reproduce the weights with `python main.py train --config resources/demo/train_demo.json --out runs/demo`.
+Reproduce the weights (two stages, same output folder, the second resumes the first):
+`python main.py train --config resources/demo/train_demo_stage1.json --out runs/demo` then
+`python main.py train --config resources/demo/train_demo.json --out runs/demo`.
 """
 
 
@@ -65,7 +67,7 @@ def main() -> None:
             hit_m=evaluation.hit_rate["malignant"], n_b=evaluation.lesion_views["benign"],
             n_m=evaluation.lesion_views["malignant"], **{k: training[k] for k in (
                 "global_width", "local_width", "K", "percent_t", "n_train", "n_val", "seed", "saliency_lambda",
-                "saliency_beta", "lr", "epochs")}), encoding="utf-8")
+                "saliency_beta", "lr", "epochs", "mask_weight")}), encoding="utf-8")
         print(f"wrote {args.card}")
 
 

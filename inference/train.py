@@ -28,7 +28,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from inference.models.gmic import GMIC, GMICConfig
-from inference.preprocess import prepare_view
+from inference.preprocess import extract_window, prepare_view
 from inference.views import View
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,10 @@ class TrainConfig:
     weight_decay: float = 1e-5
     saliency_lambda: float = 1e-4
     saliency_beta: float = 1.0
+    # Optional: supervise the saliency maps with pixel lesion masks where the data has them (phantoms).
+    # 0 keeps the paper's weakly supervised objective; the demo model uses it to learn localisation within
+    # a CPU budget (documented in its model card).
+    mask_weight: float = 0.0
     seed: int = 0
     device: str = "auto"
     global_width: int = 8
@@ -80,6 +84,7 @@ class Sample:
     view: View
     horizontal_flip: bool
     labels: np.ndarray  # (benign, malignant)
+    masks: np.ndarray | None = None  # (2, H, W) bool lesion masks (benign, malignant) in the stored frame
 
 
 def phantom_samples(count: int, seed: int) -> list[Sample]:
@@ -94,7 +99,8 @@ def phantom_samples(count: int, seed: int) -> list[Sample]:
         placed = [Finding(f.kind, (rng.uniform(0.3, 0.7), rng.uniform(0.28, 0.58)), f.size) for f in findings]
         phantom = render_view(view, placed, rng)
         labels = np.array([any(not f.malignant for f in findings), any(f.malignant for f in findings)], np.float32)
-        samples.append(Sample(phantom.image, view, False, labels))
+        masks = np.stack([phantom.lesion_masks["benign"], phantom.lesion_masks["malignant"]])
+        samples.append(Sample(phantom.image, view, False, labels, masks))
     return samples
 
 
@@ -116,22 +122,47 @@ def csv_samples(path: str | Path) -> list[Sample]:
 
 
 def model_input(sample: Sample) -> torch.Tensor:
+    return prepare_sample(sample)[0]
+
+
+def prepare_sample(sample: Sample, cam_size: tuple[int, int] = (46, 30)) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(input (1, H, W), saliency targets (2, h, w) or None): the lesion masks go through the same crop,
+    flip and window as the image, then each saliency cell is 1 where it holds lesion pixels."""
     prepared = prepare_view(sample.image, sample.view, sample.horizontal_flip)
-    return torch.from_numpy(prepared.input)[None]
+    x = torch.from_numpy(prepared.input)[None]
+    if sample.masks is None:
+        return x, None
+    m = prepared.mapping
+    top, left = m.crop_origin
+    targets = []
+    for mask in sample.masks:
+        crop = mask[top : top + m.crop_shape[0], left : left + m.crop_shape[1]]
+        crop = crop[:, ::-1] if m.flipped else crop
+        window = extract_window(np.ascontiguousarray(crop).astype(np.float32), m.window_origin)
+        cells = torch.from_numpy(window)[None, None]
+        targets.append(F.adaptive_max_pool2d(cells, cam_size)[0, 0])
+    return x, torch.stack(targets)
 
 
 # ------------------------------------------------------------------------------------------------- loss
 
 
-def gmic_loss(output, labels: torch.Tensor, saliency_lambda: float, beta: float) -> torch.Tensor:
-    """The paper's objective, averaged over the batch."""
+def gmic_loss(output, labels: torch.Tensor, saliency_lambda: float, beta: float,
+              targets: torch.Tensor | None = None, mask_weight: float = 0.0) -> torch.Tensor:
+    """The paper's objective, averaged over the batch; plus, when ``targets`` (N, 2, h, w) are given and
+    ``mask_weight`` > 0, a lesion-mask BCE on the saliency maps (lesion cells weighted up, being rare)."""
     eps = 1e-6
     bce = sum(
         F.binary_cross_entropy(y.clamp(eps, 1 - eps), labels, reduction="sum")
         for y in (output.y_global, output.y_local, output.y_fusion)
     )
     regulariser = output.saliency_map.abs().pow(beta).sum()
-    return (bce + saliency_lambda * regulariser) / labels.shape[0]
+    loss = bce + saliency_lambda * regulariser
+    if targets is not None and mask_weight > 0:
+        weights = 1.0 + 30.0 * targets
+        loss = loss + mask_weight * F.binary_cross_entropy(
+            output.saliency_map.clamp(eps, 1 - eps), targets, weight=weights, reduction="mean")
+    return loss / labels.shape[0]
 
 
 def roc_auc(scores: np.ndarray, truth: np.ndarray) -> float:
@@ -211,9 +242,12 @@ def train(config: TrainConfig, progress=None) -> Path:
         started, total = time.perf_counter(), 0.0
         for step, index in enumerate(order):
             sample = train_samples[index]
-            x = model_input(sample)[None].to(device).contiguous(memory_format=torch.channels_last)
+            x, targets = prepare_sample(sample, config.model_config().cam_size)
+            x = x[None].to(device).contiguous(memory_format=torch.channels_last)
+            targets = targets[None].to(device) if targets is not None else None
             labels = torch.from_numpy(sample.labels)[None].to(device)
-            loss = gmic_loss(wrapped(x), labels, config.saliency_lambda, config.saliency_beta)
+            loss = gmic_loss(wrapped(x), labels, config.saliency_lambda, config.saliency_beta, targets,
+                             config.mask_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -28,7 +28,7 @@ def test_loss_is_three_bces_plus_the_saliency_regulariser():
 @pytest.mark.timeout(600)
 def test_short_run_is_deterministic_checkpoints_and_resumes(tmp_path):
     config = TrainConfig(out=str(tmp_path / "a"), n_train=3, n_val=4, epochs=1, seed=3, device="cpu",
-                         global_width=4, local_width=8)
+                         global_width=4, local_width=8, mask_weight=1.0)
     model_path = train(config, progress=lambda text: None)
     meta = json.loads(model_path.with_name("model.pt.json").read_text())
     assert meta["demo"] is True and meta["config"]["global_width"] == 4 and len(meta["training"]["history"]) == 1
@@ -44,3 +44,29 @@ def test_short_run_is_deterministic_checkpoints_and_resumes(tmp_path):
     assert any("resumed from epoch 1" in line for line in lines)
     history = json.loads(model_path.with_name("model.pt.json").read_text())["training"]["history"]
     assert [h["epoch"] for h in history] == [1, 2]
+
+
+def test_mask_targets_follow_the_image_through_crop_flip_and_window():
+    from inference.train import phantom_samples, prepare_sample
+
+    for sample in phantom_samples(12, 5):
+        if not sample.labels.any():
+            continue
+        x, targets = prepare_sample(sample)
+        for c in (0, 1):
+            assert bool(targets[c].any()) == bool(sample.labels[c])
+        # the lesion pixels are bright in the input, so the targeted cells hold the brightest pixels around
+        cells = torch.nn.functional.max_pool2d(x[None], 64)[0, 0]
+        hot = targets.amax(dim=0) > 0
+        assert cells[hot].max() > cells[~hot].median()
+
+
+def test_mask_loss_only_when_asked():
+    o = GMICOutput(saliency_map=torch.full((1, 2, 2, 2), 0.5), y_global=torch.tensor([[0.5, 0.5]]),
+                   patch_locations=None, patches=None, patch_attention=None, y_local=torch.tensor([[0.5, 0.5]]),
+                   y_fusion=torch.tensor([[0.5, 0.5]]), global_vec=None, h_crops=None, z=None)
+    labels = torch.tensor([[0.0, 1.0]])
+    targets = torch.zeros(1, 2, 2, 2)
+    plain = gmic_loss(o, labels, 0.0, 1.0)
+    assert torch.equal(plain, gmic_loss(o, labels, 0.0, 1.0, targets, 0.0))
+    assert float(gmic_loss(o, labels, 0.0, 1.0, targets, 2.0) - plain) == pytest.approx(2 * np.log(2), rel=1e-5)
