@@ -253,6 +253,7 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         self._action(file_menu, "Open exam folder…", "Ctrl+O", self._choose_exam, "openExam")
+        self._action(file_menu, "Export report…", "Ctrl+E", self.open_export, "exportReport")
         self._action(file_menu, "Preferences…", "Ctrl+,", self.open_preferences, "preferences")
         self._action(file_menu, "Quit", "Ctrl+Q", self.close, "quit")
         analysis = bar.addMenu("&Analysis")
@@ -526,6 +527,35 @@ class MainWindow(QMainWindow):
 
     def _on_saved(self, text: str) -> None:
         self.scores.reader.saved_label.setText(text)
+
+    # ---------------------------------------------------------------------------------------------- export
+
+    def report_input(self, deidentify: bool, comments: str = ""):
+        from app.report.content import ReportInput  # noqa: PLC0415
+
+        exam = self.exam.deidentify() if deidentify else self.exam
+        return ReportInput(exam, self.result, {r.breast: r for r in self.scores.reader.reads(self.committed)},
+                           reader=self._reader(), comments=comments, deidentify=deidentify)
+
+    def open_export(self) -> None:
+        if self.exam is None:
+            return
+        from app.ui.export_dialog import ExportDialog  # noqa: PLC0415
+
+        has_dicom = all(img.sop_instance_uid for img in self.exam.views.values())
+        dialog = ExportDialog(str(Path.home() / "mammo-reader-reports"), has_dicom and self.result is not None, self)
+        if dialog.exec():
+            self.export(dialog.folder.text(), dialog.chosen_formats(), dialog.deidentify.isChecked(),
+                        dialog.page_size.currentText(), dialog.comments.toPlainText())
+
+    def export(self, folder: str, formats: list[str], deidentify: bool, page_size: str = "A4", comments: str = "") -> Worker:
+        from app.ui.export_dialog import export_task  # noqa: PLC0415
+
+        worker = Worker(export_task, self.report_input(deidentify, comments), folder, formats, page_size)
+        worker.result.connect(lambda paths: self.statusBar().showMessage(f"exported {len(paths)} file(s) to {folder}", 8000))
+        worker.error.connect(self._on_error)
+        self.export_worker = worker.start()
+        return worker
 
     # ------------------------------------------------------------------------------------------ settings
 

@@ -338,3 +338,26 @@ def test_result_is_restored_from_the_store_after_a_restart(qtbot, store, tmp_pat
     open_and_wait(qtbot, again, tmp_path, analysis=True)
     assert np.allclose(again.result.views[View.R_CC].probabilities, first)
     assert again.gallery.lists[View.R_CC].count() == 6
+
+
+def test_export_from_the_viewer(qtbot, store, tmp_path, stub_model):
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = make_window(qtbot, store, auto_run=True)
+    window.use_models([stub_model])
+    open_and_wait(qtbot, window, tmp_path, analysis=True)
+    window.scores.reader.inputs["R"].spin.setValue(35)
+    out = tmp_path / "reports"
+    worker = window.export(str(out), ["pdf", "json"], deidentify=True)
+    with qtbot.waitSignal(worker.result, timeout=60_000) as blocker:
+        pass
+    paths = blocker.args[0]
+    assert {p.suffix for p in paths} == {".pdf", ".json"}
+    import json as _json
+
+    data = _json.loads(next(p for p in paths if p.suffix == ".json").read_text())
+    assert data["deidentified"] and data["reads"]["R"]["reader_malignant"] == 0.35
+    from app.ui.export_dialog import ExportDialog
+
+    dialog = ExportDialog(str(out), has_dicom=False)
+    qtbot.addWidget(dialog)
+    assert dialog.chosen_formats() == ["pdf", "png", "json"] and not dialog.formats["sr"].isEnabled()

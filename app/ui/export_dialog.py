@@ -1,0 +1,72 @@
+"""Export the open exam's report (PDF, PNG, JSON, DICOM SR), optionally de-identified, in the background."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QTextEdit,
+    QWidget,
+)
+
+from app.report.content import ReportInput
+from app.report.export import export_report
+
+
+def export_task(report: ReportInput, folder: str, formats: list[str], page_size: str, *, progress, cancel) -> list[Path]:
+    progress("exporting the report", 0, 1)
+    return export_report(report, folder, formats, page_size)
+
+
+class ExportDialog(QDialog):
+    def __init__(self, default_folder: str, has_dicom: bool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("exportDialog")
+        self.setWindowTitle("Export report")
+        self.folder = QLineEdit(default_folder)
+        browse = QPushButton("Folder…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.folder)
+        row.addWidget(browse)
+        self.formats = {name: QCheckBox(label) for name, label in (
+            ("pdf", "PDF report"), ("png", "PNG figures"), ("json", "JSON data"), ("sr", "DICOM structured report"))}
+        for name in ("pdf", "png", "json"):
+            self.formats[name].setChecked(True)
+        self.formats["sr"].setEnabled(has_dicom)
+        if not has_dicom:
+            self.formats["sr"].setToolTip("needs DICOM source images")
+        self.deidentify = QCheckBox("de-identify (no patient identifiers anywhere)")
+        self.page_size = QComboBox()
+        self.page_size.addItems(["A4", "Letter"])
+        self.comments = QTextEdit()
+        self.comments.setPlaceholderText("optional comments for the report")
+        self.comments.setFixedHeight(70)
+        form = QFormLayout(self)
+        form.addRow("Folder", row)
+        for box in self.formats.values():
+            form.addRow("", box)
+        form.addRow("", self.deidentify)
+        form.addRow("Page size", self.page_size)
+        form.addRow("Comments", self.comments)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export to")
+        if folder:
+            self.folder.setText(folder)
+
+    def chosen_formats(self) -> list[str]:
+        return [name for name, box in self.formats.items() if box.isChecked() and box.isEnabled()]
