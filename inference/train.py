@@ -251,7 +251,7 @@ def train(config: TrainConfig, progress=None) -> Path:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss)
+            total += loss.item()
             if rank == 0 and (step % 10 == 0 or step == len(order) - 1):
                 rate = (step + 1) / (time.perf_counter() - started)
                 log(f"epoch {epoch + 1}/{config.epochs}  step {step + 1}/{len(order)}  "
