@@ -10,7 +10,6 @@ from app.settings import config_dir
 logger = logging.getLogger(__name__)
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
-DEMO_MODEL = RESOURCES / "demo" / "model.pt"
 
 
 def resources_dir() -> Path:

@@ -13,7 +13,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -462,6 +462,3 @@ def write_imrmc(rows: Sequence[dict], path: str | Path, description: str = "Mamm
     lines += [f"{_imrmc_id(r['reader'])},{_imrmc_id(r['case'])},{_imrmc_id(r['modality'])},{r['score']}" for r in rows]
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-
-def asdict_case(case: CaseEntry) -> dict:
-    return asdict(case)
