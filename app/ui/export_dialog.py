@@ -8,18 +8,15 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLineEdit,
-    QPushButton,
     QTextEdit,
     QWidget,
 )
 
 from app.report.content import ReportInput
 from app.report.export import export_report
+from app.ui.forms import add_ok_cancel, folder_row
 
 
 def export_task(report: ReportInput, folder: str, formats: list[str], page_size: str, *, progress, cancel) -> list[Path]:
@@ -33,11 +30,7 @@ class ExportDialog(QDialog):
         self.setObjectName("exportDialog")
         self.setWindowTitle("Export report")
         self.folder = QLineEdit(default_folder)
-        browse = QPushButton("Folder…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.folder)
-        row.addWidget(browse)
+        row = folder_row(self.folder, "Export to")
         self.formats = {name: QCheckBox(label) for name, label in (
             ("pdf", "PDF report"), ("png", "PNG figures"), ("json", "JSON data"), ("sr", "DICOM structured report"))}
         for name in ("pdf", "png", "json"):
@@ -58,15 +51,8 @@ class ExportDialog(QDialog):
         form.addRow("", self.deidentify)
         form.addRow("Page size", self.page_size)
         form.addRow("Comments", self.comments)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        add_ok_cancel(form, self)
 
-    def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export to")
-        if folder:
-            self.folder.setText(folder)
 
     def chosen_formats(self) -> list[str]:
         return [name for name, box in self.formats.items() if box.isChecked() and box.isEnabled()]

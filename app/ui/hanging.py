@@ -51,6 +51,7 @@ class HangingWidget(QWidget):
         self.linked = True
         self.layout_mode = Layout.FOUR
         self.single: View | None = None
+        self._previous_layout = Layout.FOUR
         self._syncing = False
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -95,8 +96,6 @@ class HangingWidget(QWidget):
         else:
             self._previous_layout = self.layout_mode
             self.set_layout(Layout.SINGLE, view)
-
-    _previous_layout = Layout.FOUR
 
     def fit_same_scale(self) -> None:
         """Fit every shown image at one physical scale: the largest extent of the shown views."""

@@ -8,17 +8,14 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
     QWidget,
 )
 
 from app.settings import AppSettings
+from app.ui.forms import add_ok_cancel, folder_row
 
 
 class PreferencesDialog(QDialog):
@@ -29,11 +26,7 @@ class PreferencesDialog(QDialog):
         self._settings = settings
         self.model_path = QLineEdit(settings.model_path)
         self.model_path.setPlaceholderText("folder with sample_model_1.p … sample_model_5.p, or one checkpoint")
-        browse = QPushButton("Folder…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.model_path)
-        row.addWidget(browse)
+        row = folder_row(self.model_path, "Model folder")
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
         self.device.setCurrentText(settings.device)
@@ -53,15 +46,8 @@ class PreferencesDialog(QDialog):
         form.addRow("", self.auto_run)
         form.addRow("", self.blind)
         form.addRow("Reader name", self.reader)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        add_ok_cancel(form, self)
 
-    def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Model folder")
-        if folder:
-            self.model_path.setText(folder)
 
     def settings(self) -> AppSettings:
         return dataclasses.replace(
