@@ -141,6 +141,10 @@ class BreastRead:
     committed: bool = False
 
 
+class StoreClosedError(RuntimeError):
+    """Work was submitted after the store was closed (the application is shutting down)."""
+
+
 class Store:
     """SQLite store with a single writer thread. Reads run on the caller's thread on their own connection."""
 
@@ -149,6 +153,7 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._local = threading.local()
+        self._closed = False
         self._writer.submit(self._migrate).result()
 
     def _connect(self) -> sqlite3.Connection:
@@ -189,12 +194,20 @@ class Store:
             db.execute("COMMIT")
             return value
 
+        if self._closed:
+            raise StoreClosedError(f"the store {self.path.name} is closed; nothing more can be saved to it")
         return self._writer.submit(run)
 
     def read(self, sql: str, parameters: tuple = ()) -> list[tuple]:
         return self._connect().execute(sql, parameters).fetchall()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
+        """Finish every write already submitted, then refuse new ones."""
+        self._closed = True
         self._writer.shutdown(wait=True)
 
     # -- the workstation's own tables ---------------------------------------------------------------------

@@ -520,6 +520,9 @@ class MainWindow(QMainWindow):
     def _save_reads(self, committed: bool) -> None:
         if self.store is None or self.exam is None:
             return
+        if self.store.closed:
+            self._on_saved("NOT saved: the store is closed")
+            return
         future = self.store.save_reads(exam_key(self.exam), self._reader(), self.scores.reader.reads(committed))
         future.add_done_callback(
             lambda f: self._saved_signal.saved.emit("saved" if f.exception() is None else f"NOT saved: {f.exception()}")
@@ -577,6 +580,9 @@ class MainWindow(QMainWindow):
         self._apply_blind_state()
 
     def closeEvent(self, event):  # noqa: N802 - Qt override
+        if self._save_timer.isActive():  # an edit still waiting for its debounced save is saved now
+            self._save_timer.stop()
+            self._save_reads(committed=self.committed)
         for worker in (self.load_worker, self.analysis_worker):
             if worker is not None and worker.is_running():
                 worker.cancel()

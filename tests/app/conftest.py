@@ -26,6 +26,15 @@ def no_dangling_threads(qtbot):
     assert running_workers() == 0
 
 
+def close_windows_then(store) -> None:
+    """Close every window (their closeEvent flushes pending saves) before the store they write to."""
+    from PySide6.QtWidgets import QApplication
+
+    for widget in QApplication.topLevelWidgets():
+        widget.close()
+    store.close()
+
+
 @pytest.fixture(scope="session")
 def stub_model():
     return make_stub_model()

@@ -15,9 +15,10 @@ from PySide6.QtCore import QPointF, QTimer
 from app.settings import AppSettings
 from app.study.store import Store
 from app.ui.hanging import Layout
-from app.ui.main_window import MainWindow
+from app.ui.main_window import MainWindow, exam_key
 from inference.exam import load_exam
 from inference.views import View
+from tests.app.conftest import close_windows_then
 from tests.helpers import synthetic_view, write_png
 from tests.conftest import DATA, REFERENCE, require_shared
 
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def store(isolated_home):
     s = Store(isolated_home / "store.sqlite")
     yield s
-    s.close()
+    close_windows_then(s)
 
 
 def make_window(qtbot, store, **settings) -> MainWindow:
@@ -215,6 +216,22 @@ def test_scoring_panel_arithmetic_and_persistence(qtbot, store, tmp_path, stub_m
     open_and_wait(qtbot, again, tmp_path)
     assert again.scores.reader.value("R") == pytest.approx(0.4)
     assert again.committed
+
+
+def test_an_edit_waiting_for_its_save_is_saved_on_close_and_never_after_the_store_closes(qtbot, store, tmp_path):
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, tmp_path)
+    window.scores.reader.inputs["R"].spin.setValue(55)
+    assert window._save_timer.isActive()  # debounced, not yet written
+    window.close()
+    store.close()  # waits for the flushed write
+    key = exam_key(window.exam)
+    assert store.load_reads(key, "reader")["R"].malignant == pytest.approx(0.55)  # reads work on a closed store
+    window.scores.reader.inputs["R"].spin.setValue(60)  # a late edit after shutdown: reported, nothing raised
+    qtbot.wait(600)
+    assert window.scores.reader.saved_label.text().startswith("NOT saved")
+    assert store.load_reads(key, "reader")["R"].malignant == pytest.approx(0.55)
 
 
 def test_blind_then_reveal(qtbot, store, tmp_path, stub_model):

@@ -7,7 +7,7 @@ import pytest
 from app.study.store import Store
 from app.study.study import CaseEntry, Design, ReadingSession, compute_model_scores, create_study
 from app.ui.study_window import StudyReadingWindow
-from tests.app.conftest import synthetic_view, write_png
+from tests.app.conftest import close_windows_then, synthetic_view, write_png
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def study(tmp_path, stub_model):
     study_id = create_study(store, "pilot", Design.SEQUENTIAL, ["A"], entries, seed=2)
     compute_model_scores(store, study_id, [stub_model], device="cpu")
     yield store, study_id
-    store.close()
+    close_windows_then(store)
 
 
 def set_reader(window, right: int, left: int) -> None:
