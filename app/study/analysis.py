@@ -59,12 +59,13 @@ def structural_components(scores: np.ndarray, truth: np.ndarray) -> tuple[float,
 
 
 def delong(scores: Sequence[float], truth: Sequence[int]) -> AucEstimate:
-    """AUC with DeLong's variance and a 95 % normal-approximation confidence interval."""
+    """AUC with DeLong's variance and a 95 % normal-approximation confidence interval, clipped to [0, 1]
+    as pROC does (an AUC near 1 with a small sample would otherwise get an upper bound above 1)."""
     scores, truth = np.asarray(scores, float), np.asarray(truth, int)
     value, v10, v01 = structural_components(scores, truth)
     variance = float(np.var(v10, ddof=1) / v10.size + np.var(v01, ddof=1) / v01.size)
     half = Z95 * np.sqrt(variance)
-    return AucEstimate(value, variance, (value - half, value + half))
+    return AucEstimate(value, variance, (float(max(0.0, value - half)), float(min(1.0, value + half))))
 
 
 def roc_points(scores: Sequence[float], truth: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

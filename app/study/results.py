@@ -88,8 +88,9 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
     base = "unaided" if "unaided" in modalities else ("concurrent" if "concurrent" in modalities else None)
     if base is not None and len(readers) >= 2:
         pairs = []
-        if "aided" in modalities:
-            pairs.append(("aided", "unaided"))
+        for aided in ("aided", "concurrent"):  # sequential; crossover (AI-concurrent vs unaided readings)
+            if aided in modalities and base == "unaided":
+                pairs.append((aided, "unaided"))
         pairs += [(f"model (vs {base})", base), (f"hybrid ({base})", base)]
         for first, second in pairs:
             rows = [r for r in records if r["modality"] in (first, second)]

@@ -20,7 +20,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE exam_reads (
@@ -127,6 +127,52 @@ MIGRATIONS: dict[int, str] = {
         SELECT 1 FROM reveals WHERE study_id = NEW.study_id AND reader = NEW.reader AND case_id = NEW.case_id)
     BEGIN SELECT RAISE(ABORT, 'an aided read needs the AI to have been shown first'); END;
     """,
+    # the crossover design: two sessions separated by a washout, half of each reader's cases read unaided
+    # first and half with the AI first; SQLite cannot alter a CHECK, so ``studies`` is rebuilt (foreign keys
+    # are off during migrations and checked before the commit)
+    3: """
+    DROP TRIGGER reveal_needs_unaided;
+    CREATE TABLE studies_v3 (
+        study_id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        design TEXT NOT NULL CHECK (design IN ('unaided', 'sequential', 'concurrent', 'crossover')),
+        seed INTEGER NOT NULL,
+        washout_days INTEGER NOT NULL DEFAULT 0 CHECK (washout_days >= 0),
+        created_at REAL NOT NULL
+    );
+    INSERT INTO studies_v3 SELECT study_id, name, design, seed, washout_days, created_at FROM studies;
+    DROP TABLE studies;
+    ALTER TABLE studies_v3 RENAME TO studies;
+    CREATE TRIGGER reveal_needs_unaided BEFORE INSERT ON reveals
+    WHEN (SELECT design FROM studies WHERE study_id = NEW.study_id) = 'sequential' AND (
+        SELECT COUNT(*) FROM study_reads WHERE study_id = NEW.study_id AND reader = NEW.reader
+        AND case_id = NEW.case_id AND modality = 'unaided') < 2
+    BEGIN SELECT RAISE(ABORT, 'commit the unaided read of both breasts before the AI is shown'); END;
+    CREATE TABLE crossover_arms (
+        study_id INTEGER NOT NULL,
+        reader TEXT NOT NULL,
+        case_id TEXT NOT NULL,
+        first_modality TEXT NOT NULL CHECK (first_modality IN ('unaided', 'concurrent')),
+        PRIMARY KEY (study_id, reader, case_id),
+        FOREIGN KEY (study_id, reader) REFERENCES study_readers(study_id, reader),
+        FOREIGN KEY (study_id, case_id) REFERENCES study_cases(study_id, case_id)
+    );
+    CREATE TRIGGER crossover_first_read_follows_the_plan BEFORE INSERT ON study_reads
+    WHEN EXISTS (
+        SELECT 1 FROM crossover_arms a WHERE a.study_id = NEW.study_id AND a.reader = NEW.reader
+        AND a.case_id = NEW.case_id AND a.first_modality != NEW.modality)
+    AND NOT EXISTS (
+        SELECT 1 FROM study_reads r WHERE r.study_id = NEW.study_id AND r.reader = NEW.reader
+        AND r.case_id = NEW.case_id AND r.modality != NEW.modality)
+    BEGIN SELECT RAISE(ABORT, 'this case is read in the other modality first (crossover plan)'); END;
+    CREATE TRIGGER washout_between_modalities BEFORE INSERT ON study_reads
+    WHEN (SELECT design FROM studies WHERE study_id = NEW.study_id) = 'crossover' AND EXISTS (
+        SELECT 1 FROM study_reads r WHERE r.study_id = NEW.study_id AND r.reader = NEW.reader
+        AND r.case_id = NEW.case_id AND r.modality != NEW.modality
+        AND r.committed_at > (julianday('now') - 2440587.5) * 86400.0
+            - 86400.0 * (SELECT washout_days FROM studies WHERE study_id = NEW.study_id))
+    BEGIN SELECT RAISE(ABORT, 'the washout between the two readings of this case has not passed yet'); END;
+    """,
 }
 
 
@@ -173,12 +219,24 @@ class Store:
             raise RuntimeError(
                 f"{self.path}: the database was written by a newer Mammo Reader (schema {version}); update the app"
             )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            db.execute("BEGIN IMMEDIATE")
-            for statement in _statements(MIGRATIONS[target]):
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version={target}")
-            db.execute("COMMIT")
+        db.execute("PRAGMA foreign_keys=OFF")  # a migration may rebuild a referenced table
+        try:
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _statements(MIGRATIONS[target]):
+                        db.execute(statement)
+                    broken = db.execute("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"{self.path}: migration to schema {target} broke {len(broken)} reference(s)")
+                    db.execute(f"PRAGMA user_version={target}")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+                logger.info("store migrated to schema %d", target)
+        finally:
+            db.execute("PRAGMA foreign_keys=ON")
 
     def submit(self, work: Callable[[sqlite3.Connection], Any]) -> Future:
         """Run ``work(connection)`` inside one transaction on the writer thread."""

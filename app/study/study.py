@@ -2,7 +2,12 @@
 
 Designs: ``unaided`` (readers alone), ``sequential`` (the unaided read is committed and locked, then the AI
 is shown and an aided read recorded; the store's triggers make the first answer final), ``concurrent``
-(the AI is shown from the start). Ground truth is stored per breast and never reaches a reading screen.
+(the AI is shown from the start), and ``crossover``: two sessions separated by a washout; every case is
+read once unaided and once with the AI shown from the start (concurrent), half of each reader's cases in
+each order, so that neither modality always has the advantage of a second look. Session 2 opens when the
+reader has finished session 1 and ``washout_days`` have passed since their last session-1 read; the store
+also refuses, per case, a second reading before the washout. Ground truth is stored per breast and never
+reaches a reading screen.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class Design(StrEnum):
     UNAIDED = "unaided"
     SEQUENTIAL = "sequential"
     CONCURRENT = "concurrent"
+    CROSSOVER = "crossover"
 
 
 class StudyError(ValueError):
@@ -87,10 +93,11 @@ def _reader_rng(seed: int, reader: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def reading_order(cases: Sequence[CaseEntry], reader: str, seed: int) -> list[str]:
+def reading_order(cases: Sequence[CaseEntry], reader: str, seed: int, session: int = 1) -> list[str]:
     """A reader's case order: training cases first, then the study cases shuffled with positives spread
-    evenly (each stratum shuffled, then interleaved in proportion). Reproducible from (seed, reader)."""
-    rng = _reader_rng(seed, reader)
+    evenly (each stratum shuffled, then interleaved in proportion). Reproducible from (seed, reader,
+    session); the second session of a crossover study has its own order."""
+    rng = _reader_rng(seed, reader if session == 1 else f"{reader}:session {session}")
     training = [c.case_id for c in cases if c.training]
     positives = [c.case_id for c in cases if not c.training and c.positive]
     negatives = [c.case_id for c in cases if not c.training and not c.positive]
@@ -104,6 +111,21 @@ def reading_order(cases: Sequence[CaseEntry], reader: str, seed: int) -> list[st
     return training + order
 
 
+def crossover_arms(cases: Sequence[CaseEntry], reader: str, seed: int) -> dict[str, str]:
+    """Which modality each case is read in first (crossover design): within each stratum (training,
+    positives, negatives) a shuffled half is read unaided first and the other half with the AI first."""
+    rng = _reader_rng(seed, f"{reader}:arms")
+    arms: dict[str, str] = {}
+    for stratum in ([c for c in cases if c.training], [c for c in cases if not c.training and c.positive],
+                    [c for c in cases if not c.training and not c.positive]):
+        ids = [c.case_id for c in stratum]
+        rng.shuffle(ids)
+        start = int(rng.integers(2))  # which arm takes the odd one out
+        for i, case_id in enumerate(ids):
+            arms[case_id] = ("unaided", "concurrent")[(i + start) % 2]
+    return arms
+
+
 def create_study(
     store: Store,
     name: str,
@@ -113,12 +135,22 @@ def create_study(
     seed: int = 0,
     washout_days: int = 0,
 ) -> int:
-    """Create a study with its readers, cases and every reader's order; returns the study id."""
-    design = Design(design)
+    """Create a study with its readers, cases and every reader's order; returns the study id.
+
+    ``washout_days`` applies to the crossover design (the days between a reader's two sessions)."""
+    try:
+        design = Design(design)
+    except ValueError as error:
+        raise StudyError(f"unknown design {design!r}; choose one of {', '.join(Design)}") from error
     if not readers or len(set(readers)) != len(readers):
         raise StudyError("give at least one reader, each named once")
     if not cases:
         raise StudyError("the study has no case")
+    if washout_days < 0:
+        raise StudyError("the washout cannot be negative")
+    if washout_days and design != Design.CROSSOVER:
+        raise StudyError(f"a washout separates the two sessions of the crossover design; the {design} design "
+                         "reads each case in one sitting")
 
     def work(db) -> int:
         cursor = db.execute(
@@ -133,7 +165,12 @@ def create_study(
             )
         for reader in readers:
             db.execute("INSERT INTO study_readers VALUES (?, ?)", (study_id, reader))
-            for position, case_id in enumerate(reading_order(cases, reader, seed)):
+            order = reading_order(cases, reader, seed)
+            if design == Design.CROSSOVER:  # session 2 follows session 1 in the same table
+                order += reading_order(cases, reader, seed, session=2)
+                for case_id, first in crossover_arms(cases, reader, seed).items():
+                    db.execute("INSERT INTO crossover_arms VALUES (?, ?, ?, ?)", (study_id, reader, case_id, first))
+            for position, case_id in enumerate(order):
                 db.execute("INSERT INTO reading_order VALUES (?, ?, ?, ?)", (study_id, reader, position, case_id))
         return study_id
 
@@ -169,18 +206,29 @@ def study_cases(store: Store, study_id: int) -> dict[str, CaseEntry]:
 
 @dataclass(frozen=True)
 class CaseForReader:
-    """What a reading screen may know about a case: no truth, no identifiers, no notes."""
+    """What a reading screen may know about a case: no truth, no identifiers, no notes.
+
+    ``position``/``total`` count within the reader's current session (one session but for crossover)."""
 
     case_id: str
     exam_path: str
     position: int
     total: int
     training: bool
+    modality: str
+    session: int = 1
+    sessions: int = 1
+
+
+DAY_S = 86400.0
 
 
 class ReadingSession:
     """One reader working through their order. Every commit is one transaction (both breasts), durable
-    when the returned future completes; a killed session resumes at the first case not finished."""
+    when the returned future completes; a killed session resumes at the first case not finished.
+
+    The order has one entry per reading: a crossover study lists every case twice (session 1, then
+    session 2), so positions, not case ids, identify a reading."""
 
     def __init__(self, store: Store, study_id: int, reader: str) -> None:
         self.store = store
@@ -190,16 +238,29 @@ class ReadingSession:
         if reader not in info["readers"]:
             raise StudyError(f"{reader!r} is not a reader of study {info['name']!r}")
         self.design: Design = info["design"]
+        self.washout_days: int = info["washout_days"]
         self._cases = study_cases(store, study_id)
         self.order = [r[0] for r in store.read(
             "SELECT case_id FROM reading_order WHERE study_id=? AND reader=? ORDER BY position", (study_id, reader))]
+        self.sessions = 2 if self.design == Design.CROSSOVER else 1
+        self.session_length = len(self.order) // self.sessions
+        self._first = dict(store.read(
+            "SELECT case_id, first_modality FROM crossover_arms WHERE study_id=? AND reader=?", (study_id, reader)))
         self._shown_at: dict[tuple[str, str], float] = {}
 
-    def final_modality(self) -> str:
-        return {Design.UNAIDED: "unaided", Design.SEQUENTIAL: "aided", Design.CONCURRENT: "concurrent"}[self.design]
+    # -- the plan ----------------------------------------------------------------------------------------
 
-    def first_modality(self) -> str:
-        return "concurrent" if self.design == Design.CONCURRENT else "unaided"
+    def session_of(self, position: int) -> int:
+        return 1 + position // self.session_length
+
+    def modality_at(self, position: int) -> str:
+        """The modality of the reading at ``position`` that completes it (``aided`` in the sequential
+        design, whose unaided read comes first on the same screen)."""
+        if self.design == Design.CROSSOVER:
+            first = self._first[self.order[position]]
+            second = "concurrent" if first == "unaided" else "unaided"
+            return first if self.session_of(position) == 1 else second
+        return {Design.UNAIDED: "unaided", Design.SEQUENTIAL: "aided", Design.CONCURRENT: "concurrent"}[self.design]
 
     def reads(self, case_id: str) -> dict[str, dict[str, float]]:
         """Committed reads of a case: {modality: {breast: probability}}."""
@@ -211,8 +272,8 @@ class ReadingSession:
             out.setdefault(modality, {})[breast] = value
         return out
 
-    def is_finished(self, case_id: str) -> bool:
-        return len(self.reads(case_id).get(self.final_modality(), {})) == 2
+    def is_done(self, position: int) -> bool:
+        return len(self.reads(self.order[position]).get(self.modality_at(position), {})) == 2
 
     def is_revealed(self, case_id: str) -> bool:
         if self.design == Design.CONCURRENT:
@@ -221,15 +282,35 @@ class ReadingSession:
             "SELECT 1 FROM reveals WHERE study_id=? AND reader=? AND case_id=?", (self.study_id, self.reader, case_id)))
 
     def next_position(self) -> int | None:
-        """The position to resume at: the first case whose final read is not committed."""
-        for position, case_id in enumerate(self.order):
-            if not self.is_finished(case_id):
+        """The position to resume at: the first reading not committed (None: all done)."""
+        for position in range(len(self.order)):
+            if not self.is_done(position):
                 return position
         return None
 
+    def washout_ends_at(self) -> float | None:
+        """When session 2 opens (Unix time): ``washout_days`` after the reader's last session-1 read.
+        None while session 1 is unfinished, and for single-session designs."""
+        if self.sessions == 1 or not all(self.is_done(p) for p in range(self.session_length)):
+            return None
+        last = self.store.read(
+            "SELECT MAX(r.committed_at) FROM study_reads r JOIN crossover_arms a ON a.study_id = r.study_id "
+            "AND a.reader = r.reader AND a.case_id = r.case_id AND a.first_modality = r.modality "
+            "WHERE r.study_id=? AND r.reader=?", (self.study_id, self.reader))[0][0]
+        return last + DAY_S * self.washout_days
+
+    def is_open(self, position: int, now: float | None = None) -> bool:
+        """May the reader see this reading now? Session 2 waits for session 1 and the washout."""
+        if self.session_of(position) == 1:
+            return True
+        ends = self.washout_ends_at()
+        return ends is not None and (time.time() if now is None else now) >= ends
+
     def case_at(self, position: int) -> CaseForReader:
         case = self._cases[self.order[position]]
-        return CaseForReader(case.case_id, case.exam_path, position, len(self.order), case.training)
+        session = self.session_of(position)
+        return CaseForReader(case.case_id, case.exam_path, position - (session - 1) * self.session_length,
+                             self.session_length, case.training, self.modality_at(position), session, self.sessions)
 
     def shown(self, case_id: str, modality: str) -> None:
         """Record when the case was displayed for ``modality`` (the read's time starts here)."""
@@ -395,7 +476,8 @@ def telemetry(store: Store, study_id: int, threshold: float = 0.5) -> list[dict]
     return out
 
 
-EXPORT_TABLES = ("studies", "study_readers", "study_cases", "reading_order", "study_reads", "reveals", "model_scores")
+EXPORT_TABLES = ("studies", "study_readers", "study_cases", "reading_order", "crossover_arms", "study_reads", "reveals",
+                 "model_scores")
 
 
 def export_study(store: Store, study_id: int) -> dict:
@@ -422,9 +504,11 @@ def import_study(store: Store, data: dict, name: str | None = None) -> int:
             "INSERT INTO studies (name, design, seed, washout_days, created_at) VALUES (?, ?, ?, ?, ?)",
             (study["name"], study["design"], study["seed"], study["washout_days"], study["created_at"]))
         new_id = cursor.lastrowid
-        reads = data.get("study_reads", [])
-        # the store's triggers want the order of real life: unaided reads, then the reveal, then aided reads
-        batches = [(t, data.get(t, [])) for t in ("study_readers", "study_cases", "reading_order", "model_scores")]
+        reads = sorted(data.get("study_reads", []), key=lambda r: r["committed_at"])
+        # the store's triggers want the order of real life: unaided reads, then the reveal, then aided reads;
+        # a crossover's first readings before its second (the order they were committed in)
+        tables = ("study_readers", "study_cases", "reading_order", "crossover_arms", "model_scores")
+        batches = [(t, data.get(t, [])) for t in tables]
         batches += [("study_reads", [r for r in reads if r["modality"] != "aided"]), ("reveals", data.get("reveals", [])),
                     ("study_reads", [r for r in reads if r["modality"] == "aided"])]
         for table, rows in batches:

@@ -85,6 +85,8 @@ def test_delong_on_a_case_computed_by_hand():
     assert auc([1, 1, 0, 0], [1, 1, 0, 0]) == 1.0 and auc([1, 1], [1, 0]) == 0.5  # tie counts one half
     perfect = delong([5, 6, 7, 1, 2], [1, 1, 1, 0, 0])
     assert perfect.auc == 1.0 and perfect.variance == 0.0
+    near = delong([0.9, 0.8, 0.7, 0.75, 0.1, 0.2, 0.3, 0.4], [1, 1, 1, 0, 0, 0, 0, 0])
+    assert near.auc == pytest.approx(14 / 15) and near.ci[1] == 1.0 and near.ci[0] < near.auc  # clipped, as pROC
 
 
 def test_delong_matches_proc_on_asah():
