@@ -231,9 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.add_argument("--cases", required=True, help="CSV: case_id, exam, truth_left, truth_right[, notes, training]")
     create.add_argument("--readers", required=True, help="comma-separated reader names")
-    create.add_argument("--design", default="sequential", choices=["unaided", "sequential", "concurrent"])
+    create.add_argument("--design", default="sequential", choices=["unaided", "sequential", "concurrent", "crossover"],
+                        help="crossover: two sessions, each case read once unaided and once with the AI")
     create.add_argument("--seed", type=int, default=0)
-    create.add_argument("--washout-days", type=int, default=0)
+    create.add_argument("--washout-days", type=int, default=0,
+                        help="crossover: days between a reader's last session-1 reading and session 2")
     scores = study_sub.add_parser("scores", help="compute the model's scores for every case (resumable)")
     scores.add_argument("name")
     scores.add_argument("--models", required=True)

@@ -2,14 +2,17 @@
 
 The reading screen is the viewer with the per-breast estimate: no identifiers (the exam is de-identified
 and named "case k of n"), no ground truth, no notes. In the sequential design the first (unaided) answer
-is committed and locked before the AI is shown; the aided answer is then recorded. Commits go through the
-store's writer thread; "saved" appears when the read is durable.
+is committed and locked before the AI is shown; the aided answer is then recorded. In the crossover design
+each reading shows the AI or not as the plan says, a reading never shows the other session's answer, and
+session 2 stays closed (no images) until the washout has passed. Commits go through the store's writer
+thread; "saved" appears when the read is durable.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -85,6 +88,13 @@ class StudyReadingWindow(QMainWindow):
         self.next_button.setObjectName("nextButton")
         self.status_label = QLabel("")
         self.status_label.setObjectName("studyStatus")
+        self.status_label.setWordWrap(True)
+        self.notice = QLabel("")  # in place of the images when there is nothing to read now
+        self.notice.setObjectName("studyNotice")
+        self.notice.setWordWrap(True)
+        self.notice.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.notice.setStyleSheet("font-size: 18px; color: #ddd; background: #111; padding: 40px;")
+        self.notice.hide()
         for button, slot in ((self.commit_button, self.commit), (self.reveal_button, self.reveal),
                              (self.previous_button, self.previous_case), (self.next_button, self.next_case)):
             button.clicked.connect(slot)
@@ -109,7 +119,12 @@ class StudyReadingWindow(QMainWindow):
         side_layout.addWidget(self.status_label)
         side_layout.addStretch(1)
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self.hanging)
+        images = QWidget()
+        images_layout = QVBoxLayout(images)
+        images_layout.setContentsMargins(0, 0, 0, 0)
+        images_layout.addWidget(self.hanging)
+        images_layout.addWidget(self.notice)
+        splitter.addWidget(images)
         splitter.addWidget(side)
         splitter.setSizes([1150, 420])
         central = QWidget()
@@ -131,9 +146,15 @@ class StudyReadingWindow(QMainWindow):
         return self.session.order[self.position]
 
     def current_step(self) -> str:
-        """What the reader does now on this case: 'unaided', 'reveal', 'aided', 'concurrent' or 'done'."""
+        """What the reader does now on this reading: 'unaided', 'reveal', 'aided', 'concurrent', 'done', or
+        'washout' (a crossover's second session, not open yet)."""
         reads = self.session.reads(self.case_id)
         design = self.session.design
+        if design == Design.CROSSOVER:
+            modality = self.session.modality_at(self.position)
+            if modality in reads:
+                return "done"
+            return modality if self.session.is_open(self.position) else "washout"
         if design == Design.CONCURRENT:
             return "done" if "concurrent" in reads else "concurrent"
         if "unaided" not in reads:
@@ -148,10 +169,15 @@ class StudyReadingWindow(QMainWindow):
         self.position = position
         case = self.session.case_at(position)
         training = "  (training case — not scored)" if case.training else ""
-        self.header.setText(f"{self.info['name']} — case {position + 1} of {case.total}{training}")
+        session = f"session {case.session} of {case.sessions} — " if case.sessions > 1 else ""
+        self.header.setText(f"{self.info['name']} — {session}case {case.position + 1} of {case.total}{training}")
         self.exam = None
         self.hanging.set_exam(None)
         self.hanging.set_result(None)
+        if self.current_step() == "washout":
+            self._show_washout()
+            return
+        self._show_notice("")
         self.status_label.setText("loading…")
         self.loader = Worker(_load_case, case.exam_path)
         self.loader.result.connect(self._on_loaded)
@@ -175,10 +201,37 @@ class StudyReadingWindow(QMainWindow):
             "WHERE s.study_id=? AND s.case_id=? LIMIT 1", (self.session.study_id, self.case_id))
         return exam_result_from_dict(json.loads(rows[0][0])) if rows else None
 
+    def _show_washout(self) -> None:
+        ends = self.session.washout_ends_at()
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(ends)) if ends is not None else "?"
+        self.header.setText(f"{self.info['name']}: session 1 is complete. Thank you.")
+        self.status_label.setText("")
+        self._show_notice(
+            f"Session 1 is complete.\n\nSession 2 opens on {when}, {self.session.washout_days} days after your "
+            "last session-1 reading (the washout between the two readings of each case).\n\n"
+            "You can close this window: your place is kept.")
+        self._refresh()
+
+    def _show_notice(self, text: str) -> None:
+        """A message in place of the images (empty text: the images)."""
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+        self.hanging.setVisible(not text)
+        self.reader_panel.setVisible(not text)
+
+    def _shows_ai(self, step: str) -> bool:
+        design = self.session.design
+        if design == Design.CROSSOVER:
+            return step != "washout" and self.session.modality_at(self.position) == "concurrent"
+        return step in ("aided", "concurrent") or (step == "done" and design != Design.UNAIDED)
+
     def _refresh(self) -> None:
         step = self.current_step()
         reads = self.session.reads(self.case_id)
-        show_ai = step in ("aided", "concurrent") or (step == "done" and self.session.design != Design.UNAIDED)
+        if self.session.design == Design.CROSSOVER:  # a reading never shows the other session's answer
+            modality = self.session.modality_at(self.position)
+            reads = {modality: reads[modality]} if modality in reads else {}
+        show_ai = self._shows_ai(step)
         result = self._model_result() if show_ai else None
         if self.exam is not None:
             self.hanging.set_result(result)
@@ -197,7 +250,7 @@ class StudyReadingWindow(QMainWindow):
         self.reveal_button.setVisible(self.session.design == Design.SEQUENTIAL)
         self.reveal_button.setEnabled(step == "reveal")
         self.next_button.setEnabled(step == "done" and self.position + 1 < len(self.session.order))
-        self.previous_button.setEnabled(self.position > 0)
+        self.previous_button.setEnabled(self._may_go_back())
         unaided = reads.get("unaided")
         if unaided and self.session.design == Design.SEQUENTIAL:
             self.locked_label.setText(
@@ -256,12 +309,17 @@ class StudyReadingWindow(QMainWindow):
         if self.next_button.isEnabled():
             self.show_case(self.position + 1)
 
+    def _may_go_back(self) -> bool:
+        """Back within the current session only: session 1's readings are not revisited in session 2."""
+        return self.position > 0 and self.session.session_of(self.position - 1) == self.session.session_of(self.position)
+
     def previous_case(self) -> None:
-        if self.position > 0:
+        if self._may_go_back():
             self.show_case(self.position - 1)
 
     def _show_finished(self) -> None:
         self.header.setText(f"{self.info['name']}: all cases are read. Thank you.")
+        self._show_notice("All cases of this study are read.\n\nThank you. You can close this window.")
         for button in (self.commit_button, self.reveal_button, self.next_button, self.previous_button):
             button.setEnabled(False)
         self.reader_panel.setEnabled(False)

@@ -1,6 +1,9 @@
-"""The blinded reading screen: three cases read unaided, AI revealed, aided read, next."""
+"""The blinded reading screen: sequential (unaided, AI revealed, aided, next) and crossover (two sessions
+separated by a washout)."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -10,9 +13,7 @@ from app.ui.study_window import StudyReadingWindow
 from tests.app.conftest import close_windows_then, synthetic_view, write_png
 
 
-@pytest.fixture
-def study(tmp_path, stub_model):
-    store = Store(tmp_path / "study.sqlite")
+def case_entries(tmp_path) -> list[CaseEntry]:
     entries = []
     for i in range(3):
         folder = tmp_path / f"exam_secret_name_{i}"
@@ -20,8 +21,26 @@ def study(tmp_path, stub_model):
         write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (600 + 50 * i, 500)))
         write_png(folder / "0_L-CC.png", synthetic_view("L-CC", (700, 250)))
         entries.append(CaseEntry(f"case{i}", str(folder), "normal", "malignant" if i == 1 else "normal"))
-    study_id = create_study(store, "pilot", Design.SEQUENTIAL, ["A"], entries, seed=2)
+    return entries
+
+
+def make_study(tmp_path, stub_model, design: Design, washout_days: int = 0):
+    store = Store(tmp_path / "study.sqlite")
+    study_id = create_study(store, "pilot", design, ["A"], case_entries(tmp_path), seed=2, washout_days=washout_days)
     compute_model_scores(store, study_id, [stub_model], device="cpu")
+    return store, study_id
+
+
+@pytest.fixture
+def study(tmp_path, stub_model):
+    store, study_id = make_study(tmp_path, stub_model, Design.SEQUENTIAL)
+    yield store, study_id
+    close_windows_then(store)
+
+
+@pytest.fixture
+def crossover(tmp_path, stub_model):
+    store, study_id = make_study(tmp_path, stub_model, Design.CROSSOVER, washout_days=14)
     yield store, study_id
     close_windows_then(store)
 
@@ -87,4 +106,77 @@ def test_resume_opens_at_the_first_unfinished_case(qtbot, study):
     window.previous_case()
     qtbot.waitUntil(lambda: window.position == 0 and window.exam is not None, timeout=30_000)
     assert not window.commit_button.isEnabled()  # a finished case is read-only
+    window.close()
+
+
+def wait_for_case(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: window.exam is not None and window.status_label.text() == "", timeout=30_000)
+
+
+def ai_visible(window) -> bool:
+    return window.ai_box.isVisible() and any(w.result is not None for w in window.hanging.views.values())
+
+
+def test_crossover_session_one_then_the_washout_closes_session_two(qtbot, crossover):
+    store, study_id = crossover
+    window = StudyReadingWindow(store, study_id, "A")
+    qtbot.addWidget(window)
+    window.show()
+    session = window.session
+    for number in range(3):
+        wait_for_case(qtbot, window)
+        assert f"session 1 of 2 — case {number + 1} of 3" in window.header.text()
+        modality = session.modality_at(number)
+        assert ai_visible(window) == (modality == "concurrent")  # the plan decides, from the start
+        assert not window.reveal_button.isVisible()
+        set_reader(window, 30, 10)
+        with qtbot.waitSignal(window.committed, timeout=10_000) as blocker:
+            window.commit()
+        assert blocker.args == [window.case_id, modality]
+        window.next_case()
+    # session 1 done: session 2 is closed for 14 days, and shows no images
+    qtbot.waitUntil(lambda: "Session 2 opens" in window.notice.text(), timeout=5_000)
+    assert window.position == 3 and window.current_step() == "washout"
+    assert window.exam is None and all(w.image is None for w in window.hanging.views.values())
+    assert not window.commit_button.isEnabled() and not window.previous_button.isEnabled()
+    assert not ai_visible(window)
+    assert "14 days" in window.notice.text() and window.notice.isVisible() and not window.hanging.isVisible()
+    window.close()
+    reopened = StudyReadingWindow(store, study_id, "A")  # a new sitting the same day: still closed
+    qtbot.addWidget(reopened)
+    assert reopened.position == 3 and reopened.current_step() == "washout" and reopened.exam is None
+    reopened.close()
+
+
+def test_crossover_session_two_after_the_washout_hides_the_first_answers(qtbot, crossover):
+    store, study_id = crossover
+    session = ReadingSession(store, study_id, "A")
+    weeks_ago = time.time() - 15 * 86400
+
+    def backdated(db) -> None:
+        for position in range(3):
+            case = session.case_at(position)
+            for breast in ("L", "R"):
+                db.execute("INSERT INTO study_reads VALUES (?, 'A', ?, ?, ?, 0.77, '', 20.0, ?)",
+                           (study_id, case.case_id, case.modality, breast, weeks_ago))
+
+    store.submit(backdated).result()
+    window = StudyReadingWindow(store, study_id, "A")
+    qtbot.addWidget(window)
+    window.show()
+    for number in range(3):
+        wait_for_case(qtbot, window)
+        position = 3 + number
+        assert window.position == position
+        assert f"session 2 of 2 — case {number + 1} of 3" in window.header.text()
+        assert window.reader_panel.value("R") is None  # the session-1 answer (77 %) is not shown
+        assert ai_visible(window) == (session.modality_at(position) == "concurrent")
+        assert window.previous_button.isEnabled() == (number > 0)  # never back into session 1
+        set_reader(window, 40, 5)
+        with qtbot.waitSignal(window.committed, timeout=10_000):
+            window.commit()
+        window.next_case()
+    assert ReadingSession(store, study_id, "A").next_position() is None
+    reads = store.read("SELECT modality, COUNT(*) FROM study_reads WHERE study_id=? GROUP BY modality", (study_id,))
+    assert dict(reads) == {"unaided": 6, "concurrent": 6}
     window.close()

@@ -54,6 +54,23 @@ def test_study_cli_end_to_end(tmp_path):
     assert done.returncode == 2 and "no study named" in done.stderr
 
 
+def test_study_cli_crossover_with_washout(tmp_path):
+    db = tmp_path / "s.sqlite"
+    (tmp_path / "cases.csv").write_text("case_id,exam,truth_left,truth_right\nc1,e1,malignant,normal\nc2,e2,normal,normal\n")
+    common = ("study", "--db", str(db), "create")
+    done = run(*common, "seq", "--cases", str(tmp_path / "cases.csv"), "--readers", "A", "--washout-days", "28")
+    assert done.returncode == 2 and "crossover" in done.stderr
+    done = run(*common, "cross", "--cases", str(tmp_path / "cases.csv"), "--readers", "A,B", "--design", "crossover",
+               "--washout-days", "28")
+    assert done.returncode == 0, done.stderr
+    store = Store(db)
+    try:
+        assert store.read("SELECT design, washout_days FROM studies WHERE name='cross'") == [("crossover", 28)]
+        assert ReadingSession(store, 1, "B").sessions == 2
+    finally:
+        store.close()
+
+
 def test_results_window_draws_rocs(qtbot, tmp_path):
     from app.study.results import study_results
     from app.study.study import CaseEntry, Design, create_study
