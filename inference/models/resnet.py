@@ -30,11 +30,13 @@ class PreActBlock(nn.Module):
         self.shortcut = conv1x1(in_channels, out_channels, stride) if project else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        activated = torch.relu(self.bn1(x))
+        # in-place activations and sums on freshly made tensors: the same arithmetic, without allocating
+        # (and page-faulting) a new image-sized tensor each time; autograd needs none of the overwritten values
+        activated = torch.relu_(self.bn1(x))
         residual = self.shortcut(activated) if self.shortcut is not None else x
         out = self.conv1(activated)
-        out = self.conv2(torch.relu(self.bn2(out)))
-        return out + residual
+        out = self.conv2(torch.relu_(self.bn2(out)))
+        return out.add_(residual)
 
 
 class GlobalNetwork(nn.Module):
@@ -73,7 +75,7 @@ class GlobalNetwork(nn.Module):
         x = self.pool(self.stem(x))
         for stage in self.stages:
             x = stage(x)
-        return torch.relu(self.final_bn(x))
+        return torch.relu_(self.final_bn(x))
 
 
 class BasicBlock(nn.Module):
@@ -93,9 +95,9 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = self.shortcut(x) if self.shortcut is not None else x
-        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu_(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return torch.relu(out + residual)
+        return torch.relu_(out.add_(residual))
 
 
 class LocalNetwork(nn.Module):
@@ -122,7 +124,7 @@ class LocalNetwork(nn.Module):
         self.out_features = in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(torch.relu(self.stem_bn(self.stem_conv(x))))
+        x = self.pool(torch.relu_(self.stem_bn(self.stem_conv(x))))
         for stage in self.stages:
             x = stage(x)
         return x.mean(dim=(2, 3))
