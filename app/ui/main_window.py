@@ -468,7 +468,7 @@ class MainWindow(QMainWindow):
         if not steps:
             return
         steps[0]()
-        QTimer.singleShot(0, lambda: self._run_steps(steps[1:]))
+        QTimer.singleShot(0, self, lambda: self._run_steps(steps[1:]))  # dropped if the window is gone
 
     def _overlays_applied(self) -> None:
         result = self.result
