@@ -26,7 +26,9 @@ def demo_model_path() -> Path | None:
 
 
 def demo_exam_folder() -> Path:
-    return config_dir() / "demo_exam"
+    from inference.phantom import DICOM_LAYOUT_VERSION  # noqa: PLC0415
+
+    return config_dir() / f"demo_exam_v{DICOM_LAYOUT_VERSION}"
 
 
 def ensure_demo_exam(folder: Path | None = None) -> Path:

@@ -20,6 +20,7 @@ from inference.views import Laterality, Projection, View
 MAX_VALUE = 4095
 DEFAULT_SHAPE = (1600, 1000)
 PIXEL_SPACING_MM = 0.14
+DICOM_LAYOUT_VERSION = 2  # bump when write_dicom_exam writes different headers: cached demo copies are renewed
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,19 @@ def write_dicom_exam(exam: PhantomExam, folder: str | Path, compress: bool = Tru
         item.ViewModifierCodeSequence = Sequence([])
         ds.ViewCodeSequence = Sequence([item])
         ds.PatientOrientation = ["A", "R"] if view.laterality == Laterality.LEFT else ["P", "L"]
+        # what the Digital Mammography X-Ray Image IOD requires (checked with dciodvfy in the tests)
+        ds.ImageType = ["DERIVED", "PRIMARY", ""]  # synthetic: made by a program, not acquired
+        ds.ReferringPhysicianName, ds.PositionReferenceIndicator, ds.DetectorType = "", "", ""
+        ds.PositionerType, ds.OrganExposed, ds.BodyPartExamined = "MAMMOGRAPHIC", "BREAST", "BREAST"
+        breast = Dataset()
+        breast.CodeValue, breast.CodingSchemeDesignator, breast.CodeMeaning = "76752008", "SCT", "Breast"
+        ds.AnatomicRegionSequence = Sequence([breast])
+        ds.AcquisitionContextSequence = Sequence([])
+        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0, 1, "US"
+        ds.PresentationLUTShape = "IDENTITY"
+        ds.PixelIntensityRelationship = "LOG"
+        ds.PixelIntensityRelationshipSign = -1  # higher values: less X-ray intensity (dense tissue bright)
+        ds.LossyImageCompression = "00"
         ds.ImagerPixelSpacing = ds.PixelSpacing = [PIXEL_SPACING_MM, PIXEL_SPACING_MM]
         ds.Rows, ds.Columns = phantom.image.shape
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"

