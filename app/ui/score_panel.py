@@ -51,7 +51,6 @@ class BreastInput:
     spin: QSpinBox
     benign: QDoubleSpinBox
     birads: QComboBox
-    touched: bool = False
 
 
 class ReaderPanel(QGroupBox):
@@ -73,7 +72,9 @@ class ReaderPanel(QGroupBox):
             slider.setRange(0, 100)
             slider.setObjectName(f"readerSlider_{side}")
             spin = QSpinBox()
-            spin.setRange(0, 100)
+            spin.setRange(-1, 100)  # -1: not given yet, shown as "—" (0 % is an answer, not a default)
+            spin.setSpecialValueText("—")
+            spin.setValue(-1)
             spin.setSuffix(" %")
             spin.setObjectName(f"readerSpin_{side}")
             benign = QDoubleSpinBox()
@@ -84,8 +85,8 @@ class ReaderPanel(QGroupBox):
             birads = QComboBox()
             birads.addItems(BIRADS)
             slider.valueChanged.connect(spin.setValue)
-            spin.valueChanged.connect(slider.setValue)
-            spin.valueChanged.connect(lambda _v, s=side: self._touch(s))
+            slider.sliderPressed.connect(lambda s=side: self._slider_pressed(s))
+            spin.valueChanged.connect(lambda v, s=side: self._spin_changed(s, v))
             benign.valueChanged.connect(lambda _v: self.changed.emit())
             birads.currentIndexChanged.connect(lambda _v: self.changed.emit())
             grid.addWidget(QLabel(BREAST_NAMES[side]), row, 0)
@@ -102,13 +103,21 @@ class ReaderPanel(QGroupBox):
         self.saved_label.setObjectName("savedLabel")
         grid.addWidget(self.saved_label, 4, 0, 1, 5)
 
-    def _touch(self, side: str) -> None:
-        self.inputs[side].touched = True
+    def _slider_pressed(self, side: str) -> None:
+        entry = self.inputs[side]
+        if entry.spin.value() < 0:  # a press on the slider gives its value, 0 included
+            entry.spin.setValue(entry.slider.value())
+
+    def _spin_changed(self, side: str, value: int) -> None:
+        slider = self.inputs[side].slider
+        slider.blockSignals(True)
+        slider.setValue(max(value, 0))
+        slider.blockSignals(False)
         self.changed.emit()
 
     def value(self, side: str) -> float | None:
-        entry = self.inputs[side]
-        return entry.spin.value() / 100.0 if entry.touched else None
+        value = self.inputs[side].spin.value()
+        return None if value < 0 else value / 100.0
 
     def reads(self, committed: bool) -> list[BreastRead]:
         out = []
@@ -128,12 +137,12 @@ class ReaderPanel(QGroupBox):
     def set_reads(self, reads: dict[str, BreastRead]) -> None:
         for side, entry in self.inputs.items():
             read = reads.get(side)
-            entry.touched = read is not None and read.malignant is not None
+            given = read is not None and read.malignant is not None
             entry.spin.blockSignals(True)
             entry.slider.blockSignals(True)
-            value = int(round(100 * read.malignant)) if entry.touched else 0
+            value = int(round(100 * read.malignant)) if given else -1
             entry.spin.setValue(value)
-            entry.slider.setValue(value)
+            entry.slider.setValue(max(value, 0))
             entry.spin.blockSignals(False)
             entry.slider.blockSignals(False)
             entry.benign.blockSignals(True)

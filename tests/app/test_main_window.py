@@ -218,6 +218,23 @@ def test_scoring_panel_arithmetic_and_persistence(qtbot, store, tmp_path, stub_m
     assert again.committed
 
 
+def test_an_unanswered_breast_reads_as_a_dash_and_zero_is_an_answer(qtbot):
+    from app.ui.score_panel import ReaderPanel
+
+    panel = ReaderPanel()
+    qtbot.addWidget(panel)
+    right = panel.inputs["R"]
+    assert panel.value("R") is None and right.spin.text() == "—"
+    right.slider.sliderPressed.emit()  # a press on the slider at 0 answers 0 %
+    assert panel.value("R") == 0.0 and right.spin.text() == "0 %"
+    right.slider.setValue(35)
+    assert panel.value("R") == pytest.approx(0.35) and right.spin.value() == 35
+    right.spin.setValue(80)
+    assert right.slider.value() == 80
+    panel.set_reads({})
+    assert panel.value("R") is None and right.spin.text() == "—" and right.slider.value() == 0
+
+
 def test_an_edit_waiting_for_its_save_is_saved_on_close_and_never_after_the_store_closes(qtbot, store, tmp_path):
     write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
     window = make_window(qtbot, store)
