@@ -139,6 +139,21 @@ def run_study(args: argparse.Namespace) -> int:
             if args.out:
                 for path in write_results(results, args.out):
                     print(f"wrote {path}")
+            if args.window or args.screenshot:
+                from app.gui import run_study_results
+
+                return run_study_results(results, args.screenshot)
+        elif args.study_command == "status":
+            from app.study.study import reader_progress
+
+            for row in reader_progress(store, _study_id(store, args.name)):
+                session = f" session {row['session']} of {row['sessions']}:" if row["sessions"] > 1 else ""
+                state = ""
+                if row["done"] < row["total"] and not row["open"]:
+                    opens = row["opens_at"]
+                    state = ("  (opens after session 1)" if opens is None else
+                             f"  (opens {time.strftime('%Y-%m-%d %H:%M', time.localtime(opens))}, after the washout)")
+                print(f"{row['reader']}:{session} {row['done']} of {row['total']} read{state}")
         elif args.study_command == "export":
             Path(args.out).write_text(json.dumps(export_study(store, _study_id(store, args.name)), indent=1))
             print(f"wrote {args.out}")
@@ -224,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", help="write the full result as JSON to this file")
     analyze.set_defaults(handler=run_analyze)
 
-    study = sub.add_parser("study", help="reader studies: create, scores, read, results, export, import")
+    study = sub.add_parser("study", help="reader studies: create, scores, read, status, results, export, import")
     study.add_argument("--db", help="study database (default: the app's local store)")
     study_sub = study.add_subparsers(dest="study_command", required=True)
     create = study_sub.add_parser("create", help="create a study from a case list CSV")
@@ -248,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--level", default="breast", choices=["breast", "exam"])
     results.add_argument("--method", default="jackknife", choices=["jackknife", "delong"])
     results.add_argument("--out", help="folder for CSV, iMRMC and JSON files")
+    results.add_argument("--window", action="store_true", help="open the results screen (ROC curves, tables)")
+    results.add_argument("--screenshot", metavar="PNG", help="render the results screen to a PNG and exit")
+    status = study_sub.add_parser("status", help="each reader's progress (and when a crossover's session 2 opens)")
+    status.add_argument("name")
     export = study_sub.add_parser("export", help="the whole study as JSON")
     export.add_argument("name")
     export.add_argument("out")

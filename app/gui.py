@@ -79,3 +79,24 @@ def run_study_reading(store, study_id: int, reader: str) -> int:
     window = StudyReadingWindow(store, study_id, reader)
     window.show()
     return app.exec()
+
+
+def run_study_results(results, screenshot: str | None = None) -> int:
+    """Open the coordinator's results screen (ROC curves, AUC and ORH tables, telemetry); with
+    ``screenshot``, render it to that PNG and exit."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.main_window import grab_png
+    from app.ui.study_results import StudyResultsWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = StudyResultsWindow(results)
+    window.resize(1400, 900)
+    window.show()
+    if screenshot:
+        app.processEvents()
+        grab_png(window, screenshot)
+        window.close()
+        print(f"wrote {screenshot}")
+        return 0
+    return app.exec()

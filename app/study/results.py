@@ -79,11 +79,15 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
     readers = sorted({r["reader"] for r in records})
     aucs = []
     for modality in modalities:
-        for reader in readers:
+        is_model = modality.startswith("model")
+        if is_model and any(row.modality == "model" for row in aucs):
+            continue  # the model's scores are the same beside every reader and modality: one row
+        for reader in readers[:1] if is_model else readers:
             scores, truth = _scores(records, modality, reader)
             if scores.size and 0 < truth.sum() < truth.size:
                 e = delong(scores, truth)
-                aucs.append(AucRow(reader, modality, e.auc, e.ci[0], e.ci[1], int(truth.sum()), int((truth == 0).sum())))
+                aucs.append(AucRow("(model)" if is_model else reader, "model" if is_model else modality, e.auc,
+                                   e.ci[0], e.ci[1], int(truth.sum()), int((truth == 0).sum())))
     comparisons: dict[str, ORHResult] = {}
     base = "unaided" if "unaided" in modalities else ("concurrent" if "concurrent" in modalities else None)
     if base is not None and len(readers) >= 2:

@@ -343,6 +343,23 @@ class ReadingSession:
             "INSERT OR IGNORE INTO reveals VALUES (?, ?, ?, ?)", (self.study_id, self.reader, case_id, time.time())))
 
 
+def reader_progress(store: Store, study_id: int, now: float | None = None) -> list[dict]:
+    """For the coordinator: per reader and session, readings done of the total, and (crossover) when
+    session 2 opens."""
+    rows = []
+    for reader in study_info(store, study_id)["readers"]:
+        session = ReadingSession(store, study_id, reader)
+        ends = session.washout_ends_at()
+        for number in range(1, session.sessions + 1):
+            positions = range((number - 1) * session.session_length, number * session.session_length)
+            rows.append({
+                "reader": reader, "session": number, "sessions": session.sessions,
+                "done": sum(session.is_done(p) for p in positions), "total": len(positions),
+                "open": session.is_open(positions[0], now), "opens_at": ends if number == 2 else None,
+            })
+    return rows
+
+
 # --------------------------------------------------------------------------------------------------------
 # model scores (computed once, resumable, cached by image UIDs + model hashes)
 

@@ -48,7 +48,7 @@ class StudyResultsWindow(QMainWindow):
         self.plot.setLabel("left", "sensitivity (true-positive rate)")
         self.plot.setXRange(0, 1)
         self.plot.setYRange(0, 1)
-        self.plot.addLegend(offset=(-10, 10))
+        self.plot.addLegend(offset=(-10, -10))  # lower right, where ROC curves rarely are
         self.curves = self._draw_rocs()
 
         tabs = QTabWidget()
@@ -93,6 +93,7 @@ class StudyResultsWindow(QMainWindow):
             if is_model and any(m.startswith("model") for m in curves):
                 continue  # the model is the same curve whichever comparison it came from
             colour = (200, 30, 30) if is_model else (30, 150, 60) if is_hybrid else COLOURS.get(modality, (90, 90, 90))
+            style = pg.QtCore.Qt.PenStyle.DashLine if is_hybrid and "unaided" not in modality else pg.QtCore.Qt.PenStyle.SolidLine
             averaged = []
             for reader in readers[:1] if is_model else readers:
                 rows = [r for r in records if r["modality"] == modality and r["reader"] == reader]
@@ -108,7 +109,9 @@ class StudyResultsWindow(QMainWindow):
             mean = np.mean(averaged, axis=0)
             name = "model" if is_model else f"{modality} (reader average)"
             width = 4 if (is_model or is_hybrid) else 3
-            curves[modality] = self.plot.plot(FPR_GRID, mean, pen=pg.mkPen(colour, width=width), name=name)
+            # every ROC curve starts at (0, 0): the rise at zero false positives is drawn, not implied
+            curves[modality] = self.plot.plot(np.r_[0.0, FPR_GRID], np.r_[0.0, mean],
+                                              pen=pg.mkPen(colour, width=width, style=style), name=name)
         self.plot.plot([0, 1], [0, 1], pen=pg.mkPen((160, 160, 160), style=pg.QtCore.Qt.PenStyle.DashLine))
         return curves
 

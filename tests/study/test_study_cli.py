@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+
 from app.study.store import Store
 from app.study.study import ReadingSession
 from tests.conftest import DATA, REFERENCE, require_shared
@@ -46,6 +48,9 @@ def test_study_cli_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "ORH aided vs unaided" in done.stdout and "telemetry: aided reads (per breast): 24" in done.stdout
     assert (out / "aucs_breast.csv").is_file() and (out / "reads_breast.imrmc").is_file()
+    done = run("study", "--db", str(db), "results", "pilot", "--screenshot", str(tmp_path / "results.png"))
+    assert done.returncode == 0, done.stderr
+    assert cv2.imread(str(tmp_path / "results.png")).shape[:2] == (900, 1400)
     done = run("study", "--db", str(db), "export", "pilot", str(tmp_path / "pilot.json"))
     assert done.returncode == 0
     done = run("study", "--db", str(db), "import", str(tmp_path / "pilot.json"), "--name", "pilot copy")
@@ -63,12 +68,23 @@ def test_study_cli_crossover_with_washout(tmp_path):
     done = run(*common, "cross", "--cases", str(tmp_path / "cases.csv"), "--readers", "A,B", "--design", "crossover",
                "--washout-days", "28")
     assert done.returncode == 0, done.stderr
+    done = run("study", "--db", str(db), "status", "cross")
+    assert done.returncode == 0, done.stderr
+    assert "A: session 1 of 2: 0 of 2 read" in done.stdout
+    assert "B: session 2 of 2: 0 of 2 read  (opens after session 1)" in done.stdout
     store = Store(db)
     try:
         assert store.read("SELECT design, washout_days FROM studies WHERE name='cross'") == [("crossover", 28)]
-        assert ReadingSession(store, 1, "B").sessions == 2
+        session = ReadingSession(store, 1, "A")
+        assert session.sessions == 2
+        for position in range(2):
+            case = session.case_at(position)
+            session.commit(case.case_id, case.modality, {"L": 0.5, "R": 0.5}).result()
     finally:
         store.close()
+    done = run("study", "--db", str(db), "status", "cross")
+    assert "A: session 1 of 2: 2 of 2 read" in done.stdout
+    assert "A: session 2 of 2: 0 of 2 read  (opens " in done.stdout and "after the washout" in done.stdout
 
 
 def test_results_window_draws_rocs(qtbot, tmp_path):
@@ -96,4 +112,5 @@ def test_results_window_draws_rocs(qtbot, tmp_path):
     qtbot.addWidget(window)
     assert {"unaided", "aided"} <= set(window.curves) and any(m.startswith("model") for m in window.curves)
     assert "aided vs unaided" in results.comparisons
+    assert [a.reader for a in results.aucs if a.modality == "model"] == ["(model)"]  # one row, not one per reader
     store.close()
