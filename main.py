@@ -275,11 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     import_.add_argument("--name", help="a new name (default: the exported one)")
     study.set_defaults(handler=run_study)
 
-    report = sub.add_parser("report", help="annotated reports (PDF, PNG, JSON, DICOM SR) for one or many exams")
+    report = sub.add_parser("report", help="annotated reports (PDF, PNG, JSON, DICOM SR and SEG) for one or many exams")
     report.add_argument("exams", nargs="*", help="exam folders or files")
     report.add_argument("--cases", help="a case list CSV (case_id, exam, ...) for a batch")
     report.add_argument("--out", required=True, help="output folder")
-    report.add_argument("--format", default="pdf,png,json", help="comma-separated: pdf, png, json, sr")
+    report.add_argument("--format", default="pdf,png,json", help="comma-separated: pdf, png, json, sr, seg (saliency maps)")
     report.add_argument("--deidentify", action="store_true", help="no patient identifiers in any output")
     report.add_argument("--models", help="checkpoint or folder (default: the demo model)")
     report.add_argument("--percent-t", type=float, default=None)

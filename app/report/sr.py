@@ -14,7 +14,8 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from app import __version__
-from app.report.content import ReportInput, exam_label
+from app.report.content import ReportInput
+from app.report.dicom_common import deidentify_header, no_identifiers_in_warnings, read_source
 from inference.errors import MammoError
 from inference.views import Laterality
 
@@ -45,13 +46,7 @@ def write_sr(report: ReportInput, path: str | Path) -> Path:
     for view, image in exam.views.items():
         if not image.sop_instance_uid:
             raise ReportError("a DICOM structured report needs DICOM source images (this exam is PNG)", image.source)
-        source = pydicom.dcmread(image.source, stop_before_pixels=True)
-        # type-2 attributes that highdicom copies into the SR; real files sometimes omit them
-        for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-                        "ReferringPhysicianName", "AccessionNumber", "StudyID"):
-            if keyword not in source:
-                setattr(source, keyword, "")
-        sources[view] = source
+        sources[view] = read_source(image)
     device = hd.sr.DeviceObserverIdentifyingAttributes(uid=hd.UID(), name="Mammo Reader GMIC",
                                                         manufacturer_name="Mammo Reader", model_name=__version__)
     context = hd.sr.ObservationContext(
@@ -86,29 +81,19 @@ def write_sr(report: ReportInput, path: str | Path) -> Path:
         finding_type=BREAST,
         measurements=[_measurement(P_MALIGNANT, result.probabilities[1]), _measurement(P_BENIGN, result.probabilities[0])]))
     content = hd.sr.MeasurementReport(observation_context=context, procedure_reported=PROCEDURE, imaging_measurements=groups)
-    sr = hd.sr.Comprehensive3DSR(
-        evidence=list(sources.values()), content=content, series_instance_uid=hd.UID(), series_number=9901,
-        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="Mammo Reader",
-        series_description="AI decision support (GMIC)", is_complete=True, is_final=False, is_verified=False,
-    )
+    with no_identifiers_in_warnings():
+        sr = hd.sr.Comprehensive3DSR(
+            evidence=list(sources.values()), content=content, series_instance_uid=hd.UID(), series_number=9901,
+            sop_instance_uid=hd.UID(), instance_number=1, manufacturer="Mammo Reader",
+            series_description="AI decision support (GMIC)", is_complete=True, is_final=False, is_verified=False,
+        )
     scheme = pydicom.Dataset()  # the private scheme, described where the standard asks (PS3.3 C.12.1.1.3.1)
     scheme.CodingSchemeDesignator = SCHEME
     scheme.CodingSchemeName = "Mammo Reader GMIC result concepts"
     scheme.CodingSchemeResponsibleOrganization = "Mammo Reader"
     sr.CodingSchemeIdentificationSequence = [scheme]
     if report.deidentify:
-        sr.PatientName = "Anonymous^"
-        sr.PatientID = exam_label(report)
-        for keyword in ("PatientBirthDate", "AccessionNumber", "ReferringPhysicianName", "StudyID"):
-            if keyword in sr:
-                setattr(sr, keyword, "")
-        sr.PatientIdentityRemoved = "YES"
-        sr.DeidentificationMethod = [  # LO: 64 characters a value
-            "Mammo Reader de-identified export",
-            "patient name, ID and birth date removed",
-            "accession number, referring physician, study ID removed",
-            "UIDs and dates kept to reference the source images",
-        ]
+        deidentify_header(sr, report)
     path = Path(path)
     sr.save_as(path, enforce_file_format=True)
     return path

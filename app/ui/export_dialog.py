@@ -1,4 +1,5 @@
-"""Export the open exam's report (PDF, PNG, JSON, DICOM SR), optionally de-identified, in the background."""
+"""Export the open exam's report (PDF, PNG, JSON, DICOM SR and saliency SEG), optionally de-identified, in the
+background."""
 
 from __future__ import annotations
 
@@ -32,12 +33,14 @@ class ExportDialog(QDialog):
         self.folder = QLineEdit(default_folder)
         row = folder_row(self.folder, "Export to")
         self.formats = {name: QCheckBox(label) for name, label in (
-            ("pdf", "PDF report"), ("png", "PNG figures"), ("json", "JSON data"), ("sr", "DICOM structured report"))}
+            ("pdf", "PDF report"), ("png", "PNG figures"), ("json", "JSON data"), ("sr", "DICOM structured report"),
+            ("seg", "DICOM saliency maps (Segmentation, one per view)"))}
         for name in ("pdf", "png", "json"):
             self.formats[name].setChecked(True)
-        self.formats["sr"].setEnabled(has_dicom)
-        if not has_dicom:
-            self.formats["sr"].setToolTip("needs DICOM source images")
+        for name in ("sr", "seg"):
+            self.formats[name].setEnabled(has_dicom)
+            if not has_dicom:
+                self.formats[name].setToolTip("needs DICOM source images and an analysis")
         self.deidentify = QCheckBox("de-identify (no patient identifiers anywhere)")
         self.page_size = QComboBox()
         self.page_size.addItems(["A4", "Letter"])

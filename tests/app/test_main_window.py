@@ -395,3 +395,4 @@ def test_export_from_the_viewer(qtbot, store, tmp_path, stub_model):
     dialog = ExportDialog(str(out), has_dicom=False)
     qtbot.addWidget(dialog)
     assert dialog.chosen_formats() == ["pdf", "png", "json"] and not dialog.formats["sr"].isEnabled()
+    assert not dialog.formats["seg"].isEnabled()

@@ -124,12 +124,65 @@ def test_structured_report_passes_dciodvfy(analysed, tmp_path, deidentify):
         assert sr.PatientIdentityRemoved == "YES" and sr.DeidentificationMethod
 
 
+@pytest.mark.parametrize("deidentify", [False, True], ids=["identified", "deidentified"])
+def test_saliency_segmentations_read_back_on_the_source_grid_and_validate(analysed, tmp_path, deidentify):
+    import highdicom as hd
+
+    from app.report.seg import saliency_stack
+
+    exam, result = analysed
+    report = ReportInput(exam, result, deidentify=deidentify)
+    paths = export_report(report, tmp_path, formats=("seg",))
+    assert len(paths) == len(result.views) == 2
+    for path in paths:
+        assert dciodvfy(path) == [], path.name
+        seg = hd.seg.segread(path)
+        view = next(v for v in exam.views if f"_{v.value}_" in path.name)
+        source_uid = exam.views[view].sop_instance_uid
+        assert [s.segment_label for s in seg.SegmentSequence] == ["benign saliency", "malignant saliency"]
+        maps = seg.get_pixels_by_source_instance([source_uid], segment_numbers=[1, 2])[0]
+        expected = saliency_stack(report, view)
+        assert maps.shape == expected.shape == exam.views[view].pixels.shape + (2,)
+        assert np.abs(maps - expected).max() <= 0.5 / 255 + 1e-6  # 8-bit fractions, rounded
+        assert expected[..., 1].max() > 0.1  # the stub's hot spot is there to be found
+        if deidentify:
+            assert seg.PatientIdentityRemoved == "YES" and PATIENT_ID not in str(seg.PatientID)
+
+
+def test_dicom_exports_quote_no_patient_name_in_warnings(tmp_path):
+    import warnings
+
+    name = "Mass-Test_P_00173_LEFT_CC"  # a one-component name, as CBIS-DDSM stores it: highdicom quotes those
+    ds = make_dataset(synthetic_view("R-CC", (600, 500)), "R-CC")
+    ds.PatientName = name
+    (tmp_path / "exam").mkdir()
+    write(ds, tmp_path / "exam", "a.dcm")
+    exam = load_exam(tmp_path / "exam")
+    result = analyze_exam(exam, make_stub_model(), device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_report(ReportInput(exam, result), tmp_path / "out", formats=("sr", "seg"))
+    assert not [w for w in caught if name in str(w.message)]
+
+
+def test_dicom_exports_of_a_png_exam_are_refused_with_a_reason(tmp_path):
+    from app.report.sr import ReportError
+
+    (tmp_path / "exam").mkdir()
+    cv2.imwrite(str(tmp_path / "exam" / "0_R-CC.png"), synthetic_view("R-CC", (600, 500)))
+    exam = load_exam(tmp_path / "exam")
+    result = analyze_exam(exam, make_stub_model(), device="cpu")
+    for fmt in ("sr", "seg"):
+        with pytest.raises(ReportError, match="DICOM source images"):
+            export_report(ReportInput(exam, result), tmp_path / fmt, formats=(fmt,))
+
+
 def test_deidentified_export_has_no_identifier_in_any_byte(analysed, tmp_path):
     exam, result = analysed
     clean = exam.deidentify()
     paths = export_report(ReportInput(clean, result, reader="Dr Reader", deidentify=True), tmp_path,
-                          formats=("pdf", "png", "json", "sr"))
-    assert len(paths) >= 5
+                          formats=("pdf", "png", "json", "sr", "seg"))
+    assert len(paths) >= 7
     for path in paths:
         raw = path.read_bytes()
         for identifier in IDENTIFIERS:

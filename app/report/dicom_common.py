@@ -1,0 +1,50 @@
+"""What the DICOM exports (SR, SEG) share: reading a source image's header, and de-identifying a header."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+
+import pydicom
+
+from app.report.content import ReportInput, exam_label
+from inference.exam import ViewImage
+
+# type-2 attributes that highdicom copies from the source images; real files sometimes omit them
+_COPIED_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                 "ReferringPhysicianName", "AccessionNumber", "StudyID")
+
+
+def read_source(image: ViewImage) -> pydicom.Dataset:
+    """The source image's header (no pixels), with the type-2 attributes highdicom copies present."""
+    source = pydicom.dcmread(image.source, stop_before_pixels=True)
+    for keyword in _COPIED_TYPE2:
+        if keyword not in source:
+            setattr(source, keyword, "")
+    return source
+
+
+def deidentify_header(ds: pydicom.Dataset, report: ReportInput) -> None:
+    """Replace the patient identifiers that highdicom copied from the source images (in place) and say so."""
+    ds.PatientName = "Anonymous^"
+    ds.PatientID = exam_label(report)
+    for keyword in ("PatientBirthDate", "AccessionNumber", "ReferringPhysicianName", "StudyID"):
+        if keyword in ds:
+            setattr(ds, keyword, "")
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = [  # LO: 64 characters a value
+        "Mammo Reader de-identified export",
+        "patient name, ID and birth date removed",
+        "accession number, referring physician, study ID removed",
+        "UIDs and dates kept to reference the source images",
+    ]
+
+
+@contextlib.contextmanager
+def no_identifiers_in_warnings() -> Iterator[None]:
+    """highdicom warns about odd person names by quoting them; a warning reaches the console and the logs,
+    where no patient identifier may go."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*unlikely to represent the intended person name.*")
+        yield
