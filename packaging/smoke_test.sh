@@ -13,3 +13,15 @@ assert image is not None and image.shape[0] >= 800 and image.shape[1] >= 1200, "
 assert image.std() > 10, "the screenshot is blank"
 print(f"smoke test passed: {sys.argv[1]} {image.shape[1]}x{image.shape[0]}")
 PY
+# every report format from the bundle (the DICOM writers read data files that must be bundled too)
+reports="$home/reports"
+QT_QPA_PLATFORM=offscreen MAMMO_READER_HOME="$home" timeout 600 dist/MammoReader/MammoReader report \
+    "$home/demo_exam_v2" --format pdf,png,json,sr,seg --deidentify --out "$reports"
+python - "$reports" <<'PY'
+import sys
+from pathlib import Path
+files = sorted(p.name for p in Path(sys.argv[1]).iterdir() if p.is_file())
+assert any(n.endswith(".pdf") for n in files) and any(n.endswith("_sr.dcm") for n in files), files
+assert sum(n.endswith("_saliency_seg.dcm") for n in files) == 4, files
+print(f"smoke test passed: {len(files)} report files")
+PY

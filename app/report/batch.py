@@ -73,6 +73,9 @@ def run_batch(
             except MammoError as error:
                 summary.failed.append((source, str(error)))
                 continue
+            except Exception as error:  # noqa: BLE001 - one exam's failure (a full disk, a codec) ends only that exam
+                summary.failed.append((source, f"{type(error).__name__}: {error}"))
+                continue
             _marker(out, source).write_text(source, encoding="utf-8")
             summary.done.append(source)
     progress("done", len(todo), len(todo))

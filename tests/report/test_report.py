@@ -220,3 +220,22 @@ def test_batch_command_continues_past_a_bad_exam_and_resumes(dicom_exam, tmp_pat
     assert "bad_exam" in done.stdout and "exams/minute" in done.stdout
     again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert "1 already done (skipped)" in again.stdout
+
+
+def test_batch_records_a_full_disk_for_one_exam_and_goes_on(dicom_exam, tmp_path, monkeypatch):
+    import errno
+
+    from app.report import batch
+
+    calls = []
+
+    def export_filling_the_disk(report, out, formats, page_size):
+        calls.append(report.exam)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return []
+
+    monkeypatch.setattr(batch, "export_report", export_filling_the_disk)
+    summary = batch.run_batch([dicom_exam, dicom_exam], make_stub_model(), tmp_path / "out", device="cpu")
+    assert len(summary.failed) == 1 and "No space left on device" in summary.failed[0][1]
+    assert summary.done == [str(dicom_exam)] and len(calls) == 2
