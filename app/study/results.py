@@ -11,7 +11,7 @@ import numpy as np
 
 from app.study.analysis import ORHResult, delong, orh, roc_points
 from app.study.store import Store
-from app.study.study import analysis_records, telemetry, write_imrmc, write_tidy_csv
+from app.study.study import StudyError, analysis_records, telemetry, write_imrmc, write_tidy_csv
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def model_operating_points(scores: np.ndarray, truth: np.ndarray) -> list[Operat
 def study_results(store: Store, study_id: int, level: str = "breast", method: str = "jackknife") -> StudyResults:
     records = analysis_records(store, study_id, level)
     if not records:
-        raise ValueError("no committed reads yet")
+        raise StudyError("no committed reads yet: the results need at least one finished reading")
     modalities = sorted({r["modality"] for r in records})
     readers = sorted({r["reader"] for r in records})
     aucs = []

@@ -142,6 +142,8 @@ def create_study(
         design = Design(design)
     except ValueError as error:
         raise StudyError(f"unknown design {design!r}; choose one of {', '.join(Design)}") from error
+    if not name.strip():
+        raise StudyError("give the study a name")
     if not readers or len(set(readers)) != len(readers):
         raise StudyError("give at least one reader, each named once")
     if not cases:
@@ -190,6 +192,12 @@ def study_info(store: Store, study_id: int) -> dict:
     readers = [r[0] for r in store.read("SELECT reader FROM study_readers WHERE study_id=? ORDER BY reader", (study_id,))]
     return {"study_id": study_id, "name": name, "design": Design(design), "seed": seed, "washout_days": washout,
             "readers": readers}
+
+
+def list_studies(store: Store) -> list[dict]:
+    """Every study in the store: id, name, design, readers (newest first)."""
+    rows = store.read("SELECT study_id FROM studies ORDER BY created_at DESC, study_id DESC")
+    return [study_info(store, row[0]) for row in rows]
 
 
 def study_cases(store: Store, study_id: int) -> dict[str, CaseEntry]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from app.study.study import StudyError
 from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)
@@ -15,6 +17,12 @@ def user_message(error: BaseException) -> tuple[str, str]:
     """(title, text) for an exception: typed input errors speak for themselves; others are bugs."""
     if isinstance(error, MammoError):
         return "Cannot use this input", str(error)
+    if isinstance(error, StudyError):
+        return "Reader study", str(error)
+    if isinstance(error, sqlite3.IntegrityError):  # the store's triggers refuse what the study design forbids
+        return "Not allowed by the study design", str(error)
+    if isinstance(error, sqlite3.OperationalError) and "full" in str(error):
+        return "Disk full", f"Nothing more can be saved: {error}. Free some space; committed reads are safe."
     if isinstance(error, MemoryError):
         return "Out of memory", "The computer ran out of memory. Close other programs and try again."
     if isinstance(error, OSError):

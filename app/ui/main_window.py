@@ -290,6 +290,9 @@ class MainWindow(QMainWindow):
             missing = QAction("CBIS-DDSM exams: install the optional extra  pip install 'mammo-reader[samples]'", self)
             missing.setEnabled(False)
             samples.addAction(missing)
+        from app.ui.study_menu import StudyMenu  # noqa: PLC0415
+
+        self.study_menu = StudyMenu(self, bar.addMenu("S&tudy"))
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "Keyboard shortcuts", "F1", lambda: ShortcutsDialog(self).open(), "shortcuts")
         self._action(help_menu, "About Mammo Reader", None, self._about, "about")
@@ -580,6 +583,12 @@ class MainWindow(QMainWindow):
         self._apply_blind_state()
 
     def closeEvent(self, event):  # noqa: N802 - Qt override
+        for window in self.study_menu.windows:
+            window.close()
+        study_task = self.study_menu.worker
+        if study_task is not None and study_task.is_running():
+            study_task.cancel()
+            study_task.wait(60_000)
         if self._save_timer.isActive():  # an edit still waiting for its debounced save is saved now
             self._save_timer.stop()
             self._save_reads(committed=self.committed)

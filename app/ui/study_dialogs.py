@@ -1,0 +1,147 @@
+"""Study dialogs for the workstation's Study menu: create a study, pick a study (and a reader) to read or
+to see its results. The work itself (creating, scoring, reading, analysing) lives in ``app/study``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from app.study.store import Store
+from app.study.study import Design, list_studies, reader_progress
+from app.ui.forms import add_ok_cancel
+
+DESIGN_HELP = {
+    Design.UNAIDED: "readers alone, no AI",
+    Design.SEQUENTIAL: "unaided read committed and locked, then the AI is shown and an aided read recorded",
+    Design.CONCURRENT: "the AI is shown from the start",
+    Design.CROSSOVER: "two sessions: each case once unaided and once with the AI, a washout between them",
+}
+
+
+@dataclass(frozen=True)
+class NewStudy:
+    name: str
+    case_list: str
+    readers: tuple[str, ...]
+    design: Design
+    seed: int
+    washout_days: int
+
+
+class NewStudyDialog(QDialog):
+    """Name, case list CSV, readers, design, seed and (crossover) the washout."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("newStudyDialog")
+        self.setWindowTitle("New reader study")
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("e.g. pilot 2026")
+        self.case_list = QLineEdit()
+        self.case_list.setPlaceholderText("CSV: case_id, exam, truth_left, truth_right[, notes, training]")
+        browse = QPushButton("File…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.case_list)
+        row.addWidget(browse)
+        self.readers = QLineEdit()
+        self.readers.setPlaceholderText("comma-separated, e.g. R1, R2, R3")
+        self.design = QComboBox()
+        for design in Design:
+            self.design.addItem(f"{design.value} — {DESIGN_HELP[design]}", design)
+        self.design.setCurrentIndex(list(Design).index(Design.SEQUENTIAL))
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.washout = QSpinBox()
+        self.washout.setRange(0, 365)
+        self.washout.setSuffix(" days")
+        self.design.currentIndexChanged.connect(self._design_changed)
+        self._design_changed()
+        form = QFormLayout(self)
+        form.addRow("Name", self.name)
+        form.addRow("Case list", row)
+        form.addRow("Readers", self.readers)
+        form.addRow("Design", self.design)
+        form.addRow("Seed (reading orders)", self.seed)
+        form.addRow("Washout", self.washout)
+        add_ok_cancel(form, self)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Case list", "", "CSV files (*.csv)")
+        if path:
+            self.case_list.setText(path)
+
+    def _design_changed(self) -> None:
+        crossover = self.design.currentData() == Design.CROSSOVER
+        self.washout.setEnabled(crossover)
+        if not crossover:
+            self.washout.setValue(0)
+        elif self.washout.value() == 0:
+            self.washout.setValue(28)
+
+    def values(self) -> NewStudy:
+        readers = tuple(r.strip() for r in self.readers.text().split(",") if r.strip())
+        return NewStudy(self.name.text().strip(), self.case_list.text().strip(), readers, self.design.currentData(),
+                        self.seed.value(), self.washout.value())
+
+
+class ChooseStudyDialog(QDialog):
+    """Pick a study, and for reading also the reader; shows each reader's progress."""
+
+    def __init__(self, store: Store, *, with_reader: bool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("chooseStudyDialog")
+        self.setWindowTitle("Read a study" if with_reader else "Study results")
+        self.store = store
+        self.studies = list_studies(store)
+        self.study = QComboBox()
+        for info in self.studies:
+            self.study.addItem(f"{info['name']} ({info['design'].value}, {len(info['readers'])} readers)", info["study_id"])
+        self.reader = QComboBox()
+        self.level = QComboBox()
+        self.level.addItems(["breast", "exam"])
+        self.progress_label = QLabel("")
+        self.progress_label.setObjectName("studyProgress")
+        self.progress_label.setWordWrap(True)
+        form = QFormLayout(self)
+        if not self.studies:
+            form.addRow(QLabel("No study yet: create one with Study → New study…"))
+        form.addRow("Study", self.study)
+        if with_reader:
+            form.addRow("Reader", self.reader)
+        else:
+            self.reader.hide()
+            form.addRow("Unit", self.level)
+        form.addRow("Progress", self.progress_label)
+        add_ok_cancel(form, self)
+        self.study.currentIndexChanged.connect(self._study_changed)
+        self._study_changed()
+
+    def _study_changed(self) -> None:
+        self.reader.clear()
+        study_id = self.study.currentData()
+        if study_id is None:
+            return
+        info = next(i for i in self.studies if i["study_id"] == study_id)
+        self.reader.addItems(info["readers"])
+        lines = []
+        for row in reader_progress(self.store, study_id):
+            session = f", session {row['session']}" if row["sessions"] > 1 else ""
+            waiting = "" if row["open"] or row["done"] == row["total"] else " (not open yet)"
+            lines.append(f"{row['reader']}{session}: {row['done']} of {row['total']}{waiting}")
+        self.progress_label.setText("\n".join(lines))
+
+    def chosen(self) -> tuple[int | None, str]:
+        return self.study.currentData(), self.reader.currentText()

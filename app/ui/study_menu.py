@@ -1,0 +1,144 @@
+"""The workstation's Study menu: a coordinator creates a study (and its model scores are computed in the
+background), a reader opens their blinded reading screen, a coordinator opens the results — without a
+terminal. Everything slow runs in a :class:`Worker`; the windows share the workstation's store."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QMainWindow, QMenu
+
+from app.study.results import study_results
+from app.study.store import Store
+from app.study.study import compute_model_scores, create_study, read_case_list
+from app.ui.errors import show_error
+from app.ui.study_dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
+from app.ui.study_results import StudyResultsWindow
+from app.ui.study_window import StudyReadingWindow
+from app.ui.worker import Worker
+from inference.weights import LoadedModel, load_models
+
+logger = logging.getLogger(__name__)
+
+
+def create_and_score(
+    store: Store, study: NewStudy, model_path: str, models: list[LoadedModel] | None, device: str,
+    *, progress, cancel,
+) -> tuple[int, int | None]:
+    """Background task: create the study, then compute the model's scores for its cases (resumable: a
+    cancel keeps what is done). Returns (study id, cases scored, or None when no model is configured)."""
+    progress("reading the case list", 0, 1)
+    study_id = create_study(store, study.name, study.design, list(study.readers), read_case_list(study.case_list),
+                            seed=study.seed, washout_days=study.washout_days)
+    if models is None and not model_path:
+        return study_id, None
+    if models is None:
+        progress("loading models", 0, 1)
+        models = load_models(model_path)
+    return study_id, compute_model_scores(store, study_id, models, device=device, progress=progress, cancel=cancel)
+
+
+def _results_task(store: Store, study_id: int, level: str, *, progress, cancel):
+    progress("computing the study's results", 0, 1)
+    return study_results(store, study_id, level)
+
+
+class StudyMenu(QObject):
+    """Builds the Study menu on ``window`` (a MainWindow) and owns the study windows it opens."""
+
+    studyCreated = Signal(int)  # noqa: N815 - Qt signal naming
+
+    def __init__(self, window, menu: QMenu) -> None:
+        super().__init__(window)
+        self.window = window
+        self.windows: list[QMainWindow] = []
+        self.worker: Worker | None = None
+        window._action(menu, "New study…", None, self.new_study, "newStudy")
+        window._action(menu, "Read a study…", None, self.choose_reading, "readStudy")
+        window._action(menu, "Study results…", None, self.choose_results, "studyResults")
+
+    @property
+    def store(self) -> Store:
+        return self.window.store
+
+    def _busy(self) -> bool:
+        if self.store is None:
+            self.window.statusBar().showMessage("No study store is open in this window.", 5000)
+            return True
+        if self.worker is not None and self.worker.is_running():
+            self.window.statusBar().showMessage("A study task is still running.", 5000)
+            return True
+        return False
+
+    # ----------------------------------------------------------------------------------------- create
+
+    def new_study(self) -> None:
+        if self._busy():
+            return
+        dialog = NewStudyDialog(self.window)
+        if dialog.exec():
+            self.create(dialog.values())
+
+    def create(self, study: NewStudy) -> Worker | None:
+        if self._busy():
+            return None
+        models = self.window._models
+        worker = Worker(create_and_score, self.store, study, self.window.model_path, models,
+                        self.window.settings.device)
+        worker.progress.connect(
+            lambda stage, done, total: self.window.statusBar().showMessage(f"Study {study.name}: {stage}"))
+        worker.result.connect(lambda outcome: self._created(study, *outcome))
+        worker.error.connect(lambda error: show_error(self.window, error))
+        worker.cancelled.connect(lambda: self.window.statusBar().showMessage(
+            f"Study {study.name} created; model scores stopped part-way (they resume with study scores)", 10000))
+        self.worker = worker.start()
+        return worker
+
+    def _created(self, study: NewStudy, study_id: int, scored: int | None) -> None:
+        scores = ("no model is configured, so no model scores yet (python main.py study scores)" if scored is None
+                  else f"model scores for {scored} case(s)")
+        self.window.statusBar().showMessage(f"Study {study.name} created with {len(study.readers)} readers; {scores}",
+                                            15000)
+        self.studyCreated.emit(study_id)
+
+    # ------------------------------------------------------------------------------------ read, results
+
+    def choose_reading(self) -> None:
+        if self.store is None:
+            self._busy()
+            return
+        dialog = ChooseStudyDialog(self.store, with_reader=True, parent=self.window)
+        study_id, reader = dialog.chosen() if dialog.exec() else (None, "")
+        if study_id is not None and reader:
+            self.open_reading(study_id, reader)
+
+    def open_reading(self, study_id: int, reader: str) -> StudyReadingWindow | None:
+        try:
+            window = StudyReadingWindow(self.store, study_id, reader)
+        except ValueError as error:
+            show_error(self.window, error)
+            return None
+        self._keep(window)
+        return window
+
+    def choose_results(self) -> None:
+        if self.store is None:
+            self._busy()
+            return
+        dialog = ChooseStudyDialog(self.store, with_reader=False, parent=self.window)
+        if dialog.exec() and dialog.study.currentData() is not None:
+            self.show_results(dialog.study.currentData(), dialog.level.currentText())
+
+    def show_results(self, study_id: int, level: str = "breast") -> Worker | None:
+        if self._busy():
+            return None
+        worker = Worker(_results_task, self.store, study_id, level)
+        worker.result.connect(lambda results: self._keep(StudyResultsWindow(results)))
+        worker.error.connect(lambda error: show_error(self.window, error))
+        self.worker = worker.start()
+        return worker
+
+    def _keep(self, window: QMainWindow) -> None:
+        self.windows = [w for w in self.windows if w.isVisible()] + [window]
+        window.show()

@@ -1,0 +1,96 @@
+"""The Study menu of the workstation: create a study (scores computed in the background), read it, see results."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from app.settings import AppSettings
+from app.study.store import Store
+from app.study.study import Design, ReadingSession
+from app.ui.main_window import MainWindow
+from app.ui.study_dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
+from app.ui.study_results import StudyResultsWindow
+from app.ui.study_window import StudyReadingWindow
+from tests.app.conftest import close_windows_then, synthetic_view, write_png
+
+
+@pytest.fixture
+def store(isolated_home):
+    s = Store(isolated_home / "store.sqlite")
+    yield s
+    close_windows_then(s)
+
+
+@pytest.fixture
+def window(qtbot, store, stub_model):
+    w = MainWindow(AppSettings(), store, model_path="")
+    qtbot.addWidget(w)
+    w.use_models([stub_model])
+    return w
+
+
+def case_list(tmp_path, n: int = 4):
+    lines = ["case_id,exam,truth_left,truth_right"]
+    for i in range(n):
+        folder = tmp_path / f"case{i}"
+        folder.mkdir()
+        write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (600 + 40 * i, 500)))
+        write_png(folder / "0_L-CC.png", synthetic_view("L-CC", (700, 250)))
+        lines.append(f"c{i},case{i},normal,{'malignant' if i % 2 else 'normal'}")
+    (tmp_path / "cases.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "cases.csv"
+
+
+def test_new_study_dialog_offers_a_washout_only_for_crossover(qtbot):
+    dialog = NewStudyDialog()
+    qtbot.addWidget(dialog)
+    assert not dialog.washout.isEnabled() and dialog.design.currentData() == Design.SEQUENTIAL
+    dialog.design.setCurrentIndex(list(Design).index(Design.CROSSOVER))
+    assert dialog.washout.isEnabled() and dialog.washout.value() == 28
+    dialog.name.setText(" pilot ")
+    dialog.readers.setText("R1, R2,, ")
+    dialog.case_list.setText("/x/cases.csv")
+    assert dialog.values() == NewStudy("pilot", "/x/cases.csv", ("R1", "R2"), Design.CROSSOVER, 0, 28)
+    dialog.design.setCurrentIndex(0)
+    assert not dialog.washout.isEnabled() and dialog.values().washout_days == 0
+
+
+def test_create_read_and_see_results_from_the_workstation(qtbot, window, store, tmp_path):
+    cases = case_list(tmp_path)
+    with qtbot.waitSignal(window.study_menu.studyCreated, timeout=60_000) as created:
+        window.study_menu.create(NewStudy("pilot", str(cases), ("A", "B"), Design.UNAIDED, 3, 0))
+    study_id = created.args[0]
+    assert store.read("SELECT COUNT(*) FROM model_scores WHERE study_id=?", (study_id,)) == [(8,)]
+    assert "model scores for 4 case(s)" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not window.study_menu.worker.is_running(), timeout=10_000)
+
+    chooser = ChooseStudyDialog(store, with_reader=True)
+    qtbot.addWidget(chooser)
+    assert chooser.study.currentData() == study_id and chooser.chosen() == (study_id, "A")
+    assert "A: 0 of 4" in chooser.progress_label.text() and "B: 0 of 4" in chooser.progress_label.text()
+
+    reading = window.study_menu.open_reading(study_id, "A")
+    assert isinstance(reading, StudyReadingWindow) and reading.isVisible()
+    qtbot.waitUntil(lambda: reading.exam is not None, timeout=30_000)
+    for reader, shift in (("A", 0.0), ("B", 0.1)):
+        session = ReadingSession(store, study_id, reader)
+        for position in range(4):
+            case = session.case_at(position).case_id
+            positive = int(case[1:]) % 2
+            session.commit(case, "unaided", {"L": 0.2, "R": 0.3 + 0.4 * positive - shift * position}).result()
+    worker = window.study_menu.show_results(study_id)
+    with qtbot.waitSignal(worker.finished, timeout=30_000):  # delivered through the event loop: no race
+        pass
+    results_windows = [w for w in window.study_menu.windows if isinstance(w, StudyResultsWindow)]
+    assert results_windows and results_windows[0].isVisible() and "unaided" in results_windows[0].curves
+
+
+def test_a_bad_case_list_is_reported_and_nothing_is_created(qtbot, window, store, tmp_path):
+    worker = window.study_menu.create(NewStudy("broken", str(tmp_path / "missing.csv"), ("A",), Design.UNAIDED, 0, 0))
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        pass
+    boxes = [w for w in window.findChildren(QMessageBox) if w.objectName() == "errorDialog"]
+    assert boxes and "missing.csv" in boxes[-1].text() and boxes[-1].windowTitle() == "Reader study"
+    assert store.read("SELECT COUNT(*) FROM studies") == [(0,)]
+    boxes[-1].close()
