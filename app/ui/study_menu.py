@@ -54,9 +54,9 @@ class StudyMenu(QObject):
         self.window = window
         self.windows: list[QMainWindow] = []
         self.worker: Worker | None = None
-        window._action(menu, "New study…", None, self.new_study, "newStudy")
-        window._action(menu, "Read a study…", None, self.choose_reading, "readStudy")
-        window._action(menu, "Study results…", None, self.choose_results, "studyResults")
+        window.add_action(menu, "New study…", None, self.new_study, "newStudy")
+        window.add_action(menu, "Read a study…", None, self.choose_reading, "readStudy")
+        window.add_action(menu, "Study results…", None, self.choose_results, "studyResults")
 
     @property
     def store(self) -> Store:
@@ -83,7 +83,7 @@ class StudyMenu(QObject):
     def create(self, study: NewStudy) -> Worker | None:
         if self._busy():
             return None
-        models = self.window._models
+        models = self.window.loaded_models
         worker = Worker(create_and_score, self.store, study, self.window.model_path, models,
                         self.window.settings.device)
         worker.progress.connect(
