@@ -317,6 +317,9 @@ SUBCOMMANDS = ("analyze", "study", "train", "report")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from inference.memory import reuse_freed_memory
+
+    reuse_freed_memory()  # before any worker thread: image-sized tensors stop being page-faulted in anew
     argv = list(sys.argv[1:] if argv is None else argv)
     positionals = [a for a in argv if not a.startswith("-")]
     if positionals and positionals[0] in SUBCOMMANDS:

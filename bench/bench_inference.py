@@ -23,13 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from timing import median_time  # noqa: E402
 from inference.exam import load_exam  # noqa: E402
+from inference.memory import reuse_freed_memory  # noqa: E402
 from inference.models.gmic import crop_upper_left, retrieve_rois, top_t_pooling  # noqa: E402
 from inference.pipeline import Mode, analyze_exam, choose_device, numerics, runnable_model  # noqa: E402
 from inference.preprocess import crop_breast, needs_flip, optimal_center, prepare_view  # noqa: E402
 from inference.views import View  # noqa: E402
 from inference.weights import load_model  # noqa: E402
-
-
 
 
 def sync(device: torch.device) -> None:
@@ -42,10 +41,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's malloc as it is (the app keeps freed memory for reuse)")
     args = parser.parse_args()
+    reused = False if args.default_malloc else reuse_freed_memory()
     shared = Path(args.shared)
     device, _ = choose_device(args.device)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}, "
+          f"malloc keeps freed memory: {reused}")
 
     print("\npreprocessing per image (median of runs):")
     images = {}
