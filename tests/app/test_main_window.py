@@ -47,6 +47,15 @@ def open_and_wait(qtbot, window, source, analysis=False):
     qtbot.wait(50)  # let layouts and view ranges settle
 
 
+def analysed_r_cc_window(qtbot, store, folder, stub_model, **settings) -> MainWindow:
+    """A window that opened a one-view R-CC exam (lesion at row 700, col 500) and analysed it with the stub."""
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = make_window(qtbot, store, auto_run=True, **settings)
+    window.use_models([stub_model])
+    open_and_wait(qtbot, window, folder, analysis=True)
+    return window
+
+
 def widget_x_of(widget, x, y):
     return widget.item_to_widget(x, y).x()
 
@@ -181,10 +190,7 @@ def test_heatmap_hot_spot_lands_on_the_lesion(qtbot, store, tmp_path, stub_model
 
 
 def test_patch_click_centres_and_zooms(qtbot, store, tmp_path, stub_model):
-    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = make_window(qtbot, store, auto_run=True)
-    window.use_models([stub_model])
-    open_and_wait(qtbot, window, tmp_path, analysis=True)
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model)
     widget = window.hanging.views[View.R_CC]
     patch = widget.result.patches[2]
     listing = window.gallery.lists[View.R_CC]
@@ -200,10 +206,7 @@ def test_patch_click_centres_and_zooms(qtbot, store, tmp_path, stub_model):
 
 
 def test_scoring_panel_arithmetic_and_persistence(qtbot, store, tmp_path, stub_model):
-    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = make_window(qtbot, store, auto_run=True)
-    window.use_models([stub_model])
-    open_and_wait(qtbot, window, tmp_path, analysis=True)
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model)
     model = window.scores.model_malignant("R")
     window.scores.reader.inputs["R"].spin.setValue(40)
     hybrid_text = window.scores.compare.item(0, 3).text()
@@ -252,10 +255,7 @@ def test_an_edit_waiting_for_its_save_is_saved_on_close_and_never_after_the_stor
 
 
 def test_blind_then_reveal(qtbot, store, tmp_path, stub_model):
-    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = make_window(qtbot, store, auto_run=True, blind_first=True)
-    window.use_models([stub_model])
-    open_and_wait(qtbot, window, tmp_path, analysis=True)
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
     widget = window.hanging.views[View.R_CC]
     assert window.scores.model_hidden and not window.scores.model_box.isVisible()
     assert not widget.heatmap_item(1).isVisible() and not widget.patch_boxes()[0].isVisible()
@@ -269,10 +269,7 @@ def test_blind_then_reveal(qtbot, store, tmp_path, stub_model):
 
 
 def test_overlay_toggles(qtbot, store, tmp_path, stub_model):
-    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = make_window(qtbot, store, auto_run=True)
-    window.use_models([stub_model])
-    open_and_wait(qtbot, window, tmp_path, analysis=True)
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model)
     widget = window.hanging.views[View.R_CC]
     window.findChild(type(window.link_action), "toggleBenign").trigger()
     assert not widget.heatmap_item(0).isVisible() and widget.heatmap_item(1).isVisible()
@@ -355,10 +352,7 @@ def test_screenshot_command(tmp_path):
 
 
 def test_result_is_restored_from_the_store_after_a_restart(qtbot, store, tmp_path, stub_model, monkeypatch):
-    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = make_window(qtbot, store, auto_run=True)
-    window.use_models([stub_model])
-    open_and_wait(qtbot, window, tmp_path, analysis=True)
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model)
     first = window.result.views[View.R_CC].probabilities.copy()
     window.close()
     import app.ui.main_window as main_window_module
@@ -375,10 +369,7 @@ def test_result_is_restored_from_the_store_after_a_restart(qtbot, store, tmp_pat
 
 
 def test_export_from_the_viewer(qtbot, store, tmp_path, stub_model):
-    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = make_window(qtbot, store, auto_run=True)
-    window.use_models([stub_model])
-    open_and_wait(qtbot, window, tmp_path, analysis=True)
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model)
     window.scores.reader.inputs["R"].spin.setValue(35)
     out = tmp_path / "reports"
     worker = window.export(str(out), ["pdf", "json"], deidentify=True)
