@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 def run_gui(
     exam: str | None,
     *,
-    models: str | None = None,
+    models: list[str] | None = None,
     screenshot: str | None = None,
     settings_overrides: dict | None = None,
 ) -> int:
@@ -37,10 +37,11 @@ def run_gui(
     settings = AppSettings.load()
     if settings_overrides:
         settings = dataclasses.replace(settings, **settings_overrides)
-    if models is None and not settings.model_path and demo_model_path() is not None:
-        models = str(demo_model_path())  # the built-in default; the UI labels it as the demo model
+    model_path = os.pathsep.join(models) if models else None
+    if model_path is None and not settings.model_path and demo_model_path() is not None:
+        model_path = str(demo_model_path())  # the built-in default; the UI labels it as the demo model
     store = Store(config_dir() / "mammo_reader.sqlite")
-    window = MainWindow(settings, store, model_path=models)
+    window = MainWindow(settings, store, model_path=model_path)
     window.show()
     status = {"code": 0}
     if screenshot:
@@ -58,9 +59,17 @@ def run_gui(
             if window.analysis_worker is None:
                 QTimer.singleShot(300, finish)
 
+        def failed(error: BaseException) -> None:  # the picture is still written (it shows the message)
+            from app.ui.errors import user_message  # noqa: PLC0415
+
+            print(f"error: {user_message(error)[1]}", file=sys.stderr)
+            status["code"] = 1
+
         window.examShown.connect(on_shown)
         window.analysisFinished.connect(lambda: QTimer.singleShot(300, finish))
-        window.loadFailed.connect(lambda: QTimer.singleShot(300, finish))
+        window.analysisFailed.connect(failed)
+        window.loadFailed.connect(failed)
+        window.loadFailed.connect(lambda _error: QTimer.singleShot(300, finish))
     from app.ui.main_window import DEMO_EXAM
 
     window.open_exam(Path(exam) if exam is not None else DEMO_EXAM)

@@ -169,6 +169,11 @@ def choose_device(requested: str | torch.device | None = None) -> tuple[torch.de
     return device, ()
 
 
+def fast_mode_numerics(device: torch.device) -> str:
+    """The arithmetic of the fast mode on ``device``: ``bf16`` (autocast) on CUDA, ``fp32`` on the CPU."""
+    return "bf16" if device.type == "cuda" else "fp32"
+
+
 @contextlib.contextmanager
 def numerics(device: torch.device, mode: Mode) -> Iterator[None]:
     """Inference mode, and on CUDA: TF32 off in exact mode, bf16 autocast in fast mode."""

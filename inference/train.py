@@ -59,6 +59,8 @@ class TrainConfig:
     percent_t: float = 0.02
     label: str = "Mammo Reader demo GMIC (synthetic phantoms)"
     demo: bool = True
+    # "auto" (see ``training_memory_format``), "contiguous" or "channels_last"
+    memory_format: str = "auto"
 
     @classmethod
     def from_json(cls, path: str | Path, **overrides) -> TrainConfig:
@@ -193,6 +195,36 @@ def _device(requested: str, rank: int) -> torch.device:
     return torch.device("cpu")
 
 
+def training_memory_format(device: torch.device, requested: str = "auto") -> torch.memory_format:
+    """The memory format of the model and inputs during training.
+
+    On the CPU, oneDNN's AVX-512 backward kernels for channels-last convolutions corrupt memory (seen with
+    torch 2.13 on Sapphire-Rapids-class CPUs: ``brgconv_strided:avx512_core backward_data`` of a 1x1
+    stride-2 shortcut, then ``free(): invalid next size`` or a segmentation fault). Channels-last is used
+    only where it was measured to help and to be safe: on CUDA, and on CPUs where oneDNN runs AVX2
+    kernels (no AVX-512, or ``ONEDNN_MAX_CPU_ISA`` capped at AVX2), where a training step takes 0.58 s
+    instead of 0.87 s (``bench/bench_train.py``). Everywhere else training is contiguous.
+    """
+    if requested not in ("auto", "contiguous", "channels_last"):
+        raise ValueError(f"memory_format must be auto, contiguous or channels_last, not {requested!r}")
+    if requested != "auto":
+        return torch.channels_last if requested == "channels_last" else torch.contiguous_format
+    if device.type == "cuda" or not onednn_may_use_avx512():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def onednn_may_use_avx512() -> bool:
+    """Whether oneDNN may pick AVX-512 (or AMX) kernels here: the CPU has them and ``ONEDNN_MAX_CPU_ISA``
+    (which can only lower the ISA) does not cap it at AVX2 or below."""
+    from inference.cpu import has_avx512  # noqa: PLC0415
+
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
+    if cap in ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2"):
+        return False
+    return has_avx512()
+
+
 def evaluate(model: GMIC, samples: list[Sample], inputs: list[torch.Tensor], device: torch.device) -> dict:
     model.eval()
     scores = []
@@ -224,7 +256,10 @@ def train(config: TrainConfig, progress=None) -> Path:
         train_samples, val_samples = everything[:split], everything[split:]
     val_inputs = [model_input(s) for s in val_samples] if rank == 0 else []
 
-    model = GMIC(config.model_config()).to(device=device, memory_format=torch.channels_last).train()
+    memory_format = training_memory_format(device, config.memory_format)
+    log(f"training on {device} in {'channels-last' if memory_format == torch.channels_last else 'contiguous'} "
+        "memory format")
+    model = GMIC(config.model_config()).to(device=device, memory_format=memory_format).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, history = 0, []
     checkpoint = out / "checkpoint.pt"
@@ -243,7 +278,7 @@ def train(config: TrainConfig, progress=None) -> Path:
         for step, index in enumerate(order):
             sample = train_samples[index]
             x, targets = prepare_sample(sample, config.model_config().cam_size)
-            x = x[None].to(device).contiguous(memory_format=torch.channels_last)
+            x = x[None].to(device).contiguous(memory_format=memory_format)
             targets = targets[None].to(device) if targets is not None else None
             labels = torch.from_numpy(sample.labels)[None].to(device)
             loss = gmic_loss(wrapped(x), labels, config.saliency_lambda, config.saliency_beta, targets,

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import pickle
 import re
 import warnings
 from collections.abc import Mapping as MappingABC
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -289,6 +291,19 @@ def find_checkpoints(folder: str | Path) -> list[Path]:
             folder,
         )
     return files
+
+
+def split_model_sources(sources: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Model sources as a list: several may be given as a sequence or in one string separated by
+    ``os.pathsep`` (how Preferences and the window keep them)."""
+    if isinstance(sources, (str, Path)):
+        return [Path(p) for p in str(sources).split(os.pathsep) if p.strip()]
+    return [Path(p) for p in sources]
+
+
+def load_model_sources(sources: str | Path | Sequence[str | Path], **options) -> list[LoadedModel]:
+    """Every model of every source (see :func:`load_models`), in the order given."""
+    return [model for source in split_model_sources(sources) for model in load_models(source, **options)]
 
 
 def load_models(

@@ -62,3 +62,27 @@ def dciodvfy(path) -> list[str]:
     done = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=120)
     lines = (done.stdout + done.stderr).splitlines()
     return [line for line in lines if line.startswith("Error")]
+
+
+def run_isolated(args: list[str], *, timeout: float = 600, env: dict | None = None, cwd=None):
+    """Run native-heavy work (training, compilation) in a child Python process, so that a crash in native
+    code fails one test with its signal instead of taking the whole run down.
+
+    Returns the CompletedProcess; a child killed by a signal fails the calling test, naming the signal and
+    the end of its output.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, *args], cwd=cwd or root, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    if done.returncode < 0:
+        import pytest
+
+        name = signal.Signals(-done.returncode).name
+        pytest.fail(f"{' '.join(args[:3])} crashed with {name}:\n{(done.stdout + done.stderr)[-3000:]}")
+    return done

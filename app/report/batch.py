@@ -4,6 +4,7 @@ for each exam that failed, and the next exam loading while the current one is an
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ from app.report.content import ReportInput
 from app.report.export import export_report
 from inference.errors import MammoError
 from inference.exam import load_exam
+from inference.files import write_text_atomic
 from inference.pipeline import analyze_exam
 
 
@@ -33,6 +35,23 @@ def _marker(out: Path, source: str) -> Path:
     return out / ".done" / hashlib.sha1(str(Path(source).resolve()).encode()).hexdigest()
 
 
+def _options(formats: Sequence[str], deidentify: bool, page_size: str, reader: str, models) -> dict:
+    """What a finished exam's reports were made with: a rerun skips the exam only when it asks for the same."""
+    identities = sorted(m.identity.git_blob_sha1 or m.identity.sha256 for m in models) if models else []
+    return {"formats": sorted(formats), "deidentify": bool(deidentify), "page_size": page_size, "reader": reader,
+            "models": identities}
+
+
+def _already_done(marker: Path, options: dict) -> bool:
+    try:
+        record = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict) or record.get("options") != options:
+        return False
+    return all(Path(path).is_file() for path in record.get("files", []))
+
+
 def run_batch(
     sources: Sequence[str | Path],
     models,
@@ -44,15 +63,19 @@ def run_batch(
     page_size: str = "A4",
     reader: str = "",
     progress: Callable[[str, int, int], None] | None = None,
+    force: bool = False,
 ) -> BatchSummary:
+    """Report every exam in ``sources``; an exam is skipped when its reports exist from a run with the same
+    options (formats, de-identification, page size, reader, models), unless ``force``."""
     out = Path(out)
     (out / ".done").mkdir(parents=True, exist_ok=True)
     progress = progress or (lambda *a: None)
     summary = BatchSummary()
     started = time.perf_counter()
+    options = _options(formats, deidentify, page_size, reader, [models] if hasattr(models, "identity") else list(models))
     todo = []
     for source in sources:
-        if _marker(out, str(source)).is_file():
+        if not force and _already_done(_marker(out, str(source)), options):
             summary.skipped.append(str(source))
         else:
             todo.append(str(source))
@@ -69,14 +92,16 @@ def run_batch(
             try:
                 exam = future.result()
                 result = analyze_exam(exam, models, device=device)
-                export_report(ReportInput(exam, result, reader=reader, deidentify=deidentify), out, formats, page_size)
+                written = export_report(ReportInput(exam, result, reader=reader, deidentify=deidentify), out, formats,
+                                        page_size)
             except MammoError as error:
                 summary.failed.append((source, str(error)))
                 continue
             except Exception as error:  # noqa: BLE001 - one exam's failure (a full disk, a codec) ends only that exam
                 summary.failed.append((source, f"{type(error).__name__}: {error}"))
                 continue
-            _marker(out, source).write_text(source, encoding="utf-8")
+            record = {"options": options, "files": [str(p) for p in written]}
+            write_text_atomic(_marker(out, source), json.dumps(record))
             summary.done.append(source)
     progress("done", len(todo), len(todo))
     summary.seconds = time.perf_counter() - started

@@ -63,6 +63,8 @@ def delong(scores: Sequence[float], truth: Sequence[int]) -> AucEstimate:
     as pROC does (an AUC near 1 with a small sample would otherwise get an upper bound above 1)."""
     scores, truth = np.asarray(scores, float), np.asarray(truth, int)
     value, v10, v01 = structural_components(scores, truth)
+    if v10.size < 2 or v01.size < 2:  # DeLong's variance needs two cases of each kind
+        return AucEstimate(value, float("nan"), (float("nan"), float("nan")))
     variance = float(np.var(v10, ddof=1) / v10.size + np.var(v01, ddof=1) / v01.size)
     half = Z95 * np.sqrt(variance)
     return AucEstimate(value, variance, (float(max(0.0, value - half)), float(min(1.0, value + half))))

@@ -11,7 +11,15 @@ import numpy as np
 
 from app.study.analysis import ORHResult, delong, orh, roc_points
 from app.study.store import Store
-from app.study.study import StudyError, analysis_records, telemetry, write_imrmc, write_tidy_csv
+from app.study.study import (
+    StudyError,
+    analysis_records,
+    model_exclusions,
+    reader_progress,
+    telemetry,
+    write_imrmc,
+    write_tidy_csv,
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,26 @@ class StudyResults:
     comparisons: dict[str, ORHResult]
     model_points: list[OperatingPoint]
     telemetry: list[dict]
+    excluded: list[tuple[str, str]] = ()  # units without a model score (left out of model and hybrid analyses)
+    cautions: tuple[str, ...] = ()  # an unfinished or too small study: what the numbers cannot say
+
+    def notes(self) -> list[str]:
+        """Everything the coordinator must know before reading the numbers."""
+        return list(self.cautions) + ([self.exclusion_note()] if self.excluded else [])
+
+    def exclusion_note(self) -> str:
+        """One line for the coordinator, e.g. "2 breast units left out of the model and hybrid analyses ..."."""
+        if not self.excluded:
+            return ""
+        reasons: dict[str, list[str]] = {}
+        for unit, reason in self.excluded:
+            reasons.setdefault(reason, []).append(unit)
+        unit_name = "breast unit" if self.level == "breast" else "exam"
+        parts = [f"{len(units)} ({reason}: {', '.join(units[:6])}{' …' if len(units) > 6 else ''})"
+                 for reason, units in reasons.items()]
+        count = len(self.excluded)
+        return (f"{count} {unit_name}{'s' if count != 1 else ''} left out of the model and hybrid analyses: "
+                + "; ".join(parts))
 
     def telemetry_summary(self) -> dict[str, int]:
         moves = self.telemetry
@@ -97,7 +125,7 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
                 pairs.append((aided, "unaided"))
         pairs += [(f"model (vs {base})", base), (f"hybrid ({base})", base)]
         for first, second in pairs:
-            rows = [r for r in records if r["modality"] in (first, second)]
+            rows = _common_cases([r for r in records if r["modality"] in (first, second)], (first, second))
             try:
                 comparisons[f"{first} vs {second}"] = orh(rows, method)
             except ValueError:
@@ -109,7 +137,41 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
         scores, truth = _scores(records, first_model, readers[0])
         if 0 < truth.sum() < truth.size:
             points = model_operating_points(scores, truth)
-    return StudyResults(level, records, aucs, comparisons, points, telemetry(store, study_id))
+    return StudyResults(level, records, aucs, comparisons, points, telemetry(store, study_id),
+                        model_exclusions(store, study_id, level), _cautions(store, study_id, aucs, readers, comparisons))
+
+
+MIN_UNITS = 10  # per class: below this an AUC's confidence interval is too wide to mean much
+
+
+def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str], comparisons: dict) -> tuple[str, ...]:
+    out = []
+    unfinished = [f"{row['reader']} {row['done']} of {row['total']}" + (f" (session {row['session']})"
+                                                                       if row["sessions"] > 1 else "")
+                  for row in reader_progress(store, study_id) if row["done"] < row["total"]]
+    if unfinished:
+        out.append("the study is not finished (readings done: " + ", ".join(unfinished) + "); results are interim")
+    small = [row for row in aucs if min(row.n_positive, row.n_negative) < MIN_UNITS]
+    if small:
+        fewest = min(min(row.n_positive, row.n_negative) for row in small)
+        out.append(f"too small for firm conclusions: as few as {fewest} unit(s) of a class behind an AUC "
+                   f"(at least {MIN_UNITS} positives and {MIN_UNITS} negatives are needed for a usable interval)")
+    if any(np.isnan(row.ci_low) for row in aucs):
+        out.append("some AUCs have no confidence interval: DeLong's variance needs at least two positive and two "
+                   "negative units")
+    if len(readers) < 2:
+        out.append("the multi-reader (ORH) comparisons need at least two readers")
+    elif not comparisons:
+        out.append("no ORH comparison yet: every reader must have read every case in both modalities")
+    return tuple(out)
+
+
+def _common_cases(rows: list[dict], modalities: tuple[str, str]) -> list[dict]:
+    """The rows of the units that both modalities scored (the model has no score for a breast without
+    images, so its comparison with the readers runs on the units it scored)."""
+    cases = [{r["case"] for r in rows if r["modality"] == m} for m in modalities]
+    common = cases[0] & cases[1]
+    return [r for r in rows if r["case"] in common]
 
 
 def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
@@ -145,6 +207,12 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     written.append(path)
     path = folder / f"reads_{results.level}.imrmc"
     write_imrmc(results.records, path)
+    written.append(path)
+    path = folder / "excluded_units.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["unit", "reason"])
+        writer.writerows(results.excluded)
     written.append(path)
     path = folder / "operating_points.json"
     path.write_text(json.dumps([asdict(p) for p in results.model_points], indent=1), encoding="utf-8")

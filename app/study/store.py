@@ -20,7 +20,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE exam_reads (
@@ -172,6 +172,32 @@ MIGRATIONS: dict[int, str] = {
         AND r.committed_at > (julianday('now') - 2440587.5) * 86400.0
             - 86400.0 * (SELECT washout_days FROM studies WHERE study_id = NEW.study_id))
     BEGIN SELECT RAISE(ABORT, 'the washout between the two readings of this case has not passed yet'); END;
+    """,
+    # a breast without images has no model score (NULL and the reason), never a confident 0; scores written
+    # as 0.0 for such breasts by schema 3 are recognised from their cached result (no breast entry) and
+    # corrected
+    4: """
+    CREATE TABLE model_scores_v4 (
+        study_id INTEGER NOT NULL,
+        case_id TEXT NOT NULL,
+        breast TEXT NOT NULL CHECK (breast IN ('L', 'R')),
+        malignant REAL CHECK (malignant IS NULL OR malignant BETWEEN 0 AND 1),
+        benign REAL CHECK (benign IS NULL OR benign BETWEEN 0 AND 1),
+        cache_key TEXT NOT NULL,
+        missing_reason TEXT NOT NULL DEFAULT '' CHECK ((malignant IS NULL) = (missing_reason != '')),
+        PRIMARY KEY (study_id, case_id, breast)
+    );
+    INSERT INTO model_scores_v4 SELECT s.study_id, s.case_id, s.breast,
+        CASE WHEN json_extract(c.result_json, '$.breasts.' || s.breast) IS NULL AND c.cache_key IS NOT NULL
+             THEN NULL ELSE s.malignant END,
+        CASE WHEN json_extract(c.result_json, '$.breasts.' || s.breast) IS NULL AND c.cache_key IS NOT NULL
+             THEN NULL ELSE s.benign END,
+        s.cache_key,
+        CASE WHEN json_extract(c.result_json, '$.breasts.' || s.breast) IS NULL AND c.cache_key IS NOT NULL
+             THEN 'no images of this breast' ELSE '' END
+        FROM model_scores s LEFT JOIN model_cache c ON c.cache_key = s.cache_key;
+    DROP TABLE model_scores;
+    ALTER TABLE model_scores_v4 RENAME TO model_scores;
     """,
 }
 

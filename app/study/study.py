@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from app.study.store import Store
+from inference.errors import MammoError
 
 TRUTHS = ("malignant", "benign", "normal", "none")
 
@@ -36,7 +37,7 @@ class Design(StrEnum):
     CROSSOVER = "crossover"
 
 
-class StudyError(ValueError):
+class StudyError(MammoError, ValueError):
     """A study that cannot be created or read as asked (bad case list, unknown reader ...)."""
 
 
@@ -56,10 +57,11 @@ class CaseEntry:
         return "malignant" in (self.truth_left, self.truth_right)
 
 
-def read_case_list(path: str | Path) -> list[CaseEntry]:
+def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseEntry]:
     """CSV with columns ``case_id, exam, truth_left, truth_right`` and optional ``notes``, ``training``.
 
-    Relative exam paths are taken relative to the CSV's folder.
+    Relative exam paths are taken relative to the CSV's folder. With ``check_exams`` (creating a study), every
+    exam must exist: a study is never created with a case that no reader could open.
     """
     path = Path(path)
     try:
@@ -85,6 +87,12 @@ def read_case_list(path: str | Path) -> list[CaseEntry]:
         cases.append(CaseEntry(case_id, str(exam_path), left, right, (row.get("notes") or "").strip(), training))
     if not cases:
         raise StudyError(f"{path}: the case list is empty")
+    if check_exams:
+        missing = [c for c in cases if not Path(c.exam_path).exists()]
+        if missing:
+            names = ", ".join(f"{c.case_id} ({c.exam_path})" for c in missing[:5])
+            raise StudyError(f"{path}: {len(missing)} exam(s) of the case list do not exist: {names}"
+                             + (" …" if len(missing) > 5 else ""))
     return cases
 
 
@@ -417,9 +425,14 @@ def compute_model_scores(
         def work(db, case_id=case.case_id, record=record, key=key, breasts=breasts) -> None:
             db.execute("INSERT OR REPLACE INTO model_cache VALUES (?, ?, ?)", (key, json.dumps(record), time.time()))
             for breast in ("L", "R"):
-                probs = breasts.get(breast, {}).get("probabilities", {"malignant": 0.0, "benign": 0.0})
-                db.execute("INSERT OR REPLACE INTO model_scores VALUES (?, ?, ?, ?, ?, ?)",
-                           (study_id, case_id, breast, probs["malignant"], probs["benign"], key))
+                probs = breasts.get(breast, {}).get("probabilities")
+                if probs is None:  # no image of this breast: no score, never a confident normal
+                    values = (None, None, "no images of this breast")
+                else:
+                    values = (probs["malignant"], probs["benign"], "")
+                db.execute("INSERT OR REPLACE INTO model_scores (study_id, case_id, breast, malignant, benign, "
+                           "cache_key, missing_reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (study_id, case_id, breast, values[0], values[1], key, values[2]))
 
         store.submit(work).result()
     progress("model scores", len(todo), len(todo))
@@ -455,10 +468,12 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
         if len(values) != 2:
             continue
         case = cases[case_id]
-        units = (((f"{case_id}:{b}", breast_truth(case, b), values[b], model.get((case_id, b))) for b in ("L", "R"))
-                 if level == "breast" else
-                 [(case_id, max(breast_truth(case, "L"), breast_truth(case, "R")), max(values.values()),
-                   max(model[(case_id, b)] for b in ("L", "R")) if (case_id, "L") in model else None)])
+        if level == "breast":
+            units = [(f"{case_id}:{b}", breast_truth(case, b), values[b], model.get((case_id, b))) for b in ("L", "R")]
+        else:  # the exam's model score: the maximum over the breasts that have one
+            scored = [model[(case_id, b)] for b in ("L", "R") if model.get((case_id, b)) is not None]
+            units = [(case_id, max(breast_truth(case, "L"), breast_truth(case, "R")), max(values.values()),
+                      max(scored) if scored else None)]
         for unit, truth, score, model_score in units:
             rows.append({"reader": reader, "modality": modality, "case": unit, "truth": truth, "score": score})
             if model_score is not None:
@@ -467,6 +482,21 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
                 rows.append({"reader": reader, "modality": f"model (vs {modality})", "case": unit, "truth": truth,
                              "score": model_score})
     return rows
+
+
+def model_exclusions(store: Store, study_id: int, level: str = "breast") -> list[tuple[str, str]]:
+    """Units (``case:breast``, or cases at exam level) that have no model score, with the reason; they are
+    left out of the model's and the hybrid's analyses (a breast without images is no confident normal)."""
+    rows = store.read(
+        "SELECT s.case_id, s.breast, s.missing_reason FROM model_scores s JOIN study_cases c "
+        "ON c.study_id = s.study_id AND c.case_id = s.case_id WHERE s.study_id=? AND s.malignant IS NULL "
+        "AND c.training = 0 ORDER BY s.case_id, s.breast", (study_id,))
+    if level == "breast":
+        return [(f"{case_id}:{breast}", reason) for case_id, breast, reason in rows]
+    missing: dict[str, list[str]] = {}
+    for case_id, breast, _ in rows:
+        missing.setdefault(case_id, []).append(breast)
+    return [(case_id, "no images of either breast") for case_id, breasts in missing.items() if len(breasts) == 2]
 
 
 def telemetry(store: Store, study_id: int, threshold: float = 0.5) -> list[dict]:

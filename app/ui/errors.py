@@ -15,10 +15,10 @@ logger = logging.getLogger(__name__)
 
 def user_message(error: BaseException) -> tuple[str, str]:
     """(title, text) for an exception: typed input errors speak for themselves; others are bugs."""
-    if isinstance(error, MammoError):
-        return "Cannot use this input", str(error)
     if isinstance(error, StudyError):
         return "Reader study", str(error)
+    if isinstance(error, MammoError):
+        return "Cannot use this input", str(error)
     if isinstance(error, sqlite3.IntegrityError):  # the store's triggers refuse what the study design forbids
         return "Not allowed by the study design", str(error)
     if isinstance(error, sqlite3.OperationalError) and "full" in str(error):

@@ -38,7 +38,7 @@ from inference.exam import Exam, load_exam
 from inference.pipeline import ExamResult, analyze_exam
 from inference.serialize import exam_result_from_dict, exam_result_to_dict
 from inference.views import View
-from inference.weights import LoadedModel, load_models
+from inference.weights import LoadedModel, load_model_sources
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def _load_and_analyze(
     models = cached
     if models is None:
         progress("loading models", 0, 1)
-        models = load_models(model_path)
+        models = load_model_sources(model_path)
     stored = store.load_result(exam_key(exam), model_key(m.identity for m in models)) if store else None
     if stored is not None:
         progress("restoring the stored result", 0, 1)
@@ -125,8 +125,9 @@ class MainWindow(QMainWindow):
     """Mammo Reader's main window."""
 
     analysisFinished = Signal()
+    analysisFailed = Signal(object)  # the exception
     examShown = Signal()
-    loadFailed = Signal()
+    loadFailed = Signal(object)
 
     def __init__(self, settings: AppSettings, store: Store | None = None, model_path: str | None = None) -> None:
         super().__init__()
@@ -395,7 +396,7 @@ class MainWindow(QMainWindow):
         self.load_worker = Worker(_load_exam_task, source)
         self.load_worker.result.connect(self.show_exam)
         self.load_worker.error.connect(self._on_error)
-        self.load_worker.error.connect(lambda _error: self.loadFailed.emit())
+        self.load_worker.error.connect(self.loadFailed.emit)
         self.load_worker.finished.connect(lambda: self.stage_label.setText(""))
         self.load_worker.start()
 
@@ -442,6 +443,7 @@ class MainWindow(QMainWindow):
         worker.progress.connect(self._on_progress)
         worker.result.connect(lambda value, k=key: self._on_result(value, k))
         worker.error.connect(self._on_error)
+        worker.error.connect(self.analysisFailed.emit)
         worker.cancelled.connect(lambda: self.scores.set_status("Analysis cancelled."))
         worker.finished.connect(self._on_analysis_finished)
         self.analysis_worker = worker.start()

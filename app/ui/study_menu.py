@@ -17,7 +17,7 @@ from app.ui.study_dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
 from app.ui.study_results import StudyResultsWindow
 from app.ui.study_window import StudyReadingWindow
 from app.ui.worker import Worker
-from inference.weights import LoadedModel, load_models
+from inference.weights import LoadedModel, load_model_sources
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +29,14 @@ def create_and_score(
     """Background task: create the study, then compute the model's scores for its cases (resumable: a
     cancel keeps what is done). Returns (study id, cases scored, or None when no model is configured)."""
     progress("reading the case list", 0, 1)
-    study_id = create_study(store, study.name, study.design, list(study.readers), read_case_list(study.case_list),
-                            seed=study.seed, washout_days=study.washout_days)
+    cases = read_case_list(study.case_list, check_exams=True)
+    study_id = create_study(store, study.name, study.design, list(study.readers), cases, seed=study.seed,
+                            washout_days=study.washout_days)
     if models is None and not model_path:
         return study_id, None
     if models is None:
         progress("loading models", 0, 1)
-        models = load_models(model_path)
+        models = load_model_sources(model_path)
     return study_id, compute_model_scores(store, study_id, models, device=device, progress=progress, cancel=cancel)
 
 

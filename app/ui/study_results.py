@@ -53,7 +53,7 @@ class StudyResultsWindow(QMainWindow):
 
         tabs = QTabWidget()
         tabs.addTab(_table(["reader", "modality", "AUC", "95 % CI", "positives", "negatives"],
-                           [[a.reader, a.modality, f"{a.auc:.3f}", f"{a.ci_low:.3f} – {a.ci_high:.3f}",
+                           [[a.reader, a.modality, f"{a.auc:.3f}", "no CI" if np.isnan(a.ci_low) else f"{a.ci_low:.3f} – {a.ci_high:.3f}",
                              str(a.n_positive), str(a.n_negative)] for a in results.aucs], "aucTable"), "AUCs")
         orh_rows = []
         for name, r in results.comparisons.items():
@@ -73,6 +73,12 @@ class StudyResultsWindow(QMainWindow):
         side = QWidget()
         layout = QVBoxLayout(side)
         layout.addWidget(QLabel("Telemetry and ground truth are for the coordinator only."))
+        if results.notes():
+            note = QLabel("\n".join(f"• {n}" for n in results.notes()))
+            note.setObjectName("exclusionNote")
+            note.setWordWrap(True)
+            note.setStyleSheet("color: #9a5a00;")
+            layout.addWidget(note)
         layout.addWidget(tabs)
         layout.addWidget(export)
         splitter = QSplitter()

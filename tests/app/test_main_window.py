@@ -283,11 +283,8 @@ def test_overlay_toggles(qtbot, store, tmp_path, stub_model):
 def test_bad_exam_becomes_one_readable_message(qtbot, store, tmp_path):
     (tmp_path / "0_L-CC.png").write_bytes(b"\x89PNG broken")
     window = make_window(qtbot, store)
-    with qtbot.waitSignal(window.load_worker.error if window.load_worker else window.examShown, timeout=100, raising=False):
-        pass
-    window.open_exam(tmp_path)
-    with qtbot.waitSignal(window.load_worker.finished, timeout=10_000):
-        pass
+    with qtbot.waitSignal(window.loadFailed, timeout=10_000):
+        window.open_exam(tmp_path)
     from PySide6.QtWidgets import QMessageBox
 
     boxes = [w for w in window.findChildren(QMessageBox) if w.objectName() == "errorDialog"]
@@ -308,7 +305,10 @@ def test_cancel_analysis(qtbot, store, seeded_model):
     assert window.result is None and "cancelled" in window.scores.model_status.text()
 
 
-def test_event_loop_stays_responsive_during_analysis(qtbot, store, seeded_model, capsys):
+STALL_LIMIT_S = 0.25  # a real freeze fails; a loaded CI machine's scheduling hiccups do not (README: ~20 ms)
+
+
+def test_event_loop_stays_responsive_during_analysis(qtbot, store, seeded_model, capsys, tmp_path):
     """Timer probe: the longest gap between 5 ms ticks while a real 4-view analysis runs (reported)."""
     require_shared()
     window = make_window(qtbot, store, auto_run=False)
@@ -326,13 +326,12 @@ def test_event_loop_stays_responsive_during_analysis(qtbot, store, seeded_model,
     duration = time.perf_counter() - started
     gaps = np.diff(ticks)
     longest = float(gaps.max())
-    report = ROOT / "tests" / "app" / "last_stall_probe.txt"
+    report = tmp_path / "stall_probe.txt"
     report.write_text(f"analysis {duration:.2f} s, {len(ticks)} ticks, longest event-loop stall {1000 * longest:.1f} ms\n")
     with capsys.disabled():
         print(f"\n[stall probe] {report.read_text().strip()}")
     assert window.result is not None
-    # the GUI thread kept turning: at least one tick per 100 ms of analysis on average
-    assert len(ticks) > duration * 10
+    assert longest < STALL_LIMIT_S, f"the GUI thread froze for {1000 * longest:.0f} ms during the analysis"
 
 
 def test_screenshot_command(tmp_path):

@@ -27,23 +27,25 @@ def test_result_and_progress_arrive_on_the_gui_thread(qtbot):
     gui_thread = QThread.currentThread()
     worker = Worker(counting, 5)
     worker.progress.connect(lambda stage, done, total: seen.append((stage, done, total, QThread.currentThread() is gui_thread)))
-    with qtbot.waitSignal(worker.result, timeout=5000) as blocker:
+    results = []
+    worker.result.connect(results.append)
+    with qtbot.waitSignal(worker.finished, timeout=5000):
         worker.start()
-    assert blocker.args == [10]
-    qtbot.waitUntil(lambda: len(seen) == 5)
+    assert results == [10]
+    assert [s[:3] for s in seen] == [("counting", i, 5) for i in range(1, 6)]
     assert all(on_gui for *_, on_gui in seen)
-    qtbot.waitSignal(worker.finished, timeout=5000)
 
 
 def test_cancel_is_a_normal_outcome(qtbot):
-    worker = Worker(counting, 1000)
-    errors = []
-    worker.error.connect(errors.append)
-    worker.start()
-    worker.cancel()
+    worker = Worker(counting, 1000)  # 10 s if it ran to the end
+    outcomes = []
+    worker.error.connect(lambda error: outcomes.append(("error", error)))
+    worker.result.connect(lambda value: outcomes.append(("result", value)))
+    worker.cancelled.connect(lambda: outcomes.append(("cancelled", None)))
     with qtbot.waitSignal(worker.finished, timeout=5000):
-        pass
-    assert not errors
+        worker.start()
+        worker.cancel()
+    assert outcomes == [("cancelled", None)]
 
 
 def test_error_is_delivered_not_raised(qtbot):
@@ -51,10 +53,13 @@ def test_error_is_delivered_not_raised(qtbot):
         raise ExamError("the file is damaged", "/tmp/x.dcm")
 
     worker = Worker(failing)
-    with qtbot.waitSignal(worker.error, timeout=5000) as blocker:
+    errors, results = [], []
+    worker.error.connect(errors.append)
+    worker.result.connect(results.append)
+    with qtbot.waitSignal(worker.finished, timeout=5000):
         worker.start()
-    assert isinstance(blocker.args[0], ExamError) and "x.dcm" in str(blocker.args[0])
-    qtbot.waitSignal(worker.finished, timeout=5000)
+    assert len(errors) == 1 and isinstance(errors[0], ExamError) and "x.dcm" in str(errors[0])
+    assert not results
 
 
 def test_background_code_runs_off_the_gui_thread(qtbot):
@@ -72,5 +77,8 @@ def test_background_code_runs_off_the_gui_thread(qtbot):
 @pytest.mark.parametrize("n", [0, 1])
 def test_quick_tasks_finish(qtbot, n):
     worker = Worker(counting, n)
+    results = []
+    worker.result.connect(results.append)
     with qtbot.waitSignal(worker.finished, timeout=5000):
         worker.start()
+    assert results == [2 * n] and not worker.is_running()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from inference.models.gmic import GMIC, GMICConfig, crop_upper_left, retrieve_rois, top_t_pooling
-from tests.conftest import REFERENCE, require_shared
+from tests.conftest import REFERENCE, REQUIRE_SHARED, require_shared
 
 TOLERANCES = {
     "saliency_map": ("saliency_map", 1e-4),
@@ -23,7 +23,10 @@ LOOSE = {"global_vec": "global_vec", "h_crops": "h_crops", "z": "z"}  # max abs 
 
 
 def golden_files():
-    return sorted(glob.glob(str(REFERENCE / "golden_*.npz"))) if REFERENCE.is_dir() else []
+    files = sorted(glob.glob(str(REFERENCE / "golden_*.npz")))
+    if not files and REQUIRE_SHARED:
+        raise RuntimeError(f"no golden files in {REFERENCE} (MAMMO_REQUIRE_SHARED=1 requires them)")
+    return files
 
 
 def test_all_seven_golden_files_present():

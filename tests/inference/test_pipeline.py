@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -9,6 +11,14 @@ import pytest
 from inference.exam import View, load_exam
 from inference.pipeline import Cancelled, Mode, analyze_exam, choose_device
 from tests.conftest import DATA, REFERENCE, require_shared
+from tests.helpers import run_isolated
+
+
+@pytest.fixture(scope="module")
+def stub_gmic():
+    from tests.helpers import make_stub_model
+
+    return make_stub_model()
 
 
 @pytest.fixture(scope="module")
@@ -44,22 +54,34 @@ def test_breast_is_mean_of_cc_and_mlo_and_exam_is_max(exam0_result):
 
 
 def test_patch_boxes_are_in_original_pixels(exam0_result, exam0):
-    """Each box in the original frame cuts the same pixels as the model's patch (where inside the image)."""
+    """Each box in the original frame cuts the same pixels as the model's patch: the part of the box inside
+    the image is compared (a box can run past the image where the model window was zero padded)."""
+    from inference.preprocess import prepare_view
+
     result, _ = exam0_result
-    view_result = result.views[View.R_CC]
-    original = exam0.views[View.R_CC].model_image
-    prepared_mean_std = None
-    for patch in view_result.patches:
-        t, l, b, r = (int(round(v)) for v in patch.box_original)
-        if t < 0 or l < 0 or b > original.shape[0] or r > original.shape[1]:
-            continue
-        cut = original[t:b, l:r][:, ::-1]  # R view: the model saw it mirrored
-        if prepared_mean_std is None:
-            # recover the standardisation from one pixel pair
-            a, c = np.polyfit(cut.ravel()[:5000], patch.pixels.ravel()[:5000], 1)
-            prepared_mean_std = (a, c)
-        a, c = prepared_mean_std
-        assert np.abs(cut * a + c - patch.pixels).max() < 1e-4
+    checked = 0
+    for view in View:
+        view_result = result.views[view]
+        image = exam0.views[view]
+        original = image.model_image
+        prepared = prepare_view(original, view, image.horizontal_flip)
+        for patch in view_result.patches:
+            t, l, b, r = (int(round(v)) for v in patch.box_original)
+            rows = slice(max(t, 0), min(b, original.shape[0]))
+            cols = slice(max(l, 0), min(r, original.shape[1]))
+            assert rows.stop > rows.start and cols.stop > cols.start, f"{view} patch {patch.rank} is off the image"
+            cut = (original[rows, cols] - prepared.mean) / prepared.std
+            expected = np.zeros((b - t, r - l), np.float32)
+            expected[rows.start - t : rows.stop - t, cols.start - l : cols.stop - l] = cut
+            if view_result.mapping.flipped:
+                expected = expected[:, ::-1]  # the model saw the breast facing right
+            inside = np.zeros_like(expected, bool)
+            inside[rows.start - t : rows.stop - t, cols.start - l : cols.stop - l] = True
+            if view_result.mapping.flipped:
+                inside = inside[:, ::-1]
+            assert np.abs(expected - patch.pixels)[inside].max() < 1e-4
+            checked += 1
+    assert checked == 4 * 6
 
 
 def test_progress_reports_stages_in_order(exam0_result):
@@ -112,17 +134,33 @@ def test_batched_views_equal_one_at_a_time(exam0, seeded_model):
         assert [p.box_input for p in one.views[view].patches] == [p.box_input for p in four.views[view].patches]
 
 
-def test_fast_mode_agrees_with_exact_within_001(exam0, seeded_model, exam0_result):
-    exact, _ = exam0_result
-    fast = analyze_exam(exam0, seeded_model, device="cpu", mode=Mode.FAST)
-    assert fast.provenance.mode == Mode.FAST
-    for view in View:
-        assert np.abs(fast.views[view].probabilities - exact.views[view].probabilities).max() < 0.01
+@pytest.mark.timeout(900)
+def test_fast_mode_agrees_with_exact_as_readme_states():
+    """The compiled fast mode on all seven oracle inputs, in a child process (compilation is native code). In
+    fp32 README states |dy_fusion| <= 1.3e-6 and |dsaliency| <= 3.1e-6 with the same patches: tested with a
+    margin. Where the fast mode runs in bf16 (CPUs with AMX / AVX-512-BF16) the bound is |dp| <= 0.01."""
+    require_shared()
+    done = run_isolated(["-m", "tests.inference.fast_mode_probe", str(REFERENCE)], timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    worst = json.loads(done.stdout.strip().splitlines()[-1])
+    assert worst["inputs"] == 7
+    if worst["numerics"] == "fp32":
+        assert worst["y_fusion"] <= 1e-5 and worst["saliency"] <= 2e-5, worst
+        assert worst["same_patches"], worst
+    else:
+        assert worst["y_fusion"] <= 0.01 and worst["saliency"] <= 0.01, worst
 
 
-def test_bad_views_argument():
-    with pytest.raises(ValueError):
-        analyze_exam({}, [])
+def test_no_views_is_a_value_error(stub_gmic):
+    with pytest.raises(ValueError, match="views"):
+        analyze_exam({}, stub_gmic)
+
+
+def test_no_models_is_a_value_error():
+    image = np.zeros((64, 32), np.uint16)
+    image[10:50, :20] = 1000
+    with pytest.raises(ValueError, match="model"):
+        analyze_exam({"L-CC": image}, [])
 
 
 def test_result_json_round_trip(exam0_result):

@@ -10,7 +10,7 @@ import pytest
 
 from inference.errors import PreprocessError
 from inference.preprocess import Mapping, prepare_view
-from tests.conftest import DATA, REFERENCE, require_shared
+from tests.conftest import DATA, REFERENCE, REQUIRE_SHARED, require_shared
 
 ORACLE_FILES = {
     "preprocess_exam0.json": "gmic-exam0",
@@ -21,6 +21,8 @@ ORACLE_FILES = {
 
 def _oracle_cases():
     if not REFERENCE.is_dir():
+        if REQUIRE_SHARED:
+            raise RuntimeError(f"no preprocessing oracles in {REFERENCE} (MAMMO_REQUIRE_SHARED=1 requires them)")
         return []
     cases = []
     for name, folder in ORACLE_FILES.items():

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from inference.models.gmic import GMICOutput
-from inference.train import TrainConfig, gmic_loss, train
+from inference.train import gmic_loss
 from inference.weights import load_model
+from tests.helpers import run_isolated
 
 
 def test_loss_is_three_bces_plus_the_saliency_regulariser():
@@ -25,25 +26,74 @@ def test_loss_is_three_bces_plus_the_saliency_regulariser():
     assert float(gmic_loss(o, labels, saliency_lambda=0.1, beta=1.0)) == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.timeout(600)
+def _train_cli(config: dict, folder, tmp_path, **overrides):
+    """``python main.py train`` in a child process (a crash in native code fails this test, not the run)."""
+    path = tmp_path / f"config_{len(list(tmp_path.glob('config_*.json')))}.json"
+    path.write_text(json.dumps({**config, **overrides}))
+    done = run_isolated(["main.py", "train", "--config", str(path), "--out", str(folder)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.timeout(900)
 def test_short_run_is_deterministic_checkpoints_and_resumes(tmp_path):
-    config = TrainConfig(out=str(tmp_path / "a"), n_train=3, n_val=4, epochs=1, seed=3, device="cpu",
-                         global_width=4, local_width=8, mask_weight=1.0)
-    model_path = train(config, progress=lambda text: None)
+    config = {"n_train": 3, "n_val": 4, "epochs": 1, "seed": 3, "device": "cpu", "global_width": 4, "local_width": 8,
+              "mask_weight": 1.0}
+    _train_cli(config, tmp_path / "a", tmp_path)
+    model_path = tmp_path / "a" / "model.pt"
     meta = json.loads(model_path.with_name("model.pt.json").read_text())
     assert meta["demo"] is True and meta["config"]["global_width"] == 4 and len(meta["training"]["history"]) == 1
     loaded = load_model(model_path)
     assert loaded.identity.demo and loaded.model.config.local_width == 8 and loaded.identity.percent_t == 0.02
-    again = train(TrainConfig(**{**config.__dict__, "out": str(tmp_path / "b")}), progress=lambda text: None)
+    _train_cli(config, tmp_path / "b", tmp_path)
     first = torch.load(model_path, weights_only=True)
-    second = torch.load(again, weights_only=True)
+    second = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
     assert all(torch.equal(first[k], second[k]) for k in first)  # same seed, same weights
     # resume: a second epoch continues from the checkpoint instead of starting over
-    lines = []
-    train(TrainConfig(**{**config.__dict__, "epochs": 2}), progress=lines.append)
-    assert any("resumed from epoch 1" in line for line in lines)
+    done = _train_cli(config, tmp_path / "a", tmp_path, epochs=2)
+    assert "resumed from epoch 1" in done.stderr
     history = json.loads(model_path.with_name("model.pt.json").read_text())["training"]["history"]
     assert [h["epoch"] for h in history] == [1, 2]
+
+
+@pytest.mark.parametrize("pretend", ["this-cpu", "avx512"])
+@pytest.mark.timeout(600)
+def test_cpu_training_steps_run_in_the_chosen_memory_format(tmp_path, pretend):
+    """Every training step's input and weights are in the format ``training_memory_format`` chose; on a CPU
+    with AVX-512 (real or pretended) that is the contiguous format, never channels-last."""
+    done = run_isolated(["-m", "tests.inference.train_probe", str(tmp_path / "run"), pretend])
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(report["steps"]) == 2
+    channels_last = report["chosen"] == "channels_last"
+    assert all(s["input_channels_last"] == channels_last and s["weight_channels_last"] == channels_last
+               for s in report["steps"])
+    from inference.cpu import has_avx512
+    from inference.train import onednn_may_use_avx512
+
+    if pretend == "avx512" or onednn_may_use_avx512():
+        assert report["chosen"] == "contiguous"
+    assert has_avx512() or pretend == "avx512" or report["chosen"] == "channels_last"
+
+
+def test_memory_format_rule(monkeypatch):
+    import inference.cpu
+    from inference.train import training_memory_format
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(inference.cpu, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "amx_bf16"}))
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert training_memory_format(cpu) == torch.contiguous_format
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # oneDNN capped at AVX2 kernels: channels-last is safe
+    assert training_memory_format(cpu) == torch.channels_last
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert training_memory_format(cpu) == torch.contiguous_format
+    monkeypatch.setattr(inference.cpu, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert training_memory_format(cpu) == torch.channels_last
+    assert training_memory_format(torch.device("cuda")) == torch.channels_last
+    assert training_memory_format(cpu, "contiguous") == torch.contiguous_format
+    with pytest.raises(ValueError):
+        training_memory_format(cpu, "nhwc")
 
 
 def test_mask_targets_follow_the_image_through_crop_flip_and_window():

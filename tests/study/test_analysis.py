@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 
 from app.study.analysis import auc, delong, hybrid_records, orh, roc_points, structural_components, study_matrix
-from tests.conftest import SHARED
+from tests.conftest import SHARED, require_shared
 
 MRMC = SHARED / "reference" / "mrmc"
 
 
 def load_rows(path):
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
+    require_shared(path)
     with path.open() as handle:
         return list(csv.DictReader(handle))
 

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from app.study.results import study_results
-from app.study.store import MIGRATIONS, Store, _statements
+from app.study.store import MIGRATIONS, SCHEMA_VERSION, Store, _statements
 from app.study.study import (
     DAY_S,
     CaseEntry,
@@ -154,7 +154,7 @@ def test_a_schema_2_store_migrates_with_its_studies_and_locks_intact(tmp_path):
 
     store = Store(path)
     try:
-        assert store.read("PRAGMA user_version") == [(3,)]
+        assert store.read("PRAGMA user_version") == [(SCHEMA_VERSION,)]
         assert store.read("SELECT name, design FROM studies") == [("old", "sequential")]
         assert store.read("PRAGMA foreign_key_check") == []
         session = ReadingSession(store, 1, "A")

@@ -152,7 +152,8 @@ def test_kill_minus_9_loses_no_committed_read_and_shows_no_half_read(tmp_path):
 
 def test_export_import_round_trip_and_analysis_formats(store, tmp_path):
     study = create_study(store, "exp", Design.SEQUENTIAL, ["A", "B"], cases(12, 4), seed=5)
-    store.submit(lambda db: [db.execute("INSERT INTO model_scores VALUES (?, ?, ?, ?, ?, ?)",
+    store.submit(lambda db: [db.execute("INSERT INTO model_scores (study_id, case_id, breast, malignant, benign, cache_key) "
+                                                   "VALUES (?, ?, ?, ?, ?, ?)",
                                         (study, f"c{i:02d}", b, 0.9 if (i < 4 and b == "L") else 0.2, 0.1, "k"))
                              for i in range(12) for b in ("L", "R")]).result()
     for reader in ("A", "B"):
@@ -199,3 +200,72 @@ def test_model_scores_are_computed_once_and_cached(store, seeded_model):
     scores = dict(store.read("SELECT case_id || breast, malignant FROM model_scores WHERE study_id=?", (study,)))
     assert scores["xR"] == scores["yR"] and abs(scores["xR"] - 0.0366) < 1e-3
     assert time.perf_counter() - started < 60
+
+
+def test_a_breast_without_images_has_no_model_score_and_is_left_out(store, stub_model, tmp_path):
+    """A case whose exam lacks the left breast: no model score for it (NULL with the reason), the unit is left
+    out of the model's and the hybrid's analyses (never counted as a certain negative), and the results say so."""
+    from app.study.results import study_results
+    from tests.helpers import synthetic_view, write_png
+
+    entries = []
+    for i in range(6):
+        folder = tmp_path / f"exam{i}"
+        folder.mkdir()
+        write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+        if i != 0:  # exam 0 has no left breast images
+            write_png(folder / "0_L-CC.png", synthetic_view("L-CC", (600, 300)))
+        entries.append(CaseEntry(f"c{i}", str(folder), "malignant" if i in (1, 2) else "normal",
+                                 "malignant" if i == 3 else "normal"))
+    study = create_study(store, "one-breast", Design.UNAIDED, ["A", "B"], entries, seed=2)
+    assert compute_model_scores(store, study, [stub_model], device="cpu") == 6
+    row = store.read("SELECT malignant, benign, missing_reason FROM model_scores WHERE study_id=? AND case_id='c0' "
+                     "AND breast='L'", (study,))
+    assert row == [(None, None, "no images of this breast")]
+    assert store.read("SELECT COUNT(*) FROM model_scores WHERE study_id=? AND malignant IS NOT NULL", (study,)) == [(11,)]
+    for k, reader in enumerate(("A", "B")):
+        session = ReadingSession(store, study, reader)
+        for position in range(6):
+            case = session.case_at(position).case_id
+            i = int(case[1:])
+            session.commit(case, "unaided", {"L": 0.8 if i in (1, 2) else 0.1 + 0.05 * k,
+                                             "R": 0.7 if i == 3 else 0.2 + 0.01 * i}).result()
+    rows = analysis_records(store, study)
+    assert not [r for r in rows if r["case"] == "c0:L" and not r["modality"] == "unaided"]
+    assert len([r for r in rows if r["case"] == "c0:L" and r["modality"] == "unaided"]) == 2  # readers keep it
+    results = study_results(store, study)
+    assert results.excluded == [("c0:L", "no images of this breast")]
+    assert "1 breast unit left out of the model and hybrid analyses" in results.exclusion_note()
+    assert "c0:L" in results.exclusion_note()
+    model_row = next(a for a in results.aucs if a.modality == "model")
+    assert model_row.n_positive + model_row.n_negative == 11
+    assert "model (vs unaided) vs unaided" in results.comparisons  # compared on the 11 units the model scored
+    exam_level = study_results(store, study, level="exam")
+    assert exam_level.excluded == []  # the exam still has a model score (its right breast)
+
+
+def test_schema_3_zero_scores_of_missing_breasts_become_null(tmp_path):
+    """Migration 4 recognises the 0.0 that schema 3 stored for a breast without images from the cached
+    result (which has no entry for that breast) and replaces it by NULL with the reason."""
+    path = tmp_path / "v3.sqlite"
+    db = sqlite3.connect(path)
+    from app.study.store import MIGRATIONS, _statements
+
+    for version in (1, 2, 3):
+        for statement in _statements(MIGRATIONS[version]):
+            db.execute(statement)
+    db.execute("INSERT INTO studies VALUES (1, 's', 'unaided', 0, 0, 0)")
+    db.execute("INSERT INTO study_cases VALUES (1, 'c', '/x', 'normal', 'normal', '', 0)")
+    db.execute("INSERT INTO model_cache VALUES ('k', ?, 0)", (json.dumps({"breasts": {"R": {"probabilities": {
+        "benign": 0.2, "malignant": 0.3}}}}),))
+    db.execute("INSERT INTO model_scores VALUES (1, 'c', 'R', 0.3, 0.2, 'k')")
+    db.execute("INSERT INTO model_scores VALUES (1, 'c', 'L', 0.0, 0.0, 'k')")
+    db.execute("PRAGMA user_version=3")
+    db.commit()
+    db.close()
+    store = Store(path)
+    try:
+        rows = store.read("SELECT breast, malignant, missing_reason FROM model_scores ORDER BY breast")
+        assert rows == [("L", None, "no images of this breast"), ("R", 0.3, "")]
+    finally:
+        store.close()

@@ -63,6 +63,10 @@ def test_study_cli_crossover_with_washout(tmp_path):
     db = tmp_path / "s.sqlite"
     (tmp_path / "cases.csv").write_text("case_id,exam,truth_left,truth_right\nc1,e1,malignant,normal\nc2,e2,normal,normal\n")
     common = ("study", "--db", str(db), "create")
+    done = run(*common, "cross", "--cases", str(tmp_path / "cases.csv"), "--readers", "A,B", "--design", "crossover")
+    assert done.returncode == 2 and "2 exam(s) of the case list do not exist: c1" in done.stderr  # never created
+    for name in ("e1", "e2"):
+        (tmp_path / name).mkdir()
     done = run(*common, "seq", "--cases", str(tmp_path / "cases.csv"), "--readers", "A", "--washout-days", "28")
     assert done.returncode == 2 and "crossover" in done.stderr
     done = run(*common, "cross", "--cases", str(tmp_path / "cases.csv"), "--readers", "A,B", "--design", "crossover",
@@ -95,7 +99,8 @@ def test_results_window_draws_rocs(qtbot, tmp_path):
     store = Store(tmp_path / "r.sqlite")
     entries = [CaseEntry(f"c{i}", "/x", "malignant" if i < 3 else "normal", "normal") for i in range(8)]
     study = create_study(store, "r", Design.SEQUENTIAL, ["A", "B"], entries)
-    store.submit(lambda db: [db.execute("INSERT INTO model_scores VALUES (?, ?, ?, ?, ?, ?)",
+    store.submit(lambda db: [db.execute("INSERT INTO model_scores (study_id, case_id, breast, malignant, benign, cache_key) "
+                                                   "VALUES (?, ?, ?, ?, ?, ?)",
                                         (study, f"c{i}", b, 0.8 if (i < 3 and b == 'L') else 0.3 - 0.02 * i, 0.1, "k"))
                              for i in range(8) for b in ("L", "R")]).result()
     for k, reader in enumerate(("A", "B")):

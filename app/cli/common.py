@@ -1,0 +1,61 @@
+"""What the commands share: the progress bar, the default models, the exam argument."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from inference.errors import MammoError
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream = stream
+        self.start = time.perf_counter()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        width = 24
+        filled = int(width * done / total) if total else width
+        elapsed = time.perf_counter() - self.start
+        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {stage[:48]:<48} {elapsed:6.1f}s"
+        self.stream.write(line)
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def model_sources(args: argparse.Namespace) -> list[str]:
+    """``--models`` as given; else the models configured in Preferences; else the built-in demo model."""
+    if getattr(args, "models", None):
+        return list(args.models)
+    from app.demo import demo_model_path  # noqa: PLC0415
+    from app.settings import AppSettings  # noqa: PLC0415
+
+    configured = AppSettings.load().model_path
+    if configured:
+        return [configured]
+    demo = demo_model_path()
+    if demo is None:
+        raise MammoError("no model: give --models, or configure one in the workstation's Preferences")
+    return [str(demo)]
+
+
+def exam_argument(values: Sequence[str] | str) -> str | list[str]:
+    """One exam from the positional argument(s): a folder, a manifest or a file, or a list of image files."""
+    if isinstance(values, str):
+        return values
+    values = list(values)
+    if len(values) == 1:
+        return values[0]
+    folders = [v for v in values if Path(v).is_dir()]
+    if folders:
+        raise MammoError(f"give one exam folder, or a list of image files (not {len(values)} paths with folders "
+                         "among them)", folders[0])
+    return values

@@ -1,0 +1,211 @@
+"""The command line: real subcommands, with the workstation (``open``) as the default.
+
+``python main.py [EXAM]`` opens the workstation; ``python main.py SUBCOMMAND ...`` runs headless work.
+Options that every command understands (``-v``, ``--device``, ``--mode``) may stand before the subcommand
+too, so ``python main.py --device cpu analyze EXAM`` is the same as ``python main.py analyze EXAM --device
+cpu``. A subcommand name always means the subcommand: an exam folder called ``report`` is opened with
+``python main.py open report`` (or ``./report``).
+
+Only argparse is imported here: ``--help`` stays instant, and each command imports what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+DEVICE_HELP = "where the models run: auto = the GPU (CUDA) when present, else the CPU (default: auto)"
+MODE_HELP = ("exact: the reference numerics (fp32, TF32 off); fast: folded batch norms and compiled networks, "
+             "bf16 where the GPU or CPU has fast bf16 arithmetic (default: exact)")
+MODELS_HELP = ("checkpoint files or folders of them; several give several models side by side (one ensemble per "
+               "folder); default: the models in Preferences, else the built-in demo model")
+EXAM_HELP = ("an exam: a folder of DICOM files or of PNGs named like 0_L-CC.png, a list of image files, or a "
+             "manifest (CSV path,view or JSON)")
+
+EPILOG = ("Without a subcommand the workstation opens (on EXAM when given). A folder named like a subcommand "
+          "is opened with 'open': python main.py open report")
+
+
+def _version() -> str:
+    from app import __version__  # noqa: PLC0415 - app/__init__ is tiny
+
+    return __version__
+
+
+def _shared(suppress: bool) -> argparse.ArgumentParser:
+    """Options of every command. In the subcommands their default is SUPPRESS, so that a value given before
+    the subcommand is not overwritten by the subcommand's default."""
+    shared = argparse.ArgumentParser(add_help=False)
+    default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
+    shared.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log more")
+    shared.add_argument("--device", choices=["auto", "cpu", "cuda"], default=default(None), help=DEVICE_HELP)
+    shared.add_argument("--mode", choices=["exact", "fast"], default=default(None), help=MODE_HELP)
+    return shared
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mammo-reader", parents=[_shared(suppress=False)], epilog=EPILOG,
+                                     description="Mammo Reader: a reading workstation for screening mammography "
+                                     "with weakly supervised AI models (decision support only).")
+    parser.add_argument("--version", action="version", version=f"Mammo Reader {_version()}")
+    common = _shared(suppress=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    open_ = sub.add_parser("open", parents=[common], help="open the workstation (the default command)",
+                           description="Open the workstation, on EXAM when given (else the built-in demo exam).")
+    open_.add_argument("exam", nargs="?", help=EXAM_HELP)
+    open_.add_argument("--models", nargs="+", help=MODELS_HELP)
+    open_.add_argument("--screenshot", metavar="PNG",
+                       help="render the window to this PNG once the exam is shown and analysed, then exit "
+                       "(exit status 1 when the exam or the analysis failed)")
+    open_.set_defaults(handler="app.cli.workstation:run")
+
+    analyze = sub.add_parser("analyze", parents=[common], help="analyse one exam headless and print the probabilities")
+    analyze.add_argument("exam", nargs="*", help=EXAM_HELP)
+    analyze.add_argument("--models", nargs="+", help=MODELS_HELP)
+    analyze.add_argument("--percent-t", type=float, default=None,
+                         help="GMIC pooling threshold for checkpoints that are not recognised (default 0.02)")
+    analyze.add_argument("--json", metavar="OUT", help="write the full result as JSON (maps in a sibling .npz)")
+    analyze.set_defaults(handler="app.cli.analyze:run")
+
+    report = sub.add_parser("report", parents=[common],
+                            help="annotated reports (PDF, PNG, JSON, DICOM SR and SEG) for one or many exams")
+    report.add_argument("exams", nargs="*", metavar="EXAM", help=EXAM_HELP + " (one report per argument)")
+    report.add_argument("--cases", help="a case list CSV (case_id, exam, ...) for a batch")
+    report.add_argument("--out", required=True, help="output folder")
+    report.add_argument("--format", default="pdf,png,json",
+                        help="comma-separated: pdf, png, json, sr, seg (saliency maps) (default: pdf,png,json)")
+    report.add_argument("--deidentify", action="store_true", help="no patient identifiers in any output")
+    report.add_argument("--force", action="store_true", help="write the reports again even where they exist")
+    report.add_argument("--models", nargs="+", help=MODELS_HELP)
+    report.add_argument("--percent-t", type=float, default=None)
+    report.add_argument("--page-size", default="A4", choices=["A4", "Letter"])
+    report.add_argument("--reader", help="reader name for the header")
+    report.set_defaults(handler="app.cli.report:run")
+
+    study = sub.add_parser("study", parents=[common],
+                           help="reader studies: create, scores, read, status, results, export, import")
+    study.add_argument("--db", help="study database (default: the app's local store)")
+    study_sub = study.add_subparsers(dest="study_command", required=True, metavar="STUDY_COMMAND")
+    create = study_sub.add_parser("create", parents=[common], help="create a study from a case list CSV")
+    create.add_argument("name")
+    create.add_argument("--cases", required=True, help="CSV: case_id, exam, truth_left, truth_right[, notes, training]")
+    create.add_argument("--readers", required=True, help="comma-separated reader names")
+    create.add_argument("--design", default="sequential", choices=["unaided", "sequential", "concurrent", "crossover"],
+                        help="crossover: two sessions, each case read once unaided and once with the AI")
+    create.add_argument("--seed", type=int, default=0)
+    create.add_argument("--washout-days", type=int, default=0,
+                        help="crossover: days between a reader's last session-1 reading and session 2")
+    scores = study_sub.add_parser("scores", parents=[common], help="compute the models' scores for every case (resumable, cached)")
+    scores.add_argument("name")
+    scores.add_argument("--models", nargs="+", help=MODELS_HELP)
+    read = study_sub.add_parser("read", parents=[common], help="open the reading screen for a reader")
+    read.add_argument("name")
+    read.add_argument("--reader", required=True)
+    results = study_sub.add_parser("results", parents=[common], help="AUCs, ORH comparisons, telemetry; optional CSV export")
+    results.add_argument("name")
+    results.add_argument("--level", default="breast", choices=["breast", "exam"])
+    results.add_argument("--method", default="jackknife", choices=["jackknife", "delong"])
+    results.add_argument("--out", help="folder for CSV, iMRMC and JSON files")
+    results.add_argument("--window", action="store_true", help="open the results screen (ROC curves, tables)")
+    results.add_argument("--screenshot", metavar="PNG", help="render the results screen to a PNG and exit")
+    status = study_sub.add_parser("status", parents=[common], help="each reader's progress (and when a crossover's session 2 opens)")
+    status.add_argument("name")
+    export = study_sub.add_parser("export", parents=[common], help="the whole study as JSON")
+    export.add_argument("name")
+    export.add_argument("out")
+    import_ = study_sub.add_parser("import", parents=[common], help="import a study exported as JSON")
+    import_.add_argument("file")
+    import_.add_argument("--name", help="a new name (default: the exported one)")
+    study.set_defaults(handler="app.cli.study:run")
+
+    train = sub.add_parser("train", parents=[common],
+                           help="train a model (phantoms or a CSV of images); torchrun for several GPUs")
+    train.add_argument("--config", help="JSON with TrainConfig fields (see inference/train.py)")
+    train.add_argument("--out", help="output folder (checkpoints, model.pt, model.pt.json)")
+    train.add_argument("--data", help="'phantom' or a CSV of path, view, benign, malignant")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--seed", type=int)
+    train.set_defaults(handler="app.cli.train:run")
+    return parser
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:  # noqa: SLF001 - argparse offers no public accessor
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            return dict(action.choices)
+    return {}
+
+
+def _takes_value(parsers: Sequence[argparse.ArgumentParser], token: str) -> int:
+    """How many values follow ``token`` if it is an option of one of ``parsers`` (0 for flags and unknowns,
+    -1 for "every value up to the next option"; ``--x=value`` carries its own)."""
+    if "=" in token:
+        return 0
+    for parser in parsers:
+        action = parser._option_string_actions.get(token)  # noqa: SLF001
+        if action is not None:
+            if action.nargs in ("+", "*"):
+                return -1
+            return 0 if action.nargs == 0 else 1
+    return 0
+
+
+def with_default_command(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``argv`` with ``open`` put first when it names no subcommand (the workstation is the default)."""
+    argv = list(argv)
+    commands = _subcommands(parser)
+    known = [parser, commands["open"]]
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--":
+            break
+        if token in ("-h", "--help", "--version"):
+            return argv  # the top-level help lists every command
+        if token.startswith("-") and token != "-":
+            values = _takes_value(known, token)
+            index += 1
+            if values < 0:  # as argparse does: everything up to the next option belongs to it
+                while index < len(argv) and not argv[index].startswith("-"):
+                    index += 1
+            else:
+                index += values
+            continue
+        return argv if token in commands else ["open", *argv]
+    return ["open", *argv]
+
+
+CHECKPOINT_SUFFIXES = (".p", ".pt", ".pth", ".ckpt")
+
+
+def _is_model_source(path: str) -> bool:
+    """A checkpoint file, or a folder holding one (an exam folder holds images)."""
+    from pathlib import Path  # noqa: PLC0415
+
+    candidate = Path(path)
+    if candidate.is_dir():
+        return any(p.suffix in CHECKPOINT_SUFFIXES for p in candidate.iterdir())
+    return candidate.suffix in CHECKPOINT_SUFFIXES
+
+
+def _reclaim_exam(args: argparse.Namespace) -> None:
+    """``--models M EXAM``: argparse gives EXAM to ``--models`` (it takes several values); an entry at its end
+    that is no checkpoint is the exam."""
+    models = getattr(args, "models", None)
+    if not models or getattr(args, "exam", "missing") not in (None, []):
+        return
+    reclaimed = []
+    while len(models) > 1 and not _is_model_source(models[-1]):
+        reclaimed.insert(0, models.pop())
+    if reclaimed:
+        args.exam = reclaimed if isinstance(args.exam, list) else reclaimed[0]
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(with_default_command(argv, parser))
+    _reclaim_exam(args)
+    if args.command == "analyze" and not args.exam:
+        _subcommands(parser)["analyze"].error("give the exam to analyse (a folder, a manifest or image files)")
+    return args

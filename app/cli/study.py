@@ -1,0 +1,127 @@
+"""``python main.py study …``: create, score, read, follow and analyse reader studies."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from app.cli.common import ProgressBar, model_sources
+
+
+def _store(args: argparse.Namespace):
+    from app.settings import config_dir  # noqa: PLC0415
+    from app.study.store import Store  # noqa: PLC0415
+
+    return Store(Path(args.db) if args.db else config_dir() / "mammo_reader.sqlite")
+
+
+def _study_id(store, name: str) -> int:
+    from app.study.study import StudyError  # noqa: PLC0415
+
+    rows = store.read("SELECT study_id FROM studies WHERE name=?", (name,))
+    if not rows:
+        raise StudyError(f"no study named {name!r}")
+    return rows[0][0]
+
+
+def _create(store, args) -> int:
+    from app.study.study import create_study, read_case_list  # noqa: PLC0415
+
+    readers = [r.strip() for r in args.readers.split(",") if r.strip()]
+    study_id = create_study(store, args.name, args.design, readers, read_case_list(args.cases, check_exams=True),
+                            seed=args.seed, washout_days=args.washout_days)
+    print(f"created study {args.name!r} (id {study_id}) with {len(readers)} readers")
+    return 0
+
+
+def _scores(store, args) -> int:
+    from app.study.study import compute_model_scores  # noqa: PLC0415
+    from inference.weights import load_models  # noqa: PLC0415
+
+    models = [m for source in model_sources(args) for m in load_models(source)]
+    bar = ProgressBar()
+    count = compute_model_scores(store, _study_id(store, args.name), models, device=args.device or "auto",
+                                 progress=bar)
+    bar.close()
+    print(f"model scores computed for {count} case(s)")
+    return 0
+
+
+def _results(store, args) -> int:
+    from app.study.results import study_results, write_results  # noqa: PLC0415
+
+    results = study_results(store, _study_id(store, args.name), args.level, args.method)
+    for note in results.notes():
+        print(f"note: {note}")
+    print(f"AUCs ({args.level} level, DeLong 95 % CI):")
+    for row in results.aucs:
+        ci = "no CI" if row.ci_low != row.ci_low else f"{row.ci_low:.3f} – {row.ci_high:.3f}"
+        print(f"  {row.reader:<10} {row.modality:<22} {row.auc:.3f}  ({ci})  n+ {row.n_positive}  n- {row.n_negative}")
+    for name, r in results.comparisons.items():
+        print(f"ORH {name} ({r.method}): difference {r.difference:+.4f}  F {r.F:.3f}  ddf {r.ddf:.2f}  "
+              f"p {r.p:.4f}  95 % CI {r.ci[0]:+.4f} – {r.ci[1]:+.4f}")
+    for key, value in results.telemetry_summary().items():
+        print(f"telemetry: {key}: {value}")
+    if args.out:
+        for path in write_results(results, args.out):
+            print(f"wrote {path}")
+    if args.window or args.screenshot:
+        from app.gui import run_study_results  # noqa: PLC0415
+
+        return run_study_results(results, args.screenshot)
+    return 0
+
+
+def _status(store, args) -> int:
+    from app.study.study import reader_progress  # noqa: PLC0415
+
+    for row in reader_progress(store, _study_id(store, args.name)):
+        session = f" session {row['session']} of {row['sessions']}:" if row["sessions"] > 1 else ""
+        state = ""
+        if row["done"] < row["total"] and not row["open"]:
+            opens = row["opens_at"]
+            state = ("  (opens after session 1)" if opens is None else
+                     f"  (opens {time.strftime('%Y-%m-%d %H:%M', time.localtime(opens))}, after the washout)")
+        print(f"{row['reader']}:{session} {row['done']} of {row['total']} read{state}")
+    return 0
+
+
+def _export(store, args) -> int:
+    from app.study.study import export_study  # noqa: PLC0415
+    from inference.files import write_text_atomic  # noqa: PLC0415
+
+    write_text_atomic(args.out, json.dumps(export_study(store, _study_id(store, args.name)), indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _import(store, args) -> int:
+    from app.study.study import StudyError, import_study  # noqa: PLC0415
+
+    try:
+        data = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise StudyError(f"{args.file}: not a readable study export ({error})") from error
+    study_id = import_study(store, data, name=args.name)
+    print(f"imported as study id {study_id}")
+    return 0
+
+
+def _read(store, args) -> int:
+    from app.gui import run_study_reading  # noqa: PLC0415
+
+    return run_study_reading(store, _study_id(store, args.name), args.reader)
+
+
+COMMANDS = {"create": _create, "scores": _scores, "results": _results, "status": _status, "export": _export,
+            "import": _import, "read": _read}
+
+
+def run(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        return COMMANDS[args.study_command](store, args)
+    finally:
+        store.close()

@@ -1,0 +1,69 @@
+"""The command line: every documented form parses as meant; the workstation is the default command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.cli.parser import build_parser, parse_args, with_default_command
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("argv, command", [
+    ([], "open"),
+    (["exam_folder"], "open"),
+    (["--device", "cpu", "analyze", "E"], "analyze"),
+    (["analyze", "E", "--device", "cpu"], "analyze"),
+    (["-v", "study", "status", "pilot"], "study"),
+    (["open", "report"], "open"),
+    (["--screenshot", "shot.png", "E"], "open"),
+    (["report", "E", "--out", "o"], "report"),
+    (["train", "--config", "c.json"], "train"),
+])
+def test_documented_forms(argv, command):
+    assert parse_args(argv).command == command
+
+
+def test_options_before_the_subcommand_are_kept():
+    args = parse_args(["--device", "cpu", "--mode", "fast", "analyze", "E"])
+    assert (args.device, args.mode, args.exam) == ("cpu", "fast", ["E"])
+    args = parse_args(["analyze", "E", "--device", "cuda"])
+    assert args.device == "cuda" and args.mode is None
+
+
+def test_a_folder_named_like_a_subcommand_opens_with_open():
+    args = parse_args(["open", "report"])
+    assert args.command == "open" and args.exam == "report"
+    assert with_default_command(["./report"], build_parser()) == ["open", "./report"]
+
+
+def test_several_models_and_the_exam_after_them(tmp_path):
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    a.write_bytes(b"")
+    b.write_bytes(b"")
+    exam = tmp_path / "exam"
+    exam.mkdir()
+    (exam / "0_L-CC.png").write_bytes(b"")
+    args = parse_args(["analyze", str(exam), "--models", str(a), str(b), "--json", "out.json"])
+    assert args.models == [str(a), str(b)] and args.exam == [str(exam)] and args.json == "out.json"
+    args = parse_args(["--screenshot", "s.png", "--models", str(a), str(exam)])  # README's form
+    assert args.command == "open" and args.models == [str(a)] and args.exam == str(exam)
+
+
+def test_help_lists_every_command_and_version_answers():
+    done = subprocess.run([sys.executable, "main.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    for command in ("open", "analyze", "report", "study", "train"):
+        assert f"    {command} " in done.stdout
+    done = subprocess.run([sys.executable, "main.py", "--version"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("Mammo Reader ")
+
+
+def test_analyze_without_an_exam_says_so():
+    done = subprocess.run([sys.executable, "main.py", "analyze"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "give the exam" in done.stderr
