@@ -23,13 +23,20 @@ def config_dir() -> Path:
 
 @dataclass(frozen=True)
 class AppSettings:
-    """Preferences. ``model_path`` is a checkpoint file or a folder of them ("" = none configured)."""
+    """Preferences.
+
+    ``model_path``: checkpoint files or folders, several separated by ``os.pathsep`` ("" = the built-in demo
+    model). The reading defaults are those of second reading with an AI: the reader commits an estimate
+    before the model is shown (``blind_first``), and the maps appear on demand (``show_overlays`` False:
+    H shows them), so that the AI's marks do not steer where the reader looks first (automation bias).
+    """
 
     model_path: str = ""
     device: str = "auto"
     mode: str = "exact"
     auto_run: bool = True
-    blind_first: bool = False
+    blind_first: bool = True
+    show_overlays: bool = False
     reader_name: str = ""
 
     @classmethod
@@ -46,8 +53,7 @@ class AppSettings:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def save(self, folder: Path | None = None) -> None:
-        folder = folder or config_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "settings.json.tmp"
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=1), encoding="utf-8")
-        tmp.replace(folder / "settings.json")
+        """Write atomically (a full disk leaves the previous settings intact)."""
+        from inference.files import write_text_atomic  # noqa: PLC0415
+
+        write_text_atomic((folder or config_dir()) / "settings.json", json.dumps(dataclasses.asdict(self), indent=1))

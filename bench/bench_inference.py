@@ -25,7 +25,9 @@ from timing import median_time  # noqa: E402
 from inference.exam import load_exam  # noqa: E402
 from inference.memory import reuse_freed_memory  # noqa: E402
 from inference.models.gmic import crop_upper_left, retrieve_rois, top_t_pooling  # noqa: E402
-from inference.pipeline import Mode, analyze_exam, choose_device, numerics, runnable_model  # noqa: E402
+from inference.backends.common import numerics, runnable  # noqa: E402
+from inference.backends.gmic import GMICFamily  # noqa: E402
+from inference.pipeline import Mode, analyze_exam, choose_device  # noqa: E402
 from inference.preprocess import crop_breast, needs_flip, optimal_center, prepare_view  # noqa: E402
 from inference.views import View  # noqa: E402
 from inference.weights import load_model  # noqa: E402
@@ -77,17 +79,17 @@ def main() -> None:
     goldens = sorted(glob.glob(str(shared / "reference/gmic/golden_*.npz")))
     inputs = {Path(g).stem: np.load(g)["input"] for g in goldens}
     for mode in (Mode.EXACT, Mode.FAST):
-        model = runnable_model(loaded.model, device, mode)
+        model = runnable(loaded.model, device, mode.value, GMICFamily.fast)
         x = torch.from_numpy(inputs["golden_exam0_L-CC"])[None, None].to(device).contiguous(
             memory_format=torch.channels_last)
         start = time.perf_counter()
-        with numerics(device, mode):
+        with numerics(device, mode.value):
             model(x)
         sync(device)
         first = time.perf_counter() - start
 
         def part_global():
-            with numerics(device, mode):
+            with numerics(device, mode.value):
                 out = model.global_forward(x)
             sync(device)
             return out
@@ -95,7 +97,7 @@ def main() -> None:
         h_g, saliency = part_global()
 
         def part_roi():
-            with numerics(device, mode):
+            with numerics(device, mode.value):
                 cells = retrieve_rois(saliency.float(), 6, (4, 4))
                 locations = model.cells_to_pixels(cells, (2944, 1920))
                 top_t_pooling(saliency, 0.02)
@@ -106,12 +108,12 @@ def main() -> None:
         patches = part_roi()
 
         def part_local():
-            with numerics(device, mode):
+            with numerics(device, mode.value):
                 model.local_forward(patches)
             sync(device)
 
         def full():
-            with numerics(device, mode):
+            with numerics(device, mode.value):
                 model(x)
             sync(device)
 
@@ -125,14 +127,14 @@ def main() -> None:
         print(f"\n4-view exam end to end ({mode.value}): {median_time(run, max(2, args.runs // 2)):.2f} s")
 
     print("\nfast vs exact on every oracle input (max |delta| of y_fusion, saliency; patch locations equal):")
-    exact_model = runnable_model(loaded.model, device, Mode.EXACT)
-    fast_model = runnable_model(loaded.model, device, Mode.FAST)
+    exact_model = runnable(loaded.model, device, Mode.EXACT.value, GMICFamily.fast)
+    fast_model = runnable(loaded.model, device, Mode.FAST.value, GMICFamily.fast)
     worst = 0.0
     for name, array in inputs.items():
         x = torch.from_numpy(array)[None, None].to(device).contiguous(memory_format=torch.channels_last)
-        with numerics(device, Mode.EXACT):
+        with numerics(device, "exact"):
             a = exact_model(x)
-        with numerics(device, Mode.FAST):
+        with numerics(device, "fast"):
             b = fast_model(x)
         dy = (a.y_fusion.float() - b.y_fusion.float()).abs().max().item()
         ds = (a.saliency_map.float() - b.saliency_map.float()).abs().max().item()

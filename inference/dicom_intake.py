@@ -18,14 +18,14 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import ExplicitVRLittleEndian
 
-from inference.exam import (
+from inference.errors import ExamError
+from inference.image import (
     MAX_PIXELS,
     DisplayWindow,
-    ExamError,
     PatientInfo,
     ViewImage,
-    _orient,
-    _screening_slot,
+    orient,
+    screening_slot,
     to_model_image,
     view_from_text,
 )
@@ -317,11 +317,11 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         raise ExamError(str(error), path) from error
     warnings += notes
 
-    view, aside_reason = _screening_slot(laterality, projection, modifiers)
+    view, aside_reason = screening_slot(laterality, projection, modifiers)
     if aside_reason:
         warnings.append(aside_reason)
     orientation = _text(ds, "PatientOrientation")
-    flip = _orient(model_image, laterality, orientation, warnings)
+    flip = orient(model_image, laterality, orientation, warnings)
     spacing, spacing_source = _spacing(ds)
     windows = _windows(ds)
     voi = _voi_lut_dataset(ds)
@@ -337,6 +337,7 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         "study_uid": _text(ds, "StudyInstanceUID"),
         "date": _text(ds, "StudyDate"),
         "series_uid": _text(ds, "SeriesInstanceUID"),
+        "issuer": _text(ds, "IssuerOfPatientID"),
         "frame_of_reference_uid": _text(ds, "FrameOfReferenceUID"),
         "sop_class_uid": _text(ds, "SOPClassUID"),
         "manufacturer": _text(ds, "Manufacturer"),

@@ -21,3 +21,11 @@ class MammoError(Exception):
 
 class PreprocessError(MammoError):
     """An image that cannot be prepared for the model (for example: no breast tissue found)."""
+
+
+class ExamError(MammoError):
+    """An exam or image that cannot be used, with the file concerned and the reason in plain words."""
+
+
+class CheckpointError(MammoError):
+    """A checkpoint that cannot be used: unreadable, unsafe, or not a state dict of a known model family."""

@@ -31,21 +31,22 @@ def _auc(scores: list[float], truth: list[int]) -> float:
     return float(((d > 0) + 0.5 * (d == 0)).mean())
 
 
-def saliency_peak_on_lesion(view_result, lesion_mask: np.ndarray, class_index: int, tolerance_px: int = 64) -> bool:
-    """Whether the class map's maximum, mapped to the stored image, falls within ``tolerance_px`` of the
-    lesion (one saliency cell is 64 input pixels)."""
-    cells = view_result.saliency[class_index]
+def saliency_peak_on_lesion(layer, lesion_mask: np.ndarray, tolerance_px: int = 64) -> bool:
+    """Whether a heat layer's maximum, mapped to the stored image, falls within ``tolerance_px`` of the
+    lesion (one GMIC saliency cell is 64 input pixels)."""
+    from inference.backends.base import map_points  # noqa: PLC0415
+
+    cells = layer.values
     i, j = np.unravel_index(int(np.argmax(cells)), cells.shape)
-    h, w = cells.shape
-    centre_input = np.array([(i + 0.5) * view_result.mapping.input_shape[0] / h,
-                             (j + 0.5) * view_result.mapping.input_shape[1] / w])
-    row, col = view_result.mapping.to_original(centre_input)
+    row, col = map_points(layer.to_original, np.array([i + 0.5, j + 0.5]))
     grown = cv2.dilate(lesion_mask.astype(np.uint8), np.ones((2 * tolerance_px + 1,) * 2, np.uint8))
     r, c = int(np.floor(row)), int(np.floor(col))
     return 0 <= r < grown.shape[0] and 0 <= c < grown.shape[1] and bool(grown[r, c])
 
 
 def evaluate_on_phantoms(models, exams: int = 20, seed: int = 90_000, device: str | None = "cpu") -> PhantomEvaluation:
+    """AUCs and saliency hit rates of the first model group on fresh phantom exams (classes benign,
+    malignant: the phantoms' labels)."""
     names = ("benign", "malignant")
     view_scores = {n: ([], []) for n in names}
     breast_scores = {n: ([], []) for n in names}
@@ -53,18 +54,20 @@ def evaluate_on_phantoms(models, exams: int = 20, seed: int = 90_000, device: st
     for k in range(exams):
         exam = generate_exam(seed + k)
         result = analyze_exam({v: p.image for v, p in exam.views.items()}, models, device=device)
+        entry = result.entries[0].id
         for view, phantom in exam.views.items():
             side = "left" if view.laterality == Laterality.LEFT else "right"
-            for c, name in enumerate(names):
+            view_result = result.views[view].entries[entry]
+            for name in names:
                 truth = exam.labels[f"{side}_{name}"]
-                view_scores[name][0].append(float(result.views[view].probabilities[c]))
+                view_scores[name][0].append(float(view_result.probabilities[name]))
                 view_scores[name][1].append(truth)
                 if phantom.lesion_masks[name].any():
-                    hits[name].append(saliency_peak_on_lesion(result.views[view], phantom.lesion_masks[name], c))
+                    hits[name].append(saliency_peak_on_lesion(view_result.layer(name), phantom.lesion_masks[name]))
         for side, breast in result.breasts.items():
             label = "left" if side == Laterality.LEFT else "right"
-            for c, name in enumerate(names):
-                breast_scores[name][0].append(float(breast.probabilities[c]))
+            for name in names:
+                breast_scores[name][0].append(float(breast.entries[entry].probabilities[name]))
                 breast_scores[name][1].append(exam.labels[f"{label}_{name}"])
     return PhantomEvaluation(
         exams=exams,

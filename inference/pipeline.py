@@ -1,38 +1,47 @@
-"""Exam analysis: prepare each view, run every model, gather per-view, per-breast and exam results.
+"""Exam analysis: prepare each view once per preprocessing, run every model, gather per-view, per-breast and
+exam results for every model group.
 
 ``analyze_exam`` is long work written as a plain function with ``progress(stage, done, total)`` and
 ``cancel() -> bool`` callbacks; the app wraps it in its one generic worker. Everything it returns is a frozen
-dataclass of numpy arrays with coordinates in a named frame, so no caller touches a torch module.
+dataclass of numpy arrays and plain values (see ``inference.backends.base``), so no caller touches a torch
+module, and nothing in it assumes a family: classes, layers and regions are whatever the models declared.
+
+Several groups (``--models A B``) are analysed side by side; an ensemble (a folder) is the mean of its
+members' probabilities and, where every member gives the same layer on the same grid, of their maps. An
+ensemble's regions are those of its first member, and say so (``regions_from``).
+
+Breasts: per class, the mean of the breast's CC and MLO probabilities (the GMIC paper). The exam decision
+follows each model's declared malignancy rule: P(malignant) of a breast is the sum of the probabilities of
+the classes the rule names, the exam's is the maximum over breasts. Views with an unresolved possible
+laterality error (``Exam.laterality_conflicts``) are analysed and shown but not counted.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import platform
-import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
 import torch
-import torch._dynamo.exc
 
-from inference.models.fold import fold_batchnorm
-from inference.models.gmic import GMIC, GMICOutput
-from inference.preprocess import Mapping as FrameMapping
-from inference.preprocess import PreparedView, prepare_view
+from inference import backends
+from inference.backends.base import HeatLayer, InputFrame, ModelIdentity, ModelViewOutput, Prepared, ScoredRegion
+from inference.backends.common import fast_mode_numerics, numerics
 from inference.views import Laterality, Projection, View
-from inference.weights import LoadedModel, ModelIdentity
+from inference.weights import LoadedModel, ModelGroup, group_label
 
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int, int], None]
 CancelCallback = Callable[[], bool]
-CLASS_NAMES = ("benign", "malignant")
+
+__all__ = ["BreastResult", "Cancelled", "EntryViewResult", "ExamDecision", "ExamResult", "Mode", "ModelEntry",
+           "Provenance", "ViewResult", "analyze_exam", "choose_device", "fast_mode_numerics", "numerics"]
 
 
 class Mode(StrEnum):
@@ -47,86 +56,110 @@ class Cancelled(Exception):
 
 
 @dataclass(frozen=True)
-class Patch:
-    """One retrieved region of interest.
+class ModelEntry:
+    """One entry of an analysis: a model or an ensemble (``ModelGroup``), by what it declares."""
 
-    Attributes:
-        rank: 1-based order of retrieval (1 = most salient).
-        box_input: (top, left, bottom, right) in the model-input frame; bottom/right exclusive.
-        box_original: the same box in the original image frame (float pixel edges; may extend past the
-            image where the window was zero padded).
-        attention: gated-attention weight (the K weights of a view sum to 1).
-        pixels: (h, w) float32 patch as the model saw it (standardised, breast facing right).
-    """
+    id: str
+    label: str
+    family: str
+    classes: tuple[str, ...]
+    malignancy: tuple[str, ...]
+    exclusive: bool
+    members: tuple[ModelIdentity, ...]
 
-    rank: int
-    box_input: tuple[int, int, int, int]
-    box_original: tuple[float, float, float, float]
-    attention: float
-    pixels: np.ndarray
+    @property
+    def has_malignancy(self) -> bool:
+        return bool(self.malignancy)
+
+    def malignant(self, probabilities: Mapping[str, float]) -> float | None:
+        """P(malignant) by the declared rule, or None for a family that has no malignancy score."""
+        if not self.malignancy:
+            return None
+        return float(min(1.0, sum(probabilities[c] for c in self.malignancy)))
 
 
 @dataclass(frozen=True)
-class ModelViewResult:
-    """One model's output on one view.
+class EntryViewResult:
+    """One entry's answer on one view.
 
     Attributes:
-        model: which checkpoint.
-        y_fusion, y_global, y_local: (2,) probabilities (benign, malignant).
-        saliency: (2, h, w) float32 class maps in the model-input frame.
-        patches: the K patches.
+        probabilities: class -> probability (the mean over an ensemble's members).
+        spread: class -> standard deviation over the members (0 for one model).
+        layers: heat layers (ensemble means where the members' layers share a grid).
+        regions: scored regions (of ``regions_from``'s member for an ensemble).
+        extras: named family outputs (means), e.g. GMIC's y_global, y_local.
+        members: every member's own output.
+        regions_from: the member whose regions are shown ("" for a single model).
+        frame: the model input of this view (for the first member).
     """
 
-    model: ModelIdentity
-    y_fusion: np.ndarray
-    y_global: np.ndarray
-    y_local: np.ndarray
-    saliency: np.ndarray
-    patches: tuple[Patch, ...]
+    probabilities: Mapping[str, float]
+    spread: Mapping[str, float]
+    layers: tuple[HeatLayer, ...]
+    regions: tuple[ScoredRegion, ...]
+    extras: Mapping[str, Mapping[str, float]]
+    members: tuple[ModelViewOutput, ...]
+    regions_from: str
+    frame: InputFrame
+
+    def layer(self, class_name: str | None, name: str | None = None) -> HeatLayer | None:
+        """The primary layer of a class (or the one called ``name``)."""
+        for layer in self.layers:
+            if layer.class_name == class_name and (layer.name == name if name else layer.primary):
+                return layer
+        return None
 
 
 @dataclass(frozen=True)
 class ViewResult:
-    """The analysis of one view; ensemble values are means over the models.
+    """The analysis of one view.
 
     Attributes:
         view: which view.
-        probabilities: (2,) y_fusion (benign, malignant), mean over models: the model's answer.
-        y_global, y_local: (2,) ensemble means of the auxiliary outputs.
-        spread: (2,) standard deviation of y_fusion over models (0 for one model).
-        saliency: (2, h, w) ensemble-mean class maps in the model-input frame; draw them through ``mapping``.
-        mapping: model-input frame <-> original image frame of this view.
-        per_model: each model's own output (patches differ between models).
+        original_shape: (rows, cols) of the image as stored.
+        entries: entry id -> that entry's result.
         warnings: non-fatal oddities found while preparing the view.
+        counted: False when the view is shown but left out of breast and exam scores (``uncounted_reason``).
     """
 
     view: View
-    probabilities: np.ndarray
-    y_global: np.ndarray
-    y_local: np.ndarray
-    spread: np.ndarray
-    saliency: np.ndarray
-    mapping: FrameMapping
-    per_model: tuple[ModelViewResult, ...]
+    original_shape: tuple[int, int]
+    entries: Mapping[str, EntryViewResult]
     warnings: tuple[str, ...] = ()
+    counted: bool = True
+    uncounted_reason: str = ""
 
-    @property
-    def patches(self) -> tuple[Patch, ...]:
-        """The patches of the first model (the one shown by default)."""
-        return self.per_model[0].patches
 
-    def saliency_in_original(self, class_index: int) -> np.ndarray:
-        """Class map resampled onto the original image grid (NaN outside the model window)."""
-        return self.mapping.map_to_original(self.saliency[class_index])
+@dataclass(frozen=True)
+class BreastScores:
+    probabilities: Mapping[str, float]
+    malignant: float | None
 
 
 @dataclass(frozen=True)
 class BreastResult:
-    """Breast-level probabilities: the mean of the breast's CC and MLO view probabilities (GMIC paper)."""
+    """Breast level: per entry the per-class mean of the breast's counted CC and MLO views."""
 
     laterality: Laterality
-    probabilities: np.ndarray
     views: tuple[View, ...]
+    entries: Mapping[str, BreastScores]
+
+
+@dataclass(frozen=True)
+class ExamDecision:
+    """Exam level for one entry.
+
+    Attributes:
+        malignant: the maximum over breasts of P(malignant), or None (no malignancy rule, or no breast).
+        breast: the breast that decides.
+        probabilities: for independent (sigmoid) classes the per-class maximum over breasts; for exclusive
+            (softmax) classes the deciding breast's own probabilities (a per-class maximum would mix
+            breasts, and a "normal" class maximum says nothing).
+    """
+
+    malignant: float | None
+    breast: Laterality | None
+    probabilities: Mapping[str, float]
 
 
 @dataclass(frozen=True)
@@ -140,23 +173,32 @@ class Provenance:
     threads: int
     python: str = field(default_factory=platform.python_version)
     notices: tuple[str, ...] = ()
+    numerics: str = "fp32"
 
 
 @dataclass(frozen=True)
 class ExamResult:
-    """Everything the analysis of one exam produced. Coordinates the UI uses are in original frames.
+    """Everything the analysis of one exam produced. Coordinates are in the original image frames.
 
     Attributes:
+        entries: the analysed models and ensembles, in the order given.
         views: per-view results.
-        breasts: per-breast results (only breasts with at least one view).
-        probabilities: (2,) exam level: the maximum over breasts.
+        breasts: per-breast results (breasts with at least one counted view).
+        exam: entry id -> the exam-level decision.
         provenance: models, device, mode, versions, notices (e.g. a fallback to the CPU).
     """
 
+    entries: tuple[ModelEntry, ...]
     views: dict[View, ViewResult]
     breasts: dict[Laterality, BreastResult]
-    probabilities: np.ndarray
+    exam: dict[str, ExamDecision]
     provenance: Provenance
+
+    def entry(self, entry_id: str | None = None) -> ModelEntry:
+        """The entry called ``entry_id`` (default: the first)."""
+        if entry_id is None:
+            return self.entries[0]
+        return next(e for e in self.entries if e.id == entry_id)
 
 
 def choose_device(requested: str | torch.device | None = None) -> tuple[torch.device, tuple[str, ...]]:
@@ -169,191 +211,178 @@ def choose_device(requested: str | torch.device | None = None) -> tuple[torch.de
     return device, ()
 
 
-def fast_mode_numerics(device: torch.device) -> str:
-    """The arithmetic of the fast mode on ``device``: ``bf16`` (autocast) on CUDA, ``fp32`` on the CPU."""
-    return "bf16" if device.type == "cuda" else "fp32"
+# ------------------------------------------------------------------------------------------------- inputs
 
 
-@contextlib.contextmanager
-def numerics(device: torch.device, mode: Mode) -> Iterator[None]:
-    """Inference mode, and on CUDA: TF32 off in exact mode, bf16 autocast in fast mode."""
-    if device.type != "cuda":
-        with torch.inference_mode():
-            yield
-        return
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    exact = mode == Mode.EXACT
-    torch.backends.cuda.matmul.allow_tf32 = not exact
-    torch.backends.cudnn.allow_tf32 = not exact
-    try:
-        with torch.inference_mode(), (
-            torch.autocast("cuda", dtype=torch.bfloat16) if not exact else contextlib.nullcontext()
-        ):
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-_FAST_MODELS: weakref.WeakKeyDictionary[GMIC, tuple[str, GMIC]] = weakref.WeakKeyDictionary()
-
-
-def _compile(model: GMIC) -> GMIC:
-    """Compile the two networks (the heavy part) with TorchInductor when it works here; else leave eager."""
-    try:
-        model.global_net = torch.compile(model.global_net, dynamic=False)
-        model.local_net = torch.compile(model.local_net, dynamic=False)
-    except (RuntimeError, ImportError) as error:  # no compiler tool chain, unsupported platform
-        logger.info("torch.compile unavailable (%s); the fast mode runs eagerly", error)
-    return model
-
-
-def runnable_model(model: GMIC, device: torch.device, mode: Mode) -> GMIC:
-    """The module to call for ``mode`` on ``device``: the model itself (exact), or a cached folded and
-    compiled copy (fast). Channels-last memory format either way (faster on both the CPU and CUDA)."""
-    model = model.to(device=device, memory_format=torch.channels_last).eval()
-    if mode == Mode.EXACT:
-        return model
-    cached = _FAST_MODELS.get(model)
-    if cached is None or cached[0] != str(device):
-        fast = fold_batchnorm(model).to(device=device, memory_format=torch.channels_last)
-        cached = (str(device), _compile(fast))
-        _FAST_MODELS[model] = cached
-    return cached[1]
-
-
-def _forward(model: GMIC, x: torch.Tensor, device: torch.device, mode: Mode) -> GMICOutput:
-    with numerics(device, mode):
-        try:
-            return model(x)
-        except torch._dynamo.exc.BackendCompilerFailed as error:  # e.g. no C++ compiler on this machine
-            logger.info("compiled fast path failed (%s); running eagerly", type(error).__name__)
-            model.global_net = getattr(model.global_net, "_orig_mod", model.global_net)
-            model.local_net = getattr(model.local_net, "_orig_mod", model.local_net)
-            return model(x)
-
-
-def _as_loaded(models: Sequence[LoadedModel | GMIC] | LoadedModel | GMIC) -> list[LoadedModel]:
-    if isinstance(models, (LoadedModel, GMIC)):
+def as_groups(models: object) -> list[ModelGroup]:
+    """Normalise what callers pass: a LoadedModel, a ModelGroup, or a sequence of them; a nested sequence of
+    LoadedModels is an ensemble. Each bare LoadedModel is its own entry."""
+    if isinstance(models, (LoadedModel, ModelGroup)):
         models = [models]
-    loaded = []
-    for index, model in enumerate(models):
-        if isinstance(model, GMIC):
-            identity = ModelIdentity(
-                path="<in memory>", git_blob_sha1="", sha256="", published_name=None,
-                percent_t=model.config.percent_t, label=f"model {index + 1}",
-            )
-            model = LoadedModel(model=model, identity=identity)
-        loaded.append(model)
-    if not loaded:
+    if not isinstance(models, Sequence) or not models:
         raise ValueError("at least one model is needed")
-    return loaded
+    taken: set[str] = set()
+    groups = []
+    for item in models:
+        if isinstance(item, ModelGroup):
+            group = item
+        elif isinstance(item, LoadedModel):
+            group = ModelGroup(item.identity.label, (item,), item.identity.label)
+        elif isinstance(item, Sequence) and item and all(isinstance(m, LoadedModel) for m in item):
+            group = ModelGroup(f"ensemble-{len(groups) + 1}", tuple(item), group_label(item))
+        else:
+            raise ValueError(f"not a model: {type(item).__name__}")
+        unique, number = group.id, 2
+        while unique in taken:
+            unique, number = f"{group.id}-{number}", number + 1
+        taken.add(unique)
+        groups.append(group if unique == group.id else ModelGroup(unique, group.members, group.label))
+    return groups
 
 
-def _views_of(views: object, horizontal_flip: bool | None) -> tuple[dict[View, np.ndarray], dict[View, bool]]:
-    """Images and per-view "stored mirrored" flags from an ``Exam`` (anything with ``model_images()``) or a
-    mapping of view -> 2-D array (all views sharing ``horizontal_flip``, default False)."""
+def _views_of(views: object, horizontal_flip: bool | None) -> tuple[dict[View, np.ndarray], dict[View, bool], dict[View, str]]:
+    """Images, per-view "stored mirrored" flags and uncounted views from an ``Exam`` (anything with
+    ``model_images()``) or a mapping of view -> 2-D array (all sharing ``horizontal_flip``, default False)."""
     if hasattr(views, "model_images"):
         images = views.model_images()
         flips = views.horizontal_flips()
         if horizontal_flip is not None:
             flips = {v: horizontal_flip for v in images}
-        return images, flips
+        uncounted = {v: views.laterality_message(v) for v in getattr(views, "laterality_conflicts", ())}
+        return images, flips, uncounted
     if not isinstance(views, Mapping) or not views:
         raise ValueError("views must be an Exam or a non-empty mapping of View to image array")
     images = {View.parse(key): np.asarray(image) for key, image in views.items()}
-    return images, {v: bool(horizontal_flip) for v in images}
+    return images, {v: bool(horizontal_flip) for v in images}, {}
 
 
-def _to_view_result(
-    prepared: PreparedView, outputs: list[tuple[ModelIdentity, GMICOutput, int]]
-) -> ViewResult:
-    per_model = []
-    for identity, out, i in outputs:
-        crop_h, crop_w = out.patches.shape[-2:]
-        patches = []
-        for k in range(out.patch_locations.shape[1]):
-            r, c = (int(v) for v in out.patch_locations[i, k])
-            box = (r, c, r + int(crop_h), c + int(crop_w))
-            patches.append(
-                Patch(
-                    rank=k + 1,
-                    box_input=box,
-                    box_original=prepared.mapping.box_to_original(box),
-                    attention=float(out.patch_attention[i, k]),
-                    pixels=out.patches[i, k].float().cpu().numpy(),
-                )
-            )
-        per_model.append(
-            ModelViewResult(
-                model=identity,
-                y_fusion=out.y_fusion[i].float().cpu().numpy(),
-                y_global=out.y_global[i].float().cpu().numpy(),
-                y_local=out.y_local[i].float().cpu().numpy(),
-                saliency=out.saliency_map[i].float().cpu().numpy(),
-                patches=tuple(patches),
-            )
-        )
-    fusion = np.stack([m.y_fusion for m in per_model])
-    return ViewResult(
-        view=prepared.view,
-        probabilities=fusion.mean(axis=0),
-        y_global=np.stack([m.y_global for m in per_model]).mean(axis=0),
-        y_local=np.stack([m.y_local for m in per_model]).mean(axis=0),
-        spread=fusion.std(axis=0),
-        saliency=np.stack([m.saliency for m in per_model]).mean(axis=0),
-        mapping=prepared.mapping,
-        per_model=tuple(per_model),
-        warnings=prepared.warnings,
-    )
+# ------------------------------------------------------------------------------------------------- gathering
 
 
-def breast_results(views: Mapping[View, ViewResult]) -> dict[Laterality, BreastResult]:
-    """Mean of the CC and MLO probabilities of each breast that has views."""
+def _mean(dicts: Sequence[Mapping[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    keys = list(dicts[0])
+    values = np.array([[d[k] for k in keys] for d in dicts], dtype=np.float64)
+    return dict(zip(keys, values.mean(axis=0).tolist(), strict=True)), dict(zip(keys, values.std(axis=0).tolist(),
+                                                                             strict=True))
+
+
+def _ensemble_layers(members: Sequence[ModelViewOutput]) -> tuple[HeatLayer, ...]:
+    """Each layer of the first member, averaged over the members that give it on the same grid; a layer some
+    member gives differently is the first member's own, named so."""
+    first, out = members[0], []
+    for layer in first.layers:
+        same = [next((l for l in m.layers if l.name == layer.name and l.class_name == layer.class_name
+                      and l.values.shape == layer.values.shape and np.allclose(l.to_original, layer.to_original)),
+                     None) for m in members]
+        if all(s is not None for s in same):
+            values = np.mean([s.values for s in same], axis=0).astype(np.float32)
+            out.append(HeatLayer(layer.name, layer.class_name, values, layer.to_original, layer.primary, layer.smooth))
+        else:
+            out.append(HeatLayer(f"{layer.name} (first model only)", layer.class_name, layer.values,
+                                 layer.to_original, layer.primary, layer.smooth))
+    return tuple(out)
+
+
+def entry_view(outputs: Sequence[ModelViewOutput], first_label: str) -> EntryViewResult:
+    """One entry's view result from its members' outputs (``first_label``: the first member's name)."""
+    probabilities, spread = _mean([o.probabilities for o in outputs])
+    extras = {name: _mean([o.extras[name] for o in outputs])[0] for name in outputs[0].extras
+              if all(name in o.extras for o in outputs)}
+    several = len(outputs) > 1
+    source = first_label if several else ""
+    regions = tuple(ScoredRegion(r.rank, r.box_original, r.score, r.kind, r.probabilities, r.box_input, r.size,
+                                 r.pixels, source) for r in outputs[0].regions) if several else outputs[0].regions
+    return EntryViewResult(probabilities, spread, _ensemble_layers(outputs) if several else outputs[0].layers,
+                           regions, extras, tuple(outputs), source, outputs[0].frame)
+
+
+def entry_of(group: ModelGroup) -> ModelEntry:
+    identity = group.identity
+    return ModelEntry(group.id, group.label, identity.family, identity.classes, identity.malignancy,
+                      identity.exclusive, tuple(m.identity for m in group.members))
+
+
+def breast_results(views: Mapping[View, ViewResult], entries: Sequence[ModelEntry]) -> dict[Laterality, BreastResult]:
+    """Per breast with counted views and per entry: the per-class mean of its CC and MLO probabilities."""
     breasts = {}
     for side in Laterality:
-        present = [views[v] for v in (View.of(side, Projection.CC), View.of(side, Projection.MLO)) if v in views]
-        if present:
-            breasts[side] = BreastResult(
-                laterality=side,
-                probabilities=np.mean([r.probabilities for r in present], axis=0),
-                views=tuple(r.view for r in present),
-            )
+        present = [views[v] for v in (View.of(side, Projection.CC), View.of(side, Projection.MLO))
+                   if v in views and views[v].counted]
+        if not present:
+            continue
+        scores = {}
+        for entry in entries:
+            mean, _ = _mean([r.entries[entry.id].probabilities for r in present])
+            scores[entry.id] = BreastScores(mean, entry.malignant(mean))
+        breasts[side] = BreastResult(side, tuple(r.view for r in present), scores)
     return breasts
 
 
-def _run_models(
-    models: list[LoadedModel],
-    prepared: list[PreparedView],
-    device: torch.device,
-    mode: Mode,
-    batch_size: int,
-    progress: ProgressCallback,
-    cancel: CancelCallback,
-) -> dict[View, list[tuple[ModelIdentity, GMICOutput, int]]]:
-    outputs: dict[View, list[tuple[ModelIdentity, GMICOutput, int]]] = {p.view: [] for p in prepared}
-    batches = [prepared[i : i + batch_size] for i in range(0, len(prepared), batch_size)]
-    total = len(models) * len(batches)
-    done = 0
-    for loaded in models:
-        model = runnable_model(loaded.model, device, mode)
-        for batch in batches:
-            if cancel():
-                raise Cancelled()
-            names = ", ".join(p.view.value for p in batch)
-            progress(f"model {loaded.identity.label}: {names}", done, total)
-            x = torch.from_numpy(np.stack([p.input for p in batch]))[:, None]
-            x = x.to(device).contiguous(memory_format=torch.channels_last)
-            out = _forward(model, x, device, mode)
-            for i, p in enumerate(batch):
-                outputs[p.view].append((loaded.identity, out, i))
-            done += 1
-    progress("models", total, total)
+def exam_decisions(breasts: Mapping[Laterality, BreastResult], entries: Sequence[ModelEntry]) -> dict[str, ExamDecision]:
+    decisions = {}
+    for entry in entries:
+        scored = [(b.entries[entry.id], side) for side, b in breasts.items()]
+        if not scored:
+            decisions[entry.id] = ExamDecision(None, None, {})
+            continue
+        if entry.has_malignancy:
+            best, side = max(scored, key=lambda item: item[0].malignant)
+        else:
+            best, side = scored[0][0], None
+        if entry.exclusive:
+            probabilities = dict(best.probabilities)
+        else:
+            probabilities = {c: max(s.probabilities[c] for s, _ in scored) for c in entry.classes}
+        decisions[entry.id] = ExamDecision(best.malignant if entry.has_malignancy else None, side, probabilities)
+    return decisions
+
+
+# ------------------------------------------------------------------------------------------------- running
+
+
+def _prepare_all(groups: list[ModelGroup], images: dict[View, np.ndarray], flips: dict[View, bool],
+                 progress: ProgressCallback) -> dict[str, dict[View, Prepared]]:
+    """Every view prepared once per preprocessing the families need (GMIC and GLAM share theirs)."""
+    kinds: dict[str, object] = {}
+    for group in groups:
+        family = backends.get(group.identity.family)
+        kinds.setdefault(family.preprocessing, family)
+    order = [v for v in View if v in images]
+    jobs = [(kind, view) for kind in kinds for view in order]
+    progress("preprocess", 0, len(jobs))
+    prepared: dict[str, dict[View, Prepared]] = {kind: {} for kind in kinds}
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        futures = {job: pool.submit(kinds[job[0]].prepare, images[job[1]], job[1], flips[job[1]]) for job in jobs}
+        for done, job in enumerate(jobs, start=1):
+            prepared[job[0]][job[1]] = futures[job].result()
+            progress(f"preprocess {job[1].value}", done, len(jobs))
+    return prepared
+
+
+def _run_models(groups: list[ModelGroup], prepared: dict[str, dict[View, Prepared]], device: torch.device, mode: Mode,
+                batch_size: int, progress: ProgressCallback, cancel: CancelCallback) -> dict[str, dict[View, list]]:
+    outputs: dict[str, dict[View, list[ModelViewOutput]]] = {}
+    work = []
+    for group in groups:
+        family = backends.get(group.identity.family)
+        views = list(prepared[family.preprocessing].values())
+        batches = [views[i: i + batch_size] for i in range(0, len(views), batch_size)]
+        work += [(group, member, family, batch) for member in group.members for batch in batches]
+        outputs[group.id] = {p.view: [] for p in views}
+    for done, (group, member, family, batch) in enumerate(work):
+        if cancel():
+            raise Cancelled()
+        names = ", ".join(p.view.value for p in batch)
+        progress(f"model {member.identity.label}: {names}", done, len(work))
+        for p, out in zip(batch, family.run(member.model, batch, device, mode.value, member.identity), strict=True):
+            outputs[group.id][p.view].append(out)
+    progress("models", len(work), len(work))
     return outputs
 
 
 def analyze_exam(
     views: object,
-    models: Sequence[LoadedModel | GMIC] | LoadedModel | GMIC,
+    models: object,
     *,
     device: str | torch.device | None = None,
     progress: ProgressCallback | None = None,
@@ -362,11 +391,12 @@ def analyze_exam(
     horizontal_flip: bool | None = None,
     batch_size: int | None = None,
 ) -> ExamResult:
-    """Analyse an exam with one model or an ensemble.
+    """Analyse an exam with one or several models and ensembles.
 
     Args:
         views: an ``Exam`` or a mapping ``{View: (H, W) array as stored}``.
-        models: loaded checkpoints (see ``inference.weights.load_models``) or bare ``GMIC`` modules.
+        models: a ``LoadedModel``, a ``ModelGroup`` (an ensemble), or a sequence of them (side by side; a
+            nested sequence of LoadedModels is an ensemble). See ``inference.weights.load_model_groups``.
         device: ``auto`` (default), ``cpu`` or ``cuda``; CUDA falls back to the CPU when absent or out of
             memory, with a notice in ``provenance.notices``.
         progress: called as ``progress(stage, done, total)``.
@@ -374,31 +404,19 @@ def analyze_exam(
         mode: ``exact`` (reference numerics) or ``fast``.
         horizontal_flip: the exam's "stored mirrored" flag; defaults to the exam's own, else False.
         batch_size: views per forward pass (default 1 on the CPU, where batching is no faster, 4 on CUDA).
-
-    Returns:
-        The :class:`ExamResult`.
     """
     progress = progress or (lambda stage, done, total: None)
     cancel = cancel or (lambda: False)
-    images, flips = _views_of(views, horizontal_flip)
-    loaded = _as_loaded(models)
+    images, flips, uncounted = _views_of(views, horizontal_flip)
+    groups = as_groups(models)
     mode = Mode(mode)
     device, notices = choose_device(device)
-    order = [v for v in View if v in images]
-
     if cancel():
         raise Cancelled()
-    progress("preprocess", 0, len(order))
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        futures = {v: pool.submit(prepare_view, images[v], v, flips[v]) for v in order}
-        prepared = []
-        for i, v in enumerate(order):
-            prepared.append(futures[v].result())
-            progress(f"preprocess {v.value}", i + 1, len(order))
-
+    prepared = _prepare_all(groups, images, flips, progress)
     size = batch_size or (4 if device.type == "cuda" else 1)
     try:
-        outputs = _run_models(loaded, prepared, device, mode, size, progress, cancel)
+        outputs = _run_models(groups, prepared, device, mode, size, progress, cancel)
     except torch.cuda.OutOfMemoryError:
         if device.type != "cuda":
             raise
@@ -406,17 +424,21 @@ def analyze_exam(
         torch.cuda.empty_cache()
         device = torch.device("cpu")
         notices += ("the GPU ran out of memory; the analysis ran on the CPU instead",)
-        outputs = _run_models(loaded, prepared, device, mode, 1, progress, cancel)
+        outputs = _run_models(groups, prepared, device, mode, 1, progress, cancel)
 
-    view_results = {p.view: _to_view_result(p, outputs[p.view]) for p in prepared}
-    breasts = breast_results(view_results)
-    exam_probabilities = np.max([b.probabilities for b in breasts.values()], axis=0)
+    entries = tuple(entry_of(g) for g in groups)
+    view_results = {}
+    for view in (v for v in View if v in images):
+        warnings = tuple(dict.fromkeys(w for kind in prepared.values() for w in kind[view].warnings))
+        view_results[view] = ViewResult(
+            view=view, original_shape=tuple(int(s) for s in images[view].shape),
+            entries={g.id: entry_view(outputs[g.id][view], g.members[0].identity.label) for g in groups}, warnings=warnings,
+            counted=view not in uncounted, uncounted_reason=uncounted.get(view, ""))
+    notices += tuple(f"{view.value} is not counted in the breast and exam scores: {reason}"
+                     for view, reason in uncounted.items())
+    breasts = breast_results(view_results, entries)
     provenance = Provenance(
-        models=tuple(m.identity for m in loaded),
-        device=str(device),
-        mode=mode,
-        torch_version=torch.__version__,
-        threads=torch.get_num_threads(),
-        notices=notices,
-    )
-    return ExamResult(views=view_results, breasts=breasts, probabilities=exam_probabilities, provenance=provenance)
+        models=tuple(m.identity for g in groups for m in g.members), device=str(device), mode=mode,
+        torch_version=torch.__version__, threads=torch.get_num_threads(), notices=notices,
+        numerics=fast_mode_numerics(device) if mode == Mode.FAST else "fp32")
+    return ExamResult(entries, view_results, breasts, exam_decisions(breasts, entries), provenance)

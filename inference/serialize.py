@@ -1,131 +1,256 @@
-"""ExamResult as plain JSON-ready data (documented, versioned schema; see README "Result JSON")."""
+"""ExamResult as JSON plus binary maps (schema ``mammo-reader/exam-result`` 2.0; README "Result JSON").
+
+The JSON holds every number but the maps; each heat layer names an array in a sibling ``.npz`` file
+(``maps_file``), so that a full-resolution map is a few compressed megabytes instead of hundreds of megabytes
+of JSON lists. Schema 1.0 (GMIC only, saliency as lists) is still read.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from inference.pipeline import CLASS_NAMES, ExamResult, ModelViewResult, ViewResult
+from inference.backends.base import HeatLayer, InputFrame, ModelIdentity, ModelViewOutput, ScoredRegion
+from inference.files import atomic_path
+from inference.pipeline import (
+    BreastResult,
+    BreastScores,
+    EntryViewResult,
+    ExamDecision,
+    ExamResult,
+    Mode,
+    ModelEntry,
+    Provenance,
+    ViewResult,
+)
+from inference.views import Laterality, View
 
-SCHEMA_VERSION = "1.0"
+SCHEMA = "mammo-reader/exam-result"
+SCHEMA_VERSION = "2.0"
 
 
-def _probabilities(values: np.ndarray) -> dict[str, float]:
-    return {name: float(v) for name, v in zip(CLASS_NAMES, values, strict=True)}
-
-
-def _model_view(result: ModelViewResult) -> dict[str, Any]:
+def _region(region: ScoredRegion) -> dict[str, Any]:
     return {
-        "model": result.model.label,
-        "y_fusion": _probabilities(result.y_fusion),
-        "y_global": _probabilities(result.y_global),
-        "y_local": _probabilities(result.y_local),
-        "saliency_input_frame": {name: result.saliency[i].round(6).tolist() for i, name in enumerate(CLASS_NAMES)},
-        "patches": [
-            {
-                "rank": p.rank,
-                "attention": p.attention,
-                "box_input": list(p.box_input),
-                "box_original": [round(v, 3) for v in p.box_original],
+        "rank": region.rank,
+        "box_original": [round(v, 3) for v in region.box_original],
+        "score": region.score,
+        "kind": region.kind,
+        "probabilities": dict(region.probabilities) if region.probabilities is not None else None,
+        "box_input": list(region.box_input) if region.box_input is not None else None,
+        "size": list(region.size) if region.size is not None else None,
+        "source": region.source,
+    }
+
+
+def _layer(layer: HeatLayer, key: str, maps: dict[str, np.ndarray]) -> dict[str, Any]:
+    maps[key] = np.asarray(layer.values, dtype=np.float32)
+    return {"name": layer.name, "class": layer.class_name, "primary": layer.primary, "smooth": layer.smooth,
+            "shape": list(layer.values.shape), "to_original": np.asarray(layer.to_original).tolist(), "map": key}
+
+
+def _frame(frame: InputFrame) -> dict[str, Any]:
+    return {"input_shape": list(frame.input_shape), "to_original": np.asarray(frame.to_original).tolist(),
+            "original_shape": list(frame.original_shape), "record": dict(frame.record)}
+
+
+def _identity(identity: ModelIdentity) -> dict[str, Any]:
+    data = dataclasses.asdict(identity)
+    data["classes"], data["malignancy"] = list(identity.classes), list(identity.malignancy)
+    data["settings"] = dict(identity.settings)
+    return data
+
+
+def result_to_data(result: ExamResult) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(JSON-ready dict, maps): every number of ``result`` except region pixels; maps keyed as the JSON names
+    them."""
+    maps: dict[str, np.ndarray] = {}
+    views = {}
+    for view, view_result in result.views.items():
+        entries = {}
+        for entry_id, r in view_result.entries.items():
+            prefix = f"{view.value}/{entry_id}"
+            entries[entry_id] = {
+                "probabilities": dict(r.probabilities),
+                "spread": dict(r.spread),
+                "extras": {name: dict(values) for name, values in r.extras.items()},
+                "regions": [_region(region) for region in r.regions],
+                "regions_from": r.regions_from,
+                "layers": [_layer(layer, f"{prefix}/{i}", maps) for i, layer in enumerate(r.layers)],
+                "frame": _frame(r.frame),
+                "members": [{"probabilities": dict(m.probabilities),
+                             "extras": {name: dict(values) for name, values in m.extras.items()},
+                             "regions": [_region(region) for region in m.regions]} for m in r.members],
             }
-            for p in result.patches
-        ],
-    }
-
-
-def _view(result: ViewResult) -> dict[str, Any]:
-    m = result.mapping
-    return {
-        "probabilities": _probabilities(result.probabilities),
-        "y_global": _probabilities(result.y_global),
-        "y_local": _probabilities(result.y_local),
-        "ensemble_spread": _probabilities(result.spread),
-        "mapping": {
-            "original_shape": list(m.original_shape),
-            "crop_origin": list(m.crop_origin),
-            "crop_shape": list(m.crop_shape),
-            "flipped": m.flipped,
-            "window_origin": list(m.window_origin),
-            "input_shape": list(m.input_shape),
-            "input_to_original_affine": m.input_to_original_affine().tolist(),
-        },
-        "models": [_model_view(r) for r in result.per_model],
-        "warnings": list(result.warnings),
-    }
-
-
-def exam_result_to_dict(result: ExamResult) -> dict[str, Any]:
-    """Everything in ``result`` except patch pixels, as JSON-ready data."""
+        views[view.value] = {"original_shape": list(view_result.original_shape), "warnings": list(view_result.warnings),
+                             "counted": view_result.counted, "uncounted_reason": view_result.uncounted_reason,
+                             "models": entries}
     provenance = result.provenance
-    return {
-        "schema": "mammo-reader/exam-result",
+    data = {
+        "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
-        "classes": list(CLASS_NAMES),
-        "exam": _probabilities(result.probabilities),
-        "breasts": {
-            side.value: {"probabilities": _probabilities(b.probabilities), "views": [v.value for v in b.views]}
-            for side, b in result.breasts.items()
-        },
-        "views": {view.value: _view(r) for view, r in result.views.items()},
+        "models": [{"id": e.id, "family": e.family, "classes": list(e.classes), "label": e.label,
+                    "malignancy": list(e.malignancy), "exclusive": e.exclusive,
+                    "members": [_identity(m) for m in e.members]} for e in result.entries],
+        "views": views,
+        "breasts": {side.value: {"views": [v.value for v in b.views],
+                                 "models": {i: {"probabilities": dict(s.probabilities), "malignant": s.malignant}
+                                            for i, s in b.entries.items()}}
+                    for side, b in result.breasts.items()},
+        "exam": {"models": {i: {"malignant": d.malignant, "breast": d.breast.value if d.breast else None,
+                                "probabilities": dict(d.probabilities)} for i, d in result.exam.items()}},
         "provenance": {
-            "models": [dataclasses.asdict(m) for m in provenance.models],
+            "models": [_identity(m) for m in provenance.models],
             "device": provenance.device,
             "mode": provenance.mode.value,
+            "numerics": provenance.numerics,
             "torch_version": provenance.torch_version,
             "threads": provenance.threads,
             "python": provenance.python,
             "notices": list(provenance.notices),
         },
     }
+    return data, maps
 
 
-def exam_result_from_dict(data: dict[str, Any]) -> ExamResult:
-    """Rebuild an ExamResult from :func:`exam_result_to_dict` output (patch pixels are not stored: empty)."""
-    from inference.pipeline import BreastResult, ModelViewResult, Mode, Patch, Provenance  # noqa: PLC0415
-    from inference.preprocess import Mapping  # noqa: PLC0415
-    from inference.views import Laterality, View  # noqa: PLC0415
-    from inference.weights import ModelIdentity  # noqa: PLC0415
+def _identity_from(data: Mapping[str, Any]) -> ModelIdentity:
+    known = {f.name for f in dataclasses.fields(ModelIdentity)}
+    values = {k: v for k, v in data.items() if k in known}
+    for key in ("classes", "malignancy"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return ModelIdentity(**values)
 
-    if data.get("schema") != "mammo-reader/exam-result":
+
+def _region_from(d: Mapping[str, Any]) -> ScoredRegion:
+    return ScoredRegion(
+        rank=int(d["rank"]), box_original=tuple(d["box_original"]), score=float(d["score"]), kind=d["kind"],
+        probabilities=d.get("probabilities"), box_input=tuple(d["box_input"]) if d.get("box_input") else None,
+        size=tuple(d["size"]) if d.get("size") else None, source=d.get("source", ""))
+
+
+def _frame_from(d: Mapping[str, Any]) -> InputFrame:
+    return InputFrame(tuple(d["input_shape"]), np.asarray(d["to_original"], dtype=np.float64),
+                      tuple(d["original_shape"]), dict(d.get("record", {})))
+
+
+def result_from_data(data: Mapping[str, Any], maps: Mapping[str, np.ndarray]) -> ExamResult:
+    """Rebuild an ExamResult from :func:`result_to_data` output (region pixels are not stored: None)."""
+    if data.get("schema") != SCHEMA:
         raise ValueError("not a Mammo Reader exam result")
+    if str(data.get("schema_version", "")).startswith("1."):
+        return _from_version_1(data)
+    entries = tuple(ModelEntry(m["id"], m["label"], m["family"], tuple(m["classes"]), tuple(m["malignancy"]),
+                               bool(m["exclusive"]), tuple(_identity_from(i) for i in m["members"]))
+                    for m in data["models"])
+    views = {}
+    for name, v in data["views"].items():
+        results = {}
+        for entry_id, r in v["models"].items():
+            frame = _frame_from(r["frame"])
+            layers = tuple(HeatLayer(layer["name"], layer["class"], np.asarray(maps[layer["map"]], dtype=np.float32),
+                                     np.asarray(layer["to_original"], dtype=np.float64), bool(layer["primary"]),
+                                     bool(layer["smooth"])) for layer in r["layers"])
+            members = tuple(ModelViewOutput(m["probabilities"], (), tuple(_region_from(x) for x in m["regions"]),
+                                            m["extras"], frame) for m in r["members"])
+            results[entry_id] = EntryViewResult(r["probabilities"], r["spread"], layers,
+                                                tuple(_region_from(x) for x in r["regions"]), r["extras"], members,
+                                                r.get("regions_from", ""), frame)
+        views[View(name)] = ViewResult(View(name), tuple(v["original_shape"]), results, tuple(v["warnings"]),
+                                       bool(v.get("counted", True)), v.get("uncounted_reason", ""))
+    breasts = {Laterality(side): BreastResult(Laterality(side), tuple(View(x) for x in b["views"]),
+                                              {i: BreastScores(s["probabilities"], s["malignant"])
+                                               for i, s in b["models"].items()})
+               for side, b in data["breasts"].items()}
+    exam = {i: ExamDecision(d["malignant"], Laterality(d["breast"]) if d["breast"] else None, d["probabilities"])
+            for i, d in data["exam"]["models"].items()}
+    return ExamResult(entries, views, breasts, exam, _provenance_from(data["provenance"]))
 
-    def probs(d: dict[str, float]) -> np.ndarray:
-        return np.array([d[name] for name in CLASS_NAMES], dtype=np.float32)
 
-    identities = tuple(ModelIdentity(**m) for m in data["provenance"]["models"])
-    by_label = {m.label: m for m in identities}
+def _provenance_from(p: Mapping[str, Any]) -> Provenance:
+    return Provenance(models=tuple(_identity_from(m) for m in p["models"]), device=p["device"], mode=Mode(p["mode"]),
+                      torch_version=p["torch_version"], threads=p["threads"], python=p["python"],
+                      notices=tuple(p["notices"]), numerics=p.get("numerics", "fp32"))
+
+
+def _from_version_1(data: Mapping[str, Any]) -> ExamResult:
+    """Schema 1.0: GMIC only, two classes, one ensemble of every model, saliency as 46 x 30 lists."""
+    from inference.pipeline import breast_results, entry_view, exam_decisions  # noqa: PLC0415
+
+    classes = tuple(data.get("classes", ("benign", "malignant")))
+    identities = tuple(_identity_from(m) for m in data["provenance"]["models"])
+    entry = ModelEntry("gmic", identities[0].label if len(identities) == 1 else f"GMIC ensemble of {len(identities)}",
+                       "gmic", classes, ("malignant",), False, identities)
     views = {}
     for name, v in data["views"].items():
         m = v["mapping"]
-        mapping = Mapping(
-            original_shape=tuple(m["original_shape"]), crop_origin=tuple(m["crop_origin"]),
-            crop_shape=tuple(m["crop_shape"]), flipped=bool(m["flipped"]), window_origin=tuple(m["window_origin"]),
-            input_shape=tuple(m["input_shape"]),
-        )
-        per_model = []
+        to_original = np.asarray(m["input_to_original_affine"], dtype=np.float64)
+        frame = InputFrame(tuple(m["input_shape"]), to_original, tuple(m["original_shape"]),
+                           {k: m[k] for k in ("crop_origin", "crop_shape", "flipped", "window_origin")})
+        members = []
         for mv in v["models"]:
-            saliency = np.stack([np.asarray(mv["saliency_input_frame"][c], np.float32) for c in CLASS_NAMES])
-            patches = tuple(
-                Patch(rank=p["rank"], box_input=tuple(p["box_input"]), box_original=tuple(p["box_original"]),
-                      attention=p["attention"], pixels=np.zeros((0, 0), np.float32))
-                for p in mv["patches"]
-            )
-            per_model.append(ModelViewResult(
-                model=by_label.get(mv["model"], identities[0]), y_fusion=probs(mv["y_fusion"]),
-                y_global=probs(mv["y_global"]), y_local=probs(mv["y_local"]), saliency=saliency, patches=patches))
-        views[View(name)] = ViewResult(
-            view=View(name), probabilities=probs(v["probabilities"]), y_global=probs(v["y_global"]),
-            y_local=probs(v["y_local"]), spread=probs(v["ensemble_spread"]),
-            saliency=np.mean([pm.saliency for pm in per_model], axis=0), mapping=mapping,
-            per_model=tuple(per_model), warnings=tuple(v["warnings"]),
-        )
-    breasts = {
-        Laterality(side): BreastResult(Laterality(side), probs(b["probabilities"]), tuple(View(x) for x in b["views"]))
-        for side, b in data["breasts"].items()
-    }
+            saliency = {c: np.asarray(mv["saliency_input_frame"][c], np.float32) for c in classes}
+            affine = frame.layer_affine(saliency[classes[0]].shape)
+            layers = tuple(HeatLayer("saliency", c, saliency[c], affine) for c in classes)
+            regions = tuple(ScoredRegion(int(p["rank"]), tuple(p["box_original"]), float(p["attention"]), "attention",
+                                         box_input=tuple(p["box_input"]),
+                                         size=(p["box_input"][2] - p["box_input"][0], p["box_input"][3] - p["box_input"][1]))
+                            for p in mv["patches"])
+            members.append(ModelViewOutput(mv["y_fusion"], layers, regions,
+                                           {"y_global": mv["y_global"], "y_local": mv["y_local"]}, frame))
+        views[View(name)] = ViewResult(View(name), tuple(m["original_shape"]),
+                                       {entry.id: entry_view(members, identities[0].label)}, tuple(v["warnings"]))
+    breasts = breast_results(views, (entry,))
     p = data["provenance"]
     provenance = Provenance(models=identities, device=p["device"], mode=Mode(p["mode"]), torch_version=p["torch_version"],
                             threads=p["threads"], python=p["python"], notices=tuple(p["notices"]))
-    return ExamResult(views=views, breasts=breasts, probabilities=probs(data["exam"]), provenance=provenance)
+    return ExamResult((entry,), views, breasts, exam_decisions(breasts, (entry,)), provenance)
+
+
+# ------------------------------------------------------------------------------------------------- files
+
+
+def maps_to_bytes(maps: Mapping[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{key.replace("/", "|"): value for key, value in maps.items()})
+    return buffer.getvalue()
+
+
+def maps_from_bytes(data: bytes) -> dict[str, np.ndarray]:
+    if not data:
+        return {}
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        return {key.replace("|", "/"): archive[key] for key in archive.files}
+
+
+def maps_path(json_path: str | Path) -> Path:
+    path = Path(json_path)
+    return path.with_name(path.stem + ".maps.npz")
+
+
+def write_result(result: ExamResult, path: str | Path) -> tuple[Path, Path]:
+    """Write the JSON and its maps file beside it, each atomically; returns both paths."""
+    path = Path(path)
+    data, maps = result_to_data(result)
+    binary = maps_path(path)
+    data["maps_file"] = binary.name
+    with atomic_path(binary) as temporary:
+        temporary.write_bytes(maps_to_bytes(maps))
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    return path, binary
+
+
+def read_result(path: str | Path) -> ExamResult:
+    """Read a result JSON (2.0 with its maps file, or 1.0)."""
+    path = Path(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    maps = {}
+    if data.get("maps_file"):
+        maps = maps_from_bytes((path.parent / data["maps_file"]).read_bytes())
+    return result_from_data(data, maps)

@@ -1,9 +1,13 @@
-"""Finding, identifying and loading GMIC checkpoints.
+"""Finding, identifying and loading checkpoints of every registered model family.
 
 Checkpoints are read with ``torch.load(weights_only=True)`` only: a file holding anything but tensors is
-refused, never executed. The published checkpoints (``sample_model_1.p`` ... ``_5.p``, nyukat/GMIC) use flat
-keys (``ds_net.*``, ``dn_resnet.*``, ``mil_attn_U.*`` ...) and carry one unused key,
-``shared_rep_filter.weight``; :func:`remap_published_keys` translates them onto this package's module tree.
+refused, never executed. Which family a file belongs to comes from its metadata (``<file>.json``: ``family``,
+``classes``, ``malignancy``, ``label``, ``config`` …), else from its content hash (published checkpoints,
+``inference/backends/published.json``), else from its key layout; each family remaps and checks its own
+layout strictly (``inference/backends/<family>.py``).
+
+A *model group* is what one model source gives: one checkpoint, or a folder of them, which is an ensemble
+(the mean of its members; only of one family with the same classes).
 """
 
 from __future__ import annotations
@@ -14,120 +18,44 @@ import logging
 import os
 import pickle
 import re
-import warnings
 from collections.abc import Mapping as MappingABC
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from inference.errors import MammoError
-from inference.models.gmic import GMIC, GMICConfig
+from inference import backends
+from inference.backends.base import LoadedModel, ModelIdentity
+from inference.backends.gmic import remap_published_keys  # noqa: F401 - the published GMIC layout, for callers
+from inference.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PERCENT_T = 0.02
-UNUSED_PUBLISHED_KEYS = frozenset({"shared_rep_filter.weight"})
+__all__ = [
+    "CheckpointError",
+    "LoadedModel",
+    "ModelGroup",
+    "ModelIdentity",
+    "find_checkpoints",
+    "git_blob_sha1",
+    "identify",
+    "load_gmic_checkpoint",
+    "load_model",
+    "load_model_groups",
+    "load_model_sources",
+    "load_models",
+    "published_checkpoints",
+    "read_state_dict",
+    "sha256_of",
+]
+
 CHECKPOINT_SUFFIXES = (".p", ".pt", ".pth", ".ckpt")
-
-
-class CheckpointError(MammoError):
-    """A checkpoint that cannot be used: unreadable, unsafe, or not a GMIC state dict."""
-
-
-@dataclass(frozen=True)
-class PublishedCheckpoint:
-    """One of the five checkpoints released with the GMIC paper."""
-
-    name: str
-    git_blob_sha1: str
-    percent_t: float
-
-
-PUBLISHED_CHECKPOINTS: tuple[PublishedCheckpoint, ...] = (
-    PublishedCheckpoint("sample_model_1.p", "04e473379a8313daa426c38e69bad392fc0be769", 0.02),
-    PublishedCheckpoint("sample_model_2.p", "98074a24bbebdbf030eb2bd9c27e96f4683d336b", 0.03),
-    PublishedCheckpoint("sample_model_3.p", "9304d4b3224ecd4b9bd6717095ef819c779efae5", 0.03),
-    PublishedCheckpoint("sample_model_4.p", "4e87f6453d71e9e9be01504ee8b64ff077c254ee", 0.05),
-    PublishedCheckpoint("sample_model_5.p", "ec942dd65a99aaa3fce8cf00bcd10bdb0ee40e2c", 0.1),
-)
-_BY_SHA1 = {entry.git_blob_sha1: entry for entry in PUBLISHED_CHECKPOINTS}
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """Where a loaded model came from; shown in the UI and written into every result.
-
-    Attributes:
-        path: the checkpoint file.
-        git_blob_sha1: content hash (``git hash-object``), which identifies published checkpoints.
-        sha256: content hash for reports.
-        published_name: ``sample_model_N.p`` when the file is a published checkpoint, else None.
-        percent_t: the pooling threshold in use.
-        label: a short human-readable name.
-        demo: True for the project's synthetic-data demo model (never for clinical use).
-    """
-
-    path: str
-    git_blob_sha1: str
-    sha256: str
-    published_name: str | None
-    percent_t: float
-    label: str
-    demo: bool = False
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A ready model with its identity."""
-
-    model: GMIC
-    identity: ModelIdentity
-
-
-_PUBLISHED_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), replacement)
-    for pattern, replacement in (
-        (r"^ds_net\.first_conv\.(.+)$", r"global_net.stem.\1"),
-        (r"^ds_net\.layer_list\.(\d+)\.(\d+)\.downsample\.0\.(.+)$", r"global_net.stages.\1.\2.shortcut.\3"),
-        (r"^ds_net\.layer_list\.(\d+)\.(\d+)\.((?:bn|conv)[12]\..+)$", r"global_net.stages.\1.\2.\3"),
-        (r"^ds_net\.final_bn\.(.+)$", r"global_net.final_bn.\1"),
-        (r"^left_postprocess_net\.gn_conv_last\.(.+)$", r"saliency_head.\1"),
-        (r"^dn_resnet\.conv1\.(.+)$", r"local_net.stem_conv.\1"),
-        (r"^dn_resnet\.bn1\.(.+)$", r"local_net.stem_bn.\1"),
-        (r"^dn_resnet\.layer([1-4])\.(\d+)\.downsample\.([01])\.(.+)$", r"local_net.stages.<\1>.\2.shortcut.\3.\4"),
-        (r"^dn_resnet\.layer([1-4])\.(\d+)\.((?:bn|conv)[12]\..+)$", r"local_net.stages.<\1>.\2.\3"),
-        (r"^mil_attn_([UVw])\.(.+)$", r"attention.\1.\2"),
-        (r"^classifier_linear\.(.+)$", r"local_classifier.\1"),
-        (r"^fusion_dnn\.(.+)$", r"fusion.\1"),
-    )
-)
-
-
-def remap_published_keys(state: MappingABC[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Translate a state dict in the published GMIC layout into this package's module tree (pure).
-
-    Keys already in this package's layout pass through unchanged; ``shared_rep_filter.weight`` is dropped.
-    Any other key that matches no rule is kept as it is, so that strict loading names it.
-    """
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if key in UNUSED_PUBLISHED_KEYS:
-            continue
-        new_key = key
-        for pattern, replacement in _PUBLISHED_RULES:
-            if pattern.match(key):
-                new_key = pattern.sub(replacement, key)
-                # torchvision numbers ResNet layers from 1; this package's stages from 0
-                new_key = re.sub(r"<(\d)>", lambda m: str(int(m.group(1)) - 1), new_key)
-                break
-        out[new_key] = value
-    return out
 
 
 def git_blob_sha1(path: Path) -> str:
     """``git hash-object`` of a file: sha1 of ``b"blob <size>\\0" + content``."""
+    path = Path(path)
     digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -137,21 +65,58 @@ def git_blob_sha1(path: Path) -> str:
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with Path(path).open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def identify(path: str | Path) -> PublishedCheckpoint | None:
+def published_checkpoints(family: str | None = None) -> list[dict]:
+    """The published checkpoints Mammo Reader recognises (name, family, hash, settings, licence)."""
+    return backends.published_checkpoints(family)
+
+
+def identify(path: str | Path) -> dict | None:
     """The published checkpoint this file is, by content (not by name), or None."""
-    return _BY_SHA1.get(git_blob_sha1(Path(path)))
+    return backends.published_checkpoint(git_blob_sha1(Path(path)))
+
+
+REFUSED = ("the file contains Python objects other than tensors{what} and was refused for safety: only weight "
+           "files (state dicts of tensors) are accepted")
+
+
+def _is_whole_pickle(data: bytes) -> bool:
+    """Whether ``data`` parses as a pickle from start to STOP (pickletools reads opcodes, runs nothing)."""
+    import pickletools  # noqa: PLC0415
+
+    try:
+        for opcode, _, _ in pickletools.genops(data):
+            if opcode.name == "STOP":
+                return True
+    except Exception:  # noqa: BLE001 - any parse failure means: not a whole pickle
+        return False
+    return False
+
+
+def _what_the_file_is(path: Path) -> str:
+    """A plain description of a file that is not a readable checkpoint."""
+    data = path.read_bytes()
+    if not data:
+        return "the file is empty"
+    if data.startswith(b"PK"):
+        return "the file is a damaged or incomplete PyTorch checkpoint (its zip archive cannot be read)"
+    if data[:1] == b"\x80":
+        if _is_whole_pickle(data):
+            return REFUSED.format(what="")
+        return "the file is a damaged Python pickle, not a readable checkpoint"
+    return "the file is not a PyTorch checkpoint (its content is neither a checkpoint archive nor a pickle)"
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint file safely into a flat dict of tensors.
 
     Accepts a plain state dict or a dict holding one under ``state_dict``/``model`` (training checkpoints).
+    Messages say what the file is; torch's own advice to load without ``weights_only`` is never passed on.
     """
     path = Path(path)
     if not path.is_file():
@@ -159,13 +124,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            "the file contains Python objects other than tensors and was refused for safety "
-            f"(only weight files are accepted): {str(error).splitlines()[0]}",
-            path,
-        ) from error
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError) as error:
-        raise CheckpointError(f"the file is not a readable PyTorch checkpoint ({error})", path) from error
+        refused = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if refused:
+            raise CheckpointError(REFUSED.format(what=f" ({refused.group(1)})"), path) from None
+        raise CheckpointError(_what_the_file_is(path), path) from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError):
+        raise CheckpointError(_what_the_file_is(path), path) from None
     if isinstance(loaded, MappingABC):
         for wrapper in ("state_dict", "model"):
             if wrapper in loaded and isinstance(loaded[wrapper], MappingABC):
@@ -178,48 +142,18 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(loaded)
 
 
-def _sidecar_config(path: Path) -> dict:
-    """Optional metadata next to a project checkpoint (``<file>.json``): config fields, label, demo flag."""
+def read_metadata(path: Path) -> dict:
+    """Optional metadata next to a checkpoint (``<file>.json``)."""
     sidecar = path.with_name(path.name + ".json")
     if not sidecar.is_file():
         return {}
     try:
-        return json.loads(sidecar.read_text(encoding="utf-8"))
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise CheckpointError(f"the model's metadata file could not be read ({error})", sidecar) from error
-
-
-def _check_state(model: GMIC, state: dict[str, torch.Tensor], path: Path) -> None:
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
-    if missing:
-        raise CheckpointError(f"the checkpoint lacks the weight '{missing[0]}' ({len(missing)} missing)", path)
-    if unexpected:
-        raise CheckpointError(
-            f"the checkpoint holds an unknown weight '{unexpected[0]}' ({len(unexpected)} unknown); "
-            "it is not a GMIC checkpoint",
-            path,
-        )
-    for key, tensor in expected.items():
-        if tuple(state[key].shape) != tuple(tensor.shape):
-            raise CheckpointError(
-                f"the weight '{key}' has shape {tuple(state[key].shape)}, expected {tuple(tensor.shape)}", path
-            )
-
-
-def load_gmic_checkpoint(
-    path: str | Path,
-    *,
-    percent_t: float | None = None,
-    device: str | torch.device | None = None,
-) -> GMIC:
-    """Load a GMIC checkpoint (published layout or this package's) into an eval-mode model.
-
-    A published checkpoint gets its own pooling threshold; for another file ``percent_t`` is used, or the
-    value in its ``<file>.json`` metadata, or 0.02 with a warning.
-    """
-    return load_model(path, percent_t=percent_t, device=device).model
+    if not isinstance(data, dict):
+        raise CheckpointError("the model's metadata file does not hold a JSON object", sidecar)
+    return data
 
 
 def load_model(
@@ -228,69 +162,146 @@ def load_model(
     percent_t: float | None = None,
     device: str | torch.device | None = None,
 ) -> LoadedModel:
-    """Like :func:`load_gmic_checkpoint`, also returning the model's :class:`ModelIdentity`."""
+    """Load a checkpoint of any registered family into an eval-mode float32 model with its identity.
+
+    ``percent_t`` is GMIC's pooling threshold for checkpoints that are neither published nor say it in
+    their metadata. ``device`` moves the new model there (the pipeline never moves a caller's model).
+    """
     path = Path(path)
-    state = remap_published_keys(read_state_dict(path))
+    state = read_state_dict(path)
+    meta = read_metadata(path)
     blob = git_blob_sha1(path)
-    published = _BY_SHA1.get(blob)
-    meta = _sidecar_config(path)
-    config_fields = {k: v for k, v in meta.get("config", {}).items() if k in GMICConfig.__dataclass_fields__}
-    for key in ("cam_size", "crop_shape"):
-        if key in config_fields:
-            config_fields[key] = tuple(config_fields[key])
+    published = backends.published_checkpoint(blob)
+    declared = meta.get("family") or (published or {}).get("family")
     try:
-        config = GMICConfig(**config_fields)
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"the model's metadata holds an invalid configuration ({error})", path) from error
-    if published is not None:
-        threshold = published.percent_t
-    elif percent_t is not None:
-        threshold = percent_t
-    elif "percent_t" in config_fields:
-        threshold = config.percent_t
-    else:
-        threshold = DEFAULT_PERCENT_T
-        warnings.warn(
-            f"{path.name}: unknown checkpoint and no pooling threshold given; using percent_t = 0.02",
-            stacklevel=2,
-        )
-    try:
-        config = replace(config, percent_t=threshold)
-    except ValueError as error:
-        raise CheckpointError(str(error), path) from error
-    model = GMIC(config)
-    _check_state(model, state, path)
-    state = {key: value.to(torch.float32) if value.is_floating_point() else value for key, value in state.items()}
-    model.load_state_dict(state, strict=True)
-    model.eval()
+        family = backends.family_for(state, declared)
+    except KeyError as error:
+        raise CheckpointError(f"the metadata names an unknown model family ({error})", path) from error
+    if family is None:
+        known = ", ".join(backends.families())
+        raise CheckpointError(f"the checkpoint's weights have the layout of none of the known model families "
+                              f"({known}); first weight '{next(iter(state), '')}'", path)
+    model, fields = family.build(state, meta, str(path), {"percent_t": percent_t, "published": published})
     if device is not None:
         model.to(device)
+    classes = tuple(fields["classes"])
+    malignancy = tuple(fields.get("malignancy", ()))
+    unknown = [c for c in malignancy if c not in classes]
+    if unknown:
+        raise CheckpointError(f"the malignancy rule names classes the model does not have: {unknown}", path)
     identity = ModelIdentity(
         path=str(path),
         git_blob_sha1=blob,
         sha256=sha256_of(path),
-        published_name=published.name if published else None,
-        percent_t=threshold,
-        label=published.name if published else meta.get("label", path.name),
+        published_name=published["name"] if published else None,
+        percent_t=fields.get("percent_t"),
+        label=published["name"] if published else meta.get("label", path.name),
         demo=bool(meta.get("demo", False)),
+        family=family.name,
+        classes=classes,
+        malignancy=malignancy,
+        exclusive=bool(fields.get("exclusive", False)),
+        licence=(published or {}).get("licence", meta.get("licence", "")),
+        calibration=meta.get("calibration"),
+        settings=dict(fields.get("settings", {})),
     )
-    logger.info("loaded model %s (percent_t=%s)", identity.label, threshold)
+    logger.info("loaded %s model %s", family.name, identity.label)
     return LoadedModel(model=model, identity=identity)
 
 
+def load_gmic_checkpoint(path: str | Path, *, percent_t: float | None = None,
+                         device: str | torch.device | None = None) -> torch.nn.Module:
+    """A GMIC checkpoint's eval-mode module (refuses checkpoints of other families)."""
+    loaded = load_model(path, percent_t=percent_t, device=device)
+    if loaded.identity.family != "gmic":
+        raise CheckpointError(f"this is a {loaded.identity.family.upper()} checkpoint, not GMIC", path)
+    return loaded.model
+
+
 def find_checkpoints(folder: str | Path) -> list[Path]:
-    """Checkpoint files in a folder, published ones first in their numbered order, then others by name."""
+    """Checkpoint files in a folder, by name."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError("the model folder does not exist", folder)
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES)
     if not files:
         raise CheckpointError(
-            "no model file found; put the published GMIC checkpoints (sample_model_1.p ... sample_model_5.p) "
-            "or another GMIC checkpoint (.p, .pt, .pth) in this folder",
-            folder,
-        )
+            "no model file found; put the published GMIC checkpoints (sample_model_1.p ... sample_model_5.p), a "
+            "GLAM checkpoint or another model checkpoint (.p, .pt, .pth, .ckpt) in this folder", folder)
     return files
+
+
+def load_models(
+    source: str | Path,
+    *,
+    percent_t: float | None = None,
+    device: str | torch.device | None = None,
+) -> list[LoadedModel]:
+    """Load one checkpoint file, or every checkpoint in a folder: published ones first in their published
+    order, then the others by path."""
+    source = Path(source)
+    paths = find_checkpoints(source) if source.is_dir() else [source]
+    models = [load_model(p, percent_t=percent_t, device=device) for p in paths]
+    order: dict[str, int] = {}
+    for i, entry in enumerate(backends.published_checkpoints()):
+        order.setdefault(entry["name"], i)
+    models.sort(key=lambda m: (order.get(m.identity.published_name or "", len(order)), m.identity.path))
+    return models
+
+
+@dataclass(frozen=True)
+class ModelGroup:
+    """One model, or an ensemble (the mean of its members), as one entry of an analysis.
+
+    Attributes:
+        id: the entry's name in results (``models.<id>`` in the result JSON); unique within an analysis.
+        members: the models; all of one family and with the same classes.
+        label: what the UI and reports call it.
+    """
+
+    id: str
+    members: tuple[LoadedModel, ...]
+    label: str
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise ValueError("a model group needs at least one model")
+        first = self.members[0].identity
+        for member in self.members[1:]:
+            other = member.identity
+            if (other.family, other.classes) != (first.family, first.classes):
+                raise CheckpointError(
+                    f"an ensemble averages models of one family with the same classes; {other.label} is "
+                    f"{other.family} {list(other.classes)}, {first.label} is {first.family} {list(first.classes)}",
+                    other.path)
+
+    @property
+    def identity(self) -> ModelIdentity:
+        """The first member's identity: family, classes, malignancy rule and calibration of the group."""
+        return self.members[0].identity
+
+    @property
+    def key(self) -> str:
+        return "+".join(m.identity.key for m in self.members)
+
+
+def group_label(members: Sequence[LoadedModel], source: Path | None = None) -> str:
+    if len(members) == 1:
+        return members[0].identity.label
+    names = [m.identity.published_name for m in members]
+    if all(names) and len(names) == 5 and all(n.startswith("sample_model_") for n in names):
+        return "GMIC ensemble (5 published models)"
+    where = f" ({source.name})" if source is not None else ""
+    return f"{members[0].identity.family.upper()} ensemble of {len(members)}{where}"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    base = re.sub(r"[^\w.-]+", "_", name).strip("_") or "model"
+    candidate, number = base, 2
+    while candidate in taken:
+        candidate, number = f"{base}-{number}", number + 1
+    taken.add(candidate)
+    return candidate
 
 
 def split_model_sources(sources: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -301,22 +312,17 @@ def split_model_sources(sources: str | Path | Sequence[str | Path]) -> list[Path
     return [Path(p) for p in sources]
 
 
+def load_model_groups(sources: str | Path | Sequence[str | Path], **options) -> list[ModelGroup]:
+    """One group per source, in the order given: a file is one model, a folder is an ensemble."""
+    taken: set[str] = set()
+    groups = []
+    for source in split_model_sources(sources):
+        members = tuple(load_models(source, **options))
+        name = source.name if source.is_dir() else source.stem
+        groups.append(ModelGroup(_unique(name, taken), members, group_label(members, source)))
+    return groups
+
+
 def load_model_sources(sources: str | Path | Sequence[str | Path], **options) -> list[LoadedModel]:
-    """Every model of every source (see :func:`load_models`), in the order given."""
+    """Every model of every source, in the order given (flat; see :func:`load_model_groups`)."""
     return [model for source in split_model_sources(sources) for model in load_models(source, **options)]
-
-
-def load_models(
-    source: str | Path,
-    *,
-    percent_t: float | None = None,
-    device: str | torch.device | None = None,
-) -> list[LoadedModel]:
-    """Load one checkpoint file, or every checkpoint in a folder (an ensemble; five published ones give the
-    paper's ensemble, averaged by the pipeline)."""
-    source = Path(source)
-    paths = find_checkpoints(source) if source.is_dir() else [source]
-    models = [load_model(p, percent_t=percent_t, device=device) for p in paths]
-    order = {entry.name: i for i, entry in enumerate(PUBLISHED_CHECKPOINTS)}
-    models.sort(key=lambda m: (order.get(m.identity.published_name or "", len(order)), m.identity.path))
-    return models

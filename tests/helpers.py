@@ -86,3 +86,18 @@ def run_isolated(args: list[str], *, timeout: float = 600, env: dict | None = No
         name = signal.Signals(-done.returncode).name
         pytest.fail(f"{' '.join(args[:3])} crashed with {name}:\n{(done.stdout + done.stderr)[-3000:]}")
     return done
+
+
+def insert_model_scores(store, study_id: int, scores: dict, model_id: str = "model") -> None:
+    """Model scores for a study written directly (``{(case_id, breast): P(malignant)}``), as
+    ``compute_model_scores`` stores them for a two-class model called ``model_id``."""
+    import json
+
+    def work(db) -> None:
+        db.execute("INSERT OR IGNORE INTO study_models VALUES (?, ?, ?, 'gmic', '[\"benign\", \"malignant\"]', "
+                   "'[\"malignant\"]', 'test')", (study_id, model_id, model_id))
+        for (case_id, breast), value in scores.items():
+            db.execute("INSERT INTO model_scores VALUES (?, ?, ?, ?, ?, ?, 'k', '')",
+                       (study_id, case_id, breast, model_id, value, json.dumps({"benign": 0.1, "malignant": value})))
+
+    store.submit(work).result()

@@ -18,7 +18,7 @@ def _store(args: argparse.Namespace):
 
 
 def _study_id(store, name: str) -> int:
-    from app.study.study import StudyError  # noqa: PLC0415
+    from app.study.errors import StudyError  # noqa: PLC0415
 
     rows = store.read("SELECT study_id FROM studies WHERE name=?", (name,))
     if not rows:
@@ -27,7 +27,8 @@ def _study_id(store, name: str) -> int:
 
 
 def _create(store, args) -> int:
-    from app.study.study import create_study, read_case_list  # noqa: PLC0415
+    from app.study.cases import read_case_list  # noqa: PLC0415
+    from app.study.design import create_study  # noqa: PLC0415
 
     readers = [r.strip() for r in args.readers.split(",") if r.strip()]
     study_id = create_study(store, args.name, args.design, readers, read_case_list(args.cases, check_exams=True),
@@ -37,13 +38,13 @@ def _create(store, args) -> int:
 
 
 def _scores(store, args) -> int:
-    from app.study.study import compute_model_scores  # noqa: PLC0415
-    from inference.weights import load_models  # noqa: PLC0415
+    from app.study.scores import compute_model_scores  # noqa: PLC0415
+    from inference.weights import load_model_groups  # noqa: PLC0415
 
-    models = [m for source in model_sources(args) for m in load_models(source)]
+    models = load_model_groups(model_sources(args))
     bar = ProgressBar()
     count = compute_model_scores(store, _study_id(store, args.name), models, device=args.device or "auto",
-                                 progress=bar)
+                                 mode=args.mode or "exact", progress=bar)
     bar.close()
     print(f"model scores computed for {count} case(s)")
     return 0
@@ -75,7 +76,7 @@ def _results(store, args) -> int:
 
 
 def _status(store, args) -> int:
-    from app.study.study import reader_progress  # noqa: PLC0415
+    from app.study.sessions import reader_progress  # noqa: PLC0415
 
     for row in reader_progress(store, _study_id(store, args.name)):
         session = f" session {row['session']} of {row['sessions']}:" if row["sessions"] > 1 else ""
@@ -89,7 +90,7 @@ def _status(store, args) -> int:
 
 
 def _export(store, args) -> int:
-    from app.study.study import export_study  # noqa: PLC0415
+    from app.study.exchange import export_study  # noqa: PLC0415
     from inference.files import write_text_atomic  # noqa: PLC0415
 
     write_text_atomic(args.out, json.dumps(export_study(store, _study_id(store, args.name)), indent=1))
@@ -98,7 +99,8 @@ def _export(store, args) -> int:
 
 
 def _import(store, args) -> int:
-    from app.study.study import StudyError, import_study  # noqa: PLC0415
+    from app.study.errors import StudyError  # noqa: PLC0415
+    from app.study.exchange import import_study  # noqa: PLC0415
 
     try:
         data = json.loads(Path(args.file).read_text(encoding="utf-8"))

@@ -16,7 +16,7 @@ from app.report.export import export_report
 from inference.errors import MammoError
 from inference.exam import load_exam
 from inference.files import write_text_atomic
-from inference.pipeline import analyze_exam
+from inference.pipeline import analyze_exam, as_groups
 
 
 @dataclass
@@ -35,11 +35,10 @@ def _marker(out: Path, source: str) -> Path:
     return out / ".done" / hashlib.sha1(str(Path(source).resolve()).encode()).hexdigest()
 
 
-def _options(formats: Sequence[str], deidentify: bool, page_size: str, reader: str, models) -> dict:
+def _options(formats: Sequence[str], deidentify: bool, page_size: str, reader: str, groups, mode: str) -> dict:
     """What a finished exam's reports were made with: a rerun skips the exam only when it asks for the same."""
-    identities = sorted(m.identity.git_blob_sha1 or m.identity.sha256 for m in models) if models else []
     return {"formats": sorted(formats), "deidentify": bool(deidentify), "page_size": page_size, "reader": reader,
-            "models": identities}
+            "models": [f"{g.id}={g.key}" for g in groups], "mode": mode}
 
 
 def _already_done(marker: Path, options: dict) -> bool:
@@ -64,6 +63,7 @@ def run_batch(
     reader: str = "",
     progress: Callable[[str, int, int], None] | None = None,
     force: bool = False,
+    mode: str = "exact",
 ) -> BatchSummary:
     """Report every exam in ``sources``; an exam is skipped when its reports exist from a run with the same
     options (formats, de-identification, page size, reader, models), unless ``force``."""
@@ -72,7 +72,8 @@ def run_batch(
     progress = progress or (lambda *a: None)
     summary = BatchSummary()
     started = time.perf_counter()
-    options = _options(formats, deidentify, page_size, reader, [models] if hasattr(models, "identity") else list(models))
+    groups = as_groups(models)
+    options = _options(formats, deidentify, page_size, reader, groups, mode)
     todo = []
     for source in sources:
         if not force and _already_done(_marker(out, str(source)), options):
@@ -91,7 +92,7 @@ def run_batch(
             future, pending = pending, (pool.submit(load, todo[index + 1]) if index + 1 < len(todo) else None)
             try:
                 exam = future.result()
-                result = analyze_exam(exam, models, device=device)
+                result = analyze_exam(exam, groups, device=device, mode=mode)
                 written = export_report(ReportInput(exam, result, reader=reader, deidentify=deidentify), out, formats,
                                         page_size)
             except MammoError as error:

@@ -1,26 +1,39 @@
-"""What a report says, shared by every format: header fields, scores, reads, warnings (no rendering)."""
+"""What a report says, computed once per export and shared by every format (PDF, PNG, JSON, SR, SEG): header
+fields, the windowed images, each drawn map on the original grid, figures, thumbnails, scores and reads.
+Writers only render it."""
 
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
+import re
 from dataclasses import dataclass, field
 
+import cv2
+import numpy as np
+
 from app import __version__
-from app.study.store import BreastRead
+from app.study.store import BreastRead, ReaderMark
 from inference.exam import Exam
-from inference.pipeline import ExamResult
+from inference.pipeline import EntryViewResult, ExamResult, ModelEntry
+from inference.views import View
 
 DISCLAIMER = (
     "Decision support only — not a diagnosis. The model's probabilities and maps are an aid to the reading "
     "radiologist, who makes every clinical decision."
 )
 DEMO_WARNING = "DEMO MODEL — trained on synthetic phantoms only — NOT FOR CLINICAL USE."
+HANGING_ORDER = (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO)
 
 
 @dataclass(frozen=True)
 class ReportInput:
-    """Everything a report is made from."""
+    """Everything a report is made from.
+
+    ``entry_id``: whose maps and regions the figures draw (default: the first model). ``model_withheld``: why
+    the result is left out (blind reading: nothing of the model before the reader's commit).
+    """
 
     exam: Exam
     result: ExamResult | None
@@ -29,51 +42,135 @@ class ReportInput:
     comments: str = ""
     deidentify: bool = False
     read_at: datetime.datetime = field(default_factory=lambda: datetime.datetime.now().replace(microsecond=0))
+    entry_id: str | None = None
+    marks: tuple[ReaderMark, ...] = ()
+    model_withheld: str = ""
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", text).strip("_")[:40]
 
 
 def exam_label(report: ReportInput) -> str:
-    """The exam's id, or in de-identified reports a hash of its images' UIDs (no identifier)."""
-    if not report.deidentify and report.exam.exam_id:
-        return report.exam.exam_id
-    parts = sorted(img.sop_instance_uid or img.source.name for img in report.exam.views.values())
+    """The name of the report files: the accession number (or the exam folder's name), or in de-identified
+    reports a short hash of the images' UIDs ("anon-…", no identifier). Never a 64-character UID."""
+    exam = report.exam
+    if not report.deidentify:
+        name = exam.accession or (exam.source.name if exam.source is not None and exam.source.is_dir() else "")
+        if name and _safe(name):
+            return _safe(name)
+    parts = sorted(img.sop_instance_uid or img.source.name for img in exam.views.values())
     return "anon-" + hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
 
 
-def header_fields(report: ReportInput) -> list[tuple[str, str]]:
-    exam = report.exam
-    fields = [("Exam", exam_label(report))]
-    if exam.study_date:
-        fields.append(("Study date", exam.study_date[:4] if report.deidentify else exam.study_date))
-    if not report.deidentify:
-        if exam.patient.name:
-            fields.append(("Patient", exam.patient.name.replace("^", " ")))
-        if exam.patient.patient_id:
-            fields.append(("Patient ID", exam.patient.patient_id))
-    fields.append(("Reader", report.reader or "—"))
-    fields.append(("Read on", report.read_at.strftime("%Y-%m-%d %H:%M")))
-    fields.append(("Software", f"Mammo Reader {__version__}"))
-    if report.result is not None:
-        p = report.result.provenance
-        names = ", ".join(m.published_name or f"{m.label} [{(m.sha256 or m.git_blob_sha1)[:12]}]" for m in p.models)
-        fields.append(("Model", names))
-        fields.append(("Ensemble", f"{len(p.models)} model(s), {p.device}, {p.mode.value} mode, torch {p.torch_version}"))
-    else:
-        fields.append(("Model", "no analysis"))
-    return fields
+class ReportContent:
+    """One export's content. Images and maps are computed on first use and kept for the other formats."""
 
+    def __init__(self, report: ReportInput) -> None:
+        self.report = report
+        self.exam = report.exam
+        self.result = report.result
+        self.label = exam_label(report)
+        self.entry: ModelEntry | None = self.result.entry(report.entry_id) if self.result is not None else None
 
-def is_demo(report: ReportInput) -> bool:
-    return report.result is not None and any(m.demo for m in report.result.provenance.models)
+    # ------------------------------------------------------------------------------------------ text
 
+    def header_fields(self) -> list[tuple[str, str]]:
+        report, exam = self.report, self.exam
+        fields = [("Exam", self.label)]
+        if exam.study_date:
+            fields.append(("Study date", exam.study_date[:4] if report.deidentify else exam.study_date))
+        if not report.deidentify:
+            if exam.accession:
+                fields.append(("Accession", exam.accession))
+            if exam.patient.name:
+                fields.append(("Patient", exam.patient.name.replace("^", " ")))
+            if exam.patient.patient_id:
+                fields.append(("Patient ID", exam.patient.patient_id))
+        fields.append(("Reader", report.reader or "—"))
+        fields.append(("Read on", report.read_at.strftime("%Y-%m-%d %H:%M")))
+        fields.append(("Software", f"Mammo Reader {__version__}"))
+        if self.result is not None:
+            p = self.result.provenance
+            for entry in self.result.entries:
+                names = ", ".join(m.published_name or f"{m.label} [{(m.sha256 or m.git_blob_sha1)[:12]}]"
+                                  for m in entry.members)
+                fields.append((f"Model {entry.id}", f"{entry.label} ({entry.family}): {names}"))
+            fields.append(("Analysis", f"{p.device}, {p.mode.value} mode ({p.numerics}), torch {p.torch_version}"))
+        else:
+            fields.append(("Model", report.model_withheld or "no analysis"))
+        return fields
 
-def warnings(report: ReportInput) -> list[str]:
-    out = list(report.exam.warnings)
-    for view, image in report.exam.views.items():
-        out += [f"{view.value}: {w}" for w in image.warnings]
-    if report.result is not None:
-        out += list(report.result.provenance.notices)
-    return out
+    def is_demo(self) -> bool:
+        return self.result is not None and any(m.demo for m in self.result.provenance.models)
 
+    def notes(self) -> list[str]:
+        out = [self.exam.laterality_message(v) for v in self.exam.laterality_conflicts]
+        out += list(self.exam.warnings)
+        for view, image in self.exam.views.items():
+            out += [f"{view.value}: {w}" for w in image.warnings]
+        if self.result is not None:
+            out += list(self.result.provenance.notices)
+        if self.report.model_withheld:
+            out.append(f"The model's result is not in this report: {self.report.model_withheld}.")
+        return out
 
-def hybrid(reader: float | None, model: float | None) -> float | None:
-    return None if reader is None or model is None else (reader + model) / 2
+    def views(self) -> list[View]:
+        return [v for v in HANGING_ORDER if v in self.exam.views]
+
+    def entry_view(self, view: View) -> EntryViewResult | None:
+        if self.result is None or self.entry is None or view not in self.result.views:
+            return None
+        return self.result.views[view].entries[self.entry.id]
+
+    # ------------------------------------------------------------------------------------------ pixels
+
+    @functools.cache  # noqa: B019 - one content object per export: the cache lives as long as it does
+    def display(self, view: View) -> np.ndarray:
+        """The view windowed for display, uint8, stored orientation."""
+        return np.round(np.clip(self.exam.views[view].display_image(), 0, 1) * 255).astype(np.uint8)
+
+    @functools.cache  # noqa: B019
+    def layer_map(self, view: View, class_name: str) -> np.ndarray | None:
+        """The drawn entry's primary map of a class on the original grid, uint8 (0-255), 0 outside it."""
+        entry_result = self.entry_view(view)
+        layer = entry_result.layer(class_name) if entry_result is not None else None
+        if layer is None:
+            return None
+        values = layer.in_original(self.exam.views[view].pixels.shape, fill=0.0)
+        return np.round(np.clip(values, 0, 1) * 255).astype(np.uint8)
+
+    @functools.cache  # noqa: B019
+    def figure(self, tile_height: int) -> np.ndarray:
+        from app.report.figures import four_view_figure  # noqa: PLC0415
+
+        return four_view_figure(self, tile_height=tile_height)
+
+    @functools.cache  # noqa: B019
+    def view_figure(self, view: View, scale: float = 1.0) -> np.ndarray:
+        from app.report.figures import view_figure  # noqa: PLC0415
+
+        return view_figure(self, view, scale=scale)
+
+    @functools.cache  # noqa: B019
+    def thumbnails(self, view: View, size: int = 160) -> list[tuple[int, str, np.ndarray]]:
+        """(rank, caption, uint8 thumbnail) of each region of the drawn entry, cut from the displayed image and
+        turned the way the view hangs."""
+        entry_result = self.entry_view(view)
+        if entry_result is None:
+            return []
+        grey = self.display(view)
+        image = self.exam.views[view]
+        out = []
+        for region in entry_result.regions:
+            top, left, bottom, right = (int(round(v)) for v in region.box_original)
+            crop = np.zeros((max(bottom - top, 1), max(right - left, 1)), np.uint8)
+            t0, l0 = max(top, 0), max(left, 0)
+            b0, r0 = min(bottom, grey.shape[0]), min(right, grey.shape[1])
+            if b0 > t0 and r0 > l0:
+                crop[t0 - top: b0 - top, l0 - left: r0 - left] = grey[t0:b0, l0:r0]
+            if image.horizontal_flip:
+                crop = crop[:, ::-1]
+            out.append((region.rank, region.caption(),
+                        cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_AREA)))
+        return out

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pydicom
 
-from app.report.content import ReportInput, exam_label
 from inference.exam import ViewImage
 
 # type-2 attributes that highdicom copies from the source images; real files sometimes omit them
@@ -25,10 +24,11 @@ def read_source(image: ViewImage) -> pydicom.Dataset:
     return source
 
 
-def deidentify_header(ds: pydicom.Dataset, report: ReportInput) -> None:
-    """Replace the patient identifiers that highdicom copied from the source images (in place) and say so."""
+def deidentify_header(ds: pydicom.Dataset, label: str) -> None:
+    """Replace the patient identifiers that highdicom copied from the source images (in place) and say so;
+    ``label`` is the report's de-identified exam name."""
     ds.PatientName = "Anonymous^"
-    ds.PatientID = exam_label(report)
+    ds.PatientID = label
     for keyword in ("PatientBirthDate", "AccessionNumber", "ReferringPhysicianName", "StudyID"):
         if keyword in ds:
             setattr(ds, keyword, "")

@@ -1,5 +1,6 @@
-"""One exam's report in the chosen formats: PDF, PNG (four views + each view), JSON, DICOM SR, and the saliency
-maps as DICOM Segmentations."""
+"""One exam's report in the chosen formats: PDF, PNG (four views + each view), JSON (+ its maps), DICOM SR, and
+the maps as DICOM Segmentations. The content (windowed images, maps on the original grid, figures) is
+computed once and every writer renders it; each file is written atomically."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import cv2
 
-from app.report.content import ReportInput, exam_label
-from app.report.figures import four_view_figure, view_figure
+from app.report.content import ReportContent, ReportInput
+from inference.files import atomic_path
 
 FORMATS = ("pdf", "png", "json", "sr", "seg")
 
@@ -22,34 +23,36 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
         raise ValueError(f"unknown report formats {sorted(unknown)}; use {', '.join(FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = exam_label(report)
+    content = ReportContent(report)
+    stem = content.label
     written = []
     if "pdf" in formats:
-        written.append(write_pdf(report, out / f"{stem}.pdf", page_size))
+        written.append(write_pdf(content, out / f"{stem}.pdf", page_size))
     if "png" in formats:
-        figure = four_view_figure(report.exam, report.result, tile_height=1200)
         path = out / f"{stem}_four_views.png"
-        _write_png(path, figure)
+        write_png(path, content.figure(1200))
         written.append(path)
-        for view, image in report.exam.views.items():
-            view_result = report.result.views.get(view) if report.result else None
+        for view in content.views():
             path = out / f"{stem}_{view.value}.png"
-            _write_png(path, view_figure(image, view_result, scale=1.0))
+            write_png(path, content.view_figure(view))
             written.append(path)
     if "json" in formats:
-        written.append(write_json(report, out / f"{stem}.json"))
+        written += write_json(content, out / f"{stem}.json")
     if "sr" in formats:
         from app.report.sr import write_sr  # noqa: PLC0415
 
-        written.append(write_sr(report, out / f"{stem}_sr.dcm"))
+        written.append(write_sr(content, out / f"{stem}_sr.dcm"))
     if "seg" in formats:
         from app.report.seg import write_saliency_segs  # noqa: PLC0415
 
-        written += write_saliency_segs(report, out)
+        written += write_saliency_segs(content, out)
     return written
 
 
-def _write_png(path: Path, image) -> None:
-    """cv2.imwrite reports failure (a full disk, a read-only folder) only by returning False."""
-    if not cv2.imwrite(str(path), image):
-        raise OSError(f"{path}: the PNG could not be written (is the disk full or the folder read-only?)")
+def write_png(path: Path, image) -> None:
+    """cv2.imwrite reports failure only by returning False; the file appears whole or not at all."""
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"{path}: the PNG could not be encoded")
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data.tobytes())

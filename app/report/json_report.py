@@ -1,45 +1,66 @@
-"""The JSON report: everything in the ExamResult plus the reads (schema ``mammo-reader/report`` 1.0)."""
+"""The JSON report: the whole ExamResult (schema 2.0, maps in a sibling .npz) plus the reads and marks
+(schema ``mammo-reader/report`` 2.0)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
-from app.report.content import DISCLAIMER, ReportInput, exam_label, header_fields, hybrid, warnings
-from inference.serialize import exam_result_to_dict
-from inference.views import Laterality
+from app.reading import hybrid
+from app.report.content import DISCLAIMER, ReportContent
+from inference.files import atomic_path
+from inference.serialize import maps_path, maps_to_bytes, result_to_data
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 
 
-def report_dict(report: ReportInput) -> dict:
-    result = report.result
+def report_dict(content: ReportContent) -> tuple[dict, dict]:
+    """(the report as JSON-ready data, the result's maps)."""
+    report, result = content.report, content.result
     reads = {}
     for side in ("R", "L"):
         read = report.reads.get(side)
-        model = float(result.breasts[Laterality(side)].probabilities[1]) if result and Laterality(side) in result.breasts else None
         reader = read.malignant if read else None
+        models = {}
+        for entry in result.entries if result else ():
+            model = result.breasts[side].entries[entry.id].malignant if side in result.breasts else None
+            models[entry.id] = {"model_malignant": model, "hybrid_malignant": hybrid(reader, model)}
         reads[side] = {"reader_malignant": reader, "reader_benign": read.benign if read else None,
-                       "birads": read.birads if read else "", "model_malignant": model, "hybrid_malignant": hybrid(reader, model)}
-    data = {
+                       "birads": read.birads if read else "", "density": read.density if read else "",
+                       "recommendation": read.recommendation if read else "", "models": models}
+    data, maps = result_to_data(result) if result is not None else (None, {})
+    if report.deidentify and data is not None:
+        for section in [data["provenance"]["models"]] + [entry["members"] for entry in data["models"]]:
+            for model in section:
+                model["path"] = Path(model["path"]).name  # folder names can carry identifiers
+    document = {
         "schema": "mammo-reader/report",
         "schema_version": SCHEMA_VERSION,
         "disclaimer": DISCLAIMER,
         "deidentified": report.deidentify,
-        "exam": exam_label(report),
-        "header": dict(header_fields(report)),
+        "exam": content.label,
+        "header": dict(content.header_fields()),
         "reads": reads,
+        "marks": [dataclasses.asdict(m) for m in report.marks],
         "comments": report.comments,
-        "warnings": warnings(report),
-        "result": exam_result_to_dict(result) if result is not None else None,
+        "warnings": content.notes(),
+        "result": data,
+        "model_withheld": report.model_withheld,
     }
-    if report.deidentify and data["result"] is not None:
-        for model in data["result"]["provenance"]["models"]:
-            model["path"] = Path(model["path"]).name  # folder names can carry identifiers
-    return data
+    return document, maps
 
 
-def write_json(report: ReportInput, path: str | Path) -> Path:
+def write_json(content: ReportContent, path: str | Path) -> list[Path]:
     path = Path(path)
-    path.write_text(json.dumps(report_dict(report), indent=1), encoding="utf-8")
-    return path
+    document, maps = report_dict(content)
+    written = []
+    if document["result"] is not None:
+        binary = maps_path(path)
+        document["result"]["maps_file"] = binary.name
+        with atomic_path(binary) as temporary:
+            temporary.write_bytes(maps_to_bytes(maps))
+        written.append(binary)
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    return [path, *written]

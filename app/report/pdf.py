@@ -11,15 +11,20 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from app.report.content import DEMO_WARNING, DISCLAIMER, ReportInput, exam_label, header_fields, hybrid, is_demo, warnings
-from app.report.figures import encode_png, four_view_figure, patch_thumbnails
-from inference.views import Laterality, View
+from app.colours import class_colour
+from app.reading import hybrid, percent
+from app.report.content import DEMO_WARNING, DISCLAIMER, ReportContent
+from app.report.figures import encode_png
+from inference.calibration import score_category
+from inference.files import atomic_path
+from inference.views import Laterality
 
 PAGE_SIZES = {"A4": A4, "Letter": LETTER}
+BREASTS = ((Laterality.RIGHT, "Right breast"), (Laterality.LEFT, "Left breast"))  # as on screen: right first
 
 
-def _percent(value) -> str:
-    return "—" if value is None else f"{100 * float(value):.1f} %"
+def _hex(colour: tuple[int, int, int]) -> str:
+    return "#" + "".join(f"{v:02x}" for v in colour)
 
 
 def _image(png: bytes, width_cm: float, aspect: float) -> Image:
@@ -37,74 +42,130 @@ def _table(rows, widths=None, header=True) -> Table:
     return table
 
 
-def write_pdf(report: ReportInput, path: str | Path, page_size: str = "A4") -> Path:
+def _model_tables(content: ReportContent, styles) -> list:
+    result = content.result
+    story = []
+    for entry in result.entries:
+        calibration = entry.members[0].calibration
+        header = ["", *[c.replace("_", " ") for c in entry.classes]] + (["P(malignant)", "meaning"] if entry.has_malignancy else [])
+        rows = [header]
+        for view in content.views():
+            if view not in result.views:
+                continue
+            view_result = result.views[view]
+            r = view_result.entries[entry.id]
+            row = [view.value + ("" if view_result.counted else " (not counted)")] + [percent(r.probabilities[c]) for c in entry.classes]
+            if entry.has_malignancy:
+                p = entry.malignant(r.probabilities)
+                row += [percent(p), score_category(p, calibration)]
+            rows.append(row)
+        for side, name in BREASTS:
+            if side in result.breasts:
+                s = result.breasts[side].entries[entry.id]
+                row = [f"{name} (mean of CC, MLO)"] + [percent(s.probabilities[c]) for c in entry.classes]
+                if entry.has_malignancy:
+                    row += [percent(s.malignant), score_category(s.malignant, calibration)]
+                rows.append(row)
+        decision = result.exam[entry.id]
+        row = ["Exam"] + [percent(decision.probabilities.get(c)) for c in entry.classes]
+        if entry.has_malignancy:
+            row += [percent(decision.malignant), score_category(decision.malignant, calibration)]
+        rows.append(row)
+        title = f"{entry.label} ({entry.family}{', ' + str(len(entry.members)) + ' models' if len(entry.members) > 1 else ''})"
+        if not entry.has_malignancy:
+            title += " — findings only, no malignancy score"
+        story += [Spacer(1, 0.2 * cm), Paragraph(title, styles["Heading4"]), _table(rows)]
+    return story
+
+
+def _reader_table(content: ReportContent) -> Table:
+    result = content.result
+    entries = [e for e in (result.entries if result else ()) if e.has_malignancy]
+    header = ["Probability of malignancy", "reader"]
+    for entry in entries:
+        header += [entry.id, f"hybrid ({entry.id})"]
+    rows = [header]
+    for side, name in BREASTS:
+        read = content.report.reads.get(side.value)
+        reader = read.malignant if read else None
+        row = [name, percent(reader)]
+        for entry in entries:
+            model = result.breasts[side].entries[entry.id].malignant if side in result.breasts else None
+            row += [percent(model), percent(hybrid(reader, model))]
+        rows.append(row)
+    return _table(rows)
+
+
+def _assessment(content: ReportContent):
+    """The reader's BI-RADS assessment, density and recommendation, when given."""
+    rows = [["", "BI-RADS assessment", "density", "recommendation"]]
+    for side, name in BREASTS:
+        read = content.report.reads.get(side.value)
+        if read and (read.birads or read.density or read.recommendation):
+            rows.append([name, read.birads or "—", read.density or "—", read.recommendation or "—"])
+    return _table(rows) if len(rows) > 1 else None
+
+
+def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -> Path:
     path = Path(path)
     styles = getSampleStyleSheet()
     small = ParagraphStyle("small", parent=styles["BodyText"], fontSize=8, leading=10)
     warn = ParagraphStyle("warn", parent=styles["BodyText"], fontSize=9, leading=11, textColor=colors.HexColor("#8a1010"))
     pagesize = PAGE_SIZES[page_size]
-    title = "Mammo Reader report" + (" (de-identified)" if report.deidentify else f" — {exam_label(report)}")
-    doc = SimpleDocTemplate(
-        str(path), pagesize=pagesize, leftMargin=1.5 * cm, rightMargin=1.5 * cm, topMargin=1.3 * cm,
-        bottomMargin=1.3 * cm, title=title, author="Mammo Reader", subject="AI decision-support report",
-        creator="Mammo Reader", keywords="mammography, GMIC, decision support",
-    )
+    title = "Mammo Reader report" + (" (de-identified)" if content.report.deidentify else f" — {content.label}")
     width_cm = (pagesize[0] - 3 * cm) / cm
     story = [Paragraph("Mammography AI reading report", styles["Title"])]
-    if is_demo(report):
+    if content.is_demo():
         story.append(Paragraph(f"<b>{DEMO_WARNING}</b>", warn))
     story.append(Paragraph(f"<b>{DISCLAIMER}</b>", warn))
     story.append(Spacer(1, 0.2 * cm))
-    story.append(_table([[k, v] for k, v in header_fields(report)], [3.2 * cm, (width_cm - 3.2) * cm], header=False))
+    story.append(_table([[k, v] for k, v in content.header_fields()], [3.2 * cm, (width_cm - 3.2) * cm], header=False))
     story.append(Spacer(1, 0.3 * cm))
 
-    figure = four_view_figure(report.exam, report.result, tile_height=760)  # about 200 dpi at print size
+    figure = content.figure(760)  # about 200 dpi at print size
     aspect = figure.shape[0] / figure.shape[1]
     fig_width = min(width_cm, 13.0 / aspect)  # at most 13 cm tall: header, figure and scores on page one
     story.append(_image(encode_png(figure), fig_width, aspect))
-    story.append(Paragraph("Saliency: green benign, red malignant (opacity = probability, 0 to 1); yellow boxes: the "
-                           "retrieved patches, numbered by retrieval order.", small))
-    result = report.result
+    entry = content.entry
+    if entry is not None:
+        legend = ", ".join(f"<font color='{_hex(class_colour(c, entry.classes))}'>■</font> {c.replace('_', ' ')}"
+                           for c in entry.classes)
+        story.append(Paragraph(f"Maps of {entry.label}: {legend} (opacity = value, 0 to 1); yellow boxes: its scored "
+                               f"regions, numbered by rank.", small))
+    result = content.result
     if result is not None:
-        rows = [["", "benign", "malignant", "spread (malignant)"]]
-        for view in View:
-            if view in result.views:
-                r = result.views[view]
-                rows.append([view.value, _percent(r.probabilities[0]), _percent(r.probabilities[1]),
-                             _percent(r.spread[1]) if len(result.provenance.models) > 1 else "—"])
-        for side in (Laterality.RIGHT, Laterality.LEFT):
-            if side in result.breasts:
-                b = result.breasts[side]
-                rows.append([f"{'Right' if side == Laterality.RIGHT else 'Left'} breast (mean of CC, MLO)",
-                             _percent(b.probabilities[0]), _percent(b.probabilities[1]), ""])
-        rows.append(["Exam (maximum over breasts)", _percent(result.probabilities[0]), _percent(result.probabilities[1]), ""])
-        story += [Spacer(1, 0.3 * cm), Paragraph("Model probabilities", styles["Heading3"]), _table(rows)]
-
-    rows = [["Probability of malignancy", "reader", "model", "hybrid (mean)", "BI-RADS"]]
-    for side, name in (("R", "Right breast"), ("L", "Left breast")):
-        read = report.reads.get(side)
-        model = None
-        if result is not None and Laterality(side) in result.breasts:
-            model = float(result.breasts[Laterality(side)].probabilities[1])
-        reader = read.malignant if read else None
-        rows.append([name, _percent(reader), _percent(model), _percent(hybrid(reader, model)), (read.birads if read else "") or "—"])
-    story += [Spacer(1, 0.3 * cm), Paragraph("Reader, model and hybrid", styles["Heading3"]), _table(rows)]
-
-    if result is not None:
-        story += [Spacer(1, 0.3 * cm), Paragraph("Retrieved patches (attention weights)", styles["Heading3"])]
-        for view in View:
-            if view not in result.views or view not in report.exam.views:
+        story += [Spacer(1, 0.2 * cm), Paragraph("Model probabilities", styles["Heading3"])]
+        story += _model_tables(content, styles)
+    story += [Spacer(1, 0.3 * cm), Paragraph("Reader, model and hybrid", styles["Heading3"]), _reader_table(content)]
+    assessment = _assessment(content)
+    if assessment is not None:
+        story += [Spacer(1, 0.3 * cm), Paragraph("Reader's assessment", styles["Heading3"]), assessment]
+    if content.report.marks:
+        rows = [["view", "finding", "confidence", "position (row, col)"]]
+        rows += [[m.view, m.label, f"{m.confidence} / 5", f"{m.row:.0f}, {m.col:.0f}"] for m in content.report.marks]
+        story += [Spacer(1, 0.3 * cm), Paragraph("Reader's marks", styles["Heading3"]), _table(rows)]
+    if entry is not None:
+        story += [Spacer(1, 0.3 * cm), Paragraph(f"Regions of {entry.label}", styles["Heading3"])]
+        for view in content.views():
+            thumbs = content.thumbnails(view)
+            if not thumbs:
                 continue
-            thumbs = patch_thumbnails(report.exam.views[view], result.views[view])
             cells = [[_image(encode_png(t), 2.3, 1.0) for _, _, t in thumbs],
-                     [f"#{rank}  {attention:.3f}" for rank, attention, _ in thumbs]]
+                     [Paragraph(caption, small) for _, caption, _ in thumbs]]
             story.append(Paragraph(view.value, small))
             story.append(_table(cells, header=False))
-    notes = warnings(report)
+    notes = content.notes()
     if notes:
         story += [Spacer(1, 0.3 * cm), Paragraph("Intake and analysis notes", styles["Heading3"])]
         story += [Paragraph(f"• {n}", small) for n in notes]
-    if report.comments:
-        story += [Spacer(1, 0.3 * cm), Paragraph("Reader's comments", styles["Heading3"]), Paragraph(report.comments, small)]
-    doc.build(story)
+    if content.report.comments:
+        story += [Spacer(1, 0.3 * cm), Paragraph("Reader's comments", styles["Heading3"]),
+                  Paragraph(content.report.comments, small)]
+    with atomic_path(path) as temporary:
+        doc = SimpleDocTemplate(
+            str(temporary), pagesize=pagesize, leftMargin=1.5 * cm, rightMargin=1.5 * cm, topMargin=1.3 * cm,
+            bottomMargin=1.3 * cm, title=title, author="Mammo Reader", subject="AI decision-support report",
+            creator="Mammo Reader", keywords="mammography, decision support",
+        )
+        doc.build(story)
     return path

@@ -1,6 +1,7 @@
-"""The saliency maps as DICOM Segmentations (highdicom): one per view, two FRACTIONAL segments of type
-PROBABILITY (benign, malignant) on the source image's own pixel grid, so that a PACS or a research viewer
-shows the heatmaps over the very image they were computed from.
+"""The drawn model's maps as DICOM Segmentations (highdicom): one per view, one FRACTIONAL segment of type
+PROBABILITY per class (benign, malignant for GMIC and GLAM) on the source image's own pixel grid, at the map's
+full resolution, so that a PACS or a research viewer shows the heatmaps over the very image they were
+computed from.
 
 A mammogram is a projection: it has no slice thickness, and highdicom would otherwise copy the pixel
 spacing into a Pixel Measures macro that then requires one (dciodvfy refuses it and highdicom cannot read
@@ -20,22 +21,76 @@ from pydicom.sr.coding import Code
 from pydicom.uid import JPEG2000Lossless
 
 from app import __version__
-from app.report.content import ReportInput, exam_label
 from app.report.dicom_common import deidentify_header, no_identifiers_in_warnings, read_source
 from app.report.sr import ReportError
+from inference.files import atomic_path
 from inference.views import View
 
-CLASSES = ((0, "benign"), (1, "malignant"))
 ABNORMAL = Code("49755003", "SCT", "Morphologically Abnormal Structure")
 LESION = Code("52988006", "SCT", "Lesion")
-FRACTION_LEVELS = 255  # 8-bit fractions: saliency in steps of 1/255
+FRACTION_LEVELS = 255  # 8-bit fractions: maps in steps of 1/255
 
 
-def saliency_stack(report: ReportInput, view: View) -> np.ndarray:
-    """(rows, cols, 2) float32 in [0, 1] on the stored image's grid; 0 outside the model's window."""
-    view_result = report.result.views[view]
-    maps = [np.nan_to_num(view_result.saliency_in_original(index), nan=0.0) for index, _ in CLASSES]
-    return np.clip(np.stack(maps, axis=-1), 0.0, 1.0).astype(np.float32)
+def map_stack(content, view: View) -> tuple[list[str], np.ndarray]:
+    """(classes, (rows, cols, classes) float32 in [0, 1]) of the drawn model's primary maps on the stored
+    image's grid; 0 outside the model's input."""
+    classes = [c for c in content.entry.classes if content.layer_map(view, c) is not None]
+    maps = [content.layer_map(view, c).astype(np.float32) / 255.0 for c in classes]
+    return classes, np.stack(maps, axis=-1)
+
+
+def write_saliency_segs(content, folder: str | Path) -> list[Path]:
+    """One Segmentation file per analysed view with one FRACTIONAL/PROBABILITY segment per class of the drawn
+    model, named ``<exam>_<VIEW>_saliency_seg.dcm`` (with the model's id when several were analysed)."""
+    result, exam, entry = content.result, content.exam, content.entry
+    if result is None:
+        raise ReportError("saliency segmentations need an analysis result" + (
+            f" ({content.report.model_withheld})" if content.report.model_withheld else ""))
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name=f"{entry.family.upper()} {entry.label}"[:64], version=__version__,
+        family=codes.cid7162.ArtificialIntelligence)
+    folder = Path(folder)
+    suffix = f"_{entry.id}" if len(result.entries) > 1 else ""
+    written = []
+    for number, (view, image) in enumerate(exam.views.items(), start=1):
+        if view not in result.views:
+            continue
+        if not image.sop_instance_uid:
+            raise ReportError("DICOM segmentations need DICOM source images (this exam is PNG)", image.source)
+        classes, stack = map_stack(content, view)
+        if not classes:
+            continue
+        segments = [
+            hd.seg.SegmentDescription(
+                segment_number=index, segment_label=f"{name.replace('_', ' ')} map"[:64],
+                segmented_property_category=ABNORMAL, segmented_property_type=LESION,
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC, algorithm_identification=algorithm)
+            for index, name in enumerate(classes, start=1)
+        ]
+        source = read_source(image)
+        geometry = copy.deepcopy(source)
+        for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+            if keyword in geometry:
+                delattr(geometry, keyword)
+        with no_identifiers_in_warnings():
+            seg = hd.seg.Segmentation(
+                source_images=[geometry], pixel_array=stack[None],
+                segmentation_type=hd.seg.SegmentationTypeValues.FRACTIONAL, segment_descriptions=segments,
+                series_instance_uid=hd.UID(), series_number=9902, sop_instance_uid=hd.UID(), instance_number=number,
+                manufacturer="Mammo Reader", manufacturer_model_name=f"Mammo Reader {entry.family.upper()}"[:64],
+                software_versions=__version__, device_serial_number=__version__,
+                fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
+                max_fractional_value=FRACTION_LEVELS, transfer_syntax_uid=JPEG2000Lossless,
+                series_description=f"{entry.family.upper()} maps (AI decision support)"[:64], content_label="SALIENCY",
+            )
+        seg.PatientOrientation = _valid_orientation(source)
+        if content.report.deidentify:
+            deidentify_header(seg, content.label)
+        path = folder / f"{content.label}_{view.value}{suffix}_saliency_seg.dcm"
+        with atomic_path(path) as temporary:
+            seg.save_as(temporary, enforce_file_format=True)
+        written.append(path)
+    return written
 
 
 def _valid_orientation(source) -> list[str] | str:
@@ -45,48 +100,3 @@ def _valid_orientation(source) -> list[str] | str:
     if len(values) == 2 and all(v and set(v) <= set("LRAPHF") for v in values):
         return values
     return ""
-
-
-def write_saliency_segs(report: ReportInput, folder: str | Path) -> list[Path]:
-    """One Segmentation file per analysed view, named ``<exam>_<VIEW>_saliency_seg.dcm``."""
-    result, exam = report.result, report.exam
-    if result is None:
-        raise ReportError("saliency segmentations need an analysis result")
-    algorithm = hd.AlgorithmIdentificationSequence(
-        name="GMIC saliency", version=__version__, family=codes.cid7162.ArtificialIntelligence)
-    segments = [
-        hd.seg.SegmentDescription(
-            segment_number=number, segment_label=f"{name} saliency", segmented_property_category=ABNORMAL,
-            segmented_property_type=LESION, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-            algorithm_identification=algorithm)
-        for number, (_, name) in enumerate(CLASSES, start=1)
-    ]
-    folder = Path(folder)
-    written = []
-    for number, (view, image) in enumerate(exam.views.items(), start=1):
-        if view not in result.views:
-            continue
-        if not image.sop_instance_uid:
-            raise ReportError("DICOM segmentations need DICOM source images (this exam is PNG)", image.source)
-        source = read_source(image)
-        geometry = copy.deepcopy(source)
-        for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-            if keyword in geometry:
-                delattr(geometry, keyword)
-        with no_identifiers_in_warnings():
-            seg = hd.seg.Segmentation(
-                source_images=[geometry], pixel_array=saliency_stack(report, view)[None],
-                segmentation_type=hd.seg.SegmentationTypeValues.FRACTIONAL, segment_descriptions=segments,
-                series_instance_uid=hd.UID(), series_number=9902, sop_instance_uid=hd.UID(), instance_number=number,
-                manufacturer="Mammo Reader", manufacturer_model_name="Mammo Reader GMIC", software_versions=__version__,
-                device_serial_number=__version__, fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
-                max_fractional_value=FRACTION_LEVELS, transfer_syntax_uid=JPEG2000Lossless,
-                series_description="GMIC saliency (AI decision support)", content_label="SALIENCY",
-            )
-        seg.PatientOrientation = _valid_orientation(source)
-        if report.deidentify:
-            deidentify_header(seg, report)
-        path = folder / f"{exam_label(report)}_{view.value}_saliency_seg.dcm"
-        seg.save_as(path, enforce_file_format=True)
-        written.append(path)
-    return written

@@ -1,10 +1,13 @@
 """DICOM Comprehensive 3D SR with a TID 1500 Measurement Report (highdicom), so that a PACS can store the
-findings next to the images: each retrieved patch as an image region (SCOORD polyline on the source image,
-pixel-edge coordinates) with its attention weight and the view's probabilities, and the breast- and
-exam-level probabilities. Codes that no standard defines use the private scheme 99MAMMOREADER."""
+findings next to the images: for every analysed model, each scored region as an image region (SCOORD polyline
+on the source image, pixel-edge coordinates) with its score (attention, glimpse or window probability …) and
+the view's class probabilities, and the breast- and exam-level probabilities. Codes that no standard defines
+use the private scheme 99MAMMOREADER (benign and malignant keep MR003 and MR002; other classes and scores get
+stable codes derived from their names)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import highdicom as hd
@@ -14,9 +17,9 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from app import __version__
-from app.report.content import ReportInput
 from app.report.dicom_common import deidentify_header, no_identifiers_in_warnings, read_source
 from inference.errors import MammoError
+from inference.files import atomic_path
 from inference.views import Laterality
 
 SCHEME = "99MAMMOREADER"
@@ -28,72 +31,107 @@ LESION = Code("52988006", "SCT", "Lesion")
 BREAST = Code("76752008", "SCT", "Breast")
 PROCEDURE = Code("24606-6", "LN", "MG Breast Screening")
 LATERALITY = {Laterality.LEFT: Code("7771000", "SCT", "Left"), Laterality.RIGHT: Code("24028007", "SCT", "Right")}
+KNOWN_CLASSES = {"malignant": P_MALIGNANT, "benign": P_BENIGN}
+KNOWN_SCORES = {"attention": ATTENTION}
 
 
 class ReportError(MammoError):
     """A report that cannot be made as asked."""
 
 
+def _short_code(prefix: str, text: str) -> str:
+    """A stable private code value (at most 16 characters) for a name no standard codes."""
+    return f"{prefix}{hashlib.sha1(text.encode()).hexdigest()[:10].upper()}"
+
+
+def class_code(name: str) -> Code:
+    return KNOWN_CLASSES.get(name) or Code(_short_code("MRC", name), SCHEME, f"Probability of {name.replace('_', ' ')}")
+
+
+def score_code(kind: str) -> Code:
+    return KNOWN_SCORES.get(kind) or Code(_short_code("MRS", kind), SCHEME, f"Region score: {kind}")
+
+
 def _measurement(name: Code, value: float) -> hd.sr.Measurement:
     return hd.sr.Measurement(name=name, value=float(value), unit=NO_UNITS)
 
 
-def write_sr(report: ReportInput, path: str | Path) -> Path:
-    result, exam = report.result, report.exam
+def _class_measurements(classes, probabilities, malignancy) -> list:
+    """One measurement per class; P(malignant) by the model's rule when its classes are not benign/malignant."""
+    out = [_measurement(class_code(c), probabilities[c]) for c in classes]
+    if malignancy is not None and "malignant" not in classes:
+        out.append(_measurement(P_MALIGNANT, malignancy))
+    return out
+
+
+def write_sr(content, path: str | Path) -> Path:
+    """The SR of every analysed model: each region (SCOORD polyline on its source image) with its score and the
+    view's class probabilities, then breast and exam probabilities per model."""
+    result, exam = content.result, content.exam
     if result is None:
-        raise ReportError("a structured report needs an analysis result")
+        raise ReportError("a structured report needs an analysis result" + (
+            f" ({content.report.model_withheld})" if content.report.model_withheld else ""))
     sources = {}
     for view, image in exam.views.items():
         if not image.sop_instance_uid:
             raise ReportError("a DICOM structured report needs DICOM source images (this exam is PNG)", image.source)
         sources[view] = read_source(image)
-    device = hd.sr.DeviceObserverIdentifyingAttributes(uid=hd.UID(), name="Mammo Reader GMIC",
+    device = hd.sr.DeviceObserverIdentifyingAttributes(uid=hd.UID(), name="Mammo Reader",
                                                         manufacturer_name="Mammo Reader", model_name=__version__)
     context = hd.sr.ObservationContext(
         observer_device_context=hd.sr.ObserverContext(observer_type=codes.DCM.Device,
                                                       observer_identifying_attributes=device))
     groups = []
-    for view, view_result in result.views.items():
-        source = sources[view]
-        rows, cols = int(source.Rows), int(source.Columns)
-        for patch in view_result.patches:
-            top, left, bottom, right = patch.box_original
-            top, bottom = np.clip([top, bottom], 0, rows)
-            left, right = np.clip([left, right], 0, cols)
-            polyline = np.array([[left, top], [right, top], [right, bottom], [left, bottom], [left, top]], float)
-            region = hd.sr.ImageRegion(
-                graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=polyline,
-                source_image=hd.sr.SourceImageForRegion.from_source_image(source))
-            groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-                tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{view.value} region {patch.rank}"),
-                referenced_region=region, finding_type=LESION, finding_sites=[hd.sr.FindingSite(
-                    anatomic_location=BREAST, laterality=LATERALITY[view.laterality])],
-                measurements=[_measurement(ATTENTION, patch.attention),
-                              _measurement(P_MALIGNANT, view_result.probabilities[1]),
-                              _measurement(P_BENIGN, view_result.probabilities[0])]))
-    for side, breast in result.breasts.items():
-        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{side.value} breast"),
-            finding_type=BREAST, finding_sites=[hd.sr.FindingSite(anatomic_location=BREAST, laterality=LATERALITY[side])],
-            measurements=[_measurement(P_MALIGNANT, breast.probabilities[1]), _measurement(P_BENIGN, breast.probabilities[0])]))
-    groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="exam"),
-        finding_type=BREAST,
-        measurements=[_measurement(P_MALIGNANT, result.probabilities[1]), _measurement(P_BENIGN, result.probabilities[0])]))
-    content = hd.sr.MeasurementReport(observation_context=context, procedure_reported=PROCEDURE, imaging_measurements=groups)
+    for entry in result.entries:
+        for view, view_result in result.views.items():
+            source = sources[view]
+            rows, cols = int(source.Rows), int(source.Columns)
+            r = view_result.entries[entry.id]
+            view_measurements = _class_measurements(entry.classes, r.probabilities, entry.malignant(r.probabilities))
+            for region in r.regions:
+                top, left, bottom, right = region.box_original
+                top, bottom = np.clip([top, bottom], 0, rows)
+                left, right = np.clip([left, right], 0, cols)
+                polyline = np.array([[left, top], [right, top], [right, bottom], [left, bottom], [left, top]], float)
+                area = hd.sr.ImageRegion(
+                    graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=polyline,
+                    source_image=hd.sr.SourceImageForRegion.from_source_image(source))
+                measurements = [_measurement(score_code(region.kind), region.score)] + view_measurements
+                groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=hd.sr.TrackingIdentifier(
+                        uid=hd.UID(), identifier=f"{entry.id} {view.value} {region.kind} {region.rank}"[:64]),
+                    referenced_region=area, finding_type=LESION, finding_sites=[hd.sr.FindingSite(
+                        anatomic_location=BREAST, laterality=LATERALITY[view.laterality])],
+                    measurements=measurements))
+        for side, breast in result.breasts.items():
+            scores = breast.entries[entry.id]
+            groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{entry.id} {side.value} breast"[:64]),
+                finding_type=BREAST, finding_sites=[hd.sr.FindingSite(anatomic_location=BREAST, laterality=LATERALITY[side])],
+                measurements=_class_measurements(entry.classes, scores.probabilities, scores.malignant)))
+        decision = result.exam[entry.id]
+        if decision.probabilities:
+            groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{entry.id} exam"[:64]),
+                finding_type=BREAST,
+                measurements=_class_measurements(entry.classes, decision.probabilities, decision.malignant)))
+    report = hd.sr.MeasurementReport(observation_context=context, procedure_reported=PROCEDURE, imaging_measurements=groups)
+    families = ", ".join(sorted({e.family.upper() for e in result.entries}))
     with no_identifiers_in_warnings():
         sr = hd.sr.Comprehensive3DSR(
-            evidence=list(sources.values()), content=content, series_instance_uid=hd.UID(), series_number=9901,
+            evidence=list(sources.values()), content=report, series_instance_uid=hd.UID(), series_number=9901,
             sop_instance_uid=hd.UID(), instance_number=1, manufacturer="Mammo Reader",
-            series_description="AI decision support (GMIC)", is_complete=True, is_final=False, is_verified=False,
+            series_description=f"AI decision support ({families})"[:64], is_complete=True, is_final=False,
+            is_verified=False,
         )
     scheme = pydicom.Dataset()  # the private scheme, described where the standard asks (PS3.3 C.12.1.1.3.1)
     scheme.CodingSchemeDesignator = SCHEME
-    scheme.CodingSchemeName = "Mammo Reader GMIC result concepts"
+    scheme.CodingSchemeName = "Mammo Reader AI result concepts"
     scheme.CodingSchemeResponsibleOrganization = "Mammo Reader"
     sr.CodingSchemeIdentificationSequence = [scheme]
-    if report.deidentify:
-        deidentify_header(sr, report)
+    if content.report.deidentify:
+        deidentify_header(sr, content.label)
     path = Path(path)
-    sr.save_as(path, enforce_file_format=True)
+    with atomic_path(path) as temporary:
+        sr.save_as(temporary, enforce_file_format=True)
     return path

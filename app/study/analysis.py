@@ -22,6 +22,8 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import roc_curve
 
+from app.reading import hybrid
+
 Z95 = float(stats.norm.ppf(0.975))
 
 
@@ -350,6 +352,6 @@ def hybrid_records(records: Iterable[Any], model_scores: Mapping[Any, float], mo
         case = _get(row, "case")
         out.append({
             "reader": _get(row, "reader"), "modality": "hybrid", "case": case, "truth": _get(row, "truth"),
-            "score": (float(_get(row, "score")) + float(model_scores[case])) / 2.0,
+            "score": hybrid(float(_get(row, "score")), float(model_scores[case])),
         })
     return out

@@ -11,15 +11,10 @@ import numpy as np
 
 from app.study.analysis import ORHResult, delong, orh, roc_points
 from app.study.store import Store
-from app.study.study import (
-    StudyError,
-    analysis_records,
-    model_exclusions,
-    reader_progress,
-    telemetry,
-    write_imrmc,
-    write_tidy_csv,
-)
+from app.study.errors import StudyError
+from app.study.exchange import write_imrmc, write_tidy_csv
+from app.study.records import analysis_records, model_exclusions, telemetry
+from app.study.sessions import reader_progress
 
 
 @dataclass(frozen=True)
@@ -86,6 +81,11 @@ def _scores(records: list[dict], modality: str, reader: str | None = None) -> tu
     return np.array([r["score"] for r in rows], float), np.array([r["truth"] for r in rows], int)
 
 
+def model_name(modality: str) -> str:
+    """``model`` or ``model [id]`` from a record modality such as ``model [glam] (vs unaided)``."""
+    return modality.split(" (vs ", 1)[0]
+
+
 def model_operating_points(scores: np.ndarray, truth: np.ndarray) -> list[OperatingPoint]:
     """Sensitivity and specificity of the model at 0.5 and at the Youden-optimal threshold."""
     fpr, tpr, thresholds = roc_points(scores, truth)
@@ -105,25 +105,28 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
         raise StudyError("no committed reads yet: the results need at least one finished reading")
     modalities = sorted({r["modality"] for r in records})
     readers = sorted({r["reader"] for r in records})
+    model_names = sorted({model_name(m) for m in modalities if m.startswith("model")})
     aucs = []
     for modality in modalities:
         is_model = modality.startswith("model")
-        if is_model and any(row.modality == "model" for row in aucs):
-            continue  # the model's scores are the same beside every reader and modality: one row
+        if is_model and any(row.modality == model_name(modality) for row in aucs):
+            continue  # a model's scores are the same beside every reader and modality: one row per model
         for reader in readers[:1] if is_model else readers:
             scores, truth = _scores(records, modality, reader)
             if scores.size and 0 < truth.sum() < truth.size:
                 e = delong(scores, truth)
-                aucs.append(AucRow("(model)" if is_model else reader, "model" if is_model else modality, e.auc,
-                                   e.ci[0], e.ci[1], int(truth.sum()), int((truth == 0).sum())))
+                aucs.append(AucRow("(model)" if is_model else reader, model_name(modality) if is_model else modality,
+                                   e.auc, e.ci[0], e.ci[1], int(truth.sum()), int((truth == 0).sum())))
     comparisons: dict[str, ORHResult] = {}
+    pairs: list[tuple[str, str]] = []
     base = "unaided" if "unaided" in modalities else ("concurrent" if "concurrent" in modalities else None)
     if base is not None and len(readers) >= 2:
         pairs = []
         for aided in ("aided", "concurrent"):  # sequential; crossover (AI-concurrent vs unaided readings)
             if aided in modalities and base == "unaided":
                 pairs.append((aided, "unaided"))
-        pairs += [(f"model (vs {base})", base), (f"hybrid ({base})", base)]
+        for name in model_names:  # readers compared with each model, and each model's hybrid
+            pairs += [(f"{name} (vs {base})", base), (f"{name.replace('model', 'hybrid', 1)} ({base})", base)]
         for first, second in pairs:
             rows = _common_cases([r for r in records if r["modality"] in (first, second)], (first, second))
             try:
@@ -131,20 +134,24 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
             except ValueError:
                 continue  # not fully crossed yet (a reader has not finished)
     points = []
-    model_rows = [r for r in records if r["modality"].startswith("model") and r["reader"] == readers[0]]
-    if model_rows:
-        first_model = model_rows[0]["modality"]
-        scores, truth = _scores(records, first_model, readers[0])
+    for name in model_names:
+        modality = next(m for m in modalities if model_name(m) == name)
+        scores, truth = _scores(records, modality, readers[0])
         if 0 < truth.sum() < truth.size:
-            points = model_operating_points(scores, truth)
+            for point in model_operating_points(scores, truth):
+                label = point.name if len(model_names) == 1 else f"{name}: {point.name}"
+                points.append(OperatingPoint(label, point.threshold, point.sensitivity, point.specificity))
+    expected = len(pairs) if base is not None and len(readers) >= 2 else 0
     return StudyResults(level, records, aucs, comparisons, points, telemetry(store, study_id),
-                        model_exclusions(store, study_id, level), _cautions(store, study_id, aucs, readers, comparisons))
+                        model_exclusions(store, study_id, level),
+                        _cautions(store, study_id, aucs, readers, comparisons, expected))
 
 
 MIN_UNITS = 10  # per class: below this an AUC's confidence interval is too wide to mean much
 
 
-def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str], comparisons: dict) -> tuple[str, ...]:
+def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str], comparisons: dict,
+              expected: int) -> tuple[str, ...]:
     out = []
     unfinished = [f"{row['reader']} {row['done']} of {row['total']}" + (f" (session {row['session']})"
                                                                        if row["sessions"] > 1 else "")
@@ -161,8 +168,9 @@ def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str
                    "negative units")
     if len(readers) < 2:
         out.append("the multi-reader (ORH) comparisons need at least two readers")
-    elif not comparisons:
-        out.append("no ORH comparison yet: every reader must have read every case in both modalities")
+    elif len(comparisons) < expected:
+        out.append(f"{expected - len(comparisons)} of {expected} ORH comparisons are not computed yet: every reader "
+                   "must have read every case in both modalities")
     return tuple(out)
 
 

@@ -7,7 +7,6 @@ durable (committed, WAL synced with ``synchronous=FULL``) when its future comple
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -20,7 +19,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE exam_reads (
@@ -199,18 +198,110 @@ MIGRATIONS: dict[int, str] = {
     DROP TABLE model_scores;
     ALTER TABLE model_scores_v4 RENAME TO model_scores;
     """,
+    # one cache of analysis results for the workstation, the studies and the reports (JSON + binary maps,
+    # keyed by images, models and mode); model scores per model identity, so that readers are compared with
+    # each model of a study. Old scores become those of a model called 'model' (their cached result says which)
+    5: """
+    CREATE TABLE analysis_results (
+        result_key TEXT PRIMARY KEY,
+        result_json TEXT NOT NULL,
+        maps BLOB NOT NULL,
+        created_at REAL NOT NULL
+    );
+    INSERT INTO analysis_results SELECT cache_key, result_json, X'', created_at FROM model_cache;
+    DROP TABLE model_cache;
+    DROP TABLE exam_results;
+    CREATE TABLE study_models (
+        study_id INTEGER NOT NULL REFERENCES studies(study_id),
+        model_id TEXT NOT NULL,
+        label TEXT NOT NULL,
+        family TEXT NOT NULL,
+        classes_json TEXT NOT NULL,
+        malignancy_json TEXT NOT NULL,
+        model_key TEXT NOT NULL,
+        PRIMARY KEY (study_id, model_id)
+    );
+    INSERT INTO study_models SELECT DISTINCT study_id, 'model', 'model', 'gmic', '["benign", "malignant"]',
+        '["malignant"]', '' FROM model_scores;
+    CREATE TABLE model_scores_v5 (
+        study_id INTEGER NOT NULL,
+        case_id TEXT NOT NULL,
+        breast TEXT NOT NULL CHECK (breast IN ('L', 'R')),
+        model_id TEXT NOT NULL,
+        malignant REAL CHECK (malignant IS NULL OR malignant BETWEEN 0 AND 1),
+        probabilities_json TEXT,
+        result_key TEXT NOT NULL,
+        missing_reason TEXT NOT NULL DEFAULT '' CHECK ((probabilities_json IS NULL) = (missing_reason != '')),
+        PRIMARY KEY (study_id, case_id, breast, model_id),
+        FOREIGN KEY (study_id, model_id) REFERENCES study_models(study_id, model_id)
+    );
+    INSERT INTO model_scores_v5 SELECT study_id, case_id, breast, 'model', malignant,
+        CASE WHEN malignant IS NULL THEN NULL ELSE json_object('benign', benign, 'malignant', malignant) END,
+        cache_key, missing_reason FROM model_scores;
+    DROP TABLE model_scores;
+    ALTER TABLE model_scores_v5 RENAME TO model_scores;
+    CREATE TABLE exam_marks (
+        exam_key TEXT NOT NULL,
+        reader TEXT NOT NULL,
+        mark_id INTEGER NOT NULL,
+        view TEXT NOT NULL CHECK (view IN ('L-CC', 'R-CC', 'L-MLO', 'R-MLO')),
+        row REAL NOT NULL,
+        col REAL NOT NULL,
+        label TEXT NOT NULL,
+        confidence INTEGER NOT NULL CHECK (confidence BETWEEN 1 AND 5),
+        created_at REAL NOT NULL,
+        PRIMARY KEY (exam_key, reader, mark_id)
+    );
+    CREATE TABLE study_marks (
+        study_id INTEGER NOT NULL,
+        reader TEXT NOT NULL,
+        case_id TEXT NOT NULL,
+        modality TEXT NOT NULL,
+        mark_id INTEGER NOT NULL,
+        view TEXT NOT NULL CHECK (view IN ('L-CC', 'R-CC', 'L-MLO', 'R-MLO')),
+        row REAL NOT NULL,
+        col REAL NOT NULL,
+        label TEXT NOT NULL,
+        confidence INTEGER NOT NULL CHECK (confidence BETWEEN 1 AND 5),
+        PRIMARY KEY (study_id, reader, case_id, modality, mark_id),
+        FOREIGN KEY (study_id, case_id) REFERENCES study_cases(study_id, case_id)
+    );
+    CREATE TRIGGER study_marks_are_final_update BEFORE UPDATE ON study_marks
+    BEGIN SELECT RAISE(ABORT, 'a committed mark cannot be changed'); END;
+    CREATE TRIGGER study_marks_are_final_delete BEFORE DELETE ON study_marks
+    BEGIN SELECT RAISE(ABORT, 'a committed mark cannot be deleted'); END;
+    ALTER TABLE exam_reads ADD COLUMN density TEXT NOT NULL DEFAULT '';
+    ALTER TABLE exam_reads ADD COLUMN recommendation TEXT NOT NULL DEFAULT '';
+    """,
 }
 
 
 @dataclass(frozen=True)
 class BreastRead:
-    """A reader's estimate for one breast: probability of malignancy (and optionally benign), BI-RADS."""
+    """A reader's estimate for one breast: probability of malignancy (and optionally benign), the BI-RADS
+    assessment category, breast density (BI-RADS a-d) and the recommendation."""
 
     breast: str
     malignant: float | None
     benign: float | None = None
     birads: str = ""
     committed: bool = False
+    density: str = ""
+    recommendation: str = ""
+
+
+MARK_LABELS = ("mass", "calcifications", "asymmetry", "architectural distortion", "other")
+
+
+@dataclass(frozen=True)
+class ReaderMark:
+    """A point the reader marked on a view (original image pixels), with a label and a confidence 1-5."""
+
+    view: str
+    row: float
+    col: float
+    label: str
+    confidence: int
 
 
 class StoreClosedError(RuntimeError):
@@ -302,34 +393,49 @@ class Store:
         def work(db: sqlite3.Connection) -> None:
             for read in reads:
                 db.execute(
-                    "INSERT INTO exam_reads VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (exam_key, reader, breast) "
-                    "DO UPDATE SET malignant=excluded.malignant, benign=excluded.benign, birads=excluded.birads, "
-                    "committed=excluded.committed, updated_at=excluded.updated_at",
-                    (exam_key, reader, read.breast, read.malignant, read.benign, read.birads, int(read.committed), now),
+                    "INSERT INTO exam_reads (exam_key, reader, breast, malignant, benign, birads, committed, "
+                    "updated_at, density, recommendation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (exam_key, reader, breast) DO UPDATE SET malignant=excluded.malignant, "
+                    "benign=excluded.benign, birads=excluded.birads, committed=excluded.committed, "
+                    "updated_at=excluded.updated_at, density=excluded.density, recommendation=excluded.recommendation",
+                    (exam_key, reader, read.breast, read.malignant, read.benign, read.birads, int(read.committed), now,
+                     read.density, read.recommendation),
                 )
 
         return self.submit(work)
 
     def load_reads(self, exam_key: str, reader: str) -> dict[str, BreastRead]:
         rows = self.read(
-            "SELECT breast, malignant, benign, birads, committed FROM exam_reads WHERE exam_key=? AND reader=?",
-            (exam_key, reader),
-        )
-        return {r[0]: BreastRead(r[0], r[1], r[2], r[3] or "", bool(r[4])) for r in rows}
+            "SELECT breast, malignant, benign, birads, committed, density, recommendation FROM exam_reads "
+            "WHERE exam_key=? AND reader=?", (exam_key, reader))
+        return {r[0]: BreastRead(r[0], r[1], r[2], r[3] or "", bool(r[4]), r[5] or "", r[6] or "") for r in rows}
 
-    def save_result(self, exam_key: str, model_key: str, result: dict) -> Future:
-        payload = json.dumps(result)
-        return self.submit(
-            lambda db: db.execute(
-                "INSERT OR REPLACE INTO exam_results VALUES (?, ?, ?, ?)", (exam_key, model_key, payload, time.time())
-            )
-        )
+    def save_marks(self, exam_key: str, reader: str, marks: list[ReaderMark]) -> Future:
+        """Replace the reader's marks on this exam (the workstation's marks stay editable until committed)."""
+        now = time.time()
 
-    def load_result(self, exam_key: str, model_key: str) -> dict | None:
-        rows = self.read(
-            "SELECT result_json FROM exam_results WHERE exam_key=? AND model_key=?", (exam_key, model_key)
-        )
-        return json.loads(rows[0][0]) if rows else None
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM exam_marks WHERE exam_key=? AND reader=?", (exam_key, reader))
+            for number, mark in enumerate(marks, start=1):
+                db.execute("INSERT INTO exam_marks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (exam_key, reader, number, mark.view, mark.row, mark.col, mark.label, mark.confidence, now))
+
+        return self.submit(work)
+
+    def load_marks(self, exam_key: str, reader: str) -> list[ReaderMark]:
+        rows = self.read("SELECT view, row, col, label, confidence FROM exam_marks WHERE exam_key=? AND reader=? "
+                         "ORDER BY mark_id", (exam_key, reader))
+        return [ReaderMark(*row) for row in rows]
+
+    def save_result(self, result_key: str, result_json: str, maps: bytes) -> Future:
+        """Store an analysis result (JSON text and its binary maps) under its key; durable when done."""
+        return self.submit(lambda db: db.execute(
+            "INSERT OR REPLACE INTO analysis_results VALUES (?, ?, ?, ?)", (result_key, result_json, maps, time.time())))
+
+    def load_result(self, result_key: str) -> tuple[str, bytes] | None:
+        """(JSON text, maps) of a stored result, or None."""
+        rows = self.read("SELECT result_json, maps FROM analysis_results WHERE result_key=?", (result_key,))
+        return (rows[0][0], bytes(rows[0][1])) if rows else None
 
 
 def _statements(script: str) -> list[str]:

@@ -7,7 +7,7 @@ import sqlite3
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from app.study.study import StudyError
+from app.study.errors import StudyError
 from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)

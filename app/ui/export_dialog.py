@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QFormLayout,
+    QLabel,
     QLineEdit,
     QTextEdit,
     QWidget,
@@ -26,7 +27,7 @@ def export_task(report: ReportInput, folder: str, formats: list[str], page_size:
 
 
 class ExportDialog(QDialog):
-    def __init__(self, default_folder: str, has_dicom: bool, parent: QWidget | None = None) -> None:
+    def __init__(self, default_folder: str, has_dicom: bool, parent: QWidget | None = None, withheld: bool = False) -> None:
         super().__init__(parent)
         self.setObjectName("exportDialog")
         self.setWindowTitle("Export report")
@@ -40,7 +41,7 @@ class ExportDialog(QDialog):
         for name in ("sr", "seg"):
             self.formats[name].setEnabled(has_dicom)
             if not has_dicom:
-                self.formats[name].setToolTip("needs DICOM source images and an analysis")
+                self.formats[name].setToolTip("needs DICOM source images and a model result that may be shown")
         self.deidentify = QCheckBox("de-identify (no patient identifiers anywhere)")
         self.page_size = QComboBox()
         self.page_size.addItems(["A4", "Letter"])
@@ -48,6 +49,12 @@ class ExportDialog(QDialog):
         self.comments.setPlaceholderText("optional comments for the report")
         self.comments.setFixedHeight(70)
         form = QFormLayout(self)
+        if withheld:
+            note = QLabel("The model is hidden until you commit your estimate (blind first): the report holds your "
+                          "reading and the images, not the model's result.")
+            note.setObjectName("withheldNote")
+            note.setWordWrap(True)
+            form.addRow(note)
         form.addRow("Folder", row)
         for box in self.formats.values():
             form.addRow("", box)

@@ -1,24 +1,29 @@
 """The screening hanging: R-CC | L-CC above R-MLO | L-MLO, right views on the left half, back to back.
 
-Layouts: four views, CC pair, MLO pair, right (CC + MLO), left (CC + MLO), and any single view
-(double-click toggles). Zoom/pan can be linked across the two views of a row: since they hang back to
-back, the link shares the distance from the chest wall and the height, not raw pixel coordinates.
+Layouts: four views, CC pair, MLO pair, right breast (CC | MLO), left breast (CC | MLO), and any single view
+(double-click toggles). Every layout places its views in its own grid and fits them to their viewports on
+entry, at one physical scale (mm, where the pixel spacing is known) for the views shown. Zoom/pan can be
+linked across the two views of a row: since they hang back to back, the link shares the distance from the
+chest wall and the height, not raw pixel coordinates. The cross-reference (X) shows, for the point under the
+cursor in one view of a breast, the band at the same depth in the other view of that breast.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QWidget
 
+from app.ui.overlay_images import OverlayImages
+from app.ui.view_widget import MammoViewWidget, OverlayOptions
+from inference.breast_geometry import corresponding_band
 from inference.exam import Exam
 from inference.pipeline import ExamResult
 from inference.views import View
-from app.ui.view_widget import MammoViewWidget
 
-GRID = {View.R_CC: (0, 0), View.L_CC: (0, 1), View.R_MLO: (1, 0), View.L_MLO: (1, 1)}
 PARTNER = {View.R_CC: View.L_CC, View.L_CC: View.R_CC, View.R_MLO: View.L_MLO, View.L_MLO: View.R_MLO}
+OTHER_PROJECTION = {View.R_CC: View.R_MLO, View.R_MLO: View.R_CC, View.L_CC: View.L_MLO, View.L_MLO: View.L_CC}
 
 
 class Layout(StrEnum):
@@ -30,13 +35,30 @@ class Layout(StrEnum):
     SINGLE = "single view"
 
 
-LAYOUT_VIEWS = {
-    Layout.FOUR: (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO),
-    Layout.CC: (View.R_CC, View.L_CC),
-    Layout.MLO: (View.R_MLO, View.L_MLO),
-    Layout.RIGHT: (View.R_CC, View.R_MLO),
-    Layout.LEFT: (View.L_CC, View.L_MLO),
+# where each layout puts its views: (row, column) in its own grid
+LAYOUT_GRID = {
+    Layout.FOUR: {View.R_CC: (0, 0), View.L_CC: (0, 1), View.R_MLO: (1, 0), View.L_MLO: (1, 1)},
+    Layout.CC: {View.R_CC: (0, 0), View.L_CC: (0, 1)},
+    Layout.MLO: {View.R_MLO: (0, 0), View.L_MLO: (0, 1)},
+    Layout.RIGHT: {View.R_CC: (0, 0), View.R_MLO: (0, 1)},
+    Layout.LEFT: {View.L_CC: (0, 0), View.L_MLO: (0, 1)},
 }
+LAYOUT_VIEWS = {layout: tuple(grid) for layout, grid in LAYOUT_GRID.items()}
+
+
+def study_text(exam: Exam | None) -> list[str]:
+    """The standard corner text: study date, accession; the patient only when the exam is identified."""
+    if exam is None:
+        return []
+    lines = []
+    if exam.study_date:
+        date = exam.study_date
+        lines.append(f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 else date)
+    if exam.accession:
+        lines.append(f"Acc {exam.accession}")
+    if exam.patient.name or exam.patient.patient_id:
+        lines.append(" ".join(filter(None, [exam.patient.name.replace("^", " ").strip(), exam.patient.patient_id])))
+    return lines
 
 
 class HangingWidget(QWidget):
@@ -47,34 +69,77 @@ class HangingWidget(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("hanging")
-        self.views = {view: MammoViewWidget(view) for view in GRID}
+        self.views = {view: MammoViewWidget(view) for view in LAYOUT_GRID[Layout.FOUR]}
         self.linked = True
+        self.cross_reference = False
         self.layout_mode = Layout.FOUR
         self.single: View | None = None
         self._previous_layout = Layout.FOUR
         self._syncing = False
-        grid = QGridLayout(self)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setSpacing(3)
-        for view, (row, col) in GRID.items():
-            grid.addWidget(self.views[view], row, col)
-            widget = self.views[view]
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(3)
+        for widget in self.views.values():
             widget.doubleClicked.connect(self.toggle_single)
             widget.rangeChangedByUser.connect(self._on_user_range)
+            widget.pointed.connect(self._on_pointed)
+        self._place()
         self.setStyleSheet("background: #101010;")
+
+    def _place(self) -> None:
+        for widget in self.views.values():
+            self.grid.removeWidget(widget)
+        for row in range(2):
+            self.grid.setRowStretch(row, 0)
+        for col in range(2):
+            self.grid.setColumnStretch(col, 0)
+        cells = {self.single: (0, 0)} if self.layout_mode == Layout.SINGLE else LAYOUT_GRID[self.layout_mode]
+        for view, widget in self.views.items():
+            if view in cells:
+                row, col = cells[view]
+                self.grid.addWidget(widget, row, col)
+                self.grid.setRowStretch(row, 1)
+                self.grid.setColumnStretch(col, 1)
+                widget.show()
+            else:
+                widget.hide()
 
     def resizeEvent(self, event):  # noqa: N802 - Qt override
         super().resizeEvent(event)
         self.fit_same_scale()
 
+    def set_loading(self) -> None:
+        for widget in self.views.values():
+            widget.set_loading()
+
     def set_exam(self, exam: Exam | None) -> None:
+        text = study_text(exam)
+        conflicts = exam.laterality_conflicts if exam is not None else ()
         for view, widget in self.views.items():
-            widget.set_image(exam.views.get(view) if exam is not None else None)
+            warning = exam.laterality_message(view) if view in conflicts else ""
+            widget.set_image(exam.views.get(view) if exam is not None else None, text, warning)
         self.fit_same_scale()
 
-    def set_result(self, result: ExamResult | None) -> None:
-        for view, widget in self.views.items():
-            widget.set_result(result.views.get(view) if result is not None else None)
+    def set_result(self, result: ExamResult | None, entry_id: str | None = None,
+                   overlays: OverlayImages | None = None) -> None:
+        for view in self.views:
+            self.set_view_result(result, view, entry_id, overlays)
+
+    def set_view_result(self, result: ExamResult | None, view: View, entry_id: str | None,
+                        overlays: OverlayImages | None) -> None:
+        widget = self.views[view]
+        if result is None or view not in result.views:
+            widget.set_result(None)
+            return
+        entry = result.entry(entry_id)
+        entry_result = result.views[view].entries[entry.id]
+        textures = {index: overlays.textures[(view, entry.id, index)] for index in range(len(entry_result.layers))
+                    if (view, entry.id, index) in overlays.textures} if overlays else None
+        widget.set_result(entry_result, textures, entry.classes)
+
+    def set_overlay_options(self, options: OverlayOptions) -> None:
+        for widget in self.views.values():
+            widget.set_overlay_options(options)
 
     def visible_views(self) -> tuple[View, ...]:
         if self.layout_mode == Layout.SINGLE and self.single is not None:
@@ -84,10 +149,10 @@ class HangingWidget(QWidget):
     def set_layout(self, mode: Layout, single: View | None = None) -> None:
         self.layout_mode = mode
         self.single = single if mode == Layout.SINGLE else None
-        shown = self.visible_views()
-        for view, widget in self.views.items():
-            widget.setVisible(view in shown)
+        self._place()
+        self.grid.activate()
         self.fit_same_scale()
+        QTimer.singleShot(0, self, self.fit_same_scale)  # again once the new geometry has reached the views
         self.layoutChanged.emit(mode.value if mode != Layout.SINGLE else f"{single.value} alone")
 
     def toggle_single(self, view: View) -> None:
@@ -122,15 +187,33 @@ class HangingWidget(QWidget):
     def set_linked(self, on: bool) -> None:
         self.linked = on
 
+    def set_cross_reference(self, on: bool) -> None:
+        self.cross_reference = on
+        if not on:
+            for widget in self.views.values():
+                widget.show_band(None)
+
+    def _on_pointed(self, view: View, row: float, col: float) -> None:
+        if not self.cross_reference:
+            return
+        source, target = self.views[view], self.views[OTHER_PROJECTION[view]]
+        source.show_band(None)
+        source_axis, target_axis = source.breast_axis(), target.breast_axis()
+        if source_axis is None or target_axis is None:
+            target.show_band(None)
+            return
+        target.show_band(corresponding_band(source_axis, (row, col), target_axis))
+
     def _on_user_range(self, view: View) -> None:
         if not self.linked or self._syncing:
             return
         partner = self.views[PARTNER[view]]
         source = self.views[view]
-        if partner.image is None or source.image is None:
+        if partner.image is None or source.image is None or not partner.isVisible():
             return
         self._syncing = True
         try:
             partner.set_distance_range(*source.distance_range_from_wall())
         finally:
             self._syncing = False
+

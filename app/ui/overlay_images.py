@@ -1,71 +1,105 @@
-"""Pixels of the overlays (heatmap RGBA, patch thumbnails), computed off the GUI thread (numpy only)."""
+"""Pixels of the overlays, computed off the GUI thread (numpy and OpenCV only).
+
+A heat layer becomes one 8-bit texture drawn through a colour lookup table whose opacity is the value (so a
+zero map is fully transparent): no RGBA copy per class, and a bounded size whatever the map's resolution
+(a coarse 46 x 30 map is upsampled smoothly to a few hundred pixels, a 2944 x 1920 map is reduced to at most
+``MAX_TEXTURE`` on its long side and drawn at screen resolution). The texture's affine takes its pixels to the
+original image, so it stays registered through crop, flip, padding and resize.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from inference.backends.base import HeatLayer, ScoredRegion, scale_affine
 from inference.exam import Exam
 from inference.pipeline import ExamResult
 from inference.views import View
 
-CLASS_COLOURS = {0: (40, 220, 60), 1: (235, 40, 40)}  # benign green, malignant red (GMIC figures)
-HEATMAP_UPSAMPLE = 8
+SMOOTH_TARGET = 368  # coarse maps are upsampled to about this many pixels on the long side (46 -> 368)
+MAX_TEXTURE = 2048
 
 
-def heatmap_rgba(values: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
-    """(h, w) probabilities in [0, 1] -> (h, w, 4) uint8: a fixed colour whose opacity is the value."""
-    alpha = np.clip(values, 0.0, 1.0)
-    rgba = np.zeros(values.shape + (4,), np.uint8)
-    rgba[..., :3] = colour
-    rgba[..., 3] = np.round(alpha * 255).astype(np.uint8)
-    return rgba
+@dataclass(frozen=True)
+class Texture:
+    """An 8-bit map (0 = nothing, 255 = 1.0) and the affine from its pixels to the original image."""
+
+    values: np.ndarray
+    to_original: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes)
 
 
-def smooth_heatmap(values: np.ndarray) -> np.ndarray:
-    """Bilinear upsampling of a saliency map by HEATMAP_UPSAMPLE (cells stay aligned to the input frame)."""
+def layer_texture(layer: HeatLayer) -> Texture:
+    """The texture of one heat layer, at a bounded size."""
+    values = np.clip(np.nan_to_num(np.asarray(layer.values, np.float32)), 0.0, 1.0)
     h, w = values.shape
-    return cv2.resize(values, (w * HEATMAP_UPSAMPLE, h * HEATMAP_UPSAMPLE), interpolation=cv2.INTER_LINEAR)
+    long_side = max(h, w)
+    if long_side < SMOOTH_TARGET:
+        factor = max(1, math.ceil(SMOOTH_TARGET / long_side))
+        interpolation = cv2.INTER_LINEAR if layer.smooth else cv2.INTER_NEAREST
+        resized = cv2.resize(values, (w * factor, h * factor), interpolation=interpolation) if factor > 1 else values
+    elif long_side > MAX_TEXTURE:
+        scale = MAX_TEXTURE / long_side
+        resized = cv2.resize(values, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    else:
+        resized = values
+    rh, rw = resized.shape  # OpenCV's resizing keeps pixel edges on pixel edges: the affine is a pure scale
+    return Texture(np.round(resized * 255).astype(np.uint8), layer.to_original @ scale_affine(h / rh, w / rw))
 
 
-def patch_thumbnail(pixels: np.ndarray, mirror: bool) -> np.ndarray:
-    """A patch as the model saw it, stretched to uint8; ``mirror`` turns it the way the view hangs."""
-    shown = pixels[:, ::-1] if mirror else pixels
-    low, high = np.percentile(shown, [0.5, 99.5])
-    return np.ascontiguousarray(np.clip((shown - low) / max(high - low, 1e-6) * 255, 0, 255).astype(np.uint8))
+def region_thumbnail(pixels: np.ndarray) -> np.ndarray:
+    """A region as the model saw it, stretched to uint8 (breast facing right)."""
+    low, high = np.percentile(pixels, [0.5, 99.5])
+    return np.ascontiguousarray(np.clip((pixels - low) / max(high - low, 1e-6) * 255, 0, 255).astype(np.uint8))
 
 
-def _cut_as_model_saw(image: np.ndarray, view_result, patch) -> np.ndarray:
-    """The patch region of the stored image, turned to face right like the model's input."""
-    top, left, bottom, right = (int(round(v)) for v in patch.box_original)
-    out = np.zeros((bottom - top, right - left), np.float32)
+def cut_region(image: np.ndarray, region: ScoredRegion) -> np.ndarray:
+    """The region's box cut from a stored image (zeros outside it)."""
+    top, left, bottom, right = (int(round(v)) for v in region.box_original)
+    out = np.zeros((max(bottom - top, 1), max(right - left, 1)), np.float32)
     t0, l0, b0, r0 = max(top, 0), max(left, 0), min(bottom, image.shape[0]), min(right, image.shape[1])
     if b0 > t0 and r0 > l0:
-        out[t0 - top : b0 - top, l0 - left : r0 - left] = image[t0:b0, l0:r0]
-    return out[:, ::-1] if view_result.mapping.flipped else out
+        out[t0 - top: b0 - top, l0 - left: r0 - left] = image[t0:b0, l0:r0]
+    return out
+
+
+def shown_thumbnail(exam: Exam | None, view: View, region: ScoredRegion, flipped: bool) -> np.ndarray:
+    """The region turned the way the view hangs: cut from the stored image (also for restored results,
+    which keep no pixels), or the model's own pixels (turned back if the model saw it mirrored)."""
+    image = exam.views.get(view) if exam is not None else None
+    if image is not None:
+        cut = cut_region(image.model_image, region)
+        return region_thumbnail(cut[:, ::-1] if image.horizontal_flip else cut)
+    pixels = region.pixels if region.pixels is not None else np.zeros((8, 8), np.float32)
+    return region_thumbnail(pixels[:, ::-1] if flipped else pixels)
 
 
 @dataclass(frozen=True)
 class OverlayImages:
-    """heatmaps[(view, class)] -> RGBA; thumbnails[(view, rank)] -> uint8 patch as shown on screen."""
+    """textures[(view, entry, layer index)]; thumbnails[(view, entry, rank)] as shown on screen."""
 
-    heatmaps: dict[tuple[View, int], np.ndarray]
-    thumbnails: dict[tuple[View, int], np.ndarray]
+    textures: dict[tuple[View, str, int], Texture]
+    thumbnails: dict[tuple[View, str, int], np.ndarray]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.textures.values()) + sum(t.nbytes for t in self.thumbnails.values())
 
 
 def prepare_overlays(result: ExamResult, exam: Exam | None) -> OverlayImages:
-    heatmaps, thumbnails = {}, {}
+    textures, thumbnails = {}, {}
     for view, view_result in result.views.items():
-        for class_index, colour in CLASS_COLOURS.items():
-            heatmaps[(view, class_index)] = heatmap_rgba(smooth_heatmap(view_result.saliency[class_index]), colour)
-        stored_mirrored = bool(exam is not None and view in exam.views and exam.views[view].horizontal_flip)
-        mirror = view_result.mapping.flipped != stored_mirrored
-        for patch in view_result.patches:
-            pixels = patch.pixels
-            if pixels.size == 0 and exam is not None and view in exam.views:
-                # a result restored from the store keeps no patch pixels: cut them from the image again
-                pixels = _cut_as_model_saw(exam.views[view].model_image, view_result, patch)
-            thumbnails[(view, patch.rank)] = patch_thumbnail(pixels, mirror)
-    return OverlayImages(heatmaps=heatmaps, thumbnails=thumbnails)
+        for entry_id, entry in view_result.entries.items():
+            for index, layer in enumerate(entry.layers):
+                textures[(view, entry_id, index)] = layer_texture(layer)
+            flipped = bool(entry.frame.record.get("flipped", False))
+            for region in entry.regions:
+                thumbnails[(view, entry_id, region.rank)] = shown_thumbnail(exam, view, region, flipped)
+    return OverlayImages(textures, thumbnails)

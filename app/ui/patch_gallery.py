@@ -1,4 +1,4 @@
-"""The retrieved patches of each view at full resolution, with their attention weights."""
+"""The scored regions of each view at full resolution, with their scores and what the scores mean."""
 
 from __future__ import annotations
 
@@ -7,21 +7,32 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QTabWidget, QWidget
 
-from app.ui.overlay_images import OverlayImages, patch_thumbnail
+from app.ui.overlay_images import OverlayImages, shown_thumbnail
+from inference.exam import Exam
 from inference.pipeline import ExamResult
 from inference.views import View
 
 PATCH_ICON = 160
+HANGING_ORDER = (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO)
 
 
 def patch_pixmap(scaled: np.ndarray) -> QPixmap:
-    """A uint8 thumbnail (see ``overlay_images.patch_thumbnail``) as a pixmap."""
+    """A uint8 thumbnail as a pixmap."""
     image = QImage(scaled.data, scaled.shape[1], scaled.shape[0], scaled.strides[0], QImage.Format.Format_Grayscale8)
     return QPixmap.fromImage(image.copy())
 
 
+def region_icon(thumbnail: np.ndarray) -> QIcon:
+    """The same pixels in every icon mode: a selected region is framed, never tinted over its pixels."""
+    pixmap = patch_pixmap(thumbnail)
+    icon = QIcon()
+    for mode in (QIcon.Mode.Normal, QIcon.Mode.Selected, QIcon.Mode.Active):
+        icon.addPixmap(pixmap, mode)
+    return icon
+
+
 class PatchGalleryWidget(QTabWidget):
-    """One tab per analysed view; clicking a patch asks the view to centre and zoom on it."""
+    """One tab per analysed view; clicking a region asks the view to centre and zoom on it."""
 
     patchClicked = Signal(object, int)  # View, rank
 
@@ -30,14 +41,17 @@ class PatchGalleryWidget(QTabWidget):
         self.setObjectName("patchGallery")
         self.lists: dict[View, QListWidget] = {}
 
-    def set_result(self, result: ExamResult | None, overlays: OverlayImages | None = None) -> None:
+    def set_result(self, result: ExamResult | None, overlays: OverlayImages | None = None,
+                   entry_id: str | None = None, exam: Exam | None = None) -> None:
         self.clear()
         self.lists.clear()
         if result is None:
             return
-        for view in (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO):
+        entry = result.entry(entry_id)
+        for view in HANGING_ORDER:
             if view not in result.views:
                 continue
+            entry_result = result.views[view].entries[entry.id]
             listing = QListWidget()
             listing.setObjectName(f"patches_{view.value}")
             listing.setViewMode(QListWidget.ViewMode.IconMode)
@@ -45,16 +59,21 @@ class PatchGalleryWidget(QTabWidget):
             listing.setResizeMode(QListWidget.ResizeMode.Adjust)
             listing.setMovement(QListWidget.Movement.Static)
             listing.setSpacing(4)
-            for patch in result.views[view].patches:
-                thumbnail = overlays.thumbnails.get((view, patch.rank)) if overlays else None
+            listing.setStyleSheet("QListWidget::item:selected { background: transparent; border: 3px solid #ffd200; }")
+            flipped = bool(entry_result.frame.record.get("flipped", False))
+            for region in entry_result.regions:
+                thumbnail = overlays.thumbnails.get((view, entry.id, region.rank)) if overlays else None
                 if thumbnail is None:
-                    thumbnail = patch_thumbnail(patch.pixels, mirror=result.views[view].mapping.flipped)
-                item = QListWidgetItem(QIcon(patch_pixmap(thumbnail)), f"#{patch.rank}  attention {patch.attention:.3f}")
-                item.setData(Qt.ItemDataRole.UserRole, patch.rank)
-                item.setToolTip(
-                    f"patch {patch.rank} of {view.value}: attention {patch.attention:.4f}; "
-                    "256 x 256 pixels at full resolution"
-                )
+                    thumbnail = shown_thumbnail(exam, view, region, flipped)
+                item = QListWidgetItem(region_icon(thumbnail), region.caption())
+                item.setData(Qt.ItemDataRole.UserRole, region.rank)
+                probabilities = ""
+                if region.probabilities:
+                    probabilities = "; " + ", ".join(f"{k} {v:.2f}" for k, v in region.probabilities.items())
+                size = f"{region.size[0]} x {region.size[1]} pixels at full resolution" if region.size else ""
+                source = f"; from {region.source}" if region.source else ""
+                item.setToolTip(f"{view.value} region {region.rank}: {region.kind} {region.score:.4f}{probabilities}"
+                                f"; {size}{source}")
                 listing.addItem(item)
             listing.itemClicked.connect(lambda item, v=view: self.patchClicked.emit(v, item.data(Qt.ItemDataRole.UserRole)))
             self.lists[view] = listing

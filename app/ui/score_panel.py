@@ -1,8 +1,9 @@
-"""Scores: the model's (per view, breast, exam), the reader's estimate per breast, and the hybrid.
+"""Scores: each model's (per view, breast, exam), the reader's estimate per breast, and the hybrid.
 
-The hybrid is the mean of the reader's and the model's probability of malignancy (the GMIC reader
-study's human-machine hybrid). In blind-first reading the model's numbers stay hidden until the reader
-commits an estimate.
+Every table comes from the result's own entries and classes: a three-class family shows three columns, a
+family without a malignancy rule shows its classes and no P(malignant) or hybrid. The hybrid is the mean of
+the reader's and a model's probability of malignancy (the GMIC reader study's human-machine hybrid). In
+blind-first reading the models' numbers stay hidden until the reader commits an estimate.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QGridLayout,
     QGroupBox,
+    QHeaderView,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QTableWidget,
@@ -26,23 +29,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.reading import hybrid, percent
 from app.study.store import BreastRead
-from inference.pipeline import ExamResult
+from inference.calibration import calibration_note, score_category
+from inference.pipeline import ExamResult, ModelEntry
 from inference.views import Laterality, View
 
 BIRADS = ["", "0", "1", "2", "3", "4A", "4B", "4C", "5", "6"]
+DENSITY = ["", "a", "b", "c", "d"]
+RECOMMENDATIONS = ["", "routine screening", "short-interval follow-up", "additional imaging", "biopsy"]
 BREAST_NAMES = {"R": "Right breast", "L": "Left breast"}
+HANGING_ORDER = (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO)
 
 
-def hybrid(reader: float | None, model: float | None) -> float | None:
-    """Mean of reader and model probability; None unless both exist."""
-    if reader is None or model is None:
-        return None
-    return (reader + model) / 2.0
-
-
-def percent(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f} %"
+def class_title(name: str) -> str:
+    return name.replace("_", " ")
 
 
 @dataclass
@@ -51,10 +52,13 @@ class BreastInput:
     spin: QSpinBox
     benign: QDoubleSpinBox
     birads: QComboBox
+    density: QComboBox
+    recommendation: QComboBox
 
 
 class ReaderPanel(QGroupBox):
-    """Per breast: probability of malignancy 0–100 % (slider + spin box), optional benign %, BI-RADS."""
+    """Per breast: probability of malignancy 0–100 % (slider + spin box), optional benign %, BI-RADS
+    assessment, breast density and recommendation."""
 
     changed = Signal()
     committed = Signal()
@@ -64,10 +68,10 @@ class ReaderPanel(QGroupBox):
         self.setObjectName("readerPanel")
         self.inputs: dict[str, BreastInput] = {}
         grid = QGridLayout(self)
-        grid.addWidget(QLabel("malignant %"), 0, 1)
-        grid.addWidget(QLabel("benign %"), 0, 3)
-        grid.addWidget(QLabel("BI-RADS"), 0, 4)
-        for row, side in enumerate(("R", "L"), start=1):
+        for column, title in ((1, "malignant %"), (3, "benign %"), (4, "BI-RADS"), (5, "density")):
+            grid.addWidget(QLabel(title), 0, column)
+        row = 1
+        for side in ("R", "L"):
             slider = QSlider(Qt.Orientation.Horizontal)
             slider.setRange(0, 100)
             slider.setObjectName(f"readerSlider_{side}")
@@ -82,26 +86,36 @@ class ReaderPanel(QGroupBox):
             benign.setSpecialValueText("—")
             benign.setValue(-1)
             benign.setDecimals(0)
-            birads = QComboBox()
+            birads, density, recommendation = QComboBox(), QComboBox(), QComboBox()
             birads.addItems(BIRADS)
+            density.addItems(DENSITY)
+            recommendation.addItems(RECOMMENDATIONS)
+            recommendation.setObjectName(f"recommendation_{side}")
             slider.valueChanged.connect(spin.setValue)
             slider.sliderPressed.connect(lambda s=side: self._slider_pressed(s))
             spin.valueChanged.connect(lambda v, s=side: self._spin_changed(s, v))
-            benign.valueChanged.connect(lambda _v: self.changed.emit())
-            birads.currentIndexChanged.connect(lambda _v: self.changed.emit())
+            for box in (benign,):
+                box.valueChanged.connect(lambda _v: self.changed.emit())
+            for box in (birads, density, recommendation):
+                box.currentIndexChanged.connect(lambda _v: self.changed.emit())
             grid.addWidget(QLabel(BREAST_NAMES[side]), row, 0)
             grid.addWidget(slider, row, 1)
             grid.addWidget(spin, row, 2)
             grid.addWidget(benign, row, 3)
             grid.addWidget(birads, row, 4)
-            self.inputs[side] = BreastInput(slider, spin, benign, birads)
+            grid.addWidget(density, row, 5)
+            grid.addWidget(QLabel("recommendation"), row + 1, 0)
+            grid.addWidget(recommendation, row + 1, 1, 1, 5)
+            self.inputs[side] = BreastInput(slider, spin, benign, birads, density, recommendation)
+            row += 2
         self.commit_button = QPushButton("Commit estimate  (Ctrl+Enter)")
         self.commit_button.setObjectName("commitButton")
         self.commit_button.clicked.connect(self.committed.emit)
-        grid.addWidget(self.commit_button, 3, 0, 1, 5)
+        grid.addWidget(self.commit_button, row, 0, 1, 6)
         self.saved_label = QLabel("")
         self.saved_label.setObjectName("savedLabel")
-        grid.addWidget(self.saved_label, 4, 0, 1, 5)
+        self.saved_label.setWordWrap(True)
+        grid.addWidget(self.saved_label, row + 1, 0, 1, 6)
 
     def _slider_pressed(self, side: str) -> None:
         entry = self.inputs[side]
@@ -119,42 +133,97 @@ class ReaderPanel(QGroupBox):
         value = self.inputs[side].spin.value()
         return None if value < 0 else value / 100.0
 
+    def unanswered(self, sides: tuple[str, ...] = ("R", "L")) -> list[str]:
+        """The breasts among ``sides`` without a probability of malignancy."""
+        return [side for side in sides if self.value(side) is None]
+
     def reads(self, committed: bool) -> list[BreastRead]:
         out = []
         for side, entry in self.inputs.items():
             benign = entry.benign.value()
-            out.append(
-                BreastRead(
-                    breast=side,
-                    malignant=self.value(side),
-                    benign=None if benign < 0 else benign / 100.0,
-                    birads=entry.birads.currentText(),
-                    committed=committed,
-                )
-            )
+            out.append(BreastRead(
+                breast=side, malignant=self.value(side), benign=None if benign < 0 else benign / 100.0,
+                birads=entry.birads.currentText(), committed=committed, density=entry.density.currentText(),
+                recommendation=entry.recommendation.currentText()))
         return out
 
     def set_reads(self, reads: dict[str, BreastRead]) -> None:
         for side, entry in self.inputs.items():
             read = reads.get(side)
             given = read is not None and read.malignant is not None
-            entry.spin.blockSignals(True)
-            entry.slider.blockSignals(True)
+            widgets = (entry.spin, entry.slider, entry.benign, entry.birads, entry.density, entry.recommendation)
+            for widget in widgets:
+                widget.blockSignals(True)
             value = int(round(100 * read.malignant)) if given else -1
             entry.spin.setValue(value)
             entry.slider.setValue(max(value, 0))
-            entry.spin.blockSignals(False)
-            entry.slider.blockSignals(False)
-            entry.benign.blockSignals(True)
-            entry.birads.blockSignals(True)
             entry.benign.setValue(-1 if read is None or read.benign is None else 100 * read.benign)
             entry.birads.setCurrentText(read.birads if read else "")
-            entry.benign.blockSignals(False)
-            entry.birads.blockSignals(False)
+            entry.density.setCurrentText(read.density if read else "")
+            entry.recommendation.setCurrentText(read.recommendation if read else "")
+            for widget in widgets:
+                widget.blockSignals(False)
+
+
+def _table(name: str) -> QTableWidget:
+    table = QTableWidget(0, 0)
+    table.setObjectName(name)
+    table.verticalHeader().hide()
+    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    return table
+
+
+def _fill(table: QTableWidget, headers: list[str], rows: list[list[str]]) -> None:
+    table.setColumnCount(len(headers))
+    table.setHorizontalHeaderLabels(headers)
+    table.setRowCount(len(rows))
+    for i, row in enumerate(rows):
+        for j, text in enumerate(row):
+            table.setItem(i, j, QTableWidgetItem(text))
+    table.setFixedHeight(table.horizontalHeader().height() + sum(table.rowHeight(i) for i in range(len(rows))) + 4)
+
+
+def entry_rows(result: ExamResult, entry: ModelEntry, details: bool) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of one entry's table: views, breasts and the exam decision."""
+    ensemble = len(entry.members) > 1
+    calibration = entry.members[0].calibration
+    headers = [""] + [class_title(c) for c in entry.classes]
+    if entry.has_malignancy:
+        headers += ["P(malignant)", "meaning"]
+    first = next(iter(result.views.values())).entries[entry.id] if result.views else None
+    extras = list(first.extras) if (details and first is not None) else []
+    headers += [f"{name} ({'/'.join(c[0] for c in entry.classes)})" for name in extras]
+    rows = []
+    for view in HANGING_ORDER:
+        if view not in result.views:
+            continue
+        view_result = result.views[view]
+        r = view_result.entries[entry.id]
+        cells = [view.value + ("" if view_result.counted else "  (not counted)")]
+        cells += [percent(r.probabilities[c]) + (f" ±{100 * r.spread[c]:.1f}" if ensemble else "") for c in entry.classes]
+        if entry.has_malignancy:
+            p = entry.malignant(r.probabilities)
+            cells += [percent(p), score_category(p, calibration)]
+        cells += [" / ".join(f"{100 * r.extras[name][c]:.1f}" for c in entry.classes) for name in extras]
+        rows.append(cells)
+    for side in (Laterality.RIGHT, Laterality.LEFT):
+        if side in result.breasts:
+            scores = result.breasts[side].entries[entry.id]
+            cells = [BREAST_NAMES[side.value]] + [percent(scores.probabilities[c]) for c in entry.classes]
+            if entry.has_malignancy:
+                cells += [percent(scores.malignant), score_category(scores.malignant, calibration)]
+            rows.append(cells + [""] * len(extras))
+    decision = result.exam[entry.id]
+    cells = ["Exam"] + [percent(decision.probabilities.get(c)) for c in entry.classes]
+    if entry.has_malignancy:
+        cells += [percent(decision.malignant), score_category(decision.malignant, calibration)]
+    rows.append(cells + [""] * len(extras))
+    return headers, rows
 
 
 class ScorePanelWidget(QWidget):
-    """Model scores table, reader panel, and the reader | model | hybrid comparison."""
+    """Each model's table, the reader panel, and the reader | model | hybrid comparison."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -162,41 +231,45 @@ class ScorePanelWidget(QWidget):
         self.result: ExamResult | None = None
         self.model_hidden = False
         layout = QVBoxLayout(self)
-        self.model_box = QGroupBox("Model")
+        self.model_box = QGroupBox("Models")
         model_layout = QVBoxLayout(self.model_box)
-        self.details = QCheckBox("show global / local outputs")
-        self.details.toggled.connect(self._fill_model_table)
-        self.model_table = QTableWidget(0, 3)
-        self.model_table.setObjectName("modelTable")
-        self.model_table.verticalHeader().hide()
-        self.model_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.model_table.setMinimumHeight(250)
         self.model_status = QLabel("No analysis yet.")
+        self.model_status.setObjectName("modelStatus")
         self.model_status.setWordWrap(True)
+        self.details = QCheckBox("show details (family outputs, calibration)")
+        self.details.toggled.connect(self._fill_model_tables)
+        self.tables_holder = QWidget()
+        self.tables_layout = QVBoxLayout(self.tables_holder)
+        self.tables_layout.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.tables_holder)
+        scroll.setMinimumHeight(240)
         model_layout.addWidget(self.model_status)
-        model_layout.addWidget(self.model_table)
+        model_layout.addWidget(scroll)
         model_layout.addWidget(self.details)
+        self.model_tables: dict[str, QTableWidget] = {}
         self.hidden_label = QLabel("Model hidden until you commit your estimate (blind reading).")
         self.hidden_label.setObjectName("blindNotice")
         self.hidden_label.setWordWrap(True)
         self.hidden_label.setStyleSheet("color: #c08020; font-weight: bold;")
         self.hidden_label.hide()
         self.reader = ReaderPanel()
-        self.compare = QTableWidget(2, 4)
-        self.compare.setObjectName("hybridTable")
-        self.compare.setHorizontalHeaderLabels(["breast", "reader", "model", "hybrid"])
-        self.compare.verticalHeader().hide()
-        self.compare.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.compare.setMinimumHeight(95)
+        self.compare = _table("hybridTable")
         layout.addWidget(self.model_box)
         layout.addWidget(self.hidden_label)
         layout.addWidget(self.reader)
-        compare_box = QGroupBox("Probability of malignancy: reader | model | hybrid (mean)")
-        QVBoxLayout(compare_box).addWidget(self.compare)
-        layout.addWidget(compare_box)
+        self.compare_box = QGroupBox("Probability of malignancy: reader | model | hybrid (mean)")
+        QVBoxLayout(self.compare_box).addWidget(self.compare)
+        layout.addWidget(self.compare_box)
         layout.addStretch(1)
         self.reader.changed.connect(self.refresh_compare)
         self.refresh_compare()
+
+    @property
+    def model_table(self) -> QTableWidget | None:
+        """The first entry's table."""
+        return next(iter(self.model_tables.values()), None)
 
     def set_model_hidden(self, hidden: bool) -> None:
         self.model_hidden = hidden
@@ -209,52 +282,55 @@ class ScorePanelWidget(QWidget):
 
     def set_result(self, result: ExamResult | None) -> None:
         self.result = result
-        self._fill_model_table()
+        self._fill_model_tables()
         self.refresh_compare()
 
-    def model_malignant(self, side: str) -> float | None:
+    def model_malignant(self, side: str, entry_id: str | None = None) -> float | None:
         if self.result is None or Laterality(side) not in self.result.breasts:
             return None
-        return float(self.result.breasts[Laterality(side)].probabilities[1])
+        entry = self.result.entry(entry_id)
+        return self.result.breasts[Laterality(side)].entries[entry.id].malignant
 
-    def _fill_model_table(self) -> None:
-        result = self.result
-        extra = self.details.isChecked()
-        headers = ["", "benign", "malignant"] + (["global b/m", "local b/m"] if extra else [])
-        self.model_table.setColumnCount(len(headers))
-        self.model_table.setHorizontalHeaderLabels(headers)
-        rows: list[list[str]] = []
-        if result is not None:
-            ensemble = len(result.provenance.models) > 1
-            for view in (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO):
-                if view not in result.views:
-                    continue
-                r = result.views[view]
-                spread = f" ±{100 * r.spread[1]:.1f}" if ensemble else ""
-                row = [view.value, percent(r.probabilities[0]), percent(r.probabilities[1]) + spread]
-                if extra:
-                    row += [f"{100 * r.y_global[0]:.1f} / {100 * r.y_global[1]:.1f}",
-                            f"{100 * r.y_local[0]:.1f} / {100 * r.y_local[1]:.1f}"]
-                rows.append(row)
-            for side in (Laterality.RIGHT, Laterality.LEFT):
-                if side in result.breasts:
-                    b = result.breasts[side]
-                    rows.append([BREAST_NAMES[side.value], percent(b.probabilities[0]), percent(b.probabilities[1])]
-                                + (["", ""] if extra else []))
-            rows.append(["Exam (max)", percent(result.probabilities[0]), percent(result.probabilities[1])]
-                        + (["", ""] if extra else []))
-        self.model_table.setRowCount(len(rows))
-        for i, row in enumerate(rows):
-            for j, text in enumerate(row):
-                self.model_table.setItem(i, j, QTableWidgetItem(text))
-        self.model_table.resizeColumnsToContents()
+    def _fill_model_tables(self) -> None:
+        while self.tables_layout.count():
+            item = self.tables_layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self.model_tables = {}
+        if self.result is None:
+            return
+        for entry in self.result.entries:
+            title = QLabel(f"<b>{entry.label}</b> ({entry.family}, {len(entry.members)} model"
+                           f"{'s' if len(entry.members) > 1 else ''})" + ("" if entry.has_malignancy else
+                           " — findings only: no malignancy score, not used for the hybrid"))
+            title.setWordWrap(True)
+            self.tables_layout.addWidget(title)
+            table = _table(f"modelTable_{entry.id}")
+            _fill(table, *entry_rows(self.result, entry, self.details.isChecked()))
+            self.tables_layout.addWidget(table)
+            self.model_tables[entry.id] = table
+            if self.details.isChecked():
+                note = QLabel(calibration_note(entry.members[0].calibration))
+                note.setWordWrap(True)
+                note.setObjectName(f"calibration_{entry.id}")
+                self.tables_layout.addWidget(note)
+        self.tables_layout.addStretch(1)
 
     def refresh_compare(self) -> None:
-        for i, side in enumerate(("R", "L")):
+        entries = [e for e in (self.result.entries if self.result else ()) if e.has_malignancy]
+        headers = ["breast", "reader"]
+        for entry in entries:
+            name = entry.label if len(entries) > 1 else "model"
+            headers += [name, "hybrid" if len(entries) == 1 else f"hybrid ({entry.id})"]
+        if not entries:
+            headers += ["model", "hybrid"]
+        rows = []
+        for side in ("R", "L"):
             reader = self.reader.value(side)
-            model = None if self.model_hidden else self.model_malignant(side)
-            cells = [BREAST_NAMES[side], percent(reader), "hidden" if self.model_hidden else percent(model),
-                     percent(hybrid(reader, model))]
-            for j, text in enumerate(cells):
-                self.compare.setItem(i, j, QTableWidgetItem(text))
-        self.compare.resizeColumnsToContents()
+            cells = [BREAST_NAMES[side], percent(reader)]
+            for entry in entries or [None]:
+                model = None if (self.model_hidden or entry is None) else self.model_malignant(side, entry.id)
+                cells += ["hidden" if self.model_hidden else percent(model),
+                          "hidden" if self.model_hidden else percent(hybrid(reader, model))]
+            rows.append(cells)
+        _fill(self.compare, headers, rows)

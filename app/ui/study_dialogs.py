@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.study.store import Store
-from app.study.study import Design, list_studies, reader_progress
+from app.study.design import Design, list_studies
+from app.study.sessions import reader_progress
 from app.ui.forms import add_ok_cancel
 
 DESIGN_HELP = {

@@ -11,19 +11,21 @@ from PySide6.QtWidgets import QMainWindow, QMenu
 
 from app.study.results import study_results
 from app.study.store import Store
-from app.study.study import compute_model_scores, create_study, read_case_list
+from app.study.cases import read_case_list
+from app.study.design import create_study
+from app.study.scores import compute_model_scores
 from app.ui.errors import show_error
 from app.ui.study_dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
 from app.ui.study_results import StudyResultsWindow
 from app.ui.study_window import StudyReadingWindow
 from app.ui.worker import Worker
-from inference.weights import LoadedModel, load_model_sources
+from inference.weights import ModelGroup, load_model_groups
 
 logger = logging.getLogger(__name__)
 
 
 def create_and_score(
-    store: Store, study: NewStudy, model_path: str, models: list[LoadedModel] | None, device: str,
+    store: Store, study: NewStudy, model_path: str, models: list[ModelGroup] | None, device: str, mode: str,
     *, progress, cancel,
 ) -> tuple[int, int | None]:
     """Background task: create the study, then compute the model's scores for its cases (resumable: a
@@ -36,8 +38,9 @@ def create_and_score(
         return study_id, None
     if models is None:
         progress("loading models", 0, 1)
-        models = load_model_sources(model_path)
-    return study_id, compute_model_scores(store, study_id, models, device=device, progress=progress, cancel=cancel)
+        models = load_model_groups(model_path)
+    return study_id, compute_model_scores(store, study_id, models, device=device, mode=mode, progress=progress,
+                                          cancel=cancel)
 
 
 def _results_task(store: Store, study_id: int, level: str, *, progress, cancel):
@@ -86,7 +89,7 @@ class StudyMenu(QObject):
             return None
         models = self.window.loaded_models
         worker = Worker(create_and_score, self.store, study, self.window.model_path, models,
-                        self.window.settings.device)
+                        self.window.settings.device, self.window.settings.mode)
         worker.progress.connect(
             lambda stage, done, total: self.window.statusBar().showMessage(f"Study {study.name}: {stage}"))
         worker.result.connect(lambda outcome: self._created(study, *outcome))

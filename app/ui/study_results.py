@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.study.analysis import roc_points
-from app.study.results import StudyResults, write_results
+from app.study.results import model_name, StudyResults, write_results
 
 FPR_GRID = np.linspace(0, 1, 101)
 COLOURS = {"unaided": (70, 130, 220), "aided": (230, 140, 30), "concurrent": (150, 90, 200)}
@@ -96,8 +96,8 @@ class StudyResultsWindow(QMainWindow):
         for modality in modalities:
             is_model = modality.startswith("model")
             is_hybrid = modality.startswith("hybrid")
-            if is_model and any(m.startswith("model") for m in curves):
-                continue  # the model is the same curve whichever comparison it came from
+            if is_model and any(model_name(m) == model_name(modality) for m in curves):
+                continue  # a model is the same curve whichever comparison it came from
             colour = (200, 30, 30) if is_model else (30, 150, 60) if is_hybrid else COLOURS.get(modality, (90, 90, 90))
             style = pg.QtCore.Qt.PenStyle.DashLine if is_hybrid and "unaided" not in modality else pg.QtCore.Qt.PenStyle.SolidLine
             averaged = []
@@ -113,7 +113,7 @@ class StudyResultsWindow(QMainWindow):
             if not averaged:
                 continue
             mean = np.mean(averaged, axis=0)
-            name = "model" if is_model else f"{modality} (reader average)"
+            name = model_name(modality) if is_model else f"{modality} (reader average)"
             width = 4 if (is_model or is_hybrid) else 3
             # every ROC curve starts at (0, 0): the rise at zero false positives is drawn, not implied
             curves[modality] = self.plot.plot(np.r_[0.0, FPR_GRID], np.r_[0.0, mean],

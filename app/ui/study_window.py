@@ -10,9 +10,10 @@ thread; "saved" appears when the read is durable.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+
+from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -27,21 +28,57 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.study.store import Store
-from app.study.study import Design, ReadingSession, study_info
+from app.study.store import ReaderMark, Store
+from app.study.design import Design, study_info
+from app.study.sessions import ReadingSession
 from app.ui.errors import show_error
 from app.ui.hanging import HangingWidget
+from app.ui.overlay_images import OverlayImages
+from app.ui.view_widget import OverlayOptions, ToolMode
 from app.ui.score_panel import ReaderPanel
 from app.ui.worker import Worker
 from inference.exam import Exam, load_exam
-from inference.serialize import exam_result_from_dict
+from inference.pipeline import ExamResult
 
 logger = logging.getLogger(__name__)
 
 
-def _load_case(path: str, *, progress, cancel) -> Exam:
+@dataclass(frozen=True)
+class CaseState:
+    """What the reading screen knows of one reading: read from the store off the GUI thread.
+
+    ``result`` is loaded with the case but shown only when the design and the reads allow it."""
+
+    position: int
+    reads: dict
+    revealed: bool
+    open: bool
+    exam: Exam | None = None
+    result: ExamResult | None = None
+    overlays: OverlayImages | None = None
+
+
+def case_state(session: ReadingSession, position: int) -> CaseState:
+    case_id = session.order[position]
+    return CaseState(position, session.reads(case_id), session.is_revealed(case_id), session.is_open(position))
+
+
+def _load_case(session: ReadingSession, position: int, *, progress, cancel) -> CaseState:
+    """The case (de-identified), its reads and reveal, and the first model's stored result."""
+    from app.analysis import restore  # noqa: PLC0415
+    from app.study.scores import stored_result_key  # noqa: PLC0415
+    from app.ui.overlay_images import prepare_overlays  # noqa: PLC0415
+
     progress("loading case", 0, 1)
-    return load_exam(path).deidentify()
+    state = case_state(session, position)
+    if not state.open:  # a session that is not open yet shows nothing of its cases
+        return state
+    case = session.case_at(position)
+    exam = load_exam(case.exam_path).deidentify()
+    key = stored_result_key(session.store, session.study_id, case.case_id)
+    result = restore(session.store, key) if key else None
+    overlays = prepare_overlays(result, exam) if result is not None else None
+    return CaseState(position, state.reads, state.revealed, state.open, exam, result, overlays)
 
 
 class _CommitSignal(QObject):
@@ -60,8 +97,11 @@ class StudyReadingWindow(QMainWindow):
         self.store = store
         self.session = ReadingSession(store, study_id, reader)
         self.info = study_info(store, study_id)
-        self.position = self.session.next_position()
+        self.position = self.session.next_position()  # opening reads the study's plan once
         self.exam: Exam | None = None
+        self.state: CaseState | None = None
+        self.marks: list[ReaderMark] = []
+        self._pending: tuple | None = None
         self.loader: Worker | None = None
         self._signal = _CommitSignal()
         self._signal.done.connect(self._on_commit_done)
@@ -86,6 +126,13 @@ class StudyReadingWindow(QMainWindow):
         self.previous_button = QPushButton("◀ Previous  (PgUp)")
         self.next_button = QPushButton("Next ▶  (PgDown)")
         self.next_button.setObjectName("nextButton")
+        self.close_button = QPushButton("Finish for now  (your place is kept)")
+        self.close_button.setObjectName("finishButton")
+        self.close_button.clicked.connect(self.close)
+        self.mark_button = QPushButton("Mark a finding  (K)")
+        self.mark_button.setCheckable(True)
+        self.mark_button.setObjectName("studyMarkButton")
+        self.mark_button.toggled.connect(self._set_mark_tool)
         self.status_label = QLabel("")
         self.status_label.setObjectName("studyStatus")
         self.status_label.setWordWrap(True)
@@ -99,7 +146,8 @@ class StudyReadingWindow(QMainWindow):
                              (self.previous_button, self.previous_case), (self.next_button, self.next_case)):
             button.clicked.connect(slot)
         for text, key, slot in (("Commit", "Ctrl+Return", self.commit), ("Show AI", "Ctrl+Shift+A", self.reveal),
-                                ("Next case", "PgDown", self.next_case), ("Previous case", "PgUp", self.previous_case)):
+                                ("Next case", "PgDown", self.next_case), ("Previous case", "PgUp", self.previous_case),
+                                ("Mark a finding", "K", self.mark_button.toggle)):
             action = QAction(text, self)
             action.setShortcut(QKeySequence(key))
             action.triggered.connect(slot)
@@ -116,7 +164,9 @@ class StudyReadingWindow(QMainWindow):
         side_layout.addWidget(self.commit_button)
         side_layout.addWidget(self.reveal_button)
         side_layout.addLayout(buttons)
+        side_layout.addWidget(self.mark_button)
         side_layout.addWidget(self.status_label)
+        side_layout.addWidget(self.close_button)
         side_layout.addStretch(1)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         images = QWidget()
@@ -134,9 +184,12 @@ class StudyReadingWindow(QMainWindow):
         self.setCentralWidget(central)
         self.setWindowTitle(f"Mammo Reader — study {self.info['name']} — {reader}")
         self.resize(1600, 1000)
+        for widget in self.hanging.views.values():
+            widget.markRequested.connect(self._on_mark_requested)
         if self.position is None:
             self._show_finished()
         else:
+            self.state = case_state(self.session, self.position)
             self.show_case(self.position)
 
     # ------------------------------------------------------------------------------------------ state
@@ -148,20 +201,21 @@ class StudyReadingWindow(QMainWindow):
     def current_step(self) -> str:
         """What the reader does now on this reading: 'unaided', 'reveal', 'aided', 'concurrent', 'done', or
         'washout' (a crossover's second session, not open yet)."""
-        reads = self.session.reads(self.case_id)
-        design = self.session.design
+        if self.state is None or self.state.position != self.position:
+            return "loading"
+        reads, design = self.state.reads, self.session.design
         if design == Design.CROSSOVER:
             modality = self.session.modality_at(self.position)
             if modality in reads:
                 return "done"
-            return modality if self.session.is_open(self.position) else "washout"
+            return modality if self.state.open else "washout"
         if design == Design.CONCURRENT:
             return "done" if "concurrent" in reads else "concurrent"
         if "unaided" not in reads:
             return "unaided"
         if design == Design.UNAIDED:
             return "done"
-        if not self.session.is_revealed(self.case_id):
+        if not self.state.revealed:
             return "reveal"
         return "done" if "aided" in reads else "aided"
 
@@ -172,22 +226,29 @@ class StudyReadingWindow(QMainWindow):
         session = f"session {case.session} of {case.sessions} — " if case.sessions > 1 else ""
         self.header.setText(f"{self.info['name']} — {session}case {case.position + 1} of {case.total}{training}")
         self.exam = None
-        self.hanging.set_exam(None)
+        self.marks = []
+        self.hanging.set_loading()
         self.hanging.set_result(None)
-        if self.current_step() == "washout":
+        if self.state is not None and self.state.position == position and self.current_step() == "washout":
             self._show_washout()
             return
         self._show_notice("")
         self.status_label.setText("loading…")
-        self.loader = Worker(_load_case, case.exam_path)
+        self.loader = Worker(_load_case, self.session, position)
         self.loader.result.connect(self._on_loaded)
         self.loader.error.connect(lambda error: show_error(self, error))
         self.loader.start()
         self._refresh()
 
-    def _on_loaded(self, exam: Exam) -> None:
-        self.exam = exam
-        self.hanging.set_exam(exam)
+    def _on_loaded(self, state: CaseState) -> None:
+        if state.position != self.position:
+            return  # the reader moved on meanwhile
+        self.state = state
+        if self.current_step() == "washout":
+            self._show_washout()
+            return
+        self.exam = state.exam
+        self.hanging.set_exam(state.exam)
         step = self.current_step()
         if step in ("unaided", "aided", "concurrent"):
             self.session.shown(self.case_id, step)
@@ -195,13 +256,9 @@ class StudyReadingWindow(QMainWindow):
         self.status_label.setText("")
         self.caseShown.emit(self.case_id)
 
-    def _model_result(self):
-        rows = self.store.read(
-            "SELECT c.result_json FROM model_scores s JOIN model_cache c ON c.cache_key = s.cache_key "
-            "WHERE s.study_id=? AND s.case_id=? LIMIT 1", (self.session.study_id, self.case_id))
-        return exam_result_from_dict(json.loads(rows[0][0])) if rows else None
-
     def _show_washout(self) -> None:
+        self.exam = None
+        self.hanging.set_exam(None)
         ends = self.session.washout_ends_at()
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(ends)) if ends is not None else "?"
         self.header.setText(f"{self.info['name']}: session 1 is complete. Thank you.")
@@ -227,26 +284,35 @@ class StudyReadingWindow(QMainWindow):
 
     def _refresh(self) -> None:
         step = self.current_step()
-        reads = self.session.reads(self.case_id)
+        reads = self.state.reads if self.state is not None and self.state.position == self.position else {}
         if self.session.design == Design.CROSSOVER:  # a reading never shows the other session's answer
             modality = self.session.modality_at(self.position)
             reads = {modality: reads[modality]} if modality in reads else {}
         show_ai = self._shows_ai(step)
-        result = self._model_result() if show_ai else None
+        result = self.state.result if (show_ai and self.state is not None) else None
         if self.exam is not None:
-            self.hanging.set_result(result)
-            for widget in self.hanging.views.values():
-                widget.set_overlay_options(benign=True, malignant=True, visible=show_ai, patches=True, opacity=0.45)
+            overlays = self.state.overlays if result is not None else None
+            self.hanging.set_result(result, None, overlays)
+            classes = frozenset(result.entries[0].classes) if result is not None else frozenset()
+            self.hanging.set_overlay_options(OverlayOptions(visible=show_ai, classes=classes))
         self.ai_box.setVisible(show_ai)
         if result is not None:
-            lines = [f"{'Right' if side.value == 'R' else 'Left'} breast: malignant {100 * b.probabilities[1]:.1f} %"
-                     for side, b in sorted(result.breasts.items(), key=lambda kv: kv[0].value != "R")]
+            entry = result.entries[0]
+            lines = []
+            for side in ("R", "L"):
+                if side in result.breasts:
+                    scores = result.breasts[side].entries[entry.id]
+                    value = scores.malignant if scores.malignant is not None else None
+                    text = f"malignant {100 * value:.1f} %" if value is not None else ", ".join(
+                        f"{c} {100 * p:.0f} %" for c, p in scores.probabilities.items())
+                    lines.append(f"{'Right' if side == 'R' else 'Left'} breast: {text}")
             self.ai_label.setText("\n".join(lines))
         elif show_ai:
             self.ai_label.setText("No AI result is stored for this case.")
         editable = step in ("unaided", "aided", "concurrent")
         self.reader_panel.setEnabled(editable)
         self.commit_button.setEnabled(editable)
+        self.mark_button.setEnabled(editable)
         self.reveal_button.setVisible(self.session.design == Design.SEQUENTIAL)
         self.reveal_button.setEnabled(step == "reveal")
         self.next_button.setEnabled(step == "done" and self.position + 1 < len(self.session.order))
@@ -266,6 +332,23 @@ class StudyReadingWindow(QMainWindow):
 
         self.reader_panel.set_reads({b: BreastRead(b, v) for b, v in (shown or {}).items()})
 
+    def _set_mark_tool(self, on: bool) -> None:
+        for widget in self.hanging.views.values():
+            widget.set_tool(ToolMode.MARK if on else ToolMode.PAN)
+
+    def _on_mark_requested(self, view, row: float, col: float) -> None:
+        from app.ui.mark_dialog import MarkDialog  # noqa: PLC0415
+
+        dialog = MarkDialog(view.value, row, col, self)
+        if dialog.exec():
+            self.add_mark(dialog.mark())
+
+    def add_mark(self, mark: ReaderMark) -> None:
+        """A mark of this reading; it is committed with the read (and is final then)."""
+        self.marks.append(mark)
+        for widget in self.hanging.views.values():
+            widget.set_marks(self.marks)
+
     # ------------------------------------------------------------------------------------------ actions
 
     def commit(self) -> None:
@@ -280,7 +363,8 @@ class StudyReadingWindow(QMainWindow):
         self.commit_button.setEnabled(False)
         self.status_label.setText("saving…")
         case_id = self.case_id
-        future = self.session.commit(case_id, step, values, birads)
+        future = self.session.commit(case_id, step, values, birads, marks=list(self.marks))
+        self._pending = (case_id, step, values)
         future.add_done_callback(lambda f: self._signal.done.emit(case_id, step, f.exception()))
 
     def reveal(self) -> None:
@@ -297,16 +381,23 @@ class StudyReadingWindow(QMainWindow):
             self._refresh()
             return
         self.status_label.setText("saved" if step != "reveal" else "AI shown; your first answer is locked")
-        if case_id != self.case_id:
+        if case_id != self.case_id or self.state is None:
             return
+        # what was just made durable, without reading it back on the GUI thread
         if step == "reveal":
+            self.state = replace(self.state, revealed=True)
             self.session.shown(case_id, "aided")
         else:
+            values = self._pending[2] if self._pending and self._pending[:2] == (case_id, step) else {}
+            self.state = replace(self.state, reads={**self.state.reads, step: dict(values)})
+            self.marks = []
+            self.mark_button.setChecked(False)
             self.committed.emit(case_id, step)
         self._refresh()
 
     def next_case(self) -> None:
         if self.next_button.isEnabled():
+            self.state = None
             self.show_case(self.position + 1)
 
     def _may_go_back(self) -> bool:
@@ -315,6 +406,7 @@ class StudyReadingWindow(QMainWindow):
 
     def previous_case(self) -> None:
         if self._may_go_back():
+            self.state = None
             self.show_case(self.position - 1)
 
     def _show_finished(self) -> None:

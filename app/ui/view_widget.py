@@ -1,45 +1,69 @@
-"""One view slot of the hanging: the image, window/level, zoom/pan, heatmaps, patch boxes, markers.
+"""One view slot of the hanging: the image, window/level, zoom/pan, heat layers, regions, and the reader's
+tools (magnifier, ruler, marks, cross-reference band).
 
-Coordinates: the image item's local frame is the ORIGINAL image frame of the view (x = column,
-y = row, pixel (i, j) covering [j, j+1) x [i, i+1)). An image stored mirrored is shown mirrored back
-by the image item's transform; every overlay is a child of the image item, so it follows.
+Coordinates: the image item's local frame is the ORIGINAL image frame of the view (x = column, y = row,
+pixel (i, j) covering [j, j+1) x [i, i+1)). An image stored mirrored is shown mirrored back by the image
+item's transform; every overlay is a child of the image item, so it follows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPen, QTransform
-from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QImage, QPixmap, QTransform
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from app.colours import alpha_ramp, class_colour
+from app.ui.overlay_images import Texture
+from app.ui.view_tools import (
+    MAGNIFICATIONS,
+    BandItem,
+    MarkItem,
+    RegionBoxItem,
+    RulerItem,
+    magnified,
+    region_label,
+)
+from inference.breast_geometry import BreastAxis, breast_axis
 from inference.exam import DisplayWindow, ViewImage
-from app.ui.overlay_images import CLASS_COLOURS, HEATMAP_UPSAMPLE, heatmap_rgba, smooth_heatmap
-from inference.pipeline import ViewResult
+from inference.pipeline import EntryViewResult
 from inference.views import Laterality, View
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
-PATCH_PEN = QColor(255, 210, 0)
+
+class ToolMode:
+    PAN = "pan"
+    RULER = "ruler"
+    MARK = "mark"
 
 
 class ReadingViewBox(pg.ViewBox):
-    """Left-drag pans, wheel zooms, right-drag windows (horizontal = width, vertical = level)."""
+    """Left-drag pans (or measures, in ruler mode), wheel zooms, right-drag windows (horizontal = width,
+    vertical = level); a click in mark mode places a mark."""
 
     windowDragged = Signal(float, float)
     doubleClicked = Signal()
+    rulerDragged = Signal(object, object, bool)  # start, current (scene points), finished
+    markClicked = Signal(object)  # scene point
 
     def __init__(self) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
         self.setMouseMode(pg.ViewBox.PanMode)
+        self.tool = ToolMode.PAN
 
     def mouseDragEvent(self, event, axis=None):  # noqa: N802 - Qt override
         if event.button() == Qt.MouseButton.RightButton:
             event.accept()
             delta = event.screenPos() - event.lastScreenPos()
             self.windowDragged.emit(float(delta.x()), float(delta.y()))
+            return
+        if event.button() == Qt.MouseButton.LeftButton and self.tool == ToolMode.RULER:
+            event.accept()
+            self.rulerDragged.emit(event.buttonDownScenePos(), event.scenePos(), event.isFinish())
             return
         super().mouseDragEvent(event, axis)
 
@@ -48,74 +72,105 @@ class ReadingViewBox(pg.ViewBox):
             event.accept()
             self.doubleClicked.emit()
             return
+        if event.button() == Qt.MouseButton.LeftButton and self.tool == ToolMode.MARK:
+            event.accept()
+            self.markClicked.emit(event.scenePos())
+            return
         super().mouseClickEvent(event)
-
-
-class PatchBoxItem(QGraphicsRectItem):
-    """A retrieved patch drawn on the image; reports hovering."""
-
-    def __init__(self, rect: QRectF, rank: int, on_hover) -> None:
-        super().__init__(rect)
-        self.rank = rank
-        self._on_hover = on_hover
-        self.setAcceptHoverEvents(True)
-        self.set_highlight(False)
-
-    def set_highlight(self, on: bool) -> None:
-        pen = QPen(QColor(255, 255, 255) if on else PATCH_PEN)
-        pen.setCosmetic(True)
-        pen.setWidthF(3.0 if on else 1.6)
-        self.setPen(pen)
-
-    def hoverEnterEvent(self, event):  # noqa: N802 - Qt override
-        self.set_highlight(True)
-        self._on_hover(self.rank)
-        super().hoverEnterEvent(event)
-
-    def hoverLeaveEvent(self, event):  # noqa: N802 - Qt override
-        self.set_highlight(False)
-        self._on_hover(0)
-        super().hoverLeaveEvent(event)
 
 
 @dataclass
 class WindowState:
     center: float
     width: float
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class OverlayOptions:
+    """What of a result is drawn: the heat layers of ``classes`` (the layer called ``layer``, or each class's
+    primary one), the regions, and the opacity; ``visible`` hides everything (blind reading, H)."""
+
+    visible: bool = True
+    classes: frozenset[str] = field(default_factory=frozenset)
+    layer: str | None = None
+    regions: bool = True
+    opacity: float = 0.45
+
+
+class LateralityBanner(QWidget):
+    """The loud warning on a slot whose image faces like the other breast, with the two ways out."""
+
+    confirmed = Signal()
+    moved = Signal()
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("lateralityBanner")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setStyleSheet("#lateralityBanner { background: rgba(170, 0, 0, 225); } QLabel { color: white; "
+                           "font: bold 12px; } QPushButton { font: 11px; padding: 2px 6px; }")
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.confirm_button = QPushButton("Confirm: stored mirrored")
+        self.move_button = QPushButton("Move")
+        self.confirm_button.clicked.connect(self.confirmed.emit)
+        self.move_button.clicked.connect(self.moved.emit)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.confirm_button)
+        buttons.addWidget(self.move_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.addWidget(self.text)
+        layout.addLayout(buttons)
+        self.hide()
 
 
 class MammoViewWidget(QWidget):
-    """One view: shows a ViewImage, optionally with a ViewResult's overlays.
+    """One view: shows a ViewImage, optionally with one model entry's overlays, and the reading tools.
 
     Signals:
         doubleClicked(View): toggle single-view.
         cursorInfo(str): position and value under the cursor.
         rangeChangedByUser(View): the user zoomed or panned (for linked views).
-        patchHovered(View, int): rank of the hovered patch box (0 = none).
+        patchHovered(View, int): rank of the hovered region box (0 = none).
+        pointed(View, row, col): the cursor's place in the image (for the cross-reference).
+        markRequested(View, row, col): a click in mark mode.
+        lateralityConfirmed(View), lateralityMoveRequested(View): the banner's buttons.
     """
 
     doubleClicked = Signal(object)
     cursorInfo = Signal(str)
     rangeChangedByUser = Signal(object)
     patchHovered = Signal(object, int)
+    pointed = Signal(object, float, float)
+    markRequested = Signal(object, float, float)
+    lateralityConfirmed = Signal(object)
+    lateralityMoveRequested = Signal(object)
 
     def __init__(self, view: View, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.view = view
         self.setObjectName(f"view_{view.value}")
         self.image: ViewImage | None = None
-        self.result: ViewResult | None = None
+        self.result: EntryViewResult | None = None
         self.window = WindowState(0.0, 1.0)
+        self.study_text: list[str] = []
+        self._rendered = False  # the image item shows a VOI-rendered [0, 1] image, not the stored pixels
         self._user_invert = False
         self._preset_index = -1
         self._heat_items: dict[int, pg.ImageItem] = {}
-        self._boxes: list[PatchBoxItem] = []
+        self._boxes: list[RegionBoxItem] = []
         self._labels: list[pg.TextItem] = []
-        self._class_visible = {0: True, 1: True}
-        self._overlays_visible = True
-        self._patches_visible = True
-        self._opacity = 0.45
+        self._rulers: list[RulerItem] = []
+        self._active_ruler: RulerItem | None = None
+        self._marks: list[MarkItem] = []
+        self._options = OverlayOptions()
         self._magnifier_on = False
+        self.magnification = 2
+        self._fit: tuple[float, float] | None = None  # the extent a layout asked for, kept while not zoomed
+        self._axis: BreastAxis | None = None
 
         self.graphics = pg.GraphicsView()
         self.graphics.setBackground("k")
@@ -125,9 +180,14 @@ class MammoViewWidget(QWidget):
         # overlays are children of the image: clip them to it (the model window's padding is not image)
         self.image_item.setFlag(self.image_item.GraphicsItemFlag.ItemClipsChildrenToShape, True)
         self.viewbox.addItem(self.image_item)
+        self.band = BandItem(self.image_item)
         self.viewbox.windowDragged.connect(self._on_window_drag)
         self.viewbox.doubleClicked.connect(lambda: self.doubleClicked.emit(self.view))
-        self.viewbox.sigRangeChangedManually.connect(lambda *_: self.rangeChangedByUser.emit(self.view))
+        self.viewbox.sigRangeChangedManually.connect(self._on_user_range)
+        self.viewbox.sigRangeChanged.connect(lambda *_: self._update_readout())
+        self.viewbox.sigResized.connect(self._refit)
+        self.viewbox.rulerDragged.connect(self._on_ruler)
+        self.viewbox.markClicked.connect(self._on_mark_click)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
         layout = QVBoxLayout(self)
@@ -137,10 +197,16 @@ class MammoViewWidget(QWidget):
         self.marker = QLabel(self.graphics)
         self.marker.setObjectName("orientationMarker")
         self.marker.setStyleSheet("color: #f0f0f0; font: bold 15px; background: transparent;")
-        self.notes = QLabel(self.graphics)
-        self.notes.setObjectName("warningsLabel")
-        self.notes.setStyleSheet("color: #e0b050; font: 11px; background: rgba(0,0,0,120); padding: 2px;")
-        self.notes.setWordWrap(True)
+        self.corner = QLabel(self.graphics)
+        self.corner.setObjectName("cornerText")
+        self.corner.setStyleSheet("color: #d8d8d8; font: 11px; background: transparent;")
+        self.readout = QLabel(self.graphics)
+        self.readout.setObjectName("windowReadout")
+        self.readout.setStyleSheet("color: #d8d8d8; font: 11px; background: rgba(0,0,0,110); padding: 1px 3px;")
+        self.badge = QLabel(self.graphics)
+        self.badge.setObjectName("notesBadge")
+        self.badge.setStyleSheet("color: #101010; background: #e0b050; font: bold 11px; padding: 1px 4px;")
+        self.badge.hide()
         self.empty = QLabel(f"No {view.value} image in this exam", self.graphics)
         self.empty.setObjectName("emptySlot")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -149,6 +215,12 @@ class MammoViewWidget(QWidget):
         self.magnifier.setObjectName("magnifier")
         self.magnifier.setStyleSheet("border: 2px solid #c0c0c0; background: black;")
         self.magnifier.hide()
+        self.magnifier_caption = QLabel(self.graphics)
+        self.magnifier_caption.setStyleSheet("color: #e0e0e0; background: rgba(0,0,0,160); font: 10px; padding: 1px;")
+        self.magnifier_caption.hide()
+        self.banner = LateralityBanner(self.graphics)
+        self.banner.confirmed.connect(lambda: self.lateralityConfirmed.emit(self.view))
+        self.banner.moved.connect(lambda: self.lateralityMoveRequested.emit(self.view))
         self._update_marker()
 
     # ---------------------------------------------------------------------------------------------- content
@@ -158,16 +230,31 @@ class MammoViewWidget(QWidget):
         """Right views hang with the nipple to the left (chest wall at the middle of the screen)."""
         return self.view.laterality == Laterality.RIGHT
 
-    def set_image(self, image: ViewImage | None) -> None:
+    def set_loading(self, text: str = "Loading images…") -> None:
+        """Before the images arrive: the slot says so, not 'no image'."""
+        self.set_image(None)
+        self.empty.setText(text)
+
+    def set_image(self, image: ViewImage | None, study_text: list[str] | None = None,
+                  laterality_warning: str = "") -> None:
         self.image = image
         self.result = None
+        self.study_text = list(study_text or [])
         self._clear_overlays()
+        self.clear_rulers()
+        self.set_marks([])
+        self.band.hide_band()
+        self.empty.setText(f"No {self.view.value} image in this exam")
         self.empty.setVisible(image is None)
+        self._axis = None
         if image is None:
             self.image_item.clear()
-            self.notes.hide()
+            self.badge.hide()
+            self.banner.hide()
+            self._update_marker()
             return
         self.image_item.setImage(image.pixels, autoLevels=False)
+        self._rendered = False
         transform = QTransform()
         if image.horizontal_flip:  # stored mirrored: mirror back for the standard hanging
             transform.translate(image.pixels.shape[1], 0)
@@ -178,11 +265,19 @@ class MammoViewWidget(QWidget):
         self._preset_index = 0 if image.windows else -1
         self.apply_preset(self._preset_index)
         notes = list(image.warnings)
-        self.notes.setText("\n".join(f"⚠ {n}" for n in notes))
-        self.notes.setToolTip("\n".join(notes))
-        self.notes.setVisible(bool(notes))
+        self.badge.setText(f"⚠ {len(notes)} note{'s' if len(notes) != 1 else ''}")
+        self.badge.setToolTip("\n".join(notes))
+        self.badge.setVisible(bool(notes))
+        self.set_laterality_warning(laterality_warning)
         self._update_marker()
         self.reset_view()
+
+    def set_laterality_warning(self, text: str) -> None:
+        other = View.of("L" if self.view.laterality == Laterality.RIGHT else "R", self.view.projection)
+        self.banner.text.setText(text)
+        self.banner.move_button.setText(f"Move to {other.value}")
+        self.banner.setVisible(bool(text))
+        self._place_labels()
 
     def _update_marker(self) -> None:
         side = "R" if self.view.laterality == Laterality.RIGHT else "L"
@@ -191,6 +286,9 @@ class MammoViewWidget(QWidget):
             text += f"  ({self.image.view_label})"
         self.marker.setText(text)
         self.marker.adjustSize()
+        self.corner.setText("\n".join(self.study_text))
+        self.corner.adjustSize()
+        self._update_readout()
         self._place_labels()
 
     def resizeEvent(self, event):  # noqa: N802 - Qt override
@@ -199,14 +297,25 @@ class MammoViewWidget(QWidget):
 
     def _place_labels(self) -> None:
         size = self.graphics.size()
-        # the marker sits on the outer (nipple) side, away from the chest wall in the middle
-        x = 8 if self.faces_left_on_screen else size.width() - self.marker.width() - 8
-        self.marker.move(max(0, x), 6)
-        self.notes.setFixedWidth(max(120, min(360, size.width() - 16)))
-        self.notes.adjustSize()
-        self.notes.move(8, max(0, size.height() - self.notes.height() - 6))
+        outer_left = self.faces_left_on_screen  # text sits on the outer (nipple) side, away from the midline
+        top = 6
+        if self.banner.isVisible():
+            self.banner.setFixedWidth(max(160, size.width()))
+            self.banner.adjustSize()
+            self.banner.move(0, 0)
+            top = self.banner.height() + 4
+        for label, y in ((self.marker, top), (self.corner, top + self.marker.height() + 2)):
+            x = 8 if outer_left else size.width() - label.width() - 8
+            label.move(max(0, x), y)
+        self.readout.adjustSize()
+        x = 8 if outer_left else size.width() - self.readout.width() - 8
+        self.readout.move(max(0, x), max(0, size.height() - self.readout.height() - 6))
+        self.badge.adjustSize()
+        x = size.width() - self.badge.width() - 8 if outer_left else 8
+        self.badge.move(max(0, x), max(0, size.height() - self.badge.height() - 6))
         self.empty.setGeometry(10, 32, max(10, size.width() - 20), max(10, size.height() - 42))
-        self.marker.raise_()
+        for label in (self.marker, self.corner, self.banner):
+            label.raise_()
 
     # ------------------------------------------------------------------------------------------ geometry
 
@@ -228,9 +337,15 @@ class MammoViewWidget(QWidget):
 
     def show_extent(self, height_mm: float, width_mm: float) -> None:
         """Fit ``height_mm`` x ``width_mm`` (the largest image of the row) into the viewport at one scale,
-        anchored at the top and at the chest wall, so that a row's two views meet back to back."""
-        if self.image is None:
+        anchored at the top and at the chest wall, so that a row's two views meet back to back. The fit is
+        kept (applied again when the viewport changes size) until the user zooms or pans."""
+        self._fit = (height_mm, width_mm)
+        self._apply_fit()
+
+    def _apply_fit(self) -> None:
+        if self.image is None or self._fit is None:
             return
+        height_mm, width_mm = self._fit
         sy, sx = self.image.pixel_spacing or (1.0, 1.0)
         view_w, view_h = max(self.viewbox.width(), 1.0), max(self.viewbox.height(), 1.0)
         mm_per_screen_pixel = max(height_mm / view_h, width_mm / view_w)
@@ -238,6 +353,14 @@ class MammoViewWidget(QWidget):
         wall = self.chest_wall_x()
         x0, x1 = (wall - cols, wall) if self.view.laterality == Laterality.RIGHT else (wall, wall + cols)
         self.viewbox.setRange(xRange=(x0, x1), yRange=(0, rows), padding=0.0)
+
+    def _refit(self, *_args) -> None:
+        self._apply_fit()
+        self._place_labels()
+
+    def _on_user_range(self, *_args) -> None:
+        self._fit = None  # the reader took over the zoom: layouts no longer refit this view
+        self.rangeChangedByUser.emit(self.view)
 
     def reset_view(self) -> None:
         if self.image is None:
@@ -248,6 +371,13 @@ class MammoViewWidget(QWidget):
     def item_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
         (x0, x1), (y0, y1) = self.viewbox.viewRange()
         return (x0, x1), (y0, y1)
+
+    def zoom_factor(self) -> float:
+        """Screen pixels per image pixel (1.0 = native resolution)."""
+        if self.image is None:
+            return 1.0
+        (x0, x1), _ = self.item_range()
+        return max(self.viewbox.width(), 1.0) / max(x1 - x0, 1e-9)
 
     def distance_range_from_wall(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """Visible x range as distances (mm) outward from the chest wall, and the y range (mm); a row's two
@@ -268,6 +398,7 @@ class MammoViewWidget(QWidget):
             x0, x1 = wall - xd[1] / sx, wall - xd[0] / sx
         else:
             x0, x1 = wall + xd[0] / sx, wall + xd[1] / sx
+        self._fit = None
         self.viewbox.setRange(xRange=(x0, x1), yRange=(ymm[0] / sy, ymm[1] / sy), padding=0.0)
 
     def zoom_to_box(self, box: tuple[float, float, float, float], margin: float = 1.0) -> None:
@@ -276,6 +407,7 @@ class MammoViewWidget(QWidget):
         corners = [self.image_item.mapToParent(QPointF(x, y)) for x, y in ((left, top), (right, bottom))]
         xs, ys = sorted(c.x() for c in corners), sorted(c.y() for c in corners)
         mx, my = (xs[1] - xs[0]) * margin, (ys[1] - ys[0]) * margin
+        self._fit = None
         self.viewbox.setRange(xRange=(xs[0] - mx, xs[1] + mx), yRange=(ys[0] - my, ys[1] + my), padding=0.0)
         self.rangeChangedByUser.emit(self.view)
 
@@ -293,15 +425,18 @@ class MammoViewWidget(QWidget):
         presets = self.presets()
         window = presets[index] if 0 <= index < len(presets) else presets[-1]
         self._preset_index = index if 0 <= index < len(presets) else len(presets) - 1
+        name = window.explanation or ("VOI LUT" if self.image.voi_lut_dataset is not None else "")
         if window.function in ("SIGMOID",) or (self.image.voi_lut_dataset is not None and index == 0):
             shown = self.image.display_image(None if self.image.voi_lut_dataset is not None else window)
             if self.image.invert_display:  # display_image already inverted; keep the LUT plain
                 shown = 1.0 - shown
             self.image_item.setImage(shown, autoLevels=False)
-            self.window = WindowState(0.5, 1.0)
+            self._rendered = True
+            self.window = WindowState(0.5, 1.0, name or window.function.lower())
         else:
             self.image_item.setImage(self.image.pixels, autoLevels=False)
-            self.window = WindowState(window.center, window.width)
+            self._rendered = False
+            self.window = WindowState(window.center, window.width, name)
         self._apply_window()
 
     def cycle_preset(self) -> None:
@@ -310,8 +445,8 @@ class MammoViewWidget(QWidget):
     def auto_window(self) -> None:
         self.apply_preset(len(self.presets()) - 1)
 
-    def set_window(self, center: float, width: float) -> None:
-        self.window = WindowState(center, max(width, 1e-6))
+    def set_window(self, center: float, width: float, name: str = "manual") -> None:
+        self.window = WindowState(center, max(width, 1e-6), name)
         self._apply_window()
 
     def toggle_invert(self) -> None:
@@ -328,63 +463,92 @@ class MammoViewWidget(QWidget):
         high = self.window.center + self.window.width / 2
         self.image_item.setLevels((low, high))
         ramp = np.arange(256, dtype=np.uint8)
-        self.image_item.setLookupTable(ramp[::-1] if self.inverted else ramp)
+        # a rendered image is already inverted where the file says so: only the reader's own invert remains
+        invert = self._user_invert if self._rendered else self.inverted
+        self.image_item.setLookupTable(ramp[::-1] if invert else ramp)
+        self._update_readout()
 
     def _on_window_drag(self, dx: float, dy: float) -> None:
+        """Right-drag: horizontal changes the width, vertical the level, continuously from where they are.
+        A VOI-rendered preset (SIGMOID, VOI LUT) is first replaced by the stored pixels under the auto window,
+        since those curves have no width or centre to adjust."""
         if self.image is None:
             return
-        if self.image_item.image is not self.image.pixels:
+        if self._rendered:
             self.image_item.setImage(self.image.pixels, autoLevels=False)
+            self._rendered = False
             auto = self.image.auto_window()
-            self.window = WindowState(auto.center, auto.width)
+            self.window = WindowState(auto.center, auto.width, "manual")
         span = max(self.window.width, 1.0)
         self.set_window(self.window.center + dy * span / 200.0, self.window.width * (1.0 + dx / 200.0))
 
+    def _update_readout(self) -> None:
+        if self.image is None:
+            self.readout.hide()
+            return
+        if self._rendered:
+            text = f"{self.window.name or 'VOI'} (rendered)"
+        else:
+            text = f"W {self.window.width:.0f}  L {self.window.center:.0f}"
+            if self.window.name:
+                text += f"  · {self.window.name}"
+        text += f"  · zoom {self.zoom_factor():.2f}×"
+        if self.inverted != bool(self.image.invert_display):
+            text += "  · inverted"
+        self.readout.setText(text)
+        self.readout.adjustSize()
+        self.readout.show()
+        self._place_labels()
+
     # ---------------------------------------------------------------------------------------------- overlays
+
+    def _remove(self, item) -> None:
+        item.setParentItem(None)
+        if item.scene() is not None:
+            item.scene().removeItem(item)
 
     def _clear_overlays(self) -> None:
         for item in list(self._heat_items.values()) + self._boxes + self._labels:
-            item.setParentItem(None)
-            if item.scene() is not None:
-                item.scene().removeItem(item)
+            self._remove(item)
         self._heat_items.clear()
         self._boxes.clear()
         self._labels.clear()
 
-    def set_result(self, result: ViewResult | None, heatmaps: dict[int, np.ndarray] | None = None) -> None:
-        """Draw ``result``'s overlays; ``heatmaps`` (class -> RGBA) may be precomputed off the GUI thread."""
+    def set_result(self, result: EntryViewResult | None, textures: dict[int, Texture] | None = None,
+                   classes: tuple[str, ...] = ()) -> None:
+        """Draw one entry's overlays; ``textures`` (layer index -> Texture) are prepared off the GUI thread."""
         self._clear_overlays()
         self.result = result
         if result is None or self.image is None:
             return
-        mapping = result.mapping
-        affine = mapping.input_to_original_affine()
-        for class_index, colour in CLASS_COLOURS.items():
-            h, w = result.saliency[class_index].shape
-            rgba = heatmaps.get(class_index) if heatmaps else None
-            if rgba is None:
-                rgba = heatmap_rgba(smooth_heatmap(result.saliency[class_index]), colour)
-            item = pg.ImageItem(rgba)
+        from app.ui.overlay_images import layer_texture  # noqa: PLC0415
+
+        for index, layer in enumerate(result.layers):
+            texture = (textures or {}).get(index) or layer_texture(layer)
+            item = pg.ImageItem(texture.values, levels=(0, 255), autoDownsample=True)
+            item.setLookupTable(alpha_ramp(class_colour(layer.class_name or "", classes)))
             item.setParentItem(self.image_item)
-            cell_h = mapping.input_shape[0] / (h * HEATMAP_UPSAMPLE)
-            cell_w = mapping.input_shape[1] / (w * HEATMAP_UPSAMPLE)
-            # heatmap pixel (x=j, y=i) -> input (row i*cell_h, col j*cell_w) -> original through the affine
-            item.setTransform(
-                QTransform(affine[1, 1] * cell_w, 0.0, 0.0, affine[0, 0] * cell_h, affine[1, 2], affine[0, 2])
-            )
+            a = texture.to_original
+            # texture pixel (x = col, y = row) -> original (x, y): Qt's QTransform(m11, m12, m21, m22, dx, dy)
+            item.setTransform(QTransform(a[1, 1], a[0, 1], a[1, 0], a[0, 0], a[1, 2], a[0, 2]))
             item.setZValue(10)
-            self._heat_items[class_index] = item
-        for patch in result.patches:
-            top, left, bottom, right = patch.box_original
-            box = PatchBoxItem(QRectF(left, top, right - left, bottom - top), patch.rank, self._on_box_hover)
+            self._heat_items[index] = item
+        faces_left = self.faces_left_on_screen
+        for region in result.regions:
+            top, left, bottom, right = region.box_original
+            tooltip = region.caption() + (f" (from {region.source})" if region.source else "")
+            box = RegionBoxItem(QRectF(left, top, right - left, bottom - top), region.rank, self._on_box_hover, tooltip)
             box.setParentItem(self.image_item)
             box.setZValue(20)
             self._boxes.append(box)
-            label = pg.TextItem(f"{patch.rank}  {patch.attention:.2f}", color=PATCH_PEN, anchor=(0, 0))
-            label.setFont(QFont("Sans", 9, QFont.Weight.Bold))
+            label = region_label(region.rank)
+            # inside the box, at its top corner on the nipple side: away from the midline, where the two
+            # views of a row meet, and clear of the next box's label
+            screen_left_x = right if self.image.horizontal_flip else left
+            screen_right_x = left if self.image.horizontal_flip else right
+            label.setAnchor((0, 0) if faces_left else (1, 0))
+            label.setPos(screen_left_x if faces_left else screen_right_x, max(top, 0.0))
             label.setParentItem(self.image_item)
-            # inside the box, at its top-left corner as seen on screen
-            label.setPos(right if self.image.horizontal_flip else left, max(top, 0.0))
             label.setZValue(21)
             self._labels.append(label)
         self._refresh_overlay_visibility()
@@ -396,27 +560,87 @@ class MammoViewWidget(QWidget):
         for box in self._boxes:
             box.set_highlight(box.rank == rank)
 
-    def set_overlay_options(
-        self, *, benign: bool, malignant: bool, visible: bool, patches: bool, opacity: float
-    ) -> None:
-        self._class_visible = {0: benign, 1: malignant}
-        self._overlays_visible = visible
-        self._patches_visible = patches
-        self._opacity = opacity
+    def set_overlay_options(self, options: OverlayOptions) -> None:
+        self._options = options
         self._refresh_overlay_visibility()
 
     def _refresh_overlay_visibility(self) -> None:
-        for class_index, item in self._heat_items.items():
-            item.setVisible(self._overlays_visible and self._class_visible[class_index])
-            item.setOpacity(self._opacity)
+        options = self._options
+        layers = self.result.layers if self.result is not None else ()
+        for index, item in self._heat_items.items():
+            layer = layers[index]
+            chosen = layer.name == options.layer if options.layer else layer.primary
+            item.setVisible(options.visible and chosen and (layer.class_name in options.classes
+                                                             or layer.class_name is None))
+            item.setOpacity(options.opacity)
         for item in self._boxes + self._labels:
-            item.setVisible(self._overlays_visible and self._patches_visible)
+            item.setVisible(options.visible and options.regions)
 
-    def heatmap_item(self, class_index: int) -> pg.ImageItem | None:
-        return self._heat_items.get(class_index)
+    def heatmap_item(self, class_name: str, layer: str | None = None) -> pg.ImageItem | None:
+        """The drawn item of a class's primary layer (or of the layer called ``layer``)."""
+        if self.result is None:
+            return None
+        for index, candidate in enumerate(self.result.layers):
+            if candidate.class_name == class_name and (candidate.name == layer if layer else candidate.primary):
+                return self._heat_items.get(index)
+        return None
 
-    def patch_boxes(self) -> list[PatchBoxItem]:
+    def patch_boxes(self) -> list[RegionBoxItem]:
         return list(self._boxes)
+
+    # ------------------------------------------------------------------------------------ tools
+
+    def set_tool(self, tool: str) -> None:
+        self.viewbox.tool = tool
+
+    def _on_ruler(self, start, current, finished: bool) -> None:
+        if self.image is None:
+            return
+        a, b = self.image_item.mapFromScene(start), self.image_item.mapFromScene(current)
+        if self._active_ruler is None:
+            self._active_ruler = RulerItem(self.image_item, a, self.image.pixel_spacing)
+            self._rulers.append(self._active_ruler)
+        self._active_ruler.update(b)
+        if finished:
+            self._active_ruler = None
+
+    def rulers(self) -> list[RulerItem]:
+        return list(self._rulers)
+
+    def clear_rulers(self) -> None:
+        for ruler in self._rulers:
+            ruler.remove()
+        self._rulers.clear()
+        self._active_ruler = None
+
+    def _on_mark_click(self, scene_pos) -> None:
+        if self.image is None:
+            return
+        local = self.image_item.mapFromScene(scene_pos)
+        h, w = self.image.pixels.shape
+        if 0 <= local.y() < h and 0 <= local.x() < w:
+            self.markRequested.emit(self.view, float(local.y()), float(local.x()))
+
+    def set_marks(self, marks: list) -> None:
+        """Draw the reader's marks (objects with row, col, label, confidence) of this view."""
+        for item in self._marks:
+            item.remove()
+        self._marks = [MarkItem(self.image_item, m.row, m.col, f"{m.label} ({m.confidence}/5)") for m in marks
+                       if m.view == self.view.value] if self.image is not None else []
+
+    def breast_axis(self) -> BreastAxis | None:
+        if self.image is None:
+            return None
+        if self._axis is None:
+            faces_right = (self.view.laterality == Laterality.LEFT) != self.image.horizontal_flip
+            self._axis = breast_axis(self.image.model_image, faces_right, self.image.pixel_spacing)
+        return self._axis
+
+    def show_band(self, band: tuple[float, float, float] | None) -> None:
+        if band is None or self.image is None:
+            self.band.hide_band()
+            return
+        self.band.show_band(*band, float(self.image.pixels.shape[0]))
 
     # ------------------------------------------------------------------------------------ cursor, magnifier
 
@@ -429,6 +653,11 @@ class MammoViewWidget(QWidget):
         self._magnifier_on = on
         if not on:
             self.magnifier.hide()
+            self.magnifier_caption.hide()
+
+    def cycle_magnification(self) -> int:
+        self.magnification = MAGNIFICATIONS[(MAGNIFICATIONS.index(self.magnification) + 1) % len(MAGNIFICATIONS)]
+        return self.magnification
 
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
         if self.image is None:
@@ -439,15 +668,30 @@ class MammoViewWidget(QWidget):
         if 0 <= row < h and 0 <= col < w:
             value = self.image.pixels[row, col]
             self.cursorInfo.emit(f"{self.view.value}  row {row}  col {col}  value {value:g}")
+            self.pointed.emit(self.view, float(local.y()), float(local.x()))
         if self._magnifier_on:
-            self._update_magnifier(self.graphics.mapFromScene(scene_pos))
+            self.update_magnifier(self.graphics.mapFromScene(scene_pos), (float(local.y()), float(local.x())))
 
-    def _update_magnifier(self, at: QPoint) -> None:
-        radius, zoom = 60, 3
-        self.magnifier.hide()
-        grab = self.graphics.grab(QRect(at.x() - radius, at.y() - radius, 2 * radius, 2 * radius))
-        self.magnifier.setPixmap(grab.scaled(2 * radius * zoom, 2 * radius * zoom))
-        self.magnifier.resize(2 * radius * zoom, 2 * radius * zoom)
-        x = at.x() + 20 if at.x() + 20 + self.magnifier.width() < self.graphics.width() else at.x() - 20 - self.magnifier.width()
-        self.magnifier.move(max(0, x), max(0, at.y() - self.magnifier.height() // 2))
+    def magnifier_picture(self, centre: tuple[float, float], size: int = 240) -> np.ndarray:
+        """What the magnifier shows around ``centre`` (row, col) at the current magnification and window."""
+        displayed = self.image_item.image
+        low, high = self.image_item.getLevels()
+        invert = self._user_invert if self._rendered else self.inverted
+        return magnified(displayed, centre, (float(low), float(high)), invert, bool(self.image.horizontal_flip),
+                         size, self.magnification)
+
+    def update_magnifier(self, at: QPoint, centre: tuple[float, float], size: int = 240) -> None:
+        picture = self.magnifier_picture(centre, size)
+        image = QImage(picture.data, picture.shape[1], picture.shape[0], picture.strides[0],
+                       QImage.Format.Format_Grayscale8)
+        self.magnifier.setPixmap(QPixmap.fromImage(image.copy()))
+        self.magnifier.resize(size + 4, size + 4)
+        x = at.x() + 24 if at.x() + 24 + self.magnifier.width() < self.graphics.width() else at.x() - 24 - self.magnifier.width()
+        y = max(0, min(at.y() - self.magnifier.height() // 2, self.graphics.height() - self.magnifier.height()))
+        self.magnifier.move(max(0, x), y)
         self.magnifier.show()
+        self.magnifier_caption.setText(f"×{self.magnification} native")
+        self.magnifier_caption.adjustSize()
+        self.magnifier_caption.move(self.magnifier.x() + 4, self.magnifier.y() + 4)
+        self.magnifier_caption.show()
+        self.magnifier_caption.raise_()

@@ -15,7 +15,7 @@ from PySide6.QtCore import QPointF, QTimer
 from app.settings import AppSettings
 from app.study.store import Store
 from app.ui.hanging import Layout
-from app.ui.main_window import MainWindow, exam_key
+from app.ui.main_window import MainWindow
 from inference.exam import load_exam
 from inference.views import View
 from tests.app.conftest import close_windows_then
@@ -33,6 +33,9 @@ def store(isolated_home):
 
 
 def make_window(qtbot, store, **settings) -> MainWindow:
+    """A window whose model is shown at once (the shipped defaults, blind first and maps on demand, have
+    their own test)."""
+    settings = {"blind_first": False, "show_overlays": True, **settings}
     window = MainWindow(AppSettings(**settings), store, model_path=settings.get("model_path", ""))
     qtbot.addWidget(window)
     window.resize(1400, 900)
@@ -175,13 +178,13 @@ def test_heatmap_hot_spot_lands_on_the_lesion(qtbot, store, tmp_path, stub_model
     open_and_wait(qtbot, window, tmp_path, analysis=True)
     widget = window.hanging.views[View.parse(view)]
     assert widget.image.horizontal_flip == mirrored
-    heat = widget.heatmap_item(1)
-    alpha = heat.image[..., 3]
+    heat = widget.heatmap_item("malignant")
+    alpha = heat.image
     i, j = np.unravel_index(np.argmax(alpha), alpha.shape)
     peak = heat.mapToItem(widget.image_item, QPointF(j + 0.5, i + 0.5))
     assert abs(peak.y() - lesion[0]) < 64 and abs(peak.x() - lesion[1]) < 64
     # the first patch box contains the lesion
-    top, left, bottom, right = widget.result.patches[0].box_original
+    top, left, bottom, right = widget.result.regions[0].box_original
     assert top <= lesion[0] <= bottom and left <= lesion[1] <= right
     # and on screen the lesion and the drawn peak coincide
     screen_peak = widget.graphics.mapFromScene(heat.mapToScene(QPointF(j + 0.5, i + 0.5)))
@@ -192,7 +195,7 @@ def test_heatmap_hot_spot_lands_on_the_lesion(qtbot, store, tmp_path, stub_model
 def test_patch_click_centres_and_zooms(qtbot, store, tmp_path, stub_model):
     window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model)
     widget = window.hanging.views[View.R_CC]
-    patch = widget.result.patches[2]
+    patch = widget.result.regions[2]
     listing = window.gallery.lists[View.R_CC]
     assert listing.count() == 6
     window.gallery.patchClicked.emit(View.R_CC, patch.rank)
@@ -208,6 +211,7 @@ def test_patch_click_centres_and_zooms(qtbot, store, tmp_path, stub_model):
 def test_scoring_panel_arithmetic_and_persistence(qtbot, store, tmp_path, stub_model):
     window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model)
     model = window.scores.model_malignant("R")
+    assert model is not None
     window.scores.reader.inputs["R"].spin.setValue(40)
     hybrid_text = window.scores.compare.item(0, 3).text()
     assert hybrid_text == f"{100 * (0.4 + model) / 2:.1f} %"
@@ -246,7 +250,7 @@ def test_an_edit_waiting_for_its_save_is_saved_on_close_and_never_after_the_stor
     assert window._save_timer.isActive()  # debounced, not yet written
     window.close()
     store.close()  # waits for the flushed write
-    key = exam_key(window.exam)
+    key = window.exam_key
     assert store.load_reads(key, "reader")["R"].malignant == pytest.approx(0.55)  # reads work on a closed store
     window.scores.reader.inputs["R"].spin.setValue(60)  # a late edit after shutdown: reported, nothing raised
     qtbot.wait(600)
@@ -258,13 +262,15 @@ def test_blind_then_reveal(qtbot, store, tmp_path, stub_model):
     window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
     widget = window.hanging.views[View.R_CC]
     assert window.scores.model_hidden and not window.scores.model_box.isVisible()
-    assert not widget.heatmap_item(1).isVisible() and not widget.patch_boxes()[0].isVisible()
+    assert not widget.heatmap_item("malignant").isVisible() and not widget.patch_boxes()[0].isVisible()
     assert window.scores.compare.item(0, 2).text() == "hidden"
     assert not window.gallery.isVisible()
+    assert not window.commit_estimate()  # nothing answered: refused, the model stays hidden
+    assert window.scores.model_hidden and "Not committed" in window.scores.reader.saved_label.text()
     window.scores.reader.inputs["R"].spin.setValue(70)
-    window.commit_estimate()
+    assert window.commit_estimate()  # only the right breast has images here: that answer suffices
     assert not window.scores.model_hidden and window.scores.model_box.isVisible()
-    assert widget.heatmap_item(1).isVisible() and widget.patch_boxes()[0].isVisible()
+    assert widget.heatmap_item("malignant").isVisible() and widget.patch_boxes()[0].isVisible()
     assert window.scores.compare.item(0, 2).text() != "hidden"
 
 
@@ -272,12 +278,12 @@ def test_overlay_toggles(qtbot, store, tmp_path, stub_model):
     window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model)
     widget = window.hanging.views[View.R_CC]
     window.findChild(type(window.link_action), "toggleBenign").trigger()
-    assert not widget.heatmap_item(0).isVisible() and widget.heatmap_item(1).isVisible()
+    assert not widget.heatmap_item("benign").isVisible() and widget.heatmap_item("malignant").isVisible()
     window.findChild(type(window.link_action), "toggleOverlays").trigger()
-    assert not widget.heatmap_item(1).isVisible() and not widget.patch_boxes()[0].isVisible()
+    assert not widget.heatmap_item("malignant").isVisible() and not widget.patch_boxes()[0].isVisible()
     window.overlays_box.setChecked(True)
     window.opacity_slider.setValue(80)
-    assert widget.heatmap_item(1).opacity() == pytest.approx(0.8)
+    assert widget.heatmap_item("malignant").opacity() == pytest.approx(0.8)
 
 
 def test_bad_exam_becomes_one_readable_message(qtbot, store, tmp_path):
@@ -352,19 +358,19 @@ def test_screenshot_command(tmp_path):
 
 def test_result_is_restored_from_the_store_after_a_restart(qtbot, store, tmp_path, stub_model, monkeypatch):
     window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model)
-    first = window.result.views[View.R_CC].probabilities.copy()
+    first = dict(next(iter(window.result.views[View.R_CC].entries.values())).probabilities)
     window.close()
-    import app.ui.main_window as main_window_module
+    import app.analysis
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the stored result should have been used")
 
-    monkeypatch.setattr(main_window_module, "analyze_exam", must_not_run)
+    monkeypatch.setattr(app.analysis, "analyze_exam", must_not_run)
     again = make_window(qtbot, store, auto_run=True)
     again.use_models([stub_model])
     open_and_wait(qtbot, again, tmp_path, analysis=True)
-    assert np.allclose(again.result.views[View.R_CC].probabilities, first)
-    assert again.gallery.lists[View.R_CC].count() == 6
+    assert next(iter(again.result.views[View.R_CC].entries.values())).probabilities == pytest.approx(first)
+    assert again.restored and again.gallery.lists[View.R_CC].count() == 6
 
 
 def test_export_from_the_viewer(qtbot, store, tmp_path, stub_model):
@@ -375,7 +381,7 @@ def test_export_from_the_viewer(qtbot, store, tmp_path, stub_model):
     with qtbot.waitSignal(worker.result, timeout=60_000) as blocker:
         pass
     paths = blocker.args[0]
-    assert {p.suffix for p in paths} == {".pdf", ".json"}
+    assert {p.suffix for p in paths} == {".pdf", ".json", ".npz"}
     import json as _json
 
     data = _json.loads(next(p for p in paths if p.suffix == ".json").read_text())

@@ -7,7 +7,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from app.settings import AppSettings
 from app.study.store import Store
-from app.study.study import Design, ReadingSession
+from app.study.design import Design
+from app.study.sessions import ReadingSession
 from app.ui.main_window import MainWindow
 from app.ui.study_dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
 from app.ui.study_results import StudyResultsWindow

@@ -8,7 +8,10 @@ import time
 import pytest
 
 from app.study.store import Store
-from app.study.study import CaseEntry, Design, ReadingSession, compute_model_scores, create_study
+from app.study.cases import CaseEntry
+from app.study.design import Design, create_study
+from app.study.scores import compute_model_scores
+from app.study.sessions import ReadingSession
 from app.ui.study_window import StudyReadingWindow
 from tests.app.conftest import close_windows_then, synthetic_view, write_png
 
@@ -74,7 +77,7 @@ def test_read_three_cases_blinded_then_aided(qtbot, study):
         qtbot.waitUntil(lambda: window.ai_box.isVisible(), timeout=10_000)
         assert "malignant" in window.ai_label.text()
         shown = [w for w in window.hanging.views.values() if w.result is not None]
-        assert shown and shown[0].heatmap_item(1).isVisible()
+        assert shown and shown[0].heatmap_item("malignant").isVisible()
         assert "locked" in window.locked_label.text()
         assert window.reader_panel.value("R") == pytest.approx((20 + number) / 100)  # starts from the first answer
         set_reader(window, 60, 15)

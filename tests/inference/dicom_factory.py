@@ -16,6 +16,7 @@ MG_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
 MG_FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.2.1"
 PATIENT_NAME = "Testpatient^Ada"
 PATIENT_ID = "PID-0042-SECRET"
+STUDY_UID = "1.2.826.0.1.3680043.8.498.1000000000000000000000000000000000001"
 CODES = {"CC": ("399162004", "cranio-caudal"), "MLO": ("399368009", "medio-lateral oblique"),
          "ML": ("399260004", "medio-lateral")}
 
@@ -53,7 +54,7 @@ def make_dataset(
     sop_uid = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
     ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = STUDY_UID, generate_uid()  # one exam unless a test says otherwise
     ds.Modality = "MG"
     ds.PatientName, ds.PatientID, ds.PatientBirthDate = PATIENT_NAME, PATIENT_ID, "19600101"
     ds.AccessionNumber, ds.StudyDate = "ACC123", "20260101"

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from inference.memory import reuse_freed_memory
-from inference.pipeline import Mode, fast_mode_numerics, numerics, runnable_model
+from inference.backends.common import fast_mode_numerics, numerics, runnable
+from inference.backends.gmic import GMICFamily
 from inference.weights import load_model
 
 
@@ -20,13 +21,13 @@ def main() -> None:
     reuse_freed_memory()
     model = load_model(f"{reference}/seeded_state_dict.pt", percent_t=0.02).model
     device = torch.device("cpu")
-    exact, fast = runnable_model(model, device, Mode.EXACT), runnable_model(model, device, Mode.FAST)
+    exact, fast = (runnable(model, device, mode, GMICFamily.fast) for mode in ("exact", "fast"))
     worst = {"y_fusion": 0.0, "saliency": 0.0, "same_patches": True, "inputs": 0,
              "numerics": fast_mode_numerics(device)}
     for path in sorted(glob.glob(f"{reference}/golden_*.npz")):
         x = torch.from_numpy(np.load(path)["input"])[None, None].contiguous(memory_format=torch.channels_last)
         outputs = []
-        for mode, module in ((Mode.EXACT, exact), (Mode.FAST, fast)):
+        for mode, module in (("exact", exact), ("fast", fast)):
             with numerics(device, mode):
                 outputs.append(module(x))
         a, b = outputs

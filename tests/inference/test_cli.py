@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from tests.conftest import DATA, REFERENCE, require_shared
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,11 +27,37 @@ def test_analyze_prints_views_breasts_and_writes_json(tmp_path):
                "--percent-t", "0.02", "--device", "cpu", "--json", str(out))
     assert done.returncode == 0, done.stderr
     assert "L-CC   benign 0.0998   malignant 0.0202" in done.stdout
-    assert "left " in done.stdout and "right" in done.stdout
+    assert "left " in done.stdout and "right" in done.stdout and "P(malignant)" in done.stdout
     assert "4/4" in done.stderr  # the progress bar
     data = json.loads(out.read_text())
-    assert data["schema_version"] == "1.0"
-    assert abs(data["views"]["L-CC"]["probabilities"]["malignant"] - 0.020225868) < 1e-4
+    assert data["schema_version"] == "2.0"
+    assert data["models"] == [{"id": "seeded_state_dict", "family": "gmic", "classes": ["benign", "malignant"],
+                               "label": "seeded_state_dict.pt", "malignancy": ["malignant"], "exclusive": False,
+                               "members": data["models"][0]["members"]}]
+    view = data["views"]["L-CC"]["models"]["seeded_state_dict"]
+    assert abs(view["probabilities"]["malignant"] - 0.020225868) < 1e-4
+    region = view["regions"][0]
+    assert set(region) >= {"rank", "box_original", "score", "kind"} and region["kind"] == "attention"
+    assert len(region["box_original"]) == 4
+    assert set(data["breasts"]["L"]["models"]["seeded_state_dict"]["probabilities"]) == {"benign", "malignant"}
+    maps = out.parent / data["maps_file"]
+    assert maps.is_file() and np.load(maps)[view["layers"][0]["map"].replace("/", "|")].shape == (46, 30)
+
+
+def test_two_models_side_by_side(tmp_path):
+    require_shared()
+    other = tmp_path / "copy.pt"
+    shutil.copy(REFERENCE / "seeded_state_dict.pt", other)
+    out = tmp_path / "two.json"
+    done = run("analyze", str(DATA / "gmic-exam0" / "0_L-CC.png"), str(DATA / "gmic-exam0" / "0_R-CC.png"),
+               "--models", str(REFERENCE / "seeded_state_dict.pt"), str(other), "--percent-t", "0.02",
+               "--device", "cpu", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    assert [m["id"] for m in data["models"]] == ["seeded_state_dict", "copy"]
+    assert set(data["views"]) == {"L-CC", "R-CC"}
+    assert set(data["views"]["R-CC"]["models"]) == {"seeded_state_dict", "copy"}
+    assert "model [copy]" in done.stdout
 
 
 def test_bad_checkpoint_message(tmp_path):
@@ -40,15 +69,35 @@ def test_bad_checkpoint_message(tmp_path):
     assert "bad.p" in done.stderr and "error:" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_unreadable_file_and_missing_views(tmp_path):
+def test_unreadable_file_is_named_and_the_rest_is_analysed(tmp_path):
     require_shared()
     exam = tmp_path / "exam"
     exam.mkdir()
     shutil.copy(DATA / "gmic-exam0" / "0_L-CC.png", exam / "0_L-CC.png")
     (exam / "0_R-CC.png").write_bytes(b"\x89PNG broken")
     done = run("analyze", str(exam), "--models", str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02")
-    assert done.returncode == 2 and "0_R-CC.png" in done.stderr and "Traceback" not in done.stderr
-    (exam / "0_R-CC.png").unlink()
-    done = run("analyze", str(exam), "--models", str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02")
-    assert done.returncode == 0
+    assert done.returncode == 0 and "0_R-CC.png could not be loaded" in done.stderr and "Traceback" not in done.stderr
     assert "missing views: R-CC, L-MLO, R-MLO" in done.stderr
+    (exam / "0_L-CC.png").unlink()
+    done = run("analyze", str(exam), "--models", str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02")
+    assert done.returncode == 2 and "0_R-CC.png" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_json_is_written_atomically_and_a_full_disk_is_a_message(tmp_path):
+    """The JSON goes through a temporary file: when the write fails, no truncated file is left."""
+    require_shared()
+    from inference.files import write_text_atomic
+
+    target = tmp_path / "out.json"
+    target.write_text("previous")
+
+    class Full(str):
+        def encode(self, *args):
+            raise OSError(28, "No space left on device", str(target))
+
+    with pytest.raises(OSError):
+        write_text_atomic(target, Full("x"))
+    assert target.read_text() == "previous" and list(tmp_path.iterdir()) == [target]
+    done = run("analyze", str(DATA / "gmic-exam0" / "0_L-CC.png"), "--models", str(REFERENCE / "seeded_state_dict.pt"),
+               "--percent-t", "0.02", "--json", "/proc/version/x.json")
+    assert done.returncode == 1 and "error:" in done.stderr and "Traceback" not in done.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from inference.evaluate import saliency_peak_on_lesion
@@ -39,14 +38,19 @@ def test_demo_model_is_small_labelled_and_documented(demo):
 
 def test_heatmaps_point_at_the_inserted_lesions(demo):
     _, exam, result = demo
-    for view in (View.R_CC, View.R_MLO):
-        assert saliency_peak_on_lesion(result.views[view], exam.views[view].lesion_masks["malignant"], 1), view
-    for view in (View.L_CC, View.L_MLO):
-        assert saliency_peak_on_lesion(result.views[view], exam.views[view].lesion_masks["benign"], 0), view
+    entry = result.entries[0].id
+    for view, name in ((View.R_CC, "malignant"), (View.R_MLO, "malignant"), (View.L_CC, "benign"),
+                       (View.L_MLO, "benign")):
+        layer = result.views[view].entries[entry].layer(name)
+        assert saliency_peak_on_lesion(layer, exam.views[view].lesion_masks[name]), view
 
 
 def test_demo_model_ranks_the_malignant_breast_higher(demo):
     _, _, result = demo
-    assert result.breasts["R"].probabilities[1] > result.breasts["L"].probabilities[1]
-    assert result.breasts["L"].probabilities[0] > result.breasts["R"].probabilities[0]
-    assert np.all((result.probabilities >= 0) & (result.probabilities <= 1))
+    entry = result.entries[0].id
+    right, left = result.breasts["R"].entries[entry], result.breasts["L"].entries[entry]
+    assert right.probabilities["malignant"] > left.probabilities["malignant"]
+    assert left.probabilities["benign"] > right.probabilities["benign"]
+    decision = result.exam[entry]
+    assert decision.breast == "R" and decision.malignant == right.malignant
+    assert all(0 <= p <= 1 for p in decision.probabilities.values())

@@ -126,20 +126,50 @@ def test_git_blob_sha1_matches_git(tmp_path):
     assert git_blob_sha1(path) == expected
 
 
+def pretend_published(monkeypatch, entries):
+    """Add published-checkpoint entries (as the data file holds them) for files made in the test."""
+    from inference import backends
+
+    known = backends._published()
+    monkeypatch.setattr(backends, "_published", lambda: known + tuple(entries))
+
+
 def test_published_checkpoint_is_recognised_by_content(tmp_path, published_state, monkeypatch):
     path = save(tmp_path, published_state, "renamed_anything.pt")
-    fake = weights.PublishedCheckpoint("sample_model_4.p", git_blob_sha1(path), 0.05)
-    monkeypatch.setitem(weights._BY_SHA1, fake.git_blob_sha1, fake)
+    pretend_published(monkeypatch, [{"family": "gmic", "name": "sample_model_4.p", "git_blob_sha1": git_blob_sha1(path),
+                                     "settings": {"percent_t": 0.05}, "licence": "test"}])
     loaded = load_model(path, percent_t=0.5)  # the published threshold wins over the caller's
-    assert loaded.identity.published_name == "sample_model_4.p"
-    assert loaded.model.config.percent_t == 0.05
+    assert loaded.identity.published_name == "sample_model_4.p" and loaded.identity.family == "gmic"
+    assert loaded.model.config.percent_t == 0.05 and loaded.identity.licence == "test"
 
 
-def test_published_hashes_and_thresholds_are_the_papers():
-    table = {c.name: (c.git_blob_sha1, c.percent_t) for c in weights.PUBLISHED_CHECKPOINTS}
+def test_published_hashes_and_thresholds_are_the_papers_as_data():
+    table = {c["name"]: (c["git_blob_sha1"], c["settings"]["percent_t"]) for c in weights.published_checkpoints("gmic")}
     assert table["sample_model_1.p"] == ("04e473379a8313daa426c38e69bad392fc0be769", 0.02)
     assert table["sample_model_5.p"] == ("ec942dd65a99aaa3fce8cf00bcd10bdb0ee40e2c", 0.1)
-    assert [c.percent_t for c in weights.PUBLISHED_CHECKPOINTS] == [0.02, 0.03, 0.03, 0.05, 0.1]
+    assert [c["settings"]["percent_t"] for c in weights.published_checkpoints("gmic")] == [0.02, 0.03, 0.03, 0.05, 0.1]
+    glam = {c["name"]: c["git_blob_sha1"] for c in weights.published_checkpoints("glam")}
+    assert glam == {"model_sep.ckpt": "853dbe9b9deb452ea681031fd598092be1aba9e7",
+                    "model_joint.ckpt": "d8b6e1333a7b8bfded7aa5d0e7990115f2264093"}
+
+
+def test_seeded_gmic_loads_as_the_gmic_family():
+    require_shared()
+    loaded = load_model(REFERENCE / "seeded_state_dict.pt", percent_t=0.02)
+    assert loaded.identity.family == "gmic" and loaded.identity.classes == ("benign", "malignant")
+    assert loaded.identity.malignancy == ("malignant",) and isinstance(loaded.model, torch.nn.Module)
+
+
+@pytest.mark.parametrize("content, says", [(b"\x13\x37" * 999, "not a PyTorch checkpoint"), (b"", "empty"),
+                                           (b"PK\x03\x04 broken zip", "damaged or incomplete")])
+def test_corrupt_files_are_described_without_torchs_advice(tmp_path, content, says):
+    path = tmp_path / "broken.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as caught:
+        load_model(path)
+    text = str(caught.value)
+    assert says in text and "weights_only" not in text and "Python objects" not in text
+    assert caught.value.__cause__ is None  # torch's message (and its advice) is not chained either
 
 
 def test_caller_threshold_for_unknown_checkpoint(tmp_path, published_state):
@@ -158,9 +188,11 @@ def test_folder_gives_an_ensemble_in_published_order(tmp_path, published_state, 
         state = dict(published_state)
         state["fusion_dnn.bias"] = torch.full((2,), float(i))  # different content, different hash
         paths.append(save(tmp_path, state, f"file_{i}.p"))
-    for i, path in zip((2, 1), paths, strict=True):
-        entry = weights.PublishedCheckpoint(f"sample_model_{i}.p", git_blob_sha1(path), 0.02 + 0.01 * (i - 1))
-        monkeypatch.setitem(weights._BY_SHA1, entry.git_blob_sha1, entry)
+    pretend_published(monkeypatch, [{"family": "gmic", "name": f"sample_model_{i}.p", "git_blob_sha1": git_blob_sha1(p),
+                                     "settings": {"percent_t": 0.02 + 0.01 * (i - 1)}, "licence": ""}
+                                    for i, p in zip((2, 1), paths, strict=True)])
     models = load_models(tmp_path)
     assert [m.identity.published_name for m in models] == ["sample_model_1.p", "sample_model_2.p"]
     assert [m.model.config.percent_t for m in models] == [0.02, 0.03]
+    (group,) = weights.load_model_groups([tmp_path])
+    assert group.id == tmp_path.name and len(group.members) == 2 and "ensemble" in group.label

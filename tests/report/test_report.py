@@ -59,8 +59,11 @@ def test_pdf_is_readable_and_says_what_it_must(analysed, tmp_path):
     text = " ".join(pdf_text(pdf).split())
     assert "Decision support only" in text and "Dr Reader" in text and "ACC123" in text
     assert "hybrid" in text and "Check the right breast." in text and "R-CC" in text
-    hybrid = (0.6 + float(result.breasts["R"].probabilities[1])) / 2
+    entry = result.entries[0].id
+    hybrid = (0.6 + result.breasts["R"].entries[entry].malignant) / 2
     assert f"{100 * hybrid:.1f} %" in text
+    assert "4B" in text and "Reader's assessment" in text
+    assert text.index("Right breast") < text.index("Left breast")  # right before left, as on screen
     import pypdfium2 as pdfium
 
     page = pdfium.PdfDocument(str(pdf))[0]
@@ -84,9 +87,11 @@ def test_json_report_holds_the_result_and_reads(analysed, tmp_path):
     exam, result = analysed
     path = export_report(ReportInput(exam, result, {"R": BreastRead("R", 0.4)}), tmp_path, formats=("json",))[0]
     data = json.loads(path.read_text())
-    assert data["schema"] == "mammo-reader/report" and data["schema_version"] == "1.0"
-    assert data["reads"]["R"]["hybrid_malignant"] == pytest.approx((0.4 + data["reads"]["R"]["model_malignant"]) / 2)
+    assert data["schema"] == "mammo-reader/report" and data["schema_version"] == "2.0"
+    model = data["reads"]["R"]["models"][result.entries[0].id]
+    assert model["hybrid_malignant"] == pytest.approx((0.4 + model["model_malignant"]) / 2)
     assert set(data["result"]["views"]) == {"R-CC", "L-CC"} and data["disclaimer"] == DISCLAIMER
+    assert (path.parent / data["result"]["maps_file"]).is_file()
 
 
 def test_structured_report_reads_back_and_references_the_images(analysed, tmp_path):
@@ -128,10 +133,12 @@ def test_structured_report_passes_dciodvfy(analysed, tmp_path, deidentify):
 def test_saliency_segmentations_read_back_on_the_source_grid_and_validate(analysed, tmp_path, deidentify):
     import highdicom as hd
 
-    from app.report.seg import saliency_stack
+    from app.report.content import ReportContent
+    from app.report.seg import map_stack
 
     exam, result = analysed
     report = ReportInput(exam, result, deidentify=deidentify)
+    content = ReportContent(report)
     paths = export_report(report, tmp_path, formats=("seg",))
     assert len(paths) == len(result.views) == 2
     for path in paths:
@@ -139,9 +146,10 @@ def test_saliency_segmentations_read_back_on_the_source_grid_and_validate(analys
         seg = hd.seg.segread(path)
         view = next(v for v in exam.views if f"_{v.value}_" in path.name)
         source_uid = exam.views[view].sop_instance_uid
-        assert [s.segment_label for s in seg.SegmentSequence] == ["benign saliency", "malignant saliency"]
+        assert [s.segment_label for s in seg.SegmentSequence] == ["benign map", "malignant map"]
         maps = seg.get_pixels_by_source_instance([source_uid], segment_numbers=[1, 2])[0]
-        expected = saliency_stack(report, view)
+        classes, expected = map_stack(content, view)
+        assert classes == ["benign", "malignant"]
         assert maps.shape == expected.shape == exam.views[view].pixels.shape + (2,)
         assert np.abs(maps - expected).max() <= 0.5 / 255 + 1e-6  # 8-bit fractions, rounded
         assert expected[..., 1].max() > 0.1  # the stub's hot spot is there to be found
@@ -229,7 +237,7 @@ def test_batch_records_a_full_disk_for_one_exam_and_goes_on(dicom_exam, tmp_path
 
     calls = []
 
-    def export_filling_the_disk(report, out, formats, page_size):
+    def export_filling_the_disk(report, out, formats, page_size):  # noqa: ARG001
         calls.append(report.exam)
         if len(calls) == 1:
             raise OSError(errno.ENOSPC, "No space left on device")

@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from app.study.store import Store  # noqa: E402
-from app.study.study import ReadingSession  # noqa: E402
+from app.study.sessions import ReadingSession  # noqa: E402
 
 store = Store(Path(sys.argv[1]))
 session = ReadingSession(store, int(sys.argv[2]), sys.argv[3])

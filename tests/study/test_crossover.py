@@ -10,17 +10,11 @@ import pytest
 
 from app.study.results import study_results
 from app.study.store import MIGRATIONS, SCHEMA_VERSION, Store, _statements
-from app.study.study import (
-    DAY_S,
-    CaseEntry,
-    Design,
-    ReadingSession,
-    StudyError,
-    create_study,
-    crossover_arms,
-    export_study,
-    import_study,
-)
+from app.study.cases import CaseEntry
+from app.study.design import Design, create_study, crossover_arms
+from app.study.errors import StudyError
+from app.study.exchange import export_study, import_study
+from app.study.sessions import DAY_S, ReadingSession
 from tests.study.test_study import cases
 
 

@@ -15,22 +15,14 @@ import pytest
 
 from app.study.analysis import orh
 from app.study.store import Store
-from app.study.study import (
-    CaseEntry,
-    Design,
-    ReadingSession,
-    StudyError,
-    analysis_records,
-    compute_model_scores,
-    create_study,
-    export_study,
-    import_study,
-    read_case_list,
-    reading_order,
-    telemetry,
-    write_imrmc,
-    write_tidy_csv,
-)
+from app.study.cases import CaseEntry, read_case_list
+from app.study.design import Design, create_study, reading_order
+from app.study.errors import StudyError
+from app.study.exchange import export_study, import_study, write_imrmc, write_tidy_csv
+from app.study.records import analysis_records, telemetry
+from app.study.scores import compute_model_scores
+from app.study.sessions import ReadingSession
+from tests.helpers import insert_model_scores
 from tests.conftest import DATA, require_shared
 
 HERE = Path(__file__).resolve().parent
@@ -152,10 +144,8 @@ def test_kill_minus_9_loses_no_committed_read_and_shows_no_half_read(tmp_path):
 
 def test_export_import_round_trip_and_analysis_formats(store, tmp_path):
     study = create_study(store, "exp", Design.SEQUENTIAL, ["A", "B"], cases(12, 4), seed=5)
-    store.submit(lambda db: [db.execute("INSERT INTO model_scores (study_id, case_id, breast, malignant, benign, cache_key) "
-                                                   "VALUES (?, ?, ?, ?, ?, ?)",
-                                        (study, f"c{i:02d}", b, 0.9 if (i < 4 and b == "L") else 0.2, 0.1, "k"))
-                             for i in range(12) for b in ("L", "R")]).result()
+    insert_model_scores(store, study, {(f"c{i:02d}", b): 0.9 if (i < 4 and b == "L") else 0.2
+                                       for i in range(12) for b in ("L", "R")})
     for reader in ("A", "B"):
         session = ReadingSession(store, study, reader)
         for position in range(12):
@@ -196,7 +186,7 @@ def test_model_scores_are_computed_once_and_cached(store, seeded_model):
     started = time.perf_counter()
     assert compute_model_scores(store, study, [seeded_model], device="cpu") == 2
     assert compute_model_scores(store, study, [seeded_model], device="cpu") == 0  # resumable: nothing left
-    assert len(store.read("SELECT * FROM model_cache")) == 1  # same images + model: one analysis
+    assert len(store.read("SELECT * FROM analysis_results")) == 1  # same images + model: one analysis
     scores = dict(store.read("SELECT case_id || breast, malignant FROM model_scores WHERE study_id=?", (study,)))
     assert scores["xR"] == scores["yR"] and abs(scores["xR"] - 0.0366) < 1e-3
     assert time.perf_counter() - started < 60
@@ -219,8 +209,8 @@ def test_a_breast_without_images_has_no_model_score_and_is_left_out(store, stub_
                                  "malignant" if i == 3 else "normal"))
     study = create_study(store, "one-breast", Design.UNAIDED, ["A", "B"], entries, seed=2)
     assert compute_model_scores(store, study, [stub_model], device="cpu") == 6
-    row = store.read("SELECT malignant, benign, missing_reason FROM model_scores WHERE study_id=? AND case_id='c0' "
-                     "AND breast='L'", (study,))
+    row = store.read("SELECT malignant, probabilities_json, missing_reason FROM model_scores WHERE study_id=? AND "
+                     "case_id='c0' AND breast='L'", (study,))
     assert row == [(None, None, "no images of this breast")]
     assert store.read("SELECT COUNT(*) FROM model_scores WHERE study_id=? AND malignant IS NOT NULL", (study,)) == [(11,)]
     for k, reader in enumerate(("A", "B")):
@@ -244,7 +234,7 @@ def test_a_breast_without_images_has_no_model_score_and_is_left_out(store, stub_
     assert exam_level.excluded == []  # the exam still has a model score (its right breast)
 
 
-def test_schema_3_zero_scores_of_missing_breasts_become_null(tmp_path):
+def test_schema_3_zero_scores_of_missing_breasts_become_null_through_every_migration(tmp_path):
     """Migration 4 recognises the 0.0 that schema 3 stored for a breast without images from the cached
     result (which has no entry for that breast) and replaces it by NULL with the reason."""
     path = tmp_path / "v3.sqlite"

@@ -9,7 +9,8 @@ from pathlib import Path
 import cv2
 
 from app.study.store import Store
-from app.study.study import ReadingSession
+from app.study.sessions import ReadingSession
+from tests.helpers import insert_model_scores
 from tests.conftest import DATA, REFERENCE, require_shared
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,16 +94,15 @@ def test_study_cli_crossover_with_washout(tmp_path):
 
 def test_results_window_draws_rocs(qtbot, tmp_path):
     from app.study.results import study_results
-    from app.study.study import CaseEntry, Design, create_study
+    from app.study.cases import CaseEntry
+    from app.study.design import Design, create_study
     from app.ui.study_results import StudyResultsWindow
 
     store = Store(tmp_path / "r.sqlite")
     entries = [CaseEntry(f"c{i}", "/x", "malignant" if i < 3 else "normal", "normal") for i in range(8)]
     study = create_study(store, "r", Design.SEQUENTIAL, ["A", "B"], entries)
-    store.submit(lambda db: [db.execute("INSERT INTO model_scores (study_id, case_id, breast, malignant, benign, cache_key) "
-                                                   "VALUES (?, ?, ?, ?, ?, ?)",
-                                        (study, f"c{i}", b, 0.8 if (i < 3 and b == 'L') else 0.3 - 0.02 * i, 0.1, "k"))
-                             for i in range(8) for b in ("L", "R")]).result()
+    insert_model_scores(store, study, {(f"c{i}", b): 0.8 if (i < 3 and b == "L") else 0.3 - 0.02 * i
+                                       for i in range(8) for b in ("L", "R")})
     for k, reader in enumerate(("A", "B")):
         session = ReadingSession(store, study, reader)
         for position in range(8):

@@ -1,0 +1,140 @@
+"""Study designs, reading orders and crossover arms, and creating a study.
+
+Designs: ``unaided`` (readers alone), ``sequential`` (the unaided read is committed and locked, then the AI
+is shown and an aided read recorded; the store's triggers make the first answer final), ``concurrent``
+(the AI is shown from the start), and ``crossover``: two sessions separated by a washout; every case is
+read once unaided and once with the AI shown from the start (concurrent), half of each reader's cases in
+each order, so that neither modality always has the advantage of a second look.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from enum import StrEnum
+
+import numpy as np
+
+from app.study.cases import CaseEntry
+from app.study.errors import StudyError
+from app.study.store import Store
+
+
+class Design(StrEnum):
+    UNAIDED = "unaided"
+    SEQUENTIAL = "sequential"
+    CONCURRENT = "concurrent"
+    CROSSOVER = "crossover"
+
+
+def _reader_rng(seed: int, reader: str) -> np.random.Generator:
+    digest = hashlib.sha256(f"{seed}:{reader}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def reading_order(cases: Sequence[CaseEntry], reader: str, seed: int, session: int = 1) -> list[str]:
+    """A reader's case order: training cases first, then the study cases shuffled with positives spread
+    evenly (each stratum shuffled, then interleaved in proportion). Reproducible from (seed, reader,
+    session); the second session of a crossover study has its own order."""
+    rng = _reader_rng(seed, reader if session == 1 else f"{reader}:session {session}")
+    training = [c.case_id for c in cases if c.training]
+    positives = [c.case_id for c in cases if not c.training and c.positive]
+    negatives = [c.case_id for c in cases if not c.training and not c.positive]
+    rng.shuffle(training)
+    rng.shuffle(positives)
+    rng.shuffle(negatives)
+    # each stratum spread evenly over the order: item i of k sits at (i + 0.5) / k
+    keyed = [((i + 0.5) / len(positives), 1, c) for i, c in enumerate(positives)]
+    keyed += [((j + 0.5) / len(negatives), 0, c) for j, c in enumerate(negatives)]
+    order = [c for _, _, c in sorted(keyed)]
+    return training + order
+
+
+def crossover_arms(cases: Sequence[CaseEntry], reader: str, seed: int) -> dict[str, str]:
+    """Which modality each case is read in first (crossover design): within each stratum (training,
+    positives, negatives) a shuffled half is read unaided first and the other half with the AI first."""
+    rng = _reader_rng(seed, f"{reader}:arms")
+    arms: dict[str, str] = {}
+    for stratum in ([c for c in cases if c.training], [c for c in cases if not c.training and c.positive],
+                    [c for c in cases if not c.training and not c.positive]):
+        ids = [c.case_id for c in stratum]
+        rng.shuffle(ids)
+        start = int(rng.integers(2))  # which arm takes the odd one out
+        for i, case_id in enumerate(ids):
+            arms[case_id] = ("unaided", "concurrent")[(i + start) % 2]
+    return arms
+
+
+def create_study(
+    store: Store,
+    name: str,
+    design: Design | str,
+    readers: Sequence[str],
+    cases: Sequence[CaseEntry],
+    seed: int = 0,
+    washout_days: int = 0,
+) -> int:
+    """Create a study with its readers, cases and every reader's order; returns the study id.
+
+    ``washout_days`` applies to the crossover design (the days between a reader's two sessions)."""
+    try:
+        design = Design(design)
+    except ValueError as error:
+        raise StudyError(f"unknown design {design!r}; choose one of {', '.join(Design)}") from error
+    if not name.strip():
+        raise StudyError("give the study a name")
+    if not readers or len(set(readers)) != len(readers):
+        raise StudyError("give at least one reader, each named once")
+    if not cases:
+        raise StudyError("the study has no case")
+    if washout_days < 0:
+        raise StudyError("the washout cannot be negative")
+    if washout_days and design != Design.CROSSOVER:
+        raise StudyError(f"a washout separates the two sessions of the crossover design; the {design} design "
+                         "reads each case in one sitting")
+
+    def work(db) -> int:
+        cursor = db.execute(
+            "INSERT INTO studies (name, design, seed, washout_days, created_at) VALUES (?, ?, ?, ?, ?)",
+            (name, design.value, int(seed), int(washout_days), time.time()),
+        )
+        study_id = cursor.lastrowid
+        for case in cases:
+            db.execute(
+                "INSERT INTO study_cases VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (study_id, case.case_id, case.exam_path, case.truth_left, case.truth_right, case.notes, int(case.training)),
+            )
+        for reader in readers:
+            db.execute("INSERT INTO study_readers VALUES (?, ?)", (study_id, reader))
+            order = reading_order(cases, reader, seed)
+            if design == Design.CROSSOVER:  # session 2 follows session 1 in the same table
+                order += reading_order(cases, reader, seed, session=2)
+                for case_id, first in crossover_arms(cases, reader, seed).items():
+                    db.execute("INSERT INTO crossover_arms VALUES (?, ?, ?, ?)", (study_id, reader, case_id, first))
+            for position, case_id in enumerate(order):
+                db.execute("INSERT INTO reading_order VALUES (?, ?, ?, ?)", (study_id, reader, position, case_id))
+        return study_id
+
+    try:
+        return store.submit(work).result()
+    except Exception as error:
+        if "UNIQUE" in str(error):
+            raise StudyError(f"a study named {name!r} already exists") from error
+        raise
+
+
+def study_info(store: Store, study_id: int) -> dict:
+    rows = store.read("SELECT name, design, seed, washout_days FROM studies WHERE study_id=?", (study_id,))
+    if not rows:
+        raise StudyError(f"no study with id {study_id}")
+    name, design, seed, washout = rows[0]
+    readers = [r[0] for r in store.read("SELECT reader FROM study_readers WHERE study_id=? ORDER BY reader", (study_id,))]
+    return {"study_id": study_id, "name": name, "design": Design(design), "seed": seed, "washout_days": washout,
+            "readers": readers}
+
+
+def list_studies(store: Store) -> list[dict]:
+    """Every study in the store: id, name, design, readers (newest first)."""
+    rows = store.read("SELECT study_id FROM studies ORDER BY created_at DESC, study_id DESC")
+    return [study_info(store, row[0]) for row in rows]

@@ -1,0 +1,102 @@
+"""A study as data: export and import, and the tidy CSV (MRMCaov / RJafroc) and iMRMC files."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from app.study.errors import StudyError
+from app.study.store import Store
+
+
+EXPORT_TABLES = ("studies", "study_readers", "study_cases", "reading_order", "crossover_arms", "study_reads", "reveals",
+                 "study_models", "model_scores", "study_marks")
+
+
+def export_study(store: Store, study_id: int) -> dict:
+    """The whole study (design, readers, cases with truth, orders, reads, reveals, model scores) as data."""
+    out = {"format": "mammo-reader/study", "version": 2}
+    for table in EXPORT_TABLES:
+        cursor = store._connect().execute(f"SELECT * FROM {table} WHERE study_id=?", (study_id,))  # noqa: S608
+        columns = [d[0] for d in cursor.description]
+        out[table] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    return out
+
+
+def import_study(store: Store, data: dict, name: str | None = None) -> int:
+    """Re-create an exported study (under ``name`` if given); returns the new study id."""
+    if data.get("format") != "mammo-reader/study":
+        raise StudyError("not a Mammo Reader study export")
+    if int(data.get("version", 1)) < 2:
+        data = _from_version_1(data)
+    study = dict(data["studies"][0])
+    study.pop("study_id")
+    if name:
+        study["name"] = name
+
+    def work(db) -> int:
+        cursor = db.execute(
+            "INSERT INTO studies (name, design, seed, washout_days, created_at) VALUES (?, ?, ?, ?, ?)",
+            (study["name"], study["design"], study["seed"], study["washout_days"], study["created_at"]))
+        new_id = cursor.lastrowid
+        reads = sorted(data.get("study_reads", []), key=lambda r: r["committed_at"])
+        # the store's triggers want the order of real life: unaided reads, then the reveal, then aided reads;
+        # a crossover's first readings before its second (the order they were committed in)
+        tables = ("study_readers", "study_cases", "reading_order", "crossover_arms", "study_models", "model_scores")
+        batches = [(t, data.get(t, [])) for t in tables]
+        batches += [("study_reads", [r for r in reads if r["modality"] != "aided"]), ("reveals", data.get("reveals", [])),
+                    ("study_reads", [r for r in reads if r["modality"] == "aided"]), ("study_marks", data.get("study_marks", []))]
+        for table, rows in batches:
+            for row in rows:
+                row = {**row, "study_id": new_id}
+                columns = ", ".join(row)
+                marks = ", ".join("?" for _ in row)
+                db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))  # noqa: S608
+        return new_id
+
+    return store.submit(work).result()
+
+
+def _from_version_1(data: dict) -> dict:
+    """Version 1 exports had one model's scores without its identity: they become the scores of a model
+    called 'model' (as the store's migration 5 does)."""
+    import json  # noqa: PLC0415
+
+    scores = []
+    for row in data.get("model_scores", []):
+        known = row.get("malignant") is not None
+        scores.append({"case_id": row["case_id"], "breast": row["breast"], "model_id": "model",
+                       "malignant": row.get("malignant"),
+                       "probabilities_json": json.dumps({"benign": row.get("benign"), "malignant": row["malignant"]})
+                       if known else None, "result_key": row.get("cache_key", ""),
+                       "missing_reason": row.get("missing_reason", "") or ("" if known else "no images of this breast")})
+    models = [{"model_id": "model", "label": "model", "family": "gmic", "classes_json": '["benign", "malignant"]',
+               "malignancy_json": '["malignant"]', "model_key": ""}] if scores else []
+    return {**data, "model_scores": scores, "study_models": models}
+
+
+def write_tidy_csv(rows: Iterable[dict], path: str | Path) -> None:
+    """reader, modality, case, truth, score (MRMCaov / RJafroc-style input)."""
+    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["reader", "modality", "case", "truth", "score"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row[k] for k in writer.fieldnames})
+
+
+def _imrmc_id(text: object) -> str:
+    """iMRMC identifiers may not hold spaces or commas."""
+    return re.sub(r"\W+", "_", str(text)).strip("_")
+
+
+def write_imrmc(rows: Sequence[dict], path: str | Path, description: str = "Mammo Reader export") -> None:
+    """iMRMC input format: truth rows (reader -1, modality 0) then one row per score."""
+    cases = {}
+    for row in rows:
+        cases.setdefault(row["case"], row["truth"])
+    lines = [description, "", "BEGIN DATA:"]
+    lines += [f"-1,{_imrmc_id(case)},0,{truth}" for case, truth in cases.items()]
+    lines += [f"{_imrmc_id(r['reader'])},{_imrmc_id(r['case'])},{_imrmc_id(r['modality'])},{r['score']}" for r in rows]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

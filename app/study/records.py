@@ -1,0 +1,139 @@
+"""The study's reads as analysis records (readers, each model, hybrids), units left out, and telemetry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from app.reading import hybrid
+from app.study.cases import CaseEntry, study_cases
+from app.study.store import Store
+
+
+def breast_truth(case: CaseEntry, breast: str) -> int:
+    return int((case.truth_left if breast == "L" else case.truth_right) == "malignant")
+
+
+def study_models(store: Store, study_id: int) -> list[dict]:
+    """The models of a study, in the order they were added: id, label, family, classes, malignancy rule."""
+    rows = store.read("SELECT model_id, label, family, classes_json, malignancy_json, model_key FROM study_models "
+                      "WHERE study_id=? ORDER BY rowid", (study_id,))
+    return [{"id": r[0], "label": r[1], "family": r[2], "classes": json.loads(r[3]), "malignancy": json.loads(r[4]),
+             "key": r[5]} for r in rows]
+
+
+def model_names(models: list[dict]) -> dict[str, str]:
+    """How each model is called in the analysis: "model" when the study has one, else "model [id]"."""
+    return {m["id"]: "model" if len(models) == 1 else f"model [{m['id']}]" for m in models}
+
+
+def _model_scores(store: Store, study_id: int) -> dict[tuple[str, str, str], float | None]:
+    return {(m, c, b): v for m, c, b, v in store.read(
+        "SELECT model_id, case_id, breast, malignant FROM model_scores WHERE study_id=?", (study_id,))}
+
+
+def analysis_records(store: Store, study_id: int, level: str = "breast") -> list[dict]:
+    """Tidy rows (reader, modality, case, truth, score) of every committed non-training read, plus each
+    model with a malignancy score (same score for every reader; modality ``model (vs unaided)``, or
+    ``model [id] (vs unaided)`` when the study has several) and its hybrid with the readers (the mean of each
+    read and the model: ``hybrid (unaided)`` / ``hybrid [id] (unaided)``).
+
+    ``level``: ``breast`` (the GMIC paper's unit: one case per breast) or ``exam`` (max over breasts). A unit
+    without a model score (a breast without images) is left out of that model's and its hybrid's rows.
+    """
+    cases = study_cases(store, study_id)
+    models = [m for m in study_models(store, study_id) if m["malignancy"]]
+    names = model_names(models)
+    scores = _model_scores(store, study_id)
+    reads = store.read(
+        "SELECT reader, case_id, modality, breast, malignant FROM study_reads WHERE study_id=?", (study_id,))
+    by_key: dict[tuple, dict[str, float]] = {}
+    for reader, case_id, modality, breast, value in reads:
+        if cases[case_id].training:
+            continue
+        by_key.setdefault((reader, modality, case_id), {})[breast] = value
+    rows = []
+    for (reader, modality, case_id), values in sorted(by_key.items()):
+        if len(values) != 2:
+            continue
+        case = cases[case_id]
+        for model in [None, *models]:
+            if level == "breast":
+                units = [(f"{case_id}:{b}", breast_truth(case, b), values[b],
+                          scores.get((model["id"], case_id, b)) if model else None) for b in ("L", "R")]
+            else:  # the exam's model score: the maximum over the breasts that have one
+                scored = [scores[(model["id"], case_id, b)] for b in ("L", "R")
+                          if model and scores.get((model["id"], case_id, b)) is not None]
+                units = [(case_id, max(breast_truth(case, "L"), breast_truth(case, "R")), max(values.values()),
+                          max(scored) if scored else None)]
+            for unit, truth, score, model_score in units:
+                if model is None:
+                    rows.append({"reader": reader, "modality": modality, "case": unit, "truth": truth, "score": score})
+                elif model_score is not None:
+                    name = names[model["id"]]
+                    hybrid_name = name.replace("model", "hybrid", 1)
+                    rows.append({"reader": reader, "modality": f"{hybrid_name} ({modality})", "case": unit, "truth": truth,
+                                 "score": hybrid(score, model_score)})
+                    rows.append({"reader": reader, "modality": f"{name} (vs {modality})", "case": unit, "truth": truth,
+                                 "score": model_score})
+    return rows
+
+
+def model_exclusions(store: Store, study_id: int, level: str = "breast") -> list[tuple[str, str]]:
+    """Units (``case:breast``, or cases at exam level) that a model has no score for, with the reason; they are
+    left out of that model's and its hybrid's analyses (a breast without images is no confident normal). A
+    model without a malignancy rule is left out as a whole."""
+    models = study_models(store, study_id)
+    several = len([m for m in models if m["malignancy"]]) > 1
+    out = [(f"model {m['label']}", "its classes declare no malignancy score (findings only)")
+           for m in models if not m["malignancy"]]
+    rows = store.read(
+        "SELECT s.model_id, s.case_id, s.breast, s.missing_reason FROM model_scores s JOIN study_cases c "
+        "ON c.study_id = s.study_id AND c.case_id = s.case_id WHERE s.study_id=? AND s.malignant IS NULL "
+        "AND s.missing_reason != '' AND c.training = 0 ORDER BY s.model_id, s.case_id, s.breast", (study_id,))
+    suffix = (lambda model_id: f" ({model_id})") if several else (lambda model_id: "")
+    if level == "breast":
+        return out + [(f"{case_id}:{breast}", reason + suffix(model_id)) for model_id, case_id, breast, reason in rows]
+    missing: dict[tuple[str, str], list[str]] = {}
+    for model_id, case_id, breast, _ in rows:
+        missing.setdefault((model_id, case_id), []).append(breast)
+    return out + [(case_id, "no images of either breast" + suffix(model_id))
+                  for (model_id, case_id), breasts in missing.items() if len(breasts) == 2]
+
+
+def telemetry(store: Store, study_id: int, threshold: float = 0.5) -> list[dict]:
+    """Per aided read (sequential design): how the reader moved after seeing the AI.
+
+    ``toward_ai``: the score moved in the AI's direction; ``flip_to_incorrect_ai_wrong``: the unaided
+    decision (score >= threshold means "malignant") was right, the aided one wrong, and the AI was wrong.
+    Shown to the coordinator only.
+    """
+    cases = study_cases(store, study_id)
+    shown = next((m for m in study_models(store, study_id) if m["malignancy"]), None)  # the model readers see
+    model = {(c, b): v for (m, c, b), v in _model_scores(store, study_id).items() if shown and m == shown["id"]}
+    values: dict[tuple, dict[str, float]] = {}
+    durations: dict[tuple, float] = {}
+    for reader, case_id, modality, breast, value, duration in store.read(
+        "SELECT reader, case_id, modality, breast, malignant, duration_s FROM study_reads WHERE study_id=?", (study_id,)):
+        values.setdefault((reader, case_id, breast), {})[modality] = value
+        durations[(reader, case_id, modality)] = duration
+    out = []
+    for (reader, case_id, breast), by_modality in sorted(values.items()):
+        if "unaided" not in by_modality or "aided" not in by_modality:
+            continue
+        before, after = by_modality["unaided"], by_modality["aided"]
+        ai = model.get((case_id, breast))
+        truth = breast_truth(cases[case_id], breast)
+        change = after - before
+        toward = ai is not None and change != 0 and np.sign(change) == np.sign(ai - before)
+        correct = lambda score: (score >= threshold) == bool(truth)  # noqa: E731
+        out.append({
+            "reader": reader, "case": case_id, "breast": breast, "unaided": before, "aided": after, "ai": ai,
+            "change": change, "changed": change != 0, "toward_ai": bool(toward),
+            "flip_to_incorrect_ai_wrong": bool(ai is not None and correct(before) and not correct(after) and not correct(ai)),
+            "flip_to_correct": bool(not correct(before) and correct(after)),
+            "unaided_seconds": durations.get((reader, case_id, "unaided")),
+            "aided_seconds": durations.get((reader, case_id, "aided")),
+        })
+    return out

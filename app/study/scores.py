@@ -1,0 +1,91 @@
+"""The models' scores of a study's cases: computed once per (case, model), resumable, through the one results
+path (``app.analysis``), stored per model identity so that readers are compared with each model."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from app.analysis import analyse_or_restore
+from app.study.cases import study_cases
+from app.study.errors import StudyError
+from app.study.store import Store
+from inference.pipeline import Cancelled, as_groups
+
+
+def _register_models(store: Store, study_id: int, groups) -> None:
+    known = {row[0]: row[1] for row in store.read(
+        "SELECT model_id, model_key FROM study_models WHERE study_id=?", (study_id,))}
+    for group in groups:
+        if group.id in known and known[group.id] not in (group.key, ""):
+            raise StudyError(f"the study already has scores of another model called {group.id!r}; give this model "
+                             "another file or folder name")
+
+    def work(db) -> None:
+        for group in groups:
+            identity = group.identity
+            db.execute("INSERT OR IGNORE INTO study_models VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (study_id, group.id, group.label, identity.family, json.dumps(list(identity.classes)),
+                        json.dumps(list(identity.malignancy)), group.key))
+
+    store.submit(work).result()
+
+
+def compute_model_scores(
+    store: Store,
+    study_id: int,
+    models: object,
+    *,
+    device: str | None = None,
+    mode: str = "exact",
+    progress: Callable[[str, int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> int:
+    """Analyse every case that a model has no score for yet; returns how many cases were analysed.
+
+    ``models``: model groups (``inference.weights.load_model_groups``) or loaded models, each its own entry.
+    A breast without images gets no score (NULL, with the reason), never a confident 0.
+    """
+    from inference.exam import load_exam  # noqa: PLC0415
+
+    progress = progress or (lambda *a: None)
+    cancel = cancel or (lambda: False)
+    groups = as_groups(models)
+    _register_models(store, study_id, groups)
+    done = {(r[0], r[1]) for r in store.read(
+        "SELECT DISTINCT case_id, model_id FROM model_scores WHERE study_id=?", (study_id,))}
+    todo = [c for c in study_cases(store, study_id).values()
+            if any((c.case_id, g.id) not in done for g in groups)]
+    for index, case in enumerate(todo):
+        if cancel():
+            raise Cancelled()
+        progress(f"model scores: case {index + 1} of {len(todo)}", index, len(todo))
+        exam = load_exam(case.exam_path)
+        missing = [g for g in groups if (case.case_id, g.id) not in done]
+        analysis = analyse_or_restore(exam, missing, store=store, device=device, mode=mode, cancel=cancel)
+        result = analysis.result
+
+        def work(db, case_id=case.case_id, result=result, key=analysis.key, entries=tuple(missing)) -> None:
+            for group in entries:
+                for breast in ("L", "R"):
+                    scores = result.breasts[breast].entries[group.id] if breast in result.breasts else None
+                    if scores is None:  # no image of this breast: no score, never a confident normal
+                        values = (None, None, "no images of this breast")
+                    else:
+                        values = (scores.malignant, json.dumps(dict(scores.probabilities)), "")
+                    db.execute("INSERT OR REPLACE INTO model_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               (study_id, case_id, breast, group.id, values[0], values[1], key, values[2]))
+
+        store.submit(work).result()
+    progress("model scores", len(todo), len(todo))
+    return len(todo)
+
+
+def stored_result_key(store: Store, study_id: int, case_id: str) -> str | None:
+    """The result key of the case's first model (the one a reading screen shows)."""
+    rows = store.read("SELECT s.result_key FROM model_scores s JOIN study_models m ON m.study_id = s.study_id "
+                      "AND m.model_id = s.model_id WHERE s.study_id=? AND s.case_id=? ORDER BY m.rowid LIMIT 1",
+                      (study_id, case_id))
+    return rows[0][0] if rows else None
+
