@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -40,9 +41,15 @@ def run_gui(
     model_path = os.pathsep.join(models) if models else None
     if model_path is None and not settings.model_path and demo_model_path() is not None:
         model_path = str(demo_model_path())  # the built-in default; the UI labels it as the demo model
-    store = Store(config_dir() / "mammo_reader.sqlite")
+    store, store_error = None, None
+    try:
+        store = Store(config_dir() / "mammo_reader.sqlite")
+    except (sqlite3.Error, OSError) as error:  # a full disk, a read-only or damaged config folder
+        store_error = error
     window = MainWindow(settings, store, model_path=model_path)
     window.show()
+    if store_error is not None:
+        window.store_unavailable(store_error)
     status = {"code": 0}
     if screenshot:
         def finish() -> None:
@@ -74,7 +81,8 @@ def run_gui(
 
     window.open_exam(Path(exam) if exam is not None else DEMO_EXAM)
     app.exec()
-    store.close()
+    if store is not None:
+        store.close()
     return status["code"]
 
 

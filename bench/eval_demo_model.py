@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inference.evaluate import evaluate_on_phantoms  # noqa: E402
+from inference.evaluate import evaluate_on_phantoms, operating_point  # noqa: E402
 from inference.weights import load_model  # noqa: E402
 
 CARD = """# Model card: Mammo Reader demo GMIC
@@ -37,7 +37,9 @@ mammogram; its outputs on real images mean nothing. It exists so that a newcomer
 | breast-level AUC (mean of CC and MLO) | {breast_b:.3f} | {breast_m:.3f} |
 | localisation: the class map's peak within 64 px of the lesion | {hit_b:.0%} of {n_b} views | {hit_m:.0%} of {n_m} views |
 
-Produced by `python bench/eval_demo_model.py resources/demo/model.pt --exams {exams}`.
+Produced by `python bench/eval_demo_model.py resources/demo/model.pt --exams {exams}`. With `--operating-point`
+the same exams give the breast-level 90 %-specificity threshold written into `model.pt.json` (`calibration`), which the
+workstation shows beside the percentage; on synthetic data only, so it says nothing about real mammograms.
 Reproduce the weights (two stages, same output folder, the second resumes the first):
 `python main.py train --config resources/demo/train_demo_stage1.json --out runs/demo` then
 `python main.py train --config resources/demo/train_demo.json --out runs/demo`.
@@ -49,10 +51,23 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("--exams", type=int, default=30)
     parser.add_argument("--card")
+    parser.add_argument("--operating-point", action="store_true",
+                        help="write the breast-level 90 %%-specificity threshold into the model's metadata")
     args = parser.parse_args()
     loaded = load_model(args.model)
     evaluation = evaluate_on_phantoms(loaded, exams=args.exams)
-    print(json.dumps(evaluation.__dict__, indent=1))
+    print(json.dumps({k: v for k, v in evaluation.__dict__.items() if k != "breast_scores"}, indent=1))
+    if args.operating_point:
+        point = operating_point(*evaluation.breast_scores["malignant"])
+        meta_path = Path(args.model + ".json")
+        meta = json.loads(meta_path.read_text())
+        meta["calibration"] = {
+            "method": "none",
+            "data": f"{evaluation.exams} fresh synthetic phantom exams (seeds 90000-{90000 + evaluation.exams - 1}), "
+                    "breast level; not a clinical population",
+            "operating_points": [point]}
+        meta_path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        print(f"operating point: {point}")
     if args.card:
         meta = json.loads(Path(args.model + ".json").read_text())
         training = meta["training"]

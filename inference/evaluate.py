@@ -20,6 +20,21 @@ class PhantomEvaluation:
     breast_auc: dict[str, float]
     hit_rate: dict[str, float]
     lesion_views: dict[str, int]
+    breast_scores: dict[str, tuple[list[float], list[int]]]  # class -> (scores, truth) per breast
+
+
+def operating_point(scores: list[float], truth: list[int], specificity: float = 0.9) -> dict:
+    """The lowest threshold whose specificity on (scores, truth) is at least ``specificity`` (a score at or above
+    it is called positive), with the sensitivity there."""
+    s, t = np.asarray(scores, float), np.asarray(truth, int)
+    negatives, positives = np.sort(s[t == 0]), s[t == 1]
+    if not negatives.size or not positives.size:
+        raise ValueError("an operating point needs positive and negative cases")
+    index = min(int(np.ceil(specificity * negatives.size)), negatives.size) - 1
+    threshold = float(np.nextafter(negatives[index], np.inf))
+    return {"name": f"{round(100 * specificity)} % specificity", "threshold": threshold,
+            "specificity": float((negatives < threshold).mean()), "sensitivity": float((positives >= threshold).mean()),
+            "positives": int(positives.size), "negatives": int(negatives.size)}
 
 
 def _auc(scores: list[float], truth: list[int]) -> float:
@@ -75,4 +90,5 @@ def evaluate_on_phantoms(models, exams: int = 20, seed: int = 90_000, device: st
         breast_auc={n: _auc(*breast_scores[n]) for n in names},
         hit_rate={n: float(np.mean(hits[n])) if hits[n] else float("nan") for n in names},
         lesion_views={n: len(hits[n]) for n in names},
+        breast_scores={n: breast_scores[n] for n in names},
     )

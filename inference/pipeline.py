@@ -71,6 +71,11 @@ class ModelEntry:
     def has_malignancy(self) -> bool:
         return bool(self.malignancy)
 
+    @property
+    def malignancy_is_a_class(self) -> bool:
+        """True when P(malignant) is one class's own probability (GMIC, GLAM): no extra column needed."""
+        return len(self.malignancy) == 1
+
     def malignant(self, probabilities: Mapping[str, float]) -> float | None:
         """P(malignant) by the declared rule, or None for a family that has no malignancy score."""
         if not self.malignancy:

@@ -595,7 +595,7 @@ class MainWindow(QMainWindow):
         if self.exam is None:
             return
         for view in self.exam.laterality_conflicts:
-            self.notes.addItem(f"⛔ {self.exam.laterality_message(view)}")
+            self.notes.addItem(f"⚠⚠ {self.exam.laterality_message(view)}")
         for note in self.exam.warnings:
             self.notes.addItem(f"⚠ {note}")
         for view, image in self.exam.views.items():
@@ -691,6 +691,18 @@ class MainWindow(QMainWindow):
         if self._thread_done and not self._overlays_pending:
             self._thread_done = False
             self.analysisFinished.emit()
+
+    def store_unavailable(self, error: BaseException) -> None:
+        """The local store could not be opened (a full disk, a read-only config folder): the workstation
+        still reads and analyses, and says plainly that nothing is saved."""
+        where = os.environ.get("MAMMO_READER_HOME") or "~/.config/mammo-reader"
+        text = (f"Readings are NOT saved in this session: the local database in {where} cannot be opened "
+                f"({error}). Free disk space or check the folder, then restart.")
+        self.scores.reader.saved_label.setText(text)
+        self.statusBar().showMessage(text)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Readings are not saved", text, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("storeUnavailableDialog")
+        box.open()
 
     def _on_error(self, error: BaseException) -> None:
         self.scores.set_status(f"Problem: {error}")

@@ -189,8 +189,9 @@ def entry_rows(result: ExamResult, entry: ModelEntry, details: bool) -> tuple[li
     ensemble = len(entry.members) > 1
     calibration = entry.members[0].calibration
     headers = [""] + [class_title(c) for c in entry.classes]
+    extra_column = entry.has_malignancy and not entry.malignancy_is_a_class
     if entry.has_malignancy:
-        headers += ["P(malignant)", "meaning"]
+        headers += (["P(malignant)"] if extra_column else []) + ["meaning"]
     first = next(iter(result.views.values())).entries[entry.id] if result.views else None
     extras = list(first.extras) if (details and first is not None) else []
     headers += [f"{name} ({'/'.join(c[0] for c in entry.classes)})" for name in extras]
@@ -204,7 +205,7 @@ def entry_rows(result: ExamResult, entry: ModelEntry, details: bool) -> tuple[li
         cells += [percent(r.probabilities[c]) + (f" ±{100 * r.spread[c]:.1f}" if ensemble else "") for c in entry.classes]
         if entry.has_malignancy:
             p = entry.malignant(r.probabilities)
-            cells += [percent(p), score_category(p, calibration)]
+            cells += ([percent(p)] if extra_column else []) + [score_category(p, calibration)]
         cells += [" / ".join(f"{100 * r.extras[name][c]:.1f}" for c in entry.classes) for name in extras]
         rows.append(cells)
     for side in (Laterality.RIGHT, Laterality.LEFT):
@@ -212,12 +213,14 @@ def entry_rows(result: ExamResult, entry: ModelEntry, details: bool) -> tuple[li
             scores = result.breasts[side].entries[entry.id]
             cells = [BREAST_NAMES[side.value]] + [percent(scores.probabilities[c]) for c in entry.classes]
             if entry.has_malignancy:
-                cells += [percent(scores.malignant), score_category(scores.malignant, calibration)]
+                cells += ([percent(scores.malignant)] if extra_column else []) + [
+                    score_category(scores.malignant, calibration)]
             rows.append(cells + [""] * len(extras))
     decision = result.exam[entry.id]
     cells = ["Exam"] + [percent(decision.probabilities.get(c)) for c in entry.classes]
     if entry.has_malignancy:
-        cells += [percent(decision.malignant), score_category(decision.malignant, calibration)]
+        cells += ([percent(decision.malignant)] if extra_column else []) + [
+            score_category(decision.malignant, calibration)]
     rows.append(cells + [""] * len(extras))
     return headers, rows
 

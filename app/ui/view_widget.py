@@ -108,8 +108,10 @@ class LateralityBanner(QWidget):
         super().__init__(parent)
         self.setObjectName("lateralityBanner")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self.setStyleSheet("#lateralityBanner { background: rgba(170, 0, 0, 225); } QLabel { color: white; "
-                           "font: bold 12px; } QPushButton { font: 11px; padding: 2px 6px; }")
+        self.setStyleSheet("#lateralityBanner { background: rgba(170, 0, 0, 230); } "
+                           "QLabel { color: white; background: transparent; font: bold 12px; } "
+                           "QPushButton { color: #101010; background: #f2f2f2; border: 1px solid #600; "
+                           "font: bold 11px; padding: 3px 8px; }")
         self.text = QLabel()
         self.text.setWordWrap(True)
         self.confirm_button = QPushButton("Confirm: stored mirrored")

@@ -54,3 +54,24 @@ def test_demo_model_ranks_the_malignant_breast_higher(demo):
     decision = result.exam[entry]
     assert decision.breast == "R" and decision.malignant == right.malignant
     assert all(0 <= p <= 1 for p in decision.probabilities.values())
+
+
+def test_the_demo_model_declares_where_its_scores_stand():
+    """Its metadata holds a 90 %-specificity operating point (from bench/eval_demo_model.py) on phantom data."""
+    from inference.calibration import score_category
+
+    calibration = load_model(MODEL).identity.calibration
+    (point,) = calibration["operating_points"]
+    assert point["specificity"] >= 0.9 and 0 < point["threshold"] < 1 and "phantom" in calibration["data"]
+    assert score_category(point["threshold"] + 0.01, calibration).startswith("above the 90 % specificity")
+
+
+def test_operating_point_is_the_lowest_threshold_reaching_the_specificity():
+    from inference.evaluate import operating_point
+
+    scores = [0.1 * i for i in range(10)] + [0.55, 0.95, 0.99]
+    truth = [0] * 10 + [1, 1, 1]
+    point = operating_point(scores, truth, specificity=0.9)
+    # 9 of the 10 negatives (0.0 .. 0.8) must fall below: the threshold is just above 0.8
+    assert 0.8 < point["threshold"] < 0.80001 and point["specificity"] == 0.9
+    assert point["sensitivity"] == 2 / 3

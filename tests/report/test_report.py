@@ -247,3 +247,25 @@ def test_batch_records_a_full_disk_for_one_exam_and_goes_on(dicom_exam, tmp_path
     summary = batch.run_batch([dicom_exam, dicom_exam], make_stub_model(), tmp_path / "out", device="cpu")
     assert len(summary.failed) == 1 and "No space left on device" in summary.failed[0][1]
     assert summary.done == [str(dicom_exam)] and len(calls) == 2
+
+
+def test_batch_skips_only_what_was_asked_before_and_force_writes_again(dicom_exam, tmp_path):
+    from app.report import batch
+
+    model = make_stub_model()
+    out = tmp_path / "out"
+    first = batch.run_batch([dicom_exam], model, out, formats=("json",), device="cpu")
+    assert first.done == [str(dicom_exam)]
+    assert batch.run_batch([dicom_exam], model, out, formats=("json",), device="cpu").skipped == [str(dicom_exam)]
+    # a de-identified PDF was not asked for before: it is made, not skipped
+    other = batch.run_batch([dicom_exam], model, out, formats=("pdf",), deidentify=True, device="cpu")
+    assert other.done == [str(dicom_exam)] and list(out.glob("anon-*.pdf"))
+    forced = batch.run_batch([dicom_exam], model, out, formats=("pdf",), deidentify=True, device="cpu", force=True)
+    assert forced.done == [str(dicom_exam)] and not forced.skipped
+
+
+def test_report_files_are_named_from_the_accession_not_a_uid(analysed, tmp_path):
+    exam, result = analysed
+    paths = export_report(ReportInput(exam, result), tmp_path, formats=("json",))
+    assert paths[0].name == "ACC123.json"
+    assert all(len(p.stem) < 40 for p in paths)

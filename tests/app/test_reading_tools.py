@@ -1,0 +1,346 @@
+"""The reader's tools on real widgets: window/level drag, the magnifier, layouts, cross-reference, ruler, marks,
+laterality warnings, blinding of every output, and the shipped reading defaults."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+
+from app.settings import AppSettings
+from app.study.store import ReaderMark, Store
+from app.ui.hanging import Layout
+from app.ui.main_window import MainWindow
+from inference.views import View
+from tests.app.conftest import close_windows_then
+from tests.conftest import DATA, require_shared
+from tests.helpers import synthetic_view, write_png
+
+
+@pytest.fixture
+def store(isolated_home):
+    s = Store(isolated_home / "store.sqlite")
+    yield s
+    close_windows_then(s)
+
+
+def make_window(qtbot, store, **settings) -> MainWindow:
+    settings = {"blind_first": False, "show_overlays": True, **settings}
+    window = MainWindow(AppSettings(**settings), store, model_path=settings.get("model_path", ""))
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    return window
+
+
+def open_and_wait(qtbot, window, source, analysis=False):
+    signal = window.analysisFinished if analysis else window.examShown
+    with qtbot.waitSignal(signal, timeout=120_000):
+        window.open_exam(source)
+    qtbot.wait(50)
+
+
+def dicom_view(tmp_path, **attributes):
+    from tests.inference.dicom_factory import make_dataset, sample_pixels, write
+
+    write(make_dataset(sample_pixels("L-CC", shrink=2), **attributes), tmp_path, "l_cc.dcm")
+    return tmp_path
+
+
+# ------------------------------------------------------------------------------------------------ window
+
+@pytest.mark.parametrize("attributes", [{}, {"WindowCenter": 2000, "WindowWidth": 1000, "VOILUTFunction": "SIGMOID"}],
+                         ids=["no window in the file", "sigmoid window"])
+def test_right_drag_changes_width_and_level_continuously(qtbot, store, tmp_path, attributes):
+    require_shared()
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, dicom_view(tmp_path, **attributes))
+    widget = window.hanging.views[View.L_CC]
+    seen = []
+    for _ in range(5):  # five steps of one drag: each moves on from the last, none jumps back
+        widget._on_window_drag(20.0, -10.0)
+        low, high = widget.image_item.getLevels()
+        seen.append((high - low, (high + low) / 2))
+    widths, centres = zip(*seen, strict=True)
+    assert all(b > a for a, b in zip(widths, widths[1:], strict=False))  # right: wider each step
+    assert all(b < a for a, b in zip(centres, centres[1:], strict=False))  # up: lower level each step
+    text = widget.readout.text()
+    assert f"W {widths[-1]:.0f}" in text and f"L {centres[-1]:.0f}" in text and "zoom" in text
+
+
+def test_corner_text_names_date_accession_and_patient_only_when_identified(qtbot, store, tmp_path):
+    require_shared()
+    from tests.inference.dicom_factory import PATIENT_ID
+
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, dicom_view(tmp_path))
+    corner = window.hanging.views[View.L_CC].corner.text()
+    assert "2026-01-01" in corner and "ACC123" in corner and PATIENT_ID in corner
+    from inference.exam import load_exam
+
+    window.hanging.set_exam(load_exam(tmp_path).deidentify())
+    corner = window.hanging.views[View.L_CC].corner.text()
+    assert "ACC123" in corner and PATIENT_ID not in corner
+
+
+def test_magnifier_samples_the_image_at_native_resolution(qtbot, store, tmp_path):
+    """Zoomed far out (one screen pixel = several image pixels), the magnifier still shows every image pixel:
+    at x1 neighbouring magnifier pixels are neighbouring image pixels, windowed as the view is."""
+    rng = np.random.default_rng(1)
+    image = (rng.integers(1000, 3000, (1400, 800))).astype(np.uint16)
+    image[:, 600:] = 0  # background beyond the breast
+    write_png(tmp_path / "0_L-CC.png", image)
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, tmp_path)
+    widget = window.hanging.views[View.L_CC]
+    assert widget.zoom_factor() < 0.6
+    widget.set_window(2000, 1000)
+    widget.magnification = 1
+    picture = widget.magnifier_picture((700.0, 300.0), size=40)
+    expected = np.clip((image[680:720, 280:320].astype(float) - 1500) / 1000, 0, 1) * 255
+    assert np.abs(picture.astype(float) - np.round(expected)).max() <= 1
+    widget.magnification = 4
+    enlarged = widget.magnifier_picture((700.0, 300.0), size=40)
+    assert enlarged.shape == (40, 40) and abs(float(enlarged.mean()) - float(expected[15:25, 15:25].mean())) < 20
+
+
+@pytest.mark.parametrize("layout", [Layout.CC, Layout.MLO, Layout.RIGHT, Layout.LEFT, Layout.FOUR])
+def test_every_layout_fits_its_images_on_entry(qtbot, store, layout):
+    require_shared()
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, DATA / "gmic-exam0")
+    window.hanging.set_layout(layout)
+    qtbot.wait(100)
+    shown = [window.hanging.views[v] for v in window.hanging.visible_views()]
+    scales = []
+    for widget in shown:
+        h, w = widget.image.pixels.shape
+        top_left, bottom_right = widget.item_to_widget(0, 0), widget.item_to_widget(w, h)
+        drawn_h, drawn_w = abs(bottom_right.y() - top_left.y()), abs(bottom_right.x() - top_left.x())
+        view_h, view_w = widget.graphics.height(), widget.graphics.width()
+        scales.append(widget.viewbox.viewPixelSize()[0])
+        # the largest image of the layout fills its viewport in one dimension; none is a small inset
+        assert drawn_h >= 0.55 * view_h and drawn_w <= view_w + 2 and drawn_h <= view_h + 2
+    assert max(scales) / min(scales) < 1.01  # one physical scale
+    tallest = max(shown, key=lambda w: w.physical_size()[0])
+    h, w = tallest.image.pixels.shape
+    drawn = abs(tallest.item_to_widget(w, h).y() - tallest.item_to_widget(0, 0).y())
+    drawn_w = abs(tallest.item_to_widget(w, h).x() - tallest.item_to_widget(0, 0).x())
+    assert drawn >= 0.98 * tallest.graphics.height() or drawn_w >= 0.98 * tallest.graphics.width()
+
+
+def test_cross_reference_shows_the_band_at_the_same_depth(qtbot, store, tmp_path):
+    """A lesion 250 columns behind the nipple in the CC is at the same depth in the MLO: pointing at it in
+    the CC puts the MLO band over the MLO lesion (and the other way round)."""
+    cc, mlo = synthetic_view("L-CC", (700, 390)), synthetic_view("L-MLO", (900, 390), shape=(1600, 800))
+    write_png(tmp_path / "0_L-CC.png", cc)
+    write_png(tmp_path / "0_L-MLO.png", mlo)
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, tmp_path)
+    window.crossref_action.trigger()
+    hanging = window.hanging
+    hanging.views[View.L_CC].pointed.emit(View.L_CC, 700.0, 390.0)
+    band = hanging.views[View.L_MLO].band
+    assert band.isVisible() and band.rect().left() <= 390 <= band.rect().right()
+    assert not hanging.views[View.L_CC].band.isVisible()
+    hanging.views[View.L_MLO].pointed.emit(View.L_MLO, 900.0, 100.0)
+    assert not hanging.views[View.L_CC].band.rect().left() <= 390 <= hanging.views[View.L_CC].band.rect().right()
+    window.crossref_action.trigger()
+    assert not band.isVisible()
+
+
+def test_ruler_measures_millimetres_or_says_pixels(qtbot, store, tmp_path):
+    require_shared()
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, dicom_view(tmp_path))  # ImagerPixelSpacing 0.1 mm
+    widget = window.hanging.views[View.L_CC]
+    window.ruler_action.trigger()
+    start, end = widget.image_item.mapToScene(QPointF(100, 100)), widget.image_item.mapToScene(QPointF(400, 500))
+    widget.viewbox.rulerDragged.emit(start, end, True)
+    assert widget.rulers()[0].text() == "50.0 mm"  # 300 x 400 pixels of 0.1 mm
+    png = tmp_path / "png"
+    png.mkdir()
+    write_png(png / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    open_and_wait(qtbot, window, png)
+    widget = window.hanging.views[View.R_CC]
+    widget.viewbox.rulerDragged.emit(widget.image_item.mapToScene(QPointF(0, 0)),
+                                     widget.image_item.mapToScene(QPointF(30, 40)), True)
+    assert widget.rulers()[0].text() == "50 px (no spacing: pixels)"
+
+
+def test_marks_are_stored_with_the_read_and_come_back(qtbot, store, tmp_path):
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, tmp_path)
+    window.add_mark(View.R_CC, 700.0, 500.0, ReaderMark("R-CC", 700.0, 500.0, "mass", 4))
+    assert len(window.hanging.views[View.R_CC]._marks) == 1
+    window.close()
+    store.submit(lambda db: None).result()  # the writer thread has stored it
+    again = make_window(qtbot, store)
+    open_and_wait(qtbot, again, tmp_path)
+    assert again.marks == [ReaderMark("R-CC", 700.0, 500.0, "mass", 4)]
+
+
+# --------------------------------------------------------------------------------------------- labels
+
+def test_a_possible_laterality_error_is_loud_and_can_be_moved(qtbot, store, tmp_path, stub_model):
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("L-CC", (700, 300)))  # a left breast labelled right
+    window = make_window(qtbot, store, auto_run=True)
+    window.use_models([stub_model])
+    open_and_wait(qtbot, window, tmp_path, analysis=True)
+    slot = window.hanging.views[View.R_CC]
+    assert slot.banner.isVisible() and "POSSIBLE LATERALITY ERROR" in slot.banner.text.text()
+    assert window.notes.item(0).text().startswith("⚠⚠ POSSIBLE LATERALITY ERROR")
+    assert not window.result.views[View.R_CC].counted and "R" not in window.result.breasts
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        slot.banner.move_button.click()
+    assert window.exam.laterality_conflicts == () and View.L_CC in window.exam.views
+    assert window.result.views[View.L_CC].counted and "L" in window.result.breasts
+    assert not window.hanging.views[View.L_CC].banner.isVisible()
+
+
+# ------------------------------------------------------------------------------------------- blinding
+
+def test_shipped_defaults_are_blind_first_with_maps_on_demand():
+    settings = AppSettings()
+    assert settings.blind_first and not settings.show_overlays
+
+
+def test_a_hidden_model_is_in_no_export(qtbot, store, tmp_path, stub_model):
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = make_window(qtbot, store, auto_run=True, blind_first=True)
+    window.use_models([stub_model])
+    open_and_wait(qtbot, window, tmp_path, analysis=True)
+    assert window.model_hidden()
+    worker = window.export(str(tmp_path / "out"), ["pdf", "json"], deidentify=False)
+    with qtbot.waitSignal(worker.result, timeout=60_000) as blocker:
+        pass
+    data = json.loads(next(p for p in blocker.args[0] if p.suffix == ".json").read_text())
+    assert data["result"] is None and "blind first" in data["model_withheld"]
+    assert not any(p.suffix == ".npz" for p in blocker.args[0])
+    from tests.report.test_report import pdf_text
+
+    text = pdf_text(next(p for p in blocker.args[0] if p.suffix == ".pdf"))
+    assert "Model probabilities" not in text and "blind first" in text
+    tooltips = [b.toolTip() for b in window.hanging.views[View.R_CC].patch_boxes()]
+    assert all(not b.isVisible() for b in window.hanging.views[View.R_CC].patch_boxes()) and tooltips
+    assert not window.gallery.isVisible()
+
+
+def test_preferences_show_the_model_in_use_and_ok_keeps_it(qtbot, store):
+    from app.demo import demo_model_path
+    from app.ui.preferences import PreferencesDialog
+
+    window = MainWindow(AppSettings(), store)  # no model configured: the built-in demo model
+    qtbot.addWidget(window)
+    assert window.model_path == str(demo_model_path())
+    in_use, demo = window.models_in_use()
+    dialog = PreferencesDialog(window.settings, window, in_use=in_use, in_use_is_demo=demo)
+    qtbot.addWidget(dialog)
+    assert "demo" in dialog.in_use.text() and str(demo_model_path()) in dialog.in_use.text()
+    window.apply_settings(dialog.settings())  # OK with the field left empty
+    assert window.model_path == str(demo_model_path())
+    assert "DEMO MODEL" in window.banner.text()
+
+
+def test_an_uncalibrated_score_says_so_and_a_calibrated_one_gives_its_category():
+    from inference.calibration import score_category
+
+    assert score_category(0.4, None) == "uncalibrated"
+    calibration = {"method": "none", "data": "phantom validation",
+                   "operating_points": [{"name": "90 % specificity", "threshold": 0.3}]}
+    assert score_category(0.4, calibration) == "above the 90 % specificity threshold (0.30)"
+    assert score_category(0.1, calibration) == "below the 90 % specificity threshold (0.30)"
+
+
+# ---------------------------------------------------------------------------------------------- polish
+
+def test_a_zero_map_tints_nothing(qtbot):
+    """Alpha is 0 where the map is 0: an all-zero layer leaves the picture exactly as it was."""
+    from inference.backends.base import HeatLayer, InputFrame
+    from inference.image import ViewImage
+    from inference.pipeline import EntryViewResult
+    from app.ui.view_widget import MammoViewWidget, OverlayOptions
+    from pathlib import Path
+
+    image = synthetic_view("L-CC", (700, 300))
+    view_image = ViewImage(View.L_CC, image, image.astype(np.float32), False, Path("x.png"))
+    widget = MammoViewWidget(View.L_CC)
+    qtbot.addWidget(widget)
+    widget.resize(500, 700)
+    widget.show()
+    widget.set_image(view_image)
+    qtbot.wait(50)
+    before = widget.graphics.grab().toImage()
+    frame = InputFrame((1400, 800), np.eye(3), (1400, 800))
+    zero = HeatLayer("saliency", "malignant", np.zeros((46, 30), np.float32), frame.layer_affine((46, 30)))
+    result = EntryViewResult({"malignant": 0.0}, {"malignant": 0.0}, (zero,), (), {}, (), "", frame)
+    widget.set_result(result, classes=("malignant",))
+    widget.set_overlay_options(OverlayOptions(visible=True, classes=frozenset({"malignant"}), opacity=1.0))
+    qtbot.wait(50)
+    assert widget.heatmap_item("malignant").isVisible()
+    assert widget.graphics.grab().toImage() == before
+
+
+def test_a_selected_region_is_framed_not_tinted():
+    from PySide6.QtGui import QIcon
+
+    from app.ui.patch_gallery import region_icon
+
+    icon = region_icon(np.arange(64 * 64, dtype=np.uint8).reshape(64, 64))
+    normal = icon.pixmap(64, 64, QIcon.Mode.Normal).toImage()
+    assert icon.pixmap(64, 64, QIcon.Mode.Selected).toImage() == normal
+
+
+def test_slots_say_loading_until_the_images_arrive(qtbot, store):
+    window = make_window(qtbot, store)
+    window.hanging.set_loading()
+    assert all("Loading" in w.empty.text() and w.empty.isVisible() for w in window.hanging.views.values())
+
+
+def test_ctrl_r_on_a_restored_result_offers_to_analyse_again(qtbot, store, tmp_path, stub_model):
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    first = make_window(qtbot, store, auto_run=True)
+    first.use_models([stub_model])
+    open_and_wait(qtbot, first, tmp_path, analysis=True)
+    assert not first.restored
+    first.close()
+    window = make_window(qtbot, store, auto_run=True)
+    window.use_models([stub_model])
+    open_and_wait(qtbot, window, tmp_path, analysis=True)
+    assert window.restored
+    window.findChild(type(window.link_action), "runAnalysis").trigger()
+    from PySide6.QtWidgets import QMessageBox
+
+    dialog = next(w for w in window.findChildren(QMessageBox) if w.objectName() == "reanalyseDialog")
+    assert "restored" in dialog.text()
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        dialog.button(QMessageBox.StandardButton.Yes).click()
+    assert not window.restored
+
+
+def test_a_full_config_folder_at_start_is_a_message_not_a_crash(qtbot, tmp_path, monkeypatch):
+    import sqlite3
+
+    import app.study.store
+    from app.gui import run_gui
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(app.study.store.Store, "__init__", full)
+    seen = []
+
+    def inspect() -> None:
+        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))
+        seen.append(window.scores.reader.saved_label.text())
+        window.close()
+        QApplication.instance().quit()
+
+    QTimer.singleShot(1500, inspect)
+    assert run_gui(str(tmp_path), models=None) == 0
+    assert seen and "NOT saved" in seen[0] and "disk is full" in seen[0]
