@@ -700,6 +700,7 @@ class MainWindow(QMainWindow):
                 f"({error}). Free disk space or check the folder, then restart.")
         self.scores.reader.saved_label.setText(text)
         self.statusBar().showMessage(text)
+        logger.warning("%s", text)  # the folder and the database error: no patient data
         box = QMessageBox(QMessageBox.Icon.Warning, "Readings are not saved", text, QMessageBox.StandardButton.Ok, self)
         box.setObjectName("storeUnavailableDialog")
         box.open()
