@@ -101,3 +101,24 @@ def insert_model_scores(store, study_id: int, scores: dict, model_id: str = "mod
                        (study_id, case_id, breast, model_id, value, json.dumps({"benign": 0.1, "malignant": value})))
 
     store.submit(work).result()
+
+
+def make_glam_stub():
+    """A GLAM whose class maps (global and local) peak wherever the input is brightest, so that the fused
+    full-resolution map's registration on the stored image can be tested end to end."""
+    from inference.models.glam import GLAM
+    from inference.weights import LoadedModel, ModelIdentity
+
+    class BrightSpotGLAM(GLAM):
+        def global_forward(self, x):
+            pooled = F.avg_pool2d(x, kernel_size=16)  # (N, 1, 184, 120)
+            cam = torch.sigmoid(20 * (pooled - 0.8 * pooled.amax(dim=(2, 3), keepdim=True))).expand(-1, 2, -1, -1)
+            return cam, cam, cam
+
+        def local_forward(self, crop):
+            pooled = F.avg_pool2d(crop, kernel_size=4)  # (N, 1, 128, 128)
+            return torch.sigmoid(20 * (pooled - 0.8 * pooled.amax(dim=(2, 3), keepdim=True))).expand(-1, 2, -1, -1)
+
+    identity = ModelIdentity(path="<glam stub>", git_blob_sha1="glamstub", sha256="glamstub", published_name=None,
+                             percent_t=None, label="bright-spot GLAM stub", family="glam")
+    return LoadedModel(model=BrightSpotGLAM().eval(), identity=identity)

@@ -68,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", metavar="OUT", help="write the full result as JSON (maps in a sibling .npz)")
     analyze.set_defaults(handler="app.cli.analyze:run")
 
+    verify = sub.add_parser("verify", parents=[common],
+                            help="check an installation: run published checkpoints on the reference sample exam and "
+                                 "compare with the values their papers' repositories publish")
+    verify.add_argument("exam", nargs="*", help="the sample exam of the reference repositories (exam 0: 0_L-CC.png …)")
+    verify.add_argument("--models", nargs="+", help="published checkpoints (GMIC sample_model_1.p, GLAM model_sep.ckpt)")
+    verify.add_argument("--expected", metavar="JSON",
+                        help='values to compare with instead of the published ones: {"L-CC": [benign, malignant], …}')
+    verify.add_argument("--digits", type=int, default=4, help="digits the values are given to (default 4)")
+    verify.set_defaults(handler="app.cli.verify:run")
+
     report = sub.add_parser("report", parents=[common],
                             help="annotated reports (PDF, PNG, JSON, DICOM SR and SEG) for one or many exams")
     report.add_argument("exams", nargs="*", metavar="EXAM", help=EXAM_HELP + " (one report per argument)")
@@ -206,6 +216,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(with_default_command(argv, parser))
     _reclaim_exam(args)
-    if args.command == "analyze" and not args.exam:
-        _subcommands(parser)["analyze"].error("give the exam to analyse (a folder, a manifest or image files)")
+    if args.command in ("analyze", "verify") and not args.exam:
+        _subcommands(parser)[args.command].error("give the exam (a folder, a manifest or image files)")
     return args

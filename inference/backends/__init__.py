@@ -19,7 +19,7 @@ import torch
 
 from inference.backends.base import ModelFamily
 
-BUILT_IN = ("gmic",)  # modules of inference.backends, in the order they are asked to recognise a file
+BUILT_IN = ("gmic", "glam")  # modules of inference.backends, in the order they are asked to recognise a file
 _FAMILIES: dict[str, ModelFamily] = {}
 _loaded_built_in = False
 

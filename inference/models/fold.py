@@ -1,4 +1,4 @@
-"""Inference-only rewrite of a GMIC model: batch norms that follow a convolution folded into it.
+"""Inference-only rewrite of a GMIC or GLAM model: batch norms that follow a convolution folded into it.
 
 Used by the fast mode. The folded model computes the same function up to float rounding (measured against
 the oracles by ``bench/bench_inference.py`` and ``tests/inference/test_fast_mode.py``).
@@ -11,12 +11,11 @@ import copy
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from inference.models.gmic import GMIC
-from inference.models.resnet import BasicBlock, PreActBlock
+from inference.models.resnet import BasicBlock, LocalNetwork, PreActBlock
 
 
-def fold_batchnorm(model: GMIC) -> GMIC:
-    """Return a new eval-mode GMIC whose conv -> BN pairs are single convolutions; ``model`` is untouched.
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Return a new eval-mode model whose conv -> BN pairs are single convolutions; ``model`` is untouched.
 
     In the pre-activation global network only ``conv1 -> bn2`` can fold (the other BN follows an addition or
     the max-pool); in the local ResNet-18 every BN follows a convolution.
@@ -33,7 +32,7 @@ def fold_batchnorm(model: GMIC) -> GMIC:
             module.bn2 = nn.Identity()
             if module.shortcut is not None:
                 module.shortcut = nn.Sequential(fuse_conv_bn_eval(module.shortcut[0], module.shortcut[1]))
-    local = folded.local_net
-    local.stem_conv = fuse_conv_bn_eval(local.stem_conv, local.stem_bn)
-    local.stem_bn = nn.Identity()
+    for local in (m for m in folded.modules() if isinstance(m, LocalNetwork)):
+        local.stem_conv = fuse_conv_bn_eval(local.stem_conv, local.stem_bn)
+        local.stem_bn = nn.Identity()
     return folded

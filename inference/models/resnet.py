@@ -1,4 +1,6 @@
-"""ResNet building blocks for GMIC: the pre-activation global network and the ResNet-18 local network."""
+"""ResNet building blocks shared by GMIC and GLAM: the pre-activation global network ("ResNet-22", the same
+in both) and the v1 local network (GMIC's ResNet-18 with strides 1, 2, 2, 2 and a spatial mean; GLAM's
+ResNet-34 with every stage at stride 1, returning the feature map)."""
 
 from __future__ import annotations
 
@@ -77,6 +79,16 @@ class GlobalNetwork(nn.Module):
             x = stage(x)
         return torch.relu_(self.final_bn(x))
 
+    def forward_stages(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """(every stage's raw output — the residual sum, before any BN or ReLU —, the final BN + ReLU map).
+        GLAM reads its class maps from the stage outputs at 1/16 and 1/32 of the input."""
+        x = self.pool(self.stem(x))
+        outputs = []
+        for stage in self.stages:
+            x = stage(x)
+            outputs.append(x)
+        return outputs, torch.relu_(self.final_bn(x))
+
 
 class BasicBlock(nn.Module):
     """The ResNet v1 basic block (He et al., 2016): conv-BN-ReLU-conv-BN plus shortcut, then ReLU."""
@@ -101,13 +113,18 @@ class BasicBlock(nn.Module):
 
 
 class LocalNetwork(nn.Module):
-    """GMIC's local network: ResNet-18 (v1) on 3-channel patches, then a spatial mean.
+    """The local network: a ResNet v1 on 3-channel patches after a 7x7 stride-2 stem and a padded 3x3
+    stride-2 max-pool.
 
-    Input (M, 3, h, w); output (M, 8 * base_width) features (512 for the published width 64).
+    GMIC: ResNet-18 (blocks 2, 2, 2, 2; stage strides 1, 2, 2, 2), then a spatial mean: (M, 8 * base_width).
+    GLAM: ResNet-34 (blocks 3, 4, 6, 3; every stage at stride 1, ``pooled=False``): the (M, 512, h/4, w/4)
+    feature map.
     """
 
-    def __init__(self, base_width: int = 64, blocks: tuple[int, ...] = (2, 2, 2, 2)) -> None:
+    def __init__(self, base_width: int = 64, blocks: tuple[int, ...] = (2, 2, 2, 2),
+                 strides: tuple[int, ...] = (1, 2, 2, 2), pooled: bool = True) -> None:
         super().__init__()
+        self.pooled = pooled
         self.stem_conv = nn.Conv2d(3, base_width, kernel_size=7, stride=2, padding=3, bias=False)
         self.stem_bn = nn.BatchNorm2d(base_width)
         self.pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
@@ -115,7 +132,7 @@ class LocalNetwork(nn.Module):
         in_channels = base_width
         for index, count in enumerate(blocks):
             width = base_width * 2**index
-            stride = 1 if index == 0 else 2
+            stride = strides[index]
             layer = [BasicBlock(in_channels, width, stride)]
             layer += [BasicBlock(width, width, 1) for _ in range(count - 1)]
             stages.append(nn.Sequential(*layer))
@@ -127,4 +144,4 @@ class LocalNetwork(nn.Module):
         x = self.pool(torch.relu_(self.stem_bn(self.stem_conv(x))))
         for stage in self.stages:
             x = stage(x)
-        return x.mean(dim=(2, 3))
+        return x.mean(dim=(2, 3)) if self.pooled else x

@@ -201,15 +201,15 @@ def test_fast_mode_agrees_with_exact_as_readme_states():
     fp32 README states |dy_fusion| <= 1.3e-6 and |dsaliency| <= 3.1e-6 with the same patches: tested with a
     margin. Where the fast mode runs in bf16 (CPUs with AMX / AVX-512-BF16) the bound is |dp| <= 0.01."""
     require_shared()
-    done = run_isolated(["-m", "tests.inference.fast_mode_probe", str(REFERENCE)], timeout=900)
+    done = run_isolated(["-m", "tests.inference.fast_mode_probe", str(REFERENCE.parent), "gmic"], timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     worst = json.loads(done.stdout.strip().splitlines()[-1])
     assert worst["inputs"] == 7
     if worst["numerics"] == "fp32":
-        assert worst["y_fusion"] <= 1e-5 and worst["saliency"] <= 2e-5, worst
+        assert worst["probability"] <= 1e-5 and worst["saliency"] <= 2e-5, worst
         assert worst["same_patches"], worst
     else:
-        assert worst["y_fusion"] <= 0.01 and worst["saliency"] <= 0.01, worst
+        assert worst["probability"] <= 0.01 and worst["saliency"] <= 0.01, worst
 
 
 def test_no_views_is_a_value_error(stub_gmic):

@@ -1,0 +1,74 @@
+"""``python main.py verify --models M EXAM0``: does this installation reproduce the published numbers?
+
+Each published checkpoint that Mammo Reader recognises by content and whose repository publishes values for
+its sample exam (``inference/backends/published.json``: GMIC ``sample_model_1.p``, GLAM ``model_sep.ckpt``)
+is run on that exam, view by view, and compared with those values to the digits they are printed with: agree
+when |ours - published| is at most half a unit of the last digit. ``--expected`` gives other values (the
+project's own tests use the seeded oracle weights and their golden values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from app.cli.common import ProgressBar, exam_argument
+from inference.errors import MammoError
+
+
+def compare(ours: dict[str, float], expected: list[float], classes: tuple[str, ...], digits: int) -> bool:
+    tolerance = 0.5 * 10 ** -digits + 1e-9
+    return all(abs(ours[c] - e) <= tolerance for c, e in zip(classes, expected, strict=True))
+
+
+def run(args: argparse.Namespace) -> int:
+    from inference.exam import load_exam  # noqa: PLC0415
+    from inference.pipeline import analyze_exam  # noqa: PLC0415
+    from inference.weights import load_model  # noqa: PLC0415
+
+    if not args.models:
+        raise MammoError("give the checkpoints to verify with --models")
+    expected_override = None
+    if args.expected:
+        try:
+            expected_override = json.loads(Path(args.expected).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise MammoError(f"the expected values cannot be read ({error})", args.expected) from error
+    exam = load_exam(exam_argument(args.exam))
+    failures = 0
+    for source in args.models:
+        loaded = load_model(source)
+        identity = loaded.identity
+        reference = None
+        if expected_override is not None:
+            reference = {"source": args.expected, "digits": args.digits, "views": expected_override}
+        else:
+            from inference.backends import published_checkpoint  # noqa: PLC0415
+
+            reference = (published_checkpoint(identity.git_blob_sha1) or {}).get("reference")
+        if reference is None:
+            raise MammoError("this checkpoint is not one whose published values Mammo Reader knows (recognised by "
+                             "content: GMIC sample_model_1.p, GLAM model_sep.ckpt); give --expected to compare with "
+                             "other values", source)
+        bar = ProgressBar()
+        result = analyze_exam(exam, loaded, device=args.device or "auto", mode=args.mode or "exact", progress=bar)
+        bar.close()
+        entry = result.entries[0]
+        digits = int(reference.get("digits", args.digits))
+        print(f"{identity.label} ({identity.family}) against {reference['source']}:")
+        for view_name, values in reference["views"].items():
+            view_result = result.views.get(view_name) if view_name in {v.value for v in result.views} else None
+            if view_result is None:
+                print(f"  {view_name:<6} MISSING: the exam has no such view")
+                failures += 1
+                continue
+            ours = view_result.entries[entry.id].probabilities
+            agree = compare(ours, values, entry.classes, digits)
+            failures += not agree
+            shown = "  ".join(f"{c} {ours[c]:.{digits}f} (published {v:.{digits}f})"
+                              for c, v in zip(entry.classes, values, strict=True))
+            print(f"  {view_name:<6} {'agree   ' if agree else 'DISAGREE'}  {shown}")
+    print("all values agree" if not failures else f"{failures} view(s) disagree", file=sys.stderr)
+    return 0 if not failures else 1

@@ -1,0 +1,239 @@
+"""GLAM against the reference oracles (shared/reference/glam): every golden key, the checkpoint layout and its
+failures, batches, the fused-map formula, and GLAM beside GMIC through analysis, results and verify."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inference.errors import CheckpointError
+from inference.views import View
+from tests.conftest import DATA, REFERENCE, SHARED, require_shared
+
+GLAM = SHARED / "reference" / "glam"
+VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
+ROOT = Path(__file__).resolve().parents[2]
+KEYS = ("y_global", "cam_1", "cam_2", "cam_3", "saliency_global", "selection_map", "local_cam", "saliency_local",
+        "saliency_map", "y_per_scale", "y_local_patch")
+
+
+@pytest.fixture(scope="module")
+def glam():
+    require_shared(GLAM)
+    from inference.weights import load_model
+
+    return load_model(GLAM / "seeded_state_dict.pt")
+
+
+def golden_input(view: str) -> torch.Tensor:
+    return torch.from_numpy(np.load(REFERENCE / f"golden_exam0_{view}.npz")["input"])[None, None]
+
+
+@pytest.fixture(scope="module")
+def outputs(glam):
+    """The model's forward on each view's stored GMIC input, as the contract calls it."""
+    out = {}
+    with torch.no_grad():
+        for view in VIEWS:
+            out[view] = glam.model(golden_input(view))
+    return out
+
+
+def test_the_seeded_file_loads_as_glam(glam):
+    assert glam.identity.family == "glam" and glam.identity.classes == ("benign", "malignant")
+    assert isinstance(glam.model, torch.nn.Module) and not glam.model.training
+    assert sum(p.numel() for p in glam.model.parameters()) == 24_086_140
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_every_golden_key(outputs, view):
+    golden = np.load(GLAM / f"golden_exam0_{view}.npz")
+    out = outputs[view]
+    assert out.y_global.shape == (1, 2) and out.saliency_global.shape == (1, 2, 184, 120)
+    assert out.patch_locations.shape == (1, 1, 2) and out.local_cam.shape == (1, 1, 2, 128, 128)
+    assert out.saliency_map.shape == (1, 2, 2944, 1920)
+    assert np.array_equal(out.patch_locations.numpy(), golden["patch_locations"].astype(np.int64))
+    for key in KEYS:
+        deviation = float(np.abs(getattr(out, key).numpy() - golden[key]).max())
+        assert deviation <= 1e-4, (key, deviation)
+    assert float(np.abs(out.crop.numpy() - golden["crop"]).max()) <= 1e-6
+
+
+def test_the_fused_map_follows_its_formula(outputs):
+    """saliency_map = (local map x4 nearest at the patch + global map x16 nearest) / 2, bit for bit."""
+    for view in ("L-CC", "R-MLO"):
+        out = outputs[view]
+        r, c = (int(v) for v in out.patch_locations[0, 0])
+        local = np.zeros((2, 2944, 1920), np.float32)
+        local[:, r: r + 512, c: c + 512] = out.local_cam[0, 0].numpy().repeat(4, axis=1).repeat(4, axis=2)
+        global_full = out.saliency_global[0].numpy().repeat(16, axis=1).repeat(16, axis=2)
+        assert np.array_equal(out.saliency_local[0].numpy(), local)
+        assert np.array_equal(out.saliency_map[0].numpy(), (local + global_full) / 2)
+
+
+def test_a_batch_gives_the_results_of_one_at_a_time(glam, outputs):
+    with torch.no_grad():
+        batch = glam.model(torch.cat([golden_input("L-CC"), golden_input("R-MLO")]))
+    for i, view in enumerate(("L-CC", "R-MLO")):
+        single = outputs[view]
+        assert torch.equal(batch.patch_locations[i], single.patch_locations[0])
+        for key in ("y_global", "saliency_global", "local_cam", "saliency_map"):
+            assert float((getattr(batch, key)[i] - getattr(single, key)[0]).abs().max()) <= 1e-5, key
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+
+@pytest.fixture(scope="module")
+def published_state():
+    require_shared(GLAM)
+    return torch.load(GLAM / "seeded_state_dict.pt", weights_only=True)
+
+
+def save(tmp_path, state, name="glam.ckpt"):
+    path = tmp_path / name
+    torch.save(state, path)
+    return path
+
+
+def test_the_seven_harness_keys_are_ignored_whatever_their_shape(tmp_path, published_state):
+    from inference.backends.glam import HARNESS_KEYS
+    from inference.weights import load_model
+
+    assert len(HARNESS_KEYS) == 7
+    state = dict(published_state)
+    for number, key in enumerate(sorted(HARNESS_KEYS)):
+        state[key] = torch.zeros(number + 1, 3)  # shapes are recorded nowhere: any shape is fine
+    loaded = load_model(save(tmp_path, state))
+    assert loaded.identity.family == "glam"
+
+
+@pytest.mark.parametrize("change, message", [
+    ("missing", "head_2.weight"),
+    ("unknown", "global_network.extra.weight"),
+    ("shape", "local_head.weight"),
+])
+def test_a_bad_glam_checkpoint_names_the_weight(tmp_path, published_state, change, message):
+    from inference.weights import load_model
+
+    state = dict(published_state)
+    if change == "missing":
+        del state["global_network.postprocess_module.gn_conv_2.weight"]
+    elif change == "unknown":
+        state["global_network.extra.weight"] = torch.zeros(1)
+    else:
+        state["detection_network.gn_conv_last.weight"] = torch.zeros(3, 512, 1, 1)
+    with pytest.raises(CheckpointError, match=message.replace(".", r"\.")):
+        load_model(save(tmp_path, state))
+
+
+def test_float32_checkpoints_load_too(tmp_path, published_state):
+    from inference.weights import load_model
+
+    state = {k: v.float() if v.is_floating_point() else v for k, v in published_state.items()}
+    assert load_model(save(tmp_path, state)).model.local_head.weight.dtype == torch.float32
+
+
+# ------------------------------------------------------------------------------------------ downstream
+
+@pytest.fixture(scope="module")
+def side_by_side(glam, seeded_model):
+    """GMIC and GLAM on two views of exam 0 through the pipeline (one preprocessing for both)."""
+    from inference.exam import load_exam
+    from inference.pipeline import analyze_exam
+
+    exam = load_exam([DATA / "gmic-exam0" / "0_L-CC.png", DATA / "gmic-exam0" / "0_R-MLO.png"])
+    stages = []
+    result = analyze_exam(exam, [seeded_model, glam], device="cpu", progress=lambda *a: stages.append(a[0]))
+    return exam, result, stages
+
+
+def glam_id(result) -> str:
+    return next(e.id for e in result.entries if e.family == "glam")
+
+
+def test_glam_beside_gmic_in_the_pipeline(side_by_side):
+    _, result, stages = side_by_side
+    assert [e.family for e in result.entries] == ["gmic", "glam"]
+    assert len({e.id for e in result.entries}) == 2  # both files are called seeded_state_dict.pt: ids differ
+    assert sum(s.startswith("preprocess ") for s in stages) == 2  # two views, prepared once for both families
+    golden = np.load(GLAM / "golden_exam0_L-CC.npz")
+    r = result.views[View.L_CC].entries[glam_id(result)]
+    assert abs(r.probabilities["malignant"] - float(golden["y_global"][0, 1])) <= 1e-4
+    fused = r.layer("malignant")
+    assert fused.name == "fused" and fused.values.shape == (2944, 1920) and not fused.smooth
+    assert {layer.name for layer in r.layers} == {"fused", "global", "local patch"}
+    (region,) = r.regions
+    assert region.kind == "GLAM patch" and region.size == (512, 512)
+    assert region.box_input[:2] == tuple(float(v) for v in golden["patch_locations"][0, 0])
+    from inference.backends.base import map_box
+
+    for view in (View.L_CC, View.R_MLO):  # unflipped and flipped: the local map covers exactly the patch
+        r = result.views[view].entries[glam_id(result)]
+        local = next(layer for layer in r.layers if layer.name == "local patch" and layer.class_name == "malignant")
+        assert np.allclose(map_box(local.to_original, (0, 0, 128, 128)), r.regions[0].box_original)
+
+
+def test_results_with_full_resolution_maps_round_trip(side_by_side, tmp_path):
+    from inference.serialize import read_result, write_result
+
+    _, result, _ = side_by_side
+    path, maps = write_result(result, tmp_path / "r.json")
+    again = read_result(path)
+    a = result.views[View.L_CC].entries[glam_id(result)].layer("malignant").values
+    b = again.views[View.L_CC].entries[glam_id(result)].layer("malignant").values
+    assert np.array_equal(a, b)
+    assert maps.stat().st_size < 0.05 * a.nbytes * 2 * 3  # the block maps compress to a few per cent
+
+
+def test_verify_compares_with_the_published_values(tmp_path):
+    """The verify mechanism, with the seeded weights and their golden values standing in for published ones:
+    agreement to four digits, and a changed value is a disagreement."""
+    require_shared(GLAM)
+    golden = {v: np.load(GLAM / f"golden_exam0_{v}.npz")["y_global"][0].round(4).tolist() for v in ("L-CC", "R-MLO")}
+    expected = tmp_path / "expected.json"
+    expected.write_text(json.dumps(golden))
+    exam = [str(DATA / "gmic-exam0" / "0_L-CC.png"), str(DATA / "gmic-exam0" / "0_R-MLO.png")]
+    run = lambda: subprocess.run(  # noqa: E731
+        [sys.executable, "main.py", "verify", *exam, "--models", str(GLAM / "seeded_state_dict.pt"),
+         "--expected", str(expected), "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = run()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("agree   ") == 2 and "all values agree" in done.stderr
+    golden["R-MLO"][1] = round(golden["R-MLO"][1] + 0.0003, 4)
+    expected.write_text(json.dumps(golden))
+    done = run()
+    assert done.returncode == 1 and "DISAGREE" in done.stdout and "1 view(s) disagree" in done.stderr
+
+
+def test_verify_knows_the_published_files_and_refuses_others(tmp_path):
+    from inference.backends import published_checkpoints
+
+    sep = next(c for c in published_checkpoints("glam") if c["name"] == "model_sep.ckpt")
+    assert sep["reference"]["views"]["0_L-CC".split("_")[1]] == [0.3141, 0.0111]
+    gmic = next(c for c in published_checkpoints("gmic") if c["name"] == "sample_model_1.p")
+    assert gmic["reference"]["views"]["R-CC"] == [0.8929, 0.3259]
+    require_shared(GLAM)
+    done = subprocess.run([sys.executable, "main.py", "verify", str(DATA / "gmic-exam0"), "--models",
+                           str(GLAM / "seeded_state_dict.pt")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "published values" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.timeout(1200)
+def test_the_fast_mode_stays_within_001_of_exact():
+    """Folded batch norms and compiled networks (bf16 where the CPU has native bf16), in a child process."""
+    require_shared(GLAM)
+    from tests.helpers import run_isolated
+
+    done = run_isolated(["-m", "tests.inference.fast_mode_probe", str(REFERENCE.parent), "glam", "2"], timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    worst = json.loads(done.stdout.strip().splitlines()[-1])
+    assert worst["inputs"] == 2
+    assert worst["probability"] <= 0.01 and worst["saliency"] <= 0.01, worst
+    if worst["numerics"] == "fp32":
+        assert worst["same_patches"] and worst["probability"] <= 1e-4, worst
