@@ -15,12 +15,14 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import torch
+from typing import TYPE_CHECKING
 
 from inference.exam import Exam
-from inference.pipeline import ExamResult, Mode, analyze_exam, as_groups, choose_device, fast_mode_numerics
+from inference.results import ExamResult, Mode
 from inference.serialize import maps_from_bytes, maps_to_bytes, result_from_data, result_to_data
-from inference.weights import ModelGroup
+
+if TYPE_CHECKING:  # torch is imported when a model runs, not when the window opens
+    from inference.weights import ModelGroup
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +33,10 @@ def exam_key(exam: Exam) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 
-def result_key(exam: Exam, groups: Sequence[ModelGroup], mode: Mode | str, device: str | torch.device | None = None) -> str:
+def result_key(exam: Exam, groups: Sequence[ModelGroup], mode: Mode | str, device: str | None = None) -> str:
     """The cache key of an analysis: images, models (in order, with their ensembles) and mode."""
+    from inference.pipeline import choose_device, fast_mode_numerics  # noqa: PLC0415
+
     mode = Mode(mode)
     arithmetic = "exact" if mode == Mode.EXACT else f"fast-{fast_mode_numerics(choose_device(device)[0])}"
     laterality = ",".join(v.value for v in exam.laterality_conflicts)
@@ -77,6 +81,8 @@ def analyse_or_restore(
 ) -> Analysis:
     """The exam's result for these models and mode: from the store unless ``force``, else analysed and
     stored (durably, before returning)."""
+    from inference.pipeline import analyze_exam, as_groups  # noqa: PLC0415
+
     progress = progress or (lambda *a: None)
     groups = as_groups(models)
     key = result_key(exam, groups, mode, device)

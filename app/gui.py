@@ -27,6 +27,8 @@ def run_gui(
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from app.startup import milestone
+
     from app.settings import AppSettings, config_dir
     from app.study.store import Store
     from app.ui.main_window import MainWindow, grab_png
@@ -48,6 +50,10 @@ def run_gui(
         store_error = error
     window = MainWindow(settings, store, model_path=model_path)
     window.show()
+    app.processEvents()
+    milestone("window shown")
+    window.examShown.connect(lambda: milestone("exam shown"))
+    window.analysisFinished.connect(lambda: milestone("analysis finished"))
     if store_error is not None:
         window.store_unavailable(store_error)
     status = {"code": 0}

@@ -29,3 +29,7 @@ class ExamError(MammoError):
 
 class CheckpointError(MammoError):
     """A checkpoint that cannot be used: unreadable, unsafe, or not a state dict of a known model family."""
+
+
+class Cancelled(Exception):  # noqa: N818 - an outcome, not an error
+    """The user cancelled long work; a normal outcome, not an error (and not a MammoError)."""

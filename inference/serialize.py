@@ -18,7 +18,7 @@ import numpy as np
 
 from inference.backends.base import HeatLayer, InputFrame, ModelIdentity, ModelViewOutput, ScoredRegion
 from inference.files import atomic_path
-from inference.pipeline import (
+from inference.results import (
     BreastResult,
     BreastScores,
     EntryViewResult,
@@ -180,7 +180,7 @@ def _provenance_from(p: Mapping[str, Any]) -> Provenance:
 
 def _from_version_1(data: Mapping[str, Any]) -> ExamResult:
     """Schema 1.0: GMIC only, two classes, one ensemble of every model, saliency as 46 x 30 lists."""
-    from inference.pipeline import breast_results, entry_view, exam_decisions  # noqa: PLC0415
+    from inference.results import breast_results, entry_view, exam_decisions  # noqa: PLC0415
 
     classes = tuple(data.get("classes", ("benign", "malignant")))
     identities = tuple(_identity_from(m) for m in data["provenance"]["models"])

@@ -16,7 +16,7 @@ import numpy as np
 from app import __version__
 from app.study.store import BreastRead, ReaderMark
 from inference.exam import Exam
-from inference.pipeline import EntryViewResult, ExamResult, ModelEntry
+from inference.results import EntryViewResult, ExamResult, ModelEntry
 from inference.views import View
 
 DISCLAIMER = (

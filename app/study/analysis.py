@@ -19,12 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
-from sklearn.metrics import roc_curve
 
 from app.reading import hybrid
 
-Z95 = float(stats.norm.ppf(0.975))
+Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile (scipy is imported only when a test needs it)
 
 
 def _psi(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
@@ -74,6 +72,8 @@ def delong(scores: Sequence[float], truth: Sequence[int]) -> AucEstimate:
 
 def roc_points(scores: Sequence[float], truth: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Empirical ROC curve: (false-positive rate, true-positive rate, thresholds), via scikit-learn."""
+    from sklearn.metrics import roc_curve  # noqa: PLC0415
+
     fpr, tpr, thresholds = roc_curve(np.asarray(truth, int), np.asarray(scores, float), drop_intermediate=False)
     return fpr, tpr, thresholds
 
@@ -249,6 +249,8 @@ def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05) 
         method: covariance estimate: ``"jackknife"`` or ``"delong"``.
         alpha: 1 - confidence level.
     """
+    from scipy import stats  # noqa: PLC0415 - a second or more to import: only when a study is analysed
+
     matrix = study_matrix(records)
     t, r, _ = matrix.scores.shape
     if t != 2:

@@ -4,7 +4,6 @@ path (``app.analysis``), stored per model identity so that readers are compared 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 
 from app.analysis import analyse_or_restore

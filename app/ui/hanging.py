@@ -19,7 +19,7 @@ from app.ui.overlay_images import OverlayImages
 from app.ui.view_widget import MammoViewWidget, OverlayOptions
 from inference.breast_geometry import corresponding_band
 from inference.exam import Exam
-from inference.pipeline import ExamResult
+from inference.results import ExamResult
 from inference.views import View
 
 PARTNER = {View.R_CC: View.L_CC, View.L_CC: View.R_CC, View.R_MLO: View.L_MLO, View.L_MLO: View.R_MLO}

@@ -11,6 +11,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QLinearGradient, QPainter, QPixmap
@@ -47,9 +48,11 @@ from app.ui.score_panel import ScorePanelWidget
 from app.ui.view_widget import OverlayOptions, ToolMode
 from app.ui.worker import Worker
 from inference.exam import Exam, load_exam
-from inference.pipeline import ExamResult
+from inference.results import ExamResult
 from inference.views import Laterality, View
-from inference.weights import ModelGroup, load_model_groups
+
+if TYPE_CHECKING:
+    from inference.weights import ModelGroup
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +124,8 @@ def _analysis_task(exam: Exam, model_path: str, cached: list[ModelGroup] | None,
     and store it; prepare the overlay pixels."""
     groups = cached
     if groups is None:
+        from inference.weights import load_model_groups  # noqa: PLC0415 - torch loads here, off the GUI thread
+
         progress("loading models", 0, 1)
         groups = load_model_groups(model_path)
     analysis = analyse_or_restore(exam, groups, store=store, device=device, mode=mode, force=force,

@@ -17,7 +17,7 @@ import numpy as np
 
 from inference.backends.base import HeatLayer, ScoredRegion, scale_affine
 from inference.exam import Exam
-from inference.pipeline import ExamResult
+from inference.results import ExamResult
 from inference.views import View
 
 SMOOTH_TARGET = 368  # coarse maps are upsampled to about this many pixels on the long side (46 -> 368)

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QListWidget, QListWidgetItem, QTabWidget, QWidget
 
 from app.ui.overlay_images import OverlayImages, shown_thumbnail
 from inference.exam import Exam
-from inference.pipeline import ExamResult
+from inference.results import ExamResult
 from inference.views import View
 
 PATCH_ICON = 160

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from app.reading import hybrid, percent
 from app.study.store import BreastRead
 from inference.calibration import calibration_note, score_category
-from inference.pipeline import ExamResult, ModelEntry
+from inference.results import ExamResult, ModelEntry
 from inference.views import Laterality, View
 
 BIRADS = ["", "0", "1", "2", "3", "4A", "4B", "4C", "5", "6"]

@@ -5,6 +5,7 @@ terminal. Everything slow runs in a :class:`Worker`; the windows share the works
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMainWindow, QMenu
@@ -13,13 +14,14 @@ from app.study.results import study_results
 from app.study.store import Store
 from app.study.cases import read_case_list
 from app.study.design import create_study
-from app.study.scores import compute_model_scores
 from app.ui.errors import show_error
 from app.ui.study_dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
 from app.ui.study_results import StudyResultsWindow
 from app.ui.study_window import StudyReadingWindow
 from app.ui.worker import Worker
-from inference.weights import ModelGroup, load_model_groups
+
+if TYPE_CHECKING:
+    from inference.weights import ModelGroup
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ def create_and_score(
                             washout_days=study.washout_days)
     if models is None and not model_path:
         return study_id, None
+    from app.study.scores import compute_model_scores  # noqa: PLC0415 - torch, off the GUI thread
+    from inference.weights import load_model_groups  # noqa: PLC0415
+
     if models is None:
         progress("loading models", 0, 1)
         models = load_model_groups(model_path)

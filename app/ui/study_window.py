@@ -38,7 +38,7 @@ from app.ui.view_widget import OverlayOptions, ToolMode
 from app.ui.score_panel import ReaderPanel
 from app.ui.worker import Worker
 from inference.exam import Exam, load_exam
-from inference.pipeline import ExamResult
+from inference.results import ExamResult
 
 logger = logging.getLogger(__name__)
 

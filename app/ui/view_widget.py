@@ -29,7 +29,7 @@ from app.ui.view_tools import (
 )
 from inference.breast_geometry import BreastAxis, breast_axis
 from inference.exam import DisplayWindow, ViewImage
-from inference.pipeline import EntryViewResult
+from inference.results import EntryViewResult
 from inference.views import Laterality, View
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)

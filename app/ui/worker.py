@@ -16,7 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from inference.pipeline import Cancelled
+from inference.errors import Cancelled
 
 logger = logging.getLogger(__name__)
 

@@ -13,11 +13,12 @@ import json
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from inference.backends.base import ModelFamily
+
+if TYPE_CHECKING:
+    import torch
 
 BUILT_IN = ("gmic", "glam")  # modules of inference.backends, in the order they are asked to recognise a file
 _FAMILIES: dict[str, ModelFamily] = {}

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from inference.views import View
+
+if TYPE_CHECKING:  # torch is imported where models run, not where results are read
+    import torch
 
 # ------------------------------------------------------------------------------------------------- geometry
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 import time
@@ -16,7 +15,6 @@ from app.settings import AppSettings
 from app.study.store import Store
 from app.ui.hanging import Layout
 from app.ui.main_window import MainWindow
-from inference.exam import load_exam
 from inference.views import View
 from tests.app.conftest import close_windows_then
 from tests.helpers import synthetic_view, write_png

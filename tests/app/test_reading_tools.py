@@ -261,7 +261,7 @@ def test_a_zero_map_tints_nothing(qtbot):
     """Alpha is 0 where the map is 0: an all-zero layer leaves the picture exactly as it was."""
     from inference.backends.base import HeatLayer, InputFrame
     from inference.image import ViewImage
-    from inference.pipeline import EntryViewResult
+    from inference.results import EntryViewResult
     from app.ui.view_widget import MammoViewWidget, OverlayOptions
     from pathlib import Path
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from inference.exam import View, load_exam
-from inference.pipeline import Cancelled, Mode, analyze_exam, choose_device
+from inference.pipeline import Cancelled, analyze_exam, choose_device
 from tests.conftest import DATA, REFERENCE, require_shared
 from tests.helpers import run_isolated
 
