@@ -1,7 +1,7 @@
 """Run by the tests in a child process (TorchInductor compiles native code): the fast mode against the exact
 mode of one family on its oracle inputs; prints one JSON line of the largest deviations.
 
-    python -m tests.inference.fast_mode_probe SHARED_REFERENCE_DIR gmic|glam [COUNT]
+    python -m tests.inference.fast_mode_probe SHARED_REFERENCE_DIR gmic|glam [COUNT [bf16]]
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ from inference.weights import load_model
 def main() -> None:
     reference, family = sys.argv[1], sys.argv[2]
     count = int(sys.argv[3]) if len(sys.argv) > 3 else 99
+    if len(sys.argv) > 4 and sys.argv[4] == "bf16":  # the arithmetic of AMX / AVX-512-BF16 CPUs, emulated here
+        import inference.cpu
+
+        inference.cpu.has_bf16_arithmetic = lambda: True
     reuse_freed_memory()
     if family == "gmic":
         from inference.backends.gmic import GMICFamily as Family

@@ -199,7 +199,9 @@ def test_the_callers_module_is_never_moved_or_changed(seeded_model, exam0):
 def test_fast_mode_agrees_with_exact_as_readme_states():
     """The compiled fast mode on all seven oracle inputs, in a child process (compilation is native code). In
     fp32 README states |dy_fusion| <= 1.3e-6 and |dsaliency| <= 3.1e-6 with the same patches: tested with a
-    margin. Where the fast mode runs in bf16 (CPUs with AMX / AVX-512-BF16) the bound is |dp| <= 0.01."""
+    margin. Where the fast mode runs in bf16 (CPUs with AMX / AVX-512-BF16) the probabilities stay within 0.01
+    and the maps within 0.1; bf16 rounding of the saliency map may move a patch whose window wins by less than
+    bf16 resolves (measured here with bf16 forced: |dp| 5.9e-3, |dsaliency| 0.037, one patch moved)."""
     require_shared()
     done = run_isolated(["-m", "tests.inference.fast_mode_probe", str(REFERENCE.parent), "gmic"], timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -209,7 +211,20 @@ def test_fast_mode_agrees_with_exact_as_readme_states():
         assert worst["probability"] <= 1e-5 and worst["saliency"] <= 2e-5, worst
         assert worst["same_patches"], worst
     else:
-        assert worst["probability"] <= 0.01 and worst["saliency"] <= 0.01, worst
+        assert worst["probability"] <= 0.01 and worst["saliency"] <= 0.1, worst
+
+
+@pytest.mark.timeout(900)
+def test_the_bf16_fast_path_of_amx_cpus_runs_and_agrees_here_too():
+    """The path a CPU with AMX / AVX-512-BF16 takes (folded, compiled, bf16 autocast), forced on this CPU so
+    that it is exercised wherever the tests run: probabilities within 0.01 of exact."""
+    require_shared()
+    done = run_isolated(["-m", "tests.inference.fast_mode_probe", str(REFERENCE.parent), "gmic", "1", "bf16"],
+                        timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    worst = json.loads(done.stdout.strip().splitlines()[-1])
+    assert worst["numerics"] == "bf16" and worst["inputs"] == 1
+    assert worst["probability"] <= 0.01 and worst["saliency"] <= 0.1, worst
 
 
 def test_no_views_is_a_value_error(stub_gmic):
