@@ -25,6 +25,12 @@ def demo_model_path() -> Path | None:
     return path if path.is_file() else None
 
 
+def demo_window_model_path() -> Path | None:
+    """The demo sliding-window classifier (synthetic phantoms; ``resources/demo/sliding_window``)."""
+    path = resources_dir() / "demo" / "sliding_window" / "model.pt"
+    return path if path.is_file() else None
+
+
 def demo_exam_folder() -> Path:
     from inference.phantom import DICOM_LAYOUT_VERSION  # noqa: PLC0415
 

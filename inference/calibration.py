@@ -4,7 +4,12 @@ A model's ``model.pt.json`` may carry::
 
     "calibration": {"method": "none" | "temperature", "temperature": 1.7, "data": "what it was fitted or
                     evaluated on", "operating_points": [{"name": "90 % specificity", "threshold": 0.31,
-                    "specificity": 0.9, "sensitivity": 0.72}]}
+                    "specificity": 0.9, "sensitivity": 0.72}],
+                    "ece_before": 0.12, "ece_after": 0.03, "nll_before": …, "nll_after": …, "level": "window",
+                    "reliability": {"bins": 15, "before": {"confidence": […], "accuracy": […], "count": […]},
+                                    "after": {…}}}
+
+(``python main.py calibrate`` writes the temperature entries; the workstation draws the reliability bins.)
 
 Without it a probability is shown as "uncalibrated": a number between 0 and 1 whose relation to the
 frequency of cancer is unknown, and no category is given.
@@ -44,7 +49,14 @@ def calibration_note(calibration: Mapping[str, Any] | None) -> str:
     parts = []
     method = calibration.get("method", "none")
     if method == "temperature":
-        parts.append(f"temperature scaling (T = {calibration.get('temperature', 1.0):.3g})")
+        text = f"temperature scaling (T = {calibration.get('temperature', 1.0):.3g}"
+        if "ece_before" in calibration and "ece_after" in calibration:
+            text += f"; ECE {calibration['ece_before']:.3f} → {calibration['ece_after']:.3f}"
+        if "nll_before" in calibration and "nll_after" in calibration:
+            text += f", NLL {calibration['nll_before']:.3f} → {calibration['nll_after']:.3f}"
+        if calibration.get("level") == "window":
+            text += f" over {calibration.get('windows', '?')} labelled windows"
+        parts.append(text + ")")
     for point in calibration.get("operating_points", []):
         extra = ", ".join(f"{key} {point[key]:.2f}" for key in ("sensitivity", "specificity") if key in point)
         parts.append(f"{point['name']}: threshold {point['threshold']:.2f}" + (f" ({extra})" if extra else ""))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from inference.metrics import roc_auc
 from inference.phantom import generate_exam
 from inference.pipeline import analyze_exam
 from inference.views import Laterality
@@ -35,15 +36,6 @@ def operating_point(scores: list[float], truth: list[int], specificity: float = 
     return {"name": f"{round(100 * specificity)} % specificity", "threshold": threshold,
             "specificity": float((negatives < threshold).mean()), "sensitivity": float((positives >= threshold).mean()),
             "positives": int(positives.size), "negatives": int(negatives.size)}
-
-
-def _auc(scores: list[float], truth: list[int]) -> float:
-    s, t = np.asarray(scores), np.asarray(truth)
-    pos, neg = s[t == 1], s[t == 0]
-    if not pos.size or not neg.size:
-        return float("nan")
-    d = pos[:, None] - neg[None, :]
-    return float(((d > 0) + 0.5 * (d == 0)).mean())
 
 
 def saliency_peak_on_lesion(layer, lesion_mask: np.ndarray, tolerance_px: int = 64) -> bool:
@@ -86,8 +78,8 @@ def evaluate_on_phantoms(models, exams: int = 20, seed: int = 90_000, device: st
                 breast_scores[name][1].append(exam.labels[f"{label}_{name}"])
     return PhantomEvaluation(
         exams=exams,
-        view_auc={n: _auc(*view_scores[n]) for n in names},
-        breast_auc={n: _auc(*breast_scores[n]) for n in names},
+        view_auc={n: roc_auc(*view_scores[n]) for n in names},
+        breast_auc={n: roc_auc(*breast_scores[n]) for n in names},
         hit_rate={n: float(np.mean(hits[n])) if hits[n] else float("nan") for n in names},
         lesion_views={n: len(hits[n]) for n in names},
         breast_scores={n: breast_scores[n] for n in names},

@@ -13,6 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+_UMASK = _umask()  # read once, at import: os.umask can only be read by setting it
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on any error it is removed
@@ -22,6 +31,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(handle)
     temporary = Path(name)
+    # mkstemp makes the file private (0600); the result gets the mode any new file would get
+    with contextlib.suppress(OSError):
+        os.chmod(temporary, 0o666 & ~_UMASK)
     try:
         yield temporary
         with temporary.open("rb+") as written:  # durable before it becomes visible

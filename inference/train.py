@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from inference.metrics import roc_auc
 from inference.models.gmic import GMIC, GMICConfig
 from inference.preprocess import extract_window, prepare_view
 from inference.views import View
@@ -165,14 +166,6 @@ def gmic_loss(output, labels: torch.Tensor, saliency_lambda: float, beta: float,
         loss = loss + mask_weight * F.binary_cross_entropy(
             output.saliency_map.clamp(eps, 1 - eps), targets, weight=weights, reduction="mean")
     return loss / labels.shape[0]
-
-
-def roc_auc(scores: np.ndarray, truth: np.ndarray) -> float:
-    positives, negatives = scores[truth == 1], scores[truth == 0]
-    if positives.size == 0 or negatives.size == 0:
-        return float("nan")
-    diff = positives[:, None] - negatives[None, :]
-    return float(((diff > 0) + 0.5 * (diff == 0)).mean())
 
 
 # ------------------------------------------------------------------------------------------------- loop

@@ -22,6 +22,7 @@ from collections.abc import Mapping as MappingABC
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -161,11 +162,14 @@ def load_model(
     *,
     percent_t: float | None = None,
     device: str | torch.device | None = None,
+    settings: MappingABC[str, Any] | None = None,
 ) -> LoadedModel:
     """Load a checkpoint of any registered family into an eval-mode float32 model with its identity.
 
     ``percent_t`` is GMIC's pooling threshold for checkpoints that are neither published nor say it in
-    their metadata. ``device`` moves the new model there (the pipeline never moves a caller's model).
+    their metadata. ``settings`` override a family's metadata settings (the sliding-window family's
+    ``overlap``, ``min_tissue``, ``top``). ``device`` moves the new model there (the pipeline never moves a
+    caller's model).
     """
     path = Path(path)
     state = read_state_dict(path)
@@ -181,7 +185,8 @@ def load_model(
         known = ", ".join(backends.families())
         raise CheckpointError(f"the checkpoint's weights have the layout of none of the known model families "
                               f"({known}); first weight '{next(iter(state), '')}'", path)
-    model, fields = family.build(state, meta, str(path), {"percent_t": percent_t, "published": published})
+    model, fields = family.build(state, meta, str(path), {"percent_t": percent_t, "published": published,
+                                                        "overrides": dict(settings or {})})
     if device is not None:
         model.to(device)
     classes = tuple(fields["classes"])
@@ -236,12 +241,13 @@ def load_models(
     *,
     percent_t: float | None = None,
     device: str | torch.device | None = None,
+    settings: MappingABC[str, Any] | None = None,
 ) -> list[LoadedModel]:
     """Load one checkpoint file, or every checkpoint in a folder: published ones first in their published
     order, then the others by path."""
     source = Path(source)
     paths = find_checkpoints(source) if source.is_dir() else [source]
-    models = [load_model(p, percent_t=percent_t, device=device) for p in paths]
+    models = [load_model(p, percent_t=percent_t, device=device, settings=settings) for p in paths]
     order: dict[str, int] = {}
     for i, entry in enumerate(backends.published_checkpoints()):
         order.setdefault(entry["name"], i)

@@ -47,3 +47,24 @@ def seeded_model():
     from inference.weights import load_model
 
     return load_model(REFERENCE / "seeded_state_dict.pt", percent_t=0.02)
+
+
+TINY_WINDOW_TRAINING = {"n_train": 16, "n_val": 8, "epochs": 1, "windows_per_epoch": 64, "batch_size": 16,
+                        "width": 4, "stages": 2, "seed": 5, "device": "cpu", "label": "tiny window classifier"}
+
+
+@pytest.fixture(scope="session")
+def tiny_window_model(tmp_path_factory):
+    """A sliding-window classifier trained for a few steps by ``python main.py train --family sliding-window``
+    in a child process (once per run): its model.pt path. Tests copy it before changing its metadata."""
+    import json
+
+    from tests.helpers import run_isolated
+
+    folder = tmp_path_factory.mktemp("tiny_window")
+    config = folder / "config.json"
+    config.write_text(json.dumps(TINY_WINDOW_TRAINING))
+    done = run_isolated(["main.py", "train", "--family", "sliding-window", "--config", str(config), "--out",
+                         str(folder / "run")])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder / "run" / "model.pt"

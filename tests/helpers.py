@@ -122,3 +122,27 @@ def make_glam_stub():
     identity = ModelIdentity(path="<glam stub>", git_blob_sha1="glamstub", sha256="glamstub", published_name=None,
                              percent_t=None, label="bright-spot GLAM stub", family="glam")
     return LoadedModel(model=BrightSpotGLAM().eval(), identity=identity)
+
+
+def make_window_stub(overlap: float = 0.5, temperature: float = 1.0, top: int = 5):
+    """A sliding-window model whose malignant logit grows with the brightest standardised pixel of the window
+    (the other classes' logits are fixed): windows on a bright synthetic lesion are the suspicious ones."""
+    import dataclasses
+
+    from inference.backends.sliding_window import CLASSES, WindowSettings
+    from inference.models.patch_classifier import PatchClassifier, PatchClassifierConfig
+
+    class BrightWindowClassifier(PatchClassifier):
+        def forward(self, x):
+            peak = x.amax(dim=(1, 2, 3))
+            fixed = torch.tensor([1.0, -1.0, -0.5], dtype=x.dtype, device=x.device).expand(x.shape[0], 3)
+            return torch.cat([fixed, (2.0 * (peak - 4.0))[:, None]], dim=1)
+
+    torch.manual_seed(0)
+    model = BrightWindowClassifier(PatchClassifierConfig(width=8, stages=2)).eval()
+    settings = WindowSettings(overlap=overlap, temperature=temperature, top=top)
+    identity = ModelIdentity(path="<window stub>", git_blob_sha1="window-stub", sha256="window-stub",
+                             published_name=None, percent_t=None, label="bright-window stub", family="sliding-window",
+                             classes=CLASSES, malignancy=("malignant",), exclusive=False,
+                             settings=dataclasses.asdict(settings))
+    return LoadedModel(model=model, identity=identity)

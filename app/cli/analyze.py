@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {view.value}: {warning}", file=sys.stderr)
     for view in exam.laterality_conflicts:
         print(f"WARNING: {exam.laterality_message(view)}", file=sys.stderr)
-    groups = load_model_groups(model_sources(args), percent_t=args.percent_t)
+    settings = {"overlap": args.overlap} if args.overlap is not None else None
+    groups = load_model_groups(model_sources(args), percent_t=args.percent_t, settings=settings)
     bar = ProgressBar()
     try:
         result = analyze_exam(exam, groups, device=args.device or "auto", progress=bar, mode=args.mode or "exact")

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--models", nargs="+", help=MODELS_HELP)
     analyze.add_argument("--percent-t", type=float, default=None,
                          help="GMIC pooling threshold for checkpoints that are not recognised (default 0.02)")
+    analyze.add_argument("--overlap", type=float, default=None,
+                         help="sliding-window models: window overlap 0-0.75 (default: the model's, else 0.5)")
     analyze.add_argument("--json", metavar="OUT", help="write the full result as JSON (maps in a sibling .npz)")
     analyze.set_defaults(handler="app.cli.analyze:run")
 
@@ -130,13 +132,40 @@ def build_parser() -> argparse.ArgumentParser:
     study.set_defaults(handler="app.cli.study:run")
 
     train = sub.add_parser("train", parents=[common],
-                           help="train a model (phantoms or a CSV of images); torchrun for several GPUs")
-    train.add_argument("--config", help="JSON with TrainConfig fields (see inference/train.py)")
+                           help="train a model (phantoms or a CSV of images); torchrun for several GPUs (GMIC)")
+    train.add_argument("--family", default="gmic", choices=["gmic", "sliding-window"],
+                       help="which model to train (default: gmic)")
+    train.add_argument("--config", help="JSON with the family's training options (inference/train.py TrainConfig, "
+                       "inference/train_windows.py WindowTrainConfig)")
     train.add_argument("--out", help="output folder (checkpoints, model.pt, model.pt.json)")
-    train.add_argument("--data", help="'phantom' or a CSV of path, view, benign, malignant")
+    train.add_argument("--data", help="'phantom', or a CSV: GMIC path, view, benign, malignant; sliding-window "
+                       "path, view, label[, mask]")
+    train.add_argument("--val-data", help="sliding-window: a CSV of held-out images for validation and the "
+                       "temperature (default: the last 20 %% of --data)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--seed", type=int)
     train.set_defaults(handler="app.cli.train:run")
+
+    calibrate = sub.add_parser("calibrate", parents=[common],
+                               help="fit a window classifier's temperature on held-out data; reliability diagram")
+    calibrate.add_argument("--model", required=True, help="the checkpoint (its model.pt.json gets the calibration)")
+    calibrate.add_argument("--data", required=True, help="'phantom' or a CSV of path, view, label[, mask]")
+    calibrate.add_argument("--bins", type=int, default=15, help="confidence bins of ECE and the diagram (default 15)")
+    calibrate.add_argument("--diagram", metavar="PNG",
+                           help="where to write the reliability diagram (default: beside the model)")
+    calibrate.add_argument("--phantoms", type=int, default=48, help="with --data phantom: how many views")
+    calibrate.add_argument("--dry-run", action="store_true", help="fit and report; leave the model's metadata as it is")
+    calibrate.set_defaults(handler="app.cli.calibrate:run")
+
+    evaluate = sub.add_parser("evaluate", parents=[common],
+                              help="a window classifier on labelled images: per-image and per-window AUC, four-class "
+                                   "accuracy, ECE before and after calibration (table and CSV)")
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--data", required=True, help="'phantom' or a CSV of path, view, label[, mask]")
+    evaluate.add_argument("--out", help="a folder for metrics.csv and per_image.csv")
+    evaluate.add_argument("--bins", type=int, default=15)
+    evaluate.add_argument("--phantoms", type=int, default=48, help="with --data phantom: how many views")
+    evaluate.set_defaults(handler="app.cli.evaluate:run")
     return parser
 
 

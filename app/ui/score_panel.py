@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.reading import hybrid, percent
+from app.ui.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
 from inference.calibration import calibration_note, score_category
 from inference.results import ExamResult, ModelEntry
@@ -43,7 +44,12 @@ HANGING_ORDER = (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO)
 
 
 def class_title(name: str) -> str:
-    return name.replace("_", " ")
+    """A column title: words, long names on two lines (``benign without\ncallback``)."""
+    words = name.replace("_", " ").split()
+    if len(" ".join(words)) <= 12 or len(words) < 2:
+        return " ".join(words)
+    best = min(range(1, len(words)), key=lambda k: abs(len(" ".join(words[:k])) - len(" ".join(words[k:]))))
+    return " ".join(words[:best]) + "\n" + " ".join(words[best:])
 
 
 @dataclass
@@ -181,7 +187,9 @@ def _fill(table: QTableWidget, headers: list[str], rows: list[list[str]]) -> Non
     for i, row in enumerate(rows):
         for j, text in enumerate(row):
             table.setItem(i, j, QTableWidgetItem(text))
-    table.setFixedHeight(table.horizontalHeader().height() + sum(table.rowHeight(i) for i in range(len(rows))) + 4)
+    # room for a horizontal scroll bar too, so that a wide table never hides its last row behind one
+    table.setFixedHeight(table.horizontalHeader().sizeHint().height() + sum(table.rowHeight(i) for i in range(len(rows)))
+                         + table.horizontalScrollBar().sizeHint().height() + 6)
 
 
 def entry_rows(result: ExamResult, entry: ModelEntry, details: bool) -> tuple[list[str], list[list[str]]]:
@@ -317,6 +325,11 @@ class ScorePanelWidget(QWidget):
                 note.setWordWrap(True)
                 note.setObjectName(f"calibration_{entry.id}")
                 self.tables_layout.addWidget(note)
+                reliability = reliability_of(entry.members[0].calibration)
+                if reliability is not None:
+                    chart = ReliabilityChart(reliability)
+                    chart.setObjectName(f"reliability_{entry.id}")
+                    self.tables_layout.addWidget(chart)
         self.tables_layout.addStretch(1)
 
     def refresh_compare(self) -> None:

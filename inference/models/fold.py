@@ -1,4 +1,5 @@
-"""Inference-only rewrite of a GMIC or GLAM model: batch norms that follow a convolution folded into it.
+"""Inference-only rewrite of a model: batch norms that follow a convolution folded into it (GMIC, GLAM,
+the window classifier).
 
 Used by the fast mode. The folded model computes the same function up to float rounding (measured against
 the oracles by ``bench/bench_inference.py`` and ``tests/inference/test_fast_mode.py``).
@@ -32,6 +33,11 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             module.bn2 = nn.Identity()
             if module.shortcut is not None:
                 module.shortcut = nn.Sequential(fuse_conv_bn_eval(module.shortcut[0], module.shortcut[1]))
+    for module in folded.modules():  # conv -> BN -> ... stems written as a Sequential
+        if isinstance(module, nn.Sequential) and len(module) >= 2 and isinstance(module[0], nn.Conv2d) and \
+                isinstance(module[1], nn.BatchNorm2d):
+            module[0] = fuse_conv_bn_eval(module[0], module[1])
+            module[1] = nn.Identity()
     for local in (m for m in folded.modules() if isinstance(m, LocalNetwork)):
         local.stem_conv = fuse_conv_bn_eval(local.stem_conv, local.stem_bn)
         local.stem_bn = nn.Identity()

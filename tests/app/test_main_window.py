@@ -358,12 +358,12 @@ def test_result_is_restored_from_the_store_after_a_restart(qtbot, store, tmp_pat
     window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model)
     first = dict(next(iter(window.result.views[View.R_CC].entries.values())).probabilities)
     window.close()
-    import app.analysis
+    import inference.pipeline  # app.analysis imports analyze_exam from here when it runs one
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the stored result should have been used")
 
-    monkeypatch.setattr(app.analysis, "analyze_exam", must_not_run)
+    monkeypatch.setattr(inference.pipeline, "analyze_exam", must_not_run)
     again = make_window(qtbot, store, auto_run=True)
     again.use_models([stub_model])
     open_and_wait(qtbot, again, tmp_path, analysis=True)

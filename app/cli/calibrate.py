@@ -1,0 +1,73 @@
+"""``python main.py calibrate --model M --data VAL.csv``: fit a window classifier's temperature on held-out
+data (negative log-likelihood, L-BFGS on log T), write a reliability diagram with ECE and NLL before and
+after, and store the temperature in the model's metadata (``model.pt.json``), where inference applies it.
+
+Operating points in the metadata were measured at the old temperature; they are dropped, and said so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from inference.errors import MammoError
+
+CALIBRATION_SEED = 50_000  # phantoms for calibration: not the training (0 …) nor the validation (10 000 …) ones
+
+
+def run(args: argparse.Namespace) -> int:
+    from inference.backends.sliding_window import WindowSettings  # noqa: PLC0415
+    from inference.files import write_text_atomic  # noqa: PLC0415
+    from inference.reliability_diagram import write_reliability_diagram  # noqa: PLC0415
+    from inference.weights import load_model, read_metadata  # noqa: PLC0415
+    from inference.window_data import labelled_images  # noqa: PLC0415
+    from inference.window_evaluation import calibration_record, fit_on_readings, read_images  # noqa: PLC0415
+
+    path = Path(args.model)
+    loaded = load_model(path)
+    identity = loaded.identity
+    if identity.family != "sliding-window":
+        raise MammoError(f"calibrate fits the temperature of window classifiers (sliding-window); this is a "
+                         f"{identity.family} model", path)
+    settings = WindowSettings(**{**identity.settings, "temperature": 1.0})
+    try:
+        images, description = labelled_images(args.data, identity.classes, args.phantoms, CALIBRATION_SEED)
+    except (OSError, ValueError) as error:
+        raise MammoError(str(error)) from error
+    print(f"reading {len(images)} images …", file=sys.stderr)
+    readings = read_images(loaded.model, settings, identity.classes, images, args.device or "cpu",
+                           progress=lambda done, total: print(f"\r{done}/{total}", end="", file=sys.stderr))
+    print(file=sys.stderr)
+    try:
+        fit = fit_on_readings(readings, args.bins)
+    except ValueError as error:
+        raise MammoError(str(error), args.data) from error
+    diagram = Path(args.diagram) if args.diagram else path.with_name(path.name + ".reliability.png")
+    write_reliability_diagram(fit, diagram, description)
+    print(f"temperature T = {fit.temperature:.4f}  ({fit.samples} labelled windows of {len(images)} images, "
+          f"{fit.bins} bins)")
+    print(f"{'':<8}{'NLL':>10}{'ECE':>10}")
+    print(f"{'before':<8}{fit.nll_before:>10.4f}{fit.ece_before:>10.4f}")
+    print(f"{'after':<8}{fit.nll_after:>10.4f}{fit.ece_after:>10.4f}")
+    print(f"accuracy {fit.accuracy:.4f} (the same before and after: a temperature never changes the argmax)")
+    print(f"wrote {diagram}")
+    if args.dry_run:
+        print("dry run: the model's metadata is unchanged")
+        return 0
+    meta = read_metadata(path)
+    old = meta.get("calibration") or {}
+    if old.get("operating_points"):
+        print(f"note: {len(old['operating_points'])} operating point(s) measured at the old temperature were "
+              "dropped", file=sys.stderr)
+    meta.setdefault("family", identity.family)
+    meta.setdefault("classes", list(identity.classes))
+    meta["calibration"] = calibration_record(fit, description, len(images), diagram.name)
+    sidecar = path.with_name(path.name + ".json")
+    try:
+        write_text_atomic(sidecar, json.dumps(meta, indent=1))
+    except OSError as error:
+        raise MammoError(f"the calibration could not be stored ({error.strerror or error})", sidecar) from error
+    print(f"stored the temperature in {sidecar}")
+    return 0
