@@ -40,3 +40,27 @@ def alpha_ramp(colour: tuple[int, int, int]) -> np.ndarray:
     lut[:, :3] = colour
     lut[:, 3] = np.arange(256)
     return lut
+
+
+COLORMAPS = ("", "viridis")
+
+
+def colormap_rgb(name: str) -> np.ndarray:
+    """(256, 3) uint8 RGB of a named colour map (OpenCV's tables)."""
+    import cv2  # noqa: PLC0415
+
+    if name != "viridis":
+        raise ValueError(f"unknown colour map {name!r}; known: viridis")
+    bgr_table = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_VIRIDIS)[:, 0]
+    return np.ascontiguousarray(bgr_table[:, ::-1])
+
+
+def layer_lut(colormap: str, colour: tuple[int, int, int]) -> np.ndarray:
+    """(256, 4) RGBA lookup table of a heat layer: its colour map (opacity growing with the value, exactly 0
+    at 0), or the class colour's ramp when it has none."""
+    if not colormap:
+        return alpha_ramp(colour)
+    lut = np.zeros((256, 4), np.uint8)
+    lut[:, :3] = colormap_rgb(colormap)
+    lut[:, 3] = np.arange(256)
+    return lut

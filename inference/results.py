@@ -6,6 +6,7 @@ appear before torch is imported.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -198,10 +199,9 @@ def _ensemble_layers(members: Sequence[ModelViewOutput]) -> tuple[HeatLayer, ...
                      None) for m in members]
         if all(s is not None for s in same):
             values = np.mean([s.values for s in same], axis=0).astype(np.float32)
-            out.append(HeatLayer(layer.name, layer.class_name, values, layer.to_original, layer.primary, layer.smooth))
+            out.append(dataclasses.replace(layer, values=values))
         else:
-            out.append(HeatLayer(f"{layer.name} (first model only)", layer.class_name, layer.values,
-                                 layer.to_original, layer.primary, layer.smooth))
+            out.append(dataclasses.replace(layer, name=f"{layer.name} (first model only)"))
     return tuple(out)
 
 

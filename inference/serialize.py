@@ -51,7 +51,8 @@ def _region(region: ScoredRegion) -> dict[str, Any]:
 def _layer(layer: HeatLayer, key: str, maps: dict[str, np.ndarray]) -> dict[str, Any]:
     maps[key] = np.asarray(layer.values, dtype=np.float32)
     return {"name": layer.name, "class": layer.class_name, "primary": layer.primary, "smooth": layer.smooth,
-            "shape": list(layer.values.shape), "to_original": np.asarray(layer.to_original).tolist(), "map": key}
+            "colormap": layer.colormap, "shape": list(layer.values.shape),
+            "to_original": np.asarray(layer.to_original).tolist(), "map": key}
 
 
 def _frame(frame: InputFrame) -> dict[str, Any]:
@@ -155,7 +156,8 @@ def result_from_data(data: Mapping[str, Any], maps: Mapping[str, np.ndarray]) ->
             frame = _frame_from(r["frame"])
             layers = tuple(HeatLayer(layer["name"], layer["class"], np.asarray(maps[layer["map"]], dtype=np.float32),
                                      np.asarray(layer["to_original"], dtype=np.float64), bool(layer["primary"]),
-                                     bool(layer["smooth"])) for layer in r["layers"])
+                                     bool(layer["smooth"]), str(layer.get("colormap", "")))
+                           for layer in r["layers"])
             members = tuple(ModelViewOutput(m["probabilities"], (), tuple(_region_from(x) for x in m["regions"]),
                                             m["extras"], frame) for m in r["members"])
             results[entry_id] = EntryViewResult(r["probabilities"], r["spread"], layers,

@@ -68,3 +68,24 @@ def tiny_window_model(tmp_path_factory):
                          str(folder / "run")])
     assert done.returncode == 0, done.stderr[-3000:]
     return folder / "run" / "model.pt"
+
+
+TINY_ATTENTION_TRAINING = {"n_phantoms": 16, "epochs": 2, "balance_to": 32, "batch_size": 8, "width": 8,
+                           "freeze_encoder": False, "seed": 4, "device": "cpu", "label": "tiny attention CNN"}
+
+
+@pytest.fixture(scope="session")
+def tiny_attention_model(tmp_path_factory):
+    """An attention CNN trained for two short epochs by ``python main.py train --family attention-cnn`` in a
+    child process (once per run): its model.pt path."""
+    import json
+
+    from tests.helpers import run_isolated
+
+    folder = tmp_path_factory.mktemp("tiny_attention")
+    config = folder / "config.json"
+    config.write_text(json.dumps(TINY_ATTENTION_TRAINING))
+    done = run_isolated(["main.py", "train", "--family", "attention-cnn", "--config", str(config), "--out",
+                         str(folder / "run")])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder / "run" / "model.pt"

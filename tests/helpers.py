@@ -146,3 +146,30 @@ def make_window_stub(overlap: float = 0.5, temperature: float = 1.0, top: int = 
                              classes=CLASSES, malignancy=("malignant",), exclusive=False,
                              settings=dataclasses.asdict(settings))
     return LoadedModel(model=model, identity=identity)
+
+
+def make_attention_stub(region_threshold: float | None = 0.5, malignancy: tuple[str, ...] = ()):
+    """An attention CNN whose attention map is the fraction of very bright input pixels in each 32 x 32 cell of
+    the 224 x 224 input (scaled to [0, 1]), with fixed class logits (spiculated mass first): the map of a
+    synthetic lesion is known, so that its registration through the resize can be tested end to end."""
+    from inference.backends.attention_cnn import IMAGENET_MEAN, IMAGENET_STD
+    from inference.mias import CLASSES
+    from inference.models.attention_cnn import AttentionCNN, AttentionCNNConfig, AttentionOutput
+
+    class BrightCellAttention(AttentionCNN):
+        def forward(self, x):
+            pooled = F.avg_pool2d((x[:, :1] > 1.0).float(), kernel_size=32)  # (N, 1, 7, 7)
+            low = pooled.amin(dim=(2, 3), keepdim=True)
+            attention = (pooled - low) / (pooled.amax(dim=(2, 3), keepdim=True) - low).clamp_min(1e-6)
+            logits = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 2.0]).expand(x.shape[0], 7)
+            return AttentionOutput(logits, attention, torch.zeros(x.shape[0], self.config.channels))
+
+    torch.manual_seed(0)
+    model = BrightCellAttention(AttentionCNNConfig(width=8)).eval()
+    settings = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "input_size": 224,
+                "region_threshold": region_threshold}
+    identity = ModelIdentity(path="<attention stub>", git_blob_sha1="attention-stub", sha256="attention-stub",
+                             published_name=None, percent_t=None, label="bright-cell attention stub",
+                             family="attention-cnn", classes=CLASSES, malignancy=malignancy, exclusive=True,
+                             settings=settings)
+    return LoadedModel(model=model, identity=identity)

@@ -1,6 +1,12 @@
-"""``python main.py evaluate --model M --data TEST.csv``: a window classifier on labelled images — per-image
-and per-window ROC AUC per class, four-class window accuracy, NLL and ECE before (T = 1) and after the
-model's temperature — as a table, and as CSV files with ``--out``."""
+"""``python main.py evaluate --model M --data TEST``: a model measured on labelled images, as a table and, with
+``--out``, as files.
+
+* A window classifier: per-image and per-window ROC AUC per class, four-class window accuracy, NLL and ECE
+  before (T = 1) and after the model's temperature (``metrics.csv``, ``per_image.csv``).
+* The attention CNN: the classification report — per class precision, recall, F1 and support, the micro,
+  macro and weighted averages — and the confusion matrix (``classification_report.csv``,
+  ``confusion_matrix.csv``, ``confusion_matrix.png``, ``per_image.csv``).
+"""
 
 from __future__ import annotations
 
@@ -23,18 +29,94 @@ def _shown(value: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference.backends.sliding_window import WindowSettings  # noqa: PLC0415
-    from inference.files import write_text_atomic  # noqa: PLC0415
-    from inference.temperature import softmax  # noqa: PLC0415
     from inference.weights import load_model  # noqa: PLC0415
+
+    loaded = load_model(args.model)
+    family = loaded.identity.family
+    if family == "sliding-window":
+        return _windows(args, loaded)
+    if family == "attention-cnn":
+        return _classes(args, loaded)
+    raise MammoError(f"evaluate measures the sliding-window and attention-cnn families; this is a {family} model "
+                     "(GMIC and GLAM: see 'verify' and bench/eval_demo_model.py)", args.model)
+
+
+def _write(files: dict[str, str | bytes], out: Path) -> None:
+    from inference.files import write_bytes_atomic, write_text_atomic  # noqa: PLC0415
+
+    try:
+        for name, content in files.items():
+            if isinstance(content, bytes):
+                write_bytes_atomic(out / name, content)
+            else:
+                write_text_atomic(out / name, content)
+    except OSError as error:
+        raise MammoError(f"the evaluation could not be written ({error.strerror or error})", out) from error
+    print("wrote " + ", ".join(str(out / name) for name in files))
+
+
+def _classes(args: argparse.Namespace, loaded) -> int:
+    import csv  # noqa: PLC0415
+
+    import cv2  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+
+    from inference.attention_data import class_samples  # noqa: PLC0415
+    from inference.backends.attention_cnn import model_input  # noqa: PLC0415
+    from inference.classification_report import classification_report, confusion_picture  # noqa: PLC0415
+    from inference.mias import stratified_split  # noqa: PLC0415
+    from inference.train_attention import predict  # noqa: PLC0415
+    from inference.weights import read_metadata  # noqa: PLC0415
+
+    identity = loaded.identity
+    training = read_metadata(Path(args.model)).get("training", {})
+    seed, phantoms = EVALUATION_SEED, args.phantoms
+    if args.split == "test":
+        if not training:
+            raise MammoError("--split test needs the model's training record (its model.pt.json has none)", args.model)
+        # the training's own data, split as it was: the same phantoms or the same folder/CSV
+        seed, phantoms = int(training.get("seed", 0)), int(training.get("n_phantoms", args.phantoms))
+    try:
+        samples, description = class_samples(args.data, phantoms, seed, identity.classes)
+    except (OSError, ValueError) as error:
+        raise MammoError(str(error)) from error
+    if args.split == "test":
+        _, test = stratified_split([s.image.label for s in samples], float(training.get("test_fraction", 0.25)), seed)
+        samples = [samples[i] for i in test]
+        description = f"the held-out part ({len(samples)} images) of {description}"
+    size = int(identity.settings["input_size"])
+    x = torch.from_numpy(np.stack([model_input(s.image.image, size, identity.settings["mean"],
+                                               identity.settings["std"]) for s in samples]))
+    probabilities = predict(loaded.model, x, torch.device(args.device or "cpu"))
+    truth = [identity.classes.index(s.image.label) for s in samples]
+    report = classification_report(truth, probabilities.argmax(axis=1), identity.classes)
+    print(f"{identity.label} on {description}")
+    print(report.text())
+    if args.out:
+        out = Path(args.out)
+        picture = confusion_picture(report, f"{identity.label[:60]}: {description[:40]}")
+        _, png = cv2.imencode(".png", picture)
+        per_image = io.StringIO()
+        writer = csv.writer(per_image)
+        writer.writerow(["image", "label", "predicted"] + [f"p_{c}" for c in identity.classes])
+        for sample, row in zip(samples, probabilities, strict=True):
+            writer.writerow([sample.image.source, sample.image.label, identity.classes[int(row.argmax())]]
+                            + [f"{p:.6f}" for p in row])
+        _write({"classification_report.csv": report.csv(), "confusion_matrix.csv": report.confusion_csv(),
+                "confusion_matrix.png": png.tobytes(), "per_image.csv": per_image.getvalue()}, out)
+    return 0
+
+
+def _windows(args: argparse.Namespace, loaded) -> int:
+    from inference.backends.sliding_window import WindowSettings  # noqa: PLC0415
+    from inference.temperature import softmax  # noqa: PLC0415
     from inference.window_data import labelled_images  # noqa: PLC0415
     from inference.window_evaluation import evaluate_readings, read_images  # noqa: PLC0415
 
-    loaded = load_model(args.model)
     identity = loaded.identity
-    if identity.family != "sliding-window":
-        raise MammoError(f"evaluate measures window classifiers (sliding-window); this is a {identity.family} "
-                         "model", args.model)
+    if args.split != "all":
+        raise MammoError("--split test is for the attention-cnn family")
     settings = WindowSettings(**identity.settings)
     try:
         images, description = labelled_images(args.data, identity.classes, args.phantoms, EVALUATION_SEED)
@@ -63,10 +145,5 @@ def run(args: argparse.Namespace) -> int:
         for reading, image in zip(readings, images, strict=True):
             top = softmax(reading.logits, settings.temperature).max(axis=0)
             writer.writerow([image.source, image.label, len(reading.logits)] + [f"{p:.6f}" for p in top])
-        try:
-            write_text_atomic(out / "metrics.csv", table.getvalue())
-            write_text_atomic(out / "per_image.csv", per_image.getvalue())
-        except OSError as error:
-            raise MammoError(f"the evaluation could not be written ({error.strerror or error})", out) from error
-        print(f"wrote {out / 'metrics.csv'} and {out / 'per_image.csv'}")
+        _write({"metrics.csv": table.getvalue(), "per_image.csv": per_image.getvalue()}, out)
     return 0

@@ -133,13 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", parents=[common],
                            help="train a model (phantoms or a CSV of images); torchrun for several GPUs (GMIC)")
-    train.add_argument("--family", default="gmic", choices=["gmic", "sliding-window"],
+    train.add_argument("--family", default="gmic", choices=["gmic", "sliding-window", "attention-cnn"],
                        help="which model to train (default: gmic)")
     train.add_argument("--config", help="JSON with the family's training options (inference/train.py TrainConfig, "
-                       "inference/train_windows.py WindowTrainConfig)")
+                       "inference/train_windows.py WindowTrainConfig, inference/train_attention.py "
+                       "AttentionTrainConfig)")
     train.add_argument("--out", help="output folder (checkpoints, model.pt, model.pt.json)")
     train.add_argument("--data", help="'phantom', or a CSV: GMIC path, view, benign, malignant; sliding-window "
-                       "path, view, label[, mask]")
+                       "and attention-cnn path, view, label[, mask]; attention-cnn also a MIAS folder (Info.txt)")
+    train.add_argument("--encoder-weights", metavar="PT",
+                       help="attention-cnn: a torchvision vgg16 state dict (ImageNet) for the encoder")
     train.add_argument("--val-data", help="sliding-window: a CSV of held-out images for validation and the "
                        "temperature (default: the last 20 %% of --data)")
     train.add_argument("--epochs", type=int)
@@ -158,11 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.set_defaults(handler="app.cli.calibrate:run")
 
     evaluate = sub.add_parser("evaluate", parents=[common],
-                              help="a window classifier on labelled images: per-image and per-window AUC, four-class "
-                                   "accuracy, ECE before and after calibration (table and CSV)")
+                              help="a model on labelled images: window classifiers per-image and per-window AUC, "
+                                   "accuracy, ECE before and after calibration; the attention CNN the classification "
+                                   "report (precision, recall, F1, support; micro, macro, weighted) and the confusion "
+                                   "matrix")
     evaluate.add_argument("--model", required=True)
-    evaluate.add_argument("--data", required=True, help="'phantom' or a CSV of path, view, label[, mask]")
-    evaluate.add_argument("--out", help="a folder for metrics.csv and per_image.csv")
+    evaluate.add_argument("--data", required=True,
+                          help="'phantom', a CSV of path, view, label[, mask], or (attention-cnn) a MIAS folder")
+    evaluate.add_argument("--split", choices=["all", "test"], default="all",
+                          help="attention-cnn: every image of --data, or only the held-out part of the model's own "
+                               "training split (its seed and fraction, from its metadata)")
+    evaluate.add_argument("--out", help="a folder for the tables (CSV) and, for the attention CNN, "
+                                        "confusion_matrix.png")
     evaluate.add_argument("--bins", type=int, default=15)
     evaluate.add_argument("--phantoms", type=int, default=48, help="with --data phantom: how many views")
     evaluate.set_defaults(handler="app.cli.evaluate:run")

@@ -1,5 +1,5 @@
-"""``python main.py train``: train a model (GMIC or the sliding-window classifier) on phantoms or on a site's
-own images."""
+"""``python main.py train``: train a model (GMIC, the sliding-window classifier or the attention CNN) on
+phantoms or on a site's own images."""
 
 from __future__ import annotations
 
@@ -15,12 +15,19 @@ def run(args: argparse.Namespace) -> int:
 
         config_type, train = WindowTrainConfig, train_windows
         overrides["val_data"] = args.val_data
+    elif args.family == "attention-cnn":
+        from inference.train_attention import AttentionTrainConfig, train_attention  # noqa: PLC0415
+
+        config_type, train = AttentionTrainConfig, train_attention
+        overrides["encoder_weights"] = args.encoder_weights
     else:
         from inference.train import TrainConfig, train  # noqa: PLC0415
 
         config_type = TrainConfig
-        if args.val_data:
-            raise MammoError("--val-data is for the sliding-window family; GMIC holds out 20 % of --data")
+    if args.val_data and args.family != "sliding-window":
+        raise MammoError(f"--val-data is for the sliding-window family; {args.family} holds out part of --data")
+    if args.encoder_weights and args.family != "attention-cnn":
+        raise MammoError("--encoder-weights is for the attention-cnn family")
     try:
         if args.config:
             config = config_type.from_json(args.config, **overrides)
@@ -28,5 +35,8 @@ def run(args: argparse.Namespace) -> int:
             config = config_type(**{k: v for k, v in overrides.items() if v is not None})
     except (OSError, ValueError, TypeError) as error:
         raise MammoError(f"the training options are invalid ({error})", args.config or None) from error
-    train(config)
+    try:
+        train(config)
+    except (OSError, ValueError) as error:
+        raise MammoError(f"training stopped: {error}") from error
     return 0

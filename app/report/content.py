@@ -15,6 +15,7 @@ import numpy as np
 
 from app import __version__
 from app.study.store import BreastRead, ReaderMark
+from inference.backends.base import HeatLayer
 from inference.exam import Exam
 from inference.results import EntryViewResult, ExamResult, ModelEntry
 from inference.views import View
@@ -131,14 +132,24 @@ class ReportContent:
         return np.round(np.clip(self.exam.views[view].display_image(), 0, 1) * 255).astype(np.uint8)
 
     @functools.cache  # noqa: B019
-    def layer_map(self, view: View, class_name: str) -> np.ndarray | None:
-        """The drawn entry's primary map of a class on the original grid, uint8 (0-255), 0 outside it."""
+    def layer_map(self, view: View, class_name: str | None) -> np.ndarray | None:
+        """The drawn entry's primary map of a class (None: its primary map of no class, such as an attention
+        map) on the original grid, uint8 (0-255), 0 outside it."""
         entry_result = self.entry_view(view)
         layer = entry_result.layer(class_name) if entry_result is not None else None
         if layer is None:
             return None
         values = layer.in_original(self.exam.views[view].pixels.shape, fill=0.0)
         return np.round(np.clip(values, 0, 1) * 255).astype(np.uint8)
+
+    def drawn_layers(self, view: View) -> list[HeatLayer]:
+        """The maps a figure draws and a segmentation stores: each class's primary map in class order, then
+        the primary map that belongs to no class (an attention map), if any."""
+        entry_result = self.entry_view(view)
+        if entry_result is None:
+            return []
+        keys = [*self.entry.classes, None]
+        return [layer for key in keys if (layer := entry_result.layer(key)) is not None]
 
     @functools.cache  # noqa: B019
     def figure(self, tile_height: int) -> np.ndarray:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.colours import REGION, bgr, class_colour
+from app.colours import REGION, bgr, class_colour, colormap_rgb
 from inference.views import Laterality, View
 
 HANGING = ((View.R_CC, View.L_CC), (View.R_MLO, View.L_MLO))
@@ -32,14 +32,15 @@ def view_figure(content, view: View, *, scale: float = 1.0, opacity: float = 0.4
     canvas = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR).astype(np.float32)
     entry_result = content.entry_view(view) if overlays else None
     if entry_result is not None:
-        for class_name in content.entry.classes:
-            heat = content.layer_map(view, class_name)
-            if heat is None:
-                continue
+        for layer in content.drawn_layers(view):
+            heat = content.layer_map(view, layer.class_name)
             if scale != 1.0:
                 heat = cv2.resize(heat, size, interpolation=cv2.INTER_AREA)
             alpha = (heat.astype(np.float32) / 255.0 * opacity)[..., None]
-            colour = np.array(bgr(class_colour(class_name, content.entry.classes)), np.float32)
+            if layer.colormap:  # the value's colour from the map (BGR), per pixel
+                colour = colormap_rgb(layer.colormap)[:, ::-1].astype(np.float32)[heat]
+            else:
+                colour = np.array(bgr(class_colour(layer.class_name, content.entry.classes)), np.float32)
             canvas = canvas * (1 - alpha) + colour * alpha
     canvas = np.clip(canvas, 0, 255).astype(np.uint8)
     boxes = []

@@ -128,8 +128,15 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
     story.append(_image(encode_png(figure), fig_width, aspect))
     entry = content.entry
     if entry is not None:
-        legend = ", ".join(f"<font color='{_hex(class_colour(c, entry.classes))}'>■</font> {c.replace('_', ' ')}"
-                           for c in entry.classes)
+        drawn = next((layers for view in content.exam.views if (layers := content.drawn_layers(view))), [])
+        items = []
+        for layer in drawn:
+            if layer.colormap:
+                items.append(f"{layer.name} in the {layer.colormap} colour map (dark blue = 0 to yellow = 1)")
+            else:
+                c = layer.class_name
+                items.append(f"<font color='{_hex(class_colour(c, entry.classes))}'>■</font> {c.replace('_', ' ')}")
+        legend = ", ".join(items) or "none"
         story.append(Paragraph(f"Maps of {entry.label}: {legend} (opacity = value, 0 to 1); yellow boxes: its scored "
                                f"regions, numbered by rank.", small))
     result = content.result

@@ -32,11 +32,13 @@ FRACTION_LEVELS = 255  # 8-bit fractions: maps in steps of 1/255
 
 
 def map_stack(content, view: View) -> tuple[list[str], np.ndarray]:
-    """(classes, (rows, cols, classes) float32 in [0, 1]) of the drawn model's primary maps on the stored
-    image's grid; 0 outside the model's input."""
-    classes = [c for c in content.entry.classes if content.layer_map(view, c) is not None]
-    maps = [content.layer_map(view, c).astype(np.float32) / 255.0 for c in classes]
-    return classes, np.stack(maps, axis=-1)
+    """(names, (rows, cols, maps) float32 in [0, 1]) of the drawn model's primary maps on the stored image's
+    grid, 0 outside the model's input: one per class that has one (named by the class), then a map of no
+    class (named by the layer: "attention")."""
+    layers = content.drawn_layers(view)
+    names = [layer.class_name or layer.name for layer in layers]
+    maps = [content.layer_map(view, layer.class_name).astype(np.float32) / 255.0 for layer in layers]
+    return names, (np.stack(maps, axis=-1) if maps else np.zeros((0, 0, 0), np.float32))
 
 
 def write_saliency_segs(content, folder: str | Path) -> list[Path]:

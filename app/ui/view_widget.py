@@ -16,7 +16,7 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap, QTransform
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from app.colours import alpha_ramp, class_colour
+from app.colours import class_colour, layer_lut
 from app.ui.overlay_images import Texture
 from app.ui.view_tools import (
     MAGNIFICATIONS,
@@ -528,7 +528,7 @@ class MammoViewWidget(QWidget):
         for index, layer in enumerate(result.layers):
             texture = (textures or {}).get(index) or layer_texture(layer)
             item = pg.ImageItem(texture.values, levels=(0, 255), autoDownsample=True)
-            item.setLookupTable(alpha_ramp(class_colour(layer.class_name or "", classes)))
+            item.setLookupTable(layer_lut(layer.colormap, class_colour(layer.class_name or "", classes)))
             item.setParentItem(self.image_item)
             a = texture.to_original
             # texture pixel (x = col, y = row) -> original (x, y): Qt's QTransform(m11, m12, m21, m22, dx, dy)

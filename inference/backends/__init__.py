@@ -20,7 +20,8 @@ from inference.backends.base import ModelFamily
 if TYPE_CHECKING:
     import torch
 
-BUILT_IN = ("gmic", "glam", "sliding_window")  # modules of inference.backends, in the order they are asked to recognise a file
+# modules of inference.backends, in the order they are asked to recognise a file
+BUILT_IN = ("gmic", "glam", "sliding_window", "attention_cnn")
 _FAMILIES: dict[str, ModelFamily] = {}
 _loaded_built_in = False
 

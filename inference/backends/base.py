@@ -84,6 +84,8 @@ class HeatLayer:
         primary: the map shown by default for its class (one per class).
         smooth: draw with bilinear interpolation (coarse saliency maps); False for maps made of blocks or
             masks, whose edges are part of the meaning.
+        colormap: "" draws the class's colour with opacity growing with the value; "viridis" draws the
+            value through the viridis colour map (a map that is not about one class: an attention map).
     """
 
     name: str
@@ -92,6 +94,7 @@ class HeatLayer:
     to_original: np.ndarray
     primary: bool = True
     smooth: bool = True
+    colormap: str = ""
 
     def in_original(self, original_shape: tuple[int, int], fill: float = 0.0) -> np.ndarray:
         """The layer resampled onto an original image grid of ``original_shape`` (``fill`` where it does not

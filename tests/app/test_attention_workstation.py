@@ -1,0 +1,58 @@
+"""The attention CNN in the workstation: seven classes spelled out, no P(malignant) or hybrid without a
+malignancy rule (and saying why), the attention map drawn in viridis on the breast, its regions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+
+from app.settings import AppSettings
+from app.study.store import Store
+from app.ui.main_window import MainWindow, grab_png
+from inference.mias import CLASSES
+from inference.views import View
+from tests.app.conftest import close_windows_then
+from tests.helpers import make_attention_stub, synthetic_view, write_png
+
+LESION = (700, 500)
+
+
+@pytest.fixture
+def store(isolated_home):
+    s = Store(isolated_home / "store.sqlite")
+    yield s
+    close_windows_then(s)
+
+
+def test_the_attention_map_is_drawn_in_viridis_on_the_breast(qtbot, store, tmp_path):
+    from app.colours import colormap_rgb
+
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", LESION, shape=(1600, 900)))
+    window = MainWindow(AppSettings(blind_first=False, show_overlays=True), store)
+    qtbot.addWidget(window)
+    window.resize(1500, 900)
+    window.show()
+    window.use_models([make_attention_stub(region_threshold=0.9)])
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.open_exam(tmp_path)
+    widget = window.hanging.views[View.R_CC]
+    heat = widget.heatmap_item(None)
+    assert heat is not None and heat.isVisible()
+    lut = heat.lut if not callable(heat.lut) else heat.lut(heat.image)
+    assert np.array_equal(np.asarray(lut)[-1, :3], colormap_rgb("viridis")[-1])  # the top of viridis: yellow
+    i, j = np.unravel_index(np.argmax(heat.image), heat.image.shape)
+    peak = heat.mapToItem(widget.image_item, QPointF(j + 0.5, i + 0.5))
+    assert abs(peak.y() - LESION[0]) < 1600 / 7 and abs(peak.x() - LESION[1]) < 900 / 7
+    far = heat.mapToItem(widget.image_item, QPointF(heat.image.shape[1], heat.image.shape[0]))
+    assert far.x() == pytest.approx(900) and far.y() == pytest.approx(1600)  # the map covers the stored image
+    assert widget.patch_boxes() and "attention region" in window.gallery.lists[View.R_CC].item(0).text()
+    entry = window.result.entries[0]
+    table = window.scores.model_tables[entry.id]
+    headers = [table.horizontalHeaderItem(k).text().replace("\n", " ") for k in range(table.columnCount())]
+    assert [h for h in headers if h.replace(" ", "_") in CLASSES] == [c.replace("_", " ") for c in CLASSES]
+    assert "P(malignant)" not in headers
+    texts = " ".join(label.text() for label in window.scores.findChildren(type(window.scores.reader.saved_label)))
+    assert "findings only" in texts
+    grab_png(window, tmp_path / "attention.png")
+    grab_png(window, "/tmp/attention_workstation.png")
