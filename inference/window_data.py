@@ -44,11 +44,12 @@ def background_class(classes: tuple[str, ...]) -> int:
     return next((i for i, c in enumerate(classes) if c in BACKGROUND_NAMES), 0)
 
 
-def phantom_images(count: int, seed: int, shape: tuple[int, int] | None = None) -> list[LabelledImage]:
-    """``count`` single phantom views, each with at most one finding; deterministic from ``seed``."""
+def phantom_images(count: int, seed: int, shape: tuple[int, int] | None = None,
+                   kinds: tuple[str | None, ...] = ("spiculated", "round", "calcifications", None)) -> list[LabelledImage]:
+    """``count`` single phantom views, each with at most one finding (drawn evenly from ``kinds``; None is a
+    normal view); deterministic from ``seed``."""
     from inference.phantom import DEFAULT_SHAPE, Finding, render_view  # noqa: PLC0415
 
-    kinds = ("spiculated", "round", "calcifications", None)  # one quarter of each class
     images = []
     for index in range(count):
         rng = np.random.default_rng([seed, index])

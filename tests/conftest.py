@@ -89,3 +89,25 @@ def tiny_attention_model(tmp_path_factory):
                          str(folder / "run")])
     assert done.returncode == 0, done.stderr[-3000:]
     return folder / "run" / "model.pt"
+
+
+TINY_GLIMPSE_TRAINING = {"n_phantoms": 12, "fcgn_epochs": 2, "epochs": 2, "batch_size": 4, "fcgn_width": 4,
+                         "context": 32, "classifier_width": 0.125, "glimpse_size": 107, "top_k": 3, "seed": 2,
+                         "device": "cpu", "label": "tiny GlimpseNet"}
+
+
+@pytest.fixture(scope="session")
+def tiny_glimpse_model(tmp_path_factory):
+    """A GlimpseNet trained for two short epochs per stage by ``python main.py train --family glimpsenet`` in
+    a child process (once per run): its model.pt path."""
+    import json
+
+    from tests.helpers import run_isolated
+
+    folder = tmp_path_factory.mktemp("tiny_glimpse")
+    config = folder / "config.json"
+    config.write_text(json.dumps(TINY_GLIMPSE_TRAINING))
+    done = run_isolated(["main.py", "train", "--family", "glimpsenet", "--config", str(config), "--out",
+                         str(folder / "run")])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder / "run" / "model.pt"

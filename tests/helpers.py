@@ -173,3 +173,36 @@ def make_attention_stub(region_threshold: float | None = 0.5, malignancy: tuple[
                              family="attention-cnn", classes=CLASSES, malignancy=malignancy, exclusive=True,
                              settings=settings)
     return LoadedModel(model=model, identity=identity)
+
+
+def make_glimpse_stub(logits=(0.0, 0.5, 2.0), top_k: int = 3):
+    """A GlimpseNet whose saliency is the local fraction of very bright pixels of its 512 x 512 input (a
+    synthetic lesion is the one salient blob) and whose classifier gives fixed logits (malignant first):
+    what it sees and where is known, so that registration and regions can be tested end to end."""
+    import dataclasses
+
+    from inference.backends.glimpsenet import CLASSES, GLIMPSE_MEAN, GLIMPSE_STD
+    from inference.glimpses import GlimpseSettings
+    from inference.models.glimpsenet import GlimpseNet, GlimpseNetConfig
+
+    class BrightSaliency(torch.nn.Module):
+        def forward(self, x):
+            return F.avg_pool2d((x > 0.9).float(), kernel_size=9, stride=1, padding=4, count_include_pad=False)
+
+    class FixedLogits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("logits", torch.tensor(logits))
+
+        def forward(self, x):
+            return self.logits.expand(x.shape[0], -1)
+
+    torch.manual_seed(0)
+    model = GlimpseNet(GlimpseNetConfig(fcgn_width=4, context=8, classifier_width=0.125)).eval()
+    model.fcgn, model.classifier = BrightSaliency(), FixedLogits()
+    settings = {**dataclasses.asdict(GlimpseSettings(glimpse_size=107, top_k=top_k, threshold=0.3)),
+                "mean": list(GLIMPSE_MEAN), "std": list(GLIMPSE_STD), "input_size": 512}
+    identity = ModelIdentity(path="<glimpse stub>", git_blob_sha1="glimpse-stub", sha256="glimpse-stub",
+                             published_name=None, percent_t=None, label="bright-glimpse stub", family="glimpsenet",
+                             classes=CLASSES, malignancy=("malignant",), exclusive=True, settings=settings)
+    return LoadedModel(model=model, identity=identity)

@@ -3,7 +3,7 @@
 
 * A window classifier: per-image and per-window ROC AUC per class, four-class window accuracy, NLL and ECE
   before (T = 1) and after the model's temperature (``metrics.csv``, ``per_image.csv``).
-* The attention CNN: the classification report — per class precision, recall, F1 and support, the micro,
+* The attention CNN and GlimpseNet: the classification report — per class precision, recall, F1 and support, the micro,
   macro and weighted averages — and the confusion matrix (``classification_report.csv``,
   ``confusion_matrix.csv``, ``confusion_matrix.png``, ``per_image.csv``).
 """
@@ -17,9 +17,8 @@ import math
 import sys
 from pathlib import Path
 
+from inference.class_evaluation import EVALUATION_SEED
 from inference.errors import MammoError
-
-EVALUATION_SEED = 70_000  # phantoms for evaluation: none of the training, validation or calibration ones
 
 
 def _shown(value: object) -> str:
@@ -35,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
     family = loaded.identity.family
     if family == "sliding-window":
         return _windows(args, loaded)
-    if family == "attention-cnn":
+    if family in ("attention-cnn", "glimpsenet"):
         return _classes(args, loaded)
-    raise MammoError(f"evaluate measures the sliding-window and attention-cnn families; this is a {family} model "
+    raise MammoError(f"evaluate measures the sliding-window, attention-cnn and glimpsenet families; this is a {family} model "
                      "(GMIC and GLAM: see 'verify' and bench/eval_demo_model.py)", args.model)
 
 
@@ -59,37 +58,23 @@ def _classes(args: argparse.Namespace, loaded) -> int:
     import csv  # noqa: PLC0415
 
     import cv2  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-    import torch  # noqa: PLC0415
 
-    from inference.attention_data import class_samples  # noqa: PLC0415
-    from inference.backends.attention_cnn import model_input  # noqa: PLC0415
+    from inference.class_evaluation import class_probabilities, evaluation_images  # noqa: PLC0415
     from inference.classification_report import classification_report, confusion_picture  # noqa: PLC0415
-    from inference.mias import stratified_split  # noqa: PLC0415
-    from inference.train_attention import predict  # noqa: PLC0415
     from inference.weights import read_metadata  # noqa: PLC0415
 
     identity = loaded.identity
     training = read_metadata(Path(args.model)).get("training", {})
-    seed, phantoms = EVALUATION_SEED, args.phantoms
-    if args.split == "test":
-        if not training:
-            raise MammoError("--split test needs the model's training record (its model.pt.json has none)", args.model)
-        # the training's own data, split as it was: the same phantoms or the same folder/CSV
-        seed, phantoms = int(training.get("seed", 0)), int(training.get("n_phantoms", args.phantoms))
     try:
-        samples, description = class_samples(args.data, phantoms, seed, identity.classes)
+        images, description = evaluation_images(identity.family, args.data, identity.classes, args.phantoms,
+                                                args.split, training)
+        probabilities = class_probabilities(loaded, images, args.device or "cpu",
+                                            progress=lambda done, total: print(f"\r{done}/{total}", end="",
+                                                                               file=sys.stderr))
     except (OSError, ValueError) as error:
         raise MammoError(str(error)) from error
-    if args.split == "test":
-        _, test = stratified_split([s.image.label for s in samples], float(training.get("test_fraction", 0.25)), seed)
-        samples = [samples[i] for i in test]
-        description = f"the held-out part ({len(samples)} images) of {description}"
-    size = int(identity.settings["input_size"])
-    x = torch.from_numpy(np.stack([model_input(s.image.image, size, identity.settings["mean"],
-                                               identity.settings["std"]) for s in samples]))
-    probabilities = predict(loaded.model, x, torch.device(args.device or "cpu"))
-    truth = [identity.classes.index(s.image.label) for s in samples]
+    print(file=sys.stderr)
+    truth = [identity.classes.index(image.label) for image in images]
     report = classification_report(truth, probabilities.argmax(axis=1), identity.classes)
     print(f"{identity.label} on {description}")
     print(report.text())
@@ -100,8 +85,8 @@ def _classes(args: argparse.Namespace, loaded) -> int:
         per_image = io.StringIO()
         writer = csv.writer(per_image)
         writer.writerow(["image", "label", "predicted"] + [f"p_{c}" for c in identity.classes])
-        for sample, row in zip(samples, probabilities, strict=True):
-            writer.writerow([sample.image.source, sample.image.label, identity.classes[int(row.argmax())]]
+        for image, row in zip(images, probabilities, strict=True):
+            writer.writerow([image.source, image.label, identity.classes[int(row.argmax())]]
                             + [f"{p:.6f}" for p in row])
         _write({"classification_report.csv": report.csv(), "confusion_matrix.csv": report.confusion_csv(),
                 "confusion_matrix.png": png.tobytes(), "per_image.csv": per_image.getvalue()}, out)

@@ -133,16 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", parents=[common],
                            help="train a model (phantoms or a CSV of images); torchrun for several GPUs (GMIC)")
-    train.add_argument("--family", default="gmic", choices=["gmic", "sliding-window", "attention-cnn"],
+    train.add_argument("--family", default="gmic", choices=["gmic", "sliding-window", "attention-cnn", "glimpsenet"],
                        help="which model to train (default: gmic)")
     train.add_argument("--config", help="JSON with the family's training options (inference/train.py TrainConfig, "
                        "inference/train_windows.py WindowTrainConfig, inference/train_attention.py "
-                       "AttentionTrainConfig)")
+                       "AttentionTrainConfig, inference/train_glimpses.py GlimpseTrainConfig)")
     train.add_argument("--out", help="output folder (checkpoints, model.pt, model.pt.json)")
-    train.add_argument("--data", help="'phantom', or a CSV: GMIC path, view, benign, malignant; sliding-window "
+    train.add_argument("--data", help="'phantom', or a CSV: GMIC path, view, benign, malignant (glimpsenet: plus mask[, label]); sliding-window "
                        "and attention-cnn path, view, label[, mask]; attention-cnn also a MIAS folder (Info.txt)")
+    train.add_argument("--folds", type=int, help="glimpsenet: k-fold cross-validation (the poster's 10); accuracy "
+                       "per fold and the mean")
     train.add_argument("--encoder-weights", metavar="PT",
-                       help="attention-cnn: a torchvision vgg16 state dict (ImageNet) for the encoder")
+                       help="ImageNet weights of the pre-trained part, a torchvision state dict: attention-cnn's "
+                       "vgg16 encoder, glimpsenet's inception_v3 glimpse classifier")
     train.add_argument("--val-data", help="sliding-window: a CSV of held-out images for validation and the "
                        "temperature (default: the last 20 %% of --data)")
     train.add_argument("--epochs", type=int)

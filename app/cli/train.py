@@ -1,5 +1,5 @@
-"""``python main.py train``: train a model (GMIC, the sliding-window classifier or the attention CNN) on
-phantoms or on a site's own images."""
+"""``python main.py train``: train a model (GMIC, the sliding-window classifier, the attention CNN or
+GlimpseNet) on phantoms or on a site's own images."""
 
 from __future__ import annotations
 
@@ -20,14 +20,22 @@ def run(args: argparse.Namespace) -> int:
 
         config_type, train = AttentionTrainConfig, train_attention
         overrides["encoder_weights"] = args.encoder_weights
+    elif args.family == "glimpsenet":
+        from inference.train_glimpses import GlimpseTrainConfig, train_glimpsenet  # noqa: PLC0415
+
+        config_type, train = GlimpseTrainConfig, train_glimpsenet
+        overrides["folds"] = args.folds
+        overrides["classifier_weights"] = args.encoder_weights
     else:
         from inference.train import TrainConfig, train  # noqa: PLC0415
 
         config_type = TrainConfig
     if args.val_data and args.family != "sliding-window":
         raise MammoError(f"--val-data is for the sliding-window family; {args.family} holds out part of --data")
-    if args.encoder_weights and args.family != "attention-cnn":
-        raise MammoError("--encoder-weights is for the attention-cnn family")
+    if args.encoder_weights and args.family not in ("attention-cnn", "glimpsenet"):
+        raise MammoError("--encoder-weights is for the attention-cnn and glimpsenet families")
+    if args.folds and args.family != "glimpsenet":
+        raise MammoError("--folds is for the glimpsenet family")
     try:
         if args.config:
             config = config_type.from_json(args.config, **overrides)

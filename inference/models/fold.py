@@ -38,6 +38,11 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
                 isinstance(module[1], nn.BatchNorm2d):
             module[0] = fuse_conv_bn_eval(module[0], module[1])
             module[1] = nn.Identity()
+    for module in folded.modules():  # conv + bn pairs held as attributes (Inception-v3's BasicConv2d)
+        conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            module.conv = fuse_conv_bn_eval(conv, bn)
+            module.bn = nn.Identity()
     for local in (m for m in folded.modules() if isinstance(m, LocalNetwork)):
         local.stem_conv = fuse_conv_bn_eval(local.stem_conv, local.stem_bn)
         local.stem_bn = nn.Identity()

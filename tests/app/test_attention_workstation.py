@@ -55,4 +55,3 @@ def test_the_attention_map_is_drawn_in_viridis_on_the_breast(qtbot, store, tmp_p
     texts = " ".join(label.text() for label in window.scores.findChildren(type(window.scores.reader.saved_label)))
     assert "findings only" in texts
     grab_png(window, tmp_path / "attention.png")
-    grab_png(window, "/tmp/attention_workstation.png")

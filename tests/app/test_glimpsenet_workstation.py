@@ -1,0 +1,54 @@
+"""GlimpseNet in the workstation: three classes spelled out with P(malignant) deciding, the saliency map in
+viridis on the (mirrored) breast, the glimpses as regions captioned "glimpse" with their own probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+
+from app.settings import AppSettings
+from app.study.store import Store
+from app.ui.main_window import MainWindow, grab_png
+from inference.backends.glimpsenet import CLASSES
+from inference.views import View
+from tests.app.conftest import close_windows_then
+from tests.helpers import make_glimpse_stub, synthetic_view, write_png
+
+LESION = (700, 300)
+
+
+@pytest.fixture
+def store(isolated_home):
+    s = Store(isolated_home / "store.sqlite")
+    yield s
+    close_windows_then(s)
+
+
+def test_saliency_and_glimpses_on_the_breast(qtbot, store, tmp_path):
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", LESION, shape=(1600, 900)))
+    window = MainWindow(AppSettings(blind_first=False, show_overlays=True), store)
+    qtbot.addWidget(window)
+    window.resize(1500, 900)
+    window.show()
+    window.use_models([make_glimpse_stub()])
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.open_exam(tmp_path)
+    widget = window.hanging.views[View.R_CC]
+    heat = widget.heatmap_item(None)
+    assert heat is not None and heat.isVisible()
+    i, j = np.unravel_index(np.argmax(heat.image), heat.image.shape)
+    peak = heat.mapToItem(widget.image_item, QPointF(j + 0.5, i + 0.5))
+    assert abs(peak.y() - LESION[0]) < 20 and abs(peak.x() - LESION[1]) < 20  # through crop, mirror and resize
+    boxes = widget.patch_boxes()
+    assert len(boxes) == 1
+    qtbot.waitUntil(lambda: window.gallery.lists[View.R_CC].count() == 1, timeout=5000)
+    caption = window.gallery.lists[View.R_CC].item(0).text()
+    assert "glimpse" in caption and "attention" not in caption
+    table = window.scores.model_tables[window.result.entries[0].id]
+    headers = [table.horizontalHeaderItem(k).text().replace("\n", " ") for k in range(table.columnCount())]
+    assert [h for h in headers if h.replace(" ", "_") in CLASSES] == [c.replace("_", " ") for c in CLASSES]
+    decision = window.result.exam[window.result.entries[0].id]
+    assert decision.breast.value == "R" and decision.malignant == pytest.approx(
+        window.result.views[View.R_CC].entries[window.result.entries[0].id].probabilities["malignant"])
+    grab_png(window, tmp_path / "glimpsenet.png")
