@@ -30,13 +30,14 @@ import torch.nn.functional as F
 from inference.metrics import roc_auc
 from inference.models.gmic import GMIC, GMICConfig
 from inference.preprocess import extract_window, prepare_view
+from inference.training_common import JsonOptions, store_float16
 from inference.views import View
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonOptions):
     """Everything a run depends on (saved with the checkpoints)."""
 
     out: str = "runs/demo"
@@ -63,15 +64,6 @@ class TrainConfig:
     # "auto" (see ``training_memory_format``), "contiguous" or "channels_last"
     memory_format: str = "auto"
 
-    @classmethod
-    def from_json(cls, path: str | Path, **overrides) -> TrainConfig:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{path}: unknown training options {sorted(unknown)}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
 
     def model_config(self) -> GMICConfig:
         return GMICConfig(K=self.K, percent_t=self.percent_t, local_width=self.local_width,
@@ -296,7 +288,7 @@ def train(config: TrainConfig, progress=None) -> Path:
 
     final = out / "model.pt"
     if rank == 0:
-        torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}, final)
+        store_float16(model, final)
         meta = {
             "label": config.label,
             "demo": config.demo,

@@ -36,12 +36,13 @@ from inference.files import write_text_atomic
 from inference.mias import CLASSES, balanced_resample, stratified_split
 from inference.models.attention_cnn import AttentionCNN, AttentionCNNConfig, remap_torchvision_vgg16
 from inference.train import _device, training_memory_format
+from inference.training_common import JsonOptions, load_pretrained, store_float16
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class AttentionTrainConfig:
+class AttentionTrainConfig(JsonOptions):
     """Everything a run depends on (saved with the checkpoints and in the model's metadata)."""
 
     out: str = "runs/attention-cnn"
@@ -67,19 +68,9 @@ class AttentionTrainConfig:
     memory_format: str = "auto"  # see inference.train.training_memory_format
     family: str = "attention-cnn"
 
-    @classmethod
-    def from_json(cls, path: str | Path, **overrides) -> AttentionTrainConfig:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{path}: unknown training options {sorted(unknown)}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        if "malignancy" in data:
-            data["malignancy"] = tuple(data["malignancy"])
-        return cls(**data)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "malignancy", tuple(self.malignancy))  # a JSON list
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be between 0 and 1, not {self.test_fraction}")
         unknown = set(self.malignancy) - set(CLASSES)
@@ -111,13 +102,7 @@ def load_encoder_weights(model: AttentionCNN, path: str) -> None:
     state = remap_torchvision_vgg16(read_state_dict(path))
     if not state:
         raise ValueError(f"{path}: no VGG16 'features.*' weights in this file (a torchvision vgg16 state dict?)")
-    own = {k: v for k, v in model.state_dict().items() if k.startswith("encoder.")}
-    missing = sorted(set(own) - set(state))
-    wrong = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
-    if missing or wrong:
-        raise ValueError(f"{path}: does not fit the encoder (missing {missing[:3]}, wrong shape {wrong[:3]}; "
-                         "ImageNet VGG16 weights need width 64)")
-    model.load_state_dict({**model.state_dict(), **{k: state[k].float() for k in own}})
+    load_pretrained(model, state, lambda key: key.startswith("encoder."), path, "ImageNet VGG16 weights need width 64")
 
 
 @torch.no_grad()
@@ -226,10 +211,8 @@ def train_attention(config: AttentionTrainConfig, progress=None) -> Path:
                     "history": json.dumps(history), "rng": torch.get_rng_state()}, checkpoint)
 
     # the model as stored (float16 weights) is the one evaluated
-    stored = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     final = out / "model.pt"
-    torch.save(stored, final)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in stored.items()})
+    store_float16(model, final)
     model = model.to(memory_format=torch.contiguous_format)
     report = _report(model, x_test, y_test, device)
     log("held-out classification report of the stored model:\n" + report.text())

@@ -48,13 +48,14 @@ from inference.files import write_text_atomic
 from inference.glimpses import GlimpseSettings, mil_pool
 from inference.models.glimpsenet import GlimpseNet, GlimpseNetConfig
 from inference.train import _device
-from inference.window_data import LabelledImage, phantom_images
+from inference.training_common import JsonOptions, load_pretrained, store_float16
+from inference.window_data import LabelledImage, phantom_images, read_lesion_mask
 
 PATHOLOGY = {"benign_without_callback": "benign_without_callback", "benign": "benign", "malignant": "malignant"}
 
 
 @dataclass(frozen=True)
-class GlimpseTrainConfig:
+class GlimpseTrainConfig(JsonOptions):
     """Everything a run depends on (saved with the checkpoints and in the model's metadata)."""
 
     out: str = "runs/glimpsenet"
@@ -81,15 +82,6 @@ class GlimpseTrainConfig:
     demo: bool = False
     family: str = "glimpsenet"
 
-    @classmethod
-    def from_json(cls, path: str | Path, **overrides) -> GlimpseTrainConfig:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{path}: unknown training options {sorted(unknown)}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
 
     def __post_init__(self) -> None:
         if self.folds < 1 or not 0 < self.val_fraction < 1:
@@ -144,17 +136,7 @@ def glimpse_csv(path: Path) -> list[LabelledImage]:
                                  "(benign_without_callback, benign, malignant)")
             file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
             image = load_view(file, (row.get("view") or "").strip() or None)
-            lesion = None
-            if (row.get("mask") or "").strip():
-                mask_file = Path(row["mask"]) if Path(row["mask"]).is_absolute() else path.parent / row["mask"]
-                mask = cv2.imread(str(mask_file), cv2.IMREAD_UNCHANGED)
-                if mask is None:
-                    raise ValueError(f"{where}: the mask {mask_file} could not be read as an image")
-                mask = mask if mask.ndim == 2 else mask.max(axis=2)
-                if mask.shape != image.model_image.shape:
-                    raise ValueError(f"{where}: the mask is {mask.shape[1]} x {mask.shape[0]} pixels, the image "
-                                     f"{image.model_image.shape[1]} x {image.model_image.shape[0]}")
-                lesion = mask > 0
+            lesion = read_lesion_mask(row.get("mask") or "", path, where, image.model_image.shape)
             images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file)))
     if not images:
         raise ValueError(f"{path}: the CSV holds no rows")
@@ -207,13 +189,8 @@ def load_classifier_weights(model: GlimpseNet, path: str) -> None:
     from inference.weights import read_state_dict  # noqa: PLC0415
 
     state = remap_torchvision_inception_v3(read_state_dict(path))
-    own = {k: v for k, v in model.classifier.state_dict().items() if not k.startswith("fc.")}
-    missing = sorted(set(own) - set(state))
-    wrong = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
-    if missing or wrong:
-        raise ValueError(f"{path}: does not fit the classifier (missing {missing[:3]}, wrong shape {wrong[:3]}; "
-                         "ImageNet Inception-v3 weights need classifier_width 1.0)")
-    model.classifier.load_state_dict({**model.classifier.state_dict(), **{k: state[k].float() for k in own}})
+    load_pretrained(model.classifier, state, lambda key: not key.startswith("fc."), path,
+                    "ImageNet Inception-v3 weights need classifier_width 1.0")
 
 
 def cut_all(model: GlimpseNet, views: list[TrainingView], settings: GlimpseSettings,
@@ -376,10 +353,8 @@ def _train_one(config: GlimpseTrainConfig, views: list[TrainingView], train: lis
             f"{report.accuracy:.3f}  {len(order) / (time.perf_counter() - started):.1f} images/s")
         save()
 
-    stored = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     final = out / "model.pt"
-    torch.save(stored, final)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in stored.items()})
+    store_float16(model, final)
     report = evaluate_views(model, [glimpses[i] for i in val], [labels[i] for i in val], settings, device)
     log("held-out classification report of the stored model:\n" + report.text())
     meta = metadata(config.model_config(), settings, label=config.label, demo=config.demo,

@@ -28,6 +28,7 @@ from inference.backends.sliding_window import CLASSES, WindowSettings, standardi
 from inference.files import write_text_atomic
 from inference.models.patch_classifier import PatchClassifier, PatchClassifierConfig
 from inference.train import _device, training_memory_format
+from inference.training_common import JsonOptions, store_float16
 from inference.window_data import LabelledImage, csv_images, phantom_images, window_labels
 from inference.window_evaluation import calibration_record, evaluate_readings, fit_on_readings, read_images
 from inference.windows import cut_windows, tissue_mask, window_grid
@@ -39,7 +40,7 @@ NORMAL_STRIDE = 64
 
 
 @dataclass(frozen=True)
-class WindowTrainConfig:
+class WindowTrainConfig(JsonOptions):
     """Everything a run depends on (saved with the checkpoints and in the model's metadata)."""
 
     out: str = "runs/sliding-window"
@@ -67,15 +68,6 @@ class WindowTrainConfig:
     memory_format: str = "auto"  # see inference.train.training_memory_format
     family: str = "sliding-window"
 
-    @classmethod
-    def from_json(cls, path: str | Path, **overrides) -> WindowTrainConfig:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{path}: unknown training options {sorted(unknown)}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
 
     def model_config(self) -> PatchClassifierConfig:
         return PatchClassifierConfig(window=self.window, width=self.width, stages=self.stages,
@@ -213,10 +205,8 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
                     "history": json.dumps(history)}, checkpoint)
 
     # the model as stored (float16 weights) is the one calibrated and evaluated
-    stored = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     final = out / "model.pt"
-    torch.save(stored, final)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in stored.items()})
+    store_float16(model, final)
     model = model.to(memory_format=torch.contiguous_format).eval()
     readings = read_images(model, config.settings(), CLASSES, val_images, device)
     fit = fit_on_readings(readings, config.bins)

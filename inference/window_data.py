@@ -66,8 +66,6 @@ def phantom_images(count: int, seed: int, shape: tuple[int, int] | None = None,
 
 def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage]:
     """Rows ``path, view, label[, mask]``; every problem names the file and the row."""
-    import cv2  # noqa: PLC0415
-
     from inference.exam import load_view  # noqa: PLC0415
 
     path = Path(path)
@@ -86,21 +84,29 @@ def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage
                 raise ValueError(f"{where}: unknown label {label!r}; the model's classes are {list(classes)}")
             file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
             image = load_view(file, (row.get("view") or "").strip() or None)
-            lesion = None
-            if (row.get("mask") or "").strip():
-                mask_file = Path(row["mask"]) if Path(row["mask"]).is_absolute() else path.parent / row["mask"]
-                mask = cv2.imread(str(mask_file), cv2.IMREAD_UNCHANGED)
-                if mask is None:
-                    raise ValueError(f"{where}: the mask {mask_file} could not be read as an image")
-                mask = mask if mask.ndim == 2 else mask.max(axis=2)
-                if mask.shape != image.model_image.shape:
-                    raise ValueError(f"{where}: the mask is {mask.shape[1]} x {mask.shape[0]} pixels, the image "
-                                     f"{image.model_image.shape[1]} x {image.model_image.shape[0]}")
-                lesion = mask > 0
+            lesion = read_lesion_mask(row.get("mask") or "", path, where, image.model_image.shape)
             images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file)))
     if not images:
         raise ValueError(f"{path}: the CSV holds no rows")
     return images
+
+
+def read_lesion_mask(name: str, csv_path: Path, where: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A CSV row's ``mask`` (relative to the CSV) as a boolean image of ``shape`` (non-zero pixels are the
+    lesion), or None when the row names none; problems name the row (``where``)."""
+    import cv2  # noqa: PLC0415
+
+    if not name.strip():
+        return None
+    file = Path(name) if Path(name).is_absolute() else csv_path.parent / name
+    mask = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise ValueError(f"{where}: the mask {file} could not be read as an image")
+    mask = mask if mask.ndim == 2 else mask.max(axis=2)
+    if mask.shape != shape:
+        raise ValueError(f"{where}: the mask is {mask.shape[1]} x {mask.shape[0]} pixels, the image "
+                         f"{shape[1]} x {shape[0]}")
+    return mask > 0
 
 
 def window_labels(image: LabelledImage, origins: np.ndarray, window: int, classes: tuple[str, ...]) -> np.ndarray:

@@ -49,6 +49,21 @@ def seeded_model():
     return load_model(REFERENCE / "seeded_state_dict.pt", percent_t=0.02)
 
 
+def train_tiny(tmp_path_factory, family: str, options: dict) -> Path:
+    """``python main.py train --family FAMILY`` with ``options`` in a child process: the model.pt path."""
+    import json
+
+    from tests.helpers import run_isolated
+
+    folder = tmp_path_factory.mktemp(f"tiny_{family}")
+    config = folder / "config.json"
+    config.write_text(json.dumps(options))
+    done = run_isolated(["main.py", "train", "--family", family, "--config", str(config), "--out",
+                         str(folder / "run")])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder / "run" / "model.pt"
+
+
 TINY_WINDOW_TRAINING = {"n_train": 16, "n_val": 8, "epochs": 1, "windows_per_epoch": 64, "batch_size": 16,
                         "width": 4, "stages": 2, "seed": 5, "device": "cpu", "label": "tiny window classifier"}
 
@@ -57,17 +72,7 @@ TINY_WINDOW_TRAINING = {"n_train": 16, "n_val": 8, "epochs": 1, "windows_per_epo
 def tiny_window_model(tmp_path_factory):
     """A sliding-window classifier trained for a few steps by ``python main.py train --family sliding-window``
     in a child process (once per run): its model.pt path. Tests copy it before changing its metadata."""
-    import json
-
-    from tests.helpers import run_isolated
-
-    folder = tmp_path_factory.mktemp("tiny_window")
-    config = folder / "config.json"
-    config.write_text(json.dumps(TINY_WINDOW_TRAINING))
-    done = run_isolated(["main.py", "train", "--family", "sliding-window", "--config", str(config), "--out",
-                         str(folder / "run")])
-    assert done.returncode == 0, done.stderr[-3000:]
-    return folder / "run" / "model.pt"
+    return train_tiny(tmp_path_factory, "sliding-window", TINY_WINDOW_TRAINING)
 
 
 TINY_ATTENTION_TRAINING = {"n_phantoms": 16, "epochs": 2, "balance_to": 32, "batch_size": 8, "width": 8,
@@ -78,17 +83,7 @@ TINY_ATTENTION_TRAINING = {"n_phantoms": 16, "epochs": 2, "balance_to": 32, "bat
 def tiny_attention_model(tmp_path_factory):
     """An attention CNN trained for two short epochs by ``python main.py train --family attention-cnn`` in a
     child process (once per run): its model.pt path."""
-    import json
-
-    from tests.helpers import run_isolated
-
-    folder = tmp_path_factory.mktemp("tiny_attention")
-    config = folder / "config.json"
-    config.write_text(json.dumps(TINY_ATTENTION_TRAINING))
-    done = run_isolated(["main.py", "train", "--family", "attention-cnn", "--config", str(config), "--out",
-                         str(folder / "run")])
-    assert done.returncode == 0, done.stderr[-3000:]
-    return folder / "run" / "model.pt"
+    return train_tiny(tmp_path_factory, "attention-cnn", TINY_ATTENTION_TRAINING)
 
 
 TINY_GLIMPSE_TRAINING = {"n_phantoms": 12, "fcgn_epochs": 2, "epochs": 2, "batch_size": 4, "fcgn_width": 4,
@@ -100,14 +95,4 @@ TINY_GLIMPSE_TRAINING = {"n_phantoms": 12, "fcgn_epochs": 2, "epochs": 2, "batch
 def tiny_glimpse_model(tmp_path_factory):
     """A GlimpseNet trained for two short epochs per stage by ``python main.py train --family glimpsenet`` in
     a child process (once per run): its model.pt path."""
-    import json
-
-    from tests.helpers import run_isolated
-
-    folder = tmp_path_factory.mktemp("tiny_glimpse")
-    config = folder / "config.json"
-    config.write_text(json.dumps(TINY_GLIMPSE_TRAINING))
-    done = run_isolated(["main.py", "train", "--family", "glimpsenet", "--config", str(config), "--out",
-                         str(folder / "run")])
-    assert done.returncode == 0, done.stderr[-3000:]
-    return folder / "run" / "model.pt"
+    return train_tiny(tmp_path_factory, "glimpsenet", TINY_GLIMPSE_TRAINING)

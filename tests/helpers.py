@@ -206,3 +206,37 @@ def make_glimpse_stub(logits=(0.0, 0.5, 2.0), top_k: int = 3):
                              published_name=None, percent_t=None, label="bright-glimpse stub", family="glimpsenet",
                              classes=CLASSES, malignancy=("malignant",), exclusive=True, settings=settings)
     return LoadedModel(model=model, identity=identity)
+
+
+def train_stopped_and_resumed(family: str, options: dict, tmp_path):
+    """Train ``family`` for one epoch (of its last stage), then resume it to ``options["epochs"]``, each in a
+    child process: (the resumed run's stderr, its model.pt state dict)."""
+    import json
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**options, "epochs": 1}))
+    run = tmp_path / "run"
+    first = run_isolated(["main.py", "train", "--family", family, "--config", str(config), "--out", str(run)])
+    assert first.returncode == 0, first.stderr[-3000:]
+    done = run_isolated(["main.py", "train", "--family", family, "--config", str(config), "--out", str(run),
+                         "--epochs", str(options["epochs"])])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr, torch.load(run / "model.pt", weights_only=True)
+
+
+def report_one_view(models, tmp_path, image: np.ndarray, view: str = "R-CC"):
+    """A one-view DICOM exam of ``image`` analysed by ``models`` and exported in every format:
+    (exam, result, the written paths)."""
+    from app.report.content import ReportInput
+    from app.report.export import export_report
+    from inference.exam import load_exam
+    from inference.pipeline import analyze_exam
+    from tests.inference.dicom_factory import make_dataset, write
+
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write(make_dataset(image, view), folder, "a.dcm")
+    exam = load_exam(folder)
+    result = analyze_exam(exam, models, device="cpu")
+    paths = export_report(ReportInput(exam, result), tmp_path / "out", formats=("pdf", "png", "json", "sr", "seg"))
+    return exam, result, paths

@@ -38,3 +38,20 @@ def close_windows_then(store) -> None:
 @pytest.fixture(scope="session")
 def stub_model():
     return make_stub_model()
+
+
+def open_one_view(qtbot, store, folder, models, image, name: str = "0_R-CC.png"):
+    """A main window (overlays on, not blinded) that has opened ``folder`` holding ``image`` as one PNG view
+    and finished analysing it with ``models``."""
+    from app.settings import AppSettings
+    from app.ui.main_window import MainWindow
+
+    write_png(folder / name, image)
+    window = MainWindow(AppSettings(blind_first=False, show_overlays=True), store)
+    qtbot.addWidget(window)
+    window.resize(1500, 900)
+    window.show()
+    window.use_models(models)
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.open_exam(folder)
+    return window

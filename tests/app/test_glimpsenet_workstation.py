@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
 
-from app.settings import AppSettings
 from app.study.store import Store
-from app.ui.main_window import MainWindow, grab_png
+from app.ui.main_window import grab_png
 from inference.backends.glimpsenet import CLASSES
 from inference.views import View
-from tests.app.conftest import close_windows_then
-from tests.helpers import make_glimpse_stub, synthetic_view, write_png
+from tests.app.conftest import close_windows_then, open_one_view
+from tests.helpers import make_glimpse_stub, synthetic_view
 
 LESION = (700, 300)
 
@@ -26,14 +25,8 @@ def store(isolated_home):
 
 
 def test_saliency_and_glimpses_on_the_breast(qtbot, store, tmp_path):
-    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", LESION, shape=(1600, 900)))
-    window = MainWindow(AppSettings(blind_first=False, show_overlays=True), store)
-    qtbot.addWidget(window)
-    window.resize(1500, 900)
-    window.show()
-    window.use_models([make_glimpse_stub()])
-    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
-        window.open_exam(tmp_path)
+    window = open_one_view(qtbot, store, tmp_path, [make_glimpse_stub()],
+                           synthetic_view("R-CC", LESION, shape=(1600, 900)))
     widget = window.hanging.views[View.R_CC]
     heat = widget.heatmap_item(None)
     assert heat is not None and heat.isVisible()

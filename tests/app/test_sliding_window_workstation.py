@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
 
-from app.settings import AppSettings
 from app.study.store import Store
-from app.ui.main_window import MainWindow, grab_png
+from app.ui.main_window import grab_png
 from inference.backends.sliding_window import CLASSES
 from inference.views import View
-from tests.app.conftest import close_windows_then
-from tests.helpers import make_window_stub, synthetic_view, write_png
+from tests.app.conftest import close_windows_then, open_one_view
+from tests.helpers import make_window_stub, synthetic_view
 
 LESION = (700, 500)
 
@@ -32,15 +31,7 @@ def store(isolated_home):
 
 
 def _open(qtbot, store, tmp_path, models):
-    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", LESION, shape=(1600, 900)))
-    window = MainWindow(AppSettings(blind_first=False, show_overlays=True), store)
-    qtbot.addWidget(window)
-    window.resize(1500, 900)
-    window.show()
-    window.use_models(models)
-    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
-        window.open_exam(tmp_path)
-    return window
+    return open_one_view(qtbot, store, tmp_path, models, synthetic_view("R-CC", LESION, shape=(1600, 900)))
 
 
 def test_maps_tissue_mask_and_windows_on_the_breast(qtbot, store, tmp_path, window_stub):
@@ -100,21 +91,11 @@ def test_a_calibrated_model_says_so_and_shows_its_reliability(qtbot, store, tmp_
 def test_every_report_format_with_the_window_classifier(tmp_path, window_stub):
     import highdicom as hd
 
-    from app.report.content import ReportInput
-    from app.report.export import export_report
-    from inference.exam import load_exam
-    from inference.pipeline import analyze_exam
     from inference.serialize import read_result, write_result
-    from tests.helpers import dciodvfy
-    from tests.inference.dicom_factory import make_dataset, write
+    from tests.helpers import dciodvfy, report_one_view
     from tests.report.test_report import pdf_text
 
-    folder = tmp_path / "exam"
-    folder.mkdir()
-    write(make_dataset(synthetic_view("R-CC", LESION, shape=(1600, 900)), "R-CC"), folder, "a.dcm")
-    exam = load_exam(folder)
-    result = analyze_exam(exam, window_stub, device="cpu")
-    paths = export_report(ReportInput(exam, result), tmp_path / "out", formats=("pdf", "png", "json", "sr", "seg"))
+    _, result, paths = report_one_view(window_stub, tmp_path, synthetic_view("R-CC", LESION, shape=(1600, 900)))
     seg = next(p for p in paths if p.name.endswith("_saliency_seg.dcm"))
     assert dciodvfy(seg) == []
     segments = hd.seg.segread(seg).SegmentSequence

@@ -22,7 +22,13 @@ from inference.models.attention_cnn import (
     vgg16_features,
 )
 from inference.views import View
-from tests.helpers import make_attention_stub, run_isolated, synthetic_view
+from tests.helpers import (
+    make_attention_stub,
+    report_one_view,
+    run_isolated,
+    synthetic_view,
+    train_stopped_and_resumed,
+)
 
 LESION = (700, 500)
 INFO = """\
@@ -307,15 +313,8 @@ def test_short_training_is_deterministic_and_resumes(tiny_attention_model, tmp_p
     final = torch.load(tiny_attention_model, weights_only=True)
     assert all(v.dtype == torch.float16 for v in final.values() if v.is_floating_point())
     # one epoch, then a resumed second: the same weights as the uninterrupted run
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({**TINY_ATTENTION_TRAINING, "epochs": 1}))
-    run = tmp_path / "run"
-    assert run_isolated(["main.py", "train", "--family", "attention-cnn", "--config", str(config), "--out",
-                         str(run)]).returncode == 0
-    done = run_isolated(["main.py", "train", "--family", "attention-cnn", "--config", str(config), "--out", str(run),
-                         "--epochs", "2"])
-    assert done.returncode == 0 and "resumed from epoch 1" in done.stderr
-    resumed = torch.load(run / "model.pt", weights_only=True)
+    stderr, resumed = train_stopped_and_resumed("attention-cnn", TINY_ATTENTION_TRAINING, tmp_path)
+    assert "resumed from epoch 1" in stderr
     assert all(torch.equal(resumed[k], final[k]) for k in final)
 
 
@@ -334,28 +333,18 @@ def test_training_refuses_bad_options(tmp_path):
 def test_the_trained_model_loads_analyses_and_reports(tiny_attention_model, tmp_path):
     import highdicom as hd
 
-    from app.report.content import ReportInput
-    from app.report.export import export_report
-    from inference.exam import load_exam
-    from inference.pipeline import analyze_exam
     from inference.serialize import read_result, write_result
     from inference.weights import load_model
     from tests.helpers import dciodvfy
-    from tests.inference.dicom_factory import make_dataset, write
     from tests.report.test_report import pdf_text
 
     loaded = load_model(tiny_attention_model)
     assert loaded.identity.family == "attention-cnn" and loaded.identity.classes == CLASSES
     assert loaded.identity.malignancy == () and loaded.identity.exclusive
-    folder = tmp_path / "exam"
-    folder.mkdir()
-    write(make_dataset(synthetic_view("R-CC", LESION, shape=(1600, 900)), "R-CC"), folder, "a.dcm")
-    exam = load_exam(folder)
-    result = analyze_exam(exam, loaded, device="cpu")
+    _, result, paths = report_one_view(loaded, tmp_path, synthetic_view("R-CC", LESION, shape=(1600, 900)))
     entry = result.entries[0].id
     view = result.views[View.R_CC].entries[entry]
     assert sum(view.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-    paths = export_report(ReportInput(exam, result), tmp_path / "out", formats=("pdf", "png", "json", "sr", "seg"))
     seg = next(p for p in paths if p.name.endswith("_saliency_seg.dcm"))
     assert dciodvfy(seg) == []
     assert [s.SegmentLabel for s in hd.seg.segread(seg).SegmentSequence] == ["attention map"]

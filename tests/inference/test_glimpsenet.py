@@ -16,7 +16,13 @@ from inference.glimpses import GlimpseSettings, glimpse_boxes, iou, mil_pool, sq
 from inference.models.glimpsenet import FCGN, GlimpseNetConfig
 from inference.models.inception import InceptionV3, remap_torchvision_inception_v3
 from inference.views import View
-from tests.helpers import make_glimpse_stub, run_isolated, synthetic_view
+from tests.helpers import (
+    make_glimpse_stub,
+    report_one_view,
+    run_isolated,
+    synthetic_view,
+    train_stopped_and_resumed,
+)
 
 LESION = (700, 300)  # (row, col) in a stored R-CC (the breast is on the right, chest wall at the right edge)
 
@@ -216,17 +222,11 @@ def test_short_training_is_deterministic_resumes_and_cross_validates(tiny_glimps
     final = torch.load(tiny_glimpse_model, weights_only=True)
     assert all(v.dtype == torch.float16 for v in final.values() if v.is_floating_point())
     # stopped after the first classifier epoch, then resumed: the uninterrupted run's weights
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({**TINY_GLIMPSE_TRAINING, "epochs": 1}))
-    run = tmp_path / "run"
-    assert run_isolated(["main.py", "train", "--family", "glimpsenet", "--config", str(config), "--out",
-                         str(run)]).returncode == 0
-    done = run_isolated(["main.py", "train", "--family", "glimpsenet", "--config", str(config), "--out", str(run),
-                         "--epochs", "2"])
-    assert done.returncode == 0 and "resumed after FCGN epoch 2 and classifier epoch 1" in done.stderr
-    resumed = torch.load(run / "model.pt", weights_only=True)
+    stderr, resumed = train_stopped_and_resumed("glimpsenet", TINY_GLIMPSE_TRAINING, tmp_path)
+    assert "resumed after FCGN epoch 2 and classifier epoch 1" in stderr
     assert all(torch.equal(resumed[k], final[k]) for k in final)
     # cross-validation: one model per fold, accuracy per fold and the mean
+    config = tmp_path / "config.json"
     config.write_text(json.dumps({**TINY_GLIMPSE_TRAINING, "fcgn_epochs": 1, "epochs": 1}))
     folds = run_isolated(["main.py", "train", "--family", "glimpsenet", "--config", str(config), "--out",
                           str(tmp_path / "cv"), "--folds", "2"])
@@ -257,27 +257,17 @@ def test_the_training_csv_names_bad_rows(tmp_path):
 def test_the_trained_model_loads_analyses_evaluates_and_reports(tiny_glimpse_model, tmp_path):
     import highdicom as hd
 
-    from app.report.content import ReportInput
-    from app.report.export import export_report
-    from inference.exam import load_exam
-    from inference.pipeline import analyze_exam
     from inference.serialize import read_result, write_result
     from inference.weights import load_model
     from tests.helpers import dciodvfy
-    from tests.inference.dicom_factory import make_dataset, write
     from tests.report.test_report import pdf_text
 
     loaded = load_model(tiny_glimpse_model)
     assert loaded.identity.family == "glimpsenet" and loaded.identity.malignancy == ("malignant",)
-    folder = tmp_path / "exam"
-    folder.mkdir()
-    write(make_dataset(synthetic_view("R-CC", LESION, shape=(1600, 900)), "R-CC"), folder, "a.dcm")
-    exam = load_exam(folder)
-    result = analyze_exam(exam, loaded, device="cpu")
+    _, result, paths = report_one_view(loaded, tmp_path, synthetic_view("R-CC", LESION, shape=(1600, 900)))
     entry = result.entries[0].id
     view = result.views[View.R_CC].entries[entry]
     assert sum(view.probabilities.values()) == pytest.approx(1.0, abs=1e-5) and view.regions
-    paths = export_report(ReportInput(exam, result), tmp_path / "out", formats=("pdf", "png", "json", "sr", "seg"))
     seg = next(p for p in paths if p.name.endswith("_saliency_seg.dcm"))
     assert dciodvfy(seg) == []
     assert [s.SegmentLabel for s in hd.seg.segread(seg).SegmentSequence] == ["saliency map"]
