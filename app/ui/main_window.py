@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app.analysis import Analysis, analyse_or_restore, exam_key
-from app.colours import class_colour
+from app.colours import class_colour, layer_lut
 from app.settings import AppSettings
 from app.study.store import BreastRead, ReaderMark, Store
 from app.ui.errors import show_error
@@ -66,14 +66,17 @@ DEMO_TEXT = "DEMO MODEL — trained on synthetic data only — NOT FOR CLINICAL 
 CLASS_KEYS = {"benign": "B", "malignant": "M"}
 
 
-def legend_pixmap(colour: tuple[int, int, int], width: int = 90, height: int = 12) -> QPixmap:
-    """0 -> 1 of one class: its colour, with opacity growing with the value."""
+def legend_pixmap(lut, width: int = 90, height: int = 12) -> QPixmap:
+    """0 -> 1 of a heat layer as drawn: its (256, 4) RGBA lookup table over black."""
     pixmap = QPixmap(width, height)
     pixmap.fill(Qt.GlobalColor.black)
     painter = QPainter(pixmap)
     gradient = QLinearGradient(0, 0, width, 0)
-    gradient.setColorAt(0.0, QColor(*colour, 0))
-    gradient.setColorAt(1.0, QColor(*colour, 255))
+    for index in range(0, 256, 15):
+        red, green, blue, alpha = (int(v) for v in lut[index])
+        gradient.setColorAt(index / 255, QColor(red, green, blue, alpha))
+    red, green, blue, alpha = (int(v) for v in lut[255])
+    gradient.setColorAt(1.0, QColor(red, green, blue, alpha))
     painter.fillRect(0, 0, width, height, gradient)
     painter.end()
     return pixmap
@@ -427,11 +430,12 @@ class MainWindow(QMainWindow):
         self.entry_label_action.setVisible(several)
         self.entry_combo.blockSignals(False)
         entry = self._entry()
-        names = []
+        layers = ()
         if entry is not None:
             first = next(iter(self.result.views.values()), None)
             if first is not None:
-                names = list(dict.fromkeys(l.name for l in first.entries[entry.id].layers))
+                layers = first.entries[entry.id].layers
+        names = list(dict.fromkeys(layer.name for layer in layers))
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
         self.layer_combo.addItem("main map", None)
@@ -444,18 +448,30 @@ class MainWindow(QMainWindow):
             if item.widget() is not None:
                 item.widget().deleteLater()
         self._class_boxes = {}
+        mapped = {layer.class_name for layer in layers}
         for number, name in enumerate(entry.classes if entry else (), start=1):
+            if name not in mapped:  # a class without a map has nothing to switch
+                continue
             key = CLASS_KEYS.get(name, f"Alt+{number}")
             box = QCheckBox(f"{name.replace('_', ' ')} ({key})")
             box.setObjectName(f"classBox_{name}")
             box.setChecked(True)
             box.toggled.connect(self._apply_overlay_options)
             legend = QLabel()
-            legend.setPixmap(legend_pixmap(class_colour(name, entry.classes)))
+            legend.setPixmap(legend_pixmap(layer_lut("", class_colour(name, entry.classes))))
             legend.setToolTip(f"{name}: transparent at 0, full colour at 1")
             self.classes_layout.addWidget(box)
             self.classes_layout.addWidget(legend)
             self._class_boxes[name] = box
+        for layer in {layer.name: layer for layer in layers if layer.class_name is None and layer.primary}.values():
+            label = QLabel(layer.name)  # a map of no class (attention, saliency): its colour map, shown by H
+            label.setObjectName(f"layerLegend_{layer.name}")
+            legend = QLabel()
+            legend.setPixmap(legend_pixmap(layer_lut(layer.colormap, (255, 255, 255))))
+            legend.setToolTip(f"{layer.name}{' in ' + layer.colormap if layer.colormap else ''}, relative to its "
+                              "maximum: transparent at 0, full colour at 1")
+            self.classes_layout.addWidget(label)
+            self.classes_layout.addWidget(legend)
 
     def _toggle_class(self, name: str) -> None:
         if name in self._class_boxes:

@@ -62,6 +62,10 @@ class BreastInput:
     recommendation: QComboBox
 
 
+COMPARE_TITLE = "Probability of malignancy: reader | model | hybrid (mean)"
+FINDINGS_ONLY_TITLE = "Probability of malignancy: reader (no model gives one)"
+
+
 class ReaderPanel(QGroupBox):
     """Per breast: probability of malignancy 0–100 % (slider + spin box), optional benign %, BI-RADS
     assessment, breast density and recommendation."""
@@ -270,7 +274,7 @@ class ScorePanelWidget(QWidget):
         layout.addWidget(self.model_box)
         layout.addWidget(self.hidden_label)
         layout.addWidget(self.reader)
-        self.compare_box = QGroupBox("Probability of malignancy: reader | model | hybrid (mean)")
+        self.compare_box = QGroupBox(COMPARE_TITLE)
         QVBoxLayout(self.compare_box).addWidget(self.compare)
         layout.addWidget(self.compare_box)
         layout.addStretch(1)
@@ -340,6 +344,8 @@ class ScorePanelWidget(QWidget):
             headers += [name, "hybrid" if len(entries) == 1 else f"hybrid ({entry.id})"]
         if not entries:
             headers += ["model", "hybrid"]
+        findings_only = bool(self.result and self.result.entries) and not entries
+        self.compare_box.setTitle(FINDINGS_ONLY_TITLE if findings_only else COMPARE_TITLE)
         rows = []
         for side in ("R", "L"):
             reader = self.reader.value(side)

@@ -47,4 +47,5 @@ def test_the_attention_map_is_drawn_in_viridis_on_the_breast(qtbot, store, tmp_p
     assert "P(malignant)" not in headers
     texts = " ".join(label.text() for label in window.scores.findChildren(type(window.scores.reader.saved_label)))
     assert "findings only" in texts
+    assert "(no model gives one)" in window.scores.compare_box.title()
     grab_png(window, tmp_path / "attention.png")

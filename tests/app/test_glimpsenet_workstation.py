@@ -44,4 +44,9 @@ def test_saliency_and_glimpses_on_the_breast(qtbot, store, tmp_path):
     decision = window.result.exam[window.result.entries[0].id]
     assert decision.breast.value == "R" and decision.malignant == pytest.approx(
         window.result.views[View.R_CC].entries[window.result.entries[0].id].probabilities["malignant"])
+    # no class has a map: no class switches, the saliency's own colour map as the legend
+    from PySide6.QtWidgets import QLabel
+
+    assert window._class_boxes == {}  # noqa: SLF001
+    assert window.findChild(QLabel, "layerLegend_saliency").text() == "saliency"
     grab_png(window, tmp_path / "glimpsenet.png")
