@@ -22,6 +22,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -48,7 +49,8 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, int, int], None]
 CancelCallback = Callable[[], bool]
 
-__all__ = ["Cancelled", "analyze_exam", "as_groups", "choose_device", "fast_mode_numerics", "numerics"]
+__all__ = ["Cancelled", "PreparedExam", "analyze_exam", "as_groups", "choose_device", "fast_mode_numerics", "model_families",
+           "numerics", "prepare_exam", "run_prepared"]
 
 
 def choose_device(requested: str | torch.device | None = None) -> tuple[torch.device, tuple[str, ...]]:
@@ -115,12 +117,12 @@ def entry_of(group: ModelGroup) -> ModelEntry:
 # ------------------------------------------------------------------------------------------------- running
 
 
-def _prepare_all(groups: list[ModelGroup], images: dict[View, np.ndarray], flips: dict[View, bool],
+def _prepare_all(families: Sequence[str], images: dict[View, np.ndarray], flips: dict[View, bool],
                  progress: ProgressCallback) -> dict[str, dict[View, Prepared]]:
     """Every view prepared once per preprocessing the families need (GMIC and GLAM share theirs)."""
     kinds: dict[str, object] = {}
-    for group in groups:
-        family = backends.get(group.identity.family)
+    for name in families:
+        family = backends.get(name)
         kinds.setdefault(family.preprocessing, family)
     order = [v for v in View if v in images]
     jobs = [(kind, view) for kind in kinds for view in order]
@@ -155,6 +157,44 @@ def _run_models(groups: list[ModelGroup], prepared: dict[str, dict[View, Prepare
     return outputs
 
 
+@dataclass(frozen=True)
+class PreparedExam:
+    """An exam's views ready for the networks: what :func:`prepare_exam` hands to :func:`run_prepared`.
+
+    It holds no model and no torch state, so the two halves may run in different processes (the archive
+    batch decodes and prepares on CPU workers and runs the models in actors that hold them).
+
+    Attributes:
+        prepared: preprocessing key -> view -> the prepared view.
+        original_shapes: view -> (rows, cols) of the image as stored.
+        uncounted: views analysed but not counted, with the reason (possible laterality errors).
+    """
+
+    prepared: dict[str, dict[View, Prepared]]
+    original_shapes: dict[View, tuple[int, int]]
+    uncounted: dict[View, str]
+
+
+def model_families(models: object) -> tuple[str, ...]:
+    """The family names of ``models`` (anything :func:`as_groups` takes), each once, in order."""
+    return tuple(dict.fromkeys(g.identity.family for g in as_groups(models)))
+
+
+def prepare_exam(
+    views: object,
+    families: Sequence[str],
+    *,
+    progress: ProgressCallback | None = None,
+    horizontal_flip: bool | None = None,
+) -> PreparedExam:
+    """Prepare every view once per preprocessing that ``families`` (family names, see
+    :func:`model_families`) need; no network runs here, and no model is needed."""
+    images, flips, uncounted = _views_of(views, horizontal_flip)
+    prepared = _prepare_all(families, images, flips, progress or (lambda stage, done, total: None))
+    shapes = {v: (int(images[v].shape[0]), int(images[v].shape[1])) for v in View if v in images}
+    return PreparedExam(prepared, shapes, uncounted)
+
+
 def analyze_exam(
     views: object,
     models: object,
@@ -180,15 +220,32 @@ def analyze_exam(
         horizontal_flip: the exam's "stored mirrored" flag; defaults to the exam's own, else False.
         batch_size: views per forward pass (default 1 on the CPU, where batching is no faster, 4 on CUDA).
     """
+    cancel = cancel or (lambda: False)
+    if cancel():
+        raise Cancelled()
+    prepared = prepare_exam(views, model_families(models), progress=progress, horizontal_flip=horizontal_flip)
+    return run_prepared(prepared, models, device=device, progress=progress, cancel=cancel, mode=mode,
+                        batch_size=batch_size)
+
+
+def run_prepared(
+    exam: PreparedExam,
+    models: object,
+    *,
+    device: str | torch.device | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+    mode: Mode | str = Mode.EXACT,
+    batch_size: int | None = None,
+) -> ExamResult:
+    """Run the models on a :class:`PreparedExam` and gather the per-view, per-breast and exam results
+    (the arguments as in :func:`analyze_exam`; ``models`` must be those the exam was prepared for)."""
     progress = progress or (lambda stage, done, total: None)
     cancel = cancel or (lambda: False)
-    images, flips, uncounted = _views_of(views, horizontal_flip)
     groups = as_groups(models)
     mode = Mode(mode)
     device, notices = choose_device(device)
-    if cancel():
-        raise Cancelled()
-    prepared = _prepare_all(groups, images, flips, progress)
+    prepared, uncounted = exam.prepared, exam.uncounted
     size = batch_size or (4 if device.type == "cuda" else 1)
     try:
         outputs = _run_models(groups, prepared, device, mode, size, progress, cancel)
@@ -203,10 +260,10 @@ def analyze_exam(
 
     entries = tuple(entry_of(g) for g in groups)
     view_results = {}
-    for view in (v for v in View if v in images):
+    for view, shape in exam.original_shapes.items():
         warnings = tuple(dict.fromkeys(w for kind in prepared.values() for w in kind[view].warnings))
         view_results[view] = ViewResult(
-            view=view, original_shape=tuple(int(s) for s in images[view].shape),
+            view=view, original_shape=shape,
             entries={g.id: entry_view(outputs[g.id][view], g.members[0].identity.label) for g in groups}, warnings=warnings,
             counted=view not in uncounted, uncounted_reason=uncounted.get(view, ""))
     notices += tuple(f"{view.value} is not counted in the breast and exam scores: {reason}"

@@ -95,6 +95,31 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--reader", help="reader name for the header")
     report.set_defaults(handler="app.cli.report:run")
 
+    batch = sub.add_parser("batch", parents=[common],
+                           help="a whole archive through the models: resumable, one table of results, local or on Ray",
+                           description="Analyse every exam of SOURCE and write its files in DIR/<exam_id>/, the "
+                           "table DIR/scores.parquet and DIR/failures.csv. A rerun skips the exams already done.")
+    batch.add_argument("source", metavar="SOURCE",
+                       help="a case list CSV (case_id, exam, ...), a folder of exam folders, or a text file "
+                       "with one exam per line")
+    batch.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    batch.add_argument("--models", nargs="+", help=MODELS_HELP)
+    batch.add_argument("--format", default="json", help="comma-separated: json, sr, seg, pdf, png (default json)")
+    batch.add_argument("--engine", default="local", choices=["local", "ray"],
+                       help="local: this process (default); ray: Ray Data on a local Ray instance or --address")
+    batch.add_argument("--address", metavar="RAY_ADDRESS",
+                       help="join this Ray cluster (default: RAY_ADDRESS, else a local instance)")
+    batch.add_argument("--workers", type=int, help="model actors (default: one per GPU share, else half the CPUs)")
+    batch.add_argument("--gpus-per-worker", type=float, default=0.0,
+                       help="GPUs each model actor reserves (0, the default: CPU actors)")
+    batch.add_argument("--allow-missing-views", action="store_true",
+                       help="analyse exams that lack a view (by default they are recorded as failed)")
+    batch.add_argument("--deidentify", action="store_true", help="no patient identifiers in any output")
+    batch.add_argument("--force", action="store_true", help="analyse every exam again, even those already done")
+    batch.add_argument("--percent-t", type=float, default=None)
+    batch.add_argument("--page-size", default="A4", choices=["A4", "Letter"])
+    batch.set_defaults(handler="app.cli.batch:run")
+
     study = sub.add_parser("study", parents=[common],
                            help="reader studies: create, scores, read, status, results, export, import")
     study.add_argument("--db", help="study database (default: the app's local store)")
@@ -105,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--readers", required=True, help="comma-separated reader names")
     create.add_argument("--design", default="sequential", choices=["unaided", "sequential", "concurrent", "crossover"],
                         help="crossover: two sessions, each case read once unaided and once with the AI")
+    create.add_argument("--scores", metavar="PARQUET",
+                        help="take the models' scores from a batch's scores.parquet (case ID = exam ID)")
     create.add_argument("--seed", type=int, default=0)
     create.add_argument("--washout-days", type=int, default=0,
                         help="crossover: days between a reader's last session-1 reading and session 2")

@@ -1,23 +1,22 @@
-"""``python main.py report EXAM… --out DIR``: annotated reports for one exam or a batch."""
+"""``python main.py report EXAM… --out DIR``: annotated reports for one exam or a list of them."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from app.cli.common import ProgressBar, model_sources
+from app.cli.batch import formats_of, print_summary
+from app.cli.common import model_sources
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.report.batch import run_batch  # noqa: PLC0415
-    from app.report.export import FORMATS  # noqa: PLC0415
-    from inference.weights import load_model_groups  # noqa: PLC0415
+    from app.archive.ledger import Progress  # noqa: PLC0415
+    from app.archive.run import run_batch  # noqa: PLC0415
+    from app.archive.sources import items_of_exams  # noqa: PLC0415
+    from app.archive.unit import BatchOptions  # noqa: PLC0415
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        print(f"error: unknown format(s) {', '.join(bad) or '(none given)'}; choose from {', '.join(FORMATS)}",
-              file=sys.stderr)
+    formats = formats_of(args.format)
+    if formats is None:
         return 2
     sources = list(args.exams)
     if args.cases:
@@ -27,14 +26,12 @@ def run(args: argparse.Namespace) -> int:
     if not sources:
         print("error: give at least one exam or --cases CSV", file=sys.stderr)
         return 2
-    models = load_model_groups(model_sources(args), percent_t=args.percent_t)
-    bar = ProgressBar()
-    summary = run_batch(sources, models, args.out, formats=formats, deidentify=args.deidentify,
-                        device=args.device or "auto", page_size=args.page_size, reader=args.reader or "",
-                        progress=bar, force=args.force, mode=args.mode or "exact")
-    bar.close()
-    print(f"{len(summary.done)} exam(s) reported, {len(summary.skipped)} already done (skipped), "
-          f"{len(summary.failed)} failed; {summary.exams_per_minute:.1f} exams/minute")
-    for source, reason in summary.failed:
-        print(f"FAILED {source}: {reason}")
+    items = items_of_exams(sources)
+    # report: every file in DIR, and an exam that lacks a view is reported with what it has
+    options = BatchOptions(formats=tuple(formats), deidentify=args.deidentify, page_size=args.page_size,
+                           reader=args.reader or "", mode=args.mode or "exact", device=args.device or "auto",
+                           folder_per_exam=False, allow_missing_views=True)
+    summary = run_batch(items, model_sources(args), args.out, options, force=args.force,
+                        progress=Progress(len(items)), percent_t=args.percent_t)
+    print_summary(summary, "reported")
     return 1 if summary.failed else 0

@@ -34,6 +34,12 @@ def _create(store, args) -> int:
     study_id = create_study(store, args.name, args.design, readers, read_case_list(args.cases, check_exams=True),
                             seed=args.seed, washout_days=args.washout_days)
     print(f"created study {args.name!r} (id {study_id}) with {len(readers)} readers")
+    if args.scores:
+        from app.study.scores import import_batch_scores  # noqa: PLC0415
+
+        given, without = import_batch_scores(store, study_id, args.scores)
+        print(f"model scores of {given} case(s) taken from {args.scores}"
+              + (f"; {without} case(s) have none there ('study scores {args.name}' computes them)" if without else ""))
     return 0
 
 

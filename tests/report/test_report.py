@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -230,38 +231,52 @@ def test_batch_command_continues_past_a_bad_exam_and_resumes(dicom_exam, tmp_pat
     assert "1 already done (skipped)" in again.stdout
 
 
+def _report_many(exams, model, out, **options):
+    """``report EXAM…`` as the command runs it: every file in DIR, incomplete exams reported."""
+    from app.archive.run import run_batch
+    from app.archive.sources import items_of_exams
+    from app.archive.unit import BatchOptions
+
+    force = options.pop("force", False)
+    batch_options = BatchOptions(device="cpu", folder_per_exam=False, allow_missing_views=True, **options)
+    return run_batch(items_of_exams(exams), [model], out, batch_options, force=force)
+
+
 def test_batch_records_a_full_disk_for_one_exam_and_goes_on(dicom_exam, tmp_path, monkeypatch):
     import errno
 
-    from app.report import batch
+    from app.report import export
 
     calls = []
+    real = export.export_report
 
-    def export_filling_the_disk(report, out, formats, page_size):  # noqa: ARG001
+    def export_filling_the_disk(report, out, formats, page_size):
         calls.append(report.exam)
         if len(calls) == 1:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return []
+            raise OSError(errno.ENOSPC, "No space left on device", str(out))
+        return real(report, out, formats, page_size)
 
-    monkeypatch.setattr(batch, "export_report", export_filling_the_disk)
-    summary = batch.run_batch([dicom_exam, dicom_exam], make_stub_model(), tmp_path / "out", device="cpu")
-    assert len(summary.failed) == 1 and "No space left on device" in summary.failed[0][1]
-    assert summary.done == [str(dicom_exam)] and len(calls) == 2
+    monkeypatch.setattr(export, "export_report", export_filling_the_disk)
+    other = tmp_path / "other"
+    shutil.copytree(dicom_exam, other)
+    summary = _report_many([dicom_exam, other], make_stub_model(), tmp_path / "out")
+    assert len(summary.failed) == 1 and "the disk is full" in summary.failed[0].reason
+    assert [o.location for o in summary.done] == [str(other)] and len(calls) == 2
+    failures = (tmp_path / "out" / "failures.csv").read_text()
+    assert "the disk is full" in failures and dicom_exam.name in failures
 
 
 def test_batch_skips_only_what_was_asked_before_and_force_writes_again(dicom_exam, tmp_path):
-    from app.report import batch
-
     model = make_stub_model()
     out = tmp_path / "out"
-    first = batch.run_batch([dicom_exam], model, out, formats=("json",), device="cpu")
-    assert first.done == [str(dicom_exam)]
-    assert batch.run_batch([dicom_exam], model, out, formats=("json",), device="cpu").skipped == [str(dicom_exam)]
+    first = _report_many([dicom_exam, dicom_exam], model, out, formats=("json",))
+    assert [o.location for o in first.done] == [str(dicom_exam)]  # named twice, reported once
+    assert [o.location for o in _report_many([dicom_exam], model, out, formats=("json",)).skipped] == [str(dicom_exam)]
     # a de-identified PDF was not asked for before: it is made, not skipped
-    other = batch.run_batch([dicom_exam], model, out, formats=("pdf",), deidentify=True, device="cpu")
-    assert other.done == [str(dicom_exam)] and list(out.glob("anon-*.pdf"))
-    forced = batch.run_batch([dicom_exam], model, out, formats=("pdf",), deidentify=True, device="cpu", force=True)
-    assert forced.done == [str(dicom_exam)] and not forced.skipped
+    other = _report_many([dicom_exam], model, out, formats=("pdf",), deidentify=True)
+    assert len(other.done) == 1 and list(out.glob("anon-*.pdf"))
+    forced = _report_many([dicom_exam], model, out, formats=("pdf",), deidentify=True, force=True)
+    assert len(forced.done) == 1 and not forced.skipped
 
 
 def test_report_files_are_named_from_the_accession_not_a_uid(analysed, tmp_path):

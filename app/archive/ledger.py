@@ -1,0 +1,149 @@
+"""The driver's bookkeeping of a batch: what is left to do, the outcomes as they arrive (journal, failures,
+the score table, progress), whatever engine produces them. Only the driver writes these files."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from app.archive.sources import ExamItem
+from app.archive.table import BOOKKEEPING, SCORES_FILE, part_path, read_part, write_scores
+from app.archive.unit import Outcome, already_done
+from inference.files import write_text_atomic
+
+FAILURES_FILE = "failures.csv"
+FAILURE_COLUMNS = ("exam_id", "location", "reason", "failed_at")
+# the table is rewritten after every exam while it is small (a few milliseconds), then every 30 s
+CONSOLIDATE_ALWAYS_ROWS = 20_000
+CONSOLIDATE_EVERY_S = 30.0
+
+
+@dataclass
+class BatchSummary:
+    total: int = 0
+    done: list[Outcome] = field(default_factory=list)
+    skipped: list[Outcome] = field(default_factory=list)
+    failed: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exams_per_minute(self) -> float:
+        return 60.0 * len(self.done) / self.seconds if self.seconds > 0 else 0.0
+
+
+class Progress:
+    """Exams done / failed / per minute and the time left, on one terminal line (stderr)."""
+
+    def __init__(self, total: int, stream: TextIO | None = sys.stderr, every_s: float = 1.0) -> None:
+        self.total, self.stream, self.every_s = total, stream, every_s
+        self.started = time.perf_counter()
+        self.shown = 0.0
+
+    def line(self, done: int, failed: int) -> str:
+        elapsed = time.perf_counter() - self.started
+        finished = done + failed
+        rate = 60.0 * finished / elapsed if elapsed > 0 else 0.0
+        left = self.total - finished
+        eta = f"{left / rate:.1f} min left" if rate > 0 and left else ("finished" if not left else "")
+        return f"{finished}/{self.total} exams: {done} done, {failed} failed, {rate:.1f}/min, {eta}".rstrip(", ")
+
+    def __call__(self, done: int, failed: int, final: bool = False) -> None:
+        if self.stream is None:
+            return
+        now = time.perf_counter()
+        if final or now - self.shown >= self.every_s:
+            self.shown = now
+            self.stream.write("\r" + self.line(done, failed).ljust(72) + ("\n" if final else ""))
+            self.stream.flush()
+
+
+class Ledger:
+    """Records each outcome: the journal line, the failures file, the exam's rows in the score table."""
+
+    def __init__(self, out: Path, items: Sequence[ExamItem], record: dict, *, force: bool = False,
+                 progress: Progress | None = None) -> None:
+        self.out = Path(out)
+        (self.out / BOOKKEEPING).mkdir(parents=True, exist_ok=True)
+        self.summary = BatchSummary(total=len(items))
+        self.started = time.perf_counter()
+        self.progress = progress
+        self.tables: dict[str, object] = {}  # exam ID -> its rows (a few dozen per exam), read once
+        self.failures = self._earlier_failures({i.exam_id for i in items})
+        self.todo: list[ExamItem] = []
+        self.by_id = {i.exam_id: i for i in items}
+        for item in items:
+            if not force and already_done(self.out, item, record):
+                self.summary.skipped.append(Outcome(item.exam_id, item.location, "skipped"))
+                self._keep_rows(item)
+                self.failures.pop(item.exam_id, None)
+            else:
+                self.todo.append(item)
+        self.journal = (self.out / BOOKKEEPING / "journal.csv").open("a", encoding="utf-8", newline="")
+        self.consolidated = time.perf_counter()
+        self._consolidate()
+
+    def _keep_rows(self, item: ExamItem) -> None:
+        table = read_part(part_path(self.out, item))
+        if table is not None:
+            self.tables[item.exam_id] = table
+
+    def _earlier_failures(self, ids: set[str]) -> dict[str, dict]:
+        """Failures of an earlier run that this run has not yet retried stay in the file until it does."""
+        try:
+            with (self.out / FAILURES_FILE).open(newline="", encoding="utf-8") as handle:
+                return {row["exam_id"]: row for row in csv.DictReader(handle) if row.get("exam_id") in ids}
+        except (OSError, KeyError, csv.Error):
+            return {}
+
+    def add(self, outcome: Outcome) -> None:
+        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        csv.writer(self.journal).writerow([now, outcome.exam_id, outcome.status, f"{outcome.seconds:.3f}",
+                                           outcome.reason])
+        self.journal.flush()
+        if outcome.status == "done":
+            self.summary.done.append(outcome)
+            self._keep_rows(self.by_id[outcome.exam_id])
+            if self.failures.pop(outcome.exam_id, None) is not None:
+                self._write_failures()
+        else:
+            self.summary.failed.append(outcome)
+            self.failures[outcome.exam_id] = {"exam_id": outcome.exam_id, "location": outcome.location,
+                                              "reason": outcome.reason, "failed_at": now}
+            self._write_failures()
+        rows = sum(t.num_rows for t in self.tables.values())
+        if rows <= CONSOLIDATE_ALWAYS_ROWS or time.perf_counter() - self.consolidated >= CONSOLIDATE_EVERY_S:
+            self._consolidate()
+        if self.progress is not None:
+            self.progress(len(self.summary.done), len(self.summary.failed))
+
+    def _write_failures(self) -> None:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, FAILURE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.failures.values())
+        write_text_atomic(self.out / FAILURES_FILE, text.getvalue())
+
+    def _consolidate(self) -> Path:
+        self.consolidated = time.perf_counter()
+        return write_scores(self.out, list(self.tables.values()))
+
+    def close(self) -> BatchSummary:
+        """The final table and failures file (also after Ctrl+C: a partial run stays usable)."""
+        self.journal.close()
+        self._consolidate()
+        self._write_failures()
+        self.summary.seconds = time.perf_counter() - self.started
+        if self.progress is not None:
+            self.progress(len(self.summary.done), len(self.summary.failed), final=True)
+        return self.summary
+
+    @property
+    def scores_path(self) -> Path:
+        return self.out / SCORES_FILE

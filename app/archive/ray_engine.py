@@ -1,0 +1,160 @@
+"""The Ray engine: the unit of work on Ray Data.
+
+Three stages stream one exam at a time: decoding and ``prepare_view`` as CPU tasks; the models in a pool of
+actors that load them once (``num_gpus`` each on CUDA, CPU actors otherwise); writing the files and table
+rows as CPU tasks. Ray Data's streaming executor applies backpressure between the stages, so neither the
+driver nor the object store ever holds the archive; only each exam's small outcome comes back to the driver.
+
+A worker that dies (a node lost, an actor killed) is replaced and its exam retried by Ray; bad input is not
+retried, it is an outcome like any other. Every node needs the project installed (``pip install -e
+'.[cluster]'``) and the model files and exams at the same paths (a shared file system).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import pickle
+import socket
+from pathlib import Path
+
+from app.archive.ledger import Ledger
+from app.archive.table import BOOKKEEPING
+from app.archive.unit import Analysed, BatchOptions, Decoded, Outcome, analyse, decode, write
+from app.archive.sources import ExamItem
+from inference.errors import MammoError
+
+logger = logging.getLogger(__name__)
+
+MISSING_RAY = ("--engine ray needs Ray, an optional extra of the project: pip install -e '.[cluster]' "
+               "(the local engine, the default, needs nothing more)")
+
+
+DECODE_MEMORY = 2 << 30  # bytes: a worker with torch and a four-view exam of 4000 x 3000 images, decoded and prepared
+
+
+def require_ray() -> None:
+    try:
+        import ray  # noqa: F401, PLC0415
+        import ray.data  # noqa: F401, PLC0415
+    except ImportError as error:
+        raise MammoError(MISSING_RAY) from error
+
+
+def _item(row: dict) -> ExamItem:
+    return ExamItem(str(row["exam_id"]), str(row["location"]))
+
+
+def _decode_row(row: dict, families: tuple[str, ...], options: BatchOptions) -> dict:
+    decoded = decode(_item(row), families, options)
+    if decoded.failure:
+        return {**row, "payload": b"", "failure": decoded.failure}
+    # the prepared views and the exam travel to the next stage through the object store
+    return {**row, "payload": pickle.dumps((decoded.exam, decoded.prepared), protocol=5), "failure": ""}
+
+
+class ModelActor:
+    """Holds the models (loaded once per actor) and runs them on each prepared exam."""
+
+    def __init__(self, model_sources: list[str], percent_t: float | None, options: BatchOptions, out: str) -> None:
+        from inference.weights import load_model_groups  # noqa: PLC0415
+
+        self.groups = load_model_groups(model_sources, percent_t=percent_t)
+        self.options = options
+        # who is working, for an operator (and the tests) to find: host and PID, no patient data
+        folder = Path(out) / BOOKKEEPING / "workers"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{socket.gethostname()}-{os.getpid()}.json").write_text(
+            json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}), encoding="utf-8")
+
+    def __call__(self, row: dict) -> dict:
+        item = _item(row)
+        if row["failure"]:
+            return {**row, "payload": b"", "seconds": 0.0}
+        exam, prepared = pickle.loads(row["payload"])  # noqa: S301 - our own stage's output, within the batch
+        analysed = analyse(Decoded(item, exam, prepared), self.groups, self.options)
+        if analysed.failure:
+            return {**row, "payload": b"", "failure": analysed.failure, "seconds": 0.0}
+        return {**row, "payload": pickle.dumps((exam, analysed.result), protocol=5), "seconds": analysed.seconds}
+
+
+def _write_row(row: dict, out: str, options: BatchOptions, record: dict) -> dict:
+    item = _item(row)
+    if row["failure"]:
+        analysed = Analysed(item, failure=str(row["failure"]))
+    else:
+        exam, result = pickle.loads(row["payload"])  # noqa: S301 - our own stage's output, within the batch
+        analysed = Analysed(item, exam, result, float(row["seconds"]))
+    outcome = write(analysed, Path(out), options, record)
+    return {"exam_id": outcome.exam_id, "location": outcome.location, "status": outcome.status,
+            "reason": outcome.reason, "files": json.dumps(list(outcome.files)), "seconds": outcome.seconds}
+
+
+def _workers(requested: int | None, gpus_per_worker: float) -> int:
+    import ray  # noqa: PLC0415
+
+    if requested:
+        return int(requested)
+    resources = ray.cluster_resources()
+    if gpus_per_worker > 0:
+        return max(1, int(resources.get("GPU", 0) // gpus_per_worker))
+    return max(1, int(resources.get("CPU", 1)) // 2)  # the other half decodes and writes
+
+
+def run_on_ray(
+    ledger: Ledger,
+    model_sources: list[str],
+    groups,
+    out: Path,
+    options: BatchOptions,
+    record: dict,
+    *,
+    percent_t: float | None = None,
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 0.0,
+    init: dict | None = None,
+) -> None:
+    """``ledger.todo`` on Ray: joins ``address`` (or ``RAY_ADDRESS``), else starts a local instance, which
+    is shut down at the end (a joined cluster is left as it was)."""
+    import ray  # noqa: PLC0415
+    import ray.data  # noqa: PLC0415
+
+    from inference.pipeline import model_families  # noqa: PLC0415
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
+                     **(init or {}))
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            raise MammoError(f"Ray cluster {address or 'local'}: cannot start or join it ({error})") from error
+    try:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # its plan and timings: in its own log files
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # the batch prints its own line: done, failed, per minute, ETA
+        count = _workers(workers, gpus_per_worker)
+        rows = [{"exam_id": i.exam_id, "location": i.location} for i in ledger.todo]
+        dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
+        # the decode tasks ask for memory for an exam's images and prepared views; that also keeps Ray
+        # Data from fusing them into the model actors (it fuses stages whose resource requests match)
+        dataset = dataset.map(functools.partial(_decode_row, families=model_families(groups), options=options),
+                              num_cpus=1, memory=DECODE_MEMORY)
+        actor_resources = {"num_gpus": gpus_per_worker} if gpus_per_worker > 0 else {"num_cpus": 1}
+        # Ray Data restarts a lost actor and retries its exam (max_restarts = max_task_retries = -1, its
+        # default for actor pools; tests/archive kills one to hold it to that)
+        dataset = dataset.map(ModelActor, fn_constructor_kwargs={
+            "model_sources": model_sources, "percent_t": percent_t, "options": options, "out": str(out)},
+            compute=ray.data.ActorPoolStrategy(size=count), **actor_resources)
+        dataset = dataset.map(functools.partial(_write_row, out=str(out), options=options, record=record),
+                              num_cpus=1)
+        for row in dataset.iter_rows():
+            ledger.add(Outcome(str(row["exam_id"]), str(row["location"]), str(row["status"]), str(row["reason"]),
+                               tuple(json.loads(row["files"])), float(row["seconds"])))
+    finally:
+        if started_here:
+            ray.shutdown()  # the pool's actors go with it, and their CPU/GPU reservations

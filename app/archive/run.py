@@ -1,0 +1,66 @@
+"""``run_batch``: the batch as one call, whatever the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from app.archive.ledger import BatchSummary, Ledger, Progress
+from app.archive.sources import ExamItem
+from app.archive.unit import BatchOptions
+from inference.errors import MammoError
+
+ENGINES = ("local", "ray")
+
+
+def run_batch(
+    items: Sequence[ExamItem],
+    models: Sequence,
+    out: str | Path,
+    options: BatchOptions,
+    *,
+    engine: str = "local",
+    force: bool = False,
+    progress: Progress | None = None,
+    percent_t: float | None = None,
+    ray_options: dict | None = None,
+) -> BatchSummary:
+    """Analyse every exam of ``items`` and write its files in ``out``; exams finished by an earlier run with
+    the same options are skipped (unless ``force``).
+
+    ``models``: checkpoint files or folders (``--models``), or for the local engine loaded models (anything
+    ``inference.pipeline.as_groups`` takes). The Ray engine's actors load the files themselves.
+
+    ``ray_options`` (engine ``ray``): ``address``, ``workers``, ``gpus_per_worker`` and ``init`` (extra
+    ``ray.init`` arguments for a local instance).
+    """
+    from inference.pipeline import as_groups  # noqa: PLC0415
+    from inference.weights import load_model_groups  # noqa: PLC0415
+
+    if engine not in ENGINES:
+        raise MammoError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
+    if engine == "ray":
+        from app.archive.ray_engine import require_ray  # noqa: PLC0415
+
+        require_ray()  # before anything is loaded: a missing extra is said at once
+    out = Path(out)
+    sources = [str(m) for m in models] if all(isinstance(m, (str, Path)) for m in models) else None
+    if sources is None and engine != "local":
+        raise MammoError("the Ray engine loads the models in its workers: give checkpoint files, not loaded models")
+    # the driver's copy: the models' identities for the markers (and the local engine's models)
+    groups = load_model_groups(sources, percent_t=percent_t) if sources is not None else as_groups(models)
+    record = options.record([f"{g.id}={g.key}" for g in groups])
+    ledger = Ledger(out, items, record, force=force, progress=progress)
+    try:
+        if engine == "local":
+            from app.archive.local import run_local  # noqa: PLC0415
+
+            run_local(ledger, groups, out, options, record)
+        elif ledger.todo:
+            from app.archive.ray_engine import run_on_ray  # noqa: PLC0415
+
+            run_on_ray(ledger, sources, groups, out, options, record, percent_t=percent_t,
+                       **(ray_options or {}))
+    finally:
+        summary = ledger.close()
+    return summary

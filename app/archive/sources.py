@@ -1,0 +1,120 @@
+"""What a batch runs over: a case list CSV, a folder of exam folders, or a text file with one exam per line."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference.errors import MammoError
+
+PACS_SCHEMES = ("dimse://", "dicomweb+http://", "dicomweb+https://")
+
+
+@dataclass(frozen=True)
+class ExamItem:
+    """One exam of a batch.
+
+    Attributes:
+        exam_id: the case ID of a case list, else the exam folder's name (unique within the batch).
+        location: the exam's folder, manifest or file, absolute.
+    """
+
+    exam_id: str
+    location: str
+
+    @property
+    def key(self) -> str:
+        """A stable name for the exam's bookkeeping files (the same exam gets the same key in every run)."""
+        return hashlib.sha1(self.location.encode("utf-8")).hexdigest()
+
+
+def _located(entry: str, base: Path) -> str:
+    if entry.startswith(PACS_SCHEMES):
+        raise MammoError(f"{entry.split('/')[0]}// exams: studies on a PACS cannot be read yet (this build has "
+                         "no PACS support); retrieve them into folders first")
+    path = Path(entry)
+    return str((path if path.is_absolute() else base / path).resolve())
+
+
+def _unique(items: list[ExamItem], source: Path) -> list[ExamItem]:
+    seen: dict[str, str] = {}
+    for item in items:
+        if item.exam_id in seen:
+            raise MammoError(f"exam ID {item.exam_id!r} is given twice ({seen[item.exam_id]} and {item.location}); "
+                             "the result table needs one ID per exam", source)
+        seen[item.exam_id] = item.location
+    if not items:
+        raise MammoError("no exam in it", source)
+    return items
+
+
+def _from_csv(path: Path) -> list[ExamItem]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise MammoError(f"the case list cannot be read ({error})", path) from error
+    items = []
+    for number, row in enumerate(rows, start=2):
+        exam = (row.get("exam") or "").strip()
+        if not exam:
+            raise MammoError(f"line {number} has no 'exam' (the columns are case_id, exam[, ...])", path)
+        location = _located(exam, path.parent)
+        case_id = (row.get("case_id") or "").strip() or Path(location).name
+        items.append(ExamItem(case_id, location))
+    return items
+
+
+def _from_folder(folder: Path) -> list[ExamItem]:
+    exams = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not exams:
+        raise MammoError("the folder holds no exam folder (a batch folder holds one folder per exam; "
+                         "for one exam use 'report')", folder)
+    return [ExamItem(p.name, str(p.resolve())) for p in exams]
+
+
+def _from_list(path: Path) -> list[ExamItem]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise MammoError(f"the exam list cannot be read ({error})", path) from error
+    entries = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return [ExamItem(Path(location).name, location) for location in (_located(e, path.parent) for e in entries)]
+
+
+def read_batch_source(source: str | Path) -> list[ExamItem]:
+    """The exams of ``source``: a case list CSV (``case_id, exam`` and any other columns), a folder whose
+    sub-folders are the exams, or a text file with one exam (folder, manifest or file) per line (``#``
+    comments). Relative paths are taken relative to the list's folder."""
+    path = Path(source)
+    if str(source).startswith(PACS_SCHEMES):
+        _located(str(source), Path.cwd())
+    if path.is_dir():
+        items = _from_folder(path)
+    elif path.is_file() and path.suffix.lower() == ".csv":
+        items = _from_csv(path)
+    elif path.is_file():
+        items = _from_list(path)
+    else:
+        raise MammoError("no such case list, exam list or folder", path)
+    return _unique(items, path)
+
+
+def items_of_exams(exams: list[str | Path]) -> list[ExamItem]:
+    """Exams named one by one (``report EXAM…``): each once, IDs made unique by a suffix where two exam
+    folders share a name."""
+    items, seen, taken = [], set(), set()
+    for exam in exams:
+        location = _located(str(exam), Path.cwd())
+        if location in seen:
+            continue
+        seen.add(location)
+        name, number = Path(location).name, 2
+        unique = name
+        while unique in taken:
+            unique, number = f"{name}-{number}", number + 1
+        taken.add(unique)
+        items.append(ExamItem(unique, location))
+    return items

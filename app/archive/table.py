@@ -1,0 +1,115 @@
+"""The batch's one table of results, ``DIR/scores.parquet``: a row per exam, view, model and class, plus
+breast and exam rows, each with the model's identity, the mode, the device and the time.
+
+Each exam's rows are written as a small Parquet part of their own, atomically, by whichever process wrote
+the exam's files (results never travel back through the cluster); the driver gathers them into
+``scores.parquet`` atomically, during the run and at its end, so a partial run's table is always readable.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from inference.files import atomic_path
+
+if TYPE_CHECKING:
+    from app.archive.sources import ExamItem
+    from inference.results import ExamResult
+
+SCHEMA = pa.schema([
+    ("exam_id", pa.string()),
+    ("location", pa.string()),
+    ("level", pa.string()),  # view | breast | exam
+    ("view", pa.string()),  # L-CC … on view rows, else ""
+    ("breast", pa.string()),  # L | R on view and breast rows; on exam rows the breast that decides, or ""
+    ("model_id", pa.string()),
+    ("model_label", pa.string()),
+    ("family", pa.string()),
+    ("model_key", pa.string()),  # the members' identity keys (file hash based), '+'-joined for an ensemble
+    ("kind", pa.string()),  # class: a class probability | malignancy: P(malignant) by the model's rule
+    ("class", pa.string()),  # the class; on malignancy rows the rule's classes, '+'-joined
+    ("probability", pa.float64()),  # null where the model gives none
+    ("counted", pa.bool_()),  # view rows: whether the view counts in the breast and exam scores
+    ("mode", pa.string()),
+    ("numerics", pa.string()),
+    ("device", pa.string()),
+    ("seconds", pa.float64()),  # the models' time for the whole exam
+    ("analysed_at", pa.string()),  # UTC, ISO 8601
+])
+
+SCORES_FILE = "scores.parquet"
+BOOKKEEPING = ".batch"  # markers, table parts and the journal, inside the output folder
+
+
+def part_path(out: Path, item: ExamItem) -> Path:
+    return out / BOOKKEEPING / "parts" / f"{item.key}.parquet"
+
+
+def score_rows(item: ExamItem, result: ExamResult, seconds: float) -> list[dict]:
+    """The table's rows of one analysed exam."""
+    provenance = result.provenance
+    common = {"exam_id": item.exam_id, "location": item.location, "mode": provenance.mode.value,
+              "numerics": provenance.numerics, "device": provenance.device, "seconds": float(seconds),
+              "analysed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    rows = []
+    for entry in result.entries:
+        model = {"model_id": entry.id, "model_label": entry.label, "family": entry.family,
+                 "model_key": "+".join(m.key for m in entry.members)}
+        rule = "+".join(entry.malignancy)
+
+        def add(level: str, view: str, breast: str, probabilities, malignant, counted: bool,
+                model=model, rule=rule) -> None:
+            place = {**common, **model, "level": level, "view": view, "breast": breast, "counted": counted}
+            for name, value in probabilities.items():
+                rows.append({**place, "kind": "class", "class": name, "probability": float(value)})
+            if rule:
+                rows.append({**place, "kind": "malignancy", "class": rule,
+                             "probability": None if malignant is None else float(malignant)})
+
+        for view, view_result in result.views.items():
+            scores = view_result.entries[entry.id]
+            malignant = sum(scores.probabilities[c] for c in entry.malignancy) if entry.malignancy else None
+            add("view", view.value, view.laterality.value, scores.probabilities, malignant, view_result.counted)
+        for laterality, breast in result.breasts.items():
+            scores = breast.entries.get(entry.id)
+            if scores is not None:
+                add("breast", "", laterality.value, scores.probabilities, scores.malignant, True)
+        decision = result.exam.get(entry.id)
+        if decision is not None:
+            add("exam", "", decision.breast.value if decision.breast is not None else "", decision.probabilities,
+                decision.malignant, True)
+    return rows
+
+
+def write_part(out: Path, item: ExamItem, rows: list[dict]) -> Path:
+    """One exam's rows as a Parquet part (atomically; a rerun of the exam replaces it)."""
+    path = part_path(out, item)
+    with atomic_path(path) as temporary:
+        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), temporary)
+    return path
+
+
+def read_part(part: Path) -> pa.Table | None:
+    """One exam's rows, or None when the part cannot be read (missing or damaged: the exam is redone)."""
+    try:
+        return pq.read_table(part, schema=SCHEMA)
+    except (OSError, pa.ArrowInvalid):
+        return None
+
+
+def write_scores(out: Path, tables: list[pa.Table]) -> Path:
+    """``out/scores.parquet`` from the finished exams' rows, atomically."""
+    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    path = out / SCORES_FILE
+    with atomic_path(path) as temporary:
+        pq.write_table(table, temporary)
+    return path
+
+
+def read_scores(path: str | Path) -> pa.Table:
+    return pq.read_table(path)

@@ -1,0 +1,187 @@
+"""One exam of a batch, whatever runs it: decode and prepare, run the models, write the files.
+
+The three steps are separate so that an engine may run them in different processes (the Ray engine decodes
+on CPU workers and runs the models in actors that hold them); :func:`process` runs them one after another.
+
+Idempotence: an exam's report files, its rows of the score table and, last, its *marker* are each written
+atomically. The marker records what the files were made with (formats, de-identification, models, mode …);
+an exam whose marker matches the options of a run and whose files all exist is skipped. A crash therefore
+loses at most the exams in flight, and a rerun finishes them.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.archive.sources import ExamItem
+from app.archive.table import BOOKKEEPING, score_rows, write_part
+from inference.errors import MammoError
+from inference.files import write_text_atomic
+
+if TYPE_CHECKING:
+    from inference.exam import Exam
+    from inference.pipeline import PreparedExam
+    from inference.results import ExamResult
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """What every exam of a batch is made with.
+
+    Attributes:
+        formats: report formats (``app.report.export.FORMATS``).
+        folder_per_exam: the files of each exam in ``DIR/<exam_id>/`` (the batch) or all in ``DIR`` (``report``).
+        allow_missing_views: analyse exams that lack a view (else they are recorded as failed).
+    """
+
+    formats: tuple[str, ...] = ("json",)
+    deidentify: bool = False
+    page_size: str = "A4"
+    reader: str = ""
+    mode: str = "exact"
+    device: str = "auto"
+    folder_per_exam: bool = True
+    allow_missing_views: bool = False
+
+    def record(self, model_keys: list[str]) -> dict:
+        """What a finished exam's marker holds: a rerun skips it only when it asks for the same."""
+        return {"formats": sorted(self.formats), "deidentify": self.deidentify, "page_size": self.page_size,
+                "reader": self.reader, "models": list(model_keys), "mode": self.mode,
+                "allow_missing_views": self.allow_missing_views}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one exam: ``done``, ``skipped`` (finished by an earlier run) or ``failed`` (with the
+    reason). ``seconds``: the models' time for the exam (0 when skipped or failed before)."""
+
+    exam_id: str
+    location: str
+    status: str
+    reason: str = ""
+    files: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def as_row(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Decoded:
+    """An exam decoded and prepared for the networks, or the reason it could not be."""
+
+    item: ExamItem
+    exam: Exam | None = None
+    prepared: PreparedExam | None = None
+    failure: str = ""
+
+
+@dataclass
+class Analysed:
+    item: ExamItem
+    exam: Exam | None = None
+    result: ExamResult | None = None
+    seconds: float = 0.0
+    failure: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def failure_reason(error: BaseException) -> str:
+    """A failure in words for ``failures.csv``: input errors as they are, resources named."""
+    import torch  # noqa: PLC0415 - torch is loaded wherever an exam is analysed
+
+    if isinstance(error, MammoError):
+        return str(error)
+    if isinstance(error, (MemoryError, torch.cuda.OutOfMemoryError)):
+        return f"out of memory ({type(error).__name__}: {error})".replace(" ()", "")
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return f"the disk is full{f' ({error.filename})' if error.filename else ''}"
+    return f"{type(error).__name__}: {error}"
+
+
+def marker_path(out: Path, item: ExamItem) -> Path:
+    return out / BOOKKEEPING / "done" / f"{item.key}.json"
+
+
+def exam_folder(out: Path, item: ExamItem, options: BatchOptions) -> Path:
+    if not options.folder_per_exam:
+        return out
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in item.exam_id).strip(".") or item.key[:12]
+    return out / safe
+
+
+def already_done(out: Path, item: ExamItem, record: dict) -> bool:
+    """Whether an earlier run finished ``item`` with the same options and all its files still exist."""
+    try:
+        marker = json.loads(marker_path(out, item).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(marker, dict) or marker.get("options") != record:
+        return False
+    return all(Path(p).is_file() for p in marker.get("files", [])) and Path(marker.get("scores", "")).is_file()
+
+
+def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> Decoded:
+    """Load the exam (every check of the file intake), de-identify it when asked, prepare its views."""
+    from inference.exam import load_exam  # noqa: PLC0415
+    from inference.pipeline import prepare_exam  # noqa: PLC0415
+    from inference.views import View  # noqa: PLC0415
+
+    try:
+        exam = load_exam(item.location)
+        missing = [v.value for v in View if v not in exam.views]
+        if missing and not options.allow_missing_views:
+            raise MammoError(f"missing views: {', '.join(missing)} (give --allow-missing-views to analyse "
+                             "incomplete exams)", item.location)
+        if options.deidentify:
+            exam = exam.deidentify()
+        return Decoded(item, exam, prepare_exam(exam, families))
+    except Exception as error:  # noqa: BLE001 - one exam's failure ends only that exam
+        return Decoded(item, failure=failure_reason(error))
+
+
+def analyse(decoded: Decoded, groups, options: BatchOptions) -> Analysed:
+    """Run the models on a decoded exam (a failure of decoding passes through)."""
+    from inference.pipeline import run_prepared  # noqa: PLC0415
+
+    if decoded.failure:
+        return Analysed(decoded.item, failure=decoded.failure)
+    started = time.perf_counter()
+    try:
+        result = run_prepared(decoded.prepared, groups, device=options.device, mode=options.mode)
+    except Exception as error:  # noqa: BLE001
+        return Analysed(decoded.item, failure=failure_reason(error))
+    return Analysed(decoded.item, decoded.exam, result, time.perf_counter() - started)
+
+
+def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) -> Outcome:
+    """The exam's report files, then its rows of the score table, then its marker (each atomically)."""
+    from app.report.content import ReportInput  # noqa: PLC0415
+    from app.report.export import export_report  # noqa: PLC0415
+
+    item = analysed.item
+    if analysed.failure:
+        return Outcome(item.exam_id, item.location, "failed", analysed.failure)
+    try:
+        report = ReportInput(analysed.exam, analysed.result, reader=options.reader, deidentify=options.deidentify)
+        files = export_report(report, exam_folder(out, item, options), options.formats, options.page_size)
+        part = write_part(out, item, score_rows(item, analysed.result, analysed.seconds))
+        marker = {"exam_id": item.exam_id, "location": item.location, "options": record,
+                  "files": [str(p) for p in files], "scores": str(part)}
+        write_text_atomic(marker_path(out, item), json.dumps(marker))
+    except Exception as error:  # noqa: BLE001 - a full disk, a codec: this exam fails, the batch goes on
+        return Outcome(item.exam_id, item.location, "failed", failure_reason(error))
+    return Outcome(item.exam_id, item.location, "done", files=tuple(str(p) for p in files),
+                   seconds=analysed.seconds)
+
+
+def process(item: ExamItem, groups, out: Path, options: BatchOptions, record: dict) -> Outcome:
+    """The whole unit in this process."""
+    from inference.pipeline import model_families  # noqa: PLC0415
+
+    return write(analyse(decode(item, model_families(groups), options), groups, options), out, options, record)

@@ -1,0 +1,49 @@
+"""``python main.py batch SOURCE --out DIR``: a whole archive through the models, locally or on Ray."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from app.cli.common import model_sources
+
+
+def formats_of(text: str) -> list[str] | None:
+    """The ``--format`` list, or None (with the message printed) when it names an unknown format."""
+    from app.report.export import FORMATS  # noqa: PLC0415
+
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        print(f"error: unknown format(s) {', '.join(bad) or '(none given)'}; choose from {', '.join(FORMATS)}",
+              file=sys.stderr)
+        return None
+    return formats
+
+
+def print_summary(summary, verb: str = "done") -> None:
+    print(f"{len(summary.done)} exam(s) {verb}, {len(summary.skipped)} already done (skipped), "
+          f"{len(summary.failed)} failed; {summary.exams_per_minute:.1f} exams/minute")
+    for outcome in summary.failed:
+        print(f"FAILED {outcome.exam_id} ({outcome.location}): {outcome.reason}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.archive.ledger import Progress  # noqa: PLC0415
+    from app.archive.run import run_batch  # noqa: PLC0415
+    from app.archive.sources import read_batch_source  # noqa: PLC0415
+    from app.archive.unit import BatchOptions  # noqa: PLC0415
+
+    formats = formats_of(args.format)
+    if formats is None:
+        return 2
+    items = read_batch_source(args.source)
+    options = BatchOptions(formats=tuple(formats), deidentify=args.deidentify, page_size=args.page_size,
+                           mode=args.mode or "exact", device=args.device or "auto",
+                           allow_missing_views=args.allow_missing_views)
+    ray_options = {"address": args.address, "workers": args.workers, "gpus_per_worker": args.gpus_per_worker}
+    summary = run_batch(items, model_sources(args), args.out, options, engine=args.engine, force=args.force,
+                        progress=Progress(len(items)), percent_t=args.percent_t, ray_options=ray_options)
+    print_summary(summary)
+    print(f"table: {args.out}/scores.parquet; failures: {args.out}/failures.csv")
+    return 1 if summary.failed else 0

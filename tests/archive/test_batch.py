@@ -1,0 +1,230 @@
+"""The archive batch on the local engine: sources, the unit's files, the table, failures, resume, crash."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from app.archive.ledger import Progress
+from app.archive.run import run_batch
+from app.archive.sources import ExamItem, read_batch_source
+from app.archive.unit import BatchOptions, marker_path
+from inference.errors import MammoError
+from tests.archive.conftest import DEMO_MODEL, GOOD
+from tests.conftest import ROOT
+from tests.inference.dicom_factory import make_dataset, write
+from tests.helpers import synthetic_view
+
+OPTIONS = BatchOptions(formats=("json",), device="cpu")
+
+
+def read_result_of_report(path: Path):
+    """The ExamResult inside a report JSON (its "result" with the maps file beside it)."""
+    from inference.serialize import maps_from_bytes, result_from_data
+
+    data = dict(json.loads(path.read_text())["result"])
+    return result_from_data(data, maps_from_bytes((path.parent / data.pop("maps_file")).read_bytes()))
+
+
+def run(items, out, options=OPTIONS, **kw):
+    return run_batch(items, [str(DEMO_MODEL)], out, options, **kw)
+
+
+def test_sources_case_list_folder_and_list(archive, tmp_path):
+    folder = read_batch_source(archive)
+    assert [i.exam_id for i in folder] == [*GOOD, "zz_bad"]
+    assert all(Path(i.location).is_absolute() for i in folder)
+    cases = tmp_path / "cases.csv"
+    cases.write_text(f"case_id,exam,truth_left,truth_right\nc1,{archive / 'exam0'},normal,normal\n"
+                     f"c2,{os.path.relpath(archive / 'exam1', tmp_path)},malignant,normal\n")
+    assert [(i.exam_id, i.location) for i in read_batch_source(cases)] == [
+        ("c1", str(archive / "exam0")), ("c2", str(archive / "exam1"))]
+    listing = tmp_path / "exams.txt"
+    listing.write_text(f"# two exams\n{archive / 'exam2'}\n\n{archive / 'exam3'}\n")
+    assert [i.exam_id for i in read_batch_source(listing)] == ["exam2", "exam3"]
+    twice = tmp_path / "twice.csv"
+    twice.write_text(f"case_id,exam\nc1,{archive / 'exam0'}\nc1,{archive / 'exam1'}\n")
+    with pytest.raises(MammoError, match="'c1' is given twice"):
+        read_batch_source(twice)
+    with pytest.raises(MammoError, match="line 2 has no 'exam'"):
+        (tmp_path / "empty.csv").write_text("case_id,exam\nc1,\n")
+        read_batch_source(tmp_path / "empty.csv")
+    with pytest.raises(MammoError, match="no such"):
+        read_batch_source(tmp_path / "nothing")
+
+
+def test_local_batch_writes_files_table_and_failures_and_a_rerun_skips(archive, tmp_path):
+    items = read_batch_source(archive)[:3] + [ExamItem("zz_bad", str(archive / "zz_bad"))]
+    out = tmp_path / "out"
+    summary = run(items, out)
+    assert [o.exam_id for o in summary.done] == GOOD[:3]
+    assert [o.exam_id for o in summary.failed] == ["zz_bad"]
+    assert "not a DICOM image" in summary.failed[0].reason and "x.dcm" in summary.failed[0].reason
+    for name in GOOD[:3]:
+        (report,) = (out / name).glob("*.json")
+        assert json.loads(report.read_text())["result"]["models"]
+    with (out / "failures.csv").open(newline="") as handle:
+        failures = list(csv.DictReader(handle))
+    assert [f["exam_id"] for f in failures] == ["zz_bad"] and "x.dcm" in failures[0]["reason"]
+
+    table = pq.read_table(out / "scores.parquet").to_pylist()
+    assert {r["exam_id"] for r in table} == set(GOOD[:3])
+    exam0 = [r for r in table if r["exam_id"] == "exam0"]
+    views = {r["view"] for r in exam0 if r["level"] == "view"}
+    assert views == {"L-CC", "R-CC", "L-MLO", "R-MLO"}
+    assert {r["breast"] for r in exam0 if r["level"] == "breast"} == {"L", "R"}
+    assert all(r["mode"] == "exact" and r["device"] == "cpu" and r["model_key"].startswith("gmic:") for r in exam0)
+    # the table holds the numbers of the report's result
+    result = read_result_of_report(next((out / "exam0").glob("*.json")))
+    exam_rule = [r for r in exam0 if r["level"] == "exam" and r["kind"] == "malignancy"]
+    assert len(exam_rule) == 1 and exam_rule[0]["class"] == "malignant"
+    assert exam_rule[0]["probability"] == result.exam["model"].malignant
+    view_rows = {(r["view"], r["class"]): r["probability"] for r in exam0 if r["level"] == "view" and r["kind"] == "class"}
+    assert view_rows == {(v.value, c): p for v, vr in result.views.items()
+                         for c, p in vr.entries["model"].probabilities.items()}
+    breast = {r["breast"]: r["probability"] for r in exam0 if r["level"] == "breast" and r["kind"] == "malignancy"}
+    assert exam_rule[0]["probability"] == pytest.approx(max(breast.values()))
+
+    again = run(items, out)
+    assert [o.exam_id for o in again.skipped] == GOOD[:3] and not again.done
+    assert [o.exam_id for o in again.failed] == ["zz_bad"]  # bad input is tried again, and fails again
+    assert pq.read_table(out / "scores.parquet").num_rows == len(table)
+    # other options are not what was done: the exams are made again
+    assert len(run(items[:1], out, BatchOptions(formats=("json", "sr"), device="cpu")).done) == 1
+
+
+def test_an_exam_missing_a_view_fails_unless_allowed(tmp_path):
+    folder = tmp_path / "archive" / "three_views"
+    folder.mkdir(parents=True)
+    for view, lesion in (("L-CC", (700, 200)), ("R-CC", (600, 500)), ("L-MLO", (800, 250))):
+        ds = make_dataset(synthetic_view(view, lesion), view)
+        write(ds, folder, f"{view}.dcm")
+    items = read_batch_source(tmp_path / "archive")
+    failed = run(items, tmp_path / "out")
+    assert "missing views: R-MLO" in failed.failed[0].reason
+    allowed = run(items, tmp_path / "out", BatchOptions(formats=("json",), device="cpu", allow_missing_views=True))
+    assert len(allowed.done) == 1
+    rows = pq.read_table(tmp_path / "out" / "scores.parquet").to_pylist()
+    assert {r["view"] for r in rows if r["level"] == "view"} == {"L-CC", "R-CC", "L-MLO"}
+
+
+def test_a_full_disk_fails_one_exam_and_the_batch_goes_on(archive, tmp_path, monkeypatch):
+    import errno
+
+    from app.report import export
+
+    real, calls = export.export_report, []
+
+    def filling_the_disk(report, out, formats, page_size):
+        calls.append(out)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(out))
+        return real(report, out, formats, page_size)
+
+    monkeypatch.setattr(export, "export_report", filling_the_disk)
+    summary = run(read_batch_source(archive)[:2], tmp_path / "out")
+    assert [o.exam_id for o in summary.done] == ["exam1"]
+    assert summary.failed[0].exam_id == "exam0" and summary.failed[0].reason.startswith("the disk is full")
+    assert not marker_path(tmp_path / "out", read_batch_source(archive)[0]).exists()
+
+
+def test_progress_line_says_done_failed_rate_and_time_left():
+    progress = Progress(10, stream=None)
+    progress.started -= 60.0  # a minute in
+    line = progress.line(4, 1)
+    assert line.startswith("5/10 exams: 4 done, 1 failed, 5.0/min, 1.0 min left")
+    assert progress.line(9, 1).endswith("finished")
+
+
+def test_a_killed_batch_keeps_a_usable_table_and_a_rerun_finishes(archive, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "main.py", "batch", str(archive), "--out", str(out), "--models", str(DEMO_MODEL),
+               "--device", "cpu"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    parts = out / ".batch" / "done"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list(parts.glob("*.json")) if parts.exists() else []) < 3:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    markers = [json.loads(p.read_text())["exam_id"] for p in parts.glob("*.json")]
+    finished = len(markers)
+    assert 3 <= finished < 8, "the batch was to be killed part-way"
+    # the partial table reads and holds the finished exams (the last one may have been killed between its
+    # marker and the table's rewrite)
+    partial = {r["exam_id"] for r in pq.read_table(out / "scores.parquet").to_pylist()}
+    assert partial <= set(markers) and len(partial) >= finished - 1
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 1, rerun.stderr  # zz_bad fails
+    assert f"{8 - finished} exam(s) done, {finished} already done (skipped), 1 failed" in rerun.stdout
+    rows = pq.read_table(out / "scores.parquet").to_pylist()
+    assert {r["exam_id"] for r in rows} == set(GOOD)
+    keyed = [(r["exam_id"], r["level"], r["view"], r["breast"], r["kind"], r["class"]) for r in rows]
+    assert len(keyed) == len(set(keyed)), "an exam's rows appear twice"
+    with (out / "failures.csv").open(newline="") as handle:
+        assert [f["exam_id"] for f in csv.DictReader(handle)] == ["zz_bad"]
+
+
+def test_the_local_engine_never_imports_ray(archive, tmp_path):
+    code = ("import sys; from app.archive.run import run_batch; from app.archive.sources import read_batch_source; "
+            "from app.archive.unit import BatchOptions; "
+            f"run_batch(read_batch_source({str(archive)!r})[:1], [{str(DEMO_MODEL)!r}], {str(tmp_path / 'o')!r}, "
+            "BatchOptions(device='cpu')); assert 'ray' not in sys.modules, 'ray was imported'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def test_engine_ray_without_ray_says_how_to_install_it(archive, tmp_path):
+    blocker = tmp_path / "blocker" / "ray"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('No module named ray (blocked by the test)')\n")
+    env = {**os.environ, "PYTHONPATH": f"{blocker.parent}{os.pathsep}{ROOT}"}
+    done = subprocess.run([sys.executable, "main.py", "batch", str(archive), "--out", str(tmp_path / "o"),
+                           "--engine", "ray", "--models", str(DEMO_MODEL)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "pip install -e '.[cluster]'" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "o").exists()  # said before anything was made
+
+
+def test_study_create_takes_the_model_scores_from_the_batch_table(archive, tmp_path):
+    out = tmp_path / "out"
+    cases = tmp_path / "cases.csv"
+    cases.write_text("case_id,exam,truth_left,truth_right\n"
+                     f"exam0,{archive / 'exam0'},malignant,normal\nexam1,{archive / 'exam1'},normal,benign\n"
+                     f"exam2,{archive / 'exam2'},normal,normal\n")
+    run(read_batch_source(cases)[:2], out)
+    env = {**os.environ, "MAMMO_READER_HOME": str(tmp_path / "home")}
+    db = tmp_path / "study.db"
+    done = subprocess.run([sys.executable, "main.py", "study", "--db", str(db), "create", "s1", "--cases", str(cases),
+                           "--readers", "ann,bob", "--scores", str(out / "scores.parquet")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "model scores of 2 case(s)" in done.stdout and "1 case(s) have none" in done.stdout
+
+    from app.analysis import restore
+    from app.study.scores import stored_result_key
+    from app.study.store import Store
+
+    store = Store(db)
+    try:
+        rows = store.read("SELECT case_id, breast, model_id, malignant, probabilities_json FROM model_scores")
+        table = pq.read_table(out / "scores.parquet").to_pylist()
+        expected = {(r["exam_id"], r["breast"]): r["probability"] for r in table
+                    if r["level"] == "breast" and r["kind"] == "malignancy"}
+        assert {(c, b): m for c, b, _, m, _ in rows} == expected
+        assert json.loads(rows[0][4]).keys() == {"benign", "malignant"}
+        study_id = store.read("SELECT study_id FROM studies")[0][0]
+        restored = restore(store, stored_result_key(store, study_id, "exam0"))
+        assert restored is not None and restored.entries[0].id == "model"  # aided reading shows the maps
+    finally:
+        store.close()

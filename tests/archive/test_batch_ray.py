@@ -1,0 +1,91 @@
+"""The archive batch on Ray Data: a local Ray instance (two CPUs, one logical GPU, usage stats off, no
+dashboard) inside a loopback-only network namespace. The same files and numbers as the local engine; the
+model actor SIGKILLed by its PID mid-run is replaced and every exam is done exactly once; a rerun skips
+everything; the broken exam is in failures.csv and the rest are done."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.archive.conftest import DEMO_MODEL, GOOD, loopback_only
+from tests.conftest import ROOT
+
+PROBE = Path(__file__).with_name("ray_probe.py")
+TIMESTAMPS = ("Read on",)  # the header's time of the report; everything else must agree
+
+
+@pytest.fixture(scope="module")
+def ray_run(archive, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ray")
+    local, on_ray = folder / "local", folder / "ray"
+    # one thread everywhere: Ray gives each actor one CPU, and a different thread count changes float
+    # rounding in the convolutions (4e-7 seen): with the same count the numbers are bit-identical
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    done = subprocess.run(loopback_only([sys.executable, str(PROBE), str(archive), str(local), str(on_ray),
+                                         str(DEMO_MODEL)]), cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), local, on_ray
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    return {str(p.relative_to(folder)): p for p in folder.rglob("*")
+            if p.is_file() and ".batch" not in p.parts and p.suffix != ".parquet" and p.name != "failures.csv"}
+
+
+def _report(path: Path) -> dict:
+    document = json.loads(path.read_text())
+    for key in TIMESTAMPS:
+        assert document["header"].pop(key)
+    return document
+
+
+def test_ray_gives_the_files_and_numbers_of_the_local_engine(ray_run):
+    seen, local, on_ray = ray_run
+    assert seen["local"]["done"] == seen["ray"]["done"] == GOOD
+    local_files, ray_files = _files(local), _files(on_ray)
+    assert local_files.keys() == ray_files.keys() and len(local_files) == 8 * 3  # json, maps, SR per exam
+    for name, path in local_files.items():
+        if name.endswith(".json"):
+            assert _report(path) == _report(ray_files[name]), name
+        elif name.endswith(".npz"):
+            assert path.read_bytes() == ray_files[name].read_bytes(), name
+    columns = ["exam_id", "level", "view", "breast", "model_id", "model_key", "kind", "class", "probability",
+               "counted", "mode", "device"]
+
+    def table(folder):
+        rows = pq.read_table(folder / "scores.parquet", columns=columns).to_pylist()
+        return sorted(tuple(r.values()) for r in rows)
+
+    assert table(local) == table(on_ray)  # exact: the same float64 values
+
+
+def test_a_killed_actor_is_replaced_and_every_exam_is_done_exactly_once(ray_run):
+    seen, _, on_ray = ray_run
+    assert seen["killed"] is not None and 2 <= seen["done_before_kill"] < len(GOOD)
+    pids = [w["pid"] for w in seen["workers"]]
+    assert seen["killed"] in pids and len(pids) >= 2, "the killed actor was not replaced"
+    # the logical GPU reached the actors: Ray scheduled them on it and made it visible to them
+    assert all(w["cuda_visible_devices"] == "0" for w in seen["workers"])
+    assert sorted(seen["journal_done"]) == GOOD, "an exam was done twice or not at all"
+    rows = pq.read_table(on_ray / "scores.parquet").to_pylist()
+    keyed = [(r["exam_id"], r["level"], r["view"], r["breast"], r["kind"], r["class"]) for r in rows]
+    assert len(keyed) == len(set(keyed)) and {r["exam_id"] for r in rows} == set(GOOD)
+
+
+def test_a_rerun_skips_everything_and_the_bad_exam_is_recorded(ray_run):
+    seen, _, on_ray = ray_run
+    assert seen["rerun"]["skipped"] == GOOD and not seen["rerun"]["done"]
+    for run in ("local", "ray", "rerun"):
+        assert list(seen[run]["failed"]) == ["zz_bad"] and "not a DICOM image" in seen[run]["failed"]["zz_bad"]
+    with (on_ray / "failures.csv").open(newline="") as handle:
+        failures = list(csv.DictReader(handle))
+    assert [f["exam_id"] for f in failures] == ["zz_bad"] and "x.dcm" in failures[0]["reason"]
