@@ -79,9 +79,11 @@ class Ledger:
         self.todo: list[ExamItem] = []
         self.by_id = {i.exam_id: i for i in items}
         for item in items:
-            if not force and already_done(self.out, item, record):
-                self.summary.skipped.append(Outcome(item.exam_id, item.location, "skipped"))
+            done_before = already_done(self.out, item, record)
+            if done_before:  # its rows stay in the table until a forced run replaces them
                 self._keep_rows(item)
+            if done_before and not force:
+                self.summary.skipped.append(Outcome(item.exam_id, item.location, "skipped"))
                 self.failures.pop(item.exam_id, None)
             else:
                 self.todo.append(item)

@@ -94,14 +94,25 @@ def _write_row(row: dict, out: str, options: BatchOptions, record: dict) -> dict
 
 
 def _workers(requested: int | None, gpus_per_worker: float) -> int:
+    """How many model actors: as asked, else one per GPU share, else half the CPUs. Each actor holds one
+    CPU; at least one CPU must stay free for decoding and writing, or the pipeline would wait forever."""
     import ray  # noqa: PLC0415
 
-    if requested:
-        return int(requested)
     resources = ray.cluster_resources()
-    if gpus_per_worker > 0:
-        return max(1, int(resources.get("GPU", 0) // gpus_per_worker))
-    return max(1, int(resources.get("CPU", 1)) // 2)  # the other half decodes and writes
+    cpus = int(resources.get("CPU", 1))
+    if gpus_per_worker > 0 and resources.get("GPU", 0) < gpus_per_worker:
+        raise MammoError(f"--gpus-per-worker {gpus_per_worker:g}: the Ray cluster has {resources.get('GPU', 0):g} "
+                         "GPU(s)")
+    if requested:
+        count = int(requested)
+    elif gpus_per_worker > 0:
+        count = max(1, int(resources.get("GPU", 0) // gpus_per_worker))
+    else:
+        count = max(1, cpus // 2)
+    if count >= cpus:
+        raise MammoError(f"{count} model worker(s) would hold all {cpus} CPU(s) of the Ray cluster and leave none "
+                         f"to decode and write; use --workers {max(1, cpus - 1)} or fewer")
+    return count
 
 
 def run_on_ray(
@@ -144,7 +155,7 @@ def run_on_ray(
         # Data from fusing them into the model actors (it fuses stages whose resource requests match)
         dataset = dataset.map(functools.partial(_decode_row, families=model_families(groups), options=options),
                               num_cpus=1, memory=DECODE_MEMORY)
-        actor_resources = {"num_gpus": gpus_per_worker} if gpus_per_worker > 0 else {"num_cpus": 1}
+        actor_resources = {"num_gpus": gpus_per_worker, "num_cpus": 1} if gpus_per_worker > 0 else {"num_cpus": 1}
         # Ray Data restarts a lost actor and retries its exam (max_restarts = max_task_retries = -1, its
         # default for actor pools; tests/archive kills one to hold it to that)
         dataset = dataset.map(ModelActor, fn_constructor_kwargs={

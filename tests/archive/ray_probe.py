@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from app.archive.run import run_batch  # noqa: E402
 from app.archive.sources import read_batch_source  # noqa: E402
 from app.archive.unit import BatchOptions  # noqa: E402
+from inference.errors import MammoError  # noqa: E402
 
 
 def journal_done(out: Path) -> list[str]:
@@ -66,6 +67,12 @@ def main() -> None:
     seen["workers"] = [json.loads(p.read_text()) for p in sorted(workers.glob("*.json"))]
     seen["journal_done"] = journal_done(ray_out)
     seen["rerun"] = summary_of(run_batch(items, [model], ray_out, options, engine="ray", ray_options=ray_options))
+    try:  # two CPU actors on two CPUs would leave nothing to decode with: said, not waited on forever
+        run_batch(items, [model], ray_out, options, engine="ray", force=True,
+                  ray_options={"workers": 2, "init": {"num_cpus": 2}})
+        seen["too_many_workers"] = ""
+    except MammoError as error:
+        seen["too_many_workers"] = str(error)
     print(json.dumps(seen))
 
 

@@ -89,3 +89,9 @@ def test_a_rerun_skips_everything_and_the_bad_exam_is_recorded(ray_run):
     with (on_ray / "failures.csv").open(newline="") as handle:
         failures = list(csv.DictReader(handle))
     assert [f["exam_id"] for f in failures] == ["zz_bad"] and "x.dcm" in failures[0]["reason"]
+
+
+def test_model_workers_that_would_hold_every_cpu_are_refused_with_the_reason(ray_run):
+    seen, _, _ = ray_run
+    assert "2 model worker(s) would hold all 2 CPU(s)" in seen["too_many_workers"]
+    assert "--workers 1" in seen["too_many_workers"]

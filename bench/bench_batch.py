@@ -1,0 +1,102 @@
+"""Archive batch throughput: exams per minute of the local engine and of Ray on this machine, and what Ray
+adds (its start-up, and per exam).
+
+    python bench/bench_batch.py [--exams 6] [--shape 1600x1000] [--model ../shared/reference/gmic/seeded_state_dict.pt]
+                                [--ray-workers 1,2] [--no-ray]
+
+The model is the published-size GMIC with the oracles' seeded weights; the exams are synthetic four-view MG
+DICOM exams (the phantom). Every configuration runs the same exams into a fresh folder. Timing is reported,
+never asserted. Where nothing else reaches this machine, run it in a loopback-only network namespace:
+``unshare -n sh -c 'ip link set lo up && exec python bench/bench_batch.py'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.archive.run import run_batch  # noqa: E402
+from app.archive.sources import read_batch_source  # noqa: E402
+from app.archive.unit import BatchOptions  # noqa: E402
+from inference.phantom import generate_exam, write_dicom_exam  # noqa: E402
+
+
+def cpu_flags() -> str:
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags) or "none of avx2/avx512"
+
+
+def timed_batch(items, model: str, out: Path, **kw) -> tuple[float, int]:
+    started = time.perf_counter()
+    summary = run_batch(items, [model], out, BatchOptions(formats=("json",), device="auto"), percent_t=0.02, **kw)
+    seconds = time.perf_counter() - started
+    if summary.failed:
+        raise SystemExit(f"failed: {summary.failed[0].reason}")
+    return seconds, len(summary.done)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--exams", type=int, default=6)
+    parser.add_argument("--shape", default="1600x1000", help="rows x cols of each synthetic view")
+    parser.add_argument("--model", default=str(Path(__file__).resolve().parents[2] / "shared" / "reference" / "gmic"
+                                               / "seeded_state_dict.pt"))
+    parser.add_argument("--ray-workers", default="1", help="model actors to try (comma-separated; each holds a "
+                        "CPU, and one CPU must stay free to decode and write)")
+    parser.add_argument("--no-ray", action="store_true")
+    args = parser.parse_args()
+    rows, cols = (int(v) for v in args.shape.split("x"))
+    import torch  # noqa: PLC0415
+
+    print(f"CPU flags: {cpu_flags()}; {os.cpu_count()} CPUs; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; CUDA: {torch.cuda.is_available()}")
+    work = Path(tempfile.mkdtemp(prefix="bench_batch_"))
+    try:
+        for number in range(args.exams):
+            write_dicom_exam(generate_exam(900 + number, shape=(rows, cols)), work / "archive" / f"exam{number}")
+        items = read_batch_source(work / "archive")
+        print(f"{len(items)} exams of 4 views {rows}x{cols}, model {Path(args.model).name}")
+        results = {}
+        seconds, done = timed_batch(items, args.model, work / "local")
+        results["local"] = seconds / done
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        seconds, done = timed_batch(items, args.model, work / "local-1")
+        results["local, 1 thread"] = seconds / done
+        torch.set_num_threads(threads)
+        for name, per_exam in results.items():
+            print(f"  {name:<24} {per_exam:6.2f} s/exam  {60 / per_exam:6.1f} exams/min")
+        if args.no_ray:
+            return
+        import ray  # noqa: PLC0415
+
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        started = time.perf_counter()
+        ray.init(include_dashboard=False, logging_level="WARNING")
+        ray.shutdown()
+        startup = time.perf_counter() - started
+        print(f"  Ray start-up + shut-down of a local instance: {startup:.1f} s")
+        for workers in (int(w) for w in args.ray_workers.split(",")):
+            seconds, done = timed_batch(items, args.model, work / f"ray-{workers}", engine="ray",
+                                        ray_options={"workers": workers})
+            per_exam = seconds / done
+            steady = (seconds - startup) / done
+            print(f"  ray, {workers} actor(s)        {per_exam:6.2f} s/exam  {60 / per_exam:6.1f} exams/min "
+                  f"(without start-up {steady:.2f} s/exam; vs local 1 thread per actor: "
+                  f"{steady * workers - results['local, 1 thread']:+.2f} s/exam)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
