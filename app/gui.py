@@ -8,13 +8,17 @@ import os
 import sqlite3
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.pacs.nodes import StudyAddress
 
 logger = logging.getLogger(__name__)
 
 
 
 def run_gui(
-    exam: str | None,
+    exam: str | StudyAddress | None,
     *,
     models: list[str] | None = None,
     screenshot: str | None = None,
@@ -85,7 +89,7 @@ def run_gui(
         window.loadFailed.connect(lambda _error: QTimer.singleShot(300, finish))
     from app.ui.main_window import DEMO_EXAM
 
-    window.open_exam(Path(exam) if exam is not None else DEMO_EXAM)
+    window.open_exam(Path(exam) if isinstance(exam, str) else (DEMO_EXAM if exam is None else exam))
     app.exec()
     if store is not None:
         store.close()

@@ -7,9 +7,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.pacs.nodes import SCHEMES as PACS_SCHEMES
 from inference.errors import MammoError
-
-PACS_SCHEMES = ("dimse://", "dicomweb+http://", "dicomweb+https://")
 
 
 @dataclass(frozen=True)
@@ -31,11 +30,19 @@ class ExamItem:
 
 
 def _located(entry: str, base: Path) -> str:
+    """An absolute path, or a PACS study address as it is (checked here, retrieved when the exam is decoded)."""
     if entry.startswith(PACS_SCHEMES):
-        raise MammoError(f"{entry.split('/')[0]}// exams: studies on a PACS cannot be read yet (this build has "
-                         "no PACS support); retrieve them into folders first")
+        from app.pacs.nodes import parse_study  # noqa: PLC0415
+
+        parse_study(entry)
+        return entry
     path = Path(entry)
     return str((path if path.is_absolute() else base / path).resolve())
+
+
+def _name_of(location: str) -> str:
+    """An exam's default ID: its folder's name, or the study UID of a PACS address."""
+    return location.rstrip("/").rsplit("/", 1)[-1] if location.startswith(PACS_SCHEMES) else Path(location).name
 
 
 def _unique(items: list[ExamItem], source: Path) -> list[ExamItem]:
@@ -62,7 +69,7 @@ def _from_csv(path: Path) -> list[ExamItem]:
         if not exam:
             raise MammoError(f"line {number} has no 'exam' (the columns are case_id, exam[, ...])", path)
         location = _located(exam, path.parent)
-        case_id = (row.get("case_id") or "").strip() or Path(location).name
+        case_id = (row.get("case_id") or "").strip() or _name_of(location)
         items.append(ExamItem(case_id, location))
     return items
 
@@ -81,16 +88,16 @@ def _from_list(path: Path) -> list[ExamItem]:
     except (OSError, UnicodeDecodeError) as error:
         raise MammoError(f"the exam list cannot be read ({error})", path) from error
     entries = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    return [ExamItem(Path(location).name, location) for location in (_located(e, path.parent) for e in entries)]
+    return [ExamItem(_name_of(location), location) for location in (_located(e, path.parent) for e in entries)]
 
 
 def read_batch_source(source: str | Path) -> list[ExamItem]:
     """The exams of ``source``: a case list CSV (``case_id, exam`` and any other columns), a folder whose
-    sub-folders are the exams, or a text file with one exam (folder, manifest or file) per line (``#``
-    comments). Relative paths are taken relative to the list's folder."""
+    sub-folders are the exams, a text file with one exam (folder, manifest, file or PACS study address) per
+    line (``#`` comments), or one PACS study address. Relative paths are taken relative to the list's folder."""
     path = Path(source)
     if str(source).startswith(PACS_SCHEMES):
-        _located(str(source), Path.cwd())
+        return [ExamItem(_name_of(str(source)), _located(str(source), Path.cwd()))]
     if path.is_dir():
         items = _from_folder(path)
     elif path.is_file() and path.suffix.lower() == ".csv":
@@ -111,7 +118,7 @@ def items_of_exams(exams: list[str | Path]) -> list[ExamItem]:
         if location in seen:
             continue
         seen.add(location)
-        name, number = Path(location).name, 2
+        name, number = _name_of(location), 2
         unique = name
         while unique in taken:
             unique, number = f"{name}-{number}", number + 1

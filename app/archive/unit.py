@@ -47,6 +47,7 @@ class BatchOptions:
     device: str = "auto"
     folder_per_exam: bool = True
     allow_missing_views: bool = False
+    ae_title: str = "MAMMOREADER"  # our calling AE title, for exams on a PACS
 
     def record(self, model_keys: list[str]) -> dict:
         """What a finished exam's marker holds: a rerun skips it only when it asks for the same."""
@@ -126,18 +127,34 @@ def already_done(out: Path, item: ExamItem, record: dict) -> bool:
     return all(Path(p).is_file() for p in marker.get("files", [])) and Path(marker.get("scores", "")).is_file()
 
 
+def open_exam(location: str, ae_title: str) -> Exam:
+    """The exam at ``location``, or of the PACS study there (retrieved into the local cache; the retrieve's
+    notes join the intake notes)."""
+    import dataclasses  # noqa: PLC0415
+
+    from app.pacs.nodes import is_pacs_address, parse_study  # noqa: PLC0415
+    from inference.exam import load_exam  # noqa: PLC0415
+
+    if not is_pacs_address(location):
+        return load_exam(location)
+    from app.pacs.retrieve import retrieve_study  # noqa: PLC0415
+
+    study = retrieve_study(parse_study(location, ae_title))
+    exam = load_exam(study.folder)
+    return dataclasses.replace(exam, warnings=exam.warnings + tuple(study.notes))
+
+
 def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> Decoded:
     """Load the exam (every check of the file intake), de-identify it when asked, prepare its views."""
-    from inference.exam import load_exam  # noqa: PLC0415
     from inference.pipeline import prepare_exam  # noqa: PLC0415
     from inference.views import View  # noqa: PLC0415
 
     try:
-        exam = load_exam(item.location)
+        exam = open_exam(item.location, options.ae_title)
         missing = [v.value for v in View if v not in exam.views]
         if missing and not options.allow_missing_views:
-            raise MammoError(f"missing views: {', '.join(missing)} (give --allow-missing-views to analyse "
-                             "incomplete exams)", item.location)
+            raise MammoError(f"{item.location}: missing views: {', '.join(missing)} (give --allow-missing-views "
+                             "to analyse incomplete exams)")
         if options.deidentify:
             exam = exam.deidentify()
         return Decoded(item, exam, prepare_exam(exam, families))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli.common import ProgressBar, exam_argument, model_sources
+from app.cli.common import ProgressBar, exam_argument, local_exam, model_sources
 
 
 def _format(probabilities) -> str:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from inference.serialize import write_result  # noqa: PLC0415
     from inference.weights import load_model_groups  # noqa: PLC0415
 
-    exam = load_exam(exam_argument(args.exam))
+    exam = load_exam(local_exam(exam_argument(args.exam), args))
     for warning in exam.warnings:
         print(f"note: {warning}", file=sys.stderr)
     for view, image in exam.views.items():

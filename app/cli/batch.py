@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     items = read_batch_source(args.source)
     options = BatchOptions(formats=tuple(formats), deidentify=args.deidentify, page_size=args.page_size,
                            mode=args.mode or "exact", device=args.device or "auto",
-                           allow_missing_views=args.allow_missing_views)
+                           allow_missing_views=args.allow_missing_views, ae_title=args.ae_title or "MAMMOREADER")
     ray_options = {"address": args.address, "workers": args.workers, "gpus_per_worker": args.gpus_per_worker}
     summary = run_batch(items, model_sources(args), args.out, options, engine=args.engine, force=args.force,
                         progress=Progress(len(items)), percent_t=args.percent_t, ray_options=ray_options)

@@ -59,3 +59,21 @@ def exam_argument(values: Sequence[str] | str) -> str | list[str]:
         raise MammoError(f"give one exam folder, or a list of image files (not {len(values)} paths with folders "
                          "among them)", folders[0])
     return values
+
+
+def local_exam(source: str | list[str], args: argparse.Namespace) -> str | list[str]:
+    """``source`` itself, or the folder a PACS study (``dimse://…``, ``dicomweb+http(s)://…``) was retrieved
+    into (with its notes on stderr)."""
+    from app.pacs.nodes import DEFAULT_AE_TITLE, is_pacs_address, parse_study  # noqa: PLC0415
+
+    if not is_pacs_address(source):
+        return source
+    from app.pacs.retrieve import retrieve_study  # noqa: PLC0415
+
+    address = parse_study(source, getattr(args, "ae_title", None) or DEFAULT_AE_TITLE)
+    study = retrieve_study(address)
+    print(f"{address.describe()}: {study.instances} MG image(s)" + (" (from the cache)" if study.cached else ""),
+          file=sys.stderr)
+    for note in study.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return str(study.folder)

@@ -19,8 +19,9 @@ MODE_HELP = ("exact: the reference numerics (fp32, TF32 off); fast: folded batch
              "bf16 where the GPU or CPU has fast bf16 arithmetic (default: exact)")
 MODELS_HELP = ("checkpoint files or folders of them; several give several models side by side (one ensemble per "
                "folder); default: the models in Preferences, else the built-in demo model")
-EXAM_HELP = ("an exam: a folder of DICOM files or of PNGs named like 0_L-CC.png, a list of image files, or a "
-             "manifest (CSV path,view or JSON)")
+EXAM_HELP = ("an exam: a folder of DICOM files or of PNGs named like 0_L-CC.png, a list of image files, a "
+             "manifest (CSV path,view or JSON), or a study on a PACS: dimse://CALLED_AET@HOST:PORT/STUDY_UID or "
+             "dicomweb+http(s)://HOST:PORT/PREFIX/studies/STUDY_UID")
 
 EPILOG = ("Without a subcommand the workstation opens (on EXAM when given). A folder named like a subcommand "
           "is opened with 'open': python main.py open report")
@@ -40,6 +41,8 @@ def _shared(suppress: bool) -> argparse.ArgumentParser:
     shared.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log more")
     shared.add_argument("--device", choices=["auto", "cpu", "cuda"], default=default(None), help=DEVICE_HELP)
     shared.add_argument("--mode", choices=["exact", "fast"], default=default(None), help=MODE_HELP)
+    shared.add_argument("--ae-title", default=default(None), metavar="AET",
+                        help="our calling AE title for dimse:// exams and destinations (default MAMMOREADER)")
     return shared
 
 
@@ -93,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--percent-t", type=float, default=None)
     report.add_argument("--page-size", default="A4", choices=["A4", "Letter"])
     report.add_argument("--reader", help="reader name for the header")
+    report.add_argument("--send", metavar="DEST",
+                        help="store the SR and SEG written to a node: dimse://CALLED_AET@HOST:PORT or "
+                        "dicomweb+http(s)://HOST:PORT/PREFIX (a failed send keeps the files; rerun to retry)")
     report.set_defaults(handler="app.cli.report:run")
 
     batch = sub.add_parser("batch", parents=[common],

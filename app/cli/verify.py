@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.cli.common import ProgressBar, exam_argument
+from app.cli.common import ProgressBar, exam_argument, local_exam
 from inference.errors import MammoError
 
 
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
             expected_override = json.loads(Path(args.expected).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
             raise MammoError(f"the expected values cannot be read ({error})", args.expected) from error
-    exam = load_exam(exam_argument(args.exam))
+    exam = load_exam(local_exam(exam_argument(args.exam), args))
     failures = 0
     for source in args.models:
         loaded = load_model(source)

@@ -8,5 +8,10 @@ import argparse
 def run(args: argparse.Namespace) -> int:
     from app.gui import run_gui  # noqa: PLC0415
 
+    from app.pacs.nodes import DEFAULT_AE_TITLE, is_pacs_address, parse_study  # noqa: PLC0415
+
     overrides = {key: value for key, value in (("device", args.device), ("mode", args.mode)) if value}
-    return run_gui(args.exam, models=args.models, screenshot=args.screenshot, settings_overrides=overrides or None)
+    exam = args.exam
+    if is_pacs_address(exam):  # checked now; retrieved by the workstation's worker, not before it opens
+        exam = parse_study(exam, args.ae_title or DEFAULT_AE_TITLE)
+    return run_gui(exam, models=args.models, screenshot=args.screenshot, settings_overrides=overrides or None)

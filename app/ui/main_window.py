@@ -7,6 +7,8 @@ writes go through the store's writer thread.
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import os
 from dataclasses import dataclass
@@ -109,6 +111,19 @@ class AnalysisOutcome:
 
 def _load_exam_task(source, store: Store | None, reader: str, *, progress, cancel) -> LoadedExam:
     progress("loading images", 0, 1)
+    from app.pacs.nodes import StudyAddress  # noqa: PLC0415
+
+    if isinstance(source, StudyAddress):  # a study on a PACS: into the cache first, with progress and Cancel
+        from app.pacs.retrieve import retrieve_study  # noqa: PLC0415
+
+        progress(f"retrieving from {source.node.describe()}", 0, 1)
+        study = retrieve_study(source, progress=progress, cancel=cancel)
+        exam = load_exam(study.folder)
+        exam = dataclasses.replace(exam, warnings=exam.warnings + tuple(study.notes))
+        key = exam_key(exam)
+        reads = store.load_reads(key, reader) if store is not None else {}
+        marks = store.load_marks(key, reader) if store is not None else []
+        return LoadedExam(exam, key, reads, marks)
     if not isinstance(source, (str, Path, list, tuple)):  # the demo sentinel
         from app.demo import ensure_demo_exam  # noqa: PLC0415
 

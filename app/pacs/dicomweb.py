@@ -1,0 +1,107 @@
+"""DICOMweb with dicomweb-client: QIDO-RS, WADO-RS and STOW-RS, over http or https, with basic or bearer
+authentication and a timeout on every request. WADO-RS asks for the transfer syntaxes the intake decodes
+(dicomweb-client would otherwise accept any, and a node may answer with one we cannot read)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+from app.pacs.nodes import PacsError, RemoteNode
+from app.pacs.query import StudyQuery, StudyRecord
+
+# in order of preference: the node transcodes to the first it can
+ACCEPTED = (("application/dicom", "1.2.840.10008.1.2.1"),)
+
+
+def _client(node: RemoteNode):
+    import requests  # noqa: PLC0415
+    from dicomweb_client.api import DICOMwebClient  # noqa: PLC0415
+
+    session = requests.Session()
+    # images gain nothing from gzip, and Orthanc 1.10 dies compressing a multipart WADO-RS answer
+    session.headers["Accept-Encoding"] = "identity"
+    if node.token:
+        session.headers["Authorization"] = f"Bearer {node.token}"
+    elif node.username:
+        session.auth = (node.username, node.password)
+    return DICOMwebClient(node.base_url, session=session, timeout=node.timeout)
+
+
+def _failure(node: RemoteNode, what: str, error: Exception) -> PacsError:
+    import requests  # noqa: PLC0415
+
+    response = getattr(error, "response", None)
+    code = getattr(response, "status_code", None)
+    if code in (401, 403):
+        return PacsError(node, f"{what}: authentication failed (HTTP {code}); check MAMMO_DICOMWEB_USER and "
+                               "MAMMO_DICOMWEB_PASSWORD (or MAMMO_DICOMWEB_TOKEN)")
+    if code == 404:
+        return PacsError(node, f"{what}: not found (HTTP 404)")
+    if code is not None:
+        return PacsError(node, f"{what}: the server answered HTTP {code}")
+    if isinstance(error, requests.Timeout):
+        return PacsError(node, f"{what}: no answer within {node.timeout:g} s")
+    if isinstance(error, requests.ConnectionError):
+        return PacsError(node, f"{what}: cannot reach it; is the server running?")
+    return PacsError(node, f"{what}: {type(error).__name__}: {error}")
+
+
+def _guarded(node: RemoteNode, what: str, call: Callable):
+    import socket  # noqa: PLC0415
+
+    import requests  # noqa: PLC0415
+
+    try:  # a refused connection is said at once (the HTTP client would retry it for half a minute)
+        socket.create_connection((node.host, node.port), timeout=node.timeout).close()
+    except OSError as error:
+        raise PacsError(node, f"{what}: cannot reach it ({getattr(error, 'strerror', None) or error}); is the "
+                              "server running, and the host and port right?") from error
+    try:
+        return call()
+    except (requests.RequestException, OSError, ValueError) as error:
+        raise _failure(node, what, error) from error
+
+
+def echo(node: RemoteNode) -> None:
+    """A QIDO-RS search for one study: the server answers and lets us in."""
+    _guarded(node, "QIDO-RS", lambda: _client(node).search_for_studies(limit=1))
+
+
+def find_studies(node: RemoteNode, query: StudyQuery) -> list[StudyRecord]:
+    found = _guarded(node, "QIDO-RS", lambda: _client(node).search_for_studies(
+        search_filters=query.qido_filters(), fields=["ModalitiesInStudy", "NumberOfStudyRelatedInstances",
+                                                    "IssuerOfPatientID", "StudyDescription"]))
+    return query.keep([StudyRecord.from_json(item) for item in found])
+
+
+def get_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset], None],
+              cancel: Callable[[], bool] = lambda: False) -> tuple[int, int]:
+    """WADO-RS of a whole study, instance by instance as the multipart answer streams in."""
+    client = _client(node)
+    count = 0
+
+    def run() -> None:
+        nonlocal count
+        for dataset in client.iter_study(study_uid, media_types=ACCEPTED):
+            if cancel():
+                raise PacsError(node, "the retrieve was cancelled")
+            on_instance(dataset)
+            count += 1
+
+    _guarded(node, f"WADO-RS of study {study_uid}", run)
+    return count, 0
+
+
+def store_files(node: RemoteNode, paths: Sequence[Path]) -> None:
+    """STOW-RS of ``paths``; raises :class:`PacsError` when the server rejects any of them."""
+    datasets = [dcmread(p) for p in paths]
+    answer = _guarded(node, "STOW-RS", lambda: _client(node).store_instances(datasets))
+    failed = answer.get("FailedSOPSequence", []) if answer is not None else []
+    if failed:
+        reason = failed[0].get("FailureReason", "")
+        raise PacsError(node, f"STOW-RS: {len(failed)} of {len(paths)} instance(s) rejected"
+                              + (f" (failure reason {reason})" if reason != "" else ""))

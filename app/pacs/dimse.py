@@ -1,0 +1,193 @@
+"""DIMSE with pynetdicom: C-ECHO, C-FIND (Study Root), C-GET (no inbound port needed) and C-STORE.
+
+Every association and message has a timeout. One presentation context per transfer syntax: with several
+syntaxes in one context the node picks one (Orthanc: uncompressed) and a file in another cannot be sent.
+C-GET asks for the SCP role of each storage class, as the standard requires for the sub-operations.
+pynetdicom's own log is kept at warnings: at info and debug it would print identifiers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+
+from app.pacs.nodes import PacsError, RemoteNode
+from app.pacs.query import StudyQuery, StudyRecord
+
+logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
+# what the intake decodes (pydicom with pylibjpeg, GDCM, pyjpegls): each offered in its own context
+DECODABLE_SYNTAXES = (
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
+    "1.2.840.10008.1.2.4.201",  # HTJ2K lossless
+)
+# the classes a mammography study holds: the images, and what other systems add to it (kept or noted)
+RETRIEVED_CLASSES = (
+    "1.2.840.10008.5.1.4.1.1.1.2",  # Digital Mammography X-Ray Image - For Presentation
+    "1.2.840.10008.5.1.4.1.1.1.2.1",  # - For Processing
+    "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray Image - For Presentation
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
+    "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation
+    "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF
+)
+VERIFICATION = "1.2.840.10008.1.1"
+FIND = "1.2.840.10008.5.1.4.1.2.2.1"  # Study Root Query/Retrieve - FIND
+GET = "1.2.840.10008.5.1.4.1.2.2.3"  # Study Root Query/Retrieve - GET
+
+
+def _ae(node: RemoteNode):
+    from pynetdicom import AE  # noqa: PLC0415
+
+    ae = AE(ae_title=node.calling_aet)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = node.timeout
+    return ae
+
+
+def _associate(node: RemoteNode, ae, refused: str = "the node refused what we asked for", **kwargs):
+    """An association with ``node``; ``refused``: what it means when the node accepts none of our
+    presentation contexts (pynetdicom then aborts)."""
+    import socket  # noqa: PLC0415
+
+    try:  # first the plain TCP connection, to tell "nothing there" from "no answer" from "refused"
+        socket.create_connection((node.host, node.port), timeout=node.timeout).close()
+    except TimeoutError as error:
+        raise PacsError(node, f"no answer within {node.timeout:g} s (is the host right?)") from error
+    except OSError as error:
+        raise PacsError(node, f"cannot reach it ({error.strerror or error}); is the PACS running, and the host "
+                              "and port right?") from error
+    assoc = ae.associate(node.host, node.port, ae_title=node.called_aet, **kwargs)
+    if assoc.is_established:
+        return assoc
+    if assoc.is_rejected:
+        raise PacsError(node, f"the association was rejected (is {node.called_aet!r} its AE title, and does it "
+                              f"know ours, {node.calling_aet!r}?)")
+    if assoc.acceptor.primitive is None:  # the node said nothing at all
+        raise PacsError(node, f"no answer to our association request within {node.timeout:g} s")
+    raise PacsError(node, refused)
+
+
+def _failed(node: RemoteNode, what: str, status) -> PacsError:
+    code = getattr(status, "Status", None)
+    if code is None:
+        return PacsError(node, f"{what}: no answer (the connection was lost or timed out)")
+    return PacsError(node, f"{what} failed with status 0x{int(code):04X}")
+
+
+def echo(node: RemoteNode) -> None:
+    """C-ECHO; raises :class:`PacsError` with the reason when the node cannot be used."""
+    ae = _ae(node)
+    ae.add_requested_context(VERIFICATION)
+    assoc = _associate(node, ae)
+    try:
+        status = assoc.send_c_echo()
+        if not status or status.Status != 0x0000:
+            raise _failed(node, "C-ECHO", status)
+    finally:
+        assoc.release()
+
+
+def find_studies(node: RemoteNode, query: StudyQuery) -> list[StudyRecord]:
+    """C-FIND at study level, Study Root; MG studies only unless ``query.modality`` is empty."""
+    ae = _ae(node)
+    ae.add_requested_context(FIND)
+    assoc = _associate(node, ae)
+    found = []
+    try:
+        for status, identifier in assoc.send_c_find(query.dataset(), FIND):
+            if not status:
+                raise _failed(node, "C-FIND", status)
+            if status.Status in (0xFF00, 0xFF01) and identifier is not None:
+                found.append(StudyRecord.from_dataset(identifier))
+            elif status.Status not in (0x0000, 0xFF00, 0xFF01):
+                raise _failed(node, "C-FIND", status)
+    finally:
+        assoc.release()
+    return query.keep(found)
+
+
+def get_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset], None],
+              cancel: Callable[[], bool] = lambda: False) -> tuple[int, int]:
+    """C-GET of a whole study; ``on_instance`` gets each dataset as it arrives (with its file meta).
+    Returns (completed, failed) sub-operations."""
+    from pynetdicom import build_role, evt  # noqa: PLC0415
+
+    ae = _ae(node)
+    ae.add_requested_context(GET)
+    roles = []
+    for sop in RETRIEVED_CLASSES:
+        for syntax in DECODABLE_SYNTAXES:
+            ae.add_requested_context(sop, syntax)
+        roles.append(build_role(sop, scp_role=True))
+    problems: list[str] = []
+
+    def stored(event) -> int:
+        try:
+            dataset = event.dataset
+            dataset.file_meta = event.file_meta
+            on_instance(dataset)
+        except Exception as error:  # noqa: BLE001 - the PACS is told, the study fails below with the reason
+            problems.append(f"{type(error).__name__}: {error}")
+            return 0xA700  # out of resources: could not keep the instance
+        return 0x0000
+
+    assoc = _associate(node, ae, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, stored)])
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study_uid
+    completed = failed = 0
+    try:
+        for status, identifier in assoc.send_c_get(query, GET):
+            if cancel():
+                assoc.abort()
+                raise PacsError(node, "the retrieve was cancelled")
+            if not status:
+                raise _failed(node, "C-GET", status)
+            completed = int(getattr(status, "NumberOfCompletedSuboperations", completed) or completed)
+            failed = int(getattr(status, "NumberOfFailedSuboperations", failed) or failed)
+            if status.Status in (0xA701, 0xA702, 0xA900, 0xAA00, 0xAA01, 0xAA02, 0xAA03, 0xAA04) \
+                    or 0xC000 <= status.Status <= 0xCFFF:
+                if completed == 0:
+                    raise PacsError(node, f"C-GET of study {study_uid} failed (status 0x{int(status.Status):04X}): "
+                                          f"no such study, or the node will not send it to {node.calling_aet!r}")
+                raise _failed(node, "C-GET", status)
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    if problems:
+        raise PacsError(node, f"retrieved instances could not be kept: {problems[0]}")
+    return completed, failed
+
+
+def store_files(node: RemoteNode, paths: Sequence[Path]) -> None:
+    """C-STORE of ``paths``, each in a context of its own class and transfer syntax; raises
+    :class:`PacsError` naming the first file the node rejects."""
+    datasets = [(Path(p), dcmread(p)) for p in paths]
+    ae = _ae(node)
+    for pair in dict.fromkeys((str(d.SOPClassUID), str(d.file_meta.TransferSyntaxUID)) for _, d in datasets):
+        ae.add_requested_context(*pair)
+    classes = ", ".join(sorted({UID(d.SOPClassUID).name for _, d in datasets}))
+    assoc = _associate(node, ae, refused=f"refused: the node accepts none of what we send ({classes})")
+    try:
+        for path, dataset in datasets:
+            try:
+                status = assoc.send_c_store(dataset)
+            except ValueError as error:  # no accepted context for this class and syntax
+                raise PacsError(node, f"{path.name}: refused, the node accepts no {UID(dataset.SOPClassUID).name} "
+                                      f"in {UID(dataset.file_meta.TransferSyntaxUID).name}") from error
+            if not status or status.Status not in (0x0000, 0xB000, 0xB007, 0xB006):
+                raise _failed(node, f"C-STORE of {path.name}", status)
+    finally:
+        if assoc.is_established:
+            assoc.release()

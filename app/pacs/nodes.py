@@ -1,0 +1,121 @@
+"""PACS addresses on the command line: ``dimse://CALLED_AET@HOST:PORT[/STUDY_UID]`` and
+``dicomweb+http(s)://HOST:PORT/PREFIX[/studies/STUDY_UID]``. Credentials never travel in an address."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from inference.errors import MammoError
+
+SCHEMES = ("dimse://", "dicomweb+http://", "dicomweb+https://")
+DEFAULT_AE_TITLE = "MAMMOREADER"
+TIMEOUT_S = 30.0  # every association, every DIMSE message, every HTTP request
+
+
+class PacsError(MammoError):
+    """A PACS that is down, refuses us, finds nothing or rejects what we send; names the node (never a
+    password, never a patient identifier)."""
+
+    def __init__(self, node: RemoteNode | str, message: str) -> None:
+        self.node = node
+        super().__init__(f"{node if isinstance(node, str) else node.describe()}: {message}")
+
+
+@dataclass(frozen=True)
+class RemoteNode:
+    """A DICOM node: DIMSE (AE title, host, port) or DICOMweb (a base URL).
+
+    Attributes:
+        calling_aet: our own AE title (``--ae-title``).
+        username, password, token: DICOMweb basic or bearer authentication (from the environment).
+    """
+
+    protocol: str  # dimse | dicomweb
+    host: str
+    port: int
+    called_aet: str = ""
+    base_url: str = ""
+    calling_aet: str = DEFAULT_AE_TITLE
+    username: str = ""
+    password: str = ""
+    token: str = ""
+    timeout: float = TIMEOUT_S
+
+    def describe(self) -> str:
+        """The node in words, for every message and log line: no credentials."""
+        if self.protocol == "dimse":
+            return f"dimse://{self.called_aet}@{self.host}:{self.port}"
+        return f"dicomweb+{self.base_url}"
+
+    def __repr__(self) -> str:  # a node in a traceback or a log shows no password
+        return f"RemoteNode({self.describe()!r})"
+
+
+@dataclass(frozen=True)
+class StudyAddress:
+    node: RemoteNode
+    study_uid: str
+
+    def describe(self) -> str:
+        return f"{self.node.describe()}/studies/{self.study_uid}" if self.node.protocol == "dicomweb" else \
+            f"{self.node.describe()}/{self.study_uid}"
+
+
+def is_pacs_address(text: object) -> bool:
+    return isinstance(text, str) and text.startswith(SCHEMES)
+
+
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+def _credentials() -> dict:
+    return {"username": os.environ.get("MAMMO_DICOMWEB_USER", ""),
+            "password": os.environ.get("MAMMO_DICOMWEB_PASSWORD", ""),
+            "token": os.environ.get("MAMMO_DICOMWEB_TOKEN", "")}
+
+
+def _check_uid(text: str, uid: str) -> str:
+    if not _UID.match(uid) or len(uid) > 64:
+        raise MammoError(f"{text}: {uid!r} is not a Study Instance UID (digits and dots, at most 64)")
+    return uid
+
+
+def parse_address(text: str, calling_aet: str = DEFAULT_AE_TITLE) -> tuple[RemoteNode, str | None]:
+    """The node of ``text`` and the study UID it names (None for a bare node, as ``--send`` takes)."""
+    if not is_pacs_address(text):
+        raise MammoError(f"{text}: not a PACS address; use dimse://AET@HOST:PORT[/STUDY_UID] or "
+                         "dicomweb+http(s)://HOST:PORT/PREFIX[/studies/STUDY_UID]")
+    if len(calling_aet) > 16 or not calling_aet.strip():
+        raise MammoError(f"--ae-title {calling_aet!r}: an AE title has 1 to 16 characters")
+    if text.startswith("dimse://"):
+        match = re.match(r"^dimse://([^@/]{1,16})@([^:/]+):(\d+)(?:/([^/]*))?/?$", text)
+        if not match:
+            raise MammoError(f"{text}: write dimse://CALLED_AET@HOST:PORT[/STUDY_UID]")
+        aet, host, port, uid = match.groups()
+        node = RemoteNode("dimse", host, int(port), called_aet=aet, calling_aet=calling_aet)
+        return node, (_check_uid(text, uid) if uid else None)
+    parts = urlsplit(text[len("dicomweb+"):])
+    if parts.username or parts.password:
+        raise MammoError("a DICOMweb address carries no credentials (they would show in logs and the process "
+                         "list); set MAMMO_DICOMWEB_USER and MAMMO_DICOMWEB_PASSWORD (or MAMMO_DICOMWEB_TOKEN)")
+    if not parts.hostname:
+        raise MammoError(f"{text}: write dicomweb+http(s)://HOST:PORT/PREFIX[/studies/STUDY_UID]")
+    path, uid = parts.path.rstrip("/"), None
+    match = re.match(r"^(.*)/studies/([^/]+)$", path)
+    if match:
+        path, uid = match.group(1), _check_uid(text, match.group(2))
+    base = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{path}"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return RemoteNode("dicomweb", parts.hostname, port, base_url=base, calling_aet=calling_aet,
+                      **_credentials()), uid
+
+
+def parse_study(text: str, calling_aet: str = DEFAULT_AE_TITLE) -> StudyAddress:
+    node, uid = parse_address(text, calling_aet)
+    if uid is None:
+        raise MammoError(f"{text}: the address names no study (…/STUDY_UID for DIMSE, …/studies/STUDY_UID "
+                         "for DICOMweb)")
+    return StudyAddress(node, uid)

@@ -1,0 +1,132 @@
+"""A study from a PACS into the local cache, then the usual intake; results back to a node.
+
+The study is written into a private folder and renamed into place only when the retrieve has ended, so a
+cancelled or failed retrieve never looks like a complete study. Instances that are not MG (other series of
+the study, our own earlier SR and SEG) are ignored with a note. The cache has a size limit
+(``MAMMO_PACS_CACHE_GB``, default 20): the least recently retrieved studies go first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from app.pacs.nodes import PacsError, RemoteNode, StudyAddress
+from inference.files import atomic_path
+
+COMPLETE = ".retrieved.json"
+
+
+@dataclass
+class RetrievedStudy:
+    folder: Path
+    instances: int = 0
+    notes: list[str] = field(default_factory=list)
+    cached: bool = False
+
+
+def cache_root() -> Path:
+    from app.settings import config_dir  # noqa: PLC0415
+
+    return Path(os.environ.get("MAMMO_PACS_CACHE") or config_dir() / "pacs-cache")
+
+
+def cache_limit_bytes() -> int:
+    try:
+        return int(float(os.environ.get("MAMMO_PACS_CACHE_GB", "20")) * (1 << 30))
+    except ValueError:
+        return 20 << 30
+
+
+def _protocol(node: RemoteNode):
+    if node.protocol == "dimse":
+        from app.pacs import dimse  # noqa: PLC0415
+
+        return dimse
+    from app.pacs import dicomweb  # noqa: PLC0415
+
+    return dicomweb
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def evict(root: Path, limit: int, keep: Path) -> None:
+    """Remove the least recently retrieved studies until the cache is under ``limit`` bytes."""
+    studies = sorted((p for p in root.iterdir() if (p / COMPLETE).is_file()), key=lambda p: (p / COMPLETE).stat().st_mtime)
+    total = sum(_folder_size(p) for p in studies)
+    for study in studies:
+        if total <= limit:
+            break
+        if study == keep:
+            continue
+        total -= _folder_size(study)
+        shutil.rmtree(study, ignore_errors=True)
+
+
+def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int], None] | None = None,
+                   cancel: Callable[[], bool] = lambda: False, refresh: bool = False) -> RetrievedStudy:
+    """The MG images of the study at ``address`` in a cache folder (retrieved again only with ``refresh``)."""
+    progress = progress or (lambda *a: None)
+    node = address.node
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / hashlib.sha1(f"{node.describe()}|{address.study_uid}".encode()).hexdigest()[:20]
+    if not refresh and (final / COMPLETE).is_file():
+        record = json.loads((final / COMPLETE).read_text(encoding="utf-8"))
+        (final / COMPLETE).touch()
+        return RetrievedStudy(final, record.get("instances", 0), record.get("notes", []), cached=True)
+    partial = root / f".{final.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    kept: list[str] = []
+    ignored: dict[str, int] = {}
+
+    def on_instance(dataset: Dataset) -> None:
+        modality = str(dataset.get("Modality", "")) or "no modality"
+        if modality != "MG":
+            ignored[modality] = ignored.get(modality, 0) + 1
+            return
+        name = hashlib.sha1(str(dataset.SOPInstanceUID).encode()).hexdigest()[:20] + ".dcm"
+        with atomic_path(partial / name) as temporary:
+            dataset.save_as(temporary, enforce_file_format=True)
+        kept.append(name)
+        progress(f"retrieved {len(kept)} image(s)", len(kept), 0)
+
+    try:
+        _, failed = _protocol(node).get_study(node, address.study_uid, on_instance, cancel)
+        notes = [f"ignored {count} {modality} instance(s) of the study (only MG images are read)"
+                 for modality, count in sorted(ignored.items())]
+        if failed:
+            notes.append(f"{failed} instance(s) could not be retrieved (the node could not send them in a "
+                         "transfer syntax this workstation decodes, or they failed)")
+        if not kept:
+            if ignored:
+                raise PacsError(node, f"study {address.study_uid} holds no MG image (only "
+                                      f"{', '.join(sorted(ignored))}): not a mammography study")
+            raise PacsError(node, f"study {address.study_uid}: nothing was retrieved (no such study on the node?)")
+        (partial / COMPLETE).write_text(json.dumps({"study": address.study_uid, "node": node.describe(),
+                                                    "instances": len(kept), "notes": notes}), encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    evict(root, cache_limit_bytes(), keep=final)
+    return RetrievedStudy(final, len(kept), notes)
+
+
+def send_files(node: RemoteNode, paths: Sequence[Path]) -> None:
+    """C-STORE or STOW-RS of ``paths`` (the SR, SEG, Encapsulated PDF a report wrote)."""
+    if not paths:
+        raise PacsError(node, "nothing to send (write the report with --format sr and/or seg)")
+    _protocol(node).store_files(node, [Path(p) for p in paths])

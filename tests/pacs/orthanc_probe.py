@@ -1,0 +1,227 @@
+"""Run by test_pacs.py inside a loopback-only network namespace: starts Orthanc, stores exams into it with our
+C-STORE, then finds, retrieves (C-GET and WADO-RS), analyses and sends results back through the command line,
+and provokes each fault. Prints one JSON line of what it saw; the test judges it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+from pydicom import dcmread  # noqa: E402
+from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
+
+from app.pacs import dicomweb, dimse  # noqa: E402
+from app.pacs.nodes import PacsError, RemoteNode, parse_address, parse_study  # noqa: E402
+from app.pacs.query import StudyQuery  # noqa: E402
+from app.pacs.retrieve import retrieve_study  # noqa: E402
+from inference.exam import load_exam  # noqa: E402
+from inference.phantom import generate_exam, write_dicom_exam  # noqa: E402
+from tests.pacs.orthanc import AET, DICOM_PORT, HTTP_PORT, PASSWORD, USER, Orthanc  # noqa: E402
+
+DIMSE = f"dimse://{AET}@127.0.0.1:{DICOM_PORT}"
+WEB = f"dicomweb+http://127.0.0.1:{HTTP_PORT}/dicom-web"
+DEMO_MODEL = ROOT / "resources" / "demo" / "model.pt"
+TIMING_SHAPE = (2294, 1914)  # a four-view exam of a common detector size (RLE, 12 bit), for the retrieve times
+
+
+def other_instance(study_uid: str, modality: str, sop_class: str = "1.2.840.10008.5.1.4.1.1.7",
+                   patient: tuple[str, str] = ("Phantom^Other", "PHANTOM-OTHER"),
+                   study: tuple[str, str] = ("20250101", "")) -> Dataset:
+    """A small 8-bit image of another kind (Secondary Capture by default) in ``study_uid``."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = study_uid, generate_uid(), modality
+    (ds.PatientName, ds.PatientID), (ds.StudyDate, ds.AccessionNumber) = patient, study
+    ds.Rows = ds.Columns = 16
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.PixelData = np.zeros((16, 16), np.uint8).tobytes()
+    return ds
+
+
+def save(ds: Dataset, folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    ds.save_as(folder / name, enforce_file_format=True)
+    return folder / name
+
+
+STEPS: dict[str, float] = {}
+
+
+def error_of(call, step: str = "") -> str:
+    started = time.perf_counter()
+    try:
+        call()
+    except PacsError as error:
+        return str(error)
+    finally:
+        STEPS[step or f"step{len(STEPS)}"] = round(time.perf_counter() - started, 3)
+    return ""
+
+
+def silent_server() -> int:
+    """A TCP port that accepts and never answers: a PACS that hangs."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    return listener.getsockname()[1]
+
+
+def cli(*args: str, env: dict | None = None) -> dict:
+    done = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})})
+    return {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="pacs_probe_"))
+    os.environ["MAMMO_PACS_CACHE"] = str(work / "cache")
+    os.environ["MAMMO_READER_HOME"] = str(work / "home")
+    seen: dict = {}
+    orthanc = Orthanc(work / "orthanc")
+    seen["orthanc_ready_s"] = orthanc.ready_s
+    try:
+        node, _ = parse_address(DIMSE)
+        web, _ = parse_address(WEB)
+        web = RemoteNode(**{**web.__dict__, "username": USER, "password": PASSWORD})
+        # the current exam (RLE compressed, as the demo) plus a Secondary Capture in the same study
+        exam = generate_exam(7001, shape=(640, 480))
+        files = write_dicom_exam(exam, work / "exam")
+        study_uid = str(dcmread(files[0]).StudyInstanceUID)
+        first = dcmread(files[0])
+        patient = (str(first.PatientName), str(first.PatientID))
+        files.append(save(other_instance(study_uid, "OT", patient=patient,
+                                         study=(str(first.StudyDate), str(first.AccessionNumber))), work / "exam-extra", "sc.dcm"))
+        # a study with three of the four views, and a study with no MG image at all
+        partial = [p for p in write_dicom_exam(generate_exam(7002, shape=(640, 480)), work / "partial")
+                   if not (dcmread(p).ImageLaterality == "R" and dcmread(p).ViewPosition == "MLO")]
+        partial_uid = str(dcmread(partial[0]).StudyInstanceUID)
+        not_mg_uid = generate_uid()
+        not_mg = [save(other_instance(not_mg_uid, "CT"), work / "not-mg", "ct.dcm")]
+        started = time.perf_counter()
+        dimse.store_files(node, files + partial + not_mg)
+        seen["store_s"] = time.perf_counter() - started
+        seen["patient_id"] = str(dcmread(files[0]).PatientID)
+        seen["accession"] = str(dcmread(files[0]).AccessionNumber)
+
+        dimse.echo(node)
+        dicomweb.echo(web)
+        seen["echo"] = "ok"
+        seen["wrong_aet"] = error_of(lambda: dimse.echo(parse_address("dimse://NOTORTHANC@127.0.0.1:4242")[0]))
+        seen["down"] = error_of(lambda: dimse.echo(parse_address("dimse://ORTHANC@127.0.0.1:4299")[0]))
+        hanging = RemoteNode("dimse", "127.0.0.1", silent_server(), called_aet="HANGS", timeout=1.0)
+        started = time.perf_counter()
+        seen["timeout"] = error_of(lambda: dimse.echo(hanging))
+        seen["timeout_s"] = time.perf_counter() - started
+        seen["web_down"] = error_of(lambda: dicomweb.echo(parse_address("dicomweb+http://127.0.0.1:8099/dicom-web")[0]))
+        wrong = RemoteNode(**{**web.__dict__, "password": "wrong"})
+        seen["web_auth"] = error_of(lambda: dicomweb.echo(wrong))
+
+        by_id = StudyQuery(patient_id=seen["patient_id"])
+        seen["find_dimse"] = [r.__dict__ for r in dimse.find_studies(node, by_id)]
+        seen["find_web"] = [r.__dict__ for r in dicomweb.find_studies(web, by_id)]
+        seen["find_accession"] = [r.study_uid for r in dimse.find_studies(node, StudyQuery(accession=seen["accession"]))]
+        seen["find_dates"] = [r.study_uid for r in dimse.find_studies(node, StudyQuery(date_from="20260101",
+                                                                                      date_to="20261231"))]
+        seen["find_none"] = [r.study_uid for r in dimse.find_studies(node, StudyQuery(patient_id="NOBODY"))]
+        seen["find_mg_only"] = [r.study_uid for r in dimse.find_studies(node, StudyQuery(patient_id="PHANTOM-OTHER"))]
+        seen["find_any"] = [r.study_uid for r in dimse.find_studies(node, StudyQuery(patient_id="PHANTOM-OTHER",
+                                                                                    modality=""))]
+        seen["study_uid"], seen["partial_uid"], seen["not_mg_uid"] = study_uid, partial_uid, not_mg_uid
+
+        timing = write_dicom_exam(generate_exam(7003, shape=TIMING_SHAPE), work / "timing")
+        timing_uid = str(dcmread(timing[0]).StudyInstanceUID)
+        dimse.store_files(node, timing)
+        seen["timing_bytes"] = sum(p.stat().st_size for p in timing)
+        for protocol, address in (("dimse", f"{DIMSE}/{study_uid}"), ("dicomweb", f"{WEB}/studies/{study_uid}"),
+                                  ("dimse_large", f"{DIMSE}/{timing_uid}"),
+                                  ("dicomweb_large", f"{WEB}/studies/{timing_uid}")):
+            times = []
+            for _ in range(3):
+                os.environ["MAMMO_DICOMWEB_USER"], os.environ["MAMMO_DICOMWEB_PASSWORD"] = USER, PASSWORD
+                started = time.perf_counter()
+                study = retrieve_study(parse_study(address), refresh=True)
+                times.append(time.perf_counter() - started)
+            loaded = load_exam(study.folder)
+            seen[f"retrieve_{protocol}"] = {"seconds": sorted(times)[1], "instances": study.instances,
+                                            "notes": study.notes, "views": sorted(v.value for v in loaded.views)}
+        seen["cached"] = retrieve_study(parse_study(f"{DIMSE}/{study_uid}")).cached
+        partial_study = retrieve_study(parse_study(f"{DIMSE}/{partial_uid}"))
+        seen["partial_warnings"] = list(load_exam(partial_study.folder).warnings)
+        seen["not_mg"] = error_of(lambda: retrieve_study(parse_study(f"{DIMSE}/{not_mg_uid}")))
+        seen["no_study"] = error_of(lambda: retrieve_study(parse_study(f"{DIMSE}/1.2.3.4.5.6.7.8.9")))
+        rejected = save(other_instance(study_uid, "OT", sop_class="1.2.826.0.1.3680043.8.498.99999", patient=patient),
+                        work / "odd",
+                        "odd.dcm")
+        seen["send_rejected"] = error_of(lambda: dimse.store_files(node, [rejected]))
+
+        env = {"MAMMO_DICOMWEB_USER": USER, "MAMMO_DICOMWEB_PASSWORD": PASSWORD}
+        seen["cli_analyze"] = cli("-v", "analyze", f"{DIMSE}/{study_uid}", "--models", str(DEMO_MODEL), "--device", "cpu")
+        seen["cli_report_dimse"] = cli("-v", "report", f"{WEB}/studies/{study_uid}", "--out", str(work / "out1"),
+                                       "--format", "sr,seg", "--models", str(DEMO_MODEL), "--device", "cpu",
+                                       "--send", DIMSE, env=env)
+        seen["cli_report_web"] = cli("report", f"{DIMSE}/{study_uid}", "--out", str(work / "out2"), "--format", "sr,seg",
+                                     "--models", str(DEMO_MODEL), "--device", "cpu", "--send", WEB, env=env)
+        seen["cli_send_down"] = cli("report", f"{DIMSE}/{study_uid}", "--out", str(work / "out3"), "--format", "sr",
+                                    "--models", str(DEMO_MODEL), "--device", "cpu", "--send",
+                                    "dimse://ORTHANC@127.0.0.1:4299")
+        seen["out3_files"] = sorted(p.name for p in (work / "out3").glob("*.dcm"))
+        seen["cli_resend"] = cli("report", f"{DIMSE}/{study_uid}", "--out", str(work / "out3"), "--format", "sr",
+                                 "--models", str(DEMO_MODEL), "--device", "cpu", "--send", DIMSE)
+        seen["cli_batch_partial"] = cli("batch", f"{DIMSE}/{partial_uid}", "--out", str(work / "out4"), "--models",
+                                        str(DEMO_MODEL), "--device", "cpu")
+        seen["cli_not_mg"] = cli("analyze", f"{DIMSE}/{not_mg_uid}", "--models", str(DEMO_MODEL), "--device", "cpu")
+        seen["cli_bad_auth"] = cli("analyze", f"{WEB}/studies/{study_uid}", "--models", str(DEMO_MODEL), "--device",
+                                   "cpu", env={"MAMMO_DICOMWEB_USER": USER, "MAMMO_DICOMWEB_PASSWORD": "wrong",
+                                               "MAMMO_PACS_CACHE": str(work / "cache2")})
+        shot = Path(os.environ.get("PACS_SCREENSHOT") or work / "workstation.png")
+        seen["cli_open"] = cli("open", f"{DIMSE}/{study_uid}", "--models", str(DEMO_MODEL), "--device", "cpu",
+                               "--screenshot", str(shot), env={"QT_QPA_PLATFORM": "offscreen",
+                                                               "MAMMO_PACS_CACHE": str(work / "cache3")})
+        seen["screenshot"] = str(shot) if shot.is_file() else ""
+        series = StudyQuery(study_uid=study_uid, modality="")
+        seen["series_after_send"] = sorted(
+            str(ds.Modality) for ds in _series(node, study_uid))
+        seen["find_after_send"] = [r.__dict__ for r in dimse.find_studies(node, series)]
+        seen["steps"] = STEPS
+        seen["log"] = (work / "orthanc" / "log.txt").read_text()[-2000:]
+    finally:
+        orthanc.stop()
+    print(json.dumps(seen))
+
+
+def _series(node, study_uid: str) -> list[Dataset]:
+    """The study's series (C-FIND at series level), to see what was sent back."""
+    from pynetdicom import AE  # noqa: PLC0415
+
+    ae = AE(ae_title=node.calling_aet)
+    ae.add_requested_context(dimse.FIND)
+    assoc = ae.associate(node.host, node.port, ae_title=node.called_aet)
+    query = Dataset()
+    query.QueryRetrieveLevel, query.StudyInstanceUID, query.Modality, query.SeriesInstanceUID = "SERIES", study_uid, "", ""
+    found = [identifier for status, identifier in assoc.send_c_find(query, dimse.FIND)
+             if status and status.Status in (0xFF00, 0xFF01)]
+    assoc.release()
+    return found
+
+
+if __name__ == "__main__":
+    main()

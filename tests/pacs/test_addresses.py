@@ -1,0 +1,52 @@
+"""PACS addresses on the command line, without a server."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.pacs.nodes import RemoteNode, parse_address, parse_study
+from inference.errors import MammoError
+
+UID = "1.2.826.0.1.3680043.8.498.1"
+
+
+def test_dimse_study_and_node():
+    address = parse_study(f"dimse://PACS_AE@pacs.example:11112/{UID}", calling_aet="READING1")
+    assert (address.node.protocol, address.node.called_aet, address.node.host, address.node.port) == (
+        "dimse", "PACS_AE", "pacs.example", 11112)
+    assert address.node.calling_aet == "READING1" and address.study_uid == UID
+    node, study = parse_address("dimse://PACS_AE@pacs.example:11112")
+    assert study is None and node.describe() == "dimse://PACS_AE@pacs.example:11112"
+
+
+def test_dicomweb_study_with_credentials_from_the_environment(monkeypatch):
+    monkeypatch.setenv("MAMMO_DICOMWEB_USER", "ann")
+    monkeypatch.setenv("MAMMO_DICOMWEB_PASSWORD", "hunter2")
+    address = parse_study(f"dicomweb+https://pacs.example:8443/dicom-web/studies/{UID}")
+    node = address.node
+    assert node.base_url == "https://pacs.example:8443/dicom-web" and address.study_uid == UID
+    assert (node.username, node.password) == ("ann", "hunter2")
+    assert "hunter2" not in repr(node) and "hunter2" not in node.describe() and "hunter2" not in str([node])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("dicomweb+http://ann:pw@pacs:80/dicom-web", "carries no credentials"),
+    ("dimse://PACS@host/1.2.3", "write dimse://"),
+    ("dimse://PACS@host:104/not-a-uid", "is not a Study Instance UID"),
+    ("dimse://THIS_AE_TITLE_IS_TOO_LONG@host:104", "write dimse://"),
+])
+def test_bad_addresses_say_what_to_write(text, message):
+    with pytest.raises(MammoError, match=message):
+        parse_address(text)
+
+
+def test_a_study_is_required_where_an_exam_is_expected():
+    with pytest.raises(MammoError, match="names no study"):
+        parse_study("dimse://PACS@host:104")
+    with pytest.raises(MammoError, match="AE title has 1 to 16"):
+        parse_address("dimse://PACS@host:104", calling_aet="X" * 17)
+
+
+def test_a_node_never_shows_its_password():
+    node = RemoteNode("dicomweb", "h", 80, base_url="http://h/dicom-web", password="secret", username="u")
+    assert "secret" not in repr(node) and "secret" not in node.describe()

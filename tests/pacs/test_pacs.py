@@ -1,0 +1,116 @@
+"""Mammo Reader against a real PACS (Orthanc, from Debian, in a loopback-only network namespace): store a
+four-view exam with C-STORE, find it (C-FIND, QIDO-RS), retrieve it by C-GET and WADO-RS, analyse it and
+report it from the command line, send the SR and SEG back (C-STORE, STOW-RS) and find them on the server;
+and each fault: the PACS down, a wrong AE title, a node that never answers, no match, wrong credentials, a
+study with only some views, a study that is not MG, a send that is rejected, a send to a node that is down."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.archive.conftest import loopback_only
+from tests.conftest import ROOT
+
+PROBE = Path(__file__).with_name("orthanc_probe.py")
+
+
+@pytest.fixture(scope="module")
+def seen(tmp_path_factory) -> dict:
+    shot = tmp_path_factory.mktemp("pacs") / "workstation.png"
+    done = subprocess.run(loopback_only([sys.executable, str(PROBE)]), cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PACS_SCREENSHOT": str(shot)})
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(json.dumps({k: result[k] for k in ("orthanc_ready_s", "retrieve_dimse_large", "retrieve_dicomweb_large",
+                                              "timing_bytes")}))
+    return result
+
+
+def test_orthanc_is_ready_in_well_under_a_second(seen):
+    assert seen["orthanc_ready_s"] < 1.0
+
+
+def test_find_by_patient_accession_and_dates_mg_only(seen):
+    for found in (seen["find_dimse"], seen["find_web"]):
+        assert [r["study_uid"] for r in found] == [seen["study_uid"]]
+        record = found[0]
+        assert record["patient_id"] == seen["patient_id"] and record["accession"] == seen["accession"]
+        assert record["date"] == "20260115" and "MG" in record["modalities"] and record["instances"] == 5
+    assert seen["find_accession"] == [seen["study_uid"]]
+    assert set(seen["find_dates"]) == {seen["study_uid"], seen["partial_uid"]}  # not the 2025 CT study
+    assert seen["find_none"] == []
+    assert seen["find_mg_only"] == [] and seen["find_any"] == [seen["not_mg_uid"]]
+
+
+@pytest.mark.parametrize("protocol", ["dimse", "dicomweb"])
+def test_retrieve_gives_the_four_views_and_notes_the_other_series(seen, protocol):
+    retrieved = seen[f"retrieve_{protocol}"]
+    assert retrieved["views"] == ["L-CC", "L-MLO", "R-CC", "R-MLO"] and retrieved["instances"] == 4
+    assert retrieved["notes"] == ["ignored 1 OT instance(s) of the study (only MG images are read)"]
+    assert seen[f"retrieve_{protocol}_large"]["views"] == ["L-CC", "L-MLO", "R-CC", "R-MLO"]
+    assert seen["cached"] is True
+
+
+def test_analyse_report_and_send_back_from_the_command_line(seen):
+    analyze = seen["cli_analyze"]
+    assert analyze["rc"] == 0 and "P(malignant)" in analyze["stdout"] and "4 MG image(s)" in analyze["stderr"]
+    for run, destination in (("cli_report_dimse", "dimse://ORTHANC@127.0.0.1:4242"),
+                             ("cli_report_web", "dicomweb+http://127.0.0.1:8042/dicom-web")):
+        assert seen[run]["rc"] == 0, seen[run]
+        assert f"sent {seen['study_uid']}: 5 file(s) to {destination}" in seen[run]["stdout"]  # SR + 4 SEG
+    # the SR and SEG are on the server, in the exam's study: 2 x (SR + 4 SEG) and the retried SR
+    assert seen["series_after_send"].count("SR") == 3 and seen["series_after_send"].count("SEG") == 8
+    assert {"MG", "SR", "SEG"} <= set(seen["find_after_send"][0]["modalities"])
+
+
+def test_no_identifier_or_password_reaches_the_logs(seen):
+    for run in ("cli_analyze", "cli_report_dimse", "cli_report_web", "cli_bad_auth"):
+        for stream in ("stderr", "stdout"):
+            text = seen[run][stream]
+            assert "Phantom^Demo" not in text and "Phantom Demo" not in text and seen["patient_id"] not in text
+            assert "s3cret-for-tests" not in text
+
+
+def test_faults_name_the_node_and_the_problem(seen):
+    assert seen["wrong_aet"].startswith("dimse://NOTORTHANC@127.0.0.1:4242: the association was rejected")
+    assert seen["down"].startswith("dimse://ORTHANC@127.0.0.1:4299: cannot reach it")
+    assert "no answer to our association request within 1 s" in seen["timeout"] and seen["timeout_s"] < 10
+    assert seen["web_down"].startswith("dicomweb+http://127.0.0.1:8099/dicom-web: QIDO-RS: cannot reach it")
+    assert seen["steps"]["step3"] < 5, "a refused DICOMweb connection was retried for long"
+    assert "authentication failed (HTTP 401)" in seen["web_auth"]
+    assert seen["cli_bad_auth"]["rc"] == 2 and "authentication failed (HTTP 401)" in seen["cli_bad_auth"]["stderr"]
+    assert "holds no MG image (only CT): not a mammography study" in seen["not_mg"]
+    assert seen["cli_not_mg"]["rc"] == 2 and "not a mammography study" in seen["cli_not_mg"]["stderr"]
+    assert "no such study" in seen["no_study"]
+    assert "refused: the node accepts none of what we send" in seen["send_rejected"]
+
+
+def test_a_partial_study_opens_with_the_missing_view_said(seen):
+    assert seen["partial_warnings"] == ["missing views: R-MLO"]
+    batch = seen["cli_batch_partial"]
+    assert batch["rc"] == 1 and "missing views: R-MLO" in batch["stdout"]
+
+
+def test_a_failed_send_keeps_the_files_and_a_rerun_sends_them(seen):
+    failed = seen["cli_send_down"]
+    assert failed["rc"] == 1 and "NOT SENT" in failed["stdout"] and "cannot reach it" in failed["stdout"]
+    assert seen["out3_files"] == ["DEMO07001_sr.dcm"]
+    again = seen["cli_resend"]
+    assert again["rc"] == 0 and "1 already done (skipped)" in again["stdout"]
+    assert f"sent {seen['study_uid']}: 1 file(s)" in again["stdout"]
+
+
+def test_the_workstation_opens_a_study_from_the_pacs(seen):
+    """``open dimse://…``: retrieved by the workstation's worker (not before the window), shown and analysed."""
+    import cv2
+
+    opened = seen["cli_open"]
+    assert opened["rc"] == 0, opened["stderr"][-2000:]
+    image = cv2.imread(seen["screenshot"])
+    assert image is not None and image.shape[0] > 600 and image.shape[1] > 1000
