@@ -223,6 +223,8 @@ def analyze_exam(
     cancel = cancel or (lambda: False)
     if cancel():
         raise Cancelled()
+    if hasattr(views, "check_analyzable"):  # what is wrong with the exam is said before what is with the models
+        views.check_analyzable()
     prepared = prepare_exam(views, model_families(models), progress=progress, horizontal_flip=horizontal_flip)
     return run_prepared(prepared, models, device=device, progress=progress, cancel=cancel, mode=mode,
                         batch_size=batch_size)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli.common import ProgressBar, exam_argument, local_exam, model_sources
+from app.cli.common import ProgressBar, load_exam_argument, model_sources
 
 
 def _format(probabilities) -> str:
@@ -40,12 +40,11 @@ def print_result(result) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference.exam import load_exam  # noqa: PLC0415
     from inference.pipeline import Cancelled, analyze_exam  # noqa: PLC0415
     from inference.serialize import write_result  # noqa: PLC0415
     from inference.weights import load_model_groups  # noqa: PLC0415
 
-    exam = load_exam(local_exam(exam_argument(args.exam), args))
+    exam = load_exam_argument(args.exam, args)
     for warning in exam.warnings:
         print(f"note: {warning}", file=sys.stderr)
     for view, image in exam.views.items():

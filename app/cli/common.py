@@ -61,19 +61,17 @@ def exam_argument(values: Sequence[str] | str) -> str | list[str]:
     return values
 
 
-def local_exam(source: str | list[str], args: argparse.Namespace) -> str | list[str]:
-    """``source`` itself, or the folder a PACS study (``dimse://…``, ``dicomweb+http(s)://…``) was retrieved
-    into (with its notes on stderr)."""
-    from app.pacs.nodes import DEFAULT_AE_TITLE, is_pacs_address, parse_study  # noqa: PLC0415
 
+def load_exam_argument(values: Sequence[str] | str, args: argparse.Namespace):
+    """The exam of the positional argument(s): files and folders through the intake, or a PACS study
+    (``dimse://…``, ``dicomweb+http(s)://…``) retrieved into the cache first (its notes join the intake's)."""
+    from app.archive.unit import open_exam  # noqa: PLC0415
+    from app.pacs.nodes import DEFAULT_AE_TITLE, is_pacs_address  # noqa: PLC0415
+    from inference.exam import load_exam  # noqa: PLC0415
+
+    source = exam_argument(values)
     if not is_pacs_address(source):
-        return source
-    from app.pacs.retrieve import retrieve_study  # noqa: PLC0415
-
-    address = parse_study(source, getattr(args, "ae_title", None) or DEFAULT_AE_TITLE)
-    study = retrieve_study(address)
-    print(f"{address.describe()}: {study.instances} MG image(s)" + (" (from the cache)" if study.cached else ""),
-          file=sys.stderr)
-    for note in study.notes:
-        print(f"note: {note}", file=sys.stderr)
-    return str(study.folder)
+        return load_exam(source)
+    exam = open_exam(source, getattr(args, "ae_title", None) or DEFAULT_AE_TITLE)
+    print(f"{source}: {len(exam.views)} view(s) retrieved", file=sys.stderr)
+    return exam

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.cli.common import ProgressBar, exam_argument, local_exam
+from app.cli.common import ProgressBar, load_exam_argument
 from inference.errors import MammoError
 
 
@@ -24,7 +24,6 @@ def compare(ours: dict[str, float], expected: list[float], classes: tuple[str, .
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference.exam import load_exam  # noqa: PLC0415
     from inference.pipeline import analyze_exam  # noqa: PLC0415
     from inference.weights import load_model  # noqa: PLC0415
 
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
             expected_override = json.loads(Path(args.expected).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
             raise MammoError(f"the expected values cannot be read ({error})", args.expected) from error
-    exam = load_exam(local_exam(exam_argument(args.exam), args))
+    exam = load_exam_argument(args.exam, args)
     failures = 0
     for source in args.models:
         loaded = load_model(source)

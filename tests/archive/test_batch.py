@@ -228,3 +228,21 @@ def test_study_create_takes_the_model_scores_from_the_batch_table(archive, tmp_p
         assert restored is not None and restored.entries[0].id == "model"  # aided reading shows the maps
     finally:
         store.close()
+
+
+def test_out_of_memory_fails_the_exam_with_that_reason_and_the_batch_goes_on(archive, tmp_path, monkeypatch):
+    import inference.pipeline
+
+    real, calls = inference.pipeline.run_prepared, []
+
+    def running_out(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("cannot allocate 2.1 GiB")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inference.pipeline, "run_prepared", running_out)
+    summary = run(read_batch_source(archive)[:2], tmp_path / "out")
+    assert summary.failed[0].exam_id == "exam0"
+    assert summary.failed[0].reason == "out of memory (MemoryError: cannot allocate 2.1 GiB)"
+    assert [o.exam_id for o in summary.done] == ["exam1"]

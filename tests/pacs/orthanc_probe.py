@@ -75,13 +75,16 @@ def error_of(call, step: str = "") -> str:
     return ""
 
 
+HELD: list = []
+
+
 def silent_server() -> int:
     """A TCP port that accepts and never answers: a PACS that hangs."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
-    held = []
-    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    HELD.append(listener)  # kept open to the end: a listener collected early resets the waiting connections
+    threading.Thread(target=lambda: HELD.append(listener.accept()), daemon=True).start()
     return listener.getsockname()[1]
 
 
