@@ -1,4 +1,4 @@
-"""User preferences (no Qt): model folder, device, mode, auto-run, blind reading; stored as JSON."""
+"""User preferences (no Qt): model folder, device, mode, auto-run, blind reading, the PACS; stored as JSON."""
 
 from __future__ import annotations
 
@@ -38,6 +38,10 @@ class AppSettings:
     blind_first: bool = True
     show_overlays: bool = False
     reader_name: str = ""
+    # the PACS: dimse://CALLED_AET@HOST:PORT or dicomweb+http(s)://HOST:PORT/PREFIX; no credentials here
+    # (DICOMweb's come from MAMMO_DICOMWEB_USER / MAMMO_DICOMWEB_PASSWORD or MAMMO_DICOMWEB_TOKEN)
+    pacs_node: str = ""
+    ae_title: str = "MAMMOREADER"
 
     @classmethod
     def load(cls, folder: Path | None = None) -> AppSettings:

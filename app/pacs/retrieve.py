@@ -130,3 +130,13 @@ def send_files(node: RemoteNode, paths: Sequence[Path]) -> None:
     if not paths:
         raise PacsError(node, "nothing to send (write the report with --format sr and/or seg)")
     _protocol(node).store_files(node, [Path(p) for p in paths])
+
+
+def find_studies(node: RemoteNode, query):
+    """C-FIND or QIDO-RS, by the node's protocol."""
+    return _protocol(node).find_studies(node, query)
+
+
+def echo(node: RemoteNode) -> None:
+    """C-ECHO or a QIDO-RS search for one study: whether the node answers and lets us in."""
+    _protocol(node).echo(node)

@@ -38,12 +38,14 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.analysis import Analysis, analyse_or_restore, exam_key
 from app.colours import class_colour, layer_lut
+from app.pacs.nodes import StudyAddress
 from app.settings import AppSettings
 from app.study.store import BreastRead, ReaderMark, Store
 from app.ui.errors import show_error
 from app.ui.hanging import HangingWidget, Layout
 from app.ui.help_dialog import ShortcutsDialog
 from app.ui.overlay_images import OverlayImages, prepare_overlays
+from app.ui.pacs_dialog import PacsDialog
 from app.ui.patch_gallery import PatchGalleryWidget
 from app.ui.preferences import PreferencesDialog
 from app.ui.score_panel import ScorePanelWidget
@@ -111,8 +113,6 @@ class AnalysisOutcome:
 
 def _load_exam_task(source, store: Store | None, reader: str, *, progress, cancel) -> LoadedExam:
     progress("loading images", 0, 1)
-    from app.pacs.nodes import StudyAddress  # noqa: PLC0415
-
     if isinstance(source, StudyAddress):  # a study on a PACS: into the cache first, with progress and Cancel
         from app.pacs.retrieve import retrieve_study  # noqa: PLC0415
 
@@ -323,6 +323,7 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         self.add_action(file_menu, "Open exam folder…", "Ctrl+O", self._choose_exam, "openExam")
+        self.add_action(file_menu, "Open from PACS…", "Ctrl+Shift+O", self.open_from_pacs, "openFromPacs")
         self.add_action(file_menu, "Export report…", "Ctrl+E", self.open_export, "exportReport")
         self.add_action(file_menu, "Preferences…", "Ctrl+,", self.open_preferences, "preferences")
         self.add_action(file_menu, "Quit", "Ctrl+Q", self.close, "quit")
@@ -594,8 +595,38 @@ class MainWindow(QMainWindow):
         self.load_worker = Worker(_load_exam_task, source, self.store, self._reader())
         self.load_worker.result.connect(self.show_exam)
         self.load_worker.error.connect(self._on_load_error)
-        self.load_worker.finished.connect(lambda: self.stage_label.setText(""))
+        if isinstance(source, StudyAddress):  # a retrieve: its progress, and Esc / Cancel stop it
+            self.progress.setRange(0, 0)
+            self.progress.show()
+            self.cancel_button.show()
+            self.load_worker.progress.connect(lambda stage, done, total: self.stage_label.setText(stage))
+            self.load_worker.cancelled.connect(self._on_load_cancelled)
+        self.load_worker.finished.connect(self._on_load_finished)
         self.load_worker.start()
+
+    def open_from_pacs(self) -> None:
+        """File → Open from PACS: search, then the chosen study is retrieved by the exam loader."""
+        dialog = PacsDialog(self.settings.pacs_node, self.settings.ae_title, self)
+
+        def chosen(address: StudyAddress) -> None:
+            node, ae = dialog.node_edit.text().strip(), dialog.ae_edit.text().strip() or "MAMMOREADER"
+            if (node, ae) != (self.settings.pacs_node, self.settings.ae_title):
+                self.apply_settings(dataclasses.replace(self.settings, pacs_node=node, ae_title=ae))
+            self.open_exam(address)
+
+        dialog.studyChosen.connect(chosen)
+        self.pacs_dialog = dialog
+        dialog.open()
+
+    def _on_load_finished(self) -> None:
+        self.stage_label.setText("")
+        if self.analysis_worker is None or not self.analysis_worker.is_running():
+            self.progress.hide()
+            self.cancel_button.hide()
+
+    def _on_load_cancelled(self) -> None:
+        self.hanging.set_exam(self.exam)
+        self.scores.set_status("Retrieve cancelled; nothing of it was kept.")
 
     def _on_load_error(self, error: BaseException) -> None:
         self.hanging.set_exam(None)
@@ -679,6 +710,8 @@ class MainWindow(QMainWindow):
         self.analysis_worker = worker.start()
 
     def cancel_analysis(self) -> None:
+        if self.load_worker is not None and self.load_worker.is_running():
+            self.load_worker.cancel()  # a retrieve from the PACS polls it between instances
         if self.analysis_worker is not None and self.analysis_worker.is_running():
             self.analysis_worker.cancel()
             self.stage_label.setText("cancelling…")

@@ -1,5 +1,5 @@
-"""Preferences: models, device, exact/fast mode, auto-run, and the reading defaults (blind first, maps on
-demand)."""
+"""Preferences: models, device, exact/fast mode, auto-run, the reading defaults (blind first, maps on
+demand), and the PACS node with its Test button."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QWidget,
 )
 
@@ -50,6 +52,25 @@ class PreferencesDialog(QDialog):
         self.show_overlays = QCheckBox("show the maps as soon as the model is shown (else on demand with H)")
         self.show_overlays.setChecked(settings.show_overlays)
         self.reader = QLineEdit(settings.reader_name)
+        self.pacs_node = QLineEdit(settings.pacs_node)
+        self.pacs_node.setObjectName("prefsPacsNode")
+        self.pacs_node.setPlaceholderText("dimse://CALLED_AET@HOST:PORT or dicomweb+https://HOST:PORT/PREFIX")
+        self.ae_title = QLineEdit(settings.ae_title)
+        self.ae_title.setObjectName("prefsAeTitle")
+        self.ae_title.setMaxLength(16)
+        self.test_button = QPushButton("Test")
+        self.test_button.setObjectName("prefsPacsTest")
+        self.test_button.clicked.connect(self.test_node)
+        self.test_result = QLabel("DICOMweb credentials come from MAMMO_DICOMWEB_USER and MAMMO_DICOMWEB_PASSWORD "
+                                  "(or MAMMO_DICOMWEB_TOKEN) in the environment and are never stored.")
+        self.test_result.setObjectName("prefsPacsTestResult")
+        self.test_result.setWordWrap(True)
+        self._test_worker = None
+        pacs_row = QHBoxLayout()
+        pacs_row.addWidget(self.pacs_node, 1)
+        pacs_row.addWidget(QLabel("our AE title"))
+        pacs_row.addWidget(self.ae_title)
+        pacs_row.addWidget(self.test_button)
         form = QFormLayout(self)
         form.addRow("Models", row)
         form.addRow("", self.in_use)
@@ -60,7 +81,28 @@ class PreferencesDialog(QDialog):
         form.addRow("", self.blind)
         form.addRow("", self.show_overlays)
         form.addRow("Reader name", self.reader)
+        form.addRow("PACS", pacs_row)
+        form.addRow("", self.test_result)
         add_ok_cancel(form, self)
+
+    def test_node(self) -> None:
+        """C-ECHO (DIMSE) or a one-study QIDO-RS search (DICOMweb), in the background."""
+        from app.ui.pacs_dialog import _echo_task, node_of  # noqa: PLC0415
+        from app.ui.worker import Worker  # noqa: PLC0415
+        from inference.errors import MammoError  # noqa: PLC0415
+
+        try:
+            node = node_of(self.pacs_node.text(), self.ae_title.text())
+        except MammoError as error:
+            self.test_result.setText(str(error))
+            return
+        self.test_button.setEnabled(False)
+        self.test_result.setText(f"testing {node.describe()}…")
+        self._test_worker = Worker(_echo_task, node)
+        self._test_worker.result.connect(self.test_result.setText)
+        self._test_worker.error.connect(lambda error: self.test_result.setText(str(error)))
+        self._test_worker.finished.connect(lambda: self.test_button.setEnabled(True))
+        self._test_worker.start()
 
     def settings(self) -> AppSettings:
         return dataclasses.replace(
@@ -72,4 +114,6 @@ class PreferencesDialog(QDialog):
             blind_first=self.blind.isChecked(),
             show_overlays=self.show_overlays.isChecked(),
             reader_name=self.reader.text().strip(),
+            pacs_node=self.pacs_node.text().strip(),
+            ae_title=self.ae_title.text().strip() or "MAMMOREADER",
         )

@@ -1,0 +1,212 @@
+"""Open a study from the PACS: a keyboard-driven search (patient ID, name, accession, study dates, MG only
+by default), the answers newest first, Enter opens the chosen study. The search runs on the one worker; the
+retrieval runs in the main window's exam loader (progress in the status bar, Esc cancels)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QDateEdit,
+    QDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.pacs.nodes import PacsError, RemoteNode, StudyAddress, parse_address
+from app.pacs.query import StudyQuery, StudyRecord
+from app.ui.worker import Worker
+from inference.errors import MammoError
+
+COLUMNS = ("Patient", "Patient ID", "Date", "Accession", "Modalities", "Images", "Description")
+
+
+def _search_task(node: RemoteNode, query: StudyQuery, *, progress, cancel) -> list[StudyRecord]:  # noqa: ARG001
+    from app.pacs.retrieve import find_studies  # noqa: PLC0415
+
+    progress(f"searching {node.describe()}", 0, 1)
+    return find_studies(node, query)
+
+
+def _echo_task(node: RemoteNode, *, progress, cancel) -> str:  # noqa: ARG001
+    from app.pacs.retrieve import echo  # noqa: PLC0415
+
+    echo(node)
+    return f"{node.describe()} answers ({'C-ECHO' if node.protocol == 'dimse' else 'QIDO-RS'})"
+
+
+def node_of(address: str, ae_title: str) -> RemoteNode:
+    node, study = parse_address(address.strip(), ae_title.strip() or "MAMMOREADER")
+    if study is not None:
+        raise MammoError(f"{address}: give the node, without a study")
+    return node
+
+
+def _date(text: str) -> QDate:
+    return QDate.fromString(text, "yyyyMMdd")
+
+
+class PacsDialog(QDialog):
+    """Emits ``studyChosen(StudyAddress)`` and closes when the user opens a study."""
+
+    studyChosen = Signal(object)
+
+    def __init__(self, node_address: str, ae_title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("pacsDialog")
+        self.setWindowTitle("Open from PACS")
+        self.resize(900, 520)
+        self.records: list[StudyRecord] = []
+        self.worker: Worker | None = None
+        self.node_edit = QLineEdit(node_address)
+        self.node_edit.setObjectName("pacsNode")
+        self.node_edit.setPlaceholderText("dimse://CALLED_AET@HOST:PORT or dicomweb+https://HOST:PORT/PREFIX")
+        self.ae_edit = QLineEdit(ae_title)
+        self.ae_edit.setObjectName("pacsAeTitle")
+        self.ae_edit.setMaxLength(16)
+        self.patient_id = QLineEdit()
+        self.patient_id.setObjectName("pacsPatientId")
+        self.patient_name = QLineEdit()
+        self.patient_name.setObjectName("pacsPatientName")
+        self.patient_name.setPlaceholderText("Family^Given; * matches any characters")
+        self.accession = QLineEdit()
+        self.accession.setObjectName("pacsAccession")
+        self.use_dates = QCheckBox("study date from")
+        self.use_dates.setObjectName("pacsUseDates")
+        self.date_from = QDateEdit(QDate.currentDate().addYears(-3))
+        self.date_to = QDateEdit(QDate.currentDate())
+        for edit in (self.date_from, self.date_to):
+            edit.setDisplayFormat("yyyy-MM-dd")
+            edit.setCalendarPopup(True)
+        self.mg_only = QCheckBox("MG studies only")
+        self.mg_only.setObjectName("pacsMgOnly")
+        self.mg_only.setChecked(True)
+        self.search_button = QPushButton("Search")
+        self.search_button.setObjectName("pacsSearch")
+        self.search_button.setDefault(True)
+        self.search_button.clicked.connect(self.search)
+        self.test_button = QPushButton("Test")
+        self.test_button.setObjectName("pacsTest")
+        self.test_button.clicked.connect(self.test_node)
+        self.status = QLabel("Enter searches; Enter on a study opens it.")
+        self.status.setObjectName("pacsStatus")
+        self.status.setWordWrap(True)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setObjectName("pacsResults")
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.doubleClicked.connect(lambda _index: self.open_selected())
+
+        node_row = QHBoxLayout()
+        node_row.addWidget(self.node_edit, 1)
+        node_row.addWidget(QLabel("our AE title"))
+        node_row.addWidget(self.ae_edit)
+        node_row.addWidget(self.test_button)
+        dates = QHBoxLayout()
+        dates.addWidget(self.use_dates)
+        dates.addWidget(self.date_from)
+        dates.addWidget(QLabel("to"))
+        dates.addWidget(self.date_to)
+        dates.addStretch(1)
+        dates.addWidget(self.mg_only)
+        dates.addWidget(self.search_button)
+        form = QFormLayout()
+        form.addRow("PACS", node_row)
+        form.addRow("Patient ID", self.patient_id)
+        form.addRow("Patient name", self.patient_name)
+        form.addRow("Accession", self.accession)
+        form.addRow("", dates)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.status)
+        for edit in (self.patient_id, self.patient_name, self.accession, self.node_edit):
+            edit.returnPressed.connect(self.search)
+
+    # ----------------------------------------------------------------------------------------- actions
+
+    def query(self) -> StudyQuery:
+        dates = ("", "")
+        if self.use_dates.isChecked():
+            dates = (self.date_from.date().toString("yyyyMMdd"), self.date_to.date().toString("yyyyMMdd"))
+        return StudyQuery(patient_id=self.patient_id.text().strip(), patient_name=self.patient_name.text().strip(),
+                          accession=self.accession.text().strip(), date_from=dates[0], date_to=dates[1],
+                          modality="MG" if self.mg_only.isChecked() else "")
+
+    def _node(self) -> RemoteNode | None:
+        try:
+            return node_of(self.node_edit.text(), self.ae_edit.text())
+        except MammoError as error:
+            self.status.setText(str(error))
+            return None
+
+    def _run(self, task, *args, on_result) -> None:
+        if self.worker is not None and self.worker.is_running():
+            return
+        self.search_button.setEnabled(False)
+        self.test_button.setEnabled(False)
+        self.worker = Worker(task, *args)
+        self.worker.progress.connect(lambda stage, done, total: self.status.setText(f"{stage}…"))
+        self.worker.result.connect(on_result)
+        self.worker.error.connect(self._failed)
+        self.worker.finished.connect(lambda: (self.search_button.setEnabled(True), self.test_button.setEnabled(True)))
+        self.worker.start()
+
+    def search(self) -> None:
+        node = self._node()
+        if node is not None:
+            self._run(_search_task, node, self.query(), on_result=self.show_records)
+
+    def test_node(self) -> None:
+        node = self._node()
+        if node is not None:
+            self._run(_echo_task, node, on_result=self.status.setText)
+
+    def _failed(self, error: BaseException) -> None:
+        self.status.setText(str(error) if isinstance(error, (PacsError, MammoError)) else
+                            f"the search failed: {type(error).__name__}: {error}")
+
+    def show_records(self, records: list[StudyRecord]) -> None:
+        self.records = list(records)
+        self.table.setRowCount(len(self.records))
+        for row, record in enumerate(self.records):
+            date = _date(record.date)
+            values = (record.patient_name.replace("^", " ").strip(), record.patient_id,
+                      date.toString("yyyy-MM-dd") if date.isValid() else record.date, record.accession,
+                      " ".join(record.modalities), "" if record.instances is None else str(record.instances),
+                      record.description)
+            for column, value in enumerate(values):
+                self.table.setItem(row, column, QTableWidgetItem(value))
+        self.table.resizeColumnsToContents()
+        if self.records:
+            self.table.selectRow(0)
+            self.table.setFocus()
+            self.status.setText(f"{len(self.records)} stud{'y' if len(self.records) == 1 else 'ies'}, newest first; "
+                                "Enter opens the selected one")
+        else:
+            self.status.setText("No study matches" + (" (MG studies only)" if self.mg_only.isChecked() else ""))
+
+    def open_selected(self) -> None:
+        row = self.table.currentRow()
+        node = self._node()
+        if node is None or not 0 <= row < len(self.records):
+            return
+        self.studyChosen.emit(StudyAddress(node, self.records[row].study_uid))
+        self.accept()
+
+    def keyPressEvent(self, event):  # noqa: N802 - Qt override
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.table.hasFocus():
+            self.open_selected()
+            return
+        super().keyPressEvent(event)

@@ -1,0 +1,81 @@
+"""The PACS dialog with a real Orthanc: run by test_pacs_gui.py inside a loopback-only network namespace
+(``python -m pytest tests/pacs/namespace_gui.py``; the file is not collected on its own). Keyboard only:
+type the patient ID, Enter searches, Enter opens the study, the window retrieves and shows it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+from pydicom import dcmread  # noqa: E402
+
+from tests.pacs.orthanc import AET, DICOM_PORT, Orthanc  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pacs(tmp_path_factory):
+    from app.pacs import dimse
+    from app.pacs.nodes import parse_address
+    from inference.phantom import generate_exam, write_dicom_exam
+
+    folder = tmp_path_factory.mktemp("orthanc")
+    orthanc = Orthanc(folder / "server")
+    files = write_dicom_exam(generate_exam(8101, shape=(640, 480)), folder / "exam")
+    dimse.store_files(parse_address(f"dimse://{AET}@127.0.0.1:{DICOM_PORT}")[0], files)
+    yield str(dcmread(files[0]).PatientID), str(dcmread(files[0]).StudyInstanceUID)
+    orthanc.stop()
+
+
+def test_search_by_keyboard_enter_opens_and_the_window_shows_the_retrieved_study(qtbot, pacs, tmp_path, monkeypatch):
+    from app.settings import AppSettings
+    from app.study.store import Store
+    from app.ui.main_window import MainWindow
+
+    monkeypatch.setenv("MAMMO_READER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MAMMO_PACS_CACHE", str(tmp_path / "cache"))
+    patient_id, study_uid = pacs
+    store = Store(tmp_path / "store.db")
+    window = MainWindow(AppSettings(auto_run=False, pacs_node=f"dimse://{AET}@127.0.0.1:{DICOM_PORT}"), store)
+    qtbot.addWidget(window)
+    window.resize(1500, 900)
+    window.show()
+    window.open_from_pacs()
+    dialog = window.pacs_dialog
+    qtbot.waitExposed(dialog)
+    dialog.patient_id.setFocus()
+    qtbot.keyClicks(dialog.patient_id, patient_id)
+    qtbot.keyClick(dialog.patient_id, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=30_000)
+    assert dialog.table.item(0, 1).text() == patient_id and dialog.table.item(0, 2).text() == "2026-01-15"
+    assert "1 study, newest first" in dialog.status.text()
+    shot = os.environ.get("PACS_DIALOG_SCREENSHOT")
+    if shot:
+        dialog.grab().save(shot)
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        qtbot.keyClick(dialog.table, Qt.Key.Key_Return)
+    assert sorted(v.value for v in window.exam.views) == ["L-CC", "L-MLO", "R-CC", "R-MLO"]
+    assert window.exam.study_date == "20260115"
+    assert window.settings.pacs_node == f"dimse://{AET}@127.0.0.1:{DICOM_PORT}"
+    if shot:
+        window.grab().save(str(Path(shot).with_name("window.png")))
+
+    # a search that finds nothing says so; a node that is down says that, naming it
+    window.open_from_pacs()
+    dialog = window.pacs_dialog
+    qtbot.keyClicks(dialog.patient_id, "NOBODY")
+    qtbot.keyClick(dialog.patient_id, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "No study matches" in dialog.status.text(), timeout=30_000)
+    dialog.node_edit.setText(f"dimse://{AET}@127.0.0.1:4299")
+    dialog.test_node()
+    qtbot.waitUntil(lambda: "cannot reach it" in dialog.status.text(), timeout=30_000)
+    assert dialog.status.text().startswith(f"dimse://{AET}@127.0.0.1:4299")
+    dialog.node_edit.setText(f"dimse://{AET}@127.0.0.1:{DICOM_PORT}")
+    dialog.test_node()
+    qtbot.waitUntil(lambda: "answers (C-ECHO)" in dialog.status.text(), timeout=30_000)
+    dialog.reject()
+    window.close()
+    store.close()
