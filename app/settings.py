@@ -42,6 +42,9 @@ class AppSettings:
     # (DICOMweb's come from MAMMO_DICOMWEB_USER / MAMMO_DICOMWEB_PASSWORD or MAMMO_DICOMWEB_TOKEN)
     pacs_node: str = ""
     ae_title: str = "MAMMOREADER"
+    # our Storage SCP (off by default): studies pushed to the workstation land in <config>/inbox
+    scp_enabled: bool = False
+    scp_port: int = 11112
 
     @classmethod
     def load(cls, folder: Path | None = None) -> AppSettings:

@@ -45,6 +45,7 @@ RETRIEVED_CLASSES = (
 VERIFICATION = "1.2.840.10008.1.1"
 FIND = "1.2.840.10008.5.1.4.1.2.2.1"  # Study Root Query/Retrieve - FIND
 GET = "1.2.840.10008.5.1.4.1.2.2.3"  # Study Root Query/Retrieve - GET
+MOVE = "1.2.840.10008.5.1.4.1.2.2.2"  # Study Root Query/Retrieve - MOVE
 
 
 def _ae(node: RemoteNode):
@@ -191,3 +192,43 @@ def store_files(node: RemoteNode, paths: Sequence[Path]) -> None:
     finally:
         if assoc.is_established:
             assoc.release()
+
+
+def move_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset], None],
+               cancel: Callable[[], bool] = lambda: False) -> tuple[int, int]:
+    """C-MOVE of a whole study to our own Storage SCP (``node.move_port``, AE title ``node.calling_aet``),
+    which must be registered on the node (Orthanc: ``DicomModalities``). Returns (completed, failed)."""
+    from app.pacs.scp import StorageSCP  # noqa: PLC0415
+
+    receiver = StorageSCP(node.calling_aet, node.move_port, on_instance=on_instance, timeout=node.timeout)
+    try:
+        ae = _ae(node)
+        ae.add_requested_context(MOVE)
+        assoc = _associate(node, ae)
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.StudyInstanceUID = study_uid
+        completed = failed = 0
+        try:
+            for status, _identifier in assoc.send_c_move(query, node.calling_aet, MOVE):
+                if cancel():
+                    assoc.abort()
+                    raise PacsError(node, "the retrieve was cancelled")
+                if not status:
+                    raise _failed(node, "C-MOVE", status)
+                completed = int(getattr(status, "NumberOfCompletedSuboperations", completed) or completed)
+                failed = int(getattr(status, "NumberOfFailedSuboperations", failed) or failed)
+                if status.Status == 0xA801:
+                    raise PacsError(node, f"C-MOVE: the node does not know our AE title {node.calling_aet!r} as a "
+                                          "destination (register it, with our host and port, on the PACS)")
+                if 0xA700 <= status.Status <= 0xCFFF and status.Status != 0xB000:
+                    if completed == 0:
+                        raise PacsError(node, f"C-MOVE of study {study_uid} failed (status "
+                                              f"0x{int(status.Status):04X}): no such study?")
+                    raise _failed(node, "C-MOVE", status)
+        finally:
+            if assoc.is_established:
+                assoc.release()
+    finally:
+        receiver.stop()
+    return completed, failed

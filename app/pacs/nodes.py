@@ -1,4 +1,5 @@
-"""PACS addresses on the command line: ``dimse://CALLED_AET@HOST:PORT[/STUDY_UID]`` and
+"""PACS addresses on the command line: ``dimse://CALLED_AET@HOST:PORT[/STUDY_UID][?move=OUR_PORT]`` (C-GET,
+or C-MOVE to our own Storage SCP on OUR_PORT) and
 ``dicomweb+http(s)://HOST:PORT/PREFIX[/studies/STUDY_UID]``. Credentials never travel in an address."""
 
 from __future__ import annotations
@@ -43,11 +44,12 @@ class RemoteNode:
     password: str = ""
     token: str = ""
     timeout: float = TIMEOUT_S
+    move_port: int = 0  # DIMSE: retrieve by C-MOVE to our Storage SCP on this port (0: C-GET)
 
     def describe(self) -> str:
         """The node in words, for every message and log line: no credentials."""
         if self.protocol == "dimse":
-            return f"dimse://{self.called_aet}@{self.host}:{self.port}"
+            return f"dimse://{self.called_aet}@{self.host}:{self.port}"  # how it is retrieved is no part of it
         return f"dicomweb+{self.base_url}"
 
     def __repr__(self) -> str:  # a node in a traceback or a log shows no password
@@ -91,11 +93,12 @@ def parse_address(text: str, calling_aet: str = DEFAULT_AE_TITLE) -> tuple[Remot
     if len(calling_aet) > 16 or not calling_aet.strip():
         raise MammoError(f"--ae-title {calling_aet!r}: an AE title has 1 to 16 characters")
     if text.startswith("dimse://"):
-        match = re.match(r"^dimse://([^@/]{1,16})@([^:/]+):(\d+)(?:/([^/]*))?/?$", text)
+        match = re.match(r"^dimse://([^@/]{1,16})@([^:/]+):(\d+)(?:/([^/?]*))?/?(?:\?move=(\d+))?$", text)
         if not match:
-            raise MammoError(f"{text}: write dimse://CALLED_AET@HOST:PORT[/STUDY_UID]")
-        aet, host, port, uid = match.groups()
-        node = RemoteNode("dimse", host, int(port), called_aet=aet, calling_aet=calling_aet)
+            raise MammoError(f"{text}: write dimse://CALLED_AET@HOST:PORT[/STUDY_UID][?move=OUR_PORT]")
+        aet, host, port, uid, move = match.groups()
+        node = RemoteNode("dimse", host, int(port), called_aet=aet, calling_aet=calling_aet,
+                          move_port=int(move) if move else 0)
         return node, (_check_uid(text, uid) if uid else None)
     parts = urlsplit(text[len("dicomweb+"):])
     if parts.username or parts.password:

@@ -102,7 +102,9 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
         progress(f"retrieved {len(kept)} image(s)", len(kept), 0)
 
     try:
-        _, failed = _protocol(node).get_study(node, address.study_uid, on_instance, cancel)
+        protocol = _protocol(node)
+        fetch = protocol.move_study if node.protocol == "dimse" and node.move_port else protocol.get_study
+        _, failed = fetch(node, address.study_uid, on_instance, cancel)
         notes = [f"ignored {count} {modality} instance(s) of the study (only MG images are read)"
                  for modality, count in sorted(ignored.items())]
         if failed:

@@ -45,12 +45,14 @@ from app.ui.errors import show_error
 from app.ui.hanging import HangingWidget, Layout
 from app.ui.help_dialog import ShortcutsDialog
 from app.ui.overlay_images import OverlayImages, prepare_overlays
+from app.ui.inbox_dialog import InboxDialog, inbox_folder
 from app.ui.pacs_dialog import PacsDialog
 from app.ui.patch_gallery import PatchGalleryWidget
 from app.ui.preferences import PreferencesDialog
 from app.ui.score_panel import ScorePanelWidget
 from app.ui.view_widget import OverlayOptions, ToolMode
 from app.ui.worker import Worker
+from inference.errors import MammoError
 from inference.exam import Exam, load_exam
 from inference.results import ExamResult
 from inference.views import Laterality, View
@@ -182,6 +184,7 @@ class MainWindow(QMainWindow):
         self._groups: list[ModelGroup] | None = None
         self._groups_key: tuple | None = None
         self.load_worker: Worker | None = None
+        self.scp, self._scp_key = None, None  # our Storage SCP, when Preferences turn it on
         self.analysis_worker: Worker | None = None
         self.export_worker: Worker | None = None
         self._overlays_pending = False
@@ -238,6 +241,7 @@ class MainWindow(QMainWindow):
         self.scores.reader.changed.connect(self._save_timer.start)
         self.scores.reader.committed.connect(self.commit_estimate)
         self._update_model_banner()
+        self.apply_scp()
         self.resize(1600, 1000)
 
     # ------------------------------------------------------------------------------------------- building
@@ -324,6 +328,7 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         self.add_action(file_menu, "Open exam folder…", "Ctrl+O", self._choose_exam, "openExam")
         self.add_action(file_menu, "Open from PACS…", "Ctrl+Shift+O", self.open_from_pacs, "openFromPacs")
+        self.add_action(file_menu, "Received studies…", "Ctrl+Shift+I", self.open_inbox, "openInbox")
         self.add_action(file_menu, "Export report…", "Ctrl+E", self.open_export, "exportReport")
         self.add_action(file_menu, "Preferences…", "Ctrl+,", self.open_preferences, "preferences")
         self.add_action(file_menu, "Quit", "Ctrl+Q", self.close, "quit")
@@ -617,6 +622,34 @@ class MainWindow(QMainWindow):
         dialog.studyChosen.connect(chosen)
         self.pacs_dialog = dialog
         dialog.open()
+
+    def open_inbox(self) -> None:
+        """File → Received studies: what our Storage SCP received (see Preferences)."""
+        listening = (f"receiving as {self.settings.ae_title} on port {self.settings.scp_port}" if self.scp is not None
+                     else "the Storage SCP is off (Preferences)")
+        dialog = InboxDialog(inbox_folder(), listening, self)
+        dialog.studyChosen.connect(self.open_exam)
+        self.inbox_dialog = dialog
+        dialog.open()
+
+    def apply_scp(self) -> None:
+        """Start, restart or stop our Storage SCP as the preferences say; a port in use is a message."""
+        wanted = (self.settings.ae_title, self.settings.scp_port) if self.settings.scp_enabled else None
+        if wanted == self._scp_key:
+            return
+        if self.scp is not None:
+            self.scp.stop()
+            self.scp, self._scp_key = None, None
+        if wanted is None:
+            return
+        from app.pacs.scp import StorageSCP  # noqa: PLC0415
+
+        try:
+            self.scp = StorageSCP(wanted[0], wanted[1], inbox_folder())
+            self._scp_key = wanted
+        except OSError as error:
+            self._on_error(MammoError(f"the Storage SCP cannot listen on port {wanted[1]} ({error.strerror or error}); "
+                                      "choose another port in Preferences"))
 
     def _on_load_finished(self) -> None:
         self.stage_label.setText("")
@@ -924,8 +957,12 @@ class MainWindow(QMainWindow):
         self._settings_worker = saver.start()
         self._update_model_banner()
         self._apply_blind_state()
+        self.apply_scp()
 
     def closeEvent(self, event):  # noqa: N802 - Qt override
+        if self.scp is not None:
+            self.scp.stop()
+            self.scp, self._scp_key = None, None
         for window in self.study_menu.windows:
             window.close()
         study_task = self.study_menu.worker

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QWidget,
 )
 
@@ -66,6 +67,17 @@ class PreferencesDialog(QDialog):
         self.test_result.setObjectName("prefsPacsTestResult")
         self.test_result.setWordWrap(True)
         self._test_worker = None
+        self.scp_enabled = QCheckBox("receive studies pushed to this workstation (Storage SCP, our AE title) on port")
+        self.scp_enabled.setObjectName("prefsScpEnabled")
+        self.scp_enabled.setChecked(settings.scp_enabled)
+        self.scp_port = QSpinBox()
+        self.scp_port.setObjectName("prefsScpPort")
+        self.scp_port.setRange(1, 65535)
+        self.scp_port.setValue(settings.scp_port)
+        scp_row = QHBoxLayout()
+        scp_row.addWidget(self.scp_enabled)
+        scp_row.addWidget(self.scp_port)
+        scp_row.addStretch(1)
         pacs_row = QHBoxLayout()
         pacs_row.addWidget(self.pacs_node, 1)
         pacs_row.addWidget(QLabel("our AE title"))
@@ -83,6 +95,7 @@ class PreferencesDialog(QDialog):
         form.addRow("Reader name", self.reader)
         form.addRow("PACS", pacs_row)
         form.addRow("", self.test_result)
+        form.addRow("", scp_row)
         add_ok_cancel(form, self)
 
     def test_node(self) -> None:
@@ -116,4 +129,6 @@ class PreferencesDialog(QDialog):
             reader_name=self.reader.text().strip(),
             pacs_node=self.pacs_node.text().strip(),
             ae_title=self.ae_title.text().strip() or "MAMMOREADER",
+            scp_enabled=self.scp_enabled.isChecked(),
+            scp_port=self.scp_port.value(),
         )

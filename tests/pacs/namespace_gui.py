@@ -79,3 +79,37 @@ def test_search_by_keyboard_enter_opens_and_the_window_shows_the_retrieved_study
     dialog.reject()
     window.close()
     store.close()
+
+
+def test_a_study_pushed_by_the_pacs_arrives_in_the_inbox_and_opens(qtbot, pacs, tmp_path, monkeypatch):
+    import requests
+
+    from app.settings import AppSettings
+    from app.study.store import Store
+    from app.ui.main_window import MainWindow
+    from tests.pacs.orthanc import HTTP_PORT, INBOX_AET, INBOX_PORT, PASSWORD, USER
+
+    monkeypatch.setenv("MAMMO_READER_HOME", str(tmp_path / "home"))
+    _, study_uid = pacs
+    store = Store(tmp_path / "store.db")
+    window = MainWindow(AppSettings(auto_run=False, scp_enabled=True, scp_port=INBOX_PORT, ae_title=INBOX_AET), store)
+    qtbot.addWidget(window)
+    window.show()
+    assert window.scp is not None  # Preferences turned it on: it listens
+    found = requests.post(f"http://127.0.0.1:{HTTP_PORT}/tools/lookup", data=study_uid, auth=(USER, PASSWORD),
+                          timeout=30).json()
+    orthanc_id = next(f["ID"] for f in found if f["Type"] == "Study")
+    pushed = requests.post(f"http://127.0.0.1:{HTTP_PORT}/modalities/inbox/store", data=orthanc_id,
+                           auth=(USER, PASSWORD), timeout=60)
+    assert pushed.status_code == 200
+    window.open_inbox()
+    dialog = window.inbox_dialog
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=30_000)
+    assert f"receiving as {INBOX_AET} on port {INBOX_PORT}" in dialog.status.text()
+    assert dialog.table.item(0, 4).text() == "4"
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        qtbot.keyClick(dialog.table, Qt.Key.Key_Return)
+    assert sorted(v.value for v in window.exam.views) == ["L-CC", "L-MLO", "R-CC", "R-MLO"]
+    window.close()
+    assert window.scp is None  # closing the window stops the server
+    store.close()

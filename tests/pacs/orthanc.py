@@ -13,6 +13,7 @@ from pathlib import Path
 
 PLUGINS = Path("/usr/share/orthanc/plugins")
 AET, DICOM_PORT, HTTP_PORT = "ORTHANC", 4242, 8042
+MOVE_PORT, INBOX_PORT, INBOX_AET = 4243, 4244, "MAMMOINBOX"  # one AE title per destination
 USER, PASSWORD = "reader", "s3cret-for-tests"
 
 
@@ -44,7 +45,8 @@ class Orthanc:
             "Gdcm": {"Enable": True, "RestrictTransferSyntaxes": [
                 "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92",
                 "1.2.840.10008.1.2.4.93"]},
-            "DicomModalities": {"mammo": [our_aet, "127.0.0.1", 4243]},
+            # C-MOVE reaches only registered AE titles: ours for a move (4243), and our inbox SCP (4244)
+            "DicomModalities": {"mammo": [our_aet, "127.0.0.1", MOVE_PORT], "inbox": [INBOX_AET, "127.0.0.1", INBOX_PORT]},
             "UnknownSopClassAccepted": False, "StableAge": 1, "SaveJobs": False,
         }
         (folder / "orthanc.json").write_text(json.dumps(config))

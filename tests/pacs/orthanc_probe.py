@@ -26,9 +26,11 @@ from app.pacs import dicomweb, dimse  # noqa: E402
 from app.pacs.nodes import PacsError, RemoteNode, parse_address, parse_study  # noqa: E402
 from app.pacs.query import StudyQuery  # noqa: E402
 from app.pacs.retrieve import retrieve_study  # noqa: E402
+from app.pacs.scp import StorageSCP, received_studies  # noqa: E402
 from inference.exam import load_exam  # noqa: E402
 from inference.phantom import generate_exam, write_dicom_exam  # noqa: E402
-from tests.pacs.orthanc import AET, DICOM_PORT, HTTP_PORT, PASSWORD, USER, Orthanc  # noqa: E402
+from tests.pacs.orthanc import (  # noqa: E402
+    AET, DICOM_PORT, HTTP_PORT, INBOX_AET, INBOX_PORT, MOVE_PORT, PASSWORD, USER, Orthanc)
 
 DIMSE = f"dimse://{AET}@127.0.0.1:{DICOM_PORT}"
 WEB = f"dicomweb+http://127.0.0.1:{HTTP_PORT}/dicom-web"
@@ -167,6 +169,31 @@ def main() -> None:
             seen[f"retrieve_{protocol}"] = {"seconds": sorted(times)[1], "instances": study.instances,
                                             "notes": study.notes, "views": sorted(v.value for v in loaded.views)}
         seen["cached"] = retrieve_study(parse_study(f"{DIMSE}/{study_uid}")).cached
+        started = time.perf_counter()
+        moved = retrieve_study(parse_study(f"{DIMSE}/{timing_uid}?move={MOVE_PORT}"), refresh=True)
+        seen["retrieve_move_large"] = {"seconds": time.perf_counter() - started, "instances": moved.instances,
+                                       "views": sorted(v.value for v in load_exam(moved.folder).views)}
+        seen["move_unknown_aet"] = error_of(lambda: retrieve_study(
+            parse_study(f"{DIMSE}/{study_uid}?move={MOVE_PORT}", calling_aet="NOTREGISTERED"), refresh=True))
+        # pushed to our Storage SCP: by our own C-STORE, and by Orthanc itself (its REST "store to modality")
+        inbox = work / "inbox"
+        receiver = StorageSCP(INBOX_AET, INBOX_PORT, inbox)
+        try:
+            dimse.store_files(RemoteNode("dimse", "127.0.0.1", INBOX_PORT, called_aet=INBOX_AET), partial)
+            import requests
+
+            found = requests.post(f"http://127.0.0.1:{HTTP_PORT}/tools/lookup", data=study_uid, auth=(USER, PASSWORD),
+                                  timeout=30).json()
+            orthanc_id = next(f["ID"] for f in found if f["Type"] == "Study")
+            pushed = requests.post(f"http://127.0.0.1:{HTTP_PORT}/modalities/inbox/store", data=orthanc_id,
+                                   auth=(USER, PASSWORD), timeout=60)
+            seen["push_status"] = pushed.status_code
+        finally:
+            receiver.stop()
+        seen["inbox"] = [{"study_uid": s.study_uid, "images": s.images, "date": s.date,
+                          "views": sorted(v.value for v in load_exam(s.folder).views)} for s in received_studies(inbox)]
+        seen["inbox_ignored"] = receiver.ignored
+        seen["inbox_names"] = sorted(p.name for p in inbox.rglob("*"))
         partial_study = retrieve_study(parse_study(f"{DIMSE}/{partial_uid}"))
         seen["partial_warnings"] = list(load_exam(partial_study.folder).warnings)
         seen["not_mg"] = error_of(lambda: retrieve_study(parse_study(f"{DIMSE}/{not_mg_uid}")))

@@ -115,3 +115,19 @@ def test_the_workstation_opens_a_study_from_the_pacs(seen):
     assert opened["rc"] == 0, opened["stderr"][-2000:]
     image = cv2.imread(seen["screenshot"])
     assert image is not None and image.shape[0] > 600 and image.shape[1] > 1000
+
+
+def test_c_move_to_our_own_scp_and_an_unregistered_destination(seen):
+    moved = seen["retrieve_move_large"]
+    assert moved["instances"] == 4 and moved["views"] == ["L-CC", "L-MLO", "R-CC", "R-MLO"]
+    assert "does not know our AE title 'NOTREGISTERED'" in seen["move_unknown_aet"] or \
+        "C-MOVE" in seen["move_unknown_aet"], seen["move_unknown_aet"]
+
+
+def test_studies_pushed_to_the_storage_scp_land_in_the_inbox(seen):
+    assert seen["push_status"] == 200
+    by_uid = {s["study_uid"]: s for s in seen["inbox"]}
+    assert by_uid[seen["partial_uid"]]["views"] == ["L-CC", "L-MLO", "R-CC"]  # our C-STORE of the 3-view study
+    assert by_uid[seen["study_uid"]]["views"] == ["L-CC", "L-MLO", "R-CC", "R-MLO"]  # pushed by Orthanc
+    assert seen["inbox_ignored"] == 1  # the study's Secondary Capture
+    assert all(seen["patient_id"] not in name and "Phantom" not in name for name in seen["inbox_names"])
