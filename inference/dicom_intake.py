@@ -354,6 +354,7 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         pixel_spacing=spacing,
         spacing_source=spacing_source,
         laterality_source=lat_source,
+        laterality=laterality.value,
         view_source=view_source,
         view_label=label,
         orientation=orientation,

@@ -52,6 +52,7 @@ class ViewImage:
         pixel_spacing: (row, col) mm per pixel, or None.
         spacing_source: which attribute gave ``pixel_spacing``.
         laterality_source, view_source: where laterality and projection came from.
+        laterality: "L" or "R" as found, also for an image kept aside ("" when unknown).
         view_label: the projection as found (``CC``, ``MLO``, ``ML``, ``XCCL`` ...), with modifiers.
         orientation: PatientOrientation as stored, or "" .
         analyzable: False for images that may be viewed but not analysed (For Processing).
@@ -71,6 +72,7 @@ class ViewImage:
     pixel_spacing: tuple[float, float] | None = None
     spacing_source: str = ""
     laterality_source: str = ""
+    laterality: str = ""  # L or R as found (also for images kept aside, which have no screening slot)
     view_source: str = ""
     view_label: str = ""
     orientation: str = ""

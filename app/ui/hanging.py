@@ -1,7 +1,8 @@
 """The screening hanging: R-CC | L-CC above R-MLO | L-MLO, right views on the left half, back to back.
 
-Layouts: four views, CC pair, MLO pair, right breast (CC | MLO), left breast (CC | MLO), and any single view
-(double-click toggles). Every layout places its views in its own grid and fits them to their viewports on
+Layouts: four views, CC pair, MLO pair, right breast (CC | MLO), left breast (CC | MLO), current above prior
+(CC or MLO: the current pair above the prior's, each pair back to back; the prior's date on its labels), and
+any single view (double-click toggles). Every layout places its views in its own grid and fits them to their viewports on
 entry, at one physical scale (mm, where the pixel spacing is known) for the views shown. Zoom/pan can be
 linked across the two views of a row: since they hang back to back, the link shares the distance from the
 chest wall and the height, not raw pixel coordinates. The cross-reference (X) shows, for the point under the
@@ -32,6 +33,8 @@ class Layout(StrEnum):
     MLO = "MLO pair"
     RIGHT = "right CC + MLO"
     LEFT = "left CC + MLO"
+    PRIOR_CC = "CC: current above prior"
+    PRIOR_MLO = "MLO: current above prior"
     SINGLE = "single view"
 
 
@@ -43,7 +46,26 @@ LAYOUT_GRID = {
     Layout.RIGHT: {View.R_CC: (0, 0), View.R_MLO: (0, 1)},
     Layout.LEFT: {View.L_CC: (0, 0), View.L_MLO: (0, 1)},
 }
+# current above prior: each pair back to back (chest walls meeting in the middle), the prior's row below
+PRIOR_GRID = {
+    Layout.PRIOR_CC: {View.R_CC: (0, 0), View.L_CC: (0, 1)},
+    Layout.PRIOR_MLO: {View.R_MLO: (0, 0), View.L_MLO: (0, 1)},
+}
+LAYOUT_GRID.update(PRIOR_GRID)
 LAYOUT_VIEWS = {layout: tuple(grid) for layout, grid in LAYOUT_GRID.items()}
+# a prior slot takes the image of its own view, else one kept aside of the same breast and projection family
+FALLBACK_LABELS = {"CC": ("XCCL", "XCCM", "FB"), "MLO": ("ML", "LM", "LMO", "SIO")}
+
+
+def prior_image(exam: Exam, view: View):
+    """The prior's image for ``view``: its own slot, else the usual fallbacks (ML for MLO, XCCL for CC)."""
+    if view in exam.views:
+        return exam.views[view]
+    for label in FALLBACK_LABELS[view.projection.value]:
+        for image in exam.aside:
+            if image.view_label.split(" ")[0] == label and image.laterality == view.laterality.value:
+                return image
+    return None
 
 
 def study_text(exam: Exam | None) -> list[str]:
@@ -70,6 +92,10 @@ class HangingWidget(QWidget):
         super().__init__(parent)
         self.setObjectName("hanging")
         self.views = {view: MammoViewWidget(view) for view in LAYOUT_GRID[Layout.FOUR]}
+        self.prior_views = {view: MammoViewWidget(view) for view in LAYOUT_GRID[Layout.FOUR]}
+        for view, widget in self.prior_views.items():
+            widget.setObjectName(f"prior_{view.value}")
+        self.prior: Exam | None = None
         self.linked = True
         self.cross_reference = False
         self.layout_mode = Layout.FOUR
@@ -87,22 +113,32 @@ class HangingWidget(QWidget):
         self.setStyleSheet("background: #101010;")
 
     def _place(self) -> None:
-        for widget in self.views.values():
+        for widget in (*self.views.values(), *self.prior_views.values()):
             self.grid.removeWidget(widget)
         for row in range(2):
             self.grid.setRowStretch(row, 0)
         for col in range(2):
             self.grid.setColumnStretch(col, 0)
         cells = {self.single: (0, 0)} if self.layout_mode == Layout.SINGLE else LAYOUT_GRID[self.layout_mode]
-        for view, widget in self.views.items():
-            if view in cells:
-                row, col = cells[view]
-                self.grid.addWidget(widget, row, col)
-                self.grid.setRowStretch(row, 1)
-                self.grid.setColumnStretch(col, 1)
-                widget.show()
-            else:
-                widget.hide()
+        prior_cells = PRIOR_GRID.get(self.layout_mode, {})
+        for rows_down, widgets, placed in ((0, self.views, cells), (1, self.prior_views, prior_cells)):
+            for view, widget in widgets.items():
+                if view in placed:
+                    row, col = placed[view]
+                    self.grid.addWidget(widget, row + rows_down, col)
+                    self.grid.setRowStretch(row + rows_down, 1)
+                    self.grid.setColumnStretch(col, 1)
+                    widget.show()
+                else:
+                    widget.hide()
+
+    def set_prior(self, prior: Exam | None) -> None:
+        """The prior exam for the current-vs-prior layouts (its date on every label), or none."""
+        self.prior = prior
+        text = (["PRIOR", *study_text(prior)] if prior is not None else [])
+        for view, widget in self.prior_views.items():
+            widget.set_image(prior_image(prior, view) if prior is not None else None, text, "")
+        self.fit_same_scale()
 
     def resizeEvent(self, event):  # noqa: N802 - Qt override
         super().resizeEvent(event)
@@ -165,6 +201,7 @@ class HangingWidget(QWidget):
     def fit_same_scale(self) -> None:
         """Fit every shown image at one physical scale: the largest extent of the shown views."""
         shown = [self.views[v] for v in self.visible_views() if self.views[v].image is not None]
+        shown += [self.prior_views[v] for v in PRIOR_GRID.get(self.layout_mode, {}) if self.prior_views[v].image is not None]
         if not shown:
             return
         height = max(w.physical_size()[0] for w in shown)

@@ -154,6 +154,39 @@ def _analysis_task(exam: Exam, model_path: str, cached: list[ModelGroup] | None,
     return AnalysisOutcome(groups, analysis, prepare_overlays(analysis.result, exam))
 
 
+@dataclass(frozen=True)
+class PriorFound:
+    prior: object  # app.pacs.priors.PriorStudy
+    exam: Exam
+    earlier: int  # how many earlier studies were found
+
+
+def _priors_task(exam: Exam, pacs_node: str, ae_title: str, *, progress, cancel) -> PriorFound | None:
+    """The most recent earlier MG study of the exam's patient (local folders first, then the PACS), loaded."""
+    from app.pacs.priors import find_priors  # noqa: PLC0415
+    from app.pacs.retrieve import cache_root, retrieve_study  # noqa: PLC0415
+    from app.ui.pacs_dialog import node_of  # noqa: PLC0415
+
+    progress("looking for priors", 0, 1)
+    roots = [p for p in (exam.source.parent if exam.source is not None else None, cache_root(), inbox_folder()) if p]
+    node = node_of(pacs_node, ae_title) if pacs_node else None
+    priors = find_priors(exam, node=node, roots=roots)
+    if not priors or cancel():
+        return None
+    latest = priors[0]
+    folder = latest.location
+    if isinstance(folder, StudyAddress):
+        progress(f"retrieving the prior from {folder.node.describe()}", 0, 1)
+        folder = retrieve_study(folder, progress=progress, cancel=cancel).folder
+    return PriorFound(latest, load_exam(folder), len(priors))
+
+
+def _prior_analysis_task(prior: Exam, groups: list[ModelGroup], device: str, mode: str, store: Store | None, *,
+                         progress, cancel) -> ExamResult:
+    return analyse_or_restore(prior, groups, store=store, device=device, mode=mode, progress=progress,
+                              cancel=cancel).result
+
+
 def _save_settings_task(settings: AppSettings, *, progress, cancel) -> None:
     settings.save()
 
@@ -164,6 +197,8 @@ class MainWindow(QMainWindow):
     analysisFinished = Signal()
     analysisFailed = Signal(object)  # the exception
     examShown = Signal()
+    priorShown = Signal()  # the prior exam is in the current-vs-prior layouts
+    priorAnalysed = Signal()
     loadFailed = Signal(object)
 
     def __init__(self, settings: AppSettings, store: Store | None = None, model_path: str | None = None) -> None:
@@ -185,6 +220,9 @@ class MainWindow(QMainWindow):
         self._groups_key: tuple | None = None
         self.load_worker: Worker | None = None
         self.scp, self._scp_key = None, None  # our Storage SCP, when Preferences turn it on
+        self.prior: PriorFound | None = None
+        self.prior_result: ExamResult | None = None
+        self.prior_worker: Worker | None = None
         self.analysis_worker: Worker | None = None
         self.export_worker: Worker | None = None
         self._overlays_pending = False
@@ -337,7 +375,8 @@ class MainWindow(QMainWindow):
         self.add_action(analysis, "Cancel analysis", "Esc", self.cancel_analysis, "cancelAnalysis")
         self.add_action(analysis, "Commit reader estimate", "Ctrl+Return", self.commit_estimate, "commit")
         view = bar.addMenu("&View")
-        for key, mode in (("1", Layout.FOUR), ("2", Layout.CC), ("3", Layout.MLO), ("4", Layout.RIGHT), ("5", Layout.LEFT)):
+        for key, mode in (("1", Layout.FOUR), ("2", Layout.CC), ("3", Layout.MLO), ("4", Layout.RIGHT), ("5", Layout.LEFT),
+                          ("6", Layout.PRIOR_CC), ("7", Layout.PRIOR_MLO)):
             self.add_action(view, f"Layout: {mode.value}", key, lambda _=False, m=mode: self.hanging.set_layout(m), f"layout{key}")
         self.add_action(view, "Reset zoom, pan and window", "R", self.hanging.reset, "reset")
         self.add_action(view, "Invert", "I", lambda: self._each_view(lambda w: w.toggle_invert()), "invert")
@@ -651,6 +690,68 @@ class MainWindow(QMainWindow):
             self._on_error(MammoError(f"the Storage SCP cannot listen on port {wanted[1]} ({error.strerror or error}); "
                                       "choose another port in Preferences"))
 
+    def _find_priors(self, exam: Exam) -> None:
+        """In the background: the patient's most recent earlier study, for the current-vs-prior layouts."""
+        self.prior, self.prior_result = None, None
+        self.hanging.set_prior(None)
+        self.scores.set_prior_text("")
+        if self.prior_worker is not None and self.prior_worker.is_running():
+            self.prior_worker.cancel()
+        if not exam.patient.patient_id:
+            return
+        worker = Worker(_priors_task, exam, self.settings.pacs_node, self.settings.ae_title)
+        worker.result.connect(lambda found, e=exam: self._on_prior(found, e))
+        worker.error.connect(lambda error: self.statusBar().showMessage(f"priors: {error}", 10_000))
+        self.prior_worker = worker.start()
+
+    def _on_prior(self, found: PriorFound | None, exam: Exam) -> None:
+        if exam is not self.exam:
+            return  # another exam has been opened since
+        if found is None:
+            self.statusBar().showMessage("no prior study of this patient was found", 5000)
+            return
+        self.prior = found
+        self.hanging.set_prior(found.exam)
+        date = found.exam.study_date
+        shown = f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 else date
+        self.statusBar().showMessage(f"prior: {shown} ({found.prior.where}; {found.earlier} earlier "
+                                     f"stud{'y' if found.earlier == 1 else 'ies'}) — 6 / 7: current above prior", 10_000)
+        self.priorShown.emit()
+        self._analyse_prior()
+
+    def _analyse_prior(self) -> None:
+        """Once the models are loaded (by the current exam's analysis), the prior's scores."""
+        if self.prior is None or self.prior_result is not None or self._groups is None:
+            return
+        if self.prior_worker is not None and self.prior_worker.is_running():
+            return
+        prior = self.prior
+        worker = Worker(_prior_analysis_task, prior.exam, self._groups, self.settings.device, self.settings.mode,
+                        self.store)
+        worker.result.connect(lambda result, p=prior: self._on_prior_result(result, p))
+        worker.error.connect(lambda error: self.scores.set_prior_text(f"Prior: the analysis failed ({error})"))
+        self.prior_worker = worker.start()
+
+    def _on_prior_result(self, result: ExamResult, prior: PriorFound) -> None:
+        if prior is not self.prior:
+            return
+        self.prior_result = result
+        date = prior.exam.study_date
+        lines = [f"Prior {date[:4]}-{date[4:6]}-{date[6:8]}:" if len(date) == 8 else f"Prior {date}:"]
+        for entry in result.entries:
+            if not entry.malignancy:
+                continue
+            sides = []
+            for side, name in (("R", "right"), ("L", "left")):
+                breast = result.breasts.get(Laterality(side))
+                value = breast.entries[entry.id].malignant if breast is not None else None
+                sides.append(f"{name} {value:.2f}" if value is not None else f"{name} —")
+            lines.append(f"{entry.label}: P(malignant) " + " · ".join(sides))
+        if len(lines) == 1:
+            lines.append("no model gives a probability of malignancy")
+        self.scores.set_prior_text("\n".join(lines))
+        self.priorAnalysed.emit()
+
     def _on_load_finished(self) -> None:
         self.stage_label.setText("")
         if self.analysis_worker is None or not self.analysis_worker.is_running():
@@ -685,6 +786,7 @@ class MainWindow(QMainWindow):
         self._apply_blind_state()
         self._fill_notes()
         self.scores.set_status("Images loaded.")
+        self._find_priors(exam)
         if analyse and self.settings.auto_run and self.model_path:
             self.start_analysis()
         self.examShown.emit()
@@ -756,6 +858,7 @@ class MainWindow(QMainWindow):
 
     def _on_result(self, outcome: AnalysisOutcome, key) -> None:
         self._groups, self._groups_key = outcome.groups, key
+        QTimer.singleShot(0, self, self._analyse_prior)  # the prior's scores with the models now loaded
         self.result, self.restored, self.overlays = outcome.analysis.result, outcome.analysis.restored, outcome.overlays
         ids = [e.id for e in self.result.entries]
         self.entry_id = self.entry_id if self.entry_id in ids else ids[0]

@@ -277,6 +277,12 @@ class ScorePanelWidget(QWidget):
         self.compare_box = QGroupBox(COMPARE_TITLE)
         QVBoxLayout(self.compare_box).addWidget(self.compare)
         layout.addWidget(self.compare_box)
+        self.prior_label = QLabel("")
+        self.prior_label.setObjectName("priorScores")
+        self.prior_label.setWordWrap(True)
+        self.prior_label.hide()
+        self.prior_text = ""
+        layout.addWidget(self.prior_label)
         layout.addStretch(1)
         self.reader.changed.connect(self.refresh_compare)
         self.refresh_compare()
@@ -290,7 +296,14 @@ class ScorePanelWidget(QWidget):
         self.model_hidden = hidden
         self.model_box.setVisible(not hidden)
         self.hidden_label.setVisible(hidden)
+        self.set_prior_text(self.prior_text)
         self.refresh_compare()
+
+    def set_prior_text(self, text: str) -> None:
+        """The prior exam's scores beside the current ones; hidden with the model (blind first)."""
+        self.prior_text = text
+        self.prior_label.setText(text)
+        self.prior_label.setVisible(bool(text) and not self.model_hidden)
 
     def set_status(self, text: str) -> None:
         self.model_status.setText(text)

@@ -25,6 +25,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
 from app.pacs import dicomweb, dimse  # noqa: E402
 from app.pacs.nodes import PacsError, RemoteNode, parse_address, parse_study  # noqa: E402
 from app.pacs.query import StudyQuery  # noqa: E402
+from app.pacs.priors import find_priors  # noqa: E402
 from app.pacs.retrieve import retrieve_study  # noqa: E402
 from app.pacs.scp import StorageSCP, received_studies  # noqa: E402
 from inference.exam import load_exam  # noqa: E402
@@ -169,6 +170,20 @@ def main() -> None:
             seen[f"retrieve_{protocol}"] = {"seconds": sorted(times)[1], "instances": study.instances,
                                             "notes": study.notes, "views": sorted(v.value for v in loaded.views)}
         seen["cached"] = retrieve_study(parse_study(f"{DIMSE}/{study_uid}")).cached
+        # the patient's prior, two years earlier, on the PACS
+        prior_uid = generate_uid()
+        prior_files = write_dicom_exam(generate_exam(7004, shape=(640, 480)), work / "prior-raw")
+        for path in prior_files:
+            ds = dcmread(path)
+            ds.PatientID, ds.PatientName, ds.StudyDate = first.PatientID, first.PatientName, "20240115"
+            ds.StudyInstanceUID, ds.AccessionNumber = prior_uid, "PRIOR1"
+            ds.save_as(path, enforce_file_format=True)
+        dimse.store_files(node, prior_files)
+        current = load_exam(retrieve_study(parse_study(f"{DIMSE}/{study_uid}")).folder)
+        for name, where in (("dimse", node), ("dicomweb", web)):
+            found = find_priors(current, node=where)
+            seen[f"priors_{name}"] = [(p.date, p.study_uid, p.where) for p in found]
+        seen["prior_uid"] = prior_uid
         started = time.perf_counter()
         moved = retrieve_study(parse_study(f"{DIMSE}/{timing_uid}?move={MOVE_PORT}"), refresh=True)
         seen["retrieve_move_large"] = {"seconds": time.perf_counter() - started, "instances": moved.instances,

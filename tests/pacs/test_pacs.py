@@ -131,3 +131,9 @@ def test_studies_pushed_to_the_storage_scp_land_in_the_inbox(seen):
     assert by_uid[seen["study_uid"]]["views"] == ["L-CC", "L-MLO", "R-CC", "R-MLO"]  # pushed by Orthanc
     assert seen["inbox_ignored"] == 1  # the study's Secondary Capture
     assert all(seen["patient_id"] not in name and "Phantom" not in name for name in seen["inbox_names"])
+
+
+@pytest.mark.parametrize("protocol", ["dimse", "dicomweb"])
+def test_the_prior_is_found_on_the_pacs(seen, protocol):
+    """Same patient ID, an earlier date, MG: the 2024 study; the current one and other patients are not."""
+    assert [p[:2] for p in seen[f"priors_{protocol}"]] == [["20240115", seen["prior_uid"]]]

@@ -1,0 +1,92 @@
+"""Priors: the patient's earlier MG study found beside the current one, hung below it, analysed, and its
+scores shown beside the current ones (hidden with the model while blind)."""
+
+from __future__ import annotations
+
+import pytest
+from pydicom.uid import generate_uid
+
+from app.pacs.priors import find_priors
+from inference.exam import load_exam
+from tests.helpers import synthetic_view
+from tests.inference.dicom_factory import make_dataset, write
+
+VIEWS = {"L-CC": (700, 250), "R-CC": (600, 500), "L-MLO": (800, 250), "R-MLO": (700, 500)}
+
+
+def write_exam(folder, date: str, patient: str = "PID-7", issuer: str = "", views=VIEWS, ml_for=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    study = generate_uid()
+    for view, lesion in views.items():
+        projection = "ML" if ml_for == view else None
+        ds = make_dataset(synthetic_view(view, lesion), view, projection=projection)
+        ds.StudyInstanceUID, ds.StudyDate, ds.PatientID, ds.AccessionNumber = study, date, patient, f"A{date}"
+        if issuer:
+            ds.IssuerOfPatientID = issuer
+        write(ds, folder, f"{view}.dcm")
+    return folder
+
+
+@pytest.fixture
+def archive(tmp_path):
+    root = tmp_path / "exams"
+    current = write_exam(root / "now", "20260110", issuer="HOSP")
+    write_exam(root / "2024", "20240105", issuer="HOSP")
+    write_exam(root / "2025", "20250107", issuer="HOSP", ml_for="R-MLO")  # the prior has an ML, not an R-MLO
+    write_exam(root / "later", "20260601", issuer="HOSP")  # after the current: not a prior
+    write_exam(root / "other_issuer", "20250601", issuer="ELSEWHERE")  # another patient with the same ID
+    write_exam(root / "other_patient", "20250801", patient="PID-8")
+    return root, current
+
+
+def test_find_priors_same_patient_and_issuer_earlier_newest_first(archive):
+    root, current = archive
+    priors = find_priors(load_exam(current), roots=[root])
+    assert [(p.date, p.location.name, p.where) for p in priors] == [("20250107", "2025", "local"),
+                                                                     ("20240105", "2024", "local")]
+    assert find_priors(load_exam(current).deidentify(), roots=[root]) == []  # nothing ties it to a patient
+
+
+def test_the_prior_hangs_below_the_current_and_its_scores_show_beside(qtbot, archive, stub_model):
+    from app.settings import AppSettings
+    from app.study.store import Store
+    from app.ui.hanging import Layout
+    from app.ui.main_window import MainWindow
+    from inference.views import View
+
+    root, current = archive
+    store = Store(root.parent / "store.db")
+    window = MainWindow(AppSettings(blind_first=True), store)
+    qtbot.addWidget(window)
+    window.resize(1500, 900)
+    window.show()
+    window.use_models([stub_model])
+    with qtbot.waitSignal(window.priorShown, timeout=60_000):
+        window.open_exam(current)
+    qtbot.waitUntil(lambda: window.prior_result is not None, timeout=120_000)
+    hanging = window.hanging
+    assert window.prior.exam.study_date == "20250107"
+    from PySide6.QtGui import QAction
+
+    window.findChild(QAction, "layout6").trigger()
+    assert hanging.layout_mode == Layout.PRIOR_CC
+    prior_cc = hanging.prior_views[View.R_CC]
+    assert prior_cc.isVisible() and hanging.views[View.R_CC].isVisible() and not hanging.views[View.R_MLO].isVisible()
+    assert prior_cc.study_text[:2] == ["PRIOR", "2025-01-07"]
+    hanging.set_layout(Layout.PRIOR_MLO)
+    # the prior's R-MLO slot takes its ML (the usual fallback), labelled as such
+    assert hanging.prior_views[View.R_MLO].image is not None
+    assert hanging.prior_views[View.R_MLO].image.view_label.startswith("ML")
+    # one physical scale for current and prior
+    shown = [hanging.views[View.R_MLO], hanging.prior_views[View.R_MLO]]
+    assert len({round(w.physical_size()[0], 3) for w in shown}) == 1
+    # blind first: the prior's model scores are hidden with the current ones, shown after the commit
+    panel = window.scores
+    assert not panel.prior_label.isVisible() and panel.prior_text.startswith("Prior 2025-01-07:")
+    assert "P(malignant) right" in panel.prior_text
+    for side in ("R", "L"):
+        window.scores.reader.inputs[side].spin.setValue(20)
+    assert window.commit_estimate()
+    assert panel.prior_label.isVisible()
+    window.close()
+    store.close()
