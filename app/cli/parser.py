@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--cases", help="a case list CSV (case_id, exam, ...) for a batch")
     report.add_argument("--out", required=True, help="output folder")
     report.add_argument("--format", default="pdf,png,json",
-                        help="comma-separated: pdf, png, json, sr, seg (saliency maps) (default: pdf,png,json)")
+                        help="comma-separated: pdf, png, json, sr, seg (saliency maps), epdf (the PDF as DICOM "
+                        "Encapsulated PDF) (default: pdf,png,json)")
     report.add_argument("--deidentify", action="store_true", help="no patient identifiers in any output")
     report.add_argument("--force", action="store_true", help="write the reports again even where they exist")
     report.add_argument("--models", nargs="+", help=MODELS_HELP)
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--page-size", default="A4", choices=["A4", "Letter"])
     report.add_argument("--reader", help="reader name for the header")
     report.add_argument("--send", metavar="DEST",
-                        help="store the SR and SEG written to a node: dimse://CALLED_AET@HOST:PORT or "
+                        help="store the SR, SEG and Encapsulated PDF (epdf) written to a node: dimse://CALLED_AET@HOST:PORT or "
                         "dicomweb+http(s)://HOST:PORT/PREFIX (a failed send keeps the files; rerun to retry)")
     report.set_defaults(handler="app.cli.report:run")
 
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "with one exam per line")
     batch.add_argument("--out", required=True, metavar="DIR", help="output folder")
     batch.add_argument("--models", nargs="+", help=MODELS_HELP)
-    batch.add_argument("--format", default="json", help="comma-separated: json, sr, seg, pdf, png (default json)")
+    batch.add_argument("--format", default="json", help="comma-separated: json, sr, seg, pdf, png, epdf (default json)")
     batch.add_argument("--engine", default="local", choices=["local", "ray"],
                        help="local: this process (default); ray: Ray Data on a local Ray instance or --address")
     batch.add_argument("--address", metavar="RAY_ADDRESS",

@@ -26,8 +26,9 @@ def run(args: argparse.Namespace) -> int:
     if not sources:
         print("error: give at least one exam or --cases CSV", file=sys.stderr)
         return 2
-    if args.send and not {"sr", "seg"} & set(formats):
-        print("error: --send stores the SR and SEG; add sr and/or seg to --format", file=sys.stderr)
+    if args.send and not {"sr", "seg", "epdf"} & set(formats):
+        print("error: --send stores the SR, SEG and Encapsulated PDF; add sr, seg and/or epdf to --format",
+              file=sys.stderr)
         return 2
     if args.send:
         from app.pacs.nodes import DEFAULT_AE_TITLE, parse_address  # noqa: PLC0415
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def send_results(destination, summary, out: str) -> int:
-    """Store each reported exam's SR and SEG to ``destination`` (those of earlier runs too, unless sent
+    """Store each reported exam's SR, SEG and Encapsulated PDF to ``destination`` (those of earlier runs too, unless sent
     there already); one line per exam; returns how many exams could not be sent (their files stay)."""
     import hashlib  # noqa: PLC0415
     import json  # noqa: PLC0415
@@ -68,7 +69,7 @@ def send_results(destination, summary, out: str) -> int:
     for outcome in [*summary.done, *summary.skipped]:
         item = ExamItem(outcome.exam_id, outcome.location)
         marker = json.loads(marker_path(Path(out), item).read_text(encoding="utf-8"))
-        files = [Path(f) for f in marker["files"] if f.endswith("_sr.dcm") or f.endswith("_seg.dcm")]
+        files = [Path(f) for f in marker["files"] if f.endswith(("_sr.dcm", "_seg.dcm", "_pdf.dcm"))]
         record = sent_folder / f"{item.key}.json"
         if record.is_file() and json.loads(record.read_text(encoding="utf-8")) == marker["files"]:
             continue

@@ -1,5 +1,5 @@
-"""One exam's report in the chosen formats: PDF, PNG (four views + each view), JSON (+ its maps), DICOM SR, and
-the maps as DICOM Segmentations. The content (windowed images, maps on the original grid, figures) is
+"""One exam's report in the chosen formats: PDF, PNG (four views + each view), JSON (+ its maps), DICOM SR, the
+maps as DICOM Segmentations, and the PDF as a DICOM Encapsulated PDF (epdf). The content (windowed images, maps on the original grid, figures) is
 computed once and every writer renders it; each file is written atomically."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import cv2
 from app.report.content import ReportContent, ReportInput
 from inference.files import atomic_path
 
-FORMATS = ("pdf", "png", "json", "sr", "seg")
+FORMATS = ("pdf", "png", "json", "sr", "seg", "epdf")
 
 
 def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "json"), page_size: str = "A4") -> list[Path]:
@@ -28,6 +28,18 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
     written = []
     if "pdf" in formats:
         written.append(write_pdf(content, out / f"{stem}.pdf", page_size))
+    if "epdf" in formats:  # the PDF as a DICOM Encapsulated PDF (the PDF file itself only when asked for)
+        from app.report.encapsulated_pdf import write_encapsulated_pdf  # noqa: PLC0415
+
+        pdf = (out / f"{stem}.pdf") if "pdf" in formats else None
+        if pdf is None:
+            import tempfile  # noqa: PLC0415
+
+            with tempfile.TemporaryDirectory() as folder:
+                data = write_pdf(content, Path(folder) / "report.pdf", page_size).read_bytes()
+        else:
+            data = pdf.read_bytes()
+        written.append(write_encapsulated_pdf(content, data, out / f"{stem}_pdf.dcm"))
     if "png" in formats:
         path = out / f"{stem}_four_views.png"
         write_png(path, content.figure(1200))

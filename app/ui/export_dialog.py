@@ -35,10 +35,11 @@ class ExportDialog(QDialog):
         row = folder_row(self.folder, "Export to")
         self.formats = {name: QCheckBox(label) for name, label in (
             ("pdf", "PDF report"), ("png", "PNG figures"), ("json", "JSON data"), ("sr", "DICOM structured report"),
-            ("seg", "DICOM saliency maps (Segmentation, one per view)"))}
+            ("seg", "DICOM saliency maps (Segmentation, one per view)"),
+            ("epdf", "the PDF as DICOM Encapsulated PDF"))}
         for name in ("pdf", "png", "json"):
             self.formats[name].setChecked(True)
-        for name in ("sr", "seg"):
+        for name in ("sr", "seg", "epdf"):
             self.formats[name].setEnabled(has_dicom)
             if not has_dicom:
                 self.formats[name].setToolTip("needs DICOM source images and a model result that may be shown")

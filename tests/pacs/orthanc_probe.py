@@ -221,7 +221,7 @@ def main() -> None:
         env = {"MAMMO_DICOMWEB_USER": USER, "MAMMO_DICOMWEB_PASSWORD": PASSWORD}
         seen["cli_analyze"] = cli("-v", "analyze", f"{DIMSE}/{study_uid}", "--models", str(DEMO_MODEL), "--device", "cpu")
         seen["cli_report_dimse"] = cli("-v", "report", f"{WEB}/studies/{study_uid}", "--out", str(work / "out1"),
-                                       "--format", "sr,seg", "--models", str(DEMO_MODEL), "--device", "cpu",
+                                       "--format", "sr,seg,epdf", "--models", str(DEMO_MODEL), "--device", "cpu",
                                        "--send", DIMSE, env=env)
         seen["cli_report_web"] = cli("report", f"{DIMSE}/{study_uid}", "--out", str(work / "out2"), "--format", "sr,seg",
                                      "--models", str(DEMO_MODEL), "--device", "cpu", "--send", WEB, env=env)

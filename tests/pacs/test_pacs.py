@@ -61,13 +61,14 @@ def test_analyse_report_and_send_back_from_the_command_line(seen):
     analyze = seen["cli_analyze"]
     assert analyze["rc"] == 0 and "P(malignant)" in analyze["stdout"] and "4 view(s) retrieved" in analyze["stderr"]
     assert "note: ignored 1 OT instance(s)" in analyze["stderr"]
-    for run, destination in (("cli_report_dimse", "dimse://ORTHANC@127.0.0.1:4242"),
-                             ("cli_report_web", "dicomweb+http://127.0.0.1:8042/dicom-web")):
+    for run, destination, count in (("cli_report_dimse", "dimse://ORTHANC@127.0.0.1:4242", 6),  # SR, 4 SEG, PDF
+                                    ("cli_report_web", "dicomweb+http://127.0.0.1:8042/dicom-web", 5)):  # SR, 4 SEG
         assert seen[run]["rc"] == 0, seen[run]
-        assert f"sent {seen['study_uid']}: 5 file(s) to {destination}" in seen[run]["stdout"]  # SR + 4 SEG
-    # the SR and SEG are on the server, in the exam's study: 2 x (SR + 4 SEG) and the retried SR
-    assert seen["series_after_send"].count("SR") == 3 and seen["series_after_send"].count("SEG") == 8
-    assert {"MG", "SR", "SEG"} <= set(seen["find_after_send"][0]["modalities"])
+        assert f"sent {seen['study_uid']}: {count} file(s) to {destination}" in seen[run]["stdout"]
+    # on the server, in the exam's study: 2 x (SR + 4 SEG), the retried SR and the Encapsulated PDF
+    series = seen["series_after_send"]
+    assert series.count("SR") == 3 and series.count("SEG") == 8 and series.count("DOC") == 1
+    assert {"MG", "SR", "SEG", "DOC"} <= set(seen["find_after_send"][0]["modalities"])
 
 
 def test_no_identifier_or_password_reaches_the_logs(seen):

@@ -131,6 +131,29 @@ def test_structured_report_passes_dciodvfy(analysed, tmp_path, deidentify):
 
 
 @pytest.mark.parametrize("deidentify", [False, True], ids=["identified", "deidentified"])
+def test_encapsulated_pdf_holds_the_report_in_the_exam_study_and_validates(analysed, tmp_path, deidentify):
+    exam, result = analysed
+    paths = export_report(ReportInput(exam, result, deidentify=deidentify), tmp_path, formats=("pdf", "epdf"))
+    pdf_path = next(p for p in paths if p.suffix == ".pdf")
+    dcm_path = next(p for p in paths if p.name.endswith("_pdf.dcm"))
+    assert dciodvfy(dcm_path) == []
+    ds = pydicom.dcmread(dcm_path)
+    pdf = pdf_path.read_bytes()
+    assert ds.MIMETypeOfEncapsulatedDocument == "application/pdf" and ds.Modality == "DOC"
+    assert bytes(ds.EncapsulatedDocument)[: ds.EncapsulatedDocumentLength] == pdf
+    source = pydicom.dcmread(next(iter(exam.views.values())).source, stop_before_pixels=True)
+    assert ds.StudyInstanceUID == source.StudyInstanceUID  # beside the images on the PACS
+    if deidentify:
+        assert ds.PatientIdentityRemoved == "YES" and PATIENT_ID not in str(ds.PatientID)
+        assert PATIENT_NAME not in str(ds.PatientName)
+    else:
+        assert ds.PatientID == PATIENT_ID
+    # without "pdf" the PDF is made for the DICOM file only
+    only = export_report(ReportInput(exam, result), tmp_path / "only", formats=("epdf",))
+    assert [p.name.endswith("_pdf.dcm") for p in only] == [True] and not list((tmp_path / "only").glob("*.pdf"))
+
+
+@pytest.mark.parametrize("deidentify", [False, True], ids=["identified", "deidentified"])
 def test_saliency_segmentations_read_back_on_the_source_grid_and_validate(analysed, tmp_path, deidentify):
     import highdicom as hd
 
