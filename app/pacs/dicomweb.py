@@ -11,7 +11,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from app.pacs.nodes import PacsError, RemoteNode
-from app.pacs.query import StudyQuery, StudyRecord
+from app.pacs.query import INSTANCE_FIELDS, VIEWS_FOR_AT_MOST, StudyQuery, StudyRecord
 
 # in order of preference: the node transcodes to the first it can
 ACCEPTED = (("application/dicom", "1.2.840.10008.1.2.1"),)
@@ -75,7 +75,15 @@ def find_studies(node: RemoteNode, query: StudyQuery) -> list[StudyRecord]:
     found = _guarded(node, "QIDO-RS", lambda: _client(node).search_for_studies(
         search_filters=query.qido_filters(), fields=["ModalitiesInStudy", "NumberOfStudyRelatedInstances",
                                                     "IssuerOfPatientID", "StudyDescription"]))
-    return query.keep([StudyRecord.from_json(item) for item in found])
+    kept = query.keep([StudyRecord.from_json(item) for item in found])
+    client = _client(node)
+
+    def views(record: StudyRecord) -> StudyRecord:
+        instances = _guarded(node, "QIDO-RS", lambda: client.search_for_instances(
+            study_instance_uid=record.study_uid, fields=list(INSTANCE_FIELDS)))
+        return record.with_views([Dataset.from_json(item) for item in instances])
+
+    return [views(r) if i < VIEWS_FOR_AT_MOST else r for i, r in enumerate(kept)]
 
 
 def get_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset], None],

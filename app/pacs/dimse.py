@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from app.pacs.nodes import PacsError, RemoteNode
-from app.pacs.query import StudyQuery, StudyRecord
+from app.pacs.query import INSTANCE_FIELDS, VIEWS_FOR_AT_MOST, StudyQuery, StudyRecord
 
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
@@ -113,9 +113,27 @@ def find_studies(node: RemoteNode, query: StudyQuery) -> list[StudyRecord]:
                 found.append(StudyRecord.from_dataset(identifier))
             elif status.Status not in (0x0000, 0xFF00, 0xFF01):
                 raise _failed(node, "C-FIND", status)
+        kept = query.keep(found)
+        kept = [_with_views(assoc, r) if i < VIEWS_FOR_AT_MOST else r for i, r in enumerate(kept)]
     finally:
         assoc.release()
-    return query.keep(found)
+    return kept
+
+
+def _with_views(assoc, record: StudyRecord) -> StudyRecord:
+    """The record with its views, from a C-FIND at image level (left as it is if the node will not say)."""
+    query = Dataset()
+    query.QueryRetrieveLevel, query.StudyInstanceUID = "IMAGE", record.study_uid
+    query.SeriesInstanceUID = ""
+    for keyword in INSTANCE_FIELDS:
+        setattr(query, keyword, "")
+    instances = []
+    for status, identifier in assoc.send_c_find(query, FIND):
+        if not status or status.Status not in (0x0000, 0xFF00, 0xFF01):
+            return record
+        if identifier is not None and status.Status in (0xFF00, 0xFF01):
+            instances.append(identifier)
+    return record.with_views(instances)
 
 
 def get_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset], None],

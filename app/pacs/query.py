@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
+INSTANCE_FIELDS = ("SOPInstanceUID", "Modality", "ImageLaterality", "ViewPosition")
+VIEWS_FOR_AT_MOST = 50  # studies whose views are asked for (one more query each)
 RETURNED = ("StudyInstanceUID", "PatientID", "IssuerOfPatientID", "PatientName", "StudyDate", "AccessionNumber",
             "ModalitiesInStudy", "NumberOfStudyRelatedInstances", "StudyDescription")
 
@@ -63,6 +65,22 @@ class StudyRecord:
     modalities: tuple[str, ...] = ()
     instances: int | None = None
     description: str = ""
+    views: tuple[str, ...] = ()  # the screening views present (L-CC …), where the node was asked
+
+    def with_views(self, instances: list[Dataset]) -> StudyRecord:
+        """This record with the views its MG instances show (laterality + view position)."""
+        from dataclasses import replace  # noqa: PLC0415
+
+        found = set()
+        for ds in instances:
+            if str(ds.get("Modality", "MG") or "MG") != "MG":
+                continue
+            side = str(ds.get("ImageLaterality", "") or ds.get("Laterality", "") or "")
+            position = str(ds.get("ViewPosition", "") or "")
+            if side in ("L", "R") and position in ("CC", "MLO"):
+                found.add(f"{side}-{position}")
+        order = ("R-CC", "L-CC", "R-MLO", "L-MLO")
+        return replace(self, views=tuple(v for v in order if v in found))
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> StudyRecord:

@@ -26,7 +26,7 @@ from app.pacs.query import StudyQuery, StudyRecord
 from app.ui.worker import Worker
 from inference.errors import MammoError
 
-COLUMNS = ("Patient", "Patient ID", "Date", "Accession", "Modalities", "Images", "Description")
+COLUMNS = ("Patient", "Patient ID", "Date", "Accession", "Views", "Modalities", "Images", "Description")
 
 
 def _search_task(node: RemoteNode, query: StudyQuery, *, progress, cancel) -> list[StudyRecord]:  # noqa: ARG001
@@ -184,7 +184,7 @@ class PacsDialog(QDialog):
             date = _date(record.date)
             values = (record.patient_name.replace("^", " ").strip(), record.patient_id,
                       date.toString("yyyy-MM-dd") if date.isValid() else record.date, record.accession,
-                      " ".join(record.modalities), "" if record.instances is None else str(record.instances),
+                      " ".join(record.views) if record.views else "—", " ".join(record.modalities), "" if record.instances is None else str(record.instances),
                       record.description)
             for column, value in enumerate(values):
                 self.table.setItem(row, column, QTableWidgetItem(value))

@@ -51,6 +51,7 @@ def test_search_by_keyboard_enter_opens_and_the_window_shows_the_retrieved_study
     qtbot.keyClick(dialog.patient_id, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=30_000)
     assert dialog.table.item(0, 1).text() == patient_id and dialog.table.item(0, 2).text() == "2026-01-15"
+    assert dialog.table.item(0, 4).text() == "R-CC L-CC R-MLO L-MLO"  # the views present
     assert "1 study, newest first" in dialog.status.text()
     shot = os.environ.get("PACS_DIALOG_SCREENSHOT")
     if shot:

@@ -147,6 +147,8 @@ def main() -> None:
         seen["find_accession"] = [r.study_uid for r in dimse.find_studies(node, StudyQuery(accession=seen["accession"]))]
         seen["find_dates"] = [r.study_uid for r in dimse.find_studies(node, StudyQuery(date_from="20260101",
                                                                                       date_to="20261231"))]
+        seen["find_partial_views"] = list(next(r for r in dicomweb.find_studies(web, StudyQuery(
+            patient_id=str(dcmread(partial[0]).PatientID))) if r.study_uid == str(dcmread(partial[0]).StudyInstanceUID)).views)
         seen["find_none"] = [r.study_uid for r in dimse.find_studies(node, StudyQuery(patient_id="NOBODY"))]
         seen["find_mg_only"] = [r.study_uid for r in dimse.find_studies(node, StudyQuery(patient_id="PHANTOM-OTHER"))]
         seen["find_any"] = [r.study_uid for r in dimse.find_studies(node, StudyQuery(patient_id="PHANTOM-OTHER",

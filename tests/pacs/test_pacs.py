@@ -42,10 +42,12 @@ def test_find_by_patient_accession_and_dates_mg_only(seen):
         record = found[0]
         assert record["patient_id"] == seen["patient_id"] and record["accession"] == seen["accession"]
         assert record["date"] == "20260115" and "MG" in record["modalities"] and record["instances"] == 5
+        assert record["views"] == ["R-CC", "L-CC", "R-MLO", "L-MLO"]  # the SC in the study is no view
     assert seen["find_accession"] == [seen["study_uid"]]
     assert set(seen["find_dates"]) == {seen["study_uid"], seen["partial_uid"]}  # not the 2025 CT study
     assert seen["find_none"] == []
     assert seen["find_mg_only"] == [] and seen["find_any"] == [seen["not_mg_uid"]]
+    assert seen["find_partial_views"] == ["R-CC", "L-CC", "L-MLO"]
 
 
 @pytest.mark.parametrize("protocol", ["dimse", "dicomweb"])
