@@ -73,8 +73,11 @@ def evict(root: Path, limit: int, keep: Path) -> None:
 
 
 def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int], None] | None = None,
-                   cancel: Callable[[], bool] = lambda: False, refresh: bool = False) -> RetrievedStudy:
-    """The MG images of the study at ``address`` in a cache folder (retrieved again only with ``refresh``)."""
+                   cancel: Callable[[], bool] = lambda: False, refresh: bool = False,
+                   on_kept: Callable[[Path], None] | None = None) -> RetrievedStudy:
+    """The MG images of the study at ``address`` in a cache folder (retrieved again only with ``refresh``).
+    ``on_kept(path)`` is called with each MG file as soon as it is written (while the retrieve goes on; the
+    path is valid during the call), so that a viewer can show the views as they arrive."""
     progress = progress or (lambda *a: None)
     node = address.node
     root = cache_root()
@@ -100,6 +103,8 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
             dataset.save_as(temporary, enforce_file_format=True)
         kept.append(name)
         progress(f"retrieved {len(kept)} image(s)", len(kept), 0)
+        if on_kept is not None:
+            on_kept(partial / name)
 
     try:
         protocol = _protocol(node)

@@ -113,13 +113,24 @@ class AnalysisOutcome:
     overlays: OverlayImages
 
 
-def _load_exam_task(source, store: Store | None, reader: str, *, progress, cancel) -> LoadedExam:
+def _load_exam_task(source, store: Store | None, reader: str, *, progress, cancel, arrived=None) -> LoadedExam:
+    """The exam, through the intake; a study on a PACS is retrieved into the cache first, each view handed to
+    ``arrived(ViewImage)`` as it comes (the hanging fills view by view)."""
     progress("loading images", 0, 1)
     if isinstance(source, StudyAddress):  # a study on a PACS: into the cache first, with progress and Cancel
         from app.pacs.retrieve import retrieve_study  # noqa: PLC0415
+        from inference.exam import load_view  # noqa: PLC0415
+
+        def kept(path: Path) -> None:
+            try:
+                image = load_view(path)
+            except MammoError:
+                return  # the intake of the whole study says what is wrong with it
+            if image.view is not None and arrived is not None:
+                arrived(image)
 
         progress(f"retrieving from {source.node.describe()}", 0, 1)
-        study = retrieve_study(source, progress=progress, cancel=cancel)
+        study = retrieve_study(source, progress=progress, cancel=cancel, on_kept=kept)
         exam = load_exam(study.folder)
         exam = dataclasses.replace(exam, warnings=exam.warnings + tuple(study.notes))
         key = exam_key(exam)
@@ -191,6 +202,10 @@ def _save_settings_task(settings: AppSettings, *, progress, cancel) -> None:
     settings.save()
 
 
+class _Arrivals(QObject):
+    arrived = Signal(object)  # a ViewImage
+
+
 class MainWindow(QMainWindow):
     """Mammo Reader's main window."""
 
@@ -198,6 +213,7 @@ class MainWindow(QMainWindow):
     analysisFailed = Signal(object)  # the exception
     examShown = Signal()
     priorShown = Signal()  # the prior exam is in the current-vs-prior layouts
+    viewArrived = Signal(str)  # a view of a study being retrieved is shown
     priorAnalysed = Signal()
     loadFailed = Signal(object)
 
@@ -220,6 +236,8 @@ class MainWindow(QMainWindow):
         self._groups_key: tuple | None = None
         self.load_worker: Worker | None = None
         self.scp, self._scp_key = None, None  # our Storage SCP, when Preferences turn it on
+        self._arrivals = _Arrivals(self)  # views of a retrieve, as they arrive (queued to this thread)
+        self._arrivals.arrived.connect(self._show_arrived_view)
         self.prior: PriorFound | None = None
         self.prior_result: ExamResult | None = None
         self.prior_worker: Worker | None = None
@@ -636,7 +654,8 @@ class MainWindow(QMainWindow):
         self.stage_label.setText("loading images…")
         self.hanging.set_loading()
         self.scores.set_status("Loading the exam…")
-        self.load_worker = Worker(_load_exam_task, source, self.store, self._reader())
+        self.load_worker = Worker(_load_exam_task, source, self.store, self._reader(),
+                                  arrived=self._arrivals.arrived.emit)
         self.load_worker.result.connect(self.show_exam)
         self.load_worker.error.connect(self._on_load_error)
         if isinstance(source, StudyAddress):  # a retrieve: its progress, and Esc / Cancel stop it
@@ -751,6 +770,16 @@ class MainWindow(QMainWindow):
             lines.append("no model gives a probability of malignancy")
         self.scores.set_prior_text("\n".join(lines))
         self.priorAnalysed.emit()
+
+    def _show_arrived_view(self, image) -> None:
+        """A view of a study being retrieved, shown in its slot before the whole exam has arrived."""
+        if self.load_worker is None or not self.load_worker.is_running():
+            return  # late: the exam is shown (or the retrieve was cancelled)
+        widget = self.hanging.views.get(image.view)
+        if widget is not None:
+            widget.set_image(image, ["retrieving…"], "")
+            self.hanging.fit_same_scale()
+        self.viewArrived.emit(image.view.value)
 
     def _on_load_finished(self) -> None:
         self.stage_label.setText("")

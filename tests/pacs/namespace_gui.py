@@ -56,10 +56,15 @@ def test_search_by_keyboard_enter_opens_and_the_window_shows_the_retrieved_study
     shot = os.environ.get("PACS_DIALOG_SCREENSHOT")
     if shot:
         dialog.grab().save(shot)
+    events = []
+    window.viewArrived.connect(lambda view: events.append(view))
+    window.examShown.connect(lambda: events.append("exam shown"))
     with qtbot.waitSignal(window.examShown, timeout=60_000):
         qtbot.keyClick(dialog.table, Qt.Key.Key_Return)
     assert sorted(v.value for v in window.exam.views) == ["L-CC", "L-MLO", "R-CC", "R-MLO"]
     assert window.exam.study_date == "20260115"
+    # the hanging filled view by view while the images arrived, before the whole exam was shown
+    assert sorted(events[:4]) == ["L-CC", "L-MLO", "R-CC", "R-MLO"] and events[4] == "exam shown"
     assert window.settings.pacs_node == f"dimse://{AET}@127.0.0.1:{DICOM_PORT}"
     if shot:
         window.grab().save(str(Path(shot).with_name("window.png")))
