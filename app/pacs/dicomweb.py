@@ -101,7 +101,10 @@ def get_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset],
             count += 1
 
     _guarded(node, f"WADO-RS of study {study_uid}", run)
-    return count, 0
+    # a server may leave out, without a word, an instance it cannot send in the syntax asked for: count them
+    listed = _guarded(node, "QIDO-RS", lambda: client.search_for_instances(
+        study_instance_uid=study_uid, fields=["SOPInstanceUID"], get_remaining=True))
+    return count, max(0, len(listed) - count)
 
 
 def store_files(node: RemoteNode, paths: Sequence[Path]) -> None:

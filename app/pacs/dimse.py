@@ -144,6 +144,7 @@ def get_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset],
 
     ae = _ae(node)
     ae.add_requested_context(GET)
+    ae.add_requested_context(FIND)  # to list the instances when the study-level C-GET cannot be used
     roles = []
     for sop in RETRIEVED_CLASSES:
         for syntax in DECODABLE_SYNTAXES:
@@ -162,31 +163,73 @@ def get_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset],
         return 0x0000
 
     assoc = _associate(node, ae, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, stored)])
-    query = Dataset()
-    query.QueryRetrieveLevel = "STUDY"
-    query.StudyInstanceUID = study_uid
-    completed = failed = 0
     try:
-        for status, identifier in assoc.send_c_get(query, GET):
-            if cancel():
-                assoc.abort()
-                raise PacsError(node, "the retrieve was cancelled")
-            if not status:
-                raise _failed(node, "C-GET", status)
-            completed = int(getattr(status, "NumberOfCompletedSuboperations", completed) or completed)
-            failed = int(getattr(status, "NumberOfFailedSuboperations", failed) or failed)
-            if status.Status in (0xA701, 0xA702, 0xA900, 0xAA00, 0xAA01, 0xAA02, 0xAA03, 0xAA04) \
-                    or 0xC000 <= status.Status <= 0xCFFF:
-                if completed == 0:
-                    raise PacsError(node, f"C-GET of study {study_uid} failed (status 0x{int(status.Status):04X}): "
-                                          f"no such study, or the node will not send it to {node.calling_aet!r}")
-                raise _failed(node, "C-GET", status)
+        try:
+            completed, failed = _get(assoc, node, _level("STUDY", study_uid), cancel)
+        except _SubOperationsFailed:
+            # some nodes (Orthanc) end the whole C-GET at the first instance they cannot send us (one in a
+            # transfer syntax we do not decode and they cannot convert): then instance by instance
+            completed = failed = 0
+            for series_uid, sop_uid in _instances(assoc, study_uid):
+                try:
+                    done, bad = _get(assoc, node, _level("IMAGE", study_uid, series_uid, sop_uid), cancel)
+                except _SubOperationsFailed:
+                    done, bad = 0, 1
+                completed, failed = completed + done, failed + bad
+            if completed == 0:
+                raise PacsError(node, f"C-GET of study {study_uid}: the node could send none of its {failed} "
+                                      "instance(s) in a transfer syntax this workstation decodes") from None
     finally:
         if assoc.is_established:
             assoc.release()
     if problems:
         raise PacsError(node, f"retrieved instances could not be kept: {problems[0]}")
     return completed, failed
+
+
+class _SubOperationsFailed(Exception):
+    """A C-GET that failed after sub-operations failed (not a refusal of the whole request)."""
+
+
+def _level(level: str, study_uid: str, series_uid: str = "", sop_uid: str = "") -> Dataset:
+    query = Dataset()
+    query.QueryRetrieveLevel, query.StudyInstanceUID = level, study_uid
+    if level == "IMAGE":
+        query.SeriesInstanceUID, query.SOPInstanceUID = series_uid, sop_uid
+    return query
+
+
+def _get(assoc, node: RemoteNode, query: Dataset, cancel: Callable[[], bool]) -> tuple[int, int]:
+    completed = failed = 0
+    for status, _identifier in assoc.send_c_get(query, GET):
+        if cancel():
+            assoc.abort()
+            raise PacsError(node, "the retrieve was cancelled")
+        if not status:
+            raise _failed(node, "C-GET", status)
+        completed = int(getattr(status, "NumberOfCompletedSuboperations", completed) or completed)
+        failed = int(getattr(status, "NumberOfFailedSuboperations", failed) or failed)
+        if status.Status in (0xA701, 0xA702, 0xA900, 0xAA00, 0xAA01, 0xAA02, 0xAA03, 0xAA04) \
+                or 0xC000 <= status.Status <= 0xCFFF:
+            if failed:
+                raise _SubOperationsFailed()
+            if completed == 0:
+                raise PacsError(node, f"C-GET of study {query.StudyInstanceUID} failed (status "
+                                      f"0x{int(status.Status):04X}): no such study, or the node will not send it "
+                                      f"to {node.calling_aet!r}")
+            raise _failed(node, "C-GET", status)
+    return completed, failed
+
+
+def _instances(assoc, study_uid: str) -> list[tuple[str, str]]:
+    """(series UID, SOP Instance UID) of every instance of the study, by an image-level C-FIND on the open
+    association (it was negotiated with the FIND context too)."""
+    query = _level("IMAGE", study_uid)
+    found = []
+    for status, identifier in assoc.send_c_find(query, FIND):
+        if status and status.Status in (0xFF00, 0xFF01) and identifier is not None:
+            found.append((str(identifier.SeriesInstanceUID), str(identifier.SOPInstanceUID)))
+    return found
 
 
 def store_files(node: RemoteNode, paths: Sequence[Path]) -> None:

@@ -90,7 +90,7 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
     partial = root / f".{final.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    kept: list[str] = []
+    kept: dict[str, None] = {}  # names, each once (an instance sent twice is kept once)
     ignored: dict[str, int] = {}
 
     def on_instance(dataset: Dataset) -> None:
@@ -101,7 +101,7 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
         name = hashlib.sha1(str(dataset.SOPInstanceUID).encode()).hexdigest()[:20] + ".dcm"
         with atomic_path(partial / name) as temporary:
             dataset.save_as(temporary, enforce_file_format=True)
-        kept.append(name)
+        kept[name] = None
         progress(f"retrieved {len(kept)} image(s)", len(kept), 0)
         if on_kept is not None:
             on_kept(partial / name)

@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from pydicom import dcmread  # noqa: E402
 from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
+from pydicom.encaps import encapsulate  # noqa: E402
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
 
 from app.pacs import dicomweb, dimse  # noqa: E402
@@ -172,6 +173,19 @@ def main() -> None:
             seen[f"retrieve_{protocol}"] = {"seconds": sorted(times)[1], "instances": study.instances,
                                             "notes": study.notes, "views": sorted(v.value for v in loaded.views)}
         seen["cached"] = retrieve_study(parse_study(f"{DIMSE}/{study_uid}")).cached
+        # a study with one instance in a transfer syntax we cannot decode (MPEG-2) that Orthanc cannot convert
+        odd_files = write_dicom_exam(generate_exam(7005, shape=(320, 240)), work / "odd-syntax", compress=False)
+        odd = dcmread(odd_files[0])
+        odd.SOPInstanceUID = odd.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        odd.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG2 Main Profile / Main Level
+        odd.PixelData = encapsulate([b"\x00\x00\x01\xb3" + b"\x00" * 60])
+        odd["PixelData"].VR = "OB"
+        odd.save_as(work / "odd-syntax" / "mpeg2.dcm", enforce_file_format=True)
+        dimse.store_files(node, [*odd_files, work / "odd-syntax" / "mpeg2.dcm"])
+        for protocol, address in (("dimse", f"{DIMSE}/{odd.StudyInstanceUID}"),
+                                  ("dicomweb", f"{WEB}/studies/{odd.StudyInstanceUID}")):
+            study = retrieve_study(parse_study(address), refresh=True)
+            seen[f"undecodable_{protocol}"] = {"instances": study.instances, "notes": study.notes}
         # the patient's prior, two years earlier, on the PACS
         prior_uid = generate_uid()
         prior_files = write_dicom_exam(generate_exam(7004, shape=(640, 480)), work / "prior-raw")

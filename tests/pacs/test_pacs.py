@@ -140,3 +140,13 @@ def test_studies_pushed_to_the_storage_scp_land_in_the_inbox(seen):
 def test_the_prior_is_found_on_the_pacs(seen, protocol):
     """Same patient ID, an earlier date, MG: the 2024 study; the current one and other patients are not."""
     assert [p[:2] for p in seen[f"priors_{protocol}"]] == [["20240115", seen["prior_uid"]]]
+
+
+@pytest.mark.parametrize("protocol", ["dimse", "dicomweb"])
+def test_an_instance_in_a_syntax_we_cannot_decode_is_left_out_with_a_note(seen, protocol):
+    """MPEG-2 in an MG study: Orthanc cannot convert it; the four views come, and the retrieve says one did not
+    (C-GET: Orthanc ends the study-level request at it, so instance by instance; WADO-RS: it is left out
+    silently, so the instances are counted)."""
+    retrieved = seen[f"undecodable_{protocol}"]
+    assert retrieved["instances"] == 4
+    assert any(note.startswith("1 instance(s) could not be retrieved") for note in retrieved["notes"])
