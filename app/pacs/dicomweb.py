@@ -11,6 +11,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from app.pacs.nodes import PacsError, RemoteNode
+from inference.errors import Cancelled
 from app.pacs.query import INSTANCE_FIELDS, VIEWS_FOR_AT_MOST, StudyQuery, StudyRecord
 
 # in order of preference: the node transcodes to the first it can
@@ -96,7 +97,7 @@ def get_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset],
         nonlocal count
         for dataset in client.iter_study(study_uid, media_types=ACCEPTED):
             if cancel():
-                raise PacsError(node, "the retrieve was cancelled")
+                raise Cancelled()
             on_instance(dataset)
             count += 1
 

@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from app.pacs.nodes import PacsError, RemoteNode
+from inference.errors import Cancelled
 from app.pacs.query import INSTANCE_FIELDS, VIEWS_FOR_AT_MOST, StudyQuery, StudyRecord
 
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
@@ -204,7 +205,7 @@ def _get(assoc, node: RemoteNode, query: Dataset, cancel: Callable[[], bool]) ->
     for status, _identifier in assoc.send_c_get(query, GET):
         if cancel():
             assoc.abort()
-            raise PacsError(node, "the retrieve was cancelled")
+            raise Cancelled()
         if not status:
             raise _failed(node, "C-GET", status)
         completed = int(getattr(status, "NumberOfCompletedSuboperations", completed) or completed)
@@ -274,7 +275,7 @@ def move_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset]
             for status, _identifier in assoc.send_c_move(query, node.calling_aet, MOVE):
                 if cancel():
                     assoc.abort()
-                    raise PacsError(node, "the retrieve was cancelled")
+                    raise Cancelled()
                 if not status:
                     raise _failed(node, "C-MOVE", status)
                 completed = int(getattr(status, "NumberOfCompletedSuboperations", completed) or completed)

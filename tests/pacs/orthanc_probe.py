@@ -29,6 +29,7 @@ from app.pacs.query import StudyQuery  # noqa: E402
 from app.pacs.priors import find_priors  # noqa: E402
 from app.pacs.retrieve import retrieve_study  # noqa: E402
 from app.pacs.scp import StorageSCP, received_studies  # noqa: E402
+from inference.errors import Cancelled  # noqa: E402
 from inference.exam import load_exam  # noqa: E402
 from inference.phantom import generate_exam, write_dicom_exam  # noqa: E402
 from tests.pacs.orthanc import (  # noqa: E402
@@ -173,6 +174,12 @@ def main() -> None:
             seen[f"retrieve_{protocol}"] = {"seconds": sorted(times)[1], "instances": study.instances,
                                             "notes": study.notes, "views": sorted(v.value for v in loaded.views)}
         seen["cached"] = retrieve_study(parse_study(f"{DIMSE}/{study_uid}")).cached
+        for protocol, address in (("dimse", f"{DIMSE}/{partial_uid}"), ("dicomweb", f"{WEB}/studies/{partial_uid}")):
+            try:
+                retrieve_study(parse_study(address), cancel=lambda: True)
+                seen[f"cancel_{protocol}"] = "not cancelled"
+            except Cancelled:
+                seen[f"cancel_{protocol}"] = sorted(p.name for p in (work / "cache").iterdir())
         # a study with one instance in a transfer syntax we cannot decode (MPEG-2) that Orthanc cannot convert
         odd_files = write_dicom_exam(generate_exam(7005, shape=(320, 240)), work / "odd-syntax", compress=False)
         odd = dcmread(odd_files[0])

@@ -150,3 +150,10 @@ def test_an_instance_in_a_syntax_we_cannot_decode_is_left_out_with_a_note(seen, 
     retrieved = seen[f"undecodable_{protocol}"]
     assert retrieved["instances"] == 4
     assert any(note.startswith("1 instance(s) could not be retrieved") for note in retrieved["notes"])
+
+
+@pytest.mark.parametrize("protocol", ["dimse", "dicomweb"])
+def test_a_cancelled_retrieve_leaves_nothing_that_looks_retrieved(seen, protocol):
+    left = seen[f"cancel_{protocol}"]
+    assert left != "not cancelled"
+    assert not any(".partial-" in name for name in left)  # the private folder went with the cancel
