@@ -42,6 +42,8 @@ class AppSettings:
     # (DICOMweb's come from MAMMO_DICOMWEB_USER / MAMMO_DICOMWEB_PASSWORD or MAMMO_DICOMWEB_TOKEN)
     pacs_node: str = ""
     ae_title: str = "MAMMOREADER"
+    # the named nodes of Preferences: [name, address] pairs (the PACS dialog offers them)
+    pacs_nodes: tuple = ()
     # our Storage SCP (off by default): studies pushed to the workstation land in <config>/inbox
     scp_enabled: bool = False
     scp_port: int = 11112
@@ -57,7 +59,10 @@ class AppSettings:
             logger.warning("settings file unreadable (%s); using defaults", type(error).__name__)
             return cls()
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if "pacs_nodes" in values:  # JSON gives lists; the settings are frozen (hashable) values
+            values["pacs_nodes"] = tuple(tuple(pair) for pair in values["pacs_nodes"] if len(pair) == 2)
+        return cls(**values)
 
     def save(self, folder: Path | None = None) -> None:
         """Write atomically (a full disk leaves the previous settings intact)."""

@@ -112,8 +112,13 @@ def parse_address(text: str, calling_aet: str = DEFAULT_AE_TITLE) -> tuple[Remot
         path, uid = match.group(1), _check_uid(text, match.group(2))
     base = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{path}"
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    credentials = _credentials()
+    if not credentials["username"] and not credentials["token"]:  # else those saved for this node, if any
+        from app.pacs.credentials import load_credentials  # noqa: PLC0415
+
+        credentials["username"], credentials["password"] = load_credentials(f"dicomweb+{base}")
     return RemoteNode("dicomweb", parts.hostname, port, base_url=base, calling_aet=calling_aet,
-                      **_credentials()), uid
+                      **credentials), uid
 
 
 def parse_study(text: str, calling_aet: str = DEFAULT_AE_TITLE) -> StudyAddress:

@@ -669,7 +669,7 @@ class MainWindow(QMainWindow):
 
     def open_from_pacs(self) -> None:
         """File → Open from PACS: search, then the chosen study is retrieved by the exam loader."""
-        dialog = PacsDialog(self.settings.pacs_node, self.settings.ae_title, self)
+        dialog = PacsDialog(self.settings.pacs_node, self.settings.ae_title, self, named=self.settings.pacs_nodes)
 
         def chosen(address: StudyAddress) -> None:
             node, ae = dialog.node_edit.text().strip(), dialog.ae_edit.text().strip() or "MAMMOREADER"

@@ -8,6 +8,7 @@ from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QComboBox,
     QDateEdit,
     QDialog,
     QFormLayout,
@@ -59,7 +60,8 @@ class PacsDialog(QDialog):
 
     studyChosen = Signal(object)
 
-    def __init__(self, node_address: str, ae_title: str, parent: QWidget | None = None) -> None:
+    def __init__(self, node_address: str, ae_title: str, parent: QWidget | None = None,
+                 named: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(parent)
         self.setObjectName("pacsDialog")
         self.setWindowTitle("Open from PACS")
@@ -68,6 +70,12 @@ class PacsDialog(QDialog):
         self.worker: Worker | None = None
         self.node_edit = QLineEdit(node_address)
         self.node_edit.setObjectName("pacsNode")
+        self.node_choice = QComboBox()
+        self.node_choice.setObjectName("pacsNodeChoice")
+        for name, address in named:
+            self.node_choice.addItem(name, address)
+        self.node_choice.setVisible(bool(named))
+        self.node_choice.activated.connect(lambda index: self.node_edit.setText(self.node_choice.itemData(index)))
         self.node_edit.setPlaceholderText("dimse://CALLED_AET@HOST:PORT or dicomweb+https://HOST:PORT/PREFIX")
         self.ae_edit = QLineEdit(ae_title)
         self.ae_edit.setObjectName("pacsAeTitle")
@@ -109,6 +117,7 @@ class PacsDialog(QDialog):
         self.table.doubleClicked.connect(lambda _index: self.open_selected())
 
         node_row = QHBoxLayout()
+        node_row.addWidget(self.node_choice)
         node_row.addWidget(self.node_edit, 1)
         node_row.addWidget(QLabel("our AE title"))
         node_row.addWidget(self.ae_edit)

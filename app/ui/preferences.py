@@ -6,15 +6,19 @@ from __future__ import annotations
 import dataclasses
 
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDialog,
     QFormLayout,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
     QWidget,
 )
 
@@ -53,17 +57,37 @@ class PreferencesDialog(QDialog):
         self.show_overlays = QCheckBox("show the maps as soon as the model is shown (else on demand with H)")
         self.show_overlays.setChecked(settings.show_overlays)
         self.reader = QLineEdit(settings.reader_name)
-        self.pacs_node = QLineEdit(settings.pacs_node)
-        self.pacs_node.setObjectName("prefsPacsNode")
-        self.pacs_node.setPlaceholderText("dimse://CALLED_AET@HOST:PORT or dicomweb+https://HOST:PORT/PREFIX")
+        self.nodes = QTableWidget(0, 2)
+        self.nodes.setObjectName("prefsPacsNodes")
+        self.nodes.setHorizontalHeaderLabels(["Name", "Address: dimse://CALLED_AET@HOST:PORT or dicomweb+https://HOST/PREFIX"])
+        self.nodes.horizontalHeader().setStretchLastSection(True)
+        self.nodes.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.nodes.setFixedHeight(110)
+        named = list(settings.pacs_nodes) or ([("PACS", settings.pacs_node)] if settings.pacs_node else [])
+        for name, address in named:
+            self.add_node(name, address)
         self.ae_title = QLineEdit(settings.ae_title)
         self.ae_title.setObjectName("prefsAeTitle")
         self.ae_title.setMaxLength(16)
-        self.test_button = QPushButton("Test")
-        self.test_button.setObjectName("prefsPacsTest")
-        self.test_button.clicked.connect(self.test_node)
-        self.test_result = QLabel("DICOMweb credentials come from MAMMO_DICOMWEB_USER and MAMMO_DICOMWEB_PASSWORD "
-                                  "(or MAMMO_DICOMWEB_TOKEN) in the environment and are never stored.")
+        buttons = QHBoxLayout()
+        for text, slot, name in (("Add", lambda: self.add_node("", ""), "prefsPacsAdd"),
+                                 ("Remove", self.remove_node, "prefsPacsRemove"),
+                                 ("Test", self.test_node, "prefsPacsTest"),
+                                 ("Password…", self.set_password, "prefsPacsPassword")):
+            button = QPushButton(text)
+            button.setObjectName(name)
+            button.clicked.connect(slot)
+            buttons.addWidget(button)
+            if name == "prefsPacsTest":
+                self.test_button = button
+        buttons.addStretch(1)
+        buttons.addWidget(QLabel("our AE title"))
+        buttons.addWidget(self.ae_title)
+        from app.pacs.credentials import where_kept  # noqa: PLC0415
+
+        self.test_result = QLabel("DICOMweb passwords (Password…) are kept in " + where_kept() + ", never in the "
+                                  "settings; MAMMO_DICOMWEB_USER / MAMMO_DICOMWEB_PASSWORD (or MAMMO_DICOMWEB_TOKEN) "
+                                  "in the environment override them. The first node is the default.")
         self.test_result.setObjectName("prefsPacsTestResult")
         self.test_result.setWordWrap(True)
         self._test_worker = None
@@ -78,11 +102,6 @@ class PreferencesDialog(QDialog):
         scp_row.addWidget(self.scp_enabled)
         scp_row.addWidget(self.scp_port)
         scp_row.addStretch(1)
-        pacs_row = QHBoxLayout()
-        pacs_row.addWidget(self.pacs_node, 1)
-        pacs_row.addWidget(QLabel("our AE title"))
-        pacs_row.addWidget(self.ae_title)
-        pacs_row.addWidget(self.test_button)
         form = QFormLayout(self)
         form.addRow("Models", row)
         form.addRow("", self.in_use)
@@ -93,21 +112,49 @@ class PreferencesDialog(QDialog):
         form.addRow("", self.blind)
         form.addRow("", self.show_overlays)
         form.addRow("Reader name", self.reader)
-        form.addRow("PACS", pacs_row)
+        form.addRow("PACS nodes", self.nodes)
+        form.addRow("", buttons)
         form.addRow("", self.test_result)
         form.addRow("", scp_row)
         add_ok_cancel(form, self)
 
-    def test_node(self) -> None:
-        """C-ECHO (DIMSE) or a one-study QIDO-RS search (DICOMweb), in the background."""
-        from app.ui.pacs_dialog import _echo_task, node_of  # noqa: PLC0415
-        from app.ui.worker import Worker  # noqa: PLC0415
+    def add_node(self, name: str, address: str) -> None:
+        row = self.nodes.rowCount()
+        self.nodes.insertRow(row)
+        self.nodes.setItem(row, 0, QTableWidgetItem(name))
+        self.nodes.setItem(row, 1, QTableWidgetItem(address))
+
+    def remove_node(self) -> None:
+        if self.nodes.currentRow() >= 0:
+            self.nodes.removeRow(self.nodes.currentRow())
+
+    def named_nodes(self) -> tuple[tuple[str, str], ...]:
+        rows = []
+        for row in range(self.nodes.rowCount()):
+            name, address = (self.nodes.item(row, c).text().strip() if self.nodes.item(row, c) else "" for c in (0, 1))
+            if address:
+                rows.append((name or address, address))
+        return tuple(rows)
+
+    def _selected(self):
+        from app.ui.pacs_dialog import node_of  # noqa: PLC0415
         from inference.errors import MammoError  # noqa: PLC0415
 
+        row = max(self.nodes.currentRow(), 0)
+        item = self.nodes.item(row, 1)
         try:
-            node = node_of(self.pacs_node.text(), self.ae_title.text())
+            return node_of(item.text() if item else "", self.ae_title.text())
         except MammoError as error:
             self.test_result.setText(str(error))
+            return None
+
+    def test_node(self) -> None:
+        """C-ECHO (DIMSE) or a one-study QIDO-RS search (DICOMweb) of the selected node, in the background."""
+        from app.ui.pacs_dialog import _echo_task  # noqa: PLC0415
+        from app.ui.worker import Worker  # noqa: PLC0415
+
+        node = self._selected()
+        if node is None:
             return
         self.test_button.setEnabled(False)
         self.test_result.setText(f"testing {node.describe()}…")
@@ -116,6 +163,23 @@ class PreferencesDialog(QDialog):
         self._test_worker.error.connect(lambda error: self.test_result.setText(str(error)))
         self._test_worker.finished.connect(lambda: self.test_button.setEnabled(True))
         self._test_worker.start()
+
+    def set_password(self) -> None:
+        """The user name and password of the selected DICOMweb node, into the credential store."""
+        from app.pacs.credentials import save_credentials, where_kept  # noqa: PLC0415
+
+        node = self._selected()
+        if node is None or node.protocol != "dicomweb":
+            self.test_result.setText("a password is for a DICOMweb node (DIMSE uses AE titles)")
+            return
+        user, ok = QInputDialog.getText(self, "DICOMweb user", f"user for {node.describe()}", text=node.username)
+        if not ok:
+            return
+        password, ok = QInputDialog.getText(self, "DICOMweb password", f"password for {user}",
+                                            QLineEdit.EchoMode.Password)
+        if ok:
+            save_credentials(node.describe(), user, password)
+            self.test_result.setText(f"saved for {node.describe()} in {where_kept()}")
 
     def settings(self) -> AppSettings:
         return dataclasses.replace(
@@ -127,7 +191,8 @@ class PreferencesDialog(QDialog):
             blind_first=self.blind.isChecked(),
             show_overlays=self.show_overlays.isChecked(),
             reader_name=self.reader.text().strip(),
-            pacs_node=self.pacs_node.text().strip(),
+            pacs_nodes=self.named_nodes(),
+            pacs_node=(self.named_nodes()[0][1] if self.named_nodes() else ""),
             ae_title=self.ae_title.text().strip() or "MAMMOREADER",
             scp_enabled=self.scp_enabled.isChecked(),
             scp_port=self.scp_port.value(),

@@ -83,6 +83,32 @@ def test_search_by_keyboard_enter_opens_and_the_window_shows_the_retrieved_study
     dialog.test_node()
     qtbot.waitUntil(lambda: "answers (C-ECHO)" in dialog.status.text(), timeout=30_000)
     dialog.reject()
+
+    # named nodes in Preferences: Test; a DICOMweb node's saved password (no environment) lets a search in
+    from app.pacs.credentials import save_credentials
+    from app.ui.pacs_dialog import PacsDialog
+    from app.ui.preferences import PreferencesDialog
+    from tests.pacs.orthanc import HTTP_PORT, PASSWORD, USER
+
+    monkeypatch.delenv("MAMMO_DICOMWEB_USER", raising=False)
+    monkeypatch.delenv("MAMMO_DICOMWEB_PASSWORD", raising=False)
+    web = f"dicomweb+http://127.0.0.1:{HTTP_PORT}/dicom-web"
+    prefs = PreferencesDialog(AppSettings(pacs_nodes=(("web", web), ("dimse", f"dimse://{AET}@127.0.0.1:{DICOM_PORT}"))))
+    qtbot.addWidget(prefs)
+    prefs.nodes.selectRow(1)
+    prefs.test_node()
+    qtbot.waitUntil(lambda: "answers (C-ECHO)" in prefs.test_result.text(), timeout=30_000)
+    prefs.nodes.selectRow(0)
+    prefs.test_node()
+    qtbot.waitUntil(lambda: "authentication failed (HTTP 401)" in prefs.test_result.text(), timeout=30_000)
+    save_credentials(web, USER, PASSWORD)
+    prefs.test_node()
+    qtbot.waitUntil(lambda: "answers (QIDO-RS)" in prefs.test_result.text(), timeout=30_000)
+    search = PacsDialog(web, "MAMMOREADER", named=prefs.settings().pacs_nodes)
+    qtbot.addWidget(search)
+    qtbot.keyClicks(search.patient_id, patient_id)
+    qtbot.keyClick(search.patient_id, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: search.table.rowCount() == 1, timeout=30_000)
     window.close()
     store.close()
 
