@@ -5,17 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QDate, Qt, Signal
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QDialog,
-    QLabel,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QDialog, QLabel, QVBoxLayout, QWidget
 
+from app.ui.study_table import StudyTable, dicom_date
 from app.ui.worker import Worker
 
 COLUMNS = ("Patient", "Patient ID", "Date", "Accession", "Images")
@@ -47,14 +40,8 @@ class InboxDialog(QDialog):
         self.status = QLabel(f"{listening}; reading the inbox…")
         self.status.setObjectName("inboxStatus")
         self.status.setWordWrap(True)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setObjectName("inboxStudies")
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.doubleClicked.connect(lambda _index: self.open_selected())
+        self.table = StudyTable(COLUMNS, "inboxStudies")
+        self.table.opened.connect(self.open_selected)
         layout = QVBoxLayout(self)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.status)
@@ -66,17 +53,8 @@ class InboxDialog(QDialog):
 
     def show_studies(self, studies) -> None:
         self.studies = list(studies)
-        self.table.setRowCount(len(self.studies))
-        for row, study in enumerate(self.studies):
-            date = QDate.fromString(study.date, "yyyyMMdd")
-            values = (study.patient_name.replace("^", " ").strip(), study.patient_id,
-                      date.toString("yyyy-MM-dd") if date.isValid() else study.date, study.accession, str(study.images))
-            for column, value in enumerate(values):
-                self.table.setItem(row, column, QTableWidgetItem(value))
-        self.table.resizeColumnsToContents()
-        if self.studies:
-            self.table.selectRow(0)
-            self.table.setFocus()
+        self.table.set_rows([(s.patient_name.replace("^", " ").strip(), s.patient_id, dicom_date(s.date), s.accession,
+                              str(s.images)) for s in self.studies])
         self.status.setText(f"{self._listening}; {len(self.studies)} received stud"
                             f"{'y' if len(self.studies) == 1 else 'ies'}" + ("; Enter opens the selected one"
                                                                              if self.studies else ""))
@@ -86,9 +64,3 @@ class InboxDialog(QDialog):
         if 0 <= row < len(self.studies):
             self.studyChosen.emit(self.studies[row].folder)
             self.accept()
-
-    def keyPressEvent(self, event):  # noqa: N802 - Qt override
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.table.hasFocus():
-            self.open_selected()
-            return
-        super().keyPressEvent(event)

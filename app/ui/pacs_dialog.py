@@ -4,9 +4,8 @@ retrieval runs in the main window's exam loader (progress in the status bar, Esc
 
 from __future__ import annotations
 
-from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtCore import QDate, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDateEdit,
@@ -16,14 +15,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from app.pacs.nodes import PacsError, RemoteNode, StudyAddress, parse_address
 from app.pacs.query import StudyQuery, StudyRecord
+from app.ui.study_table import StudyTable, dicom_date
 from app.ui.worker import Worker
 from inference.errors import MammoError
 
@@ -49,10 +47,6 @@ def node_of(address: str, ae_title: str) -> RemoteNode:
     if study is not None:
         raise MammoError(f"{address}: give the node, without a study")
     return node
-
-
-def _date(text: str) -> QDate:
-    return QDate.fromString(text, "yyyyMMdd")
 
 
 class PacsDialog(QDialog):
@@ -107,14 +101,8 @@ class PacsDialog(QDialog):
         self.status = QLabel("Enter searches; Enter on a study opens it.")
         self.status.setObjectName("pacsStatus")
         self.status.setWordWrap(True)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setObjectName("pacsResults")
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.doubleClicked.connect(lambda _index: self.open_selected())
+        self.table = StudyTable(COLUMNS, "pacsResults")
+        self.table.opened.connect(self.open_selected)
 
         node_row = QHBoxLayout()
         node_row.addWidget(self.node_choice)
@@ -188,19 +176,10 @@ class PacsDialog(QDialog):
 
     def show_records(self, records: list[StudyRecord]) -> None:
         self.records = list(records)
-        self.table.setRowCount(len(self.records))
-        for row, record in enumerate(self.records):
-            date = _date(record.date)
-            values = (record.patient_name.replace("^", " ").strip(), record.patient_id,
-                      date.toString("yyyy-MM-dd") if date.isValid() else record.date, record.accession,
-                      " ".join(record.views) if record.views else "—", " ".join(record.modalities), "" if record.instances is None else str(record.instances),
-                      record.description)
-            for column, value in enumerate(values):
-                self.table.setItem(row, column, QTableWidgetItem(value))
-        self.table.resizeColumnsToContents()
+        self.table.set_rows([(r.patient_name.replace("^", " ").strip(), r.patient_id, dicom_date(r.date), r.accession,
+                              " ".join(r.views) if r.views else "—", " ".join(r.modalities),
+                              "" if r.instances is None else str(r.instances), r.description) for r in self.records])
         if self.records:
-            self.table.selectRow(0)
-            self.table.setFocus()
             self.status.setText(f"{len(self.records)} stud{'y' if len(self.records) == 1 else 'ies'}, newest first; "
                                 "Enter opens the selected one")
         else:
@@ -213,9 +192,3 @@ class PacsDialog(QDialog):
             return
         self.studyChosen.emit(StudyAddress(node, self.records[row].study_uid))
         self.accept()
-
-    def keyPressEvent(self, event):  # noqa: N802 - Qt override
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.table.hasFocus():
-            self.open_selected()
-            return
-        super().keyPressEvent(event)
