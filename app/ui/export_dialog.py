@@ -3,6 +3,7 @@ background."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -19,15 +20,57 @@ from PySide6.QtWidgets import (
 from app.report.content import ReportInput
 from app.report.export import export_report
 from app.ui.forms import add_ok_cancel, folder_row
+from inference.errors import MammoError
 
 
-def export_task(report: ReportInput, folder: str, formats: list[str], page_size: str, *, progress, cancel) -> list[Path]:
+DICOM_SUFFIXES = ("_sr.dcm", "_seg.dcm", "_pdf.dcm")
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    """What an export wrote and, when it was to be sent, whether the PACS took the DICOM files."""
+
+    paths: list[Path]
+    sent_to: str = ""
+    send_error: str = ""
+
+    @property
+    def dicom_files(self) -> list[Path]:
+        return [p for p in self.paths if p.name.endswith(DICOM_SUFFIXES)]
+
+
+def send_task(files: list[Path], address: str, ae_title: str, *, progress, cancel) -> str:  # noqa: ARG001
+    """C-STORE or STOW-RS of ``files``; the node in words."""
+    from app.pacs.retrieve import send_files  # noqa: PLC0415
+    from app.ui.pacs_dialog import node_of  # noqa: PLC0415
+
+    node = node_of(address, ae_title)
+    progress(f"sending {len(files)} file(s) to {node.describe()}", 0, 1)
+    send_files(node, files)
+    return node.describe()
+
+
+def export_task(report: ReportInput, folder: str, formats: list[str], page_size: str, send: tuple[str, str] | None = None,
+                *, progress, cancel) -> ExportOutcome:
+    """The export; then, with ``send`` = (node address, our AE title), its SR, SEG and Encapsulated PDF to
+    the PACS. A failed send is part of the outcome (the files stay, to be sent again), not an error."""
+    from app.pacs.nodes import PacsError  # noqa: PLC0415
+
     progress("exporting the report", 0, 1)
-    return export_report(report, folder, formats, page_size)
+    paths = export_report(report, folder, formats, page_size)
+    outcome = ExportOutcome(paths)
+    if send is None or not outcome.dicom_files:
+        return outcome
+    try:
+        sent_to = send_task(outcome.dicom_files, *send, progress=progress, cancel=cancel)
+    except (PacsError, MammoError, OSError) as error:
+        return ExportOutcome(paths, send_error=str(error))
+    return ExportOutcome(paths, sent_to=sent_to)
 
 
 class ExportDialog(QDialog):
-    def __init__(self, default_folder: str, has_dicom: bool, parent: QWidget | None = None, withheld: bool = False) -> None:
+    def __init__(self, default_folder: str, has_dicom: bool, parent: QWidget | None = None, withheld: bool = False,
+                 send_to: str = "") -> None:
         super().__init__(parent)
         self.setObjectName("exportDialog")
         self.setWindowTitle("Export report")
@@ -43,6 +86,10 @@ class ExportDialog(QDialog):
             self.formats[name].setEnabled(has_dicom)
             if not has_dicom:
                 self.formats[name].setToolTip("needs DICOM source images and a model result that may be shown")
+        self.send = QCheckBox(f"send the DICOM files (SR, SEG, Encapsulated PDF) to {send_to}" if send_to else
+                              "send the DICOM files to the PACS (configure a node in Preferences)")
+        self.send.setObjectName("exportSend")
+        self.send.setEnabled(bool(send_to) and has_dicom)
         self.deidentify = QCheckBox("de-identify (no patient identifiers anywhere)")
         self.page_size = QComboBox()
         self.page_size.addItems(["A4", "Letter"])
@@ -59,6 +106,7 @@ class ExportDialog(QDialog):
         form.addRow("Folder", row)
         for box in self.formats.values():
             form.addRow("", box)
+        form.addRow("", self.send)
         form.addRow("", self.deidentify)
         form.addRow("Page size", self.page_size)
         form.addRow("Comments", self.comments)

@@ -214,6 +214,7 @@ class MainWindow(QMainWindow):
     examShown = Signal()
     priorShown = Signal()  # the prior exam is in the current-vs-prior layouts
     viewArrived = Signal(str)  # a view of a study being retrieved is shown
+    exportFinished = Signal(str)  # the export's (and its send's) line
     priorAnalysed = Signal()
     loadFailed = Signal(object)
 
@@ -239,6 +240,7 @@ class MainWindow(QMainWindow):
         self._arrivals = _Arrivals(self)  # views of a retrieve, as they arrive (queued to this thread)
         self._arrivals.arrived.connect(self._show_arrived_view)
         self.prior: PriorFound | None = None
+        self._unsent: list[Path] = []  # DICOM files of an export whose send failed
         self.prior_result: ExamResult | None = None
         self.prior_worker: Worker | None = None
         self.analysis_worker: Worker | None = None
@@ -386,6 +388,9 @@ class MainWindow(QMainWindow):
         self.add_action(file_menu, "Open from PACS…", "Ctrl+Shift+O", self.open_from_pacs, "openFromPacs")
         self.add_action(file_menu, "Received studies…", "Ctrl+Shift+I", self.open_inbox, "openInbox")
         self.add_action(file_menu, "Export report…", "Ctrl+E", self.open_export, "exportReport")
+        self.retry_send_action = self.add_action(file_menu, "Send again (the export the PACS did not take)", None,
+                                                 self.retry_send, "retrySend")
+        self.retry_send_action.setEnabled(False)
         self.add_action(file_menu, "Preferences…", "Ctrl+,", self.open_preferences, "preferences")
         self.add_action(file_menu, "Quit", "Ctrl+Q", self.close, "quit")
         analysis = bar.addMenu("&Analysis")
@@ -1050,18 +1055,60 @@ class MainWindow(QMainWindow):
         has_dicom = all(img.sop_instance_uid for img in self.exam.views.values())
         dialog = ExportDialog(str(Path.home() / "mammo-reader-reports"),
                               has_dicom and self.result is not None and not self.model_hidden(), self,
-                              withheld=self.model_hidden() and self.result is not None)
+                              withheld=self.model_hidden() and self.result is not None, send_to=self.settings.pacs_node)
         if dialog.exec():
             self.export(dialog.folder.text(), dialog.chosen_formats(), dialog.deidentify.isChecked(),
-                        dialog.page_size.currentText(), dialog.comments.toPlainText())
+                        dialog.page_size.currentText(), dialog.comments.toPlainText(),
+                        send=dialog.send.isChecked() and dialog.send.isEnabled())
 
-    def export(self, folder: str, formats: list[str], deidentify: bool, page_size: str = "A4", comments: str = "") -> Worker:
+    def export(self, folder: str, formats: list[str], deidentify: bool, page_size: str = "A4", comments: str = "",
+               send: bool = False) -> Worker:
+        """The export in the background; with ``send``, its DICOM files to the PACS node of Preferences."""
         from app.ui.export_dialog import export_task  # noqa: PLC0415
 
-        worker = Worker(export_task, self.report_input(deidentify, comments), folder, formats, page_size)
-        worker.result.connect(lambda paths: self.statusBar().showMessage(f"exported {len(paths)} file(s) to {folder}", 8000))
+        target = (self.settings.pacs_node, self.settings.ae_title) if send and self.settings.pacs_node else None
+        worker = Worker(export_task, self.report_input(deidentify, comments), folder, formats, page_size, target)
+        worker.result.connect(lambda outcome: self._on_exported(outcome, folder))
         worker.error.connect(self._on_error)
         self.export_worker = worker.start()
+        return worker
+
+    def _on_exported(self, outcome, folder: str) -> None:
+        line = f"exported {len(outcome.paths)} file(s) to {folder}"
+        if outcome.sent_to:
+            self._unsent = []
+            line += f"; sent {len(outcome.dicom_files)} DICOM file(s) to {outcome.sent_to}"
+        elif outcome.send_error:
+            self._unsent = outcome.dicom_files
+            line += (f"; NOT SENT: {outcome.send_error} — the files are kept; File → Send again retries")
+        self.retry_send_action.setEnabled(bool(self._unsent))
+        self.statusBar().showMessage(line, 30_000)
+        self.exportFinished.emit(line)
+
+    def retry_send(self) -> Worker | None:
+        """File → Send again: the DICOM files of the export whose send failed, to the node of Preferences."""
+        from app.ui.export_dialog import send_task  # noqa: PLC0415
+
+        if not self._unsent or not self.settings.pacs_node:
+            return None
+        files = list(self._unsent)
+        worker = Worker(send_task, files, self.settings.pacs_node, self.settings.ae_title)
+
+        def sent(node: str) -> None:
+            self._unsent = []
+            self.retry_send_action.setEnabled(False)
+            line = f"sent {len(files)} DICOM file(s) to {node}"
+            self.statusBar().showMessage(line, 30_000)
+            self.exportFinished.emit(line)
+
+        def failed(error: BaseException) -> None:
+            line = f"NOT SENT: {error} — the files are kept; File → Send again retries"
+            self.statusBar().showMessage(line, 30_000)
+            self.exportFinished.emit(line)
+
+        worker.result.connect(sent)
+        worker.error.connect(failed)
+        self.send_worker = worker.start()
         return worker
 
     # ------------------------------------------------------------------------------------------ settings

@@ -378,7 +378,7 @@ def test_export_from_the_viewer(qtbot, store, tmp_path, stub_model):
     worker = window.export(str(out), ["pdf", "json"], deidentify=True)
     with qtbot.waitSignal(worker.result, timeout=60_000) as blocker:
         pass
-    paths = blocker.args[0]
+    paths = blocker.args[0].paths
     assert {p.suffix for p in paths} == {".pdf", ".json", ".npz"}
     import json as _json
 

@@ -217,12 +217,12 @@ def test_a_hidden_model_is_in_no_export(qtbot, store, tmp_path, stub_model):
     worker = window.export(str(tmp_path / "out"), ["pdf", "json"], deidentify=False)
     with qtbot.waitSignal(worker.result, timeout=60_000) as blocker:
         pass
-    data = json.loads(next(p for p in blocker.args[0] if p.suffix == ".json").read_text())
+    data = json.loads(next(p for p in blocker.args[0].paths if p.suffix == ".json").read_text())
     assert data["result"] is None and "blind first" in data["model_withheld"]
-    assert not any(p.suffix == ".npz" for p in blocker.args[0])
+    assert not any(p.suffix == ".npz" for p in blocker.args[0].paths)
     from tests.report.test_report import pdf_text
 
-    text = pdf_text(next(p for p in blocker.args[0] if p.suffix == ".pdf"))
+    text = pdf_text(next(p for p in blocker.args[0].paths if p.suffix == ".pdf"))
     assert "Model probabilities" not in text and "blind first" in text
     tooltips = [b.toolTip() for b in window.hanging.views[View.R_CC].patch_boxes()]
     assert all(not b.isVisible() for b in window.hanging.views[View.R_CC].patch_boxes()) and tooltips

@@ -145,3 +145,36 @@ def test_a_study_pushed_by_the_pacs_arrives_in_the_inbox_and_opens(qtbot, pacs, 
     window.close()
     assert window.scp is None  # closing the window stops the server
     store.close()
+
+
+def test_export_sends_the_dicom_files_and_a_failed_send_is_retried(qtbot, pacs, tmp_path, monkeypatch):
+    import dataclasses
+
+    from app.pacs.nodes import StudyAddress, parse_address
+    from app.settings import AppSettings
+    from app.study.store import Store
+    from app.ui.main_window import MainWindow
+    from tests.helpers import make_stub_model
+
+    monkeypatch.setenv("MAMMO_READER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MAMMO_PACS_CACHE", str(tmp_path / "cache"))
+    _, study_uid = pacs
+    good = f"dimse://{AET}@127.0.0.1:{DICOM_PORT}"
+    store = Store(tmp_path / "store.db")
+    window = MainWindow(AppSettings(blind_first=False, pacs_node=f"dimse://{AET}@127.0.0.1:4299"), store)
+    qtbot.addWidget(window)
+    window.show()
+    window.use_models([make_stub_model()])
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.open_exam(StudyAddress(parse_address(good)[0], study_uid))
+    with qtbot.waitSignal(window.exportFinished, timeout=60_000) as failed:
+        window.export(str(tmp_path / "out"), ["sr", "seg"], deidentify=False, send=True)
+    assert "NOT SENT" in failed.args[0] and "cannot reach it" in failed.args[0]
+    assert window.retry_send_action.isEnabled() and all(p.is_file() for p in window._unsent)
+    window.settings = dataclasses.replace(window.settings, pacs_node=good)
+    with qtbot.waitSignal(window.exportFinished, timeout=60_000) as sent:
+        window.retry_send()
+    assert sent.args[0].startswith(f"sent 5 DICOM file(s) to {good}")  # the SR and four SEG
+    assert not window.retry_send_action.isEnabled()
+    window.close()
+    store.close()

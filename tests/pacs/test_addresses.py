@@ -50,3 +50,24 @@ def test_a_study_is_required_where_an_exam_is_expected():
 def test_a_node_never_shows_its_password():
     node = RemoteNode("dicomweb", "h", 80, base_url="http://h/dicom-web", password="secret", username="u")
     assert "secret" not in repr(node) and "secret" not in node.describe()
+
+
+def test_the_cache_keeps_under_its_limit_oldest_retrieve_out_first(tmp_path):
+    import os
+
+    from app.pacs.retrieve import COMPLETE, evict
+
+    studies = []
+    for number in range(4):
+        folder = tmp_path / f"study{number}"
+        folder.mkdir()
+        (folder / "a.dcm").write_bytes(b"x" * 1000)
+        (folder / COMPLETE).write_text("{}")
+        os.utime(folder / COMPLETE, (1000 + number, 1000 + number))  # study0 retrieved first
+        studies.append(folder)
+    (tmp_path / ".study9.partial-1").mkdir()  # a retrieve under way is never touched
+    evict(tmp_path, limit=2100, keep=studies[0])
+    assert [s.exists() for s in studies] == [True, False, False, True]  # study0 is the one being opened
+    evict(tmp_path, limit=1100, keep=studies[3])
+    assert [s.exists() for s in studies] == [False, False, False, True]
+    assert (tmp_path / ".study9.partial-1").exists()

@@ -18,5 +18,5 @@ def test_the_pacs_dialog_searches_and_opens_a_study_by_keyboard(tmp_path):
     done = subprocess.run(loopback_only([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                          str(inner)]), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert "2 passed" in done.stdout
+    assert "3 passed" in done.stdout
     assert (tmp_path / "dialog.png").is_file() and (tmp_path / "window.png").is_file()
