@@ -44,6 +44,9 @@ def _failure(node: RemoteNode, what: str, error: Exception) -> PacsError:
         return PacsError(node, f"{what}: not found (HTTP 404)")
     if code is not None:
         return PacsError(node, f"{what}: the server answered HTTP {code}")
+    if isinstance(error, requests.exceptions.SSLError):  # before ConnectionError, of which it is a kind
+        return PacsError(node, f"{what}: the server's certificate is not trusted or does not match the host "
+                               "(give its CA certificate in REQUESTS_CA_BUNDLE, or check the address)")
     if isinstance(error, requests.Timeout):
         return PacsError(node, f"{what}: no answer within {node.timeout:g} s")
     if isinstance(error, requests.ConnectionError):

@@ -269,11 +269,86 @@ def main() -> None:
         seen["series_after_send"] = sorted(
             str(ds.Modality) for ds in _series(node, study_uid))
         seen["find_after_send"] = [r.__dict__ for r in dimse.find_studies(node, series)]
+        seen["https"] = https_round(work, first)
         seen["steps"] = STEPS
         seen["log"] = (work / "orthanc" / "log.txt").read_text()[-2000:]
     finally:
         orthanc.stop()
     print(json.dumps(seen))
+
+
+class _TlsFront:
+    """https on 127.0.0.1:8443 in front of Orthanc's http DICOMweb (Orthanc 1.10's own https segfaults here,
+    in civetweb): each request is passed on as it is and the answer streamed back."""
+
+    def __init__(self, pem: Path) -> None:
+        import http.server
+        import ssl
+        import urllib.request
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                request = urllib.request.Request(f"http://127.0.0.1:{HTTP_PORT}{self.path}", data=body,
+                                                 method=self.command)
+                for key, value in self.headers.items():
+                    if key.lower() not in ("host", "connection", "accept-encoding"):
+                        request.add_header(key, value)
+                try:
+                    answer = urllib.request.urlopen(request, timeout=60)
+                except urllib.error.HTTPError as error:
+                    answer = error
+                data = answer.read()
+                self.send_response(answer.status if hasattr(answer, "status") else answer.code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in ("connection", "transfer-encoding", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _forward
+
+            def log_message(self, *args) -> None:  # nothing of the requests on the console
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 8443), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pem)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def https_round(work: Path, first: Dataset) -> dict:
+    """DICOMweb over https (a self-signed certificate for 127.0.0.1, trusted through REQUESTS_CA_BUNDLE):
+    QIDO-RS and WADO-RS through dicomweb+https://, and an untrusted certificate refused."""
+    key, cert = work / "tls.key", work / "tls.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    pem = work / "tls.pem"
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    front = _TlsFront(pem)
+    result: dict = {}
+    try:
+        uid = str(first.StudyInstanceUID)
+        address = f"dicomweb+https://127.0.0.1:8443/dicom-web/studies/{uid}"
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        result["untrusted"] = error_of(lambda: retrieve_study(parse_study(address), refresh=True), "https-untrusted")
+        os.environ["REQUESTS_CA_BUNDLE"] = str(cert)
+        node = parse_study(address).node
+        result["found"] = [r.study_uid for r in dicomweb.find_studies(node, StudyQuery(patient_id=str(first.PatientID)))]
+        study = retrieve_study(parse_study(address), refresh=True)
+        result["views"] = sorted(v.value for v in load_exam(study.folder).views)
+        result["uid"] = uid
+    finally:
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        front.stop()
+    return result
 
 
 def _series(node, study_uid: str) -> list[Dataset]:

@@ -71,3 +71,14 @@ def test_the_cache_keeps_under_its_limit_oldest_retrieve_out_first(tmp_path):
     evict(tmp_path, limit=1100, keep=studies[3])
     assert [s.exists() for s in studies] == [False, False, False, True]
     assert (tmp_path / ".study9.partial-1").exists()
+
+
+def test_a_bearer_token_from_the_environment_goes_in_the_authorization_header(monkeypatch):
+    from app.pacs.dicomweb import _client
+
+    monkeypatch.setenv("MAMMO_DICOMWEB_TOKEN", "eyJ.token.sig")
+    monkeypatch.delenv("MAMMO_DICOMWEB_USER", raising=False)
+    node, _ = parse_address("dicomweb+https://pacs.example/dicom-web")
+    assert node.token == "eyJ.token.sig" and "eyJ" not in repr(node)
+    session = _client(node)._session
+    assert session.headers["Authorization"] == "Bearer eyJ.token.sig" and session.auth is None

@@ -157,3 +157,11 @@ def test_a_cancelled_retrieve_leaves_nothing_that_looks_retrieved(seen, protocol
     left = seen[f"cancel_{protocol}"]
     assert left != "not cancelled"
     assert not any(".partial-" in name for name in left)  # the private folder went with the cancel
+
+
+def test_dicomweb_over_https_with_a_trusted_certificate_and_an_untrusted_one_refused(seen):
+    """Through a TLS front on loopback (Orthanc 1.10's own https segfaults in civetweb here)."""
+    https = seen["https"]
+    assert https["uid"] in https["found"] and https["views"] == ["L-CC", "L-MLO", "R-CC", "R-MLO"]
+    assert https["untrusted"].startswith("dicomweb+https://127.0.0.1:8443/dicom-web: WADO-RS")
+    assert "certificate is not trusted" in https["untrusted"]
