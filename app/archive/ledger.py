@@ -75,6 +75,7 @@ class Ledger:
         self.started = time.perf_counter()
         self.progress = progress
         self.tables: dict[str, object] = {}  # exam ID -> its rows (a few dozen per exam), read once
+        self.rows = 0  # of all those tables: kept as they come, not summed again after every exam
         self.failures = self._earlier_failures({i.exam_id for i in items})
         self.todo: list[ExamItem] = []
         self.by_id = {i.exam_id: i for i in items}
@@ -94,6 +95,8 @@ class Ledger:
     def _keep_rows(self, item: ExamItem) -> None:
         table = read_part(part_path(self.out, item))
         if table is not None:
+            previous = self.tables.get(item.exam_id)
+            self.rows += table.num_rows - (previous.num_rows if previous is not None else 0)
             self.tables[item.exam_id] = table
 
     def _earlier_failures(self, ids: set[str]) -> dict[str, dict]:
@@ -119,8 +122,7 @@ class Ledger:
             self.failures[outcome.exam_id] = {"exam_id": outcome.exam_id, "location": outcome.location,
                                               "reason": outcome.reason, "failed_at": now}
             self._write_failures()
-        rows = sum(t.num_rows for t in self.tables.values())
-        if rows <= CONSOLIDATE_ALWAYS_ROWS or time.perf_counter() - self.consolidated >= CONSOLIDATE_EVERY_S:
+        if self.rows <= CONSOLIDATE_ALWAYS_ROWS or time.perf_counter() - self.consolidated >= CONSOLIDATE_EVERY_S:
             self._consolidate()
         if self.progress is not None:
             self.progress(len(self.summary.done), len(self.summary.failed))

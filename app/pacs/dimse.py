@@ -200,26 +200,40 @@ def _level(level: str, study_uid: str, series_uid: str = "", sop_uid: str = "") 
     return query
 
 
-def _get(assoc, node: RemoteNode, query: Dataset, cancel: Callable[[], bool]) -> tuple[int, int]:
+def _is_failure(code: int) -> bool:
+    """A retrieve's final failure (0xA7xx–0xAFxx refused or out of resources, 0xCxxx unable to process);
+    0xBxxx are warnings, 0xFF00 pending."""
+    return 0xA700 <= code <= 0xAFFF or 0xC000 <= code <= 0xCFFF
+
+
+def _follow(responses, assoc, node: RemoteNode, what: str, cancel: Callable[[], bool],
+            on_failure: Callable[[int, int, int], None]) -> tuple[int, int]:
+    """The (completed, failed) sub-operations of a C-GET or C-MOVE's answers; Cancel aborts it;
+    ``on_failure(status, completed, failed)`` raises what a failure status means for this request."""
     completed = failed = 0
-    for status, _identifier in assoc.send_c_get(query, GET):
+    for status, _identifier in responses:
         if cancel():
             assoc.abort()
             raise Cancelled()
         if not status:
-            raise _failed(node, "C-GET", status)
+            raise _failed(node, what, status)
         completed = int(getattr(status, "NumberOfCompletedSuboperations", completed) or completed)
         failed = int(getattr(status, "NumberOfFailedSuboperations", failed) or failed)
-        if status.Status in (0xA701, 0xA702, 0xA900, 0xAA00, 0xAA01, 0xAA02, 0xAA03, 0xAA04) \
-                or 0xC000 <= status.Status <= 0xCFFF:
-            if failed:
-                raise _SubOperationsFailed()
-            if completed == 0:
-                raise PacsError(node, f"C-GET of study {query.StudyInstanceUID} failed (status "
-                                      f"0x{int(status.Status):04X}): no such study, or the node will not send it "
-                                      f"to {node.calling_aet!r}")
-            raise _failed(node, "C-GET", status)
+        if _is_failure(int(status.Status)):
+            on_failure(int(status.Status), completed, failed)
+            raise _failed(node, what, status)
     return completed, failed
+
+
+def _get(assoc, node: RemoteNode, query: Dataset, cancel: Callable[[], bool]) -> tuple[int, int]:
+    def failure(code: int, completed: int, failed: int) -> None:
+        if failed:
+            raise _SubOperationsFailed()
+        if completed == 0:
+            raise PacsError(node, f"C-GET of study {query.StudyInstanceUID} failed (status 0x{code:04X}): no such "
+                                  f"study, or the node will not send it to {node.calling_aet!r}")
+
+    return _follow(assoc.send_c_get(query, GET), assoc, node, "C-GET", cancel, failure)
 
 
 def _instances(assoc, study_uid: str) -> list[tuple[str, str]]:
@@ -270,24 +284,16 @@ def move_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset]
         query = Dataset()
         query.QueryRetrieveLevel = "STUDY"
         query.StudyInstanceUID = study_uid
-        completed = failed = 0
+        def failure(code: int, completed: int, failed: int) -> None:  # noqa: ARG001
+            if code == 0xA801:
+                raise PacsError(node, f"C-MOVE: the node does not know our AE title {node.calling_aet!r} as a "
+                                      "destination (register it, with our host and port, on the PACS)")
+            if completed == 0:
+                raise PacsError(node, f"C-MOVE of study {study_uid} failed (status 0x{code:04X}): no such study?")
+
         try:
-            for status, _identifier in assoc.send_c_move(query, node.calling_aet, MOVE):
-                if cancel():
-                    assoc.abort()
-                    raise Cancelled()
-                if not status:
-                    raise _failed(node, "C-MOVE", status)
-                completed = int(getattr(status, "NumberOfCompletedSuboperations", completed) or completed)
-                failed = int(getattr(status, "NumberOfFailedSuboperations", failed) or failed)
-                if status.Status == 0xA801:
-                    raise PacsError(node, f"C-MOVE: the node does not know our AE title {node.calling_aet!r} as a "
-                                          "destination (register it, with our host and port, on the PACS)")
-                if 0xA700 <= status.Status <= 0xCFFF and status.Status != 0xB000:
-                    if completed == 0:
-                        raise PacsError(node, f"C-MOVE of study {study_uid} failed (status "
-                                              f"0x{int(status.Status):04X}): no such study?")
-                    raise _failed(node, "C-MOVE", status)
+            completed, failed = _follow(assoc.send_c_move(query, node.calling_aet, MOVE), assoc, node, "C-MOVE",
+                                        cancel, failure)
         finally:
             if assoc.is_established:
                 assoc.release()
