@@ -18,13 +18,14 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import ExplicitVRLittleEndian
 
-from inference.errors import ExamError
+from inference.errors import ExamError, UnreadablePixelsError
 from inference.image import (
     MAX_PIXELS,
     DisplayWindow,
     PatientInfo,
     ViewImage,
     orient,
+    pixel_problem,
     screening_slot,
     to_model_image,
     view_from_text,
@@ -93,17 +94,30 @@ def _floats(value: object) -> list[float]:
 
 def _read(path: Path) -> Dataset:
     try:
-        return pydicom.dcmread(path)
+        return _header_if_cut(pydicom.dcmread(path), path, force=False)
     except InvalidDicomError:
         pass
     # some exports omit the 128-byte preamble; accept them only if they look like an image header
     try:
-        ds = pydicom.dcmread(path, force=True)
+        ds = _header_if_cut(pydicom.dcmread(path, force=True), path, force=True)
         if "Rows" not in ds and "PixelData" not in ds and "SOPClassUID" not in ds:
             raise InvalidDicomError("no DICOM image attributes")
         return ds
     except Exception as error:  # noqa: BLE001
         raise ExamError("the file is not a DICOM image (and not a PNG)", path) from error
+
+
+def _header_if_cut(ds: Dataset, path: Path, force: bool) -> Dataset:
+    """The dataset, or, when pydicom lost it all to compressed pixel data cut short by the end of the file
+    (it then keeps only the file meta), the header read again without the pixels, so that the view is
+    known and the truncation is reported for its slot."""
+    if _has_pixel_data(ds) or "Rows" in ds:
+        return ds
+    try:
+        header = pydicom.dcmread(path, force=force, stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 - the first reading stands; it is judged as it is
+        return ds
+    return header if "Rows" in header else ds
 
 
 def _frame_laterality(ds: Dataset) -> str:
@@ -235,7 +249,7 @@ def _check_header(ds: Dataset, path: Path, warnings: list[str]) -> None:
         raise ExamError(
             f"this is a {kind} object ({frames} frames); only 2-D mammograms are supported", path
         )
-    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+    if not _has_pixel_data(ds) and not _truncation(ds, path):
         raise ExamError("the file has no displayable pixel data (no Pixel Data element)", path)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     photometric = _text(ds, "PhotometricInterpretation").upper()
@@ -252,6 +266,62 @@ def _check_header(ds: Dataset, path: Path, warnings: list[str]) -> None:
         raise ExamError(f"the image dimensions are implausible ({rows} x {cols} pixels); not loaded", path)
 
 
+def _has_pixel_data(ds: Dataset) -> bool:
+    return "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
+
+
+UNDEFINED_LENGTH = 0xFFFFFFFF
+PIXEL_DATA_TAGS = (b"\xe0\x7f\x10\x00OB", b"\xe0\x7f\x10\x00OW", b"\xe0\x7f\x10\x00\xff\xff\xff\xff")
+ITEM_TAG, SEQUENCE_END_TAG = b"\xfe\xff\x00\xe0", b"\xfe\xff\xdd\xe0"
+
+
+def _truncation(ds: Dataset, path: Path) -> str:
+    """Why the pixel data is shorter than the header says, or "" when it is complete (or cannot be found).
+
+    A file cut short (an interrupted copy or transfer) keeps a readable header: pydicom then holds a Pixel
+    Data value shorter than its declared length, or, when compressed fragments run past the end of the file,
+    drops the element altogether, which would otherwise read as "no Pixel Data element".
+    """
+    if "PixelData" in ds:
+        raw = ds.get_item("PixelData")
+        declared = getattr(raw, "length", UNDEFINED_LENGTH)
+        present = len(getattr(raw, "value", b"") or b"")
+        if declared != UNDEFINED_LENGTH and present < declared:
+            return f"the pixel data is truncated: {present:,} bytes of {declared:,} expected"
+        return ""
+    if ds.get("Rows") is None:
+        return ""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    starts = [data.find(tag) for tag in PIXEL_DATA_TAGS]
+    found = [(start, tag) for start, tag in zip(starts, PIXEL_DATA_TAGS, strict=True) if start >= 0]
+    if not found:
+        return ""
+    start, tag = min(found)
+    value_start = start + (8 if tag.endswith(b"\xff\xff\xff\xff") else 12)
+    if value_start > len(data):
+        return "the pixel data is truncated: the file ends in its header"
+    declared = int.from_bytes(data[value_start - 4:value_start], "little")
+    present = len(data) - value_start
+    if declared != UNDEFINED_LENGTH:
+        return f"the pixel data is truncated: {present:,} bytes of {declared:,} expected" if present < declared else ""
+    position = value_start  # encapsulated: items (offset table, fragments) until the sequence delimiter
+    while position + 8 <= len(data):
+        tag_bytes = data[position:position + 4]
+        if tag_bytes == SEQUENCE_END_TAG:
+            return ""
+        if tag_bytes != ITEM_TAG:
+            return "the compressed pixel data is damaged (a fragment header is not where it should be)"
+        end = position + 8 + int.from_bytes(data[position + 4:position + 8], "little")
+        if end > len(data):
+            return (f"the pixel data is truncated: {present:,} bytes of at least {end - value_start:,} expected "
+                    "(the file ends inside a compressed fragment)")
+        position = end
+    return f"the pixel data is truncated: the file ends after {present:,} bytes of compressed pixel data"
+
+
 def _decode(ds: Dataset, path: Path) -> np.ndarray:
     syntax = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
     name = TRANSFER_SYNTAX_NAMES.get(syntax, syntax or "unknown transfer syntax")
@@ -266,6 +336,39 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
         raise ExamError(f"the pixel data could not be decoded ({name}): {message}", path) from error
     except (ValueError, AttributeError, KeyError, IndexError, TypeError) as error:
         raise ExamError(f"the pixel data is damaged or does not match the header ({error})", path) from error
+
+
+def _modality_lut_name(ds: Dataset) -> str:
+    """The Modality LUT step of PS3.3 C.11.1 as the file gives it, for messages."""
+    if "ModalityLUTSequence" in ds:
+        return "the Modality LUT"
+    slope, intercept = ds.get("RescaleSlope", 1), ds.get("RescaleIntercept", 0)
+    values = f"{float(slope):g}" if float(intercept or 0) == 0 else f"{float(slope):g}, {float(intercept):g}"
+    return f"the Rescale Slope/Intercept ({values})"
+
+
+def _read_pixels(ds: Dataset, path: Path, invert: bool) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
+    """(pixels after the Modality LUT, model image, background level, notes); :class:`ExamError` when the
+    pixel data is truncated, cannot be decoded, or gives no finite, varying grey levels."""
+    truncated = _truncation(ds, path)
+    if truncated:
+        raise ExamError(truncated, path)
+    stored = _decode(ds, path)
+    if stored.ndim != 2:
+        raise ExamError(f"unexpected pixel array shape {stored.shape}; a single greyscale frame was expected", path)
+    with np.errstate(over="ignore", invalid="ignore"):  # an absurd slope overflows: reported below, not warned
+        pixels = apply_modality_lut(stored, ds)
+    problem = pixel_problem(pixels, f" after {_modality_lut_name(ds)}")
+    if problem:
+        raise ExamError(problem, path)
+    if (pixels.dtype.kind == "f" and np.all(np.mod(pixels, 1) == 0)
+            and -(2**31) <= pixels.min() and pixels.max() < 2**31):
+        pixels = pixels.astype(np.int32)
+    try:
+        model_image, level, notes = to_model_image(pixels, dense_is_low=invert)
+    except ValueError as error:
+        raise ExamError(str(error), path) from error
+    return pixels, model_image, level, notes
 
 
 def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
@@ -297,12 +400,6 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
     if view_source == "ViewCodeSequence" and position and position != projection:
         warnings.append(f"ViewCodeSequence says {projection} but ViewPosition says {position}; used {projection}")
 
-    stored = _decode(ds, path)
-    if stored.ndim != 2:
-        raise ExamError(f"unexpected pixel array shape {stored.shape}; a single greyscale frame was expected", path)
-    pixels = apply_modality_lut(stored, ds)
-    if pixels.dtype.kind == "f" and np.all(np.mod(pixels, 1) == 0) and pixels.min() >= -(2**31):
-        pixels = pixels.astype(np.int32)
     photometric = _text(ds, "PhotometricInterpretation").upper()
     inverse_shape = _text(ds, "PresentationLUTShape").upper() == "INVERSE"
     invert = photometric == "MONOCHROME1" or inverse_shape
@@ -311,13 +408,13 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
             f"{'MONOCHROME1' if photometric == 'MONOCHROME1' else 'Presentation LUT INVERSE'}: "
             "low values are dense; inverted for display and for the model"
         )
+    view, aside_reason = screening_slot(laterality, projection, modifiers)
     try:
-        model_image, level, notes = to_model_image(pixels, dense_is_low=invert)
-    except ValueError as error:
-        raise ExamError(str(error), path) from error
+        pixels, model_image, level, notes = _read_pixels(ds, path, invert)
+    except ExamError as error:  # the view is known: the exam shows its slot as unreadable, with the reason
+        raise UnreadablePixelsError(error.message, path, view) from error
     warnings += notes
 
-    view, aside_reason = screening_slot(laterality, projection, modifiers)
     if aside_reason:
         warnings.append(aside_reason)
     orientation = _text(ds, "PatientOrientation")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from inference.views import View
+
 
 class MammoError(Exception):
     """Base class of every error caused by input (files, checkpoints, options), never by a bug.
@@ -25,6 +27,19 @@ class PreprocessError(MammoError):
 
 class ExamError(MammoError):
     """An exam or image that cannot be used, with the file concerned and the reason in plain words."""
+
+
+class UnreadablePixelsError(ExamError):
+    """An image whose header says which view it is but whose pixels cannot be used (truncated, not finite,
+    all one value ...): the exam shows that slot as unreadable with this reason instead of as missing.
+
+    Args:
+        view: the screening slot the header (or the file name) gives, or None for an image kept aside.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None, view: View | None = None) -> None:
+        super().__init__(message, path)
+        self.view = view
 
 
 class CheckpointError(MammoError):

@@ -25,6 +25,7 @@ import csv
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.errors import ExamError
+from inference.errors import ExamError, UnreadablePixelsError
 from inference.image import (
     DisplayWindow,
     PatientInfo,
@@ -78,6 +79,8 @@ class Exam:
         laterality_conflicts: views whose breast faces the way of the other side and that the reader has
             not yet confirmed or moved: possible laterality errors, not counted by the analysis.
         accession: the accession number ("" when unknown).
+        unreadable: per empty screening slot whose file named its view but whose pixels could not be used
+            (truncated, not finite, all one value ...): "file name: reason", shown in the slot.
     """
 
     views: dict[View, ViewImage]
@@ -91,6 +94,7 @@ class Exam:
     refused: tuple[tuple[str, str], ...] = ()
     laterality_conflicts: tuple[View, ...] = ()
     accession: str = ""
+    unreadable: dict[View, str] = field(default_factory=dict)
 
     def check_analyzable(self) -> None:
         """Raise :class:`ExamError` when a view cannot be analysed, or there is none."""
@@ -134,7 +138,8 @@ class Exam:
             return self
         image = self.views[view]
         note = "the reader confirmed: stored mirrored, laterality label right"
-        views = {**self.views, view: dataclasses.replace(image, warnings=image.warnings + (note,))}
+        views = {**self.views, view: dataclasses.replace(image, warnings=image.warnings + (note,),
+                                                         reader_decision="confirmed stored mirrored")}
         return dataclasses.replace(self, views=views,
                                    laterality_conflicts=tuple(v for v in self.laterality_conflicts if v != view))
 
@@ -151,11 +156,14 @@ class Exam:
         for slot, image in moving.items():
             flip = faces_right(image.model_image) != (slot.laterality == Laterality.LEFT)
             note = f"moved from {image.view.value} to {slot.value} by the reader"
-            views[slot] = dataclasses.replace(image, view=slot, horizontal_flip=flip, warnings=image.warnings + (note,))
+            views[slot] = dataclasses.replace(image, view=slot, horizontal_flip=flip, warnings=image.warnings + (note,),
+                                              reader_decision=f"moved from {image.view.value}")
             if flip:
                 conflicts.append(slot)
         ordered = {v: views[v] for v in View if v in views}
-        return dataclasses.replace(self, views=ordered, laterality_conflicts=tuple(v for v in View if v in conflicts))
+        unreadable = {v: text for v, text in self.unreadable.items() if v not in ordered}
+        return dataclasses.replace(self, views=ordered, laterality_conflicts=tuple(v for v in View if v in conflicts),
+                                   unreadable=unreadable)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -276,16 +284,41 @@ def _choose(candidates: list[ViewImage]) -> tuple[ViewImage, str]:
     return chosen, f"{len(candidates)} images for {view.value}: used {chosen.source.name} ({reason}); kept aside: {others}"
 
 
+# CBIS-DDSM (TCIA) gives every image its own PatientID, "<Mass|Calc>-<Training|Test>_P_<5 digits>_<LEFT|RIGHT>_
+# <CC|MLO>" (ROI and crop series add "_<abnormality index>"), and its own StudyInstanceUID.
+CBIS_DDSM_ID = re.compile(r"^(?:Mass|Calc)-(?:Training|Test)_(P_\d{5})_(?:LEFT|RIGHT)_(?:CC|MLO)(?:_\d+)?$")
+
+
+def _dataset_patients(images: list[ViewImage]) -> list[str]:
+    """Per image, its CBIS-DDSM patient ("P_00173") when every image's PatientID follows that dataset's
+    per-image naming, else []: then the PatientIDs are compared as they are."""
+    matches = [CBIS_DDSM_ID.match(image.patient.patient_id) for image in images]
+    return [match.group(1) for match in matches if match] if matches and all(matches) else []
+
+
+def _dataset_patient(images: list[ViewImage]) -> str:
+    """The one CBIS-DDSM patient of all the images, else "". Such images are one patient's exam although
+    each has its own PatientID and StudyInstanceUID."""
+    numbers = set(_dataset_patients(images))
+    return numbers.pop() if len(numbers) == 1 else ""
+
+
 def _identities(images: list[ViewImage]) -> None:
     """Refuse images of more than one patient or one study: they are not one exam (an exam-level maximum
-    over two patients is a wrong-patient reading). The message names the files and the identities."""
+    over two patients is a wrong-patient reading). The message names the files and the identities.
+
+    CBIS-DDSM images of one patient (see :func:`_dataset_patient`) are one exam: their per-image patient IDs
+    and study UIDs are not compared (their study dates still are)."""
     def describe(groups: dict[str, list[ViewImage]]) -> str:
         return "; ".join(f"{key}: {', '.join(img.source.name for img in group[:4])}"
                          + (" …" if len(group) > 4 else "") for key, group in groups.items())
 
+    dataset_patients = _dataset_patients(images)
+    dataset_patient = _dataset_patient(images)
     patients: dict[str, list[ViewImage]] = {}
-    for image in images:
-        key = image.patient.patient_id or image.patient.name
+    for index, image in enumerate(images):
+        key = (f"{dataset_patients[index]} (CBIS-DDSM)" if dataset_patients
+               else image.patient.patient_id or image.patient.name)
         if key:
             issuer = image.study.get("issuer", "")
             patients.setdefault(f"patient {key}" + (f" ({issuer})" if issuer else ""), []).append(image)
@@ -296,10 +329,11 @@ def _identities(images: list[ViewImage]) -> None:
     studies: dict[str, list[ViewImage]] = {}
     for image in images:
         uid, date = image.study.get("study_uid", ""), image.study.get("date", "")
+        uid = "" if dataset_patient else uid  # one per image in that dataset: only the dates say the study
         if uid or date:
             studies.setdefault(f"study {uid or '?'} of {date or 'unknown date'}", []).append(image)
     dates = {image.study.get("date") for image in images if image.study.get("date")}
-    uids = {image.study.get("study_uid") for image in images if image.study.get("study_uid")}
+    uids = {image.study.get("study_uid") for image in images if image.study.get("study_uid") and not dataset_patient}
     if len(uids) > 1 or len(dates) > 1:
         raise ExamError(f"the images come from {max(len(uids), len(dates))} different studies and were not loaded "
                         f"as one exam: {describe(studies)}; open each study on its own (an earlier one is a prior)",
@@ -343,6 +377,7 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
             raise ExamError("no file was given")
 
     refused: list[tuple[str, str]] = []
+    unreadable: dict[View, str] = {}
     errors: list[ExamError] = []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hints)))) as pool:
         futures = [(p, pool.submit(load_view, p, v)) for p, v in hints]
@@ -354,12 +389,19 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
                 errors.append(error)
                 refused.append((path.name, error.message))
                 warnings.append(f"{path.name} could not be loaded: {error.message}")
+                if isinstance(error, UnreadablePixelsError) and error.view is not None:
+                    unreadable.setdefault(error.view, f"{path.name}: {error.message}")
 
     if not loaded:
         if len(errors) == 1:
             raise errors[0]
         raise ExamError("no mammogram could be loaded: " + "; ".join(f"{n}: {r}" for n, r in refused), root)
     _identities(loaded)
+    dataset_patient = _dataset_patient(loaded)
+    if dataset_patient:
+        warnings.append(f"one patient's exam ({dataset_patient}): the identity came from the CBIS-DDSM dataset's "
+                        "naming, where every image has its own PatientID (such as "
+                        f"{loaded[0].patient.patient_id}) and its own StudyInstanceUID")
     slots: dict[View, list[ViewImage]] = {}
     aside = []
     for image in loaded:
@@ -392,15 +434,21 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
     exam_id = study.get("accession") or study.get("study_uid") or (
         root.name if root is not None and root.is_dir() else (root.stem if root else "")
     )
+    patient = first.patient
+    if dataset_patient:  # not one image's UID or per-image ID: the patient, with the dataset's collection
+        collections = {image.patient.patient_id.split("_P_")[0] for image in views.values()}
+        exam_id = f"{collections.pop()}_{dataset_patient}" if len(collections) == 1 else dataset_patient
+        patient = PatientInfo(patient_id=dataset_patient, birth_date=first.patient.birth_date)
     return Exam(
         views=views,
         aside=tuple(aside),
         exam_id=str(exam_id),
         study_date=str(study.get("date", "")),
-        patient=first.patient,
+        patient=patient,
         warnings=tuple(warnings),
         source=root,
         refused=tuple(refused),
         laterality_conflicts=conflicts,
         accession=str(study.get("accession", "")),
+        unreadable={v: text for v, text in unreadable.items() if v not in views},
     )

@@ -16,6 +16,9 @@ from inference.views import Laterality, View
 
 MAX_PIXELS = 12000 * 12000  # larger than any mammography detector; refuse before allocating
 NON_IMAGE_TOKENS = ("BENIGN", "MALIGNANT", "MASK", "SEG", "SEGMENTATION")
+# far beyond 16-bit stored values times any real Rescale Slope, and small enough that float32 sums of
+# squares over a whole image (the standardisation before the model) stay finite
+PIXEL_VALUE_LIMIT = 1e12
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class ViewImage:
         sop_instance_uid: DICOM SOP Instance UID ("" for PNG).
         acquisition: sortable acquisition date-time string ("" when unknown).
         background_level: the value subtracted to make the background 0 (model-image units).
+        reader_decision: what the reader decided about this image's laterality ("" when nothing):
+            "confirmed stored mirrored" or "moved from R-CC"; part of the result key, since the same
+            images in other slots or orientations give other results.
     """
 
     view: View | None
@@ -85,6 +91,7 @@ class ViewImage:
     implant_displaced: bool = False
     study: dict = field(default_factory=dict, repr=False)  # exam-level fields: accession, date, UIDs
     patient: PatientInfo = field(default_factory=PatientInfo, repr=False)
+    reader_decision: str = ""
 
     def auto_window(self) -> DisplayWindow:
         """A window from robust percentiles of the tissue (for files without one)."""
@@ -157,8 +164,32 @@ def background_level(image: np.ndarray) -> tuple[float, str]:
     return float(edges[end + 1]), "estimated"
 
 
+def pixel_problem(pixels: np.ndarray, where: str = "") -> str:
+    """Why these grey levels cannot be read as a mammogram, or "" when they can.
+
+    Values that are not finite, or so large that float32 sums over the image overflow, end as NaN in the
+    model (a NaN probability once printed as a confident 100 %); an image of one value has no tissue.
+
+    Args:
+        pixels: (H, W) grey levels.
+        where: the step that made them, for the message (" after the Rescale Slope/Intercept (1e+308)").
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        if not np.all(np.isfinite(pixels)):
+            return f"the pixels are not finite{where}"
+        low, high = float(np.min(pixels)), float(np.max(pixels))
+    if low == high:
+        return f"every pixel has the same value ({low:g}){where}: there is no image"
+    if max(abs(low), abs(high)) > PIXEL_VALUE_LIMIT:
+        return f"the pixel values{where} reach {max(abs(low), abs(high)):.3g}, far beyond any detector's range"
+    return ""
+
+
 def to_model_image(pixels: np.ndarray, dense_is_low: bool) -> tuple[np.ndarray, float, list[str]]:
     """Tissue bright, background exactly 0: invert if needed, then subtract the background level."""
+    problem = pixel_problem(pixels)
+    if problem:
+        raise ValueError(problem)
     notes = []
     image = pixels.astype(np.float32)
     if dense_is_low:

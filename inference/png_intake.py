@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from inference.errors import ExamError
+from inference.errors import ExamError, UnreadablePixelsError
 from inference.image import ViewImage, orient, screening_slot, to_model_image, view_from_text
 from inference.views import View
 
@@ -34,24 +34,27 @@ def _read_png(path: Path) -> tuple[np.ndarray, list[str]]:
 
 
 def load_png_view(path: Path, view_hint: View | None) -> ViewImage:
-    pixels, warnings = _read_png(path)
     if view_hint is not None:
         laterality, projection, source = view_hint.laterality, view_hint.projection.value, "manifest"
     else:
         laterality, projection = view_from_text(path.stem)
         source = "file name"
-        if laterality is None or projection is None:
-            raise ExamError(
-                "the view could not be told from the file name; name it like 0_L-CC.png, LCC.png or R_MLO.png, "
-                "or list it in a manifest",
-                path,
-            )
-    try:
+    known = laterality is not None and projection is not None
+    view, aside_reason = screening_slot(laterality, projection, modifiers=()) if known else (None, "")
+    try:  # a damaged file whose name gives its view leaves that slot unreadable, with the reason
+        pixels, warnings = _read_png(path)
         model_image, level, notes = to_model_image(pixels, dense_is_low=False)
     except ValueError as error:
-        raise ExamError(f"{error}", path) from error
+        raise UnreadablePixelsError(f"{error}", path, view) from error
+    except ExamError as error:
+        raise UnreadablePixelsError(error.message, path, view) from error
+    if not known:
+        raise ExamError(
+            "the view could not be told from the file name; name it like 0_L-CC.png, LCC.png or R_MLO.png, "
+            "or list it in a manifest",
+            path,
+        )
     warnings += notes
-    view, aside_reason = screening_slot(laterality, projection, modifiers=())
     if aside_reason:
         warnings.append(aside_reason)
     flip = orient(model_image, laterality, "", warnings)

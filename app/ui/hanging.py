@@ -88,9 +88,13 @@ class HangingWidget(QWidget):
 
     layoutChanged = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, blinded: bool = False) -> None:
         super().__init__(parent)
         self.setObjectName("hanging")
+        # blinded (reader studies): the corner text is only the case label ("case k of n"), never the exam's
+        # date, accession or patient, whatever the exam still carries
+        self.blinded = blinded
+        self.case_label = ""
         self.views = {view: MammoViewWidget(view) for view in LAYOUT_GRID[Layout.FOUR]}
         self.prior_views = {view: MammoViewWidget(view) for view in LAYOUT_GRID[Layout.FOUR]}
         for view, widget in self.prior_views.items():
@@ -135,7 +139,7 @@ class HangingWidget(QWidget):
     def set_prior(self, prior: Exam | None) -> None:
         """The prior exam for the current-vs-prior layouts (its date on every label), or none."""
         self.prior = prior
-        text = (["PRIOR", *study_text(prior)] if prior is not None else [])
+        text = (["PRIOR", *([] if self.blinded else study_text(prior))] if prior is not None else [])
         for view, widget in self.prior_views.items():
             widget.set_image(prior_image(prior, view) if prior is not None else None, text, "")
         self.fit_same_scale()
@@ -148,12 +152,20 @@ class HangingWidget(QWidget):
         for widget in self.views.values():
             widget.set_loading()
 
+    def set_case_label(self, text: str) -> None:
+        """Blinded mode: the corner text of the next :meth:`set_exam` ("case 3 of 40")."""
+        self.case_label = text
+
     def set_exam(self, exam: Exam | None) -> None:
-        text = study_text(exam)
+        if self.blinded:
+            text = [self.case_label] if self.case_label and exam is not None else []
+        else:
+            text = study_text(exam)
         conflicts = exam.laterality_conflicts if exam is not None else ()
         for view, widget in self.views.items():
             warning = exam.laterality_message(view) if view in conflicts else ""
-            widget.set_image(exam.views.get(view) if exam is not None else None, text, warning)
+            widget.set_image(exam.views.get(view) if exam is not None else None, text, warning,
+                             unreadable=exam.unreadable.get(view, "") if exam is not None else "")
         self.fit_same_scale()
 
     def set_result(self, result: ExamResult | None, entry_id: str | None = None,
@@ -168,7 +180,10 @@ class HangingWidget(QWidget):
             widget.set_result(None)
             return
         entry = result.entry(entry_id)
-        entry_result = result.views[view].entries[entry.id]
+        entry_result = result.views[view].result(entry.id)
+        if entry_result is None:  # no result on this view (its output was not finite): nothing to draw
+            widget.set_result(None)
+            return
         textures = {index: overlays.textures[(view, entry.id, index)] for index in range(len(entry_result.layers))
                     if (view, entry.id, index) in overlays.textures} if overlays else None
         widget.set_result(entry_result, textures, entry.classes)

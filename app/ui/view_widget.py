@@ -212,6 +212,7 @@ class MammoViewWidget(QWidget):
         self.empty = QLabel(f"No {view.value} image in this exam", self.graphics)
         self.empty.setObjectName("emptySlot")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setWordWrap(True)  # an unreadable slot says why, in a sentence
         self.empty.setStyleSheet("color: #8a8a8a; font: 15px; border: 1px dashed #555;")
         self.magnifier = QLabel(self.graphics)
         self.magnifier.setObjectName("magnifier")
@@ -238,7 +239,8 @@ class MammoViewWidget(QWidget):
         self.empty.setText(text)
 
     def set_image(self, image: ViewImage | None, study_text: list[str] | None = None,
-                  laterality_warning: str = "") -> None:
+                  laterality_warning: str = "", unreadable: str = "") -> None:
+        """Show ``image``; an empty slot says why: no such image, or ``unreadable`` ("file: reason")."""
         self.image = image
         self.result = None
         self.study_text = list(study_text or [])
@@ -246,7 +248,8 @@ class MammoViewWidget(QWidget):
         self.clear_rulers()
         self.set_marks([])
         self.band.hide_band()
-        self.empty.setText(f"No {self.view.value} image in this exam")
+        self.empty.setText(f"{self.view.value} unreadable: {unreadable}" if unreadable
+                           else f"No {self.view.value} image in this exam")
         self.empty.setVisible(image is None)
         self._axis = None
         if image is None:
