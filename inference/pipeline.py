@@ -38,6 +38,7 @@ from inference.results import (
     ExamResult,
     Mode,
     ModelEntry,
+    non_finite,
     Provenance,
     ViewResult,
 )
@@ -157,6 +158,17 @@ def _run_models(groups: list[ModelGroup], prepared: dict[str, dict[View, Prepare
     return outputs
 
 
+def _no_result(group: ModelGroup, outputs: Sequence[ModelViewOutput]) -> str:
+    """Why ``group`` has no result on a view ("" when it has one): a member's output that is not finite
+    (a NaN probability would otherwise become a confident 1.0 through the breast and exam rules)."""
+    for member, output in zip(group.members, outputs, strict=True):
+        problem = non_finite(output)
+        if problem:
+            who = f" of {member.identity.label}" if len(group.members) > 1 else ""
+            return f"the model's output{who} is not a finite number ({problem})"
+    return ""
+
+
 @dataclass(frozen=True)
 class PreparedExam:
     """An exam's views ready for the networks: what :func:`prepare_exam` hands to :func:`run_prepared`.
@@ -264,10 +276,18 @@ def run_prepared(
     view_results = {}
     for view, shape in exam.original_shapes.items():
         warnings = tuple(dict.fromkeys(w for kind in prepared.values() for w in kind[view].warnings))
+        missing = {g.id: reason for g in groups if (reason := _no_result(g, outputs[g.id][view]))}
         view_results[view] = ViewResult(
             view=view, original_shape=shape,
-            entries={g.id: entry_view(outputs[g.id][view], g.members[0].identity.label) for g in groups}, warnings=warnings,
-            counted=view not in uncounted, uncounted_reason=uncounted.get(view, ""))
+            entries={g.id: entry_view(outputs[g.id][view], g.members[0].identity.label) for g in groups
+                     if g.id not in missing},
+            warnings=warnings, counted=view not in uncounted, uncounted_reason=uncounted.get(view, ""),
+            no_result=missing)
+        for group in groups:
+            if group.id in missing:
+                logger.warning("%s: no result on %s (%s)", group.label, view.value, missing[group.id])
+                notices += (f"{group.label} has no result on {view.value}, which is left out of its breast and "
+                            f"exam scores: {missing[group.id]}",)
     notices += tuple(f"{view.value} is not counted in the breast and exam scores: {reason}"
                      for view, reason in uncounted.items())
     breasts = breast_results(view_results, entries)

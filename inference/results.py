@@ -18,7 +18,7 @@ from inference.backends.base import HeatLayer, InputFrame, ModelIdentity, ModelV
 from inference.views import Laterality, Projection, View
 
 __all__ = ["BreastResult", "BreastScores", "EntryViewResult", "ExamDecision", "ExamResult", "Mode", "ModelEntry",
-           "Provenance", "ViewResult", "breast_results", "entry_view", "exam_decisions"]
+           "Provenance", "ViewResult", "breast_results", "entry_view", "exam_decisions", "non_finite"]
 
 
 class Mode(StrEnum):
@@ -98,6 +98,8 @@ class ViewResult:
         entries: entry id -> that entry's result.
         warnings: non-fatal oddities found while preparing the view.
         counted: False when the view is shown but left out of breast and exam scores (``uncounted_reason``).
+        no_result: entry id -> why that entry has no result on this view (its output was not finite); such an
+            entry is absent from ``entries`` and the view is left out of that entry's breast and exam scores.
     """
 
     view: View
@@ -106,12 +108,30 @@ class ViewResult:
     warnings: tuple[str, ...] = ()
     counted: bool = True
     uncounted_reason: str = ""
+    no_result: Mapping[str, str] = field(default_factory=dict)
+
+    def result(self, entry_id: str) -> EntryViewResult | None:
+        """The entry's result on this view, or None when it has none (see ``no_result``)."""
+        return self.entries.get(entry_id)
 
 
 @dataclass(frozen=True)
 class BreastScores:
+    """One entry's scores of one breast.
+
+    Attributes:
+        views: the views the scores were computed from; one view when the other is missing, unreadable,
+            not counted or without a result (every renderer marks that, see ``one_view_note``).
+    """
+
     probabilities: Mapping[str, float]
     malignant: float | None
+    views: tuple[View, ...] = ()
+
+    @property
+    def one_view_note(self) -> str:
+        """"(MLO only)" / "(CC only)" when the scores come from one view, else ""."""
+        return f"({self.views[0].projection.value} only)" if len(self.views) == 1 else ""
 
 
 @dataclass(frozen=True)
@@ -218,26 +238,41 @@ def entry_view(outputs: Sequence[ModelViewOutput], first_label: str) -> EntryVie
                            regions, extras, tuple(outputs), source, outputs[0].frame)
 
 
+def non_finite(output: ModelViewOutput) -> str:
+    """What of a model's output on a view is not a finite number ("" when all is): such an output is no
+    result, never a probability (min/max/sum would turn a NaN into a confident 0 or 1)."""
+    problems = [f"probability of {name}" for name, value in output.probabilities.items() if not np.isfinite(value)]
+    problems += [f"{group} {name}" for group, values in output.extras.items() for name, value in values.items()
+                 if not np.isfinite(value)]
+    problems += [f"region {r.rank} score" for r in output.regions
+                 if not np.isfinite(r.score) or not all(np.isfinite(v) for v in (r.probabilities or {}).values())]
+    problems += [f"map {layer.name}" for layer in output.layers if not np.isfinite(layer.values).all()]
+    return ", ".join(problems)
+
+
 def breast_results(views: Mapping[View, ViewResult], entries: Sequence[ModelEntry]) -> dict[Laterality, BreastResult]:
-    """Per breast with counted views and per entry: the per-class mean of its CC and MLO probabilities."""
+    """Per breast with counted views and per entry: the per-class mean of its CC and MLO probabilities, over
+    the views where the entry has a result (an entry with none on a breast has no scores there)."""
     breasts = {}
     for side in Laterality:
         present = [views[v] for v in (View.of(side, Projection.CC), View.of(side, Projection.MLO))
                    if v in views and views[v].counted]
-        if not present:
-            continue
         scores = {}
         for entry in entries:
-            mean, _ = _mean([r.entries[entry.id].probabilities for r in present])
-            scores[entry.id] = BreastScores(mean, entry.malignant(mean))
-        breasts[side] = BreastResult(side, tuple(r.view for r in present), scores)
+            used = [r for r in present if entry.id in r.entries]
+            if not used:
+                continue
+            mean, _ = _mean([r.entries[entry.id].probabilities for r in used])
+            scores[entry.id] = BreastScores(mean, entry.malignant(mean), tuple(r.view for r in used))
+        if scores:
+            breasts[side] = BreastResult(side, tuple(r.view for r in present), scores)
     return breasts
 
 
 def exam_decisions(breasts: Mapping[Laterality, BreastResult], entries: Sequence[ModelEntry]) -> dict[str, ExamDecision]:
     decisions = {}
     for entry in entries:
-        scored = [(b.entries[entry.id], side) for side, b in breasts.items()]
+        scored = [(b.entries[entry.id], side) for side, b in breasts.items() if entry.id in b.entries]
         if not scored:
             decisions[entry.id] = ExamDecision(None, None, {})
             continue

@@ -90,7 +90,7 @@ def result_to_data(result: ExamResult) -> tuple[dict[str, Any], dict[str, np.nda
             }
         views[view.value] = {"original_shape": list(view_result.original_shape), "warnings": list(view_result.warnings),
                              "counted": view_result.counted, "uncounted_reason": view_result.uncounted_reason,
-                             "models": entries}
+                             "models": entries, "no_result": dict(view_result.no_result)}
     provenance = result.provenance
     data = {
         "schema": SCHEMA,
@@ -100,7 +100,8 @@ def result_to_data(result: ExamResult) -> tuple[dict[str, Any], dict[str, np.nda
                     "members": [_identity(m) for m in e.members]} for e in result.entries],
         "views": views,
         "breasts": {side.value: {"views": [v.value for v in b.views],
-                                 "models": {i: {"probabilities": dict(s.probabilities), "malignant": s.malignant}
+                                 "models": {i: {"probabilities": dict(s.probabilities), "malignant": s.malignant,
+                                                "views_used": [v.projection.value for v in s.views]}
                                             for i, s in b.entries.items()}}
                     for side, b in result.breasts.items()},
         "exam": {"models": {i: {"malignant": d.malignant, "breast": d.breast.value if d.breast else None,
@@ -116,7 +117,24 @@ def result_to_data(result: ExamResult) -> tuple[dict[str, Any], dict[str, np.nda
             "notices": list(provenance.notices),
         },
     }
+    refuse_non_finite(data)
+    for key, values in maps.items():
+        if not np.isfinite(values).all():
+            raise ValueError(f"map {key} holds a value that is not a finite number; refusing to write it")
     return data, maps
+
+
+def refuse_non_finite(data: Any, where: str = "result") -> None:
+    """Raise ValueError naming the place of any NaN or infinity in JSON-ready ``data``: the analysis turns a
+    non-finite output into "no result", so one here is a bug, and it must not reach a file as a number."""
+    if isinstance(data, float) and not np.isfinite(data):
+        raise ValueError(f"{where} is {data}, not a finite number; refusing to write it")
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            refuse_non_finite(value, f"{where}/{key}")
+    elif isinstance(data, (list, tuple)):
+        for index, value in enumerate(data):
+            refuse_non_finite(value, f"{where}/{index}")
 
 
 def _identity_from(data: Mapping[str, Any]) -> ModelIdentity:
@@ -164,14 +182,23 @@ def result_from_data(data: Mapping[str, Any], maps: Mapping[str, np.ndarray]) ->
                                                 tuple(_region_from(x) for x in r["regions"]), r["extras"], members,
                                                 r.get("regions_from", ""), frame)
         views[View(name)] = ViewResult(View(name), tuple(v["original_shape"]), results, tuple(v["warnings"]),
-                                       bool(v.get("counted", True)), v.get("uncounted_reason", ""))
+                                       bool(v.get("counted", True)), v.get("uncounted_reason", ""),
+                                       dict(v.get("no_result", {})))
     breasts = {Laterality(side): BreastResult(Laterality(side), tuple(View(x) for x in b["views"]),
-                                              {i: BreastScores(s["probabilities"], s["malignant"])
+                                              {i: BreastScores(s["probabilities"], s["malignant"],
+                                                               _views_used(side, s.get("views_used"), b["views"]))
                                                for i, s in b["models"].items()})
                for side, b in data["breasts"].items()}
     exam = {i: ExamDecision(d["malignant"], Laterality(d["breast"]) if d["breast"] else None, d["probabilities"])
             for i, d in data["exam"]["models"].items()}
     return ExamResult(entries, views, breasts, exam, _provenance_from(data["provenance"]))
+
+
+def _views_used(side: str, projections: list[str] | None, breast_views: list[str]) -> tuple[View, ...]:
+    """A breast score's views; files written before ``views_used`` existed: the breast's counted views."""
+    if projections is None:
+        return tuple(View(x) for x in breast_views)
+    return tuple(View.of(side, p) for p in projections)
 
 
 def _provenance_from(p: Mapping[str, Any]) -> Provenance:
@@ -244,7 +271,7 @@ def write_result(result: ExamResult, path: str | Path) -> tuple[Path, Path]:
     with atomic_path(binary) as temporary:
         temporary.write_bytes(maps_to_bytes(maps))
     with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        temporary.write_text(json.dumps(data, indent=1, allow_nan=False), encoding="utf-8")
     return path, binary
 
 

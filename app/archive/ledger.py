@@ -32,10 +32,11 @@ class BatchSummary:
     skipped: list[Outcome] = field(default_factory=list)
     failed: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
+    partial: list[Outcome] = field(default_factory=list)  # files written, with a reason (also in failures.csv)
 
     @property
     def exams_per_minute(self) -> float:
-        return 60.0 * len(self.done) / self.seconds if self.seconds > 0 else 0.0
+        return 60.0 * (len(self.done) + len(self.partial)) / self.seconds if self.seconds > 0 else 0.0
 
 
 class Progress:
@@ -118,14 +119,18 @@ class Ledger:
             if self.failures.pop(outcome.exam_id, None) is not None:
                 self._write_failures()
         else:
-            self.summary.failed.append(outcome)
+            if outcome.status == "partial":  # its files and rows are written; the reason goes to failures.csv
+                self.summary.partial.append(outcome)
+                self._keep_rows(self.by_id[outcome.exam_id])
+            else:
+                self.summary.failed.append(outcome)
             self.failures[outcome.exam_id] = {"exam_id": outcome.exam_id, "location": outcome.location,
                                               "reason": outcome.reason, "failed_at": now}
             self._write_failures()
         if self.rows <= CONSOLIDATE_ALWAYS_ROWS or time.perf_counter() - self.consolidated >= CONSOLIDATE_EVERY_S:
             self._consolidate()
         if self.progress is not None:
-            self.progress(len(self.summary.done), len(self.summary.failed))
+            self.progress(len(self.summary.done) + len(self.summary.partial), len(self.summary.failed))
 
     def _write_failures(self) -> None:
         text = io.StringIO()
@@ -145,7 +150,7 @@ class Ledger:
         self._write_failures()
         self.summary.seconds = time.perf_counter() - self.started
         if self.progress is not None:
-            self.progress(len(self.summary.done), len(self.summary.failed), final=True)
+            self.progress(len(self.summary.done) + len(self.summary.partial), len(self.summary.failed), final=True)
         return self.summary
 
     @property

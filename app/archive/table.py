@@ -9,6 +9,7 @@ the exam's files (results never travel back through the cluster); the driver gat
 from __future__ import annotations
 
 import datetime
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,13 +67,16 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float) -> list[dict]
                 model=model, rule=rule) -> None:
             place = {**common, **model, "level": level, "view": view, "breast": breast, "counted": counted}
             for name, value in probabilities.items():
-                rows.append({**place, "kind": "class", "class": name, "probability": float(value)})
+                rows.append({**place, "kind": "class", "class": name, "probability": _finite(value, place, name)})
             if rule:
                 rows.append({**place, "kind": "malignancy", "class": rule,
-                             "probability": None if malignant is None else float(malignant)})
+                             "probability": None if malignant is None else _finite(malignant, place, rule)})
 
         for view, view_result in result.views.items():
-            scores = view_result.entries[entry.id]
+            scores = view_result.result(entry.id)
+            if scores is None:  # no result (the output was not finite): null, never a number, and not counted
+                add("view", view.value, view.laterality.value, dict.fromkeys(entry.classes), None, False)
+                continue
             malignant = sum(scores.probabilities[c] for c in entry.malignancy) if entry.malignancy else None
             add("view", view.value, view.laterality.value, scores.probabilities, malignant, view_result.counted)
         for laterality, breast in result.breasts.items():
@@ -84,6 +88,18 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float) -> list[dict]
             add("exam", "", decision.breast.value if decision.breast is not None else "", decision.probabilities,
                 decision.malignant, True)
     return rows
+
+
+def _finite(value: float | None, place: dict, name: str) -> float | None:
+    """The value as a float; a NaN or infinity is refused loudly (the analysis makes such an output "no
+    result", so one here is a bug, and a table must never hold it as a score)."""
+    if value is None:
+        return None
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{place['exam_id']} {place['level']} {place['view'] or place['breast']} {name}: "
+                         f"{number} is not a finite number; refusing to write it to the score table")
+    return number
 
 
 def write_part(out: Path, item: ExamItem, rows: list[dict]) -> Path:

@@ -58,8 +58,9 @@ class BatchOptions:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one exam: ``done``, ``skipped`` (finished by an earlier run) or ``failed`` (with the
-    reason). ``seconds``: the models' time for the exam (0 when skipped or failed before)."""
+    """What became of one exam: ``done``, ``partial`` (files written, but a format failed or a view has no
+    result; with the reason), ``skipped`` (finished by an earlier run) or ``failed`` (with the reason).
+    ``seconds``: the models' time for the exam (0 when skipped or failed before)."""
 
     exam_id: str
     location: str
@@ -179,22 +180,38 @@ def analyse(decoded: Decoded, groups, options: BatchOptions) -> Analysed:
 def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) -> Outcome:
     """The exam's report files, then its rows of the score table, then its marker (each atomically)."""
     from app.report.content import ReportInput  # noqa: PLC0415
-    from app.report.export import export_report  # noqa: PLC0415
+    from app.report.export import ExportIncomplete, export_report  # noqa: PLC0415
 
     item = analysed.item
     if analysed.failure:
         return Outcome(item.exam_id, item.location, "failed", analysed.failure)
+    problems = no_result_reasons(analysed.result)
     try:
         report = ReportInput(analysed.exam, analysed.result, reader=options.reader, deidentify=options.deidentify)
-        files = export_report(report, exam_folder(out, item, options), options.formats, options.page_size)
+        try:
+            files = export_report(report, exam_folder(out, item, options), options.formats, options.page_size)
+        except ExportIncomplete as incomplete:
+            if not incomplete.written:
+                raise
+            files = incomplete.written
+            problems.insert(0, str(incomplete))
         part = write_part(out, item, score_rows(item, analysed.result, analysed.seconds))
-        marker = {"exam_id": item.exam_id, "location": item.location, "options": record,
-                  "files": [str(p) for p in files], "scores": str(part)}
-        write_text_atomic(marker_path(out, item), json.dumps(marker))
+        if not problems:  # no marker for a partial exam: a rerun tries it again, and it stays in failures.csv
+            marker = {"exam_id": item.exam_id, "location": item.location, "options": record,
+                      "files": [str(p) for p in files], "scores": str(part)}
+            write_text_atomic(marker_path(out, item), json.dumps(marker))
     except Exception as error:  # noqa: BLE001 - a full disk, a codec: this exam fails, the batch goes on
         return Outcome(item.exam_id, item.location, "failed", failure_reason(error))
-    return Outcome(item.exam_id, item.location, "done", files=tuple(str(p) for p in files),
-                   seconds=analysed.seconds)
+    return Outcome(item.exam_id, item.location, "partial" if problems else "done", "; ".join(problems),
+                   files=tuple(str(p) for p in files), seconds=analysed.seconds)
+
+
+def no_result_reasons(result: ExamResult) -> list[str]:
+    """One reason per model and view without a result (its output was not finite): such an exam is recorded
+    as partial, with these reasons in ``failures.csv``."""
+    return [f"{entry.label} has no result on {view.value}: {view_result.no_result[entry.id]}"
+            for entry in result.entries for view, view_result in result.views.items()
+            if entry.id in view_result.no_result]
 
 
 def process(item: ExamItem, groups, out: Path, options: BatchOptions, record: dict) -> Outcome:

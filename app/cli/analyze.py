@@ -23,20 +23,37 @@ def print_result(result) -> None:
         print(f"model [{entry.id}]: {entry.label} ({entry.family}{members})")
         print("views:")
         for view, view_result in result.views.items():
-            r = view_result.entries[entry.id]
+            r = view_result.result(entry.id)
+            if r is None:
+                print(f"  {view.value:<6} NO RESULT: {view_result.no_result.get(entry.id, 'no output')}")
+                continue
             spread = f"   (spread ±{max(r.spread.values()):.4f})" if len(entry.members) > 1 else ""
             counted = "" if view_result.counted else "   NOT COUNTED (possible laterality error)"
             print(f"  {view.value:<6} {_format(r.probabilities)}{spread}{counted}")
         print("breasts:")
         for side, breast in result.breasts.items():
             name = "left " if side.value == "L" else "right"
-            print(f"  {name}  {_format(breast.entries[entry.id].probabilities)}")
+            scores = breast.entries.get(entry.id)
+            if scores is None:
+                print(f"  {name}  no result")
+                continue
+            note = f"   {scores.one_view_note}" if scores.one_view_note else ""
+            print(f"  {name}  {_format(scores.probabilities)}{note}")
         decision = result.exam[entry.id]
         if decision.malignant is not None:
             print(f"exam:    P(malignant) {decision.malignant:.4f} ({'left' if decision.breast == 'L' else 'right'} "
                   f"breast)   {_format(decision.probabilities)}")
-        else:
+        elif decision.probabilities:
             print(f"exam:    {_format(decision.probabilities)}   (this model declares no malignancy score)")
+        else:
+            print("exam:    no result")
+
+
+def views_without_result(result) -> list[str]:
+    """One line per view and model that has no result (its output was not finite)."""
+    return [f"{entry.label} has no result on {view.value}: {view_result.no_result[entry.id]}"
+            for entry in result.entries for view, view_result in result.views.items()
+            if entry.id in view_result.no_result]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,4 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         path, maps = write_result(result, args.json)
         print(f"wrote {path} and {maps.name}")
-    return 0
+    missing = views_without_result(result)
+    for line in missing:  # the scores above leave these views out; the exit status says the analysis is partial
+        print(f"ERROR: {line}; that view is left out of the breast and exam scores", file=sys.stderr)
+    return 1 if missing else 0

@@ -22,8 +22,12 @@ def formats_of(text: str) -> list[str] | None:
 
 
 def print_summary(summary, verb: str = "done") -> None:
-    print(f"{len(summary.done)} exam(s) {verb}, {len(summary.skipped)} already done (skipped), "
+    partial = summary.partial
+    print(f"{len(summary.done) + len(partial)} exam(s) {verb}{f' ({len(partial)} only in part)' if partial else ''}, "
+          f"{len(summary.skipped)} already done (skipped), "
           f"{len(summary.failed)} failed; {summary.exams_per_minute:.1f} exams/minute")
+    for outcome in partial:
+        print(f"IN PART {outcome.exam_id} ({outcome.location}): {outcome.reason}")
     for outcome in summary.failed:
         print(f"FAILED {outcome.exam_id} ({outcome.location}): {outcome.reason}")
 
@@ -46,4 +50,4 @@ def run(args: argparse.Namespace) -> int:
                         progress=Progress(len(items)), percent_t=args.percent_t, ray_options=ray_options)
     print_summary(summary)
     print(f"table: {args.out}/scores.parquet; failures: {args.out}/failures.csv")
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.partial else 0

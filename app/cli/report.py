@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
                         progress=Progress(len(items)), percent_t=args.percent_t)
     print_summary(summary, "reported")
     unsent = send_results(destination, summary, args.out) if args.send else 0
-    return 1 if summary.failed or unsent else 0
+    return 1 if summary.failed or summary.partial or unsent else 0
 
 
 def send_results(destination, summary, out: str) -> int:

@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {view_name:<6} MISSING: the exam has no such view")
                 failures += 1
                 continue
+            if view_result.result(entry.id) is None:
+                print(f"  {view_name:<6} NO RESULT: {view_result.no_result.get(entry.id, '')}")
+                failures += 1
+                continue
             ours = view_result.entries[entry.id].probabilities
             agree = compare(ours, values, entry.classes, digits)
             failures += not agree

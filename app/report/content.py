@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from app import __version__
+from app.reading import AMENDED_AFTER_AI, amendment_text, percent
 from app.study.store import BreastRead, ReaderMark
 from inference.backends.base import HeatLayer
 from inference.exam import Exam
@@ -50,6 +51,25 @@ class ReportInput:
 
 def _safe(text: str) -> str:
     return re.sub(r"[^\w.-]+", "_", text).strip("_")[:40]
+
+
+def reader_text(read: BreastRead | None) -> str:
+    """The reader's probability of malignancy as every report shows it: the read before AI (the one the hybrid
+    uses), with its amendment after AI beside it ("before AI 80 % → after AI 30 %")."""
+    if read is None:
+        return percent(None)
+    return amendment_text(read) or percent(read.malignant)
+
+
+def amendment_data(read: BreastRead | None) -> dict | None:
+    """The amendment after AI of a committed read, for the JSON report (None: not amended)."""
+    after = read.amendment if read is not None else None
+    if after is None:
+        return None
+    at = datetime.datetime.fromtimestamp(after.recorded_at).isoformat(timespec="seconds") if after.recorded_at else None
+    return {"kind": AMENDED_AFTER_AI, "amended_at": at, "malignant": after.malignant, "benign": after.benign,
+            "birads": after.birads, "density": after.density, "recommendation": after.recommendation,
+            "text": amendment_text(read)}
 
 
 def exam_label(report: ReportInput) -> str:
@@ -122,7 +142,7 @@ class ReportContent:
     def entry_view(self, view: View) -> EntryViewResult | None:
         if self.result is None or self.entry is None or view not in self.result.views:
             return None
-        return self.result.views[view].entries[self.entry.id]
+        return self.result.views[view].result(self.entry.id)  # None: no result (its output was not finite)
 
     # ------------------------------------------------------------------------------------------ pixels
 

@@ -7,7 +7,9 @@ import warnings
 from collections.abc import Iterator
 
 import pydicom
+from pydicom.errors import InvalidDicomError
 
+from inference.errors import MammoError
 from inference.exam import ViewImage
 
 # type-2 attributes that highdicom copies from the source images; real files sometimes omit them
@@ -15,9 +17,19 @@ _COPIED_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "
                  "ReferringPhysicianName", "AccessionNumber", "StudyID")
 
 
+class ReportError(MammoError):
+    """A report that cannot be made as asked."""
+
+
 def read_source(image: ViewImage) -> pydicom.Dataset:
     """The source image's header (no pixels), with the type-2 attributes highdicom copies present."""
-    source = pydicom.dcmread(image.source, stop_before_pixels=True)
+    if not image.sop_instance_uid:
+        raise ReportError("the exam is PNG; a DICOM export needs the DICOM study", image.source)
+    try:
+        source = pydicom.dcmread(image.source, stop_before_pixels=True)
+    except InvalidDicomError as error:  # pydicom's own words advise force=True: not for a radiologist
+        raise ReportError("the source image is not a DICOM file (it may have been moved or replaced)",
+                          image.source) from error
     for keyword in _COPIED_TYPE2:
         if keyword not in source:
             setattr(source, keyword, "")

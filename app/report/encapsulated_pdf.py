@@ -12,7 +12,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from app import __version__
-from app.report.dicom_common import deidentify_header, read_source
+from app.report.dicom_common import ReportError, deidentify_header, read_source
 from inference.files import atomic_path
 
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
@@ -23,7 +23,10 @@ STUDY_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"
 
 def write_encapsulated_pdf(content, pdf: bytes, path: str | Path) -> Path:
     """``pdf`` (the report's PDF) wrapped for the study of ``content``'s exam."""
-    source = read_source(next(iter(content.exam.views.values())))
+    image = next(iter(content.exam.views.values()))
+    if not image.sop_instance_uid:
+        raise ReportError("the exam is PNG, an Encapsulated PDF needs the DICOM study", image.source)
+    source = read_source(image)
     ds = pydicom.Dataset()
     for keyword in STUDY_ATTRIBUTES:
         if keyword in source:

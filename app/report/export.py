@@ -9,56 +9,121 @@ from pathlib import Path
 import cv2
 
 from app.report.content import ReportContent, ReportInput
+from inference.errors import MammoError
 from inference.files import atomic_path
 
 FORMATS = ("pdf", "png", "json", "sr", "seg", "epdf")
+FORMAT_NAMES = {"pdf": "PDF", "png": "PNG", "json": "JSON", "sr": "SR", "seg": "SEG", "epdf": "ePDF"}
+FORMATS_ORDER = ("pdf", "epdf", "png", "json", "sr", "seg")  # as written: the PDF first, the ePDF reuses it
+
+
+class ExportIncomplete(MammoError):
+    """Some of the formats asked for could not be written: each format's outcome, e.g. "PDF, PNG, JSON
+    written; ePDF failed: …". ``written``: the files that were; ``failures``: format -> the reason."""
+
+    def __init__(self, written: list[Path], done: list[str], failures: dict[str, str]) -> None:
+        self.written, self.done, self.failures = written, done, failures
+        parts = [f"{', '.join(FORMAT_NAMES[f] for f in done)} written"] if done else []
+        parts += [f"{FORMAT_NAMES[f]} failed: {reason}" for f, reason in failures.items()]
+        super().__init__("; ".join(parts))
+
+
+def failure_text(error: BaseException) -> str:
+    """A format's failure in plain words, naming the file (by its name: the folder can identify a patient)."""
+    if isinstance(error, MammoError):
+        return f"{error.message} ({error.path.name})" if error.path is not None else error.message
+    if isinstance(error, OSError):
+        name = f" ({Path(error.filename).name})" if error.filename else ""
+        return f"{error.strerror or error}{name}"
+    return str(error)
 
 
 def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "json"), page_size: str = "A4") -> list[Path]:
-    from app.report.json_report import write_json  # noqa: PLC0415
-    from app.report.pdf import write_pdf  # noqa: PLC0415
+    """Write every format asked for; each is tried even when another fails.
 
+    Raises:
+        ExportIncomplete: when a format failed and several were asked for (it says each one's outcome and
+            holds the files written).
+        MammoError, OSError: the one format asked for could not be written.
+    """
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ValueError(f"unknown report formats {sorted(unknown)}; use {', '.join(FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     content = ReportContent(report)
-    stem = content.label
-    written = []
-    if "pdf" in formats:
-        written.append(write_pdf(content, out / f"{stem}.pdf", page_size))
-    if "epdf" in formats:  # the PDF as a DICOM Encapsulated PDF (the PDF file itself only when asked for)
-        from app.report.encapsulated_pdf import write_encapsulated_pdf  # noqa: PLC0415
-
-        pdf = (out / f"{stem}.pdf") if "pdf" in formats else None
-        if pdf is None:
-            import tempfile  # noqa: PLC0415
-
-            with tempfile.TemporaryDirectory() as folder:
-                data = write_pdf(content, Path(folder) / "report.pdf", page_size).read_bytes()
+    written: list[Path] = []
+    done: list[str] = []
+    failures: dict[str, str] = {}
+    errors: list[BaseException] = []
+    for fmt in FORMATS_ORDER:  # the PDF before the ePDF, which reuses it
+        if fmt not in formats:
+            continue
+        try:  # a format that cannot be made (an input's fault, a full disk) does not stop the others
+            written += _WRITERS[fmt](content, out, page_size, "pdf" in done)
+        except (MammoError, OSError) as error:
+            failures[fmt] = failure_text(error)
+            errors.append(error)
         else:
-            data = pdf.read_bytes()
-        written.append(write_encapsulated_pdf(content, data, out / f"{stem}_pdf.dcm"))
-    if "png" in formats:
-        path = out / f"{stem}_four_views.png"
-        write_png(path, content.figure(1200))
-        written.append(path)
-        for view in content.views():
-            path = out / f"{stem}_{view.value}.png"
-            write_png(path, content.view_figure(view))
-            written.append(path)
-    if "json" in formats:
-        written += write_json(content, out / f"{stem}.json")
-    if "sr" in formats:
-        from app.report.sr import write_sr  # noqa: PLC0415
-
-        written.append(write_sr(content, out / f"{stem}_sr.dcm"))
-    if "seg" in formats:
-        from app.report.seg import write_saliency_segs  # noqa: PLC0415
-
-        written += write_saliency_segs(content, out)
+            done.append(fmt)
+    if failures and len(formats) == 1:
+        raise errors[0]
+    if failures:
+        raise ExportIncomplete(written, done, failures)
     return written
+
+
+def _pdf(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:
+    from app.report.pdf import write_pdf  # noqa: PLC0415
+
+    return [write_pdf(content, out / f"{content.label}.pdf", page_size)]
+
+
+def _epdf(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:
+    """The PDF as a DICOM Encapsulated PDF (the PDF file itself only when asked for and written)."""
+    from app.report.encapsulated_pdf import write_encapsulated_pdf  # noqa: PLC0415
+    from app.report.pdf import write_pdf  # noqa: PLC0415
+
+    if pdf_written:
+        data = (out / f"{content.label}.pdf").read_bytes()
+    else:
+        import tempfile  # noqa: PLC0415
+
+        with tempfile.TemporaryDirectory() as folder:
+            data = write_pdf(content, Path(folder) / "report.pdf", page_size).read_bytes()
+    return [write_encapsulated_pdf(content, data, out / f"{content.label}_pdf.dcm")]
+
+
+def _png(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:
+    path = out / f"{content.label}_four_views.png"
+    write_png(path, content.figure(1200))
+    written = [path]
+    for view in content.views():
+        path = out / f"{content.label}_{view.value}.png"
+        write_png(path, content.view_figure(view))
+        written.append(path)
+    return written
+
+
+def _json(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:
+    from app.report.json_report import write_json  # noqa: PLC0415
+
+    return write_json(content, out / f"{content.label}.json")
+
+
+def _sr(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:
+    from app.report.sr import write_sr  # noqa: PLC0415
+
+    return [write_sr(content, out / f"{content.label}_sr.dcm")]
+
+
+def _seg(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:
+    from app.report.seg import write_saliency_segs  # noqa: PLC0415
+
+    return write_saliency_segs(content, out)
+
+
+_WRITERS = {"pdf": _pdf, "epdf": _epdf, "png": _png, "json": _json, "sr": _sr, "seg": _seg}
 
 
 def write_png(path: Path, image) -> None:

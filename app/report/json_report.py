@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from app.reading import hybrid
-from app.report.content import DISCLAIMER, ReportContent
+from app.report.content import DISCLAIMER, ReportContent, amendment_data
 from inference.files import atomic_path
 from inference.serialize import maps_path, maps_to_bytes, result_to_data
 
@@ -24,11 +24,14 @@ def report_dict(content: ReportContent) -> tuple[dict, dict]:
         reader = read.malignant if read else None
         models = {}
         for entry in result.entries if result else ():
-            model = result.breasts[side].entries[entry.id].malignant if side in result.breasts else None
-            models[entry.id] = {"model_malignant": model, "hybrid_malignant": hybrid(reader, model)}
+            scores = result.breasts[side].entries.get(entry.id) if side in result.breasts else None
+            model = scores.malignant if scores is not None else None
+            models[entry.id] = {"model_malignant": model, "hybrid_malignant": hybrid(reader, model),
+                                "views_used": [v.projection.value for v in scores.views] if scores else []}
         reads[side] = {"reader_malignant": reader, "reader_benign": read.benign if read else None,
                        "birads": read.birads if read else "", "density": read.density if read else "",
-                       "recommendation": read.recommendation if read else "", "models": models}
+                       "recommendation": read.recommendation if read else "", "models": models,
+                       "amended_after_ai": amendment_data(read)}  # the reader_* values are the read before AI
     data, maps = result_to_data(result) if result is not None else (None, {})
     if report.deidentify and data is not None:
         for section in [data["provenance"]["models"]] + [entry["members"] for entry in data["models"]]:
@@ -62,5 +65,5 @@ def write_json(content: ReportContent, path: str | Path) -> list[Path]:
             temporary.write_bytes(maps_to_bytes(maps))
         written.append(binary)
     with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(document, indent=1), encoding="utf-8")
+        temporary.write_text(json.dumps(document, indent=1, allow_nan=False), encoding="utf-8")
     return [path, *written]

@@ -13,7 +13,7 @@ from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Tabl
 
 from app.colours import class_colour
 from app.reading import hybrid, percent
-from app.report.content import DEMO_WARNING, DISCLAIMER, ReportContent
+from app.report.content import DEMO_WARNING, DISCLAIMER, ReportContent, reader_text
 from app.report.figures import encode_png
 from inference.calibration import score_category
 from inference.files import atomic_path
@@ -53,16 +53,20 @@ def _model_tables(content: ReportContent, styles) -> list:
             if view not in result.views:
                 continue
             view_result = result.views[view]
-            r = view_result.entries[entry.id]
+            r = view_result.result(entry.id)
+            if r is None:  # the model's output was not finite: no number, the reason is in the notes
+                rows.append([f"{view.value} (no result)"] + ["—"] * (len(header) - 1))
+                continue
             row = [view.value + ("" if view_result.counted else " (not counted)")] + [percent(r.probabilities[c]) for c in entry.classes]
             if entry.has_malignancy:
                 p = entry.malignant(r.probabilities)
                 row += [percent(p), score_category(p, calibration)]
             rows.append(row)
         for side, name in BREASTS:
-            if side in result.breasts:
-                s = result.breasts[side].entries[entry.id]
-                row = [f"{name} (mean of CC, MLO)"] + [percent(s.probabilities[c]) for c in entry.classes]
+            s = result.breasts[side].entries.get(entry.id) if side in result.breasts else None
+            if s is not None:
+                label = f"{name} {s.one_view_note}" if s.one_view_note else f"{name} (mean of CC, MLO)"
+                row = [label] + [percent(s.probabilities[c]) for c in entry.classes]
                 if entry.has_malignancy:
                     row += [percent(s.malignant), score_category(s.malignant, calibration)]
                 rows.append(row)
@@ -87,11 +91,13 @@ def _reader_table(content: ReportContent) -> Table:
     rows = [header]
     for side, name in BREASTS:
         read = content.report.reads.get(side.value)
-        reader = read.malignant if read else None
-        row = [name, percent(reader)]
+        reader = read.malignant if read else None  # the read before AI; an amendment after AI is shown beside it
+        row = [name, reader_text(read)]
         for entry in entries:
-            model = result.breasts[side].entries[entry.id].malignant if side in result.breasts else None
-            row += [percent(model), percent(hybrid(reader, model))]
+            scores = result.breasts[side].entries.get(entry.id) if side in result.breasts else None
+            model = scores.malignant if scores is not None else None
+            shown = f"{percent(model)} {scores.one_view_note}".rstrip() if scores is not None else percent(model)
+            row += [shown, percent(hybrid(reader, model))]
         rows.append(row)
     return _table(rows)
 

@@ -17,8 +17,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from app import __version__
-from app.report.dicom_common import deidentify_header, no_identifiers_in_warnings, read_source
-from inference.errors import MammoError
+from app.report.dicom_common import ReportError, deidentify_header, no_identifiers_in_warnings, read_source
 from inference.files import atomic_path
 from inference.views import Laterality
 
@@ -35,10 +34,6 @@ KNOWN_CLASSES = {"malignant": P_MALIGNANT, "benign": P_BENIGN}
 KNOWN_SCORES = {"attention": ATTENTION}
 
 
-class ReportError(MammoError):
-    """A report that cannot be made as asked."""
-
-
 def _short_code(prefix: str, text: str) -> str:
     """A stable private code value (at most 16 characters) for a name no standard codes."""
     return f"{prefix}{hashlib.sha1(text.encode()).hexdigest()[:10].upper()}"
@@ -53,6 +48,8 @@ def score_code(kind: str) -> Code:
 
 
 def _measurement(name: Code, value: float) -> hd.sr.Measurement:
+    if not np.isfinite(value):  # the analysis makes a non-finite output "no result": one here is a bug
+        raise ValueError(f"{name.meaning} is {value}, not a finite number; refusing to write it in the SR")
     return hd.sr.Measurement(name=name, value=float(value), unit=NO_UNITS)
 
 
@@ -86,7 +83,9 @@ def write_sr(content, path: str | Path) -> Path:
         for view, view_result in result.views.items():
             source = sources[view]
             rows, cols = int(source.Rows), int(source.Columns)
-            r = view_result.entries[entry.id]
+            r = view_result.result(entry.id)
+            if r is None:  # no result on this view (its output was not finite): nothing to measure
+                continue
             view_measurements = _class_measurements(entry.classes, r.probabilities, entry.malignant(r.probabilities))
             for region in r.regions:
                 top, left, bottom, right = region.box_original
@@ -104,7 +103,9 @@ def write_sr(content, path: str | Path) -> Path:
                         anatomic_location=BREAST, laterality=LATERALITY[view.laterality])],
                     measurements=measurements))
         for side, breast in result.breasts.items():
-            scores = breast.entries[entry.id]
+            scores = breast.entries.get(entry.id)
+            if scores is None:
+                continue
             groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{entry.id} {side.value} breast"[:64]),
                 finding_type=BREAST, finding_sites=[hd.sr.FindingSite(anatomic_location=BREAST, laterality=LATERALITY[side])],

@@ -69,11 +69,14 @@ def compute_model_scores(
         def work(db, case_id=case.case_id, result=result, key=analysis.key, entries=tuple(missing)) -> None:
             for group in entries:
                 for breast in ("L", "R"):
-                    scores = result.breasts[breast].entries[group.id] if breast in result.breasts else None
-                    if scores is None:  # no image of this breast: no score, never a confident normal
-                        values = (None, None, "no images of this breast")
-                    else:
-                        values = (scores.malignant, json.dumps(dict(scores.probabilities)), "")
+                    scores = result.breasts[breast].entries.get(group.id) if breast in result.breasts else None
+                    if scores is None:  # no image of this breast, or no finite output: no score, never a default
+                        failed = any(v.laterality.value == breast and group.id in r.no_result
+                                     for v, r in result.views.items())
+                        values = (None, None, "no result on this breast (the model's output was not finite)"
+                                  if failed else "no images of this breast")
+                    else:  # allow_nan=False: a NaN is refused loudly, never stored as a score
+                        values = (scores.malignant, json.dumps(dict(scores.probabilities), allow_nan=False), "")
                     db.execute("INSERT OR REPLACE INTO model_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                (study_id, case_id, breast, group.id, values[0], values[1], key, values[2]))
 

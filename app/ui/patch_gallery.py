@@ -51,7 +51,9 @@ class PatchGalleryWidget(QTabWidget):
         for view in HANGING_ORDER:
             if view not in result.views:
                 continue
-            entry_result = result.views[view].entries[entry.id]
+            entry_result = result.views[view].result(entry.id)
+            if entry_result is None:  # no result on this view (its output was not finite): no regions
+                continue
             listing = QListWidget()
             listing.setObjectName(f"patches_{view.value}")
             listing.setViewMode(QListWidget.ViewMode.IconMode)
