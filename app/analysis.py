@@ -1,9 +1,9 @@
 """The one path to an exam's result (no Qt): restore it from the store, or analyse and store it.
 
 Used by the workstation, the study reading screen, the Study menu, ``study scores``, ``report`` and the batch.
-One key says when two results are the same: the images (SOP Instance UIDs, else pixel hashes), the model
-identities (content hashes and settings) and the mode (with its arithmetic: a bf16 fast-mode result is not an
-exact one). Results are stored as JSON with the maps as one binary blob beside it, once: a restored result
+One key says when two results are the same: the images in their slots with the reader's laterality decisions
+(SOP Instance UIDs, else pixel hashes), the model identities (content hashes and settings) and the mode (with
+its arithmetic: a bf16 fast-mode result is not an exact one). Results are stored as JSON with the maps as one binary blob beside it, once: a restored result
 is never written again. Everything here runs off the GUI thread (the worker calls it).
 """
 
@@ -33,15 +33,27 @@ def exam_key(exam: Exam) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 
+def slots_key(exam: Exam) -> str:
+    """Which image sits in which slot, how it faces and what the reader decided about it: the same images
+    in other slots (two CC files moved to the other side, or confirmed as stored mirrored) give another
+    result, each breast's scores on its own side."""
+    parts = []
+    for view, image in sorted(exam.views.items(), key=lambda item: item[0].value):
+        uid = image.sop_instance_uid or hashlib.sha1(image.pixels.tobytes()).hexdigest()
+        parts.append(f"{view.value}={uid}|flip={int(image.horizontal_flip)}|{image.reader_decision}")
+    return "|".join(parts)
+
+
 def result_key(exam: Exam, groups: Sequence[ModelGroup], mode: Mode | str, device: str | None = None) -> str:
-    """The cache key of an analysis: images, models (in order, with their ensembles) and mode."""
+    """The cache key of an analysis: the images in their slots with the reader's decisions, models (in
+    order, with their ensembles) and mode."""
     from inference.pipeline import choose_device, fast_mode_numerics  # noqa: PLC0415
 
     mode = Mode(mode)
     arithmetic = "exact" if mode == Mode.EXACT else f"fast-{fast_mode_numerics(choose_device(device)[0])}"
     laterality = ",".join(v.value for v in exam.laterality_conflicts)
     models = ";".join(f"{g.id}={g.key}" for g in groups)
-    text = f"{exam_key(exam)}#{models}#{arithmetic}#{laterality}"
+    text = f"{slots_key(exam)}#{models}#{arithmetic}#{laterality}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -1,11 +1,20 @@
-"""The human-machine hybrid (no Qt): one definition for the workstation, reports and studies."""
+"""The reader's read (no Qt): one definition for the workstation, reports and studies — the hybrid, how a
+read amended after the AI is said, and the check that a read's parts agree before it is committed."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.study.store import BreastRead
+
+AMENDED_AFTER_AI = "amended after AI"
 
 
 def hybrid(reader: float | None, model: float | None) -> float | None:
     """The mean of the reader's and the model's probability of malignancy (the GMIC reader study's hybrid);
-    None unless both exist."""
+    None unless both exist. ``reader`` is the reader's first (pre-AI) read, never an amendment made after
+    the model was shown: the hybrid combines two independent opinions."""
     if reader is None or model is None:
         return None
     return (reader + model) / 2.0
@@ -13,3 +22,71 @@ def hybrid(reader: float | None, model: float | None) -> float | None:
 
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def _whole_percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.0f} %"
+
+
+def _parts(read: BreastRead, other: BreastRead) -> str:
+    """The malignancy estimate, then each part that differs between the two reads."""
+    parts = [_whole_percent(read.malignant)]
+    if read.birads != other.birads:
+        parts.append(f"BI-RADS {read.birads or '—'}")
+    if read.recommendation != other.recommendation:
+        parts.append(read.recommendation or "no recommendation")
+    if read.density != other.density:
+        parts.append(f"density {read.density or '—'}")
+    if read.benign != other.benign:
+        parts.append(f"benign {_whole_percent(read.benign)}")
+    return ", ".join(parts)
+
+
+def amendment_text(first: BreastRead) -> str:
+    """"before AI 80 % → after AI 30 %" (plus any other part that changed) for a first read that carries an
+    amendment; "" for one that does not."""
+    after = first.amendment
+    if after is None:
+        return ""
+    return f"before AI {_parts(first, after)} → after AI {_parts(after, first)}"
+
+
+# The likelihood of malignancy of each BI-RADS assessment category (ACR BI-RADS Atlas, 5th edition):
+# 1 and 2 essentially 0 %, 3 ≤ 2 %, 4A > 2–10 %, 4B > 10–50 %, 4C > 50–< 95 %, 5 ≥ 95 %, 6 known cancer.
+# A reader's own percentage is an estimate, not a category boundary, so the check flags only a read on the
+# other side of the scale, never one a few points outside its category:
+LOW_CATEGORIES = ("1", "2", "3", "4A")  # ≤ 10 %: disagrees with a probability of malignancy ≥ HIGH_PROBABILITY
+HIGH_CATEGORIES = ("4C", "5", "6")  # > 50 %: disagrees with a probability of malignancy < HIGH_PROBABILITY
+HIGH_PROBABILITY = 0.50
+MIDDLE_CATEGORY = "4B"  # 10–50 %: disagrees only with a BI-RADS 3 probability (≤ 2 %) or a BI-RADS 5 one (≥ 95 %)
+PROBABLY_BENIGN = 0.02
+HIGHLY_SUGGESTIVE = 0.95
+# The management each category calls for: 1 and 2 routine screening, 3 short-interval follow-up, 4-5 tissue
+# diagnosis. A biopsy below 2 % or for 1-3, or no work-up (routine screening, follow-up) for 4-6, disagrees.
+BIOPSY = "biopsy"
+NO_WORK_UP = ("routine screening", "short-interval follow-up")
+
+
+def read_disagreements(malignant: float | None, birads: str = "", recommendation: str = "") -> list[str]:
+    """Why the parts of one breast's read disagree, in plain words (empty: they agree, or too little is
+    given to tell). ``malignant`` is the reader's probability of malignancy in [0, 1]; ``birads`` the
+    assessment category ("" none, "0" to "6"); ``recommendation`` as the reader form words it."""
+    out = []
+    p = malignant
+    if p is not None:
+        shown = _whole_percent(p)
+        if birads in LOW_CATEGORIES and p >= HIGH_PROBABILITY:
+            out.append(f"{shown} malignant with BI-RADS {birads} (a category of at most 10 %)")
+        elif birads in HIGH_CATEGORIES and p < HIGH_PROBABILITY:
+            out.append(f"{shown} malignant with BI-RADS {birads} (a category above 50 %)")
+        elif birads == MIDDLE_CATEGORY and (p <= PROBABLY_BENIGN or p >= HIGHLY_SUGGESTIVE):
+            out.append(f"{shown} malignant with BI-RADS 4B (a category of 10–50 %)")
+        if recommendation == BIOPSY and p < PROBABLY_BENIGN:
+            out.append(f"a biopsy for {shown} malignant (below the 2 % of BI-RADS 3)")
+        if recommendation == "routine screening" and p >= HIGH_PROBABILITY:
+            out.append(f"routine screening for {shown} malignant")
+    if recommendation == BIOPSY and birads in ("1", "2", "3"):
+        out.append(f"a biopsy with BI-RADS {birads}")
+    if recommendation in NO_WORK_UP and birads in ("4A", "4B", "4C", "5", "6"):
+        out.append(f"{recommendation} with BI-RADS {birads} (a category that calls for a tissue diagnosis or treatment)")
+    return out

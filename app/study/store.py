@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inference.errors import MammoError
+
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE exam_reads (
@@ -273,13 +275,49 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE exam_reads ADD COLUMN density TEXT NOT NULL DEFAULT '';
     ALTER TABLE exam_reads ADD COLUMN recommendation TEXT NOT NULL DEFAULT '';
     """,
+    # the workstation's first committed read is final (the hybrid rests on the reader's independent opinion);
+    # a change after the model was shown is a separate, time-stamped amendment beside it, never an overwrite.
+    # Existing rows are kept as they are: a committed one becomes final from now on, a draft stays editable
+    6: """
+    CREATE TRIGGER committed_exam_reads_are_final_update BEFORE UPDATE ON exam_reads
+    WHEN OLD.committed = 1
+    BEGIN SELECT RAISE(ABORT, 'a committed read cannot be changed: a later change is an amendment'); END;
+    CREATE TRIGGER committed_exam_reads_are_final_delete BEFORE DELETE ON exam_reads
+    WHEN OLD.committed = 1
+    BEGIN SELECT RAISE(ABORT, 'a committed read cannot be deleted'); END;
+    CREATE TABLE exam_read_amendments (
+        exam_key TEXT NOT NULL,
+        reader TEXT NOT NULL,
+        breast TEXT NOT NULL CHECK (breast IN ('L', 'R')),
+        kind TEXT NOT NULL DEFAULT 'amended after AI' CHECK (kind = 'amended after AI'),
+        amended_at REAL NOT NULL,
+        malignant REAL CHECK (malignant IS NULL OR malignant BETWEEN 0 AND 1),
+        benign REAL CHECK (benign IS NULL OR benign BETWEEN 0 AND 1),
+        birads TEXT NOT NULL DEFAULT '',
+        density TEXT NOT NULL DEFAULT '',
+        recommendation TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (exam_key, reader, breast, amended_at)
+    );
+    CREATE TRIGGER amendment_needs_a_committed_read BEFORE INSERT ON exam_read_amendments
+    WHEN NOT EXISTS (
+        SELECT 1 FROM exam_reads WHERE exam_key = NEW.exam_key AND reader = NEW.reader AND breast = NEW.breast
+        AND committed = 1)
+    BEGIN SELECT RAISE(ABORT, 'an amendment needs a committed first read of that breast'); END;
+    CREATE TRIGGER amendments_are_final_update BEFORE UPDATE ON exam_read_amendments
+    BEGIN SELECT RAISE(ABORT, 'an amendment cannot be changed'); END;
+    CREATE TRIGGER amendments_are_final_delete BEFORE DELETE ON exam_read_amendments
+    BEGIN SELECT RAISE(ABORT, 'an amendment cannot be deleted'); END;
+    """,
 }
 
 
 @dataclass(frozen=True)
 class BreastRead:
     """A reader's estimate for one breast: probability of malignancy (and optionally benign), the BI-RADS
-    assessment category, breast density (BI-RADS a-d) and the recommendation."""
+    assessment category, breast density (BI-RADS a-d) and the recommendation.
+
+    The first committed read is final (the hybrid and the reports use it); a change made after the model was
+    shown is an ``amendment`` beside it, itself a ``BreastRead`` with its own ``recorded_at``."""
 
     breast: str
     malignant: float | None
@@ -288,6 +326,13 @@ class BreastRead:
     committed: bool = False
     density: str = ""
     recommendation: str = ""
+    recorded_at: float | None = None  # when it was committed (or amended), seconds since the epoch
+    amendment: BreastRead | None = None  # on a committed first read: the latest read amended after AI
+
+    def same_answer(self, other: BreastRead) -> bool:
+        """The same estimate, assessment, density and recommendation (whatever was stored when)."""
+        return (self.malignant, self.benign, self.birads, self.density, self.recommendation) == (
+            other.malignant, other.benign, other.birads, other.density, other.recommendation)
 
 
 MARK_LABELS = ("mass", "calcifications", "asymmetry", "architectural distortion", "other")
@@ -306,6 +351,10 @@ class ReaderMark:
 
 class StoreClosedError(RuntimeError):
     """Work was submitted after the store was closed (the application is shutting down)."""
+
+
+class CommittedReadError(MammoError, ValueError):
+    """A committed first read was to be overwritten, or an amendment has no committed read to amend."""
 
 
 class Store:
@@ -388,10 +437,20 @@ class Store:
     # -- the workstation's own tables ---------------------------------------------------------------------
 
     def save_reads(self, exam_key: str, reader: str, reads: list[BreastRead]) -> Future:
+        """Save a draft or commit the first read of each breast. A committed read is final: saving the same
+        answer again does nothing, a different one fails with ``CommittedReadError`` (use ``amend_reads``)
+        and writes nothing of the batch."""
         now = time.time()
 
         def work(db: sqlite3.Connection) -> None:
             for read in reads:
+                stored = _first_read(db, exam_key, reader, read.breast)
+                if stored is not None and stored.committed:
+                    if read.same_answer(stored):
+                        continue
+                    raise CommittedReadError(
+                        f"the committed read of the {_BREAST_NAMES[read.breast]} is final and was not changed; a "
+                        "change after the model was shown is recorded as an amendment beside it", self.path)
                 db.execute(
                     "INSERT INTO exam_reads (exam_key, reader, breast, malignant, benign, birads, committed, "
                     "updated_at, density, recommendation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -404,11 +463,51 @@ class Store:
 
         return self.submit(work)
 
+    def amend_reads(self, exam_key: str, reader: str, reads: list[BreastRead]) -> Future:
+        """Record each read that differs from the breast's latest one as a new, time-stamped amendment after
+        AI beside the committed first read (which stays as it was). The future gives the amendments stored
+        (``BreastRead`` with ``recorded_at``); a breast without a committed read fails the whole batch with
+        ``CommittedReadError``."""
+        now = time.time()
+
+        def work(db: sqlite3.Connection) -> list[BreastRead]:
+            stored_now = []
+            for read in reads:
+                first = _first_read(db, exam_key, reader, read.breast)
+                if first is None or not first.committed:
+                    raise CommittedReadError(
+                        f"the {_BREAST_NAMES[read.breast]} has no committed read to amend: commit the first "
+                        "read before changing it", self.path)
+                latest = first.amendment or first
+                if read.same_answer(latest):
+                    continue
+                at = max(now, (first.amendment.recorded_at + 1e-6) if first.amendment is not None else now)
+                db.execute(
+                    "INSERT INTO exam_read_amendments (exam_key, reader, breast, amended_at, malignant, benign, "
+                    "birads, density, recommendation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (exam_key, reader, read.breast, at, read.malignant, read.benign, read.birads, read.density,
+                     read.recommendation))
+                stored_now.append(BreastRead(read.breast, read.malignant, read.benign, read.birads, True,
+                                             read.density, read.recommendation, recorded_at=at))
+            return stored_now
+
+        return self.submit(work)
+
     def load_reads(self, exam_key: str, reader: str) -> dict[str, BreastRead]:
+        """Each breast's first read (a draft, or the committed read the hybrid uses), with its latest
+        amendment after AI attached when there is one."""
+        db = self._connect()
+        out = {}
+        for (breast,) in db.execute("SELECT breast FROM exam_reads WHERE exam_key=? AND reader=?", (exam_key, reader)):
+            out[breast] = _first_read(db, exam_key, reader, breast)
+        return out
+
+    def load_amendments(self, exam_key: str, reader: str) -> list[BreastRead]:
+        """Every amendment after AI of the reader on this exam, oldest first."""
         rows = self.read(
-            "SELECT breast, malignant, benign, birads, committed, density, recommendation FROM exam_reads "
-            "WHERE exam_key=? AND reader=?", (exam_key, reader))
-        return {r[0]: BreastRead(r[0], r[1], r[2], r[3] or "", bool(r[4]), r[5] or "", r[6] or "") for r in rows}
+            f"SELECT {_AMENDMENT_COLUMNS} FROM exam_read_amendments WHERE exam_key=? AND reader=? "
+            "ORDER BY amended_at", (exam_key, reader))
+        return [_amendment(row) for row in rows]
 
     def save_marks(self, exam_key: str, reader: str, marks: list[ReaderMark]) -> Future:
         """Replace the reader's marks on this exam (the workstation's marks stay editable until committed)."""
@@ -436,6 +535,30 @@ class Store:
         """(JSON text, maps) of a stored result, or None."""
         rows = self.read("SELECT result_json, maps FROM analysis_results WHERE result_key=?", (result_key,))
         return (rows[0][0], bytes(rows[0][1])) if rows else None
+
+
+_BREAST_NAMES = {"R": "right breast", "L": "left breast"}
+_AMENDMENT_COLUMNS = "breast, malignant, benign, birads, density, recommendation, amended_at"
+
+
+def _amendment(row: tuple) -> BreastRead:
+    return BreastRead(row[0], row[1], row[2], row[3] or "", True, row[4] or "", row[5] or "", recorded_at=row[6])
+
+
+def _first_read(db: sqlite3.Connection, exam_key: str, reader: str, breast: str) -> BreastRead | None:
+    """The breast's read in ``exam_reads`` with its latest amendment attached, or None."""
+    row = db.execute(
+        "SELECT breast, malignant, benign, birads, committed, density, recommendation, updated_at FROM exam_reads "
+        "WHERE exam_key=? AND reader=? AND breast=?", (exam_key, reader, breast)).fetchone()
+    if row is None:
+        return None
+    latest = db.execute(
+        f"SELECT {_AMENDMENT_COLUMNS} FROM exam_read_amendments WHERE exam_key=? AND reader=? AND breast=? "
+        "ORDER BY amended_at DESC LIMIT 1", (exam_key, reader, breast)).fetchone()
+    committed = bool(row[4])
+    return BreastRead(row[0], row[1], row[2], row[3] or "", committed, row[5] or "", row[6] or "",
+                      recorded_at=row[7] if committed else None,
+                      amendment=_amendment(latest) if latest is not None else None)
 
 
 def _statements(script: str) -> list[str]:

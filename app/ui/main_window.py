@@ -11,6 +11,7 @@ import dataclasses
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +41,7 @@ from app.analysis import Analysis, analyse_or_restore, exam_key
 from app.colours import class_colour, layer_lut
 from app.pacs.nodes import StudyAddress
 from app.settings import AppSettings
+from app.reading import AMENDED_AFTER_AI, read_disagreements
 from app.study.store import BreastRead, ReaderMark, Store
 from app.ui.errors import show_error
 from app.ui.hanging import HangingWidget, Layout
@@ -49,7 +51,7 @@ from app.ui.inbox_dialog import InboxDialog, inbox_folder
 from app.ui.pacs_dialog import PacsDialog
 from app.ui.patch_gallery import PatchGalleryWidget
 from app.ui.preferences import PreferencesDialog
-from app.ui.score_panel import ScorePanelWidget
+from app.ui.score_panel import BREAST_NAMES, ScorePanelWidget
 from app.ui.view_widget import OverlayOptions, ToolMode
 from app.ui.worker import Worker
 from inference.errors import MammoError
@@ -232,6 +234,7 @@ class MainWindow(QMainWindow):
         self.overlays: OverlayImages | None = None
         self.entry_id: str | None = None
         self.committed = False
+        self.commit_anyway_box: QMessageBox | None = None  # "commit anyway?" for a read whose parts disagree
         self.marks: list[ReaderMark] = []
         self._groups: list[ModelGroup] | None = None
         self._groups_key: tuple | None = None
@@ -252,6 +255,12 @@ class MainWindow(QMainWindow):
         self._save_timer = QTimer(self, singleShot=True, interval=400)
         self._save_timer.timeout.connect(lambda: self._save_reads(committed=self.committed))
         self._class_boxes: dict[str, QCheckBox] = {}
+        # which exam request is current: every worker result carries the generation it was asked for and is
+        # dropped when another exam has been asked for (or the exam re-arranged) since
+        self._generation = 0
+        self._analysis_wanted = False  # an analysis to start once a stale one has ended
+        self._workers: list[Worker] = []  # every worker this window started, cancelled and awaited on close
+        self._closed = False
 
         self.hanging = HangingWidget()
         self.scores = ScorePanelWidget()
@@ -515,9 +524,9 @@ class MainWindow(QMainWindow):
         entry = self._entry()
         layers = ()
         if entry is not None:
-            first = next(iter(self.result.views.values()), None)
+            first = next((r.result(entry.id) for r in self.result.views.values() if r.result(entry.id)), None)
             if first is not None:
-                layers = first.entries[entry.id].layers
+                layers = first.layers
         names = list(dict.fromkeys(layer.name for layer in layers))
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
@@ -653,16 +662,54 @@ class MainWindow(QMainWindow):
     def _reader(self) -> str:
         return self.settings.reader_name or "reader"
 
-    def open_exam(self, source) -> None:
-        """Load in the background; the slots say "loading" until the images arrive."""
+    def _track(self, worker: Worker) -> Worker:
+        """Remember a started worker, so that closing the window cancels and waits for it."""
+        self._workers = [w for w in self._workers if w.is_running()] + [worker]
+        return worker
+
+    def _current(self, generation: int) -> bool:
+        """True while the exam a worker was started for is still the one asked for."""
+        return generation == self._generation
+
+    def clear_exam(self) -> None:
+        """Everything of the exam on screen goes, at once: tables, hybrid box, gallery, overlays, marks, the
+        estimate form, corner text, notes, the prior; its workers are cancelled and their late results dropped."""
+        self._generation += 1
+        self._analysis_wanted = False
         self.cancel_analysis()
+        if self.prior_worker is not None and self.prior_worker.is_running():
+            self.prior_worker.cancel()
+        if self._save_timer.isActive():  # the previous exam's pending edit is saved under its own key
+            self._save_timer.stop()
+            self._save_reads(committed=self.committed)
+        self.exam, self.exam_key = None, ""
+        self.result, self.overlays, self.restored = None, None, False
+        self.prior, self.prior_result = None, None
+        self.committed = False
+        self.marks = []
+        self.hanging.set_prior(None)
+        self.hanging.set_exam(None)
+        self.gallery.set_result(None)
+        self.scores.set_result(None)
+        self.scores.set_prior_text("")
+        self.scores.reader.set_reads({})
+        self.scores.reader.saved_label.setText("")
+        self.notes.clear()
+        self.setWindowTitle("Mammo Reader")
+        self._apply_blind_state()
+
+    def open_exam(self, source) -> None:
+        """Load in the background; the slots say "loading" until the images arrive. The exam shown before is
+        cleared first, so nothing of it stays on screen if this one fails."""
+        self.clear_exam()
+        generation = self._generation
         self.stage_label.setText("loading images…")
         self.hanging.set_loading()
         self.scores.set_status("Loading the exam…")
         self.load_worker = Worker(_load_exam_task, source, self.store, self._reader(),
-                                  arrived=self._arrivals.arrived.emit)
-        self.load_worker.result.connect(self.show_exam)
-        self.load_worker.error.connect(self._on_load_error)
+                                  arrived=lambda image, g=generation: self._arrivals.arrived.emit((g, image)))
+        self.load_worker.result.connect(lambda loaded, g=generation: self.show_exam(loaded) if self._current(g) else None)
+        self.load_worker.error.connect(lambda error, g=generation: self._on_load_error(error) if self._current(g) else None)
         if isinstance(source, StudyAddress):  # a retrieve: its progress, and Esc / Cancel stop it
             self.progress.setRange(0, 0)
             self.progress.show()
@@ -670,7 +717,7 @@ class MainWindow(QMainWindow):
             self.load_worker.progress.connect(lambda stage, done, total: self.stage_label.setText(stage))
             self.load_worker.cancelled.connect(self._on_load_cancelled)
         self.load_worker.finished.connect(self._on_load_finished)
-        self.load_worker.start()
+        self._track(self.load_worker).start()
 
     def open_from_pacs(self) -> None:
         """File → Open from PACS: search, then the chosen study is retrieved by the exam loader."""
@@ -725,8 +772,9 @@ class MainWindow(QMainWindow):
             return
         worker = Worker(_priors_task, exam, self.settings.pacs_node, self.settings.ae_title)
         worker.result.connect(lambda found, e=exam: self._on_prior(found, e))
-        worker.error.connect(lambda error: self.statusBar().showMessage(f"priors: {error}", 10_000))
-        self.prior_worker = worker.start()
+        worker.error.connect(lambda error, e=exam: self.statusBar().showMessage(f"priors: {error}", 10_000)
+                             if e is self.exam else None)
+        self.prior_worker = self._track(worker).start()
 
     def _on_prior(self, found: PriorFound | None, exam: Exam) -> None:
         if exam is not self.exam:
@@ -753,8 +801,9 @@ class MainWindow(QMainWindow):
         worker = Worker(_prior_analysis_task, prior.exam, self._groups, self.settings.device, self.settings.mode,
                         self.store)
         worker.result.connect(lambda result, p=prior: self._on_prior_result(result, p))
-        worker.error.connect(lambda error: self.scores.set_prior_text(f"Prior: the analysis failed ({error})"))
-        self.prior_worker = worker.start()
+        worker.error.connect(lambda error, p=prior: self.scores.set_prior_text(f"Prior: the analysis failed ({error})")
+                             if p is self.prior else None)
+        self.prior_worker = self._track(worker).start()
 
     def _on_prior_result(self, result: ExamResult, prior: PriorFound) -> None:
         if prior is not self.prior:
@@ -768,7 +817,8 @@ class MainWindow(QMainWindow):
             sides = []
             for side, name in (("R", "right"), ("L", "left")):
                 breast = result.breasts.get(Laterality(side))
-                value = breast.entries[entry.id].malignant if breast is not None else None
+                scores = breast.entries.get(entry.id) if breast is not None else None
+                value = scores.malignant if scores is not None else None
                 sides.append(f"{name} {value:.2f}" if value is not None else f"{name} —")
             lines.append(f"{entry.label}: P(malignant) " + " · ".join(sides))
         if len(lines) == 1:
@@ -776,10 +826,11 @@ class MainWindow(QMainWindow):
         self.scores.set_prior_text("\n".join(lines))
         self.priorAnalysed.emit()
 
-    def _show_arrived_view(self, image) -> None:
+    def _show_arrived_view(self, arrival) -> None:
         """A view of a study being retrieved, shown in its slot before the whole exam has arrived."""
-        if self.load_worker is None or not self.load_worker.is_running():
-            return  # late: the exam is shown (or the retrieve was cancelled)
+        generation, image = arrival
+        if not self._current(generation) or self.exam is not None:
+            return  # late: the exam is shown, the retrieve was cancelled, or another exam was asked for
         widget = self.hanging.views.get(image.view)
         if widget is not None:
             widget.set_image(image, ["retrieving…"], "")
@@ -787,13 +838,15 @@ class MainWindow(QMainWindow):
         self.viewArrived.emit(image.view.value)
 
     def _on_load_finished(self) -> None:
+        if self._closed:
+            return
         self.stage_label.setText("")
         if self.analysis_worker is None or not self.analysis_worker.is_running():
             self.progress.hide()
             self.cancel_button.hide()
 
     def _on_load_cancelled(self) -> None:
-        self.hanging.set_exam(self.exam)
+        self.hanging.set_exam(None)
         self.scores.set_status("Retrieve cancelled; nothing of it was kept.")
 
     def _on_load_error(self, error: BaseException) -> None:
@@ -803,6 +856,10 @@ class MainWindow(QMainWindow):
 
     def show_exam(self, loaded: LoadedExam, analyse: bool = True) -> None:
         exam = loaded.exam
+        self._generation += 1  # an analysis of what was shown before (another arrangement) is dropped
+        self._analysis_wanted = False
+        if self.analysis_worker is not None and self.analysis_worker.is_running():
+            self.analysis_worker.cancel()
         self.exam, self.exam_key = exam, loaded.key
         self.result, self.overlays, self.restored = None, None, False
         self.committed = any(r.committed for r in loaded.reads.values())
@@ -861,7 +918,10 @@ class MainWindow(QMainWindow):
             self.scores.set_status(NO_MODEL_TEXT)
             return
         if self.analysis_worker is not None and self.analysis_worker.is_running():
+            self._analysis_wanted = True  # the running one belongs to an exam no longer shown: started after it
             return
+        self._analysis_wanted = False
+        generation = self._generation
         key = (self.model_path,)
         cached = self._groups if self._groups_key == key else None
         self.progress.setRange(0, 0)
@@ -870,13 +930,13 @@ class MainWindow(QMainWindow):
         self.stage_label.setText("starting analysis…")
         worker = Worker(_analysis_task, self.exam, self.model_path, cached, self.settings.device, self.settings.mode,
                         self.store, force)
-        worker.progress.connect(self._on_progress)
-        worker.result.connect(lambda value, k=key: self._on_result(value, k))
-        worker.error.connect(self._on_error)
-        worker.error.connect(self.analysisFailed.emit)
-        worker.cancelled.connect(lambda: self.scores.set_status("Analysis cancelled."))
-        worker.finished.connect(self._on_analysis_finished)
-        self.analysis_worker = worker.start()
+        worker.progress.connect(lambda *a, g=generation: self._on_progress(*a) if self._current(g) else None)
+        worker.result.connect(lambda value, k=key, g=generation: self._on_result(value, k, g))
+        worker.error.connect(lambda error, g=generation: self._on_analysis_error(error) if self._current(g) else None)
+        worker.cancelled.connect(lambda g=generation: self.scores.set_status("Analysis cancelled.")
+                                 if self._current(g) else None)
+        worker.finished.connect(lambda g=generation: self._on_analysis_finished(g))
+        self.analysis_worker = self._track(worker).start()
 
     def cancel_analysis(self) -> None:
         if self.load_worker is not None and self.load_worker.is_running():
@@ -890,8 +950,15 @@ class MainWindow(QMainWindow):
         self.progress.setValue(done)
         self.stage_label.setText(stage)
 
-    def _on_result(self, outcome: AnalysisOutcome, key) -> None:
-        self._groups, self._groups_key = outcome.groups, key
+    def _on_analysis_error(self, error: BaseException) -> None:
+        self._on_error(error)
+        self.analysisFailed.emit(error)
+
+    def _on_result(self, outcome: AnalysisOutcome, key, generation: int) -> None:
+        if key == (self.model_path,):
+            self._groups, self._groups_key = outcome.groups, key  # the loaded models serve the next exam too
+        if not self._current(generation):
+            return  # the result of an exam no longer shown: never drawn
         QTimer.singleShot(0, self, self._analyse_prior)  # the prior's scores with the models now loaded
         self.result, self.restored, self.overlays = outcome.analysis.result, outcome.analysis.restored, outcome.overlays
         ids = [e.id for e in self.result.entries]
@@ -918,7 +985,13 @@ class MainWindow(QMainWindow):
         self._update_model_banner()
         self._maybe_finished()
 
-    def _on_analysis_finished(self) -> None:
+    def _on_analysis_finished(self, generation: int) -> None:
+        if self._closed:
+            return  # delivered after the window closed: its widgets may be gone
+        if not self._current(generation):
+            if self._analysis_wanted and self.exam is not None:  # the exam shown now waited for this stale one
+                QTimer.singleShot(0, self, self.start_analysis)
+            return
         self.progress.hide()
         self.cancel_button.hide()
         self.stage_label.setText("")
@@ -952,8 +1025,7 @@ class MainWindow(QMainWindow):
 
     def _replace_exam(self, exam: Exam) -> None:
         """The reader confirmed or moved an image: show the exam as it is now and analyse it again."""
-        self.show_exam(LoadedExam(exam, self.exam_key, {r.breast: r for r in self.scores.reader.reads(self.committed)},
-                                  self.marks))
+        self.show_exam(LoadedExam(exam, self.exam_key, self.scores.reader.stored_reads(self.committed), self.marks))
 
     def confirm_laterality(self, view: View) -> None:
         if self.exam is not None:
@@ -990,12 +1062,66 @@ class MainWindow(QMainWindow):
             self.scores.reader.saved_label.setText(f"Not committed: give a probability of malignancy for {names} "
                                                    "first (0 % is an answer: set it). The model stays hidden.")
             return False
-        self.committed = True
+        reads = self.scores.reader.changed_since_commit() if self.committed else self.scores.reader.reads(True)
+        reasons = [f"{BREAST_NAMES[read.breast]}: {reason}" for read in reads
+                   for reason in read_disagreements(read.malignant, read.birads, read.recommendation)]
+        if reasons:  # committed only on Yes (a read is final once committed)
+            self._ask_commit_anyway(reasons)
+            return False
+        return self._commit_now()
+
+    def _ask_commit_anyway(self, reasons: list[str]) -> None:
+        box = QMessageBox(QMessageBox.Icon.Question, "Commit anyway?",
+                          "The parts of this read disagree:\n\n" + "\n".join(f"• {r}" for r in reasons)
+                          + "\n\nCommit anyway?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("commitAnywayBox")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.buttonClicked.connect(lambda button: self._commit_now()
+                                  if box.standardButton(button) == QMessageBox.StandardButton.Yes else
+                                  self._on_saved("Not committed: correct the read, then commit it."))
+        self.commit_anyway_box = box
+        box.open()
+
+    def _commit_now(self) -> bool:
+        """The first commit is final (in the store too); a later commit records what changed since as a
+        separate, time-stamped read amended after AI, beside it."""
+        if self.exam is None:
+            return False
+        if self.committed:
+            return self._amend_reads()
+        self._save_timer.stop()
         self._save_reads(committed=True)
+        self.committed = True
+        now = time.time()
+        self.scores.reader.set_first_reads({r.breast: dataclasses.replace(r, recorded_at=now)
+                                            for r in self.scores.reader.reads(True)})
         self._apply_blind_state()
         return True
 
+    def _amend_reads(self) -> bool:
+        changed = self.scores.reader.changed_since_commit()
+        if not changed:
+            self._on_saved("Nothing changed since your commit.")
+            return False
+        now = time.time()
+        self.scores.reader.add_amendments([dataclasses.replace(r, recorded_at=now) for r in changed])
+        self.scores.refresh_compare()
+        if self.store is None:
+            return True
+        if self.store.closed:
+            self._on_saved("NOT saved: the store is closed")
+            return True
+        future = self.store.amend_reads(self.exam_key, self._reader(), changed)
+        future.add_done_callback(lambda f: self._saved_signal.saved.emit(
+            f"saved as {AMENDED_AFTER_AI}; your first read stays as it was" if f.exception() is None
+            else f"NOT saved: {f.exception()}"))
+        return True
+
     def _save_reads(self, committed: bool) -> None:
+        if self.committed:  # the first commit is final: a later change is saved when committed, as an amendment
+            self._on_saved("Changed after your commit, not saved yet: commit it (Ctrl+Enter) to record it as "
+                           f"{AMENDED_AFTER_AI}; your first read stays.")
+            return
         if self.store is None or self.exam is None:
             return
         if self.store.closed:
@@ -1041,7 +1167,7 @@ class MainWindow(QMainWindow):
         exam = self.exam.deidentify() if deidentify else self.exam
         hidden = self.model_hidden()
         return ReportInput(exam, None if hidden else self.result,
-                           {r.breast: r for r in self.scores.reader.reads(self.committed)},
+                           self.scores.reader.stored_reads(self.committed),
                            reader=self._reader(), comments=comments, deidentify=deidentify,
                            entry_id=self.entry_id, marks=tuple(self.marks),
                            model_withheld="the model is hidden until the reader commits (blind first)" if hidden and
@@ -1067,7 +1193,8 @@ class MainWindow(QMainWindow):
         from app.ui.export_dialog import export_task  # noqa: PLC0415
 
         target = (self.settings.pacs_node, self.settings.ae_title) if send and self.settings.pacs_node else None
-        worker = Worker(export_task, self.report_input(deidentify, comments), folder, formats, page_size, target)
+        worker = self._track(Worker(export_task, self.report_input(deidentify, comments), folder, formats, page_size,
+                                    target))
         worker.result.connect(lambda outcome: self._on_exported(outcome, folder))
         worker.error.connect(self._on_error)
         self.export_worker = worker.start()
@@ -1092,7 +1219,7 @@ class MainWindow(QMainWindow):
         if not self._unsent or not self.settings.pacs_node:
             return None
         files = list(self._unsent)
-        worker = Worker(send_task, files, self.settings.pacs_node, self.settings.ae_title)
+        worker = self._track(Worker(send_task, files, self.settings.pacs_node, self.settings.ae_title))
 
         def sent(node: str) -> None:
             self._unsent = []
@@ -1131,7 +1258,7 @@ class MainWindow(QMainWindow):
             self.model_path = self._configured_models()
             self._groups, self._groups_key = None, None
         self.overlays_box.setChecked(settings.show_overlays or self.overlays_box.isChecked())
-        saver = Worker(_save_settings_task, settings)
+        saver = self._track(Worker(_save_settings_task, settings))
         saver.error.connect(self._on_error)
         self._settings_worker = saver.start()
         self._update_model_banner()
@@ -1151,10 +1278,13 @@ class MainWindow(QMainWindow):
         if self._save_timer.isActive():  # an edit still waiting for its debounced save is saved now
             self._save_timer.stop()
             self._save_reads(committed=self.committed)
-        for worker in (self.load_worker, self.analysis_worker, self.export_worker):
-            if worker is not None and worker.is_running():
-                worker.cancel()
-                worker.wait(60_000)
+        self._generation += 1  # nothing a worker hands back after this is applied
+        self._closed = True
+        running = [w for w in self._workers if w.is_running()]
+        for worker in running:  # cancel them all first, then wait: they end in parallel
+            worker.cancel()
+        for worker in running:
+            worker.wait(60_000)
         super().closeEvent(event)
 
 

@@ -8,7 +8,8 @@ blind-first reading the models' numbers stay hidden until the reader commits an 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -29,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.reading import hybrid, percent
+from app.reading import AMENDED_AFTER_AI, amendment_text, hybrid, percent
 from app.ui.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
 from inference.calibration import calibration_note, score_category
@@ -126,6 +127,13 @@ class ReaderPanel(QGroupBox):
         self.saved_label.setObjectName("savedLabel")
         self.saved_label.setWordWrap(True)
         grid.addWidget(self.saved_label, row + 1, 0, 1, 6)
+        # the committed first read of each breast (what the hybrid and the reports use), with its amendment
+        self.first_reads: dict[str, BreastRead] = {}
+        self.amendment_label = QLabel("")
+        self.amendment_label.setObjectName("amendmentLabel")
+        self.amendment_label.setWordWrap(True)
+        self.amendment_label.hide()
+        grid.addWidget(self.amendment_label, row + 2, 0, 1, 6)
 
     def _slider_pressed(self, side: str) -> None:
         entry = self.inputs[side]
@@ -157,7 +165,44 @@ class ReaderPanel(QGroupBox):
                 recommendation=entry.recommendation.currentText()))
         return out
 
+    def hybrid_value(self, side: str) -> float | None:
+        """The reader's probability the hybrid uses: the committed first read, never a later amendment."""
+        first = self.first_reads.get(side)
+        return first.malignant if first is not None else self.value(side)
+
+    def stored_reads(self, committed: bool) -> dict[str, BreastRead]:
+        """What the reports show: once committed, the first reads with their amendments; before, the form."""
+        if committed and self.first_reads:
+            return dict(self.first_reads)
+        return {r.breast: r for r in self.reads(committed)}
+
+    def changed_since_commit(self) -> list[BreastRead]:
+        """The form's reads that differ from the breast's latest committed one (first read or amendment)."""
+        out = []
+        for read in self.reads(True):
+            first = self.first_reads.get(read.breast)
+            if first is not None and not read.same_answer(first.amendment or first):
+                out.append(read)
+        return out
+
+    def set_first_reads(self, reads: dict[str, BreastRead]) -> None:
+        """The committed first reads (with their amendments), as stored; the form is left as it is."""
+        self.first_reads = {side: read for side, read in reads.items() if read.committed}
+        lines = [f"{BREAST_NAMES[side]}: {amendment_text(read)} ({AMENDED_AFTER_AI} at "
+                 f"{time.strftime('%H:%M', time.localtime(read.amendment.recorded_at))})"
+                 for side, read in self.first_reads.items() if read.amendment is not None]
+        self.amendment_label.setText("\n".join(lines) + ("\nThe hybrid and the reports use the read before AI."
+                                                          if lines else ""))
+        self.amendment_label.setVisible(bool(lines))
+
+    def add_amendments(self, amendments: list[BreastRead]) -> None:
+        self.set_first_reads({**self.first_reads, **{a.breast: replace(self.first_reads[a.breast], amendment=a)
+                                                     for a in amendments if a.breast in self.first_reads}})
+
     def set_reads(self, reads: dict[str, BreastRead]) -> None:
+        """Show stored reads: the form holds each breast's latest answer (its amendment after AI, if any)."""
+        self.set_first_reads(reads)
+        reads = {side: read.amendment or read for side, read in reads.items()}
         for side, entry in self.inputs.items():
             read = reads.get(side)
             given = read is not None and read.malignant is not None
@@ -204,7 +249,7 @@ def entry_rows(result: ExamResult, entry: ModelEntry, details: bool) -> tuple[li
     extra_column = entry.has_malignancy and not entry.malignancy_is_a_class
     if entry.has_malignancy:
         headers += (["P(malignant)"] if extra_column else []) + ["meaning"]
-    first = next(iter(result.views.values())).entries[entry.id] if result.views else None
+    first = next((r.result(entry.id) for r in result.views.values() if r.result(entry.id) is not None), None)
     extras = list(first.extras) if (details and first is not None) else []
     headers += [f"{name} ({'/'.join(c[0] for c in entry.classes)})" for name in extras]
     rows = []
@@ -212,7 +257,10 @@ def entry_rows(result: ExamResult, entry: ModelEntry, details: bool) -> tuple[li
         if view not in result.views:
             continue
         view_result = result.views[view]
-        r = view_result.entries[entry.id]
+        r = view_result.result(entry.id)
+        if r is None:  # its output was not finite: no number (the reason is in the notices)
+            rows.append([f"{view.value}  (no result)"] + ["—"] * (len(headers) - 1))
+            continue
         cells = [view.value + ("" if view_result.counted else "  (not counted)")]
         cells += [percent(r.probabilities[c]) + (f" ±{100 * r.spread[c]:.1f}" if ensemble else "") for c in entry.classes]
         if entry.has_malignancy:
@@ -221,9 +269,10 @@ def entry_rows(result: ExamResult, entry: ModelEntry, details: bool) -> tuple[li
         cells += [" / ".join(f"{100 * r.extras[name][c]:.1f}" for c in entry.classes) for name in extras]
         rows.append(cells)
     for side in (Laterality.RIGHT, Laterality.LEFT):
-        if side in result.breasts:
-            scores = result.breasts[side].entries[entry.id]
-            cells = [BREAST_NAMES[side.value]] + [percent(scores.probabilities[c]) for c in entry.classes]
+        scores = result.breasts[side].entries.get(entry.id) if side in result.breasts else None
+        if scores is not None:
+            name = f"{BREAST_NAMES[side.value]} {scores.one_view_note}".rstrip()  # "(MLO only)": one view
+            cells = [name] + [percent(scores.probabilities[c]) for c in entry.classes]
             if entry.has_malignancy:
                 cells += ([percent(scores.malignant)] if extra_column else []) + [
                     score_category(scores.malignant, calibration)]
@@ -317,7 +366,8 @@ class ScorePanelWidget(QWidget):
         if self.result is None or Laterality(side) not in self.result.breasts:
             return None
         entry = self.result.entry(entry_id)
-        return self.result.breasts[Laterality(side)].entries[entry.id].malignant
+        scores = self.result.breasts[Laterality(side)].entries.get(entry.id)
+        return scores.malignant if scores is not None else None
 
     def _fill_model_tables(self) -> None:
         while self.tables_layout.count():
@@ -361,8 +411,10 @@ class ScorePanelWidget(QWidget):
         self.compare_box.setTitle(FINDINGS_ONLY_TITLE if findings_only else COMPARE_TITLE)
         rows = []
         for side in ("R", "L"):
-            reader = self.reader.value(side)
-            cells = [BREAST_NAMES[side], percent(reader)]
+            reader = self.reader.hybrid_value(side)
+            first = self.reader.first_reads.get(side)
+            cells = [BREAST_NAMES[side], amendment_text(first) if first is not None and first.amendment is not None
+                     else percent(reader)]
             for entry in entries or [None]:
                 model = None if (self.model_hidden or entry is None) else self.model_malignant(side, entry.id)
                 cells += ["hidden" if self.model_hidden else percent(model),

@@ -1,0 +1,125 @@
+"""The reader's first committed read is final on the real main window: a change after the model was shown is
+a separate "amended after AI" read, the hybrid and the exports keep the read before AI, and a read whose parts
+disagree asks "commit anyway?" before it is committed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from app.reading import hybrid, percent
+from app.settings import AppSettings
+from app.study.store import Store
+from app.ui.main_window import MainWindow
+from tests.app.conftest import close_windows_then
+from tests.helpers import synthetic_view, write_png
+
+BEFORE_AFTER = "before AI 80 % → after AI 30 %"
+
+
+@pytest.fixture
+def store(isolated_home):
+    s = Store(isolated_home / "store.sqlite")
+    yield s
+    close_windows_then(s)
+
+
+def analysed_window(qtbot, store, folder, stub_model, **settings) -> MainWindow:
+    """A window that opened a one-view R-CC exam and analysed it with the stub model."""
+    window = MainWindow(AppSettings(show_overlays=True, auto_run=True, **settings), store)
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    window.use_models([stub_model])
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.open_exam(folder)
+    return window
+
+
+def set_read(window: MainWindow, malignant: int, birads: str, recommendation: str) -> None:
+    form = window.scores.reader.inputs["R"]
+    form.spin.setValue(malignant)
+    form.birads.setCurrentText(birads)
+    form.recommendation.setCurrentText(recommendation)
+
+
+def answer(qtbot, window: MainWindow, button: QMessageBox.StandardButton) -> None:
+    qtbot.waitUntil(lambda: window.commit_anyway_box is not None and window.commit_anyway_box.isVisible())
+    box = window.commit_anyway_box
+    assert box.objectName() == "commitAnywayBox" and "Commit anyway?" in box.text()
+    box.button(button).click()
+
+
+def test_a_change_after_the_reveal_is_an_amendment_and_the_read_before_ai_stays(qtbot, store, tmp_path, stub_model):
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    assert window.model_hidden()
+    set_read(window, 80, "4C", "biopsy")
+    assert window.commit_estimate()  # consistent: committed at once, the model is shown
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text() == "saved", timeout=10_000)
+    assert not window.model_hidden()
+    model = window.scores.model_malignant("R")
+    assert model is not None
+
+    window.scores.reader.inputs["R"].spin.setValue(30)  # the reader saw the model and changes the estimate
+    assert window.scores.compare.item(0, 3).text() == percent(hybrid(0.80, model))  # the hybrid does not move
+    assert not window.commit_estimate()  # 30 % with BI-RADS 4C and a biopsy: asked first
+    answer(qtbot, window, QMessageBox.StandardButton.Yes)
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("saved as amended after AI"),
+                    timeout=10_000)
+
+    read = store.load_reads(window.exam_key, "reader")["R"]
+    assert read.committed and read.malignant == pytest.approx(0.80) and read.birads == "4C"
+    assert read.amendment.malignant == pytest.approx(0.30) and read.amendment.recorded_at is not None
+    assert store.read("SELECT malignant FROM exam_reads WHERE breast = 'R'") == [(pytest.approx(0.80),)]
+    amendments = store.read("SELECT kind, malignant, amended_at FROM exam_read_amendments")
+    assert len(amendments) == 1 and amendments[0][:2] == ("amended after AI", pytest.approx(0.30))
+    assert amendments[0][2] > 0
+    assert window.scores.compare.item(0, 1).text() == BEFORE_AFTER
+    assert window.scores.compare.item(0, 3).text() == percent(hybrid(0.80, model))
+    assert BEFORE_AFTER in window.scores.reader.amendment_label.text()
+
+    worker = window.export(str(tmp_path / "out"), ["pdf", "json"], deidentify=False)
+    with qtbot.waitSignal(worker.result, timeout=60_000) as blocker:
+        pass
+    data = json.loads(next(p for p in blocker.args[0].paths if p.suffix == ".json").read_text())
+    right = data["reads"]["R"]
+    assert right["reader_malignant"] == pytest.approx(0.80)
+    assert right["models"][next(iter(right["models"]))]["hybrid_malignant"] == pytest.approx(hybrid(0.80, model))
+    assert right["amended_after_ai"]["malignant"] == pytest.approx(0.30) and right["amended_after_ai"]["amended_at"]
+    from tests.report.test_report import pdf_text
+
+    assert BEFORE_AFTER in pdf_text(next(p for p in blocker.args[0].paths if p.suffix == ".pdf"))
+
+    window.close()  # the exam opened again (a restart) shows both reads and keeps the hybrid on the first
+    again = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    assert again.committed and not again.model_hidden()
+    assert again.scores.reader.value("R") == pytest.approx(0.30)
+    assert again.scores.compare.item(0, 1).text() == BEFORE_AFTER
+    assert again.scores.compare.item(0, 3).text() == percent(hybrid(0.80, model))
+    assert BEFORE_AFTER in again.scores.reader.amendment_label.text()
+
+
+def test_a_read_whose_parts_disagree_is_committed_only_on_yes(qtbot, store, tmp_path, stub_model):
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    set_read(window, 30, "4C", "biopsy")
+    assert not window.commit_estimate()
+    answer(qtbot, window, QMessageBox.StandardButton.No)
+    assert not window.committed and window.model_hidden()
+    assert "Not committed" in window.scores.reader.saved_label.text()
+    store.submit(lambda db: None).result()  # any draft save has reached the store
+    assert not any(r.committed for r in store.load_reads(window.exam_key, "reader").values())
+
+    assert not window.commit_estimate()
+    answer(qtbot, window, QMessageBox.StandardButton.Yes)
+    assert window.committed and not window.model_hidden()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text() == "saved", timeout=10_000)
+    read = store.load_reads(window.exam_key, "reader")["R"]
+    assert read.committed and read.malignant == pytest.approx(0.30) and read.birads == "4C"

@@ -1,0 +1,145 @@
+"""Nothing of the previous exam stays on screen: a failed open clears it, a late result of exam A is dropped."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from app.settings import AppSettings
+from app.study.store import ReaderMark, Store
+from app.ui.main_window import MainWindow
+from inference.views import View
+from inference.weights import LoadedModel, ModelIdentity
+from tests.app.conftest import close_windows_then
+from tests.helpers import BrightSpotGMIC, synthetic_view, write_png
+from inference.models.gmic import GMICConfig
+
+
+@pytest.fixture
+def store(isolated_home):
+    s = Store(isolated_home / "store.sqlite")
+    yield s
+    close_windows_then(s)
+
+
+def _window(qtbot, store, models) -> MainWindow:
+    window = MainWindow(AppSettings(blind_first=False, show_overlays=True, auto_run=True), store)
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    window.use_models(models)
+    return window
+
+
+def _visible_texts(window) -> str:
+    from PySide6.QtWidgets import QLabel, QTableWidget
+
+    texts = [window.windowTitle()]
+    texts += [label.text() for label in window.findChildren(QLabel) if label.isVisible()]
+    for table in window.findChildren(QTableWidget):
+        if table.isVisible():
+            texts += [table.item(r, c).text() for r in range(table.rowCount()) for c in range(table.columnCount())
+                      if table.item(r, c) is not None]
+    texts += [window.notes.item(i).text() for i in range(window.notes.count())]
+    return "\n".join(texts)
+
+
+def test_a_failed_open_after_a_success_leaves_nothing_of_the_first_exam(qtbot, store, tmp_path, stub_model):
+    first = tmp_path / "Smith_Sally"
+    first.mkdir()
+    write_png(first / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = _window(qtbot, store, [stub_model])
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.open_exam(first)
+    window.scores.reader.inputs["R"].spin.setValue(40)
+    window.add_mark(View.R_CC, 700, 500, ReaderMark("R-CC", 700, 500, "mass", 4))
+    assert window.result is not None and window.gallery.lists and window.scores.model_tables
+    assert "Smith_Sally" in _visible_texts(window)
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "0_L-CC.png").write_bytes(b"\x89PNG broken")
+    with qtbot.waitSignal(window.loadFailed, timeout=30_000):
+        window.open_exam(broken)
+    assert window.exam is None and window.result is None and window.overlays is None
+    assert not window.scores.model_tables and window.scores.result is None
+    assert not window.gallery.lists
+    assert window.scores.model_malignant("R") is None
+    assert window.scores.reader.value("R") is None  # the estimate form is empty
+    assert window.marks == [] and all(not w._marks for w in window.hanging.views.values())
+    assert all(w.image is None and w.result is None for w in window.hanging.views.values())
+    shown = _visible_texts(window)
+    assert "Smith_Sally" not in shown and "40" not in window.scores.reader.inputs["R"].spin.text()
+    for dialog in window.findChildren(__import__("PySide6.QtWidgets", fromlist=["QMessageBox"]).QMessageBox):
+        dialog.close()
+
+
+class _GatedGMIC(BrightSpotGMIC):
+    """A stub whose first forward waits for the test to let it go: a slow analysis of exam A."""
+
+    entered = threading.Event()
+    release = threading.Event()
+
+    def global_forward(self, x):
+        if not self.release.is_set():
+            self.entered.set()
+            self.release.wait(60)
+        return super().global_forward(x)
+
+
+def test_a_slow_analysis_of_a_finishing_after_b_was_opened_is_dropped(qtbot, store, tmp_path):
+    torch.manual_seed(0)
+    gated = LoadedModel(model=_GatedGMIC(GMICConfig(local_width=8)).eval(),
+                        identity=ModelIdentity(path="<gated>", git_blob_sha1="gated", sha256="gated",
+                                               published_name=None, percent_t=0.02, label="gated stub"))
+    exam_a, exam_b = tmp_path / "A", tmp_path / "B"
+    exam_a.mkdir()
+    exam_b.mkdir()
+    write_png(exam_a / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    write_png(exam_b / "0_L-CC.png", synthetic_view("L-CC", (600, 300)))
+    window = _window(qtbot, store, [gated])
+    applied = []
+    original = window.scores.set_result
+    window.scores.set_result = lambda result: (applied.append(result), original(result))[1]
+    window.open_exam(exam_a)
+    qtbot.waitUntil(lambda: _GatedGMIC.entered.is_set(), timeout=60_000)
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        window.open_exam(exam_b)
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        _GatedGMIC.release.set()  # A's analysis ends now, after B was asked for
+    assert window.exam.views.keys() == {View.L_CC}
+    assert window.result is not None and set(window.result.views) == {View.L_CC}
+    shown = [r for r in applied if r is not None]
+    assert shown and all(set(r.views) == {View.L_CC} for r in shown)  # A's result was never put on screen
+    assert window.hanging.views[View.R_CC].result is None
+
+
+def test_closing_cancels_and_waits_for_every_worker(qtbot, store, tmp_path):
+    from app.ui.worker import running_workers
+
+    class Gated(BrightSpotGMIC):
+        entered, release = threading.Event(), threading.Event()
+
+        def global_forward(self, x):
+            self.entered.set()
+            self.release.wait(60)
+            return super().global_forward(x)
+
+    torch.manual_seed(0)
+    gated = LoadedModel(model=Gated(GMICConfig(local_width=8)).eval(),
+                        identity=ModelIdentity(path="<gated>", git_blob_sha1="gated2", sha256="gated2",
+                                               published_name=None, percent_t=0.02, label="gated stub"))
+    folder = tmp_path / "A"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = _window(qtbot, store, [gated])
+    window.open_exam(folder)
+    qtbot.waitUntil(Gated.entered.is_set, timeout=60_000)
+    assert running_workers() >= 1
+    threading.Timer(0.3, Gated.release.set).start()  # the forward returns while close() waits for it
+    window.close()
+    assert window._workers and not any(w.is_running() for w in window._workers)  # close waited for them all
+    qtbot.wait(50)  # the late 'finished' signals are delivered to a closed window without harm
+    assert window.result is None
