@@ -57,7 +57,7 @@ def _scores(store, args) -> int:
 
 
 def _results(store, args) -> int:
-    from app.study.results import study_results, write_results  # noqa: PLC0415
+    from app.study.results import comparison_means, comparison_test, study_results, write_results  # noqa: PLC0415
 
     results = study_results(store, _study_id(store, args.name), args.level, args.method)
     for note in results.notes():
@@ -66,9 +66,8 @@ def _results(store, args) -> int:
     for row in results.aucs:
         ci = "no CI" if row.ci_low != row.ci_low else f"{row.ci_low:.3f} – {row.ci_high:.3f}"
         print(f"  {row.reader:<10} {row.modality:<22} {row.auc:.3f}  ({ci})  n+ {row.n_positive}  n- {row.n_negative}")
-    for name, r in results.comparisons.items():
-        print(f"ORH {name} ({r.method}): difference {r.difference:+.4f}  F {r.F:.3f}  ddf {r.ddf:.2f}  "
-              f"p {r.p:.4f}  95 % CI {r.ci[0]:+.4f} – {r.ci[1]:+.4f}")
+    for name, r in results.comparisons.items():  # "A vs B": the difference is A − B, said by name
+        print(f"ORH {name} ({r.method}): {comparison_means(r)};  {comparison_test(r)}")
     for key, value in results.telemetry_summary().items():
         print(f"telemetry: {key}: {value}")
     if args.out:

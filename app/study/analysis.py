@@ -99,18 +99,47 @@ def _get(record: Any, key: str) -> Any:
     return getattr(record, key)
 
 
-def study_matrix(records: Iterable[Any]) -> StudyMatrix:
+def _ordered(values: Iterable[Any]) -> tuple[Any, ...]:
+    """Distinct values in a fixed order (sorted), so that the order of the records never matters."""
+    distinct = set(values)
+    try:
+        return tuple(sorted(distinct))
+    except TypeError:  # mixed types: any fixed order will do
+        return tuple(sorted(distinct, key=repr))
+
+
+class NotEstimable(ValueError):
+    """An analysis that the data cannot support (one reader, one class of truth, no variance): ``reason``
+    says why in words a study coordinator understands; ``reader_mean`` holds what could still be computed."""
+
+    def __init__(self, reason: str, reader_mean: Mapping[Any, float] | None = None) -> None:
+        super().__init__(f"not estimable: {reason}")
+        self.reason = reason
+        self.reader_mean = dict(reader_mean or {})
+
+
+def study_matrix(records: Iterable[Any], modalities: Sequence[Any] | None = None) -> StudyMatrix:
     """Arrange rows with ``reader, modality, case, truth, score`` (dicts or objects) into a matrix.
 
-    Raises ``ValueError`` when the design is not fully crossed or a case's truth is inconsistent.
+    Modalities are in the order given by ``modalities`` (else sorted), readers and cases sorted: the matrix
+    does not depend on the order of the records. Raises ``ValueError`` when the design is not fully crossed
+    or a case's truth is inconsistent, :class:`NotEstimable` when only one class of truth is present.
     """
     rows = [(_get(r, "modality"), _get(r, "reader"), _get(r, "case"), int(_get(r, "truth")), float(_get(r, "score")))
             for r in records]
     if not rows:
         raise ValueError("no records")
-    modalities = tuple(dict.fromkeys(r[0] for r in rows))
-    readers = tuple(dict.fromkeys(r[1] for r in rows))
-    cases = tuple(dict.fromkeys(r[2] for r in rows))
+    present = _ordered(r[0] for r in rows)
+    if modalities is None:
+        modalities = present
+    else:
+        modalities = tuple(modalities)
+        if len(set(modalities)) != len(modalities):
+            raise ValueError(f"modalities named twice: {modalities!r}")
+        if set(present) != set(modalities):
+            raise ValueError(f"the records hold modalities {present!r}, not {modalities!r}")
+    readers = _ordered(r[1] for r in rows)
+    cases = _ordered(r[2] for r in rows)
     m_index = {m: i for i, m in enumerate(modalities)}
     r_index = {r: i for i, r in enumerate(readers)}
     c_index = {c: i for i, c in enumerate(cases)}
@@ -124,9 +153,12 @@ def study_matrix(records: Iterable[Any]) -> StudyMatrix:
         scores[m_index[modality], r_index[reader], k] = score
     if np.isnan(scores).any():
         raise ValueError("the design is not fully crossed: some reader/modality/case scores are missing")
-    if not set(np.unique(truth)) <= {0, 1} or truth.min() == truth.max():
-        raise ValueError("truth must be 0/1 with both classes present")
-    return StudyMatrix(modalities, readers, cases, truth, scores)
+    if not set(np.unique(truth)) <= {0, 1}:
+        raise ValueError("truth must be 0 (not diseased) or 1 (diseased)")
+    if truth.min() == truth.max():
+        kind = "diseased" if truth[0] == 1 else "non-diseased"
+        raise NotEstimable(f"every one of the {truth.size} units is {kind}: an AUC needs both kinds")
+    return StudyMatrix(tuple(modalities), readers, cases, truth, scores)
 
 
 def auc_matrix(matrix: StudyMatrix) -> np.ndarray:
@@ -196,7 +228,8 @@ class ModalityEstimate:
 
 @dataclass(frozen=True)
 class Comparison:
-    """A test of modality 1 minus modality 2."""
+    """A test of the first modality minus the second; ``reason`` is set (and the statistic, p and CI are
+    NaN) when this variant is not estimable from the data."""
 
     statistic: float
     df: tuple[float, float]
@@ -205,11 +238,17 @@ class Comparison:
     se: float
     ci: tuple[float, float]
     single: dict[Any, ModalityEstimate] = field(default_factory=dict)
+    reason: str = ""
+
+    @property
+    def estimable(self) -> bool:
+        return not self.reason
 
 
 @dataclass(frozen=True)
 class ORHResult:
-    """The Obuchowski–Rockette–Hillis analysis of two modalities (first minus second).
+    """The Obuchowski–Rockette–Hillis analysis of two named modalities: ``difference`` is always
+    ``reader_mean[first] - reader_mean[second]`` (``first``, ``second`` = ``modalities``).
 
     ``F``, ``ddf``, ``p``, ``ci`` are the random-reader random-case (RRRC) test; ``fixed_readers`` (FRRC,
     chi-square with 1 df) and ``fixed_cases`` (RRFC) are the other two generalisations.
@@ -240,27 +279,54 @@ class ORHResult:
     fixed_cases: Comparison
     per_reader: list[Comparison]
 
+    @property
+    def first(self) -> Any:
+        return self.modalities[0]
 
-def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05) -> ORHResult:
+    @property
+    def second(self) -> Any:
+        return self.modalities[1]
+
+
+# A mean square or variance term below this is zero for the analysis: an AUC is reported to 3-4 decimals,
+# and a standard error under 1e-6 only means that nothing varied (identical readers, perfect separation).
+ZERO_VARIANCE = 1e-12
+_NAN_PAIR = (float("nan"), float("nan"))
+
+
+def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05,
+        compare: tuple[Any, Any] | None = None) -> ORHResult:
     """Obuchowski–Rockette analysis with Hillis' ddf of a fully crossed two-modality study.
 
     Args:
-        records: rows with ``reader, modality, case, truth, score``.
+        records: rows with ``reader, modality, case, truth, score``, in any order.
         method: covariance estimate: ``"jackknife"`` or ``"delong"``.
         alpha: 1 - confidence level.
+        compare: the two modalities (A, B): every difference is A minus B. Without it, the two
+            modalities of the records in sorted order.
+
+    Raises:
+        NotEstimable: the random-reader random-case test cannot be computed from these data (a single
+            reader, one kind of truth, fewer than two units of a kind, or no variance); the reason says which.
+        ValueError: the records are not a fully crossed design of two modalities.
     """
     from scipy import stats  # noqa: PLC0415 - a second or more to import: only when a study is analysed
 
-    matrix = study_matrix(records)
+    matrix = study_matrix(records, compare)
     t, r, _ = matrix.scores.shape
     if t != 2:
         raise ValueError(f"orh compares two modalities; the records hold {t}")
-    if r < 2:
-        raise ValueError("orh needs at least two readers")
     aucs = auc_matrix(matrix)
+    modality_mean = aucs.mean(axis=1)
+    means = {m: float(modality_mean[i]) for i, m in enumerate(matrix.modalities)}
+    if r < 2:
+        raise NotEstimable("a single reader: the random-reader analysis needs at least two readers", means)
+    n_pos, n_neg = int((matrix.truth == 1).sum()), int((matrix.truth == 0).sum())
+    if min(n_pos, n_neg) < 2:
+        raise NotEstimable(f"{n_pos} diseased and {n_neg} non-diseased unit(s): the variance of an AUC needs at "
+                           "least two of each", means)
     cov = covariance_matrix(matrix, method)
     comps = or_components(cov, t, r)
-    modality_mean = aucs.mean(axis=1)
     reader_mean_ = aucs.mean(axis=0)
     grand = aucs.mean()
     ms_t = r * float(((modality_mean - grand) ** 2).sum()) / (t - 1)
@@ -274,13 +340,20 @@ def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05) 
 
     # random readers, random cases
     denominator = ms_tr + r * clipped
-    f_stat = _ratio(ms_t, denominator)
-    ddf = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1))) if ms_tr > 0 else np.inf
+    if denominator <= ZERO_VARIANCE:
+        raise NotEstimable("no variance: the readers' AUCs and the units' scores leave a zero error term "
+                           "(identical readers, or every AUC the same)", means)
+    if ms_tr <= ZERO_VARIANCE:
+        raise NotEstimable("every reader's AUC differs between the two by the same amount (identical readers?): "
+                           "the random-reader test's degrees of freedom are undefined", means)
+    f_stat = ms_t / denominator
+    ddf = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1)))
     p = float(stats.f.sf(f_stat, t - 1, ddf))
     se = float(np.sqrt(2.0 / r * denominator))
     tq = float(stats.t.ppf(1 - alpha / 2, ddf))
     ci = (difference - tq * se, difference + tq * se)
 
+    z = float(stats.norm.ppf(1 - alpha / 2))
     single: dict[Any, ModalityEstimate] = {}
     single_fr: dict[Any, ModalityEstimate] = {}
     single_fc: dict[Any, ModalityEstimate] = {}
@@ -289,29 +362,33 @@ def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05) 
         var_i = float(np.diag(block).mean())
         cov2_i = float(block[~np.eye(r, dtype=bool)].mean())
         ms_r_i = float(((aucs[i] - modality_mean[i]) ** 2).sum()) / (r - 1)
+        mean_i = float(modality_mean[i])
         term = ms_r_i + r * max(cov2_i, 0.0)
         se_i = float(np.sqrt(term / r))
-        df_i = term**2 / (ms_r_i**2 / (r - 1)) if ms_r_i > 0 else np.inf
+        # a model's AUC is the same beside every reader (ms_r_i = 0): the t-based interval becomes normal
+        df_i = term**2 / (ms_r_i**2 / (r - 1)) if ms_r_i > ZERO_VARIANCE else np.inf
         q = float(stats.t.ppf(1 - alpha / 2, df_i))
-        single[modality] = ModalityEstimate(float(modality_mean[i]), se_i, (modality_mean[i] - q * se_i, modality_mean[i] + q * se_i), df_i)
-        se_fr = float(np.sqrt((var_i + (r - 1) * cov2_i) / r))
-        z = float(stats.norm.ppf(1 - alpha / 2))
-        single_fr[modality] = ModalityEstimate(float(modality_mean[i]), se_fr, (modality_mean[i] - z * se_fr, modality_mean[i] + z * se_fr))
+        single[modality] = ModalityEstimate(mean_i, se_i, (mean_i - q * se_i, mean_i + q * se_i), df_i)
+        se_fr = float(np.sqrt(max(var_i + (r - 1) * cov2_i, 0.0) / r))
+        single_fr[modality] = ModalityEstimate(mean_i, se_fr, (mean_i - z * se_fr, mean_i + z * se_fr))
         se_fc = float(np.sqrt(ms_r_i / r))
         q_fc = float(stats.t.ppf(1 - alpha / 2, r - 1))
-        single_fc[modality] = ModalityEstimate(float(modality_mean[i]), se_fc, (modality_mean[i] - q_fc * se_fc, modality_mean[i] + q_fc * se_fc), r - 1)
+        single_fc[modality] = ModalityEstimate(mean_i, se_fc, (mean_i - q_fc * se_fc, mean_i + q_fc * se_fc), r - 1)
 
     # fixed readers, random cases
-    z = float(stats.norm.ppf(1 - alpha / 2))
-    fr_term = comps.var - comps.cov1 + (r - 1) * clipped
-    chi2 = _ratio((t - 1) * ms_t, fr_term)
-    se_fr = float(np.sqrt(2.0 / r * fr_term))
-    fixed_readers = Comparison(
-        statistic=float(chi2), df=(t - 1, np.inf), p=float(stats.chi2.sf(chi2, t - 1)), difference=difference,
-        se=se_fr, ci=(difference - z * se_fr, difference + z * se_fr), single=single_fr,
-    )
-    # random readers, fixed cases
-    f_fc = _ratio(ms_t, ms_tr)
+    fr_term = max(comps.var - comps.cov1 + (r - 1) * clipped, 0.0)
+    if fr_term > ZERO_VARIANCE:
+        chi2 = (t - 1) * ms_t / fr_term
+        se_fr = float(np.sqrt(2.0 / r * fr_term))
+        fixed_readers = Comparison(
+            statistic=float(chi2), df=(t - 1, np.inf), p=float(stats.chi2.sf(chi2, t - 1)), difference=difference,
+            se=se_fr, ci=(difference - z * se_fr, difference + z * se_fr), single=single_fr,
+        )
+    else:
+        fixed_readers = Comparison(float("nan"), (t - 1, np.inf), float("nan"), difference, 0.0, _NAN_PAIR,
+                                   single_fr, "no case variance: the fixed-reader error term is zero")
+    # random readers, fixed cases (ms_tr > 0 here: checked above)
+    f_fc = ms_t / ms_tr
     se_fc = float(np.sqrt(2.0 * ms_tr / r))
     q_fc = float(stats.t.ppf(1 - alpha / 2, (t - 1) * (r - 1)))
     fixed_cases = Comparison(
@@ -323,25 +400,22 @@ def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05) 
         d = float(aucs[0, j] - aucs[1, j])
         a, b = j, r + j
         v = cov[a, a] + cov[b, b] - 2 * cov[a, b]
-        s = float(np.sqrt(max(v, 0.0)))
-        zz = d / s if s > 0 else np.inf
-        per_reader.append(Comparison(statistic=zz, df=(1, np.inf), p=float(2 * stats.norm.sf(abs(zz))),
-                                     difference=d, se=s, ci=(d - z * s, d + z * s)))
+        if v > ZERO_VARIANCE:
+            s = float(np.sqrt(v))
+            zz = d / s
+            per_reader.append(Comparison(statistic=zz, df=(1, np.inf), p=float(2 * stats.norm.sf(abs(zz))),
+                                         difference=d, se=s, ci=(d - z * s, d + z * s)))
+        else:
+            per_reader.append(Comparison(float("nan"), (1, np.inf), float("nan"), d, 0.0, _NAN_PAIR,
+                                         reason="this reader's two AUCs have no case variance"))
     return ORHResult(
         method=method, modalities=matrix.modalities, readers=matrix.readers, aucs=aucs,
-        reader_mean={m: float(modality_mean[i]) for i, m in enumerate(matrix.modalities)},
+        reader_mean=means,
         difference=difference, F=float(f_stat), ddf=float(ddf), p=p, se=se, ci=(float(ci[0]), float(ci[1])),
         var=comps.var, cov1=comps.cov1, cov2=comps.cov2, cov3=comps.cov3, var_r=float(var_r), var_tr=float(var_tr),
         ms_t=ms_t, ms_r=ms_r, ms_tr=ms_tr, single=single, fixed_readers=fixed_readers, fixed_cases=fixed_cases,
         per_reader=per_reader,
     )
-
-
-def _ratio(numerator: float, denominator: float) -> float:
-    """A test statistic that stays defined when the readers agree perfectly (a zero error term)."""
-    if denominator > 0:
-        return numerator / denominator
-    return float("inf") if numerator > 0 else float("nan")
 
 
 def hybrid_records(records: Iterable[Any], model_scores: Mapping[Any, float], modality: Any) -> list[dict]:

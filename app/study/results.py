@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.study.analysis import ORHResult, delong, orh, roc_points
+from app.study.analysis import NotEstimable, ORHResult, delong, orh, roc_points
 from app.study.store import Store
 from app.study.errors import StudyError
 from app.study.exchange import write_imrmc, write_tidy_csv
@@ -37,11 +37,49 @@ class OperatingPoint:
 
 
 @dataclass(frozen=True)
+class UnestimableComparison:
+    """A comparison "first vs second" that the data cannot test (one reader, one kind of truth, no variance):
+    the reader-mean AUCs when they exist, and why."""
+
+    first: str
+    second: str
+    method: str
+    reason: str
+    reader_mean: dict[str, float]
+
+    @property
+    def difference(self) -> float | None:
+        if self.first in self.reader_mean and self.second in self.reader_mean:
+            return self.reader_mean[self.first] - self.reader_mean[self.second]
+        return None
+
+
+Comparison = ORHResult | UnestimableComparison
+
+
+def comparison_means(result: Comparison) -> str:
+    """``"aided 0.912, unaided 0.870: aided − unaided = +0.0420"``: every number with its name."""
+    first, second = result.first, result.second
+    if result.difference is None:
+        return f"{first} − {second}: no AUCs"
+    return (f"{first} {result.reader_mean[first]:.3f}, {second} {result.reader_mean[second]:.3f}: "
+            f"{first} − {second} = {result.difference:+.4f}")
+
+
+def comparison_test(result: Comparison) -> str:
+    """The random-reader random-case test, or ``"not estimable: <why>"``."""
+    if isinstance(result, UnestimableComparison):
+        return f"not estimable: {result.reason}"
+    return (f"F {result.F:.3f}  ddf {result.ddf:.2f}  p {result.p:.4f}  "
+            f"95 % CI {result.ci[0]:+.4f} – {result.ci[1]:+.4f}")
+
+
+@dataclass(frozen=True)
 class StudyResults:
     level: str
     records: list[dict]
     aucs: list[AucRow]
-    comparisons: dict[str, ORHResult]
+    comparisons: dict[str, Comparison]  # "A vs B": every difference is A − B
     model_points: list[OperatingPoint]
     telemetry: list[dict]
     excluded: list[tuple[str, str]] = ()  # units without a model score (left out of model and hybrid analyses)
@@ -130,7 +168,10 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
         for first, second in pairs:
             rows = _common_cases([r for r in records if r["modality"] in (first, second)], (first, second))
             try:
-                comparisons[f"{first} vs {second}"] = orh(rows, method)
+                comparisons[f"{first} vs {second}"] = orh(rows, method, compare=(first, second))
+            except NotEstimable as reason:
+                comparisons[f"{first} vs {second}"] = UnestimableComparison(first, second, method, reason.reason,
+                                                                            reason.reader_mean)
             except ValueError:
                 continue  # not fully crossed yet (a reader has not finished)
     points = []
@@ -196,12 +237,18 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     path = folder / f"orh_{results.level}.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["comparison", "method", "mean_first", "mean_second", "difference", "F", "ddf", "p",
-                         "ci_low", "ci_high", "var", "cov1", "cov2", "cov3", "var_r", "var_tr"])
+        writer.writerow(["comparison", "first", "second", "method", "mean_first", "mean_second",
+                         "difference_first_minus_second", "F", "ddf", "p", "ci_low", "ci_high", "var", "cov1", "cov2",
+                         "cov3", "var_r", "var_tr", "not_estimable"])
         for name, r in results.comparisons.items():
-            means = list(r.reader_mean.values())
-            writer.writerow([name, r.method, means[0], means[1], r.difference, r.F, r.ddf, r.p, r.ci[0], r.ci[1],
-                             r.var, r.cov1, r.cov2, r.cov3, r.var_r, r.var_tr])
+            means = [r.reader_mean.get(r.first, ""), r.reader_mean.get(r.second, "")]
+            named = [name, r.first, r.second, r.method, *means]
+            if isinstance(r, UnestimableComparison):  # empty cells, never NaN or inf
+                difference = "" if r.difference is None else r.difference
+                writer.writerow([*named, difference, *[""] * 11, r.reason])
+            else:
+                writer.writerow([*named, r.difference, r.F, r.ddf, r.p, r.ci[0], r.ci[1], r.var, r.cov1, r.cov2,
+                                 r.cov3, r.var_r, r.var_tr, ""])
     written.append(path)
     path = folder / "telemetry.csv"
     if results.telemetry:

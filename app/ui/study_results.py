@@ -17,8 +17,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.study.analysis import roc_points
-from app.study.results import model_name, StudyResults, write_results
+from app.study.analysis import Comparison, roc_points
+from app.study.results import (
+    StudyResults,
+    UnestimableComparison,
+    comparison_means,
+    comparison_test,
+    model_name,
+    write_results,
+)
 
 FPR_GRID = np.linspace(0, 1, 101)
 COLOURS = {"unaided": (70, 130, 220), "aided": (230, 140, 30), "concurrent": (150, 90, 200)}
@@ -34,6 +41,10 @@ def _table(headers: list[str], rows: list[list[str]], name: str) -> QTableWidget
             table.setItem(i, j, QTableWidgetItem(text))
     table.resizeColumnsToContents()
     return table
+
+
+def _p(test: Comparison) -> str:
+    return f"{test.p:.4f}" if test.estimable else f"not estimable: {test.reason}"
 
 
 class StudyResultsWindow(QMainWindow):
@@ -56,12 +67,14 @@ class StudyResultsWindow(QMainWindow):
                            [[a.reader, a.modality, f"{a.auc:.3f}", "no CI" if np.isnan(a.ci_low) else f"{a.ci_low:.3f} – {a.ci_high:.3f}",
                              str(a.n_positive), str(a.n_negative)] for a in results.aucs], "aucTable"), "AUCs")
         orh_rows = []
-        for name, r in results.comparisons.items():
-            means = " vs ".join(f"{v:.3f}" for v in r.reader_mean.values())
-            orh_rows.append([name, means, f"{r.difference:+.4f}", f"{r.F:.3f}", f"{r.ddf:.2f}", f"{r.p:.4f}",
-                             f"{r.ci[0]:+.4f} – {r.ci[1]:+.4f}", f"{r.fixed_readers.p:.4f}", f"{r.fixed_cases.p:.4f}"])
-        tabs.addTab(_table(["comparison", "reader-mean AUCs", "difference", "F", "ddf", "p (RRRC)", "95 % CI",
-                            "p (fixed readers)", "p (fixed cases)"], orh_rows, "orhTable"),
+        for name, r in results.comparisons.items():  # "A vs B": every difference is A − B, said by name
+            if isinstance(r, UnestimableComparison):
+                orh_rows.append([name, comparison_means(r), comparison_test(r), "", "", "", "", ""])
+                continue
+            orh_rows.append([name, comparison_means(r), f"{r.F:.3f}", f"{r.ddf:.2f}", f"{r.p:.4f}",
+                             f"{r.ci[0]:+.4f} – {r.ci[1]:+.4f}", _p(r.fixed_readers), _p(r.fixed_cases)])
+        tabs.addTab(_table(["comparison (A vs B)", "reader-mean AUCs, A − B", "F", "ddf", "p (RRRC)",
+                            "95 % CI of A − B", "p (fixed readers)", "p (fixed cases)"], orh_rows, "orhTable"),
                     f"ORH ({next(iter(results.comparisons.values())).method if results.comparisons else '—'})")
         tabs.addTab(_table(["model operating point", "threshold", "sensitivity", "specificity"],
                            [[p.name, f"{p.threshold:.3f}", f"{p.sensitivity:.3f}", f"{p.specificity:.3f}"]

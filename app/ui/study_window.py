@@ -22,16 +22,18 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
+from app.study.blinding import blind_exam, scrub
 from app.study.store import ReaderMark, Store
 from app.study.design import Design, study_info
 from app.study.sessions import ReadingSession
-from app.ui.errors import show_error
+from app.ui.errors import show_error, user_message
 from app.ui.hanging import HangingWidget
 from app.ui.overlay_images import OverlayImages
 from app.ui.view_widget import OverlayOptions, ToolMode
@@ -58,6 +60,12 @@ class CaseState:
     overlays: OverlayImages | None = None
 
 
+def case_identifiers(session: ReadingSession, position: int) -> set[str]:
+    """What names the case outside the study: its ID in the case list and its exam's path."""
+    case = session.case_at(position)
+    return {case.case_id, str(case.exam_path)}
+
+
 def case_state(session: ReadingSession, position: int) -> CaseState:
     case_id = session.order[position]
     return CaseState(position, session.reads(case_id), session.is_revealed(case_id), session.is_open(position))
@@ -74,7 +82,7 @@ def _load_case(session: ReadingSession, position: int, *, progress, cancel) -> C
     if not state.open:  # a session that is not open yet shows nothing of its cases
         return state
     case = session.case_at(position)
-    exam = load_exam(case.exam_path).deidentify()
+    exam = blind_exam(load_exam(case.exam_path), case_identifiers(session, position))
     key = stored_result_key(session.store, session.study_id, case.case_id)
     result = restore(session.store, key) if key else None
     overlays = prepare_overlays(result, exam) if result is not None else None
@@ -109,7 +117,7 @@ class StudyReadingWindow(QMainWindow):
         self.header = QLabel()
         self.header.setObjectName("studyHeader")
         self.header.setStyleSheet("font: bold 14px; padding: 4px;")
-        self.hanging = HangingWidget()
+        self.hanging = HangingWidget(blinded=True)  # the corner text is "case k of n", never the exam's
         self.reader_panel = ReaderPanel()
         self.reader_panel.commit_button.hide()
         self.locked_label = QLabel("")
@@ -224,7 +232,10 @@ class StudyReadingWindow(QMainWindow):
         case = self.session.case_at(position)
         training = "  (training case — not scored)" if case.training else ""
         session = f"session {case.session} of {case.sessions} — " if case.sessions > 1 else ""
-        self.header.setText(f"{self.info['name']} — {session}case {case.position + 1} of {case.total}{training}")
+        label = f"case {case.position + 1} of {case.total}"
+        self.header.setText(f"{self.info['name']} — {session}{label}{training}")
+        self.setWindowTitle(f"Mammo Reader — study {self.info['name']} — {self.session.reader} — {label}")
+        self.hanging.set_case_label(label)
         self.exam = None
         self.marks = []
         self.hanging.set_loading()
@@ -236,7 +247,7 @@ class StudyReadingWindow(QMainWindow):
         self.status_label.setText("loading…")
         self.loader = Worker(_load_case, self.session, position)
         self.loader.result.connect(self._on_loaded)
-        self.loader.error.connect(lambda error: show_error(self, error))
+        self.loader.error.connect(self._show_blinded_error)
         self.loader.start()
         self._refresh()
 
@@ -255,6 +266,25 @@ class StudyReadingWindow(QMainWindow):
         self._refresh()
         self.status_label.setText("")
         self.caseShown.emit(self.case_id)
+
+    def _blinded(self, text: str, extra: tuple[str, ...] = ()) -> str:
+        """``text`` without anything that names the current case outside the study (its ID, path, files)."""
+        identifiers = case_identifiers(self.session, self.position) if self.position is not None else set()
+        return scrub(text, identifiers | set(extra))
+
+    def _show_blinded_error(self, error: BaseException, extra: tuple[str, ...] = ()) -> None:
+        """An error dialog that names the case as "case k of n", never by its ID, folder or files."""
+        if self.position is None:
+            show_error(self, error)
+            return
+        title, text = user_message(error)
+        case = self.session.case_at(self.position)
+        box = QMessageBox(QMessageBox.Icon.Warning, title,
+                          f"Case {case.position + 1} of {case.total}: {self._blinded(text, extra)}",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("errorDialog")
+        logger.warning("shown to the study reader: %s", type(error).__name__)
+        box.open()
 
     def _show_washout(self) -> None:
         self.exam = None
@@ -300,8 +330,8 @@ class StudyReadingWindow(QMainWindow):
             entry = result.entries[0]
             lines = []
             for side in ("R", "L"):
-                if side in result.breasts:
-                    scores = result.breasts[side].entries[entry.id]
+                scores = result.breasts[side].entries.get(entry.id) if side in result.breasts else None
+                if scores is not None:
                     value = scores.malignant if scores.malignant is not None else None
                     text = f"malignant {100 * value:.1f} %" if value is not None else ", ".join(
                         f"{c} {100 * p:.0f} %" for c, p in scores.probabilities.items())
@@ -376,8 +406,8 @@ class StudyReadingWindow(QMainWindow):
 
     def _on_commit_done(self, case_id: str, step: str, error) -> None:
         if error is not None:
-            self.status_label.setText(f"NOT saved: {error}")
-            show_error(self, error)
+            self.status_label.setText(f"NOT saved: {self._blinded(str(error), (case_id,))}")
+            self._show_blinded_error(error, (case_id,))
             self._refresh()
             return
         self.status_label.setText("saved" if step != "reveal" else "AI shown; your first answer is locked")

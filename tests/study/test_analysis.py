@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 
 import numpy as np
 import pytest
 
-from app.study.analysis import auc, delong, hybrid_records, orh, roc_points, structural_components, study_matrix
+from app.study.analysis import (
+    NotEstimable,
+    auc,
+    delong,
+    hybrid_records,
+    orh,
+    roc_points,
+    structural_components,
+    study_matrix,
+)
 from tests.conftest import SHARED, require_shared
 
 MRMC = SHARED / "reference" / "mrmc"
@@ -127,3 +137,89 @@ def test_design_must_be_fully_crossed():
         study_matrix(rows)
     with pytest.raises(ValueError, match="two modalities"):
         orh([{"reader": r, "modality": 1, "case": c, "truth": c % 2, "score": c} for r in (1, 2) for c in range(4)])
+
+
+# --------------------------------------------------------------------------------------------------------
+# "A vs B" is A − B by name, whatever the order of the records; degenerate data are "not estimable"
+
+
+def test_the_difference_is_first_minus_second_by_name_in_any_record_order(vandyke):
+    import random
+
+    rows, expected = vandyke
+    rrrc = expected["jackknife"]["RRRC_ORH"]
+    shuffled = list(rows)
+    random.Random(3).shuffle(shuffled)
+    for records in (rows, rows[::-1], shuffled):  # modality "2" first in the reversed records
+        one_minus_two = orh(records, "jackknife", compare=("1", "2"))
+        assert one_minus_two.first == "1" and close(one_minus_two.difference, rrrc["difference"], 9)
+        assert close(one_minus_two.F, rrrc["F"], 7) and close(one_minus_two.p, rrrc["p"], 9)
+        assert np.allclose(one_minus_two.ci, rrrc["ci95"], atol=5e-10)
+        two_minus_one = orh(records, "jackknife", compare=("2", "1"))
+        assert two_minus_one.modalities == ("2", "1")
+        assert close(two_minus_one.difference, -rrrc["difference"], 9)
+        assert two_minus_one.difference == pytest.approx(two_minus_one.reader_mean["2"] - two_minus_one.reader_mean["1"])
+        assert np.allclose(two_minus_one.ci, [-rrrc["ci95"][1], -rrrc["ci95"][0]], atol=5e-10)
+        assert two_minus_one.F == pytest.approx(one_minus_two.F) and two_minus_one.p == pytest.approx(one_minus_two.p)
+        assert orh(records, "jackknife").modalities == ("1", "2")  # no names given: sorted, never record order
+    with pytest.raises(ValueError, match="modalities"):
+        orh(rows, compare=("1", "3"))
+
+
+def _reads(readers, modalities, truth, score):
+    return [{"reader": r, "modality": m, "case": c, "truth": t, "score": score(r, m, c)}
+            for m in modalities for r in readers for c, t in enumerate(truth)]
+
+
+PERFECT_MODEL = lambda r, m, c: 0.9 if c < 3 else 0.1 + 0.01 * c  # noqa: E731
+
+
+def _reader(r, m, c):
+    if m == "model":
+        return PERFECT_MODEL(r, m, c)
+    return [0.6, 0.5, 0.3, 0.2, 0.55, 0.1, 0.45, 0.35][c] + (0.01 * c if r == "B" else 0.0)
+
+
+@pytest.mark.parametrize("records_order", ["model first", "readers first"])
+def test_a_better_model_gives_a_positive_difference(records_order):
+    truth = [1, 1, 1, 0, 0, 0, 0, 0]
+    rows = _reads(("A", "B"), ("model", "unaided"), truth, _reader)
+    if records_order == "readers first":
+        rows = rows[::-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = orh(rows, compare=("model", "unaided"))
+    assert result.reader_mean["model"] == 1.0 and result.reader_mean["unaided"] < 1.0
+    assert result.difference > 0 and result.difference == pytest.approx(1.0 - result.reader_mean["unaided"])
+    assert result.ci[0] < result.difference < result.ci[1] and np.isfinite([result.F, result.ddf, result.p]).all()
+
+
+@pytest.mark.parametrize("case, why", [
+    ("identical readers", "identical readers"),
+    ("single reader", "single reader"),
+    ("one kind of truth", "every one of the 8 units is non-diseased"),
+    ("one diseased unit", "1 diseased and 7 non-diseased"),
+    ("all perfect", "no variance"),
+])
+def test_a_degenerate_analysis_is_not_estimable_without_numpy_warnings(case, why):
+    truth = [1, 1, 1, 0, 0, 0, 0, 0]
+    readers, score = ("A", "B"), _reader
+    if case == "identical readers":
+        score = lambda r, m, c: _reader("A", m, c)  # noqa: E731
+    elif case == "single reader":
+        readers = ("A",)
+    elif case == "one kind of truth":
+        truth = [0] * 8
+    elif case == "one diseased unit":
+        truth = [1, 0, 0, 0, 0, 0, 0, 0]
+    elif case == "all perfect":
+        score = PERFECT_MODEL
+    rows = _reads(readers, ("model", "unaided"), truth, score)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy or scipy RuntimeWarning fails the test
+        for method in ("jackknife", "delong"):
+            with pytest.raises(NotEstimable, match=why) as raised:
+                orh(rows, method, compare=("model", "unaided"))
+            means = raised.value.reader_mean
+            if case != "one kind of truth":  # the AUCs themselves exist: they are kept for the report
+                assert set(means) == {"model", "unaided"} and all(0 <= v <= 1 for v in means.values())
