@@ -196,10 +196,13 @@ class GMIC(nn.Module):
 
     def cells_to_pixels(self, cells: torch.Tensor, input_shape: tuple[int, int]) -> torch.Tensor:
         """Saliency-cell indices (..., 2) -> upper-left pixel (row, col) in the input frame, int64."""
-        # (i / h) * H in float64, rounded half to even, as the reference converts positions
-        cam = torch.tensor(self.config.cam_size, dtype=torch.float64, device=cells.device)
-        size = torch.tensor(input_shape, dtype=torch.float64, device=cells.device)
-        return torch.round(cells.to(torch.float64) / cam * size).to(torch.int64)
+        # (i / h) * H in float64, rounded half to even, as the reference converts positions. Python scalars,
+        # not tensors made from them: no host-to-device copy inside the forward (a CUDA graph captures it)
+        (cam_h, cam_w), (height, width) = self.config.cam_size, input_shape
+        cells = cells.to(torch.float64)
+        rows = torch.round(cells[..., 0] / float(cam_h) * float(height))
+        cols = torch.round(cells[..., 1] / float(cam_w) * float(width))
+        return torch.stack([rows, cols], dim=-1).to(torch.int64)
 
     def local_forward(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """patches (N, K, h, w) -> (h_crops (N, K, F), attention (N, K), z (N, F))."""

@@ -1,0 +1,108 @@
+"""The GPU check (bench/gpu_check.py) dry-run on the CPU, so that the script the GPU minutes depend on cannot rot:
+every part reports a result, or says why it cannot run here; none fails."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import run_isolated
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "gpu_check.py"
+ALLOWED = {"ok", "not available", "skipped"}
+
+
+def load_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gpu_check")
+    done = run_isolated([str(SCRIPT), "--device", "cpu", "--quick", "--out", str(out)], timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    report = json.loads((out / "gpu_check.json").read_text(encoding="utf-8"))
+    return report, (out / "gpu_check.md").read_text(encoding="utf-8"), done.stdout
+
+
+@pytest.mark.timeout(600)
+def test_every_part_reports_and_none_fails_on_the_cpu(dry_run):
+    report, table, _ = dry_run
+    check = load_check()
+    assert list(report["parts"]) == list(check.PARTS)
+    for name, entry in report["parts"].items():
+        assert entry["status"] in ALLOWED, (name, entry.get("error"), entry.get("traceback", "")[-2000:])
+        assert entry["seconds"] >= 0
+        if entry["status"] == "ok":
+            rows = entry["result"].get("rows", [])
+            assert not [row for row in rows if "error" in row], (name, rows)
+        else:
+            assert entry["reason"], name
+        assert f"| {name} | {entry['status']} |" in table
+
+
+@pytest.mark.timeout(600)
+def test_the_dry_run_measures_what_the_gpu_run_will(dry_run):
+    report, _, stdout = dry_run
+    parts = report["parts"]
+    assert parts["env"]["result"]["info"]["PySide6_imported"] is False
+    families = {row["family"]: row for row in parts["families"]["result"]["rows"]}
+    for name in ("gmic", "sliding-window", "attention-cnn", "glimpsenet"):
+        row = families[name]
+        assert row["exact_within"] and row["exact_d_probability"] == 0.0, row  # the CPU against itself
+        assert row["exact_1view_ms"] > 0 and row["fast_1view_ms"] > 0
+    variants = [row for row in parts["ensemble"]["result"]["rows"] if "ms" in row]
+    assert len(variants) >= 6 and all(row["d_y_fusion_vs_exact"] < 0.05 for row in variants)
+    trained = [row for row in parts["training"]["result"]["rows"] if "ms_per_step" in row]
+    assert {row["family"] for row in trained} >= {"gmic", "glam", "sliding-window", "attention-cnn", "glimpsenet"}
+    assert all(row["loss_finite"] for row in trained)
+    assert "== compile: skipped" in stdout
+
+
+@pytest.mark.timeout(600)
+def test_a_family_not_in_this_checkout_is_said_not_available(dry_run):
+    from inference import backends
+
+    report, _, _ = dry_run
+    if any(name.replace("-", "").replace("_", "") == "maskrcnn" for name in backends.families()):
+        pytest.skip("the maskrcnn family exists: the check runs it")
+    rows = report["parts"]["families"]["result"]["rows"]
+    assert {"family": "maskrcnn", "not_available": "the maskrcnn family is not in this checkout"} in rows
+
+
+@pytest.mark.timeout(600)
+def test_the_gmic_oracle_runs_where_the_shared_reference_is(dry_run):
+    from tests.conftest import REFERENCE, require_shared
+
+    require_shared(REFERENCE)
+    rows = [row for row in dry_run[0]["parts"]["oracles"]["result"]["rows"] if row.get("family") == "gmic"]
+    assert rows and all(row["within"] for row in rows if row.get("mode") == "exact"), rows
+
+
+def test_the_byte_planes_give_the_weights_back_bit_for_bit(tmp_path):
+    """What carries the GMIC oracle to the GPU machine: lossless for every dtype and shape a state dict has."""
+    check = load_check()
+    generator = torch.Generator().manual_seed(3)
+    state = {"conv.weight": torch.randn(8, 1, 3, 3, generator=generator),
+             "half": torch.randn(5, generator=generator).half(),
+             "bn.num_batches_tracked": torch.tensor(4),
+             "empty": torch.zeros(0, 3),
+             "scalar": torch.tensor(1.5)}
+    check.write_planes(state, tmp_path / "w.npz")
+    back = check.read_planes(tmp_path / "w.npz")
+    assert list(back) == list(state)
+    for key, tensor in state.items():
+        assert back[key].dtype == tensor.dtype and back[key].shape == tensor.shape
+        assert torch.equal(back[key], tensor), key
+    assert np.load(tmp_path / "w.npz")["t0"].dtype == np.uint8  # stored as bytes, not as floats
