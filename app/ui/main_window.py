@@ -695,6 +695,7 @@ class MainWindow(QMainWindow):
         self.scores.reader.set_reads({})
         self.scores.reader.saved_label.setText("")
         self.notes.clear()
+        self.statusBar().clearMessage()  # e.g. the previous patient's "no prior study" line
         self.setWindowTitle("Mammo Reader")
         self._apply_blind_state()
 
