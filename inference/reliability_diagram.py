@@ -19,7 +19,8 @@ INK = (30, 30, 30)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _panel(bins: ReliabilityBins, title: str, lines: list[str]) -> np.ndarray:
+def _panel(bins: ReliabilityBins, title: str, lines: list[str], x_label: str = "confidence",
+           y_label: str = "accuracy") -> np.ndarray:
     height, width = PANEL + 2 * MARGIN + 20 * len(lines), PANEL + 2 * MARGIN
     image = np.full((height, width, 3), 255, np.uint8)
     x0, y0 = MARGIN, MARGIN + PANEL  # plot origin (confidence 0, accuracy 0), bottom left
@@ -45,11 +46,18 @@ def _panel(bins: ReliabilityBins, title: str, lines: list[str]) -> np.ndarray:
     cv2.line(image, point(0, 0), point(1, 1), (90, 90, 90), 1, cv2.LINE_AA)
     cv2.rectangle(image, point(0, 0), point(1, 1), INK, 1)
     cv2.putText(image, title, (x0, MARGIN - 22), FONT, 0.6, INK, 1, cv2.LINE_AA)
-    cv2.putText(image, "confidence", (x0 + PANEL // 2 - 40, y0 + 40), FONT, 0.45, INK, 1, cv2.LINE_AA)
-    cv2.putText(image, "accuracy", (4, MARGIN - 6), FONT, 0.45, INK, 1, cv2.LINE_AA)
+    cv2.putText(image, x_label, (x0 + PANEL // 2 - 40, y0 + 40), FONT, 0.45, INK, 1, cv2.LINE_AA)
+    cv2.putText(image, y_label, (4, MARGIN - 6), FONT, 0.45, INK, 1, cv2.LINE_AA)
     for number, line in enumerate(lines):
         cv2.putText(image, line, (x0, y0 + 62 + 20 * number), FONT, 0.5, INK, 1, cv2.LINE_AA)
     return image
+
+
+def reliability_panel(bins: ReliabilityBins, title: str, lines: list[str], x_label: str = "confidence",
+                      y_label: str = "accuracy") -> np.ndarray:
+    """(rows, cols, 3) BGR uint8: one panel of bins against the diagonal (site validation draws P(malignant)
+    against the observed cancer rate with it)."""
+    return _panel(bins, title, lines, x_label, y_label)
 
 
 def reliability_diagram(fit: CalibrationFit, data: str = "") -> np.ndarray:

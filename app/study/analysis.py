@@ -21,23 +21,15 @@ from typing import Any
 import numpy as np
 
 from app.reading import hybrid
+from inference.metrics import auc_components
 
 Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile (scipy is imported only when a test needs it)
 
 
-def _psi(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
-    """Mann–Whitney kernel matrix (m positives x n negatives): 1, 1/2 on ties, 0."""
-    diff = positives[:, None] - negatives[None, :]
-    return (diff > 0) + 0.5 * (diff == 0)
-
-
 def auc(scores: Sequence[float], truth: Sequence[int]) -> float:
-    """Trapezoidal AUC of ``scores`` for binary ``truth`` (1 = diseased)."""
-    scores, truth = np.asarray(scores, float), np.asarray(truth, int)
-    positives, negatives = scores[truth == 1], scores[truth == 0]
-    if positives.size == 0 or negatives.size == 0:
-        raise ValueError("AUC needs at least one diseased and one non-diseased case")
-    return float(_psi(positives, negatives).mean())
+    """Trapezoidal AUC of ``scores`` for binary ``truth`` (1 = diseased): the project's one AUC
+    (``inference.metrics``); raises ``ValueError`` without both kinds of case."""
+    return auc_components(np.asarray(scores, float), np.asarray(truth, int) == 1)[0]
 
 
 @dataclass(frozen=True)
@@ -52,16 +44,16 @@ class AucEstimate:
 
 
 def structural_components(scores: np.ndarray, truth: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """(AUC, V10 per diseased case, V01 per non-diseased case)."""
-    positives, negatives = scores[truth == 1], scores[truth == 0]
-    psi = _psi(positives, negatives)
-    return float(psi.mean()), psi.mean(axis=1), psi.mean(axis=0)
+    """(AUC, V10 per diseased case, V01 per non-diseased case), by midranks (``inference.metrics``)."""
+    return auc_components(np.asarray(scores, float), np.asarray(truth, int) == 1)
 
 
 def delong(scores: Sequence[float], truth: Sequence[int]) -> AucEstimate:
     """AUC with DeLong's variance and a 95 % normal-approximation confidence interval, clipped to [0, 1]
     as pROC does (an AUC near 1 with a small sample would otherwise get an upper bound above 1)."""
     scores, truth = np.asarray(scores, float), np.asarray(truth, int)
+    if not ((truth == 1).any() and (truth != 1).any()):  # no AUC at all: one kind of case only
+        return AucEstimate(float("nan"), float("nan"), (float("nan"), float("nan")))
     value, v10, v01 = structural_components(scores, truth)
     if v10.size < 2 or v01.size < 2:  # DeLong's variance needs two cases of each kind
         return AucEstimate(value, float("nan"), (float("nan"), float("nan")))

@@ -1,0 +1,138 @@
+"""The validation report's figures as PNG (OpenCV drawing, as the project's reliability diagram: no plotting
+library): ROC curves, the reliability diagram before and after the site recalibration, the subgroup forest
+plot and the drift plot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from app.report.figures import encode_png
+from app.study.analysis import roc_points
+from app.validation.calibration import reliability
+from inference.reliability_diagram import reliability_panel
+
+WHITE, INK, GRID = (255, 255, 255), (30, 30, 30), (225, 225, 225)
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+PALETTE = [(180, 90, 30), (40, 120, 230), (60, 160, 60), (160, 60, 160), (40, 40, 200), (130, 130, 30)]  # BGR
+
+
+def _text(image: np.ndarray, text: str, at: tuple[int, int], scale: float = 0.45, colour=INK) -> None:
+    cv2.putText(image, text, at, FONT, scale, colour, 1, cv2.LINE_AA)
+
+
+class _Axes:
+    """A plot area of ``size`` pixels in a white canvas, mapping data (x, y) to pixels."""
+
+    def __init__(self, size: tuple[int, int], margin: tuple[int, int, int, int], x_range: tuple[float, float],
+                 y_range: tuple[float, float]) -> None:
+        width, height = size
+        self.left, self.top, self.right, self.bottom = margin
+        self.image = np.full((height, width, 3), 255, np.uint8)
+        self.w, self.h = width - self.left - self.right, height - self.top - self.bottom
+        self.x_range, self.y_range = x_range, y_range
+
+    def point(self, x: float, y: float) -> tuple[int, int]:
+        (x0, x1), (y0, y1) = self.x_range, self.y_range
+        return (int(round(self.left + (x - x0) / (x1 - x0) * self.w)),
+                int(round(self.top + self.h - (y - y0) / (y1 - y0) * self.h)))
+
+    def frame(self, x_ticks: Sequence[float], y_ticks: Sequence[float], x_label: str, y_label: str,
+              title: str, x_format: Callable[[float], str] = lambda v: f"{v:.1f}") -> None:
+        for tick in x_ticks:
+            cv2.line(self.image, self.point(tick, self.y_range[0]), self.point(tick, self.y_range[1]), GRID, 1)
+            x, y = self.point(tick, self.y_range[0])
+            _text(self.image, x_format(tick), (x - 12, y + 18), 0.4)
+        for tick in y_ticks:
+            cv2.line(self.image, self.point(self.x_range[0], tick), self.point(self.x_range[1], tick), GRID, 1)
+            x, y = self.point(self.x_range[0], tick)
+            _text(self.image, f"{tick:.1f}", (x - 34, y + 4), 0.4)
+        cv2.rectangle(self.image, (self.left, self.top), (self.left + self.w, self.top + self.h), INK, 1)
+        _text(self.image, x_label, (self.left + self.w // 2 - 60, self.top + self.h + 40))
+        _text(self.image, y_label, (6, self.top - 10))
+        _text(self.image, title, (self.left, 22), 0.55)
+
+
+def roc_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """ROC curves of (name with AUC, scores, truth), one colour each, with the chance diagonal."""
+    axes = _Axes((620, 640), (60, 40, 20, 160), (0, 1), (0, 1))
+    axes.frame(np.linspace(0, 1, 6), np.linspace(0, 1, 6), "1 - specificity", "sensitivity", "ROC curves")
+    cv2.line(axes.image, axes.point(0, 0), axes.point(1, 1), (150, 150, 150), 1, cv2.LINE_AA)
+    for index, (name, scores, truth) in enumerate(curves):
+        colour = PALETTE[index % len(PALETTE)]
+        if (truth == 1).any() and (truth == 0).any():
+            fpr, tpr, _ = roc_points(scores, truth)
+            points = np.array([axes.point(x, y) for x, y in zip(fpr, tpr, strict=True)], np.int32)
+            cv2.polylines(axes.image, [points], False, colour, 2, cv2.LINE_AA)
+        y = axes.top + axes.h + 62 + 20 * index
+        cv2.line(axes.image, (axes.left, y - 4), (axes.left + 24, y - 4), colour, 3)
+        _text(axes.image, name[:80], (axes.left + 32, y), 0.42)
+    return axes.image
+
+
+def reliability_figure(scores: np.ndarray, truth: np.ndarray, after: np.ndarray | None, bins: int,
+                       ece_before: float, ece_after: float | None, method: str | None) -> np.ndarray:
+    """The site's reliability diagram: model P(malignant) against the observed cancer rate, before and (when
+    fitted) after the site recalibration."""
+    panels = [reliability_panel(reliability(scores, truth, bins), "as the model gives it",
+                                [f"ECE {ece_before:.4f}", f"{len(scores)} breasts, {bins} bins"],
+                                "predicted P(malignant)", "observed cancer rate")]
+    if after is not None:
+        panels.append(reliability_panel(reliability(after, truth, bins), f"recalibrated here ({method})",
+                                        [f"ECE {ece_after:.4f}", "fitted and shown on the same data"],
+                                        "predicted P(malignant)", "observed cancer rate"))
+    return np.concatenate(panels, axis=1)
+
+
+def forest_figure(rows: Sequence[dict], title: str) -> np.ndarray:
+    """One line per subgroup: its AUC and 95 % CI, or "too few to say"."""
+    height = 70 + 24 * len(rows) + 50
+    axes = _Axes((900, height), (330, 50, 40, 50), (0.3, 1.0), (0, max(len(rows), 1)))
+    image = axes.image
+    for tick in np.linspace(0.3, 1.0, 8):
+        cv2.line(image, axes.point(tick, 0), axes.point(tick, len(rows)), GRID, 1)
+        x, y = axes.point(tick, 0)
+        _text(image, f"{tick:.1f}", (x - 12, y + 18), 0.4)
+    cv2.line(image, axes.point(0.5, 0), axes.point(0.5, len(rows)), (150, 150, 150), 1)
+    _text(image, title, (10, 22), 0.55)
+    _text(image, "AUC (95 % CI)", (axes.left + axes.w // 2 - 50, height - 8))
+    for index, row in enumerate(rows):
+        y = axes.point(0.3, len(rows) - index - 0.5)[1]
+        label = f"{row['variable']}: {row['value']}  ({row['n_positive']}/{row['n']})"
+        _text(image, label[:44], (8, y + 5), 0.42)
+        if row.get("auc") is None:
+            _text(image, row.get("note") or "no AUC", (axes.left + 8, y + 5), 0.4, (90, 90, 90))
+            continue
+        low, high = row["auc_ci"] if row.get("auc_ci") else (row["auc"], row["auc"])
+        cv2.line(image, (axes.point(max(low, 0.3), 0)[0], y), (axes.point(high, 0)[0], y), INK, 2, cv2.LINE_AA)
+        cv2.rectangle(image, (axes.point(row["auc"], 0)[0] - 4, y - 4), (axes.point(row["auc"], 0)[0] + 4, y + 4),
+                      PALETTE[0], -1)
+    return image
+
+
+def drift_figure(rows: Sequence[dict], title: str) -> np.ndarray:
+    """Per month: the AUC with its CI (dark) and the median score with its interquartile range (blue)."""
+    dated = [r for r in rows if r["month"] != "no date"]
+    axes = _Axes((900, 460), (60, 50, 30, 110), (-0.5, max(len(dated), 1) - 0.5), (0, 1))
+    axes.frame([], np.linspace(0, 1, 6), "month of study date", "AUC / score", title)
+    for index, row in enumerate(dated):
+        x = axes.point(index, 0)[0]
+        _text(axes.image, row["month"], (x - 26, axes.top + axes.h + 18), 0.38)
+        q25, q75 = axes.point(index, row["score_q25"])[1], axes.point(index, row["score_q75"])[1]
+        cv2.rectangle(axes.image, (x + 4, q75), (x + 12, q25), PALETTE[0], -1)
+        cv2.circle(axes.image, (x + 8, axes.point(index, row["score_median"])[1]), 3, WHITE, -1)
+        if row.get("auc") is not None:
+            low, high = row["auc_ci"] if row.get("auc_ci") else (row["auc"], row["auc"])
+            cv2.line(axes.image, (x - 6, axes.point(index, low)[1]), (x - 6, axes.point(index, high)[1]), INK, 2)
+            cv2.circle(axes.image, (x - 6, axes.point(index, row["auc"])[1]), 4, INK, -1)
+    _text(axes.image, "black: AUC with 95 % CI (months with fewer than 10 cancers have none); "
+          "blue: median score and interquartile range", (10, axes.top + axes.h + 50), 0.4)
+    if not dated:
+        _text(axes.image, "no study dates in the outcomes", (axes.left + 20, axes.top + 40), 0.5)
+    return axes.image
+
+
+def png(image: np.ndarray) -> bytes:
+    return encode_png(image)

@@ -1,0 +1,185 @@
+"""The outcomes a site joins to its scores: one truth per breast (cancer 0/1) with the optional facts that
+define subgroups and drift (density, manufacturer, age, study date).
+
+Two sources are read:
+
+* the site's CSV: ``exam_id``, ``breast`` (L/R), ``cancer`` (0/1), optional ``density`` (a-d or 1-4),
+  ``manufacturer``, ``age``, ``study_date`` (ISO 8601 or DICOM's YYYYMMDD);
+* CBIS-DDSM's description CSVs (``mass_case_description_*.csv``, ``calc_case_description_*.csv``): one row per
+  abnormality with ``patient_id``, ``left or right breast``, ``image view``, ``pathology`` (MALIGNANT, BENIGN,
+  BENIGN_WITHOUT_CALLBACK) and ``breast density`` (``breast_density`` in the mass files). One exam per
+  patient (exam ID = ``patient_id``); a breast is a cancer when any of its abnormalities is MALIGNANT. Only the
+  breasts the dataset describes have an outcome: the other breast of a patient is not known to be normal.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from app.validation.errors import ValidationInputError
+
+DENSITIES = ("a", "b", "c", "d")
+CBIS_PATHOLOGIES = {"MALIGNANT": 1, "BENIGN": 0, "BENIGN_WITHOUT_CALLBACK": 0}
+CBIS_SIDES = {"LEFT": "L", "RIGHT": "R"}
+
+
+@dataclass(frozen=True)
+class BreastOutcome:
+    """The truth of one breast of one exam and the facts that place it in subgroups."""
+
+    exam_id: str
+    breast: str  # L | R
+    cancer: int  # 0 | 1
+    density: str = ""  # a-d, "" when unknown
+    manufacturer: str = ""
+    age: float | None = None
+    study_date: datetime.date | None = None
+    source: str = ""  # the file it came from
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.exam_id, self.breast)
+
+
+def _density(value: str, path: Path, line: int) -> str:
+    text = value.strip().lower()
+    if not text:
+        return ""
+    if text in DENSITIES:
+        return text
+    if text in ("1", "2", "3", "4", "1.0", "2.0", "3.0", "4.0"):
+        return DENSITIES[int(float(text)) - 1]
+    raise ValidationInputError(f"line {line}: breast density {value!r} is neither a-d nor 1-4", path)
+
+
+def _date(value: str, path: Path, line: int) -> datetime.date | None:
+    text = value.strip()
+    if not text:
+        return None
+    for form in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.datetime.strptime(text[:10] if form == "%Y-%m-%d" else text, form).date()
+        except ValueError:
+            continue
+    raise ValidationInputError(f"line {line}: study date {value!r} is neither YYYY-MM-DD nor YYYYMMDD", path)
+
+
+def _age(value: str, path: Path, line: int) -> float | None:
+    text = value.strip().upper().rstrip("Y")  # DICOM's age string: 052Y
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValidationInputError(f"line {line}: age {value!r} is not a number of years", path) from None
+
+
+def _rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            return [name.strip() for name in reader.fieldnames or []], rows
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ValidationInputError(f"the outcomes file could not be read ({error})", path) from error
+
+
+def is_cbis_ddsm(columns: Iterable[str]) -> bool:
+    names = {c.strip().lower() for c in columns}
+    return {"patient_id", "left or right breast", "pathology"} <= names
+
+
+def read_site_csv(path: Path) -> list[BreastOutcome]:
+    """The site's outcomes CSV (``exam_id``, ``breast``, ``cancer`` and the optional columns)."""
+    columns, rows = _rows(path)
+    missing = {"exam_id", "breast", "cancer"} - set(columns)
+    if missing:
+        raise ValidationInputError(f"the outcomes file lacks the column(s) {', '.join(sorted(missing))} (it needs "
+                                   "exam_id, breast and cancer)", path)
+    out = []
+    for line, row in enumerate(rows, start=2):
+        row = {k.strip(): (v or "") for k, v in row.items() if k is not None}
+        breast = row["breast"].strip().upper()[:1]
+        if breast not in ("L", "R"):
+            raise ValidationInputError(f"line {line}: breast {row['breast']!r} is neither L nor R", path)
+        cancer = row["cancer"].strip()
+        if cancer not in ("0", "1"):
+            raise ValidationInputError(f"line {line}: cancer {row['cancer']!r} is neither 0 nor 1", path)
+        out.append(BreastOutcome(
+            exam_id=row["exam_id"].strip(), breast=breast, cancer=int(cancer),
+            density=_density(row.get("density", ""), path, line), manufacturer=row.get("manufacturer", "").strip(),
+            age=_age(row.get("age", ""), path, line), study_date=_date(row.get("study_date", ""), path, line),
+            source=path.name))
+    return out
+
+
+def read_cbis_ddsm_csv(path: Path) -> list[BreastOutcome]:
+    """One CBIS-DDSM description CSV, one outcome per (patient, breast) it describes."""
+    columns, rows = _rows(path)
+    lowered = {c.lower(): c for c in columns}
+    density_column = lowered.get("breast density") or lowered.get("breast_density")
+    by_breast: dict[tuple[str, str], BreastOutcome] = {}
+    for line, raw in enumerate(rows, start=2):
+        row = {k.strip().lower(): (v or "") for k, v in raw.items() if k is not None}
+        side = CBIS_SIDES.get(row["left or right breast"].strip().upper())
+        if side is None:
+            raise ValidationInputError(f"line {line}: 'left or right breast' is {row['left or right breast']!r}, "
+                                       "not LEFT or RIGHT", path)
+        pathology = row["pathology"].strip().upper()
+        if pathology not in CBIS_PATHOLOGIES:
+            raise ValidationInputError(f"line {line}: pathology {row['pathology']!r} is none of "
+                                       f"{', '.join(CBIS_PATHOLOGIES)}", path)
+        density = _density(row.get(density_column.lower(), ""), path, line) if density_column else ""
+        outcome = BreastOutcome(row["patient_id"].strip(), side, CBIS_PATHOLOGIES[pathology], density,
+                                source=path.name)
+        by_breast[outcome.key] = _merge(by_breast.get(outcome.key), outcome)
+    return list(by_breast.values())
+
+
+def _merge(old: BreastOutcome | None, new: BreastOutcome) -> BreastOutcome:
+    """Two descriptions of one breast (several abnormalities, mass and calc files): a cancer if either says
+    so; the facts the first gave are kept, missing ones filled from the second."""
+    if old is None:
+        return new
+    return replace(old, cancer=max(old.cancer, new.cancer), density=old.density or new.density,
+                   manufacturer=old.manufacturer or new.manufacturer,
+                   age=old.age if old.age is not None else new.age,
+                   study_date=old.study_date or new.study_date,
+                   source=old.source if new.source in old.source.split("+") else f"{old.source}+{new.source}")
+
+
+def _files(source: Path) -> list[Path]:
+    if source.is_dir():
+        found = sorted(p for p in source.iterdir() if p.suffix.lower() == ".csv")
+        if not found:
+            raise ValidationInputError("no CSV file in this folder", source)
+        return found
+    if not source.is_file():
+        raise ValidationInputError("no such outcomes file", source)
+    return [source]
+
+
+def read_outcomes(sources: Iterable[str | Path]) -> list[BreastOutcome]:
+    """Every breast outcome of ``sources`` (site CSVs, CBIS-DDSM description CSVs, or folders of them).
+
+    A breast described twice by CBIS-DDSM files is merged (a cancer if any says so); a breast given twice
+    by the site's CSVs with different truths is refused, naming it."""
+    sources = list(sources)
+    merged: dict[tuple[str, str], BreastOutcome] = {}
+    for source in sources:
+        for path in _files(Path(source)):
+            columns, _ = _rows(path)
+            cbis = is_cbis_ddsm(columns)
+            for outcome in (read_cbis_ddsm_csv(path) if cbis else read_site_csv(path)):
+                old = merged.get(outcome.key)
+                if old is not None and not cbis and old.cancer != outcome.cancer:
+                    raise ValidationInputError(f"exam {outcome.exam_id} breast {outcome.breast} is given twice, "
+                                               f"once as cancer {old.cancer} and once as {outcome.cancer}", path)
+                merged[outcome.key] = _merge(old, outcome)
+    if not merged:
+        raise ValidationInputError("the outcomes hold no breast", Path(sources[0]) if sources else None)
+    return sorted(merged.values(), key=lambda o: o.key)

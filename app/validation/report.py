@@ -1,0 +1,146 @@
+"""The validation report (PDF, reportlab) for a clinical AI committee: what was validated on which data,
+the ROC curves with DeLong CIs, the operating points with Wilson CIs, calibration before and after the site
+recalibration, subgroups, drift, paired comparisons, and what could not be used."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import getSampleStyleSheet
+from reportlab.lib.units import cm
+from reportlab.platypus import Image, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from app.validation.figures import drift_figure, forest_figure, png, reliability_figure, roc_figure
+from app.validation.run import RESERVED, Validation
+from app.validation.tables import unused_rows
+from inference.files import atomic_path, write_bytes_atomic
+
+LISTED = 40  # unused items listed in the PDF; all of them are in unused.csv
+
+
+def _figure(image, width_cm: float) -> Image:
+    height, width = image.shape[:2]
+    return Image(io.BytesIO(png(image)), width=width_cm * cm, height=width_cm * height / width * cm)
+
+
+def _table(rows: list[list]) -> Table:
+    table = Table(rows, hAlign="LEFT", repeatRows=1)
+    table.setStyle(TableStyle([
+        ("FONT", (0, 0), (-1, -1), "Helvetica", 8), ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 8),
+        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey), ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e6e6ee")),
+        ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5)]))
+    return table
+
+
+def _num(value, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _ci(pair) -> str:
+    if not pair:
+        return "—"
+    return f"{pair[0]:.3f} to {pair[1]:.3f}" if min(pair) < 0 else f"{pair[0]:.3f}–{pair[1]:.3f}"
+
+
+def _p(value) -> str:
+    return "—" if value is None else ("< 0.0001" if value < 0.0001 else f"{value:.4f}")
+
+
+def _pct(entry) -> str:
+    if not entry or entry["value"] is None:
+        return "—"
+    low, high = entry["ci"]
+    return f"{100 * entry['value']:.1f} % ({100 * low:.1f}–{100 * high:.1f})"
+
+
+def write_report(validation: Validation, path: Path, description: str, figures: Path | None = None) -> list[Path]:
+    """The PDF at ``path``; with ``figures``, each figure also as a PNG there. Returns the files written."""
+    metrics = validation.metrics
+    written: list[Path] = []
+
+    def figure(image, width_cm: float, name: str) -> Image:
+        if figures is not None:
+            safe = re.sub(r"[^\w.-]", "_", name)
+            written.append(write_bytes_atomic(figures / f"{safe}.png", png(image)))
+        return _figure(image, width_cm)
+
+    styles = getSampleStyleSheet()
+    body, heading, small = styles["BodyText"], styles["Heading2"], styles["Italic"]
+    models = [(m, v) for m, v in metrics.items() if m not in RESERVED]
+    account = metrics["accounting"]
+    story = [Paragraph("Site validation of AI models", styles["Title"]),
+             Paragraph(f"Site: {metrics['run']['site']} · run {metrics['run']['date']} · {description}", body),
+             Paragraph("Decision support only. Thresholds chosen on these data are measured on the same data: "
+                       "the sensitivity and specificity at such a threshold are optimistic until confirmed on later "
+                       "exams. AUC intervals: DeLong 95 %; proportions: Wilson 95 %; thresholds: bootstrap 95 %.",
+                       small), Spacer(1, 6)]
+    rows = [["model", "level", "cancers", "non-cancers", "AUC", "95 % CI"]]
+    for model_id, v in models:
+        for level in ("breast", "exam"):
+            rows.append([f"{v['label']} [{model_id}]", level, v[level]["n_positive"], v[level]["n_negative"],
+                         _num(v[level]["auc"]), _ci(v[level]["auc_ci"])])
+    story += [Paragraph("Discrimination", heading), _table(rows), Spacer(1, 6)]
+    curves = [(f"{v['label']} {level}: AUC {_num(v[level]['auc'])} ({_ci(v[level]['auc_ci'])})",
+               *validation.arrays[m][level]) for m, v in models for level in ("breast", "exam")]
+    story.append(figure(roc_figure(curves), 12, "roc"))
+    story += [Paragraph("What was not used", heading), Paragraph(
+        f"{account['exams_in_table']} exams in the score table; {account['breasts_with_outcome']} breasts with an "
+        f"outcome. Exams without an outcome: {len(account['exams_without_outcome'])}; failed exams: "
+        f"{len(account['failed_exams'])}; exams with an outcome that were not analysed: "
+        f"{len(account['outcome_exams_not_analysed'])}; models not validated: "
+        f"{len(account['models_not_validated'])}. "
+        + " ".join(f"{v['label']}: {len(v['unused']['breasts_without_score'])} breast(s) without a score, "
+                   f"{v['unused']['one_view_breasts']} scored from one view." for _, v in models), body)]
+    unused = unused_rows(metrics)
+    if unused:
+        story.append(_table([["what", "model", "exam", "breast", "reason"]]
+                            + [[str(c)[:60] for c in row] for row in unused[:LISTED]]))
+        if len(unused) > LISTED:
+            story.append(Paragraph(f"… and {len(unused) - LISTED} more: all are in unused.csv", small))
+    for model_id, v in models:
+        story += [PageBreak(), Paragraph(f"{v['label']} [{model_id}]", styles["Heading1"])]
+        if v["operating_points_note"]:
+            story.append(Paragraph(v["operating_points_note"], small))
+        rows = [["level", "point", "threshold (95 % CI)", "sensitivity", "specificity", "recall rate", "PPV"]]
+        for p in v["operating_points"]:
+            rows.append([p["level"], f"{p['name']} ({p['source']})",
+                         f"{p['threshold']:.3f}" + (f" ({_ci(p['threshold_ci'])})" if p["threshold_ci"] else ""),
+                         _pct(p["sensitivity"]), _pct(p["specificity"]), _pct(p["recall_rate"]), _pct(p["ppv"])])
+        story += [Paragraph("Operating points", heading), _table(rows)]
+        cal = v["calibration"]
+        story.append(Paragraph("Calibration (breast level)", heading))
+        if "ece" in cal:
+            scores, truth = validation.arrays[model_id]["breast"]
+            rec = cal.get("recalibration")
+            story.append(figure(reliability_figure(scores, truth, validation.recalibrated.get(model_id), cal["bins"],
+                                                    cal["ece"], rec["ece_after"] if rec else None,
+                                                    rec["method"] if rec else None), 16, f"reliability_{model_id}"))
+            if rec:
+                losses = rec["cv_log_loss"]
+                story.append(Paragraph(
+                    f"Recalibration chosen by {5}-fold cross-validated log loss: Platt {losses['platt']:.4f}, "
+                    f"isotonic {losses['isotonic']:.4f} (uncalibrated {losses['uncalibrated']:.4f}) → "
+                    f"<b>{rec['method']}</b>; ECE {cal['ece']:.4f} → {rec['ece_after']:.4f} on {rec['n']} breasts "
+                    f"({rec['n_positive']} cancers)."
+                    + (f" Saved as version {rec['version']} in {rec['file']}." if rec.get("file") else ""), body))
+        if cal.get("note"):
+            story.append(Paragraph(cal["note"], small))
+        story += [Paragraph("Subgroups (breast level)", heading),
+                  figure(forest_figure(v["subgroups"], f"{v['label']}: AUC by subgroup"), 16, f"subgroups_{model_id}"),
+                  Paragraph("Drift by month of study date (breast level)", heading),
+                  figure(drift_figure(v["drift"], f"{v['label']}: AUC and scores by month"), 16, f"drift_{model_id}")]
+    if metrics["comparisons"]:
+        rows = [["A", "B", "level", "n", "AUC A", "AUC B", "A − B", "95 % CI", "p"]]
+        for c in metrics["comparisons"]:
+            rows.append([c["a"], c["b"], c["level"], c["n"], _num(c["auc_a"]), _num(c["auc_b"]),
+                         _num(c["difference"]), _ci(c["ci"]), _p(c["p"])])
+        story += [PageBreak(), Paragraph("Paired comparisons (DeLong)", heading), _table(rows),
+                  Paragraph("Both models on the same units (those both scored); the difference is A minus B.", small)]
+    with atomic_path(path) as temporary:
+        SimpleDocTemplate(str(temporary), pagesize=A4, leftMargin=1.6 * cm, rightMargin=1.6 * cm,
+                          topMargin=1.4 * cm, bottomMargin=1.4 * cm, title="Site validation").build(story)
+    return [path, *written]

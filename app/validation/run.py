@@ -1,0 +1,223 @@
+"""The validation of one or more models on the site's outcomes: joins the score table to the outcomes,
+counts what cannot be used (and lists it), and computes everything ``metrics.json`` holds.
+
+``metrics.json`` is ``{<model id>: {"label", "breast": {"auc", "auc_ci", "n_positive", "n_negative", …},
+"exam": {…}, "operating_points": […], "calibration": {…}, "subgroups": […], "drift": […], "unused": {…}}, …,
+"comparisons": [{"a", "b", "level", "difference", "ci", "p", …}], "accounting": {…}, "run": {…}}``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from app.validation import calibration as calib
+from app.validation.errors import ValidationInputError
+from app.validation.metrics import (
+    Target,
+    at_threshold,
+    auc_with_ci,
+    paired_comparison,
+    threshold_ci,
+    threshold_for,
+)
+from app.validation.outcomes import BreastOutcome
+from app.validation.scores import ModelScores, ScoreTable
+from app.validation.subgroups import Unit, drift, subgroups
+
+RESERVED = ("comparisons", "accounting", "run")
+LEVELS = ("breast", "exam")
+
+
+@dataclass(frozen=True)
+class Options:
+    targets: tuple[Target, ...] = (Target("spec", 0.9),)
+    checkpoints: Mapping[str, Path] = field(default_factory=dict)  # model id -> its checkpoint
+    compare: tuple[tuple[str, str], ...] = ()
+    site: str = "site"
+    bins: int = 10
+    calibration_folder: Path | None = None  # where a calibration goes for a model without a checkpoint
+    save_calibration: bool = True
+
+
+@dataclass
+class Validation:
+    metrics: dict
+    arrays: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]  # model -> level -> (scores, truth)
+    recalibrated: dict[str, np.ndarray]  # model -> recalibrated breast scores (for the diagram)
+
+
+def _exam_outcomes(outcomes: Sequence[BreastOutcome]) -> dict[str, int]:
+    exams: dict[str, int] = {}
+    for outcome in outcomes:
+        exams[outcome.exam_id] = max(exams.get(outcome.exam_id, 0), outcome.cancer)
+    return exams
+
+
+def accounting(table: ScoreTable, outcomes: Sequence[BreastOutcome]) -> dict:
+    """What the run could not use, by kind, each with its list."""
+    with_outcome = {o.exam_id for o in outcomes}
+    return {
+        "exams_in_table": len(table.exams),
+        "breasts_with_outcome": len(outcomes),
+        "exams_without_outcome": sorted(table.exams - with_outcome),
+        "failed_exams": [{"exam_id": e, "reason": r, "has_outcome": e in with_outcome}
+                         for e, r in sorted(table.failed.items())],
+        "outcome_exams_not_analysed": sorted(with_outcome - table.exams - set(table.failed)),
+        "models_not_validated": [{"model_id": m, "reason": r} for m, r in sorted(table.unscorable.items())],
+    }
+
+
+def _declared_points(checkpoint: Path | None) -> tuple[list[dict], str]:
+    if checkpoint is None:
+        return [], "no checkpoint given for this model: its declared operating points are unknown"
+    from inference.weights import read_metadata  # noqa: PLC0415
+
+    points = (read_metadata(checkpoint).get("calibration") or {}).get("operating_points") or []
+    return list(points), "" if points else "the model's metadata declares no operating point"
+
+
+def _operating_points(level: str, scores: np.ndarray, truth: np.ndarray, declared: list[dict],
+                      targets: Sequence[Target]) -> list[dict]:
+    rows = []
+    if not ((truth == 1).any() and (truth == 0).any()):
+        return rows
+    for point in declared:
+        rows.append({"name": point.get("name", f"threshold {point['threshold']:g}"), "source": "declared",
+                     "level": level, "target": None, "threshold_ci": None,
+                     **at_threshold(scores, truth, float(point["threshold"]))})
+    for target in targets:
+        threshold = threshold_for(scores, truth, target)
+        rows.append({"name": target.name, "source": "requested", "level": level,
+                     "target": {"kind": target.kind, "value": target.value},
+                     "threshold_ci": threshold_ci(scores, truth, target), **at_threshold(scores, truth, threshold)})
+    return rows
+
+
+def _calibration(model: ModelScores, scores: np.ndarray, truth: np.ndarray, options: Options,
+                 checkpoint: Path | None) -> tuple[dict, np.ndarray | None]:
+    bins = calib.reliability(scores, truth, options.bins)
+    out = {"level": "breast", "bins": options.bins, "ece": bins.ece, "reliability": bins.as_dict(),
+           "recalibration": None, "note": ""}
+    try:
+        record = calib.recalibrate(scores, truth, options.bins)
+    except ValidationInputError as error:
+        out["note"] = f"no recalibration: {error.message}"
+        return out, None
+    after = calib.apply(record, scores)
+    out["recalibration"] = {**record, "reliability_after": calib.reliability(after, truth, options.bins).as_dict()}
+    if options.save_calibration:
+        folder = options.calibration_folder
+        if checkpoint is not None:
+            path = calib.calibration_path(checkpoint)
+        elif folder is not None:
+            path = folder / f"{model.model_id}{calib.SUFFIX}"
+        else:
+            path = None
+        if path is not None:
+            saved = calib.save_site_calibration(path, record, options.site, model.model_id, model.model_key,
+                                                "breast")
+            out["recalibration"].update(file=str(path), version=saved["version"], site=saved["site"],
+                                        date=saved["date"])
+            if checkpoint is None:
+                out["note"] = ("no checkpoint given: the calibration was written to the output folder; copy it "
+                               "beside the model as <checkpoint>" + calib.SUFFIX)
+    return out, after
+
+
+def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], options: Options,
+                   table_exams: frozenset[str]) -> tuple[dict, dict, np.ndarray | None]:
+    checkpoint = options.checkpoints.get(model.model_id)
+    units, without_score = [], []
+    for outcome in outcomes:
+        if outcome.exam_id not in table_exams:
+            continue  # not analysed or failed: counted once, in the accounting
+        score = model.breast.get(outcome.key)
+        if score is None:
+            without_score.append(f"{outcome.exam_id} {outcome.breast}")
+            continue
+        units.append(Unit(outcome, float(score), model.one_view(outcome.key)))
+    exams = _exam_outcomes(outcomes)
+    exam_ids = sorted(e for e in exams if e in table_exams)
+    exams_without_score = [e for e in exam_ids if model.exam.get(e) is None]
+    exam_ids = [e for e in exam_ids if model.exam.get(e) is not None]
+    arrays = {
+        "breast": (np.array([u.score for u in units], float), np.array([u.outcome.cancer for u in units], int)),
+        "exam": (np.array([model.exam[e] for e in exam_ids], float), np.array([exams[e] for e in exam_ids], int)),
+    }
+    declared, declared_note = _declared_points(checkpoint)
+    result: dict = {"label": model.label, "model_key": model.model_key,
+                    "checkpoint": str(checkpoint) if checkpoint else None}
+    for level in LEVELS:
+        scores, truth = arrays[level]
+        result[level] = {**auc_with_ci(scores, truth), "n": len(scores)}
+    result["operating_points"] = [p for level in LEVELS for p in _operating_points(level, *arrays[level], declared,
+                                                                                      options.targets)]
+    result["operating_points_note"] = declared_note
+    scores, truth = arrays["breast"]
+    recalibrated = None
+    if (truth == 1).any() and (truth == 0).any():
+        result["calibration"], recalibrated = _calibration(model, scores, truth, options, checkpoint)
+    else:
+        result["calibration"] = {"note": "no calibration: the scored breasts are not of both kinds"}
+    primary = next((p["threshold"] for p in result["operating_points"]
+                    if p["level"] == "breast" and p["source"] == "requested"), None)
+    result["subgroups"] = subgroups(units, primary)
+    result["drift"] = drift(units)
+    known = {o.key for o in outcomes}
+    without_outcome = [f"{exam} {side}" for exam, side in sorted(model.breast)
+                       if exam in exams and (exam, side) not in known]  # e.g. CBIS-DDSM's undescribed breast
+    result["unused"] = {"breasts_without_score": without_score, "exams_without_score": exams_without_score,
+                        "breasts_without_outcome": without_outcome,
+                        "one_view_breasts": sum(u.one_view for u in units)}
+    return result, arrays, recalibrated
+
+
+def validate(table: ScoreTable, outcomes: Sequence[BreastOutcome], options: Options,
+             models: Sequence[str] | None = None) -> Validation:
+    """Every measure for ``models`` (default: every model of the table that gives a P(malignant))."""
+    chosen = list(models) if models else sorted(table.models)
+    for model_id in [*chosen, *(m for pair in options.compare for m in pair)]:
+        if model_id not in table.models:
+            why = table.unscorable.get(model_id, "it is not in the score table")
+            known = ", ".join(sorted(table.models)) or "none"
+            raise ValidationInputError(f"model {model_id!r} cannot be validated: {why} (models with scores: {known})")
+        if model_id in RESERVED:
+            raise ValidationInputError(f"a model called {model_id!r} clashes with a section of metrics.json")
+    for model_id in options.checkpoints:
+        if model_id not in chosen:
+            raise ValidationInputError(f"a checkpoint was given for {model_id!r}, which is not validated")
+    metrics: dict = {}
+    arrays: dict = {}
+    recalibrated: dict = {}
+    for model_id in chosen:
+        metrics[model_id], arrays[model_id], after = validate_model(table.models[model_id], outcomes, options,
+                                                                     table.exams)
+        if after is not None:
+            recalibrated[model_id] = after
+    metrics["comparisons"] = [comparison(table, outcomes, a, b, level) for a, b in options.compare for level in LEVELS]
+    metrics["accounting"] = accounting(table, outcomes)
+    metrics["run"] = {"date": datetime.date.today().isoformat(), "site": options.site,
+                      "operating_points": [t.name for t in options.targets], "models": chosen}
+    return Validation(metrics, arrays, recalibrated)
+
+
+def comparison(table: ScoreTable, outcomes: Sequence[BreastOutcome], a: str, b: str, level: str) -> dict:
+    """The paired DeLong test of models ``a`` and ``b`` on the units both scored (difference = a - b)."""
+    first, second = table.models[a], table.models[b]
+    if level == "breast":
+        truth_of = {o.key: o.cancer for o in outcomes}
+        scores_a, scores_b = first.breast, second.breast
+    else:
+        truth_of = _exam_outcomes(outcomes)
+        scores_a, scores_b = first.exam, second.exam
+    keys = sorted(k for k in truth_of if scores_a.get(k) is not None and scores_b.get(k) is not None)
+    one_only = sum(1 for k in truth_of if (scores_a.get(k) is None) != (scores_b.get(k) is None))
+    result = paired_comparison(np.array([scores_a[k] for k in keys], float),
+                               np.array([scores_b[k] for k in keys], float),
+                               np.array([truth_of[k] for k in keys], int), (a, b))
+    return {**result, "level": level, "n": len(keys), "scored_by_one_only": one_only}

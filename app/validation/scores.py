@@ -1,0 +1,89 @@
+"""The batch table (``scores.parquet``, see ``app/archive/table.py``) read as one P(malignant) per breast and
+per exam for each model, with what the validation must count rather than drop: breasts whose score is null,
+breasts scored from one view, models without a malignancy rule, and the batch's failed exams
+(``failures.csv`` beside the table)."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from app.archive.ledger import FAILURES_FILE
+from app.archive.table import read_scores
+from app.validation.errors import ValidationInputError
+
+NEEDED = ("exam_id", "level", "view", "breast", "model_id", "model_label", "kind", "probability", "counted")
+
+
+@dataclass
+class ModelScores:
+    """One model's malignancy scores: breast ``(exam_id, L|R) -> P`` (None where the model gave none), exam
+    ``exam_id -> P``, and the number of counted views behind each breast score."""
+
+    model_id: str
+    label: str
+    model_key: str = ""
+    breast: dict[tuple[str, str], float | None] = field(default_factory=dict)
+    exam: dict[str, float | None] = field(default_factory=dict)
+    views: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def one_view(self, key: tuple[str, str]) -> bool:
+        return self.views.get(key, 0) == 1
+
+
+@dataclass(frozen=True)
+class ScoreTable:
+    models: dict[str, ModelScores]
+    unscorable: dict[str, str]  # model id -> why it cannot be validated (no malignancy rule)
+    failed: dict[str, str]  # exam id -> the batch's reason
+    exams: frozenset[str]  # every exam with a row in the table
+
+
+def read_failures(folder: Path) -> dict[str, str]:
+    path = folder / FAILURES_FILE
+    if not path.is_file():
+        return {}
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            return {row["exam_id"]: row.get("reason", "") for row in csv.DictReader(handle) if row.get("exam_id")}
+    except (OSError, KeyError, csv.Error) as error:
+        raise ValidationInputError(f"the batch's list of failed exams could not be read ({error})", path) from error
+
+
+def read_score_table(path: str | Path) -> ScoreTable:
+    """Malignancy scores per model from a batch's ``scores.parquet`` (and its ``failures.csv``)."""
+    path = Path(path)
+    try:
+        table = read_scores(path)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise ValidationInputError(f"the score table could not be read ({error})", path) from error
+    missing = [c for c in NEEDED if c not in table.column_names]
+    if missing:
+        raise ValidationInputError(f"this is not a batch score table: it lacks {', '.join(missing)}", path)
+    models: dict[str, ModelScores] = {}
+    has_rule: dict[str, bool] = defaultdict(bool)
+    exams = set()
+    columns = table.select(list(NEEDED) + (["model_key"] if "model_key" in table.column_names else [])).to_pylist()
+    for row in columns:
+        exams.add(row["exam_id"])
+        model = models.setdefault(row["model_id"], ModelScores(row["model_id"], row["model_label"] or row["model_id"],
+                                                                row.get("model_key") or ""))
+        if row["kind"] != "malignancy":
+            continue
+        has_rule[row["model_id"]] = True
+        level, p = row["level"], row["probability"]
+        if level == "breast":
+            model.breast[(row["exam_id"], row["breast"])] = p
+        elif level == "exam":
+            model.exam[row["exam_id"]] = p
+        elif level == "view" and row["counted"] and p is not None:
+            key = (row["exam_id"], row["breast"])
+            model.views[key] = model.views.get(key, 0) + 1
+    unscorable = {m: "the model gives no P(malignant) (its metadata names no malignancy classes)"
+                  for m in models if not has_rule[m]}
+    return ScoreTable({m: s for m, s in models.items() if m not in unscorable}, unscorable,
+                      read_failures(path.parent), frozenset(exams))

@@ -1,0 +1,90 @@
+"""Subgroups (density, manufacturer, age band, one-view breasts) and drift (by month of study date).
+
+A cell with fewer than ``MIN_CANCERS`` cancers gets its counts but no AUC: "too few to say", never a number
+that a committee could read as evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.validation.metrics import at_threshold, auc_with_ci
+from app.validation.outcomes import DENSITIES, BreastOutcome
+
+MIN_CANCERS = 10
+TOO_FEW = f"too few to say (fewer than {MIN_CANCERS} cancers)"
+AGE_BANDS = ((0, 50, "<50"), (50, 60, "50-59"), (60, 70, "60-69"), (70, 200, "70+"))
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One scored breast with its outcome (``one_view``: its score came from a single view)."""
+
+    outcome: BreastOutcome
+    score: float
+    one_view: bool
+
+
+def age_band(age: float | None) -> str:
+    if age is None:
+        return ""
+    return next(name for low, high, name in AGE_BANDS if low <= age < high)
+
+
+def _cell(variable: str, value: str, units: Sequence[Unit], threshold: float | None) -> dict:
+    scores = np.array([u.score for u in units], float)
+    truth = np.array([u.outcome.cancer for u in units], int)
+    row = {"variable": variable, "value": value, "n": len(units), **auc_with_ci(scores, truth), "note": ""}
+    if row["n_positive"] < MIN_CANCERS:
+        row.update(auc=None, auc_ci=None, note=TOO_FEW)
+    if threshold is not None and len(units):
+        point = at_threshold(scores, truth, threshold)
+        row.update(threshold=threshold, sensitivity=point["sensitivity"], specificity=point["specificity"])
+    return row
+
+
+VARIABLES: tuple[tuple[str, Callable[[Unit], str], tuple[str, ...]], ...] = (
+    ("density", lambda u: u.outcome.density, DENSITIES),
+    ("manufacturer", lambda u: u.outcome.manufacturer, ()),
+    ("age band", lambda u: age_band(u.outcome.age), tuple(name for _, _, name in AGE_BANDS)),
+    ("views", lambda u: "one view" if u.one_view else "two views", ("two views", "one view")),
+)
+
+
+def subgroups(units: Sequence[Unit], threshold: float | None = None) -> list[dict]:
+    """One row per (variable, value) present, in a fixed order; units whose value is unknown form an
+    "unknown" row, so every unit is counted in every variable."""
+    rows = []
+    for variable, value_of, order in VARIABLES:
+        groups: dict[str, list[Unit]] = {}
+        for unit in units:
+            groups.setdefault(value_of(unit) or "unknown", []).append(unit)
+        if set(groups) == {"unknown"}:
+            rows.append({"variable": variable, "value": "unknown", "n": len(units), "auc": None, "auc_ci": None,
+                         "n_positive": sum(u.outcome.cancer for u in units),
+                         "n_negative": sum(1 - u.outcome.cancer for u in units),
+                         "note": f"no {variable} in the outcomes"})
+            continue
+        ranked = [v for v in order if v in groups] + sorted(v for v in groups if v not in order and v != "unknown")
+        rows += [_cell(variable, value, groups[value], threshold) for value in ranked + (["unknown"] if "unknown" in groups else [])]
+    return rows
+
+
+def drift(units: Sequence[Unit]) -> list[dict]:
+    """Per month of study date (YYYY-MM): the score distribution and the AUC; units without a date form one
+    "no date" row."""
+    months: dict[str, list[Unit]] = {}
+    for unit in units:
+        date = unit.outcome.study_date
+        months.setdefault(date.strftime("%Y-%m") if date else "no date", []).append(unit)
+    rows = []
+    for month in sorted(months, key=lambda m: (m == "no date", m)):
+        cell = months[month]
+        scores = np.array([u.score for u in cell], float)
+        row = _cell("month", month, cell, None)
+        row.update(month=month, score_mean=float(scores.mean()), score_median=float(np.median(scores)),
+                   score_q25=float(np.percentile(scores, 25)), score_q75=float(np.percentile(scores, 75)))
+        rows.append(row)
+    return rows
