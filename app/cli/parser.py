@@ -127,8 +127,67 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--page-size", default="A4", choices=["A4", "Letter"])
     batch.set_defaults(handler="app.cli.batch:run")
 
+    serve = sub.add_parser("serve", parents=[common],
+                           help="a DICOM AI node: receive studies (Storage SCP), analyse each once, send the results back",
+                           description="Listen as --ae-title on --bind:--port for studies from the allowed senders "
+                           "only; keep their MG images in DIR, analyse a study when no instance has come for "
+                           "--quiet-s seconds (once: a restarted node goes on where it stopped), write the results "
+                           "in DIR/results/ and, with --send, store the SR, SEG and Encapsulated PDF on that node. "
+                           "SIGTERM stops it cleanly.")
+    serve.add_argument("--port", type=int, required=True, help="the port to listen on")
+    serve.add_argument("--allow", nargs="+", metavar="SENDER_AET[@HOST]",
+                       help="who may send: calling AE titles, each bound to a host when @HOST is given "
+                       "(nobody else is let in)")
+    serve.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS",
+                       help="the address to listen on (default 127.0.0.1: this machine only; name a LAN address to "
+                       "receive from the network)")
+    serve.add_argument("--out", required=True, metavar="DIR", help="where received studies and results are kept")
+    serve.add_argument("--models", nargs="+", help=MODELS_HELP)
+    serve.add_argument("--send", metavar="NODE",
+                       help="store each study's SR, SEG and Encapsulated PDF on this node: dimse://CALLED_AET@HOST:PORT "
+                       "or dicomweb+http(s)://HOST:PORT/PREFIX (a node that is down is tried again later)")
+    serve.add_argument("--format", default="json,pdf,sr,seg,epdf",
+                       help="comma-separated report formats (default json,pdf,sr,seg,epdf)")
+    serve.add_argument("--quiet-s", type=float, default=30.0,
+                       help="a study is analysed when no instance has come for this many seconds (default 30)")
+    serve.add_argument("--max-instance-mb", type=float, default=512.0,
+                       help="the largest instance kept, in MB (default 512; larger ones are refused with 0xA700)")
+    serve.add_argument("--quota-gb", type=float, default=20.0,
+                       help="what all received studies may take, in GB (default 20; then 0xA700)")
+    serve.add_argument("--retry-s", type=float, default=60.0,
+                       help="how often results are sent again to a node that was down (default 60)")
+    serve.add_argument("--allow-missing-views", action="store_true",
+                       help="analyse studies that lack a view (by default they are recorded as failed)")
+    serve.add_argument("--percent-t", type=float, default=None)
+    serve.add_argument("--page-size", default="A4", choices=["A4", "Letter"])
+    serve.set_defaults(handler="app.cli.serve:run")
+
+    validate = sub.add_parser("validate", parents=[common],
+                              help="validate models on the site's archive: ROC, operating points, calibration, "
+                                   "subgroups, drift, comparisons",
+                              description="Join a batch's scores to the site's outcomes and write OUT/metrics.json, "
+                              "CSV tables, PNG figures and a validation report (PDF); a site recalibration is saved "
+                              "beside each model given as ID=CHECKPOINT (else in OUT).")
+    validate.add_argument("--scores", required=True, metavar="PARQUET", help="a batch's DIR/scores.parquet")
+    validate.add_argument("--outcomes", required=True, nargs="+", metavar="CSV",
+                          help="the outcomes: a CSV of exam_id, breast (L/R), cancer (0/1)[, density, manufacturer, "
+                          "age, study_date], or CBIS-DDSM's mass/calc_case_description CSVs, or folders of them")
+    validate.add_argument("--out", required=True, metavar="OUT", help="output folder")
+    validate.add_argument("--models", nargs="+", metavar="ID[=CHECKPOINT]",
+                          help="the model ids of the table to validate (default: all); ID=CHECKPOINT also reads its "
+                          "declared operating points and saves the site calibration beside it")
+    validate.add_argument("--operating-point", nargs="+", metavar="POINT",
+                          help="spec=0.9, sens=0.85 or threshold=0.3 (several allowed; default spec=0.9)")
+    validate.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
+                          help="the paired DeLong test of models A and B on the same breasts (difference A - B); "
+                          "may be repeated")
+    validate.add_argument("--site", default="site", help="the site's name, stored with its calibration")
+    validate.add_argument("--bins", type=int, default=10, help="bins of the reliability diagram and ECE (default 10)")
+    validate.add_argument("--no-calibration", action="store_true", help="fit and report; write no calibration file")
+    validate.set_defaults(handler="app.cli.validate:run")
+
     study = sub.add_parser("study", parents=[common],
-                           help="reader studies: create, scores, read, status, results, export, import")
+                           help="reader studies: create, scores, read, status, results, froc, export, import")
     study.add_argument("--db", help="study database (default: the app's local store)")
     study_sub = study.add_subparsers(dest="study_command", required=True, metavar="STUDY_COMMAND")
     create = study_sub.add_parser("create", parents=[common], help="create a study from a case list CSV")
@@ -163,6 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
     import_ = study_sub.add_parser("import", parents=[common], help="import a study exported as JSON")
     import_.add_argument("file")
     import_.add_argument("--name", help="a new name (default: the exported one)")
+    froc = study_sub.add_parser("froc", parents=[common],
+                                help="localisation (FROC) analysis: wAFROC/AFROC/HrAuc with DBM or OR tests")
+    froc.add_argument("name", nargs="?", help="a stored study (or give --data)")
+    froc.add_argument("--data", metavar="JSON", help="a study in the localisation JSON form (RJafroc datasets, exports)")
+    froc.add_argument("--fom", default="wAFROC", choices=["wAFROC", "AFROC", "wAFROC1", "AFROC1", "HrAuc", "Wilcoxon"])
+    froc.add_argument("--method", default="DBM", choices=["DBM", "OR"])
+    froc.add_argument("--covariance", default="jackknife", choices=["jackknife", "delong"],
+                      help="OR error covariances; DeLong only for the ROC figures of merit HrAuc and Wilcoxon")
+    froc.add_argument("--alpha", type=float, default=0.05)
+    froc.add_argument("--truth", metavar="JSON",
+                      help="a stored study: the lesions' locations and the scoring rule (see app/study/froc_study.py)")
+    froc.add_argument("--out", required=True, help="folder for results.json, CSVs and the FROC / wAFROC curves")
     study.set_defaults(handler="app.cli.study:run")
 
     train = sub.add_parser("train", parents=[common],

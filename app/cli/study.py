@@ -122,11 +122,65 @@ def _read(store, args) -> int:
     return run_study_reading(store, _study_id(store, args.name), args.reader)
 
 
+def _froc(store, args) -> int:
+    from app.study.analysis import NotEstimable  # noqa: PLC0415
+    from app.study.errors import StudyError  # noqa: PLC0415
+    from app.study.froc import froc_analysis, load_froc_json  # noqa: PLC0415
+    from app.study.froc_results import froc_cautions, write_froc_results  # noqa: PLC0415
+
+    if args.data and args.name:
+        raise StudyError("give either a stored study or --data, not both")
+    cautions: tuple[str, ...] = ()
+    if args.data:
+        data = load_froc_json(args.data)
+    else:
+        from app.study.froc import froc_data_from_dict  # noqa: PLC0415
+        from app.study.froc_study import load_lesion_truth, stored_froc_data  # noqa: PLC0415
+        from inference.files import write_text_atomic  # noqa: PLC0415
+
+        if not args.name:
+            raise StudyError("name a stored study, or give a study in the localisation JSON form with --data")
+        study_id = _study_id(store, args.name)
+        if not args.truth:
+            raise StudyError("the study set-up does not store lesion locations yet: give them with "
+                             "--truth LESIONS.json")
+        form, cautions = stored_froc_data(store, study_id, load_lesion_truth(args.truth))
+        path = write_text_atomic(Path(args.out) / "study_froc.json", json.dumps(form, indent=1))
+        print(f"wrote {path} (the study in the localisation JSON form: 'study froc --data' re-runs it)")
+        data = froc_data_from_dict(form, args.name)
+    try:
+        analysis = froc_analysis(data, args.fom, args.method, args.covariance, args.alpha)
+    except NotEstimable as reason:
+        means = ", ".join(f"{m} {v:.4f}" for m, v in reason.reader_mean.items())
+        print(f"{args.fom} ({args.method}): {reason}" + (f" (mean {args.fom}: {means})" if means else ""))
+        return 1
+    for note in cautions + froc_cautions(data, analysis):
+        print(f"note: {note}")
+    print(f"{args.fom} by modality (mean over {len(data.readers)} readers; {data.n_normal} normal, "
+          f"{data.n_abnormal} abnormal cases):")
+    for modality, value in analysis.modality_mean().items():
+        ci = analysis.tests["RRRC"].single[modality].ci
+        print(f"  {modality:<12} {value:.4f}  (RRRC 95 % CI {ci[0]:.4f} – {ci[1]:.4f})")
+    for name, test in analysis.tests.items():
+        if test.reason:
+            print(f"{args.method} {name}: not estimable: {test.reason}")
+            continue
+        df = f"df {test.ndf:g}" if test.statistic_name == "chisq" else f"ndf {test.ndf:g}  ddf {test.ddf:.2f}"
+        print(f"{args.method} {name}: {test.statistic_name} {test.statistic:.4f}  {df}  p {test.p:.4g}")
+        for d in test.differences:
+            print(f"    {d.name} = {d.estimate:+.4f}  95 % CI {d.ci[0]:+.4f} – {d.ci[1]:+.4f}")
+    for path in write_froc_results(data, analysis, args.out, cautions):
+        print(f"wrote {path}")
+    return 0
+
+
 COMMANDS = {"create": _create, "scores": _scores, "results": _results, "status": _status, "export": _export,
-            "import": _import, "read": _read}
+            "import": _import, "read": _read, "froc": _froc}
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.study_command == "froc" and args.data:  # a study given as a file: no store is opened (or created)
+        return _froc(None, args)
     store = _store(args)
     try:
         return COMMANDS[args.study_command](store, args)

@@ -1,0 +1,165 @@
+"""A localisation study's results as files: ``results.json`` (the interchange shape of issue 29), CSVs for
+archiving and other tools, and the FROC and wAFROC curves as PNGs (drawn with OpenCV, as the report figures)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from app.colours import PALETTE, bgr
+from app.study.froc import Curve, FrocAnalysis, FrocData, FrocTest, froc_curve, wafroc_curve
+from app.study.results import MIN_UNITS
+from inference.files import write_bytes_atomic, write_text_atomic
+
+
+def froc_cautions(data: FrocData, analysis: FrocAnalysis | None = None) -> tuple[str, ...]:
+    """What the numbers cannot say: too few cases of a kind, or too few readers."""
+    out = []
+    fewest = min(data.n_normal, data.n_abnormal)
+    if fewest < MIN_UNITS:
+        out.append(f"too small for firm conclusions: {data.n_normal} normal and {data.n_abnormal} abnormal case(s) "
+                   f"(at least {MIN_UNITS} of each are needed for a usable interval)")
+    if len(data.readers) < 3:
+        out.append(f"{len(data.readers)} reader(s): the random-reader (RRRC) test generalises to other readers "
+                   "only with several readers")
+    if analysis is not None:
+        out += [f"{name}: not estimable: {test.reason}" for name, test in analysis.tests.items() if test.reason]
+    return tuple(out)
+
+
+def _number(value: float) -> float | None:
+    """JSON has no NaN or infinity: a value that does not exist is null."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _test_dict(test: FrocTest) -> dict[str, Any]:
+    chisq = test.statistic_name == "chisq"
+    out: dict[str, Any] = {
+        "p": _number(test.p),
+        ("chisq" if chisq else "F"): _number(test.statistic),
+        ("df" if chisq else "ddf"): _number(test.ndf if chisq else test.ddf),
+        "ndf": _number(test.ndf),
+        "differences": [{"a": d.a, "b": d.b, "estimate": _number(d.estimate), "se": _number(d.se),
+                         "p": _number(d.p), "ci": [_number(d.ci[0]), _number(d.ci[1])]} for d in test.differences],
+        "modalities": {m: {"estimate": _number(e.auc), "se": _number(e.se), "df": _number(e.df if e.df is not None
+                                                                                          else math.inf),
+                           "ci": [_number(e.ci[0]), _number(e.ci[1])]} for m, e in test.single.items()},
+    }
+    if test.reason:
+        out["note"] = f"not estimable: {test.reason}"
+    return out
+
+
+def results_dict(analysis: FrocAnalysis, cautions: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``{"foms": {modality: {reader: value}}, "tests": {"RRRC"|"FRRC"|"RRFC": {...}}}`` plus the analysis'
+    name (figure of merit, method, covariance) and the cautions; every difference is "a − b"."""
+    return {
+        "fom": analysis.fom,
+        "method": analysis.method,
+        "covariance": analysis.covariance_method,
+        "foms": {m: {r: float(analysis.foms[t, j]) for j, r in enumerate(analysis.readers)}
+                 for t, m in enumerate(analysis.modalities)},
+        "tests": {name: _test_dict(test) for name, test in analysis.tests.items()},
+        "cautions": list(cautions),
+    }
+
+
+def _cell(value: float) -> Any:
+    return value if math.isfinite(value) else ""  # empty cells, never NaN or inf
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def curve_png(curves: Mapping[str, Curve], title: str, x_label: str, y_label: str, x_max: float | None = None,
+              size: int = 560) -> bytes:
+    """A line chart of the curves on white, axes from 0 (x to ``x_max`` or the largest x), y 0..1."""
+    margin_left, margin_bottom, margin_top, margin_right = 70, 60, 40, 20
+    width, height = size + margin_left + margin_right, size + margin_top + margin_bottom
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    top = max([float(c.x.max()) for c in curves.values() if c.x.size] + [1.0]) if x_max is None else x_max
+    top = top if top > 0 else 1.0
+
+    def point(x: float, y: float) -> tuple[int, int]:
+        return (int(round(margin_left + x / top * size)), int(round(margin_top + (1 - y) * size)))
+
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for tick in np.linspace(0, 1, 6):
+        cv2.line(canvas, point(0, tick), point(top, tick), (225, 225, 225), 1)
+        cv2.line(canvas, point(tick * top, 0), point(tick * top, 1), (225, 225, 225), 1)
+        cv2.putText(canvas, f"{tick:.1f}", (8, point(0, tick)[1] + 5), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        x_text = f"{tick * top:.2g}"
+        cv2.putText(canvas, x_text, (point(tick * top, 0)[0] - 10, margin_top + size + 20), font, 0.45, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    cv2.rectangle(canvas, point(0, 1), point(top, 0), (0, 0, 0), 1)
+    cv2.putText(canvas, title, (margin_left, 26), font, 0.65, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(canvas, x_label, (margin_left + size // 2 - 60, height - 12), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(canvas, y_label, (margin_left + 8, margin_top + 18), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    for n, (name, curve) in enumerate(curves.items()):
+        colour = bgr(PALETTE[n % len(PALETTE)])
+        points = np.array([point(x, y) for x, y in zip(curve.x, curve.y)], np.int32).reshape(-1, 1, 2)
+        cv2.polylines(canvas, [points], False, colour, 2, cv2.LINE_AA)
+        legend = (margin_left + size - 200, margin_top + size - 20 - 22 * (len(curves) - 1 - n))
+        cv2.line(canvas, legend, (legend[0] + 24, legend[1]), colour, 3)
+        cv2.putText(canvas, name, (legend[0] + 32, legend[1] + 5), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    ok, data = cv2.imencode(".png", canvas)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return data.tobytes()
+
+
+def write_froc_results(data: FrocData, analysis: FrocAnalysis, folder: str | Path,
+                       cautions: tuple[str, ...] = ()) -> list[Path]:
+    """``results.json``, ``foms.csv``, ``differences.csv``, ``modalities.csv``, ``jackknife.csv`` (and
+    ``pseudovalues.csv`` for DBM), ``froc.png`` and ``wafroc.png`` (each modality pooled over its readers)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = results_dict(analysis, cautions + froc_cautions(data, analysis))
+    written = [write_text_atomic(folder / "results.json", json.dumps(summary, indent=1))]
+    written.append(_write_csv(folder / "foms.csv", ["modality", "reader", "fom"],
+                              [[m, r, float(analysis.foms[t, j])] for t, m in enumerate(analysis.modalities)
+                               for j, r in enumerate(analysis.readers)]))
+    rows, single = [], []
+    for name, test in analysis.tests.items():
+        for d in test.differences:
+            rows.append([name, test.statistic_name, _cell(test.statistic), _cell(test.ndf), _cell(test.ddf),
+                         _cell(test.p), d.a, d.b, d.estimate, _cell(d.se), _cell(d.p), _cell(d.ci[0]), _cell(d.ci[1]),
+                         test.reason])
+        for modality, e in test.single.items():
+            single.append([name, modality, e.auc, _cell(e.se), _cell(e.df if e.df is not None else math.inf),
+                           _cell(e.ci[0]), _cell(e.ci[1])])
+    written.append(_write_csv(folder / "differences.csv",
+                              ["test", "statistic", "value", "ndf", "ddf", "p", "a", "b", "estimate_a_minus_b", "se",
+                               "p_difference", "ci_low", "ci_high", "not_estimable"], rows))
+    written.append(_write_csv(folder / "modalities.csv", ["test", "modality", "fom", "se", "df", "ci_low", "ci_high"],
+                              single))
+    tables = [("jackknife.csv", analysis.jackknife), ("pseudovalues.csv", analysis.pseudovalues)]
+    for name, values in tables:
+        if values is None:
+            continue
+        written.append(_write_csv(folder / name, ["modality", "reader", "case", "value"],
+                                  [[m, r, c, float(values[t, j, k])] for t, m in enumerate(analysis.modalities)
+                                   for j, r in enumerate(analysis.readers) for k, c in enumerate(data.cases)]))
+    froc = {m: froc_curve(data, m) for m in data.modalities}
+    written.append(write_bytes_atomic(folder / "froc.png", curve_png(
+        froc, f"FROC ({data.name or 'study'}, readers pooled)", "non-lesion marks per case (NLF)",
+        "lesions localised (LLF)")))
+    wafroc = {m: wafroc_curve(data, m) for m in data.modalities}
+    written.append(write_bytes_atomic(folder / "wafroc.png", curve_png(
+        wafroc, f"wAFROC ({data.name or 'study'}, readers pooled)", "normal cases with a false mark (FPF)",
+        "weighted lesions localised (wLLF)", x_max=1.0)))
+    return written

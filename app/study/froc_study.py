@@ -1,0 +1,155 @@
+"""A stored study's committed marks, scored against the lesions, in the localisation JSON form.
+
+The study set-up does not store lesion locations yet: they come from a truth file (JSON) beside the study,
+
+```
+{"rule": {"distance_mm": 10, "use_outline": true},
+ "cases": {"c01": {"spacing": {"L-CC": [0.07, 0.07], "L-MLO": [0.07, 0.07]},
+                   "lesions": [{"id": 1, "weight": 1.0,
+                                "views": [{"view": "L-CC", "centre": [1210, 640], "mask": "masks/c01_lcc.png"}]}]}}}
+```
+(centres in original image pixels (row, col); a mask is a PNG of the view's size, or of a region whose top-left
+pixel is ``origin``, non-zero inside the outline; its path is relative to the truth file). A case not listed
+has no lesion (normal). The rule used is written into the JSON form's description with the study.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.study.cases import study_cases
+from app.study.design import study_info
+from app.study.errors import StudyError
+from app.study.localisation import Lesion, LesionOutline, ScoringRule, json_marks, score_marks
+from app.study.store import ReaderMark, Store
+
+
+@dataclass(frozen=True)
+class LesionTruth:
+    """Where the lesions are: per case its lesions and the pixel spacing (mm) of its views, and the rule."""
+
+    rule: ScoringRule = ScoringRule()
+    lesions: dict[str, tuple[Lesion, ...]] = field(default_factory=dict)
+    spacing: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+
+
+def _read_mask(path: Path, source: Path) -> np.ndarray:
+    import cv2  # noqa: PLC0415
+
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise StudyError(f"{source}: the lesion mask {path} cannot be read as an image")
+    return image > 0
+
+
+def lesion_truth_from_dict(data: Mapping[str, Any], source: Path = Path("the truth file")) -> LesionTruth:
+    """Raises ``StudyError`` naming ``source`` when an entry is missing or malformed."""
+    try:
+        rule = ScoringRule(**dict(data.get("rule") or {}))
+        lesions: dict[str, tuple[Lesion, ...]] = {}
+        spacing: dict[str, dict[str, tuple[float, float]]] = {}
+        for case_id, case in dict(data.get("cases") or {}).items():
+            spacing[str(case_id)] = {str(v): (float(s[0]), float(s[1])) for v, s in (case.get("spacing") or {}).items()}
+            found = []
+            for lesion in case.get("lesions") or []:
+                outlines = []
+                for view in lesion["views"]:
+                    mask = None
+                    if view.get("mask"):
+                        mask = _read_mask(source.parent / view["mask"], source)
+                    origin = tuple(int(v) for v in view.get("origin", (0, 0)))
+                    centre = (float(view["centre"][0]), float(view["centre"][1]))
+                    outlines.append(LesionOutline(str(view["view"]), centre, mask, origin))
+                weight = lesion.get("weight")
+                found.append(Lesion(lesion["id"], tuple(outlines), None if weight is None else float(weight)))
+            lesions[str(case_id)] = tuple(found)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise StudyError(f"{source}: not a lesion truth file as described in app/study/froc_study.py ({error!r})") \
+            from error
+    return LesionTruth(rule, lesions, spacing)
+
+
+def load_lesion_truth(path: str | Path) -> LesionTruth:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise StudyError(f"{path}: not a readable lesion truth file ({error})") from error
+    return lesion_truth_from_dict(data, path)
+
+
+def _weights(lesions: tuple[Lesion, ...]) -> list[float]:
+    if not lesions:
+        return []
+    given = [lesion.weight for lesion in lesions]
+    if all(w is None for w in given):
+        return [1.0 / len(lesions)] * len(lesions)
+    if any(w is None for w in given):
+        raise StudyError("give a weight for every lesion of a case, or for none (equal weights)")
+    return [float(w) for w in given]
+
+
+def stored_froc_data(store: Store, study_id: int, truth: LesionTruth) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """(the study in the localisation JSON form, cautions).
+
+    Every committed mark of the non-training cases is scored with ``truth.rule``; a mark's rating is its
+    confidence (1–5). Only the cases that every reader has read in every modality are kept (an unread case is
+    not a case without marks); the cautions say how many were left out.
+
+    Raises:
+        StudyError: a case whose study truth is malignant has no lesion in ``truth``, a lesion's view has
+            no pixel spacing, or the study has no committed reads.
+    """
+    info = study_info(store, study_id)
+    cases = {c: e for c, e in study_cases(store, study_id).items() if not e.training}
+    for case_id, entry in cases.items():
+        malignant = "malignant" in (entry.truth_left, entry.truth_right)
+        if malignant and not truth.lesions.get(case_id):
+            raise StudyError(f"case {case_id} is malignant in the study but the truth file gives no lesion for it")
+    unknown = sorted(set(truth.lesions) - set(cases))
+    if unknown:
+        raise StudyError(f"the truth file names cases that are not in the study: {', '.join(unknown[:5])}")
+    reads = store.read("SELECT reader, case_id, modality FROM study_reads WHERE study_id=? "
+                       "GROUP BY reader, case_id, modality HAVING COUNT(*) = 2", (study_id,))
+    if not reads:
+        raise StudyError("no committed reads yet: the results need at least one finished reading")
+    modalities = sorted({m for _, _, m in reads})
+    readers = list(info["readers"])
+    done = {(r, c, m) for r, c, m in reads}
+    complete = [c for c in sorted(cases) if all((r, c, m) in done for r in readers for m in modalities)]
+    cautions = []
+    if len(complete) < len(cases):
+        cautions.append(f"the study is not finished: {len(cases) - len(complete)} of {len(cases)} case(s) are not yet "
+                        "read by every reader in every modality and are left out; results are interim")
+    marks_by_read: dict[tuple[str, str, str], list[ReaderMark]] = {}
+    for reader, case_id, modality, view, row, col, label, confidence in store.read(
+            "SELECT reader, case_id, modality, view, row, col, label, confidence FROM study_marks WHERE study_id=? "
+            "ORDER BY reader, case_id, modality, mark_id", (study_id,)):
+        marks_by_read.setdefault((reader, case_id, modality), []).append(ReaderMark(view, row, col, label, confidence))
+    marks = []
+    for case_id in complete:
+        lesions = truth.lesions.get(case_id, ())
+        for reader in readers:
+            for modality in modalities:
+                scored = score_marks(marks_by_read.get((reader, case_id, modality), []), lesions,
+                                     truth.spacing.get(case_id, {}), truth.rule, case=case_id)
+                marks += json_marks(scored, modality, reader, case_id)
+    data = {
+        "name": info["name"],
+        "description": {"type": "FROC", "source": "Mammo Reader study", "rating": "confidence 1-5",
+                        "scoring": asdict(truth.rule)},
+        "modalities": modalities,
+        "readers": readers,
+        "cases": [{"id": c, "abnormal": bool(truth.lesions.get(c)),
+                   "lesions": [{"id": lesion.lesion_id, "weight": w}
+                               for lesion, w in zip(truth.lesions.get(c, ()), _weights(truth.lesions.get(c, ())))]}
+                  for c in complete],
+        "marks": marks,
+    }
+    return data, tuple(cautions)

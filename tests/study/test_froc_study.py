@@ -1,0 +1,118 @@
+"""A small localisation study end to end: created with truth, read with marks by two readers in both
+modalities, scored, analysed from the store through the command line, exported in the JSON form and
+re-analysed from it with identical results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from app.study.cases import CaseEntry
+from app.study.design import Design, create_study
+from app.study.errors import StudyError
+from app.study.froc_study import load_lesion_truth, stored_froc_data
+from app.study.sessions import ReadingSession
+from app.study.store import ReaderMark, Store
+from tests.conftest import ROOT
+
+CENTRE = (1000.0, 1000.0)
+HIT, NEAR, AWAY = (1003.0, 998.0), (1050.0, 1050.0), (200.0, 300.0)  # NEAR: 7.1 mm at 0.1 mm per pixel
+IN_MASK = (1000.0, 1300.0)  # 30 mm from the centre but inside the elongated outline of case c00
+
+# (reader, modality) -> per case: (position or None, confidence); c00..c02 malignant (left), c03..c05 normal
+PLAN = {
+    ("A", "unaided"): [(IN_MASK, 4), (NEAR, 2), (None, 0), (AWAY, 3), (None, 0), (AWAY, 1)],
+    ("A", "aided"): [(IN_MASK, 5), (HIT, 4), (HIT, 2), (AWAY, 1), (None, 0), (None, 0)],
+    ("B", "unaided"): [(HIT, 3), (AWAY, 2), (NEAR, 1), (AWAY, 4), (AWAY, 2), (None, 0)],
+    ("B", "aided"): [(HIT, 5), (NEAR, 3), (HIT, 3), (AWAY, 2), (None, 0), (AWAY, 1)],
+}
+
+
+def make_study(tmp_path):
+    store = Store(tmp_path / "study.sqlite")
+    entries = [CaseEntry(f"c{i:02d}", f"/exams/{i}", "malignant" if i < 3 else "normal", "normal") for i in range(6)]
+    study_id = create_study(store, "loc", Design.SEQUENTIAL, ["A", "B"], entries, seed=3)
+    mask = np.zeros((100, 400), np.uint8)
+    mask[40:60, :] = 255  # a band from the centre 400 px (40 mm) to the right
+    cv2.imwrite(str(tmp_path / "c00_lcc.png"), mask)
+    truth = {"rule": {"distance_mm": 10.0},
+             "cases": {f"c{i:02d}": {"spacing": {"L-CC": [0.1, 0.1]},
+                                     "lesions": [{"id": 1, "views": [{"view": "L-CC", "centre": list(CENTRE)}]}]}
+                       for i in range(3)}}
+    truth["cases"]["c00"]["lesions"][0]["views"][0].update(mask="c00_lcc.png", origin=[950, 1000])
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    return store, study_id
+
+
+def read(store, study_id, reader, skip=()):
+    session = ReadingSession(store, study_id, reader)
+    for case_number in range(6):
+        case = f"c{case_number:02d}"
+        for modality in ("unaided", "aided"):
+            if (case, modality) in skip:
+                continue
+            position, confidence = PLAN[(reader, modality)][case_number]
+            marks = [ReaderMark("L-CC", *position, "mass", confidence)] if position else []
+            session.commit(case, modality, {"L": confidence / 5, "R": 0.0}, marks=marks).result()
+            if modality == "unaided":
+                session.reveal(case).result()
+
+
+def main(*args):
+    return subprocess.run([sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_stored_study_analysed_exported_and_reimported_identically(tmp_path):
+    store, study_id = make_study(tmp_path)
+    truth = load_lesion_truth(tmp_path / "truth.json")
+    read(store, study_id, "A")
+    read(store, study_id, "B", skip={("c05", "aided")})
+    form, cautions = stored_froc_data(store, study_id, truth)
+    assert [c["id"] for c in form["cases"]] == ["c00", "c01", "c02", "c03", "c04"]
+    assert any("1 of 6 case(s)" in c and "interim" in c for c in cautions)
+    read_last = ReadingSession(store, study_id, "B")
+    read_last.commit("c05", "aided", {"L": 0.2, "R": 0.0}, marks=[ReaderMark("L-CC", *AWAY, "mass", 1)]).result()
+    form, cautions = stored_froc_data(store, study_id, truth)
+    assert cautions == () and len(form["cases"]) == 6
+    marks = {(m["modality"], m["reader"], m["case"]): m for m in form["marks"]}
+    assert marks[("unaided", "A", "c00")]["lesion"] == 1  # inside the outline, 30 mm from the centre
+    assert marks[("unaided", "A", "c01")]["lesion"] == 1  # 7.1 mm from the centre
+    assert marks[("unaided", "B", "c01")]["lesion"] is None  # away
+    assert form["description"]["scoring"] == {"distance_mm": 10.0, "use_outline": True}
+    store.close()
+
+    first = main("study", "--db", tmp_path / "study.sqlite", "froc", "loc", "--truth", tmp_path / "truth.json",
+                 "--out", tmp_path / "stored")
+    assert first.returncode == 0, first.stderr
+    assert "aided − unaided" in first.stdout
+    exported = json.loads((tmp_path / "stored" / "study_froc.json").read_text())
+    assert exported == json.loads(json.dumps(form))
+    again = main("study", "froc", "--data", tmp_path / "stored" / "study_froc.json", "--out", tmp_path / "again")
+    assert again.returncode == 0, again.stderr
+    results = [json.loads((tmp_path / folder / "results.json").read_text()) for folder in ("stored", "again")]
+    assert results[0]["foms"] == results[1]["foms"] and results[0]["tests"] == results[1]["tests"]
+    # aided, reader A: FP (1 on c03; none on c04, c05) against lesions (5, 4, 2): every lesion beats every FP
+    assert results[0]["foms"]["aided"]["A"] == pytest.approx(1.0)
+
+
+def test_a_malignant_case_without_lesion_locations_is_named(tmp_path):
+    store, study_id = make_study(tmp_path)
+    truth = load_lesion_truth(tmp_path / "truth.json")
+    del truth.lesions["c02"]
+    read(store, study_id, "A")
+    with pytest.raises(StudyError, match="case c02 is malignant"):
+        stored_froc_data(store, study_id, truth)
+    store.close()
+
+
+def test_a_stored_study_needs_the_lesion_locations(tmp_path):
+    store, _ = make_study(tmp_path)
+    store.close()
+    done = main("study", "--db", tmp_path / "study.sqlite", "froc", "loc", "--out", tmp_path / "out")
+    assert done.returncode != 0 and "--truth" in done.stderr
