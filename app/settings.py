@@ -12,13 +12,26 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 
+def private_folder(path: Path) -> Path:
+    """``path``, created readable by the user alone (0700) whatever the umask when it does not exist yet: it
+    holds received studies, the retrieve cache, the store and maybe credentials. A folder that exists is left
+    as its owner set it."""
+    path = Path(path)
+    if not path.is_dir():
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # makedirs' mode is filtered by the umask
+    return path
+
+
 def config_dir() -> Path:
-    """Per-user folder for settings and the local store (``MAMMO_READER_HOME`` overrides it)."""
+    """Per-user folder for settings and the local store (``MAMMO_READER_HOME`` overrides it); created 0700."""
     override = os.environ.get("MAMMO_READER_HOME")
-    if override:
-        return Path(override)
     base = os.environ.get("XDG_CONFIG_HOME") or (Path.home() / ".config")
-    return Path(base) / "mammo-reader"
+    folder = Path(override) if override else Path(base) / "mammo-reader"
+    try:
+        return private_folder(folder)
+    except OSError:  # a read-only home: what writes there says so, naming the file
+        return folder
 
 
 @dataclass(frozen=True)
@@ -46,7 +59,15 @@ class AppSettings:
     pacs_nodes: tuple = ()
     # our Storage SCP (off by default): studies pushed to the workstation land in <config>/inbox
     scp_enabled: bool = False
+    # the user agreed to keep DICOMweb passwords in a plain 0600 file where no system credential store exists
+    credentials_file: bool = False
     scp_port: int = 11112
+    # who may send to our Storage SCP (AE_TITLE or AE_TITLE@HOST; empty: nobody is let in), where it listens
+    # (this machine only unless a LAN address is named), and what it may keep
+    scp_allowed: tuple = ()
+    scp_bind: str = "127.0.0.1"
+    scp_max_instance_mb: int = 512
+    scp_quota_gb: float = 20.0
 
     @classmethod
     def load(cls, folder: Path | None = None) -> AppSettings:
@@ -62,6 +83,8 @@ class AppSettings:
         values = {k: v for k, v in data.items() if k in known}
         if "pacs_nodes" in values:  # JSON gives lists; the settings are frozen (hashable) values
             values["pacs_nodes"] = tuple(tuple(pair) for pair in values["pacs_nodes"] if len(pair) == 2)
+        if "scp_allowed" in values:
+            values["scp_allowed"] = tuple(str(entry) for entry in values["scp_allowed"])
         return cls(**values)
 
     def save(self, folder: Path | None = None) -> None:

@@ -9,6 +9,7 @@ once whether one or both say so.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -322,13 +323,41 @@ def _truncation(ds: Dataset, path: Path) -> str:
     return f"the pixel data is truncated: the file ends after {present:,} bytes of compressed pixel data"
 
 
+class _QuietDecoderFailures(logging.Filter):
+    """Drops pydicom's per-plugin tracebacks (``LOGGER.exception`` in its decoder) while this thread decodes:
+    the failure is turned into one message naming the damage, and a traceback per plugin on the console
+    would only alarm the reader. Other threads' records pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.local, "decoding", False)
+
+
+_QUIET_DECODER = _QuietDecoderFailures()
+logging.getLogger("pydicom.pixels.decoders.base").addFilter(_QUIET_DECODER)
+ALL_PLUGINS_FAILED = "exceptions were raised by all available plugins"
+
+
+def _damage(message: str) -> str:
+    """The first plugin's reason from pydicom's 'all available plugins' failure ("  name: reason" lines)."""
+    reasons = [line.split(":", 1)[-1].strip() for line in message.splitlines()[1:] if line.strip()]
+    return reasons[0] if reasons else message
+
+
 def _decode(ds: Dataset, path: Path) -> np.ndarray:
     syntax = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
     name = TRANSFER_SYNTAX_NAMES.get(syntax, syntax or "unknown transfer syntax")
+    _QUIET_DECODER.local.decoding = True
     try:
         return ds.pixel_array
     except (NotImplementedError, RuntimeError) as error:
         message = str(error)
+        if ALL_PLUGINS_FAILED in message:  # a decoder was there and read the data: the data is at fault
+            short = "RLE" if name.startswith("RLE") else name
+            raise ExamError(f"the {short}-compressed pixel data is damaged ({_damage(message)})", path) from error
         if "plugin" in message.lower() or "decod" in message.lower() or isinstance(error, NotImplementedError):
             raise ExamError(
                 f"the pixel data is compressed with {name}, which this installation cannot decode", path
@@ -336,6 +365,15 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
         raise ExamError(f"the pixel data could not be decoded ({name}): {message}", path) from error
     except (ValueError, AttributeError, KeyError, IndexError, TypeError) as error:
         raise ExamError(f"the pixel data is damaged or does not match the header ({error})", path) from error
+    except BaseException as error:
+        # a Rust decoder (pylibjpeg-rle) that panics on damaged runs raises pyo3's PanicException, a
+        # BaseException that pydicom lets through: the data is at fault, not the program
+        if type(error).__name__ != "PanicException":
+            raise
+        short = "RLE" if name.startswith("RLE") else name
+        raise ExamError(f"the {short}-compressed pixel data is damaged (the decoder stopped: {error})", path) from None
+    finally:
+        _QUIET_DECODER.local.decoding = False
 
 
 def _modality_lut_name(ds: Dataset) -> str:

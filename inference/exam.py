@@ -25,6 +25,7 @@ import csv
 import dataclasses
 import json
 import logging
+import os
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -198,6 +199,8 @@ def load_view(path: str | Path, view: View | str | None = None) -> ViewImage:
     """
     path = Path(path)
     hint = View.parse(view) if view is not None else None
+    if path.is_symlink() and not path.exists():
+        raise ExamError(f"a link to a file that does not exist ({os.readlink(path)})", path)
     if not path.is_file():
         raise ExamError("the file does not exist", path)
     try:
@@ -218,7 +221,13 @@ def load_view(path: str | Path, view: View | str | None = None) -> ViewImage:
 def _candidates_files(folder: Path) -> list[Path]:
     files = []
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.name.startswith("."):
+        if path.name.startswith("."):
+            continue
+        if path.is_symlink() and not path.exists():  # a dangling link: refused by name (load_view), not skipped
+            if path.suffix.lower() in (*IMAGE_SUFFIXES, ".dcm", ".dicom", "") and not is_mask_name(path):
+                files.append(path)
+            continue
+        if not path.is_file():
             continue
         if path.suffix.lower() in IMAGE_SUFFIXES:
             if is_mask_name(path):

@@ -8,8 +8,23 @@ import cv2
 import numpy as np
 
 from inference.errors import ExamError, UnreadablePixelsError
-from inference.image import ViewImage, orient, screening_slot, to_model_image, view_from_text
+from inference.image import MAX_PIXELS, ViewImage, orient, screening_slot, to_model_image, view_from_text
 from inference.views import View
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png_size(head: bytes, path: Path) -> None:
+    """Refuse a PNG whose IHDR declares more pixels than any detector has, before decoding it: a few
+    compressed megabytes of zeros can declare 30000 x 30000 pixels and take gigabytes to decode (PNG spec
+    11.2.2: IHDR is the first chunk; width and height are its first two big-endian 4-byte fields)."""
+    if not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR" or len(head) < 24:
+        return
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if width * height > MAX_PIXELS:
+        raise ExamError(f"the image dimensions are implausible ({height} x {width} pixels, more than "
+                        f"{MAX_PIXELS:,} pixels); not loaded", path)
 
 
 def _read_png(path: Path) -> tuple[np.ndarray, list[str]]:
@@ -17,6 +32,7 @@ def _read_png(path: Path) -> tuple[np.ndarray, list[str]]:
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise ExamError("the file is empty", path)
+    _check_png_size(data[:24].tobytes(), path)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ExamError("the file is not a readable image (damaged or not a PNG/TIFF)", path)

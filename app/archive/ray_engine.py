@@ -44,7 +44,7 @@ def require_ray() -> None:
 
 
 def _item(row: dict) -> ExamItem:
-    return ExamItem(str(row["exam_id"]), str(row["location"]))
+    return ExamItem(str(row["exam_id"]), str(row["location"]), str(row.get("opens") or ""))
 
 
 def _decode_row(row: dict, families: tuple[str, ...], options: BatchOptions) -> dict:
@@ -149,7 +149,7 @@ def run_on_ray(
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the batch prints its own line: done, failed, per minute, ETA
         count = _workers(workers, gpus_per_worker)
-        rows = [{"exam_id": i.exam_id, "location": i.location} for i in ledger.todo]
+        rows = [{"exam_id": i.exam_id, "location": i.location, "opens": i.opens} for i in ledger.todo]
         dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
         # the decode tasks ask for memory for an exam's images and prepared views; that also keeps Ray
         # Data from fusing them into the model actors (it fuses stages whose resource requests match)

@@ -44,6 +44,10 @@ def run_batch(
 
         require_ray()  # before anything is loaded: a missing extra is said at once
     out = Path(out)
+    if options.deidentify:  # nothing of an exam's folder name reaches the outputs, its bookkeeping included
+        from app.archive.sources import deidentified_items  # noqa: PLC0415
+
+        items = deidentified_items(list(items))
     sources = [str(m) for m in models] if all(isinstance(m, (str, Path)) for m in models) else None
     if sources is None and engine != "local":
         raise MammoError("the Ray engine loads the models in its workers: give checkpoint files, not loaded models")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.pacs.nodes import SCHEMES as PACS_SCHEMES
+from app.text_lists import read_list_text
 from inference.errors import MammoError
 
 
@@ -17,11 +19,29 @@ class ExamItem:
 
     Attributes:
         exam_id: the case ID of a case list, else the exam folder's name (unique within the batch).
-        location: the exam's folder, manifest or file, absolute.
+        location: the exam's folder, manifest or file, absolute; in a de-identified batch its label, as
+            ``exam_id`` (see :func:`deidentified_items`).
+        opens: in a de-identified batch, where the exam is read from (never written to any output).
     """
 
     exam_id: str
     location: str
+    opens: str = ""
+
+    @property
+    def path(self) -> str:
+        """Where the exam is read from."""
+        return self.opens or self.location
+
+    def redacted(self, text: str) -> str:
+        """``text`` (a failure's reason) with the exam's real folder, which may name the patient, replaced by
+        its label in a de-identified batch."""
+        if not self.opens:
+            return text
+        for original in (self.opens, self.opens.rstrip("/").rsplit("/", 1)[-1]):
+            if original:
+                text = text.replace(original, self.exam_id)
+        return text
 
     @property
     def key(self) -> str:
@@ -59,9 +79,8 @@ def _unique(items: list[ExamItem], source: Path) -> list[ExamItem]:
 
 def _from_csv(path: Path) -> list[ExamItem]:
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        rows = list(csv.DictReader(io.StringIO(read_list_text(path), newline="")))
+    except (OSError, csv.Error) as error:
         raise MammoError(f"the case list cannot be read ({error})", path) from error
     items = []
     for number, row in enumerate(rows, start=2):
@@ -84,8 +103,8 @@ def _from_folder(folder: Path) -> list[ExamItem]:
 
 def _from_list(path: Path) -> list[ExamItem]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
+        lines = read_list_text(path).splitlines()
+    except OSError as error:
         raise MammoError(f"the exam list cannot be read ({error})", path) from error
     entries = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     return [ExamItem(_name_of(location), location) for location in (_located(e, path.parent) for e in entries)]
@@ -107,6 +126,20 @@ def read_batch_source(source: str | Path) -> list[ExamItem]:
     else:
         raise MammoError("no such case list, exam list or folder", path)
     return _unique(items, path)
+
+
+def deidentified_items(items: list[ExamItem]) -> list[ExamItem]:
+    """The items of a de-identified batch: each exam named by a keyed hash of its location ("anon-…"), which
+    is what the outputs hold (folder names, ``scores.parquet``, the journal, ``failures.csv``, the markers),
+    the same in every run on this computer so that a rerun resumes; the real location is only read from."""
+    from app.report.deidentify import pseudonym, site_key  # noqa: PLC0415
+
+    key = site_key()
+    out = []
+    for item in items:
+        label = pseudonym(key, "batch-exam", item.path)
+        out.append(ExamItem(label, label, opens=item.path))
+    return out
 
 
 def items_of_exams(exams: list[str | Path]) -> list[ExamItem]:

@@ -12,6 +12,7 @@ loses at most the exams in flight, and a rerun finishes them.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -114,6 +115,8 @@ def exam_folder(out: Path, item: ExamItem, options: BatchOptions) -> Path:
     if not options.folder_per_exam:
         return out
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in item.exam_id).strip(".") or item.key[:12]
+    if safe != item.exam_id:  # 'x/1' and 'x_1' would share a folder: a short hash of the raw ID tells them apart
+        safe = f"{safe}-{hashlib.sha1(item.exam_id.encode('utf-8')).hexdigest()[:8]}"
     return out / safe
 
 
@@ -151,7 +154,7 @@ def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> 
     from inference.views import View  # noqa: PLC0415
 
     try:
-        exam = open_exam(item.location, options.ae_title)
+        exam = open_exam(item.path, options.ae_title)
         missing = [v.value for v in View if v not in exam.views]
         if missing and not options.allow_missing_views:
             raise MammoError(f"{item.location}: missing views: {', '.join(missing)} (give --allow-missing-views "
@@ -160,7 +163,7 @@ def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> 
             exam = exam.deidentify()
         return Decoded(item, exam, prepare_exam(exam, families))
     except Exception as error:  # noqa: BLE001 - one exam's failure ends only that exam
-        return Decoded(item, failure=failure_reason(error))
+        return Decoded(item, failure=item.redacted(failure_reason(error)))
 
 
 def analyse(decoded: Decoded, groups, options: BatchOptions) -> Analysed:
@@ -173,7 +176,7 @@ def analyse(decoded: Decoded, groups, options: BatchOptions) -> Analysed:
     try:
         result = run_prepared(decoded.prepared, groups, device=options.device, mode=options.mode)
     except Exception as error:  # noqa: BLE001
-        return Analysed(decoded.item, failure=failure_reason(error))
+        return Analysed(decoded.item, failure=decoded.item.redacted(failure_reason(error)))
     return Analysed(decoded.item, decoded.exam, result, time.perf_counter() - started)
 
 
@@ -201,8 +204,8 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
                       "files": [str(p) for p in files], "scores": str(part)}
             write_text_atomic(marker_path(out, item), json.dumps(marker))
     except Exception as error:  # noqa: BLE001 - a full disk, a codec: this exam fails, the batch goes on
-        return Outcome(item.exam_id, item.location, "failed", failure_reason(error))
-    return Outcome(item.exam_id, item.location, "partial" if problems else "done", "; ".join(problems),
+        return Outcome(item.exam_id, item.location, "failed", item.redacted(failure_reason(error)))
+    return Outcome(item.exam_id, item.location, "partial" if problems else "done", item.redacted("; ".join(problems)),
                    files=tuple(str(p) for p in files), seconds=analysed.seconds)
 
 

@@ -25,11 +25,18 @@ def _client(node: RemoteNode):
     session = requests.Session()
     # images gain nothing from gzip, and Orthanc 1.10 dies compressing a multipart WADO-RS answer
     session.headers["Accept-Encoding"] = "identity"
+    from app.pacs.credentials import warn_if_plain_http  # noqa: PLC0415
+
+    warn_if_plain_http(node)  # once per node: basic auth or a token over http:// is readable on the wire
     if node.token:
         session.headers["Authorization"] = f"Bearer {node.token}"
     elif node.username:
         session.auth = (node.username, node.password)
-    return DICOMwebClient(node.base_url, session=session, timeout=node.timeout)
+    client = DICOMwebClient(node.base_url, session=session, timeout=node.timeout)
+    # dicomweb-client retries every failed request 5 times with growing waits (a silent server: 30 s became
+    # 196 s); one try each, so that the node's timeout is what a step takes at most
+    client.set_http_retry_params(retry=False)
+    return client
 
 
 def _failure(node: RemoteNode, what: str, error: Exception) -> PacsError:
@@ -50,8 +57,18 @@ def _failure(node: RemoteNode, what: str, error: Exception) -> PacsError:
     if isinstance(error, requests.Timeout):
         return PacsError(node, f"{what}: no answer within {node.timeout:g} s")
     if isinstance(error, requests.ConnectionError):
+        if _no_http_answer(error):  # the TCP connection was made (checked first), the answer was not HTTP
+            return PacsError(node, f"{what}: this port does not speak HTTP (a DICOM port? write the address as "
+                                   "dimse://AET@HOST:PORT, or give the web server's port)")
         return PacsError(node, f"{what}: cannot reach it; is the server running?")
     return PacsError(node, f"{what}: {type(error).__name__}: {error}")
+
+
+def _no_http_answer(error: Exception) -> bool:
+    """Whether the connection ended before an HTTP status line came (urllib3: 'Connection aborted', with a
+    reset, a hang-up or a line that is not HTTP as its cause)."""
+    text = str(error)
+    return "Connection aborted" in text or "BadStatusLine" in text
 
 
 def _guarded(node: RemoteNode, what: str, call: Callable):
@@ -73,6 +90,14 @@ def _guarded(node: RemoteNode, what: str, call: Callable):
 def echo(node: RemoteNode) -> None:
     """A QIDO-RS search for one study: the server answers and lets us in."""
     _guarded(node, "QIDO-RS", lambda: _client(node).search_for_studies(limit=1))
+
+
+def study_listed(node: RemoteNode, study_uid: str) -> bool:
+    """Whether the node, asked with this call's credentials, lists the study (QIDO-RS); a refusal (401, 403)
+    raises :class:`PacsError`."""
+    found = _guarded(node, "QIDO-RS", lambda: _client(node).search_for_studies(
+        search_filters={"StudyInstanceUID": study_uid}, limit=1))
+    return any(Dataset.from_json(item).get("StudyInstanceUID", "") == study_uid for item in found)
 
 
 def find_studies(node: RemoteNode, query: StudyQuery) -> list[StudyRecord]:

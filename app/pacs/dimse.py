@@ -1,14 +1,19 @@
 """DIMSE with pynetdicom: C-ECHO, C-FIND (Study Root), C-GET (no inbound port needed) and C-STORE.
 
-Every association and message has a timeout. One presentation context per transfer syntax: with several
-syntaxes in one context the node picks one (Orthanc: uncompressed) and a file in another cannot be sent.
-C-GET asks for the SCP role of each storage class, as the standard requires for the sub-operations.
-pynetdicom's own log is kept at warnings: at info and debug it would print identifiers.
+Every association and message has a timeout, and so has every read of the socket (pynetdicom reads a PDU
+with no timeout: a peer that stops in the middle of one would hold the retrieve for ever). An association
+is released only after a normal end; after an error, a cancel, Ctrl+C or a peer that stopped answering it is
+aborted (a release waits on a peer that may be dead or still sending). One presentation context per transfer
+syntax: with several syntaxes in one context the node picks one (Orthanc: uncompressed) and a file in
+another cannot be sent. C-GET asks for the SCP role of each storage class, as the standard requires for the
+sub-operations. pynetdicom's own log is kept at warnings: at info and debug it would print identifiers.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -16,34 +21,24 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from app.pacs.contexts import DECODABLE_SYNTAXES, RETRIEVED_CLASSES, VERIFICATION
 from app.pacs.nodes import PacsError, RemoteNode
 from inference.errors import Cancelled
 from app.pacs.query import INSTANCE_FIELDS, VIEWS_FOR_AT_MOST, StudyQuery, StudyRecord
 
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
-# what the intake decodes (pydicom with pylibjpeg, GDCM, pyjpegls): each offered in its own context
-DECODABLE_SYNTAXES = (
-    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
-    "1.2.840.10008.1.2",  # Implicit VR Little Endian
-    "1.2.840.10008.1.2.5",  # RLE Lossless
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
-    "1.2.840.10008.1.2.4.91",  # JPEG 2000
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
-    "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
-    "1.2.840.10008.1.2.4.201",  # HTJ2K lossless
-)
-# the classes a mammography study holds: the images, and what other systems add to it (kept or noted)
-RETRIEVED_CLASSES = (
-    "1.2.840.10008.5.1.4.1.1.1.2",  # Digital Mammography X-Ray Image - For Presentation
-    "1.2.840.10008.5.1.4.1.1.1.2.1",  # - For Processing
-    "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray Image - For Presentation
-    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
-    "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation
-    "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF
-)
-VERIFICATION = "1.2.840.10008.1.1"
+
+class _NoTraceback(logging.Filter):
+    """pynetdicom logs a connection lost in the middle of a PDU with its traceback; our own message says it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = record.exc_text = None
+        return True
+
+
+logging.getLogger("pynetdicom.dul").addFilter(_NoTraceback())
+
 FIND = "1.2.840.10008.5.1.4.1.2.2.1"  # Study Root Query/Retrieve - FIND
 GET = "1.2.840.10008.5.1.4.1.2.2.3"  # Study Root Query/Retrieve - GET
 MOVE = "1.2.840.10008.5.1.4.1.2.2.2"  # Study Root Query/Retrieve - MOVE
@@ -69,56 +64,178 @@ def _associate(node: RemoteNode, ae, refused: str = "the node refused what we as
     except OSError as error:
         raise PacsError(node, f"cannot reach it ({error.strerror or error}); is the PACS running, and the host "
                               "and port right?") from error
-    assoc = ae.associate(node.host, node.port, ae_title=node.called_aet, **kwargs)
+    from pynetdicom import evt  # noqa: PLC0415
+
+    handlers = [*kwargs.pop("evt_handlers", []), (evt.EVT_CONN_OPEN, _bound_socket, [node.timeout])]
+    assoc = ae.associate(node.host, node.port, ae_title=node.called_aet, evt_handlers=handlers, **kwargs)
     if assoc.is_established:
         return assoc
     if assoc.is_rejected:
         raise PacsError(node, f"the association was rejected (is {node.called_aet!r} its AE title, and does it "
                               f"know ours, {node.calling_aet!r}?)")
-    if assoc.acceptor.primitive is None:  # the node said nothing at all
+    if assoc.acceptor.primitive is None:  # the node said nothing at all (or something that is not DICOM)
+        if _answers_http(node):
+            raise PacsError(node, "this port answers HTTP, not DICOM (a web or DICOMweb port: give the PACS's "
+                                  "DICOM port, or write the address as dicomweb+http://…)")
         raise PacsError(node, f"no answer to our association request within {node.timeout:g} s")
     raise PacsError(node, refused)
 
 
-def _failed(node: RemoteNode, what: str, status) -> PacsError:
+def _bound_socket(event, timeout: float) -> None:
+    """Every blocking read and write of the association's socket ends after ``timeout`` s (pynetdicom clears
+    the timeout once connected; a read in the middle of a PDU then waits for ever on a silent peer, and so
+    does an abort, which waits for that read)."""
+    sock = getattr(event.assoc.dul.socket, "socket", None)
+    if sock is not None:
+        sock.settimeout(timeout)
+
+
+def _answers_http(node: RemoteNode) -> bool:
+    """Whether the port answers an HTTP request (asked after it did not answer our association request)."""
+    import socket  # noqa: PLC0415
+
+    try:
+        with socket.create_connection((node.host, node.port), timeout=min(node.timeout, 2.0)) as sock:
+            sock.sendall(f"HEAD / HTTP/1.0\r\nHost: {node.host}\r\n\r\n".encode())
+            answer = b""
+            while len(answer) < 5:
+                chunk = sock.recv(5 - len(answer))
+                if not chunk:
+                    break
+                answer += chunk
+            return answer == b"HTTP/"
+    except OSError:
+        return False
+
+
+def _abort(assoc) -> None:
+    """A-ABORT (bounded: the socket has a timeout), and wake whoever waits for the next DIMSE message (pynetdicom
+    would let it wait out its DIMSE timeout)."""
+    if not assoc.is_released and not assoc.is_aborted:
+        # after our A-ABORT pynetdicom waits for the peer to close the connection (up to the timeout; a peer
+        # still sending, or a slow link full of its data, takes that long): half a second, then we hang up
+        hang_up = threading.Timer(0.5, _hang_up, [assoc])
+        hang_up.start()
+        try:
+            assoc.abort()
+        finally:
+            hang_up.cancel()
+    assoc.dimse.msg_queue.put((None, None))
+
+
+def _hang_up(assoc) -> None:
+    import socket  # noqa: PLC0415
+
+    sock = getattr(assoc.dul.socket, "socket", None)
+    try:
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _Ended:
+    """Ends an association the right way: released after a normal end; aborted after an error, a cancel or
+    Ctrl+C. A thread asks ``cancel`` every 0.1 s, so that a cancel ends a retrieve at once, not at the next
+    message of a slow node."""
+
+    def __init__(self, assoc, cancel: Callable[[], bool] = lambda: False) -> None:
+        self.assoc, self.cancel, self.cancelled = assoc, cancel, False
+        self._done = threading.Event()
+        self._watch = threading.Thread(target=self._watch_cancel, name="pacs-cancel", daemon=True)
+        self._watch.start()
+
+    def _watch_cancel(self) -> None:
+        while not self._done.wait(0.1):
+            if self.cancel():
+                self.cancelled = True
+                _abort(self.assoc)
+                return
+
+    def __enter__(self):
+        return self.assoc
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        self._done.set()
+        if kind is None and not self.cancelled:
+            if self.assoc.is_established:
+                self.assoc.release()
+        else:
+            _abort(self.assoc)
+        self._watch.join()
+        if self.cancelled and (kind is None or issubclass(kind, PacsError)):
+            raise Cancelled() from error
+        return False
+
+
+def _failed(node: RemoteNode, what: str, status, since: float | None = None, first: bool = False) -> PacsError:
+    """What a failed or missing answer means. ``since``: when the last answer (or the request) was;
+    ``first``: nothing at all had come for this request."""
     code = getattr(status, "Status", None)
     if code is None:
-        return PacsError(node, f"{what}: no answer (the connection was lost or timed out)")
-    return PacsError(node, f"{what} failed with status 0x{int(code):04X}")
+        silent = None if since is None else time.monotonic() - since
+        if silent is not None and silent < 0.8 * node.timeout and first:
+            # the peer hung up at once on a request it had accepted the association for: Orthanc does this
+            # to an AE title not in its DicomModalities (C-FIND, C-GET, C-MOVE)
+            return PacsError(node, f"the PACS refused {what} for our AE title {node.calling_aet!r}: register it "
+                                   "on the PACS (Orthanc: DicomModalities)")
+        if silent is not None and silent < 0.8 * node.timeout:
+            return PacsError(node, f"{what}: the node closed the connection in the middle of the answer")
+        return PacsError(node, f"{what}: the node stopped answering (nothing for {node.timeout:g} s); the "
+                               "association was aborted")
+    return _status_error(node, f"{what} failed with status 0x{int(code):04X}", int(code))
+
+
+def _status_error(node: RemoteNode, message: str, code: int) -> PacsError:
+    """A :class:`PacsError` for a failure the node answered (``status``: its code), not a lost connection."""
+    error = PacsError(node, message)
+    error.status = code
+    return error
 
 
 def echo(node: RemoteNode) -> None:
     """C-ECHO; raises :class:`PacsError` with the reason when the node cannot be used."""
     ae = _ae(node)
     ae.add_requested_context(VERIFICATION)
-    assoc = _associate(node, ae)
-    try:
+    with _Ended(_associate(node, ae)) as assoc:
+        asked = time.monotonic()
         status = assoc.send_c_echo()
         if not status or status.Status != 0x0000:
-            raise _failed(node, "C-ECHO", status)
-    finally:
-        assoc.release()
+            raise _failed(node, "C-ECHO", status, asked, first=True)
 
 
 def find_studies(node: RemoteNode, query: StudyQuery) -> list[StudyRecord]:
     """C-FIND at study level, Study Root; MG studies only unless ``query.modality`` is empty."""
     ae = _ae(node)
     ae.add_requested_context(FIND)
-    assoc = _associate(node, ae)
-    found = []
-    try:
-        for status, identifier in assoc.send_c_find(query.dataset(), FIND):
-            if not status:
-                raise _failed(node, "C-FIND", status)
-            if status.Status in (0xFF00, 0xFF01) and identifier is not None:
-                found.append(StudyRecord.from_dataset(identifier))
-            elif status.Status not in (0x0000, 0xFF00, 0xFF01):
-                raise _failed(node, "C-FIND", status)
-        kept = query.keep(found)
+    with _Ended(_associate(node, ae)) as assoc:
+        kept = query.keep(_find(assoc, node, query.dataset()))
         kept = [_with_views(assoc, r) if i < VIEWS_FOR_AT_MOST else r for i, r in enumerate(kept)]
-    finally:
-        assoc.release()
     return kept
+
+
+def _find(assoc, node: RemoteNode, identifier: Dataset) -> list[StudyRecord]:
+    """The answers of a study-level C-FIND on the open association."""
+    found: list[StudyRecord] = []
+    last, first = time.monotonic(), True
+    for status, answer in assoc.send_c_find(identifier, FIND):
+        if not status:
+            raise _failed(node, "C-FIND", status, last, first)
+        last, first = time.monotonic(), False
+        if status.Status in (0xFF00, 0xFF01) and answer is not None:
+            found.append(StudyRecord.from_dataset(answer))
+        elif status.Status not in (0x0000, 0xFF00, 0xFF01):
+            raise _failed(node, "C-FIND", status)
+    return found
+
+
+def study_listed(node: RemoteNode, study_uid: str) -> bool:
+    """Whether the node, asked by us (our calling AE title), lists the study: a study-level C-FIND. A node
+    that refuses us raises :class:`PacsError` with its reason."""
+    ae = _ae(node)
+    ae.add_requested_context(FIND)
+    with _Ended(_associate(node, ae)) as assoc:
+        return any(r.study_uid == study_uid for r in _find(assoc, node, _level("STUDY", study_uid)))
 
 
 def _with_views(assoc, record: StudyRecord) -> StudyRecord:
@@ -152,8 +269,11 @@ def get_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset],
             ae.add_requested_context(sop, syntax)
         roles.append(build_role(sop, scp_role=True))
     problems: list[str] = []
+    received = 0
 
     def stored(event) -> int:
+        nonlocal received
+        received += 1
         try:
             dataset = event.dataset
             dataset.file_meta = event.file_meta
@@ -163,8 +283,32 @@ def get_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset],
             return 0xA700  # out of resources: could not keep the instance
         return 0x0000
 
-    assoc = _associate(node, ae, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, stored)])
     try:
+        completed, failed = _get_study(node, ae, roles, stored, study_uid, cancel)
+    except PacsError as error:
+        # Orthanc answers 0xC000 when the study goes while it is being sent: only a C-FIND tells that apart
+        if received and getattr(error, "status", None) is not None and not _still_listed(node, study_uid):
+            raise PacsError(node, f"C-GET of study {study_uid}: the study was removed from the PACS during the "
+                                  "retrieve") from None
+        raise
+    if problems:
+        raise PacsError(node, f"retrieved instances could not be kept: {problems[0]}")
+    return completed, failed
+
+
+def _still_listed(node: RemoteNode, study_uid: str) -> bool:
+    """After a failed retrieve: whether the node still lists the study (True when it cannot say)."""
+    try:
+        return study_listed(node, study_uid)
+    except PacsError:
+        return True
+
+
+def _get_study(node: RemoteNode, ae, roles, stored, study_uid: str, cancel: Callable[[], bool]) -> tuple[int, int]:
+    from pynetdicom import evt  # noqa: PLC0415
+
+    assoc = _associate(node, ae, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, stored)])
+    with _Ended(assoc, cancel):
         try:
             completed, failed = _get(assoc, node, _level("STUDY", study_uid), cancel)
         except _SubOperationsFailed:
@@ -178,13 +322,8 @@ def get_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset],
                     done, bad = 0, 1
                 completed, failed = completed + done, failed + bad
             if completed == 0:
-                raise PacsError(node, f"C-GET of study {study_uid}: the node could send none of its {failed} "
-                                      "instance(s) in a transfer syntax this workstation decodes") from None
-    finally:
-        if assoc.is_established:
-            assoc.release()
-    if problems:
-        raise PacsError(node, f"retrieved instances could not be kept: {problems[0]}")
+                raise _status_error(node, f"C-GET of study {study_uid}: the node could send none of its {failed} "
+                                          "instance(s) in a transfer syntax this workstation decodes", 0) from None
     return completed, failed
 
 
@@ -211,12 +350,14 @@ def _follow(responses, assoc, node: RemoteNode, what: str, cancel: Callable[[], 
     """The (completed, failed) sub-operations of a C-GET or C-MOVE's answers; Cancel aborts it;
     ``on_failure(status, completed, failed)`` raises what a failure status means for this request."""
     completed = failed = 0
+    last, first = time.monotonic(), True
     for status, _identifier in responses:
         if cancel():
-            assoc.abort()
+            _abort(assoc)
             raise Cancelled()
         if not status:
-            raise _failed(node, what, status)
+            raise _failed(node, what, status, last, first and completed + failed == 0)
+        last, first = time.monotonic(), False
         completed = int(getattr(status, "NumberOfCompletedSuboperations", completed) or completed)
         failed = int(getattr(status, "NumberOfFailedSuboperations", failed) or failed)
         if _is_failure(int(status.Status)):
@@ -230,8 +371,8 @@ def _get(assoc, node: RemoteNode, query: Dataset, cancel: Callable[[], bool]) ->
         if failed:
             raise _SubOperationsFailed()
         if completed == 0:
-            raise PacsError(node, f"C-GET of study {query.StudyInstanceUID} failed (status 0x{code:04X}): no such "
-                                  f"study, or the node will not send it to {node.calling_aet!r}")
+            raise _status_error(node, f"C-GET of study {query.StudyInstanceUID} failed (status 0x{code:04X}): no "
+                                      f"such study, or the node will not send it to {node.calling_aet!r}", code)
 
     return _follow(assoc.send_c_get(query, GET), assoc, node, "C-GET", cancel, failure)
 
@@ -256,18 +397,16 @@ def store_files(node: RemoteNode, paths: Sequence[Path]) -> None:
         ae.add_requested_context(*pair)
     classes = ", ".join(sorted({UID(d.SOPClassUID).name for _, d in datasets}))
     assoc = _associate(node, ae, refused=f"refused: the node accepts none of what we send ({classes})")
-    try:
-        for path, dataset in datasets:
+    with _Ended(assoc):
+        for index, (path, dataset) in enumerate(datasets):
+            asked = time.monotonic()
             try:
                 status = assoc.send_c_store(dataset)
             except ValueError as error:  # no accepted context for this class and syntax
                 raise PacsError(node, f"{path.name}: refused, the node accepts no {UID(dataset.SOPClassUID).name} "
                                       f"in {UID(dataset.file_meta.TransferSyntaxUID).name}") from error
             if not status or status.Status not in (0x0000, 0xB000, 0xB007, 0xB006):
-                raise _failed(node, f"C-STORE of {path.name}", status)
-    finally:
-        if assoc.is_established:
-            assoc.release()
+                raise _failed(node, f"C-STORE of {path.name}", status, asked, first=index == 0)
 
 
 def move_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset], None],
@@ -276,7 +415,9 @@ def move_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset]
     which must be registered on the node (Orthanc: ``DicomModalities``). Returns (completed, failed)."""
     from app.pacs.scp import StorageSCP  # noqa: PLC0415
 
-    receiver = StorageSCP(node.calling_aet, node.move_port, on_instance=on_instance, timeout=node.timeout)
+    # on loopback unless the address names ours (?move=HOST:PORT); any calling AE title, addressed to ours
+    receiver = StorageSCP(node.calling_aet, node.move_port, host=node.move_host, allowed=None,
+                          on_instance=on_instance, timeout=node.timeout)
     try:
         ae = _ae(node)
         ae.add_requested_context(MOVE)
@@ -291,12 +432,9 @@ def move_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset]
             if completed == 0:
                 raise PacsError(node, f"C-MOVE of study {study_uid} failed (status 0x{code:04X}): no such study?")
 
-        try:
+        with _Ended(assoc, cancel):
             completed, failed = _follow(assoc.send_c_move(query, node.calling_aet, MOVE), assoc, node, "C-MOVE",
                                         cancel, failure)
-        finally:
-            if assoc.is_established:
-                assoc.release()
     finally:
         receiver.stop()
     return completed, failed

@@ -1,5 +1,6 @@
 """PACS addresses on the command line: ``dimse://CALLED_AET@HOST:PORT[/STUDY_UID][?move=OUR_PORT]`` (C-GET,
-or C-MOVE to our own Storage SCP on OUR_PORT) and
+or C-MOVE to our own Storage SCP on OUR_PORT, listening on 127.0.0.1 unless ``?move=OUR_ADDRESS:OUR_PORT``
+names a LAN address) and
 ``dicomweb+http(s)://HOST:PORT/PREFIX[/studies/STUDY_UID]``. Credentials never travel in an address."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from inference.errors import MammoError
 
 SCHEMES = ("dimse://", "dicomweb+http://", "dicomweb+https://")
 DEFAULT_AE_TITLE = "MAMMOREADER"
-TIMEOUT_S = 30.0  # every association, every DIMSE message, every HTTP request
+TIMEOUT_S = 30.0  # every association, every DIMSE message, every HTTP request (MAMMO_PACS_TIMEOUT overrides)
 
 
 class PacsError(MammoError):
@@ -45,6 +46,7 @@ class RemoteNode:
     token: str = ""
     timeout: float = TIMEOUT_S
     move_port: int = 0  # DIMSE: retrieve by C-MOVE to our Storage SCP on this port (0: C-GET)
+    move_host: str = "127.0.0.1"  # the address that Storage SCP listens on (a LAN address only when named)
 
     def describe(self) -> str:
         """The node in words, for every message and log line: no credentials."""
@@ -79,6 +81,17 @@ def _credentials() -> dict:
             "token": os.environ.get("MAMMO_DICOMWEB_TOKEN", "")}
 
 
+def default_timeout() -> float:
+    """Seconds a node may stay silent before the step is given up: ``MAMMO_PACS_TIMEOUT``, else 30."""
+    try:
+        value = float(os.environ.get("MAMMO_PACS_TIMEOUT", "") or TIMEOUT_S)
+    except ValueError:
+        raise MammoError(f"MAMMO_PACS_TIMEOUT={os.environ['MAMMO_PACS_TIMEOUT']!r}: give seconds, e.g. 30") from None
+    if not 0 < value <= 3600:
+        raise MammoError(f"MAMMO_PACS_TIMEOUT={value:g}: give between 0 and 3600 seconds")
+    return value
+
+
 def _check_uid(text: str, uid: str) -> str:
     if not _UID.match(uid) or len(uid) > 64:
         raise MammoError(f"{text}: {uid!r} is not a Study Instance UID (digits and dots, at most 64)")
@@ -93,12 +106,13 @@ def parse_address(text: str, calling_aet: str = DEFAULT_AE_TITLE) -> tuple[Remot
     if len(calling_aet) > 16 or not calling_aet.strip():
         raise MammoError(f"--ae-title {calling_aet!r}: an AE title has 1 to 16 characters")
     if text.startswith("dimse://"):
-        match = re.match(r"^dimse://([^@/]{1,16})@([^:/]+):(\d+)(?:/([^/?]*))?/?(?:\?move=(\d+))?$", text)
+        match = re.match(r"^dimse://([^@/]{1,16})@([^:/]+):(\d+)(?:/([^/?]*))?/?(?:\?move=(?:([^:/?]+):)?(\d+))?$", text)
         if not match:
-            raise MammoError(f"{text}: write dimse://CALLED_AET@HOST:PORT[/STUDY_UID][?move=OUR_PORT]")
-        aet, host, port, uid, move = match.groups()
+            raise MammoError(f"{text}: write dimse://CALLED_AET@HOST:PORT[/STUDY_UID][?move=[OUR_ADDRESS:]OUR_PORT]")
+        aet, host, port, uid, move_host, move = match.groups()
         node = RemoteNode("dimse", host, int(port), called_aet=aet, calling_aet=calling_aet,
-                          move_port=int(move) if move else 0)
+                          move_port=int(move) if move else 0, move_host=move_host or "127.0.0.1",
+                          timeout=default_timeout())
         return node, (_check_uid(text, uid) if uid else None)
     parts = urlsplit(text[len("dicomweb+"):])
     if parts.username or parts.password:
@@ -118,7 +132,7 @@ def parse_address(text: str, calling_aet: str = DEFAULT_AE_TITLE) -> tuple[Remot
 
         credentials["username"], credentials["password"] = load_credentials(f"dicomweb+{base}")
     return RemoteNode("dicomweb", parts.hostname, port, base_url=base, calling_aet=calling_aet,
-                      **credentials), uid
+                      timeout=default_timeout(), **credentials), uid
 
 
 def parse_study(text: str, calling_aet: str = DEFAULT_AE_TITLE) -> StudyAddress:

@@ -3,7 +3,12 @@
 The study is written into a private folder and renamed into place only when the retrieve has ended, so a
 cancelled or failed retrieve never looks like a complete study. Instances that are not MG (other series of
 the study, our own earlier SR and SEG) are ignored with a note. The cache has a size limit
-(``MAMMO_PACS_CACHE_GB``, default 20): the least recently retrieved studies go first.
+(``MAMMO_PACS_CACHE_GB``, default 20): the least recently retrieved studies go first; private folders
+left by a retrieve that was killed are removed at the next one and count against the limit meanwhile.
+
+The cache never lets a study past the node's access control: it is kept per identity (our calling AE title,
+the DICOMweb user or token), and a cached study is served only after the node, asked with this call's
+identity, has listed it (a study-level C-FIND or QIDO-RS); a node that refuses us is the answer.
 """
 
 from __future__ import annotations
@@ -59,10 +64,41 @@ def _folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _partials(root: Path) -> list[tuple[Path, int]]:
+    """The private folders of retrieves (``.<study>.partial-<PID>``) with their PIDs."""
+    found = []
+    for path in root.glob(".*.partial-*"):
+        pid = path.name.rpartition(".partial-")[2]
+        if path.is_dir() and pid.isdigit():
+            found.append((path, int(pid)))
+    return found
+
+
+def remove_stale_partials(root: Path) -> int:
+    """Remove the private folders of retrieves whose process is gone (killed, crashed); returns how many."""
+    removed = 0
+    for path, pid in _partials(root):
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def evict(root: Path, limit: int, keep: Path) -> None:
-    """Remove the least recently retrieved studies until the cache is under ``limit`` bytes."""
+    """Remove the least recently retrieved studies until the cache (retrieves in progress included) is under
+    ``limit`` bytes."""
     studies = sorted((p for p in root.iterdir() if (p / COMPLETE).is_file()), key=lambda p: (p / COMPLETE).stat().st_mtime)
-    total = sum(_folder_size(p) for p in studies)
+    total = sum(_folder_size(p) for p in studies) + sum(_folder_size(p) for p, _ in _partials(root))
     for study in studies:
         if total <= limit:
             break
@@ -70,6 +106,15 @@ def evict(root: Path, limit: int, keep: Path) -> None:
             continue
         total -= _folder_size(study)
         shutil.rmtree(study, ignore_errors=True)
+
+
+def _identity(node: RemoteNode) -> str:
+    """Who this call is to the node (no secret): the calling AE title, or the DICOMweb user / a bearer token."""
+    if node.protocol == "dimse":
+        return f"AE title {node.calling_aet}"
+    if node.token:
+        return "bearer token " + hashlib.sha256(node.token.encode()).hexdigest()[:12]
+    return f"user {node.username}" if node.username else "no credentials"
 
 
 def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int], None] | None = None,
@@ -82,8 +127,14 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
     node = address.node
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    final = root / hashlib.sha1(f"{node.describe()}|{address.study_uid}".encode()).hexdigest()[:20]
+    remove_stale_partials(root)
+    key = f"{node.describe()}|{_identity(node)}|{address.study_uid}"
+    final = root / hashlib.sha1(key.encode()).hexdigest()[:20]
     if not refresh and (final / COMPLETE).is_file():
+        if not _protocol(node).study_listed(node, address.study_uid):  # a refusal raises with its reason
+            who = f"our AE title {node.calling_aet!r}" if node.protocol == "dimse" else "these credentials"
+            raise PacsError(node, f"study {address.study_uid} is not on the node, or not open to {who}: the copy "
+                                  "in the cache is not used")
         record = json.loads((final / COMPLETE).read_text(encoding="utf-8"))
         (final / COMPLETE).touch()
         return RetrievedStudy(final, record.get("instances", 0), record.get("notes", []), cached=True)

@@ -1,78 +1,266 @@
-"""Our own Storage SCP: studies pushed to the workstation (or sent by C-MOVE) land in an inbox.
+"""Our own Storage SCP: studies pushed to the workstation or to the AI node (``serve``), or sent by C-MOVE.
 
-Only MG images are kept (other instances are acknowledged and ignored, as a retrieve ignores them); each
-file is written atomically under a hashed name in a folder per study, so nothing in the inbox's names
-identifies a patient. The server runs on pynetdicom's own threads; ``stop`` shuts it down.
+Who may send is decided at association: the called AE title must be ours and the calling AE title (and the
+host, when the allow-list names one) must be on the allow-list, else the association is rejected (A-ASSOCIATE-RJ,
+"called / calling AE title not recognised") with a logged line. An empty allow-list lets nobody in.
+
+Only MG images are kept; anything else is answered with a failure status, so that the sender never believes
+an instance was stored that was thrown away. Each instance has a size limit and the inbox a quota (0xA700,
+"out of resources", when either would be passed). Each file is written atomically under a hashed name in a
+folder per study, so nothing in the inbox's names identifies a patient. The server runs on pynetdicom's own
+threads; ``stop`` shuts it down and aborts the associations still open.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from app.pacs.dimse import DECODABLE_SYNTAXES, RETRIEVED_CLASSES, VERIFICATION
+from app.pacs.contexts import DECODABLE_SYNTAXES, RETRIEVED_CLASSES, VERIFICATION
+from inference.errors import MammoError
 from inference.files import atomic_path
 
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+logger = logging.getLogger(__name__)
+
+# C-STORE statuses (PS3.4 Table B.2-1)
+OUT_OF_RESOURCES = 0xA700  # refused: the instance is over the size limit, or the inbox is full
+NOT_ACCEPTED = 0xA900  # error: a data set this node does not keep (not an MG image)
+CANNOT_UNDERSTAND = 0xC000  # error: the data set cannot be decoded, or lacks what an image needs
+# A-ASSOCIATE-RJ (PS3.8 9.3.4): rejected permanent, by the service user, with the reason
+CALLING_NOT_RECOGNISED = (0x01, 0x01, 0x03)
+CALLED_NOT_RECOGNISED = (0x01, 0x01, 0x07)
+BIND_DEFAULT = "127.0.0.1"  # a LAN address only when the user names one
+
+
+@dataclass(frozen=True)
+class Sender:
+    """One entry of the allow-list: a calling AE title, and the host it must come from (empty: any host)."""
+
+    ae_title: str
+    host: str = ""
+
+    def admits(self, ae_title: str, host: str) -> bool:
+        return ae_title == self.ae_title and (not self.host or host == self.host)
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}" if self.host else self.ae_title
+
+
+def parse_senders(entries: Iterable[str]) -> tuple[Sender, ...]:
+    """``AET`` or ``AET@HOST`` entries (also comma-separated) as the allow-list; raises :class:`MammoError`
+    naming an entry that is no AE title."""
+    senders = []
+    for entry in (part.strip() for text in entries for part in str(text).split(",")):
+        if not entry:
+            continue
+        ae_title, _, host = entry.partition("@")
+        ae_title, host = ae_title.strip(), host.strip()
+        if not ae_title or len(ae_title) > 16 or "\\" in ae_title or (entry.count("@") > 1):
+            raise MammoError(f"allowed sender {entry!r}: write AE_TITLE or AE_TITLE@HOST (an AE title has 1 to "
+                             "16 characters)")
+        senders.append(Sender(ae_title, host))
+    return tuple(dict.fromkeys(senders))
+
+
+@dataclass(frozen=True)
+class InboxLimits:
+    """What one instance and the whole inbox may take on disk (bytes as received)."""
+
+    max_instance_bytes: int = 512 << 20
+    quota_bytes: int = 20 << 30
+
+
+class _Refusal(Exception):
+    """An instance the sender is told we did not keep (status and a comment for it)."""
+
+    def __init__(self, status: int, comment: str) -> None:
+        super().__init__(comment)
+        self.status = status
 
 
 def study_folder(inbox: Path, study_uid: str) -> Path:
     return inbox / hashlib.sha1(study_uid.encode()).hexdigest()[:20]
 
 
+def instance_name(dataset: Dataset) -> str:
+    return hashlib.sha1(str(dataset.SOPInstanceUID).encode()).hexdigest()[:20] + ".dcm"
+
+
 def keep_instance(folder: Path, dataset: Dataset) -> Path:
     """One instance into ``folder`` (atomically, under a hash of its SOP Instance UID)."""
-    name = hashlib.sha1(str(dataset.SOPInstanceUID).encode()).hexdigest()[:20] + ".dcm"
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / name) as temporary:
+    with atomic_path(folder / instance_name(dataset)) as temporary:
         dataset.save_as(temporary, enforce_file_format=True)
-    return folder / name
+    return folder / instance_name(dataset)
+
+
+def inbox_bytes(inbox: Path) -> int:
+    """What the inbox's received instances take (the quota counts these)."""
+    return sum(p.stat().st_size for p in Path(inbox).glob("*/*.dcm") if p.is_file()) if Path(inbox).is_dir() else 0
+
+
+def remove_partial_writes(inbox: Path) -> int:
+    """Remove the temporary files of writes a killed process left (``.NAME.dcm.*.part``); returns how many."""
+    removed = 0
+    for path in Path(inbox).glob("*/.*.part") if Path(inbox).is_dir() else []:
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 class StorageSCP:
-    """A C-STORE (and C-ECHO) server. ``on_instance(dataset)`` receives each dataset; by default MG images
-    are kept in ``inbox`` (one folder per study)."""
+    """A C-STORE (and C-ECHO) server.
 
-    def __init__(self, ae_title: str, port: int, inbox: Path | None = None, *, host: str = "",
-                 on_instance: Callable[[Dataset], None] | None = None, timeout: float = 30.0) -> None:
+    ``allowed``: who may associate (an empty allow-list lets nobody in; None lets any calling AE title in, for
+    the short-lived C-MOVE receiver, which takes only what the PACS sends for our own request). By default MG
+    images are kept in ``inbox`` (one folder per study, within ``limits``) and ``on_kept(folder)`` is called
+    after each; ``on_instance(dataset)`` replaces that (the C-MOVE receiver hands each dataset to a retrieve).
+    """
+
+    def __init__(self, ae_title: str, port: int, inbox: Path | None = None, *, host: str = BIND_DEFAULT,
+                 allowed: Sequence[Sender] | None = (), limits: InboxLimits = InboxLimits(),
+                 on_instance: Callable[[Dataset], None] | None = None,
+                 on_kept: Callable[[Path], None] | None = None, timeout: float = 30.0) -> None:
         from pynetdicom import AE, evt  # noqa: PLC0415
 
+        self.ae_title = ae_title.strip()
+        if inbox is not None:  # received studies are patient data: readable by the user alone (0700)
+            from app.settings import private_folder  # noqa: PLC0415
+
+            private_folder(Path(inbox))
         self.inbox = Path(inbox) if inbox is not None else None
-        self.on_instance = on_instance or self._keep
-        self.ignored = 0
-        ae = AE(ae_title=ae_title)
+        self.allowed = None if allowed is None else tuple(allowed)
+        self.limits = limits
+        self.on_instance = on_instance
+        self.on_kept = on_kept
+        self.kept = 0
+        self.refused = 0  # instances answered with a failure status
+        self.rejected = 0  # associations rejected
+        self._lock = threading.Lock()
+        self._used = 0
+        if self.inbox is not None and on_instance is None:
+            remove_partial_writes(self.inbox)
+            self._used = inbox_bytes(self.inbox)
+        ae = AE(ae_title=self.ae_title)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+        ae.require_called_aet = True  # checked in _requested too, with a logged line
         ae.add_supported_context(VERIFICATION)
         for sop in RETRIEVED_CLASSES:
             for syntax in DECODABLE_SYNTAXES:
                 ae.add_supported_context(sop, syntax)
         self.ae = ae
-        self.server = ae.start_server((host, port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._stored)])
+        self.server = ae.start_server((host, port), block=False, evt_handlers=[
+            (evt.EVT_REQUESTED, self._requested), (evt.EVT_C_STORE, self._stored)])
 
-    def _keep(self, dataset: Dataset) -> None:
-        if str(dataset.get("Modality", "")) != "MG":
-            self.ignored += 1
+    def _requested(self, event) -> None:
+        """Reject, at association, a request not addressed to us or from a sender not on the allow-list."""
+        assoc = event.assoc
+        request = assoc.requestor.primitive
+        calling, called = str(request.calling_ae_title).strip(), str(request.called_ae_title).strip()
+        host = str(assoc.requestor.address)
+        if called != self.ae_title:
+            reason, why = CALLED_NOT_RECOGNISED, f"it was addressed to AE title {called!r}, not ours ({self.ae_title!r})"
+        elif self.allowed is not None and not any(s.admits(calling, host) for s in self.allowed):
+            reason, why = CALLING_NOT_RECOGNISED, ("no sender is allowed (add one to the allow-list)" if not self.allowed
+                                                   else "not on the allow-list")
+        else:
             return
-        keep_instance(study_folder(self.inbox, str(dataset.StudyInstanceUID)), dataset)
+        logger.warning("rejected an association from AE title %r at %s: %s", calling, host, why)
+        with self._lock:
+            self.rejected += 1
+        assoc.acse.send_reject(*reason)
+        assoc.kill()
 
-    def _stored(self, event) -> int:
+    def _stored(self, event):
         try:
-            dataset = event.dataset
-            dataset.file_meta = event.file_meta
-            self.on_instance(dataset)
+            encoded = event.request.DataSet
+            size = len(encoded.getbuffer()) if encoded is not None else 0
+            if size > self.limits.max_instance_bytes and self.on_instance is None:
+                raise _Refusal(OUT_OF_RESOURCES, f"the instance ({_mb(size)}) is over this node's limit of "
+                                                 f"{_mb(self.limits.max_instance_bytes)} per instance")
+            try:
+                dataset = event.dataset
+                dataset.file_meta = event.file_meta
+            except Exception as error:  # noqa: BLE001 - whatever pydicom raises on a damaged data set
+                raise _Refusal(CANNOT_UNDERSTAND, f"the data set cannot be decoded ({type(error).__name__})") from error
+            if self.on_instance is not None:
+                self.on_instance(dataset)
+            else:
+                self._keep(dataset, size)
+        except _Refusal as refusal:
+            with self._lock:
+                self.refused += 1
+            logger.warning("refused an instance from AE title %r (status 0x%04X): %s",
+                           str(event.assoc.requestor.ae_title).strip(), refusal.status, refusal)
+            return _status(refusal.status, str(refusal))
         except Exception:  # noqa: BLE001 - the sender is told; nothing half-written stays (atomic writes)
-            logging.getLogger(__name__).warning("a received instance could not be kept")
-            return 0xA700
+            with self._lock:
+                self.refused += 1
+            logger.warning("a received instance could not be kept")
+            return _status(OUT_OF_RESOURCES, "the instance could not be written")
         return 0x0000
 
+    def _keep(self, dataset: Dataset, size: int) -> None:
+        modality = str(dataset.get("Modality", "")).strip()
+        if modality != "MG":
+            raise _Refusal(NOT_ACCEPTED, f"not a mammography image (Modality {modality or 'missing'}): this node "
+                                         "keeps MG images only")
+        missing = [k for k in ("StudyInstanceUID", "SOPInstanceUID", "Rows", "Columns", "PixelData") if k not in dataset]
+        if missing:
+            raise _Refusal(CANNOT_UNDERSTAND, f"the MG instance has no {', '.join(missing)}")
+        if self.inbox is None:
+            raise _Refusal(OUT_OF_RESOURCES, "this receiver has no inbox")
+        folder = study_folder(self.inbox, str(dataset.StudyInstanceUID))
+        with self._lock:  # reserve the room first: parallel associations cannot pass the quota together
+            if self._used + size > self.limits.quota_bytes:
+                raise _Refusal(OUT_OF_RESOURCES, f"the inbox is full (quota {_mb(self.limits.quota_bytes)})")
+            self._used += size
+        try:
+            previous = folder / instance_name(dataset)
+            replaced = previous.stat().st_size if previous.is_file() else 0
+            written = keep_instance(folder, dataset).stat().st_size
+        except BaseException:
+            with self._lock:
+                self._used -= size
+            raise
+        with self._lock:
+            self._used += written - size - replaced
+            self.kept += 1
+        if self.on_kept is not None:
+            self.on_kept(folder)
+
     def stop(self) -> None:
-        self.server.shutdown()
+        """Stop listening and abort the associations still open (their instances in flight are not kept)."""
+        self.ae.shutdown()
+
+
+
+def workstation_receiver(settings, inbox: Path) -> StorageSCP:
+    """The workstation's inbox as Preferences set it (``AppSettings.scp_*``): the same receiver as the AI
+    node's, with the same allow-list (empty: nobody is let in) and limits. Raises :class:`MammoError` for an
+    allow-list entry that is no AE title, ``OSError`` when the address or port cannot be listened on."""
+    limits = InboxLimits(max_instance_bytes=int(settings.scp_max_instance_mb * (1 << 20)),
+                         quota_bytes=int(settings.scp_quota_gb * (1 << 30)))
+    return StorageSCP(settings.ae_title, settings.scp_port, inbox, host=settings.scp_bind or BIND_DEFAULT,
+                      allowed=parse_senders(settings.scp_allowed), limits=limits)
+
+def _mb(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MB"
+
+
+def _status(code: int, comment: str) -> Dataset:
+    status = Dataset()
+    status.Status = code
+    status.ErrorComment = comment[:64]  # LO: 64 characters at most
+    return status
 
 
 @dataclass(frozen=True)

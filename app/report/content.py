@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import hashlib
 import re
 from dataclasses import dataclass, field
 
@@ -80,8 +79,10 @@ def exam_label(report: ReportInput) -> str:
         name = exam.accession or (exam.source.name if exam.source is not None and exam.source.is_dir() else "")
         if name and _safe(name):
             return _safe(name)
+    from app.report.deidentify import pseudonym, site_key  # noqa: PLC0415
+
     parts = sorted(img.sop_instance_uid or img.source.name for img in exam.views.values())
-    return "anon-" + hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+    return pseudonym(site_key(), "exam", "|".join(parts))  # keyed: nobody can recompute it from the UIDs
 
 
 class ReportContent:
@@ -99,9 +100,9 @@ class ReportContent:
     def header_fields(self) -> list[tuple[str, str]]:
         report, exam = self.report, self.exam
         fields = [("Exam", self.label)]
-        if exam.study_date:
-            fields.append(("Study date", exam.study_date[:4] if report.deidentify else exam.study_date))
-        if not report.deidentify:
+        if not report.deidentify:  # de-identified: the DICOM files carry the shifted dates
+            if exam.study_date:
+                fields.append(("Study date", exam.study_date))
             if exam.accession:
                 fields.append(("Accession", exam.accession))
             if exam.patient.name:

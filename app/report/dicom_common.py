@@ -21,8 +21,10 @@ class ReportError(MammoError):
     """A report that cannot be made as asked."""
 
 
-def read_source(image: ViewImage) -> pydicom.Dataset:
-    """The source image's header (no pixels), with the type-2 attributes highdicom copies present."""
+def read_source(image: ViewImage, deidentify: bool = False) -> pydicom.Dataset:
+    """The source image's header (no pixels), with the type-2 attributes highdicom copies present; with
+    ``deidentify``, as the de-identified source images of the export have it (PS3.15 Basic Profile: the SR,
+    SEG and Encapsulated PDF made from it carry only de-identified patient, study and UIDs)."""
     if not image.sop_instance_uid:
         raise ReportError("the exam is PNG; a DICOM export needs the DICOM study", image.source)
     try:
@@ -30,27 +32,25 @@ def read_source(image: ViewImage) -> pydicom.Dataset:
     except InvalidDicomError as error:  # pydicom's own words advise force=True: not for a radiologist
         raise ReportError("the source image is not a DICOM file (it may have been moved or replaced)",
                           image.source) from error
+    if deidentify:
+        from app.report.deidentify import DeidentificationError, Deidentifier  # noqa: PLC0415
+
+        try:
+            source = Deidentifier().dataset(source)
+        except DeidentificationError as error:
+            raise ReportError(error.message, image.source) from None
     for keyword in _COPIED_TYPE2:
         if keyword not in source:
             setattr(source, keyword, "")
     return source
 
 
-def deidentify_header(ds: pydicom.Dataset, label: str) -> None:
-    """Replace the patient identifiers that highdicom copied from the source images (in place) and say so;
-    ``label`` is the report's de-identified exam name."""
-    ds.PatientName = "Anonymous^"
-    ds.PatientID = label
-    for keyword in ("PatientBirthDate", "AccessionNumber", "ReferringPhysicianName", "StudyID"):
-        if keyword in ds:
-            setattr(ds, keyword, "")
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = [  # LO: 64 characters a value
-        "Mammo Reader de-identified export",
-        "patient name, ID and birth date removed",
-        "accession number, referring physician, study ID removed",
-        "UIDs and dates kept to reference the source images",
-    ]
+def deidentify_header(ds: pydicom.Dataset) -> None:
+    """Declare in an export made from de-identified sources (:func:`read_source` with ``deidentify``) the
+    profile and options applied (``DeidentificationMethodCodeSequence``, CID 7050)."""
+    from app.report.deidentify import declare  # noqa: PLC0415
+
+    declare(ds)
 
 
 @contextlib.contextmanager

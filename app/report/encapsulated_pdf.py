@@ -26,7 +26,7 @@ def write_encapsulated_pdf(content, pdf: bytes, path: str | Path) -> Path:
     image = next(iter(content.exam.views.values()))
     if not image.sop_instance_uid:
         raise ReportError("the exam is PNG, an Encapsulated PDF needs the DICOM study", image.source)
-    source = read_source(image)
+    source = read_source(image, content.report.deidentify)
     ds = pydicom.Dataset()
     for keyword in STUDY_ATTRIBUTES:
         if keyword in source:
@@ -51,7 +51,7 @@ def write_encapsulated_pdf(content, pdf: bytes, path: str | Path) -> Path:
         if keyword not in ds:
             setattr(ds, keyword, "")
     if content.report.deidentify:
-        deidentify_header(ds, content.label)
+        deidentify_header(ds)
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ENCAPSULATED_PDF, ds.SOPInstanceUID

@@ -13,7 +13,9 @@ from inference.errors import MammoError
 from inference.files import atomic_path
 
 FORMATS = ("pdf", "png", "json", "sr", "seg", "epdf")
-FORMAT_NAMES = {"pdf": "PDF", "png": "PNG", "json": "JSON", "sr": "SR", "seg": "SEG", "epdf": "ePDF"}
+FORMAT_NAMES = {"pdf": "PDF", "png": "PNG", "json": "JSON", "sr": "SR", "seg": "SEG", "epdf": "ePDF",
+                "images": "de-identified source images"}
+DICOM_FORMATS = ("sr", "seg", "epdf")
 FORMATS_ORDER = ("pdf", "epdf", "png", "json", "sr", "seg")  # as written: the PDF first, the ePDF reuses it
 
 
@@ -66,7 +68,16 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
             errors.append(error)
         else:
             done.append(fmt)
-    if failures and len(formats) == 1:
+    if report.deidentify and set(done) & set(DICOM_FORMATS):
+        # the SR's and SEG's references resolve within a de-identified export: its images, same UID mapping
+        from app.report.deidentify import write_deidentified_images  # noqa: PLC0415
+
+        try:
+            written += write_deidentified_images(content, out)
+        except (MammoError, OSError) as error:
+            failures["images"] = failure_text(error)
+            errors.append(error)
+    if failures and len(formats) == 1 and "images" not in failures:
         raise errors[0]
     if failures:
         raise ExportIncomplete(written, done, failures)

@@ -69,7 +69,7 @@ def write_saliency_segs(content, folder: str | Path) -> list[Path]:
                 algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC, algorithm_identification=algorithm)
             for index, name in enumerate(classes, start=1)
         ]
-        source = read_source(image)
+        source = read_source(image, content.report.deidentify)
         geometry = copy.deepcopy(source)
         for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
             if keyword in geometry:
@@ -87,7 +87,7 @@ def write_saliency_segs(content, folder: str | Path) -> list[Path]:
             )
         seg.PatientOrientation = _valid_orientation(source)
         if content.report.deidentify:
-            deidentify_header(seg, content.label)
+            deidentify_header(seg)
         path = folder / f"{content.label}_{view.value}{suffix}_saliency_seg.dcm"
         with atomic_path(path) as temporary:
             seg.save_as(temporary, enforce_file_format=True)

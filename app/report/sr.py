@@ -72,7 +72,7 @@ def write_sr(content, path: str | Path) -> Path:
     for view, image in exam.views.items():
         if not image.sop_instance_uid:
             raise ReportError("a DICOM structured report needs DICOM source images (this exam is PNG)", image.source)
-        sources[view] = read_source(image)
+        sources[view] = read_source(image, content.report.deidentify)
     device = hd.sr.DeviceObserverIdentifyingAttributes(uid=hd.UID(), name="Mammo Reader",
                                                         manufacturer_name="Mammo Reader", model_name=__version__)
     context = hd.sr.ObservationContext(
@@ -131,7 +131,7 @@ def write_sr(content, path: str | Path) -> Path:
     scheme.CodingSchemeResponsibleOrganization = "Mammo Reader"
     sr.CodingSchemeIdentificationSequence = [scheme]
     if content.report.deidentify:
-        deidentify_header(sr, content.label)
+        deidentify_header(sr)
     path = Path(path)
     with atomic_path(path) as temporary:
         sr.save_as(temporary, enforce_file_format=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.study.errors import StudyError
+from app.text_lists import ListLineError, read_list_text
 from app.study.store import Store
 
 TRUTHS = ("malignant", "benign", "normal", "none")
@@ -36,9 +38,10 @@ def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseE
     """
     path = Path(path)
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError as error:
+        rows = list(csv.DictReader(io.StringIO(read_list_text(path), newline="")))
+    except ListLineError as error:
+        raise StudyError(str(error)) from error
+    except (OSError, csv.Error) as error:
         raise StudyError(f"{path}: the case list cannot be read ({error})") from error
     cases, seen = [], set()
     for number, row in enumerate(rows, start=2):

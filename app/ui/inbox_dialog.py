@@ -21,9 +21,9 @@ def _list_task(inbox: Path, *, progress, cancel):  # noqa: ARG001
 
 
 def inbox_folder() -> Path:
-    from app.settings import config_dir  # noqa: PLC0415
+    from app.settings import config_dir, private_folder  # noqa: PLC0415
 
-    return config_dir() / "inbox"
+    return private_folder(config_dir() / "inbox")
 
 
 class InboxDialog(QDialog):

@@ -296,7 +296,16 @@ class MainWindow(QMainWindow):
         self.entry_label_action.setVisible(False)
         self.layer_action.setVisible(False)
         self._build_status_bar()
+        from app.pacs.credentials import PLAIN_HTTP_FLAG  # noqa: PLC0415
+        from app.ui.log_notices import StatusLogNotices  # noqa: PLC0415
+
+        self.security_notices = StatusLogNotices("app.pacs.credentials", PLAIN_HTTP_FLAG, self)
+        self.security_notices.line.connect(lambda line: self.statusBar().showMessage(line, 30_000))
+        self.security_notices.attach()
         self._build_menus()
+        from app.ui.worklist_panel import WorklistController  # noqa: PLC0415
+
+        self.worklist = WorklistController(self)  # the worklist's menu, panel, keys and prefetch
         self.hanging.layoutChanged.connect(lambda name: self.statusBar().showMessage(f"layout: {name}", 2000))
         for widget in self.hanging.views.values():
             widget.cursorInfo.connect(self.cursor_label.setText)
@@ -720,6 +729,17 @@ class MainWindow(QMainWindow):
         self.load_worker.finished.connect(self._on_load_finished)
         self._track(self.load_worker).start()
 
+    def open_prefetched(self, loaded: LoadedExam, outcome: AnalysisOutcome | None) -> None:
+        """Show an exam the worklist loaded (and analysed) in the background: pixels at once, the result with
+        them; blind first hides it as it hides any result until the reader commits."""
+        self.clear_exam()
+        self.show_exam(loaded, analyse=outcome is None)
+        if outcome is not None and self.model_path:
+            generation = self._generation
+            self._on_result(outcome, (self.model_path,), generation)
+            self._thread_done = True  # no thread runs for it: analysisFinished once its overlays are drawn
+            self._maybe_finished()
+
     def open_from_pacs(self) -> None:
         """File → Open from PACS: search, then the chosen study is retrieved by the exam loader."""
         dialog = PacsDialog(self.settings.pacs_node, self.settings.ae_title, self, named=self.settings.pacs_nodes)
@@ -745,7 +765,9 @@ class MainWindow(QMainWindow):
 
     def apply_scp(self) -> None:
         """Start, restart or stop our Storage SCP as the preferences say; a port in use is a message."""
-        wanted = (self.settings.ae_title, self.settings.scp_port) if self.settings.scp_enabled else None
+        s = self.settings
+        wanted = ((s.ae_title, s.scp_port, s.scp_bind, s.scp_allowed, s.scp_max_instance_mb, s.scp_quota_gb)
+                  if s.scp_enabled else None)
         if wanted == self._scp_key:
             return
         if self.scp is not None:
@@ -753,14 +775,16 @@ class MainWindow(QMainWindow):
             self.scp, self._scp_key = None, None
         if wanted is None:
             return
-        from app.pacs.scp import StorageSCP  # noqa: PLC0415
+        from app.pacs.scp import workstation_receiver  # noqa: PLC0415 - the same receiver as the AI node's
 
         try:
-            self.scp = StorageSCP(wanted[0], wanted[1], inbox_folder())
+            self.scp = workstation_receiver(s, inbox_folder())
             self._scp_key = wanted
+        except MammoError as error:
+            self._on_error(error)
         except OSError as error:
-            self._on_error(MammoError(f"the Storage SCP cannot listen on port {wanted[1]} ({error.strerror or error}); "
-                                      "choose another port in Preferences"))
+            self._on_error(MammoError(f"the Storage SCP cannot listen on {s.scp_bind}:{s.scp_port} "
+                                      f"({error.strerror or error}); choose another address or port in Preferences"))
 
     def _find_priors(self, exam: Exam) -> None:
         """In the background: the patient's most recent earlier study, for the current-vs-prior layouts."""
@@ -1267,6 +1291,7 @@ class MainWindow(QMainWindow):
         self.apply_scp()
 
     def closeEvent(self, event):  # noqa: N802 - Qt override
+        self.security_notices.detach()
         if self.scp is not None:
             self.scp.stop()
             self.scp, self._scp_key = None, None

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -85,7 +86,9 @@ class PreferencesDialog(QDialog):
         buttons.addWidget(self.ae_title)
         from app.pacs.credentials import where_kept  # noqa: PLC0415
 
-        self.test_result = QLabel("DICOMweb passwords (Password…) are kept in " + where_kept() + ", never in the "
+        self._credentials_file = settings.credentials_file
+        self.test_result = QLabel("DICOMweb passwords (Password…) are kept in " + where_kept(settings.credentials_file)
+                                  + ", never in the "
                                   "settings; MAMMO_DICOMWEB_USER / MAMMO_DICOMWEB_PASSWORD (or MAMMO_DICOMWEB_TOKEN) "
                                   "in the environment override them. The first node is the default.")
         self.test_result.setObjectName("prefsPacsTestResult")
@@ -101,7 +104,34 @@ class PreferencesDialog(QDialog):
         scp_row = QHBoxLayout()
         scp_row.addWidget(self.scp_enabled)
         scp_row.addWidget(self.scp_port)
+        scp_row.addWidget(QLabel("on"))
+        self.scp_bind = QLineEdit(settings.scp_bind)
+        self.scp_bind.setObjectName("prefsScpBind")
+        self.scp_bind.setMaximumWidth(140)
+        scp_row.addWidget(self.scp_bind)
         scp_row.addStretch(1)
+        # the same allow-list and limits as ``serve`` (app/pacs/scp.py)
+        self.scp_allowed = QLineEdit(", ".join(settings.scp_allowed))
+        self.scp_allowed.setObjectName("prefsScpAllowed")
+        self.scp_allowed.setPlaceholderText("e.g. PACS@10.0.0.5, MODALITY1")
+        self.scp_max_mb, self.scp_quota_gb = QSpinBox(), QSpinBox()
+        self.scp_max_mb.setObjectName("prefsScpMaxMb")
+        self.scp_max_mb.setRange(1, 1 << 16)
+        self.scp_max_mb.setValue(int(settings.scp_max_instance_mb))
+        self.scp_max_mb.setSuffix(" MB per instance")
+        self.scp_quota_gb.setObjectName("prefsScpQuotaGb")
+        self.scp_quota_gb.setRange(1, 1 << 16)
+        self.scp_quota_gb.setValue(max(1, int(settings.scp_quota_gb)))
+        self.scp_quota_gb.setSuffix(" GB in all")
+        limits_row = QHBoxLayout()
+        limits_row.addWidget(self.scp_allowed, 1)
+        limits_row.addWidget(self.scp_max_mb)
+        limits_row.addWidget(self.scp_quota_gb)
+        self.scp_note = QLabel("Only the senders listed are let in (AE_TITLE or AE_TITLE@HOST, comma-separated); "
+                               "with none listed, nobody is. 127.0.0.1 receives from this machine only: name a LAN "
+                               "address to receive from the network.")
+        self.scp_note.setObjectName("prefsScpNote")
+        self.scp_note.setWordWrap(True)
         form = QFormLayout(self)
         form.addRow("Models", row)
         form.addRow("", self.in_use)
@@ -116,6 +146,8 @@ class PreferencesDialog(QDialog):
         form.addRow("", buttons)
         form.addRow("", self.test_result)
         form.addRow("", scp_row)
+        form.addRow("Allowed senders", limits_row)
+        form.addRow("", self.scp_note)
         add_ok_cancel(form, self)
 
     def add_node(self, name: str, address: str) -> None:
@@ -166,7 +198,7 @@ class PreferencesDialog(QDialog):
 
     def set_password(self) -> None:
         """The user name and password of the selected DICOMweb node, into the credential store."""
-        from app.pacs.credentials import save_credentials, where_kept  # noqa: PLC0415
+        from app.pacs.credentials import credentials_file, save_credentials, system_store, where_kept  # noqa: PLC0415
 
         node = self._selected()
         if node is None or node.protocol != "dicomweb":
@@ -177,9 +209,25 @@ class PreferencesDialog(QDialog):
             return
         password, ok = QInputDialog.getText(self, "DICOMweb password", f"password for {user}",
                                             QLineEdit.EchoMode.Password)
-        if ok:
-            save_credentials(node.describe(), user, password)
-            self.test_result.setText(f"saved for {node.describe()} in {where_kept()}")
+        if not ok:
+            return
+        if system_store() is None and not self._credentials_file:
+            self._credentials_file = self.agree_to_plain_file(credentials_file())
+            if not self._credentials_file:
+                self.test_result.setText(f"not saved for {node.describe()}: {where_kept()}; or set "
+                                         "MAMMO_DICOMWEB_USER / MAMMO_DICOMWEB_PASSWORD in the environment")
+                return
+        kept = save_credentials(node.describe(), user, password, file_agreed=self._credentials_file)
+        self.test_result.setText(f"saved for {node.describe()} in {kept}")
+
+    def agree_to_plain_file(self, path) -> bool:
+        """Ask once whether a password may go to a plain file (no system credential store on this computer)."""
+        answer = QMessageBox.question(
+            self, "No credential store",
+            "This computer has no system credential store (Keychain, Credential Locker, Secret Service, KWallet).\n"
+            f"Keep DICOMweb passwords in a plain file readable only by you?\n{path}",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def settings(self) -> AppSettings:
         return dataclasses.replace(
@@ -196,4 +244,9 @@ class PreferencesDialog(QDialog):
             ae_title=self.ae_title.text().strip() or "MAMMOREADER",
             scp_enabled=self.scp_enabled.isChecked(),
             scp_port=self.scp_port.value(),
+            scp_bind=self.scp_bind.text().strip() or "127.0.0.1",
+            scp_allowed=tuple(e.strip() for e in self.scp_allowed.text().split(",") if e.strip()),
+            scp_max_instance_mb=self.scp_max_mb.value(),
+            scp_quota_gb=float(self.scp_quota_gb.value()),
+            credentials_file=self._credentials_file,
         )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import stat
+
+import pytest
 
 from app.pacs.credentials import load_credentials, save_credentials, where_kept
 from app.pacs.nodes import parse_address
@@ -12,13 +15,26 @@ from app.settings import AppSettings
 WEB = "dicomweb+https://pacs.example:8443/dicom-web"
 
 
-def test_a_saved_password_is_kept_apart_readable_only_by_the_user_and_used(isolated_home, monkeypatch):
+@pytest.fixture
+def no_credential_store():
+    """keyring's fail backend: this computer has no system credential store."""
+    import keyring
+    from keyring.backends import fail
+
+    before = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    yield
+    keyring.set_keyring(before)
+
+
+def test_a_saved_password_is_kept_apart_readable_only_by_the_user_and_used(isolated_home, monkeypatch,
+                                                                           no_credential_store):
     monkeypatch.delenv("MAMMO_DICOMWEB_USER", raising=False)
     monkeypatch.delenv("MAMMO_DICOMWEB_PASSWORD", raising=False)
-    save_credentials(WEB, "ann", "hunter2")
+    save_credentials(WEB, "ann", "hunter2", file_agreed=True)
     assert load_credentials(WEB) == ("ann", "hunter2")
     kept = isolated_home / "pacs-credentials.json"
-    assert str(kept) in where_kept() and stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert str(kept) in where_kept(file_agreed=True) and stat.S_IMODE(kept.stat().st_mode) == 0o600
     node, _ = parse_address(WEB)
     assert (node.username, node.password) == ("ann", "hunter2") and "hunter2" not in repr(node)
     monkeypatch.setenv("MAMMO_DICOMWEB_USER", "bob")
@@ -48,3 +64,46 @@ def test_named_nodes_round_trip_through_preferences_and_the_settings_file(qtbot,
     pacs.node_choice.setCurrentIndex(1)
     pacs.node_choice.activated.emit(1)
     assert pacs.node_edit.text() == WEB
+
+
+def test_without_a_credential_store_preferences_ask_before_a_plain_file_and_say_where_it_is(
+        qtbot, isolated_home, monkeypatch, no_credential_store):
+    from PySide6.QtWidgets import QInputDialog
+
+    from app.ui.preferences import PreferencesDialog
+
+    answers = iter([("ann", True), ("hunter2", True), ("ann", True), ("hunter2", True)])
+    monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: next(answers))
+    asked = []
+    dialog = PreferencesDialog(AppSettings(pacs_nodes=(("web", WEB),)))
+    qtbot.addWidget(dialog)
+    assert "nowhere" in dialog.test_result.text()
+    monkeypatch.setattr(dialog, "agree_to_plain_file", lambda path: asked.append(path) or False)
+    dialog.nodes.selectRow(0)
+    dialog.set_password()
+    kept = isolated_home / "pacs-credentials.json"
+    assert asked == [kept] and not kept.exists() and "not saved" in dialog.test_result.text()
+    assert dialog.settings().credentials_file is False
+    monkeypatch.setattr(dialog, "agree_to_plain_file", lambda path: asked.append(path) or True)
+    dialog.set_password()
+    assert kept.exists() and str(kept) in dialog.test_result.text() and "plain file" in dialog.test_result.text()
+    assert dialog.settings().credentials_file is True
+    assert load_credentials(WEB) == ("ann", "hunter2")
+
+
+def test_credentials_over_plain_http_reach_the_status_line(qtbot, monkeypatch):
+    from app.pacs import credentials
+    from app.pacs.nodes import RemoteNode
+    from app.ui.log_notices import StatusLogNotices
+
+    monkeypatch.setattr(credentials, "_warned", set())
+    notices = StatusLogNotices("app.pacs.credentials", credentials.PLAIN_HTTP_FLAG)
+    notices.attach()
+    try:
+        node = RemoteNode("dicomweb", "pacs", 80, base_url="http://pacs/dicom-web", username="ann", password="pw")
+        with qtbot.waitSignal(notices.line) as shown:
+            credentials.warn_if_plain_http(node)
+        assert "sent unencrypted over http://" in shown.args[0]
+        logging.getLogger("app.pacs.credentials").warning("an unflagged line")  # not for the status bar
+    finally:
+        notices.detach()

@@ -246,3 +246,29 @@ def test_out_of_memory_fails_the_exam_with_that_reason_and_the_batch_goes_on(arc
     assert summary.failed[0].exam_id == "exam0"
     assert summary.failed[0].reason == "out of memory (MemoryError: cannot allocate 2.1 GiB)"
     assert [o.exam_id for o in summary.done] == ["exam1"]
+
+
+def test_a_nul_byte_or_bytes_that_are_not_utf8_in_a_list_name_the_file_and_line(tmp_path):
+    (tmp_path / "nul.csv").write_bytes(b"case_id,exam\nc1,exam0\nc2,ex\x00am1\n")
+    (tmp_path / "nul.txt").write_bytes(b"# exams\nex\x00am1\n")
+    (tmp_path / "latin.csv").write_bytes(b"case_id,exam\nc1,caf\xe9\n")
+    for name, line, problem in (("nul.csv", 3, "a NUL byte"), ("nul.txt", 2, "a NUL byte"),
+                                ("latin.csv", 2, "not UTF-8 text (byte 0xe9)")):
+        with pytest.raises(MammoError) as refused:
+            read_batch_source(tmp_path / name)
+        assert str(refused.value).startswith(f"{tmp_path / name}, line {line}: {problem}")
+    done = subprocess.run([sys.executable, "main.py", "batch", str(tmp_path / "nul.csv"), "--out", str(tmp_path / "o")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"{tmp_path / 'nul.csv'}, line 3: a NUL byte" in done.stderr
+
+
+def test_case_ids_that_sanitise_alike_get_their_own_folders(tmp_path):
+    from app.archive.unit import exam_folder
+
+    options = BatchOptions(formats=("json",), device="cpu")
+    folders = {exam_folder(tmp_path, ExamItem(case, str(tmp_path / case.replace("/", "-"))), options)
+               for case in ("x/1", "x_1", "x:1", "x 1")}
+    assert len(folders) == 4
+    assert exam_folder(tmp_path, ExamItem("x_1", "/a"), options) == tmp_path / "x_1"  # a clean ID keeps its name
+    assert all(f.parent == tmp_path and "/" not in f.name for f in folders)

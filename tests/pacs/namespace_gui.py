@@ -101,7 +101,7 @@ def test_search_by_keyboard_enter_opens_and_the_window_shows_the_retrieved_study
     prefs.nodes.selectRow(0)
     prefs.test_node()
     qtbot.waitUntil(lambda: "authentication failed (HTTP 401)" in prefs.test_result.text(), timeout=30_000)
-    save_credentials(web, USER, PASSWORD)
+    save_credentials(web, USER, PASSWORD, file_agreed=True)
     prefs.test_node()
     qtbot.waitUntil(lambda: "answers (QIDO-RS)" in prefs.test_result.text(), timeout=30_000)
     search = PacsDialog(web, "MAMMOREADER", named=prefs.settings().pacs_nodes)
@@ -124,7 +124,8 @@ def test_a_study_pushed_by_the_pacs_arrives_in_the_inbox_and_opens(qtbot, pacs, 
     monkeypatch.setenv("MAMMO_READER_HOME", str(tmp_path / "home"))
     _, study_uid = pacs
     store = Store(tmp_path / "store.db")
-    window = MainWindow(AppSettings(auto_run=False, scp_enabled=True, scp_port=INBOX_PORT, ae_title=INBOX_AET), store)
+    window = MainWindow(AppSettings(auto_run=False, scp_enabled=True, scp_port=INBOX_PORT, ae_title=INBOX_AET,
+                                    scp_allowed=("ORTHANC@127.0.0.1",)), store)  # empty: nobody is let in
     qtbot.addWidget(window)
     window.show()
     assert window.scp is not None  # Preferences turned it on: it listens

@@ -28,7 +28,7 @@ from app.pacs.nodes import PacsError, RemoteNode, parse_address, parse_study  # 
 from app.pacs.query import StudyQuery  # noqa: E402
 from app.pacs.priors import find_priors  # noqa: E402
 from app.pacs.retrieve import retrieve_study  # noqa: E402
-from app.pacs.scp import StorageSCP, received_studies  # noqa: E402
+from app.pacs.scp import StorageSCP, parse_senders, received_studies  # noqa: E402
 from inference.errors import Cancelled  # noqa: E402
 from inference.exam import load_exam  # noqa: E402
 from inference.phantom import generate_exam, write_dicom_exam  # noqa: E402
@@ -215,22 +215,33 @@ def main() -> None:
             parse_study(f"{DIMSE}/{study_uid}?move={MOVE_PORT}", calling_aet="NOTREGISTERED"), refresh=True))
         # pushed to our Storage SCP: by our own C-STORE, and by Orthanc itself (its REST "store to modality")
         inbox = work / "inbox"
-        receiver = StorageSCP(INBOX_AET, INBOX_PORT, inbox)
+        receiver = StorageSCP(INBOX_AET, INBOX_PORT, inbox, allowed=parse_senders(["MAMMOREADER", f"{AET}@127.0.0.1"]))
         try:
             dimse.store_files(RemoteNode("dimse", "127.0.0.1", INBOX_PORT, called_aet=INBOX_AET), partial)
+            seen["inbox_stranger"] = error_of(lambda: dimse.store_files(
+                RemoteNode("dimse", "127.0.0.1", INBOX_PORT, called_aet=INBOX_AET, calling_aet="STRANGER"), partial))
             import requests
 
             found = requests.post(f"http://127.0.0.1:{HTTP_PORT}/tools/lookup", data=study_uid, auth=(USER, PASSWORD),
                                   timeout=30).json()
             orthanc_id = next(f["ID"] for f in found if f["Type"] == "Study")
-            pushed = requests.post(f"http://127.0.0.1:{HTTP_PORT}/modalities/inbox/store", data=orthanc_id,
+            series = requests.get(f"http://127.0.0.1:{HTTP_PORT}/studies/{orthanc_id}/series", auth=(USER, PASSWORD),
+                                  timeout=30).json()
+            by_modality = {m: [x["ID"] for x in series if x["MainDicomTags"].get("Modality") == m] for m in ("MG", "OT")}
+            pushed = requests.post(f"http://127.0.0.1:{HTTP_PORT}/modalities/inbox/store",
+                                   json={"Resources": by_modality["MG"], "Synchronous": True},
                                    auth=(USER, PASSWORD), timeout=60)
             seen["push_status"] = pushed.status_code
+            # the study's Secondary Capture: not kept, and Orthanc is told so (no Success-then-discard)
+            pushed_sc = requests.post(f"http://127.0.0.1:{HTTP_PORT}/modalities/inbox/store",
+                                      json={"Resources": by_modality["OT"], "Synchronous": True},
+                                      auth=(USER, PASSWORD), timeout=60)
+            seen["push_sc_status"] = pushed_sc.status_code
         finally:
             receiver.stop()
         seen["inbox"] = [{"study_uid": s.study_uid, "images": s.images, "date": s.date,
                           "views": sorted(v.value for v in load_exam(s.folder).views)} for s in received_studies(inbox)]
-        seen["inbox_ignored"] = receiver.ignored
+        seen["inbox_refused"] = receiver.refused
         seen["inbox_names"] = sorted(p.name for p in inbox.rglob("*"))
         partial_study = retrieve_study(parse_study(f"{DIMSE}/{partial_uid}"))
         seen["partial_warnings"] = list(load_exam(partial_study.folder).warnings)

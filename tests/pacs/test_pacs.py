@@ -132,7 +132,8 @@ def test_studies_pushed_to_the_storage_scp_land_in_the_inbox(seen):
     by_uid = {s["study_uid"]: s for s in seen["inbox"]}
     assert by_uid[seen["partial_uid"]]["views"] == ["L-CC", "L-MLO", "R-CC"]  # our C-STORE of the 3-view study
     assert by_uid[seen["study_uid"]]["views"] == ["L-CC", "L-MLO", "R-CC", "R-MLO"]  # pushed by Orthanc
-    assert seen["inbox_ignored"] == 1  # the study's Secondary Capture
+    assert seen["inbox_refused"] == 1 and seen["push_sc_status"] != 200  # the study's Secondary Capture: refused
+    assert "the association was rejected" in seen["inbox_stranger"]  # a calling AE title not on the allow-list
     assert all(seen["patient_id"] not in name and "Phantom" not in name for name in seen["inbox_names"])
 
 

@@ -14,6 +14,7 @@ import pydicom
 import pytest
 
 from app.report.content import DISCLAIMER, ReportInput
+from app.report.deidentify import Deidentifier
 from app.report.export import export_report
 from app.study.store import BreastRead
 from inference.exam import load_exam
@@ -142,7 +143,9 @@ def test_encapsulated_pdf_holds_the_report_in_the_exam_study_and_validates(analy
     assert ds.MIMETypeOfEncapsulatedDocument == "application/pdf" and ds.Modality == "DOC"
     assert bytes(ds.EncapsulatedDocument)[: ds.EncapsulatedDocumentLength] == pdf
     source = pydicom.dcmread(next(iter(exam.views.values())).source, stop_before_pixels=True)
-    assert ds.StudyInstanceUID == source.StudyInstanceUID  # beside the images on the PACS
+    # beside the images on the PACS (de-identified: beside the export's de-identified images)
+    study = Deidentifier().uid(source.StudyInstanceUID) if deidentify else source.StudyInstanceUID
+    assert ds.StudyInstanceUID == study
     if deidentify:
         assert ds.PatientIdentityRemoved == "YES" and PATIENT_ID not in str(ds.PatientID)
         assert PATIENT_NAME not in str(ds.PatientName)
@@ -164,12 +167,17 @@ def test_saliency_segmentations_read_back_on_the_source_grid_and_validate(analys
     report = ReportInput(exam, result, deidentify=deidentify)
     content = ReportContent(report)
     paths = export_report(report, tmp_path, formats=("seg",))
+    images = [p for p in paths if p.name.endswith("_image.dcm")]  # de-identified: the images it references
+    assert len(images) == (2 if deidentify else 0)
+    paths = [p for p in paths if p not in images]
     assert len(paths) == len(result.views) == 2
     for path in paths:
         assert dciodvfy(path) == [], path.name
         seg = hd.seg.segread(path)
         view = next(v for v in exam.views if f"_{v.value}_" in path.name)
         source_uid = exam.views[view].sop_instance_uid
+        if deidentify:  # the SEG references the export's de-identified image
+            source_uid = Deidentifier().uid(source_uid)
         assert [s.segment_label for s in seg.SegmentSequence] == ["benign map", "malignant map"]
         maps = seg.get_pixels_by_source_instance([source_uid], segment_numbers=[1, 2])[0]
         classes, expected = map_stack(content, view)
@@ -249,7 +257,9 @@ def test_batch_command_continues_past_a_bad_exam_and_resumes(dicom_exam, tmp_pat
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 1
     assert "1 exam(s) reported" in done.stdout and "1 failed" in done.stdout and "FAILED" in done.stdout
-    assert "bad_exam" in done.stdout and "exams/minute" in done.stdout
+    assert "exams/minute" in done.stdout
+    # de-identified: the failed exam is named by its label, never by its folder (which may name the patient)
+    assert "bad_exam" not in done.stdout and "FAILED anon-" in done.stdout
     again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert "1 already done (skipped)" in again.stdout
 

@@ -119,3 +119,14 @@ def test_results_window_draws_rocs(qtbot, tmp_path):
     assert "aided vs unaided" in results.comparisons
     assert [a.reader for a in results.aucs if a.modality == "model"] == ["(model)"]  # one row, not one per reader
     store.close()
+
+
+def test_study_create_names_the_line_of_a_case_list_that_is_not_utf8_or_holds_a_nul(tmp_path):
+    (tmp_path / "latin.csv").write_bytes(b"case_id,exam,truth_left,truth_right\nc1,exam,normal,normal\n"
+                                         b"c2,caf\xe9,normal,normal\n")
+    (tmp_path / "nul.csv").write_bytes(b"case_id,exam,truth_left,truth_right\nc1,ex\x00am,normal,normal\n")
+    for name, expected in (("latin.csv", "line 3: not UTF-8 text (byte 0xe9)"), ("nul.csv", "line 2: a NUL byte")):
+        done = run("study", "--db", str(tmp_path / "s.sqlite"), "create", "pilot", "--cases", str(tmp_path / name),
+                   "--readers", "A")
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        assert f"{tmp_path / name}, {expected}" in done.stderr

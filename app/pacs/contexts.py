@@ -1,0 +1,27 @@
+"""The presentation contexts our DIMSE code offers and accepts: shared by the clients (``dimse``) and the
+receiver (``scp``), so that neither imports the other for them."""
+
+from __future__ import annotations
+
+# what the intake decodes (pydicom with pylibjpeg, GDCM, pyjpegls): each offered in its own context
+DECODABLE_SYNTAXES = (
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
+    "1.2.840.10008.1.2.4.201",  # HTJ2K lossless
+)
+# the classes a mammography study holds: the images, and what other systems add to it (kept or noted)
+RETRIEVED_CLASSES = (
+    "1.2.840.10008.5.1.4.1.1.1.2",  # Digital Mammography X-Ray Image - For Presentation
+    "1.2.840.10008.5.1.4.1.1.1.2.1",  # - For Processing
+    "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray Image - For Presentation
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
+    "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation
+    "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF
+)
+VERIFICATION = "1.2.840.10008.1.1"

@@ -1,0 +1,262 @@
+"""De-identification of the DICOM a de-identified export writes, by DICOM PS3.15 Annex E: the Basic Application
+Level Confidentiality Profile as the ``dicom-anonymizer`` package tabulates it from the standard (Table E.1-1),
+with two options declared in ``DeidentificationMethodCodeSequence`` (CID 7050):
+
+- Retain Longitudinal Temporal Information with Modified Dates (113107): every date and date-time is shifted
+  back by one offset per patient (whole days, so times of day are kept), instead of being removed;
+- Retain Patient Characteristics (113108): age, sex, size and weight are kept, an age over 89 is written as
+  090Y (the HIPAA Safe Harbor ceiling).
+
+Every UID that identifies an instance (study, series, SOP instance, frame of reference, references to them)
+is replaced by a keyed hash ``2.25.<128-bit integer>`` of the original, so the same original UID gets the same
+new UID in the source images, the SR, the SEG and the Encapsulated PDF of an export (and in later exports
+made on this computer). The key is a random secret kept in the app folder, never in an output: without it
+nobody can recompute a pseudonym from a guessed identifier.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pydicom
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.sr.codedict import codes
+
+from inference.errors import MammoError
+
+KEY_FILE = "deidentify.key"
+PROFILE_TABLE = "dicomfields_2026c"  # dicom-anonymizer's copy of PS3.15 Table E.1-1, DICOM 2026c
+RETAINED_CHARACTERISTICS = ("PatientAge", "PatientSex", "PatientSize", "PatientWeight")
+OLDEST_AGE = 89  # older ages are written as 090Y
+METHOD_CODES = (codes.DCM.BasicApplicationConfidentialityProfile,
+                codes.DCM.RetainLongitudinalTemporalInformationModifiedDatesOption,
+                codes.DCM.RetainPatientCharacteristicsOption)
+METHOD_TEXT = ("PS3.15 Basic Profile (dicom-anonymizer, table 2026c)",
+               "dates shifted per patient; age over 89 as 090Y")
+_AGE = re.compile(r"^(\d{3})([DWMY])$")
+_DAYS_PER_UNIT = {"D": 1, "W": 7, "M": 30.4375, "Y": 365.25}
+
+
+class DeidentificationError(MammoError):
+    """A file that cannot be de-identified as the profile asks."""
+
+
+def site_key(folder: Path | None = None) -> bytes:
+    """This computer's de-identification secret (32 random bytes, created 0600 in the app folder on first use):
+    the same key gives the same pseudonyms, UIDs and date offsets in every export, so that a study exported
+    twice or a patient's two exams stay linked without any original identifier."""
+    from app.settings import config_dir, private_folder  # noqa: PLC0415
+
+    path = private_folder(Path(folder) if folder is not None else config_dir()) / KEY_FILE
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        key = b""
+    if len(key) >= 32:
+        return key
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it in the meantime, or a damaged one is there
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+        raise DeidentificationError("the de-identification key is damaged (remove it to make a new one; "
+                                    "pseudonyms made with the old one will not match new ones)", path) from None
+    key = os.urandom(32)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+def pseudonym(key: bytes, kind: str, value: str) -> str:
+    """``anon-`` and 12 hex digits of a keyed hash of ``value``: a stable name that reveals nothing of it."""
+    return "anon-" + hmac.new(key, f"{kind}\0{value}".encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def capped_age(value: str) -> str | None:
+    """A PatientAge (AS, ``nnnD|W|M|Y``) with ages over 89 written as 090Y; None when it is not an age."""
+    match = _AGE.match(str(value).strip())
+    if match is None:
+        return None
+    years = int(match.group(1)) * _DAYS_PER_UNIT[match.group(2)] / 365.25
+    return "090Y" if years > OLDEST_AGE else match.group(0)
+
+
+class Deidentifier:
+    """One key's de-identification: the same original gives the same replacement every time."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self.key = key if key is not None else site_key()
+
+    def _digest(self, kind: str, value: str) -> bytes:
+        return hmac.new(self.key, f"{kind}\0{value}".encode(), hashlib.sha256).digest()
+
+    def uid(self, original: str) -> str:
+        """The replacement of an instance UID: ``2.25.`` and a 128-bit keyed hash (PS3.5 B.2), 44 digits at most."""
+        return "2.25." + str(int.from_bytes(self._digest("uid", str(original))[:16], "big"))
+
+    def patient(self, patient_id: str) -> str:
+        return pseudonym(self.key, "patient", patient_id)
+
+    def date_offset(self, patient_id: str) -> datetime.timedelta:
+        """One offset per patient: between one and ten years back, whole days."""
+        days = int.from_bytes(self._digest("date", patient_id)[:4], "big") % (9 * 365) + 365
+        return datetime.timedelta(days=-days)
+
+    def dataset(self, source: Dataset) -> Dataset:
+        """A de-identified copy of ``source`` (pixels and file meta included), the profile and options declared.
+
+        Raises:
+            DeidentificationError: the pixels carry burned-in annotation (text that may name the patient),
+                which this profile does not clean.
+        """
+        if str(source.get("BurnedInAnnotation", "")).upper() == "YES":
+            raise DeidentificationError("the image has burned-in annotation (text in the pixels that may name "
+                                        "the patient); it cannot be exported de-identified")
+        from dicomanonymizer.simpledicomanonymizer import anonymize_dataset  # noqa: PLC0415
+
+        ds = copy.deepcopy(source)
+        patient_id = str(ds.get("PatientID", "") or "")
+        offset = self.date_offset(patient_id)
+        anonymize_dataset(ds, self._rules(), delete_private_tags=True, base_rules_gen=_profile_rules)
+        ds.walk(lambda dataset, element: self._replace(element, offset))
+        if "PatientAge" in ds:
+            age = capped_age(ds.PatientAge)
+            if age is None:
+                del ds.PatientAge
+            else:
+                ds.PatientAge = age
+        ds.PatientID = ds.PatientName = self.patient(patient_id)
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None and "MediaStorageSOPInstanceUID" in meta and "SOPInstanceUID" in ds:
+            meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        declare(ds)
+        return ds
+
+    def _rules(self) -> dict:
+        """The table's actions changed where the options say: dates, times, UIDs and the retained patient
+        characteristics are kept by the table pass (and then shifted, capped or replaced by ``_replace``)."""
+        keep = _action("keep")
+        remove = _action("delete")
+        table = _profile_rules()
+        rules = {}
+        for tag, action in table.items():
+            if len(tag) != 2:
+                continue
+            keyword = keyword_for_tag(tag)
+            try:
+                vr = dictionary_VR(tag)
+            except KeyError:
+                continue
+            if keyword in RETAINED_CHARACTERISTICS or (vr in ("DA", "DT", "TM") and keyword != "PatientBirthDate"):
+                rules[tag] = keep
+            elif vr == "UI":
+                rules[tag] = keep  # replaced consistently by _replace
+            elif vr == "SQ" and action.__name__ == "delete_or_empty_or_replace_UID":
+                rules[tag] = remove  # references to other instances (type 3 in the images we read)
+        return rules
+
+    def _replace(self, element: pydicom.DataElement, offset: datetime.timedelta) -> None:
+        """Dates shifted and instance UIDs replaced, wherever they are (sequences included)."""
+        if not element.value:
+            return
+        values = list(element.value) if isinstance(element.value, pydicom.multival.MultiValue) else [element.value]
+        if element.VR == "UI" and not _is_defined_uid(element):
+            new = [self.uid(v) if v else v for v in values]
+        elif element.VR == "DA":
+            new = [_shift(str(v), offset, 8) for v in values]
+        elif element.VR == "DT":
+            new = [_shift(str(v), offset, 8) for v in values]
+        else:
+            return
+        element.value = new if len(new) > 1 else new[0]
+
+
+def _is_defined_uid(element: pydicom.DataElement) -> bool:
+    """Class UIDs, transfer syntaxes, coding schemes and every UID the standard itself defines name no instance."""
+    keyword = keyword_for_tag(element.tag) or ""
+    values = element.value if isinstance(element.value, pydicom.multival.MultiValue) else [element.value]
+    return (keyword.endswith(("ClassUID", "TransferSyntaxUID", "CodingSchemeUID"))
+            or all(str(v).startswith("1.2.840.10008.") for v in values))
+
+
+def _shift(value: str, offset: datetime.timedelta, digits: int) -> str:
+    """A DA or the date of a DT shifted by ``offset`` (the rest of a DT kept); "" for a partial or odd date and
+    for the table's dummy date (0001-01-01, what dicom-anonymizer writes for an emptied date)."""
+    value = value.strip()
+    try:
+        date = datetime.datetime.strptime(value[:digits], "%Y%m%d").date()
+        return "" if date.year < 1800 else (date + offset).strftime("%Y%m%d") + value[digits:]
+    except (ValueError, OverflowError):
+        return ""
+
+
+def _action(name: str) -> Callable:
+    from dicomanonymizer.simpledicomanonymizer import ActionsMapNameFunctions  # noqa: PLC0415
+
+    return ActionsMapNameFunctions[name].value.function
+
+
+def _profile_rules() -> dict:
+    """PS3.15 Table E.1-1 as tag -> action (remove, empty, dummy value, new UID)."""
+    from dicomanonymizer.simpledicomanonymizer import initialize_actions  # noqa: PLC0415
+
+    global _RULES  # noqa: PLW0603 - the table is read once; each call hands out a copy
+    if _RULES is None:
+        _RULES = initialize_actions(PROFILE_TABLE)
+    return dict(_RULES)
+
+
+_RULES: dict | None = None
+
+
+def declare(ds: Dataset) -> None:
+    """Say in ``ds`` what was done (PS3.15 E.1.1 and X.3): identity removed, by which profile and options."""
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = list(METHOD_TEXT)
+    items = []
+    for code in METHOD_CODES:
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code.value, code.scheme_designator, code.meaning
+        items.append(item)
+    ds.DeidentificationMethodCodeSequence = items
+    ds.LongitudinalTemporalInformationModified = "MODIFIED"
+
+
+def write_deidentified_images(content, folder: str | Path) -> list[Path]:
+    """The exam's source images, de-identified with the same key as the SR, SEG and Encapsulated PDF, as
+    ``<exam>_<VIEW>_image.dcm``: the export's references resolve within it.
+
+    Raises:
+        DeidentificationError: an image with burned-in annotation.
+    """
+    from inference.files import atomic_path  # noqa: PLC0415
+
+    deidentifier = Deidentifier()
+    written = []
+    for view, image in content.exam.views.items():
+        if not image.sop_instance_uid:
+            continue  # a PNG exam: no DICOM export references it
+        try:
+            source = pydicom.dcmread(image.source)
+        except (OSError, InvalidDicomError) as error:
+            raise DeidentificationError("the source image cannot be read again to write its de-identified copy",
+                                        image.source) from error
+        try:
+            clean = deidentifier.dataset(source)
+        except DeidentificationError as error:
+            raise DeidentificationError(error.message, image.source) from None
+        path = Path(folder) / f"{content.label}_{view.value}_image.dcm"
+        with atomic_path(path) as temporary:
+            clean.save_as(temporary, enforce_file_format=True)
+        written.append(path)
+    return written

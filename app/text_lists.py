@@ -1,0 +1,41 @@
+"""Case lists and exam lists as text: a file that is not UTF-8 or holds a NUL byte is refused naming the line,
+before the CSV reader or the file system sees it (a NUL in a path makes Python raise, not a message)."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+from inference.errors import MammoError
+
+
+class ListLineError(MammoError):
+    """A list file with a problem on one line: ``str()`` reads "FILE, line N: problem"."""
+
+    def __init__(self, path: Path, line: int, problem: str) -> None:
+        super().__init__(problem, path)
+        self.line = line
+        self.args = (f"{path}, line {line}: {problem}",)
+
+
+def read_list_text(path: Path) -> str:
+    """The text of ``path`` (UTF-8, a byte-order mark allowed).
+
+    Raises:
+        ListLineError: bytes that are not UTF-8, or a NUL byte, with the line they are on.
+        OSError: the file cannot be read (the caller says what the file was for).
+    """
+    data = Path(path).read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise ListLineError(Path(path), line, f"not UTF-8 text (byte 0x{data[error.start]:02x}); save the list "
+                                              "as UTF-8 (CSV UTF-8 in a spreadsheet)") from error
+    nul = text.find("\0")
+    if nul >= 0:
+        raise ListLineError(Path(path), text.count("\n", 0, nul) + 1,
+                            "a NUL byte: the file is damaged or not a text list")
+    return text

@@ -1,0 +1,222 @@
+"""De-identified exports by DICOM PS3.15's Basic Profile: the report command (every format) and the batch, of an
+exam whose files carry free text with a name, an age of 100 and an accession, in a folder named after the
+patient. Every output file's bytes are searched (inside compressed PDF streams, PNG text chunks, zip members and
+Parquet string columns too) for anything of the original: none may be found; the DICOM written references only
+the de-identified images written beside it, and dciodvfy finds no error in it."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import os
+import subprocess
+import sys
+import zipfile
+import zlib
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from app.report.deidentify import Deidentifier, capped_age, site_key
+from tests.conftest import REFERENCE, require_shared
+from tests.helpers import dciodvfy, synthetic_view
+from tests.inference.dicom_factory import PATIENT_ID, PATIENT_NAME, STUDY_UID, make_dataset, write
+
+ROOT = Path(__file__).resolve().parents[2]
+FOLDER = "Smith_Sally_19140522"
+ACCESSION = "ACC-778899"
+STUDY_DATE, BIRTH_DATE, ACQUIRED = "20260101", "19140522", "20251231"
+FREE_TEXT = "Screening for Sally Smith"
+METHOD = {"113100", "113107", "113108"}  # Basic Profile, Modified Dates, Patient Characteristics (CID 7050)
+LESIONS = {"R-CC": (600, 500), "L-CC": (800, 250), "R-MLO": (700, 450), "L-MLO": (500, 300)}
+
+
+@pytest.fixture(scope="module")
+def named_exam(tmp_path_factory):
+    """(the batch folder, the exam folder ``Smith_Sally_19140522``, every original string to look for)."""
+    root = tmp_path_factory.mktemp("exams")
+    folder = root / FOLDER
+    folder.mkdir()
+    originals = {FOLDER, "Smith", "Sally", ACCESSION, STUDY_DATE, BIRTH_DATE, ACQUIRED, STUDY_UID, PATIENT_ID,
+                 PATIENT_NAME, PATIENT_NAME.split("^")[0], "100Y", str(folder)}
+    for number, (view, lesion) in enumerate(LESIONS.items()):
+        ds = make_dataset(synthetic_view(view, lesion), view, StudyDescription=FREE_TEXT,
+                          SeriesDescription=f"{view} Smith", ImageComments="Sally Smith, left breast scar",
+                          PatientAge="100Y", PatientSex="F", AccessionNumber=ACCESSION, PatientBirthDate=BIRTH_DATE,
+                          StudyDate=STUDY_DATE, AcquisitionDate=ACQUIRED, FrameOfReferenceUID="1.2.826.0.1.3680043.8.498.77",
+                          BurnedInAnnotation="NO")
+        write(ds, folder, f"{number}.dcm")
+        originals |= {ds.SOPInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID}
+    return root, folder, originals
+
+
+def _cli(args: list[str], home: Path) -> subprocess.CompletedProcess:
+    require_shared()
+    env = {**os.environ, "MAMMO_READER_HOME": str(home)}
+    command = [sys.executable, "main.py", *args, "--models", str(REFERENCE / "seeded_state_dict.pt"),
+               "--percent-t", "0.02", "--device", "cpu", "--deidentify"]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+
+
+def _pdf_texts(data: bytes) -> list[bytes]:
+    """A PDF's decompressed streams, its extracted text and its metadata."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data))
+    out = [" ".join(str(v) for v in (reader.metadata or {}).values()).encode()]
+    out += [page.extract_text().encode() for page in reader.pages]
+    for number in range(1, int(reader.trailer["/Size"])):
+        try:
+            obj = reader.get_object(number)
+        except Exception:  # noqa: BLE001 - a number that names no object
+            continue
+        if hasattr(obj, "get_data"):
+            try:
+                out.append(obj.get_data())
+            except Exception:  # noqa: BLE001 - an image stream pypdf does not decode: its raw bytes are read
+                pass
+    return out
+
+
+def _png_texts(data: bytes) -> list[bytes]:
+    """The text chunks of a PNG (tEXt, and zTXt / iTXt decompressed)."""
+    out, at = [], 8
+    while at + 8 <= len(data):
+        length, kind = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8]
+        body = data[at + 8:at + 8 + length]
+        if kind in (b"tEXt", b"zTXt", b"iTXt"):
+            out.append(body)
+            if kind == b"zTXt":
+                out.append(zlib.decompress(body[body.index(b"\0") + 2:]))
+            elif kind == b"iTXt" and body[body.index(b"\0") + 1] == 1:
+                rest = body[body.index(b"\0") + 3:]
+                rest = rest[rest.index(b"\0") + 1:]
+                out.append(zlib.decompress(rest[rest.index(b"\0") + 1:]))
+        at += 12 + length
+    return out
+
+
+def _contents(path: Path) -> list[bytes]:
+    """Everything of ``path`` a reader could see: its bytes, and what compression or encoding hides."""
+    data = path.read_bytes()
+    out = [data]
+    if path.suffix == ".pdf":
+        out += _pdf_texts(data)
+    elif path.suffix == ".png":
+        out += _png_texts(data)
+    elif path.suffix == ".npz" or zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            out += [name.encode() for name in archive.namelist()] + [archive.read(n) for n in archive.namelist()]
+    elif path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        for column in table.columns:
+            if str(column.type) in ("string", "large_string"):
+                out.append("\n".join(str(v) for v in column.to_pylist()).encode())
+    elif path.suffix == ".dcm":
+        ds = pydicom.dcmread(path)
+        if "EncapsulatedDocument" in ds:
+            out += _pdf_texts(bytes(ds.EncapsulatedDocument)[: ds.EncapsulatedDocumentLength])
+    return out
+
+
+def assert_nothing_original(out: Path, originals: set[str]) -> list[Path]:
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        name = str(path.relative_to(out))
+        for original in originals:
+            assert original not in name, (name, original)
+        for content in _contents(path):
+            for original in originals:
+                for encoding in ("utf-8", "utf-16-le", "utf-16-be"):
+                    assert original.encode(encoding) not in content, (name, original, encoding)
+    return files
+
+
+def check_dicom(files: list[Path], folder: Path, key: bytes) -> None:
+    """The de-identified images stand in for the sources; SR, SEG and ePDF reference only them; every file
+    declares the profile and options; the dates moved by the patient's one offset; dciodvfy is clean."""
+    images = {p: pydicom.dcmread(p) for p in files if p.name.endswith("_image.dcm")}
+    assert len(images) == 4
+    sops = {ds.SOPInstanceUID for ds in images.values()}
+    studies = {ds.StudyInstanceUID for ds in images.values()}
+    assert len(studies) == 1
+    offset = Deidentifier(key).date_offset(PATIENT_ID)
+    shifted = (datetime.date(2026, 1, 1) + offset).strftime("%Y%m%d")
+    originals = {p.name: pydicom.dcmread(p) for p in folder.glob("*.dcm")}
+    for path, ds in images.items():
+        assert ds.PatientAge == "090Y" and ds.PatientSex == "F" and ds.StudyDate == shifted
+        assert ds.PatientBirthDate == "" and ds.AccessionNumber == ""
+        for keyword in ("StudyDescription", "SeriesDescription", "ImageComments"):
+            assert keyword not in ds
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        source = next(s for s in originals.values() if Deidentifier(key).uid(s.SOPInstanceUID) == ds.SOPInstanceUID)
+        assert ds.pixel_array.tobytes() == source.pixel_array.tobytes()
+        # the test files are not complete MG objects: the copy may have the source's errors, never new ones
+        original_errors = {e.split(" - ")[-1] for e in dciodvfy(next(folder.glob("*.dcm")))}
+        assert {e.split(" - ")[-1] for e in dciodvfy(path)} <= original_errors, path.name
+    dicoms = [p for p in files if p.suffix == ".dcm"]
+    for path in dicoms:
+        ds = pydicom.dcmread(path)
+        assert ds.PatientIdentityRemoved == "YES" and ds.StudyInstanceUID in studies, path.name
+        assert {item.CodeValue for item in ds.DeidentificationMethodCodeSequence} == METHOD, path.name
+        assert ds.LongitudinalTemporalInformationModified == "MODIFIED"
+        if not path.name.endswith("_image.dcm"):
+            assert dciodvfy(path) == [], path.name
+            assert ds.StudyDate == shifted, path.name
+    sr = pydicom.dcmread(next(p for p in dicoms if p.name.endswith("_sr.dcm")))
+    evidence = {sop.ReferencedSOPInstanceUID for study in sr.CurrentRequestedProcedureEvidenceSequence
+                for series in study.ReferencedSeriesSequence for sop in series.ReferencedSOPSequence}
+    assert evidence == sops
+    referenced = {e.value for e in sr.iterall() if e.keyword == "ReferencedSOPInstanceUID"}
+    assert referenced <= sops | {sr.SOPInstanceUID} and referenced & sops
+    segs = [pydicom.dcmread(p) for p in dicoms if p.name.endswith("_seg.dcm")]
+    assert len(segs) == 4
+    for seg in segs:
+        refs = {i.ReferencedSOPInstanceUID for s in seg.ReferencedSeriesSequence for i in s.ReferencedInstanceSequence}
+        assert refs and refs <= sops
+        image = next(ds for ds in images.values() if ds.SOPInstanceUID in refs)
+        assert seg.FrameOfReferenceUID == image.FrameOfReferenceUID
+
+
+def test_age_over_89_is_written_as_90():
+    assert [capped_age(a) for a in ("100Y", "089Y", "090Y", "095M", "999M", "040W", "bad")] == \
+        ["090Y", "089Y", "090Y", "095M", "999M", "040W", None]
+
+
+def test_the_same_original_gets_the_same_replacement_and_keys_differ(tmp_path):
+    key = site_key(tmp_path)
+    assert site_key(tmp_path) == key and (tmp_path / "deidentify.key").stat().st_mode & 0o777 == 0o600
+    one, other = Deidentifier(key), Deidentifier(site_key(tmp_path / "other"))
+    assert one.uid(STUDY_UID) == Deidentifier(key).uid(STUDY_UID) != other.uid(STUDY_UID)
+    assert pydicom.uid.UID(one.uid(STUDY_UID)).is_valid and len(one.uid(STUDY_UID)) <= 64
+    assert one.date_offset("A") == one.date_offset("A") and one.date_offset("A").days <= -365
+
+
+def test_report_command_deidentified_in_every_format_leaks_nothing(named_exam, tmp_path):
+    root, folder, originals = named_exam
+    out, home = tmp_path / "out", tmp_path / "home"
+    done = _cli(["report", str(folder), "--out", str(out), "--format", "pdf,png,json,sr,seg,epdf"], home)
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = assert_nothing_original(out, originals)
+    assert {p.suffix for p in files} >= {".pdf", ".png", ".json", ".dcm", ".npz"}
+    check_dicom(files, folder, site_key(home))
+
+
+def test_batch_deidentified_leaks_nothing_in_its_table_journal_markers_or_folders(named_exam, tmp_path):
+    root, folder, originals = named_exam
+    out, home = tmp_path / "out", tmp_path / "home"
+    done = _cli(["batch", str(root), "--out", str(out), "--format", "json,sr,seg"], home)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for text in (done.stdout, done.stderr):
+        assert FOLDER not in text
+    files = assert_nothing_original(out, originals)
+    names = {p.relative_to(out).parts[0] for p in files}
+    assert {"scores.parquet", ".batch"} <= names and any(n.startswith("anon-") for n in names)
+    assert (out / ".batch" / "journal.csv").is_file() and list((out / ".batch" / "done").glob("*.json"))
+    check_dicom(files, folder, site_key(home))
+    again = _cli(["batch", str(root), "--out", str(out), "--format", "json,sr,seg"], home)
+    assert "1 already done (skipped)" in again.stdout  # the label is stable: a rerun resumes
