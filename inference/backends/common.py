@@ -137,3 +137,20 @@ def numerics(device: torch.device, mode: str) -> Iterator[None]:
             yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+GMIC_WINDOW = "gmic-window"  # the preprocessing GMIC and GLAM share: views prepared once for both
+
+
+def prepare_gmic_window(model_image, view, horizontal_flip: bool):
+    """The GMIC papers' preparation of one view (Stage-1 crop, optimal centre, the 2944 x 1920 window,
+    standardisation) as a :class:`~inference.backends.base.Prepared`; GMIC and GLAM both use it."""
+    from inference.backends.base import InputFrame, Prepared  # noqa: PLC0415
+    from inference.preprocess import WINDOW_SHAPE, prepare_view  # noqa: PLC0415
+
+    prepared = prepare_view(model_image, view, horizontal_flip)
+    m = prepared.mapping
+    record = {"original_shape": list(m.original_shape), "crop_origin": list(m.crop_origin),
+              "crop_shape": list(m.crop_shape), "flipped": m.flipped, "window_origin": list(m.window_origin)}
+    frame = InputFrame(WINDOW_SHAPE, m.input_to_original_affine(), m.original_shape, record)
+    return Prepared(view, prepared.input, frame, prepared.warnings)

@@ -27,8 +27,16 @@ from inference.backends.base import (
     map_box,
     scale_affine,
 )
-from inference.backends.common import FastMode, forward, has_keys, load_strict, numerics, runnable
-from inference.backends.gmic import GMICFamily
+from inference.backends.common import (
+    GMIC_WINDOW,
+    FastMode,
+    forward,
+    has_keys,
+    load_strict,
+    numerics,
+    prepare_gmic_window,
+    runnable,
+)
 from inference.models.fold import fold_batchnorm
 from inference.models.glam import GLAM, GLAMConfig
 from inference.views import View
@@ -83,7 +91,7 @@ def remap_glam_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
 
 class GLAMFamily:
     name = "glam"
-    preprocessing = GMICFamily.preprocessing  # GLAM's preprocessing is GMIC's: views are prepared once
+    preprocessing = GMIC_WINDOW  # GLAM's preprocessing is GMIC's: views are prepared once
     fast = FastMode(fold_batchnorm, ("global_net", "local_net"))
 
     def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:
@@ -98,7 +106,7 @@ class GLAMFamily:
                        "exclusive": False, "percent_t": None, "settings": {}}
 
     def prepare(self, model_image: np.ndarray, view: View, horizontal_flip: bool) -> Prepared:
-        return GMICFamily().prepare(model_image, view, horizontal_flip)
+        return prepare_gmic_window(model_image, view, horizontal_flip)
 
     def run(self, model: torch.nn.Module, batch: Sequence[Prepared], device: torch.device, mode: str,
             identity: ModelIdentity) -> list[ModelViewOutput]:
