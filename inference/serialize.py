@@ -1,4 +1,4 @@
-"""ExamResult as JSON plus binary maps (schema ``mammo-reader/exam-result`` 2.0; README "Result JSON").
+"""ExamResult as JSON plus binary maps (schema ``mammo-reader/exam-result`` 2.0; docs/result-schema.md).
 
 The JSON holds every number but the maps; each heat layer names an array in a sibling ``.npz`` file
 (``maps_file``), so that a full-resolution map is a few compressed megabytes instead of hundreds of megabytes
