@@ -232,8 +232,9 @@ def entry_view(outputs: Sequence[ModelViewOutput], first_label: str) -> EntryVie
               if all(name in o.extras for o in outputs)}
     several = len(outputs) > 1
     source = first_label if several else ""
-    regions = tuple(ScoredRegion(r.rank, r.box_original, r.score, r.kind, r.probabilities, r.box_input, r.size,
-                                 r.pixels, source) for r in outputs[0].regions) if several else outputs[0].regions
+    # replace() keeps every field (instance masks too) and only names the member
+    regions = tuple(dataclasses.replace(r, source=source) for r in outputs[0].regions) if several \
+        else outputs[0].regions
     return EntryViewResult(probabilities, spread, _ensemble_layers(outputs) if several else outputs[0].layers,
                            regions, extras, tuple(outputs), source, outputs[0].frame)
 

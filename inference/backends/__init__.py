@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import torch
 
 # modules of inference.backends, in the order they are asked to recognise a file
-BUILT_IN = ("gmic", "glam", "sliding_window", "attention_cnn", "glimpsenet")
+BUILT_IN = ("gmic", "glam", "sliding_window", "attention_cnn", "glimpsenet", "maskrcnn")
 _FAMILIES: dict[str, ModelFamily] = {}
 _loaded_built_in = False
 

@@ -124,6 +124,25 @@ def warp_to_original(values: np.ndarray, affine: np.ndarray, original_shape: tup
 
 
 @dataclass(frozen=True)
+class InstanceMask:
+    """A detection's own mask (Mask R-CNN), at its own resolution with its own affine.
+
+    Attributes:
+        values: (h, w) float32 probabilities in [0, 1] that each cell belongs to the finding.
+        to_original: affine from mask cells to original image coordinates.
+        threshold: the probability above which a cell is inside the finding (drawn outline).
+    """
+
+    values: np.ndarray
+    to_original: np.ndarray
+    threshold: float = 0.5
+
+    def binary(self) -> np.ndarray:
+        """(h, w) bool: the cells inside the finding."""
+        return np.asarray(self.values) > self.threshold
+
+
+@dataclass(frozen=True)
 class ScoredRegion:
     """A region the model scored.
 
@@ -138,6 +157,7 @@ class ScoredRegion:
         size: (rows, cols) the model saw, in input pixels.
         pixels: the region as the model saw it (float32, standardised), or None (restored results).
         source: which member of an ensemble the region comes from ("" for a single model).
+        mask: the region's instance mask, where the model gives one (detectors), else None.
     """
 
     rank: int
@@ -149,6 +169,7 @@ class ScoredRegion:
     size: tuple[int, int] | None = None
     pixels: np.ndarray | None = field(default=None, repr=False, compare=False)
     source: str = ""
+    mask: InstanceMask | None = field(default=None, repr=False, compare=False)
 
     def caption(self) -> str:
         size = f", {self.size[0]} × {self.size[1]}" if self.size else ""
@@ -199,6 +220,9 @@ class ModelIdentity:
         calibration: how to read the probability (operating points, temperature, evaluation data), or None
             for an uncalibrated model.
         settings: family settings that change the numbers (GMIC: percent_t), for the cache key.
+        site_calibration: the site's recalibration of P(malignant) (``<checkpoint>.site_calibration.json``,
+            written by ``validate``; ``inference.calibration``), read at load; None when the site has none.
+            It does not change the model's numbers, only the hybrid's scale (not in the key).
     """
 
     path: str
@@ -215,6 +239,7 @@ class ModelIdentity:
     licence: str = ""
     calibration: Mapping[str, Any] | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    site_calibration: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> str:

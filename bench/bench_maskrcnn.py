@@ -1,0 +1,87 @@
+"""Mask R-CNN benchmark: one view (exam 0's R-CC, 2144 x 801) in exact and fast mode, on the reference model
+(ResNet-18 layout, one block per stage, 64-channel FPN) and on a ResNet-50-FPN of torchvision's default size
+(random weights, 256-channel FPN, 1024-wide box head), with the family's mammography sizes (min 1024 / max 2048).
+
+    python bench/bench_maskrcnn.py [--runs 3] [--device auto|cpu|cuda] [--shared ../shared]
+
+Medians after one warm-up, with the CPU flags (or the GPU), and the fast mode's largest score deviation from the
+exact mode. Timing is printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import median_time  # noqa: E402
+from inference.backends.common import numerics, runnable  # noqa: E402
+from inference.cpu import cpu_flags_text  # noqa: E402
+from inference.families.maskrcnn.family import MaskRCNNFamily  # noqa: E402
+from inference.families.maskrcnn.model import MaskRCNN, MaskRCNNConfig  # noqa: E402
+from inference.memory import reuse_freed_memory  # noqa: E402
+from inference.pipeline import choose_device  # noqa: E402
+from inference.weights import load_model  # noqa: E402
+
+
+def _where(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {cpu_flags_text()}, {torch.get_num_threads()} threads"
+
+
+def _time(model: torch.nn.Module, x: torch.Tensor, device: torch.device, runs: int) -> None:
+    family = MaskRCNNFamily()
+    results = {}
+    for mode in ("exact", "fast"):
+        module = runnable(model, device, mode, family.fast)
+
+        def once(module=module) -> object:
+            with numerics(device, "exact"):  # the family runs float32 in both modes (TF32 off on CUDA)
+                out = module.detect([x])[0]
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            return out
+
+        seconds = median_time(once, runs)
+        results[mode] = once()
+        print(f"  {mode:5s} {seconds:7.2f} s/view  ({len(results[mode].scores)} detections)")
+    exact, fast = results["exact"], results["fast"]
+    if len(exact.scores) == len(fast.scores) and len(exact.scores):
+        print(f"  fast vs exact: same count; max |score| {float((exact.scores - fast.scores).abs().max()):.2e}, "
+              f"max |box| {float((exact.boxes - fast.boxes).abs().max()):.2e} px")
+    else:
+        print(f"  fast vs exact: {len(fast.scores)} vs {len(exact.scores)} detections")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
+    args = parser.parse_args()
+    reuse_freed_memory()
+    shared = Path(args.shared)
+    device, _ = choose_device(args.device)
+    png = cv2.imread(str(shared / "data" / "gmic-exam0" / "0_R-CC.png"), cv2.IMREAD_UNCHANGED)
+    x = torch.from_numpy(png.astype(np.float32) / np.float32(4095))[None].expand(3, -1, -1).contiguous().to(device)
+    print(f"Mask R-CNN, one view {png.shape[0]} x {png.shape[1]}, on {_where(device)}, median of {args.runs}")
+
+    print("reference model (ResNet-18 layout, 1 block per stage, FPN 64):")
+    _time(load_model(shared / "reference" / "maskrcnn" / "seeded_state_dict.pt").model, x, device, args.runs)
+
+    torch.manual_seed(0)
+    resnet50 = MaskRCNN(MaskRCNNConfig()).eval()  # torchvision's default sizes, random weights
+    print("ResNet-50-FPN (torchvision's default size, random weights):")
+    _time(resnet50, x, device, args.runs)
+
+
+if __name__ == "__main__":
+    main()

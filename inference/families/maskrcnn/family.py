@@ -1,0 +1,132 @@
+"""Mask R-CNN as a model family: torchvision checkpoints in, detections with instance masks out.
+
+Each view is read as stored (no crop, no flip): the model image divided by the declared maximum (``input.max_value``,
+default 4095 for 12-bit mammograms), grey replicated to three channels; the network resizes and normalises
+itself (``transform`` in the metadata; default min 1024 / max 2048 for tall mammograms).
+
+Answer per view:
+* regions: one per detection, best score first, ``kind`` "<class> detection", its box in stored pixels, its
+  class probability as the score, and its instance mask (the 28 x 28 mask pasted onto the box, with the
+  affine of the crop it covers);
+* probabilities: per class, the **highest detection score** of that class on the view (0 when none), declared in
+  the frame's record (``probability_rule``) and the identity's settings; not exclusive, they need not add up to 1.
+
+Both modes run in float32 (see ``MaskRCNNFamily.fast``); the frame's record says so (``numerics``).
+
+Metadata sidecar (``<file>.json``): ``family: "maskrcnn"``, ``classes`` (every output, the background first;
+default background, benign mass, malignant mass), ``malignancy`` (default the classes whose name says malignant), ``transform``
+(``min_size``, ``max_size``, ``image_mean``, ``image_std``), ``thresholds`` (``box_score_threshold``, ``box_nms``,
+``detections_per_image``, ``display_threshold``), ``input`` (``max_value``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from inference.backends.base import (InputFrame, InstanceMask, ModelIdentity, ModelViewOutput, Prepared, ScoredRegion,
+                                     scale_affine)
+from inference.backends.common import FastMode, load_strict, numerics, runnable
+from inference.errors import CheckpointError
+from inference.families.maskrcnn import checkpoint, ops
+from inference.families.maskrcnn.model import MaskRCNN, fold_frozen_batchnorm
+from inference.views import View
+
+DEFAULT_CLASSES = ("background", "benign mass", "malignant mass")
+PROBABILITY_RULE = "highest detection score per class"
+
+
+class MaskRCNNFamily:
+    name = "maskrcnn"
+    preprocessing = "stored-image"
+    # The fast mode folds the frozen batch norms and stays in float32. bf16 autocast (what other families use
+    # where the hardware has it) was measured on exam 0 with the reference weights: it moved detection scores
+    # by up to 0.1 and lost detections scored up to 0.96, whichever part of the network ran in bf16 (the
+    # RPN's near-tied objectness and the box head's 0.05 threshold amplify it), so this family never
+    # autocasts. Nothing is compiled: the RPN and the heads are data-dependent.
+    fast = FastMode(fold_frozen_batchnorm, ())
+
+    def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:
+        return checkpoint.recognises(state)
+
+    def build(self, state: Mapping[str, torch.Tensor], meta: Mapping[str, Any], path: str,
+              options: Mapping[str, Any]) -> tuple[torch.nn.Module, dict[str, Any]]:
+        state = checkpoint.remap(state)
+        config = checkpoint.config_from(state, meta, path)
+        model = load_strict(MaskRCNN(config), state, path, self.name)
+        classes = tuple(meta.get("classes", DEFAULT_CLASSES if config.num_classes == 3 else
+                                 ["background"] + [f"class {i}" for i in range(1, config.num_classes)]))
+        if len(classes) != config.num_classes:
+            raise CheckpointError(f"the metadata names {len(classes)} classes (background first), the model has "
+                                  f"{config.num_classes}", path)
+        findings = classes[1:]
+        malignancy = tuple(meta.get("malignancy", [findings[-1]] if "malignant" in findings[-1] else []))
+        max_value = float((meta.get("input") or {}).get("max_value", 4095))
+        if max_value <= 0:
+            raise CheckpointError(f"the metadata's input maximum must be positive, not {max_value}", path)
+        display = float((meta.get("thresholds") or {}).get("display_threshold", config.box_score_threshold))
+        settings = {"min_size": config.min_size, "max_size": config.max_size, "max_value": max_value,
+                    "box_score_threshold": config.box_score_threshold, "box_nms": config.box_nms,
+                    "display_threshold": display, "probability_rule": PROBABILITY_RULE}
+        return model, {"classes": findings, "malignancy": malignancy, "exclusive": False, "percent_t": None,
+                       "settings": settings}
+
+    def prepare(self, model_image: np.ndarray, view: View, horizontal_flip: bool) -> Prepared:
+        # detections are read where they lie: no flip, no crop; the input frame is the stored image
+        image = np.asarray(model_image, np.float32)
+        if image.ndim != 2:
+            raise ValueError(f"{view.value}: expected a 2-D image, got shape {image.shape}")
+        shape = tuple(int(s) for s in image.shape)
+        return Prepared(view, image, InputFrame(shape, np.eye(3), shape, {}))
+
+    def run(self, model: torch.nn.Module, batch: Sequence[Prepared], device: torch.device, mode: str,
+            identity: ModelIdentity) -> list[ModelViewOutput]:
+        module = runnable(model, device, mode, self.fast)
+        max_value = float(identity.settings.get("max_value", 4095))
+        outputs = []
+        for prepared in batch:
+            x = torch.from_numpy(prepared.input / np.float32(max_value))[None].expand(3, -1, -1).to(device)
+            with numerics(device, "exact"):  # float32 in both modes (see ``fast``)
+                detections = module.detect([x])[0]
+            outputs.append(view_output(detections.boxes.float().cpu(), detections.labels.cpu(),
+                                       detections.scores.float().cpu(), detections.mask_probs.float().cpu(),
+                                       prepared, identity, module.config.box_score_threshold))
+        return outputs
+
+
+def metadata(classes: Sequence[str] = DEFAULT_CLASSES, malignancy: Sequence[str] | None = None, *,
+             min_size: int = 1024, max_size: int = 2048, score_threshold: float = 0.05,
+             display_threshold: float = 0.05, max_value: float = 4095, **fields_: Any) -> dict[str, Any]:
+    """A ``model.pt.json`` for a Mask R-CNN checkpoint: classes (background first), the malignancy rule, the
+    transform's sizes, the thresholds and the input's maximum."""
+    if malignancy is None:
+        malignancy = [c for c in classes[1:] if "malignant" in c]
+    return {"family": "maskrcnn", "classes": list(classes), "malignancy": list(malignancy),
+            "transform": {"min_size": min_size, "max_size": max_size},
+            "thresholds": {"box_score_threshold": score_threshold, "display_threshold": display_threshold},
+            "input": {"max_value": max_value}, **fields_}
+
+
+def view_output(boxes: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, masks: torch.Tensor,
+                prepared: Prepared, identity: ModelIdentity, threshold: float) -> ModelViewOutput:
+    """Detections (boxes x1, y1, x2, y2 in stored pixels) as scored regions with instance masks."""
+    shape = prepared.frame.original_shape
+    crops = ops.paste_crops(masks, boxes, shape)
+    best = dict.fromkeys(identity.classes, 0.0)
+    regions = []
+    for rank, (box, label, score, (values, top, left)) in enumerate(
+            zip(boxes.tolist(), labels.tolist(), scores.tolist(), crops, strict=True), start=1):
+        name = identity.classes[int(label) - 1]
+        best[name] = max(best[name], float(score))
+        x1, y1, x2, y2 = box
+        mask = InstanceMask(values, np.array([[1.0, 0.0, top], [0.0, 1.0, left], [0.0, 0.0, 1.0]]))
+        regions.append(ScoredRegion(rank=rank, box_original=(y1, x1, y2, x2), score=float(score),
+                                    kind=f"{name} detection", probabilities={name: float(score)},
+                                    box_input=(y1, x1, y2, x2), mask=mask))
+    frame = InputFrame(prepared.frame.input_shape, scale_affine(1.0, 1.0), shape,
+                       {"detections": len(regions), "score_threshold": threshold,
+                        "probability_rule": PROBABILITY_RULE, "numerics": "fp32"})
+    return ModelViewOutput(probabilities=best, layers=(), regions=tuple(regions), extras={}, frame=frame)
