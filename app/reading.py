@@ -3,10 +3,14 @@ read amended after the AI is said, and the check that a read's parts agree befor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from inference.calibration import calibrated_probability, hybrid_calibration
 
 if TYPE_CHECKING:
     from app.study.store import BreastRead
+    from inference.results import ModelEntry
 
 AMENDED_AFTER_AI = "amended after AI"
 
@@ -18,6 +22,44 @@ def hybrid(reader: float | None, model: float | None) -> float | None:
     if reader is None or model is None:
         return None
     return (reader + model) / 2.0
+
+
+PLAIN_MEAN = "hybrid: plain mean of the reader and the model output (the GMIC reader study's)"
+
+
+def _calibrations(entry: ModelEntry) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """(site calibration, card calibration) of a one-model entry; an ensemble's mean has neither (its members'
+    calibrations describe each member's output, not the mean)."""
+    if len(entry.members) != 1:
+        return None, None
+    member = entry.members[0]
+    return member.site_calibration, member.calibration
+
+
+def model_on_reader_scale(model: float | None, entry: ModelEntry, plain: bool = False) -> float | None:
+    """The model's P(malignant) as the hybrid uses it: calibrated (the site's, else the card's) unless
+    ``plain`` (the GMIC reader study's hybrid, for reproducing it)."""
+    if plain or model is None:
+        return model
+    return calibrated_probability(model, *_calibrations(entry))
+
+
+def entry_hybrid(reader: float | None, model: float | None, entry: ModelEntry, plain: bool = False) -> float | None:
+    """The hybrid of the reader's pre-AI read and ``entry``'s P(malignant), on one scale (see
+    :func:`hybrid_basis`)."""
+    return hybrid(reader, model_on_reader_scale(model, entry, plain))
+
+
+def hybrid_basis(entry: ModelEntry, plain: bool = False) -> str:
+    """What the hybrid of ``entry`` is, in words: "hybrid: mean of the reader and the model calibrated on
+    <site, date, n>", "... the model calibrated by its model card (...)", "... the uncalibrated model
+    output", or the plain mean."""
+    if plain:
+        return PLAIN_MEAN
+    kind, words = hybrid_calibration(*_calibrations(entry))
+    if kind == "none":
+        return "hybrid: mean of the reader and the uncalibrated model output"
+    return f"hybrid: mean of the reader and the model {words}"
 
 
 def percent(value: float | None) -> str:

@@ -17,8 +17,14 @@ frequency of cancer is unknown, and no category is given.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from inference.errors import CheckpointError
 
 
 def is_calibrated(calibration: Mapping[str, Any] | None) -> bool:
@@ -62,3 +68,85 @@ def calibration_note(calibration: Mapping[str, Any] | None) -> str:
         parts.append(f"{point['name']}: threshold {point['threshold']:.2f}" + (f" ({extra})" if extra else ""))
     data = calibration.get("data")
     return "; ".join(parts) + (f"; on {data}" if data else "")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the site's calibration (written by ``python main.py validate`` beside the checkpoint), read at model load
+
+SITE_FORMAT = "mammo-reader site calibration"
+SITE_SUFFIX = ".site_calibration.json"
+EPSILON = 1e-6  # scores are clipped to [EPSILON, 1 - EPSILON] before a logit
+
+
+def site_calibration_path(checkpoint: str | Path) -> Path:
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name + SITE_SUFFIX)
+
+
+def read_site_calibration(path: str | Path) -> dict[str, Any] | None:
+    """The site calibration stored at ``path`` (None when there is none).
+
+    Raises:
+        CheckpointError: the file is there but damaged or not a site calibration (naming it): a model whose
+            calibration cannot be read is not shown as if it had none.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"the site calibration could not be read ({error})", path) from error
+    if not isinstance(data, dict) or data.get("format") != SITE_FORMAT:
+        raise CheckpointError("this is not a Mammo Reader site calibration file", path)
+    if data.get("method") not in ("platt", "isotonic") or not isinstance(data.get("parameters"), dict):
+        raise CheckpointError(f"the site calibration's method {data.get('method')!r} is neither platt nor isotonic",
+                              path)
+    return data
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, float), EPSILON, 1 - EPSILON)
+    return np.log(p / (1 - p))
+
+
+def apply_recalibration(calibration: Mapping[str, Any], scores: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities of ``scores`` under a recalibration record (``method`` platt: 1 / (1 +
+    exp(-(a logit(s) + b))); isotonic: the fitted steps, interpolated, clipped at the ends)."""
+    method, parameters = calibration["method"], calibration["parameters"]
+    scores = np.asarray(scores, float)
+    if method == "platt":
+        return 1.0 / (1.0 + np.exp(-(parameters["a"] * _logit(scores) + parameters["b"])))
+    if method == "isotonic":
+        return np.interp(scores, parameters["x"], parameters["y"])
+    raise ValueError(f"unknown recalibration {method!r}")
+
+
+def _card_applies(card: Mapping[str, Any] | None) -> bool:
+    return bool(card) and card.get("method") in ("platt", "isotonic") and isinstance(card.get("parameters"), dict)
+
+
+def hybrid_calibration(site: Mapping[str, Any] | None, card: Mapping[str, Any] | None) -> tuple[str, str]:
+    """How a model's P(malignant) is put on the reader's scale for the hybrid: ``(kind, words)`` where kind is
+    ``site`` (the site's recalibration), ``card`` (the model card's: a recalibration applied here, or a
+    temperature that inference already applied) or ``none`` (uncalibrated)."""
+    if site:
+        return "site", (f"calibrated on {site.get('site', 'this site')}, {site.get('date', '?')}, "
+                        f"n = {site.get('n', '?')} ({site.get('method')}, version {site.get('version', 1)})")
+    if _card_applies(card) or (card and card.get("method") == "temperature"):
+        data = card.get("data")
+        return "card", f"calibrated by its model card ({card.get('method')}{f', on {data}' if data else ''})"
+    return "none", "uncalibrated"
+
+
+def calibrated_probability(probability: float | None, site: Mapping[str, Any] | None,
+                           card: Mapping[str, Any] | None) -> float | None:
+    """``probability`` on a calibrated scale: the site's recalibration, else the card's (a temperature is
+    already in the output), else as it is."""
+    if probability is None:
+        return None
+    if site:
+        return float(apply_recalibration(site, np.array([probability]))[0])
+    if _card_applies(card):
+        return float(apply_recalibration(card, np.array([probability]))[0])
+    return float(probability)

@@ -28,6 +28,7 @@ import torch
 
 from inference import backends
 from inference.backends.base import LoadedModel, ModelIdentity
+from inference.calibration import read_site_calibration, site_calibration_path
 from inference.backends.gmic import remap_published_keys  # noqa: F401 - the published GMIC layout, for callers
 from inference.errors import CheckpointError
 
@@ -209,6 +210,7 @@ def load_model(
         licence=(published or {}).get("licence", meta.get("licence", "")),
         calibration=meta.get("calibration"),
         settings=dict(fields.get("settings", {})),
+        site_calibration=read_site_calibration(site_calibration_path(path)),  # the hybrid's scale at this site
     )
     logger.info("loaded %s model %s", family.name, identity.label)
     return LoadedModel(model=model, identity=identity)

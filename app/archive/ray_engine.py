@@ -44,7 +44,8 @@ def require_ray() -> None:
 
 
 def _item(row: dict) -> ExamItem:
-    return ExamItem(str(row["exam_id"]), str(row["location"]), str(row.get("opens") or ""))
+    return ExamItem(str(row["exam_id"]), str(row["location"]), str(row.get("opens") or ""),
+                    tuple(json.loads(row.get("files") or "[]")))
 
 
 def _decode_row(row: dict, families: tuple[str, ...], options: BatchOptions) -> dict:
@@ -52,7 +53,7 @@ def _decode_row(row: dict, families: tuple[str, ...], options: BatchOptions) -> 
     if decoded.failure:
         return {**row, "payload": b"", "failure": decoded.failure}
     # the prepared views and the exam travel to the next stage through the object store
-    return {**row, "payload": pickle.dumps((decoded.exam, decoded.prepared), protocol=5), "failure": ""}
+    return {**row, "payload": pickle.dumps((decoded.exam, decoded.prepared, decoded.facts), protocol=5), "failure": ""}
 
 
 class ModelActor:
@@ -74,11 +75,11 @@ class ModelActor:
         item = _item(row)
         if row["failure"]:
             return {**row, "payload": b"", "seconds": 0.0}
-        exam, prepared = pickle.loads(row["payload"])  # noqa: S301 - our own stage's output, within the batch
-        analysed = analyse(Decoded(item, exam, prepared), self.groups, self.options)
+        exam, prepared, facts = pickle.loads(row["payload"])  # noqa: S301 - our own stage's output, within the batch
+        analysed = analyse(Decoded(item, exam, prepared, facts=facts), self.groups, self.options)
         if analysed.failure:
             return {**row, "payload": b"", "failure": analysed.failure, "seconds": 0.0}
-        return {**row, "payload": pickle.dumps((exam, analysed.result), protocol=5), "seconds": analysed.seconds}
+        return {**row, "payload": pickle.dumps((exam, analysed.result, facts), protocol=5), "seconds": analysed.seconds}
 
 
 def _write_row(row: dict, out: str, options: BatchOptions, record: dict) -> dict:
@@ -86,8 +87,8 @@ def _write_row(row: dict, out: str, options: BatchOptions, record: dict) -> dict
     if row["failure"]:
         analysed = Analysed(item, failure=str(row["failure"]))
     else:
-        exam, result = pickle.loads(row["payload"])  # noqa: S301 - our own stage's output, within the batch
-        analysed = Analysed(item, exam, result, float(row["seconds"]))
+        exam, result, facts = pickle.loads(row["payload"])  # noqa: S301 - our own stage's output, within the batch
+        analysed = Analysed(item, exam, result, float(row["seconds"]), facts=facts)
     outcome = write(analysed, Path(out), options, record)
     return {"exam_id": outcome.exam_id, "location": outcome.location, "status": outcome.status,
             "reason": outcome.reason, "files": json.dumps(list(outcome.files)), "seconds": outcome.seconds}
@@ -149,7 +150,8 @@ def run_on_ray(
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the batch prints its own line: done, failed, per minute, ETA
         count = _workers(workers, gpus_per_worker)
-        rows = [{"exam_id": i.exam_id, "location": i.location, "opens": i.opens} for i in ledger.todo]
+        rows = [{"exam_id": i.exam_id, "location": i.location, "opens": i.opens, "files": json.dumps(list(i.files))}
+                for i in ledger.todo]
         dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
         # the decode tasks ask for memory for an exam's images and prepared views; that also keeps Ray
         # Data from fusing them into the model actors (it fuses stages whose resource requests match)

@@ -1,10 +1,13 @@
-"""What a batch runs over: a case list CSV, a folder of exam folders, or a text file with one exam per line."""
+"""What a batch runs over: a case list CSV, a folder of exam folders, a text file with one exam per line, or
+the CBIS-DDSM dataset as TCIA lays it out (one folder per image, grouped here into one exam per patient)."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +25,14 @@ class ExamItem:
         location: the exam's folder, manifest or file, absolute; in a de-identified batch its label, as
             ``exam_id`` (see :func:`deidentified_items`).
         opens: in a de-identified batch, where the exam is read from (never written to any output).
+        files: the exam's image files when they are not one folder (a CBIS-DDSM patient's view folders);
+            then ``location`` is ``<dataset folder>#<patient>``, unique per exam.
     """
 
     exam_id: str
     location: str
     opens: str = ""
+    files: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:
@@ -38,7 +44,10 @@ class ExamItem:
         its label in a de-identified batch."""
         if not self.opens:
             return text
-        for original in (self.opens, self.opens.rstrip("/").rsplit("/", 1)[-1]):
+        originals = [self.opens, self.opens.rstrip("/").rsplit("/", 1)[-1]]
+        for file in self.files:  # longest first: a whole path before the folder names inside it
+            originals[:0] = [file, *(part for part in Path(file).parts if CBIS_DDSM_FOLDER.match(part))]
+        for original in originals:
             if original:
                 text = text.replace(original, self.exam_id)
         return text
@@ -93,8 +102,59 @@ def _from_csv(path: Path) -> list[ExamItem]:
     return items
 
 
+# TCIA's CBIS-DDSM: one folder per image, "<Mass|Calc>-<Training|Test>_P_<5 digits>_<LEFT|RIGHT>_<CC|MLO>", the
+# DICOM a few dated series folders below (".../1-1.dcm"); the ROI mask and cropped-lesion series of the same
+# image are in a folder named like it with the abnormality number appended ("..._LEFT_CC_1"): not views.
+CBIS_DDSM_FOLDER = re.compile(r"^(?:Mass|Calc)-(?:Training|Test)_(P_\d{5})_(?:LEFT|RIGHT)_(?:CC|MLO)(_\d+)?$")
+
+
+def _dicom_files(folder: Path) -> list[str]:
+    """The DICOM files below ``folder`` (any depth, by suffix or the DICM preamble), sorted."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if path.suffix.lower() in (".dcm", ".dicom"):
+            found.append(str(path.resolve()))
+            continue
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(132)
+        except OSError:
+            continue
+        if head[128:132] == b"DICM":
+            found.append(str(path.resolve()))
+    return found
+
+
+def _from_cbis_ddsm(folder: Path, subfolders: list[Path]) -> list[ExamItem]:
+    """One exam per CBIS-DDSM patient (exam ID ``P_00001``, as the dataset's description CSVs name it), made
+    of the full-mammogram DICOMs of every view folder of that patient (Mass and Calc, Training and Test);
+    the ROI mask and crop folders are skipped."""
+    odd = [p.name for p in subfolders if not CBIS_DDSM_FOLDER.match(p.name)]
+    if odd:
+        raise MammoError("the folder mixes CBIS-DDSM image folders with other folders "
+                         f"({', '.join(odd[:5])}{' …' if len(odd) > 5 else ''}); give the dataset's folder alone",
+                         folder)
+    patients: dict[str, list[str]] = {}
+    for sub in subfolders:
+        match = CBIS_DDSM_FOLDER.match(sub.name)
+        if match.group(2):  # "..._1": an abnormality's ROI mask and crop, not a view
+            continue
+        files = _dicom_files(sub)
+        if not files:
+            raise MammoError("the CBIS-DDSM image folder holds no DICOM file (is the download complete?)", sub)
+        patients.setdefault(match.group(1), []).extend(files)
+    if not patients:
+        raise MammoError("the CBIS-DDSM folder holds only ROI mask folders, no full mammogram", folder)
+    root = str(folder.resolve())
+    return [ExamItem(patient, f"{root}#{patient}", files=tuple(files)) for patient, files in sorted(patients.items())]
+
+
 def _from_folder(folder: Path) -> list[ExamItem]:
     exams = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if any(CBIS_DDSM_FOLDER.match(p.name) for p in exams):
+        return _from_cbis_ddsm(folder, exams)
     if not exams:
         raise MammoError("the folder holds no exam folder (a batch folder holds one folder per exam; "
                          "for one exam use 'report')", folder)
@@ -112,8 +172,8 @@ def _from_list(path: Path) -> list[ExamItem]:
 
 def read_batch_source(source: str | Path) -> list[ExamItem]:
     """The exams of ``source``: a case list CSV (``case_id, exam`` and any other columns), a folder whose
-    sub-folders are the exams, a text file with one exam (folder, manifest, file or PACS study address) per
-    line (``#`` comments), or one PACS study address. Relative paths are taken relative to the list's folder."""
+    sub-folders are the exams (or TCIA's CBIS-DDSM folder: one exam per patient), a text file with one exam
+    (folder, manifest, file or PACS study address) per line (``#`` comments), or one PACS study address. Relative paths are taken relative to the list's folder."""
     path = Path(source)
     if str(source).startswith(PACS_SCHEMES):
         return [ExamItem(_name_of(str(source)), _located(str(source), Path.cwd()))]
@@ -138,7 +198,7 @@ def deidentified_items(items: list[ExamItem]) -> list[ExamItem]:
     out = []
     for item in items:
         label = pseudonym(key, "batch-exam", item.path)
-        out.append(ExamItem(label, label, opens=item.path))
+        out.append(dataclasses.replace(item, exam_id=label, location=label, opens=item.path))
     return out
 
 

@@ -41,6 +41,11 @@ SCHEMA = pa.schema([
     ("device", pa.string()),
     ("seconds", pa.float64()),  # the models' time for the whole exam
     ("analysed_at", pa.string()),  # UTC, ISO 8601
+    # the exam's facts from its DICOM headers (app/archive/facts.py), null where unknown; de-identified with it
+    ("density", pa.string()),  # a-d
+    ("manufacturer", pa.string()),
+    ("age", pa.float64()),  # whole years at the study; over 89 written as 90 in a de-identified batch
+    ("study_date", pa.string()),  # ISO 8601; shifted by the patient's offset in a de-identified batch
 ])
 
 SCORES_FILE = "scores.parquet"
@@ -51,12 +56,13 @@ def part_path(out: Path, item: ExamItem) -> Path:
     return out / BOOKKEEPING / "parts" / f"{item.key}.parquet"
 
 
-def score_rows(item: ExamItem, result: ExamResult, seconds: float) -> list[dict]:
-    """The table's rows of one analysed exam."""
+def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict | None = None) -> list[dict]:
+    """The table's rows of one analysed exam; ``facts`` (``app.archive.facts.exam_facts``) on every row."""
     provenance = result.provenance
     common = {"exam_id": item.exam_id, "location": item.location, "mode": provenance.mode.value,
               "numerics": provenance.numerics, "device": provenance.device, "seconds": float(seconds),
-              "analysed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+              "analysed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+              **{name: (facts or {}).get(name) for name in ("density", "manufacturer", "age", "study_date")}}
     rows = []
     for entry in result.entries:
         model = {"model_id": entry.id, "model_label": entry.label, "family": entry.family,

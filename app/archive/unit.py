@@ -82,6 +82,7 @@ class Decoded:
     exam: Exam | None = None
     prepared: PreparedExam | None = None
     failure: str = ""
+    facts: dict = field(default_factory=dict)  # for the table, made before the exam is de-identified
 
 
 @dataclass
@@ -92,6 +93,7 @@ class Analysed:
     seconds: float = 0.0
     failure: str = ""
     extra: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)
 
 
 def failure_reason(error: BaseException) -> str:
@@ -150,18 +152,21 @@ def open_exam(location: str, ae_title: str) -> Exam:
 
 def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> Decoded:
     """Load the exam (every check of the file intake), de-identify it when asked, prepare its views."""
+    from app.archive.facts import exam_facts  # noqa: PLC0415
+    from inference.exam import load_exam  # noqa: PLC0415
     from inference.pipeline import prepare_exam  # noqa: PLC0415
     from inference.views import View  # noqa: PLC0415
 
     try:
-        exam = open_exam(item.path, options.ae_title)
+        exam = load_exam(list(item.files)) if item.files else open_exam(item.path, options.ae_title)
         missing = [v.value for v in View if v not in exam.views]
         if missing and not options.allow_missing_views:
             raise MammoError(f"{item.location}: missing views: {', '.join(missing)} (give --allow-missing-views "
                              "to analyse incomplete exams)")
+        facts = exam_facts(exam, options.deidentify)
         if options.deidentify:
             exam = exam.deidentify()
-        return Decoded(item, exam, prepare_exam(exam, families))
+        return Decoded(item, exam, prepare_exam(exam, families), facts=facts)
     except Exception as error:  # noqa: BLE001 - one exam's failure ends only that exam
         return Decoded(item, failure=item.redacted(failure_reason(error)))
 
@@ -177,7 +182,7 @@ def analyse(decoded: Decoded, groups, options: BatchOptions) -> Analysed:
         result = run_prepared(decoded.prepared, groups, device=options.device, mode=options.mode)
     except Exception as error:  # noqa: BLE001
         return Analysed(decoded.item, failure=decoded.item.redacted(failure_reason(error)))
-    return Analysed(decoded.item, decoded.exam, result, time.perf_counter() - started)
+    return Analysed(decoded.item, decoded.exam, result, time.perf_counter() - started, facts=decoded.facts)
 
 
 def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) -> Outcome:
@@ -198,7 +203,7 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
                 raise
             files = incomplete.written
             problems.insert(0, str(incomplete))
-        part = write_part(out, item, score_rows(item, analysed.result, analysed.seconds))
+        part = write_part(out, item, score_rows(item, analysed.result, analysed.seconds, analysed.facts))
         if not problems:  # no marker for a partial exam: a rerun tries it again, and it stays in failures.csv
             marker = {"exam_id": item.exam_id, "location": item.location, "options": record,
                       "files": [str(p) for p in files], "scores": str(part)}

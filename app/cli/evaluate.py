@@ -2,10 +2,13 @@
 ``--out``, as files.
 
 * A window classifier: per-image and per-window ROC AUC per class, four-class window accuracy, NLL and ECE
-  before (T = 1) and after the model's temperature (``metrics.csv``, ``per_image.csv``).
+  before (T = 1) and after the model's temperature (``metrics.csv``, ``per_image.csv``, ``roc.png``).
 * The attention CNN and GlimpseNet: the classification report — per class precision, recall, F1 and support, the micro,
   macro and weighted averages — and the confusion matrix (``classification_report.csv``,
-  ``confusion_matrix.csv``, ``confusion_matrix.png``, ``per_image.csv``).
+  ``confusion_matrix.csv``, ``confusion_matrix.png``, ``per_image.csv``, ``roc.png``).
+
+``roc.png``: each class against the rest, per image, drawn by the validation's figure code
+(``app/validation/figures.py``) so that an evaluation and a site validation look alike.
 """
 
 from __future__ import annotations
@@ -54,6 +57,30 @@ def _write(files: dict[str, str | bytes], out: Path) -> None:
     print("wrote " + ", ".join(str(out / name) for name in files))
 
 
+def roc_png(classes, probabilities, truth: list[int]) -> bytes:
+    """The one-vs-rest ROC curves of each class (AUC in the legend) as a PNG.
+
+    Args:
+        classes: the class names, in the columns' order.
+        probabilities: (images, classes) per-image class probabilities.
+        truth: each image's class index.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from app.report.figures import encode_png  # noqa: PLC0415
+    from app.validation.figures import roc_figure  # noqa: PLC0415
+    from app.validation.metrics import auc_with_ci  # noqa: PLC0415
+
+    probabilities, truth_array = np.asarray(probabilities, float), np.asarray(truth, int)
+    curves = []
+    for index, name in enumerate(classes):
+        positive = (truth_array == index).astype(int)
+        auc = auc_with_ci(probabilities[:, index], positive)["auc"]
+        curves.append((f"{name} vs rest: AUC {'n/a' if auc is None else f'{auc:.3f}'} ({int(positive.sum())} images)",
+                       probabilities[:, index], positive))
+    return encode_png(roc_figure(curves))
+
+
 def _classes(args: argparse.Namespace, loaded) -> int:
     import csv  # noqa: PLC0415
 
@@ -89,7 +116,8 @@ def _classes(args: argparse.Namespace, loaded) -> int:
             writer.writerow([image.source, image.label, identity.classes[int(row.argmax())]]
                             + [f"{p:.6f}" for p in row])
         _write({"classification_report.csv": report.csv(), "confusion_matrix.csv": report.confusion_csv(),
-                "confusion_matrix.png": png.tobytes(), "per_image.csv": per_image.getvalue()}, out)
+                "confusion_matrix.png": png.tobytes(), "per_image.csv": per_image.getvalue(),
+                "roc.png": roc_png(identity.classes, probabilities, truth)}, out)
     return 0
 
 
@@ -127,8 +155,12 @@ def _windows(args: argparse.Namespace, loaded) -> int:
         per_image = io.StringIO()
         writer = csv.writer(per_image)
         writer.writerow(["image", "label", "windows"] + [f"p_{c}" for c in identity.classes])
+        tops = []
         for reading, image in zip(readings, images, strict=True):
             top = softmax(reading.logits, settings.temperature).max(axis=0)
+            tops.append(top)
             writer.writerow([image.source, image.label, len(reading.logits)] + [f"{p:.6f}" for p in top])
-        _write({"metrics.csv": table.getvalue(), "per_image.csv": per_image.getvalue()}, out)
+        truth = [identity.classes.index(image.label) if image.label in identity.classes else -1 for image in images]
+        _write({"metrics.csv": table.getvalue(), "per_image.csv": per_image.getvalue(),
+                "roc.png": roc_png(identity.classes, tops, truth)}, out)
     return 0

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from app.validation.outcomes import read_outcomes  # noqa: PLC0415
     from app.validation.report import write_report  # noqa: PLC0415
     from app.validation.run import Options, validate  # noqa: PLC0415
-    from app.validation.scores import read_score_table  # noqa: PLC0415
+    from app.validation.scores import read_score_table, with_table_facts  # noqa: PLC0415
     from app.validation.tables import write_tables  # noqa: PLC0415
     from inference.files import write_text_atomic  # noqa: PLC0415
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     ids, checkpoints = _models(args.models)
     targets = tuple(parse_target(t) for t in args.operating_point) if args.operating_point else (Target("spec", 0.9),)
     table = read_score_table(args.scores)
-    outcomes = read_outcomes(args.outcomes)
+    outcomes = with_table_facts(read_outcomes(args.outcomes), table)  # the headers' facts where the CSV lacks them
     options = Options(targets=targets, checkpoints=checkpoints, compare=tuple(tuple(p) for p in args.compare or ()),
                       site=args.site, bins=args.bins, calibration_folder=out,
                       save_calibration=not args.no_calibration)

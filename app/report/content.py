@@ -46,6 +46,7 @@ class ReportInput:
     entry_id: str | None = None
     marks: tuple[ReaderMark, ...] = ()
     model_withheld: str = ""
+    plain_hybrid: bool = False  # the GMIC reader study's plain mean instead of the calibrated hybrid
 
 
 def _safe(text: str) -> str:

@@ -12,7 +12,7 @@ from reportlab.lib.units import cm
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from app.colours import class_colour
-from app.reading import hybrid, percent
+from app.reading import entry_hybrid, hybrid_basis, percent
 from app.report.content import DEMO_WARNING, DISCLAIMER, ReportContent, reader_text
 from app.report.figures import encode_png
 from inference.calibration import score_category
@@ -97,9 +97,17 @@ def _reader_table(content: ReportContent) -> Table:
             scores = result.breasts[side].entries.get(entry.id) if side in result.breasts else None
             model = scores.malignant if scores is not None else None
             shown = f"{percent(model)} {scores.one_view_note}".rstrip() if scores is not None else percent(model)
-            row += [shown, percent(hybrid(reader, model))]
+            row += [shown, percent(entry_hybrid(reader, model, entry, content.report.plain_hybrid))]
         rows.append(row)
     return _table(rows)
+
+
+def _hybrid_basis(content: ReportContent) -> str:
+    """What each hybrid column is (calibrated on which data, or uncalibrated), one line per model."""
+    result = content.result
+    entries = [e for e in (result.entries if result else ()) if e.has_malignancy]
+    return "<br/>".join(f"{entry.id + ': ' if len(entries) > 1 else ''}"
+                        f"{hybrid_basis(entry, content.report.plain_hybrid)}" for entry in entries)
 
 
 def _assessment(content: ReportContent):
@@ -150,6 +158,8 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
         story += [Spacer(1, 0.2 * cm), Paragraph("Model probabilities", styles["Heading3"])]
         story += _model_tables(content, styles)
     story += [Spacer(1, 0.3 * cm), Paragraph("Reader, model and hybrid", styles["Heading3"]), _reader_table(content)]
+    if _hybrid_basis(content):
+        story.append(Paragraph(_hybrid_basis(content), styles["Normal"]))
     assessment = _assessment(content)
     if assessment is not None:
         story += [Spacer(1, 0.3 * cm), Paragraph("Reader's assessment", styles["Heading3"]), assessment]

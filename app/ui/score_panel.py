@@ -2,7 +2,8 @@
 
 Every table comes from the result's own entries and classes: a three-class family shows three columns, a
 family without a malignancy rule shows its classes and no P(malignant) or hybrid. The hybrid is the mean of
-the reader's and a model's probability of malignancy (the GMIC reader study's human-machine hybrid). In
+the reader's and a model's probability of malignancy (the GMIC reader study's human-machine hybrid),
+the model's calibrated when it has a calibration (the site's, else its card's; the box says which). In
 blind-first reading the models' numbers stay hidden until the reader commits an estimate.
 """
 
@@ -30,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.reading import AMENDED_AFTER_AI, amendment_text, hybrid, percent
+from app.reading import AMENDED_AFTER_AI, amendment_text, entry_hybrid, hybrid_basis, percent
 from app.ui.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
 from inference.calibration import calibration_note, score_category
@@ -294,6 +295,7 @@ class ScorePanelWidget(QWidget):
         self.setObjectName("scorePanel")
         self.result: ExamResult | None = None
         self.model_hidden = False
+        self.plain_hybrid = False  # the GMIC reader study's plain mean (a setting), not the calibrated hybrid
         layout = QVBoxLayout(self)
         self.model_box = QGroupBox("Models")
         model_layout = QVBoxLayout(self.model_box)
@@ -324,7 +326,12 @@ class ScorePanelWidget(QWidget):
         layout.addWidget(self.hidden_label)
         layout.addWidget(self.reader)
         self.compare_box = QGroupBox(COMPARE_TITLE)
-        QVBoxLayout(self.compare_box).addWidget(self.compare)
+        compare_layout = QVBoxLayout(self.compare_box)
+        compare_layout.addWidget(self.compare)
+        self.hybrid_basis = QLabel("")  # what the hybrid is: calibrated on which data, or uncalibrated
+        self.hybrid_basis.setObjectName("hybridBasis")
+        self.hybrid_basis.setWordWrap(True)
+        compare_layout.addWidget(self.hybrid_basis)
         layout.addWidget(self.compare_box)
         self.prior_label = QLabel("")
         self.prior_label.setObjectName("priorScores")
@@ -417,7 +424,16 @@ class ScorePanelWidget(QWidget):
                      else percent(reader)]
             for entry in entries or [None]:
                 model = None if (self.model_hidden or entry is None) else self.model_malignant(side, entry.id)
+                combined = entry_hybrid(reader, model, entry, self.plain_hybrid) if entry is not None else None
                 cells += ["hidden" if self.model_hidden else percent(model),
-                          "hidden" if self.model_hidden else percent(hybrid(reader, model))]
+                          "hidden" if self.model_hidden else percent(combined)]
             rows.append(cells)
         _fill(self.compare, headers, rows)
+        bases = [(entry.id if len(entries) > 1 else "", hybrid_basis(entry, self.plain_hybrid)) for entry in entries]
+        self.hybrid_basis.setText("" if self.model_hidden else
+                                  "\n".join(f"{name}: {text}" if name else text for name, text in bases))
+
+    def set_plain_hybrid(self, plain: bool) -> None:
+        """Use the GMIC reader study's plain mean (for reproducing it) instead of the calibrated hybrid."""
+        self.plain_hybrid = plain
+        self.refresh_compare()

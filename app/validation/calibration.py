@@ -25,12 +25,17 @@ from typing import Any
 import numpy as np
 
 from app.validation.errors import ValidationInputError
+from inference.calibration import EPSILON, apply_recalibration, site_calibration_path
+from inference.calibration import SITE_FORMAT as FORMAT
+from inference.calibration import SITE_SUFFIX as SUFFIX
+from inference.calibration import _logit
+from inference.calibration import read_site_calibration as _read_site_calibration
+from inference.errors import CheckpointError
 from inference.files import write_text_atomic
 from inference.temperature import ReliabilityBins
 
-FORMAT = "mammo-reader site calibration"
-SUFFIX = ".site_calibration.json"
-EPSILON = 1e-6  # scores are clipped to [EPSILON, 1 - EPSILON] before a logit or a log loss
+# EPSILON: scores are clipped to [EPSILON, 1 - EPSILON] before a logit or a log loss. The reading and the
+# applying of a calibration live in inference/calibration.py, where the model loader finds them.
 FOLDS = 5
 SEED = 20_27
 
@@ -58,11 +63,6 @@ def log_loss(probabilities: np.ndarray, truth: np.ndarray) -> float:
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, float), EPSILON, 1 - EPSILON)
-    return np.log(p / (1 - p))
-
-
 def fit(method: str, scores: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     """The parameters of ``method`` (``platt`` or ``isotonic``) fitted to (scores, truth)."""
     if method == "platt":
@@ -80,13 +80,7 @@ def fit(method: str, scores: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
 
 def apply(calibration: Mapping[str, Any], scores: np.ndarray) -> np.ndarray:
     """Calibrated probabilities of ``scores`` under a calibration record (``method`` and ``parameters``)."""
-    method, parameters = calibration["method"], calibration["parameters"]
-    scores = np.asarray(scores, float)
-    if method == "platt":
-        return 1.0 / (1.0 + np.exp(-(parameters["a"] * _logit(scores) + parameters["b"])))
-    if method == "isotonic":
-        return np.interp(scores, parameters["x"], parameters["y"])
-    raise ValueError(f"unknown recalibration {method!r}")
+    return apply_recalibration(calibration, scores)
 
 
 def cross_validated_log_loss(method: str, scores: np.ndarray, truth: np.ndarray, folds: int = FOLDS,
@@ -124,22 +118,15 @@ def recalibrate(scores: np.ndarray, truth: np.ndarray, bins: int = 10) -> dict[s
 
 
 def calibration_path(checkpoint: str | Path) -> Path:
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(checkpoint.name + SUFFIX)
+    return site_calibration_path(checkpoint)
 
 
 def read_site_calibration(path: str | Path) -> dict[str, Any] | None:
     """The site calibration stored at ``path`` (None when there is none)."""
-    path = Path(path)
-    if not path.is_file():
-        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValidationInputError(f"the site calibration could not be read ({error})", path) from error
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValidationInputError("this is not a Mammo Reader site calibration file", path)
-    return data
+        return _read_site_calibration(path)
+    except CheckpointError as error:
+        raise ValidationInputError(error.message, path) from error
 
 
 def save_site_calibration(path: str | Path, record: Mapping[str, Any], site: str, model_id: str, model_key: str,

@@ -1,13 +1,16 @@
 """The batch table (``scores.parquet``, see ``app/archive/table.py``) read as one P(malignant) per breast and
 per exam for each model, with what the validation must count rather than drop: breasts whose score is null,
 breasts scored from one view, models without a malignancy rule, and the batch's failed exams
-(``failures.csv`` beside the table)."""
+(``failures.csv`` beside the table); and each exam's facts from its DICOM headers (density, manufacturer,
+age, study date: the table's columns where the batch wrote them), which fill the outcomes that lack them."""
 
 from __future__ import annotations
 
 import csv
+import datetime
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,8 +18,10 @@ import pyarrow as pa
 from app.archive.ledger import FAILURES_FILE
 from app.archive.table import read_scores
 from app.validation.errors import ValidationInputError
+from app.validation.outcomes import DENSITIES, BreastOutcome
 
 NEEDED = ("exam_id", "level", "view", "breast", "model_id", "model_label", "kind", "probability", "counted")
+FACTS = ("density", "manufacturer", "age", "study_date")
 
 
 @dataclass
@@ -41,6 +46,7 @@ class ScoreTable:
     unscorable: dict[str, str]  # model id -> why it cannot be validated (no malignancy rule)
     failed: dict[str, str]  # exam id -> the batch's reason
     exams: frozenset[str]  # every exam with a row in the table
+    facts: dict[str, dict] = field(default_factory=dict)  # exam id -> its header facts (only those known)
 
 
 def read_failures(folder: Path) -> dict[str, str]:
@@ -86,4 +92,39 @@ def read_score_table(path: str | Path) -> ScoreTable:
     unscorable = {m: "the model gives no P(malignant) (its metadata names no malignancy classes)"
                   for m in models if not has_rule[m]}
     return ScoreTable({m: s for m, s in models.items() if m not in unscorable}, unscorable,
-                      read_failures(path.parent), frozenset(exams))
+                      read_failures(path.parent), frozenset(exams), _facts(table))
+
+
+def _facts(table: pa.Table) -> dict[str, dict]:
+    """Per exam, the header facts the table holds (older tables have no such columns: none)."""
+    present = [name for name in FACTS if name in table.column_names]
+    facts: dict[str, dict] = {}
+    if not present:
+        return facts
+    for row in table.select(["exam_id", *present]).to_pylist():
+        known = facts.setdefault(row["exam_id"], {})
+        for name in present:
+            if row[name] is not None and row[name] != "" and name not in known:
+                known[name] = row[name]
+    return facts
+
+
+def with_table_facts(outcomes: Sequence[BreastOutcome], table: ScoreTable) -> list[BreastOutcome]:
+    """The outcomes with the facts they lack (density, manufacturer, age, study date) taken from the batch
+    table's DICOM headers; a fact the outcomes give is kept as given."""
+    out = []
+    for outcome in outcomes:
+        facts = table.facts.get(outcome.exam_id, {})
+        density = str(facts.get("density") or "").strip().lower()
+        date = None
+        if facts.get("study_date"):
+            try:
+                date = datetime.date.fromisoformat(str(facts["study_date"])[:10])
+            except ValueError:
+                date = None
+        out.append(replace(
+            outcome, density=outcome.density or (density if density in DENSITIES else ""),
+            manufacturer=outcome.manufacturer or str(facts.get("manufacturer") or ""),
+            age=outcome.age if outcome.age is not None else facts.get("age"),
+            study_date=outcome.study_date or date))
+    return out

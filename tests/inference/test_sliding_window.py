@@ -347,6 +347,7 @@ def test_evaluate_prints_the_table_and_writes_csv(tiny_window_model, tmp_path):
     assert int(rows["images"]) == 8 and float(rows["window_accuracy"]) <= 1.0
     per_image = (tmp_path / "eval" / "per_image.csv").read_text().splitlines()
     assert len(per_image) == 9 and per_image[0].startswith("image,label,windows,p_no_tumour")
+    assert (tmp_path / "eval" / "roc.png").read_bytes().startswith(b"\x89PNG")  # the ROC curves, drawn
 
 
 def test_reading_labelled_images_uses_the_models_current_weights():
