@@ -18,8 +18,9 @@ and the run goes on. Deviations are printed against the tolerances of the CPU te
 on the CPU; medians in milliseconds. Figures are reported, never asserted.
 
 Exact mode on CUDA: float32 with TF32 off (``inference.backends.common.numerics``); fast mode: the project's
-fast mode (batch norms folded, bf16 autocast on CUDA). The families' fast mode is timed eagerly (torch.compile
-off: compiling every family would take the whole run); the ``compile`` part times the compiled GMIC path alone.
+fast mode (each family's ``FastMode.fold``: batch norms folded, GMIC's global network in float32; bf16
+autocast on CUDA). The families' fast mode is timed eagerly (torch.compile off: compiling every family would
+take the whole run); the ``compile`` part times the compiled GMIC path alone.
 
 ``--prepare DEST`` (used by bench/gpu_check_prepare.sh) copies what the check needs from the shared reference
 into DEST, small enough to travel: the GMIC seeded weights (56.6 MB of float32) as byte planes in a compressed
@@ -482,15 +483,16 @@ def random_model(name: str, ctx: Context, seed: int = 0):
     return LoadedModel(model=model, identity=identity)
 
 
-def device_module(model: torch.nn.Module, device: torch.device, mode: str, *, channels_last: bool = True,
-                  fold: bool | None = None) -> torch.nn.Module:
-    """The copy the families' ``runnable`` makes (eval, batch norms folded in the fast mode, channels-last),
-    without compiling and without its cache."""
-    from inference.models.fold import fold_batchnorm  # noqa: PLC0415
+def device_module(model: torch.nn.Module, device: torch.device, mode: str, family: str, *,
+                  channels_last: bool = True) -> torch.nn.Module:
+    """The copy the families' ``runnable`` makes (eval; in the fast mode the family's own fast-mode
+    preparation, ``FastMode.fold``: batch norms folded, GMIC's global network kept in float32; channels-last),
+    without compiling and without its cache: the check measures the fast path that ships."""
+    from inference import backends  # noqa: PLC0415
 
     module = copy.deepcopy(model).eval()
-    if fold if fold is not None else mode == "fast":
-        module = fold_batchnorm(module)
+    if mode == "fast":
+        module = backends.get(family).fast.fold(module)
     return module.to(device=device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
@@ -646,7 +648,7 @@ def part_oracles(ctx: Context) -> dict:
                     run_item(rows, label, raising(Skipped("the part's time budget is spent")))
                     continue
                 try:
-                    module = module or device_module(loaded.model, ctx.device, mode)
+                    module = module or device_module(loaded.model, ctx.device, mode, known[folder])
                     golden = np.load(ctx.shared / folder / f"golden_exam0_{view}.npz")
                     inputs = np.load(ctx.shared / "gmic" / f"golden_exam0_{view}.npz")["input"]
                     x = torch.from_numpy(inputs)[None, None].to(ctx.device).contiguous(
@@ -825,7 +827,7 @@ def part_ensemble(ctx: Context) -> dict:
             if time.perf_counter() - started > budget:
                 raise Skipped("the part's time budget is spent")
             reset_peak(ctx.device)
-            modules = [device_module(m, ctx.device, mode, channels_last=channels_last) for m in models]
+            modules = [device_module(m, ctx.device, mode, "gmic", channels_last=channels_last) for m in models]
             run = ensemble_runner(modules, host, ctx.device, mode, batched, channels_last)
             result = run()
             timing = measure(run, ctx.device, budget_s=8, **counts(ctx, 2, 10))
@@ -860,7 +862,7 @@ def part_graphs(ctx: Context) -> dict:
         from inference.backends.common import numerics  # noqa: PLC0415
 
         reset_peak(ctx.device)
-        modules = [device_module(m, ctx.device, "fast") for m in models]
+        modules = [device_module(m, ctx.device, "fast", "gmic") for m in models]
         static = torch.empty((host.shape[0], 1, *host.shape[1:]), device=ctx.device).contiguous(
             memory_format=torch.channels_last)
         static.copy_(host[:, None])
@@ -909,7 +911,7 @@ def part_compile(ctx: Context) -> dict:
 
     def compiled_ensemble() -> dict:
         reset_peak(ctx.device)
-        modules = [device_module(m, ctx.device, "fast") for m in models]
+        modules = [device_module(m, ctx.device, "fast", "gmic") for m in models]
         for module in modules:
             module.global_net = torch.compile(module.global_net, dynamic=False)
             module.local_net = torch.compile(module.local_net, dynamic=False)

@@ -11,7 +11,7 @@ import torch
 from inference.models.gmic import GMIC, GMICConfig, crop_upper_left, retrieve_rois, top_t_pooling
 from tests.conftest import REFERENCE, REQUIRE_SHARED, require_shared
 from tests.inference.oracle_tolerances import GMIC_LOOSE as LOOSE, GMIC_TOLERANCES as TOLERANCES, LOOSE_ABSOLUTE, \
-    LOOSE_RELATIVE
+    LOOSE_RELATIVE, FAST_BF16_PROBABILITY
 
 
 def golden_files():
@@ -66,6 +66,39 @@ def test_forward_stores_nothing_on_the_module(seeded_model):
     assert before.keys() == after.keys()
     for name in before:
         assert before[name].keys() == after[name].keys(), name
+
+
+@pytest.mark.parametrize("percent_t", [0.02, 0.1])
+def test_bf16_fast_mode_stays_within_bound_of_exact_on_every_exam0_view(monkeypatch, percent_t):
+    """The fast mode as it runs on CUDA and on CPUs with AMX / AVX-512-BF16 (folded, bf16 autocast; forced
+    here, eagerly: the compiled path is the same arithmetic and test_pipeline covers it) on the four exam-0
+    oracle inputs in one batch. Under bf16 the global network's h_g moved y_fusion by 0.012 (L-MLO) and the
+    retrieved patches; the fast mode keeps the global network in float32, so y_fusion stays within 0.01 of
+    exact (5e-4 measured) and the patches stay where exact puts them."""
+    require_shared()
+    import inference.cpu
+    from inference.backends.common import FastMode, fast_mode_numerics, numerics, runnable
+    from inference.backends.gmic import GMICFamily
+    from inference.weights import load_model
+
+    monkeypatch.setattr(inference.cpu, "has_bf16_arithmetic", lambda: True)
+    device = torch.device("cpu")
+    assert fast_mode_numerics(device) == "bf16"
+    model = load_model(REFERENCE / "seeded_state_dict.pt", percent_t=percent_t).model
+    paths = [p for p in golden_files() if "golden_exam0_" in p]
+    assert len(paths) == 4
+    x = torch.from_numpy(np.stack([np.load(p)["input"] for p in paths]))[:, None].contiguous(
+        memory_format=torch.channels_last)
+    eager = FastMode(GMICFamily.fast.fold, ())  # the shipped preparation without torch.compile
+    with numerics(device, "exact"):
+        exact = runnable(model, device, "exact", GMICFamily.fast)(x)
+    fast = eager.build(model).to(memory_format=torch.channels_last)
+    with numerics(device, "fast"):
+        out = fast(x)
+    assert out.h_crops.dtype == torch.bfloat16  # the local network still runs in bf16: still the fast path
+    deviation = (out.y_fusion.float() - exact.y_fusion).abs().amax(dim=1)
+    assert (deviation <= FAST_BF16_PROBABILITY).all(), dict(zip(paths, deviation.tolist()))
+    assert torch.equal(out.patch_locations, exact.patch_locations)
 
 
 def test_top_t_pooling_is_the_mean_of_the_largest_values():
