@@ -1,27 +1,43 @@
 """The one path to an exam's result (no Qt): restore it from the store, or analyse and store it.
 
-Used by the workstation, the study reading screen, the Study menu, ``study scores``, ``report`` and the batch.
-One key says when two results are the same: the images in their slots with the reader's laterality decisions
-(SOP Instance UIDs, else pixel hashes), the model identities (content hashes and settings) and the mode (with
-its arithmetic: a bf16 fast-mode result is not an exact one). Results are stored as JSON with the maps as one binary blob beside it, once: a restored result
-is never written again. Everything here runs off the GUI thread (the worker calls it).
+Used by the workstation, the study reading screen, the Study menu, ``study scores``, ``study create --scores``,
+``report`` and the batch. The store holds one *part* per model entry: that entry's views on the exam's images
+in their slots with the reader's laterality decisions (SOP Instance UIDs, else pixel hashes), for one model
+(or ensemble: its members' content hashes and settings) and one mode (with its arithmetic: a bf16 fast-mode
+result is not an exact one). An analysis looks up each entry's part, runs only the entries that have none
+(preparing each view once per preprocessing they need), stores their parts and assembles the exam result,
+breasts and exam decisions recomputed from the views by the one aggregation of ``inference.results``. So the
+workstation's [GMIC, GLAM] and a study's [GMIC] share GMIC's part. A part is JSON with its maps as one
+binary blob beside it, written once: a restored part is never written again. Rows that the earlier scheme
+stored for a whole set of models are simply not found (those exams are analysed again). Everything here runs
+off the GUI thread (the worker calls it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from typing import TYPE_CHECKING
 
 from inference.exam import Exam
-from inference.results import ExamResult, Mode
+from inference.results import (
+    breast_results,
+    exam_decisions,
+    ExamResult,
+    Mode,
+    no_result_notice,
+    Provenance,
+    uncounted_notice,
+)
 from inference.serialize import maps_from_bytes, maps_to_bytes, result_from_data, result_to_data
 
 if TYPE_CHECKING:  # torch is imported when a model runs, not when the window opens
+    from inference.pipeline import PreparedExam
     from inference.weights import ModelGroup
 
 logger = logging.getLogger(__name__)
@@ -44,26 +60,58 @@ def slots_key(exam: Exam) -> str:
     return "|".join(parts)
 
 
-def result_key(exam: Exam, groups: Sequence[ModelGroup], mode: Mode | str, device: str | None = None) -> str:
-    """The cache key of an analysis: the images in their slots with the reader's decisions, models (in
-    order, with their ensembles) and mode."""
+def arithmetic(mode: Mode | str, device: str | None = None) -> str:
+    """The mode with its arithmetic on ``device``: ``exact``, or ``fast-bf16`` / ``fast-fp32``."""
     from inference.pipeline import choose_device, fast_mode_numerics  # noqa: PLC0415
 
     mode = Mode(mode)
-    arithmetic = "exact" if mode == Mode.EXACT else f"fast-{fast_mode_numerics(choose_device(device)[0])}"
+    return "exact" if mode == Mode.EXACT else f"fast-{fast_mode_numerics(choose_device(device)[0])}"
+
+
+def result_arithmetic(result: ExamResult) -> str:
+    """The arithmetic a result was computed with, as :func:`arithmetic` names it."""
+    provenance = result.provenance
+    return "exact" if provenance.mode == Mode.EXACT else f"fast-{provenance.numerics}"
+
+
+def part_key(exam: Exam, model_key: str, arithmetic_name: str, slots: str | None = None) -> str:
+    """The store key of one entry's part: the images in their slots with the reader's decisions, the
+    entry's models (``ModelGroup.key``: the members' content hashes and settings, not the entry's name) and
+    the arithmetic. ``slots``: :func:`slots_key` of ``exam`` when the caller has it already."""
     laterality = ",".join(v.value for v in exam.laterality_conflicts)
-    models = ";".join(f"{g.id}={g.key}" for g in groups)
-    text = f"{slots_key(exam)}#{models}#{arithmetic}#{laterality}"
+    text = f"entry#{slots if slots is not None else slots_key(exam)}#{model_key}#{arithmetic_name}#{laterality}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def entry_key(exam: Exam, group: ModelGroup, mode: Mode | str, device: str | None = None) -> str:
+    """The store key of ``group``'s part of the exam's analysis in ``mode`` on ``device``."""
+    return part_key(exam, group.key, arithmetic(mode, device))
+
+
+def result_key(exam: Exam, groups: Sequence[ModelGroup], mode: Mode | str, device: str | None = None) -> str:
+    """A key naming a whole analysis (the images in their slots with the reader's decisions, models in order
+    and mode); the store itself holds one part per entry (:func:`entry_key`)."""
+    slots = slots_key(exam)
+    text = ";".join(f"{g.id}={part_key(exam, g.key, arithmetic(mode, device), slots)}" for g in groups)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """A result and where it came from."""
+    """A result and where it came from.
+
+    Attributes:
+        key: the store key of the first entry's part (what :func:`restore` gives back, e.g. for a study).
+        restored: every entry came from the store (nothing was analysed).
+        keys: entry id -> the store key of its part.
+        analysed: the entries analysed now (the others were restored).
+    """
 
     result: ExamResult
     key: str
     restored: bool
+    keys: Mapping[str, str] = field(default_factory=dict)
+    analysed: tuple[str, ...] = ()
 
 
 def restore(store, key: str) -> ExamResult | None:
@@ -80,6 +128,97 @@ def restore(store, key: str) -> ExamResult | None:
         return None
 
 
+# ------------------------------------------------------------------------------------------------- parts
+
+
+def _own_notices(result: ExamResult, entry_id: str) -> set[str]:
+    """The notices of ``result`` that say one entry has no result on a view."""
+    entry = result.entry(entry_id)
+    return {no_result_notice(entry.label, view, r.no_result[entry_id])
+            for view, r in result.views.items() if entry_id in r.no_result}
+
+
+def entry_parts(result: ExamResult) -> dict[str, ExamResult]:
+    """Entry id -> a one-entry result of that entry alone (what the store holds per entry)."""
+    parts = {}
+    for entry in result.entries:
+        others = set().union(*(_own_notices(result, e.id) for e in result.entries if e.id != entry.id))
+        views = {view: dataclasses.replace(r, entries={k: v for k, v in r.entries.items() if k == entry.id},
+                                           no_result={k: v for k, v in r.no_result.items() if k == entry.id})
+                 for view, r in result.views.items()}
+        provenance = dataclasses.replace(result.provenance, models=entry.members,
+                                         notices=tuple(n for n in result.provenance.notices if n not in others))
+        breasts = breast_results(views, (entry,))
+        parts[entry.id] = ExamResult((entry,), views, breasts, exam_decisions(breasts, (entry,)), provenance)
+    return parts
+
+
+def _joined(values: Sequence[str]) -> str:
+    return ", ".join(dict.fromkeys(values))
+
+
+def assemble(groups: Sequence[ModelGroup], parts: Sequence[ExamResult]) -> ExamResult:
+    """The exam result of ``groups`` (in order, under their own ids and labels) from one part per group:
+    each entry's views as stored, breasts and exam decisions recomputed from them."""
+    if not parts or len(parts) != len(groups):
+        raise ValueError("one stored part per model entry is needed")
+    entries, stored_ids = [], []
+    for group, part in zip(groups, parts, strict=True):
+        stored = part.entries[0]
+        entries.append(dataclasses.replace(stored, id=group.id, label=group.label))
+        stored_ids.append(stored.id)
+    views = {}
+    for view, base in parts[0].views.items():
+        results, missing, warnings = {}, {}, []
+        for entry, stored_id, part in zip(entries, stored_ids, parts, strict=True):
+            mine = part.views[view]
+            warnings += mine.warnings
+            if stored_id in mine.entries:
+                results[entry.id] = mine.entries[stored_id]
+            if stored_id in mine.no_result:
+                missing[entry.id] = mine.no_result[stored_id]
+        views[view] = dataclasses.replace(base, entries=results, no_result=missing,
+                                          warnings=tuple(dict.fromkeys(warnings)))
+    uncounted = [uncounted_notice(view, r.uncounted_reason) for view, r in views.items() if not r.counted]
+    general = [n for part, stored_id in zip(parts, stored_ids, strict=True) for n in part.provenance.notices
+               if n not in _own_notices(part, stored_id) and n not in uncounted]
+    missing_notices = [no_result_notice(entry.label, view, r.no_result[entry.id])
+                       for view, r in views.items() for entry in entries if entry.id in r.no_result]
+    provenances = [part.provenance for part in parts]
+    provenance = Provenance(
+        models=tuple(m for entry in entries for m in entry.members), device=_joined([p.device for p in provenances]),
+        mode=provenances[0].mode, torch_version=_joined([p.torch_version for p in provenances]),
+        threads=provenances[0].threads, python=_joined([p.python for p in provenances]),
+        notices=tuple(dict.fromkeys(general)) + tuple(missing_notices) + tuple(uncounted),
+        numerics=_joined([p.numerics for p in provenances]))
+    breasts = breast_results(views, entries)
+    return ExamResult(tuple(entries), views, breasts, exam_decisions(breasts, entries), provenance)
+
+
+def _usable(part: ExamResult | None, exam: Exam) -> bool:
+    """A stored part fits the exam: one entry, on exactly the exam's views."""
+    return part is not None and len(part.entries) == 1 and set(part.views) == set(exam.views)
+
+
+def store_parts(store, exam: Exam, result: ExamResult, keys: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Store each entry of ``result`` as its own part (durably, before returning); returns entry id -> key.
+
+    ``keys``: entry id -> key (from :func:`entry_key`); by default each key is made from the entry's models
+    and the arithmetic the result was computed with (a batch's result read back from its files)."""
+    slots = slots_key(exam)
+    written = {}
+    futures = []
+    for entry_id, part in entry_parts(result).items():
+        key = keys[entry_id] if keys is not None else part_key(
+            exam, "+".join(m.key for m in part.entries[0].members), result_arithmetic(result), slots)
+        data, maps = result_to_data(part)
+        futures.append(store.save_result(key, json.dumps(data), maps_to_bytes(maps)))
+        written[entry_id] = key
+    for future in futures:
+        future.result()
+    return written
+
+
 def analyse_or_restore(
     exam: Exam,
     models: object,
@@ -90,21 +229,41 @@ def analyse_or_restore(
     force: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    prepared: PreparedExam | None = None,
 ) -> Analysis:
-    """The exam's result for these models and mode: from the store unless ``force``, else analysed and
-    stored (durably, before returning)."""
-    from inference.pipeline import analyze_exam, as_groups  # noqa: PLC0415
+    """The exam's result for these models and mode: each entry's part from the store unless ``force``, the
+    others analysed and stored (durably, before returning), assembled in the order given.
+
+    ``prepared``: the exam already prepared for these models' families (``inference.pipeline.prepare_exam``;
+    the batch prepares on other workers); without it the exam is checked and prepared here, and only for
+    the families of the entries that are analysed. Without a store every entry is analysed.
+    """
+    from inference.pipeline import analyze_exam, as_groups, run_prepared  # noqa: PLC0415
 
     progress = progress or (lambda *a: None)
     groups = as_groups(models)
-    key = result_key(exam, groups, mode, device)
-    if not force:
-        restored = restore(store, key)
-        if restored is not None:
-            progress("restored the stored result", 1, 1)
-            return Analysis(restored, key, restored=True)
-    result = analyze_exam(exam, groups, device=device, mode=mode, progress=progress, cancel=cancel)
+    slots, numbers = slots_key(exam), arithmetic(mode, device)
+    keys = {g.id: part_key(exam, g.key, numbers, slots) for g in groups}
+    parts: dict[str, ExamResult] = {}
+    if not force and store is not None:
+        for group in groups:
+            part = restore(store, keys[group.id])
+            if _usable(part, exam):
+                parts[group.id] = part
+    missing = [g for g in groups if g.id not in parts]
+    first = keys[groups[0].id]
+    if not missing:
+        progress("restored the stored result", 1, 1)
+        return Analysis(assemble(groups, [parts[g.id] for g in groups]), first, True, keys)
+    if prepared is not None:
+        fresh = run_prepared(prepared, missing, device=device, mode=mode, progress=progress, cancel=cancel)
+    else:
+        fresh = analyze_exam(exam, missing, device=device, mode=mode, progress=progress, cancel=cancel)
     if store is not None and not store.closed:
-        data, maps = result_to_data(result)
-        store.save_result(key, json.dumps(data), maps_to_bytes(maps)).result()
-    return Analysis(result, key, restored=False)
+        store_parts(store, exam, fresh, {g.id: keys[g.id] for g in missing})
+    if parts:
+        new = entry_parts(fresh)
+        result = assemble(groups, [parts[g.id] if g.id in parts else new[g.id] for g in groups])
+    else:
+        result = fresh  # nothing restored: the analysis as it came
+    return Analysis(result, first, False, keys, tuple(g.id for g in missing))

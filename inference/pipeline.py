@@ -38,8 +38,10 @@ from inference.results import (
     ExamResult,
     Mode,
     ModelEntry,
+    no_result_notice,
     non_finite,
     Provenance,
+    uncounted_notice,
     ViewResult,
 )
 from inference.views import View
@@ -286,10 +288,8 @@ def run_prepared(
         for group in groups:
             if group.id in missing:
                 logger.warning("%s: no result on %s (%s)", group.label, view.value, missing[group.id])
-                notices += (f"{group.label} has no result on {view.value}, which is left out of its breast and "
-                            f"exam scores: {missing[group.id]}",)
-    notices += tuple(f"{view.value} is not counted in the breast and exam scores: {reason}"
-                     for view, reason in uncounted.items())
+                notices += (no_result_notice(group.label, view, missing[group.id]),)
+    notices += tuple(uncounted_notice(view, reason) for view, reason in uncounted.items())
     breasts = breast_results(view_results, entries)
     provenance = Provenance(
         models=tuple(m.identity for g in groups for m in g.members), device=str(device), mode=mode,

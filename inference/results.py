@@ -18,7 +18,8 @@ from inference.backends.base import HeatLayer, InputFrame, ModelIdentity, ModelV
 from inference.views import Laterality, Projection, View
 
 __all__ = ["BreastResult", "BreastScores", "EntryViewResult", "ExamDecision", "ExamResult", "Mode", "ModelEntry",
-           "Provenance", "ViewResult", "breast_results", "entry_view", "exam_decisions", "non_finite"]
+           "Provenance", "ViewResult", "breast_results", "entry_view", "exam_decisions", "no_result_notice", "non_finite",
+           "uncounted_notice"]
 
 
 class Mode(StrEnum):
@@ -237,6 +238,17 @@ def entry_view(outputs: Sequence[ModelViewOutput], first_label: str) -> EntryVie
         else outputs[0].regions
     return EntryViewResult(probabilities, spread, _ensemble_layers(outputs) if several else outputs[0].layers,
                            regions, extras, tuple(outputs), source, outputs[0].frame)
+
+
+def no_result_notice(label: str, view: View, reason: str) -> str:
+    """The provenance notice of an entry without a result on a view (one wording wherever a result is built)."""
+    return (f"{label} has no result on {view.value}, which is left out of its breast and exam scores: "
+            f"{reason}")
+
+
+def uncounted_notice(view: View, reason: str) -> str:
+    """The provenance notice of a view that is analysed but not counted (a possible laterality error)."""
+    return f"{view.value} is not counted in the breast and exam scores: {reason}"
 
 
 def non_finite(output: ModelViewOutput) -> str:

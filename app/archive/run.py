@@ -24,12 +24,17 @@ def run_batch(
     progress: Progress | None = None,
     percent_t: float | None = None,
     ray_options: dict | None = None,
+    store=None,
 ) -> BatchSummary:
     """Analyse every exam of ``items`` and write its files in ``out``; exams finished by an earlier run with
     the same options are skipped (unless ``force``).
 
     ``models``: checkpoint files or folders (``--models``), or for the local engine loaded models (anything
     ``inference.pipeline.as_groups`` takes). The Ray engine's actors load the files themselves.
+
+    ``store`` (engine ``local``): an ``app.study.store.Store`` through which each model's result on an exam
+    is restored when the workstation, a study or an earlier run computed it, and stored otherwise (see
+    ``app.analysis``); without one every exam is analysed (the Ray engine's actors always analyse).
 
     ``ray_options`` (engine ``ray``): ``address``, ``workers``, ``gpus_per_worker`` and ``init`` (extra
     ``ray.init`` arguments for a local instance).
@@ -59,7 +64,7 @@ def run_batch(
         if engine == "local":
             from app.archive.local import run_local  # noqa: PLC0415
 
-            run_local(ledger, groups, out, options, record)
+            run_local(ledger, groups, out, options, record, store)
         elif ledger.todo:
             from app.archive.ray_engine import run_on_ray  # noqa: PLC0415
 

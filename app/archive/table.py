@@ -83,7 +83,7 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict |
             if scores is None:  # no result (the output was not finite): null, never a number, and not counted
                 add("view", view.value, view.laterality.value, dict.fromkeys(entry.classes), None, False)
                 continue
-            malignant = sum(scores.probabilities[c] for c in entry.malignancy) if entry.malignancy else None
+            malignant = entry.malignant(scores.probabilities)  # the one rule (clipped to 1), as every screen shows it
             add("view", view.value, view.laterality.value, scores.probabilities, malignant, view_result.counted)
         for laterality, breast in result.breasts.items():
             scores = breast.entries.get(entry.id)

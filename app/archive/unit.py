@@ -38,6 +38,8 @@ class BatchOptions:
         formats: report formats (``app.report.export.FORMATS``).
         folder_per_exam: the files of each exam in ``DIR/<exam_id>/`` (the batch) or all in ``DIR`` (``report``).
         allow_missing_views: analyse exams that lack a view (else they are recorded as failed).
+        plain_hybrid: the reports' hybrid is the GMIC reader study's plain mean of reader and model, not the
+            mean with the model on its calibrated scale.
     """
 
     formats: tuple[str, ...] = ("json",)
@@ -49,12 +51,14 @@ class BatchOptions:
     folder_per_exam: bool = True
     allow_missing_views: bool = False
     ae_title: str = "MAMMOREADER"  # our calling AE title, for exams on a PACS
+    plain_hybrid: bool = False
 
     def record(self, model_keys: list[str]) -> dict:
         """What a finished exam's marker holds: a rerun skips it only when it asks for the same."""
         return {"formats": sorted(self.formats), "deidentify": self.deidentify, "page_size": self.page_size,
                 "reader": self.reader, "models": list(model_keys), "mode": self.mode,
-                "allow_missing_views": self.allow_missing_views}
+                "allow_missing_views": self.allow_missing_views,
+                **({"plain_hybrid": True} if self.plain_hybrid else {})}  # earlier markers stay valid
 
 
 @dataclass(frozen=True)
@@ -171,15 +175,18 @@ def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> 
         return Decoded(item, failure=item.redacted(failure_reason(error)))
 
 
-def analyse(decoded: Decoded, groups, options: BatchOptions) -> Analysed:
-    """Run the models on a decoded exam (a failure of decoding passes through)."""
-    from inference.pipeline import run_prepared  # noqa: PLC0415
+def analyse(decoded: Decoded, groups, options: BatchOptions, store=None) -> Analysed:
+    """Run the models on a decoded exam through the one results path (``app.analysis``): with a ``store``
+    (``app.study.store.Store``), each model's part the workstation or a study computed is restored and the
+    others are stored; without one every model runs. A failure of decoding passes through."""
+    from app.analysis import analyse_or_restore  # noqa: PLC0415
 
     if decoded.failure:
         return Analysed(decoded.item, failure=decoded.failure)
     started = time.perf_counter()
     try:
-        result = run_prepared(decoded.prepared, groups, device=options.device, mode=options.mode)
+        result = analyse_or_restore(decoded.exam, groups, store=store, device=options.device, mode=options.mode,
+                                    prepared=decoded.prepared).result
     except Exception as error:  # noqa: BLE001
         return Analysed(decoded.item, failure=decoded.item.redacted(failure_reason(error)))
     return Analysed(decoded.item, decoded.exam, result, time.perf_counter() - started, facts=decoded.facts)
@@ -195,7 +202,8 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
         return Outcome(item.exam_id, item.location, "failed", analysed.failure)
     problems = no_result_reasons(analysed.result)
     try:
-        report = ReportInput(analysed.exam, analysed.result, reader=options.reader, deidentify=options.deidentify)
+        report = ReportInput(analysed.exam, analysed.result, reader=options.reader, deidentify=options.deidentify,
+                             plain_hybrid=options.plain_hybrid)
         try:
             files = export_report(report, exam_folder(out, item, options), options.formats, options.page_size)
         except ExportIncomplete as incomplete:
@@ -222,8 +230,9 @@ def no_result_reasons(result: ExamResult) -> list[str]:
             if entry.id in view_result.no_result]
 
 
-def process(item: ExamItem, groups, out: Path, options: BatchOptions, record: dict) -> Outcome:
-    """The whole unit in this process."""
+def process(item: ExamItem, groups, out: Path, options: BatchOptions, record: dict, store=None) -> Outcome:
+    """The whole unit in this process (``store``: as in :func:`analyse`)."""
     from inference.pipeline import model_families  # noqa: PLC0415
 
-    return write(analyse(decode(item, model_families(groups), options), groups, options), out, options, record)
+    return write(analyse(decode(item, model_families(groups), options), groups, options, store), out, options,
+                 record)

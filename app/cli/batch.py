@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     if formats is None:
         return 2
     items = read_batch_source(args.source)
-    options = BatchOptions(formats=tuple(formats), deidentify=args.deidentify, page_size=args.page_size,
+    options = BatchOptions(formats=tuple(formats), deidentify=args.deidentify, plain_hybrid=args.plain_hybrid,
+                           page_size=args.page_size,
                            mode=args.mode or "exact", device=args.device or "auto",
                            allow_missing_views=args.allow_missing_views, ae_title=args.ae_title or "MAMMOREADER")
     ray_options = {"address": args.address, "workers": args.workers, "gpus_per_worker": args.gpus_per_worker}

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
     items = items_of_exams(sources)
     # report: every file in DIR, and an exam that lacks a view is reported with what it has
-    options = BatchOptions(formats=tuple(formats), deidentify=args.deidentify, page_size=args.page_size,
+    options = BatchOptions(formats=tuple(formats), deidentify=args.deidentify, plain_hybrid=args.plain_hybrid,
+                           page_size=args.page_size,
                            reader=args.reader or "", mode=args.mode or "exact", device=args.device or "auto",
                            folder_per_exam=False, allow_missing_views=True,
                            ae_title=args.ae_title or "MAMMOREADER")

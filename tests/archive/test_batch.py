@@ -226,8 +226,50 @@ def test_study_create_takes_the_model_scores_from_the_batch_table(archive, tmp_p
         study_id = store.read("SELECT study_id FROM studies")[0][0]
         restored = restore(store, stored_result_key(store, study_id, "exam0"))
         assert restored is not None and restored.entries[0].id == "model"  # aided reading shows the maps
+        # stored under the keys the workstation looks up: opening the exam there analyses nothing
+        from app.analysis import analyse_or_restore
+        from inference.exam import load_exam
+        from inference.weights import load_model_groups
+
+        opened = analyse_or_restore(load_exam(archive / "exam0"), load_model_groups([str(DEMO_MODEL)]), store=store,
+                                    device="cpu")
+        assert opened.restored and opened.key == stored_result_key(store, study_id, "exam0")
+        batch = read_result_of_report(next((out / "exam0").glob("*.json")))
+        assert opened.result.exam["model"].malignant == pytest.approx(batch.exam["model"].malignant, abs=1e-9)
     finally:
         store.close()
+
+
+def test_the_batch_goes_through_the_results_store_when_given_one(archive, tmp_path, monkeypatch):
+    import inference.pipeline
+    from app.analysis import analyse_or_restore
+    from app.study.store import Store
+    from inference.exam import load_exam
+    from inference.weights import load_model_groups
+
+    real, calls = inference.pipeline.run_prepared, []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inference.pipeline, "run_prepared", counted)
+    store = Store(tmp_path / "store.sqlite")
+    try:
+        first = run(read_batch_source(archive)[:2], tmp_path / "one", store=store)
+        assert len(first.done) == 2 and len(calls) == 2
+        again = run(read_batch_source(archive)[:2], tmp_path / "two", store=store)  # another folder: no skip
+        assert len(again.done) == 2 and len(calls) == 2  # each model's part restored, nothing run
+        one = read_result_of_report(next((tmp_path / "one" / "exam1").glob("*.json")))
+        two = read_result_of_report(next((tmp_path / "two" / "exam1").glob("*.json")))
+        assert two.exam["model"].malignant == pytest.approx(one.exam["model"].malignant, abs=1e-9)
+        opened = analyse_or_restore(load_exam(archive / "exam1"), load_model_groups([str(DEMO_MODEL)]), store=store,
+                                    device="cpu")  # the workstation finds what the batch computed
+        assert opened.restored and len(calls) == 2
+    finally:
+        store.close()
+    run(read_batch_source(archive)[:1], tmp_path / "three")  # without a store: analysed, through the same path
+    assert len(calls) == 3
 
 
 def test_out_of_memory_fails_the_exam_with_that_reason_and_the_batch_goes_on(archive, tmp_path, monkeypatch):

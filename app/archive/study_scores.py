@@ -1,0 +1,120 @@
+"""``study create --scores``: a study's model scores from a batch's table, and the batch's results stored
+where the workstation and the study's reading screen look them up (``app.analysis``: one part per model).
+
+It lives with the batch, not the study, so that the study never imports the batch (nor, through it, the
+reports): the package graph runs archive -> study, never back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from app.analysis import store_parts
+from app.archive.sources import ExamItem
+from app.archive.table import read_scores
+from app.archive.unit import marker_path
+from app.study.cases import study_cases
+from app.study.errors import StudyError
+from app.study.store import Store
+from inference.errors import MammoError
+
+logger = logging.getLogger(__name__)
+
+
+def import_batch_scores(store: Store, study_id: int, table_path: str | Path) -> tuple[int, int]:
+    """The models' scores of a study's cases from a batch's ``scores.parquet`` (``python main.py batch``):
+    its breast rows, matched on case ID = exam ID, with the same exam. Where the batch wrote the JSON
+    result too, each model's part of it is stored under the key the workstation and the reading screen look
+    up (so aided reading shows the model's maps, and nothing is analysed again).
+
+    Returns (cases given scores, cases the table has no rows for).
+    """
+    table_path = Path(table_path)
+    try:
+        rows = read_scores(table_path).to_pylist()
+    except (OSError, ValueError) as error:
+        raise StudyError(f"{table_path}: the batch's score table cannot be read ({error})") from error
+    cases = study_cases(store, study_id)
+    by_exam: dict[str, list[dict]] = {}
+    for row in rows:
+        by_exam.setdefault(row["exam_id"], []).append(row)
+    models: dict[str, dict] = {}
+    imported = []
+    for case_id, case in cases.items():
+        exam_rows = by_exam.get(case_id)
+        if not exam_rows:
+            continue
+        location = exam_rows[0]["location"]
+        if Path(location).resolve() != Path(case.exam_path).resolve():
+            raise StudyError(f"{table_path}: case {case_id!r} is {case.exam_path} in the case list, but the batch "
+                             f"analysed {location} under that ID")
+        for row in exam_rows:
+            model = models.setdefault(row["model_id"], {"label": row["model_label"], "family": row["family"],
+                                                        "classes": [], "malignancy": [], "key": row["model_key"]})
+            if row["kind"] == "class" and row["class"] not in model["classes"]:
+                model["classes"].append(row["class"])
+            elif row["kind"] == "malignancy" and not model["malignancy"]:
+                model["malignancy"] = row["class"].split("+")
+        imported.append((case_id, case.exam_path, location, exam_rows))
+    _register_imported_models(store, study_id, models)
+
+    def work(db, entries) -> None:
+        for case_id, keys, exam_rows in entries:
+            for model_id in models:
+                for breast in ("L", "R"):
+                    mine = [r for r in exam_rows if r["model_id"] == model_id and r["level"] == "breast"
+                            and r["breast"] == breast]
+                    if not mine:
+                        values = (None, None, "no images of this breast")
+                    else:
+                        probabilities = {r["class"]: r["probability"] for r in mine if r["kind"] == "class"}
+                        rule = [r["probability"] for r in mine if r["kind"] == "malignancy"]
+                        values = (rule[0] if rule else None, json.dumps(probabilities), "")
+                    db.execute("INSERT OR REPLACE INTO model_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               (study_id, case_id, breast, model_id, values[0], values[1],
+                                keys.get(model_id, ""), values[2]))
+
+    entries = [(case_id, _store_batch_result(store, table_path.parent, exam_path, location), exam_rows)
+               for case_id, exam_path, location, exam_rows in imported]
+    store.submit(lambda db: work(db, entries)).result()
+    return len(imported), len(cases) - len(imported)
+
+
+def _store_batch_result(store: Store, out: Path, exam_path, location: str) -> dict[str, str]:
+    """Each model's part of the batch's JSON result of the exam, stored under the keys the workstation looks
+    up for the exam as the study opens it; model id -> key ({} when the batch wrote no JSON result, or it
+    does not fit the exam)."""
+    from inference.exam import load_exam  # noqa: PLC0415
+    from inference.serialize import maps_from_bytes, result_from_data  # noqa: PLC0415
+
+    marker = marker_path(out, ExamItem("", location))
+    try:
+        files = json.loads(marker.read_text(encoding="utf-8"))["files"]
+        document_path = next(Path(f) for f in files if f.endswith(".json"))
+        document = json.loads(document_path.read_text(encoding="utf-8"))
+        data = dict(document["result"])
+        maps = maps_from_bytes((document_path.parent / data.pop("maps_file")).read_bytes())
+        result = result_from_data(data, maps)
+    except (OSError, ValueError, KeyError, StopIteration, TypeError):
+        return {}
+    try:
+        exam = load_exam(exam_path)
+    except (MammoError, OSError) as error:
+        logger.warning("a batch result is not stored: its exam cannot be read (%s)", type(error).__name__)
+        return {}
+    shapes = {view: image.pixels.shape for view, image in exam.views.items()}
+    if shapes != {view: tuple(r.original_shape) for view, r in result.views.items()}:
+        return {}  # not the images the study shows: the reading screen would draw on the wrong pixels
+    return store_parts(store, exam, result)
+
+
+def _register_imported_models(store: Store, study_id: int, models: dict[str, dict]) -> None:
+    def work(db) -> None:
+        for model_id, model in models.items():
+            db.execute("INSERT OR IGNORE INTO study_models VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (study_id, model_id, model["label"], model["family"], json.dumps(model["classes"]),
+                        json.dumps(model["malignancy"]), model["key"]))
+
+    store.submit(work).result()
