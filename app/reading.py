@@ -36,6 +36,21 @@ def _calibrations(entry: ModelEntry) -> tuple[Mapping[str, Any] | None, Mapping[
     return member.site_calibration, member.calibration
 
 
+def entry_calibrations(entry: ModelEntry) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """(site calibration, card calibration) that the hybrid of ``entry`` uses; (None, None) for an ensemble."""
+    return _calibrations(entry)
+
+
+def basis_words(site: Mapping[str, Any] | None, card: Mapping[str, Any] | None, plain: bool = False) -> str:
+    """:func:`hybrid_basis` from the calibration records themselves (a study keeps them with its scores)."""
+    if plain:
+        return PLAIN_MEAN
+    kind, words = hybrid_calibration(site, card)
+    if kind == "none":
+        return "hybrid: mean of the reader and the uncalibrated model output"
+    return f"hybrid: mean of the reader and the model {words}"
+
+
 def model_on_reader_scale(model: float | None, entry: ModelEntry, plain: bool = False) -> float | None:
     """The model's P(malignant) as the hybrid uses it: calibrated (the site's, else the card's) unless
     ``plain`` (the GMIC reader study's hybrid, for reproducing it)."""
@@ -54,12 +69,7 @@ def hybrid_basis(entry: ModelEntry, plain: bool = False) -> str:
     """What the hybrid of ``entry`` is, in words: "hybrid: mean of the reader and the model calibrated on
     <site, date, n>", "... the model calibrated by its model card (...)", "... the uncalibrated model
     output", or the plain mean."""
-    if plain:
-        return PLAIN_MEAN
-    kind, words = hybrid_calibration(*_calibrations(entry))
-    if kind == "none":
-        return "hybrid: mean of the reader and the uncalibrated model output"
-    return f"hybrid: mean of the reader and the model {words}"
+    return basis_words(*_calibrations(entry), plain=plain)
 
 
 def percent(value: float | None) -> str:

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Open the workstation, on EXAM when given (else the built-in demo exam).")
     open_.add_argument("exam", nargs="?", help=EXAM_HELP)
     open_.add_argument("--models", nargs="+", help=MODELS_HELP)
+    open_.add_argument("--worklist", metavar="SOURCE",
+                       help="start on a worklist: a folder of exam folders, a case CSV (case_id, exam), an exam list, "
+                            "a batch output folder (scores.parquet), or 'inbox' (the studies our Storage SCP received)")
     open_.add_argument("--screenshot", metavar="PNG",
                        help="render the window to this PNG once the exam is shown and analysed, then exit "
                        "(exit status 1 when the exam or the analysis failed)")
@@ -92,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated: pdf, png, json, sr, seg (saliency maps), epdf (the PDF as DICOM "
                         "Encapsulated PDF) (default: pdf,png,json)")
     report.add_argument("--deidentify", action="store_true", help="no patient identifiers in any output")
+    report.add_argument("--plain-hybrid", action="store_true",
+                        help="the GMIC reader study's plain mean of reader and model instead of the calibrated hybrid")
     report.add_argument("--force", action="store_true", help="write the reports again even where they exist")
     report.add_argument("--models", nargs="+", help=MODELS_HELP)
     report.add_argument("--percent-t", type=float, default=None)
@@ -122,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--allow-missing-views", action="store_true",
                        help="analyse exams that lack a view (by default they are recorded as failed)")
     batch.add_argument("--deidentify", action="store_true", help="no patient identifiers in any output")
+    batch.add_argument("--plain-hybrid", action="store_true",
+                       help="the GMIC reader study's plain mean of reader and model instead of the calibrated hybrid")
     batch.add_argument("--force", action="store_true", help="analyse every exam again, even those already done")
     batch.add_argument("--percent-t", type=float, default=None)
     batch.add_argument("--page-size", default="A4", choices=["A4", "Letter"])
@@ -201,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--seed", type=int, default=0)
     create.add_argument("--washout-days", type=int, default=0,
                         help="crossover: days between a reader's last session-1 reading and session 2")
+    create.add_argument("--lesions", metavar="CSV",
+                        help="a localisation (FROC) study: where each case's lesions are (case_id, breast, view, "
+                             "mask or row/col/radius_mm, weight, or seg: a DICOM Segmentation of the case's exam; "
+                             "see app/study/lesions.py)")
+    create.add_argument("--distance-mm", type=float, default=None,
+                        help="with --lesions: a mark within this distance of a lesion's centre localises it "
+                             "(default 10 mm; a mark inside the lesion's outline always does)")
     scores = study_sub.add_parser("scores", parents=[common], help="compute the models' scores for every case (resumable, cached)")
     scores.add_argument("name")
     scores.add_argument("--models", nargs="+", help=MODELS_HELP)
@@ -216,9 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--screenshot", metavar="PNG", help="render the results screen to a PNG and exit")
     status = study_sub.add_parser("status", parents=[common], help="each reader's progress (and when a crossover's session 2 opens)")
     status.add_argument("name")
-    export = study_sub.add_parser("export", parents=[common], help="the whole study as JSON")
+    export = study_sub.add_parser("export", parents=[common],
+                                  help="the whole study as JSON; a localisation study's marks for RJafroc")
     export.add_argument("name")
-    export.add_argument("out")
+    export.add_argument("out", nargs="?", help="the whole study as JSON (for 'study import')")
+    export.add_argument("--froc", metavar="JSON",
+                        help="the scored marks in the localisation JSON form ('study froc --data' re-runs it)")
+    export.add_argument("--rjafroc", metavar="XLSX",
+                        help="the scored marks as an RJafroc data file (Truth, NL and LL sheets)")
+    export.add_argument("--truth", metavar="JSON", help="lesion locations for a study created without --lesions")
     import_ = study_sub.add_parser("import", parents=[common], help="import a study exported as JSON")
     import_.add_argument("file")
     import_.add_argument("--name", help="a new name (default: the exported one)")
@@ -232,13 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="OR error covariances; DeLong only for the ROC figures of merit HrAuc and Wilcoxon")
     froc.add_argument("--alpha", type=float, default=0.05)
     froc.add_argument("--truth", metavar="JSON",
-                      help="a stored study: the lesions' locations and the scoring rule (see app/study/froc_study.py)")
+                      help="a stored study created without --lesions: the lesions' locations and the scoring rule "
+                           "(see app/study/froc_study.py)")
     froc.add_argument("--out", required=True, help="folder for results.json, CSVs and the FROC / wAFROC curves")
     study.set_defaults(handler="app.cli.study:run")
 
     train = sub.add_parser("train", parents=[common],
                            help="train a model (phantoms or a CSV of images); torchrun for several GPUs (GMIC)")
-    train.add_argument("--family", default="gmic", choices=["gmic", "sliding-window", "attention-cnn", "glimpsenet"],
+    train.add_argument("--family", default="gmic", choices=["gmic", "sliding-window", "attention-cnn", "glimpsenet",
+                                                                "maskrcnn"],
                        help="which model to train (default: gmic)")
     train.add_argument("--config", help="JSON with the family's training options (inference/train.py TrainConfig, "
                        "inference/train_windows.py WindowTrainConfig, inference/train_attention.py "
@@ -250,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "per fold and the mean")
     train.add_argument("--encoder-weights", metavar="PT",
                        help="ImageNet weights of the pre-trained part, a torchvision state dict: attention-cnn's "
-                       "vgg16 encoder, glimpsenet's inception_v3 glimpse classifier")
+                       "vgg16 encoder, glimpsenet's inception_v3 glimpse classifier; maskrcnn: a whole torchvision Mask R-CNN "
+                       "checkpoint (COCO-pretrained) to start from")
     train.add_argument("--val-data", help="sliding-window: a CSV of held-out images for validation and the "
                        "temperature (default: the last 20 %% of --data)")
     train.add_argument("--epochs", type=int)
@@ -283,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "confusion_matrix.png")
     evaluate.add_argument("--bins", type=int, default=15)
     evaluate.add_argument("--phantoms", type=int, default=48, help="with --data phantom: how many views")
+    evaluate.add_argument("--lesion-hit", choices=["centre", "iou"], default="centre",
+                          help="detectors (FROC): a lesion is found when a detection's box centre falls inside its "
+                               "mask (centre, default) or when they overlap with IoU >= --min-iou (iou)")
+    evaluate.add_argument("--min-iou", type=float, default=0.1, help="detectors: the IoU of --lesion-hit iou")
     evaluate.set_defaults(handler="app.cli.evaluate:run")
     return parser
 

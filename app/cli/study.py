@@ -30,12 +30,33 @@ def _create(store, args) -> int:
     from app.study.cases import read_case_list  # noqa: PLC0415
     from app.study.design import create_study  # noqa: PLC0415
 
+    from app.study.errors import StudyError  # noqa: PLC0415
+
     readers = [r.strip() for r in args.readers.split(",") if r.strip()]
-    study_id = create_study(store, args.name, args.design, readers, read_case_list(args.cases, check_exams=True),
-                            seed=args.seed, washout_days=args.washout_days)
+    cases = read_case_list(args.cases, check_exams=True)
+    lesions, rule = None, None
+    if args.lesions:
+        from app.study.lesions import check_lesions, read_lesion_list, with_exam_spacing  # noqa: PLC0415
+        from app.study.localisation import ScoringRule  # noqa: PLC0415
+
+        lesions = read_lesion_list(args.lesions, cases)  # a SEG row is read against its case's exam
+        check_lesions(lesions, cases, str(args.lesions))
+        lesions = with_exam_spacing(lesions, cases, source=str(args.lesions))
+        try:
+            rule = ScoringRule() if args.distance_mm is None else ScoringRule(distance_mm=args.distance_mm)
+        except ValueError as error:
+            raise StudyError(str(error)) from error
+    elif args.distance_mm is not None:
+        raise StudyError("--distance-mm scores marks against lesions: give the lesions with --lesions")
+    study_id = create_study(store, args.name, args.design, readers, cases, seed=args.seed,
+                            washout_days=args.washout_days, lesions=lesions, scoring=rule)
     print(f"created study {args.name!r} (id {study_id}) with {len(readers)} readers")
+    if lesions:
+        print(f"{len({(l.case_id, l.lesion_id) for l in lesions})} lesion(s) on "
+              f"{len({l.case_id for l in lesions})} case(s); a mark localises a lesion inside its outline or within "
+              f"{rule.distance_mm:g} mm of its centre")
     if args.scores:
-        from app.study.scores import import_batch_scores  # noqa: PLC0415
+        from app.archive.study_scores import import_batch_scores  # noqa: PLC0415
 
         given, without = import_batch_scores(store, study_id, args.scores)
         print(f"model scores of {given} case(s) taken from {args.scores}"
@@ -94,12 +115,43 @@ def _status(store, args) -> int:
     return 0
 
 
+def _froc_form(store, study_id: int, truth_path: str | None) -> tuple[dict, tuple[str, ...]]:
+    """The stored study's scored marks in the localisation JSON form, with the study's own lesions (or those
+    of a truth file for a study created without them)."""
+    from app.study.errors import StudyError  # noqa: PLC0415
+    from app.study.froc_study import load_lesion_truth, stored_froc_data  # noqa: PLC0415
+    from app.study.lesions import stored_lesion_truth  # noqa: PLC0415
+
+    truth = load_lesion_truth(truth_path) if truth_path else stored_lesion_truth(store, study_id)
+    if truth is None:
+        raise StudyError("the study was created without lesion locations: create it with --lesions CSV, or give "
+                         "them with --truth LESIONS.json")
+    return stored_froc_data(store, study_id, truth)
+
+
 def _export(store, args) -> int:
+    from app.study.errors import StudyError  # noqa: PLC0415
     from app.study.exchange import export_study  # noqa: PLC0415
     from inference.files import write_text_atomic  # noqa: PLC0415
 
-    write_text_atomic(args.out, json.dumps(export_study(store, _study_id(store, args.name)), indent=1))
-    print(f"wrote {args.out}")
+    if not (args.out or args.froc or args.rjafroc):
+        raise StudyError("say what to write: OUT (the whole study), --froc JSON and/or --rjafroc XLSX")
+    study_id = _study_id(store, args.name)
+    if args.out:
+        write_text_atomic(args.out, json.dumps(export_study(store, study_id), indent=1))
+        print(f"wrote {args.out}")
+    if args.froc or args.rjafroc:
+        form, cautions = _froc_form(store, study_id, args.truth)
+        for note in cautions:
+            print(f"note: {note}")
+        if args.froc:
+            write_text_atomic(args.froc, json.dumps(form, indent=1))
+            print(f"wrote {args.froc} (the localisation JSON form: 'study froc --data' analyses it)")
+        if args.rjafroc:
+            from app.study.froc_export import write_rjafroc_xlsx  # noqa: PLC0415
+
+            write_rjafroc_xlsx(form, args.rjafroc)
+            print(f"wrote {args.rjafroc} (RJafroc: DfReadDataFile(\"{Path(args.rjafroc).name}\"))")
     return 0
 
 
@@ -135,16 +187,11 @@ def _froc(store, args) -> int:
         data = load_froc_json(args.data)
     else:
         from app.study.froc import froc_data_from_dict  # noqa: PLC0415
-        from app.study.froc_study import load_lesion_truth, stored_froc_data  # noqa: PLC0415
         from inference.files import write_text_atomic  # noqa: PLC0415
 
         if not args.name:
             raise StudyError("name a stored study, or give a study in the localisation JSON form with --data")
-        study_id = _study_id(store, args.name)
-        if not args.truth:
-            raise StudyError("the study set-up does not store lesion locations yet: give them with "
-                             "--truth LESIONS.json")
-        form, cautions = stored_froc_data(store, study_id, load_lesion_truth(args.truth))
+        form, cautions = _froc_form(store, _study_id(store, args.name), args.truth)
         path = write_text_atomic(Path(args.out) / "study_froc.json", json.dumps(form, indent=1))
         print(f"wrote {path} (the study in the localisation JSON form: 'study froc --data' re-runs it)")
         data = froc_data_from_dict(form, args.name)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from app.reading import hybrid
+from inference.calibration import calibrated_probability
 from inference.metrics import auc_components
 
 Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile (scipy is imported only when a test needs it)
@@ -410,16 +411,20 @@ def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05,
     )
 
 
-def hybrid_records(records: Iterable[Any], model_scores: Mapping[Any, float], modality: Any) -> list[dict]:
+def hybrid_records(records: Iterable[Any], model_scores: Mapping[Any, float], modality: Any,
+                   calibration: tuple[Mapping[str, Any] | None, Mapping[str, Any] | None] = (None, None),
+                   name: str = "hybrid") -> list[dict]:
     """Rows of the human-machine hybrid: for each read of ``modality``, the mean of the reader's score and
-    the model's score of that case (scores on one 0..1 probability scale)."""
+    the model's score of that case, the model's put on the reader's scale by ``calibration`` (site record,
+    card record; ``inference.calibration``). Without one it is the GMIC reader study's plain mean."""
     out = []
     for row in records:
         if _get(row, "modality") != modality:
             continue
         case = _get(row, "case")
+        model = calibrated_probability(float(model_scores[case]), *calibration)
         out.append({
-            "reader": _get(row, "reader"), "modality": "hybrid", "case": case, "truth": _get(row, "truth"),
-            "score": hybrid(float(_get(row, "score")), float(model_scores[case])),
+            "reader": _get(row, "reader"), "modality": name, "case": case, "truth": _get(row, "truth"),
+            "score": hybrid(float(_get(row, "score")), model),
         })
     return out

@@ -74,10 +74,15 @@ def create_study(
     cases: Sequence[CaseEntry],
     seed: int = 0,
     washout_days: int = 0,
+    lesions: Sequence | None = None,
+    scoring=None,
 ) -> int:
     """Create a study with its readers, cases and every reader's order; returns the study id.
 
-    ``washout_days`` applies to the crossover design (the days between a reader's two sessions)."""
+    ``washout_days`` applies to the crossover design (the days between a reader's two sessions).
+    ``lesions`` (``app.study.lesions.StudyLesion``, already checked) and ``scoring`` (a ``ScoringRule``; the
+    default rule when lesions are given without one) make a localisation study, stored in the same
+    transaction."""
     try:
         design = Design(design)
     except ValueError as error:
@@ -114,6 +119,11 @@ def create_study(
                     db.execute("INSERT INTO crossover_arms VALUES (?, ?, ?, ?)", (study_id, reader, case_id, first))
             for position, case_id in enumerate(order):
                 db.execute("INSERT INTO reading_order VALUES (?, ?, ?, ?)", (study_id, reader, position, case_id))
+        if lesions is not None:
+            from app.study.lesions import insert_lesions  # noqa: PLC0415  (lesions imports this module's users)
+            from app.study.localisation import ScoringRule  # noqa: PLC0415
+
+            insert_lesions(db, study_id, lesions, scoring or ScoringRule())
         return study_id
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import re
 from collections.abc import Iterable, Sequence
@@ -12,7 +13,18 @@ from app.study.store import Store
 
 
 EXPORT_TABLES = ("studies", "study_readers", "study_cases", "reading_order", "crossover_arms", "study_reads", "reveals",
-                 "study_models", "model_scores", "study_marks")
+                 "study_models", "model_scores", "study_marks", "study_scoring", "study_lesions",
+                 "study_model_calibrations")
+BYTES_KEY = "base64"  # a BLOB (a lesion's outline as PNG) in JSON: {"base64": "..."}
+
+
+def _cell(value: object) -> object:
+    return {BYTES_KEY: base64.b64encode(bytes(value)).decode("ascii")} if isinstance(value, (bytes, memoryview)) \
+        else value
+
+
+def _uncell(value: object) -> object:
+    return base64.b64decode(value[BYTES_KEY]) if isinstance(value, dict) and set(value) == {BYTES_KEY} else value
 
 
 def export_study(store: Store, study_id: int) -> dict:
@@ -21,7 +33,7 @@ def export_study(store: Store, study_id: int) -> dict:
     for table in EXPORT_TABLES:
         cursor = store._connect().execute(f"SELECT * FROM {table} WHERE study_id=?", (study_id,))  # noqa: S608
         columns = [d[0] for d in cursor.description]
-        out[table] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        out[table] = [{c: _cell(v) for c, v in zip(columns, row, strict=True)} for row in cursor.fetchall()]
     return out
 
 
@@ -44,13 +56,14 @@ def import_study(store: Store, data: dict, name: str | None = None) -> int:
         reads = sorted(data.get("study_reads", []), key=lambda r: r["committed_at"])
         # the store's triggers want the order of real life: unaided reads, then the reveal, then aided reads;
         # a crossover's first readings before its second (the order they were committed in)
-        tables = ("study_readers", "study_cases", "reading_order", "crossover_arms", "study_models", "model_scores")
+        tables = ("study_readers", "study_cases", "reading_order", "crossover_arms", "study_models", "model_scores",
+                  "study_scoring", "study_lesions", "study_model_calibrations")
         batches = [(t, data.get(t, [])) for t in tables]
         batches += [("study_reads", [r for r in reads if r["modality"] != "aided"]), ("reveals", data.get("reveals", [])),
                     ("study_reads", [r for r in reads if r["modality"] == "aided"]), ("study_marks", data.get("study_marks", []))]
         for table, rows in batches:
             for row in rows:
-                row = {**row, "study_id": new_id}
+                row = {**{k: _uncell(v) for k, v in row.items()}, "study_id": new_id}
                 columns = ", ".join(row)
                 marks = ", ".join("?" for _ in row)
                 db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))  # noqa: S608

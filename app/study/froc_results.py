@@ -7,6 +7,7 @@ import csv
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,41 @@ from app.colours import PALETTE, bgr
 from app.study.froc import Curve, FrocAnalysis, FrocData, FrocTest, froc_curve, wafroc_curve
 from app.study.results import MIN_UNITS
 from inference.files import write_bytes_atomic, write_text_atomic
+
+
+@dataclass(frozen=True)
+class LocalisationCurves:
+    """A localisation study's curves for the results screen: per modality, readers pooled, the FROC curve
+    (x: non-lesion marks per case, y: lesions localised) and the wAFROC curve (x: normal cases with a false
+    mark, y: weighted lesions localised), with the reader-mean wAFROC of each modality."""
+
+    froc: dict[str, Curve]
+    wafroc: dict[str, Curve]
+    wafroc_mean: dict[str, float]
+    cautions: tuple[str, ...] = ()
+
+
+def localisation_curves(store: Any, study_id: int) -> LocalisationCurves | None:
+    """The curves of a study stored with its lesions (``study create --lesions``); None for an ROC study.
+
+    Raises:
+        StudyError: the marks cannot be scored (see :func:`app.study.froc_study.stored_froc_data`).
+        NotEstimable: the cases read so far are not both normal and abnormal.
+    """
+    from app.study.froc import figure_of_merit, froc_data_from_dict  # noqa: PLC0415
+    from app.study.froc_study import stored_froc_data  # noqa: PLC0415
+    from app.study.lesions import stored_lesion_truth  # noqa: PLC0415
+
+    truth = stored_lesion_truth(store, study_id)
+    if truth is None:
+        return None
+    form, cautions = stored_froc_data(store, study_id, truth)
+    data = froc_data_from_dict(form, "the study")
+    foms = figure_of_merit(data, "wAFROC")
+    return LocalisationCurves({m: froc_curve(data, m) for m in data.modalities},
+                              {m: wafroc_curve(data, m) for m in data.modalities},
+                              {m: float(foms[t].mean()) for t, m in enumerate(data.modalities)},
+                              cautions + froc_cautions(data))
 
 
 def froc_cautions(data: FrocData, analysis: FrocAnalysis | None = None) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """A stored study's committed marks, scored against the lesions, in the localisation JSON form.
 
-The study set-up does not store lesion locations yet: they come from a truth file (JSON) beside the study,
+A study created with a lesion list stores its lesions (``app/study/lesions.py``); for a study created without
+one they come from a truth file (JSON) beside the study,
 
 ```
 {"rule": {"distance_mm": 10, "use_outline": true},

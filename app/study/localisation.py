@@ -42,12 +42,14 @@ class ScoringRule:
 class LesionOutline:
     """A lesion on one view: its centre (row, col) in the view's original image pixels and, optionally, its
     outline as a boolean mask whose pixel [0, 0] lies at ``origin`` (row, col) of that image (a full-size
-    mask has origin (0, 0); a cropped ROI mask its top-left corner)."""
+    mask has origin (0, 0); a cropped ROI mask its top-left corner), or as a circle of ``radius_mm`` about the
+    centre (a lesion given as centre + radius)."""
 
     view: str
     centre: tuple[float, float]
     mask: np.ndarray | None = None
     origin: tuple[int, int] = (0, 0)
+    radius_mm: float | None = None
 
     def contains(self, row: float, col: float) -> bool:
         if self.mask is None:
@@ -123,6 +125,8 @@ def score_marks(marks: Sequence[Any], lesions: Sequence[Lesion], pixel_spacing: 
                     raise StudyError(f"case {case or '?'}: view {view} has no pixel spacing, so the distance of a mark "
                                      f"from lesion {lesion.lesion_id!r} cannot be measured in mm")
                 distance = _distance_mm(row, col, outline.centre, spacing)
+                inside = inside or (rule.use_outline and outline.radius_mm is not None
+                                    and distance <= outline.radius_mm)
                 if inside or distance <= rule.distance_mm:
                     candidates.append((i, lesion.lesion_id, distance))
     # each mark: its nearest acceptable lesion (inside an outline without a spacing counts as distance 0)

@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 
-from app.reading import hybrid
+from app.reading import basis_words, hybrid
+from inference.calibration import calibrated_probability
 from app.study.cases import CaseEntry, study_cases
 from app.study.store import Store
 
@@ -23,6 +24,39 @@ def study_models(store: Store, study_id: int) -> list[dict]:
              "key": r[5]} for r in rows]
 
 
+PLAIN_SUFFIX = " (plain mean)"  # the GMIC reader study's hybrid beside the calibrated one: "hybrid (plain mean)"
+
+
+def stored_calibrations(store: Store, study_id: int) -> dict[str, tuple[str, dict]]:
+    """model id -> (kind, record): the calibration (``site`` or ``card``) stored with each model's scores;
+    a model without one is uncalibrated."""
+    return {model_id: (kind, json.loads(text)) for model_id, kind, text in store.read(
+        "SELECT model_id, kind, calibration_json FROM study_model_calibrations WHERE study_id=?", (study_id,))}
+
+
+def _site_card(calibration: tuple[str, dict] | None) -> tuple[dict | None, dict | None]:
+    if calibration is None:
+        return None, None
+    kind, record = calibration
+    return (record, None) if kind == "site" else (None, record)
+
+
+def hybrid_bases(store: Store, study_id: int) -> dict[str, str]:
+    """What each hybrid of the study is, by its name in the analysis ("hybrid", "hybrid (plain mean)",
+    "hybrid [id]" …): "hybrid: mean of the reader and the model calibrated on <site, date, n> …", "… the
+    uncalibrated model output", or the GMIC reader study's plain mean."""
+    models = [m for m in study_models(store, study_id) if m["malignancy"]]
+    calibrations = stored_calibrations(store, study_id)
+    out = {}
+    for model_id, name in model_names(models).items():
+        hybrid_name = name.replace("model", "hybrid", 1)
+        calibration = calibrations.get(model_id)
+        out[hybrid_name] = basis_words(*_site_card(calibration))
+        if calibration is not None:
+            out[hybrid_name + PLAIN_SUFFIX] = basis_words(None, None, plain=True)
+    return out
+
+
 def model_names(models: list[dict]) -> dict[str, str]:
     """How each model is called in the analysis: "model" when the study has one, else "model [id]"."""
     return {m["id"]: "model" if len(models) == 1 else f"model [{m['id']}]" for m in models}
@@ -37,7 +71,10 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
     """Tidy rows (reader, modality, case, truth, score) of every committed non-training read, plus each
     model with a malignancy score (same score for every reader; modality ``model (vs unaided)``, or
     ``model [id] (vs unaided)`` when the study has several) and its hybrid with the readers (the mean of each
-    read and the model: ``hybrid (unaided)`` / ``hybrid [id] (unaided)``).
+    read and the model on the reader's scale: ``hybrid (unaided)`` / ``hybrid [id] (unaided)``). A model whose
+    scores were stored with a calibration has a calibrated hybrid and, beside it, the GMIC reader study's plain
+    mean (``hybrid (plain mean) (unaided)``); an uncalibrated model's hybrid is the plain mean already
+    (:func:`hybrid_bases` says which).
 
     ``level``: ``breast`` (the GMIC paper's unit: one case per breast) or ``exam`` (max over breasts). A unit
     without a model score (a breast without images) is left out of that model's and its hybrid's rows.
@@ -46,6 +83,7 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
     models = [m for m in study_models(store, study_id) if m["malignancy"]]
     names = model_names(models)
     scores = _model_scores(store, study_id)
+    calibrations = {model_id: _site_card(c) for model_id, c in stored_calibrations(store, study_id).items()}
     reads = store.read(
         "SELECT reader, case_id, modality, breast, malignant FROM study_reads WHERE study_id=?", (study_id,))
     by_key: dict[tuple, dict[str, float]] = {}
@@ -73,8 +111,13 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
                 elif model_score is not None:
                     name = names[model["id"]]
                     hybrid_name = name.replace("model", "hybrid", 1)
+                    calibration = calibrations.get(model["id"])
+                    on_scale = model_score if calibration is None else calibrated_probability(model_score, *calibration)
                     rows.append({"reader": reader, "modality": f"{hybrid_name} ({modality})", "case": unit, "truth": truth,
-                                 "score": hybrid(score, model_score)})
+                                 "score": hybrid(score, on_scale)})
+                    if calibration is not None:  # the GMIC reader study's hybrid, for reproducing it
+                        rows.append({"reader": reader, "modality": f"{hybrid_name}{PLAIN_SUFFIX} ({modality})",
+                                     "case": unit, "truth": truth, "score": hybrid(score, model_score)})
                     rows.append({"reader": reader, "modality": f"{name} (vs {modality})", "case": unit, "truth": truth,
                                  "score": model_score})
     return rows

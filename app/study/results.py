@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ from app.study.analysis import NotEstimable, ORHResult, delong, orh, roc_points
 from app.study.store import Store
 from app.study.errors import StudyError
 from app.study.exchange import write_imrmc, write_tidy_csv
-from app.study.records import analysis_records, model_exclusions, telemetry
+from app.study.records import PLAIN_SUFFIX, analysis_records, hybrid_bases, model_exclusions, telemetry
 from app.study.sessions import reader_progress
 
 
@@ -84,10 +84,13 @@ class StudyResults:
     telemetry: list[dict]
     excluded: list[tuple[str, str]] = ()  # units without a model score (left out of model and hybrid analyses)
     cautions: tuple[str, ...] = ()  # an unfinished or too small study: what the numbers cannot say
+    localisation: object | None = None  # a study with lesions: its FROC / wAFROC curves (LocalisationCurves)
+    hybrids: dict[str, str] = field(default_factory=dict)  # each hybrid's name -> its basis in words
 
     def notes(self) -> list[str]:
-        """Everything the coordinator must know before reading the numbers."""
-        return list(self.cautions) + ([self.exclusion_note()] if self.excluded else [])
+        """Everything the coordinator must know before reading the numbers (each hybrid's basis among them)."""
+        bases = [f"{name} = {basis}" for name, basis in self.hybrids.items()]
+        return list(self.cautions) + ([self.exclusion_note()] if self.excluded else []) + bases
 
     def exclusion_note(self) -> str:
         """One line for the coordinator, e.g. "2 breast units left out of the model and hybrid analyses ..."."""
@@ -163,8 +166,11 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
         for aided in ("aided", "concurrent"):  # sequential; crossover (AI-concurrent vs unaided readings)
             if aided in modalities and base == "unaided":
                 pairs.append((aided, "unaided"))
-        for name in model_names:  # readers compared with each model, and each model's hybrid
-            pairs += [(f"{name} (vs {base})", base), (f"{name.replace('model', 'hybrid', 1)} ({base})", base)]
+        for name in model_names:  # readers compared with each model, and each model's hybrid (and plain mean)
+            hybrid_name = name.replace('model', 'hybrid', 1)
+            pairs += [(f"{name} (vs {base})", base), (f"{hybrid_name} ({base})", base)]
+            if f"{hybrid_name}{PLAIN_SUFFIX} ({base})" in modalities:
+                pairs.append((f"{hybrid_name}{PLAIN_SUFFIX} ({base})", base))
         for first, second in pairs:
             rows = _common_cases([r for r in records if r["modality"] in (first, second)], (first, second))
             try:
@@ -183,9 +189,16 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
                 label = point.name if len(model_names) == 1 else f"{name}: {point.name}"
                 points.append(OperatingPoint(label, point.threshold, point.sensitivity, point.specificity))
     expected = len(pairs) if base is not None and len(readers) >= 2 else 0
+    cautions = _cautions(store, study_id, aucs, readers, comparisons, expected)
+    from app.study.froc_results import localisation_curves  # noqa: PLC0415  (it imports this module)
+
+    try:
+        curves = localisation_curves(store, study_id)
+    except (StudyError, NotEstimable) as reason:  # the ROC results stand; the curves say why they are missing
+        curves = None
+        cautions += (f"FROC / wAFROC curves not drawn: {reason}",)
     return StudyResults(level, records, aucs, comparisons, points, telemetry(store, study_id),
-                        model_exclusions(store, study_id, level),
-                        _cautions(store, study_id, aucs, readers, comparisons, expected))
+                        model_exclusions(store, study_id, level), cautions, curves, hybrid_bases(store, study_id))
 
 
 MIN_UNITS = 10  # per class: below this an AUC's confidence interval is too wide to mean much
@@ -268,6 +281,9 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
         writer = csv.writer(handle)
         writer.writerow(["unit", "reason"])
         writer.writerows(results.excluded)
+    written.append(path)
+    path = folder / "hybrids.json"  # what each hybrid modality is: calibrated (on what) or the plain mean
+    path.write_text(json.dumps(results.hybrids, indent=1), encoding="utf-8")
     written.append(path)
     path = folder / "operating_points.json"
     path.write_text(json.dumps([asdict(p) for p in results.model_points], indent=1), encoding="utf-8")

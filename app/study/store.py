@@ -21,7 +21,7 @@ from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 8
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE exam_reads (
@@ -308,7 +308,64 @@ MIGRATIONS: dict[int, str] = {
     CREATE TRIGGER amendments_are_final_delete BEFORE DELETE ON exam_read_amendments
     BEGIN SELECT RAISE(ABORT, 'an amendment cannot be deleted'); END;
     """,
+    # localisation (FROC) studies: where each case's lesions are, per breast and view (a centre in the view's
+    # original image pixels, an outline as a cropped PNG mask and/or a radius in mm, the view's pixel spacing
+    # when known), each lesion's weight (NULL: equal within the case), and the rule that scores a mark against
+    # them. Studies made before have no lesions and no rule: they stay ROC studies
+    7: """
+    CREATE TABLE study_lesions (
+        study_id INTEGER NOT NULL,
+        case_id TEXT NOT NULL,
+        lesion_id TEXT NOT NULL,
+        breast TEXT NOT NULL CHECK (breast IN ('L', 'R')),
+        view TEXT NOT NULL CHECK (view IN ('L-CC', 'R-CC', 'L-MLO', 'R-MLO')),
+        centre_row REAL NOT NULL,
+        centre_col REAL NOT NULL,
+        radius_mm REAL CHECK (radius_mm IS NULL OR radius_mm > 0),
+        mask_png BLOB,
+        mask_row INTEGER NOT NULL DEFAULT 0,
+        mask_col INTEGER NOT NULL DEFAULT 0,
+        spacing_row_mm REAL CHECK (spacing_row_mm IS NULL OR spacing_row_mm > 0),
+        spacing_col_mm REAL CHECK (spacing_col_mm IS NULL OR spacing_col_mm > 0),
+        weight REAL CHECK (weight IS NULL OR weight > 0),
+        PRIMARY KEY (study_id, case_id, lesion_id, view),
+        FOREIGN KEY (study_id, case_id) REFERENCES study_cases(study_id, case_id)
+    );
+    CREATE TABLE study_scoring (
+        study_id INTEGER PRIMARY KEY REFERENCES studies(study_id),
+        distance_mm REAL NOT NULL CHECK (distance_mm >= 0),
+        use_outline INTEGER NOT NULL DEFAULT 1 CHECK (use_outline IN (0, 1))
+    );
+    """,
+    # the calibration a study's model scores were put on the reader's scale with (the site's recalibration,
+    # else the model card's), recorded with the scores so that the study's calibrated hybrid can be recomputed
+    # and says on what it rests; a model without a row is uncalibrated (every study made before)
+    8: """
+    CREATE TABLE study_model_calibrations (
+        study_id INTEGER NOT NULL,
+        model_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('site', 'card')),
+        calibration_json TEXT NOT NULL,
+        recorded_at REAL NOT NULL,
+        PRIMARY KEY (study_id, model_id),
+        FOREIGN KEY (study_id, model_id) REFERENCES study_models(study_id, model_id)
+    );
+    """,
 }
+
+
+# The reading worklist's states and reading time per exam and reader (app/worklist.py). Not a numbered
+# migration: created IF NOT EXISTS on every open, whatever the schema version.
+WORKLIST_TABLE = """
+CREATE TABLE IF NOT EXISTS worklist_states (
+    location TEXT NOT NULL,
+    reader TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('unread', 'in progress', 'read', 'flagged')),
+    reading_seconds REAL NOT NULL DEFAULT 0 CHECK (reading_seconds >= 0),
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (location, reader)
+)
+"""
 
 
 @dataclass(frozen=True)
@@ -403,6 +460,9 @@ class Store:
                 logger.info("store migrated to schema %d", target)
         finally:
             db.execute("PRAGMA foreign_keys=ON")
+        # tables created IF NOT EXISTS on every open take no schema version, so they never clash with a
+        # numbered migration (the worklist's states, app/worklist.py)
+        db.execute(WORKLIST_TABLE)
 
     def submit(self, work: Callable[[sqlite3.Connection], Any]) -> Future:
         """Run ``work(connection)`` inside one transaction on the writer thread."""

@@ -48,6 +48,13 @@ def create_and_score(
                                           cancel=cancel)
 
 
+def _cases_task(store: Store, study_id: int, *, progress, cancel):
+    from app.study.cases import study_cases  # noqa: PLC0415
+
+    progress("reading the study's cases", 0, 1)
+    return study_cases(store, study_id)
+
+
 def _results_task(store: Store, study_id: int, level: str, *, progress, cancel):
     progress("computing the study's results", 0, 1)
     return study_results(store, study_id, level)
@@ -66,6 +73,7 @@ class StudyMenu(QObject):
         window.add_action(menu, "New study…", None, self.new_study, "newStudy")
         window.add_action(menu, "Read a study…", None, self.choose_reading, "readStudy")
         window.add_action(menu, "Study results…", None, self.choose_results, "studyResults")
+        window.add_action(menu, "Draw a case's lesions…", None, self.choose_lesions, "drawLesions")
 
     @property
     def store(self) -> Store:
@@ -147,6 +155,49 @@ class StudyMenu(QObject):
         worker.error.connect(lambda error: show_error(self.window, error))
         self.worker = worker.start()
         return worker
+
+    def choose_lesions(self) -> None:
+        """A coordinator draws the lesions of one case (study set-up): the study, then the case."""
+        if self.store is None:
+            self._busy()
+            return
+        dialog = ChooseStudyDialog(self.store, with_reader=False, parent=self.window)
+        if dialog.exec() and dialog.study.currentData() is not None:
+            self.open_lesions(dialog.study.currentData())
+
+    def open_lesions(self, study_id: int) -> Worker | None:
+        """The study's cases are read in the background; the case is then chosen from a list."""
+        if self._busy():
+            return None
+        worker = Worker(_cases_task, self.store, study_id)
+        worker.result.connect(lambda cases: self._choose_case(study_id, cases))
+        worker.error.connect(lambda error: show_error(self.window, error))
+        self.worker = worker.start()
+        return worker
+
+    def _choose_case(self, study_id: int, cases: dict) -> None:
+        from PySide6.QtWidgets import QInputDialog  # noqa: PLC0415
+
+        from app.ui.lesion_dialog import LesionDialog  # noqa: PLC0415
+
+        if not cases:
+            self.window.statusBar().showMessage("This study has no cases.", 5000)
+            return
+        chooser = QInputDialog(self.window)
+        chooser.setObjectName("chooseCaseDialog")
+        chooser.setWindowTitle("Draw lesions")
+        chooser.setLabelText("Case")
+        chooser.setComboBoxItems(sorted(cases))
+
+        def chosen(case_id: str) -> None:
+            dialog = LesionDialog(self.store, study_id, cases[case_id], self.window)
+            dialog.setObjectName("lesionDialog")
+            self.lesion_dialog = dialog
+            dialog.open()
+
+        chooser.textValueSelected.connect(chosen)
+        self.case_chooser = chooser
+        chooser.open()
 
     def _keep(self, window: QMainWindow) -> None:
         self.windows = [w for w in self.windows if w.isVisible()] + [window]

@@ -81,6 +81,10 @@ class StudyResultsWindow(QMainWindow):
                             for p in results.model_points], "pointsTable"), "Operating points")
         tabs.addTab(_table(["telemetry", "count"], [[k, str(v)] for k, v in results.telemetry_summary().items()],
                            "telemetryTable"), "Telemetry")
+        self.froc_curves: dict[str, object] = {}
+        self.wafroc_curves: dict[str, object] = {}
+        if results.localisation is not None:
+            tabs.addTab(self._localisation_tab(results.localisation), "FROC / wAFROC")
         export = QPushButton("Export CSV / iMRMC / JSON…")
         export.clicked.connect(self._export)
         side = QWidget()
@@ -133,6 +137,43 @@ class StudyResultsWindow(QMainWindow):
                                               pen=pg.mkPen(colour, width=width, style=style), name=name)
         self.plot.plot([0, 1], [0, 1], pen=pg.mkPen((160, 160, 160), style=pg.QtCore.Qt.PenStyle.DashLine))
         return curves
+
+    def _localisation_tab(self, curves) -> QWidget:
+        """FROC and wAFROC curves of a study with lesions (``app.study.froc_results.LocalisationCurves``), each
+        modality pooled over its readers, as the files ``study froc`` writes."""
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        plots = []
+        for name, title, x_label, y_label in (
+                ("frocPlot", "FROC", "non-lesion marks per case (NLF)", "lesions localised (LLF)"),
+                ("wafrocPlot", "wAFROC", "normal cases with a false mark (FPF)", "weighted lesions localised (wLLF)")):
+            plot = pg.PlotWidget(background="w", title=title)
+            plot.setObjectName(name)
+            plot.setLabel("bottom", x_label)
+            plot.setLabel("left", y_label)
+            plot.setYRange(0, 1)
+            plot.addLegend(offset=(-10, -10))
+            layout.addWidget(plot)
+            plots.append(plot)
+        froc_plot, wafroc_plot = plots
+        wafroc_plot.setXRange(0, 1)
+        for modality, curve in curves.froc.items():
+            colour = COLOURS.get(modality, (90, 90, 90))
+            self.froc_curves[modality] = froc_plot.plot(curve.x, curve.y, pen=pg.mkPen(colour, width=3),
+                                                        name=f"{modality} (readers pooled)")
+        for modality, curve in curves.wafroc.items():
+            colour = COLOURS.get(modality, (90, 90, 90))
+            mean = curves.wafroc_mean.get(modality)
+            label = f"{modality} (reader-mean wAFROC {mean:.3f})" if mean is not None else modality
+            self.wafroc_curves[modality] = wafroc_plot.plot(curve.x, curve.y, pen=pg.mkPen(colour, width=3),
+                                                            name=label)
+        if curves.cautions:
+            note = QLabel("\n".join(f"• {n}" for n in curves.cautions))
+            note.setObjectName("localisationNote")
+            note.setWordWrap(True)
+            note.setStyleSheet("color: #9a5a00;")
+            layout.addWidget(note)
+        return page
 
     def _export(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export results to")

@@ -95,3 +95,21 @@ def test_a_bad_case_list_is_reported_and_nothing_is_created(qtbot, window, store
     assert boxes and "missing.csv" in boxes[-1].text() and boxes[-1].windowTitle() == "Reader study"
     assert store.read("SELECT COUNT(*) FROM studies") == [(0,)]
     boxes[-1].close()
+
+
+def test_a_coordinator_reaches_a_case_s_lesion_dialog_from_the_study_menu(qtbot, window, store, tmp_path):
+    cases = case_list(tmp_path)
+    with qtbot.waitSignal(window.study_menu.studyCreated, timeout=60_000) as created:
+        window.study_menu.create(NewStudy("drawn", str(cases), ("A",), Design.UNAIDED, 3, 0))
+    qtbot.waitUntil(lambda: not window.study_menu.worker.is_running(), timeout=10_000)
+    worker = window.study_menu.open_lesions(created.args[0])
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        pass
+    chooser = window.study_menu.case_chooser
+    assert chooser.isVisible() and chooser.comboBoxItems() == ["c0", "c1", "c2", "c3"]
+    chooser.setTextValue("c1")
+    chooser.accept()
+    dialog = window.study_menu.lesion_dialog
+    assert dialog.isVisible() and dialog.case.case_id == "c1" and "c1" in dialog.windowTitle()
+    qtbot.waitUntil(lambda: dialog.worker is None or not dialog.worker.is_running(), timeout=30_000)
+    dialog.close()
