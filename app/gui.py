@@ -23,6 +23,7 @@ def run_gui(
     models: list[str] | None = None,
     screenshot: str | None = None,
     settings_overrides: dict | None = None,
+    worklist: str | None = None,
 ) -> int:
     """Open the main window (on ``exam`` when given). With ``screenshot``, render the window to that PNG
     once the exam is shown and analysed (or cannot be), then exit."""
@@ -53,7 +54,10 @@ def run_gui(
     except (sqlite3.Error, OSError) as error:  # a full disk, a read-only or damaged config folder
         store_error = error
     window = MainWindow(settings, store, model_path=model_path)
-    window.show()
+    if screenshot:
+        window.show()
+    else:
+        window.showMaximized()  # a reading screen uses the whole monitor
     app.processEvents()
     milestone("window shown")
     window.examShown.connect(lambda: milestone("exam shown"))
@@ -89,7 +93,10 @@ def run_gui(
         window.loadFailed.connect(lambda _error: QTimer.singleShot(300, finish))
     from app.ui.main_window import DEMO_EXAM
 
-    window.open_exam(Path(exam) if isinstance(exam, str) else (DEMO_EXAM if exam is None else exam))
+    if worklist:
+        window.worklist.open_source(worklist)
+    else:
+        window.open_exam(Path(exam) if isinstance(exam, str) else (DEMO_EXAM if exam is None else exam))
     app.exec()
     if store is not None:
         store.close()

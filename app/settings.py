@@ -68,6 +68,11 @@ class AppSettings:
     scp_bind: str = "127.0.0.1"
     scp_max_instance_mb: int = 512
     scp_quota_gb: float = 20.0
+    # worklist reading: how many of the next exams are loaded and analysed in the background (each held in
+    # memory as its pixels and maps, about 60-250 MB an exam: 0 turns prefetch off)
+    prefetch_exams: int = 2
+    # one window/level for the whole exam: a drag or a preset on one view applies to all four
+    link_window: bool = True
 
     @classmethod
     def load(cls, folder: Path | None = None) -> AppSettings:

@@ -211,6 +211,7 @@ def load_model(
         calibration=meta.get("calibration"),
         settings=dict(fields.get("settings", {})),
         site_calibration=read_site_calibration(site_calibration_path(path)),  # the hybrid's scale at this site
+        display=meta.get("display"),
     )
     logger.info("loaded %s model %s", family.name, identity.label)
     return LoadedModel(model=model, identity=identity)

@@ -101,6 +101,11 @@ class HangingWidget(QWidget):
             widget.setObjectName(f"prior_{view.value}")
         self.prior: Exam | None = None
         self.linked = True
+        self.link_window = True  # one window/level for the exam's views (Preferences unlink it)
+        self.exam_window = None  # app.exam_window.ExamWindow of the exam shown
+        # entry id -> the identities of the models in memory: their display metadata (operating point) is
+        # read from them, not from a stored result written before the metadata said it
+        self.members_by_entry: dict[str, tuple] = {}
         self.cross_reference = False
         self.layout_mode = Layout.FOUR
         self.single: View | None = None
@@ -113,6 +118,7 @@ class HangingWidget(QWidget):
             widget.doubleClicked.connect(self.toggle_single)
             widget.rangeChangedByUser.connect(self._on_user_range)
             widget.pointed.connect(self._on_pointed)
+            widget.windowDraggedTo.connect(self._on_window_dragged)
         self._place()
         self.setStyleSheet("background: #101010;")
 
@@ -156,6 +162,20 @@ class HangingWidget(QWidget):
         """Blinded mode: the corner text of the next :meth:`set_exam` ("case 3 of 40")."""
         self.case_label = text
 
+    def set_exam_window(self, window, linked: bool = True) -> None:
+        """The exam's one window (``app.exam_window.ExamWindow``), used by every view when ``linked``."""
+        self.exam_window = window
+        self.link_window = linked
+        for widget in self.views.values():
+            widget.exam_window = window if linked else None
+
+    def _on_window_dragged(self, source: View, center: float, width: float) -> None:
+        if not self.link_window:
+            return
+        for view, widget in self.views.items():
+            if view != source:
+                widget.follow_window(center, width)
+
     def set_exam(self, exam: Exam | None) -> None:
         if self.blinded:
             text = [self.case_label] if self.case_label and exam is not None else []
@@ -186,7 +206,10 @@ class HangingWidget(QWidget):
             return
         textures = {index: overlays.textures[(view, entry.id, index)] for index in range(len(entry_result.layers))
                     if (view, entry.id, index) in overlays.textures} if overlays else None
-        widget.set_result(entry_result, textures, entry.classes)
+        from app.cad_marks import region_operating_point  # noqa: PLC0415
+
+        members = self.members_by_entry.get(entry.id, entry.members)  # the metadata of the models loaded now
+        widget.set_result(entry_result, textures, entry.classes, region_operating_point(members))
 
     def set_overlay_options(self, options: OverlayOptions) -> None:
         for widget in self.views.values():

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.analysis import Analysis, analyse_or_restore, exam_key
 from app.colours import class_colour, layer_lut
+from app.exam_window import ExamWindow, exam_window
 from app.pacs.nodes import StudyAddress
 from app.settings import AppSettings
 from app.reading import AMENDED_AFTER_AI, read_disagreements
@@ -104,6 +105,7 @@ class LoadedExam:
     key: str
     reads: dict[str, BreastRead]
     marks: list[ReaderMark]
+    window: ExamWindow | None = None  # one display window for all views, computed here off the GUI thread
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ def _load_exam_task(source, store: Store | None, reader: str, *, progress, cance
         key = exam_key(exam)
         reads = store.load_reads(key, reader) if store is not None else {}
         marks = store.load_marks(key, reader) if store is not None else []
-        return LoadedExam(exam, key, reads, marks)
+        return LoadedExam(exam, key, reads, marks, exam_window(exam))
     if not isinstance(source, (str, Path, list, tuple)):  # the demo sentinel
         from app.demo import ensure_demo_exam  # noqa: PLC0415
 
@@ -148,7 +150,7 @@ def _load_exam_task(source, store: Store | None, reader: str, *, progress, cance
     key = exam_key(exam)
     reads = store.load_reads(key, reader) if store is not None else {}
     marks = store.load_marks(key, reader) if store is not None else []
-    return LoadedExam(exam, key, reads, marks)
+    return LoadedExam(exam, key, reads, marks, exam_window(exam))
 
 
 def _analysis_task(exam: Exam, model_path: str, cached: list[ModelGroup] | None, device: str, mode: str,
@@ -164,7 +166,8 @@ def _analysis_task(exam: Exam, model_path: str, cached: list[ModelGroup] | None,
     analysis = analyse_or_restore(exam, groups, store=store, device=device, mode=mode, force=force,
                                   progress=progress, cancel=cancel)
     progress("preparing overlays", 0, 1)
-    return AnalysisOutcome(groups, analysis, prepare_overlays(analysis.result, exam))
+    members = {g.id: tuple(m.identity for m in g.members) for g in groups}
+    return AnalysisOutcome(groups, analysis, prepare_overlays(analysis.result, exam, members))
 
 
 @dataclass(frozen=True)
@@ -357,6 +360,15 @@ class MainWindow(QMainWindow):
         self.patches_box.setChecked(True)
         self.patches_box.toggled.connect(self._apply_overlay_options)
         bar.addWidget(self.patches_box)
+        self.all_regions_box = QCheckBox("all regions")
+        self.all_regions_box.setObjectName("allRegionsBox")
+        self.all_regions_box.setToolTip("also the regions below the model's operating point (dimmed); a region "
+                                        "lying mostly outside the breast is never drawn")
+        self.all_regions_box.toggled.connect(self._apply_overlay_options)
+        bar.addWidget(self.all_regions_box)
+        self.regions_note = QLabel("")
+        self.regions_note.setObjectName("regionsNote")
+        bar.addWidget(self.regions_note)
         bar.addWidget(QLabel("  opacity "))
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setObjectName("opacitySlider")
@@ -410,7 +422,8 @@ class MainWindow(QMainWindow):
                                                  self.retry_send, "retrySend")
         self.retry_send_action.setEnabled(False)
         self.add_action(file_menu, "Preferences…", "Ctrl+,", self.open_preferences, "preferences")
-        self.add_action(file_menu, "Quit", "Ctrl+Q", self.close, "quit")
+        quit_action = self.add_action(file_menu, "Quit", "Ctrl+Q", self.close, "quit")
+        quit_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)  # without a click into the window first
         analysis = bar.addMenu("&Analysis")
         self.add_action(analysis, "Run analysis", "Ctrl+R", self.rerun_analysis, "runAnalysis")
         self.add_action(analysis, "Cancel analysis", "Esc", self.cancel_analysis, "cancelAnalysis")
@@ -550,13 +563,17 @@ class MainWindow(QMainWindow):
                 item.widget().deleteLater()
         self._class_boxes = {}
         mapped = {layer.class_name for layer in layers}
+        from app.cad_marks import background_classes  # noqa: PLC0415
+
+        members = self.hanging.members_by_entry.get(entry.id, entry.members) if entry else ()
+        background = background_classes(entry.classes, members) if entry else frozenset()
         for number, name in enumerate(entry.classes if entry else (), start=1):
             if name not in mapped:  # a class without a map has nothing to switch
                 continue
             key = CLASS_KEYS.get(name, f"Alt+{number}")
             box = QCheckBox(f"{name.replace('_', ' ')} ({key})")
             box.setObjectName(f"classBox_{name}")
-            box.setChecked(True)
+            box.setChecked(name not in background)  # "no finding" painted over the breast says nothing
             box.toggled.connect(self._apply_overlay_options)
             legend = QLabel()
             legend.setPixmap(legend_pixmap(layer_lut("", class_colour(name, entry.classes))))
@@ -569,8 +586,13 @@ class MainWindow(QMainWindow):
             label.setObjectName(f"layerLegend_{layer.name}")
             legend = QLabel()
             legend.setPixmap(legend_pixmap(layer_lut(layer.colormap, (255, 255, 255))))
-            legend.setToolTip(f"{layer.name}{' in ' + layer.colormap if layer.colormap else ''}, relative to its "
-                              "maximum: transparent at 0, full colour at 1")
+            from app.cad_marks import map_range  # noqa: PLC0415
+
+            scale = map_range(members)
+            legend.setToolTip(f"{layer.name}{' in ' + layer.colormap if layer.colormap else ''}, over the breast only; "
+                              + (f"on the model's absolute scale: transparent at {scale[0]:g}, full colour at "
+                                 f"{scale[1]:g}" if scale else "as the model gives it (no range in its metadata): "
+                                 "transparent at 0, full colour at 1"))
             self.classes_layout.addWidget(label)
             self.classes_layout.addWidget(legend)
 
@@ -591,6 +613,7 @@ class MainWindow(QMainWindow):
             layer=self.layer_combo.currentData(),
             regions=self.patches_box.isChecked() and not hidden_by_blind,
             opacity=self.opacity_slider.value() / 100.0,
+            all_regions=self.all_regions_box.isChecked(),
         )
 
     def _apply_overlay_options(self, *_args) -> None:
@@ -605,6 +628,7 @@ class MainWindow(QMainWindow):
     def _draw_result(self) -> None:
         """Draw the chosen entry's maps and regions, one view per event-loop turn (no stall)."""
         result, overlays, entry_id = self.result, self.overlays, self.entry_id
+        self.hanging.members_by_entry = {g.id: tuple(m.identity for m in g.members) for g in self._groups or ()}
         self._rebuild_overlay_controls()
         steps = [(lambda v=v: self.hanging.set_view_result(result, v, entry_id, overlays)) for v in self.hanging.views]
         steps.append(lambda: self.gallery.set_result(result, overlays, entry_id, self.exam))
@@ -698,6 +722,7 @@ class MainWindow(QMainWindow):
         self.marks = []
         self.hanging.set_prior(None)
         self.hanging.set_exam(None)
+        self.hanging.set_exam_window(None, linked=self.settings.link_window)
         self.gallery.set_result(None)
         self.scores.set_result(None)
         self.scores.set_prior_text("")
@@ -712,6 +737,7 @@ class MainWindow(QMainWindow):
         """Load in the background; the slots say "loading" until the images arrive. The exam shown before is
         cleared first, so nothing of it stays on screen if this one fails."""
         self.clear_exam()
+        self.worklist.pause_prefetch()  # this exam's load and analysis first; prefetch resumes after them
         generation = self._generation
         self.stage_label.setText("loading images…")
         self.hanging.set_loading()
@@ -734,11 +760,16 @@ class MainWindow(QMainWindow):
         them; blind first hides it as it hides any result until the reader commits."""
         self.clear_exam()
         self.show_exam(loaded, analyse=outcome is None)
-        if outcome is not None and self.model_path:
-            generation = self._generation
-            self._on_result(outcome, (self.model_path,), generation)
-            self._thread_done = True  # no thread runs for it: analysisFinished once its overlays are drawn
-            self._maybe_finished()
+        if outcome is not None:
+            self.apply_prefetched_result(outcome, self._generation)
+
+    def apply_prefetched_result(self, outcome: AnalysisOutcome, generation: int) -> None:
+        """The background analysis of the exam on screen (asked for as ``generation``), as if its own."""
+        if not self.model_path or not self._current(generation):
+            return
+        self._on_result(outcome, (self.model_path,), generation)
+        self._thread_done = True  # no thread of the window runs for it: analysisFinished once its overlays are drawn
+        self._maybe_finished()
 
     def open_from_pacs(self) -> None:
         """File → Open from PACS: search, then the chosen study is retrieved by the exam loader."""
@@ -889,6 +920,7 @@ class MainWindow(QMainWindow):
         self.result, self.overlays, self.restored = None, None, False
         self.committed = any(r.committed for r in loaded.reads.values())
         self.marks = list(loaded.marks)
+        self.hanging.set_exam_window(loaded.window, linked=self.settings.link_window)
         self.hanging.set_exam(exam)
         self.hanging.set_result(None)
         for widget in self.hanging.views.values():
@@ -1008,6 +1040,8 @@ class MainWindow(QMainWindow):
         self._apply_overlay_options()
         self._apply_blind_state()
         self._update_model_banner()
+        notes = sorted({w.regions_note for w in self.hanging.views.values() if w.regions_note})
+        self.regions_note.setText(("  " + "; ".join(notes)) if notes else "")
         self._maybe_finished()
 
     def _on_analysis_finished(self, generation: int) -> None:
@@ -1050,7 +1084,8 @@ class MainWindow(QMainWindow):
 
     def _replace_exam(self, exam: Exam) -> None:
         """The reader confirmed or moved an image: show the exam as it is now and analyse it again."""
-        self.show_exam(LoadedExam(exam, self.exam_key, self.scores.reader.stored_reads(self.committed), self.marks))
+        self.show_exam(LoadedExam(exam, self.exam_key, self.scores.reader.stored_reads(self.committed), self.marks,
+                                  self.hanging.exam_window))
 
     def confirm_laterality(self, view: View) -> None:
         if self.exam is not None:
@@ -1283,6 +1318,7 @@ class MainWindow(QMainWindow):
             self.model_path = self._configured_models()
             self._groups, self._groups_key = None, None
         self.overlays_box.setChecked(settings.show_overlays or self.overlays_box.isChecked())
+        self.hanging.set_exam_window(self.hanging.exam_window, linked=settings.link_window)
         saver = self._track(Worker(_save_settings_task, settings))
         saver.error.connect(self._on_error)
         self._settings_worker = saver.start()
@@ -1292,6 +1328,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event):  # noqa: N802 - Qt override
         self.security_notices.detach()
+        self.worklist.leave()  # the reading time of the worklist exam on screen
         if self.scp is not None:
             self.scp.stop()
             self.scp, self._scp_key = None, None

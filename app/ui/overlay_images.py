@@ -36,9 +36,14 @@ class Texture:
         return int(self.values.nbytes)
 
 
-def layer_texture(layer: HeatLayer) -> Texture:
-    """The texture of one heat layer, at a bounded size."""
-    values = np.clip(np.nan_to_num(np.asarray(layer.values, np.float32)), 0.0, 1.0)
+def layer_texture(layer: HeatLayer, value_range: tuple[float, float] | None = None) -> Texture:
+    """The texture of one heat layer, at a bounded size; a colour-mapped layer on ``value_range`` (the
+    model's absolute scale from its metadata) when given, so a near-uniform low map stays faint."""
+    values = np.nan_to_num(np.asarray(layer.values, np.float32))
+    if value_range is not None and layer.colormap:
+        low, high = value_range
+        values = (values - low) / (high - low)
+    values = np.clip(values, 0.0, 1.0)
     h, w = values.shape
     long_side = max(h, w)
     if long_side < SMOOTH_TARGET:
@@ -81,6 +86,21 @@ def shown_thumbnail(exam: Exam | None, view: View, region: ScoredRegion, flipped
     return region_thumbnail(pixels[:, ::-1] if flipped else pixels)
 
 
+def over_tissue(texture: Texture, tissue: np.ndarray) -> Texture:
+    """The texture with every pixel whose centre falls outside the breast (``tissue`` False, or past the
+    image) set to 0, i.e. transparent."""
+    rows, cols = texture.values.shape
+    a = texture.to_original
+    r = np.arange(rows, dtype=np.float64)[:, None] + 0.5
+    c = np.arange(cols, dtype=np.float64)[None, :] + 0.5
+    orig_r = np.floor(a[0, 0] * r + a[0, 1] * c + a[0, 2]).astype(np.int64)
+    orig_c = np.floor(a[1, 0] * r + a[1, 1] * c + a[1, 2]).astype(np.int64)
+    inside = (orig_r >= 0) & (orig_r < tissue.shape[0]) & (orig_c >= 0) & (orig_c < tissue.shape[1])
+    keep = np.zeros((rows, cols), bool)
+    keep[inside] = tissue[orig_r[inside], orig_c[inside]]
+    return Texture(np.where(keep, texture.values, 0).astype(np.uint8), texture.to_original)
+
+
 @dataclass(frozen=True)
 class OverlayImages:
     """textures[(view, entry, layer index)]; thumbnails[(view, entry, rank)] as shown on screen."""
@@ -93,12 +113,23 @@ class OverlayImages:
         return sum(t.nbytes for t in self.textures.values()) + sum(t.nbytes for t in self.thumbnails.values())
 
 
-def prepare_overlays(result: ExamResult, exam: Exam | None) -> OverlayImages:
+def prepare_overlays(result: ExamResult, exam: Exam | None, members_by_entry: dict | None = None) -> OverlayImages:
+    """Textures and thumbnails; colour-mapped maps (attention, saliency) only over the breast and on the
+    absolute range the model's metadata declares (``members_by_entry``: the models in memory, else the
+    result's own identities)."""
+    from app.cad_marks import map_range  # noqa: PLC0415
+
     textures, thumbnails = {}, {}
+    ranges = {e.id: map_range((members_by_entry or {}).get(e.id, e.members)) for e in result.entries}
     for view, view_result in result.views.items():
+        image = exam.views.get(view) if exam is not None else None
+        tissue = image.model_image > 0 if image is not None and image.model_image.shape == image.pixels.shape else None
         for entry_id, entry in view_result.entries.items():
             for index, layer in enumerate(entry.layers):
-                textures[(view, entry_id, index)] = layer_texture(layer)
+                texture = layer_texture(layer, ranges.get(entry_id))
+                if layer.colormap and tissue is not None:
+                    texture = over_tissue(texture, tissue)
+                textures[(view, entry_id, index)] = texture
             flipped = bool(entry.frame.record.get("flipped", False))
             for region in entry.regions:
                 thumbnails[(view, entry_id, region.rank)] = shown_thumbnail(exam, view, region, flipped)

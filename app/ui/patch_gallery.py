@@ -63,7 +63,13 @@ class PatchGalleryWidget(QTabWidget):
             listing.setSpacing(4)
             listing.setStyleSheet("QListWidget::item:selected { background: transparent; border: 3px solid #ffd200; }")
             flipped = bool(entry_result.frame.record.get("flipped", False))
-            for region in entry_result.regions:
+            image = exam.views.get(view) if exam is not None else None
+            tissue = (image.model_image > 0 if image is not None and image.model_image.shape == image.pixels.shape
+                      else None)
+            from app.cad_marks import RegionShown, classify_regions  # noqa: PLC0415
+
+            verdicts, _note = classify_regions(entry_result.regions, None, tissue)
+            for region in [r for r, verdict in verdicts if verdict != RegionShown.OUTSIDE]:  # none in the air
                 thumbnail = overlays.thumbnails.get((view, entry.id, region.rank)) if overlays else None
                 if thumbnail is None:
                     thumbnail = shown_thumbnail(exam, view, region, flipped)

@@ -58,6 +58,14 @@ class PreferencesDialog(QDialog):
         self.show_overlays = QCheckBox("show the maps as soon as the model is shown (else on demand with H)")
         self.show_overlays.setChecked(settings.show_overlays)
         self.reader = QLineEdit(settings.reader_name)
+        self.prefetch = QSpinBox()
+        self.prefetch.setObjectName("prefsPrefetch")
+        self.prefetch.setRange(0, 6)
+        self.prefetch.setValue(int(settings.prefetch_exams))
+        self.prefetch.setSuffix(" next exams prefetched (each ~60-250 MB of memory; 0 = off)")
+        self.link_window = QCheckBox("one window/level for all views of the exam (compare left with right)")
+        self.link_window.setObjectName("prefsLinkWindow")
+        self.link_window.setChecked(settings.link_window)
         self.nodes = QTableWidget(0, 2)
         self.nodes.setObjectName("prefsPacsNodes")
         self.nodes.setHorizontalHeaderLabels(["Name", "Address: dimse://CALLED_AET@HOST:PORT or dicomweb+https://HOST/PREFIX"])
@@ -142,6 +150,8 @@ class PreferencesDialog(QDialog):
         form.addRow("", self.blind)
         form.addRow("", self.show_overlays)
         form.addRow("Reader name", self.reader)
+        form.addRow("Worklist", self.prefetch)
+        form.addRow("", self.link_window)
         form.addRow("PACS nodes", self.nodes)
         form.addRow("", buttons)
         form.addRow("", self.test_result)
@@ -249,4 +259,6 @@ class PreferencesDialog(QDialog):
             scp_max_instance_mb=self.scp_max_mb.value(),
             scp_quota_gb=float(self.scp_quota_gb.value()),
             credentials_file=self._credentials_file,
+            prefetch_exams=self.prefetch.value(),
+            link_window=self.link_window.isChecked(),
         )

@@ -96,6 +96,7 @@ class OverlayOptions:
     layer: str | None = None
     regions: bool = True
     opacity: float = 0.45
+    all_regions: bool = False  # also the regions below the operating point, dimmed
 
 
 class LateralityBanner(QWidget):
@@ -150,13 +151,18 @@ class MammoViewWidget(QWidget):
     markRequested = Signal(object, float, float)
     lateralityConfirmed = Signal(object)
     lateralityMoveRequested = Signal(object)
+    windowDraggedTo = Signal(object, float, float)  # this view, centre, width: the reader's right-drag
 
     def __init__(self, view: View, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.view = view
+        # the exam's one auto window and drag step (app.exam_window), computed off the GUI thread; None:
+        # this view's own auto window and a drag proportional to the window's width
+        self.exam_window = None
         self.setObjectName(f"view_{view.value}")
         self.image: ViewImage | None = None
         self.result: EntryViewResult | None = None
+        self.regions_note = ""  # by which rule the regions drawn were chosen (app.cad_marks)
         self.window = WindowState(0.0, 1.0)
         self.study_text: list[str] = []
         self._rendered = False  # the image item shows a VOI-rendered [0, 1] image, not the stored pixels
@@ -217,8 +223,11 @@ class MammoViewWidget(QWidget):
         self.magnifier = QLabel(self.graphics)
         self.magnifier.setObjectName("magnifier")
         self.magnifier.setStyleSheet("border: 2px solid #c0c0c0; background: black;")
+        # the lens sits on the cursor: the mouse goes through it to the image under it
+        self.magnifier.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.magnifier.hide()
         self.magnifier_caption = QLabel(self.graphics)
+        self.magnifier_caption.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.magnifier_caption.setStyleSheet("color: #e0e0e0; background: rgba(0,0,0,160); font: 10px; padding: 1px;")
         self.magnifier_caption.hide()
         self.banner = LateralityBanner(self.graphics)
@@ -421,7 +430,8 @@ class MammoViewWidget(QWidget):
     def presets(self) -> list[DisplayWindow]:
         if self.image is None:
             return []
-        return list(self.image.windows) + [self.image.auto_window()]
+        auto = self.exam_window.window if self.exam_window is not None else self.image.auto_window()
+        return list(self.image.windows) + [auto]
 
     def apply_preset(self, index: int) -> None:
         """Apply the file's window ``index`` (or the auto window for -1 or past the end)."""
@@ -479,13 +489,29 @@ class MammoViewWidget(QWidget):
         since those curves have no width or centre to adjust."""
         if self.image is None:
             return
+        self._unrender()
+        if self.exam_window is not None:  # the same drag moves as far through the values on every image
+            step = self.exam_window.drag_step
+            self.set_window(self.window.center + dy * step, max(self.window.width + dx * step, 1.0))
+        else:
+            span = max(self.window.width, 1.0)
+            self.set_window(self.window.center + dy * span / 200.0, self.window.width * (1.0 + dx / 200.0))
+        self.windowDraggedTo.emit(self.view, self.window.center, self.window.width)
+
+    def _unrender(self) -> None:
+        """Back to the stored pixels under the auto window (a VOI-rendered preset has no width or centre)."""
         if self._rendered:
             self.image_item.setImage(self.image.pixels, autoLevels=False)
             self._rendered = False
-            auto = self.image.auto_window()
+            auto = self.presets()[-1]
             self.window = WindowState(auto.center, auto.width, "manual")
-        span = max(self.window.width, 1.0)
-        self.set_window(self.window.center + dy * span / 200.0, self.window.width * (1.0 + dx / 200.0))
+
+    def follow_window(self, center: float, width: float) -> None:
+        """Take the window another view of the exam was dragged to (linked window/level)."""
+        if self.image is None:
+            return
+        self._unrender()
+        self.set_window(center, width, "linked")
 
     def _update_readout(self) -> None:
         if self.image is None:
@@ -520,10 +546,13 @@ class MammoViewWidget(QWidget):
         self._labels.clear()
 
     def set_result(self, result: EntryViewResult | None, textures: dict[int, Texture] | None = None,
-                   classes: tuple[str, ...] = ()) -> None:
-        """Draw one entry's overlays; ``textures`` (layer index -> Texture) are prepared off the GUI thread."""
+                   classes: tuple[str, ...] = (), operating_point: float | None = None) -> None:
+        """Draw one entry's overlays; ``textures`` (layer index -> Texture) are prepared off the GUI thread.
+        Regions by ``app.cad_marks``: those reaching ``operating_point`` (the top ones without one), never
+        one lying mostly outside the breast; the others dimmed, shown with "all regions"."""
         self._clear_overlays()
         self.result = result
+        self.regions_note = ""
         if result is None or self.image is None:
             return
         from app.ui.overlay_images import layer_texture  # noqa: PLC0415
@@ -538,21 +567,41 @@ class MammoViewWidget(QWidget):
             item.setTransform(QTransform(a[1, 1], a[0, 1], a[1, 0], a[0, 0], a[1, 2], a[0, 2]))
             item.setZValue(10)
             self._heat_items[index] = item
+        from app.cad_marks import RegionShown, Rect, classify_regions, place_labels  # noqa: PLC0415
+
         faces_left = self.faces_left_on_screen
-        for region in result.regions:
+        tissue = self.image.model_image > 0 if self.image.model_image.shape == self.image.pixels.shape else None
+        verdicts, self.regions_note = classify_regions(result.regions, operating_point, tissue)
+        drawn = [(region, verdict) for region, verdict in verdicts if verdict != RegionShown.OUTSIDE]
+        width = self.image.pixels.shape[1]
+        flip = self.image.horizontal_flip
+
+        def screen_x(x: float) -> float:  # image column -> left-to-right on screen (a stored-mirrored image)
+            return width - x if flip else x
+
+        # a label's size in image pixels at the current zoom (about 26 x 18 screen pixels)
+        px, py = self.viewbox.viewPixelSize()
+        size = (26 * px, 18 * py) if np.isfinite(px) and px > 0 else (width / 30, width / 45)
+        rects = [Rect(min(screen_x(r.box_original[1]), screen_x(r.box_original[3])), r.box_original[0],
+                      r.box_original[3] - r.box_original[1], r.box_original[2] - r.box_original[0])
+                 for r, _v in drawn]
+        places = place_labels(rects, size, nipple_left=faces_left)
+        for (region, verdict), place in zip(drawn, places):
             top, left, bottom, right = region.box_original
             tooltip = region.caption() + (f" (from {region.source})" if region.source else "")
+            if verdict == RegionShown.BELOW:
+                tooltip += f" — {verdict.value}"
             box = RegionBoxItem(QRectF(left, top, right - left, bottom - top), region.rank, self._on_box_hover, tooltip)
             box.setParentItem(self.image_item)
             box.setZValue(20)
+            box.below = verdict == RegionShown.BELOW
             self._boxes.append(box)
             label = region_label(region.rank)
-            # inside the box, at its top corner on the nipple side: away from the midline, where the two
-            # views of a row meet, and clear of the next box's label
-            screen_left_x = right if self.image.horizontal_flip else left
-            screen_right_x = left if self.image.horizontal_flip else right
-            label.setAnchor((0, 0) if faces_left else (1, 0))
-            label.setPos(screen_left_x if faces_left else screen_right_x, max(top, 0.0))
+            label.below = box.below
+            # at a box corner (the nipple side first: away from the midline, where the two views of a row
+            # meet) where it overlaps no other number
+            label.setAnchor((0, 0))  # the text is drawn unmirrored: its left edge at the place's left
+            label.setPos(screen_x(place.x), max(place.y, 0.0))
             label.setParentItem(self.image_item)
             label.setZValue(21)
             self._labels.append(label)
@@ -579,7 +628,9 @@ class MammoViewWidget(QWidget):
                                                              or layer.class_name is None))
             item.setOpacity(options.opacity)
         for item in self._boxes + self._labels:
-            item.setVisible(options.visible and options.regions)
+            below = getattr(item, "below", False)
+            item.setVisible(options.visible and options.regions and (options.all_regions or not below))
+            item.setOpacity(0.35 if below else 1.0)
 
     def heatmap_item(self, class_name: str, layer: str | None = None) -> pg.ImageItem | None:
         """The drawn item of a class's primary layer (or of the layer called ``layer``)."""
@@ -606,8 +657,17 @@ class MammoViewWidget(QWidget):
             self._active_ruler = RulerItem(self.image_item, a, self.image.pixel_spacing)
             self._rulers.append(self._active_ruler)
         self._active_ruler.update(b)
+        self.clamp_label(self._active_ruler.label, b)
         if finished:
             self._active_ruler = None
+
+    def clamp_label(self, label: pg.TextItem, at: QPointF) -> None:
+        """Anchor a label at ``at`` (image item frame) on the side that keeps it inside the viewport."""
+        point = self.item_to_widget(at.x(), at.y())
+        rect = label.boundingRect()
+        right = point.x() + rect.width() > self.graphics.width()
+        above_top = point.y() - rect.height() < 0
+        label.setAnchor((1 if right else 0, 0 if above_top else 1))
 
     def rulers(self) -> list[RulerItem]:
         return list(self._rulers)
@@ -691,9 +751,8 @@ class MammoViewWidget(QWidget):
                        QImage.Format.Format_Grayscale8)
         self.magnifier.setPixmap(QPixmap.fromImage(image.copy()))
         self.magnifier.resize(size + 4, size + 4)
-        x = at.x() + 24 if at.x() + 24 + self.magnifier.width() < self.graphics.width() else at.x() - 24 - self.magnifier.width()
-        y = max(0, min(at.y() - self.magnifier.height() // 2, self.graphics.height() - self.magnifier.height()))
-        self.magnifier.move(max(0, x), y)
+        # centred on the cursor, as a loupe is held over the film (it may reach past the viewport's edge)
+        self.magnifier.move(at.x() - self.magnifier.width() // 2, at.y() - self.magnifier.height() // 2)
         self.magnifier.show()
         self.magnifier_caption.setText(f"×{self.magnification} native")
         self.magnifier_caption.adjustSize()

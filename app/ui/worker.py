@@ -84,9 +84,11 @@ class Worker(QObject):
         self._thread.started.connect(self._runner.run)
         self._thread.finished.connect(self._on_thread_finished)
 
-    def start(self) -> Worker:
+    def start(self, background: bool = False) -> Worker:
+        """Start the thread; ``background`` runs it at the lowest priority (prefetch yields to the exam on
+        screen)."""
         _RUNNING.add(self)
-        self._thread.start()
+        self._thread.start(QThread.Priority.LowestPriority if background else QThread.Priority.InheritPriority)
         return self
 
     def cancel(self) -> None:

@@ -141,6 +141,14 @@ class InstanceMask:
         """(h, w) bool: the cells inside the finding."""
         return np.asarray(self.values) > self.threshold
 
+    def in_original(self, original_shape: tuple[int, int]) -> np.ndarray:
+        """(rows, cols) bool on the original image grid: the finding pasted through its affine (nearest
+        cell; False where the mask does not reach)."""
+        inside = self.binary().astype(np.float32)
+        if inside.size == 0:
+            return np.zeros(original_shape, bool)
+        return warp_to_original(inside, self.to_original, original_shape, 0.0, smooth=False) > 0.5
+
 
 @dataclass(frozen=True)
 class ScoredRegion:
@@ -240,6 +248,10 @@ class ModelIdentity:
     calibration: Mapping[str, Any] | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
     site_calibration: Mapping[str, Any] | None = None
+    # how the output is drawn, from the metadata's "display" key (not in the key: it changes no number):
+    # "region_operating_point" (regions shown by default from this score), "map_range" ([low, high] of the
+    # maps' absolute colour scale), "background_classes" (class maps never on by default)
+    display: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> str:

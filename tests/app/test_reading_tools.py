@@ -339,3 +339,37 @@ def test_a_full_config_folder_at_start_is_a_message_not_a_crash(tmp_path):
                           env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "MAMMO_READER_HOME": str(home)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert out.is_file() and "NOT saved" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_magnifier_lens_is_centred_on_the_cursor_and_quit_needs_no_click(qtbot, store, tmp_path):
+    """Issue 25 polish: the lens sits on the cursor (and lets the mouse through to the image); Ctrl+Q is an
+    application-wide shortcut."""
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtGui import QAction
+
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, tmp_path)
+    widget = window.hanging.views[View.R_CC]
+    widget.set_magnifier(True)
+    widget.update_magnifier(QPoint(200, 150), (700.0, 500.0), size=120)
+    centre = widget.magnifier.geometry().center()
+    assert abs(centre.x() - 200) <= 2 and abs(centre.y() - 150) <= 2
+    assert widget.magnifier.testAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+    quit_action = window.findChild(QAction, "quit")
+    assert quit_action.shortcutContext() == Qt.ShortcutContext.ApplicationShortcut
+
+
+def test_the_ruler_label_stays_inside_the_viewport(qtbot, store, tmp_path):
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, tmp_path)
+    widget = window.hanging.views[View.R_CC]
+    (x0, x1), (y0, y1) = widget.viewbox.viewRange()
+    start = widget.image_item.mapToScene(QPointF((x0 + x1) / 2, (y0 + y1) / 2))
+    corner = widget.image_item.mapToScene(QPointF(x1 - 1, y0 + 1))  # the top-right corner of the viewport
+    widget._on_ruler(start, corner, True)
+    label = widget.rulers()[-1].label
+    box = label.mapRectToScene(label.boundingRect())
+    on_screen = widget.graphics.mapFromScene(box).boundingRect()
+    assert on_screen.right() <= widget.graphics.width() + 1 and on_screen.top() >= -1

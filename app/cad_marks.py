@@ -1,0 +1,116 @@
+"""Which CAD marks mean something (no Qt): regions by the model's declared operating point, inside the breast.
+
+A region is shown by default only when its score reaches the region operating point the model's metadata
+declares (``"display": {"region_operating_point": t}``); without one, the top regions are shown and the
+screen says so. A region lying mostly outside the breast (tissue = ``model_image > 0``) is never drawn: a
+box in the air is no finding. "Show all regions" adds the rest, dimmed. Numbers are placed so that they do not
+overlap. Class maps of a background class are never on by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+NO_OPERATING_POINT = "no operating point: top regions shown"
+TOP_REGIONS = 3  # shown without an operating point
+MIN_TISSUE_FRACTION = 0.5  # a region with less of its box over the breast lies mostly outside it
+BACKGROUND_NAMES = ("background", "no_tumour", "normal")  # the families' names for "no finding"
+
+
+class RegionShown(StrEnum):
+    SHOWN = "shown"
+    BELOW = "below the operating point"  # drawn dimmed with "show all regions"
+    OUTSIDE = "outside the breast"  # never drawn
+
+
+def display_of(members: Iterable[Any]) -> Mapping[str, Any]:
+    """The first member's ``display`` metadata (an ensemble is drawn as its first member declares)."""
+    for identity in members:
+        display = getattr(identity, "display", None)
+        if display:
+            return display
+    return {}
+
+
+def region_operating_point(members: Iterable[Any]) -> float | None:
+    value = display_of(members).get("region_operating_point")
+    return float(value) if value is not None else None
+
+
+def map_range(members: Iterable[Any]) -> tuple[float, float] | None:
+    """The absolute [low, high] of the maps' colour scale, when the metadata declares one."""
+    value = display_of(members).get("map_range")
+    if not value or len(value) != 2 or float(value[1]) <= float(value[0]):
+        return None
+    return float(value[0]), float(value[1])
+
+
+def background_classes(classes: Sequence[str], members: Iterable[Any] = ()) -> frozenset[str]:
+    declared = set(display_of(members).get("background_classes", ()))
+    return frozenset(c for c in classes if c in declared or c.lower() in BACKGROUND_NAMES)
+
+
+def tissue_fraction(box: tuple[float, float, float, float], tissue: np.ndarray) -> float:
+    """The share of the box (top, left, bottom, right in original pixels) over tissue; what lies past the
+    image edge counts as outside."""
+    top, left, bottom, right = box
+    area = max(bottom - top, 0.0) * max(right - left, 0.0)
+    if area <= 0:
+        return 0.0
+    rows, cols = tissue.shape
+    t, l = int(max(np.floor(top), 0)), int(max(np.floor(left), 0))
+    b, r = int(min(np.ceil(bottom), rows)), int(min(np.ceil(right), cols))
+    if b <= t or r <= l:
+        return 0.0
+    return float(np.count_nonzero(tissue[t:b, l:r])) / area
+
+
+def classify_regions(regions: Sequence[Any], operating_point: float | None,
+                     tissue: np.ndarray | None) -> tuple[list[tuple[Any, RegionShown]], str]:
+    """Each region with whether it is shown, and the line that says by which rule."""
+    out = []
+    for region in sorted(regions, key=lambda r: r.rank):
+        if tissue is not None and tissue_fraction(region.box_original, tissue) < MIN_TISSUE_FRACTION:
+            out.append((region, RegionShown.OUTSIDE))
+            continue
+        if operating_point is not None:
+            passes = region.score >= operating_point
+        else:
+            passes = sum(1 for _r, s in out if s == RegionShown.SHOWN) < TOP_REGIONS
+        out.append((region, RegionShown.SHOWN if passes else RegionShown.BELOW))
+    note = (f"regions from the operating point {operating_point:.2f}" if operating_point is not None
+            else NO_OPERATING_POINT)
+    return out, note
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: float
+    y: float
+    w: float
+    h: float
+
+    def overlaps(self, other: Rect) -> bool:
+        return not (self.x + self.w <= other.x or other.x + other.w <= self.x or
+                    self.y + self.h <= other.y or other.y + other.h <= self.y)
+
+
+def place_labels(boxes: Sequence[Rect], size: tuple[float, float], nipple_left: bool) -> list[Rect]:
+    """A label rectangle of ``size`` (w, h) per box, at the first of the box's corners (nipple side first,
+    inside then outside) that overlaps no label placed before; the first corner when none is free."""
+    w, h = size
+    placed: list[Rect] = []
+    for box in boxes:
+        near = box.x if nipple_left else box.x + box.w - w
+        far = box.x + box.w - w if nipple_left else box.x
+        candidates = [Rect(near, box.y, w, h), Rect(near, box.y + box.h - h, w, h), Rect(far, box.y, w, h),
+                      Rect(far, box.y + box.h - h, w, h), Rect(near, box.y - h, w, h),
+                      Rect(near, box.y + box.h, w, h)]
+        chosen = next((c for c in candidates if not any(c.overlaps(p) for p in placed)), candidates[0])
+        placed.append(chosen)
+    return placed

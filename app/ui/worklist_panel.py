@@ -1,0 +1,352 @@
+"""The worklist in the workstation: a panel listing the batch, Next / Previous / Next unread keys, flags,
+reading time, and the prefetch of the next exams.
+
+Keys: Ctrl+Right next exam, Ctrl+Left previous, Ctrl+Shift+Right next unread, Ctrl+L back to the list,
+Ctrl+F flag / unflag. Prefetch: while an exam is read, the next ``prefetch_exams`` not yet read are loaded
+and analysed on one background thread at the lowest priority, only while the exam on screen has no load or
+analysis of its own running; each is the same stored result the window restores (``analyse_or_restore``).
+Every prefetched payload carries the worklist it was asked for and is dropped when another worklist is open.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QTableWidget, QTableWidgetItem
+
+from app.worklist import ReadState, Worklist
+from app.ui.worker import Worker
+
+if TYPE_CHECKING:
+    from app.ui.main_window import AnalysisOutcome, LoadedExam, MainWindow
+
+logger = logging.getLogger(__name__)
+
+STATE_MARKS = {ReadState.UNREAD: "", ReadState.IN_PROGRESS: "…", ReadState.READ: "✓", ReadState.FLAGGED: "⚑"}
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """An exam loaded (and, with a model, analysed) ahead of the reader; ``nbytes`` is what it holds."""
+
+    loaded: LoadedExam
+    outcome: AnalysisOutcome | None
+    nbytes: int
+
+
+def exam_source(location: str, ae_title: str):
+    """What ``open_exam`` takes for a worklist location: a path, or a PACS study address."""
+    from app.pacs.nodes import is_pacs_address, parse_study  # noqa: PLC0415
+
+    return parse_study(location, ae_title) if is_pacs_address(location) else Path(location)
+
+
+def _held_bytes(loaded, outcome) -> int:
+    total = sum(image.pixels.nbytes for image in loaded.exam.views.values())
+    if outcome is not None:  # the drawn textures, and the maps they were made from (about as large)
+        total += 2 * outcome.overlays.nbytes
+    return total
+
+
+def _prefetch_task(source, store, reader: str, model_path: str, groups, device: str, mode: str, *, progress,
+                   cancel, loaded_to=None) -> Prefetched:
+    """Load the exam as the window does (handing it to ``loaded_to`` at once: a reader who arrives while it
+    is analysed sees its pixels), then restore or analyse it as the window does (one results path)."""
+    from app.ui.main_window import _analysis_task, _load_exam_task  # noqa: PLC0415
+
+    loaded = _load_exam_task(source, store, reader, progress=progress, cancel=cancel)
+    if loaded_to is not None:
+        loaded_to(loaded)
+    outcome = None
+    if model_path and not cancel():
+        outcome = _analysis_task(loaded.exam, model_path, groups, device, mode, store, False, progress=progress,
+                                 cancel=cancel)
+    return Prefetched(loaded, outcome, _held_bytes(loaded, outcome))
+
+
+def _open_task(source: str, store, reader: str, *, progress, cancel) -> Worklist:  # noqa: ARG001
+    progress("reading the worklist", 0, 1)
+    return Worklist.open(source, store=store, reader=reader)
+
+
+class WorklistPanel(QDockWidget):
+    """The list: one row per exam with its state and the reading time; double-click opens one."""
+
+    chosen = Signal(int)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Worklist", parent)
+        self.setObjectName("worklistPanel")
+        self.table = QTableWidget(0, 3)
+        self.table.setObjectName("worklistTable")
+        self.table.setHorizontalHeaderLabels(["Exam", "State", "Time"])
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.cellDoubleClicked.connect(lambda row, _col: self.chosen.emit(row))
+        self.table.itemActivated.connect(lambda item: self.chosen.emit(item.row()))
+        self.setWidget(self.table)
+
+    def show_worklist(self, worklist: Worklist) -> None:
+        self.table.setRowCount(len(worklist))
+        for row, entry in enumerate(worklist.entries):
+            seconds = int(round(entry.reading_seconds))
+            cells = (entry.item.exam_id, f"{STATE_MARKS[entry.state]} {entry.state.value}",
+                     f"{seconds // 60}:{seconds % 60:02d}" if seconds else "")
+            for column, text in enumerate(cells):
+                item = self.table.item(row, column)
+                if item is None:
+                    item = QTableWidgetItem()
+                    self.table.setItem(row, column, item)
+                item.setText(text)
+                font = item.font()
+                font.setBold(row == worklist.current)
+                item.setFont(font)
+        if 0 <= worklist.current < len(worklist):
+            self.table.selectRow(worklist.current)
+        counts = worklist.counts()
+        self.setWindowTitle(f"Worklist — {counts[ReadState.READ]}/{len(worklist)} read, "
+                            f"{counts[ReadState.FLAGGED]} flagged")
+
+
+class WorklistController(QObject):
+    """The worklist's part of the window: menu, panel, keys, reading states and prefetch."""
+
+    worklistOpened = Signal()
+    arrived = Signal(int, bool)  # the worklist index shown, whether its AI result came with the pixels
+    prefetchDone = Signal(int)  # a worklist index now held in memory
+    _loadedEarly = Signal(object)  # (worklist, index, LoadedExam) from the prefetch thread, queued to this one
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.worklist: Worklist | None = None
+        self.prefetched: dict[int, Prefetched] = {}
+        self.prefetch_worker: Worker | None = None
+        self._prefetching: int | None = None
+        self._awaiting: tuple[int, int] | None = None  # (index, window generation) shown when its prefetch ends
+        self._opening: Worker | None = None
+        self._early: dict[int, LoadedExam] = {}  # the exam being prefetched, loaded, its analysis still running
+        self._loadedEarly.connect(self._on_loaded_early)
+        self.panel = WorklistPanel(window)
+        self.panel.chosen.connect(self.go_to)
+        window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.panel)
+        self.panel.hide()
+        menu = window.menuBar().addMenu("&Worklist")
+        window.add_action(menu, "Open worklist…", "Ctrl+Shift+W", self._choose, "openWorklist")
+        self.next_action = window.add_action(menu, "Next exam", "Ctrl+Right", self.next, "nextExam")
+        self.previous_action = window.add_action(menu, "Previous exam", "Ctrl+Left", self.previous, "previousExam")
+        window.add_action(menu, "Next unread exam", "Ctrl+Shift+Right", lambda: self.next(unread=True), "nextUnread")
+        window.add_action(menu, "Back to the list", "Ctrl+L", self.show_list, "backToList")
+        window.add_action(menu, "Flag / unflag this exam", "Ctrl+F", self.toggle_flag, "flagExam")
+        window.analysisFinished.connect(self.schedule_prefetch)
+        window.examShown.connect(self._on_exam_shown)
+        window.analysisFailed.connect(lambda _error: self.schedule_prefetch())
+
+    # ------------------------------------------------------------------------------------------- opening
+
+    def _choose(self) -> None:
+        from PySide6.QtWidgets import QFileDialog  # noqa: PLC0415
+
+        folder = QFileDialog.getExistingDirectory(self.window, "Open a worklist: a folder of exam folders or a "
+                                                  "batch output folder")
+        if folder:
+            self.open_source(folder)
+
+    def open_source(self, source: str | Path) -> Worker:
+        """Read the worklist in the background, then open its first exam not yet read."""
+        worker = Worker(_open_task, str(source), self.window.store, self.window._reader())
+        worker.result.connect(self.set_worklist)
+        worker.error.connect(self.window._on_error)
+        self._opening = self.window._track(worker).start()
+        return worker
+
+    def set_worklist(self, worklist: Worklist, start: bool = True) -> None:
+        self._drop_prefetch()
+        self.worklist = worklist
+        self.panel.show()
+        self.panel.show_worklist(worklist)
+        self.worklistOpened.emit()
+        if start and len(worklist):
+            first = next((i for i, e in enumerate(worklist.entries) if e.state != ReadState.READ), 0)
+            self.go_to(first)
+
+    # ---------------------------------------------------------------------------------------------- moving
+
+    def next(self, unread: bool = False) -> None:
+        if self.worklist is None:
+            return
+        index = self.worklist.next_index(unread_only=unread)
+        if index is None:
+            self.window.statusBar().showMessage("no unread exam left in the worklist" if unread else
+                                                "this is the last exam of the worklist", 5000)
+            return
+        self.go_to(index)
+
+    def previous(self) -> None:
+        if self.worklist is None:
+            return
+        index = self.worklist.previous_index()
+        if index is None:
+            self.window.statusBar().showMessage("this is the first exam of the worklist", 5000)
+            return
+        self.go_to(index)
+
+    def show_list(self) -> None:
+        self.panel.show()
+        self.panel.raise_()
+        self.panel.table.setFocus()
+
+    def toggle_flag(self) -> None:
+        if self.worklist is None or self.worklist.item is None:
+            return
+        state = self.worklist.toggle_flag()
+        self.panel.show_worklist(self.worklist)
+        self.window.statusBar().showMessage(f"exam {state.value}", 3000)
+
+    def go_to(self, index: int) -> None:
+        """Leave the exam on screen (its reading time and state saved) and show ``index``: at once when it was
+        prefetched, when its prefetch ends when one is running for it, else loaded now."""
+        worklist = self.worklist
+        if worklist is None or not 0 <= index < len(worklist):
+            return
+        committed = self.window.committed and self.window.exam is not None
+        item = worklist.move_to(index, committed=committed)
+        self.panel.show_worklist(worklist)
+        ready = self.prefetched.pop(index, None)
+        if ready is not None:
+            self._awaiting = None
+            self.window.open_prefetched(ready.loaded, ready.outcome)
+            self.arrived.emit(index, ready.outcome is not None)
+            return
+        if self._prefetching == index and self.prefetch_worker is not None and self.prefetch_worker.is_running():
+            self.window.clear_exam()  # its prefetch goes on as this exam's own load and analysis
+            early = self._early.pop(index, None)
+            if early is not None:  # loaded already: the pixels now, the result when its analysis ends
+                self.window.show_exam(early, analyse=False)
+            else:
+                self.window.hanging.set_loading()
+                self.window.scores.set_status("Loading the exam…")
+            self._awaiting = (index, self.window._generation)
+            if early is not None:
+                self.arrived.emit(index, False)
+            return
+        self._awaiting = None
+        if self.prefetch_worker is not None and self.prefetch_worker.is_running():
+            self.prefetch_worker.cancel()  # the exam on screen comes first
+        self.window.open_exam(exam_source(item.location, self.window.settings.ae_title))
+        self.arrived.emit(index, False)
+
+    def _on_exam_shown(self) -> None:
+        if self.worklist is None:
+            return
+        window = self.window
+        if not (window.settings.auto_run and window.model_path) or window.result is not None:
+            self.schedule_prefetch()  # no analysis of its own will run: the next ones may load now
+
+    # -------------------------------------------------------------------------------------------- prefetch
+
+    def _drop_prefetch(self) -> None:
+        self.prefetched.clear()
+        self._awaiting = None
+        if self.prefetch_worker is not None and self.prefetch_worker.is_running():
+            self.prefetch_worker.cancel()
+
+    def pause_prefetch(self) -> None:
+        """The window loads an exam of its own: a running prefetch stops (unless the reader waits on it); the
+        next one starts once that exam is analysed."""
+        if self._awaiting is None and self.prefetch_worker is not None and self.prefetch_worker.is_running():
+            self.prefetch_worker.cancel()
+
+    def held_bytes(self) -> int:
+        return sum(p.nbytes for p in self.prefetched.values())
+
+    def schedule_prefetch(self) -> None:
+        """Start the next prefetch when nothing of the exam on screen is running (one at a time)."""
+        window, worklist = self.window, self.worklist
+        if worklist is None or window._closed:
+            return
+        wanted = worklist.upcoming(max(int(window.settings.prefetch_exams), 0))
+        for index in [i for i in self.prefetched if i not in wanted]:  # memory: only the next N are held
+            del self.prefetched[index]
+        if self.prefetch_worker is not None and self.prefetch_worker.is_running():
+            return
+        for busy in (window.load_worker, window.analysis_worker):
+            if busy is not None and busy.is_running():
+                return
+        todo = [i for i in wanted if i not in self.prefetched]
+        if not todo:
+            return
+        index = todo[0]
+        item = worklist.entries[index].item
+        cached = window._groups if window._groups_key == (window.model_path,) else None
+        model_path = window.model_path if window.settings.auto_run else ""
+        worker = Worker(_prefetch_task, exam_source(item.location, window.settings.ae_title), window.store,
+                        window._reader(), model_path, cached, window.settings.device, window.settings.mode,
+                        loaded_to=lambda loaded, i=index, w=worklist: self._loadedEarly.emit((w, i, loaded)))
+        worker.result.connect(lambda value, i=index, w=worklist: self._on_prefetched(value, i, w))
+        worker.error.connect(lambda error, i=index: logger.info("prefetch of worklist exam %d failed: %s", i + 1,
+                                                                type(error).__name__))
+        worker.finished.connect(lambda i=index: self._on_prefetch_finished(i))
+        self._prefetching = index
+        self.prefetch_worker = window._track(worker).start(background=True)
+
+    def _on_prefetched(self, value: Prefetched, index: int, worklist: Worklist) -> None:
+        if worklist is not self.worklist or self.window._closed:
+            return  # another worklist since: dropped
+        window = self.window
+        if value.outcome is not None and window._groups is None and window.model_path:
+            window._groups, window._groups_key = value.outcome.groups, (window.model_path,)
+        self._early.pop(index, None)
+        if self._awaiting is not None and self._awaiting[0] == index:
+            _index, generation = self._awaiting
+            self._awaiting = None
+            if not window._current(generation):
+                return  # the reader moved on again
+            if window.exam is None:  # the reader arrived before its pixels
+                window.open_prefetched(value.loaded, value.outcome)
+                self.arrived.emit(index, False)
+            elif value.outcome is not None:
+                window.apply_prefetched_result(value.outcome, generation)
+            return
+        self.prefetched[index] = value
+        mb = self.held_bytes() / 2**20
+        window.statusBar().showMessage(f"prefetched {len(self.prefetched)} exam(s) ahead ({mb:.0f} MB held)", 3000)
+        self.prefetchDone.emit(index)
+
+    def _on_loaded_early(self, payload) -> None:
+        worklist, index, loaded = payload
+        if worklist is not self.worklist or self.window._closed:
+            return
+        if self._awaiting is not None and self._awaiting[0] == index and self.window.exam is None:
+            _index, generation = self._awaiting
+            if self.window._current(generation):  # the reader is waiting on it: the pixels now
+                self.window.show_exam(loaded, analyse=False)
+                self._awaiting = (index, self.window._generation)
+                self.arrived.emit(index, False)
+            return
+        self._early[index] = loaded
+
+    def _on_prefetch_finished(self, index: int) -> None:
+        self._early.pop(index, None)
+        if self._prefetching == index:
+            self._prefetching = None
+        if self._awaiting is not None and self._awaiting[0] == index and self.worklist is not None:
+            # its prefetch failed or was cancelled: load it the ordinary way
+            awaited, generation = self._awaiting
+            self._awaiting = None
+            if self.window._current(generation):
+                item = self.worklist.entries[awaited].item
+                self.window.open_exam(exam_source(item.location, self.window.settings.ae_title))
+            return
+        if not self.window._closed:
+            self.schedule_prefetch()
+
+    def leave(self) -> None:
+        """The window closes: the current exam's reading time is saved."""
+        if self.worklist is not None and self.worklist.item is not None:
+            self.worklist.leave(committed=self.window.committed)

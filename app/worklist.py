@@ -1,0 +1,218 @@
+"""A reading worklist (no Qt): the exams of a batch, each one's state and the reader's time on it.
+
+Sources are what a screening batch comes as: a folder tree (one exam per folder), a case CSV or exam list
+(as the batch reads them), a batch output folder (its ``scores.parquet`` names the exams it analysed), the
+Storage SCP's inbox (``inbox``) or one PACS study address. States (unread / in progress / read / flagged) and
+the reading time per exam are kept in the store, per reader, keyed by the exam's location, so that a batch
+left half read opens where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from app.study.store import WORKLIST_TABLE
+from inference.errors import MammoError
+
+logger = logging.getLogger(__name__)
+
+INBOX = "inbox"  # ``open --worklist inbox``: what our Storage SCP received
+
+
+class ReadState(StrEnum):
+    UNREAD = "unread"
+    IN_PROGRESS = "in progress"
+    READ = "read"
+    FLAGGED = "flagged"
+
+
+@dataclass(frozen=True)
+class WorklistItem:
+    """One exam of the worklist: its name in the list and where it is read from (a folder, a file or a PACS
+    study address)."""
+
+    exam_id: str
+    location: str
+
+
+@dataclass
+class WorklistEntry:
+    item: WorklistItem
+    state: ReadState = ReadState.UNREAD
+    reading_seconds: float = 0.0
+
+
+def read_worklist_source(source: str | Path) -> list[WorklistItem]:
+    """The exams of ``source`` in reading order. Raises ``MammoError`` naming the source when it holds none."""
+    text = str(source)
+    if text == INBOX:
+        from app.pacs.scp import received_studies  # noqa: PLC0415
+        from app.settings import config_dir  # noqa: PLC0415
+
+        inbox = config_dir() / "inbox"  # where the workstation's Storage SCP keeps what it receives
+        studies = received_studies(inbox)
+        if not studies:
+            raise MammoError("the inbox holds no received study", inbox)
+        return [WorklistItem(s.accession or s.folder.name, str(s.folder)) for s in studies]
+    path = Path(source)
+    if path.is_dir() and (path / "scores.parquet").is_file():
+        return _batch_output(path / "scores.parquet")
+    from app.archive.sources import read_batch_source  # noqa: PLC0415
+
+    return [WorklistItem(item.exam_id, item.path) for item in read_batch_source(source)]
+
+
+def _batch_output(table: Path) -> list[WorklistItem]:
+    """The exams a batch analysed, in the order the batch wrote them."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    try:
+        rows = pq.read_table(table, columns=["exam_id", "location"]).to_pylist()
+    except (OSError, ValueError) as error:
+        raise MammoError(f"the batch's result table cannot be read ({error})", table) from error
+    seen: dict[str, WorklistItem] = {}
+    for row in rows:
+        seen.setdefault(row["location"], WorklistItem(str(row["exam_id"]), str(row["location"])))
+    if not seen:
+        raise MammoError("the batch's result table names no exam", table)
+    return list(seen.values())
+
+
+def ensure_table(store) -> None:
+    """Create the worklist's table when the store lacks it (idempotent)."""
+    store.submit(lambda db: db.execute(WORKLIST_TABLE)).result()
+
+
+def load_states(store, reader: str, items: list[WorklistItem]) -> dict[str, tuple[ReadState, float]]:
+    """(state, reading seconds) of each listed exam this reader has a row for."""
+    if store is None or not items:
+        return {}
+    wanted = {item.location for item in items}
+    rows = store.read("SELECT location, state, reading_seconds FROM worklist_states WHERE reader=?", (reader,))
+    return {loc: (ReadState(state), float(seconds)) for loc, state, seconds in rows if loc in wanted}
+
+
+def save_state(store, reader: str, location: str, state: ReadState, add_seconds: float = 0.0) -> Future:
+    """Set an exam's state and add reading time to it, on the store's writer thread."""
+    now = time.time()
+
+    def work(db) -> None:
+        db.execute(
+            "INSERT INTO worklist_states VALUES (?, ?, ?, ?, ?) ON CONFLICT(location, reader) DO UPDATE SET "
+            "state=excluded.state, reading_seconds=reading_seconds + excluded.reading_seconds, "
+            "updated_at=excluded.updated_at", (location, reader, str(state), max(add_seconds, 0.0), now))
+
+    return store.submit(work)
+
+
+@dataclass
+class Worklist:
+    """The exams of a batch with their states, the one being read, and the reader's clock on it.
+
+    Moving is pure bookkeeping: :meth:`move_to` closes the current exam's reading time (and makes it read when
+    the reader committed it), opens the next one's clock and marks it in progress; the caller opens the exam.
+    Writes go to the store (when there is one) through ``save``.
+    """
+
+    entries: list[WorklistEntry]
+    reader: str = "reader"
+    store: object = None
+    clock: Callable[[], float] = time.monotonic
+    current: int = -1
+    _started: float | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, source: str | Path, store=None, reader: str = "reader",
+             clock: Callable[[], float] = time.monotonic) -> Worklist:
+        """Read the source and what the store holds for it (runs off the GUI thread)."""
+        items = read_worklist_source(source)
+        if store is not None:
+            ensure_table(store)
+        states = load_states(store, reader, items)
+        entries = [WorklistEntry(item, *states.get(item.location, (ReadState.UNREAD, 0.0))) for item in items]
+        return cls(entries, reader, store, clock)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def item(self) -> WorklistItem | None:
+        return self.entries[self.current].item if 0 <= self.current < len(self.entries) else None
+
+    def next_index(self, unread_only: bool = False) -> int | None:
+        """The exam after the current one (with ``unread_only``, the next not yet read, wrapping round)."""
+        count = len(self.entries)
+        if not unread_only:
+            return self.current + 1 if self.current + 1 < count else None
+        for step in range(1, count + 1):
+            index = (self.current + step) % count
+            if index != self.current and self.entries[index].state in (ReadState.UNREAD, ReadState.IN_PROGRESS):
+                return index
+        return None
+
+    def previous_index(self) -> int | None:
+        return self.current - 1 if self.current > 0 else None
+
+    def upcoming(self, count: int) -> list[int]:
+        """The next ``count`` exams after the current one not yet read: what prefetch loads."""
+        out = []
+        for index in range(self.current + 1, len(self.entries)):
+            if len(out) >= count:
+                break
+            if self.entries[index].state != ReadState.READ:
+                out.append(index)
+        return out
+
+    def leave(self, committed: bool) -> None:
+        """Stop the clock on the current exam; it is read once the reader committed a read of it."""
+        if not 0 <= self.current < len(self.entries):
+            return
+        entry = self.entries[self.current]
+        seconds = self.clock() - self._started if self._started is not None else 0.0
+        self._started = None
+        entry.reading_seconds += seconds
+        if committed and entry.state != ReadState.FLAGGED:
+            entry.state = ReadState.READ
+        self._save(entry, seconds)
+
+    def move_to(self, index: int, committed: bool = False) -> WorklistItem:
+        """Leave the current exam (``committed``: whether its read was committed) and start on ``index``."""
+        if not 0 <= index < len(self.entries):
+            raise IndexError(f"the worklist has {len(self.entries)} exams; there is no exam {index + 1}")
+        self.leave(committed)
+        self.current = index
+        entry = self.entries[index]
+        if entry.state == ReadState.UNREAD:
+            entry.state = ReadState.IN_PROGRESS
+        self.start_clock()
+        self._save(entry, 0.0)
+        return entry.item
+
+    def start_clock(self) -> None:
+        """(Re)start timing the current exam: it counts from now."""
+        self._started = self.clock()
+
+    def toggle_flag(self, index: int | None = None) -> ReadState:
+        """Flag an exam for review (or take the flag off: it is then in progress)."""
+        index = self.current if index is None else index
+        entry = self.entries[index]
+        entry.state = ReadState.IN_PROGRESS if entry.state == ReadState.FLAGGED else ReadState.FLAGGED
+        self._save(entry, 0.0)
+        return entry.state
+
+    def counts(self) -> dict[ReadState, int]:
+        out = {state: 0 for state in ReadState}
+        for entry in self.entries:
+            out[entry.state] += 1
+        return out
+
+    def _save(self, entry: WorklistEntry, seconds: float) -> None:
+        if self.store is None or getattr(self.store, "closed", False):
+            return
+        save_state(self.store, self.reader, entry.item.location, entry.state, seconds)

@@ -1,0 +1,110 @@
+"""CAD marks by operating point: regions shown from the model's declared region operating point (the top ones,
+said so, without one), never in the air outside the breast, the rest dimmed with "all regions"; numbers that
+do not overlap; background classes off by default."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from app.cad_marks import (
+    MIN_TISSUE_FRACTION, NO_OPERATING_POINT, TOP_REGIONS, Rect, background_classes, place_labels, tissue_fraction,
+)
+from app.study.store import Store
+from inference.views import View
+from tests.app.conftest import close_windows_then, open_one_view
+from tests.helpers import synthetic_view
+
+
+@pytest.fixture
+def store(isolated_home):
+    s = Store(isolated_home / "store.sqlite")
+    yield s
+    close_windows_then(s)
+
+
+def with_display(model, **display):
+    return dataclasses.replace(model, identity=dataclasses.replace(model.identity, display=display))
+
+
+def visible(widget):
+    return sorted(box.rank for box in widget.patch_boxes() if box.isVisible())
+
+
+def inside_ranks(widget):
+    tissue = widget.image.model_image > 0
+    return [r.rank for r in widget.result.regions if tissue_fraction(r.box_original, tissue) >= MIN_TISSUE_FRACTION]
+
+
+def test_without_an_operating_point_the_top_regions_are_shown_and_it_says_so(qtbot, store, tmp_path, stub_model):
+    window = open_one_view(qtbot, store, tmp_path, [stub_model], synthetic_view("R-CC", (700, 500)))
+    widget = window.hanging.views[View.R_CC]
+    assert len(widget.result.regions) > TOP_REGIONS
+    inside = inside_ranks(widget)
+    assert visible(widget) == sorted(inside)[:TOP_REGIONS]
+    assert NO_OPERATING_POINT in window.regions_note.text()
+    window.all_regions_box.setChecked(True)  # the rest, dimmed; never one in the air
+    assert visible(widget) == sorted(inside)
+    dimmed = [box for box in widget.patch_boxes() if box.isVisible() and box.opacity() < 1]
+    assert len(dimmed) == len(inside) - min(TOP_REGIONS, len(inside))
+
+
+def test_regions_are_shown_from_the_declared_operating_point(qtbot, store, tmp_path, stub_model):
+    (tmp_path / "a").mkdir()
+    probe = open_one_view(qtbot, store, tmp_path / "a", [stub_model], synthetic_view("R-CC", (700, 500)))
+    scores = sorted((r.score for r in probe.hanging.views[View.R_CC].result.regions), reverse=True)
+    threshold = (scores[0] + scores[1]) / 2  # only the best region reaches it
+    probe.close()
+    model = with_display(stub_model, region_operating_point=threshold)
+    (tmp_path / "b").mkdir()
+    window = open_one_view(qtbot, store, tmp_path / "b", [model], synthetic_view("R-CC", (700, 500)))
+    widget = window.hanging.views[View.R_CC]
+    passing = [r.rank for r in widget.result.regions if r.score >= threshold and r.rank in inside_ranks(widget)]
+    assert visible(widget) == passing and len(passing) == 1
+    assert f"operating point {threshold:.2f}" in window.regions_note.text()
+    window.all_regions_box.setChecked(True)
+    assert visible(widget) == sorted(inside_ranks(widget))
+
+
+def test_a_region_mostly_in_the_air_is_outside_and_numbers_do_not_overlap():
+    import numpy as np
+
+    tissue = np.zeros((100, 100), bool)
+    tissue[:, :50] = True
+    assert tissue_fraction((0, 0, 10, 10), tissue) == 1.0
+    assert tissue_fraction((0, 40, 10, 60), tissue) == 0.5
+    assert tissue_fraction((0, 90, 10, 130), tissue) == 0.0  # past the image edge counts as outside
+    boxes = [Rect(10, 10, 40, 40), Rect(12, 12, 40, 40), Rect(11, 11, 40, 40)]  # three boxes almost on top
+    labels = place_labels(boxes, (8, 6), nipple_left=True)
+    assert not any(a.overlaps(b) for i, a in enumerate(labels) for b in labels[i + 1:])
+
+
+def test_background_classes_are_never_on_by_default():
+    assert background_classes(("no_tumour", "benign", "malignant")) == {"no_tumour"}
+    assert background_classes(("background", "benign mass", "malignant mass")) == {"background"}
+
+    class Identity:
+        display = {"background_classes": ["healthy"]}
+
+    assert background_classes(("healthy", "cancer"), [Identity()]) == {"healthy"}
+
+
+def test_colour_mapped_maps_only_over_tissue_and_on_the_declared_range():
+    import numpy as np
+
+    from app.ui.overlay_images import layer_texture, over_tissue
+    from inference.backends.base import HeatLayer
+
+    near_uniform = np.full((40, 40), 0.2, np.float32)  # an attention map with nothing in it
+    affine = np.array([[10.0, 0, 0], [0, 10.0, 0], [0, 0, 1]])  # a 40 x 40 map over a 400 x 400 image
+    layer = HeatLayer("attention", None, near_uniform, affine, colormap="viridis")
+    own = layer_texture(layer)
+    scaled = layer_texture(layer, (0.0, 1.0))
+    assert scaled.values.max() <= own.values.max()
+    assert layer_texture(layer, (0.1, 0.3)).values.max() == 128  # 0.2 is half way on the declared range
+    tissue = np.zeros((400, 400), bool)
+    tissue[:, :200] = True  # the breast on the left half, air on the right
+    masked = over_tissue(scaled, tissue)
+    rows, cols = masked.values.shape
+    assert masked.values[:, : cols // 2 - 1].min() > 0 and masked.values[:, cols // 2 + 1:].max() == 0

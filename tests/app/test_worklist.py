@@ -1,0 +1,174 @@
+"""The worklist: sources, states kept in the store, reading time, Next / Previous / Next unread on the real
+window, and the prefetch of the next exams (blind first still holds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtGui import QAction, QKeySequence
+
+from app.settings import AppSettings
+from app.study.store import Store
+from app.ui.main_window import MainWindow
+from app.worklist import ReadState, Worklist, load_states, read_worklist_source
+from inference.errors import MammoError
+from tests.app.conftest import close_windows_then
+from tests.helpers import synthetic_view, write_png
+
+LESIONS = ((700, 500), (400, 300), (900, 600), (600, 200))
+
+
+@pytest.fixture
+def store(isolated_home):
+    s = Store(isolated_home / "store.sqlite")
+    yield s
+    close_windows_then(s)
+
+
+def make_batch(folder: Path, count: int = 3) -> Path:
+    """``count`` one-view exam folders, each with another lesion (another image, another exam key)."""
+    for number in range(count):
+        exam = folder / f"exam{number}"
+        exam.mkdir(parents=True)
+        write_png(exam / "0_R-CC.png", synthetic_view("R-CC", LESIONS[number % len(LESIONS)]))
+    return folder
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def flush(store: Store) -> None:
+    store.submit(lambda db: None).result()  # the writer is one thread: every earlier write is done
+
+
+def test_sources_and_states_are_kept_in_the_store_with_the_reading_time(tmp_path):
+    batch = make_batch(tmp_path / "batch")
+    csv = tmp_path / "cases.csv"
+    csv.write_text("case_id,exam\nA,batch/exam2\nB,batch/exam0\n")
+    assert [i.exam_id for i in read_worklist_source(csv)] == ["A", "B"]
+    with pytest.raises(MammoError, match="no such"):
+        read_worklist_source(tmp_path / "missing")
+    store = Store(tmp_path / "s.sqlite")
+    clock = FakeClock()
+    worklist = Worklist.open(batch, store=store, reader="dr a", clock=clock)
+    assert [e.item.exam_id for e in worklist.entries] == ["exam0", "exam1", "exam2"]
+    worklist.move_to(0)
+    clock.now += 42
+    worklist.move_to(1, committed=True)
+    clock.now += 5
+    worklist.toggle_flag()
+    worklist.move_to(2, committed=False)
+    flush(store)
+    store.close()
+    again = Store(tmp_path / "s.sqlite")  # a new session: the states and times are where they were left
+    states = load_states(again, "dr a", read_worklist_source(batch))
+    by_name = {Path(loc).name: value for loc, value in states.items()}
+    assert by_name["exam0"] == (ReadState.READ, 42.0)
+    assert by_name["exam1"] == (ReadState.FLAGGED, 5.0)
+    assert by_name["exam2"][0] == ReadState.IN_PROGRESS
+    reopened = Worklist.open(batch, store=again, reader="dr a")
+    assert reopened.current == -1 and reopened.next_index(unread_only=True) == 2  # read and flagged skipped
+    assert load_states(again, "dr b", read_worklist_source(batch)) == {}  # per reader
+    again.close()
+
+
+def test_the_worklist_table_takes_no_schema_version(tmp_path):
+    """Created IF NOT EXISTS on every open, so a numbered migration added elsewhere cannot clash with it."""
+    from app.study.store import SCHEMA_VERSION
+
+    store = Store(tmp_path / "s.sqlite")
+    assert store.read("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+    assert store.read("SELECT name FROM sqlite_master WHERE name='worklist_states'")
+    store.close()
+    Store(tmp_path / "s.sqlite").close()  # opening again is harmless
+
+
+def make_window(qtbot, store, stub_model, **settings) -> MainWindow:
+    settings = {"blind_first": False, "show_overlays": True, "auto_run": True, **settings}
+    window = MainWindow(AppSettings(**settings), store, model_path="")
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    window.use_models([stub_model])
+    return window
+
+
+def action(window: MainWindow, name: str) -> QAction:
+    return window.findChild(QAction, name)
+
+
+def test_next_previous_and_next_unread_on_the_window(qtbot, store, tmp_path, stub_model):
+    batch = make_batch(tmp_path / "batch", 4)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    clock = FakeClock()
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.worklist.open_source(batch)
+    controller = window.worklist
+    controller.worklist.clock = clock
+    controller.worklist.start_clock()
+    assert controller.worklist.current == 0 and window.exam.source.name == "exam0"
+    assert controller.panel.isVisible() and controller.panel.table.rowCount() == 4
+    # one key each, none taken by another action of the window
+    keys = {a.shortcut().toString() for a in window.actions() if a.objectName() not in
+            ("nextExam", "previousExam", "nextUnread", "backToList", "flagExam") and not a.shortcut().isEmpty()}
+    for name, key in (("nextExam", "Ctrl+Right"), ("previousExam", "Ctrl+Left"), ("nextUnread", "Ctrl+Shift+Right"),
+                      ("backToList", "Ctrl+L")):
+        assert action(window, name).shortcut() == QKeySequence(key) and key not in keys
+    window.scores.reader.inputs["R"].spin.setValue(20)
+    assert window.commit_estimate()
+    clock.now += 30
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        action(window, "nextExam").trigger()
+    assert controller.worklist.current == 1 and window.exam.source.name == "exam1"
+    assert controller.worklist.entries[0].state == ReadState.READ
+    assert controller.worklist.entries[0].reading_seconds == 30
+    assert controller.worklist.entries[1].state == ReadState.IN_PROGRESS
+    assert "1/4 read" in controller.panel.windowTitle()
+    controller.worklist.entries[2].state = ReadState.READ  # read in an earlier session
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        action(window, "nextUnread").trigger()
+    assert controller.worklist.current == 3 and window.exam.source.name == "exam3"
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        action(window, "previousExam").trigger()
+    assert controller.worklist.current == 2
+    action(window, "flagExam").trigger()
+    assert controller.worklist.entries[2].state == ReadState.FLAGGED
+    controller.panel.hide()
+    action(window, "backToList").trigger()
+    assert controller.panel.isVisible()
+    flush(store)
+    states = {Path(loc).name: value for loc, value in
+              load_states(store, "reader", read_worklist_source(batch)).items()}
+    assert states["exam0"] == (ReadState.READ, 30.0)
+    assert states["exam2"][0] == ReadState.FLAGGED
+
+
+def test_the_next_exam_is_prefetched_and_arrives_with_its_result_hidden_until_committed(qtbot, store, tmp_path,
+                                                                                       stub_model):
+    batch = make_batch(tmp_path / "batch", 3)
+    window = make_window(qtbot, store, stub_model, blind_first=True, prefetch_exams=1)
+    controller = window.worklist
+    with qtbot.waitSignal(controller.prefetchDone, timeout=120_000) as done:
+        window.worklist.open_source(batch)
+    assert done.args == [1]  # the next exam, only after the one on screen was analysed
+    assert window.result is not None and controller.held_bytes() > 0
+    prefetched = controller.prefetched[1]
+    with qtbot.waitSignal(controller.arrived, timeout=10_000) as arrival:
+        action(window, "nextExam").trigger()
+    assert arrival.args == [1, True]
+    # pixels and the result arrived together, from the same stored result the window restores
+    assert window.exam.source.name == "exam1" and window.result is prefetched.outcome.analysis.result
+    assert store.load_result(prefetched.outcome.analysis.key) is not None
+    # blind first: nothing of the model shows before the reader commits
+    assert window.model_hidden() and not window.overlay_options().visible and not window.overlay_options().regions
+    assert not window.gallery.isVisible()
+    window.scores.reader.inputs["R"].spin.setValue(10)
+    assert window.commit_estimate()
+    assert not window.model_hidden() and window.overlay_options().visible
+    qtbot.waitUntil(lambda: 2 in controller.prefetched, timeout=120_000)  # and the one after it, in turn
