@@ -1,8 +1,9 @@
-"""ExamResult as JSON plus binary maps (schema ``mammo-reader/exam-result`` 2.0; docs/result-schema.md).
+"""ExamResult as JSON plus binary maps (schema ``mammo-reader/exam-result`` 2.1; docs/result-schema.md).
 
-The JSON holds every number but the maps; each heat layer names an array in a sibling ``.npz`` file
-(``maps_file``), so that a full-resolution map is a few compressed megabytes instead of hundreds of megabytes
-of JSON lists. Schema 1.0 (GMIC only, saliency as lists) is still read.
+The JSON holds every number but the maps; each heat layer, and each region's instance mask (2.1: detectors),
+names an array in a sibling ``.npz`` file (``maps_file``), so that a full-resolution map is a few compressed
+megabytes instead of hundreds of megabytes of JSON lists. Schema 2.0 (no instance masks: regions read back
+without one) and 1.0 (GMIC only, saliency as lists) are still read.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.backends.base import HeatLayer, InputFrame, ModelIdentity, ModelViewOutput, ScoredRegion
+from inference.backends.base import HeatLayer, InputFrame, InstanceMask, ModelIdentity, ModelViewOutput, ScoredRegion
 from inference.files import atomic_path
 from inference.results import (
     BreastResult,
@@ -32,10 +33,16 @@ from inference.results import (
 from inference.views import Laterality, View
 
 SCHEMA = "mammo-reader/exam-result"
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"
 
 
-def _region(region: ScoredRegion) -> dict[str, Any]:
+def _region(region: ScoredRegion, key: str, maps: dict[str, np.ndarray]) -> dict[str, Any]:
+    """A region as JSON; its instance mask (when it has one) goes to ``maps`` under ``key``."""
+    mask = None
+    if region.mask is not None:
+        maps[key] = np.asarray(region.mask.values, dtype=np.float32)
+        mask = {"map": key, "shape": list(maps[key].shape), "threshold": float(region.mask.threshold),
+                "to_original": np.asarray(region.mask.to_original, dtype=np.float64).tolist()}
     return {
         "rank": region.rank,
         "box_original": [round(v, 3) for v in region.box_original],
@@ -45,6 +52,7 @@ def _region(region: ScoredRegion) -> dict[str, Any]:
         "box_input": list(region.box_input) if region.box_input is not None else None,
         "size": list(region.size) if region.size is not None else None,
         "source": region.source,
+        "mask": mask,
     }
 
 
@@ -80,13 +88,15 @@ def result_to_data(result: ExamResult) -> tuple[dict[str, Any], dict[str, np.nda
                 "probabilities": dict(r.probabilities),
                 "spread": dict(r.spread),
                 "extras": {name: dict(values) for name, values in r.extras.items()},
-                "regions": [_region(region) for region in r.regions],
+                "regions": [_region(region, f"{prefix}/mask/{i}", maps) for i, region in enumerate(r.regions)],
                 "regions_from": r.regions_from,
                 "layers": [_layer(layer, f"{prefix}/{i}", maps) for i, layer in enumerate(r.layers)],
                 "frame": _frame(r.frame),
                 "members": [{"probabilities": dict(m.probabilities),
                              "extras": {name: dict(values) for name, values in m.extras.items()},
-                             "regions": [_region(region) for region in m.regions]} for m in r.members],
+                             "regions": [_region(region, f"{prefix}/member/{k}/mask/{i}", maps)
+                                         for i, region in enumerate(m.regions)]}
+                            for k, m in enumerate(r.members)],
             }
         views[view.value] = {"original_shape": list(view_result.original_shape), "warnings": list(view_result.warnings),
                              "counted": view_result.counted, "uncounted_reason": view_result.uncounted_reason,
@@ -146,11 +156,19 @@ def _identity_from(data: Mapping[str, Any]) -> ModelIdentity:
     return ModelIdentity(**values)
 
 
-def _region_from(d: Mapping[str, Any]) -> ScoredRegion:
+def _region_from(d: Mapping[str, Any], maps: Mapping[str, np.ndarray]) -> ScoredRegion:
+    """A region; its instance mask from ``maps`` where the file has one (2.1), else None (2.0)."""
+    mask = None
+    if d.get("mask"):
+        m = d["mask"]
+        if m["map"] not in maps:
+            raise ValueError(f"the maps file holds no instance mask {m['map']}")
+        mask = InstanceMask(np.asarray(maps[m["map"]], dtype=np.float32),
+                            np.asarray(m["to_original"], dtype=np.float64), float(m.get("threshold", 0.5)))
     return ScoredRegion(
         rank=int(d["rank"]), box_original=tuple(d["box_original"]), score=float(d["score"]), kind=d["kind"],
         probabilities=d.get("probabilities"), box_input=tuple(d["box_input"]) if d.get("box_input") else None,
-        size=tuple(d["size"]) if d.get("size") else None, source=d.get("source", ""))
+        size=tuple(d["size"]) if d.get("size") else None, source=d.get("source", ""), mask=mask)
 
 
 def _frame_from(d: Mapping[str, Any]) -> InputFrame:
@@ -176,10 +194,10 @@ def result_from_data(data: Mapping[str, Any], maps: Mapping[str, np.ndarray]) ->
                                      np.asarray(layer["to_original"], dtype=np.float64), bool(layer["primary"]),
                                      bool(layer["smooth"]), str(layer.get("colormap", "")))
                            for layer in r["layers"])
-            members = tuple(ModelViewOutput(m["probabilities"], (), tuple(_region_from(x) for x in m["regions"]),
+            members = tuple(ModelViewOutput(m["probabilities"], (), tuple(_region_from(x, maps) for x in m["regions"]),
                                             m["extras"], frame) for m in r["members"])
             results[entry_id] = EntryViewResult(r["probabilities"], r["spread"], layers,
-                                                tuple(_region_from(x) for x in r["regions"]), r["extras"], members,
+                                                tuple(_region_from(x, maps) for x in r["regions"]), r["extras"], members,
                                                 r.get("regions_from", ""), frame)
         views[View(name)] = ViewResult(View(name), tuple(v["original_shape"]), results, tuple(v["warnings"]),
                                        bool(v.get("counted", True)), v.get("uncounted_reason", ""),
@@ -276,7 +294,7 @@ def write_result(result: ExamResult, path: str | Path) -> tuple[Path, Path]:
 
 
 def read_result(path: str | Path) -> ExamResult:
-    """Read a result JSON (2.0 with its maps file, or 1.0)."""
+    """Read a result JSON (2.1 or 2.0 with its maps file, or 1.0)."""
     path = Path(path)
     data = json.loads(path.read_text(encoding="utf-8"))
     maps = {}

@@ -7,6 +7,11 @@
   macro and weighted averages — and the confusion matrix (``classification_report.csv``,
   ``confusion_matrix.csv``, ``confusion_matrix.png``, ``per_image.csv``, ``roc.png``).
 
+* A detector (Mask R-CNN): the FROC curve (sensitivity against mean false positives per image; the hit rule
+  is ``--lesion-hit``: the box centre in the lesion's mask, or IoU >= ``--min-iou``), sensitivity at 1/4, 1/2,
+  1, 2 and 4 false positives per image, the CPM, and the image-level ROC AUC of the highest malignant score
+  (``froc.csv``, ``froc_summary.csv``, ``per_image.csv``, ``froc.png``); ``inference/detection_evaluation.py``.
+
 ``roc.png``: each class against the rest, per image, drawn by the validation's figure code
 (``app/validation/figures.py``) so that an evaluation and a site validation look alike.
 """
@@ -39,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
         return _windows(args, loaded)
     if family in ("attention-cnn", "glimpsenet"):
         return _classes(args, loaded)
-    raise MammoError(f"evaluate measures the sliding-window, attention-cnn and glimpsenet families; this is a {family} model "
+    if family == "maskrcnn":
+        return _detections(args, loaded)
+    raise MammoError(f"evaluate measures the sliding-window, attention-cnn, glimpsenet and maskrcnn families; this is a {family} model "
                      "(GMIC and GLAM: see 'verify' and bench/eval_demo_model.py)", args.model)
 
 
@@ -163,4 +170,77 @@ def _windows(args: argparse.Namespace, loaded) -> int:
         truth = [identity.classes.index(image.label) if image.label in identity.classes else -1 for image in images]
         _write({"metrics.csv": table.getvalue(), "per_image.csv": per_image.getvalue(),
                 "roc.png": roc_png(identity.classes, tops, truth)}, out)
+    return 0
+
+
+def _detections(args: argparse.Namespace, loaded) -> int:
+    import numpy as np  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+
+    from app.validation.figures import froc_figure, png  # noqa: PLC0415
+    from inference.backends import get  # noqa: PLC0415
+    from inference.detection_evaluation import Detection, HitRule, ImageTruth, froc  # noqa: PLC0415
+    from inference.families.maskrcnn.training import class_index, labelled_images  # noqa: PLC0415
+    from inference.views import View  # noqa: PLC0415
+    from inference.weights import read_metadata  # noqa: PLC0415
+
+    identity = loaded.identity
+    if args.split != "all":
+        raise MammoError("--split test is for the attention-cnn family")
+    classes = ("background", *identity.classes)
+    training = read_metadata(Path(args.model)).get("training", {})
+    shape = tuple(training.get("phantom_size", (1600, 1000)))
+    try:
+        images = labelled_images(args.data, classes, args.phantoms, EVALUATION_SEED, shape)
+        truths = []
+        for image in images:
+            label = class_index(image.label, classes, image.source)
+            lesions = (image.lesion,) if label and image.lesion is not None and image.lesion.any() else ()
+            truths.append(ImageTruth(lesions, label > 0 and classes[label] in identity.malignancy))
+    except (OSError, ValueError) as error:
+        raise MammoError(str(error)) from error
+    description = (f"{len(images)} phantom views (seed {EVALUATION_SEED})" if args.data == "phantom"
+                   else f"{Path(args.data).name} ({len(images)} images)")
+    family, device = get(identity.family), torch.device(args.device or "cpu")
+    found = []
+    with torch.inference_mode():
+        for number, image in enumerate(images, start=1):
+            view = image.view or View("L-CC")
+            prepared = family.prepare(np.asarray(image.image, np.float32), view, False)
+            (output,) = family.run(loaded.model, [prepared], device, "exact", identity)
+            shape_here = tuple(image.image.shape)
+            found.append([Detection(r.box_original, r.score, next(iter(r.probabilities or {r.kind: 0})),
+                                    r.mask.in_original(shape_here) if r.mask is not None else None)
+                          for r in output.regions])
+            print(f"\r{number}/{len(images)}", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    result = froc(found, truths, identity.malignancy, HitRule(args.lesion_hit), args.min_iou)
+    summary = [(f"sensitivity_at_{rate:g}_fp", value) for rate, value in result.at_rates.items()]
+    summary += [("cpm", result.cpm), ("image_auc_malignant", result.image_auc), ("lesions", result.lesions),
+                ("images", result.images)]
+    print(f"{identity.label} on {description}; {result.rule}")
+    width = max(len(name) for name, _ in summary)
+    for name, value in summary:
+        print(f"  {name:<{width}}  {_shown(value)}")
+    if args.out:
+        curve = io.StringIO()
+        writer = csv.writer(curve)
+        writer.writerow(["threshold", "sensitivity", "fp_per_image"])
+        writer.writerows([f"{t:.6f}", f"{s:.6f}", f"{f:.6f}"] for t, s, f in
+                         zip(result.thresholds, result.sensitivity, result.fp_per_image, strict=True))
+        table = io.StringIO()
+        writer = csv.writer(table)
+        writer.writerow(["metric", "value"])
+        writer.writerows([(name, _shown(value)) for name, value in summary] + [("hit_rule", result.rule)])
+        per_image = io.StringIO()
+        writer = csv.writer(per_image)
+        writer.writerow(["image", "label", "lesions", "detections", "highest_malignant_score"])
+        for image, truth, detections in zip(images, truths, found, strict=True):
+            top = max((d.score for d in detections if d.class_name in identity.malignancy), default=0.0)
+            writer.writerow([image.source, image.label, len(truth.lesions), len(detections), f"{top:.6f}"])
+        notes = [result.rule, f"CPM {result.cpm:.3f}; image-level AUC (malignant) {_shown(result.image_auc)}",
+                 f"{result.lesions} lesions on {result.images} images: {description}"[:90]]
+        figure = froc_figure(result.fp_per_image, result.sensitivity, f"FROC: {identity.label}", notes)
+        _write({"froc.csv": curve.getvalue(), "froc_summary.csv": table.getvalue(),
+                "per_image.csv": per_image.getvalue(), "froc.png": png(figure)}, Path(args.out))
     return 0

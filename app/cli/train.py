@@ -1,5 +1,5 @@
-"""``python main.py train``: train a model (GMIC, the sliding-window classifier, the attention CNN or
-GlimpseNet) on phantoms or on a site's own images."""
+"""``python main.py train``: train a model (GMIC, the sliding-window classifier, the attention CNN,
+GlimpseNet or Mask R-CNN) on phantoms or on a site's own images."""
 
 from __future__ import annotations
 
@@ -26,14 +26,19 @@ def run(args: argparse.Namespace) -> int:
         config_type, train = GlimpseTrainConfig, train_glimpsenet
         overrides["folds"] = args.folds
         overrides["classifier_weights"] = args.encoder_weights
+    elif args.family == "maskrcnn":
+        from inference.families.maskrcnn.training import MaskRCNNTrainConfig, train_maskrcnn  # noqa: PLC0415
+
+        config_type, train = MaskRCNNTrainConfig, train_maskrcnn
+        overrides["weights"] = args.encoder_weights
     else:
         from inference.train import TrainConfig, train  # noqa: PLC0415
 
         config_type = TrainConfig
     if args.val_data and args.family != "sliding-window":
         raise MammoError(f"--val-data is for the sliding-window family; {args.family} holds out part of --data")
-    if args.encoder_weights and args.family not in ("attention-cnn", "glimpsenet"):
-        raise MammoError("--encoder-weights is for the attention-cnn and glimpsenet families")
+    if args.encoder_weights and args.family not in ("attention-cnn", "glimpsenet", "maskrcnn"):
+        raise MammoError("--encoder-weights is for the attention-cnn, glimpsenet and maskrcnn families")
     if args.folds and args.family != "glimpsenet":
         raise MammoError("--folds is for the glimpsenet family")
     try:

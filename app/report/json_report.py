@@ -1,4 +1,4 @@
-"""The JSON report: the whole ExamResult (schema 2.0, maps in a sibling .npz) plus the reads and marks
+"""The JSON report: the whole ExamResult (schema 2.1, maps and instance masks in a sibling .npz) plus the reads and marks
 (schema ``mammo-reader/report`` 2.0)."""
 
 from __future__ import annotations

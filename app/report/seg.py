@@ -1,7 +1,9 @@
 """The drawn model's maps as DICOM Segmentations (highdicom): one per view, one FRACTIONAL segment of type
 PROBABILITY per class (benign, malignant for GMIC and GLAM) on the source image's own pixel grid, at the map's
 full resolution, so that a PACS or a research viewer shows the heatmaps over the very image they were
-computed from.
+computed from. A detector's findings (regions with an instance mask: Mask R-CNN) go to a second
+Segmentation per view: one BINARY segment per detection, its mask pasted through its affine onto the source
+image's grid, its class and score in the segment's label and description.
 
 A mammogram is a projection: it has no slice thickness, and highdicom would otherwise copy the pixel
 spacing into a Pixel Measures macro that then requires one (dciodvfy refuses it and highdicom cannot read
@@ -28,6 +30,7 @@ from inference.views import View
 
 ABNORMAL = Code("49755003", "SCT", "Morphologically Abnormal Structure")
 LESION = Code("52988006", "SCT", "Lesion")
+MASS = Code("4147007", "SCT", "Mass")
 FRACTION_LEVELS = 255  # 8-bit fractions: maps in steps of 1/255
 
 
@@ -41,9 +44,39 @@ def map_stack(content, view: View) -> tuple[list[str], np.ndarray]:
     return names, (np.stack(maps, axis=-1) if maps else np.zeros((0, 0, 0), np.float32))
 
 
+def detection_stack(content, view: View) -> tuple[list, np.ndarray]:
+    """(regions, (rows, cols, n) bool) of the drawn model's regions that carry an instance mask, each mask
+    pasted onto the stored image's grid; regions whose mask covers no pixel of the image are left out (a
+    segment must hold at least one pixel)."""
+    entry_result = content.entry_view(view)
+    if entry_result is None:
+        return [], np.zeros((0, 0, 0), bool)
+    shape = tuple(content.exam.views[view].pixels.shape[:2])
+    regions, masks = [], []
+    for region in entry_result.regions:
+        if region.mask is None:
+            continue
+        pasted = region.mask.in_original(shape)
+        if pasted.any():
+            regions.append(region)
+            masks.append(pasted)
+    return regions, (np.stack(masks, axis=-1) if masks else np.zeros((0, 0, 0), bool))
+
+
+def detection_segment_label(region) -> str:
+    return f"#{region.rank} {region.kind}"[:64]
+
+
+def detection_segment_description(region) -> str:
+    """The class and the score of a detection, as the segment's description says them."""
+    classes = ", ".join(f"{name} {p:.3f}" for name, p in (region.probabilities or {}).items())
+    return f"{region.kind} #{region.rank}, score {region.score:.3f}" + (f" ({classes})" if classes else "")
+
+
 def write_saliency_segs(content, folder: str | Path) -> list[Path]:
     """One Segmentation file per analysed view with one FRACTIONAL/PROBABILITY segment per class of the drawn
-    model, named ``<exam>_<VIEW>_saliency_seg.dcm`` (with the model's id when several were analysed)."""
+    model, named ``<exam>_<VIEW>_saliency_seg.dcm`` (with the model's id when several were analysed); and for
+    a detector, one with a BINARY segment per detection, ``<exam>_<VIEW>_detections_seg.dcm``."""
     result, exam, entry = content.result, content.exam, content.entry
     if result is None:
         raise ReportError("saliency segmentations need an analysis result" + (
@@ -59,6 +92,22 @@ def write_saliency_segs(content, folder: str | Path) -> list[Path]:
             continue
         if not image.sop_instance_uid:
             raise ReportError("DICOM segmentations need DICOM source images (this exam is PNG)", image.source)
+        source = None
+        detections, masks = detection_stack(content, view)
+        if detections:
+            source = read_source(image, content.report.deidentify)
+            segments = []
+            for index, region in enumerate(detections, start=1):
+                segment = hd.seg.SegmentDescription(
+                    segment_number=index, segment_label=detection_segment_label(region),
+                    segmented_property_category=ABNORMAL, segmented_property_type=MASS,
+                    algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC, algorithm_identification=algorithm)
+                segment.SegmentDescription = detection_segment_description(region)[:64]
+                segments.append(segment)
+            written.append(_write_segmentation(
+                content, source, masks, segments, hd.seg.SegmentationTypeValues.BINARY, number, "DETECTIONS",
+                f"{entry.family.upper()} detections (AI decision support)",
+                folder / f"{content.label}_{view.value}{suffix}_detections_seg.dcm"))
         classes, stack = map_stack(content, view)
         if not classes:
             continue
@@ -69,30 +118,42 @@ def write_saliency_segs(content, folder: str | Path) -> list[Path]:
                 algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC, algorithm_identification=algorithm)
             for index, name in enumerate(classes, start=1)
         ]
-        source = read_source(image, content.report.deidentify)
-        geometry = copy.deepcopy(source)
-        for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-            if keyword in geometry:
-                delattr(geometry, keyword)
-        with no_identifiers_in_warnings():
-            seg = hd.seg.Segmentation(
-                source_images=[geometry], pixel_array=stack[None],
-                segmentation_type=hd.seg.SegmentationTypeValues.FRACTIONAL, segment_descriptions=segments,
-                series_instance_uid=hd.UID(), series_number=9902, sop_instance_uid=hd.UID(), instance_number=number,
-                manufacturer="Mammo Reader", manufacturer_model_name=f"Mammo Reader {entry.family.upper()}"[:64],
-                software_versions=__version__, device_serial_number=__version__,
-                fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
-                max_fractional_value=FRACTION_LEVELS, transfer_syntax_uid=JPEG2000Lossless,
-                series_description=f"{entry.family.upper()} maps (AI decision support)"[:64], content_label="SALIENCY",
-            )
-        seg.PatientOrientation = _valid_orientation(source)
-        if content.report.deidentify:
-            deidentify_header(seg)
-        path = folder / f"{content.label}_{view.value}{suffix}_saliency_seg.dcm"
-        with atomic_path(path) as temporary:
-            seg.save_as(temporary, enforce_file_format=True)
-        written.append(path)
+        if source is None:
+            source = read_source(image, content.report.deidentify)
+        written.append(_write_segmentation(
+            content, source, stack, segments, hd.seg.SegmentationTypeValues.FRACTIONAL, number, "SALIENCY",
+            f"{entry.family.upper()} maps (AI decision support)",
+            folder / f"{content.label}_{view.value}{suffix}_saliency_seg.dcm"))
     return written
+
+
+def _write_segmentation(content, source, stack: np.ndarray, segments: list, kind, number: int, content_label: str,
+                        series_description: str, path: Path) -> Path:
+    """One Segmentation of ``stack`` ((rows, cols, segments): fractions in [0, 1] or bool) on ``source``'s grid."""
+    entry = content.entry
+    geometry = copy.deepcopy(source)
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        if keyword in geometry:
+            delattr(geometry, keyword)
+    fractional = {}
+    if kind == hd.seg.SegmentationTypeValues.FRACTIONAL:
+        fractional = {"fractional_type": hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
+                      "max_fractional_value": FRACTION_LEVELS}
+    with no_identifiers_in_warnings():
+        seg = hd.seg.Segmentation(
+            source_images=[geometry], pixel_array=stack[None], segmentation_type=kind, segment_descriptions=segments,
+            series_instance_uid=hd.UID(), series_number=9902 if content_label == "SALIENCY" else 9903,
+            sop_instance_uid=hd.UID(), instance_number=number,
+            manufacturer="Mammo Reader", manufacturer_model_name=f"Mammo Reader {entry.family.upper()}"[:64],
+            software_versions=__version__, device_serial_number=__version__, transfer_syntax_uid=JPEG2000Lossless,
+            series_description=series_description[:64], content_label=content_label, **fractional,
+        )
+    seg.PatientOrientation = _valid_orientation(source)
+    if content.report.deidentify:
+        deidentify_header(seg)
+    with atomic_path(path) as temporary:
+        seg.save_as(temporary, enforce_file_format=True)
+    return path
 
 
 def _valid_orientation(source) -> list[str] | str:

@@ -1,7 +1,8 @@
 """DICOM Comprehensive 3D SR with a TID 1500 Measurement Report (highdicom), so that a PACS can store the
 findings next to the images: for every analysed model, each scored region as an image region (SCOORD polyline
 on the source image, pixel-edge coordinates) with its score (attention, glimpse or window probability …) and
-the view's class probabilities, and the breast- and exam-level probabilities. Codes that no standard defines
+the view's class probabilities (a detection with an instance mask, Mask R-CNN: its outline as a closed SCOORD
+POLYLINE — SCOORD's polygon, PS3.3 C.18.6.1.2 — and its class and score), and the breast- and exam-level probabilities. Codes that no standard defines
 use the private scheme 99MAMMOREADER (benign and malignant keep MR003 and MR002; other classes and scores get
 stable codes derived from their names)."""
 
@@ -61,6 +62,48 @@ def _class_measurements(classes, probabilities, malignancy) -> list:
     return out
 
 
+def mask_outline(mask, original_shape: tuple[int, int]) -> np.ndarray | None:
+    """The outline of an instance mask as a closed polygon of (column, row) SCOORD points on the source image
+    (pixel-edge coordinates: a pixel's centre is at +0.5): the outer contour of the binary mask's largest
+    piece (cv2.findContours on the mask's own cells), its vertices at the centres of the boundary cells mapped
+    through the mask's affine and kept on the image (a piece one cell thick in a line: its cells' rectangle);
+    None when no cell is inside.
+    """
+    import cv2  # noqa: PLC0415
+
+    from inference.backends.base import map_points  # noqa: PLC0415
+
+    inside = mask.binary().astype(np.uint8)
+    if inside.size == 0 or not inside.any():
+        return None
+    # the piece with the most cells (a polygon's area would call a thin, many-celled piece empty)
+    _, pieces, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=8)
+    piece = (pieces == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    contours, _ = cv2.findContours(piece, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    largest = max(contours, key=len)[:, 0, :]  # (k, 2) x, y = col, row
+    if len(largest) >= 3:
+        rows_cols = map_points(mask.to_original, largest[:, ::-1].astype(np.float64) + 0.5)
+    else:  # a piece one cell thick in a line: the rectangle of its cells' edges
+        cells = np.argwhere(piece)
+        (r0, c0), (r1, c1) = cells.min(axis=0), cells.max(axis=0) + 1
+        rows_cols = map_points(mask.to_original, np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]], np.float64))
+    rows, cols = original_shape
+    points = np.stack([np.clip(rows_cols[:, 1], 0, cols), np.clip(rows_cols[:, 0], 0, rows)], axis=1)
+    return np.concatenate([points, points[:1]])
+
+
+def _region_graphic(region, rows: int, cols: int) -> np.ndarray:
+    """The region's SCOORD: the outline of its instance mask where it has one, else its box."""
+    if region.mask is not None:
+        outline = mask_outline(region.mask, (rows, cols))
+        if outline is not None:
+            return outline
+    top, left, bottom, right = region.box_original
+    top, bottom = np.clip([top, bottom], 0, rows)
+    left, right = np.clip([left, right], 0, cols)
+    return np.array([[left, top], [right, top], [right, bottom], [left, bottom], [left, top]], float)
+
+
 def write_sr(content, path: str | Path) -> Path:
     """The SR of every analysed model: each region (SCOORD polyline on its source image) with its score and the
     view's class probabilities, then breast and exam probabilities per model."""
@@ -88,14 +131,17 @@ def write_sr(content, path: str | Path) -> Path:
                 continue
             view_measurements = _class_measurements(entry.classes, r.probabilities, entry.malignant(r.probabilities))
             for region in r.regions:
-                top, left, bottom, right = region.box_original
-                top, bottom = np.clip([top, bottom], 0, rows)
-                left, right = np.clip([left, right], 0, cols)
-                polyline = np.array([[left, top], [right, top], [right, bottom], [left, bottom], [left, top]], float)
                 area = hd.sr.ImageRegion(
-                    graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=polyline,
+                    graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=_region_graphic(region, rows, cols),
                     source_image=hd.sr.SourceImageForRegion.from_source_image(source))
-                measurements = [_measurement(score_code(region.kind), region.score)] + view_measurements
+                measurements = [_measurement(score_code(region.kind), region.score)]
+                if region.mask is not None:
+                    # a detection: its class and score (its class probability), not the view's probabilities,
+                    # which would name the same concepts with other values in one group
+                    measurements += [_measurement(class_code(name), p)
+                                     for name, p in (region.probabilities or {}).items()]
+                else:
+                    measurements += view_measurements
                 groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
                     tracking_identifier=hd.sr.TrackingIdentifier(
                         uid=hd.UID(), identifier=f"{entry.id} {view.value} {region.kind} {region.rank}"[:64]),

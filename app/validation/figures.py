@@ -134,5 +134,25 @@ def drift_figure(rows: Sequence[dict], title: str) -> np.ndarray:
     return axes.image
 
 
+def froc_figure(fp_per_image: np.ndarray, sensitivity: np.ndarray, title: str, notes: Sequence[str] = ()) -> np.ndarray:
+    """A detector's FROC curve: sensitivity against mean false positives per image on a log2 axis from 1/8 to
+    8 (points outside it drawn at its edges), as a step curve; ``notes`` below (the hit rule, the CPM …)."""
+    axes = _Axes((620, 600), (60, 40, 20, 120), (-3.0, 3.0), (0, 1))
+    axes.frame(np.arange(-3, 4), np.linspace(0, 1, 6), "mean false positives per image", "sensitivity", title[:70],
+               x_format=lambda v: f"{2.0 ** v:g}")
+    fp = np.log2(np.clip(np.asarray(fp_per_image, float), 2.0 ** -3, 2.0 ** 3))
+    sens = np.nan_to_num(np.asarray(sensitivity, float))
+    if len(fp):
+        xs, ys = [fp[0]], [sens[0]]
+        for x, y in zip(fp[1:], sens[1:], strict=True):  # steps: right at the old sensitivity, then up
+            xs += [x, x]
+            ys += [ys[-1], y]
+        points = np.array([axes.point(x, y) for x, y in zip(xs, ys, strict=True)], np.int32)
+        cv2.polylines(axes.image, [points], False, PALETTE[0], 2, cv2.LINE_AA)
+    for index, note in enumerate(notes):
+        _text(axes.image, note[:90], (10, axes.top + axes.h + 62 + 20 * index), 0.42)
+    return axes.image
+
+
 def png(image: np.ndarray) -> bytes:
     return encode_png(image)

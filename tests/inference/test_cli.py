@@ -30,7 +30,7 @@ def test_analyze_prints_views_breasts_and_writes_json(tmp_path):
     assert "left " in done.stdout and "right" in done.stdout and "P(malignant)" in done.stdout
     assert "4/4" in done.stderr  # the progress bar
     data = json.loads(out.read_text())
-    assert data["schema_version"] == "2.0"
+    assert data["schema_version"] == "2.1"
     assert data["models"] == [{"id": "seeded_state_dict", "family": "gmic", "classes": ["benign", "malignant"],
                                "label": "seeded_state_dict.pt", "malignancy": ["malignant"], "exclusive": False,
                                "members": data["models"][0]["members"]}]

@@ -364,17 +364,43 @@ def test_an_ensemble_keeps_its_first_members_instance_masks(loaded):
     assert entry.regions and all(r.mask is not None and r.source for r in entry.regions)
 
 
-def test_result_with_masks_serialises_and_old_files_still_read(exam0_result):
-    from inference.serialize import result_from_data, result_to_data
+def test_result_with_masks_serialises_and_old_files_still_read(exam0_result, tmp_path):
+    """Schema 2.1 keeps every instance mask (values, affine, threshold) in the maps file; a 2.0 file (no
+    ``mask``) still reads, its regions without masks."""
+    import json
 
-    data, maps = result_to_data(exam0_result)
-    again = result_from_data(data, maps)
+    from inference.serialize import maps_path, read_result, result_from_data, result_to_data, write_result
+
+    path, _ = write_result(exam0_result, tmp_path / "result.json")
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == "2.1"
+    again = read_result(path)
     for view, result in exam0_result.views.items():
         (before,) = result.entries.values()
         (after,) = again.views[view].entries.values()
         assert [r.box_original for r in after.regions] == [tuple(round(v, 3) for v in r.box_original)
                                                            for r in before.regions]
-        assert all(r.mask is None for r in after.regions)  # schema 2.0 stores no masks
+        assert before.regions and all(r.mask is not None for r in after.regions)
+        for old, new in zip(before.regions, after.regions, strict=True):
+            np.testing.assert_array_equal(new.mask.values, old.mask.values)
+            np.testing.assert_array_equal(new.mask.to_original, old.mask.to_original)
+            assert new.mask.threshold == old.mask.threshold
+            np.testing.assert_array_equal(new.mask.binary(), old.mask.binary())
+    assert maps_path(path).stat().st_size < 20_000_000  # crops, not a full image per detection
+    # a 2.0 file: the same JSON with neither the version nor the masks of 2.1
+    old, maps = result_to_data(exam0_result)
+    old["schema_version"] = "2.0"
+    for view in old["views"].values():
+        for entry in view["models"].values():
+            for region in entry["regions"] + [x for m in entry["members"] for x in m["regions"]]:
+                del region["mask"]
+    maps = {k: v for k, v in maps.items() if "/mask/" not in k}
+    restored = result_from_data(old, maps)
+    for view, result in restored.views.items():
+        (entry,) = result.entries.values()
+        assert entry.regions and all(r.mask is None for r in entry.regions)
+        assert [r.score for r in entry.regions] == [r.score for r in
+                                                    next(iter(exam0_result.views[view].entries.values())).regions]
 
 
 # ------------------------------------------------------------------------------------------------- fast mode

@@ -1,0 +1,97 @@
+"""Training Mask R-CNN on small phantoms with masses: the box coder, the matching rules, a safe start from a
+torchvision checkpoint, and a stopped and resumed run that ends bit-identical to one that was not stopped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.conftest import SHARED, require_shared
+from tests.helpers import run_isolated, train_stopped_and_resumed
+
+SMALL = {"n_train": 6, "phantom_size": [256, 160], "min_size": 256, "max_size": 256, "device": "cpu",
+         "rpn_batch": 64, "roi_batch": 64, "lr_drop_epoch": 1, "epochs": 2}
+
+
+def test_encoding_inverts_the_box_decoder():
+    from inference.families.maskrcnn import ops
+    from inference.families.maskrcnn.training import BOX_WEIGHTS, encode_boxes
+
+    references = torch.tensor([[10.0, 20.0, 50.0, 40.0], [0.0, 0.0, 8.0, 16.0]])
+    targets = torch.tensor([[12.0, 18.0, 60.0, 44.0], [1.0, 2.0, 5.0, 20.0]])
+    deltas = encode_boxes(targets, references, BOX_WEIGHTS)
+    # hand-checked first row: centres (30, 30) -> (36, 31), sizes 40 x 20 -> 48 x 26
+    expected = torch.tensor([10 * 6 / 40, 10 * 1 / 20, 5 * torch.log(torch.tensor(48 / 40)),
+                             5 * torch.log(torch.tensor(26 / 20))])
+    torch.testing.assert_close(deltas[0], expected)
+    torch.testing.assert_close(ops.decode_boxes(deltas, references, BOX_WEIGHTS), targets)
+
+
+def test_matching_keeps_each_lesions_best_anchor_and_ignores_the_middle():
+    from inference.families.maskrcnn.training import match
+
+    iou = torch.tensor([[0.9, 0.5, 0.1, 0.2],
+                        [0.1, 0.2, 0.25, 0.0]])  # lesion 1's best is only 0.25
+    assert match(iou, 0.7, 0.3, keep_best=True).tolist() == [0, -2, 1, -1]
+    assert match(iou, 0.7, 0.3, keep_best=False).tolist() == [0, -2, -1, -1]
+    assert match(torch.zeros((0, 3)), 0.7, 0.3, keep_best=True).tolist() == [-1, -1, -1]
+
+
+def test_phantom_targets_are_the_lesion_its_box_and_class():
+    from inference.families.maskrcnn.training import target_of
+    from inference.window_data import phantom_images
+
+    (image,) = phantom_images(1, 3, (256, 160), kinds=("spiculated",))
+    target = target_of(image, ("background", "benign mass", "malignant mass"))
+    assert target.labels.tolist() == [2]
+    x1, y1, x2, y2 = target.boxes[0].tolist()
+    mask = target.masks[0]
+    assert mask.sum() == image.lesion.sum()
+    assert mask[int(y1):int(y2), int(x1):int(x2)].sum() == mask.sum()  # the box holds the whole lesion
+    assert mask[int(y1), :].any() and mask[int(y2) - 1, :].any() and mask[:, int(x1)].any() and mask[:, int(x2) - 1].any()
+
+
+def test_a_stopped_and_resumed_run_ends_bit_identical(tmp_path):
+    (tmp_path / "stopped").mkdir()
+    log, resumed = train_stopped_and_resumed("maskrcnn", SMALL, tmp_path / "stopped")
+    assert "resumed from epoch 1" in log
+    config = tmp_path / "straight.json"
+    config.write_text(json.dumps(SMALL))
+    done = run_isolated(["main.py", "train", "--family", "maskrcnn", "--config", str(config),
+                         "--out", str(tmp_path / "straight")])
+    assert done.returncode == 0, done.stderr[-3000:]
+    straight = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
+    assert resumed.keys() == straight.keys()
+    for key in straight:
+        assert torch.equal(resumed[key], straight[key]), key
+    assert any(not torch.equal(v, torch.zeros_like(v)) for v in straight.values())
+    meta = json.loads((tmp_path / "straight" / "model.pt.json").read_text())
+    assert meta["family"] == "maskrcnn" and [h["lr"] for h in meta["training"]["history"]] == [0.002, 0.0002]
+    from inference.weights import load_model
+
+    loaded = load_model(tmp_path / "straight" / "model.pt")  # the trained file is a Mask R-CNN checkpoint
+    assert loaded.identity.family == "maskrcnn" and loaded.identity.classes == ("benign mass", "malignant mass")
+
+
+def test_starts_from_a_torchvision_checkpoint_and_refuses_a_pickle(tmp_path):
+    require_shared(SHARED / "reference" / "maskrcnn")
+    from inference.families.maskrcnn.training import MaskRCNNTrainConfig, _model
+
+    seeded = SHARED / "reference" / "maskrcnn" / "seeded_state_dict.pt"
+    model = _model(MaskRCNNTrainConfig(weights=str(seeded)), lambda text: None)
+    state = torch.load(seeded, weights_only=True)
+    assert all(torch.equal(model.state_dict()[k], v.float()) for k, v in state.items())
+    four = _model(MaskRCNNTrainConfig(weights=str(seeded), classes=("background", "a", "b", "c")), lambda text: None)
+    assert four.roi_heads.box_predictor.cls_score.out_features == 4  # new class layers, the rest loaded
+    assert torch.equal(four.backbone.fpn.inner_blocks[0][0].weight, state["backbone.fpn.inner_blocks.0.0.weight"].float())
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("never run",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": Payload()}, evil)
+    with pytest.raises(ValueError, match="not a readable weights file"):
+        _model(MaskRCNNTrainConfig(weights=str(evil)), lambda text: None)

@@ -1,0 +1,156 @@
+"""Mask R-CNN findings in the DICOM exports, through ``main.py report`` on exam 0 (made DICOM) with the shared
+seeded weights: SEG with one BINARY segment per detection on the source grid (the reference's full-resolution
+masks), SR with each detection's outline as a closed polygon with its class and score; both dciodvfy clean."""
+
+from __future__ import annotations
+
+
+import cv2
+import numpy as np
+import pydicom
+import pytest
+
+from tests.conftest import DATA, SHARED, require_shared
+from tests.helpers import dciodvfy, run_isolated
+
+MASKRCNN = SHARED / "reference" / "maskrcnn"
+VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
+CLASSES = ("benign mass", "malignant mass")
+
+
+def _golden(view: str) -> dict[str, np.ndarray]:
+    with np.load(MASKRCNN / f"golden_exam0_{view}.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def _golden_masks(golden) -> list[np.ndarray]:
+    rows, cols = (int(s) for s in golden["image_size"])
+    return [np.unpackbits(bits, count=rows * cols).reshape(rows, cols).astype(bool) for bits in golden["mask_bits"]]
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    """Exam 0 as a DICOM study, reported as SR and SEG by the seeded Mask R-CNN through the command line."""
+    require_shared(MASKRCNN)
+    from tests.inference.dicom_factory import make_dataset, write
+
+    folder = tmp_path_factory.mktemp("exam0")
+    for view in VIEWS:
+        pixels = cv2.imread(str(DATA / "gmic-exam0" / f"0_{view}.png"), cv2.IMREAD_UNCHANGED)
+        write(make_dataset(pixels, view), folder, f"{view}.dcm")
+    out = folder.parent / "out"
+    done = run_isolated(["main.py", "report", str(folder), "--out", str(out),
+                         "--models", str(MASKRCNN / "seeded_state_dict.pt"), "--format", "sr,seg", "--device", "cpu"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def _segs(out) -> dict[str, pydicom.Dataset]:
+    found = {}
+    for path in sorted(out.rglob("*_detections_seg.dcm")):
+        view = next(v for v in VIEWS if f"_{v}_" in path.name)
+        found[view] = path
+    return found
+
+
+def test_one_binary_segment_per_detection_on_the_source_grid(reported):
+    import highdicom as hd
+
+    segs = _segs(reported)
+    assert sorted(segs) == sorted(VIEWS)
+    assert not list(reported.rglob("*_saliency_seg.dcm"))  # a detector has no maps
+    for view, path in segs.items():
+        golden = _golden(view)
+        seg = hd.seg.segread(path)
+        assert seg.SegmentationType == "BINARY"
+        expected = _golden_masks(golden)
+        nonempty = [i for i, m in enumerate(expected) if m.any()]
+        assert len(seg.SegmentSequence) == len(nonempty) > 0
+        source_uid = seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID
+        pixels = seg.get_pixels_by_source_instance([source_uid], segment_numbers=list(range(
+            1, len(nonempty) + 1)))[0]
+        assert pixels.shape[:2] == tuple(golden["image_size"])
+        for number, i in enumerate(nonempty, start=1):
+            segment = seg.SegmentSequence[number - 1]
+            label, score = CLASSES[int(golden["labels"][i]) - 1], float(golden["scores"][i])
+            assert segment.SegmentLabel == f"#{i + 1} {label} detection"
+            described = segment.SegmentDescription
+            assert described.startswith(f"{label} detection #{i + 1}, score ")
+            assert float(described.split("score ")[1][:5]) == pytest.approx(score, abs=1.1e-3)
+            assert segment.SegmentedPropertyTypeCodeSequence[0].CodeValue == "4147007"  # SCT Mass
+            differing = int((pixels[..., number - 1].astype(bool) != expected[i]).sum())
+            assert differing <= 10 + 0.01 * int(golden["mask_pixels"][i]), (view, i, differing)
+
+
+def test_structured_report_has_each_detection_as_a_polygon_with_class_and_score(reported):
+    (path,) = reported.rglob("*_sr.dcm")
+    sr = pydicom.dcmread(path)
+    groups = []
+
+    def walk(items):
+        for item in items:
+            name = item.get("ConceptNameCodeSequence")
+            if name and name[0].CodeMeaning == "Measurement Group":
+                groups.append(item)
+            walk(item.get("ContentSequence", []))
+
+    walk(sr.ContentSequence)
+    regions = []
+    for group in groups:
+        texts = {i.ConceptNameCodeSequence[0].CodeMeaning: i for i in group.ContentSequence
+                 if "ConceptNameCodeSequence" in i}
+        if "Image Region" not in texts:
+            continue
+        region = texts["Image Region"]
+        identifier = texts["Tracking Identifier"].TextValue
+        numbers = {i.ConceptNameCodeSequence[0].CodeMeaning: float(i.MeasuredValueSequence[0].NumericValue)
+                   for i in group.ContentSequence if i.ValueType == "NUM"}
+        regions.append((identifier, region.GraphicType, np.asarray(region.GraphicData, float).reshape(-1, 2), numbers))
+    assert len(regions) == sum(len(_golden(v)["labels"]) for v in VIEWS)
+    for view in VIEWS:
+        golden = _golden(view)
+        masks = _golden_masks(golden)
+        mine = [r for r in regions if f" {view} " in r[0]]
+        assert len(mine) == len(golden["labels"])
+        for i, (identifier, kind, points, numbers) in enumerate(mine):
+            label, score = CLASSES[int(golden["labels"][i]) - 1], float(golden["scores"][i])
+            assert identifier.endswith(f"{label} detection {i + 1}")
+            assert numbers[f"Probability of {label}"] == pytest.approx(score, abs=1e-4)
+            assert kind == "POLYLINE" and (points[0] == points[-1]).all()  # closed: SCOORD's polygon
+            # the polygon filled on the grid covers the reference mask's largest piece (the outline is that
+            # piece's; its vertices are boundary-cell centres)
+            _, pieces, stats, _ = cv2.connectedComponentsWithStats(masks[i].astype(np.uint8), connectivity=8)
+            largest = pieces == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+            rows, cols = np.nonzero(largest)
+            if largest.sum() < 20 or len(set(rows)) < 3 or len(set(cols)) < 3:
+                continue
+            assert len(points) > 5  # an outline, not the four corners of the box
+            filled = np.zeros(masks[i].shape, np.uint8)
+            cv2.fillPoly(filled, [np.round(points - 0.5).astype(np.int32)], 1)
+            overlap = (filled.astype(bool) & largest).sum() / largest.sum()
+            assert overlap > 0.9, (view, i, overlap)
+
+
+def test_detection_exports_pass_dciodvfy(reported):
+    paths = [*reported.rglob("*_sr.dcm"), *reported.rglob("*_detections_seg.dcm")]
+    assert len(paths) == 5
+    for path in paths:
+        assert dciodvfy(path) == [], path.name
+
+
+def test_mask_outline_is_the_boundary_cell_centres_through_the_affine():
+    """Hand-checked: a 3 x 4 block of cells inside a 6 x 6 mask whose cell (0, 0) lies at original (10, 20)."""
+    from app.report.sr import mask_outline
+    from inference.backends.base import InstanceMask
+
+    values = np.zeros((6, 6), np.float32)
+    values[1:4, 2:6] = 0.9
+    values[5, 0] = 0.9  # a smaller piece: not the outline
+    mask = InstanceMask(values, np.array([[1.0, 0.0, 10.0], [0.0, 1.0, 20.0], [0.0, 0.0, 1.0]]))
+    outline = mask_outline(mask, (100, 100))
+    # (column, row): boundary cells' centres, cols 2..5 -> 22.5..25.5, rows 1..3 -> 11.5..13.5, closed
+    assert {tuple(p) for p in outline.tolist()} == {(22.5, 11.5), (25.5, 11.5), (25.5, 13.5), (22.5, 13.5)}
+    assert outline[0].tolist() == outline[-1].tolist()
+    assert mask_outline(InstanceMask(np.zeros((3, 3), np.float32), np.eye(3)), (10, 10)) is None
+    pasted = mask.in_original((100, 100))
+    assert pasted.sum() == 13 and pasted[11:14, 22:26].all() and pasted[15, 20]
