@@ -247,7 +247,7 @@ def test_result_json_round_trip_with_binary_maps(exam0_result, tmp_path):
     result, _ = exam0_result
     path, maps = write_result(result, tmp_path / "result.json")
     data = json.loads(path.read_text())
-    assert data["schema_version"] == "2.0" and data["maps_file"] == maps.name == "result.maps.npz"
+    assert data["schema_version"] == "2.1" and data["maps_file"] == maps.name == "result.maps.npz"
     assert "saliency_input_frame" not in path.read_text()  # maps are binary, not JSON lists
     again = read_result(path)
     for view in View:
