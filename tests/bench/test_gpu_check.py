@@ -30,7 +30,8 @@ def load_check():
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu_check")
-    done = run_isolated([str(SCRIPT), "--device", "cpu", "--quick", "--out", str(out)], timeout=600)
+    done = run_isolated([str(SCRIPT), "--device", "cpu", "--quick", "--budget-s", "1500", "--out", str(out)],
+                        timeout=1800)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     report = json.loads((out / "gpu_check.json").read_text(encoding="utf-8"))
     return report, (out / "gpu_check.md").read_text(encoding="utf-8"), done.stdout
@@ -125,3 +126,55 @@ def test_the_fast_variants_are_prepared_as_the_family_ships_them():
         assert module(x).saliency_map.dtype == torch.float32  # bf16 autocast stops at the global network
     exact = check.device_module(model, torch.device("cpu"), "exact", "gmic")
     assert [type(m) for m in exact.modules()] == [type(m) for m in model.modules()]
+
+
+@pytest.fixture(scope="module")
+def maskrcnn_run(tmp_path_factory):
+    """The Mask R-CNN rows alone (``--families maskrcnn``): the whole dry run's per-part budgets can be spent
+    before the last family on a loaded machine."""
+    out = tmp_path_factory.mktemp("gpu_check_maskrcnn")
+    done = run_isolated([str(SCRIPT), "--device", "cpu", "--quick", "--budget-s", "1500",
+                         "--parts", "oracles,families,training", "--families", "maskrcnn", "--out", str(out)],
+                        timeout=1800)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return json.loads((out / "gpu_check.json").read_text(encoding="utf-8"))["parts"]
+
+
+@pytest.mark.timeout(600)
+def test_maskrcnn_has_a_builder_an_oracle_and_a_forward_timing(maskrcnn_run):
+    """Was "not available: the check has no builder for this family …" and "no training batch" on the H200."""
+    from tests.conftest import SHARED
+
+    for name in ("oracles", "families", "training"):
+        assert maskrcnn_run[name]["status"] == "ok", (name, maskrcnn_run[name])
+    (row,) = maskrcnn_run["families"]["result"]["rows"]
+    assert row["family"] == "maskrcnn" and "not_available" not in row, row
+    assert row["exact_within"] and row["exact_d_probability"] == 0.0 and row["fast_1view_ms"] > 0, row
+    (trained,) = maskrcnn_run["training"]["result"]["rows"]
+    assert trained["ms_per_forward"] > 0 and trained["output_finite"], trained
+    assert "no training loss" in trained["note"] and "ms_per_step" not in trained
+    oracle = maskrcnn_run["oracles"]["result"]["rows"]
+    assert {row["family"] for row in oracle} == {"maskrcnn"}
+    if not (SHARED / "reference" / "maskrcnn" / "seeded_state_dict.pt").is_file():
+        pytest.skip("no shared Mask R-CNN reference here")
+    keys = {row["key"].split(" (")[0]: row for row in oracle}
+    for key in ("labels", "boxes", "scores", "mask_probs", "transformed_size, padded_size"):
+        assert keys[key]["within"] is True, keys[key]  # exact mode on the CPU, the README's tolerances
+    assert sum(row["key"].startswith("fpn ") and row["within"] for row in oracle) == 10
+
+
+def test_the_prepare_script_takes_one_family_a_call(tmp_path):
+    """``--set maskrcnn`` carries the detector's weights, goldens and the PNGs it reads, under the limit."""
+    from tests.conftest import SHARED, require_shared
+
+    require_shared(SHARED / "reference" / "maskrcnn")
+    check = load_check()
+    dest = tmp_path / "carried"
+    check.prepare_shared(SHARED / "reference", dest, ["maskrcnn"], ["R-CC"])
+    names = sorted(p.name for p in (dest / "maskrcnn").iterdir())
+    assert names == ["0_R-CC.png", "golden_exam0_R-CC.npz", check.PLANES_NAME]
+    assert not (dest / "gmic").exists()
+    assert check.exam0_png(dest, "R-CC") == dest / "maskrcnn" / "0_R-CC.png"
+    script = (ROOT / "bench" / "gpu_check_prepare.sh").read_text(encoding="utf-8")
+    assert "--set gmic" in script and "--set glam" in script and "--set maskrcnn" in script
+

@@ -238,3 +238,32 @@ def test_the_fast_mode_stays_within_001_of_exact():
         assert worst["same_patches"] and worst["probability"] <= 1e-4 and worst["saliency"] <= 1e-4, worst
     else:
         assert worst["saliency"] <= 0.1, worst
+
+
+def test_bf16_fast_mode_stays_within_bound_of_exact_on_every_exam0_view(glam, monkeypatch):
+    """GLAM's fast mode as it runs on CUDA and on CPUs with AMX / AVX-512-BF16 (folded, bf16 autocast; forced
+    here, eagerly: the compiled path is the same arithmetic) on the four exam-0 inputs in one batch. With every
+    part in bf16 the global maps moved by 0.13, the patch moved on R-CC and R-MLO (fused map 0.50 off) and the
+    local map by 0.12 (0.22 on an H200); the fast mode keeps the global network, its heads and the local
+    network's stem and first stage in float32 (``fast_glam``), so every map stays within the bf16 map bound."""
+    import inference.cpu
+    from inference.backends.common import FastMode, fast_mode_numerics, numerics, runnable
+    from inference.backends.glam import GLAMFamily
+    from tests.inference.oracle_tolerances import FAST_BF16_MAP, FAST_BF16_PROBABILITY
+
+    monkeypatch.setattr(inference.cpu, "has_bf16_arithmetic", lambda: True)
+    device = torch.device("cpu")
+    assert fast_mode_numerics(device) == "bf16"
+    x = torch.cat([golden_input(view) for view in VIEWS]).contiguous(memory_format=torch.channels_last)
+    with numerics(device, "exact"):
+        exact = runnable(glam.model, device, "exact", GLAMFamily.fast)(x)
+    fast = FastMode(GLAMFamily.fast.fold, ()).build(glam.model).to(memory_format=torch.channels_last)
+    with numerics(device, "fast"):
+        out = fast(x)
+    assert out.local_cam.dtype == torch.bfloat16  # the local network still runs in bf16: still the fast path
+    assert torch.equal(out.patch_locations, exact.patch_locations)
+    for key, bound in (("y_global", FAST_BF16_PROBABILITY), ("y_local_patch", FAST_BF16_PROBABILITY),
+                       ("saliency_global", FAST_BF16_MAP), ("local_cam", FAST_BF16_MAP),
+                       ("saliency_map", FAST_BF16_MAP)):
+        deviation = (getattr(out, key).float() - getattr(exact, key)).abs().flatten(1).amax(dim=1)
+        assert (deviation <= bound).all(), (key, dict(zip(VIEWS, deviation.tolist())))
