@@ -73,6 +73,9 @@ class AppSettings:
     prefetch_exams: int = 2
     # one window/level for the whole exam: a drag or a preset on one view applies to all four
     link_window: bool = True
+    # the hanging-protocol steps Space walks through: a JSON file of steps (app.hanging_steps); "" = the default
+    # screening sequence (priors comparison, four views, CC pair, MLO pair, magnified)
+    hanging_steps: str = ""
 
     @classmethod
     def load(cls, folder: Path | None = None) -> AppSettings:

@@ -99,6 +99,7 @@ class HangingWidget(QWidget):
         self.prior_views = {view: MammoViewWidget(view) for view in LAYOUT_GRID[Layout.FOUR]}
         for view, widget in self.prior_views.items():
             widget.setObjectName(f"prior_{view.value}")
+            widget.mark_as_prior()
         self.prior: Exam | None = None
         self.linked = True
         self.link_window = True  # one window/level for the exam's views (Preferences unlink it)
@@ -148,6 +149,8 @@ class HangingWidget(QWidget):
         text = (["PRIOR", *([] if self.blinded else study_text(prior))] if prior is not None else [])
         for view, widget in self.prior_views.items():
             widget.set_image(prior_image(prior, view) if prior is not None else None, text, "")
+            if widget.image is None:  # say what is missing: the whole prior study, or this view of it
+                widget.empty.setText("No prior study" if prior is None else f"No {view.value} image in the prior")
         self.fit_same_scale()
 
     def resizeEvent(self, event):  # noqa: N802 - Qt override

@@ -309,6 +309,9 @@ class MainWindow(QMainWindow):
         from app.ui.worklist_panel import WorklistController  # noqa: PLC0415
 
         self.worklist = WorklistController(self)  # the worklist's menu, panel, keys and prefetch
+        from app.ui.hanging_steps_panel import HangingStepsController  # noqa: PLC0415
+
+        self.hanging_steps = HangingStepsController(self)  # Space / Shift+Space: the hanging-protocol steps
         self.hanging.layoutChanged.connect(lambda name: self.statusBar().showMessage(f"layout: {name}", 2000))
         for widget in self.hanging.views.values():
             widget.cursorInfo.connect(self.cursor_label.setText)
@@ -428,7 +431,7 @@ class MainWindow(QMainWindow):
         self.add_action(analysis, "Run analysis", "Ctrl+R", self.rerun_analysis, "runAnalysis")
         self.add_action(analysis, "Cancel analysis", "Esc", self.cancel_analysis, "cancelAnalysis")
         self.add_action(analysis, "Commit reader estimate", "Ctrl+Return", self.commit_estimate, "commit")
-        view = bar.addMenu("&View")
+        self.view_menu = view = bar.addMenu("&View")
         for key, mode in (("1", Layout.FOUR), ("2", Layout.CC), ("3", Layout.MLO), ("4", Layout.RIGHT), ("5", Layout.LEFT),
                           ("6", Layout.PRIOR_CC), ("7", Layout.PRIOR_MLO)):
             self.add_action(view, f"Layout: {mode.value}", key, lambda _=False, m=mode: self.hanging.set_layout(m), f"layout{key}")
@@ -446,6 +449,7 @@ class MainWindow(QMainWindow):
                             lambda _=False, n=number: self._toggle_class_number(n), f"toggleClass{number}")
         self.add_action(view, "Regions", "P", self.patches_box.toggle, "togglePatches")
         self.add_action(view, "Hide/show all overlays", "H", self.overlays_box.toggle, "toggleOverlays")
+        self.add_action(view, "Maps of the next model (in place)", "N", self._next_entry, "nextModelMaps")
         self.add_action(view, "Overlay opacity down", "[", lambda: self.opacity_slider.setValue(self.opacity_slider.value() - 10), "opacityDown")
         self.add_action(view, "Overlay opacity up", "]", lambda: self.opacity_slider.setValue(self.opacity_slider.value() + 10), "opacityUp")
         tools = bar.addMenu("&Tools")
@@ -535,8 +539,11 @@ class MainWindow(QMainWindow):
         """Entry chooser, layer chooser, class check boxes and legend from the result itself."""
         self.entry_combo.blockSignals(True)
         self.entry_combo.clear()
+        from app.model_comparison import unique_labels  # noqa: PLC0415
+
+        labels = unique_labels(self.result.entries) if self.result else {}
         for entry in self.result.entries if self.result else ():
-            self.entry_combo.addItem(f"{entry.label} ({entry.family})", entry.id)
+            self.entry_combo.addItem(labels[entry.id], entry.id)  # family, checkpoint, short hash: never alike
         index = self.entry_combo.findData(self.entry_id)
         self.entry_combo.setCurrentIndex(max(index, 0))
         several = self.entry_combo.count() > 1  # a widget in a tool bar is shown and hidden by its action
@@ -624,6 +631,13 @@ class MainWindow(QMainWindow):
             return
         self.entry_id = self.entry_combo.itemData(index)
         self._draw_result()
+
+    def _next_entry(self) -> None:
+        """Flip the drawn maps and regions to the next model, keeping the layout, zoom and window."""
+        count = self.entry_combo.count()
+        if count > 1:
+            self.entry_combo.setCurrentIndex((self.entry_combo.currentIndex() + 1) % count)
+            self.statusBar().showMessage(f"maps of {self.entry_combo.currentText()}", 3000)
 
     def _draw_result(self) -> None:
         """Draw the chosen entry's maps and regions, one view per event-loop turn (no stall)."""

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QInputDialog,
@@ -66,6 +67,15 @@ class PreferencesDialog(QDialog):
         self.link_window = QCheckBox("one window/level for all views of the exam (compare left with right)")
         self.link_window.setObjectName("prefsLinkWindow")
         self.link_window.setChecked(settings.link_window)
+        self.hanging_steps = QLineEdit(settings.hanging_steps)
+        self.hanging_steps.setObjectName("prefsHangingSteps")
+        self.hanging_steps.setPlaceholderText("empty: the default screening steps; or a JSON file of steps "
+                                              "(docs/workstation.md)")
+        steps_button = QPushButton("File…")
+        steps_button.clicked.connect(self._choose_steps_file)
+        steps_row = QHBoxLayout()
+        steps_row.addWidget(self.hanging_steps, 1)
+        steps_row.addWidget(steps_button)
         self.nodes = QTableWidget(0, 2)
         self.nodes.setObjectName("prefsPacsNodes")
         self.nodes.setHorizontalHeaderLabels(["Name", "Address: dimse://CALLED_AET@HOST:PORT or dicomweb+https://HOST/PREFIX"])
@@ -152,6 +162,7 @@ class PreferencesDialog(QDialog):
         form.addRow("Reader name", self.reader)
         form.addRow("Worklist", self.prefetch)
         form.addRow("", self.link_window)
+        form.addRow("Hanging steps (Space)", steps_row)
         form.addRow("PACS nodes", self.nodes)
         form.addRow("", buttons)
         form.addRow("", self.test_result)
@@ -159,6 +170,11 @@ class PreferencesDialog(QDialog):
         form.addRow("Allowed senders", limits_row)
         form.addRow("", self.scp_note)
         add_ok_cancel(form, self)
+
+    def _choose_steps_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Hanging steps", "", "JSON (*.json)")
+        if path:
+            self.hanging_steps.setText(path)
 
     def add_node(self, name: str, address: str) -> None:
         row = self.nodes.rowCount()
@@ -261,4 +277,5 @@ class PreferencesDialog(QDialog):
             credentials_file=self._credentials_file,
             prefetch_exams=self.prefetch.value(),
             link_window=self.link_window.isChecked(),
+            hanging_steps=self.hanging_steps.text().strip(),
         )

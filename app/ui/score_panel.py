@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.model_comparison import comparison_columns, unique_labels
 from app.reading import AMENDED_AFTER_AI, amendment_text, entry_hybrid, hybrid_basis, percent
 from app.ui.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
@@ -311,7 +312,19 @@ class ScorePanelWidget(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.tables_holder)
         scroll.setMinimumHeight(240)
+        # models side by side: one column per model, no scrolling for up to four (shown for two or more)
+        self.side_by_side = _table("modelsSideBySide")
+        self.side_by_side.setWordWrap(True)
+        self.side_by_side.setStyleSheet("QTableWidget { font-size: 11px; }")  # four columns in a side panel
+        self.side_by_side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.side_by_side.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.side_by_side.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.side_by_side.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.side_by_side.hide()
+        # the rows wrap to the columns' widths, known only once the table is laid out
+        self.side_by_side.horizontalHeader().sectionResized.connect(lambda *_: self._fit_side_by_side())
         model_layout.addWidget(self.model_status)
+        model_layout.addWidget(self.side_by_side)
         model_layout.addWidget(scroll)
         model_layout.addWidget(self.details)
         self.model_tables: dict[str, QTableWidget] = {}
@@ -382,10 +395,12 @@ class ScorePanelWidget(QWidget):
             if item.widget() is not None:
                 item.widget().deleteLater()
         self.model_tables = {}
+        self._fill_side_by_side()
         if self.result is None:
             return
+        labels = unique_labels(self.result.entries)
         for entry in self.result.entries:
-            title = QLabel(f"<b>{entry.label}</b> ({entry.family}, {len(entry.members)} model"
+            title = QLabel(f"<b>{labels[entry.id]}</b> ({entry.family}, {len(entry.members)} model"
                            f"{'s' if len(entry.members) > 1 else ''})" + ("" if entry.has_malignancy else
                            " — findings only: no malignancy score, not used for the hybrid"))
             title.setWordWrap(True)
@@ -406,11 +421,47 @@ class ScorePanelWidget(QWidget):
                     self.tables_layout.addWidget(chart)
         self.tables_layout.addStretch(1)
 
+    def _fill_side_by_side(self) -> None:
+        """One column per model, its label in the first row on lines (family / file / hash; in full in the
+        tooltip): cells wrap, so that four models fit the panel's width without a scroll bar."""
+        table = self.side_by_side
+        entries = [e for e in (self.result.entries if self.result else ()) if e.has_malignancy]
+        table.setVisible(len(entries) > 1)
+        if len(entries) < 2:
+            return
+        headers, rows = comparison_columns(self.result)
+        # the first row names the models, on lines (family / file / hash) that may break inside a file name
+        breakable = [label.replace(" · ", "\n").replace("_", "_\u200b").replace(".", ".\u200b") for label in headers[1:]]
+        _fill(table, headers, [["model", *breakable], *rows])
+        table.horizontalHeader().hide()  # the labels are the first row: a header cannot wrap
+        for column, label in enumerate(headers[1:], start=1):
+            item = table.item(0, column)
+            item.setToolTip(label)
+            item.setData(Qt.ItemDataRole.UserRole, label)
+            font = item.font()
+            font.setBold(True)
+            item.setFont(font)
+        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self._fit_side_by_side()
+
+    def _fit_side_by_side(self) -> None:
+        table = self.side_by_side
+        if not table.isVisible() and table.rowCount() == 0:
+            return
+        table.resizeRowsToContents()
+        table.setFixedHeight(sum(table.rowHeight(i) for i in range(table.rowCount())) + 2 * table.frameWidth() + 2)
+
+    def resizeEvent(self, event):  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if self.side_by_side.isVisible():
+            self._fit_side_by_side()  # the rows wrap to the new width
+
     def refresh_compare(self) -> None:
         entries = [e for e in (self.result.entries if self.result else ()) if e.has_malignancy]
         headers = ["breast", "reader"]
+        labels = unique_labels(entries)  # two checkpoints never alike
         for entry in entries:
-            name = entry.label if len(entries) > 1 else "model"
+            name = labels[entry.id] if len(entries) > 1 else "model"
             headers += [name, "hybrid" if len(entries) == 1 else f"hybrid ({entry.id})"]
         if not entries:
             headers += ["model", "hybrid"]

@@ -205,6 +205,7 @@ class MammoViewWidget(QWidget):
         self.marker = QLabel(self.graphics)
         self.marker.setObjectName("orientationMarker")
         self.marker.setStyleSheet("color: #f0f0f0; font: bold 15px; background: transparent;")
+        self.prior_slot = False  # a slot of the prior exam: its marker says PRIOR, large and coloured
         self.corner = QLabel(self.graphics)
         self.corner.setObjectName("cornerText")
         self.corner.setStyleSheet("color: #d8d8d8; font: 11px; background: transparent;")
@@ -286,6 +287,24 @@ class MammoViewWidget(QWidget):
         self._update_marker()
         self.reset_view()
 
+    def mark_as_prior(self) -> None:
+        """This slot shows the prior exam: "PRIOR" in the marker, amber and larger than the current's label,
+        so that a prior is never read as the current exam."""
+        self.prior_slot = True
+        self.marker.setStyleSheet("color: #ffb020; font: bold 20px; background: rgba(0,0,0,140); padding: 1px 4px;")
+        self._update_marker()
+
+    def magnify(self, factor: float) -> None:
+        """Zoom ``factor`` times about the image's centre (a hanging step's "quadrant" zoom); ends the fit."""
+        if self.image is None or factor <= 0:
+            return
+        (x0, x1), (y0, y1) = self.item_range()
+        centre = self.image_item.mapRectToParent(self.image_item.boundingRect()).center()
+        half_w, half_h = (x1 - x0) / (2 * factor), (y1 - y0) / (2 * factor)
+        self._fit = None
+        self.viewbox.setRange(xRange=(centre.x() - half_w, centre.x() + half_w),
+                              yRange=(centre.y() - half_h, centre.y() + half_h), padding=0.0)
+
     def set_laterality_warning(self, text: str) -> None:
         other = View.of("L" if self.view.laterality == Laterality.RIGHT else "R", self.view.projection)
         self.banner.text.setText(text)
@@ -298,6 +317,8 @@ class MammoViewWidget(QWidget):
         text = f"{side} {self.view.projection.value}"
         if self.image is not None and self.image.view_label and self.image.view_label not in ("CC", "MLO"):
             text += f"  ({self.image.view_label})"
+        if self.prior_slot:
+            text = f"PRIOR  {text}"
         self.marker.setText(text)
         self.marker.adjustSize()
         self.corner.setText("\n".join(self.study_text))
