@@ -151,6 +151,8 @@ class StudyResultsWindow(QMainWindow):
             plot.setObjectName(name)
             plot.setLabel("bottom", x_label)
             plot.setLabel("left", y_label)
+            for side in ("bottom", "left"):  # rates as they are: no "x0.001" SI prefix on a 0-0.4 axis
+                plot.getAxis(side).enableAutoSIPrefix(False)
             plot.setYRange(0, 1)
             plot.addLegend(offset=(-10, -10))
             layout.addWidget(plot)
