@@ -56,6 +56,7 @@ def _associate(node: RemoteNode, ae, refused: str = "the node refused what we as
     """An association with ``node``; ``refused``: what it means when the node accepts none of our
     presentation contexts (pynetdicom then aborts)."""
     import socket  # noqa: PLC0415
+    import time  # noqa: PLC0415
 
     try:  # first the plain TCP connection, to tell "nothing there" from "no answer" from "refused"
         socket.create_connection((node.host, node.port), timeout=node.timeout).close()
@@ -67,10 +68,14 @@ def _associate(node: RemoteNode, ae, refused: str = "the node refused what we as
     from pynetdicom import evt  # noqa: PLC0415
 
     handlers = [*kwargs.pop("evt_handlers", []), (evt.EVT_CONN_OPEN, _bound_socket, [node.timeout])]
+    asked = time.monotonic()
     assoc = ae.associate(node.host, node.port, ae_title=node.called_aet, evt_handlers=handlers, **kwargs)
     if assoc.is_established:
         return assoc
-    if assoc.is_rejected:
+    # A node that closes the connection at once after our request has refused it, whether or not pynetdicom
+    # read its A-ASSOCIATE-RJ before seeing the connection close (a race seen on a loaded machine)
+    closed_at_once = assoc.acceptor.primitive is None and time.monotonic() - asked < min(node.timeout / 2, 5.0)
+    if assoc.is_rejected or (closed_at_once and not _answers_http(node)):
         raise PacsError(node, f"the association was rejected (is {node.called_aet!r} its AE title, and does it "
                               f"know ours, {node.calling_aet!r}?)")
     if assoc.acceptor.primitive is None:  # the node said nothing at all (or something that is not DICOM)
