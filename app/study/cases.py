@@ -30,6 +30,17 @@ class CaseEntry:
         return "malignant" in (self.truth_left, self.truth_right)
 
 
+def study_csv_rows(path: Path, what: str) -> list[dict[str, str]]:
+    """The rows of a study's CSV (a case list, a lesion list) after the text check that names a NUL byte or a
+    non-UTF-8 line; ``what`` names the list in the message."""
+    try:
+        return list(csv.DictReader(io.StringIO(read_list_text(path), newline="")))
+    except ListLineError as error:
+        raise StudyError(str(error)) from error
+    except (OSError, csv.Error) as error:
+        raise StudyError(f"{path}: {what} cannot be read ({error})") from error
+
+
 def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseEntry]:
     """CSV with columns ``case_id, exam, truth_left, truth_right`` and optional ``notes``, ``training``.
 
@@ -37,12 +48,7 @@ def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseE
     exam must exist: a study is never created with a case that no reader could open.
     """
     path = Path(path)
-    try:
-        rows = list(csv.DictReader(io.StringIO(read_list_text(path), newline="")))
-    except ListLineError as error:
-        raise StudyError(str(error)) from error
-    except (OSError, csv.Error) as error:
-        raise StudyError(f"{path}: the case list cannot be read ({error})") from error
+    rows = study_csv_rows(path, "the case list")
     cases, seen = [], set()
     for number, row in enumerate(rows, start=2):
         try:

@@ -34,8 +34,6 @@ breast needs one: a study is never created with a truth the analysis would refus
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -44,12 +42,11 @@ from pathlib import Path
 
 import numpy as np
 
-from app.study.cases import CaseEntry
+from app.study.cases import CaseEntry, study_csv_rows
 from app.study.errors import StudyError
 from app.study.froc_study import LesionTruth, _weights
 from app.study.localisation import Lesion, LesionOutline, ScoringRule
 from app.study.store import Store
-from app.text_lists import ListLineError, read_list_text
 
 VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
 BREASTS = {"l": "L", "left": "L", "r": "R", "right": "R"}
@@ -246,12 +243,7 @@ def read_lesion_list(path: str | Path, cases: Sequence[CaseEntry] = (),
             malformed number or an unreadable mask; the message names the file and the line.
     """
     path = Path(path)
-    try:
-        rows = list(csv.DictReader(io.StringIO(read_list_text(path), newline="")))
-    except ListLineError as error:
-        raise StudyError(str(error)) from error
-    except (OSError, csv.Error) as error:
-        raise StudyError(f"{path}: the lesion list cannot be read ({error})") from error
+    rows = study_csv_rows(path, "the lesion list")
     lesions: list[StudyLesion] = []
     numbered: dict[str, int] = {}
     exams = {c.case_id: c.exam_path for c in cases}
