@@ -6,7 +6,7 @@ in their slots with the reader's laterality decisions (SOP Instance UIDs, else p
 (or ensemble: its members' content hashes and settings) and one mode (with its arithmetic: a bf16 fast-mode
 result is not an exact one). An analysis looks up each entry's part, runs only the entries that have none
 (preparing each view once per preprocessing they need), stores their parts and assembles the exam result,
-breasts and exam decisions recomputed from the views by the one aggregation of ``inference.results``. So the
+breasts and exam decisions recomputed from the views by the one aggregation of ``inference.results.exam_result``. So the
 workstation's [GMIC, GLAM] and a study's [GMIC] share GMIC's part. A part is JSON with its maps as one
 binary blob beside it, written once: a restored part is never written again. Rows that the earlier scheme
 stored for a whole set of models are simply not found (those exams are analysed again). Everything here runs
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 from typing import TYPE_CHECKING
 
-from inference.exam import Exam
-from inference.results import (
+from inference.intake.exam import Exam
+from inference.results.exam_result import (
     breast_results,
     exam_decisions,
     ExamResult,
@@ -34,7 +34,7 @@ from inference.results import (
     Provenance,
     uncounted_notice,
 )
-from inference.serialize import maps_from_bytes, maps_to_bytes, result_from_data, result_to_data
+from inference.results.serialize import maps_from_bytes, maps_to_bytes, result_from_data, result_to_data
 
 if TYPE_CHECKING:  # torch is imported when a model runs, not when the window opens
     from inference.pipeline import PreparedExam

@@ -32,14 +32,14 @@ def demo_window_model_path() -> Path | None:
 
 
 def demo_exam_folder() -> Path:
-    from inference.phantom import DICOM_LAYOUT_VERSION  # noqa: PLC0415
+    from inference.intake.phantom import DICOM_LAYOUT_VERSION  # noqa: PLC0415
 
     return config_dir() / f"demo_exam_v{DICOM_LAYOUT_VERSION}"
 
 
 def ensure_demo_exam(folder: Path | None = None) -> Path:
     """Write the demo exam's DICOM files if they are not there yet (deterministic; about 3 s)."""
-    from inference.phantom import demo_exam, write_dicom_exam  # noqa: PLC0415
+    from inference.intake.phantom import demo_exam, write_dicom_exam  # noqa: PLC0415
 
     folder = folder or demo_exam_folder()
     if not all((folder / f"{v}.dcm").is_file() for v in ("L-CC", "R-CC", "L-MLO", "R-MLO")):

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inference.exam import Exam
-from inference.image import DisplayWindow
+from inference.intake.exam import Exam
+from inference.intake.image import DisplayWindow
 
 SAMPLES_PER_VIEW = 250_000  # a strided sample: percentiles of a quarter million pixels are stable to a grey level
 DRAG_PIXELS_FOR_RANGE = 1000  # a right-drag of this many screen pixels moves the window through the whole range

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from app.reading import percent
-from inference.calibration import is_calibrated, score_category
-from inference.results import ExamResult, ModelEntry
-from inference.views import Laterality
+from inference.evaluation.calibration import is_calibrated, score_category
+from inference.results.exam_result import ExamResult, ModelEntry
+from inference.intake.views import Laterality
 
 ROW_TITLES = ("P(malignant) right", "P(malignant) left", "P(malignant) exam", "Exam decision", "Operating point")
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from inference.calibration import calibrated_probability, hybrid_calibration
+from inference.evaluation.calibration import calibrated_probability, hybrid_calibration
 
 if TYPE_CHECKING:
     from app.study.store import BreastRead
-    from inference.results import ModelEntry
+    from inference.results.exam_result import ModelEntry
 
 AMENDED_AFTER_AI = "amended after AI"
 

@@ -21,15 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from timing import median_time  # noqa: E402
-from inference.backends.attention_cnn import IMAGENET_MEAN, IMAGENET_STD, AttentionCNNFamily, model_input  # noqa: E402
-from inference.backends.common import fast_mode_numerics  # noqa: E402
+from inference.families.attention_cnn.family import IMAGENET_MEAN, IMAGENET_STD, AttentionCNNFamily, model_input  # noqa: E402
+from inference.families.common import fast_mode_numerics  # noqa: E402
 from inference.cpu import cpu_flags_text  # noqa: E402
 from inference.memory import reuse_freed_memory  # noqa: E402
-from inference.mias import CLASSES  # noqa: E402
-from inference.models.attention_cnn import AttentionCNN, AttentionCNNConfig  # noqa: E402
-from inference.phantom import Finding, render_view  # noqa: E402
+from inference.families.attention_cnn.mias import CLASSES  # noqa: E402
+from inference.families.attention_cnn.model import AttentionCNN, AttentionCNNConfig  # noqa: E402
+from inference.intake.phantom import Finding, render_view  # noqa: E402
 from inference.pipeline import choose_device  # noqa: E402
-from inference.views import View  # noqa: E402
+from inference.intake.views import View  # noqa: E402
 from inference.weights import ModelIdentity  # noqa: E402
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.archive.run import run_batch  # noqa: E402
 from app.archive.sources import read_batch_source  # noqa: E402
 from app.archive.unit import BatchOptions  # noqa: E402
-from inference.phantom import generate_exam, write_dicom_exam  # noqa: E402
+from inference.intake.phantom import generate_exam, write_dicom_exam  # noqa: E402
 
 
 def cpu_flags() -> str:

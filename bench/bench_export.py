@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from app.demo import ensure_demo_exam  # noqa: E402
 from app.report.content import ReportInput  # noqa: E402
 from app.report.export import export_report  # noqa: E402
-from inference.exam import load_exam  # noqa: E402
+from inference.intake.exam import load_exam  # noqa: E402
 from inference.pipeline import analyze_exam  # noqa: E402
 from inference.weights import load_model  # noqa: E402
 

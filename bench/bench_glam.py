@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from timing import median_time  # noqa: E402
-from inference.backends.common import fast_mode_numerics, numerics, runnable  # noqa: E402
-from inference.backends.glam import GLAMFamily  # noqa: E402
+from inference.families.common import fast_mode_numerics, numerics, runnable  # noqa: E402
+from inference.families.glam.family import GLAMFamily  # noqa: E402
 from inference.cpu import cpu_flags_text  # noqa: E402
 from inference.memory import reuse_freed_memory  # noqa: E402
-from inference.models.glam import select_patch, top_k_mean  # noqa: E402
+from inference.families.glam.model import select_patch, top_k_mean  # noqa: E402
 from inference.pipeline import choose_device  # noqa: E402
 from inference.weights import load_model  # noqa: E402
 

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from timing import median_time  # noqa: E402
-from inference.backends.common import fast_mode_numerics, numerics, runnable  # noqa: E402
-from inference.backends.glimpsenet import (  # noqa: E402
+from inference.families.common import fast_mode_numerics, numerics, runnable  # noqa: E402
+from inference.families.glimpsenet.family import (  # noqa: E402
     GLIMPSE_MEAN,
     GLIMPSE_STD,
     GlimpseNetFamily,
@@ -31,12 +31,12 @@ from inference.backends.glimpsenet import (  # noqa: E402
     view_glimpses,
 )
 from inference.cpu import cpu_flags_text  # noqa: E402
-from inference.glimpses import GlimpseSettings  # noqa: E402
+from inference.families.glimpsenet.glimpses import GlimpseSettings  # noqa: E402
 from inference.memory import reuse_freed_memory  # noqa: E402
-from inference.models.glimpsenet import GlimpseNet, GlimpseNetConfig  # noqa: E402
-from inference.phantom import Finding, render_view  # noqa: E402
+from inference.families.glimpsenet.model import GlimpseNet, GlimpseNetConfig  # noqa: E402
+from inference.intake.phantom import Finding, render_view  # noqa: E402
 from inference.pipeline import choose_device  # noqa: E402
-from inference.views import View  # noqa: E402
+from inference.intake.views import View  # noqa: E402
 
 
 def main() -> None:

@@ -22,15 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from timing import median_time  # noqa: E402
-from inference.exam import load_exam  # noqa: E402
+from inference.intake.exam import load_exam  # noqa: E402
 from inference.memory import reuse_freed_memory  # noqa: E402
-from inference.models.gmic import crop_upper_left, retrieve_rois, top_t_pooling  # noqa: E402
-from inference.backends.common import numerics, runnable  # noqa: E402
-from inference.backends.gmic import GMICFamily  # noqa: E402
+from inference.families.gmic.model import crop_upper_left, retrieve_rois, top_t_pooling  # noqa: E402
+from inference.families.common import numerics, runnable  # noqa: E402
+from inference.families.gmic.family import GMICFamily  # noqa: E402
 from inference.pipeline import analyze_exam, choose_device  # noqa: E402
-from inference.results import Mode  # noqa: E402
-from inference.preprocess import crop_breast, needs_flip, optimal_center, prepare_view  # noqa: E402
-from inference.views import View  # noqa: E402
+from inference.results.exam_result import Mode  # noqa: E402
+from inference.families.preprocess import crop_breast, needs_flip, optimal_center, prepare_view  # noqa: E402
+from inference.intake.views import View  # noqa: E402
 from inference.weights import load_model  # noqa: E402
 
 

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from timing import median_time  # noqa: E402
-from inference.exam import ExamError, load_exam, load_view  # noqa: E402
+from inference.intake.exam import ExamError, load_exam, load_view  # noqa: E402
 
 
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from timing import median_time  # noqa: E402
-from inference.backends.common import numerics, runnable  # noqa: E402
+from inference.families.common import numerics, runnable  # noqa: E402
 from inference.cpu import cpu_flags_text  # noqa: E402
 from inference.families.maskrcnn.family import MaskRCNNFamily  # noqa: E402
 from inference.families.maskrcnn.model import MaskRCNN, MaskRCNNConfig  # noqa: E402

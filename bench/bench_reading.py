@@ -61,7 +61,7 @@ def main() -> None:
     from app.settings import AppSettings  # noqa: PLC0415
     from app.study.store import Store  # noqa: PLC0415
     from app.ui.main_window import MainWindow  # noqa: PLC0415
-    from inference.phantom import generate_exam, write_dicom_exam  # noqa: PLC0415
+    from inference.intake.phantom import generate_exam, write_dicom_exam  # noqa: PLC0415
 
     print(f"CPU: {cpu_model()}; flags: {cpu_flags()}; {os.cpu_count()} CPUs; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; device {args.device}")

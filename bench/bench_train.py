@@ -2,7 +2,7 @@
 
     python bench/bench_train.py [--steps 8] [--widths 8,16] [--formats contiguous,channels_last]
 
-Prints the median seconds per step (one image a step, as ``inference.train`` runs) for each memory format,
+Prints the median seconds per step (one image a step, as ``inference.families.gmic.training`` runs) for each memory format,
 with the CPU's flags, so that the format the training uses on the CPU is chosen from measurements.
 Timing is printed, never asserted.
 """
@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inference.cpu import cpu_flags_text  # noqa: E402
 from inference.memory import reuse_freed_memory  # noqa: E402
-from inference.models.gmic import GMIC  # noqa: E402
-from inference.train import TrainConfig, gmic_loss, phantom_samples, prepare_sample  # noqa: E402
+from inference.families.gmic.model import GMIC  # noqa: E402
+from inference.families.gmic.training import TrainConfig, gmic_loss, phantom_samples, prepare_sample  # noqa: E402
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 

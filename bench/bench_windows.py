@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from timing import median_time  # noqa: E402
-from inference.backends.common import fast_mode_numerics, runnable  # noqa: E402
-from inference.backends.sliding_window import (  # noqa: E402
+from inference.families.common import fast_mode_numerics, runnable  # noqa: E402
+from inference.families.sliding_window.family import (  # noqa: E402
     SlidingWindowFamily,
     WindowSettings,
     prepare_windows,
@@ -32,11 +32,11 @@ from inference.backends.sliding_window import (  # noqa: E402
 )
 from inference.cpu import cpu_flags_text  # noqa: E402
 from inference.memory import reuse_freed_memory  # noqa: E402
-from inference.models.patch_classifier import PatchClassifier, PatchClassifierConfig  # noqa: E402
-from inference.phantom import Finding, render_view  # noqa: E402
+from inference.families.sliding_window.model import PatchClassifier, PatchClassifierConfig  # noqa: E402
+from inference.intake.phantom import Finding, render_view  # noqa: E402
 from inference.pipeline import choose_device  # noqa: E402
-from inference.temperature import softmax  # noqa: E402
-from inference.views import View  # noqa: E402
+from inference.evaluation.temperature import softmax  # noqa: E402
+from inference.intake.views import View  # noqa: E402
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inference.evaluate import evaluate_on_phantoms, operating_point  # noqa: E402
+from inference.evaluation.phantom_exams import evaluate_on_phantoms, operating_point  # noqa: E402
 from inference.weights import load_model  # noqa: E402
 
 CARD = """# Model card: Mammo Reader demo GMIC
@@ -25,7 +25,7 @@ mammogram; its outputs on real images mean nothing. It exists so that a newcomer
 | file | `model.pt` ({size_kb} kB, fp16), metadata `model.pt.json`; SHA-256 `{sha256}` |
 | architecture | GMIC (the same code path as the published model) with a narrower global network (base width {global_width}, 128-channel h_g) and local ResNet-18 (base width {local_width}); K = {K} patches; top-t pooling t = {percent_t} |
 | parameters | {parameters:,} |
-| training data | {n_train} synthetic views (`inference/phantom.py`, seed {seed}); per breast about 40 % spiculated mass (malignant), 30 % round mass or calcification cluster (benign), 30 % normal |
+| training data | {n_train} synthetic views (`inference/intake/phantom.py`, seed {seed}); per breast about 40 % spiculated mass (malignant), 30 % round mass or calcification cluster (benign), 30 % normal |
 | objective | the paper's: BCE on y_global, y_local, y_fusion per class + λ·Σ\\|A\\|^β (λ = {saliency_lambda}, β = {saliency_beta}); Adam lr {lr}, {epochs} epochs, CPU. Deviation from the paper, for the demo only: epochs 7–10 add a lesion-mask BCE on the saliency maps (weight {mask_weight}) using the phantoms' pixel masks, because the weakly supervised objective alone did not localise within a CPU budget (after 6 epochs: saliency peaks on 0 % of lesions) |
 | validation (during training, {n_val} views) | {history} |
 

@@ -17,7 +17,7 @@ and the run goes on. Deviations are printed against the tolerances of the CPU te
 (``tests/inference/oracle_tolerances.py``). Timings: CUDA events after warm-up on a GPU, ``time.perf_counter``
 on the CPU; medians in milliseconds. Figures are reported, never asserted.
 
-Exact mode on CUDA: float32 with TF32 off (``inference.backends.common.numerics``); fast mode: the project's
+Exact mode on CUDA: float32 with TF32 off (``inference.families.common.numerics``); fast mode: the project's
 fast mode (each family's ``FastMode.fold``: batch norms folded, GMIC's and GLAM's global networks in float32; bf16
 autocast on CUDA). The families' fast mode is timed eagerly (torch.compile off: compiling every family would
 take the whole run); the ``compile`` part times the compiled GMIC path alone.
@@ -327,7 +327,7 @@ QUICK_INPUT = (384, 256)
 
 
 def gmic_config(quick: bool, tiny_input: bool = False):
-    from inference.models.gmic import GMICConfig  # noqa: PLC0415
+    from inference.families.gmic.model import GMICConfig  # noqa: PLC0415
 
     if not quick:
         return GMICConfig()
@@ -368,13 +368,13 @@ def _config_meta(model: torch.nn.Module) -> dict:
 
 
 def _gmic_model(quick: bool) -> torch.nn.Module:
-    from inference.models.gmic import GMIC  # noqa: PLC0415
+    from inference.families.gmic.model import GMIC  # noqa: PLC0415
 
     return GMIC(gmic_config(quick))
 
 
 def _gmic_train_model(quick: bool) -> torch.nn.Module:
-    from inference.models.gmic import GMIC  # noqa: PLC0415
+    from inference.families.gmic.model import GMIC  # noqa: PLC0415
 
     return GMIC(gmic_config(quick, tiny_input=quick))
 
@@ -388,13 +388,13 @@ def _window_shaped(quick: bool, device: torch.device) -> tuple:
 
 
 def _glam_model(quick: bool) -> torch.nn.Module:
-    from inference.models.glam import GLAM, GLAMConfig  # noqa: PLC0415
+    from inference.families.glam.model import GLAM, GLAMConfig  # noqa: PLC0415
 
     return GLAM(GLAMConfig())
 
 
 def _glam_train_model(quick: bool) -> torch.nn.Module:
-    from inference.models.glam import GLAM, GLAMConfig  # noqa: PLC0415
+    from inference.families.glam.model import GLAM, GLAMConfig  # noqa: PLC0415
 
     if not quick:
         return GLAM(GLAMConfig())
@@ -402,7 +402,7 @@ def _glam_train_model(quick: bool) -> torch.nn.Module:
 
 
 def _window_model(quick: bool) -> torch.nn.Module:
-    from inference.models.patch_classifier import PatchClassifier, PatchClassifierConfig  # noqa: PLC0415
+    from inference.families.sliding_window.model import PatchClassifier, PatchClassifierConfig  # noqa: PLC0415
 
     return PatchClassifier(PatchClassifierConfig(window=64, width=4, stages=2) if quick else PatchClassifierConfig())
 
@@ -412,13 +412,13 @@ def _window_batch(quick: bool, device: torch.device) -> tuple:
 
 
 def _attention_model(quick: bool) -> torch.nn.Module:
-    from inference.models.attention_cnn import AttentionCNN, AttentionCNNConfig  # noqa: PLC0415
+    from inference.families.attention_cnn.model import AttentionCNN, AttentionCNNConfig  # noqa: PLC0415
 
     return AttentionCNN(AttentionCNNConfig(width=8) if quick else AttentionCNNConfig())
 
 
 def _attention_meta(model: torch.nn.Module) -> dict:
-    from inference.backends.attention_cnn import metadata  # noqa: PLC0415
+    from inference.families.attention_cnn.family import metadata  # noqa: PLC0415
 
     return metadata(model.config)
 
@@ -428,15 +428,15 @@ def _attention_batch(quick: bool, device: torch.device) -> tuple:
 
 
 def _glimpse_model(quick: bool) -> torch.nn.Module:
-    from inference.models.glimpsenet import GlimpseNet, GlimpseNetConfig  # noqa: PLC0415
+    from inference.families.glimpsenet.model import GlimpseNet, GlimpseNetConfig  # noqa: PLC0415
 
     config = GlimpseNetConfig(fcgn_width=4, context=8, classifier_width=0.125) if quick else GlimpseNetConfig()
     return GlimpseNet(config)
 
 
 def _glimpse_meta(model: torch.nn.Module) -> dict:
-    from inference.backends.glimpsenet import metadata  # noqa: PLC0415
-    from inference.glimpses import GlimpseSettings  # noqa: PLC0415
+    from inference.families.glimpsenet.family import metadata  # noqa: PLC0415
+    from inference.families.glimpsenet.glimpses import GlimpseSettings  # noqa: PLC0415
 
     return metadata(model.config, GlimpseSettings())
 
@@ -526,15 +526,15 @@ def calibrate_batchnorm(model: torch.nn.Module, spec: FamilySpec, device: torch.
 
 def random_model(name: str, ctx: Context, seed: int = 0):
     """A LoadedModel of family ``name`` with seeded random weights, built through the family's own loader."""
-    from inference import backends  # noqa: PLC0415
-    from inference.backends.base import LoadedModel, ModelIdentity  # noqa: PLC0415
+    from inference.families import registry  # noqa: PLC0415
+    from inference.families.protocol import LoadedModel, ModelIdentity  # noqa: PLC0415
 
     spec = SPECS[name]
     torch.manual_seed(seed)
     fresh = spec.model(ctx.quick)
     if not ctx.quick:  # the dry run exercises the code, not the numbers
         calibrate_batchnorm(fresh, spec, ctx.device, ctx.quick)
-    family = backends.get(name)
+    family = registry.get(name)
     model, fields = family.build(fresh.state_dict(), spec.meta(fresh), f"<random {name}>", dict(spec.options))
     identity = ModelIdentity(path=f"<random {name}>", git_blob_sha1=f"random-{name}-{seed}", sha256="",
                              published_name=None, label=f"{name} (random weights, seed {seed})", family=name,
@@ -548,11 +548,11 @@ def device_module(model: torch.nn.Module, device: torch.device, mode: str, famil
     """The copy the families' ``runnable`` makes (eval; in the fast mode the family's own fast-mode
     preparation, ``FastMode.fold``: batch norms folded, GMIC's global network kept in float32; channels-last),
     without compiling and without its cache: the check measures the fast path that ships."""
-    from inference import backends  # noqa: PLC0415
+    from inference.families import registry  # noqa: PLC0415
 
     module = copy.deepcopy(model).eval()
     if mode == "fast":
-        module = backends.get(family).fast.fold(module)
+        module = registry.get(family).fast.fold(module)
     return module.to(device=device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
@@ -560,7 +560,7 @@ def device_module(model: torch.nn.Module, device: torch.device, mode: str, famil
 def eager_fast_mode(families: Sequence[object]):
     """The families' fast mode without torch.compile (folded, bf16 on CUDA): compiling every family in every
     shape would take the whole run; the ``compile`` part times the compiled path."""
-    from inference.backends.common import FastMode  # noqa: PLC0415
+    from inference.families.common import FastMode  # noqa: PLC0415
 
     patched = []
     for family in families:
@@ -578,7 +578,7 @@ def eager_fast_mode(families: Sequence[object]):
 def phantom_views(ctx: Context) -> dict:
     """The four stored views of one synthetic exam (numpy; no DICOM needed)."""
     if "views" not in ctx.cache:
-        from inference.phantom import generate_exam  # noqa: PLC0415
+        from inference.intake.phantom import generate_exam  # noqa: PLC0415
 
         shape = (600, 400) if ctx.quick else (1600, 1000)
         ctx.cache["views"] = {v: p.image for v, p in generate_exam(7, shape=shape).views.items()}
@@ -611,14 +611,14 @@ def installed(name: str) -> bool:
 
 
 def part_env(ctx: Context) -> dict:
-    from inference import backends  # noqa: PLC0415
+    from inference.families import registry  # noqa: PLC0415
     from inference.cpu import cpu_flags_text  # noqa: PLC0415
 
     info: dict[str, Any] = {
         "python": platform.python_version(), "torch": torch.__version__, "cuda_build": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "cpu": cpu_flags_text(), "cpu_count": os.cpu_count(), "device": str(ctx.device),
-        "families": list(backends.families()), "shared": str(ctx.shared) if ctx.shared else None,
+        "families": list(registry.families()), "shared": str(ctx.shared) if ctx.shared else None,
         "quick": ctx.quick,
     }
     if ctx.device.type == "cuda":
@@ -732,7 +732,7 @@ def run_maskrcnn_oracle(ctx: Context, module: torch.nn.Module, view: str):
     float32 in both modes (the family never autocasts), TF32 off."""
     import cv2  # noqa: PLC0415
 
-    from inference.backends.common import numerics  # noqa: PLC0415
+    from inference.families.common import numerics  # noqa: PLC0415
 
     path = exam0_png(ctx.shared, view)
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -746,14 +746,14 @@ def run_maskrcnn_oracle(ctx: Context, module: torch.nn.Module, view: str):
 
 
 def part_oracles(ctx: Context) -> dict:
-    from inference import backends  # noqa: PLC0415
-    from inference.backends.common import numerics  # noqa: PLC0415
+    from inference.families import registry  # noqa: PLC0415
+    from inference.families.common import numerics  # noqa: PLC0415
     from inference.weights import load_model  # noqa: PLC0415
 
     rows: list[dict] = []
     budget = ctx.budget("oracles")
     started = time.perf_counter()
-    known = {norm(n): n for n in backends.families()}
+    known = {norm(n): n for n in registry.families()}
     for folder in [f for f in ("gmic", "glam", "maskrcnn") if wanted(ctx, f)]:
         if folder not in known:
             run_item(rows, {"family": folder}, raising(NotAvailable(f"the {folder} family is not in this checkout")))
@@ -809,16 +809,16 @@ def part_oracles(ctx: Context) -> dict:
 def part_families(ctx: Context) -> dict:
     """Every registered family on the device against its CPU exact run on the same prepared views, and its
     one-view and four-view times in each mode (the families' own ``run``: what the pipeline calls)."""
-    from inference import backends  # noqa: PLC0415
-    from inference.backends.common import fast_mode_numerics  # noqa: PLC0415
-    from inference.views import View  # noqa: PLC0415
+    from inference.families import registry  # noqa: PLC0415
+    from inference.families.common import fast_mode_numerics  # noqa: PLC0415
+    from inference.intake.views import View  # noqa: PLC0415
     from inference.weights import load_model  # noqa: PLC0415
     from tests.inference import oracle_tolerances as tol  # noqa: PLC0415
 
     rows: list[dict] = []
     started = time.perf_counter()
     budget = ctx.budget("families")
-    registry = backends.families()
+    registry = registry.families()
     names = list(registry)
     if not any(norm(n) == "maskrcnn" for n in names):
         run_item(rows, {"family": "maskrcnn"}, raising(NotAvailable("the maskrcnn family is not in this checkout")))
@@ -886,7 +886,7 @@ def part_families(ctx: Context) -> dict:
 
 def ensemble_models(ctx: Context) -> tuple[list, str]:
     """Five GMIC-sized models: the seeded weights with the five published pooling thresholds, else random."""
-    from inference.models.gmic import GMIC  # noqa: PLC0415
+    from inference.families.gmic.model import GMIC  # noqa: PLC0415
 
     if "ensemble" in ctx.cache:
         return ctx.cache["ensemble"]
@@ -912,11 +912,11 @@ def ensemble_inputs(ctx: Context) -> np.ndarray:
     """(4, H, W) float32 prepared GMIC inputs of the four views (the quick run: two small random views)."""
     if ctx.quick:
         return np.random.default_rng(0).standard_normal((2, *QUICK_INPUT)).astype(np.float32)
-    from inference import backends  # noqa: PLC0415
-    from inference.views import View  # noqa: PLC0415
+    from inference.families import registry  # noqa: PLC0415
+    from inference.intake.views import View  # noqa: PLC0415
 
     views = phantom_views(ctx)
-    family = backends.get("gmic")
+    family = registry.get("gmic")
     return np.stack([family.prepare(views[v], v, False).input for v in View])
 
 
@@ -924,7 +924,7 @@ def ensemble_runner(modules: list, host: torch.Tensor, device: torch.device, mod
                     channels_last: bool) -> Callable[[], list]:
     """End to end from prepared inputs: copy in, every model on every view, the class scores, maps and patch
     locations back to the host."""
-    from inference.backends.common import numerics  # noqa: PLC0415
+    from inference.families.common import numerics  # noqa: PLC0415
 
     def run() -> list:
         x = host.to(device, non_blocking=True)[:, None]
@@ -1001,7 +1001,7 @@ def part_graphs(ctx: Context) -> dict:
     def graphed() -> dict:
         if ctx.device.type != "cuda":
             raise NotAvailable("CUDA graphs need a GPU")
-        from inference.backends.common import numerics  # noqa: PLC0415
+        from inference.families.common import numerics  # noqa: PLC0415
 
         reset_peak(ctx.device)
         modules = [device_module(m, ctx.device, "fast", "gmic") for m in models]
@@ -1040,9 +1040,9 @@ def part_compile(ctx: Context) -> dict:
         raise Skipped("--quick: compiling takes minutes on the CPU")
     if ctx.remaining() < 60:
         raise Skipped(f"only {ctx.remaining():.0f} s left of the run's budget")
-    from inference import backends  # noqa: PLC0415
-    from inference.backends.base import LoadedModel  # noqa: PLC0415
-    from inference.views import View  # noqa: PLC0415
+    from inference.families import registry  # noqa: PLC0415
+    from inference.families.protocol import LoadedModel  # noqa: PLC0415
+    from inference.intake.views import View  # noqa: PLC0415
 
     models, what = ensemble_models(ctx)
     host = torch.from_numpy(ensemble_inputs(ctx))
@@ -1070,7 +1070,7 @@ def part_compile(ctx: Context) -> dict:
     run_item(rows, {"variant": f"ensemble ({what}), fast, batched, channels-last, torch.compile"},
              compiled_ensemble)
 
-    family = backends.get("gmic")
+    family = registry.get("gmic")
     views = phantom_views(ctx)
     prepared = [family.prepare(views[v], v, False) for v in View]
     template = random_model("gmic", ctx) if seeded_weights(ctx, "gmic") is None else None
@@ -1098,13 +1098,13 @@ def part_compile(ctx: Context) -> dict:
 
 
 def part_training(ctx: Context) -> dict:
-    from inference import backends  # noqa: PLC0415
+    from inference.families import registry  # noqa: PLC0415
 
     rows: list[dict] = []
     started = time.perf_counter()
     budget = ctx.budget("training")
     autocast_dtype = torch.bfloat16 if ctx.device.type == "cuda" else None
-    registry = backends.families()
+    registry = registry.families()
     if not any(norm(n) == "maskrcnn" for n in registry):
         run_item(rows, {"family": "maskrcnn"}, raising(NotAvailable("the maskrcnn family is not in this checkout")))
     for name in [n for n in registry if wanted(ctx, n)]:
@@ -1140,7 +1140,7 @@ def part_training(ctx: Context) -> dict:
                     "peak_mib": peak_mib(ctx.device)}
 
         def forward_timing(spec: FamilySpec) -> dict:
-            from inference.backends.common import numerics  # noqa: PLC0415
+            from inference.families.common import numerics  # noqa: PLC0415
 
             model = (spec.train_model or spec.model)(ctx.quick).to(ctx.device).eval()
             batch = spec.train_batch(ctx.quick, ctx.device)
@@ -1204,7 +1204,7 @@ class UtilisationSampler:
 
 
 def _write_exam(job: tuple[int, tuple[int, int], str]) -> str:
-    from inference.phantom import generate_exam, write_dicom_exam  # noqa: PLC0415
+    from inference.intake.phantom import generate_exam, write_dicom_exam  # noqa: PLC0415
 
     seed, shape, folder = job
     write_dicom_exam(generate_exam(seed, shape=shape), folder)
@@ -1262,7 +1262,7 @@ def part_batch(ctx: Context) -> dict:
 
     items, _ = synthetic_archive(ctx)
     from app.archive.unit import BatchOptions, analyse  # noqa: PLC0415
-    from inference import backends  # noqa: PLC0415
+    from inference.families import registry  # noqa: PLC0415
     from inference.pipeline import model_families  # noqa: PLC0415
 
     model, what = batch_model(ctx)
@@ -1276,7 +1276,7 @@ def part_batch(ctx: Context) -> dict:
             if time.perf_counter() - started > budget:
                 raise Skipped("the part's time budget is spent")
             options = BatchOptions(device=ctx.device.type, mode=mode)
-            with eager_fast_mode([backends.get(f) for f in families]):
+            with eager_fast_mode([registry.get(f) for f in families]):
                 # warm the device copy of the model on the first exam, outside the clock
                 first = _decode_job(items[0], families, options)
                 warm = analyse(first, [model], options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inference.views import View
+from inference.intake.views import View
 
 
 class MammoError(Exception):

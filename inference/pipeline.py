@@ -3,7 +3,7 @@ exam results for every model group.
 
 ``analyze_exam`` is long work written as a plain function with ``progress(stage, done, total)`` and
 ``cancel() -> bool`` callbacks; the app wraps it in its one generic worker. Everything it returns is a frozen
-dataclass of numpy arrays and plain values (see ``inference.backends.base``), so no caller touches a torch
+dataclass of numpy arrays and plain values (see ``inference.families.protocol``), so no caller touches a torch
 module, and nothing in it assumes a family: classes, layers and regions are whatever the models declared.
 
 Several groups (``--models A B``) are analysed side by side; an ensemble (a folder) is the mean of its
@@ -27,11 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from inference import backends
-from inference.backends.base import ModelViewOutput, Prepared
-from inference.backends.common import fast_mode_numerics, numerics
+from inference.families import registry
+from inference.families.protocol import ModelViewOutput, Prepared
+from inference.families.common import fast_mode_numerics, numerics
 from inference.errors import Cancelled
-from inference.results import (
+from inference.results.exam_result import (
     breast_results,
     entry_view,
     exam_decisions,
@@ -44,7 +44,7 @@ from inference.results import (
     uncounted_notice,
     ViewResult,
 )
-from inference.views import View
+from inference.intake.views import View
 from inference.weights import LoadedModel, ModelGroup, group_label
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def _prepare_all(families: Sequence[str], images: dict[View, np.ndarray], flips:
     """Every view prepared once per preprocessing the families need (GMIC and GLAM share theirs)."""
     kinds: dict[str, object] = {}
     for name in families:
-        family = backends.get(name)
+        family = registry.get(name)
         kinds.setdefault(family.preprocessing, family)
     order = [v for v in View if v in images]
     jobs = [(kind, view) for kind in kinds for view in order]
@@ -144,7 +144,7 @@ def _run_models(groups: list[ModelGroup], prepared: dict[str, dict[View, Prepare
     outputs: dict[str, dict[View, list[ModelViewOutput]]] = {}
     work = []
     for group in groups:
-        family = backends.get(group.identity.family)
+        family = registry.get(group.identity.family)
         views = list(prepared[family.preprocessing].values())
         batches = [views[i: i + batch_size] for i in range(0, len(views), batch_size)]
         work += [(group, member, family, batch) for member in group.members for batch in batches]

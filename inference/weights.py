@@ -3,8 +3,8 @@
 Checkpoints are read with ``torch.load(weights_only=True)`` only: a file holding anything but tensors is
 refused, never executed. Which family a file belongs to comes from its metadata (``<file>.json``: ``family``,
 ``classes``, ``malignancy``, ``label``, ``config`` …), else from its content hash (published checkpoints,
-``inference/backends/published.json``), else from its key layout; each family remaps and checks its own
-layout strictly (``inference/backends/<family>.py``).
+``inference/families/published.json``), else from its key layout; each family remaps and checks its own
+layout strictly (``inference/families/<name>/family.py``).
 
 A *model group* is what one model source gives: one checkpoint, or a folder of them, which is an ensemble
 (the mean of its members; only of one family with the same classes).
@@ -26,10 +26,10 @@ from typing import Any
 
 import torch
 
-from inference import backends
-from inference.backends.base import LoadedModel, ModelIdentity
-from inference.calibration import read_site_calibration, site_calibration_path
-from inference.backends.gmic import remap_published_keys  # noqa: F401 - the published GMIC layout, for callers
+from inference.families import registry
+from inference.families.protocol import LoadedModel, ModelIdentity
+from inference.evaluation.calibration import read_site_calibration, site_calibration_path
+from inference.families.gmic.family import remap_published_keys  # noqa: F401 - the published GMIC layout, for callers
 from inference.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -75,12 +75,12 @@ def sha256_of(path: Path) -> str:
 
 def published_checkpoints(family: str | None = None) -> list[dict]:
     """The published checkpoints Mammo Reader recognises (name, family, hash, settings, licence)."""
-    return backends.published_checkpoints(family)
+    return registry.published_checkpoints(family)
 
 
 def identify(path: str | Path) -> dict | None:
     """The published checkpoint this file is, by content (not by name), or None."""
-    return backends.published_checkpoint(git_blob_sha1(Path(path)))
+    return registry.published_checkpoint(git_blob_sha1(Path(path)))
 
 
 REFUSED = ("the file contains Python objects other than tensors{what} and was refused for safety: only weight "
@@ -176,14 +176,14 @@ def load_model(
     state = read_state_dict(path)
     meta = read_metadata(path)
     blob = git_blob_sha1(path)
-    published = backends.published_checkpoint(blob)
+    published = registry.published_checkpoint(blob)
     declared = meta.get("family") or (published or {}).get("family")
     try:
-        family = backends.family_for(state, declared)
+        family = registry.family_for(state, declared)
     except KeyError as error:
         raise CheckpointError(f"the metadata names an unknown model family ({error})", path) from error
     if family is None:
-        known = ", ".join(backends.families())
+        known = ", ".join(registry.families())
         raise CheckpointError(f"the checkpoint's weights have the layout of none of the known model families "
                               f"({known}); first weight '{next(iter(state), '')}'", path)
     model, fields = family.build(state, meta, str(path), {"percent_t": percent_t, "published": published,
@@ -252,7 +252,7 @@ def load_models(
     paths = find_checkpoints(source) if source.is_dir() else [source]
     models = [load_model(p, percent_t=percent_t, device=device, settings=settings) for p in paths]
     order: dict[str, int] = {}
-    for i, entry in enumerate(backends.published_checkpoints()):
+    for i, entry in enumerate(registry.published_checkpoints()):
         order.setdefault(entry["name"], i)
     models.sort(key=lambda m: (order.get(m.identity.published_name or "", len(order)), m.identity.path))
     return models

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from inference.models.gmic import GMIC, GMICConfig
+from inference.families.gmic.model import GMIC, GMICConfig
 from inference.weights import LoadedModel, ModelIdentity
 
 
@@ -106,7 +106,7 @@ def insert_model_scores(store, study_id: int, scores: dict, model_id: str = "mod
 def make_glam_stub():
     """A GLAM whose class maps (global and local) peak wherever the input is brightest, so that the fused
     full-resolution map's registration on the stored image can be tested end to end."""
-    from inference.models.glam import GLAM
+    from inference.families.glam.model import GLAM
     from inference.weights import LoadedModel, ModelIdentity
 
     class BrightSpotGLAM(GLAM):
@@ -129,8 +129,8 @@ def make_window_stub(overlap: float = 0.5, temperature: float = 1.0, top: int = 
     (the other classes' logits are fixed): windows on a bright synthetic lesion are the suspicious ones."""
     import dataclasses
 
-    from inference.backends.sliding_window import CLASSES, WindowSettings
-    from inference.models.patch_classifier import PatchClassifier, PatchClassifierConfig
+    from inference.families.sliding_window.family import CLASSES, WindowSettings
+    from inference.families.sliding_window.model import PatchClassifier, PatchClassifierConfig
 
     class BrightWindowClassifier(PatchClassifier):
         def forward(self, x):
@@ -152,9 +152,9 @@ def make_attention_stub(region_threshold: float | None = 0.5, malignancy: tuple[
     """An attention CNN whose attention map is the fraction of very bright input pixels in each 32 x 32 cell of
     the 224 x 224 input (scaled to [0, 1]), with fixed class logits (spiculated mass first): the map of a
     synthetic lesion is known, so that its registration through the resize can be tested end to end."""
-    from inference.backends.attention_cnn import IMAGENET_MEAN, IMAGENET_STD
-    from inference.mias import CLASSES
-    from inference.models.attention_cnn import AttentionCNN, AttentionCNNConfig, AttentionOutput
+    from inference.families.attention_cnn.family import IMAGENET_MEAN, IMAGENET_STD
+    from inference.families.attention_cnn.mias import CLASSES
+    from inference.families.attention_cnn.model import AttentionCNN, AttentionCNNConfig, AttentionOutput
 
     class BrightCellAttention(AttentionCNN):
         def forward(self, x):
@@ -181,9 +181,9 @@ def make_glimpse_stub(logits=(0.0, 0.5, 2.0), top_k: int = 3):
     what it sees and where is known, so that registration and regions can be tested end to end."""
     import dataclasses
 
-    from inference.backends.glimpsenet import CLASSES, GLIMPSE_MEAN, GLIMPSE_STD
-    from inference.glimpses import GlimpseSettings
-    from inference.models.glimpsenet import GlimpseNet, GlimpseNetConfig
+    from inference.families.glimpsenet.family import CLASSES, GLIMPSE_MEAN, GLIMPSE_STD
+    from inference.families.glimpsenet.glimpses import GlimpseSettings
+    from inference.families.glimpsenet.model import GlimpseNet, GlimpseNetConfig
 
     class BrightSaliency(torch.nn.Module):
         def forward(self, x):
@@ -229,7 +229,7 @@ def report_one_view(models, tmp_path, image: np.ndarray, view: str = "R-CC"):
     (exam, result, the written paths)."""
     from app.report.content import ReportInput
     from app.report.export import export_report
-    from inference.exam import load_exam
+    from inference.intake.exam import load_exam
     from inference.pipeline import analyze_exam
     from tests.inference.dicom_factory import make_dataset, write
 

@@ -16,7 +16,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from inference.exam import Exam
+    from inference.intake.exam import Exam
 
 FACTS = ("density", "manufacturer", "age", "study_date")
 

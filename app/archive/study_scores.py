@@ -86,8 +86,8 @@ def _store_batch_result(store: Store, out: Path, exam_path, location: str) -> di
     """Each model's part of the batch's JSON result of the exam, stored under the keys the workstation looks
     up for the exam as the study opens it; model id -> key ({} when the batch wrote no JSON result, or it
     does not fit the exam)."""
-    from inference.exam import load_exam  # noqa: PLC0415
-    from inference.serialize import maps_from_bytes, result_from_data  # noqa: PLC0415
+    from inference.intake.exam import load_exam  # noqa: PLC0415
+    from inference.results.serialize import maps_from_bytes, result_from_data  # noqa: PLC0415
 
     marker = marker_path(out, ExamItem("", location))
     try:

@@ -20,7 +20,7 @@ from inference.files import atomic_path
 
 if TYPE_CHECKING:
     from app.archive.sources import ExamItem
-    from inference.results import ExamResult
+    from inference.results.exam_result import ExamResult
 
 SCHEMA = pa.schema([
     ("exam_id", pa.string()),

@@ -25,9 +25,9 @@ from inference.errors import MammoError
 from inference.files import write_text_atomic
 
 if TYPE_CHECKING:
-    from inference.exam import Exam
+    from inference.intake.exam import Exam
     from inference.pipeline import PreparedExam
-    from inference.results import ExamResult
+    from inference.results.exam_result import ExamResult
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def open_exam(location: str, ae_title: str) -> Exam:
     import dataclasses  # noqa: PLC0415
 
     from app.pacs.nodes import is_pacs_address, parse_study  # noqa: PLC0415
-    from inference.exam import load_exam  # noqa: PLC0415
+    from inference.intake.exam import load_exam  # noqa: PLC0415
 
     if not is_pacs_address(location):
         return load_exam(location)
@@ -157,9 +157,9 @@ def open_exam(location: str, ae_title: str) -> Exam:
 def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> Decoded:
     """Load the exam (every check of the file intake), de-identify it when asked, prepare its views."""
     from app.archive.facts import exam_facts  # noqa: PLC0415
-    from inference.exam import load_exam  # noqa: PLC0415
+    from inference.intake.exam import load_exam  # noqa: PLC0415
     from inference.pipeline import prepare_exam  # noqa: PLC0415
-    from inference.views import View  # noqa: PLC0415
+    from inference.intake.views import View  # noqa: PLC0415
 
     try:
         exam = load_exam(list(item.files)) if item.files else open_exam(item.path, options.ae_title)

@@ -58,7 +58,7 @@ def views_without_result(result) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from inference.pipeline import Cancelled, analyze_exam  # noqa: PLC0415
-    from inference.serialize import write_result  # noqa: PLC0415
+    from inference.results.serialize import write_result  # noqa: PLC0415
     from inference.weights import load_model_groups  # noqa: PLC0415
 
     exam = load_exam_argument(args.exam, args)

@@ -18,12 +18,12 @@ CALIBRATION_SEED = 50_000  # phantoms for calibration: not the training (0 …) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference.backends.sliding_window import WindowSettings  # noqa: PLC0415
+    from inference.families.sliding_window.family import WindowSettings  # noqa: PLC0415
     from inference.files import write_text_atomic  # noqa: PLC0415
-    from inference.reliability_diagram import write_reliability_diagram  # noqa: PLC0415
+    from inference.evaluation.reliability_diagram import write_reliability_diagram  # noqa: PLC0415
     from inference.weights import load_model, read_metadata  # noqa: PLC0415
-    from inference.window_data import labelled_images  # noqa: PLC0415
-    from inference.window_evaluation import calibration_record, fit_on_readings, read_images  # noqa: PLC0415
+    from inference.training.labelled_images import labelled_images  # noqa: PLC0415
+    from inference.families.sliding_window.evaluation import calibration_record, fit_on_readings, read_images  # noqa: PLC0415
 
     path = Path(args.model)
     loaded = load_model(path)

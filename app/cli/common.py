@@ -67,7 +67,7 @@ def load_exam_argument(values: Sequence[str] | str, args: argparse.Namespace):
     (``dimse://…``, ``dicomweb+http(s)://…``) retrieved into the cache first (its notes join the intake's)."""
     from app.archive.unit import open_exam  # noqa: PLC0415
     from app.pacs.nodes import DEFAULT_AE_TITLE, is_pacs_address  # noqa: PLC0415
-    from inference.exam import load_exam  # noqa: PLC0415
+    from inference.intake.exam import load_exam  # noqa: PLC0415
 
     source = exam_argument(values)
     if not is_pacs_address(source):

@@ -10,7 +10,7 @@
 * A detector (Mask R-CNN): the FROC curve (sensitivity against mean false positives per image; the hit rule
   is ``--lesion-hit``: the box centre in the lesion's mask, or IoU >= ``--min-iou``), sensitivity at 1/4, 1/2,
   1, 2 and 4 false positives per image, the CPM, and the image-level ROC AUC of the highest malignant score
-  (``froc.csv``, ``froc_summary.csv``, ``per_image.csv``, ``froc.png``); ``inference/detection_evaluation.py``.
+  (``froc.csv``, ``froc_summary.csv``, ``per_image.csv``, ``froc.png``); ``inference/evaluation/froc.py``.
 
 ``roc.png``: each class against the rest, per image, drawn by the validation's figure code
 (``app/validation/figures.py``) so that an evaluation and a site validation look alike.
@@ -25,7 +25,7 @@ import math
 import sys
 from pathlib import Path
 
-from inference.class_evaluation import EVALUATION_SEED
+from inference.evaluation.classes import EVALUATION_SEED
 from inference.errors import MammoError
 
 
@@ -93,8 +93,8 @@ def _classes(args: argparse.Namespace, loaded) -> int:
 
     import cv2  # noqa: PLC0415
 
-    from inference.class_evaluation import class_probabilities, evaluation_images  # noqa: PLC0415
-    from inference.classification_report import classification_report, confusion_picture  # noqa: PLC0415
+    from inference.evaluation.classes import class_probabilities, evaluation_images  # noqa: PLC0415
+    from inference.evaluation.classification_report import classification_report, confusion_picture  # noqa: PLC0415
     from inference.weights import read_metadata  # noqa: PLC0415
 
     identity = loaded.identity
@@ -129,10 +129,10 @@ def _classes(args: argparse.Namespace, loaded) -> int:
 
 
 def _windows(args: argparse.Namespace, loaded) -> int:
-    from inference.backends.sliding_window import WindowSettings  # noqa: PLC0415
-    from inference.temperature import softmax  # noqa: PLC0415
-    from inference.window_data import labelled_images  # noqa: PLC0415
-    from inference.window_evaluation import evaluate_readings, read_images  # noqa: PLC0415
+    from inference.families.sliding_window.family import WindowSettings  # noqa: PLC0415
+    from inference.evaluation.temperature import softmax  # noqa: PLC0415
+    from inference.training.labelled_images import labelled_images  # noqa: PLC0415
+    from inference.families.sliding_window.evaluation import evaluate_readings, read_images  # noqa: PLC0415
 
     identity = loaded.identity
     if args.split != "all":
@@ -178,10 +178,10 @@ def _detections(args: argparse.Namespace, loaded) -> int:
     import torch  # noqa: PLC0415
 
     from app.validation.figures import froc_figure, png  # noqa: PLC0415
-    from inference.backends import get  # noqa: PLC0415
-    from inference.detection_evaluation import Detection, HitRule, ImageTruth, froc  # noqa: PLC0415
+    from inference.families.registry import get  # noqa: PLC0415
+    from inference.evaluation.froc import Detection, HitRule, ImageTruth, froc  # noqa: PLC0415
     from inference.families.maskrcnn.training import class_index, labelled_images  # noqa: PLC0415
-    from inference.views import View  # noqa: PLC0415
+    from inference.intake.views import View  # noqa: PLC0415
     from inference.weights import read_metadata  # noqa: PLC0415
 
     identity = loaded.identity

@@ -262,9 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--family", default="gmic", choices=["gmic", "sliding-window", "attention-cnn", "glimpsenet",
                                                                 "maskrcnn"],
                        help="which model to train (default: gmic)")
-    train.add_argument("--config", help="JSON with the family's training options (inference/train.py TrainConfig, "
-                       "inference/train_windows.py WindowTrainConfig, inference/train_attention.py "
-                       "AttentionTrainConfig, inference/train_glimpses.py GlimpseTrainConfig)")
+    train.add_argument("--config", help="JSON with the family's training options (inference/families/gmic/training.py TrainConfig, "
+                       "inference/families/sliding_window/training.py WindowTrainConfig, inference/families/attention_cnn/training.py "
+                       "AttentionTrainConfig, inference/families/glimpsenet/training.py GlimpseTrainConfig)")
     train.add_argument("--out", help="output folder (checkpoints, model.pt, model.pt.json)")
     train.add_argument("--data", help="'phantom', or a CSV: GMIC path, view, benign, malignant (glimpsenet: plus mask[, label]); sliding-window "
                        "and attention-cnn path, view, label[, mask]; attention-cnn also a MIAS folder (Info.txt)")

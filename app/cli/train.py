@@ -11,17 +11,17 @@ from inference.errors import MammoError
 def run(args: argparse.Namespace) -> int:
     overrides = {"out": args.out, "device": args.device, "epochs": args.epochs, "seed": args.seed, "data": args.data}
     if args.family == "sliding-window":
-        from inference.train_windows import WindowTrainConfig, train_windows  # noqa: PLC0415
+        from inference.families.sliding_window.training import WindowTrainConfig, train_windows  # noqa: PLC0415
 
         config_type, train = WindowTrainConfig, train_windows
         overrides["val_data"] = args.val_data
     elif args.family == "attention-cnn":
-        from inference.train_attention import AttentionTrainConfig, train_attention  # noqa: PLC0415
+        from inference.families.attention_cnn.training import AttentionTrainConfig, train_attention  # noqa: PLC0415
 
         config_type, train = AttentionTrainConfig, train_attention
         overrides["encoder_weights"] = args.encoder_weights
     elif args.family == "glimpsenet":
-        from inference.train_glimpses import GlimpseTrainConfig, train_glimpsenet  # noqa: PLC0415
+        from inference.families.glimpsenet.training import GlimpseTrainConfig, train_glimpsenet  # noqa: PLC0415
 
         config_type, train = GlimpseTrainConfig, train_glimpsenet
         overrides["folds"] = args.folds
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         config_type, train = MaskRCNNTrainConfig, train_maskrcnn
         overrides["weights"] = args.encoder_weights
     else:
-        from inference.train import TrainConfig, train  # noqa: PLC0415
+        from inference.families.gmic.training import TrainConfig, train  # noqa: PLC0415
 
         config_type = TrainConfig
     if args.val_data and args.family != "sliding-window":

@@ -1,7 +1,7 @@
 """``python main.py verify --models M EXAM0``: does this installation reproduce the published numbers?
 
 Each published checkpoint that Mammo Reader recognises by content and whose repository publishes values for
-its sample exam (``inference/backends/published.json``: GMIC ``sample_model_1.p``, GLAM ``model_sep.ckpt``)
+its sample exam (``inference/families/published.json``: GMIC ``sample_model_1.p``, GLAM ``model_sep.ckpt``)
 is run on that exam, view by view, and compared with those values to the digits they are printed with: agree
 when |ours - published| is at most half a unit of the last digit. ``--expected`` gives other values (the
 project's own tests use the seeded oracle weights and their golden values).
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         if expected_override is not None:
             reference = {"source": args.expected, "digits": args.digits, "views": expected_override}
         else:
-            from inference.backends import published_checkpoint  # noqa: PLC0415
+            from inference.families.registry import published_checkpoint  # noqa: PLC0415
 
             reference = (published_checkpoint(identity.git_blob_sha1) or {}).get("reference")
         if reference is None:

@@ -13,7 +13,7 @@ from pydicom import dcmread
 
 from app.pacs.nodes import RemoteNode, StudyAddress
 from app.pacs.query import StudyQuery
-from inference.exam import Exam
+from inference.intake.exam import Exam
 
 
 @dataclass(frozen=True)

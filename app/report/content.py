@@ -15,10 +15,10 @@ import numpy as np
 from app import __version__
 from app.reading import AMENDED_AFTER_AI, amendment_text, percent
 from app.study.store import BreastRead, ReaderMark
-from inference.backends.base import HeatLayer
-from inference.exam import Exam
-from inference.results import EntryViewResult, ExamResult, ModelEntry
-from inference.views import View
+from inference.families.protocol import HeatLayer
+from inference.intake.exam import Exam
+from inference.results.exam_result import EntryViewResult, ExamResult, ModelEntry
+from inference.intake.views import View
 
 DISCLAIMER = (
     "Decision support only — not a diagnosis. The model's probabilities and maps are an aid to the reading "

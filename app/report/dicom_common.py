@@ -10,7 +10,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from inference.errors import MammoError
-from inference.exam import ViewImage
+from inference.intake.exam import ViewImage
 
 # type-2 attributes that highdicom copies from the source images; real files sometimes omit them
 _COPIED_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from app.colours import REGION, bgr, class_colour, colormap_rgb
-from inference.views import Laterality, View
+from inference.intake.views import Laterality, View
 
 HANGING = ((View.R_CC, View.L_CC), (View.R_MLO, View.L_MLO))
 

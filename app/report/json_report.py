@@ -10,7 +10,7 @@ from pathlib import Path
 from app.reading import entry_hybrid, hybrid_basis
 from app.report.content import DISCLAIMER, ReportContent, amendment_data
 from inference.files import atomic_path
-from inference.serialize import maps_path, maps_to_bytes, result_to_data
+from inference.results.serialize import maps_path, maps_to_bytes, result_to_data
 
 SCHEMA_VERSION = "2.0"
 

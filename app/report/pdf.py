@@ -15,9 +15,9 @@ from app.colours import class_colour
 from app.reading import entry_hybrid, hybrid_basis, percent
 from app.report.content import DEMO_WARNING, DISCLAIMER, ReportContent, reader_text
 from app.report.figures import encode_png
-from inference.calibration import score_category
+from inference.evaluation.calibration import score_category
 from inference.files import atomic_path
-from inference.views import Laterality
+from inference.intake.views import Laterality
 
 PAGE_SIZES = {"A4": A4, "Letter": LETTER}
 BREASTS = ((Laterality.RIGHT, "Right breast"), (Laterality.LEFT, "Left breast"))  # as on screen: right first

@@ -26,7 +26,7 @@ from app import __version__
 from app.report.dicom_common import deidentify_header, no_identifiers_in_warnings, read_source
 from app.report.sr import ReportError
 from inference.files import atomic_path
-from inference.views import View
+from inference.intake.views import View
 
 ABNORMAL = Code("49755003", "SCT", "Morphologically Abnormal Structure")
 LESION = Code("52988006", "SCT", "Lesion")

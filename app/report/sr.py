@@ -20,7 +20,7 @@ from pydicom.sr.coding import Code
 from app import __version__
 from app.report.dicom_common import ReportError, deidentify_header, no_identifiers_in_warnings, read_source
 from inference.files import atomic_path
-from inference.views import Laterality
+from inference.intake.views import Laterality
 
 SCHEME = "99MAMMOREADER"
 ATTENTION = Code("MR001", SCHEME, "Attention weight of the region")
@@ -71,7 +71,7 @@ def mask_outline(mask, original_shape: tuple[int, int]) -> np.ndarray | None:
     """
     import cv2  # noqa: PLC0415
 
-    from inference.backends.base import map_points  # noqa: PLC0415
+    from inference.families.protocol import map_points  # noqa: PLC0415
 
     inside = mask.binary().astype(np.uint8)
     if inside.size == 0 or not inside.any():

@@ -21,15 +21,15 @@ from typing import Any
 import numpy as np
 
 from app.reading import hybrid
-from inference.calibration import calibrated_probability
-from inference.metrics import auc_components
+from inference.evaluation.calibration import calibrated_probability
+from inference.evaluation.metrics import auc_components
 
 Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile (scipy is imported only when a test needs it)
 
 
 def auc(scores: Sequence[float], truth: Sequence[int]) -> float:
     """Trapezoidal AUC of ``scores`` for binary ``truth`` (1 = diseased): the project's one AUC
-    (``inference.metrics``); raises ``ValueError`` without both kinds of case."""
+    (``inference.evaluation.metrics``); raises ``ValueError`` without both kinds of case."""
     return auc_components(np.asarray(scores, float), np.asarray(truth, int) == 1)[0]
 
 
@@ -45,7 +45,7 @@ class AucEstimate:
 
 
 def structural_components(scores: np.ndarray, truth: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """(AUC, V10 per diseased case, V01 per non-diseased case), by midranks (``inference.metrics``)."""
+    """(AUC, V10 per diseased case, V01 per non-diseased case), by midranks (``inference.evaluation.metrics``)."""
     return auc_components(np.asarray(scores, float), np.asarray(truth, int) == 1)
 
 
@@ -416,7 +416,7 @@ def hybrid_records(records: Iterable[Any], model_scores: Mapping[Any, float], mo
                    name: str = "hybrid") -> list[dict]:
     """Rows of the human-machine hybrid: for each read of ``modality``, the mean of the reader's score and
     the model's score of that case, the model's put on the reader's scale by ``calibration`` (site record,
-    card record; ``inference.calibration``). Without one it is the GMIC reader study's plain mean."""
+    card record; ``inference.evaluation.calibration``). Without one it is the GMIC reader study's plain mean."""
     out = []
     for row in records:
         if _get(row, "modality") != modality:

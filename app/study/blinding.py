@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from inference.exam import Exam
-from inference.image import PatientInfo, ViewImage
+from inference.intake.exam import Exam
+from inference.intake.image import PatientInfo, ViewImage
 
 REMOVED = "…"
 _PATH = re.compile(  # POSIX paths, drive-letter and UNC Windows paths (not DICOM multi-values such as P\L)

@@ -37,7 +37,7 @@ from app.study.analysis import (
     or_components,
 )
 from app.study.errors import StudyError
-from inference.metrics import auc_components
+from inference.evaluation.metrics import auc_components
 
 FOMS = ("wAFROC", "AFROC", "wAFROC1", "AFROC1", "HrAuc", "Wilcoxon")
 DEFAULT_FOM = "wAFROC"

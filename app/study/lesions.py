@@ -142,7 +142,7 @@ class ExamImageRef:
 
 def exam_images(exam_path: str) -> dict[str, ExamImageRef]:
     """The exam's screening images by SOP Instance UID (PNG images have none and are left out)."""
-    from inference.exam import load_exam  # noqa: PLC0415
+    from inference.intake.exam import load_exam  # noqa: PLC0415
 
     exam = load_exam(exam_path)
     return {image.sop_instance_uid: ExamImageRef(str(view), tuple(image.pixels.shape[:2]),
@@ -334,7 +334,7 @@ def check_lesions(lesions: Sequence[StudyLesion], cases: Sequence[CaseEntry], so
 
 def exam_spacing(exam_path: str) -> dict[str, tuple[float, float]]:
     """Each view's (row, col) pixel spacing in mm from the exam's images (views without one left out)."""
-    from inference.exam import load_exam  # noqa: PLC0415
+    from inference.intake.exam import load_exam  # noqa: PLC0415
 
     exam = load_exam(exam_path)
     return {str(view): tuple(float(v) for v in image.pixel_spacing) for view, image in exam.views.items()

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from app.reading import basis_words, hybrid
-from inference.calibration import calibrated_probability
+from inference.evaluation.calibration import calibrated_probability
 from app.study.cases import CaseEntry, study_cases
 from app.study.store import Store
 

@@ -37,7 +37,7 @@ def group_calibration(group) -> tuple[str, dict] | None:
     """(kind, record) of the calibration the hybrid puts ``group``'s P(malignant) on the reader's scale with:
     ``site`` (the site's recalibration, read at model load) or ``card`` (the model card's); None when
     uncalibrated. An ensemble has none: its members' calibrations describe each member, not the mean."""
-    from inference.calibration import hybrid_calibration  # noqa: PLC0415
+    from inference.evaluation.calibration import hybrid_calibration  # noqa: PLC0415
 
     if len(group.members) != 1:
         return None
@@ -73,7 +73,7 @@ def compute_model_scores(
     ``models``: model groups (``inference.weights.load_model_groups``) or loaded models, each its own entry.
     A breast without images gets no score (NULL, with the reason), never a confident 0.
     """
-    from inference.exam import load_exam  # noqa: PLC0415
+    from inference.intake.exam import load_exam  # noqa: PLC0415
 
     progress = progress or (lambda *a: None)
     cancel = cancel or (lambda: False)

@@ -18,10 +18,10 @@ from PySide6.QtWidgets import QGridLayout, QWidget
 
 from app.ui.overlay_images import OverlayImages
 from app.ui.view_widget import MammoViewWidget, OverlayOptions
-from inference.breast_geometry import corresponding_band
-from inference.exam import Exam
-from inference.results import ExamResult
-from inference.views import View
+from inference.intake.breast_geometry import corresponding_band
+from inference.intake.exam import Exam
+from inference.results.exam_result import ExamResult
+from inference.intake.views import View
 
 PARTNER = {View.R_CC: View.L_CC, View.L_CC: View.R_CC, View.R_MLO: View.L_MLO, View.L_MLO: View.R_MLO}
 OTHER_PROJECTION = {View.R_CC: View.R_MLO, View.R_MLO: View.R_CC, View.L_CC: View.L_MLO, View.L_MLO: View.L_CC}

@@ -50,7 +50,7 @@ class CaseView:
 def load_case_views(store: Store, study_id: int, case: CaseEntry, progress: Callable | None = None,
                     cancel: Callable | None = None) -> tuple[list[CaseView], list[DrawnLesion]]:
     """(the case's views ready to paint, its lesions drawn so far): runs on a worker thread."""
-    from inference.exam import load_exam  # noqa: PLC0415
+    from inference.intake.exam import load_exam  # noqa: PLC0415
 
     exam = load_exam(case.exam_path)
     views = []

@@ -56,9 +56,9 @@ from app.ui.score_panel import BREAST_NAMES, ScorePanelWidget
 from app.ui.view_widget import OverlayOptions, ToolMode
 from app.ui.worker import Worker
 from inference.errors import MammoError
-from inference.exam import Exam, load_exam
-from inference.results import ExamResult
-from inference.views import Laterality, View
+from inference.intake.exam import Exam, load_exam
+from inference.results.exam_result import ExamResult
+from inference.intake.views import Laterality, View
 
 if TYPE_CHECKING:
     from inference.weights import ModelGroup
@@ -123,7 +123,7 @@ def _load_exam_task(source, store: Store | None, reader: str, *, progress, cance
     progress("loading images", 0, 1)
     if isinstance(source, StudyAddress):  # a study on a PACS: into the cache first, with progress and Cancel
         from app.pacs.retrieve import retrieve_study  # noqa: PLC0415
-        from inference.exam import load_view  # noqa: PLC0415
+        from inference.intake.exam import load_view  # noqa: PLC0415
 
         def kept(path: Path) -> None:
             try:

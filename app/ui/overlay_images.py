@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from inference.backends.base import HeatLayer, ScoredRegion, scale_affine
-from inference.exam import Exam
-from inference.results import ExamResult
-from inference.views import View
+from inference.families.protocol import HeatLayer, ScoredRegion, scale_affine
+from inference.intake.exam import Exam
+from inference.results.exam_result import ExamResult
+from inference.intake.views import View
 
 SMOOTH_TARGET = 368  # coarse maps are upsampled to about this many pixels on the long side (46 -> 368)
 MAX_TEXTURE = 2048

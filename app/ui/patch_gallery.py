@@ -8,9 +8,9 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QTabWidget, QWidget
 
 from app.ui.overlay_images import OverlayImages, shown_thumbnail
-from inference.exam import Exam
-from inference.results import ExamResult
-from inference.views import View
+from inference.intake.exam import Exam
+from inference.results.exam_result import ExamResult
+from inference.intake.views import View
 
 PATCH_ICON = 160
 HANGING_ORDER = (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO)

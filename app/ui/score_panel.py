@@ -35,9 +35,9 @@ from app.model_comparison import comparison_columns, unique_labels
 from app.reading import AMENDED_AFTER_AI, amendment_text, entry_hybrid, hybrid_basis, percent
 from app.ui.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
-from inference.calibration import calibration_note, score_category
-from inference.results import ExamResult, ModelEntry
-from inference.views import Laterality, View
+from inference.evaluation.calibration import calibration_note, score_category
+from inference.results.exam_result import ExamResult, ModelEntry
+from inference.intake.views import Laterality, View
 
 BIRADS = ["", "0", "1", "2", "3", "4A", "4B", "4C", "5", "6"]
 DENSITY = ["", "a", "b", "c", "d"]

@@ -39,8 +39,8 @@ from app.ui.overlay_images import OverlayImages
 from app.ui.view_widget import OverlayOptions, ToolMode
 from app.ui.score_panel import ReaderPanel
 from app.ui.worker import Worker
-from inference.exam import Exam, load_exam
-from inference.results import ExamResult
+from inference.intake.exam import Exam, load_exam
+from inference.results.exam_result import ExamResult
 
 logger = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from app.ui.view_tools import (
     magnified,
     region_label,
 )
-from inference.breast_geometry import BreastAxis, breast_axis
-from inference.exam import DisplayWindow, ViewImage
-from inference.results import EntryViewResult
-from inference.views import Laterality, View
+from inference.intake.breast_geometry import BreastAxis, breast_axis
+from inference.intake.exam import DisplayWindow, ViewImage
+from inference.results.exam_result import EntryViewResult
+from inference.intake.views import Laterality, View
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 

@@ -25,17 +25,17 @@ from typing import Any
 import numpy as np
 
 from app.validation.errors import ValidationInputError
-from inference.calibration import EPSILON, apply_recalibration, site_calibration_path
-from inference.calibration import SITE_FORMAT as FORMAT
-from inference.calibration import SITE_SUFFIX as SUFFIX
-from inference.calibration import _logit
-from inference.calibration import read_site_calibration as _read_site_calibration
+from inference.evaluation.calibration import EPSILON, apply_recalibration, site_calibration_path
+from inference.evaluation.calibration import SITE_FORMAT as FORMAT
+from inference.evaluation.calibration import SITE_SUFFIX as SUFFIX
+from inference.evaluation.calibration import _logit
+from inference.evaluation.calibration import read_site_calibration as _read_site_calibration
 from inference.errors import CheckpointError
 from inference.files import write_text_atomic
-from inference.temperature import ReliabilityBins
+from inference.evaluation.temperature import ReliabilityBins
 
 # EPSILON: scores are clipped to [EPSILON, 1 - EPSILON] before a logit or a log loss. The reading and the
-# applying of a calibration live in inference/calibration.py, where the model loader finds them.
+# applying of a calibration live in inference/evaluation/calibration.py, where the model loader finds them.
 FOLDS = 5
 SEED = 20_27
 

@@ -12,7 +12,7 @@ import numpy as np
 from app.report.figures import encode_png
 from app.study.analysis import roc_points
 from app.validation.calibration import reliability
-from inference.reliability_diagram import reliability_panel
+from inference.evaluation.reliability_diagram import reliability_panel
 
 WHITE, INK, GRID = (255, 255, 255), (30, 30, 30), (225, 225, 225)
 FONT = cv2.FONT_HERSHEY_SIMPLEX

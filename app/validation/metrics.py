@@ -1,7 +1,7 @@
 """Discrimination and decision measures with their confidence intervals.
 
 * AUC: the project's one AUC with DeLong's variance (``app.study.analysis.delong``, built on
-  ``inference.metrics``), 95 % normal-approximation interval clipped to [0, 1].
+  ``inference.evaluation.metrics``), 95 % normal-approximation interval clipped to [0, 1].
 * Proportions (sensitivity, specificity, recall rate, PPV): the Wilson score interval.
 * The threshold that reaches a target specificity or sensitivity on these data, with a stratified bootstrap
   percentile interval (seeded, so a rerun gives the same interval).
@@ -9,7 +9,7 @@
   (DeLong, DeLong & Clarke-Pearson 1988); the difference is always A - B, named.
 
 A case is called positive when its score is at or above the threshold (as the models' declared operating
-points are read by ``inference.calibration``).
+points are read by ``inference.evaluation.calibration``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 
 from app.study.analysis import Z95, StudyMatrix, covariance_matrix, delong
 from app.validation.errors import ValidationInputError
-from inference.metrics import auc_components
+from inference.evaluation.metrics import auc_components
 
 BOOTSTRAP_SEED = 20_27
 BOOTSTRAP_REPLICATES = 1000

@@ -1,1 +1,2 @@
-"""Model families, one folder each (the layout the project is moving to; see DESIGN.md)."""
+"""Model families: the protocol (``protocol``), the registry (``registry``), shared networks (``nets/``) and one
+folder per family holding its model, preprocessing, data, training and evaluation."""

@@ -9,8 +9,8 @@ from PySide6.QtCore import QPointF
 
 from app.study.store import Store
 from app.ui.main_window import grab_png
-from inference.mias import CLASSES
-from inference.views import View
+from inference.families.attention_cnn.mias import CLASSES
+from inference.intake.views import View
 from tests.app.conftest import close_windows_then, open_one_view
 from tests.helpers import make_attention_stub, synthetic_view
 

@@ -12,7 +12,7 @@ from app.cad_marks import (
     MIN_TISSUE_FRACTION, NO_OPERATING_POINT, TOP_REGIONS, Rect, background_classes, place_labels, tissue_fraction,
 )
 from app.study.store import Store
-from inference.views import View
+from inference.intake.views import View
 from tests.app.conftest import close_windows_then, open_one_view
 from tests.helpers import synthetic_view
 
@@ -94,7 +94,7 @@ def test_colour_mapped_maps_only_over_tissue_and_on_the_declared_range():
     import numpy as np
 
     from app.ui.overlay_images import layer_texture, over_tissue
-    from inference.backends.base import HeatLayer
+    from inference.families.protocol import HeatLayer
 
     near_uniform = np.full((40, 40), 0.2, np.float32)  # an attention map with nothing in it
     affine = np.array([[10.0, 0, 0], [0, 10.0, 0], [0, 0, 1]])  # a 40 x 40 map over a 400 x 400 image

@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from inference import backends
-from inference.backends.base import HeatLayer, InputFrame, ModelViewOutput, Prepared, ScoredRegion, map_box, scale_affine
-from inference.views import View
+from inference.families import registry
+from inference.families.protocol import HeatLayer, InputFrame, ModelViewOutput, Prepared, ScoredRegion, map_box, scale_affine
+from inference.intake.views import View
 
 CLASSES = ("normal", "benign", "malignant")
 
@@ -73,15 +73,15 @@ class FakeFamily:
 
 @pytest.fixture
 def fake_model(tmp_path):
-    backends.register(FakeFamily())
+    registry.register(FakeFamily())
     torch.manual_seed(0)
     path = tmp_path / "fake.pt"
     torch.save(TinyNet().state_dict(), path)
     path.with_name("fake.pt.json").write_text(json.dumps(
         {"family": "fake3", "classes": list(CLASSES), "malignancy": ["malignant"], "label": "fake three-class"}))
     yield path
-    backends.unregister("fake3")
-    assert "fake3" not in backends.families()  # dropped again
+    registry.unregister("fake3")
+    assert "fake3" not in registry.families()  # dropped again
 
 
 @pytest.fixture
@@ -99,9 +99,9 @@ def dicom_exam(tmp_path):
 def test_a_new_family_goes_through_every_layer(qtbot, tmp_path, fake_model, dicom_exam, stub_model):
     from app.report.content import ReportInput
     from app.report.export import export_report
-    from inference.exam import load_exam
+    from inference.intake.exam import load_exam
     from inference.pipeline import analyze_exam
-    from inference.serialize import read_result, write_result
+    from inference.results.serialize import read_result, write_result
     from inference.weights import load_model
 
     loaded = load_model(fake_model)

@@ -11,7 +11,7 @@ from PySide6.QtCore import QPointF
 from app.settings import AppSettings
 from app.study.store import Store
 from app.ui.main_window import MainWindow, grab_png
-from inference.views import View
+from inference.intake.views import View
 from tests.app.conftest import close_windows_then
 from tests.helpers import make_glam_stub, synthetic_view, write_png
 
@@ -66,7 +66,7 @@ def test_every_report_format_with_glam_and_gmic(tmp_path, glam_stub, stub_model)
     from app.report.content import ReportContent, ReportInput
     from app.report.export import export_report
     from app.report.seg import map_stack
-    from inference.exam import load_exam
+    from inference.intake.exam import load_exam
     from inference.pipeline import analyze_exam
     from tests.helpers import dciodvfy
     from tests.inference.dicom_factory import make_dataset, write

@@ -9,8 +9,8 @@ from PySide6.QtCore import QPointF
 
 from app.study.store import Store
 from app.ui.main_window import grab_png
-from inference.backends.glimpsenet import CLASSES
-from inference.views import View
+from inference.families.glimpsenet.family import CLASSES
+from inference.intake.views import View
 from tests.app.conftest import close_windows_then, open_one_view
 from tests.helpers import make_glimpse_stub, synthetic_view
 

@@ -107,7 +107,7 @@ def _space(qtbot, window, shift: bool = False):
 def test_space_steps_through_the_default_sequence_in_order(qtbot, tmp_path):
     from app.settings import AppSettings
     from app.ui.hanging import Layout
-    from inference.views import View
+    from inference.intake.views import View
 
     root = tmp_path / "exams"
     current = write_exam(root / "now", "20260110")
@@ -142,7 +142,7 @@ def test_a_step_needing_a_prior_is_skipped_with_a_line(qtbot, tmp_path):
     from app.settings import AppSettings
     from app.ui.hanging import Layout
     from app.ui.hanging_steps_panel import NO_PRIOR_LINE
-    from inference.views import View
+    from inference.intake.views import View
 
     current = write_exam(tmp_path / "alone" / "now", "20260110")
     window = _window(qtbot, AppSettings(auto_run=False))

@@ -15,7 +15,7 @@ from app.settings import AppSettings
 from app.study.store import Store
 from app.ui.hanging import Layout
 from app.ui.main_window import MainWindow
-from inference.views import View
+from inference.intake.views import View
 from tests.app.conftest import close_windows_then
 from tests.helpers import synthetic_view, write_png
 from tests.conftest import DATA, REFERENCE, require_shared

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from app.model_comparison import member_label, unique_labels
-from inference.backends.base import LoadedModel
-from inference.results import ModelEntry
+from inference.families.protocol import LoadedModel
+from inference.results.exam_result import ModelEntry
 from tests.helpers import synthetic_view, write_png
 
 
@@ -38,7 +38,7 @@ def test_four_models_side_by_side_without_scrolling_and_n_flips_the_maps(qtbot, 
     from app.settings import AppSettings
     from app.ui.hanging import Layout
     from app.ui.main_window import MainWindow
-    from inference.views import View
+    from inference.intake.views import View
 
     folder = tmp_path / "exam"
     folder.mkdir()

@@ -7,7 +7,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from app.pacs.priors import find_priors
-from inference.exam import load_exam
+from inference.intake.exam import load_exam
 from tests.helpers import synthetic_view
 from tests.inference.dicom_factory import make_dataset, write
 
@@ -52,7 +52,7 @@ def test_the_prior_hangs_below_the_current_and_its_scores_show_beside(qtbot, arc
     from app.study.store import Store
     from app.ui.hanging import Layout
     from app.ui.main_window import MainWindow
-    from inference.views import View
+    from inference.intake.views import View
 
     root, current = archive
     store = Store(root.parent / "store.db")

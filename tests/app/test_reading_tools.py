@@ -13,7 +13,7 @@ from app.settings import AppSettings
 from app.study.store import ReaderMark, Store
 from app.ui.hanging import Layout
 from app.ui.main_window import MainWindow
-from inference.views import View
+from inference.intake.views import View
 from tests.app.conftest import close_windows_then
 from tests.conftest import DATA, require_shared
 from tests.helpers import synthetic_view, write_png
@@ -78,7 +78,7 @@ def test_corner_text_names_date_accession_and_patient_only_when_identified(qtbot
     open_and_wait(qtbot, window, dicom_view(tmp_path))
     corner = window.hanging.views[View.L_CC].corner.text()
     assert "2026-01-01" in corner and "ACC123" in corner and PATIENT_ID in corner
-    from inference.exam import load_exam
+    from inference.intake.exam import load_exam
 
     window.hanging.set_exam(load_exam(tmp_path).deidentify())
     corner = window.hanging.views[View.L_CC].corner.text()
@@ -246,7 +246,7 @@ def test_preferences_show_the_model_in_use_and_ok_keeps_it(qtbot, store):
 
 
 def test_an_uncalibrated_score_says_so_and_a_calibrated_one_gives_its_category():
-    from inference.calibration import score_category
+    from inference.evaluation.calibration import score_category
 
     assert score_category(0.4, None) == "uncalibrated"
     calibration = {"method": "none", "data": "phantom validation",
@@ -259,9 +259,9 @@ def test_an_uncalibrated_score_says_so_and_a_calibrated_one_gives_its_category()
 
 def test_a_zero_map_tints_nothing(qtbot):
     """Alpha is 0 where the map is 0: an all-zero layer leaves the picture exactly as it was."""
-    from inference.backends.base import HeatLayer, InputFrame
-    from inference.image import ViewImage
-    from inference.results import EntryViewResult
+    from inference.families.protocol import HeatLayer, InputFrame
+    from inference.intake.image import ViewImage
+    from inference.results.exam_result import EntryViewResult
     from app.ui.view_widget import MammoViewWidget, OverlayOptions
     from pathlib import Path
 

@@ -6,10 +6,10 @@ import numpy as np
 
 from app.analysis import analyse_or_restore, result_key
 from app.study.store import Store
-from inference.exam import load_exam
+from inference.intake.exam import load_exam
 from inference.pipeline import as_groups
-from inference.results import Laterality
-from inference.views import View
+from inference.results.exam_result import Laterality
+from inference.intake.views import View
 from tests.helpers import make_stub_model, synthetic_view, write_png
 
 

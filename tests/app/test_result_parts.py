@@ -10,11 +10,11 @@ import torch
 
 from app.analysis import analyse_or_restore, assemble, entry_key, entry_parts, restore
 from app.study.store import Store
-from inference.exam import load_exam
-from inference.models.gmic import GMICConfig
+from inference.intake.exam import load_exam
+from inference.families.gmic.model import GMICConfig
 from inference.pipeline import as_groups, analyze_exam
-from inference.results import breast_results, exam_decisions, no_result_notice
-from inference.views import Laterality, View
+from inference.results.exam_result import breast_results, exam_decisions, no_result_notice
+from inference.intake.views import Laterality, View
 from inference.weights import LoadedModel, ModelGroup, ModelIdentity
 from tests.helpers import BrightSpotGMIC, synthetic_view, write_png
 

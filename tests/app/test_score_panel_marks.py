@@ -7,7 +7,7 @@ import dataclasses
 import math
 
 from inference.pipeline import analyze_exam
-from inference.views import View
+from inference.intake.views import View
 from tests.helpers import make_stub_model, synthetic_view
 
 
@@ -27,7 +27,7 @@ def test_panel_marks_a_breast_scored_from_one_view():
 
 def test_panel_shows_no_number_for_a_view_without_result():
     from app.ui.score_panel import entry_rows
-    from inference.results import breast_results, exam_decisions
+    from inference.results.exam_result import breast_results, exam_decisions
 
     result = _result((View.R_CC, View.R_MLO))
     entry = result.entries[0]

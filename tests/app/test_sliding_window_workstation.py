@@ -10,8 +10,8 @@ from PySide6.QtCore import QPointF
 
 from app.study.store import Store
 from app.ui.main_window import grab_png
-from inference.backends.sliding_window import CLASSES
-from inference.views import View
+from inference.families.sliding_window.family import CLASSES
+from inference.intake.views import View
 from tests.app.conftest import close_windows_then, open_one_view
 from tests.helpers import make_window_stub, synthetic_view
 
@@ -95,7 +95,7 @@ def test_a_calibrated_model_says_so_and_shows_its_reliability(qtbot, store, tmp_
 def test_every_report_format_with_the_window_classifier(tmp_path, window_stub):
     import highdicom as hd
 
-    from inference.serialize import read_result, write_result
+    from inference.results.serialize import read_result, write_result
     from tests.helpers import dciodvfy, report_one_view
     from tests.report.test_report import pdf_text
 

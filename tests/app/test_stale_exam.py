@@ -10,11 +10,11 @@ import torch
 from app.settings import AppSettings
 from app.study.store import ReaderMark, Store
 from app.ui.main_window import MainWindow
-from inference.views import View
+from inference.intake.views import View
 from inference.weights import LoadedModel, ModelIdentity
 from tests.app.conftest import close_windows_then
 from tests.helpers import BrightSpotGMIC, synthetic_view, write_png
-from inference.models.gmic import GMICConfig
+from inference.families.gmic.model import GMICConfig
 
 
 @pytest.fixture

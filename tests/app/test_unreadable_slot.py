@@ -9,7 +9,7 @@ import pytest
 from app.settings import AppSettings
 from app.study.store import Store
 from app.ui.main_window import MainWindow
-from inference.views import View
+from inference.intake.views import View
 from tests.app.conftest import close_windows_then
 from tests.conftest import require_shared
 from tests.inference.dicom_factory import make_dataset, sample_pixels, write

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QThread
 
 from app.ui.worker import Worker
-from inference.exam import ExamError
+from inference.intake.exam import ExamError
 from inference.pipeline import Cancelled
 
 

@@ -17,7 +17,7 @@ GOOD = [f"exam{i}" for i in range(8)]
 @pytest.fixture(scope="session")
 def archive(tmp_path_factory) -> Path:
     """Eight exams (``exam0`` … ``exam7``, 640 x 480 views) and ``zz_bad`` (a file that is no image)."""
-    from inference.phantom import generate_exam, write_dicom_exam
+    from inference.intake.phantom import generate_exam, write_dicom_exam
 
     folder = tmp_path_factory.mktemp("archive")
     for number, name in enumerate(GOOD):

@@ -29,7 +29,7 @@ OPTIONS = BatchOptions(formats=("json",), device="cpu")
 
 def read_result_of_report(path: Path):
     """The ExamResult inside a report JSON (its "result" with the maps file beside it)."""
-    from inference.serialize import maps_from_bytes, result_from_data
+    from inference.results.serialize import maps_from_bytes, result_from_data
 
     data = dict(json.loads(path.read_text())["result"])
     return result_from_data(data, maps_from_bytes((path.parent / data.pop("maps_file")).read_bytes()))
@@ -228,7 +228,7 @@ def test_study_create_takes_the_model_scores_from_the_batch_table(archive, tmp_p
         assert restored is not None and restored.entries[0].id == "model"  # aided reading shows the maps
         # stored under the keys the workstation looks up: opening the exam there analyses nothing
         from app.analysis import analyse_or_restore
-        from inference.exam import load_exam
+        from inference.intake.exam import load_exam
         from inference.weights import load_model_groups
 
         opened = analyse_or_restore(load_exam(archive / "exam0"), load_model_groups([str(DEMO_MODEL)]), store=store,
@@ -244,7 +244,7 @@ def test_the_batch_goes_through_the_results_store_when_given_one(archive, tmp_pa
     import inference.pipeline
     from app.analysis import analyse_or_restore
     from app.study.store import Store
-    from inference.exam import load_exam
+    from inference.intake.exam import load_exam
     from inference.weights import load_model_groups
 
     real, calls = inference.pipeline.run_prepared, []

@@ -167,7 +167,7 @@ def _exam(tmp_path: Path, birth: str, maker: str = "HOLOGIC") -> Path:
 def test_exam_facts_from_the_headers_and_deidentified(tmp_path, monkeypatch):
     from app.archive.facts import exam_facts
     from app.report.deidentify import Deidentifier
-    from inference.exam import load_exam
+    from inference.intake.exam import load_exam
     from tests.inference.dicom_factory import PATIENT_ID
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.archive.sources import ExamItem
 from app.archive.table import score_rows
-from inference.results import (
+from inference.results.exam_result import (
     breast_results,
     EntryViewResult,
     exam_decisions,
@@ -14,7 +14,7 @@ from inference.results import (
     Provenance,
     ViewResult,
 )
-from inference.views import View
+from inference.intake.views import View
 
 
 def test_view_malignancy_of_independent_classes_is_clipped_as_everywhere_else():

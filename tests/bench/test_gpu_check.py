@@ -73,10 +73,10 @@ def test_the_dry_run_measures_what_the_gpu_run_will(dry_run):
 
 @pytest.mark.timeout(600)
 def test_a_family_not_in_this_checkout_is_said_not_available(dry_run):
-    from inference import backends
+    from inference.families import registry
 
     report, _, _ = dry_run
-    if any(name.replace("-", "").replace("_", "") == "maskrcnn" for name in backends.families()):
+    if any(name.replace("-", "").replace("_", "") == "maskrcnn" for name in registry.families()):
         pytest.skip("the maskrcnn family exists: the check runs it")
     rows = report["parts"]["families"]["result"]["rows"]
     assert {"family": "maskrcnn", "not_available": "the maskrcnn family is not in this checkout"} in rows
@@ -113,12 +113,12 @@ def test_the_fast_variants_are_prepared_as_the_family_ships_them():
     """The ensemble, graph and compile variants build their fast modules with the family's own fast-mode
     preparation (GMIC: global network and saliency head in float32), not a bare fold of their own: the H200
     run measured a bf16 global network that GMIC no longer ships (y_fusion 0.020 off exact)."""
-    from inference import backends
-    from inference.models.gmic import GMIC
+    from inference.families import registry
+    from inference.families.gmic.model import GMIC
 
     check = load_check()
     model = GMIC(check.gmic_config(quick=True, tiny_input=True)).eval()
-    shipped = backends.get("gmic").fast.fold(model)
+    shipped = registry.get("gmic").fast.fold(model)
     module = check.device_module(model, torch.device("cpu"), "fast", "gmic")
     assert [type(m) for m in module.modules()] == [type(m) for m in shipped.modules()]
     x = torch.randn(1, 1, *check.QUICK_INPUT).contiguous(memory_format=torch.channels_last)

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import torch
 
-from inference.backends.common import fast_mode_numerics, numerics, runnable
+from inference.families.common import fast_mode_numerics, numerics, runnable
 from inference.memory import reuse_freed_memory
 from inference.weights import load_model
 
@@ -27,12 +27,12 @@ def main() -> None:
         inference.cpu.has_bf16_arithmetic = lambda: True
     reuse_freed_memory()
     if family == "gmic":
-        from inference.backends.gmic import GMICFamily as Family
+        from inference.families.gmic.family import GMICFamily as Family
 
         model = load_model(f"{reference}/gmic/seeded_state_dict.pt", percent_t=0.02).model
         probability, saliency, locations = "y_fusion", "saliency_map", "patch_locations"
     else:
-        from inference.backends.glam import GLAMFamily as Family
+        from inference.families.glam.family import GLAMFamily as Family
 
         model = load_model(f"{reference}/glam/seeded_state_dict.pt").model
         probability, saliency, locations = "y_global", "saliency_map", "patch_locations"

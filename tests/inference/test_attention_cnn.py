@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from inference.mias import CLASSES, CODES, balanced_resample, lesion_mask, load_mias, parse_info, stratified_split
-from inference.models.attention_cnn import (
+from inference.families.attention_cnn.mias import CLASSES, CODES, balanced_resample, lesion_mask, load_mias, parse_info, stratified_split
+from inference.families.attention_cnn.model import (
     AttentionCNN,
     AttentionCNNConfig,
     ConvAttention,
@@ -21,7 +21,7 @@ from inference.models.attention_cnn import (
     remap_torchvision_vgg16,
     vgg16_features,
 )
-from inference.views import View
+from inference.intake.views import View
 from tests.helpers import (
     make_attention_stub,
     report_one_view,
@@ -117,7 +117,7 @@ def test_a_torchvision_vgg16_state_dict_maps_onto_the_encoder():
 
 
 def test_encoder_weights_are_read_safely_and_must_fit(tmp_path):
-    from inference.train_attention import load_encoder_weights
+    from inference.families.attention_cnn.training import load_encoder_weights
 
     torch.manual_seed(2)
     reference = vgg16_features(64)
@@ -209,7 +209,7 @@ def test_balancing_resamples_every_class_and_severity_group_equally():
 
 
 def test_the_csv_source_reads_severity_and_names_bad_rows(tmp_path):
-    from inference.attention_data import class_samples
+    from inference.families.attention_cnn.data import class_samples
 
     cv2.imwrite(str(tmp_path / "a.png"), synthetic_view("R-CC", LESION, shape=(400, 300)))
     (tmp_path / "data.csv").write_text("path,view,label,severity\na.png,R-CC,spiculated_mass,M\n")
@@ -229,7 +229,7 @@ def test_the_csv_source_reads_severity_and_names_bad_rows(tmp_path):
 def test_the_classification_report_is_scikit_learns():
     from sklearn.metrics import classification_report as sklearn_report
 
-    from inference.classification_report import classification_report, confusion_picture
+    from inference.evaluation.classification_report import classification_report, confusion_picture
 
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 7, 83)
@@ -333,7 +333,7 @@ def test_training_refuses_bad_options(tmp_path):
 def test_the_trained_model_loads_analyses_and_reports(tiny_attention_model, tmp_path):
     import highdicom as hd
 
-    from inference.serialize import read_result, write_result
+    from inference.results.serialize import read_result, write_result
     from inference.weights import load_model
     from tests.helpers import dciodvfy
     from tests.report.test_report import pdf_text

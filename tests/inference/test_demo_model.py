@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from inference.evaluate import saliency_peak_on_lesion
-from inference.phantom import demo_exam
+from inference.evaluation.phantom_exams import saliency_peak_on_lesion
+from inference.intake.phantom import demo_exam
 from inference.pipeline import analyze_exam
-from inference.views import View
+from inference.intake.views import View
 from inference.weights import load_model
 
 MODEL = Path(__file__).resolve().parents[2] / "resources" / "demo" / "model.pt"
@@ -58,7 +58,7 @@ def test_demo_model_ranks_the_malignant_breast_higher(demo):
 
 def test_the_demo_model_declares_where_its_scores_stand():
     """Its metadata holds a 90 %-specificity operating point (from bench/eval_demo_model.py) on phantom data."""
-    from inference.calibration import score_category
+    from inference.evaluation.calibration import score_category
 
     calibration = load_model(MODEL).identity.calibration
     (point,) = calibration["operating_points"]
@@ -67,7 +67,7 @@ def test_the_demo_model_declares_where_its_scores_stand():
 
 
 def test_operating_point_is_the_lowest_threshold_reaching_the_specificity():
-    from inference.evaluate import operating_point
+    from inference.evaluation.phantom_exams import operating_point
 
     scores = [0.1 * i for i in range(10)] + [0.55, 0.95, 0.99]
     truth = [0] * 10 + [1, 1, 1]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from inference.detection_evaluation import Detection, HitRule, ImageTruth, froc
+from inference.evaluation.froc import Detection, HitRule, ImageTruth, froc
 
 
 def _square(top, left, bottom, right) -> np.ndarray:

@@ -14,7 +14,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from inference.exam import Exam, ExamError, View, load_exam, load_view
+from inference.intake.exam import Exam, ExamError, View, load_exam, load_view
 from inference.pipeline import analyze_exam
 from tests.conftest import DATA, SHARED, require_shared
 from tests.inference.dicom_factory import PATIENT_ID, PATIENT_NAME, code_item, make_dataset, sample_pixels, write
@@ -113,7 +113,7 @@ def test_ge_for_presentation_header_windows_and_degenerate_size():
     require_shared()
     import pydicom
 
-    from inference.dicom_intake import _windows
+    from inference.intake.dicom import _windows
 
     ds = pydicom.dcmread(DICOM_DIR / "openrem_MG-Im-GE_Seno_1_ForPresentation.dcm")
     windows = _windows(ds)
@@ -181,7 +181,7 @@ def test_image_stored_mirrored_is_flagged_and_still_reaches_the_model_facing_rig
     a, b = load_view(normal), load_view(mirrored)
     assert b.horizontal_flip and not a.horizontal_flip
     assert any("mirrored" in w for w in b.warnings)
-    from inference.preprocess import prepare_view
+    from inference.families.preprocess import prepare_view
 
     assert np.array_equal(prepare_view(a.model_image, "L-CC", a.horizontal_flip).input,
                           prepare_view(b.model_image, "L-CC", b.horizontal_flip).input)

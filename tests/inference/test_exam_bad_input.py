@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pydicom.encaps import encapsulate
 
-from inference.exam import ExamError, ViewImage, load_exam, load_view
+from inference.intake.exam import ExamError, ViewImage, load_exam, load_view
 from tests.conftest import require_shared
 from tests.inference.dicom_factory import make_dataset, sample_pixels, write
 

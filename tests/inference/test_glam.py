@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from inference.errors import CheckpointError
-from inference.views import View
+from inference.intake.views import View
 from tests.conftest import DATA, REFERENCE, SHARED, require_shared
 from tests.inference.oracle_tolerances import GLAM_CROP_TOLERANCE, GLAM_KEYS as KEYS, GLAM_TOLERANCE
 
@@ -101,7 +101,7 @@ def save(tmp_path, state, name="glam.ckpt"):
 
 
 def test_the_seven_harness_keys_are_ignored_whatever_their_shape(tmp_path, published_state):
-    from inference.backends.glam import HARNESS_KEYS
+    from inference.families.glam.family import HARNESS_KEYS
     from inference.weights import load_model
 
     assert len(HARNESS_KEYS) == 7
@@ -143,7 +143,7 @@ def test_float32_checkpoints_load_too(tmp_path, published_state):
 @pytest.fixture(scope="module")
 def side_by_side(glam, seeded_model):
     """GMIC and GLAM on two views of exam 0 through the pipeline (one preprocessing for both)."""
-    from inference.exam import load_exam
+    from inference.intake.exam import load_exam
     from inference.pipeline import analyze_exam
 
     exam = load_exam([DATA / "gmic-exam0" / "0_L-CC.png", DATA / "gmic-exam0" / "0_R-MLO.png"])
@@ -170,7 +170,7 @@ def test_glam_beside_gmic_in_the_pipeline(side_by_side):
     (region,) = r.regions
     assert region.kind == "GLAM patch" and region.size == (512, 512)
     assert region.box_input[:2] == tuple(float(v) for v in golden["patch_locations"][0, 0])
-    from inference.backends.base import map_box
+    from inference.families.protocol import map_box
 
     for view in (View.L_CC, View.R_MLO):  # unflipped and flipped: the local map covers exactly the patch
         r = result.views[view].entries[glam_id(result)]
@@ -179,7 +179,7 @@ def test_glam_beside_gmic_in_the_pipeline(side_by_side):
 
 
 def test_results_with_full_resolution_maps_round_trip(side_by_side, tmp_path):
-    from inference.serialize import read_result, write_result
+    from inference.results.serialize import read_result, write_result
 
     _, result, _ = side_by_side
     path, maps = write_result(result, tmp_path / "r.json")
@@ -211,7 +211,7 @@ def test_verify_compares_with_the_published_values(tmp_path):
 
 
 def test_verify_knows_the_published_files_and_refuses_others(tmp_path):
-    from inference.backends import published_checkpoints
+    from inference.families.registry import published_checkpoints
 
     sep = next(c for c in published_checkpoints("glam") if c["name"] == "model_sep.ckpt")
     assert sep["reference"]["views"]["0_L-CC".split("_")[1]] == [0.3141, 0.0111]
@@ -247,8 +247,8 @@ def test_bf16_fast_mode_stays_within_bound_of_exact_on_every_exam0_view(glam, mo
     local map by 0.12 (0.22 on an H200); the fast mode keeps the global network, its heads and the local
     network's stem and first stage in float32 (``fast_glam``), so every map stays within the bf16 map bound."""
     import inference.cpu
-    from inference.backends.common import FastMode, fast_mode_numerics, numerics, runnable
-    from inference.backends.glam import GLAMFamily
+    from inference.families.common import FastMode, fast_mode_numerics, numerics, runnable
+    from inference.families.glam.family import GLAMFamily
     from tests.inference.oracle_tolerances import FAST_BF16_MAP, FAST_BF16_PROBABILITY
 
     monkeypatch.setattr(inference.cpu, "has_bf16_arithmetic", lambda: True)

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from inference.backends.glimpsenet import CLASSES
-from inference.glimpses import GlimpseSettings, glimpse_boxes, iou, mil_pool, square_in_crop
-from inference.models.glimpsenet import FCGN, GlimpseNetConfig
-from inference.models.inception import InceptionV3, remap_torchvision_inception_v3
-from inference.views import View
+from inference.families.glimpsenet.family import CLASSES
+from inference.families.glimpsenet.glimpses import GlimpseSettings, glimpse_boxes, iou, mil_pool, square_in_crop
+from inference.families.glimpsenet.model import FCGN, GlimpseNetConfig
+from inference.families.nets.inception import InceptionV3, remap_torchvision_inception_v3
+from inference.intake.views import View
 from tests.helpers import (
     make_glimpse_stub,
     report_one_view,
@@ -241,7 +241,7 @@ def test_short_training_is_deterministic_resumes_and_cross_validates(tiny_glimps
 def test_the_training_csv_names_bad_rows(tmp_path):
     import cv2
 
-    from inference.train_glimpses import glimpse_csv
+    from inference.families.glimpsenet.training import glimpse_csv
 
     cv2.imwrite(str(tmp_path / "0_R-CC.png"), synthetic_view("R-CC", LESION, shape=(400, 300)))
     (tmp_path / "d.csv").write_text("path,view,benign,malignant\n0_R-CC.png,R-CC,0,0\n")
@@ -257,7 +257,7 @@ def test_the_training_csv_names_bad_rows(tmp_path):
 def test_the_trained_model_loads_analyses_evaluates_and_reports(tiny_glimpse_model, tmp_path):
     import highdicom as hd
 
-    from inference.serialize import read_result, write_result
+    from inference.results.serialize import read_result, write_result
     from inference.weights import load_model
     from tests.helpers import dciodvfy
     from tests.report.test_report import pdf_text
@@ -291,8 +291,8 @@ def test_the_trained_model_loads_analyses_evaluates_and_reports(tiny_glimpse_mod
 
 def test_imagenet_weights_initialise_the_classifier_safely(tmp_path):
     from inference.errors import CheckpointError
-    from inference.models.glimpsenet import GlimpseNet
-    from inference.train_glimpses import load_classifier_weights
+    from inference.families.glimpsenet.model import GlimpseNet
+    from inference.families.glimpsenet.training import load_classifier_weights
 
     torch.manual_seed(4)
     published = InceptionV3(1000, width=1.0).state_dict()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from inference.models.gmic import GMIC, GMICConfig, crop_upper_left, retrieve_rois, top_t_pooling
+from inference.families.gmic.model import GMIC, GMICConfig, crop_upper_left, retrieve_rois, top_t_pooling
 from tests.conftest import REFERENCE, REQUIRE_SHARED, require_shared
 from tests.inference.oracle_tolerances import GMIC_LOOSE as LOOSE, GMIC_TOLERANCES as TOLERANCES, LOOSE_ABSOLUTE, \
     LOOSE_RELATIVE, FAST_BF16_PROBABILITY
@@ -77,8 +77,8 @@ def test_bf16_fast_mode_stays_within_bound_of_exact_on_every_exam0_view(monkeypa
     exact (5e-4 measured) and the patches stay where exact puts them."""
     require_shared()
     import inference.cpu
-    from inference.backends.common import FastMode, fast_mode_numerics, numerics, runnable
-    from inference.backends.gmic import GMICFamily
+    from inference.families.common import FastMode, fast_mode_numerics, numerics, runnable
+    from inference.families.gmic.family import GMICFamily
     from inference.weights import load_model
 
     monkeypatch.setattr(inference.cpu, "has_bf16_arithmetic", lambda: True)

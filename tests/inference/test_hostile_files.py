@@ -15,7 +15,7 @@ import pytest
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import RLELossless
 
-from inference.exam import ExamError, load_exam, load_view
+from inference.intake.exam import ExamError, load_exam, load_view
 from tests.conftest import ROOT
 from tests.helpers import synthetic_view, write_png
 from tests.inference.dicom_factory import make_dataset, write
@@ -47,7 +47,7 @@ def test_the_huge_png_is_refused_without_allocating_the_image(tmp_path):
     path = huge_png(tmp_path / "R-MLO.png")
     probe = (
         "import resource, sys\n"
-        "from inference.exam import ExamError, load_view\n"
+        "from inference.intake.exam import ExamError, load_view\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n"
         f"    load_view({str(path)!r})\n"

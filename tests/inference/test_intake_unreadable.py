@@ -15,7 +15,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from inference.exam import ExamError, View, load_exam, load_view
+from inference.intake.exam import ExamError, View, load_exam, load_view
 from tests.conftest import DATA, ROOT, require_shared
 from tests.inference.dicom_factory import make_dataset, sample_pixels, write
 

@@ -311,15 +311,15 @@ def test_resnet_depth_is_read_from_the_keys(tmp_path, block, layers):
 @pytest.fixture(scope="module")
 def exam0_result(loaded):
     require_shared(MASKRCNN)
-    from inference.exam import load_exam
+    from inference.intake.exam import load_exam
     from inference.pipeline import analyze_exam
 
     return analyze_exam(load_exam(DATA / "gmic-exam0"), loaded, device="cpu")
 
 
 def test_analyze_exam_gives_detections_with_instance_masks(exam0_result):
-    from inference.backends.base import map_points
-    from inference.views import View
+    from inference.families.protocol import map_points
+    from inference.intake.views import View
 
     for view in View:
         golden = _golden(view.value)
@@ -341,7 +341,7 @@ def test_analyze_exam_gives_detections_with_instance_masks(exam0_result):
 
 
 def test_instance_mask_bits_on_the_stored_grid(exam0_result):
-    from inference.views import View
+    from inference.intake.views import View
 
     golden = _golden("R-CC")
     rows, cols = (int(s) for s in golden["image_size"])
@@ -357,7 +357,7 @@ def test_instance_mask_bits_on_the_stored_grid(exam0_result):
 
 def test_an_ensemble_keeps_its_first_members_instance_masks(loaded):
     from inference.pipeline import analyze_exam
-    from inference.views import View
+    from inference.intake.views import View
 
     result = analyze_exam({View("R-CC"): _image("R-CC").astype(np.float32)}, [[loaded, loaded]], device="cpu")
     (entry,) = result.views[View("R-CC")].entries.values()
@@ -369,7 +369,7 @@ def test_result_with_masks_serialises_and_old_files_still_read(exam0_result, tmp
     ``mask``) still reads, its regions without masks."""
     import json
 
-    from inference.serialize import maps_path, read_result, result_from_data, result_to_data, write_result
+    from inference.results.serialize import maps_path, read_result, result_from_data, result_to_data, write_result
 
     path, _ = write_result(exam0_result, tmp_path / "result.json")
     data = json.loads(path.read_text())
@@ -419,10 +419,10 @@ def test_fast_mode_keeps_the_detections_where_bf16_is_available(loaded, monkeypa
     reference, and every reference detection clear of the 0.05 threshold by more than that found again with
     its label. (bf16 autocast itself fails this by up to 0.1, so the family keeps float32; see family.py.)"""
     import inference.cpu
-    from inference.backends import get
-    from inference.backends.common import fast_mode_numerics, runnable
+    from inference.families.registry import get
+    from inference.families.common import fast_mode_numerics, runnable
     from inference.families.maskrcnn.model import FrozenBatchNorm2d
-    from inference.views import View
+    from inference.intake.views import View
 
     monkeypatch.setattr(inference.cpu, "has_bf16_arithmetic", lambda: True)
     assert fast_mode_numerics(torch.device("cpu")) == "bf16"

@@ -41,7 +41,7 @@ def test_matching_keeps_each_lesions_best_anchor_and_ignores_the_middle():
 
 def test_phantom_targets_are_the_lesion_its_box_and_class():
     from inference.families.maskrcnn.training import target_of
-    from inference.window_data import phantom_images
+    from inference.training.labelled_images import phantom_images
 
     (image,) = phantom_images(1, 3, (256, 160), kinds=("spiculated",))
     target = target_of(image, ("background", "benign mass", "malignant mass"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from inference.exam import View, load_exam
-from inference.phantom import demo_exam, generate_exam, power_law_noise, write_dicom_exam
+from inference.intake.exam import View, load_exam
+from inference.intake.phantom import demo_exam, generate_exam, power_law_noise, write_dicom_exam
 from tests.helpers import dciodvfy
 
 

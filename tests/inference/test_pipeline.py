@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from inference.exam import View, load_exam
+from inference.intake.exam import View, load_exam
 from inference.pipeline import Cancelled, analyze_exam, choose_device
 from tests.conftest import DATA, REFERENCE, require_shared
 from tests.helpers import run_isolated
@@ -72,8 +72,8 @@ def test_breast_is_mean_of_cc_and_mlo_and_exam_follows_the_malignancy_rule(exam0
 
 def test_maps_and_boxes_are_registered_on_the_original_image(exam0_result, exam0):
     """A layer cell's centre and a region's box land where the model input saw them, through the affine."""
-    from inference.backends.base import map_points
-    from inference.preprocess import prepare_view
+    from inference.families.protocol import map_points
+    from inference.families.preprocess import prepare_view
 
     result, _ = exam0_result
     for view in (View.R_CC, View.L_MLO):
@@ -90,7 +90,7 @@ def test_maps_and_boxes_are_registered_on_the_original_image(exam0_result, exam0
 def test_patch_boxes_are_in_original_pixels(exam0_result, exam0):
     """Each box in the original frame cuts the same pixels as the model's patch: the part of the box inside
     the image is compared (a box can run past the image where the model window was zero padded)."""
-    from inference.preprocess import prepare_view
+    from inference.families.preprocess import prepare_view
 
     result, _ = exam0_result
     checked = 0
@@ -242,7 +242,7 @@ def test_no_models_is_a_value_error():
 
 
 def test_result_json_round_trip_with_binary_maps(exam0_result, tmp_path):
-    from inference.serialize import read_result, result_to_data, write_result
+    from inference.results.serialize import read_result, result_to_data, write_result
 
     result, _ = exam0_result
     path, maps = write_result(result, tmp_path / "result.json")
@@ -261,7 +261,7 @@ def test_result_json_round_trip_with_binary_maps(exam0_result, tmp_path):
 
 
 def test_schema_1_results_are_still_read():
-    from inference.serialize import result_from_data
+    from inference.results.serialize import result_from_data
 
     saliency = {"benign": [[0.1] * 30] * 46, "malignant": [[0.2] * 30] * 46}
     identity = {"path": "m.p", "git_blob_sha1": "x", "sha256": "y", "published_name": None, "percent_t": 0.02,

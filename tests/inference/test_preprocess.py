@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from inference.errors import PreprocessError
-from inference.preprocess import Mapping, prepare_view
+from inference.families.preprocess import Mapping, prepare_view
 from tests.conftest import DATA, REFERENCE, REQUIRE_SHARED, require_shared
 
 ORACLE_FILES = {

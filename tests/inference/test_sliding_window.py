@@ -12,19 +12,19 @@ import numpy as np
 import pytest
 import torch
 
-from inference.backends.sliding_window import CLASSES, WindowSettings, prepare_windows
-from inference.metrics import roc_auc
-from inference.phantom import Finding, render_view
-from inference.temperature import (
+from inference.families.sliding_window.family import CLASSES, WindowSettings, prepare_windows
+from inference.evaluation.metrics import roc_auc
+from inference.intake.phantom import Finding, render_view
+from inference.evaluation.temperature import (
     calibrate_logits,
     expected_calibration_error,
     fit_temperature,
     reliability_bins,
     softmax,
 )
-from inference.views import View
-from inference.window_data import AMBIGUOUS, LabelledImage, csv_images, window_labels
-from inference.windows import average_maps, cut_windows, tissue_mask, window_grid
+from inference.intake.views import View
+from inference.training.labelled_images import AMBIGUOUS, LabelledImage, csv_images, window_labels
+from inference.families.sliding_window.windows import average_maps, cut_windows, tissue_mask, window_grid
 from tests.helpers import make_window_stub, run_isolated, synthetic_view
 
 # ------------------------------------------------------------------------------------------------- windows
@@ -85,7 +85,7 @@ def test_bad_window_settings_are_refused(bad):
 
 
 def test_top_windows_pass_over_the_neighbours_of_a_better_one():
-    from inference.windows import top_windows
+    from inference.families.sliding_window.windows import top_windows
 
     origins = np.array([[0, 0], [0, 128], [0, 256], [128, 128], [512, 512]])
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.1])
@@ -130,7 +130,7 @@ class ConstantClassifier(torch.nn.Module):
 
 
 def test_the_view_is_flagged_by_its_most_suspicious_window():
-    from inference.backends.sliding_window import read_view
+    from inference.families.sliding_window.family import read_view
     from inference.pipeline import analyze_exam
 
     stub = make_window_stub(top=3)
@@ -207,7 +207,7 @@ def test_ece_by_hand():
 
 
 def test_the_reliability_diagram_is_a_png_with_two_panels(tmp_path):
-    from inference.reliability_diagram import write_reliability_diagram
+    from inference.evaluation.reliability_diagram import write_reliability_diagram
 
     fit = calibrate_logits(*_miscalibrated(2.0, 800), bins=10)
     path = write_reliability_diagram(fit, tmp_path / "diagram.png", "test data")
@@ -264,8 +264,8 @@ def test_a_csv_of_images_and_masks_is_read_and_its_errors_name_the_row(tmp_path)
 
 
 def test_window_training_memory_format():
-    from inference.train import training_memory_format
-    from inference.train_windows import window_training_memory_format
+    from inference.families.gmic.training import training_memory_format
+    from inference.families.sliding_window.training import window_training_memory_format
 
     cpu = torch.device("cpu")
     assert window_training_memory_format(cpu, 4) == torch.contiguous_format  # crashes in channels-last (AVX2)
@@ -352,9 +352,9 @@ def test_evaluate_prints_the_table_and_writes_csv(tiny_window_model, tmp_path):
 
 def test_reading_labelled_images_uses_the_models_current_weights():
     """Validation during training reads the model as it is now, never a copy cached at an earlier epoch."""
-    from inference.models.patch_classifier import PatchClassifier, PatchClassifierConfig
-    from inference.window_data import phantom_images
-    from inference.window_evaluation import read_images
+    from inference.families.sliding_window.model import PatchClassifier, PatchClassifierConfig
+    from inference.training.labelled_images import phantom_images
+    from inference.families.sliding_window.evaluation import read_images
 
     torch.manual_seed(0)
     model = PatchClassifier(PatchClassifierConfig(width=4, stages=2)).train()
@@ -369,7 +369,7 @@ def test_reading_labelled_images_uses_the_models_current_weights():
 
 def test_the_shipped_demo_window_model_flags_the_demo_exams_malignant_breast():
     from app.demo import demo_window_model_path
-    from inference.phantom import demo_exam
+    from inference.intake.phantom import demo_exam
     from inference.pipeline import analyze_exam
     from inference.weights import load_model
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from inference.models.gmic import GMICOutput
-from inference.train import gmic_loss
+from inference.families.gmic.model import GMICOutput
+from inference.families.gmic.training import gmic_loss
 from inference.weights import load_model
 from tests.helpers import run_isolated
 
@@ -69,7 +69,7 @@ def test_cpu_training_steps_run_in_the_chosen_memory_format(tmp_path, pretend):
     assert all(s["input_channels_last"] == channels_last and s["weight_channels_last"] == channels_last
                for s in report["steps"])
     from inference.cpu import has_avx512
-    from inference.train import onednn_may_use_avx512
+    from inference.families.gmic.training import onednn_may_use_avx512
 
     if pretend == "avx512" or onednn_may_use_avx512():
         assert report["chosen"] == "contiguous"
@@ -78,7 +78,7 @@ def test_cpu_training_steps_run_in_the_chosen_memory_format(tmp_path, pretend):
 
 def test_memory_format_rule(monkeypatch):
     import inference.cpu
-    from inference.train import training_memory_format
+    from inference.families.gmic.training import training_memory_format
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(inference.cpu, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "amx_bf16"}))
@@ -97,7 +97,7 @@ def test_memory_format_rule(monkeypatch):
 
 
 def test_mask_targets_follow_the_image_through_crop_flip_and_window():
-    from inference.train import phantom_samples, prepare_sample
+    from inference.families.gmic.training import phantom_samples, prepare_sample
 
     for sample in phantom_samples(12, 5):
         if not sample.labels.any():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from inference import weights
-from inference.models.gmic import GMIC
+from inference.families.gmic.model import GMIC
 from inference.weights import (
     CheckpointError,
     git_blob_sha1,
@@ -128,10 +128,10 @@ def test_git_blob_sha1_matches_git(tmp_path):
 
 def pretend_published(monkeypatch, entries):
     """Add published-checkpoint entries (as the data file holds them) for files made in the test."""
-    from inference import backends
+    from inference.families import registry
 
-    known = backends._published()
-    monkeypatch.setattr(backends, "_published", lambda: known + tuple(entries))
+    known = registry._published()
+    monkeypatch.setattr(registry, "_published", lambda: known + tuple(entries))
 
 
 def test_published_checkpoint_is_recognised_by_content(tmp_path, published_state, monkeypatch):

@@ -9,8 +9,8 @@ import sys
 import torch
 
 import inference.cpu
-from inference.models.gmic import GMIC
-from inference.train import TrainConfig, train
+from inference.families.gmic.model import GMIC
+from inference.families.gmic.training import TrainConfig, train
 
 
 def strictly_channels_last(tensor: torch.Tensor) -> bool:
@@ -46,7 +46,7 @@ def main() -> None:
     GMIC.forward = recording_forward
     config = TrainConfig(out=out, n_train=2, n_val=2, epochs=1, seed=1, device="cpu", global_width=4, local_width=8)
     train(config, progress=lambda text: None)
-    from inference.train import training_memory_format
+    from inference.families.gmic.training import training_memory_format
 
     chosen = training_memory_format(torch.device("cpu"))
     print(json.dumps({"steps": seen, "chosen": "channels_last" if chosen == torch.channels_last else "contiguous"}))

@@ -25,7 +25,7 @@ from pydicom import dcmread  # noqa: E402
 from app.pacs import dimse  # noqa: E402
 from app.pacs.nodes import PacsError, parse_address, parse_study  # noqa: E402
 from app.pacs.retrieve import retrieve_study  # noqa: E402
-from inference.phantom import generate_exam, write_dicom_exam  # noqa: E402
+from inference.intake.phantom import generate_exam, write_dicom_exam  # noqa: E402
 from tests.pacs.orthanc import AET, DICOM_PORT, HTTP_PORT, PASSWORD, USER, Orthanc  # noqa: E402
 from tests.pacs.stall_proxy import StallingProxy  # noqa: E402
 

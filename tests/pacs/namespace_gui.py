@@ -20,7 +20,7 @@ from tests.pacs.orthanc import AET, DICOM_PORT, Orthanc  # noqa: E402
 def pacs(tmp_path_factory):
     from app.pacs import dimse
     from app.pacs.nodes import parse_address
-    from inference.phantom import generate_exam, write_dicom_exam
+    from inference.intake.phantom import generate_exam, write_dicom_exam
 
     folder = tmp_path_factory.mktemp("orthanc")
     orthanc = Orthanc(folder / "server")

@@ -30,8 +30,8 @@ from app.pacs.priors import find_priors  # noqa: E402
 from app.pacs.retrieve import retrieve_study  # noqa: E402
 from app.pacs.scp import StorageSCP, parse_senders, received_studies  # noqa: E402
 from inference.errors import Cancelled  # noqa: E402
-from inference.exam import load_exam  # noqa: E402
-from inference.phantom import generate_exam, write_dicom_exam  # noqa: E402
+from inference.intake.exam import load_exam  # noqa: E402
+from inference.intake.phantom import generate_exam, write_dicom_exam  # noqa: E402
 from tests.pacs.orthanc import (  # noqa: E402
     AET, DICOM_PORT, HTTP_PORT, INBOX_AET, INBOX_PORT, MOVE_PORT, PASSWORD, USER, Orthanc)
 

@@ -17,7 +17,7 @@ from app.report.content import DISCLAIMER, ReportInput
 from app.report.deidentify import Deidentifier
 from app.report.export import export_report
 from app.study.store import BreastRead
-from inference.exam import load_exam
+from inference.intake.exam import load_exam
 from inference.pipeline import analyze_exam
 from tests.conftest import REFERENCE, require_shared
 from tests.helpers import dciodvfy, make_stub_model, synthetic_view

@@ -19,10 +19,10 @@ import torch
 
 from app.report.content import ReportInput
 from app.report.export import ExportIncomplete, export_report
-from inference import backends
-from inference.exam import load_exam
+from inference.families import registry
+from inference.intake.exam import load_exam
 from inference.pipeline import analyze_exam
-from inference.views import Laterality, View
+from inference.intake.views import Laterality, View
 from tests.app.test_fake_family import FakeFamily, TinyNet
 from tests.conftest import REFERENCE, require_shared
 from tests.helpers import make_stub_model, synthetic_view
@@ -47,7 +47,7 @@ class NanFamily(FakeFamily):
 
 @pytest.fixture
 def nan_family(tmp_path):
-    family = backends.register(NanFamily())
+    family = registry.register(NanFamily())
     torch.manual_seed(0)
     path = tmp_path / "nan.pt"
     torch.save(TinyNet().state_dict(), path)
@@ -55,7 +55,7 @@ def nan_family(tmp_path):
         {"family": "nan3", "classes": ["normal", "benign", "malignant"], "malignancy": ["malignant"],
          "label": "nan model"}))
     yield family, path
-    backends.unregister("nan3")
+    registry.unregister("nan3")
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def _no_nan_in(path: Path) -> None:
 
 
 def test_a_nan_output_is_no_result_and_the_breast_and_exam_say_so(nan_family, three_views, tmp_path):
-    from inference.serialize import read_result, write_result
+    from inference.results.serialize import read_result, write_result
     from inference.weights import load_model
 
     _, path = nan_family
@@ -166,7 +166,7 @@ def test_writers_refuse_a_non_finite_value_loudly(three_views, tmp_path):
     """The last guard: a NaN that got past the analysis is a ValueError, never a number in a file."""
     from app.archive.sources import ExamItem
     from app.archive.table import score_rows
-    from inference.serialize import write_result
+    from inference.results.serialize import write_result
 
     result = analyze_exam(load_exam(three_views), make_stub_model(), device="cpu")
     entry = result.entries[0].id

@@ -19,7 +19,7 @@ from app.study.results import study_results, write_results
 from app.study.scores import _register_models
 from app.study.sessions import ReadingSession
 from app.study.store import MIGRATIONS, SCHEMA_VERSION, Store, _statements
-from inference.calibration import apply_recalibration
+from inference.evaluation.calibration import apply_recalibration
 from inference.pipeline import as_groups
 from tests.helpers import insert_model_scores
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from app.reading import entry_hybrid, hybrid, hybrid_basis
-from inference.calibration import apply_recalibration, read_site_calibration
+from inference.evaluation.calibration import apply_recalibration, read_site_calibration
 from inference.errors import CheckpointError
 from tests.archive.conftest import DEMO_MODEL
 from tests.conftest import ROOT
@@ -25,7 +25,7 @@ PLATT = {"format": "mammo-reader site calibration", "version": 2, "model_id": "m
 
 
 def _entry(site=None, card=None):
-    from inference.results import ModelEntry
+    from inference.results.exam_result import ModelEntry
     from tests.helpers import make_stub_model
 
     identity = dataclasses.replace(make_stub_model().identity, site_calibration=site, calibration=card)
@@ -56,8 +56,8 @@ def test_validation_and_inference_share_one_calibration_reader():
     scores = np.array([0.05, 0.3, 0.7, 0.95])
     assert np.allclose(calib.apply(PLATT, scores), apply_recalibration(PLATT, scores))
     assert calib.calibration_path("/m/a.pt").name == "a.pt.site_calibration.json"
-    # inference never imports app (the loader's calibration lives in inference/calibration.py)
-    code = "import sys, inference.weights, inference.calibration; print(any(m.startswith('app') for m in sys.modules))"
+    # inference never imports app (the loader's calibration lives in inference/evaluation/calibration.py)
+    code = "import sys, inference.weights, inference.evaluation.calibration; print(any(m.startswith('app') for m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr
 
@@ -97,7 +97,7 @@ def test_a_site_calibration_of_another_kind_is_refused_by_name(tmp_path):
 
 def _result_with(site):
     from inference.pipeline import analyze_exam
-    from inference.views import View
+    from inference.intake.views import View
     from tests.helpers import make_stub_model, synthetic_view
 
     result = analyze_exam({v: synthetic_view(v.value, (600, 400)) for v in View}, make_stub_model(), device="cpu")
@@ -110,7 +110,7 @@ def test_the_workstation_compare_box_shows_the_calibrated_hybrid_and_its_basis(q
     from app.reading import percent
     from app.study.store import BreastRead
     from app.ui.score_panel import ScorePanelWidget
-    from inference.views import Laterality
+    from inference.intake.views import Laterality
 
     result = _result_with(PLATT)
     panel = ScorePanelWidget()
@@ -137,8 +137,8 @@ def test_the_report_gives_the_calibrated_hybrid_and_its_basis():
     from app.report.content import ReportContent, ReportInput
     from app.report.json_report import report_dict
     from app.study.store import BreastRead
-    from inference.exam import Exam
-    from inference.views import Laterality
+    from inference.intake.exam import Exam
+    from inference.intake.views import Laterality
 
     result = _result_with(PLATT)
     reads = {"L": BreastRead("L", 0.6, committed=True)}

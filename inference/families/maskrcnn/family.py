@@ -27,13 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from inference.backends.base import (InputFrame, InstanceMask, ModelIdentity, ModelViewOutput, Prepared, ScoredRegion,
+from inference.families.protocol import (InputFrame, InstanceMask, ModelIdentity, ModelViewOutput, Prepared, ScoredRegion,
                                      scale_affine)
-from inference.backends.common import FastMode, load_strict, numerics, runnable
+from inference.families.common import FastMode, load_strict, numerics, runnable
 from inference.errors import CheckpointError
 from inference.families.maskrcnn import checkpoint, ops
 from inference.families.maskrcnn.model import MaskRCNN, fold_frozen_batchnorm
-from inference.views import View
+from inference.families.registry import register
+from inference.intake.views import View
 
 DEFAULT_CLASSES = ("background", "benign mass", "malignant mass")
 PROBABILITY_RULE = "highest detection score per class"
@@ -130,3 +131,6 @@ def view_output(boxes: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor,
                        {"detections": len(regions), "score_threshold": threshold,
                         "probability_rule": PROBABILITY_RULE, "numerics": "fp32"})
     return ModelViewOutput(probabilities=best, layers=(), regions=tuple(regions), extras={}, frame=frame)
+
+
+register(MaskRCNNFamily())

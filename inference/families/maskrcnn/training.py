@@ -1,6 +1,6 @@
 """Training Mask R-CNN (``python main.py train --family maskrcnn``).
 
-Data: labelled images with lesion masks (``inference.window_data``: phantoms with masses, or a CSV ``path, view,
+Data: labelled images with lesion masks (``inference.training.labelled_images``: phantoms with masses, or a CSV ``path, view,
 label, mask`` — CBIS-DDSM's ROI masks fit); each image's lesion is one target: its mask, the mask's bounding
 box and its class (a label names a class of the detector, or its first word does: ``benign`` -> ``benign
 mass``); a normal image has no target. Optionally from a user-supplied torchvision Mask R-CNN checkpoint
@@ -35,8 +35,8 @@ from inference.families.maskrcnn import ops
 from inference.families.maskrcnn.family import DEFAULT_CLASSES, metadata
 from inference.families.maskrcnn.model import MaskRCNN, MaskRCNNConfig
 from inference.files import write_text_atomic
-from inference.training_common import JsonOptions, store_float16
-from inference.window_data import BACKGROUND_NAMES, LabelledImage, csv_images, phantom_images
+from inference.training.common import JsonOptions, store_float16
+from inference.training.labelled_images import BACKGROUND_NAMES, LabelledImage, csv_images, phantom_images
 
 logger = logging.getLogger(__name__)
 
@@ -314,7 +314,7 @@ def _images(config: MaskRCNNTrainConfig) -> list[LabelledImage]:
 def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
     """Train (or resume) and write ``model.pt`` (float16, torchvision's key layout) and ``model.pt.json``."""
     log = progress or (lambda text: print(text, file=sys.stderr, flush=True))
-    from inference.train import _device  # noqa: PLC0415
+    from inference.families.gmic.training import _device  # noqa: PLC0415
 
     device = _device(config.device, 0)
     out = Path(config.out)

@@ -1,0 +1,1 @@
+"""What every family's evaluation shares: one AUC, calibration, reliability, classification report, FROC."""

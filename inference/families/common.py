@@ -1,0 +1,156 @@
+"""What the families share at run time and at load time: strict state-dict checks, the device copy of a
+module (the caller's module is never moved or changed), the fast mode's compiled copy, and the numerics of
+each mode."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from inference.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+
+def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, family: str) -> None:
+    """Refuse a state dict that lacks a weight, has an unknown one, or has one of the wrong shape, naming it."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    if missing:
+        raise CheckpointError(f"the checkpoint lacks the weight '{missing[0]}' ({len(missing)} missing)", path)
+    if unexpected:
+        raise CheckpointError(
+            f"the checkpoint holds an unknown weight '{unexpected[0]}' ({len(unexpected)} unknown); "
+            f"it is not a {family.upper()} checkpoint", path)
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"the weight '{key}' has shape {tuple(state[key].shape)}, expected {tuple(tensor.shape)}", path)
+
+
+def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, family: str) -> nn.Module:
+    """Check, cast floating tensors to float32 (published files carry float16), load strictly, eval mode."""
+    check_state(model, state, path, family)
+    model.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()},
+                          strict=True)
+    return model.eval()
+
+
+def has_keys(state: Mapping[str, torch.Tensor], prefixes: Iterable[str]) -> bool:
+    return all(any(key.startswith(prefix) for key in state) for prefix in prefixes)
+
+
+# ------------------------------------------------------------------------------------------------- running
+
+
+class FastMode:
+    """How a family builds its fast-mode module: fold batch norms, then compile the heavy submodules."""
+
+    def __init__(self, fold: Callable[[nn.Module], nn.Module], compiled: tuple[str, ...]) -> None:
+        self.fold = fold
+        self.compiled = compiled
+
+    def build(self, model: nn.Module) -> nn.Module:
+        fast = self.fold(model)
+        for name in self.compiled:
+            try:
+                setattr(fast, name, torch.compile(getattr(fast, name), dynamic=False))
+            except (RuntimeError, ImportError) as error:  # no compiler tool chain, unsupported platform
+                logger.info("torch.compile unavailable (%s); the fast mode runs eagerly", error)
+                break
+        return fast
+
+    def uncompile(self, module: nn.Module) -> None:
+        for name in self.compiled:
+            inner = getattr(module, name)
+            setattr(module, name, getattr(inner, "_orig_mod", inner))
+
+
+_COPIES: weakref.WeakKeyDictionary[nn.Module, dict[tuple[str, str], nn.Module]] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def runnable(model: nn.Module, device: torch.device, mode: str, fast: FastMode | None) -> nn.Module:
+    """The module to call for ``mode`` on ``device``: a cached copy in eval mode and channels-last memory
+    format (faster on the CPU and on CUDA); in the fast mode folded and compiled. ``model`` itself is never
+    moved or changed, so the workstation and a study task can share it."""
+    key = (str(device), mode if fast is not None else "exact")
+    with _LOCK:
+        copies = _COPIES.setdefault(model, {})
+        module = copies.get(key)
+        if module is None:
+            module = copy.deepcopy(model).eval()
+            if mode == "fast" and fast is not None:
+                module = fast.build(module)
+            module = module.to(device=device, memory_format=torch.channels_last)
+            copies[key] = module
+    return module
+
+
+def forward(module: nn.Module, x: torch.Tensor, fast: FastMode | None) -> object:
+    """Call ``module``; a compiled module whose compilation fails (no C++ compiler) runs eagerly instead."""
+    try:
+        return module(x)
+    except Exception as error:  # noqa: BLE001 - torch._dynamo's errors; imported only if the fast mode is used
+        if fast is None or not type(error).__module__.startswith(("torch._dynamo", "torch._inductor")):
+            raise
+        logger.info("compiled fast path failed (%s); running eagerly", type(error).__name__)
+        fast.uncompile(module)
+        return module(x)
+
+
+def fast_mode_numerics(device: torch.device) -> str:
+    """The arithmetic of the fast mode on ``device``: bf16 autocast on CUDA and on CPUs with native bf16
+    matrix arithmetic (AMX / AVX-512-BF16), where it is faster; the compiled fp32 path elsewhere."""
+    from inference.cpu import has_bf16_arithmetic  # noqa: PLC0415
+
+    if device.type == "cuda":
+        return "bf16"
+    return "bf16" if has_bf16_arithmetic() else "fp32"
+
+
+@contextlib.contextmanager
+def numerics(device: torch.device, mode: str) -> Iterator[None]:
+    """Inference mode; exact mode turns TF32 off on CUDA; fast mode autocasts to bf16 where that is the
+    faster arithmetic (``fast_mode_numerics``)."""
+    exact = mode != "fast"
+    bf16 = not exact and fast_mode_numerics(device) == "bf16"
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    if device.type != "cuda":
+        with torch.inference_mode(), autocast:
+            yield
+        return
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = not exact
+    torch.backends.cudnn.allow_tf32 = not exact
+    try:
+        with torch.inference_mode(), autocast:
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+GMIC_WINDOW = "gmic-window"  # the preprocessing GMIC and GLAM share: views prepared once for both
+
+
+def prepare_gmic_window(model_image, view, horizontal_flip: bool):
+    """The GMIC papers' preparation of one view (Stage-1 crop, optimal centre, the 2944 x 1920 window,
+    standardisation) as a :class:`~inference.families.protocol.Prepared`; GMIC and GLAM both use it."""
+    from inference.families.protocol import InputFrame, Prepared  # noqa: PLC0415
+    from inference.families.preprocess import WINDOW_SHAPE, prepare_view  # noqa: PLC0415
+
+    prepared = prepare_view(model_image, view, horizontal_flip)
+    m = prepared.mapping
+    record = {"original_shape": list(m.original_shape), "crop_origin": list(m.crop_origin),
+              "crop_shape": list(m.crop_shape), "flipped": m.flipped, "window_origin": list(m.window_origin)}
+    frame = InputFrame(WINDOW_SHAPE, m.input_to_original_affine(), m.original_shape, record)
+    return Prepared(view, prepared.input, frame, prepared.warnings)

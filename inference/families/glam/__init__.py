@@ -1,0 +1,1 @@
+"""GLAM (Liu et al., MIDL 2021): model and family."""

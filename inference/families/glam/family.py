@@ -1,0 +1,195 @@
+"""GLAM (Liu et al., MIDL 2021) as a model family: GMIC's preprocessing, two classes, a fused full-resolution
+map per class, and the one high-resolution patch as a region.
+
+Checkpoints: the published ``model_sep.ckpt`` and ``model_joint.ckpt`` (user-supplied: an NYU
+non-commercial licence forbids redistributing them), recognised by content. Their flat layout has 352 keys
+(``global_network.downsampling_branch.*``, ``global_network.postprocess_module.*``,
+``detection_network.dn_resnet.*``, ``detection_network.gn_conv_last.weight``) plus exactly seven training
+leftovers, which are ignored whatever their shape; any other missing, unknown or mis-shaped key is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from inference.families.registry import register
+from inference.families.protocol import (
+    HeatLayer,
+    ModelIdentity,
+    ModelViewOutput,
+    Prepared,
+    ScoredRegion,
+    map_box,
+    scale_affine,
+)
+from inference.families.common import (
+    GMIC_WINDOW,
+    FastMode,
+    forward,
+    has_keys,
+    load_strict,
+    numerics,
+    prepare_gmic_window,
+    runnable,
+)
+from inference.families.nets.fold import fold_batchnorm
+from inference.families.glam.model import GLAM, GLAMConfig
+from inference.intake.views import View
+
+CLASSES = ("benign", "malignant")
+HARNESS_KEYS = frozenset({
+    "mil.mil_attn_V.weight", "mil.mil_attn_U.weight", "mil.mil_attn_w.weight", "mil.classifier_linear.weight",
+    "fusion_dnn.weight", "fusion_dnn.bias", "shared_rep_filter.weight",
+})
+
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), replacement)
+    for pattern, replacement in (
+        (r"^global_network\.downsampling_branch\.first_conv\.(.+)$", r"global_net.stem.\1"),
+        (r"^global_network\.downsampling_branch\.layer_list\.(\d+)\.(\d+)\.downsample\.0\.(.+)$",
+         r"global_net.stages.\1.\2.shortcut.\3"),
+        (r"^global_network\.downsampling_branch\.layer_list\.(\d+)\.(\d+)\.((?:bn|conv)[12]\..+)$",
+         r"global_net.stages.\1.\2.\3"),
+        (r"^global_network\.downsampling_branch\.final_bn\.(.+)$", r"global_net.final_bn.\1"),
+        (r"^global_network\.postprocess_module\.gn_conv_1\.(.+)$", r"head_1.\1"),
+        (r"^global_network\.postprocess_module\.gn_conv_2\.(.+)$", r"head_2.\1"),
+        (r"^global_network\.postprocess_module\.gn_conv_last\.(.+)$", r"head_last.\1"),
+        (r"^global_network\.postprocess_module\.combine\.(.+)$", r"combine.\1"),
+        (r"^detection_network\.dn_resnet\.conv1\.(.+)$", r"local_net.stem_conv.\1"),
+        (r"^detection_network\.dn_resnet\.bn1\.(.+)$", r"local_net.stem_bn.\1"),
+        (r"^detection_network\.dn_resnet\.layer([1-4])\.(\d+)\.downsample\.([01])\.(.+)$",
+         r"local_net.stages.<\1>.\2.shortcut.\3.\4"),
+        (r"^detection_network\.dn_resnet\.layer([1-4])\.(\d+)\.((?:bn|conv)[12]\..+)$", r"local_net.stages.<\1>.\2.\3"),
+        (r"^detection_network\.gn_conv_last\.(.+)$", r"local_head.\1"),
+    )
+)
+
+
+def remap_glam_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Translate a state dict in the published GLAM layout into this package's module tree (pure).
+
+    The seven harness keys of the published files are dropped; a key that matches no rule is kept as it is,
+    so that strict loading names it.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key in HARNESS_KEYS:
+            continue
+        new_key = key
+        for pattern, replacement in _RULES:
+            if pattern.match(key):
+                new_key = re.sub(r"<(\d)>", lambda m: str(int(m.group(1)) - 1), pattern.sub(replacement, key))
+                break
+        out[new_key] = value
+    return out
+
+
+class _Float32(torch.nn.Module):
+    """Runs the module it holds in float32 with autocast off, whatever autocast the caller has on; the global
+    network's ``forward_stages`` (what GLAM calls) too."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return self.inner(x.float())
+
+    def forward_stages(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        with torch.autocast(x.device.type, enabled=False):
+            return self.inner.forward_stages(x.float())
+
+
+def fast_glam(model: torch.nn.Module) -> torch.nn.Module:
+    """The fast mode's GLAM (CPU and CUDA): batch norms folded; the global network, its three class-map heads
+    and the local network's stem and first stage in float32; the local ResNet-34's other three stages (some
+    95 % of GLAM's time in exact mode) and its head under the fast mode's bf16 autocast.
+
+    Why (as for GMIC, ``fast_gmic``): the class maps are sigmoids of 1x1 heads on the global network's raw
+    residual stream, which bf16 rounds to 8 bits at every block. With every part in bf16 the global maps moved
+    by up to 0.13 on the exam-0 views (0.22 on an H200 with random weights), the patch moved on two of the four
+    views (fused map 0.50 off), and the local map moved by 0.12 even where the patch stayed: the rounding of the
+    standardised patch and of the first stage's narrow features grows through the 16 blocks at stride 1. Now
+    the global maps and y_global are exact, the patches where exact puts them, the local map within 0.085 and
+    the fused map within 0.043 (exam 0). The float32 parts took some 6 % of an exact view's time (global
+    network 0.26 s of 5.5 s; the stem and the 64-channel stage about 1 % of the local arithmetic): one view on
+    a loaded 2-core AVX-512-BF16 CPU took 6.6 s (median; 7.0 s all bf16, exact 11.8 s), see docs/speed.md.
+    """
+    fast = fold_batchnorm(model)
+    fast.global_net = _Float32(fast.global_net)
+    for name in ("head_1", "head_2", "head_last"):
+        setattr(fast, name, _Float32(getattr(fast, name)))
+    local = fast.local_net
+    local.stem_conv = _Float32(local.stem_conv)
+    local.stages[0] = _Float32(local.stages[0])
+    return fast
+
+
+class GLAMFamily:
+    name = "glam"
+    preprocessing = GMIC_WINDOW  # GLAM's preprocessing is GMIC's: views are prepared once
+    fast = FastMode(fast_glam, ("global_net", "local_net"))
+
+    def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:
+        return has_keys(state, ("global_network.downsampling_branch.", "detection_network.dn_resnet.")) or has_keys(
+            state, ("global_net.stem.", "head_1.", "local_head."))
+
+    def build(self, state: Mapping[str, torch.Tensor], meta: Mapping[str, Any], path: str,
+              options: Mapping[str, Any]) -> tuple[torch.nn.Module, dict[str, Any]]:
+        model = load_strict(GLAM(GLAMConfig()), remap_glam_keys(state), path, self.name)
+        classes = tuple(meta.get("classes", CLASSES))
+        return model, {"classes": classes, "malignancy": tuple(meta.get("malignancy", ("malignant",)) or ()),
+                       "exclusive": False, "percent_t": None, "settings": {}}
+
+    def prepare(self, model_image: np.ndarray, view: View, horizontal_flip: bool) -> Prepared:
+        return prepare_gmic_window(model_image, view, horizontal_flip)
+
+    def run(self, model: torch.nn.Module, batch: Sequence[Prepared], device: torch.device, mode: str,
+            identity: ModelIdentity) -> list[ModelViewOutput]:
+        module = runnable(model, device, mode, self.fast)
+        x = torch.from_numpy(np.stack([p.input for p in batch]))[:, None]
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
+        with numerics(device, mode):
+            out = forward(module, x, self.fast)
+        return [self._output(out, i, prepared, identity, module.config) for i, prepared in enumerate(batch)]
+
+    @staticmethod
+    def _output(out, i: int, prepared: Prepared, identity: ModelIdentity, config: GLAMConfig) -> ModelViewOutput:
+        classes, frame = identity.classes, prepared.frame
+
+        def named(values: torch.Tensor) -> dict[str, float]:
+            return {name: float(v) for name, v in zip(classes, values.float().cpu().tolist(), strict=True)}
+
+        fused = out.saliency_map[i].float().cpu().numpy()
+        global_map = out.saliency_global[i].float().cpu().numpy()
+        local = out.local_cam[i, 0].float().cpu().numpy()
+        r, c = (int(v) for v in out.patch_locations[i, 0])
+        ph, pw = config.crop_shape
+        local_affine = frame.to_original @ np.array([[1.0, 0, r], [0, 1.0, c], [0, 0, 1]]) @ scale_affine(
+            ph / local.shape[-2], pw / local.shape[-1])
+        layers = []
+        for index, name in enumerate(classes):
+            # nearest upsampling everywhere in GLAM: the maps are blocks, drawn as blocks
+            layers.append(HeatLayer("fused", name, fused[index], frame.layer_affine(fused.shape[1:]), True, False))
+            layers.append(HeatLayer("global", name, global_map[index], frame.layer_affine(global_map.shape[1:]),
+                                    False, False))
+            layers.append(HeatLayer("local patch", name, local[index], local_affine, False, False))
+        box = (float(r), float(c), float(r + ph), float(c + pw))
+        local_scores = named(out.y_local_patch[i])
+        region = ScoredRegion(rank=1, box_original=map_box(frame.to_original, box),
+                              score=local_scores.get("malignant", max(local_scores.values())), kind="GLAM patch",
+                              probabilities=local_scores, box_input=box, size=(ph, pw),
+                              pixels=out.crop[i, 0].float().cpu().numpy())
+        extras = {f"y_{name}": named(out.y_per_scale[s, i]) for s, name in enumerate(("cam_1", "cam_2", "cam_3"))}
+        extras["y_local_patch"] = local_scores
+        return ModelViewOutput(probabilities=named(out.y_global[i]), layers=tuple(layers), regions=(region,),
+                               extras=extras, frame=frame)
+
+
+register(GLAMFamily())

@@ -1,0 +1,1 @@
+"""GlimpseNet (Liu & Hang, Stanford CS231n): networks, glimpses, family and training."""

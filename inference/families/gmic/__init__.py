@@ -1,0 +1,1 @@
+"""GMIC (Shen et al., Medical Image Analysis 2021): model, family and training."""

@@ -1,0 +1,463 @@
+"""Exam intake: DICOM and PNG mammograms read right, or refused with a reason that names the file.
+
+Loading follows "examine, then load" (3D Slicer's DICOM plugins): odd but usable input becomes a warning
+attached to the image (view taken from the file name, MONOCHROME1 inverted, noisy background removed ...), a
+file that cannot be read is named with its reason while the others load, and what makes the exam unsafe to
+read as one (images of two patients or two studies) raises :class:`ExamError`.
+
+Two arrays per view:
+* ``pixels``: the stored pixels after the Modality LUT, in stored orientation: what the viewer windows.
+* ``model_image``: what :func:`inference.families.preprocess.prepare_view` receives: dense tissue bright
+  (MONOCHROME1 inverted), background exactly 0 and tissue > 0, same orientation as ``pixels`` (whether the
+  image is stored mirrored is the per-view ``horizontal_flip`` flag), so model coordinates map straight
+  back onto ``pixels``.
+
+Laterality: which way the breast faces is read from the pixels. An image whose breast faces the way of the
+other side is a *possible laterality error* (a mislabelled or swapped file looks exactly like a mirrored
+one): it is listed in ``Exam.laterality_conflicts`` until the reader confirms it (stored mirrored) or moves it
+to the other slot, and the analysis does not count it before that. Only when every view of the exam faces the
+unusual way is the exam taken as stored mirrored as a whole (the reference's per-exam ``horizontal_flip``).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from inference.errors import ExamError, UnreadablePixelsError
+from inference.intake.image import (
+    DisplayWindow,
+    PatientInfo,
+    ViewImage,
+    faces_right,
+    is_mask_name,
+    mlo_likeness,
+)
+from inference.intake.views import Laterality, Projection, View
+
+__all__ = [
+    "DisplayWindow",
+    "Exam",
+    "ExamError",
+    "Laterality",
+    "PatientInfo",
+    "Projection",
+    "View",
+    "ViewImage",
+    "load_exam",
+    "load_view",
+]
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Exam:
+    """Up to four screening views of one exam, plus images kept aside.
+
+    Attributes:
+        views: the screening slots that were filled.
+        aside: images that are not screening views (spot, magnification, implant-displaced, ML ...).
+        exam_id: accession number, else study UID, else the folder name.
+        study_date: YYYYMMDD or "".
+        labels: optional ground truth or notes (for example from a case list).
+        patient: identifiers for display; empty after :meth:`deidentify`.
+        warnings: exam-level notes (which of several candidates was used, files that could not be read ...).
+        source: the folder, manifest or first file.
+        refused: (file name, reason) of each file that could not be loaded.
+        laterality_conflicts: views whose breast faces the way of the other side and that the reader has
+            not yet confirmed or moved: possible laterality errors, not counted by the analysis.
+        accession: the accession number ("" when unknown).
+        unreadable: per empty screening slot whose file named its view but whose pixels could not be used
+            (truncated, not finite, all one value ...): "file name: reason", shown in the slot.
+    """
+
+    views: dict[View, ViewImage]
+    aside: tuple[ViewImage, ...] = ()
+    exam_id: str = ""
+    study_date: str = ""
+    labels: dict = field(default_factory=dict)
+    patient: PatientInfo = field(default_factory=PatientInfo, repr=False)
+    warnings: tuple[str, ...] = ()
+    source: Path | None = None
+    refused: tuple[tuple[str, str], ...] = ()
+    laterality_conflicts: tuple[View, ...] = ()
+    accession: str = ""
+    unreadable: dict[View, str] = field(default_factory=dict)
+
+    def check_analyzable(self) -> None:
+        """Raise :class:`ExamError` when a view cannot be analysed, or there is none."""
+        if not self.views:
+            raise ExamError("the exam has no screening view (L-CC, R-CC, L-MLO, R-MLO) to analyse", self.source)
+        for image in self.views.values():
+            if not image.analyzable:
+                raise ExamError(
+                    "this is a 'For Processing' image (raw detector data); only 'For Presentation' images "
+                    "can be analysed",
+                    image.source,
+                )
+
+    def model_images(self) -> dict[View, np.ndarray]:
+        """The arrays to hand to the model, per view; raises :class:`ExamError` if not analysable."""
+        self.check_analyzable()
+        return {v: self.views[v].model_image for v in View if v in self.views}
+
+    def horizontal_flips(self) -> dict[View, bool]:
+        return {v: img.horizontal_flip for v, img in self.views.items()}
+
+    def deidentify(self) -> Exam:
+        """A copy without patient identifiers (name, ID, birth date) anywhere in it."""
+        views = {v: dataclasses.replace(img, patient=PatientInfo()) for v, img in self.views.items()}
+        aside = tuple(dataclasses.replace(img, patient=PatientInfo()) for img in self.aside)
+        return dataclasses.replace(self, views=views, aside=aside, patient=PatientInfo())
+
+    def laterality_message(self, view: View) -> str:
+        """What the reader is told about a possible laterality error on ``view``."""
+        other = View.of("R" if view.laterality == Laterality.LEFT else "L", view.projection)
+        text = (f"POSSIBLE LATERALITY ERROR: {self.views[view].source.name} is labelled {view.value}, but the "
+                f"breast faces like a {'right' if view.laterality == Laterality.LEFT else 'left'} breast. "
+                f"Confirm that it is stored mirrored, or move it to {other.value}.")
+        if other in self.laterality_conflicts:
+            text += f" {other.value} faces the other way too: the two {view.projection.value} images look swapped."
+        return text
+
+    def confirm_orientation(self, view: View) -> Exam:
+        """The reader confirms that ``view`` is labelled right and stored mirrored: it counts again."""
+        if view not in self.laterality_conflicts:
+            return self
+        image = self.views[view]
+        note = "the reader confirmed: stored mirrored, laterality label right"
+        views = {**self.views, view: dataclasses.replace(image, warnings=image.warnings + (note,),
+                                                         reader_decision="confirmed stored mirrored")}
+        return dataclasses.replace(self, views=views,
+                                   laterality_conflicts=tuple(v for v in self.laterality_conflicts if v != view))
+
+    def move_view(self, view: View, target: View) -> Exam:
+        """Put the image of ``view`` into ``target`` (swapping with the image there, if any); the orientation of
+        each moved image is worked out again for its new side."""
+        if view == target:
+            return self
+        views = dict(self.views)
+        moving = {target: views.pop(view)}
+        if target in views:
+            moving[view] = views.pop(target)
+        conflicts = [v for v in self.laterality_conflicts if v not in (view, target)]
+        for slot, image in moving.items():
+            flip = faces_right(image.model_image) != (slot.laterality == Laterality.LEFT)
+            note = f"moved from {image.view.value} to {slot.value} by the reader"
+            views[slot] = dataclasses.replace(image, view=slot, horizontal_flip=flip, warnings=image.warnings + (note,),
+                                              reader_decision=f"moved from {image.view.value}")
+            if flip:
+                conflicts.append(slot)
+        ordered = {v: views[v] for v in View if v in views}
+        unreadable = {v: text for v, text in self.unreadable.items() if v not in ordered}
+        return dataclasses.replace(self, views=ordered, laterality_conflicts=tuple(v for v in View if v in conflicts),
+                                   unreadable=unreadable)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# DICOM
+
+
+def _is_dicom(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _load_dicom(path: Path, view_hint: View | None) -> ViewImage:
+    from inference.intake import dicom as dicom_intake  # noqa: PLC0415 - pydicom is imported only when DICOM is read
+
+    return dicom_intake.load_dicom_view(path, view_hint)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# public loaders
+
+
+def load_view(path: str | Path, view: View | str | None = None) -> ViewImage:
+    """Load one image file (DICOM by content, or PNG/TIFF), raising :class:`ExamError` for anything refused.
+
+    Args:
+        path: the file.
+        view: the view when known from elsewhere (a manifest); else it is read from the file.
+    """
+    path = Path(path)
+    hint = View.parse(view) if view is not None else None
+    if path.is_symlink() and not path.exists():
+        raise ExamError(f"a link to a file that does not exist ({os.readlink(path)})", path)
+    if not path.is_file():
+        raise ExamError("the file does not exist", path)
+    try:
+        if path.suffix.lower() in IMAGE_SUFFIXES and not _is_dicom(path):
+            from inference.intake.png import load_png_view  # noqa: PLC0415
+
+            return load_png_view(path, hint)
+        return _load_dicom(path, hint)
+    except ExamError:
+        raise
+    except MemoryError as error:
+        raise ExamError("the image is too large to load", path) from error
+    except Exception as error:  # noqa: BLE001 - damaged files make decoders raise anything; report, not crash
+        logger.info("refused %s: %s", path.name, type(error).__name__)
+        raise ExamError(f"the file is damaged or unreadable ({type(error).__name__}: {error})", path) from error
+
+
+def _candidates_files(folder: Path) -> list[Path]:
+    files = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_symlink() and not path.exists():  # a dangling link: refused by name (load_view), not skipped
+            if path.suffix.lower() in (*IMAGE_SUFFIXES, ".dcm", ".dicom", "") and not is_mask_name(path):
+                files.append(path)
+            continue
+        if not path.is_file():
+            continue
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            if is_mask_name(path):
+                continue
+            files.append(path)
+        elif path.suffix.lower() in (".dcm", ".dicom", "") or _is_dicom(path):
+            files.append(path)
+    return files
+
+
+def _read_manifest(path: Path) -> list[tuple[Path, View | None]]:
+    """A CSV (columns ``path``/``file`` and ``view``) or JSON (list of {path, view} or {path: view})."""
+    entries: list[tuple[Path, View | None]] = []
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            items = data.items() if isinstance(data, dict) else ((d["path"], d.get("view")) for d in data)
+        else:
+            with path.open(newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+            items = ((r.get("path") or r.get("file"), r.get("view")) for r in rows)
+        for file_name, view in items:
+            if not file_name:
+                raise ValueError("a row has no path")
+            file_path = Path(file_name)
+            if not file_path.is_absolute():
+                file_path = path.parent / file_path
+            entries.append((file_path, View.parse(view) if view else None))
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as error:
+        raise ExamError(f"the manifest could not be read ({error})", path) from error
+    if not entries:
+        raise ExamError("the manifest lists no image", path)
+    return entries
+
+
+PROJECTION_MARGIN = 0.15  # how much more MLO-like one candidate must look than another to tell them apart
+
+
+def _choose(candidates: list[ViewImage]) -> tuple[ViewImage, str]:
+    """A deterministic choice among several images for one slot, stated in words.
+
+    The pixels are asked first: when one candidate looks clearly more like the other projection (the
+    pectoral muscle of an MLO saved as CC, see ``mlo_likeness``), the ones that agree with the slot win.
+    Among the rest: latest acquisition, then file name.
+    """
+    view = candidates[0].view
+    cues = {id(img): mlo_likeness(img.model_image, img.horizontal_flip, view.laterality) for img in candidates}
+    ranked = sorted(candidates, key=lambda img: (img.acquisition, str(img.source)), reverse=True)
+    valid = [cues[id(img)] for img in candidates if cues[id(img)] == cues[id(img)]]
+    reason = "latest acquisition, then file name"
+    if len(valid) == len(candidates) and max(valid) - min(valid) >= PROJECTION_MARGIN:
+        wants_mlo = view.projection == Projection.MLO
+        best = max(valid) if wants_mlo else min(valid)
+        agreeing = [img for img in ranked if abs(cues[id(img)] - best) < PROJECTION_MARGIN]
+        chosen_ids = {id(img) for img in agreeing}
+        disagreeing = [img for img in ranked if id(img) not in chosen_ids]
+        ranked = agreeing + disagreeing
+        other = "CC" if wants_mlo else "MLO"
+        reason = (f"the pixels of {', '.join(img.source.name for img in disagreeing)} look like an {other} view "
+                  f"(pectoral muscle and shape); then latest acquisition")
+    chosen = ranked[0]
+    others = ", ".join(img.source.name for img in ranked[1:])
+    return chosen, f"{len(candidates)} images for {view.value}: used {chosen.source.name} ({reason}); kept aside: {others}"
+
+
+# CBIS-DDSM (TCIA) gives every image its own PatientID, "<Mass|Calc>-<Training|Test>_P_<5 digits>_<LEFT|RIGHT>_
+# <CC|MLO>" (ROI and crop series add "_<abnormality index>"), and its own StudyInstanceUID.
+CBIS_DDSM_ID = re.compile(r"^(?:Mass|Calc)-(?:Training|Test)_(P_\d{5})_(?:LEFT|RIGHT)_(?:CC|MLO)(?:_\d+)?$")
+
+
+def _dataset_patients(images: list[ViewImage]) -> list[str]:
+    """Per image, its CBIS-DDSM patient ("P_00173") when every image's PatientID follows that dataset's
+    per-image naming, else []: then the PatientIDs are compared as they are."""
+    matches = [CBIS_DDSM_ID.match(image.patient.patient_id) for image in images]
+    return [match.group(1) for match in matches if match] if matches and all(matches) else []
+
+
+def _dataset_patient(images: list[ViewImage]) -> str:
+    """The one CBIS-DDSM patient of all the images, else "". Such images are one patient's exam although
+    each has its own PatientID and StudyInstanceUID."""
+    numbers = set(_dataset_patients(images))
+    return numbers.pop() if len(numbers) == 1 else ""
+
+
+def _identities(images: list[ViewImage]) -> None:
+    """Refuse images of more than one patient or one study: they are not one exam (an exam-level maximum
+    over two patients is a wrong-patient reading). The message names the files and the identities.
+
+    CBIS-DDSM images of one patient (see :func:`_dataset_patient`) are one exam: their per-image patient IDs
+    and study UIDs are not compared (their study dates still are)."""
+    def describe(groups: dict[str, list[ViewImage]]) -> str:
+        return "; ".join(f"{key}: {', '.join(img.source.name for img in group[:4])}"
+                         + (" …" if len(group) > 4 else "") for key, group in groups.items())
+
+    dataset_patients = _dataset_patients(images)
+    dataset_patient = _dataset_patient(images)
+    patients: dict[str, list[ViewImage]] = {}
+    for index, image in enumerate(images):
+        key = (f"{dataset_patients[index]} (CBIS-DDSM)" if dataset_patients
+               else image.patient.patient_id or image.patient.name)
+        if key:
+            issuer = image.study.get("issuer", "")
+            patients.setdefault(f"patient {key}" + (f" ({issuer})" if issuer else ""), []).append(image)
+    if len(patients) > 1:
+        raise ExamError(f"the images belong to {len(patients)} different patients and were not loaded as one "
+                        f"exam: {describe(patients)}; open each patient's images on their own",
+                        images[0].source.parent)
+    studies: dict[str, list[ViewImage]] = {}
+    for image in images:
+        uid, date = image.study.get("study_uid", ""), image.study.get("date", "")
+        uid = "" if dataset_patient else uid  # one per image in that dataset: only the dates say the study
+        if uid or date:
+            studies.setdefault(f"study {uid or '?'} of {date or 'unknown date'}", []).append(image)
+    dates = {image.study.get("date") for image in images if image.study.get("date")}
+    uids = {image.study.get("study_uid") for image in images if image.study.get("study_uid") and not dataset_patient}
+    if len(uids) > 1 or len(dates) > 1:
+        raise ExamError(f"the images come from {max(len(uids), len(dates))} different studies and were not loaded "
+                        f"as one exam: {describe(studies)}; open each study on its own (an earlier one is a prior)",
+                        images[0].source.parent)
+
+
+def _laterality_conflicts(views: dict[View, ViewImage]) -> tuple[tuple[View, ...], list[str]]:
+    """The views to confirm before they count, and exam-level notes."""
+    mirrored = [v for v, img in views.items() if img.horizontal_flip]
+    if mirrored and len(mirrored) == len(views) and len(views) > 1:
+        return (), ["every view faces the unusual way: the exam is taken as stored mirrored as a whole"]
+    return tuple(mirrored), []
+
+
+def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) -> Exam:
+    """Load an exam from a folder, a list of files, or a manifest (CSV/JSON of path -> view).
+
+    Views load in parallel. A file that cannot be read is named with its reason in ``Exam.refused`` and the
+    warnings while the others load; :class:`ExamError` is raised when no screening view could be loaded, or
+    when the images are not one exam (two patients, two studies).
+    """
+    warnings: list[str] = []
+    hints: list[tuple[Path, View | None]]
+    root: Path | None
+    if isinstance(source, (str, Path)):
+        root = Path(source)
+        if root.is_dir():
+            hints = [(p, None) for p in _candidates_files(root)]
+            if not hints:
+                raise ExamError("the folder holds no mammogram (no DICOM or PNG file)", root)
+        elif root.is_file() and root.suffix.lower() in (".csv", ".json"):
+            hints = _read_manifest(root)
+        elif root.exists():
+            hints = [(root, None)]
+        else:
+            raise ExamError("no such file or folder", root)
+    else:
+        hints = [(Path(p), None) for p in source]
+        root = hints[0][0] if hints else None
+        if not hints:
+            raise ExamError("no file was given")
+
+    refused: list[tuple[str, str]] = []
+    unreadable: dict[View, str] = {}
+    errors: list[ExamError] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hints)))) as pool:
+        futures = [(p, pool.submit(load_view, p, v)) for p, v in hints]
+        loaded: list[ViewImage] = []
+        for path, future in futures:
+            try:
+                loaded.append(future.result())
+            except ExamError as error:
+                errors.append(error)
+                refused.append((path.name, error.message))
+                warnings.append(f"{path.name} could not be loaded: {error.message}")
+                if isinstance(error, UnreadablePixelsError) and error.view is not None:
+                    unreadable.setdefault(error.view, f"{path.name}: {error.message}")
+
+    if not loaded:
+        if len(errors) == 1:
+            raise errors[0]
+        raise ExamError("no mammogram could be loaded: " + "; ".join(f"{n}: {r}" for n, r in refused), root)
+    _identities(loaded)
+    dataset_patient = _dataset_patient(loaded)
+    if dataset_patient:
+        warnings.append(f"one patient's exam ({dataset_patient}): the identity came from the CBIS-DDSM dataset's "
+                        "naming, where every image has its own PatientID (such as "
+                        f"{loaded[0].patient.patient_id}) and its own StudyInstanceUID")
+    slots: dict[View, list[ViewImage]] = {}
+    aside = []
+    for image in loaded:
+        if image.view is None:
+            aside.append(image)
+        else:
+            slots.setdefault(image.view, []).append(image)
+    views = {}
+    for view in View:
+        candidates = slots.get(view, [])
+        if len(candidates) == 1:
+            views[view] = candidates[0]
+        elif candidates:
+            chosen, note = _choose(candidates)
+            views[view] = chosen
+            aside += [c for c in candidates if c is not chosen]  # identity: images compare by their arrays
+            warnings.append(note)
+    if not views:
+        reason = "none of the images is a screening view (L-CC, R-CC, L-MLO, R-MLO)"
+        if refused:
+            reason += "; could not be loaded: " + "; ".join(f"{n}: {r}" for n, r in refused)
+        raise ExamError(reason, root)
+    missing = [v.value for v in View if v not in views]
+    if missing:
+        warnings.append(f"missing views: {', '.join(missing)}")
+    conflicts, notes = _laterality_conflicts(views)
+    warnings += notes
+    first = next(iter(views.values()))
+    study = first.study
+    exam_id = study.get("accession") or study.get("study_uid") or (
+        root.name if root is not None and root.is_dir() else (root.stem if root else "")
+    )
+    patient = first.patient
+    if dataset_patient:  # not one image's UID or per-image ID: the patient, with the dataset's collection
+        collections = {image.patient.patient_id.split("_P_")[0] for image in views.values()}
+        exam_id = f"{collections.pop()}_{dataset_patient}" if len(collections) == 1 else dataset_patient
+        patient = PatientInfo(patient_id=dataset_patient, birth_date=first.patient.birth_date)
+    return Exam(
+        views=views,
+        aside=tuple(aside),
+        exam_id=str(exam_id),
+        study_date=str(study.get("date", "")),
+        patient=patient,
+        warnings=tuple(warnings),
+        source=root,
+        refused=tuple(refused),
+        laterality_conflicts=conflicts,
+        accession=str(study.get("accession", "")),
+        unreadable={v: text for v, text in unreadable.items() if v not in views},
+    )

@@ -1,0 +1,316 @@
+"""The image types and pure helpers every intake shares (PNG, DICOM, later the PACS): a loaded view, its
+display windows and patient identifiers, grey levels (background to 0, tissue bright), which way the breast
+faces, and views named in free text. Nothing here reads a file; ``exam.py`` assembles exams from the intakes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from inference.intake.views import Laterality, View
+
+MAX_PIXELS = 12000 * 12000  # larger than any mammography detector; refuse before allocating
+NON_IMAGE_TOKENS = ("BENIGN", "MALIGNANT", "MASK", "SEG", "SEGMENTATION")
+# far beyond 16-bit stored values times any real Rescale Slope, and small enough that float32 sums of
+# squares over a whole image (the standardisation before the model) stay finite
+PIXEL_VALUE_LIMIT = 1e12
+
+
+@dataclass(frozen=True)
+class DisplayWindow:
+    """A VOI window: centre/width in stored values (after the Modality LUT), with the file's explanation."""
+
+    center: float
+    width: float
+    explanation: str = ""
+    function: str = "LINEAR"
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    """Identifiers for display only. Never logged; dropped by :meth:`Exam.deidentify`."""
+
+    name: str = ""
+    patient_id: str = ""
+    birth_date: str = ""
+
+
+@dataclass(frozen=True)
+class ViewImage:
+    """One loaded image.
+
+    Attributes:
+        view: the screening slot, or None for an image kept aside (spot, magnification, ML ...).
+        pixels: (H, W) stored pixels after the Modality LUT, stored orientation.
+        model_image: (H, W) float32 input for ``prepare_view``: tissue bright, background exactly 0.
+        horizontal_flip: True when the breast faces the unusual way for its side (L facing left, R right).
+        source: the file it came from.
+        windows: display windows from the file (may be empty); ``auto_window`` is always available.
+        invert_display: True when low values display white (MONOCHROME1 or Presentation LUT INVERSE).
+        pixel_spacing: (row, col) mm per pixel, or None.
+        spacing_source: which attribute gave ``pixel_spacing``.
+        laterality_source, view_source: where laterality and projection came from.
+        laterality: "L" or "R" as found, also for an image kept aside ("" when unknown).
+        view_label: the projection as found (``CC``, ``MLO``, ``ML``, ``XCCL`` ...), with modifiers.
+        orientation: PatientOrientation as stored, or "" .
+        analyzable: False for images that may be viewed but not analysed (For Processing).
+        warnings: non-fatal oddities, for the UI.
+        sop_instance_uid: DICOM SOP Instance UID ("" for PNG).
+        acquisition: sortable acquisition date-time string ("" when unknown).
+        background_level: the value subtracted to make the background 0 (model-image units).
+        reader_decision: what the reader decided about this image's laterality ("" when nothing):
+            "confirmed stored mirrored" or "moved from R-CC"; part of the result key, since the same
+            images in other slots or orientations give other results.
+    """
+
+    view: View | None
+    pixels: np.ndarray
+    model_image: np.ndarray
+    horizontal_flip: bool
+    source: Path
+    windows: tuple[DisplayWindow, ...] = ()
+    invert_display: bool = False
+    pixel_spacing: tuple[float, float] | None = None
+    spacing_source: str = ""
+    laterality_source: str = ""
+    laterality: str = ""  # L or R as found (also for images kept aside, which have no screening slot)
+    view_source: str = ""
+    view_label: str = ""
+    orientation: str = ""
+    analyzable: bool = True
+    warnings: tuple[str, ...] = ()
+    sop_instance_uid: str = ""
+    acquisition: str = ""
+    background_level: float = 0.0
+    voi_lut_dataset: object | None = field(default=None, repr=False)  # VOI LUT Sequence only (pydicom)
+    implant_displaced: bool = False
+    study: dict = field(default_factory=dict, repr=False)  # exam-level fields: accession, date, UIDs
+    patient: PatientInfo = field(default_factory=PatientInfo, repr=False)
+    reader_decision: str = ""
+
+    def auto_window(self) -> DisplayWindow:
+        """A window from robust percentiles of the tissue (for files without one)."""
+        values = self.pixels[self.model_image > 0] if np.any(self.model_image > 0) else self.pixels
+        sample = values.ravel()[:: max(1, values.size // 500_000)]
+        low, high = np.percentile(sample, [0.5, 99.5]) if sample.size else (0.0, 1.0)
+        return DisplayWindow(center=float(low + high) / 2, width=float(max(high - low, 1.0)), explanation="auto")
+
+    def display_image(self, window: DisplayWindow | None = None) -> np.ndarray:
+        """Grey levels in [0, 1] for display, white = dense: VOI (window or LUT), then inversion if needed.
+
+        Uses pydicom's VOI functions (LINEAR, LINEAR_EXACT, SIGMOID; VOI LUT Sequence).
+        """
+        from pydicom.pixels.processing import apply_voi, apply_windowing  # noqa: PLC0415 - display only
+
+        if window is None and self.voi_lut_dataset is not None:
+            lut = self.voi_lut_dataset.VOILUTSequence[0]
+            bits = int(lut.LUTDescriptor[2]) or 16
+            out = apply_voi(self.pixels, self.voi_lut_dataset, index=0).astype(np.float32)
+            out = np.clip(out / float(2**bits - 1), 0.0, 1.0)
+        else:
+            window = window or (self.windows[0] if self.windows else self.auto_window())
+            out = _window(self.pixels, window, apply_windowing)
+        return 1.0 - out if self.invert_display else out
+
+
+def _window(pixels: np.ndarray, window: DisplayWindow, apply_windowing) -> np.ndarray:
+    """Apply one VOI window with pydicom and scale its output range to [0, 1]."""
+    from pydicom.dataset import Dataset  # noqa: PLC0415
+
+    ds = Dataset()
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsStored = 16
+    ds.PixelRepresentation = 0
+    ds.WindowCenter = window.center
+    ds.WindowWidth = max(window.width, 1.0)
+    ds.VOILUTFunction = window.function if window.function in ("LINEAR", "LINEAR_EXACT", "SIGMOID") else "LINEAR"
+    out = apply_windowing(pixels.astype(np.float64), ds)
+    return np.clip(out / 65535.0, 0.0, 1.0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# grey levels and orientation
+
+
+def background_level(image: np.ndarray) -> tuple[float, str]:
+    """Estimate the background level of an image whose tissue is bright.
+
+    A clean image has an exact-minimum background covering a good share of the pixels: its level is that
+    minimum. A noisy one (real detectors, film scans) has a background *mode* at the dark end of the
+    histogram: its level is where that mode ends (the histogram falls below 2 % of the mode's height, or
+    reaches a valley), so that the noise maps to 0 and the faint skin line stays above it.
+    """
+    sample = image.ravel()[:: max(1, image.size // 1_000_000)].astype(np.float64)
+    low = float(sample.min())
+    if np.mean(sample == low) >= 0.02:
+        return low, "exact"
+    high = float(np.percentile(sample, 99.9))
+    if high <= low:
+        return low, "exact"
+    counts, edges = np.histogram(sample, bins=512, range=(low, high))
+    smooth = np.convolve(counts, np.ones(3) / 3, mode="same")
+    peak = int(np.argmax(smooth[:256]))
+    height = smooth[peak]
+    end = peak
+    while end + 1 < len(smooth) and smooth[end] > 0.02 * height:
+        if smooth[end] < 0.5 * height and smooth[end + 1] > smooth[end]:
+            break  # a valley between the background mode and the tissue
+        end += 1
+    return float(edges[end + 1]), "estimated"
+
+
+def pixel_problem(pixels: np.ndarray, where: str = "") -> str:
+    """Why these grey levels cannot be read as a mammogram, or "" when they can.
+
+    Values that are not finite, or so large that float32 sums over the image overflow, end as NaN in the
+    model (a NaN probability once printed as a confident 100 %); an image of one value has no tissue.
+
+    Args:
+        pixels: (H, W) grey levels.
+        where: the step that made them, for the message (" after the Rescale Slope/Intercept (1e+308)").
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        if not np.all(np.isfinite(pixels)):
+            return f"the pixels are not finite{where}"
+        low, high = float(np.min(pixels)), float(np.max(pixels))
+    if low == high:
+        return f"every pixel has the same value ({low:g}){where}: there is no image"
+    if max(abs(low), abs(high)) > PIXEL_VALUE_LIMIT:
+        return f"the pixel values{where} reach {max(abs(low), abs(high)):.3g}, far beyond any detector's range"
+    return ""
+
+
+def to_model_image(pixels: np.ndarray, dense_is_low: bool) -> tuple[np.ndarray, float, list[str]]:
+    """Tissue bright, background exactly 0: invert if needed, then subtract the background level."""
+    problem = pixel_problem(pixels)
+    if problem:
+        raise ValueError(problem)
+    notes = []
+    image = pixels.astype(np.float32)
+    if dense_is_low:
+        image = float(image.max()) - image
+    level, how = background_level(image)
+    if how == "estimated":
+        notes.append(f"noisy background: level {level:.4g} estimated and set to 0 for the model")
+    out = np.clip(image - np.float32(level), 0, None)
+    if not np.any(out > 0):
+        raise ValueError("no tissue: the image is uniform")
+    return out, level, notes
+
+
+def faces_right(model_image: np.ndarray) -> bool:
+    """Whether the breast points to the right (chest wall at the left edge), judged from the pixels."""
+    width = model_image.shape[1]
+    band = max(1, width // 10)
+    tissue = model_image > 0
+    return float(tissue[:, :band].mean()) >= float(tissue[:, width - band :].mean())
+
+
+def _orientation_facing(orientation: str) -> bool | None:
+    """PatientOrientation row direction: anterior means the nipple points right; posterior, left."""
+    parts = [p for p in re.split(r"[\\/,\s]+", orientation.upper()) if p]
+    if len(parts) < 2:
+        return None
+    if parts[0].startswith("A"):
+        return True
+    if parts[0].startswith("P"):
+        return False
+    return None
+
+
+def orient(
+    model_image: np.ndarray, laterality: Laterality, orientation: str, warnings: list[str]
+) -> bool:
+    """The view's horizontal_flip flag (stored mirrored), from the pixels; disagreements are warnings."""
+    by_pixels = faces_right(model_image)
+    expected = laterality == Laterality.LEFT
+    by_tag = _orientation_facing(orientation)
+    if by_tag is not None and by_tag != by_pixels:
+        warnings.append(
+            f"PatientOrientation '{orientation}' disagrees with the image content; the image content was used"
+        )
+    if by_pixels != expected:
+        other = "right" if laterality == Laterality.LEFT else "left"
+        supported = " (PatientOrientation says so too)" if by_tag is not None and by_tag == by_pixels else ""
+        warnings.append(
+            f"the breast faces like a {other} breast (nipple to the {'left' if not by_pixels else 'right'}): "
+            f"either the image is stored mirrored{supported} or its laterality label is wrong"
+        )
+    return by_pixels != expected
+
+
+def mlo_likeness(model_image: np.ndarray, horizontal_flip: bool, laterality: Laterality) -> float:
+    """A weak cue from the pixels for the projection: about 0.3-0.9 for CC views, 1.0-1.5 for MLO views
+    (seen on the shared real images). It adds the share of tissue in the upper chest-wall triangle (the
+    pectoral muscle and axilla fill it on an MLO), how low the breast is widest (the nipple sits lower on an
+    MLO) and how bright that triangle is against the tissue (the pectoral muscle is dense).
+
+    Used only to compare candidates for one slot, never to relabel an image by itself.
+    """
+    image = np.asarray(model_image)
+    faces = (laterality == Laterality.LEFT) != horizontal_flip
+    image = image if faces else image[:, ::-1]  # chest wall at the left
+    tissue = image > 0
+    rows, cols = np.flatnonzero(tissue.any(axis=1)), np.flatnonzero(tissue.any(axis=0))
+    if rows.size < 10 or cols.size < 10:
+        return float("nan")
+    tissue = tissue[rows[0] : rows[-1] + 1, : cols[-1] + 1]
+    image = image[rows[0] : rows[-1] + 1, : cols[-1] + 1]
+    height, width = tissue.shape
+    r = np.arange(height)[:, None]
+    c = np.arange(width)[None, :]
+    band = max(1, int(height * 0.3))
+    triangle = (r < band) & (c < width * 0.4 * (1 - r / band))
+    filled = float((triangle & tissue).sum() / max(triangle.sum(), 1))
+    profile = np.convolve(tissue.sum(axis=1), np.ones(51) / 51, mode="same")
+    widest = float(np.argmax(profile) / height)
+    inside = image[triangle & tissue]
+    bright = float(inside.mean() / np.median(image[tissue])) if inside.size else 0.0
+    return filled + (widest - 0.5) + 0.5 * (bright - 1.0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# names and text
+
+
+_VIEW_IN_TEXT = re.compile(r"(?:^|[^A-Z])(?:(L|R|LEFT|RIGHT)[\s_\-]*(CC|MLO))(?:$|[^A-Z])")
+_SIDE_WORD = re.compile(r"(?:^|[^A-Z])(LEFT|RIGHT)(?:$|[^A-Z])")
+_PROJECTION_WORD = re.compile(r"(?:^|[^A-Z])(CC|MLO|XCCL|XCCM|ML|LM|LMO|SIO|FB|AT|CV)(?:$|[^A-Z])")
+
+
+def view_from_text(text: str) -> tuple[Laterality | None, str | None]:
+    """Laterality and projection named in free text such as ``0_L-CC``, ``LCC``, ``RIGHT_MLO``."""
+    upper = text.upper()
+    match = _VIEW_IN_TEXT.search(upper)
+    if match:
+        return Laterality(match.group(1)[0]), match.group(2)
+    compact = re.sub(r"[^A-Z]", "", upper)
+    for token, side in (("LCC", "L"), ("RCC", "R"), ("LMLO", "L"), ("RMLO", "R")):
+        if compact.endswith(token) or compact == token:
+            return Laterality(side), token[1:]
+    side = _SIDE_WORD.search(upper)
+    projection = _PROJECTION_WORD.search(upper)
+    return (Laterality(side.group(1)[0]) if side else None), (projection.group(1) if projection else None)
+
+
+def is_mask_name(path: Path) -> bool:
+    tokens = set(re.split(r"[^A-Z]+", path.stem.upper()))
+    return any(t in tokens for t in NON_IMAGE_TOKENS)
+
+
+def screening_slot(laterality: Laterality, projection: str, modifiers: Sequence[str]) -> tuple[View | None, str]:
+    """The screening view for (laterality, projection), or None with the reason it is kept aside."""
+    if projection not in ("CC", "MLO"):
+        return None, f"{projection} is not a screening view (CC or MLO); kept aside"
+    lowered = [m.lower() for m in modifiers]
+    for keyword in ("spot", "magnif", "implant"):
+        if any(keyword in m for m in lowered):
+            return None, f"{', '.join(modifiers)} view; kept aside from the screening slots"
+    return View.of(laterality, projection), ""
+
+

@@ -1,0 +1,1 @@
+"""What every family's training shares: options, resume, device, the labelled-image record."""

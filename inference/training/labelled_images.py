@@ -1,0 +1,140 @@
+"""Labelled images for the window classifier, and the labels of their windows.
+
+An image carries one class (its finding's, or the background class for a normal image) and, where there is
+one, the finding's pixel mask. A window's label comes from the mask: the image's class when the window holds
+at least half of the lesion (or, for lesions larger than the window, lesion over at least
+``LARGE_LESION_COVER`` of the window), the background class when it holds none of it, and no label
+(``AMBIGUOUS``, left out of training and of window-level measures) when it holds a sliver. A lesion image
+without a mask gives no window labels except for the image as a whole.
+
+Sources: phantoms (spiculated mass -> malignant, round mass -> benign, calcification cluster -> benign
+without callback, none -> no tumour), or a CSV with the columns ``path, view, label[, mask]`` (paths relative
+to the CSV; ``mask`` a PNG/TIFF whose non-zero pixels are the lesion, in the image's stored frame).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inference.intake.views import View
+
+AMBIGUOUS = -1
+LARGE_LESION_COVER = 0.25
+PHANTOM_CLASS = {"spiculated": "malignant", "round": "benign", "calcifications": "benign_without_callback"}
+BACKGROUND_NAMES = ("no_tumour", "normal")
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """One image with its class and (optionally) its lesion mask, in the stored frame."""
+
+    image: np.ndarray
+    view: View | None
+    label: str
+    lesion: np.ndarray | None
+    source: str
+
+
+def background_class(classes: tuple[str, ...]) -> int:
+    """The index of the class that means "nothing here" (``no_tumour``/``normal``, else the first)."""
+    return next((i for i, c in enumerate(classes) if c in BACKGROUND_NAMES), 0)
+
+
+def phantom_images(count: int, seed: int, shape: tuple[int, int] | None = None,
+                   kinds: tuple[str | None, ...] = ("spiculated", "round", "calcifications", None)) -> list[LabelledImage]:
+    """``count`` single phantom views, each with at most one finding (drawn evenly from ``kinds``; None is a
+    normal view); deterministic from ``seed``."""
+    from inference.intake.phantom import DEFAULT_SHAPE, Finding, render_view  # noqa: PLC0415
+
+    images = []
+    for index in range(count):
+        rng = np.random.default_rng([seed, index])
+        view = list(View)[index % 4]
+        kind = kinds[int(rng.integers(0, len(kinds)))]
+        findings = [] if kind is None else [Finding(kind, (rng.uniform(0.3, 0.7), rng.uniform(0.28, 0.58)),
+                                                    rng.uniform(0.8, 1.3))]
+        phantom = render_view(view, findings, rng, shape or DEFAULT_SHAPE)
+        lesion = phantom.lesion_masks["malignant"] | phantom.lesion_masks["benign"]
+        label = PHANTOM_CLASS[kind] if kind else "no_tumour"
+        images.append(LabelledImage(phantom.image, view, label, lesion if kind else None, f"phantom {seed}/{index}"))
+    return images
+
+
+def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage]:
+    """Rows ``path, view, label[, mask]``; every problem names the file and the row."""
+    from inference.intake.exam import load_view  # noqa: PLC0415
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the data file does not exist")
+    images = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"path", "label"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: the CSV lacks the column(s) {sorted(missing)} (path, view, label[, mask])")
+        for number, row in enumerate(reader, start=2):
+            where = f"{path}, row {number}"
+            label = (row.get("label") or "").strip()
+            if label not in classes:
+                raise ValueError(f"{where}: unknown label {label!r}; the model's classes are {list(classes)}")
+            file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
+            image = load_view(file, (row.get("view") or "").strip() or None)
+            lesion = read_lesion_mask(row.get("mask") or "", path, where, image.model_image.shape)
+            images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file)))
+    if not images:
+        raise ValueError(f"{path}: the CSV holds no rows")
+    return images
+
+
+def read_lesion_mask(name: str, csv_path: Path, where: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A CSV row's ``mask`` (relative to the CSV) as a boolean image of ``shape`` (non-zero pixels are the
+    lesion), or None when the row names none; problems name the row (``where``)."""
+    import cv2  # noqa: PLC0415
+
+    if not name.strip():
+        return None
+    file = Path(name) if Path(name).is_absolute() else csv_path.parent / name
+    mask = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise ValueError(f"{where}: the mask {file} could not be read as an image")
+    mask = mask if mask.ndim == 2 else mask.max(axis=2)
+    if mask.shape != shape:
+        raise ValueError(f"{where}: the mask is {mask.shape[1]} x {mask.shape[0]} pixels, the image "
+                         f"{shape[1]} x {shape[0]}")
+    return mask > 0
+
+
+def window_labels(image: LabelledImage, origins: np.ndarray, window: int, classes: tuple[str, ...]) -> np.ndarray:
+    """(M,) class index of each window (``AMBIGUOUS`` where the rule gives none)."""
+    import cv2  # noqa: PLC0415
+
+    background = background_class(classes)
+    label = classes.index(image.label)
+    if label == background:
+        return np.full(len(origins), background, np.int64)
+    if image.lesion is None or not image.lesion.any():
+        return np.full(len(origins), AMBIGUOUS, np.int64)
+    h, w = image.lesion.shape
+    integral = cv2.integral(image.lesion.astype(np.uint8), sdepth=cv2.CV_64F)
+    r0, c0 = np.clip(origins[:, 0], 0, h), np.clip(origins[:, 1], 0, w)
+    r1, c1 = np.clip(origins[:, 0] + window, 0, h), np.clip(origins[:, 1] + window, 0, w)
+    inside = integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0]
+    area = float(image.lesion.sum())
+    needed = min(0.5 * area, LARGE_LESION_COVER * window * window)
+    labels = np.full(len(origins), AMBIGUOUS, np.int64)
+    labels[inside == 0] = background
+    labels[inside >= needed] = label
+    return labels
+
+
+def labelled_images(data: str, classes: tuple[str, ...], phantoms: int, seed: int) -> tuple[list[LabelledImage], str]:
+    """(images, a description for reports) from ``phantom`` (``phantoms`` views from ``seed``) or a CSV."""
+    if data == "phantom":
+        return phantom_images(phantoms, seed), f"{phantoms} phantom views (seed {seed})"
+    images = csv_images(data, classes)
+    return images, f"{Path(data).name} ({len(images)} images)"
