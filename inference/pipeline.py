@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from inference.families import registry
-from inference.families.protocol import ModelViewOutput, Prepared
+from inference.families.protocol import Prepared
+from inference.results.types import ModelViewOutput
 from inference.families.common import fast_mode_numerics, numerics
 from inference.errors import Cancelled
 from inference.results.exam_result import (

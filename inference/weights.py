@@ -27,9 +27,9 @@ from typing import Any
 import torch
 
 from inference.families import registry
-from inference.families.protocol import LoadedModel, ModelIdentity
+from inference.families.protocol import LoadedModel
+from inference.results.types import ModelIdentity
 from inference.evaluation.calibration import read_site_calibration, site_calibration_path
-from inference.families.gmic.family import remap_published_keys  # noqa: F401 - the published GMIC layout, for callers
 from inference.errors import CheckpointError
 
 logger = logging.getLogger(__name__)

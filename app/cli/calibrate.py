@@ -18,6 +18,8 @@ CALIBRATION_SEED = 50_000  # phantoms for calibration: not the training (0 …) 
 
 
 def run(args: argparse.Namespace) -> int:
+    from inference.families.protocol import commands_of  # noqa: PLC0415
+    from inference.families.registry import get  # noqa: PLC0415
     from inference.families.sliding_window.family import WindowSettings  # noqa: PLC0415
     from inference.files import write_text_atomic  # noqa: PLC0415
     from inference.evaluation.reliability_diagram import write_reliability_diagram  # noqa: PLC0415
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.model)
     loaded = load_model(path)
     identity = loaded.identity
-    if identity.family != "sliding-window":
+    if not commands_of(get(identity.family)).temperature_calibration:
         raise MammoError(f"calibrate fits the temperature of window classifiers (sliding-window); this is a "
                          f"{identity.family} model", path)
     settings = WindowSettings(**{**identity.settings, "temperature": 1.0})

@@ -38,15 +38,16 @@ def _shown(value: object) -> str:
 def run(args: argparse.Namespace) -> int:
     from inference.weights import load_model  # noqa: PLC0415
 
+    from inference.families.protocol import commands_of  # noqa: PLC0415
+    from inference.families.registry import families, get  # noqa: PLC0415
+
     loaded = load_model(args.model)
-    family = loaded.identity.family
-    if family == "sliding-window":
-        return _windows(args, loaded)
-    if family in ("attention-cnn", "glimpsenet"):
-        return _classes(args, loaded)
-    if family == "maskrcnn":
-        return _detections(args, loaded)
-    raise MammoError(f"evaluate measures the sliding-window, attention-cnn, glimpsenet and maskrcnn families; this is a {family} model "
+    measure = {"windows": _windows, "classes": _classes, "detections": _detections}
+    evaluation = commands_of(get(loaded.identity.family)).evaluation
+    if evaluation in measure:
+        return measure[evaluation](args, loaded)
+    measured = [name for name, family in families().items() if commands_of(family).evaluation in measure]
+    raise MammoError(f"evaluate measures the {', '.join(measured)} families; this is a {loaded.identity.family} model "
                      "(GMIC and GLAM: see 'verify' and bench/eval_demo_model.py)", args.model)
 
 
@@ -136,7 +137,7 @@ def _windows(args: argparse.Namespace, loaded) -> int:
 
     identity = loaded.identity
     if args.split != "all":
-        raise MammoError("--split test is for the attention-cnn family")
+        raise MammoError("--split test is for families measured by class (the attention CNN, GlimpseNet)")
     settings = WindowSettings(**identity.settings)
     try:
         images, description = labelled_images(args.data, identity.classes, args.phantoms, EVALUATION_SEED)
@@ -186,7 +187,7 @@ def _detections(args: argparse.Namespace, loaded) -> int:
 
     identity = loaded.identity
     if args.split != "all":
-        raise MammoError("--split test is for the attention-cnn family")
+        raise MammoError("--split test is for families measured by class (the attention CNN, GlimpseNet)")
     classes = ("background", *identity.classes)
     training = read_metadata(Path(args.model)).get("training", {})
     shape = tuple(training.get("phantom_size", (1600, 1000)))

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from inference.families.registry import BUILT_IN
+
 DEVICE_HELP = "where the models run: auto = the GPU (CUDA) when present, else the CPU (default: auto)"
 MODE_HELP = ("exact: the reference numerics (fp32, TF32 off); fast: folded batch norms and compiled networks, "
              "bf16 where the GPU or CPU has fast bf16 arithmetic (default: exact)")
@@ -259,12 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", parents=[common],
                            help="train a model (phantoms or a CSV of images); torchrun for several GPUs (GMIC)")
-    train.add_argument("--family", default="gmic", choices=["gmic", "sliding-window", "attention-cnn", "glimpsenet",
-                                                                "maskrcnn"],
-                       help="which model to train (default: gmic)")
-    train.add_argument("--config", help="JSON with the family's training options (inference/families/gmic/training.py TrainConfig, "
-                       "inference/families/sliding_window/training.py WindowTrainConfig, inference/families/attention_cnn/training.py "
-                       "AttentionTrainConfig, inference/families/glimpsenet/training.py GlimpseTrainConfig)")
+    train.add_argument("--family", default="gmic", choices=list(BUILT_IN),
+                       help="which model to train (default: gmic; GLAM is not trained here)")
+    train.add_argument("--config", help="JSON with the family's training options (the options class of its "
+                       "inference/families/<family>/training.py, e.g. TrainConfig for GMIC)")
     train.add_argument("--out", help="output folder (checkpoints, model.pt, model.pt.json)")
     train.add_argument("--data", help="'phantom', or a CSV: GMIC path, view, benign, malignant (glimpsenet: plus mask[, label]); sliding-window "
                        "and attention-cnn path, view, label[, mask]; attention-cnn also a MIAS folder (Info.txt)")

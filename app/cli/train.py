@@ -1,5 +1,5 @@
-"""``python main.py train``: train a model (GMIC, the sliding-window classifier, the attention CNN,
-GlimpseNet or Mask R-CNN) on phantoms or on a site's own images."""
+"""``python main.py train``: train a model of any family that declares training (GMIC, the sliding-window
+classifier, the attention CNN, GlimpseNet, Mask R-CNN) on phantoms or on a site's own images."""
 
 from __future__ import annotations
 
@@ -7,40 +7,33 @@ import argparse
 
 from inference.errors import MammoError
 
+# command-line options that only some families take (the families declare which, in their ``commands``)
+FAMILY_OPTIONS = {"val_data": "--val-data", "encoder_weights": "--encoder-weights", "folds": "--folds"}
+
 
 def run(args: argparse.Namespace) -> int:
+    from inference.families.protocol import commands_of, resolve  # noqa: PLC0415
+    from inference.families.registry import families, get  # noqa: PLC0415
+
+    try:
+        family = get(args.family)
+    except KeyError as error:
+        raise MammoError(str(error.args[0])) from error
+    commands = commands_of(family)
+    if commands.train is None or commands.train_config is None:
+        trainable = [name for name, f in families().items() if commands_of(f).train]
+        raise MammoError(f"the {family.name} family is not trained here; train one of: {', '.join(trainable)}")
     overrides = {"out": args.out, "device": args.device, "epochs": args.epochs, "seed": args.seed, "data": args.data}
-    if args.family == "sliding-window":
-        from inference.families.sliding_window.training import WindowTrainConfig, train_windows  # noqa: PLC0415
-
-        config_type, train = WindowTrainConfig, train_windows
-        overrides["val_data"] = args.val_data
-    elif args.family == "attention-cnn":
-        from inference.families.attention_cnn.training import AttentionTrainConfig, train_attention  # noqa: PLC0415
-
-        config_type, train = AttentionTrainConfig, train_attention
-        overrides["encoder_weights"] = args.encoder_weights
-    elif args.family == "glimpsenet":
-        from inference.families.glimpsenet.training import GlimpseTrainConfig, train_glimpsenet  # noqa: PLC0415
-
-        config_type, train = GlimpseTrainConfig, train_glimpsenet
-        overrides["folds"] = args.folds
-        overrides["classifier_weights"] = args.encoder_weights
-    elif args.family == "maskrcnn":
-        from inference.families.maskrcnn.training import MaskRCNNTrainConfig, train_maskrcnn  # noqa: PLC0415
-
-        config_type, train = MaskRCNNTrainConfig, train_maskrcnn
-        overrides["weights"] = args.encoder_weights
-    else:
-        from inference.families.gmic.training import TrainConfig, train  # noqa: PLC0415
-
-        config_type = TrainConfig
-    if args.val_data and args.family != "sliding-window":
-        raise MammoError(f"--val-data is for the sliding-window family; {args.family} holds out part of --data")
-    if args.encoder_weights and args.family not in ("attention-cnn", "glimpsenet", "maskrcnn"):
-        raise MammoError("--encoder-weights is for the attention-cnn, glimpsenet and maskrcnn families")
-    if args.folds and args.family != "glimpsenet":
-        raise MammoError("--folds is for the glimpsenet family")
+    for dest, flag in FAMILY_OPTIONS.items():
+        value = getattr(args, dest, None)
+        if not value:
+            continue
+        if dest not in commands.train_options:
+            takers = [name for name, f in families().items() if dest in commands_of(f).train_options]
+            raise MammoError(f"{flag} is for the {', '.join(takers)} famil{'y' if len(takers) == 1 else 'ies'}; "
+                             f"{family.name} does not take it")
+        overrides[commands.train_options[dest]] = value
+    config_type, train = resolve(commands.train_config), resolve(commands.train)
     try:
         if args.config:
             config = config_type.from_json(args.config, **overrides)

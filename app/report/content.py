@@ -15,7 +15,7 @@ import numpy as np
 from app import __version__
 from app.reading import AMENDED_AFTER_AI, amendment_text, percent
 from app.study.store import BreastRead, ReaderMark
-from inference.families.protocol import HeatLayer
+from inference.results.types import HeatLayer
 from inference.intake.exam import Exam
 from inference.results.exam_result import EntryViewResult, ExamResult, ModelEntry
 from inference.intake.views import View

@@ -71,7 +71,7 @@ def mask_outline(mask, original_shape: tuple[int, int]) -> np.ndarray | None:
     """
     import cv2  # noqa: PLC0415
 
-    from inference.families.protocol import map_points  # noqa: PLC0415
+    from inference.results.types import map_points  # noqa: PLC0415
 
     inside = mask.binary().astype(np.uint8)
     if inside.size == 0 or not inside.any():

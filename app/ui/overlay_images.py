@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from inference.families.protocol import HeatLayer, ScoredRegion, scale_affine
+from inference.results.types import HeatLayer, ScoredRegion, scale_affine
 from inference.intake.exam import Exam
 from inference.results.exam_result import ExamResult
 from inference.intake.views import View

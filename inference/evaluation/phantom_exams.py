@@ -41,7 +41,7 @@ def operating_point(scores: list[float], truth: list[int], specificity: float = 
 def saliency_peak_on_lesion(layer, lesion_mask: np.ndarray, tolerance_px: int = 64) -> bool:
     """Whether a heat layer's maximum, mapped to the stored image, falls within ``tolerance_px`` of the
     lesion (one GMIC saliency cell is 64 input pixels)."""
-    from inference.families.protocol import map_points  # noqa: PLC0415
+    from inference.results.types import map_points  # noqa: PLC0415
 
     cells = layer.values
     i, j = np.unravel_index(int(np.argmax(cells)), cells.shape)

@@ -145,7 +145,8 @@ GMIC_WINDOW = "gmic-window"  # the preprocessing GMIC and GLAM share: views prep
 def prepare_gmic_window(model_image, view, horizontal_flip: bool):
     """The GMIC papers' preparation of one view (Stage-1 crop, optimal centre, the 2944 x 1920 window,
     standardisation) as a :class:`~inference.families.protocol.Prepared`; GMIC and GLAM both use it."""
-    from inference.families.protocol import InputFrame, Prepared  # noqa: PLC0415
+    from inference.families.protocol import Prepared  # noqa: PLC0415
+    from inference.results.types import InputFrame
     from inference.families.preprocess import WINDOW_SHAPE, prepare_view  # noqa: PLC0415
 
     prepared = prepare_view(model_image, view, horizontal_flip)

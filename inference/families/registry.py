@@ -1,7 +1,7 @@
 """The registry of model families.
 
 Adding a family is adding a folder ``inference/families/<name>/`` whose ``family`` module registers a class that
-follows :class:`inference.families.protocol.ModelFamily`, and its folder name in ``BUILT_IN``; tests register families of their
+follows :class:`inference.families.protocol.ModelFamily`, and its name and folder in ``BUILT_IN``; tests register families of their
 own with :func:`register` and drop them with :func:`unregister`. Facts about published weights (hashes,
 thresholds, licences) are data in ``published.json``.
 """
@@ -20,8 +20,9 @@ from inference.families.protocol import ModelFamily
 if TYPE_CHECKING:
     import torch
 
-# modules of inference.families.registry, in the order they are asked to recognise a file
-BUILT_IN = ("gmic", "glam", "sliding_window", "attention_cnn", "glimpsenet", "maskrcnn")
+# family name -> its folder in inference.families, in the order they are asked to recognise a file
+BUILT_IN = {"gmic": "gmic", "glam": "glam", "sliding-window": "sliding_window", "attention-cnn": "attention_cnn",
+            "glimpsenet": "glimpsenet", "maskrcnn": "maskrcnn"}
 _FAMILIES: dict[str, ModelFamily] = {}
 _loaded_built_in = False
 
@@ -40,7 +41,7 @@ def families() -> dict[str, ModelFamily]:
     """Every known family, built-in ones first."""
     global _loaded_built_in
     if not _loaded_built_in:
-        for module in BUILT_IN:
+        for module in BUILT_IN.values():
             importlib.import_module(f"inference.families.{module}.family")
         _loaded_built_in = True
     return dict(_FAMILIES)

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from inference.families.protocol import HeatLayer, InputFrame, ModelIdentity, ModelViewOutput, ScoredRegion
+from inference.results.types import HeatLayer, InputFrame, ModelIdentity, ModelViewOutput, ScoredRegion
 from inference.intake.views import Laterality, Projection, View
 
 __all__ = ["BreastResult", "BreastScores", "EntryViewResult", "ExamDecision", "ExamResult", "Mode", "ModelEntry",

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from inference.families.protocol import HeatLayer, InputFrame, InstanceMask, ModelIdentity, ModelViewOutput, ScoredRegion
+from inference.results.types import (HeatLayer, InputFrame, InstanceMask, ModelIdentity, ModelViewOutput,
+                                     ScoredRegion)
 from inference.files import atomic_path
 from inference.results.exam_result import (
     BreastResult,

@@ -94,7 +94,7 @@ def test_colour_mapped_maps_only_over_tissue_and_on_the_declared_range():
     import numpy as np
 
     from app.ui.overlay_images import layer_texture, over_tissue
-    from inference.families.protocol import HeatLayer
+    from inference.results.types import HeatLayer
 
     near_uniform = np.full((40, 40), 0.2, np.float32)  # an attention map with nothing in it
     affine = np.array([[10.0, 0, 0], [0, 10.0, 0], [0, 0, 1]])  # a 40 x 40 map over a 400 x 400 image

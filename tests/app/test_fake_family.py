@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from inference.families import registry
-from inference.families.protocol import HeatLayer, InputFrame, ModelViewOutput, Prepared, ScoredRegion, map_box, scale_affine
+from inference.families.protocol import Prepared
+from inference.results.types import HeatLayer, InputFrame, ModelViewOutput, ScoredRegion, map_box, scale_affine
 from inference.intake.views import View
 
 CLASSES = ("normal", "benign", "malignant")

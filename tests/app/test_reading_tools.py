@@ -259,7 +259,7 @@ def test_an_uncalibrated_score_says_so_and_a_calibrated_one_gives_its_category()
 
 def test_a_zero_map_tints_nothing(qtbot):
     """Alpha is 0 where the map is 0: an all-zero layer leaves the picture exactly as it was."""
-    from inference.families.protocol import HeatLayer, InputFrame
+    from inference.results.types import HeatLayer, InputFrame
     from inference.intake.image import ViewImage
     from inference.results.exam_result import EntryViewResult
     from app.ui.view_widget import MammoViewWidget, OverlayOptions

@@ -170,7 +170,7 @@ def test_glam_beside_gmic_in_the_pipeline(side_by_side):
     (region,) = r.regions
     assert region.kind == "GLAM patch" and region.size == (512, 512)
     assert region.box_input[:2] == tuple(float(v) for v in golden["patch_locations"][0, 0])
-    from inference.families.protocol import map_box
+    from inference.results.types import map_box
 
     for view in (View.L_CC, View.R_MLO):  # unflipped and flipped: the local map covers exactly the patch
         r = result.views[view].entries[glam_id(result)]

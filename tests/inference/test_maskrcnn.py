@@ -318,7 +318,7 @@ def exam0_result(loaded):
 
 
 def test_analyze_exam_gives_detections_with_instance_masks(exam0_result):
-    from inference.families.protocol import map_points
+    from inference.results.types import map_points
     from inference.intake.views import View
 
     for view in View:

@@ -72,7 +72,7 @@ def test_breast_is_mean_of_cc_and_mlo_and_exam_follows_the_malignancy_rule(exam0
 
 def test_maps_and_boxes_are_registered_on_the_original_image(exam0_result, exam0):
     """A layer cell's centre and a region's box land where the model input saw them, through the affine."""
-    from inference.families.protocol import map_points
+    from inference.results.types import map_points
     from inference.families.preprocess import prepare_view
 
     result, _ = exam0_result

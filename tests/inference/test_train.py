@@ -69,7 +69,7 @@ def test_cpu_training_steps_run_in_the_chosen_memory_format(tmp_path, pretend):
     assert all(s["input_channels_last"] == channels_last and s["weight_channels_last"] == channels_last
                for s in report["steps"])
     from inference.cpu import has_avx512
-    from inference.families.gmic.training import onednn_may_use_avx512
+    from inference.training.device import onednn_may_use_avx512
 
     if pretend == "avx512" or onednn_may_use_avx512():
         assert report["chosen"] == "contiguous"
@@ -78,7 +78,7 @@ def test_cpu_training_steps_run_in_the_chosen_memory_format(tmp_path, pretend):
 
 def test_memory_format_rule(monkeypatch):
     import inference.cpu
-    from inference.families.gmic.training import training_memory_format
+    from inference.training.device import training_memory_format
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(inference.cpu, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "amx_bf16"}))

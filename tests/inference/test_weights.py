@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from inference import weights
+from inference.families.gmic.family import remap_published_keys
 from inference.families.gmic.model import GMIC
 from inference.weights import (
     CheckpointError,
@@ -18,7 +19,6 @@ from inference.weights import (
     load_gmic_checkpoint,
     load_model,
     load_models,
-    remap_published_keys,
 )
 from tests.conftest import REFERENCE, require_shared
 

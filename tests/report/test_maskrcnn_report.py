@@ -141,7 +141,7 @@ def test_detection_exports_pass_dciodvfy(reported):
 def test_mask_outline_is_the_boundary_cell_centres_through_the_affine():
     """Hand-checked: a 3 x 4 block of cells inside a 6 x 6 mask whose cell (0, 0) lies at original (10, 20)."""
     from app.report.sr import mask_outline
-    from inference.families.protocol import InstanceMask
+    from inference.results.types import InstanceMask
 
     values = np.zeros((6, 6), np.float32)
     values[1:4, 2:6] = 0.9

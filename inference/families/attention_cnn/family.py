@@ -28,7 +28,9 @@ import numpy as np
 import torch
 
 from inference.families.registry import register
-from inference.families.protocol import HeatLayer, InputFrame, ModelIdentity, ModelViewOutput, Prepared, ScoredRegion, scale_affine
+from inference.families.protocol import Commands, Prepared
+from inference.results.types import (HeatLayer, InputFrame, ModelIdentity, ModelViewOutput, ScoredRegion,
+                                     scale_affine)
 from inference.families.common import FastMode, forward, has_keys, load_strict, numerics, runnable
 from inference.errors import CheckpointError
 from inference.families.attention_cnn.mias import CLASSES
@@ -94,6 +96,10 @@ def attention_regions(attention: np.ndarray, threshold: float) -> list[tuple[tup
 class AttentionCNNFamily:
     name = "attention-cnn"
     preprocessing = "resize-224"
+    commands = Commands(train_config="inference.families.attention_cnn.training:AttentionTrainConfig",
+                        train="inference.families.attention_cnn.training:train_attention",
+                        train_options={"encoder_weights": "encoder_weights"}, evaluation="classes",
+                        evaluation_data="inference.families.attention_cnn.evaluation")
     fast = FastMode(fold_batchnorm, ("encoder",))
 
     def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:

@@ -35,8 +35,9 @@ from inference.evaluation.classification_report import ClassificationReport, cla
 from inference.files import write_text_atomic
 from inference.families.attention_cnn.mias import CLASSES, balanced_resample, stratified_split
 from inference.families.attention_cnn.model import AttentionCNN, AttentionCNNConfig, remap_torchvision_vgg16
-from inference.families.gmic.training import _device, training_memory_format
 from inference.training.common import JsonOptions, load_pretrained, store_float16
+from inference.training.device import training_device, training_memory_format
+from inference.training.resume import resume, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class AttentionTrainConfig(JsonOptions):
     malignancy: tuple[str, ...] = ()  # classes whose probabilities sum to P(malignant); () = no malignancy rule
     label: str = "Mammo Reader attention CNN (MIAS classes)"
     demo: bool = False
-    memory_format: str = "auto"  # see inference.families.gmic.training.training_memory_format
+    memory_format: str = "auto"  # see inference.training.device.training_memory_format
     family: str = "attention-cnn"
 
 
@@ -133,7 +134,7 @@ def _heads_forward(model: AttentionCNN, features: torch.Tensor) -> torch.Tensor:
 def train_attention(config: AttentionTrainConfig, progress=None) -> Path:
     """Train (or resume) and write ``model.pt`` (float16 state dict) and ``model.pt.json``."""
     log = progress or (lambda text: print(text, file=sys.stderr, flush=True))
-    device = _device(config.device, 0)
+    device = training_device(config.device)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -173,12 +174,10 @@ def train_attention(config: AttentionTrainConfig, progress=None) -> Path:
 
     start_epoch, history = 0, []
     checkpoint = out / "checkpoint.pt"
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, history = int(state["epoch"]), json.loads(state["history"])
-        torch.set_rng_state(state["rng"])  # dropout continues as in an uninterrupted run
+    resumed = resume(checkpoint, model, {"optimizer": optimizer}, device)  # dropout continues as uninterrupted
+    if resumed:
+        progress, history = resumed
+        start_epoch = progress["epoch"]
         log(f"resumed from epoch {start_epoch}")
     for epoch in range(start_epoch, config.epochs):
         generator = np.random.default_rng([config.seed, epoch])
@@ -207,8 +206,7 @@ def train_attention(config: AttentionTrainConfig, progress=None) -> Path:
                         "macro_f1": report.rows["macro avg"]["f1"]})
         log(f"epoch {epoch + 1}/{config.epochs}  loss {total / steps:.4f}  held-out accuracy {report.accuracy:.3f}  "
             f"macro F1 {report.rows['macro avg']['f1']:.3f}  {rate:.0f} images/s")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                    "history": json.dumps(history), "rng": torch.get_rng_state()}, checkpoint)
+        save_checkpoint(checkpoint, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history)
 
     # the model as stored (float16 weights) is the one evaluated
     final = out / "model.pt"

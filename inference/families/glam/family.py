@@ -18,15 +18,8 @@ import numpy as np
 import torch
 
 from inference.families.registry import register
-from inference.families.protocol import (
-    HeatLayer,
-    ModelIdentity,
-    ModelViewOutput,
-    Prepared,
-    ScoredRegion,
-    map_box,
-    scale_affine,
-)
+from inference.families.protocol import Commands, Prepared
+from inference.results.types import HeatLayer, ModelIdentity, ModelViewOutput, ScoredRegion, map_box, scale_affine
 from inference.families.common import (
     GMIC_WINDOW,
     FastMode,
@@ -134,6 +127,7 @@ def fast_glam(model: torch.nn.Module) -> torch.nn.Module:
 class GLAMFamily:
     name = "glam"
     preprocessing = GMIC_WINDOW  # GLAM's preprocessing is GMIC's: views are prepared once
+    commands = Commands()  # published weights only: no training or evaluation command here
     fast = FastMode(fast_glam, ("global_net", "local_net"))
 
     def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference.families.gmic.model import crop_upper_left
+from inference.families.nets.crops import crop_upper_left
 from inference.families.nets.resnet import GlobalNetwork, LocalNetwork
 
 

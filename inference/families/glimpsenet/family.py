@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from inference.families.registry import register
-from inference.families.protocol import HeatLayer, InputFrame, ModelIdentity, ModelViewOutput, Prepared, ScoredRegion
-from inference.families.protocol import map_box, scale_affine
+from inference.families.protocol import Commands, Prepared
+from inference.results.types import HeatLayer, InputFrame, ModelIdentity, ModelViewOutput, ScoredRegion
+from inference.results.types import map_box, scale_affine
 from inference.families.common import FastMode, has_keys, load_strict, numerics, runnable
 from inference.errors import CheckpointError
 from inference.families.glimpsenet.glimpses import Glimpse, GlimpseSettings, glimpse_boxes, mil_pool, square_in_crop
@@ -119,6 +120,10 @@ def _config(meta: Mapping[str, Any], state: Mapping[str, torch.Tensor], path: st
 class GlimpseNetFamily:
     name = "glimpsenet"
     preprocessing = "glimpsenet-crop-512"
+    commands = Commands(train_config="inference.families.glimpsenet.training:GlimpseTrainConfig",
+                        train="inference.families.glimpsenet.training:train_glimpsenet",
+                        train_options={"folds": "folds", "encoder_weights": "classifier_weights"},
+                        evaluation="classes", evaluation_data="inference.families.glimpsenet.evaluation")
     fast = FastMode(fold_batchnorm, ())
 
     def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:

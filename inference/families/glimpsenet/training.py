@@ -47,9 +47,10 @@ from inference.evaluation.classification_report import ClassificationReport, cla
 from inference.files import write_text_atomic
 from inference.families.glimpsenet.glimpses import GlimpseSettings, mil_pool
 from inference.families.glimpsenet.model import GlimpseNet, GlimpseNetConfig
-from inference.families.gmic.training import _device
 from inference.training.common import JsonOptions, load_pretrained, store_float16
 from inference.training.labelled_images import LabelledImage, phantom_images, read_lesion_mask
+from inference.training.device import training_device
+from inference.training.resume import resume, save_checkpoint
 
 PATHOLOGY = {"benign_without_callback": "benign_without_callback", "benign": "benign", "malignant": "malignant"}
 
@@ -267,7 +268,7 @@ def train_glimpsenet(config: GlimpseTrainConfig, progress=None) -> Path:
 
 def _train_one(config: GlimpseTrainConfig, views: list[TrainingView], train: list[int], val: list[int], out: Path,
                description: str, log) -> Path:
-    device = _device(config.device, 0)
+    device = training_device(config.device)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     settings = config.settings()
@@ -281,19 +282,14 @@ def _train_one(config: GlimpseTrainConfig, views: list[TrainingView], train: lis
     history: list[dict] = []
     done = {"fcgn": 0, "classifier": 0}
     checkpoint = out / "checkpoint.pt"
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        fcgn_optimizer.load_state_dict(state["fcgn_optimizer"])
-        classifier_optimizer.load_state_dict(state["classifier_optimizer"])
-        done, history = json.loads(state["done"]), json.loads(state["history"])
-        torch.set_rng_state(state["rng"])
+    optimizers = {"fcgn": fcgn_optimizer, "classifier": classifier_optimizer}
+    resumed = resume(checkpoint, model, optimizers, device)
+    if resumed:
+        done, history = resumed
         log(f"resumed after FCGN epoch {done['fcgn']} and classifier epoch {done['classifier']}")
 
     def save() -> None:
-        torch.save({"model": model.state_dict(), "fcgn_optimizer": fcgn_optimizer.state_dict(),
-                    "classifier_optimizer": classifier_optimizer.state_dict(), "done": json.dumps(done),
-                    "history": json.dumps(history), "rng": torch.get_rng_state()}, checkpoint)
+        save_checkpoint(checkpoint, model, optimizers, done, history)
 
     masked = [i for i in train if views[i].target is not None]
     log(f"stage 1, the FCGN: {len(masked)} training images with lesion masks")

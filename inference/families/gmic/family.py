@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from inference.families.registry import register
-from inference.families.protocol import ModelIdentity, ModelViewOutput, Prepared, HeatLayer, ScoredRegion, map_box
+from inference.families.protocol import Commands, Prepared
+from inference.results.types import ModelIdentity, ModelViewOutput, HeatLayer, ScoredRegion, map_box
 from inference.families.common import (
     GMIC_WINDOW,
     FastMode,
@@ -124,6 +125,8 @@ def fast_gmic(model: torch.nn.Module) -> torch.nn.Module:
 class GMICFamily:
     name = "gmic"
     preprocessing = GMIC_WINDOW  # Stage-1 crop, optimal centre, the 2944 x 1920 window, standardisation
+    commands = Commands(train_config="inference.families.gmic.training:TrainConfig",
+                        train="inference.families.gmic.training:train")
     fast = FastMode(fast_gmic, ("global_net", "local_net"))
 
     def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:

@@ -32,6 +32,8 @@ from inference.families.gmic.model import GMIC, GMICConfig
 from inference.families.preprocess import extract_window, prepare_view
 from inference.training.common import JsonOptions, store_float16
 from inference.intake.views import View
+from inference.training.device import training_device, training_memory_format
+from inference.training.resume import resume, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -170,46 +172,6 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def _device(requested: str, rank: int) -> torch.device:
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda":
-        local = int(os.environ.get("LOCAL_RANK", rank))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    return torch.device("cpu")
-
-
-def training_memory_format(device: torch.device, requested: str = "auto") -> torch.memory_format:
-    """The memory format of the model and inputs during training.
-
-    On the CPU, oneDNN's AVX-512 backward kernels for channels-last convolutions corrupt memory (seen with
-    torch 2.13 on Sapphire-Rapids-class CPUs: ``brgconv_strided:avx512_core backward_data`` of a 1x1
-    stride-2 shortcut, then ``free(): invalid next size`` or a segmentation fault). Channels-last is used
-    only where it was measured to help and to be safe: on CUDA, and on CPUs where oneDNN runs AVX2
-    kernels (no AVX-512, or ``ONEDNN_MAX_CPU_ISA`` capped at AVX2), where a training step takes 0.58 s
-    instead of 0.87 s (``bench/bench_train.py``). Everywhere else training is contiguous.
-    """
-    if requested not in ("auto", "contiguous", "channels_last"):
-        raise ValueError(f"memory_format must be auto, contiguous or channels_last, not {requested!r}")
-    if requested != "auto":
-        return torch.channels_last if requested == "channels_last" else torch.contiguous_format
-    if device.type == "cuda" or not onednn_may_use_avx512():
-        return torch.channels_last
-    return torch.contiguous_format
-
-
-def onednn_may_use_avx512() -> bool:
-    """Whether oneDNN may pick AVX-512 (or AMX) kernels here: the CPU has them and ``ONEDNN_MAX_CPU_ISA``
-    (which can only lower the ISA) does not cap it at AVX2 or below."""
-    from inference.cpu import has_avx512  # noqa: PLC0415
-
-    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
-    if cap in ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2"):
-        return False
-    return has_avx512()
-
-
 def evaluate(model: GMIC, samples: list[Sample], inputs: list[torch.Tensor], device: torch.device) -> dict:
     model.eval()
     scores = []
@@ -225,7 +187,7 @@ def evaluate(model: GMIC, samples: list[Sample], inputs: list[torch.Tensor], dev
 def train(config: TrainConfig, progress=None) -> Path:
     """Train (or resume) and write ``model.pt`` (fp16 state dict) with ``model.pt.json`` metadata."""
     rank, world = _distributed()
-    device = _device(config.device, rank)
+    device = training_device(config.device, rank)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -248,12 +210,10 @@ def train(config: TrainConfig, progress=None) -> Path:
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, history = 0, []
     checkpoint = out / "checkpoint.pt"
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch = int(state["epoch"])
-        history = json.loads(state["history"])
+    resumed = resume(checkpoint, model, {"optimizer": optimizer}, device)
+    if resumed:
+        progress, history = resumed
+        start_epoch = progress["epoch"]
         log(f"resumed from epoch {start_epoch}")
     wrapped = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
@@ -281,8 +241,7 @@ def train(config: TrainConfig, progress=None) -> Path:
             history.append({"epoch": epoch + 1, "loss": total / max(len(order), 1), **metrics})
             log(f"epoch {epoch + 1}: validation AUC benign {metrics['auc_benign']:.3f}  "
                 f"malignant {metrics['auc_malignant']:.3f}")
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                        "history": json.dumps(history)}, checkpoint)
+            save_checkpoint(checkpoint, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history)
         if world > 1:
             dist.barrier()
 

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from inference.families.protocol import (InputFrame, InstanceMask, ModelIdentity, ModelViewOutput, Prepared, ScoredRegion,
+from inference.families.protocol import Commands, Prepared
+from inference.results.types import (InputFrame, InstanceMask, ModelIdentity, ModelViewOutput, ScoredRegion,
                                      scale_affine)
 from inference.families.common import FastMode, load_strict, numerics, runnable
 from inference.errors import CheckpointError
@@ -43,6 +44,9 @@ PROBABILITY_RULE = "highest detection score per class"
 class MaskRCNNFamily:
     name = "maskrcnn"
     preprocessing = "stored-image"
+    commands = Commands(train_config="inference.families.maskrcnn.training:MaskRCNNTrainConfig",
+                        train="inference.families.maskrcnn.training:train_maskrcnn",
+                        train_options={"encoder_weights": "weights"}, evaluation="detections")
     # The fast mode folds the frozen batch norms and stays in float32. bf16 autocast (what other families use
     # where the hardware has it) was measured on exam 0 with the reference weights: it moved detection scores
     # by up to 0.1 and lost detections scored up to 0.96, whichever part of the network ran in bf16 (the

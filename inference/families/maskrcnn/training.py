@@ -37,6 +37,8 @@ from inference.families.maskrcnn.model import MaskRCNN, MaskRCNNConfig
 from inference.files import write_text_atomic
 from inference.training.common import JsonOptions, store_float16
 from inference.training.labelled_images import BACKGROUND_NAMES, LabelledImage, csv_images, phantom_images
+from inference.training.device import training_device
+from inference.training.resume import resume, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -314,9 +316,8 @@ def _images(config: MaskRCNNTrainConfig) -> list[LabelledImage]:
 def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
     """Train (or resume) and write ``model.pt`` (float16, torchvision's key layout) and ``model.pt.json``."""
     log = progress or (lambda text: print(text, file=sys.stderr, flush=True))
-    from inference.families.gmic.training import _device  # noqa: PLC0415
 
-    device = _device(config.device, 0)
+    device = training_device(config.device)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -330,13 +331,10 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
     generator = torch.Generator().manual_seed(config.seed)
     start_epoch, history = 0, []
     checkpoint_path = out / "checkpoint.pt"
-    if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, history = int(state["epoch"]), json.loads(state["history"])
+    resumed = resume(checkpoint_path, model, {"optimizer": optimizer}, device, {"sampling": generator})
+    if resumed:
+        progress, history = resumed
+        start_epoch = progress["epoch"]
         log(f"resumed from epoch {start_epoch}")
     for epoch in range(start_epoch, config.epochs):
         rate = config.lr if epoch < config.lr_drop_epoch else config.lr_after
@@ -367,9 +365,8 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
         means = {name: value / max(steps, 1) for name, value in totals.items()}
         history.append({"epoch": epoch + 1, "lr": rate, **means})
         log(f"epoch {epoch + 1}/{config.epochs}  lr {rate:g}  " + "  ".join(f"{k} {v:.4f}" for k, v in means.items()))
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                    "history": json.dumps(history)}, checkpoint_path)
+        save_checkpoint(checkpoint_path, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history,
+                        {"sampling": generator})
     final = out / "model.pt"
     store_float16(model, final)
     meta = metadata(config.classes, min_size=config.min_size, max_size=config.max_size, max_value=config.max_value,

@@ -27,7 +27,9 @@ import numpy as np
 import torch
 
 from inference.families.registry import register
-from inference.families.protocol import HeatLayer, InputFrame, ModelIdentity, ModelViewOutput, Prepared, ScoredRegion, scale_affine
+from inference.families.protocol import Commands, Prepared
+from inference.results.types import (HeatLayer, InputFrame, ModelIdentity, ModelViewOutput, ScoredRegion,
+                                     scale_affine)
 from inference.families.common import FastMode, forward, load_strict, numerics, runnable
 from inference.errors import CheckpointError
 from inference.families.nets.fold import fold_batchnorm
@@ -209,6 +211,9 @@ def read_view(module: torch.nn.Module, prepared: WindowPrepared, device: torch.d
 class SlidingWindowFamily:
     name = "sliding-window"
     preprocessing = "native-windows"  # tissue mask and standardisation at native resolution
+    commands = Commands(train_config="inference.families.sliding_window.training:WindowTrainConfig",
+                        train="inference.families.sliding_window.training:train_windows",
+                        train_options={"val_data": "val_data"}, evaluation="windows", temperature_calibration=True)
     fast = FastMode(fold_batchnorm, ())  # variable window counts: folded, not compiled
 
     def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:

@@ -27,11 +27,12 @@ import torch.nn.functional as F
 from inference.families.sliding_window.family import CLASSES, WindowSettings, standardise
 from inference.files import write_text_atomic
 from inference.families.sliding_window.model import PatchClassifier, PatchClassifierConfig
-from inference.families.gmic.training import _device, training_memory_format
 from inference.training.common import JsonOptions, store_float16
 from inference.training.labelled_images import LabelledImage, csv_images, phantom_images, window_labels
 from inference.families.sliding_window.evaluation import calibration_record, evaluate_readings, fit_on_readings, read_images
 from inference.families.sliding_window.windows import cut_windows, tissue_mask, window_grid
+from inference.training.device import training_device, training_memory_format
+from inference.training.resume import resume, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class WindowTrainConfig(JsonOptions):
     bins: int = 15
     label: str = "Mammo Reader demo sliding-window classifier (synthetic phantoms)"
     demo: bool = True
-    memory_format: str = "auto"  # see inference.families.gmic.training.training_memory_format
+    memory_format: str = "auto"  # see inference.training.device.training_memory_format
     family: str = "sliding-window"
 
 
@@ -127,7 +128,7 @@ def sample_batch(pool: WindowPool, rng: np.random.Generator, size: int, window: 
 def window_training_memory_format(device: torch.device, width: int, requested: str = "auto") -> torch.memory_format:
     """The memory format of the window classifier's training.
 
-    ``inference.families.gmic.training.training_memory_format`` decides by the CPU (never channels-last where oneDNN may use
+    ``inference.training.device.training_memory_format`` decides by the CPU (never channels-last where oneDNN may use
     AVX-512); on top of that, on the CPU channels-last is used only for stem widths that are multiples of 8.
     Measured on an AVX2-only CPU with torch 2.13: the channels-last backward pass of this network crashed
     (segmentation fault) at width 4 with two stages and never finished at width 6, or at width 4 with four
@@ -156,7 +157,7 @@ def _data(config: WindowTrainConfig) -> tuple[list[LabelledImage], list[Labelled
 def train_windows(config: WindowTrainConfig, progress=None) -> Path:
     """Train (or resume) and write ``model.pt`` (float16 state dict) and ``model.pt.json``."""
     log = progress or (lambda text: print(text, file=sys.stderr, flush=True))
-    device = _device(config.device, 0)
+    device = training_device(config.device)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -172,11 +173,10 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, history = 0, []
     checkpoint = out / "checkpoint.pt"
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, history = int(state["epoch"]), json.loads(state["history"])
+    resumed = resume(checkpoint, model, {"optimizer": optimizer}, device)
+    if resumed:
+        progress, history = resumed
+        start_epoch = progress["epoch"]
         log(f"resumed from epoch {start_epoch}")
     steps = max(1, config.windows_per_epoch // config.batch_size)
     for epoch in range(start_epoch, config.epochs):
@@ -201,8 +201,7 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
                            if k in metrics}})
         log(f"epoch {epoch + 1}: image AUC (malignant) {metrics.get('image_auc_malignant', float('nan')):.3f}  "
             f"window accuracy {metrics.get('window_accuracy', float('nan')):.3f}")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                    "history": json.dumps(history)}, checkpoint)
+        save_checkpoint(checkpoint, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history)
 
     # the model as stored (float16 weights) is the one calibrated and evaluated
     final = out / "model.pt"
