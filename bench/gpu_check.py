@@ -527,7 +527,8 @@ def calibrate_batchnorm(model: torch.nn.Module, spec: FamilySpec, device: torch.
 def random_model(name: str, ctx: Context, seed: int = 0):
     """A LoadedModel of family ``name`` with seeded random weights, built through the family's own loader."""
     from inference.families import registry  # noqa: PLC0415
-    from inference.families.protocol import LoadedModel, ModelIdentity  # noqa: PLC0415
+    from inference.families.protocol import LoadedModel  # noqa: PLC0415
+    from inference.results.types import ModelIdentity
 
     spec = SPECS[name]
     torch.manual_seed(seed)
