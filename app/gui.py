@@ -36,7 +36,7 @@ def run_gui(
 
     from app.settings import AppSettings, config_dir
     from app.study.store import Store
-    from app.ui.main_window import MainWindow, grab_png
+    from app.ui.workstation.main_window import MainWindow, grab_png
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Mammo Reader")
@@ -91,7 +91,7 @@ def run_gui(
         window.analysisFailed.connect(failed)
         window.loadFailed.connect(failed)
         window.loadFailed.connect(lambda _error: QTimer.singleShot(300, finish))
-    from app.ui.main_window import DEMO_EXAM
+    from app.ui.workstation.main_window import DEMO_EXAM
 
     if worklist:
         window.worklist.open_source(worklist)
@@ -107,7 +107,7 @@ def run_study_reading(store, study_id: int, reader: str) -> int:
     """Open the blinded reading screen of one reader."""
     from PySide6.QtWidgets import QApplication
 
-    from app.ui.study_window import StudyReadingWindow
+    from app.ui.study.window import StudyReadingWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = StudyReadingWindow(store, study_id, reader)
@@ -120,8 +120,8 @@ def run_study_results(results, screenshot: str | None = None) -> int:
     ``screenshot``, render it to that PNG and exit."""
     from PySide6.QtWidgets import QApplication
 
-    from app.ui.main_window import grab_png
-    from app.ui.study_results import StudyResultsWindow
+    from app.ui.workstation.main_window import grab_png
+    from app.ui.study.results import StudyResultsWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = StudyResultsWindow(results)

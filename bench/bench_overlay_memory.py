@@ -31,7 +31,7 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     from app.settings import AppSettings
-    from app.ui.main_window import MainWindow
+    from app.ui.workstation.main_window import MainWindow
     from inference.memory import reuse_freed_memory
     from inference.weights import load_model
 

@@ -60,7 +60,7 @@ def main() -> None:
     from app.demo import demo_model_path  # noqa: PLC0415
     from app.settings import AppSettings  # noqa: PLC0415
     from app.study.store import Store  # noqa: PLC0415
-    from app.ui.main_window import MainWindow  # noqa: PLC0415
+    from app.ui.workstation.main_window import MainWindow  # noqa: PLC0415
     from inference.intake.phantom import generate_exam, write_dicom_exam  # noqa: PLC0415
 
     print(f"CPU: {cpu_model()}; flags: {cpu_flags()}; {os.cpu_count()} CPUs; torch {torch.__version__}, "

@@ -25,7 +25,7 @@ c02,R,CC,,900,700,5,0.4,b,
   Referenced SOP Instance UID matched to the exam's images); breast, view and outline come from the SEG, so
   ``breast``, ``view`` and the place are left empty. The lesions of a SEG have equal weights.
 
-Lesions drawn by the coordinator in the study set-up (``app/ui/lesion_dialog.py``) are circles saved with
+Lesions drawn by the coordinator in the study set-up (``app/ui/study/lesion_dialog.py``) are circles saved with
 :func:`add_drawn_lesion`.
 
 Normal cases have no row. A breast whose truth is normal (or none) may not have a lesion, and every malignant
@@ -430,7 +430,7 @@ def stored_lesion_truth(store: Store, study_id: int) -> LesionTruth | None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# lesions drawn by the coordinator in the study set-up (app/ui/lesion_dialog.py): circles, Qt-free
+# lesions drawn by the coordinator in the study set-up (app/ui/study/lesion_dialog.py): circles, Qt-free
 
 DRAWN_PREFIX = "D"  # a drawn lesion's id: D1, D2 … within the case (a SEG's are S1 …, a list's its own)
 DRAWN_PATTERN = f"{DRAWN_PREFIX}[0-9]*"  # GLOB: case-sensitive, unlike LIKE

@@ -44,7 +44,7 @@ def open_one_view(qtbot, store, folder, models, image, name: str = "0_R-CC.png")
     """A main window (overlays on, not blinded) that has opened ``folder`` holding ``image`` as one PNG view
     and finished analysing it with ``models``."""
     from app.settings import AppSettings
-    from app.ui.main_window import MainWindow
+    from app.ui.workstation.main_window import MainWindow
 
     write_png(folder / name, image)
     window = MainWindow(AppSettings(blind_first=False, show_overlays=True), store)

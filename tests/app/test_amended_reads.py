@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QMessageBox
 from app.reading import hybrid, percent
 from app.settings import AppSettings
 from app.study.store import Store
-from app.ui.main_window import MainWindow
+from app.ui.workstation.main_window import MainWindow
 from tests.app.conftest import close_windows_then
 from tests.helpers import synthetic_view, write_png
 

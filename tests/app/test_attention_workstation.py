@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import QPointF
 
 from app.study.store import Store
-from app.ui.main_window import grab_png
+from app.ui.workstation.main_window import grab_png
 from inference.families.attention_cnn.mias import CLASSES
 from inference.intake.views import View
 from tests.app.conftest import close_windows_then, open_one_view

@@ -93,7 +93,7 @@ def test_background_classes_are_never_on_by_default():
 def test_colour_mapped_maps_only_over_tissue_and_on_the_declared_range():
     import numpy as np
 
-    from app.ui.overlay_images import layer_texture, over_tissue
+    from app.ui.workstation.overlay_images import layer_texture, over_tissue
     from inference.results.types import HeatLayer
 
     near_uniform = np.full((40, 40), 0.2, np.float32)  # an attention map with nothing in it

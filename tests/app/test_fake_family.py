@@ -142,7 +142,7 @@ def test_a_new_family_goes_through_every_layer(qtbot, tmp_path, fake_model, dico
     # the workstation: both models' scores, the new family's maps drawn when chosen
     from app.settings import AppSettings
     from app.study.store import Store
-    from app.ui.main_window import MainWindow, grab_png
+    from app.ui.workstation.main_window import MainWindow, grab_png
 
     store = Store(tmp_path / "store.sqlite")
     window = MainWindow(AppSettings(blind_first=False, show_overlays=True), store)

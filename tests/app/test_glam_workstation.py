@@ -10,7 +10,7 @@ from PySide6.QtCore import QPointF
 
 from app.settings import AppSettings
 from app.study.store import Store
-from app.ui.main_window import MainWindow, grab_png
+from app.ui.workstation.main_window import MainWindow, grab_png
 from inference.intake.views import View
 from tests.app.conftest import close_windows_then
 from tests.helpers import make_glam_stub, synthetic_view, write_png

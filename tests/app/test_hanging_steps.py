@@ -72,7 +72,7 @@ def test_cursor_skips_steps_needing_a_prior_and_counts_them():
 
 
 def _window(qtbot, settings):
-    from app.ui.main_window import MainWindow
+    from app.ui.workstation.main_window import MainWindow
 
     window = MainWindow(settings)
     qtbot.addWidget(window)
@@ -106,7 +106,7 @@ def _space(qtbot, window, shift: bool = False):
 
 def test_space_steps_through_the_default_sequence_in_order(qtbot, tmp_path):
     from app.settings import AppSettings
-    from app.ui.hanging import Layout
+    from app.ui.workstation.hanging import Layout
     from inference.intake.views import View
 
     root = tmp_path / "exams"
@@ -140,8 +140,8 @@ def test_space_steps_through_the_default_sequence_in_order(qtbot, tmp_path):
 
 def test_a_step_needing_a_prior_is_skipped_with_a_line(qtbot, tmp_path):
     from app.settings import AppSettings
-    from app.ui.hanging import Layout
-    from app.ui.hanging_steps_panel import NO_PRIOR_LINE
+    from app.ui.workstation.hanging import Layout
+    from app.ui.workstation.hanging_steps_panel import NO_PRIOR_LINE
     from inference.intake.views import View
 
     current = write_exam(tmp_path / "alone" / "now", "20260110")
@@ -158,7 +158,7 @@ def test_a_step_needing_a_prior_is_skipped_with_a_line(qtbot, tmp_path):
 
 def test_a_custom_sequence_from_preferences_is_used(qtbot, tmp_path):
     from app.settings import AppSettings
-    from app.ui.hanging import Layout
+    from app.ui.workstation.hanging import Layout
 
     path = tmp_path / "mine.json"
     write_steps(path, (Step("right", label="right breast"), Step("left", label="left breast")))
@@ -174,7 +174,7 @@ def test_a_custom_sequence_from_preferences_is_used(qtbot, tmp_path):
 
 def test_a_bad_steps_file_is_named_and_the_default_used(qtbot, tmp_path):
     from app.settings import AppSettings
-    from app.ui.hanging import Layout
+    from app.ui.workstation.hanging import Layout
 
     path = tmp_path / "broken steps.json"
     path.write_text("[{\"layout\": \"four\",", encoding="utf-8")
@@ -195,7 +195,7 @@ def test_space_in_a_text_field_types_a_space(qtbot, tmp_path):
     from PySide6.QtWidgets import QLineEdit
 
     from app.settings import AppSettings
-    from app.ui.hanging import Layout
+    from app.ui.workstation.hanging import Layout
 
     window = _window(qtbot, AppSettings(auto_run=False))
     field = QLineEdit(window.statusBar())

@@ -12,7 +12,7 @@ from app.study.cases import CaseEntry
 from app.study.design import Design, create_study
 from app.study.lesions import drawn_lesions, stored_lesion_truth
 from app.study.store import Store
-from app.ui.lesion_dialog import LesionDialog
+from app.ui.study.lesion_dialog import LesionDialog
 from tests.app.conftest import close_windows_then
 from tests.study.test_lesion_sources import dicom_exam
 

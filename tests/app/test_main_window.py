@@ -13,8 +13,8 @@ from PySide6.QtCore import QPointF, QTimer
 
 from app.settings import AppSettings
 from app.study.store import Store
-from app.ui.hanging import Layout
-from app.ui.main_window import MainWindow
+from app.ui.workstation.hanging import Layout
+from app.ui.workstation.main_window import MainWindow
 from inference.intake.views import View
 from tests.app.conftest import close_windows_then
 from tests.helpers import synthetic_view, write_png
@@ -224,7 +224,7 @@ def test_scoring_panel_arithmetic_and_persistence(qtbot, store, tmp_path, stub_m
 
 
 def test_an_unanswered_breast_reads_as_a_dash_and_zero_is_an_answer(qtbot):
-    from app.ui.score_panel import ReaderPanel
+    from app.ui.workstation.score_panel import ReaderPanel
 
     panel = ReaderPanel()
     qtbot.addWidget(panel)
@@ -384,7 +384,7 @@ def test_export_from_the_viewer(qtbot, store, tmp_path, stub_model):
 
     data = _json.loads(next(p for p in paths if p.suffix == ".json").read_text())
     assert data["deidentified"] and data["reads"]["R"]["reader_malignant"] == 0.35
-    from app.ui.export_dialog import ExportDialog
+    from app.ui.workstation.export_dialog import ExportDialog
 
     dialog = ExportDialog(str(out), has_dicom=False)
     qtbot.addWidget(dialog)

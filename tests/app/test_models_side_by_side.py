@@ -36,8 +36,8 @@ def test_four_models_side_by_side_without_scrolling_and_n_flips_the_maps(qtbot, 
     from PySide6.QtCore import Qt
 
     from app.settings import AppSettings
-    from app.ui.hanging import Layout
-    from app.ui.main_window import MainWindow
+    from app.ui.workstation.hanging import Layout
+    from app.ui.workstation.main_window import MainWindow
     from inference.intake.views import View
 
     folder = tmp_path / "exam"

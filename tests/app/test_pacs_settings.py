@@ -44,8 +44,8 @@ def test_a_saved_password_is_kept_apart_readable_only_by_the_user_and_used(isola
 
 
 def test_named_nodes_round_trip_through_preferences_and_the_settings_file(qtbot, isolated_home):
-    from app.ui.pacs_dialog import PacsDialog
-    from app.ui.preferences import PreferencesDialog
+    from app.ui.pacs.dialog import PacsDialog
+    from app.ui.workstation.preferences import PreferencesDialog
 
     settings = AppSettings(pacs_nodes=(("archive", "dimse://ARCH@pacs:104"), ("web", WEB)))
     dialog = PreferencesDialog(settings)
@@ -70,7 +70,7 @@ def test_without_a_credential_store_preferences_ask_before_a_plain_file_and_say_
         qtbot, isolated_home, monkeypatch, no_credential_store):
     from PySide6.QtWidgets import QInputDialog
 
-    from app.ui.preferences import PreferencesDialog
+    from app.ui.workstation.preferences import PreferencesDialog
 
     answers = iter([("ann", True), ("hunter2", True), ("ann", True), ("hunter2", True)])
     monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: next(answers))

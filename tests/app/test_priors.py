@@ -50,8 +50,8 @@ def test_find_priors_same_patient_and_issuer_earlier_newest_first(archive):
 def test_the_prior_hangs_below_the_current_and_its_scores_show_beside(qtbot, archive, stub_model):
     from app.settings import AppSettings
     from app.study.store import Store
-    from app.ui.hanging import Layout
-    from app.ui.main_window import MainWindow
+    from app.ui.workstation.hanging import Layout
+    from app.ui.workstation.main_window import MainWindow
     from inference.intake.views import View
 
     root, current = archive

@@ -11,8 +11,8 @@ from PySide6.QtCore import QPointF
 
 from app.settings import AppSettings
 from app.study.store import ReaderMark, Store
-from app.ui.hanging import Layout
-from app.ui.main_window import MainWindow
+from app.ui.workstation.hanging import Layout
+from app.ui.workstation.main_window import MainWindow
 from inference.intake.views import View
 from tests.app.conftest import close_windows_then
 from tests.conftest import DATA, require_shared
@@ -231,7 +231,7 @@ def test_a_hidden_model_is_in_no_export(qtbot, store, tmp_path, stub_model):
 
 def test_preferences_show_the_model_in_use_and_ok_keeps_it(qtbot, store):
     from app.demo import demo_model_path
-    from app.ui.preferences import PreferencesDialog
+    from app.ui.workstation.preferences import PreferencesDialog
 
     window = MainWindow(AppSettings(), store)  # no model configured: the built-in demo model
     qtbot.addWidget(window)
@@ -262,7 +262,7 @@ def test_a_zero_map_tints_nothing(qtbot):
     from inference.results.types import HeatLayer, InputFrame
     from inference.intake.image import ViewImage
     from inference.results.exam_result import EntryViewResult
-    from app.ui.view_widget import MammoViewWidget, OverlayOptions
+    from app.ui.workstation.view_widget import MammoViewWidget, OverlayOptions
     from pathlib import Path
 
     image = synthetic_view("L-CC", (700, 300))
@@ -287,7 +287,7 @@ def test_a_zero_map_tints_nothing(qtbot):
 def test_a_selected_region_is_framed_not_tinted():
     from PySide6.QtGui import QIcon
 
-    from app.ui.patch_gallery import region_icon
+    from app.ui.workstation.patch_gallery import region_icon
 
     icon = region_icon(np.arange(64 * 64, dtype=np.uint8).reshape(64, 64))
     normal = icon.pixmap(64, 64, QIcon.Mode.Normal).toImage()

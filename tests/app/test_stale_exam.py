@@ -9,7 +9,7 @@ import torch
 
 from app.settings import AppSettings
 from app.study.store import ReaderMark, Store
-from app.ui.main_window import MainWindow
+from app.ui.workstation.main_window import MainWindow
 from inference.intake.views import View
 from inference.weights import LoadedModel, ModelIdentity
 from tests.app.conftest import close_windows_then

@@ -24,7 +24,7 @@ from app.study.cases import CaseEntry
 from app.study.design import Design, create_study
 from app.study.scores import compute_model_scores
 from app.study.store import Store
-from app.ui.study_window import StudyReadingWindow
+from app.ui.study.window import StudyReadingWindow
 from inference.intake.exam import load_exam
 from tests.app.conftest import close_windows_then, synthetic_view
 from tests.inference.dicom_factory import PATIENT_ID, make_dataset, write

@@ -9,10 +9,10 @@ from app.settings import AppSettings
 from app.study.store import Store
 from app.study.design import Design
 from app.study.sessions import ReadingSession
-from app.ui.main_window import MainWindow
-from app.ui.study_dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
-from app.ui.study_results import StudyResultsWindow
-from app.ui.study_window import StudyReadingWindow
+from app.ui.workstation.main_window import MainWindow
+from app.ui.study.dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
+from app.ui.study.results import StudyResultsWindow
+from app.ui.study.window import StudyReadingWindow
 from tests.app.conftest import close_windows_then, synthetic_view, write_png
 
 

@@ -13,7 +13,7 @@ from app.study.lesions import read_lesion_list, stored_lesion_truth, with_exam_s
 from app.study.localisation import ScoringRule
 from app.study.results import study_results
 from app.study.store import Store
-from app.ui.study_results import StudyResultsWindow
+from app.ui.study.results import StudyResultsWindow
 from tests.study.test_froc_lesions import CASES, LESION_ROWS, read_marks, write_lesions
 
 

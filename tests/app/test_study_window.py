@@ -12,7 +12,7 @@ from app.study.cases import CaseEntry
 from app.study.design import Design, create_study
 from app.study.scores import compute_model_scores
 from app.study.sessions import ReadingSession
-from app.ui.study_window import StudyReadingWindow
+from app.ui.study.window import StudyReadingWindow
 from tests.app.conftest import close_windows_then, synthetic_view, write_png
 
 

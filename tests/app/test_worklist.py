@@ -10,7 +10,7 @@ from PySide6.QtGui import QAction, QKeySequence
 
 from app.settings import AppSettings
 from app.study.store import Store
-from app.ui.main_window import MainWindow
+from app.ui.workstation.main_window import MainWindow
 from app.worklist import ReadState, Worklist, load_states, read_worklist_source
 from inference.errors import MammoError
 from tests.app.conftest import close_windows_then

@@ -33,7 +33,7 @@ def pacs(tmp_path_factory):
 def test_search_by_keyboard_enter_opens_and_the_window_shows_the_retrieved_study(qtbot, pacs, tmp_path, monkeypatch):
     from app.settings import AppSettings
     from app.study.store import Store
-    from app.ui.main_window import MainWindow
+    from app.ui.workstation.main_window import MainWindow
 
     monkeypatch.setenv("MAMMO_READER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MAMMO_PACS_CACHE", str(tmp_path / "cache"))
@@ -86,8 +86,8 @@ def test_search_by_keyboard_enter_opens_and_the_window_shows_the_retrieved_study
 
     # named nodes in Preferences: Test; a DICOMweb node's saved password (no environment) lets a search in
     from app.pacs.credentials import save_credentials
-    from app.ui.pacs_dialog import PacsDialog
-    from app.ui.preferences import PreferencesDialog
+    from app.ui.pacs.dialog import PacsDialog
+    from app.ui.workstation.preferences import PreferencesDialog
     from tests.pacs.orthanc import HTTP_PORT, PASSWORD, USER
 
     monkeypatch.delenv("MAMMO_DICOMWEB_USER", raising=False)
@@ -118,7 +118,7 @@ def test_a_study_pushed_by_the_pacs_arrives_in_the_inbox_and_opens(qtbot, pacs, 
 
     from app.settings import AppSettings
     from app.study.store import Store
-    from app.ui.main_window import MainWindow
+    from app.ui.workstation.main_window import MainWindow
     from tests.pacs.orthanc import HTTP_PORT, INBOX_AET, INBOX_PORT, PASSWORD, USER
 
     monkeypatch.setenv("MAMMO_READER_HOME", str(tmp_path / "home"))
@@ -154,7 +154,7 @@ def test_export_sends_the_dicom_files_and_a_failed_send_is_retried(qtbot, pacs, 
     from app.pacs.nodes import StudyAddress, parse_address
     from app.settings import AppSettings
     from app.study.store import Store
-    from app.ui.main_window import MainWindow
+    from app.ui.workstation.main_window import MainWindow
     from tests.helpers import make_stub_model
 
     monkeypatch.setenv("MAMMO_READER_HOME", str(tmp_path / "home"))

@@ -108,7 +108,7 @@ def test_identical_readers_print_not_estimable_not_nan(make_study, capsys, tmp_p
 
     from PySide6.QtWidgets import QTableWidget
 
-    from app.ui.study_results import StudyResultsWindow
+    from app.ui.study.results import StudyResultsWindow
 
     window = StudyResultsWindow(results)
     qtbot.addWidget(window)

@@ -96,7 +96,7 @@ def test_results_window_draws_rocs(qtbot, tmp_path):
     from app.study.results import study_results
     from app.study.cases import CaseEntry
     from app.study.design import Design, create_study
-    from app.ui.study_results import StudyResultsWindow
+    from app.ui.study.results import StudyResultsWindow
 
     store = Store(tmp_path / "r.sqlite")
     entries = [CaseEntry(f"c{i}", "/x", "malignant" if i < 3 else "normal", "normal") for i in range(8)]

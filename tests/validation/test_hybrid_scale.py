@@ -109,7 +109,7 @@ def _result_with(site):
 def test_the_workstation_compare_box_shows_the_calibrated_hybrid_and_its_basis(qtbot):
     from app.reading import percent
     from app.study.store import BreastRead
-    from app.ui.score_panel import ScorePanelWidget
+    from app.ui.workstation.score_panel import ScorePanelWidget
     from inference.intake.views import Laterality
 
     result = _result_with(PLATT)

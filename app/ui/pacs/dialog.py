@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from app.pacs.nodes import PacsError, RemoteNode, StudyAddress, parse_address
 from app.pacs.query import StudyQuery, StudyRecord
-from app.ui.study_table import StudyTable, dicom_date
+from app.ui.pacs.study_table import StudyTable, dicom_date
 from app.ui.worker import Worker
 from inference.errors import MammoError
 

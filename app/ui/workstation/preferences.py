@@ -195,7 +195,7 @@ class PreferencesDialog(QDialog):
         return tuple(rows)
 
     def _selected(self):
-        from app.ui.pacs_dialog import node_of  # noqa: PLC0415
+        from app.ui.pacs.dialog import node_of  # noqa: PLC0415
         from inference.errors import MammoError  # noqa: PLC0415
 
         row = max(self.nodes.currentRow(), 0)
@@ -208,7 +208,7 @@ class PreferencesDialog(QDialog):
 
     def test_node(self) -> None:
         """C-ECHO (DIMSE) or a one-study QIDO-RS search (DICOMweb) of the selected node, in the background."""
-        from app.ui.pacs_dialog import _echo_task  # noqa: PLC0415
+        from app.ui.pacs.dialog import _echo_task  # noqa: PLC0415
         from app.ui.worker import Worker  # noqa: PLC0415
 
         node = self._selected()

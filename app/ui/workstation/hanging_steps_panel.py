@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QComboBox, QLineEdit, QPlainTextEdit, QTextEdit
 
 from app.hanging_steps import DEFAULT_STEPS, HangingStepsError, Step, StepCursor, read_steps
-from app.ui.hanging import Layout
+from app.ui.workstation.hanging import Layout
 
 STEP_LAYOUTS = {"four": Layout.FOUR, "cc": Layout.CC, "mlo": Layout.MLO, "right": Layout.RIGHT, "left": Layout.LEFT,
                 "prior-cc": Layout.PRIOR_CC, "prior-mlo": Layout.PRIOR_MLO}

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from app.model_comparison import comparison_columns, unique_labels
 from app.reading import AMENDED_AFTER_AI, amendment_text, entry_hybrid, hybrid_basis, percent
-from app.ui.reliability_chart import ReliabilityChart, reliability_of
+from app.ui.workstation.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
 from inference.evaluation.calibration import calibration_note, score_category
 from inference.results.exam_result import ExamResult, ModelEntry

@@ -22,7 +22,7 @@ from app.worklist import ReadState, Worklist
 from app.ui.worker import Worker
 
 if TYPE_CHECKING:
-    from app.ui.main_window import AnalysisOutcome, LoadedExam, MainWindow
+    from app.ui.workstation.main_window import AnalysisOutcome, LoadedExam, MainWindow
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _prefetch_task(source, store, reader: str, model_path: str, groups, device: 
                    cancel, loaded_to=None) -> Prefetched:
     """Load the exam as the window does (handing it to ``loaded_to`` at once: a reader who arrives while it
     is analysed sees its pixels), then restore or analyse it as the window does (one results path)."""
-    from app.ui.main_window import _analysis_task, _load_exam_task  # noqa: PLC0415
+    from app.ui.workstation.main_window import _analysis_task, _load_exam_task  # noqa: PLC0415
 
     loaded = _load_exam_task(source, store, reader, progress=progress, cancel=cancel)
     if loaded_to is not None:

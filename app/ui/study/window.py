@@ -34,10 +34,10 @@ from app.study.store import ReaderMark, Store
 from app.study.design import Design, study_info
 from app.study.sessions import ReadingSession
 from app.ui.errors import show_error, user_message
-from app.ui.hanging import HangingWidget
-from app.ui.overlay_images import OverlayImages
-from app.ui.view_widget import OverlayOptions, ToolMode
-from app.ui.score_panel import ReaderPanel
+from app.ui.workstation.hanging import HangingWidget
+from app.ui.workstation.overlay_images import OverlayImages
+from app.ui.workstation.view_widget import OverlayOptions, ToolMode
+from app.ui.workstation.score_panel import ReaderPanel
 from app.ui.worker import Worker
 from inference.intake.exam import Exam, load_exam
 from inference.results.exam_result import ExamResult
@@ -75,7 +75,7 @@ def _load_case(session: ReadingSession, position: int, *, progress, cancel) -> C
     """The case (de-identified), its reads and reveal, and the first model's stored result."""
     from app.analysis import restore  # noqa: PLC0415
     from app.study.scores import stored_result_key  # noqa: PLC0415
-    from app.ui.overlay_images import prepare_overlays  # noqa: PLC0415
+    from app.ui.workstation.overlay_images import prepare_overlays  # noqa: PLC0415
 
     progress("loading case", 0, 1)
     state = case_state(session, position)
@@ -367,7 +367,7 @@ class StudyReadingWindow(QMainWindow):
             widget.set_tool(ToolMode.MARK if on else ToolMode.PAN)
 
     def _on_mark_requested(self, view, row: float, col: float) -> None:
-        from app.ui.mark_dialog import MarkDialog  # noqa: PLC0415
+        from app.ui.workstation.mark_dialog import MarkDialog  # noqa: PLC0415
 
         dialog = MarkDialog(view.value, row, col, self)
         if dialog.exec():

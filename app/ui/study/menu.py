@@ -15,9 +15,9 @@ from app.study.store import Store
 from app.study.cases import read_case_list
 from app.study.design import create_study
 from app.ui.errors import show_error
-from app.ui.study_dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
-from app.ui.study_results import StudyResultsWindow
-from app.ui.study_window import StudyReadingWindow
+from app.ui.study.dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
+from app.ui.study.results import StudyResultsWindow
+from app.ui.study.window import StudyReadingWindow
 from app.ui.worker import Worker
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ class StudyMenu(QObject):
     def _choose_case(self, study_id: int, cases: dict) -> None:
         from PySide6.QtWidgets import QInputDialog  # noqa: PLC0415
 
-        from app.ui.lesion_dialog import LesionDialog  # noqa: PLC0415
+        from app.ui.study.lesion_dialog import LesionDialog  # noqa: PLC0415
 
         if not cases:
             self.window.statusBar().showMessage("This study has no cases.", 5000)

@@ -45,15 +45,15 @@ from app.settings import AppSettings
 from app.reading import AMENDED_AFTER_AI, read_disagreements
 from app.study.store import BreastRead, ReaderMark, Store
 from app.ui.errors import show_error
-from app.ui.hanging import HangingWidget, Layout
-from app.ui.help_dialog import ShortcutsDialog
-from app.ui.overlay_images import OverlayImages, prepare_overlays
-from app.ui.inbox_dialog import InboxDialog, inbox_folder
-from app.ui.pacs_dialog import PacsDialog
-from app.ui.patch_gallery import PatchGalleryWidget
-from app.ui.preferences import PreferencesDialog
-from app.ui.score_panel import BREAST_NAMES, ScorePanelWidget
-from app.ui.view_widget import OverlayOptions, ToolMode
+from app.ui.workstation.hanging import HangingWidget, Layout
+from app.ui.workstation.help_dialog import ShortcutsDialog
+from app.ui.workstation.overlay_images import OverlayImages, prepare_overlays
+from app.ui.pacs.inbox_dialog import InboxDialog, inbox_folder
+from app.ui.pacs.dialog import PacsDialog
+from app.ui.workstation.patch_gallery import PatchGalleryWidget
+from app.ui.workstation.preferences import PreferencesDialog
+from app.ui.workstation.score_panel import BREAST_NAMES, ScorePanelWidget
+from app.ui.workstation.view_widget import OverlayOptions, ToolMode
 from app.ui.worker import Worker
 from inference.errors import MammoError
 from inference.intake.exam import Exam, load_exam
@@ -181,7 +181,7 @@ def _priors_task(exam: Exam, pacs_node: str, ae_title: str, *, progress, cancel)
     """The most recent earlier MG study of the exam's patient (local folders first, then the PACS), loaded."""
     from app.pacs.priors import find_priors  # noqa: PLC0415
     from app.pacs.retrieve import cache_root, retrieve_study  # noqa: PLC0415
-    from app.ui.pacs_dialog import node_of  # noqa: PLC0415
+    from app.ui.pacs.dialog import node_of  # noqa: PLC0415
 
     progress("looking for priors", 0, 1)
     roots = [p for p in (exam.source.parent if exam.source is not None else None, cache_root(), inbox_folder()) if p]
@@ -306,10 +306,10 @@ class MainWindow(QMainWindow):
         self.security_notices.line.connect(lambda line: self.statusBar().showMessage(line, 30_000))
         self.security_notices.attach()
         self._build_menus()
-        from app.ui.worklist_panel import WorklistController  # noqa: PLC0415
+        from app.ui.workstation.worklist_panel import WorklistController  # noqa: PLC0415
 
         self.worklist = WorklistController(self)  # the worklist's menu, panel, keys and prefetch
-        from app.ui.hanging_steps_panel import HangingStepsController  # noqa: PLC0415
+        from app.ui.workstation.hanging_steps_panel import HangingStepsController  # noqa: PLC0415
 
         self.hanging_steps = HangingStepsController(self)  # Space / Shift+Space: the hanging-protocol steps
         self.hanging.layoutChanged.connect(lambda name: self.statusBar().showMessage(f"layout: {name}", 2000))
@@ -477,7 +477,7 @@ class MainWindow(QMainWindow):
                               "(or pip install -e '.[samples]' in the checkout)", self)
             missing.setEnabled(False)
             samples.addAction(missing)
-        from app.ui.study_menu import StudyMenu  # noqa: PLC0415
+        from app.ui.study.menu import StudyMenu  # noqa: PLC0415
 
         self.study_menu = StudyMenu(self, bar.addMenu("S&tudy"))
         help_menu = bar.addMenu("&Help")
@@ -1212,7 +1212,7 @@ class MainWindow(QMainWindow):
     def add_mark(self, view: View, row: float, col: float, mark: ReaderMark | None = None) -> None:
         """A click in mark mode: ask what and how sure (unless ``mark`` is given), draw it, store it."""
         if mark is None:
-            from app.ui.mark_dialog import MarkDialog  # noqa: PLC0415
+            from app.ui.workstation.mark_dialog import MarkDialog  # noqa: PLC0415
 
             dialog = MarkDialog(view.value, row, col, self)
             if not dialog.exec():
@@ -1250,7 +1250,7 @@ class MainWindow(QMainWindow):
     def open_export(self) -> None:
         if self.exam is None:
             return
-        from app.ui.export_dialog import ExportDialog  # noqa: PLC0415
+        from app.ui.workstation.export_dialog import ExportDialog  # noqa: PLC0415
 
         has_dicom = all(img.sop_instance_uid for img in self.exam.views.values())
         dialog = ExportDialog(str(Path.home() / "mammo-reader-reports"),
@@ -1264,7 +1264,7 @@ class MainWindow(QMainWindow):
     def export(self, folder: str, formats: list[str], deidentify: bool, page_size: str = "A4", comments: str = "",
                send: bool = False) -> Worker:
         """The export in the background; with ``send``, its DICOM files to the PACS node of Preferences."""
-        from app.ui.export_dialog import export_task  # noqa: PLC0415
+        from app.ui.workstation.export_dialog import export_task  # noqa: PLC0415
 
         target = (self.settings.pacs_node, self.settings.ae_title) if send and self.settings.pacs_node else None
         worker = self._track(Worker(export_task, self.report_input(deidentify, comments), folder, formats, page_size,
@@ -1288,7 +1288,7 @@ class MainWindow(QMainWindow):
 
     def retry_send(self) -> Worker | None:
         """File → Send again: the DICOM files of the export whose send failed, to the node of Preferences."""
-        from app.ui.export_dialog import send_task  # noqa: PLC0415
+        from app.ui.workstation.export_dialog import send_task  # noqa: PLC0415
 
         if not self._unsent or not self.settings.pacs_node:
             return None
