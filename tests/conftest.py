@@ -96,3 +96,13 @@ def tiny_glimpse_model(tmp_path_factory):
     """A GlimpseNet trained for two short epochs per stage by ``python main.py train --family glimpsenet`` in
     a child process (once per run): its model.pt path."""
     return train_tiny(tmp_path_factory, "glimpsenet", TINY_GLIMPSE_TRAINING)
+
+
+@pytest.fixture
+def store(tmp_path):
+    """The one study store of a test (a fresh SQLite file), closed after the test."""
+    from app.study.store import Store
+
+    s = Store(tmp_path / "study.sqlite")
+    yield s
+    s.close()

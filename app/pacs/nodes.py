@@ -141,3 +141,11 @@ def parse_study(text: str, calling_aet: str = DEFAULT_AE_TITLE) -> StudyAddress:
         raise MammoError(f"{text}: the address names no study (…/STUDY_UID for DIMSE, …/studies/STUDY_UID "
                          "for DICOMweb)")
     return StudyAddress(node, uid)
+
+
+def node_of(address: str, ae_title: str) -> RemoteNode:
+    """The node an address names (a study address is refused: a node is wanted here)."""
+    node, study = parse_address(address.strip(), ae_title.strip() or "MAMMOREADER")
+    if study is not None:
+        raise MammoError(f"{address}: give the node, without a study")
+    return node

@@ -35,6 +35,13 @@ def close_windows_then(store) -> None:
     store.close()
 
 
+@pytest.fixture
+def store(store):
+    """The suite's one store, closed only after every window that writes to it."""
+    yield store
+    close_windows_then(store)
+
+
 @pytest.fixture(scope="session")
 def stub_model():
     return make_stub_model()

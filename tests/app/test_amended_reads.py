@@ -11,19 +11,11 @@ from PySide6.QtWidgets import QMessageBox
 
 from app.reading import hybrid, percent
 from app.settings import AppSettings
-from app.study.store import Store
 from app.ui.workstation.main_window import MainWindow
-from tests.app.conftest import close_windows_then
 from tests.helpers import synthetic_view, write_png
 
 BEFORE_AFTER = "before AI 80 % → after AI 30 %"
 
-
-@pytest.fixture
-def store(isolated_home):
-    s = Store(isolated_home / "store.sqlite")
-    yield s
-    close_windows_then(s)
 
 
 def analysed_window(qtbot, store, folder, stub_model, **settings) -> MainWindow:

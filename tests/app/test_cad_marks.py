@@ -6,22 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
 
 from app.cad_marks import (
     MIN_TISSUE_FRACTION, NO_OPERATING_POINT, TOP_REGIONS, Rect, background_classes, place_labels, tissue_fraction,
 )
-from app.study.store import Store
 from inference.intake.views import View
-from tests.app.conftest import close_windows_then, open_one_view
+from tests.app.conftest import open_one_view
 from tests.helpers import synthetic_view
 
-
-@pytest.fixture
-def store(isolated_home):
-    s = Store(isolated_home / "store.sqlite")
-    yield s
-    close_windows_then(s)
 
 
 def with_display(model, **display):
@@ -93,7 +85,7 @@ def test_background_classes_are_never_on_by_default():
 def test_colour_mapped_maps_only_over_tissue_and_on_the_declared_range():
     import numpy as np
 
-    from app.ui.workstation.overlay_images import layer_texture, over_tissue
+    from app.overlay_images import layer_texture, over_tissue
     from inference.results.types import HeatLayer
 
     near_uniform = np.full((40, 40), 0.2, np.float32)  # an attention map with nothing in it

@@ -9,10 +9,8 @@ import pytest
 from PySide6.QtCore import QPointF
 
 from app.settings import AppSettings
-from app.study.store import Store
 from app.ui.workstation.main_window import MainWindow, grab_png
 from inference.intake.views import View
-from tests.app.conftest import close_windows_then
 from tests.helpers import make_glam_stub, synthetic_view, write_png
 
 
@@ -20,12 +18,6 @@ from tests.helpers import make_glam_stub, synthetic_view, write_png
 def glam_stub():
     return make_glam_stub()
 
-
-@pytest.fixture
-def store(isolated_home):
-    s = Store(isolated_home / "store.sqlite")
-    yield s
-    close_windows_then(s)
 
 
 @pytest.mark.parametrize("view, lesion, mirrored", [("R-CC", (700, 500), False), ("L-MLO", (900, 300), True)])

@@ -7,21 +7,14 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
 
-from app.study.store import Store
 from app.ui.workstation.main_window import grab_png
 from inference.families.glimpsenet.family import CLASSES
 from inference.intake.views import View
-from tests.app.conftest import close_windows_then, open_one_view
+from tests.app.conftest import open_one_view
 from tests.helpers import make_glimpse_stub, synthetic_view
 
 LESION = (700, 300)
 
-
-@pytest.fixture
-def store(isolated_home):
-    s = Store(isolated_home / "store.sqlite")
-    yield s
-    close_windows_then(s)
 
 
 def test_saliency_and_glimpses_on_the_breast(qtbot, store, tmp_path):

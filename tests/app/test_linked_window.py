@@ -8,18 +8,10 @@ import pytest
 
 from app.exam_window import DRAG_PIXELS_FOR_RANGE
 from app.settings import AppSettings
-from app.study.store import Store
 from app.ui.workstation.main_window import MainWindow
 from inference.intake.views import View
-from tests.app.conftest import close_windows_then
 from tests.helpers import synthetic_view, write_png
 
-
-@pytest.fixture
-def store(isolated_home):
-    s = Store(isolated_home / "store.sqlite")
-    yield s
-    close_windows_then(s)
 
 
 def open_two_breasts(qtbot, store, folder, **settings) -> MainWindow:

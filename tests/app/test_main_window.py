@@ -12,22 +12,14 @@ import pytest
 from PySide6.QtCore import QPointF, QTimer
 
 from app.settings import AppSettings
-from app.study.store import Store
 from app.ui.workstation.hanging import Layout
 from app.ui.workstation.main_window import MainWindow
 from inference.intake.views import View
-from tests.app.conftest import close_windows_then
 from tests.helpers import synthetic_view, write_png
 from tests.conftest import DATA, REFERENCE, require_shared
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture
-def store(isolated_home):
-    s = Store(isolated_home / "store.sqlite")
-    yield s
-    close_windows_then(s)
 
 
 def make_window(qtbot, store, **settings) -> MainWindow:

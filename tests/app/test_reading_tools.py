@@ -10,20 +10,13 @@ import pytest
 from PySide6.QtCore import QPointF
 
 from app.settings import AppSettings
-from app.study.store import ReaderMark, Store
+from app.study.store import ReaderMark
 from app.ui.workstation.hanging import Layout
 from app.ui.workstation.main_window import MainWindow
 from inference.intake.views import View
-from tests.app.conftest import close_windows_then
 from tests.conftest import DATA, require_shared
 from tests.helpers import synthetic_view, write_png
 
-
-@pytest.fixture
-def store(isolated_home):
-    s = Store(isolated_home / "store.sqlite")
-    yield s
-    close_windows_then(s)
 
 
 def make_window(qtbot, store, **settings) -> MainWindow:

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
 
-from app.study.store import Store
 from app.ui.workstation.main_window import grab_png
 from inference.families.sliding_window.family import CLASSES
 from inference.intake.views import View
-from tests.app.conftest import close_windows_then, open_one_view
+from tests.app.conftest import open_one_view
 from tests.helpers import make_window_stub, synthetic_view
 
 LESION = (700, 500)
@@ -22,12 +21,6 @@ LESION = (700, 500)
 def window_stub():
     return make_window_stub()
 
-
-@pytest.fixture
-def store(isolated_home):
-    s = Store(isolated_home / "store.sqlite")
-    yield s
-    close_windows_then(s)
 
 
 def _open(qtbot, store, tmp_path, models):

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 import torch
 
 from app.settings import AppSettings
-from app.study.store import ReaderMark, Store
+from app.study.store import ReaderMark
 from app.ui.workstation.main_window import MainWindow
 from inference.intake.views import View
 from inference.weights import LoadedModel, ModelIdentity
-from tests.app.conftest import close_windows_then
 from tests.helpers import BrightSpotGMIC, synthetic_view, write_png
 from inference.families.gmic.model import GMICConfig
 
-
-@pytest.fixture
-def store(isolated_home):
-    s = Store(isolated_home / "store.sqlite")
-    yield s
-    close_windows_then(s)
 
 
 def _window(qtbot, store, models) -> MainWindow:

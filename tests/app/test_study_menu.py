@@ -6,21 +6,14 @@ import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from app.settings import AppSettings
-from app.study.store import Store
 from app.study.design import Design
 from app.study.sessions import ReadingSession
 from app.ui.workstation.main_window import MainWindow
 from app.ui.study.dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
 from app.ui.study.results import StudyResultsWindow
 from app.ui.study.window import StudyReadingWindow
-from tests.app.conftest import close_windows_then, synthetic_view, write_png
+from tests.app.conftest import synthetic_view, write_png
 
-
-@pytest.fixture
-def store(isolated_home):
-    s = Store(isolated_home / "store.sqlite")
-    yield s
-    close_windows_then(s)
 
 
 @pytest.fixture

@@ -7,19 +7,11 @@ import importlib.util
 import pytest
 
 from app.settings import AppSettings
-from app.study.store import Store
 from app.ui.workstation.main_window import MainWindow
 from inference.intake.views import View
-from tests.app.conftest import close_windows_then
 from tests.conftest import require_shared
 from tests.inference.dicom_factory import make_dataset, sample_pixels, write
 
-
-@pytest.fixture
-def store(isolated_home):
-    s = Store(isolated_home / "store.sqlite")
-    yield s
-    close_windows_then(s)
 
 
 def shown(qtbot, store, folder) -> MainWindow:

@@ -13,17 +13,10 @@ from app.study.store import Store
 from app.ui.workstation.main_window import MainWindow
 from app.worklist import ReadState, Worklist, load_states, read_worklist_source
 from inference.errors import MammoError
-from tests.app.conftest import close_windows_then
 from tests.helpers import synthetic_view, write_png
 
 LESIONS = ((700, 500), (400, 300), (900, 600), (600, 200))
 
-
-@pytest.fixture
-def store(isolated_home):
-    s = Store(isolated_home / "store.sqlite")
-    yield s
-    close_windows_then(s)
 
 
 def make_batch(folder: Path, count: int = 3) -> Path:

@@ -18,12 +18,6 @@ from app.study.sessions import DAY_S, ReadingSession
 from tests.study.test_study import cases
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "study.sqlite")
-    yield s
-    s.close()
-
 
 def insert_read(store: Store, study: int, reader: str, case_id: str, modality: str, values: dict, at: float) -> None:
     """A committed read with a chosen commit time: how a test lets weeks pass. (The first reading of a

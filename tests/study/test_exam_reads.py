@@ -12,12 +12,6 @@ from app.reading import amendment_text, read_disagreements
 from app.study.store import MIGRATIONS, SCHEMA_VERSION, BreastRead, CommittedReadError, Store, _statements
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "store.sqlite")
-    yield s
-    s.close()
-
 
 FIRST = BreastRead("R", 0.80, birads="4C", committed=True, recommendation="biopsy")
 AFTER = BreastRead("R", 0.30, birads="4C", committed=True, recommendation="biopsy")

@@ -26,7 +26,6 @@ from app.study.lesions import (
     with_exam_spacing,
 )
 from app.study.localisation import ScoringRule
-from app.study.store import Store
 from tests.helpers import synthetic_view
 from tests.inference.dicom_factory import make_dataset, write
 
@@ -73,12 +72,6 @@ def disc(centre: tuple[int, int], radius: int) -> np.ndarray:
     rows, cols = np.mgrid[0:SHAPE[0], 0:SHAPE[1]]
     return (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2
 
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "study.sqlite")
-    yield s
-    s.close()
 
 
 def test_each_segment_of_a_seg_is_a_lesion_on_the_view_of_the_image_it_references(tmp_path, store):

@@ -33,12 +33,6 @@ def cases(n=20, positives=5):
                       "benign" if i % 3 == 0 else "normal") for i in range(n)]
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "study.sqlite")
-    yield s
-    s.close()
-
 
 def test_case_list_csv(tmp_path):
     (tmp_path / "cases.csv").write_text(

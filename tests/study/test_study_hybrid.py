@@ -56,12 +56,6 @@ def _study(store: Store, stub_model, site: dict | None) -> int:
     return study
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "study.sqlite")
-    yield s
-    s.close()
-
 
 def test_a_calibrated_model_gives_the_calibrated_hybrid_and_the_plain_mean_each_with_its_basis(store, stub_model,
                                                                                                  tmp_path):

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.pacs.nodes import PacsError, RemoteNode, StudyAddress, parse_address
+from app.pacs.nodes import PacsError, RemoteNode, StudyAddress, node_of
 from app.pacs.query import StudyQuery, StudyRecord
 from app.ui.pacs.study_table import StudyTable, dicom_date
 from app.ui.worker import Worker
@@ -40,13 +40,6 @@ def _echo_task(node: RemoteNode, *, progress, cancel) -> str:  # noqa: ARG001
 
     echo(node)
     return f"{node.describe()} answers ({'C-ECHO' if node.protocol == 'dimse' else 'QIDO-RS'})"
-
-
-def node_of(address: str, ae_title: str) -> RemoteNode:
-    node, study = parse_address(address.strip(), ae_title.strip() or "MAMMOREADER")
-    if study is not None:
-        raise MammoError(f"{address}: give the node, without a study")
-    return node
 
 
 class PacsDialog(QDialog):

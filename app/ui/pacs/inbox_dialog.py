@@ -20,12 +20,6 @@ def _list_task(inbox: Path, *, progress, cancel):  # noqa: ARG001
     return received_studies(inbox)
 
 
-def inbox_folder() -> Path:
-    from app.settings import config_dir, private_folder  # noqa: PLC0415
-
-    return private_folder(config_dir() / "inbox")
-
-
 class InboxDialog(QDialog):
     """Emits ``studyChosen(folder)`` and closes when the user opens a received study."""
 

@@ -35,7 +35,7 @@ from app.study.design import Design, study_info
 from app.study.sessions import ReadingSession
 from app.ui.errors import show_error, user_message
 from app.ui.workstation.hanging import HangingWidget
-from app.ui.workstation.overlay_images import OverlayImages
+from app.overlay_images import OverlayImages
 from app.ui.workstation.view_widget import OverlayOptions, ToolMode
 from app.ui.workstation.score_panel import ReaderPanel
 from app.ui.worker import Worker
@@ -75,7 +75,7 @@ def _load_case(session: ReadingSession, position: int, *, progress, cancel) -> C
     """The case (de-identified), its reads and reveal, and the first model's stored result."""
     from app.analysis import restore  # noqa: PLC0415
     from app.study.scores import stored_result_key  # noqa: PLC0415
-    from app.ui.workstation.overlay_images import prepare_overlays  # noqa: PLC0415
+    from app.overlay_images import prepare_overlays  # noqa: PLC0415
 
     progress("loading case", 0, 1)
     state = case_state(session, position)

@@ -42,7 +42,7 @@ class ExportOutcome:
 def send_task(files: list[Path], address: str, ae_title: str, *, progress, cancel) -> str:  # noqa: ARG001
     """C-STORE or STOW-RS of ``files``; the node in words."""
     from app.pacs.retrieve import send_files  # noqa: PLC0415
-    from app.ui.pacs.dialog import node_of  # noqa: PLC0415
+    from app.pacs.nodes import node_of  # noqa: PLC0415
 
     node = node_of(address, ae_title)
     progress(f"sending {len(files)} file(s) to {node.describe()}", 0, 1)

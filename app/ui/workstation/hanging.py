@@ -16,7 +16,7 @@ from enum import StrEnum
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QWidget
 
-from app.ui.workstation.overlay_images import OverlayImages
+from app.overlay_images import OverlayImages
 from app.ui.workstation.view_widget import MammoViewWidget, OverlayOptions
 from inference.intake.breast_geometry import corresponding_band
 from inference.intake.exam import Exam

@@ -12,7 +12,6 @@ import dataclasses
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,26 +36,27 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
-from app.analysis import Analysis, analyse_or_restore, exam_key
 from app.colours import class_colour, layer_lut
-from app.exam_window import ExamWindow, exam_window
 from app.pacs.nodes import StudyAddress
 from app.settings import AppSettings
 from app.reading import AMENDED_AFTER_AI, read_disagreements
-from app.study.store import BreastRead, ReaderMark, Store
+from app.study.store import ReaderMark, Store
 from app.ui.errors import show_error
 from app.ui.workstation.hanging import HangingWidget, Layout
 from app.ui.workstation.help_dialog import ShortcutsDialog
-from app.ui.workstation.overlay_images import OverlayImages, prepare_overlays
-from app.ui.pacs.inbox_dialog import InboxDialog, inbox_folder
+from app.overlay_images import OverlayImages
+from app.ui.pacs.inbox_dialog import InboxDialog
 from app.ui.pacs.dialog import PacsDialog
 from app.ui.workstation.patch_gallery import PatchGalleryWidget
 from app.ui.workstation.preferences import PreferencesDialog
 from app.ui.workstation.score_panel import BREAST_NAMES, ScorePanelWidget
 from app.ui.workstation.view_widget import OverlayOptions, ToolMode
 from app.ui.worker import Worker
+from app.workstation import (AnalysisOutcome, LoadedExam, PriorFound, analysis_task, load_exam_task, prior_analysis_task,
+                             priors_task, save_settings_task)
+from app.pacs.inbox import InboxService, inbox_folder
 from inference.errors import MammoError
-from inference.intake.exam import Exam, load_exam
+from inference.intake.exam import Exam
 from inference.results.exam_result import ExamResult
 from inference.intake.views import Laterality, View
 
@@ -97,116 +97,6 @@ class _SavedSignal(QObject):
     saved = Signal(str)
 
 
-@dataclass(frozen=True)
-class LoadedExam:
-    """What the load task hands to the GUI: the exam and what the store holds for it and this reader."""
-
-    exam: Exam
-    key: str
-    reads: dict[str, BreastRead]
-    marks: list[ReaderMark]
-    window: ExamWindow | None = None  # one display window for all views, computed here off the GUI thread
-
-
-@dataclass(frozen=True)
-class AnalysisOutcome:
-    """What the background analysis hands to the GUI: everything heavy is already computed."""
-
-    groups: list[ModelGroup]
-    analysis: Analysis
-    overlays: OverlayImages
-
-
-def _load_exam_task(source, store: Store | None, reader: str, *, progress, cancel, arrived=None) -> LoadedExam:
-    """The exam, through the intake; a study on a PACS is retrieved into the cache first, each view handed to
-    ``arrived(ViewImage)`` as it comes (the hanging fills view by view)."""
-    progress("loading images", 0, 1)
-    if isinstance(source, StudyAddress):  # a study on a PACS: into the cache first, with progress and Cancel
-        from app.pacs.retrieve import retrieve_study  # noqa: PLC0415
-        from inference.intake.exam import load_view  # noqa: PLC0415
-
-        def kept(path: Path) -> None:
-            try:
-                image = load_view(path)
-            except MammoError:
-                return  # the intake of the whole study says what is wrong with it
-            if image.view is not None and arrived is not None:
-                arrived(image)
-
-        progress(f"retrieving from {source.node.describe()}", 0, 1)
-        study = retrieve_study(source, progress=progress, cancel=cancel, on_kept=kept)
-        exam = load_exam(study.folder)
-        exam = dataclasses.replace(exam, warnings=exam.warnings + tuple(study.notes))
-        key = exam_key(exam)
-        reads = store.load_reads(key, reader) if store is not None else {}
-        marks = store.load_marks(key, reader) if store is not None else []
-        return LoadedExam(exam, key, reads, marks, exam_window(exam))
-    if not isinstance(source, (str, Path, list, tuple)):  # the demo sentinel
-        from app.demo import ensure_demo_exam  # noqa: PLC0415
-
-        progress("preparing the demo exam", 0, 1)
-        source = ensure_demo_exam()
-    exam = load_exam(source)
-    key = exam_key(exam)
-    reads = store.load_reads(key, reader) if store is not None else {}
-    marks = store.load_marks(key, reader) if store is not None else []
-    return LoadedExam(exam, key, reads, marks, exam_window(exam))
-
-
-def _analysis_task(exam: Exam, model_path: str, cached: list[ModelGroup] | None, device: str, mode: str,
-                   store: Store | None, force: bool, *, progress, cancel) -> AnalysisOutcome:
-    """Load the models if needed; restore this exam's stored result for these models and mode, or analyse
-    and store it; prepare the overlay pixels."""
-    groups = cached
-    if groups is None:
-        from inference.weights import load_model_groups  # noqa: PLC0415 - torch loads here, off the GUI thread
-
-        progress("loading models", 0, 1)
-        groups = load_model_groups(model_path)
-    analysis = analyse_or_restore(exam, groups, store=store, device=device, mode=mode, force=force,
-                                  progress=progress, cancel=cancel)
-    progress("preparing overlays", 0, 1)
-    members = {g.id: tuple(m.identity for m in g.members) for g in groups}
-    return AnalysisOutcome(groups, analysis, prepare_overlays(analysis.result, exam, members))
-
-
-@dataclass(frozen=True)
-class PriorFound:
-    prior: object  # app.pacs.priors.PriorStudy
-    exam: Exam
-    earlier: int  # how many earlier studies were found
-
-
-def _priors_task(exam: Exam, pacs_node: str, ae_title: str, *, progress, cancel) -> PriorFound | None:
-    """The most recent earlier MG study of the exam's patient (local folders first, then the PACS), loaded."""
-    from app.pacs.priors import find_priors  # noqa: PLC0415
-    from app.pacs.retrieve import cache_root, retrieve_study  # noqa: PLC0415
-    from app.ui.pacs.dialog import node_of  # noqa: PLC0415
-
-    progress("looking for priors", 0, 1)
-    roots = [p for p in (exam.source.parent if exam.source is not None else None, cache_root(), inbox_folder()) if p]
-    node = node_of(pacs_node, ae_title) if pacs_node else None
-    priors = find_priors(exam, node=node, roots=roots)
-    if not priors or cancel():
-        return None
-    latest = priors[0]
-    folder = latest.location
-    if isinstance(folder, StudyAddress):
-        progress(f"retrieving the prior from {folder.node.describe()}", 0, 1)
-        folder = retrieve_study(folder, progress=progress, cancel=cancel).folder
-    return PriorFound(latest, load_exam(folder), len(priors))
-
-
-def _prior_analysis_task(prior: Exam, groups: list[ModelGroup], device: str, mode: str, store: Store | None, *,
-                         progress, cancel) -> ExamResult:
-    return analyse_or_restore(prior, groups, store=store, device=device, mode=mode, progress=progress,
-                              cancel=cancel).result
-
-
-def _save_settings_task(settings: AppSettings, *, progress, cancel) -> None:
-    settings.save()
-
-
 class _Arrivals(QObject):
     arrived = Signal(object)  # a ViewImage
 
@@ -242,7 +132,7 @@ class MainWindow(QMainWindow):
         self._groups: list[ModelGroup] | None = None
         self._groups_key: tuple | None = None
         self.load_worker: Worker | None = None
-        self.scp, self._scp_key = None, None  # our Storage SCP, when Preferences turn it on
+        self.inbox = InboxService()  # our Storage SCP, when Preferences turn it on
         self._arrivals = _Arrivals(self)  # views of a retrieve, as they arrive (queued to this thread)
         self._arrivals.arrived.connect(self._show_arrived_view)
         self.prior: PriorFound | None = None
@@ -756,7 +646,7 @@ class MainWindow(QMainWindow):
         self.stage_label.setText("loading images…")
         self.hanging.set_loading()
         self.scores.set_status("Loading the exam…")
-        self.load_worker = Worker(_load_exam_task, source, self.store, self._reader(),
+        self.load_worker = Worker(load_exam_task, source, self.store, self._reader(),
                                   arrived=lambda image, g=generation: self._arrivals.arrived.emit((g, image)))
         self.load_worker.result.connect(lambda loaded, g=generation: self.show_exam(loaded) if self._current(g) else None)
         self.load_worker.error.connect(lambda error, g=generation: self._on_load_error(error) if self._current(g) else None)
@@ -799,37 +689,24 @@ class MainWindow(QMainWindow):
         self.pacs_dialog = dialog
         dialog.open()
 
+    @property
+    def scp(self):
+        """Our running Storage SCP, or None."""
+        return self.inbox.scp
+
     def open_inbox(self) -> None:
         """File → Received studies: what our Storage SCP received (see Preferences)."""
-        listening = (f"receiving as {self.settings.ae_title} on port {self.settings.scp_port}" if self.scp is not None
-                     else "the Storage SCP is off (Preferences)")
-        dialog = InboxDialog(inbox_folder(), listening, self)
+        dialog = InboxDialog(inbox_folder(), self.inbox.describe(self.settings), self)
         dialog.studyChosen.connect(self.open_exam)
         self.inbox_dialog = dialog
         dialog.open()
 
     def apply_scp(self) -> None:
         """Start, restart or stop our Storage SCP as the preferences say; a port in use is a message."""
-        s = self.settings
-        wanted = ((s.ae_title, s.scp_port, s.scp_bind, s.scp_allowed, s.scp_max_instance_mb, s.scp_quota_gb)
-                  if s.scp_enabled else None)
-        if wanted == self._scp_key:
-            return
-        if self.scp is not None:
-            self.scp.stop()
-            self.scp, self._scp_key = None, None
-        if wanted is None:
-            return
-        from app.pacs.scp import workstation_receiver  # noqa: PLC0415 - the same receiver as the AI node's
-
         try:
-            self.scp = workstation_receiver(s, inbox_folder())
-            self._scp_key = wanted
+            self.inbox.apply(self.settings)
         except MammoError as error:
             self._on_error(error)
-        except OSError as error:
-            self._on_error(MammoError(f"the Storage SCP cannot listen on {s.scp_bind}:{s.scp_port} "
-                                      f"({error.strerror or error}); choose another address or port in Preferences"))
 
     def _find_priors(self, exam: Exam) -> None:
         """In the background: the patient's most recent earlier study, for the current-vs-prior layouts."""
@@ -840,7 +717,7 @@ class MainWindow(QMainWindow):
             self.prior_worker.cancel()
         if not exam.patient.patient_id:
             return
-        worker = Worker(_priors_task, exam, self.settings.pacs_node, self.settings.ae_title)
+        worker = Worker(priors_task, exam, self.settings.pacs_node, self.settings.ae_title)
         worker.result.connect(lambda found, e=exam: self._on_prior(found, e))
         worker.error.connect(lambda error, e=exam: self.statusBar().showMessage(f"priors: {error}", 10_000)
                              if e is self.exam else None)
@@ -868,7 +745,7 @@ class MainWindow(QMainWindow):
         if self.prior_worker is not None and self.prior_worker.is_running():
             return
         prior = self.prior
-        worker = Worker(_prior_analysis_task, prior.exam, self._groups, self.settings.device, self.settings.mode,
+        worker = Worker(prior_analysis_task, prior.exam, self._groups, self.settings.device, self.settings.mode,
                         self.store)
         worker.result.connect(lambda result, p=prior: self._on_prior_result(result, p))
         worker.error.connect(lambda error, p=prior: self.scores.set_prior_text(f"Prior: the analysis failed ({error})")
@@ -999,7 +876,7 @@ class MainWindow(QMainWindow):
         self.progress.show()
         self.cancel_button.show()
         self.stage_label.setText("starting analysis…")
-        worker = Worker(_analysis_task, self.exam, self.model_path, cached, self.settings.device, self.settings.mode,
+        worker = Worker(analysis_task, self.exam, self.model_path, cached, self.settings.device, self.settings.mode,
                         self.store, force)
         worker.progress.connect(lambda *a, g=generation: self._on_progress(*a) if self._current(g) else None)
         worker.result.connect(lambda value, k=key, g=generation: self._on_result(value, k, g))
@@ -1333,7 +1210,7 @@ class MainWindow(QMainWindow):
             self._groups, self._groups_key = None, None
         self.overlays_box.setChecked(settings.show_overlays or self.overlays_box.isChecked())
         self.hanging.set_exam_window(self.hanging.exam_window, linked=settings.link_window)
-        saver = self._track(Worker(_save_settings_task, settings))
+        saver = self._track(Worker(save_settings_task, settings))
         saver.error.connect(self._on_error)
         self._settings_worker = saver.start()
         self._update_model_banner()
@@ -1343,9 +1220,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event):  # noqa: N802 - Qt override
         self.security_notices.detach()
         self.worklist.leave()  # the reading time of the worklist exam on screen
-        if self.scp is not None:
-            self.scp.stop()
-            self.scp, self._scp_key = None, None
+        self.inbox.stop()
         for window in self.study_menu.windows:
             window.close()
         study_task = self.study_menu.worker

@@ -7,7 +7,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QTabWidget, QWidget
 
-from app.ui.workstation.overlay_images import OverlayImages, shown_thumbnail
+from app.overlay_images import OverlayImages, shown_thumbnail
 from inference.intake.exam import Exam
 from inference.results.exam_result import ExamResult
 from inference.intake.views import View

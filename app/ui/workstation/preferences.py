@@ -195,7 +195,7 @@ class PreferencesDialog(QDialog):
         return tuple(rows)
 
     def _selected(self):
-        from app.ui.pacs.dialog import node_of  # noqa: PLC0415
+        from app.pacs.nodes import node_of  # noqa: PLC0415
         from inference.errors import MammoError  # noqa: PLC0415
 
         row = max(self.nodes.currentRow(), 0)

@@ -17,7 +17,7 @@ from PySide6.QtGui import QImage, QPixmap, QTransform
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.colours import class_colour, layer_lut
-from app.ui.workstation.overlay_images import Texture
+from app.overlay_images import Texture
 from app.ui.workstation.view_tools import (
     MAGNIFICATIONS,
     BandItem,
@@ -576,7 +576,7 @@ class MammoViewWidget(QWidget):
         self.regions_note = ""
         if result is None or self.image is None:
             return
-        from app.ui.workstation.overlay_images import layer_texture  # noqa: PLC0415
+        from app.overlay_images import layer_texture  # noqa: PLC0415
 
         for index, layer in enumerate(result.layers):
             texture = (textures or {}).get(index) or layer_texture(layer)

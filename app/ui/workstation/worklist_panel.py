@@ -22,7 +22,8 @@ from app.worklist import ReadState, Worklist
 from app.ui.worker import Worker
 
 if TYPE_CHECKING:
-    from app.ui.workstation.main_window import AnalysisOutcome, LoadedExam, MainWindow
+    from app.ui.workstation.main_window import MainWindow
+    from app.workstation import AnalysisOutcome, LoadedExam
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +57,14 @@ def _prefetch_task(source, store, reader: str, model_path: str, groups, device: 
                    cancel, loaded_to=None) -> Prefetched:
     """Load the exam as the window does (handing it to ``loaded_to`` at once: a reader who arrives while it
     is analysed sees its pixels), then restore or analyse it as the window does (one results path)."""
-    from app.ui.workstation.main_window import _analysis_task, _load_exam_task  # noqa: PLC0415
+    from app.workstation import analysis_task, load_exam_task  # noqa: PLC0415
 
-    loaded = _load_exam_task(source, store, reader, progress=progress, cancel=cancel)
+    loaded = load_exam_task(source, store, reader, progress=progress, cancel=cancel)
     if loaded_to is not None:
         loaded_to(loaded)
     outcome = None
     if model_path and not cancel():
-        outcome = _analysis_task(loaded.exam, model_path, groups, device, mode, store, False, progress=progress,
+        outcome = analysis_task(loaded.exam, model_path, groups, device, mode, store, False, progress=progress,
                                  cancel=cancel)
     return Prefetched(loaded, outcome, _held_bytes(loaded, outcome))
 

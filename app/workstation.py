@@ -1,0 +1,133 @@
+"""The workstation's tasks, Qt-free (3D Slicer's "Logic"): loading an exam with what the store holds for it,
+analysing it through the one results path with its overlay pixels, finding and loading priors, saving the
+settings. The window runs each on a worker thread and only renders what they return."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.analysis import Analysis, analyse_or_restore, exam_key
+from app.exam_window import ExamWindow, exam_window
+from app.overlay_images import OverlayImages, prepare_overlays
+from app.pacs.inbox import inbox_folder
+from app.pacs.nodes import StudyAddress, node_of
+from app.settings import AppSettings
+from app.study.store import BreastRead, ReaderMark, Store
+from inference.errors import MammoError
+from inference.intake.exam import Exam, load_exam
+from inference.results.exam_result import ExamResult
+
+if TYPE_CHECKING:
+    from inference.weights import ModelGroup
+
+
+@dataclass(frozen=True)
+class LoadedExam:
+    """What the load task hands to the GUI: the exam and what the store holds for it and this reader."""
+
+    exam: Exam
+    key: str
+    reads: dict[str, BreastRead]
+    marks: list[ReaderMark]
+    window: ExamWindow | None = None  # one display window for all views, computed here off the GUI thread
+
+
+@dataclass(frozen=True)
+class AnalysisOutcome:
+    """What the background analysis hands to the GUI: everything heavy is already computed."""
+
+    groups: list[ModelGroup]
+    analysis: Analysis
+    overlays: OverlayImages
+
+
+def load_exam_task(source, store: Store | None, reader: str, *, progress, cancel, arrived=None) -> LoadedExam:
+    """The exam, through the intake; a study on a PACS is retrieved into the cache first, each view handed to
+    ``arrived(ViewImage)`` as it comes (the hanging fills view by view)."""
+    progress("loading images", 0, 1)
+    if isinstance(source, StudyAddress):  # a study on a PACS: into the cache first, with progress and Cancel
+        from app.pacs.retrieve import retrieve_study  # noqa: PLC0415
+        from inference.intake.exam import load_view  # noqa: PLC0415
+
+        def kept(path: Path) -> None:
+            try:
+                image = load_view(path)
+            except MammoError:
+                return  # the intake of the whole study says what is wrong with it
+            if image.view is not None and arrived is not None:
+                arrived(image)
+
+        progress(f"retrieving from {source.node.describe()}", 0, 1)
+        study = retrieve_study(source, progress=progress, cancel=cancel, on_kept=kept)
+        exam = load_exam(study.folder)
+        exam = dataclasses.replace(exam, warnings=exam.warnings + tuple(study.notes))
+        key = exam_key(exam)
+        reads = store.load_reads(key, reader) if store is not None else {}
+        marks = store.load_marks(key, reader) if store is not None else []
+        return LoadedExam(exam, key, reads, marks, exam_window(exam))
+    if not isinstance(source, (str, Path, list, tuple)):  # the demo sentinel
+        from app.demo import ensure_demo_exam  # noqa: PLC0415
+
+        progress("preparing the demo exam", 0, 1)
+        source = ensure_demo_exam()
+    exam = load_exam(source)
+    key = exam_key(exam)
+    reads = store.load_reads(key, reader) if store is not None else {}
+    marks = store.load_marks(key, reader) if store is not None else []
+    return LoadedExam(exam, key, reads, marks, exam_window(exam))
+
+
+def analysis_task(exam: Exam, model_path: str, cached: list[ModelGroup] | None, device: str, mode: str,
+                   store: Store | None, force: bool, *, progress, cancel) -> AnalysisOutcome:
+    """Load the models if needed; restore this exam's stored result for these models and mode, or analyse
+    and store it; prepare the overlay pixels."""
+    groups = cached
+    if groups is None:
+        from inference.weights import load_model_groups  # noqa: PLC0415 - torch loads here, off the GUI thread
+
+        progress("loading models", 0, 1)
+        groups = load_model_groups(model_path)
+    analysis = analyse_or_restore(exam, groups, store=store, device=device, mode=mode, force=force,
+                                  progress=progress, cancel=cancel)
+    progress("preparing overlays", 0, 1)
+    members = {g.id: tuple(m.identity for m in g.members) for g in groups}
+    return AnalysisOutcome(groups, analysis, prepare_overlays(analysis.result, exam, members))
+
+
+@dataclass(frozen=True)
+class PriorFound:
+    prior: object  # app.pacs.priors.PriorStudy
+    exam: Exam
+    earlier: int  # how many earlier studies were found
+
+
+def priors_task(exam: Exam, pacs_node: str, ae_title: str, *, progress, cancel) -> PriorFound | None:
+    """The most recent earlier MG study of the exam's patient (local folders first, then the PACS), loaded."""
+    from app.pacs.priors import find_priors  # noqa: PLC0415
+    from app.pacs.retrieve import cache_root, retrieve_study  # noqa: PLC0415
+
+    progress("looking for priors", 0, 1)
+    roots = [p for p in (exam.source.parent if exam.source is not None else None, cache_root(), inbox_folder()) if p]
+    node = node_of(pacs_node, ae_title) if pacs_node else None
+    priors = find_priors(exam, node=node, roots=roots)
+    if not priors or cancel():
+        return None
+    latest = priors[0]
+    folder = latest.location
+    if isinstance(folder, StudyAddress):
+        progress(f"retrieving the prior from {folder.node.describe()}", 0, 1)
+        folder = retrieve_study(folder, progress=progress, cancel=cancel).folder
+    return PriorFound(latest, load_exam(folder), len(priors))
+
+
+def prior_analysis_task(prior: Exam, groups: list[ModelGroup], device: str, mode: str, store: Store | None, *,
+                         progress, cancel) -> ExamResult:
+    return analyse_or_restore(prior, groups, store=store, device=device, mode=mode, progress=progress,
+                              cancel=cancel).result
+
+
+def save_settings_task(settings: AppSettings, *, progress, cancel) -> None:
+    settings.save()
