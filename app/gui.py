@@ -91,7 +91,7 @@ def run_gui(
         window.analysisFailed.connect(failed)
         window.loadFailed.connect(failed)
         window.loadFailed.connect(lambda _error: QTimer.singleShot(300, finish))
-    from app.ui.workstation.main_window import DEMO_EXAM
+    from app.workstation import DEMO_EXAM
 
     if worklist:
         window.worklist.open_source(worklist)

@@ -23,6 +23,8 @@ from inference.results.exam_result import ExamResult
 if TYPE_CHECKING:
     from inference.weights import ModelGroup
 
+DEMO_EXAM = object()  # load_exam_task(DEMO_EXAM, …) and the window's open_exam(DEMO_EXAM) open the built-in demo
+
 
 @dataclass(frozen=True)
 class LoadedExam:

