@@ -231,7 +231,7 @@ def report_one_view(models, tmp_path, image: np.ndarray, view: str = "R-CC"):
     from app.report.export import export_report
     from inference.intake.exam import load_exam
     from inference.pipeline import analyze_exam
-    from tests.inference.dicom_factory import make_dataset, write
+    from tests.inference.intake.dicom_factory import make_dataset, write
 
     folder = tmp_path / "exam"
     folder.mkdir()

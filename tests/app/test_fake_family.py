@@ -88,7 +88,7 @@ def fake_model(tmp_path):
 @pytest.fixture
 def dicom_exam(tmp_path):
     from tests.helpers import synthetic_view
-    from tests.inference.dicom_factory import make_dataset, write
+    from tests.inference.intake.dicom_factory import make_dataset, write
 
     folder = tmp_path / "exam"
     folder.mkdir()

@@ -61,7 +61,7 @@ def test_every_report_format_with_glam_and_gmic(tmp_path, glam_stub, stub_model)
     from inference.intake.exam import load_exam
     from inference.pipeline import analyze_exam
     from tests.helpers import dciodvfy
-    from tests.inference.dicom_factory import make_dataset, write
+    from tests.inference.intake.dicom_factory import make_dataset, write
 
     folder = tmp_path / "exam"
     folder.mkdir()

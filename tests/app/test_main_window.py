@@ -93,7 +93,7 @@ def test_missing_view_shows_an_empty_slot(qtbot, store, tmp_path):
 
 def test_window_level_presets_and_invert(qtbot, store, tmp_path):
     require_shared()
-    from tests.inference.dicom_factory import make_dataset, sample_pixels, write
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
 
     pixels = sample_pixels("L-CC", shrink=2)
     ds = make_dataset(pixels, WindowCenter=[2000, 1000], WindowWidth=[1000, 400],
@@ -115,7 +115,7 @@ def test_window_level_presets_and_invert(qtbot, store, tmp_path):
 
 def test_monochrome1_is_shown_dense_white(qtbot, store, tmp_path):
     require_shared()
-    from tests.inference.dicom_factory import make_dataset, sample_pixels, write
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
 
     pixels = sample_pixels("L-CC", shrink=2)
     write(make_dataset(4095 - pixels, photometric="MONOCHROME1"), tmp_path, "m1.dcm")
@@ -243,8 +243,7 @@ def test_an_edit_waiting_for_its_save_is_saved_on_close_and_never_after_the_stor
     key = window.exam_key
     assert store.load_reads(key, "reader")["R"].malignant == pytest.approx(0.55)  # reads work on a closed store
     window.scores.reader.inputs["R"].spin.setValue(60)  # a late edit after shutdown: reported, nothing raised
-    qtbot.wait(600)
-    assert window.scores.reader.saved_label.text().startswith("NOT saved")
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("NOT saved"), timeout=10_000)
     assert store.load_reads(key, "reader")["R"].malignant == pytest.approx(0.55)
 
 

@@ -9,7 +9,7 @@ from pydicom.uid import generate_uid
 from app.pacs.priors import find_priors
 from inference.intake.exam import load_exam
 from tests.helpers import synthetic_view
-from tests.inference.dicom_factory import make_dataset, write
+from tests.inference.intake.dicom_factory import make_dataset, write
 
 VIEWS = {"L-CC": (700, 250), "R-CC": (600, 500), "L-MLO": (800, 250), "R-MLO": (700, 500)}
 

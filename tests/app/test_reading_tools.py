@@ -36,7 +36,7 @@ def open_and_wait(qtbot, window, source, analysis=False):
 
 
 def dicom_view(tmp_path, **attributes):
-    from tests.inference.dicom_factory import make_dataset, sample_pixels, write
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
 
     write(make_dataset(sample_pixels("L-CC", shrink=2), **attributes), tmp_path, "l_cc.dcm")
     return tmp_path
@@ -65,7 +65,7 @@ def test_right_drag_changes_width_and_level_continuously(qtbot, store, tmp_path,
 
 def test_corner_text_names_date_accession_and_patient_only_when_identified(qtbot, store, tmp_path):
     require_shared()
-    from tests.inference.dicom_factory import PATIENT_ID
+    from tests.inference.intake.dicom_factory import PATIENT_ID
 
     window = make_window(qtbot, store)
     open_and_wait(qtbot, window, dicom_view(tmp_path))

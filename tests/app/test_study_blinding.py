@@ -27,7 +27,7 @@ from app.study.store import Store
 from app.ui.study.window import StudyReadingWindow
 from inference.intake.exam import load_exam
 from tests.app.conftest import close_windows_then, synthetic_view
-from tests.inference.dicom_factory import PATIENT_ID, make_dataset, write
+from tests.inference.intake.dicom_factory import PATIENT_ID, make_dataset, write
 
 VIEWS = {"L-CC": (700, 250), "R-CC": (600, 500), "L-MLO": (800, 250), "R-MLO": (700, 500)}
 ACCESSIONS = ("DEMO61122", "DEMO61123")

@@ -10,7 +10,7 @@ from app.settings import AppSettings
 from app.ui.workstation.main_window import MainWindow
 from inference.intake.views import View
 from tests.conftest import require_shared
-from tests.inference.dicom_factory import make_dataset, sample_pixels, write
+from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
 
 
 

@@ -21,7 +21,7 @@ from app.archive.unit import BatchOptions, marker_path
 from inference.errors import MammoError
 from tests.archive.conftest import DEMO_MODEL, GOOD
 from tests.conftest import ROOT
-from tests.inference.dicom_factory import make_dataset, write
+from tests.inference.intake.dicom_factory import make_dataset, write
 from tests.helpers import synthetic_view
 
 OPTIONS = BatchOptions(formats=("json",), device="cpu")

@@ -15,7 +15,7 @@ from app.archive.sources import ExamItem, read_batch_source
 from inference.errors import MammoError
 from tests.archive.conftest import DEMO_MODEL
 from tests.helpers import synthetic_view
-from tests.inference.dicom_factory import make_dataset, write
+from tests.inference.intake.dicom_factory import make_dataset, write
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # what CBIS-DDSM's files are
 SIDES = {"L": "LEFT", "R": "RIGHT"}
@@ -168,7 +168,7 @@ def test_exam_facts_from_the_headers_and_deidentified(tmp_path, monkeypatch):
     from app.archive.facts import exam_facts
     from app.report.deidentify import Deidentifier
     from inference.intake.exam import load_exam
-    from tests.inference.dicom_factory import PATIENT_ID
+    from tests.inference.intake.dicom_factory import PATIENT_ID
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     exam = load_exam(_exam(tmp_path, "19300612"))

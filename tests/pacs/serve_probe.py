@@ -23,7 +23,7 @@ from pydicom.uid import generate_uid  # noqa: E402
 from pynetdicom import AE  # noqa: E402
 
 from app.pacs.scp import study_folder  # noqa: E402
-from tests.inference.dicom_factory import make_dataset, sample_pixels  # noqa: E402
+from tests.inference.intake.dicom_factory import make_dataset, sample_pixels  # noqa: E402
 from tests.pacs.orthanc import AET, DICOM_PORT, HTTP_PORT, PASSWORD, USER, Orthanc  # noqa: E402
 
 NODE_AET, NODE_PORT = "AINODE", 11112

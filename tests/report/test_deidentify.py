@@ -21,7 +21,7 @@ import pytest
 from app.report.deidentify import Deidentifier, capped_age, site_key
 from tests.conftest import REFERENCE, require_shared
 from tests.helpers import dciodvfy, synthetic_view
-from tests.inference.dicom_factory import PATIENT_ID, PATIENT_NAME, STUDY_UID, make_dataset, write
+from tests.inference.intake.dicom_factory import PATIENT_ID, PATIENT_NAME, STUDY_UID, make_dataset, write
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = "Smith_Sally_19140522"

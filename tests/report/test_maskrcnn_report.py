@@ -32,7 +32,7 @@ def _golden_masks(golden) -> list[np.ndarray]:
 def reported(tmp_path_factory):
     """Exam 0 as a DICOM study, reported as SR and SEG by the seeded Mask R-CNN through the command line."""
     require_shared(MASKRCNN)
-    from tests.inference.dicom_factory import make_dataset, write
+    from tests.inference.intake.dicom_factory import make_dataset, write
 
     folder = tmp_path_factory.mktemp("exam0")
     for view in VIEWS:

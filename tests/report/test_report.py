@@ -21,7 +21,7 @@ from inference.intake.exam import load_exam
 from inference.pipeline import analyze_exam
 from tests.conftest import REFERENCE, require_shared
 from tests.helpers import dciodvfy, make_stub_model, synthetic_view
-from tests.inference.dicom_factory import PATIENT_ID, PATIENT_NAME, make_dataset, write
+from tests.inference.intake.dicom_factory import PATIENT_ID, PATIENT_NAME, make_dataset, write
 
 ROOT = Path(__file__).resolve().parents[2]
 IDENTIFIERS = [PATIENT_NAME, PATIENT_NAME.replace("^", " "), "Testpatient", PATIENT_ID, "19600101", "ACC123"]

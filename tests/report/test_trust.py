@@ -26,7 +26,7 @@ from inference.intake.views import Laterality, View
 from tests.app.test_fake_family import FakeFamily, TinyNet
 from tests.conftest import REFERENCE, require_shared
 from tests.helpers import make_stub_model, synthetic_view
-from tests.inference.dicom_factory import make_dataset, write
+from tests.inference.intake.dicom_factory import make_dataset, write
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -144,7 +144,7 @@ def test_a_schema_6_store_migrates_forward_and_its_studies_stay_roc_studies(tmp_
 
 def dicom_exam(folder):
     """Four small MG DICOM views with Imager Pixel Spacing 0.1 mm (the spacing is read from them)."""
-    from tests.inference.dicom_factory import make_dataset, sample_pixels, write
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
 
     folder.mkdir()
     for view in ("L-CC", "L-MLO", "R-CC", "R-MLO"):

@@ -27,7 +27,7 @@ from app.study.lesions import (
 )
 from app.study.localisation import ScoringRule
 from tests.helpers import synthetic_view
-from tests.inference.dicom_factory import make_dataset, write
+from tests.inference.intake.dicom_factory import make_dataset, write
 
 SHAPE = (700, 400)
 

@@ -11,7 +11,7 @@ from pydicom.encaps import encapsulate
 
 from inference.intake.exam import ExamError, ViewImage, load_exam, load_view
 from tests.conftest import require_shared
-from tests.inference.dicom_factory import make_dataset, sample_pixels, write
+from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
 
 TIME_LIMIT_S = 10.0
 

@@ -61,7 +61,7 @@ def test_short_run_is_deterministic_checkpoints_and_resumes(tmp_path):
 def test_cpu_training_steps_run_in_the_chosen_memory_format(tmp_path, pretend):
     """Every training step's input and weights are in the format ``training_memory_format`` chose; on a CPU
     with AVX-512 (real or pretended) that is the contiguous format, never channels-last."""
-    done = run_isolated(["-m", "tests.inference.train_probe", str(tmp_path / "run"), pretend])
+    done = run_isolated(["-m", "tests.inference.families.gmic.train_probe", str(tmp_path / "run"), pretend])
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(report["steps"]) == 2

@@ -1,4 +1,4 @@
-"""Run by tests/inference/test_train.py in a child process: a tiny CPU training run that reports the memory
+"""Run by tests/inference/families/gmic/test_training.py in a child process: a tiny CPU training run that reports the memory
 format its inputs and weights had during the training steps (one JSON line on stdout)."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pydicom.uid import (
 from inference.intake.exam import Exam, ExamError, View, load_exam, load_view
 from inference.pipeline import analyze_exam
 from tests.conftest import DATA, SHARED, require_shared
-from tests.inference.dicom_factory import PATIENT_ID, PATIENT_NAME, code_item, make_dataset, sample_pixels, write
+from tests.inference.intake.dicom_factory import PATIENT_ID, PATIENT_NAME, code_item, make_dataset, sample_pixels, write
 
 DICOM_DIR = SHARED / "data" / "dicom"
 

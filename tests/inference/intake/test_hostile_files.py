@@ -18,7 +18,7 @@ from pydicom.uid import RLELossless
 from inference.intake.exam import ExamError, load_exam, load_view
 from tests.conftest import ROOT
 from tests.helpers import synthetic_view, write_png
-from tests.inference.dicom_factory import make_dataset, write
+from tests.inference.intake.dicom_factory import make_dataset, write
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

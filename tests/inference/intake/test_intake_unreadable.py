@@ -17,7 +17,7 @@ from pydicom.uid import generate_uid
 
 from inference.intake.exam import ExamError, View, load_exam, load_view
 from tests.conftest import DATA, ROOT, require_shared
-from tests.inference.dicom_factory import make_dataset, sample_pixels, write
+from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
 
 DEMO_MODEL = ROOT / "resources" / "demo" / "model.pt"
 VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")

@@ -19,7 +19,7 @@ from tests.inference.oracle_tolerances import GLAM_CROP_TOLERANCE, GLAM_KEYS as 
 
 GLAM = SHARED / "reference" / "glam"
 VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture(scope="module")
