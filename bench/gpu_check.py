@@ -674,7 +674,7 @@ def oracle_rows(out, golden, family: str, mode: str) -> list[dict]:
 
 def maskrcnn_oracle_rows(found, golden, mode: str) -> list[dict]:
     """Detections against the reference's with its README's recommended tolerances (what
-    tests/inference/test_maskrcnn.py holds the CPU to, or looser): count and labels exact, boxes 0.02 px x
+    tests/inference/families/maskrcnn/test_maskrcnn.py holds the CPU to, or looser): count and labels exact, boxes 0.02 px x
     max(1, 1/scale), scores 1e-3, mask_probs 5e-3, FPN level mean and std 1e-5 relative, the transform's sizes
     exact, class_logits and box_regression 1e-2 where the proposals match (ties may order them otherwise on
     another device). The fast mode (folded frozen batch norms, float32 too): scores 0.01, mask_probs 0.1, the
