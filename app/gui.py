@@ -107,10 +107,11 @@ def run_study_reading(store, study_id: int, reader: str) -> int:
     """Open the blinded reading screen of one reader."""
     from PySide6.QtWidgets import QApplication
 
+    from app.study.reading_screen import open_reading
     from app.ui.study.window import StudyReadingWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = StudyReadingWindow(store, study_id, reader)
+    window = StudyReadingWindow(open_reading(store, study_id, reader))  # before any window is shown
     window.show()
     return app.exec()
 

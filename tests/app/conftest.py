@@ -62,3 +62,44 @@ def open_one_view(qtbot, store, folder, models, image, name: str = "0_R-CC.png")
     with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
         window.open_exam(folder)
     return window
+
+
+STALL_LIMIT_S = 0.25  # a real freeze fails; a loaded CI machine's scheduling hiccups do not (typically ~20 ms)
+
+
+class StallProbe:
+    """The longest gap between 5 ms timer ticks on the GUI thread while the ``with`` block runs: how long the
+    event loop was blocked (what a reader would feel as a frozen screen)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.ticks: list[float] = []
+        self.longest = 0.0
+        self.duration = 0.0
+
+    def __enter__(self) -> StallProbe:
+        import time
+
+        from PySide6.QtCore import QTimer
+
+        self._timer = QTimer()
+        self._timer.setInterval(5)
+        self._timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
+        self._started = time.perf_counter()
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import time
+
+        self._timer.stop()
+        self.duration = time.perf_counter() - self._started
+        marks = [self._started, *self.ticks]
+        self.longest = max((b - a for a, b in zip(marks, marks[1:])), default=0.0)
+
+    def report(self, capsys) -> str:
+        line = (f"{self.what} {self.duration:.2f} s, {len(self.ticks)} ticks, longest event-loop stall "
+                f"{1000 * self.longest:.1f} ms")
+        with capsys.disabled():
+            print(f"\n[stall probe] {line}")
+        return line

@@ -24,6 +24,7 @@ from app.study.cases import CaseEntry
 from app.study.design import Design, create_study
 from app.study.scores import compute_model_scores
 from app.study.store import Store
+from app.study.reading_screen import open_reading
 from app.ui.study.window import StudyReadingWindow
 from inference.intake.exam import load_exam
 from tests.app.conftest import close_windows_then, synthetic_view
@@ -92,7 +93,7 @@ def leaks(texts: list[str], folders) -> list[str]:
 
 def test_the_study_screen_shows_case_k_of_n_and_no_identifier(qtbot, study):
     store, study_id, folders = study
-    window = StudyReadingWindow(store, study_id, "A")
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
     qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: window.exam is not None and window.status_label.text() == "", timeout=30_000)

@@ -64,7 +64,9 @@ def test_create_read_and_see_results_from_the_workstation(qtbot, window, store, 
     assert chooser.study.currentData() == study_id and chooser.chosen() == (study_id, "A")
     assert "A: 0 of 4" in chooser.progress_label.text() and "B: 0 of 4" in chooser.progress_label.text()
 
-    reading = window.study_menu.open_reading(study_id, "A")
+    with qtbot.waitSignal(window.study_menu.readingOpened, timeout=10_000) as opened:
+        window.study_menu.open_reading(study_id, "A")  # the session is read off the GUI thread
+    reading = opened.args[0]
     assert isinstance(reading, StudyReadingWindow) and reading.isVisible()
     qtbot.waitUntil(lambda: reading.exam is not None, timeout=30_000)
     for reader, shift in (("A", 0.0), ("B", 0.1)):

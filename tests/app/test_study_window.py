@@ -12,8 +12,9 @@ from app.study.cases import CaseEntry
 from app.study.design import Design, create_study
 from app.study.scores import compute_model_scores
 from app.study.sessions import ReadingSession
+from app.study.reading_screen import open_reading
 from app.ui.study.window import StudyReadingWindow
-from tests.app.conftest import close_windows_then, synthetic_view, write_png
+from tests.app.conftest import STALL_LIMIT_S, StallProbe, close_windows_then, synthetic_view, write_png
 
 
 def case_entries(tmp_path) -> list[CaseEntry]:
@@ -55,7 +56,7 @@ def set_reader(window, right: int, left: int) -> None:
 
 def test_read_three_cases_blinded_then_aided(qtbot, study):
     store, study_id = study
-    window = StudyReadingWindow(store, study_id, "A")
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
     qtbot.addWidget(window)
     window.show()
     for number in range(3):
@@ -102,7 +103,7 @@ def test_resume_opens_at_the_first_unfinished_case(qtbot, study):
     session.commit(first, "unaided", {"L": 0.1, "R": 0.2}).result()
     session.reveal(first).result()
     session.commit(first, "aided", {"L": 0.1, "R": 0.3}).result()
-    window = StudyReadingWindow(store, study_id, "A")
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
     qtbot.addWidget(window)
     qtbot.waitUntil(lambda: window.exam is not None, timeout=30_000)
     assert window.position == 1
@@ -122,7 +123,7 @@ def ai_visible(window) -> bool:
 
 def test_crossover_session_one_then_the_washout_closes_session_two(qtbot, crossover):
     store, study_id = crossover
-    window = StudyReadingWindow(store, study_id, "A")
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
     qtbot.addWidget(window)
     window.show()
     session = window.session
@@ -145,7 +146,7 @@ def test_crossover_session_one_then_the_washout_closes_session_two(qtbot, crosso
     assert not ai_visible(window)
     assert "14 days" in window.notice.text() and window.notice.isVisible() and not window.hanging.isVisible()
     window.close()
-    reopened = StudyReadingWindow(store, study_id, "A")  # a new sitting the same day: still closed
+    reopened = StudyReadingWindow(open_reading(store, study_id, "A"))  # a new sitting the same day: still closed
     qtbot.addWidget(reopened)
     assert reopened.position == 3 and reopened.current_step() == "washout" and reopened.exam is None
     reopened.close()
@@ -164,7 +165,7 @@ def test_crossover_session_two_after_the_washout_hides_the_first_answers(qtbot, 
                            (study_id, case.case_id, case.modality, breast, weeks_ago))
 
     store.submit(backdated).result()
-    window = StudyReadingWindow(store, study_id, "A")
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
     qtbot.addWidget(window)
     window.show()
     for number in range(3):
@@ -183,3 +184,26 @@ def test_crossover_session_two_after_the_washout_hides_the_first_answers(qtbot, 
     reads = store.read("SELECT modality, COUNT(*) FROM study_reads WHERE study_id=? GROUP BY modality", (study_id,))
     assert dict(reads) == {"unaided": 6, "concurrent": 6}
     window.close()
+
+
+def test_the_study_screen_stays_responsive_while_cases_load_and_reads_commit(qtbot, study, capsys):
+    """The stall probe over a reader's whole first case: the window opening on its session, the case's images
+    and stored AI loading, the unaided commit, the reveal and the aided commit (SQL and images on workers)."""
+    store, study_id = study
+    opened = open_reading(store, study_id, "A")
+    with StallProbe("study screen: open, load, commit, reveal, commit") as probe:
+        window = StudyReadingWindow(opened)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitUntil(lambda: window.exam is not None and window.status_label.text() == "", timeout=30_000)
+        set_reader(window, 30, 10)
+        with qtbot.waitSignal(window.committed, timeout=10_000):
+            window.commit()
+        window.reveal()
+        qtbot.waitUntil(lambda: window.ai_box.isVisible(), timeout=10_000)
+        set_reader(window, 40, 10)
+        with qtbot.waitSignal(window.committed, timeout=10_000):
+            window.commit()
+    probe.report(capsys)
+    assert window.current_step() == "done"
+    assert probe.longest < STALL_LIMIT_S, f"the study screen froze for {1000 * probe.longest:.0f} ms"

@@ -64,6 +64,7 @@ class StudyMenu(QObject):
     """Builds the Study menu on ``window`` (a MainWindow) and owns the study windows it opens."""
 
     studyCreated = Signal(int)  # noqa: N815 - Qt signal naming
+    readingOpened = Signal(object)  # noqa: N815 - the StudyReadingWindow, once its session is read
 
     def __init__(self, window, menu: QMenu) -> None:
         super().__init__(window)
@@ -130,14 +131,22 @@ class StudyMenu(QObject):
         if study_id is not None and reader:
             self.open_reading(study_id, reader)
 
-    def open_reading(self, study_id: int, reader: str) -> StudyReadingWindow | None:
-        try:
-            window = StudyReadingWindow(self.store, study_id, reader)
-        except ValueError as error:
-            show_error(self.window, error)
+    def open_reading(self, study_id: int, reader: str) -> Worker | None:
+        """The reader's session is read in the background; its window opens when it is (``readingOpened``)."""
+        from app.study.reading_screen import open_reading  # noqa: PLC0415
+
+        if self._busy():
             return None
+        worker = Worker(open_reading, self.store, study_id, reader)
+        worker.result.connect(self._show_reading)
+        worker.error.connect(lambda error: show_error(self.window, error))
+        self.worker = worker.start()
+        return worker
+
+    def _show_reading(self, opened) -> None:
+        window = StudyReadingWindow(opened)
         self._keep(window)
-        return window
+        self.readingOpened.emit(window)
 
     def choose_results(self) -> None:
         if self.store is None:

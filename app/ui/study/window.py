@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -29,64 +28,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.study.blinding import blind_exam, scrub
-from app.study.store import ReaderMark, Store
-from app.study.design import Design, study_info
-from app.study.sessions import ReadingSession
+from app.study.blinding import scrub
+from app.study.design import Design
+from app.study.reading_screen import CaseState, OpenedReading, case_identifiers, load_case
+from app.study.store import ReaderMark
 from app.ui.errors import show_error, user_message
 from app.ui.workstation.hanging import HangingWidget
-from app.overlay_images import OverlayImages
 from app.ui.workstation.view_widget import OverlayOptions, ToolMode
 from app.ui.workstation.score_panel import ReaderPanel
 from app.ui.worker import Worker
-from inference.intake.exam import Exam, load_exam
-from inference.results.exam_result import ExamResult
+from inference.intake.exam import Exam
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CaseState:
-    """What the reading screen knows of one reading: read from the store off the GUI thread.
-
-    ``result`` is loaded with the case but shown only when the design and the reads allow it."""
-
-    position: int
-    reads: dict
-    revealed: bool
-    open: bool
-    exam: Exam | None = None
-    result: ExamResult | None = None
-    overlays: OverlayImages | None = None
-
-
-def case_identifiers(session: ReadingSession, position: int) -> set[str]:
-    """What names the case outside the study: its ID in the case list and its exam's path."""
-    case = session.case_at(position)
-    return {case.case_id, str(case.exam_path)}
-
-
-def case_state(session: ReadingSession, position: int) -> CaseState:
-    case_id = session.order[position]
-    return CaseState(position, session.reads(case_id), session.is_revealed(case_id), session.is_open(position))
-
-
-def _load_case(session: ReadingSession, position: int, *, progress, cancel) -> CaseState:
-    """The case (de-identified), its reads and reveal, and the first model's stored result."""
-    from app.analysis import restore  # noqa: PLC0415
-    from app.study.scores import stored_result_key  # noqa: PLC0415
-    from app.overlay_images import prepare_overlays  # noqa: PLC0415
-
-    progress("loading case", 0, 1)
-    state = case_state(session, position)
-    if not state.open:  # a session that is not open yet shows nothing of its cases
-        return state
-    case = session.case_at(position)
-    exam = blind_exam(load_exam(case.exam_path), case_identifiers(session, position))
-    key = stored_result_key(session.store, session.study_id, case.case_id)
-    result = restore(session.store, key) if key else None
-    overlays = prepare_overlays(result, exam) if result is not None else None
-    return CaseState(position, state.reads, state.revealed, state.open, exam, result, overlays)
 
 
 class _CommitSignal(QObject):
@@ -99,13 +52,15 @@ class StudyReadingWindow(QMainWindow):
     caseShown = Signal(str)
     committed = Signal(str, str)  # case_id, modality
 
-    def __init__(self, store: Store, study_id: int, reader: str) -> None:
+    def __init__(self, opened: OpenedReading) -> None:
+        """``opened``: the session read off the GUI thread (:func:`app.study.reading_screen.open_reading`)."""
         super().__init__()
         self.setObjectName("studyReadingWindow")
-        self.store = store
-        self.session = ReadingSession(store, study_id, reader)
-        self.info = study_info(store, study_id)
-        self.position = self.session.next_position()  # opening reads the study's plan once
+        self.session = opened.session
+        self.store = self.session.store
+        self.info = opened.info
+        self.position = opened.position
+        reader = self.session.reader
         self.exam: Exam | None = None
         self.state: CaseState | None = None
         self.marks: list[ReaderMark] = []
@@ -197,7 +152,7 @@ class StudyReadingWindow(QMainWindow):
         if self.position is None:
             self._show_finished()
         else:
-            self.state = case_state(self.session, self.position)
+            self.state = opened.state
             self.show_case(self.position)
 
     # ------------------------------------------------------------------------------------------ state
@@ -245,7 +200,7 @@ class StudyReadingWindow(QMainWindow):
             return
         self._show_notice("")
         self.status_label.setText("loading…")
-        self.loader = Worker(_load_case, self.session, position)
+        self.loader = Worker(load_case, self.session, position)
         self.loader.result.connect(self._on_loaded)
         self.loader.error.connect(self._show_blinded_error)
         self.loader.start()
@@ -289,7 +244,7 @@ class StudyReadingWindow(QMainWindow):
     def _show_washout(self) -> None:
         self.exam = None
         self.hanging.set_exam(None)
-        ends = self.session.washout_ends_at()
+        ends = self.state.washout_ends if self.state is not None else None
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(ends)) if ends is not None else "?"
         self.header.setText(f"{self.info['name']}: session 1 is complete. Thank you.")
         self.status_label.setText("")

@@ -1,0 +1,78 @@
+"""The blinded reading screen's Logic (Qt-free): opening a reader's session (the plan, the study, where to
+resume and that reading's state) and loading a case with its reads and the stored AI result. The window
+runs both on a worker and only renders what they return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from app.overlay_images import OverlayImages, prepare_overlays
+from app.study.blinding import blind_exam
+from app.study.design import study_info
+from app.study.sessions import ReadingSession
+from app.study.store import Store
+from inference.intake.exam import Exam, load_exam
+from inference.results.exam_result import ExamResult
+
+
+@dataclass(frozen=True)
+class CaseState:
+    """What the reading screen knows of one reading: read from the store off the GUI thread.
+
+    ``result`` is loaded with the case but shown only when the design and the reads allow it."""
+
+    position: int
+    reads: dict
+    revealed: bool
+    open: bool
+    washout_ends: float | None = None  # when session 2 opens (crossover), for the washout notice
+    exam: Exam | None = None
+    result: ExamResult | None = None
+    overlays: OverlayImages | None = None
+
+
+def case_identifiers(session: ReadingSession, position: int) -> set[str]:
+    """What names the case outside the study: its ID in the case list and its exam's path."""
+    case = session.case_at(position)
+    return {case.case_id, str(case.exam_path)}
+
+
+def case_state(session: ReadingSession, position: int) -> CaseState:
+    case_id = session.order[position]
+    return CaseState(position, session.reads(case_id), session.is_revealed(case_id), session.is_open(position),
+                     session.washout_ends_at())
+
+
+def load_case(session: ReadingSession, position: int, *, progress, cancel) -> CaseState:
+    """The case (de-identified), its reads and reveal, and the first model's stored result."""
+    from app.analysis import restore  # noqa: PLC0415
+    from app.study.scores import stored_result_key  # noqa: PLC0415
+
+    progress("loading case", 0, 1)
+    state = case_state(session, position)
+    if not state.open:  # a session that is not open yet shows nothing of its cases
+        return state
+    case = session.case_at(position)
+    exam = blind_exam(load_exam(case.exam_path), case_identifiers(session, position))
+    key = stored_result_key(session.store, session.study_id, case.case_id)
+    result = restore(session.store, key) if key else None
+    overlays = prepare_overlays(result, exam) if result is not None else None
+    return replace(state, exam=exam, result=result, overlays=overlays)
+
+
+@dataclass(frozen=True)
+class OpenedReading:
+    """A reader's session as the reading screen opens on it."""
+
+    session: ReadingSession
+    info: dict
+    position: int | None  # where to resume (None: every reading is done)
+    state: CaseState | None  # that reading's reads, reveal and whether it is open
+
+
+def open_reading(store: Store, study_id: int, reader: str, *, progress=None, cancel=None) -> OpenedReading:
+    """Read the study's plan for ``reader`` (raises StudyError for someone who is not one of its readers)."""
+    session = ReadingSession(store, study_id, reader)
+    position = session.next_position()
+    state = case_state(session, position) if position is not None else None
+    return OpenedReading(session, study_info(store, study_id), position, state)
