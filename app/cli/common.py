@@ -14,8 +14,8 @@ from inference.errors import MammoError
 class ProgressBar:
     """A one-line progress bar on stderr."""
 
-    def __init__(self, stream=sys.stderr) -> None:
-        self.stream = stream
+    def __init__(self, stream=None) -> None:
+        self.stream = stream if stream is not None else sys.stderr  # the stderr of now, not of the import
         self.start = time.perf_counter()
 
     def __call__(self, stage: str, done: int, total: int) -> None:

@@ -14,8 +14,8 @@ from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Tabl
 from app.colours import class_colour
 from app.reading import entry_hybrid, hybrid_basis, percent
 from app.report.content import DEMO_WARNING, DISCLAIMER, ReportContent, reader_text
+from app.model_table import entry_rows
 from app.report.figures import encode_png
-from inference.evaluation.calibration import score_category
 from inference.files import atomic_path
 from inference.intake.views import Laterality
 
@@ -43,42 +43,16 @@ def _table(rows, widths=None, header=True) -> Table:
 
 
 def _model_tables(content: ReportContent, styles) -> list:
+    """Each model's table, the screen's own (``app.model_table``), in the report's view order."""
     result = content.result
     story = []
     for entry in result.entries:
-        calibration = entry.members[0].calibration
-        header = ["", *[c.replace("_", " ") for c in entry.classes]] + (["P(malignant)", "meaning"] if entry.has_malignancy else [])
-        rows = [header]
-        for view in content.views():
-            if view not in result.views:
-                continue
-            view_result = result.views[view]
-            r = view_result.result(entry.id)
-            if r is None:  # the model's output was not finite: no number, the reason is in the notes
-                rows.append([f"{view.value} (no result)"] + ["—"] * (len(header) - 1))
-                continue
-            row = [view.value + ("" if view_result.counted else " (not counted)")] + [percent(r.probabilities[c]) for c in entry.classes]
-            if entry.has_malignancy:
-                p = entry.malignant(r.probabilities)
-                row += [percent(p), score_category(p, calibration)]
-            rows.append(row)
-        for side, name in BREASTS:
-            s = result.breasts[side].entries.get(entry.id) if side in result.breasts else None
-            if s is not None:
-                label = f"{name} {s.one_view_note}" if s.one_view_note else f"{name} (mean of CC, MLO)"
-                row = [label] + [percent(s.probabilities[c]) for c in entry.classes]
-                if entry.has_malignancy:
-                    row += [percent(s.malignant), score_category(s.malignant, calibration)]
-                rows.append(row)
-        decision = result.exam[entry.id]
-        row = ["Exam"] + [percent(decision.probabilities.get(c)) for c in entry.classes]
-        if entry.has_malignancy:
-            row += [percent(decision.malignant), score_category(decision.malignant, calibration)]
-        rows.append(row)
+        headers, rows = entry_rows(result, entry, views=[v for v in content.views() if v in result.views])
         title = f"{entry.label} ({entry.family}{', ' + str(len(entry.members)) + ' models' if len(entry.members) > 1 else ''})"
         if not entry.has_malignancy:
             title += " — findings only, no malignancy score"
-        story += [Spacer(1, 0.2 * cm), Paragraph(title, styles["Heading4"]), _table(rows)]
+        story += [Spacer(1, 0.2 * cm), Paragraph(title, styles["Heading4"]),
+                  _table([[h.replace("\n", " ") for h in headers], *rows])]
     return story
 
 

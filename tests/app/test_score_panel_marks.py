@@ -16,7 +16,7 @@ def _result(views):
 
 
 def test_panel_marks_a_breast_scored_from_one_view():
-    from app.ui.workstation.score_panel import entry_rows
+    from app.model_table import entry_rows
 
     result = _result((View.R_MLO, View.L_CC, View.L_MLO))  # the R-CC is missing
     _, rows = entry_rows(result, result.entries[0], details=False)
@@ -26,7 +26,7 @@ def test_panel_marks_a_breast_scored_from_one_view():
 
 
 def test_panel_shows_no_number_for_a_view_without_result():
-    from app.ui.workstation.score_panel import entry_rows
+    from app.model_table import entry_rows
     from inference.results.exam_result import breast_results, exam_decisions
 
     result = _result((View.R_CC, View.R_MLO))

@@ -45,7 +45,8 @@ from app.ui.pacs.inbox_dialog import InboxDialog
 from app.ui.pacs.dialog import PacsDialog
 from app.ui.workstation.patch_gallery import PatchGalleryWidget
 from app.ui.workstation.preferences import PreferencesDialog
-from app.ui.workstation.score_panel import BREAST_NAMES, ScorePanelWidget
+from app.model_table import BREAST_NAMES
+from app.ui.workstation.score_panel import ScorePanelWidget
 from app.ui.workstation.view_widget import OverlayOptions
 from app.ui.worker import Worker
 from app.workstation import (AnalysisOutcome, LoadedExam, PriorFound, analysis_task, load_exam_task, prior_analysis_task,

@@ -32,27 +32,17 @@ from PySide6.QtWidgets import (
 )
 
 from app.model_comparison import comparison_columns, unique_labels
+from app.model_table import BREAST_NAMES, entry_rows
 from app.reading import AMENDED_AFTER_AI, amendment_text, entry_hybrid, hybrid_basis, percent
 from app.ui.workstation.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
-from inference.evaluation.calibration import calibration_note, score_category
-from inference.results.exam_result import ExamResult, ModelEntry
-from inference.intake.views import Laterality, View
+from inference.evaluation.calibration import calibration_note
+from inference.results.exam_result import ExamResult
+from inference.intake.views import Laterality
 
 BIRADS = ["", "0", "1", "2", "3", "4A", "4B", "4C", "5", "6"]
 DENSITY = ["", "a", "b", "c", "d"]
 RECOMMENDATIONS = ["", "routine screening", "short-interval follow-up", "additional imaging", "biopsy"]
-BREAST_NAMES = {"R": "Right breast", "L": "Left breast"}
-HANGING_ORDER = (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO)
-
-
-def class_title(name: str) -> str:
-    """A column title: words, long names on two lines (``benign without\ncallback``)."""
-    words = name.replace("_", " ").split()
-    if len(" ".join(words)) <= 12 or len(words) < 2:
-        return " ".join(words)
-    best = min(range(1, len(words)), key=lambda k: abs(len(" ".join(words[:k])) - len(" ".join(words[k:]))))
-    return " ".join(words[:best]) + "\n" + " ".join(words[best:])
 
 
 @dataclass
@@ -241,51 +231,6 @@ def _fill(table: QTableWidget, headers: list[str], rows: list[list[str]]) -> Non
     # room for a horizontal scroll bar too, so that a wide table never hides its last row behind one
     table.setFixedHeight(table.horizontalHeader().sizeHint().height() + sum(table.rowHeight(i) for i in range(len(rows)))
                          + table.horizontalScrollBar().sizeHint().height() + 6)
-
-
-def entry_rows(result: ExamResult, entry: ModelEntry, details: bool) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of one entry's table: views, breasts and the exam decision."""
-    ensemble = len(entry.members) > 1
-    calibration = entry.members[0].calibration
-    headers = [""] + [class_title(c) for c in entry.classes]
-    extra_column = entry.has_malignancy and not entry.malignancy_is_a_class
-    if entry.has_malignancy:
-        headers += (["P(malignant)"] if extra_column else []) + ["meaning"]
-    first = next((r.result(entry.id) for r in result.views.values() if r.result(entry.id) is not None), None)
-    extras = list(first.extras) if (details and first is not None) else []
-    headers += [f"{name} ({'/'.join(c[0] for c in entry.classes)})" for name in extras]
-    rows = []
-    for view in HANGING_ORDER:
-        if view not in result.views:
-            continue
-        view_result = result.views[view]
-        r = view_result.result(entry.id)
-        if r is None:  # its output was not finite: no number (the reason is in the notices)
-            rows.append([f"{view.value}  (no result)"] + ["—"] * (len(headers) - 1))
-            continue
-        cells = [view.value + ("" if view_result.counted else "  (not counted)")]
-        cells += [percent(r.probabilities[c]) + (f" ±{100 * r.spread[c]:.1f}" if ensemble else "") for c in entry.classes]
-        if entry.has_malignancy:
-            p = entry.malignant(r.probabilities)
-            cells += ([percent(p)] if extra_column else []) + [score_category(p, calibration)]
-        cells += [" / ".join(f"{100 * r.extras[name][c]:.1f}" for c in entry.classes) for name in extras]
-        rows.append(cells)
-    for side in (Laterality.RIGHT, Laterality.LEFT):
-        scores = result.breasts[side].entries.get(entry.id) if side in result.breasts else None
-        if scores is not None:
-            name = f"{BREAST_NAMES[side.value]} {scores.one_view_note}".rstrip()  # "(MLO only)": one view
-            cells = [name] + [percent(scores.probabilities[c]) for c in entry.classes]
-            if entry.has_malignancy:
-                cells += ([percent(scores.malignant)] if extra_column else []) + [
-                    score_category(scores.malignant, calibration)]
-            rows.append(cells + [""] * len(extras))
-    decision = result.exam[entry.id]
-    cells = ["Exam"] + [percent(decision.probabilities.get(c)) for c in entry.classes]
-    if entry.has_malignancy:
-        cells += ([percent(decision.malignant)] if extra_column else []) + [
-            score_category(decision.malignant, calibration)]
-    rows.append(cells + [""] * len(extras))
-    return headers, rows
 
 
 class ScorePanelWidget(QWidget):

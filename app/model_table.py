@@ -1,0 +1,71 @@
+"""The model table of one analysed model — its views, breasts and exam decision, every class, P(malignant) and
+what it means — computed once, Qt-free, and rendered by the score panel and the PDF alike."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from app.reading import percent
+from inference.evaluation.calibration import score_category
+from inference.intake.views import Laterality, View
+from inference.results.exam_result import ExamResult, ModelEntry
+
+BREAST_NAMES = {"R": "Right breast", "L": "Left breast"}
+HANGING_ORDER = (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO)
+
+
+def class_title(name: str) -> str:
+    """A column title: words, long names on two lines (``benign without\ncallback``)."""
+    words = name.replace("_", " ").split()
+    if len(" ".join(words)) <= 12 or len(words) < 2:
+        return " ".join(words)
+    best = min(range(1, len(words)), key=lambda k: abs(len(" ".join(words[:k])) - len(" ".join(words[k:]))))
+    return " ".join(words[:best]) + "\n" + " ".join(words[best:])
+
+
+def entry_rows(result: ExamResult, entry: ModelEntry, details: bool = False, views: Sequence[View] = HANGING_ORDER,
+               ) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of one entry's table: its views (in ``views``' order), breasts and the exam decision;
+    ``details``: the family's own outputs as extra columns."""
+    ensemble = len(entry.members) > 1
+    calibration = entry.members[0].calibration
+    headers = [""] + [class_title(c) for c in entry.classes]
+    extra_column = entry.has_malignancy and not entry.malignancy_is_a_class
+    if entry.has_malignancy:
+        headers += (["P(malignant)"] if extra_column else []) + ["meaning"]
+    first = next((r.result(entry.id) for r in result.views.values() if r.result(entry.id) is not None), None)
+    extras = list(first.extras) if (details and first is not None) else []
+    headers += [f"{name} ({'/'.join(c[0] for c in entry.classes)})" for name in extras]
+    rows = []
+    for view in views:
+        if view not in result.views:
+            continue
+        view_result = result.views[view]
+        r = view_result.result(entry.id)
+        if r is None:  # its output was not finite: no number (the reason is in the notices)
+            rows.append([f"{view.value}  (no result)"] + ["—"] * (len(headers) - 1))
+            continue
+        cells = [view.value + ("" if view_result.counted else "  (not counted)")]
+        cells += [percent(r.probabilities[c]) + (f" ±{100 * r.spread[c]:.1f}" if ensemble else "") for c in entry.classes]
+        if entry.has_malignancy:
+            p = entry.malignant(r.probabilities)
+            cells += ([percent(p)] if extra_column else []) + [score_category(p, calibration)]
+        cells += [" / ".join(f"{100 * r.extras[name][c]:.1f}" for c in entry.classes) for name in extras]
+        rows.append(cells)
+    for side in (Laterality.RIGHT, Laterality.LEFT):
+        scores = result.breasts[side].entries.get(entry.id) if side in result.breasts else None
+        if scores is not None:
+            # "(MLO only)" where one view counted, else what the breast score is
+            name = f"{BREAST_NAMES[side.value]} {scores.one_view_note or '(mean of CC, MLO)'}"
+            cells = [name] + [percent(scores.probabilities[c]) for c in entry.classes]
+            if entry.has_malignancy:
+                cells += ([percent(scores.malignant)] if extra_column else []) + [
+                    score_category(scores.malignant, calibration)]
+            rows.append(cells + [""] * len(extras))
+    decision = result.exam[entry.id]
+    cells = ["Exam"] + [percent(decision.probabilities.get(c)) for c in entry.classes]
+    if entry.has_malignancy:
+        cells += ([percent(decision.malignant)] if extra_column else []) + [
+            score_category(decision.malignant, calibration)]
+    rows.append(cells + [""] * len(extras))
+    return headers, rows
