@@ -118,7 +118,8 @@ class ReportContent:
             for entry in self.result.entries:
                 names = ", ".join(m.published_name or f"{m.label} [{(m.sha256 or m.git_blob_sha1)[:12]}]"
                                   for m in entry.members)
-                fields.append((f"Model {entry.id}", f"{entry.label} ({entry.family}): {names}"))
+                name = "Model" if len(self.result.entries) == 1 else f"Model {entry.id}"
+                fields.append((name, f"{entry.label} ({entry.family}): {names}"))
             fields.append(("Analysis", f"{p.device}, {p.mode.value} mode ({p.numerics}), torch {p.torch_version}"))
         else:
             fields.append(("Model", report.model_withheld or "no analysis"))

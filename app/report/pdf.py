@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from xml.sax.saxutils import escape
 from pathlib import Path
 
 from reportlab.lib import colors
@@ -107,7 +108,9 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
         story.append(Paragraph(f"<b>{DEMO_WARNING}</b>", warn))
     story.append(Paragraph(f"<b>{DISCLAIMER}</b>", warn))
     story.append(Spacer(1, 0.2 * cm))
-    story.append(_table([[k, v] for k, v in content.header_fields()], [3.2 * cm, (width_cm - 3.2) * cm], header=False))
+    cell = ParagraphStyle("cell", parent=styles["Normal"], fontName="Helvetica", fontSize=8.5, leading=10)
+    story.append(_table([[k, Paragraph(escape(v), cell)] for k, v in content.header_fields()],
+                        [3.2 * cm, (width_cm - 3.2) * cm], header=False))  # long values wrap inside the page
     story.append(Spacer(1, 0.3 * cm))
 
     figure = content.figure(760)  # about 200 dpi at print size
