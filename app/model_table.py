@@ -1,5 +1,6 @@
 """The model table of one analysed model — its views, breasts and exam decision, every class, P(malignant) and
-what it means — computed once, Qt-free, and rendered by the score panel and the PDF alike."""
+what it means — computed once, Qt-free, and rendered by the score panel and the PDF alike. A breast's row is
+the mean of its CC and MLO (``BREAST_RULE``), or says which one view it comes from."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from inference.results.exam_result import ExamResult, ModelEntry
 
 BREAST_NAMES = {"R": "Right breast", "L": "Left breast"}
 HANGING_ORDER = (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO)
+BREAST_RULE = "A breast's scores are the mean of its CC and MLO views, unless its row names the one view used."
 
 
 def class_title(name: str) -> str:
@@ -55,8 +57,7 @@ def entry_rows(result: ExamResult, entry: ModelEntry, details: bool = False, vie
     for side in (Laterality.RIGHT, Laterality.LEFT):
         scores = result.breasts[side].entries.get(entry.id) if side in result.breasts else None
         if scores is not None:
-            # "(MLO only)" where one view counted, else what the breast score is
-            name = f"{BREAST_NAMES[side.value]} {scores.one_view_note or '(mean of CC, MLO)'}"
+            name = f"{BREAST_NAMES[side.value]} {scores.one_view_note}".rstrip()  # "(MLO only)": one view counted
             cells = [name] + [percent(scores.probabilities[c]) for c in entry.classes]
             if entry.has_malignancy:
                 cells += ([percent(scores.malignant)] if extra_column else []) + [

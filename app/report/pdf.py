@@ -15,7 +15,7 @@ from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Tabl
 from app.colours import class_colour
 from app.reading import entry_hybrid, hybrid_basis, percent
 from app.report.content import DEMO_WARNING, DISCLAIMER, ReportContent, reader_text
-from app.model_table import entry_rows
+from app.model_table import BREAST_RULE, entry_rows
 from app.report.figures import encode_png
 from inference.files import atomic_path
 from inference.intake.views import Laterality
@@ -54,6 +54,8 @@ def _model_tables(content: ReportContent, styles) -> list:
             title += " — findings only, no malignancy score"
         story += [Spacer(1, 0.2 * cm), Paragraph(title, styles["Heading4"]),
                   _table([[h.replace("\n", " ") for h in headers], *rows])]
+    if story:
+        story.append(Paragraph(BREAST_RULE, styles["Normal"]))
     return story
 
 

@@ -196,7 +196,7 @@ def test_a_breast_from_one_view_is_marked(tmp_path):
 
     paths = export_report(ReportInput(exam, result), tmp_path / "out", formats=("pdf", "json"))
     text = " ".join(pdf_text(next(p for p in paths if p.suffix == ".pdf")).split())
-    assert "Right breast (MLO only)" in text and "Left breast (mean of CC, MLO)" in text
+    assert "Right breast (MLO only)" in text and "mean of its CC and MLO views" in text
     data = json.loads(next(p for p in paths if p.suffix == ".json" and ".maps" not in p.name).read_text())
     breasts = data["result"]["breasts"]
     assert breasts["R"]["models"][entry]["views_used"] == ["MLO"]

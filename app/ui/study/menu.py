@@ -101,7 +101,7 @@ class StudyMenu(QObject):
     def create(self, study: NewStudy) -> Worker | None:
         if self._busy():
             return None
-        models = self.window.loaded_models
+        models = self.window.analyses.loaded_models
         worker = Worker(create_and_score, self.store, study, self.window.model_path, models,
                         self.window.settings.device, self.window.settings.mode)
         worker.progress.connect(

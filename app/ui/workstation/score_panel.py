@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.model_comparison import comparison_columns, unique_labels
-from app.model_table import BREAST_NAMES, entry_rows
+from app.model_table import BREAST_NAMES, BREAST_RULE, entry_rows
 from app.reading import AMENDED_AFTER_AI, amendment_text, entry_hybrid, hybrid_basis, percent
 from app.ui.workstation.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
@@ -352,6 +352,7 @@ class ScorePanelWidget(QWidget):
             self.tables_layout.addWidget(title)
             table = _table(f"modelTable_{entry.id}")
             _fill(table, *entry_rows(self.result, entry, self.details.isChecked()))
+            table.setToolTip(BREAST_RULE)
             self.tables_layout.addWidget(table)
             self.model_tables[entry.id] = table
             if self.details.isChecked():

@@ -221,14 +221,14 @@ class WorklistController(QObject):
         ready = self.prefetched.pop(index, None)
         if ready is not None:
             self._awaiting = None
-            self.window.open_prefetched(ready.loaded, ready.outcome)
+            self.window.exams.open_prefetched(ready.loaded, ready.outcome)
             self.arrived.emit(index, ready.outcome is not None)
             return
         if self._prefetching == index and self.prefetch_worker is not None and self.prefetch_worker.is_running():
             self.window.clear_exam()  # its prefetch goes on as this exam's own load and analysis
             early = self._early.pop(index, None)
             if early is not None:  # loaded already: the pixels now, the result when its analysis ends
-                self.window.show_exam(early, analyse=False)
+                self.window.exams.show_exam(early, analyse=False)
             else:
                 self.window.hanging.set_loading()
                 self.window.scores.set_status("Loading the exam…")
@@ -309,10 +309,10 @@ class WorklistController(QObject):
             if not window._current(generation):
                 return  # the reader moved on again
             if window.exam is None:  # the reader arrived before its pixels
-                window.open_prefetched(value.loaded, value.outcome)
+                window.exams.open_prefetched(value.loaded, value.outcome)
                 self.arrived.emit(index, False)
             elif value.outcome is not None:
-                window.apply_prefetched_result(value.outcome, generation)
+                window.exams.apply_prefetched_result(value.outcome, generation)
             return
         self.prefetched[index] = value
         mb = self.held_bytes() / 2**20
@@ -326,7 +326,7 @@ class WorklistController(QObject):
         if self._awaiting is not None and self._awaiting[0] == index and self.window.exam is None:
             _index, generation = self._awaiting
             if self.window._current(generation):  # the reader is waiting on it: the pixels now
-                self.window.show_exam(loaded, analyse=False)
+                self.window.exams.show_exam(loaded, analyse=False)
                 self._awaiting = (index, self.window._generation)
                 self.arrived.emit(index, False)
             return

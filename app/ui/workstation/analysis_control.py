@@ -1,0 +1,191 @@
+"""The models and their analysis: which models, the banner that says what they are, starting, cancelling and applying
+an analysis through the one results path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QMessageBox
+
+from app.ui.worker import Worker
+from app.workstation import AnalysisOutcome, analysis_task
+
+if TYPE_CHECKING:
+    from inference.weights import ModelGroup
+
+NO_MODEL_TEXT = (
+    "No model configured — images can be read, but not analysed. To analyse, open Preferences (Ctrl+,) and "
+    "choose a folder holding the published GMIC checkpoints (sample_model_1.p … sample_model_5.p, from "
+    "github.com/nyukat/GMIC), a GLAM checkpoint, or another model checkpoint file."
+)
+DEMO_TEXT = "DEMO MODEL — trained on synthetic data only — NOT FOR CLINICAL USE"
+
+
+class AnalysisControl:
+    """Loads the models and analyses the exam on screen off the GUI thread, then draws the result."""
+
+    def __init__(self, window) -> None:
+        self.window = window
+
+    @property
+    def loaded_models(self) -> list[ModelGroup] | None:
+        """The models already in memory (None until an analysis or ``use_models`` loaded them)."""
+        return self.window._groups
+
+    def use_models(self, models, label: str = "<in memory>") -> None:
+        """Use already-loaded models (scripts, tests) instead of a model path."""
+        window = self.window
+        from inference.pipeline import as_groups  # noqa: PLC0415
+
+        window.model_path = label
+        window._groups, window._groups_key = as_groups(models), (label,)
+        self.update_model_banner()
+
+    def update_model_banner(self) -> None:
+        window = self.window
+        groups = window._groups or []
+        demo = any(m.identity.demo for g in groups for m in g.members) or self.model_is_demo()
+        if not window.model_path:
+            window.banner.setText(NO_MODEL_TEXT)
+            window.banner.setStyleSheet("background: #33334d; color: white; padding: 6px;")
+            window.banner.show()
+        elif demo:
+            window.banner.setText(DEMO_TEXT)
+            window.banner.setStyleSheet("background: #7a1f1f; color: white; font-weight: bold; padding: 6px;")
+            window.banner.show()
+        else:
+            window.banner.hide()
+        device = window.result.provenance.device if window.result else window.settings.device
+        if groups:
+            window.device_label.setText(f"{device} · " + ", ".join(g.label for g in groups))
+        elif window.model_path:
+            names = ", ".join(Path(p).name for p in window.model_path.split(os.pathsep))
+            window.device_label.setText(f"{device} · model: {names}")
+        else:
+            window.device_label.setText("no model")
+
+    def model_is_demo(self) -> bool:
+        from app.demo import demo_model_path  # noqa: PLC0415
+
+        demo = demo_model_path()
+        return demo is not None and self.window.model_path == str(demo)
+
+    def rerun_analysis(self) -> None:
+        """Ctrl+R: analyse; when the shown result was restored from the store, offer to analyse again."""
+        window = self.window
+        if window.result is not None and window.restored:
+            box = QMessageBox(QMessageBox.Icon.Question, "Analyse again?",
+                              "The result shown was restored from an earlier analysis of these images with the same "
+                              "models and mode. Analyse the exam again?",
+                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, window)
+            box.setObjectName("reanalyseDialog")
+            box.buttonClicked.connect(lambda button: self.start_analysis(force=True)
+                                      if box.standardButton(button) == QMessageBox.StandardButton.Yes else None)
+            box.open()
+            return
+        self.start_analysis()
+
+    def start_analysis(self, force: bool = False) -> None:
+        window = self.window
+        if window.exam is None:
+            return
+        if not window.model_path:
+            window.scores.set_status(NO_MODEL_TEXT)
+            return
+        if window.analysis_worker is not None and window.analysis_worker.is_running():
+            window._analysis_wanted = True  # the running one belongs to an exam no longer shown: started after it
+            return
+        window._analysis_wanted = False
+        generation = window._generation
+        key = (window.model_path,)
+        cached = window._groups if window._groups_key == key else None
+        window.progress.setRange(0, 0)
+        window.progress.show()
+        window.cancel_button.show()
+        window.stage_label.setText("starting analysis…")
+        worker = Worker(analysis_task, window.exam, window.model_path, cached, window.settings.device, window.settings.mode,
+                        window.store, force)
+        worker.progress.connect(lambda *a, g=generation: self._on_progress(*a) if window._current(g) else None)
+        worker.result.connect(lambda value, k=key, g=generation: self.on_result(value, k, g))
+        worker.error.connect(lambda error, g=generation: self._on_analysis_error(error) if window._current(g) else None)
+        worker.cancelled.connect(lambda g=generation: window.scores.set_status("Analysis cancelled.")
+                                 if window._current(g) else None)
+        worker.finished.connect(lambda g=generation: self._on_analysis_finished(g))
+        window.analysis_worker = window._track(worker).start()
+
+    def cancel_analysis(self) -> None:
+        window = self.window
+        if window.load_worker is not None and window.load_worker.is_running():
+            window.load_worker.cancel()  # a retrieve from the PACS polls it between instances
+        if window.analysis_worker is not None and window.analysis_worker.is_running():
+            window.analysis_worker.cancel()
+            window.stage_label.setText("cancelling…")
+
+    def _on_progress(self, stage: str, done: int, total: int) -> None:
+        window = self.window
+        window.progress.setRange(0, max(total, 1))
+        window.progress.setValue(done)
+        window.stage_label.setText(stage)
+
+    def _on_analysis_error(self, error: BaseException) -> None:
+        window = self.window
+        window._on_error(error)
+        window.analysisFailed.emit(error)
+
+    def on_result(self, outcome: AnalysisOutcome, key, generation: int) -> None:
+        window = self.window
+        if key == (window.model_path,):
+            window._groups, window._groups_key = outcome.groups, key  # the loaded models serve the next exam too
+        if not window._current(generation):
+            return  # the result of an exam no longer shown: never drawn
+        QTimer.singleShot(0, window, window.priors.analyse_prior)  # the prior's scores with the models now loaded
+        window.result, window.restored, window.overlays = outcome.analysis.result, outcome.analysis.restored, outcome.overlays
+        ids = [e.id for e in window.result.entries]
+        window.entry_id = window.entry_id if window.entry_id in ids else ids[0]
+        window.scores.set_result(window.result)
+        window.overlay_control.draw_result()
+
+    def run_steps(self, steps: list) -> None:
+        if not steps:
+            return
+        steps[0]()
+        QTimer.singleShot(0, self.window, lambda: self.run_steps(steps[1:]))  # dropped if the window is gone
+
+    def overlays_applied(self) -> None:
+        window = self.window
+        result = window.result
+        window._overlays_pending = False
+        notices = list(result.provenance.notices)
+        origin = "Restored from the store" if window.restored else "Analysed"
+        window.scores.set_status(
+            f"{origin}: {result.provenance.device} ({result.provenance.mode.value} mode), "
+            f"{len(result.provenance.models)} model(s)." + ("\n" + "\n".join(notices) if notices else ""))
+        window.overlay_control.apply_overlay_options()
+        window.reading.apply_blind_state()
+        self.update_model_banner()
+        notes = sorted({w.regions_note for w in window.hanging.views.values() if w.regions_note})
+        window.regions_note.setText(("  " + "; ".join(notes)) if notes else "")
+        self.maybe_finished()
+
+    def _on_analysis_finished(self, generation: int) -> None:
+        if self.window._closed:
+            return  # delivered after the window closed: its widgets may be gone
+        if not self.window._current(generation):
+            if self.window._analysis_wanted and self.window.exam is not None:  # the exam shown now waited for this stale one
+                QTimer.singleShot(0, self.window, self.start_analysis)
+            return
+        self.window.progress.hide()
+        self.window.cancel_button.hide()
+        self.window.stage_label.setText("")
+        self.window._thread_done = True
+        self.maybe_finished()
+
+    def maybe_finished(self) -> None:
+        """``analysisFinished`` once the thread ended and every overlay is on screen."""
+        window = self.window
+        if window._thread_done and not window._overlays_pending:
+            window._thread_done = False
+            window.analysisFinished.emit()

@@ -1,0 +1,205 @@
+"""Opening an exam (a folder, files, the demo, a PACS study, a worklist's prefetch), showing it view by view and
+clearing everything of the previous one first."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from PySide6.QtWidgets import QFileDialog
+
+from app.pacs.nodes import StudyAddress
+from app.ui.pacs.dialog import PacsDialog
+from app.ui.worker import Worker
+from app.workstation import AnalysisOutcome, LoadedExam, load_exam_task
+from inference.intake.exam import Exam
+from inference.intake.views import Laterality, View
+
+
+class ExamControl:
+    """The window's exams: every request has a generation; a result of an older one is dropped."""
+
+    def __init__(self, window) -> None:
+        self.window = window
+
+    def choose_exam(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Open exam folder")
+        if folder:
+            self.open_exam(folder)
+
+    def clear_exam(self) -> None:
+        """Everything of the exam on screen goes, at once: tables, hybrid box, gallery, overlays, marks, the
+        estimate form, corner text, notes, the prior; its workers are cancelled and their late results dropped."""
+        window = self.window
+        window._generation += 1
+        window._analysis_wanted = False
+        window.analyses.cancel_analysis()
+        if window.prior_worker is not None and window.prior_worker.is_running():
+            window.prior_worker.cancel()
+        if window._save_timer.isActive():  # the previous exam's pending edit is saved under its own key
+            window._save_timer.stop()
+            window.reading.save_reads(committed=window.committed)
+        window.exam, window.exam_key = None, ""
+        window.result, window.overlays, window.restored = None, None, False
+        window.prior, window.prior_result = None, None
+        window.committed = False
+        window.marks = []
+        window.hanging.set_prior(None)
+        window.hanging.set_exam(None)
+        window.hanging.set_exam_window(None, linked=window.settings.link_window)
+        window.gallery.set_result(None)
+        window.scores.set_result(None)
+        window.scores.set_prior_text("")
+        window.scores.reader.set_reads({})
+        window.scores.reader.saved_label.setText("")
+        window.notes.clear()
+        window.statusBar().clearMessage()  # e.g. the previous patient's "no prior study" line
+        window.setWindowTitle("Mammo Reader")
+        window.reading.apply_blind_state()
+
+    def open_exam(self, source) -> None:
+        """Load in the background; the slots say "loading" until the images arrive. The exam shown before is
+        cleared first, so nothing of it stays on screen if this one fails."""
+        window = self.window
+        self.clear_exam()
+        window.worklist.pause_prefetch()  # this exam's load and analysis first; prefetch resumes after them
+        generation = window._generation
+        window.stage_label.setText("loading images…")
+        window.hanging.set_loading()
+        window.scores.set_status("Loading the exam…")
+        window.load_worker = Worker(load_exam_task, source, window.store, window._reader(),
+                                  arrived=lambda image, g=generation: window._arrivals.arrived.emit((g, image)))
+        window.load_worker.result.connect(lambda loaded, g=generation: self.show_exam(loaded) if window._current(g) else None)
+        window.load_worker.error.connect(lambda error, g=generation: self._on_load_error(error) if window._current(g) else None)
+        if isinstance(source, StudyAddress):  # a retrieve: its progress, and Esc / Cancel stop it
+            window.progress.setRange(0, 0)
+            window.progress.show()
+            window.cancel_button.show()
+            window.load_worker.progress.connect(lambda stage, done, total: window.stage_label.setText(stage))
+            window.load_worker.cancelled.connect(self._on_load_cancelled)
+        window.load_worker.finished.connect(self._on_load_finished)
+        window._track(window.load_worker).start()
+
+    def open_prefetched(self, loaded: LoadedExam, outcome: AnalysisOutcome | None) -> None:
+        """Show an exam the worklist loaded (and analysed) in the background: pixels at once, the result with
+        them; blind first hides it as it hides any result until the reader commits."""
+        self.clear_exam()
+        self.show_exam(loaded, analyse=outcome is None)
+        if outcome is not None:
+            self.apply_prefetched_result(outcome, self.window._generation)
+
+    def apply_prefetched_result(self, outcome: AnalysisOutcome, generation: int) -> None:
+        """The background analysis of the exam on screen (asked for as ``generation``), as if its own."""
+        if not self.window.model_path or not self.window._current(generation):
+            return
+        self.window.analyses.on_result(outcome, (self.window.model_path,), generation)
+        self.window._thread_done = True  # no thread of the window runs for it: analysisFinished once its overlays are drawn
+        self.window.analyses.maybe_finished()
+
+    def open_from_pacs(self) -> None:
+        """File → Open from PACS: search, then the chosen study is retrieved by the exam loader."""
+        window = self.window
+        dialog = PacsDialog(window.settings.pacs_node, window.settings.ae_title, window, named=window.settings.pacs_nodes)
+
+        def chosen(address: StudyAddress) -> None:
+            node, ae = dialog.node_edit.text().strip(), dialog.ae_edit.text().strip() or "MAMMOREADER"
+            if (node, ae) != (window.settings.pacs_node, window.settings.ae_title):
+                window.apply_settings(dataclasses.replace(window.settings, pacs_node=node, ae_title=ae))
+            self.open_exam(address)
+
+        dialog.studyChosen.connect(chosen)
+        window.pacs_dialog = dialog
+        dialog.open()
+
+    def show_arrived_view(self, arrival) -> None:
+        """A view of a study being retrieved, shown in its slot before the whole exam has arrived."""
+        window = self.window
+        generation, image = arrival
+        if not window._current(generation) or window.exam is not None:
+            return  # late: the exam is shown, the retrieve was cancelled, or another exam was asked for
+        widget = window.hanging.views.get(image.view)
+        if widget is not None:
+            widget.set_image(image, ["retrieving…"], "")
+            window.hanging.fit_same_scale()
+        window.viewArrived.emit(image.view.value)
+
+    def _on_load_finished(self) -> None:
+        window = self.window
+        if window._closed:
+            return
+        window.stage_label.setText("")
+        if window.analysis_worker is None or not window.analysis_worker.is_running():
+            window.progress.hide()
+            window.cancel_button.hide()
+
+    def _on_load_cancelled(self) -> None:
+        window = self.window
+        window.hanging.set_exam(None)
+        window.scores.set_status("Retrieve cancelled; nothing of it was kept.")
+
+    def _on_load_error(self, error: BaseException) -> None:
+        window = self.window
+        window.hanging.set_exam(None)
+        window._on_error(error)
+        window.loadFailed.emit(error)
+
+    def show_exam(self, loaded: LoadedExam, analyse: bool = True) -> None:
+        exam = loaded.exam
+        self.window._generation += 1  # an analysis of what was shown before (another arrangement) is dropped
+        self.window._analysis_wanted = False
+        if self.window.analysis_worker is not None and self.window.analysis_worker.is_running():
+            self.window.analysis_worker.cancel()
+        self.window.exam, self.window.exam_key = exam, loaded.key
+        self.window.result, self.window.overlays, self.window.restored = None, None, False
+        self.window.committed = any(r.committed for r in loaded.reads.values())
+        self.window.marks = list(loaded.marks)
+        self.window.hanging.set_exam_window(loaded.window, linked=self.window.settings.link_window)
+        self.window.hanging.set_exam(exam)
+        self.window.hanging.set_result(None)
+        for widget in self.window.hanging.views.values():
+            widget.set_marks(self.window.marks)
+        self.window.gallery.set_result(None)
+        self.window.scores.set_result(None)
+        title = exam.exam_id or (exam.source.name if exam.source else "exam")
+        self.window.setWindowTitle(f"Mammo Reader — {title}")
+        self.window.scores.reader.set_reads(loaded.reads)
+        self.window.scores.refresh_compare()
+        self.window.reading.apply_blind_state()
+        self._fill_notes()
+        self.window.scores.set_status("Images loaded.")
+        self.window.priors.find_priors(exam)
+        if analyse and self.window.settings.auto_run and self.window.model_path:
+            self.window.analyses.start_analysis()
+        self.window.examShown.emit()
+
+    def _fill_notes(self) -> None:
+        """Every intake note in one panel (never drawn over the images), laterality warnings first."""
+        window = self.window
+        window.notes.clear()
+        if window.exam is None:
+            return
+        for view in window.exam.laterality_conflicts:
+            window.notes.addItem(f"⚠⚠ {window.exam.laterality_message(view)}")
+        for note in window.exam.warnings:
+            window.notes.addItem(f"⚠ {note}")
+        for view, image in window.exam.views.items():
+            for note in image.warnings:
+                window.notes.addItem(f"⚠ {view.value}: {note}")
+        if not window.notes.count():
+            window.notes.addItem("No intake notes.")
+
+    def _replace_exam(self, exam: Exam) -> None:
+        """The reader confirmed or moved an image: show the exam as it is now and analyse it again."""
+        window = self.window
+        self.show_exam(LoadedExam(exam, window.exam_key, window.scores.reader.stored_reads(window.committed), window.marks,
+                                  window.hanging.exam_window))
+
+    def confirm_laterality(self, view: View) -> None:
+        window = self.window
+        if window.exam is not None:
+            self._replace_exam(window.exam.confirm_orientation(view))
+
+    def move_laterality(self, view: View) -> None:
+        window = self.window
+        if window.exam is not None:
+            target = View.of("L" if view.laterality == Laterality.RIGHT else "R", view.projection)
+            self._replace_exam(window.exam.move_view(view, target))

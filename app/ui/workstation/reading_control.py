@@ -1,0 +1,152 @@
+"""The reader's estimate: blinding until the first read is committed, the immutable first commit, time-stamped
+amendments, and the reader's marks."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from PySide6.QtWidgets import QMessageBox
+
+from app.model_table import BREAST_NAMES
+from app.reading import AMENDED_AFTER_AI, read_disagreements
+from app.study.store import ReaderMark
+from inference.intake.views import View
+
+
+class ReadingControl:
+    """The reader's part of the workstation: estimate, commit, amendments and marks."""
+
+    def __init__(self, window) -> None:
+        self.window = window
+
+    def model_hidden(self) -> bool:
+        window = self.window
+        return window.settings.blind_first and not window.committed
+
+    def apply_blind_state(self) -> None:
+        window = self.window
+        hidden = self.model_hidden()
+        window.scores.set_model_hidden(hidden)
+        window.gallery.setVisible(not hidden)
+        window.overlay_control.apply_overlay_options()
+
+    def _imaged_breasts(self) -> tuple[str, ...]:
+        window = self.window
+        sides = {v.laterality.value for v in window.exam.views} if window.exam is not None else set()
+        return tuple(side for side in ("R", "L") if side in sides)
+
+    def commit_estimate(self) -> bool:
+        """Commit the reader's estimate; with the model hidden (blind first) every imaged breast must be
+        answered first, since the commit reveals the model."""
+        window = self.window
+        if window.exam is None:
+            return False
+        missing = window.scores.reader.unanswered(self._imaged_breasts())
+        if missing and self.model_hidden():
+            names = " and ".join("the right breast" if s == "R" else "the left breast" for s in missing)
+            window.scores.reader.saved_label.setText(f"Not committed: give a probability of malignancy for {names} "
+                                                   "first (0 % is an answer: set it). The model stays hidden.")
+            return False
+        reads = window.scores.reader.changed_since_commit() if window.committed else window.scores.reader.reads(True)
+        reasons = [f"{BREAST_NAMES[read.breast]}: {reason}" for read in reads
+                   for reason in read_disagreements(read.malignant, read.birads, read.recommendation)]
+        if reasons:  # committed only on Yes (a read is final once committed)
+            self._ask_commit_anyway(reasons)
+            return False
+        return self._commit_now()
+
+    def _ask_commit_anyway(self, reasons: list[str]) -> None:
+        window = self.window
+        box = QMessageBox(QMessageBox.Icon.Question, "Commit anyway?",
+                          "The parts of this read disagree:\n\n" + "\n".join(f"• {r}" for r in reasons)
+                          + "\n\nCommit anyway?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, window)
+        box.setObjectName("commitAnywayBox")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.buttonClicked.connect(lambda button: self._commit_now()
+                                  if box.standardButton(button) == QMessageBox.StandardButton.Yes else
+                                  self.on_saved("Not committed: correct the read, then commit it."))
+        window.commit_anyway_box = box
+        box.open()
+
+    def _commit_now(self) -> bool:
+        """The first commit is final (in the store too); a later commit records what changed since as a
+        separate, time-stamped read amended after AI, beside it."""
+        window = self.window
+        if window.exam is None:
+            return False
+        if window.committed:
+            return self._amend_reads()
+        window._save_timer.stop()
+        self.save_reads(committed=True)
+        window.committed = True
+        now = time.time()
+        window.scores.reader.set_first_reads({r.breast: dataclasses.replace(r, recorded_at=now)
+                                            for r in window.scores.reader.reads(True)})
+        self.apply_blind_state()
+        return True
+
+    def _amend_reads(self) -> bool:
+        window = self.window
+        changed = window.scores.reader.changed_since_commit()
+        if not changed:
+            self.on_saved("Nothing changed since your commit.")
+            return False
+        now = time.time()
+        window.scores.reader.add_amendments([dataclasses.replace(r, recorded_at=now) for r in changed])
+        window.scores.refresh_compare()
+        if window.store is None:
+            return True
+        if window.store.closed:
+            self.on_saved("NOT saved: the store is closed")
+            return True
+        future = window.store.amend_reads(window.exam_key, window._reader(), changed)
+        future.add_done_callback(lambda f: window._saved_signal.saved.emit(
+            f"saved as {AMENDED_AFTER_AI}; your first read stays as it was" if f.exception() is None
+            else f"NOT saved: {f.exception()}"))
+        return True
+
+    def save_reads(self, committed: bool) -> None:
+        window = self.window
+        if window.committed:  # the first commit is final: a later change is saved when committed, as an amendment
+            self.on_saved("Changed after your commit, not saved yet: commit it (Ctrl+Enter) to record it as "
+                           f"{AMENDED_AFTER_AI}; your first read stays.")
+            return
+        if window.store is None or window.exam is None:
+            return
+        if window.store.closed:
+            self.on_saved("NOT saved: the store is closed")
+            return
+        future = window.store.save_reads(window.exam_key, window._reader(), window.scores.reader.reads(committed))
+        future.add_done_callback(
+            lambda f: window._saved_signal.saved.emit("saved" if f.exception() is None else f"NOT saved: {f.exception()}")
+        )
+
+    def on_saved(self, text: str) -> None:
+        self.window.scores.reader.saved_label.setText(text)
+
+    def add_mark(self, view: View, row: float, col: float, mark: ReaderMark | None = None) -> None:
+        """A click in mark mode: ask what and how sure (unless ``mark`` is given), draw it, store it."""
+        window = self.window
+        if mark is None:
+            from app.ui.workstation.mark_dialog import MarkDialog  # noqa: PLC0415
+
+            dialog = MarkDialog(view.value, row, col, window)
+            if not dialog.exec():
+                return
+            mark = dialog.mark()
+        window.marks.append(mark)
+        self._marks_changed()
+
+    def remove_last_mark(self) -> None:
+        window = self.window
+        if window.marks:
+            window.marks.pop()
+            self._marks_changed()
+
+    def _marks_changed(self) -> None:
+        window = self.window
+        for widget in window.hanging.views.values():
+            widget.set_marks(window.marks)
+        if window.store is not None and window.exam is not None and not window.store.closed:
+            window.store.save_marks(window.exam_key, window._reader(), list(window.marks))
