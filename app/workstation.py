@@ -26,6 +26,16 @@ if TYPE_CHECKING:
 DEMO_EXAM = object()  # load_exam_task(DEMO_EXAM, …) and the window's open_exam(DEMO_EXAM) open the built-in demo
 
 
+def prepare_display(exam: Exam) -> Exam:
+    """Compute here, off the GUI thread, what showing the exam needs from its pixels: each view's auto window
+    (robust percentiles) and, for a VOI LUT or a sigmoid window, the first rendered display image."""
+    for image in [*exam.views.values(), *exam.aside]:
+        image.auto_window()
+        if image.needs_rendered_display():
+            image.display_image(None if image.voi_lut_dataset is not None else image.windows[0])
+    return exam
+
+
 @dataclass(frozen=True)
 class LoadedExam:
     """What the load task hands to the GUI: the exam and what the store holds for it and this reader."""
@@ -69,7 +79,7 @@ def load_exam_task(source, store: Store | None, reader: str, *, progress, cancel
         key = exam_key(exam)
         reads = store.load_reads(key, reader) if store is not None else {}
         marks = store.load_marks(key, reader) if store is not None else []
-        return LoadedExam(exam, key, reads, marks, exam_window(exam))
+        return LoadedExam(prepare_display(exam), key, reads, marks, exam_window(exam))
     if not isinstance(source, (str, Path, list, tuple)):  # the demo sentinel
         from app.demo import ensure_demo_exam  # noqa: PLC0415
 
@@ -79,7 +89,7 @@ def load_exam_task(source, store: Store | None, reader: str, *, progress, cancel
     key = exam_key(exam)
     reads = store.load_reads(key, reader) if store is not None else {}
     marks = store.load_marks(key, reader) if store is not None else []
-    return LoadedExam(exam, key, reads, marks, exam_window(exam))
+    return LoadedExam(prepare_display(exam), key, reads, marks, exam_window(exam))
 
 
 def analysis_task(exam: Exam, model_path: str, cached: list[ModelGroup] | None, device: str, mode: str,
@@ -122,7 +132,7 @@ def priors_task(exam: Exam, pacs_node: str, ae_title: str, *, progress, cancel) 
     if isinstance(folder, StudyAddress):
         progress(f"retrieving the prior from {folder.node.describe()}", 0, 1)
         folder = retrieve_study(folder, progress=progress, cancel=cancel).folder
-    return PriorFound(latest, load_exam(folder), len(priors))
+    return PriorFound(latest, prepare_display(load_exam(folder)), len(priors))
 
 
 def prior_analysis_task(prior: Exam, groups: list[ModelGroup], device: str, mode: str, store: Store | None, *,

@@ -91,3 +91,32 @@ def test_the_inbox_service_runs_the_scp_only_when_the_settings_ask(monkeypatch, 
     inbox.apply(on)
     inbox.stop()
     assert inbox.scp is None and len(stopped) == 2
+
+
+def test_what_showing_an_exam_needs_from_its_pixels_is_computed_by_the_load_task(tmp_path, store, monkeypatch):
+    """The auto window (percentiles) and a VOI LUT's rendered image come with the loaded exam: pressing W or A
+    on screen reads them, it never computes over the pixels on the GUI thread."""
+    from tests.inference.intake.dicom_factory import make_dataset, write
+
+    (tmp_path / "exam").mkdir()
+    ds = make_dataset(synthetic_view("R-CC", (700, 500)).astype(np.uint16), "R-CC")
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    lut = Dataset()
+    lut.LUTDescriptor = [4096, 0, 12]
+    lut.LUTData = np.linspace(0, 4095, 4096).astype(np.uint16).tobytes()
+    lut["LUTData"].VR = "OW"
+    ds.VOILUTSequence = Sequence([lut])
+    write(ds, tmp_path / "exam", "a.dcm")
+    loaded = load_exam_task(tmp_path / "exam", store, "r", progress=no_progress, cancel=lambda: False)
+    image = next(iter(loaded.exam.views.values()))
+    assert image.needs_rendered_display()
+    first_window, first_display = image.auto_window(), image.display_image(None)
+
+    def no_pixel_work(*_args, **_kwargs):
+        raise AssertionError("pixel statistics computed again")
+
+    monkeypatch.setattr(np, "percentile", no_pixel_work)
+    monkeypatch.setattr("pydicom.pixels.processing.apply_voi", no_pixel_work)
+    assert image.auto_window() is first_window and image.display_image(None) is first_display

@@ -46,6 +46,7 @@ def case_state(session: ReadingSession, position: int) -> CaseState:
 def load_case(session: ReadingSession, position: int, *, progress, cancel) -> CaseState:
     """The case (de-identified), its reads and reveal, and the first model's stored result."""
     from app.analysis import restore  # noqa: PLC0415
+    from app.workstation import prepare_display  # noqa: PLC0415
     from app.study.scores import stored_result_key  # noqa: PLC0415
 
     progress("loading case", 0, 1)
@@ -53,7 +54,7 @@ def load_case(session: ReadingSession, position: int, *, progress, cancel) -> Ca
     if not state.open:  # a session that is not open yet shows nothing of its cases
         return state
     case = session.case_at(position)
-    exam = blind_exam(load_exam(case.exam_path), case_identifiers(session, position))
+    exam = prepare_display(blind_exam(load_exam(case.exam_path), case_identifiers(session, position)))
     key = stored_result_key(session.store, session.study_id, case.case_id)
     result = restore(session.store, key) if key else None
     overlays = prepare_overlays(result, exam) if result is not None else None

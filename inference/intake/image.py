@@ -94,17 +94,38 @@ class ViewImage:
     reader_decision: str = ""
 
     def auto_window(self) -> DisplayWindow:
-        """A window from robust percentiles of the tissue (for files without one)."""
-        values = self.pixels[self.model_image > 0] if np.any(self.model_image > 0) else self.pixels
-        sample = values.ravel()[:: max(1, values.size // 500_000)]
-        low, high = np.percentile(sample, [0.5, 99.5]) if sample.size else (0.0, 1.0)
-        return DisplayWindow(center=float(low + high) / 2, width=float(max(high - low, 1.0)), explanation="auto")
+        """A window from robust percentiles of the tissue (for files without one); computed once per image
+        (the intake's worker computes it, so a key press on screen only reads it)."""
+        cached = self.__dict__.get("_auto_window")
+        if cached is None:
+            values = self.pixels[self.model_image > 0] if np.any(self.model_image > 0) else self.pixels
+            sample = values.ravel()[:: max(1, values.size // 500_000)]
+            low, high = np.percentile(sample, [0.5, 99.5]) if sample.size else (0.0, 1.0)
+            cached = DisplayWindow(center=float(low + high) / 2, width=float(max(high - low, 1.0)), explanation="auto")
+            self.__dict__["_auto_window"] = cached  # frozen: the cache goes around __setattr__, never a field
+        return cached
+
+    def needs_rendered_display(self) -> bool:
+        """Whether the first display needs the pixels rendered through the VOI (a VOI LUT or a sigmoid window)
+        rather than the plain linear levels the screen applies itself."""
+        return self.voi_lut_dataset is not None or bool(self.windows and self.windows[0].function == "SIGMOID")
 
     def display_image(self, window: DisplayWindow | None = None) -> np.ndarray:
         """Grey levels in [0, 1] for display, white = dense: VOI (window or LUT), then inversion if needed.
 
-        Uses pydicom's VOI functions (LINEAR, LINEAR_EXACT, SIGMOID; VOI LUT Sequence).
+        Uses pydicom's VOI functions (LINEAR, LINEAR_EXACT, SIGMOID; VOI LUT Sequence). The first display
+        (``window`` None or the file's first window) is kept once computed, so the intake's worker can render
+        it and the screen only shows it.
         """
+        first = window is None or (bool(self.windows) and window == self.windows[0])
+        if first and "_first_display" in self.__dict__:
+            return self.__dict__["_first_display"]
+        shown = self._display_image(window)
+        if first:
+            self.__dict__["_first_display"] = shown
+        return shown
+
+    def _display_image(self, window: DisplayWindow | None) -> np.ndarray:
         from pydicom.pixels.processing import apply_voi, apply_windowing  # noqa: PLC0415 - display only
 
         if window is None and self.voi_lut_dataset is not None:
