@@ -47,39 +47,7 @@ def run(args: argparse.Namespace) -> int:
     summary = run_batch(items, model_sources(args), args.out, options, force=args.force,
                         progress=Progress(len(items)), percent_t=args.percent_t)
     print_summary(summary, "reported")
+    from app.archive.send import send_results  # noqa: PLC0415
+
     unsent = send_results(destination, summary, args.out) if args.send else 0
     return 1 if summary.failed or summary.partial or unsent else 0
-
-
-def send_results(destination, summary, out: str) -> int:
-    """Store each reported exam's SR, SEG and Encapsulated PDF to ``destination`` (those of earlier runs too, unless sent
-    there already); one line per exam; returns how many exams could not be sent (their files stay)."""
-    import hashlib  # noqa: PLC0415
-    import json  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
-    from app.archive.sources import ExamItem  # noqa: PLC0415
-    from app.archive.table import BOOKKEEPING  # noqa: PLC0415
-    from app.archive.unit import marker_path  # noqa: PLC0415
-    from app.pacs.nodes import PacsError  # noqa: PLC0415
-    from app.pacs.retrieve import send_files  # noqa: PLC0415
-    from inference.files import write_text_atomic  # noqa: PLC0415
-
-    sent_folder = Path(out) / BOOKKEEPING / "sent" / hashlib.sha1(destination.describe().encode()).hexdigest()[:16]
-    unsent = 0
-    for outcome in [*summary.done, *summary.skipped]:
-        item = ExamItem(outcome.exam_id, outcome.location)
-        marker = json.loads(marker_path(Path(out), item).read_text(encoding="utf-8"))
-        files = [Path(f) for f in marker["files"] if f.endswith(("_sr.dcm", "_seg.dcm", "_pdf.dcm"))]
-        record = sent_folder / f"{item.key}.json"
-        if record.is_file() and json.loads(record.read_text(encoding="utf-8")) == marker["files"]:
-            continue
-        try:
-            send_files(destination, files)
-        except (PacsError, OSError) as error:
-            unsent += 1
-            print(f"NOT SENT {outcome.exam_id}: {error} (the files are kept; run the command again to retry)")
-            continue
-        write_text_atomic(record, json.dumps(marker["files"]))
-        print(f"sent {outcome.exam_id}: {len(files)} file(s) to {destination.describe()}")
-    return unsent

@@ -149,7 +149,7 @@ class AiNode:
 
     def _send(self, folder: Path, outcome: Outcome) -> None:
         from app.archive.ledger import BatchSummary  # noqa: PLC0415
-        from app.cli.report import send_results  # noqa: PLC0415
+        from app.archive.send import send_results  # noqa: PLC0415
 
         unsent = send_results(self.options.send, BatchSummary(total=1, done=[outcome]), str(self.results))
         with self._lock:

@@ -3,6 +3,7 @@ background."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,13 +41,16 @@ class ExportOutcome:
 
 
 def send_task(files: list[Path], address: str, ae_title: str, *, progress, cancel) -> str:  # noqa: ARG001
-    """C-STORE or STOW-RS of ``files``; the node in words."""
-    from app.pacs.retrieve import send_files  # noqa: PLC0415
+    """C-STORE or STOW-RS of ``files`` under the one sending rule (``app.pacs.send``: these bytes once per node;
+    the records in the user's settings folder, never in the export folder); the node in words."""
     from app.pacs.nodes import node_of  # noqa: PLC0415
+    from app.pacs.send import node_folder, send_once  # noqa: PLC0415
+    from app.settings import config_dir, private_folder  # noqa: PLC0415
 
     node = node_of(address, ae_title)
     progress(f"sending {len(files)} file(s) to {node.describe()}", 0, 1)
-    send_files(node, files)
+    key = hashlib.sha1("\n".join(sorted(str(Path(p).resolve()) for p in files)).encode()).hexdigest()[:16]
+    send_once(node, files, node_folder(private_folder(config_dir()), node) / f"{key}.json")
     return node.describe()
 
 

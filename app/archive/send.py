@@ -1,0 +1,36 @@
+"""Sending a batch's results: each reported exam's SR, SEG and Encapsulated PDF to one node, under the one
+sending rule (``app.pacs.send``: the same bytes never twice to the same node, failed sends kept for the next
+run). Used by ``report --send`` and the AI node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from app.pacs.nodes import PacsError
+from app.pacs.send import node_folder, send_once
+
+
+def send_results(destination, summary, out: str) -> int:
+    """Store each reported exam's SR, SEG and Encapsulated PDF to ``destination`` (those of earlier runs too, unless
+    these very files were sent there already); one line per exam; returns how many exams could not be sent (their
+    files stay)."""
+    from app.archive.sources import ExamItem  # noqa: PLC0415
+    from app.archive.table import BOOKKEEPING  # noqa: PLC0415
+    from app.archive.unit import marker_path  # noqa: PLC0415
+
+    records = node_folder(Path(out) / BOOKKEEPING, destination)
+    unsent = 0
+    for outcome in [*summary.done, *summary.skipped]:
+        item = ExamItem(outcome.exam_id, outcome.location)
+        marker = json.loads(marker_path(Path(out), item).read_text(encoding="utf-8"))
+        files = [Path(f) for f in marker["files"] if f.endswith(("_sr.dcm", "_seg.dcm", "_pdf.dcm"))]
+        try:
+            sent = send_once(destination, files, records / f"{item.key}.json")
+        except (PacsError, OSError) as error:
+            unsent += 1
+            print(f"NOT SENT {outcome.exam_id}: {error} (the files are kept; run the command again to retry)")
+            continue
+        if sent:
+            print(f"sent {outcome.exam_id}: {len(files)} file(s) to {destination.describe()}")
+    return unsent
