@@ -114,3 +114,46 @@ def place_labels(boxes: Sequence[Rect], size: tuple[float, float], nipple_left: 
         chosen = next((c for c in candidates if not any(c.overlaps(p) for p in placed)), candidates[0])
         placed.append(chosen)
     return placed
+
+
+def mask_outline(mask) -> list[np.ndarray]:
+    """The outline of a detection's instance mask (``inference.results.types.InstanceMask``) as closed polygons,
+    (N, 2) float arrays of (row, col) in the original image: each piece's boundary cells, their centres mapped
+    through the mask's affine. Empty when nothing of the mask is inside the finding."""
+    import cv2  # noqa: PLC0415
+
+    inside = np.ascontiguousarray(mask.binary().astype(np.uint8))
+    if not inside.any():
+        return []
+    contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    a = np.asarray(mask.to_original, np.float64)
+    polygons = []
+    for contour in contours:
+        cols, rows = contour[:, 0, 0] + 0.5, contour[:, 0, 1] + 0.5  # OpenCV points are (x = col, y = row)
+        polygons.append(np.stack([a[0, 0] * rows + a[0, 1] * cols + a[0, 2],
+                                  a[1, 0] * rows + a[1, 1] * cols + a[1, 2]], axis=1))
+    return polygons
+
+
+def outline_on_thumbnail(thumbnail: np.ndarray, polygons: Sequence[np.ndarray], box: Sequence[float],
+                         mirrored: bool, colour: tuple[int, int, int] | None = None) -> np.ndarray:
+    """An RGB copy of a region's grey ``thumbnail`` (cut from ``box`` = (top, left, bottom, right) of the
+    original image, turned the way the view hangs when ``mirrored``) with the outlines drawn on it."""
+    import cv2  # noqa: PLC0415
+
+    from app.colours import REGION  # noqa: PLC0415
+
+    colour = colour or REGION
+    rgb = np.repeat(np.asarray(thumbnail, np.uint8)[..., None], 3, axis=2)
+    top, left, bottom, right = box
+    height, width = thumbnail.shape
+    scale_r, scale_c = height / max(bottom - top, 1e-6), width / max(right - left, 1e-6)
+    thickness = max(1, round(max(height, width) / 90))
+    for polygon in polygons:
+        rows = (polygon[:, 0] - top) * scale_r
+        cols = (polygon[:, 1] - left) * scale_c
+        if mirrored:
+            cols = width - cols
+        points = np.round(np.stack([cols, rows], axis=1)).astype(np.int32)[:, None, :]
+        cv2.polylines(rgb, [points], True, colour, thickness, cv2.LINE_AA)
+    return np.ascontiguousarray(rgb)

@@ -81,7 +81,13 @@ def shown_thumbnail(exam: Exam | None, view: View, region: ScoredRegion, flipped
     image = exam.views.get(view) if exam is not None else None
     if image is not None:
         cut = cut_region(image.model_image, region)
-        return region_thumbnail(cut[:, ::-1] if image.horizontal_flip else cut)
+        thumbnail = region_thumbnail(cut[:, ::-1] if image.horizontal_flip else cut)
+        if region.mask is not None:  # a detection: its outline on the cut, in the CAD marks' colour (RGB)
+            from app.cad_marks import mask_outline, outline_on_thumbnail  # noqa: PLC0415
+
+            thumbnail = outline_on_thumbnail(thumbnail, mask_outline(region.mask), region.box_original,
+                                             image.horizontal_flip)
+        return thumbnail
     pixels = region.pixels if region.pixels is not None else np.zeros((8, 8), np.float32)
     return region_thumbnail(pixels[:, ::-1] if flipped else pixels)
 

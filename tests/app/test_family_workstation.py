@@ -246,3 +246,35 @@ def test_every_report_format_with_glam_and_gmic(tmp_path):
 
     text = " ".join(pdf_text(next(p for p in paths if p.suffix == ".pdf")).split())
     assert "GLAM patch" in text and "bright-spot GLAM stub" in text and "bright-spot stub" in text
+
+
+def test_mask_rcnn_detections_are_outlined_in_the_viewer_and_the_gallery(qtbot, store, tmp_path):
+    """The seeded Mask R-CNN on exam 0: each drawn detection has its mask's outline inside its box, in the
+    regions' yellow; the gallery's thumbnails show the same outline."""
+    from app.colours import REGION
+    from tests.conftest import DATA, SHARED, require_shared
+
+    seeded = SHARED / "reference" / "maskrcnn" / "seeded_state_dict.pt"
+    require_shared(seeded.parent)
+    from inference.weights import load_model
+
+    window = open_one_view(qtbot, store, tmp_path, [load_model(seeded)],
+                           __import__("cv2").imread(str(DATA / "gmic-exam0" / "0_R-CC.png"), -1), name="0_R-CC.png")
+    widget = window.hanging.views[View.R_CC]
+    boxes, outlines = widget.patch_boxes(), widget.detection_outlines()
+    assert boxes and len(outlines) == len(boxes)
+    for box, outline in zip(boxes, outlines):
+        inner, frame = outline.path().boundingRect(), box.rect()
+        assert frame.adjusted(-1, -1, 1, 1).contains(inner) and inner.width() > 0 and inner.height() > 0
+        assert outline.pen().isCosmetic() and outline.pen().color().getRgb()[:3] == REGION
+    shown = [item for item in outlines if item.isVisible()]
+    assert shown
+    window.overlays_box.setChecked(False)  # H hides them with the rest
+    assert not any(item.isVisible() for item in outlines)
+    window.overlays_box.setChecked(True)
+    qtbot.waitUntil(lambda: window.gallery.lists[View.R_CC].count() > 0, timeout=5000)
+    region = window.result.views[View.R_CC].result(window.result.entries[0].id).regions[0]
+    thumbnail = window.overlays.thumbnails[(View.R_CC, window.result.entries[0].id, region.rank)]
+    assert thumbnail.ndim == 3 and (np.abs(thumbnail.reshape(-1, 3).astype(int) - REGION).sum(axis=1) < 60).any()
+    assert "detection" in window.gallery.lists[View.R_CC].item(0).text()
+    grab_png(window, tmp_path / "maskrcnn.png")

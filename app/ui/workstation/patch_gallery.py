@@ -17,8 +17,10 @@ HANGING_ORDER = (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO)
 
 
 def patch_pixmap(scaled: np.ndarray) -> QPixmap:
-    """A uint8 thumbnail as a pixmap."""
-    image = QImage(scaled.data, scaled.shape[1], scaled.shape[0], scaled.strides[0], QImage.Format.Format_Grayscale8)
+    """A uint8 thumbnail (grey, or RGB where a detection's outline is drawn on it) as a pixmap."""
+    scaled = np.ascontiguousarray(scaled)
+    fmt = QImage.Format.Format_RGB888 if scaled.ndim == 3 else QImage.Format.Format_Grayscale8
+    image = QImage(scaled.data, scaled.shape[1], scaled.shape[0], scaled.strides[0], fmt)
     return QPixmap.fromImage(image.copy())
 
 

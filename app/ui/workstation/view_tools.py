@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QPen
-from PySide6.QtWidgets import QGraphicsLineItem, QGraphicsRectItem
+from PySide6.QtGui import QBrush, QColor, QFont, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsLineItem, QGraphicsPathItem, QGraphicsRectItem
 
 from app.colours import MARK, REGION
 
@@ -134,6 +134,23 @@ class BandItem(QGraphicsRectItem):
     def hide_band(self) -> None:
         self.hide()
         self.centre.hide()
+
+
+def detection_outline(mask, tooltip: str) -> QGraphicsPathItem:
+    """The outline of a detection's instance mask in image coordinates (x = column, y = row), drawn with a
+    cosmetic pen (the same width at every zoom) in the CAD marks' yellow."""
+    from app.cad_marks import mask_outline  # noqa: PLC0415
+
+    path = QPainterPath()
+    for polygon in mask_outline(mask):
+        path.moveTo(QPointF(polygon[0, 1], polygon[0, 0]))
+        for row, col in polygon[1:]:
+            path.lineTo(QPointF(col, row))
+        path.closeSubpath()
+    item = QGraphicsPathItem(path)
+    item.setPen(_pen(REGION, 2.2))
+    item.setToolTip(tooltip)
+    return item
 
 
 class RegionBoxItem(QGraphicsRectItem):

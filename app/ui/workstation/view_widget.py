@@ -23,6 +23,7 @@ from app.ui.workstation.view_tools import (
     BandItem,
     MarkItem,
     RegionBoxItem,
+    detection_outline,
     RulerItem,
     magnified,
     region_label,
@@ -170,6 +171,7 @@ class MammoViewWidget(QWidget):
         self._preset_index = -1
         self._heat_items: dict[int, pg.ImageItem] = {}
         self._boxes: list[RegionBoxItem] = []
+        self._outlines: list = []  # detections' mask outlines (Mask R-CNN), QGraphicsPathItems
         self._labels: list[pg.TextItem] = []
         self._rulers: list[RulerItem] = []
         self._active_ruler: RulerItem | None = None
@@ -560,11 +562,12 @@ class MammoViewWidget(QWidget):
             item.scene().removeItem(item)
 
     def _clear_overlays(self) -> None:
-        for item in list(self._heat_items.values()) + self._boxes + self._labels:
+        for item in list(self._heat_items.values()) + self._boxes + self._labels + self._outlines:
             self._remove(item)
         self._heat_items.clear()
         self._boxes.clear()
         self._labels.clear()
+        self._outlines.clear()
 
     def set_result(self, result: EntryViewResult | None, textures: dict[int, Texture] | None = None,
                    classes: tuple[str, ...] = (), operating_point: float | None = None) -> None:
@@ -617,6 +620,12 @@ class MammoViewWidget(QWidget):
             box.setZValue(20)
             box.below = verdict == RegionShown.BELOW
             self._boxes.append(box)
+            if region.mask is not None:  # a detection: the outline of its mask, where the finding is
+                outline = detection_outline(region.mask, tooltip)
+                outline.setParentItem(self.image_item)
+                outline.setZValue(19)
+                outline.below = box.below
+                self._outlines.append(outline)
             label = region_label(region.rank)
             label.below = box.below
             # at a box corner (the nipple side first: away from the midline, where the two views of a row
@@ -648,7 +657,7 @@ class MammoViewWidget(QWidget):
             item.setVisible(options.visible and chosen and (layer.class_name in options.classes
                                                              or layer.class_name is None))
             item.setOpacity(options.opacity)
-        for item in self._boxes + self._labels:
+        for item in self._boxes + self._labels + self._outlines:
             below = getattr(item, "below", False)
             item.setVisible(options.visible and options.regions and (options.all_regions or not below))
             item.setOpacity(0.35 if below else 1.0)
@@ -664,6 +673,10 @@ class MammoViewWidget(QWidget):
 
     def patch_boxes(self) -> list[RegionBoxItem]:
         return list(self._boxes)
+
+    def detection_outlines(self) -> list:
+        """The drawn outlines of the detections' masks (empty for families without instance masks)."""
+        return list(self._outlines)
 
     # ------------------------------------------------------------------------------------ tools
 
