@@ -269,6 +269,9 @@ def test_mask_rcnn_detections_are_outlined_in_the_viewer_and_the_gallery(qtbot, 
         assert outline.pen().isCosmetic() and outline.pen().color().getRgb()[:3] == REGION
     shown = [item for item in outlines if item.isVisible()]
     assert shown
+    first = next(r for r in widget.result.regions if r.rank == boxes[0].rank)  # its label: class and score
+    labels = [label.textItem.toPlainText() for label in widget._labels]  # noqa: SLF001
+    assert f"{first.rank} {first.kind.split()[0]} {100 * first.score:.0f}%" in labels
     window.overlays_box.setChecked(False)  # H hides them with the rest
     assert not any(item.isVisible() for item in outlines)
     window.overlays_box.setChecked(True)

@@ -178,7 +178,8 @@ class RegionBoxItem(QGraphicsRectItem):
         super().hoverLeaveEvent(event)
 
 
-def region_label(rank: int) -> pg.TextItem:
-    label = pg.TextItem(str(rank), color=REGION, anchor=(0, 0))
+def region_label(rank: int, text: str = "") -> pg.TextItem:
+    """The number of a region on screen; a detection also says its class and score ("1 malignant 81%")."""
+    label = pg.TextItem(f"{rank} {text}".strip(), color=REGION, anchor=(0, 0))
     label.setFont(QFont("Sans", 10, QFont.Weight.Bold))
     return label

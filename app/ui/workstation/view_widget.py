@@ -28,6 +28,12 @@ from app.ui.workstation.view_tools import (
     magnified,
     region_label,
 )
+
+
+def detection_text(region) -> str:
+    """A detection's class (its first word: 'benign', 'malignant') and score, for its label on screen."""
+    name = (region.kind.removesuffix(" detection").split() or [""])[0]
+    return f"{name} {100 * region.score:.0f}%"
 from inference.intake.breast_geometry import BreastAxis, breast_axis
 from inference.intake.exam import DisplayWindow, ViewImage
 from inference.results.exam_result import EntryViewResult
@@ -605,7 +611,8 @@ class MammoViewWidget(QWidget):
 
         # a label's size in image pixels at the current zoom (about 26 x 18 screen pixels)
         px, py = self.viewbox.viewPixelSize()
-        size = (26 * px, 18 * py) if np.isfinite(px) and px > 0 else (width / 30, width / 45)
+        chars = 14 if any(r.mask is not None for r, _v in drawn) else 2  # a detection's label says class and score
+        size = ((13 + 7 * chars) * px, 18 * py) if np.isfinite(px) and px > 0 else (width / 30, width / 45)
         rects = [Rect(min(screen_x(r.box_original[1]), screen_x(r.box_original[3])), r.box_original[0],
                       r.box_original[3] - r.box_original[1], r.box_original[2] - r.box_original[0])
                  for r, _v in drawn]
@@ -626,7 +633,7 @@ class MammoViewWidget(QWidget):
                 outline.setZValue(19)
                 outline.below = box.below
                 self._outlines.append(outline)
-            label = region_label(region.rank)
+            label = region_label(region.rank, detection_text(region) if region.mask is not None else "")
             label.below = box.below
             # at a box corner (the nipple side first: away from the midline, where the two views of a row
             # meet) where it overlaps no other number
