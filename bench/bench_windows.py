@@ -67,10 +67,9 @@ def main() -> None:
     for mode in ("exact", "fast"):
         module = runnable(model, device, mode, SlidingWindowFamily.fast)
         for batch in sorted({int(b) for b in args.batches.split(",")} | {default}):
-            read = read_view(module, prepared, device, mode, settings, batch, SlidingWindowFamily.fast)  # warm-up
+            read = read_view(module, prepared, device, mode, settings, batch)  # warm-up
             windows = len(read.grid.origins)
-            seconds = median_time(lambda: read_view(module, prepared, device, mode, settings, batch,
-                                                    SlidingWindowFamily.fast), args.runs)
+            seconds = median_time(lambda: read_view(module, prepared, device, mode, settings, batch), args.runs)
             probabilities = softmax(read.logits)
             if mode == "exact" and exact_probabilities is None:
                 exact_probabilities = probabilities

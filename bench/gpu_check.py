@@ -19,8 +19,8 @@ on the CPU; medians in milliseconds. Figures are reported, never asserted.
 
 Exact mode on CUDA: float32 with TF32 off (``inference.families.common.numerics``); fast mode: the project's
 fast mode (each family's ``FastMode.fold``: batch norms folded, GMIC's and GLAM's global networks in float32; bf16
-autocast on CUDA). The families' fast mode is timed eagerly (torch.compile off: compiling every family would
-take the whole run); the ``compile`` part times the compiled GMIC path alone.
+autocast on CUDA), run eagerly as it ships (never compiled); the ``compile`` part times a torch.compile'd GMIC
+path beside it, for comparison.
 
 ``--prepare DEST`` (used by bench/gpu_check_prepare.sh ``--set gmic|glam|maskrcnn``) copies one family's oracle
 from the shared reference into DEST, small enough to travel: its seeded weights as byte planes in a compressed
@@ -557,25 +557,6 @@ def device_module(model: torch.nn.Module, device: torch.device, mode: str, famil
     return module.to(device=device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-@contextlib.contextmanager
-def eager_fast_mode(families: Sequence[object]):
-    """The families' fast mode without torch.compile (folded, bf16 on CUDA): compiling every family in every
-    shape would take the whole run; the ``compile`` part times the compiled path."""
-    from inference.families.common import FastMode  # noqa: PLC0415
-
-    patched = []
-    for family in families:
-        fast = getattr(family, "fast", None)
-        if isinstance(fast, FastMode) and fast.compiled:
-            family.fast = FastMode(fast.fold, ())
-            patched.append(family)
-    try:
-        yield
-    finally:
-        for family in patched:
-            del family.fast  # back to the class's own
-
-
 def phantom_views(ctx: Context) -> dict:
     """The four stored views of one synthetic exam (numpy; no DICOM needed)."""
     if "views" not in ctx.cache:
@@ -825,62 +806,61 @@ def part_families(ctx: Context) -> dict:
         run_item(rows, {"family": "maskrcnn"}, raising(NotAvailable("the maskrcnn family is not in this checkout")))
     cpu = torch.device("cpu")
     views = phantom_views(ctx)
-    with eager_fast_mode(registry.values()):
-        for name in [n for n in names if wanted(ctx, n)]:
-            family = registry[name]
-            label = {"family": name}
-            if time.perf_counter() - started > budget:
-                run_item(rows, label, raising(Skipped("the part's time budget is spent")))
-                continue
-            spec = SPECS.get(name)
-            if spec is not None and ctx.quick and spec.skip_quick:
-                run_item(rows, label, raising(Skipped(f"--quick: {spec.skip_quick}")))
-                continue
+    for name in [n for n in names if wanted(ctx, n)]:
+        family = registry[name]
+        label = {"family": name}
+        if time.perf_counter() - started > budget:
+            run_item(rows, label, raising(Skipped("the part's time budget is spent")))
+            continue
+        spec = SPECS.get(name)
+        if spec is not None and ctx.quick and spec.skip_quick:
+            run_item(rows, label, raising(Skipped(f"--quick: {spec.skip_quick}")))
+            continue
 
-            def one_family(name=name, family=family, spec=spec) -> dict:
-                seeded = seeded_weights(ctx, norm(name)) if spec is not None and spec.seeded_first and \
-                    not ctx.quick else None
-                if seeded is not None:
-                    loaded = load_model(seeded)
-                    weights = f"seeded ({norm(name)}/{seeded.name})"
-                elif spec is not None:
-                    loaded = random_model(name, ctx)
-                    weights = "random (seed 0)" if ctx.quick else "random (seed 0, batch norms calibrated)"
+        def one_family(name=name, family=family, spec=spec) -> dict:
+            seeded = seeded_weights(ctx, norm(name)) if spec is not None and spec.seeded_first and \
+                not ctx.quick else None
+            if seeded is not None:
+                loaded = load_model(seeded)
+                weights = f"seeded ({norm(name)}/{seeded.name})"
+            elif spec is not None:
+                loaded = random_model(name, ctx)
+                weights = "random (seed 0)" if ctx.quick else "random (seed 0, batch norms calibrated)"
+            else:
+                path = seeded_weights(ctx, norm(name)) or seeded_weights(ctx, name)
+                if path is None:
+                    raise NotAvailable("the check has no builder for this family and the shared reference "
+                                       "holds no seeded weights for it")
+                loaded = load_model(path)
+                weights = f"seeded ({path.name})"
+            prepared = [family.prepare(views[v], v, False) for v in View]
+            reference = family.run(loaded.model, prepared[:1], cpu, "exact", loaded.identity)[0]
+            result: dict[str, Any] = {"weights": weights}
+            for mode in ("exact", "fast"):
+                out = family.run(loaded.model, prepared[:1], ctx.device, mode, loaded.identity)[0]
+                deviation = compare_outputs(reference, out)
+                if mode == "exact":
+                    limits = (1e-4, 1e-4)
+                elif fast_mode_numerics(ctx.device) == "bf16":
+                    limits = (tol.FAST_BF16_PROBABILITY, tol.FAST_BF16_MAP)
                 else:
-                    path = seeded_weights(ctx, norm(name)) or seeded_weights(ctx, name)
-                    if path is None:
-                        raise NotAvailable("the check has no builder for this family and the shared reference "
-                                           "holds no seeded weights for it")
-                    loaded = load_model(path)
-                    weights = f"seeded ({path.name})"
-                prepared = [family.prepare(views[v], v, False) for v in View]
-                reference = family.run(loaded.model, prepared[:1], cpu, "exact", loaded.identity)[0]
-                result: dict[str, Any] = {"weights": weights}
-                for mode in ("exact", "fast"):
-                    out = family.run(loaded.model, prepared[:1], ctx.device, mode, loaded.identity)[0]
-                    deviation = compare_outputs(reference, out)
-                    if mode == "exact":
-                        limits = (1e-4, 1e-4)
-                    elif fast_mode_numerics(ctx.device) == "bf16":
-                        limits = (tol.FAST_BF16_PROBABILITY, tol.FAST_BF16_MAP)
-                    else:
-                        limits = (1e-4, 1e-4)
-                    result[f"{mode}_d_probability"] = deviation["d_probability"]
-                    result[f"{mode}_d_maps"] = deviation["d_maps"]
-                    result[f"{mode}_same_regions"] = deviation["same_regions"]
-                    result[f"{mode}_within"] = (deviation["d_probability"] <= limits[0]
-                                                and deviation["d_maps"] <= limits[1])
-                    result[f"{mode}_tolerance"] = f"p {limits[0]:g}, maps {limits[1]:g}"
-                    for count in (1,) if ctx.quick else (1, 4):
-                        timing = measure(lambda n=count, m=mode: family.run(loaded.model, prepared[:n], ctx.device, m,
-                                                                           loaded.identity),
-                                         ctx.device, budget_s=6, **counts(ctx, 2, 5))
-                        result[f"{mode}_{count}view_ms"] = timing["median_ms"]
-                result["peak_mib"] = peak_mib(ctx.device)
-                return result
+                    limits = (1e-4, 1e-4)
+                result[f"{mode}_d_probability"] = deviation["d_probability"]
+                result[f"{mode}_d_maps"] = deviation["d_maps"]
+                result[f"{mode}_same_regions"] = deviation["same_regions"]
+                result[f"{mode}_within"] = (deviation["d_probability"] <= limits[0]
+                                            and deviation["d_maps"] <= limits[1])
+                result[f"{mode}_tolerance"] = f"p {limits[0]:g}, maps {limits[1]:g}"
+                for count in (1,) if ctx.quick else (1, 4):
+                    timing = measure(lambda n=count, m=mode: family.run(loaded.model, prepared[:n], ctx.device, m,
+                                                                       loaded.identity),
+                                     ctx.device, budget_s=6, **counts(ctx, 2, 5))
+                    result[f"{mode}_{count}view_ms"] = timing["median_ms"]
+            result["peak_mib"] = peak_mib(ctx.device)
+            return result
 
-            reset_peak(ctx.device)
-            run_item(rows, label, one_family)
+        reset_peak(ctx.device)
+        run_item(rows, label, one_family)
     return {"rows": rows, "tolerances": "exact: the oracle tolerance 1e-4 on probabilities and maps; fast (bf16): "
             f"{tol.FAST_BF16_PROBABILITY} on probabilities, {tol.FAST_BF16_MAP} on maps (the CPU tests' bf16 bounds)"}
 
@@ -1094,7 +1074,7 @@ def part_compile(ctx: Context) -> dict:
                              ctx.device, budget_s=6, warmup=1, runs=5)
             return {"compile_s": compile_s, "ms": timing["median_ms"], "peak_mib": peak_mib(ctx.device)}
 
-        run_item(rows, {"variant": f"GMIC fast mode as shipped (compiled), {count} view(s), family run"}, shipped)
+        run_item(rows, {"variant": f"GMIC fast mode as shipped (eager), {count} view(s), family run"}, shipped)
     return {"rows": rows}
 
 
@@ -1263,7 +1243,6 @@ def part_batch(ctx: Context) -> dict:
 
     items, _ = synthetic_archive(ctx)
     from app.archive.unit import BatchOptions, analyse  # noqa: PLC0415
-    from inference.families import registry  # noqa: PLC0415
     from inference.pipeline import model_families  # noqa: PLC0415
 
     model, what = batch_model(ctx)
@@ -1277,30 +1256,29 @@ def part_batch(ctx: Context) -> dict:
             if time.perf_counter() - started > budget:
                 raise Skipped("the part's time budget is spent")
             options = BatchOptions(device=ctx.device.type, mode=mode)
-            with eager_fast_mode([registry.get(f) for f in families]):
-                # warm the device copy of the model on the first exam, outside the clock
-                first = _decode_job(items[0], families, options)
-                warm = analyse(first, [model], options)
-                if warm.failure:
-                    raise RuntimeError(f"the first exam failed: {warm.failure}")
-                done = failed = 0
-                gpu_seconds = 0.0
-                with UtilisationSampler() as sampler:
-                    begin = time.perf_counter()
-                    futures = [pool.submit(_decode_job, item, families, options) for item in items]
-                    first_ready = None
-                    for future in as_completed(futures):
-                        decoded = future.result()
-                        first_ready = first_ready or time.perf_counter()
-                        analysed = analyse(decoded, [model], options)
-                        if analysed.failure:
-                            failed += 1
-                            say(f"    exam failed: {analysed.failure}")
-                        else:
-                            done += 1
-                            gpu_seconds += analysed.seconds
-                    wall = time.perf_counter() - begin
-                    steady = time.perf_counter() - first_ready
+            # warm the device copy of the model on the first exam, outside the clock
+            first = _decode_job(items[0], families, options)
+            warm = analyse(first, [model], options)
+            if warm.failure:
+                raise RuntimeError(f"the first exam failed: {warm.failure}")
+            done = failed = 0
+            gpu_seconds = 0.0
+            with UtilisationSampler() as sampler:
+                begin = time.perf_counter()
+                futures = [pool.submit(_decode_job, item, families, options) for item in items]
+                first_ready = None
+                for future in as_completed(futures):
+                    decoded = future.result()
+                    first_ready = first_ready or time.perf_counter()
+                    analysed = analyse(decoded, [model], options)
+                    if analysed.failure:
+                        failed += 1
+                        say(f"    exam failed: {analysed.failure}")
+                    else:
+                        done += 1
+                        gpu_seconds += analysed.seconds
+                wall = time.perf_counter() - begin
+                steady = time.perf_counter() - first_ready
             if failed:
                 raise RuntimeError(f"{failed} of {len(items)} exams failed")
             return {"exams": done, "wall_s": wall, "exams_per_min": 60 * done / wall,

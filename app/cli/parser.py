@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from inference.families.registry import BUILT_IN
 
 DEVICE_HELP = "where the models run: auto = the GPU (CUDA) when present, else the CPU (default: auto)"
-MODE_HELP = ("exact: the reference numerics (fp32, TF32 off); fast: folded batch norms and compiled networks, "
+MODE_HELP = ("exact: the reference numerics (fp32, TF32 off); fast: folded batch norms, "
              "bf16 where the GPU or CPU has fast bf16 arithmetic (default: exact)")
 MODELS_HELP = ("checkpoint files or folders of them; several give several models side by side (one ensemble per "
                "folder); default: the models in Preferences, else the built-in demo model")

@@ -1,5 +1,5 @@
 """What the families share at run time and at load time: strict state-dict checks, the device copy of a
-module (the caller's module is never moved or changed), the fast mode's compiled copy, and the numerics of
+module (the caller's module is never moved or changed), the fast mode's folded copy, and the numerics of
 each mode."""
 
 from __future__ import annotations
@@ -53,26 +53,20 @@ def has_keys(state: Mapping[str, torch.Tensor], prefixes: Iterable[str]) -> bool
 
 
 class FastMode:
-    """How a family builds its fast-mode module: fold batch norms, then compile the heavy submodules."""
+    """How a family builds its fast-mode module: ``fold`` folds the batch norms into the convolutions (and does
+    what else the family needs, e.g. GMIC's global network kept in float32); it then runs eagerly, channels-last,
+    under bf16 autocast where the arithmetic is native (``fast_mode_numerics``).
 
-    def __init__(self, fold: Callable[[nn.Module], nn.Module], compiled: tuple[str, ...]) -> None:
+    Nothing is compiled. Measured on a 2-core AVX-512-BF16 CPU (docs/speed.md), torch.compile saved 3 % on GMIC
+    and 1 % on GLAM once warm but cost 4-6 s in every new process, so a one-shot command's fast mode was slower
+    than its exact mode; the eager fast path is faster than exact from the first exam on.
+    """
+
+    def __init__(self, fold: Callable[[nn.Module], nn.Module]) -> None:
         self.fold = fold
-        self.compiled = compiled
 
     def build(self, model: nn.Module) -> nn.Module:
-        fast = self.fold(model)
-        for name in self.compiled:
-            try:
-                setattr(fast, name, torch.compile(getattr(fast, name), dynamic=False))
-            except (RuntimeError, ImportError) as error:  # no compiler tool chain, unsupported platform
-                logger.info("torch.compile unavailable (%s); the fast mode runs eagerly", error)
-                break
-        return fast
-
-    def uncompile(self, module: nn.Module) -> None:
-        for name in self.compiled:
-            inner = getattr(module, name)
-            setattr(module, name, getattr(inner, "_orig_mod", inner))
+        return self.fold(model)
 
 
 _COPIES: weakref.WeakKeyDictionary[nn.Module, dict[tuple[str, str], nn.Module]] = weakref.WeakKeyDictionary()
@@ -81,7 +75,7 @@ _LOCK = threading.Lock()
 
 def runnable(model: nn.Module, device: torch.device, mode: str, fast: FastMode | None) -> nn.Module:
     """The module to call for ``mode`` on ``device``: a cached copy in eval mode and channels-last memory
-    format (faster on the CPU and on CUDA); in the fast mode folded and compiled. ``model`` itself is never
+    format (faster on the CPU and on CUDA); in the fast mode folded. ``model`` itself is never
     moved or changed, so the workstation and a study task can share it."""
     key = (str(device), mode if fast is not None else "exact")
     with _LOCK:
@@ -96,21 +90,9 @@ def runnable(model: nn.Module, device: torch.device, mode: str, fast: FastMode |
     return module
 
 
-def forward(module: nn.Module, x: torch.Tensor, fast: FastMode | None) -> object:
-    """Call ``module``; a compiled module whose compilation fails (no C++ compiler) runs eagerly instead."""
-    try:
-        return module(x)
-    except Exception as error:  # noqa: BLE001 - torch._dynamo's errors; imported only if the fast mode is used
-        if fast is None or not type(error).__module__.startswith(("torch._dynamo", "torch._inductor")):
-            raise
-        logger.info("compiled fast path failed (%s); running eagerly", type(error).__name__)
-        fast.uncompile(module)
-        return module(x)
-
-
 def fast_mode_numerics(device: torch.device) -> str:
     """The arithmetic of the fast mode on ``device``: bf16 autocast on CUDA and on CPUs with native bf16
-    matrix arithmetic (AMX / AVX-512-BF16), where it is faster; the compiled fp32 path elsewhere."""
+    matrix arithmetic (AMX / AVX-512-BF16), where it is faster; the folded fp32 path elsewhere."""
     from inference.cpu import has_bf16_arithmetic  # noqa: PLC0415
 
     if device.type == "cuda":

@@ -31,7 +31,7 @@ from inference.families.registry import register
 from inference.families.protocol import Commands, Prepared
 from inference.results.types import (HeatLayer, InputFrame, ModelIdentity, ModelViewOutput, ScoredRegion,
                                      scale_affine)
-from inference.families.common import FastMode, forward, has_keys, load_strict, numerics, runnable
+from inference.families.common import FastMode, has_keys, load_strict, numerics, runnable
 from inference.errors import CheckpointError
 from inference.families.attention_cnn.mias import CLASSES
 from inference.families.attention_cnn.model import AttentionCNN, AttentionCNNConfig
@@ -100,7 +100,7 @@ class AttentionCNNFamily:
                         train="inference.families.attention_cnn.training:train_attention",
                         train_options={"encoder_weights": "encoder_weights"}, evaluation="classes",
                         evaluation_data="inference.families.attention_cnn.evaluation")
-    fast = FastMode(fold_batchnorm, ("encoder",))
+    fast = FastMode(fold_batchnorm)
 
     def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:
         return has_keys(state, ("encoder.0.", "feature_bn.", "attention.", "head."))
@@ -141,7 +141,7 @@ class AttentionCNNFamily:
         x = torch.from_numpy(np.stack([model_input(p.input, size, settings["mean"], settings["std"]) for p in batch]))
         x = x.to(device).contiguous(memory_format=torch.channels_last)
         with numerics(device, mode):
-            out = forward(module, x, self.fast)
+            out = module(x)
         probabilities = torch.softmax(out.logits.float(), dim=1).cpu().numpy()
         attention = out.attention.float().cpu().numpy()[:, 0]
         return [self._output(probabilities[i], attention[i], prepared, identity, size)

@@ -23,7 +23,6 @@ from inference.results.types import HeatLayer, ModelIdentity, ModelViewOutput, S
 from inference.families.common import (
     GMIC_WINDOW,
     FastMode,
-    forward,
     has_keys,
     load_strict,
     numerics,
@@ -128,7 +127,7 @@ class GLAMFamily:
     name = "glam"
     preprocessing = GMIC_WINDOW  # GLAM's preprocessing is GMIC's: views are prepared once
     commands = Commands()  # published weights only: no training or evaluation command here
-    fast = FastMode(fast_glam, ("global_net", "local_net"))
+    fast = FastMode(fast_glam)
 
     def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:
         return has_keys(state, ("global_network.downsampling_branch.", "detection_network.dn_resnet.")) or has_keys(
@@ -150,7 +149,7 @@ class GLAMFamily:
         x = torch.from_numpy(np.stack([p.input for p in batch]))[:, None]
         x = x.to(device).contiguous(memory_format=torch.channels_last)
         with numerics(device, mode):
-            out = forward(module, x, self.fast)
+            out = module(x)
         return [self._output(out, i, prepared, identity, module.config) for i, prepared in enumerate(batch)]
 
     @staticmethod

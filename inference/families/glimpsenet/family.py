@@ -124,7 +124,7 @@ class GlimpseNetFamily:
                         train="inference.families.glimpsenet.training:train_glimpsenet",
                         train_options={"folds": "folds", "encoder_weights": "classifier_weights"},
                         evaluation="classes", evaluation_data="inference.families.glimpsenet.evaluation")
-    fast = FastMode(fold_batchnorm, ())
+    fast = FastMode(fold_batchnorm)
 
     def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:
         return has_keys(state, ("fcgn.encoder.", "fcgn.context.", "classifier.Mixed_5b."))

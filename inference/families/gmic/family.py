@@ -24,7 +24,6 @@ from inference.results.types import ModelIdentity, ModelViewOutput, HeatLayer, S
 from inference.families.common import (
     GMIC_WINDOW,
     FastMode,
-    forward,
     has_keys,
     load_strict,
     numerics,
@@ -127,7 +126,7 @@ class GMICFamily:
     preprocessing = GMIC_WINDOW  # Stage-1 crop, optimal centre, the 2944 x 1920 window, standardisation
     commands = Commands(train_config="inference.families.gmic.training:TrainConfig",
                         train="inference.families.gmic.training:train")
-    fast = FastMode(fast_gmic, ("global_net", "local_net"))
+    fast = FastMode(fast_gmic)
 
     def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:
         return has_keys(state, ("ds_net.", "dn_resnet.", "mil_attn_")) or has_keys(
@@ -167,7 +166,7 @@ class GMICFamily:
         x = torch.from_numpy(np.stack([p.input for p in batch]))[:, None]
         x = x.to(device).contiguous(memory_format=torch.channels_last)
         with numerics(device, mode):
-            out = forward(module, x, self.fast)
+            out = module(x)
         return [self._output(out, i, prepared, identity) for i, prepared in enumerate(batch)]
 
     @staticmethod

@@ -52,7 +52,7 @@ class MaskRCNNFamily:
     # by up to 0.1 and lost detections scored up to 0.96, whichever part of the network ran in bf16 (the
     # RPN's near-tied objectness and the box head's 0.05 threshold amplify it), so this family never
     # autocasts. Nothing is compiled: the RPN and the heads are data-dependent.
-    fast = FastMode(fold_frozen_batchnorm, ())
+    fast = FastMode(fold_frozen_batchnorm)
 
     def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:
         return checkpoint.recognises(state)

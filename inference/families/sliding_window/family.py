@@ -30,7 +30,7 @@ from inference.families.registry import register
 from inference.families.protocol import Commands, Prepared
 from inference.results.types import (HeatLayer, InputFrame, ModelIdentity, ModelViewOutput, ScoredRegion,
                                      scale_affine)
-from inference.families.common import FastMode, forward, load_strict, numerics, runnable
+from inference.families.common import FastMode, load_strict, numerics, runnable
 from inference.errors import CheckpointError
 from inference.families.nets.fold import fold_batchnorm
 from inference.families.sliding_window.model import PatchClassifier, PatchClassifierConfig
@@ -170,14 +170,14 @@ def window_batch_size(device: torch.device, window: int, width: int) -> int:
 
 
 def window_logits(module: torch.nn.Module, image: np.ndarray, origins: np.ndarray, window: int, fill: float,
-                  device: torch.device, batch_size: int, fast: FastMode | None = None) -> np.ndarray:
+                  device: torch.device, batch_size: int) -> np.ndarray:
     """(M, K) float32 logits of the windows of a standardised ``image`` at ``origins``, cut one batch at a
     time (700 windows of 256 x 256 would hold 180 MB at once); the caller sets the numerics."""
     out = []
     for start in range(0, len(origins), batch_size):
         windows = cut_windows(image, origins[start: start + batch_size], window, fill)
         x = torch.from_numpy(windows)[:, None].to(device).contiguous(memory_format=torch.channels_last)
-        out.append(forward(module, x, fast).float().cpu().numpy())
+        out.append(module(x).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, module.config.num_classes), np.float32)
 
 
@@ -192,7 +192,7 @@ class WindowRead:
 
 
 def read_view(module: torch.nn.Module, prepared: WindowPrepared, device: torch.device, mode: str,
-              settings: WindowSettings, batch_size: int, fast: FastMode | None = None) -> WindowRead:
+              settings: WindowSettings, batch_size: int) -> WindowRead:
     """The tissue windows of a prepared view through the classifier (inference, evaluation, calibration)."""
     mask = prepared.tissue
     cell = mask_downsample(settings.stride, MASK_CELL)
@@ -204,7 +204,7 @@ def read_view(module: torch.nn.Module, prepared: WindowPrepared, device: torch.d
         grid = window_grid(mask, settings.window, settings.stride, 0.0)
     with numerics(device, mode):
         logits = window_logits(module, prepared.input, grid.origins, settings.window, prepared.background, device,
-                               batch_size, fast)
+                               batch_size)
     return WindowRead(grid, mask, logits, fallback)
 
 
@@ -214,7 +214,7 @@ class SlidingWindowFamily:
     commands = Commands(train_config="inference.families.sliding_window.training:WindowTrainConfig",
                         train="inference.families.sliding_window.training:train_windows",
                         train_options={"val_data": "val_data"}, evaluation="windows", temperature_calibration=True)
-    fast = FastMode(fold_batchnorm, ())  # variable window counts: folded, not compiled
+    fast = FastMode(fold_batchnorm)
 
     def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:
         stem = state.get("stem.0.weight")
@@ -253,7 +253,7 @@ class SlidingWindowFamily:
     def _view(self, module: torch.nn.Module, prepared: WindowPrepared, device: torch.device, mode: str,
               identity: ModelIdentity, settings: WindowSettings, batch_size: int) -> ModelViewOutput:
         classes = identity.classes
-        read = read_view(module, prepared, device, mode, settings, batch_size, self.fast)
+        read = read_view(module, prepared, device, mode, settings, batch_size)
         grid, mask, logits, fallback = read.grid, read.mask, read.logits, read.fallback
         probabilities = softmax(logits, settings.temperature)
         maps, count = average_maps(probabilities, grid)

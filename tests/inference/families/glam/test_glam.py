@@ -247,7 +247,7 @@ def test_bf16_fast_mode_stays_within_bound_of_exact_on_every_exam0_view(glam, mo
     local map by 0.12 (0.22 on an H200); the fast mode keeps the global network, its heads and the local
     network's stem and first stage in float32 (``fast_glam``), so every map stays within the bf16 map bound."""
     import inference.cpu
-    from inference.families.common import FastMode, fast_mode_numerics, numerics, runnable
+    from inference.families.common import fast_mode_numerics, numerics, runnable
     from inference.families.glam.family import GLAMFamily
     from tests.inference.oracle_tolerances import FAST_BF16_MAP, FAST_BF16_PROBABILITY
 
@@ -257,7 +257,7 @@ def test_bf16_fast_mode_stays_within_bound_of_exact_on_every_exam0_view(glam, mo
     x = torch.cat([golden_input(view) for view in VIEWS]).contiguous(memory_format=torch.channels_last)
     with numerics(device, "exact"):
         exact = runnable(glam.model, device, "exact", GLAMFamily.fast)(x)
-    fast = FastMode(GLAMFamily.fast.fold, ()).build(glam.model).to(memory_format=torch.channels_last)
+    fast = GLAMFamily.fast.build(glam.model).to(memory_format=torch.channels_last)
     with numerics(device, "fast"):
         out = fast(x)
     assert out.local_cam.dtype == torch.bfloat16  # the local network still runs in bf16: still the fast path
