@@ -140,9 +140,13 @@ def run_on_ray(
     started_here = not ray.is_initialized()
     if started_here:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        local = address is None and not os.environ.get("RAY_ADDRESS")
+        # a local instance's node address is loopback (Ray 2.60's core worker still probes 8.8.8.8:53 once
+        # for its own address in C++; in the loopback-only namespace of the tests that probe fails harmlessly)
+        where = {"_node_ip_address": "127.0.0.1"} if local else {}
         try:
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
-                     **(init or {}))
+                     **where, **(init or {}))
         except (ConnectionError, ValueError, RuntimeError) as error:
             raise MammoError(f"Ray cluster {address or 'local'}: cannot start or join it ({error})") from error
     try:
