@@ -88,6 +88,17 @@ def classify_regions(regions: Sequence[Any], operating_point: float | None,
     return out, note
 
 
+def shown_regions(regions: Sequence[Any], members: Iterable[Any], image: Any) -> tuple[list[Any], str]:
+    """The regions every export shows, by the screen's rule (``classify_regions``): those reaching the model's
+    declared operating point (the top ones without one), never one lying mostly outside the breast of
+    ``image`` (a ``ViewImage``; None: no tissue test); and the line that names the rule."""
+    tissue = None
+    if image is not None and image.model_image.shape == image.pixels.shape:
+        tissue = image.model_image > 0
+    verdicts, note = classify_regions(regions, region_operating_point(members), tissue)
+    return [region for region, verdict in verdicts if verdict == RegionShown.SHOWN], note
+
+
 @dataclass(frozen=True)
 class Rect:
     x: float

@@ -147,6 +147,22 @@ class ReportContent:
             return None
         return self.result.views[view].result(self.entry.id)  # None: no result (its output was not finite)
 
+    def shown_regions(self, view: View) -> list:
+        """The drawn entry's regions on ``view`` that the export shows: the screen's rule (``app.cad_marks``)."""
+        from app.cad_marks import shown_regions  # noqa: PLC0415
+
+        entry_result = self.entry_view(view)
+        if entry_result is None:
+            return []
+        return shown_regions(entry_result.regions, self.entry.members, self.exam.views.get(view))[0]
+
+    def regions_rule(self) -> str:
+        """The line that says which regions are shown (the model's operating point, or the top ones)."""
+        from app.cad_marks import NO_OPERATING_POINT, region_operating_point  # noqa: PLC0415
+
+        point = region_operating_point(self.entry.members) if self.entry is not None else None
+        return f"regions from the operating point {point:.2f}" if point is not None else NO_OPERATING_POINT
+
     # ------------------------------------------------------------------------------------------ pixels
 
     @functools.cache  # noqa: B019 - one content object per export: the cache lives as long as it does
@@ -196,7 +212,7 @@ class ReportContent:
         grey = self.display(view)
         image = self.exam.views[view]
         out = []
-        for region in entry_result.regions:
+        for region in self.shown_regions(view):
             top, left, bottom, right = (int(round(v)) for v in region.box_original)
             crop = np.zeros((max(bottom - top, 1), max(right - left, 1)), np.uint8)
             t0, l0 = max(top, 0), max(left, 0)

@@ -46,7 +46,7 @@ def view_figure(content, view: View, *, scale: float = 1.0, opacity: float = 0.4
     boxes = []
     if entry_result is not None:
         thickness = max(2, round(4 * scale))
-        for region in entry_result.regions:
+        for region in content.shown_regions(view):  # the screen's rule: operating point, on the breast
             top, left, bottom, right = (v * scale for v in region.box_original)
             cv2.rectangle(canvas, (round(left), round(top)), (round(right), round(bottom)), bgr(REGION), thickness)
             boxes.append((region.rank, top, left, bottom, right))
