@@ -77,3 +77,20 @@ def open_reading(store: Store, study_id: int, reader: str, *, progress=None, can
     position = session.next_position()
     state = case_state(session, position) if position is not None else None
     return OpenedReading(session, study_info(store, study_id), position, state)
+
+
+@dataclass(frozen=True)
+class StudyOverview:
+    """What the study chooser shows: every study (newest first) and, per study, each reader's progress."""
+
+    studies: list[dict]
+    progress: dict[int, list[dict]]
+
+
+def study_overview(store: Store, *, progress=None, cancel=None) -> StudyOverview:
+    """The studies and their readers' progress, read in one go (off the GUI thread)."""
+    from app.study.design import list_studies  # noqa: PLC0415
+    from app.study.sessions import reader_progress  # noqa: PLC0415
+
+    studies = list_studies(store)
+    return StudyOverview(studies, {info["study_id"]: reader_progress(store, info["study_id"]) for info in studies})

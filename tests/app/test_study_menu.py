@@ -9,6 +9,7 @@ from app.settings import AppSettings
 from app.study.design import Design
 from app.study.sessions import ReadingSession
 from app.ui.workstation.main_window import MainWindow
+from app.study.reading_screen import study_overview
 from app.ui.study.dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
 from app.ui.study.results import StudyResultsWindow
 from app.ui.study.window import StudyReadingWindow
@@ -59,7 +60,7 @@ def test_create_read_and_see_results_from_the_workstation(qtbot, window, store, 
     assert "model scores for 4 case(s)" in window.statusBar().currentMessage()
     qtbot.waitUntil(lambda: not window.study_menu.worker.is_running(), timeout=10_000)
 
-    chooser = ChooseStudyDialog(store, with_reader=True)
+    chooser = ChooseStudyDialog(study_overview(store), with_reader=True)
     qtbot.addWidget(chooser)
     assert chooser.study.currentData() == study_id and chooser.chosen() == (study_id, "A")
     assert "A: 0 of 4" in chooser.progress_label.text() and "B: 0 of 4" in chooser.progress_label.text()
@@ -108,3 +109,25 @@ def test_a_coordinator_reaches_a_case_s_lesion_dialog_from_the_study_menu(qtbot,
     assert dialog.isVisible() and dialog.case.case_id == "c1" and "c1" in dialog.windowTitle()
     qtbot.waitUntil(lambda: dialog.worker is None or not dialog.worker.is_running(), timeout=30_000)
     dialog.close()
+
+
+def test_study_read_asks_which_study_from_what_a_worker_read_then_opens_the_reading(qtbot, window, store, tmp_path,
+                                                                                   monkeypatch):
+    """Study -> Read: the studies and their readers' progress are read off the GUI thread, the chooser shows
+    them, and OK opens the chosen reader's session (also read off the GUI thread)."""
+    cases = case_list(tmp_path)
+    with qtbot.waitSignal(window.study_menu.studyCreated, timeout=60_000):
+        window.study_menu.create(NewStudy("pilot", str(cases), ("A", "B"), Design.UNAIDED, 3, 0))
+    qtbot.waitUntil(lambda: not window.study_menu.worker.is_running(), timeout=10_000)
+    shown = []
+
+    def accept(dialog) -> int:  # the reader chooses reader B and presses OK
+        shown.append(dialog.progress_label.text())
+        dialog.reader.setCurrentText("B")
+        return 1
+
+    monkeypatch.setattr(ChooseStudyDialog, "exec", accept)
+    with qtbot.waitSignal(window.study_menu.readingOpened, timeout=30_000) as opened:
+        window.study_menu.choose_reading()
+    assert shown and "A: 0 of 4" in shown[0] and "B: 0 of 4" in shown[0]
+    assert opened.args[0].session.reader == "B"

@@ -18,9 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.study.store import Store
-from app.study.design import Design, list_studies
-from app.study.sessions import reader_progress
+from app.study.design import Design
+from app.study.reading_screen import StudyOverview
 from app.ui.forms import add_ok_cancel
 
 DESIGN_HELP = {
@@ -101,12 +100,13 @@ class NewStudyDialog(QDialog):
 class ChooseStudyDialog(QDialog):
     """Pick a study, and for reading also the reader; shows each reader's progress."""
 
-    def __init__(self, store: Store, *, with_reader: bool, parent: QWidget | None = None) -> None:
+    def __init__(self, overview: StudyOverview, *, with_reader: bool, parent: QWidget | None = None) -> None:
+        """``overview``: the studies and their progress, read off the GUI thread (``study_overview``)."""
         super().__init__(parent)
         self.setObjectName("chooseStudyDialog")
         self.setWindowTitle("Read a study" if with_reader else "Study results")
-        self.store = store
-        self.studies = list_studies(store)
+        self.overview = overview
+        self.studies = overview.studies
         self.study = QComboBox()
         for info in self.studies:
             self.study.addItem(f"{info['name']} ({info['design'].value}, {len(info['readers'])} readers)", info["study_id"])
@@ -138,7 +138,7 @@ class ChooseStudyDialog(QDialog):
         info = next(i for i in self.studies if i["study_id"] == study_id)
         self.reader.addItems(info["readers"])
         lines = []
-        for row in reader_progress(self.store, study_id):
+        for row in self.overview.progress.get(study_id, []):
             session = f", session {row['session']}" if row["sessions"] > 1 else ""
             waiting = "" if row["open"] or row["done"] == row["total"] else " (not open yet)"
             lines.append(f"{row['reader']}{session}: {row['done']} of {row['total']}{waiting}")

@@ -71,6 +71,7 @@ class StudyMenu(QObject):
         self.window = window
         self.windows: list[QMainWindow] = []
         self.worker: Worker | None = None
+        self.overview_worker: Worker | None = None  # the studies and their progress, for the chooser
         window.add_action(menu, "New study…", None, self.new_study, "newStudy")
         window.add_action(menu, "Read a study…", None, self.choose_reading, "readStudy")
         window.add_action(menu, "Study results…", None, self.choose_results, "studyResults")
@@ -122,14 +123,30 @@ class StudyMenu(QObject):
 
     # ------------------------------------------------------------------------------------ read, results
 
-    def choose_reading(self) -> None:
-        if self.store is None:
-            self._busy()
+    def _choose_study(self, with_reader: bool, then) -> None:
+        """Read the studies and their progress in the background, then ask which (``then(dialog)`` on OK)."""
+        from app.study.reading_screen import study_overview  # noqa: PLC0415
+
+        if self._busy():
             return
-        dialog = ChooseStudyDialog(self.store, with_reader=True, parent=self.window)
-        study_id, reader = dialog.chosen() if dialog.exec() else (None, "")
-        if study_id is not None and reader:
-            self.open_reading(study_id, reader)
+
+        def ask(overview) -> None:
+            dialog = ChooseStudyDialog(overview, with_reader=with_reader, parent=self.window)
+            if dialog.exec() and dialog.study.currentData() is not None:
+                then(dialog)
+
+        worker = Worker(study_overview, self.store)
+        worker.result.connect(ask)
+        worker.error.connect(lambda error: show_error(self.window, error))
+        self.overview_worker = worker.start()  # not self.worker: what the dialog leads to may start at once
+
+    def choose_reading(self) -> None:
+        def read(dialog) -> None:
+            study_id, reader = dialog.chosen()
+            if reader:
+                self.open_reading(study_id, reader)
+
+        self._choose_study(True, read)
 
     def open_reading(self, study_id: int, reader: str) -> Worker | None:
         """The reader's session is read in the background; its window opens when it is (``readingOpened``)."""
@@ -149,12 +166,8 @@ class StudyMenu(QObject):
         self.readingOpened.emit(window)
 
     def choose_results(self) -> None:
-        if self.store is None:
-            self._busy()
-            return
-        dialog = ChooseStudyDialog(self.store, with_reader=False, parent=self.window)
-        if dialog.exec() and dialog.study.currentData() is not None:
-            self.show_results(dialog.study.currentData(), dialog.level.currentText())
+        self._choose_study(False, lambda dialog: self.show_results(dialog.study.currentData(),
+                                                                   dialog.level.currentText()))
 
     def show_results(self, study_id: int, level: str = "breast") -> Worker | None:
         if self._busy():
@@ -167,12 +180,7 @@ class StudyMenu(QObject):
 
     def choose_lesions(self) -> None:
         """A coordinator draws the lesions of one case (study set-up): the study, then the case."""
-        if self.store is None:
-            self._busy()
-            return
-        dialog = ChooseStudyDialog(self.store, with_reader=False, parent=self.window)
-        if dialog.exec() and dialog.study.currentData() is not None:
-            self.open_lesions(dialog.study.currentData())
+        self._choose_study(False, lambda dialog: self.open_lesions(dialog.study.currentData()))
 
     def open_lesions(self, study_id: int) -> Worker | None:
         """The study's cases are read in the background; the case is then chosen from a list."""
