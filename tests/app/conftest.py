@@ -103,3 +103,22 @@ class StallProbe:
         with capsys.disabled():
             print(f"\n[stall probe] {line}")
         return line
+
+
+def settle() -> None:
+    """Handle every event already posted (layouts, view ranges, repaints, queued signals) until none is left:
+    what a fixed ``qtbot.wait`` hoped had happened, without a clock."""
+    from PySide6.QtCore import QCoreApplication, QEventLoop
+
+    app = QCoreApplication.instance()
+    for _ in range(5):  # events handled may post more (a layout posts a resize, which posts a repaint)
+        QCoreApplication.sendPostedEvents()
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents)
+
+
+def open_and_wait(qtbot, window, source, analysis=False):
+    """Open ``source`` and wait for the exam (or, with ``analysis``, its analysis) to be shown and laid out."""
+    signal = window.analysisFinished if analysis else window.examShown
+    with qtbot.waitSignal(signal, timeout=120_000):
+        window.open_exam(source)
+    settle()

@@ -14,7 +14,7 @@ from app.settings import AppSettings
 from app.ui.workstation.hanging import Layout
 from app.ui.workstation.main_window import MainWindow
 from inference.intake.views import View
-from tests.app.conftest import STALL_LIMIT_S, StallProbe
+from tests.app.conftest import STALL_LIMIT_S, StallProbe, open_and_wait
 from tests.helpers import synthetic_view, write_png
 from tests.conftest import DATA, REFERENCE, require_shared
 
@@ -33,11 +33,6 @@ def make_window(qtbot, store, **settings) -> MainWindow:
     return window
 
 
-def open_and_wait(qtbot, window, source, analysis=False):
-    signal = window.analysisFinished if analysis else window.examShown
-    with qtbot.waitSignal(signal, timeout=120_000):
-        window.open_exam(source)
-    qtbot.wait(50)  # let layouts and view ranges settle
 
 
 def analysed_r_cc_window(qtbot, store, folder, stub_model, **settings) -> MainWindow:

@@ -15,6 +15,7 @@ from app.ui.workstation.hanging import Layout
 from app.ui.workstation.main_window import MainWindow
 from inference.intake.views import View
 from tests.conftest import DATA, require_shared
+from tests.app.conftest import open_and_wait, settle
 from tests.helpers import synthetic_view, write_png
 
 
@@ -28,11 +29,6 @@ def make_window(qtbot, store, **settings) -> MainWindow:
     return window
 
 
-def open_and_wait(qtbot, window, source, analysis=False):
-    signal = window.analysisFinished if analysis else window.examShown
-    with qtbot.waitSignal(signal, timeout=120_000):
-        window.open_exam(source)
-    qtbot.wait(50)
 
 
 def dicom_view(tmp_path, **attributes):
@@ -105,7 +101,7 @@ def test_every_layout_fits_its_images_on_entry(qtbot, store, layout):
     window = make_window(qtbot, store)
     open_and_wait(qtbot, window, DATA / "gmic-exam0")
     window.hanging.set_layout(layout)
-    qtbot.wait(100)
+    settle()
     shown = [window.hanging.views[v] for v in window.hanging.visible_views()]
     scales = []
     for widget in shown:
@@ -265,14 +261,14 @@ def test_a_zero_map_tints_nothing(qtbot):
     widget.resize(500, 700)
     widget.show()
     widget.set_image(view_image)
-    qtbot.wait(50)
+    settle()
     before = widget.graphics.grab().toImage()
     frame = InputFrame((1400, 800), np.eye(3), (1400, 800))
     zero = HeatLayer("saliency", "malignant", np.zeros((46, 30), np.float32), frame.layer_affine((46, 30)))
     result = EntryViewResult({"malignant": 0.0}, {"malignant": 0.0}, (zero,), (), {}, (), "", frame)
     widget.set_result(result, classes=("malignant",))
     widget.set_overlay_options(OverlayOptions(visible=True, classes=frozenset({"malignant"}), opacity=1.0))
-    qtbot.wait(50)
+    settle()
     assert widget.heatmap_item("malignant").isVisible()
     assert widget.graphics.grab().toImage() == before
 

@@ -11,6 +11,7 @@ from app.study.store import ReaderMark
 from app.ui.workstation.main_window import MainWindow
 from inference.intake.views import View
 from inference.weights import LoadedModel, ModelIdentity
+from tests.app.conftest import settle
 from tests.helpers import BrightSpotGMIC, synthetic_view, write_png
 from inference.families.gmic.model import GMICConfig
 
@@ -133,5 +134,5 @@ def test_closing_cancels_and_waits_for_every_worker(qtbot, store, tmp_path):
     threading.Timer(0.3, Gated.release.set).start()  # the forward returns while close() waits for it
     window.close()
     assert window._workers and not any(w.is_running() for w in window._workers)  # close waited for them all
-    qtbot.wait(50)  # the late 'finished' signals are delivered to a closed window without harm
+    settle()  # the late 'finished' signals are delivered to a closed window without harm
     assert window.result is None
