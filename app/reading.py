@@ -3,6 +3,7 @@ read amended after the AI is said, and the check that a read's parts agree befor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,39 @@ def entry_hybrid(reader: float | None, model: float | None, entry: ModelEntry, p
     """The hybrid of the reader's pre-AI read and ``entry``'s P(malignant), on one scale (see
     :func:`hybrid_basis`)."""
     return hybrid(reader, model_on_reader_scale(model, entry, plain))
+
+
+@dataclass(frozen=True)
+class BreastModel:
+    """One model's part of a breast's reader | model | hybrid row: its P(malignant) of the breast (None without a
+    result there), which views it came from, and the hybrid with the reader's pre-AI read."""
+
+    entry: ModelEntry
+    model: float | None
+    one_view_note: str  # "(MLO only)" when one view counted, else ""
+    views: tuple
+    hybrid: float | None
+
+
+def breast_models(result, side: str, reader: float | None, plain: bool = False,
+                  every_entry: bool = False) -> list[BreastModel]:
+    """The reader | model | hybrid cells of breast ``side`` ("R" / "L"), one per model with a malignancy rule
+    (``every_entry``: every model, findings-only ones with no score), computed once for the score panel, the
+    PDF and the JSON report."""
+    from inference.intake.views import Laterality  # noqa: PLC0415
+
+    if result is None:
+        return []
+    breast = result.breasts.get(Laterality(side))
+    out = []
+    for entry in result.entries:
+        if not (every_entry or entry.has_malignancy):
+            continue
+        scores = breast.entries.get(entry.id) if breast is not None else None
+        model = scores.malignant if scores is not None else None
+        out.append(BreastModel(entry, model, scores.one_view_note if scores is not None else "",
+                               tuple(scores.views) if scores is not None else (), entry_hybrid(reader, model, entry, plain)))
+    return out
 
 
 def hybrid_basis(entry: ModelEntry, plain: bool = False) -> str:

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from app.reading import entry_hybrid, hybrid_basis
+from app.reading import breast_models, hybrid_basis
 from app.report.content import DISCLAIMER, ReportContent, amendment_data
 from inference.files import atomic_path
 from inference.results.serialize import maps_path, maps_to_bytes, result_to_data
@@ -23,13 +23,10 @@ def report_dict(content: ReportContent) -> tuple[dict, dict]:
         read = report.reads.get(side)
         reader = read.malignant if read else None
         models = {}
-        for entry in result.entries if result else ():
-            scores = result.breasts[side].entries.get(entry.id) if side in result.breasts else None
-            model = scores.malignant if scores is not None else None
-            models[entry.id] = {"model_malignant": model,
-                                "hybrid_malignant": entry_hybrid(reader, model, entry, report.plain_hybrid),
-                                "hybrid_basis": hybrid_basis(entry, report.plain_hybrid),
-                                "views_used": [v.projection.value for v in scores.views] if scores else []}
+        for part in breast_models(result, side, reader, report.plain_hybrid, every_entry=True):
+            models[part.entry.id] = {"model_malignant": part.model, "hybrid_malignant": part.hybrid,
+                                     "hybrid_basis": hybrid_basis(part.entry, report.plain_hybrid),
+                                     "views_used": [v.projection.value for v in part.views]}
         reads[side] = {"reader_malignant": reader, "reader_benign": read.benign if read else None,
                        "birads": read.birads if read else "", "density": read.density if read else "",
                        "recommendation": read.recommendation if read else "", "models": models,

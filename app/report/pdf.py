@@ -13,7 +13,7 @@ from reportlab.lib.units import cm
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from app.colours import class_colour
-from app.reading import entry_hybrid, hybrid_basis, percent
+from app.reading import breast_models, hybrid_basis, percent
 from app.report.content import DEMO_WARNING, DISCLAIMER, ReportContent, reader_text
 from app.model_table import BREAST_RULE, entry_rows
 from app.report.figures import encode_png
@@ -70,11 +70,8 @@ def _reader_table(content: ReportContent) -> Table:
         read = content.report.reads.get(side.value)
         reader = read.malignant if read else None  # the read before AI; an amendment after AI is shown beside it
         row = [name, reader_text(read)]
-        for entry in entries:
-            scores = result.breasts[side].entries.get(entry.id) if side in result.breasts else None
-            model = scores.malignant if scores is not None else None
-            shown = f"{percent(model)} {scores.one_view_note}".rstrip() if scores is not None else percent(model)
-            row += [shown, percent(entry_hybrid(reader, model, entry, content.report.plain_hybrid))]
+        for part in breast_models(result, side.value, reader, content.report.plain_hybrid):
+            row += [f"{percent(part.model)} {part.one_view_note}".rstrip(), percent(part.hybrid)]
         rows.append(row)
     return _table(rows)
 

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from app.model_comparison import comparison_columns, unique_labels
 from app.model_table import BREAST_NAMES, BREAST_RULE, entry_rows
-from app.reading import AMENDED_AFTER_AI, amendment_text, entry_hybrid, hybrid_basis, percent
+from app.reading import AMENDED_AFTER_AI, amendment_text, breast_models, hybrid_basis, percent
 from app.ui.workstation.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
 from inference.evaluation.calibration import calibration_note
@@ -419,11 +419,9 @@ class ScorePanelWidget(QWidget):
             first = self.reader.first_reads.get(side)
             cells = [BREAST_NAMES[side], amendment_text(first) if first is not None and first.amendment is not None
                      else percent(reader)]
-            for entry in entries or [None]:
-                model = None if (self.model_hidden or entry is None) else self.model_malignant(side, entry.id)
-                combined = entry_hybrid(reader, model, entry, self.plain_hybrid) if entry is not None else None
-                cells += ["hidden" if self.model_hidden else percent(model),
-                          "hidden" if self.model_hidden else percent(combined)]
+            for part in breast_models(self.result, side, reader, self.plain_hybrid) or [None]:
+                cells += ["hidden" if self.model_hidden else percent(part.model if part else None),
+                          "hidden" if self.model_hidden else percent(part.hybrid if part else None)]
             rows.append(cells)
         _fill(self.compare, headers, rows)
         bases = [(entry.id if len(entries) > 1 else "", hybrid_basis(entry, self.plain_hybrid)) for entry in entries]
