@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import cv2
 import numpy as np
 import pytest
@@ -13,12 +11,12 @@ from inference.intake.exam import ExamError, ViewImage, load_exam, load_view
 from tests.conftest import require_shared
 from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
 
-TIME_LIMIT_S = 10.0
+# a hostile file must not hang the intake: each test is bounded (pytest-timeout), not timed
+pytestmark = pytest.mark.timeout(120)
 
 
 def outcome(path):
-    """'ok' or 'refused'; any other exception fails the test. Each case is bounded in time."""
-    start = time.perf_counter()
+    """'ok' or 'refused'; any other exception fails the test."""
     try:
         image = load_view(path)
         assert isinstance(image, ViewImage)
@@ -26,7 +24,6 @@ def outcome(path):
     except ExamError as error:
         assert str(path.name) in str(error)  # the message names the file
         result = "refused"
-    assert time.perf_counter() - start < TIME_LIMIT_S
     return result
 
 
