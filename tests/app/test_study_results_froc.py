@@ -63,3 +63,23 @@ def test_an_roc_study_has_no_localisation_curves(qtbot, localisation_study):
     qtbot.addWidget(window)
     assert results.localisation is None and window.froc_curves == {}
     assert window.findChild(type(window.plot), "frocPlot") is None
+
+
+def test_the_results_are_exported_off_the_gui_thread_and_a_bad_folder_is_a_message(qtbot, localisation_study,
+                                                                                   tmp_path):
+    store, study = localisation_study
+    window = StudyResultsWindow(study_results(store, study))
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.exported, timeout=30_000):
+        window.export_to(str(tmp_path / "out"))
+    assert any((tmp_path / "out").iterdir()) and "exported" in window.statusBar().currentMessage()
+    (tmp_path / "file").write_text("not a folder")
+    window.export_to(str(tmp_path / "file" / "out"))  # under a file: the folder cannot be made
+    from PySide6.QtWidgets import QMessageBox
+
+    qtbot.waitUntil(lambda: any(w.objectName() == "errorDialog" for w in window.findChildren(QMessageBox)),
+                    timeout=30_000)
+    box = next(w for w in window.findChildren(QMessageBox) if w.objectName() == "errorDialog")
+    assert "could not be written" in box.text() and "file" in box.text()
+    box.close()

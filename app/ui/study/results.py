@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -26,6 +27,8 @@ from app.study.results import (
     model_name,
     write_results,
 )
+from app.ui.errors import show_error
+from app.ui.worker import Worker
 
 FPR_GRID = np.linspace(0, 1, 101)
 COLOURS = {"unaided": (70, 130, 220), "aided": (230, 140, 30), "concurrent": (150, 90, 200)}
@@ -47,7 +50,19 @@ def _p(test: Comparison) -> str:
     return f"{test.p:.4f}" if test.estimable else f"not estimable: {test.reason}"
 
 
+def _write_task(results: StudyResults, folder: str, *, progress, cancel) -> list:  # noqa: ARG001
+    from inference.errors import MammoError  # noqa: PLC0415
+
+    progress("writing the results", 0, 1)
+    try:
+        return write_results(results, folder)
+    except OSError as error:
+        raise MammoError(f"the results could not be written ({error.strerror or error})", folder) from error
+
+
 class StudyResultsWindow(QMainWindow):
+    exported = Signal(str)  # the folder, once the files are written
+
     def __init__(self, results: StudyResults, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("studyResultsWindow")
@@ -180,4 +195,14 @@ class StudyResultsWindow(QMainWindow):
     def _export(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export results to")
         if folder:
-            write_results(self.results, folder)
+            self.export_to(folder)
+
+    def export_to(self, folder: str) -> Worker:
+        """Write the results' CSV / iMRMC / JSON files in the background; the status bar says where, an error
+        names the folder."""
+        worker = Worker(_write_task, self.results, folder)
+        worker.result.connect(lambda paths: (self.statusBar().showMessage(f"exported {len(paths)} file(s) to {folder}",
+                                                                           30_000), self.exported.emit(folder)))
+        worker.error.connect(lambda error: show_error(self, error))
+        self.export_worker = worker.start()
+        return worker
