@@ -225,7 +225,7 @@ def test_preferences_show_the_model_in_use_and_ok_keeps_it(qtbot, store):
     window = MainWindow(AppSettings(), store)  # no model configured: the built-in demo model
     qtbot.addWidget(window)
     assert window.model_path == str(demo_model_path())
-    in_use, demo = window.models_in_use()
+    in_use, demo = window.preferences.models_in_use()
     dialog = PreferencesDialog(window.settings, window, in_use=in_use, in_use_is_demo=demo)
     qtbot.addWidget(dialog)
     assert "demo" in dialog.in_use.text() and str(demo_model_path()) in dialog.in_use.text()

@@ -135,7 +135,7 @@ def test_a_study_pushed_by_the_pacs_arrives_in_the_inbox_and_opens(qtbot, pacs, 
     pushed = requests.post(f"http://127.0.0.1:{HTTP_PORT}/modalities/inbox/store", data=orthanc_id,
                            auth=(USER, PASSWORD), timeout=60)
     assert pushed.status_code == 200
-    window.open_inbox()
+    window.preferences.open_inbox()
     dialog = window.inbox_dialog
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=30_000)
     assert f"receiving as {INBOX_AET} on port {INBOX_PORT}" in dialog.status.text()

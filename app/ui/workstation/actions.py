@@ -27,12 +27,12 @@ class WorkstationActions:
         file_menu = bar.addMenu("&File")
         window.add_action(file_menu, "Open exam folder…", "Ctrl+O", window.exams.choose_exam, "openExam")
         window.add_action(file_menu, "Open from PACS…", "Ctrl+Shift+O", window.open_from_pacs, "openFromPacs")
-        window.add_action(file_menu, "Received studies…", "Ctrl+Shift+I", window.open_inbox, "openInbox")
+        window.add_action(file_menu, "Received studies…", "Ctrl+Shift+I", window.preferences.open_inbox, "openInbox")
         window.add_action(file_menu, "Export report…", "Ctrl+E", window.exports.open_export, "exportReport")
         window.retry_send_action = window.add_action(file_menu, "Send again (the export the PACS did not take)", None,
                                                  window.retry_send, "retrySend")
         window.retry_send_action.setEnabled(False)
-        window.add_action(file_menu, "Preferences…", "Ctrl+,", window.open_preferences, "preferences")
+        window.add_action(file_menu, "Preferences…", "Ctrl+,", window.preferences.open_preferences, "preferences")
         quit_action = window.add_action(file_menu, "Quit", "Ctrl+Q", window.close, "quit")
         quit_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)  # without a click into the window first
         analysis = bar.addMenu("&Analysis")

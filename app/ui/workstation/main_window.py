@@ -2,7 +2,8 @@
 
 The jobs live beside it, one controller each: ``exam_control`` (open, show, clear), ``analysis_control`` (models
 and their analysis), ``priors_control``, ``reading_control`` (estimate, commit, amendments, marks),
-``export_control``, ``overlay_bar`` (what of a result is drawn) and ``actions`` (menus, shortcuts, view tools);
+``export_control``, ``settings_control`` (preferences, the Storage SCP), ``overlay_bar`` (what of a result is
+drawn), ``status_bar`` and ``actions`` (menus, shortcuts, view tools);
 their Qt-free tasks are in ``app/workstation.py``. The GUI thread never reads files, runs SQL reads or encodes
 JSON: the exam, the stored reads and marks arrive from a background task, analyses (or restored results) and
 their overlay pixels from another, and writes go through the store's writer thread.
@@ -23,19 +24,16 @@ from PySide6.QtWidgets import (
     QListWidget,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
-    QPushButton,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
 from app.overlay_images import OverlayImages
-from app.pacs.inbox import InboxService, inbox_folder
+from app.pacs.inbox import InboxService
 from app.settings import AppSettings
 from app.study.store import ReaderMark, Store
 from app.ui.errors import show_error
-from app.ui.pacs.inbox_dialog import InboxDialog
 from app.ui.worker import Worker
 from app.ui.workstation.actions import WorkstationActions
 from app.ui.workstation.analysis_control import AnalysisControl
@@ -44,13 +42,13 @@ from app.ui.workstation.export_control import ExportControl
 from app.ui.workstation.hanging import HangingWidget
 from app.ui.workstation.overlay_bar import OverlayControl, build_overlay_toolbar
 from app.ui.workstation.patch_gallery import PatchGalleryWidget
-from app.ui.workstation.preferences import PreferencesDialog
+from app.ui.workstation.settings_control import SettingsControl
+from app.ui.workstation.status_bar import build_status_bar
 from app.ui.workstation.priors_control import PriorsControl
 from app.ui.workstation.reading_control import ReadingControl
 from app.ui.workstation.score_panel import ScorePanelWidget
 from app.ui.workstation.view_widget import OverlayOptions
-from app.workstation import PriorFound, save_settings_task
-from inference.errors import MammoError
+from app.workstation import PriorFound
 from inference.intake.exam import Exam
 from inference.intake.views import View
 from inference.results.exam_result import ExamResult
@@ -93,6 +91,7 @@ class MainWindow(QMainWindow):
         self.reading = ReadingControl(self)  # the reader's estimate, commit, amendments and marks
         self.exports = ExportControl(self)  # reports, DICOM results and sending them
         self.overlay_control = OverlayControl(self)  # what of a result is drawn
+        self.preferences = SettingsControl(self)  # preferences, saved settings, the Storage SCP
         self.settings = settings
         self.store = store
         self.model_path = model_path if model_path is not None else self._configured_models()
@@ -164,7 +163,7 @@ class MainWindow(QMainWindow):
         self.entry_action.setVisible(False)
         self.entry_label_action.setVisible(False)
         self.layer_action.setVisible(False)
-        self._build_status_bar()
+        build_status_bar(self)
         from app.pacs.credentials import PLAIN_HTTP_FLAG  # noqa: PLC0415
         from app.ui.log_notices import StatusLogNotices  # noqa: PLC0415
 
@@ -190,7 +189,7 @@ class MainWindow(QMainWindow):
         self.scores.reader.changed.connect(self._save_timer.start)
         self.scores.reader.committed.connect(self.reading.commit_estimate)
         self.analyses.update_model_banner()
-        self.apply_scp()
+        self.preferences.apply_scp()
         self.resize(1600, 1000)
 
     # ------------------------------------------------------------------------------------------- building
@@ -203,28 +202,6 @@ class MainWindow(QMainWindow):
         demo = demo_model_path()
         return str(demo) if demo is not None else ""
 
-    def _build_status_bar(self) -> None:
-        status = self.statusBar()
-        self.cursor_label = QLabel("")
-        self.cursor_label.setObjectName("cursorLabel")
-        self.stage_label = QLabel("")
-        self.stage_label.setObjectName("stageLabel")
-        self.progress = QProgressBar()
-        self.progress.setObjectName("analysisProgress")
-        self.progress.setFixedWidth(180)
-        self.progress.hide()
-        self.cancel_button = QPushButton("Cancel (Esc)")
-        self.cancel_button.setObjectName("cancelButton")
-        self.cancel_button.clicked.connect(self.analyses.cancel_analysis)
-        self.cancel_button.hide()
-        self.device_label = QLabel("")
-        self.device_label.setObjectName("deviceLabel")
-        status.addWidget(self.cursor_label, 1)
-        status.addPermanentWidget(self.stage_label)
-        status.addPermanentWidget(self.progress)
-        status.addPermanentWidget(self.cancel_button)
-        status.addPermanentWidget(self.device_label)
-
     def add_action(self, menu, text: str, shortcut: str | None, slot, name: str) -> QAction:
         """A menu action that is also a window shortcut (Help lists it from here)."""
         action = QAction(text, self)
@@ -235,8 +212,6 @@ class MainWindow(QMainWindow):
         menu.addAction(action)
         self.addAction(action)
         return action
-
-    # ------------------------------------------------------------------------------------------ overlays
 
     # --------------------------------------------------------------------------------------- exam / model
 
@@ -257,20 +232,6 @@ class MainWindow(QMainWindow):
         """Our running Storage SCP, or None."""
         return self.inbox.scp
 
-    def open_inbox(self) -> None:
-        """File → Received studies: what our Storage SCP received (see Preferences)."""
-        dialog = InboxDialog(inbox_folder(), self.inbox.describe(self.settings), self)
-        dialog.studyChosen.connect(self.exams.open_exam)
-        self.inbox_dialog = dialog
-        dialog.open()
-
-    def apply_scp(self) -> None:
-        """Start, restart or stop our Storage SCP as the preferences say; a port in use is a message."""
-        try:
-            self.inbox.apply(self.settings)
-        except MammoError as error:
-            self._on_error(error)
-
     def store_unavailable(self, error: BaseException) -> None:
         """The local store could not be opened (a full disk, a read-only config folder): the workstation
         still reads and analyses, and says plainly that nothing is saved."""
@@ -287,14 +248,6 @@ class MainWindow(QMainWindow):
     def _on_error(self, error: BaseException) -> None:
         self.scores.set_status(f"Problem: {error}")
         show_error(self, error)
-
-    # ------------------------------------------------------------------------------------------ laterality
-
-    # ------------------------------------------------------------------------------------ reader estimate
-
-    # ---------------------------------------------------------------------------------------------- export
-
-    # ------------------------------------------------------------------------------------------ settings
 
     # -------------------------------------------------------------------- the window's API (scripts, tests)
 
@@ -336,31 +289,8 @@ class MainWindow(QMainWindow):
     def retry_send(self) -> Worker | None:
         return self.exports.retry_send()
 
-    def models_in_use(self) -> tuple[str, bool]:
-        """(what the window uses now, whether that is the built-in demo model)."""
-        return self.model_path, self.analyses.model_is_demo()
-
-    def open_preferences(self) -> None:
-        in_use, demo = self.models_in_use()
-        dialog = PreferencesDialog(self.settings, self, in_use=in_use, in_use_is_demo=demo)
-        if dialog.exec():
-            self.apply_settings(dialog.settings())
-
     def apply_settings(self, settings: AppSettings) -> None:
-        """Take new preferences; an empty model field means the built-in demo model, never "none"."""
-        models_changed = settings.model_path != self.settings.model_path
-        self.settings = settings
-        if models_changed:
-            self.model_path = self._configured_models()
-            self._groups, self._groups_key = None, None
-        self.overlays_box.setChecked(settings.show_overlays or self.overlays_box.isChecked())
-        self.hanging.set_exam_window(self.hanging.exam_window, linked=settings.link_window)
-        saver = self._track(Worker(save_settings_task, settings))
-        saver.error.connect(self._on_error)
-        self._settings_worker = saver.start()
-        self.analyses.update_model_banner()
-        self.reading.apply_blind_state()
-        self.apply_scp()
+        self.preferences.apply_settings(settings)
 
     def closeEvent(self, event):  # noqa: N802 - Qt override
         self.security_notices.detach()

@@ -1,0 +1,60 @@
+"""Preferences and the inbox: taking new settings (models, overlays, the exam's window link, blind-first, the
+Storage SCP), saving them in the background, and the received studies."""
+
+from __future__ import annotations
+
+from app.pacs.inbox import inbox_folder
+from app.settings import AppSettings
+from app.ui.pacs.inbox_dialog import InboxDialog
+from app.ui.worker import Worker
+from app.ui.workstation.preferences import PreferencesDialog
+from app.workstation import save_settings_task
+from inference.errors import MammoError
+
+
+class SettingsControl:
+    """The window's preferences, its saved settings and its Storage SCP (``app.pacs.inbox``)."""
+
+    def __init__(self, window) -> None:
+        self.window = window
+
+    def open_inbox(self) -> None:
+        """File → Received studies: what our Storage SCP received (see Preferences)."""
+        dialog = InboxDialog(inbox_folder(), self.window.inbox.describe(self.window.settings), self.window)
+        dialog.studyChosen.connect(self.window.exams.open_exam)
+        self.window.inbox_dialog = dialog
+        dialog.open()
+
+    def apply_scp(self) -> None:
+        """Start, restart or stop our Storage SCP as the preferences say; a port in use is a message."""
+        try:
+            self.window.inbox.apply(self.window.settings)
+        except MammoError as error:
+            self.window._on_error(error)
+
+    def models_in_use(self) -> tuple[str, bool]:
+        """(what the window uses now, whether that is the built-in demo model)."""
+        return self.window.model_path, self.window.analyses.model_is_demo()
+
+    def open_preferences(self) -> None:
+        in_use, demo = self.models_in_use()
+        dialog = PreferencesDialog(self.window.settings, self.window, in_use=in_use, in_use_is_demo=demo)
+        if dialog.exec():
+            self.apply_settings(dialog.settings())
+
+    def apply_settings(self, settings: AppSettings) -> None:
+        """Take new preferences; an empty model field means the built-in demo model, never "none"."""
+        window = self.window
+        models_changed = settings.model_path != window.settings.model_path
+        window.settings = settings
+        if models_changed:
+            window.model_path = window._configured_models()
+            window._groups, window._groups_key = None, None
+        window.overlays_box.setChecked(settings.show_overlays or window.overlays_box.isChecked())
+        window.hanging.set_exam_window(window.hanging.exam_window, linked=settings.link_window)
+        saver = window._track(Worker(save_settings_task, settings))
+        saver.error.connect(window._on_error)
+        window._settings_worker = saver.start()
+        window.analyses.update_model_banner()
+        window.reading.apply_blind_state()
+        self.apply_scp()
