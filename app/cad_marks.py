@@ -127,23 +127,28 @@ def place_labels(boxes: Sequence[Rect], size: tuple[float, float], nipple_left: 
     return placed
 
 
-def mask_outline(mask) -> list[np.ndarray]:
-    """The outline of a detection's instance mask (``inference.results.types.InstanceMask``) as closed polygons,
-    (N, 2) float arrays of (row, col) in the original image: each piece's boundary cells, their centres mapped
-    through the mask's affine. Empty when nothing of the mask is inside the finding."""
+def mask_outline(mask) -> np.ndarray | None:
+    """The outline of a detection's instance mask (``inference.results.types.InstanceMask``): (k, 2) (row, col) in
+    the original image, the outer contour of the mask's largest piece (cv2.findContours on the mask's own cells),
+    its vertices at the centres of the boundary cells mapped through the mask's affine (a piece one cell thick in
+    a line: its cells' rectangle); None when no cell is inside. The screen, the gallery and the SR draw this one."""
     import cv2  # noqa: PLC0415
 
-    inside = np.ascontiguousarray(mask.binary().astype(np.uint8))
-    if not inside.any():
-        return []
-    contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    a = np.asarray(mask.to_original, np.float64)
-    polygons = []
-    for contour in contours:
-        cols, rows = contour[:, 0, 0] + 0.5, contour[:, 0, 1] + 0.5  # OpenCV points are (x = col, y = row)
-        polygons.append(np.stack([a[0, 0] * rows + a[0, 1] * cols + a[0, 2],
-                                  a[1, 0] * rows + a[1, 1] * cols + a[1, 2]], axis=1))
-    return polygons
+    from inference.results.types import map_points  # noqa: PLC0415
+
+    inside = mask.binary().astype(np.uint8)
+    if inside.size == 0 or not inside.any():
+        return None
+    # the piece with the most cells (a polygon's area would call a thin, many-celled piece empty)
+    _, pieces, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=8)
+    piece = (pieces == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    contours, _ = cv2.findContours(piece, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    largest = max(contours, key=len)[:, 0, :]  # (k, 2) x, y = col, row
+    if len(largest) >= 3:
+        return map_points(mask.to_original, largest[:, ::-1].astype(np.float64) + 0.5)
+    cells = np.argwhere(piece)
+    (r0, c0), (r1, c1) = cells.min(axis=0), cells.max(axis=0) + 1
+    return map_points(mask.to_original, np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]], np.float64))
 
 
 def outline_on_thumbnail(thumbnail: np.ndarray, polygons: Sequence[np.ndarray], box: Sequence[float],

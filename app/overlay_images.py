@@ -85,7 +85,8 @@ def shown_thumbnail(exam: Exam | None, view: View, region: ScoredRegion, flipped
         if region.mask is not None:  # a detection: its outline on the cut, in the CAD marks' colour (RGB)
             from app.cad_marks import mask_outline, outline_on_thumbnail  # noqa: PLC0415
 
-            thumbnail = outline_on_thumbnail(thumbnail, mask_outline(region.mask), region.box_original,
+            outline = mask_outline(region.mask)
+            thumbnail = outline_on_thumbnail(thumbnail, [] if outline is None else [outline], region.box_original,
                                              image.horizontal_flip)
         return thumbnail
     pixels = region.pixels if region.pixels is not None else np.zeros((8, 8), np.float32)

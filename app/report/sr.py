@@ -18,6 +18,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from app import __version__
+from app.cad_marks import mask_outline as outline_of
 from app.report.dicom_common import ReportError, deidentify_header, no_identifiers_in_warnings, read_source
 from inference.files import atomic_path
 from inference.intake.views import Laterality
@@ -63,30 +64,12 @@ def _class_measurements(classes, probabilities, malignancy) -> list:
 
 
 def mask_outline(mask, original_shape: tuple[int, int]) -> np.ndarray | None:
-    """The outline of an instance mask as a closed polygon of (column, row) SCOORD points on the source image
-    (pixel-edge coordinates: a pixel's centre is at +0.5): the outer contour of the binary mask's largest
-    piece (cv2.findContours on the mask's own cells), its vertices at the centres of the boundary cells mapped
-    through the mask's affine and kept on the image (a piece one cell thick in a line: its cells' rectangle);
-    None when no cell is inside.
-    """
-    import cv2  # noqa: PLC0415
-
-    from inference.results.types import map_points  # noqa: PLC0415
-
-    inside = mask.binary().astype(np.uint8)
-    if inside.size == 0 or not inside.any():
+    """The outline the screen draws (``app.cad_marks.mask_outline``) as a closed polygon of (column, row) SCOORD
+    points kept on the source image (pixel-edge coordinates: a pixel's centre is at +0.5); None when no cell of
+    the mask is inside."""
+    rows_cols = outline_of(mask)
+    if rows_cols is None:
         return None
-    # the piece with the most cells (a polygon's area would call a thin, many-celled piece empty)
-    _, pieces, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=8)
-    piece = (pieces == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
-    contours, _ = cv2.findContours(piece, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    largest = max(contours, key=len)[:, 0, :]  # (k, 2) x, y = col, row
-    if len(largest) >= 3:
-        rows_cols = map_points(mask.to_original, largest[:, ::-1].astype(np.float64) + 0.5)
-    else:  # a piece one cell thick in a line: the rectangle of its cells' edges
-        cells = np.argwhere(piece)
-        (r0, c0), (r1, c1) = cells.min(axis=0), cells.max(axis=0) + 1
-        rows_cols = map_points(mask.to_original, np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]], np.float64))
     rows, cols = original_shape
     points = np.stack([np.clip(rows_cols[:, 1], 0, cols), np.clip(rows_cols[:, 0], 0, rows)], axis=1)
     return np.concatenate([points, points[:1]])

@@ -51,3 +51,17 @@ def resume(path: Path, model: torch.nn.Module, optimizers: Mapping[str, torch.op
         generator.set_state(state["generators"][name])
     torch.set_rng_state(state["torch_rng"])
     return json.loads(state["progress"]), json.loads(state["history"])
+
+
+def resume_epochs(path: Path, model: torch.nn.Module, optimizers: Mapping[str, torch.optim.Optimizer],
+                  device: torch.device, generators: Mapping[str, torch.Generator] | None = None,
+                  log=None) -> tuple[int, list[dict[str, Any]]]:
+    """:func:`resume` for trainings counted in epochs: (epochs done, history), (0, []) without a checkpoint;
+    ``log`` is told where the run resumes."""
+    resumed = resume(path, model, optimizers, device, generators)
+    if resumed is None:
+        return 0, []
+    progress, history = resumed
+    if log is not None:
+        log(f"resumed from epoch {progress['epoch']}")
+    return int(progress["epoch"]), history

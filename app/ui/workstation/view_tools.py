@@ -142,7 +142,8 @@ def detection_outline(mask, tooltip: str) -> QGraphicsPathItem:
     from app.cad_marks import mask_outline  # noqa: PLC0415
 
     path = QPainterPath()
-    for polygon in mask_outline(mask):
+    polygon = mask_outline(mask)
+    if polygon is not None:
         path.moveTo(QPointF(polygon[0, 1], polygon[0, 0]))
         for row, col in polygon[1:]:
             path.lineTo(QPointF(col, row))

@@ -37,7 +37,7 @@ from inference.families.attention_cnn.mias import CLASSES, balanced_resample, st
 from inference.families.attention_cnn.model import AttentionCNN, AttentionCNNConfig, remap_torchvision_vgg16
 from inference.training.common import JsonOptions, load_pretrained, store_float16
 from inference.training.device import training_device, training_memory_format
-from inference.training.resume import resume, save_checkpoint
+from inference.training.resume import resume_epochs, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -172,13 +172,9 @@ def train_attention(config: AttentionTrainConfig, progress=None) -> Path:
         cached = torch.stack([encode(model, flipped(x_train, v), device) for v in range(4)])  # (4, N, C, h, w)
         log(f"encoded {len(train)} images x 4 flips in {time.perf_counter() - started:.1f} s (frozen encoder)")
 
-    start_epoch, history = 0, []
     checkpoint = out / "checkpoint.pt"
-    resumed = resume(checkpoint, model, {"optimizer": optimizer}, device)  # dropout continues as uninterrupted
-    if resumed:
-        progress, history = resumed
-        start_epoch = progress["epoch"]
-        log(f"resumed from epoch {start_epoch}")
+    # with the random state: dropout continues as in an uninterrupted run
+    start_epoch, history = resume_epochs(checkpoint, model, {"optimizer": optimizer}, device, log=log)
     for epoch in range(start_epoch, config.epochs):
         generator = np.random.default_rng([config.seed, epoch])
         epoch_order = np.asarray(order)[generator.permutation(len(order))]

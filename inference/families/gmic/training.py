@@ -33,7 +33,7 @@ from inference.families.preprocess import extract_window, prepare_view
 from inference.training.common import JsonOptions, store_float16
 from inference.intake.views import View
 from inference.training.device import training_device, training_memory_format
-from inference.training.resume import resume, save_checkpoint
+from inference.training.resume import resume_epochs, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -208,13 +208,8 @@ def train(config: TrainConfig, progress=None) -> Path:
         "memory format")
     model = GMIC(config.model_config()).to(device=device, memory_format=memory_format).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    start_epoch, history = 0, []
     checkpoint = out / "checkpoint.pt"
-    resumed = resume(checkpoint, model, {"optimizer": optimizer}, device)
-    if resumed:
-        progress, history = resumed
-        start_epoch = progress["epoch"]
-        log(f"resumed from epoch {start_epoch}")
+    start_epoch, history = resume_epochs(checkpoint, model, {"optimizer": optimizer}, device, log=log)
     wrapped = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     for epoch in range(start_epoch, config.epochs):

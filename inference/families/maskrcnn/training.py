@@ -38,7 +38,7 @@ from inference.files import write_text_atomic
 from inference.training.common import JsonOptions, store_float16
 from inference.training.labelled_images import BACKGROUND_NAMES, LabelledImage, csv_images, phantom_images
 from inference.training.device import training_device
-from inference.training.resume import resume, save_checkpoint
+from inference.training.resume import resume_epochs, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -329,13 +329,9 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    start_epoch, history = 0, []
     checkpoint_path = out / "checkpoint.pt"
-    resumed = resume(checkpoint_path, model, {"optimizer": optimizer}, device, {"sampling": generator})
-    if resumed:
-        progress, history = resumed
-        start_epoch = progress["epoch"]
-        log(f"resumed from epoch {start_epoch}")
+    start_epoch, history = resume_epochs(checkpoint_path, model, {"optimizer": optimizer}, device,
+                                         {"sampling": generator}, log=log)
     for epoch in range(start_epoch, config.epochs):
         rate = config.lr if epoch < config.lr_drop_epoch else config.lr_after
         for group in optimizer.param_groups:

@@ -32,7 +32,7 @@ from inference.training.labelled_images import LabelledImage, csv_images, phanto
 from inference.families.sliding_window.evaluation import calibration_record, evaluate_readings, fit_on_readings, read_images
 from inference.families.sliding_window.windows import cut_windows, tissue_mask, window_grid
 from inference.training.device import training_device, training_memory_format
-from inference.training.resume import resume, save_checkpoint
+from inference.training.resume import resume_epochs, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -171,13 +171,8 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
         "memory format")
     model = PatchClassifier(config.model_config()).to(device=device, memory_format=memory_format).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    start_epoch, history = 0, []
     checkpoint = out / "checkpoint.pt"
-    resumed = resume(checkpoint, model, {"optimizer": optimizer}, device)
-    if resumed:
-        progress, history = resumed
-        start_epoch = progress["epoch"]
-        log(f"resumed from epoch {start_epoch}")
+    start_epoch, history = resume_epochs(checkpoint, model, {"optimizer": optimizer}, device, log=log)
     steps = max(1, config.windows_per_epoch // config.batch_size)
     for epoch in range(start_epoch, config.epochs):
         rng = np.random.default_rng([config.seed, epoch])
