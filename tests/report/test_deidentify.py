@@ -32,6 +32,11 @@ METHOD = {"113100", "113107", "113108"}  # Basic Profile, Modified Dates, Patien
 LESIONS = {"R-CC": (600, 500), "L-CC": (800, 250), "R-MLO": (700, 450), "L-MLO": (500, 300)}
 
 
+# full length: a short UID under pydicom's root would be the start of about one generated UID in a hundred, and a
+# fresh UID of the de-identified copy would then "contain" it
+FRAME_UID = "1.2.826.0.1.3680043.8.498.77000000000000000000000000000000000077"  # 64 characters, the most a UID has
+
+
 @pytest.fixture(scope="module")
 def named_exam(tmp_path_factory):
     """(the batch folder, the exam folder ``Smith_Sally_19140522``, every original string to look for)."""
@@ -44,7 +49,7 @@ def named_exam(tmp_path_factory):
         ds = make_dataset(synthetic_view(view, lesion), view, StudyDescription=FREE_TEXT,
                           SeriesDescription=f"{view} Smith", ImageComments="Sally Smith, left breast scar",
                           PatientAge="100Y", PatientSex="F", AccessionNumber=ACCESSION, PatientBirthDate=BIRTH_DATE,
-                          StudyDate=STUDY_DATE, AcquisitionDate=ACQUIRED, FrameOfReferenceUID="1.2.826.0.1.3680043.8.498.77",
+                          StudyDate=STUDY_DATE, AcquisitionDate=ACQUIRED, FrameOfReferenceUID=FRAME_UID,
                           BurnedInAnnotation="NO")
         write(ds, folder, f"{number}.dcm")
         originals |= {ds.SOPInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID}
