@@ -14,13 +14,16 @@ from app.exam_window import ExamWindow, exam_window
 from app.overlay_images import OverlayImages, prepare_overlays
 from app.pacs.inbox import inbox_folder
 from app.pacs.nodes import StudyAddress, node_of
+from app.prior_registration import ViewRegistration, register_exam
 from app.settings import AppSettings
 from app.study.store import BreastRead, ReaderMark, Store
 from inference.errors import MammoError
 from inference.intake.exam import Exam, load_exam
+from inference.intake.views import View
 from inference.results.exam_result import ExamResult
 
 if TYPE_CHECKING:
+    from app.pacs.priors import PriorStudy
     from inference.weights import ModelGroup
 
 DEMO_EXAM = object()  # load_exam_task(DEMO_EXAM, …) and the window's open_exam(DEMO_EXAM) open the built-in demo
@@ -111,15 +114,29 @@ def analysis_task(exam: Exam, model_path: str, cached: list[ModelGroup] | None, 
 
 @dataclass(frozen=True)
 class PriorFound:
-    prior: object  # app.pacs.priors.PriorStudy
+    """A prior study of the exam's patient, loaded, with each of its views registered to the current one."""
+
+    prior: PriorStudy  # the study shown
     exam: Exam
-    earlier: int  # how many earlier studies were found
+    studies: tuple[PriorStudy, ...]  # every earlier study found, most recent first
+    registrations: dict[View, ViewRegistration]
+
+    @property
+    def earlier(self) -> int:
+        """How many earlier studies were found."""
+        return len(self.studies)
+
+
+@dataclass(frozen=True)
+class PriorAnalysis:
+    result: ExamResult
+    overlays: OverlayImages  # the prior's maps, prepared as the current exam's are
 
 
 def priors_task(exam: Exam, pacs_node: str, ae_title: str, *, progress, cancel) -> PriorFound | None:
-    """The most recent earlier MG study of the exam's patient (local folders first, then the PACS), loaded."""
-    from app.pacs.priors import find_priors  # noqa: PLC0415
-    from app.pacs.retrieve import cache_root, retrieve_study  # noqa: PLC0415
+    """The patient's earlier MG studies (local folders first, then the PACS); the most recent one loaded."""
+    from app.pacs.priors import find_priors  # noqa: PLC0415 - the PACS modules load with the first prior search
+    from app.pacs.retrieve import cache_root  # noqa: PLC0415
 
     progress("looking for priors", 0, 1)
     roots = [p for p in (exam.source.parent if exam.source is not None else None, cache_root(), inbox_folder()) if p]
@@ -127,18 +144,32 @@ def priors_task(exam: Exam, pacs_node: str, ae_title: str, *, progress, cancel) 
     priors = find_priors(exam, node=node, roots=roots)
     if not priors or cancel():
         return None
-    latest = priors[0]
-    folder = latest.location
+    return prior_load_task(exam, priors[0], tuple(priors), progress=progress, cancel=cancel)
+
+
+def prior_load_task(exam: Exam, study: PriorStudy, studies: tuple[PriorStudy, ...], *, progress,
+                    cancel) -> PriorFound | None:
+    """One prior study (retrieved first when it is on the PACS), loaded and registered view by view."""
+    folder = study.location
     if isinstance(folder, StudyAddress):
+        from app.pacs.retrieve import retrieve_study  # noqa: PLC0415
+
         progress(f"retrieving the prior from {folder.node.describe()}", 0, 1)
         folder = retrieve_study(folder, progress=progress, cancel=cancel).folder
-    return PriorFound(latest, prepare_display(load_exam(folder)), len(priors))
+    prior = prepare_display(load_exam(folder))
+    if cancel():
+        return None
+    progress("registering the prior to the current views", 0, 1)
+    return PriorFound(study, prior, studies, register_exam(exam, prior))
 
 
 def prior_analysis_task(prior: Exam, groups: list[ModelGroup], device: str, mode: str, store: Store | None, *,
-                         progress, cancel) -> ExamResult:
-    return analyse_or_restore(prior, groups, store=store, device=device, mode=mode, progress=progress,
-                              cancel=cancel).result
+                        progress, cancel) -> PriorAnalysis:
+    """The prior analysed by the models loaded for the current exam, with its maps' pixels."""
+    result = analyse_or_restore(prior, groups, store=store, device=device, mode=mode, progress=progress,
+                                cancel=cancel).result
+    members = {g.id: tuple(m.identity for m in g.members) for g in groups}
+    return PriorAnalysis(result, prepare_overlays(result, prior, members))
 
 
 def save_settings_task(settings: AppSettings, *, progress, cancel) -> None:

@@ -3,6 +3,8 @@ scores shown beside the current ones (hidden with the model while blind)."""
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 from pydicom.uid import generate_uid
 
@@ -14,12 +16,17 @@ from tests.inference.intake.dicom_factory import make_dataset, write
 VIEWS = {"L-CC": (700, 250), "R-CC": (600, 500), "L-MLO": (800, 250), "R-MLO": (700, 500)}
 
 
-def write_exam(folder, date: str, patient: str = "PID-7", issuer: str = "", views=VIEWS, ml_for=None):
+def write_exam(folder, date: str, patient: str = "PID-7", issuer: str = "", views=VIEWS, ml_for=None, shift=(0, 0)):
+    """An exam of synthetic views; ``shift`` (rows, columns) moves every breast, as a positioning would."""
     folder.mkdir(parents=True, exist_ok=True)
     study = generate_uid()
     for view, lesion in views.items():
         projection = "ML" if ml_for == view else None
-        ds = make_dataset(synthetic_view(view, lesion), view, projection=projection)
+        pixels = synthetic_view(view, lesion)
+        if shift != (0, 0):
+            move = np.float32([[1, 0, shift[1]], [0, 1, shift[0]]])
+            pixels = cv2.warpAffine(pixels, move, pixels.shape[::-1], flags=cv2.INTER_NEAREST)
+        ds = make_dataset(pixels, view, projection=projection)
         ds.StudyInstanceUID, ds.StudyDate, ds.PatientID, ds.AccessionNumber = study, date, patient, f"A{date}"
         if issuer:
             ds.IssuerOfPatientID = issuer
@@ -88,5 +95,87 @@ def test_the_prior_hangs_below_the_current_and_its_scores_show_beside(qtbot, arc
         window.scores.reader.inputs[side].spin.setValue(20)
     assert window.commit_estimate()
     assert panel.prior_label.isVisible()
+    window.close()
+    store.close()
+
+
+def test_a_registered_prior_follows_the_cursor_and_shows_its_maps_after_the_commit(qtbot, tmp_path, stub_model):
+    """Issue 25: each prior view registered to its current view (SimpleITK): the cursor, the magnifier and the
+    cross-reference follow into the prior (and back); another prior is chosen with Shift+P; the prior's maps are
+    drawn for the model chosen, hidden while the reader has not committed."""
+    from PySide6.QtGui import QAction
+    from PySide6.QtTest import QTest
+
+    from app.settings import AppSettings
+    from app.study.store import Store
+    from app.ui.workstation.hanging import Layout
+    from app.ui.workstation.main_window import MainWindow
+    from inference.intake.views import View
+
+    root = tmp_path / "exams"
+    current = write_exam(root / "now", "20260110")
+    write_exam(root / "2025", "20250107", shift=(50, -35))  # the breast 50 rows lower, 35 columns to the left
+    write_exam(root / "2023", "20230105")
+    store = Store(tmp_path / "store.db")
+    window = MainWindow(AppSettings(blind_first=True), store)
+    qtbot.addWidget(window)
+    window.resize(1500, 900)
+    window.show()
+    window.use_models([stub_model])
+    with qtbot.waitSignal(window.priorShown, timeout=60_000):
+        window.open_exam(current)
+    qtbot.waitUntil(lambda: window.prior_result is not None, timeout=120_000)
+    hanging = window.hanging
+    assert window.prior.exam.study_date == "20250107" and window.prior.earlier == 2
+    assert not window.prior.registrations[View.R_CC].approximate
+    window.findChild(QAction, "layout6").trigger()
+    window.magnifier_action.trigger()
+    current_cc, prior_cc = hanging.views[View.R_CC], hanging.prior_views[View.R_CC]
+
+    def point_at(widget, row, col):  # a real mouse move over the view, as the reader's hand makes it
+        at = widget.item_to_widget(col, row)
+        QTest.mouseMove(widget.graphics.viewport(), at)
+        qtbot.wait(20)
+
+    point_at(current_cc, 600.5, 500.5)  # the current lesion's centre
+    cross = prior_cc.linked_cursor
+    assert cross.isVisible()
+    assert abs(cross.pos().y() - 650.5) < 3 and abs(cross.pos().x() - 465.5) < 3  # the prior lesion's centre
+    assert prior_cc.magnifier.isVisible()  # the lens follows into the prior, over the same place
+    lens = prior_cc.magnifier.geometry().center()
+    expected = prior_cc.item_to_widget(cross.pos().x(), cross.pos().y())
+    assert abs(lens.x() - expected.x()) <= 3 and abs(lens.y() - expected.y()) <= 3
+    window.crossref_action.trigger()
+    point_at(current_cc, 600.5, 502.5)
+    band = prior_cc.band.rect()
+    assert prior_cc.band.isVisible() and band.left() <= 465.5 <= band.right()
+    point_at(prior_cc, 650.5, 465.5)  # and back: the prior's point in the current view
+    back = current_cc.linked_cursor
+    assert back.isVisible() and abs(back.pos().y() - 600.5) < 3 and abs(back.pos().x() - 500.5) < 3
+    window.crossref_action.trigger()
+    window.magnifier_action.trigger()
+
+    # the prior's maps: analysed with the current models, drawn for the model chosen, hidden while blind
+    qtbot.waitUntil(lambda: prior_cc.result is not None, timeout=30_000)
+    assert not prior_cc._options.visible and not prior_cc._options.regions
+    for side in ("R", "L"):
+        window.scores.reader.inputs[side].spin.setValue(20)
+    assert window.commit_estimate()
+    assert prior_cc._options.regions and current_cc._options.regions
+    window.findChild(QAction, "toggleOverlays").trigger()  # H: the maps, on demand
+    assert prior_cc._options == current_cc._options and prior_cc._options.visible
+    heat = prior_cc.heatmap_item("malignant")
+    assert heat is not None and heat.isVisible()
+
+    # another prior: Shift+P, loaded and registered in the background
+    menu = window.findChild(QAction, "nextPrior")
+    with qtbot.waitSignal(window.priorShown, timeout=60_000):
+        menu.trigger()
+    assert window.prior.exam.study_date == "20230105" and prior_cc.study_text[:2] == ["PRIOR", "2023-01-05"]
+    dates = [a.text().split()[0] for a in window.prior_menu.actions()]
+    assert dates == ["2025-01-07", "2023-01-05"] and window.prior_menu.actions()[1].isChecked()
+    qtbot.waitUntil(lambda: window.prior_result is not None, timeout=120_000)
+    point_at(current_cc, 600.5, 500.5)
+    assert abs(cross.pos().y() - 600.5) < 3 and abs(cross.pos().x() - 500.5) < 3  # this prior lies as the current
     window.close()
     store.close()

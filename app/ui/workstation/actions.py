@@ -43,6 +43,10 @@ class WorkstationActions:
         for key, mode in (("1", Layout.FOUR), ("2", Layout.CC), ("3", Layout.MLO), ("4", Layout.RIGHT), ("5", Layout.LEFT),
                           ("6", Layout.PRIOR_CC), ("7", Layout.PRIOR_MLO)):
             window.add_action(view, f"Layout: {mode.value}", key, lambda _=False, m=mode: window.hanging.set_layout(m), f"layout{key}")
+        window.prior_menu = view.addMenu("Prior study")  # filled with the dates found (app.ui.workstation.priors_control)
+        window.prior_menu.setObjectName("priorMenu")
+        window.prior_menu.setEnabled(False)
+        window.add_action(view, "Next earlier prior study", "Shift+P", window.priors.next_prior, "nextPrior")
         window.add_action(view, "Reset zoom, pan and window", "R", window.hanging.reset, "reset")
         window.add_action(view, "Invert", "I", lambda: self.each_view(lambda w: w.toggle_invert()), "invert")
         window.add_action(view, "Auto window", "A", lambda: self.each_view(lambda w: w.auto_window()), "autoWindow")

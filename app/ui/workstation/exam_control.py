@@ -40,7 +40,7 @@ class ExamControl:
             window.reading.save_reads(committed=window.committed)
         window.exam, window.exam_key = None, ""
         window.result, window.overlays, window.restored = None, None, False
-        window.prior, window.prior_result = None, None
+        window.prior, window.prior_result, window.prior_overlays = None, None, None
         window.committed = False
         window.marks = []
         window.hanging.set_prior(None)

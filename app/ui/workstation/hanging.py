@@ -6,17 +6,22 @@ any single view (double-click toggles). Every layout places its views in its own
 entry, at one physical scale (mm, where the pixel spacing is known) for the views shown. Zoom/pan can be
 linked across the two views of a row: since they hang back to back, the link shares the distance from the
 chest wall and the height, not raw pixel coordinates. The cross-reference (X) shows, for the point under the
-cursor in one view of a breast, the band at the same depth in the other view of that breast.
+cursor in one view of a breast, the band at the same depth in the other view of that breast. With a prior hung,
+each prior view is registered to its current view (app.prior_registration): the cursor, the magnifier and the
+cross-reference follow from either image into the other.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
+import numpy as np
+
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QWidget
 
 from app.overlay_images import OverlayImages
+from app.prior_registration import ViewRegistration, prior_image
 from app.ui.workstation.view_widget import MammoViewWidget, OverlayOptions
 from inference.intake.breast_geometry import corresponding_band
 from inference.intake.exam import Exam
@@ -53,21 +58,6 @@ PRIOR_GRID = {
 }
 LAYOUT_GRID.update(PRIOR_GRID)
 LAYOUT_VIEWS = {layout: tuple(grid) for layout, grid in LAYOUT_GRID.items()}
-# a prior slot takes the image of its own view, else one kept aside of the same breast and projection family
-FALLBACK_LABELS = {"CC": ("XCCL", "XCCM", "FB"), "MLO": ("ML", "LM", "LMO", "SIO")}
-
-
-def prior_image(exam: Exam, view: View):
-    """The prior's image for ``view``: its own slot, else the usual fallbacks (ML for MLO, XCCL for CC)."""
-    if view in exam.views:
-        return exam.views[view]
-    for label in FALLBACK_LABELS[view.projection.value]:
-        for image in exam.aside:
-            if image.view_label.split(" ")[0] == label and image.laterality == view.laterality.value:
-                return image
-    return None
-
-
 def study_text(exam: Exam | None) -> list[str]:
     """The standard corner text: study date, accession; the patient only when the exam is identified."""
     if exam is None:
@@ -101,6 +91,7 @@ class HangingWidget(QWidget):
             widget.setObjectName(f"prior_{view.value}")
             widget.mark_as_prior()
         self.prior: Exam | None = None
+        self.registrations: dict[View, ViewRegistration] = {}  # prior view -> current view, per slot
         self.linked = True
         self.link_window = True  # one window/level for the exam's views (Preferences unlink it)
         self.exam_window = None  # app.exam_window.ExamWindow of the exam shown
@@ -120,6 +111,8 @@ class HangingWidget(QWidget):
             widget.rangeChangedByUser.connect(self._on_user_range)
             widget.pointed.connect(self._on_pointed)
             widget.windowDraggedTo.connect(self._on_window_dragged)
+        for widget in self.prior_views.values():
+            widget.pointed.connect(self._on_prior_pointed)
         self._place()
         self.setStyleSheet("background: #101010;")
 
@@ -143,15 +136,59 @@ class HangingWidget(QWidget):
                 else:
                     widget.hide()
 
-    def set_prior(self, prior: Exam | None) -> None:
-        """The prior exam for the current-vs-prior layouts (its date on every label), or none."""
+    def set_prior(self, prior: Exam | None, registrations: dict[View, ViewRegistration] | None = None) -> None:
+        """The prior exam for the current-vs-prior layouts (its date on every label), or none; ``registrations``
+        link each current view to the prior's image in that slot."""
         self.prior = prior
+        self.registrations = dict(registrations or {}) if prior is not None else {}
         text = (["PRIOR", *([] if self.blinded else study_text(prior))] if prior is not None else [])
         for view, widget in self.prior_views.items():
             widget.set_image(prior_image(prior, view) if prior is not None else None, text, "")
             if widget.image is None:  # say what is missing: the whole prior study, or this view of it
                 widget.empty.setText("No prior study" if prior is None else f"No {view.value} image in the prior")
         self.fit_same_scale()
+
+    def set_prior_result(self, result: ExamResult | None, entry_id: str | None = None,
+                         overlays: OverlayImages | None = None) -> None:
+        """The prior's maps and regions of the model chosen for the current exam (slots whose image is the
+        prior's own view; an image kept aside in its place was not analysed)."""
+        for view, widget in self.prior_views.items():
+            own = self.prior is not None and widget.image is not None and self.prior.views.get(view) is widget.image
+            self._draw_entry(widget, result if own else None, view, entry_id, overlays)
+
+    def _follow_into_prior(self, view: View, row: float, col: float) -> None:
+        """The reader's cursor in a current view: its registered place in the prior's view of that slot (a
+        cross), the magnifier there too, and with the cross-reference on, the prior's bands."""
+        target = self.prior_views[view]
+        registration = self.registrations.get(view)
+        if registration is None or target.image is None or not target.isVisible():
+            return
+        point = registration.to_prior(row, col)
+        target.show_linked_cursor(point, registration.approximate)
+        source = self.views[view]
+        target.magnify_at(point if source._magnifier_on else None, source.magnification)
+        if self.cross_reference:
+            self._prior_bands(view, point, pointed_here=False)
+
+    def _on_prior_pointed(self, view: View, row: float, col: float) -> None:
+        """The reader's cursor in a prior view: its place in the current view (the inverse registration)."""
+        registration = self.registrations.get(view)
+        target = self.views[view]
+        if self.cross_reference:
+            self._prior_bands(view, (row, col), pointed_here=True)
+        if registration is None or target.image is None:
+            return
+        x, y, _ = np.linalg.solve(registration.matrix, np.array([col, row, 1.0]))
+        target.show_linked_cursor((float(y), float(x)), registration.approximate)
+
+    def _prior_bands(self, view: View, point: tuple[float, float], pointed_here: bool) -> None:
+        """In the prior: the cross-reference band in the prior's other projection of that breast and, for a
+        point followed from the current view, the band at its depth in the prior's view itself."""
+        here, other = self.prior_views[view], self.prior_views[OTHER_PROJECTION[view]]
+        axis, other_axis = here.breast_axis(), other.breast_axis()
+        here.show_band(corresponding_band(axis, point, axis) if axis is not None and not pointed_here else None)
+        other.show_band(corresponding_band(axis, point, other_axis) if axis is not None and other_axis is not None
+                        else None)
 
     def resizeEvent(self, event):  # noqa: N802 - Qt override
         super().resizeEvent(event)
@@ -198,7 +235,10 @@ class HangingWidget(QWidget):
 
     def set_view_result(self, result: ExamResult | None, view: View, entry_id: str | None,
                         overlays: OverlayImages | None) -> None:
-        widget = self.views[view]
+        self._draw_entry(self.views[view], result, view, entry_id, overlays)
+
+    def _draw_entry(self, widget: MammoViewWidget, result: ExamResult | None, view: View, entry_id: str | None,
+                    overlays: OverlayImages | None) -> None:
         if result is None or view not in result.views:
             widget.set_result(None)
             return
@@ -215,7 +255,7 @@ class HangingWidget(QWidget):
         widget.set_result(entry_result, textures, entry.classes, region_operating_point(members))
 
     def set_overlay_options(self, options: OverlayOptions) -> None:
-        for widget in self.views.values():
+        for widget in (*self.views.values(), *self.prior_views.values()):
             widget.set_overlay_options(options)
 
     def visible_views(self) -> tuple[View, ...]:
@@ -268,10 +308,11 @@ class HangingWidget(QWidget):
     def set_cross_reference(self, on: bool) -> None:
         self.cross_reference = on
         if not on:
-            for widget in self.views.values():
+            for widget in (*self.views.values(), *self.prior_views.values()):
                 widget.show_band(None)
 
     def _on_pointed(self, view: View, row: float, col: float) -> None:
+        self._follow_into_prior(view, row, col)
         if not self.cross_reference:
             return
         source, target = self.views[view], self.views[OTHER_PROJECTION[view]]

@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         self.prior: PriorFound | None = None
         self._unsent: list[Path] = []  # DICOM files of an export whose send failed
         self.prior_result: ExamResult | None = None
+        self.prior_overlays: OverlayImages | None = None  # the prior's maps, for the model chosen
         self.prior_worker: Worker | None = None
         self.analysis_worker: Worker | None = None
         self.export_worker: Worker | None = None

@@ -203,6 +203,7 @@ class OverlayControl:
         self._rebuild_overlay_controls()
         steps = [(lambda v=v: window.hanging.set_view_result(result, v, entry_id, overlays)) for v in window.hanging.views]
         steps.append(lambda: window.gallery.set_result(result, overlays, entry_id, window.exam))
+        steps.append(window.priors.draw_prior_maps)  # the prior's maps follow the model chosen
         steps.append(window.analyses.overlays_applied)
         window._overlays_pending = True
         window.analyses.run_steps(steps)

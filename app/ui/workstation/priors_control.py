@@ -1,13 +1,13 @@
-"""The patient's prior study: found and loaded in the background, shown in the current-vs-prior layouts, analysed
-with the same models."""
+"""The patient's prior studies: found, loaded and registered to the current views in the background, one of them
+shown in the current-vs-prior layouts (the reader chooses which), analysed with the same models, its maps drawn
+as the current exam's are."""
 
 from __future__ import annotations
 
 from app.ui.worker import Worker
-from app.workstation import PriorFound, prior_analysis_task, priors_task
+from app.workstation import PriorAnalysis, PriorFound, prior_analysis_task, prior_load_task, priors_task
 from inference.intake.exam import Exam
 from inference.intake.views import Laterality
-from inference.results.exam_result import ExamResult
 
 
 class PriorsControl:
@@ -19,7 +19,8 @@ class PriorsControl:
     def find_priors(self, exam: Exam) -> None:
         """In the background: the patient's most recent earlier study, for the current-vs-prior layouts."""
         window = self.window
-        window.prior, window.prior_result = None, None
+        window.prior, window.prior_result, window.prior_overlays = None, None, None
+        self._fill_menu(None)
         window.hanging.set_prior(None)
         window.scores.set_prior_text("")
         if window.prior_worker is not None and window.prior_worker.is_running():
@@ -39,14 +40,54 @@ class PriorsControl:
         if found is None:
             window.statusBar().showMessage("no prior study of this patient was found", 5000)
             return
-        window.prior = found
-        window.hanging.set_prior(found.exam)
-        date = found.exam.study_date
-        shown = f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 else date
-        window.statusBar().showMessage(f"prior: {shown} ({found.prior.where}; {found.earlier} earlier "
-                                     f"stud{'y' if found.earlier == 1 else 'ies'}) — 6 / 7: current above prior", 10_000)
+        window.prior, window.prior_result, window.prior_overlays = found, None, None
+        window.prior_worker = None  # the load has delivered (its thread may still be winding down): analyse now
+        window.hanging.set_prior(found.exam, found.registrations)
+        approximate = sorted(v.value for v, r in found.registrations.items() if r.approximate)
+        others = found.earlier - 1
+        window.statusBar().showMessage(
+            f"prior: {_date(found.exam.study_date)} ({found.prior.where}"
+            + (f"; {others} earlier: Shift+P for the next" if others else "") + ") — 6 / 7: current above prior; "
+            + (f"registration approximate on {', '.join(approximate)}" if approximate else "cursor linked"), 10_000)
+        self._fill_menu(found)
         window.priorShown.emit()
         self.analyse_prior()
+
+    def _fill_menu(self, found: PriorFound | None) -> None:
+        """View ▸ Prior study: every earlier study found, the one shown checked."""
+        menu = self.window.prior_menu
+        menu.clear()
+        menu.setEnabled(found is not None and found.earlier > 0)
+        for study in found.studies if found is not None else ():
+            action = menu.addAction(f"{_date(study.date)}  ({study.where}{', Acc ' + study.accession if study.accession else ''})")
+            action.setCheckable(True)
+            action.setChecked(study == found.prior)
+            action.triggered.connect(lambda _=False, s=study: self.choose_prior(s))
+
+    def next_prior(self) -> None:
+        """The next earlier prior study (after the oldest, the most recent again), loaded in the background."""
+        window = self.window
+        found = window.prior
+        if found is None or found.earlier < 2:
+            window.statusBar().showMessage("no other prior study of this patient", 3000)
+            return
+        index = found.studies.index(found.prior)
+        self.choose_prior(found.studies[(index + 1) % found.earlier])
+
+    def choose_prior(self, study) -> None:
+        """Show ``study`` (one of the prior studies found) below the current exam."""
+        window = self.window
+        found, exam = window.prior, window.exam
+        if found is None or exam is None:
+            return
+        if window.prior_worker is not None and window.prior_worker.is_running():
+            window.prior_worker.cancel()
+        window.statusBar().showMessage(f"loading the prior of {_date(study.date)}…", 5000)
+        worker = Worker(prior_load_task, exam, study, found.studies)
+        worker.result.connect(lambda chosen, e=exam: self._on_prior(chosen, e))
+        worker.error.connect(lambda error, e=exam: window.statusBar().showMessage(f"prior: {error}", 10_000)
+                             if e is window.exam else None)
+        window.prior_worker = window._track(worker).start()
 
     def analyse_prior(self) -> None:
         """Once the models are loaded (by the current exam's analysis), the prior's scores."""
@@ -63,13 +104,14 @@ class PriorsControl:
                              if p is window.prior else None)
         window.prior_worker = window._track(worker).start()
 
-    def _on_prior_result(self, result: ExamResult, prior: PriorFound) -> None:
+    def _on_prior_result(self, analysis: PriorAnalysis, prior: PriorFound) -> None:
         window = self.window
         if prior is not window.prior:
             return
-        window.prior_result = result
-        date = prior.exam.study_date
-        lines = [f"Prior {date[:4]}-{date[4:6]}-{date[6:8]}:" if len(date) == 8 else f"Prior {date}:"]
+        window.prior_result, window.prior_overlays = analysis.result, analysis.overlays
+        self.draw_prior_maps()
+        result = analysis.result
+        lines = [f"Prior {_date(prior.exam.study_date)}:"]
         for entry in result.entries:
             if not entry.malignancy:
                 continue
@@ -84,3 +126,17 @@ class PriorsControl:
             lines.append("no model gives a probability of malignancy")
         window.scores.set_prior_text("\n".join(lines))
         window.priorAnalysed.emit()
+
+    def draw_prior_maps(self) -> None:
+        """The prior's maps and regions of the model chosen for the current exam (hidden with the current
+        ones while the reader has not committed)."""
+        window = self.window
+        if window.prior_result is None:
+            return
+        ids = [e.id for e in window.prior_result.entries]
+        entry_id = window.entry_id if window.entry_id in ids else None
+        window.hanging.set_prior_result(window.prior_result if entry_id else None, entry_id, window.prior_overlays)
+
+
+def _date(date: str) -> str:
+    return f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 else date

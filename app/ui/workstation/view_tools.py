@@ -1,5 +1,5 @@
 """The reading tools of a view, as pure numpy (the magnifier's pixels) and small graphics items (ruler,
-reader's marks, cross-reference band, region boxes)."""
+reader's marks, cross-reference band, linked cursor, region boxes)."""
 
 from __future__ import annotations
 
@@ -134,6 +134,28 @@ class BandItem(QGraphicsRectItem):
     def hide_band(self) -> None:
         self.hide()
         self.centre.hide()
+
+
+class LinkedCursorItem(QGraphicsPathItem):
+    """Where the cursor of the linked view lies in this one (a registered prior, or the current view from the
+    prior's): a cross of constant size on screen, solid when the registration is good, dashed when it is only
+    approximate."""
+
+    def __init__(self, parent) -> None:
+        super().__init__(parent)
+        path = QPainterPath()
+        for (x0, y0), (x1, y1) in (((-14, 0), (-4, 0)), ((4, 0), (14, 0)), ((0, -14), (0, -4)), ((0, 4), (0, 14))):
+            path.moveTo(x0, y0)
+            path.lineTo(x1, y1)
+        self.setPath(path)
+        self.setFlag(QGraphicsPathItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+        self.setZValue(40)
+        self.hide()
+
+    def show_at(self, row: float, col: float, approximate: bool) -> None:
+        self.setPen(_pen((255, 190, 60), 2.0, Qt.PenStyle.DashLine if approximate else Qt.PenStyle.SolidLine))
+        self.setPos(QPointF(col, row))
+        self.show()
 
 
 def detection_outline(mask, tooltip: str) -> QGraphicsPathItem:

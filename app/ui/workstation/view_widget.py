@@ -21,6 +21,7 @@ from app.overlay_images import Texture
 from app.ui.workstation.view_tools import (
     MAGNIFICATIONS,
     BandItem,
+    LinkedCursorItem,
     MarkItem,
     RegionBoxItem,
     detection_outline,
@@ -197,6 +198,7 @@ class MammoViewWidget(QWidget):
         self.image_item.setFlag(self.image_item.GraphicsItemFlag.ItemClipsChildrenToShape, True)
         self.viewbox.addItem(self.image_item)
         self.band = BandItem(self.image_item)
+        self.linked_cursor = LinkedCursorItem(self.image_item)
         self.viewbox.windowDragged.connect(self._on_window_drag)
         self.viewbox.doubleClicked.connect(lambda: self.doubleClicked.emit(self.view))
         self.viewbox.sigRangeChangedManually.connect(self._on_user_range)
@@ -266,6 +268,7 @@ class MammoViewWidget(QWidget):
         self.clear_rulers()
         self.set_marks([])
         self.band.hide_band()
+        self.linked_cursor.hide()
         self.empty.setText(f"{self.view.value} unreadable: {unreadable}" if unreadable
                            else f"No {self.view.value} image in this exam")
         self.empty.setVisible(image is None)
@@ -749,6 +752,22 @@ class MammoViewWidget(QWidget):
         self.band.show_band(*band, float(self.image.pixels.shape[0]))
 
     # ------------------------------------------------------------------------------------ cursor, magnifier
+
+    def show_linked_cursor(self, point: tuple[float, float] | None, approximate: bool = False) -> None:
+        """Mark (row, col) as where the linked view's cursor is; None hides the mark (and the lens it moved)."""
+        if point is None or self.image is None:
+            self.linked_cursor.hide()
+            return
+        self.linked_cursor.show_at(point[0], point[1], approximate)
+
+    def magnify_at(self, point: tuple[float, float] | None, magnification: int) -> None:
+        """The lens over (row, col), as if the cursor were there (the linked view's lens follows the reader's)."""
+        if point is None or self.image is None:
+            self.set_magnifier(False)
+            return
+        self.magnification = magnification
+        at = self.item_to_widget(point[1], point[0])
+        self.update_magnifier(at, point)
 
     def item_to_widget(self, x: float, y: float) -> QPoint:
         self.viewbox.updateMatrix()  # pyqtgraph applies a new range lazily, at the next paint
