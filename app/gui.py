@@ -24,6 +24,7 @@ def run_gui(
     screenshot: str | None = None,
     settings_overrides: dict | None = None,
     worklist: str | None = None,
+    worklist_dates: str = "today",
 ) -> int:
     """Open the main window (on ``exam`` when given). With ``screenshot``, render the window to that PNG
     once the exam is shown and analysed (or cannot be), then exit."""
@@ -94,7 +95,7 @@ def run_gui(
     from app.workstation import DEMO_EXAM
 
     if worklist:
-        window.worklist.open_source(worklist)
+        window.worklist.open_source(worklist, worklist_dates)
     else:
         window.open_exam(Path(exam) if isinstance(exam, str) else (DEMO_EXAM if exam is None else exam))
     app.exec()

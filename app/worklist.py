@@ -2,14 +2,17 @@
 
 Sources are what a screening batch comes as: a folder tree (one exam per folder), a case CSV or exam list
 (as the batch reads them), a batch output folder (its ``scores.parquet`` names the exams it analysed), the
-Storage SCP's inbox (``inbox``) or one PACS study address. States (unread / in progress / read / flagged) and
+Storage SCP's inbox (``inbox``), one PACS study address, or a PACS query: a node's address without a study
+gives its MG studies of a day or a date range (today's by default), oldest first. States (unread / in progress / read / flagged) and
 the reading time per exam are kept in the store, per reader, keyed by the exam's location, so that a batch
 left half read opens where it was.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -48,9 +51,20 @@ class WorklistEntry:
     reading_seconds: float = 0.0
 
 
-def read_worklist_source(source: str | Path) -> list[WorklistItem]:
-    """The exams of ``source`` in reading order. Raises ``MammoError`` naming the source when it holds none."""
+def read_worklist_source(source: str | Path, dates: str = "today", ae_title: str = "") -> list[WorklistItem]:
+    """The exams of ``source`` in reading order. Raises ``MammoError`` naming the source when it holds none.
+
+    ``dates`` (a PACS query only): ``today``, ``YYYYMMDD``, or ``FROM-TO`` (either side may be left open);
+    ``ae_title``: our calling AE title for the query (the default one when empty)."""
     text = str(source)
+    from app.pacs.nodes import is_pacs_address  # noqa: PLC0415
+
+    if is_pacs_address(text):
+        from app.pacs.nodes import DEFAULT_AE_TITLE, parse_address  # noqa: PLC0415
+
+        node, study = parse_address(text, ae_title or DEFAULT_AE_TITLE)
+        if study is None:
+            return _pacs_query(text, node, dates)
     if text == INBOX:
         from app.pacs.scp import received_studies  # noqa: PLC0415
         from app.settings import config_dir  # noqa: PLC0415
@@ -66,6 +80,49 @@ def read_worklist_source(source: str | Path) -> list[WorklistItem]:
     from app.archive.sources import read_batch_source  # noqa: PLC0415
 
     return [WorklistItem(item.exam_id, item.path) for item in read_batch_source(source)]
+
+
+def query_dates(text: str, today: datetime.date | None = None) -> tuple[str, str]:
+    """(first, last) YYYYMMDD of ``today``, ``YYYYMMDD`` or ``FROM-TO`` ("" for an open side)."""
+    text = text.strip().lower()
+    if text in ("", "today"):
+        day = (today or datetime.date.today()).strftime("%Y%m%d")
+        return day, day
+    match = re.fullmatch(r"(\d{8})?(-)?(\d{8})?", text)
+    if not match or not (match.group(1) or match.group(3)) or (match.group(3) and not match.group(2)):
+        raise MammoError(f"--dates {text!r}: write today, YYYYMMDD, or FROM-TO (YYYYMMDD-YYYYMMDD, a side may be open)")
+    first, last = match.group(1) or "", match.group(3) or ""
+    if not match.group(2):
+        last = first
+    for day in filter(None, (first, last)):
+        try:
+            datetime.datetime.strptime(day, "%Y%m%d")
+        except ValueError:
+            raise MammoError(f"--dates {text!r}: {day} is not a date") from None
+    if first and last and first > last:
+        raise MammoError(f"--dates {text!r}: the range ends before it starts")
+    return first, last
+
+
+def study_location(address: str, study_uid: str) -> str:
+    """The study address of ``study_uid`` on the node ``address`` names (its retrieve options kept)."""
+    base, _, options = address.partition("?")
+    base = base.rstrip("/")
+    located = f"{base}/studies/{study_uid}" if base.startswith("dicomweb") else f"{base}/{study_uid}"
+    return located + (f"?{options}" if options else "")
+
+
+def _pacs_query(address: str, node, dates: str) -> list[WorklistItem]:
+    """The node's MG studies of the dates, oldest first (a screening batch is read in the order it came)."""
+    from app.pacs.query import StudyQuery  # noqa: PLC0415
+    from app.pacs.retrieve import find_studies  # noqa: PLC0415
+
+    first, last = query_dates(dates)
+    query = StudyQuery(date_from=first, date_to=last, modality="MG")
+    records = sorted(query.keep(find_studies(node, query)), key=lambda r: (r.date, r.accession, r.study_uid))
+    if not records:
+        raise MammoError(f"{node.describe()}: no MG study dated {query.date_range or 'at all'}")
+    return [WorklistItem(r.accession or r.study_uid, study_location(address, r.study_uid)) for r in records]
 
 
 def _batch_output(table: Path) -> list[WorklistItem]:
@@ -129,9 +186,10 @@ class Worklist:
 
     @classmethod
     def open(cls, source: str | Path, store=None, reader: str = "reader",
-             clock: Callable[[], float] = time.monotonic) -> Worklist:
-        """Read the source and what the store holds for it (runs off the GUI thread)."""
-        items = read_worklist_source(source)
+             clock: Callable[[], float] = time.monotonic, dates: str = "today", ae_title: str = "") -> Worklist:
+        """Read the source and what the store holds for it (runs off the GUI thread); ``dates`` and
+        ``ae_title``: a PACS query's (:func:`read_worklist_source`)."""
+        items = read_worklist_source(source, dates, ae_title)
         if store is not None:
             ensure_table(store)
         states = load_states(store, reader, items)

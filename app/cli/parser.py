@@ -62,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     open_.add_argument("--models", nargs="+", help=MODELS_HELP)
     open_.add_argument("--worklist", metavar="SOURCE",
                        help="start on a worklist: a folder of exam folders, a case CSV (case_id, exam), an exam list, "
-                            "a batch output folder (scores.parquet), or 'inbox' (the studies our Storage SCP received)")
+                            "a batch output folder (scores.parquet), 'inbox' (the studies our Storage SCP received), "
+                            "or a PACS node's address (dimse://AET@HOST:PORT or dicomweb+http(s)://…): its MG studies "
+                            "of --dates")
+    open_.add_argument("--dates", default="today", metavar="DATES",
+                       help="a PACS worklist's study dates: today (the default), YYYYMMDD, or FROM-TO "
+                            "(YYYYMMDD-YYYYMMDD; a side may be left open)")
     open_.add_argument("--screenshot", metavar="PNG",
                        help="render the window to this PNG once the exam is shown and analysed, then exit "
                        "(exit status 1 when the exam or the analysis failed)")

@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
     if is_pacs_address(exam):  # checked now; retrieved by the workstation's worker, not before it opens
         exam = parse_study(exam, args.ae_title or DEFAULT_AE_TITLE)
     code = run_gui(exam, models=args.models, screenshot=args.screenshot, settings_overrides=overrides or None,
-                   worklist=getattr(args, "worklist", None))
+                   worklist=getattr(args, "worklist", None), worklist_dates=getattr(args, "dates", "today"))
     # The window has closed, its workers were cancelled and the store has written everything: leave now,
     # without the interpreter's teardown of torch and Qt (most of a second), so the process ends with the window.
     import logging  # noqa: PLC0415

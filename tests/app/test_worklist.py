@@ -11,7 +11,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from app.settings import AppSettings
 from app.study.store import Store
 from app.ui.workstation.main_window import MainWindow
-from app.worklist import ReadState, Worklist, load_states, read_worklist_source
+from app.worklist import ReadState, Worklist, load_states, query_dates, read_worklist_source, study_location
 from inference.errors import MammoError
 from tests.helpers import synthetic_view, write_png
 
@@ -69,6 +69,24 @@ def test_sources_and_states_are_kept_in_the_store_with_the_reading_time(tmp_path
     assert reopened.current == -1 and reopened.next_index(unread_only=True) == 2  # read and flagged skipped
     assert load_states(again, "dr b", read_worklist_source(batch)) == {}  # per reader
     again.close()
+
+
+def test_a_pacs_worklists_dates_and_study_addresses():
+    """The query's dates (the query itself runs against Orthanc in tests/pacs/test_pacs.py)."""
+    import datetime
+
+    day = datetime.date(2026, 12, 4)
+    assert query_dates("today", day) == query_dates("", day) == ("20261204", "20261204")
+    assert query_dates("20261201", day) == ("20261201", "20261201")
+    assert query_dates("20261201-20261204") == ("20261201", "20261204")
+    assert query_dates("20261201-") == ("20261201", "") and query_dates("-20261204") == ("", "20261204")
+    for wrong in ("yesterday", "2026-12-01", "20261301", "20261204-20261201", "-", "2026120"):
+        with pytest.raises(MammoError, match="--dates"):
+            query_dates(wrong)
+    assert study_location("dimse://PACS@10.0.0.5:104", "1.2.3") == "dimse://PACS@10.0.0.5:104/1.2.3"
+    assert study_location("dimse://PACS@10.0.0.5:104/?move=11113", "1.2.3") == "dimse://PACS@10.0.0.5:104/1.2.3?move=11113"
+    assert study_location("dicomweb+https://pacs.example/dicom-web/", "1.2.3") == \
+        "dicomweb+https://pacs.example/dicom-web/studies/1.2.3"
 
 
 def test_the_worklist_table_takes_no_schema_version(tmp_path):

@@ -29,7 +29,8 @@ from app.pacs.query import StudyQuery  # noqa: E402
 from app.pacs.priors import find_priors  # noqa: E402
 from app.pacs.retrieve import retrieve_study  # noqa: E402
 from app.pacs.scp import StorageSCP, parse_senders, received_studies  # noqa: E402
-from inference.errors import Cancelled  # noqa: E402
+from app.worklist import read_worklist_source  # noqa: E402
+from inference.errors import Cancelled, MammoError  # noqa: E402
 from inference.intake.exam import load_exam  # noqa: E402
 from inference.intake.phantom import generate_exam, write_dicom_exam  # noqa: E402
 from tests.pacs.orthanc import (  # noqa: E402
@@ -156,6 +157,15 @@ def main() -> None:
         seen["find_any"] = [r.study_uid for r in dimse.find_studies(node, StudyQuery(patient_id="PHANTOM-OTHER",
                                                                                     modality=""))]
         seen["study_uid"], seen["partial_uid"], seen["not_mg_uid"] = study_uid, partial_uid, not_mg_uid
+        # a worklist from a PACS query: the node's MG studies of a date range (and of today: none here)
+        os.environ["MAMMO_DICOMWEB_USER"], os.environ["MAMMO_DICOMWEB_PASSWORD"] = USER, PASSWORD
+        for protocol, address in (("dimse", DIMSE), ("dicomweb", WEB)):
+            items = read_worklist_source(address, "20260101-20261231")
+            seen[f"worklist_{protocol}"] = [[i.exam_id, i.location, parse_study(i.location).study_uid] for i in items]
+        try:
+            seen["worklist_today"] = str(read_worklist_source(DIMSE))
+        except MammoError as error:
+            seen["worklist_today"] = str(error)
 
         timing = write_dicom_exam(generate_exam(7003, shape=TIMING_SHAPE), work / "timing")
         timing_uid = str(dcmread(timing[0]).StudyInstanceUID)

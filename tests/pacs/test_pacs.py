@@ -16,6 +16,7 @@ import pytest
 
 from tests.archive.conftest import loopback_only
 from tests.conftest import ROOT
+from tests.pacs.orthanc import AET, DICOM_PORT, HTTP_PORT
 
 PROBE = Path(__file__).with_name("orthanc_probe.py")
 
@@ -44,6 +45,19 @@ def test_find_by_patient_accession_and_dates_mg_only(seen):
     assert seen["find_none"] == []
     assert seen["find_mg_only"] == [] and seen["find_any"] == [seen["not_mg_uid"]]
     assert seen["find_partial_views"] == ["R-CC", "L-CC", "L-MLO"]
+
+
+@pytest.mark.parametrize("protocol", ["dimse", "dicomweb"])
+def test_a_worklist_from_a_pacs_query_lists_the_mg_studies_of_the_dates(seen, protocol):
+    """``open --worklist NODE --dates FROM-TO``: the node's MG studies of the range (not the CT study), each as a
+    study address the workstation retrieves; today's query on this PACS finds none and says so."""
+    items = seen[f"worklist_{protocol}"]
+    assert {uid for _id, _location, uid in items} == {seen["study_uid"], seen["partial_uid"]}
+    base = f"dimse://{AET}@127.0.0.1:{DICOM_PORT}" if protocol == "dimse" else \
+        f"dicomweb+http://127.0.0.1:{HTTP_PORT}/dicom-web/studies"
+    assert all(location == f"{base}/{uid}" for _id, location, uid in items)
+    assert seen["accession"] in [exam_id for exam_id, _location, _uid in items]
+    assert "no MG study dated" in seen["worklist_today"]
 
 
 @pytest.mark.parametrize("protocol", ["dimse", "dicomweb"])

@@ -69,9 +69,10 @@ def _prefetch_task(source, store, reader: str, model_path: str, groups, device: 
     return Prefetched(loaded, outcome, _held_bytes(loaded, outcome))
 
 
-def _open_task(source: str, store, reader: str, *, progress, cancel) -> Worklist:  # noqa: ARG001
+def _open_task(source: str, store, reader: str, dates: str, ae_title: str, *, progress,
+               cancel) -> Worklist:  # noqa: ARG001
     progress("reading the worklist", 0, 1)
-    return Worklist.open(source, store=store, reader=reader)
+    return Worklist.open(source, store=store, reader=reader, dates=dates, ae_title=ae_title)
 
 
 class WorklistPanel(QDockWidget):
@@ -139,6 +140,8 @@ class WorklistController(QObject):
         self.panel.hide()
         menu = window.menuBar().addMenu("&Worklist")
         window.add_action(menu, "Open worklist…", "Ctrl+Shift+W", self._choose, "openWorklist")
+        window.add_action(menu, "Worklist from the PACS (MG studies by date)…", None, self._choose_from_pacs,
+                          "pacsWorklist")
         self.next_action = window.add_action(menu, "Next exam", "Ctrl+Right", self.next, "nextExam")
         self.previous_action = window.add_action(menu, "Previous exam", "Ctrl+Left", self.previous, "previousExam")
         window.add_action(menu, "Next unread exam", "Ctrl+Shift+Right", lambda: self.next(unread=True), "nextUnread")
@@ -158,9 +161,25 @@ class WorklistController(QObject):
         if folder:
             self.open_source(folder)
 
-    def open_source(self, source: str | Path) -> Worker:
-        """Read the worklist in the background, then open its first exam not yet read."""
-        worker = Worker(_open_task, str(source), self.window.store, self.window._reader())
+    def _choose_from_pacs(self) -> None:
+        """The PACS node of the preferences: its MG studies of a day or a range of dates."""
+        from PySide6.QtWidgets import QInputDialog, QMessageBox  # noqa: PLC0415
+
+        node = self.window.settings.pacs_node.strip()
+        if not node:
+            QMessageBox.information(self.window, "Worklist from the PACS", "No PACS node is set: give one in "
+                                    "Preferences (dimse://AET@HOST:PORT or dicomweb+http(s)://HOST:PORT/PREFIX).")
+            return
+        dates, ok = QInputDialog.getText(self.window, "Worklist from the PACS",
+                                         f"MG studies on {node}, dated (today, YYYYMMDD or FROM-TO):", text="today")
+        if ok:
+            self.open_source(node, dates or "today")
+
+    def open_source(self, source: str | Path, dates: str = "today") -> Worker:
+        """Read the worklist in the background, then open its first exam not yet read (``dates``: a PACS
+        query's)."""
+        worker = Worker(_open_task, str(source), self.window.store, self.window._reader(), dates,
+                        self.window.settings.ae_title)
         worker.result.connect(self.set_worklist)
         worker.error.connect(self.window._on_error)
         self._opening = self.window._track(worker).start()
