@@ -362,3 +362,43 @@ def test_the_ruler_label_stays_inside_the_viewport(qtbot, store, tmp_path):
     box = label.mapRectToScene(label.boundingRect())
     on_screen = widget.graphics.mapFromScene(box).boundingRect()
     assert on_screen.right() <= widget.graphics.width() + 1 and on_screen.top() >= -1
+
+
+def test_mark_and_measurement_labels_stay_inside_the_viewport_after_a_pan(qtbot, store, tmp_path):
+    """Issue 25 polish: every label drawn on the image (a mark's, a measurement's, the regions' numbers) flips
+    to the other side of its point when the preferred side would be cut at the viewport's edge, also after
+    the reader pans or zooms."""
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, tmp_path)
+    widget = window.hanging.views[View.R_CC]
+
+    def inside(label) -> bool:
+        box = widget.graphics.mapFromScene(label.mapRectToScene(label.boundingRect())).boundingRect()
+        return box.left() >= -1 and box.top() >= -1 and box.right() <= widget.graphics.width() + 1 and \
+            box.bottom() <= widget.graphics.height() + 1
+
+    (x0, x1), (y0, y1) = widget.viewbox.viewRange()
+    mark = ReaderMark(View.R_CC.value, (y0 + y1) / 2, (x0 + x1) / 2, "mass", 4)
+    widget.set_marks([mark])
+    start = widget.image_item.mapToScene(QPointF((x0 + x1) / 2 - 50, (y0 + y1) / 2 + 50))
+    end = widget.image_item.mapToScene(QPointF((x0 + x1) / 2, (y0 + y1) / 2 + 100))
+    widget._on_ruler(start, end, True)
+    labels = [widget._marks[0].label, widget.rulers()[0].label]
+    assert all(inside(label) for label in labels)
+    # pan so that the mark and the measurement sit at the viewport's top-right corner
+    point = widget.item_to_widget((x0 + x1) / 2, (y0 + y1) / 2)
+    dx = widget.graphics.width() - point.x() - 3
+    dy = -point.y() + 3
+    (vx0, vx1), (vy0, vy1) = widget.viewbox.viewRange()
+    scale_x = (vx1 - vx0) / widget.graphics.width()
+    scale_y = (vy1 - vy0) / widget.graphics.height()
+    widget.viewbox.setRange(xRange=(vx0 - dx * scale_x, vx1 - dx * scale_x),
+                            yRange=(vy0 - dy * scale_y, vy1 - dy * scale_y), padding=0)
+    widget.viewbox.updateMatrix()
+    moved = widget.item_to_widget((x0 + x1) / 2, (y0 + y1) / 2)
+    assert abs(moved.x() - (widget.graphics.width() - 3)) < 5 and abs(moved.y() - 3) < 5
+    widget.clamp_labels()  # what the range change does (pyqtgraph emits it at its next paint)
+    assert all(inside(label) for label in labels)
+    settle()
+    assert all(inside(label) for label in labels)

@@ -99,11 +99,11 @@ class MarkItem:
             item.setPen(_pen(MARK, 2.0))
             item.setZValue(45)
             self.items.append(item)
-        label = pg.TextItem(text, color=MARK, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))
-        label.setParentItem(parent)
-        label.setPos(col + size, row - size)
-        label.setZValue(46)
-        self.items.append(label)
+        self.label = pg.TextItem(text, color=MARK, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))
+        self.label.setParentItem(parent)
+        self.label.setPos(col + size, row - size)
+        self.label.setZValue(46)
+        self.items.append(self.label)
 
     def remove(self) -> None:
         for item in self.items:

@@ -203,6 +203,7 @@ class MammoViewWidget(QWidget):
         self.viewbox.doubleClicked.connect(lambda: self.doubleClicked.emit(self.view))
         self.viewbox.sigRangeChangedManually.connect(self._on_user_range)
         self.viewbox.sigRangeChanged.connect(lambda *_: self._update_readout())
+        self.viewbox.sigRangeChanged.connect(lambda *_: self.clamp_labels())
         self.viewbox.sigResized.connect(self._refit)
         self.viewbox.rulerDragged.connect(self._on_ruler)
         self.viewbox.markClicked.connect(self._on_mark_click)
@@ -645,6 +646,7 @@ class MammoViewWidget(QWidget):
             label.setParentItem(self.image_item)
             label.setZValue(21)
             self._labels.append(label)
+        self.clamp_labels()
         self._refresh_overlay_visibility()
 
     def _on_box_hover(self, rank: int) -> None:
@@ -705,13 +707,35 @@ class MammoViewWidget(QWidget):
         if finished:
             self._active_ruler = None
 
-    def clamp_label(self, label: pg.TextItem, at: QPointF) -> None:
-        """Anchor a label at ``at`` (image item frame) on the side that keeps it inside the viewport."""
+    def clamp_label(self, label: pg.TextItem, at: QPointF | None = None, prefer: tuple[int, int] = (0, 1)) -> None:
+        """Anchor a label at ``at`` (image item frame; its own position by default) on its preferred side
+        (``prefer``: the anchor, (0, 1) above right of the point), or on the other side of the point where the
+        preferred one would cut it at the viewport's edge."""
+        at = label.pos() if at is None else at
         point = self.item_to_widget(at.x(), at.y())
-        rect = label.boundingRect()
-        right = point.x() + rect.width() > self.graphics.width()
-        above_top = point.y() - rect.height() < 0
-        label.setAnchor((1 if right else 0, 0 if above_top else 1))
+        rect = label.boundingRect()  # screen pixels: a text item ignores the view's zoom
+        ax, ay = prefer
+        if ax == 0 and point.x() + rect.width() > self.graphics.width():
+            ax = 1
+        elif ax == 1 and point.x() - rect.width() < 0:
+            ax = 0
+        if ay == 1 and point.y() - rect.height() < 0:
+            ay = 0
+        elif ay == 0 and point.y() + rect.height() > self.graphics.height():
+            ay = 1
+        label.setAnchor((ax, ay))
+
+    def clamp_labels(self) -> None:
+        """Every label drawn on the image (region numbers, the reader's marks, measurements) kept inside the
+        viewport after a zoom or pan."""
+        if self.image is None:
+            return
+        for label in self._labels:
+            self.clamp_label(label, prefer=(0, 0))
+        for mark in self._marks:
+            self.clamp_label(mark.label)
+        for ruler in self._rulers:
+            self.clamp_label(ruler.label)
 
     def rulers(self) -> list[RulerItem]:
         return list(self._rulers)
@@ -736,6 +760,7 @@ class MammoViewWidget(QWidget):
             item.remove()
         self._marks = [MarkItem(self.image_item, m.row, m.col, f"{m.label} ({m.confidence}/5)") for m in marks
                        if m.view == self.view.value] if self.image is not None else []
+        self.clamp_labels()
 
     def breast_axis(self) -> BreastAxis | None:
         if self.image is None:
