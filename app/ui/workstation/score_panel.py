@@ -228,9 +228,12 @@ def _fill(table: QTableWidget, headers: list[str], rows: list[list[str]]) -> Non
     for i, row in enumerate(rows):
         for j, text in enumerate(row):
             table.setItem(i, j, QTableWidgetItem(text))
-    # room for a horizontal scroll bar too, so that a wide table never hides its last row behind one
-    table.setFixedHeight(table.horizontalHeader().sizeHint().height() + sum(table.rowHeight(i) for i in range(len(rows)))
-                         + table.horizontalScrollBar().sizeHint().height() + 6)
+    # every row shown (the panel scrolls, not the table), with room for a horizontal scroll bar too, so that a
+    # wide table never hides its last row behind one
+    table.resizeRowsToContents()
+    table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    table.setFixedHeight(table.horizontalHeader().sizeHint().height() + table.verticalHeader().length()
+                         + table.horizontalScrollBar().sizeHint().height() + 2 * table.frameWidth() + 2)
 
 
 class ScorePanelWidget(QWidget):
