@@ -42,6 +42,32 @@ def cpu_model() -> str:
     return "unknown CPU"
 
 
+def watch_stalls(ticks: list[float], over: float = 0.1) -> None:
+    """A daemon thread that samples the GUI thread's stack while it has not ticked for ``over`` seconds and
+    prints the innermost frames of the project's code once per stall."""
+    import threading  # noqa: PLC0415
+    import traceback  # noqa: PLC0415
+
+    gui = threading.main_thread().ident
+
+    def watch() -> None:
+        reported = 0.0
+        while True:
+            time.sleep(0.02)
+            if not ticks or ticks[-1] == reported:
+                continue
+            late = time.perf_counter() - ticks[-1]
+            if late > over:
+                reported = ticks[-1]
+                frame = sys._current_frames().get(gui)
+                stack = traceback.extract_stack(frame) if frame is not None else []
+                ours = [f for f in stack if "/app/" in f.filename or "/inference/" in f.filename] or stack[-3:]
+                print(f"  stall > {1000 * over:.0f} ms, {ticks[-1] - ticks[0]:.1f} s in, at:", " <- ".join(
+                    f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(ours[-4:])), flush=True)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--exams", type=int, default=6)
@@ -49,6 +75,8 @@ def main() -> None:
     parser.add_argument("--prefetch", type=int, default=2, help="exams prefetched ahead (the preference)")
     parser.add_argument("--shape", default="", help="rows x cols of each synthetic view (default: the phantom's)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--why", action="store_true",
+                        help="print where the GUI thread was during each stall over 100 ms (a sampling watchdog)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_reading_"))
     os.environ["MAMMO_READER_HOME"] = str(work / "home")
@@ -77,6 +105,10 @@ def main() -> None:
     window = MainWindow(settings, store, model_path=str(model))
     window.resize(1600, 1000)
     window.show()
+    started = time.perf_counter()
+    while time.perf_counter() - started < 1.0:  # the window's start-up (its first paints) is not the reading
+        app.processEvents()
+        time.sleep(0.01)
 
     ticks: list[float] = []
     probe = QTimer()
@@ -94,7 +126,8 @@ def main() -> None:
 
     def on_arrived(index: int, ai_ready: bool) -> None:
         ready.append(ai_ready)
-        print(f"  exam {index + 1}: AI {'ready on arrival' if ai_ready else 'not ready on arrival'}", flush=True)
+        print(f"  exam {index + 1}: AI {'ready on arrival' if ai_ready else 'not ready on arrival'}"
+              f"{f', {ticks[-1] - ticks[0]:.1f} s in' if ticks else ''}", flush=True)
 
     def press_next() -> None:
         if len(pixels_ms) >= args.exams:
@@ -106,6 +139,8 @@ def main() -> None:
     window.examShown.connect(on_shown)
     controller.arrived.connect(on_arrived)
     probe.start()
+    if args.why:
+        watch_stalls(ticks)
     pressed["at"] = time.perf_counter()  # the first exam: opened with the worklist
     controller.open_source(work / "batch")
     app.exec()

@@ -166,6 +166,9 @@ class ExamControl:
         self.window.reading.apply_blind_state()
         self._fill_notes()
         self.window.scores.set_status("Images loaded.")
+        # the pixels painted now, before the prior search and the analysis start beside the GUI thread: with
+        # them running, the four first renders shared the cores (and the interpreter) and stalled the window
+        self.window.hanging.repaint()
         self.window.priors.find_priors(exam)
         if analyse and self.window.settings.auto_run and self.window.model_path:
             self.window.analyses.start_analysis()

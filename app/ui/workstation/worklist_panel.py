@@ -57,15 +57,17 @@ def _prefetch_task(source, store, reader: str, model_path: str, groups, device: 
                    cancel, loaded_to=None) -> Prefetched:
     """Load the exam as the window does (handing it to ``loaded_to`` at once: a reader who arrives while it
     is analysed sees its pixels), then restore or analyse it as the window does (one results path)."""
+    from app.background import yielding_to_the_window  # noqa: PLC0415
     from app.workstation import analysis_task, load_exam_task  # noqa: PLC0415
 
-    loaded = load_exam_task(source, store, reader, progress=progress, cancel=cancel)
-    if loaded_to is not None:
-        loaded_to(loaded)
-    outcome = None
-    if model_path and not cancel():
-        outcome = analysis_task(loaded.exam, model_path, groups, device, mode, store, False, progress=progress,
-                                 cancel=cancel)
+    with yielding_to_the_window():  # the window keeps a core for its painting
+        loaded = load_exam_task(source, store, reader, progress=progress, cancel=cancel)
+        if loaded_to is not None:
+            loaded_to(loaded)
+        outcome = None
+        if model_path and not cancel():
+            outcome = analysis_task(loaded.exam, model_path, groups, device, mode, store, False, progress=progress,
+                                    cancel=cancel)
     return Prefetched(loaded, outcome, _held_bytes(loaded, outcome))
 
 
