@@ -20,10 +20,12 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
+    QFrame,
     QLabel,
     QListWidget,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -142,11 +144,19 @@ class MainWindow(QMainWindow):
         self.banner.setWordWrap(True)
         self.banner.hide()
 
+        # the panel scrolls as a whole where several models' columns, tables and notes outgrow the screen: it
+        # never makes the window taller than the monitor
+        scores_scroll = QScrollArea()
+        scores_scroll.setObjectName("scoresScroll")
+        scores_scroll.setWidgetResizable(True)
+        scores_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scores_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scores_scroll.setWidget(self.scores)
         side = QSplitter(Qt.Orientation.Vertical)
-        side.addWidget(self.scores)
+        side.addWidget(scores_scroll)
         side.addWidget(self.gallery)
         side.addWidget(self.notes)
-        side.setSizes([560, 300, 140])
+        side.setSizes([680, 220, 100])
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.hanging)
         splitter.addWidget(side)

@@ -256,7 +256,7 @@ class ScorePanelWidget(QWidget):
         self.tables_holder = QWidget()
         self.tables_layout = QVBoxLayout(self.tables_holder)
         self.tables_layout.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
+        self.tables_scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.tables_holder)
         scroll.setMinimumHeight(240)
@@ -376,6 +376,9 @@ class ScorePanelWidget(QWidget):
         table = self.side_by_side
         entries = [e for e in (self.result.entries if self.result else ()) if e.has_malignancy]
         table.setVisible(len(entries) > 1)
+        # with the columns above, the per-model tables are the details: they scroll in less room, so that the
+        # panel still fits a 1000-pixel-high window
+        self.tables_scroll.setMinimumHeight(240 if len(entries) < 2 else 90)
         if len(entries) < 2:
             return
         headers, rows = comparison_columns(self.result)
