@@ -112,6 +112,20 @@ def analysis_task(exam: Exam, model_path: str, cached: list[ModelGroup] | None, 
     return AnalysisOutcome(groups, analysis, prepare_overlays(analysis.result, exam, members))
 
 
+def warm_models_task(model_path: str, device: str, mode: str, *, progress, cancel) -> list[ModelGroup] | None:
+    """After the window is up: torch imported, the models read and their copies for the device and mode made
+    (``inference.pipeline.warm_models``), so that the first exam's analysis starts with its network."""
+    from inference.pipeline import warm_models  # noqa: PLC0415 - torch loads here, off the GUI thread
+    from inference.weights import load_model_groups  # noqa: PLC0415
+
+    progress("loading models", 0, 1)
+    groups = load_model_groups(model_path)
+    if cancel():
+        return None
+    warm_models(groups, device, mode)
+    return groups
+
+
 @dataclass(frozen=True)
 class PriorFound:
     """A prior study of the exam's patient, loaded, with each of its views registered to the current one."""

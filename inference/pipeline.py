@@ -67,6 +67,19 @@ def choose_device(requested: str | torch.device | None = None) -> tuple[torch.de
     return device, ()
 
 
+def warm_models(groups: Sequence[ModelGroup], device: str | torch.device | None, mode: str) -> None:
+    """Make each model's copy for ``device`` and ``mode`` now (eval, channels-last; folded and converted in
+    the fast mode: ``runnable``), so that the first analysis only runs them. Idempotent: the copies are
+    cached per model, device and mode."""
+    from inference.families.common import runnable  # noqa: PLC0415
+
+    chosen, _notes = choose_device(device)
+    for group in groups:
+        for member in group.members:
+            family = registry.get(member.identity.family)
+            runnable(member.model, chosen, str(mode), getattr(family, "fast", None))
+
+
 # ------------------------------------------------------------------------------------------------- inputs
 
 

@@ -11,7 +11,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
 from app.ui.worker import Worker
-from app.workstation import AnalysisOutcome, analysis_task
+from app.workstation import AnalysisOutcome, analysis_task, warm_models_task
 
 if TYPE_CHECKING:
     from inference.weights import ModelGroup
@@ -88,12 +88,45 @@ class AnalysisControl:
             return
         self.start_analysis()
 
+    def warm_models(self) -> Worker | None:
+        """Soon after the window is up: the models loaded and made ready for the device and mode in the
+        background (``app.workstation.warm_models_task``) unless an analysis already does it; an analysis asked
+        for meanwhile starts when they are ready."""
+        window = self.window
+        if not window.model_path or window._groups_key == (window.model_path,) or window._closed:
+            return None
+        if window.analysis_worker is not None or window.warm_worker is not None:
+            return None  # an analysis loads (or has loaded) them itself
+        key = (window.model_path,)
+        worker = Worker(warm_models_task, window.model_path, window.settings.device, window.settings.mode)
+        worker.result.connect(lambda groups, k=key: self._on_warm(groups, k))
+        worker.error.connect(lambda _error: None)  # the analysis loads them again and says what is wrong
+        worker.finished.connect(self._on_warm_finished)
+        window.warm_worker = window._track(worker).start(background=True)
+        return worker
+
+    def _on_warm(self, groups, key) -> None:
+        window = self.window
+        if groups is not None and key == (window.model_path,) and window._groups_key != key:
+            window._groups, window._groups_key = groups, key
+            self.update_model_banner()
+
+    def _on_warm_finished(self) -> None:
+        window = self.window
+        window.warm_worker = None
+        if not window._closed and window._analysis_wanted and window.exam is not None:
+            self.start_analysis()
+
     def start_analysis(self, force: bool = False) -> None:
         window = self.window
         if window.exam is None:
             return
         if not window.model_path:
             window.scores.set_status(NO_MODEL_TEXT)
+            return
+        if window.warm_worker is not None and window.warm_worker.is_running():
+            window._analysis_wanted = True  # the models are being loaded: analysed as soon as they are
+            window.stage_label.setText("loading models…")
             return
         if window.analysis_worker is not None and window.analysis_worker.is_running():
             window._analysis_wanted = True  # the running one belongs to an exam no longer shown: started after it

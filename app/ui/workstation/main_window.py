@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
         self.prior_overlays: OverlayImages | None = None  # the prior's maps, for the model chosen
         self.prior_worker: Worker | None = None
         self.analysis_worker: Worker | None = None
+        self.warm_worker: Worker | None = None  # the models loaded in the background once the window is up
         self.export_worker: Worker | None = None
         self._overlays_pending = False
         self._thread_done = False
