@@ -1,5 +1,6 @@
 """Archive batch throughput: exams per minute of the local engine and of Ray on this machine, and what Ray
-adds (its start-up, and per exam).
+adds: once (its start-up, the actors' models, the first decode) and per exam in the steady state (between
+the first and the last exam finished).
 
     python bench/bench_batch.py [--exams 6] [--shape 1600x1000] [--model ../shared/reference/gmic/seeded_state_dict.pt]
                                 [--ray-workers 1,2] [--no-ray]
@@ -36,13 +37,24 @@ def cpu_flags() -> str:
     return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags) or "none of avx2/avx512"
 
 
-def timed_batch(items, model: str, out: Path, **kw) -> tuple[float, int]:
+def timed_batch(items, model: str, out: Path, **kw) -> tuple[float, int, float]:
+    """(seconds in all, exams done, steady seconds per exam: between the first and the last exam finished,
+    which leaves out what an engine pays once — its start, the models' loading, the first decode)."""
+    finished: list[float] = []
     started = time.perf_counter()
-    summary = run_batch(items, [model], out, BatchOptions(formats=("json",), device="auto"), percent_t=0.02, **kw)
+    summary = run_batch(items, [model], out, BatchOptions(formats=("json",), device="auto"), percent_t=0.02,
+                        progress=lambda *_a, final=False: None if final else finished.append(time.perf_counter()),
+                        **kw)
     seconds = time.perf_counter() - started
     if summary.failed:
         raise SystemExit(f"failed: {summary.failed[0].reason}")
-    return seconds, len(summary.done)
+    steady = (finished[-1] - finished[0]) / (len(finished) - 1) if len(finished) > 1 else seconds
+    return seconds, len(summary.done), steady
+
+
+def line(name: str, seconds: float, done: int, steady: float) -> str:
+    return (f"  {name:<24} {seconds / done:6.2f} s/exam  {60 * done / seconds:6.1f} exams/min;  steady "
+            f"{steady:5.2f} s/exam ({60 / steady:5.1f} exams/min), once {seconds - steady * done:5.1f} s")
 
 
 def main() -> None:
@@ -67,33 +79,29 @@ def main() -> None:
         items = read_batch_source(work / "archive")
         print(f"{len(items)} exams of 4 views {rows}x{cols}, model {Path(args.model).name}")
         results = {}
-        seconds, done = timed_batch(items, args.model, work / "local")
-        results["local"] = seconds / done
+        results["local"] = timed_batch(items, args.model, work / "local")
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
-        seconds, done = timed_batch(items, args.model, work / "local-1")
-        results["local, 1 thread"] = seconds / done
+        results["local, 1 thread"] = timed_batch(items, args.model, work / "local-1")
         torch.set_num_threads(threads)
-        for name, per_exam in results.items():
-            print(f"  {name:<24} {per_exam:6.2f} s/exam  {60 / per_exam:6.1f} exams/min")
+        for name, measured in results.items():
+            print(line(name, *measured))
         if args.no_ray:
             return
         import ray  # noqa: PLC0415
 
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         started = time.perf_counter()
-        ray.init(include_dashboard=False, logging_level="WARNING")
+        ray.init(include_dashboard=False, logging_level="WARNING", _node_ip_address="127.0.0.1")
         ray.shutdown()
-        startup = time.perf_counter() - started
-        print(f"  Ray start-up + shut-down of a local instance: {startup:.1f} s")
+        print(f"  Ray start-up + shut-down of a local instance alone: {time.perf_counter() - started:.1f} s")
+        local_steady = results["local, 1 thread"][2]
         for workers in (int(w) for w in args.ray_workers.split(",")):
-            seconds, done = timed_batch(items, args.model, work / f"ray-{workers}", engine="ray",
-                                        ray_options={"workers": workers})
-            per_exam = seconds / done
-            steady = (seconds - startup) / done
-            print(f"  ray, {workers} actor(s)        {per_exam:6.2f} s/exam  {60 / per_exam:6.1f} exams/min "
-                  f"(without start-up {steady:.2f} s/exam; vs local 1 thread per actor: "
-                  f"{steady * workers - results['local, 1 thread']:+.2f} s/exam)")
+            seconds, done, steady = timed_batch(items, args.model, work / f"ray-{workers}", engine="ray",
+                                                ray_options={"workers": workers})
+            print(line(f"ray, {workers} actor(s)", seconds, done, steady))
+            print(f"    steady exams/min against the local engine with one thread per actor: "
+                  f"{local_steady * workers / steady:.2f}x; per exam {steady * workers - local_steady:+.2f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,7 +1,8 @@
 """The archive batch on Ray Data: a local Ray instance (two CPUs, one logical GPU, usage stats off, no
 dashboard) inside a loopback-only network namespace. The same files and numbers as the local engine; the
 model actor SIGKILLed by its PID mid-run is replaced and every exam is done exactly once; a rerun skips
-everything; the broken exam is in failures.csv and the rest are done."""
+everything; the broken exam is in failures.csv and the rest are done; and no process of the run tries to reach
+an address other than loopback (strace watches every connect)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import re
+import shutil
 
 import pyarrow.parquet as pq
 import pytest
@@ -29,11 +33,16 @@ def ray_run(archive, tmp_path_factory):
     # one thread everywhere: Ray gives each actor one CPU, and a different thread count changes float
     # rounding in the convolutions (4e-7 seen): with the same count the numbers are bit-identical
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    done = subprocess.run(loopback_only([sys.executable, str(PROBE), str(archive), str(local), str(on_ray),
-                                         str(DEMO_MODEL)]), cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    if shutil.which("strace") is None:
+        pytest.fail("strace is needed to watch the Ray run's connections (Debian: strace; tests/run.sh installs it)")
+    trace = folder / "connections.strace"
+    # every connect() of every process of the run (driver, Ray's own processes, workers), filtered in the kernel
+    watched = ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect", "-o", str(trace)]
+    done = subprocess.run(loopback_only([*watched, sys.executable, str(PROBE), str(archive), str(local),
+                                         str(on_ray), str(DEMO_MODEL)]), cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1]), local, on_ray
+    return json.loads(done.stdout.strip().splitlines()[-1]), local, on_ray, trace
 
 
 def _files(folder: Path) -> dict[str, Path]:
@@ -49,7 +58,7 @@ def _report(path: Path) -> dict:
 
 
 def test_ray_gives_the_files_and_numbers_of_the_local_engine(ray_run):
-    seen, local, on_ray = ray_run
+    seen, local, on_ray, _trace = ray_run
     assert seen["local"]["done"] == seen["ray"]["done"] == GOOD
     local_files, ray_files = _files(local), _files(on_ray)
     assert local_files.keys() == ray_files.keys() and len(local_files) == 8 * 3  # json, maps, SR per exam
@@ -69,7 +78,7 @@ def test_ray_gives_the_files_and_numbers_of_the_local_engine(ray_run):
 
 
 def test_a_killed_actor_is_replaced_and_every_exam_is_done_exactly_once(ray_run):
-    seen, _, on_ray = ray_run
+    seen, _, on_ray, _trace = ray_run
     assert seen["killed"] is not None and 2 <= seen["done_before_kill"] < len(GOOD)
     pids = [w["pid"] for w in seen["workers"]]
     assert seen["killed"] in pids and len(pids) >= 2, "the killed actor was not replaced"
@@ -82,7 +91,7 @@ def test_a_killed_actor_is_replaced_and_every_exam_is_done_exactly_once(ray_run)
 
 
 def test_a_rerun_skips_everything_and_the_bad_exam_is_recorded(ray_run):
-    seen, _, on_ray = ray_run
+    seen, _, on_ray, _trace = ray_run
     assert seen["rerun"]["skipped"] == GOOD and not seen["rerun"]["done"]
     for run in ("local", "ray", "rerun"):
         assert list(seen[run]["failed"]) == ["zz_bad"] and "not a DICOM image" in seen[run]["failed"]["zz_bad"]
@@ -92,6 +101,20 @@ def test_a_rerun_skips_everything_and_the_bad_exam_is_recorded(ray_run):
 
 
 def test_model_workers_that_would_hold_every_cpu_are_refused_with_the_reason(ray_run):
-    seen, _, _ = ray_run
+    seen, _, _, _trace = ray_run
     assert "2 model worker(s) would hold all 2 CPU(s)" in seen["too_many_workers"]
     assert "--workers 1" in seen["too_many_workers"]
+
+
+def test_a_local_ray_instance_tries_no_address_but_loopback(ray_run):
+    """Issue 31: every connection of the whole run — the driver, Ray's own processes (GCS, raylet, the usage-stats
+    module), the workers — goes to loopback or a Unix socket. Ray 2.x's usage-stats module asks the cloud
+    metadata address 169.254.169.254 and the site's DNS at start unless its home holds an autoscaler config;
+    the batch gives its local instance one (app.archive.ray_engine._start_local_ray)."""
+    *_rest, trace = ray_run
+    text = trace.read_text()
+    targets = re.findall(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"', text)
+    addresses = {a or b for a, b in targets}
+    assert addresses, "strace saw no connection at all: the watch did not work"
+    outside = {a for a in addresses if not (a.startswith("127.") or a in ("::1", "::ffff:127.0.0.1"))}
+    assert not outside, f"the Ray run tried to reach {sorted(outside)}"
