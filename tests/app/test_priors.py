@@ -129,6 +129,7 @@ def test_a_registered_prior_follows_the_cursor_and_shows_its_maps_after_the_comm
     assert window.prior.exam.study_date == "20250107" and window.prior.earlier == 2
     assert not window.prior.registrations[View.R_CC].approximate
     window.findChild(QAction, "layout6").trigger()
+    assert hanging.layout_mode == Layout.PRIOR_CC
     window.magnifier_action.trigger()
     current_cc, prior_cc = hanging.views[View.R_CC], hanging.prior_views[View.R_CC]
 
