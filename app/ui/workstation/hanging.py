@@ -166,6 +166,7 @@ class HangingWidget(QWidget):
         point = registration.to_prior(row, col)
         target.show_linked_cursor(point, registration.approximate)
         source = self.views[view]
+        source.show_linked_cursor(None)  # the reader's own cursor is in this view now
         target.magnify_at(point if source._magnifier_on else None, source.magnification)
         if self.cross_reference:
             self._prior_bands(view, point, pointed_here=False)
@@ -173,13 +174,18 @@ class HangingWidget(QWidget):
     def _on_prior_pointed(self, view: View, row: float, col: float) -> None:
         """The reader's cursor in a prior view: its place in the current view (the inverse registration)."""
         registration = self.registrations.get(view)
-        target = self.views[view]
+        here, target = self.prior_views[view], self.views[view]
+        here.show_linked_cursor(None)  # the reader's own cursor is in this view now
+        lens = target._magnifier_on  # the magnifier is the reader's tool in both rows
+        here.magnify_at((row, col) if lens else None, target.magnification)
         if self.cross_reference:
             self._prior_bands(view, (row, col), pointed_here=True)
         if registration is None or target.image is None:
             return
         x, y, _ = np.linalg.solve(registration.matrix, np.array([col, row, 1.0]))
         target.show_linked_cursor((float(y), float(x)), registration.approximate)
+        if lens:
+            target.magnify_at((float(y), float(x)), target.magnification)
 
     def _prior_bands(self, view: View, point: tuple[float, float], pointed_here: bool) -> None:
         """In the prior: the cross-reference band in the prior's other projection of that breast and, for a
@@ -264,6 +270,12 @@ class HangingWidget(QWidget):
         return LAYOUT_VIEWS[self.layout_mode]
 
     def set_layout(self, mode: Layout, single: View | None = None) -> None:
+        # a cross or lens that followed the cursor from the other row belongs to the layout left
+        for widget in self.views.values():
+            widget.show_linked_cursor(None)
+        for widget in self.prior_views.values():
+            widget.show_linked_cursor(None)
+            widget.set_magnifier(False)
         self.layout_mode = mode
         self.single = single if mode == Layout.SINGLE else None
         self._place()
