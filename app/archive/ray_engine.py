@@ -12,12 +12,15 @@ retried, it is an outcome like any other. Every node needs the project installed
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import logging
 import os
 import pickle
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 from app.archive.ledger import Ledger
@@ -123,9 +126,24 @@ def _workers(requested: int | None, gpus_per_worker: float) -> int:
     return count
 
 
-def _start_local_ray(out: Path, init: dict) -> None:
+_RAY_HOME: list[Path] = []  # this process's home for the local Ray instances it starts (see _start_local_ray)
+
+
+def _ray_home() -> Path:
+    """One private folder per process, removed when it exits: Ray writes its session token there once per
+    process and expects to find it again for every instance the process starts."""
+    if not _RAY_HOME:
+        home = Path(tempfile.mkdtemp(prefix="mammo-reader-ray-home-"))  # 0700
+        (home / "ray_bootstrap_config.yaml").write_text("{}\n", encoding="utf-8")
+        atexit.register(shutil.rmtree, home, True)
+        _RAY_HOME.append(home)
+    return _RAY_HOME[0]
+
+
+def _start_local_ray(init: dict) -> None:
     """A local Ray instance that keeps to this machine: its node address is loopback, and its own processes
-    get a home folder of their own holding an empty autoscaler config. Ray 2.x's usage-stats module (started
+    get a home folder of their own (private, temporary: ``_ray_home``; Ray keeps its session token there)
+    holding an empty autoscaler config. Ray 2.x's usage-stats module (started
     even with usage stats off and no dashboard) otherwise asks the cloud metadata address 169.254.169.254
     and resolves metadata.google.internal through the site's DNS at every start, to name its cloud; it skips
     that when ``~/ray_bootstrap_config.yaml`` exists. The workers keep that home (Ray's session token is
@@ -136,12 +154,10 @@ def _start_local_ray(out: Path, init: dict) -> None:
     namespace under strace."""
     import ray  # noqa: PLC0415
 
-    init = dict(init)
-    home = out / BOOKKEEPING / "ray-home"
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "ray_bootstrap_config.yaml").write_text("{}\n", encoding="utf-8")
     from app.settings import config_dir  # noqa: PLC0415
 
+    init = dict(init)
+    home = _ray_home()
     real_home = os.environ.get("HOME")
     runtime_env = dict(init.pop("runtime_env", None) or {})
     env_vars = dict(runtime_env.get("env_vars") or {})
@@ -185,7 +201,7 @@ def run_on_ray(
         local = address is None and not os.environ.get("RAY_ADDRESS")
         try:
             if local:
-                _start_local_ray(out, init or {})
+                _start_local_ray(init or {})
             else:
                 ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, **(init or {}))
         except (ConnectionError, ValueError, RuntimeError) as error:

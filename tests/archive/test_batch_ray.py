@@ -118,3 +118,5 @@ def test_a_local_ray_instance_tries_no_address_but_loopback(ray_run):
     assert addresses, "strace saw no connection at all: the watch did not work"
     outside = {a for a in addresses if not (a.startswith("127.") or a in ("::1", "::ffff:127.0.0.1"))}
     assert not outside, f"the Ray run tried to reach {sorted(outside)}"
+    _seen, _local, on_ray, _trace = ray_run
+    assert not list(on_ray.rglob("auth_token")) and not list(on_ray.rglob("ray_bootstrap_config.yaml"))

@@ -779,7 +779,7 @@ class MammoViewWidget(QWidget):
     # ------------------------------------------------------------------------------------ cursor, magnifier
 
     def show_linked_cursor(self, point: tuple[float, float] | None, approximate: bool = False) -> None:
-        """Mark (row, col) as where the linked view's cursor is; None hides the mark (and the lens it moved)."""
+        """Mark (row, col) as where the linked view's cursor is; None hides the mark."""
         if point is None or self.image is None:
             self.linked_cursor.hide()
             return
