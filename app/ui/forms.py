@@ -1,4 +1,4 @@
-"""Small pieces shared by the dialogs."""
+"""Small pieces shared by the screens and dialogs."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ def folder_row(edit: QLineEdit, title: str) -> QHBoxLayout:
     row.addWidget(edit)
     row.addWidget(button)
     return row
+
+
+def dicom_date(text: str) -> str:
+    """YYYYMMDD as YYYY-MM-DD (anything else as it is)."""
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else text
 
 
 def add_ok_cancel(form: QFormLayout, dialog: QDialog) -> None:

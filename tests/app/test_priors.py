@@ -54,15 +54,13 @@ def test_find_priors_same_patient_and_issuer_earlier_newest_first(archive):
     assert find_priors(load_exam(current).deidentify(), roots=[root]) == []  # nothing ties it to a patient
 
 
-def test_the_prior_hangs_below_the_current_and_its_scores_show_beside(qtbot, archive, stub_model):
+def open_with_prior(qtbot, store_path, current, stub_model):
+    """A blind-first window on ``current`` with the stub model, once its prior is hung and analysed."""
     from app.settings import AppSettings
     from app.study.store import Store
-    from app.ui.workstation.hanging import Layout
     from app.ui.workstation.main_window import MainWindow
-    from inference.intake.views import View
 
-    root, current = archive
-    store = Store(root.parent / "store.db")
+    store = Store(store_path)
     window = MainWindow(AppSettings(blind_first=True), store)
     qtbot.addWidget(window)
     window.resize(1500, 900)
@@ -71,6 +69,15 @@ def test_the_prior_hangs_below_the_current_and_its_scores_show_beside(qtbot, arc
     with qtbot.waitSignal(window.priorShown, timeout=60_000):
         window.open_exam(current)
     qtbot.waitUntil(lambda: window.prior_result is not None, timeout=120_000)
+    return window, store
+
+
+def test_the_prior_hangs_below_the_current_and_its_scores_show_beside(qtbot, archive, stub_model):
+    from app.ui.workstation.hanging import Layout
+    from inference.intake.views import View
+
+    root, current = archive
+    window, store = open_with_prior(qtbot, root.parent / "store.db", current, stub_model)
     hanging = window.hanging
     assert window.prior.exam.study_date == "20250107"
     from PySide6.QtGui import QAction
@@ -106,25 +113,14 @@ def test_a_registered_prior_follows_the_cursor_and_shows_its_maps_after_the_comm
     from PySide6.QtGui import QAction
     from PySide6.QtTest import QTest
 
-    from app.settings import AppSettings
-    from app.study.store import Store
     from app.ui.workstation.hanging import Layout
-    from app.ui.workstation.main_window import MainWindow
     from inference.intake.views import View
 
     root = tmp_path / "exams"
     current = write_exam(root / "now", "20260110")
     write_exam(root / "2025", "20250107", shift=(50, -35))  # the breast 50 rows lower, 35 columns to the left
     write_exam(root / "2023", "20230105")
-    store = Store(tmp_path / "store.db")
-    window = MainWindow(AppSettings(blind_first=True), store)
-    qtbot.addWidget(window)
-    window.resize(1500, 900)
-    window.show()
-    window.use_models([stub_model])
-    with qtbot.waitSignal(window.priorShown, timeout=60_000):
-        window.open_exam(current)
-    qtbot.waitUntil(lambda: window.prior_result is not None, timeout=120_000)
+    window, store = open_with_prior(qtbot, tmp_path / "store.db", current, stub_model)
     hanging = window.hanging
     assert window.prior.exam.study_date == "20250107" and window.prior.earlier == 2
     assert not window.prior.registrations[View.R_CC].approximate

@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
 
 from app.pacs.nodes import PacsError, RemoteNode, StudyAddress, node_of
 from app.pacs.query import StudyQuery, StudyRecord
-from app.ui.pacs.study_table import StudyTable, dicom_date
+from app.ui.forms import dicom_date
+from app.ui.pacs.study_table import StudyTable
 from app.ui.worker import Worker
 from inference.errors import MammoError
 

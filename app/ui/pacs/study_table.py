@@ -9,11 +9,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QWidget
 
 
-def dicom_date(text: str) -> str:
-    """YYYYMMDD as YYYY-MM-DD (anything else as it is)."""
-    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else text
-
-
 class StudyTable(QTableWidget):
     opened = Signal()
 

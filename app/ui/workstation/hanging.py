@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QGridLayout, QWidget
 
 from app.overlay_images import OverlayImages
 from app.prior_registration import ViewRegistration, prior_image
+from app.ui.forms import dicom_date
 from app.ui.workstation.view_widget import MammoViewWidget, OverlayOptions
 from inference.intake.breast_geometry import corresponding_band
 from inference.intake.exam import Exam
@@ -58,14 +59,15 @@ PRIOR_GRID = {
 }
 LAYOUT_GRID.update(PRIOR_GRID)
 LAYOUT_VIEWS = {layout: tuple(grid) for layout, grid in LAYOUT_GRID.items()}
+
+
 def study_text(exam: Exam | None) -> list[str]:
     """The standard corner text: study date, accession; the patient only when the exam is identified."""
     if exam is None:
         return []
     lines = []
     if exam.study_date:
-        date = exam.study_date
-        lines.append(f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 else date)
+        lines.append(dicom_date(exam.study_date))
     if exam.accession:
         lines.append(f"Acc {exam.accession}")
     if exam.patient.name or exam.patient.patient_id:

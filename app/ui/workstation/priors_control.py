@@ -4,6 +4,7 @@ as the current exam's are."""
 
 from __future__ import annotations
 
+from app.ui.forms import dicom_date
 from app.ui.worker import Worker
 from app.workstation import PriorAnalysis, PriorFound, prior_analysis_task, prior_load_task, priors_task
 from inference.intake.exam import Exam
@@ -46,7 +47,7 @@ class PriorsControl:
         approximate = sorted(v.value for v, r in found.registrations.items() if r.approximate)
         others = found.earlier - 1
         window.statusBar().showMessage(
-            f"prior: {_date(found.exam.study_date)} ({found.prior.where}"
+            f"prior: {dicom_date(found.exam.study_date)} ({found.prior.where}"
             + (f"; {others} earlier: Shift+P for the next" if others else "") + ") — 6 / 7: current above prior; "
             + (f"registration approximate on {', '.join(approximate)}" if approximate else "cursor linked"), 10_000)
         self._fill_menu(found)
@@ -59,7 +60,7 @@ class PriorsControl:
         menu.clear()
         menu.setEnabled(found is not None and found.earlier > 0)
         for study in found.studies if found is not None else ():
-            action = menu.addAction(f"{_date(study.date)}  ({study.where}{', Acc ' + study.accession if study.accession else ''})")
+            action = menu.addAction(f"{dicom_date(study.date)}  ({study.where}{', Acc ' + study.accession if study.accession else ''})")
             action.setCheckable(True)
             action.setChecked(study == found.prior)
             action.triggered.connect(lambda _=False, s=study: self.choose_prior(s))
@@ -82,7 +83,7 @@ class PriorsControl:
             return
         if window.prior_worker is not None and window.prior_worker.is_running():
             window.prior_worker.cancel()
-        window.statusBar().showMessage(f"loading the prior of {_date(study.date)}…", 5000)
+        window.statusBar().showMessage(f"loading the prior of {dicom_date(study.date)}…", 5000)
         worker = Worker(prior_load_task, exam, study, found.studies)
         worker.result.connect(lambda chosen, e=exam: self._on_prior(chosen, e))
         worker.error.connect(lambda error, e=exam: window.statusBar().showMessage(f"prior: {error}", 10_000)
@@ -111,7 +112,7 @@ class PriorsControl:
         window.prior_result, window.prior_overlays = analysis.result, analysis.overlays
         self.draw_prior_maps()
         result = analysis.result
-        lines = [f"Prior {_date(prior.exam.study_date)}:"]
+        lines = [f"Prior {dicom_date(prior.exam.study_date)}:"]
         for entry in result.entries:
             if not entry.malignancy:
                 continue
@@ -136,7 +137,3 @@ class PriorsControl:
         ids = [e.id for e in window.prior_result.entries]
         entry_id = window.entry_id if window.entry_id in ids else None
         window.hanging.set_prior_result(window.prior_result if entry_id else None, entry_id, window.prior_overlays)
-
-
-def _date(date: str) -> str:
-    return f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 else date
