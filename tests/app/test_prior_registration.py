@@ -13,14 +13,13 @@ import pytest
 from app.prior_registration import prior_image, register_exam, register_view
 from inference.intake.exam import load_exam
 from inference.intake.views import View
-from tests.conftest import SHARED
+from tests.conftest import SHARED, require_shared
 
 
 @pytest.fixture(scope="module")
 def exam0():
     folder = SHARED / "data" / "gmic-exam0"
-    if not folder.is_dir():
-        pytest.skip("../shared/data/gmic-exam0 is not beside the checkout")
+    require_shared(folder)  # fails instead of skipping where MAMMO_REQUIRE_SHARED=1 (CI)
     return load_exam(folder)
 
 
