@@ -28,8 +28,8 @@ npz (lossless: the loader rebuilds them bit for bit; GMIC's 56.6 MB of float32 t
 of the views named (GMIC and GLAM: the GMIC golden's prepared input too; Mask R-CNN: the exam-0 PNG it reads).
 Every family's together is over the 64 MiB a device call carries: one family a call.
 
-Mask R-CNN has no training loss in the project: its training row is a forward-only timing (float32, what the
-family runs in both modes) and says so.
+Mask R-CNN's training row is one SGD step on its five losses (``inference.families.maskrcnn.training.losses``:
+RPN objectness and box, box classification and regression, mask) over phantom images with one mass each.
 """
 
 from __future__ import annotations
@@ -348,8 +348,7 @@ class FamilySpec:
 
     ``model(quick)`` takes the family's prepared views; ``train_model(quick)`` (default ``model``) takes
     ``train_batch``; ``calibration_batch`` (default ``train_batch``) is what ``model`` sees to set its batch
-    norms. ``forward_only`` (why) makes the training row a timing of ``train_loss``'s forward without a step;
-    ``seeded_first``: the families part uses the shared reference's seeded weights where they are (full runs)."""
+    norms. ``seeded_first``: the families part uses the shared reference's seeded weights where they are (full runs)."""
 
     model: Callable[[bool], torch.nn.Module]
     meta: Callable[[torch.nn.Module], dict]
@@ -359,7 +358,6 @@ class FamilySpec:
     skip_quick: str = ""
     train_model: Callable[[bool], torch.nn.Module] | None = None
     calibration_batch: Callable[[bool, torch.device], tuple] | None = None
-    forward_only: str = ""
     seeded_first: bool = False
 
 
@@ -471,16 +469,31 @@ def _maskrcnn_meta(model: torch.nn.Module) -> dict:
     return metadata(min_size=model.config.min_size, max_size=model.config.max_size)
 
 
-def _maskrcnn_batch(quick: bool, device: torch.device) -> tuple:
-    """Images in [0, 1] as the family hands them over (grey replicated to three channels)."""
+def _maskrcnn_train_batch(quick: bool, device: torch.device) -> tuple:
+    """Two phantom images with one malignant mass each (a bright disc, its mask and box), as training reads them."""
+    from inference.families.maskrcnn.training import Target  # noqa: PLC0415
+
+    rows, cols = QUICK_INPUT if quick else (2944, 1920)
     generator = torch.Generator().manual_seed(0)
-    shape = (1, 1, *QUICK_INPUT) if quick else (2, 1, 2944, 1920)
-    return (torch.rand(shape, generator=generator).expand(-1, 3, -1, -1).contiguous().to(device),)
+    images, targets = [], []
+    y, x = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
+    for index in range(2):
+        radius = max(rows, cols) // 12
+        cy, cx = rows // 3 + index * rows // 3, cols // 2
+        mask = (((y - cy) ** 2 + (x - cx) ** 2) <= radius ** 2).float()
+        image = 0.3 * torch.rand((rows, cols), generator=generator) + 0.6 * mask
+        box = torch.tensor([[cx - radius, cy - radius, cx + radius + 1, cy + radius + 1]], dtype=torch.float32)
+        images.append(image[None].expand(3, -1, -1).contiguous().to(device))
+        targets.append(Target(box.to(device), torch.tensor([2], device=device), mask[None].to(device)))
+    return torch.stack(images), targets
 
 
-def _maskrcnn_forward(model: torch.nn.Module, batch: tuple) -> torch.Tensor:
-    detections = model.detect(list(batch[0]))
-    return torch.stack([d.scores.float().sum() + d.mask_probs.float().sum() for d in detections]).sum()
+def _maskrcnn_loss(model: torch.nn.Module, batch: tuple) -> torch.Tensor:
+    from inference.families.maskrcnn.training import MaskRCNNTrainConfig, losses  # noqa: PLC0415
+
+    images, targets = batch
+    parts = losses(model, list(images), targets, MaskRCNNTrainConfig(), torch.Generator().manual_seed(0))
+    return torch.stack([part.float() for part in parts.values()]).sum()
 
 
 SPECS: dict[str, FamilySpec] = {
@@ -492,9 +505,7 @@ SPECS: dict[str, FamilySpec] = {
     "sliding-window": FamilySpec(_window_model, _config_meta, {}, _window_batch, _forward_loss),
     "attention-cnn": FamilySpec(_attention_model, _attention_meta, {}, _attention_batch, _forward_loss),
     "glimpsenet": FamilySpec(_glimpse_model, _glimpse_meta, {}, _glimpse_batch, _glimpse_loss),
-    "maskrcnn": FamilySpec(_maskrcnn_model, _maskrcnn_meta, {}, _maskrcnn_batch, _maskrcnn_forward,
-                           forward_only="the family has no training loss: one forward (float32, eval mode, the "
-                           "family's numerics in both modes) on random images, no optimiser step",
+    "maskrcnn": FamilySpec(_maskrcnn_model, _maskrcnn_meta, {}, _maskrcnn_train_batch, _maskrcnn_loss,
                            seeded_first=True),
 }
 
@@ -1097,8 +1108,6 @@ def part_training(ctx: Context) -> dict:
                 raise Skipped("the part's time budget is spent")
             reset_peak(ctx.device)
             torch.manual_seed(0)
-            if spec.forward_only:
-                return forward_timing(spec)
             model = (spec.train_model or spec.model)(ctx.quick).to(ctx.device).train()
             optimiser = torch.optim.AdamW(model.parameters(), lr=1e-5)
             batch = spec.train_batch(ctx.quick, ctx.device)
@@ -1120,26 +1129,9 @@ def part_training(ctx: Context) -> dict:
                     "loss_finite": finite, "numerics": "bf16 autocast" if autocast_dtype else "fp32 (CPU)",
                     "peak_mib": peak_mib(ctx.device)}
 
-        def forward_timing(spec: FamilySpec) -> dict:
-            from inference.families.common import numerics  # noqa: PLC0415
-
-            model = (spec.train_model or spec.model)(ctx.quick).to(ctx.device).eval()
-            batch = spec.train_batch(ctx.quick, ctx.device)
-
-            def forward() -> torch.Tensor:
-                with numerics(ctx.device, "exact"):
-                    return spec.train_loss(model, batch)
-
-            out = forward()
-            timing = measure(forward, ctx.device, budget_s=8, **counts(ctx, 1, 3))
-            return {"batch": list(batch[0].shape), "ms_per_forward": timing["median_ms"], "runs": timing["runs"],
-                    "output_finite": bool(torch.isfinite(out).item()), "numerics": "fp32, forward only",
-                    "peak_mib": peak_mib(ctx.device), "note": spec.forward_only}
-
         run_item(rows, {"family": name}, step_family)
-    return {"rows": rows, "note": "one optimiser step (AdamW) on random inputs with a stand-in loss (the mean of "
-            "every output), after one warm-up step; a family without a training loss (Mask R-CNN): one forward, "
-            "said in its row"}
+    return {"rows": rows, "note": "one optimiser step (AdamW) after one warm-up step: on random inputs with a "
+            "stand-in loss (the mean of every output); Mask R-CNN on phantom masses with its five training losses"}
 
 
 # ------------------------------------------------------------------------------------------------- batch

@@ -141,7 +141,7 @@ def maskrcnn_run(tmp_path_factory):
 
 
 @pytest.mark.timeout(600)
-def test_maskrcnn_has_a_builder_an_oracle_and_a_forward_timing(maskrcnn_run):
+def test_maskrcnn_has_a_builder_an_oracle_and_a_training_step(maskrcnn_run):
     """Was "not available: the check has no builder for this family …" and "no training batch" on the H200."""
     from tests.conftest import SHARED
 
@@ -151,8 +151,7 @@ def test_maskrcnn_has_a_builder_an_oracle_and_a_forward_timing(maskrcnn_run):
     assert row["family"] == "maskrcnn" and "not_available" not in row, row
     assert row["exact_within"] and row["exact_d_probability"] == 0.0 and row["fast_1view_ms"] > 0, row
     (trained,) = maskrcnn_run["training"]["result"]["rows"]
-    assert trained["ms_per_forward"] > 0 and trained["output_finite"], trained
-    assert "no training loss" in trained["note"] and "ms_per_step" not in trained
+    assert trained["ms_per_step"] > 0 and trained["loss_finite"], trained  # its five losses, one optimiser step
     oracle = maskrcnn_run["oracles"]["result"]["rows"]
     assert {row["family"] for row in oracle} == {"maskrcnn"}
     if not (SHARED / "reference" / "maskrcnn" / "seeded_state_dict.pt").is_file():

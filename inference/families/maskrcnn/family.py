@@ -47,11 +47,11 @@ class MaskRCNNFamily:
     commands = Commands(train_config="inference.families.maskrcnn.training:MaskRCNNTrainConfig",
                         train="inference.families.maskrcnn.training:train_maskrcnn",
                         train_options={"encoder_weights": "weights"}, evaluation="detections")
-    # The fast mode folds the frozen batch norms and stays in float32. bf16 autocast (what other families use
-    # where the hardware has it) was measured on exam 0 with the reference weights: it moved detection scores
-    # by up to 0.1 and lost detections scored up to 0.96, whichever part of the network ran in bf16 (the
-    # RPN's near-tied objectness and the box head's 0.05 threshold amplify it), so this family never
-    # autocasts. Nothing is compiled: the RPN and the heads are data-dependent.
+    # The fast mode folds the frozen batch norms and stays in float32. bf16 (what other families use where the
+    # hardware has it) was measured on exam 0 with the reference weights, detections paired by class and IoU:
+    # whole network, ResNet body only, or only the backbone's weights rounded to bf16, it moved paired scores
+    # by 0.15-0.25 and lost detections scored up to 0.75 (docs/speed.md), so this family never autocasts.
+    # Nothing is compiled: the RPN and the heads are data-dependent.
     fast = FastMode(fold_frozen_batchnorm)
 
     def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:
