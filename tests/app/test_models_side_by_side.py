@@ -69,6 +69,22 @@ def test_four_models_side_by_side_without_scrolling_and_n_flips_the_maps(qtbot, 
     qtbot.waitUntil(lambda: table.horizontalScrollBar().maximum() == 0 and table.verticalScrollBar().maximum() == 0,
                     timeout=5000)
     assert table.horizontalHeader().length() <= table.viewport().width()
+    # nothing elided: a word wider than its column ("(uncalibrated)", "(temperature)") breaks, and every cell's
+    # wrapped text fits its row
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QStyle
+
+    assert table.textElideMode() == Qt.TextElideMode.ElideNone
+    table.ensurePolished()
+    metrics = QFontMetrics(table.font())  # the style sheet's size
+    margin = 2 * (table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, table) + 1)
+    wrap = Qt.TextFlag.TextWordWrap | Qt.TextFlag.TextWrapAnywhere
+    for row in range(table.rowCount()):
+        for column in range(table.columnCount()):
+            text = table.item(row, column).text()
+            needed = metrics.boundingRect(QRect(0, 0, table.columnWidth(column) - margin, 10_000), wrap, text).height()
+            assert needed <= table.rowHeight(row), (row, column, text)
     # the tool bar's chooser names the models as uniquely; N flips the drawn maps in place
     combo = window.entry_combo
     assert len({combo.itemText(i) for i in range(combo.count())}) == 4

@@ -86,7 +86,9 @@ def test_the_prior_hangs_below_the_current_and_its_scores_show_beside(qtbot, arc
     assert hanging.layout_mode == Layout.PRIOR_CC
     prior_cc = hanging.prior_views[View.R_CC]
     assert prior_cc.isVisible() and hanging.views[View.R_CC].isVisible() and not hanging.views[View.R_MLO].isVisible()
-    assert prior_cc.study_text[:2] == ["PRIOR", "2025-01-07"]
+    assert prior_cc.study_text[0] == "2025-01-07"
+    # "PRIOR" once, in the slot's amber marker; the corner names the study
+    assert prior_cc.marker.text().startswith("PRIOR") and not any("PRIOR" in line for line in prior_cc.study_text)
     hanging.set_layout(Layout.PRIOR_MLO)
     # the prior's R-MLO slot takes its ML (the usual fallback), labelled as such
     assert hanging.prior_views[View.R_MLO].image is not None
@@ -179,7 +181,7 @@ def test_a_registered_prior_follows_the_cursor_and_shows_its_maps_after_the_comm
     menu = window.findChild(QAction, "nextPrior")
     with qtbot.waitSignal(window.priorShown, timeout=60_000):
         menu.trigger()
-    assert window.prior.exam.study_date == "20230105" and prior_cc.study_text[:2] == ["PRIOR", "2023-01-05"]
+    assert window.prior.exam.study_date == "20230105" and prior_cc.study_text[0] == "2023-01-05"
     dates = [a.text().split()[0] for a in window.prior_menu.actions()]
     assert dates == ["2025-01-07", "2023-01-05"] and window.prior_menu.actions()[1].isChecked()
     qtbot.waitUntil(lambda: window.prior_result is not None, timeout=120_000)

@@ -143,7 +143,8 @@ class HangingWidget(QWidget):
         link each current view to the prior's image in that slot."""
         self.prior = prior
         self.registrations = dict(registrations or {}) if prior is not None else {}
-        text = (["PRIOR", *([] if self.blinded else study_text(prior))] if prior is not None else [])
+        # "PRIOR" is in each slot's amber marker already; the corner says which study (its date)
+        text = [] if prior is None or self.blinded else study_text(prior)
         for view, widget in self.prior_views.items():
             widget.set_image(prior_image(prior, view) if prior is not None else None, text, "")
             if widget.image is None:  # say what is missing: the whole prior study, or this view of it

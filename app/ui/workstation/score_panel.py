@@ -263,6 +263,7 @@ class ScorePanelWidget(QWidget):
         # models side by side: one column per model, no scrolling for up to four (shown for two or more)
         self.side_by_side = _table("modelsSideBySide")
         self.side_by_side.setWordWrap(True)
+        self.side_by_side.setTextElideMode(Qt.TextElideMode.ElideNone)  # a word wider than its column breaks
         self.side_by_side.setStyleSheet("QTableWidget { font-size: 11px; }")  # four columns in a side panel
         self.side_by_side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.side_by_side.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
