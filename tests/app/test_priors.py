@@ -189,3 +189,21 @@ def test_a_registered_prior_follows_the_cursor_and_shows_its_maps_after_the_comm
     assert near(cross, row, col)  # this prior lies as the current one
     window.close()
     store.close()
+
+
+def test_the_prior_menu_forgets_the_last_patient_when_the_next_exam_fails(qtbot, archive, stub_model):
+    root, current = archive
+    window, store = open_with_prior(qtbot, root.parent / "store.db", current, stub_model)
+    menu = window.prior_menu
+    assert menu.isEnabled() and any("2025-01-07" in action.text() for action in menu.actions())
+    broken = root.parent / "broken"
+    broken.mkdir()
+    (broken / "0_L-CC.png").write_bytes(b"\x89PNG broken")
+    with qtbot.waitSignal(window.loadFailed, timeout=30_000):
+        window.open_exam(broken)
+    assert not menu.actions() and not menu.isEnabled()  # none of PID-7's studies left to click
+    from PySide6.QtWidgets import QMessageBox
+
+    for dialog in window.findChildren(QMessageBox):
+        dialog.close()
+    store.close()

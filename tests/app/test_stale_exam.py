@@ -136,3 +136,33 @@ def test_closing_cancels_and_waits_for_every_worker(qtbot, store, tmp_path):
     assert window._workers and not any(w.is_running() for w in window._workers)  # close waited for them all
     settle()  # the late 'finished' signals are delivered to a closed window without harm
     assert window.result is None
+
+
+def test_exam_b_shown_while_the_maps_of_a_are_being_drawn_gets_none_of_them(qtbot, store, tmp_path, stub_model):
+    """The maps are drawn one view per event-loop turn; a prefetched exam B shown at once between two of those
+    turns (the worklist's Next) must get none of A's maps or regions, and A's last step must not fail on B."""
+    from PySide6.QtCore import QCoreApplication
+
+    from app.workstation import load_exam_task
+    from tests.app.conftest import open_and_wait
+
+    a, b = tmp_path / "A", tmp_path / "B"
+    for folder, lesion in ((a, (700, 500)), (b, (300, 300))):
+        folder.mkdir()
+        for name in ("R-CC", "L-CC", "R-MLO", "L-MLO"):
+            write_png(folder / f"0_{name}.png", synthetic_view(name, lesion))
+    window = _window(qtbot, store, [stub_model])
+    open_and_wait(qtbot, window, a, analysis=True)
+    assert window.result is not None
+    loaded_b = load_exam_task(b, store, "reader", progress=lambda *_: None, cancel=lambda: False)
+    window.settings = AppSettings(blind_first=False, show_overlays=True, auto_run=False)  # B is not analysed
+    window.overlay_control.draw_result()  # A's maps: the first view now, the others on the next turns
+    window.exams.open_prefetched(loaded_b, None)
+    assert window.exam is loaded_b.exam and window.result is None
+    for _ in range(20):
+        QCoreApplication.processEvents()
+    for view, widget in window.hanging.views.items():
+        assert widget.image is loaded_b.exam.views[view]
+        assert widget.result is None and not widget._heat_items and not widget._boxes, view
+    assert not window.gallery.lists and not window._overlays_pending
+

@@ -3,6 +3,8 @@ an analysis through the one results path."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -181,11 +183,12 @@ class AnalysisControl:
         window.scores.set_result(window.result)
         window.overlay_control.draw_result()
 
-    def run_steps(self, steps: list) -> None:
-        if not steps:
+    def run_steps(self, steps: list, still: Callable[[], bool]) -> None:
+        """Run ``steps`` one per event-loop turn while ``still()`` holds; the rest are dropped once it fails."""
+        if not steps or not still():
             return
         steps[0]()
-        QTimer.singleShot(0, self.window, lambda: self.run_steps(steps[1:]))  # dropped if the window is gone
+        QTimer.singleShot(0, self.window, lambda: self.run_steps(steps[1:], still))  # dropped if the window is gone
 
     def overlays_applied(self) -> None:
         window = self.window

@@ -41,6 +41,8 @@ class ExamControl:
         window.exam, window.exam_key = None, ""
         window.result, window.overlays, window.restored = None, None, False
         window.prior, window.prior_result, window.prior_overlays = None, None, None
+        window.priors.fill_menu(None)  # the last patient's earlier studies leave the menu with them
+        window._overlays_pending = False  # the last exam's drawing steps stop (``draw_result``)
         window.committed = False
         window.marks = []
         window.hanging.set_prior(None)

@@ -206,7 +206,10 @@ class OverlayControl:
         steps.append(window.priors.draw_prior_maps)  # the prior's maps follow the model chosen
         steps.append(window.analyses.overlays_applied)
         window._overlays_pending = True
-        window.analyses.run_steps(steps)
+        generation = window._generation
+        # a step runs only while this result is the one on screen: another exam shown between two steps (a
+        # prefetched one arrives at once) must never get this exam's maps
+        window.analyses.run_steps(steps, lambda: window._current(generation) and window.result is result)
 
     def zoom_to_patch(self, view: View, rank: int) -> None:
         widget = self.window.hanging.views[view]

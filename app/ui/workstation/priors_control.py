@@ -21,7 +21,7 @@ class PriorsControl:
         """In the background: the patient's most recent earlier study, for the current-vs-prior layouts."""
         window = self.window
         window.prior, window.prior_result, window.prior_overlays = None, None, None
-        self._fill_menu(None)
+        self.fill_menu(None)
         window.hanging.set_prior(None)
         window.scores.set_prior_text("")
         if window.prior_worker is not None and window.prior_worker.is_running():
@@ -50,11 +50,11 @@ class PriorsControl:
             f"prior: {dicom_date(found.exam.study_date)} ({found.prior.where}"
             + (f"; {others} earlier: Shift+P for the next" if others else "") + ") — 6 / 7: current above prior; "
             + (f"registration approximate on {', '.join(approximate)}" if approximate else "cursor linked"), 10_000)
-        self._fill_menu(found)
+        self.fill_menu(found)
         window.priorShown.emit()
         self.analyse_prior()
 
-    def _fill_menu(self, found: PriorFound | None) -> None:
+    def fill_menu(self, found: PriorFound | None) -> None:
         """View ▸ Prior study: every earlier study found, the one shown checked."""
         menu = self.window.prior_menu
         menu.clear()
