@@ -8,9 +8,10 @@ position, size, rotation and the compression's stretch. A deformable transform w
 chase the tissue's own changes, which are what the reader compares. The affine starts from the two tissue
 masks' centres of mass and is refined by Mattes mutual information (the studies may come from different
 detectors and processing) over three resolutions, with a fixed sampling seed: the same pair registers the
-same way every time. Its quality is the overlap (Dice) of the current tissue with the registered prior's, where the prior was
-imaged; a
-refinement that overlaps worse than its start is dropped for the start.
+same way every time. Its quality is the overlap (Dice) of the current tissue with the registered prior's, where the
+prior was imaged; a refinement that overlaps worse than its start is dropped for the start, and then, like an
+overlap under 0.75, the registration is called approximate. A prior whose breast faces the other way once turned
+as the current (another breast under this label) is not registered: that view's cursor is not linked.
 
 Coordinates are the viewer's: x the column and y the row of the stored pixels, pixel k covering [k, k + 1).
 """
@@ -45,6 +46,10 @@ def prior_image(exam: Exam, view: View) -> ViewImage | None:
     return None
 
 
+class RegistrationError(Exception):
+    """A prior view that cannot be registered to the current one (said on the status line, never linked)."""
+
+
 @dataclass(frozen=True)
 class ViewRegistration:
     """Where a point of the current view lies in the prior view.
@@ -58,6 +63,7 @@ class ViewRegistration:
     matrix: np.ndarray
     tissue_overlap: float
     method: str
+    refined: bool = True  # False: the affine refinement failed or did not help (the tissue centres only)
 
     def to_prior(self, row: float, col: float) -> tuple[float, float]:
         """(row, col) in the prior for (row, col) in the current view."""
@@ -66,7 +72,9 @@ class ViewRegistration:
 
     @property
     def approximate(self) -> bool:
-        return self.tissue_overlap < MIN_OVERLAP
+        """Not to be trusted point for point (dashed cross, said on the status line): the breasts overlap
+        poorly, or only their centres were aligned."""
+        return self.tissue_overlap < MIN_OVERLAP or not self.refined
 
 
 @dataclass(frozen=True)
@@ -134,12 +142,27 @@ def _overlap(fixed: _Grid, moving: _Grid, transform) -> float:
     return float(2 * np.logical_and(a, b).sum() / total) if total else 0.0
 
 
+def chest_wall_side(tissue: np.ndarray) -> str | None:
+    """"left" or "right": the image edge the breast is attached to (more tissue in its outer 5 % of columns),
+    None when neither edge holds tissue."""
+    band = max(1, tissue.shape[1] // 20)
+    left, right = float(tissue[:, :band].mean()), float(tissue[:, -band:].mean())
+    if max(left, right) < 0.02:
+        return None
+    return "left" if left > right else "right"
+
+
 def register_view(current: ViewImage, prior: ViewImage) -> ViewRegistration:
     """The affine taking the current view's points to the prior's (see the module's docstring)."""
     import SimpleITK as sitk  # noqa: PLC0415
 
     fixed = _grid(current, _spacing(current, prior), flip=False)
     moving = _grid(prior, _spacing(prior, current), flip=prior.horizontal_flip != current.horizontal_flip)
+    sides = [chest_wall_side(sitk.GetArrayViewFromImage(g.tissue) > 0) for g in (fixed, moving)]
+    if None not in sides and sides[0] != sides[1]:
+        # the prior's breast faces the other way once turned as the current: another breast under this label
+        # (a mislabelled laterality), which no rotation or scale aligns; never linked as if it were this one
+        raise RegistrationError("the prior's breast faces the other way")
     try:
         start = sitk.CenteredTransformInitializer(sitk.Cast(fixed.tissue, sitk.sitkFloat32),
                                                   sitk.Cast(moving.tissue, sitk.sitkFloat32), sitk.AffineTransform(2),
@@ -168,19 +191,24 @@ def register_view(current: ViewImage, prior: ViewImage) -> ViewRegistration:
     except RuntimeError:  # ITK gives up (too few samples in the mask): the start is what there is
         refined, overlap = None, -1.0
     if refined is not None and overlap >= start_overlap:
-        chosen, how = refined, "affine, mutual information on the breast"
+        chosen, how, good = refined, "affine, mutual information on the breast", True
     else:
-        chosen, overlap, how = start, start_overlap, "tissue centres aligned (the affine refinement did not help)"
+        chosen, overlap, how, good = start, start_overlap, "tissue centres aligned (the affine refinement did not help)", False
     physical = _matrix(chosen)
     matrix = np.linalg.inv(moving.to_physical) @ physical @ fixed.to_physical
-    return ViewRegistration(matrix, overlap, how)
+    return ViewRegistration(matrix, overlap, how, refined=good)
 
 
-def register_exam(current: Exam, prior: Exam) -> dict[View, ViewRegistration]:
-    """Each of the current exam's screening views registered to the prior's image for that slot."""
-    found = {}
+def register_exam(current: Exam, prior: Exam) -> tuple[dict[View, ViewRegistration], dict[View, str]]:
+    """Each of the current exam's screening views registered to the prior's image for that slot, and why each
+    slot with a prior image was not (that view's cursor is not linked; the others still are)."""
+    found, failed = {}, {}
     for view, image in current.views.items():
         other = prior_image(prior, view)
-        if other is not None and image.model_image.size and other.model_image.size:
+        if other is None or not image.model_image.size or not other.model_image.size:
+            continue
+        try:
             found[view] = register_view(image, other)
-    return found
+        except Exception as error:  # noqa: BLE001 - one view's failure (ITK's or ours) leaves the others linked
+            failed[view] = str(error) or type(error).__name__
+    return found, failed

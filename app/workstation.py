@@ -134,6 +134,7 @@ class PriorFound:
     exam: Exam
     studies: tuple[PriorStudy, ...]  # every earlier study found, most recent first
     registrations: dict[View, ViewRegistration]
+    unregistered: dict[View, str] = dataclasses.field(default_factory=dict)  # view -> why its cursor is not linked
 
     @property
     def earlier(self) -> int:
@@ -173,8 +174,24 @@ def prior_load_task(exam: Exam, study: PriorStudy, studies: tuple[PriorStudy, ..
     prior = prepare_display(load_exam(folder))
     if cancel():
         return None
+    check_prior_identity(exam, prior, folder)
     progress("registering the prior to the current views", 0, 1)
-    return PriorFound(study, prior, studies, register_exam(exam, prior))
+    return PriorFound(study, prior, studies, *register_exam(exam, prior))
+
+
+def check_prior_identity(exam: Exam, prior: Exam, folder) -> None:
+    """The study loaded as the prior is this patient's (same ID, same issuer where both say one) and earlier:
+    what was found by one header or a PACS answer is checked again on what was actually loaded (a mis-filed
+    folder or a PACS answering with another patient's instances is refused, never hung as PRIOR)."""
+    from app.pacs.priors import patient_key  # noqa: PLC0415
+
+    current, loaded = patient_key(exam), patient_key(prior)
+    if current is None or loaded is None or not current.matches(loaded.patient_id, loaded.issuer):
+        raise MammoError(f"{folder}: the study loaded as the prior is not this patient's (patient ID "
+                         f"{loaded.patient_id if loaded else 'missing'}, expected {exam.patient.patient_id}); not shown")
+    if not current.earlier(loaded.date, loaded.study_uid):
+        raise MammoError(f"{folder}: the study loaded as the prior is dated {loaded.date}, not before the current "
+                         f"study ({current.date}); not shown")
 
 
 def prior_analysis_task(prior: Exam, groups: list[ModelGroup], device: str, mode: str, store: Store | None, *,

@@ -1,6 +1,7 @@
 """A prior view registered to the current one: a prior made from the current image by a known affine (rotation,
 scale, shift), with another detector's contrast and stored mirrored, maps every breast point back within a
-fraction of a millimetre; a prior without tissue to register is called approximate."""
+fraction of a millimetre; a prior without tissue to register is called approximate; another breast under the
+label is not registered."""
 
 from __future__ import annotations
 
@@ -81,10 +82,52 @@ def test_a_prior_without_tissue_is_called_approximate(exam0):
 
 
 def test_every_view_of_the_exam_is_paired_with_the_priors_image_for_its_slot(exam0):
-    registrations = register_exam(exam0, exam0)
-    assert set(registrations) == set(exam0.views)
+    registrations, failed = register_exam(exam0, exam0)
+    assert set(registrations) == set(exam0.views) and not failed
     for view, registration in registrations.items():
         assert prior_image(exam0, view) is exam0.views[view]
         row, col = np.argwhere(exam0.views[view].model_image > 0)[1000] + 0.5
         got = registration.to_prior(row, col)
         assert np.hypot(got[0] - row, got[1] - col) < 1.0  # the same image: the identity
+
+
+def test_another_breast_under_the_label_is_not_registered_and_the_status_says_so(exam0):
+    """A prior whose R-CC slot holds a left breast (a mislabelled laterality): its breast faces the other way,
+    which no affine aligns. It was registered by its centres and shown as linked (overlap 0.83, solid cross)."""
+    from app.pacs.priors import PriorStudy
+    from app.prior_registration import RegistrationError
+    from app.ui.workstation.priors_control import link_text
+    from app.workstation import PriorFound
+
+    with pytest.raises(RegistrationError, match="faces the other way"):
+        register_view(exam0.views[View.R_CC], exam0.views[View.L_CC])
+    views = dict(exam0.views)
+    views[View.R_CC] = exam0.views[View.L_CC]
+    mislabelled = dataclasses.replace(exam0, views=views)
+    registrations, failed = register_exam(exam0, mislabelled)
+    assert set(failed) == {View.R_CC} and set(registrations) == set(exam0.views) - {View.R_CC}
+    found = PriorFound(PriorStudy("20250101", "", "", "local", SHARED), mislabelled, (), registrations, failed)
+    assert link_text(found) == "R-CC not linked (the prior's breast faces the other way)"
+
+
+def test_a_view_whose_registration_fails_leaves_the_others_linked(exam0, monkeypatch):
+    import app.prior_registration as registration_module
+
+    real = registration_module.register_view
+
+    def failing(current, prior):
+        if current is exam0.views[View.L_MLO]:
+            raise RuntimeError("ITK: too many samples map outside the moving image")
+        return real(current, prior)
+
+    monkeypatch.setattr(registration_module, "register_view", failing)
+    registrations, failed = register_exam(exam0, exam0)
+    assert failed == {View.L_MLO: "ITK: too many samples map outside the moving image"}
+    assert set(registrations) == set(exam0.views) - {View.L_MLO}
+
+
+def test_centres_only_is_approximate_however_well_the_outlines_overlap():
+    from app.prior_registration import ViewRegistration
+
+    assert ViewRegistration(np.eye(3), 0.83, "tissue centres aligned", refined=False).approximate
+    assert not ViewRegistration(np.eye(3), 0.83, "affine, mutual information on the breast").approximate

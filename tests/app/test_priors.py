@@ -207,3 +207,26 @@ def test_the_prior_menu_forgets_the_last_patient_when_the_next_exam_fails(qtbot,
     for dialog in window.findChildren(QMessageBox):
         dialog.close()
     store.close()
+
+
+@pytest.mark.parametrize("patient, issuer, date, says", [
+    ("PID-8", "HOSP", "20250107", "not this patient's"),  # a mis-filed folder: another patient
+    ("PID-7", "ELSEWHERE", "20250107", "not this patient's"),  # the same ID from another issuer
+    ("PID-7", "HOSP", "20260601", "not before the current study"),  # not earlier
+])
+def test_a_loaded_prior_of_another_patient_or_not_earlier_is_refused(tmp_path, patient, issuer, date, says):
+    """What the search found by one header (or a PACS answer) is checked again on the study actually loaded."""
+    from app.pacs.priors import PriorStudy
+    from app.workstation import prior_load_task
+    from inference.errors import MammoError
+
+    current = load_exam(write_exam(tmp_path / "now", "20260110", issuer="HOSP"))
+    folder = write_exam(tmp_path / "filed_as_prior", date, patient=patient, issuer=issuer)
+    study = PriorStudy("20250107", "1.2.3", "A1", "local", folder)
+    with pytest.raises(MammoError, match=says) as raised:
+        prior_load_task(current, study, (study,), progress=lambda *_: None, cancel=lambda: False)
+    assert str(folder) in str(raised.value)
+    good = write_exam(tmp_path / "true_prior", "20250107", issuer="HOSP")
+    found = prior_load_task(current, PriorStudy("20250107", "", "", "local", good), (), progress=lambda *_: None,
+                            cancel=lambda: False)
+    assert found is not None and found.exam.patient.patient_id == "PID-7"

@@ -44,12 +44,11 @@ class PriorsControl:
         window.prior, window.prior_result, window.prior_overlays = found, None, None
         window.prior_worker = None  # the load has delivered (its thread may still be winding down): analyse now
         window.hanging.set_prior(found.exam, found.registrations)
-        approximate = sorted(v.value for v, r in found.registrations.items() if r.approximate)
         others = found.earlier - 1
         window.statusBar().showMessage(
             f"prior: {dicom_date(found.exam.study_date)} ({found.prior.where}"
             + (f"; {others} earlier: Shift+P for the next" if others else "") + ") — 6 / 7: current above prior; "
-            + (f"registration approximate on {', '.join(approximate)}" if approximate else "cursor linked"), 10_000)
+            + link_text(found), 10_000)
         self.fill_menu(found)
         window.priorShown.emit()
         self.analyse_prior()
@@ -137,3 +136,15 @@ class PriorsControl:
         ids = [e.id for e in window.prior_result.entries]
         entry_id = window.entry_id if window.entry_id in ids else None
         window.hanging.set_prior_result(window.prior_result if entry_id else None, entry_id, window.prior_overlays)
+
+
+def link_text(found: PriorFound) -> str:
+    """How the cursor follows into the prior, for the status line: linked, approximate, or not, view by view."""
+    approximate = sorted(v.value for v, r in found.registrations.items() if r.approximate)
+    parts = [f"{view.value} not linked ({why})" for view, why in sorted(found.unregistered.items(),
+                                                                          key=lambda item: item[0].value)]
+    if approximate:
+        parts.append(f"registration approximate on {', '.join(approximate)}")
+    if not found.registrations:
+        return "; ".join(parts) or "cursor not linked (no view to register)"
+    return "; ".join(parts) if parts else "cursor linked"
