@@ -29,15 +29,43 @@ def lower_this_thread() -> bool:
     return True
 
 
+_FULL_THREADS: int | None = None  # torch's intra-op threads before any prefetch lowered them
+_LOCK = threading.Lock()
+_YIELDING = threading.local()
+
+
+def _full_threads(torch) -> int:
+    global _FULL_THREADS
+    with _LOCK:
+        if _FULL_THREADS is None:
+            _FULL_THREADS = torch.get_num_threads()
+        return _FULL_THREADS
+
+
 @contextlib.contextmanager
 def yielding_to_the_window() -> Iterator[None]:
     """Inside: this thread at a lower priority, torch on all cores but one (its thread count restored after)."""
     lower_this_thread()
     import torch  # noqa: PLC0415 - the analysis imports it anyway
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(before, (os.cpu_count() or 2) - 1)))
+    full = _full_threads(torch)
+    torch.set_num_threads(max(1, min(full, (os.cpu_count() or 2) - 1)))
+    _YIELDING.active = True
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        _YIELDING.active = False
+        torch.set_num_threads(full)
+
+
+def at_full_speed() -> None:
+    """Torch on all its threads in the calling thread: the first call of the window's own torch work (its
+    analysis, the prior's, the warm-up). torch's thread count is the process's, and a thread takes it at its
+    first parallel operation and keeps it: a foreground thread started while a prefetch had lowered it would
+    otherwise run on one core fewer for its whole life. A no-op inside ``yielding_to_the_window`` (the prefetch
+    runs the same analysis function)."""
+    if getattr(_YIELDING, "active", False):
+        return
+    import torch  # noqa: PLC0415
+
+    torch.set_num_threads(_full_threads(torch))

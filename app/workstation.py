@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.analysis import Analysis, analyse_or_restore, exam_key
+from app.background import at_full_speed
 from app.exam_window import ExamWindow, exam_window
 from app.overlay_images import OverlayImages, prepare_overlays
 from app.pacs.inbox import inbox_folder
@@ -99,6 +100,7 @@ def analysis_task(exam: Exam, model_path: str, cached: list[ModelGroup] | None, 
                    store: Store | None, force: bool, *, progress, cancel) -> AnalysisOutcome:
     """Load the models if needed; restore this exam's stored result for these models and mode, or analyse
     and store it; prepare the overlay pixels."""
+    at_full_speed()
     groups = cached
     if groups is None:
         from inference.weights import load_model_groups  # noqa: PLC0415 - torch loads here, off the GUI thread
@@ -115,6 +117,7 @@ def analysis_task(exam: Exam, model_path: str, cached: list[ModelGroup] | None, 
 def warm_models_task(model_path: str, device: str, mode: str, *, progress, cancel) -> list[ModelGroup] | None:
     """After the window is up: torch imported, the models read and their copies for the device and mode made
     (``inference.pipeline.warm_models``), so that the first exam's analysis starts with its network."""
+    at_full_speed()
     from inference.pipeline import warm_models  # noqa: PLC0415 - torch loads here, off the GUI thread
     from inference.weights import load_model_groups  # noqa: PLC0415
 
@@ -197,6 +200,7 @@ def check_prior_identity(exam: Exam, prior: Exam, folder) -> None:
 def prior_analysis_task(prior: Exam, groups: list[ModelGroup], device: str, mode: str, store: Store | None, *,
                         progress, cancel) -> PriorAnalysis:
     """The prior analysed by the models loaded for the current exam, with its maps' pixels."""
+    at_full_speed()
     result = analyse_or_restore(prior, groups, store=store, device=device, mode=mode, progress=progress,
                                 cancel=cancel).result
     members = {g.id: tuple(m.identity for m in g.members) for g in groups}
