@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+)
 
 
 def folder_row(edit: QLineEdit, title: str) -> QHBoxLayout:
@@ -31,3 +44,34 @@ def add_ok_cancel(form: QFormLayout, dialog: QDialog) -> None:
     buttons.accepted.connect(dialog.accept)
     buttons.rejected.connect(dialog.reject)
     form.addRow(buttons)
+
+
+class _WheelOnlyWhenFocused:
+    """An answer in a scrolling panel: the wheel scrolls the panel unless the input has the keyboard focus
+    (clicked or tabbed into), so scrolling past it never changes the reader's answer."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel gives no focus
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()  # on to the panel, which scrolls
+
+
+class AnswerComboBox(_WheelOnlyWhenFocused, QComboBox):
+    pass
+
+
+class AnswerSpinBox(_WheelOnlyWhenFocused, QSpinBox):
+    pass
+
+
+class AnswerDoubleSpinBox(_WheelOnlyWhenFocused, QDoubleSpinBox):
+    pass
+
+
+class AnswerSlider(_WheelOnlyWhenFocused, QSlider):
+    pass

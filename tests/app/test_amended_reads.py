@@ -115,3 +115,85 @@ def test_a_read_whose_parts_disagree_is_committed_only_on_yes(qtbot, store, tmp_
     qtbot.waitUntil(lambda: window.scores.reader.saved_label.text() == "saved", timeout=10_000)
     read = store.load_reads(window.exam_key, "reader")["R"]
     assert read.committed and read.malignant == pytest.approx(0.30) and read.birads == "4C"
+
+
+def _wheel_down(widget) -> bool:
+    """A wheel notch down sent to ``widget``; whether it took it. (Qt hands a real wheel event the widget
+    ignores on to its parents: the panel's scroll area scrolls. A sent one is not handed on, hence the flag.)"""
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    centre = QPointF(widget.rect().center())
+    event = QWheelEvent(centre, QPointF(widget.mapToGlobal(centre.toPoint())), QPoint(0, 0), QPoint(0, -120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+    return event.isAccepted()
+
+
+def test_scrolling_the_panel_over_the_form_never_changes_an_answer(qtbot, store, tmp_path, stub_model):
+    """The wheel over a combo box or spin box of the estimate (not clicked into) scrolls the side panel: it
+    changed the left breast's recommendation from "routine screening" to "short-interval follow-up"."""
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = analysed_window(qtbot, store, folder, stub_model, blind_first=False)
+    window.resize(1024, 700)  # the side panel scrolls
+    set_read(window, 20, "2", "routine screening")
+    form = window.scores.reader.inputs["R"]
+    scroll = window.findChild(__import__("PySide6.QtWidgets", fromlist=["QScrollArea"]).QScrollArea, "scoresScroll")
+    qtbot.waitUntil(lambda: scroll.verticalScrollBar().maximum() > 0, timeout=5000)  # a panel that scrolls
+    for widget in (form.recommendation, form.birads, form.density, form.spin, form.benign, form.slider):
+        assert not _wheel_down(widget), widget  # not taken: on to the scroll area
+    assert form.recommendation.currentText() == "routine screening" and form.birads.currentText() == "2"
+    assert form.spin.value() == 20 and form.slider.value() == 20 and form.benign.value() == -1
+    window.activateWindow()
+    form.spin.setFocus()  # clicked into: the wheel is the input's again
+    qtbot.waitUntil(form.spin.hasFocus, timeout=2000)
+    assert _wheel_down(form.spin) and form.spin.value() == 19
+
+
+def test_leaving_with_a_change_after_the_commit_asks_and_never_drops_it_silently(qtbot, store, tmp_path, stub_model):
+    folder, other = tmp_path / "exam", tmp_path / "other"
+    for path in (folder, other):
+        path.mkdir()
+        write_png(path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    set_read(window, 20, "2", "routine screening")
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text() == "saved", timeout=10_000)
+    key = window.exam_key
+    window.scores.reader.inputs["R"].spin.setValue(25)  # changed after the commit, not recorded
+    qtbot.waitUntil(lambda: "not saved yet" in window.scores.reader.saved_label.text(), timeout=5000)
+
+    window.open_exam(other)  # asked first: the exam stays
+    box = window.pending_amendment_box
+    qtbot.waitUntil(lambda: box.isVisible(), timeout=5000)
+    assert window.exam_key == key and "not recorded" in box.text()
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    assert window.exam_key == key and window.scores.reader.inputs["R"].spin.value() == 25
+
+    window.close()  # asked again; "Record it" records the amendment, then the window closes
+    box = window.pending_amendment_box
+    qtbot.waitUntil(lambda: box.isVisible(), timeout=5000)
+    assert window.isVisible()
+    box.button(QMessageBox.StandardButton.Save).click()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
+    store.submit(lambda db: None).result()
+    read = store.load_reads(key, "reader")["R"]
+    assert read.malignant == pytest.approx(0.20) and read.amendment.malignant == pytest.approx(0.25)
+
+
+def test_no_stale_not_saved_line_after_an_amendment_is_recorded(qtbot, store, tmp_path, stub_model):
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    set_read(window, 30, "3", "short-interval follow-up")
+    assert window.commit_estimate()
+    window.scores.reader.inputs["R"].spin.setValue(40)
+    assert window.commit_estimate()  # at once, before the debounced save of the edit fires
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("saved as amended after AI"),
+                    timeout=10_000)
+    qtbot.wait(800)  # past the debounce: the line stays what it is
+    assert window.scores.reader.saved_label.text().startswith("saved as amended after AI")

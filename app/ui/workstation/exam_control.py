@@ -61,6 +61,8 @@ class ExamControl:
     def open_exam(self, source) -> None:
         """Load in the background; the slots say "loading" until the images arrive. The exam shown before is
         cleared first, so nothing of it stays on screen if this one fails."""
+        if not self.window.reading.leave_or_ask(lambda: self.open_exam(source)):
+            return
         window = self.window
         self.clear_exam()
         window.worklist.pause_prefetch()  # this exam's load and analysis first; prefetch resumes after them

@@ -121,6 +121,7 @@ class MainWindow(QMainWindow):
         self.warm_worker: Worker | None = None  # the models loaded in the background once the window is up
         self.export_worker: Worker | None = None
         self._overlays_pending = False
+        self.pending_amendment_box = None  # asked before leaving an exam with an unrecorded change
         self._thread_done = False
         self._saved_signal = _SavedSignal()
         self._saved_signal.saved.connect(self.reading.on_saved)
@@ -305,6 +306,9 @@ class MainWindow(QMainWindow):
         self.preferences.apply_settings(settings)
 
     def closeEvent(self, event):  # noqa: N802 - Qt override
+        if not self.reading.leave_or_ask(self.close):  # a change after the commit not yet recorded: asked first
+            event.ignore()
+            return
         self.security_notices.detach()
         self.worklist.leave()  # the reading time of the worklist exam on screen
         self.inbox.stop()

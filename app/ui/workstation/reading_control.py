@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 from PySide6.QtWidgets import QMessageBox
 
@@ -88,6 +89,7 @@ class ReadingControl:
 
     def _amend_reads(self) -> bool:
         window = self.window
+        window._save_timer.stop()  # the debounced save of the edit would say "not saved yet" after this
         changed = window.scores.reader.changed_since_commit()
         if not changed:
             self.on_saved("Nothing changed since your commit.")
@@ -109,8 +111,11 @@ class ReadingControl:
     def save_reads(self, committed: bool) -> None:
         window = self.window
         if window.committed:  # the first commit is final: a later change is saved when committed, as an amendment
-            self.on_saved("Changed after your commit, not saved yet: commit it (Ctrl+Enter) to record it as "
-                           f"{AMENDED_AFTER_AI}; your first read stays.")
+            if window.scores.reader.changed_since_commit():
+                self.on_saved("Changed after your commit, not saved yet: commit it (Ctrl+Enter) to record it as "
+                              f"{AMENDED_AFTER_AI}; your first read stays.")
+            else:
+                self.on_saved("As committed.")
             return
         if window.store is None or window.exam is None:
             return
@@ -121,6 +126,41 @@ class ReadingControl:
         future.add_done_callback(
             lambda f: window._saved_signal.saved.emit("saved" if f.exception() is None else f"NOT saved: {f.exception()}")
         )
+
+    def leave_or_ask(self, proceed: Callable[[], None]) -> bool:
+        """True when the exam on screen may be left now. With a change made after the commit and not yet
+        recorded, asks first (record it as amended after AI, discard it, or stay) and calls ``proceed`` once
+        it is recorded or discarded: leaving never drops the reader's change silently."""
+        window = self.window
+        reader = window.scores.reader
+        if window.exam is None or not window.committed or not reader.changed_since_commit():
+            return True
+        buttons = QMessageBox.StandardButton
+        box = QMessageBox(QMessageBox.Icon.Question, "Record your change?",
+                          "You changed your estimate after committing it, and the change is not recorded.\n\n"
+                          f"Record it as {AMENDED_AFTER_AI} (your first read stays), discard it, or stay on this exam?",
+                          buttons.Save | buttons.Discard | buttons.Cancel, window)
+        box.setObjectName("pendingAmendmentBox")
+        box.button(buttons.Save).setText("Record it")
+        box.setDefaultButton(buttons.Cancel)
+
+        def answered(button) -> None:
+            which = box.standardButton(button)
+            if which == buttons.Save:
+                if not self.commit_estimate():  # e.g. its parts disagree: asked there, the exam stays
+                    return
+            elif which == buttons.Discard:
+                window._save_timer.stop()
+                reader.set_reads(reader.first_reads)  # the form back to the latest recorded read
+                self.on_saved("Your change after the commit was discarded; the recorded read stays.")
+            else:
+                return
+            proceed()
+
+        box.buttonClicked.connect(answered)
+        window.pending_amendment_box = box
+        box.open()
+        return False
 
     def on_saved(self, text: str) -> None:
         self.window.scores.reader.saved_label.setText(text)

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from app.model_comparison import comparison_columns, unique_labels
 from app.model_table import BREAST_NAMES, BREAST_RULE, entry_rows
+from app.ui.forms import AnswerComboBox, AnswerDoubleSpinBox, AnswerSlider, AnswerSpinBox
 from app.reading import AMENDED_AFTER_AI, amendment_text, breast_models, hybrid_basis, percent
 from app.ui.workstation.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
@@ -75,21 +76,21 @@ class ReaderPanel(QGroupBox):
             grid.addWidget(QLabel(title), 0, column)
         row = 1
         for side in ("R", "L"):
-            slider = QSlider(Qt.Orientation.Horizontal)
+            slider = AnswerSlider(Qt.Orientation.Horizontal)
             slider.setRange(0, 100)
             slider.setObjectName(f"readerSlider_{side}")
-            spin = QSpinBox()
+            spin = AnswerSpinBox()
             spin.setRange(-1, 100)  # -1: not given yet, shown as "—" (0 % is an answer, not a default)
             spin.setSpecialValueText("—")
             spin.setValue(-1)
             spin.setSuffix(" %")
             spin.setObjectName(f"readerSpin_{side}")
-            benign = QDoubleSpinBox()
+            benign = AnswerDoubleSpinBox()
             benign.setRange(-1, 100)
             benign.setSpecialValueText("—")
             benign.setValue(-1)
             benign.setDecimals(0)
-            birads, density, recommendation = QComboBox(), QComboBox(), QComboBox()
+            birads, density, recommendation = AnswerComboBox(), AnswerComboBox(), AnswerComboBox()
             birads.addItems(BIRADS)
             density.addItems(DENSITY)
             recommendation.addItems(RECOMMENDATIONS)

@@ -236,6 +236,8 @@ class WorklistController(QObject):
         worklist = self.worklist
         if worklist is None or not 0 <= index < len(worklist):
             return
+        if not self.window.reading.leave_or_ask(lambda: self.go_to(index)):
+            return
         committed = self.window.committed and self.window.exam is not None
         item = worklist.move_to(index, committed=committed)
         self.panel.show_worklist(worklist)
