@@ -2,9 +2,9 @@
 
 A region is shown by default only when its score reaches the region operating point the model's metadata
 declares (``"display": {"region_operating_point": t}``); without one, the top regions are shown and the
-screen says so. A region lying mostly outside the breast (tissue = ``model_image > 0``) is never drawn: a
-box in the air is no finding. "Show all regions" adds the rest, dimmed. Numbers are placed so that they do not
-overlap. Class maps of a background class are never on by default.
+screen says so. A region lying mostly outside the breast (``ViewImage.breast``: the tissue without the
+detector's letters and markers) is never drawn: a box in the air or on a marker is no finding. "Show all
+regions" adds the rest, dimmed. Numbers are placed so that they do not overlap. Class maps of a background class are never on by default.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from inference.intake.image import MIN_TISSUE_FRACTION, tissue_fraction
+
 NO_OPERATING_POINT = "no operating point: top regions shown"
 TOP_REGIONS = 3  # shown without an operating point
-MIN_TISSUE_FRACTION = 0.5  # a region with less of its box over the breast lies mostly outside it
 BACKGROUND_NAMES = ("background", "no_tumour", "normal")  # the families' names for "no finding"
 
 
@@ -55,21 +56,6 @@ def background_classes(classes: Sequence[str], members: Iterable[Any] = ()) -> f
     return frozenset(c for c in classes if c in declared or c.lower() in BACKGROUND_NAMES)
 
 
-def tissue_fraction(box: tuple[float, float, float, float], tissue: np.ndarray) -> float:
-    """The share of the box (top, left, bottom, right in original pixels) over tissue; what lies past the
-    image edge counts as outside."""
-    top, left, bottom, right = box
-    area = max(bottom - top, 0.0) * max(right - left, 0.0)
-    if area <= 0:
-        return 0.0
-    rows, cols = tissue.shape
-    t, l = int(max(np.floor(top), 0)), int(max(np.floor(left), 0))
-    b, r = int(min(np.ceil(bottom), rows)), int(min(np.ceil(right), cols))
-    if b <= t or r <= l:
-        return 0.0
-    return float(np.count_nonzero(tissue[t:b, l:r])) / area
-
-
 def classify_regions(regions: Sequence[Any], operating_point: float | None,
                      tissue: np.ndarray | None) -> tuple[list[tuple[Any, RegionShown]], str]:
     """Each region with whether it is shown, and the line that says by which rule."""
@@ -94,7 +80,7 @@ def shown_regions(regions: Sequence[Any], members: Iterable[Any], image: Any) ->
     ``image`` (a ``ViewImage``; None: no tissue test); and the line that names the rule."""
     tissue = None
     if image is not None and image.model_image.shape == image.pixels.shape:
-        tissue = image.model_image > 0
+        tissue = image.breast()
     verdicts, note = classify_regions(regions, region_operating_point(members), tissue)
     return [region for region, verdict in verdicts if verdict == RegionShown.SHOWN], note
 

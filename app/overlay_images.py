@@ -130,7 +130,7 @@ def prepare_overlays(result: ExamResult, exam: Exam | None, members_by_entry: di
     ranges = {e.id: map_range((members_by_entry or {}).get(e.id, e.members)) for e in result.entries}
     for view, view_result in result.views.items():
         image = exam.views.get(view) if exam is not None else None
-        tissue = image.model_image > 0 if image is not None and image.model_image.shape == image.pixels.shape else None
+        tissue = image.breast() if image is not None and image.model_image.shape == image.pixels.shape else None
         for entry_id, entry in view_result.entries.items():
             for index, layer in enumerate(entry.layers):
                 texture = layer_texture(layer, ranges.get(entry_id))

@@ -32,9 +32,11 @@ DEMO_EXAM = object()  # load_exam_task(DEMO_EXAM, …) and the window's open_exa
 
 def prepare_display(exam: Exam) -> Exam:
     """Compute here, off the GUI thread, what showing the exam needs from its pixels: each view's auto window
-    (robust percentiles) and, for a VOI LUT or a sigmoid window, the first rendered display image."""
+    (robust percentiles), its breast (the regions' and the cross-reference's tissue) and, for a VOI LUT or a
+    sigmoid window, the first rendered display image."""
     for image in [*exam.views.values(), *exam.aside]:
         image.auto_window()
+        image.breast()
         if image.needs_rendered_display():
             image.display_image(None if image.voi_lut_dataset is not None else image.windows[0])
     return exam

@@ -43,9 +43,10 @@ class BreastAxis:
         return self.nipple[1] - step if self.faces_right else self.nipple[1] + step
 
 
-def breast_axis(model_image: np.ndarray, faces_right: bool, pixel_spacing: tuple[float, float] | None) -> BreastAxis:
-    """Nipple and chest wall from the pixels (tissue > 0 in ``model_image``, stored orientation)."""
-    tissue = np.asarray(model_image) > 0
+def breast_axis(breast: np.ndarray, faces_right: bool, pixel_spacing: tuple[float, float] | None) -> BreastAxis:
+    """Nipple and chest wall from the breast's pixels (``ViewImage.breast()``, or any image whose breast is
+    > 0; stored orientation)."""
+    tissue = np.asarray(breast) > 0
     height, width = tissue.shape
     cols = np.flatnonzero(tissue.any(axis=0))
     if cols.size == 0:

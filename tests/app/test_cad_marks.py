@@ -7,9 +7,8 @@ from __future__ import annotations
 import dataclasses
 
 
-from app.cad_marks import (
-    MIN_TISSUE_FRACTION, NO_OPERATING_POINT, TOP_REGIONS, Rect, background_classes, place_labels, tissue_fraction,
-)
+from app.cad_marks import NO_OPERATING_POINT, TOP_REGIONS, Rect, background_classes, place_labels
+from inference.intake.image import MIN_TISSUE_FRACTION, tissue_fraction
 from inference.intake.views import View
 from tests.app.conftest import open_one_view
 from tests.helpers import synthetic_view

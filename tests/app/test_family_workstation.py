@@ -107,7 +107,7 @@ def test_glam_keeps_its_other_layers_on_demand_inside_its_patch(qtbot, store, tm
 
 
 def test_the_sliding_window_draws_windows_on_tissue_and_its_registered_tissue_mask(qtbot, store, tmp_path):
-    from app.cad_marks import MIN_TISSUE_FRACTION, tissue_fraction
+    from inference.intake.image import MIN_TISSUE_FRACTION, tissue_fraction
 
     window = open_case(qtbot, store, tmp_path, CASES[3])
     widget = window.hanging.views[View.R_CC]

@@ -66,7 +66,7 @@ class PatchGalleryWidget(QTabWidget):
             listing.setStyleSheet("QListWidget::item:selected { background: transparent; border: 3px solid #ffd200; }")
             flipped = bool(entry_result.frame.record.get("flipped", False))
             image = exam.views.get(view) if exam is not None else None
-            tissue = (image.model_image > 0 if image is not None and image.model_image.shape == image.pixels.shape
+            tissue = (image.breast() if image is not None and image.model_image.shape == image.pixels.shape
                       else None)
             from app.cad_marks import RegionShown, classify_regions  # noqa: PLC0415
 

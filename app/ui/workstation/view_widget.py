@@ -604,7 +604,7 @@ class MammoViewWidget(QWidget):
         from app.cad_marks import RegionShown, Rect, classify_regions, place_labels  # noqa: PLC0415
 
         faces_left = self.faces_left_on_screen
-        tissue = self.image.model_image > 0 if self.image.model_image.shape == self.image.pixels.shape else None
+        tissue = self.image.breast() if self.image.model_image.shape == self.image.pixels.shape else None
         verdicts, self.regions_note = classify_regions(result.regions, operating_point, tissue)
         drawn = [(region, verdict) for region, verdict in verdicts if verdict != RegionShown.OUTSIDE]
         width = self.image.pixels.shape[1]
@@ -767,7 +767,7 @@ class MammoViewWidget(QWidget):
             return None
         if self._axis is None:
             faces_right = (self.view.laterality == Laterality.LEFT) != self.image.horizontal_flip
-            self._axis = breast_axis(self.image.model_image, faces_right, self.image.pixel_spacing)
+            self._axis = breast_axis(self.image.breast(), faces_right, self.image.pixel_spacing)
         return self._axis
 
     def show_band(self, band: tuple[float, float, float] | None) -> None:

@@ -8,8 +8,10 @@ Answer per view:
 * regions: one per detection, best score first, ``kind`` "<class> detection", its box in stored pixels, its
   class probability as the score, and its instance mask (the 28 x 28 mask pasted onto the box, with the
   affine of the crop it covers);
-* probabilities: per class, the **highest detection score** of that class on the view (0 when none), declared in
-  the frame's record (``probability_rule``) and the identity's settings; not exclusive, they need not add up to 1.
+* probabilities: per class, the **highest score of a detection lying mostly over the breast** (0 when none),
+  declared in the frame's record (``probability_rule``) and the identity's settings; not exclusive, they need not
+  add up to 1. A detection on the detector's letters or markers (outside ``breast_mask``) stays among the
+  regions (structured data) but never makes the view's probability: the screen does not draw it either.
 
 Both modes run in float32 (see ``MaskRCNNFamily.fast``); the frame's record says so (``numerics``).
 
@@ -35,10 +37,11 @@ from inference.errors import CheckpointError
 from inference.families.maskrcnn import checkpoint, ops
 from inference.families.maskrcnn.model import MaskRCNN, fold_frozen_batchnorm
 from inference.families.registry import register
+from inference.intake.image import MIN_TISSUE_FRACTION, breast_mask, tissue_fraction
 from inference.intake.views import View
 
 DEFAULT_CLASSES = ("background", "benign mass", "malignant mass")
-PROBABILITY_RULE = "highest detection score per class"
+PROBABILITY_RULE = "highest score per class of a detection lying mostly over the breast"
 
 
 class MaskRCNNFamily:
@@ -120,13 +123,15 @@ def view_output(boxes: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor,
     """Detections (boxes x1, y1, x2, y2 in stored pixels) as scored regions with instance masks."""
     shape = prepared.frame.original_shape
     crops = ops.paste_crops(masks, boxes, shape)
+    breast = breast_mask(prepared.input) if prepared.input.shape == tuple(shape) else None
     best = dict.fromkeys(identity.classes, 0.0)
     regions = []
     for rank, (box, label, score, (values, top, left)) in enumerate(
             zip(boxes.tolist(), labels.tolist(), scores.tolist(), crops, strict=True), start=1):
         name = identity.classes[int(label) - 1]
-        best[name] = max(best[name], float(score))
         x1, y1, x2, y2 = box
+        if breast is None or tissue_fraction((y1, x1, y2, x2), breast) >= MIN_TISSUE_FRACTION:
+            best[name] = max(best[name], float(score))
         mask = InstanceMask(values, np.array([[1.0, 0.0, top], [0.0, 1.0, left], [0.0, 0.0, 1.0]]))
         regions.append(ScoredRegion(rank=rank, box_original=(y1, x1, y2, x2), score=float(score),
                                     kind=f"{name} detection", probabilities={name: float(score)},

@@ -268,7 +268,7 @@ def test_metadata_sidecar_declares_classes_sizes_thresholds_and_rule(tmp_path, s
     import json
 
     from inference.errors import CheckpointError
-    from inference.families.maskrcnn.family import metadata
+    from inference.families.maskrcnn.family import PROBABILITY_RULE, metadata
 
     meta = metadata(("background", "benign", "malignant"), min_size=800, max_size=1333, score_threshold=0.3,
                     label="seeded detector")
@@ -279,7 +279,7 @@ def test_metadata_sidecar_declares_classes_sizes_thresholds_and_rule(tmp_path, s
     assert loaded.identity.label == "seeded detector"
     config = loaded.model.config
     assert (config.min_size, config.max_size, config.box_score_threshold) == (800, 1333, 0.3)
-    assert loaded.identity.settings["probability_rule"] == "highest detection score per class"
+    assert loaded.identity.settings["probability_rule"] == PROBABILITY_RULE
     (tmp_path / "model.pt.json").write_text(json.dumps({**meta, "classes": ["background", "mass"]}))
     with pytest.raises(CheckpointError, match="names 2 classes"):
         _load(tmp_path, seeded_state)
@@ -318,8 +318,13 @@ def exam0_result(loaded):
 
 
 def test_analyze_exam_gives_detections_with_instance_masks(exam0_result):
+    from inference.families.maskrcnn.family import PROBABILITY_RULE
+    from inference.intake.exam import load_exam
+    from inference.intake.image import breast_mask, tissue_fraction
     from inference.results.types import map_points
     from inference.intake.views import View
+
+    exam, outside = load_exam(DATA / "gmic-exam0"), []
 
     for view in View:
         golden = _golden(view.value)
@@ -333,11 +338,17 @@ def test_analyze_exam_gives_detections_with_instance_masks(exam0_result):
             assert region.score == pytest.approx(float(score), abs=1e-4)
             corner = map_points(region.mask.to_original, np.array([0.0, 0.0]))
             assert 0 <= corner[0] <= y1 + 1 and 0 <= corner[1] <= x1 + 1
+        # the view's probability: the best detection of each class lying mostly over the breast (the seeded
+        # weights also detect the letters and markers burnt into the background: never a probability)
+        breast = breast_mask(exam.views[view].model_image)
+        over = np.array([tissue_fraction((y1, x1, y2, x2), breast) >= 0.5 for x1, y1, x2, y2 in golden["boxes"]])
         for index, name in enumerate(("benign mass", "malignant mass"), start=1):
-            chosen = golden["scores"][golden["labels"] == index]
+            chosen = golden["scores"][(golden["labels"] == index) & over]
             expected = float(chosen.max()) if len(chosen) else 0.0
             assert entry.probabilities[name] == pytest.approx(expected, abs=1e-4)
-        assert entry.frame.record["probability_rule"] == "highest detection score per class"
+        outside.extend(float(score) for score, inside in zip(golden["scores"], over, strict=True) if not inside)
+        assert entry.frame.record["probability_rule"] == PROBABILITY_RULE
+    assert max(outside) > 0.9  # R-MLO's 0.96 "benign mass" on a marker: among the regions, in no probability
 
 
 def test_instance_mask_bits_on_the_stored_grid(exam0_result):
