@@ -71,6 +71,29 @@ def test_a_region_mostly_in_the_air_is_outside_and_numbers_do_not_overlap():
     assert not any(a.overlaps(b) for i, a in enumerate(labels) for b in labels[i + 1:])
 
 
+def test_a_region_on_a_marker_apart_from_the_breast_is_outside():
+    """The letters and markers burnt into the background are tissue > 0 but not breast (they carried a Mask
+    R-CNN 'benign mass' at 0.96, drawn and exported as a finding)."""
+    import numpy as np
+
+    from app.cad_marks import RegionShown, classify_regions
+    from inference.intake.image import breast_mask
+
+    model_image = np.zeros((400, 300), np.float32)
+    model_image[50:350, :180] = 1.0  # the breast against the chest wall
+    model_image[360:390, 250:280] = 3.0  # a marker in the background
+    model_image[:, 120] = 0.0  # a line of background cutting the breast in two: both parts are breast
+    breast = breast_mask(model_image)
+    assert breast[200, 50] and breast[200, 150] and not breast[370, 260]
+
+    class Region:
+        def __init__(self, rank, box):
+            self.rank, self.box_original, self.score = rank, box, 0.9
+
+    verdicts, _ = classify_regions([Region(1, (360, 250, 390, 280)), Region(2, (100, 20, 140, 60))], None, breast)
+    assert [verdict for _, verdict in verdicts] == [RegionShown.OUTSIDE, RegionShown.SHOWN]
+
+
 def test_background_classes_are_never_on_by_default():
     assert background_classes(("no_tumour", "benign", "malignant")) == {"no_tumour"}
     assert background_classes(("background", "benign mass", "malignant mass")) == {"background"}
