@@ -372,3 +372,26 @@ def test_export_from_the_viewer(qtbot, store, tmp_path, stub_model):
     qtbot.addWidget(dialog)
     assert dialog.chosen_formats() == ["pdf", "png", "json"] and not dialog.formats["sr"].isEnabled()
     assert not dialog.formats["seg"].isEnabled()
+
+
+def test_a_tooltip_over_the_images_is_readable(qtbot):
+    """A region's tooltip over a view (its rank, kind and score) was black text on the images' black."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QApplication, QToolTip
+
+    from app.settings import AppSettings
+    from app.ui.workstation.main_window import MainWindow
+
+    window = MainWindow(AppSettings())
+    qtbot.addWidget(window)
+    window.show()
+    view = next(iter(window.hanging.views.values()))
+    QToolTip.showText(view.mapToGlobal(QPoint(40, 40)), "#1 attention 0.279, 256 × 256", view)
+    qtbot.waitUntil(lambda: any(w.metaObject().className() == "QTipLabel" and w.isVisible()
+                                for w in QApplication.topLevelWidgets()), timeout=3000)
+    tip = next(w for w in QApplication.topLevelWidgets() if w.metaObject().className() == "QTipLabel")
+    image = tip.grab().toImage()
+    background = image.pixelColor(3, image.height() // 2)
+    text = tip.palette().color(tip.foregroundRole())
+    assert background.lightness() > 200 and text.lightness() < 60, (background.name(), text.name())
+    QToolTip.hideText()

@@ -116,7 +116,10 @@ class HangingWidget(QWidget):
         for widget in self.prior_views.values():
             widget.pointed.connect(self._on_prior_pointed)
         self._place()
-        self.setStyleSheet("background: #101010;")
+        # dark around the images; a tooltip shown over them (a region's score) stays dark on light: the sheet
+        # cascades to it, and it was black text on this black
+        self.setStyleSheet("QWidget { background: #101010; } "
+                           "QToolTip { color: #000000; background: #ffffdc; border: 1px solid #767676; }")
 
     def _place(self) -> None:
         for widget in (*self.views.values(), *self.prior_views.values()):

@@ -90,6 +90,7 @@ class ReaderPanel(QGroupBox):
             benign.setSpecialValueText("—")
             benign.setValue(-1)
             benign.setDecimals(0)
+            benign.setSuffix(" %")
             birads, density, recommendation = AnswerComboBox(), AnswerComboBox(), AnswerComboBox()
             birads.addItems(BIRADS)
             density.addItems(DENSITY)
