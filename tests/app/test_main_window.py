@@ -395,3 +395,26 @@ def test_a_tooltip_over_the_images_is_readable(qtbot):
     text = tip.palette().color(tip.foregroundRole())
     assert background.lightness() > 200 and text.lightness() < 60, (background.name(), text.name())
     QToolTip.hideText()
+
+
+@pytest.mark.parametrize("size", [(1024, 700), (1400, 900)])
+def test_the_readers_form_is_never_cut_off(qtbot, size):
+    """At 1024 x 700 the side panel was 317 px for a 458-px form: benign %, BI-RADS and density out of view and
+    the commit button "Commit estimate (Ctrl+En"; at 1400 x 900 density was cut."""
+    from PySide6.QtWidgets import QScrollArea
+
+    from app.settings import AppSettings
+    from app.ui.workstation.main_window import MainWindow
+
+    window = MainWindow(AppSettings())
+    qtbot.addWidget(window)
+    window.resize(*size)
+    window.show()
+    qtbot.waitExposed(window)
+    scroll = window.findChild(QScrollArea, "scoresScroll")
+    reader = window.scores.reader
+    for side in ("R", "L"):
+        density = reader.inputs[side].density
+        right = density.mapTo(scroll.viewport(), density.rect().topRight()).x()
+        assert right < scroll.viewport().width(), (side, right, scroll.viewport().width())
+    assert reader.commit_button.width() >= reader.commit_button.sizeHint().width()

@@ -48,6 +48,7 @@ def test_a_failed_open_after_a_success_leaves_nothing_of_the_first_exam(qtbot, s
         window.open_exam(first)
     window.scores.reader.inputs["R"].spin.setValue(40)
     window.add_mark(View.R_CC, 700, 500, ReaderMark("R-CC", 700, 500, "mass", 4))
+    window.cursor_label.setText("R-CC  row 700  col 500  value 1219")  # the mouse was over the first exam
     assert window.result is not None and window.gallery.lists and window.scores.model_tables
     assert "Smith_Sally" in _visible_texts(window)
 
@@ -63,6 +64,12 @@ def test_a_failed_open_after_a_success_leaves_nothing_of_the_first_exam(qtbot, s
     assert window.scores.reader.value("R") is None  # the estimate form is empty
     assert window.marks == [] and all(not w._marks for w in window.hanging.views.values())
     assert all(w.image is None and w.result is None for w in window.hanging.views.values())
+    # why, on screen after the dialog: every slot and the notes name the file and the problem
+    for widget in window.hanging.views.values():
+        assert widget.empty.isVisible() and widget.empty.text().startswith("Not opened:")
+        assert "0_L-CC.png" in widget.empty.text()
+    assert "0_L-CC.png" in window.notes.item(0).text()
+    assert window.cursor_label.text() == ""  # no pixel of the last exam read out
     shown = _visible_texts(window)
     assert "Smith_Sally" not in shown and "40" not in window.scores.reader.inputs["R"].spin.text()
     for dialog in window.findChildren(__import__("PySide6.QtWidgets", fromlist=["QMessageBox"]).QMessageBox):

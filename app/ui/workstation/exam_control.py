@@ -55,6 +55,7 @@ class ExamControl:
         window.scores.reader.saved_label.setText("")
         window.notes.clear()
         window.statusBar().clearMessage()  # e.g. the previous patient's "no prior study" line
+        window.cursor_label.setText("")  # the last pixel read out was the previous exam's
         window.setWindowTitle("Mammo Reader")
         window.reading.apply_blind_state()
 
@@ -143,6 +144,10 @@ class ExamControl:
     def _on_load_error(self, error: BaseException) -> None:
         window = self.window
         window.hanging.set_exam(None)
+        for widget in window.hanging.views.values():  # what went wrong stays on screen after the dialog
+            widget.show_empty(f"Not opened: {error}")
+        window.notes.clear()
+        window.notes.addItem(f"⚠ Not opened: {error}")
         window._on_error(error)
         window.loadFailed.emit(error)
 

@@ -276,6 +276,9 @@ class MammoViewWidget(QWidget):
         self._axis = None
         if image is None:
             self.image_item.clear()
+            # the whole view repainted: the cleared image's old area is not all redrawn by itself, and the
+            # last exam's pixels stayed around the empty slot's text
+            self.graphics.viewport().update()
             self.badge.hide()
             self.banner.hide()
             self._update_marker()
@@ -298,6 +301,11 @@ class MammoViewWidget(QWidget):
         self.set_laterality_warning(laterality_warning)
         self._update_marker()
         self.reset_view()
+
+    def show_empty(self, text: str) -> None:
+        """An empty slot saying ``text`` (e.g. why the exam could not be opened)."""
+        self.set_image(None, self.study_text)
+        self.empty.setText(text)
 
     def mark_as_prior(self) -> None:
         """This slot shows the prior exam: "PRIOR" in the marker, amber and larger than the current's label,
