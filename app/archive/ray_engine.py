@@ -148,10 +148,8 @@ def _start_local_ray(init: dict) -> None:
     and resolves metadata.google.internal through the site's DNS at every start, to name its cloud; it skips
     that when ``~/ray_bootstrap_config.yaml`` exists. The workers keep that home (Ray's session token is
     there) and are told the user's settings folder (``MAMMO_READER_HOME``, through ``runtime_env``): what they
-    read there (the de-identification key) is what the local engine reads. Ray's C++ core
-    still asks the kernel for a route to 8.8.8.8:53 (a UDP socket's connect: no packet leaves), then reads
-    its host name (``/etc/hosts``). tests/archive checks every connection of a Ray run in the loopback-only
-    namespace under strace."""
+    read there (the de-identification key) is what the local engine reads. tests/archive checks every
+    connection of a Ray run in the loopback-only namespace under strace: loopback and Unix sockets only."""
     import ray  # noqa: PLC0415
 
     from app.settings import config_dir  # noqa: PLC0415

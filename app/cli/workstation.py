@@ -10,7 +10,10 @@ def run(args: argparse.Namespace) -> int:
 
     from app.pacs.nodes import DEFAULT_AE_TITLE, is_pacs_address, parse_study  # noqa: PLC0415
 
-    overrides = {key: value for key, value in (("device", args.device), ("mode", args.mode)) if value}
+    # --ae-title is this session's calling AE title for every PACS call (the exam, the worklist's query and
+    # retrieves, priors, sends), not only the exam given
+    overrides = {key: value for key, value in (("device", args.device), ("mode", args.mode),
+                                               ("ae_title", getattr(args, "ae_title", None))) if value}
     exam = args.exam
     if is_pacs_address(exam):  # checked now; retrieved by the workstation's worker, not before it opens
         exam = parse_study(exam, args.ae_title or DEFAULT_AE_TITLE)

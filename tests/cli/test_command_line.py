@@ -67,3 +67,21 @@ def test_help_lists_every_command_and_version_answers():
 def test_analyze_without_an_exam_says_so():
     done = subprocess.run([sys.executable, "main.py", "analyze"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "give the exam" in done.stderr
+
+
+def test_open_passes_the_ae_title_to_every_pacs_call_of_the_session(monkeypatch):
+    """``open --worklist dimse://… --ae-title MYAE`` queried and retrieved as the saved AE title: a PACS that
+    accepts only MYAE refused the worklist."""
+    import os
+
+    import app.gui
+    from app.cli import workstation
+    from app.cli.parser import build_parser
+
+    seen = {}
+    monkeypatch.setattr(app.gui, "run_gui", lambda exam, **kw: seen.update(kw) or 0)
+    monkeypatch.setattr(os, "_exit", lambda code: seen.setdefault("exit", code))
+    args = build_parser().parse_args(["open", "--worklist", "dimse://PACS@127.0.0.1:11112", "--ae-title", "MYAE",
+                                      "--device", "cpu"])
+    workstation.run(args)
+    assert seen["settings_overrides"] == {"device": "cpu", "ae_title": "MYAE"} and seen["exit"] == 0
