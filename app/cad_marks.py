@@ -97,18 +97,34 @@ class Rect:
                     self.y + self.h <= other.y or other.y + other.h <= self.y)
 
 
-def place_labels(boxes: Sequence[Rect], size: tuple[float, float], nipple_left: bool) -> list[Rect]:
-    """A label rectangle of ``size`` (w, h) per box, at the first of the box's corners (nipple side first,
-    inside then outside) that overlaps no label placed before; the first corner when none is free."""
+def place_labels(boxes: Sequence[Rect], size: tuple[float, float], nipple_left: bool,
+                 bounds: tuple[float, float] | None = None, reserved: Sequence[Rect] = ()) -> list[Rect]:
+    """A label rectangle of ``size`` (w, h) per box: the first free of the box's corners (nipple side first,
+    inside then outside), then places stacked above and below it one label height at a time. Each candidate is
+    moved inside ``bounds`` (w, h: the image, so that no label is cut at its edge) and must overlap no label
+    placed before nor ``reserved`` (e.g. a figure's caption); the first corner when none is free."""
     w, h = size
+    taken: list[Rect] = list(reserved)
     placed: list[Rect] = []
+
+    def inside(rect: Rect) -> Rect:
+        if bounds is None:
+            return rect
+        return Rect(min(max(rect.x, 0.0), max(bounds[0] - w, 0.0)), min(max(rect.y, 0.0), max(bounds[1] - h, 0.0)),
+                    w, h)
+
     for box in boxes:
         near = box.x if nipple_left else box.x + box.w - w
         far = box.x + box.w - w if nipple_left else box.x
         candidates = [Rect(near, box.y, w, h), Rect(near, box.y + box.h - h, w, h), Rect(far, box.y, w, h),
                       Rect(far, box.y + box.h - h, w, h), Rect(near, box.y - h, w, h),
                       Rect(near, box.y + box.h, w, h)]
-        chosen = next((c for c in candidates if not any(c.overlaps(p) for p in placed)), candidates[0])
+        for step in range(1, 5):
+            candidates += [Rect(near, box.y - (step + 1) * h, w, h), Rect(near, box.y + box.h + step * h, w, h),
+                           Rect(far, box.y - step * h, w, h), Rect(far, box.y + box.h + (step - 1) * h, w, h)]
+        candidates = [inside(c) for c in candidates]
+        chosen = next((c for c in candidates if not any(c.overlaps(t) for t in taken)), candidates[0])
+        taken.append(chosen)
         placed.append(chosen)
     return placed
 

@@ -3,9 +3,12 @@ as on the workstation (right views on the left, chest walls meeting in the middl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
+from app.cad_marks import Rect, place_labels
 from app.colours import REGION, bgr, class_colour, colormap_rgb
 from inference.intake.views import Laterality, View
 
@@ -20,10 +23,11 @@ def _label(canvas: np.ndarray, text: str, origin: tuple[int, int], scale: float,
 
 
 def view_figure(content, view: View, *, scale: float = 1.0, opacity: float = 0.45, overlays: bool = True,
-                label_height: float | None = None) -> np.ndarray:
+                label_height: float | None = None, reserved: Sequence[Rect] = ()) -> np.ndarray:
     """One view as BGR uint8 at ``scale`` of the stored size: the drawn entry's primary maps and its regions,
     then mirrored back if the file was stored mirrored (so it hangs the usual way). Region numbers are
-    ``label_height`` pixels tall (default: about 2.5 % of the figure's height)."""
+    ``label_height`` pixels tall (default: about 2.5 % of the figure's height), placed as on screen
+    (``place_labels``: apart from each other, inside the figure, off ``reserved``, e.g. its caption)."""
     image = content.exam.views[view]
     grey = content.display(view)
     height, width = grey.shape
@@ -57,12 +61,20 @@ def view_figure(content, view: View, *, scale: float = 1.0, opacity: float = 0.4
     text_height = label_height or max(14.0, 0.025 * canvas.shape[0])
     font = text_height / 22.0
     nipple_left = view.laterality == Laterality.RIGHT
-    for rank, top, left, bottom, right in boxes:
+    if not boxes:
+        return canvas
+    widths = [cv2.getTextSize(str(rank), cv2.FONT_HERSHEY_SIMPLEX, font, max(1, round(2.2 * font)))[0][0]
+              for rank, *_ in boxes]
+    rects = []
+    for _rank, top, left, bottom, right in boxes:
         if image.horizontal_flip:
             left, right = canvas.shape[1] - right, canvas.shape[1] - left
-        (w, _), _ = cv2.getTextSize(str(rank), cv2.FONT_HERSHEY_SIMPLEX, font, max(1, round(2.2 * font)))
-        x = left + 4 if nipple_left else right - w - 4
-        _label(canvas, str(rank), (int(max(0, x)), int(max(text_height, top + text_height + 2))), font, bgr(REGION))
+        rects.append(Rect(left, top, right - left, bottom - top))
+    size = (max(widths) + 8.0, text_height + 6.0)
+    places = place_labels(rects, size, nipple_left, bounds=(float(canvas.shape[1]), float(canvas.shape[0])),
+                          reserved=reserved)
+    for (rank, *_), place in zip(boxes, places, strict=True):
+        _label(canvas, str(rank), (int(place.x + 4), int(place.y + text_height + 2)), font, bgr(REGION))
     return canvas
 
 
@@ -72,9 +84,21 @@ def four_view_figure(content, *, tile_height: int = 700, overlays: bool = True, 
     heights = [img.pixels.shape[0] for img in exam.views.values()]
     scale = tile_height / max(heights) if heights else 1.0
     label_height = max(16.0, 0.035 * tile_height)
-    tiles = {view: view_figure(content, view, scale=scale, overlays=overlays, opacity=opacity, label_height=label_height)
+    widths = {view: round(img.pixels.shape[1] * scale) for view, img in exam.views.items()}
+    tile_width = max(widths.values(), default=tile_height // 2)
+
+    def caption(view: View) -> tuple[str, int]:
+        label = f"{view.laterality.value} {view.projection.value}"
+        return label, (12 if view.laterality == Laterality.RIGHT else tile_width - 12 - 18 * len(label))
+
+    def caption_in_tile(view: View) -> list[Rect]:  # the caption's place, in the tile's own pixels
+        label, x = caption(view)
+        x0 = tile_width - widths[view] if view.laterality == Laterality.RIGHT else 0
+        return [Rect(x - x0 - 4, 0.0, 18.0 * len(label) + 8, 44.0)]
+
+    tiles = {view: view_figure(content, view, scale=scale, overlays=overlays, opacity=opacity, label_height=label_height,
+                               reserved=caption_in_tile(view))
              for view in exam.views}
-    tile_width = max((t.shape[1] for t in tiles.values()), default=tile_height // 2)
     rows = []
     for row_views in HANGING:
         cells = []
@@ -87,8 +111,7 @@ def four_view_figure(content, *, tile_height: int = 700, overlays: bool = True, 
                 cell[:h, x0: x0 + w] = tile
             else:
                 _label(cell, f"no {view.value}", (20, tile_height // 2), 1.0, (150, 150, 150))
-            label = f"{view.laterality.value} {view.projection.value}"
-            x = 12 if view.laterality == Laterality.RIGHT else tile_width - 12 - 18 * len(label)
+            label, x = caption(view)
             _label(cell, label, (max(0, x), 34), 1.0, (240, 240, 240))
             cells.append(cell)
         rows.append(np.hstack([cells[0], np.full((tile_height, 6, 3), 40, np.uint8), cells[1]]))

@@ -281,3 +281,33 @@ def test_mask_rcnn_detections_are_outlined_in_the_viewer_and_the_gallery(qtbot, 
     assert thumbnail.ndim == 3 and (np.abs(thumbnail.reshape(-1, 3).astype(int) - REGION).sum(axis=1) < 60).any()
     assert "detection" in window.gallery.lists[View.R_CC].item(0).text()
     grab_png(window, tmp_path / "maskrcnn.png")
+
+
+@pytest.mark.parametrize("view", ["L-MLO", "R-MLO", "L-CC"])
+def test_mask_rcnn_labels_sit_by_their_outlines_inside_the_image_apart(qtbot, store, tmp_path, view):
+    """Seen hands-on on exam 0 with the seeded detector: labels 140 px from their outlines (at a corner of a far
+    larger box), on top of each other, and cut at the image's edge ("ign 8%")."""
+    from tests.conftest import DATA, SHARED, require_shared
+
+    seeded = SHARED / "reference" / "maskrcnn" / "seeded_state_dict.pt"
+    require_shared(seeded.parent)
+    from inference.weights import load_model
+
+    window = open_one_view(qtbot, store, tmp_path, [load_model(seeded)],
+                           __import__("cv2").imread(str(DATA / "gmic-exam0" / f"0_{view}.png"), -1),
+                           name=f"0_{view}.png")
+    widget = window.hanging.views[View(view)]
+    qtbot.wait(50)
+    image = widget.image_item.sceneBoundingRect()
+    drawn = [(label.sceneBoundingRect(), outline.sceneBoundingRect())
+             for label, outline in zip(widget._labels, widget.detection_outlines(), strict=True)  # noqa: SLF001
+             if label.isVisible()]
+    assert len(drawn) >= 2
+    for place, outline in drawn:
+        assert image.adjusted(-1, -1, 1, 1).contains(place), (place, image)
+        gap = max(outline.left() - place.right(), place.left() - outline.right(),
+                  outline.top() - place.bottom(), place.top() - outline.bottom(), 0.0)
+        assert gap <= 5 * place.height(), (place, outline)
+    for i, (a, _) in enumerate(drawn):
+        for b, _ in drawn[i + 1:]:
+            assert not a.adjusted(1, 1, -1, -1).intersects(b.adjusted(1, 1, -1, -1)), (a, b)

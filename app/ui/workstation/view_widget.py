@@ -609,7 +609,7 @@ class MammoViewWidget(QWidget):
             item.setTransform(QTransform(a[1, 1], a[0, 1], a[1, 0], a[0, 0], a[1, 2], a[0, 2]))
             item.setZValue(10)
             self._heat_items[index] = item
-        from app.cad_marks import RegionShown, Rect, classify_regions, place_labels  # noqa: PLC0415
+        from app.cad_marks import RegionShown, Rect, classify_regions, mask_outline, place_labels  # noqa: PLC0415
 
         faces_left = self.faces_left_on_screen
         tissue = self.image.breast() if self.image.model_image.shape == self.image.pixels.shape else None
@@ -623,13 +623,25 @@ class MammoViewWidget(QWidget):
 
         # a label's size in image pixels at the current zoom (about 26 x 18 screen pixels)
         px, py = self.viewbox.viewPixelSize()
-        chars = 14 if any(r.mask is not None for r, _v in drawn) else 2  # a detection's label says class and score
-        size = ((13 + 7 * chars) * px, 18 * py) if np.isfinite(px) and px > 0 else (width / 30, width / 45)
-        rects = [Rect(min(screen_x(r.box_original[1]), screen_x(r.box_original[3])), r.box_original[0],
-                      r.box_original[3] - r.box_original[1], r.box_original[2] - r.box_original[0])
-                 for r, _v in drawn]
-        places = place_labels(rects, size, nipple_left=faces_left)
-        for (region, verdict), place in zip(drawn, places):
+        # the labels made first: their size on screen (a detection's says class and score) in image pixels
+        labels = [region_label(r.rank, detection_text(r) if r.mask is not None else "") for r, _v in drawn]
+        widest = max((label.boundingRect().width() for label in labels), default=26.0)
+        tallest = max((label.boundingRect().height() for label in labels), default=18.0)
+        size = (widest * px, tallest * py) if np.isfinite(px) and px > 0 else (width / 30, width / 45)
+        def anchor(region) -> tuple[float, float, float, float]:
+            """Where the label goes: a detection's drawn outline (its box can be far larger), else the box."""
+            outline = mask_outline(region.mask) if region.mask is not None else None
+            if outline is None:
+                return region.box_original
+            (top, left), (bottom, right) = outline.min(axis=0), outline.max(axis=0)
+            return float(top), float(left), float(bottom), float(right)
+
+        anchors = [anchor(r) for r, _v in drawn]
+        rects = [Rect(min(screen_x(left), screen_x(right)), top, right - left, bottom - top)
+                 for top, left, bottom, right in anchors]
+        height = float(self.image.pixels.shape[0])
+        places = place_labels(rects, size, nipple_left=faces_left, bounds=(float(width), height))
+        for (region, verdict), place, label in zip(drawn, places, labels, strict=True):
             top, left, bottom, right = region.box_original
             tooltip = region.caption() + (f" (from {region.source})" if region.source else "")
             if verdict == RegionShown.BELOW:
@@ -645,7 +657,6 @@ class MammoViewWidget(QWidget):
                 outline.setZValue(19)
                 outline.below = box.below
                 self._outlines.append(outline)
-            label = region_label(region.rank, detection_text(region) if region.mask is not None else "")
             label.below = box.below
             # at a box corner (the nipple side first: away from the midline, where the two views of a row
             # meet) where it overlaps no other number
@@ -723,13 +734,14 @@ class MammoViewWidget(QWidget):
         point = self.item_to_widget(at.x(), at.y())
         rect = label.boundingRect()  # screen pixels: a text item ignores the view's zoom
         ax, ay = prefer
-        if ax == 0 and point.x() + rect.width() > self.graphics.width():
+        slack = 2.0  # pixels of rounding: a label placed flush with an image at the viewport's edge stays put
+        if ax == 0 and point.x() + rect.width() > self.graphics.width() + slack:
             ax = 1
-        elif ax == 1 and point.x() - rect.width() < 0:
+        elif ax == 1 and point.x() - rect.width() < -slack:
             ax = 0
-        if ay == 1 and point.y() - rect.height() < 0:
+        if ay == 1 and point.y() - rect.height() < -slack:
             ay = 0
-        elif ay == 0 and point.y() + rect.height() > self.graphics.height():
+        elif ay == 0 and point.y() + rect.height() > self.graphics.height() + slack:
             ay = 1
         label.setAnchor((ax, ay))
 
