@@ -230,3 +230,18 @@ def test_a_loaded_prior_of_another_patient_or_not_earlier_is_refused(tmp_path, p
     found = prior_load_task(current, PriorStudy("20250107", "", "", "local", good), (), progress=lambda *_: None,
                             cancel=lambda: False)
     assert found is not None and found.exam.patient.patient_id == "PID-7"
+
+
+def test_shift_p_pressed_twice_while_loading_goes_two_priors_on(qtbot, archive, stub_model):
+    """The second press counted from the prior still shown, not the one loading: it asked for the same study
+    again. A cancelled load that still delivers is never shown."""
+    root, current = archive
+    window, store = open_with_prior(qtbot, root.parent / "store.db", current, stub_model)
+    assert window.prior.prior.date == "20250107" and window.prior.earlier == 2
+    window.priors.next_prior()  # 2024 asked for
+    window.priors.next_prior()  # pressed again before it arrived: 2025 (after the oldest, the most recent)
+    assert window.priors.requested.date == "20250107"
+    qtbot.waitUntil(lambda: window.priors.requested is None, timeout=60_000)
+    qtbot.wait(300)  # any late delivery of the cancelled 2024 load
+    assert window.prior.prior.date == "20250107" and window.prior.exam.study_date == "20250107"
+    store.close()

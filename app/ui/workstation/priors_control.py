@@ -16,6 +16,7 @@ class PriorsControl:
 
     def __init__(self, window) -> None:
         self.window = window
+        self.requested = None  # the prior study asked for last (Shift+P, the menu), while it loads
 
     def find_priors(self, exam: Exam) -> None:
         """In the background: the patient's most recent earlier study, for the current-vs-prior layouts."""
@@ -28,16 +29,18 @@ class PriorsControl:
             window.prior_worker.cancel()
         if not exam.patient.patient_id:
             return
+        self.requested = None
         worker = Worker(priors_task, exam, window.settings.pacs_node, window.settings.ae_title)
-        worker.result.connect(lambda found, e=exam: self._on_prior(found, e))
+        worker.result.connect(lambda found, e=exam, w=worker: self._on_prior(found, e, w))
         worker.error.connect(lambda error, e=exam: window.statusBar().showMessage(f"priors: {error}", 10_000)
                              if e is window.exam else None)
         window.prior_worker = window._track(worker).start()
 
-    def _on_prior(self, found: PriorFound | None, exam: Exam) -> None:
+    def _on_prior(self, found: PriorFound | None, exam: Exam, worker: Worker) -> None:
         window = self.window
-        if exam is not window.exam:
-            return  # another exam has been opened since
+        if exam is not window.exam or worker is not window.prior_worker:
+            return  # another exam has been opened since, or another prior asked for (this load was cancelled)
+        self.requested = None
         if found is None:
             window.statusBar().showMessage("no prior study of this patient was found", 5000)
             return
@@ -71,7 +74,8 @@ class PriorsControl:
         if found is None or found.earlier < 2:
             window.statusBar().showMessage("no other prior study of this patient", 3000)
             return
-        index = found.studies.index(found.prior)
+        loading = window.prior_worker is not None and window.prior_worker.is_running() and self.requested is not None
+        index = found.studies.index(self.requested if loading else found.prior)  # pressed again while loading
         self.choose_prior(found.studies[(index + 1) % found.earlier])
 
     def choose_prior(self, study) -> None:
@@ -83,11 +87,22 @@ class PriorsControl:
         if window.prior_worker is not None and window.prior_worker.is_running():
             window.prior_worker.cancel()
         window.statusBar().showMessage(f"loading the prior of {dicom_date(study.date)}…", 5000)
+        self.requested = study
         worker = Worker(prior_load_task, exam, study, found.studies)
-        worker.result.connect(lambda chosen, e=exam: self._on_prior(chosen, e))
-        worker.error.connect(lambda error, e=exam: window.statusBar().showMessage(f"prior: {error}", 10_000)
-                             if e is window.exam else None)
+        worker.result.connect(lambda chosen, e=exam, w=worker: self._on_prior(chosen, e, w))
+        worker.error.connect(lambda error, e=exam, w=worker: self._on_load_error(error, e, w))
         window.prior_worker = window._track(worker).start()
+
+    def _on_load_error(self, error: BaseException, exam: Exam, worker: Worker) -> None:
+        """The prior asked for did not load: the one shown stays, and its analysis (cancelled for the load)
+        runs again."""
+        window = self.window
+        if exam is not window.exam or worker is not window.prior_worker:
+            return
+        self.requested = None
+        window.prior_worker = None
+        window.statusBar().showMessage(f"prior: {error}", 10_000)
+        self.analyse_prior()
 
     def analyse_prior(self) -> None:
         """Once the models are loaded (by the current exam's analysis), the prior's scores."""
