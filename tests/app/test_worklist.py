@@ -183,3 +183,26 @@ def test_the_next_exam_is_prefetched_and_arrives_with_its_result_hidden_until_co
     assert window.commit_estimate()
     assert not window.model_hidden() and window.overlay_options().visible
     qtbot.waitUntil(lambda: 2 in controller.prefetched, timeout=120_000)  # and the one after it, in turn
+
+
+def test_next_exam_without_a_worklist_says_so_and_open_starts_beside_the_exam(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from app.settings import AppSettings
+    from app.ui.workstation.main_window import MainWindow
+    from tests.helpers import synthetic_view, write_png
+
+    window = MainWindow(AppSettings(auto_run=False))
+    qtbot.addWidget(window)
+    window.show()
+    window.worklist.next()  # Ctrl+Right with no worklist: it did nothing at all
+    assert "no worklist open" in window.statusBar().currentMessage()
+    folder = tmp_path / "archive" / "exam1"
+    folder.mkdir(parents=True)
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (300, 200)))
+    with qtbot.waitSignal(window.examShown, timeout=30_000):
+        window.open_exam(folder)
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args: asked.append(args) or "")
+    window.exams.choose_exam()  # File ▸ Open: the chooser starts beside the exam on screen
+    assert asked and asked[0][2] == str(tmp_path / "archive")

@@ -4,6 +4,7 @@ clearing everything of the previous one first."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
@@ -20,10 +21,16 @@ class ExamControl:
 
     def __init__(self, window) -> None:
         self.window = window
+        self.last_folder = ""  # where File ▸ Open starts
 
     def choose_exam(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.window, "Open exam folder")
+        """File ▸ Open: the chooser starts beside the exam on screen (else where the last one was chosen)."""
+        exam = self.window.exam
+        if exam is not None and exam.source is not None:
+            self.last_folder = str(Path(exam.source).parent)
+        folder = QFileDialog.getExistingDirectory(self.window, "Open exam folder", self.last_folder)
         if folder:
+            self.last_folder = str(Path(folder).parent)
             self.open_exam(folder)
 
     def clear_exam(self) -> None:

@@ -199,8 +199,13 @@ class WorklistController(QObject):
 
     # ---------------------------------------------------------------------------------------------- moving
 
-    def next(self, unread: bool = False) -> None:
+    def _no_worklist(self) -> bool:
         if self.worklist is None:
+            self.window.statusBar().showMessage("no worklist open: Worklist ▸ Open worklist… (Ctrl+Shift+W)", 5000)
+        return self.worklist is None
+
+    def next(self, unread: bool = False) -> None:
+        if self._no_worklist():
             return
         index = self.worklist.next_index(unread_only=unread)
         if index is None:
@@ -210,7 +215,7 @@ class WorklistController(QObject):
         self.go_to(index)
 
     def previous(self) -> None:
-        if self.worklist is None:
+        if self._no_worklist():
             return
         index = self.worklist.previous_index()
         if index is None:
