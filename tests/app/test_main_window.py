@@ -372,6 +372,10 @@ def test_export_from_the_viewer(qtbot, store, tmp_path, stub_model):
     qtbot.addWidget(dialog)
     assert dialog.chosen_formats() == ["pdf", "png", "json"] and not dialog.formats["sr"].isEnabled()
     assert not dialog.formats["seg"].isEnabled()
+    from PySide6.QtWidgets import QLabel
+
+    assert "need DICOM source images" in dialog.findChild(QLabel, "dicomFormatsNote").text()  # why, in words
+    assert ExportDialog(str(out), has_dicom=True).findChild(QLabel, "dicomFormatsNote") is None
 
 
 def test_a_tooltip_over_the_images_is_readable(qtbot):

@@ -110,6 +110,12 @@ class ExportDialog(QDialog):
         form.addRow("Folder", row)
         for box in self.formats.values():
             form.addRow("", box)
+        if not has_dicom:  # said, not only greyed out
+            why = QLabel("The DICOM formats need DICOM source images (they refer to them) and a model result that "
+                         "may be shown.")
+            why.setObjectName("dicomFormatsNote")
+            why.setWordWrap(True)
+            form.addRow("", why)
         form.addRow("", self.send)
         form.addRow("", self.deidentify)
         form.addRow("Page size", self.page_size)
