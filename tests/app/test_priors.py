@@ -159,11 +159,14 @@ def test_a_registered_prior_follows_the_cursor_and_shows_its_maps_after_the_comm
     back = current_cc.linked_cursor
     assert back.isVisible() and near(back, row - 50, col + 35)
     assert not cross.isVisible() and current_cc.magnifier.isVisible()  # the reader's cursor is in the prior now
-    hanging.set_layout(Layout.FOUR)  # a followed cross never stays behind in another layout
-    assert not back.isVisible() and not prior_cc.magnifier.isVisible()
+    hanging.set_layout(Layout.FOUR)  # a followed cross or lens never stays behind in another layout
+    assert not back.isVisible() and not prior_cc.magnifier.isVisible() and not current_cc.magnifier.isVisible()
     window.findChild(QAction, "layout6").trigger()
+    point_at(current_cc, 600.5, 470.5)  # the lens follows into the prior again
+    assert prior_cc.magnifier.isVisible()
+    window.magnifier_action.trigger()  # G off: the prior's lens goes with the current one
+    assert not prior_cc.magnifier.isVisible() and not current_cc.magnifier.isVisible()
     window.crossref_action.trigger()
-    window.magnifier_action.trigger()
 
     # the prior's maps: analysed with the current models, drawn for the model chosen, hidden while blind
     qtbot.waitUntil(lambda: prior_cc.result is not None, timeout=30_000)

@@ -106,8 +106,12 @@ class WorkstationActions:
         self.window.hanging.set_linked(self.window.link_action.isChecked())
 
     def toggle_magnifier(self) -> None:
+        on = self.window.magnifier_action.isChecked()
         for widget in self.window.hanging.views.values():
-            widget.set_magnifier(self.window.magnifier_action.isChecked())
+            widget.set_magnifier(on)
+        if not on:  # the lens that followed the cursor into the prior row goes too
+            for widget in self.window.hanging.prior_views.values():
+                widget.set_magnifier(False)
 
     def cycle_magnification(self) -> None:
         zoom = 1

@@ -141,9 +141,20 @@ class HangingWidget(QWidget):
                 else:
                     widget.hide()
 
+    def _take_down_followers(self) -> None:
+        """The crosses and lenses that followed the cursor from the other row (they belong to a layout or a
+        prior left); the magnifier stays on where it was."""
+        for widget in self.views.values():
+            widget.show_linked_cursor(None)
+            widget.hide_lens()
+        for widget in self.prior_views.values():
+            widget.show_linked_cursor(None)
+            widget.set_magnifier(False)
+
     def set_prior(self, prior: Exam | None, registrations: dict[View, ViewRegistration] | None = None) -> None:
         """The prior exam for the current-vs-prior layouts (its date on every label), or none; ``registrations``
         link each current view to the prior's image in that slot."""
+        self._take_down_followers()
         self.prior = prior
         self.registrations = dict(registrations or {}) if prior is not None else {}
         # "PRIOR" is in each slot's amber marker already; the corner says which study (its date)
@@ -277,11 +288,7 @@ class HangingWidget(QWidget):
 
     def set_layout(self, mode: Layout, single: View | None = None) -> None:
         # a cross or lens that followed the cursor from the other row belongs to the layout left
-        for widget in self.views.values():
-            widget.show_linked_cursor(None)
-        for widget in self.prior_views.values():
-            widget.show_linked_cursor(None)
-            widget.set_magnifier(False)
+        self._take_down_followers()
         self.layout_mode = mode
         self.single = single if mode == Layout.SINGLE else None
         self._place()

@@ -822,8 +822,12 @@ class MammoViewWidget(QWidget):
     def set_magnifier(self, on: bool) -> None:
         self._magnifier_on = on
         if not on:
-            self.magnifier.hide()
-            self.magnifier_caption.hide()
+            self.hide_lens()
+
+    def hide_lens(self) -> None:
+        """The lens taken down (the magnifier stays on: it comes back where the cursor moves next)."""
+        self.magnifier.hide()
+        self.magnifier_caption.hide()
 
     def cycle_magnification(self) -> int:
         self.magnification = MAGNIFICATIONS[(MAGNIFICATIONS.index(self.magnification) + 1) % len(MAGNIFICATIONS)]
