@@ -34,3 +34,49 @@ def test_models_warm_after_the_window_is_up_and_an_exam_waits_for_them(qtbot, st
     assert len(started) == 1  # analysed once, with the warmed models
     assert window.analyses.warm_models() is None  # nothing left to warm
     window.close()
+
+
+def test_an_analysis_waiting_for_the_models_shows_progress_can_be_cancelled_and_keeps_analyse_again(
+        qtbot, store, tmp_path, monkeypatch):
+    import app.ui.workstation.analysis_control as control
+
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = MainWindow(AppSettings(blind_first=True, auto_run=False, device="cpu", mode="exact"), store,
+                        model_path=str(demo_model_path()))
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.examShown, timeout=30_000):
+        window.open_exam(tmp_path)
+
+    class Loading:  # the warm-up, still loading the models
+        def is_running(self) -> bool:
+            return True
+
+    window.warm_worker = Loading()
+    window.analyses.start_analysis(force=True)  # "Analyse again" while the models load
+    assert window._analysis_wanted and window._analysis_force
+    assert window.progress.isVisible() and window.cancel_button.isVisible()  # said, and can be cancelled
+    assert window.stage_label.text() == "loading models…"
+    window.analyses.cancel_analysis()
+    assert not window._analysis_wanted and not window.progress.isVisible() and not window.cancel_button.isVisible()
+    window.analyses.start_analysis(force=True)
+    started = []
+
+    class Recorded:  # the analysis worker, recorded instead of run
+        def __init__(self, *args) -> None:
+            started.append(args)
+
+        def __getattr__(self, _signal):
+            return type("Signal", (), {"connect": staticmethod(lambda *_: None)})()
+
+        def start(self, **_):
+            return self
+
+        def is_running(self) -> bool:
+            return False
+
+    monkeypatch.setattr(control, "Worker", Recorded)
+    window.warm_worker = None
+    window.analyses.start_analysis()  # what the warm-up's end does: the waiting one starts, still forced
+    assert started and started[0][-1] is True  # force: analysed again, not restored from the store
+    assert not window._analysis_wanted and not window._analysis_force

@@ -126,14 +126,14 @@ class AnalysisControl:
         if not window.model_path:
             window.scores.set_status(NO_MODEL_TEXT)
             return
+        force = force or window._analysis_force  # "Analyse again" asked while it waited
         if window.warm_worker is not None and window.warm_worker.is_running():
-            window._analysis_wanted = True  # the models are being loaded: analysed as soon as they are
-            window.stage_label.setText("loading models…")
+            self._defer(force, "loading models…")  # the models are being loaded: analysed as soon as they are
             return
         if window.analysis_worker is not None and window.analysis_worker.is_running():
-            window._analysis_wanted = True  # the running one belongs to an exam no longer shown: started after it
+            self._defer(force, "")  # the running one belongs to an exam no longer shown: started after it
             return
-        window._analysis_wanted = False
+        window._analysis_wanted = window._analysis_force = False
         generation = window._generation
         key = (window.model_path,)
         cached = window._groups if window._groups_key == key else None
@@ -151,8 +151,24 @@ class AnalysisControl:
         worker.finished.connect(lambda g=generation: self._on_analysis_finished(g))
         window.analysis_worker = window._track(worker).start()
 
+    def _defer(self, force: bool, stage: str) -> None:
+        """An analysis to start once the work before it ends: said, with its progress and Cancel, meanwhile."""
+        window = self.window
+        window._analysis_wanted, window._analysis_force = True, force
+        window.progress.setRange(0, 0)
+        window.progress.show()
+        window.cancel_button.show()
+        if stage:
+            window.stage_label.setText(stage)
+
     def cancel_analysis(self) -> None:
         window = self.window
+        if window._analysis_wanted:
+            window._analysis_wanted = window._analysis_force = False  # one still waiting: never started
+            window.progress.hide()
+            window.cancel_button.hide()
+            window.stage_label.setText("")
+            window.scores.set_status("Analysis cancelled.")
         if window.load_worker is not None and window.load_worker.is_running():
             window.load_worker.cancel()  # a retrieve from the PACS polls it between instances
         if window.analysis_worker is not None and window.analysis_worker.is_running():

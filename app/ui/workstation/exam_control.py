@@ -38,7 +38,7 @@ class ExamControl:
         estimate form, corner text, notes, the prior; its workers are cancelled and their late results dropped."""
         window = self.window
         window._generation += 1
-        window._analysis_wanted = False
+        window._analysis_wanted = window._analysis_force = False
         window.analyses.cancel_analysis()
         if window.prior_worker is not None and window.prior_worker.is_running():
             window.prior_worker.cancel()
@@ -161,7 +161,7 @@ class ExamControl:
     def show_exam(self, loaded: LoadedExam, analyse: bool = True) -> None:
         exam = loaded.exam
         self.window._generation += 1  # an analysis of what was shown before (another arrangement) is dropped
-        self.window._analysis_wanted = False
+        self.window._analysis_wanted = self.window._analysis_force = False
         if self.window.analysis_worker is not None and self.window.analysis_worker.is_running():
             self.window.analysis_worker.cancel()
         self.window.exam, self.window.exam_key = exam, loaded.key

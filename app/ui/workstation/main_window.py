@@ -132,6 +132,7 @@ class MainWindow(QMainWindow):
         # dropped when another exam has been asked for (or the exam re-arranged) since
         self._generation = 0
         self._analysis_wanted = False  # an analysis to start once a stale one has ended
+        self._analysis_force = False  # ... and whether it was asked to analyse again (not restore)
         self._workers: list[Worker] = []  # every worker this window started, cancelled and awaited on close
         self._closed = False
 
