@@ -215,14 +215,15 @@ class MammoViewWidget(QWidget):
 
         self.marker = QLabel(self.graphics)
         self.marker.setObjectName("orientationMarker")
-        self.marker.setStyleSheet("color: #f0f0f0; font: bold 15px; background: transparent;")
+        # the labels over the image keep a dark box of their own: over an inverted (white) background too
+        self.marker.setStyleSheet("color: #f0f0f0; font: bold 15px; background: rgba(0,0,0,150); padding: 1px 3px;")
         self.prior_slot = False  # a slot of the prior exam: its marker says PRIOR, large and coloured
         self.corner = QLabel(self.graphics)
         self.corner.setObjectName("cornerText")
-        self.corner.setStyleSheet("color: #d8d8d8; font: 11px; background: transparent;")
+        self.corner.setStyleSheet("color: #e8e8e8; font: 11px; background: rgba(0,0,0,150); padding: 1px 3px;")
         self.readout = QLabel(self.graphics)
         self.readout.setObjectName("windowReadout")
-        self.readout.setStyleSheet("color: #d8d8d8; font: 11px; background: rgba(0,0,0,110); padding: 1px 3px;")
+        self.readout.setStyleSheet("color: #e8e8e8; font: 11px; background: rgba(0,0,0,170); padding: 1px 3px;")
         self.badge = QLabel(self.graphics)
         self.badge.setObjectName("notesBadge")
         self.badge.setStyleSheet("color: #101010; background: #e0b050; font: bold 11px; padding: 1px 4px;")
