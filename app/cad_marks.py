@@ -18,7 +18,7 @@ import numpy as np
 
 from inference.intake.image import MIN_TISSUE_FRACTION, tissue_fraction
 
-NO_OPERATING_POINT = "no operating point: top regions shown"
+NO_OPERATING_POINT = "no operating point: top regions over the breast shown"
 TOP_REGIONS = 3  # shown without an operating point
 BACKGROUND_NAMES = ("background", "no_tumour", "normal")  # the families' names for "no finding"
 
@@ -56,6 +56,14 @@ def background_classes(classes: Sequence[str], members: Iterable[Any] = ()) -> f
     return frozenset(c for c in classes if c in declared or c.lower() in BACKGROUND_NAMES)
 
 
+def regions_rule_text(operating_point: float | None) -> str:
+    """The line that says which regions are drawn: by the model's operating point, or the top ones; never one
+    outside the breast (the numbers are the model's ranks, so a rank outside it leaves a gap)."""
+    if operating_point is None:
+        return NO_OPERATING_POINT
+    return f"regions from the operating point {operating_point:.2f}, over the breast"
+
+
 def classify_regions(regions: Sequence[Any], operating_point: float | None,
                      tissue: np.ndarray | None) -> tuple[list[tuple[Any, RegionShown]], str]:
     """Each region with whether it is shown, and the line that says by which rule."""
@@ -69,8 +77,7 @@ def classify_regions(regions: Sequence[Any], operating_point: float | None,
         else:
             passes = sum(1 for _r, s in out if s == RegionShown.SHOWN) < TOP_REGIONS
         out.append((region, RegionShown.SHOWN if passes else RegionShown.BELOW))
-    note = (f"regions from the operating point {operating_point:.2f}" if operating_point is not None
-            else NO_OPERATING_POINT)
+    note = regions_rule_text(operating_point)
     return out, note
 
 

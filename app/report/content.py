@@ -158,10 +158,9 @@ class ReportContent:
 
     def regions_rule(self) -> str:
         """The line that says which regions are shown (the model's operating point, or the top ones)."""
-        from app.cad_marks import NO_OPERATING_POINT, region_operating_point  # noqa: PLC0415
+        from app.cad_marks import region_operating_point, regions_rule_text  # noqa: PLC0415
 
-        point = region_operating_point(self.entry.members) if self.entry is not None else None
-        return f"regions from the operating point {point:.2f}" if point is not None else NO_OPERATING_POINT
+        return regions_rule_text(region_operating_point(self.entry.members) if self.entry is not None else None)
 
     # ------------------------------------------------------------------------------------------ pixels
 

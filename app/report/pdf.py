@@ -128,8 +128,7 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
                 items.append(f"<font color='{_hex(class_colour(c, entry.classes))}'>■</font> {c.replace('_', ' ')}")
         legend = ", ".join(items) or "none"
         story.append(Paragraph(f"Maps of {entry.label}: {legend} (opacity = value, 0 to 1); yellow boxes: its scored "
-                               f"regions, numbered by rank ({content.regions_rule()}; none lying mostly outside "
-                               f"the breast).", small))
+                               f"regions, numbered by rank ({content.regions_rule()}).", small))
     result = content.result
     if result is not None:
         story += [Spacer(1, 0.2 * cm), Paragraph("Model probabilities", styles["Heading3"])]
