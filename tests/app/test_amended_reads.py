@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QMessageBox
 from app.reading import hybrid, percent
 from app.settings import AppSettings
 from app.ui.workstation.main_window import MainWindow
+from inference.intake.views import View
 from tests.helpers import synthetic_view, write_png
 
 BEFORE_AFTER = "before AI 80 % → after AI 30 %"
@@ -197,3 +198,44 @@ def test_no_stale_not_saved_line_after_an_amendment_is_recorded(qtbot, store, tm
                     timeout=10_000)
     qtbot.wait(800)  # past the debounce: the line stays what it is
     assert window.scores.reader.saved_label.text().startswith("saved as amended after AI")
+
+
+def test_one_question_at_a_time_about_the_exam_asked_and_the_last_wish_follows(qtbot, store, tmp_path, stub_model):
+    """A second leave while "Record your change?" is open (a worklist arriving, the reader's own Ctrl+O) made a
+    second box; answering the first one later committed the blank read of whatever exam was then on screen."""
+    folders = {}
+    for name, lesion in (("a", (700, 500)), ("b", (600, 400)), ("c", (500, 300))):  # three exams (keys by pixels)
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        write_png(folders[name] / "0_R-CC.png", synthetic_view("R-CC", lesion))
+    window = analysed_window(qtbot, store, folders["a"], stub_model, blind_first=False)
+    set_read(window, 20, "2", "routine screening")
+    assert window.commit_estimate()
+    key_a = window.exam_key
+    window.scores.reader.inputs["R"].spin.setValue(25)
+    window.open_exam(folders["b"])
+    box = window.pending_amendment_box
+    qtbot.waitUntil(box.isVisible, timeout=5000)
+    window.open_exam(folders["c"])  # asked again while the question is open: no second question
+    assert window.pending_amendment_box is box and window.exam_key == key_a
+    with qtbot.waitSignal(window.examShown, timeout=30_000):
+        box.button(QMessageBox.StandardButton.Save).click()  # recorded, then the last wish: exam c
+    assert window.exam.source == folders["c"]
+    store.submit(lambda db: None).result()
+    assert store.load_reads(key_a, "reader")["R"].amendment.malignant == pytest.approx(0.25)
+    stored_c = store.load_reads(window.exam_key, "reader")
+    assert not any(r.committed for r in stored_c.values()), stored_c  # c: nothing committed
+
+
+def test_moving_a_view_keeps_a_change_made_after_the_commit_to_record(qtbot, store, tmp_path, stub_model):
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("L-CC", (700, 300)))  # a left breast labelled right
+    window = analysed_window(qtbot, store, tmp_path, stub_model, blind_first=False)
+    form = window.scores.reader.inputs["L"]
+    form.spin.setValue(20)
+    assert window.commit_estimate()
+    form.spin.setValue(25)  # changed after the commit, not recorded yet
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        window.hanging.views[View.R_CC].banner.move_button.click()
+    assert window.scores.reader.inputs["L"].spin.value() == 25  # still there, still to record
+    assert [r.malignant for r in window.scores.reader.changed_since_commit()] == [pytest.approx(0.25)]
+    assert "not saved yet" in window.scores.reader.saved_label.text()

@@ -209,8 +209,14 @@ class ExamControl:
     def _replace_exam(self, exam: Exam) -> None:
         """The reader confirmed or moved an image: show the exam as it is now and analyse it again."""
         window = self.window
-        self.show_exam(LoadedExam(exam, window.exam_key, window.scores.reader.stored_reads(window.committed), window.marks,
+        reader = window.scores.reader
+        form = {r.breast: r for r in reader.reads(True)}
+        pending = bool(window.committed and reader.changed_since_commit())  # changed after the commit, unrecorded
+        self.show_exam(LoadedExam(exam, window.exam_key, reader.stored_reads(window.committed), window.marks,
                                   window.hanging.exam_window))
+        if pending:  # still in the form, still to be recorded (or discarded) by the reader
+            reader.fill_form(form)
+            window.reading.save_reads(committed=True)
 
     def confirm_laterality(self, view: View) -> None:
         window = self.window

@@ -61,9 +61,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 class _SavedSignal(QObject):
-    """Carries "saved" from the store's writer thread to the GUI thread (queued)."""
+    """Carries "saved" (and the exam key it is about) from the store's writer thread to the GUI thread (queued)."""
 
-    saved = Signal(str)
+    saved = Signal(str, str)
 
 
 class _Arrivals(QObject):
@@ -124,7 +124,7 @@ class MainWindow(QMainWindow):
         self.pending_amendment_box = None  # asked before leaving an exam with an unrecorded change
         self._thread_done = False
         self._saved_signal = _SavedSignal()
-        self._saved_signal.saved.connect(self.reading.on_saved)
+        self._saved_signal.saved.connect(self.reading.on_stored)
         self._save_timer = QTimer(self, singleShot=True, interval=400)
         self._save_timer.timeout.connect(lambda: self.reading.save_reads(committed=self.committed))
         self._class_boxes: dict[str, QCheckBox] = {}

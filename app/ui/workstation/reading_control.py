@@ -15,11 +15,16 @@ from app.study.store import ReaderMark
 from inference.intake.views import View
 
 
+PENDING_CHANGE = (f"Changed after your commit, not saved yet: commit it (Ctrl+Enter) to record it as {AMENDED_AFTER_AI}; "
+                  "your first read stays.")
+
+
 class ReadingControl:
     """The reader's part of the workstation: estimate, commit, amendments and marks."""
 
     def __init__(self, window) -> None:
         self.window = window
+        self._proceed: Callable[[], None] | None = None  # what follows the open "Record your change?" question
 
     def model_hidden(self) -> bool:
         window = self.window
@@ -102,30 +107,27 @@ class ReadingControl:
         if window.store.closed:
             self.on_saved("NOT saved: the store is closed")
             return True
-        future = window.store.amend_reads(window.exam_key, window._reader(), changed)
+        key = window.exam_key
+        future = window.store.amend_reads(key, window._reader(), changed)
         future.add_done_callback(lambda f: window._saved_signal.saved.emit(
             f"saved as {AMENDED_AFTER_AI}; your first read stays as it was" if f.exception() is None
-            else f"NOT saved: {f.exception()}"))
+            else f"NOT saved: {f.exception()}", key))
         return True
 
     def save_reads(self, committed: bool) -> None:
         window = self.window
         if window.committed:  # the first commit is final: a later change is saved when committed, as an amendment
-            if window.scores.reader.changed_since_commit():
-                self.on_saved("Changed after your commit, not saved yet: commit it (Ctrl+Enter) to record it as "
-                              f"{AMENDED_AFTER_AI}; your first read stays.")
-            else:
-                self.on_saved("As committed.")
+            self.on_saved(PENDING_CHANGE if window.scores.reader.changed_since_commit() else "As committed.")
             return
         if window.store is None or window.exam is None:
             return
         if window.store.closed:
             self.on_saved("NOT saved: the store is closed")
             return
-        future = window.store.save_reads(window.exam_key, window._reader(), window.scores.reader.reads(committed))
-        future.add_done_callback(
-            lambda f: window._saved_signal.saved.emit("saved" if f.exception() is None else f"NOT saved: {f.exception()}")
-        )
+        key = window.exam_key
+        future = window.store.save_reads(key, window._reader(), window.scores.reader.reads(committed))
+        future.add_done_callback(lambda f: window._saved_signal.saved.emit(
+            "saved" if f.exception() is None else f"NOT saved: {f.exception()}", key))
 
     def leave_or_ask(self, proceed: Callable[[], None]) -> bool:
         """True when the exam on screen may be left now. With a change made after the commit and not yet
@@ -135,6 +137,10 @@ class ReadingControl:
         reader = window.scores.reader
         if window.exam is None or not window.committed or not reader.changed_since_commit():
             return True
+        self._proceed = proceed  # asked again while the question is open: the latest wish is what follows it
+        if window.pending_amendment_box is not None and window.pending_amendment_box.isVisible():
+            return False
+        exam = window.exam
         buttons = QMessageBox.StandardButton
         box = QMessageBox(QMessageBox.Icon.Question, "Record your change?",
                           "You changed your estimate after committing it, and the change is not recorded.\n\n"
@@ -146,6 +152,9 @@ class ReadingControl:
 
         def answered(button) -> None:
             which = box.standardButton(button)
+            follow, self._proceed = self._proceed, None
+            if window.exam is not exam:  # the exam asked about is no longer on screen: nothing to record here
+                return
             if which == buttons.Save:
                 if not self.commit_estimate():  # e.g. its parts disagree: asked there, the exam stays
                     return
@@ -155,7 +164,8 @@ class ReadingControl:
                 self.on_saved("Your change after the commit was discarded; the recorded read stays.")
             else:
                 return
-            proceed()
+            if follow is not None:
+                follow()
 
         box.buttonClicked.connect(answered)
         window.pending_amendment_box = box
@@ -164,6 +174,23 @@ class ReadingControl:
 
     def on_saved(self, text: str) -> None:
         self.window.scores.reader.saved_label.setText(text)
+
+    def on_stored(self, text: str, key: str) -> None:
+        """The store's answer for the read of exam ``key``: under the form when that exam is still on screen,
+        else on the status line naming it (a failure in a dialog: a read was not kept)."""
+        window = self.window
+        if key == window.exam_key:
+            pending = window.committed and window.scores.reader.changed_since_commit()
+            # the commit's "saved" arriving after a further change: the change still waits to be recorded
+            self.on_saved(PENDING_CHANGE if pending and not text.startswith("NOT") else text)
+            return
+        line = f"the read of the exam you left: {text}"
+        window.statusBar().showMessage(line, 15_000)
+        if text.startswith("NOT saved"):
+            box = QMessageBox(QMessageBox.Icon.Warning, "A read was not saved", line, QMessageBox.StandardButton.Ok,
+                              window)
+            box.setObjectName("readNotSavedBox")
+            box.open()
 
     def add_mark(self, view: View, row: float, col: float, mark: ReaderMark | None = None) -> None:
         """A click in mark mode: ask what and how sure (unless ``mark`` is given), draw it, store it."""

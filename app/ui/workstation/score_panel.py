@@ -196,7 +196,10 @@ class ReaderPanel(QGroupBox):
     def set_reads(self, reads: dict[str, BreastRead]) -> None:
         """Show stored reads: the form holds each breast's latest answer (its amendment after AI, if any)."""
         self.set_first_reads(reads)
-        reads = {side: read.amendment or read for side, read in reads.items()}
+        self.fill_form({side: read.amendment or read for side, read in reads.items()})
+
+    def fill_form(self, reads: dict[str, BreastRead]) -> None:
+        """The form's answers (breasts not in ``reads`` emptied); the committed reads are left as they are."""
         for side, entry in self.inputs.items():
             read = reads.get(side)
             given = read is not None and read.malignant is not None

@@ -369,8 +369,11 @@ class WorklistController(QObject):
             awaited, generation = self._awaiting
             self._awaiting = None
             if self.window._current(generation):
-                item = self.worklist.entries[awaited].item
-                self.window.open_exam(exam_source(item.location, self.window.settings.ae_title))
+                if self.window.exam is not None:  # its pixels are on screen already: only its analysis is missing
+                    self.window.analyses.start_analysis()
+                else:
+                    item = self.worklist.entries[awaited].item
+                    self.window.open_exam(exam_source(item.location, self.window.settings.ae_title))
             return
         if not self.window._closed:
             self.schedule_prefetch()
