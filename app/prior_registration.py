@@ -10,8 +10,9 @@ masks' centres of mass and is refined by Mattes mutual information (the studies 
 detectors and processing) over three resolutions, with a fixed sampling seed: the same pair registers the
 same way every time. Its quality is the overlap (Dice) of the current tissue with the registered prior's, where the
 prior was imaged; a refinement that overlaps worse than its start is dropped for the start, and then, like an
-overlap under 0.75, the registration is called approximate. A prior whose breast faces the other way once turned
-as the current (another breast under this label) is not registered: that view's cursor is not linked.
+overlap under 0.75, the registration is called approximate. A view whose breast faces the way
+the other side's would (the intake's possible laterality error, until the reader confirms or moves it)
+is not registered: that view's cursor is not linked.
 
 Coordinates are the viewer's: x the column and y the row of the stored pixels, pixel k covering [k, k + 1).
 """
@@ -44,10 +45,6 @@ def prior_image(exam: Exam, view: View) -> ViewImage | None:
             if image.view_label.split(" ")[0] == label and image.laterality == view.laterality.value:
                 return image
     return None
-
-
-class RegistrationError(Exception):
-    """A prior view that cannot be registered to the current one (said on the status line, never linked)."""
 
 
 @dataclass(frozen=True)
@@ -142,27 +139,12 @@ def _overlap(fixed: _Grid, moving: _Grid, transform) -> float:
     return float(2 * np.logical_and(a, b).sum() / total) if total else 0.0
 
 
-def chest_wall_side(tissue: np.ndarray) -> str | None:
-    """"left" or "right": the image edge the breast is attached to (more tissue in its outer 5 % of columns),
-    None when neither edge holds tissue."""
-    band = max(1, tissue.shape[1] // 20)
-    left, right = float(tissue[:, :band].mean()), float(tissue[:, -band:].mean())
-    if max(left, right) < 0.02:
-        return None
-    return "left" if left > right else "right"
-
-
 def register_view(current: ViewImage, prior: ViewImage) -> ViewRegistration:
     """The affine taking the current view's points to the prior's (see the module's docstring)."""
     import SimpleITK as sitk  # noqa: PLC0415
 
     fixed = _grid(current, _spacing(current, prior), flip=False)
     moving = _grid(prior, _spacing(prior, current), flip=prior.horizontal_flip != current.horizontal_flip)
-    sides = [chest_wall_side(sitk.GetArrayViewFromImage(g.tissue) > 0) for g in (fixed, moving)]
-    if None not in sides and sides[0] != sides[1]:
-        # the prior's breast faces the other way once turned as the current: another breast under this label
-        # (a mislabelled laterality), which no rotation or scale aligns; never linked as if it were this one
-        raise RegistrationError("the prior's breast faces the other way")
     try:
         start = sitk.CenteredTransformInitializer(sitk.Cast(fixed.tissue, sitk.sitkFloat32),
                                                   sitk.Cast(moving.tissue, sitk.sitkFloat32), sitk.AffineTransform(2),
@@ -207,8 +189,14 @@ def register_exam(current: Exam, prior: Exam) -> tuple[dict[View, ViewRegistrati
         other = prior_image(prior, view)
         if other is None or not image.model_image.size or not other.model_image.size:
             continue
+        if view in prior.laterality_conflicts or view in current.laterality_conflicts:
+            # the breast faces the other side's way (the intake's possible laterality error, not confirmed): it
+            # may be the other breast under this label, which an affine would still overlay well; never linked
+            which = "the prior's" if view in prior.laterality_conflicts else "this exam's"
+            failed[view] = f"{which} {view.value} may be the other breast: a possible laterality error"
+            continue
         try:
             found[view] = register_view(image, other)
-        except Exception as error:  # noqa: BLE001 - one view's failure (ITK's or ours) leaves the others linked
+        except RuntimeError as error:  # ITK gives up on this view: the others stay linked
             failed[view] = str(error) or type(error).__name__
     return found, failed

@@ -91,23 +91,27 @@ def test_every_view_of_the_exam_is_paired_with_the_priors_image_for_its_slot(exa
         assert np.hypot(got[0] - row, got[1] - col) < 1.0  # the same image: the identity
 
 
-def test_another_breast_under_the_label_is_not_registered_and_the_status_says_so(exam0):
-    """A prior whose R-CC slot holds a left breast (a mislabelled laterality): its breast faces the other way,
-    which no affine aligns. It was registered by its centres and shown as linked (overlap 0.83, solid cross)."""
+def test_another_breast_under_the_label_is_not_registered_and_the_status_says_so(exam0, tmp_path):
+    """A prior whose R-CC file holds a left breast (a mislabelled laterality): the intake turns it the right
+    way and calls it a possible laterality error, and an affine overlays it well on the right breast (overlap
+    0.99). It was linked with a solid cross; it is not linked now, and the status line says why."""
+    import shutil
+
     from app.pacs.priors import PriorStudy
-    from app.prior_registration import RegistrationError
     from app.ui.workstation.priors_control import link_text
     from app.workstation import PriorFound
+    from tests.conftest import DATA
 
-    with pytest.raises(RegistrationError, match="faces the other way"):
-        register_view(exam0.views[View.R_CC], exam0.views[View.L_CC])
-    views = dict(exam0.views)
-    views[View.R_CC] = exam0.views[View.L_CC]
-    mislabelled = dataclasses.replace(exam0, views=views)
+    folder = tmp_path / "prior"
+    shutil.copytree(DATA / "gmic-exam0", folder, ignore=shutil.ignore_patterns("*mask*", "*.json", "*.md"))
+    shutil.copy(folder / "0_L-CC.png", folder / "0_R-CC.png")
+    mislabelled = load_exam(folder)
+    assert View.R_CC in mislabelled.laterality_conflicts
     registrations, failed = register_exam(exam0, mislabelled)
-    assert set(failed) == {View.R_CC} and set(registrations) == set(exam0.views) - {View.R_CC}
-    found = PriorFound(PriorStudy("20250101", "", "", "local", SHARED), mislabelled, (), registrations, failed)
-    assert link_text(found) == "R-CC not linked (the prior's breast faces the other way)"
+    assert set(failed) == {View.R_CC} and View.R_CC not in registrations
+    assert set(registrations) >= {View.L_CC, View.R_MLO, View.L_MLO}
+    found = PriorFound(PriorStudy("20250101", "", "", "local", folder), mislabelled, (), registrations, failed)
+    assert link_text(found) == "R-CC not linked (the prior's R-CC may be the other breast: a possible laterality error)"
 
 
 def test_a_view_whose_registration_fails_leaves_the_others_linked(exam0, monkeypatch):
