@@ -49,6 +49,7 @@ def yielding_to_the_window() -> Iterator[None]:
     import torch  # noqa: PLC0415 - the analysis imports it anyway
 
     full = _full_threads(torch)
+    torch.get_num_threads()  # this thread's own count set up first (its first parallel op would reset it)
     torch.set_num_threads(max(1, min(full, (os.cpu_count() or 2) - 1)))
     _YIELDING.active = True
     try:
@@ -68,4 +69,6 @@ def at_full_speed() -> None:
         return
     import torch  # noqa: PLC0415
 
-    torch.set_num_threads(_full_threads(torch))
+    full = _full_threads(torch)
+    torch.get_num_threads()  # this thread's own count set up first (its first parallel op would reset it)
+    torch.set_num_threads(full)
