@@ -23,6 +23,7 @@ from pydicom.sr.coding import Code
 from pydicom.uid import JPEG2000Lossless
 
 from app import __version__
+from app.cad_marks import regions_over_breast
 from app.report.dicom_common import deidentify_header, no_identifiers_in_warnings, read_source
 from app.report.sr import ReportError
 from inference.files import atomic_path
@@ -51,9 +52,10 @@ def detection_stack(content, view: View) -> tuple[list, np.ndarray]:
     entry_result = content.entry_view(view)
     if entry_result is None:
         return [], np.zeros((0, 0, 0), bool)
-    shape = tuple(content.exam.views[view].pixels.shape[:2])
+    image = content.exam.views[view]
+    shape = tuple(image.pixels.shape[:2])
     regions, masks = [], []
-    for region in entry_result.regions:
+    for region in regions_over_breast(entry_result.regions, image):  # a detection on a marker is no finding
         if region.mask is None:
             continue
         pasted = region.mask.in_original(shape)

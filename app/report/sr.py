@@ -19,6 +19,7 @@ from pydicom.sr.coding import Code
 
 from app import __version__
 from app.cad_marks import mask_outline as outline_of
+from app.cad_marks import regions_over_breast
 from app.report.dicom_common import ReportError, deidentify_header, no_identifiers_in_warnings, read_source
 from inference.files import atomic_path
 from inference.intake.views import Laterality
@@ -113,7 +114,7 @@ def write_sr(content, path: str | Path) -> Path:
             if r is None:  # no result on this view (its output was not finite): nothing to measure
                 continue
             view_measurements = _class_measurements(entry.classes, r.probabilities, entry.malignant(r.probabilities))
-            for region in r.regions:
+            for region in regions_over_breast(r.regions, exam.views.get(view)):  # a finding is on the breast
                 area = hd.sr.ImageRegion(
                     graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=_region_graphic(region, rows, cols),
                     source_image=hd.sr.SourceImageForRegion.from_source_image(source))
