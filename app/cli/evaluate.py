@@ -182,6 +182,7 @@ def _detections(args: argparse.Namespace, loaded) -> int:
     from inference.families.registry import get  # noqa: PLC0415
     from inference.evaluation.froc import Detection, HitRule, ImageTruth, froc  # noqa: PLC0415
     from inference.families.maskrcnn.training import class_index, labelled_images  # noqa: PLC0415
+    from inference.intake.image import MIN_TISSUE_FRACTION, breast_mask, tissue_fraction  # noqa: PLC0415
     from inference.intake.views import View  # noqa: PLC0415
     from inference.weights import read_metadata  # noqa: PLC0415
 
@@ -210,9 +211,10 @@ def _detections(args: argparse.Namespace, loaded) -> int:
             prepared = family.prepare(np.asarray(image.image, np.float32), view, False)
             (output,) = family.run(loaded.model, [prepared], device, "exact", identity)
             shape_here = tuple(image.image.shape)
+            breast = breast_mask(np.asarray(image.image))  # as the view's probability and the screen: no marker
             found.append([Detection(r.box_original, r.score, next(iter(r.probabilities or {r.kind: 0})),
                                     r.mask.in_original(shape_here) if r.mask is not None else None)
-                          for r in output.regions])
+                          for r in output.regions if tissue_fraction(r.box_original, breast) >= MIN_TISSUE_FRACTION])
             print(f"\r{number}/{len(images)}", end="", file=sys.stderr)
     print(file=sys.stderr)
     result = froc(found, truths, identity.malignancy, HitRule(args.lesion_hit), args.min_iou)
