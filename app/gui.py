@@ -44,6 +44,7 @@ def run_gui(
     from app.demo import demo_model_path
 
     settings = AppSettings.load()
+    saved = settings
     if settings_overrides:
         settings = dataclasses.replace(settings, **settings_overrides)
     model_path = os.pathsep.join(models) if models else None
@@ -55,6 +56,8 @@ def run_gui(
     except (sqlite3.Error, OSError) as error:  # a full disk, a read-only or damaged config folder
         store_error = error
     window = MainWindow(settings, store, model_path=model_path)
+    # the command line's --device / --mode / --ae-title are this session's: Preferences saved keep the saved ones
+    window.session_only = {key: (getattr(saved, key), value) for key, value in (settings_overrides or {}).items()}
     if screenshot:
         window.show()
     else:

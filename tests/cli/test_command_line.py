@@ -85,3 +85,25 @@ def test_open_passes_the_ae_title_to_every_pacs_call_of_the_session(monkeypatch)
                                       "--device", "cpu"])
     workstation.run(args)
     assert seen["settings_overrides"] == {"device": "cpu", "ae_title": "MYAE"} and seen["exit"] == 0
+
+
+def test_a_session_ae_title_is_not_saved_with_the_preferences(qtbot, monkeypatch, tmp_path):
+    """--ae-title (like --device and --mode) is this session's: taking other preferences saved it for good."""
+    import dataclasses
+
+    from app.settings import AppSettings
+    from app.ui.workstation.main_window import MainWindow
+
+    saved_to = []
+    monkeypatch.setattr("app.ui.workstation.settings_control.save_settings_task",
+                        lambda settings, **_: saved_to.append(settings))
+    window = MainWindow(dataclasses.replace(AppSettings(), ae_title="MYAE"))
+    qtbot.addWidget(window)
+    window.session_only = {"ae_title": ("MAMMOREADER", "MYAE")}
+    window.preferences.apply_settings(dataclasses.replace(window.settings, link_window=False))
+    qtbot.waitUntil(lambda: bool(saved_to), timeout=5000)
+    assert saved_to[0].ae_title == "MAMMOREADER" and saved_to[0].link_window is False
+    assert window.settings.ae_title == "MYAE"  # still this session's
+    window.preferences.apply_settings(dataclasses.replace(window.settings, ae_title="OTHER"))
+    qtbot.waitUntil(lambda: len(saved_to) == 2, timeout=5000)
+    assert saved_to[1].ae_title == "OTHER"  # changed in Preferences: saved

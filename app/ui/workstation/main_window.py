@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         self.export_worker: Worker | None = None
         self._overlays_pending = False
         self.pending_amendment_box = None  # asked before leaving an exam with an unrecorded change
+        self.session_only: dict[str, tuple] = {}  # setting -> (saved value, this session's command-line value)
         self._thread_done = False
         self._saved_signal = _SavedSignal()
         self._saved_signal.saved.connect(self.reading.on_stored)

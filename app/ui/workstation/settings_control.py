@@ -3,6 +3,8 @@ Storage SCP), saving them in the background, and the received studies."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from app.pacs.inbox import inbox_folder
 from app.settings import AppSettings
 from app.ui.pacs.inbox_dialog import InboxDialog
@@ -52,7 +54,9 @@ class SettingsControl:
             window._groups, window._groups_key = None, None
         window.overlays_box.setChecked(settings.show_overlays or window.overlays_box.isChecked())
         window.hanging.set_exam_window(window.hanging.exam_window, linked=settings.link_window)
-        saver = window._track(Worker(save_settings_task, settings))
+        # a session's command-line value (--ae-title …) is not saved, unless changed in Preferences
+        kept = {key: saved for key, (saved, session) in window.session_only.items() if getattr(settings, key) == session}
+        saver = window._track(Worker(save_settings_task, dataclasses.replace(settings, **kept)))
         saver.error.connect(window._on_error)
         window._settings_worker = saver.start()
         window.analyses.update_model_banner()
