@@ -80,3 +80,25 @@ def test_an_analysis_waiting_for_the_models_shows_progress_can_be_cancelled_and_
     window.analyses.start_analysis()  # what the warm-up's end does: the waiting one starts, still forced
     assert started and started[0][-1] is True  # force: analysed again, not restored from the store
     assert not window._analysis_wanted and not window._analysis_force
+
+
+def test_the_wait_for_the_models_is_taken_down_with_the_exam(qtbot, store, tmp_path):
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = MainWindow(AppSettings(blind_first=True, auto_run=False, device="cpu", mode="exact"), store,
+                        model_path=str(demo_model_path()))
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.examShown, timeout=30_000):
+        window.open_exam(tmp_path)
+
+    class Loading:
+        def is_running(self) -> bool:
+            return True
+
+    window.warm_worker = Loading()
+    window.analyses.start_analysis()
+    assert window.progress.isVisible() and window.stage_label.text() == "loading models…"
+    window.clear_exam()  # the next exam is opened (or a failed open cleared the screen)
+    assert not window.progress.isVisible() and not window.cancel_button.isVisible()
+    assert window.stage_label.text() == ""
+    window.warm_worker = None

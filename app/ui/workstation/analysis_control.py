@@ -151,6 +151,13 @@ class AnalysisControl:
         worker.finished.connect(lambda g=generation: self._on_analysis_finished(g))
         window.analysis_worker = window._track(worker).start()
 
+    def reset_progress(self) -> None:
+        """No analysis running or waiting: its progress, Cancel and stage taken down."""
+        window = self.window
+        window.progress.hide()
+        window.cancel_button.hide()
+        window.stage_label.setText("")
+
     def _defer(self, force: bool, stage: str) -> None:
         """An analysis to start once the work before it ends: said, with its progress and Cancel, meanwhile."""
         window = self.window
@@ -165,9 +172,7 @@ class AnalysisControl:
         window = self.window
         if window._analysis_wanted:
             window._analysis_wanted = window._analysis_force = False  # one still waiting: never started
-            window.progress.hide()
-            window.cancel_button.hide()
-            window.stage_label.setText("")
+            self.reset_progress()
             window.scores.set_status("Analysis cancelled.")
         if window.load_worker is not None and window.load_worker.is_running():
             window.load_worker.cancel()  # a retrieve from the PACS polls it between instances
@@ -228,6 +233,8 @@ class AnalysisControl:
         if not self.window._current(generation):
             if self.window._analysis_wanted and self.window.exam is not None:  # the exam shown now waited for this stale one
                 QTimer.singleShot(0, self.window, self.start_analysis)
+            elif self.window.analysis_worker is None or not self.window.analysis_worker.is_running():
+                self.reset_progress()  # nothing else runs: no "cancelling…" left behind
             return
         self.window.progress.hide()
         self.window.cancel_button.hide()

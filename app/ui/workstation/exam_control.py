@@ -40,6 +40,7 @@ class ExamControl:
         window._generation += 1
         window._analysis_wanted = window._analysis_force = False
         window.analyses.cancel_analysis()
+        window.analyses.reset_progress()  # the last exam's progress (or its wait for the models) is not this one's
         if window.prior_worker is not None and window.prior_worker.is_running():
             window.prior_worker.cancel()
         if window._save_timer.isActive():  # the previous exam's pending edit is saved under its own key
@@ -164,6 +165,7 @@ class ExamControl:
         self.window._analysis_wanted = self.window._analysis_force = False
         if self.window.analysis_worker is not None and self.window.analysis_worker.is_running():
             self.window.analysis_worker.cancel()
+        self.window.analyses.reset_progress()  # this exam's own analysis shows its progress when it starts
         self.window.exam, self.window.exam_key = exam, loaded.key
         self.window.result, self.window.overlays, self.window.restored = None, None, False
         self.window.committed = any(r.committed for r in loaded.reads.values())
