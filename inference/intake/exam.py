@@ -139,8 +139,8 @@ class Exam:
             return self
         image = self.views[view]
         note = "the reader confirmed: stored mirrored, laterality label right"
-        views = {**self.views, view: dataclasses.replace(image, warnings=image.warnings + (note,),
-                                                         reader_decision="confirmed stored mirrored")}
+        views = {**self.views, view: image.relabelled(warnings=image.warnings + (note,),
+                                                      reader_decision="confirmed stored mirrored")}
         return dataclasses.replace(self, views=views,
                                    laterality_conflicts=tuple(v for v in self.laterality_conflicts if v != view))
 
@@ -157,8 +157,8 @@ class Exam:
         for slot, image in moving.items():
             flip = faces_right(image.model_image) != (slot.laterality == Laterality.LEFT)
             note = f"moved from {image.view.value} to {slot.value} by the reader"
-            views[slot] = dataclasses.replace(image, view=slot, horizontal_flip=flip, warnings=image.warnings + (note,),
-                                              reader_decision=f"moved from {image.view.value}")
+            views[slot] = image.relabelled(view=slot, horizontal_flip=flip, warnings=image.warnings + (note,),
+                                           reader_decision=f"moved from {image.view.value}")
             if flip:
                 conflicts.append(slot)
         ordered = {v: views[v] for v in View if v in views}

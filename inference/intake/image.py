@@ -5,6 +5,7 @@ faces, and views named in free text. Nothing here reads a file; ``exam.py`` asse
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -104,6 +105,18 @@ class ViewImage:
             cached = DisplayWindow(center=float(low + high) / 2, width=float(max(high - low, 1.0)), explanation="auto")
             self.__dict__["_auto_window"] = cached  # frozen: the cache goes around __setattr__, never a field
         return cached
+
+    def relabelled(self, **changes) -> ViewImage:
+        """A copy with ``changes`` to its labels (slot, flip, notes, the reader's decision), keeping what was
+        computed from its pixels (the auto window, the breast): the same pixels need not be worked again,
+        on the GUI thread, after a reader's move or confirmation."""
+        if "pixels" in changes or "model_image" in changes:
+            raise ValueError("relabelled keeps the pixels; use dataclasses.replace for new pixels")
+        copy = dataclasses.replace(self, **changes)
+        for key in ("_auto_window", "_breast"):
+            if key in self.__dict__:
+                copy.__dict__[key] = self.__dict__[key]
+        return copy
 
     def breast(self) -> np.ndarray:
         """(H, W) bool: the breast (``breast_mask`` of the model image); computed once per image (the intake's
@@ -350,10 +363,10 @@ BREAST_COMPONENT_SHARE = 0.05  # a tissue component this share of the largest on
 
 
 def breast_mask(model_image: np.ndarray) -> np.ndarray:
-    """The breast among the non-zero pixels: the largest 8-connected component and any other at least 5 % of
-    its area (a breast cut by a line of background). The detector's letters and markers, burnt into the
-    background apart from the breast (0.1–0.3 % of its area on the exam-0 views), are not breast: a finding
-    or a nipple is never placed on them."""
+    """The breast among the non-zero pixels: the largest 8-connected component, any other at least 5 % of its
+    area (a breast cut by a line of background) and any piece at the same chest-wall edge (an axillary tail cut
+    off). The detector's letters and markers, burnt into the background apart from the breast (0.1–0.3 % of
+    its area on the exam-0 views), are not breast: a finding or a nipple is never placed on them."""
     import cv2  # noqa: PLC0415
 
     tissue = np.asarray(model_image) > 0
@@ -361,7 +374,14 @@ def breast_mask(model_image: np.ndarray) -> np.ndarray:
         return tissue
     count, labels, stats, _ = cv2.connectedComponentsWithStats(tissue.astype(np.uint8), connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.flatnonzero(areas >= BREAST_COMPONENT_SHARE * areas.max()) + 1
+    starts, widths = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_WIDTH]
+    left, right = starts == 0, starts + widths == tissue.shape[1]
+    largest = int(np.argmax(areas))
+    # a piece at the breast's own chest-wall edge is breast whatever its size (an axillary tail cut off by a line
+    # of background); markers lie in the air apart from it
+    at_wall = (left if left[largest] and not right[largest] else right if right[largest] and not left[largest]
+               else np.zeros_like(left))
+    keep = np.flatnonzero((areas >= BREAST_COMPONENT_SHARE * areas.max()) | at_wall) + 1
     if len(keep) == count - 1:
         return tissue
     chosen = np.zeros(count, dtype=bool)

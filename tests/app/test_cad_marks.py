@@ -83,8 +83,9 @@ def test_a_region_on_a_marker_apart_from_the_breast_is_outside():
     model_image[50:350, :180] = 1.0  # the breast against the chest wall
     model_image[360:390, 250:280] = 3.0  # a marker in the background
     model_image[:, 120] = 0.0  # a line of background cutting the breast in two: both parts are breast
+    model_image[10:30, 0:20] = 2.0  # a small piece at the chest wall (an axillary tail cut off): breast too
     breast = breast_mask(model_image)
-    assert breast[200, 50] and breast[200, 150] and not breast[370, 260]
+    assert breast[200, 50] and breast[200, 150] and breast[20, 10] and not breast[370, 260]
 
     class Region:
         def __init__(self, rank, box):

@@ -31,3 +31,22 @@ def test_no_source_file_mentions_qt_imports():
     forbidden = re.compile(r"^\s*(from|import)\s+(PySide6|PyQt\d|pyqtgraph|app)\b", re.MULTILINE)
     for path in (ROOT / "inference").rglob("*.py"):
         assert not forbidden.search(path.read_text()), path
+
+
+def test_a_moved_or_confirmed_view_keeps_what_was_computed_from_its_pixels():
+    """A reader's move or confirmation relabels an image: its breast and auto window (worked out in the
+    intake's worker) are not computed again on the GUI thread."""
+    import numpy as np
+
+    from inference.intake.exam import Exam
+    from inference.intake.image import ViewImage
+    from inference.intake.views import View
+
+    pixels = np.zeros((60, 40), np.float32)
+    pixels[10:50, 20:] = 100.0  # a breast facing left, at the right edge: a left breast filed as R-CC
+    image = ViewImage(View.R_CC, pixels, pixels.copy(), False, __import__("pathlib").Path("x.png"))
+    breast, window = image.breast(), image.auto_window()
+    exam = Exam({View.R_CC: image}, laterality_conflicts=(View.R_CC,))
+    for changed in (exam.confirm_orientation(View.R_CC), exam.move_view(View.R_CC, View.L_CC)):
+        (moved,) = changed.views.values()
+        assert moved is not image and moved.breast() is breast and moved.auto_window() is window
