@@ -88,3 +88,43 @@ def test_evaluate_command_writes_the_froc_of_a_detector(tmp_path):
     assert [float(r["fp_per_image"]) for r in rows] == sorted(float(r["fp_per_image"]) for r in rows)
     assert len(list(csv.DictReader((out / "per_image.csv").open()))) == 4
     assert cv2.imread(str(out / "froc.png")).shape == (600, 620, 3)
+
+
+def test_evaluate_counts_only_the_detections_over_the_breast(tmp_path, monkeypatch):
+    """As the view's probability and the screen: a detection on a marker (in the air beside the breast) is no
+    detection of the evaluation either; its image-level score measured another number than the one shown."""
+    import argparse
+    import csv
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import inference.families.registry as registry
+    from app.cli import evaluate
+    from inference.results.types import ScoredRegion
+
+    def regions_for(image: np.ndarray) -> tuple:
+        rows, cols = np.nonzero(image > 0)
+        row, col = float(np.median(rows)), float(np.median(cols))  # well inside the breast
+        inside = (row - 10, col - 10, row + 10, col + 10)
+        air = (0.0, float(image.shape[1] - 12), 10.0, float(image.shape[1] - 2))  # a corner beside the breast
+        return tuple(ScoredRegion(rank=i, box_original=box, score=score, kind="malignant mass detection",
+                                  probabilities={"malignant mass": score})
+                     for i, (box, score) in enumerate(((air, 0.9), (inside, 0.3)), start=1))
+
+    class Detector:  # what the family hands back: one detection on the breast, one in the air
+        def prepare(self, image, view, flip):
+            return SimpleNamespace(input=image)
+
+        def run(self, model, batch, device, mode, identity):
+            return [SimpleNamespace(regions=regions_for(batch[0].input))]
+
+    monkeypatch.setattr(registry, "get", lambda name: Detector())
+    identity = SimpleNamespace(family="maskrcnn", classes=("benign mass", "malignant mass"),
+                               malignancy=("malignant mass",), label="a detector")
+    args = argparse.Namespace(split="all", model=str(tmp_path / "model.pt"), data="phantom", phantoms=3,
+                              device="cpu", lesion_hit="centre", min_iou=0.1, out=str(tmp_path / "out"))
+    assert evaluate._detections(args, SimpleNamespace(identity=identity, model=None)) == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "per_image.csv").open()))
+    assert [int(r["detections"]) for r in rows] == [1, 1, 1]
+    assert {float(r["highest_malignant_score"]) for r in rows} == {0.3}
