@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
+import numpy as np
 
+from app import __version__
 from app.report.content import ReportContent, ReportInput
 from inference.errors import MammoError
 from inference.files import atomic_path
@@ -106,12 +107,18 @@ def _epdf(content: ReportContent, out: Path, page_size: str, pdf_written: bool) 
 
 
 def _png(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:
+    model = content.entry.label if content.entry is not None else "no model result shown"
+
+    def text(what: str) -> dict[str, str]:  # the figure says what it is, not only its file name
+        return {"Title": f"{content.label} {what}", "Software": f"Mammo Reader {__version__}",
+                "Description": f"{model}; {content.regions_rule()}"}
+
     path = out / f"{content.label}_four_views.png"
-    write_png(path, content.figure(1200))
+    write_png(path, content.figure(1200), text("four views"))
     written = [path]
     for view in content.views():
         path = out / f"{content.label}_{view.value}.png"
-        write_png(path, content.view_figure(view))
+        write_png(path, content.view_figure(view), text(view.value))
         written.append(path)
     return written
 
@@ -137,10 +144,18 @@ def _seg(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -
 _WRITERS = {"pdf": _pdf, "epdf": _epdf, "png": _png, "json": _json, "sr": _sr, "seg": _seg}
 
 
-def write_png(path: Path, image) -> None:
-    """cv2.imwrite reports failure only by returning False; the file appears whole or not at all."""
-    ok, data = cv2.imencode(".png", image)
-    if not ok:
-        raise OSError(f"{path}: the PNG could not be encoded")
+def write_png(path: Path, image, text: dict[str, str] | None = None) -> None:
+    """The BGR ``image`` as a PNG with ``text`` chunks (Pillow's PngInfo: the exam, the software, the model);
+    the file appears whole or not at all."""
+    from PIL import Image  # noqa: PLC0415
+    from PIL.PngImagePlugin import PngInfo  # noqa: PLC0415
+
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_itxt(key, value)  # UTF-8: a label may hold any character
+    picture = Image.fromarray(np.ascontiguousarray(image[..., ::-1]) if image.ndim == 3 else image)
     with atomic_path(path) as temporary:
-        temporary.write_bytes(data.tobytes())
+        try:
+            picture.save(temporary, format="PNG", pnginfo=info)
+        except (OSError, ValueError) as error:
+            raise OSError(f"{path}: the PNG could not be written ({error})") from error

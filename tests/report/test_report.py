@@ -83,6 +83,16 @@ def test_png_figures(analysed, tmp_path):
     assert any(n.endswith("_four_views.png") for n in names) and any(n.endswith("_R-CC.png") for n in names)
     single = cv2.imread(str(next(p for p in paths if p.name.endswith("_R-CC.png"))))
     assert single.shape[:2] == exam.views["R-CC"].pixels.shape  # full resolution
+    from PIL import Image
+
+    with Image.open(next(p for p in paths if p.name.endswith("_R-CC.png"))) as png:  # says what it is inside
+        label = next(p for p in paths if p.name.endswith("_R-CC.png")).name.removesuffix("_R-CC.png")
+        assert png.text["Title"] == f"{label} R-CC" and png.text["Software"].startswith("Mammo Reader ")
+        assert result.entries[0].label in png.text["Description"]
+    color = cv2.imread(str(next(p for p in paths if p.name.endswith("_four_views.png"))), cv2.IMREAD_UNCHANGED)
+    from app.colours import REGION, bgr
+
+    assert color.ndim == 3 and (np.abs(color.reshape(-1, 3).astype(int) - bgr(REGION)).sum(axis=1) < 40).any()
 
 
 def test_json_report_holds_the_result_and_reads(analysed, tmp_path):
