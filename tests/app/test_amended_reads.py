@@ -239,3 +239,35 @@ def test_moving_a_view_keeps_a_change_made_after_the_commit_to_record(qtbot, sto
     assert window.scores.reader.inputs["L"].spin.value() == 25  # still there, still to record
     assert [r.malignant for r in window.scores.reader.changed_since_commit()] == [pytest.approx(0.25)]
     assert "not saved yet" in window.scores.reader.saved_label.text()
+
+
+def test_record_it_then_commit_anyway_yes_records_and_then_leaves(qtbot, store, tmp_path, stub_model):
+    """"Record it" on a change whose parts disagree asks "Commit anyway?"; on Yes it was recorded but the leave
+    asked for never happened (the reader had to press Next again)."""
+    folders = {}
+    for name, lesion in (("a", (700, 500)), ("b", (600, 400))):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        write_png(folders[name] / "0_R-CC.png", synthetic_view("R-CC", lesion))
+    window = analysed_window(qtbot, store, folders["a"], stub_model, blind_first=False)
+    set_read(window, 20, "2", "routine screening")
+    assert window.commit_estimate()
+    key_a = window.exam_key
+    set_read(window, 20, "5", "routine screening")  # BI-RADS 5 below 50 %: its parts disagree
+    window.open_exam(folders["b"])
+    box = window.pending_amendment_box
+    qtbot.waitUntil(box.isVisible, timeout=5000)
+    box.button(QMessageBox.StandardButton.Save).click()
+    with qtbot.waitSignal(window.examShown, timeout=30_000):
+        answer(qtbot, window, QMessageBox.StandardButton.Yes)
+    assert window.exam.source == folders["b"]
+    store.submit(lambda db: None).result()
+    assert store.load_reads(key_a, "reader")["R"].amendment.birads == "5"
+
+
+def test_commit_with_no_exam_open_says_so(qtbot, store):
+    window = MainWindow(AppSettings(), store)
+    qtbot.addWidget(window)
+    window.scores.reader.inputs["R"].spin.setValue(40)
+    assert not window.commit_estimate()
+    assert "No exam is open" in window.scores.reader.saved_label.text()

@@ -42,11 +42,13 @@ class ReadingControl:
         sides = {v.laterality.value for v in window.exam.views} if window.exam is not None else set()
         return tuple(side for side in ("R", "L") if side in sides)
 
-    def commit_estimate(self) -> bool:
+    def commit_estimate(self, then: Callable[[], None] | None = None) -> bool:
         """Commit the reader's estimate; with the model hidden (blind first) every imaged breast must be
-        answered first, since the commit reveals the model."""
+        answered first, since the commit reveals the model. ``then`` runs once it is committed, also after a
+        "Commit anyway?" answered Yes."""
         window = self.window
         if window.exam is None:
+            self.on_saved("No exam is open: nothing to commit.")
             return False
         missing = window.scores.reader.unanswered(self._imaged_breasts())
         if missing and self.model_hidden():
@@ -58,20 +60,27 @@ class ReadingControl:
         reasons = [f"{BREAST_NAMES[read.breast]}: {reason}" for read in reads
                    for reason in read_disagreements(read.malignant, read.birads, read.recommendation)]
         if reasons:  # committed only on Yes (a read is final once committed)
-            self._ask_commit_anyway(reasons)
+            self._ask_commit_anyway(reasons, then)
             return False
-        return self._commit_now()
+        committed = self._commit_now()
+        if committed and then is not None:
+            then()
+        return committed
 
-    def _ask_commit_anyway(self, reasons: list[str]) -> None:
+    def _ask_commit_anyway(self, reasons: list[str], then: Callable[[], None] | None = None) -> None:
         window = self.window
         box = QMessageBox(QMessageBox.Icon.Question, "Commit anyway?",
                           "The parts of this read disagree:\n\n" + "\n".join(f"• {r}" for r in reasons)
                           + "\n\nCommit anyway?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, window)
         box.setObjectName("commitAnywayBox")
         box.setDefaultButton(QMessageBox.StandardButton.No)
-        box.buttonClicked.connect(lambda button: self._commit_now()
-                                  if box.standardButton(button) == QMessageBox.StandardButton.Yes else
-                                  self.on_saved("Not committed: correct the read, then commit it."))
+        def answered(button) -> None:
+            if box.standardButton(button) != QMessageBox.StandardButton.Yes:
+                self.on_saved("Not committed: correct the read, then commit it.")
+            elif self._commit_now() and then is not None:
+                then()  # e.g. the leave that asked to record the change first
+
+        box.buttonClicked.connect(answered)
         window.commit_anyway_box = box
         box.open()
 
@@ -155,10 +164,10 @@ class ReadingControl:
             follow, self._proceed = self._proceed, None
             if window.exam is not exam:  # the exam asked about is no longer on screen: nothing to record here
                 return
-            if which == buttons.Save:
-                if not self.commit_estimate():  # e.g. its parts disagree: asked there, the exam stays
-                    return
-            elif which == buttons.Discard:
+            if which == buttons.Save:  # recorded, then the leave (after "Commit anyway?" too, on its Yes)
+                self.commit_estimate(then=follow)
+                return
+            if which == buttons.Discard:
                 window._save_timer.stop()
                 reader.set_reads(reader.first_reads)  # the form back to the latest recorded read
                 self.on_saved("Your change after the commit was discarded; the recorded read stays.")
