@@ -18,7 +18,7 @@ import numpy as np
 
 from inference.intake.image import MIN_TISSUE_FRACTION, tissue_fraction
 
-NO_OPERATING_POINT = "no operating point: top regions over the breast shown"
+NO_OPERATING_POINT = "no operating point: the top 3 and each class's best, on the breast"
 TOP_REGIONS = 3  # shown without an operating point
 BACKGROUND_NAMES = ("background", "no_tumour", "normal")  # the families' names for "no finding"
 
@@ -74,8 +74,9 @@ def classify_regions(regions: Sequence[Any], operating_point: float | None,
             continue
         if operating_point is not None:
             passes = region.score >= operating_point
-        else:
-            passes = sum(1 for _r, s in out if s == RegionShown.SHOWN) < TOP_REGIONS
+        else:  # the top ones, and the best of each kind (a detector's class): every view number has its region
+            passes = (sum(1 for _r, s in out if s == RegionShown.SHOWN) < TOP_REGIONS
+                      or not any(r.kind == region.kind for r, s in out if s != RegionShown.OUTSIDE))
         out.append((region, RegionShown.SHOWN if passes else RegionShown.BELOW))
     note = regions_rule_text(operating_point)
     return out, note
@@ -109,6 +110,11 @@ class Rect:
     w: float
     h: float
 
+    def overlap_area(self, other: Rect) -> float:
+        width = min(self.x + self.w, other.x + other.w) - max(self.x, other.x)
+        height = min(self.y + self.h, other.y + other.h) - max(self.y, other.y)
+        return max(width, 0.0) * max(height, 0.0)
+
     def overlaps(self, other: Rect) -> bool:
         return not (self.x + self.w <= other.x or other.x + other.w <= self.x or
                     self.y + self.h <= other.y or other.y + other.h <= self.y)
@@ -119,7 +125,7 @@ def place_labels(boxes: Sequence[Rect], size: tuple[float, float], nipple_left: 
     """A label rectangle of ``size`` (w, h) per box: the first free of the box's corners (nipple side first,
     inside then outside), then places stacked above and below it one label height at a time. Each candidate is
     moved inside ``bounds`` (w, h: the image, so that no label is cut at its edge) and must overlap no label
-    placed before nor ``reserved`` (e.g. a figure's caption); the first corner when none is free."""
+    placed before nor ``reserved`` (e.g. a figure's caption); when none is free, the one covering least."""
     w, h = size
     taken: list[Rect] = list(reserved)
     placed: list[Rect] = []
@@ -136,11 +142,13 @@ def place_labels(boxes: Sequence[Rect], size: tuple[float, float], nipple_left: 
         candidates = [Rect(near, box.y, w, h), Rect(near, box.y + box.h - h, w, h), Rect(far, box.y, w, h),
                       Rect(far, box.y + box.h - h, w, h), Rect(near, box.y - h, w, h),
                       Rect(near, box.y + box.h, w, h)]
-        for step in range(1, 5):
+        for step in range(1, 9):
             candidates += [Rect(near, box.y - (step + 1) * h, w, h), Rect(near, box.y + box.h + step * h, w, h),
                            Rect(far, box.y - step * h, w, h), Rect(far, box.y + box.h + (step - 1) * h, w, h)]
         candidates = [inside(c) for c in candidates]
-        chosen = next((c for c in candidates if not any(c.overlaps(t) for t in taken)), candidates[0])
+        chosen = next((c for c in candidates if not any(c.overlaps(t) for t in taken)), None)
+        if chosen is None:  # none free: the one that covers the least of the others
+            chosen = min(candidates, key=lambda c: sum(c.overlap_area(t) for t in taken))
         taken.append(chosen)
         placed.append(chosen)
     return placed

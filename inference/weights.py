@@ -211,7 +211,7 @@ def load_model(
         calibration=meta.get("calibration"),
         settings=dict(fields.get("settings", {})),
         site_calibration=read_site_calibration(site_calibration_path(path)),  # the hybrid's scale at this site
-        display=meta.get("display"),
+        display=fields.get("display", meta.get("display")),  # a family may derive it (a detector's threshold)
     )
     logger.info("loaded %s model %s", family.name, identity.label)
     return LoadedModel(model=model, identity=identity)

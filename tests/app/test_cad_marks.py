@@ -95,6 +95,20 @@ def test_a_region_on_a_marker_apart_from_the_breast_is_outside():
     assert [verdict for _, verdict in verdicts] == [RegionShown.OUTSIDE, RegionShown.SHOWN]
 
 
+def test_without_an_operating_point_the_best_of_each_kind_is_shown_too():
+    """A detector's panel shows each class's best score: its detection is drawn even below the top three."""
+    from types import SimpleNamespace
+
+    from app.cad_marks import RegionShown, classify_regions
+
+    kinds = ["benign mass detection"] * 4 + ["malignant mass detection"]
+    regions = [SimpleNamespace(rank=i, box_original=(0, 0, 10, 10), score=1 - i / 10, kind=kind)
+               for i, kind in enumerate(kinds, start=1)]
+    verdicts, note = classify_regions(regions, None, None)
+    assert [v for _, v in verdicts] == [RegionShown.SHOWN] * 3 + [RegionShown.BELOW, RegionShown.SHOWN]
+    assert "each class's best" in note
+
+
 def test_background_classes_are_never_on_by_default():
     assert background_classes(("no_tumour", "benign", "malignant")) == {"no_tumour"}
     assert background_classes(("background", "benign mass", "malignant mass")) == {"background"}

@@ -75,12 +75,19 @@ class MaskRCNNFamily:
         max_value = float((meta.get("input") or {}).get("max_value", 4095))
         if max_value <= 0:
             raise CheckpointError(f"the metadata's input maximum must be positive, not {max_value}", path)
-        display = float((meta.get("thresholds") or {}).get("display_threshold", config.box_score_threshold))
+        declared = (meta.get("thresholds") or {}).get("display_threshold")
+        display = float(declared if declared is not None else config.box_score_threshold)
         settings = {"min_size": config.min_size, "max_size": config.max_size, "max_value": max_value,
                     "box_score_threshold": config.box_score_threshold, "box_nms": config.box_nms,
                     "display_threshold": display, "probability_rule": PROBABILITY_RULE}
-        return model, {"classes": findings, "malignancy": malignancy, "exclusive": False, "percent_t": None,
-                       "settings": settings}
+        fields = {"classes": findings, "malignancy": malignancy, "exclusive": False, "percent_t": None,
+                  "settings": settings}
+        shown = dict(meta.get("display") or {})
+        if declared is not None and "region_operating_point" not in shown:
+            # a declared display threshold is where the screen draws detections from (the regions' operating
+            # point); without one, the screen's rule: the top three and the best of each class
+            fields["display"] = {**shown, "region_operating_point": display}
+        return model, fields
 
     def prepare(self, model_image: np.ndarray, view: View, horizontal_flip: bool) -> Prepared:
         # detections are read where they lie: no flip, no crop; the input frame is the stored image
@@ -107,14 +114,17 @@ class MaskRCNNFamily:
 
 def metadata(classes: Sequence[str] = DEFAULT_CLASSES, malignancy: Sequence[str] | None = None, *,
              min_size: int = 1024, max_size: int = 2048, score_threshold: float = 0.05,
-             display_threshold: float = 0.05, max_value: float = 4095, **fields_: Any) -> dict[str, Any]:
+             display_threshold: float | None = None, max_value: float = 4095, **fields_: Any) -> dict[str, Any]:
     """A ``model.pt.json`` for a Mask R-CNN checkpoint: classes (background first), the malignancy rule, the
-    transform's sizes, the thresholds and the input's maximum."""
+    transform's sizes, the thresholds (a display threshold only when given: the screen draws from it) and the
+    input's maximum."""
     if malignancy is None:
         malignancy = [c for c in classes[1:] if "malignant" in c]
+    thresholds: dict[str, float] = {"box_score_threshold": score_threshold}
+    if display_threshold is not None:
+        thresholds["display_threshold"] = display_threshold
     return {"family": "maskrcnn", "classes": list(classes), "malignancy": list(malignancy),
-            "transform": {"min_size": min_size, "max_size": max_size},
-            "thresholds": {"box_score_threshold": score_threshold, "display_threshold": display_threshold},
+            "transform": {"min_size": min_size, "max_size": max_size}, "thresholds": thresholds,
             "input": {"max_value": max_value}, **fields_}
 
 

@@ -280,6 +280,9 @@ def test_metadata_sidecar_declares_classes_sizes_thresholds_and_rule(tmp_path, s
     config = loaded.model.config
     assert (config.min_size, config.max_size, config.box_score_threshold) == (800, 1333, 0.3)
     assert loaded.identity.settings["probability_rule"] == PROBABILITY_RULE
+    assert loaded.identity.display is None  # no display threshold declared: the screen's top-3-and-best rule
+    (tmp_path / "model.pt.json").write_text(json.dumps(metadata(display_threshold=0.4)))
+    assert _load(tmp_path, seeded_state).identity.display == {"region_operating_point": 0.4}  # drawn from it
     (tmp_path / "model.pt.json").write_text(json.dumps({**meta, "classes": ["background", "mass"]}))
     with pytest.raises(CheckpointError, match="names 2 classes"):
         _load(tmp_path, seeded_state)
