@@ -203,6 +203,8 @@ class RegionBoxItem(QGraphicsRectItem):
 
 def region_label(rank: int, text: str = "") -> pg.TextItem:
     """The number of a region on screen; a detection also says its class and score ("1 malignant 81%")."""
-    label = pg.TextItem(f"{rank} {text}".strip(), color=REGION, anchor=(0, 0))
+    # on a dark box of its own: readable over an inverted (white) image, and the outlines it lies over do
+    # not cross its letters
+    label = pg.TextItem(f"{rank} {text}".strip(), color=REGION, anchor=(0, 0), fill=(0, 0, 0, 150))
     label.setFont(QFont("Sans", 10, QFont.Weight.Bold))
     return label

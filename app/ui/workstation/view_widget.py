@@ -625,7 +625,9 @@ class MammoViewWidget(QWidget):
         # a label's size in image pixels at the current zoom (about 26 x 18 screen pixels)
         px, py = self.viewbox.viewPixelSize()
         # the labels made first: their size on screen (a detection's says class and score) in image pixels
-        labels = [region_label(r.rank, detection_text(r) if r.mask is not None else "") for r, _v in drawn]
+        # a detection drawn dimmed ("all regions") says only its rank: dozens of "benign 6%" overprinted
+        labels = [region_label(r.rank, detection_text(r) if r.mask is not None and v == RegionShown.SHOWN else "")
+                  for r, v in drawn]
         widest = max((label.boundingRect().width() for label in labels), default=26.0)
         tallest = max((label.boundingRect().height() for label in labels), default=18.0)
         size = (widest * px, tallest * py) if np.isfinite(px) and px > 0 else (width / 30, width / 45)
