@@ -252,6 +252,12 @@ class Worklist:
         self._save(entry, 0.0)
         return entry.item
 
+    def step_out(self, committed: bool) -> None:
+        """The reader opened an exam from elsewhere (File ▸ Open …): the current exam's clock stops and none is
+        current until the reader comes back to the list."""
+        self.leave(committed)
+        self.current = -1
+
     def start_clock(self) -> None:
         """(Re)start timing the current exam: it counts from now."""
         self._started = self.clock()

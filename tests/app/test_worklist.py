@@ -206,3 +206,28 @@ def test_next_exam_without_a_worklist_says_so_and_open_starts_beside_the_exam(qt
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args: asked.append(args) or "")
     window.exams.choose_exam()  # File ▸ Open: the chooser starts beside the exam on screen
     assert asked and asked[0][2] == str(tmp_path / "archive")
+
+
+def test_an_exam_opened_from_elsewhere_steps_out_of_the_worklist(qtbot, store, tmp_path, stub_model):
+    """File ▸ Open during a worklist: the other exam's reading time was charged to the worklist's exam, which
+    the list kept showing as current."""
+    batch = make_batch(tmp_path / "batch", 2)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.worklist.open_source(batch)
+    controller = window.worklist
+    clock = FakeClock()
+    controller.worklist.clock = clock
+    controller.worklist.start_clock()
+    clock.now += 12
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write_png(elsewhere / "0_R-CC.png", synthetic_view("R-CC", (300, 200)))
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        window.open_exam(elsewhere)
+    assert controller.worklist.current == -1 and controller.worklist.item is None
+    clock.now += 60  # reading the other exam: not the worklist's time
+    assert controller.worklist.entries[0].reading_seconds == 12
+    with qtbot.waitSignal(window.examShown, timeout=120_000):
+        action(window, "nextExam").trigger()  # back to the list: from its start
+    assert controller.worklist.current == 0 and controller.worklist.entries[0].reading_seconds == 12

@@ -73,6 +73,7 @@ class ExamControl:
         if not self.window.reading.leave_or_ask(lambda: self.open_exam(source)):
             return
         window = self.window
+        window.worklist.step_out()  # an exam from elsewhere: the worklist's clock stops (not for its own exams)
         self.clear_exam()
         window.worklist.pause_prefetch()  # this exam's load and analysis first; prefetch resumes after them
         generation = window._generation

@@ -134,6 +134,7 @@ class WorklistController(QObject):
         self._prefetching: int | None = None
         self._awaiting: tuple[int, int] | None = None  # (index, window generation) shown when its prefetch ends
         self._opening: Worker | None = None
+        self.opening_own_exam = False  # a worklist exam being opened (any other open steps out of the list)
         self._early: dict[int, LoadedExam] = {}  # the exam being prefetched, loaded, its analysis still running
         self._loadedEarly.connect(self._on_loaded_early)
         self.panel = WorklistPanel(window)
@@ -198,6 +199,23 @@ class WorklistController(QObject):
             self.go_to(first)
 
     # ---------------------------------------------------------------------------------------------- moving
+
+    def step_out(self) -> None:
+        """An exam opened from elsewhere: the worklist's exam is left (its reading time stops; it is read when
+        its read was committed) and the list shows none as current."""
+        if self.opening_own_exam or self.worklist is None or self.worklist.item is None:
+            return
+        self.worklist.step_out(committed=self.window.committed and self.window.exam is not None)
+        self._drop_prefetch()
+        self.panel.show_worklist(self.worklist)
+
+    def _open(self, source) -> None:
+        """Open a worklist exam (not a step out of the list)."""
+        self.opening_own_exam = True
+        try:
+            self.window.open_exam(source)
+        finally:
+            self.opening_own_exam = False
 
     def _no_worklist(self) -> bool:
         if self.worklist is None:
@@ -267,7 +285,7 @@ class WorklistController(QObject):
         self._awaiting = None
         if self.prefetch_worker is not None and self.prefetch_worker.is_running():
             self.prefetch_worker.cancel()  # the exam on screen comes first
-        self.window.open_exam(exam_source(item.location, self.window.settings.ae_title))
+        self._open(exam_source(item.location, self.window.settings.ae_title))
         self.arrived.emit(index, False)
 
     def _on_exam_shown(self) -> None:
@@ -373,7 +391,7 @@ class WorklistController(QObject):
                     self.window.analyses.start_analysis()
                 else:
                     item = self.worklist.entries[awaited].item
-                    self.window.open_exam(exam_source(item.location, self.window.settings.ae_title))
+                    self._open(exam_source(item.location, self.window.settings.ae_title))
             return
         if not self.window._closed:
             self.schedule_prefetch()
