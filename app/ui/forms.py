@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -65,11 +65,23 @@ class AnswerComboBox(_WheelOnlyWhenFocused, QComboBox):
     pass
 
 
-class AnswerSpinBox(_WheelOnlyWhenFocused, QSpinBox):
+class _NextExamKeysPassThrough:
+    """A number box leaves Ctrl+Left / Ctrl+Right (word moves, useless in a number) to the window: the
+    worklist's Previous / Next right after typing a value."""
+
+    def event(self, event) -> bool:
+        if (event.type() == QEvent.Type.ShortcutOverride and event.modifiers() & Qt.KeyboardModifier.ControlModifier
+                and event.key() in (Qt.Key.Key_Left, Qt.Key.Key_Right)):
+            event.ignore()  # not the box's: the shortcut fires
+            return True
+        return super().event(event)
+
+
+class AnswerSpinBox(_NextExamKeysPassThrough, _WheelOnlyWhenFocused, QSpinBox):
     pass
 
 
-class AnswerDoubleSpinBox(_WheelOnlyWhenFocused, QDoubleSpinBox):
+class AnswerDoubleSpinBox(_NextExamKeysPassThrough, _WheelOnlyWhenFocused, QDoubleSpinBox):
     pass
 
 

@@ -231,3 +231,22 @@ def test_an_exam_opened_from_elsewhere_steps_out_of_the_worklist(qtbot, store, t
     with qtbot.waitSignal(window.examShown, timeout=120_000):
         action(window, "nextExam").trigger()  # back to the list: from its start
     assert controller.worklist.current == 0 and controller.worklist.entries[0].reading_seconds == 12
+
+
+def test_ctrl_right_right_after_typing_a_value_goes_to_the_next_exam(qtbot, store, tmp_path, stub_model):
+    """With the malignant % box focused (a value just typed), Ctrl+Right moved the box's cursor and nothing else."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    batch = make_batch(tmp_path / "batch", 2)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.worklist.open_source(batch)
+    spin = window.scores.reader.inputs["R"].spin
+    window.activateWindow()
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=3000)
+    QTest.keyClicks(spin, "20")
+    with qtbot.waitSignal(window.examShown, timeout=120_000):
+        QTest.keyClick(spin, Qt.Key.Key_Right, Qt.KeyboardModifier.ControlModifier)
+    assert window.worklist.worklist.current == 1
