@@ -82,13 +82,21 @@ def classify_regions(regions: Sequence[Any], operating_point: float | None,
     return out, note
 
 
+def breast_of(image: Any) -> np.ndarray | None:
+    """The breast of ``image`` (a ``ViewImage``) on its stored grid, the regions' frame; None without an image
+    or where the model image is on another grid (no tissue test then)."""
+    if image is None or image.model_image.shape != image.pixels.shape:
+        return None
+    return image.breast()
+
+
 def regions_over_breast(regions: Sequence[Any], image: Any) -> list[Any]:
     """The regions lying mostly over the breast of ``image`` (a ``ViewImage``; None: all): what the structured
     exports (SR, SEG) record as findings. One on a marker or in the air is no finding; the JSON keeps every
     region as the model gave it."""
-    if image is None or image.model_image.shape != image.pixels.shape:
+    breast = breast_of(image)
+    if breast is None:
         return list(regions)
-    breast = image.breast()
     return [r for r in regions if tissue_fraction(r.box_original, breast) >= MIN_TISSUE_FRACTION]
 
 
@@ -96,10 +104,7 @@ def shown_regions(regions: Sequence[Any], members: Iterable[Any], image: Any) ->
     """The regions every export shows, by the screen's rule (``classify_regions``): those reaching the model's
     declared operating point (the top ones without one), never one lying mostly outside the breast of
     ``image`` (a ``ViewImage``; None: no tissue test); and the line that names the rule."""
-    tissue = None
-    if image is not None and image.model_image.shape == image.pixels.shape:
-        tissue = image.breast()
-    verdicts, note = classify_regions(regions, region_operating_point(members), tissue)
+    verdicts, note = classify_regions(regions, region_operating_point(members), breast_of(image))
     return [region for region, verdict in verdicts if verdict == RegionShown.SHOWN], note
 
 

@@ -124,13 +124,13 @@ def prepare_overlays(result: ExamResult, exam: Exam | None, members_by_entry: di
     """Textures and thumbnails; colour-mapped maps (attention, saliency) only over the breast and on the
     absolute range the model's metadata declares (``members_by_entry``: the models in memory, else the
     result's own identities)."""
-    from app.cad_marks import map_range  # noqa: PLC0415
+    from app.cad_marks import breast_of, map_range  # noqa: PLC0415
 
     textures, thumbnails = {}, {}
     ranges = {e.id: map_range((members_by_entry or {}).get(e.id, e.members)) for e in result.entries}
     for view, view_result in result.views.items():
         image = exam.views.get(view) if exam is not None else None
-        tissue = image.breast() if image is not None and image.model_image.shape == image.pixels.shape else None
+        tissue = breast_of(image)
         for entry_id, entry in view_result.entries.items():
             for index, layer in enumerate(entry.layers):
                 texture = layer_texture(layer, ranges.get(entry_id))

@@ -31,6 +31,17 @@ def analysed_window(qtbot, store, folder, stub_model, **settings) -> MainWindow:
     return window
 
 
+def one_view_exams(tmp_path, names: str) -> dict:
+    """One-view R-CC exams under ``tmp_path``, one folder per name, each of other pixels (an exam's key is
+    its pixels')."""
+    folders = {}
+    for name, lesion in zip(names, ((700, 500), (600, 400), (500, 300)), strict=False):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        write_png(folders[name] / "0_R-CC.png", synthetic_view("R-CC", lesion))
+    return folders
+
+
 def set_read(window: MainWindow, malignant: int, birads: str, recommendation: str) -> None:
     form = window.scores.reader.inputs["R"]
     form.spin.setValue(malignant)
@@ -203,11 +214,7 @@ def test_no_stale_not_saved_line_after_an_amendment_is_recorded(qtbot, store, tm
 def test_one_question_at_a_time_about_the_exam_asked_and_the_last_wish_follows(qtbot, store, tmp_path, stub_model):
     """A second leave while "Record your change?" is open (a worklist arriving, the reader's own Ctrl+O) made a
     second box; answering the first one later committed the blank read of whatever exam was then on screen."""
-    folders = {}
-    for name, lesion in (("a", (700, 500)), ("b", (600, 400)), ("c", (500, 300))):  # three exams (keys by pixels)
-        folders[name] = tmp_path / name
-        folders[name].mkdir()
-        write_png(folders[name] / "0_R-CC.png", synthetic_view("R-CC", lesion))
+    folders = one_view_exams(tmp_path, "abc")
     window = analysed_window(qtbot, store, folders["a"], stub_model, blind_first=False)
     set_read(window, 20, "2", "routine screening")
     assert window.commit_estimate()
@@ -244,11 +251,7 @@ def test_moving_a_view_keeps_a_change_made_after_the_commit_to_record(qtbot, sto
 def test_record_it_then_commit_anyway_yes_records_and_then_leaves(qtbot, store, tmp_path, stub_model):
     """"Record it" on a change whose parts disagree asks "Commit anyway?"; on Yes it was recorded but the leave
     asked for never happened (the reader had to press Next again)."""
-    folders = {}
-    for name, lesion in (("a", (700, 500)), ("b", (600, 400))):
-        folders[name] = tmp_path / name
-        folders[name].mkdir()
-        write_png(folders[name] / "0_R-CC.png", synthetic_view("R-CC", lesion))
+    folders = one_view_exams(tmp_path, "ab")
     window = analysed_window(qtbot, store, folders["a"], stub_model, blind_first=False)
     set_read(window, 20, "2", "routine screening")
     assert window.commit_estimate()

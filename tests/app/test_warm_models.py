@@ -36,10 +36,15 @@ def test_models_warm_after_the_window_is_up_and_an_exam_waits_for_them(qtbot, st
     window.close()
 
 
-def test_an_analysis_waiting_for_the_models_shows_progress_can_be_cancelled_and_keeps_analyse_again(
-        qtbot, store, tmp_path, monkeypatch):
-    import app.ui.workstation.analysis_control as control
+class Loading:
+    """The warm-up, still loading the models."""
 
+    def is_running(self) -> bool:
+        return True
+
+
+def shown_exam_window(qtbot, store, tmp_path) -> MainWindow:
+    """A window on a one-view exam, its analysis not started (the models not loaded yet)."""
     write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
     window = MainWindow(AppSettings(blind_first=True, auto_run=False, device="cpu", mode="exact"), store,
                         model_path=str(demo_model_path()))
@@ -47,10 +52,14 @@ def test_an_analysis_waiting_for_the_models_shows_progress_can_be_cancelled_and_
     window.show()
     with qtbot.waitSignal(window.examShown, timeout=30_000):
         window.open_exam(tmp_path)
+    return window
 
-    class Loading:  # the warm-up, still loading the models
-        def is_running(self) -> bool:
-            return True
+
+def test_an_analysis_waiting_for_the_models_shows_progress_can_be_cancelled_and_keeps_analyse_again(
+        qtbot, store, tmp_path, monkeypatch):
+    import app.ui.workstation.analysis_control as control
+
+    window = shown_exam_window(qtbot, store, tmp_path)
 
     window.warm_worker = Loading()
     window.analyses.start_analysis(force=True)  # "Analyse again" while the models load
@@ -83,17 +92,7 @@ def test_an_analysis_waiting_for_the_models_shows_progress_can_be_cancelled_and_
 
 
 def test_the_wait_for_the_models_is_taken_down_with_the_exam(qtbot, store, tmp_path):
-    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = MainWindow(AppSettings(blind_first=True, auto_run=False, device="cpu", mode="exact"), store,
-                        model_path=str(demo_model_path()))
-    qtbot.addWidget(window)
-    window.show()
-    with qtbot.waitSignal(window.examShown, timeout=30_000):
-        window.open_exam(tmp_path)
-
-    class Loading:
-        def is_running(self) -> bool:
-            return True
+    window = shown_exam_window(qtbot, store, tmp_path)
 
     window.warm_worker = Loading()
     window.analyses.start_analysis()

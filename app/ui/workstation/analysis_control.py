@@ -137,10 +137,7 @@ class AnalysisControl:
         generation = window._generation
         key = (window.model_path,)
         cached = window._groups if window._groups_key == key else None
-        window.progress.setRange(0, 0)
-        window.progress.show()
-        window.cancel_button.show()
-        window.stage_label.setText("starting analysis…")
+        self.show_busy("starting analysis…")
         worker = Worker(analysis_task, window.exam, window.model_path, cached, window.settings.device, window.settings.mode,
                         window.store, force)
         worker.progress.connect(lambda *a, g=generation: self._on_progress(*a) if window._current(g) else None)
@@ -150,6 +147,15 @@ class AnalysisControl:
                                  if window._current(g) else None)
         worker.finished.connect(lambda g=generation: self._on_analysis_finished(g))
         window.analysis_worker = window._track(worker).start()
+
+    def show_busy(self, stage: str = "") -> None:
+        """Work under way (a load, a retrieve, an analysis or its wait): the busy bar, Cancel and the stage."""
+        window = self.window
+        window.progress.setRange(0, 0)
+        window.progress.show()
+        window.cancel_button.show()
+        if stage:
+            window.stage_label.setText(stage)
 
     def reset_progress(self) -> None:
         """No analysis running or waiting: its progress, Cancel and stage taken down."""
@@ -162,11 +168,7 @@ class AnalysisControl:
         """An analysis to start once the work before it ends: said, with its progress and Cancel, meanwhile."""
         window = self.window
         window._analysis_wanted, window._analysis_force = True, force
-        window.progress.setRange(0, 0)
-        window.progress.show()
-        window.cancel_button.show()
-        if stage:
-            window.stage_label.setText(stage)
+        self.show_busy(stage)
 
     def cancel_analysis(self) -> None:
         window = self.window
@@ -236,9 +238,7 @@ class AnalysisControl:
             elif self.window.analysis_worker is None or not self.window.analysis_worker.is_running():
                 self.reset_progress()  # nothing else runs: no "cancelling…" left behind
             return
-        self.window.progress.hide()
-        self.window.cancel_button.hide()
-        self.window.stage_label.setText("")
+        self.reset_progress()
         self.window._thread_done = True
         self.maybe_finished()
 

@@ -85,9 +85,7 @@ class ExamControl:
         window.load_worker.result.connect(lambda loaded, g=generation: self.show_exam(loaded) if window._current(g) else None)
         window.load_worker.error.connect(lambda error, g=generation: self._on_load_error(error) if window._current(g) else None)
         if isinstance(source, StudyAddress):  # a retrieve: its progress, and Esc / Cancel stop it
-            window.progress.setRange(0, 0)
-            window.progress.show()
-            window.cancel_button.show()
+            window.analyses.show_busy()
             window.load_worker.progress.connect(lambda stage, done, total: window.stage_label.setText(stage))
             window.load_worker.cancelled.connect(self._on_load_cancelled)
         window.load_worker.finished.connect(self._on_load_finished)

@@ -66,9 +66,9 @@ class PatchGalleryWidget(QTabWidget):
             listing.setStyleSheet("QListWidget::item:selected { background: transparent; border: 3px solid #ffd200; }")
             flipped = bool(entry_result.frame.record.get("flipped", False))
             image = exam.views.get(view) if exam is not None else None
-            tissue = (image.breast() if image is not None and image.model_image.shape == image.pixels.shape
-                      else None)
-            from app.cad_marks import RegionShown, classify_regions  # noqa: PLC0415
+            from app.cad_marks import RegionShown, breast_of, classify_regions  # noqa: PLC0415
+
+            tissue = breast_of(image)
 
             verdicts, _note = classify_regions(entry_result.regions, None, tissue)
             for region in [r for r, verdict in verdicts if verdict != RegionShown.OUTSIDE]:  # none in the air

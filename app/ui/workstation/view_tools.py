@@ -158,13 +158,11 @@ class LinkedCursorItem(QGraphicsPathItem):
         self.show()
 
 
-def detection_outline(mask, tooltip: str) -> QGraphicsPathItem:
-    """The outline of a detection's instance mask in image coordinates (x = column, y = row), drawn with a
-    cosmetic pen (the same width at every zoom) in the CAD marks' yellow."""
-    from app.cad_marks import mask_outline  # noqa: PLC0415
-
+def detection_outline(polygon, tooltip: str) -> QGraphicsPathItem:
+    """The outline of a detection's instance mask (``app.cad_marks.mask_outline``: (k, 2) row, col, or None)
+    in image coordinates (x = column, y = row), drawn with a cosmetic pen (the same width at every zoom) in
+    the CAD marks' yellow."""
     path = QPainterPath()
-    polygon = mask_outline(mask)
     if polygon is not None:
         path.moveTo(QPointF(polygon[0, 1], polygon[0, 0]))
         for row, col in polygon[1:]:

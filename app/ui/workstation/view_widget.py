@@ -610,10 +610,12 @@ class MammoViewWidget(QWidget):
             item.setTransform(QTransform(a[1, 1], a[0, 1], a[1, 0], a[0, 0], a[1, 2], a[0, 2]))
             item.setZValue(10)
             self._heat_items[index] = item
-        from app.cad_marks import RegionShown, Rect, classify_regions, mask_outline, place_labels  # noqa: PLC0415
+        from app.cad_marks import (  # noqa: PLC0415
+            RegionShown, Rect, breast_of, classify_regions, mask_outline, place_labels,
+        )
 
         faces_left = self.faces_left_on_screen
-        tissue = self.image.breast() if self.image.model_image.shape == self.image.pixels.shape else None
+        tissue = breast_of(self.image)
         verdicts, self.regions_note = classify_regions(result.regions, operating_point, tissue)
         drawn = [(region, verdict) for region, verdict in verdicts if verdict != RegionShown.OUTSIDE]
         width = self.image.pixels.shape[1]
@@ -622,29 +624,30 @@ class MammoViewWidget(QWidget):
         def screen_x(x: float) -> float:  # image column -> left-to-right on screen (a stored-mirrored image)
             return width - x if flip else x
 
-        # a label's size in image pixels at the current zoom (about 26 x 18 screen pixels)
+        # the labels made first, for their size in image pixels at the current zoom (a detection's says its
+        # class and score; drawn dimmed, "all regions", only its rank: dozens of "benign 6%" overprinted)
         px, py = self.viewbox.viewPixelSize()
-        # the labels made first: their size on screen (a detection's says class and score) in image pixels
-        # a detection drawn dimmed ("all regions") says only its rank: dozens of "benign 6%" overprinted
         labels = [region_label(r.rank, detection_text(r) if r.mask is not None and v == RegionShown.SHOWN else "")
                   for r, v in drawn]
         widest = max((label.boundingRect().width() for label in labels), default=26.0)
         tallest = max((label.boundingRect().height() for label in labels), default=18.0)
         size = (widest * px, tallest * py) if np.isfinite(px) and px > 0 else (width / 30, width / 45)
-        def anchor(region) -> tuple[float, float, float, float]:
+
+        polygons = [mask_outline(r.mask) if r.mask is not None else None for r, _v in drawn]
+
+        def anchor(region, polygon) -> tuple[float, float, float, float]:
             """Where the label goes: a detection's drawn outline (its box can be far larger), else the box."""
-            outline = mask_outline(region.mask) if region.mask is not None else None
-            if outline is None:
+            if polygon is None:
                 return region.box_original
-            (top, left), (bottom, right) = outline.min(axis=0), outline.max(axis=0)
+            (top, left), (bottom, right) = polygon.min(axis=0), polygon.max(axis=0)
             return float(top), float(left), float(bottom), float(right)
 
-        anchors = [anchor(r) for r, _v in drawn]
+        anchors = [anchor(r, polygon) for (r, _v), polygon in zip(drawn, polygons, strict=True)]
         rects = [Rect(min(screen_x(left), screen_x(right)), top, right - left, bottom - top)
                  for top, left, bottom, right in anchors]
         height = float(self.image.pixels.shape[0])
         places = place_labels(rects, size, nipple_left=faces_left, bounds=(float(width), height))
-        for (region, verdict), place, label in zip(drawn, places, labels, strict=True):
+        for (region, verdict), place, label, polygon in zip(drawn, places, labels, polygons, strict=True):
             top, left, bottom, right = region.box_original
             tooltip = region.caption() + (f" (from {region.source})" if region.source else "")
             if verdict == RegionShown.BELOW:
@@ -655,7 +658,7 @@ class MammoViewWidget(QWidget):
             box.below = verdict == RegionShown.BELOW
             self._boxes.append(box)
             if region.mask is not None:  # a detection: the outline of its mask, where the finding is
-                outline = detection_outline(region.mask, tooltip)
+                outline = detection_outline(polygon, tooltip)
                 outline.setParentItem(self.image_item)
                 outline.setZValue(19)
                 outline.below = box.below
