@@ -12,10 +12,12 @@ sub-operations. pynetdicom's own log is kept at warnings: at info and debug it w
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -25,6 +27,9 @@ from app.pacs.contexts import DECODABLE_SYNTAXES, RETRIEVED_CLASSES, VERIFICATIO
 from app.pacs.nodes import PacsError, RemoteNode
 from inference.errors import Cancelled
 from app.pacs.query import INSTANCE_FIELDS, VIEWS_FOR_AT_MOST, StudyQuery, StudyRecord
+
+if TYPE_CHECKING:
+    from app.pacs.scp import StorageSCP
 
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
@@ -414,15 +419,32 @@ def store_files(node: RemoteNode, paths: Sequence[Path]) -> None:
                 raise _failed(node, f"C-STORE of {path.name}", status, asked, first=index == 0)
 
 
+def node_addresses(node: RemoteNode) -> list[str]:
+    """The IP addresses ``node.host`` names (a name may resolve to several); raises :class:`PacsError` when it
+    names none."""
+    try:
+        found = socket.getaddrinfo(node.host, node.port, proto=socket.IPPROTO_TCP)
+    except OSError as error:
+        raise PacsError(node, f"the host {node.host!r} cannot be resolved ({error})") from error
+    return list(dict.fromkeys(str(info[4][0]) for info in found))
+
+
+def move_receiver(node: RemoteNode, on_instance: Callable[[Dataset], None]) -> StorageSCP:
+    """The Storage SCP a C-MOVE sends to: on loopback unless the address names ours (?move=HOST:PORT),
+    addressed to our AE title, and only from the node's own address (whatever AE title it sends from), so that
+    no other peer can slip an image into the study. The caller stops it."""
+    from app.pacs.scp import Sender, StorageSCP  # noqa: PLC0415
+
+    return StorageSCP(node.calling_aet, node.move_port, host=node.move_host,
+                      allowed=[Sender(None, address) for address in node_addresses(node)],
+                      on_instance=on_instance, timeout=node.timeout)
+
+
 def move_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset], None],
                cancel: Callable[[], bool] = lambda: False) -> tuple[int, int]:
     """C-MOVE of a whole study to our own Storage SCP (``node.move_port``, AE title ``node.calling_aet``),
     which must be registered on the node (Orthanc: ``DicomModalities``). Returns (completed, failed)."""
-    from app.pacs.scp import StorageSCP  # noqa: PLC0415
-
-    # on loopback unless the address names ours (?move=HOST:PORT); any calling AE title, addressed to ours
-    receiver = StorageSCP(node.calling_aet, node.move_port, host=node.move_host, allowed=None,
-                          on_instance=on_instance, timeout=node.timeout)
+    receiver = move_receiver(node, on_instance)
     try:
         ae = _ae(node)
         ae.add_requested_context(MOVE)

@@ -2,7 +2,8 @@
 
 The study is written into a private folder and renamed into place only when the retrieve has ended, so a
 cancelled or failed retrieve never looks like a complete study. Instances that are not MG (other series of
-the study, our own earlier SR and SEG) are ignored with a note. The cache has a size limit
+the study, our own earlier SR and SEG) are ignored with a note, and so is an instance of another study (never
+kept with this one: it could be another patient's). The cache has a size limit
 (``MAMMO_PACS_CACHE_GB``, default 20): the least recently retrieved studies go first; private folders
 left by a retrieve that was killed are removed at the next one and count against the limit meanwhile.
 
@@ -143,8 +144,13 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
     partial.mkdir()
     kept: dict[str, None] = {}  # names, each once (an instance sent twice is kept once)
     ignored: dict[str, int] = {}
+    foreign = 0  # instances of another study: never kept with this one (another patient's image in this exam)
 
     def on_instance(dataset: Dataset) -> None:
+        nonlocal foreign
+        if str(dataset.get("StudyInstanceUID", "")) != address.study_uid:
+            foreign += 1
+            return
         modality = str(dataset.get("Modality", "")) or "no modality"
         if modality != "MG":
             ignored[modality] = ignored.get(modality, 0) + 1
@@ -163,10 +169,15 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
         _, failed = fetch(node, address.study_uid, on_instance, cancel)
         notes = [f"ignored {count} {modality} instance(s) of the study (only MG images are read)"
                  for modality, count in sorted(ignored.items())]
+        if foreign:
+            notes.append(f"ignored {foreign} instance(s) of another study that the node sent with this one")
         if failed:
             notes.append(f"{failed} instance(s) could not be retrieved (the node could not send them in a "
                          "transfer syntax this workstation decodes, or they failed)")
         if not kept:
+            if foreign and not ignored:
+                raise PacsError(node, f"study {address.study_uid}: the node sent only instances of other studies "
+                                      f"({foreign}); none was kept")
             if ignored:
                 raise PacsError(node, f"study {address.study_uid} holds no MG image (only "
                                       f"{', '.join(sorted(ignored))}): not a mammography study")

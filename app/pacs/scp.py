@@ -42,16 +42,23 @@ BIND_DEFAULT = "127.0.0.1"  # a LAN address only when the user names one
 
 @dataclass(frozen=True)
 class Sender:
-    """One entry of the allow-list: a calling AE title, and the host it must come from (empty: any host)."""
+    """One entry of the allow-list: a calling AE title, and the host it must come from (empty: any host).
+    ``ae_title`` None (never from a user's list) admits any AE title from ``host``: the C-MOVE receiver's
+    entry for the PACS it asked, which may send from an AE title of its own."""
 
-    ae_title: str
+    ae_title: str | None
     host: str = ""
 
+    def __post_init__(self) -> None:
+        if self.ae_title is None and not self.host:
+            raise ValueError("an entry for any AE title must name its host")
+
     def admits(self, ae_title: str, host: str) -> bool:
-        return ae_title == self.ae_title and (not self.host or host == self.host)
+        return (self.ae_title is None or ae_title == self.ae_title) and (not self.host or host == self.host)
 
     def __str__(self) -> str:
-        return f"{self.ae_title}@{self.host}" if self.host else self.ae_title
+        title = "any AE title" if self.ae_title is None else self.ae_title
+        return f"{title}@{self.host}" if self.host else title
 
 
 def parse_senders(entries: Iterable[str]) -> tuple[Sender, ...]:
@@ -119,14 +126,14 @@ def remove_partial_writes(inbox: Path) -> int:
 class StorageSCP:
     """A C-STORE (and C-ECHO) server.
 
-    ``allowed``: who may associate (an empty allow-list lets nobody in; None lets any calling AE title in, for
-    the short-lived C-MOVE receiver, which takes only what the PACS sends for our own request). By default MG
+    ``allowed``: who may associate (an empty allow-list lets nobody in; the short-lived C-MOVE receiver lets in
+    only the PACS it asked, by its address, see ``Sender``). By default MG
     images are kept in ``inbox`` (one folder per study, within ``limits``) and ``on_kept(folder)`` is called
     after each; ``on_instance(dataset)`` replaces that (the C-MOVE receiver hands each dataset to a retrieve).
     """
 
     def __init__(self, ae_title: str, port: int, inbox: Path | None = None, *, host: str = BIND_DEFAULT,
-                 allowed: Sequence[Sender] | None = (), limits: InboxLimits = InboxLimits(),
+                 allowed: Sequence[Sender] = (), limits: InboxLimits = InboxLimits(),
                  on_instance: Callable[[Dataset], None] | None = None,
                  on_kept: Callable[[Path], None] | None = None, timeout: float = 30.0) -> None:
         from pynetdicom import AE, evt  # noqa: PLC0415
@@ -137,7 +144,7 @@ class StorageSCP:
 
             private_folder(Path(inbox))
         self.inbox = Path(inbox) if inbox is not None else None
-        self.allowed = None if allowed is None else tuple(allowed)
+        self.allowed = tuple(allowed)
         self.limits = limits
         self.on_instance = on_instance
         self.on_kept = on_kept
@@ -168,7 +175,7 @@ class StorageSCP:
         host = str(assoc.requestor.address)
         if called != self.ae_title:
             reason, why = CALLED_NOT_RECOGNISED, f"it was addressed to AE title {called!r}, not ours ({self.ae_title!r})"
-        elif self.allowed is not None and not any(s.admits(calling, host) for s in self.allowed):
+        elif not any(s.admits(calling, host) for s in self.allowed):
             reason, why = CALLING_NOT_RECOGNISED, ("no sender is allowed (add one to the allow-list)" if not self.allowed
                                                    else "not on the allow-list")
         else:

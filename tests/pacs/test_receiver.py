@@ -70,3 +70,43 @@ def test_the_c_move_receiver_listens_on_loopback_unless_an_address_is_named():
 def test_no_storage_scp_binds_every_interface():
     sources = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "app" / "pacs").rglob("*.py"))
     assert not re.search(r'host\s*=\s*""|host: str = "",|start_server\(\s*\(\s*""', sources)
+
+
+def _echo_from(port: int, source: str, calling: str = "ORTHANC", called: str = "MAMMOREADER"):
+    ae = AE(ae_title=calling)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = ae.associate("127.0.0.1", port, ae_title=called, bind_address=(source, 0))
+    if assoc.is_established:
+        assoc.release()
+        return "accepted"
+    return assoc.acceptor.primitive.diagnostic if assoc.is_rejected else "no answer"
+
+
+@pytest.mark.parametrize(("pacs_host", "source", "calling", "expected"), [
+    ("127.0.0.1", "127.0.0.1", "ORTHANC", "accepted"),
+    ("127.0.0.1", "127.0.0.1", "ORTHANC_MOVE", "accepted"),  # the PACS may send from an AE title of its own
+    ("localhost", "127.0.0.1", "ORTHANC", "accepted"),  # a name: the addresses it resolves to
+    ("127.0.0.2", "127.0.0.1", "ORTHANC", 3),  # another peer, during our C-MOVE: not let in
+    ("127.0.0.2", "127.0.0.2", "ORTHANC", "accepted"),
+])
+def test_the_c_move_receiver_lets_in_only_the_pacs_it_asked(pacs_host, source, calling, expected):
+    from app.pacs.dimse import move_receiver  # noqa: PLC0415
+
+    port = _free_port()
+    node, _ = parse_address(f"dimse://ORTHANC@{pacs_host}:4242/1.2.3?move={port}", calling_aet="MAMMOREADER")
+    receiver = move_receiver(node, lambda dataset: None)
+    try:
+        assert _echo_from(port, source, calling) == expected
+        assert receiver.rejected == (0 if expected == "accepted" else 1)
+    finally:
+        receiver.stop()
+
+
+def test_an_allow_list_entry_for_any_ae_title_must_name_its_host():
+    from app.pacs.scp import Sender  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="host"):
+        Sender(None)
+    assert Sender(None, "10.0.0.1").admits("WHOEVER", "10.0.0.1")
+    assert not Sender(None, "10.0.0.1").admits("WHOEVER", "10.0.0.2")
