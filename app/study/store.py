@@ -21,7 +21,7 @@ from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE exam_reads (
@@ -350,6 +350,33 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (study_id, model_id),
         FOREIGN KEY (study_id, model_id) REFERENCES study_models(study_id, model_id)
     );
+    """,
+    # INSERT OR REPLACE deletes the row it replaces without firing the DELETE triggers (SQLite fires them only
+    # with recursive_triggers on), so a final row could be overwritten by an insert: each insert over a final
+    # row is refused now. A reveal given again keeps its first time.
+    9: """
+    CREATE TRIGGER committed_reads_are_final_insert BEFORE INSERT ON study_reads
+    WHEN EXISTS (SELECT 1 FROM study_reads WHERE study_id = NEW.study_id AND reader = NEW.reader
+        AND case_id = NEW.case_id AND modality = NEW.modality AND breast = NEW.breast)
+    AND NOT (NEW.modality = 'unaided' AND EXISTS (  -- no_unaided_after_reveal says why, more exactly
+        SELECT 1 FROM reveals WHERE study_id = NEW.study_id AND reader = NEW.reader AND case_id = NEW.case_id))
+    BEGIN SELECT RAISE(ABORT, 'a committed read cannot be replaced'); END;
+    CREATE TRIGGER study_marks_are_final_insert BEFORE INSERT ON study_marks
+    WHEN EXISTS (SELECT 1 FROM study_marks WHERE study_id = NEW.study_id AND reader = NEW.reader
+        AND case_id = NEW.case_id AND modality = NEW.modality AND mark_id = NEW.mark_id)
+    BEGIN SELECT RAISE(ABORT, 'a committed mark cannot be replaced'); END;
+    CREATE TRIGGER committed_exam_reads_are_final_insert BEFORE INSERT ON exam_reads
+    WHEN EXISTS (SELECT 1 FROM exam_reads WHERE exam_key = NEW.exam_key AND reader = NEW.reader
+        AND breast = NEW.breast AND committed = 1)
+    BEGIN SELECT RAISE(ABORT, 'a committed read cannot be changed: a later change is an amendment'); END;
+    CREATE TRIGGER amendments_are_final_insert BEFORE INSERT ON exam_read_amendments
+    WHEN EXISTS (SELECT 1 FROM exam_read_amendments WHERE exam_key = NEW.exam_key AND reader = NEW.reader
+        AND breast = NEW.breast AND amended_at = NEW.amended_at)
+    BEGIN SELECT RAISE(ABORT, 'an amendment cannot be replaced'); END;
+    CREATE TRIGGER reveals_keep_their_first_time BEFORE INSERT ON reveals
+    WHEN EXISTS (SELECT 1 FROM reveals WHERE study_id = NEW.study_id AND reader = NEW.reader
+        AND case_id = NEW.case_id)
+    BEGIN SELECT RAISE(IGNORE); END;
     """,
 }
 

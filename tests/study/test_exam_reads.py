@@ -28,6 +28,9 @@ def test_a_committed_read_is_never_overwritten(store):
         store.submit(lambda db: db.execute("UPDATE exam_reads SET malignant = 0.3")).result()
     with pytest.raises(sqlite3.IntegrityError, match="cannot be deleted"):
         store.submit(lambda db: db.execute("DELETE FROM exam_reads")).result()
+    with pytest.raises(sqlite3.IntegrityError, match="cannot be changed"):  # INSERT OR REPLACE fires no DELETE trigger
+        store.submit(lambda db: db.execute("INSERT OR REPLACE INTO exam_reads (exam_key, reader, breast, malignant, "
+                                           "committed, updated_at) VALUES ('exam', 'A', 'R', 0.9, 1, 0)")).result()
     assert store.load_reads("exam", "A")["R"].malignant == pytest.approx(0.80)
 
 
@@ -60,6 +63,11 @@ def test_a_change_after_the_model_is_an_amendment_beside_the_first_read(store):
     with pytest.raises(sqlite3.IntegrityError, match="needs a committed first read"):
         store.submit(lambda db: db.execute(
             "INSERT INTO exam_read_amendments (exam_key, reader, breast, amended_at) VALUES ('x', 'A', 'R', 1)")).result()
+    with pytest.raises(sqlite3.IntegrityError, match="amendment cannot be replaced"):
+        store.submit(lambda db: db.execute(
+            "INSERT OR REPLACE INTO exam_read_amendments (exam_key, reader, breast, amended_at, malignant) "
+            "VALUES ('exam', 'A', 'R', ?, 0.9)", (later[0].recorded_at,))).result()
+    assert [a.malignant for a in store.load_amendments("exam", "A")] == [pytest.approx(0.30), pytest.approx(0.40)]
 
 
 def test_a_schema_5_store_migrates_and_its_committed_reads_become_final(tmp_path):

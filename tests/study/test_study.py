@@ -77,7 +77,31 @@ def test_sequential_design_locks_the_unaided_read(store):
         store.submit(lambda db: db.execute("UPDATE study_reads SET malignant = 0.5")).result()
     with pytest.raises(sqlite3.IntegrityError, match="cannot be deleted"):
         store.submit(lambda db: db.execute("DELETE FROM study_reads")).result()
+    # nor replace one (INSERT OR REPLACE deletes without firing the DELETE triggers)
+    for modality in ("unaided", "aided"):
+        with pytest.raises(sqlite3.IntegrityError, match="cannot be replaced|unaided read is locked"):
+            store.submit(lambda db, m=modality: db.execute(
+                "INSERT OR REPLACE INTO study_reads VALUES (?, 'A', ?, ?, 'L', 0.95, '', 1, 1)",
+                (study, case, m))).result()
+    revealed = store.read("SELECT revealed_at FROM reveals WHERE case_id = ?", (case,))
+    session.reveal(case).result()  # a reveal given again keeps its first time
+    store.submit(lambda db: db.execute("INSERT OR REPLACE INTO reveals VALUES (?, 'A', ?, 0)", (study, case))).result()
+    assert store.read("SELECT revealed_at FROM reveals WHERE case_id = ?", (case,)) == revealed
     assert session.reads(case) == {"unaided": {"L": 0.1, "R": 0.2}, "aided": {"L": 0.6, "R": 0.2}}
+
+
+def test_a_committed_mark_cannot_be_replaced(store):
+    from app.study.store import ReaderMark  # noqa: PLC0415
+
+    study = create_study(store, "marks", Design.SEQUENTIAL, ["A"], cases(4, 1), seed=1)
+    session = ReadingSession(store, study, "A")
+    case = session.case_at(0).case_id
+    session.commit(case, "unaided", {"L": 0.6, "R": 0.1}, marks=[ReaderMark("L-CC", 40.0, 30.0, "mass", 4)]).result()
+    before = store.read("SELECT * FROM study_marks")
+    with pytest.raises(sqlite3.IntegrityError, match="mark cannot be replaced"):
+        store.submit(lambda db: db.execute("INSERT OR REPLACE INTO study_marks SELECT study_id, reader, case_id, "
+                                           "modality, mark_id, view, 1, 1, label, 1 FROM study_marks")).result()
+    assert store.read("SELECT * FROM study_marks") == before
 
 
 def test_commit_validates_values(store):
