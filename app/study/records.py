@@ -77,7 +77,8 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
     (:func:`hybrid_bases` says which).
 
     ``level``: ``breast`` (the GMIC paper's unit: one case per breast) or ``exam`` (max over breasts). A unit
-    without a model score (a breast without images) is left out of that model's and its hybrid's rows.
+    without a model score (a breast without images, a case not scored yet; at exam level, either breast) is left
+    out of that model's and its hybrid's rows: the other breast's score is no score for a cancer unseen.
     """
     cases = study_cases(store, study_id)
     models = [m for m in study_models(store, study_id) if m["malignancy"]]
@@ -100,11 +101,10 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
             if level == "breast":
                 units = [(f"{case_id}:{b}", breast_truth(case, b), values[b],
                           scores.get((model["id"], case_id, b)) if model else None) for b in ("L", "R")]
-            else:  # the exam's model score: the maximum over the breasts that have one
-                scored = [scores[(model["id"], case_id, b)] for b in ("L", "R")
-                          if model and scores.get((model["id"], case_id, b)) is not None]
+            else:  # the exam's model score: the maximum over both breasts, none when one of them has none
+                scored = [scores.get((model["id"], case_id, b)) for b in ("L", "R")] if model else [None]
                 units = [(case_id, max(breast_truth(case, "L"), breast_truth(case, "R")), max(values.values()),
-                          max(scored) if scored else None)]
+                          None if None in scored else max(scored))]
             for unit, truth, score, model_score in units:
                 if model is None:
                     rows.append({"reader": reader, "modality": modality, "case": unit, "truth": truth, "score": score})
@@ -125,24 +125,32 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
 
 def model_exclusions(store: Store, study_id: int, level: str = "breast") -> list[tuple[str, str]]:
     """Units (``case:breast``, or cases at exam level) that a model has no score for, with the reason; they are
-    left out of that model's and its hybrid's analyses (a breast without images is no confident normal). A
-    model without a malignancy rule is left out as a whole."""
+    left out of that model's and its hybrid's analyses (a breast without images is no confident normal; an exam
+    is left out when either breast has no score). A case without a stored score at all (``study scores`` not
+    run or stopped, a batch table without it) is listed too. A model without a malignancy rule is left out as
+    a whole."""
     models = study_models(store, study_id)
-    several = len([m for m in models if m["malignancy"]]) > 1
+    scored_models = [m["id"] for m in models if m["malignancy"]]
+    suffix = (lambda model_id: f" ({model_id})") if len(scored_models) > 1 else (lambda model_id: "")
     out = [(f"model {m['label']}", "its classes declare no malignancy score (findings only)")
            for m in models if not m["malignancy"]]
-    rows = store.read(
-        "SELECT s.model_id, s.case_id, s.breast, s.missing_reason FROM model_scores s JOIN study_cases c "
-        "ON c.study_id = s.study_id AND c.case_id = s.case_id WHERE s.study_id=? AND s.malignant IS NULL "
-        "AND s.missing_reason != '' AND c.training = 0 ORDER BY s.model_id, s.case_id, s.breast", (study_id,))
-    suffix = (lambda model_id: f" ({model_id})") if several else (lambda model_id: "")
-    if level == "breast":
-        return out + [(f"{case_id}:{breast}", reason + suffix(model_id)) for model_id, case_id, breast, reason in rows]
-    missing: dict[tuple[str, str], list[str]] = {}
-    for model_id, case_id, breast, _ in rows:
-        missing.setdefault((model_id, case_id), []).append(breast)
-    return out + [(case_id, "no images of either breast" + suffix(model_id))
-                  for (model_id, case_id), breasts in missing.items() if len(breasts) == 2]
+    stored = {(m, c, b): (v, reason) for m, c, b, v, reason in store.read(
+        "SELECT model_id, case_id, breast, malignant, missing_reason FROM model_scores WHERE study_id=?",
+        (study_id,))}
+    cases = [case_id for case_id, case in study_cases(store, study_id).items() if not case.training]
+    for model_id in scored_models:
+        for case_id in sorted(cases):
+            missing = {}
+            for breast in ("L", "R"):
+                value, reason = stored.get((model_id, case_id, breast), (None, "no score computed yet (run study scores)"))
+                if value is None:
+                    missing[breast] = reason or "no score"
+            if level == "breast":
+                out += [(f"{case_id}:{breast}", reason + suffix(model_id)) for breast, reason in missing.items()]
+            elif missing:
+                out.append((case_id, "; ".join(f"{'left' if b == 'L' else 'right'} breast: {r}" for b, r in missing.items())
+                            + suffix(model_id)))
+    return out
 
 
 def telemetry(store: Store, study_id: int, threshold: float = 0.5) -> list[dict]:

@@ -73,9 +73,12 @@ def _age(value: str, path: Path, line: int) -> float | None:
     if not text:
         return None
     try:
-        return float(text)
+        age = float(text)
     except ValueError:
-        raise ValidationInputError(f"line {line}: age {value!r} is not a number of years", path) from None
+        age = float("nan")
+    if not 0.0 <= age < 150.0:  # NaN and inf too
+        raise ValidationInputError(f"line {line}: age {value!r} is not a number of years (0 to 149)", path)
+    return age
 
 
 def _rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:

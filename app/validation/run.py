@@ -132,19 +132,22 @@ def _calibration(model: ModelScores, scores: np.ndarray, truth: np.ndarray, opti
 def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], options: Options,
                    table_exams: frozenset[str]) -> tuple[dict, dict, np.ndarray | None]:
     checkpoint = options.checkpoints.get(model.model_id)
-    units, without_score = [], []
+    units, without_score, unscored_exams = [], [], set()
     for outcome in outcomes:
         if outcome.exam_id not in table_exams:
             continue  # not analysed or failed: counted once, in the accounting
         score = model.breast.get(outcome.key)
         if score is None:
             without_score.append(f"{outcome.exam_id} {outcome.breast}")
+            unscored_exams.add(outcome.exam_id)
             continue
         units.append(Unit(outcome, float(score), model.one_view(outcome.key)))
     exams = _exam_outcomes(outcomes)
     exam_ids = sorted(e for e in exams if e in table_exams)
-    exams_without_score = [e for e in exam_ids if model.exam.get(e) is None]
-    exam_ids = [e for e in exam_ids if model.exam.get(e) is not None]
+    # an exam with a breast the model did not score has no exam score: the other breast's is no score for a
+    # cancer in the unseen one
+    exams_without_score = [e for e in exam_ids if model.exam.get(e) is None or e in unscored_exams]
+    exam_ids = [e for e in exam_ids if e not in exams_without_score]
     arrays = {
         "breast": (np.array([u.score for u in units], float), np.array([u.outcome.cancer for u in units], int)),
         "exam": (np.array([model.exam[e] for e in exam_ids], float), np.array([exams[e] for e in exam_ids], int)),

@@ -82,6 +82,11 @@ def read_score_table(path: str | Path) -> ScoreTable:
             continue
         has_rule[row["model_id"]] = True
         level, p = row["level"], row["probability"]
+        if p is not None and not 0.0 <= p <= 1.0:  # NaN fails this too: never a rank, never "not called"
+            where = f"exam {row['exam_id']}" + (f" {row['breast']}" if row["breast"] and level != "exam" else "")
+            where += f", {level} level"
+            raise ValidationInputError(f"{where}, model {row['model_id']}: the probability {p} is not a number "
+                                       "in [0, 1]; the table is damaged (analyse that exam again)", path)
         if level == "breast":
             model.breast[(row["exam_id"], row["breast"])] = p
         elif level == "exam":

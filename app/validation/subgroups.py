@@ -28,9 +28,10 @@ class Unit:
 
 
 def age_band(age: float | None) -> str:
+    """The age's band; "" (no age subgroup) when the age is unknown or no age (a header's 999Y, NaN)."""
     if age is None:
         return ""
-    return next(name for low, high, name in AGE_BANDS if low <= age < high)
+    return next((name for low, high, name in AGE_BANDS if low <= age < high), "")
 
 
 def _cell(variable: str, value: str, units: Sequence[Unit], threshold: float | None) -> dict:

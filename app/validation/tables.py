@@ -95,7 +95,7 @@ def unused_rows(metrics: dict) -> list[tuple]:
         for breast in v["unused"]["breasts_without_score"]:
             exam, side = breast.rsplit(" ", 1)
             rows.append(("breast without score", m, exam, side, "the model gave no P(malignant) for this breast"))
-        rows += [("exam without score", m, e, "", "the model gave no exam P(malignant)")
+        rows += [("exam without score", m, e, "", "the model gave no P(malignant) for this exam or one of its breasts")
                  for e in v["unused"]["exams_without_score"]]
         for breast in v["unused"]["breasts_without_outcome"]:
             exam, side = breast.rsplit(" ", 1)

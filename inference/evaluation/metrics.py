@@ -26,9 +26,12 @@ def auc_components(scores: np.ndarray, truth: np.ndarray) -> tuple[float, np.nda
     """(AUC, V10 per positive, V01 per negative): DeLong's structural components.
 
     V10_i is the fraction of negatives that positive i outscores (ties half), V01_j the fraction of positives
-    that outscore negative j; the AUC is the mean of either. Raises ``ValueError`` without both classes."""
+    that outscore negative j; the AUC is the mean of either. Raises ``ValueError`` without both classes, or
+    when a score is NaN (it has no rank: sorting would put it above every other score)."""
     scores = np.asarray(scores, np.float64).ravel()
     truth = np.asarray(truth).ravel().astype(bool)
+    if np.isnan(scores).any():
+        raise ValueError(f"{int(np.isnan(scores).sum())} score(s) are NaN: no AUC")
     positives, negatives = scores[truth], scores[~truth]
     m, n = len(positives), len(negatives)
     if m == 0 or n == 0:
@@ -40,7 +43,8 @@ def auc_components(scores: np.ndarray, truth: np.ndarray) -> tuple[float, np.nda
 
 
 def roc_auc(scores: np.ndarray, truth: np.ndarray) -> float:
-    """Area under the ROC curve (the Mann-Whitney statistic, ties counted half); NaN without both classes.
+    """Area under the ROC curve (the Mann-Whitney statistic, ties counted half); NaN without both classes or
+    with a NaN score.
 
     By ranks, O(n log n): per-window AUCs run over tens of thousands of windows."""
     try:

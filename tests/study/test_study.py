@@ -251,8 +251,31 @@ def test_a_breast_without_images_has_no_model_score_and_is_left_out(store, stub_
     model_row = next(a for a in results.aucs if a.modality == "model")
     assert model_row.n_positive + model_row.n_negative == 11
     assert "model (vs unaided) vs unaided" in results.comparisons  # compared on the 11 units the model scored
-    exam_level = study_results(store, study, level="exam")
-    assert exam_level.excluded == []  # the exam still has a model score (its right breast)
+    exam_level = study_results(store, study, level="exam")  # the right breast's score is no score for the left
+    assert exam_level.excluded == [("c0", "left breast: no images of this breast")]
+    assert not [r for r in analysis_records(store, study, level="exam") if r["case"] == "c0" and r["modality"] != "unaided"]
+    model_row = next(a for a in exam_level.aucs if a.modality == "model")
+    assert model_row.n_positive + model_row.n_negative == 5
+
+
+def test_a_case_without_a_stored_model_score_is_named_not_dropped_silently(store):
+    from app.study.results import study_results  # noqa: PLC0415
+    from tests.helpers import insert_model_scores  # noqa: PLC0415
+
+    entries = cases(24, 8)
+    study = create_study(store, "half-scored", Design.UNAIDED, ["A", "B"], entries, seed=1)
+    rnd = random.Random(0)
+    for reader in ("A", "B"):
+        session = ReadingSession(store, study, reader)
+        for case in entries:
+            session.commit(case.case_id, "unaided", {"L": rnd.random(), "R": rnd.random()}).result()
+    insert_model_scores(store, study, {(c.case_id, b): rnd.random() for c in entries[:12] for b in "LR"})
+    results = study_results(store, study)
+    unscored = {f"{c.case_id}:{b}" for c in entries[12:] for b in "LR"}
+    assert {unit for unit, _ in results.excluded} == unscored
+    assert {reason for _, reason in results.excluded} == {"no score computed yet (run study scores)"}
+    assert "24 breast units left out" in results.exclusion_note()
+    assert {unit for unit, _ in study_results(store, study, level="exam").excluded} == {c.case_id for c in entries[12:]}
 
 
 def test_schema_3_zero_scores_of_missing_breasts_become_null_through_every_migration(tmp_path):

@@ -317,3 +317,68 @@ def test_validate_names_an_unknown_model(site, tmp_path, capsys):
                    str(tmp_path / "o"), "--models", "C"])
     assert status == 2
     assert "model 'C' cannot be validated" in capsys.readouterr().err
+
+
+def _table(tmp_path, breasts: dict[str, dict[str, float | None]]):
+    """A batch table of model m: per exam, each breast's P (None: no breast row) and the exam row the batch
+    writes (the maximum over the breasts it scored)."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    rows = []
+    for exam, sides in breasts.items():
+        for side, p in sides.items():
+            if p is not None:
+                rows.append(dict(exam_id=exam, level="breast", view="", breast=side, model_id="m", model_label="m",
+                                 kind="malignancy", probability=p, counted=True))
+        scored = [p for p in sides.values() if p is not None]
+        rows.append(dict(exam_id=exam, level="exam", view="", breast="", model_id="m", model_label="m",
+                         kind="malignancy", probability=max(scored) if scored else None, counted=True))
+    path = tmp_path / "scores.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def test_an_exam_with_an_unscored_breast_has_no_exam_score(tmp_path):
+    """e0's cancer is in its left breast, which has no images: the right breast's 0.1 is no exam score."""
+    from app.validation.outcomes import BreastOutcome  # noqa: PLC0415
+    from app.validation.run import Options, validate  # noqa: PLC0415
+    from app.validation.scores import read_score_table  # noqa: PLC0415
+
+    breasts = {f"e{i}": {"L": None if i == 0 else (0.8 if i < 10 else 0.2), "R": 0.1} for i in range(30)}
+    outcomes = [BreastOutcome(f"e{i}", side, int(i < 10 and side == "L")) for i in range(30) for side in "LR"]
+    result = validate(read_score_table(_table(tmp_path, breasts)), outcomes, Options(save_calibration=False), ["m"])
+    metrics = result.metrics["m"]
+    assert metrics["unused"]["breasts_without_score"] == ["e0 L"]
+    assert metrics["unused"]["exams_without_score"] == ["e0"]
+    assert (metrics["exam"]["n"], metrics["exam"]["n_positive"], metrics["exam"]["auc"]) == (29, 9, 1.0)
+
+
+def test_a_probability_that_is_no_number_in_0_1_is_refused_by_exam(tmp_path):
+    from app.validation.scores import read_score_table  # noqa: PLC0415
+
+    breasts = {f"e{i}": {"L": 0.5, "R": 0.1} for i in range(4)}
+    breasts["e2"]["L"] = float("nan")
+    with pytest.raises(ValidationInputError, match=r"scores.parquet: exam e2 L, breast level, model m: the "
+                                                   r"probability nan is not a number in \[0, 1\]"):
+        read_score_table(_table(tmp_path, breasts))
+
+
+def test_nan_scores_get_no_auc():
+    from inference.evaluation.metrics import roc_auc  # noqa: PLC0415
+
+    assert math.isnan(roc_auc([0.9, 0.8, 0.3, float("nan")], [1, 1, 0, 0]))
+    assert roc_auc([0.9, 0.8, 0.3, 0.2], [1, 1, 0, 0]) == 1.0
+
+
+@pytest.mark.parametrize("age", ["nan", "inf", "-3", "200"])
+def test_an_age_that_is_no_age_is_refused_by_line(tmp_path, age):
+    path = tmp_path / "outcomes.csv"
+    path.write_text(f"exam_id,breast,cancer,age\ne1,L,1,52\ne1,R,0,{age}\n")
+    with pytest.raises(ValidationInputError, match=f"line 3: age '{age}' is not a number of years"):
+        read_outcomes([path])
+
+
+def test_an_age_outside_every_band_is_no_subgroup():
+    from app.validation.subgroups import age_band  # noqa: PLC0415
+
+    assert [age_band(a) for a in (None, 45, 55, 999, float("nan"))] == ["", "<50", "50-59", "", ""]
