@@ -4,7 +4,7 @@ runs both on a worker and only renders what they return."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from app.overlay_images import OverlayImages, prepare_overlays
 from app.study.blinding import blind_exam
@@ -26,6 +26,7 @@ class CaseState:
     revealed: bool
     open: bool
     washout_ends: float | None = None  # when session 2 opens (crossover), for the washout notice
+    birads: dict = field(default_factory=dict)  # {modality: {breast: category}} of the committed reads
     exam: Exam | None = None
     result: ExamResult | None = None
     overlays: OverlayImages | None = None
@@ -40,7 +41,7 @@ def case_identifiers(session: ReadingSession, position: int) -> set[str]:
 def case_state(session: ReadingSession, position: int) -> CaseState:
     case_id = session.order[position]
     return CaseState(position, session.reads(case_id), session.is_revealed(case_id), session.is_open(position),
-                     session.washout_ends_at())
+                     session.washout_ends_at(), session.birads(case_id))
 
 
 def load_case(session: ReadingSession, position: int, *, progress, cancel) -> CaseState:

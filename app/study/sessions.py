@@ -83,6 +83,16 @@ class ReadingSession:
             out.setdefault(modality, {})[breast] = value
         return out
 
+    def birads(self, case_id: str) -> dict[str, dict[str, str]]:
+        """The BI-RADS categories of a case's committed reads: {modality: {breast: category ("" none)}}."""
+        out: dict[str, dict[str, str]] = {}
+        for modality, breast, category in self.store.read(
+            "SELECT modality, breast, birads FROM study_reads WHERE study_id=? AND reader=? AND case_id=?",
+            (self.study_id, self.reader, case_id),
+        ):
+            out.setdefault(modality, {})[breast] = category
+        return out
+
     def is_done(self, position: int) -> bool:
         return len(self.reads(self.order[position]).get(self.modality_at(position), {})) == 2
 

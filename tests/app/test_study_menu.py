@@ -131,3 +131,21 @@ def test_study_read_asks_which_study_from_what_a_worker_read_then_opens_the_read
         window.study_menu.choose_reading()
     assert shown and "A: 0 of 4" in shown[0] and "B: 0 of 4" in shown[0]
     assert opened.args[0].session.reader == "B"
+
+
+def test_closing_the_workstation_asks_a_study_reading_with_answers_not_committed_first(qtbot, window, store,
+                                                                                       tmp_path):
+    with qtbot.waitSignal(window.study_menu.studyCreated, timeout=60_000) as created:
+        window.study_menu.create(NewStudy("pilot", str(case_list(tmp_path)), ("A",), Design.UNAIDED, 3, 0))
+    qtbot.waitUntil(lambda: not window.study_menu.worker.is_running(), timeout=10_000)
+    with qtbot.waitSignal(window.study_menu.readingOpened, timeout=10_000) as opened:
+        window.study_menu.open_reading(created.args[0], "A")
+    reading = opened.args[0]
+    qtbot.waitUntil(lambda: reading.exam is not None, timeout=30_000)
+    reading.reader_panel.inputs["R"].spin.setValue(55)
+    window.show()
+    assert not window.close()  # the reading asks; the workstation stays open meanwhile
+    assert window.isVisible() and reading.isVisible() and reading.leave_box.isVisible()
+    next(b for b in reading.leave_box.buttons() if b.text() == "Discard them").click()
+    assert not reading.isVisible()
+    assert window.close()

@@ -207,3 +207,129 @@ def test_the_study_screen_stays_responsive_while_cases_load_and_reads_commit(qtb
     probe.report(capsys)
     assert window.current_step() == "done"
     assert probe.longest < STALL_LIMIT_S, f"the study screen froze for {1000 * probe.longest:.0f} ms"
+
+
+def test_the_form_asks_only_what_a_study_read_stores_and_bi_rads_carries_into_the_aided_read(qtbot, study):
+    store, study_id = study
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
+    qtbot.addWidget(window)
+    window.show()
+    wait_for_case(qtbot, window)
+    right = window.reader_panel.inputs["R"]
+    assert right.spin.isVisible() and right.birads.isVisible()
+    assert not right.benign.isVisible() and not right.density.isVisible() and not right.recommendation.isVisible()
+    set_reader(window, 40, 10)
+    right.birads.setCurrentText("4B")
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+    window.reveal()
+    qtbot.waitUntil(lambda: window.ai_box.isVisible(), timeout=10_000)
+    assert "right 40 % BI-RADS 4B" in window.locked_label.text()
+    assert right.birads.currentText() == "4B"  # the aided read starts from the whole first answer
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+    assert store.read("SELECT modality, birads FROM study_reads WHERE breast='R' ORDER BY modality") == [
+        ("aided", "4B"), ("unaided", "4B")]
+    window.close()
+
+
+def test_a_read_whose_parts_disagree_asks_before_it_is_committed(qtbot, study):
+    store, study_id = study
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
+    qtbot.addWidget(window)
+    window.show()
+    wait_for_case(qtbot, window)
+    set_reader(window, 32, 10)
+    window.reader_panel.inputs["R"].birads.setCurrentText("5")
+    window.commit()
+    box = window.commit_anyway_box
+    assert box.isVisible() and "32 % malignant with BI-RADS 5" in box.text()
+    box.button(box.StandardButton.No).click()
+    assert store.read("SELECT COUNT(*) FROM study_reads") == [(0,)]
+    window.commit()
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit_anyway_box.button(box.StandardButton.Yes).click()
+    assert store.read("SELECT COUNT(*) FROM study_reads") == [(2,)]
+    window.close()
+
+
+def test_leaving_a_reading_with_answers_not_committed_asks_first(qtbot, study):
+    store, study_id = study
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
+    qtbot.addWidget(window)
+    window.show()
+    wait_for_case(qtbot, window)
+    assert window.close()  # nothing given yet: it closes at once
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
+    qtbot.addWidget(window)
+    window.show()
+    wait_for_case(qtbot, window)
+    set_reader(window, 30, 70)
+    assert not window.close() and window.isVisible()
+    box = window.leave_box
+    assert box.isVisible() and "not committed" in box.text()
+    next(b for b in box.buttons() if b.text() == "Stay").click()
+    assert window.isVisible() and window.reader_panel.value("L") == pytest.approx(0.7)
+    assert not window.close()
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        next(b for b in window.leave_box.buttons() if b.text() == "Record them").click()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)  # recorded, then closed
+    assert sorted(store.read("SELECT breast, malignant FROM study_reads")) == [("L", 0.7), ("R", 0.3)]
+
+
+def test_a_mark_can_be_taken_back_before_the_commit_and_is_not_drawn_on_the_next_reading(qtbot, study):
+    from app.study.store import ReaderMark  # noqa: PLC0415
+
+    store, study_id = study
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
+    qtbot.addWidget(window)
+    window.show()
+    wait_for_case(qtbot, window)
+    window.add_mark(ReaderMark("R-CC", 100.0, 100.0, "mass", 3))
+    window.add_mark(ReaderMark("R-CC", 200.0, 150.0, "mass", 2))
+    window.remove_last_mark()
+    assert [m.row for m in window.marks] == [100.0]
+    set_reader(window, 60, 10)
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+    assert store.read("SELECT modality, row FROM study_marks") == [("unaided", 100.0)]
+    assert window.marks == [] and all(not w._marks for w in window.hanging.views.values())  # noqa: SLF001
+    window.close()
+
+
+def test_a_case_that_cannot_be_opened_says_so_and_the_reader_goes_on(qtbot, study, tmp_path):
+    import shutil  # noqa: PLC0415
+
+    store, study_id = study
+    session = ReadingSession(store, study_id, "A")
+    shutil.rmtree(session.case_at(0).exam_path)
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.notice.isVisible(), timeout=30_000)
+    assert "cannot be opened" in window.notice.text() and "secret" not in window.notice.text()
+    assert not window.commit_button.isEnabled() and window.next_button.isEnabled()
+    window.next_case()
+    wait_for_case(qtbot, window)
+    assert window.position == 1
+    window.close()
+
+
+def test_the_last_commit_of_the_study_says_it_is_finished(qtbot, tmp_path, stub_model):
+    store, study_id = make_study(tmp_path, stub_model, Design.UNAIDED)
+    try:
+        session = ReadingSession(store, study_id, "A")
+        for position in range(2):
+            session.commit(session.case_at(position).case_id, "unaided", {"L": 0.1, "R": 0.2}).result()
+        window = StudyReadingWindow(open_reading(store, study_id, "A"))
+        qtbot.addWidget(window)
+        window.show()
+        wait_for_case(qtbot, window)
+        set_reader(window, 10, 10)
+        with qtbot.waitSignal(window.committed, timeout=10_000):
+            window.commit()
+        assert window.notice.isVisible() and "All cases of this study are read" in window.notice.text()
+        assert not window.mark_button.isEnabled() and "all cases read" in window.windowTitle()
+        window.close()
+    finally:
+        close_windows_then(store)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.reading import read_disagreements
 from app.study.blinding import scrub
 from app.study.design import Design
 from app.study.reading_screen import CaseState, OpenedReading, case_identifiers, load_case
@@ -65,6 +66,11 @@ class StudyReadingWindow(QMainWindow):
         self.state: CaseState | None = None
         self.marks: list[ReaderMark] = []
         self._pending: tuple | None = None
+        self._baseline: tuple | None = None  # the form's answers as last filled: a difference is unrecorded
+        self._after_commit = None  # what to do once the commit now running is durable (leave after "Record")
+        self._unreadable = False  # this case's images could not be opened: the reader may go on past it
+        self._skipped: set[int] = set()  # positions gone past unread because they could not be opened
+        self.leave_box: QMessageBox | None = None
         self.loader: Worker | None = None
         self._signal = _CommitSignal()
         self._signal.done.connect(self._on_commit_done)
@@ -73,7 +79,7 @@ class StudyReadingWindow(QMainWindow):
         self.header.setObjectName("studyHeader")
         self.header.setStyleSheet("font: bold 14px; padding: 4px;")
         self.hanging = HangingWidget(blinded=True)  # the corner text is "case k of n", never the exam's
-        self.reader_panel = ReaderPanel()
+        self.reader_panel = ReaderPanel(study=True)  # what a study read stores: malignant % and BI-RADS
         self.reader_panel.commit_button.hide()
         self.locked_label = QLabel("")
         self.locked_label.setObjectName("lockedLabel")
@@ -110,7 +116,8 @@ class StudyReadingWindow(QMainWindow):
             button.clicked.connect(slot)
         for text, key, slot in (("Commit", "Ctrl+Return", self.commit), ("Show AI", "Ctrl+Shift+A", self.reveal),
                                 ("Next case", "PgDown", self.next_case), ("Previous case", "PgUp", self.previous_case),
-                                ("Mark a finding", "K", self.mark_button.toggle)):
+                                ("Mark a finding", "K", self.mark_button.toggle),
+                                ("Remove my last mark", "Shift+K", self.remove_last_mark)):
             action = QAction(text, self)
             action.setShortcut(QKeySequence(key))
             action.triggered.connect(slot)
@@ -192,7 +199,9 @@ class StudyReadingWindow(QMainWindow):
         self.setWindowTitle(f"Mammo Reader — study {self.info['name']} — {self.session.reader} — {label}")
         self.hanging.set_case_label(label)
         self.exam = None
-        self.marks = []
+        self._set_marks([])
+        self._unreadable = False
+        self._baseline = None
         self.hanging.set_loading()
         self.hanging.set_result(None)
         if self.state is not None and self.state.position == position and self.current_step() == "washout":
@@ -202,7 +211,7 @@ class StudyReadingWindow(QMainWindow):
         self.status_label.setText("loading…")
         self.loader = Worker(load_case, self.session, position)
         self.loader.result.connect(self._on_loaded)
-        self.loader.error.connect(self._show_blinded_error)
+        self.loader.error.connect(self._on_load_failed)
         self.loader.start()
         self._refresh()
 
@@ -221,6 +230,16 @@ class StudyReadingWindow(QMainWindow):
         self._refresh()
         self.status_label.setText("")
         self.caseShown.emit(self.case_id)
+
+    def _on_load_failed(self, error: BaseException) -> None:
+        """The case cannot be shown: say so in place of the images (blinded) and let the reader go on."""
+        self._unreadable = True
+        _, text = user_message(error)
+        self.status_label.setText("")
+        self._show_notice(f"The images of this case cannot be opened:\n{self._blinded(text)}\n\nTell the study "
+                          "coordinator. Nothing is recorded for this case; Next (PgDown) goes on to the next one.")
+        self._show_blinded_error(error)
+        self._refresh()
 
     def _blinded(self, text: str, extra: tuple[str, ...] = ()) -> str:
         """``text`` without anything that names the current case outside the study (its ID, path, files)."""
@@ -247,6 +266,7 @@ class StudyReadingWindow(QMainWindow):
         ends = self.state.washout_ends if self.state is not None else None
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(ends)) if ends is not None else "?"
         self.header.setText(f"{self.info['name']}: session 1 is complete. Thank you.")
+        self.setWindowTitle(f"Mammo Reader — study {self.info['name']} — {self.session.reader} — session 1 complete")
         self.status_label.setText("")
         self._show_notice(
             f"Session 1 is complete.\n\nSession 2 opens on {when}, {self.session.washout_days} days after your "
@@ -294,28 +314,33 @@ class StudyReadingWindow(QMainWindow):
             self.ai_label.setText("\n".join(lines))
         elif show_ai:
             self.ai_label.setText("No AI result is stored for this case.")
-        editable = step in ("unaided", "aided", "concurrent")
+        editable = step in ("unaided", "aided", "concurrent") and not self._unreadable
         self.reader_panel.setEnabled(editable)
         self.commit_button.setEnabled(editable)
         self.mark_button.setEnabled(editable)
         self.reveal_button.setVisible(self.session.design == Design.SEQUENTIAL)
         self.reveal_button.setEnabled(step == "reveal")
-        self.next_button.setEnabled(step == "done" and self.position + 1 < len(self.session.order))
+        self.next_button.setEnabled((step == "done" or self._unreadable) and self.position + 1 < len(self.session.order))
         self.previous_button.setEnabled(self._may_go_back())
+        categories = self.state.birads if self.state is not None and self.state.position == self.position else {}
         unaided = reads.get("unaided")
         if unaided and self.session.design == Design.SEQUENTIAL:
-            self.locked_label.setText(
-                f"Unaided read (locked): right {100 * unaided['R']:.0f} %, left {100 * unaided['L']:.0f} %")
+            first = categories.get("unaided", {})
+            self.locked_label.setText("Unaided read (locked): " + ", ".join(
+                f"{name} {100 * unaided[b]:.0f} %" + (f" BI-RADS {first[b]}" if first.get(b) else "")
+                for b, name in (("R", "right"), ("L", "left"))))
         else:
             self.locked_label.setText("")
-        shown = reads.get(step) or reads.get("aided") or reads.get("concurrent") or unaided
+        shown = next((m for m in (step, "aided", "concurrent", "unaided") if reads.get(m)), None)
         if step == "aided" and not reads.get("aided"):
-            shown = unaided  # start the aided read from the reader's own first answer
+            shown = "unaided" if unaided else None  # start the aided read from the reader's own first answer
         if step == "unaided" or step == "concurrent":
             shown = None
         from app.study.store import BreastRead  # noqa: PLC0415
 
-        self.reader_panel.set_reads({b: BreastRead(b, v) for b, v in (shown or {}).items()})
+        values, given = (reads.get(shown) or {}), categories.get(shown, {}) if shown else {}
+        self.reader_panel.set_reads({b: BreastRead(b, v, birads=given.get(b, "")) for b, v in values.items()})
+        self._baseline = self._answers()
 
     def _set_mark_tool(self, on: bool) -> None:
         for widget in self.hanging.views.values():
@@ -330,27 +355,112 @@ class StudyReadingWindow(QMainWindow):
 
     def add_mark(self, mark: ReaderMark) -> None:
         """A mark of this reading; it is committed with the read (and is final then)."""
-        self.marks.append(mark)
+        self._set_marks([*self.marks, mark])
+
+    def remove_last_mark(self) -> None:
+        """Take back the last mark of this reading (before it is committed; after, it is final)."""
+        if self.marks and self.current_step() in ("unaided", "aided", "concurrent"):
+            self._set_marks(self.marks[:-1])
+            self.status_label.setText("last mark removed")
+
+    def _set_marks(self, marks: list[ReaderMark]) -> None:
+        """This reading's marks, drawn (a committed reading's marks are not drawn on the next one)."""
+        self.marks = list(marks)
         for widget in self.hanging.views.values():
             widget.set_marks(self.marks)
 
+    def _answers(self) -> tuple:
+        return tuple((self.reader_panel.value(side), self.reader_panel.inputs[side].birads.currentText())
+                     for side in ("L", "R"))
+
+    def unrecorded(self) -> bool:
+        """Answers or marks given on this reading and not committed yet."""
+        if self.current_step() not in ("unaided", "aided", "concurrent") or self._unreadable:
+            return False
+        return bool(self.marks) or (self._baseline is not None and self._answers() != self._baseline)
+
+    def leave_or_ask(self, then) -> bool:
+        """True when the reader may leave this reading now; else asks "Record / Discard / Stay" and calls
+        ``then`` once the answer is recorded (durable) or discarded."""
+        if not self.unrecorded():
+            return True
+        if self.leave_box is not None and self.leave_box.isVisible():
+            return False
+        box = QMessageBox(QMessageBox.Icon.Question, "Record your answers?",
+                          "This reading's answers are not committed yet.", QMessageBox.StandardButton.NoButton, self)
+        box.setObjectName("studyLeaveBox")
+        record = box.addButton("Record them", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard them", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Stay", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(record)
+        position = self.position
+
+        def answered(button) -> None:
+            if self.position != position:
+                return  # asked about another reading
+            if button is record:
+                self.commit(then=then)
+            elif button is discard:
+                self._set_marks([])
+                self._baseline = self._answers()
+                then()
+
+        box.buttonClicked.connect(answered)
+        self.leave_box = box
+        box.open()
+        return False
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if not self.leave_or_ask(self.close):
+            event.ignore()
+            return
+        super().closeEvent(event)
+
     # ------------------------------------------------------------------------------------------ actions
 
-    def commit(self) -> None:
+    def commit(self, *, confirmed: bool = False, then=None) -> None:
+        """Commit this reading (asking first when its malignant % and BI-RADS disagree, as the workstation
+        does); ``then`` runs once it is durable."""
         step = self.current_step()
-        if step not in ("unaided", "aided", "concurrent"):
+        if step not in ("unaided", "aided", "concurrent") or self._unreadable or not self.commit_button.isEnabled():
             return
         values = {side: self.reader_panel.value(side) for side in ("L", "R")}
         if any(v is None for v in values.values()):
             self.status_label.setText("Give a probability for both breasts (0 is a valid answer: set it).")
             return
         birads = {side: self.reader_panel.inputs[side].birads.currentText() for side in ("L", "R")}
+        reasons = [f"{'Right' if side == 'R' else 'Left'} breast: {reason}" for side in ("R", "L")
+                   for reason in read_disagreements(values[side], birads[side])]
+        if reasons and not confirmed:
+            self._ask_commit_anyway(reasons, then)
+            return
         self.commit_button.setEnabled(False)
         self.status_label.setText("saving…")
         case_id = self.case_id
         future = self.session.commit(case_id, step, values, birads, marks=list(self.marks))
-        self._pending = (case_id, step, values)
+        self._pending = (case_id, step, values, birads)
+        self._after_commit = then
         future.add_done_callback(lambda f: self._signal.done.emit(case_id, step, f.exception()))
+
+    def _ask_commit_anyway(self, reasons: list[str], then) -> None:
+        box = QMessageBox(QMessageBox.Icon.Question, "Commit anyway?",
+                          "The parts of this read disagree:\n\n" + "\n".join(f"• {r}" for r in reasons)
+                          + "\n\nCommit anyway?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("commitAnywayBox")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        position = self.position
+
+        def answered(button) -> None:
+            if self.position != position:
+                return
+            if box.standardButton(button) == QMessageBox.StandardButton.Yes:
+                self.commit(confirmed=True, then=then)
+            else:
+                self.status_label.setText("Not committed: correct the read, then commit it.")
+
+        box.buttonClicked.connect(answered)
+        self.commit_anyway_box = box
+        box.open()
 
     def reveal(self) -> None:
         if self.current_step() != "reveal":
@@ -360,6 +470,7 @@ class StudyReadingWindow(QMainWindow):
         future.add_done_callback(lambda f: self._signal.done.emit(case_id, "reveal", f.exception()))
 
     def _on_commit_done(self, case_id: str, step: str, error) -> None:
+        then, self._after_commit = (self._after_commit, None) if step != "reveal" else (None, self._after_commit)
         if error is not None:
             self.status_label.setText(f"NOT saved: {self._blinded(str(error), (case_id,))}")
             self._show_blinded_error(error, (case_id,))
@@ -373,15 +484,23 @@ class StudyReadingWindow(QMainWindow):
             self.state = replace(self.state, revealed=True)
             self.session.shown(case_id, "aided")
         else:
-            values = self._pending[2] if self._pending and self._pending[:2] == (case_id, step) else {}
-            self.state = replace(self.state, reads={**self.state.reads, step: dict(values)})
-            self.marks = []
+            pending = self._pending if self._pending and self._pending[:2] == (case_id, step) else None
+            values, birads = (pending[2], pending[3]) if pending else ({}, {})
+            self.state = replace(self.state, reads={**self.state.reads, step: dict(values)},
+                                 birads={**self.state.birads, step: dict(birads)})
+            self._set_marks([])
             self.mark_button.setChecked(False)
             self.committed.emit(case_id, step)
         self._refresh()
+        if then is not None:
+            then()
+        elif step != "reveal" and self.current_step() == "done" and self.position + 1 == len(self.session.order):
+            self._show_finished()  # the last reading of the study
 
     def next_case(self) -> None:
-        if self.next_button.isEnabled():
+        if self.next_button.isEnabled() and self.leave_or_ask(self.next_case):
+            if self._unreadable:
+                self._skipped.add(self.position)
             self.state = None
             self.show_case(self.position + 1)
 
@@ -390,14 +509,22 @@ class StudyReadingWindow(QMainWindow):
         return self.position > 0 and self.session.session_of(self.position - 1) == self.session.session_of(self.position)
 
     def previous_case(self) -> None:
-        if self._may_go_back():
+        if self._may_go_back() and self.leave_or_ask(self.previous_case):
             self.state = None
             self.show_case(self.position - 1)
 
     def _show_finished(self) -> None:
-        self.header.setText(f"{self.info['name']}: all cases are read. Thank you.")
-        self._show_notice("All cases of this study are read.\n\nThank you. You can close this window.")
-        for button in (self.commit_button, self.reveal_button, self.next_button, self.previous_button):
+        if self._skipped:
+            self.header.setText(f"{self.info['name']}: every case that could be opened is read. Thank you.")
+            self._show_notice(f"{len(self._skipped)} case(s) could not be opened and are not read; tell the study "
+                              "coordinator (they are offered again when you reopen the study).\n\nEvery other case "
+                              "is read. Thank you. You can close this window.")
+        else:
+            self.header.setText(f"{self.info['name']}: all cases are read. Thank you.")
+            self._show_notice("All cases of this study are read.\n\nThank you. You can close this window.")
+        self.setWindowTitle(f"Mammo Reader — study {self.info['name']} — {self.session.reader} — all cases read")
+        for button in (self.commit_button, self.reveal_button, self.next_button, self.previous_button,
+                       self.mark_button):
             button.setEnabled(False)
         self.reader_panel.setEnabled(False)
         self.ai_box.hide()

@@ -67,13 +67,17 @@ class ReaderPanel(QGroupBox):
     changed = Signal()
     committed = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, study: bool = False) -> None:
+        """``study``: the reader-study form, which asks only what a study read stores (malignant % and
+        BI-RADS); the other answers are not offered there."""
         super().__init__("Reader's estimate", parent)
         self.setObjectName("readerPanel")
         self.inputs: dict[str, BreastInput] = {}
         grid = QGridLayout(self)
+        headers = {}
         for column, title in ((1, "malignant %"), (3, "benign %"), (4, "BI-RADS"), (5, "density")):
-            grid.addWidget(QLabel(title), 0, column)
+            headers[title] = QLabel(title)
+            grid.addWidget(headers[title], 0, column)
         row = 1
         for side in ("R", "L"):
             slider = AnswerSlider(Qt.Orientation.Horizontal)
@@ -109,10 +113,17 @@ class ReaderPanel(QGroupBox):
             grid.addWidget(benign, row, 3)
             grid.addWidget(birads, row, 4)
             grid.addWidget(density, row, 5)
-            grid.addWidget(QLabel("recommendation"), row + 1, 0)
+            recommendation_label = QLabel("recommendation")
+            grid.addWidget(recommendation_label, row + 1, 0)
             grid.addWidget(recommendation, row + 1, 1, 1, 5)
             self.inputs[side] = BreastInput(slider, spin, benign, birads, density, recommendation)
+            if study:
+                for widget in (benign, density, recommendation, recommendation_label):
+                    widget.hide()
             row += 2
+        if study:
+            headers["benign %"].hide()
+            headers["density"].hide()
         self.commit_button = QPushButton("Commit estimate  (Ctrl+Enter)")
         self.commit_button.setObjectName("commitButton")
         self.commit_button.clicked.connect(self.committed.emit)
