@@ -213,8 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--scores", metavar="PARQUET",
                         help="take the models' scores from a batch's scores.parquet (case ID = exam ID)")
     create.add_argument("--seed", type=int, default=0)
-    create.add_argument("--washout-days", type=int, default=0,
-                        help="crossover: days between a reader's last session-1 reading and session 2")
+    create.add_argument("--washout-days", type=int, default=None,
+                        help="crossover: days between a reader's last session-1 reading and session 2 (default 28)")
     create.add_argument("--lesions", metavar="CSV",
                         help="a localisation (FROC) study: where each case's lesions are (case_id, breast, view, "
                              "mask or row/col/radius_mm, weight, or seg: a DICOM Segmentation of the case's exam; "

@@ -28,7 +28,7 @@ def _study_id(store, name: str) -> int:
 
 def _create(store, args) -> int:
     from app.study.cases import read_case_list  # noqa: PLC0415
-    from app.study.design import create_study  # noqa: PLC0415
+    from app.study.design import DEFAULT_WASHOUT_DAYS, Design, create_study  # noqa: PLC0415
 
     from app.study.errors import StudyError  # noqa: PLC0415
 
@@ -48,8 +48,11 @@ def _create(store, args) -> int:
             raise StudyError(str(error)) from error
     elif args.distance_mm is not None:
         raise StudyError("--distance-mm scores marks against lesions: give the lesions with --lesions")
+    washout = args.washout_days
+    if washout is None:
+        washout = DEFAULT_WASHOUT_DAYS if args.design == Design.CROSSOVER else 0
     study_id = create_study(store, args.name, args.design, readers, cases, seed=args.seed,
-                            washout_days=args.washout_days, lesions=lesions, scoring=rule)
+                            washout_days=washout, lesions=lesions, scoring=rule)
     print(f"created study {args.name!r} (id {study_id}) with {len(readers)} readers")
     if lesions:
         print(f"{len({(l.case_id, l.lesion_id) for l in lesions})} lesion(s) on "

@@ -21,6 +21,9 @@ from app.study.errors import StudyError
 from app.study.store import Store
 
 
+DEFAULT_WASHOUT_DAYS = 28  # a crossover's washout when none is given (CLI and the New study dialog)
+
+
 class Design(StrEnum):
     UNAIDED = "unaided"
     SEQUENTIAL = "sequential"

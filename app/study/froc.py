@@ -43,7 +43,7 @@ FOMS = ("wAFROC", "AFROC", "wAFROC1", "AFROC1", "HrAuc", "Wilcoxon")
 DEFAULT_FOM = "wAFROC"
 METHODS = ("DBM", "OR")
 ROC_FOMS = ("HrAuc", "Wilcoxon")
-WEIGHT_TOLERANCE = 1e-6  # lesion weights of a case must sum to 1 within this (0.333 × 3 is accepted)
+WEIGHT_TOLERANCE = 1e-6  # lesion weights of a case must sum to 1 within this (1/3 each in floating point passes)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -108,12 +108,14 @@ def stored_froc_data(store: Store, study_id: int, truth: LesionTruth) -> tuple[d
             no pixel spacing, or the study has no committed reads.
     """
     info = study_info(store, study_id)
-    cases = {c: e for c, e in study_cases(store, study_id).items() if not e.training}
+    every_case = study_cases(store, study_id)
+    cases = {c: e for c, e in every_case.items() if not e.training}
+    training = set(every_case) - set(cases)  # their lesions (required when they are malignant) are not scored
     for case_id, entry in cases.items():
         malignant = "malignant" in (entry.truth_left, entry.truth_right)
         if malignant and not truth.lesions.get(case_id):
             raise StudyError(f"case {case_id} is malignant in the study but the truth file gives no lesion for it")
-    unknown = sorted(set(truth.lesions) - set(cases))
+    unknown = sorted(set(truth.lesions) - set(cases) - training)
     if unknown:
         raise StudyError(f"the truth file names cases that are not in the study: {', '.join(unknown[:5])}")
     reads = store.read("SELECT reader, case_id, modality FROM study_reads WHERE study_id=? "

@@ -34,6 +34,8 @@ breast needs one: a study is never created with a truth the analysis would refus
 
 from __future__ import annotations
 
+import fnmatch
+
 import math
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -280,6 +282,9 @@ def read_lesion_list(path: str | Path, cases: Sequence[CaseEntry] = (),
             rows_in, cols_in = np.nonzero(mask)
             centre_row, centre_col = float(rows_in.mean() + origin[0]), float(cols_in.mean() + origin[1])
         lesion_id = (row.get("lesion") or "").strip()
+        if fnmatch.fnmatchcase(lesion_id, DRAWN_PATTERN):  # saving drawn lesions replaces every such id
+            raise StudyError(f"{path}: line {line}: lesion {lesion_id!r}: ids that start with {DRAWN_PREFIX} and a "
+                             "digit are kept for lesions drawn in the study set-up; give this one another id")
         if not lesion_id:
             numbered[case_id] = numbered.get(case_id, 0) + 1
             lesion_id = str(numbered[case_id])

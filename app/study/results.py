@@ -122,6 +122,15 @@ def _scores(records: list[dict], modality: str, reader: str | None = None) -> tu
     return np.array([r["score"] for r in rows], float), np.array([r["truth"] for r in rows], int)
 
 
+def _model_units(records: list[dict], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A model's scores and truths, once per unit that any reader's records hold (a model's score does not
+    depend on who read the case: the first reader's cases alone would leave out what only others read)."""
+    units = {r["case"]: (r["score"], r["truth"]) for r in records
+             if r["modality"].startswith("model") and model_name(r["modality"]) == name}
+    ordered = [units[case] for case in sorted(units)]
+    return np.array([s for s, _ in ordered], float), np.array([t for _, t in ordered], int)
+
+
 def model_name(modality: str) -> str:
     """``model`` or ``model [id]`` from a record modality such as ``model [glam] (vs unaided)``."""
     return modality.split(" (vs ", 1)[0]
@@ -152,8 +161,8 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
         is_model = modality.startswith("model")
         if is_model and any(row.modality == model_name(modality) for row in aucs):
             continue  # a model's scores are the same beside every reader and modality: one row per model
-        for reader in readers[:1] if is_model else readers:
-            scores, truth = _scores(records, modality, reader)
+        for reader in [None] if is_model else readers:
+            scores, truth = _model_units(records, model_name(modality)) if is_model else _scores(records, modality, reader)
             if scores.size and 0 < truth.sum() < truth.size:
                 e = delong(scores, truth)
                 aucs.append(AucRow("(model)" if is_model else reader, model_name(modality) if is_model else modality,
@@ -182,8 +191,7 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
                 continue  # not fully crossed yet (a reader has not finished)
     points = []
     for name in model_names:
-        modality = next(m for m in modalities if model_name(m) == name)
-        scores, truth = _scores(records, modality, readers[0])
+        scores, truth = _model_units(records, name)
         if 0 < truth.sum() < truth.size:
             for point in model_operating_points(scores, truth):
                 label = point.name if len(model_names) == 1 else f"{name}: {point.name}"

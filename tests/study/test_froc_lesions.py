@@ -110,6 +110,8 @@ def test_a_lesion_list_the_analysis_would_refuse_is_refused_at_creation(tmp_path
     ("c00,L,MLO,missing.png,,,,,,\n", "line 2: the lesion mask .*missing.png does not exist"),
     ("c00,R,L-CC,,250,100,,,,\n", "line 2: view L-CC is not a view of the R breast"),
     ("c00,L,CC,,250,100,-3,,,\n", "line 2: radius_mm must be a positive number"),
+    # saving the lesions drawn in the set-up replaces D1, D2 …: a list's lesion must not be one of them
+    ("c00,L,CC,,250,100,,,D2,\n", "line 2: lesion 'D2': ids that start with D and a digit are kept for lesions drawn"),
 ])
 def test_a_malformed_lesion_line_is_named(tmp_path, rows, message):
     with pytest.raises(StudyError, match=message):

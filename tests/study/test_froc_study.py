@@ -116,3 +116,27 @@ def test_a_stored_study_needs_the_lesion_locations(tmp_path):
     store.close()
     done = main("study", "--db", tmp_path / "study.sqlite", "froc", "loc", "--out", tmp_path / "out")
     assert done.returncode != 0 and "--truth" in done.stderr
+
+
+def test_a_malignant_training_case_s_lesion_does_not_stop_the_analysis(store):
+    """Its lesion is required at creation (every malignant breast has one) and left out of the analysis."""
+    from app.study.cases import CaseEntry  # noqa: PLC0415
+    from app.study.design import Design, create_study  # noqa: PLC0415
+    from app.study.froc_study import stored_froc_data  # noqa: PLC0415
+    from app.study.lesions import StudyLesion, stored_lesion_truth  # noqa: PLC0415
+    from app.study.sessions import ReadingSession  # noqa: PLC0415
+    from app.study.store import ReaderMark  # noqa: PLC0415
+
+    entries = [CaseEntry("t1", "/e/t", "malignant", "normal", training=True)] + [
+        CaseEntry(f"c{i}", f"/e/{i}", "malignant" if i < 3 else "normal", "normal") for i in range(6)]
+    lesions = [StudyLesion(c.case_id, "1", "L", "L-CC", (100.0, 100.0), 5.0, None, (0, 0), (0.1, 0.1), None)
+               for c in entries if c.truth_left == "malignant"]
+    study = create_study(store, "loc", Design.UNAIDED, ["A", "B"], entries, seed=1, lesions=lesions)
+    for reader in ("A", "B"):
+        session = ReadingSession(store, study, reader)
+        for case in entries:
+            session.commit(case.case_id, "unaided", {"L": 0.5, "R": 0.1},
+                           marks=[ReaderMark("L-CC", 101, 101, "mass", 4)]).result()
+    data, _ = stored_froc_data(store, study, stored_lesion_truth(store, study))
+    assert [c["id"] for c in data["cases"]] == [f"c{i}" for i in range(6)]
+    assert not [m for m in data["marks"] if m.get("case") == "t1"]

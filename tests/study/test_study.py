@@ -303,3 +303,20 @@ def test_schema_3_zero_scores_of_missing_breasts_become_null_through_every_migra
         assert rows == [("L", None, "no images of this breast"), ("R", 0.3, "")]
     finally:
         store.close()
+
+
+def test_the_model_alone_is_measured_on_every_unit_read_not_only_the_first_reader_s(store):
+    from app.study.results import study_results  # noqa: PLC0415
+    from tests.helpers import insert_model_scores  # noqa: PLC0415
+
+    entries = cases(24, 8)
+    study = create_study(store, "interim", Design.UNAIDED, ["A", "B"], entries, seed=1)
+    rnd = random.Random(0)
+    insert_model_scores(store, study, {(c.case_id, b): rnd.random() for c in entries for b in "LR"})
+    for reader, read in (("A", 6), ("B", 24)):  # A has read 6 cases so far, B all
+        session = ReadingSession(store, study, reader)
+        for case in entries[:read]:
+            session.commit(case.case_id, "unaided", {"L": rnd.random(), "R": rnd.random()}).result()
+    results = study_results(store, study)
+    model = next(a for a in results.aucs if a.modality == "model")
+    assert (model.n_positive, model.n_negative) == (8, 40)

@@ -73,13 +73,17 @@ def test_study_cli_crossover_with_washout(tmp_path):
     done = run(*common, "cross", "--cases", str(tmp_path / "cases.csv"), "--readers", "A,B", "--design", "crossover",
                "--washout-days", "28")
     assert done.returncode == 0, done.stderr
+    done = run(*common, "cross-default", "--cases", str(tmp_path / "cases.csv"), "--readers", "A", "--design",
+               "crossover")  # no washout given: 28 days, as the New study dialog (0 let session 2 open at once)
+    assert done.returncode == 0, done.stderr
     done = run("study", "--db", str(db), "status", "cross")
     assert done.returncode == 0, done.stderr
     assert "A: session 1 of 2: 0 of 2 read" in done.stdout
     assert "B: session 2 of 2: 0 of 2 read  (opens after session 1)" in done.stdout
     store = Store(db)
     try:
-        assert store.read("SELECT design, washout_days FROM studies WHERE name='cross'") == [("crossover", 28)]
+        assert store.read("SELECT design, washout_days FROM studies WHERE name LIKE 'cross%' ORDER BY name") == [
+            ("crossover", 28), ("crossover", 28)]
         session = ReadingSession(store, 1, "A")
         assert session.sessions == 2
         for position in range(2):

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.study.design import Design
+from app.study.design import DEFAULT_WASHOUT_DAYS, Design
 from app.study.reading_screen import StudyOverview
 from app.ui.forms import add_ok_cancel
 
@@ -89,7 +89,7 @@ class NewStudyDialog(QDialog):
         if not crossover:
             self.washout.setValue(0)
         elif self.washout.value() == 0:
-            self.washout.setValue(28)
+            self.washout.setValue(DEFAULT_WASHOUT_DAYS)
 
     def values(self) -> NewStudy:
         readers = tuple(r.strip() for r in self.readers.text().split(",") if r.strip())
