@@ -130,7 +130,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if refused:
             raise CheckpointError(REFUSED.format(what=f" ({refused.group(1)})"), path) from None
         raise CheckpointError(_what_the_file_is(path), path) from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError):
+    except Exception:  # noqa: BLE001 - a damaged pickle makes the unpickler raise anything (IndexError, KeyError …)
         raise CheckpointError(_what_the_file_is(path), path) from None
     if isinstance(loaded, MappingABC):
         for wrapper in ("state_dict", "model"):
@@ -141,6 +141,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()
     ):
         raise CheckpointError("the file does not hold a state dict (a mapping of names to tensors)", path)
+    for name, tensor in loaded.items():  # an inf weight gives a "probability" of 1.0 downstream: never load one
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"the weight {name!r} holds values that are not finite numbers (NaN or inf): "
+                                  "the checkpoint is damaged", path)
     return dict(loaded)
 
 

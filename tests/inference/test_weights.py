@@ -161,7 +161,8 @@ def test_seeded_gmic_loads_as_the_gmic_family():
 
 
 @pytest.mark.parametrize("content, says", [(b"\x13\x37" * 999, "not a PyTorch checkpoint"), (b"", "empty"),
-                                           (b"PK\x03\x04 broken zip", "damaged or incomplete")])
+                                           (b"PK\x03\x04 broken zip", "damaged or incomplete"),
+                                           (b"hello world\n", "not a PyTorch checkpoint")])  # KeyError inside torch
 def test_corrupt_files_are_described_without_torchs_advice(tmp_path, content, says):
     path = tmp_path / "broken.pt"
     path.write_bytes(content)
@@ -196,3 +197,23 @@ def test_folder_gives_an_ensemble_in_published_order(tmp_path, published_state, 
     assert [m.model.config.percent_t for m in models] == [0.02, 0.03]
     (group,) = weights.load_model_groups([tmp_path])
     assert group.id == tmp_path.name and len(group.members) == 2 and "ensemble" in group.label
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_a_checkpoint_with_a_weight_that_is_no_finite_number_is_refused_by_name(tmp_path, bad):
+    """An inf weight gave P(malignant) 1.0 on screen and in the study's scores; it is refused at load."""
+    from inference.weights import read_state_dict  # noqa: PLC0415
+
+    state = {"features.0.weight": torch.zeros(4, 3), "fusion.weight": torch.full((2, 4), bad),
+             "features.0.num_batches_tracked": torch.tensor(3)}
+    path = tmp_path / "damaged.pt"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="damaged.pt: the weight 'fusion.weight' holds values that are not finite"):
+        read_state_dict(path)
+
+
+def test_a_pickle_that_makes_torch_raise_index_error_is_refused_as_a_file_not_a_crash(tmp_path):
+    path = tmp_path / "tuple.pt"
+    path.write_bytes(b"\x80\x02\x85.")  # torch.load raised IndexError (a traceback in every command)
+    with pytest.raises(CheckpointError, match="tuple.pt: .*only weight files"):
+        load_model(path)
