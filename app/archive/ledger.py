@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -69,7 +70,9 @@ class Ledger:
     """Records each outcome: the journal line, the failures file, the exam's rows in the score table."""
 
     def __init__(self, out: Path, items: Sequence[ExamItem], record: dict, *, force: bool = False,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, keep: Sequence[ExamItem] = ()) -> None:
+        """``keep``: exams an earlier run finished in ``out`` that this run does not name, whose rows stay in
+        the table (``report`` into a folder that holds earlier reports)."""
         self.out = Path(out)
         (self.out / BOOKKEEPING).mkdir(parents=True, exist_ok=True)
         self.summary = BatchSummary(total=len(items))
@@ -89,6 +92,9 @@ class Ledger:
                 self.failures.pop(item.exam_id, None)
             else:
                 self.todo.append(item)
+        for item in keep:
+            if item.exam_id not in self.by_id:
+                self._keep_rows(item)
         self.journal = (self.out / BOOKKEEPING / "journal.csv").open("a", encoding="utf-8", newline="")
         self.consolidated = time.perf_counter()
         self._consolidate()
@@ -156,3 +162,15 @@ class Ledger:
     @property
     def scores_path(self) -> Path:
         return self.out / SCORES_FILE
+
+
+def earlier_exams(out: Path) -> dict[str, str]:
+    """Location -> exam ID of every exam an earlier run finished in ``out`` (from its markers)."""
+    found = {}
+    for marker in sorted((Path(out) / BOOKKEEPING / "done").glob("*.json")):
+        try:
+            record = json.loads(marker.read_text(encoding="utf-8"))
+            found[str(record["location"])] = str(record["exam_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged marker: that exam is simply not kept
+    return found

@@ -25,6 +25,7 @@ def run_batch(
     percent_t: float | None = None,
     ray_options: dict | None = None,
     store=None,
+    keep: Sequence[ExamItem] = (),
 ) -> BatchSummary:
     """Analyse every exam of ``items`` and write its files in ``out``; exams finished by an earlier run with
     the same options are skipped (unless ``force``).
@@ -38,6 +39,9 @@ def run_batch(
 
     ``ray_options`` (engine ``ray``): ``address``, ``workers``, ``gpus_per_worker`` and ``init`` (extra
     ``ray.init`` arguments for a local instance).
+
+    ``keep``: exams an earlier run finished in ``out`` whose rows stay in the table though this run does not
+    name them (see :class:`app.archive.ledger.Ledger`).
     """
     from inference.pipeline import as_groups  # noqa: PLC0415
     from inference.weights import load_model_groups  # noqa: PLC0415
@@ -59,7 +63,7 @@ def run_batch(
     # the driver's copy: the models' identities for the markers (and the local engine's models)
     groups = load_model_groups(sources, percent_t=percent_t) if sources is not None else as_groups(models)
     record = options.record([f"{g.id}={g.key}" for g in groups])
-    ledger = Ledger(out, items, record, force=force, progress=progress)
+    ledger = Ledger(out, items, record, force=force, progress=progress, keep=keep)
     try:
         if engine == "local":
             from app.archive.local import run_local  # noqa: PLC0415

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,15 +203,20 @@ def deidentified_items(items: list[ExamItem]) -> list[ExamItem]:
     return out
 
 
-def items_of_exams(exams: list[str | Path]) -> list[ExamItem]:
+def items_of_exams(exams: list[str | Path], earlier: Mapping[str, str] | None = None) -> list[ExamItem]:
     """Exams named one by one (``report EXAM…``): each once, IDs made unique by a suffix where two exam
-    folders share a name."""
-    items, seen, taken = [], set(), set()
+    folders share a name. ``earlier``: location -> exam ID of the exams an earlier run reported into the same
+    folder; such an exam keeps its ID, and a new one never takes another's."""
+    earlier = dict(earlier or {})
+    items, seen, taken = [], set(), set(earlier.values())
     for exam in exams:
         location = _located(str(exam), Path.cwd())
         if location in seen:
             continue
         seen.add(location)
+        if location in earlier:
+            items.append(ExamItem(earlier[location], location))
+            continue
         name, number = _name_of(location), 2
         unique = name
         while unique in taken:

@@ -15,7 +15,7 @@ import errno
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,6 +126,30 @@ def exam_folder(out: Path, item: ExamItem, options: BatchOptions) -> Path:
     return out / safe
 
 
+def claim_label(out: Path, label: str, location: str) -> str:
+    """The name of an exam's report files in ``out`` when every exam's files share that folder: ``label``, or
+    ``label-2``, ``label-3`` … when an earlier exam (another location) holds it, so that two exams with the same
+    accession or folder name never overwrite each other's report. Claims are files (created exclusively, so
+    parallel writers cannot take one name twice) in the bookkeeping folder."""
+    claims = out / BOOKKEEPING / "labels"
+    claims.mkdir(parents=True, exist_ok=True)
+    number = 1
+    while True:
+        name = label if number == 1 else f"{label}-{number}"
+        claim = claims / name
+        try:
+            with claim.open("x", encoding="utf-8") as handle:
+                handle.write(location)
+            return name
+        except FileExistsError:
+            try:
+                if claim.read_text(encoding="utf-8") == location:
+                    return name
+            except OSError:
+                pass
+        number += 1
+
+
 def already_done(out: Path, item: ExamItem, record: dict) -> bool:
     """Whether an earlier run finished ``item`` with the same options and all its files still exist."""
     try:
@@ -140,8 +164,6 @@ def already_done(out: Path, item: ExamItem, record: dict) -> bool:
 def open_exam(location: str, ae_title: str) -> Exam:
     """The exam at ``location``, or of the PACS study there (retrieved into the local cache; the retrieve's
     notes join the intake notes)."""
-    import dataclasses  # noqa: PLC0415
-
     from app.pacs.nodes import is_pacs_address, parse_study  # noqa: PLC0415
     from inference.intake.exam import load_exam  # noqa: PLC0415
 
@@ -151,7 +173,7 @@ def open_exam(location: str, ae_title: str) -> Exam:
 
     study = retrieve_study(parse_study(location, ae_title))
     exam = load_exam(study.folder)
-    return dataclasses.replace(exam, warnings=exam.warnings + tuple(study.notes))
+    return replace(exam, warnings=exam.warnings + tuple(study.notes))
 
 
 def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> Decoded:
@@ -194,7 +216,7 @@ def analyse(decoded: Decoded, groups, options: BatchOptions, store=None) -> Anal
 
 def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) -> Outcome:
     """The exam's report files, then its rows of the score table, then its marker (each atomically)."""
-    from app.report.content import ReportInput  # noqa: PLC0415
+    from app.report.content import ReportInput, exam_label  # noqa: PLC0415
     from app.report.export import ExportIncomplete, export_report  # noqa: PLC0415
 
     item = analysed.item
@@ -204,6 +226,8 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
     try:
         report = ReportInput(analysed.exam, analysed.result, reader=options.reader, deidentify=options.deidentify,
                              plain_hybrid=options.plain_hybrid)
+        if not options.folder_per_exam:  # every exam's files in one folder: a name of its own, never another's
+            report = replace(report, label=claim_label(out, exam_label(report), item.location))
         try:
             files = export_report(report, exam_folder(out, item, options), options.formats, options.page_size)
         except ExportIncomplete as incomplete:

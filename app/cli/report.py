@@ -37,7 +37,15 @@ def run(args: argparse.Namespace) -> int:
         if study is not None:
             print(f"error: --send takes a node, not a study: {args.send}", file=sys.stderr)
             return 2
-    items = items_of_exams(sources)
+    from app.archive.ledger import earlier_exams  # noqa: PLC0415
+    from app.archive.sources import ExamItem  # noqa: PLC0415
+
+    # reports written into DIR before keep their exam IDs and their rows in the table; a new exam that shares
+    # a folder name with one of them gets an ID (and file names) of its own, never theirs
+    earlier = earlier_exams(args.out) if not args.deidentify else {}
+    items = items_of_exams(sources, earlier)
+    named = {item.location for item in items}
+    keep = [ExamItem(exam_id, location) for location, exam_id in earlier.items() if location not in named]
     # report: every file in DIR, and an exam that lacks a view is reported with what it has
     options = BatchOptions(formats=tuple(formats), deidentify=args.deidentify, plain_hybrid=args.plain_hybrid,
                            page_size=args.page_size,
@@ -45,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
                            folder_per_exam=False, allow_missing_views=True,
                            ae_title=args.ae_title or "MAMMOREADER")
     summary = run_batch(items, model_sources(args), args.out, options, force=args.force,
-                        progress=Progress(len(items)), percent_t=args.percent_t)
+                        progress=Progress(len(items)), percent_t=args.percent_t, keep=keep)
     print_summary(summary, "reported")
     from app.archive.send import send_results  # noqa: PLC0415
 

@@ -19,7 +19,7 @@ from app.report.export import export_report
 from app.study.store import BreastRead
 from inference.intake.exam import load_exam
 from inference.pipeline import analyze_exam
-from tests.conftest import REFERENCE, require_shared
+from tests.conftest import REFERENCE, ROOT, require_shared
 from tests.helpers import dciodvfy, make_stub_model, synthetic_view
 from tests.inference.intake.dicom_factory import PATIENT_ID, PATIENT_NAME, make_dataset, write
 
@@ -327,3 +327,39 @@ def test_report_files_are_named_from_the_accession_not_a_uid(analysed, tmp_path)
     paths = export_report(ReportInput(exam, result), tmp_path, formats=("json",))
     assert paths[0].name == "ACC123.json"
     assert all(len(p.stem) < 40 for p in paths)
+
+
+def _png_exam(folder: Path, lesion: tuple[int, int]) -> Path:
+    from tests.helpers import write_png  # noqa: PLC0415
+
+    folder.mkdir(parents=True)
+    for view in ("L-CC", "R-CC", "L-MLO", "R-MLO"):
+        write_png(folder / f"0_{view}.png", synthetic_view(view, lesion, shape=(700, 400)))
+    return folder
+
+
+def test_two_exams_with_one_folder_name_never_overwrite_each_other_s_report(tmp_path):
+    """In one run and across runs into the same DIR: each exam keeps its files and its rows in the table."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    first, second = _png_exam(tmp_path / "a" / "exam", (300, 200)), _png_exam(tmp_path / "b" / "exam", (450, 150))
+    out = tmp_path / "out"
+    args = [sys.executable, "main.py", "report", "--out", str(out), "--models", str(ROOT / "resources" / "demo" / "model.pt"), "--format", "json",
+            "--device", "cpu"]
+    done = subprocess.run([*args[:3], str(first), *args[3:]], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    written = json.loads((out / "exam.json").read_text())
+    done = subprocess.run([*args[:3], str(second), *args[3:]], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "exam.json").read_text()) == written  # the first exam's report is untouched
+    assert (out / "exam-2.json").is_file()
+    table = pq.read_table(out / "scores.parquet").to_pylist()
+    assert {(r["exam_id"], r["location"]) for r in table} == {("exam", str(first)), ("exam-2", str(second))}
+    # both again in one run: each its own name, nothing written over the other
+    done = subprocess.run([*args[:3], str(second), str(first), *args[3:], "--force"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.glob("*.json")) == ["exam-2.json", "exam.json"]
+    assert json.loads((out / "exam.json").read_text())["exam"] == written["exam"]
