@@ -217,6 +217,11 @@ def load_model(
         site_calibration=read_site_calibration(site_calibration_path(path)),  # the hybrid's scale at this site
         display=fields.get("display", meta.get("display")),  # a family may derive it (a detector's threshold)
     )
+    fitted_for = str((identity.site_calibration or {}).get("model_key") or "")
+    if fitted_for and blob not in fitted_for:  # a calibration copied beside another model must not rescale it
+        raise CheckpointError(f"the site calibration beside this model was fitted for another model ({fitted_for}; "
+                              f"this file's content hash is {blob}): remove it, or validate this model again",
+                              site_calibration_path(path))
     logger.info("loaded %s model %s", family.name, identity.label)
     return LoadedModel(model=model, identity=identity)
 

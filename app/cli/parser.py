@@ -29,6 +29,17 @@ EPILOG = ("Without a subcommand the workstation opens (on EXAM when given). A fo
           "is opened with 'open': python main.py open report")
 
 
+def positive_int(text: str) -> int:
+    """An argument that counts something (bins, epochs, workers …): a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
 def _version() -> str:
     from app import __version__  # noqa: PLC0415 - app/__init__ is tiny
 
@@ -90,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--models", nargs="+", help="published checkpoints (GMIC sample_model_1.p, GLAM model_sep.ckpt)")
     verify.add_argument("--expected", metavar="JSON",
                         help='values to compare with instead of the published ones: {"L-CC": [benign, malignant], …}')
-    verify.add_argument("--digits", type=int, default=4, help="digits the values are given to (default 4)")
+    verify.add_argument("--digits", type=positive_int, default=4, help="digits the values are given to (default 4)")
     verify.set_defaults(handler="app.cli.verify:run")
 
     report = sub.add_parser("report", parents=[common],
@@ -128,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="local: this process (default); ray: Ray Data on a local Ray instance or --address")
     batch.add_argument("--address", metavar="RAY_ADDRESS",
                        help="join this Ray cluster (default: RAY_ADDRESS, else a local instance)")
-    batch.add_argument("--workers", type=int, help="model actors (default: one per GPU share, else half the CPUs)")
+    batch.add_argument("--workers", type=positive_int, help="model actors (default: one per GPU share, else half the CPUs)")
     batch.add_argument("--gpus-per-worker", type=float, default=0.0,
                        help="GPUs each model actor reserves (0, the default: CPU actors)")
     batch.add_argument("--allow-missing-views", action="store_true",
@@ -196,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the paired DeLong test of models A and B on the same breasts (difference A - B); "
                           "may be repeated")
     validate.add_argument("--site", default="site", help="the site's name, stored with its calibration")
-    validate.add_argument("--bins", type=int, default=10, help="bins of the reliability diagram and ECE (default 10)")
+    validate.add_argument("--bins", type=positive_int, default=10, help="bins of the reliability diagram and ECE (default 10)")
     validate.add_argument("--no-calibration", action="store_true", help="fit and report; write no calibration file")
     validate.set_defaults(handler="app.cli.validate:run")
 
@@ -273,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="output folder (checkpoints, model.pt, model.pt.json)")
     train.add_argument("--data", help="'phantom', or a CSV: GMIC path, view, benign, malignant (glimpsenet: plus mask[, label]); sliding-window "
                        "and attention-cnn path, view, label[, mask]; attention-cnn also a MIAS folder (Info.txt)")
-    train.add_argument("--folds", type=int, help="glimpsenet: k-fold cross-validation (the poster's 10); accuracy "
+    train.add_argument("--folds", type=positive_int, help="glimpsenet: k-fold cross-validation (the poster's 10); accuracy "
                        "per fold and the mean")
     train.add_argument("--encoder-weights", metavar="PT",
                        help="ImageNet weights of the pre-trained part, a torchvision state dict: attention-cnn's "
@@ -281,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "checkpoint (COCO-pretrained) to start from")
     train.add_argument("--val-data", help="sliding-window: a CSV of held-out images for validation and the "
                        "temperature (default: the last 20 %% of --data)")
-    train.add_argument("--epochs", type=int)
+    train.add_argument("--epochs", type=positive_int)
     train.add_argument("--seed", type=int)
     train.set_defaults(handler="app.cli.train:run")
 
@@ -289,10 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
                                help="fit a window classifier's temperature on held-out data; reliability diagram")
     calibrate.add_argument("--model", required=True, help="the checkpoint (its model.pt.json gets the calibration)")
     calibrate.add_argument("--data", required=True, help="'phantom' or a CSV of path, view, label[, mask]")
-    calibrate.add_argument("--bins", type=int, default=15, help="confidence bins of ECE and the diagram (default 15)")
+    calibrate.add_argument("--bins", type=positive_int, default=15, help="confidence bins of ECE and the diagram (default 15)")
     calibrate.add_argument("--diagram", metavar="PNG",
                            help="where to write the reliability diagram (default: beside the model)")
-    calibrate.add_argument("--phantoms", type=int, default=48, help="with --data phantom: how many views")
+    calibrate.add_argument("--phantoms", type=positive_int, default=48, help="with --data phantom: how many views")
     calibrate.add_argument("--dry-run", action="store_true", help="fit and report; leave the model's metadata as it is")
     calibrate.set_defaults(handler="app.cli.calibrate:run")
 
@@ -309,8 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "training split (its seed and fraction, from its metadata)")
     evaluate.add_argument("--out", help="a folder for the tables (CSV) and, for the attention CNN, "
                                         "confusion_matrix.png")
-    evaluate.add_argument("--bins", type=int, default=15)
-    evaluate.add_argument("--phantoms", type=int, default=48, help="with --data phantom: how many views")
+    evaluate.add_argument("--bins", type=positive_int, default=15)
+    evaluate.add_argument("--phantoms", type=positive_int, default=48, help="with --data phantom: how many views")
     evaluate.add_argument("--lesion-hit", choices=["centre", "iou"], default="centre",
                           help="detectors (FROC): a lesion is found when a detection's box centre falls inside its "
                                "mask (centre, default) or when they overlap with IoU >= --min-iou (iou)")

@@ -26,6 +26,23 @@ def _models(entries: list[str] | None) -> tuple[list[str], dict[str, Path]]:
     return ids, checkpoints
 
 
+def _check_checkpoints(table, checkpoints: dict[str, Path]) -> None:
+    """Each ``ID=CHECKPOINT`` must be the model whose scores the table holds under ID (its content hash is in
+    the table's model key): the site calibration is written beside it, and the loader applies it there."""
+    from inference.weights import git_blob_sha1  # noqa: PLC0415
+
+    for model_id, path in checkpoints.items():
+        model = table.models.get(model_id)
+        if model is None or not model.model_key:
+            continue  # an unknown ID is named later; an older table without model keys cannot be checked
+        blob = git_blob_sha1(path)
+        if blob not in model.model_key:
+            raise ValidationInputError(
+                f"this is not the model whose scores the table holds as {model_id!r} (the table names "
+                f"{model.model_key}; this file's content hash is {blob}): its site calibration would be written "
+                "beside another model", path)
+
+
 def run(args: argparse.Namespace) -> int:
     from app.validation.metrics import Target, parse_target  # noqa: PLC0415
     from app.validation.outcomes import read_outcomes  # noqa: PLC0415
@@ -39,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     ids, checkpoints = _models(args.models)
     targets = tuple(parse_target(t) for t in args.operating_point) if args.operating_point else (Target("spec", 0.9),)
     table = read_score_table(args.scores)
+    _check_checkpoints(table, checkpoints)
     outcomes = with_table_facts(read_outcomes(args.outcomes), table)  # the headers' facts where the CSV lacks them
     options = Options(targets=targets, checkpoints=checkpoints, compare=tuple(tuple(p) for p in args.compare or ()),
                       site=args.site, bins=args.bins, calibration_folder=out,

@@ -87,10 +87,14 @@ def read_score_table(path: str | Path) -> ScoreTable:
             where += f", {level} level"
             raise ValidationInputError(f"{where}, model {row['model_id']}: the probability {p} is not a number "
                                        "in [0, 1]; the table is damaged (analyse that exam again)", path)
-        if level == "breast":
-            model.breast[(row["exam_id"], row["breast"])] = p
-        elif level == "exam":
-            model.exam[row["exam_id"]] = p
+        if level in ("breast", "exam"):
+            scores, key = (model.breast, (row["exam_id"], row["breast"])) if level == "breast" else (model.exam,
+                                                                                                   row["exam_id"])
+            if key in scores and scores[key] != p:  # two runs' rows for one exam: which is right cannot be told
+                where = f"exam {row['exam_id']}" + (f" {row['breast']}" if level == "breast" else "")
+                raise ValidationInputError(f"{where}, {level} level, model {row['model_id']}: the table gives two "
+                                           f"different probabilities ({scores[key]} and {p})", path)
+            scores[key] = p
         elif level == "view" and row["counted"] and p is not None:
             key = (row["exam_id"], row["breast"])
             model.views[key] = model.views.get(key, 0) + 1

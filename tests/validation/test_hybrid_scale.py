@@ -41,10 +41,16 @@ def test_the_model_loader_reads_the_site_calibration_beside_the_checkpoint(tmp_p
     if DEMO_MODEL.with_name(DEMO_MODEL.name + ".json").is_file():
         shutil.copy(DEMO_MODEL.with_name(DEMO_MODEL.name + ".json"), tmp_path / "model.pt.json")
     assert load_model(checkpoint).identity.site_calibration is None
-    (tmp_path / "model.pt.site_calibration.json").write_text(json.dumps(PLATT))
+    key = load_model(checkpoint).identity.key
+    (tmp_path / "model.pt.site_calibration.json").write_text(json.dumps({**PLATT, "model_key": key}))
     loaded = load_model(checkpoint)
     assert loaded.identity.site_calibration["site"] == "Site A"
     assert loaded.identity.key == load_model(DEMO_MODEL).identity.key  # the numbers are the model's: same key
+    # a calibration fitted for another model (copied beside this one, or validated against the wrong file)
+    (tmp_path / "model.pt.site_calibration.json").write_text(json.dumps({**PLATT, "model_key": "gmic:0123abcd:"}))
+    with pytest.raises(CheckpointError, match="site_calibration.json: the site calibration beside this model was "
+                                              "fitted for another model"):
+        load_model(checkpoint)
     (tmp_path / "model.pt.site_calibration.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="site_calibration.json.*could not be read"):
         load_model(checkpoint)

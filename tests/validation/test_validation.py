@@ -162,9 +162,21 @@ def test_cbis_ddsm_description_csvs_as_outcomes(tmp_path):
 # end to end
 
 
+CHECKPOINT_A = b"weights"  # model A's checkpoint file: the table's key for A names its content hash
+
+
+def _key(model: str) -> str:
+    import hashlib  # noqa: PLC0415
+
+    if model != "A":
+        return f"key-{model}"
+    blob = hashlib.sha1(b"blob %d\0" % len(CHECKPOINT_A) + CHECKPOINT_A).hexdigest()  # git's blob hash
+    return f"gmic:{blob}:percent_t=0.02"
+
+
 def _rows(exam: str, model: str, breasts: dict[str, float | None], views: dict[str, int]) -> list[dict]:
     common = {"exam_id": exam, "location": f"/archive/{exam}", "model_id": model, "model_label": f"Model {model}",
-              "family": "gmic", "model_key": f"key-{model}", "mode": "exact", "numerics": "fp32", "device": "cpu",
+              "family": "gmic", "model_key": _key(model), "mode": "exact", "numerics": "fp32", "device": "cpu",
               "seconds": 1.0, "analysed_at": "2026-01-01T00:00:00+00:00"}
     rows = []
 
@@ -227,7 +239,7 @@ def site(tmp_path):
         writer.writerows(outcomes)
     checkpoint = tmp_path / "models" / "a.pt"
     checkpoint.parent.mkdir()
-    checkpoint.write_bytes(b"weights")
+    checkpoint.write_bytes(CHECKPOINT_A)
     checkpoint.with_name("a.pt.json").write_text(json.dumps({"calibration": {"method": "none", "operating_points": [
         {"name": "recall", "threshold": 0.5}]}}))
     return batch / "scores.parquet", outcome_file, checkpoint, outcomes
@@ -319,6 +331,20 @@ def test_validate_names_an_unknown_model(site, tmp_path, capsys):
     assert "model 'C' cannot be validated" in capsys.readouterr().err
 
 
+def test_validate_refuses_a_checkpoint_that_is_not_the_table_s_model(site, tmp_path, capsys):
+    """Its site calibration would be written beside another model, which the loader would then rescale."""
+    from main import main
+
+    scores, outcome_file, checkpoint, _ = site
+    other = checkpoint.with_name("other.pt")
+    other.write_bytes(b"other weights")
+    status = main(["validate", "--scores", str(scores), "--outcomes", str(outcome_file), "--out",
+                   str(tmp_path / "o"), "--models", f"A={other}"])
+    assert status == 2
+    assert "other.pt: this is not the model whose scores the table holds as 'A'" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.site_calibration.json"))
+
+
 def _table(tmp_path, breasts: dict[str, dict[str, float | None]]):
     """A batch table of model m: per exam, each breast's P (None: no breast row) and the exam row the batch
     writes (the maximum over the breasts it scored)."""
@@ -382,3 +408,18 @@ def test_an_age_outside_every_band_is_no_subgroup():
     from app.validation.subgroups import age_band  # noqa: PLC0415
 
     assert [age_band(a) for a in (None, 45, 55, 999, float("nan"))] == ["", "<50", "50-59", "", ""]
+
+
+def test_two_different_scores_for_one_breast_are_refused(tmp_path):
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from app.validation.scores import read_score_table  # noqa: PLC0415
+
+    path = _table(tmp_path, {f"e{i}": {"L": 0.5, "R": 0.1} for i in range(3)})
+    rows = pq.read_table(path).to_pylist()
+    duplicate = [dict(r, probability=0.9) for r in rows if r["exam_id"] == "e1" and r["level"] == "breast"
+                 and r["breast"] == "L"]
+    pq.write_table(pa.Table.from_pylist(rows + duplicate), path)
+    with pytest.raises(ValidationInputError, match="exam e1 L, breast level, model m: the table gives two different "
+                                                   r"probabilities \(0.5 and 0.9\)"):
+        read_score_table(path)
