@@ -312,6 +312,45 @@ def _dataset_patient(images: list[ViewImage]) -> str:
     return numbers.pop() if len(numbers) == 1 else ""
 
 
+def _has_identity(image: ViewImage) -> bool:
+    return bool(image.patient.patient_id or image.patient.name or image.study.get("study_uid")
+                or image.study.get("date"))
+
+
+def _without_strangers(images: list[ViewImage], refused: list[tuple[str, str]], warnings: list[str]) -> list[ViewImage]:
+    """The images without those that carry no patient or study identity at all beside images that do: such an
+    image cannot be shown to be this patient's (it may be another's, stripped), so it is left out, named."""
+    if not any(_has_identity(image) for image in images):
+        return images
+    kept = []
+    for image in images:
+        if _has_identity(image):
+            kept.append(image)
+            continue
+        reason = ("it carries no patient or study identity (no PatientID, name, StudyInstanceUID or date) while the "
+                  "other images do: left out, so that another patient's image is never read with this exam")
+        refused.append((image.source.name, reason))
+        warnings.append(f"{image.source.name}: {reason}")
+    return kept
+
+
+PNG_EXAM_NUMBER = re.compile(r"^(\d+)_")  # the GMIC sample naming: <exam number>_<view>.png
+
+
+def _exam_numbers(images: list[ViewImage]) -> None:
+    """Refuse PNGs whose names give more than one exam number (``0_L-CC.png`` beside ``1_L_CC.png``): they are
+    two exams, and a PNG has no header to say whose images they are."""
+    numbers: dict[str, list[str]] = {}
+    for image in images:
+        match = PNG_EXAM_NUMBER.match(image.source.name)
+        if image.source.suffix.lower() == ".png" and match:
+            numbers.setdefault(match.group(1), []).append(image.source.name)
+    if len(numbers) > 1:
+        described = "; ".join(f"exam {n}: {', '.join(sorted(names))}" for n, names in sorted(numbers.items()))
+        raise ExamError(f"the PNG file names give {len(numbers)} exams ({described}) and were not loaded as one "
+                        "exam; open each exam's images on their own", images[0].source.parent)
+
+
 def _identities(images: list[ViewImage]) -> None:
     """Refuse images of more than one patient or one study: they are not one exam (an exam-level maximum
     over two patients is a wrong-patient reading). The message names the files and the identities.
@@ -405,6 +444,8 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
         if len(errors) == 1:
             raise errors[0]
         raise ExamError("no mammogram could be loaded: " + "; ".join(f"{n}: {r}" for n, r in refused), root)
+    loaded = _without_strangers(loaded, refused, warnings)
+    _exam_numbers(loaded)
     _identities(loaded)
     dataset_patient = _dataset_patient(loaded)
     if dataset_patient:

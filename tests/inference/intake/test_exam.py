@@ -375,6 +375,30 @@ def test_two_patients_in_one_folder_are_refused_naming_files_and_identities(tmp_
     assert "2 different patients" in text and "a.dcm" in text and "b.dcm" in text and "OTHER-7" in text
 
 
+def test_an_image_without_any_identity_beside_identified_ones_is_left_out_named(tmp_path, pixels):
+    """It may be another patient's image with its header stripped: never read as this patient's."""
+    write(make_dataset(pixels, "L-CC"), tmp_path, "a.dcm")
+    stripped = make_dataset(pixels[:, ::-1].copy(), "R-CC")
+    for keyword in ("PatientID", "PatientName", "StudyInstanceUID", "StudyDate", "AccessionNumber"):
+        if keyword in stripped:
+            delattr(stripped, keyword)
+    write(stripped, tmp_path, "b.dcm")
+    exam = load_exam(tmp_path)
+    assert set(exam.views) == {View.L_CC}
+    assert [name for name, _ in exam.refused] == ["b.dcm"] and "carries no patient or study identity" in exam.refused[0][1]
+    assert any(w.startswith("b.dcm: it carries no patient or study identity") for w in exam.warnings)
+
+
+def test_pngs_named_for_two_exams_are_refused(tmp_path, pixels):
+    import cv2  # noqa: PLC0415
+
+    for name in ("0_L-CC.png", "0_R-CC.png", "1_L_CC.png"):
+        cv2.imwrite(str(tmp_path / name), pixels if "L" in name.split("_")[1] else pixels[:, ::-1].copy())
+    with pytest.raises(ExamError, match=r"the PNG file names give 2 exams \(exam 0: 0_L-CC.png, 0_R-CC.png; exam 1: "
+                                        r"1_L_CC.png\)"):
+        load_exam(tmp_path)
+
+
 def test_two_studies_in_one_folder_are_refused(tmp_path, pixels):
     write(make_dataset(pixels, "L-CC"), tmp_path, "a.dcm")
     write(make_dataset(pixels[:, ::-1].copy(), "R-CC", StudyInstanceUID="1.2.3.4", StudyDate="20230105"), tmp_path,
