@@ -4,6 +4,7 @@ classifier, the attention CNN, GlimpseNet, Mask R-CNN) on phantoms or on a site'
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from inference.errors import MammoError
 
@@ -41,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
             config = config_type(**{k: v for k, v in overrides.items() if v is not None})
     except (OSError, ValueError, TypeError) as error:
         raise MammoError(f"the training options are invalid ({error})", args.config or None) from error
+    out = Path(config.out)
+    if (out / "model.pt").exists() and not (out / "checkpoint.pt").exists():  # every family writes these two
+        raise MammoError("the folder already holds a model (model.pt) that no training run here started (there is "
+                         "no checkpoint.pt to resume): train into another --out, or move that model away first", out)
     try:
         train(config)
     except (OSError, ValueError) as error:

@@ -101,3 +101,18 @@ def test_json_is_written_atomically_and_a_full_disk_is_a_message(tmp_path):
     done = run("analyze", str(DATA / "gmic-exam0" / "0_L-CC.png"), "--models", str(REFERENCE / "seeded_state_dict.pt"),
                "--percent-t", "0.02", "--json", "/proc/version/x.json")
     assert done.returncode == 1 and "error:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_train_never_writes_over_a_model_it_did_not_start(tmp_path, capsys):
+    """A folder holding a model.pt (with its calibration) and no training checkpoint is refused, unchanged."""
+    from main import main  # noqa: PLC0415
+
+    demo = Path(__file__).resolve().parents[2] / "resources" / "demo" / "model.pt"
+    shutil.copy(demo, tmp_path / "model.pt")
+    before = (tmp_path / "model.pt").read_bytes()
+    assert main(["train", "--family", "gmic", "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert "already holds a model (model.pt) that no training run here started" in capsys.readouterr().err
+    assert (tmp_path / "model.pt").read_bytes() == before and not (tmp_path / "checkpoint.pt").exists()
+    with pytest.raises(SystemExit) as refused:  # argparse's own refusal: "--epochs: 0 must be at least 1"
+        main(["train", "--family", "gmic", "--epochs", "0", "--out", str(tmp_path / "new")])
+    assert refused.value.code == 2 and "0 must be at least 1" in capsys.readouterr().err
