@@ -73,9 +73,11 @@ def _scores(store, args) -> int:
 
     models = load_model_groups(model_sources(args))
     bar = ProgressBar()
-    count = compute_model_scores(store, _study_id(store, args.name), models, device=args.device or "auto",
-                                 mode=args.mode or "exact", progress=bar)
-    bar.close()
+    try:
+        count = compute_model_scores(store, _study_id(store, args.name), models, device=args.device or "auto",
+                                     mode=args.mode or "exact", progress=bar)
+    finally:
+        bar.close()  # an error is printed on a line of its own
     print(f"model scores computed for {count} case(s)")
     return 0
 

@@ -10,6 +10,7 @@ from app.analysis import analyse_or_restore
 from app.study.cases import study_cases
 from app.study.errors import StudyError
 from app.study.store import Store
+from inference.errors import MammoError
 from inference.pipeline import Cancelled, as_groups
 
 
@@ -71,7 +72,9 @@ def compute_model_scores(
     """Analyse every case that a model has no score for yet; returns how many cases were analysed.
 
     ``models``: model groups (``inference.weights.load_model_groups``) or loaded models, each its own entry.
-    A breast without images gets no score (NULL, with the reason), never a confident 0.
+    A breast without images gets no score (NULL, with the reason), never a confident 0. A case whose exam
+    cannot be opened is passed over (no row: a later run tries it again) and the others are analysed; then
+    :class:`StudyError` names every such case with its reason.
     """
     from inference.intake.exam import load_exam  # noqa: PLC0415
 
@@ -83,11 +86,16 @@ def compute_model_scores(
         "SELECT DISTINCT case_id, model_id FROM model_scores WHERE study_id=?", (study_id,))}
     todo = [c for c in study_cases(store, study_id).values()
             if any((c.case_id, g.id) not in done for g in groups)]
+    unopened: list[str] = []
     for index, case in enumerate(todo):
         if cancel():
             raise Cancelled()
         progress(f"model scores: case {index + 1} of {len(todo)}", index, len(todo))
-        exam = load_exam(case.exam_path)
+        try:
+            exam = load_exam(case.exam_path)
+        except MammoError as error:  # this case's exam: the others are still analysed
+            unopened.append(f"case {case.case_id}: {error}")
+            continue
         missing = [g for g in groups if (case.case_id, g.id) not in done]
         analysis = analyse_or_restore(exam, missing, store=store, device=device, mode=mode, cancel=cancel)
         result = analysis.result
@@ -109,6 +117,9 @@ def compute_model_scores(
 
         store.submit(work).result()
     progress("model scores", len(todo), len(todo))
+    if unopened:
+        raise StudyError(f"model scores computed for {len(todo) - len(unopened)} case(s); {len(unopened)} case(s) "
+                         f"could not be opened and have no score (run again once they can): " + "; ".join(unopened))
     return len(todo)
 
 

@@ -320,3 +320,24 @@ def test_the_model_alone_is_measured_on_every_unit_read_not_only_the_first_reade
     results = study_results(store, study)
     model = next(a for a in results.aucs if a.modality == "model")
     assert (model.n_positive, model.n_negative) == (8, 40)
+
+
+def test_a_case_that_cannot_be_opened_is_named_and_the_others_are_scored(store, stub_model, tmp_path):
+    from tests.helpers import synthetic_view, write_png  # noqa: PLC0415
+
+    entries = []
+    for i in range(3):
+        folder = tmp_path / f"exam{i}"
+        folder.mkdir()
+        if i == 1:
+            (folder / "0_R-CC.png").write_bytes(b"\x89PNG broken")
+        else:
+            write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+            write_png(folder / "0_L-CC.png", synthetic_view("L-CC", (600, 300)))
+        entries.append(CaseEntry(f"c{i}", str(folder), "normal", "normal"))
+    study = create_study(store, "one-bad", Design.UNAIDED, ["A"], entries, seed=2)
+    with pytest.raises(StudyError, match=r"model scores computed for 2 case\(s\); 1 case\(s\) could not be opened .*"
+                                         r"case c1: .*0_R-CC.png"):
+        compute_model_scores(store, study, [stub_model], device="cpu")
+    assert sorted(store.read("SELECT DISTINCT case_id FROM model_scores WHERE study_id=?", (study,))) == [
+        ("c0",), ("c2",)]  # c1 has no row: the next run tries it again
