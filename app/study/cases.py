@@ -12,6 +12,8 @@ from app.text_lists import ListLineError, read_list_text
 from app.study.store import Store
 
 TRUTHS = ("malignant", "benign", "normal", "none")
+REQUIRED = ("case_id", "exam", "truth_left", "truth_right")
+TRAINING_YES, TRAINING_NO = ("1", "yes", "true", "y"), ("", "0", "no", "false", "n")
 
 
 @dataclass(frozen=True)
@@ -49,22 +51,38 @@ def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseE
     """
     path = Path(path)
     rows = study_csv_rows(path, "the case list")
-    cases, seen = [], set()
+    columns = [c.strip() for c in rows[0] if c is not None] if rows else []
+    lacking = [c for c in REQUIRED if c not in columns]
+    if rows and lacking:
+        hint = " (is it separated by semicolons? write it with commas)" if len(columns) == 1 and ";" in columns[0] else ""
+        raise StudyError(f"{path}: the header lacks {', '.join(lacking)}; it has {', '.join(columns) or 'nothing'}{hint}")
+    cases, seen, exams = [], set(), {}
     for number, row in enumerate(rows, start=2):
-        try:
-            case_id = row["case_id"].strip()
-            exam = row["exam"].strip()
-            left, right = row["truth_left"].strip().lower(), row["truth_right"].strip().lower()
-        except (KeyError, AttributeError) as error:
-            raise StudyError(f"{path}: line {number} lacks case_id, exam, truth_left or truth_right") from error
-        if left not in TRUTHS or right not in TRUTHS:
-            raise StudyError(f"{path}: line {number}: truth must be one of {', '.join(TRUTHS)}")
+        if row.get(None):
+            raise StudyError(f"{path}: line {number} has more values than the header has columns")
+        values = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+        case_id, exam = values["case_id"], values["exam"]
+        if not case_id or not exam:
+            raise StudyError(f"{path}: line {number}: give the {'case_id' if not case_id else 'exam'}")
+        for column in ("truth_left", "truth_right"):
+            if values[column].lower() not in TRUTHS:
+                raise StudyError(f"{path}: line {number}: {column} {values[column]!r} is not one of {', '.join(TRUTHS)}")
+        left, right = values["truth_left"].lower(), values["truth_right"].lower()
         if case_id in seen:
             raise StudyError(f"{path}: line {number}: case {case_id!r} appears twice")
         seen.add(case_id)
         exam_path = Path(exam) if Path(exam).is_absolute() else (path.parent / exam)
-        training = str(row.get("training", "") or "").strip().lower() in ("1", "yes", "true", "y")
-        cases.append(CaseEntry(case_id, str(exam_path), left, right, (row.get("notes") or "").strip(), training))
+        earlier = exams.get(str(exam_path.resolve()))
+        if earlier is not None and (earlier.truth_left, earlier.truth_right) != (left, right):
+            raise StudyError(f"{path}: line {number}: case {case_id!r} is the exam of case {earlier.case_id!r} with "
+                             "another truth; one exam has one truth")
+        training_text = values.get("training", "").lower()
+        if training_text not in TRAINING_YES + TRAINING_NO:
+            raise StudyError(f"{path}: line {number}: training {values['training']!r} is neither yes nor no "
+                             f"({', '.join(TRAINING_YES)} / {', '.join(t for t in TRAINING_NO if t)} or empty)")
+        case = CaseEntry(case_id, str(exam_path), left, right, values.get("notes", ""), training_text in TRAINING_YES)
+        exams.setdefault(str(exam_path.resolve()), case)
+        cases.append(case)
     if not cases:
         raise StudyError(f"{path}: the case list is empty")
     if check_exams:

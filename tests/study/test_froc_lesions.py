@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import shutil
 import subprocess
 import sys
 
@@ -178,8 +179,10 @@ def sheet_rows(workbook, name):
 def test_a_localisation_study_from_creation_to_rjafroc(tmp_path):
     require_shared()
     exam = dicom_exam(tmp_path / "exam")
+    for i in range(6):  # one exam has one truth: a copy per case
+        shutil.copytree(exam, tmp_path / f"exam{i}")
     (tmp_path / "cases.csv").write_text("case_id,exam,truth_left,truth_right\n" + "".join(
-        f"c{i:02d},{exam},{'malignant' if i < 3 else 'normal'},normal\n" for i in range(6)))
+        f"c{i:02d},exam{i},{'malignant' if i < 3 else 'normal'},normal\n" for i in range(6)))
     write_lesions(tmp_path, LESION_ROWS.replace(",0.1\n", ",\n"))  # no spacing_mm: the images' 0.1 mm is used
     db = tmp_path / "study.sqlite"
     done = main("study", "--db", db, "create", "loc", "--cases", tmp_path / "cases.csv", "--readers", "A,B",

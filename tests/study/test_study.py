@@ -46,6 +46,23 @@ def test_case_list_csv(tmp_path):
         read_case_list(tmp_path / "bad.csv")
 
 
+@pytest.mark.parametrize("text, message", [
+    ("case_id;exam;truth_left;truth_right\na;x;normal;normal\n", "the header lacks case_id, exam, truth_left, "
+     "truth_right; it has case_id;exam;truth_left;truth_right \\(is it separated by semicolons"),
+    ("case_id,exam,truth_left,truth_right\na,x,cancer,normal\n", "line 2: truth_left 'cancer' is not one of"),
+    ("case_id,exam,truth_left,truth_right\na,x,normal,\n", "line 2: truth_right '' is not one of"),
+    ("case_id,exam,truth_left,truth_right\n,x,normal,normal\n", "line 2: give the case_id"),
+    ("case_id,exam,truth_left,truth_right\na,x,normal,normal,extra\n", "line 2 has more values than the header"),
+    ("case_id,exam,truth_left,truth_right,training\na,x,normal,normal,maybe\n", "line 2: training 'maybe' is neither"),
+    ("case_id,exam,truth_left,truth_right\na,x,normal,normal\nb,./x,malignant,normal\n",
+     "line 3: case 'b' is the exam of case 'a' with another truth"),
+])
+def test_a_case_list_that_contradicts_itself_or_is_malformed_is_refused_by_line(tmp_path, text, message):
+    (tmp_path / "cases.csv").write_text(text)
+    with pytest.raises(StudyError, match=message):
+        read_case_list(tmp_path / "cases.csv")
+
+
 def test_order_is_reproducible_stratified_and_per_reader():
     entries = cases(40, positives=8) + [CaseEntry("t1", "/t", "normal", "normal", training=True)]
     a1, a2, b = reading_order(entries, "A", 7), reading_order(entries, "A", 7), reading_order(entries, "B", 7)

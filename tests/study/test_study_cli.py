@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,10 +24,11 @@ def run(*args):
 def test_study_cli_end_to_end(tmp_path):
     require_shared()
     db = tmp_path / "s.sqlite"
-    exam = DATA / "gmic-exam0"
+    for i in range(6):  # one exam has one truth: a copy per case
+        shutil.copytree(DATA / "gmic-exam0", tmp_path / f"exam{i}")
     (tmp_path / "cases.csv").write_text(
         "case_id,exam,truth_left,truth_right\n"
-        + "".join(f"c{i},{exam},{'malignant' if i % 3 == 0 else 'normal'},normal\n" for i in range(6)))
+        + "".join(f"c{i},exam{i},{'malignant' if i % 3 == 0 else 'normal'},normal\n" for i in range(6)))
     done = run("study", "--db", str(db), "create", "pilot", "--cases", str(tmp_path / "cases.csv"),
                "--readers", "A,B", "--design", "sequential", "--seed", "4")
     assert done.returncode == 0, done.stderr
