@@ -187,8 +187,9 @@ def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> 
         exam = load_exam(list(item.files)) if item.files else open_exam(item.path, options.ae_title)
         missing = [v.value for v in View if v not in exam.views]
         if missing and not options.allow_missing_views:
-            raise MammoError(f"{item.location}: missing views: {', '.join(missing)} (give --allow-missing-views "
-                             "to analyse incomplete exams)")
+            refused = "".join(f"; {name} could not be loaded: {reason}" for name, reason in exam.refused)
+            raise MammoError(f"{item.location}: missing views: {', '.join(missing)}{refused} (give "
+                             "--allow-missing-views to analyse incomplete exams)")
         facts = exam_facts(exam, options.deidentify)
         if options.deidentify:
             exam = exam.deidentify()

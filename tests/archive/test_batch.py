@@ -111,6 +111,9 @@ def test_an_exam_missing_a_view_fails_unless_allowed(tmp_path):
     items = read_batch_source(tmp_path / "archive")
     failed = run(items, tmp_path / "out")
     assert "missing views: R-MLO" in failed.failed[0].reason
+    (folder / "R-MLO.dcm").write_bytes(b"\0" * 128 + b"DICM")  # there, but it cannot be read: the reason says why
+    failed = run(read_batch_source(tmp_path / "archive"), tmp_path / "out-2")
+    assert "missing views: R-MLO; R-MLO.dcm could not be loaded: " in failed.failed[0].reason
     allowed = run(items, tmp_path / "out", BatchOptions(formats=("json",), device="cpu", allow_missing_views=True))
     assert len(allowed.done) == 1
     rows = pq.read_table(tmp_path / "out" / "scores.parquet").to_pylist()
