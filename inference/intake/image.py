@@ -223,6 +223,10 @@ def pixel_problem(pixels: np.ndarray, where: str = "") -> str:
         low, high = float(np.min(pixels)), float(np.max(pixels))
     if low == high:
         return f"every pixel has the same value ({low:g}){where}: there is no image"
+    sample = pixels[::7, ::7]  # a quick look first: almost every mammogram shows a third value here
+    if not np.any((sample != low) & (sample != high)) and not np.any((pixels != low) & (pixels != high)):
+        return (f"the image has only two grey levels ({low:g} and {high:g}){where}: a mask or a drawing, not a "
+                "mammogram")
     if max(abs(low), abs(high)) > PIXEL_VALUE_LIMIT:
         return f"the pixel values{where} reach {max(abs(low), abs(high)):.3g}, far beyond any detector's range"
     return ""

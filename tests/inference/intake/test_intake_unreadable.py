@@ -75,6 +75,20 @@ def test_a_uniform_png_says_every_pixel_has_the_same_value(tmp_path):
     assert exam.unreadable == {View.R_CC: "0_R-CC.png: every pixel has the same value (700): there is no image"}
 
 
+def test_a_two_level_png_is_a_mask_not_a_mammogram(tmp_path):
+    """A lesion mask or a 1-bit drawing was read as a view (its only note: "only 256 grey levels")."""
+    import cv2
+
+    mask = np.zeros((640, 480), np.uint8)
+    mask[200:400, 100:300] = 255
+    cv2.imwrite(str(tmp_path / "0_R-CC.png"), mask)
+    with pytest.raises(ExamError, match=r"only two grey levels \(0 and 255\): a mask or a drawing, not a mammogram"):
+        load_exam(tmp_path)
+    mask[0, 0] = 17  # a third value: an image (a poor one, which the other checks judge)
+    cv2.imwrite(str(tmp_path / "0_R-CC.png"), mask)
+    assert View.R_CC in load_exam(tmp_path).views
+
+
 def analyze(*args: str) -> subprocess.CompletedProcess:
     """``python main.py analyze ARGS`` with the demo model on the CPU."""
     return subprocess.run([sys.executable, "main.py", "analyze", *args, "--models", str(DEMO_MODEL), "--device",
