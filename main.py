@@ -42,8 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted; nothing half-written was left behind", file=sys.stderr)
         return 130
     except sqlite3.Error as error:  # the local store: a full disk, a read-only or damaged database
-        print(f"error: the local database cannot be used ({error}); free disk space or check the folder "
-              "(MAMMO_READER_HOME)", file=sys.stderr)
+        named = getattr(args, "db", None)
+        if named:  # the user's own file (study --db): named, no advice about the app's folder
+            print(f"error: {named}: this file cannot be used as a study database ({error})", file=sys.stderr)
+        else:
+            print(f"error: the local database cannot be used ({error}); free disk space or check the folder "
+                  "(MAMMO_READER_HOME)", file=sys.stderr)
         return 1
     except OSError as error:  # a full disk, a read-only folder, a vanished network share
         where = f"{error.filename}: " if error.filename else ""

@@ -40,6 +40,24 @@ def positive_int(text: str) -> int:
     return value
 
 
+def output_folder(text: str) -> str:
+    """An output folder: it may not exist yet, but it may not be a file."""
+    from pathlib import Path  # noqa: PLC0415
+
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return text
+
+
+def output_file(text: str) -> str:
+    """An output file: it may not be a folder."""
+    from pathlib import Path  # noqa: PLC0415
+
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name (such as {Path(text) / 'result.json'})")
+    return text
+
+
 def _version() -> str:
     from app import __version__  # noqa: PLC0415 - app/__init__ is tiny
 
@@ -91,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="GMIC pooling threshold for checkpoints that are not recognised (default 0.02)")
     analyze.add_argument("--overlap", type=float, default=None,
                          help="sliding-window models: window overlap 0-0.75 (default: the model's, else 0.5)")
-    analyze.add_argument("--json", metavar="OUT", help="write the full result as JSON (maps in a sibling .npz)")
+    analyze.add_argument("--json", metavar="OUT", type=output_file, help="write the full result as JSON (maps in a sibling .npz)")
     analyze.set_defaults(handler="app.cli.analyze:run")
 
     verify = sub.add_parser("verify", parents=[common],
@@ -108,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="annotated reports (PDF, PNG, JSON, DICOM SR and SEG) for one or many exams")
     report.add_argument("exams", nargs="*", metavar="EXAM", help=EXAM_HELP + " (one report per argument)")
     report.add_argument("--cases", help="a case list CSV (case_id, exam, ...) for a batch")
-    report.add_argument("--out", required=True, help="output folder")
+    report.add_argument("--out", type=output_folder, required=True, help="output folder")
     report.add_argument("--format", default="pdf,png,json",
                         help="comma-separated: pdf, png, json, sr, seg (saliency maps), epdf (the PDF as DICOM "
                         "Encapsulated PDF) (default: pdf,png,json)")
@@ -132,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("source", metavar="SOURCE",
                        help="a case list CSV (case_id, exam, ...), a folder of exam folders, or a text file "
                        "with one exam per line")
-    batch.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    batch.add_argument("--out", type=output_folder, required=True, metavar="DIR", help="output folder")
     batch.add_argument("--models", nargs="+", help=MODELS_HELP)
     batch.add_argument("--format", default="json", help="comma-separated: json, sr, seg, pdf, png, epdf (default json)")
     batch.add_argument("--engine", default="local", choices=["local", "ray"],
@@ -166,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS",
                        help="the address to listen on (default 127.0.0.1: this machine only; name a LAN address to "
                        "receive from the network)")
-    serve.add_argument("--out", required=True, metavar="DIR", help="where received studies and results are kept")
+    serve.add_argument("--out", type=output_folder, required=True, metavar="DIR", help="where received studies and results are kept")
     serve.add_argument("--models", nargs="+", help=MODELS_HELP)
     serve.add_argument("--send", metavar="NODE",
                        help="store each study's SR, SEG and Encapsulated PDF on this node: dimse://CALLED_AET@HOST:PORT "
@@ -197,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--outcomes", required=True, nargs="+", metavar="CSV",
                           help="the outcomes: a CSV of exam_id, breast (L/R), cancer (0/1)[, density, manufacturer, "
                           "age, study_date], or CBIS-DDSM's mass/calc_case_description CSVs, or folders of them")
-    validate.add_argument("--out", required=True, metavar="OUT", help="output folder")
+    validate.add_argument("--out", type=output_folder, required=True, metavar="OUT", help="output folder")
     validate.add_argument("--models", nargs="+", metavar="ID[=CHECKPOINT]",
                           help="the model ids of the table to validate (default: all); ID=CHECKPOINT also reads its "
                           "declared operating points and saves the site calibration beside it")
@@ -243,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("name")
     results.add_argument("--level", default="breast", choices=["breast", "exam"])
     results.add_argument("--method", default="jackknife", choices=["jackknife", "delong"])
-    results.add_argument("--out", help="folder for CSV, iMRMC and JSON files")
+    results.add_argument("--out", type=output_folder, help="folder for CSV, iMRMC and JSON files")
     results.add_argument("--window", action="store_true", help="open the results screen (ROC curves, tables)")
     results.add_argument("--screenshot", metavar="PNG", help="render the results screen to a PNG and exit")
     status = study_sub.add_parser("status", parents=[common], help="each reader's progress (and when a crossover's session 2 opens)")
@@ -272,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     froc.add_argument("--truth", metavar="JSON",
                       help="a stored study created without --lesions: the lesions' locations and the scoring rule "
                            "(see app/study/froc_study.py)")
-    froc.add_argument("--out", required=True, help="folder for results.json, CSVs and the FROC / wAFROC curves")
+    froc.add_argument("--out", type=output_folder, required=True, help="folder for results.json, CSVs and the FROC / wAFROC curves")
     study.set_defaults(handler="app.cli.study:run")
 
     train = sub.add_parser("train", parents=[common],
@@ -281,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="which model to train (default: gmic; GLAM is not trained here)")
     train.add_argument("--config", help="JSON with the family's training options (the options class of its "
                        "inference/families/<family>/training.py, e.g. TrainConfig for GMIC)")
-    train.add_argument("--out", help="output folder (checkpoints, model.pt, model.pt.json)")
+    train.add_argument("--out", type=output_folder, help="output folder (checkpoints, model.pt, model.pt.json)")
     train.add_argument("--data", help="'phantom', or a CSV: GMIC path, view, benign, malignant (glimpsenet: plus mask[, label]); sliding-window "
                        "and attention-cnn path, view, label[, mask]; attention-cnn also a MIAS folder (Info.txt)")
     train.add_argument("--folds", type=positive_int, help="glimpsenet: k-fold cross-validation (the poster's 10); accuracy "
@@ -318,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=["all", "test"], default="all",
                           help="attention-cnn: every image of --data, or only the held-out part of the model's own "
                                "training split (its seed and fraction, from its metadata)")
-    evaluate.add_argument("--out", help="a folder for the tables (CSV) and, for the attention CNN, "
+    evaluate.add_argument("--out", type=output_folder, help="a folder for the tables (CSV) and, for the attention CNN, "
                                         "confusion_matrix.png")
     evaluate.add_argument("--bins", type=positive_int, default=15)
     evaluate.add_argument("--phantoms", type=positive_int, default=48, help="with --data phantom: how many views")
@@ -372,8 +390,25 @@ def with_default_command(argv: Sequence[str], parser: argparse.ArgumentParser) -
             else:
                 index += values
             continue
-        return argv if token in commands else ["open", *argv]
+        if token in commands:
+            return argv
+        _refuse_a_mistyped_command(token, commands, parser)
+        return ["open", *argv]
     return ["open", *argv]
+
+
+def _refuse_a_mistyped_command(token: str, commands: dict[str, argparse.ArgumentParser],
+                               parser: argparse.ArgumentParser) -> None:
+    """A bare word that is neither a command nor anything on disk is a mistyped command (``analyse``), not an
+    exam to open in the workstation: said at once, with the nearest command."""
+    import difflib  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    if "/" in token or "\\" in token or "." in token or "://" in token or Path(token).exists():
+        return
+    near = difflib.get_close_matches(token, [c for c in commands if c != "open"], n=1)
+    parser.error(f"{token!r} is neither a command ({', '.join(c for c in commands if c != 'open')}) nor an exam (no "
+                 f"such file or folder)" + (f"; did you mean {near[0]}?" if near else ""))
 
 
 CHECKPOINT_SUFFIXES = (".p", ".pt", ".pth", ".ckpt")

@@ -24,8 +24,23 @@ ROOT = Path(__file__).resolve().parents[2]
     (["report", "E", "--out", "o"], "report"),
     (["train", "--config", "c.json"], "train"),
 ])
-def test_documented_forms(argv, command):
+def test_documented_forms(argv, command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for folder in ("exam_folder", "E"):  # an exam named bare is one on disk
+        (tmp_path / folder).mkdir()
     assert parse_args(argv).command == command
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["analyse", "E"], "'analyse' is neither a command (analyze, verify, report, batch, serve, validate, study, train, "
+                       "calibrate, evaluate) nor an exam (no such file or folder); did you mean analyze?"),
+    (["bogus"], "'bogus' is neither a command"),
+])
+def test_a_mistyped_command_is_said_not_opened_as_an_exam(argv, says, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as refused:
+        parse_args(argv)
+    assert refused.value.code == 2 and says in capsys.readouterr().err
 
 
 def test_options_before_the_subcommand_are_kept():
@@ -107,3 +122,23 @@ def test_a_session_ae_title_is_not_saved_with_the_preferences(qtbot, monkeypatch
     window.preferences.apply_settings(dataclasses.replace(window.settings, ae_title="OTHER"))
     qtbot.waitUntil(lambda: len(saved_to) == 2, timeout=5000)
     assert saved_to[1].ae_title == "OTHER"  # changed in Preferences: saved
+
+
+def test_an_output_of_the_wrong_kind_is_said_before_any_work(tmp_path, capsys):
+    a_file = tmp_path / "afile"
+    a_file.write_text("keep me")
+    for argv, says in ((["report", str(tmp_path), "--out", str(a_file)], f"--out: {a_file} is a file, not a folder"),
+                       (["analyze", str(tmp_path), "--json", str(tmp_path)], f"--json: {tmp_path} is a folder")):
+        with pytest.raises(SystemExit) as refused:
+            parse_args(argv)
+        assert refused.value.code == 2 and says in capsys.readouterr().err
+    assert a_file.read_text() == "keep me"
+
+
+def test_a_study_database_that_is_no_database_is_named(tmp_path):
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"garbage " * 64)
+    done = subprocess.run([sys.executable, "main.py", "study", "--db", str(garbage), "status", "x"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"{garbage}: this file cannot be used as a study database" in done.stderr and "MAMMO_READER_HOME" not in done.stderr
