@@ -353,7 +353,7 @@ MIGRATIONS: dict[int, str] = {
     """,
     # INSERT OR REPLACE deletes the row it replaces without firing the DELETE triggers (SQLite fires them only
     # with recursive_triggers on), so a final row could be overwritten by an insert: each insert over a final
-    # row is refused now. A reveal given again keeps its first time.
+    # row is refused now. A reveal is final too (it keeps its first time, and is never changed or deleted).
     9: """
     CREATE TRIGGER committed_reads_are_final_insert BEFORE INSERT ON study_reads
     WHEN EXISTS (SELECT 1 FROM study_reads WHERE study_id = NEW.study_id AND reader = NEW.reader
@@ -373,6 +373,10 @@ MIGRATIONS: dict[int, str] = {
     WHEN EXISTS (SELECT 1 FROM exam_read_amendments WHERE exam_key = NEW.exam_key AND reader = NEW.reader
         AND breast = NEW.breast AND amended_at = NEW.amended_at)
     BEGIN SELECT RAISE(ABORT, 'an amendment cannot be replaced'); END;
+    CREATE TRIGGER reveals_are_final_update BEFORE UPDATE ON reveals
+    BEGIN SELECT RAISE(ABORT, 'a reveal cannot be changed: it is when the reader first saw the AI'); END;
+    CREATE TRIGGER reveals_are_final_delete BEFORE DELETE ON reveals
+    BEGIN SELECT RAISE(ABORT, 'a reveal cannot be deleted: it is when the reader first saw the AI'); END;
     CREATE TRIGGER reveals_keep_their_first_time BEFORE INSERT ON reveals
     WHEN EXISTS (SELECT 1 FROM reveals WHERE study_id = NEW.study_id AND reader = NEW.reader
         AND case_id = NEW.case_id)

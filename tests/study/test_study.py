@@ -104,6 +104,9 @@ def test_sequential_design_locks_the_unaided_read(store):
     session.reveal(case).result()  # a reveal given again keeps its first time
     store.submit(lambda db: db.execute("INSERT OR REPLACE INTO reveals VALUES (?, 'A', ?, 0)", (study, case))).result()
     assert store.read("SELECT revealed_at FROM reveals WHERE case_id = ?", (case,)) == revealed
+    for statement in ("UPDATE reveals SET revealed_at = 0", "DELETE FROM reveals"):
+        with pytest.raises(sqlite3.IntegrityError, match="a reveal cannot be"):
+            store.submit(lambda db, sql=statement: db.execute(sql)).result()
     assert session.reads(case) == {"unaided": {"L": 0.1, "R": 0.2}, "aided": {"L": 0.6, "R": 0.2}}
 
 
