@@ -33,10 +33,12 @@ def user_message(error: BaseException) -> tuple[str, str]:
     )
 
 
-def show_error(parent: QWidget | None, error: BaseException) -> None:
-    """Show ``error`` in a dialog (never logs identifiers: only the type goes to the log)."""
+def show_error(parent: QWidget | None, error: BaseException) -> QMessageBox:
+    """Show ``error`` in a dialog (never logs identifiers: only the type goes to the log); returns the dialog,
+    open (not modal to the event loop: its ``finished`` says when it is closed)."""
     title, text = user_message(error)
     logger.warning("shown to the user: %s", type(error).__name__)
     box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, parent)
     box.setObjectName("errorDialog")
     box.open()
+    return box

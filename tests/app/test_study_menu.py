@@ -90,7 +90,12 @@ def test_a_bad_case_list_is_reported_and_nothing_is_created(qtbot, window, store
     boxes = [w for w in window.findChildren(QMessageBox) if w.objectName() == "errorDialog"]
     assert boxes and "missing.csv" in boxes[-1].text() and boxes[-1].windowTitle() == "Reader study"
     assert store.read("SELECT COUNT(*) FROM studies") == [(0,)]
-    boxes[-1].close()
+    boxes[-1].button(QMessageBox.StandardButton.Ok).click()
+    dialog = window.study_menu.new_study_dialog  # the form again, as it was: corrected, not typed anew
+    qtbot.waitUntil(dialog.isVisible, timeout=5_000)
+    assert (dialog.name.text(), dialog.case_list.text(), dialog.readers.text()) == (
+        "broken", str(tmp_path / "missing.csv"), "A")
+    dialog.reject()
 
 
 def test_a_coordinator_reaches_a_case_s_lesion_dialog_from_the_study_menu(qtbot, window, store, tmp_path):

@@ -91,6 +91,15 @@ class NewStudyDialog(QDialog):
         elif self.washout.value() == 0:
             self.washout.setValue(DEFAULT_WASHOUT_DAYS)
 
+    def set_values(self, study: NewStudy) -> None:
+        """The form as it was (after a refusal: the coordinator corrects it instead of typing it all again)."""
+        self.name.setText(study.name)
+        self.case_list.setText(study.case_list)
+        self.readers.setText(", ".join(study.readers))
+        self.design.setCurrentIndex(list(Design).index(study.design))
+        self.seed.setValue(study.seed)
+        self.washout.setValue(study.washout_days)
+
     def values(self) -> NewStudy:
         readers = tuple(r.strip() for r in self.readers.text().split(",") if r.strip())
         return NewStudy(self.name.text().strip(), self.case_list.text().strip(), readers, self.design.currentData(),

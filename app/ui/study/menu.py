@@ -14,6 +14,7 @@ from app.study.results import study_results
 from app.study.store import Store
 from app.study.cases import read_case_list
 from app.study.design import create_study
+from app.study.errors import StudyError
 from app.ui.errors import show_error
 from app.ui.study.dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
 from app.ui.study.results import StudyResultsWindow
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+class StudyNotCreated(StudyError):
+    """The study was refused before it existed (its name, case list, readers …): the form is offered again."""
+
+
 def create_and_score(
     store: Store, study: NewStudy, model_path: str, models: list[ModelGroup] | None, device: str, mode: str,
     *, progress, cancel,
@@ -33,9 +38,12 @@ def create_and_score(
     """Background task: create the study, then compute the model's scores for its cases (resumable: a
     cancel keeps what is done). Returns (study id, cases scored, or None when no model is configured)."""
     progress("reading the case list", 0, 1)
-    cases = read_case_list(study.case_list, check_exams=True)
-    study_id = create_study(store, study.name, study.design, list(study.readers), cases, seed=study.seed,
-                            washout_days=study.washout_days)
+    try:
+        cases = read_case_list(study.case_list, check_exams=True)
+        study_id = create_study(store, study.name, study.design, list(study.readers), cases, seed=study.seed,
+                                washout_days=study.washout_days)
+    except StudyError as error:
+        raise StudyNotCreated(str(error)) from error
     if models is None and not model_path:
         return study_id, None
     from app.study.scores import compute_model_scores  # noqa: PLC0415 - torch, off the GUI thread
@@ -72,7 +80,7 @@ class StudyMenu(QObject):
         self.windows: list[QMainWindow] = []
         self.worker: Worker | None = None
         self.overview_worker: Worker | None = None  # the studies and their progress, for the chooser
-        window.add_action(menu, "New study…", None, self.new_study, "newStudy")
+        window.add_action(menu, "New study…", None, lambda: self.new_study(), "newStudy")
         window.add_action(menu, "Read a study…", None, self.choose_reading, "readStudy")
         window.add_action(menu, "Study results…", None, self.choose_results, "studyResults")
         window.add_action(menu, "Draw a case's lesions…", None, self.choose_lesions, "drawLesions")
@@ -92,12 +100,16 @@ class StudyMenu(QObject):
 
     # ----------------------------------------------------------------------------------------- create
 
-    def new_study(self) -> None:
+    def new_study(self, earlier: NewStudy | None = None) -> None:
+        """The New study form (``earlier``: filled as it was, after a refusal)."""
         if self._busy():
             return
         dialog = NewStudyDialog(self.window)
-        if dialog.exec():
-            self.create(dialog.values())
+        if earlier is not None:
+            dialog.set_values(earlier)
+        self.new_study_dialog = dialog
+        dialog.accepted.connect(lambda: self.create(dialog.values()))
+        dialog.open()
 
     def create(self, study: NewStudy) -> Worker | None:
         if self._busy():
@@ -108,7 +120,7 @@ class StudyMenu(QObject):
         worker.progress.connect(
             lambda stage, done, total: self.window.statusBar().showMessage(f"Study {study.name}: {stage}"))
         worker.result.connect(lambda outcome: self._created(study, *outcome))
-        worker.error.connect(lambda error: show_error(self.window, error))
+        worker.error.connect(lambda error: self._not_created(study, error))
         worker.cancelled.connect(lambda: self.window.statusBar().showMessage(
             f"Study {study.name} created; model scores stopped part-way (they resume with study scores)", 10000))
         self.worker = worker.start()
@@ -159,6 +171,13 @@ class StudyMenu(QObject):
         worker.error.connect(lambda error: show_error(self.window, error))
         self.worker = worker.start()
         return worker
+
+    def _not_created(self, study: NewStudy, error: BaseException) -> None:
+        """Said; a study refused before it existed gets its form back, filled as it was."""
+        if not isinstance(error, StudyNotCreated):
+            show_error(self.window, error)
+            return
+        show_error(self.window, error).finished.connect(lambda _result: self.new_study(study))
 
     def _show_reading(self, opened) -> None:
         window = StudyReadingWindow(opened)
