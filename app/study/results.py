@@ -139,7 +139,8 @@ def model_name(modality: str) -> str:
 def model_operating_points(scores: np.ndarray, truth: np.ndarray) -> list[OperatingPoint]:
     """Sensitivity and specificity of the model at 0.5 and at the Youden-optimal threshold."""
     fpr, tpr, thresholds = roc_points(scores, truth)
-    best = int(np.argmax(tpr - fpr))
+    youden = np.where(np.isfinite(thresholds), tpr - fpr, -np.inf)  # the "nobody is called" point has no threshold
+    best = int(np.argmax(youden))
     points = []
     for name, threshold in (("threshold 0.5", 0.5), ("Youden optimum", float(thresholds[best]))):
         decided = scores >= threshold

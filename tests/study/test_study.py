@@ -361,3 +361,18 @@ def test_a_case_that_cannot_be_opened_is_named_and_the_others_are_scored(store, 
         compute_model_scores(store, study, [stub_model], device="cpu")
     assert sorted(store.read("SELECT DISTINCT case_id FROM model_scores WHERE study_id=?", (study,))) == [
         ("c0",), ("c2",)]  # c1 has no row: the next run tries it again
+
+
+def test_the_youden_optimum_is_a_threshold_a_score_can_reach():
+    """A model worse than chance: every finite threshold has tpr - fpr < 0; the optimum was the infinite one,
+    printed as 1.0 but computed as calling nobody."""
+    import numpy as np  # noqa: PLC0415
+
+    from app.study.results import model_operating_points  # noqa: PLC0415
+
+    scores, truth = np.array([0.1, 0.2, 0.8, 0.9]), np.array([1, 1, 0, 0])
+    youden = next(p for p in model_operating_points(scores, truth) if p.name == "Youden optimum")
+    assert np.isfinite(youden.threshold) and youden.threshold <= 0.9
+    called = scores >= youden.threshold
+    assert youden.sensitivity == called[truth == 1].mean() and youden.specificity == (~called[truth == 0]).mean()
+    assert youden.threshold in scores
