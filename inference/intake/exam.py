@@ -418,8 +418,11 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
             hints = [(root, None)]
         else:
             raise ExamError("no such file or folder", root)
-    else:
-        hints = [(Path(p), None) for p in source]
+    else:  # a file named twice is one image, not two candidates for its view
+        given: dict[Path, Path] = {}
+        for p in source:  # keyed by the file itself, kept as named (a link's name may say its view)
+            given.setdefault(Path(p).resolve(), Path(p))
+        hints = [(p, None) for p in given.values()]
         root = hints[0][0] if hints else None
         if not hints:
             raise ExamError("no file was given")

@@ -436,3 +436,9 @@ def test_an_mlo_saved_as_cc_loses_the_cc_slot_to_the_true_cc(tmp_path):
     exam = load_exam(tmp_path)
     assert exam.views[View.L_CC].source.name == "a_L-CC.png"
     assert any("b_L-CC.png look like an MLO view" in w for w in exam.warnings)
+
+
+def test_a_file_named_twice_is_one_image(tmp_path, pixels):
+    path = write(make_dataset(pixels, "L-CC"), tmp_path, "a.dcm")
+    exam = load_exam([path, tmp_path / "." / "a.dcm"])
+    assert set(exam.views) == {View.L_CC} and not any("kept aside" in w for w in exam.warnings)
