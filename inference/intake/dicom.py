@@ -9,6 +9,7 @@ once whether one or both say so.
 from __future__ import annotations
 
 import logging
+import warnings as warnings_module  # 'warnings' names the intake's notes here
 import threading
 from pathlib import Path
 
@@ -338,6 +339,11 @@ class _QuietDecoderFailures(logging.Filter):
 
 _QUIET_DECODER = _QuietDecoderFailures()
 logging.getLogger("pydicom.pixels.decoders.base").addFilter(_QUIET_DECODER)
+# a cut file: pydicom says so twice (a log line and a UserWarning with its source line), in the middle of a
+# progress line; the intake's own message names the file and how much of the pixel data is there
+_CUT_FILE = "End of file reached before delimiter"
+logging.getLogger("pydicom").addFilter(lambda record: not str(record.msg).startswith(_CUT_FILE))
+warnings_module.filterwarnings("ignore", message=_CUT_FILE, category=UserWarning)
 ALL_PLUGINS_FAILED = "exceptions were raised by all available plugins"
 
 
