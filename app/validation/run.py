@@ -184,6 +184,10 @@ def validate(table: ScoreTable, outcomes: Sequence[BreastOutcome], options: Opti
              models: Sequence[str] | None = None) -> Validation:
     """Every measure for ``models`` (default: every model of the table that gives a P(malignant))."""
     chosen = list(models) if models else sorted(table.models)
+    if not chosen:
+        why = "; ".join(f"{m}: {reason}" for m, reason in sorted(table.unscorable.items()))
+        raise ValidationInputError("the score table holds no model's P(malignant)" + (f" ({why})" if why else
+                                                                                      ": it has no scores"))
     for model_id in [*chosen, *(m for pair in options.compare for m in pair)]:
         if model_id not in table.models:
             why = table.unscorable.get(model_id, "it is not in the score table")

@@ -423,3 +423,16 @@ def test_two_different_scores_for_one_breast_are_refused(tmp_path):
     with pytest.raises(ValidationInputError, match="exam e1 L, breast level, model m: the table gives two different "
                                                    r"probabilities \(0.5 and 0.9\)"):
         read_score_table(path)
+
+
+def test_a_table_without_scores_is_said_not_validated_as_nothing(tmp_path):
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from app.archive.table import SCHEMA  # noqa: PLC0415
+    from app.validation.outcomes import BreastOutcome  # noqa: PLC0415
+    from app.validation.run import Options, validate  # noqa: PLC0415
+    from app.validation.scores import read_score_table  # noqa: PLC0415
+
+    pq.write_table(SCHEMA.empty_table(), tmp_path / "scores.parquet")
+    with pytest.raises(ValidationInputError, match="the score table holds no model's P\\(malignant\\): it has no scores"):
+        validate(read_score_table(tmp_path / "scores.parquet"), [BreastOutcome("e1", "L", 1)], Options())
