@@ -116,7 +116,8 @@ def _status(store, args) -> int:
             opens = row["opens_at"]
             state = ("  (opens after session 1)" if opens is None else
                      f"  (opens {time.strftime('%Y-%m-%d %H:%M', time.localtime(opens))}, after the washout)")
-        print(f"{row['reader']}:{session} {row['done']} of {row['total']} read{state}")
+        begun = f", {row['started']} begun" if row.get("started") else ""
+        print(f"{row['reader']}:{session} {row['done']} of {row['total']} read{begun}{state}")
     return 0
 
 

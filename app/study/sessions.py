@@ -103,6 +103,18 @@ class ReadingSession:
             "HAVING COUNT(*) = 2", (self.study_id, self.reader))}
         return [(case_id, self.modality_at(p)) in complete for p, case_id in enumerate(self.order)]
 
+    def started_positions(self) -> list[bool]:
+        """Per position: a reading begun and not finished (sequential: the unaided read committed, the aided one
+        not yet), from one query."""
+        begun = set(self.store.read("SELECT DISTINCT case_id, modality FROM study_reads WHERE study_id=? AND reader=?",
+                                    (self.study_id, self.reader)))
+        done = self.done_positions()
+        out = []
+        for position, case_id in enumerate(self.order):
+            modalities = {self.modality_at(position)} | ({"unaided"} if self.design == Design.SEQUENTIAL else set())
+            out.append(not done[position] and any((case_id, m) in begun for m in modalities))
+        return out
+
     def is_revealed(self, case_id: str) -> bool:
         if self.design == Design.CONCURRENT:
             return True
@@ -182,11 +194,13 @@ def reader_progress(store: Store, study_id: int, now: float | None = None) -> li
         session = ReadingSession(store, study_id, reader)
         ends = session.washout_ends_at()
         done = session.done_positions()
+        started = session.started_positions()
         for number in range(1, session.sessions + 1):
             positions = range((number - 1) * session.session_length, number * session.session_length)
             rows.append({
                 "reader": reader, "session": number, "sessions": session.sessions,
                 "done": sum(done[p] for p in positions), "total": len(positions),
+                "started": sum(started[p] for p in positions),
                 "open": session.is_open(positions[0], now), "opens_at": ends if number == 2 else None,
             })
     return rows

@@ -376,3 +376,16 @@ def test_the_youden_optimum_is_a_threshold_a_score_can_reach():
     called = scores >= youden.threshold
     assert youden.sensitivity == called[truth == 1].mean() and youden.specificity == (~called[truth == 0]).mean()
     assert youden.threshold in scores
+
+
+def test_progress_counts_a_reading_begun_and_not_finished(store):
+    from app.study.sessions import reader_progress  # noqa: PLC0415
+
+    study = create_study(store, "begun", Design.SEQUENTIAL, ["A"], cases(4, 1), seed=1)
+    session = ReadingSession(store, study, "A")
+    case = session.case_at(0).case_id
+    session.commit(case, "unaided", {"L": 0.1, "R": 0.2}).result()  # waiting for Show AI: begun, not read
+    assert [(r["done"], r["started"]) for r in reader_progress(store, study)] == [(0, 1)]
+    session.reveal(case).result()
+    session.commit(case, "aided", {"L": 0.1, "R": 0.3}).result()
+    assert [(r["done"], r["started"]) for r in reader_progress(store, study)] == [(1, 0)]

@@ -150,7 +150,8 @@ class ChooseStudyDialog(QDialog):
         for row in self.overview.progress.get(study_id, []):
             session = f", session {row['session']}" if row["sessions"] > 1 else ""
             waiting = "" if row["open"] or row["done"] == row["total"] else " (not open yet)"
-            lines.append(f"{row['reader']}{session}: {row['done']} of {row['total']}{waiting}")
+            begun = f", {row['started']} begun" if row.get("started") else ""
+            lines.append(f"{row['reader']}{session}: {row['done']} of {row['total']}{begun}{waiting}")
         self.progress_label.setText("\n".join(lines))
 
     def chosen(self) -> tuple[int | None, str]:
