@@ -43,7 +43,7 @@ def test_four_models_side_by_side_without_scrolling_and_n_flips_the_maps(qtbot, 
     folder = tmp_path / "exam"
     folder.mkdir()
     write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    write_png(folder / "1_L-CC.png", synthetic_view("L-CC", (600, 250)))
+    write_png(folder / "0_L-CC.png", synthetic_view("L-CC", (600, 250)))
     models = [_stub(stub_model, "/models/a/seeded_state_dict.pt", "ab12cd34" * 8),
               _stub(stub_model, "/models/b/seeded_state_dict.pt", "99887766" * 8),
               _stub(stub_model, "/models/sample_model_1.p", "1234" * 16, "sample_model_1.p"),
