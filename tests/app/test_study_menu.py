@@ -154,3 +154,20 @@ def test_closing_the_workstation_asks_a_study_reading_with_answers_not_committed
     next(b for b in reading.leave_box.buttons() if b.text() == "Discard them").click()
     assert not reading.isVisible()
     assert window.close()
+
+
+def test_the_chooser_grows_to_show_another_study_s_whole_progress(qtbot, store):
+    """A crossover's two sessions per reader take more lines than the study shown first: nothing is cut."""
+    from app.study.design import create_study  # noqa: PLC0415
+    from tests.study.test_study import cases  # noqa: PLC0415
+
+    create_study(store, "xo", Design.CROSSOVER, ["A", "B", "C", "D"], cases(8, 2), seed=1, washout_days=28)
+    create_study(store, "plain", Design.UNAIDED, ["A"], cases(4, 1), seed=1)
+    dialog = ChooseStudyDialog(study_overview(store), with_reader=True)
+    qtbot.addWidget(dialog)
+    assert "plain" in dialog.study.currentText()
+    dialog.show()
+    dialog.study.setCurrentIndex(1)
+    label = dialog.progress_label
+    assert "xo" in dialog.study.currentText() and "D, session 2: 0 of 8" in label.text()
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()) - 1, timeout=2_000)

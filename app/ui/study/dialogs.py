@@ -153,6 +153,7 @@ class ChooseStudyDialog(QDialog):
             begun = f", {row['started']} begun" if row.get("started") else ""
             lines.append(f"{row['reader']}{session}: {row['done']} of {row['total']}{begun}{waiting}")
         self.progress_label.setText("\n".join(lines))
+        self.adjustSize()  # another study's progress may take more lines (a crossover's two sessions per reader)
 
     def chosen(self) -> tuple[int | None, str]:
         return self.study.currentData(), self.reader.currentText()
