@@ -333,3 +333,26 @@ def test_the_last_commit_of_the_study_says_it_is_finished(qtbot, tmp_path, stub_
         window.close()
     finally:
         close_windows_then(store)
+
+
+def test_a_read_refused_by_the_store_shows_what_the_store_holds(qtbot, study):
+    """Two windows of one reader: the stale one's unaided commit is refused (the AI was shown in the other);
+    it then shows the reading as stored instead of an unaided step whose commit can only fail again."""
+    store, study_id = study
+    first, stale = (StudyReadingWindow(open_reading(store, study_id, "A")) for _ in range(2))
+    for window in (first, stale):
+        qtbot.addWidget(window)
+        window.show()
+        wait_for_case(qtbot, window)
+    set_reader(first, 30, 10)
+    with qtbot.waitSignal(first.committed, timeout=10_000):
+        first.commit()
+    first.reveal()
+    qtbot.waitUntil(lambda: first.ai_box.isVisible(), timeout=10_000)
+    set_reader(stale, 70, 10)
+    stale.commit()
+    qtbot.waitUntil(lambda: stale.current_step() == "aided" and stale.exam is not None, timeout=30_000)
+    assert "locked" in stale.locked_label.text() and stale.reader_panel.value("R") == pytest.approx(0.3)
+    for window in (first, stale):
+        window.leave_or_ask = lambda then: True  # noqa: ARG005 - leave without the question
+        window.close()

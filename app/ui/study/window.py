@@ -11,6 +11,7 @@ thread; "saved" appears when the read is durable.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from dataclasses import replace
 
@@ -474,7 +475,10 @@ class StudyReadingWindow(QMainWindow):
         if error is not None:
             self.status_label.setText(f"NOT saved: {self._blinded(str(error), (case_id,))}")
             self._show_blinded_error(error, (case_id,))
-            self._refresh()
+            if isinstance(error, sqlite3.IntegrityError) and case_id == self.case_id:
+                self.show_case(self.position)  # the store holds another state (another window): show what it holds
+            else:  # e.g. a full disk: the answers stay in the form, to commit again
+                self.commit_button.setEnabled(self.current_step() in ("unaided", "aided", "concurrent"))
             return
         self.status_label.setText("saved" if step != "reveal" else "AI shown; your first answer is locked")
         if case_id != self.case_id or self.state is None:
