@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from PySide6.QtWidgets import QMessageBox
 
 from app.study.store import Store
 from app.study.cases import CaseEntry
@@ -356,3 +357,15 @@ def test_a_read_refused_by_the_store_shows_what_the_store_holds(qtbot, study):
     for window in (first, stale):
         window.leave_or_ask = lambda then: True  # noqa: ARG005 - leave without the question
         window.close()
+
+
+def test_a_late_load_failure_of_a_case_the_reader_left_is_not_shown_on_this_one(qtbot, study):
+    store, study_id = study
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
+    qtbot.addWidget(window)
+    window.show()
+    wait_for_case(qtbot, window)
+    window._on_load_failed(FileNotFoundError("/exams/exam_secret_name_7: no such folder"), window.position + 1)  # noqa: SLF001
+    assert not window.notice.isVisible() and window.commit_button.isEnabled()
+    assert not [w for w in window.findChildren(QMessageBox) if w.isVisible()]
+    window.close()

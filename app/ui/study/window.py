@@ -212,7 +212,7 @@ class StudyReadingWindow(QMainWindow):
         self.status_label.setText("loading…")
         self.loader = Worker(load_case, self.session, position)
         self.loader.result.connect(self._on_loaded)
-        self.loader.error.connect(self._on_load_failed)
+        self.loader.error.connect(lambda error, at=position: self._on_load_failed(error, at))
         self.loader.start()
         self._refresh()
 
@@ -232,8 +232,12 @@ class StudyReadingWindow(QMainWindow):
         self.status_label.setText("")
         self.caseShown.emit(self.case_id)
 
-    def _on_load_failed(self, error: BaseException) -> None:
-        """The case cannot be shown: say so in place of the images (blinded) and let the reader go on."""
+    def _on_load_failed(self, error: BaseException, position: int) -> None:
+        """The case cannot be shown: say so in place of the images (blinded) and let the reader go on. A late
+        failure of a case the reader has left is not shown (it would name that case on this one)."""
+        if position != self.position:
+            logger.info("a case the reader left could not be loaded")
+            return
         self._unreadable = True
         _, text = user_message(error)
         self.status_label.setText("")
