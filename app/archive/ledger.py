@@ -72,7 +72,8 @@ class Ledger:
     def __init__(self, out: Path, items: Sequence[ExamItem], record: dict, *, force: bool = False,
                  progress: Progress | None = None, keep: Sequence[ExamItem] = ()) -> None:
         """``keep``: exams an earlier run finished in ``out`` that this run does not name, whose rows stay in
-        the table (``report`` into a folder that holds earlier reports)."""
+        the table when they were made with this run's models and options (``report`` into a folder that holds
+        earlier reports)."""
         self.out = Path(out)
         (self.out / BOOKKEEPING).mkdir(parents=True, exist_ok=True)
         self.summary = BatchSummary(total=len(items))
@@ -92,8 +93,8 @@ class Ledger:
                 self.failures.pop(item.exam_id, None)
             else:
                 self.todo.append(item)
-        for item in keep:
-            if item.exam_id not in self.by_id:
+        for item in keep:  # only rows made as this run makes them (the same models and options): one table
+            if item.exam_id not in self.by_id and already_done(self.out, item, record):
                 self._keep_rows(item)
         self.journal = (self.out / BOOKKEEPING / "journal.csv").open("a", encoding="utf-8", newline="")
         self.consolidated = time.perf_counter()

@@ -137,6 +137,9 @@ def claim_label(out: Path, label: str, location: str) -> str:
     while True:
         name = label if number == 1 else f"{label}-{number}"
         claim = claims / name
+        if not claim.exists() and _named_by_another(out, name, location):  # a folder written before claims
+            number += 1
+            continue
         try:
             with claim.open("x", encoding="utf-8") as handle:
                 handle.write(location)
@@ -148,6 +151,22 @@ def claim_label(out: Path, label: str, location: str) -> str:
             except OSError:
                 pass
         number += 1
+
+
+def _named_by_another(out: Path, name: str, location: str) -> bool:
+    """Whether an earlier run's marker of another exam lists a report file called ``name`` (``name.pdf``,
+    ``name_sr.dcm`` …)."""
+    for marker in (out / BOOKKEEPING / "done").glob("*.json"):
+        try:
+            record = json.loads(marker.read_text(encoding="utf-8"))
+            if record.get("location") == location:
+                continue
+            files = [Path(f).name for f in record.get("files", [])]
+        except (OSError, ValueError, AttributeError, TypeError):
+            continue
+        if any(f.startswith((f"{name}.", f"{name}_")) for f in files):
+            return True
+    return False
 
 
 def already_done(out: Path, item: ExamItem, record: dict) -> bool:
@@ -228,7 +247,7 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
         report = ReportInput(analysed.exam, analysed.result, reader=options.reader, deidentify=options.deidentify,
                              plain_hybrid=options.plain_hybrid)
         if not options.folder_per_exam:  # every exam's files in one folder: a name of its own, never another's
-            report = replace(report, label=claim_label(out, exam_label(report), item.location))
+            report = replace(report, file_name=claim_label(out, exam_label(report), item.location))
         try:
             files = export_report(report, exam_folder(out, item, options), options.formats, options.page_size)
         except ExportIncomplete as incomplete:

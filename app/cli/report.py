@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     # reports written into DIR before keep their exam IDs and their rows in the table; a new exam that shares
     # a folder name with one of them gets an ID (and file names) of its own, never theirs
-    earlier = earlier_exams(args.out) if not args.deidentify else {}
-    items = items_of_exams(sources, earlier)
+    earlier = earlier_exams(args.out)  # (de-identified runs' exams are known by their pseudonyms)
+    items = items_of_exams(sources, earlier if not args.deidentify else None)
     named = {item.location for item in items}
     keep = [ExamItem(exam_id, location) for location, exam_id in earlier.items() if location not in named]
     # report: every file in DIR, and an exam that lacks a view is reported with what it has

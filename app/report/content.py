@@ -47,7 +47,7 @@ class ReportInput:
     marks: tuple[ReaderMark, ...] = ()
     model_withheld: str = ""
     plain_hybrid: bool = False  # the GMIC reader study's plain mean instead of the calibrated hybrid
-    label: str = ""  # the report files' name when the caller chose it (see exam_label), else exam_label's
+    file_name: str = ""  # the report files' name when the caller chose it (unique in a shared folder), else the label
 
 
 def _safe(text: str) -> str:
@@ -94,7 +94,8 @@ class ReportContent:
         self.report = report
         self.exam = report.exam
         self.result = report.result
-        self.label = report.label or exam_label(report)
+        self.label = exam_label(report)  # the exam as the report names it (header, JSON)
+        self.file_name = report.file_name or self.label  # what its files are called
         self.entry: ModelEntry | None = self.result.entry(report.entry_id) if self.result is not None else None
 
     # ------------------------------------------------------------------------------------------ text

@@ -255,7 +255,7 @@ def write_deidentified_images(content, folder: str | Path) -> list[Path]:
             clean = deidentifier.dataset(source)
         except DeidentificationError as error:
             raise DeidentificationError(error.message, image.source) from None
-        path = Path(folder) / f"{content.label}_{view.value}_image.dcm"
+        path = Path(folder) / f"{content.file_name}_{view.value}_image.dcm"
         with atomic_path(path) as temporary:
             clean.save_as(temporary, enforce_file_format=True)
         written.append(path)

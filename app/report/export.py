@@ -88,7 +88,7 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
 def _pdf(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:
     from app.report.pdf import write_pdf  # noqa: PLC0415
 
-    return [write_pdf(content, out / f"{content.label}.pdf", page_size)]
+    return [write_pdf(content, out / f"{content.file_name}.pdf", page_size)]
 
 
 def _epdf(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:
@@ -97,13 +97,13 @@ def _epdf(content: ReportContent, out: Path, page_size: str, pdf_written: bool) 
     from app.report.pdf import write_pdf  # noqa: PLC0415
 
     if pdf_written:
-        data = (out / f"{content.label}.pdf").read_bytes()
+        data = (out / f"{content.file_name}.pdf").read_bytes()
     else:
         import tempfile  # noqa: PLC0415
 
         with tempfile.TemporaryDirectory() as folder:
             data = write_pdf(content, Path(folder) / "report.pdf", page_size).read_bytes()
-    return [write_encapsulated_pdf(content, data, out / f"{content.label}_pdf.dcm")]
+    return [write_encapsulated_pdf(content, data, out / f"{content.file_name}_pdf.dcm")]
 
 
 def _png(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:
@@ -113,11 +113,11 @@ def _png(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -
         return {"Title": f"{content.label} {what}", "Software": f"Mammo Reader {__version__}",
                 "Description": f"{model}; {content.regions_rule()}"}
 
-    path = out / f"{content.label}_four_views.png"
+    path = out / f"{content.file_name}_four_views.png"
     write_png(path, content.figure(1200), text("four views"))
     written = [path]
     for view in content.views():
-        path = out / f"{content.label}_{view.value}.png"
+        path = out / f"{content.file_name}_{view.value}.png"
         write_png(path, content.view_figure(view), text(view.value))
         written.append(path)
     return written
@@ -126,13 +126,13 @@ def _png(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -
 def _json(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:
     from app.report.json_report import write_json  # noqa: PLC0415
 
-    return write_json(content, out / f"{content.label}.json")
+    return write_json(content, out / f"{content.file_name}.json")
 
 
 def _sr(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:
     from app.report.sr import write_sr  # noqa: PLC0415
 
-    return [write_sr(content, out / f"{content.label}_sr.dcm")]
+    return [write_sr(content, out / f"{content.file_name}_sr.dcm")]
 
 
 def _seg(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:

@@ -109,7 +109,7 @@ def write_saliency_segs(content, folder: str | Path) -> list[Path]:
             written.append(_write_segmentation(
                 content, source, masks, segments, hd.seg.SegmentationTypeValues.BINARY, number, "DETECTIONS",
                 f"{entry.family.upper()} detections (AI decision support)",
-                folder / f"{content.label}_{view.value}{suffix}_detections_seg.dcm"))
+                folder / f"{content.file_name}_{view.value}{suffix}_detections_seg.dcm"))
         classes, stack = map_stack(content, view)
         if not classes:
             continue
@@ -125,7 +125,7 @@ def write_saliency_segs(content, folder: str | Path) -> list[Path]:
         written.append(_write_segmentation(
             content, source, stack, segments, hd.seg.SegmentationTypeValues.FRACTIONAL, number, "SALIENCY",
             f"{entry.family.upper()} maps (AI decision support)",
-            folder / f"{content.label}_{view.value}{suffix}_saliency_seg.dcm"))
+            folder / f"{content.file_name}_{view.value}{suffix}_saliency_seg.dcm"))
     return written
 
 

@@ -355,6 +355,7 @@ def test_two_exams_with_one_folder_name_never_overwrite_each_other_s_report(tmp_
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "exam.json").read_text()) == written  # the first exam's report is untouched
     assert (out / "exam-2.json").is_file()
+    assert json.loads((out / "exam-2.json").read_text())["exam"] == "exam"  # the file name is no identity
     table = pq.read_table(out / "scores.parquet").to_pylist()
     assert {(r["exam_id"], r["location"]) for r in table} == {("exam", str(first)), ("exam-2", str(second))}
     # both again in one run: each its own name, nothing written over the other
@@ -363,3 +364,33 @@ def test_two_exams_with_one_folder_name_never_overwrite_each_other_s_report(tmp_
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in out.glob("*.json")) == ["exam-2.json", "exam.json"]
     assert json.loads((out / "exam.json").read_text())["exam"] == written["exam"]
+
+
+def test_a_folder_written_before_name_claims_still_keeps_each_exam_s_files(tmp_path):
+    """Markers of an earlier run name its files: a new exam with the same name gets its own name."""
+    import shutil as sh  # noqa: PLC0415
+
+    first, second = _png_exam(tmp_path / "a" / "exam", (300, 200)), _png_exam(tmp_path / "b" / "exam", (450, 150))
+    out = tmp_path / "out"
+    args = [sys.executable, "main.py", "report", "--out", str(out), "--models", str(ROOT / "resources" / "demo" /
+            "model.pt"), "--format", "json", "--device", "cpu"]
+    assert subprocess.run([*args[:3], str(first), *args[3:]], cwd=ROOT, capture_output=True, timeout=600).returncode == 0
+    written = (out / "exam.json").read_bytes()
+    sh.rmtree(out / ".batch" / "labels")  # as a folder written before claims were kept
+    assert subprocess.run([*args[:3], str(second), *args[3:]], cwd=ROOT, capture_output=True, timeout=600).returncode == 0
+    assert (out / "exam.json").read_bytes() == written and (out / "exam-2.json").is_file()
+
+
+def test_a_later_report_with_other_models_does_not_mix_them_in_one_table(tmp_path):
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    first, second = _png_exam(tmp_path / "a" / "exam", (300, 200)), _png_exam(tmp_path / "c" / "other", (450, 150))
+    out = tmp_path / "out"
+    demo = ROOT / "resources" / "demo"
+    for exam, model in ((first, demo / "model.pt"), (second, demo / "sliding_window" / "model.pt")):
+        done = subprocess.run([sys.executable, "main.py", "report", str(exam), "--out", str(out), "--models", str(model),
+                               "--format", "json", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr
+    table = pq.read_table(out / "scores.parquet").to_pylist()
+    assert {r["location"] for r in table} == {str(second)} and len({r["model_key"] for r in table}) == 1
