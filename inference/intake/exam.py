@@ -334,7 +334,9 @@ def _without_strangers(images: list[ViewImage], refused: list[tuple[str, str]], 
     return kept
 
 
-PNG_EXAM_NUMBER = re.compile(r"^(\d+)_")  # the GMIC sample naming: <exam number>_<view>.png
+# the GMIC sample naming, <exam number>_<view>.png (0_L-CC.png, 1_R_MLO.png): only names of exactly that form
+# give an exam number (other datasets put an image ID first, e.g. INbreast's 20586908_…_MG_R_CC_ANON.png)
+PNG_EXAM_NUMBER = re.compile(r"^(\d+)_[LR][-_]?(?:CC|MLO)\.png$", re.IGNORECASE)
 
 
 def _exam_numbers(images: list[ViewImage]) -> None:
@@ -343,7 +345,7 @@ def _exam_numbers(images: list[ViewImage]) -> None:
     numbers: dict[str, list[str]] = {}
     for image in images:
         match = PNG_EXAM_NUMBER.match(image.source.name)
-        if image.source.suffix.lower() == ".png" and match:
+        if match:
             numbers.setdefault(match.group(1), []).append(image.source.name)
     if len(numbers) > 1:
         described = "; ".join(f"exam {n}: {', '.join(sorted(names))}" for n, names in sorted(numbers.items()))

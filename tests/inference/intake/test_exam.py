@@ -442,3 +442,13 @@ def test_a_file_named_twice_is_one_image(tmp_path, pixels):
     path = write(make_dataset(pixels, "L-CC"), tmp_path, "a.dcm")
     exam = load_exam([path, tmp_path / "." / "a.dcm"])
     assert set(exam.views) == {View.L_CC} and not any("kept aside" in w for w in exam.warnings)
+
+
+def test_an_image_id_before_the_view_is_no_exam_number(tmp_path, pixels):
+    """INbreast-style names start with each image's own ID: one exam, not four."""
+    import cv2  # noqa: PLC0415
+
+    for number, view in enumerate(("R_CC", "L_CC")):
+        image = pixels if view.startswith("L") else pixels[:, ::-1].copy()
+        cv2.imwrite(str(tmp_path / f"2058690{number}_6c613a14b80a859{number}_MG_{view}_ANON.png"), image)
+    assert set(load_exam(tmp_path).views) == {View.R_CC, View.L_CC}
