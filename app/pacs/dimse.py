@@ -420,13 +420,17 @@ def store_files(node: RemoteNode, paths: Sequence[Path]) -> None:
 
 
 def node_addresses(node: RemoteNode) -> list[str]:
-    """The IP addresses ``node.host`` names (a name may resolve to several); raises :class:`PacsError` when it
-    names none."""
-    try:
-        found = socket.getaddrinfo(node.host, node.port, proto=socket.IPPROTO_TCP)
-    except OSError as error:
-        raise PacsError(node, f"the host {node.host!r} cannot be resolved ({error})") from error
-    return list(dict.fromkeys(str(info[4][0]) for info in found))
+    """The IP addresses that may send a C-MOVE's images: those ``node.host`` names (a name may resolve to
+    several), or those of ``node.move_from`` when the address names the senders; raises :class:`PacsError`
+    when a host names none."""
+    addresses = []
+    for host in node.move_from or (node.host,):
+        try:
+            found = socket.getaddrinfo(host, node.port, proto=socket.IPPROTO_TCP)
+        except OSError as error:
+            raise PacsError(node, f"the host {host!r} cannot be resolved ({error})") from error
+        addresses += [str(info[4][0]) for info in found]
+    return list(dict.fromkeys(addresses))
 
 
 def move_receiver(node: RemoteNode, on_instance: Callable[[Dataset], None]) -> StorageSCP:
@@ -445,6 +449,15 @@ def move_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset]
     """C-MOVE of a whole study to our own Storage SCP (``node.move_port``, AE title ``node.calling_aet``),
     which must be registered on the node (Orthanc: ``DicomModalities``). Returns (completed, failed)."""
     receiver = move_receiver(node, on_instance)
+
+    def refused_senders() -> None:
+        """The images came from an address the node's host does not name: say who, and how to let them in."""
+        if receiver.rejected_peers:
+            senders = ", ".join(dict.fromkeys(receiver.rejected_peers))
+            raise PacsError(node, f"C-MOVE: our receiver lets in only {', '.join(node_addresses(node))} and "
+                                  f"rejected the sender {senders}; if that machine is part of this PACS, name it in "
+                                  "the address (…?move=PORT&from=HOST)")
+
     try:
         ae = _ae(node)
         ae.add_requested_context(MOVE)
@@ -456,12 +469,14 @@ def move_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset]
             if code == 0xA801:
                 raise PacsError(node, f"C-MOVE: the node does not know our AE title {node.calling_aet!r} as a "
                                       "destination (register it, with our host and port, on the PACS)")
+            refused_senders()
             if completed == 0:
                 raise PacsError(node, f"C-MOVE of study {study_uid} failed (status 0x{code:04X}): no such study?")
 
         with _Ended(assoc, cancel):
             completed, failed = _follow(assoc.send_c_move(query, node.calling_aet, MOVE), assoc, node, "C-MOVE",
                                         cancel, failure)
+        refused_senders()  # a move that "succeeded" with images we would not take is incomplete
     finally:
         receiver.stop()
     return completed, failed

@@ -1,6 +1,7 @@
 """PACS addresses on the command line: ``dimse://CALLED_AET@HOST:PORT[/STUDY_UID][?move=OUR_PORT]`` (C-GET,
 or C-MOVE to our own Storage SCP on OUR_PORT, listening on 127.0.0.1 unless ``?move=OUR_ADDRESS:OUR_PORT``
-names a LAN address) and
+names a LAN address; it lets in the node's host only, or the hosts of ``&from=HOST,…`` where another machine of
+the PACS sends the images) and
 ``dicomweb+http(s)://HOST:PORT/PREFIX[/studies/STUDY_UID]``. Credentials never travel in an address."""
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class RemoteNode:
     timeout: float = TIMEOUT_S
     move_port: int = 0  # DIMSE: retrieve by C-MOVE to our Storage SCP on this port (0: C-GET)
     move_host: str = "127.0.0.1"  # the address that Storage SCP listens on (a LAN address only when named)
+    move_from: tuple[str, ...] = ()  # who may send the moved images (default: the node's own host)
 
     def describe(self) -> str:
         """The node in words, for every message and log line: no credentials."""
@@ -106,13 +108,15 @@ def parse_address(text: str, calling_aet: str = DEFAULT_AE_TITLE) -> tuple[Remot
     if len(calling_aet) > 16 or not calling_aet.strip():
         raise MammoError(f"--ae-title {calling_aet!r}: an AE title has 1 to 16 characters")
     if text.startswith("dimse://"):
-        match = re.match(r"^dimse://([^@/]{1,16})@([^:/]+):(\d+)(?:/([^/?]*))?/?(?:\?move=(?:([^:/?]+):)?(\d+))?$", text)
+        match = re.match(r"^dimse://([^@/]{1,16})@([^:/]+):(\d+)(?:/([^/?]*))?/?(?:\?move=(?:([^:/?]+):)?(\d+)"
+                         r"(?:&from=([^&]+))?)?$", text)
         if not match:
-            raise MammoError(f"{text}: write dimse://CALLED_AET@HOST:PORT[/STUDY_UID][?move=[OUR_ADDRESS:]OUR_PORT]")
-        aet, host, port, uid, move_host, move = match.groups()
+            raise MammoError(f"{text}: write dimse://CALLED_AET@HOST:PORT[/STUDY_UID][?move=[OUR_ADDRESS:]OUR_PORT"
+                             "[&from=SENDER_HOST,…]]")
+        aet, host, port, uid, move_host, move, senders = match.groups()
         node = RemoteNode("dimse", host, int(port), called_aet=aet, calling_aet=calling_aet,
                           move_port=int(move) if move else 0, move_host=move_host or "127.0.0.1",
-                          timeout=default_timeout())
+                          move_from=tuple(h for h in (senders or "").split(",") if h), timeout=default_timeout())
         return node, (_check_uid(text, uid) if uid else None)
     parts = urlsplit(text[len("dicomweb+"):])
     if parts.username or parts.password:

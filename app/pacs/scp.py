@@ -54,6 +54,7 @@ class Sender:
             raise ValueError("an entry for any AE title must name its host")
 
     def admits(self, ae_title: str, host: str) -> bool:
+        host = host.removeprefix("::ffff:")  # an IPv4 peer on a dual-stack socket
         return (self.ae_title is None or ae_title == self.ae_title) and (not self.host or host == self.host)
 
     def __str__(self) -> str:
@@ -151,6 +152,7 @@ class StorageSCP:
         self.kept = 0
         self.refused = 0  # instances answered with a failure status
         self.rejected = 0  # associations rejected
+        self.rejected_peers: list[str] = []  # who they came from ("AE title at host"), for the caller's message
         self._lock = threading.Lock()
         self._used = 0
         if self.inbox is not None and on_instance is None:
@@ -183,6 +185,7 @@ class StorageSCP:
         logger.warning("rejected an association from AE title %r at %s: %s", calling, host, why)
         with self._lock:
             self.rejected += 1
+            self.rejected_peers.append(f"{calling!r} at {host}")
         assoc.acse.send_reject(*reason)
         assoc.kill()
 

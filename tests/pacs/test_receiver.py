@@ -89,16 +89,21 @@ def _echo_from(port: int, source: str, calling: str = "ORTHANC", called: str = "
     ("localhost", "127.0.0.1", "ORTHANC", "accepted"),  # a name: the addresses it resolves to
     ("127.0.0.2", "127.0.0.1", "ORTHANC", 3),  # another peer, during our C-MOVE: not let in
     ("127.0.0.2", "127.0.0.2", "ORTHANC", "accepted"),
+    ("10.9.8.7&from=127.0.0.3", "127.0.0.3", "STORESCU", "accepted"),  # another machine of the PACS, named
+    ("10.9.8.7&from=127.0.0.3", "127.0.0.1", "STORESCU", 3),
 ])
 def test_the_c_move_receiver_lets_in_only_the_pacs_it_asked(pacs_host, source, calling, expected):
     from app.pacs.dimse import move_receiver  # noqa: PLC0415
 
     port = _free_port()
-    node, _ = parse_address(f"dimse://ORTHANC@{pacs_host}:4242/1.2.3?move={port}", calling_aet="MAMMOREADER")
+    host, _, senders = pacs_host.partition("&")
+    node, _ = parse_address(f"dimse://ORTHANC@{host}:4242/1.2.3?move={port}" + (f"&{senders}" if senders else ""),
+                            calling_aet="MAMMOREADER")
     receiver = move_receiver(node, lambda dataset: None)
     try:
         assert _echo_from(port, source, calling) == expected
         assert receiver.rejected == (0 if expected == "accepted" else 1)
+        assert receiver.rejected_peers == ([] if expected == "accepted" else [f"{calling!r} at {source}"])
     finally:
         receiver.stop()
 
@@ -109,4 +114,5 @@ def test_an_allow_list_entry_for_any_ae_title_must_name_its_host():
     with pytest.raises(ValueError, match="host"):
         Sender(None)
     assert Sender(None, "10.0.0.1").admits("WHOEVER", "10.0.0.1")
+    assert Sender(None, "10.0.0.1").admits("WHOEVER", "::ffff:10.0.0.1")  # an IPv4 peer on a dual-stack socket
     assert not Sender(None, "10.0.0.1").admits("WHOEVER", "10.0.0.2")
