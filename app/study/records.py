@@ -57,6 +57,10 @@ def hybrid_bases(store: Store, study_id: int) -> dict[str, str]:
     return out
 
 
+def _truth(case: CaseEntry, breast: str) -> str:
+    return case.truth_left if breast == "L" else case.truth_right
+
+
 def model_names(models: list[dict]) -> dict[str, str]:
     """How each model is called in the analysis: "model" when the study has one, else "model [id]"."""
     return {m["id"]: "model" if len(models) == 1 else f"model [{m['id']}]" for m in models}
@@ -101,8 +105,9 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
             if level == "breast":
                 units = [(f"{case_id}:{b}", breast_truth(case, b), values[b],
                           scores.get((model["id"], case_id, b)) if model else None) for b in ("L", "R")]
-            else:  # the exam's model score: the maximum over both breasts, none when one of them has none
-                scored = [scores.get((model["id"], case_id, b)) for b in ("L", "R")] if model else [None]
+            else:  # the exam's model score: the maximum over its breasts, none when one of them has none
+                present = [b for b in ("L", "R") if _truth(case, b) != "none"] or ["L", "R"]  # "none": no breast
+                scored = [scores.get((model["id"], case_id, b)) for b in present] if model else [None]
                 units = [(case_id, max(breast_truth(case, "L"), breast_truth(case, "R")), max(values.values()),
                           None if None in scored else max(scored))]
             for unit, truth, score, model_score in units:
@@ -126,7 +131,7 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
 def model_exclusions(store: Store, study_id: int, level: str = "breast") -> list[tuple[str, str]]:
     """Units (``case:breast``, or cases at exam level) that a model has no score for, with the reason; they are
     left out of that model's and its hybrid's analyses (a breast without images is no confident normal; an exam
-    is left out when either breast has no score). A case without a stored score at all (``study scores`` not
+    is left out when a breast that is there, truth not "none", has no score). A case without a stored score at all (``study scores`` not
     run or stopped, a batch table without it) is listed too. A model without a malignancy rule is left out as
     a whole."""
     models = study_models(store, study_id)
@@ -137,7 +142,8 @@ def model_exclusions(store: Store, study_id: int, level: str = "breast") -> list
     stored = {(m, c, b): (v, reason) for m, c, b, v, reason in store.read(
         "SELECT model_id, case_id, breast, malignant, missing_reason FROM model_scores WHERE study_id=?",
         (study_id,))}
-    cases = [case_id for case_id, case in study_cases(store, study_id).items() if not case.training]
+    every_case = study_cases(store, study_id)
+    cases = [case_id for case_id, case in every_case.items() if not case.training]
     for model_id in scored_models:
         for case_id in sorted(cases):
             missing = {}
@@ -147,7 +153,10 @@ def model_exclusions(store: Store, study_id: int, level: str = "breast") -> list
                     missing[breast] = reason or "no score"
             if level == "breast":
                 out += [(f"{case_id}:{breast}", reason + suffix(model_id)) for breast, reason in missing.items()]
-            elif missing:
+                continue
+            if len(missing) < 2:  # a breast that is not there (truth "none") does not take the exam out
+                missing = {b: r for b, r in missing.items() if _truth(every_case[case_id], b) != "none"}
+            if missing:
                 out.append((case_id, "; ".join(f"{'left' if b == 'L' else 'right'} breast: {r}" for b, r in missing.items())
                             + suffix(model_id)))
     return out

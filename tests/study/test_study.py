@@ -389,3 +389,24 @@ def test_progress_counts_a_reading_begun_and_not_finished(store):
     session.reveal(case).result()
     session.commit(case, "aided", {"L": 0.1, "R": 0.3}).result()
     assert [(r["done"], r["started"]) for r in reader_progress(store, study)] == [(1, 0)]
+
+
+def test_a_breast_that_is_not_there_does_not_take_the_exam_out(store):
+    """Truth "none" (no breast, e.g. after a mastectomy): the exam's score is the other breast's; a breast that
+    is there without a score still takes its exam out."""
+    from app.study.records import model_exclusions  # noqa: PLC0415
+    from tests.helpers import insert_model_scores  # noqa: PLC0415
+
+    entries = [CaseEntry("c0", "/e/0", "none", "malignant"), CaseEntry("c1", "/e/1", "normal", "malignant"),
+               *cases(4, 1)[2:]]
+    study = create_study(store, "mastectomy", Design.UNAIDED, ["A", "B"], entries, seed=1)
+    scores = {(c.case_id, b): 0.3 for c in entries for b in "LR"}
+    del scores[("c0", "L")], scores[("c1", "L")]
+    insert_model_scores(store, study, scores)
+    for reader in ("A", "B"):
+        session = ReadingSession(store, study, reader)
+        for case in entries:
+            session.commit(case.case_id, "unaided", {"L": 0.1, "R": 0.6}).result()
+    assert [unit for unit, _ in model_exclusions(store, study, level="exam")] == ["c1"]
+    rows = analysis_records(store, study, level="exam")
+    assert {r["case"] for r in rows if r["modality"] == "model (vs unaided)"} == {"c0", "c02", "c03"}
