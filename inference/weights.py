@@ -130,6 +130,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if refused:
             raise CheckpointError(REFUSED.format(what=f" ({refused.group(1)})"), path) from None
         raise CheckpointError(_what_the_file_is(path), path) from None
+    except MemoryError:
+        raise  # not the file's fault
     except Exception:  # noqa: BLE001 - a damaged pickle makes the unpickler raise anything (IndexError, KeyError …)
         raise CheckpointError(_what_the_file_is(path), path) from None
     if isinstance(loaded, MappingABC):
