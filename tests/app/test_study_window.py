@@ -369,3 +369,19 @@ def test_a_late_load_failure_of_a_case_the_reader_left_is_not_shown_on_this_one(
     assert not window.notice.isVisible() and window.commit_button.isEnabled()
     assert not [w for w in window.findChildren(QMessageBox) if w.isVisible()]
     window.close()
+
+
+def test_record_while_the_commit_is_on_its_way_leaves_once_it_is_saved(qtbot, study):
+    store, study_id = study
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
+    qtbot.addWidget(window)
+    window.show()
+    wait_for_case(qtbot, window)
+    set_reader(window, 20, 30)
+    left = []
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+        window.commit(then=lambda: left.append(True))  # e.g. "Record them" answered before "saved"
+    qtbot.waitUntil(lambda: left == [True], timeout=5_000)
+    assert store.read("SELECT COUNT(*) FROM study_reads") == [(2,)]
+    window.close()

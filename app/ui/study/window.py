@@ -69,6 +69,7 @@ class StudyReadingWindow(QMainWindow):
         self._pending: tuple | None = None
         self._baseline: tuple | None = None  # the form's answers as last filled: a difference is unrecorded
         self._after_commit = None  # what to do once the commit now running is durable (leave after "Record")
+        self._committing = False  # a commit is on its way to the store
         self._unreadable = False  # this case's images could not be opened: the reader may go on past it
         self._skipped: set[int] = set()  # positions gone past unread because they could not be opened
         self.leave_box: QMessageBox | None = None
@@ -427,6 +428,10 @@ class StudyReadingWindow(QMainWindow):
         """Commit this reading (asking first when its malignant % and BI-RADS disagree, as the workstation
         does); ``then`` runs once it is durable."""
         step = self.current_step()
+        if self._committing:  # Ctrl+Enter again, or "Record them" while this reading's commit is on its way
+            if then is not None and self._after_commit is None:
+                self._after_commit = then
+            return
         if step not in ("unaided", "aided", "concurrent") or self._unreadable or not self.commit_button.isEnabled():
             return
         values = {side: self.reader_panel.value(side) for side in ("L", "R")}
@@ -445,6 +450,7 @@ class StudyReadingWindow(QMainWindow):
         future = self.session.commit(case_id, step, values, birads, marks=list(self.marks))
         self._pending = (case_id, step, values, birads)
         self._after_commit = then
+        self._committing = True
         future.add_done_callback(lambda f: self._signal.done.emit(case_id, step, f.exception()))
 
     def _ask_commit_anyway(self, reasons: list[str], then) -> None:
@@ -476,6 +482,8 @@ class StudyReadingWindow(QMainWindow):
 
     def _on_commit_done(self, case_id: str, step: str, error) -> None:
         then, self._after_commit = (self._after_commit, None) if step != "reveal" else (None, self._after_commit)
+        if step != "reveal":
+            self._committing = False
         if error is not None:
             self.status_label.setText(f"NOT saved: {self._blinded(str(error), (case_id,))}")
             self._show_blinded_error(error, (case_id,))

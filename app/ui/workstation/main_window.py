@@ -314,10 +314,13 @@ class MainWindow(QMainWindow):
         if not self.reading.leave_or_ask(self.close):  # a change after the commit not yet recorded: asked first
             event.ignore()
             return
-        # a study reading with answers not committed asks first too (and keeps this window open meanwhile)
-        if not all(window.close() for window in self.study_menu.windows if window.isVisible()):
-            event.ignore()
-            return
+        # a study reading with answers not committed asks first too (this window stays open meanwhile, and
+        # closes once they are recorded or discarded)
+        for window in [w for w in self.study_menu.windows if w.isVisible()]:
+            asks = getattr(window, "leave_or_ask", None)
+            if asks is not None and not asks(self.close):
+                event.ignore()
+                return
         self.security_notices.detach()
         self.worklist.leave()  # the reading time of the worklist exam on screen
         self.inbox.stop()
