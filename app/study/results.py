@@ -117,12 +117,13 @@ class StudyResults:
         }
 
 
-def _scores(records: list[dict], modality: str, reader: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def reader_scores(records: list[dict], modality: str, reader: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One modality's scores and truths, of one reader or (reader None) of all."""
     rows = [r for r in records if r["modality"] == modality and (reader is None or r["reader"] == reader)]
     return np.array([r["score"] for r in rows], float), np.array([r["truth"] for r in rows], int)
 
 
-def _model_units(records: list[dict], name: str) -> tuple[np.ndarray, np.ndarray]:
+def model_units(records: list[dict], name: str) -> tuple[np.ndarray, np.ndarray]:
     """A model's scores and truths, once per unit that any reader's records hold (a model's score does not
     depend on who read the case: the first reader's cases alone would leave out what only others read)."""
     units = {r["case"]: (r["score"], r["truth"]) for r in records
@@ -163,7 +164,7 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
         if is_model and any(row.modality == model_name(modality) for row in aucs):
             continue  # a model's scores are the same beside every reader and modality: one row per model
         for reader in [None] if is_model else readers:
-            scores, truth = _model_units(records, model_name(modality)) if is_model else _scores(records, modality, reader)
+            scores, truth = model_units(records, model_name(modality)) if is_model else reader_scores(records, modality, reader)
             if scores.size and 0 < truth.sum() < truth.size:
                 e = delong(scores, truth)
                 aucs.append(AucRow("(model)" if is_model else reader, model_name(modality) if is_model else modality,
@@ -192,7 +193,7 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
                 continue  # not fully crossed yet (a reader has not finished)
     points = []
     for name in model_names:
-        scores, truth = _model_units(records, name)
+        scores, truth = model_units(records, name)
         if 0 < truth.sum() < truth.size:
             for point in model_operating_points(scores, truth):
                 label = point.name if len(model_names) == 1 else f"{name}: {point.name}"

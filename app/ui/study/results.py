@@ -25,6 +25,8 @@ from app.study.results import (
     comparison_means,
     comparison_test,
     model_name,
+    model_units,
+    reader_scores,
     write_results,
 )
 from app.ui.errors import show_error
@@ -133,12 +135,13 @@ class StudyResultsWindow(QMainWindow):
             colour = (200, 30, 30) if is_model else (30, 150, 60) if is_hybrid else COLOURS.get(modality, (90, 90, 90))
             style = pg.QtCore.Qt.PenStyle.DashLine if is_hybrid and "unaided" not in modality else pg.QtCore.Qt.PenStyle.SolidLine
             averaged = []
-            for reader in readers[:1] if is_model else readers:
-                rows = [r for r in records if r["modality"] == modality and r["reader"] == reader]
-                truth = np.array([r["truth"] for r in rows])
-                if not rows or truth.min() == truth.max():
+            # a model's curve is drawn on every unit any reader's records hold, as its AUC is computed
+            samples = ([model_units(records, model_name(modality))] if is_model else
+                       [reader_scores(records, modality, reader) for reader in readers])
+            for scores, truth in samples:
+                if not len(truth) or truth.min() == truth.max():
                     continue
-                fpr, tpr, _ = roc_points([r["score"] for r in rows], truth)
+                fpr, tpr, _ = roc_points(scores, truth)
                 averaged.append(np.interp(FPR_GRID, fpr, tpr))
                 if not is_model:
                     self.plot.plot(fpr, tpr, pen=pg.mkPen(colour + (110,), width=1))
