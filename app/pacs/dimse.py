@@ -11,6 +11,7 @@ sub-operations. pynetdicom's own log is kept at warnings: at info and debug it w
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import threading
@@ -433,14 +434,51 @@ def node_addresses(node: RemoteNode) -> list[str]:
     return list(dict.fromkeys(addresses))
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:  # a name
+        return False
+
+
+def _is_this_machine(address: str) -> bool:
+    """Whether ``address`` is one of this machine's own: one a socket can be bound to (nothing is sent)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((address, 0))
+    except OSError:
+        return False
+    return True
+
+
+def _own_host_name_addresses() -> set[str]:
+    try:
+        return {str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None, proto=socket.IPPROTO_TCP)}
+    except OSError:
+        return set()
+
+
+def move_senders(node: RemoteNode) -> list[str]:
+    """The addresses the C-MOVE receiver lets in: the node's (``node_addresses``); and, when the receiver
+    listens on loopback and the node is this machine named by a network address or by this machine's own name,
+    127.0.0.1 and ::1 too: a PACS on this machine reaches a loopback receiver from those, whatever it was named by."""
+    addresses = node_addresses(node)
+    if _is_loopback(node.move_host) and not node.move_from:
+        own_name = _own_host_name_addresses()
+        if any(a in own_name or (not _is_loopback(a) and _is_this_machine(a)) for a in addresses):
+            addresses += [a for a in ("127.0.0.1", "::1") if a not in addresses]
+    return addresses
+
+
 def move_receiver(node: RemoteNode, on_instance: Callable[[Dataset], None]) -> StorageSCP:
     """The Storage SCP a C-MOVE sends to: on loopback unless the address names ours (?move=HOST:PORT),
-    addressed to our AE title, and only from the node's own address (whatever AE title it sends from), so that
-    no other peer can slip an image into the study. The caller stops it."""
+    addressed to our AE title, and only from the node's own address (whatever AE title it sends from;
+    ``move_senders``), so that no other peer can slip an image into the study. The caller stops it."""
     from app.pacs.scp import Sender, StorageSCP  # noqa: PLC0415
 
     return StorageSCP(node.calling_aet, node.move_port, host=node.move_host,
-                      allowed=[Sender(None, address) for address in node_addresses(node)],
+                      allowed=[Sender(None, address) for address in move_senders(node)],
                       on_instance=on_instance, timeout=node.timeout)
 
 
@@ -448,15 +486,24 @@ def move_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset]
                cancel: Callable[[], bool] = lambda: False) -> tuple[int, int]:
     """C-MOVE of a whole study to our own Storage SCP (``node.move_port``, AE title ``node.calling_aet``),
     which must be registered on the node (Orthanc: ``DicomModalities``). Returns (completed, failed)."""
-    receiver = move_receiver(node, on_instance)
+    received = 0
+    counting = threading.Lock()  # the receiver may take parallel associations
+
+    def receive(dataset: Dataset) -> None:
+        nonlocal received
+        on_instance(dataset)
+        with counting:
+            received += 1
+
+    receiver = move_receiver(node, receive)
 
     def refused_senders() -> None:
         """The images came from an address the node's host does not name: say who, and how to let them in."""
         if receiver.rejected_peers:
             senders = ", ".join(dict.fromkeys(receiver.rejected_peers))
-            raise PacsError(node, f"C-MOVE: our receiver lets in only {', '.join(node_addresses(node))} and "
-                                  f"rejected the sender {senders}; if that machine is part of this PACS, name it in "
-                                  "the address (…?move=PORT&from=HOST)")
+            allowed = ", ".join(sender.host for sender in receiver.allowed)
+            raise PacsError(node, f"C-MOVE: our receiver lets in only {allowed} and rejected the sender {senders}; "
+                                  "if that machine is part of this PACS, name it in the address (…?move=PORT&from=HOST)")
 
     try:
         ae = _ae(node)
@@ -476,7 +523,8 @@ def move_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset]
         with _Ended(assoc, cancel):
             completed, failed = _follow(assoc.send_c_move(query, node.calling_aet, MOVE), assoc, node, "C-MOVE",
                                         cancel, failure)
-        refused_senders()  # a move that "succeeded" with images we would not take is incomplete
+        if failed or received < completed:  # a move that "succeeded" without the images we rejected is incomplete;
+            refused_senders()  # a rejection beside a complete move (another peer knocking) is only logged
     finally:
         receiver.stop()
     return completed, failed

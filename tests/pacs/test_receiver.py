@@ -116,3 +116,73 @@ def test_an_allow_list_entry_for_any_ae_title_must_name_its_host():
     assert Sender(None, "10.0.0.1").admits("WHOEVER", "10.0.0.1")
     assert Sender(None, "10.0.0.1").admits("WHOEVER", "::ffff:10.0.0.1")  # an IPv4 peer on a dual-stack socket
     assert not Sender(None, "10.0.0.1").admits("WHOEVER", "10.0.0.2")
+
+
+@pytest.mark.parametrize(("this_machine", "expected"), [(True, "accepted"), (False, 3)])
+def test_a_pacs_on_this_machine_named_by_its_network_address_reaches_the_loopback_receiver(
+        monkeypatch, this_machine, expected):
+    """The receiver listens on loopback, so a PACS on this machine connects from 127.0.0.1 whatever address it
+    was named by (its LAN address, or a host name that resolves to 127.0.1.1); a PACS elsewhere is not thereby
+    let in from loopback."""
+    from app.pacs import dimse  # noqa: PLC0415
+
+    monkeypatch.setattr(dimse, "_is_this_machine", lambda address: this_machine and address == "198.51.100.7")
+    port = _free_port()
+    node, _ = parse_address(f"dimse://ORTHANC@198.51.100.7:4242/1.2.3?move={port}", calling_aet="MAMMOREADER")
+    receiver = dimse.move_receiver(node, lambda dataset: None)
+    try:
+        assert _echo_from(port, "127.0.0.1") == expected
+    finally:
+        receiver.stop()
+    monkeypatch.setattr(dimse, "_own_host_name_addresses", lambda: {"127.0.1.1"})
+    node, _ = parse_address(f"dimse://ORTHANC@127.0.1.1:4242/1.2.3?move={port}", calling_aet="MAMMOREADER")
+    assert "127.0.0.1" in dimse.move_senders(node)
+
+
+def test_this_machine_s_addresses_are_found_without_sending_anything():
+    from app.pacs.dimse import _is_this_machine  # noqa: PLC0415
+
+    assert _is_this_machine("127.0.0.1")
+    assert not _is_this_machine("198.51.100.7")  # TEST-NET-2: no machine's own
+
+
+@pytest.mark.parametrize(("completed", "failed", "received", "fails"), [
+    (4, 0, 4, False),  # every image came: another peer knocking meanwhile is only logged
+    (4, 0, 3, True),  # the node counts an image we never took
+    (3, 1, 3, True),
+])
+def test_a_rejected_peer_fails_a_move_only_when_images_are_missing(monkeypatch, completed, failed, received, fails):
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from pydicom.dataset import Dataset  # noqa: PLC0415
+
+    from app.pacs import dimse  # noqa: PLC0415
+    from app.pacs.nodes import PacsError  # noqa: PLC0415
+
+    port = _free_port()
+    node, _ = parse_address(f"dimse://ORTHANC@127.0.0.1:4242/1.2.3?move={port}", calling_aet="MAMMOREADER")
+    real, receivers = dimse.move_receiver, []
+
+    def capture(node, on_instance):
+        receivers.append(real(node, on_instance))
+        return receivers[-1]
+
+    monkeypatch.setattr(dimse, "move_receiver", capture)
+
+    def follow(*args, **kwargs):
+        assert _echo_from(port, "127.0.0.9", calling="SCANNER") == 3  # a peer that is not the PACS
+        for _ in range(received):
+            receivers[0].on_instance(Dataset())
+        return completed, failed
+
+    monkeypatch.setattr(dimse, "_associate", lambda *a, **k: SimpleNamespace(
+        is_established=False, send_c_move=lambda *a: iter(())))
+    monkeypatch.setattr(dimse, "_follow", follow)
+    kept = []
+    if fails:
+        with pytest.raises(PacsError, match=r"rejected the sender 'SCANNER' at 127\.0\.0\.9"):
+            dimse.move_study(node, "1.2.3", kept.append)
+    else:
+        assert dimse.move_study(node, "1.2.3", kept.append) == (completed, failed)
+    assert len(kept) == received
+
