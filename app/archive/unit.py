@@ -14,6 +14,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
+import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -131,15 +134,11 @@ def claim_label(out: Path, label: str, location: str) -> str:
     ``label-2``, ``label-3`` … when an earlier exam (another location) holds it, so that two exams with the same
     accession or folder name never overwrite each other's report. Claims are files (created exclusively, so
     parallel writers cannot take one name twice) in the bookkeeping folder."""
-    claims = out / BOOKKEEPING / "labels"
-    claims.mkdir(parents=True, exist_ok=True)
+    claims = _claims_folder(out)
     number = 1
     while True:
         name = label if number == 1 else f"{label}-{number}"
         claim = claims / name
-        if not claim.exists() and _named_by_another(out, name, location):  # a folder written before claims
-            number += 1
-            continue
         try:
             with claim.open("x", encoding="utf-8") as handle:
                 handle.write(location)
@@ -153,20 +152,37 @@ def claim_label(out: Path, label: str, location: str) -> str:
         number += 1
 
 
-def _named_by_another(out: Path, name: str, location: str) -> bool:
-    """Whether an earlier run's marker of another exam lists a report file called ``name`` (``name.pdf``,
-    ``name_sr.dcm`` …)."""
+# the files a report writes, after its name (app/report/export.py, seg.py, deidentify.py, the JSON's maps file)
+_REPORT_FILE = re.compile(r"(?P<name>.+?)(\.pdf|_pdf\.dcm|\.json|\.maps\.npz|_sr\.dcm|_four_views\.png"
+                          r"|_[LR]-(CC|MLO)(\.png|_image\.dcm|_.*seg\.dcm))")
+
+
+def _claims_folder(out: Path) -> Path:
+    """The claims folder; made once per output folder, holding a claim for each name that the markers of a
+    run written before claims were kept show in use (so those files are never written over either)."""
+    claims = out / BOOKKEEPING / "labels"
+    if claims.is_dir():
+        return claims
+    claims.parent.mkdir(parents=True, exist_ok=True)
+    made = Path(f"{claims}.{os.getpid()}.tmp")
+    shutil.rmtree(made, ignore_errors=True)
+    made.mkdir()
+    (made / ".made").touch()  # never empty: a racing writer's folder cannot replace this one
     for marker in (out / BOOKKEEPING / "done").glob("*.json"):
         try:
             record = json.loads(marker.read_text(encoding="utf-8"))
-            if record.get("location") == location:
-                continue
-            files = [Path(f).name for f in record.get("files", [])]
-        except (OSError, ValueError, AttributeError, TypeError):
+            location, files = str(record["location"]), [Path(f) for f in record.get("files", [])]
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
             continue
-        if any(f.startswith((f"{name}.", f"{name}_")) for f in files):
-            return True
-    return False
+        for file in files:
+            match = _REPORT_FILE.fullmatch(file.name)
+            if match and (out / file.name).is_file() and not (made / match["name"]).exists():
+                (made / match["name"]).write_text(location, encoding="utf-8")
+    try:
+        made.rename(claims)
+    except OSError:  # another writer made it first
+        shutil.rmtree(made, ignore_errors=True)
+    return claims
 
 
 def already_done(out: Path, item: ExamItem, record: dict) -> bool:

@@ -1,0 +1,40 @@
+"""Report files' names in a folder shared by every exam (``claim_label``): each exam a name of its own, the names
+in use by a folder written before claims were kept taken from its markers once, not for every exam."""
+
+from __future__ import annotations
+
+import json
+import types
+
+from app.archive import unit
+from app.archive.table import BOOKKEEPING
+
+
+def _legacy_marker(out, key: str, location: str, files: list[str]) -> None:
+    done = out / BOOKKEEPING / "done"
+    done.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        (out / name).write_text("written")
+    (done / f"{key}.json").write_text(json.dumps({"location": location, "files": [str(out / f) for f in files]}))
+
+
+def test_names_in_use_before_claims_are_kept_and_only_those(tmp_path):
+    out = tmp_path / "out"
+    _legacy_marker(out, "k1", "/exams/ab", ["A_B.pdf", "A_B_sr.dcm", "A_B_L-CC_gmic_saliency_seg.dcm"])
+    _legacy_marker(out, "k2", "/exams/x", ["X.json", "X.maps.npz"])
+    assert unit.claim_label(out, "A", "/exams/a") == "A"  # A_B's files are not A's
+    assert unit.claim_label(out, "A_B", "/exams/other") == "A_B-2"
+    assert unit.claim_label(out, "A_B", "/exams/ab") == "A_B"  # the exam that wrote them keeps its name
+    assert unit.claim_label(out, "X", "/exams/y") == "X-2"
+    assert unit.claim_label(out, "X", "/exams/y") == "X-2"  # again: the same claim
+    assert not list((out / BOOKKEEPING).glob("*.tmp"))
+
+
+def test_markers_are_read_once_per_folder_not_once_per_exam(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    for i in range(20):
+        _legacy_marker(out, f"k{i}", f"/exams/{i}", [f"E{i}.pdf"])
+    reads = []
+    monkeypatch.setattr(unit, "json", types.SimpleNamespace(loads=lambda text: reads.append(1) or json.loads(text)))
+    names = [unit.claim_label(out, f"N{i}", f"/exams/new{i}") for i in range(50)]
+    assert names == [f"N{i}" for i in range(50)] and len(reads) == 20
