@@ -58,7 +58,7 @@ def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseE
         raise StudyError(f"{path}: the header lacks {', '.join(lacking)}; it has {', '.join(columns) or 'nothing'}{hint}")
     cases, seen, exams = [], set(), {}
     for number, row in enumerate(rows, start=2):
-        if row.get(None):
+        if any((v or "").strip() for v in row.get(None) or ()):  # a trailing comma is no value
             raise StudyError(f"{path}: line {number} has more values than the header has columns")
         values = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
         case_id, exam = values["case_id"], values["exam"]

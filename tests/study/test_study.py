@@ -63,6 +63,14 @@ def test_a_case_list_that_contradicts_itself_or_is_malformed_is_refused_by_line(
         read_case_list(tmp_path / "cases.csv")
 
 
+def test_a_trailing_comma_is_no_extra_value(tmp_path):
+    """Spreadsheets write one after the last column; an empty field past the header is no value."""
+    (tmp_path / "cases.csv").write_text("case_id,exam,truth_left,truth_right\na,x,normal,malignant,\nb,y,normal,"
+                                        "normal, \n")
+    assert [(c.case_id, c.truth_right) for c in read_case_list(tmp_path / "cases.csv")] == [
+        ("a", "malignant"), ("b", "normal")]
+
+
 def test_order_is_reproducible_stratified_and_per_reader():
     entries = cases(40, positives=8) + [CaseEntry("t1", "/t", "normal", "normal", training=True)]
     a1, a2, b = reading_order(entries, "A", 7), reading_order(entries, "A", 7), reading_order(entries, "B", 7)
