@@ -316,6 +316,46 @@ def test_a_case_that_cannot_be_opened_says_so_and_the_reader_goes_on(qtbot, stud
     window.close()
 
 
+def test_a_last_case_that_cannot_be_opened_ends_the_reading_with_the_count(qtbot, study):
+    import shutil  # noqa: PLC0415
+
+    store, study_id = study
+    session = ReadingSession(store, study_id, "A")
+    for position in range(2):
+        case_id = session.case_at(position).case_id
+        session.commit(case_id, "unaided", {"L": 0.1, "R": 0.2}).result()
+        session.reveal(case_id).result()
+        session.commit(case_id, "aided", {"L": 0.1, "R": 0.2}).result()
+    shutil.rmtree(session.case_at(2).exam_path)
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: "could not be opened" in window.notice.text(), timeout=30_000)
+    assert window.position == 2 and "1 case(s) could not be opened" in window.notice.text()
+    assert "Next" not in window.notice.text() and not window.next_button.isEnabled()
+    window.close()
+
+
+def test_a_session_one_case_that_cannot_be_opened_keeps_session_two_closed_and_says_why(qtbot, crossover):
+    import shutil  # noqa: PLC0415
+
+    store, study_id = crossover
+    session = ReadingSession(store, study_id, "A")
+    for position in (0, 1):
+        session.commit(session.case_at(position).case_id, session.modality_at(position), {"L": 0.1, "R": 0.2}).result()
+    shutil.rmtree(session.case_at(2).exam_path)
+    window = StudyReadingWindow(open_reading(store, study_id, "A"))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.next_button.isEnabled(), timeout=30_000)
+    window.next_case()
+    qtbot.waitUntil(lambda: "Session 2 opens" in window.notice.text(), timeout=10_000)
+    text = window.notice.text()
+    assert "session 1 is not complete" in window.header.text() and "1 of its cases could not be opened and is not read" in text
+    assert "?" not in text and "14 days" in text and window.exam is None
+    window.close()
+
+
 def test_the_last_commit_of_the_study_says_it_is_finished(qtbot, tmp_path, stub_model):
     store, study_id = make_study(tmp_path, stub_model, Design.UNAIDED)
     try:

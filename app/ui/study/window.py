@@ -246,6 +246,9 @@ class StudyReadingWindow(QMainWindow):
                           "coordinator. Nothing is recorded for this case; Next (PgDown) goes on to the next one.")
         self._show_blinded_error(error)
         self._refresh()
+        if position + 1 == len(self.session.order):  # the last case: nothing to go on to, the reading is over
+            self._skipped.add(position)
+            self._show_finished()
 
     def _blinded(self, text: str, extra: tuple[str, ...] = ()) -> str:
         """``text`` without anything that names the current case outside the study (its ID, path, files)."""
@@ -270,14 +273,29 @@ class StudyReadingWindow(QMainWindow):
         self.exam = None
         self.hanging.set_exam(None)
         ends = self.state.washout_ends if self.state is not None else None
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(ends)) if ends is not None else "?"
-        self.header.setText(f"{self.info['name']}: session 1 is complete. Thank you.")
-        self.setWindowTitle(f"Mammo Reader — study {self.info['name']} — {self.session.reader} — session 1 complete")
         self.status_label.setText("")
-        self._show_notice(
-            f"Session 1 is complete.\n\nSession 2 opens on {when}, {self.session.washout_days} days after your "
-            "last session-1 reading (the washout between the two readings of each case).\n\n"
-            "You can close this window: your place is kept.")
+        days = self.session.washout_days
+        if ends is None:  # a session-1 case is not read (its images could not be opened): no washout has begun
+            skipped = sum(self.session.session_of(p) == 1 for p in self._skipped)
+            why = (f"{skipped} of its cases could not be opened and {'is' if skipped == 1 else 'are'} not read"
+                   if skipped else
+                   "some of its cases are not read")
+            self.header.setText(f"{self.info['name']}: session 1 is not complete.")
+            self.setWindowTitle(f"Mammo Reader — study {self.info['name']} — {self.session.reader} — session 1 "
+                                "not complete")
+            self._show_notice(
+                f"Session 1 is not complete: {why}; tell the study coordinator.\n\nSession 2 opens {days} days "
+                "after your last session-1 reading, once every session-1 case is read (they are offered again when "
+                "you reopen the study).\n\nYou can close this window: your place is kept.")
+        else:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(ends))
+            self.header.setText(f"{self.info['name']}: session 1 is complete. Thank you.")
+            self.setWindowTitle(f"Mammo Reader — study {self.info['name']} — {self.session.reader} — session 1 "
+                                "complete")
+            self._show_notice(
+                f"Session 1 is complete.\n\nSession 2 opens on {when}, {days} days after your last session-1 "
+                "reading (the washout between the two readings of each case).\n\n"
+                "You can close this window: your place is kept.")
         self._refresh()
 
     def _show_notice(self, text: str) -> None:
