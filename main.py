@@ -21,6 +21,20 @@ def _handler(dotted: str):
     return getattr(importlib.import_module(module), function)
 
 
+def _store_error(error: sqlite3.Error, named: str | None) -> str:
+    """A database error in words: a lock or a full disk as such; the user's own file (study --db) named, with no
+    advice about the app's folder; otherwise the local database."""
+    text = str(error).lower()
+    where = f"{named}" if named else "the local database"
+    if "locked" in text or "busy" in text:
+        return f"{where} is being written by another program (the workstation?); try again when it is done ({error})"
+    if "full" in text:
+        return f"{where}: the disk is full ({error})"
+    if named:
+        return f"{named}: this file cannot be used as a study database ({error})"
+    return f"the local database cannot be used ({error}); free disk space or check the folder (MAMMO_READER_HOME)"
+
+
 def main(argv: list[str] | None = None) -> int:
     from inference.memory import reuse_freed_memory
 
@@ -42,12 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted; nothing half-written was left behind", file=sys.stderr)
         return 130
     except sqlite3.Error as error:  # the local store: a full disk, a read-only or damaged database
-        named = getattr(args, "db", None)
-        if named:  # the user's own file (study --db): named, no advice about the app's folder
-            print(f"error: {named}: this file cannot be used as a study database ({error})", file=sys.stderr)
-        else:
-            print(f"error: the local database cannot be used ({error}); free disk space or check the folder "
-                  "(MAMMO_READER_HOME)", file=sys.stderr)
+        print(f"error: {_store_error(error, getattr(args, 'db', None))}", file=sys.stderr)
         return 1
     except OSError as error:  # a full disk, a read-only folder, a vanished network share
         where = f"{error.filename}: " if error.filename else ""

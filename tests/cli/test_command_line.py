@@ -142,3 +142,25 @@ def test_a_study_database_that_is_no_database_is_named(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert f"{garbage}: this file cannot be used as a study database" in done.stderr and "MAMMO_READER_HOME" not in done.stderr
+
+
+@pytest.mark.parametrize(("error", "named", "says"), [
+    ("database is locked", "s.sqlite", "s.sqlite is being written by another program"),
+    ("database or disk is full", "s.sqlite", "s.sqlite: the disk is full"),
+    ("file is not a database", "s.sqlite", "s.sqlite: this file cannot be used as a study database"),
+    ("database is locked", None, "the local database is being written by another program"),
+    ("disk I/O error", None, "the local database cannot be used (disk I/O error); free disk space"),
+])
+def test_a_database_error_is_said_as_what_it_is(monkeypatch, capsys, error, named, says):
+    """A lock held past the timeout is no damaged file; a full disk is said as such."""
+    import sqlite3  # noqa: PLC0415
+
+    import main  # noqa: PLC0415
+
+    def fails(args):
+        raise sqlite3.OperationalError(error)
+
+    monkeypatch.setattr(main, "_handler", lambda dotted: fails)
+    argv = ["study", *(["--db", named] if named else []), "status", "x"]
+    assert main.main(argv) == 1
+    assert says in capsys.readouterr().err
