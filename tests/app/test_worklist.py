@@ -250,3 +250,75 @@ def test_ctrl_right_right_after_typing_a_value_goes_to_the_next_exam(qtbot, stor
     with qtbot.waitSignal(window.examShown, timeout=120_000):
         QTest.keyClick(spin, Qt.Key.Key_Right, Qt.KeyboardModifier.ControlModifier)
     assert window.worklist.worklist.current == 1
+
+
+def _hold_analysis_of(monkeypatch, name: str):
+    """The prefetch's analysis of exam folder ``name`` waits until the returned event is set."""
+    import threading  # noqa: PLC0415
+
+    import app.workstation as workstation  # noqa: PLC0415
+
+    gate, real = threading.Event(), workstation.analysis_task
+
+    def held(exam, *args, **kwargs):
+        if exam.source is not None and exam.source.name == name:
+            gate.wait(60)
+        return real(exam, *args, **kwargs)
+
+    monkeypatch.setattr(workstation, "analysis_task", held)
+    return gate
+
+
+def test_another_worklist_s_row_never_shows_the_exam_prefetched_for_the_same_row(qtbot, store, tmp_path, stub_model,
+                                                                                 monkeypatch):
+    from tests.app.conftest import settle  # noqa: PLC0415
+
+    gate = _hold_analysis_of(monkeypatch, "exam1")
+    first = make_batch(tmp_path / "w1", 3)
+    second = tmp_path / "w2"
+    for number, name in enumerate(("ann", "bob", "cid")):
+        (second / name).mkdir(parents=True)
+        write_png(second / name / "0_R-CC.png", synthetic_view("R-CC", (300 + 100 * number, 250)))
+    window = make_window(qtbot, store, stub_model, prefetch_exams=1)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(first)
+    qtbot.waitUntil(lambda: 1 in control._early, timeout=120_000)  # noqa: SLF001 - w1's exam1 loaded, analysis held
+    other = Worklist.open(second, store=store, reader="reader")
+    control.set_worklist(other, start=False)
+    control.go_to(1)  # w2's row 1: bob
+    gate.set()
+    qtbot.waitUntil(lambda: window.exam is not None and window.result is not None, timeout=120_000)
+    settle()
+    assert window.exam.source == second / "bob" and "bob" in window.windowTitle()
+
+
+def test_a_prefetch_that_ends_after_the_reader_was_on_its_exam_is_not_kept(qtbot, store, tmp_path, stub_model,
+                                                                           monkeypatch):
+    """The reader went to exam 2 while it was prefetched (its pixels shown early), marked and estimated, went
+    back to exam 1: exam 2's prefetch, loaded before that visit, must not be what shows exam 2 again."""
+    from app.study.store import ReaderMark  # noqa: PLC0415
+    from inference.intake.views import View  # noqa: PLC0415
+    from tests.app.conftest import settle  # noqa: PLC0415
+
+    gate = _hold_analysis_of(monkeypatch, "exam2")
+    batch = make_batch(tmp_path / "batch", 3)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=2)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(batch)
+    qtbot.waitUntil(lambda: 1 in control.prefetched and 2 in control._early, timeout=120_000)  # noqa: SLF001
+    control.go_to(2)
+    key = window.exam_key
+    window.add_mark(View.R_CC, 400, 300, ReaderMark("R-CC", 400, 300, "mass", 4))
+    window.scores.reader.inputs["R"].spin.setValue(35)
+    window.reading.save_reads(committed=False)
+    flush(store)
+    control.go_to(1)
+    gate.set()
+    qtbot.waitUntil(lambda: not control.prefetch_worker.is_running(), timeout=120_000)
+    settle()
+    control.go_to(2)
+    qtbot.waitUntil(lambda: window.exam is not None and window.exam_key == key, timeout=120_000)
+    settle()
+    assert [m.row for m in window.marks] == [400] and window.scores.reader.value("R") == 0.35

@@ -131,7 +131,9 @@ class WorklistController(QObject):
         self.worklist: Worklist | None = None
         self.prefetched: dict[int, Prefetched] = {}
         self.prefetch_worker: Worker | None = None
-        self._prefetching: int | None = None
+        self._prefetching: tuple[Worklist, int] | None = None  # the worklist and index a prefetch runs for
+        self._prefetch_serial = 0  # numbers each prefetch
+        self._visited_prefetches: set[int] = set()  # prefetches whose exam the reader came to while they ran
         self._awaiting: tuple[int, int] | None = None  # (index, window generation) shown when its prefetch ends
         self._opening: Worker | None = None
         self.opening_own_exam = False  # a worklist exam being opened (any other open steps out of the list)
@@ -264,13 +266,17 @@ class WorklistController(QObject):
         committed = self.window.committed and self.window.exam is not None
         item = worklist.move_to(index, committed=committed)
         self.panel.show_worklist(worklist)
+        if self._awaiting is not None:  # leaving the exam whose prefetch still runs: what it loaded is stale now
+            self._awaiting = None
+            if self.prefetch_worker is not None and self.prefetch_worker.is_running():
+                self.prefetch_worker.cancel()
         ready = self.prefetched.pop(index, None)
         if ready is not None:
-            self._awaiting = None
             self.window.exams.open_prefetched(ready.loaded, ready.outcome)
             self.arrived.emit(index, ready.outcome is not None)
             return
-        if self._prefetching == index and self.prefetch_worker is not None and self.prefetch_worker.is_running():
+        if self._runs_for(worklist, index):
+            self._visited_prefetches.add(self._prefetch_serial)  # what it loads is this visit's, not to keep
             self.window.clear_exam()  # its prefetch goes on as this exam's own load and analysis
             early = self._early.pop(index, None)
             if early is not None:  # loaded already: the pixels now, the result when its analysis ends
@@ -297,8 +303,15 @@ class WorklistController(QObject):
 
     # -------------------------------------------------------------------------------------------- prefetch
 
+    def _runs_for(self, worklist: Worklist, index: int) -> bool:
+        """Whether the running prefetch is of ``worklist``'s exam ``index``."""
+        running = self.prefetch_worker is not None and self.prefetch_worker.is_running()
+        return running and self._prefetching is not None and self._prefetching[0] is worklist \
+            and self._prefetching[1] == index
+
     def _drop_prefetch(self) -> None:
         self.prefetched.clear()
+        self._early.clear()  # keyed by index: another worklist's rows have the same numbers
         self._awaiting = None
         if self.prefetch_worker is not None and self.prefetch_worker.is_running():
             self.prefetch_worker.cancel()
@@ -335,14 +348,16 @@ class WorklistController(QObject):
         worker = Worker(_prefetch_task, exam_source(item.location, window.settings.ae_title), window.store,
                         window._reader(), model_path, cached, window.settings.device, window.settings.mode,
                         loaded_to=lambda loaded, i=index, w=worklist: self._loadedEarly.emit((w, i, loaded)))
-        worker.result.connect(lambda value, i=index, w=worklist: self._on_prefetched(value, i, w))
+        self._prefetch_serial += 1
+        serial = self._prefetch_serial
+        worker.result.connect(lambda value, i=index, w=worklist: self._on_prefetched(value, i, w, serial))
         worker.error.connect(lambda error, i=index: logger.info("prefetch of worklist exam %d failed: %s", i + 1,
                                                                 type(error).__name__))
-        worker.finished.connect(lambda i=index: self._on_prefetch_finished(i))
-        self._prefetching = index
+        worker.finished.connect(lambda i=index, w=worklist: self._on_prefetch_finished(i, w))
+        self._prefetching = (worklist, index)
         self.prefetch_worker = window._track(worker).start(background=True)
 
-    def _on_prefetched(self, value: Prefetched, index: int, worklist: Worklist) -> None:
+    def _on_prefetched(self, value: Prefetched, index: int, worklist: Worklist, serial: int = 0) -> None:
         if worklist is not self.worklist or self.window._closed:
             return  # another worklist since: dropped
         window = self.window
@@ -360,6 +375,10 @@ class WorklistController(QObject):
             elif value.outcome is not None:
                 window.exams.apply_prefetched_result(value.outcome, generation)
             return
+        if serial in self._visited_prefetches:
+            self._visited_prefetches.discard(serial)
+            logger.info("the prefetch of worklist exam %d ended after the reader had been there: dropped", index + 1)
+            return  # its reads and marks were loaded before the reader's visit changed them
         self.prefetched[index] = value
         mb = self.held_bytes() / 2**20
         window.statusBar().showMessage(f"prefetched {len(self.prefetched)} exam(s) ahead ({mb:.0f} MB held)", 3000)
@@ -378,10 +397,14 @@ class WorklistController(QObject):
             return
         self._early[index] = loaded
 
-    def _on_prefetch_finished(self, index: int) -> None:
-        self._early.pop(index, None)
-        if self._prefetching == index:
+    def _on_prefetch_finished(self, index: int, worklist: Worklist) -> None:
+        if self._prefetching is not None and self._prefetching[0] is worklist and self._prefetching[1] == index:
             self._prefetching = None
+        if worklist is not self.worklist:  # another worklist's: nothing of it is used; the next may start
+            if not self.window._closed:
+                self.schedule_prefetch()
+            return
+        self._early.pop(index, None)
         if self._awaiting is not None and self._awaiting[0] == index and self.worklist is not None:
             # its prefetch failed or was cancelled: load it the ordinary way
             awaited, generation = self._awaiting
