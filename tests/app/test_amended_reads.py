@@ -274,3 +274,21 @@ def test_commit_with_no_exam_open_says_so(qtbot, store):
     window.scores.reader.inputs["R"].spin.setValue(40)
     assert not window.commit_estimate()
     assert "No exam is open" in window.scores.reader.saved_label.text()
+
+
+def test_a_read_the_store_refuses_shows_the_committed_read_it_holds(qtbot, store, tmp_path, stub_model):
+    """Another window of the same reader committed this exam first: this window's commit is refused by the
+    store, and the window then shows the stored read (it went on as committed with the refused one, and its
+    hybrid and reports used it)."""
+    from app.study.store import BreastRead  # noqa: PLC0415
+
+    folder = one_view_exams(tmp_path, "a")["a"]
+    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    store.save_reads(window.exam_key, window._reader(), [  # noqa: SLF001
+        BreastRead("R", 0.8, birads="4C", committed=True, recommendation="biopsy")]).result()  # the other window's commit
+    set_read(window, 20, "2", "routine screening")
+    window.commit_estimate()
+    qtbot.waitUntil(lambda: "stored already" in window.scores.reader.saved_label.text(), timeout=10_000)
+    assert window.committed and window.scores.reader.value("R") == 0.8
+    assert window.scores.reader.hybrid_value("R") == 0.8 and not window.model_hidden()
+    assert store.load_reads(window.exam_key, window._reader())["R"].malignant == 0.8  # noqa: SLF001

@@ -64,6 +64,7 @@ class _SavedSignal(QObject):
     """Carries "saved" (and the exam key it is about) from the store's writer thread to the GUI thread (queued)."""
 
     saved = Signal(str, str)
+    refused = Signal(str)  # the key of an exam whose read the store refused: a committed one is stored already
 
 
 class _Arrivals(QObject):
@@ -126,6 +127,7 @@ class MainWindow(QMainWindow):
         self._thread_done = False
         self._saved_signal = _SavedSignal()
         self._saved_signal.saved.connect(self.reading.on_stored)
+        self._saved_signal.refused.connect(self.reading.reload_reads)
         self._save_timer = QTimer(self, singleShot=True, interval=400)
         self._save_timer.timeout.connect(lambda: self.reading.save_reads(committed=self.committed))
         self._class_boxes: dict[str, QCheckBox] = {}

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from app.model_table import BREAST_NAMES
 from app.reading import AMENDED_AFTER_AI, read_disagreements
-from app.study.store import ReaderMark
+from app.study.store import CommittedReadError, ReaderMark
 from inference.intake.views import View
 
 
@@ -135,8 +135,40 @@ class ReadingControl:
             return
         key = window.exam_key
         future = window.store.save_reads(key, window._reader(), window.scores.reader.reads(committed))
-        future.add_done_callback(lambda f: window._saved_signal.saved.emit(
-            "saved" if f.exception() is None else f"NOT saved: {f.exception()}", key))
+
+        def answered(f) -> None:
+            window._saved_signal.saved.emit("saved" if f.exception() is None else f"NOT saved: {f.exception()}", key)
+            if isinstance(f.exception(), CommittedReadError):  # this window's state was stale: show the store's
+                window._saved_signal.refused.emit(key)
+
+        future.add_done_callback(answered)
+
+    def reload_reads(self, key: str) -> None:
+        """The store refused a read of exam ``key`` because a committed one is stored already (committed in
+        another window, or before this window last loaded it): show what the store holds, read off the GUI
+        thread, so that the hybrid and the reports never rest on a read that was not kept."""
+        from app.ui.worker import Worker  # noqa: PLC0415
+
+        window = self.window
+        if window.store is None or key != window.exam_key:
+            return
+        generation = window._generation
+        worker = Worker(_stored_reads, window.store, key, window._reader())
+        worker.result.connect(lambda reads, g=generation: self._show_stored_reads(reads, key, g))
+        worker.error.connect(window._on_error)
+        window._track(worker).start()
+
+    def _show_stored_reads(self, reads: dict, key: str, generation: int) -> None:
+        window = self.window
+        if key != window.exam_key or not window._current(generation):
+            return
+        window._save_timer.stop()
+        window.committed = any(r.committed for r in reads.values())
+        window.scores.reader.set_reads(reads)
+        window.scores.refresh_compare()
+        self.apply_blind_state()
+        self.on_saved("NOT saved: a committed read of this exam is stored already (from another window?); it is "
+                      "shown now, and a change to it is recorded as an amendment after AI.")
 
     def leave_or_ask(self, proceed: Callable[[], None]) -> bool:
         """True when the exam on screen may be left now. With a change made after the commit and not yet
@@ -226,3 +258,7 @@ class ReadingControl:
             widget.set_marks(window.marks)
         if window.store is not None and window.exam is not None and not window.store.closed:
             window.store.save_marks(window.exam_key, window._reader(), list(window.marks))
+
+
+def _stored_reads(store, key: str, reader: str, *, progress, cancel) -> dict:  # noqa: ARG001
+    return store.load_reads(key, reader)
