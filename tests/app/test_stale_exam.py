@@ -173,3 +173,39 @@ def test_exam_b_shown_while_the_maps_of_a_are_being_drawn_gets_none_of_them(qtbo
         assert widget.result is None and not widget._heat_items and not widget._boxes, view
     assert not window.gallery.lists and not window._overlays_pending
 
+
+
+def test_a_late_cancel_of_an_earlier_retrieve_leaves_the_next_exam_alone(qtbot, store, tmp_path, monkeypatch):
+    """Opening exam B cancels the PACS retrieve of A; A's "cancelled" (seen at its next instance, after B is
+    shown) blanked B's images and said "Retrieve cancelled" on B's panel."""
+    import app.pacs.retrieve as retrieve  # noqa: PLC0415
+    from app.pacs.nodes import parse_study  # noqa: PLC0415
+    from app.ui.worker import running_workers  # noqa: PLC0415
+    from inference.errors import Cancelled  # noqa: PLC0415
+
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_retrieve(address, *, progress=None, cancel=lambda: False, **kwargs):
+        entered.set()
+        release.wait(60)
+        if progress is not None:
+            progress("retrieving A", 1, 4)
+        raise Cancelled("retrieve cancelled")
+
+    monkeypatch.setattr(retrieve, "retrieve_study", slow_retrieve)
+    exam_b = tmp_path / "B"
+    exam_b.mkdir()
+    write_png(exam_b / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = MainWindow(AppSettings(auto_run=False, blind_first=False), store, model_path="")
+    qtbot.addWidget(window)
+    window.show()
+    window.open_exam(parse_study("dimse://PACS@127.0.0.1:11112/1.2.3.4"))
+    qtbot.waitUntil(entered.is_set, timeout=10_000)
+    with qtbot.waitSignal(window.examShown, timeout=30_000):
+        window.open_exam(exam_b)
+    release.set()
+    qtbot.waitUntil(lambda: running_workers() == 0, timeout=10_000)
+    settle()
+    assert window.exam.source == exam_b and window.hanging.views[View.R_CC].image is not None
+    assert "Retrieve cancelled" not in window.scores.model_status.text()
+    assert "retrieving A" not in window.stage_label.text()

@@ -86,9 +86,11 @@ class ExamControl:
         window.load_worker.error.connect(lambda error, g=generation: self._on_load_error(error) if window._current(g) else None)
         if isinstance(source, StudyAddress):  # a retrieve: its progress, and Esc / Cancel stop it
             window.analyses.show_busy()
-            window.load_worker.progress.connect(lambda stage, done, total: window.stage_label.setText(stage))
-            window.load_worker.cancelled.connect(self._on_load_cancelled)
-        window.load_worker.finished.connect(self._on_load_finished)
+            window.load_worker.progress.connect(
+                lambda stage, done, total, g=generation: window.stage_label.setText(stage) if window._current(g) else None)
+            window.load_worker.cancelled.connect(  # late, after another exam was asked for: not about that one
+                lambda g=generation: self._on_load_cancelled() if window._current(g) else None)
+        window.load_worker.finished.connect(lambda g=generation: self._on_load_finished(g))
         window._track(window.load_worker).start()
 
     def open_prefetched(self, loaded: LoadedExam, outcome: AnalysisOutcome | None) -> None:
@@ -134,10 +136,13 @@ class ExamControl:
             window.hanging.fit_same_scale()
         window.viewArrived.emit(image.view.value)
 
-    def _on_load_finished(self) -> None:
+    def _on_load_finished(self, generation: int) -> None:
         window = self.window
         if window._closed:
             return
+        newer = window.load_worker
+        if not window._current(generation) and newer is not None and newer.is_running():
+            return  # an earlier load ended late: the one running now shows (and ends) its own progress
         window.stage_label.setText("")
         if window.analysis_worker is None or not window.analysis_worker.is_running():
             window.progress.hide()
