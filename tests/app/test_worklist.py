@@ -322,3 +322,28 @@ def test_a_prefetch_that_ends_after_the_reader_was_on_its_exam_is_not_kept(qtbot
     qtbot.waitUntil(lambda: window.exam is not None and window.exam_key == key, timeout=120_000)
     settle()
     assert [m.row for m in window.marks] == [400] and window.scores.reader.value("R") == 0.35
+
+
+def test_exams_prefetched_with_other_models_are_analysed_with_the_models_now_chosen(qtbot, store, tmp_path):
+    """Preferences switch the models while exam 1 is held analysed by the old ones: exam 1 shows the new
+    models' result, and the old models are never kept as the new ones' (every later exam was analysed by them)."""
+    import dataclasses  # noqa: PLC0415
+
+    from app.demo import demo_model_path, demo_window_model_path  # noqa: PLC0415
+
+    old, new = str(demo_model_path()), str(demo_window_model_path())
+    batch = make_batch(tmp_path / "batch", 3)
+    window = MainWindow(AppSettings(blind_first=False, show_overlays=True, auto_run=True, prefetch_exams=1,
+                                    model_path=old, device="cpu", mode="exact"), store)
+    qtbot.addWidget(window)
+    window.show()
+    control = window.worklist
+    with qtbot.waitSignal(control.prefetchDone, timeout=300_000):
+        control.open_source(batch)
+    assert {e.family for e in window.result.entries} == {"gmic"} and 1 in control.prefetched
+    window.apply_settings(dataclasses.replace(window.settings, model_path=new))
+    with qtbot.waitSignal(window.analysisFinished, timeout=300_000):
+        control.next()
+    assert {e.family for e in window.result.entries} == {"sliding-window"}
+    labels = {e.label for e in window.result.entries}
+    assert window._groups is None or {g.label for g in window._groups} == labels  # noqa: SLF001

@@ -48,10 +48,14 @@ class SettingsControl:
         """Take new preferences; an empty model field means the built-in demo model, never "none"."""
         window = self.window
         models_changed = settings.model_path != window.settings.model_path
+        analysis_changed = models_changed or (settings.device, settings.mode) != (window.settings.device,
+                                                                                  window.settings.mode)
         window.settings = settings
         if models_changed:
             window.model_path = window._configured_models()
             window._groups, window._groups_key = None, None
+        if analysis_changed:
+            window.worklist.forget_analyses()
         window.overlays_box.setChecked(settings.show_overlays or window.overlays_box.isChecked())
         window.hanging.set_exam_window(window.hanging.exam_window, linked=settings.link_window)
         # a session's command-line value (--ae-title …) is not saved, unless changed in Preferences

@@ -37,6 +37,7 @@ class Prefetched:
     loaded: LoadedExam
     outcome: AnalysisOutcome | None
     nbytes: int
+    analysed_with: tuple[str, str, str] = ("", "", "")  # (models, device, mode) of ``outcome``
 
 
 def exam_source(location: str, ae_title: str):
@@ -68,7 +69,7 @@ def _prefetch_task(source, store, reader: str, model_path: str, groups, device: 
         if model_path and not cancel():
             outcome = analysis_task(loaded.exam, model_path, groups, device, mode, store, False, progress=progress,
                                     cancel=cancel)
-    return Prefetched(loaded, outcome, _held_bytes(loaded, outcome))
+    return Prefetched(loaded, outcome, _held_bytes(loaded, outcome), (model_path, device, mode))
 
 
 def _open_task(source: str, store, reader: str, dates: str, ae_title: str, *, progress,
@@ -272,8 +273,9 @@ class WorklistController(QObject):
                 self.prefetch_worker.cancel()
         ready = self.prefetched.pop(index, None)
         if ready is not None:
-            self.window.exams.open_prefetched(ready.loaded, ready.outcome)
-            self.arrived.emit(index, ready.outcome is not None)
+            outcome = self._usable_outcome(ready)
+            self.window.exams.open_prefetched(ready.loaded, outcome)
+            self.arrived.emit(index, outcome is not None)
             return
         if self._runs_for(worklist, index):
             self._visited_prefetches.add(self._prefetch_serial)  # what it loads is this visit's, not to keep
@@ -302,6 +304,21 @@ class WorklistController(QObject):
             self.schedule_prefetch()  # no analysis of its own will run: the next ones may load now
 
     # -------------------------------------------------------------------------------------------- prefetch
+
+    def _usable_outcome(self, value: Prefetched) -> AnalysisOutcome | None:
+        """The prefetch's analysis when it was made with the models, device and mode the window uses now (the
+        preferences may have changed since it started)."""
+        settings = self.window.settings
+        if value.outcome is None or value.analysed_with != (self.window.model_path, settings.device, settings.mode):
+            return None
+        return value.outcome
+
+    def forget_analyses(self) -> None:
+        """The models, device or mode changed: the exams held ahead were analysed otherwise; they are loaded and
+        analysed again (a running prefetch's result is checked when it ends)."""
+        self.prefetched.clear()
+        if not self.window._closed:
+            self.schedule_prefetch()
 
     def _runs_for(self, worklist: Worklist, index: int) -> bool:
         """Whether the running prefetch is of ``worklist``'s exam ``index``."""
@@ -361,7 +378,7 @@ class WorklistController(QObject):
         if worklist is not self.worklist or self.window._closed:
             return  # another worklist since: dropped
         window = self.window
-        if value.outcome is not None and window._groups is None and window.model_path:
+        if self._usable_outcome(value) is not None and window._groups is None and window.model_path:
             window._groups, window._groups_key = value.outcome.groups, (window.model_path,)
         self._early.pop(index, None)
         if self._awaiting is not None and self._awaiting[0] == index:
@@ -369,11 +386,14 @@ class WorklistController(QObject):
             self._awaiting = None
             if not window._current(generation):
                 return  # the reader moved on again
+            outcome = self._usable_outcome(value)
             if window.exam is None:  # the reader arrived before its pixels
-                window.exams.open_prefetched(value.loaded, value.outcome)
+                window.exams.open_prefetched(value.loaded, outcome)
                 self.arrived.emit(index, False)
-            elif value.outcome is not None:
-                window.exams.apply_prefetched_result(value.outcome, generation)
+            elif outcome is not None:
+                window.exams.apply_prefetched_result(outcome, generation)
+            else:
+                window.analyses.start_analysis()  # analysed with other models (or none): this exam's own now
             return
         if serial in self._visited_prefetches:
             self._visited_prefetches.discard(serial)
