@@ -190,6 +190,26 @@ def test_a_possible_laterality_error_is_loud_and_can_be_moved(qtbot, store, tmp_
     assert not window.hanging.views[View.L_CC].banner.isVisible()
 
 
+def test_a_mark_goes_with_its_image_when_the_image_is_moved_to_the_other_side(qtbot, store, tmp_path):
+    """Marks lie on an image's own pixels: moved (the banner's button), the image takes them to its new slot
+    (they stayed on the old one, drawn on the other breast's image and stored as that breast's)."""
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("L-CC", (700, 300)))  # a left breast filed as R-CC
+    write_png(tmp_path / "0_L-CC.png", synthetic_view("R-CC", (400, 500)))  # and the right one as L-CC
+    for view in ("R-MLO", "L-MLO"):
+        write_png(tmp_path / f"0_{view}.png", synthetic_view(view, (700, 400)))
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, tmp_path)
+    marked = window.exam.views[View.R_CC].pixels
+    window.add_mark(View.R_CC, 700, 300, ReaderMark("R-CC", 700, 300, "mass", 5))
+    window.hanging.views[View.R_CC].banner.move_button.click()
+    settle()
+    assert window.exam.views[View.L_CC].pixels is marked
+    assert [m.view for m in window.marks] == ["L-CC"]
+    assert {v: len(w._marks) for v, w in window.hanging.views.items() if w._marks} == {View.L_CC: 1}  # noqa: SLF001
+    store.submit(lambda db: None).result()
+    assert [m.view for m in store.load_marks(window.exam_key, window._reader())] == ["L-CC"]  # noqa: SLF001
+
+
 # ------------------------------------------------------------------------------------------- blinding
 
 def test_shipped_defaults_are_blind_first_with_maps_on_demand():

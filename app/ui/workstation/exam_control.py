@@ -212,10 +212,16 @@ class ExamControl:
         if not window.notes.count():
             window.notes.addItem("No intake notes.")
 
-    def _replace_exam(self, exam: Exam) -> None:
-        """The reader confirmed or moved an image: show the exam as it is now and analyse it again."""
+    def _replace_exam(self, exam: Exam, moved: dict[View, View] | None = None) -> None:
+        """The reader confirmed or moved an image (``moved``: slot before -> slot now): show the exam as it is
+        now and analyse it again. Marks are on an image's own pixels, so they go with it to its new slot."""
         window = self.window
         reader = window.scores.reader
+        if moved and any(View(m.view) in moved for m in window.marks):
+            window.marks = [dataclasses.replace(m, view=moved[View(m.view)].value) if View(m.view) in moved else m
+                            for m in window.marks]
+            if window.store is not None and window.exam_key and not window.store.closed:
+                window.store.save_marks(window.exam_key, window._reader(), list(window.marks))
         form = {r.breast: r for r in reader.reads(True)}
         pending = bool(window.committed and reader.changed_since_commit())  # changed after the commit, unrecorded
         self.show_exam(LoadedExam(exam, window.exam_key, reader.stored_reads(window.committed), window.marks,
@@ -233,4 +239,5 @@ class ExamControl:
         window = self.window
         if window.exam is not None:
             target = View.of("L" if view.laterality == Laterality.RIGHT else "R", view.projection)
-            self._replace_exam(window.exam.move_view(view, target))
+            moved = {view: target, **({target: view} if target in window.exam.views else {})}
+            self._replace_exam(window.exam.move_view(view, target), moved)
