@@ -422,3 +422,32 @@ def test_the_readers_form_is_never_cut_off(qtbot, size):
         right = density.mapTo(scroll.viewport(), density.rect().topRight()).x()
         assert right < scroll.viewport().width(), (side, right, scroll.viewport().width())
     assert reader.commit_button.width() >= reader.commit_button.sizeHint().width()
+
+
+def test_two_exams_of_one_folder_name_exported_to_one_folder_keep_both_reports(qtbot, store, tmp_path):
+    """Exams are named after the accession, else their folder: .../patientA/2024 and .../patientB/2024 exported to
+    the one folder the dialog proposes wrote the same files, the second over the first patient's report."""
+    import json  # noqa: PLC0415
+
+    from app.settings import AppSettings  # noqa: PLC0415
+    from app.ui.workstation.main_window import MainWindow  # noqa: PLC0415
+    from tests.app.conftest import open_and_wait  # noqa: PLC0415
+    from tests.helpers import synthetic_view, write_png  # noqa: PLC0415
+
+    first, second = tmp_path / "patientA" / "2024", tmp_path / "patientB" / "2024"
+    for folder, lesion in ((first, (700, 500)), (second, (300, 300))):
+        folder.mkdir(parents=True)
+        write_png(folder / "0_R-CC.png", synthetic_view("R-CC", lesion))
+    out = tmp_path / "reports"
+    window = MainWindow(AppSettings(auto_run=False, blind_first=False), store, model_path="")
+    qtbot.addWidget(window)
+    window.show()
+    for folder, estimate in ((first, 80), (second, 5), (first, 80)):  # the first exam again: its own name again
+        open_and_wait(qtbot, window, folder)
+        window.scores.reader.inputs["R"].spin.setValue(estimate)
+        window.commit_estimate()
+        with qtbot.waitSignal(window.exportFinished, timeout=60_000):
+            window.export(str(out), ["json"], deidentify=False)
+    assert sorted(p.name for p in out.glob("*.json")) == ["2024-2.json", "2024.json"]
+    assert json.loads((out / "2024.json").read_text())["reads"]["R"]["reader_malignant"] == 0.8
+    assert json.loads((out / "2024-2.json").read_text())["reads"]["R"]["reader_malignant"] == 0.05

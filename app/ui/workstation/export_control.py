@@ -51,7 +51,7 @@ class ExportControl:
 
         target = (window.settings.pacs_node, window.settings.ae_title) if send and window.settings.pacs_node else None
         worker = window._track(Worker(export_task, self.report_input(deidentify, comments), folder, formats, page_size,
-                                    target))
+                                    target, window.exam_key))
         worker.result.connect(lambda outcome: self._on_exported(outcome, folder))
         worker.error.connect(window._on_error)
         window.export_worker = worker.start()

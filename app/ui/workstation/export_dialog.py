@@ -3,6 +3,7 @@ background."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.report.content import ReportInput
+from app.report.content import ReportInput, exam_label
 from app.report.export import export_report
 from app.ui.forms import add_ok_cancel, folder_row
 from inference.errors import MammoError
@@ -55,12 +56,17 @@ def send_task(files: list[Path], address: str, ae_title: str, *, progress, cance
 
 
 def export_task(report: ReportInput, folder: str, formats: list[str], page_size: str, send: tuple[str, str] | None = None,
-                *, progress, cancel) -> ExportOutcome:
+                exam_key: str = "", *, progress, cancel) -> ExportOutcome:
     """The export; then, with ``send`` = (node address, our AE title), its SR, SEG and Encapsulated PDF to
-    the PACS. A failed send is part of the outcome (the files stay, to be sent again), not an error."""
+    the PACS. A failed send is part of the outcome (the files stay, to be sent again), not an error.
+    ``exam_key``: the files' name is claimed for this exam in ``folder`` (another exam of the same accession or
+    folder name gets ``<name>-2`` …, as ``report`` does); a de-identified report's name is its own already."""
     from app.pacs.nodes import PacsError  # noqa: PLC0415
 
     progress("exporting the report", 0, 1)
+    if exam_key and not report.deidentify and not report.file_name:
+        from app.archive.unit import claim_label  # noqa: PLC0415
+        report = dataclasses.replace(report, file_name=claim_label(Path(folder), exam_label(report), exam_key))
     paths = export_report(report, folder, formats, page_size)
     outcome = ExportOutcome(paths)
     if send is None or not outcome.dicom_files:
