@@ -347,3 +347,25 @@ def test_exams_prefetched_with_other_models_are_analysed_with_the_models_now_cho
     assert {e.family for e in window.result.entries} == {"sliding-window"}
     labels = {e.label for e in window.result.entries}
     assert window._groups is None or {g.label for g in window._groups} == labels  # noqa: SLF001
+
+
+def test_an_exam_that_cannot_be_loaded_ahead_is_not_tried_again_and_again(qtbot, store, tmp_path, stub_model,
+                                                                          monkeypatch):
+    """Its prefetch failed and was started again at once, without end (thousands a second, a core busy); the
+    next exam is prefetched past it, and the reader who goes to it gets the load's own message."""
+    from app.ui.workstation import worklist_panel  # noqa: PLC0415
+
+    batch = make_batch(tmp_path / "batch", 3)
+    (batch / "exam1" / "0_R-CC.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)  # damaged mid-batch
+    starts, real = [], worklist_panel._prefetch_task  # noqa: SLF001
+    monkeypatch.setattr(worklist_panel, "_prefetch_task",
+                        lambda source, *a, **k: starts.append(source.name) or real(source, *a, **k))
+    window = make_window(qtbot, store, stub_model, prefetch_exams=2)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(batch)
+    qtbot.waitUntil(lambda: 2 in control.prefetched, timeout=120_000)
+    qtbot.wait(500)
+    assert starts.count("exam1") == 1 and starts.count("exam2") == 1
+    with qtbot.waitSignal(window.loadFailed, timeout=60_000):
+        control.go_to(1)

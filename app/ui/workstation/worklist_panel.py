@@ -135,6 +135,7 @@ class WorklistController(QObject):
         self._prefetching: tuple[Worklist, int] | None = None  # the worklist and index a prefetch runs for
         self._prefetch_serial = 0  # numbers each prefetch
         self._visited_prefetches: set[int] = set()  # prefetches whose exam the reader came to while they ran
+        self._unloadable: set[int] = set()  # this worklist's exams whose prefetch failed: not tried again ahead
         self._awaiting: tuple[int, int] | None = None  # (index, window generation) shown when its prefetch ends
         self._opening: Worker | None = None
         self.opening_own_exam = False  # a worklist exam being opened (any other open steps out of the list)
@@ -328,6 +329,7 @@ class WorklistController(QObject):
 
     def _drop_prefetch(self) -> None:
         self.prefetched.clear()
+        self._unloadable.clear()
         self._early.clear()  # keyed by index: another worklist's rows have the same numbers
         self._awaiting = None
         if self.prefetch_worker is not None and self.prefetch_worker.is_running():
@@ -355,7 +357,7 @@ class WorklistController(QObject):
         for busy in (window.load_worker, window.analysis_worker):
             if busy is not None and busy.is_running():
                 return
-        todo = [i for i in wanted if i not in self.prefetched]
+        todo = [i for i in wanted if i not in self.prefetched and i not in self._unloadable]
         if not todo:
             return
         index = todo[0]
@@ -368,8 +370,7 @@ class WorklistController(QObject):
         self._prefetch_serial += 1
         serial = self._prefetch_serial
         worker.result.connect(lambda value, i=index, w=worklist: self._on_prefetched(value, i, w, serial))
-        worker.error.connect(lambda error, i=index: logger.info("prefetch of worklist exam %d failed: %s", i + 1,
-                                                                type(error).__name__))
+        worker.error.connect(lambda error, i=index, w=worklist: self._on_prefetch_failed(error, i, w))
         worker.finished.connect(lambda i=index, w=worklist: self._on_prefetch_finished(i, w))
         self._prefetching = (worklist, index)
         self.prefetch_worker = window._track(worker).start(background=True)
@@ -403,6 +404,13 @@ class WorklistController(QObject):
         mb = self.held_bytes() / 2**20
         window.statusBar().showMessage(f"prefetched {len(self.prefetched)} exam(s) ahead ({mb:.0f} MB held)", 3000)
         self.prefetchDone.emit(index)
+
+    def _on_prefetch_failed(self, error: BaseException, index: int, worklist: Worklist) -> None:
+        """Not tried again ahead of the reader (it was started again at once, without end); the reader who
+        goes to it gets the load's own message."""
+        logger.info("prefetch of worklist exam %d failed: %s", index + 1, type(error).__name__)
+        if worklist is self.worklist:
+            self._unloadable.add(index)
 
     def _on_loaded_early(self, payload) -> None:
         worklist, index, loaded = payload
