@@ -369,3 +369,56 @@ def test_an_exam_that_cannot_be_loaded_ahead_is_not_tried_again_and_again(qtbot,
     assert starts.count("exam1") == 1 and starts.count("exam2") == 1
     with qtbot.waitSignal(window.loadFailed, timeout=60_000):
         control.go_to(1)
+
+
+def test_another_reader_never_sees_the_previous_reader_s_reads(qtbot, store, tmp_path, stub_model):
+    """Preferences name another reader mid-batch: the exams held ahead were loaded with the first reader's reads
+    (the second arrived on a committed 70 %, the model shown, and could record nothing), and the list's states
+    went on being the first reader's."""
+    import dataclasses  # noqa: PLC0415
+
+    batch = make_batch(tmp_path / "batch", 4)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=1, blind_first=True, reader_name="dr A")
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(batch)
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        action(window, "nextExam").trigger()
+    window.scores.reader.inputs["R"].spin.setValue(70)
+    assert window.commit_estimate()
+    action(window, "flagExam").trigger()  # for the consensus meeting: still offered ahead
+    with qtbot.waitSignal(control.prefetchDone, timeout=120_000):
+        action(window, "previousExam").trigger()
+    window.apply_settings(dataclasses.replace(window.settings, reader_name="dr B"))
+    qtbot.waitUntil(lambda: control.worklist.reader == "dr B" and window.exam is not None, timeout=60_000)
+    assert window.exam.source.name == "exam0"
+    action(window, "nextExam").trigger()
+    qtbot.waitUntil(lambda: window.exam is not None and window.exam.source.name == "exam1", timeout=60_000)
+    assert window.scores.reader.inputs["R"].spin.value() == -1 and not window.committed and window.model_hidden()
+    window.scores.reader.inputs["R"].spin.setValue(40)
+    assert window.commit_estimate()
+    flush(store)
+    assert store.load_reads(window.exam_key, "dr B")["R"].malignant == 0.4
+    assert store.load_reads(window.exam_key, "dr A")["R"].malignant == 0.7
+    states = dict(store.read("SELECT location, state FROM worklist_states WHERE reader='dr A'"))
+    assert states[str(batch / "exam1")] == "flagged"
+
+
+def test_opening_a_worklist_leaves_the_exam_on_screen_as_read_when_committed(qtbot, store, tmp_path, stub_model):
+    """The exam on screen stayed 'in progress' with its reading time lost, and the same batch opened again
+    started on it."""
+    batch = make_batch(tmp_path / "batch", 3)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(batch)
+    control.worklist.clock, control.worklist._started = (lambda: 10**9 + 75.0), 10**9  # noqa: SLF001 - 75 s on it
+    window.scores.reader.inputs["R"].spin.setValue(15)
+    assert window.commit_estimate()
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(batch)  # the same batch again
+    flush(store)
+    stored = {Path(loc).name: (state, seconds) for loc, state, seconds in store.read(
+        "SELECT location, state, reading_seconds FROM worklist_states WHERE reader='reader'")}
+    assert stored["exam0"][0] == "read" and stored["exam0"][1] >= 75
+    assert window.exam.source.name == "exam1"  # the first exam not read

@@ -47,6 +47,12 @@ class SettingsControl:
     def apply_settings(self, settings: AppSettings) -> None:
         """Take new preferences; an empty model field means the built-in demo model, never "none"."""
         window = self.window
+        reader_changed = (settings.reader_name or "reader") != window._reader()
+        if reader_changed and not window.reading.leave_or_ask(lambda: self.apply_settings(settings)):
+            return  # the previous reader's change after the commit is recorded or discarded first
+        if reader_changed and window.exam is not None:  # the form's draft is the previous reader's: saved as theirs
+            window._save_timer.stop()
+            window.reading.save_reads(committed=window.committed)
         models_changed = settings.model_path != window.settings.model_path
         analysis_changed = models_changed or (settings.device, settings.mode) != (window.settings.device,
                                                                                   window.settings.mode)
@@ -54,7 +60,9 @@ class SettingsControl:
         if models_changed:
             window.model_path = window._configured_models()
             window._groups, window._groups_key = None, None
-        if analysis_changed:
+        if reader_changed:  # another reader: what is on screen and held ahead shows the previous one's reads
+            window.worklist.change_reader()
+        elif analysis_changed:
             window.worklist.forget_analyses()
         window.overlays_box.setChecked(settings.show_overlays or window.overlays_box.isChecked())
         window.hanging.set_exam_window(window.hanging.exam_window, linked=settings.link_window)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QTableWidget, QTableWidgetItem
 
-from app.worklist import ReadState, Worklist
+from app.worklist import ReadState, Worklist, WorklistEntry, load_states
 from app.ui.worker import Worker
 
 if TYPE_CHECKING:
@@ -70,6 +70,14 @@ def _prefetch_task(source, store, reader: str, model_path: str, groups, device: 
             outcome = analysis_task(loaded.exam, model_path, groups, device, mode, store, False, progress=progress,
                                     cancel=cancel)
     return Prefetched(loaded, outcome, _held_bytes(loaded, outcome), (model_path, device, mode))
+
+
+def _reader_states_task(worklist: Worklist, store, reader: str, *, progress, cancel) -> Worklist:  # noqa: ARG001
+    """The same exams with ``reader``'s states (another reader took the workstation)."""
+    items = [entry.item for entry in worklist.entries]
+    states = load_states(store, reader, items) if store is not None else {}
+    entries = [WorklistEntry(item, *states.get(item.location, (ReadState.UNREAD, 0.0))) for item in items]
+    return Worklist(entries, reader, store, worklist.clock)
 
 
 def _open_task(source: str, store, reader: str, dates: str, ae_title: str, *, progress,
@@ -193,6 +201,17 @@ class WorklistController(QObject):
         return worker
 
     def set_worklist(self, worklist: Worklist, start: bool = True) -> None:
+        if not self.window.reading.leave_or_ask(lambda: self.set_worklist(worklist, start)):
+            return
+        old = self.worklist
+        if old is not None and old is not worklist and old.item is not None:
+            # the exam on screen is left as any other way: read when committed, its reading time kept
+            left = old.entries[old.current]
+            old.leave(committed=self.window.committed and self.window.exam is not None)
+            old.current = -1
+            for entry in worklist.entries:  # the new list read the store before this leave was written
+                if entry.item.location == left.item.location and worklist.reader == old.reader:
+                    entry.state, entry.reading_seconds = left.state, left.reading_seconds
         self._drop_prefetch()
         self.worklist = worklist
         self.panel.show()
@@ -313,6 +332,34 @@ class WorklistController(QObject):
         if value.outcome is None or value.analysed_with != (self.window.model_path, settings.device, settings.mode):
             return None
         return value.outcome
+
+    def change_reader(self) -> None:
+        """Preferences name another reader: the exam on screen is left as the previous reader's and shown again
+        with the new reader's reads and marks; a worklist's states are the new reader's (read off the GUI
+        thread), and nothing held ahead (loaded with the previous reader's reads) is kept."""
+        window = self.window
+        self._drop_prefetch()
+        old = self.worklist
+        if old is None:
+            if window.exam is not None and window.exam.source is not None:
+                window.exams.open_exam(window.exam.source)
+            return
+        index = old.current
+        if old.item is not None:
+            old.leave(committed=window.committed and window.exam is not None)
+            old.current = -1
+        window.clear_exam()
+        worker = Worker(_reader_states_task, old, window.store, window._reader())
+        worker.result.connect(lambda worklist: self._for_new_reader(worklist, old, index))
+        worker.error.connect(window._on_error)
+        window._track(worker).start()
+
+    def _for_new_reader(self, worklist: Worklist, old: Worklist, index: int) -> None:
+        if self.worklist is not old or self.window._closed:
+            return  # another worklist was opened meanwhile
+        self.set_worklist(worklist, start=False)
+        if 0 <= index < len(worklist):
+            self.go_to(index)
 
     def forget_analyses(self) -> None:
         """The models, device or mode changed: the exams held ahead were analysed otherwise; they are loaded and
