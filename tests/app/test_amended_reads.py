@@ -292,3 +292,16 @@ def test_a_read_the_store_refuses_shows_the_committed_read_it_holds(qtbot, store
     assert window.committed and window.scores.reader.value("R") == 0.8
     assert window.scores.reader.hybrid_value("R") == 0.8 and not window.model_hidden()
     assert store.load_reads(window.exam_key, window._reader())["R"].malignant == 0.8  # noqa: SLF001
+
+
+def test_another_reader_named_in_preferences_gets_the_exam_on_screen_with_their_own_reads(qtbot, store, tmp_path,
+                                                                                           stub_model):
+    import dataclasses  # noqa: PLC0415
+
+    folder = one_view_exams(tmp_path, "a")["a"]
+    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True, reader_name="dr A")
+    set_read(window, 70, "4C", "biopsy")
+    assert window.commit_estimate() and not window.model_hidden()
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        window.apply_settings(dataclasses.replace(window.settings, reader_name="dr B"))
+    assert window.scores.reader.inputs["R"].spin.value() == -1 and not window.committed and window.model_hidden()
