@@ -156,14 +156,17 @@ def load_states(store, reader: str, items: list[WorklistItem]) -> dict[str, tupl
 
 
 def save_state(store, reader: str, location: str, state: ReadState, add_seconds: float = 0.0) -> Future:
-    """Set an exam's state and add reading time to it, on the store's writer thread."""
+    """Set an exam's state and add reading time to it, on the store's writer thread. A read exam is never made
+    unread or in progress again: another window of the same reader, opened before it was read, only adds time."""
     now = time.time()
+    read, going_back = str(ReadState.READ), (str(ReadState.UNREAD), str(ReadState.IN_PROGRESS))
 
     def work(db) -> None:
         db.execute(
             "INSERT INTO worklist_states VALUES (?, ?, ?, ?, ?) ON CONFLICT(location, reader) DO UPDATE SET "
-            "state=excluded.state, reading_seconds=reading_seconds + excluded.reading_seconds, "
-            "updated_at=excluded.updated_at", (location, reader, str(state), max(add_seconds, 0.0), now))
+            "state=CASE WHEN state=? AND excluded.state IN (?, ?) THEN state ELSE excluded.state END, "
+            "reading_seconds=reading_seconds + excluded.reading_seconds, updated_at=excluded.updated_at",
+            (location, reader, str(state), max(add_seconds, 0.0), now, read, *going_back))
 
     return store.submit(work)
 

@@ -422,3 +422,21 @@ def test_opening_a_worklist_leaves_the_exam_on_screen_as_read_when_committed(qtb
         "SELECT location, state, reading_seconds FROM worklist_states WHERE reader='reader'")}
     assert stored["exam0"][0] == "read" and stored["exam0"][1] >= 75
     assert window.exam.source.name == "exam1"  # the first exam not read
+
+
+def test_a_read_exam_is_never_made_in_progress_again_by_another_window(tmp_path):
+    """Two windows of one reader on one batch: the one opened before the exam was read moved on without a
+    commit, and the store went from read back to in progress (the batch then started on it again)."""
+    from app.worklist import ensure_table, save_state  # noqa: PLC0415
+
+    store = Store(tmp_path / "s.sqlite")
+    try:
+        ensure_table(store)
+        save_state(store, "dr a", "/x", ReadState.READ, 30).result()
+        save_state(store, "dr a", "/x", ReadState.IN_PROGRESS, 5).result()  # the stale window
+        assert store.read("SELECT state, reading_seconds FROM worklist_states") == [("read", 35.0)]
+        save_state(store, "dr a", "/x", ReadState.FLAGGED).result()  # flagged for review: the reader's choice
+        save_state(store, "dr a", "/x", ReadState.IN_PROGRESS).result()  # and the flag taken off
+        assert store.read("SELECT state FROM worklist_states") == [("in progress",)]
+    finally:
+        store.close()
