@@ -440,3 +440,33 @@ def test_a_read_exam_is_never_made_in_progress_again_by_another_window(tmp_path)
         assert store.read("SELECT state FROM worklist_states") == [("in progress",)]
     finally:
         store.close()
+
+
+def test_an_exam_awaiting_its_prefetch_s_analysis_says_so_and_esc_stops_it(qtbot, store, tmp_path, stub_model,
+                                                                           monkeypatch):
+    """Arrived while its prefetch was still analysing it: the panel said 'Images loaded.', with no busy bar and no
+    Cancel, as if nothing were coming."""
+    gate = _hold_analysis_of(monkeypatch, "exam1")
+    batch = make_batch(tmp_path / "batch", 3)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=1)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(batch)
+    qtbot.waitUntil(lambda: 1 in control._early, timeout=120_000)  # noqa: SLF001
+    action(window, "nextExam").trigger()
+    assert window.exam.source.name == "exam1"
+    assert window.progress.isVisible() and window.cancel_button.isVisible() and "analysing" in window.stage_label.text()
+    gate.set()
+    qtbot.waitUntil(lambda: window.result is not None, timeout=60_000)
+    assert not window.progress.isVisible() and not window.cancel_button.isVisible()
+    # the same wait cancelled: it stops, the pixels stay, nothing of it is shown later
+    gate = _hold_analysis_of(monkeypatch, "exam2")
+    qtbot.waitUntil(lambda: 2 in control._early, timeout=120_000)  # noqa: SLF001
+    action(window, "nextExam").trigger()
+    assert window.cancel_button.isVisible()
+    action(window, "cancelAnalysis").trigger()
+    gate.set()
+    qtbot.waitUntil(lambda: not control.prefetch_worker.is_running(), timeout=60_000)
+    qtbot.wait(200)
+    assert window.exam.source.name == "exam2" and window.result is None and not window.progress.isVisible()
+    assert "cancelled" in window.scores.model_status.text()

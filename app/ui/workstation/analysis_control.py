@@ -172,6 +172,9 @@ class AnalysisControl:
 
     def cancel_analysis(self) -> None:
         window = self.window
+        worklist = getattr(window, "worklist", None)  # made after this controller
+        if worklist is not None and worklist.cancel_awaited():
+            return
         if window._analysis_wanted:
             window._analysis_wanted = window._analysis_force = False  # one still waiting: never started
             self.reset_progress()

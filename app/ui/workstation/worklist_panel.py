@@ -307,6 +307,7 @@ class WorklistController(QObject):
                 self.window.hanging.set_loading()
                 self.window.scores.set_status("Loading the exam…")
             self._awaiting = (index, self.window._generation)
+            self._show_waiting()
             if early is not None:
                 self.arrived.emit(index, False)
             return
@@ -332,6 +333,25 @@ class WorklistController(QObject):
         if value.outcome is None or value.analysed_with != (self.window.model_path, settings.device, settings.mode):
             return None
         return value.outcome
+
+    def _show_waiting(self) -> None:
+        """The exam on screen is being loaded or analysed by its prefetch: said, as its own analysis would be."""
+        window = self.window
+        window.analyses.show_busy("analysing (begun ahead)…" if window.settings.auto_run and window.model_path
+                                  else "loading…")
+
+    def cancel_awaited(self) -> bool:
+        """Cancel (Esc) while the exam on screen waits for its prefetch's analysis: it stops, and nothing of it is
+        kept (the pixels stay; Ctrl+R analyses it again). False when nothing is awaited (or no pixels yet)."""
+        if self._awaiting is None or self.window.exam is None:
+            return False
+        self._awaiting = None
+        self._visited_prefetches.add(self._prefetch_serial)
+        if self.prefetch_worker is not None and self.prefetch_worker.is_running():
+            self.prefetch_worker.cancel()
+        self.window.analyses.reset_progress()
+        self.window.scores.set_status("Analysis cancelled.")
+        return True
 
     def change_reader(self) -> None:
         """Preferences name another reader: the exam on screen is left as the previous reader's and shown again
@@ -434,6 +454,7 @@ class WorklistController(QObject):
             self._awaiting = None
             if not window._current(generation):
                 return  # the reader moved on again
+            window.analyses.reset_progress()
             outcome = self._usable_outcome(value)
             if window.exam is None:  # the reader arrived before its pixels
                 window.exams.open_prefetched(value.loaded, outcome)
@@ -468,6 +489,7 @@ class WorklistController(QObject):
             if self.window._current(generation):  # the reader is waiting on it: the pixels now
                 self.window.exams.show_exam(loaded, analyse=False)
                 self._awaiting = (index, self.window._generation)
+                self._show_waiting()
                 self.arrived.emit(index, False)
             return
         self._early[index] = loaded
@@ -485,6 +507,7 @@ class WorklistController(QObject):
             awaited, generation = self._awaiting
             self._awaiting = None
             if self.window._current(generation):
+                self.window.analyses.reset_progress()
                 if self.window.exam is not None:  # its pixels are on screen already: only its analysis is missing
                     self.window.analyses.start_analysis()
                 else:
