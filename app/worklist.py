@@ -38,10 +38,12 @@ class ReadState(StrEnum):
 @dataclass(frozen=True)
 class WorklistItem:
     """One exam of the worklist: its name in the list and where it is read from (a folder, a file or a PACS
-    study address)."""
+    study address; ``files`` when the exam is not one folder: a CBIS-DDSM patient's view folders, whose
+    ``location`` is then ``<dataset folder>#<patient>``)."""
 
     exam_id: str
     location: str
+    files: tuple[str, ...] = ()
 
 
 @dataclass
@@ -79,7 +81,7 @@ def read_worklist_source(source: str | Path, dates: str = "today", ae_title: str
         return _batch_output(path / "scores.parquet")
     from app.archive.sources import read_batch_source  # noqa: PLC0415
 
-    return [WorklistItem(item.exam_id, item.path) for item in read_batch_source(source)]
+    return [WorklistItem(item.exam_id, item.path, item.files) for item in read_batch_source(source)]
 
 
 def query_dates(text: str, today: datetime.date | None = None) -> tuple[str, str]:
@@ -133,11 +135,29 @@ def _batch_output(table: Path) -> list[WorklistItem]:
         rows = pq.read_table(table, columns=["exam_id", "location"]).to_pylist()
     except (OSError, ValueError) as error:
         raise MammoError(f"the batch's result table cannot be read ({error})", table) from error
+    from app.pacs.nodes import is_pacs_address  # noqa: PLC0415
+
     seen: dict[str, WorklistItem] = {}
+    datasets: dict[str, dict[str, tuple[str, ...]]] = {}  # a CBIS-DDSM folder's patients: their files
     for row in rows:
-        seen.setdefault(row["location"], WorklistItem(str(row["exam_id"]), str(row["location"])))
+        location = str(row["location"])
+        if location in seen:
+            continue
+        files: tuple[str, ...] = ()
+        dataset, hash_sign, _patient = location.rpartition("#")
+        if hash_sign and Path(dataset).is_dir():
+            if dataset not in datasets:
+                from app.archive.sources import read_batch_source  # noqa: PLC0415
+
+                datasets[dataset] = {item.location: item.files for item in read_batch_source(dataset)}
+            files = datasets[dataset].get(location, ())
+        seen[location] = WorklistItem(str(row["exam_id"]), location, files)
     if not seen:
         raise MammoError("the batch's result table names no exam", table)
+    if not any(is_pacs_address(loc) or Path(loc.rpartition("#")[0] or loc).is_absolute() for loc in seen):
+        raise MammoError("the batch was de-identified: its table names each exam by its label, not where it is "
+                         "read from; open the batch's source (the folder or case list it ran on) as the worklist",
+                         table)
     return list(seen.values())
 
 

@@ -13,6 +13,7 @@ from app.study.store import Store
 from app.ui.workstation.main_window import MainWindow
 from app.worklist import ReadState, Worklist, load_states, query_dates, read_worklist_source, study_location
 from inference.errors import MammoError
+from inference.intake.views import View
 from tests.helpers import synthetic_view, write_png
 
 LESIONS = ((700, 500), (400, 300), (900, 600), (600, 200))
@@ -470,3 +471,46 @@ def test_an_exam_awaiting_its_prefetch_s_analysis_says_so_and_esc_stops_it(qtbot
     qtbot.wait(200)
     assert window.exam.source.name == "exam2" and window.result is None and not window.progress.isVisible()
     assert "cancelled" in window.scores.model_status.text()
+
+
+def _cbis_folder(root: Path) -> Path:
+    """TCIA's CBIS-DDSM layout with the shared sample's image: one exam per patient, its files in view folders."""
+    import shutil  # noqa: PLC0415
+
+    from tests.conftest import DATA  # noqa: PLC0415
+
+    series = root / "Mass-Training_P_00173_LEFT_CC" / "07-20-2016-DDSM-1" / "1.000000-full mammogram images-1"
+    series.mkdir(parents=True)
+    shutil.copy(DATA / "dicom" / "cbis-ddsm_P00173_LEFT_CC_rle.dcm", series / "1-1.dcm")
+    return root
+
+
+def test_a_cbis_ddsm_folder_and_a_batch_output_of_it_open_as_worklists(qtbot, store, tmp_path, stub_model):
+    """The worklist kept only '<folder>#P_00173' and dropped the patient's files: no exam could be opened."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from tests.conftest import DATA, require_shared  # noqa: PLC0415
+
+    require_shared(DATA)
+    root = _cbis_folder(tmp_path / "CBIS-DDSM")
+    (item,) = read_worklist_source(root)
+    assert item.location == f"{root}#P_00173" and len(item.files) == 1
+    out = tmp_path / "out"
+    out.mkdir()
+    pq.write_table(pa.table({"exam_id": ["P_00173"], "location": [item.location]}), out / "scores.parquet")
+    assert read_worklist_source(out) == [item]
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        window.worklist.open_source(out)
+    assert list(window.exam.views) == [View.L_CC]
+
+
+def test_a_deidentified_batch_output_is_refused_as_a_worklist_with_the_reason(tmp_path):
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    pq.write_table(pa.table({"exam_id": ["anon-1a2b", "anon-3c4d"], "location": ["anon-1a2b", "anon-3c4d"]}),
+                   tmp_path / "scores.parquet")
+    with pytest.raises(MammoError, match="de-identified.*open the batch's source"):
+        read_worklist_source(tmp_path)

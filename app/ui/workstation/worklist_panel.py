@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QTableWidget, QTableWidgetItem
 
-from app.worklist import ReadState, Worklist, WorklistEntry, load_states
+from app.worklist import ReadState, Worklist, WorklistEntry, WorklistItem, load_states
 from app.ui.worker import Worker
 
 if TYPE_CHECKING:
@@ -40,11 +40,13 @@ class Prefetched:
     analysed_with: tuple[str, str, str] = ("", "", "")  # (models, device, mode) of ``outcome``
 
 
-def exam_source(location: str, ae_title: str):
-    """What ``open_exam`` takes for a worklist location: a path, or a PACS study address."""
+def exam_source(item: WorklistItem, ae_title: str):
+    """What ``open_exam`` takes for a worklist exam: a path, its files, or a PACS study address."""
     from app.pacs.nodes import is_pacs_address, parse_study  # noqa: PLC0415
 
-    return parse_study(location, ae_title) if is_pacs_address(location) else Path(location)
+    if item.files:
+        return list(item.files)
+    return parse_study(item.location, ae_title) if is_pacs_address(item.location) else Path(item.location)
 
 
 def _held_bytes(loaded, outcome) -> int:
@@ -314,7 +316,7 @@ class WorklistController(QObject):
         self._awaiting = None
         if self.prefetch_worker is not None and self.prefetch_worker.is_running():
             self.prefetch_worker.cancel()  # the exam on screen comes first
-        self._open(exam_source(item.location, self.window.settings.ae_title))
+        self._open(exam_source(item, self.window.settings.ae_title))
         self.arrived.emit(index, False)
 
     def _on_exam_shown(self) -> None:
@@ -431,7 +433,7 @@ class WorklistController(QObject):
         item = worklist.entries[index].item
         cached = window._groups if window._groups_key == (window.model_path,) else None
         model_path = window.model_path if window.settings.auto_run else ""
-        worker = Worker(_prefetch_task, exam_source(item.location, window.settings.ae_title), window.store,
+        worker = Worker(_prefetch_task, exam_source(item, window.settings.ae_title), window.store,
                         window._reader(), model_path, cached, window.settings.device, window.settings.mode,
                         loaded_to=lambda loaded, i=index, w=worklist: self._loadedEarly.emit((w, i, loaded)))
         self._prefetch_serial += 1
@@ -512,7 +514,7 @@ class WorklistController(QObject):
                     self.window.analyses.start_analysis()
                 else:
                     item = self.worklist.entries[awaited].item
-                    self._open(exam_source(item.location, self.window.settings.ae_title))
+                    self._open(exam_source(item, self.window.settings.ae_title))
             return
         if not self.window._closed:
             self.schedule_prefetch()
