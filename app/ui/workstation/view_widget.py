@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 
 from app.colours import class_colour, layer_lut
 from app.overlay_images import Texture
+from app.ui.workstation.display_image import DisplayImageItem
 from app.ui.workstation.view_tools import (
     MAGNIFICATIONS,
     BandItem,
@@ -193,7 +194,7 @@ class MammoViewWidget(QWidget):
         self.graphics.setBackground("k")
         self.viewbox = ReadingViewBox()
         self.graphics.setCentralItem(self.viewbox)
-        self.image_item = pg.ImageItem(autoDownsample=True)
+        self.image_item = DisplayImageItem()
         # overlays are children of the image: clip them to it (the model window's padding is not image)
         self.image_item.setFlag(self.image_item.GraphicsItemFlag.ItemClipsChildrenToShape, True)
         self.viewbox.addItem(self.image_item)
