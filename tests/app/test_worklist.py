@@ -514,3 +514,31 @@ def test_a_deidentified_batch_output_is_refused_as_a_worklist_with_the_reason(tm
                    tmp_path / "scores.parquet")
     with pytest.raises(MammoError, match="de-identified.*open the batch's source"):
         read_worklist_source(tmp_path)
+
+
+def test_an_exam_whose_prefetch_fails_while_the_reader_waits_is_opened_and_said_arrived(qtbot, store, tmp_path,
+                                                                                       stub_model, monkeypatch):
+    import threading  # noqa: PLC0415
+
+    from app.ui.workstation import worklist_panel  # noqa: PLC0415
+
+    gate, real = threading.Event(), worklist_panel._prefetch_task  # noqa: SLF001
+
+    def failing(source, *args, **kwargs):
+        if source.name == "exam1":
+            gate.wait(60)
+            raise OSError("the share went away for a moment")
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(worklist_panel, "_prefetch_task", failing)
+    batch = make_batch(tmp_path / "batch", 3)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=1)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(batch)
+    qtbot.waitUntil(lambda: control.prefetch_worker is not None and control.prefetch_worker.is_running())
+    action(window, "nextExam").trigger()  # before its pixels
+    with qtbot.waitSignal(control.arrived, timeout=60_000) as arrived:
+        gate.set()
+    assert arrived.args == [1, False]
+    qtbot.waitUntil(lambda: window.exam is not None and window.exam.source.name == "exam1", timeout=60_000)

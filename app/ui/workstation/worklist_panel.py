@@ -515,6 +515,7 @@ class WorklistController(QObject):
                 else:
                     item = self.worklist.entries[awaited].item
                     self._open(exam_source(item, self.window.settings.ae_title))
+                    self.arrived.emit(awaited, False)
             return
         if not self.window._closed:
             self.schedule_prefetch()
