@@ -14,9 +14,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import os
 import re
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -164,9 +164,7 @@ def _claims_folder(out: Path) -> Path:
     if claims.is_dir():
         return claims
     claims.parent.mkdir(parents=True, exist_ok=True)
-    made = Path(f"{claims}.{os.getpid()}.tmp")
-    shutil.rmtree(made, ignore_errors=True)
-    made.mkdir()
+    made = Path(tempfile.mkdtemp(prefix="labels.", suffix=".tmp", dir=claims.parent))  # one per writer, threads too
     (made / ".made").touch()  # never empty: a racing writer's folder cannot replace this one
     for marker in (out / BOOKKEEPING / "done").glob("*.json"):
         try:

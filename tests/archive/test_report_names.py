@@ -38,3 +38,18 @@ def test_markers_are_read_once_per_folder_not_once_per_exam(tmp_path, monkeypatc
     monkeypatch.setattr(unit, "json", types.SimpleNamespace(loads=lambda text: reads.append(1) or json.loads(text)))
     names = [unit.claim_label(out, f"N{i}", f"/exams/new{i}") for i in range(50)]
     assert names == [f"N{i}" for i in range(50)] and len(reads) == 20
+
+
+def test_writers_in_threads_making_the_claims_folder_together_each_get_a_name(tmp_path):
+    """Two exports at once into a new folder raced on one temporary folder per process (one removed the
+    other's, or a claim was written into a folder that had gone)."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    for attempt in range(40):
+        out = tmp_path / f"out{attempt}"
+        for i in range(5):
+            _legacy_marker(out, f"k{i}", f"/exams/old{i}", [f"E{i}.pdf"])
+        with ThreadPoolExecutor(4) as pool:
+            names = list(pool.map(lambda i, o=out: unit.claim_label(o, "N", f"/exams/{i}"), range(4)))
+        assert sorted(names) == ["N", "N-2", "N-3", "N-4"]
+        assert not list((out / BOOKKEEPING).glob("*.tmp"))
