@@ -305,3 +305,44 @@ def test_another_reader_named_in_preferences_gets_the_exam_on_screen_with_their_
     with qtbot.waitSignal(window.examShown, timeout=60_000):
         window.apply_settings(dataclasses.replace(window.settings, reader_name="dr B"))
     assert window.scores.reader.inputs["R"].spin.value() == -1 and not window.committed and window.model_hidden()
+
+
+def test_a_reader_change_waiting_on_the_pending_change_applies_the_other_preferences_now(qtbot, store, tmp_path,
+                                                                                          stub_model):
+    """Asked to record the previous reader's change first, "Stay" threw away every preference of the dialog."""
+    import dataclasses  # noqa: PLC0415
+
+    folder = one_view_exams(tmp_path, "a")["a"]
+    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True, reader_name="dr A")
+    set_read(window, 20, "2", "routine screening")
+    assert window.commit_estimate()
+    window.scores.reader.inputs["R"].spin.setValue(25)  # changed after the commit, not recorded
+    window.apply_settings(dataclasses.replace(window.settings, reader_name="dr B", prefetch_exams=5))
+    box = window.pending_amendment_box
+    qtbot.waitUntil(lambda: box.isVisible(), timeout=5000)
+    assert window.settings.prefetch_exams == 5 and window._reader() == "dr A"  # noqa: SLF001
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        box.button(QMessageBox.StandardButton.Discard).click()
+    assert window._reader() == "dr B" and window.scores.reader.inputs["R"].spin.value() == -1  # noqa: SLF001
+
+
+def test_a_reader_change_while_the_exam_loads_loads_it_for_the_new_reader(qtbot, store, tmp_path, stub_model,
+                                                                          monkeypatch):
+    """The load started for the previous reader landed with that reader's committed read and the model shown."""
+    import dataclasses  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from app.study.store import BreastRead  # noqa: PLC0415
+    from app.ui.workstation import exam_control  # noqa: PLC0415
+
+    folder = one_view_exams(tmp_path, "a")["a"]
+    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True, reader_name="dr A")
+    store.save_reads(window.exam_key, "dr A", [BreastRead("R", 0.7, birads="4A", committed=True)]).result()
+    gate, real = threading.Event(), exam_control.load_exam_task
+    monkeypatch.setattr(exam_control, "load_exam_task", lambda *a, **k: gate.wait(30) and real(*a, **k))
+    window.open_exam(folder)  # dr A's load, held
+    window.apply_settings(dataclasses.replace(window.settings, reader_name="dr B"))
+    gate.set()
+    qtbot.waitUntil(lambda: window.exam is not None, timeout=60_000)
+    qtbot.wait(300)  # the first load's late result, if any, would land now
+    assert window.scores.reader.inputs["R"].spin.value() == -1 and not window.committed and window.model_hidden()

@@ -253,8 +253,9 @@ def test_ctrl_right_right_after_typing_a_value_goes_to_the_next_exam(qtbot, stor
     assert window.worklist.worklist.current == 1
 
 
-def _hold_analysis_of(monkeypatch, name: str):
-    """The prefetch's analysis of exam folder ``name`` waits until the returned event is set."""
+def _hold_analysis_of(monkeypatch, name: str, ignore_cancel: bool = False):
+    """The prefetch's analysis of exam folder ``name`` waits until the returned event is set (and, with
+    ``ignore_cancel``, then ends with its result even when it was cancelled meanwhile)."""
     import threading  # noqa: PLC0415
 
     import app.workstation as workstation  # noqa: PLC0415
@@ -264,6 +265,8 @@ def _hold_analysis_of(monkeypatch, name: str):
     def held(exam, *args, **kwargs):
         if exam.source is not None and exam.source.name == name:
             gate.wait(60)
+            if ignore_cancel:
+                kwargs["cancel"] = lambda: False
         return real(exam, *args, **kwargs)
 
     monkeypatch.setattr(workstation, "analysis_task", held)
@@ -302,7 +305,7 @@ def test_a_prefetch_that_ends_after_the_reader_was_on_its_exam_is_not_kept(qtbot
     from inference.intake.views import View  # noqa: PLC0415
     from tests.app.conftest import settle  # noqa: PLC0415
 
-    gate = _hold_analysis_of(monkeypatch, "exam2")
+    gate = _hold_analysis_of(monkeypatch, "exam2", ignore_cancel=True)  # its result comes, cancelled or not
     batch = make_batch(tmp_path / "batch", 3)
     window = make_window(qtbot, store, stub_model, prefetch_exams=2)
     control = window.worklist
@@ -448,6 +451,7 @@ def test_an_exam_awaiting_its_prefetch_s_analysis_says_so_and_esc_stops_it(qtbot
     """Arrived while its prefetch was still analysing it: the panel said 'Images loaded.', with no busy bar and no
     Cancel, as if nothing were coming."""
     gate = _hold_analysis_of(monkeypatch, "exam1")
+    second_gate = _hold_analysis_of(monkeypatch, "exam2")
     batch = make_batch(tmp_path / "batch", 3)
     window = make_window(qtbot, store, stub_model, prefetch_exams=1)
     control = window.worklist
@@ -461,12 +465,11 @@ def test_an_exam_awaiting_its_prefetch_s_analysis_says_so_and_esc_stops_it(qtbot
     qtbot.waitUntil(lambda: window.result is not None, timeout=60_000)
     assert not window.progress.isVisible() and not window.cancel_button.isVisible()
     # the same wait cancelled: it stops, the pixels stay, nothing of it is shown later
-    gate = _hold_analysis_of(monkeypatch, "exam2")
     qtbot.waitUntil(lambda: 2 in control._early, timeout=120_000)  # noqa: SLF001
     action(window, "nextExam").trigger()
     assert window.cancel_button.isVisible()
     action(window, "cancelAnalysis").trigger()
-    gate.set()
+    second_gate.set()
     qtbot.waitUntil(lambda: not control.prefetch_worker.is_running(), timeout=60_000)
     qtbot.wait(200)
     assert window.exam.source.name == "exam2" and window.result is None and not window.progress.isVisible()
@@ -542,3 +545,49 @@ def test_an_exam_whose_prefetch_fails_while_the_reader_waits_is_opened_and_said_
         gate.set()
     assert arrived.args == [1, False]
     qtbot.waitUntil(lambda: window.exam is not None and window.exam.source.name == "exam1", timeout=60_000)
+
+
+def test_an_exam_prefetched_without_analysis_is_not_analysed_when_the_reader_arrives(qtbot, store, tmp_path,
+                                                                                   stub_model, monkeypatch):
+    """Automatic analysis off: the exam awaited from its prefetch (images only) was analysed all the same."""
+    import threading  # noqa: PLC0415
+
+    from app.ui.workstation import worklist_panel  # noqa: PLC0415
+
+    gate, real = threading.Event(), worklist_panel._prefetch_task  # noqa: SLF001
+
+    def held(source, *args, **kwargs):
+        if source.name == "exam1":
+            gate.wait(60)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(worklist_panel, "_prefetch_task", held)
+    batch = make_batch(tmp_path / "batch", 3)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=1, auto_run=False)
+    control = window.worklist
+    with qtbot.waitSignal(window.examShown, timeout=120_000):
+        control.open_source(batch)
+    qtbot.waitUntil(lambda: control.prefetch_worker is not None and control.prefetch_worker.is_running())
+    action(window, "nextExam").trigger()
+    gate.set()
+    qtbot.waitUntil(lambda: window.exam is not None and window.exam.source.name == "exam1", timeout=60_000)
+    qtbot.wait(300)
+    assert window.result is None and not (window.analysis_worker and window.analysis_worker.is_running())
+
+
+def test_a_reader_change_shows_an_exam_opened_from_outside_the_worklist_again(qtbot, store, tmp_path, stub_model):
+    import dataclasses  # noqa: PLC0415
+
+    batch = make_batch(tmp_path / "batch", 3)
+    other = make_batch(tmp_path / "other", 4) / "exam3"
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0, reader_name="dr A")
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.worklist.open_source(batch)
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        window.open_exam(other)  # stepped out of the list
+    window.scores.reader.inputs["R"].spin.setValue(70)
+    assert window.commit_estimate()
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        window.apply_settings(dataclasses.replace(window.settings, reader_name="dr B"))
+    qtbot.waitUntil(lambda: window.worklist.worklist.reader == "dr B", timeout=60_000)
+    assert window.exam.source == other and window.scores.reader.inputs["R"].spin.value() == -1

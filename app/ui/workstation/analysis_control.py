@@ -173,8 +173,8 @@ class AnalysisControl:
     def cancel_analysis(self) -> None:
         window = self.window
         worklist = getattr(window, "worklist", None)  # made after this controller
-        if worklist is not None and worklist.cancel_awaited():
-            return
+        if worklist is not None:
+            worklist.cancel_awaited()  # the exam on screen waiting on its prefetch's analysis; its own, below
         if window._analysis_wanted:
             window._analysis_wanted = window._analysis_force = False  # one still waiting: never started
             self.reset_progress()

@@ -22,6 +22,7 @@ class ExamControl:
     def __init__(self, window) -> None:
         self.window = window
         self.last_folder = ""  # where File ▸ Open starts
+        self.source = None  # what open_exam was last asked to open
 
     def choose_exam(self) -> None:
         """File ▸ Open: the chooser starts beside the exam on screen (else where the last one was chosen)."""
@@ -73,6 +74,7 @@ class ExamControl:
         if not self.window.reading.leave_or_ask(lambda: self.open_exam(source)):
             return
         window = self.window
+        self.source = source
         window.worklist.step_out()  # an exam from elsewhere: the worklist's clock stops (not for its own exams)
         self.clear_exam()
         window.worklist.pause_prefetch()  # this exam's load and analysis first; prefetch resumes after them
@@ -92,6 +94,14 @@ class ExamControl:
                 lambda g=generation: self._on_load_cancelled() if window._current(g) else None)
         window.load_worker.finished.connect(lambda g=generation: self._on_load_finished(g))
         window._track(window.load_worker).start()
+
+    def reopen(self) -> None:
+        """Open again the exam opened last, when it is on screen or being loaded (another reader now: their
+        reads and marks; a load started for the previous reader is cancelled)."""
+        window = self.window
+        loading = window.load_worker is not None and window.load_worker.is_running()
+        if self.source is not None and (window.exam is not None or loading):
+            self.open_exam(self.source)
 
     def open_prefetched(self, loaded: LoadedExam, outcome: AnalysisOutcome | None) -> None:
         """Show an exam the worklist loaded (and analysed) in the background: pixels at once, the result with

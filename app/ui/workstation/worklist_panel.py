@@ -345,7 +345,7 @@ class WorklistController(QObject):
     def cancel_awaited(self) -> bool:
         """Cancel (Esc) while the exam on screen waits for its prefetch's analysis: it stops, and nothing of it is
         kept (the pixels stay; Ctrl+R analyses it again). False when nothing is awaited (or no pixels yet)."""
-        if self._awaiting is None or self.window.exam is None:
+        if self._awaiting is None or self.window.exam is None or not self.window._current(self._awaiting[1]):
             return False
         self._awaiting = None
         self._visited_prefetches.add(self._prefetch_serial)
@@ -362,15 +362,14 @@ class WorklistController(QObject):
         window = self.window
         self._drop_prefetch()
         old = self.worklist
-        if old is None:
-            if window.exam is not None and window.exam.source is not None:
-                window.exams.open_exam(window.exam.source)
-            return
-        index = old.current
-        if old.item is not None:
+        if old is None or old.item is None:  # an exam opened from elsewhere (or being loaded): opened again
+            window.exams.reopen()
+            if old is None:
+                return
+        else:
             old.leave(committed=window.committed and window.exam is not None)
-            old.current = -1
-        window.clear_exam()
+            window.clear_exam()  # shown again, the new reader's, once the list's states are read
+        index, old.current = old.current, -1
         worker = Worker(_reader_states_task, old, window.store, window._reader())
         worker.result.connect(lambda worklist: self._for_new_reader(worklist, old, index))
         worker.error.connect(window._on_error)
@@ -463,8 +462,8 @@ class WorklistController(QObject):
                 self.arrived.emit(index, False)
             elif outcome is not None:
                 window.exams.apply_prefetched_result(outcome, generation)
-            else:
-                window.analyses.start_analysis()  # analysed with other models (or none): this exam's own now
+            elif window.settings.auto_run and window.model_path:
+                window.analyses.start_analysis()  # analysed with other models: this exam's own now
             return
         if serial in self._visited_prefetches:
             self._visited_prefetches.discard(serial)
