@@ -595,3 +595,13 @@ def test_a_reader_change_shows_an_exam_opened_from_outside_the_worklist_again(qt
         window.apply_settings(dataclasses.replace(window.settings, reader_name="dr B"))
     qtbot.waitUntil(lambda: window.worklist.worklist.reader == "dr B", timeout=60_000)
     assert window.exam.source == other and window.scores.reader.inputs["R"].spin.value() == -1
+
+
+def test_the_status_line_says_the_worklist_is_being_read(qtbot, store, tmp_path, stub_model):
+    batch = make_batch(tmp_path / "batch", 2)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    worker = window.worklist.open_source(batch)
+    assert window.statusBar().currentMessage() == f"reading the worklist {batch}…"
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    assert not window.statusBar().currentMessage().startswith("reading the worklist")

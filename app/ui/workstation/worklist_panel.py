@@ -197,6 +197,10 @@ class WorklistController(QObject):
         query's)."""
         worker = Worker(_open_task, str(source), self.window.store, self.window._reader(), dates,
                         self.window.settings.ae_title)
+        status = self.window.statusBar()
+        status.showMessage(f"reading the worklist {source}…")  # a PACS query may take a while
+        worker.finished.connect(lambda: status.clearMessage() if status.currentMessage().startswith(
+            "reading the worklist") else None)
         worker.result.connect(self.set_worklist)
         worker.error.connect(self.window._on_error)
         self._opening = self.window._track(worker).start()
