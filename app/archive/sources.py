@@ -152,8 +152,14 @@ def _from_cbis_ddsm(folder: Path, subfolders: list[Path]) -> list[ExamItem]:
     return [ExamItem(patient, f"{root}#{patient}", files=tuple(files)) for patient, files in sorted(patients.items())]
 
 
+def _in_reading_order(name: str) -> tuple:
+    """Numbers as numbers (exam2 before exam10), the name itself last to keep the order total."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)), name
+
+
 def _from_folder(folder: Path) -> list[ExamItem]:
-    exams = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    exams = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                   key=lambda p: _in_reading_order(p.name))
     if any(CBIS_DDSM_FOLDER.match(p.name) for p in exams):
         return _from_cbis_ddsm(folder, exams)
     if not exams:

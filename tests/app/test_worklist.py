@@ -605,3 +605,10 @@ def test_the_status_line_says_the_worklist_is_being_read(qtbot, store, tmp_path,
     with qtbot.waitSignal(worker.finished, timeout=60_000):
         pass
     assert not window.statusBar().currentMessage().startswith("reading the worklist")
+
+
+def test_a_folder_of_exams_is_read_in_numeric_order(tmp_path):
+    """exam10 came before exam2 (text order): a batch is read in the order its numbers say."""
+    for name in ("exam10", "exam2", "exam1", "exam9"):
+        (tmp_path / name).mkdir()
+    assert [i.exam_id for i in read_worklist_source(tmp_path)] == ["exam1", "exam2", "exam9", "exam10"]
