@@ -612,3 +612,15 @@ def test_a_folder_of_exams_is_read_in_numeric_order(tmp_path):
     for name in ("exam10", "exam2", "exam1", "exam9"):
         (tmp_path / name).mkdir()
     assert [i.exam_id for i in read_worklist_source(tmp_path)] == ["exam1", "exam2", "exam9", "exam10"]
+
+
+def test_a_half_read_batch_opens_at_its_first_exam_neither_read_nor_flagged(qtbot, store, tmp_path, stub_model):
+    from app.worklist import save_state  # noqa: PLC0415
+
+    batch = make_batch(tmp_path / "batch", 3)
+    Worklist.open(batch, store=store, reader="reader")  # the table
+    save_state(store, "reader", str(batch / "exam0"), ReadState.FLAGGED).result()  # set aside for review
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        window.worklist.open_source(batch)
+    assert window.exam.source.name == "exam1"

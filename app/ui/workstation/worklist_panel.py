@@ -224,7 +224,10 @@ class WorklistController(QObject):
         self.panel.show_worklist(worklist)
         self.worklistOpened.emit()
         if start and len(worklist):
-            first = next((i for i, e in enumerate(worklist.entries) if e.state != ReadState.READ), 0)
+            # the first exam not yet dealt with; flagged ones (set aside for review) only when nothing else is left
+            states = [e.state for e in worklist.entries]
+            first = next((i for i, state in enumerate(states) if state in (ReadState.UNREAD, ReadState.IN_PROGRESS)),
+                         next((i for i, state in enumerate(states) if state == ReadState.FLAGGED), 0))
             self.go_to(first)
 
     # ---------------------------------------------------------------------------------------------- moving
