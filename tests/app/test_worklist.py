@@ -624,3 +624,18 @@ def test_a_half_read_batch_opens_at_its_first_exam_neither_read_nor_flagged(qtbo
     with qtbot.waitSignal(window.examShown, timeout=60_000):
         window.worklist.open_source(batch)
     assert window.exam.source.name == "exam1"
+
+
+def test_a_case_list_opens_as_a_worklist_from_the_menu(qtbot, store, tmp_path, stub_model, monkeypatch):
+    """The menu offered folders only: a case or exam list could be opened from the command line alone."""
+    from PySide6.QtWidgets import QFileDialog  # noqa: PLC0415
+
+    batch = make_batch(tmp_path / "batch", 3)
+    cases = tmp_path / "cases.csv"
+    cases.write_text("case_id,exam\nB,batch/exam2\nA,batch/exam0\n")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(cases), "")))
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        action(window, "openWorklistList").trigger()
+    assert [e.item.exam_id for e in window.worklist.worklist.entries] == ["B", "A"]
+    assert window.exam.source == batch / "exam2"

@@ -157,6 +157,8 @@ class WorklistController(QObject):
         self.panel.hide()
         menu = window.menuBar().addMenu("&Worklist")
         window.add_action(menu, "Open worklist…", "Ctrl+Shift+W", self._choose, "openWorklist")
+        window.add_action(menu, "Open worklist from a case or exam list…", None, self._choose_list,
+                          "openWorklistList")
         window.add_action(menu, "Worklist from the PACS (MG studies by date)…", None, self._choose_from_pacs,
                           "pacsWorklist")
         self.next_action = window.add_action(menu, "Next exam", "Ctrl+Right", self.next, "nextExam")
@@ -177,6 +179,15 @@ class WorklistController(QObject):
                                                   "batch output folder")
         if folder:
             self.open_source(folder)
+
+    def _choose_list(self) -> None:
+        from PySide6.QtWidgets import QFileDialog  # noqa: PLC0415
+
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open a worklist: a case list (CSV: case_id, exam) or an "
+                                              "exam list (one exam per line)", "",
+                                              "Case or exam lists (*.csv *.txt *.lst);;All files (*)")
+        if path:
+            self.open_source(path)
 
     def _choose_from_pacs(self) -> None:
         """The PACS node of the preferences: its MG studies of a day or a range of dates."""
