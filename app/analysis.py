@@ -19,10 +19,13 @@ import dataclasses
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from inference.intake.exam import Exam
 from inference.results.exam_result import (
@@ -49,13 +52,49 @@ def exam_key(exam: Exam) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 
+def pixel_digest(pixels: np.ndarray) -> str:
+    """A short digest of an image's pixels (every 4th row and column, its shape and type): what tells two
+    images apart that carry the same UID (a broken anonymiser, a device reusing UIDs)."""
+    digest = hashlib.blake2b(f"{pixels.shape}{pixels.dtype}".encode(), digest_size=16)
+    digest.update(np.ascontiguousarray(pixels[::4, ::4]).tobytes())
+    return digest.hexdigest()
+
+
+def exam_fingerprint(exam: Exam) -> str:
+    """The exam's pixels, digested (see :func:`pixel_digest`), in a fixed order."""
+    return hashlib.sha1("|".join(sorted(pixel_digest(img.pixels) for img in exam.views.values())).encode()).hexdigest()
+
+
+IDENTITY_TABLE = ("CREATE TABLE IF NOT EXISTS exam_identities (exam_key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
+                  "first_seen REAL NOT NULL)")
+
+
+def claimed_exam_key(store, exam: Exam) -> str:
+    """The key the reader's reads and marks of ``exam`` are kept under: :func:`exam_key`, unless an exam with the
+    same image UIDs but other pixels was opened here first; then a key of its own, made with its pixels, so that
+    it never shows (or overwrites) the other exam's reads. Runs off the GUI thread (SQL)."""
+    key = exam_key(exam)
+    if store is None or not any(img.sop_instance_uid for img in exam.views.values()):
+        return key  # without UIDs the key is made of the pixels already
+    fingerprint = exam_fingerprint(exam)
+    store.submit(lambda db: (db.execute(IDENTITY_TABLE), db.execute(
+        "INSERT OR IGNORE INTO exam_identities VALUES (?, ?, ?)", (key, fingerprint, time.time())))).result()
+    (claimed,) = store.read("SELECT fingerprint FROM exam_identities WHERE exam_key=?", (key,))[0]
+    if claimed == fingerprint:
+        return key
+    logger.warning("an exam carries the image UIDs of another exam opened here before, with other pixels: kept apart")
+    return hashlib.sha1(f"{key}|{fingerprint}".encode()).hexdigest()
+
+
 def slots_key(exam: Exam) -> str:
     """Which image sits in which slot, how it faces and what the reader decided about it: the same images
     in other slots (two CC files moved to the other side, or confirmed as stored mirrored) give another
     result, each breast's scores on its own side."""
     parts = []
     for view, image in sorted(exam.views.items(), key=lambda item: item[0].value):
-        uid = image.sop_instance_uid or hashlib.sha1(image.pixels.tobytes()).hexdigest()
+        # a UID with its pixels' digest: another image under the same UID never restores this one's result
+        uid = (f"{image.sop_instance_uid}:{pixel_digest(image.pixels)}" if image.sop_instance_uid
+               else hashlib.sha1(image.pixels.tobytes()).hexdigest())
         parts.append(f"{view.value}={uid}|flip={int(image.horizontal_flip)}|{image.reader_decision}")
     return "|".join(parts)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.analysis import Analysis, analyse_or_restore, exam_key
+from app.analysis import Analysis, analyse_or_restore, claimed_exam_key
 from app.background import at_full_speed
 from app.exam_window import ExamWindow, exam_window
 from app.overlay_images import OverlayImages, prepare_overlays
@@ -82,7 +82,7 @@ def load_exam_task(source, store: Store | None, reader: str, *, progress, cancel
         study = retrieve_study(source, progress=progress, cancel=cancel, on_kept=kept)
         exam = load_exam(study.folder)
         exam = dataclasses.replace(exam, warnings=exam.warnings + tuple(study.notes))
-        key = exam_key(exam)
+        key = claimed_exam_key(store, exam)
         reads = store.load_reads(key, reader) if store is not None else {}
         marks = store.load_marks(key, reader) if store is not None else []
         return LoadedExam(prepare_display(exam), key, reads, marks, exam_window(exam))
@@ -92,7 +92,7 @@ def load_exam_task(source, store: Store | None, reader: str, *, progress, cancel
         progress("preparing the demo exam", 0, 1)
         source = ensure_demo_exam()
     exam = load_exam(source)
-    key = exam_key(exam)
+    key = claimed_exam_key(store, exam)
     reads = store.load_reads(key, reader) if store is not None else {}
     marks = store.load_marks(key, reader) if store is not None else []
     return LoadedExam(prepare_display(exam), key, reads, marks, exam_window(exam))

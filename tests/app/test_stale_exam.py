@@ -209,3 +209,40 @@ def test_a_late_cancel_of_an_earlier_retrieve_leaves_the_next_exam_alone(qtbot, 
     assert window.exam.source == exam_b and window.hanging.views[View.R_CC].image is not None
     assert "Retrieve cancelled" not in window.scores.model_status.text()
     assert "retrieving A" not in window.stage_label.text()
+
+
+def test_two_exams_whose_images_share_uids_never_share_reads_or_results(qtbot, store, tmp_path, stub_model):
+    """A broken anonymiser (or a device reusing UIDs) gave two patients' images the same UIDs: the second
+    patient's exam showed the first one's committed read and stored AI result (maps of the other pixels)."""
+    import pydicom  # noqa: PLC0415
+
+    from inference.intake.phantom import generate_exam, write_dicom_exam  # noqa: PLC0415
+    from tests.app.conftest import open_and_wait  # noqa: PLC0415
+
+    def write(seed: int, folder):
+        for path in write_dicom_exam(generate_exam(seed, shape=(640, 480)), folder):
+            dataset = pydicom.dcmread(path)
+            number = ["R-CC", "L-CC", "R-MLO", "L-MLO"].index(path.stem) + 1  # the same UID per view in both
+            dataset.SOPInstanceUID = f"1.2.826.0.1.3680043.2.1125.1.{number}"
+            dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+            dataset.save_as(path)
+
+    first, second = tmp_path / "A", tmp_path / "B"
+    write(101, first)
+    write(202, second)
+    window = MainWindow(AppSettings(auto_run=True, blind_first=True, show_overlays=True), store)
+    qtbot.addWidget(window)
+    window.show()
+    window.use_models([stub_model])
+    open_and_wait(qtbot, window, first, analysis=True)
+    key_a = window.exam_key
+    window.scores.reader.inputs["R"].spin.setValue(80)
+    window.scores.reader.inputs["L"].spin.setValue(10)
+    assert window.commit_estimate()
+    store.submit(lambda db: None).result()
+    open_and_wait(qtbot, window, second, analysis=True)
+    assert window.exam_key != key_a and not window.committed and window.scores.reader.value("R") is None
+    assert not window.restored and window.model_hidden()
+    open_and_wait(qtbot, window, first, analysis=True)  # the first exam keeps its key, its read and its result
+    assert window.exam_key == key_a and window.committed and window.scores.reader.value("R") == 0.8
+    assert window.restored
