@@ -75,22 +75,19 @@ class ReadingSession:
 
     def reads(self, case_id: str) -> dict[str, dict[str, float]]:
         """Committed reads of a case: {modality: {breast: probability}}."""
-        out: dict[str, dict[str, float]] = {}
-        for modality, breast, value in self.store.read(
-            "SELECT modality, breast, malignant FROM study_reads WHERE study_id=? AND reader=? AND case_id=?",
-            (self.study_id, self.reader, case_id),
-        ):
-            out.setdefault(modality, {})[breast] = value
-        return out
+        return self._committed(case_id, "malignant")
 
     def birads(self, case_id: str) -> dict[str, dict[str, str]]:
         """The BI-RADS categories of a case's committed reads: {modality: {breast: category ("" none)}}."""
-        out: dict[str, dict[str, str]] = {}
-        for modality, breast, category in self.store.read(
-            "SELECT modality, breast, birads FROM study_reads WHERE study_id=? AND reader=? AND case_id=?",
+        return self._committed(case_id, "birads")
+
+    def _committed(self, case_id: str, column: str) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for modality, breast, value in self.store.read(
+            f"SELECT modality, breast, {column} FROM study_reads WHERE study_id=? AND reader=? AND case_id=?",
             (self.study_id, self.reader, case_id),
         ):
-            out.setdefault(modality, {})[breast] = category
+            out.setdefault(modality, {})[breast] = value
         return out
 
     def is_done(self, position: int) -> bool:

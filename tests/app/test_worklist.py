@@ -273,6 +273,26 @@ def _hold_analysis_of(monkeypatch, name: str, ignore_cancel: bool = False):
     return gate
 
 
+def _hold_prefetch_of(monkeypatch, name: str, fails: Exception | None = None):
+    """The whole prefetch (load and analysis) of exam folder ``name`` waits until the returned event is set, then
+    runs (or raises ``fails``)."""
+    import threading  # noqa: PLC0415
+
+    from app.ui.workstation import worklist_panel  # noqa: PLC0415
+
+    gate, real = threading.Event(), worklist_panel._prefetch_task  # noqa: SLF001
+
+    def held(source, *args, **kwargs):
+        if source.name == name:
+            gate.wait(60)
+            if fails is not None:
+                raise fails
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(worklist_panel, "_prefetch_task", held)
+    return gate
+
+
 def test_another_worklist_s_row_never_shows_the_exam_prefetched_for_the_same_row(qtbot, store, tmp_path, stub_model,
                                                                                  monkeypatch):
     from tests.app.conftest import settle  # noqa: PLC0415
@@ -525,19 +545,7 @@ def test_a_deidentified_batch_output_is_refused_as_a_worklist_with_the_reason(tm
 
 def test_an_exam_whose_prefetch_fails_while_the_reader_waits_is_opened_and_said_arrived(qtbot, store, tmp_path,
                                                                                        stub_model, monkeypatch):
-    import threading  # noqa: PLC0415
-
-    from app.ui.workstation import worklist_panel  # noqa: PLC0415
-
-    gate, real = threading.Event(), worklist_panel._prefetch_task  # noqa: SLF001
-
-    def failing(source, *args, **kwargs):
-        if source.name == "exam1":
-            gate.wait(60)
-            raise OSError("the share went away for a moment")
-        return real(source, *args, **kwargs)
-
-    monkeypatch.setattr(worklist_panel, "_prefetch_task", failing)
+    gate = _hold_prefetch_of(monkeypatch, "exam1", fails=OSError("the share went away for a moment"))
     batch = make_batch(tmp_path / "batch", 3)
     window = make_window(qtbot, store, stub_model, prefetch_exams=1)
     control = window.worklist
@@ -554,18 +562,7 @@ def test_an_exam_whose_prefetch_fails_while_the_reader_waits_is_opened_and_said_
 def test_an_exam_prefetched_without_analysis_is_not_analysed_when_the_reader_arrives(qtbot, store, tmp_path,
                                                                                    stub_model, monkeypatch):
     """Automatic analysis off: the exam awaited from its prefetch (images only) was analysed all the same."""
-    import threading  # noqa: PLC0415
-
-    from app.ui.workstation import worklist_panel  # noqa: PLC0415
-
-    gate, real = threading.Event(), worklist_panel._prefetch_task  # noqa: SLF001
-
-    def held(source, *args, **kwargs):
-        if source.name == "exam1":
-            gate.wait(60)
-        return real(source, *args, **kwargs)
-
-    monkeypatch.setattr(worklist_panel, "_prefetch_task", held)
+    gate = _hold_prefetch_of(monkeypatch, "exam1")
     batch = make_batch(tmp_path / "batch", 3)
     window = make_window(qtbot, store, stub_model, prefetch_exams=1, auto_run=False)
     control = window.worklist
