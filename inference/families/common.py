@@ -54,7 +54,7 @@ def has_keys(state: Mapping[str, torch.Tensor], prefixes: Iterable[str]) -> bool
 
 class FastMode:
     """How a family builds its fast-mode module: ``fold`` folds the batch norms into the convolutions (and does
-    what else the family needs, e.g. GMIC's global network kept in float32); it then runs eagerly, channels-last,
+    what else the family needs, e.g. the float32 parts of GMIC and GLAM); it then runs eagerly, channels-last,
     under bf16 autocast where the arithmetic is native (``fast_mode_numerics``).
 
     Nothing is compiled. Measured on a 2-core AVX-512-BF16 CPU (docs/speed.md), torch.compile saved 3 % on GMIC

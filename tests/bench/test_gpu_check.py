@@ -111,7 +111,7 @@ def test_the_byte_planes_give_the_weights_back_bit_for_bit(tmp_path):
 
 def test_the_fast_variants_are_prepared_as_the_family_ships_them():
     """The ensemble, graph and compile variants build their fast modules with the family's own fast-mode
-    preparation (GMIC: global network and saliency head in float32), not a bare fold of their own: the H200
+    preparation (GMIC: the global network's residual stream and the saliency head in float32), not a bare fold of their own: the H200
     run measured a bf16 global network that GMIC no longer ships (y_fusion 0.020 off exact)."""
     from inference.families import registry
     from inference.families.gmic.model import GMIC
@@ -123,7 +123,7 @@ def test_the_fast_variants_are_prepared_as_the_family_ships_them():
     assert [type(m) for m in module.modules()] == [type(m) for m in shipped.modules()]
     x = torch.randn(1, 1, *check.QUICK_INPUT).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        assert module(x).saliency_map.dtype == torch.float32  # bf16 autocast stops at the global network
+        assert module(x).saliency_map.dtype == torch.float32  # the float32 parts of the shipped fast mode
     exact = check.device_module(model, torch.device("cpu"), "exact", "gmic")
     assert [type(m) for m in exact.modules()] == [type(m) for m in model.modules()]
 

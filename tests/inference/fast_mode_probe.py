@@ -1,4 +1,4 @@
-"""Run by the tests in a child process (TorchInductor compiles native code): the fast mode against the exact
+"""Run by the tests in a child process (the bf16 switch below is process-wide): the fast mode against the exact
 mode of one family on its oracle inputs; prints one JSON line of the largest deviations.
 
     python -m tests.inference.fast_mode_probe SHARED_REFERENCE_DIR gmic|glam [COUNT [bf16]]

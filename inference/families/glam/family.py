@@ -30,6 +30,7 @@ from inference.families.common import (
     runnable,
 )
 from inference.families.nets.fold import fold_batchnorm
+from inference.families.nets.precision import Float32, float32_stream
 from inference.families.glam.model import GLAM, GLAMConfig
 from inference.intake.views import View
 
@@ -81,45 +82,33 @@ def remap_glam_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
     return out
 
 
-class _Float32(torch.nn.Module):
-    """Runs the module it holds in float32 with autocast off, whatever autocast the caller has on; the global
-    network's ``forward_stages`` (what GLAM calls) too."""
-
-    def __init__(self, inner: torch.nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, enabled=False):
-            return self.inner(x.float())
-
-    def forward_stages(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        with torch.autocast(x.device.type, enabled=False):
-            return self.inner.forward_stages(x.float())
-
-
 def fast_glam(model: torch.nn.Module) -> torch.nn.Module:
-    """The fast mode's GLAM (CPU and CUDA): batch norms folded; the global network, its three class-map heads
-    and the local network's stem and first stage in float32; the local ResNet-34's other three stages (some
-    95 % of GLAM's time in exact mode) and its head under the fast mode's bf16 autocast.
+    """The fast mode's GLAM (CPU and CUDA): batch norms folded; under the fast mode's bf16 autocast the global
+    network's stem and first stage, its three class-map heads and the local network's stem and first stage in
+    float32, the global network's four other stages with bf16 convolutions over a float32 residual stream
+    (``float32_stream``), the local ResNet-34's other three stages (some 95 % of GLAM's time in exact mode) and
+    its head in bf16.
 
     Why (as for GMIC, ``fast_gmic``): the class maps are sigmoids of 1x1 heads on the global network's raw
-    residual stream, which bf16 rounds to 8 bits at every block. With every part in bf16 the global maps moved
-    by up to 0.13 on the exam-0 views (0.22 on an H200 with random weights), the patch moved on two of the four
-    views (fused map 0.50 off), and the local map moved by 0.12 even where the patch stayed: the rounding of the
-    standardised patch and of the first stage's narrow features grows through the 16 blocks at stride 1. Now
-    the global maps and y_global are exact, the patches where exact puts them, the local map within 0.085 and
-    the fused map within 0.043 (exam 0). The float32 parts took some 6 % of an exact view's time (global
-    network 0.26 s of 5.5 s; the stem and the 64-channel stage about 1 % of the local arithmetic): one view on
-    a loaded 2-core AVX-512-BF16 CPU took 6.6 s (median; 7.0 s all bf16, exact 11.8 s), see docs/speed.md.
+    residual stream, which plain bf16 autocast rounds to 8 bits at every block. With every part in bf16 the
+    global maps moved by up to 0.13 on the exam-0 views (0.22 on an H200 with random weights), the patch moved on
+    two of the four views (fused map 0.50 off), and the local map moved by 0.12 even where the patch stayed: the
+    rounding of the standardised patch and of the first stage's narrow features grows through the 16 blocks at
+    stride 1. Now, on the four exam-0 views, y_global is within 3.3e-4 of exact, the global maps within 0.012,
+    the patches where exact puts them, the local map within 0.08 and the fused map within 0.042 (2-core AMX CPU).
+    The local network keeps plain autocast: its stream in float32 cost time there and moved its map more (0.15).
     """
     fast = fold_batchnorm(model)
-    fast.global_net = _Float32(fast.global_net)
+    net = fast.global_net
+    net.stem = Float32(net.stem)
+    net.stages[0] = Float32(net.stages[0])
+    for stage in net.stages[1:]:
+        float32_stream(stage)
     for name in ("head_1", "head_2", "head_last"):
-        setattr(fast, name, _Float32(getattr(fast, name)))
+        setattr(fast, name, Float32(getattr(fast, name)))
     local = fast.local_net
-    local.stem_conv = _Float32(local.stem_conv)
-    local.stages[0] = _Float32(local.stages[0])
+    local.stem_conv = Float32(local.stem_conv)
+    local.stages[0] = Float32(local.stages[0])
     return fast
 
 

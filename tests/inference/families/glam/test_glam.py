@@ -225,7 +225,7 @@ def test_verify_knows_the_published_files_and_refuses_others(tmp_path):
 
 @pytest.mark.timeout(1200)
 def test_the_fast_mode_stays_within_001_of_exact():
-    """Folded batch norms and compiled networks (bf16 where the CPU has native bf16), in a child process."""
+    """Folded batch norms, bf16 where the CPU has native bf16, in a child process."""
     require_shared(GLAM)
     from tests.helpers import run_isolated
 
@@ -242,9 +242,9 @@ def test_the_fast_mode_stays_within_001_of_exact():
 
 def test_bf16_fast_mode_stays_within_bound_of_exact_on_every_exam0_view(glam, monkeypatch):
     """GLAM's fast mode as it runs on CUDA and on CPUs with AMX / AVX-512-BF16 (folded, bf16 autocast; forced
-    here, eagerly: the compiled path is the same arithmetic) on the four exam-0 inputs in one batch. With every
-    part in bf16 the global maps moved by 0.13, the patch moved on R-CC and R-MLO (fused map 0.50 off) and the
-    local map by 0.12 (0.22 on an H200); the fast mode keeps the global network, its heads and the local
+    here) on the four exam-0 inputs in one batch. With every part in bf16 the global maps moved by 0.13, the
+    patch moved on R-CC and R-MLO (fused map 0.50 off) and the local map by 0.12 (0.22 on an H200); the fast
+    mode keeps the global network's residual stream (its stem and first stage wholly), its heads and the local
     network's stem and first stage in float32 (``fast_glam``), so every map stays within the bf16 map bound."""
     import inference.cpu
     from inference.families.common import fast_mode_numerics, numerics, runnable

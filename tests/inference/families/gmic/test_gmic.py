@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import glob
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,10 +73,11 @@ def test_forward_stores_nothing_on_the_module(seeded_model):
 @pytest.mark.parametrize("percent_t", [0.02, 0.1])
 def test_bf16_fast_mode_stays_within_bound_of_exact_on_every_exam0_view(monkeypatch, percent_t):
     """The fast mode as it runs on CUDA and on CPUs with AMX / AVX-512-BF16 (folded, bf16 autocast; forced
-    here, eagerly: the compiled path is the same arithmetic and test_pipeline covers it) on the four exam-0
-    oracle inputs in one batch. Under bf16 the global network's h_g moved y_fusion by 0.012 (L-MLO) and the
-    retrieved patches; the fast mode keeps the global network in float32, so y_fusion stays within 0.01 of
-    exact (5e-4 measured) and the patches stay where exact puts them."""
+    here) on the four exam-0 oracle inputs in one batch. With the whole global network under autocast, h_g
+    moved y_fusion by 0.012 (L-MLO) and the retrieved patches moved on every view; the fast mode keeps the
+    global network's residual stream in float32 (its stem and first stage wholly), so y_fusion stays within
+    0.01 of exact (3.9e-3 measured) and every retrieved patch is one exact retrieves, except where the
+    reference's greedy step won by less than bf16 resolves (L-CC's sixth: 1.5e-4 in golden_meta.json)."""
     require_shared()
     import inference.cpu
     from inference.families.common import fast_mode_numerics, numerics, runnable
@@ -98,7 +101,12 @@ def test_bf16_fast_mode_stays_within_bound_of_exact_on_every_exam0_view(monkeypa
     assert out.h_crops.dtype == torch.bfloat16  # the local network still runs in bf16: still the fast path
     deviation = (out.y_fusion.float() - exact.y_fusion).abs().amax(dim=1)
     assert (deviation <= FAST_BF16_PROBABILITY).all(), dict(zip(paths, deviation.tolist()))
-    assert torch.equal(out.patch_locations, exact.patch_locations)
+    cases = json.loads((REFERENCE / "golden_meta.json").read_text())["cases"]
+    for index, path in enumerate(paths):
+        gaps = cases[Path(path).stem]["roi_greedy_step_gaps"]
+        retrieved = {tuple(cell) for cell in exact.patch_locations[index].tolist()}
+        moved = [step for step, cell in enumerate(out.patch_locations[index].tolist()) if tuple(cell) not in retrieved]
+        assert all(gaps[step] < 2**-8 for step in moved), (path, moved, gaps)
 
 
 def test_top_t_pooling_is_the_mean_of_the_largest_values():
