@@ -48,9 +48,13 @@ class WorklistItem:
 
 @dataclass
 class WorklistEntry:
+    """An exam of the list with this reader's state and reading time; ``problem`` says why it could not be
+    opened on the last try (kept for this session only: a later try may open it)."""
+
     item: WorklistItem
     state: ReadState = ReadState.UNREAD
     reading_seconds: float = 0.0
+    problem: str = ""
 
 
 def read_worklist_source(source: str | Path, dates: str = "today", ae_title: str = "") -> list[WorklistItem]:
@@ -206,6 +210,7 @@ class Worklist:
     clock: Callable[[], float] = time.monotonic
     current: int = -1
     _started: float | None = field(default=None, repr=False)
+    _state_before: ReadState | None = field(default=None, repr=False)  # the current exam's, before this visit
 
     @classmethod
     def open(cls, source: str | Path, store=None, reader: str = "reader",
@@ -269,11 +274,24 @@ class Worklist:
         self.leave(committed)
         self.current = index
         entry = self.entries[index]
+        self._state_before, entry.problem = entry.state, ""
         if entry.state == ReadState.UNREAD:
             entry.state = ReadState.IN_PROGRESS
         self.start_clock()
         self._save(entry, 0.0)
         return entry.item
+
+    def could_not_open(self, reason: str) -> None:
+        """The current exam could not be opened: the time spent on it is no reading time, and an exam that was
+        unread before this visit is unread again (not "in progress"); the reason stays beside it in the list."""
+        if not 0 <= self.current < len(self.entries):
+            return
+        entry = self.entries[self.current]
+        self._started = None
+        entry.problem = reason
+        if entry.state == ReadState.IN_PROGRESS and self._state_before == ReadState.UNREAD:
+            entry.state = ReadState.UNREAD
+            self._save(entry, 0.0)
 
     def step_out(self, committed: bool) -> None:
         """The reader opened an exam from elsewhere (File ▸ Open …): the current exam's clock stops and none is

@@ -399,6 +399,52 @@ def test_an_exam_that_cannot_be_loaded_ahead_is_not_tried_again_and_again(qtbot,
         control.go_to(1)
 
 
+def test_an_exam_that_cannot_be_opened_is_not_left_in_progress_with_its_time_counted(tmp_path):
+    """It stayed "in progress" (as if being read) and the time the reader spent on the error counted as reading
+    time; an exam already in progress from an earlier visit stays so."""
+    store = Store(tmp_path / "s.sqlite")
+    clock = FakeClock()
+    worklist = Worklist.open(make_batch(tmp_path / "batch"), store=store, reader="dr a", clock=clock)
+    worklist.move_to(0)
+    clock.now += 30
+    worklist.move_to(1)
+    worklist.could_not_open("exam1/0_R-CC.png: not a PNG image")
+    clock.now += 12
+    worklist.move_to(2)
+    first, failed = worklist.entries[0], worklist.entries[1]
+    assert (failed.state, failed.reading_seconds, failed.problem) == (
+        ReadState.UNREAD, 0.0, "exam1/0_R-CC.png: not a PNG image")
+    worklist.move_to(0)  # in progress since its first visit
+    worklist.could_not_open("the folder is gone")
+    assert (first.state, first.reading_seconds) == (ReadState.IN_PROGRESS, 30.0)
+    worklist.move_to(1)
+    assert failed.problem == ""  # tried again: said again only if it fails again
+    flush(store)
+    states = load_states(store, "dr a", [e.item for e in worklist.entries])
+    assert states[failed.item.location] == (ReadState.IN_PROGRESS, 0.0)
+    store.close()
+
+
+def test_the_list_says_which_exam_could_not_be_opened_and_why(qtbot, store, tmp_path, stub_model):
+    batch = make_batch(tmp_path / "batch", 3)
+    (batch / "exam1" / "0_R-CC.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)  # damaged mid-batch
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(batch)
+    with qtbot.waitSignal(window.loadFailed, timeout=60_000):
+        control.next()
+    entry = control.worklist.entries[1]
+    assert entry.state == ReadState.UNREAD and "0_R-CC.png" in entry.problem
+    cell = control.panel.table.item(1, 1)
+    assert cell.text() == "⚠ not opened" and "(unread)" in cell.toolTip() and "0_R-CC.png" in cell.toolTip()
+    assert "could not be opened" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.next()
+    assert control.panel.table.item(1, 1).text() == "⚠ not opened"
+    assert control.worklist.counts()[ReadState.UNREAD] == 1  # exam1: still to be read, Next unread comes to it
+
+
 def test_another_reader_never_sees_the_previous_reader_s_reads(qtbot, store, tmp_path, stub_model):
     """Preferences name another reader mid-batch: the exams held ahead were loaded with the first reader's reads
     (the second arrived on a committed 70 %, the model shown, and could record nothing), and the list's states

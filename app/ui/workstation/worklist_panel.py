@@ -110,14 +110,15 @@ class WorklistPanel(QDockWidget):
         self.table.setRowCount(len(worklist))
         for row, entry in enumerate(worklist.entries):
             seconds = int(round(entry.reading_seconds))
-            cells = (entry.item.exam_id, f"{STATE_MARKS[entry.state]} {entry.state.value}",
-                     f"{seconds // 60}:{seconds % 60:02d}" if seconds else "")
+            state = "⚠ not opened" if entry.problem else f"{STATE_MARKS[entry.state]} {entry.state.value}"
+            cells = (entry.item.exam_id, state, f"{seconds // 60}:{seconds % 60:02d}" if seconds else "")
             for column, text in enumerate(cells):
                 item = self.table.item(row, column)
                 if item is None:
                     item = QTableWidgetItem()
                     self.table.setItem(row, column, item)
                 item.setText(text)
+                item.setToolTip(f"Not opened ({entry.state.value}): {entry.problem}" if entry.problem else "")
                 font = item.font()
                 font.setBold(row == worklist.current)
                 item.setFont(font)
@@ -149,6 +150,7 @@ class WorklistController(QObject):
         self._awaiting: tuple[int, int] | None = None  # (index, window generation) shown when its prefetch ends
         self._opening: Worker | None = None
         self.opening_own_exam = False  # a worklist exam being opened (any other open steps out of the list)
+        self._loading: tuple[Worklist, int] | None = None  # the worklist exam whose own load runs
         self._early: dict[int, LoadedExam] = {}  # the exam being prefetched, loaded, its analysis still running
         self._loadedEarly.connect(self._on_loaded_early)
         self.panel = WorklistPanel(window)
@@ -169,6 +171,7 @@ class WorklistController(QObject):
         window.analysisFinished.connect(self.schedule_prefetch)
         window.examShown.connect(self._on_exam_shown)
         window.analysisFailed.connect(lambda _error: self.schedule_prefetch())
+        window.loadFailed.connect(self._on_load_failed)
 
     # ------------------------------------------------------------------------------------------- opening
 
@@ -254,6 +257,8 @@ class WorklistController(QObject):
 
     def _open(self, source) -> None:
         """Open a worklist exam (not a step out of the list)."""
+        if self.worklist is not None:
+            self._loading = (self.worklist, self.worklist.current)
         self.opening_own_exam = True
         try:
             self.window.open_exam(source)
@@ -305,6 +310,7 @@ class WorklistController(QObject):
         if not self.window.reading.leave_or_ask(lambda: self.go_to(index)):
             return
         committed = self.window.committed and self.window.exam is not None
+        self._loading = None
         item = worklist.move_to(index, committed=committed)
         self.panel.show_worklist(worklist)
         if self._awaiting is not None:  # leaving the exam whose prefetch still runs: what it loaded is stale now
@@ -336,6 +342,19 @@ class WorklistController(QObject):
             self.prefetch_worker.cancel()  # the exam on screen comes first
         self._open(exam_source(item, self.window.settings.ae_title))
         self.arrived.emit(index, False)
+
+    def _on_load_failed(self, error: BaseException) -> None:
+        """The worklist exam on screen could not be opened: not left "in progress" with its time counted; the
+        list says so beside it (the window has shown the message)."""
+        worklist = self.worklist
+        if worklist is None or self._loading != (worklist, worklist.current):
+            return  # an exam from elsewhere, or one the reader has left
+        self._loading = None
+        worklist.could_not_open(str(error))
+        self.panel.show_worklist(worklist)
+        state = worklist.entries[worklist.current].state.value
+        self.window.statusBar().showMessage(f"exam {worklist.current + 1} of the worklist could not be opened: it "
+                                            f"stays {state}, and no reading time is counted", 8000)
 
     def _on_exam_shown(self) -> None:
         if self.worklist is None:
