@@ -90,9 +90,11 @@ def main() -> None:
             return
         import ray  # noqa: PLC0415
 
+        from app.archive.ray_engine import start_local_ray  # noqa: PLC0415
+
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         started = time.perf_counter()
-        ray.init(include_dashboard=False, logging_level="WARNING", _node_ip_address="127.0.0.1")
+        start_local_ray({})  # as the batch starts it: loopback only, its own home
         ray.shutdown()
         print(f"  Ray start-up + shut-down of a local instance alone: {time.perf_counter() - started:.1f} s")
         local_steady = results["local, 1 thread"][2]

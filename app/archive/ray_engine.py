@@ -126,7 +126,7 @@ def _workers(requested: int | None, gpus_per_worker: float) -> int:
     return count
 
 
-_RAY_HOME: list[Path] = []  # this process's home for the local Ray instances it starts (see _start_local_ray)
+_RAY_HOME: list[Path] = []  # this process's home for the local Ray instances it starts (see start_local_ray)
 
 
 def _ray_home() -> Path:
@@ -140,7 +140,7 @@ def _ray_home() -> Path:
     return _RAY_HOME[0]
 
 
-def _start_local_ray(init: dict) -> None:
+def start_local_ray(init: dict) -> None:
     """A local Ray instance that keeps to this machine: its node address is loopback, and its own processes
     get a home folder of their own (private, temporary: ``_ray_home``; Ray keeps its session token there)
     holding an empty autoscaler config. Ray 2.x's usage-stats module (started
@@ -148,28 +148,42 @@ def _start_local_ray(init: dict) -> None:
     and resolves metadata.google.internal through the site's DNS at every start, to name its cloud; it skips
     that when ``~/ray_bootstrap_config.yaml`` exists. The workers keep that home (Ray's session token is
     there) and are told the user's settings folder (``MAMMO_READER_HOME``, through ``runtime_env``): what they
-    read there (the de-identification key) is what the local engine reads. tests/archive checks every
-    connection of a Ray run in the loopback-only namespace under strace: loopback and Unix sockets only."""
+    read there (the de-identification key) is what the local engine reads.
+
+    Loopback only: ``ray.init`` replaces a node address of 127.0.0.1 by the address it finds "from the
+    perspective" of 8.8.8.8 (a UDP socket towards it), and its GCS, raylet and workers then listen on every
+    interface — on a machine with a network the "local" instance took the LAN address and listened there. Ray
+    keeps loopback only with its cluster switch off (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read by this
+    process's ``ray_constants`` and by every process it starts); it is off while the instance starts and its
+    processes keep it. tests/archive checks it in a network namespace with a default route (a LAN stand-in
+    that reaches nothing), and every connection of a Ray run under strace: loopback and Unix sockets only."""
     import ray  # noqa: PLC0415
+    from ray._private import ray_constants  # noqa: PLC0415
 
     from app.settings import config_dir  # noqa: PLC0415
 
     init = dict(init)
     home = _ray_home()
-    real_home = os.environ.get("HOME")
     runtime_env = dict(init.pop("runtime_env", None) or {})
     env_vars = dict(runtime_env.get("env_vars") or {})
     env_vars.setdefault("MAMMO_READER_HOME", str(config_dir()))  # the user's, decided with the user's home
     runtime_env["env_vars"] = env_vars
+    env_vars[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"  # the workers too (see below)
+    saved = {name: os.environ.get(name) for name in ("HOME", ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR)}
+    cluster = ray_constants.ENABLE_RAY_CLUSTER
     os.environ["HOME"] = str(home)  # read by the processes ray.init starts (Ray keeps its session token there)
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"  # their node address: loopback, not the LAN's
+    ray_constants.ENABLE_RAY_CLUSTER = False  # this process's: read when ray.init resolves 127.0.0.1
     try:
         ray.init(include_dashboard=False, logging_level=logging.WARNING, _node_ip_address="127.0.0.1",
                  runtime_env=runtime_env, **init)
     finally:
-        if real_home is None:
-            os.environ.pop("HOME", None)
-        else:
-            os.environ["HOME"] = real_home
+        ray_constants.ENABLE_RAY_CLUSTER = cluster  # joining a cluster later in this process resolves as before
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_on_ray(
@@ -199,7 +213,7 @@ def run_on_ray(
         local = address is None and not os.environ.get("RAY_ADDRESS")
         try:
             if local:
-                _start_local_ray(init or {})
+                start_local_ray(init or {})
             else:
                 ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, **(init or {}))
         except (ConnectionError, ValueError, RuntimeError) as error:

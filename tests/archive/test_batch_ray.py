@@ -7,6 +7,7 @@ an address other than loopback (strace watches every connect)."""
 from __future__ import annotations
 
 import csv
+import ipaddress
 import json
 import os
 import subprocess
@@ -19,10 +20,11 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
-from tests.archive.conftest import DEMO_MODEL, GOOD, loopback_only
+from tests.archive.conftest import DEMO_MODEL, GOOD, lan_stand_in, loopback_only
 from tests.conftest import ROOT
 
 PROBE = Path(__file__).with_name("ray_probe.py")
+LAN_PROBE = Path(__file__).with_name("ray_lan_probe.py")
 TIMESTAMPS = ("Read on",)  # the header's time of the report; everything else must agree
 
 
@@ -110,7 +112,7 @@ def test_a_local_ray_instance_tries_no_address_but_loopback(ray_run):
     """Issue 31: every connection of the whole run — the driver, Ray's own processes (GCS, raylet, the usage-stats
     module), the workers — goes to loopback or a Unix socket. Ray 2.x's usage-stats module asks the cloud
     metadata address 169.254.169.254 and the site's DNS at start unless its home holds an autoscaler config;
-    the batch gives its local instance one (app.archive.ray_engine._start_local_ray)."""
+    the batch gives its local instance one (app.archive.ray_engine.start_local_ray)."""
     *_rest, trace = ray_run
     text = trace.read_text()
     targets = re.findall(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"', text)
@@ -120,3 +122,29 @@ def test_a_local_ray_instance_tries_no_address_but_loopback(ray_run):
     assert not outside, f"the Ray run tried to reach {sorted(outside)}"
     _seen, _local, on_ray, _trace = ray_run
     assert not list(on_ray.rglob("auth_token")) and not list(on_ray.rglob("ray_bootstrap_config.yaml"))
+
+
+def _loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
+
+
+def test_on_a_machine_with_a_network_the_local_instance_keeps_to_loopback(tmp_path):
+    """ray.init turned the node address 127.0.0.1 into the machine's network address (found with a UDP socket
+    towards 8.8.8.8), and its GCS, raylet and workers listened on every interface: on a workstation in a
+    hospital network the "local" batch engine was reachable from that network. Seen only where the machine
+    has a route out, hence the LAN stand-in (a namespace whose veth pair reaches nothing)."""
+    if shutil.which("strace") is None:
+        pytest.fail("strace is needed to watch the Ray run's connections (Debian: strace; tests/run.sh installs it)")
+    trace = tmp_path / "connections.strace"
+    watched = ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect", "-o", str(trace)]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    done = subprocess.run(lan_stand_in([*watched, sys.executable, str(LAN_PROBE)]), cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["node"] == "127.0.0.1"
+    assert seen["listening"] and all(_loopback(a) for a in seen["listening"]), seen["listening"]
+    targets = re.findall(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"', trace.read_text())
+    addresses = {a or b for a, b in targets}
+    assert addresses and all(_loopback(a) for a in addresses), sorted(addresses)
