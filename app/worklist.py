@@ -272,9 +272,11 @@ class Worklist:
         if not 0 <= index < len(self.entries):
             raise IndexError(f"the worklist has {len(self.entries)} exams; there is no exam {index + 1}")
         self.leave(committed)
+        if index != self.current:  # the same exam again (opened once more) keeps the state it had before
+            self._state_before = self.entries[index].state
         self.current = index
         entry = self.entries[index]
-        self._state_before, entry.problem = entry.state, ""
+        entry.problem = ""
         if entry.state == ReadState.UNREAD:
             entry.state = ReadState.IN_PROGRESS
         self.start_clock()

@@ -21,6 +21,7 @@ import pickle
 import shutil
 import socket
 import tempfile
+import threading
 from pathlib import Path
 
 from app.archive.ledger import Ledger
@@ -126,6 +127,7 @@ def _workers(requested: int | None, gpus_per_worker: float) -> int:
     return count
 
 
+_PROCESS_SETTINGS = threading.Lock()  # start_local_ray swaps HOME and Ray's cluster switch for the process
 _RAY_HOME: list[Path] = []  # this process's home for the local Ray instances it starts (see start_local_ray)
 
 
@@ -171,19 +173,23 @@ def start_local_ray(init: dict) -> None:
     env_vars[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"  # the workers too (see below)
     saved = {name: os.environ.get(name) for name in ("HOME", ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR)}
     cluster = ray_constants.ENABLE_RAY_CLUSTER
-    os.environ["HOME"] = str(home)  # read by the processes ray.init starts (Ray keeps its session token there)
-    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"  # their node address: loopback, not the LAN's
-    ray_constants.ENABLE_RAY_CLUSTER = False  # this process's: read when ray.init resolves 127.0.0.1
-    try:
-        ray.init(include_dashboard=False, logging_level=logging.WARNING, _node_ip_address="127.0.0.1",
-                 runtime_env=runtime_env, **init)
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = cluster  # joining a cluster later in this process resolves as before
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with _PROCESS_SETTINGS:  # what follows is process-wide: one start at a time
+        os.environ["HOME"] = str(home)  # read by the processes ray.init starts (Ray keeps its token there)
+        os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"  # their node address: loopback, not the LAN's
+        ray_constants.ENABLE_RAY_CLUSTER = False  # this process's: read when ray.init resolves 127.0.0.1
+        try:
+            ray.init(include_dashboard=False, logging_level=logging.WARNING, _node_ip_address="127.0.0.1",
+                     runtime_env=runtime_env, **init)
+        except BaseException:
+            ray.shutdown()  # whatever of it started
+            raise
+        finally:
+            ray_constants.ENABLE_RAY_CLUSTER = cluster  # a cluster joined later in this process: as before
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def run_on_ray(

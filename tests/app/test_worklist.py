@@ -419,6 +419,10 @@ def test_an_exam_that_cannot_be_opened_is_not_left_in_progress_with_its_time_cou
     assert (first.state, first.reading_seconds) == (ReadState.IN_PROGRESS, 30.0)
     worklist.move_to(1)
     assert failed.problem == ""  # tried again: said again only if it fails again
+    worklist.move_to(1)  # opened once more while it loads (a second double-click): still unread before the visit
+    worklist.could_not_open("still damaged")
+    assert failed.state == ReadState.UNREAD
+    worklist.move_to(1)
     flush(store)
     states = load_states(store, "dr a", [e.item for e in worklist.entries])
     assert states[failed.item.location] == (ReadState.IN_PROGRESS, 0.0)
@@ -443,6 +447,26 @@ def test_the_list_says_which_exam_could_not_be_opened_and_why(qtbot, store, tmp_
         control.next()
     assert control.panel.table.item(1, 1).text() == "⚠ not opened"
     assert control.worklist.counts()[ReadState.UNREAD] == 1  # exam1: still to be read, Next unread comes to it
+
+
+def test_a_double_click_on_a_row_opens_its_exam_once(qtbot, store, tmp_path, stub_model):
+    """It opened it twice (cellDoubleClicked and itemActivated): a second load, and an exam that could not be
+    opened was left in progress (its second visit took "in progress" for the state before)."""
+    from PySide6.QtCore import Qt  # noqa: PLC0415
+
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(make_batch(tmp_path / "batch", 3))
+    chosen = []
+    control.panel.chosen.connect(chosen.append)
+    table = control.panel.table
+    where = table.visualItemRect(table.item(2, 0)).center()
+    for event in (qtbot.mousePress, qtbot.mouseRelease, qtbot.mouseDClick):  # as a mouse sends a double-click
+        event(table.viewport(), Qt.MouseButton.LeftButton, pos=where)
+    qtbot.waitUntil(lambda: bool(chosen), timeout=10_000)
+    qtbot.wait(200)
+    assert chosen == [2]
 
 
 def test_another_reader_never_sees_the_previous_reader_s_reads(qtbot, store, tmp_path, stub_model):

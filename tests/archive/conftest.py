@@ -30,13 +30,17 @@ def archive(tmp_path_factory) -> Path:
 def loopback_only(command: list[str]) -> list[str]:
     """``command`` inside a new network namespace with only loopback up (root, as CI is): servers the test
     starts there (Ray) cannot be reached from, or reach, the machine's own interfaces."""
+    return _namespace(command, "ip link set lo up")
+
+
+def _namespace(command: list[str], setup: str) -> list[str]:
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         pytest.fail("unshare and ip (util-linux, iproute2) are needed to confine the servers to loopback")
     probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.fail(f"cannot make a network namespace (run as root): {probe.stderr.strip()}")
     quoted = " ".join(f"'{part}'" for part in command)
-    return ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {quoted}"]
+    return ["unshare", "-n", "sh", "-c", f"{setup} && exec {quoted}"]
 
 
 def lan_stand_in(command: list[str]) -> list[str]:
@@ -44,7 +48,6 @@ def lan_stand_in(command: list[str]) -> list[str]:
     carries the address 10.99.0.2 and the default route: to a program there the machine is on a network, and
     nothing it sends leaves the namespace. What a loopback-only namespace cannot show: a server that takes
     the machine's network address (or listens on every interface) when it should keep to loopback."""
-    confined = loopback_only(command)
-    setup = ("ip link add veth0 type veth peer name veth1 && ip addr add 10.99.0.2/24 dev veth0 && "
-             "ip link set veth0 up && ip link set veth1 up && ip route add default via 10.99.0.1 dev veth0")
-    return [*confined[:-1], confined[-1].replace("ip link set lo up && ", f"ip link set lo up && {setup} && ", 1)]
+    return _namespace(command, "ip link set lo up && ip link add veth0 type veth peer name veth1 && "
+                      "ip addr add 10.99.0.2/24 dev veth0 && ip link set veth0 up && ip link set veth1 up && "
+                      "ip route add default via 10.99.0.1 dev veth0")

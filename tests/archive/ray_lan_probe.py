@@ -1,7 +1,7 @@
 """Run by test_batch_ray.py in a network namespace whose one link besides loopback is a veth pair with a default
 route (a stand-in for a hospital LAN that reaches nothing): a local Ray instance as the batch starts it, one
 task and one actor on it (workers running), then every listening TCP socket of the namespace. Prints one JSON
-line: the node's address and the listening addresses."""
+line: the node's address, the listening addresses, and whether the namespace has its route out."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ def _address(hex_address: str) -> str:
     """/proc/net/tcp{,6} writes an address as 32-bit words in host (little-endian) order."""
     words = [bytes.fromhex(hex_address[i:i + 8])[::-1] for i in range(0, len(hex_address), 8)]
     return str(ipaddress.ip_address(b"".join(words)))
+
+
+def default_route() -> bool:
+    """Whether this namespace has a default route (read from the kernel's table: no packet, no socket)."""
+    return any(line.split()[1] == "00000000" for line in Path("/proc/net/route").read_text().splitlines()[1:])
 
 
 def listening() -> list[str]:
@@ -53,7 +58,7 @@ def main() -> None:
         assert ray.get(_square.remote(7)) == 49
         counter = _Counter.remote()
         assert ray.get(counter.ping.remote()) == "pong"
-        print(json.dumps({"node": node, "listening": listening()}))
+        print(json.dumps({"node": node, "listening": listening(), "default_route": default_route()}))
     finally:
         ray.shutdown()
 

@@ -143,6 +143,7 @@ def test_on_a_machine_with_a_network_the_local_instance_keeps_to_loopback(tmp_pa
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["default_route"]  # the stand-in is in place: Ray would find the 10.99.0.2 address
     assert seen["node"] == "127.0.0.1"
     assert seen["listening"] and all(_loopback(a) for a in seen["listening"]), seen["listening"]
     targets = re.findall(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"', trace.read_text())

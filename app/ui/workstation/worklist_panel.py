@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QTableWidget, QTableWidgetItem
 
+from app.ui.errors import user_message
 from app.worklist import ReadState, Worklist, WorklistEntry, WorklistItem, load_states
 from app.ui.worker import Worker
 
@@ -102,8 +103,7 @@ class WorklistPanel(QDockWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.cellDoubleClicked.connect(lambda row, _col: self.chosen.emit(row))
-        self.table.itemActivated.connect(lambda item: self.chosen.emit(item.row()))
+        self.table.itemActivated.connect(lambda item: self.chosen.emit(item.row()))  # double-click and Enter
         self.setWidget(self.table)
 
     def show_worklist(self, worklist: Worklist) -> None:
@@ -346,15 +346,20 @@ class WorklistController(QObject):
     def _on_load_failed(self, error: BaseException) -> None:
         """The worklist exam on screen could not be opened: not left "in progress" with its time counted; the
         list says so beside it (the window has shown the message)."""
-        worklist = self.worklist
-        if worklist is None or self._loading != (worklist, worklist.current):
+        worklist, loading = self.worklist, self._loading
+        if worklist is None or loading is None or loading[0] is not worklist or loading[1] != worklist.current:
             return  # an exam from elsewhere, or one the reader has left
         self._loading = None
-        worklist.could_not_open(str(error))
+        worklist.could_not_open(user_message(error)[1])
         self.panel.show_worklist(worklist)
         state = worklist.entries[worklist.current].state.value
         self.window.statusBar().showMessage(f"exam {worklist.current + 1} of the worklist could not be opened: it "
                                             f"stays {state}, and no reading time is counted", 8000)
+        load = self.window.load_worker  # its thread may still be stopping: the next exams load once it has
+        if load is not None and load.is_running():
+            load.finished.connect(self.schedule_prefetch)
+        else:
+            self.schedule_prefetch()
 
     def _on_exam_shown(self) -> None:
         if self.worklist is None:

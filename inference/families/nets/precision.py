@@ -15,8 +15,7 @@ from torch import nn
 
 
 class Float32(nn.Module):
-    """Runs the module it holds in float32 with autocast off, whatever autocast the caller has on; a global
-    network's ``forward_stages`` (what GLAM calls) too."""
+    """Runs the module it holds in float32 with autocast off, whatever autocast the caller has on."""
 
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
@@ -25,10 +24,6 @@ class Float32(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
             return self.inner(x.float())
-
-    def forward_stages(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        with torch.autocast(x.device.type, enabled=False):
-            return self.inner.forward_stages(x.float())
 
 
 class Float32Output(nn.Module):
@@ -44,8 +39,11 @@ class Float32Output(nn.Module):
 
 
 def float32_stream(module: nn.Module) -> nn.Module:
-    """Wrap every convolution inside ``module`` in ``Float32Output`` (in place); returns ``module``."""
+    """Wrap every convolution inside ``module`` in ``Float32Output`` (in place; once, however often it is
+    called); returns ``module``."""
     for name, child in list(module.named_children()):
+        if isinstance(child, (Float32, Float32Output)):
+            continue
         if isinstance(child, nn.Conv2d):
             setattr(module, name, Float32Output(child))
         else:
