@@ -30,7 +30,7 @@ from inference.families.common import (
     runnable,
 )
 from inference.families.nets.fold import fold_batchnorm
-from inference.families.nets.precision import Float32, float32_stream
+from inference.families.nets.precision import Float32, fast_global_network
 from inference.families.glam.model import GLAM, GLAMConfig
 from inference.intake.views import View
 
@@ -86,24 +86,20 @@ def fast_glam(model: torch.nn.Module) -> torch.nn.Module:
     """The fast mode's GLAM (CPU and CUDA): batch norms folded; under the fast mode's bf16 autocast the global
     network's stem and first stage, its three class-map heads and the local network's stem and first stage in
     float32, the global network's four other stages with bf16 convolutions over a float32 residual stream
-    (``float32_stream``), the local ResNet-34's other three stages (some 95 % of GLAM's time in exact mode) and
+    (``fast_global_network``), the local ResNet-34's other three stages (some 95 % of GLAM's time in exact mode) and
     its head in bf16.
 
-    Why (as for GMIC, ``fast_gmic``): the class maps are sigmoids of 1x1 heads on the global network's raw
-    residual stream, which plain bf16 autocast rounds to 8 bits at every block. With every part in bf16 the
-    global maps moved by up to 0.13 on the exam-0 views (0.22 on an H200 with random weights), the patch moved on
-    two of the four views (fused map 0.50 off), and the local map moved by 0.12 even where the patch stayed: the
-    rounding of the standardised patch and of the first stage's narrow features grows through the 16 blocks at
-    stride 1. Now, on the four exam-0 views, y_global is within 3.3e-4 of exact, the global maps within 0.012,
-    the patches where exact puts them, the local map within 0.08 and the fused map within 0.042 (2-core AMX CPU).
-    The local network keeps plain autocast: its stream in float32 cost time there and moved its map more (0.15).
+    Why (as for GMIC, ``fast_gmic``): the class maps are sigmoids of 1x1 heads on the global network's raw residual
+    stream, which plain bf16 autocast rounds to 8 bits at every block. With every part in bf16 the global maps moved
+    by up to 0.13 on the exam-0 views (0.22 on an H200 with random weights), the patch moved on two of the four
+    views (fused map 0.50 off), and the local map moved by 0.12 even where the patch stayed: the rounding of the
+    standardised patch and of the first stage's narrow features grows through the 16 blocks at stride 1. Now, on the
+    four exam-0 views, y_global is within 3.3e-4 of exact, the global maps within 0.012, the patches where exact
+    puts them, the local map within 0.08 and the fused map within 0.042 (2-core AMX CPU). The local network's first
+    stage stays wholly float32: with bf16 convolutions over a float32 stream there, the local map moved by 0.15.
     """
     fast = fold_batchnorm(model)
-    net = fast.global_net
-    net.stem = Float32(net.stem)
-    net.stages[0] = Float32(net.stages[0])
-    for stage in net.stages[1:]:
-        float32_stream(stage)
+    fast_global_network(fast.global_net)
     for name in ("head_1", "head_2", "head_last"):
         setattr(fast, name, Float32(getattr(fast, name)))
     local = fast.local_net

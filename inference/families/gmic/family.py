@@ -32,7 +32,7 @@ from inference.families.common import (
 )
 from inference.errors import CheckpointError
 from inference.families.nets.fold import fold_batchnorm
-from inference.families.nets.precision import Float32, float32_stream
+from inference.families.nets.precision import Float32, fast_global_network
 from inference.families.gmic.model import GMIC, GMICConfig
 from inference.intake.views import View
 
@@ -94,25 +94,21 @@ def _config(meta: Mapping[str, Any], path: str) -> GMICConfig:
 
 def fast_gmic(model: torch.nn.Module) -> torch.nn.Module:
     """The fast mode's GMIC (CPU and CUDA): batch norms folded; under the fast mode's bf16 autocast, the global
-    network's stem and first stage (16 channels) and the saliency head in float32, its four other stages with
-    bf16 convolutions over a float32 residual stream, the local network and the small heads in bf16.
+    network's stem and first stage (16 channels) and the saliency head in float32, its four other stages with bf16
+    convolutions over a float32 residual stream, the local network and the small heads in bf16.
 
-    Why: y_fusion reads the spatial max of the global feature map h_g. With the whole global network under
-    autocast, its pre-activation residual stream was rounded to 8 bits at every block: y_fusion moved by up to
-    0.012 on the exam-0 oracle inputs (over the 0.01 bound of every fast path) and retrieved patches moved on
-    every view. With the stream in float32 (``float32_stream``), on the seven oracle inputs y_fusion stays
-    within 3.9e-3 and the saliency map within 0.017; the retrieved patches are exact's on six, in another order
-    on two of them (R-MLO, whose greedy steps win by 3e-4 in the reference, and the enlarged L-MLO), and on L-CC the last patch, which
-    wins by 1.5e-4 there, moves. The 16-channel stem and stage gain nothing in bf16 on an AMX CPU and cost
-    fidelity (y_fusion 0.011 with the stem in bf16). One view's forward on a 2-core AMX CPU (docs/speed.md):
-    0.127 s, 0.173 s with the whole global network in float32, exact 0.220 s.
+    Why: y_fusion reads the spatial max of the global feature map h_g. With the whole global network under autocast,
+    its pre-activation residual stream was rounded to 8 bits at every block: y_fusion moved by up to 0.012 on the
+    exam-0 oracle inputs (over the 0.01 bound of every fast path) and retrieved patches moved on every view. With
+    the stream in float32 (``fast_global_network``), on the seven oracle inputs y_fusion stays within 3.9e-3 and the
+    saliency map within 0.017; the retrieved patches are exact's on six, in another order on two of them (R-MLO,
+    whose greedy steps win by 3e-4 in the reference, and the enlarged L-MLO), and on L-CC the last patch, which wins
+    by 1.5e-4 there, moves. The 16-channel stem and stage gain nothing in bf16 on an AMX CPU and cost fidelity
+    (y_fusion 0.011 with the stem in bf16). One view's forward on a 2-core AMX CPU (docs/speed.md): 0.127 s, 0.173 s
+    with the whole global network in float32, exact 0.220 s.
     """
     fast = fold_batchnorm(model)
-    net = fast.global_net
-    net.stem = Float32(net.stem)
-    net.stages[0] = Float32(net.stages[0])
-    for stage in net.stages[1:]:
-        float32_stream(stage)
+    fast_global_network(fast.global_net)
     fast.saliency_head = Float32(fast.saliency_head)
     return fast
 
