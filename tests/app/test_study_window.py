@@ -50,6 +50,14 @@ def crossover(tmp_path, stub_model):
     close_windows_then(store)
 
 
+def reading_screen(qtbot, reading) -> StudyReadingWindow:
+    """The study screen on ``reading``, shown (closed with the test)."""
+    window = StudyReadingWindow(reading)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
 def set_reader(window, right: int, left: int) -> None:
     window.reader_panel.inputs["R"].spin.setValue(right)
     window.reader_panel.inputs["L"].spin.setValue(left)
@@ -57,9 +65,7 @@ def set_reader(window, right: int, left: int) -> None:
 
 def test_read_three_cases_blinded_then_aided(qtbot, study):
     store, study_id = study
-    window = StudyReadingWindow(open_reading(store, study_id, "A"))
-    qtbot.addWidget(window)
-    window.show()
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
     for number in range(3):
         qtbot.waitUntil(lambda: window.exam is not None and window.status_label.text() == "", timeout=30_000)
         case_id = window.case_id
@@ -124,9 +130,7 @@ def ai_visible(window) -> bool:
 
 def test_crossover_session_one_then_the_washout_closes_session_two(qtbot, crossover):
     store, study_id = crossover
-    window = StudyReadingWindow(open_reading(store, study_id, "A"))
-    qtbot.addWidget(window)
-    window.show()
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
     session = window.session
     for number in range(3):
         wait_for_case(qtbot, window)
@@ -166,9 +170,7 @@ def test_crossover_session_two_after_the_washout_hides_the_first_answers(qtbot, 
                            (study_id, case.case_id, case.modality, breast, weeks_ago))
 
     store.submit(backdated).result()
-    window = StudyReadingWindow(open_reading(store, study_id, "A"))
-    qtbot.addWidget(window)
-    window.show()
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
     for number in range(3):
         wait_for_case(qtbot, window)
         position = 3 + number
@@ -193,9 +195,7 @@ def test_the_study_screen_stays_responsive_while_cases_load_and_reads_commit(qtb
     store, study_id = study
     opened = open_reading(store, study_id, "A")
     with StallProbe("study screen: open, load, commit, reveal, commit") as probe:
-        window = StudyReadingWindow(opened)
-        qtbot.addWidget(window)
-        window.show()
+        window = reading_screen(qtbot, opened)
         qtbot.waitUntil(lambda: window.exam is not None and window.status_label.text() == "", timeout=30_000)
         set_reader(window, 30, 10)
         with qtbot.waitSignal(window.committed, timeout=10_000):
@@ -212,9 +212,7 @@ def test_the_study_screen_stays_responsive_while_cases_load_and_reads_commit(qtb
 
 def test_the_form_asks_only_what_a_study_read_stores_and_bi_rads_carries_into_the_aided_read(qtbot, study):
     store, study_id = study
-    window = StudyReadingWindow(open_reading(store, study_id, "A"))
-    qtbot.addWidget(window)
-    window.show()
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
     wait_for_case(qtbot, window)
     right = window.reader_panel.inputs["R"]
     assert right.spin.isVisible() and right.birads.isVisible()
@@ -236,9 +234,7 @@ def test_the_form_asks_only_what_a_study_read_stores_and_bi_rads_carries_into_th
 
 def test_a_read_whose_parts_disagree_asks_before_it_is_committed(qtbot, study):
     store, study_id = study
-    window = StudyReadingWindow(open_reading(store, study_id, "A"))
-    qtbot.addWidget(window)
-    window.show()
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
     wait_for_case(qtbot, window)
     set_reader(window, 32, 10)
     window.reader_panel.inputs["R"].birads.setCurrentText("5")
@@ -256,14 +252,10 @@ def test_a_read_whose_parts_disagree_asks_before_it_is_committed(qtbot, study):
 
 def test_leaving_a_reading_with_answers_not_committed_asks_first(qtbot, study):
     store, study_id = study
-    window = StudyReadingWindow(open_reading(store, study_id, "A"))
-    qtbot.addWidget(window)
-    window.show()
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
     wait_for_case(qtbot, window)
     assert window.close()  # nothing given yet: it closes at once
-    window = StudyReadingWindow(open_reading(store, study_id, "A"))
-    qtbot.addWidget(window)
-    window.show()
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
     wait_for_case(qtbot, window)
     set_reader(window, 30, 70)
     assert not window.close() and window.isVisible()
@@ -282,9 +274,7 @@ def test_a_mark_can_be_taken_back_before_the_commit_and_is_not_drawn_on_the_next
     from app.study.store import ReaderMark  # noqa: PLC0415
 
     store, study_id = study
-    window = StudyReadingWindow(open_reading(store, study_id, "A"))
-    qtbot.addWidget(window)
-    window.show()
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
     wait_for_case(qtbot, window)
     window.add_mark(ReaderMark("R-CC", 100.0, 100.0, "mass", 3))
     window.add_mark(ReaderMark("R-CC", 200.0, 150.0, "mass", 2))
@@ -304,9 +294,7 @@ def test_a_case_that_cannot_be_opened_says_so_and_the_reader_goes_on(qtbot, stud
     store, study_id = study
     session = ReadingSession(store, study_id, "A")
     shutil.rmtree(session.case_at(0).exam_path)
-    window = StudyReadingWindow(open_reading(store, study_id, "A"))
-    qtbot.addWidget(window)
-    window.show()
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
     qtbot.waitUntil(lambda: window.notice.isVisible(), timeout=30_000)
     assert "cannot be opened" in window.notice.text() and "secret" not in window.notice.text()
     assert not window.commit_button.isEnabled() and window.next_button.isEnabled()
@@ -327,9 +315,7 @@ def test_a_last_case_that_cannot_be_opened_ends_the_reading_with_the_count(qtbot
         session.reveal(case_id).result()
         session.commit(case_id, "aided", {"L": 0.1, "R": 0.2}).result()
     shutil.rmtree(session.case_at(2).exam_path)
-    window = StudyReadingWindow(open_reading(store, study_id, "A"))
-    qtbot.addWidget(window)
-    window.show()
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
     qtbot.waitUntil(lambda: "could not be opened" in window.notice.text(), timeout=30_000)
     assert window.position == 2 and "1 case(s) could not be opened" in window.notice.text()
     assert "Next" not in window.notice.text() and not window.next_button.isEnabled()
@@ -344,9 +330,7 @@ def test_a_session_one_case_that_cannot_be_opened_keeps_session_two_closed_and_s
     for position in (0, 1):
         session.commit(session.case_at(position).case_id, session.modality_at(position), {"L": 0.1, "R": 0.2}).result()
     shutil.rmtree(session.case_at(2).exam_path)
-    window = StudyReadingWindow(open_reading(store, study_id, "A"))
-    qtbot.addWidget(window)
-    window.show()
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
     qtbot.waitUntil(lambda: window.next_button.isEnabled(), timeout=30_000)
     window.next_case()
     qtbot.waitUntil(lambda: "Session 2 opens" in window.notice.text(), timeout=10_000)
@@ -362,9 +346,7 @@ def test_the_last_commit_of_the_study_says_it_is_finished(qtbot, tmp_path, stub_
         session = ReadingSession(store, study_id, "A")
         for position in range(2):
             session.commit(session.case_at(position).case_id, "unaided", {"L": 0.1, "R": 0.2}).result()
-        window = StudyReadingWindow(open_reading(store, study_id, "A"))
-        qtbot.addWidget(window)
-        window.show()
+        window = reading_screen(qtbot, open_reading(store, study_id, "A"))
         wait_for_case(qtbot, window)
         set_reader(window, 10, 10)
         with qtbot.waitSignal(window.committed, timeout=10_000):
@@ -401,9 +383,7 @@ def test_a_read_refused_by_the_store_shows_what_the_store_holds(qtbot, study):
 
 def test_a_late_load_failure_of_a_case_the_reader_left_is_not_shown_on_this_one(qtbot, study):
     store, study_id = study
-    window = StudyReadingWindow(open_reading(store, study_id, "A"))
-    qtbot.addWidget(window)
-    window.show()
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
     wait_for_case(qtbot, window)
     window._on_load_failed(FileNotFoundError("/exams/exam_secret_name_7: no such folder"), window.position + 1)  # noqa: SLF001
     assert not window.notice.isVisible() and window.commit_button.isEnabled()
@@ -413,9 +393,7 @@ def test_a_late_load_failure_of_a_case_the_reader_left_is_not_shown_on_this_one(
 
 def test_record_while_the_commit_is_on_its_way_leaves_once_it_is_saved(qtbot, study):
     store, study_id = study
-    window = StudyReadingWindow(open_reading(store, study_id, "A"))
-    qtbot.addWidget(window)
-    window.show()
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
     wait_for_case(qtbot, window)
     set_reader(window, 20, 30)
     left = []
