@@ -706,3 +706,19 @@ def test_a_case_list_opens_as_a_worklist_from_the_menu(qtbot, store, tmp_path, s
         action(window, "openWorklistList").trigger()
     assert [e.item.exam_id for e in window.worklist.worklist.entries] == ["B", "A"]
     assert window.exam.source == batch / "exam2"
+
+
+def test_the_list_shows_state_and_time_whole_at_the_default_width(qtbot, tmp_path, stub_model, store):
+    """The time column was cut off to a 'T' at the window's default width."""
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(make_batch(tmp_path / "batch", 3))
+    control.worklist.entries[0].reading_seconds = 754
+    control.panel.show_worklist(control.worklist)
+    table = control.panel.table
+    qtbot.waitUntil(lambda: table.viewport().width() > 0)
+    metrics = table.fontMetrics()
+    assert table.columnWidth(2) >= metrics.horizontalAdvance("12:34")
+    assert table.columnWidth(1) >= metrics.horizontalAdvance("… in progress")
+    assert sum(table.columnWidth(c) for c in range(3)) <= table.viewport().width()
