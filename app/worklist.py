@@ -217,7 +217,12 @@ class Worklist:
              clock: Callable[[], float] = time.monotonic, dates: str = "today", ae_title: str = "") -> Worklist:
         """Read the source and what the store holds for it (runs off the GUI thread); ``dates`` and
         ``ae_title``: a PACS query's (:func:`read_worklist_source`)."""
-        items = read_worklist_source(source, dates, ae_title)
+        return cls.of_items(read_worklist_source(source, dates, ae_title), store, reader, clock)
+
+    @classmethod
+    def of_items(cls, items: list[WorklistItem], store=None, reader: str = "reader",
+                 clock: Callable[[], float] = time.monotonic) -> Worklist:
+        """These exams with ``reader``'s states and times from the store (runs off the GUI thread)."""
         if store is not None:
             ensure_table(store)
         states = load_states(store, reader, items)

@@ -82,16 +82,17 @@ def load_exam_task(source, store: Store | None, reader: str, *, progress, cancel
         study = retrieve_study(source, progress=progress, cancel=cancel, on_kept=kept)
         exam = load_exam(study.folder)
         exam = dataclasses.replace(exam, warnings=exam.warnings + tuple(study.notes))
-        key = claimed_exam_key(store, exam)
-        reads = store.load_reads(key, reader) if store is not None else {}
-        marks = store.load_marks(key, reader) if store is not None else []
-        return LoadedExam(prepare_display(exam), key, reads, marks, exam_window(exam))
+        return _with_reads(exam, store, reader)
     if not isinstance(source, (str, Path, list, tuple)):  # the demo sentinel
         from app.demo import ensure_demo_exam  # noqa: PLC0415
 
         progress("preparing the demo exam", 0, 1)
         source = ensure_demo_exam()
-    exam = load_exam(source)
+    return _with_reads(load_exam(source), store, reader)
+
+
+def _with_reads(exam, store: Store | None, reader: str) -> LoadedExam:
+    """The exam ready to show, with this reader's reads and marks of it (under the key it claims)."""
     key = claimed_exam_key(store, exam)
     reads = store.load_reads(key, reader) if store is not None else {}
     marks = store.load_marks(key, reader) if store is not None else []

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QHeaderView, QTableWidget, QTableWidgetItem
 
 from app.ui.errors import user_message
-from app.worklist import ReadState, Worklist, WorklistEntry, WorklistItem, load_states
+from app.worklist import ReadState, Worklist, WorklistItem
 from app.ui.worker import Worker
 
 if TYPE_CHECKING:
@@ -77,10 +77,7 @@ def _prefetch_task(source, store, reader: str, model_path: str, groups, device: 
 
 def _reader_states_task(worklist: Worklist, store, reader: str, *, progress, cancel) -> Worklist:  # noqa: ARG001
     """The same exams with ``reader``'s states (another reader took the workstation)."""
-    items = [entry.item for entry in worklist.entries]
-    states = load_states(store, reader, items) if store is not None else {}
-    entries = [WorklistEntry(item, *states.get(item.location, (ReadState.UNREAD, 0.0))) for item in items]
-    return Worklist(entries, reader, store, worklist.clock)
+    return Worklist.of_items([entry.item for entry in worklist.entries], store, reader, worklist.clock)
 
 
 def _open_task(source: str, store, reader: str, dates: str, ae_title: str, *, progress,
