@@ -183,8 +183,9 @@ def roi_align(features: torch.Tensor, rois: torch.Tensor, output: int, spatial_s
     out = features.new_zeros((k, c, output, output))
     if k == 0:
         return out
-    # (C, N·H·W): one gather per corner serves every RoI of every image
-    flat = features.transpose(0, 1).reshape(c, n * height * width)
+    # (N·H·W, C): one row of channels per cell, so each corner's gather copies whole rows (a view for the
+    # channels-last maps of the fast mode, one copy otherwise); one gather per corner serves every RoI
+    flat = features.permute(0, 2, 3, 1).reshape(n * height * width, c)
     for first in range(0, k, chunk):
         r = rois[first:first + chunk]
         base = r[:, 0].to(torch.int64) * (height * width)
@@ -195,25 +196,23 @@ def roi_align(features: torch.Tensor, rois: torch.Tensor, output: int, spatial_s
         ylo, yhi, hy, ly, yvalid = _axis_samples(y1, roi_h, output, sampling, height)
         xlo, xhi, hx, lx, xvalid = _axis_samples(x1, roi_w, output, sampling, width)
         valid = (yvalid[:, :, None] & xvalid[:, None, :]).to(features.dtype)  # (k, Sy, Sx)
-        w1 = hy[:, :, None] * hx[:, None, :] * valid
-        w2 = hy[:, :, None] * lx[:, None, :] * valid
-        w3 = ly[:, :, None] * hx[:, None, :] * valid
-        w4 = ly[:, :, None] * lx[:, None, :] * valid
 
-        def gather(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        def corner(rows: torch.Tensor, cols: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
+            """The corner's value times its bilinear weight at every sample: (k, Sy, Sx, C)."""
             index = base[:, None, None] + rows[:, :, None] * width + cols[:, None, :]
-            values = flat.index_select(1, index.reshape(-1))
-            return values.reshape(c, *index.shape).transpose(0, 1)
+            values = flat.index_select(0, index.reshape(-1)).reshape(*index.shape, c)
+            return values.mul_((wy[:, :, None] * wx[:, None, :] * valid)[..., None])
 
-        samples = (w1[:, None] * gather(ylo, xlo) + w2[:, None] * gather(ylo, xhi)
-                   + w3[:, None] * gather(yhi, xlo) + w4[:, None] * gather(yhi, xhi))
-        # (k, C, bins·grid, bins·grid) -> sum the grid samples of each bin in row-major order, then average
-        s = samples.reshape(len(r), c, output, sampling, output, sampling)
-        total = torch.zeros_like(s[:, :, :, 0, :, 0])
+        # the kernel's order: w1·v1 + w2·v2 + w3·v3 + w4·v4 per sample
+        samples = corner(ylo, xlo, hy, hx).add_(corner(ylo, xhi, hy, lx))
+        samples.add_(corner(yhi, xlo, ly, hx)).add_(corner(yhi, xhi, ly, lx))
+        # (k, bins·grid, bins·grid, C) -> sum the grid samples of each bin in row-major order, then average
+        s = samples.reshape(len(r), output, sampling, output, sampling, c)
+        total = torch.zeros_like(s[:, :, 0, :, 0])
         for iy in range(sampling):
             for ix in range(sampling):
-                total = total + s[:, :, :, iy, :, ix]
-        out[first:first + chunk] = total / max(sampling * sampling, 1)
+                total = total + s[:, :, iy, :, ix]
+        out[first:first + chunk] = (total / max(sampling * sampling, 1)).permute(0, 3, 1, 2)
     return out
 
 
