@@ -33,6 +33,7 @@ from inference.results.exam_result import (
     exam_decisions,
     ExamResult,
     Mode,
+    ModelEntry,
     no_result_notice,
     Provenance,
     uncounted_notice,
@@ -99,12 +100,15 @@ def slots_key(exam: Exam) -> str:
     return "|".join(parts)
 
 
-def arithmetic(mode: Mode | str, device: str | None = None) -> str:
-    """The mode with its arithmetic on ``device``: ``exact``, or ``fast-bf16`` / ``fast-fp32``."""
-    from inference.pipeline import choose_device, fast_mode_numerics  # noqa: PLC0415
+def arithmetic(mode: Mode | str, device: str | None, group: ModelGroup) -> str:
+    """The mode with the arithmetic ``group``'s models run with on ``device``: ``exact``, or ``fast-bf16`` /
+    ``fast-fp32`` (``inference.pipeline.model_numerics``)."""
+    from inference.pipeline import model_numerics  # noqa: PLC0415
 
     mode = Mode(mode)
-    return "exact" if mode == Mode.EXACT else f"fast-{fast_mode_numerics(choose_device(device)[0])}"
+    if mode == Mode.EXACT:
+        return "exact"
+    return "fast-" + ", ".join(dict.fromkeys(model_numerics(m.identity, device, mode) for m in group.members))
 
 
 def result_arithmetic(result: ExamResult) -> str:
@@ -124,14 +128,15 @@ def part_key(exam: Exam, model_key: str, arithmetic_name: str, slots: str | None
 
 def entry_key(exam: Exam, group: ModelGroup, mode: Mode | str, device: str | None = None) -> str:
     """The store key of ``group``'s part of the exam's analysis in ``mode`` on ``device``."""
-    return part_key(exam, group.key, arithmetic(mode, device))
+    return part_key(exam, group.key, arithmetic(mode, device, group))
 
 
 def result_key(exam: Exam, groups: Sequence[ModelGroup], mode: Mode | str, device: str | None = None) -> str:
     """A key naming a whole analysis (the images in their slots with the reader's decisions, models in order
     and mode); the store itself holds one part per entry (:func:`entry_key`)."""
     slots = slots_key(exam)
-    text = ";".join(f"{g.id}={part_key(exam, g.key, arithmetic(mode, device), slots)}" for g in groups)
+    text = ";".join(f"{g.id}={part_key(exam, g.key, arithmetic(mode, device, g), slots)}"
+                    for g in groups)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -186,10 +191,28 @@ def entry_parts(result: ExamResult) -> dict[str, ExamResult]:
                                            no_result={k: v for k, v in r.no_result.items() if k == entry.id})
                  for view, r in result.views.items()}
         provenance = dataclasses.replace(result.provenance, models=entry.members,
+                                         numerics=_entry_numerics(result, entry),
                                          notices=tuple(n for n in result.provenance.notices if n not in others))
         breasts = breast_results(views, (entry,))
         parts[entry.id] = ExamResult((entry,), views, breasts, exam_decisions(breasts, (entry,)), provenance)
     return parts
+
+
+def _entry_numerics(result: ExamResult, entry: ModelEntry) -> str:
+    """One entry's arithmetic in ``result``: the run's, which names bf16 and fp32 both only where the fast mode
+    ran a model that autocasts beside one that keeps float32 (``model_fast_mode``)."""
+    from inference.families import registry  # noqa: PLC0415
+    from inference.families.common import model_fast_mode  # noqa: PLC0415
+
+    run = result.provenance.numerics.split(", ")
+    if len(run) == 1:
+        return run[0]
+
+    def autocasts(member) -> bool:
+        fast = model_fast_mode(registry.get(member.family), member.settings)
+        return "bf16" in run and (fast is None or fast.autocast)
+
+    return ", ".join(dict.fromkeys("bf16" if autocasts(m) else "fp32" for m in entry.members))
 
 
 def _joined(values: Sequence[str]) -> str:
@@ -249,7 +272,7 @@ def store_parts(store, exam: Exam, result: ExamResult, keys: Mapping[str, str] |
     futures = []
     for entry_id, part in entry_parts(result).items():
         key = keys[entry_id] if keys is not None else part_key(
-            exam, "+".join(m.key for m in part.entries[0].members), result_arithmetic(result), slots)
+            exam, "+".join(m.key for m in part.entries[0].members), result_arithmetic(part), slots)
         data, maps = result_to_data(part)
         futures.append(store.save_result(key, json.dumps(data), maps_to_bytes(maps)))
         written[entry_id] = key
@@ -281,8 +304,8 @@ def analyse_or_restore(
 
     progress = progress or (lambda *a: None)
     groups = as_groups(models)
-    slots, numbers = slots_key(exam), arithmetic(mode, device)
-    keys = {g.id: part_key(exam, g.key, numbers, slots) for g in groups}
+    slots = slots_key(exam)
+    keys = {g.id: part_key(exam, g.key, arithmetic(mode, device, g), slots) for g in groups}
     parts: dict[str, ExamResult] = {}
     if not force and store is not None:
         for group in groups:

@@ -5,7 +5,8 @@
     python bench/bench_maskrcnn.py [--runs 3] [--device auto|cpu|cuda] [--shared ../shared]
 
 Medians after one warm-up, with the CPU flags (or the GPU), and the fast mode's largest score deviation from the
-exact mode. Timing is printed, never asserted.
+exact mode; for the ResNet-50-FPN also the fast mode of a model whose metadata declares ``fast_autocast`` (bf16
+where the device has it). Timing is printed, never asserted.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from timing import median_time  # noqa: E402
-from inference.families.common import numerics, runnable  # noqa: E402
+from inference.families.common import fast_mode_numerics, model_fast_mode, numerics, runnable  # noqa: E402
 from inference.cpu import cpu_flags_text  # noqa: E402
 from inference.families.maskrcnn.family import MaskRCNNFamily  # noqa: E402
 from inference.families.maskrcnn.model import MaskRCNN, MaskRCNNConfig  # noqa: E402
@@ -37,27 +38,38 @@ def _where(device: torch.device) -> str:
     return f"CPU {cpu_flags_text()}, {torch.get_num_threads()} threads"
 
 
-def _time(model: torch.nn.Module, x: torch.Tensor, device: torch.device, runs: int) -> None:
+def _time(model: torch.nn.Module, x: torch.Tensor, device: torch.device, runs: int,
+          declared: bool = False) -> None:
+    """Exact and fast mode; with ``declared``, also the fast mode of a model whose metadata declares
+    ``fast_autocast`` (bf16 where the device has it)."""
     family = MaskRCNNFamily()
     results = {}
-    for mode in ("exact", "fast"):
+    settings = [("exact", {}), ("fast", {})] + ([("fast, fast_autocast", {"fast_autocast": True})] if declared else [])
+    for label, declaration in settings:
+        mode = label.split(",")[0]
         module = runnable(model, device, mode, family.fast)
+        fast = model_fast_mode(family, declaration)
 
-        def once(module=module) -> object:
-            with numerics(device, "exact"):  # the family runs float32 in both modes (TF32 off on CUDA)
+        def once(module=module, mode=mode, fast=fast) -> object:
+            with numerics(device, mode, fast):
                 out = module.detect([x])[0]
             if device.type == "cuda":
                 torch.cuda.synchronize()
             return out
 
         seconds = median_time(once, runs)
-        results[mode] = once()
-        print(f"  {mode:5s} {seconds:7.2f} s/view  ({len(results[mode].scores)} detections)")
-    exact, fast = results["exact"], results["fast"]
+        results[label] = once()
+        arithmetic = fast_mode_numerics(device, fast) if mode == "fast" else "fp32"
+        print(f"  {label:20s} {seconds:7.2f} s/view  ({len(results[label].scores)} detections, {arithmetic})")
+    for label in list(results)[1:]:
+        _compare(results["exact"], results[label], label)
+
+
+def _compare(exact, fast, label: str) -> None:
     pairs, unmatched = _paired(exact, fast)
     score = max((abs(float(exact.scores[i] - fast.scores[j])) for i, j in pairs), default=0.0)
     box = max((float((exact.boxes[i] - fast.boxes[j]).abs().max()) for i, j in pairs), default=0.0)
-    print(f"  fast vs exact: {len(fast.scores)} vs {len(exact.scores)} detections; {len(pairs)} paired (same class, "
+    print(f"  {label} vs exact: {len(fast.scores)} vs {len(exact.scores)} detections; {len(pairs)} paired (same class, "
           f"IoU >= 0.5), {unmatched} exact one(s) without a partner; paired max |score| {score:.2e}, "
           f"max |box| {box:.2e} px")
 
@@ -104,7 +116,7 @@ def main() -> None:
     torch.manual_seed(0)
     resnet50 = MaskRCNN(MaskRCNNConfig()).eval()  # torchvision's default sizes, random weights
     print("ResNet-50-FPN (torchvision's default size, random weights):")
-    _time(resnet50, x, device, args.runs)
+    _time(resnet50, x, device, args.runs, declared=True)
 
 
 if __name__ == "__main__":

@@ -852,7 +852,7 @@ def part_families(ctx: Context) -> dict:
                 deviation = compare_outputs(reference, out)
                 if mode == "exact":
                     limits = (1e-4, 1e-4)
-                elif fast_mode_numerics(ctx.device) == "bf16":
+                elif fast_mode_numerics(ctx.device, getattr(family, "fast", None)) == "bf16":
                     limits = (tol.FAST_BF16_PROBABILITY, tol.FAST_BF16_MAP)
                 else:
                     limits = (1e-4, 1e-4)

@@ -29,8 +29,8 @@ import torch
 
 from inference.families import registry
 from inference.families.protocol import Prepared
-from inference.results.types import ModelViewOutput
-from inference.families.common import fast_mode_numerics, numerics
+from inference.results.types import ModelIdentity, ModelViewOutput
+from inference.families.common import fast_mode_numerics, model_fast_mode, numerics
 from inference.errors import Cancelled
 from inference.results.exam_result import (
     breast_results,
@@ -53,7 +53,8 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, int, int], None]
 CancelCallback = Callable[[], bool]
 
-__all__ = ["Cancelled", "PreparedExam", "analyze_exam", "as_groups", "choose_device", "fast_mode_numerics", "model_families",
+__all__ = ["Cancelled", "PreparedExam", "analyze_exam", "as_groups", "choose_device", "fast_mode_numerics",
+           "model_families", "model_numerics",
            "numerics", "prepare_exam", "run_prepared"]
 
 
@@ -65,6 +66,16 @@ def choose_device(requested: str | torch.device | None = None) -> tuple[torch.de
     if device.type == "cuda" and not torch.cuda.is_available():
         return torch.device("cpu"), ("CUDA was requested but no usable GPU was found; running on the CPU",)
     return device, ()
+
+
+def model_numerics(identity: ModelIdentity, device: str | torch.device | None, mode: Mode | str) -> str:
+    """The arithmetic a model runs with in ``mode`` on ``device``: fp32 in the exact mode; in the fast mode
+    bf16 where the device has it, unless the model's fast mode keeps float32 (Mask R-CNN's, unless its
+    metadata declares ``fast_autocast``: ``model_fast_mode``)."""
+    if Mode(mode) == Mode.EXACT:
+        return "fp32"
+    fast = model_fast_mode(registry.get(identity.family), identity.settings)
+    return fast_mode_numerics(choose_device(device)[0], fast)
 
 
 def warm_models(groups: Sequence[ModelGroup], device: str | torch.device | None, mode: str) -> None:
@@ -308,5 +319,5 @@ def run_prepared(
     provenance = Provenance(
         models=tuple(m.identity for g in groups for m in g.members), device=str(device), mode=mode,
         torch_version=torch.__version__, threads=torch.get_num_threads(), notices=notices,
-        numerics=fast_mode_numerics(device) if mode == Mode.FAST else "fp32")
+        numerics=", ".join(dict.fromkeys(model_numerics(m.identity, device, mode) for g in groups for m in g.members)))
     return ExamResult(entries, view_results, breasts, exam_decisions(breasts, entries), provenance)

@@ -18,7 +18,8 @@ from inference.families.registry import BUILT_IN
 
 DEVICE_HELP = "where the models run: auto = the GPU (CUDA) when present, else the CPU (default: auto)"
 MODE_HELP = ("exact: the reference numerics (fp32, TF32 off); fast: folded batch norms, "
-             "bf16 where the GPU or CPU has fast bf16 arithmetic (default: exact)")
+             "bf16 where the GPU or CPU has fast bf16 arithmetic (Mask R-CNN: fp32 unless its metadata declares "
+             "fast_autocast) (default: exact)")
 MODELS_HELP = ("checkpoint files or folders of them; several give several models side by side (one ensemble per "
                "folder); default: the models in Preferences, else the built-in demo model")
 EXAM_HELP = ("an exam: a folder of DICOM files or of PNGs named like 0_L-CC.png, a list of image files, a "

@@ -55,18 +55,31 @@ def has_keys(state: Mapping[str, torch.Tensor], prefixes: Iterable[str]) -> bool
 class FastMode:
     """How a family builds its fast-mode module: ``fold`` folds the batch norms into the convolutions (and does
     what else the family needs, e.g. the float32 parts of GMIC and GLAM); it then runs eagerly, channels-last,
-    under bf16 autocast where the arithmetic is native (``fast_mode_numerics``).
+    under bf16 autocast where the arithmetic is native (``fast_mode_numerics``), unless ``autocast`` is False
+    (a family whose results bf16 cannot hold within the fast-mode bounds runs its folded copy in float32).
 
     Nothing is compiled. Measured on a 2-core AVX-512-BF16 CPU (docs/speed.md), torch.compile saved 3 % on GMIC
     and 1 % on GLAM once warm but cost 4-6 s in every new process, so a one-shot command's fast mode was slower
     than its exact mode; the eager fast path is faster than exact from the first exam on.
     """
 
-    def __init__(self, fold: Callable[[nn.Module], nn.Module]) -> None:
+    def __init__(self, fold: Callable[[nn.Module], nn.Module], autocast: bool = True) -> None:
         self.fold = fold
+        self.autocast = autocast
 
     def build(self, model: nn.Module) -> nn.Module:
         return self.fold(model)
+
+
+def model_fast_mode(family: object, settings: Mapping[str, object]) -> FastMode | None:
+    """The fast mode one model runs with: its family's, but autocast where the family's keeps float32 and the
+    model's metadata declares ``fast_autocast: true`` (its owner checked bf16 against the exact mode on their
+    own data: a trained detector need not be as sensitive as the seeded oracle that made Mask R-CNN's fast
+    mode float32)."""
+    fast = getattr(family, "fast", None)
+    if fast is not None and not fast.autocast and settings.get("fast_autocast") is True:
+        return FastMode(fast.fold)
+    return fast
 
 
 _COPIES: weakref.WeakKeyDictionary[nn.Module, dict[tuple[str, str], nn.Module]] = weakref.WeakKeyDictionary()
@@ -90,22 +103,26 @@ def runnable(model: nn.Module, device: torch.device, mode: str, fast: FastMode |
     return module
 
 
-def fast_mode_numerics(device: torch.device) -> str:
+def fast_mode_numerics(device: torch.device, fast: FastMode | None = None) -> str:
     """The arithmetic of the fast mode on ``device``: bf16 autocast on CUDA and on CPUs with native bf16
-    matrix arithmetic (AMX / AVX-512-BF16), where it is faster; the folded fp32 path elsewhere."""
+    matrix arithmetic (AMX / AVX-512-BF16), where it is faster; the folded fp32 path elsewhere, and for a
+    family whose ``fast`` mode does not autocast."""
     from inference.cpu import has_bf16_arithmetic  # noqa: PLC0415
 
+    if fast is not None and not fast.autocast:
+        return "fp32"
     if device.type == "cuda":
         return "bf16"
     return "bf16" if has_bf16_arithmetic() else "fp32"
 
 
 @contextlib.contextmanager
-def numerics(device: torch.device, mode: str) -> Iterator[None]:
+def numerics(device: torch.device, mode: str, fast: FastMode | None = None) -> Iterator[None]:
     """Inference mode; exact mode turns TF32 off on CUDA; fast mode autocasts to bf16 where that is the
-    faster arithmetic (``fast_mode_numerics``)."""
-    exact = mode != "fast"
-    bf16 = not exact and fast_mode_numerics(device) == "bf16"
+    faster arithmetic (``fast_mode_numerics``). A ``fast`` mode that does not autocast keeps the exact
+    numerics (float32, TF32 off): its speed is the folded copy's."""
+    exact = mode != "fast" or (fast is not None and not fast.autocast)
+    bf16 = not exact and fast_mode_numerics(device, fast) == "bf16"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     if device.type != "cuda":
         with torch.inference_mode(), autocast:

@@ -136,3 +136,35 @@ def test_an_entry_without_a_result_on_a_view_keeps_that_in_its_own_part(tmp_path
     renamed = assemble([ModelGroup("other", group_b.members, "renamed")], [parts[group_b.id]])
     assert renamed.provenance.notices == (no_result_notice("renamed", View.R_CC, reason),)
     assert renamed.views[View.R_CC].no_result == {"other": reason} and renamed.entries[0].label == "renamed"
+
+
+def test_a_fast_analysis_names_each_entrys_own_arithmetic(tmp_path, monkeypatch):
+    """Fast mode on a device with bf16 (forced here): GMIC autocasts, Mask R-CNN keeps float32. The result says
+    both, each stored part says its own, and the key a part is stored under from its result (the batch's way) is
+    the key the workstation looks it up by."""
+    import inference.cpu
+    from app.analysis import arithmetic, store_parts
+    from inference.weights import load_model
+    from tests.conftest import SHARED, require_shared
+
+    seeded = SHARED / "reference" / "maskrcnn" / "seeded_state_dict.pt"
+    require_shared(seeded.parent)
+    monkeypatch.setattr(inference.cpu, "has_bf16_arithmetic", lambda: True)
+    exam = _exam(tmp_path / "exam")
+    stub, _calls = _counted_model("a", 1)
+    detector = load_model(seeded)
+    groups = as_groups([stub, detector])
+    result = analyze_exam(exam, groups, device="cpu", mode="fast")
+
+    assert result.provenance.numerics == "bf16, fp32"
+    parts = entry_parts(result)
+    assert {k: p.provenance.numerics for k, p in parts.items()} == {groups[0].id: "bf16", groups[1].id: "fp32"}
+    assert [arithmetic("fast", "cpu", g) for g in groups] == ["fast-bf16", "fast-fp32"]
+    assert arithmetic("exact", "cpu", groups[1]) == "exact"
+    store = Store(tmp_path / "store.sqlite")
+    try:
+        assert store_parts(store, exam, result) == {g.id: entry_key(exam, g, "fast", "cpu") for g in groups}
+        again = analyse_or_restore(exam, groups, store=store, device="cpu", mode="fast")
+        assert again.restored and again.result.provenance.numerics == "bf16, fp32"
+    finally:
+        store.close()

@@ -13,12 +13,13 @@ Answer per view:
   add up to 1. A detection on the detector's letters or markers (outside ``breast_mask``) stays among the
   regions (structured data) but never makes the view's probability: the screen does not draw it either.
 
-Both modes run in float32 (see ``MaskRCNNFamily.fast``); the frame's record says so (``numerics``).
+Both modes run in float32 (see ``MaskRCNNFamily.fast``), unless the metadata declares ``fast_autocast: true``
+(the fast mode then autocasts to bf16 where the device has it); the frame's record says which (``numerics``).
 
 Metadata sidecar (``<file>.json``): ``family: "maskrcnn"``, ``classes`` (every output, the background first;
 default background, benign mass, malignant mass), ``malignancy`` (default the classes whose name says malignant), ``transform``
 (``min_size``, ``max_size``, ``image_mean``, ``image_std``), ``thresholds`` (``box_score_threshold``, ``box_nms``,
-``detections_per_image``, ``display_threshold``), ``input`` (``max_value``).
+``detections_per_image``, ``display_threshold``), ``input`` (``max_value``), ``fast_autocast`` (default false).
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ import torch
 from inference.families.protocol import Commands, Prepared
 from inference.results.types import (InputFrame, InstanceMask, ModelIdentity, ModelViewOutput, ScoredRegion,
                                      scale_affine)
-from inference.families.common import FastMode, load_strict, numerics, runnable
+from inference.families.common import (
+    FastMode,
+    fast_mode_numerics,
+    load_strict,
+    model_fast_mode,
+    numerics,
+    runnable,
+)
 from inference.errors import CheckpointError
 from inference.families.maskrcnn import checkpoint, ops
 from inference.families.maskrcnn.model import MaskRCNN, fold_frozen_batchnorm
@@ -54,9 +62,10 @@ class MaskRCNNFamily:
     # hardware has it) was measured on exam 0 with the reference weights, detections paired by class and IoU:
     # whole network, ResNet body only, one ResNet stage or the FPN alone, or only the backbone's weights rounded
     # to bf16, it moved paired scores by 0.14-0.25 and lost detections scored up to 0.75 (docs/speed.md), so this
-    # family never autocasts.
+    # family autocasts only a model whose metadata declares ``fast_autocast`` (``model_fast_mode``): its owner
+    # checked it (a trained ResNet-50-FPN runs 3x faster in bf16 on an AMX CPU).
     # Nothing is compiled: the RPN and the heads are data-dependent.
-    fast = FastMode(fold_frozen_batchnorm)
+    fast = FastMode(fold_frozen_batchnorm, autocast=False)
 
     def recognises(self, state: Mapping[str, torch.Tensor]) -> bool:
         return checkpoint.recognises(state)
@@ -81,6 +90,11 @@ class MaskRCNNFamily:
         settings = {"min_size": config.min_size, "max_size": config.max_size, "max_value": max_value,
                     "box_score_threshold": config.box_score_threshold, "box_nms": config.box_nms,
                     "display_threshold": display, "probability_rule": PROBABILITY_RULE}
+        autocast = meta.get("fast_autocast", False)
+        if not isinstance(autocast, bool):
+            raise CheckpointError(f"the metadata's fast_autocast must be true or false, not {autocast!r}", path)
+        if autocast:  # only when declared, so that the identities (and stored results) of the others stay as they were
+            settings["fast_autocast"] = True
         fields = {"classes": findings, "malignancy": malignancy, "exclusive": False, "percent_t": None,
                   "settings": settings}
         shown = dict(meta.get("display") or {})
@@ -101,15 +115,17 @@ class MaskRCNNFamily:
     def run(self, model: torch.nn.Module, batch: Sequence[Prepared], device: torch.device, mode: str,
             identity: ModelIdentity) -> list[ModelViewOutput]:
         module = runnable(model, device, mode, self.fast)
+        fast = model_fast_mode(self, identity.settings)  # float32 unless the metadata declares fast_autocast
+        numbers = fast_mode_numerics(device, fast) if mode == "fast" else "fp32"
         max_value = float(identity.settings.get("max_value", 4095))
         outputs = []
         for prepared in batch:
             x = torch.from_numpy(prepared.input / np.float32(max_value))[None].expand(3, -1, -1).to(device)
-            with numerics(device, "exact"):  # float32 in both modes (see ``fast``)
+            with numerics(device, mode, fast):
                 detections = module.detect([x])[0]
             outputs.append(view_output(detections.boxes.float().cpu(), detections.labels.cpu(),
                                        detections.scores.float().cpu(), detections.mask_probs.float().cpu(),
-                                       prepared, identity, module.config.box_score_threshold))
+                                       prepared, identity, module.config.box_score_threshold, numbers))
         return outputs
 
 
@@ -130,8 +146,10 @@ def metadata(classes: Sequence[str] = DEFAULT_CLASSES, malignancy: Sequence[str]
 
 
 def view_output(boxes: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, masks: torch.Tensor,
-                prepared: Prepared, identity: ModelIdentity, threshold: float) -> ModelViewOutput:
-    """Detections (boxes x1, y1, x2, y2 in stored pixels) as scored regions with instance masks."""
+                prepared: Prepared, identity: ModelIdentity, threshold: float,
+                numbers: str = "fp32") -> ModelViewOutput:
+    """Detections (boxes x1, y1, x2, y2 in stored pixels) as scored regions with instance masks; ``numbers``:
+    the arithmetic they were computed with, for the frame's record."""
     shape = prepared.frame.original_shape
     crops = ops.paste_crops(masks, boxes, shape)
     breast = breast_mask(prepared.input) if prepared.input.shape == tuple(shape) else None
@@ -149,7 +167,7 @@ def view_output(boxes: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor,
                                     box_input=(y1, x1, y2, x2), mask=mask))
     frame = InputFrame(prepared.frame.input_shape, scale_affine(1.0, 1.0), shape,
                        {"detections": len(regions), "score_threshold": threshold,
-                        "probability_rule": PROBABILITY_RULE, "numerics": "fp32"})
+                        "probability_rule": PROBABILITY_RULE, "numerics": numbers})
     return ModelViewOutput(probabilities=best, layers=(), regions=tuple(regions), extras={}, frame=frame)
 
 

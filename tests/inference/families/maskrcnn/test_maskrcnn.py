@@ -303,6 +303,49 @@ def test_metadata_sidecar_declares_classes_sizes_thresholds_and_rule(tmp_path, s
         _load(tmp_path, seeded_state)
 
 
+def test_a_model_whose_metadata_declares_fast_autocast_runs_bf16_in_the_fast_mode(tmp_path, seeded_state,
+                                                                                 monkeypatch):
+    """Its owner checked bf16 on their data: the fast mode autocasts where the device has bf16 (forced here), and
+    its record, the result and the model's arithmetic say so; the exact mode and undeclared models stay fp32."""
+    import json
+
+    import inference.cpu
+    from inference.errors import CheckpointError
+    from inference.families.maskrcnn.family import metadata
+    from inference.families.registry import get
+    from inference.intake.views import View
+    from inference.pipeline import model_numerics
+
+    monkeypatch.setattr(inference.cpu, "has_bf16_arithmetic", lambda: True)
+    (tmp_path / "model.pt.json").write_text(json.dumps(metadata(fast_autocast=True)))
+    declared = _load(tmp_path, seeded_state)
+    assert declared.identity.settings["fast_autocast"] is True
+    assert model_numerics(declared.identity, "cpu", "fast") == "bf16"
+    assert model_numerics(declared.identity, "cpu", "exact") == "fp32"
+    (tmp_path / "model.pt.json").write_text(json.dumps(metadata()))
+    plain = _load(tmp_path, seeded_state)
+    assert "fast_autocast" not in plain.identity.settings and model_numerics(plain.identity, "cpu", "fast") == "fp32"
+
+    family = get("maskrcnn")
+    autocast_seen = []
+    detect = type(declared.model).detect
+
+    def watched(self, *args, **kwargs):
+        autocast_seen.append(torch.is_autocast_enabled("cpu"))
+        return detect(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(declared.model), "detect", watched)
+    prepared = family.prepare(_image("R-CC").astype(np.float32), View.R_CC, False)
+    for loaded, mode, expected in ((declared, "fast", "bf16"), (declared, "exact", "fp32"), (plain, "fast", "fp32")):
+        (out,) = family.run(loaded.model, [prepared], torch.device("cpu"), mode, loaded.identity)
+        assert out.frame.record["numerics"] == expected
+        assert autocast_seen.pop() == (expected == "bf16")
+
+    (tmp_path / "model.pt.json").write_text(json.dumps(metadata(fast_autocast="yes")))
+    with pytest.raises(CheckpointError, match="fast_autocast must be true or false"):
+        _load(tmp_path, seeded_state)
+
+
 @pytest.mark.parametrize(("block", "layers"), [("basic", (2, 2, 2, 2)), ("basic", (3, 4, 6, 3)),
                                                ("bottleneck", (3, 4, 6, 3)), ("bottleneck", (3, 4, 23, 3))])
 def test_resnet_depth_is_read_from_the_keys(tmp_path, block, layers):
@@ -449,13 +492,16 @@ def test_fast_mode_keeps_the_detections_where_bf16_is_available(loaded, monkeypa
     its label. (bf16 autocast itself fails this by up to 0.1, so the family keeps float32; see family.py.)"""
     import inference.cpu
     from inference.families.registry import get
-    from inference.families.common import fast_mode_numerics, runnable
+    from inference.families.common import fast_mode_numerics, numerics, runnable
     from inference.families.maskrcnn.model import FrozenBatchNorm2d
     from inference.intake.views import View
 
     monkeypatch.setattr(inference.cpu, "has_bf16_arithmetic", lambda: True)
     assert fast_mode_numerics(torch.device("cpu")) == "bf16"
     family = get("maskrcnn")
+    assert fast_mode_numerics(torch.device("cpu"), family.fast) == "fp32"  # what the result and its key say
+    with numerics(torch.device("cpu"), "fast", family.fast):
+        assert not torch.is_autocast_enabled("cpu")
     fast_module = runnable(loaded.model, torch.device("cpu"), "fast", family.fast)
     assert not any(isinstance(m, FrozenBatchNorm2d) for m in fast_module.modules())  # the folded fast copy
     golden = _golden(view)
