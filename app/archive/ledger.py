@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 from app.archive.sources import ExamItem
 from app.archive.table import BOOKKEEPING, SCORES_FILE, part_path, read_part, write_scores
@@ -43,7 +43,9 @@ class BatchSummary:
 class Progress:
     """Exams done / failed / per minute and the time left, on one terminal line (stderr)."""
 
-    def __init__(self, total: int, stream: TextIO | None = sys.stderr, every_s: float = 1.0) -> None:
+    def __init__(self, total: int, stream: TextIO | None | Literal["stderr"] = "stderr", every_s: float = 1.0) -> None:
+        """``stream``: where the line goes; "stderr" is the process's stderr when the line is written (not the one
+        of the moment this module was imported: that one may be closed by then); None: nowhere."""
         self.total, self.stream, self.every_s = total, stream, every_s
         self.started = time.perf_counter()
         self.shown = 0.0
@@ -62,8 +64,9 @@ class Progress:
         now = time.perf_counter()
         if final or now - self.shown >= self.every_s:
             self.shown = now
-            self.stream.write("\r" + self.line(done, failed).ljust(72) + ("\n" if final else ""))
-            self.stream.flush()
+            stream = sys.stderr if self.stream == "stderr" else self.stream
+            stream.write("\r" + self.line(done, failed).ljust(72) + ("\n" if final else ""))
+            stream.flush()
 
 
 class Ledger:

@@ -317,3 +317,21 @@ def test_case_ids_that_sanitise_alike_get_their_own_folders(tmp_path):
     assert len(folders) == 4
     assert exam_folder(tmp_path, ExamItem("x_1", "/a"), options) == tmp_path / "x_1"  # a clean ID keeps its name
     assert all(f.parent == tmp_path and "/" not in f.name for f in folders)
+
+
+def test_the_progress_line_goes_to_the_stderr_of_the_moment(monkeypatch):
+    """Not to the stream that was stderr when the module was first imported (under pytest's capture that one is
+    closed by the time a later batch writes: 'I/O operation on closed file')."""
+    import io
+    import sys
+
+    from app.archive.ledger import Progress
+
+    now = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", now)
+    Progress(2)(1, 0, final=True)
+    assert "1/2 exams: 1 done" in now.getvalue()
+    quiet = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    Progress(2, stream=None)(2, 0, final=True)
+    assert quiet.getvalue() == ""
