@@ -205,11 +205,12 @@ def _entry_numerics(result: ExamResult, entry: ModelEntry) -> str:
     from inference.families.common import model_fast_mode  # noqa: PLC0415
 
     run = result.provenance.numerics.split(", ")
-    if len(run) == 1:
-        return run[0]
+    known = registry.families()
+    if len(run) == 1 or any(m.family not in known for m in entry.members):
+        return result.provenance.numerics  # one arithmetic for all, or a family this installation lacks
 
     def autocasts(member) -> bool:
-        fast = model_fast_mode(registry.get(member.family), member.settings)
+        fast = model_fast_mode(known[member.family], member.settings)
         return "bf16" in run and (fast is None or fast.autocast)
 
     return ", ".join(dict.fromkeys("bf16" if autocasts(m) else "fp32" for m in entry.members))
