@@ -186,13 +186,16 @@ def _run_models(groups: list[ModelGroup], prepared: dict[str, dict[View, Prepare
 
 
 def _no_result(group: ModelGroup, outputs: Sequence[ModelViewOutput]) -> str:
-    """Why ``group`` has no result on a view ("" when it has one): a member's output that is not finite
-    (a NaN probability would otherwise become a confident 1.0 through the breast and exam rules)."""
+    """Why ``group`` has no result on a view ("" when it has one): a member refused the view (an input it does
+    not read), or its output is not finite (a NaN probability would otherwise become a confident 1.0 through
+    the breast and exam rules)."""
     for member, output in zip(group.members, outputs, strict=True):
+        who = f" {member.identity.label}" if len(group.members) > 1 else ""
+        if output.refused:
+            return f"the model{who} did not read it: {output.refused}"
         problem = non_finite(output)
         if problem:
-            who = f" of {member.identity.label}" if len(group.members) > 1 else ""
-            return f"the model's output{who} is not a finite number ({problem})"
+            return f"the model's output{' of' + who if who else ''} is not a finite number ({problem})"
     return ""
 
 

@@ -189,6 +189,8 @@ class ModelViewOutput:
         extras: family-specific named outputs shown under details (GMIC: y_global, y_local), each a
             class -> value mapping.
         frame: the model input of this view.
+        refused: why the model did not read this view ("" when it did): an input outside what the model
+            declares it reads. Such an output is no result on the view, with this reason.
     """
 
     probabilities: Mapping[str, float]
@@ -196,6 +198,7 @@ class ModelViewOutput:
     regions: tuple[ScoredRegion, ...]
     extras: Mapping[str, Mapping[str, float]]
     frame: InputFrame
+    refused: str = ""
 
 
 # ------------------------------------------------------------------------------------------------- models

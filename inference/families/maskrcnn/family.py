@@ -2,7 +2,8 @@
 
 Each view is read as stored (no crop, no flip): the model image divided by the declared maximum (``input.max_value``,
 default 4095 for 12-bit mammograms), grey replicated to three channels; the network resizes and normalises
-itself (``transform`` in the metadata; default min 1024 / max 2048 for tall mammograms).
+itself (``transform`` in the metadata; default min 1024 / max 2048 for tall mammograms). A view whose pixel values
+exceed the declared maximum is refused (no result, with the reason): the network reads [0, 1].
 
 Answer per view:
 * regions: one per detection, best score first, ``kind`` "<class> detection", its box in stored pixels, its
@@ -120,6 +121,10 @@ class MaskRCNNFamily:
         max_value = float(identity.settings.get("max_value", 4095))
         outputs = []
         for prepared in batch:
+            high = float(prepared.input.max()) if prepared.input.size else 0.0
+            if high > max_value:  # the network reads [0, 1]: beyond it its scores mean nothing (a 16-bit scan)
+                outputs.append(_refused(prepared, identity, high, max_value))
+                continue
             x = torch.from_numpy(prepared.input / np.float32(max_value))[None].expand(3, -1, -1).to(device)
             with numerics(device, mode, fast):
                 detections = module.detect([x])[0]
@@ -127,6 +132,14 @@ class MaskRCNNFamily:
                                        detections.scores.float().cpu(), detections.mask_probs.float().cpu(),
                                        prepared, identity, module.config.box_score_threshold, numbers))
         return outputs
+
+
+def _refused(prepared: Prepared, identity: ModelIdentity, high: float, max_value: float) -> ModelViewOutput:
+    """No result on a view whose pixel values exceed the input maximum the model declares."""
+    why = (f"its pixel values reach {high:.0f}, above the input maximum the model declares ({max_value:g}, "
+           "input.max_value in its metadata), so its detections would mean nothing")
+    return ModelViewOutput(probabilities=dict.fromkeys(identity.classes, float("nan")), layers=(), regions=(),
+                           extras={}, frame=prepared.frame, refused=why)
 
 
 def metadata(classes: Sequence[str] = DEFAULT_CLASSES, malignancy: Sequence[str] | None = None, *,

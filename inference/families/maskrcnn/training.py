@@ -322,6 +322,12 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     images = _images(config)
+    for image in images:  # the network reads [0, 1]: what inference reads (it refuses a view beyond max_value)
+        high = float(np.max(image.image)) if image.image.size else 0.0
+        if high > config.max_value:
+            raise ValueError(f"{image.source}: its pixel values reach {high:.0f}, above max_value {config.max_value:g}; "
+                             "set max_value (the training configuration) to the images' full scale, e.g. 65535 "
+                             "for 16-bit scans")
     targets = [target_of(image, config.classes) for image in images]
     inputs = [torch.from_numpy(np.asarray(image.image, np.float32) / np.float32(config.max_value))[None]
               .expand(3, -1, -1).contiguous() for image in images]

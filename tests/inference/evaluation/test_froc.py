@@ -117,7 +117,7 @@ def test_evaluate_counts_only_the_detections_over_the_breast(tmp_path, monkeypat
             return SimpleNamespace(input=image)
 
         def run(self, model, batch, device, mode, identity):
-            return [SimpleNamespace(regions=regions_for(batch[0].input))]
+            return [SimpleNamespace(regions=regions_for(batch[0].input), refused="")]
 
     monkeypatch.setattr(registry, "get", lambda name: Detector())
     identity = SimpleNamespace(family="maskrcnn", classes=("benign mass", "malignant mass"),
@@ -128,3 +128,30 @@ def test_evaluate_counts_only_the_detections_over_the_breast(tmp_path, monkeypat
     rows = list(csv.DictReader((tmp_path / "out" / "per_image.csv").open()))
     assert [int(r["detections"]) for r in rows] == [1, 1, 1]
     assert {float(r["highest_malignant_score"]) for r in rows} == {0.3}
+
+
+def test_evaluate_stops_at_an_image_the_model_does_not_read(tmp_path, monkeypatch):
+    """A refused image (pixel values beyond the model's declared input maximum) is an error naming it, never an
+    image where nothing was found."""
+    import argparse
+    from types import SimpleNamespace
+
+    import inference.families.registry as registry
+    from app.cli import evaluate
+    from inference.errors import MammoError
+
+    class Refusing:
+        def prepare(self, image, view, flip):
+            return SimpleNamespace(input=image)
+
+        def run(self, model, batch, device, mode, identity):
+            return [SimpleNamespace(regions=(), refused="its pixel values reach 65535, above the input maximum")]
+
+    monkeypatch.setattr(registry, "get", lambda name: Refusing())
+    identity = SimpleNamespace(family="maskrcnn", classes=("benign mass", "malignant mass"),
+                               malignancy=("malignant mass",), label="a detector")
+    args = argparse.Namespace(split="all", model=str(tmp_path / "model.pt"), data="phantom", phantoms=2,
+                              device="cpu", lesion_hit="centre", min_iou=0.1, out=str(tmp_path / "out"))
+    with pytest.raises(MammoError, match="did not read this image: its pixel values reach 65535"):
+        evaluate._detections(args, SimpleNamespace(identity=identity, model=None))
+    assert not (tmp_path / "out").exists()

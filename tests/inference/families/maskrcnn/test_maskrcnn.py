@@ -346,6 +346,36 @@ def test_a_model_whose_metadata_declares_fast_autocast_runs_bf16_in_the_fast_mod
         _load(tmp_path, seeded_state)
 
 
+def test_a_view_beyond_the_declared_input_maximum_has_no_result_not_detections(tmp_path, loaded, seeded_state):
+    """A 16-bit scan (CBIS-DDSM's are) read by a model that declares 12-bit input (the default 4095): divided by
+    4095 the network would see values up to 16 where it reads [0, 1] (the seeded model called such views 100 %
+    of both classes). That view has no result, with the reason in the notices; the others are read; a model
+    declaring 65535 reads it."""
+    import json
+
+    from inference.families.maskrcnn.family import metadata
+    from inference.families.registry import get
+    from inference.intake.views import View
+    from inference.pipeline import analyze_exam
+
+    views = {View(v): _image(v) for v in ("L-CC", "R-CC", "L-MLO", "R-MLO")}
+    views[View.R_CC] = views[View.R_CC].astype(np.uint16) * np.uint16(16)  # 12 bits stretched to 16
+    result = analyze_exam(views, [loaded], device="cpu")
+    (entry,) = result.entries
+    reason = result.views[View.R_CC].no_result[entry.id]
+    assert "pixel values reach 65520, above the input maximum the model declares (4095" in reason
+    assert any(n.startswith(f"{entry.label} has no result on R-CC") for n in result.provenance.notices)
+    assert result.views[View.R_MLO].result(entry.id).regions  # the other views are read
+    assert result.breasts[View.R_CC.laterality].entries[entry.id].views == (View.R_MLO,)
+
+    (tmp_path / "model.pt.json").write_text(json.dumps(metadata(max_value=65535)))
+    sixteen = _load(tmp_path, seeded_state)
+    family = get("maskrcnn")
+    prepared = family.prepare(views[View.R_CC].astype(np.float32), View.R_CC, False)
+    (out,) = family.run(sixteen.model, [prepared], torch.device("cpu"), "exact", sixteen.identity)
+    assert not out.refused and out.regions
+
+
 @pytest.mark.parametrize(("block", "layers"), [("basic", (2, 2, 2, 2)), ("basic", (3, 4, 6, 3)),
                                                ("bottleneck", (3, 4, 6, 3)), ("bottleneck", (3, 4, 23, 3))])
 def test_resnet_depth_is_read_from_the_keys(tmp_path, block, layers):

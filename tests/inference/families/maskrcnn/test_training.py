@@ -95,3 +95,14 @@ def test_starts_from_a_torchvision_checkpoint_and_refuses_a_pickle(tmp_path):
     torch.save({"model": Payload()}, evil)
     with pytest.raises(ValueError, match="not a readable weights file"):
         _model(MaskRCNNTrainConfig(weights=str(evil)), lambda text: None)
+
+
+def test_training_refuses_images_beyond_max_value(tmp_path):
+    """What inference would refuse to read is not trained on either: a model trained on 16-bit scans divided by
+    4095 would declare 12-bit input and then refuse every such scan."""
+    from inference.families.maskrcnn.training import MaskRCNNTrainConfig, train_maskrcnn
+
+    config = MaskRCNNTrainConfig(**{**SMALL, "max_value": 1000.0, "out": str(tmp_path / "run")})
+    with pytest.raises(ValueError, match=r"phantom.*pixel values reach \d+, above max_value 1000; set max_value"):
+        train_maskrcnn(config, progress=lambda text: None)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
