@@ -32,6 +32,7 @@ from inference.results.exam_result import (
     breast_results,
     exam_decisions,
     ExamResult,
+    joined_numerics,
     Mode,
     ModelEntry,
     no_result_notice,
@@ -108,7 +109,7 @@ def arithmetic(mode: Mode | str, device: str | None, group: ModelGroup) -> str:
     mode = Mode(mode)
     if mode == Mode.EXACT:
         return "exact"
-    return "fast-" + ", ".join(dict.fromkeys(model_numerics(m.identity, device, mode) for m in group.members))
+    return "fast-" + joined_numerics(model_numerics(m.identity, device, mode) for m in group.members)
 
 
 def result_arithmetic(result: ExamResult) -> str:
@@ -191,29 +192,31 @@ def entry_parts(result: ExamResult) -> dict[str, ExamResult]:
                                            no_result={k: v for k, v in r.no_result.items() if k == entry.id})
                  for view, r in result.views.items()}
         provenance = dataclasses.replace(result.provenance, models=entry.members,
-                                         numerics=_entry_numerics(result, entry),
+                                         numerics=entry_numerics(result, entry),
                                          notices=tuple(n for n in result.provenance.notices if n not in others))
         breasts = breast_results(views, (entry,))
         parts[entry.id] = ExamResult((entry,), views, breasts, exam_decisions(breasts, (entry,)), provenance)
     return parts
 
 
-def _entry_numerics(result: ExamResult, entry: ModelEntry) -> str:
+def entry_numerics(result: ExamResult, entry: ModelEntry) -> str:
     """One entry's arithmetic in ``result``: the run's, which names bf16 and fp32 both only where the fast mode
     ran a model that autocasts beside one that keeps float32 (``model_fast_mode``)."""
-    from inference.families import registry  # noqa: PLC0415
+    run = result.provenance.numerics.split(", ")
+    if len(run) == 1:
+        return run[0]
+    from inference.families import registry  # noqa: PLC0415 - torch and the families, only for a mixed run
     from inference.families.common import model_fast_mode  # noqa: PLC0415
 
-    run = result.provenance.numerics.split(", ")
     known = registry.families()
-    if len(run) == 1 or any(m.family not in known for m in entry.members):
-        return result.provenance.numerics  # one arithmetic for all, or a family this installation lacks
+    if any(m.family not in known for m in entry.members):
+        return result.provenance.numerics  # a family this installation lacks: the run's, as it was recorded
 
     def autocasts(member) -> bool:
         fast = model_fast_mode(known[member.family], member.settings)
         return "bf16" in run and (fast is None or fast.autocast)
 
-    return ", ".join(dict.fromkeys("bf16" if autocasts(m) else "fp32" for m in entry.members))
+    return joined_numerics("bf16" if autocasts(m) else "fp32" for m in entry.members)
 
 
 def _joined(values: Sequence[str]) -> str:
@@ -253,7 +256,7 @@ def assemble(groups: Sequence[ModelGroup], parts: Sequence[ExamResult]) -> ExamR
         mode=provenances[0].mode, torch_version=_joined([p.torch_version for p in provenances]),
         threads=provenances[0].threads, python=_joined([p.python for p in provenances]),
         notices=tuple(dict.fromkeys(general)) + tuple(missing_notices) + tuple(uncounted),
-        numerics=_joined([p.numerics for p in provenances]))
+        numerics=joined_numerics(p.numerics for p in provenances))
     breasts = breast_results(views, entries)
     return ExamResult(tuple(entries), views, breasts, exam_decisions(breasts, entries), provenance)
 

@@ -44,7 +44,7 @@ def entry_rows(result: ExamResult, entry: ModelEntry, details: bool = False, vie
             continue
         view_result = result.views[view]
         r = view_result.result(entry.id)
-        if r is None:  # its output was not finite: no number (the reason is in the notices)
+        if r is None:  # no result (not finite, or refused): no number (the reason is in the notices)
             rows.append([f"{view.value}  (no result)"] + ["—"] * (len(headers) - 1))
             continue
         cells = [view.value + ("" if view_result.counted else "  (not counted)")]

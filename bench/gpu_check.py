@@ -722,7 +722,7 @@ def maskrcnn_oracle_rows(found, golden, mode: str) -> list[dict]:
 
 def run_maskrcnn_oracle(ctx: Context, module: torch.nn.Module, view: str):
     """One exam-0 view through the detector as the reference read it: float32(png) / 4095, grey to 3 channels;
-    float32 in both modes (the family never autocasts), TF32 off."""
+    float32 in both modes (the seeded model declares no fast_autocast), TF32 off."""
     import cv2  # noqa: PLC0415
 
     from inference.families.common import numerics  # noqa: PLC0415
@@ -796,14 +796,15 @@ def part_oracles(ctx: Context) -> dict:
             del module
     return {"rows": rows, "numerics": {"exact": "fp32, TF32 off", "fast": "folded batch norms + "
                                        + ("bf16 autocast" if ctx.device.type == "cuda" else "the CPU's fast numerics"),
-                                       "maskrcnn": "float32 in both modes (the family never autocasts), TF32 off"}}
+                                       "maskrcnn": "float32 in both modes (the seeded model declares no "
+                                                   "fast_autocast; the families part runs one that does), TF32 off"}}
 
 
 def part_families(ctx: Context) -> dict:
     """Every registered family on the device against its CPU exact run on the same prepared views, and its
     one-view and four-view times in each mode (the families' own ``run``: what the pipeline calls)."""
     from inference.families import registry  # noqa: PLC0415
-    from inference.families.common import fast_mode_numerics  # noqa: PLC0415
+    from inference.families.common import fast_mode_numerics, model_fast_mode  # noqa: PLC0415
     from inference.intake.views import View  # noqa: PLC0415
     from inference.weights import load_model  # noqa: PLC0415
     from tests.inference import oracle_tolerances as tol  # noqa: PLC0415
@@ -847,26 +848,32 @@ def part_families(ctx: Context) -> dict:
             prepared = [family.prepare(views[v], v, False) for v in View]
             reference = family.run(loaded.model, prepared[:1], cpu, "exact", loaded.identity)[0]
             result: dict[str, Any] = {"weights": weights}
-            for mode in ("exact", "fast"):
-                out = family.run(loaded.model, prepared[:1], ctx.device, mode, loaded.identity)[0]
+            runs = [("exact", "exact", loaded.identity), ("fast", "fast", loaded.identity)]
+            fast = getattr(family, "fast", None)
+            if fast is not None and not fast.autocast:  # float32 unless a model declares fast_autocast: both
+                declared = dataclasses.replace(loaded.identity, settings={**loaded.identity.settings,
+                                                                          "fast_autocast": True})
+                runs.append(("fast_autocast", "fast", declared))
+            for name, mode, identity in runs:
+                out = family.run(loaded.model, prepared[:1], ctx.device, mode, identity)[0]
                 deviation = compare_outputs(reference, out)
-                if mode == "exact":
-                    limits = (1e-4, 1e-4)
-                elif fast_mode_numerics(ctx.device, getattr(family, "fast", None)) == "bf16":
+                numbers = fast_mode_numerics(ctx.device, model_fast_mode(family, identity.settings))
+                if mode == "fast" and numbers == "bf16":
                     limits = (tol.FAST_BF16_PROBABILITY, tol.FAST_BF16_MAP)
                 else:
                     limits = (1e-4, 1e-4)
-                result[f"{mode}_d_probability"] = deviation["d_probability"]
-                result[f"{mode}_d_maps"] = deviation["d_maps"]
-                result[f"{mode}_same_regions"] = deviation["same_regions"]
-                result[f"{mode}_within"] = (deviation["d_probability"] <= limits[0]
+                result[f"{name}_numerics"] = "fp32" if mode == "exact" else numbers
+                result[f"{name}_d_probability"] = deviation["d_probability"]
+                result[f"{name}_d_maps"] = deviation["d_maps"]
+                result[f"{name}_same_regions"] = deviation["same_regions"]
+                result[f"{name}_within"] = (deviation["d_probability"] <= limits[0]
                                             and deviation["d_maps"] <= limits[1])
-                result[f"{mode}_tolerance"] = f"p {limits[0]:g}, maps {limits[1]:g}"
+                result[f"{name}_tolerance"] = f"p {limits[0]:g}, maps {limits[1]:g}"
                 for count in (1,) if ctx.quick else (1, 4):
-                    timing = measure(lambda n=count, m=mode: family.run(loaded.model, prepared[:n], ctx.device, m,
-                                                                       loaded.identity),
+                    timing = measure(lambda n=count, m=mode, i=identity: family.run(loaded.model, prepared[:n],
+                                                                                   ctx.device, m, i),
                                      ctx.device, budget_s=6, **counts(ctx, 2, 5))
-                    result[f"{mode}_{count}view_ms"] = timing["median_ms"]
+                    result[f"{name}_{count}view_ms"] = timing["median_ms"]
             result["peak_mib"] = peak_mib(ctx.device)
             return result
 

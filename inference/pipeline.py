@@ -37,6 +37,7 @@ from inference.results.exam_result import (
     entry_view,
     exam_decisions,
     ExamResult,
+    joined_numerics,
     Mode,
     ModelEntry,
     no_result_notice,
@@ -322,5 +323,5 @@ def run_prepared(
     provenance = Provenance(
         models=tuple(m.identity for g in groups for m in g.members), device=str(device), mode=mode,
         torch_version=torch.__version__, threads=torch.get_num_threads(), notices=notices,
-        numerics=", ".join(dict.fromkeys(model_numerics(m.identity, device, mode) for g in groups for m in g.members)))
+        numerics=joined_numerics(model_numerics(m.identity, device, mode) for g in groups for m in g.members))
     return ExamResult(entries, view_results, breasts, exam_decisions(breasts, entries), provenance)

@@ -65,6 +65,8 @@ class Progress:
         if final or now - self.shown >= self.every_s:
             self.shown = now
             stream = sys.stderr if self.stream == "stderr" else self.stream
+            if stream is None:  # no console (a windowed build): nowhere to write
+                return
             stream.write("\r" + self.line(done, failed).ljust(72) + ("\n" if final else ""))
             stream.flush()
 

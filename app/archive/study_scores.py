@@ -66,8 +66,11 @@ def import_batch_scores(store: Store, study_id: int, table_path: str | Path) -> 
                 for breast in ("L", "R"):
                     mine = [r for r in exam_rows if r["model_id"] == model_id and r["level"] == "breast"
                             and r["breast"] == breast]
-                    if not mine:
-                        values = (None, None, "no images of this breast")
+                    if not mine:  # the batch's view rows of it, if any, have no result (failures.csv says why)
+                        viewed = any(r["model_id"] == model_id and r["level"] == "view" and r["breast"] == breast
+                                     for r in exam_rows)
+                        values = (None, None, "no result on this breast (the batch's failures.csv says why)"
+                                  if viewed else "no images of this breast")
                     else:
                         probabilities = {r["class"]: r["probability"] for r in mine if r["kind"] == "class"}
                         rule = [r["probability"] for r in mine if r["kind"] == "malignancy"]

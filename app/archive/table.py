@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from app.analysis import entry_numerics
 from inference.files import atomic_path
 
 if TYPE_CHECKING:
@@ -60,13 +61,13 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict |
     """The table's rows of one analysed exam; ``facts`` (``app.archive.facts.exam_facts``) on every row."""
     provenance = result.provenance
     common = {"exam_id": item.exam_id, "location": item.location, "mode": provenance.mode.value,
-              "numerics": provenance.numerics, "device": provenance.device, "seconds": float(seconds),
+              "device": provenance.device, "seconds": float(seconds),
               "analysed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
               **{name: (facts or {}).get(name) for name in ("density", "manufacturer", "age", "study_date")}}
     rows = []
     for entry in result.entries:
         model = {"model_id": entry.id, "model_label": entry.label, "family": entry.family,
-                 "model_key": "+".join(m.key for m in entry.members)}
+                 "model_key": "+".join(m.key for m in entry.members), "numerics": entry_numerics(result, entry)}
         rule = "+".join(entry.malignancy)
 
         def add(level: str, view: str, breast: str, probabilities, malignant, counted: bool,
@@ -80,7 +81,7 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict |
 
         for view, view_result in result.views.items():
             scores = view_result.result(entry.id)
-            if scores is None:  # no result (the output was not finite): null, never a number, and not counted
+            if scores is None:  # no result (not finite, or refused): null, never a number, and not counted
                 add("view", view.value, view.laterality.value, dict.fromkeys(entry.classes), None, False)
                 continue
             malignant = entry.malignant(scores.probabilities)  # the one rule (clipped to 1), as every screen shows it

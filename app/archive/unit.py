@@ -281,7 +281,7 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
 
 
 def no_result_reasons(result: ExamResult) -> list[str]:
-    """One reason per model and view without a result (its output was not finite): such an exam is recorded
+    """One reason per model and view without a result (not finite, or refused): such an exam is recorded
     as partial, with these reasons in ``failures.csv``."""
     return [f"{entry.label} has no result on {view.value}: {view_result.no_result[entry.id]}"
             for entry in result.entries for view, view_result in result.views.items()

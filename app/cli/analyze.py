@@ -50,7 +50,7 @@ def print_result(result) -> None:
 
 
 def views_without_result(result) -> list[str]:
-    """One line per view and model that has no result (its output was not finite)."""
+    """One line per view and model that has no result (its output was not finite, or the model refused it)."""
     return [f"{entry.label} has no result on {view.value}: {view_result.no_result[entry.id]}"
             for entry in result.entries for view, view_result in result.views.items()
             if entry.id in view_result.no_result]

@@ -147,7 +147,7 @@ class ReportContent:
     def entry_view(self, view: View) -> EntryViewResult | None:
         if self.result is None or self.entry is None or view not in self.result.views:
             return None
-        return self.result.views[view].result(self.entry.id)  # None: no result (its output was not finite)
+        return self.result.views[view].result(self.entry.id)  # None: no result (not finite, or refused)
 
     def shown_regions(self, view: View) -> list:
         """The drawn entry's regions on ``view`` that the export shows: the screen's rule (``app.cad_marks``)."""

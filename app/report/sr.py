@@ -111,7 +111,7 @@ def write_sr(content, path: str | Path) -> Path:
             source = sources[view]
             rows, cols = int(source.Rows), int(source.Columns)
             r = view_result.result(entry.id)
-            if r is None:  # no result on this view (its output was not finite): nothing to measure
+            if r is None:  # no result on this view (not finite, or refused): nothing to measure
                 continue
             view_measurements = _class_measurements(entry.classes, r.probabilities, entry.malignant(r.probabilities))
             for region in regions_over_breast(r.regions, exam.views.get(view)):  # a finding is on the breast

@@ -105,11 +105,11 @@ def compute_model_scores(
                 key = keys[group.id]  # the group's own stored part: what the reading screen restores
                 for breast in ("L", "R"):
                     scores = result.breasts[breast].entries.get(group.id) if breast in result.breasts else None
-                    if scores is None:  # no image of this breast, or no finite output: no score, never a default
-                        failed = any(v.laterality.value == breast and group.id in r.no_result
-                                     for v, r in result.views.items())
-                        values = (None, None, "no result on this breast (the model's output was not finite)"
-                                  if failed else "no images of this breast")
+                    if scores is None:  # no image of this breast, or no result on its views: no score, never a default
+                        reasons = [f"{v.value}: {r.no_result[group.id]}" for v, r in result.views.items()
+                                   if v.laterality.value == breast and group.id in r.no_result]
+                        values = (None, None, f"no result on this breast ({'; '.join(reasons)})"
+                                  if reasons else "no images of this breast")
                     else:  # allow_nan=False: a NaN is refused loudly, never stored as a score
                         values = (scores.malignant, json.dumps(dict(scores.probabilities), allow_nan=False), "")
                     db.execute("INSERT OR REPLACE INTO model_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

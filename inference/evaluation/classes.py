@@ -59,6 +59,8 @@ def class_probabilities(loaded, images: list[LabelledImage], device: str | torch
             raise ValueError(f"{image.source}: the view (laterality) is needed to read this image")
         prepared = family.prepare(image.image, image.view or View.L_CC, False)
         output = family.run(loaded.model, [prepared], device, "exact", identity)[0]
+        if output.refused:  # a view the model does not read is an error here, never a row of numbers
+            raise ValueError(f"{image.source}: the model did not read this image: {output.refused}")
         rows.append([output.probabilities[c] for c in identity.classes])
         if progress:
             progress(number, len(images))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -18,8 +18,8 @@ from inference.results.types import HeatLayer, InputFrame, ModelIdentity, ModelV
 from inference.intake.views import Laterality, Projection, View
 
 __all__ = ["BreastResult", "BreastScores", "EntryViewResult", "ExamDecision", "ExamResult", "Mode", "ModelEntry",
-           "Provenance", "ViewResult", "breast_results", "entry_view", "exam_decisions", "no_result_notice", "non_finite",
-           "uncounted_notice"]
+           "Provenance", "ViewResult", "breast_results", "entry_view", "exam_decisions", "joined_numerics",
+           "no_result_notice", "non_finite", "uncounted_notice"]
 
 
 class Mode(StrEnum):
@@ -99,8 +99,9 @@ class ViewResult:
         entries: entry id -> that entry's result.
         warnings: non-fatal oddities found while preparing the view.
         counted: False when the view is shown but left out of breast and exam scores (``uncounted_reason``).
-        no_result: entry id -> why that entry has no result on this view (its output was not finite); such an
-            entry is absent from ``entries`` and the view is left out of that entry's breast and exam scores.
+        no_result: entry id -> why that entry has no result on this view (its output was not finite, or the model
+            refused the view: ``ModelViewOutput.refused``); such an entry is absent from ``entries`` and the view is
+            left out of that entry's breast and exam scores.
     """
 
     view: View
@@ -238,6 +239,12 @@ def entry_view(outputs: Sequence[ModelViewOutput], first_label: str) -> EntryVie
         else outputs[0].regions
     return EntryViewResult(probabilities, spread, _ensemble_layers(outputs) if several else outputs[0].layers,
                            regions, extras, tuple(outputs), source, outputs[0].frame)
+
+
+def joined_numerics(values: Iterable[str]) -> str:
+    """The arithmetic of several models or parts as one name: ``fp32``, ``bf16``, or ``bf16, fp32`` when both
+    ran (one spelling, whatever the order of the models)."""
+    return ", ".join(sorted({part for value in values for part in value.split(", ") if part}))
 
 
 def no_result_notice(label: str, view: View, reason: str) -> str:

@@ -157,6 +157,12 @@ def test_a_fast_analysis_names_each_entrys_own_arithmetic(tmp_path, monkeypatch)
     result = analyze_exam(exam, groups, device="cpu", mode="fast")
 
     assert result.provenance.numerics == "bf16, fp32"
+    assert analyze_exam(exam, [detector, stub], device="cpu", mode="fast").provenance.numerics == "bf16, fp32"
+    from app.archive.sources import ExamItem
+    from app.archive.table import score_rows
+
+    rows = score_rows(ExamItem("e", str(tmp_path / "exam")), result, 1.0)
+    assert {r["model_id"]: r["numerics"] for r in rows} == {groups[0].id: "bf16", groups[1].id: "fp32"}
     parts = entry_parts(result)
     assert {k: p.provenance.numerics for k, p in parts.items()} == {groups[0].id: "bf16", groups[1].id: "fp32"}
     assert [arithmetic("fast", "cpu", g) for g in groups] == ["fast-bf16", "fast-fp32"]

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -335,3 +336,39 @@ def test_the_progress_line_goes_to_the_stderr_of_the_moment(monkeypatch):
     monkeypatch.setattr(sys, "stderr", quiet)
     Progress(2, stream=None)(2, 0, final=True)
     assert quiet.getvalue() == ""
+    monkeypatch.setattr(sys, "stderr", None)  # no console at all (a windowed build): silent, not a crash
+    Progress(2)(2, 0, final=True)
+
+
+def test_a_breast_whose_batch_views_have_no_result_is_said_so_on_import(tmp_path):
+    """The batch's table holds a model's view rows of a breast without scores (no result: refused or not
+    finite) and no breast rows: the study's reason is "no result", not "no images of this breast"."""
+    from app.archive.study_scores import import_batch_scores
+    from app.archive.table import SCHEMA
+    from app.study.cases import CaseEntry
+    from app.study.design import Design, create_study
+    from app.study.store import Store
+
+    exam = tmp_path / "exam0"
+    exam.mkdir()
+    base = {name: None for name in SCHEMA.names}
+    base.update(exam_id="exam0", location=str(exam), model_id="m", model_label="m", family="maskrcnn",
+                model_key="k", mode="exact", numerics="fp32", device="cpu", seconds=1.0, analysed_at="2026")
+    rows = [{**base, "level": "view", "view": "L-CC", "breast": "L", "kind": "class", "class": "benign mass",
+             "probability": None, "counted": False},
+            {**base, "level": "view", "view": "R-CC", "breast": "R", "kind": "class", "class": "benign mass",
+             "probability": 0.2, "counted": True},
+            {**base, "level": "breast", "view": "", "breast": "R", "kind": "class", "class": "benign mass",
+             "probability": 0.2, "counted": True}]
+    table = tmp_path / "out" / "scores.parquet"
+    table.parent.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), table)
+    store = Store(tmp_path / "study.db")
+    try:
+        study = create_study(store, "s", Design.UNAIDED, ["a"], [CaseEntry("exam0", str(exam), "normal", "normal")],
+                             seed=1)
+        assert import_batch_scores(store, study, table) == (1, 0)
+        reasons = dict(store.read("SELECT breast, missing_reason FROM model_scores WHERE study_id=?", (study,)))
+        assert reasons == {"L": "no result on this breast (the batch's failures.csv says why)", "R": ""}
+    finally:
+        store.close()

@@ -150,6 +150,7 @@ def test_maskrcnn_has_a_builder_an_oracle_and_a_training_step(maskrcnn_run):
     (row,) = maskrcnn_run["families"]["result"]["rows"]
     assert row["family"] == "maskrcnn" and "not_available" not in row, row
     assert row["exact_within"] and row["exact_d_probability"] == 0.0 and row["fast_1view_ms"] > 0, row
+    assert row["fast_numerics"] == "fp32" and row["fast_autocast_1view_ms"] > 0, row  # and a declared model's
     (trained,) = maskrcnn_run["training"]["result"]["rows"]
     assert trained["ms_per_step"] > 0 and trained["loss_finite"], trained  # its five losses, one optimiser step
     oracle = maskrcnn_run["oracles"]["result"]["rows"]

@@ -306,6 +306,31 @@ def test_a_case_without_a_stored_model_score_is_named_not_dropped_silently(store
     assert {unit for unit, _ in study_results(store, study, level="exam").excluded} == {c.case_id for c in entries[12:]}
 
 
+def test_a_breast_the_model_did_not_read_has_that_reason_not_another(store, tmp_path):
+    """A 16-bit left view under a detector that declares 12-bit input: the left breast's missing score says
+    so (it said "the model's output was not finite", true only of the other cause of no result)."""
+    import numpy as np
+
+    from inference.weights import load_model
+    from tests.conftest import SHARED
+    from tests.helpers import synthetic_view, write_png
+
+    seeded = SHARED / "reference" / "maskrcnn" / "seeded_state_dict.pt"
+    require_shared(seeded.parent)
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    scan = synthetic_view("L-CC", (600, 300)).astype(np.float64)
+    write_png(folder / "0_L-CC.png", (scan / scan.max() * 65535).astype(np.uint16))
+    study = create_study(store, "sixteen-bit", Design.UNAIDED, ["A"], [CaseEntry("c0", str(folder), "normal",
+                                                                                  "normal")], seed=2)
+    assert compute_model_scores(store, study, [load_model(seeded)], device="cpu") == 1
+    rows = dict(store.read("SELECT breast, missing_reason FROM model_scores WHERE study_id=?", (study,)))
+    assert rows["L"].startswith("no result on this breast (L-CC: the model did not read it: its pixel values "
+                                "reach 65535, above the input maximum the model declares (4095")
+    assert rows["R"] == ""
+
+
 def test_schema_3_zero_scores_of_missing_breasts_become_null_through_every_migration(tmp_path):
     """Migration 4 recognises the 0.0 that schema 3 stored for a breast without images from the cached
     result (which has no entry for that breast) and replaces it by NULL with the reason."""

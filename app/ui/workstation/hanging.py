@@ -267,7 +267,7 @@ class HangingWidget(QWidget):
             return
         entry = result.entry(entry_id)
         entry_result = result.views[view].result(entry.id)
-        if entry_result is None:  # no result on this view (its output was not finite): nothing to draw
+        if entry_result is None:  # no result on this view (not finite, or refused): nothing to draw
             widget.set_result(None)
             return
         textures = {index: overlays.textures[(view, entry.id, index)] for index in range(len(entry_result.layers))

@@ -54,7 +54,7 @@ class PatchGalleryWidget(QTabWidget):
             if view not in result.views:
                 continue
             entry_result = result.views[view].result(entry.id)
-            if entry_result is None:  # no result on this view (its output was not finite): no regions
+            if entry_result is None:  # no result on this view (not finite, or refused): no regions
                 continue
             listing = QListWidget()
             listing.setObjectName(f"patches_{view.value}")

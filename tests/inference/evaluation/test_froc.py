@@ -155,3 +155,31 @@ def test_evaluate_stops_at_an_image_the_model_does_not_read(tmp_path, monkeypatc
     with pytest.raises(MammoError, match="did not read this image: its pixel values reach 65535"):
         evaluate._detections(args, SimpleNamespace(identity=identity, model=None))
     assert not (tmp_path / "out").exists()
+
+
+def test_class_evaluation_stops_at_an_image_the_model_does_not_read(monkeypatch):
+    """The class families' evaluation: a refused image is an error naming it, never a row of NaN probabilities."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import inference.families.registry as registry
+    from inference.evaluation.classes import class_probabilities
+    from inference.families.protocol import Commands
+    from inference.intake.views import View
+    from inference.training.labelled_images import LabelledImage
+
+    class Refusing:
+        commands = Commands(evaluation="classes")
+
+        def prepare(self, image, view, flip):
+            return SimpleNamespace(input=image)
+
+        def run(self, model, batch, device, mode, identity):
+            return [SimpleNamespace(probabilities={"a": float("nan")}, refused="its pixel values reach 65535")]
+
+    monkeypatch.setattr(registry, "get", lambda name: Refusing())
+    loaded = SimpleNamespace(identity=SimpleNamespace(family="x", classes=("a",)), model=None)
+    image = LabelledImage(np.zeros((8, 8), np.float32), View.L_CC, "a", None, "scan.dcm")
+    with pytest.raises(ValueError, match="scan.dcm: the model did not read this image: its pixel values"):
+        class_probabilities(loaded, [image])
