@@ -146,6 +146,9 @@ def write_sr(content, path: str | Path) -> Path:
                 tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{entry.id} exam"[:64]),
                 finding_type=BREAST,
                 measurements=_class_measurements(entry.classes, decision.probabilities, decision.malignant)))
+    if not groups:  # TID 1500 carries at least one measurement group; highdicom's own error said only that
+        raise ReportError("no model has a result on any view of this exam (the notices say why), so a structured "
+                          "report would carry nothing")
     report = hd.sr.MeasurementReport(observation_context=context, procedure_reported=PROCEDURE, imaging_measurements=groups)
     families = ", ".join(sorted({e.family.upper() for e in result.entries}))
     with no_identifiers_in_warnings():

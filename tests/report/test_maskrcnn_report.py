@@ -175,3 +175,29 @@ def test_mask_outline_is_the_boundary_cell_centres_through_the_affine():
     assert mask_outline(InstanceMask(np.zeros((3, 3), np.float32), np.eye(3)), (10, 10)) is None
     pasted = mask.in_original((100, 100))
     assert pasted.sum() == 13 and pasted[11:14, 22:26].all() and pasted[15, 20]
+
+
+def test_an_exam_the_detector_reads_on_no_view_is_reported_partial_with_the_reason(tmp_path):
+    """16-bit views under a detector that declares 12-bit input: every view has no result. The report writes
+    what it can (the JSON) and says why there is no SR; the exam is partial, not failed with highdicom's
+    "Argument 'imaging_measurements' must contain at least one item"."""
+    import csv
+
+    require_shared(MASKRCNN)
+    from tests.inference.intake.dicom_factory import make_dataset, write
+
+    folder = tmp_path / "exam16"
+    folder.mkdir()
+    for view in VIEWS:
+        pixels = cv2.imread(str(DATA / "gmic-exam0" / f"0_{view}.png"), cv2.IMREAD_UNCHANGED)
+        write(make_dataset(pixels.astype(np.uint16) * np.uint16(16), view, BitsStored=16, HighBit=15), folder,
+              f"{view}.dcm")
+    out = tmp_path / "out"
+    done = run_isolated(["main.py", "report", str(folder), "--out", str(out), "--models",
+                         str(MASKRCNN / "seeded_state_dict.pt"), "--format", "json,sr", "--device", "cpu"])
+    assert done.returncode == 1 and "IN PART exam16" in done.stdout, done.stdout[-3000:]  # partial, not failed
+    assert "ValueError" not in done.stdout + done.stderr
+    (failure,) = list(csv.DictReader((out / "failures.csv").open()))
+    assert "JSON written; SR failed: no model has a result on any view of this exam" in failure["reason"]
+    assert "above the input maximum the model declares (4095" in failure["reason"]
+    assert list(out.rglob("*.json")) and not list(out.rglob("*.dcm"))
