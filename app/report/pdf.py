@@ -145,6 +145,7 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
         story += [Spacer(1, 0.3 * cm), Paragraph("Reader's marks", styles["Heading3"]), _table(rows)]
     if entry is not None:
         story += [Spacer(1, 0.3 * cm), Paragraph(f"Regions of {entry.label}", styles["Heading3"])]
+        shown = 0
         for view in content.views():
             thumbs = content.thumbnails(view)
             if not thumbs:
@@ -153,6 +154,10 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
                      [Paragraph(caption, small) for _, caption, _ in thumbs]]
             story.append(Paragraph(view.value, small))
             story.append(_table(cells, header=False))
+            shown += 1
+        if not shown:  # a heading over nothing reads as if something failed to print
+            story.append(Paragraph("none shown (no region on any view with a result; the notes say which views "
+                                   "have none)", small))
     notes = content.notes()
     if notes:
         story += [Spacer(1, 0.3 * cm), Paragraph("Intake and analysis notes", styles["Heading3"])]

@@ -179,8 +179,8 @@ def test_mask_outline_is_the_boundary_cell_centres_through_the_affine():
 
 def test_an_exam_the_detector_reads_on_no_view_is_reported_partial_with_the_reason(tmp_path):
     """16-bit views under a detector that declares 12-bit input: every view has no result. The report writes
-    what it can (the JSON) and says why there is no SR; the exam is partial, not failed with highdicom's
-    "Argument 'imaging_measurements' must contain at least one item"."""
+    what it can (the JSON, the PDF with its notes) and says why there is no SR; the exam is partial, not failed
+    with highdicom's "Argument 'imaging_measurements' must contain at least one item"."""
     import csv
 
     require_shared(MASKRCNN)
@@ -194,10 +194,15 @@ def test_an_exam_the_detector_reads_on_no_view_is_reported_partial_with_the_reas
               f"{view}.dcm")
     out = tmp_path / "out"
     done = run_isolated(["main.py", "report", str(folder), "--out", str(out), "--models",
-                         str(MASKRCNN / "seeded_state_dict.pt"), "--format", "json,sr", "--device", "cpu"])
+                         str(MASKRCNN / "seeded_state_dict.pt"), "--format", "json,sr,pdf", "--device", "cpu"])
     assert done.returncode == 1 and "IN PART exam16" in done.stdout, done.stdout[-3000:]  # partial, not failed
     assert "ValueError" not in done.stdout + done.stderr
     (failure,) = list(csv.DictReader((out / "failures.csv").open()))
-    assert "JSON written; SR failed: no model has a result on any view of this exam" in failure["reason"]
+    assert "PDF, JSON written; SR failed: no model has a result on any view of this exam" in failure["reason"]
     assert "above the input maximum the model declares (4095" in failure["reason"]
     assert list(out.rglob("*.json")) and not list(out.rglob("*.dcm"))
+    from pypdf import PdfReader
+
+    text = " ".join(page.extract_text() for page in PdfReader(next(out.rglob("*.pdf"))).pages)
+    assert "none shown (no region on any view with a result" in " ".join(text.split())
+    assert "has no result on L-CC" in " ".join(text.split())
