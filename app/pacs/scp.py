@@ -248,8 +248,14 @@ class StorageSCP:
             self.on_kept(folder)
 
     def stop(self) -> None:
-        """Stop listening and abort the associations still open (their instances in flight are not kept)."""
-        self.ae.shutdown()
+        """Stop listening and abort the associations still open (their instances in flight are not kept). One
+        we rejected is left to close by itself (the peer closes on our A-ASSOCIATE-RJ, else the ARTIM timer
+        ends it): pynetdicom's ``AE.shutdown`` aborted it too, an invalid event in the state it waits in, raised
+        in its thread ("Invalid event 'Evt15' for the current state 'Sta13'", seen in CI)."""
+        for assoc in self.ae.active_associations:
+            if not assoc.is_rejected:
+                assoc.abort()
+        self.server.shutdown()
 
 
 

@@ -54,6 +54,25 @@ def test_the_inbox_lets_in_only_the_allowed_senders(tmp_path, allowed, calling, 
         receiver.stop()
 
 
+def test_stopping_leaves_a_rejected_association_to_close_and_aborts_the_others(tmp_path, monkeypatch):
+    """An abort of an association we rejected (waiting for the peer to close) is an invalid event in
+    pynetdicom's state machine, raised in its thread; the open ones are aborted, and the port is let go."""
+    from types import SimpleNamespace
+
+    from pynetdicom import AE as ApplicationEntity
+
+    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=())
+    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    aborted = []
+    associations = [SimpleNamespace(is_rejected=True, abort=lambda: aborted.append("rejected")),
+                    SimpleNamespace(is_rejected=False, abort=lambda: aborted.append("open"))]
+    monkeypatch.setattr(ApplicationEntity, "active_associations", property(lambda ae: associations))
+    receiver.stop()
+    assert aborted == ["open"]
+    with socket.socket() as probe:  # the listening socket is closed: the port can be bound again
+        probe.bind(("127.0.0.1", settings.scp_port))
+
+
 def test_allow_list_entries_are_checked():
     assert [str(s) for s in parse_senders(["A", "B@10.0.0.1, C"])] == ["A", "B@10.0.0.1", "C"]
     with pytest.raises(MammoError, match="AE title has 1 to 16"):
