@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from timing import median_time  # noqa: E402
-from inference.families.common import fast_mode_numerics, model_fast_mode, numerics, runnable  # noqa: E402
+from inference.families.common import mode_numerics, model_fast_mode, numerics, runnable  # noqa: E402
 from inference.cpu import cpu_flags_text  # noqa: E402
 from inference.families.maskrcnn.family import MaskRCNNFamily  # noqa: E402
 from inference.families.maskrcnn.model import MaskRCNN, MaskRCNNConfig  # noqa: E402
@@ -44,9 +44,10 @@ def _time(model: torch.nn.Module, x: torch.Tensor, device: torch.device, runs: i
     ``fast_autocast`` (bf16 where the device has it)."""
     family = MaskRCNNFamily()
     results = {}
-    settings = [("exact", {}), ("fast", {})] + ([("fast, fast_autocast", {"fast_autocast": True})] if declared else [])
-    for label, declaration in settings:
-        mode = label.split(",")[0]
+    variants = [("exact", "exact", {}), ("fast", "fast", {})]
+    if declared:
+        variants.append(("fast, fast_autocast", "fast", {"fast_autocast": True}))
+    for label, mode, declaration in variants:
         module = runnable(model, device, mode, family.fast)
         fast = model_fast_mode(family, declaration)
 
@@ -59,7 +60,7 @@ def _time(model: torch.nn.Module, x: torch.Tensor, device: torch.device, runs: i
 
         seconds = median_time(once, runs)
         results[label] = once()
-        arithmetic = fast_mode_numerics(device, fast) if mode == "fast" else "fp32"
+        arithmetic = mode_numerics(device, mode, fast)
         print(f"  {label:20s} {seconds:7.2f} s/view  ({len(results[label].scores)} detections, {arithmetic})")
     for label in list(results)[1:]:
         _compare(results["exact"], results[label], label)

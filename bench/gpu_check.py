@@ -804,7 +804,7 @@ def part_families(ctx: Context) -> dict:
     """Every registered family on the device against its CPU exact run on the same prepared views, and its
     one-view and four-view times in each mode (the families' own ``run``: what the pipeline calls)."""
     from inference.families import registry  # noqa: PLC0415
-    from inference.families.common import fast_mode_numerics, model_fast_mode  # noqa: PLC0415
+    from inference.families.common import mode_numerics, model_fast_mode  # noqa: PLC0415
     from inference.intake.views import View  # noqa: PLC0415
     from inference.weights import load_model  # noqa: PLC0415
     from tests.inference import oracle_tolerances as tol  # noqa: PLC0415
@@ -857,12 +857,12 @@ def part_families(ctx: Context) -> dict:
             for name, mode, identity in runs:
                 out = family.run(loaded.model, prepared[:1], ctx.device, mode, identity)[0]
                 deviation = compare_outputs(reference, out)
-                numbers = fast_mode_numerics(ctx.device, model_fast_mode(family, identity.settings))
-                if mode == "fast" and numbers == "bf16":
+                numbers = mode_numerics(ctx.device, mode, model_fast_mode(family, identity.settings))
+                if numbers == "bf16":
                     limits = (tol.FAST_BF16_PROBABILITY, tol.FAST_BF16_MAP)
                 else:
                     limits = (1e-4, 1e-4)
-                result[f"{name}_numerics"] = "fp32" if mode == "exact" else numbers
+                result[f"{name}_numerics"] = numbers
                 result[f"{name}_d_probability"] = deviation["d_probability"]
                 result[f"{name}_d_maps"] = deviation["d_maps"]
                 result[f"{name}_same_regions"] = deviation["same_regions"]

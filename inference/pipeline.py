@@ -30,7 +30,7 @@ import torch
 from inference.families import registry
 from inference.families.protocol import Prepared
 from inference.results.types import ModelIdentity, ModelViewOutput
-from inference.families.common import fast_mode_numerics, model_fast_mode, numerics
+from inference.families.common import fast_mode_numerics, mode_numerics, model_fast_mode, numerics
 from inference.errors import Cancelled
 from inference.results.exam_result import (
     breast_results,
@@ -73,10 +73,8 @@ def model_numerics(identity: ModelIdentity, device: str | torch.device | None, m
     """The arithmetic a model runs with in ``mode`` on ``device``: fp32 in the exact mode; in the fast mode
     bf16 where the device has it, unless the model's fast mode keeps float32 (Mask R-CNN's, unless its
     metadata declares ``fast_autocast``: ``model_fast_mode``)."""
-    if Mode(mode) == Mode.EXACT:
-        return "fp32"
     fast = model_fast_mode(registry.get(identity.family), identity.settings)
-    return fast_mode_numerics(choose_device(device)[0], fast)
+    return mode_numerics(choose_device(device)[0], Mode(mode).value, fast)
 
 
 def warm_models(groups: Sequence[ModelGroup], device: str | torch.device | None, mode: str) -> None:

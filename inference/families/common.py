@@ -116,13 +116,18 @@ def fast_mode_numerics(device: torch.device, fast: FastMode | None = None) -> st
     return "bf16" if has_bf16_arithmetic() else "fp32"
 
 
+def mode_numerics(device: torch.device, mode: str, fast: FastMode | None = None) -> str:
+    """The arithmetic ``mode`` runs with on ``device``: fp32 in the exact mode, else ``fast_mode_numerics``."""
+    return fast_mode_numerics(device, fast) if mode == "fast" else "fp32"
+
+
 @contextlib.contextmanager
 def numerics(device: torch.device, mode: str, fast: FastMode | None = None) -> Iterator[None]:
     """Inference mode; exact mode turns TF32 off on CUDA; fast mode autocasts to bf16 where that is the
     faster arithmetic (``fast_mode_numerics``). A ``fast`` mode that does not autocast keeps the exact
     numerics (float32, TF32 off): its speed is the folded copy's."""
     exact = mode != "fast" or (fast is not None and not fast.autocast)
-    bf16 = not exact and fast_mode_numerics(device, fast) == "bf16"
+    bf16 = mode_numerics(device, mode, fast) == "bf16"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     if device.type != "cuda":
         with torch.inference_mode(), autocast:

@@ -36,8 +36,8 @@ from inference.results.types import (InputFrame, InstanceMask, ModelIdentity, Mo
                                      scale_affine)
 from inference.families.common import (
     FastMode,
-    fast_mode_numerics,
     load_strict,
+    mode_numerics,
     model_fast_mode,
     numerics,
     runnable,
@@ -117,7 +117,7 @@ class MaskRCNNFamily:
             identity: ModelIdentity) -> list[ModelViewOutput]:
         module = runnable(model, device, mode, self.fast)
         fast = model_fast_mode(self, identity.settings)  # float32 unless the metadata declares fast_autocast
-        numbers = fast_mode_numerics(device, fast) if mode == "fast" else "fp32"
+        numbers = mode_numerics(device, mode, fast)
         max_value = float(identity.settings.get("max_value", 4095))
         outputs = []
         for prepared in batch:
