@@ -50,15 +50,18 @@ class Progress:
         self.started = time.perf_counter()
         self.shown = 0.0
 
-    def line(self, done: int, failed: int) -> str:
+    def line(self, done: int, failed: int, partial: int = 0) -> str:
+        """``done``: exams finished whole; ``partial``: finished with a part missing (a view or a report format)."""
         elapsed = time.perf_counter() - self.started
-        finished = done + failed
+        finished = done + partial + failed
         rate = 60.0 * finished / elapsed if elapsed > 0 else 0.0
         left = self.total - finished
         eta = f"{left / rate:.1f} min left" if rate > 0 and left else ("finished" if not left else "")
-        return f"{finished}/{self.total} exams: {done} done, {failed} failed, {rate:.1f}/min, {eta}".rstrip(", ")
+        in_part = f"{partial} only in part, " if partial else ""
+        return (f"{finished}/{self.total} exams: {done} done, {in_part}{failed} failed, {rate:.1f}/min, "
+                f"{eta}").rstrip(", ")
 
-    def __call__(self, done: int, failed: int, final: bool = False) -> None:
+    def __call__(self, done: int, failed: int, final: bool = False, partial: int = 0) -> None:
         if self.stream is None:
             return
         now = time.perf_counter()
@@ -67,7 +70,7 @@ class Progress:
             stream = sys.stderr if self.stream == "stderr" else self.stream
             if stream is None:  # no console (a windowed build): nowhere to write
                 return
-            stream.write("\r" + self.line(done, failed).ljust(72) + ("\n" if final else ""))
+            stream.write("\r" + self.line(done, failed, partial).ljust(72) + ("\n" if final else ""))
             stream.flush()
 
 
@@ -142,7 +145,7 @@ class Ledger:
         if self.rows <= CONSOLIDATE_ALWAYS_ROWS or time.perf_counter() - self.consolidated >= CONSOLIDATE_EVERY_S:
             self._consolidate()
         if self.progress is not None:
-            self.progress(len(self.summary.done) + len(self.summary.partial), len(self.summary.failed))
+            self.progress(len(self.summary.done), len(self.summary.failed), partial=len(self.summary.partial))
 
     def _write_failures(self) -> None:
         text = io.StringIO()
@@ -162,7 +165,8 @@ class Ledger:
         self._write_failures()
         self.summary.seconds = time.perf_counter() - self.started
         if self.progress is not None:
-            self.progress(len(self.summary.done) + len(self.summary.partial), len(self.summary.failed), final=True)
+            self.progress(len(self.summary.done), len(self.summary.failed), final=True,
+                          partial=len(self.summary.partial))
         return self.summary
 
     @property

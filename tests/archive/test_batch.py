@@ -147,6 +147,7 @@ def test_progress_line_says_done_failed_rate_and_time_left():
     line = progress.line(4, 1)
     assert line.startswith("5/10 exams: 4 done, 1 failed, 5.0/min, 1.0 min left")
     assert progress.line(9, 1).endswith("finished")
+    assert progress.line(3, 1, partial=1).startswith("5/10 exams: 3 done, 1 only in part, 1 failed, 5.0/min")
 
 
 def test_a_killed_batch_keeps_a_usable_table_and_a_rerun_finishes(archive, tmp_path):
