@@ -50,6 +50,31 @@ def unique_labels(entries: Sequence[ModelEntry]) -> dict[str, str]:
     return labels
 
 
+def short_labels(models: Sequence[tuple[str, Sequence[Any]]]) -> dict[str, str]:
+    """id -> a header-sized label for each (id, member identities): the family where no other model is of it,
+    else family and short content hash (a published checkpoint's name; the file name where there is no hash),
+    "#2" where even those are alike; an ensemble says so. The full label (``unique_labels``) is the tooltip."""
+    families = [getattr(members[0], "family", "") or "model" for _, members in models]
+    labels: dict[str, str] = {}
+    taken: set[str] = set()
+    for (model_id, members), family in zip(models, families, strict=True):
+        label = family
+        if families.count(family) > 1:
+            first = members[0]
+            path = getattr(first, "path", "") or ""
+            name = Path(path).name if path and not path.startswith("<") else getattr(first, "label", "")
+            which = getattr(first, "published_name", None) or (getattr(first, "sha256", "") or "")[:8] or name
+            label = f"{family} · {which}"
+        if len(members) > 1:
+            label += f" (ensemble of {len(members)})"
+        unique, number = label, 2
+        while unique in taken:
+            unique, number = f"{label} #{number}", number + 1
+        taken.add(unique)
+        labels[model_id] = unique
+    return labels
+
+
 def operating_point_meaning(entry: ModelEntry) -> str:
     """What crossing the model's threshold means, from its calibration metadata."""
     calibration = entry.members[0].calibration if entry.members else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from app.exam_window import ExamWindow, exam_window
 from app.overlay_images import OverlayImages, prepare_overlays
 from app.study.blinding import blind_exam
 from app.study.design import study_info
@@ -30,6 +31,7 @@ class CaseState:
     exam: Exam | None = None
     result: ExamResult | None = None
     overlays: OverlayImages | None = None
+    window: ExamWindow | None = None  # one window/level for the case's views, as the workstation shows an exam
 
 
 def case_identifiers(session: ReadingSession, position: int) -> set[str]:
@@ -59,7 +61,7 @@ def load_case(session: ReadingSession, position: int, *, progress, cancel) -> Ca
     key = stored_result_key(session.store, session.study_id, case.case_id)
     result = restore(session.store, key) if key else None
     overlays = prepare_overlays(result, exam) if result is not None else None
-    return replace(state, exam=exam, result=result, overlays=overlays)
+    return replace(state, exam=exam, result=result, overlays=overlays, window=exam_window(exam))
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ class StudyResults:
 
     def notes(self) -> list[str]:
         """Everything the coordinator must know before reading the numbers (each hybrid's basis among them)."""
-        bases = [f"{name} = {basis}" for name, basis in self.hybrids.items()]
+        bases = [f"{name}: {basis.removeprefix('hybrid: ')}" for name, basis in self.hybrids.items()]
         return list(self.cautions) + ([self.exclusion_note()] if self.excluded else []) + bases
 
     def exclusion_note(self) -> str:
@@ -159,6 +159,7 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
     readers = sorted({r["reader"] for r in records})
     model_names = sorted({model_name(m) for m in modalities if m.startswith("model")})
     aucs = []
+    one_class = []  # (who, modality, positives, negatives): read, but no AUC yet
     for modality in modalities:
         is_model = modality.startswith("model")
         if is_model and any(row.modality == model_name(modality) for row in aucs):
@@ -169,6 +170,10 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
                 e = delong(scores, truth)
                 aucs.append(AucRow("(model)" if is_model else reader, model_name(modality) if is_model else modality,
                                    e.auc, e.ci[0], e.ci[1], int(truth.sum()), int((truth == 0).sum())))
+            elif scores.size:
+                one_class.append(("the model" if is_model else f"reader {reader}",
+                                  model_name(modality) if is_model else modality, int(truth.sum()),
+                                  int((truth == 0).sum())))
     comparisons: dict[str, ORHResult] = {}
     pairs: list[tuple[str, str]] = []
     base = "unaided" if "unaided" in modalities else ("concurrent" if "concurrent" in modalities else None)
@@ -199,7 +204,7 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
                 label = point.name if len(model_names) == 1 else f"{name}: {point.name}"
                 points.append(OperatingPoint(label, point.threshold, point.sensitivity, point.specificity))
     expected = len(pairs) if base is not None and len(readers) >= 2 else 0
-    cautions = _cautions(store, study_id, aucs, readers, comparisons, expected)
+    cautions = _cautions(store, study_id, aucs, readers, comparisons, expected, one_class)
     from app.study.froc_results import localisation_curves  # noqa: PLC0415  (it imports this module)
 
     try:
@@ -215,8 +220,13 @@ MIN_UNITS = 10  # per class: below this an AUC's confidence interval is too wide
 
 
 def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str], comparisons: dict,
-              expected: int) -> tuple[str, ...]:
+              expected: int, one_class: list[tuple[str, str, int, int]] = ()) -> tuple[str, ...]:
     out = []
+    if one_class:  # said, or an empty table reads as a fault
+        parts = [f"{who} {modality} ({positives} positive{'s' if positives != 1 else ''}, {negatives} "
+                 f"negative{'s' if negatives != 1 else ''})" for who, modality, positives, negatives in one_class]
+        out.append("no AUC yet for " + "; ".join(parts[:6]) + (" …" if len(parts) > 6 else "")
+                   + ": an AUC needs at least one positive and one negative unit read")
     unfinished = [f"{row['reader']} {row['done']} of {row['total']}" + (f" (session {row['session']})"
                                                                        if row["sessions"] > 1 else "")
                   for row in reader_progress(store, study_id) if row["done"] < row["total"]]

@@ -318,3 +318,40 @@ def test_mask_rcnn_labels_sit_by_their_outlines_inside_the_image_apart(qtbot, st
         if probability > 0:
             assert any(kind == f"{name} detection" and abs(score - probability) < 1e-6 for kind, score in shown), \
                 (name, probability)
+
+
+def test_mask_rcnn_labels_are_whole_on_a_narrow_image(qtbot, store, tmp_path):
+    """Seen hands-on at 1280 × 800 with four models: where a label was wider than the narrow image (or flipped
+    to stay in the viewport) it was cut at the image's own edge ("4%", "25 malignan"). Labels go on over the
+    background; only the viewport bounds them: each label's first and last letters are on screen."""
+    from app.colours import REGION
+    from tests.conftest import DATA, SHARED, require_shared
+
+    seeded = SHARED / "reference" / "maskrcnn" / "seeded_state_dict.pt"
+    require_shared(seeded.parent)
+    from inference.weights import load_model
+
+    window = open_one_view(qtbot, store, tmp_path, [load_model(seeded)],
+                           __import__("cv2").imread(str(DATA / "gmic-exam0" / "0_L-CC.png"), -1), name="0_L-CC.png")
+    window.resize(900, 600)
+    widget = window.hanging.views[View.L_CC]
+    qtbot.waitUntil(lambda: widget.graphics.width() < 260, timeout=5000)
+    qtbot.wait(100)
+    image = widget.graphics.mapFromScene(widget.image_item.sceneBoundingRect()).boundingRect()
+    shot = widget.graphics.grab().toImage()
+    labels = [label for label in widget._labels if label.isVisible()]  # noqa: SLF001
+    assert labels and any(widget.graphics.mapFromScene(label.sceneBoundingRect()).boundingRect().width()
+                          > image.width() for label in labels)  # wider than the image: the case seen
+
+    def lettered(x0: int, x1: int, y0: int, y1: int) -> bool:
+        return any(np.abs(np.array(shot.pixelColor(x, y).getRgb()[:3]) - REGION).sum() < 90
+                   for x in range(x0, x1) for y in range(y0, y1))
+
+    for label in labels:
+        rect = widget.graphics.mapFromScene(label.sceneBoundingRect()).boundingRect()
+        assert rect.left() >= -1 and rect.right() <= widget.graphics.width() + 1, rect
+        quarter = max(rect.width() // 4, 2)
+        top, bottom = max(rect.top(), 0), min(rect.bottom(), shot.height() - 1)
+        assert lettered(max(rect.left(), 0), rect.left() + quarter, top, bottom), (label.textItem.toPlainText(), rect)
+        assert lettered(rect.right() - quarter, min(rect.right(), shot.width() - 1), top, bottom), \
+            (label.textItem.toPlainText(), rect)

@@ -249,6 +249,12 @@ def test_blind_then_reveal(qtbot, store, tmp_path, stub_model):
     assert not widget.heatmap_item("malignant").isVisible() and not widget.patch_boxes()[0].isVisible()
     assert window.scores.compare.item(0, 2).text() == "hidden"
     assert not window.gallery.isVisible()
+    from app.ui.workstation.overlay_bar import BLIND_OVERLAYS_TEXT
+
+    window.overlays_box.setChecked(False)
+    window.overlays_box.setChecked(True)  # H while hidden: said, and still nothing drawn
+    assert window.statusBar().currentMessage() == BLIND_OVERLAYS_TEXT
+    assert not widget.heatmap_item("malignant").isVisible() and not widget.patch_boxes()[0].isVisible()
     assert not window.commit_estimate()  # nothing answered: refused, the model stays hidden
     assert window.scores.model_hidden and "Not committed" in window.scores.reader.saved_label.text()
     window.scores.reader.inputs["R"].spin.setValue(70)
@@ -256,6 +262,59 @@ def test_blind_then_reveal(qtbot, store, tmp_path, stub_model):
     assert not window.scores.model_hidden and window.scores.model_box.isVisible()
     assert widget.heatmap_item("malignant").isVisible() and widget.patch_boxes()[0].isVisible()
     assert window.scores.compare.item(0, 2).text() != "hidden"
+
+
+def test_blind_reading_says_when_no_model_answer_will_come(qtbot, store, tmp_path, stub_model):
+    """Blind first hides the model's numbers; where there are none (no model, a failed analysis) it says so
+    before the commit instead of "hidden", and the model panel shows why. A later exam that gets a result is
+    hidden again."""
+    from app.ui.workstation.analysis_control import NO_MODEL_TEXT
+    from app.ui.workstation.score_panel import HIDDEN_TEXT, NO_RESULT_TEXT
+
+    exam = tmp_path / "exam"
+    exam.mkdir()
+    write_png(exam / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = make_window(qtbot, store, blind_first=True, auto_run=True)
+    open_and_wait(qtbot, window, exam)
+    scores = window.scores
+    qtbot.waitUntil(lambda: scores.hidden_label.text() == NO_RESULT_TEXT, timeout=10_000)
+    assert scores.model_hidden and scores.model_box.isVisible() and scores.model_status.text() == NO_MODEL_TEXT
+    assert scores.compare.item(0, 2).text() == "—" and scores.compare.item(0, 3).text() == "—"
+
+    broken = tmp_path / "broken.pt"
+    broken.write_text("not a checkpoint")
+    window.model_path = str(broken)
+    with qtbot.waitSignals([window.analysisFailed, window.analysisFinished], timeout=60_000):
+        window.start_analysis(force=True)
+    assert scores.hidden_label.text() == NO_RESULT_TEXT and scores.model_box.isVisible()
+    assert scores.model_status.text().startswith("Not analysed: ") and str(broken) in scores.model_status.text()
+    assert scores.compare.item(0, 2).text() == "—"
+
+    window.use_models([stub_model])
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        window.start_analysis(force=True)
+    assert scores.hidden_label.text() == HIDDEN_TEXT and not scores.model_box.isVisible()
+    assert scores.compare.item(0, 2).text() == "hidden"
+
+
+def test_the_gallery_says_which_regions_the_image_does_not_draw(qtbot, store, tmp_path, stub_model):
+    """The gallery lists every region on the breast; one the image draws only with "all regions" (below the rule:
+    the top 3 and each kind's best without an operating point) says so, greyed, so that a listed "#5" without a
+    box 5 on the image is not read as a region lost."""
+    from app.ui.workstation.patch_gallery import NOT_DRAWN
+
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model)
+    widget = window.hanging.views[View.R_CC]
+    drawn = {box.rank for box in widget.patch_boxes() if box.isVisible()}
+    listing = window.gallery.lists[View.R_CC]
+    items = [listing.item(row) for row in range(listing.count())]
+    ranks = {item.data(0x0100): item for item in items}  # Qt.UserRole
+    assert drawn and len(ranks) > len(drawn)  # the stub retrieves more regions than the rule draws
+    for rank, item in ranks.items():
+        assert (NOT_DRAWN in item.text()) == (rank not in drawn), (rank, item.text())
+        assert ("not drawn on the image" in item.toolTip()) == (rank not in drawn)
+    window.all_regions_box.setChecked(True)
+    assert {box.rank for box in widget.patch_boxes() if box.isVisible()} == set(ranks)
 
 
 def test_overlay_toggles(qtbot, store, tmp_path, stub_model):

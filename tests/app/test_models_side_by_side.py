@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from app.model_comparison import member_label, unique_labels
+from app.model_comparison import member_label, short_labels, unique_labels
 from inference.families.protocol import LoadedModel
 from inference.results.exam_result import ModelEntry
 from tests.helpers import synthetic_view, write_png
@@ -30,6 +30,19 @@ def test_labels_name_family_file_and_short_hash_and_stay_unique(stub_model):
     labels = unique_labels([_entry("x", a), _entry("y", b), _entry("z", a), _entry("p", published)])
     assert labels == {"x": "gmic · seeded_state_dict.pt · ab12cd34", "y": "gmic · seeded_state_dict.pt · 99887766",
                       "z": "gmic · seeded_state_dict.pt · ab12cd34 #2", "p": "gmic · sample_model_1.p (published)"}
+
+
+def test_short_labels_name_the_family_and_only_then_the_hash(stub_model):
+    """Headers and the status bar: the family alone where it is the only one (it was the internal entry id,
+    "seeded_state_dict-2", or four times "seeded_state_dict.pt")."""
+    a = _stub(stub_model, "/models/a/seeded_state_dict.pt", "ab12cd34ef" * 6).identity
+    b = _stub(stub_model, "/models/b/seeded_state_dict.pt", "99887766aa" * 6).identity
+    glam = replace(a, family="glam", sha256="")
+    assert short_labels([("x", [a]), ("g", [glam])]) == {"x": "gmic", "g": "glam"}
+    assert short_labels([("x", [a]), ("y", [b]), ("z", [a]), ("e", [a, b])]) == {
+        "x": "gmic · ab12cd34", "y": "gmic · 99887766", "z": "gmic · ab12cd34 #2", "e": "gmic · ab12cd34 (ensemble of 2)"}
+    unhashed = [replace(a, sha256="", path="/m/first.pt"), replace(a, sha256="", path="/m/second.pt")]
+    assert short_labels([("p", [unhashed[0]]), ("q", [unhashed[1]])]) == {"p": "gmic · first.pt", "q": "gmic · second.pt"}
 
 
 def test_four_models_side_by_side_without_scrolling_and_n_flips_the_maps(qtbot, tmp_path, stub_model):
@@ -85,6 +98,13 @@ def test_four_models_side_by_side_without_scrolling_and_n_flips_the_maps(qtbot, 
             text = table.item(row, column).text()
             needed = metrics.boundingRect(QRect(0, 0, table.columnWidth(column) - margin, 10_000), wrap, text).height()
             assert needed <= table.rowHeight(row), (row, column, text)
+    # the reader | model | hybrid table names each model and its hybrid by the short label, in full in the tooltip
+    compare = window.scores.compare
+    names = [compare.horizontalHeaderItem(i).text() for i in range(compare.columnCount())]
+    assert names[:4] == ["breast", "reader", "gmic · ab12cd34", "hybrid (gmic · ab12cd34)"]
+    assert compare.horizontalHeaderItem(2).toolTip() == "gmic · seeded_state_dict.pt · ab12cd34"
+    assert window.scores.hybrid_basis.text().startswith("gmic · ab12cd34: ")
+    assert window.device_label.text().endswith("gmic · ab12cd34, gmic · 99887766, gmic · sample_model_1.p, gmic · feedbeef")
     # the tool bar's chooser names the models as uniquely; N flips the drawn maps in place
     combo = window.entry_combo
     assert len({combo.itemText(i) for i in range(combo.count())}) == 4

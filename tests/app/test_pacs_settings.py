@@ -107,3 +107,23 @@ def test_credentials_over_plain_http_reach_the_status_line(qtbot, monkeypatch):
         logging.getLogger("app.pacs.credentials").warning("an unflagged line")  # not for the status bar
     finally:
         notices.detach()
+
+
+def test_preferences_open_at_a_size_where_every_note_and_field_is_whole(qtbot):
+    """Seen hands-on: the dialog opened at its minimum size (Qt's default caps a window at two thirds of the
+    screen), the password note lost lines behind the buttons and the bind address showed ".0.1"."""
+    from PySide6.QtWidgets import QLabel
+
+    from app.ui.workstation.preferences import PreferencesDialog
+
+    dialog = PreferencesDialog(AppSettings())
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    wrapped = [label for label in dialog.findChildren(QLabel) if label.wordWrap() and label.isVisible()]
+    assert dialog.test_result in wrapped and dialog.scp_note in wrapped
+    for label in wrapped:
+        assert label.height() >= label.heightForWidth(label.width()), label.text()[:60]
+    bind = dialog.scp_bind
+    assert bind.width() >= bind.fontMetrics().horizontalAdvance(bind.text())
+    assert " kept in nowhere" not in dialog.test_result.text()

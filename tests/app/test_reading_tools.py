@@ -174,6 +174,21 @@ def test_marks_are_stored_with_the_read_and_come_back(qtbot, store, tmp_path):
 
 # --------------------------------------------------------------------------------------------- labels
 
+def test_a_laterality_warning_above_one_slot_keeps_every_view_at_one_scale(qtbot, store, tmp_path):
+    """The warning takes room from its slot's image: that slot's scale is the exam's (the other views shown as
+    small), not a scale of its own (seen: 0.18x on the warned CC row, 0.12x on the MLO row)."""
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("L-CC", (700, 300)))  # a left breast labelled right
+    write_png(tmp_path / "0_R-MLO.png", synthetic_view("R-MLO", (700, 500)))
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, tmp_path)
+    warned, other = window.hanging.views[View.R_CC], window.hanging.views[View.R_MLO]
+    assert warned.banner.isVisible() and not other.banner.isVisible()
+    qtbot.waitUntil(lambda: abs(warned.viewbox.viewPixelSize()[1] / other.viewbox.viewPixelSize()[1] - 1) < 0.01,
+                    timeout=5000)
+    (_x0, _x1), (y0, y1) = warned.item_range()
+    assert y0 <= 0.5 and y1 >= warned.image.pixels.shape[0] - 0.5  # and the warned image still whole
+
+
 def test_a_possible_laterality_error_is_loud_and_can_be_moved(qtbot, store, tmp_path, stub_model):
     write_png(tmp_path / "0_R-CC.png", synthetic_view("L-CC", (700, 300)))  # a left breast labelled right
     window = make_window(qtbot, store, auto_run=True)
@@ -181,6 +196,11 @@ def test_a_possible_laterality_error_is_loud_and_can_be_moved(qtbot, store, tmp_
     open_and_wait(qtbot, window, tmp_path, analysis=True)
     slot = window.hanging.views[View.R_CC]
     assert slot.banner.isVisible() and "POSSIBLE LATERALITY ERROR" in slot.banner.text.text()
+    # above the image, not over it: the whole image is in the view left below the warning
+    assert slot.banner.geometry().bottom() < slot.graphics.geometry().top()
+    (x0, x1), (y0, y1) = slot.item_range()
+    height, width = slot.image.pixels.shape
+    assert y0 <= 0.5 and y1 >= height - 0.5 and x1 - x0 >= width - 0.5
     assert window.notes.item(0).text().startswith("⚠⚠ POSSIBLE LATERALITY ERROR")
     assert not window.result.views[View.R_CC].counted and "R" not in window.result.breasts
     with qtbot.waitSignal(window.analysisFinished, timeout=60_000):

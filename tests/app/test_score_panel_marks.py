@@ -41,3 +41,42 @@ def test_panel_shows_no_number_for_a_view_without_result():
     breast = next(r for r in rows if r[0].endswith("(CC only)") or r[0].endswith("(MLO only)"))
     assert breast[0].endswith("(MLO only)") and "nan" not in " ".join(breast).lower()
     assert not any(math.isnan(v) for v in result.exam[entry.id].probabilities.values())
+
+
+def test_blind_reading_hides_nothing_when_no_view_has_a_result(qtbot):
+    """Every view without a result (refused, not finite): blind reading says there is no model answer, and the
+    comparison shows no number, instead of "hidden" for an answer that never comes."""
+    from app.ui.workstation.score_panel import HIDDEN_TEXT, NO_RESULT_TEXT, ScorePanelWidget
+    from inference.results.exam_result import breast_results, exam_decisions
+
+    result = _result((View.R_CC, View.R_MLO))
+    entry = result.entries[0]
+    panel = ScorePanelWidget()
+    qtbot.addWidget(panel)
+    panel.set_model_hidden(True)
+    panel.set_result(result)
+    assert panel.hidden_label.text() == HIDDEN_TEXT and panel.compare.item(0, 2).text() == "hidden"
+
+    views = {view: dataclasses.replace(r, entries={}, no_result={entry.id: "values beyond the declared maximum"})
+             for view, r in result.views.items()}
+    breasts = breast_results(views, result.entries)
+    empty = dataclasses.replace(result, views=views, breasts=breasts, exam=exam_decisions(breasts, result.entries))
+    panel.set_result(empty)
+    assert panel.nothing_to_hide() is not None and panel.hidden_label.text() == NO_RESULT_TEXT
+    assert panel.compare.item(0, 2).text() == "—" and panel.compare.item(0, 3).text() == "—"
+
+
+def test_the_model_table_has_room_and_no_more(qtbot):
+    """The tables' scroll area is as tall as its tables (up to a cap): it kept 240 px for a 7-row table, so that
+    the reader | model | hybrid table fell below the fold; sized before Qt had shown the new tables, it was 2 px."""
+    from app.ui.workstation.score_panel import ScorePanelWidget
+
+    panel = ScorePanelWidget()
+    qtbot.addWidget(panel)
+    panel.resize(420, 900)
+    panel.show()
+    panel.set_result(_result((View.R_CC, View.R_MLO)))
+    table = panel.model_table
+    assert table is not None
+    assert table.height() + 2 * panel.tables_scroll.frameWidth() <= panel.tables_scroll.minimumHeight() < 240
+    assert panel.tables_scroll.maximumHeight() == panel.tables_scroll.minimumHeight()

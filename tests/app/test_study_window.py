@@ -403,3 +403,24 @@ def test_record_while_the_commit_is_on_its_way_leaves_once_it_is_saved(qtbot, st
     qtbot.waitUntil(lambda: left == [True], timeout=5_000)
     assert store.read("SELECT COUNT(*) FROM study_reads") == [(2,)]
     window.close()
+
+
+def test_the_study_screen_shows_a_case_in_one_window_for_all_its_views(qtbot, tmp_path, stub_model):
+    """As the workstation shows an exam: one window/level from the tissue of all views (seen hands-on: W 3600 /
+    4005 / 3123 / 3573, one per view, so that two breasts looked unlike because of the display)."""
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (600, 500)))
+    write_png(folder / "0_L-CC.png", synthetic_view("L-CC", (700, 250)) // 2)  # a darker view
+    store = Store(tmp_path / "study.sqlite")
+    study_id = create_study(store, "one window", Design.SEQUENTIAL, ["A"],
+                            [CaseEntry("c0", str(folder), "normal", "normal")], seed=2)
+    compute_model_scores(store, study_id, [stub_model], device="cpu")
+    try:
+        window = reading_screen(qtbot, open_reading(store, study_id, "A"))
+        qtbot.waitUntil(lambda: window.exam is not None and window.status_label.text() == "", timeout=30_000)
+        shown = [w.window for w in window.hanging.views.values() if w.image is not None]
+        assert len(shown) == 2 and (shown[0].center, shown[0].width) == (shown[1].center, shown[1].width)
+        window.close()
+    finally:
+        close_windows_then(store)

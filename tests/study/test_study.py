@@ -443,3 +443,18 @@ def test_a_breast_that_is_not_there_does_not_take_the_exam_out(store):
     assert [unit for unit, _ in model_exclusions(store, study, level="exam")] == ["c1"]
     rows = analysis_records(store, study, level="exam")
     assert {r["case"] for r in rows if r["modality"] == "model (vs unaided)"} == {"c0", "c02", "c03"}
+
+
+def test_results_say_why_a_reader_has_no_auc_yet(store):
+    """Seen hands-on: a reader who had read only negative units got an empty AUC table and no word of why."""
+    from app.study.results import study_results  # noqa: PLC0415
+
+    entries = cases(12, 4)
+    study = create_study(store, "early", Design.UNAIDED, ["A", "B"], entries, seed=1)
+    session = ReadingSession(store, study, "A")
+    for case in entries[6:8]:  # two normal cases: four negative breast units, no positive
+        session.commit(case.case_id, "unaided", {"L": 0.2, "R": 0.1}).result()
+    results = study_results(store, study)
+    assert not results.aucs
+    assert any(note.startswith("no AUC yet for reader A unaided (0 positives, 4 negatives): an AUC needs at least "
+                               "one positive and one negative unit read") for note in results.notes()), results.notes()

@@ -78,7 +78,7 @@ def test_a_calibrated_model_gives_the_calibrated_hybrid_and_the_plain_mean_each_
     assert "plain mean" in bases["hybrid (plain mean)"]
     results = study_results(store, study)
     assert results.hybrids == bases
-    assert any(n.startswith("hybrid = hybrid: mean of the reader and the model calibrated on St Elsewhere")
+    assert any(n.startswith("hybrid: mean of the reader and the model calibrated on St Elsewhere")
                for n in results.notes())
     assert {"hybrid (unaided) vs unaided", "hybrid (plain mean) (unaided) vs unaided"} <= set(results.comparisons)
     assert {"hybrid (unaided)", "hybrid (plain mean) (unaided)"} <= {a.modality for a in results.aucs}

@@ -225,6 +225,7 @@ class StudyReadingWindow(QMainWindow):
             self._show_washout()
             return
         self.exam = state.exam
+        self.hanging.set_exam_window(state.window, linked=True)  # the workstation's one window for the exam
         self.hanging.set_exam(state.exam)
         step = self.current_step()
         if step in ("unaided", "aided", "concurrent"):

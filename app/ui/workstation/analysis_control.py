@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
+from app.model_comparison import short_labels
 from app.ui.worker import Worker
 from app.workstation import AnalysisOutcome, analysis_task, warm_models_task
 
 if TYPE_CHECKING:
     from inference.weights import ModelGroup
 
+CANCELLED_TEXT = "Analysis cancelled; Run analysis (Ctrl+R) analyses the exam again."
 NO_MODEL_TEXT = (
     "No model configured — images can be read, but not analysed. To analyse, open Preferences (Ctrl+,) and "
     "choose a folder holding the published GMIC checkpoints (sample_model_1.p … sample_model_5.p, from "
@@ -61,8 +63,11 @@ class AnalysisControl:
         else:
             window.banner.hide()
         device = window.result.provenance.device if window.result else window.settings.device
-        if groups:
-            window.device_label.setText(f"{device} · " + ", ".join(g.label for g in groups))
+        if len(groups) > 1:  # each checkpoint told apart (several are often called seeded_state_dict.pt)
+            short = short_labels([(g.id, [m.identity for m in g.members]) for g in groups])
+            window.device_label.setText(f"{device} · " + ", ".join(short[g.id] for g in groups))
+        elif groups:
+            window.device_label.setText(f"{device} · {groups[0].label}")
         elif window.model_path:
             names = ", ".join(Path(p).name for p in window.model_path.split(os.pathsep))
             window.device_label.setText(f"{device} · model: {names}")
@@ -124,7 +129,7 @@ class AnalysisControl:
         if window.exam is None:
             return
         if not window.model_path:
-            window.scores.set_status(NO_MODEL_TEXT)
+            window.scores.set_no_result(NO_MODEL_TEXT)
             return
         force = force or window._analysis_force  # "Analyse again" asked while it waited
         if window.warm_worker is not None and window.warm_worker.is_running():
@@ -138,12 +143,13 @@ class AnalysisControl:
         key = (window.model_path,)
         cached = window._groups if window._groups_key == key else None
         self.show_busy("starting analysis…")
+        window.scores.set_status("Analysing…")
         worker = Worker(analysis_task, window.exam, window.model_path, cached, window.settings.device, window.settings.mode,
                         window.store, force)
         worker.progress.connect(lambda *a, g=generation: self._on_progress(*a) if window._current(g) else None)
         worker.result.connect(lambda value, k=key, g=generation: self.on_result(value, k, g))
         worker.error.connect(lambda error, g=generation: self._on_analysis_error(error) if window._current(g) else None)
-        worker.cancelled.connect(lambda g=generation: window.scores.set_status("Analysis cancelled.")
+        worker.cancelled.connect(lambda g=generation: window.scores.set_no_result(CANCELLED_TEXT)
                                  if window._current(g) else None)
         worker.finished.connect(lambda g=generation: self._on_analysis_finished(g))
         window.analysis_worker = window._track(worker).start()
@@ -178,7 +184,7 @@ class AnalysisControl:
         if window._analysis_wanted:
             window._analysis_wanted = window._analysis_force = False  # one still waiting: never started
             self.reset_progress()
-            window.scores.set_status("Analysis cancelled.")
+            window.scores.set_no_result(CANCELLED_TEXT)
         if window.load_worker is not None and window.load_worker.is_running():
             window.load_worker.cancel()  # a retrieve from the PACS polls it between instances
         if window.analysis_worker is not None and window.analysis_worker.is_running():
@@ -194,6 +200,7 @@ class AnalysisControl:
     def _on_analysis_error(self, error: BaseException) -> None:
         window = self.window
         window._on_error(error)
+        window.scores.set_no_result(f"Not analysed: {error}")
         window.analysisFailed.emit(error)
 
     def on_result(self, outcome: AnalysisOutcome, key, generation: int) -> None:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QFileDialog
 from app.pacs.nodes import StudyAddress
 from app.ui.pacs.dialog import PacsDialog
 from app.ui.worker import Worker
+from app.ui.workstation.analysis_control import NO_MODEL_TEXT
 from app.workstation import AnalysisOutcome, LoadedExam, load_exam_task
 from inference.intake.exam import Exam
 from inference.intake.views import Laterality, View
@@ -197,7 +198,10 @@ class ExamControl:
         self.window.scores.refresh_compare()
         self.window.reading.apply_blind_state()
         self._fill_notes()
-        self.window.scores.set_status("Images loaded.")
+        if self.window.model_path:
+            self.window.scores.set_status("Images loaded.")
+        else:
+            self.window.scores.set_no_result(NO_MODEL_TEXT)
         # the pixels painted now, before the prior search and the analysis start beside the GUI thread: with
         # them running, the four first renders shared the cores (and the interpreter) and stalled the window
         self.window.hanging.repaint()

@@ -115,6 +115,14 @@ class HangingWidget(QWidget):
             widget.windowDraggedTo.connect(self._on_window_dragged)
         for widget in self.prior_views.values():
             widget.pointed.connect(self._on_prior_pointed)
+        # one slot's room changed alone (its laterality warning shown): every view refitted to one scale again,
+        # once the layout has settled
+        self._refit_timer = QTimer(self)
+        self._refit_timer.setSingleShot(True)
+        self._refit_timer.setInterval(0)
+        self._refit_timer.timeout.connect(self.fit_same_scale)
+        for widget in (*self.views.values(), *self.prior_views.values()):
+            widget.viewportResized.connect(self._refit_timer.start)
         self._place()
         # dark around the images; a tooltip shown over them (a region's score) stays dark on light: the sheet
         # cascades to it, and it was black text on this black
@@ -312,10 +320,11 @@ class HangingWidget(QWidget):
             return
         height = max(w.physical_size()[0] for w in shown)
         width = max(w.physical_size()[1] for w in shown)
+        scale = max(w.scale_to_fit(height, width) for w in shown)  # the most cramped slot's
         self._syncing = True
         try:
             for widget in shown:
-                widget.show_extent(height, width)
+                widget.show_extent(height, width, scale)
         finally:
             self._syncing = False
 

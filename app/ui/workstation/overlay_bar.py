@@ -37,6 +37,7 @@ def build_overlay_toolbar(window) -> None:
     window.overlays_box = QCheckBox("Overlays (H)")
     window.overlays_box.setChecked(window.settings.show_overlays)
     window.overlays_box.toggled.connect(window.overlay_control.apply_overlay_options)
+    window.overlays_box.toggled.connect(window.overlay_control.say_if_hidden)
     bar.addWidget(window.overlays_box)
     window.entry_label_action = bar.addWidget(QLabel("  maps of "))
     window.entry_combo = QComboBox()
@@ -56,6 +57,7 @@ def build_overlay_toolbar(window) -> None:
     window.patches_box = QCheckBox("Regions (P)")
     window.patches_box.setChecked(True)
     window.patches_box.toggled.connect(window.overlay_control.apply_overlay_options)
+    window.patches_box.toggled.connect(window.overlay_control.say_if_hidden)
     bar.addWidget(window.patches_box)
     window.all_regions_box = QCheckBox("all regions")
     window.all_regions_box.setObjectName("allRegionsBox")
@@ -74,6 +76,10 @@ def build_overlay_toolbar(window) -> None:
     window.opacity_slider.setFixedWidth(110)
     window.opacity_slider.valueChanged.connect(window.overlay_control.apply_overlay_options)
     bar.addWidget(window.opacity_slider)
+
+
+BLIND_OVERLAYS_TEXT = ("The model is hidden until you commit your estimate (blind reading): its maps and regions "
+                       "appear after the commit.")
 
 
 class OverlayControl:
@@ -148,7 +154,8 @@ class OverlayControl:
             from app.cad_marks import map_range  # noqa: PLC0415
 
             scale = map_range(members)
-            legend.setToolTip(f"{layer.name}{' in ' + layer.colormap if layer.colormap else ''}, over the breast only; "
+            legend.setToolTip(f"{layer.name}{' in ' + layer.colormap if layer.colormap else ''}, over the model's window "
+                              "on the breast, at the map's own resolution (a cell may reach past the skin line); "
                               + (f"on the model's absolute scale: transparent at {scale[0]:g}, full colour at "
                                  f"{scale[1]:g}" if scale else "as the model gives it (no range in its metadata): "
                                  "transparent at 0, full colour at 1"))
@@ -176,6 +183,12 @@ class OverlayControl:
             opacity=window.opacity_slider.value() / 100.0,
             all_regions=window.all_regions_box.isChecked(),
         )
+
+    def say_if_hidden(self, on: bool) -> None:
+        """Maps or regions asked for (H, P) while blind reading hides the model: said, not silently ignored."""
+        window = self.window
+        if on and window.reading.model_hidden() and window.result is not None:
+            window.statusBar().showMessage(BLIND_OVERLAYS_TEXT, 5000)
 
     def apply_overlay_options(self, *_args) -> None:
         self.window.hanging.set_overlay_options(self.overlay_options())

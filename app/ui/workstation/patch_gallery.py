@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QTabWidget, QWidget
 
 from app.overlay_images import OverlayImages, shown_thumbnail
@@ -14,6 +14,7 @@ from inference.intake.views import View
 
 PATCH_ICON = 160
 HANGING_ORDER = (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO)
+NOT_DRAWN = "(not on the image: 'all regions')"
 
 
 def patch_pixmap(scaled: np.ndarray) -> QPixmap:
@@ -66,16 +67,20 @@ class PatchGalleryWidget(QTabWidget):
             listing.setStyleSheet("QListWidget::item:selected { background: transparent; border: 3px solid #ffd200; }")
             flipped = bool(entry_result.frame.record.get("flipped", False))
             image = exam.views.get(view) if exam is not None else None
-            from app.cad_marks import RegionShown, breast_of, classify_regions  # noqa: PLC0415
+            from app.cad_marks import RegionShown, breast_of, classify_regions, region_operating_point  # noqa: PLC0415
 
-            tissue = breast_of(image)
-
-            verdicts, _note = classify_regions(entry_result.regions, None, tissue)
-            for region in [r for r, verdict in verdicts if verdict != RegionShown.OUTSIDE]:  # none in the air
+            # the screen's rule: a region it draws only with "all regions" says so here (a "#5" listed and no
+            # box 5 on the image read as a region lost)
+            verdicts, rule = classify_regions(entry_result.regions, region_operating_point(entry.members),
+                                              breast_of(image))
+            for region, verdict in [(r, v) for r, v in verdicts if v != RegionShown.OUTSIDE]:  # none in the air
                 thumbnail = overlays.thumbnails.get((view, entry.id, region.rank)) if overlays else None
                 if thumbnail is None:
                     thumbnail = shown_thumbnail(exam, view, region, flipped)
-                item = QListWidgetItem(region_icon(thumbnail), region.caption())
+                below = verdict == RegionShown.BELOW
+                item = QListWidgetItem(region_icon(thumbnail), region.caption() + (f"\n{NOT_DRAWN}" if below else ""))
+                if below:
+                    item.setForeground(QColor("#808080"))
                 item.setData(Qt.ItemDataRole.UserRole, region.rank)
                 probabilities = ""
                 if region.probabilities:
@@ -83,7 +88,8 @@ class PatchGalleryWidget(QTabWidget):
                 size = f"{region.size[0]} x {region.size[1]} pixels at full resolution" if region.size else ""
                 source = f"; from {region.source}" if region.source else ""
                 item.setToolTip(f"{view.value} region {region.rank}: {region.kind} {region.score:.4f}{probabilities}"
-                                f"; {size}{source}")
+                                f"; {size}{source}" + (f"; not drawn on the image by its rule ({rule}): "
+                                                       "'all regions' shows it, dimmed" if below else ""))
                 listing.addItem(item)
             listing.itemClicked.connect(lambda item, v=view: self.patchClicked.emit(v, item.data(Qt.ItemDataRole.UserRole)))
             self.lists[view] = listing

@@ -105,8 +105,9 @@ class PreferencesDialog(QDialog):
         from app.pacs.credentials import where_kept  # noqa: PLC0415
 
         self._credentials_file = settings.credentials_file
-        self.test_result = QLabel("DICOMweb passwords (Password…) are kept in " + where_kept(settings.credentials_file)
-                                  + ", never in the "
+        kept = where_kept(settings.credentials_file)
+        self.test_result = QLabel("DICOMweb passwords (Password…) are kept " + ("" if kept.startswith("nowhere") else "in ")
+                                  + kept + ", never in the "
                                   "settings; MAMMO_DICOMWEB_USER / MAMMO_DICOMWEB_PASSWORD (or MAMMO_DICOMWEB_TOKEN) "
                                   "in the environment override them. The first node is the default.")
         self.test_result.setObjectName("prefsPacsTestResult")
@@ -126,6 +127,7 @@ class PreferencesDialog(QDialog):
         self.scp_bind = QLineEdit(settings.scp_bind)
         self.scp_bind.setObjectName("prefsScpBind")
         self.scp_bind.setMaximumWidth(140)
+        self.scp_bind.setMinimumWidth(self.scp_bind.fontMetrics().horizontalAdvance("255.255.255.255") + 16)
         scp_row.addWidget(self.scp_bind)
         scp_row.addStretch(1)
         # the same allow-list and limits as ``serve`` (app/pacs/scp.py)
@@ -170,6 +172,10 @@ class PreferencesDialog(QDialog):
         form.addRow("Allowed senders", limits_row)
         form.addRow("", self.scp_note)
         add_ok_cancel(form, self)
+        # its own size, not Qt's default of at most two thirds of the screen, which clipped the wrapped notes
+        room = (parent.screen() if parent is not None else self.screen()).availableGeometry()
+        hint = self.sizeHint()
+        self.resize(min(hint.width(), room.width()), min(hint.height() + 24, room.height()))
 
     def _choose_steps_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Hanging steps", "", "JSON (*.json)")

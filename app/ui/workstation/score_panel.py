@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.model_comparison import comparison_columns, unique_labels
+from app.model_comparison import comparison_columns, short_labels, unique_labels
 from app.model_table import BREAST_NAMES, BREAST_RULE, entry_rows
 from app.ui.forms import AnswerComboBox, AnswerDoubleSpinBox, AnswerSlider, AnswerSpinBox
 from app.reading import AMENDED_AFTER_AI, amendment_text, breast_models, hybrid_basis, percent
@@ -56,6 +56,9 @@ class BreastInput:
     recommendation: QComboBox
 
 
+HIDDEN_TEXT = "Model hidden until you commit your estimate (blind reading)."
+NO_RESULT_TEXT = "No model result for this exam (the model panel says why): your estimate is read unaided."
+QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's "no maximum"
 COMPARE_TITLE = "Probability of malignancy: reader | model | hybrid (mean)"
 FINDINGS_ONLY_TITLE = "Probability of malignancy: reader (no model gives one)"
 
@@ -260,6 +263,7 @@ class ScorePanelWidget(QWidget):
         self.setObjectName("scorePanel")
         self.result: ExamResult | None = None
         self.model_hidden = False
+        self.no_result_reason: str | None = None  # why this exam has no model result at all (set_no_result)
         self.plain_hybrid = False  # the GMIC reader study's plain mean (a setting), not the calibrated hybrid
         layout = QVBoxLayout(self)
         self.model_box = QGroupBox("Models")
@@ -293,7 +297,7 @@ class ScorePanelWidget(QWidget):
         model_layout.addWidget(scroll)
         model_layout.addWidget(self.details)
         self.model_tables: dict[str, QTableWidget] = {}
-        self.hidden_label = QLabel("Model hidden until you commit your estimate (blind reading).")
+        self.hidden_label = QLabel(HIDDEN_TEXT)
         self.hidden_label.setObjectName("blindNotice")
         self.hidden_label.setWordWrap(True)
         self.hidden_label.setStyleSheet("color: #c08020; font-weight: bold;")
@@ -328,8 +332,23 @@ class ScorePanelWidget(QWidget):
 
     def set_model_hidden(self, hidden: bool) -> None:
         self.model_hidden = hidden
-        self.model_box.setVisible(not hidden)
-        self.hidden_label.setVisible(hidden)
+        self._show_blind_state()
+
+    def nothing_to_hide(self) -> str | None:
+        """Why no model will answer on this exam (the analysis failed or was cancelled, no model is configured,
+        or no model has a result on any view); None while an answer exists or may still come. Blind reading
+        says so before the commit: it reveals no number, and the reader knows the read is unaided."""
+        if self.no_result_reason:
+            return self.no_result_reason
+        if self.result is not None and not any(breast.entries for breast in self.result.breasts.values()):
+            return "no model has a result on any view of this exam (the model panel and the notes say why)"
+        return None
+
+    def _show_blind_state(self) -> None:
+        reason = self.nothing_to_hide() if self.model_hidden else None
+        self.model_box.setVisible(not self.model_hidden or reason is not None)
+        self.hidden_label.setText(HIDDEN_TEXT if reason is None else NO_RESULT_TEXT)
+        self.hidden_label.setVisible(self.model_hidden)
         self.set_prior_text(self.prior_text)
         self.refresh_compare()
 
@@ -340,12 +359,22 @@ class ScorePanelWidget(QWidget):
         self.prior_label.setVisible(bool(text) and not self.model_hidden)
 
     def set_status(self, text: str) -> None:
+        """What the models are doing (loading, analysing, done); any earlier "no result" is over."""
         self.model_status.setText(text)
+        if self.no_result_reason is not None:
+            self.no_result_reason = None
+            self._show_blind_state()
+
+    def set_no_result(self, reason: str) -> None:
+        """This exam gets no model result (``reason``, shown in the model panel, also in blind reading)."""
+        self.model_status.setText(reason)
+        self.no_result_reason = reason
+        self._show_blind_state()
 
     def set_result(self, result: ExamResult | None) -> None:
         self.result = result
         self._fill_model_tables()
-        self.refresh_compare()
+        self._show_blind_state()
 
     def model_malignant(self, side: str, entry_id: str | None = None) -> float | None:
         if self.result is None or Laterality(side) not in self.result.breasts:
@@ -386,6 +415,16 @@ class ScorePanelWidget(QWidget):
                     chart.setObjectName(f"reliability_{entry.id}")
                     self.tables_layout.addWidget(chart)
         self.tables_layout.addStretch(1)
+        # no taller than its tables: the room below them went to empty space, and the reader | model | hybrid
+        # table under the estimate fell below the panel's fold at the default window size
+        for index in range(self.tables_layout.count()):  # shown now (Qt would show them later), so that the
+            widget = self.tables_layout.itemAt(index).widget()  # layout counts them in its size
+            if widget is not None:
+                widget.show()
+        self.tables_layout.invalidate()
+        needed = self.tables_layout.sizeHint().height() + 2 * self.tables_scroll.frameWidth()
+        self.tables_scroll.setMinimumHeight(min(self._tables_cap, needed))
+        self.tables_scroll.setMaximumHeight(needed if needed <= self._tables_cap else QWIDGETSIZE_MAX)
 
     def _fill_side_by_side(self) -> None:
         """One column per model, its label in the first row on lines (family / file / hash; in full in the
@@ -395,7 +434,9 @@ class ScorePanelWidget(QWidget):
         table.setVisible(len(entries) > 1)
         # with the columns above, the per-model tables are the details: they scroll in less room, so that the
         # panel still fits a 1000-pixel-high window
-        self.tables_scroll.setMinimumHeight(240 if len(entries) < 2 else 90)
+        self._tables_cap = 240 if len(entries) < 2 else 90
+        self.tables_scroll.setMinimumHeight(self._tables_cap)
+        self.tables_scroll.setMaximumHeight(QWIDGETSIZE_MAX)
         if len(entries) < 2:
             return
         headers, rows = comparison_columns(self.result)
@@ -428,10 +469,13 @@ class ScorePanelWidget(QWidget):
     def refresh_compare(self) -> None:
         entries = [e for e in (self.result.entries if self.result else ()) if e.has_malignancy]
         headers = ["breast", "reader"]
-        labels = unique_labels(entries)  # two checkpoints never alike
+        labels = unique_labels(entries)  # two checkpoints never alike; in the headers' tooltips
+        short = short_labels([(entry.id, entry.members) for entry in entries])
+        tooltips = ["", ""]
         for entry in entries:
-            name = labels[entry.id] if len(entries) > 1 else "model"
-            headers += [name, "hybrid" if len(entries) == 1 else f"hybrid ({entry.id})"]
+            name = short[entry.id] if len(entries) > 1 else "model"
+            headers += [name, "hybrid" if len(entries) == 1 else f"hybrid ({short[entry.id]})"]
+            tooltips += [labels[entry.id], f"the hybrid of the reader and {labels[entry.id]}"]
         if not entries:
             headers += ["model", "hybrid"]
         findings_only = bool(self.result and self.result.entries) and not entries
@@ -442,12 +486,16 @@ class ScorePanelWidget(QWidget):
             first = self.reader.first_reads.get(side)
             cells = [BREAST_NAMES[side], amendment_text(first) if first is not None and first.amendment is not None
                      else percent(reader)]
+            hidden = self.model_hidden and self.nothing_to_hide() is None
             for part in breast_models(self.result, side, reader, self.plain_hybrid) or [None]:
-                cells += ["hidden" if self.model_hidden else percent(part.model if part else None),
-                          "hidden" if self.model_hidden else percent(part.hybrid if part else None)]
+                cells += ["hidden" if hidden else percent(part.model if part else None),
+                          "hidden" if hidden else percent(part.hybrid if part else None)]
             rows.append(cells)
         _fill(self.compare, headers, rows)
-        bases = [(entry.id if len(entries) > 1 else "", hybrid_basis(entry, self.plain_hybrid)) for entry in entries]
+        for column, tooltip in enumerate(tooltips if entries else ()):
+            self.compare.horizontalHeaderItem(column).setToolTip(tooltip)
+        bases = [(short[entry.id] if len(entries) > 1 else "", hybrid_basis(entry, self.plain_hybrid))
+                 for entry in entries]
         self.hybrid_basis.setText("" if self.model_hidden else
                                   "\n".join(f"{name}: {text}" if name else text for name, text in bases))
 

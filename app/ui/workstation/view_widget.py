@@ -14,7 +14,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap, QTransform
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.colours import class_colour, layer_lut
 from app.overlay_images import Texture
@@ -156,6 +156,7 @@ class MammoViewWidget(QWidget):
     cursorInfo = Signal(str)
     rangeChangedByUser = Signal(object)
     patchHovered = Signal(object, int)
+    viewportResized = Signal()  # the image's room changed (a window resize, a laterality warning shown)
     pointed = Signal(object, float, float)
     markRequested = Signal(object, float, float)
     lateralityConfirmed = Signal(object)
@@ -187,7 +188,8 @@ class MammoViewWidget(QWidget):
         self._options = OverlayOptions()
         self._magnifier_on = False
         self.magnification = 2
-        self._fit: tuple[float, float] | None = None  # the extent a layout asked for, kept while not zoomed
+        # the extent a layout asked for and its shared scale (mm per screen pixel), kept while not zoomed
+        self._fit: tuple[float, float, float | None] | None = None
         self._axis: BreastAxis | None = None
 
         self.graphics = pg.GraphicsView()
@@ -198,6 +200,11 @@ class MammoViewWidget(QWidget):
         # overlays are children of the image: clip them to it (the model window's padding is not image)
         self.image_item.setFlag(self.image_item.GraphicsItemFlag.ItemClipsChildrenToShape, True)
         self.viewbox.addItem(self.image_item)
+        # the regions' labels: in the image's frame but not clipped to it (a label wider than a narrow breast
+        # image, or flipped to stay in the viewport, goes on over the background); the viewport still clips
+        self.label_layer = QGraphicsRectItem(self.viewbox.childGroup)
+        self.label_layer.setPen(Qt.PenStyle.NoPen)
+        self.label_layer.setZValue(self.image_item.zValue() + 1)
         self.band = BandItem(self.image_item)
         self.linked_cursor = LinkedCursorItem(self.image_item)
         self.viewbox.windowDragged.connect(self._on_window_drag)
@@ -244,7 +251,9 @@ class MammoViewWidget(QWidget):
         self.magnifier_caption.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.magnifier_caption.setStyleSheet("color: #e0e0e0; background: rgba(0,0,0,160); font: 10px; padding: 1px;")
         self.magnifier_caption.hide()
-        self.banner = LateralityBanner(self.graphics)
+        # above the image, never over it: the slot's image is fitted to the room left below the warning
+        self.banner = LateralityBanner(self)
+        layout.insertWidget(0, self.banner)
         self.banner.confirmed.connect(lambda: self.lateralityConfirmed.emit(self.view))
         self.banner.moved.connect(lambda: self.lateralityMoveRequested.emit(self.view))
         self._update_marker()
@@ -292,6 +301,7 @@ class MammoViewWidget(QWidget):
             transform.translate(image.pixels.shape[1], 0)
             transform.scale(-1, 1)
         self.image_item.setTransform(transform)
+        self.label_layer.setTransform(transform)
         if image.pixel_spacing:
             self.viewbox.setAspectLocked(True, ratio=image.pixel_spacing[0] / image.pixel_spacing[1])
         self._preset_index = 0 if image.windows else -1
@@ -356,11 +366,6 @@ class MammoViewWidget(QWidget):
         size = self.graphics.size()
         outer_left = self.faces_left_on_screen  # text sits on the outer (nipple) side, away from the midline
         top = 6
-        if self.banner.isVisible():
-            self.banner.setFixedWidth(max(160, size.width()))
-            self.banner.adjustSize()
-            self.banner.move(0, 0)
-            top = self.banner.height() + 4
         for label, y in ((self.marker, top), (self.corner, top + self.marker.height() + 2)):
             x = 8 if outer_left else size.width() - label.width() - 8
             label.move(max(0, x), y)
@@ -371,7 +376,7 @@ class MammoViewWidget(QWidget):
         x = size.width() - self.badge.width() - 8 if outer_left else 8
         self.badge.move(max(0, x), max(0, size.height() - self.badge.height() - 6))
         self.empty.setGeometry(10, 32, max(10, size.width() - 20), max(10, size.height() - 42))
-        for label in (self.marker, self.corner, self.banner):
+        for label in (self.marker, self.corner):
             label.raise_()
 
     # ------------------------------------------------------------------------------------------ geometry
@@ -392,20 +397,27 @@ class MammoViewWidget(QWidget):
         sy, sx = self.image.pixel_spacing or (1.0, 1.0)
         return (h * sy, w * sx)
 
-    def show_extent(self, height_mm: float, width_mm: float) -> None:
+    def show_extent(self, height_mm: float, width_mm: float, mm_per_screen_pixel: float | None = None) -> None:
         """Fit ``height_mm`` x ``width_mm`` (the largest image of the row) into the viewport at one scale,
-        anchored at the top and at the chest wall, so that a row's two views meet back to back. The fit is
-        kept (applied again when the viewport changes size) until the user zooms or pans."""
-        self._fit = (height_mm, width_mm)
+        anchored at the top and at the chest wall, so that a row's two views meet back to back; at
+        ``mm_per_screen_pixel`` where the hanging gives one (the scale of its most cramped slot, so that every
+        view shows at one physical scale), never larger than this viewport allows. The fit is kept (applied
+        again when the viewport changes size) until the user zooms or pans."""
+        self._fit = (height_mm, width_mm, mm_per_screen_pixel)
         self._apply_fit()
+
+    def scale_to_fit(self, height_mm: float, width_mm: float) -> float:
+        """The mm per screen pixel that fits ``height_mm`` x ``width_mm`` into this viewport."""
+        view_w, view_h = max(self.viewbox.width(), 1.0), max(self.viewbox.height(), 1.0)
+        return max(height_mm / view_h, width_mm / view_w)
 
     def _apply_fit(self) -> None:
         if self.image is None or self._fit is None:
             return
-        height_mm, width_mm = self._fit
+        height_mm, width_mm, shared = self._fit
         sy, sx = self.image.pixel_spacing or (1.0, 1.0)
         view_w, view_h = max(self.viewbox.width(), 1.0), max(self.viewbox.height(), 1.0)
-        mm_per_screen_pixel = max(height_mm / view_h, width_mm / view_w)
+        mm_per_screen_pixel = max(self.scale_to_fit(height_mm, width_mm), shared or 0.0)
         rows, cols = view_h * mm_per_screen_pixel / sy, view_w * mm_per_screen_pixel / sx
         wall = self.chest_wall_x()
         x0, x1 = (wall - cols, wall) if self.view.laterality == Laterality.RIGHT else (wall, wall + cols)
@@ -414,6 +426,7 @@ class MammoViewWidget(QWidget):
     def _refit(self, *_args) -> None:
         self._apply_fit()
         self._place_labels()
+        self.viewportResized.emit()
 
     def _on_user_range(self, *_args) -> None:
         self._fit = None  # the reader took over the zoom: layouts no longer refit this view
@@ -669,7 +682,7 @@ class MammoViewWidget(QWidget):
             # meet) where it overlaps no other number
             label.setAnchor((0, 0))  # the text is drawn unmirrored: its left edge at the place's left
             label.setPos(screen_x(place.x), max(place.y, 0.0))
-            label.setParentItem(self.image_item)
+            label.setParentItem(self.label_layer)
             label.setZValue(21)
             self._labels.append(label)
         self.clamp_labels()

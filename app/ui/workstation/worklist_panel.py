@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QHeaderView, QTabl
 from app.ui.errors import user_message
 from app.worklist import ReadState, Worklist, WorklistItem
 from app.ui.worker import Worker
+from app.ui.workstation.analysis_control import CANCELLED_TEXT
 
 if TYPE_CHECKING:
     from app.ui.workstation.main_window import MainWindow
@@ -395,7 +396,7 @@ class WorklistController(QObject):
         if self.prefetch_worker is not None and self.prefetch_worker.is_running():
             self.prefetch_worker.cancel()
         self.window.analyses.reset_progress()
-        self.window.scores.set_status("Analysis cancelled.")
+        self.window.scores.set_no_result(CANCELLED_TEXT)
         return True
 
     def change_reader(self) -> None:
