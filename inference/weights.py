@@ -150,6 +150,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(loaded)
 
 
+OBJECT_SECTIONS = ("config", "calibration", "display", "windows", "thresholds", "regions", "input", "glimpses",
+                   "normalisation")
+
+
 def read_metadata(path: Path) -> dict:
     """Optional metadata next to a checkpoint (``<file>.json``)."""
     sidecar = path.with_name(path.name + ".json")
@@ -157,10 +161,24 @@ def read_metadata(path: Path) -> dict:
         return {}
     try:
         data = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: bad JSON, or bytes that are not UTF-8
         raise CheckpointError(f"the model's metadata file could not be read ({error})", sidecar) from error
     if not isinstance(data, dict):
         raise CheckpointError("the model's metadata file does not hold a JSON object", sidecar)
+    for section in OBJECT_SECTIONS:  # each family reads these as objects
+        if data.get(section) is not None and not isinstance(data[section], dict):
+            raise CheckpointError(f"the model's metadata: {section!r} must be a JSON object, not "
+                                  f"{json.dumps(data[section])[:40]}", sidecar)
+    card = data.get("calibration") or {}
+    if card.get("method") in ("platt", "isotonic"):  # the card's recalibration, applied to every hybrid
+        from inference.evaluation.calibration import recalibration_problem  # noqa: PLC0415
+
+        problem = recalibration_problem(card)
+        if problem:
+            raise CheckpointError(f"the model's metadata: its calibration is damaged ({problem})", sidecar)
+    if data.get("label") is not None and not isinstance(data["label"], str):
+        raise CheckpointError(f"the model's metadata: 'label' must be text, not {json.dumps(data['label'])[:40]}",
+                              sidecar)
     return data
 
 
@@ -207,7 +225,7 @@ def load_model(
         sha256=sha256_of(path),
         published_name=published["name"] if published else None,
         percent_t=fields.get("percent_t"),
-        label=published["name"] if published else meta.get("label", path.name),
+        label=published["name"] if published else meta.get("label") or path.name,
         demo=bool(meta.get("demo", False)),
         family=family.name,
         classes=classes,

@@ -17,6 +17,7 @@ from typing import Literal, TextIO
 from app.archive.sources import ExamItem
 from app.archive.table import BOOKKEEPING, SCORES_FILE, part_path, read_part, write_scores
 from app.archive.unit import Outcome, already_done
+from inference.errors import MammoError
 from inference.files import write_text_atomic
 
 FAILURES_FILE = "failures.csv"
@@ -83,6 +84,10 @@ class Ledger:
         the table when they were made with this run's models and options (``report`` into a folder that holds
         earlier reports)."""
         self.out = Path(out)
+        foreign = [name for name in (SCORES_FILE, FAILURES_FILE) if (self.out / name).exists()]
+        if foreign and not (self.out / BOOKKEEPING).is_dir():  # never overwrite files some other tool made
+            raise MammoError(f"holds {' and '.join(foreign)} that no batch or report run made here (there is no "
+                             f"{BOOKKEEPING} folder): choose another folder, or move them away", self.out)
         (self.out / BOOKKEEPING).mkdir(parents=True, exist_ok=True)
         self.summary = BatchSummary(total=len(items))
         self.started = time.perf_counter()
@@ -93,9 +98,9 @@ class Ledger:
         self.todo: list[ExamItem] = []
         self.by_id = {i.exam_id: i for i in items}
         for item in items:
-            done_before = already_done(self.out, item, record)
-            if done_before:  # its rows stay in the table until a forced run replaces them
-                self._keep_rows(item)
+            # its rows stay in the table until a forced run replaces them; rows that cannot be read (a damaged
+            # or lost part) make it an exam to do again, not a done one with no rows
+            done_before = already_done(self.out, item, record) and self._keep_rows(item)
             if done_before and not force:
                 self.summary.skipped.append(Outcome(item.exam_id, item.location, "skipped"))
                 self.failures.pop(item.exam_id, None)
@@ -108,12 +113,14 @@ class Ledger:
         self.consolidated = time.perf_counter()
         self._consolidate()
 
-    def _keep_rows(self, item: ExamItem) -> None:
+    def _keep_rows(self, item: ExamItem) -> bool:
+        """The exam's rows into the table; False when its part cannot be read."""
         table = read_part(part_path(self.out, item))
         if table is not None:
             previous = self.tables.get(item.exam_id)
             self.rows += table.num_rows - (previous.num_rows if previous is not None else 0)
             self.tables[item.exam_id] = table
+        return table is not None
 
     def _earlier_failures(self, ids: set[str]) -> dict[str, dict]:
         """Failures of an earlier run that this run has not yet retried stay in the file until it does."""

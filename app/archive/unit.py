@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.archive.sources import ExamItem
-from app.archive.table import BOOKKEEPING, score_rows, write_part
+from app.archive.table import BOOKKEEPING, part_path, score_rows, write_part
 from inference.errors import MammoError
 from inference.files import write_text_atomic
 
@@ -191,7 +191,8 @@ def already_done(out: Path, item: ExamItem, record: dict) -> bool:
         return False
     if not isinstance(marker, dict) or marker.get("options") != record:
         return False
-    return all(Path(p).is_file() for p in marker.get("files", [])) and Path(marker.get("scores", "")).is_file()
+    # the rows in this folder's own part (a marker copied with its folder names the old folder's part)
+    return all(Path(p).is_file() for p in marker.get("files", [])) and part_path(out, item).is_file()
 
 
 def open_exam(location: str, ae_title: str) -> Exam:

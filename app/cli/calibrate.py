@@ -46,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
         fit = fit_on_readings(readings, args.bins)
     except ValueError as error:
         raise MammoError(str(error), args.data) from error
-    diagram = Path(args.diagram) if args.diagram else path.with_name(path.name + ".reliability.png")
+    # a dry run leaves the diagram the model's metadata and card refer to as it is
+    default = path.name + (".reliability.dry-run.png" if args.dry_run else ".reliability.png")
+    diagram = Path(args.diagram) if args.diagram else path.with_name(default)
     write_reliability_diagram(fit, diagram, description)
     print(f"temperature T = {fit.temperature:.4f}  ({fit.samples} labelled windows of {len(images)} images, "
           f"{fit.bins} bins)")

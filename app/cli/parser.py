@@ -41,6 +41,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def open_fraction(text: str) -> float:
+    """A level or share strictly between 0 and 1 (a significance level alpha)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{text} must lie strictly between 0 and 1")
+    return value
+
+
 def output_folder(text: str) -> str:
     """An output folder: it may not exist yet, but it may not be a file."""
     from pathlib import Path  # noqa: PLC0415
@@ -126,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", parents=[common],
                             help="annotated reports (PDF, PNG, JSON, DICOM SR and SEG) for one or many exams")
     report.add_argument("exams", nargs="*", metavar="EXAM", help=EXAM_HELP + " (one report per argument)")
-    report.add_argument("--cases", help="a case list CSV (case_id, exam, ...) for a batch")
+    report.add_argument("--cases", help="a case list CSV (case_id, exam, any other columns), as batch reads it")
     report.add_argument("--out", type=output_folder, required=True, help="output folder")
     report.add_argument("--format", default="pdf,png,json",
                         help="comma-separated: pdf, png, json, sr, seg (saliency maps), epdf (the PDF as DICOM "
@@ -287,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     froc.add_argument("--method", default="DBM", choices=["DBM", "OR"])
     froc.add_argument("--covariance", default="jackknife", choices=["jackknife", "delong"],
                       help="OR error covariances; DeLong only for the ROC figures of merit HrAuc and Wilcoxon")
-    froc.add_argument("--alpha", type=float, default=0.05)
+    froc.add_argument("--alpha", type=open_fraction, default=0.05, help="significance level (default 0.05)")
     froc.add_argument("--truth", metavar="JSON",
                       help="a stored study created without --lesions: the lesions' locations and the scoring rule "
                            "(see app/study/froc_study.py)")
@@ -321,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--data", required=True, help="'phantom' or a CSV of path, view, label[, mask]")
     calibrate.add_argument("--bins", type=positive_int, default=15, help="confidence bins of ECE and the diagram (default 15)")
     calibrate.add_argument("--diagram", metavar="PNG",
-                           help="where to write the reliability diagram (default: beside the model)")
+                           help="where to write the reliability diagram (default: beside the model; a dry run's "
+                                "as MODEL.reliability.dry-run.png)")
     calibrate.add_argument("--phantoms", type=positive_int, default=48, help="with --data phantom: how many views")
     calibrate.add_argument("--dry-run", action="store_true", help="fit and report; leave the model's metadata as it is")
     calibrate.set_defaults(handler="app.cli.calibrate:run")

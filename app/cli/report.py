@@ -19,10 +19,10 @@ def run(args: argparse.Namespace) -> int:
     if formats is None:
         return 2
     sources = list(args.exams)
-    if args.cases:
-        from app.study.cases import read_case_list  # noqa: PLC0415
+    if args.cases:  # the batch's case list: case_id and exam (a study's truth columns are not needed)
+        from app.archive.sources import read_batch_source  # noqa: PLC0415
 
-        sources += [case.exam_path for case in read_case_list(args.cases)]
+        sources += [item.location for item in read_batch_source(args.cases)]
     if not sources:
         print("error: give at least one exam or --cases CSV", file=sys.stderr)
         return 2

@@ -167,9 +167,12 @@ def _import(store, args) -> int:
 
     try:
         data = json.loads(Path(args.file).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: bad JSON, or bytes that are not UTF-8
         raise StudyError(f"{args.file}: not a readable study export ({error})") from error
-    study_id = import_study(store, data, name=args.name)
+    try:
+        study_id = import_study(store, data, name=args.name)
+    except StudyError as error:
+        raise StudyError(f"{args.file}: {error}") from error
     print(f"imported as study id {study_id}")
     return 0
 
@@ -190,7 +193,10 @@ def _froc(store, args) -> int:
         raise StudyError("give either a stored study or --data, not both")
     cautions: tuple[str, ...] = ()
     if args.data:
-        data = load_froc_json(args.data)
+        try:
+            data = load_froc_json(args.data)
+        except NotEstimable as reason:  # e.g. no abnormal case: the file's content, said with its name
+            raise StudyError(f"{args.data}: {reason}") from reason
     else:
         from app.study.froc import froc_data_from_dict  # noqa: PLC0415
         from inference.files import write_text_atomic  # noqa: PLC0415
@@ -200,7 +206,11 @@ def _froc(store, args) -> int:
         form, cautions = _froc_form(store, _study_id(store, args.name), args.truth)
         path = write_text_atomic(Path(args.out) / "study_froc.json", json.dumps(form, indent=1))
         print(f"wrote {path} (the study in the localisation JSON form: 'study froc --data' re-runs it)")
-        data = froc_data_from_dict(form, args.name)
+        try:
+            data = froc_data_from_dict(form, args.name)
+        except NotEstimable as reason:
+            print(f"{args.fom} ({args.method}): {reason}")
+            return 1
     try:
         analysis = froc_analysis(data, args.fom, args.method, args.covariance, args.alpha)
     except NotEstimable as reason:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import re
+import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from app.study.store import Store
 EXPORT_TABLES = ("studies", "study_readers", "study_cases", "reading_order", "crossover_arms", "study_reads", "reveals",
                  "study_models", "model_scores", "study_marks", "study_scoring", "study_lesions",
                  "study_model_calibrations")
+EXPORT_VERSION = 2  # what export_study writes and import_study reads (1 is still read)
 BYTES_KEY = "base64"  # a BLOB (a lesion's outline as PNG) in JSON: {"base64": "..."}
 
 
@@ -29,7 +31,7 @@ def _uncell(value: object) -> object:
 
 def export_study(store: Store, study_id: int) -> dict:
     """The whole study (design, readers, cases with truth, orders, reads, reveals, model scores) as data."""
-    out = {"format": "mammo-reader/study", "version": 2}
+    out = {"format": "mammo-reader/study", "version": EXPORT_VERSION}
     for table in EXPORT_TABLES:
         cursor = store._connect().execute(f"SELECT * FROM {table} WHERE study_id=?", (study_id,))  # noqa: S608
         columns = [d[0] for d in cursor.description]
@@ -37,21 +39,51 @@ def export_study(store: Store, study_id: int) -> dict:
     return out
 
 
-def import_study(store: Store, data: dict, name: str | None = None) -> int:
-    """Re-create an exported study (under ``name`` if given); returns the new study id."""
-    if data.get("format") != "mammo-reader/study":
+def check_export(data: object) -> None:
+    """Refuse what is not a study export this version can read: another format, a newer version, a table that is
+    not a list of rows (the file is input: checked before anything reaches the database)."""
+    if not isinstance(data, dict) or data.get("format") != "mammo-reader/study":
         raise StudyError("not a Mammo Reader study export")
-    if int(data.get("version", 1)) < 2:
+    version = data.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise StudyError(f"the export's version {version!r} is not a version number")
+    if version > EXPORT_VERSION:
+        raise StudyError(f"the export was written by a newer Mammo Reader (version {version}; this one reads up to "
+                         f"{EXPORT_VERSION}): update Mammo Reader to import it")
+    for table in EXPORT_TABLES:
+        rows = data.get(table, [])
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise StudyError(f"the export's {table!r} is not a list of rows")
+    if len(data.get("studies", [])) != 1:
+        raise StudyError(f"the export holds {len(data.get('studies', []))} studies; an export holds one")
+
+
+def import_study(store: Store, data: dict, name: str | None = None) -> int:
+    """Re-create an exported study (under ``name`` if given); returns the new study id.
+
+    Raises:
+        StudyError: not an export this version reads, or rows the database refuses (named by table and row)."""
+    check_export(data)
+    if data.get("version", 1) < 2:
         data = _from_version_1(data)
     study = dict(data["studies"][0])
-    study.pop("study_id")
+    study.pop("study_id", None)
     if name:
         study["name"] = name
+    missing = [key for key in ("name", "design", "seed", "washout_days", "created_at") if key not in study]
+    if missing:
+        raise StudyError(f"the export's study lacks {', '.join(missing)}")
 
     def work(db) -> int:
-        cursor = db.execute(
-            "INSERT INTO studies (name, design, seed, washout_days, created_at) VALUES (?, ?, ?, ?, ?)",
-            (study["name"], study["design"], study["seed"], study["washout_days"], study["created_at"]))
+        if db.execute("SELECT 1 FROM studies WHERE name=?", (study["name"],)).fetchone():
+            raise StudyError(f"a study called {study['name']!r} is already in this database: import it under "
+                             "another name (--name)")
+        try:
+            cursor = db.execute(
+                "INSERT INTO studies (name, design, seed, washout_days, created_at) VALUES (?, ?, ?, ?, ?)",
+                (study["name"], study["design"], study["seed"], study["washout_days"], study["created_at"]))
+        except sqlite3.Error as error:
+            raise StudyError(f"the export's study is refused ({error}): the export is damaged or was edited") from error
         new_id = cursor.lastrowid
         reads = sorted(data.get("study_reads", []), key=lambda r: r["committed_at"])
         # the store's triggers want the order of real life: unaided reads, then the reveal, then aided reads;
@@ -62,11 +94,19 @@ def import_study(store: Store, data: dict, name: str | None = None) -> int:
         batches += [("study_reads", [r for r in reads if r["modality"] != "aided"]), ("reveals", data.get("reveals", [])),
                     ("study_reads", [r for r in reads if r["modality"] == "aided"]), ("study_marks", data.get("study_marks", []))]
         for table, rows in batches:
-            for row in rows:
+            known = {column[1] for column in db.execute(f"PRAGMA table_info({table})")}  # noqa: S608 - our names
+            for number, row in enumerate(rows, start=1):
+                unknown = sorted(set(row) - known)
+                if unknown:  # a column name from the file never reaches the SQL unless it is the table's own
+                    raise StudyError(f"the export's {table} row {number} has unknown columns: {', '.join(unknown)}")
                 row = {**{k: _uncell(v) for k, v in row.items()}, "study_id": new_id}
                 columns = ", ".join(row)
                 marks = ", ".join("?" for _ in row)
-                db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))  # noqa: S608
+                try:
+                    db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))  # noqa: S608
+                except sqlite3.Error as error:  # the file's content, not the database, is at fault
+                    raise StudyError(f"the export's {table} row {number} is refused ({error}): the export is "
+                                     "damaged or was edited") from error
         return new_id
 
     return store.submit(work).result()

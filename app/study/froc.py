@@ -145,9 +145,12 @@ def froc_data_from_dict(data: Mapping[str, Any], source: str = "the study data")
             k = k_index[mark["case"]]
         except KeyError as error:
             raise _bad(source, f"a mark names an unknown modality, reader or case {error}") from error
-        rating = float(mark["rating"])
+        try:
+            rating = float(mark["rating"])
+        except (KeyError, TypeError, ValueError):
+            rating = math.nan  # said below, with the case
         if not math.isfinite(rating):
-            raise _bad(source, f"a mark on case {mark['case']!r} has the rating {mark['rating']!r}")
+            raise _bad(source, f"a mark on case {mark['case']!r} has the rating {mark.get('rating')!r}")
         lesion = mark.get("lesion")
         if lesion is None:
             nl_lists.setdefault((t, r, k), []).append(rating)

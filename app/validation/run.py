@@ -198,6 +198,12 @@ def validate(table: ScoreTable, outcomes: Sequence[BreastOutcome], options: Opti
     for model_id in options.checkpoints:
         if model_id not in chosen:
             raise ValidationInputError(f"a checkpoint was given for {model_id!r}, which is not validated")
+    with_outcome = {o.exam_id for o in outcomes}
+    if not with_outcome & table.exams:  # nothing joins: an empty analysis would read as a result
+        ours, theirs = sorted(with_outcome)[:3], sorted(table.exams)[:3]
+        raise ValidationInputError(f"no exam of the outcomes ({len(with_outcome)}, e.g. {', '.join(ours) or 'none'}) "
+                                   f"is in the score table ({len(table.exams)}, e.g. {', '.join(theirs) or 'none'}): "
+                                   "the outcomes' exam_id must be the batch's exam ID")
     metrics: dict = {}
     arrays: dict = {}
     recalibrated: dict = {}

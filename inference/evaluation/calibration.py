@@ -18,6 +18,7 @@ frequency of cancer is unknown, and no category is given.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,32 @@ def read_site_calibration(path: str | Path) -> dict[str, Any] | None:
     if data.get("method") not in ("platt", "isotonic") or not isinstance(data.get("parameters"), dict):
         raise CheckpointError(f"the site calibration's method {data.get('method')!r} is neither platt nor isotonic",
                               path)
+    problem = recalibration_problem(data)
+    if problem:
+        raise CheckpointError(f"the site calibration is damaged: {problem}", path)
     return data
+
+
+def recalibration_problem(calibration: Mapping[str, Any]) -> str | None:
+    """What makes a platt or isotonic record unusable (parameters that are not finite numbers, isotonic steps
+    that are not a non-decreasing curve in [0, 1]); None when it can be applied."""
+    parameters = calibration.get("parameters")
+    if not isinstance(parameters, Mapping):
+        return "it has no parameters"
+
+    def numbers(value: Any) -> bool:
+        values = value if isinstance(value, list) else [value]
+        return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+
+    if calibration.get("method") == "platt":
+        bad = [name for name in ("a", "b") if not numbers(parameters.get(name))]
+        return f"platt's {' and '.join(bad)} must be finite numbers" if bad else None
+    x, y = parameters.get("x"), parameters.get("y")
+    if not (isinstance(x, list) and isinstance(y, list) and numbers(x) and numbers(y) and len(x) == len(y) >= 1):
+        return "isotonic's x and y must be two lists of finite numbers of one length"
+    if any(b < a for a, b in zip(x, x[1:])) or not all(0.0 <= v <= 1.0 for v in y):
+        return "isotonic's x must not decrease and its y must lie in [0, 1]"
+    return None
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -99,6 +100,19 @@ def test_local_batch_writes_files_table_and_failures_and_a_rerun_skips(archive, 
     assert [o.exam_id for o in again.skipped] == GOOD[:3] and not again.done
     assert [o.exam_id for o in again.failed] == ["zz_bad"]  # bad input is tried again, and fails again
     assert pq.read_table(out / "scores.parquet").num_rows == len(table)
+    # an exam whose rows are lost (its part damaged or gone, or a copied folder whose markers name the old
+    # folder's parts) is made again, not counted as done with no rows in the table
+    from app.archive.table import part_path
+
+    part_path(out, items[0]).write_bytes(b"not parquet")
+    part_path(out, items[1]).unlink()
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    shutil.rmtree(copy / ".batch" / "parts")
+    redone = run(items, out)
+    assert sorted(o.exam_id for o in redone.done) == GOOD[:2] and [o.exam_id for o in redone.skipped] == GOOD[2:3]
+    assert pq.read_table(out / "scores.parquet").num_rows == len(table)
+    assert not run(items[:1], copy).skipped
     # other options are not what was done: the exams are made again
     assert len(run(items[:1], out, BatchOptions(formats=("json", "sr"), device="cpu")).done) == 1
 
@@ -373,3 +387,15 @@ def test_a_breast_whose_batch_views_have_no_result_is_said_so_on_import(tmp_path
         assert reasons == {"L": "no result on this breast (the batch's failures.csv says why)", "R": ""}
     finally:
         store.close()
+
+
+def test_a_batch_never_overwrites_a_table_it_did_not_make(archive, tmp_path):
+    """A folder holding a scores.parquet or failures.csv but no batch bookkeeping is someone else's: refused,
+    the files left as they were (they were overwritten)."""
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "scores.parquet").write_bytes(b"their table")
+    (out / "failures.csv").write_text("their notes\n")
+    with pytest.raises(MammoError, match=r"holds scores.parquet and failures.csv that no batch or report run made"):
+        run(read_batch_source(archive)[:1], out)
+    assert (out / "scores.parquet").read_bytes() == b"their table" and not (out / ".batch").exists()

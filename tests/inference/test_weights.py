@@ -217,3 +217,48 @@ def test_a_pickle_that_makes_torch_raise_index_error_is_refused_as_a_file_not_a_
     path.write_bytes(b"\x80\x02\x85.")  # torch.load raised IndexError (a traceback in every command)
     with pytest.raises(CheckpointError, match="tuple.pt: .*only weight files"):
         load_model(path)
+
+
+DEMO = Path(__file__).resolve().parents[2] / "resources" / "demo"
+
+
+def _with_sidecar(tmp_path, source: Path, change) -> Path:
+    import shutil
+
+    model = tmp_path / "model.pt"
+    shutil.copy(source, model)
+    meta = json.loads(source.with_name(source.name + ".json").read_text())
+    text = change(meta)
+    sidecar = model.with_name("model.pt.json")
+    if isinstance(text, bytes):
+        sidecar.write_bytes(text)
+    else:
+        sidecar.write_text(json.dumps(meta))
+    return model
+
+
+@pytest.mark.parametrize("source, change, says", [
+    ("model.pt", lambda m: b"\xff\xfe{not utf-8", "could not be read"),
+    ("model.pt", lambda m: m.update(config="hello"), "'config' must be a JSON object"),
+    ("model.pt", lambda m: m["config"].update(cam_size=[0, 0]), "cam_size must be two positive whole numbers"),
+    ("model.pt", lambda m: m["config"].update(cam_size=5), "invalid configuration"),
+    ("model.pt", lambda m: m["config"].update(crop_shape=[100000, 100000]), "does not fit the 2944 x 1920 input"),
+    ("model.pt", lambda m: m.update(label=["a"]), "'label' must be text"),
+    ("sliding_window/model.pt", lambda m: m["calibration"].update(temperature="hot"), "window settings are invalid"),
+    ("sliding_window/model.pt", lambda m: m["calibration"].update(temperature=None), "window settings are invalid"),
+    ("sliding_window/model.pt", lambda m: m.update(calibration="nope"), "'calibration' must be a JSON object"),
+    ("model.pt", lambda m: m.update(calibration={"method": "platt", "parameters": {"a": "x", "b": 0}}),
+     "its calibration is damaged \\(platt's a must be finite numbers\\)"),
+], ids=["not utf-8", "config text", "cam size 0", "cam size number", "crop too big", "label list",
+        "temperature text", "temperature null", "calibration text", "card platt text"])
+def test_a_bad_metadata_file_is_a_checkpoint_error_naming_it(tmp_path, source, change, says):
+    """Seen in a hands-on tour: each of these ended in a Python traceback (or at the forward pass)."""
+    model = _with_sidecar(tmp_path, DEMO / source, change)
+    with pytest.raises(weights.CheckpointError, match=says) as caught:
+        weights.load_model(model)
+    assert "model.pt" in str(caught.value)
+
+
+def test_a_null_label_is_the_file_name(tmp_path):
+    model = _with_sidecar(tmp_path, DEMO / "model.pt", lambda m: m.update(label=None))
+    assert weights.load_model(model).identity.label == "model.pt"

@@ -31,3 +31,18 @@ def test_a_plain_report_says_its_hybrid_is_the_plain_mean(tmp_path, capsys):
         data = json.loads(next(out.glob("*.json")).read_text())
         bases[plain] = json.dumps(data)
     assert "plain mean" in bases[True] and "plain mean" not in bases[False]
+
+
+def test_report_reads_the_batch_s_case_list_without_truth_columns(tmp_path, capsys):
+    """`report --cases` took a reader study's case list (truth_left, truth_right required); a report needs only
+    case_id and exam, as batch reads the same file."""
+    from main import main
+
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    cases = tmp_path / "cases.csv"
+    cases.write_text("\ufeffcase_id,exam\nA,exam\n", encoding="utf-8")  # a spreadsheet's BOM too
+    out = tmp_path / "out"
+    assert main(["report", "--cases", str(cases), "--out", str(out), "--format", "json"]) == 0, capsys.readouterr().err
+    assert len(list(out.glob("*.json"))) == 1

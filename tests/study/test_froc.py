@@ -198,6 +198,7 @@ def test_wilcoxon_is_for_roc_data_only():
     (("x", "a", 9, None, 1.0), "unknown modality, reader or case"),
     (("x", "a", 3, 7, 1.0), "no such lesion"),
     (("x", "a", 3, 1, float("nan")), "rating"),
+    (("x", "a", 3, 1, "high"), "has the rating 'high'"),
 ])
 def test_bad_marks_are_named(mark, message):
     with pytest.raises(StudyError, match=message) as error:
@@ -271,3 +272,23 @@ def test_cli_analyses_a_json_study_and_writes_the_interchange_results(tmp_path, 
     for name in ("froc.png", "wafroc.png"):
         image = cv2.imread(str(out / name))
         assert image is not None and image.std() > 0
+
+
+def test_the_command_says_bad_input_and_options_without_a_traceback(tmp_path, capsys):
+    """Seen hands-on: --alpha 2 / nan and a study without abnormal cases ended in tracebacks."""
+    from main import main
+
+    require_shared(RJAFROC / "dataset05.json")
+    data = json.loads((RJAFROC / "dataset05.json").read_text())
+    data["cases"] = [case for case in data["cases"] if not case["abnormal"]]
+    kept = {case["id"] for case in data["cases"]}
+    data["marks"] = [mark for mark in data["marks"] if mark["case"] in kept]
+    normal = tmp_path / "normal.json"
+    normal.write_text(json.dumps(data))
+    db = str(tmp_path / "s.db")
+    assert main(["study", "--db", db, "froc", "--data", str(normal), "--out", str(tmp_path / "o")]) == 2
+    assert "normal.json: not estimable: 45 normal and 0 abnormal case(s)" in capsys.readouterr().err
+    for alpha in ("2", "nan"):
+        with pytest.raises(SystemExit) as code:
+            main(["study", "--db", db, "froc", "--data", str(normal), "--alpha", alpha, "--out", str(tmp_path / "o")])
+        assert code.value.code == 2 and "must lie strictly between 0 and 1" in capsys.readouterr().err

@@ -458,3 +458,35 @@ def test_results_say_why_a_reader_has_no_auc_yet(store):
     assert not results.aucs
     assert any(note.startswith("no AUC yet for reader A unaided (0 positives, 4 negatives): an AUC needs at least "
                                "one positive and one negative unit read") for note in results.notes()), results.notes()
+
+
+def test_an_import_refuses_what_is_no_export_it_can_read_naming_the_part(store):
+    """Seen hands-on: tracebacks for a list or a text table, a newer version imported silently, and bad rows
+    blamed on the database ("this file cannot be used as a study database"). Column names come from the
+    file: only the table's own reach the SQL."""
+    study = create_study(store, "src", Design.UNAIDED, ["A"], cases(4, 2), seed=5)
+    ReadingSession(store, study, "A").commit("c00", "unaided", {"L": 0.5, "R": 0.1}).result()
+    good = json.loads(json.dumps(export_study(store, study)))
+
+    def changed(change):
+        data = json.loads(json.dumps(good))
+        change(data)
+        return data
+
+    def bad_score(data):
+        data["study_reads"][0]["malignant"] = 5
+
+    def odd_column(data):
+        data["study_cases"][0]["truth_left) VALUES (1); --"] = 1
+
+    for data, says in (
+            ([], "not a Mammo Reader study export"),
+            (changed(lambda d: d.update(version=99)), "written by a newer Mammo Reader \\(version 99"),
+            (changed(lambda d: d.update(study_cases="oops")), "'study_cases' is not a list of rows"),
+            (changed(bad_score), "study_reads row 1 is refused \\(CHECK constraint failed"),
+            (changed(odd_column), "study_cases row 1 has unknown columns: truth_left\\) VALUES"),
+            (good, "a study called 'src' is already in this database")):
+        with pytest.raises(StudyError, match=says):
+            import_study(store, data, name=None if data is good else "imported")
+    assert [name for (name,) in store.read("SELECT name FROM studies")] == ["src"]  # nothing half-imported
+    assert import_study(store, good, name="copy") > study

@@ -331,6 +331,20 @@ def test_validate_names_an_unknown_model(site, tmp_path, capsys):
     assert "model 'C' cannot be validated" in capsys.readouterr().err
 
 
+def test_validate_refuses_outcomes_that_match_no_exam_of_the_table(site, tmp_path, capsys):
+    """An empty analysis written as if it were one (exit 0, "wrote 12 files") when no exam ID joined."""
+    from main import main
+
+    scores, _, _, _ = site
+    stray = tmp_path / "stray.csv"
+    stray.write_text("exam_id,breast,cancer\nX1,L,1\nX2,R,0\n")
+    status = main(["validate", "--scores", str(scores), "--outcomes", str(stray), "--out", str(tmp_path / "o")])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "no exam of the outcomes (2, e.g. X1, X2) is in the score table (120, e.g. E0000" in error
+    assert not (tmp_path / "o" / "metrics.json").exists()
+
+
 def test_validate_refuses_a_checkpoint_that_is_not_the_table_s_model(site, tmp_path, capsys):
     """Its site calibration would be written beside another model, which the loader would then rescale."""
     from main import main

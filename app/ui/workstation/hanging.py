@@ -120,7 +120,7 @@ class HangingWidget(QWidget):
         self._refit_timer = QTimer(self)
         self._refit_timer.setSingleShot(True)
         self._refit_timer.setInterval(0)
-        self._refit_timer.timeout.connect(self.fit_same_scale)
+        self._refit_timer.timeout.connect(lambda: self.fit_same_scale(keep_zoom=True))
         for widget in (*self.views.values(), *self.prior_views.values()):
             widget.viewportResized.connect(self._refit_timer.start)
         self._place()
@@ -312,10 +312,13 @@ class HangingWidget(QWidget):
             self._previous_layout = self.layout_mode
             self.set_layout(Layout.SINGLE, view)
 
-    def fit_same_scale(self) -> None:
-        """Fit every shown image at one physical scale: the largest extent of the shown views."""
+    def fit_same_scale(self, keep_zoom: bool = False) -> None:
+        """Fit every shown image at one physical scale: the largest extent of the shown views; ``keep_zoom``:
+        only the views still fitted (one the reader or a hanging step zoomed stays as it is)."""
         shown = [self.views[v] for v in self.visible_views() if self.views[v].image is not None]
         shown += [self.prior_views[v] for v in PRIOR_GRID.get(self.layout_mode, {}) if self.prior_views[v].image is not None]
+        if keep_zoom:
+            shown = [widget for widget in shown if widget.fitted]
         if not shown:
             return
         height = max(w.physical_size()[0] for w in shown)

@@ -406,6 +406,11 @@ class MammoViewWidget(QWidget):
         self._fit = (height_mm, width_mm, mm_per_screen_pixel)
         self._apply_fit()
 
+    @property
+    def fitted(self) -> bool:
+        """Whether the view shows the layout's fit (not a zoom or pan of the reader's or a hanging step's)."""
+        return self._fit is not None
+
     def scale_to_fit(self, height_mm: float, width_mm: float) -> float:
         """The mm per screen pixel that fits ``height_mm`` x ``width_mm`` into this viewport."""
         view_w, view_h = max(self.viewbox.width(), 1.0), max(self.viewbox.height(), 1.0)

@@ -82,11 +82,11 @@ def remap_published_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.T
 
 def _config(meta: Mapping[str, Any], path: str) -> GMICConfig:
     known = {f.name for f in fields(GMICConfig)}
-    values = {k: v for k, v in meta.get("config", {}).items() if k in known}
-    for key in ("cam_size", "crop_shape"):
-        if key in values:
-            values[key] = tuple(values[key])
+    values = {k: v for k, v in (meta.get("config") or {}).items() if k in known}
     try:
+        for key in ("cam_size", "crop_shape"):
+            if key in values:
+                values[key] = tuple(values[key])
         return GMICConfig(**values)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"the model's metadata holds an invalid configuration ({error})", path) from error

@@ -150,8 +150,8 @@ def settings_from(meta: Mapping[str, Any], config: PatchClassifierConfig, overri
                   path: str) -> WindowSettings:
     windows = {**meta.get("windows", {}), **{k: v for k, v in overrides.items() if v is not None}}
     calibration = meta.get("calibration") or {}
-    temperature = float(calibration.get("temperature", 1.0)) if calibration.get("method") == "temperature" else 1.0
     try:
+        temperature = float(calibration.get("temperature", 1.0)) if calibration.get("method") == "temperature" else 1.0
         return WindowSettings(window=config.window, overlap=float(windows.get("overlap", DEFAULT_OVERLAP)),
                               min_tissue=float(windows.get("min_tissue", DEFAULT_MIN_TISSUE)),
                               top=int(windows.get("top", DEFAULT_TOP)), temperature=temperature)

@@ -321,10 +321,13 @@ def test_calibrate_stores_the_temperature_and_writes_the_diagram(tiny_window_mod
     assert cv2.imread(str(tmp_path / "model.pt.reliability.png")) is not None
     temperature = float(done.stdout.split("T = ")[1].split()[0])
     assert stored["temperature"] == pytest.approx(temperature, abs=1e-4)
-    before = sidecar.read_text()
-    dry = run_isolated(["main.py", "calibrate", "--model", str(model), "--data", "phantom", "--phantoms", "8",
+    before, diagram = sidecar.read_text(), (tmp_path / "model.pt.reliability.png").read_bytes()
+    dry = run_isolated(["main.py", "calibrate", "--model", str(model), "--data", "phantom", "--phantoms", "6",
                         "--dry-run", "--device", "cpu"])
     assert dry.returncode == 0 and sidecar.read_text() == before
+    # the diagram the metadata names is the stored calibration's; the dry run's goes beside it
+    assert (tmp_path / "model.pt.reliability.png").read_bytes() == diagram
+    assert cv2.imread(str(tmp_path / "model.pt.reliability.dry-run.png")) is not None
 
 
 def test_calibrate_refuses_other_families_and_bad_data(tiny_window_model, tmp_path):
