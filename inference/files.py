@@ -38,7 +38,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield temporary
         with temporary.open("rb+") as written:  # durable before it becomes visible
             os.fsync(written.fileno())
-        os.replace(temporary, path)
+        try:
+            os.replace(temporary, path)
+        except OSError as error:  # said of the file asked for, not of the temporary one ("… .part: Is a directory")
+            raise OSError(error.errno, error.strerror, str(path)) from error
     except BaseException:
         with contextlib.suppress(OSError):
             temporary.unlink()

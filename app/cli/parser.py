@@ -52,6 +52,17 @@ def open_fraction(text: str) -> float:
     return value
 
 
+def non_negative_number(text: str) -> float:
+    """A share of a resource (GPUs per worker): a finite number of at least 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < float("inf"):  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{text} must be a number of at least 0")
+    return value
+
+
 def output_folder(text: str) -> str:
     """An output folder: it may not exist yet, but it may not be a file."""
     from pathlib import Path  # noqa: PLC0415
@@ -170,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--address", metavar="RAY_ADDRESS",
                        help="join this Ray cluster (default: RAY_ADDRESS, else a local instance)")
     batch.add_argument("--workers", type=positive_int, help="model actors (default: one per GPU share, else half the CPUs)")
-    batch.add_argument("--gpus-per-worker", type=float, default=0.0,
+    batch.add_argument("--gpus-per-worker", type=non_negative_number, default=0.0,
                        help="GPUs each model actor reserves (0, the default: CPU actors)")
     batch.add_argument("--allow-missing-views", action="store_true",
                        help="analyse exams that lack a view (by default they are recorded as failed)")
@@ -356,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--lesion-hit", choices=["centre", "iou"], default="centre",
                           help="detectors (FROC): a lesion is found when a detection's box centre falls inside its "
                                "mask (centre, default) or when they overlap with IoU >= --min-iou (iou)")
-    evaluate.add_argument("--min-iou", type=float, default=0.1, help="detectors: the IoU of --lesion-hit iou")
+    evaluate.add_argument("--min-iou", type=open_fraction, default=0.1, help="detectors: the IoU of --lesion-hit iou")
     evaluate.set_defaults(handler="app.cli.evaluate:run")
     return parser
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -23,6 +24,18 @@ def compare(ours: dict[str, float], expected: list[float], classes: tuple[str, .
     return all(abs(ours[c] - e) <= tolerance for c, e in zip(classes, expected, strict=True))
 
 
+def check_expected(values: object, path: str) -> None:
+    """``--expected``: {view: [a finite probability per class, ...]}; anything else is said, naming the file."""
+    if not isinstance(values, dict) or not values:
+        raise MammoError('the expected values must be a JSON object of views, e.g. {"L-CC": [0.1, 0.2]}', path)
+    for view, numbers in values.items():
+        if not isinstance(numbers, list) or not numbers or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
+                for v in numbers):
+            raise MammoError(f"{view}: the expected values must be a list of probabilities in [0, 1], not "
+                             f"{json.dumps(numbers)[:40]}", path)
+
+
 def run(args: argparse.Namespace) -> int:
     from inference.pipeline import analyze_exam  # noqa: PLC0415
     from inference.weights import load_model  # noqa: PLC0415
@@ -33,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
     if args.expected:
         try:
             expected_override = json.loads(Path(args.expected).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
+        except (OSError, ValueError) as error:  # ValueError: bad JSON, or bytes that are not UTF-8
             raise MammoError(f"the expected values cannot be read ({error})", args.expected) from error
+        check_expected(expected_override, args.expected)
     exam = load_exam_argument(args.exam, args)
     failures = 0
     for source in args.models:
@@ -68,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
                 failures += 1
                 continue
             ours = view_result.entries[entry.id].probabilities
+            if len(values) != len(entry.classes):
+                raise MammoError(f"{view_name}: {len(values)} expected value(s) for the model's {len(entry.classes)} "
+                                 f"classes ({', '.join(entry.classes)})", reference["source"])
             agree = compare(ours, values, entry.classes, digits)
             failures += not agree
             shown = "  ".join(f"{c} {ours[c]:.{digits}f} (published {v:.{digits}f})"

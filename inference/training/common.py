@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,12 +22,49 @@ class JsonOptions:
     @classmethod
     def from_json(cls: type[Options], path: str | Path, **overrides: Any) -> Options:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: training options are a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"{path}: unknown training options {sorted(unknown)}")
+        data = checked_options(cls, data, str(path))
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**data)
+
+
+ZERO_ALLOWED = frozenset({"seed", "balance_to", "lr_drop_epoch", "n_val"})  # counts where 0 means "none"
+
+
+def checked_options(cls: type, data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``data`` checked against the kinds of ``cls``'s defaults (a count a whole number of at least 1, where
+    0 means nothing; a rate a finite number; a flag true or false; a list for a tuple), lists made tuples: a
+    "many" or a 0 met half-way through a run was a TypeError or a division by zero there."""
+    out = dict(data)
+    for item in dataclasses.fields(cls):
+        if item.name not in data or item.default is dataclasses.MISSING:
+            continue
+        value, default = data[item.name], item.default
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(default, bool):
+            kind, ok = "true or false", isinstance(value, bool)
+        elif isinstance(default, int):
+            least = 0 if item.name in ZERO_ALLOWED or default == 0 else 1
+            kind = f"a whole number of at least {least}"
+            ok = number and isinstance(value, int) and value >= least
+        elif isinstance(default, float):
+            kind, ok = "a finite number", number and math.isfinite(value)
+        elif isinstance(default, str):
+            kind, ok = "text", isinstance(value, str)
+        elif isinstance(default, tuple):
+            kind, ok = "a list", isinstance(value, (list, tuple))
+            if ok:
+                out[item.name] = tuple(value)
+        else:
+            continue
+        if not ok:
+            raise ValueError(f"{source}: {item.name} must be {kind}, not {json.dumps(value)[:40]}")
+    return out
 
 
 def store_float16(model: nn.Module, path: Path) -> None:

@@ -44,7 +44,13 @@ def resume(path: Path, model: torch.nn.Module, optimizers: Mapping[str, torch.op
     missing = set(optimizers) - set(state["optimizers"]) | set(generators or {}) - set(state["generators"])
     if missing:
         raise ValueError(f"{path}: the checkpoint lacks {sorted(missing)}; move it away to start afresh")
-    model.load_state_dict(state["model"])
+    own, stored = model.state_dict(), state["model"]
+    foreign = sorted(set(own) ^ set(stored)) or sorted(k for k in own if own[k].shape != stored[k].shape)
+    if foreign:  # another family's run, or other widths: said in a line, not torch's screens of key names
+        raise ValueError(f"{path}: the checkpoint is of another model (another family or other sizes: "
+                         f"{foreign[0]!r} differs, {len(foreign)} weight(s) in all); train into another --out, "
+                         "or move it away to start afresh")
+    model.load_state_dict(stored)
     for name, optimizer in optimizers.items():
         optimizer.load_state_dict(state["optimizers"][name])
     for name, generator in (generators or {}).items():

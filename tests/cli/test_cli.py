@@ -116,3 +116,62 @@ def test_train_never_writes_over_a_model_it_did_not_start(tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:  # argparse's own refusal: "--epochs: 0 must be at least 1"
         main(["train", "--family", "gmic", "--epochs", "0", "--out", str(tmp_path / "new")])
     assert refused.value.code == 2 and "0 must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family, options, says", [
+    ("sliding-window", {"windows_per_epoch": "many"}, "windows_per_epoch must be a whole number of at least 1, not \"many\""),
+    ("sliding-window", {"batch_size": 0}, "batch_size must be a whole number of at least 1, not 0"),
+    ("sliding-window", {"windows_per_epoch": -5}, "windows_per_epoch must be a whole number of at least 1"),
+    ("gmic", {"lr": "fast"}, "lr must be a finite number"),
+    ("gmic", {"demo": "yes"}, "demo must be true or false"),
+    ("maskrcnn", {"layers": 3}, "layers must be a list"),
+], ids=["text count", "zero batch", "negative count", "text rate", "text flag", "number for list"])
+def test_training_options_of_the_wrong_kind_are_refused_before_training(tmp_path, capsys, family, options, says):
+    """Seen hands-on: a TypeError and a ZeroDivisionError half-way through, and -5 windows an epoch trained
+    and printed an AUC of nan."""
+    from main import main  # noqa: PLC0415
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(options))
+    assert main(["train", "--family", family, "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert "config.json" in error and says in error, error
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("expected, says", [
+    ({"L-CC": ["a", "b"]}, "L-CC: the expected values must be a list of probabilities in [0, 1]"),
+    ({"L-CC": [float("nan"), 0.1]}, "L-CC: the expected values must be a list of probabilities"),
+    ([0.1, 0.2], "must be a JSON object of views"),
+], ids=["text", "nan", "list"])
+def test_verify_says_expected_values_it_cannot_compare(tmp_path, capsys, expected, says):
+    """A TypeError deep in the comparison, and NaN printed as "published nan", before."""
+    from main import main  # noqa: PLC0415
+
+    path = tmp_path / "expected.json"
+    path.write_text(json.dumps(expected))
+    demo = Path(__file__).resolve().parents[2] / "resources" / "demo" / "model.pt"
+    assert main(["verify", str(DATA / "gmic-exam0"), "--models", str(demo), "--expected", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "expected.json" in error and says in error, error
+
+
+def test_shares_and_thresholds_out_of_range_are_refused_by_argparse(capsys):
+    from app.cli.parser import parse_args  # noqa: PLC0415
+
+    for argv, says in ((["evaluate", "--model", "m", "--data", "d", "--out", "o", "--min-iou", "5"], "--min-iou"),
+                       (["batch", "x", "--out", "o", "--gpus-per-worker", "-1"], "--gpus-per-worker")):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+        assert says in capsys.readouterr().err
+
+
+def test_an_atomic_write_over_a_folder_names_the_file_asked_for(tmp_path):
+    """The message named the temporary file (".x.json.3t4ijbvi.part: Is a directory")."""
+    from inference.files import write_bytes_atomic  # noqa: PLC0415
+
+    (tmp_path / "x.json").mkdir()
+    with pytest.raises(OSError) as caught:
+        write_bytes_atomic(tmp_path / "x.json", b"{}")
+    assert caught.value.filename == str(tmp_path / "x.json") and ".part" not in str(caught.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temporary file left

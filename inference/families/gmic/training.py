@@ -107,15 +107,34 @@ def csv_samples(path: str | Path) -> list[Sample]:
 
     path = Path(path)
     samples = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
-            image = load_view(file, row.get("view") or None)
-            if image.view is None:
-                raise ValueError(f"{file}: not a screening view")
-            labels = np.array([float(row["benign"]), float(row["malignant"])], np.float32)
-            samples.append(Sample(image.model_image, image.view, image.horizontal_flip, labels))
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = sorted({"path", "benign", "malignant"} - set(reader.fieldnames or ()))
+            if missing:
+                raise ValueError(f"{path}: the CSV lacks the column(s) {missing} (path, view, benign, malignant)")
+            for line, row in enumerate(reader, start=2):
+                where = f"{path}, line {line}"
+                file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
+                image = load_view(file, row.get("view") or None)
+                if image.view is None:
+                    raise ValueError(f"{file}: not a screening view")
+                samples.append(Sample(image.model_image, image.view, image.horizontal_flip,
+                                      np.array([_label(row, "benign", where), _label(row, "malignant", where)],
+                                               np.float32)))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: the CSV is not UTF-8 text ({error})") from error
+    if not samples:
+        raise ValueError(f"{path}: the CSV holds no rows")
     return samples
+
+
+def _label(row: dict, name: str, where: str) -> float:
+    """A view's label: 0 (absent) or 1 (present)."""
+    text = (row.get(name) or "").strip()
+    if text not in ("0", "1", "0.0", "1.0"):
+        raise ValueError(f"{where}: {name} must be 0 or 1, not {text!r}")
+    return float(text)
 
 
 def model_input(sample: Sample) -> torch.Tensor:

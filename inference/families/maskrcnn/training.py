@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,17 +272,11 @@ def _model(config: MaskRCNNTrainConfig, log) -> MaskRCNN:
         return MaskRCNN(config.model_config())
     from inference.families.maskrcnn import checkpoint  # noqa: PLC0415
 
+    from inference.weights import read_state_dict  # noqa: PLC0415
+
     path = Path(config.weights)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError as error:
-        raise ValueError(f"{path}: not a readable weights file ({error})") from error
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:  # weights_only refuses all but tensors
-        raise ValueError(f"{path}: not a readable weights file (it holds something other than weights, which is "
-                         "not loaded)") from error
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    if not isinstance(state, dict) or not checkpoint.recognises(state):
+    state = read_state_dict(path)  # safely (weights only), unwrapping "model"; a damaged file said as such
+    if not checkpoint.recognises(state):
         raise ValueError(f"{path}: not a torchvision Mask R-CNN checkpoint")
     state = checkpoint.remap(state)
     loaded = checkpoint.config_from(state, {"transform": {"min_size": config.min_size, "max_size": config.max_size}},

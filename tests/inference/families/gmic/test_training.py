@@ -120,3 +120,29 @@ def test_mask_loss_only_when_asked():
     plain = gmic_loss(o, labels, 0.0, 1.0)
     assert torch.equal(plain, gmic_loss(o, labels, 0.0, 1.0, targets, 0.0))
     assert float(gmic_loss(o, labels, 0.0, 1.0, targets, 2.0) - plain) == pytest.approx(2 * np.log(2), rel=1e-5)
+
+
+def test_the_csv_reader_names_the_file_line_and_label_it_cannot_use(tmp_path):
+    """Seen hands-on: a CSV without benign / malignant was a KeyError, a label 'nan' or 7 a RuntimeError in
+    the loss, 'yes' a ValueError naming neither file nor line."""
+    import pytest
+
+    from inference.families.gmic.training import csv_samples
+    from tests.helpers import synthetic_view, write_png
+
+    write_png(tmp_path / "a.png", synthetic_view("R-CC", (700, 500)))
+    csv_file = tmp_path / "train.csv"
+    csv_file.write_text("path,view,benign,malignant\na.png,R-CC,0,1\n")
+    (sample,) = csv_samples(csv_file)
+    assert sample.labels.tolist() == [0.0, 1.0]
+    for body, says in (("path,view,label\na.png,R-CC,1\n", "lacks the column\\(s\\) \\['benign', 'malignant'\\]"),
+                       ("path,view,benign,malignant\na.png,R-CC,yes,0\n", "line 2: benign must be 0 or 1, not 'yes'"),
+                       ("path,view,benign,malignant\na.png,R-CC,0,nan\n", "line 2: malignant must be 0 or 1"),
+                       ("path,view,benign,malignant\na.png,R-CC,7,0\n", "line 2: benign must be 0 or 1, not '7'"),
+                       ("path,view,benign,malignant\n", "holds no rows")):
+        csv_file.write_text(body)
+        with pytest.raises(ValueError, match=says):
+            csv_samples(csv_file)
+    csv_file.write_bytes(b"path,view,benign,malignant\n\xff\xfe,R-CC,0,1\n")
+    with pytest.raises(ValueError, match="train.csv: the CSV is not UTF-8"):
+        csv_samples(csv_file)

@@ -93,8 +93,14 @@ def test_starts_from_a_torchvision_checkpoint_and_refuses_a_pickle(tmp_path):
 
     evil = tmp_path / "evil.pt"
     torch.save({"model": Payload()}, evil)
-    with pytest.raises(ValueError, match="not a readable weights file"):
+    from inference.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="evil.pt: .*(refused|not)"):
         _model(MaskRCNNTrainConfig(weights=str(evil)), lambda text: None)
+    text = tmp_path / "text.pt"
+    text.write_text("not weights")  # was an IndexError from deep in torch.load
+    with pytest.raises(CheckpointError, match="text.pt"):
+        _model(MaskRCNNTrainConfig(weights=str(text)), lambda text: None)
 
 
 def test_training_refuses_images_beyond_max_value(tmp_path):
