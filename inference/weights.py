@@ -125,9 +125,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError("the model file does not exist", path)
     try:
-        with warnings.catch_warnings():  # torch's note on an older pickle protocol: what fails is said below
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         refused = re.search(r"GLOBAL ([\w.]+)", str(error))
         if refused:
@@ -153,6 +151,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(loaded)
 
 
+# torch's note on an older pickle protocol reached the console; what fails to load is said by read_state_dict
+# (set once here: warnings.catch_warnings is not thread-safe, and models load on several threads)
+warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+
 OBJECT_SECTIONS = ("config", "calibration", "display", "windows", "thresholds", "regions", "input", "glimpses",
                    "normalisation")
 
@@ -168,8 +170,10 @@ def read_metadata(path: Path) -> dict:
         raise CheckpointError(f"the model's metadata file could not be read ({error})", sidecar) from error
     if not isinstance(data, dict):
         raise CheckpointError("the model's metadata file does not hold a JSON object", sidecar)
-    for section in OBJECT_SECTIONS:  # each family reads these as objects
-        if data.get(section) is not None and not isinstance(data[section], dict):
+    for section in OBJECT_SECTIONS:  # each family reads these as objects; null is as if absent
+        if section in data and data[section] is None:
+            del data[section]
+        elif section in data and not isinstance(data[section], dict):
             raise CheckpointError(f"the model's metadata: {section!r} must be a JSON object, not "
                                   f"{json.dumps(data[section])[:40]}", sidecar)
     card = data.get("calibration") or {}

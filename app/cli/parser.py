@@ -52,6 +52,17 @@ def open_fraction(text: str) -> float:
     return value
 
 
+def overlap_fraction(text: str) -> float:
+    """An overlap threshold (IoU): above 0, at most 1 (1: exact overlap)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{text} must lie above 0 and at most 1")
+    return value
+
+
 def non_negative_number(text: str) -> float:
     """A share of a resource (GPUs per worker): a finite number of at least 0."""
     try:
@@ -367,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--lesion-hit", choices=["centre", "iou"], default="centre",
                           help="detectors (FROC): a lesion is found when a detection's box centre falls inside its "
                                "mask (centre, default) or when they overlap with IoU >= --min-iou (iou)")
-    evaluate.add_argument("--min-iou", type=open_fraction, default=0.1, help="detectors: the IoU of --lesion-hit iou")
+    evaluate.add_argument("--min-iou", type=overlap_fraction, default=0.1, help="detectors: the IoU of --lesion-hit iou")
     evaluate.set_defaults(handler="app.cli.evaluate:run")
     return parser
 

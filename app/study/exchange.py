@@ -85,26 +85,26 @@ def import_study(store: Store, data: dict, name: str | None = None) -> int:
         except sqlite3.Error as error:
             raise StudyError(f"the export's study is refused ({error}): the export is damaged or was edited") from error
         new_id = cursor.lastrowid
-        reads = sorted(data.get("study_reads", []), key=lambda r: r["committed_at"])
+        reads = sorted(data.get("study_reads", []), key=lambda r: str(r.get("committed_at") or ""))
         # the store's triggers want the order of real life: unaided reads, then the reveal, then aided reads;
         # a crossover's first readings before its second (the order they were committed in)
         tables = ("study_readers", "study_cases", "reading_order", "crossover_arms", "study_models", "model_scores",
                   "study_scoring", "study_lesions", "study_model_calibrations")
         batches = [(t, data.get(t, [])) for t in tables]
-        batches += [("study_reads", [r for r in reads if r["modality"] != "aided"]), ("reveals", data.get("reveals", [])),
-                    ("study_reads", [r for r in reads if r["modality"] == "aided"]), ("study_marks", data.get("study_marks", []))]
+        batches += [("study_reads", [r for r in reads if r.get("modality") != "aided"]), ("reveals", data.get("reveals", [])),
+                    ("study_reads", [r for r in reads if r.get("modality") == "aided"]), ("study_marks", data.get("study_marks", []))]
         for table, rows in batches:
             known = {column[1] for column in db.execute(f"PRAGMA table_info({table})")}  # noqa: S608 - our names
             for number, row in enumerate(rows, start=1):
                 unknown = sorted(set(row) - known)
                 if unknown:  # a column name from the file never reaches the SQL unless it is the table's own
                     raise StudyError(f"the export's {table} row {number} has unknown columns: {', '.join(unknown)}")
-                row = {**{k: _uncell(v) for k, v in row.items()}, "study_id": new_id}
-                columns = ", ".join(row)
-                marks = ", ".join("?" for _ in row)
                 try:
-                    db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))  # noqa: S608
-                except sqlite3.Error as error:  # the file's content, not the database, is at fault
+                    values = {**{k: _uncell(v) for k, v in row.items()}, "study_id": new_id}
+                    columns, marks = ", ".join(values), ", ".join("?" for _ in values)
+                    db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
+                except (sqlite3.Error, ValueError, TypeError) as error:  # the file's content (a cell that is no
+                    # value, base64 that is not), not the database, is at fault
                     raise StudyError(f"the export's {table} row {number} is refused ({error}): the export is "
                                      "damaged or was edited") from error
         return new_id

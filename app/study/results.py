@@ -170,7 +170,8 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
                 e = delong(scores, truth)
                 aucs.append(AucRow("(model)" if is_model else reader, model_name(modality) if is_model else modality,
                                    e.auc, e.ci[0], e.ci[1], int(truth.sum()), int((truth == 0).sum())))
-            elif scores.size:
+            elif scores.size and not (is_model and any(w == "the model" and m == model_name(modality)
+                                                         for w, m, _p, _n in one_class)):
                 one_class.append(("the model" if is_model else f"reader {reader}",
                                   model_name(modality) if is_model else modality, int(truth.sum()),
                                   int((truth == 0).sum())))

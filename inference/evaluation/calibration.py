@@ -116,18 +116,20 @@ def recalibration_problem(calibration: Mapping[str, Any]) -> str | None:
     if not isinstance(parameters, Mapping):
         return "it has no parameters"
 
-    def numbers(value: Any) -> bool:
-        values = value if isinstance(value, list) else [value]
-        return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
     if calibration.get("method") == "platt":
-        bad = [name for name in ("a", "b") if not numbers(parameters.get(name))]
+        bad = [name for name in ("a", "b") if not number(parameters.get(name))]
         return f"platt's {' and '.join(bad)} must be finite numbers" if bad else None
     x, y = parameters.get("x"), parameters.get("y")
-    if not (isinstance(x, list) and isinstance(y, list) and numbers(x) and numbers(y) and len(x) == len(y) >= 1):
+    if not (isinstance(x, list) and isinstance(y, list) and len(x) == len(y) >= 1
+            and all(number(v) for v in [*x, *y])):
         return "isotonic's x and y must be two lists of finite numbers of one length"
-    if any(b < a for a, b in zip(x, x[1:])) or not all(0.0 <= v <= 1.0 for v in y):
-        return "isotonic's x must not decrease and its y must lie in [0, 1]"
+    # a step that goes down would reverse the model's ranking in every hybrid
+    if any(b < a for a, b in zip(x, x[1:])) or any(b < a for a, b in zip(y, y[1:])) \
+            or not all(0.0 <= v <= 1.0 for v in y):
+        return "isotonic's x and y must not decrease, and its y must lie in [0, 1]"
     return None
 
 

@@ -33,7 +33,8 @@ class JsonOptions:
         return cls(**data)
 
 
-ZERO_ALLOWED = frozenset({"seed", "balance_to", "lr_drop_epoch", "n_val"})  # counts where 0 means "none"
+# counts where 0 means "none" (a seed of 0, no resampling, the drop at once, no FCGN stage)
+ZERO_ALLOWED = frozenset({"seed", "balance_to", "lr_drop_epoch", "fcgn_epochs"})
 
 
 def checked_options(cls: type, data: Mapping[str, Any], source: str) -> dict[str, Any]:

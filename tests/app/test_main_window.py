@@ -265,11 +265,10 @@ def test_blind_then_reveal(qtbot, store, tmp_path, stub_model):
 
 
 def test_blind_reading_says_when_no_model_answer_will_come(qtbot, store, tmp_path, stub_model):
-    """Blind first hides the model's numbers; where there are none (no model, a failed analysis) it says so
-    before the commit instead of "hidden", and the model panel shows why. A later exam that gets a result is
-    hidden again."""
-    from app.ui.workstation.analysis_control import NO_MODEL_TEXT
-    from app.ui.workstation.score_panel import HIDDEN_TEXT, NO_RESULT_TEXT
+    """Blind first hides the model's numbers; where there are none (no model, a failed analysis) it says so, with
+    the reason, before the commit instead of "hidden". An answer that exists stays hidden: after a later analysis
+    of the exam failed too (its earlier result is still there), and on a view that is not counted."""
+    from app.ui.workstation.score_panel import HIDDEN_TEXT
 
     exam = tmp_path / "exam"
     exam.mkdir()
@@ -277,8 +276,9 @@ def test_blind_reading_says_when_no_model_answer_will_come(qtbot, store, tmp_pat
     window = make_window(qtbot, store, blind_first=True, auto_run=True)
     open_and_wait(qtbot, window, exam)
     scores = window.scores
-    qtbot.waitUntil(lambda: scores.hidden_label.text() == NO_RESULT_TEXT, timeout=10_000)
-    assert scores.model_hidden and scores.model_box.isVisible() and scores.model_status.text() == NO_MODEL_TEXT
+    said = lambda: scores.hidden_label.text()  # noqa: E731
+    qtbot.waitUntil(lambda: said().startswith("No model result for this exam: No model configured"), timeout=10_000)
+    assert said().endswith("Your estimate is read unaided.") and not scores.model_box.isVisible()
     assert scores.compare.item(0, 2).text() == "—" and scores.compare.item(0, 3).text() == "—"
 
     broken = tmp_path / "broken.pt"
@@ -286,15 +286,28 @@ def test_blind_reading_says_when_no_model_answer_will_come(qtbot, store, tmp_pat
     window.model_path = str(broken)
     with qtbot.waitSignals([window.analysisFailed, window.analysisFinished], timeout=60_000):
         window.start_analysis(force=True)
-    assert scores.hidden_label.text() == NO_RESULT_TEXT and scores.model_box.isVisible()
-    assert scores.model_status.text().startswith("Not analysed: ") and str(broken) in scores.model_status.text()
-    assert scores.compare.item(0, 2).text() == "—"
+    assert said().startswith("No model result for this exam: Not analysed: ") and str(broken) in said()
+    assert not scores.model_box.isVisible() and scores.compare.item(0, 2).text() == "—"
 
     window.use_models([stub_model])
     with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
         window.start_analysis(force=True)
-    assert scores.hidden_label.text() == HIDDEN_TEXT and not scores.model_box.isVisible()
+    assert said() == HIDDEN_TEXT and not scores.model_box.isVisible()
     assert scores.compare.item(0, 2).text() == "hidden"
+    window.model_path = str(broken)  # analysed again, and failing: the answer on screen stays hidden
+    with qtbot.waitSignals([window.analysisFailed, window.analysisFinished], timeout=60_000):
+        window.start_analysis(force=True)
+    assert said() == HIDDEN_TEXT and not scores.model_box.isVisible()
+    assert scores.compare.item(0, 2).text() == "hidden"
+
+    mirrored = tmp_path / "mirrored"  # one view, facing like a left breast: not counted, but it has a result
+    mirrored.mkdir()
+    write_png(mirrored / "0_R-CC.png", synthetic_view("L-CC", (700, 300)))
+    window.use_models([stub_model])
+    open_and_wait(qtbot, window, mirrored, analysis=True)
+    assert not window.result.breasts and window.result.views[View.R_CC].entries
+    assert said() == HIDDEN_TEXT and not scores.model_box.isVisible()
+    assert all(scores.compare.item(0, c).text() in ("—", "hidden") for c in (2, 3))
 
 
 def test_the_gallery_says_which_regions_the_image_does_not_draw(qtbot, store, tmp_path, stub_model):

@@ -46,7 +46,7 @@ def test_panel_shows_no_number_for_a_view_without_result():
 def test_blind_reading_hides_nothing_when_no_view_has_a_result(qtbot):
     """Every view without a result (refused, not finite): blind reading says there is no model answer, and the
     comparison shows no number, instead of "hidden" for an answer that never comes."""
-    from app.ui.workstation.score_panel import HIDDEN_TEXT, NO_RESULT_TEXT, ScorePanelWidget
+    from app.ui.workstation.score_panel import HIDDEN_TEXT, ScorePanelWidget
     from inference.results.exam_result import breast_results, exam_decisions
 
     result = _result((View.R_CC, View.R_MLO))
@@ -62,7 +62,8 @@ def test_blind_reading_hides_nothing_when_no_view_has_a_result(qtbot):
     breasts = breast_results(views, result.entries)
     empty = dataclasses.replace(result, views=views, breasts=breasts, exam=exam_decisions(breasts, result.entries))
     panel.set_result(empty)
-    assert panel.nothing_to_hide() is not None and panel.hidden_label.text() == NO_RESULT_TEXT
+    assert panel.nothing_to_hide() is not None and not panel.model_box.isVisible()
+    assert panel.hidden_label.text().startswith("No model result for this exam: no model has a result on any view")
     assert panel.compare.item(0, 2).text() == "—" and panel.compare.item(0, 3).text() == "—"
 
 

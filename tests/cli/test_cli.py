@@ -125,7 +125,8 @@ def test_train_never_writes_over_a_model_it_did_not_start(tmp_path, capsys):
     ("gmic", {"lr": "fast"}, "lr must be a finite number"),
     ("gmic", {"demo": "yes"}, "demo must be true or false"),
     ("maskrcnn", {"layers": 3}, "layers must be a list"),
-], ids=["text count", "zero batch", "negative count", "text rate", "text flag", "number for list"])
+    ("gmic", {"n_val": 0}, "n_val must be a whole number of at least 1"),
+], ids=["text count", "zero batch", "negative count", "text rate", "text flag", "number for list", "no validation"])
 def test_training_options_of_the_wrong_kind_are_refused_before_training(tmp_path, capsys, family, options, says):
     """Seen hands-on: a TypeError and a ZeroDivisionError half-way through, and -5 windows an epoch trained
     and printed an AUC of nan."""
@@ -158,6 +159,11 @@ def test_verify_says_expected_values_it_cannot_compare(tmp_path, capsys, expecte
 
 def test_shares_and_thresholds_out_of_range_are_refused_by_argparse(capsys):
     from app.cli.parser import parse_args  # noqa: PLC0415
+    from inference.families.glimpsenet.training import GlimpseTrainConfig  # noqa: PLC0415
+    from inference.training.common import checked_options  # noqa: PLC0415
+
+    assert parse_args(["evaluate", "--model", "m", "--data", "d", "--out", "o", "--min-iou", "1"]).min_iou == 1.0
+    assert checked_options(GlimpseTrainConfig, {"fcgn_epochs": 0, "seed": 0}, "c.json")["fcgn_epochs"] == 0
 
     for argv, says in ((["evaluate", "--model", "m", "--data", "d", "--out", "o", "--min-iou", "5"], "--min-iou"),
                        (["batch", "x", "--out", "o", "--gpus-per-worker", "-1"], "--gpus-per-worker")):

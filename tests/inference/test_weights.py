@@ -259,6 +259,9 @@ def test_a_bad_metadata_file_is_a_checkpoint_error_naming_it(tmp_path, source, c
     assert "model.pt" in str(caught.value)
 
 
-def test_a_null_label_is_the_file_name(tmp_path):
+def test_a_null_label_is_the_file_name_and_a_null_section_is_as_if_absent(tmp_path):
     model = _with_sidecar(tmp_path, DEMO / "model.pt", lambda m: m.update(label=None))
     assert weights.load_model(model).identity.label == "model.pt"
+    window = _with_sidecar(tmp_path, DEMO / "sliding_window" / "model.pt",
+                           lambda m: m.update(config=None, windows=None, calibration=None))
+    assert weights.load_model(window).identity.family == "sliding-window"  # was an AttributeError / TypeError

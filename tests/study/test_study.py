@@ -488,5 +488,27 @@ def test_an_import_refuses_what_is_no_export_it_can_read_naming_the_part(store):
             (good, "a study called 'src' is already in this database")):
         with pytest.raises(StudyError, match=says):
             import_study(store, data, name=None if data is good else "imported")
+    def bad_outline(data):
+        data["study_reads"][0]["birads"] = {"base64": "%%% not base64"}
+
+    with pytest.raises(StudyError, match="study_reads row 1 is refused"):
+        import_study(store, changed(bad_outline), name="imported")
     assert [name for (name,) in store.read("SELECT name FROM studies")] == ["src"]  # nothing half-imported
     assert import_study(store, good, name="copy") > study
+
+
+def test_a_version_1_export_still_imports(store):
+    """Version 1 had one model's scores without its identity (they become the scores of a model 'model')."""
+    study = create_study(store, "old", Design.UNAIDED, ["A"], cases(4, 2), seed=5)
+    insert_model_scores(store, study, {(f"c{i:02d}", b): 0.25 for i in range(4) for b in ("L", "R")})
+    ReadingSession(store, study, "A").commit("c00", "unaided", {"L": 0.5, "R": 0.1}).result()
+    data = json.loads(json.dumps(export_study(store, study)))
+    data["version"] = 1
+    data.pop("study_models")
+    data["model_scores"] = [{"study_id": row["study_id"], "case_id": row["case_id"], "breast": row["breast"],
+                             "malignant": row["malignant"], "benign": 0.5, "cache_key": "",
+                             "missing_reason": row["missing_reason"]} for row in data["model_scores"]]
+    copy = import_study(store, data, name="old copy")
+    scores = store.read("SELECT model_id, malignant FROM model_scores WHERE study_id=?", (copy,))
+    assert len(scores) == 8 and {(m, v) for m, v in scores} == {("model", 0.25)}
+    assert store.read("SELECT malignant FROM study_reads WHERE study_id=? AND breast='L'", (copy,)) == [(0.5,)]

@@ -105,16 +105,18 @@ def test_a_site_calibration_of_another_kind_is_refused_by_name(tmp_path):
     ({"a": float("nan"), "b": 0.0}, "platt's a must be finite numbers"),
     ({"a": "x", "b": 0.0}, "platt's a must be finite numbers"),
     ({"a": 1.0}, "platt's b must be finite numbers"),
-], ids=["nan", "text", "missing"])
+    ({"a": [], "b": [1, 2]}, "platt's a and b must be finite numbers"),
+], ids=["nan", "text", "missing", "lists"])
 def test_a_site_calibration_with_unusable_parameters_is_refused_by_name(tmp_path, parameters, says):
     """A NaN slope gave a traceback in analyze and report; text passed analyze --json and failed report."""
     path = tmp_path / "m.pt.site_calibration.json"
     path.write_text(json.dumps({**PLATT, "parameters": parameters}))
     with pytest.raises(CheckpointError, match=f"m.pt.site_calibration.json: the site calibration is damaged: {says}"):
         read_site_calibration(path)
-    path.write_text(json.dumps({**PLATT, "method": "isotonic", "parameters": {"x": [0.0, 0.5, 0.4], "y": [0, 1, 1]}}))
-    with pytest.raises(CheckpointError, match="isotonic's x must not decrease"):
-        read_site_calibration(path)
+    for steps in ({"x": [0.0, 0.5, 0.4], "y": [0, 1, 1]}, {"x": [0.0, 0.5, 1.0], "y": [1, 0.5, 0]}):
+        path.write_text(json.dumps({**PLATT, "method": "isotonic", "parameters": steps}))
+        with pytest.raises(CheckpointError, match="isotonic's x and y must not decrease"):  # a reversed ranking
+            read_site_calibration(path)
 
 
 def _result_with(site):

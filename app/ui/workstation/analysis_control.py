@@ -13,6 +13,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
 from app.model_comparison import short_labels
+from app.ui.errors import user_message
 from app.ui.worker import Worker
 from app.workstation import AnalysisOutcome, analysis_task, warm_models_task
 
@@ -200,7 +201,7 @@ class AnalysisControl:
     def _on_analysis_error(self, error: BaseException) -> None:
         window = self.window
         window._on_error(error)
-        window.scores.set_no_result(f"Not analysed: {error}")
+        window.scores.set_no_result(f"Not analysed: {user_message(error)[1]}")
         window.analysisFailed.emit(error)
 
     def on_result(self, outcome: AnalysisOutcome, key, generation: int) -> None:

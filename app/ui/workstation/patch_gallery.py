@@ -14,7 +14,7 @@ from inference.intake.views import View
 
 PATCH_ICON = 160
 HANGING_ORDER = (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO)
-NOT_DRAWN = "(not on the image: 'all regions')"
+NOT_DRAWN = "(drawn only with 'all regions')"
 
 
 def patch_pixmap(scaled: np.ndarray) -> QPixmap:

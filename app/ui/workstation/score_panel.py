@@ -57,7 +57,7 @@ class BreastInput:
 
 
 HIDDEN_TEXT = "Model hidden until you commit your estimate (blind reading)."
-NO_RESULT_TEXT = "No model result for this exam (the model panel says why): your estimate is read unaided."
+NO_RESULT_TEXT = "No model result for this exam: {reason}. Your estimate is read unaided."
 QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's "no maximum"
 COMPARE_TITLE = "Probability of malignancy: reader | model | hybrid (mean)"
 FINDINGS_ONLY_TITLE = "Probability of malignancy: reader (no model gives one)"
@@ -335,19 +335,22 @@ class ScorePanelWidget(QWidget):
         self._show_blind_state()
 
     def nothing_to_hide(self) -> str | None:
-        """Why no model will answer on this exam (the analysis failed or was cancelled, no model is configured,
-        or no model has a result on any view); None while an answer exists or may still come. Blind reading
-        says so before the commit: it reveals no number, and the reader knows the read is unaided."""
+        """Why no model will answer on this exam (no model configured, the analysis failed or was cancelled, no
+        view with a result); None while an answer exists on any view, counted or not (it stays hidden until the
+        commit, also when a later analysis of the exam failed) or may still come. Said before the commit: it
+        reveals no number, and the reader knows the read is unaided."""
+        if self.result is not None and any(view.entries for view in self.result.views.values()):
+            return None
         if self.no_result_reason:
             return self.no_result_reason
-        if self.result is not None and not any(breast.entries for breast in self.result.breasts.values()):
-            return "no model has a result on any view of this exam (the model panel and the notes say why)"
+        if self.result is not None:
+            return "no model has a result on any view of this exam (the notes say why)"
         return None
 
     def _show_blind_state(self) -> None:
         reason = self.nothing_to_hide() if self.model_hidden else None
-        self.model_box.setVisible(not self.model_hidden or reason is not None)
-        self.hidden_label.setText(HIDDEN_TEXT if reason is None else NO_RESULT_TEXT)
+        self.model_box.setVisible(not self.model_hidden)  # never while hidden: the reason is said below instead
+        self.hidden_label.setText(HIDDEN_TEXT if reason is None else NO_RESULT_TEXT.format(reason=reason.rstrip(".")))
         self.hidden_label.setVisible(self.model_hidden)
         self.set_prior_text(self.prior_text)
         self.refresh_compare()

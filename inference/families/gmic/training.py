@@ -108,7 +108,7 @@ def csv_samples(path: str | Path) -> list[Sample]:
     path = Path(path)
     samples = []
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's byte-order mark too
             reader = csv.DictReader(handle)
             missing = sorted({"path", "benign", "malignant"} - set(reader.fieldnames or ()))
             if missing:
@@ -122,7 +122,7 @@ def csv_samples(path: str | Path) -> list[Sample]:
                 samples.append(Sample(image.model_image, image.view, image.horizontal_flip,
                                       np.array([_label(row, "benign", where), _label(row, "malignant", where)],
                                                np.float32)))
-    except UnicodeDecodeError as error:
+    except UnicodeDecodeError as error:  # the CSV's own text (an image is read by load_view, which says so)
         raise ValueError(f"{path}: the CSV is not UTF-8 text ({error})") from error
     if not samples:
         raise ValueError(f"{path}: the CSV holds no rows")
