@@ -92,8 +92,12 @@ def create_study(
         raise StudyError(f"unknown design {design!r}; choose one of {', '.join(Design)}") from error
     if not name.strip():
         raise StudyError("give the study a name")
-    if not readers or len(set(readers)) != len(readers):
-        raise StudyError("give at least one reader, each named once")
+    if not readers or not all(reader.strip() for reader in readers):
+        raise StudyError("give at least one reader, each with a name (an empty one was given)" if readers
+                         else "give at least one reader")
+    twice = sorted({reader for reader in readers if readers.count(reader) > 1})
+    if twice:
+        raise StudyError(f"each reader is named once; given twice: {', '.join(twice)}")
     if not cases:
         raise StudyError("the study has no case")
     if washout_days < 0:

@@ -448,6 +448,19 @@ def test_export_from_the_viewer(qtbot, store, tmp_path, stub_model):
 
     assert "need DICOM source images" in dialog.findChild(QLabel, "dicomFormatsNote").text()  # why, in words
     assert ExportDialog(str(out), has_dicom=True).findChild(QLabel, "dicomFormatsNote") is None
+    # OK with nothing to export says why and stays open (it wrote an empty folder and "exported 0 file(s)")
+    for box in dialog.formats.values():
+        box.setChecked(False)
+    dialog.accept()
+    assert dialog.result() == 0 and dialog.problem.text() == "Tick at least one format."
+    dialog.formats["json"].setChecked(True)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    dialog.folder.setText(str(a_file))
+    dialog.accept()
+    assert dialog.result() == 0 and dialog.problem.text().endswith("is a file, not a folder.")
+    dialog.folder.setText("relative/reports")  # in the home folder, not wherever the program started
+    assert dialog.chosen_folder() == str(Path.home() / "relative" / "reports")
 
 
 def test_a_tooltip_over_the_images_is_readable(qtbot):
@@ -523,3 +536,16 @@ def test_two_exams_of_one_folder_name_exported_to_one_folder_keep_both_reports(q
     assert sorted(p.name for p in out.glob("*.json")) == ["2024-2.json", "2024.json"]
     assert json.loads((out / "2024.json").read_text())["reads"]["R"]["reader_malignant"] == 0.8
     assert json.loads((out / "2024-2.json").read_text())["reads"]["R"]["reader_malignant"] == 0.05
+
+
+def test_the_estimate_form_is_of_an_open_exam_only(qtbot, store, tmp_path):
+    """Seen hands-on: with no exam open (at start, or after an unreadable folder) the form took estimates that
+    showed in the reader | model | hybrid table, under "Model hidden until you commit"."""
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = make_window(qtbot, store, blind_first=True)
+    scores = window.scores
+    assert not scores.reader.isEnabled() and not scores.hidden_label.isVisible()
+    open_and_wait(qtbot, window, tmp_path)
+    assert scores.reader.isEnabled() and scores.hidden_label.isVisible()
+    window.clear_exam()
+    assert not scores.reader.isEnabled() and not scores.hidden_label.isVisible()

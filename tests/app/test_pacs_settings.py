@@ -127,3 +127,32 @@ def test_preferences_open_at_a_size_where_every_note_and_field_is_whole(qtbot):
     bind = dialog.scp_bind
     assert bind.width() >= bind.fontMetrics().horizontalAdvance(bind.text())
     assert " kept in nowhere" not in dialog.test_result.text()
+
+
+def test_the_pacs_dialog_opens_a_study_only_from_the_server_that_listed_it(qtbot):
+    """Seen hands-on: after a failed search of another server, the first server's studies stayed listed and
+    opening one asked the new server for that study UID. No network here: the records are given."""
+    from app.pacs.query import StudyRecord
+    from app.ui.pacs.dialog import PacsDialog
+
+    dialog = PacsDialog("dimse://NODEA@127.0.0.1:11112", "MAMMOREADER")
+    qtbot.addWidget(dialog)
+    node_a = dialog._node()
+    dialog.show_records([StudyRecord("1.2.3.4", "P123", patient_name="Doe^Jane")], node_a)
+    chosen = []
+    dialog.studyChosen.connect(chosen.append)
+    dialog.open_selected()
+    assert chosen and chosen[0].node == node_a and chosen[0].study_uid == "1.2.3.4"
+    dialog.show_records([StudyRecord("1.2.3.4", "P123", patient_name="Doe^Jane")], node_a)
+    dialog.node_edit.setText("dimse://NODEB@127.0.0.1:5555")  # another server: the list is not its
+    assert dialog.table.rowCount() == 0 and dialog.records == []
+    dialog.open_selected()
+    assert len(chosen) == 1
+    dialog.node_edit.setText("")
+    dialog.search()
+    assert dialog.status.text().startswith("No PACS given")
+    dialog.node_edit.setText("dimse://NODEA@127.0.0.1:11112")
+    dialog.use_dates.setChecked(True)
+    dialog.date_from.setDate(dialog.date_to.date().addDays(3))
+    dialog.search()
+    assert "'from' date is after the 'to' date" in dialog.status.text() and dialog.worker is None

@@ -100,6 +100,7 @@ def test_the_prior_hangs_below_the_current_and_its_scores_show_beside(qtbot, arc
     panel = window.scores
     assert not panel.prior_label.isVisible() and panel.prior_text.startswith("Prior 2025-01-07:")
     assert "P(malignant) right" in panel.prior_text
+    assert __import__("re").search(r"right (\d+\.\d %|—) · left (\d+\.\d %|—)", panel.prior_text)  # as on screen
     for side in ("R", "L"):
         window.scores.reader.inputs[side].spin.setValue(20)
     assert window.commit_estimate()

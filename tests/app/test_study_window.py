@@ -353,6 +353,9 @@ def test_the_last_commit_of_the_study_says_it_is_finished(qtbot, tmp_path, stub_
             window.commit()
         assert window.notice.isVisible() and "All cases of this study are read" in window.notice.text()
         assert not window.mark_button.isEnabled() and "all cases read" in window.windowTitle()
+        # nothing of the last case stays (seen: its locked answer and "saved" under "all cases are read")
+        assert window.locked_label.text() == "" and window.reader_panel.value("R") is None
+        assert window.reader_panel.saved_label.text() == "" and window.close_button.text() == "Close"
         window.close()
     finally:
         close_windows_then(store)

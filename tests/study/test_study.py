@@ -512,3 +512,10 @@ def test_a_version_1_export_still_imports(store):
     scores = store.read("SELECT model_id, malignant FROM model_scores WHERE study_id=?", (copy,))
     assert len(scores) == 8 and {(m, v) for m, v in scores} == {("model", 0.25)}
     assert store.read("SELECT malignant FROM study_reads WHERE study_id=? AND breast='L'", (copy,)) == [(0.5,)]
+
+
+def test_readers_named_twice_or_not_at_all_are_said(store):
+    for readers, says in ((["A", "B", "A"], "given twice: A"), (["A", " "], "an empty one was given"),
+                          ([], "give at least one reader")):
+        with pytest.raises(StudyError, match=says):
+            create_study(store, "r", Design.UNAIDED, readers, cases(4, 2), seed=1)

@@ -124,6 +124,8 @@ class PacsDialog(QDialog):
         layout.addWidget(self.status)
         for edit in (self.patient_id, self.patient_name, self.accession, self.node_edit):
             edit.returnPressed.connect(self.search)
+        self.records_node: RemoteNode | None = None
+        self.node_edit.textChanged.connect(lambda _text: self.clear_results())  # another server: not its studies
 
     # ----------------------------------------------------------------------------------------- actions
 
@@ -136,6 +138,9 @@ class PacsDialog(QDialog):
                           modality="MG" if self.mg_only.isChecked() else "")
 
     def _node(self) -> RemoteNode | None:
+        if not self.node_edit.text().strip():
+            self.status.setText("No PACS given: type its address, or pick one of the nodes named in Preferences")
+            return None
         try:
             return node_of(self.node_edit.text(), self.ae_edit.text())
         except MammoError as error:
@@ -156,8 +161,17 @@ class PacsDialog(QDialog):
 
     def search(self) -> None:
         node = self._node()
-        if node is not None:
-            self._run(_search_task, node, self.query(), on_result=self.show_records)
+        if node is None:
+            return
+        if self.use_dates.isChecked() and self.date_from.date() > self.date_to.date():
+            self.status.setText("The 'from' date is after the 'to' date: no study can match")
+            return
+        self.clear_results()  # a failed search never leaves another search's (another server's) studies to open
+        self._run(_search_task, node, self.query(), on_result=lambda records, n=node: self.show_records(records, n))
+
+    def clear_results(self) -> None:
+        self.records, self.records_node = [], None
+        self.table.set_rows([])
 
     def test_node(self) -> None:
         node = self._node()
@@ -168,8 +182,9 @@ class PacsDialog(QDialog):
         self.status.setText(str(error) if isinstance(error, (PacsError, MammoError)) else
                             f"the search failed: {type(error).__name__}: {error}")
 
-    def show_records(self, records: list[StudyRecord]) -> None:
-        self.records = list(records)
+    def show_records(self, records: list[StudyRecord], node: RemoteNode | None = None) -> None:
+        """The studies a search of ``node`` found (opened from that node, whatever the address field says now)."""
+        self.records, self.records_node = list(records), node
         self.table.set_rows([(r.patient_name.replace("^", " ").strip(), r.patient_id, dicom_date(r.date), r.accession,
                               " ".join(r.views) if r.views else "—", " ".join(r.modalities),
                               "" if r.instances is None else str(r.instances), r.description) for r in self.records])
@@ -181,7 +196,7 @@ class PacsDialog(QDialog):
 
     def open_selected(self) -> None:
         row = self.table.currentRow()
-        node = self._node()
+        node = self.records_node or self._node()
         if node is None or not 0 <= row < len(self.records):
             return
         self.studyChosen.emit(StudyAddress(node, self.records[row].study_uid))

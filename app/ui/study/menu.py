@@ -228,6 +228,8 @@ class StudyMenu(QObject):
         def chosen(case_id: str) -> None:
             dialog = LesionDialog(self.store, study_id, cases[case_id], self.window)
             dialog.setObjectName("lesionDialog")
+            dialog.saved.connect(lambda count, c=case_id: self.window.statusBar().showMessage(
+                f"case {c}: {count} lesion(s) saved with the study", 10_000))
             self.lesion_dialog = dialog
             dialog.open()
 

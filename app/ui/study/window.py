@@ -561,5 +561,11 @@ class StudyReadingWindow(QMainWindow):
         for button in (self.commit_button, self.reveal_button, self.next_button, self.previous_button,
                        self.mark_button):
             button.setEnabled(False)
+        # nothing of the last case stays on screen: its locked answer, the form's values, "saved"
+        self.locked_label.setText("")
+        self.status_label.setText("")
+        self.reader_panel.fill_form({})
+        self.reader_panel.saved_label.setText("")
         self.reader_panel.setEnabled(False)
+        self.close_button.setText("Close")
         self.ai_box.hide()

@@ -63,6 +63,7 @@ class ExamControl:
         window.scores.set_prior_text("")
         window.scores.reader.set_reads({})
         window.scores.reader.saved_label.setText("")
+        window.scores.reader.setEnabled(False)  # no exam, no estimate: typed values went nowhere
         window.notes.clear()
         window.statusBar().clearMessage()  # e.g. the previous patient's "no prior study" line
         window.cursor_label.setText("")  # the last pixel read out was the previous exam's
@@ -195,6 +196,7 @@ class ExamControl:
         title = exam.exam_id or (exam.source.name if exam.source else "exam")
         self.window.setWindowTitle(f"Mammo Reader — {title}")
         self.window.scores.reader.set_reads(loaded.reads)
+        self.window.scores.reader.setEnabled(True)
         self.window.scores.refresh_compare()
         self.window.reading.apply_blind_state()
         self._fill_notes()

@@ -39,7 +39,7 @@ class ExportControl:
                               has_dicom and window.result is not None and not window.reading.model_hidden(), window,
                               withheld=window.reading.model_hidden() and window.result is not None, send_to=window.settings.pacs_node)
         if dialog.exec():
-            self.export(dialog.folder.text(), dialog.chosen_formats(), dialog.deidentify.isChecked(),
+            self.export(dialog.chosen_folder(), dialog.chosen_formats(), dialog.deidentify.isChecked(),
                         dialog.page_size.currentText(), dialog.comments.toPlainText(),
                         send=dialog.send.isChecked() and dialog.send.isEnabled())
 
@@ -54,6 +54,7 @@ class ExportControl:
                                     target, window.exam_key))
         worker.result.connect(lambda outcome: self._on_exported(outcome, folder))
         worker.error.connect(window._on_error)
+        window.statusBar().showMessage(f"exporting to {folder}…")  # not the last export's success line meanwhile
         window.export_worker = worker.start()
         return worker
 

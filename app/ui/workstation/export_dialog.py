@@ -63,6 +63,10 @@ def export_task(report: ReportInput, folder: str, formats: list[str], page_size:
     folder name gets ``<name>-2`` …, as ``report`` does); a de-identified report's name is its own already."""
     from app.pacs.nodes import PacsError  # noqa: PLC0415
 
+    if not formats:
+        raise MammoError("no format chosen: tick at least one (PDF, PNG, JSON …)")
+    if Path(folder).exists() and not Path(folder).is_dir():
+        raise MammoError("is a file, not a folder: choose a folder for the report", folder)
     progress("exporting the report", 0, 1)
     if exam_key and not report.deidentify and not report.file_name:
         from app.archive.unit import claim_label  # noqa: PLC0415
@@ -126,8 +130,31 @@ class ExportDialog(QDialog):
         form.addRow("", self.deidentify)
         form.addRow("Page size", self.page_size)
         form.addRow("Comments", self.comments)
+        self.problem = QLabel("")  # why OK did not export (no format, no folder, a file): said here
+        self.problem.setObjectName("exportProblem")
+        self.problem.setStyleSheet("color: #b00020; font-weight: bold;")
+        self.problem.hide()
+        form.addRow("", self.problem)
         add_ok_cancel(form, self)
 
 
     def chosen_formats(self) -> list[str]:
         return [name for name, box in self.formats.items() if box.isChecked() and box.isEnabled()]
+
+    def chosen_folder(self) -> str:
+        """The folder as typed; a relative one is taken in the home folder (not wherever the program started)."""
+        path = Path(self.folder.text().strip()).expanduser()
+        return str(path if path.is_absolute() else Path.home() / path)
+
+    def accept(self) -> None:  # noqa: D102 - Qt override: what cannot be exported is said, the dialog stays open
+        problem = ""
+        if not self.chosen_formats():
+            problem = "Tick at least one format."
+        elif not self.folder.text().strip():
+            problem = "Choose a folder."
+        elif Path(self.chosen_folder()).exists() and not Path(self.chosen_folder()).is_dir():
+            problem = f"{self.chosen_folder()} is a file, not a folder."
+        self.problem.setText(problem)
+        self.problem.setVisible(bool(problem))
+        if not problem:
+            super().accept()

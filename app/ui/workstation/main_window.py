@@ -141,6 +141,7 @@ class MainWindow(QMainWindow):
 
         self.hanging = HangingWidget()
         self.scores = ScorePanelWidget()
+        self.scores.reader.setEnabled(False)  # an estimate is of an exam: none is open yet
         self.gallery = PatchGalleryWidget()
         self.notes = QListWidget()
         self.notes.setObjectName("notesPanel")

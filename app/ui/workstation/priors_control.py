@@ -4,6 +4,7 @@ as the current exam's are."""
 
 from __future__ import annotations
 
+from app.reading import percent
 from app.ui.forms import dicom_date
 from app.ui.worker import Worker
 from app.workstation import PriorAnalysis, PriorFound, prior_analysis_task, prior_load_task, priors_task
@@ -135,7 +136,7 @@ class PriorsControl:
                 breast = result.breasts.get(Laterality(side))
                 scores = breast.entries.get(entry.id) if breast is not None else None
                 value = scores.malignant if scores is not None else None
-                sides.append(f"{name} {value:.2f}" if value is not None else f"{name} —")
+                sides.append(f"{name} {percent(value)}")  # as every other probability on screen: "56.8 %"
             lines.append(f"{entry.label}: P(malignant) " + " · ".join(sides))
         if len(lines) == 1:
             lines.append("no model gives a probability of malignancy")

@@ -32,7 +32,7 @@ class ReadingControl:
 
     def apply_blind_state(self) -> None:
         window = self.window
-        hidden = self.model_hidden()
+        hidden = self.model_hidden() and window.exam is not None  # no exam: nothing is hidden, nothing to say
         window.scores.set_model_hidden(hidden)
         window.gallery.setVisible(not hidden)
         window.overlay_control.apply_overlay_options()
