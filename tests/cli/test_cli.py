@@ -181,3 +181,7 @@ def test_an_atomic_write_over_a_folder_names_the_file_asked_for(tmp_path):
         write_bytes_atomic(tmp_path / "x.json", b"{}")
     assert caught.value.filename == str(tmp_path / "x.json") and ".part" not in str(caught.value)
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temporary file left
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError, match="a file is in the way of the folder") as caught:  # "File exists"
+        write_bytes_atomic(tmp_path / "afile" / "x.json", b"{}")
+    assert caught.value.filename == str(tmp_path / "afile")

@@ -25,7 +25,7 @@ from inference.evaluation.temperature import (
 from inference.intake.views import View
 from inference.training.labelled_images import AMBIGUOUS, LabelledImage, csv_images, window_labels
 from inference.families.sliding_window.windows import average_maps, cut_windows, tissue_mask, window_grid
-from tests.helpers import make_window_stub, run_isolated, synthetic_view
+from tests.helpers import make_window_stub, run_isolated, synthetic_view, write_png
 
 # ------------------------------------------------------------------------------------------------- windows
 
@@ -384,3 +384,17 @@ def test_the_shipped_demo_window_model_flags_the_demo_exams_malignant_breast():
     decision = result.exam[result.entries[0].id]
     breasts = {side.value: b.entries[result.entries[0].id].malignant for side, b in result.breasts.items()}
     assert decision.breast.value == "R" and breasts["R"] > breasts["L"] + 0.3  # the spiculated mass is right
+
+
+def test_the_shared_csv_reader_names_the_file_and_row(tmp_path):
+    """A non-UTF-8 CSV and a bad view were said without the file or row."""
+    from inference.training.labelled_images import csv_images
+
+    write_png(tmp_path / "a.png", synthetic_view("R-CC", (700, 500)))
+    data = tmp_path / "data.csv"
+    data.write_text("path,view,label\na.png,X-YY,malignant\n")
+    with pytest.raises(ValueError, match=r"data.csv, row 2: unknown view 'X-YY'"):
+        csv_images(data, ("normal", "benign", "malignant"))
+    data.write_bytes(b"path,view,label\n\xff.png,R-CC,malignant\n")
+    with pytest.raises(ValueError, match=r"data.csv: the CSV is not UTF-8"):
+        csv_images(data, ("normal", "benign", "malignant"))
