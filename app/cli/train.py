@@ -46,8 +46,12 @@ def run(args: argparse.Namespace) -> int:
     if (out / "model.pt").exists() and not (out / "checkpoint.pt").exists():  # every family writes these two
         raise MammoError("the folder already holds a model (model.pt) that no training run here started (there is "
                          "no checkpoint.pt to resume): train into another --out, or move that model away first", out)
+    existed = out.exists()
     try:
         train(config)
     except (OSError, ValueError) as error:
         raise MammoError(f"training stopped: {error}") from error
+    finally:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run that stopped before writing anything leaves no empty folder behind
     return 0

@@ -146,3 +146,13 @@ def test_the_csv_reader_names_the_file_line_and_label_it_cannot_use(tmp_path):
     csv_file.write_bytes(b"path,view,benign,malignant\n\xff\xfe,R-CC,0,1\n")
     with pytest.raises(ValueError, match="train.csv: the CSV is not UTF-8"):
         csv_samples(csv_file)
+
+
+def test_a_run_that_stops_before_writing_anything_leaves_no_folder(tmp_path, capsys):
+    from main import main
+
+    bad = tmp_path / "train.csv"
+    bad.write_text("path,view,benign,malignant\n")
+    out = tmp_path / "run"
+    assert main(["train", "--family", "gmic", "--data", str(bad), "--epochs", "1", "--out", str(out)]) == 2
+    assert "holds no rows" in capsys.readouterr().err and not out.exists()
