@@ -132,7 +132,10 @@ class StudyResultsWindow(QMainWindow):
             is_hybrid = modality.startswith("hybrid")
             if is_model and any(model_name(m) == model_name(modality) for m in curves):
                 continue  # a model is the same curve whichever comparison it came from
-            colour = (200, 30, 30) if is_model else (30, 150, 60) if is_hybrid else COLOURS.get(modality, (90, 90, 90))
+            # a hybrid on the aided reads in another colour than on the unaided (its dashes alone were lost in the
+            # legend's short sample)
+            hybrid_colour = (30, 150, 60) if "unaided" in modality else (120, 150, 0)
+            colour = (200, 30, 30) if is_model else hybrid_colour if is_hybrid else COLOURS.get(modality, (90, 90, 90))
             style = pg.QtCore.Qt.PenStyle.DashLine if is_hybrid and "unaided" not in modality else pg.QtCore.Qt.PenStyle.SolidLine
             averaged = []
             # a model's curve is drawn on every unit any reader's records hold, as its AUC is computed
