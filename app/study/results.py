@@ -142,13 +142,36 @@ def model_operating_points(scores: np.ndarray, truth: np.ndarray) -> list[Operat
     fpr, tpr, thresholds = roc_points(scores, truth)
     youden = np.where(np.isfinite(thresholds), tpr - fpr, -np.inf)  # the "nobody is called" point has no threshold
     best = int(np.argmax(youden))
-    points = []
-    for name, threshold in (("threshold 0.5", 0.5), ("Youden optimum", float(thresholds[best]))):
+    return points_at(scores, truth, [("threshold 0.5", 0.5), ("Youden optimum", float(min(thresholds[best], 1.0)))])
+
+
+def declared_points(store: Store, study_id: int) -> dict[str, list[tuple[str, float]]]:
+    """Each model's operating points as its card declares them (name, threshold), by its name in the analysis."""
+    from app.study.records import model_names as names_of, stored_calibrations, study_models  # noqa: PLC0415
+
+    models = [m for m in study_models(store, study_id) if m["malignancy"]]
+    calibrations = stored_calibrations(store, study_id)
+    out: dict[str, list[tuple[str, float]]] = {}
+    for model_id, name in names_of(models).items():
+        kind, record = calibrations.get(model_id, ("", {}))
+        for point in (record.get("operating_points") or []) if kind == "card" else []:
+            threshold = point.get("threshold") if isinstance(point, dict) else None
+            if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and np.isfinite(threshold):
+                out.setdefault(name, []).append((f"declared: {point.get('name', 'operating point')}",
+                                                 float(threshold)))
+    return out
+
+
+def points_at(scores: np.ndarray, truth: np.ndarray, thresholds: list[tuple[str, float]]) -> list[OperatingPoint]:
+    """Sensitivity and specificity on this study's units at given (name, threshold)s: how the operating point a
+    model's card declares (measured elsewhere) does here."""
+    out = []
+    for name, threshold in thresholds:
         decided = scores >= threshold
         sensitivity = float(decided[truth == 1].mean()) if (truth == 1).any() else float("nan")
         specificity = float((~decided[truth == 0]).mean()) if (truth == 0).any() else float("nan")
-        points.append(OperatingPoint(name, float(min(threshold, 1.0)), sensitivity, specificity))
-    return points
+        out.append(OperatingPoint(name, threshold, sensitivity, specificity))
+    return out
 
 
 def study_results(store: Store, study_id: int, level: str = "breast", method: str = "jackknife") -> StudyResults:
@@ -198,10 +221,11 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
             except ValueError:
                 continue  # not fully crossed yet (a reader has not finished)
     points = []
+    declared = declared_points(store, study_id)
     for name in model_names:
         scores, truth = model_units(records, name)
         if 0 < truth.sum() < truth.size:
-            for point in model_operating_points(scores, truth):
+            for point in [*model_operating_points(scores, truth), *points_at(scores, truth, declared.get(name, []))]:
                 label = point.name if len(model_names) == 1 else f"{name}: {point.name}"
                 points.append(OperatingPoint(label, point.threshold, point.sensitivity, point.specificity))
     expected = len(pairs) if base is not None and len(readers) >= 2 else 0

@@ -519,3 +519,25 @@ def test_readers_named_twice_or_not_at_all_are_said(store):
                           ([], "give at least one reader")):
         with pytest.raises(StudyError, match=says):
             create_study(store, "r", Design.UNAIDED, readers, cases(4, 2), seed=1)
+
+
+def test_results_measure_the_operating_points_a_model_card_declares(store):
+    """The card's operating point (measured elsewhere) on this study's units, beside 0.5 and Youden's."""
+    from app.study.results import study_results  # noqa: PLC0415
+
+    entries = cases(12, 4)
+    study = create_study(store, "points", Design.UNAIDED, ["A"], entries, seed=1)
+    insert_model_scores(store, study, {(c.case_id, b): (0.8 if c.truth_left == "malignant" and b == "L" else 0.3)
+                                       for c in entries for b in "LR"})
+    card = {"method": "temperature", "temperature": 1.2, "operating_points": [
+        {"name": "90 % specificity", "threshold": 0.5}, {"name": "bad", "threshold": "x"}]}
+    store.submit(lambda db: db.execute(
+        "INSERT INTO study_model_calibrations (study_id, model_id, kind, calibration_json, recorded_at) "
+        "VALUES (?, 'model', 'card', ?, 0)", (study, json.dumps(card)))).result()
+    session = ReadingSession(store, study, "A")
+    for case in entries:
+        session.commit(case.case_id, "unaided", {"L": 0.5, "R": 0.2}).result()
+    points = {p.name: p for p in study_results(store, study).model_points}
+    declared = points["declared: 90 % specificity"]
+    assert declared.threshold == 0.5 and declared.sensitivity == 1.0 and declared.specificity == 1.0
+    assert "declared: bad" not in points and {"threshold 0.5", "Youden optimum"} <= set(points)
