@@ -316,7 +316,17 @@ def test_the_gallery_says_which_regions_the_image_does_not_draw(qtbot, store, tm
     box 5 on the image is not read as a region lost."""
     from app.ui.workstation.patch_gallery import NOT_DRAWN
 
+    from PySide6.QtWidgets import QLabel
+
+    from app.ui.workstation.patch_gallery import PatchGalleryWidget
+
+    empty = PatchGalleryWidget()  # before a result: said, not a blank box
+    qtbot.addWidget(empty)
+    assert empty.count() == 1 and "once the exam is analysed" in empty.findChild(QLabel, "galleryEmpty").text()
+    empty.set_result(None)
+    qtbot.waitUntil(lambda: len(empty.findChildren(QLabel, "galleryEmpty")) == 1)  # the pages replaced go
     window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model)
+    assert not any(window.gallery.widget(i).objectName() == "galleryEmpty" for i in range(window.gallery.count()))
     widget = window.hanging.views[View.R_CC]
     drawn = {box.rank for box in widget.patch_boxes() if box.isVisible()}
     listing = window.gallery.lists[View.R_CC]

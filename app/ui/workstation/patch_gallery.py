@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
-from PySide6.QtWidgets import QListWidget, QListWidgetItem, QTabWidget, QWidget
+from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QTabWidget, QWidget
 
 from app.overlay_images import OverlayImages, shown_thumbnail
 from inference.intake.exam import Exam
@@ -43,12 +43,21 @@ class PatchGalleryWidget(QTabWidget):
         super().__init__(parent)
         self.setObjectName("patchGallery")
         self.lists: dict[View, QListWidget] = {}
+        self.set_result(None)
 
     def set_result(self, result: ExamResult | None, overlays: OverlayImages | None = None,
                    entry_id: str | None = None, exam: Exam | None = None) -> None:
-        self.clear()
+        while self.count():  # the pages go with their tabs (clear() keeps them: each exam's thumbnails stayed)
+            page = self.widget(0)
+            self.removeTab(0)
+            page.deleteLater()
         self.lists.clear()
-        if result is None:
+        if result is None:  # said, not an empty white box (while an exam loads or is analysed)
+            note = QLabel("The model's regions appear here, each at full resolution, once the exam is analysed.")
+            note.setObjectName("galleryEmpty")
+            note.setWordWrap(True)
+            note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self.addTab(note, "Regions")
             return
         entry = result.entry(entry_id)
         for view in HANGING_ORDER:
