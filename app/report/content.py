@@ -139,7 +139,30 @@ class ReportContent:
             out += list(self.result.provenance.notices)
         if self.report.model_withheld:
             out.append(f"The model's result is not in this report: {self.report.model_withheld}.")
-        return out
+        return [self.scrub(note) for note in out] if self.report.deidentify else out
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the exam's identifiers (a de-identified report's notes named the patient ID, e.g.
+        CBIS-DDSM's "Mass-Test_P_00820_LEFT_CC"): a word holding the patient ID or the accession, a part of the
+        name or the study date, a file or folder name of its images become "[removed]"."""
+        exam = self.exam
+        for folder in {p for image in exam.views.values() for p in (image.source.parent, image.source)} | (
+                {exam.source} if exam.source is not None else set()):
+            text = text.replace(str(folder), "[removed]")
+        for path in {image.source for image in exam.views.values()} | ({exam.source} if exam.source else set()):
+            for name in (path.name, path.parent.name):
+                if len(name) >= 4:
+                    text = text.replace(name, "[removed]")
+        held = [value for value in (exam.patient.patient_id, exam.accession) if value and len(value) >= 3]
+        for value in held:  # any word holding it
+            text = re.sub(rf"[^\s,;:()\[\]'\"]*{re.escape(value)}[^\s,;:()\[\]'\"]*", "[removed]", text)
+        words = [w for w in re.split(r"[\^\s,]+", exam.patient.name or "") if len(w) >= 2]
+        date = exam.study_date or ""
+        words += [date, f"{date[:4]}-{date[4:6]}-{date[6:8]}"] if len(date) == 8 else []
+        words += [value for value in (exam.patient.patient_id, exam.accession) if value and len(value) < 3]
+        for word in words:  # whole words only: a short name part is no substring to cut from other words
+            text = re.sub(rf"(?<![\w]){re.escape(word)}(?![\w])", "[removed]", text, flags=re.IGNORECASE)
+        return text
 
     def views(self) -> list[View]:
         return [v for v in HANGING_ORDER if v in self.exam.views]

@@ -112,8 +112,11 @@ class Deidentifier:
         days = int.from_bytes(self._digest("date", patient_id)[:4], "big") % (9 * 365) + 365
         return datetime.timedelta(days=-days)
 
-    def dataset(self, source: Dataset) -> Dataset:
+    def dataset(self, source: Dataset, patient_id: str | None = None) -> Dataset:
         """A de-identified copy of ``source`` (pixels and file meta included), the profile and options declared.
+        ``patient_id``: the exam's patient (the intake's, one for all its views), whose pseudonym and date offset
+        every file of the export gets; default the file's own (CBIS-DDSM names one patient differently in each
+        view's file: four pseudonyms and four date shifts for one patient).
 
         Raises:
             DeidentificationError: the pixels carry burned-in annotation (text that may name the patient),
@@ -125,7 +128,7 @@ class Deidentifier:
         from dicomanonymizer.simpledicomanonymizer import anonymize_dataset  # noqa: PLC0415
 
         ds = copy.deepcopy(source)
-        patient_id = str(ds.get("PatientID", "") or "")
+        patient_id = patient_id or str(ds.get("PatientID", "") or "")
         offset = self.date_offset(patient_id)
         anonymize_dataset(ds, self._rules(), delete_private_tags=True, base_rules_gen=_profile_rules)
         ds.walk(lambda dataset, element: self._replace(element, offset))
@@ -252,7 +255,7 @@ def write_deidentified_images(content, folder: str | Path) -> list[Path]:
             raise DeidentificationError("the source image cannot be read again to write its de-identified copy",
                                         image.source) from error
         try:
-            clean = deidentifier.dataset(source)
+            clean = deidentifier.dataset(source, content.exam.patient.patient_id)
         except DeidentificationError as error:
             raise DeidentificationError(error.message, image.source) from None
         path = Path(folder) / f"{content.file_name}_{view.value}_image.dcm"

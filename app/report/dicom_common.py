@@ -21,7 +21,7 @@ class ReportError(MammoError):
     """A report that cannot be made as asked."""
 
 
-def read_source(image: ViewImage, deidentify: bool = False) -> pydicom.Dataset:
+def read_source(image: ViewImage, deidentify: bool = False, patient_id: str = "") -> pydicom.Dataset:
     """The source image's header (no pixels), with the type-2 attributes highdicom copies present; with
     ``deidentify``, as the de-identified source images of the export have it (PS3.15 Basic Profile: the SR,
     SEG and Encapsulated PDF made from it carry only de-identified patient, study and UIDs)."""
@@ -36,7 +36,7 @@ def read_source(image: ViewImage, deidentify: bool = False) -> pydicom.Dataset:
         from app.report.deidentify import DeidentificationError, Deidentifier  # noqa: PLC0415
 
         try:
-            source = Deidentifier().dataset(source)
+            source = Deidentifier().dataset(source, patient_id or None)  # the exam's patient, one for all views
         except DeidentificationError as error:
             raise ReportError(error.message, image.source) from None
     for keyword in _COPIED_TYPE2:

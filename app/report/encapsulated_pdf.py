@@ -26,7 +26,7 @@ def write_encapsulated_pdf(content, pdf: bytes, path: str | Path) -> Path:
     image = next(iter(content.exam.views.values()))
     if not image.sop_instance_uid:
         raise ReportError("the exam is PNG, an Encapsulated PDF needs the DICOM study", image.source)
-    source = read_source(image, content.report.deidentify)
+    source = read_source(image, content.report.deidentify, content.exam.patient.patient_id)
     ds = pydicom.Dataset()
     for keyword in STUDY_ATTRIBUTES:
         if keyword in source:

@@ -36,6 +36,7 @@ def report_dict(content: ReportContent) -> tuple[dict, dict]:
         for section in [data["provenance"]["models"]] + [entry["members"] for entry in data["models"]]:
             for model in section:
                 model["path"] = Path(model["path"]).name  # folder names can carry identifiers
+        data["provenance"]["notices"] = [content.scrub(note) for note in data["provenance"]["notices"]]
     document = {
         "schema": "mammo-reader/report",
         "schema_version": SCHEMA_VERSION,

@@ -97,7 +97,7 @@ def write_saliency_segs(content, folder: str | Path) -> list[Path]:
         source = None
         detections, masks = detection_stack(content, view)
         if detections:
-            source = read_source(image, content.report.deidentify)
+            source = read_source(image, content.report.deidentify, content.exam.patient.patient_id)
             segments = []
             for index, region in enumerate(detections, start=1):
                 segment = hd.seg.SegmentDescription(
@@ -121,7 +121,7 @@ def write_saliency_segs(content, folder: str | Path) -> list[Path]:
             for index, name in enumerate(classes, start=1)
         ]
         if source is None:
-            source = read_source(image, content.report.deidentify)
+            source = read_source(image, content.report.deidentify, content.exam.patient.patient_id)
         written.append(_write_segmentation(
             content, source, stack, segments, hd.seg.SegmentationTypeValues.FRACTIONAL, number, "SALIENCY",
             f"{entry.family.upper()} maps (AI decision support)",

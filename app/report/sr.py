@@ -99,7 +99,7 @@ def write_sr(content, path: str | Path) -> Path:
     for view, image in exam.views.items():
         if not image.sop_instance_uid:
             raise ReportError("a DICOM structured report needs DICOM source images (this exam is PNG)", image.source)
-        sources[view] = read_source(image, content.report.deidentify)
+        sources[view] = read_source(image, content.report.deidentify, content.exam.patient.patient_id)
     device = hd.sr.DeviceObserverIdentifyingAttributes(uid=hd.UID(), name="Mammo Reader",
                                                         manufacturer_name="Mammo Reader", model_name=__version__)
     context = hd.sr.ObservationContext(

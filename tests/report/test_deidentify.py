@@ -225,3 +225,33 @@ def test_batch_deidentified_leaks_nothing_in_its_table_journal_markers_or_folder
     check_dicom(files, folder, site_key(home))
     again = _cli(["batch", str(root), "--out", str(out), "--format", "json,sr,seg"], home)
     assert "1 already done (skipped)" in again.stdout  # the label is stable: a rerun resumes
+
+
+def test_a_cbis_style_exam_deidentified_has_one_pseudonymous_patient_and_no_id_in_its_notes(tmp_path):
+    """CBIS-DDSM gives each view's file its own PatientID ("Mass-Test_P_00820_LEFT_CC"): the intake takes them
+    as one patient, but the de-identified copies got four pseudonyms and four date shifts, and the report's
+    notes ("such as Mass-Test_P_00820_LEFT_CC") named the patient."""
+    from app.report.content import ReportInput
+    from app.report.export import export_report
+    from inference.intake.exam import load_exam
+    from inference.pipeline import analyze_exam
+    from tests.helpers import make_stub_model
+
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    for number, (view, lesion) in enumerate(LESIONS.items()):
+        side, projection = {"R": "RIGHT", "L": "LEFT"}[view[0]], view.split("-")[1]
+        ds = make_dataset(synthetic_view(view, lesion), view, PatientID=f"Mass-Test_P_00820_{side}_{projection}",
+                          BurnedInAnnotation="NO")
+        write(ds, folder, f"{number}.dcm")
+    exam = load_exam(folder)
+    assert exam.patient.patient_id == "P_00820" and any("P_00820" in w for w in exam.warnings)
+    result = analyze_exam(exam, make_stub_model(), device="cpu")
+    out = tmp_path / "out"
+    files = export_report(ReportInput(exam, result, deidentify=True), out, ["pdf", "json", "sr"], "A4")
+    assert_nothing_original(out, {"P_00820", "Mass-Test", str(folder)})
+    images = [pydicom.dcmread(p) for p in files if p.name.endswith("_image.dcm")]
+    assert len(images) == 4 and len({ds.PatientID for ds in images}) == 1
+    assert len({ds.StudyDate for ds in images}) == 1  # one date shift: the patient's
+    sr = pydicom.dcmread(next(p for p in files if p.suffix == ".dcm" and not p.name.endswith("_image.dcm")))
+    assert sr.PatientID == images[0].PatientID
