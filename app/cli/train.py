@@ -4,6 +4,7 @@ classifier, the attention CNN, GlimpseNet, Mask R-CNN) on phantoms or on a site'
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from inference.errors import MammoError
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         raise MammoError(f"training stopped: {error}") from error
     finally:
-        if not existed and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # a run that stopped before writing anything leaves no empty folder behind
+        with contextlib.suppress(OSError):  # never in the way of the error said above
+            if not existed and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # a run that stopped before writing anything leaves no empty folder behind
     return 0

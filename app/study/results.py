@@ -157,7 +157,7 @@ def declared_points(store: Store, study_id: int) -> dict[str, list[tuple[str, fl
         for point in (record.get("operating_points") or []) if kind == "card" else []:
             threshold = point.get("threshold") if isinstance(point, dict) else None
             if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and np.isfinite(threshold):
-                out.setdefault(name, []).append((f"declared: {point.get('name', 'operating point')}",
+                out.setdefault(name, []).append((f"declared: {point.get('name') or 'operating point'}",
                                                  float(threshold)))
     return out
 

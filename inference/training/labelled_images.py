@@ -15,6 +15,7 @@ to the CSV; ``mask`` a PNG/TIFF whose non-zero pixels are the lesion, in the ima
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,26 +73,27 @@ def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the data file does not exist")
     images = []
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's byte-order mark too
-            reader = csv.DictReader(handle)
-            missing = {"path", "label"} - set(reader.fieldnames or ())
-            if missing:
-                raise ValueError(f"{path}: the CSV lacks the column(s) {sorted(missing)} (path, view, label[, mask])")
-            for number, row in enumerate(reader, start=2):
-                where = f"{path}, row {number}"
-                label = (row.get("label") or "").strip()
-                if label not in classes:
-                    raise ValueError(f"{where}: unknown label {label!r}; the model's classes are {list(classes)}")
-                file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
-                try:
-                    image = load_view(file, (row.get("view") or "").strip() or None)
-                except ValueError as error:  # e.g. "unknown view 'X-YY'": said with the row
-                    raise ValueError(f"{where}: {error}") from error
-                lesion = read_lesion_mask(row.get("mask") or "", path, where, image.model_image.shape)
-                images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file)))
+    try:  # the text first: a decoding error below would be an image's or a mask's, not the CSV's
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark too
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: the CSV is not UTF-8 text ({error})") from error
+    with io.StringIO(text, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"path", "label"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: the CSV lacks the column(s) {sorted(missing)} (path, view, label[, mask])")
+        for number, row in enumerate(reader, start=2):
+            where = f"{path}, row {number}"
+            label = (row.get("label") or "").strip()
+            if label not in classes:
+                raise ValueError(f"{where}: unknown label {label!r}; the model's classes are {list(classes)}")
+            file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
+            try:
+                image = load_view(file, (row.get("view") or "").strip() or None)
+            except ValueError as error:  # e.g. "unknown view 'X-YY'": said with the row
+                raise ValueError(f"{where}: {error}") from error
+            lesion = read_lesion_mask(row.get("mask") or "", path, where, image.model_image.shape)
+            images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file)))
     if not images:
         raise ValueError(f"{path}: the CSV holds no rows")
     return images

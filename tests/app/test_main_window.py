@@ -469,8 +469,26 @@ def test_export_from_the_viewer(qtbot, store, tmp_path, stub_model):
     dialog.folder.setText(str(a_file))
     dialog.accept()
     assert dialog.result() == 0 and dialog.problem.text().endswith("is a file, not a folder.")
+    dialog.folder.setText(str(a_file / "sub"))  # a file among its parents
+    dialog.accept()
+    assert dialog.result() == 0 and dialog.problem.text() == f"{a_file} is a file, not a folder."
+    dialog.folder.setText("~nosuchuser_mammo/x")
+    dialog.accept()
+    assert dialog.result() == 0 and dialog.problem.text().startswith("~nosuchuser_mammo/x: ")
+    dialog.folder.setText("")
+    dialog.accept()
+    assert dialog.problem.text() == "Choose a folder."
     dialog.folder.setText("relative/reports")  # in the home folder, not wherever the program started
     assert dialog.chosen_folder() == str(Path.home() / "relative" / "reports")
+    from app.ui.workstation.export_dialog import export_task
+    from inference.errors import MammoError
+
+    for folder, formats, says in ((out, [], "no format chosen"), (a_file, ["json"], "is a file, not a folder")):
+        with pytest.raises(MammoError, match=says):  # the export itself (scripts call it without the dialog)
+            export_task(None, str(folder), formats, "A4", progress=lambda *a: None, cancel=lambda: False)
+    dialog.folder.setText(str(tmp_path / "new reports"))  # a folder that can take it: accepted
+    dialog.accept()
+    assert dialog.result() == dialog.DialogCode.Accepted and not dialog.problem.isVisibleTo(dialog)
 
 
 def test_a_tooltip_over_the_images_is_readable(qtbot):

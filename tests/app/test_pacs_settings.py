@@ -151,6 +151,22 @@ def test_the_pacs_dialog_opens_a_study_only_from_the_server_that_listed_it(qtbot
     dialog.node_edit.setText("")
     dialog.search()
     assert dialog.status.text().startswith("No PACS given")
+    # a search's answer that arrives after the server was changed is dropped, not listed under the new address
+    answers = []
+    dialog._run = lambda task, *args, on_result: answers.append(on_result)  # noqa: SLF001 - no network here
+    dialog.node_edit.setText("dimse://NODEA@127.0.0.1:11112")
+    dialog.search()
+    dialog.node_edit.setText("dimse://NODEB@127.0.0.1:5555")
+    answers[-1]([StudyRecord("1.2.3.4", "P123")])
+    assert dialog.table.rowCount() == 0 and dialog.records_node is None
+    dialog.search()  # the answer of the server searched: listed, with the address it came from
+    answers[-1]([StudyRecord("5.6.7.8", "P456")])
+    assert dialog.records_address == ("dimse://NODEB@127.0.0.1:5555", "MAMMOREADER")
+    assert "on " in dialog.status.text() and "5555" in dialog.status.text()
+    dialog.ae_edit.setText("OTHER")  # our AE title edited after the search: the listing's stays with it
+    dialog.open_selected()
+    assert chosen[-1].study_uid == "5.6.7.8" and chosen[-1].node.port == 5555
+    del dialog._run  # noqa: SLF001
     dialog.node_edit.setText("dimse://NODEA@127.0.0.1:11112")
     dialog.use_dates.setChecked(True)
     dialog.date_from.setDate(dialog.date_to.date().addDays(3))

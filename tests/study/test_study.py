@@ -530,7 +530,7 @@ def test_results_measure_the_operating_points_a_model_card_declares(store):
     insert_model_scores(store, study, {(c.case_id, b): (0.8 if c.truth_left == "malignant" and b == "L" else 0.3)
                                        for c in entries for b in "LR"})
     card = {"method": "temperature", "temperature": 1.2, "operating_points": [
-        {"name": "90 % specificity", "threshold": 0.5}, {"name": "bad", "threshold": "x"}]}
+        {"name": "90 % specificity", "threshold": 0.9}, {"name": "bad", "threshold": "x"}]}
     store.submit(lambda db: db.execute(
         "INSERT INTO study_model_calibrations (study_id, model_id, kind, calibration_json, recorded_at) "
         "VALUES (?, 'model', 'card', ?, 0)", (study, json.dumps(card)))).result()
@@ -539,5 +539,7 @@ def test_results_measure_the_operating_points_a_model_card_declares(store):
         session.commit(case.case_id, "unaided", {"L": 0.5, "R": 0.2}).result()
     points = {p.name: p for p in study_results(store, study).model_points}
     declared = points["declared: 90 % specificity"]
-    assert declared.threshold == 0.5 and declared.sensitivity == 1.0 and declared.specificity == 1.0
+    # measured at its own threshold: above every score here, nobody is called
+    assert declared.threshold == 0.9 and declared.sensitivity == 0.0 and declared.specificity == 1.0
+    assert points["threshold 0.5"].sensitivity == 1.0
     assert "declared: bad" not in points and {"threshold 0.5", "Youden optimum"} <= set(points)

@@ -125,6 +125,8 @@ class PacsDialog(QDialog):
         for edit in (self.patient_id, self.patient_name, self.accession, self.node_edit):
             edit.returnPressed.connect(self.search)
         self.records_node: RemoteNode | None = None
+        self.records_address: tuple[str, str] | None = None
+        self._serial = 0  # bumped when the list is cleared: a late answer of an earlier search is dropped
         self.node_edit.textChanged.connect(lambda _text: self.clear_results())  # another server: not its studies
 
     # ----------------------------------------------------------------------------------------- actions
@@ -139,7 +141,8 @@ class PacsDialog(QDialog):
 
     def _node(self) -> RemoteNode | None:
         if not self.node_edit.text().strip():
-            self.status.setText("No PACS given: type its address, or pick one of the nodes named in Preferences")
+            self.status.setText("No PACS given: type its address" + (", or pick one of the nodes named in Preferences"
+                                                                     if not self.node_choice.isHidden() else ""))
             return None
         try:
             return node_of(self.node_edit.text(), self.ae_edit.text())
@@ -160,6 +163,9 @@ class PacsDialog(QDialog):
         self.worker.start()
 
     def search(self) -> None:
+        if self.worker is not None and self.worker.is_running():
+            self.status.setText("A search or test is running: wait for its answer")
+            return
         node = self._node()
         if node is None:
             return
@@ -167,10 +173,16 @@ class PacsDialog(QDialog):
             self.status.setText("The 'from' date is after the 'to' date: no study can match")
             return
         self.clear_results()  # a failed search never leaves another search's (another server's) studies to open
-        self._run(_search_task, node, self.query(), on_result=lambda records, n=node: self.show_records(records, n))
+        serial, address = self._serial, (self.node_edit.text().strip(), self.ae_edit.text().strip())
+        self._run(_search_task, node, self.query(),
+                  on_result=lambda records: self.show_records(records, node, address) if serial == self._serial else None)
 
     def clear_results(self) -> None:
-        self.records, self.records_node = [], None
+        """No studies listed; an answer still on its way (from the server searched before) is dropped."""
+        self._serial += 1
+        if self.records:
+            self.status.setText("")
+        self.records, self.records_node, self.records_address = [], None, None
         self.table.set_rows([])
 
     def test_node(self) -> None:
@@ -182,15 +194,18 @@ class PacsDialog(QDialog):
         self.status.setText(str(error) if isinstance(error, (PacsError, MammoError)) else
                             f"the search failed: {type(error).__name__}: {error}")
 
-    def show_records(self, records: list[StudyRecord], node: RemoteNode | None = None) -> None:
-        """The studies a search of ``node`` found (opened from that node, whatever the address field says now)."""
-        self.records, self.records_node = list(records), node
+    def show_records(self, records: list[StudyRecord], node: RemoteNode | None = None,
+                     address: tuple[str, str] | None = None) -> None:
+        """The studies a search of ``node`` found (opened from that node, whatever the address field says now;
+        ``address``: its address and our AE title as typed, what Preferences keep once one is opened)."""
+        self.records, self.records_node, self.records_address = list(records), node, address
         self.table.set_rows([(r.patient_name.replace("^", " ").strip(), r.patient_id, dicom_date(r.date), r.accession,
                               " ".join(r.views) if r.views else "—", " ".join(r.modalities),
                               "" if r.instances is None else str(r.instances), r.description) for r in self.records])
         if self.records:
-            self.status.setText(f"{len(self.records)} stud{'y' if len(self.records) == 1 else 'ies'}, newest first; "
-                                "Enter opens the selected one")
+            where = f" on {node.describe()}" if node is not None else ""
+            self.status.setText(f"{len(self.records)} stud{'y' if len(self.records) == 1 else 'ies'}{where}, newest "
+                                "first; Enter opens the selected one")
         else:
             self.status.setText("No study matches" + (" (MG studies only)" if self.mg_only.isChecked() else ""))
 

@@ -127,7 +127,9 @@ class ExamControl:
         dialog = PacsDialog(window.settings.pacs_node, window.settings.ae_title, window, named=window.settings.pacs_nodes)
 
         def chosen(address: StudyAddress) -> None:
-            node, ae = dialog.node_edit.text().strip(), dialog.ae_edit.text().strip() or "MAMMOREADER"
+            # the address the study was listed from (the field may have been edited since), kept as the PACS
+            node, ae = dialog.records_address or (dialog.node_edit.text().strip(), dialog.ae_edit.text().strip())
+            ae = ae or "MAMMOREADER"
             if (node, ae) != (window.settings.pacs_node, window.settings.ae_title):
                 window.apply_settings(dataclasses.replace(window.settings, pacs_node=node, ae_title=ae))
             self.open_exam(address)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.ui.errors import user_message
 from app.ui.worker import Worker
 
 
@@ -54,6 +55,8 @@ class ExportControl:
                                     target, window.exam_key))
         worker.result.connect(lambda outcome: self._on_exported(outcome, folder))
         worker.error.connect(window._on_error)
+        worker.error.connect(lambda error: window.statusBar().showMessage(
+            f"NOT exported to {folder}: {user_message(error)[1]}", 30_000))
         window.statusBar().showMessage(f"exporting to {folder}…")  # not the last export's success line meanwhile
         window.export_worker = worker.start()
         return worker

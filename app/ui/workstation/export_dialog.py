@@ -142,18 +142,26 @@ class ExportDialog(QDialog):
         return [name for name, box in self.formats.items() if box.isChecked() and box.isEnabled()]
 
     def chosen_folder(self) -> str:
-        """The folder as typed; a relative one is taken in the home folder (not wherever the program started)."""
+        """The folder as typed; a relative one is taken in the home folder (not wherever the program started).
+
+        Raises:
+            RuntimeError: a "~user" that names no user."""
         path = Path(self.folder.text().strip()).expanduser()
         return str(path if path.is_absolute() else Path.home() / path)
 
+    def folder_problem(self) -> str:
+        """Why the folder typed cannot take the export ("" when it can, as far as can be told before writing)."""
+        if not self.folder.text().strip():
+            return "Choose a folder."
+        try:
+            folder = Path(self.chosen_folder())
+            in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        except (RuntimeError, OSError) as error:  # "~nosuchuser", a folder we may not look into
+            return f"{self.folder.text().strip()}: {error}"
+        return f"{in_the_way} is a file, not a folder." if in_the_way is not None else ""
+
     def accept(self) -> None:  # noqa: D102 - Qt override: what cannot be exported is said, the dialog stays open
-        problem = ""
-        if not self.chosen_formats():
-            problem = "Tick at least one format."
-        elif not self.folder.text().strip():
-            problem = "Choose a folder."
-        elif Path(self.chosen_folder()).exists() and not Path(self.chosen_folder()).is_dir():
-            problem = f"{self.chosen_folder()} is a file, not a folder."
+        problem = "Tick at least one format." if not self.chosen_formats() else self.folder_problem()
         self.problem.setText(problem)
         self.problem.setVisible(bool(problem))
         if not problem:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -107,23 +108,22 @@ def csv_samples(path: str | Path) -> list[Sample]:
 
     path = Path(path)
     samples = []
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's byte-order mark too
-            reader = csv.DictReader(handle)
-            missing = sorted({"path", "benign", "malignant"} - set(reader.fieldnames or ()))
-            if missing:
-                raise ValueError(f"{path}: the CSV lacks the column(s) {missing} (path, view, benign, malignant)")
-            for line, row in enumerate(reader, start=2):
-                where = f"{path}, line {line}"
-                file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
-                image = load_view(file, row.get("view") or None)
-                if image.view is None:
-                    raise ValueError(f"{file}: not a screening view")
-                samples.append(Sample(image.model_image, image.view, image.horizontal_flip,
-                                      np.array([_label(row, "benign", where), _label(row, "malignant", where)],
-                                               np.float32)))
-    except UnicodeDecodeError as error:  # the CSV's own text (an image is read by load_view, which says so)
+    try:  # the text first: a decoding error below would be an image's, not the CSV's
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark too
+    except UnicodeDecodeError as error:
         raise ValueError(f"{path}: the CSV is not UTF-8 text ({error})") from error
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = sorted({"path", "benign", "malignant"} - set(reader.fieldnames or ()))
+    if missing:
+        raise ValueError(f"{path}: the CSV lacks the column(s) {missing} (path, view, benign, malignant)")
+    for line, row in enumerate(reader, start=2):
+        where = f"{path}, line {line}"
+        file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
+        image = load_view(file, row.get("view") or None)
+        if image.view is None:
+            raise ValueError(f"{file}: not a screening view")
+        samples.append(Sample(image.model_image, image.view, image.horizontal_flip,
+                              np.array([_label(row, "benign", where), _label(row, "malignant", where)], np.float32)))
     if not samples:
         raise ValueError(f"{path}: the CSV holds no rows")
     return samples
