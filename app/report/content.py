@@ -96,7 +96,18 @@ class ReportContent:
         self.result = report.result
         self.label = exam_label(report)  # the exam as the report names it (header, JSON)
         self.file_name = report.file_name or self.label  # what its files are called
-        self.entry: ModelEntry | None = self.result.entry(report.entry_id) if self.result is not None else None
+        self.entry: ModelEntry | None = self._drawn_entry()
+
+    def _drawn_entry(self) -> ModelEntry | None:
+        """Whose maps and regions the figures draw: the one asked for; by default the first model with a result
+        on some view (the first listed may have none: the figure was left empty while another had maps)."""
+        if self.result is None:
+            return None
+        if self.report.entry_id is not None:
+            return self.result.entry(self.report.entry_id)
+        return next((entry for entry in self.result.entries
+                     if any(view.result(entry.id) is not None for view in self.result.views.values())),
+                    self.result.entry())
 
     # ------------------------------------------------------------------------------------------ text
 
@@ -104,8 +115,10 @@ class ReportContent:
         report, exam = self.report, self.exam
         fields = [("Exam", self.label)]
         if not report.deidentify:  # de-identified: the DICOM files carry the shifted dates
-            if exam.study_date:
-                fields.append(("Study date", exam.study_date))
+            if exam.study_date:  # as every other date of the report (DICOM's 20260115 read as 2026-01-15)
+                date = exam.study_date
+                fields.append(("Study date", f"{date[:4]}-{date[4:6]}-{date[6:8]}" if re.fullmatch(r"\d{8}", date)
+                               else date))
             if exam.accession:
                 fields.append(("Accession", exam.accession))
             if exam.patient.name:
@@ -117,15 +130,26 @@ class ReportContent:
         fields.append(("Software", f"Mammo Reader {__version__}"))
         if self.result is not None:
             p = self.result.provenance
-            for entry in self.result.entries:
+            short = self.short_labels()
+            for number, entry in enumerate(self.result.entries, start=1):
                 names = ", ".join(m.published_name or f"{m.label} [{(m.sha256 or m.git_blob_sha1)[:12]}]"
                                   for m in entry.members)
-                name = "Model" if len(self.result.entries) == 1 else f"Model {entry.id}"
-                fields.append((name, f"{entry.label} ({entry.family}): {names}"))
+                # "Model 2", not the entry id ("Model seeded_state_dict-2" ran into its value); its short name,
+                # what the tables call it, opens the value
+                name = "Model" if len(self.result.entries) == 1 else f"Model {number}"
+                called = f"{short[entry.id]} = " if len(self.result.entries) > 1 else ""
+                fields.append((name, f"{called}{entry.label} ({entry.family}): {names}"))
             fields.append(("Analysis", f"{p.device}, {p.mode.value} mode ({p.numerics}), torch {p.torch_version}"))
         else:
             fields.append(("Model", report.model_withheld or "no analysis"))
         return fields
+
+    def short_labels(self) -> dict[str, str]:
+        """entry id -> the name the report's tables give each model (as the workstation's: family, then hash)."""
+        from app.model_comparison import short_labels  # noqa: PLC0415
+
+        entries = self.result.entries if self.result is not None else ()
+        return short_labels([(entry.id, entry.members) for entry in entries])
 
     def is_demo(self) -> bool:
         return self.result is not None and any(m.demo for m in self.result.provenance.models)

@@ -59,28 +59,34 @@ def _model_tables(content: ReportContent, styles) -> list:
     return story
 
 
-def _reader_table(content: ReportContent) -> Table:
+def _reader_table(content: ReportContent, width_cm: float, cell: ParagraphStyle) -> Table:
     result = content.result
     entries = [e for e in (result.entries if result else ()) if e.has_malignancy]
+    short = content.short_labels()
     header = ["Probability of malignancy", "reader"]
     for entry in entries:
-        header += [entry.id, f"hybrid ({entry.id})"]
-    rows = [header]
+        name = short[entry.id] if len(entries) > 1 else "model"
+        header += [name, "hybrid" if len(entries) == 1 else f"hybrid ({name})"]
+    # header cells wrap and the columns share the page: two models' "hybrid (…)" ran off its right edge
+    rows = [[Paragraph(f"<b>{escape(text)}</b>", cell) for text in header]]
     for side, name in BREASTS:
         read = content.report.reads.get(side.value)
         reader = read.malignant if read else None  # the read before AI; an amendment after AI is shown beside it
         row = [name, reader_text(read)]
         for part in breast_models(result, side.value, reader, content.report.plain_hybrid):
             row += [f"{percent(part.model)} {part.one_view_note}".rstrip(), percent(part.hybrid)]
-        rows.append(row)
-    return _table(rows)
+        rows.append([Paragraph(escape(text), cell) for text in row])  # wrapped in their columns
+    first = 3.6
+    rest = (width_cm - first) / max(len(header) - 1, 1)
+    return _table(rows, [first * cm] + [rest * cm] * (len(header) - 1))
 
 
 def _hybrid_basis(content: ReportContent) -> str:
     """What each hybrid column is (calibrated on which data, or uncalibrated), one line per model."""
     result = content.result
     entries = [e for e in (result.entries if result else ()) if e.has_malignancy]
-    return "<br/>".join(f"{entry.id + ': ' if len(entries) > 1 else ''}"
+    short = content.short_labels()
+    return "<br/>".join(f"{escape(short[entry.id]) + ': ' if len(entries) > 1 else ''}"
                         f"{hybrid_basis(entry, content.report.plain_hybrid)}" for entry in entries)
 
 
@@ -133,7 +139,8 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
     if result is not None:
         story += [Spacer(1, 0.2 * cm), Paragraph("Model probabilities", styles["Heading3"])]
         story += _model_tables(content, styles)
-    story += [Spacer(1, 0.3 * cm), Paragraph("Reader, model and hybrid", styles["Heading3"]), _reader_table(content)]
+    story += [Spacer(1, 0.3 * cm), Paragraph("Reader, model and hybrid", styles["Heading3"]),
+              _reader_table(content, width_cm, cell)]
     if _hybrid_basis(content):
         story.append(Paragraph(_hybrid_basis(content), styles["Normal"]))
     assessment = _assessment(content)

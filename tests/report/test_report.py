@@ -394,3 +394,44 @@ def test_a_later_report_with_other_models_does_not_mix_them_in_one_table(tmp_pat
         assert done.returncode == 0, done.stderr
     table = pq.read_table(out / "scores.parquet").to_pylist()
     assert {r["location"] for r in table} == {str(second)} and len({r["model_key"] for r in table}) == 1
+
+
+def test_a_report_of_two_models_draws_the_one_with_results_and_fits_the_page(analysed, tmp_path):
+    """Seen in a review of the outputs: the figure was left empty because the first model had no result on any
+    view; "Model seeded_state_dict-2" ran into its value; the reader | model | hybrid table's "hybrid (…)"
+    columns ran off the page; the study date was printed as DICOM's 20260115."""
+    import dataclasses
+
+    import pypdfium2 as pdfium
+
+    from app.report.content import ReportContent
+    from app.report.pdf import _reader_table
+    from inference.pipeline import analyze_exam as analyse
+    from inference.results.exam_result import breast_results, exam_decisions
+    from reportlab.lib.styles import getSampleStyleSheet
+
+    exam, _ = analysed
+    stub = make_stub_model()
+    other = dataclasses.replace(stub, identity=dataclasses.replace(stub.identity, sha256="feedbeef" * 8,
+                                                                    path="/m/other.pt"))
+    result = analyse(exam, [stub, other], device="cpu")
+    first = result.entries[0]
+    views = {v: dataclasses.replace(r, entries={k: e for k, e in r.entries.items() if k != first.id},
+                                    no_result={first.id: "values beyond the declared maximum"})
+             for v, r in result.views.items()}
+    breasts = breast_results(views, result.entries)
+    result = dataclasses.replace(result, views=views, breasts=breasts, exam=exam_decisions(breasts, result.entries))
+    content = ReportContent(ReportInput(exam, result))
+    assert content.entry.id == result.entries[1].id  # drawn: the one with results
+    fields = dict(content.header_fields())
+    assert {"Model 1", "Model 2"} <= set(fields) and fields["Model 2"].startswith("gmic · feedbeef = ")
+    if exam.study_date:
+        assert "-" in fields["Study date"]
+    width = 18.0
+    table = _reader_table(content, width, getSampleStyleSheet()["Normal"])
+    assert abs(sum(table._colWidths) / 28.3465 - width) < 0.01  # noqa: SLF001 - the columns share the page
+    pdf = export_report(ReportInput(exam, result), tmp_path, formats=("pdf",))[0]
+    text = " ".join(pdf_text(pdf).split())
+    assert "hybrid (gmic · feedbeef)" in text or "hybrid (gmic ·" in text
+    page = pdfium.PdfDocument(str(pdf))[0]
+    assert page.get_width() < 600
