@@ -261,7 +261,9 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
     try:
         report = ReportInput(analysed.exam, analysed.result, reader=options.reader, deidentify=options.deidentify,
                              plain_hybrid=options.plain_hybrid)
-        if not options.folder_per_exam:  # every exam's files in one folder: a name of its own, never another's
+        if options.deidentify:  # the files, the report's "exam" and the table say one pseudonym: the item's
+            report = replace(report, file_name=item.exam_id)
+        elif not options.folder_per_exam:  # every exam's files in one folder: a name of its own, never another's
             report = replace(report, file_name=claim_label(out, exam_label(report), item.location))
         try:
             files = export_report(report, exam_folder(out, item, options), options.formats, options.page_size)

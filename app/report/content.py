@@ -94,7 +94,9 @@ class ReportContent:
         self.report = report
         self.exam = report.exam
         self.result = report.result
-        self.label = exam_label(report)  # the exam as the report names it (header, JSON)
+        # the exam as the report names it (header, JSON); de-identified, the pseudonym its caller gave (a batch's
+        # exam ID: its table, folder and files say one name), else one of the images' UIDs
+        self.label = report.file_name if report.deidentify and report.file_name else exam_label(report)
         self.file_name = report.file_name or self.label  # what its files are called
         self.entry: ModelEntry | None = self._drawn_entry()
 

@@ -221,6 +221,14 @@ def test_batch_deidentified_leaks_nothing_in_its_table_journal_markers_or_folder
     files = assert_nothing_original(out, originals)
     names = {p.relative_to(out).parts[0] for p in files}
     assert {"scores.parquet", ".batch"} <= names and any(n.startswith("anon-") for n in names)
+    # one pseudonym for the exam in its folder, its files, its report and the table (two different ones before)
+    import json as _json
+
+    import pyarrow.parquet as pq
+
+    (exam_id,) = set(pq.read_table(out / "scores.parquet").column("exam_id").to_pylist())
+    report = next((out / exam_id).glob("*.json"))
+    assert report.name == f"{exam_id}.json" and _json.loads(report.read_text())["exam"] == exam_id
     assert (out / ".batch" / "journal.csv").is_file() and list((out / ".batch" / "done").glob("*.json"))
     check_dicom(files, folder, site_key(home))
     again = _cli(["batch", str(root), "--out", str(out), "--format", "json,sr,seg"], home)
