@@ -86,8 +86,11 @@ def _hybrid_basis(content: ReportContent) -> str:
     result = content.result
     entries = [e for e in (result.entries if result else ()) if e.has_malignancy]
     short = content.short_labels()
-    return "<br/>".join(f"{escape(short[entry.id]) + ': ' if len(entries) > 1 else ''}"
-                        f"{hybrid_basis(entry, content.report.plain_hybrid)}" for entry in entries)
+    basis = [hybrid_basis(entry, content.report.plain_hybrid) for entry in entries]
+    if len(entries) == 1:
+        return basis[0]
+    return "<br/>".join(f"hybrid ({escape(short[entry.id])}): {text.removeprefix('hybrid: ')}"  # as the columns
+                        for entry, text in zip(entries, basis, strict=True))
 
 
 def _assessment(content: ReportContent):

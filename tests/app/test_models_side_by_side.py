@@ -103,7 +103,7 @@ def test_four_models_side_by_side_without_scrolling_and_n_flips_the_maps(qtbot, 
     names = [compare.horizontalHeaderItem(i).text() for i in range(compare.columnCount())]
     assert names[:4] == ["breast", "reader", "gmic · ab12cd34", "hybrid (gmic · ab12cd34)"]
     assert compare.horizontalHeaderItem(2).toolTip() == "gmic · seeded_state_dict.pt · ab12cd34"
-    assert window.scores.hybrid_basis.text().startswith("gmic · ab12cd34: ")
+    assert window.scores.hybrid_basis.text().startswith("hybrid (gmic · ab12cd34): mean of the reader and ")
     assert window.device_label.text().endswith("gmic · ab12cd34, gmic · 99887766, gmic · sample_model_1.p, gmic · feedbeef")
     # the tool bar's chooser names the models as uniquely; N flips the drawn maps in place
     combo = window.entry_combo

@@ -499,8 +499,9 @@ class ScorePanelWidget(QWidget):
             self.compare.horizontalHeaderItem(column).setToolTip(tooltip)
         bases = [(short[entry.id] if len(entries) > 1 else "", hybrid_basis(entry, self.plain_hybrid))
                  for entry in entries]
-        self.hybrid_basis.setText("" if self.model_hidden else
-                                  "\n".join(f"{name}: {text}" if name else text for name, text in bases))
+        self.hybrid_basis.setText("" if self.model_hidden else  # "hybrid (gmic): mean of …", as the column
+                                  "\n".join(f"hybrid ({name}): {text.removeprefix('hybrid: ')}" if name else text
+                                            for name, text in bases))
 
     def set_plain_hybrid(self, plain: bool) -> None:
         """Use the GMIC reader study's plain mean (for reproducing it) instead of the calibrated hybrid."""
