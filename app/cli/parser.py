@@ -41,37 +41,28 @@ def positive_int(text: str) -> int:
     return value
 
 
-def open_fraction(text: str) -> float:
-    """A level or share strictly between 0 and 1 (a significance level alpha)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value < 1.0:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"{text} must lie strictly between 0 and 1")
-    return value
+def number_in(low: float, high: float, *, low_open: bool, high_open: bool, says: str):
+    """An argparse type: a number between ``low`` and ``high`` (each end open or closed); ``says`` the range in
+    words for the message. NaN is in no range."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        if not (above and below):  # NaN fails both
+            raise argparse.ArgumentTypeError(f"{text} must {says}")
+        return value
+
+    return parse
 
 
-def overlap_fraction(text: str) -> float:
-    """An overlap threshold (IoU): above 0, at most 1 (1: exact overlap)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value <= 1.0:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"{text} must lie above 0 and at most 1")
-    return value
-
-
-def non_negative_number(text: str) -> float:
-    """A share of a resource (GPUs per worker): a finite number of at least 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value < float("inf"):  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"{text} must be a number of at least 0")
-    return value
+# a significance level alpha; an overlap (IoU) threshold, 1 being exact overlap; a share of a resource (GPUs)
+open_fraction = number_in(0.0, 1.0, low_open=True, high_open=True, says="lie strictly between 0 and 1")
+overlap_fraction = number_in(0.0, 1.0, low_open=True, high_open=False, says="lie above 0 and at most 1")
+non_negative_number = number_in(0.0, float("inf"), low_open=False, high_open=True, says="be a number of at least 0")
 
 
 def output_folder(text: str) -> str:

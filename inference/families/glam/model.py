@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference.families.nets.crops import crop_upper_left
+from inference.families.nets.crops import check_shapes, crop_upper_left
 from inference.families.nets.resnet import GlobalNetwork, LocalNetwork
 
 
@@ -44,12 +44,7 @@ class GLAMConfig:
     num_classes: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("cam_size", "crop_shape"):
-            value = tuple(getattr(self, name))
-            if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
-                raise ValueError(f"{name} must be two positive whole numbers, got {list(value)}")
-        if self.crop_shape[0] > 2944 or self.crop_shape[1] > 1920:
-            raise ValueError(f"crop_shape {list(self.crop_shape)} does not fit the 2944 x 1920 input")
+        check_shapes(self.cam_size, self.crop_shape)
         if not (0 < self.percent_k <= 1 and 0 < self.local_percent_k <= 1):
             raise ValueError("percent_k and local_percent_k must be in (0, 1]")
 

@@ -5,6 +5,22 @@ from __future__ import annotations
 import torch
 
 
+INPUT_SHAPE = (2944, 1920)  # GMIC's and GLAM's input, rows x cols
+
+
+def check_shapes(cam_size: tuple[int, ...], crop_shape: tuple[int, ...]) -> None:
+    """A configuration's map and patch sizes: two positive whole numbers each, the patch inside the input.
+
+    Raises:
+        ValueError: saying which (a map of 0 x 0 cells or a patch larger than the input failed only at the
+            forward pass, in torch's words)."""
+    for name, value in (("cam_size", tuple(cam_size)), ("crop_shape", tuple(crop_shape))):
+        if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+            raise ValueError(f"{name} must be two positive whole numbers, got {list(value)}")
+    if crop_shape[0] > INPUT_SHAPE[0] or crop_shape[1] > INPUT_SHAPE[1]:
+        raise ValueError(f"crop_shape {list(crop_shape)} does not fit the {INPUT_SHAPE[0]} x {INPUT_SHAPE[1]} input")
+
+
 def crop_upper_left(images: torch.Tensor, corners: torch.Tensor, crop_shape: tuple[int, int]) -> torch.Tensor:
     """Cut (crop_h, crop_w) patches at upper-left ``corners`` from (N, H, W) ``images``.
 
