@@ -52,7 +52,7 @@ def test_search_by_keyboard_enter_opens_and_the_window_shows_the_retrieved_study
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=30_000)
     assert dialog.table.item(0, 1).text() == patient_id and dialog.table.item(0, 2).text() == "2026-01-15"
     assert dialog.table.item(0, 4).text() == "R-CC L-CC R-MLO L-MLO"  # the views present
-    assert "1 study, newest first" in dialog.status.text()
+    assert f"1 study on dimse://{AET}@127.0.0.1:{DICOM_PORT}, newest first" in dialog.status.text()  # which server
     shot = os.environ.get("PACS_DIALOG_SCREENSHOT")
     if shot:
         dialog.grab().save(shot)
