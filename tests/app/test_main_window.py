@@ -577,3 +577,23 @@ def test_the_estimate_form_is_of_an_open_exam_only(qtbot, store, tmp_path):
     assert scores.reader.isEnabled() and scores.hidden_label.isVisible()
     window.clear_exam()
     assert not scores.reader.isEnabled() and not scores.hidden_label.isVisible()
+
+
+def test_the_shortcuts_list_says_the_class_keys_once_and_cut_cells_are_whole_on_hover(qtbot, store):
+    from app.ui.workstation.help_dialog import ShortcutsDialog
+    from app.ui.workstation.score_panel import _fill, _table
+
+    window = make_window(qtbot, store)
+    dialog = ShortcutsDialog(window)
+    qtbot.addWidget(dialog)
+    from PySide6.QtWidgets import QTableWidget
+
+    table = dialog.findChild(QTableWidget, "shortcutsTable")
+    texts = [table.item(row, 1).text() for row in range(table.rowCount())]
+    assert not any(text.startswith("Map of class") for text in texts)  # nine vague rows before
+    rows = [table.item(row, 0).text() for row in range(table.rowCount())]
+    assert rows.count("Alt+1 … Alt+9") == 1 and rows.index("Alt+1 … Alt+9") == texts.index("Malignant map") + 1
+    model_table = _table("t")
+    qtbot.addWidget(model_table)
+    _fill(model_table, ["", "meaning"], [["R-CC", "above the 90 % specificity threshold (0.40)"]])
+    assert model_table.item(0, 1).toolTip() == "above the 90 % specificity threshold (0.40)"

@@ -24,8 +24,12 @@ class ShortcutsDialog(QDialog):
         rows = [
             (action.shortcut().toString(QKeySequence.SequenceFormat.NativeText), action.text())
             for action in parent.actions()
-            if not action.shortcut().isEmpty()
-        ] + MOUSE
+            if not action.shortcut().isEmpty() and not action.objectName().startswith("toggleClass")
+        ]
+        # one row for the nine class keys (nine rows "Map of class N" said little), after the named maps' keys
+        at = next((i + 1 for i, (_key, text) in enumerate(rows) if text == "Malignant map"), len(rows))
+        rows[at:at] = [("Alt+1 … Alt+9", "Map of the model's 1st … 9th class (its classes, in the tool bar's order)")]
+        rows += MOUSE
         table = QTableWidget(len(rows), 2)
         table.setObjectName("shortcutsTable")
         table.setHorizontalHeaderLabels(["key", "action"])

@@ -246,7 +246,9 @@ def _fill(table: QTableWidget, headers: list[str], rows: list[list[str]]) -> Non
     table.setRowCount(len(rows))
     for i, row in enumerate(rows):
         for j, text in enumerate(row):
-            table.setItem(i, j, QTableWidgetItem(text))
+            item = QTableWidgetItem(text)
+            item.setToolTip(text)  # a cell cut at the panel's edge ("… threshold (0.40)") is whole on hover
+            table.setItem(i, j, item)
     # every row shown (the panel scrolls, not the table), with room for a horizontal scroll bar too, so that a
     # wide table never hides its last row behind one
     table.resizeRowsToContents()
