@@ -177,8 +177,10 @@ class ReportContent:
             text = text.replace(str(folder), "[removed]")
         for path in {image.source for image in exam.views.values()} | ({exam.source} if exam.source else set()):
             for name in (path.name, path.parent.name):
-                if len(name) >= 4:
-                    text = text.replace(name, "[removed]")
+                # a name that can carry an identifier (digits, an underscore, or long: "Smith_Sally_19140522"),
+                # not a plain word such as "exam", which the notes also use as a word
+                if len(name) >= 4 and (re.search(r"[\d_]", name) or len(name) >= 8):
+                    text = re.sub(rf"(?<![\w]){re.escape(name)}(?![\w])", "[removed]", text)
         held = [value for value in (exam.patient.patient_id, exam.accession) if value and len(value) >= 3]
         for value in held:  # any word holding it
             text = re.sub(rf"[^\s,;:()\[\]'\"]*{re.escape(value)}[^\s,;:()\[\]'\"]*", "[removed]", text)
