@@ -20,12 +20,18 @@ from inference.intake.views import Laterality
 ROW_TITLES = ("P(malignant) right", "P(malignant) left", "P(malignant) exam", "Exam decision", "Operating point")
 
 
+def file_name(identity: Any) -> str:
+    """The checkpoint's file name; its label for a model held in memory (``<in memory>``)."""
+    path = getattr(identity, "path", "") or ""
+    return Path(path).name if path and not path.startswith("<") else getattr(identity, "label", "")
+
+
 def member_label(identity: Any) -> str:
     """``family · file · hash8`` for a checkpoint; ``family · published name`` for a published one."""
     family = getattr(identity, "family", "") or "model"
     if getattr(identity, "published_name", None):
         return f"{family} · {identity.published_name} (published)"
-    name = Path(identity.path).name if identity.path and not identity.path.startswith("<") else identity.label
+    name = file_name(identity)
     digest = (identity.sha256 or "")[:8]
     return f"{family} · {name}" + (f" · {digest}" if digest else "")
 
@@ -61,9 +67,7 @@ def short_labels(models: Sequence[tuple[str, Sequence[Any]]]) -> dict[str, str]:
         label = family
         if families.count(family) > 1:
             first = members[0]
-            path = getattr(first, "path", "") or ""
-            name = Path(path).name if path and not path.startswith("<") else getattr(first, "label", "")
-            which = getattr(first, "published_name", None) or (getattr(first, "sha256", "") or "")[:8] or name
+            which = getattr(first, "published_name", None) or (getattr(first, "sha256", "") or "")[:8] or file_name(first)
             label = f"{family} · {which}"
         if len(members) > 1:
             label += f" (ensemble of {len(members)})"

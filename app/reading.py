@@ -106,6 +106,11 @@ def hybrid_basis(entry: ModelEntry, plain: bool = False) -> str:
     return basis_words(*_calibrations(entry), plain=plain)
 
 
+def named_hybrid_basis(name: str, basis: str) -> str:
+    """One model's hybrid basis beside others', named as its column: "hybrid (gmic): mean of the reader and …"."""
+    return f"hybrid ({name}): {basis.removeprefix('hybrid: ')}"
+
+
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f} %"
 

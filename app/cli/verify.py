@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
 from app.cli.common import ProgressBar, load_exam_argument
 from inference.errors import MammoError
+from inference.numbers import finite_number
 
 
 def compare(ours: dict[str, float], expected: list[float], classes: tuple[str, ...], digits: int) -> bool:
@@ -30,7 +30,7 @@ def check_expected(values: object, path: str) -> None:
         raise MammoError('the expected values must be a JSON object of views, e.g. {"L-CC": [0.1, 0.2]}', path)
     for view, numbers in values.items():
         if not isinstance(numbers, list) or not numbers or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
+                finite_number(v) and 0 <= v <= 1
                 for v in numbers):
             raise MammoError(f"{view}: the expected values must be a list of probabilities in [0, 1], not "
                              f"{json.dumps(numbers)[:40]}", path)

@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 
 from app import __version__
+from app.dates import dicom_date
 from app.reading import AMENDED_AFTER_AI, amendment_text, percent
+from app.study.blinding import exam_identifiers, scrub
 from app.study.store import BreastRead, ReaderMark
 from inference.results.types import HeatLayer
 from inference.intake.exam import Exam
@@ -118,9 +120,7 @@ class ReportContent:
         fields = [("Exam", self.label)]
         if not report.deidentify:  # de-identified: the DICOM files carry the shifted dates
             if exam.study_date:  # as every other date of the report (DICOM's 20260115 read as 2026-01-15)
-                date = exam.study_date
-                fields.append(("Study date", f"{date[:4]}-{date[4:6]}-{date[6:8]}" if re.fullmatch(r"\d{8}", date)
-                               else date))
+                fields.append(("Study date", dicom_date(exam.study_date)))
             if exam.accession:
                 fields.append(("Accession", exam.accession))
             if exam.patient.name:
@@ -132,7 +132,7 @@ class ReportContent:
         fields.append(("Software", f"Mammo Reader {__version__}"))
         if self.result is not None:
             p = self.result.provenance
-            short = self.short_labels()
+            short = self.short_labels
             for number, entry in enumerate(self.result.entries, start=1):
                 names = ", ".join(m.published_name or f"{m.label} [{(m.sha256 or m.git_blob_sha1)[:12]}]"
                                   for m in entry.members)
@@ -146,6 +146,7 @@ class ReportContent:
             fields.append(("Model", report.model_withheld or "no analysis"))
         return fields
 
+    @functools.cached_property
     def short_labels(self) -> dict[str, str]:
         """entry id -> the name the report's tables give each model (as the workstation's: family, then hash)."""
         from app.model_comparison import short_labels  # noqa: PLC0415
@@ -168,29 +169,15 @@ class ReportContent:
         return [self.scrub(note) for note in out] if self.report.deidentify else out
 
     def scrub(self, text: str) -> str:
-        """``text`` without the exam's identifiers (a de-identified report's notes named the patient ID, e.g.
-        CBIS-DDSM's "Mass-Test_P_00820_LEFT_CC"): a word holding the patient ID or the accession, a part of the
-        name or the study date, a file or folder name of its images become "[removed]"."""
-        exam = self.exam
-        for folder in {p for image in exam.views.values() for p in (image.source.parent, image.source)} | (
-                {exam.source} if exam.source is not None else set()):
-            text = text.replace(str(folder), "[removed]")
-        for path in {image.source for image in exam.views.values()} | ({exam.source} if exam.source else set()):
-            for name in (path.name, path.parent.name):
-                # a name that can carry an identifier (digits, an underscore, or long: "Smith_Sally_19140522"),
-                # not a plain word such as "exam", which the notes also use as a word
-                if len(name) >= 4 and (re.search(r"[\d_]", name) or len(name) >= 8):
-                    text = re.sub(rf"(?<![\w]){re.escape(name)}(?![\w])", "[removed]", text)
-        held = [value for value in (exam.patient.patient_id, exam.accession) if value and len(value) >= 3]
-        for value in held:  # any word holding it
-            text = re.sub(rf"[^\s,;:()\[\]'\"]*{re.escape(value)}[^\s,;:()\[\]'\"]*", "[removed]", text)
-        words = [w for w in re.split(r"[\^\s,]+", exam.patient.name or "") if len(w) >= 2]
-        date = exam.study_date or ""
-        words += [date, f"{date[:4]}-{date[4:6]}-{date[6:8]}"] if len(date) == 8 else []
-        words += [value for value in (exam.patient.patient_id, exam.accession) if value and len(value) < 3]
-        for word in words:  # whole words only: a short name part is no substring to cut from other words
-            text = re.sub(rf"(?<![\w]){re.escape(word)}(?![\w])", "[removed]", text, flags=re.IGNORECASE)
-        return text
+        """``text`` without the exam's identifiers, as the blinded study screen removes them (a de-identified
+        report's notes named the patient: CBIS-DDSM's per-file IDs, "Mass-Test_P_00820_LEFT_CC")."""
+        return scrub(text, self.identifiers)
+
+    @functools.cached_property
+    def identifiers(self) -> set[str]:
+        """Every string of the exam that could identify the patient, the study or its date (each image's own
+        patient ID among them)."""
+        return exam_identifiers(self.exam)
 
     def views(self) -> list[View]:
         return [v for v in HANGING_ORDER if v in self.exam.views]

@@ -13,7 +13,7 @@ from reportlab.lib.units import cm
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from app.colours import class_colour
-from app.reading import breast_models, hybrid_basis, percent
+from app.reading import breast_models, hybrid_basis, named_hybrid_basis, percent
 from app.report.content import DEMO_WARNING, DISCLAIMER, ReportContent, reader_text
 from app.model_table import BREAST_RULE, entry_rows
 from app.report.figures import encode_png
@@ -62,7 +62,7 @@ def _model_tables(content: ReportContent, styles) -> list:
 def _reader_table(content: ReportContent, width_cm: float, cell: ParagraphStyle) -> Table:
     result = content.result
     entries = [e for e in (result.entries if result else ()) if e.has_malignancy]
-    short = content.short_labels()
+    short = content.short_labels
     header = ["Probability of malignancy", "reader"]
     for entry in entries:
         name = short[entry.id] if len(entries) > 1 else "model"
@@ -85,11 +85,11 @@ def _hybrid_basis(content: ReportContent) -> str:
     """What each hybrid column is (calibrated on which data, or uncalibrated), one line per model."""
     result = content.result
     entries = [e for e in (result.entries if result else ()) if e.has_malignancy]
-    short = content.short_labels()
+    short = content.short_labels
     basis = [hybrid_basis(entry, content.report.plain_hybrid) for entry in entries]
     if len(entries) == 1:
         return basis[0]
-    return "<br/>".join(f"hybrid ({escape(short[entry.id])}): {text.removeprefix('hybrid: ')}"  # as the columns
+    return "<br/>".join(escape(named_hybrid_basis(short[entry.id], text))
                         for entry, text in zip(entries, basis, strict=True))
 
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from app.dates import dicom_date
 from inference.intake.exam import Exam
 from inference.intake.image import PatientInfo, ViewImage
 
@@ -43,7 +44,7 @@ def exam_identifiers(exam: Exam, extra: Iterable[str] = ()) -> set[str]:
         found |= {str(v) for v in image.study.values() if isinstance(v, (str, int))}
         found.add(image.acquisition)
     for date in [d for d in found if re.fullmatch(r"\d{8}", d or "")]:
-        found.add(f"{date[:4]}-{date[4:6]}-{date[6:8]}")
+        found.add(dicom_date(date))
     return {s.strip() for s in found if s and len(s.strip()) >= 3}
 
 

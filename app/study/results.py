@@ -13,8 +13,18 @@ from app.study.analysis import NotEstimable, ORHResult, delong, orh, roc_points
 from app.study.store import Store
 from app.study.errors import StudyError
 from app.study.exchange import write_imrmc, write_tidy_csv
-from app.study.records import PLAIN_SUFFIX, analysis_records, hybrid_bases, model_exclusions, telemetry
+from app.study.records import (
+    PLAIN_SUFFIX,
+    analysis_records,
+    hybrid_bases,
+    model_exclusions,
+    stored_calibrations,
+    study_models,
+    telemetry,
+)
+from app.study.records import model_names as names_of
 from app.study.sessions import reader_progress
+from inference.numbers import finite_number
 
 
 @dataclass(frozen=True)
@@ -147,8 +157,6 @@ def model_operating_points(scores: np.ndarray, truth: np.ndarray) -> list[Operat
 
 def declared_points(store: Store, study_id: int) -> dict[str, list[tuple[str, float]]]:
     """Each model's operating points as its card declares them (name, threshold), by its name in the analysis."""
-    from app.study.records import model_names as names_of, stored_calibrations, study_models  # noqa: PLC0415
-
     models = [m for m in study_models(store, study_id) if m["malignancy"]]
     calibrations = stored_calibrations(store, study_id)
     out: dict[str, list[tuple[str, float]]] = {}
@@ -156,7 +164,7 @@ def declared_points(store: Store, study_id: int) -> dict[str, list[tuple[str, fl
         kind, record = calibrations.get(model_id, ("", {}))
         for point in (record.get("operating_points") or []) if kind == "card" else []:
             threshold = point.get("threshold") if isinstance(point, dict) else None
-            if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and np.isfinite(threshold):
+            if finite_number(threshold):
                 out.setdefault(name, []).append((f"declared: {point.get('name') or 'operating point'}",
                                                  float(threshold)))
     return out
@@ -183,18 +191,20 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
     model_names = sorted({model_name(m) for m in modalities if m.startswith("model")})
     aucs = []
     one_class = []  # (who, modality, positives, negatives): read, but no AUC yet
+    models_seen: set[str] = set()
     for modality in modalities:
         is_model = modality.startswith("model")
-        if is_model and any(row.modality == model_name(modality) for row in aucs):
-            continue  # a model's scores are the same beside every reader and modality: one row per model
+        if is_model and model_name(modality) in models_seen:
+            continue  # a model's scores are the same beside every reader and modality: one row (or note) per model
+        if is_model:
+            models_seen.add(model_name(modality))
         for reader in [None] if is_model else readers:
             scores, truth = model_units(records, model_name(modality)) if is_model else reader_scores(records, modality, reader)
             if scores.size and 0 < truth.sum() < truth.size:
                 e = delong(scores, truth)
                 aucs.append(AucRow("(model)" if is_model else reader, model_name(modality) if is_model else modality,
                                    e.auc, e.ci[0], e.ci[1], int(truth.sum()), int((truth == 0).sum())))
-            elif scores.size and not (is_model and any(w == "the model" and m == model_name(modality)
-                                                         for w, m, _p, _n in one_class)):
+            elif scores.size:
                 one_class.append(("the model" if is_model else f"reader {reader}",
                                   model_name(modality) if is_model else modality, int(truth.sum()),
                                   int((truth == 0).sum())))

@@ -34,11 +34,6 @@ def folder_row(edit: QLineEdit, title: str) -> QHBoxLayout:
     return row
 
 
-def dicom_date(text: str) -> str:
-    """YYYYMMDD as YYYY-MM-DD (anything else as it is)."""
-    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else text
-
-
 def add_ok_cancel(form: QFormLayout, dialog: QDialog) -> None:
     buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
     buttons.accepted.connect(dialog.accept)

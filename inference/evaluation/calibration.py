@@ -18,7 +18,6 @@ frequency of cancer is unknown, and no category is given.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from inference.errors import CheckpointError
+from inference.numbers import finite_number
 
 
 def is_calibrated(calibration: Mapping[str, Any] | None) -> bool:
@@ -116,15 +116,12 @@ def recalibration_problem(calibration: Mapping[str, Any]) -> str | None:
     if not isinstance(parameters, Mapping):
         return "it has no parameters"
 
-    def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
     if calibration.get("method") == "platt":
-        bad = [name for name in ("a", "b") if not number(parameters.get(name))]
+        bad = [name for name in ("a", "b") if not finite_number(parameters.get(name))]
         return f"platt's {' and '.join(bad)} must be finite numbers" if bad else None
     x, y = parameters.get("x"), parameters.get("y")
     if not (isinstance(x, list) and isinstance(y, list) and len(x) == len(y) >= 1
-            and all(number(v) for v in [*x, *y])):
+            and all(finite_number(v) for v in [*x, *y])):
         return "isotonic's x and y must be two lists of finite numbers of one length"
     # a step that goes down would reverse the model's ranking in every hybrid
     if any(b < a for a, b in zip(x, x[1:])) or any(b < a for a, b in zip(y, y[1:])) \

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 from torch import nn
+
+from inference.numbers import finite_number
 
 Options = TypeVar("Options", bound="JsonOptions")
 
@@ -46,15 +47,14 @@ def checked_options(cls: type, data: Mapping[str, Any], source: str) -> dict[str
         if item.name not in data or item.default is dataclasses.MISSING:
             continue
         value, default = data[item.name], item.default
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if isinstance(default, bool):
             kind, ok = "true or false", isinstance(value, bool)
         elif isinstance(default, int):
             least = 0 if item.name in ZERO_ALLOWED or default == 0 else 1
             kind = f"a whole number of at least {least}"
-            ok = number and isinstance(value, int) and value >= least
+            ok = isinstance(value, int) and finite_number(value) and value >= least
         elif isinstance(default, float):
-            kind, ok = "a finite number", number and math.isfinite(value)
+            kind, ok = "a finite number", finite_number(value)
         elif isinstance(default, str):
             kind, ok = "text", isinstance(value, str)
         elif isinstance(default, tuple):

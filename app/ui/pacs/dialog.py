@@ -19,9 +19,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.dates import dicom_date
 from app.pacs.nodes import PacsError, RemoteNode, StudyAddress, node_of
 from app.pacs.query import StudyQuery, StudyRecord
-from app.ui.forms import dicom_date
 from app.ui.pacs.study_table import StudyTable
 from app.ui.worker import Worker
 from inference.errors import MammoError

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDialog, QLabel, QVBoxLayout, QWidget
 
-from app.ui.forms import dicom_date
+from app.dates import dicom_date
 from app.ui.pacs.study_table import StudyTable
 from app.ui.worker import Worker
 

@@ -23,6 +23,7 @@ from app.report.content import ReportInput, exam_label
 from app.report.export import export_report
 from app.ui.forms import add_ok_cancel, folder_row
 from inference.errors import MammoError
+from inference.files import file_in_the_way
 
 
 DICOM_SUFFIXES = ("_sr.dcm", "_seg.dcm", "_pdf.dcm")
@@ -65,8 +66,9 @@ def export_task(report: ReportInput, folder: str, formats: list[str], page_size:
 
     if not formats:
         raise MammoError("no format chosen: tick at least one (PDF, PNG, JSON …)")
-    if Path(folder).exists() and not Path(folder).is_dir():
-        raise MammoError("is a file, not a folder: choose a folder for the report", folder)
+    in_the_way = file_in_the_way(folder)
+    if in_the_way is not None:
+        raise MammoError("is a file, not a folder: choose a folder for the report", in_the_way)
     progress("exporting the report", 0, 1)
     if exam_key and not report.deidentify and not report.file_name:
         from app.archive.unit import claim_label  # noqa: PLC0415
@@ -154,8 +156,7 @@ class ExportDialog(QDialog):
         if not self.folder.text().strip():
             return "Choose a folder."
         try:
-            folder = Path(self.chosen_folder())
-            in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+            in_the_way = file_in_the_way(self.chosen_folder())
         except (RuntimeError, OSError) as error:  # "~nosuchuser", a folder we may not look into
             return f"{self.folder.text().strip()}: {error}"
         return f"{in_the_way} is a file, not a folder." if in_the_way is not None else ""

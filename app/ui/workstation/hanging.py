@@ -20,14 +20,14 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QWidget
 
+from app.dates import dicom_date
 from app.overlay_images import OverlayImages
 from app.prior_registration import ViewRegistration, prior_image
-from app.ui.forms import dicom_date
 from app.ui.workstation.view_widget import MammoViewWidget, OverlayOptions
 from inference.intake.breast_geometry import corresponding_band
 from inference.intake.exam import Exam
-from inference.results.exam_result import ExamResult
 from inference.intake.views import View
+from inference.results.exam_result import ExamResult
 
 PARTNER = {View.R_CC: View.L_CC, View.L_CC: View.R_CC, View.R_MLO: View.L_MLO, View.L_MLO: View.R_MLO}
 OTHER_PROJECTION = {View.R_CC: View.R_MLO, View.R_MLO: View.R_CC, View.L_CC: View.L_MLO, View.L_MLO: View.L_CC}

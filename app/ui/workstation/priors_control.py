@@ -4,8 +4,8 @@ as the current exam's are."""
 
 from __future__ import annotations
 
+from app.dates import dicom_date
 from app.reading import percent
-from app.ui.forms import dicom_date
 from app.ui.worker import Worker
 from app.workstation import PriorAnalysis, PriorFound, prior_analysis_task, prior_load_task, priors_task
 from inference.intake.exam import Exam

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from app.model_comparison import comparison_columns, short_labels, unique_labels
 from app.model_table import BREAST_NAMES, BREAST_RULE, entry_rows
 from app.ui.forms import AnswerComboBox, AnswerDoubleSpinBox, AnswerSlider, AnswerSpinBox
-from app.reading import AMENDED_AFTER_AI, amendment_text, breast_models, hybrid_basis, percent
+from app.reading import AMENDED_AFTER_AI, amendment_text, breast_models, hybrid_basis, named_hybrid_basis, percent
 from app.ui.workstation.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
 from inference.evaluation.calibration import calibration_note
@@ -486,12 +486,12 @@ class ScorePanelWidget(QWidget):
         findings_only = bool(self.result and self.result.entries) and not entries
         self.compare_box.setTitle(FINDINGS_ONLY_TITLE if findings_only else COMPARE_TITLE)
         rows = []
+        hidden = self.model_hidden and self.nothing_to_hide() is None  # an answer exists, not shown yet
         for side in ("R", "L"):
             reader = self.reader.hybrid_value(side)
             first = self.reader.first_reads.get(side)
             cells = [BREAST_NAMES[side], amendment_text(first) if first is not None and first.amendment is not None
                      else percent(reader)]
-            hidden = self.model_hidden and self.nothing_to_hide() is None
             for part in breast_models(self.result, side, reader, self.plain_hybrid) or [None]:
                 cells += ["hidden" if hidden else percent(part.model if part else None),
                           "hidden" if hidden else percent(part.hybrid if part else None)]
@@ -501,9 +501,8 @@ class ScorePanelWidget(QWidget):
             self.compare.horizontalHeaderItem(column).setToolTip(tooltip)
         bases = [(short[entry.id] if len(entries) > 1 else "", hybrid_basis(entry, self.plain_hybrid))
                  for entry in entries]
-        self.hybrid_basis.setText("" if self.model_hidden else  # "hybrid (gmic): mean of …", as the column
-                                  "\n".join(f"hybrid ({name}): {text.removeprefix('hybrid: ')}" if name else text
-                                            for name, text in bases))
+        self.hybrid_basis.setText("" if self.model_hidden else
+                                  "\n".join(named_hybrid_basis(name, text) if name else text for name, text in bases))
 
     def set_plain_hybrid(self, plain: bool) -> None:
         """Use the GMIC reader study's plain mean (for reproducing it) instead of the calibrated hybrid."""
