@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if args.verbose:  # pynetdicom's own lines too (app/pacs/contexts.py quiets them otherwise)
+        logging.getLogger("pynetdicom").setLevel(logging.INFO)
     from inference.errors import MammoError
 
     try:

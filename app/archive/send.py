@@ -11,10 +11,12 @@ from app.pacs.nodes import PacsError
 from app.pacs.send import node_folder, send_once
 
 
-def send_results(destination, summary, out: str) -> int:
+def send_results(destination, summary, out: str, retry: str = "run the command again to retry",
+                 said: dict[str, str] | None = None) -> int:
     """Store each reported exam's SR, SEG and Encapsulated PDF to ``destination`` (those of earlier runs too, unless
     these very files were sent there already); one line per exam; returns how many exams could not be sent (their
-    files stay)."""
+    files stay). ``retry``: how the user gets them sent; ``said``: the failure last printed per exam, kept by a
+    caller that tries again by itself (the AI node), so that a failure is printed once, not at every try."""
     from app.archive.sources import ExamItem  # noqa: PLC0415
     from app.archive.table import BOOKKEEPING  # noqa: PLC0415
     from app.archive.unit import marker_path  # noqa: PLC0415
@@ -29,8 +31,14 @@ def send_results(destination, summary, out: str) -> int:
             sent = send_once(destination, files, records / f"{item.key}.json")
         except (PacsError, OSError) as error:
             unsent += 1
-            print(f"NOT SENT {outcome.exam_id}: {error} (the files are kept; run the command again to retry)")
+            line = f"NOT SENT {outcome.exam_id}: {error} (the files are kept; {retry})"
+            if said is None or said.get(outcome.exam_id) != line:
+                print(line, flush=True)
+            if said is not None:
+                said[outcome.exam_id] = line
             continue
+        if said is not None:
+            said.pop(outcome.exam_id, None)
         if sent:
             print(f"sent {outcome.exam_id}: {len(files)} file(s) to {destination.describe()}")
     return unsent

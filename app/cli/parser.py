@@ -41,6 +41,26 @@ def positive_int(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    """A TCP port to listen on or to call: 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (1 to 65535)")
+    return value
+
+
+def ae_title(text: str) -> str:
+    """A DICOM AE title (PS3.5, AE): 1 to 16 characters of printable ASCII, no backslash, not only spaces."""
+    title = text.strip()
+    if not title or len(title) > 16 or not all(" " <= c <= "~" and c != "\\" for c in title):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an AE title (1 to 16 letters, digits or other printable "
+                                         "ASCII characters, no backslash)")
+    return title
+
+
 def number_in(low: float, high: float, *, low_open: bool, high_open: bool, says: str):
     """An argparse type: a number between ``low`` and ``high`` (each end open or closed); ``says`` the range in
     words for the message. NaN is in no range."""
@@ -97,7 +117,7 @@ def _shared(suppress: bool) -> argparse.ArgumentParser:
     shared.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log more")
     shared.add_argument("--device", choices=["auto", "cpu", "cuda"], default=default(None), help=DEVICE_HELP)
     shared.add_argument("--mode", choices=["exact", "fast"], default=default(None), help=MODE_HELP)
-    shared.add_argument("--ae-title", default=default(None), metavar="AET",
+    shared.add_argument("--ae-title", type=ae_title, default=default(None), metavar="AET",
                         help="our calling AE title for dimse:// exams and destinations (default MAMMOREADER)")
     return shared
 
@@ -202,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "--quiet-s seconds (once: a restarted node goes on where it stopped), write the results "
                            "in DIR/results/ and, with --send, store the SR, SEG and Encapsulated PDF on that node. "
                            "SIGTERM stops it cleanly.")
-    serve.add_argument("--port", type=int, required=True, help="the port to listen on")
+    serve.add_argument("--port", type=port_number, required=True, help="the port to listen on")
     serve.add_argument("--allow", nargs="+", metavar="SENDER_AET[@HOST]",
                        help="who may send: calling AE titles, each bound to a host when @HOST is given "
                        "(nobody else is let in)")
@@ -222,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the largest instance kept, in MB (default 512; larger ones are refused with 0xA700)")
     serve.add_argument("--quota-gb", type=float, default=20.0,
                        help="what all received studies may take, in GB (default 20; then 0xA700)")
+    serve.add_argument("--keep-hours", type=non_negative_number, default=24.0,
+                       help="the received images of a study analysed (and sent) this many hours ago are removed, its "
+                       "results kept (default 24; 0: at once); a view that comes later is analysed with the others "
+                       "only while they are kept")
     serve.add_argument("--retry-s", type=float, default=60.0,
                        help="how often results are sent again to a node that was down (default 60)")
     serve.add_argument("--allow-missing-views", action="store_true",

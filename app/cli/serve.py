@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     limits = InboxLimits(max_instance_bytes=int(args.max_instance_mb * (1 << 20)),
                          quota_bytes=int(args.quota_gb * (1 << 30)))
     options = NodeOptions(ae_title=ae_title, port=args.port, out=Path(args.out), allowed=allowed, bind=args.bind,
-                          limits=limits, quiet_s=args.quiet_s, retry_s=args.retry_s, send=destination, batch=batch)
+                          limits=limits, quiet_s=args.quiet_s, retry_s=args.retry_s, send=destination, batch=batch,
+                          keep_s=args.keep_hours * 3600)
     node = AiNode(options, load_model_groups(model_sources(args), percent_t=args.percent_t))
     stop = threading.Event()
 

@@ -1,7 +1,14 @@
 """The presentation contexts our DIMSE code offers and accepts: shared by the clients (``dimse``) and the
-receiver (``scp``), so that neither imports the other for them."""
+receiver (``scp``), so that neither imports the other for them. Also where pynetdicom's own log is quieted."""
 
 from __future__ import annotations
+
+import logging
+
+# pynetdicom logs each refusal as ERROR lines ("Association Rejected", "Reason: …") before our message, which
+# names the node and says the same; ``-v`` (INFO, set by main.py before any DIMSE module is imported) keeps them
+if logging.getLogger("pynetdicom").level == logging.NOTSET:
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
 
 # what the intake decodes (pydicom with pylibjpeg, GDCM, pyjpegls): each offered in its own context
 DECODABLE_SYNTAXES = (

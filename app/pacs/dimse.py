@@ -32,7 +32,6 @@ from app.pacs.query import INSTANCE_FIELDS, VIEWS_FOR_AT_MOST, StudyQuery, Study
 if TYPE_CHECKING:
     from app.pacs.scp import StorageSCP
 
-logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
 
 class _NoTraceback(logging.Filter):
@@ -81,7 +80,9 @@ def _associate(node: RemoteNode, ae, refused: str = "the node refused what we as
     # A node that closes the connection at once after our request has refused it, whether or not pynetdicom
     # read its A-ASSOCIATE-RJ before seeing the connection close (a race seen on a loaded machine)
     closed_at_once = assoc.acceptor.primitive is None and time.monotonic() - asked < min(node.timeout / 2, 5.0)
-    if assoc.is_rejected or (closed_at_once and not _answers_http(node)):
+    if assoc.is_rejected:
+        raise PacsError(node, rejection_reason(node, assoc.acceptor.primitive))
+    if closed_at_once and not _answers_http(node):
         raise PacsError(node, f"the association was rejected (is {node.called_aet!r} its AE title, and does it "
                               f"know ours, {node.calling_aet!r}?)")
     if assoc.acceptor.primitive is None:  # the node said nothing at all (or something that is not DICOM)
@@ -90,6 +91,21 @@ def _associate(node: RemoteNode, ae, refused: str = "the node refused what we as
                                   "DICOM port, or write the address as dicomweb+http://…)")
         raise PacsError(node, f"no answer to our association request within {node.timeout:g} s")
     raise PacsError(node, refused)
+
+
+def rejection_reason(node: RemoteNode, answer) -> str:
+    """What the node's A-ASSOCIATE-RJ says (PS3.8 9.3.4: result, source, diagnostic), in words."""
+    result, source, diagnostic = (getattr(answer, name, None) for name in ("result", "result_source", "diagnostic"))
+    if result == 0x02:  # transient: the same request may succeed later
+        why = {(0x03, 0x02): "too many associations are open on it", (0x03, 0x01): "it is congested"}.get(
+            (source, diagnostic), "a transient refusal")
+        return f"the node is busy ({why}): try again later"
+    if source == 0x01 and diagnostic == 0x03:
+        return f"the node does not know our AE title {node.calling_aet!r} (add it to the node's known AEs)"
+    if source == 0x01 and diagnostic == 0x07:
+        return f"{node.called_aet!r} is not the node's AE title (check the address's AE title)"
+    return (f"the association was rejected (is {node.called_aet!r} its AE title, and does it know ours, "
+            f"{node.calling_aet!r}?)")
 
 
 def _bound_socket(event, timeout: float) -> None:

@@ -7,12 +7,19 @@ happen once, also across a killed and restarted node (a study that was received 
 stopped is analysed after the restart). With a destination, the SR, SEG and Encapsulated PDF are stored there;
 a destination that is down is tried again every ``retry_s`` seconds (and at the next start).
 
-Nothing here prints or logs a patient identifier: studies are named by their folder (a hash of the UID).
+A study whose instances change after its analysis (a view that came late, an instance sent again with a corrected
+patient) is analysed again: the marker records a digest of the instances it was made from.
+
+Nothing here prints or logs a patient identifier: studies are named by their folder (a hash of the UID), and a
+failure's reason loses the identifiers of the study's headers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -20,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.archive.sources import ExamItem
-from app.archive.unit import BatchOptions, Outcome, already_done, process
+from app.archive.unit import BatchOptions, Outcome, already_done, marker_path, process
 from app.pacs.nodes import RemoteNode
 from app.pacs.scp import BIND_DEFAULT, InboxLimits, Sender, StorageSCP
 
@@ -41,6 +48,9 @@ class NodeOptions:
     Attributes:
         quiet_s: a study is complete when no instance has come for this long.
         retry_s: how often a destination that was down is tried again.
+        keep_s: how long a study's received instances are kept after its analysis (and sending), so that a
+            view that comes late is analysed with the others; then they go (the quota would fill up), the
+            results stay.
     """
 
     ae_title: str
@@ -52,11 +62,66 @@ class NodeOptions:
     quiet_s: float = 30.0
     retry_s: float = 60.0
     send: RemoteNode | None = None
+    keep_s: float = 24 * 3600.0
     batch: BatchOptions = field(default_factory=lambda: BatchOptions(formats=("json", "pdf", "sr", "seg", "epdf")))
 
 
 def _say(text: str) -> None:
     print(text, flush=True)
+
+
+def instances_digest(folder: Path) -> str:
+    """A digest of the study's received instances: their names and their data sets (the file meta, which
+    names the sending AE title, left out: the same study sent again by another modality is the same)."""
+    digest = hashlib.sha1()
+    for path in sorted(Path(folder).glob("*.dcm")):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            head = handle.read(144)
+            # Part 10: 128-byte preamble, "DICM", then (0002,0000) UL, the length of the rest of group 2
+            if len(head) == 144 and head[128:136] == b"DICM\x02\x00\x00\x00":
+                handle.seek(144 + int.from_bytes(head[140:144], "little"))
+            else:
+                handle.seek(0)
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+IDENTIFYING = ("PatientID", "PatientName", "OtherPatientIDs", "IssuerOfPatientID", "PatientBirthDate",
+               "AccessionNumber", "StudyID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
+               "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "InstitutionName",
+               "ReferringPhysicianName")
+
+
+def study_identifiers(folder: Path) -> set[str]:
+    """What the headers of the study's instances hold that could identify the patient or the study."""
+    from pydicom import dcmread  # noqa: PLC0415
+    from pydicom.multival import MultiValue  # noqa: PLC0415
+
+    from app.dates import dicom_date  # noqa: PLC0415
+
+    found: set[str] = set()
+    for path in Path(folder).glob("*.dcm"):
+        try:
+            header = dcmread(path, stop_before_pixels=True, specific_tags=list(IDENTIFYING))
+        except Exception:  # noqa: BLE001 - a damaged file holds nothing to hide that can be read
+            continue
+        for keyword in IDENTIFYING:
+            value = header.get(keyword)
+            values = value if isinstance(value, (list, tuple, MultiValue)) else [value]
+            for item in values:
+                text = str(item or "").strip()
+                found |= {text, *text.replace("^", " ").split()}
+                if len(text) == 8 and text.isdigit():
+                    found.add(dicom_date(text))
+    return {text for text in found if text}
+
+
+def without_identifiers(text: str, folder: Path) -> str:
+    from app.study.blinding import remove_identifiers  # noqa: PLC0415
+
+    return remove_identifiers(text, study_identifiers(folder))
 
 
 class AiNode:
@@ -71,6 +136,8 @@ class AiNode:
         self._lock = threading.Lock()
         self._pending: dict[Path, float] = {}  # study folder -> when its last instance came (monotonic)
         self._unsent: dict[Path, float] = {}  # study folder -> when to try the destination again
+        self._send_failures: dict[str, str] = {}  # study -> the send failure last printed (printed once)
+        self._confirmed: dict[Path, float] = {}  # study folder -> when its instances were last found analysed
         self.scp: StorageSCP | None = None
 
     def _received(self, folder: Path) -> None:
@@ -105,11 +172,15 @@ class AiNode:
         if self.scp is None:
             self.start()
         try:
+            swept = time.monotonic()
             while not stop.wait(tick_s):
                 for folder in self._due():
                     if stop.is_set():
                         break
                     self._take(folder)
+                if time.monotonic() - swept >= min(60.0, self.options.keep_s):
+                    swept = time.monotonic()
+                    self.remove_finished()
         finally:
             self.busy = False
             if self.scp is not None:
@@ -126,20 +197,26 @@ class AiNode:
 
     def _take(self, folder: Path) -> None:
         item = ExamItem(folder.name, str(folder))
+        record = {**self.record, "instances": instances_digest(folder)}
         self.busy = True
         try:
-            if already_done(self.results, item, self.record):  # earlier, or before a restart: never again
+            if already_done(self.results, item, record):  # earlier, or before a restart: never again
+                self._confirmed[folder] = time.time()  # its instances, written again, are still the analysed ones
                 retrying = folder in self._unsent
                 if self.options.send is not None:  # what could not be sent then (what was sent is not again)
                     self._send(folder, Outcome(item.exam_id, item.location, "skipped"))
                 if not retrying:
                     _say(f"study {folder.name}: already analysed (not analysed again)")
                 return
-            outcome = process(item, self.groups, self.results, self.options.batch, self.record)
+            if self._analysed_before(item):
+                _say(f"study {folder.name}: an instance was added or replaced since its analysis: analysing it "
+                     "again (results sent before are superseded by the new ones)")
+            outcome = process(item, self.groups, self.results, self.options.batch, record)
             if outcome.status == "failed":
-                _say(f"FAILED study {folder.name}: {outcome.reason} (a new instance of the study tries again)")
+                _say(f"FAILED study {folder.name}: {without_identifiers(outcome.reason, folder)} (analysed again "
+                     "when an instance of it comes)")
                 return
-            reason = f" ({outcome.reason})" if outcome.reason else ""
+            reason = f" ({without_identifiers(outcome.reason, folder)})" if outcome.reason else ""
             _say(f"analysed study {folder.name}: {len(outcome.files)} file(s) in {self.results / folder.name}"
                  f"{reason}")
             if self.options.send is not None and outcome.status == "done":  # a partial study has no marker yet
@@ -147,11 +224,47 @@ class AiNode:
         finally:
             self.busy = False
 
+    def remove_finished(self) -> list[Path]:
+        """Remove the received instances of each study analysed (its marker newer than every instance) and sent
+        at least ``keep_s`` ago, and not waiting for anything; returns their folders."""
+        now, removed = time.time(), []
+        with self._lock:
+            busy = set(self._pending) | set(self._unsent)
+        for folder in self.studies():
+            marker = marker_path(self.results, ExamItem(folder.name, str(folder)))
+            try:
+                analysed = max(marker.stat().st_mtime, self._confirmed.get(folder, 0.0))
+                newest = max(p.stat().st_mtime for p in folder.glob("*.dcm"))
+            except (OSError, ValueError):
+                continue
+            if folder in busy or newest > analysed or now - analysed < self.options.keep_s:
+                continue
+            freed = self.scp.remove_study(folder) if self.scp is not None else 0
+            if self.scp is None:
+                shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+            self._confirmed.pop(folder, None)
+            _say(f"study {folder.name}: its received images were removed ({freed / (1 << 20):.1f} MB; analysed "
+                 f"{(now - analysed) / 3600:.1f} h ago, results kept in {self.results / folder.name})")
+        return removed
+
+    def _analysed_before(self, item: ExamItem) -> bool:
+        """Whether the study has a marker of the node's present options, made from other instances."""
+        try:
+            marker = json.loads(marker_path(self.results, item).read_text(encoding="utf-8"))
+            options = dict(marker["options"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        options.pop("instances", None)
+        return options == self.record
+
     def _send(self, folder: Path, outcome: Outcome) -> None:
         from app.archive.ledger import BatchSummary  # noqa: PLC0415
         from app.archive.send import send_results  # noqa: PLC0415
 
-        unsent = send_results(self.options.send, BatchSummary(total=1, done=[outcome]), str(self.results))
+        unsent = send_results(self.options.send, BatchSummary(total=1, done=[outcome]), str(self.results),
+                              retry=f"tried again every {self.options.retry_s:g} s; said again only if the reason "
+                              "changes", said=self._send_failures)
         with self._lock:
             if unsent:
                 self._unsent[folder] = time.monotonic() + self.options.retry_s

@@ -111,9 +111,16 @@ def parse_address(text: str, calling_aet: str = DEFAULT_AE_TITLE) -> tuple[Remot
         match = re.match(r"^dimse://([^@/]{1,16})@([^:/]+):(\d+)(?:/([^/?]*))?/?(?:\?move=(?:([^:/?]+):)?(\d+)"
                          r"(?:&from=([^&]+))?)?$", text)
         if not match:
+            called = re.match(r"^dimse://([^@/]*)@", text)
+            if called and not 1 <= len(called.group(1).strip()) <= 16:
+                raise MammoError(f"{text}: the called AE title {called.group(1)!r} has {len(called.group(1))} "
+                                 "characters; an AE title has 1 to 16")
             raise MammoError(f"{text}: write dimse://CALLED_AET@HOST:PORT[/STUDY_UID][?move=[OUR_ADDRESS:]OUR_PORT"
                              "[&from=SENDER_HOST,…]]")
         aet, host, port, uid, move_host, move, senders = match.groups()
+        if not 1 <= int(port) <= 65535 or (move and not 1 <= int(move) <= 65535):
+            raise MammoError(f"{text}: {port if not 1 <= int(port) <= 65535 else move} is not a port number (1 to "
+                             "65535)")
         node = RemoteNode("dimse", host, int(port), called_aet=aet, calling_aet=calling_aet,
                           move_port=int(move) if move else 0, move_host=move_host or "127.0.0.1",
                           move_from=tuple(h for h in (senders or "").split(",") if h), timeout=default_timeout())

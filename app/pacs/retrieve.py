@@ -25,6 +25,7 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from app.pacs.nodes import PacsError, RemoteNode, StudyAddress
+from app.pacs.scp import instance_name
 from inference.files import atomic_path
 
 COMPLETE = ".retrieved.json"
@@ -126,8 +127,9 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
     path is valid during the call), so that a viewer can show the views as they arrive."""
     progress = progress or (lambda *a: None)
     node = address.node
-    root = cache_root()
-    root.mkdir(parents=True, exist_ok=True)
+    from app.settings import private_folder  # noqa: PLC0415
+
+    root = private_folder(cache_root())  # other patients' images: readable by the user alone (0700)
     remove_stale_partials(root)
     key = f"{node.describe()}|{_identity(node)}|{address.study_uid}"
     final = root / hashlib.sha1(key.encode()).hexdigest()[:20]
@@ -155,7 +157,7 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
         if modality != "MG":
             ignored[modality] = ignored.get(modality, 0) + 1
             return
-        name = hashlib.sha1(str(dataset.SOPInstanceUID).encode()).hexdigest()[:20] + ".dcm"
+        name = instance_name(dataset)
         with atomic_path(partial / name) as temporary:
             dataset.save_as(temporary, enforce_file_format=True)
         kept[name] = None

@@ -14,7 +14,9 @@ threads; ``stop`` shuts it down and aborts the associations still open.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
+import shutil
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,7 +29,6 @@ from app.pacs.contexts import DECODABLE_SYNTAXES, RETRIEVED_CLASSES, VERIFICATIO
 from inference.errors import MammoError
 from inference.files import atomic_path
 
-logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 logger = logging.getLogger(__name__)
 
 # C-STORE statuses (PS3.4 Table B.2-1)
@@ -37,6 +38,10 @@ CANNOT_UNDERSTAND = 0xC000  # error: the data set cannot be decoded, or lacks wh
 # A-ASSOCIATE-RJ (PS3.8 9.3.4): rejected permanent, by the service user, with the reason
 CALLING_NOT_RECOGNISED = (0x01, 0x01, 0x03)
 CALLED_NOT_RECOGNISED = (0x01, 0x01, 0x07)
+LOCAL_LIMIT_EXCEEDED = (0x02, 0x03, 0x02)  # rejected transient, by the service provider (presentation)
+MAX_ASSOCIATIONS = 10  # admitted associations at once; another allowed sender is told to try again later
+MAX_CONNECTIONS = 100  # TCP connections at once, those that have not asked for an association yet included
+HELLO_TIMEOUT_S = 10.0  # a connection that has asked for no association by then is closed
 BIND_DEFAULT = "127.0.0.1"  # a LAN address only when the user names one
 
 
@@ -74,6 +79,13 @@ def parse_senders(entries: Iterable[str]) -> tuple[Sender, ...]:
         if not ae_title or len(ae_title) > 16 or "\\" in ae_title or (entry.count("@") > 1):
             raise MammoError(f"allowed sender {entry!r}: write AE_TITLE or AE_TITLE@HOST (an AE title has 1 to "
                              "16 characters)")
+        if host:
+            try:
+                host = str(ipaddress.ip_address(host.strip("[]")))
+            except ValueError:
+                raise MammoError(f"allowed sender {entry!r}: name the host by its IP address (such as "
+                                 f"{ae_title}@192.168.1.20); a host name is not looked up, so it would never "
+                                 "match") from None
         senders.append(Sender(ae_title, host))
     return tuple(dict.fromkeys(senders))
 
@@ -99,7 +111,10 @@ def study_folder(inbox: Path, study_uid: str) -> Path:
 
 
 def instance_name(dataset: Dataset) -> str:
-    return hashlib.sha1(str(dataset.SOPInstanceUID).encode()).hexdigest()[:20] + ".dcm"
+    """The file name of a received instance: a hash of its SOP Instance UID, in decimal digits, so that the
+    intake, which reads a view from a file name when the header has none ("..._CC.dcm"), never reads one from
+    ours (a hexadecimal hash holds "cc" or "mlo"-like letters by chance)."""
+    return f"{int(hashlib.sha1(str(dataset.SOPInstanceUID).encode()).hexdigest()[:16], 16):020d}.dcm"
 
 
 def keep_instance(folder: Path, dataset: Dataset) -> Path:
@@ -108,6 +123,23 @@ def keep_instance(folder: Path, dataset: Dataset) -> Path:
     with atomic_path(folder / instance_name(dataset)) as temporary:
         dataset.save_as(temporary, enforce_file_format=True)
     return folder / instance_name(dataset)
+
+
+def short_pixel_data(dataset: Dataset) -> str:
+    """Why an uncompressed image's pixel data cannot be whole (fewer bytes than its rows, columns, samples,
+    bits and frames need: a data set cut short in transfer), or "". Compressed pixel data is checked when
+    it is decoded."""
+    try:
+        if dataset.file_meta.TransferSyntaxUID.is_compressed:
+            return ""
+        bits = int(dataset.BitsAllocated)
+        values = (int(dataset.Rows) * int(dataset.Columns) * int(dataset.get("SamplesPerPixel", 1) or 1)
+                  * int(dataset.get("NumberOfFrames", 1) or 1))
+        needed = (values * bits + 7) // 8
+        present = len(dataset.PixelData)
+    except Exception as error:  # noqa: BLE001 - a header pydicom cannot read as numbers
+        return f"the image's header cannot be read ({type(error).__name__})"
+    return f"pixel data cut short ({present} of {needed} bytes)" if present < needed else ""
 
 
 def inbox_bytes(inbox: Path) -> int:
@@ -159,7 +191,12 @@ class StorageSCP:
             remove_partial_writes(self.inbox)
             self._used = inbox_bytes(self.inbox)
         ae = AE(ae_title=self.ae_title)
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+        ae.dimse_timeout = ae.network_timeout = timeout
+        # a peer sends its A-ASSOCIATE-RQ as soon as it connects: connections that say nothing go soon, and
+        # only admitted associations count against MAX_ASSOCIATIONS (pynetdicom's own limit counts every
+        # connection, so that ten silent ones from anybody kept every allowed sender out)
+        ae.acse_timeout = min(timeout, HELLO_TIMEOUT_S)
+        ae.maximum_associations = MAX_CONNECTIONS
         ae.require_called_aet = True  # checked in _requested too, with a logged line
         ae.add_supported_context(VERIFICATION)
         for sop in RETRIEVED_CLASSES:
@@ -180,6 +217,9 @@ class StorageSCP:
         elif not any(s.admits(calling, host) for s in self.allowed):
             reason, why = CALLING_NOT_RECOGNISED, ("no sender is allowed (add one to the allow-list)" if not self.allowed
                                                    else "not on the allow-list")
+        elif sum(a.is_established for a in assoc.ae.active_associations if a is not assoc) >= MAX_ASSOCIATIONS:
+            reason, why = LOCAL_LIMIT_EXCEEDED, (f"{MAX_ASSOCIATIONS} associations are open, this node's limit "
+                                                 "(an allowed sender; told to try again later)")
         else:
             return
         logger.warning("rejected an association from AE title %r at %s: %s", calling, host, why)
@@ -194,8 +234,8 @@ class StorageSCP:
             encoded = event.request.DataSet
             size = len(encoded.getbuffer()) if encoded is not None else 0
             if size > self.limits.max_instance_bytes and self.on_instance is None:
-                raise _Refusal(OUT_OF_RESOURCES, f"the instance ({_mb(size)}) is over this node's limit of "
-                                                 f"{_mb(self.limits.max_instance_bytes)} per instance")
+                raise _Refusal(OUT_OF_RESOURCES, f"{_mb(size)}: over this node's limit of "
+                                                 f"{_mb(self.limits.max_instance_bytes)} an instance")
             try:
                 dataset = event.dataset
                 dataset.file_meta = event.file_meta
@@ -221,11 +261,13 @@ class StorageSCP:
     def _keep(self, dataset: Dataset, size: int) -> None:
         modality = str(dataset.get("Modality", "")).strip()
         if modality != "MG":
-            raise _Refusal(NOT_ACCEPTED, f"not a mammography image (Modality {modality or 'missing'}): this node "
-                                         "keeps MG images only")
+            raise _Refusal(NOT_ACCEPTED, f"not a mammography image (Modality {modality or 'missing'}): MG only")
         missing = [k for k in ("StudyInstanceUID", "SOPInstanceUID", "Rows", "Columns", "PixelData") if k not in dataset]
         if missing:
             raise _Refusal(CANNOT_UNDERSTAND, f"the MG instance has no {', '.join(missing)}")
+        short = short_pixel_data(dataset)
+        if short:
+            raise _Refusal(CANNOT_UNDERSTAND, short)
         if self.inbox is None:
             raise _Refusal(OUT_OF_RESOURCES, "this receiver has no inbox")
         folder = study_folder(self.inbox, str(dataset.StudyInstanceUID))
@@ -246,6 +288,15 @@ class StorageSCP:
             self.kept += 1
         if self.on_kept is not None:
             self.on_kept(folder)
+
+    def remove_study(self, folder: Path) -> int:
+        """Remove a study's received instances (its folder) and give their room back to the quota; returns
+        the bytes freed."""
+        freed = sum(p.stat().st_size for p in Path(folder).glob("*.dcm") if p.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+        with self._lock:
+            self._used = max(self._used - freed, 0)
+        return freed
 
     def stop(self) -> None:
         """Stop listening and abort the associations still open (their instances in flight are not kept). One
@@ -275,7 +326,9 @@ def _mb(size: int) -> str:
 def _status(code: int, comment: str) -> Dataset:
     status = Dataset()
     status.Status = code
-    status.ErrorComment = comment[:64]  # LO: 64 characters at most
+    if len(comment) > 64:  # LO: 64 characters at most; cut at a word (the log has the whole reason)
+        comment = comment[:61].rsplit(" ", 1)[0] + "..."
+    status.ErrorComment = comment
     return status
 
 

@@ -53,9 +53,9 @@ def _path_words(path: Path) -> set[str]:
     return {path.name, path.stem, path.parent.name, path.parent.parent.name}
 
 
-def scrub(text: str, identifiers: Iterable[str]) -> str:
-    """``text`` with every identifier (a path also by its file and folder names), any path, file name, date
-    and UID replaced by "…". Identifiers shorter than three characters are left: they would hit any word."""
+def remove_identifiers(text: str, identifiers: Iterable[str]) -> str:
+    """``text`` with every identifier (a path also by its file and folder names) replaced by "…", as a whole
+    word. Identifiers shorter than three characters are left: they would hit any word."""
     words = set()
     for identifier in identifiers:
         words.add(identifier)
@@ -64,6 +64,13 @@ def scrub(text: str, identifiers: Iterable[str]) -> str:
     words = {w.strip() for w in words if w and len(w.strip()) >= 3}
     for identifier in sorted(words, key=len, reverse=True):  # the longest first: a folder before its parts
         text = re.sub(rf"(?<!\w){re.escape(identifier)}(?!\w)", REMOVED, text, flags=re.IGNORECASE)
+    return text
+
+
+def scrub(text: str, identifiers: Iterable[str]) -> str:
+    """``text`` with every identifier (:func:`remove_identifiers`) and any path, file name, date and UID
+    replaced by "…"."""
+    text = remove_identifiers(text, identifiers)
     for pattern in (_PATH, _FILE, _DATE, _UID):
         text = pattern.sub(REMOVED, text)
     return text

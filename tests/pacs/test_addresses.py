@@ -33,7 +33,10 @@ def test_dicomweb_study_with_credentials_from_the_environment(monkeypatch):
     ("dicomweb+http://ann:pw@pacs:80/dicom-web", "carries no credentials"),
     ("dimse://PACS@host/1.2.3", "write dimse://"),
     ("dimse://PACS@host:104/not-a-uid", "is not a Study Instance UID"),
-    ("dimse://THIS_AE_TITLE_IS_TOO_LONG@host:104", "write dimse://"),
+    ("dimse://THIS_AE_TITLE_IS_TOO_LONG@host:104", "the called AE title 'THIS_AE_TITLE_IS_TOO_LONG' has 25 "
+                                                   "characters; an AE title has 1 to 16"),
+    ("dimse://PACS@host:70000", "70000 is not a port number"),
+    ("dimse://PACS@host:104/1.2.3?move=0", "0 is not a port number"),
 ])
 def test_bad_addresses_say_what_to_write(text, message):
     with pytest.raises(MammoError, match=message):

@@ -23,7 +23,7 @@ from app.pacs.credentials import (
     system_store,
     where_kept,
 )
-from app.pacs.nodes import RemoteNode, parse_address
+from app.pacs.nodes import RemoteNode, parse_address, parse_study
 from app.settings import config_dir
 
 WEB = "dicomweb+https://pacs.example:8443/dicom-web"
@@ -156,3 +156,22 @@ def test_the_inbox_of_the_storage_scp_is_made_readable_by_the_user_alone(home, o
         assert stat.S_IMODE(inbox.stat().st_mode) == 0o700
     finally:
         scp.stop()
+
+
+def test_the_retrieve_cache_is_made_readable_by_the_user_alone_wherever_it_is(home, tmp_path, open_umask,
+                                                                           monkeypatch):
+    from types import SimpleNamespace
+
+    from app.pacs import retrieve
+    from tests.inference.intake.dicom_factory import STUDY_UID, make_dataset, sample_pixels
+
+    cache = tmp_path / "elsewhere" / "cache"
+    monkeypatch.setenv("MAMMO_PACS_CACHE", str(cache))
+
+    def get_study(node, study_uid, on_instance, cancel):
+        on_instance(make_dataset(sample_pixels("L-CC", shrink=16), "L-CC"))
+        return 1, 0
+
+    monkeypatch.setattr(retrieve, "_protocol", lambda node: SimpleNamespace(get_study=get_study))
+    study = retrieve.retrieve_study(parse_study(f"dimse://PACS@127.0.0.1:4242/{STUDY_UID}"))
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700 and study.folder.parent == cache

@@ -92,7 +92,7 @@ def test_no_identifier_or_password_reaches_the_logs(seen):
 
 
 def test_faults_name_the_node_and_the_problem(seen):
-    assert seen["wrong_aet"].startswith("dimse://NOTORTHANC@127.0.0.1:4242: the association was rejected")
+    assert seen["wrong_aet"].startswith("dimse://NOTORTHANC@127.0.0.1:4242: 'NOTORTHANC' is not the node's AE title")
     assert seen["down"].startswith("dimse://ORTHANC@127.0.0.1:4299: cannot reach it")
     assert "no answer to our association request within 1 s" in seen["timeout"] and seen["timeout_s"] < 10
     assert seen["web_down"].startswith("dicomweb+http://127.0.0.1:8099/dicom-web: QIDO-RS: cannot reach it")
@@ -143,7 +143,7 @@ def test_studies_pushed_to_the_storage_scp_land_in_the_inbox(seen):
     assert by_uid[seen["partial_uid"]]["views"] == ["L-CC", "L-MLO", "R-CC"]  # our C-STORE of the 3-view study
     assert by_uid[seen["study_uid"]]["views"] == ["L-CC", "L-MLO", "R-CC", "R-MLO"]  # pushed by Orthanc
     assert seen["inbox_refused"] == 1 and seen["push_sc_status"] != 200  # the study's Secondary Capture: refused
-    assert "the association was rejected" in seen["inbox_stranger"]  # a calling AE title not on the allow-list
+    assert "the node does not know our AE title" in seen["inbox_stranger"]  # a calling AE title not allowed
     assert all(seen["patient_id"] not in name and "Phantom" not in name for name in seen["inbox_names"])
 
 

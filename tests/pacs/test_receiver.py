@@ -77,6 +77,11 @@ def test_allow_list_entries_are_checked():
     assert [str(s) for s in parse_senders(["A", "B@10.0.0.1, C"])] == ["A", "B@10.0.0.1", "C"]
     with pytest.raises(MammoError, match="AE title has 1 to 16"):
         parse_senders(["MUCHTOOLONGAETITLE1"])
+    # a host name was compared as text with the peer's IP address, so it never matched (and a name can be
+    # made to point elsewhere): only addresses are taken
+    with pytest.raises(MammoError, match="'LOCAL@localhost': name the host by its IP address"):
+        parse_senders(["LOCAL@localhost"])
+    assert [str(s) for s in parse_senders(["V6@[0:0::1]"])] == ["V6@::1"]
 
 
 def test_the_c_move_receiver_listens_on_loopback_unless_an_address_is_named():
@@ -205,3 +210,113 @@ def test_a_rejected_peer_fails_a_move_only_when_images_are_missing(monkeypatch, 
         assert dimse.move_study(node, "1.2.3", kept.append) == (completed, failed)
     assert len(kept) == received
 
+
+
+def test_silent_connections_keep_no_allowed_sender_out_and_are_closed(tmp_path, monkeypatch):
+    """Connections that never ask for an association (anybody can open them) used to count against the
+    association limit: ten kept every allowed sender out for 30 s. They count no more, and go after
+    HELLO_TIMEOUT_S."""
+    from app.pacs import scp
+
+    monkeypatch.setattr(scp, "HELLO_TIMEOUT_S", 1.0)
+    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",))
+    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    silent = [socket.create_connection(("127.0.0.1", settings.scp_port)) for _ in range(scp.MAX_ASSOCIATIONS + 5)]
+    try:
+        assert _echo(settings.scp_port, "PACS") == "accepted"
+        for connection in silent:  # closed by the node: the read ends (b"") or the peer resets it
+            connection.settimeout(5)
+            try:
+                assert connection.recv(1) == b""
+            except ConnectionResetError:
+                pass
+    finally:
+        for connection in silent:
+            connection.close()
+        receiver.stop()
+
+
+def test_past_the_association_limit_an_allowed_sender_is_told_to_try_again_later(tmp_path, monkeypatch, caplog):
+    from app.pacs import scp
+
+    monkeypatch.setattr(scp, "MAX_ASSOCIATIONS", 2)
+    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",))
+    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    open_ones = []
+    try:
+        for _ in range(2):
+            ae = AE(ae_title="PACS")
+            ae.add_requested_context("1.2.840.10008.1.1")
+            open_ones.append(ae.associate("127.0.0.1", settings.scp_port, ae_title="WORKSTATION"))
+            assert open_ones[-1].is_established
+        ae = AE(ae_title="PACS")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        refused = ae.associate("127.0.0.1", settings.scp_port, ae_title="WORKSTATION")
+        answer = refused.acceptor.primitive
+        assert refused.is_rejected and (answer.result, answer.result_source, answer.diagnostic) == (2, 3, 2)
+        assert "2 associations are open" in caplog.text and "'PACS' at 127.0.0.1" in caplog.text
+        open_ones.pop().release()
+        assert _echo(settings.scp_port, "PACS") == "accepted"
+    finally:
+        for assoc in open_ones:
+            assoc.release()
+        receiver.stop()
+
+
+def _store(port: int, dataset, calling: str = "PACS"):
+    ae = AE(ae_title=calling)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    ae.add_requested_context(dataset.SOPClassUID, dataset.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", port, ae_title="WORKSTATION")
+    try:
+        status = assoc.send_c_store(dataset)
+        return int(status.Status), str(status.get("ErrorComment", ""))
+    finally:
+        assoc.release()
+
+
+def test_an_image_cut_short_is_refused_and_every_comment_is_whole_words_within_64_characters(tmp_path):
+    """A data set cut short in transfer was answered with Success and failed only when it was analysed, and the
+    sender never sent it again."""
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels
+
+    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",),
+                           scp_max_instance_mb=0.1)
+    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    try:
+        whole = make_dataset(sample_pixels("L-CC", shrink=16), "L-CC")
+        cut = make_dataset(sample_pixels("L-CC", shrink=16), "L-CC")
+        cut.PixelData = cut.PixelData[: len(cut.PixelData) // 2]
+        not_mg = make_dataset(sample_pixels("L-CC", shrink=16), "L-CC", Modality="CT", PatientComments="x")
+        big = make_dataset(sample_pixels("L-CC", shrink=4), "L-CC")
+        answers = [_store(settings.scp_port, d) for d in (whole, cut, not_mg, big)]
+    finally:
+        receiver.stop()
+    assert [code for code, _ in answers] == [0x0000, 0xC000, 0xA900, 0xA700]
+    assert answers[1][1].startswith("pixel data cut short (")
+    for _, comment in answers:
+        assert len(comment) <= 64 and comment.isascii()
+        assert not comment or comment.endswith((")", "...", "only", "instance")), comment
+    assert len(list((tmp_path / "inbox").glob("*/*.dcm"))) == 1
+
+
+@pytest.mark.parametrize(("calling", "called", "limit", "said"), [
+    ("PACS", "WORKSTATION", 0, "the node is busy (too many associations are open on it): try again later"),
+    ("STRANGER", "WORKSTATION", 10, "the node does not know our AE title 'STRANGER'"),
+    ("PACS", "ELSEWHERE", 10, "'ELSEWHERE' is not the node's AE title"),
+])
+def test_a_rejection_is_said_by_its_reason(tmp_path, monkeypatch, calling, called, limit, said):
+    """A busy node was reported as an AE-title problem."""
+    from app.pacs import dimse, scp
+    from app.pacs.nodes import PacsError
+
+    monkeypatch.setattr(scp, "MAX_ASSOCIATIONS", limit)
+    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",))
+    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    try:
+        node = parse_address(f"dimse://{called}@127.0.0.1:{settings.scp_port}", calling)[0]
+        with pytest.raises(PacsError) as raised:
+            dimse.echo(node)
+    finally:
+        receiver.stop()
+    assert said in str(raised.value)

@@ -1,0 +1,162 @@
+"""The AI node's bookkeeping without a network: a study is analysed again when its instances change after
+its analysis (a view that came late, an instance sent again with a corrected patient), never when the same
+instances come again; a failure's reason loses the patient's identifiers."""
+
+from __future__ import annotations
+
+import pytest
+from pydicom import dcmread
+
+from app.pacs.node import AiNode, NodeOptions, instances_digest, without_identifiers
+from app.pacs.scp import keep_instance, study_folder
+from app.archive.unit import BatchOptions
+from inference.weights import load_model_groups
+from tests.conftest import ROOT
+from tests.inference.intake.dicom_factory import make_dataset, sample_pixels
+
+STUDY = "1.2.826.0.1.3680043.8.498.4242"
+
+
+@pytest.fixture(scope="module")
+def groups():
+    return load_model_groups([str(ROOT / "resources" / "demo" / "model.pt")])
+
+
+def _node(tmp_path, groups, allow_missing: bool = False) -> AiNode:
+    batch = BatchOptions(formats=("json",), device="cpu", allow_missing_views=allow_missing)
+    return AiNode(NodeOptions(ae_title="AINODE", port=0, out=tmp_path, allowed=(), batch=batch), groups)
+
+
+def _views(views=("L-CC", "L-MLO", "R-CC", "R-MLO"), **attributes):
+    return [make_dataset(sample_pixels(v, shrink=8), v, StudyInstanceUID=STUDY, **attributes) for v in views]
+
+
+def _result(tmp_path) -> str:
+    """The text of the study's result JSON."""
+    (path,) = (tmp_path / "results" / study_folder(tmp_path, STUDY).name).glob("*.json")
+    return path.read_text(encoding="utf-8")
+
+
+def test_a_view_that_comes_after_the_analysis_is_analysed_with_the_others(tmp_path, groups, capsys):
+    node = _node(tmp_path, groups, allow_missing=True)
+    folder = study_folder(tmp_path, STUDY)
+    *first, late = _views()
+    for dataset in first:
+        keep_instance(folder, dataset)
+    node._take(folder)
+    assert "analysed study" in capsys.readouterr().out
+    keep_instance(folder, late)
+    node._take(folder)
+    out = capsys.readouterr().out
+    assert "added or replaced since its analysis: analysing it again" in out and "analysed study" in out
+    assert "R-MLO" in _result(tmp_path) and "missing views" not in _result(tmp_path)
+
+
+def test_a_corrected_patient_is_analysed_again_and_the_same_instances_sent_again_are_not(tmp_path, groups, capsys):
+    node = _node(tmp_path, groups)
+    folder = study_folder(tmp_path, STUDY)
+    views = _views(PatientID="PID-WRONG")
+    for dataset in views:
+        keep_instance(folder, dataset)
+    node._take(folder)
+    digest = instances_digest(folder)
+    for dataset in views:  # the same instances again (by another sender: the file meta differs)
+        dataset.file_meta.SourceApplicationEntityTitle = "OTHERMODALITY"
+        keep_instance(folder, dataset)
+    assert instances_digest(folder) == digest
+    node._take(folder)
+    assert "already analysed (not analysed again)" in capsys.readouterr().out
+    for dataset in views:  # corrected: the same SOP instances, another patient
+        dataset.PatientID = "PID-RIGHT"
+        keep_instance(folder, dataset)
+    node._take(folder)
+    assert "analysing it again" in capsys.readouterr().out
+    assert all(dcmread(p).PatientID == "PID-RIGHT" for p in folder.glob("*.dcm"))
+    assert "PID-RIGHT" in _result(tmp_path) and "PID-WRONG" not in _result(tmp_path)
+
+
+def test_a_failure_s_reason_names_no_patient(tmp_path, groups, capsys):
+    node = _node(tmp_path, groups)
+    folder = study_folder(tmp_path, STUDY)
+    for index, dataset in enumerate(_views(PatientName="DOE^JANE", AccessionNumber="ACC777")):
+        if index == 2:
+            dataset.PatientID, dataset.PatientName = "PID-OTHER", "ROE^RICHARD"
+        keep_instance(folder, dataset)
+    node._take(folder)
+    out = capsys.readouterr().out
+    assert "FAILED study" in out and "different patients" in out
+    for identifier in ("PID-OTHER", "ROE", "RICHARD", "DOE", "JANE", "ACC777", STUDY, "19600101"):
+        assert identifier not in out
+    assert without_identifiers("patient 1960-01-01 DOE", folder) == "patient … …"
+
+
+def test_a_received_image_without_its_view_is_never_given_one_by_its_file_name(tmp_path):
+    """Received files are named by a hash of their UID; a hexadecimal one held "cc" by chance, and an R-MLO
+    image without ViewPosition was read as R-CC from it."""
+    from inference.errors import ExamError
+    from inference.exam import load_exam
+
+    folder = study_folder(tmp_path, STUDY)
+    unnamed = make_dataset(sample_pixels("R-MLO", shrink=8), "R-MLO", projection="", StudyInstanceUID=STUDY)
+    unnamed.SOPInstanceUID = unnamed.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4.1"  # sha1 fef0ab0acc…
+    path = keep_instance(folder, unnamed)
+    assert path.stem.isdigit()
+    with pytest.raises(ExamError, match=r"the view \(CC/MLO\) of the image is not recorded"):
+        load_exam(folder)
+
+
+def test_a_destination_that_stays_down_is_said_once_with_how_the_node_retries(tmp_path, groups, capsys):
+    """The same NOT SENT line, with "run the command again to retry", came at every retry, for ever."""
+    import socket
+
+    from app.archive.unit import Outcome
+    from app.pacs.nodes import parse_address
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    batch = BatchOptions(formats=("json", "sr"), device="cpu")
+    node = AiNode(NodeOptions(ae_title="AINODE", port=0, out=tmp_path, allowed=(), batch=batch, retry_s=5,
+                              send=parse_address(f"dimse://DOWN@127.0.0.1:{port}")[0]), groups)
+    folder = study_folder(tmp_path, STUDY)
+    for dataset in _views():
+        keep_instance(folder, dataset)
+    node._take(folder)
+    for _ in range(2):
+        node._send(folder, Outcome(folder.name, str(folder), "skipped"))
+    out = capsys.readouterr().out
+    assert out.count("NOT SENT") == 1 and "tried again every 5 s" in out and "run the command" not in out
+    assert folder in node._unsent
+
+
+def test_received_images_go_keep_s_after_the_analysis_and_their_room_comes_back(tmp_path, groups, capsys):
+    """The inbox was never emptied: the quota filled after some hundred studies and the node refused more."""
+    import os
+    import time
+
+    from app.pacs.scp import InboxLimits, StorageSCP
+
+    batch = BatchOptions(formats=("json",), device="cpu")
+    node = AiNode(NodeOptions(ae_title="AINODE", port=0, out=tmp_path, allowed=(), batch=batch, keep_s=3600),
+                  groups)
+    folder = study_folder(tmp_path, STUDY)
+    for dataset in _views():
+        keep_instance(folder, dataset)
+    waiting = study_folder(tmp_path, "1.2.3.99")  # received, not analysed yet
+    keep_instance(waiting, _views(("L-CC",))[0])
+    node.scp = StorageSCP("AINODE", 0, tmp_path, limits=InboxLimits(quota_bytes=1 << 30))
+    try:
+        used = node.scp._used
+        node._take(folder)
+        assert node.remove_finished() == []  # analysed just now: kept for late views
+        marker = next((tmp_path / "results" / ".batch" / "done").glob("*.json"))
+        hours_ago = time.time() - 2 * 3600
+        os.utime(marker, (hours_ago, hours_ago))
+        for path in folder.glob("*.dcm"):
+            os.utime(path, (hours_ago - 60, hours_ago - 60))
+        assert node.remove_finished() == [folder]
+        assert not folder.exists() and waiting.exists() and node.scp._used < used
+        assert any((tmp_path / "results" / folder.name).glob("*.json"))  # the results stay
+        assert "its received images were removed" in capsys.readouterr().out
+    finally:
+        node.scp.stop()
