@@ -138,11 +138,20 @@ class AiNode:
         self._unsent: dict[Path, float] = {}  # study folder -> when to try the destination again
         self._send_failures: dict[str, str] = {}  # study -> the send failure last printed (printed once)
         self._confirmed: dict[Path, float] = {}  # study folder -> when its instances were last found analysed
+        self._senders: dict[Path, set[str]] = {}  # study folder -> the calling AE titles its instances came from
         self.scp: StorageSCP | None = None
 
-    def _received(self, folder: Path) -> None:
+    def _received(self, folder: Path, sender: str) -> None:
         with self._lock:
             self._pending[folder] = time.monotonic()
+            self._senders.setdefault(folder, set()).add(sender)
+
+    def _from(self, folder: Path) -> str:
+        """" (sent by AET, …)" for the study's senders since this node started, so that an operator knows which
+        modality to look at; "" when none is known (received before a restart)."""
+        with self._lock:
+            senders = sorted(self._senders.get(folder, ()))
+        return f" (sent by {', '.join(senders)})" if senders else ""
 
     def studies(self) -> list[Path]:
         """The study folders under DIR (those holding at least one received instance)."""
@@ -213,8 +222,8 @@ class AiNode:
                      "again (results sent before are superseded by the new ones)")
             outcome = process(item, self.groups, self.results, self.options.batch, record)
             if outcome.status == "failed":
-                _say(f"FAILED study {folder.name}: {without_identifiers(outcome.reason, folder)} (analysed again "
-                     "when an instance of it comes)")
+                _say(f"FAILED study {folder.name}{self._from(folder)}: {without_identifiers(outcome.reason, folder)} "
+                     "(analysed again when an instance of it comes)")
                 return
             reason = f" ({without_identifiers(outcome.reason, folder)})" if outcome.reason else ""
             _say(f"analysed study {folder.name}: {len(outcome.files)} file(s) in {self.results / folder.name}"
@@ -244,6 +253,8 @@ class AiNode:
                 shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
             self._confirmed.pop(folder, None)
+            with self._lock:
+                self._senders.pop(folder, None)
             _say(f"study {folder.name}: its received images were removed ({freed / (1 << 20):.1f} MB; analysed "
                  f"{(now - analysed) / 3600:.1f} h ago, results kept in {self.results / folder.name})")
         return removed

@@ -161,14 +161,14 @@ class StorageSCP:
 
     ``allowed``: who may associate (an empty allow-list lets nobody in; the short-lived C-MOVE receiver lets in
     only the PACS it asked, by its address, see ``Sender``). By default MG
-    images are kept in ``inbox`` (one folder per study, within ``limits``) and ``on_kept(folder)`` is called
+    images are kept in ``inbox`` (one folder per study, within ``limits``) and ``on_kept(folder, sender)`` is called
     after each; ``on_instance(dataset)`` replaces that (the C-MOVE receiver hands each dataset to a retrieve).
     """
 
     def __init__(self, ae_title: str, port: int, inbox: Path | None = None, *, host: str = BIND_DEFAULT,
                  allowed: Sequence[Sender] = (), limits: InboxLimits = InboxLimits(),
                  on_instance: Callable[[Dataset], None] | None = None,
-                 on_kept: Callable[[Path], None] | None = None, timeout: float = 30.0) -> None:
+                 on_kept: Callable[[Path, str], None] | None = None, timeout: float = 30.0) -> None:
         from pynetdicom import AE, evt  # noqa: PLC0415
 
         self.ae_title = ae_title.strip()
@@ -244,7 +244,7 @@ class StorageSCP:
             if self.on_instance is not None:
                 self.on_instance(dataset)
             else:
-                self._keep(dataset, size)
+                self._keep(dataset, size, str(event.assoc.requestor.ae_title).strip())
         except _Refusal as refusal:
             with self._lock:
                 self.refused += 1
@@ -258,7 +258,7 @@ class StorageSCP:
             return _status(OUT_OF_RESOURCES, "the instance could not be written")
         return 0x0000
 
-    def _keep(self, dataset: Dataset, size: int) -> None:
+    def _keep(self, dataset: Dataset, size: int, sender: str) -> None:
         modality = str(dataset.get("Modality", "")).strip()
         if modality != "MG":
             raise _Refusal(NOT_ACCEPTED, f"not a mammography image (Modality {modality or 'missing'}): MG only")
@@ -287,7 +287,7 @@ class StorageSCP:
             self._used += written - size - replaced
             self.kept += 1
         if self.on_kept is not None:
-            self.on_kept(folder)
+            self.on_kept(folder, sender)
 
     def remove_study(self, folder: Path) -> int:
         """Remove a study's received instances (its folder) and give their room back to the quota; returns

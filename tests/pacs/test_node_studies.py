@@ -82,9 +82,11 @@ def test_a_failure_s_reason_names_no_patient(tmp_path, groups, capsys):
         if index == 2:
             dataset.PatientID, dataset.PatientName = "PID-OTHER", "ROE^RICHARD"
         keep_instance(folder, dataset)
+        node._received(folder, "MODALITY7")
+    node._pending.clear()
     node._take(folder)
     out = capsys.readouterr().out
-    assert "FAILED study" in out and "different patients" in out
+    assert f"FAILED study {folder.name} (sent by MODALITY7): " in out and "different patients" in out
     for identifier in ("PID-OTHER", "ROE", "RICHARD", "DOE", "JANE", "ACC777", STUDY, "19600101"):
         assert identifier not in out
     assert without_identifiers("patient 1960-01-01 DOE", folder) == "patient … …"
