@@ -38,8 +38,9 @@ def _reader_rng(seed: int, reader: str) -> np.random.Generator:
 
 def reading_order(cases: Sequence[CaseEntry], reader: str, seed: int, session: int = 1) -> list[str]:
     """A reader's case order: training cases first, then the study cases shuffled with positives spread
-    evenly (each stratum shuffled, then interleaved in proportion). Reproducible from (seed, reader,
-    session); the second session of a crossover study has its own order."""
+    evenly (each stratum shuffled, then interleaved in proportion, each case at a random place within its
+    share of the order, so that positives sit at no fixed positions a reader could learn). Reproducible from
+    (seed, reader, session); the second session of a crossover study has its own order."""
     rng = _reader_rng(seed, reader if session == 1 else f"{reader}:session {session}")
     training = [c.case_id for c in cases if c.training]
     positives = [c.case_id for c in cases if not c.training and c.positive]
@@ -47,9 +48,10 @@ def reading_order(cases: Sequence[CaseEntry], reader: str, seed: int, session: i
     rng.shuffle(training)
     rng.shuffle(positives)
     rng.shuffle(negatives)
-    # each stratum spread evenly over the order: item i of k sits at (i + 0.5) / k
-    keyed = [((i + 0.5) / len(positives), 1, c) for i, c in enumerate(positives)]
-    keyed += [((j + 0.5) / len(negatives), 0, c) for j, c in enumerate(negatives)]
+    # each stratum spread evenly over the order: item i of k sits somewhere in [i / k, (i + 1) / k) (at the
+    # middle of it, the positives came at the same positions for every reader and seed: 2, 4, 6, 9, …)
+    keyed = [((i + rng.random()) / len(positives), 1, c) for i, c in enumerate(positives)]
+    keyed += [((j + rng.random()) / len(negatives), 0, c) for j, c in enumerate(negatives)]
     order = [c for _, _, c in sorted(keyed)]
     return training + order
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, replace
 from app.exam_window import ExamWindow, exam_window
 from app.overlay_images import OverlayImages, prepare_overlays
 from app.study.blinding import blind_exam
-from app.study.design import study_info
+from app.study.design import Design, study_info
+from app.study.errors import StudyError
 from app.study.sessions import ReadingSession
 from app.study.store import Store
 from inference.intake.exam import Exam, load_exam
@@ -77,6 +78,16 @@ class OpenedReading:
 def open_reading(store: Store, study_id: int, reader: str, *, progress=None, cancel=None) -> OpenedReading:
     """Read the study's plan for ``reader`` (raises StudyError for someone who is not one of its readers)."""
     session = ReadingSession(store, study_id, reader)
+    if session.design != Design.UNAIDED:
+        from app.study.scores import cases_without_result  # noqa: PLC0415
+
+        missing = cases_without_result(store, study_id)
+        if missing:
+            named = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+            raise StudyError(f"{len(missing)} case(s) have no stored AI result ({named}), so a {session.design} "
+                             "reading would record aided reads with no AI shown; the coordinator runs "
+                             "'python main.py study scores NAME --models …' on this machine first (an imported "
+                             "study or scores from a batch's table carry the scores, not the results to show)")
     position = session.next_position()
     state = case_state(session, position) if position is not None else None
     return OpenedReading(session, study_info(store, study_id), position, state)

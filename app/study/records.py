@@ -102,13 +102,14 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
             continue
         case = cases[case_id]
         for model in [None, *models]:
-            if level == "breast":
+            present = [b for b in ("L", "R") if _truth(case, b) != "none"]  # "none": the breast is not there
+            if level == "breast":  # an absent breast is no unit (it was counted as a normal one)
                 units = [(f"{case_id}:{b}", breast_truth(case, b), values[b],
-                          scores.get((model["id"], case_id, b)) if model else None) for b in ("L", "R")]
-            else:  # the exam's model score: the maximum over its breasts, none when one of them has none
-                present = [b for b in ("L", "R") if _truth(case, b) != "none"] or ["L", "R"]  # "none": no breast
+                          scores.get((model["id"], case_id, b)) if model else None) for b in present]
+            else:  # the exam's scores: the maximum over its breasts that are there (the model's: none when one has none)
+                present = present or ["L", "R"]
                 scored = [scores.get((model["id"], case_id, b)) for b in present] if model else [None]
-                units = [(case_id, max(breast_truth(case, "L"), breast_truth(case, "R")), max(values.values()),
+                units = [(case_id, max(breast_truth(case, "L"), breast_truth(case, "R")), max(values[b] for b in present),
                           None if None in scored else max(scored))]
             for unit, truth, score, model_score in units:
                 if model is None:
@@ -180,7 +181,7 @@ def telemetry(store: Store, study_id: int, threshold: float = 0.5) -> list[dict]
         durations[(reader, case_id, modality)] = duration
     out = []
     for (reader, case_id, breast), by_modality in sorted(values.items()):
-        if "unaided" not in by_modality or "aided" not in by_modality:
+        if "unaided" not in by_modality or "aided" not in by_modality or _truth(cases[case_id], breast) == "none":
             continue
         before, after = by_modality["unaided"], by_modality["aided"]
         ai = model.get((case_id, breast))

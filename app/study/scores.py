@@ -82,8 +82,11 @@ def compute_model_scores(
     cancel = cancel or (lambda: False)
     groups = as_groups(models)
     _register_models(store, study_id, groups)
+    # a score counts as done with its stored result (what the reading screen shows): scores from a batch's
+    # table or an imported study have none, and their cases are analysed here
     done = {(r[0], r[1]) for r in store.read(
-        "SELECT DISTINCT case_id, model_id FROM model_scores WHERE study_id=?", (study_id,))}
+        "SELECT DISTINCT s.case_id, s.model_id FROM model_scores s JOIN analysis_results r "
+        "ON r.result_key = s.result_key WHERE s.study_id=?", (study_id,))}
     todo = [c for c in study_cases(store, study_id).values()
             if any((c.case_id, g.id) not in done for g in groups)]
     unopened: list[str] = []
@@ -129,3 +132,16 @@ def stored_result_key(store: Store, study_id: int, case_id: str) -> str | None:
                       "AND m.model_id = s.model_id WHERE s.study_id=? AND s.case_id=? ORDER BY m.rowid LIMIT 1",
                       (study_id, case_id))
     return rows[0][0] if rows else None
+
+
+def cases_without_result(store: Store, study_id: int) -> list[str]:
+    """The cases whose first model (the one a reading screen shows) has no stored result: no scores yet, scores
+    taken from a batch's table, or a study imported from another machine (an export carries scores, not
+    results). An aided reading of such a case would be recorded as aided with no AI shown."""
+    rows = store.read(
+        "SELECT c.case_id FROM study_cases c WHERE c.study_id=? AND NOT EXISTS ("
+        " SELECT 1 FROM model_scores s JOIN analysis_results r ON r.result_key = s.result_key"
+        " WHERE s.study_id = c.study_id AND s.case_id = c.case_id AND s.model_id = ("
+        "  SELECT m.model_id FROM study_models m WHERE m.study_id = c.study_id ORDER BY m.rowid LIMIT 1))"
+        " ORDER BY c.rowid", (study_id,))
+    return [row[0] for row in rows]

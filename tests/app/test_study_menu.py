@@ -75,7 +75,7 @@ def test_create_read_and_see_results_from_the_workstation(qtbot, window, store, 
         for position in range(4):
             case = session.case_at(position).case_id
             positive = int(case[1:]) % 2
-            session.commit(case, "unaided", {"L": 0.2, "R": 0.3 + 0.4 * positive - shift * position}).result()
+            session.commit(case, "unaided", {"L": 0.2, "R": 0.3 + 0.4 * positive - shift * position / 2}).result()
     worker = window.study_menu.show_results(study_id)
     with qtbot.waitSignal(worker.finished, timeout=30_000):  # delivered through the event loop: no race
         pass

@@ -82,6 +82,10 @@ def test_order_is_reproducible_stratified_and_per_reader():
         chunk = study_part[quarter * 10 : (quarter + 1) * 10]
         assert sum(c in positives for c in chunk) == 2  # 8 positives over 40: two per quarter
     assert reading_order(entries, "A", 8) != a1
+    # the positives sit at no fixed positions: they were at the same places for every reader and seed
+    places = {tuple(i for i, c in enumerate(reading_order(entries, reader, seed)) if c in positives)
+              for reader in ("A", "B", "C") for seed in (1, 2, 99)}
+    assert len(places) == 9
 
 
 def test_sequential_design_locks_the_unaided_read(store):
@@ -543,3 +547,62 @@ def test_results_measure_the_operating_points_a_model_card_declares(store):
     assert declared.threshold == 0.9 and declared.sensitivity == 0.0 and declared.specificity == 1.0
     assert points["threshold 0.5"].sensitivity == 1.0
     assert "declared: bad" not in points and {"threshold 0.5", "Youden optimum"} <= set(points)
+
+
+def test_an_aided_reading_needs_every_case_s_ai_result_and_scores_computes_the_missing_ones(store, stub_model,
+                                                                                         tmp_path):
+    """An imported study (its export carries scores, not results) or scores from a batch's table gave the
+    reading screen nothing to show: "Show AI" still locked the unaided read and the next read counted as aided,
+    and 'study scores' computed nothing ("0 case(s)"). The reading is refused until the results are there, and
+    'scores' computes them."""
+    from app.study.errors import StudyError
+    from app.study.exchange import export_study, import_study
+    from app.study.reading_screen import open_reading
+    from app.study.scores import cases_without_result, stored_result_key
+    from tests.helpers import synthetic_view, write_png
+
+    entries = []
+    for i in range(3):
+        folder = tmp_path / f"exam{i}"
+        folder.mkdir()
+        write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (600, 500)))
+        write_png(folder / "0_L-CC.png", synthetic_view("L-CC", (700, 250)))
+        entries.append(CaseEntry(f"c{i}", str(folder), "normal", "malignant" if i == 1 else "normal"))
+    study = create_study(store, "seq", Design.SEQUENTIAL, ["A"], entries, seed=2)
+    with pytest.raises(StudyError, match=r"3 case\(s\) have no stored AI result \(c\d, c\d, c\d\)"):
+        open_reading(store, study, "A")  # no scores at all yet
+    assert compute_model_scores(store, study, [stub_model], device="cpu") == 3
+    assert cases_without_result(store, study) == [] and open_reading(store, study, "A").state is not None
+
+    other = Store(tmp_path / "other.sqlite")
+    try:
+        moved = import_study(other, json.loads(json.dumps(export_study(store, study))), name="seq")
+        assert len(cases_without_result(other, moved)) == 3
+        with pytest.raises(StudyError, match="a sequential reading would record aided reads with no AI shown"):
+            open_reading(other, moved, "A")
+        assert compute_model_scores(other, moved, [stub_model], device="cpu") == 3
+        assert cases_without_result(other, moved) == []
+        assert other.load_result(stored_result_key(other, moved, "c0")) is not None
+        assert open_reading(other, moved, "A").session.reader == "A"
+    finally:
+        other.close()
+    unaided = create_study(store, "plain", Design.UNAIDED, ["A"], entries, seed=2)
+    assert open_reading(store, unaided, "A").state is not None  # nothing to show: nothing needed
+
+
+def test_a_breast_that_is_not_there_is_no_unit_at_either_level(store):
+    """Truth "none" (no such breast: a mastectomy) counted as a normal breast at breast level (n- 9 for 5), and
+    the exam level took the reader's value for the absent breast into the exam's score."""
+    entries = [CaseEntry("a", "/x/a", "malignant", "none"), CaseEntry("b", "/x/b", "normal", "none"),
+               CaseEntry("c", "/x/c", "none", "benign"), CaseEntry("d", "/x/d", "normal", "malignant"),
+               CaseEntry("e", "/x/e", "normal", "normal"), CaseEntry("f", "/x/f", "none", "normal")]
+    study = create_study(store, "absent", Design.UNAIDED, ["A"], entries, seed=1)
+    session = ReadingSession(store, study, "A")
+    for entry in entries:
+        session.commit(entry.case_id, "unaided", {"L": 0.3, "R": 0.9 if entry.case_id == "b" else 0.2}).result()
+    breast = analysis_records(store, study, "breast")
+    units = {r["case"]: r["truth"] for r in breast}
+    assert sorted(units) == ["a:L", "b:L", "c:R", "d:L", "d:R", "e:L", "e:R", "f:R"]
+    assert sum(units.values()) == 2 and len(units) - sum(units.values()) == 6
+    exam = {r["case"]: r["score"] for r in analysis_records(store, study, "exam")}
+    assert exam["b"] == 0.3  # its right breast, which is not there, was read 0.9
