@@ -60,6 +60,9 @@ def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseE
     for number, row in enumerate(rows, start=2):
         if any((v or "").strip() for v in row.get(None) or ()):  # a trailing comma is no value
             raise StudyError(f"{path}: line {number} has more values than the header has columns")
+        if any(k is not None and v is None for k, v in row.items()):  # csv fills a short line's columns with None
+            given = sum(k is not None and v is not None for k, v in row.items())
+            raise StudyError(f"{path}: line {number} has {given} value(s) for the header's {len(columns)} columns")
         values = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
         case_id, exam = values["case_id"], values["exam"]
         if not case_id or not exam:

@@ -144,12 +144,30 @@ def _imrmc_id(text: object) -> str:
     return re.sub(r"\W+", "_", str(text)).strip("_")
 
 
+def _imrmc_ids(values) -> dict:
+    """One iMRMC identifier per distinct value: two names that differ only in what an identifier cannot hold
+    ("Dr. A" and "Dr A", "c-1" and "c_1") became one reader or case; the later one takes "_2", "_3" …"""
+    ids: dict = {}
+    taken: set[str] = set()
+    for value in dict.fromkeys(values):
+        base = _imrmc_id(value) or "id"
+        name, number = base, 1
+        while name in taken:
+            number += 1
+            name = f"{base}_{number}"
+        ids[value] = name
+        taken.add(name)
+    return ids
+
+
 def write_imrmc(rows: Sequence[dict], path: str | Path, description: str = "Mammo Reader export") -> None:
     """iMRMC input format: truth rows (reader -1, modality 0) then one row per score."""
     cases = {}
     for row in rows:
         cases.setdefault(row["case"], row["truth"])
+    readers, case_ids = _imrmc_ids(r["reader"] for r in rows), _imrmc_ids(cases)
+    modalities = _imrmc_ids(r["modality"] for r in rows)
     lines = [description, "", "BEGIN DATA:"]
-    lines += [f"-1,{_imrmc_id(case)},0,{truth}" for case, truth in cases.items()]
-    lines += [f"{_imrmc_id(r['reader'])},{_imrmc_id(r['case'])},{_imrmc_id(r['modality'])},{r['score']}" for r in rows]
+    lines += [f"-1,{case_ids[case]},0,{truth}" for case, truth in cases.items()]
+    lines += [f"{readers[r['reader']]},{case_ids[r['case']]},{modalities[r['modality']]},{r['score']}" for r in rows]
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -47,9 +47,11 @@ def rjafroc_tables(form: Mapping[str, Any]) -> dict[str, list[list[Any]]]:
             weight = float(weight) if weight is not None else 1.0 / len(lesions)
             truth.append([number, lesion_number[(case["id"], lesion["id"])], weight, reader_list, modality_list])
             key.append([number, str(case["id"]), lesion_number[(case["id"], lesion["id"])], str(lesion["id"])])
+    if len(truth) < 3:  # the paradigm column holds two cells ("FROC", "FCTRL"), one per row of truth
+        raise StudyError(f"RJafroc's data file needs at least two rows of truth (a normal case, or a lesion, a row); "
+                         f"this study gives {len(truth) - 1}")
     truth[1].append("FROC")
-    if len(truth) > 2:
-        truth[2].append("FCTRL")
+    truth[2].append("FCTRL")
     nl, ll = [NL_HEADER], [LL_HEADER]
     for mark in form["marks"]:
         case_id = mark["case"]

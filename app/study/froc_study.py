@@ -123,10 +123,17 @@ def stored_froc_data(store: Store, study_id: int, truth: LesionTruth) -> tuple[d
     if not reads:
         raise StudyError("no committed reads yet: the results need at least one finished reading")
     modalities = sorted({m for _, _, m in reads})
-    readers = list(info["readers"])
+    cautions = []
+    started = {r for r, _, _ in reads}
+    idle = [r for r in info["readers"] if r not in started]
+    if idle:  # as in the ROC results: a reader who has read nothing yet is not in the interim results
+        cautions.append(f"reader(s) {', '.join(idle)} have read nothing yet and are left out; results are interim")
+    readers = [r for r in info["readers"] if r in started]
     done = {(r, c, m) for r, c, m in reads}
     complete = [c for c in sorted(cases) if all((r, c, m) in done for r in readers for m in modalities)]
-    cautions = []
+    if not complete:
+        raise StudyError(f"no case is read yet by every reader who has begun ({', '.join(readers)}) in every "
+                         f"modality ({', '.join(modalities)}): the localisation results need at least one")
     if len(complete) < len(cases):
         cautions.append(f"the study is not finished: {len(cases) - len(complete)} of {len(cases)} case(s) are not yet "
                         "read by every reader in every modality and are left out; results are interim")

@@ -29,6 +29,7 @@ class CaseState:
     open: bool
     washout_ends: float | None = None  # when session 2 opens (crossover), for the washout notice
     birads: dict = field(default_factory=dict)  # {modality: {breast: category}} of the committed reads
+    marks: dict = field(default_factory=dict)  # {modality: [ReaderMark]} of the committed reads
     exam: Exam | None = None
     result: ExamResult | None = None
     overlays: OverlayImages | None = None
@@ -44,7 +45,7 @@ def case_identifiers(session: ReadingSession, position: int) -> set[str]:
 def case_state(session: ReadingSession, position: int) -> CaseState:
     case_id = session.order[position]
     return CaseState(position, session.reads(case_id), session.is_revealed(case_id), session.is_open(position),
-                     session.washout_ends_at(), session.birads(case_id))
+                     session.washout_ends_at(), session.birads(case_id), session.marks(case_id))
 
 
 def load_case(session: ReadingSession, position: int, *, progress, cancel) -> CaseState:

@@ -81,6 +81,17 @@ class ReadingSession:
         """The BI-RADS categories of a case's committed reads: {modality: {breast: category ("" none)}}."""
         return self._committed(case_id, "birads")
 
+    def marks(self, case_id: str) -> dict[str, list]:
+        """The marks of a case's committed reads: {modality: [ReaderMark, …]} in the order they were made."""
+        from app.study.store import ReaderMark  # noqa: PLC0415
+
+        out: dict[str, list] = {}
+        for modality, view, row, col, label, confidence in self.store.read(
+            "SELECT modality, view, row, col, label, confidence FROM study_marks WHERE study_id=? AND reader=? "
+            "AND case_id=? ORDER BY modality, mark_id", (self.study_id, self.reader, case_id)):
+            out.setdefault(modality, []).append(ReaderMark(view, row, col, label, confidence))
+        return out
+
     def _committed(self, case_id: str, column: str) -> dict[str, dict]:
         out: dict[str, dict] = {}
         for modality, breast, value in self.store.read(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QDialog, QMessageBox
 
 from app.study.store import Store
 from app.study.cases import CaseEntry
@@ -427,3 +427,55 @@ def test_the_study_screen_shows_a_case_in_one_window_for_all_its_views(qtbot, tm
         window.close()
     finally:
         close_windows_then(store)
+
+
+def test_the_aided_read_starts_from_the_unaided_marks_also_after_a_restart(qtbot, study):
+    """The aided form was filled with the unaided % and BI-RADS but not its marks: an aided read committed as
+    it stood said "no finding" where the reader had marked one."""
+    from app.study.store import ReaderMark  # noqa: PLC0415
+
+    store, study_id = study
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
+    wait_for_case(qtbot, window)
+    mark = ReaderMark("R-CC", 120.0, 90.0, "mass", 4)
+    window.add_mark(mark)
+    set_reader(window, 60, 10)
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+    window.reveal()
+    qtbot.waitUntil(lambda: window.ai_box.isVisible(), timeout=10_000)
+    assert window.marks == [mark] and not window.unrecorded()  # carried, nothing new to record
+    assert window.close()  # leaves without asking; the aided read is not committed yet
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
+    wait_for_case(qtbot, window)
+    qtbot.waitUntil(lambda: window.ai_box.isVisible(), timeout=10_000)
+    assert window.marks == [mark]  # from the store, after the restart
+    window.remove_last_mark()
+    assert window.unrecorded()  # taking the carried mark back is a change to record
+    window.add_mark(mark)
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+    assert store.read("SELECT modality, row, col, confidence FROM study_marks ORDER BY modality") == [
+        ("aided", 120.0, 90.0, 4), ("unaided", 120.0, 90.0, 4)]
+    window.close()
+
+
+def test_k_does_nothing_on_a_reading_that_takes_no_answer(qtbot, study):
+    """K toggled the disabled mark button in code: the mark dialog opened on a committed reading, drew a mark
+    that was never stored, and the tool stayed on into the next case."""
+    store, study_id = study
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
+    wait_for_case(qtbot, window)
+    k = next(a for a in window.actions() if a.shortcut().toString() == "K")
+    k.trigger()
+    assert window.mark_button.isChecked()  # on a reading that takes answers
+    set_reader(window, 20, 10)
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+    assert not window.mark_button.isChecked() and window.current_step() == "reveal"
+    k.trigger()
+    assert not window.mark_button.isChecked()
+    view = next(iter(window.hanging.views.values()))
+    window._on_mark_requested(view.view, 10.0, 10.0)  # noqa: SLF001 - what a click in mark mode does
+    assert window.marks == [] and not window.findChildren(QDialog)
+    window.close()

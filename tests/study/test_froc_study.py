@@ -140,3 +140,34 @@ def test_a_malignant_training_case_s_lesion_does_not_stop_the_analysis(store):
     data, _ = stored_froc_data(store, study, stored_lesion_truth(store, study))
     assert [c["id"] for c in data["cases"]] == [f"c{i}" for i in range(6)]
     assert not [m for m in data["marks"] if m.get("case") == "t1"]
+
+
+def test_a_reader_who_has_read_nothing_is_left_out_and_no_file_is_written_without_cases(tmp_path):
+    """A third reader with no reads made every case "incomplete": 'froc' said "no modalities, readers or cases"
+    and the RJafroc export raised an IndexError."""
+    from app.study.froc_export import rjafroc_tables
+
+    store = Store(tmp_path / "study.sqlite")
+    entries = [CaseEntry(f"c{i:02d}", f"/exams/{i}", "malignant" if i < 3 else "normal", "normal") for i in range(6)]
+    study_id = create_study(store, "loc", Design.SEQUENTIAL, ["A", "B", "Lz"], entries, seed=3)
+    (tmp_path / "first").mkdir()
+    truth_store, _ = make_study(tmp_path / "first")  # writes its truth.json
+    truth_store.close()
+    truth = load_lesion_truth(tmp_path / "first" / "truth.json")
+    read(store, study_id, "A")
+    read(store, study_id, "B")
+    form, cautions = stored_froc_data(store, study_id, truth)
+    assert form["readers"] == ["A", "B"] and len(form["cases"]) == 6
+    assert any("Lz have read nothing yet and are left out" in c for c in cautions)
+    assert len(rjafroc_tables(form)["Truth"]) == 7  # header, three normal cases, three lesions
+
+    alone = create_study(store, "one case", Design.UNAIDED, ["A"], entries[:1], seed=1)
+    ReadingSession(store, alone, "A").commit("c00", "unaided", {"L": 0.8, "R": 0.1},
+                                             marks=[ReaderMark("L-CC", *HIT, "mass", 4)]).result()
+    one = json.loads((tmp_path / "first" / "truth.json").read_text())
+    one["cases"] = {"c00": one["cases"]["c00"]}
+    (tmp_path / "first" / "one.json").write_text(json.dumps(one))
+    form, _ = stored_froc_data(store, alone, load_lesion_truth(tmp_path / "first" / "one.json"))
+    with pytest.raises(StudyError, match="needs at least two rows of truth"):
+        rjafroc_tables(form)
+    store.close()

@@ -53,6 +53,7 @@ def test_case_list_csv(tmp_path):
     ("case_id,exam,truth_left,truth_right\na,x,normal,\n", "line 2: truth_right '' is not one of"),
     ("case_id,exam,truth_left,truth_right\n,x,normal,normal\n", "line 2: give the case_id"),
     ("case_id,exam,truth_left,truth_right\na,x,normal,normal,extra\n", "line 2 has more values than the header"),
+    ("case_id,exam,truth_left,truth_right\na,x,normal\n", r"line 2 has 3 value\(s\) for the header's 4 columns"),
     ("case_id,exam,truth_left,truth_right,training\na,x,normal,normal,maybe\n", "line 2: training 'maybe' is neither"),
     ("case_id,exam,truth_left,truth_right\na,x,normal,normal\nb,./x,malignant,normal\n",
      "line 3: case 'b' is the exam of case 'a' with another truth"),
@@ -606,3 +607,13 @@ def test_a_breast_that_is_not_there_is_no_unit_at_either_level(store):
     assert sum(units.values()) == 2 and len(units) - sum(units.values()) == 6
     exam = {r["case"]: r["score"] for r in analysis_records(store, study, "exam")}
     assert exam["b"] == 0.3  # its right breast, which is not there, was read 0.9
+
+
+def test_the_imrmc_file_keeps_readers_and_cases_apart_whose_names_differ_in_punctuation(tmp_path):
+    rows = [{"reader": reader, "modality": "unaided", "case": case, "truth": truth, "score": score}
+            for reader in ("Dr. A", "Dr A") for case, truth, score in (("c-1", 1, 0.9), ("c_1", 0, 0.2))]
+    write_imrmc(rows, tmp_path / "s.imrmc")
+    data = (tmp_path / "s.imrmc").read_text().split("BEGIN DATA:\n")[1].splitlines()
+    assert data[:2] == ["-1,c_1,0,1", "-1,c_1_2,0,0"]
+    assert data[2:] == ["Dr_A,c_1,unaided,0.9", "Dr_A,c_1_2,unaided,0.2", "Dr_A_2,c_1,unaided,0.9",
+                        "Dr_A_2,c_1_2,unaided,0.2"]

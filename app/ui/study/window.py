@@ -67,6 +67,8 @@ class StudyReadingWindow(QMainWindow):
         self.state: CaseState | None = None
         self.marks: list[ReaderMark] = []
         self._pending: tuple | None = None
+        self._carried_marks: list = []  # the unaided marks an aided read starts from (sequential design)
+        self._carried_at: int | None = None  # the position they were carried into the aided read at
         self._baseline: tuple | None = None  # the form's answers as last filled: a difference is unrecorded
         self._after_commit = None  # what to do once the commit now running is durable (leave after "Record")
         self._committing = False  # a commit is on its way to the store
@@ -118,7 +120,7 @@ class StudyReadingWindow(QMainWindow):
             button.clicked.connect(slot)
         for text, key, slot in (("Commit", "Ctrl+Return", self.commit), ("Show AI", "Ctrl+Shift+A", self.reveal),
                                 ("Next case", "PgDown", self.next_case), ("Previous case", "PgUp", self.previous_case),
-                                ("Mark a finding", "K", self.mark_button.toggle),
+                                ("Mark a finding", "K", self._toggle_mark_tool),
                                 ("Remove my last mark", "Shift+K", self.remove_last_mark)):
             action = QAction(text, self)
             action.setShortcut(QKeySequence(key))
@@ -202,6 +204,7 @@ class StudyReadingWindow(QMainWindow):
         self.hanging.set_case_label(label)
         self.exam = None
         self._set_marks([])
+        self._carried_marks, self._carried_at = [], None
         self._unreadable = False
         self._baseline = None
         self.hanging.set_loading()
@@ -342,6 +345,8 @@ class StudyReadingWindow(QMainWindow):
         editable = step in ("unaided", "aided", "concurrent") and not self._unreadable
         self.reader_panel.setEnabled(editable)
         self.commit_button.setEnabled(editable)
+        if not editable:
+            self.mark_button.setChecked(False)  # the tool does not stay on into a reading that takes no mark
         self.mark_button.setEnabled(editable)
         self.reveal_button.setVisible(self.session.design == Design.SEQUENTIAL)
         self.reveal_button.setEnabled(step == "reveal")
@@ -366,13 +371,31 @@ class StudyReadingWindow(QMainWindow):
         values, given = (reads.get(shown) or {}), categories.get(shown, {}) if shown else {}
         self.reader_panel.set_reads({b: BreastRead(b, v, birads=given.get(b, "")) for b, v in values.items()})
         self._baseline = self._answers()
+        if step == "aided" and shown == "unaided" and self._carried_at != self.position and self.state is not None:
+            self._carried_at = self.position
+            # the aided read starts from the whole unaided answer, its marks too (they were dropped: an aided
+            # read committed without them said "no finding" where the reader had marked one)
+            self._set_marks(list(self.state.marks.get("unaided", [])))
+            self._carried_marks = list(self.marks)
 
     def _set_mark_tool(self, on: bool) -> None:
         for widget in self.hanging.views.values():
             widget.set_tool(ToolMode.MARK if on else ToolMode.PAN)
 
+    def _toggle_mark_tool(self) -> None:
+        """K: the mark tool, on a reading that takes answers only (a disabled button still toggles in code: K
+        opened the mark dialog on a committed reading and drew a mark that was never stored)."""
+        if self.mark_button.isEnabled():
+            self.mark_button.toggle()
+
+    def _editable(self) -> bool:
+        return self.current_step() in ("unaided", "aided", "concurrent") and not self._unreadable
+
     def _on_mark_requested(self, view, row: float, col: float) -> None:
         from app.ui.workstation.mark_dialog import MarkDialog  # noqa: PLC0415
+
+        if not self._editable():
+            return
 
         dialog = MarkDialog(view.value, row, col, self)
         if dialog.exec():
@@ -402,7 +425,8 @@ class StudyReadingWindow(QMainWindow):
         """Answers or marks given on this reading and not committed yet."""
         if self.current_step() not in ("unaided", "aided", "concurrent") or self._unreadable:
             return False
-        return bool(self.marks) or (self._baseline is not None and self._answers() != self._baseline)
+        marks_changed = self.marks != (self._carried_marks if self.current_step() == "aided" else [])
+        return marks_changed or (self._baseline is not None and self._answers() != self._baseline)
 
     def leave_or_ask(self, then) -> bool:
         """True when the reader may leave this reading now; else asks "Record / Discard / Stay" and calls
@@ -467,7 +491,7 @@ class StudyReadingWindow(QMainWindow):
         self.status_label.setText("saving…")
         case_id = self.case_id
         future = self.session.commit(case_id, step, values, birads, marks=list(self.marks))
-        self._pending = (case_id, step, values, birads)
+        self._pending = (case_id, step, values, birads, list(self.marks))
         self._after_commit = then
         self._committing = True
         future.add_done_callback(lambda f: self._signal.done.emit(case_id, step, f.exception()))
@@ -520,9 +544,10 @@ class StudyReadingWindow(QMainWindow):
             self.session.shown(case_id, "aided")
         else:
             pending = self._pending if self._pending and self._pending[:2] == (case_id, step) else None
-            values, birads = (pending[2], pending[3]) if pending else ({}, {})
+            values, birads, marks = (pending[2], pending[3], pending[4]) if pending else ({}, {}, [])
             self.state = replace(self.state, reads={**self.state.reads, step: dict(values)},
-                                 birads={**self.state.birads, step: dict(birads)})
+                                 birads={**self.state.birads, step: dict(birads)},
+                                 marks={**self.state.marks, step: list(marks)})
             self._set_marks([])
             self.mark_button.setChecked(False)
             self.committed.emit(case_id, step)
