@@ -43,7 +43,7 @@ def timed_batch(items, model: str, out: Path, **kw) -> tuple[float, int, float]:
     finished: list[float] = []
     started = time.perf_counter()
     summary = run_batch(items, [model], out, BatchOptions(formats=("json",), device="auto"), percent_t=0.02,
-                        progress=lambda *_a, final=False: None if final else finished.append(time.perf_counter()),
+                        progress=lambda *_a, final=False, **_k: None if final else finished.append(time.perf_counter()),
                         **kw)
     seconds = time.perf_counter() - started
     if summary.failed:

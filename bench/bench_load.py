@@ -38,10 +38,10 @@ def main() -> None:
     serial = median_time(lambda: load_exam(exam_dir, workers=1), args.runs)
     parallel = median_time(lambda: load_exam(exam_dir), args.runs)
     print(f"\n4-view PNG exam: {serial:.3f} s one worker, {parallel:.3f} s in parallel ({serial / parallel:.2f}x)")
-    dicoms = [data / "dicom" / "cbis-ddsm_P00173_LEFT_CC_rle.dcm", data / "dicom" / "cbis-ddsm_P00820_RIGHT_MLO_rle.dcm"]
-    serial = median_time(lambda: load_exam(dicoms, workers=1), args.runs)
-    parallel = median_time(lambda: load_exam(dicoms), args.runs)
-    print(f"2-view CBIS-DDSM RLE exam: {serial:.3f} s one worker, {parallel:.3f} s in parallel ({serial / parallel:.2f}x)")
+    # the two CBIS-DDSM samples are two patients' views: each is an exam of its own (the intake refuses them as one)
+    for dicom in (data / "dicom" / "cbis-ddsm_P00173_LEFT_CC_rle.dcm", data / "dicom" / "cbis-ddsm_P00820_RIGHT_MLO_rle.dcm"):
+        seconds = median_time(lambda d=dicom: load_exam([d], workers=1), args.runs)
+        print(f"1-view CBIS-DDSM RLE exam {dicom.name}: {seconds:.3f} s")
 
 
 if __name__ == "__main__":

@@ -48,9 +48,9 @@ class ExamItem:
         originals = [self.opens, self.opens.rstrip("/").rsplit("/", 1)[-1]]
         for file in self.files:  # longest first: a whole path before the folder names inside it
             originals[:0] = [file, *(part for part in Path(file).parts if CBIS_DDSM_FOLDER.match(part))]
-        for original in originals:
+        for original in originals:  # as a whole word or path: a folder "port" is no part of "report"
             if original:
-                text = text.replace(original, self.exam_id)
+                text = re.sub(rf"(?<![\w.-]){re.escape(original)}(?![\w-])", lambda _m: self.exam_id, text)
         return text
 
     @property

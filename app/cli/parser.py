@@ -384,8 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True,
                           help="'phantom', a CSV of path, view, label[, mask], or (attention-cnn) a MIAS folder")
     evaluate.add_argument("--split", choices=["all", "test"], default="all",
-                          help="attention-cnn: every image of --data, or only the held-out part of the model's own "
-                               "training split (its seed and fraction, from its metadata)")
+                          help="attention CNN and GlimpseNet: every image of --data, or only the held-out part of "
+                               "the model's own training split (its seed and fraction, from its metadata)")
     evaluate.add_argument("--out", type=output_folder, help="a folder for the tables (CSV) and, for the attention CNN, "
                                         "confusion_matrix.png")
     evaluate.add_argument("--bins", type=positive_int, default=15)

@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
                                  f"classes ({', '.join(entry.classes)})", reference["source"])
             agree = compare(ours, values, entry.classes, digits)
             failures += not agree
-            shown = "  ".join(f"{c} {ours[c]:.{digits}f} (published {v:.{digits}f})"
+            said = "published" if expected_override is None else "expected"
+            shown = "  ".join(f"{c} {ours[c]:.{digits}f} ({said} {v:.{digits}f})"
                               for c, v in zip(entry.classes, values, strict=True))
             print(f"  {view_name:<6} {'agree   ' if agree else 'DISAGREE'}  {shown}")
     print("all values agree" if not failures else f"{failures} view(s) disagree", file=sys.stderr)

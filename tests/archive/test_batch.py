@@ -399,3 +399,12 @@ def test_a_batch_never_overwrites_a_table_it_did_not_make(archive, tmp_path):
     with pytest.raises(MammoError, match=r"holds scores.parquet and failures.csv that no batch or report run made"):
         run(read_batch_source(archive)[:1], out)
     assert (out / "scores.parquet").read_bytes() == b"their table" and not (out / ".batch").exists()
+
+
+def test_a_deidentified_reason_loses_the_exam_s_folder_as_a_word_not_inside_other_words():
+    """A folder called "port" took "report" apart ("a DICOM structured reanon-… needs …")."""
+    from app.archive.sources import ExamItem
+
+    item = ExamItem("anon-1234", "anon-1234", opens="/archive/port")
+    said = item.redacted("/archive/port/0_L-CC.dcm: a DICOM structured report needs; exam port: no views")
+    assert said == "anon-1234/0_L-CC.dcm: a DICOM structured report needs; exam anon-1234: no views"

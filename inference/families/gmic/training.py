@@ -214,6 +214,7 @@ def train(config: TrainConfig, progress=None) -> Path:
     log = progress or (lambda text: print(text, file=sys.stderr, flush=True))
 
     if config.data == "phantom":
+        log(f"making {config.n_train + config.n_val} phantom views (minutes on a few CPU cores) …")
         train_samples = phantom_samples(config.n_train, config.seed)
         val_samples = phantom_samples(config.n_val, config.seed + 10_000)
     else:
