@@ -13,8 +13,10 @@ import pyqtgraph as pg
 
 
 class DisplayImageItem(pg.ImageItem):
-    """``pg.ImageItem(autoDownsample=True)`` whose reduction runs in OpenCV (uint16 and float32 grey images; for
-    uint8, pyqtgraph's integer path maps levels otherwise than its float one, so it keeps its own)."""
+    """``pg.ImageItem(autoDownsample=True)`` whose reduction runs in OpenCV (grey images of uint16, float32 and the
+    other integer types the intake gives — int32 after a rescale slope — reduced as float32, as pyqtgraph's own
+    float means are; for uint8, pyqtgraph's integer path maps levels otherwise than its float one, so it keeps
+    its own)."""
 
     def __init__(self) -> None:
         super().__init__(autoDownsample=True)
@@ -22,8 +24,8 @@ class DisplayImageItem(pg.ImageItem):
     def render(self) -> None:
         full = self.image
         factors = self._computeDownsampleFactors() if full is not None else None
-        if (factors is None or None in factors or max(factors) <= 1 or full.ndim != 2
-                or full.dtype not in (np.uint16, np.float32)):  # what the intake gives for display
+        if (factors is None or None in factors or max(factors) <= 1 or full.ndim != 2 or full.dtype == np.uint8
+                or full.dtype.kind not in "iuf"):
             super().render()
             return
         xds, yds = factors
@@ -33,8 +35,10 @@ class DisplayImageItem(pg.ImageItem):
             super().render()
             return
         # the block means of pyqtgraph's own reduction (whole blocks; a last partial one is left out as there)
-        reduced = cv2.resize(np.ascontiguousarray(full[: rows * row_step, : columns * column_step]), (columns, rows),
-                             interpolation=cv2.INTER_AREA)
+        whole = full[: rows * row_step, : columns * column_step]
+        if whole.dtype not in (np.uint16, np.float32):  # int32 (a rescaled DICOM), int16 …: OpenCV reduces float32
+            whole = whole.astype(np.float32)  # (exact for mammograms' grey levels, far below 2**24)
+        reduced = cv2.resize(np.ascontiguousarray(whole), (columns, rows), interpolation=cv2.INTER_AREA)
         self.image, self.autoDownsample = reduced, False
         try:
             super().render()
