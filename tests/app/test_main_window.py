@@ -597,3 +597,10 @@ def test_the_shortcuts_list_says_the_class_keys_once_and_cut_cells_are_whole_on_
     qtbot.addWidget(model_table)
     _fill(model_table, ["", "meaning"], [["R-CC", "above the 90 % specificity threshold (0.40)"]])
     assert model_table.item(0, 1).toolTip() == "above the 90 % specificity threshold (0.40)"
+
+
+def test_every_menu_of_the_bar_has_its_own_alt_key(qtbot, store):
+    """Tools and Study both took Alt+T: Alt+T opened Tools and Study could only be reached with the arrows."""
+    window = make_window(qtbot, store)
+    keys = [a.text()[a.text().index("&") + 1].lower() for a in window.menuBar().actions() if "&" in a.text()]
+    assert len(keys) == len(window.menuBar().actions()) and len(set(keys)) == len(keys), keys

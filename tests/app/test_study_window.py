@@ -479,3 +479,37 @@ def test_k_does_nothing_on_a_reading_that_takes_no_answer(qtbot, study):
     window._on_mark_requested(view.view, 10.0, 10.0)  # noqa: SLF001 - what a click in mark mode does
     assert window.marks == [] and not window.findChildren(QDialog)
     window.close()
+
+
+def test_each_reading_begins_in_the_form(qtbot, study):
+    """After a case loaded, the keyboard focus was in no answer field: five or six Tabs through the views."""
+    store, study_id = study
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
+    window.activateWindow()
+    wait_for_case(qtbot, window)
+    right = window.reader_panel.inputs["R"].spin
+    qtbot.waitUntil(lambda: window.focusWidget() is right or right.hasFocus(), timeout=5_000)
+    set_reader(window, 30, 10)
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+    window.setFocus()
+    window.reveal()
+    qtbot.waitUntil(lambda: window.ai_box.isVisible(), timeout=10_000)
+    assert window.focusWidget() is right  # the aided read too
+    window.close()
+
+
+def test_the_request_for_both_breasts_goes_when_both_are_given(qtbot, study):
+    from app.ui.study.window import ASK_BOTH  # noqa: PLC0415
+
+    store, study_id = study
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
+    wait_for_case(qtbot, window)
+    window.reader_panel.inputs["R"].spin.setValue(30)
+    window.commit()
+    assert window.status_label.text() == ASK_BOTH
+    window.reader_panel.inputs["L"].spin.setValue(0)
+    assert window.status_label.text() == ""
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+    window.close()

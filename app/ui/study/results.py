@@ -22,7 +22,6 @@ from app.study.analysis import Comparison, roc_points
 from app.study.results import (
     StudyResults,
     UnestimableComparison,
-    comparison_means,
     comparison_test,
     model_name,
     model_units,
@@ -85,13 +84,18 @@ class StudyResultsWindow(QMainWindow):
                              str(a.n_positive), str(a.n_negative)] for a in results.aucs], "aucTable"), "AUCs")
         orh_rows = []
         for name, r in results.comparisons.items():  # "A vs B": every difference is A − B, said by name
+            means = ([f"{r.reader_mean[r.first]:.3f}", f"{r.reader_mean[r.second]:.3f}", f"{r.difference:+.4f}"]
+                     if r.difference is not None else ["", "", ""])
             if isinstance(r, UnestimableComparison):
-                orh_rows.append([name, comparison_means(r), comparison_test(r), "", "", "", "", ""])
+                orh_rows.append([name, *means, comparison_test(r), "", "", "", "", ""])
                 continue
-            orh_rows.append([name, comparison_means(r), f"{r.F:.3f}", f"{r.ddf:.2f}", f"{r.p:.4f}",
+            orh_rows.append([name, *means, f"{r.F:.3f}", f"{r.ddf:.2f}", f"{r.p:.4f}",
                              f"{r.ci[0]:+.4f} – {r.ci[1]:+.4f}", _p(r.fixed_readers), _p(r.fixed_cases)])
-        tabs.addTab(_table(["comparison (A vs B)", "reader-mean AUCs, A − B", "F", "ddf", "p (RRRC)",
-                            "95 % CI of A − B", "p (fixed readers)", "p (fixed cases)"], orh_rows, "orhTable"),
+        # one number a column, the readers' mean AUCs (they were one sentence a cell, and pushed F, ddf, p and the
+        # CI off screen)
+        tabs.addTab(_table(["comparison (A vs B)", "AUC A", "AUC B", "A − B", "F", "ddf",
+                            "p (RRRC)", "95 % CI of A − B", "p (fixed readers)", "p (fixed cases)"], orh_rows,
+                           "orhTable"),
                     f"ORH ({next(iter(results.comparisons.values())).method if results.comparisons else '—'})")
         tabs.addTab(_table(["model operating point", "threshold", "sensitivity", "specificity"],
                            [[p.name, f"{p.threshold:.3f}", f"{p.sensitivity:.3f}", f"{p.specificity:.3f}"]
@@ -118,7 +122,7 @@ class StudyResultsWindow(QMainWindow):
         splitter = QSplitter()
         splitter.addWidget(self.plot)
         splitter.addWidget(side)
-        splitter.setSizes([700, 800])
+        splitter.setSizes([600, 900])
         self.setCentralWidget(splitter)
         self.resize(1500, 800)
 

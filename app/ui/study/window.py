@@ -42,6 +42,7 @@ from app.ui.worker import Worker
 from inference.intake.exam import Exam
 
 logger = logging.getLogger(__name__)
+ASK_BOTH = "Give a probability for both breasts (0 is a valid answer: set it)."
 
 
 class _CommitSignal(QObject):
@@ -69,6 +70,7 @@ class StudyReadingWindow(QMainWindow):
         self._pending: tuple | None = None
         self._carried_marks: list = []  # the unaided marks an aided read starts from (sequential design)
         self._carried_at: int | None = None  # the position they were carried into the aided read at
+        self._focused_for: tuple | None = None  # the reading (position, step) the form was last given focus for
         self._baseline: tuple | None = None  # the form's answers as last filled: a difference is unrecorded
         self._after_commit = None  # what to do once the commit now running is durable (leave after "Record")
         self._committing = False  # a commit is on its way to the store
@@ -84,6 +86,7 @@ class StudyReadingWindow(QMainWindow):
         self.header.setStyleSheet("font: bold 14px; padding: 4px;")
         self.hanging = HangingWidget(blinded=True)  # the corner text is "case k of n", never the exam's
         self.reader_panel = ReaderPanel(study=True)  # what a study read stores: malignant % and BI-RADS
+        self.reader_panel.changed.connect(self._answers_changed)
         self.reader_panel.commit_button.hide()
         self.locked_label = QLabel("")
         self.locked_label.setObjectName("lockedLabel")
@@ -348,6 +351,11 @@ class StudyReadingWindow(QMainWindow):
         if not editable:
             self.mark_button.setChecked(False)  # the tool does not stay on into a reading that takes no mark
         self.mark_button.setEnabled(editable)
+        if editable and self.exam is not None and self._focused_for != (self.position, step):
+            # each reading begins in the form (it took five or six Tabs through the views to reach it)
+            self._focused_for = (self.position, step)
+            self.reader_panel.inputs["R"].spin.setFocus()
+            self.reader_panel.inputs["R"].spin.selectAll()
         self.reveal_button.setVisible(self.session.design == Design.SEQUENTIAL)
         self.reveal_button.setEnabled(step == "reveal")
         self.next_button.setEnabled((step == "done" or self._unreadable) and self.position + 1 < len(self.session.order))
@@ -381,6 +389,11 @@ class StudyReadingWindow(QMainWindow):
     def _set_mark_tool(self, on: bool) -> None:
         for widget in self.hanging.views.values():
             widget.set_tool(ToolMode.MARK if on else ToolMode.PAN)
+
+    def _answers_changed(self) -> None:
+        """The request for both breasts goes once both are given (it stayed on screen after they were)."""
+        if self.status_label.text() == ASK_BOTH and all(self.reader_panel.value(s) is not None for s in ("L", "R")):
+            self.status_label.setText("")
 
     def _toggle_mark_tool(self) -> None:
         """K: the mark tool, on a reading that takes answers only (a disabled button still toggles in code: K
@@ -479,7 +492,7 @@ class StudyReadingWindow(QMainWindow):
             return
         values = {side: self.reader_panel.value(side) for side in ("L", "R")}
         if any(v is None for v in values.values()):
-            self.status_label.setText("Give a probability for both breasts (0 is a valid answer: set it).")
+            self.status_label.setText(ASK_BOTH)
             return
         birads = {side: self.reader_panel.inputs[side].birads.currentText() for side in ("L", "R")}
         reasons = [f"{'Right' if side == 'R' else 'Left'} breast: {reason}" for side in ("R", "L")

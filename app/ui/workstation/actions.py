@@ -91,7 +91,7 @@ class WorkstationActions:
             samples.addAction(missing)
         from app.ui.study.menu import StudyMenu  # noqa: PLC0415
 
-        window.study_menu = StudyMenu(window, bar.addMenu("S&tudy"))
+        window.study_menu = StudyMenu(window, bar.addMenu("St&udy"))
         help_menu = bar.addMenu("&Help")
         window.add_action(help_menu, "Keyboard shortcuts", "F1", lambda: ShortcutsDialog(window).open(), "shortcuts")
         window.add_action(help_menu, "About Mammo Reader", None, self.about, "about")
