@@ -225,6 +225,8 @@ def _froc(store, args) -> int:
         ci = analysis.tests["RRRC"].single[modality].ci
         print(f"  {modality:<12} {value:.4f}  (RRRC 95 % CI {ci[0]:.4f} – {ci[1]:.4f})")
     for name, test in analysis.tests.items():
+        if test.reason in analysis.cautions:  # said once above (a single modality: no test)
+            continue
         if test.reason:
             print(f"{args.method} {name}: not estimable: {test.reason}")
             continue

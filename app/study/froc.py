@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -678,8 +678,9 @@ def froc_analysis(data: FrocData, fom: str = DEFAULT_FOM, method: str = "DBM", c
 
     Raises:
         StudyError: an unknown figure of merit or method, or DeLong asked for a non-ROC figure of merit.
-        NotEstimable: fewer than two modalities or readers, or fewer than two normal or abnormal cases; the
-            reason says which (``reader_mean`` holds the modalities' mean figures of merit when known).
+        NotEstimable: fewer than two readers, or fewer than two normal or abnormal cases; the reason says which
+            (``reader_mean`` holds the modalities' mean figures of merit when known). One modality is no error:
+            its figure of merit and interval, without a test (:func:`_single_modality`).
     """
     _check_fom(fom)
     if method not in METHODS:
@@ -695,10 +696,10 @@ def froc_analysis(data: FrocData, fom: str = DEFAULT_FOM, method: str = "DBM", c
     foms = figure_of_merit(data, fom)
     means = {m: float(v) for m, v in zip(data.modalities, foms.mean(axis=1))}
     t_n, r_n = foms.shape
-    if t_n < 2:
-        raise NotEstimable("a single modality: there is nothing to compare", means)
     if r_n < 2:
         raise NotEstimable("a single reader: the analyses need at least two readers", means)
+    if t_n < 2:
+        return _single_modality(data, fom, method, covariance, alpha, foms)
     jack = jackknife_foms(data, fom)
     k_n = jack.shape[2]
     if method == "DBM":
@@ -712,3 +713,27 @@ def froc_analysis(data: FrocData, fom: str = DEFAULT_FOM, method: str = "DBM", c
     orm = or_mean_squares(foms, cov)
     return FrocAnalysis(fom, method, covariance, data.modalities, data.readers, foms,
                         _or_tests(data.modalities, foms, orm, alpha), orm=orm, jackknife=jack)
+
+
+SINGLE_MODALITY = "a single modality: there is nothing to compare (its figure of merit has its interval)"
+
+
+def _single_modality(data: FrocData, fom: str, method: str, covariance: str, alpha: float,
+                     foms: np.ndarray) -> FrocAnalysis:
+    """A one-modality study (an unaided reader study): the readers' figures of merit and the modality's mean
+    with its interval under each generalisation (random readers and cases, fixed readers, fixed cases), as
+    RJafroc gives for each modality of a comparison; no test.
+
+    Each modality's interval uses that modality's own mean squares (or covariances) only, so it is the one the
+    analysis of the modality beside a copy of itself gives: that analysis is run, and its tests dropped."""
+    twice = replace(data, modalities=(data.modalities[0], f"{data.modalities[0]} (copy)"),
+                    nl=np.concatenate([data.nl, data.nl]), ll=np.concatenate([data.ll, data.ll]))
+    paired = froc_analysis(twice, fom, method, covariance, alpha)
+    modality = data.modalities[0]
+    tests = {name: FrocTest(name, test.statistic_name, float("nan"), 0.0, float("nan"), float("nan"), (),
+                            {modality: test.single[modality]}, SINGLE_MODALITY)
+             for name, test in paired.tests.items()}
+    first = (lambda values: None if values is None else values[:1])
+    return FrocAnalysis(fom, method, covariance, data.modalities, data.readers, foms, tests,
+                        jackknife=first(paired.jackknife), pseudovalues=first(paired.pseudovalues),
+                        cautions=(SINGLE_MODALITY,))

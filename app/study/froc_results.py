@@ -66,7 +66,9 @@ def froc_cautions(data: FrocData, analysis: FrocAnalysis | None = None) -> tuple
         out.append(f"{len(data.readers)} reader(s): the random-reader (RRRC) test generalises to other readers "
                    "only with several readers")
     if analysis is not None:
-        out += [f"{name}: not estimable: {test.reason}" for name, test in analysis.tests.items() if test.reason]
+        out += [c for c in analysis.cautions if c not in out]
+        out += [f"{name}: not estimable: {test.reason}" for name, test in analysis.tests.items()
+                if test.reason and test.reason not in analysis.cautions]
     return tuple(out)
 
 

@@ -211,8 +211,8 @@ def test_a_lesion_marked_twice_is_refused():
         tiny([("x", "a", 3, 1, 1.0), ("x", "a", 3, 1, 2.0)])
 
 
-def test_single_modality_or_reader_is_not_estimable():
-    with pytest.raises(NotEstimable, match="^not estimable: a single modality"):
+def test_a_single_reader_is_not_estimable():
+    with pytest.raises(NotEstimable, match="single reader"):
         froc_analysis(tiny([("x", "a", 3, 1, 4.0)]))
     data = tiny([("x", "a", 3, 1, 4.0), ("y", "a", 3, 1, 2.0)], modalities=("x", "y"))
     with pytest.raises(NotEstimable, match="single reader") as error:
@@ -292,3 +292,27 @@ def test_the_command_says_bad_input_and_options_without_a_traceback(tmp_path, ca
         with pytest.raises(SystemExit) as code:
             main(["study", "--db", db, "froc", "--data", str(normal), "--alpha", alpha, "--out", str(tmp_path / "o")])
         assert code.value.code == 2 and "must lie strictly between 0 and 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["DBM", "OR"])
+def test_a_single_modality_has_its_figure_of_merit_and_intervals_without_a_test(dataset05, method, tmp_path):
+    """An unaided localisation study wrote nothing and exited 1 ("a single modality: nothing to compare"). Its
+    intervals are the ones the comparison of the two modalities gives each of them (RJafroc's per-modality
+    intervals): they use that modality's own mean squares only."""
+    from dataclasses import replace
+
+    from app.study.froc_results import write_froc_results
+
+    both = froc_analysis(dataset05, "wAFROC", method)
+    for t, modality in enumerate(dataset05.modalities):
+        alone = replace(dataset05, modalities=(modality,), nl=dataset05.nl[t : t + 1], ll=dataset05.ll[t : t + 1])
+        analysis = froc_analysis(alone, "wAFROC", method)
+        assert analysis.modalities == (modality,) and np.array_equal(analysis.foms, both.foms[t : t + 1])
+        for name, test in analysis.tests.items():
+            assert math.isnan(test.statistic) and test.differences == () and "single modality" in test.reason
+            mine, theirs = test.single[modality], both.tests[name].single[modality]
+            assert mine.auc == pytest.approx(theirs.auc, abs=1e-12)
+            assert mine.ci == pytest.approx(theirs.ci, abs=1e-12) and mine.se == pytest.approx(theirs.se, abs=1e-12)
+    written = {p.name for p in write_froc_results(alone, analysis, tmp_path)}
+    assert {"results.json", "foms.csv", "modalities.csv", "froc.png", "wafroc.png"} <= written
+
