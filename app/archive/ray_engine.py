@@ -29,6 +29,7 @@ from app.archive.table import BOOKKEEPING
 from app.archive.unit import Analysed, BatchOptions, Decoded, Outcome, analyse, decode, write
 from app.archive.sources import ExamItem
 from inference.errors import MammoError
+from inference.files import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +76,18 @@ class ModelActor:
         reuse_freed_memory()
         self.groups = load_model_groups(model_sources, percent_t=percent_t)
         self.options = options
-        # who is working, for an operator (and the tests) to find: host and PID, no patient data
+        # who is working, for an operator (and the tests) to find: host, PID and how many exams it has
+        # analysed, no patient data
         folder = Path(out) / BOOKKEEPING / "workers"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{socket.gethostname()}-{os.getpid()}.json").write_text(
-            json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
-                        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}), encoding="utf-8")
+        self.record = folder / f"{socket.gethostname()}-{os.getpid()}.json"
+        self.analysed = 0
+        self._tell()
+
+    def _tell(self) -> None:
+        write_text_atomic(self.record, json.dumps({
+            "host": socket.gethostname(), "pid": os.getpid(), "analysed": self.analysed,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}))
 
     def __call__(self, row: dict) -> dict:
         item = _item(row)
@@ -88,6 +95,8 @@ class ModelActor:
             return {**row, "payload": b"", "seconds": 0.0}
         exam, prepared, facts = pickle.loads(row["payload"])  # noqa: S301 - our own stage's output, within the batch
         analysed = analyse(Decoded(item, exam, prepared, facts=facts), self.groups, self.options)
+        self.analysed += 1
+        self._tell()
         if analysed.failure:
             return {**row, "payload": b"", "failure": analysed.failure, "seconds": 0.0}
         return {**row, "payload": pickle.dumps((exam, analysed.result, facts), protocol=5), "seconds": analysed.seconds}

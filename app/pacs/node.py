@@ -147,7 +147,7 @@ class AiNode:
             self._senders.setdefault(folder, set()).add(sender)
 
     def _from(self, folder: Path) -> str:
-        """" (sent by AET, …)" for the study's senders since this node started, so that an operator knows which
+        """The study's senders since this node started, as " (sent by AET, …)", so that an operator knows which
         modality to look at; "" when none is known (received before a restart)."""
         with self._lock:
             senders = sorted(self._senders.get(folder, ()))

@@ -54,12 +54,16 @@ def main() -> None:
     killed = None
     workers = ray_out / ".batch" / "workers"
     while worker.is_alive() and killed is None:
-        pids = [json.loads(p.read_text())["pid"] for p in workers.glob("*.json")] if workers.exists() else []
-        if pids and len(journal_done(ray_out)) >= 2:
-            killed = pids[0]
+        records = [json.loads(p.read_text()) for p in workers.glob("*.json")] if workers.exists() else []
+        # mid-run by the actor's own count: two exams analysed and at least three left for it, which it cannot
+        # reach before the kill (the journal lags the actor by the write stage: killed at two journaled exams,
+        # the actor had once analysed them all, and nothing was left for a replacement to do)
+        if records and 2 <= records[0]["analysed"] <= len(items) - 4:
+            killed = records[0]["pid"]
+            seen["analysed_before_kill"] = records[0]["analysed"]
             seen["done_before_kill"] = len(journal_done(ray_out))
             os.kill(killed, signal.SIGKILL)
-        time.sleep(0.05)
+        time.sleep(0.02)
     worker.join()
     seen["ray_seconds"] = time.perf_counter() - started
     seen["ray"] = summary_of(outcome["summary"])

@@ -345,7 +345,7 @@ class StudyReadingWindow(QMainWindow):
             self.ai_label.setText("\n".join(lines))
         elif show_ai:
             self.ai_label.setText("No AI result is stored for this case.")
-        editable = step in ("unaided", "aided", "concurrent") and not self._unreadable
+        editable = self._editable()
         self.reader_panel.setEnabled(editable)
         self.commit_button.setEnabled(editable)
         if not editable:
@@ -436,7 +436,7 @@ class StudyReadingWindow(QMainWindow):
 
     def unrecorded(self) -> bool:
         """Answers or marks given on this reading and not committed yet."""
-        if self.current_step() not in ("unaided", "aided", "concurrent") or self._unreadable:
+        if not self._editable():
             return False
         marks_changed = self.marks != (self._carried_marks if self.current_step() == "aided" else [])
         return marks_changed or (self._baseline is not None and self._answers() != self._baseline)
