@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    if args.verbose:  # pynetdicom's own lines too (app/pacs/contexts.py quiets them otherwise)
-        logging.getLogger("pynetdicom").setLevel(logging.INFO)
+    if args.verbose:  # pynetdicom's warnings and errors too (app/pacs/contexts.py quiets them otherwise); never
+        # its info and debug lines, which print the identifiers of C-FIND requests and answers
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     from inference.errors import MammoError
 
     try:

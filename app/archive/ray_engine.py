@@ -85,9 +85,12 @@ class ModelActor:
         self._tell()
 
     def _tell(self) -> None:
-        write_text_atomic(self.record, json.dumps({
-            "host": socket.gethostname(), "pid": os.getpid(), "analysed": self.analysed,
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}))
+        try:
+            write_text_atomic(self.record, json.dumps({
+                "host": socket.gethostname(), "pid": os.getpid(), "analysed": self.analysed,
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}))
+        except OSError as error:  # a note for the operator: never the reason an analysed exam fails
+            logging.getLogger(__name__).warning("the worker record %s could not be written (%s)", self.record, error)
 
     def __call__(self, row: dict) -> dict:
         item = _item(row)

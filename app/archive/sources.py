@@ -48,9 +48,9 @@ class ExamItem:
         originals = [self.opens, self.opens.rstrip("/").rsplit("/", 1)[-1]]
         for file in self.files:  # longest first: a whole path before the folder names inside it
             originals[:0] = [file, *(part for part in Path(file).parts if CBIS_DDSM_FOLDER.match(part))]
-        for original in originals:  # as a whole word or path: a folder "port" is no part of "report"
-            if original:
-                text = re.sub(rf"(?<![\w.-]){re.escape(original)}(?![\w-])", lambda _m: self.exam_id, text)
+        for original in originals:  # bounded by what is not a letter or digit: a folder "port" is no part of
+            if original:  # "report", while "MRN123_L_CC.dcm" named after the folder "MRN123" loses it
+                text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(original)}(?![A-Za-z0-9])", lambda _m: self.exam_id, text)
         return text
 
     @property

@@ -6,9 +6,21 @@ from __future__ import annotations
 import logging
 
 # pynetdicom logs each refusal as ERROR lines ("Association Rejected", "Reason: …") before our message, which
-# names the node and says the same; ``-v`` (INFO, set by main.py before any DIMSE module is imported) keeps them
+# names the node and says the same; ``-v`` (WARNING, set by main.py before any DIMSE module is imported) keeps
+# them. Its INFO and DEBUG lines print the identifiers of C-FIND requests and answers: never shown, and not
+# formatted either.
 if logging.getLogger("pynetdicom").level == logging.NOTSET:
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+
+
+def _no_identifiers_in_pynetdicom_logs() -> None:
+    from pynetdicom import _config  # noqa: PLC0415
+
+    _config.LOG_REQUEST_IDENTIFIERS = False
+    _config.LOG_RESPONSE_IDENTIFIERS = False
+
+
+_no_identifiers_in_pynetdicom_logs()
 
 # what the intake decodes (pydicom with pylibjpeg, GDCM, pyjpegls): each offered in its own context
 DECODABLE_SYNTAXES = (

@@ -30,6 +30,7 @@ from app.archive.sources import ExamItem
 from app.archive.unit import BatchOptions, Outcome, already_done, marker_path, process
 from app.pacs.nodes import RemoteNode
 from app.pacs.scp import BIND_DEFAULT, InboxLimits, Sender, StorageSCP
+from inference.files import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +157,8 @@ class AiNode:
     def studies(self) -> list[Path]:
         """The study folders under DIR (those holding at least one received instance)."""
         root = Path(self.options.out)
-        return sorted(p for p in root.iterdir() if p.is_dir() and p.name != RESULTS and any(p.glob("*.dcm")))
+        return sorted(p for p in root.iterdir()
+                      if p.is_dir() and p.name != RESULTS and not p.name.startswith(".") and any(p.glob("*.dcm")))
 
     def start(self) -> None:
         """Listen, and take up the studies an earlier run left (each analysed after the quiet period unless
@@ -206,7 +208,9 @@ class AiNode:
 
     def _take(self, folder: Path) -> None:
         item = ExamItem(folder.name, str(folder))
-        record = {**self.record, "instances": instances_digest(folder)}
+        names = sorted(p.name for p in folder.glob("*.dcm"))
+        record = {**self.record, "instances": instances_digest(folder), "names": names}
+        earlier = self._earlier_marker(item, record)
         self.busy = True
         try:
             if already_done(self.results, item, record):  # earlier, or before a restart: never again
@@ -217,7 +221,15 @@ class AiNode:
                 if not retrying:
                     _say(f"study {folder.name}: already analysed (not analysed again)")
                 return
-            if self._analysed_before(item):
+            if earlier is not None:
+                if not set(earlier.get("names", ())) <= set(names):
+                    # the analysed images were removed (--keep-hours): a late instance alone is no study, and its
+                    # analysis would replace the whole study's results and send them
+                    self._confirmed[folder] = time.time()
+                    _say(f"study {folder.name}{self._from(folder)}: {len(names)} instance(s) came after its images "
+                         "were removed; not analysed (its results stand; send the whole study again to analyse it "
+                         "anew)")
+                    return
                 _say(f"study {folder.name}: an instance was added or replaced since its analysis: analysing it "
                      "again (results sent before are superseded by the new ones)")
             outcome = process(item, self.groups, self.results, self.options.batch, record)
@@ -232,6 +244,24 @@ class AiNode:
                 self._send(folder, outcome)
         finally:
             self.busy = False
+
+    def _earlier_marker(self, item: ExamItem, record: dict) -> dict | None:
+        """The options of the study's marker when it was made with the node's present models and options (from
+        these or other instances), else None. A marker of an earlier version, which recorded no instances, is
+        taken as made from the present ones and brought up to date (else every study of the inbox was
+        analysed and sent again at the upgrade)."""
+        path = marker_path(self.results, item)
+        try:
+            marker = json.loads(path.read_text(encoding="utf-8"))
+            options = dict(marker["options"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if {k: v for k, v in options.items() if k not in ("instances", "names")} != self.record:
+            return None
+        if "instances" not in options:
+            write_text_atomic(path, json.dumps({**marker, "options": record}))
+            return record
+        return options
 
     def remove_finished(self) -> list[Path]:
         """Remove the received instances of each study analysed (its marker newer than every instance) and sent
@@ -248,8 +278,16 @@ class AiNode:
                 continue
             if folder in busy or newest > analysed or now - analysed < self.options.keep_s:
                 continue
-            freed = self.scp.remove_study(folder) if self.scp is not None else 0
-            if self.scp is None:
+            def still_finished(folder=folder) -> bool:  # asked while no instance is being written
+                with self._lock:
+                    return folder not in self._pending and folder not in self._unsent
+
+            if self.scp is not None:
+                freed = self.scp.remove_study(folder, still_finished)
+                if freed is None:  # an instance came meanwhile: analysed with the others first
+                    continue
+            else:
+                freed = 0
                 shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
             self._confirmed.pop(folder, None)
@@ -258,16 +296,6 @@ class AiNode:
             _say(f"study {folder.name}: its received images were removed ({freed / (1 << 20):.1f} MB; analysed "
                  f"{(now - analysed) / 3600:.1f} h ago, results kept in {self.results / folder.name})")
         return removed
-
-    def _analysed_before(self, item: ExamItem) -> bool:
-        """Whether the study has a marker of the node's present options, made from other instances."""
-        try:
-            marker = json.loads(marker_path(self.results, item).read_text(encoding="utf-8"))
-            options = dict(marker["options"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
-        options.pop("instances", None)
-        return options == self.record
 
     def _send(self, folder: Path, outcome: Outcome) -> None:
         from app.archive.ledger import BatchSummary  # noqa: PLC0415

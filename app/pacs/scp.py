@@ -42,6 +42,7 @@ LOCAL_LIMIT_EXCEEDED = (0x02, 0x03, 0x02)  # rejected transient, by the service 
 MAX_ASSOCIATIONS = 10  # admitted associations at once; another allowed sender is told to try again later
 MAX_CONNECTIONS = 100  # TCP connections at once, those that have not asked for an association yet included
 HELLO_TIMEOUT_S = 10.0  # a connection that has asked for no association by then is closed
+MAX_SILENT_PER_HOST = 8  # connections of one host that have not asked for an association yet; more are closed
 BIND_DEFAULT = "127.0.0.1"  # a LAN address only when the user names one
 
 
@@ -117,6 +118,12 @@ def instance_name(dataset: Dataset) -> str:
     return f"{int(hashlib.sha1(str(dataset.SOPInstanceUID).encode()).hexdigest()[:16], 16):020d}.dcm"
 
 
+def legacy_instance_name(dataset: Dataset) -> str:
+    """The hexadecimal name earlier versions gave an instance (replaced by :func:`instance_name` when the
+    instance comes again, so that one instance is never kept twice)."""
+    return hashlib.sha1(str(dataset.SOPInstanceUID).encode()).hexdigest()[:20] + ".dcm"
+
+
 def keep_instance(folder: Path, dataset: Dataset) -> Path:
     """One instance into ``folder`` (atomically, under a hash of its SOP Instance UID)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -148,10 +155,14 @@ def inbox_bytes(inbox: Path) -> int:
 
 
 def remove_partial_writes(inbox: Path) -> int:
-    """Remove the temporary files of writes a killed process left (``.NAME.dcm.*.part``); returns how many."""
+    """Remove what a killed process left half done: the temporary files of writes (``.NAME.dcm.*.part``) and
+    studies it was removing (``.removing-*``); returns how many."""
     removed = 0
     for path in Path(inbox).glob("*/.*.part") if Path(inbox).is_dir() else []:
         path.unlink(missing_ok=True)
+        removed += 1
+    for path in Path(inbox).glob(".removing-*") if Path(inbox).is_dir() else []:
+        shutil.rmtree(path, ignore_errors=True)
         removed += 1
     return removed
 
@@ -186,6 +197,7 @@ class StorageSCP:
         self.rejected = 0  # associations rejected
         self.rejected_peers: list[str] = []  # who they came from ("AE title at host"), for the caller's message
         self._lock = threading.Lock()
+        self._writing = threading.Lock()  # an instance's write (and its on_kept) against a study's removal
         self._used = 0
         if self.inbox is not None and on_instance is None:
             remove_partial_writes(self.inbox)
@@ -205,10 +217,32 @@ class StorageSCP:
         self.ae = ae
         self.server = ae.start_server((host, port), block=False, evt_handlers=[
             (evt.EVT_REQUESTED, self._requested), (evt.EVT_C_STORE, self._stored)])
+        # socketserver asks verify_request for each connection it accepts: one host's silent connections are
+        # capped, so that a flood of them from one peer cannot hold every slot against the others
+        self.server.verify_request = self._admit_connection
+
+    def _admit_connection(self, request, client_address) -> bool:
+        host = str(client_address[0]).removeprefix("::ffff:")
+        silent = sum(1 for a in self.server.active_associations
+                     if a.requestor.primitive is None and not a.is_established
+                     and str(a.requestor.address).removeprefix("::ffff:") == host)
+        if silent < MAX_SILENT_PER_HOST:
+            return True
+        logger.warning("closed a connection from %s: it holds %d connections that have asked for no association",
+                       host, silent)
+        return False
 
     def _requested(self, event) -> None:
-        """Reject, at association, a request not addressed to us or from a sender not on the allow-list."""
-        assoc = event.assoc
+        """Reject, at association, a request not addressed to us or from a sender not on the allow-list. Fails
+        closed: pynetdicom logs an exception raised by this handler and goes on to accept the peer."""
+        try:
+            self._admit(event.assoc)
+        except Exception:  # noqa: BLE001 - whatever went wrong, the peer is not let in
+            logger.exception("an association request could not be checked and was rejected")
+            event.assoc.acse.send_reject(*CALLING_NOT_RECOGNISED)
+            event.assoc.kill()
+
+    def _admit(self, assoc) -> None:
         request = assoc.requestor.primitive
         calling, called = str(request.calling_ae_title).strip(), str(request.called_ae_title).strip()
         host = str(assoc.requestor.address)
@@ -275,27 +309,35 @@ class StorageSCP:
             if self._used + size > self.limits.quota_bytes:
                 raise _Refusal(OUT_OF_RESOURCES, f"the inbox is full (quota {_mb(self.limits.quota_bytes)})")
             self._used += size
-        try:
-            previous = folder / instance_name(dataset)
-            replaced = previous.stat().st_size if previous.is_file() else 0
-            written = keep_instance(folder, dataset).stat().st_size
-        except BaseException:
+        with self._writing:  # never into a folder that remove_study is taking away
+            try:
+                earlier = [folder / instance_name(dataset), folder / legacy_instance_name(dataset)]
+                replaced = sum(p.stat().st_size for p in earlier if p.is_file())
+                written = keep_instance(folder, dataset).stat().st_size
+                earlier[1].unlink(missing_ok=True)
+            except BaseException:
+                with self._lock:
+                    self._used -= size
+                raise
             with self._lock:
-                self._used -= size
-            raise
-        with self._lock:
-            self._used += written - size - replaced
-            self.kept += 1
-        if self.on_kept is not None:
-            self.on_kept(folder, sender)
+                self._used += written - size - replaced
+                self.kept += 1
+            if self.on_kept is not None:
+                self.on_kept(folder, sender)
 
-    def remove_study(self, folder: Path) -> int:
+    def remove_study(self, folder: Path, still_finished: Callable[[], bool] = lambda: True) -> int | None:
         """Remove a study's received instances (its folder) and give their room back to the quota; returns
-        the bytes freed."""
-        freed = sum(p.stat().st_size for p in Path(folder).glob("*.dcm") if p.is_file())
-        shutil.rmtree(folder, ignore_errors=True)
-        with self._lock:
-            self._used = max(self._used - freed, 0)
+        the bytes freed, or None when ``still_finished()``, asked while no instance is being written, says an
+        instance came meanwhile (the study is then kept)."""
+        with self._writing:
+            if not still_finished() or not Path(folder).is_dir():
+                return None
+            going = Path(folder).with_name(f".removing-{Path(folder).name}-{threading.get_ident()}")
+            Path(folder).rename(going)  # an instance that comes next makes the folder anew
+            freed = sum(p.stat().st_size for p in going.glob("*.dcm") if p.is_file())
+            with self._lock:
+                self._used = max(self._used - freed, 0)
+        shutil.rmtree(going, ignore_errors=True)
         return freed
 
     def stop(self) -> None:
@@ -304,7 +346,9 @@ class StorageSCP:
         ends it): pynetdicom's ``AE.shutdown`` aborted it too, an invalid event in the state it waits in, raised
         in its thread ("Invalid event 'Evt15' for the current state 'Sta13'", seen in CI)."""
         for assoc in self.ae.active_associations:
-            if not assoc.is_rejected:
+            # one still waiting for its request is left too: an abort is as invalid there (Evt15 in Sta2); the
+            # hello timeout closes it
+            if not assoc.is_rejected and assoc.requestor.primitive is not None:
                 assoc.abort()
         self.server.shutdown()
 

@@ -118,8 +118,9 @@ def stored_froc_data(store: Store, study_id: int, truth: LesionTruth) -> tuple[d
     unknown = sorted(set(truth.lesions) - set(cases) - training)
     if unknown:
         raise StudyError(f"the truth file names cases that are not in the study: {', '.join(unknown[:5])}")
-    reads = store.read("SELECT reader, case_id, modality FROM study_reads WHERE study_id=? "
-                       "GROUP BY reader, case_id, modality HAVING COUNT(*) = 2", (study_id,))
+    reads = [(r, c, m) for r, c, m in store.read(  # the training cases' reads are not the study's
+        "SELECT reader, case_id, modality FROM study_reads WHERE study_id=? "
+        "GROUP BY reader, case_id, modality HAVING COUNT(*) = 2", (study_id,)) if c in cases]
     if not reads:
         raise StudyError("no committed reads yet: the results need at least one finished reading")
     modalities = sorted({m for _, _, m in reads})

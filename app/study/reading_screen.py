@@ -83,6 +83,14 @@ def open_reading(store: Store, study_id: int, reader: str, *, progress=None, can
         from app.study.scores import cases_without_result  # noqa: PLC0415
 
         missing = cases_without_result(store, study_id)
+        # a case whose exam cannot be opened has no result and cannot have one: the reading screen says so and
+        # goes past it; it must not hold up the study (one that opens is enough to refuse)
+        if missing:
+            from app.study.cases import study_cases  # noqa: PLC0415
+
+            exams = study_cases(store, study_id)
+            if not any(_opens(exams[case_id].exam_path) for case_id in missing):
+                missing = []
         if missing:
             named = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
             raise StudyError(f"{len(missing)} case(s) have no stored AI result ({named}), so a {session.design} "
@@ -92,6 +100,16 @@ def open_reading(store: Store, study_id: int, reader: str, *, progress=None, can
     position = session.next_position()
     state = case_state(session, position) if position is not None else None
     return OpenedReading(session, study_info(store, study_id), position, state)
+
+
+def _opens(exam_path: str) -> bool:
+    from inference.errors import MammoError  # noqa: PLC0415
+
+    try:
+        load_exam(exam_path)
+    except (MammoError, OSError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -152,8 +152,9 @@ def model_exclusions(store: Store, study_id: int, level: str = "breast") -> list
                 value, reason = stored.get((model_id, case_id, breast), (None, "no score computed yet (run study scores)"))
                 if value is None:
                     missing[breast] = reason or "no score"
-            if level == "breast":
-                out += [(f"{case_id}:{breast}", reason + suffix(model_id)) for breast, reason in missing.items()]
+            if level == "breast":  # a breast that is not there is no unit, so none is left out
+                out += [(f"{case_id}:{breast}", reason + suffix(model_id)) for breast, reason in missing.items()
+                        if _truth(every_case[case_id], breast) != "none"]
                 continue
             if len(missing) < 2:  # a breast that is not there (truth "none") does not take the exam out
                 missing = {b: r for b, r in missing.items() if _truth(every_case[case_id], b) != "none"}

@@ -513,3 +513,22 @@ def test_the_request_for_both_breasts_goes_when_both_are_given(qtbot, study):
     with qtbot.waitSignal(window.committed, timeout=10_000):
         window.commit()
     window.close()
+
+
+def test_k_marks_with_the_focus_in_the_probability_field(qtbot, study):
+    """The field took K (a text field accepts every printable key before a shortcut): with each reading beginning
+    in the form, K did nothing until the reader clicked away."""
+    from PySide6.QtCore import Qt  # noqa: PLC0415
+
+    store, study_id = study
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
+    window.activateWindow()
+    wait_for_case(qtbot, window)
+    right = window.reader_panel.inputs["R"].spin
+    qtbot.waitUntil(lambda: right.hasFocus(), timeout=5_000)
+    qtbot.keyClick(right.lineEdit(), Qt.Key.Key_K)
+    assert window.mark_button.isChecked()
+    qtbot.keyClick(right.lineEdit(), Qt.Key.Key_5)
+    assert right.value() == 5  # digits still go to the field
+    window.mark_button.setChecked(False)
+    window.close()

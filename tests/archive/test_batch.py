@@ -408,3 +408,7 @@ def test_a_deidentified_reason_loses_the_exam_s_folder_as_a_word_not_inside_othe
     item = ExamItem("anon-1234", "anon-1234", opens="/archive/port")
     said = item.redacted("/archive/port/0_L-CC.dcm: a DICOM structured report needs; exam port: no views")
     assert said == "anon-1234/0_L-CC.dcm: a DICOM structured report needs; exam anon-1234: no views"
+    # a file named after the folder loses it too (the folder often carries the patient's record number)
+    item = ExamItem("anon-5", "anon-5", opens="/data/exams/MRN1234567")
+    said = item.redacted("/data/exams/MRN1234567/MRN1234567_L_CC.dcm is damaged; MRN1234567-R-MLO.dcm too")
+    assert "MRN1234567" not in said and said.startswith("anon-5/anon-5_L_CC.dcm")

@@ -4,6 +4,8 @@ instances come again; a failure's reason loses the patient's identifiers."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydicom import dcmread
 
@@ -100,7 +102,7 @@ def test_a_received_image_without_its_view_is_never_given_one_by_its_file_name(t
 
     folder = study_folder(tmp_path, STUDY)
     unnamed = make_dataset(sample_pixels("R-MLO", shrink=8), "R-MLO", projection="", StudyInstanceUID=STUDY)
-    unnamed.SOPInstanceUID = unnamed.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4.1"  # sha1 fef0ab0acc…
+    unnamed.SOPInstanceUID = unnamed.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4.1996"  # sha1 09ff…dce91cc70
     path = keep_instance(folder, unnamed)
     assert path.stem.isdigit()
     with pytest.raises(ExamError, match=r"the view \(CC/MLO\) of the image is not recorded"):
@@ -162,3 +164,48 @@ def test_received_images_go_keep_s_after_the_analysis_and_their_room_comes_back(
         assert "its received images were removed" in capsys.readouterr().out
     finally:
         node.scp.stop()
+
+
+def test_a_late_instance_after_the_images_went_is_not_analysed_alone(tmp_path, groups, capsys):
+    """With the images removed (--keep-hours), a late view landed alone in a fresh folder: analysed as a study of
+    one view (--allow-missing-views), it replaced the whole study's results and would have been sent."""
+    import os
+    import time
+
+    node = _node(tmp_path, groups, allow_missing=True)
+    folder = study_folder(tmp_path, STUDY)
+    *first, late = _views()
+    for dataset in first:
+        keep_instance(folder, dataset)
+    node._take(folder)
+    result = _result(tmp_path)
+    hours_ago = time.time() - 25 * 3600
+    os.utime(next((tmp_path / "results" / ".batch" / "done").glob("*.json")), (hours_ago, hours_ago))
+    for path in folder.glob("*.dcm"):
+        os.utime(path, (hours_ago - 60, hours_ago - 60))
+    assert node.remove_finished() == [folder]
+    keep_instance(folder, late)
+    capsys.readouterr()
+    node._take(folder)
+    out = capsys.readouterr().out
+    assert "came after its images were removed; not analysed" in out and "analysed study" not in out
+    assert _result(tmp_path) == result
+
+
+def test_a_marker_of_an_earlier_version_is_taken_up_not_analysed_again(tmp_path, groups, capsys):
+    """Markers written before the node recorded its instances: every study of the inbox was analysed and sent
+    again at the upgrade, each said "an instance was added or replaced"."""
+    node = _node(tmp_path, groups)
+    folder = study_folder(tmp_path, STUDY)
+    for dataset in _views():
+        keep_instance(folder, dataset)
+    node._take(folder)
+    marker_file = next((tmp_path / "results" / ".batch" / "done").glob("*.json"))
+    marker = json.loads(marker_file.read_text())
+    marker["options"] = {k: v for k, v in marker["options"].items() if k not in ("instances", "names")}
+    marker_file.write_text(json.dumps(marker))
+    capsys.readouterr()
+    node._take(folder)
+    assert "already analysed (not analysed again)" in capsys.readouterr().out
+    assert "instances" in json.loads(marker_file.read_text())["options"]
+

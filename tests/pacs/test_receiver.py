@@ -55,8 +55,9 @@ def test_the_inbox_lets_in_only_the_allowed_senders(tmp_path, allowed, calling, 
 
 
 def test_stopping_leaves_a_rejected_association_to_close_and_aborts_the_others(tmp_path, monkeypatch):
-    """An abort of an association we rejected (waiting for the peer to close) is an invalid event in
-    pynetdicom's state machine, raised in its thread; the open ones are aborted, and the port is let go."""
+    """An abort of an association we rejected (waiting for the peer to close), or of a connection that has not
+    asked for one yet, is an invalid event in pynetdicom's state machine, raised in its thread; the open ones
+    are aborted, and the port is let go."""
     from types import SimpleNamespace
 
     from pynetdicom import AE as ApplicationEntity
@@ -64,8 +65,10 @@ def test_stopping_leaves_a_rejected_association_to_close_and_aborts_the_others(t
     settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=())
     receiver = workstation_receiver(settings, tmp_path / "inbox")
     aborted = []
-    associations = [SimpleNamespace(is_rejected=True, abort=lambda: aborted.append("rejected")),
-                    SimpleNamespace(is_rejected=False, abort=lambda: aborted.append("open"))]
+    asked, silent = SimpleNamespace(primitive=object()), SimpleNamespace(primitive=None)
+    associations = [SimpleNamespace(is_rejected=True, requestor=asked, abort=lambda: aborted.append("rejected")),
+                    SimpleNamespace(is_rejected=False, requestor=asked, abort=lambda: aborted.append("open")),
+                    SimpleNamespace(is_rejected=False, requestor=silent, abort=lambda: aborted.append("silent"))]
     monkeypatch.setattr(ApplicationEntity, "active_associations", property(lambda ae: associations))
     receiver.stop()
     assert aborted == ["open"]
@@ -219,6 +222,7 @@ def test_silent_connections_keep_no_allowed_sender_out_and_are_closed(tmp_path, 
     from app.pacs import scp
 
     monkeypatch.setattr(scp, "HELLO_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(scp, "MAX_SILENT_PER_HOST", 100)  # the silent peer and the sender share 127.0.0.1 here
     settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",))
     receiver = workstation_receiver(settings, tmp_path / "inbox")
     silent = [socket.create_connection(("127.0.0.1", settings.scp_port)) for _ in range(scp.MAX_ASSOCIATIONS + 5)]
@@ -320,3 +324,84 @@ def test_a_rejection_is_said_by_its_reason(tmp_path, monkeypatch, calling, calle
     finally:
         receiver.stop()
     assert said in str(raised.value)
+
+
+def test_pynetdicom_never_formats_the_identifiers_of_queries_and_answers():
+    """Under -v pynetdicom's INFO lines printed every C-FIND identifier (patient name, ID, birth date)."""
+    import logging
+
+    from pynetdicom import _config
+
+    import app.pacs.contexts  # noqa: F401 - what every DIMSE module imports
+
+    assert _config.LOG_REQUEST_IDENTIFIERS is False and _config.LOG_RESPONSE_IDENTIFIERS is False
+    assert logging.getLogger("pynetdicom").getEffectiveLevel() >= logging.WARNING
+
+
+def test_one_host_s_silent_connections_beyond_the_cap_are_closed_at_once(tmp_path, monkeypatch, caplog):
+    """pynetdicom's own limit (100 connections) still counts silent ones: one peer renewing 101 of them kept
+    every modality out. One host may hold MAX_SILENT_PER_HOST; the next are closed as they come."""
+    import time
+
+    from app.pacs import scp
+
+    monkeypatch.setattr(scp, "MAX_SILENT_PER_HOST", 3)
+    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",))
+    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    silent = []
+    try:
+        for _ in range(3):
+            silent.append(socket.create_connection(("127.0.0.1", settings.scp_port)))
+            time.sleep(0.1)  # accepted and its association thread started
+        extra = socket.create_connection(("127.0.0.1", settings.scp_port))
+        extra.settimeout(5)
+        started = time.monotonic()
+        try:
+            assert extra.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - started < 3  # at once, not after the 10 s for a silent connection
+        assert "holds 3 connections that have asked for no association" in caplog.text
+        extra.close()
+    finally:
+        for connection in silent:
+            connection.close()
+        receiver.stop()
+
+
+def test_an_association_that_cannot_be_checked_is_rejected(tmp_path, monkeypatch):
+    """pynetdicom logs an exception of the EVT_REQUESTED handler and accepts the peer: the check fails closed."""
+    from app.pacs.scp import StorageSCP
+
+    def broken(self, assoc):
+        raise RuntimeError("a bug in the check")
+
+    monkeypatch.setattr(StorageSCP, "_admit", broken)
+    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",))
+    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    try:
+        assert _echo(settings.scp_port, "PACS") == 3
+    finally:
+        receiver.stop()
+
+
+def test_an_instance_received_again_replaces_its_copy_under_the_earlier_hexadecimal_name(tmp_path):
+    """Earlier versions named a received file by a hexadecimal hash; the instance sent again was kept a second
+    time beside it (and the older copy won the view's slot)."""
+    from app.pacs.scp import inbox_bytes, instance_name, legacy_instance_name, study_folder
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels
+
+    dataset = make_dataset(sample_pixels("L-CC", shrink=16), "L-CC")
+    folder = study_folder(tmp_path / "inbox", str(dataset.StudyInstanceUID))
+    folder.mkdir(parents=True)
+    dataset.save_as(folder / legacy_instance_name(dataset), enforce_file_format=True)
+    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",))
+    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    try:
+        used = receiver._used  # noqa: SLF001
+        assert _store(settings.scp_port, dataset)[0] == 0
+        assert [p.name for p in folder.glob("*.dcm")] == [instance_name(dataset)]
+        assert receiver._used == inbox_bytes(tmp_path / "inbox") < used + 100  # noqa: SLF001 - counted once
+    finally:
+        receiver.stop()
+

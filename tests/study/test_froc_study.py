@@ -149,13 +149,16 @@ def test_a_reader_who_has_read_nothing_is_left_out_and_no_file_is_written_withou
 
     store = Store(tmp_path / "study.sqlite")
     entries = [CaseEntry(f"c{i:02d}", f"/exams/{i}", "malignant" if i < 3 else "normal", "normal") for i in range(6)]
-    study_id = create_study(store, "loc", Design.SEQUENTIAL, ["A", "B", "Lz"], entries, seed=3)
+    training = CaseEntry("t0", "/exams/t", "normal", "normal", training=True)
+    study_id = create_study(store, "loc", Design.SEQUENTIAL, ["A", "B", "Lz"], [training, *entries], seed=3)
     (tmp_path / "first").mkdir()
     truth_store, _ = make_study(tmp_path / "first")  # writes its truth.json
     truth_store.close()
     truth = load_lesion_truth(tmp_path / "first" / "truth.json")
     read(store, study_id, "A")
     read(store, study_id, "B")
+    lz = ReadingSession(store, study_id, "Lz")  # the training case only (it comes first): not the study's reads
+    lz.commit("t0", "unaided", {"L": 0.1, "R": 0.1}).result()
     form, cautions = stored_froc_data(store, study_id, truth)
     assert form["readers"] == ["A", "B"] and len(form["cases"]) == 6
     assert any("Lz have read nothing yet and are left out" in c for c in cautions)

@@ -590,6 +590,17 @@ def test_an_aided_reading_needs_every_case_s_ai_result_and_scores_computes_the_m
     unaided = create_study(store, "plain", Design.UNAIDED, ["A"], entries, seed=2)
     assert open_reading(store, unaided, "A").state is not None  # nothing to show: nothing needed
 
+    # a case whose exam cannot be opened has no result and never will: the screen goes past it, and it does
+    # not hold up the study
+    import shutil
+
+    broken = create_study(store, "one broken", Design.SEQUENTIAL, ["A"], entries, seed=2)
+    shutil.rmtree(tmp_path / "exam2")
+    with pytest.raises(StudyError):  # c2's scores cannot be computed, the others are
+        compute_model_scores(store, broken, [stub_model], device="cpu")
+    assert cases_without_result(store, broken) == ["c2"]
+    assert open_reading(store, broken, "A").session.reader == "A"
+
 
 def test_a_breast_that_is_not_there_is_no_unit_at_either_level(store):
     """Truth "none" (no such breast: a mastectomy) counted as a normal breast at breast level (n- 9 for 5), and
@@ -607,6 +618,11 @@ def test_a_breast_that_is_not_there_is_no_unit_at_either_level(store):
     assert sum(units.values()) == 2 and len(units) - sum(units.values()) == 6
     exam = {r["case"]: r["score"] for r in analysis_records(store, study, "exam")}
     assert exam["b"] == 0.3  # its right breast, which is not there, was read 0.9
+    from app.study.records import model_exclusions
+
+    insert_model_scores(store, study, {})  # a model, no score yet: every unit that is there is left out
+    left_out = {unit for unit, _ in model_exclusions(store, study, "breast")}
+    assert left_out == set(units)  # not the absent breasts, which are no units
 
 
 def test_the_imrmc_file_keeps_readers_and_cases_apart_whose_names_differ_in_punctuation(tmp_path):

@@ -49,6 +49,23 @@ class _CommitSignal(QObject):
     done = Signal(str, str, object)  # case_id, step, error or None
 
 
+class _MarkKeysThrough(QObject):
+    """A text field takes every printable key before a window's shortcut (it accepts the ShortcutOverride): with
+    each reading beginning in the probability field, K and Shift+K did nothing until the reader clicked away.
+    A number field has no use for them: they go to the shortcuts."""
+
+    KEYS = {Qt.Key.Key_K}
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        from PySide6.QtCore import QEvent  # noqa: PLC0415
+
+        if event.type() == QEvent.Type.ShortcutOverride and event.key() in self.KEYS and not (
+                event.modifiers() & ~Qt.KeyboardModifier.ShiftModifier):
+            event.ignore()
+            return True
+        return False
+
+
 class StudyReadingWindow(QMainWindow):
     """One reader's session. Keys: Ctrl+Enter commit, Ctrl+Shift+A show AI, PgDown next, PgUp previous."""
 
@@ -87,6 +104,10 @@ class StudyReadingWindow(QMainWindow):
         self.hanging = HangingWidget(blinded=True)  # the corner text is "case k of n", never the exam's
         self.reader_panel = ReaderPanel(study=True)  # what a study read stores: malignant % and BI-RADS
         self.reader_panel.changed.connect(self._answers_changed)
+        self._keys_through = _MarkKeysThrough(self)  # K and Shift+K work with the focus in the form too
+        for breast in self.reader_panel.inputs.values():
+            breast.spin.installEventFilter(self._keys_through)
+            breast.spin.lineEdit().installEventFilter(self._keys_through)
         self.reader_panel.commit_button.hide()
         self.locked_label = QLabel("")
         self.locked_label.setObjectName("lockedLabel")
