@@ -111,17 +111,21 @@ def study_folder(inbox: Path, study_uid: str) -> Path:
     return inbox / hashlib.sha1(study_uid.encode()).hexdigest()[:20]
 
 
+def _uid_hash(dataset: Dataset) -> str:
+    return hashlib.sha1(str(dataset.SOPInstanceUID).encode()).hexdigest()
+
+
 def instance_name(dataset: Dataset) -> str:
     """The file name of a received instance: a hash of its SOP Instance UID, in decimal digits, so that the
     intake, which reads a view from a file name when the header has none ("..._CC.dcm"), never reads one from
     ours (a hexadecimal hash holds "cc" or "mlo"-like letters by chance)."""
-    return f"{int(hashlib.sha1(str(dataset.SOPInstanceUID).encode()).hexdigest()[:16], 16):020d}.dcm"
+    return f"{int(_uid_hash(dataset)[:16], 16):020d}.dcm"
 
 
 def legacy_instance_name(dataset: Dataset) -> str:
     """The hexadecimal name earlier versions gave an instance (replaced by :func:`instance_name` when the
     instance comes again, so that one instance is never kept twice)."""
-    return hashlib.sha1(str(dataset.SOPInstanceUID).encode()).hexdigest()[:20] + ".dcm"
+    return _uid_hash(dataset)[:20] + ".dcm"
 
 
 def keep_instance(folder: Path, dataset: Dataset) -> Path:

@@ -24,6 +24,12 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _pacs_receiver(tmp_path, **settings):
+    """(settings, the running receiver): AE title WORKSTATION on a free port of 127.0.0.1, letting in PACS."""
+    chosen = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",), **settings)
+    return chosen, workstation_receiver(chosen, tmp_path / "inbox")
+
+
 def _echo(port: int, calling: str, called: str = "WORKSTATION"):
     ae = AE(ae_title=calling)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
@@ -223,8 +229,7 @@ def test_silent_connections_keep_no_allowed_sender_out_and_are_closed(tmp_path, 
 
     monkeypatch.setattr(scp, "HELLO_TIMEOUT_S", 1.0)
     monkeypatch.setattr(scp, "MAX_SILENT_PER_HOST", 100)  # the silent peer and the sender share 127.0.0.1 here
-    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",))
-    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    settings, receiver = _pacs_receiver(tmp_path)
     silent = [socket.create_connection(("127.0.0.1", settings.scp_port)) for _ in range(scp.MAX_ASSOCIATIONS + 5)]
     try:
         assert _echo(settings.scp_port, "PACS") == "accepted"
@@ -244,8 +249,7 @@ def test_past_the_association_limit_an_allowed_sender_is_told_to_try_again_later
     from app.pacs import scp
 
     monkeypatch.setattr(scp, "MAX_ASSOCIATIONS", 2)
-    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",))
-    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    settings, receiver = _pacs_receiver(tmp_path)
     open_ones = []
     try:
         for _ in range(2):
@@ -284,9 +288,7 @@ def test_an_image_cut_short_is_refused_and_every_comment_is_whole_words_within_6
     sender never sent it again."""
     from tests.inference.intake.dicom_factory import make_dataset, sample_pixels
 
-    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",),
-                           scp_max_instance_mb=0.1)
-    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    settings, receiver = _pacs_receiver(tmp_path, scp_max_instance_mb=0.1)
     try:
         whole = make_dataset(sample_pixels("L-CC", shrink=16), "L-CC")
         cut = make_dataset(sample_pixels("L-CC", shrink=16), "L-CC")
@@ -315,8 +317,7 @@ def test_a_rejection_is_said_by_its_reason(tmp_path, monkeypatch, calling, calle
     from app.pacs.nodes import PacsError
 
     monkeypatch.setattr(scp, "MAX_ASSOCIATIONS", limit)
-    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",))
-    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    settings, receiver = _pacs_receiver(tmp_path)
     try:
         node = parse_address(f"dimse://{called}@127.0.0.1:{settings.scp_port}", calling)[0]
         with pytest.raises(PacsError) as raised:
@@ -346,8 +347,7 @@ def test_one_host_s_silent_connections_beyond_the_cap_are_closed_at_once(tmp_pat
     from app.pacs import scp
 
     monkeypatch.setattr(scp, "MAX_SILENT_PER_HOST", 3)
-    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",))
-    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    settings, receiver = _pacs_receiver(tmp_path)
     silent = []
     try:
         for _ in range(3):
@@ -377,8 +377,7 @@ def test_an_association_that_cannot_be_checked_is_rejected(tmp_path, monkeypatch
         raise RuntimeError("a bug in the check")
 
     monkeypatch.setattr(StorageSCP, "_admit", broken)
-    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",))
-    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    settings, receiver = _pacs_receiver(tmp_path)
     try:
         assert _echo(settings.scp_port, "PACS") == 3
     finally:
@@ -395,8 +394,7 @@ def test_an_instance_received_again_replaces_its_copy_under_the_earlier_hexadeci
     folder = study_folder(tmp_path / "inbox", str(dataset.StudyInstanceUID))
     folder.mkdir(parents=True)
     dataset.save_as(folder / legacy_instance_name(dataset), enforce_file_format=True)
-    settings = AppSettings(ae_title="WORKSTATION", scp_port=_free_port(), scp_allowed=("PACS",))
-    receiver = workstation_receiver(settings, tmp_path / "inbox")
+    settings, receiver = _pacs_receiver(tmp_path)
     try:
         used = receiver._used  # noqa: SLF001
         assert _store(settings.scp_port, dataset)[0] == 0

@@ -441,7 +441,7 @@ class StudyReadingWindow(QMainWindow):
 
     def remove_last_mark(self) -> None:
         """Take back the last mark of this reading (before it is committed; after, it is final)."""
-        if self.marks and self.current_step() in ("unaided", "aided", "concurrent"):
+        if self.marks and self._editable():
             self._set_marks(self.marks[:-1])
             self.status_label.setText("last mark removed")
 
@@ -509,7 +509,7 @@ class StudyReadingWindow(QMainWindow):
             if then is not None and self._after_commit is None:
                 self._after_commit = then
             return
-        if step not in ("unaided", "aided", "concurrent") or self._unreadable or not self.commit_button.isEnabled():
+        if not self._editable() or not self.commit_button.isEnabled():
             return
         values = {side: self.reader_panel.value(side) for side in ("L", "R")}
         if any(v is None for v in values.values()):
