@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import shutil
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,6 +204,7 @@ class StorageSCP:
         self._lock = threading.Lock()
         self._writing = threading.Lock()  # an instance's write (and its on_kept) against a study's removal
         self._used = 0
+        self._incoming: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # association: data-set bytes so far
         if self.inbox is not None and on_instance is None:
             remove_partial_writes(self.inbox)
             self._used = inbox_bytes(self.inbox)
@@ -220,7 +222,8 @@ class StorageSCP:
                 ae.add_supported_context(sop, syntax)
         self.ae = ae
         self.server = ae.start_server((host, port), block=False, evt_handlers=[
-            (evt.EVT_REQUESTED, self._requested), (evt.EVT_C_STORE, self._stored)])
+            (evt.EVT_REQUESTED, self._requested), (evt.EVT_C_STORE, self._stored),
+            (evt.EVT_PDU_RECV, self._received_pdu)])
         # socketserver asks verify_request for each connection it accepts: one host's silent connections are
         # capped, so that a flood of them from one peer cannot hold every slot against the others
         self.server.verify_request = self._admit_connection
@@ -266,6 +269,31 @@ class StorageSCP:
             self.rejected_peers.append(f"{calling!r} at {host}")
         assoc.acse.send_reject(*reason)
         assoc.kill()
+
+    def _received_pdu(self, event) -> None:
+        """Abort an association whose data set passes the instance limit while it arrives: pynetdicom holds a
+        data set in memory until its last fragment, so a check in ``_stored`` comes only after the whole of it
+        (a sender of a few gigabytes would have filled the memory first)."""
+        if self.on_instance is not None or type(event.pdu).__name__ != "P_DATA_TF":
+            return
+        assoc = event.assoc
+        received = self._incoming.get(assoc, 0)
+        for item in event.pdu.presentation_data_value_items:
+            value = item.presentation_data_value or b"\x00"
+            if value[0] & 1:  # a command fragment
+                continue
+            received += len(value) - 1
+            if value[0] & 2:  # the data set's last fragment: _stored checks what it holds
+                received = 0
+        self._incoming[assoc] = received
+        if received > self.limits.max_instance_bytes:
+            self._incoming[assoc] = 0
+            with self._lock:
+                self.refused += 1
+            logger.warning("aborted the association of AE title %r: an instance passed this node's limit of %s an "
+                           "instance while it arrived", str(assoc.requestor.ae_title).strip(),
+                           _mb(self.limits.max_instance_bytes))
+            assoc.abort(block=False)
 
     def _stored(self, event):
         try:
@@ -368,7 +396,7 @@ def workstation_receiver(settings, inbox: Path) -> StorageSCP:
                       allowed=parse_senders(settings.scp_allowed), limits=limits)
 
 def _mb(size: int) -> str:
-    return f"{size / (1 << 20):.1f} MB"
+    return f"{size / (1 << 20):.1f} MB" if size >= 100 << 10 else f"{size / (1 << 10):.0f} kB"
 
 
 def _status(code: int, comment: str) -> Dataset:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import re
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from pynetdicom import AE
+from pynetdicom.dsutils import encode
 
 from app.pacs.nodes import parse_address
 from app.pacs.scp import parse_senders, workstation_receiver
@@ -278,6 +280,8 @@ def _store(port: int, dataset, calling: str = "PACS"):
     assoc = ae.associate("127.0.0.1", port, ae_title="WORKSTATION")
     try:
         status = assoc.send_c_store(dataset)
+        if "Status" not in status:  # no answer (the association was aborted, or timed out)
+            return None, "no answer"
         return int(status.Status), str(status.get("ErrorComment", ""))
     finally:
         assoc.release()
@@ -294,8 +298,11 @@ def test_an_image_cut_short_is_refused_and_every_comment_is_whole_words_within_6
         cut = make_dataset(sample_pixels("L-CC", shrink=16), "L-CC")
         cut.PixelData = cut.PixelData[: len(cut.PixelData) // 2]
         not_mg = make_dataset(sample_pixels("L-CC", shrink=16), "L-CC", Modality="CT", PatientComments="x")
-        big = make_dataset(sample_pixels("L-CC", shrink=4), "L-CC")
-        answers = [_store(settings.scp_port, d) for d in (whole, cut, not_mg, big)]
+        answers = [_store(settings.scp_port, d) for d in (whole, cut, not_mg)]
+        syntax = whole.file_meta.TransferSyntaxUID  # a limit the data set passes in its last fragment only
+        size = len(encode(whole, syntax.is_implicit_VR, syntax.is_little_endian))
+        receiver.limits = replace(receiver.limits, max_instance_bytes=size - 1)
+        answers.append(_store(settings.scp_port, whole))
     finally:
         receiver.stop()
     assert [code for code, _ in answers] == [0x0000, 0xC000, 0xA900, 0xA700]
@@ -303,6 +310,29 @@ def test_an_image_cut_short_is_refused_and_every_comment_is_whole_words_within_6
     for _, comment in answers:
         assert len(comment) <= 64 and comment.isascii()
         assert not comment or comment.endswith((")", "...", "only", "instance")), comment
+    assert len(list((tmp_path / "inbox").glob("*/*.dcm"))) == 1
+
+
+def test_an_instance_over_the_limit_is_cut_off_while_it_arrives(tmp_path, caplog):
+    """pynetdicom holds a data set in memory until its last fragment: an instance over the limit was refused only
+    after all of it had arrived (a sender of gigabytes filled the memory first). The association is aborted when
+    the limit is passed; the sender's next association is served."""
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels
+
+    settings, receiver = _pacs_receiver(tmp_path, scp_max_instance_mb=0.05)
+    try:
+        big = make_dataset(sample_pixels("L-CC", shrink=2), "L-CC")  # sent in PDUs of 16 kB
+        assert len(big.PixelData) > 10 * receiver.limits.max_instance_bytes
+        with caplog.at_level("WARNING", logger="app.pacs.scp"):
+            answer = _store(settings.scp_port, big)
+        small = make_dataset(sample_pixels("L-CC", shrink=16), "L-CC")
+        after = _store(settings.scp_port, small)
+    finally:
+        receiver.stop()
+    assert answer == (None, "no answer")
+    assert "aborted the association of AE title 'PACS': an instance passed this node's limit" in caplog.text
+    assert "refused an instance" not in caplog.text  # never decoded: the whole of it never arrived
+    assert receiver.refused == 1 and after[0] == 0x0000
     assert len(list((tmp_path / "inbox").glob("*/*.dcm"))) == 1
 
 
