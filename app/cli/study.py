@@ -92,6 +92,12 @@ def _results(store, args) -> int:
     for row in results.aucs:
         ci = "no CI" if row.ci_low != row.ci_low else f"{row.ci_low:.3f} – {row.ci_high:.3f}"
         print(f"  {row.reader:<10} {row.modality:<22} {row.auc:.3f}  ({ci})  n+ {row.n_positive}  n- {row.n_negative}")
+    averages = results.reader_averages()
+    if averages:
+        print(f"Reader-averaged AUCs (ORH random readers and cases, {args.method}, 95 % CI):")
+    for row in averages:
+        ci = "no CI" if row.ci_low != row.ci_low else f"{row.ci_low:.3f} – {row.ci_high:.3f}"
+        print(f"  {row.modality:<33} {row.auc:.3f}  ({ci})  n+ {row.n_positive}  n- {row.n_negative}")
     for name, r in results.comparisons.items():  # "A vs B": the difference is A − B, said by name
         print(f"ORH {name} ({r.method}): {comparison_means(r)};  {comparison_test(r)}")
     for key, value in results.telemetry_summary().items():

@@ -27,9 +27,12 @@ from app.study.sessions import reader_progress
 from inference.numbers import finite_number
 
 
+READER_MEAN = "reader mean"  # the reader of a reader-averaged row (its CI: ORH, random readers and cases)
+
+
 @dataclass(frozen=True)
 class AucRow:
-    reader: str
+    reader: str  # a reader's name, "(model)", or READER_MEAN
     modality: str
     auc: float
     ci_low: float
@@ -115,6 +118,24 @@ class StudyResults:
         count = len(self.excluded)
         return (f"{count} {unit_name}{'s' if count != 1 else ''} left out of the model and hybrid analyses: "
                 + "; ".join(parts))
+
+    def reader_averages(self) -> list[AucRow]:
+        """Each reading modality's AUC averaged over the readers, with its 95 % CI from the ORH random-reader
+        random-case analysis (the figures a study reports first), taken from the first comparison holding it
+        and clipped to [0, 1] as the readers' DeLong intervals are (the ORH analysis itself, like RJafroc, does
+        not clip); the models' rows are their own (in ``aucs``)."""
+        rows: dict[str, AucRow] = {}
+        for comparison in self.comparisons.values():
+            single = getattr(comparison, "single", {})  # none where the comparison is not estimable: no CI
+            for modality, mean in comparison.reader_mean.items():
+                if modality in rows or str(modality).startswith("model"):
+                    continue
+                low, high = single[modality].ci if modality in single else (float("nan"), float("nan"))
+                ci = (max(0.0, low), min(1.0, high)) if low == low else (low, high)  # clipped, as DeLong's are
+                units = {r["case"]: r["truth"] for r in self.records if r["modality"] == modality}
+                positives = sum(1 for truth in units.values() if truth == 1)
+                rows[modality] = AucRow(READER_MEAN, modality, mean, *ci, positives, len(units) - positives)
+        return list(rows.values())
 
     def telemetry_summary(self) -> dict[str, int]:
         moves = self.telemetry
@@ -291,6 +312,11 @@ def _common_cases(rows: list[dict], modalities: tuple[str, str]) -> list[dict]:
     return [r for r in rows if r["case"] in common]
 
 
+def _cells(row: dict) -> dict:
+    """A CSV row with an empty cell for a number that is not there (never "nan")."""
+    return {key: "" if isinstance(value, float) and not np.isfinite(value) else value for key, value in row.items()}
+
+
 def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     """CSV/JSON files for archiving and for other tools (RJafroc/MRMCaov tidy CSV, iMRMC input)."""
     folder = Path(folder)
@@ -300,8 +326,18 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(AucRow.__dataclass_fields__))
         writer.writeheader()
-        writer.writerows(asdict(row) for row in results.aucs)
+        writer.writerows(_cells(asdict(row)) for row in results.aucs)
     written.append(path)
+    path = folder / f"reader_averages_{results.level}.csv"
+    averages = results.reader_averages()
+    if averages:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=[*AucRow.__dataclass_fields__, "ci_method"])
+            writer.writeheader()
+            method = next(iter(results.comparisons.values())).method
+            writer.writerows(_cells({**asdict(row), "ci_method": f"ORH RRRC ({method})" if row.ci_low == row.ci_low
+                                     else "not estimable"}) for row in averages)
+        written.append(path)
     path = folder / f"orh_{results.level}.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

@@ -234,6 +234,43 @@ def test_export_import_round_trip_and_analysis_formats(store, tmp_path):
     assert moves and all(m["toward_ai"] == (m["changed"] and (m["aided"] - m["unaided"]) * (m["ai"] - m["unaided"]) > 0) for m in moves)
 
 
+def test_results_give_each_modality_s_reader_averaged_auc_with_its_orh_interval(store, tmp_path):
+    """The figures a reader study reports first, the reader-averaged AUC of each modality with its random-reader
+    random-case CI, were computed and never shown: the screen, the command and the files had each reader's AUC
+    and the differences only."""
+    from app.study.results import READER_MEAN, study_results, write_results
+
+    study = create_study(store, "avg", Design.SEQUENTIAL, ["A", "B", "C"], cases(12, 4), seed=3)
+    for reader, jitter in (("A", 0.00), ("B", 0.05), ("C", 0.11)):
+        session = ReadingSession(store, study, reader)
+        for position in range(12):
+            case = session.case_at(position).case_id
+            index = int(case[1:])
+            positive = index < 4
+            unaided = (0.6 if positive and (index + len(reader)) % 3 else 0.35) + jitter * (index % 4) / 4
+            session.commit(case, "unaided", {"L": unaided, "R": 0.2 + 0.03 * (index % 3)}).result()
+            session.reveal(case).result()
+            session.commit(case, "aided", {"L": unaided + (0.2 if positive else 0.3 if index % 5 == 0 else -0.05),
+                                           "R": 0.2}).result()
+    results = study_results(store, study, "breast", "jackknife")
+    expected = orh([r for r in analysis_records(store, study, "breast") if r["modality"] in ("aided", "unaided")],
+                   "jackknife", compare=("aided", "unaided"))
+    averages = {row.modality: row for row in results.reader_averages()}
+    assert set(averages) >= {"aided", "unaided"} and all(r.reader == READER_MEAN for r in averages.values())
+    for modality in ("aided", "unaided"):
+        row, single = averages[modality], expected.single[modality]
+        assert row.auc == pytest.approx(expected.reader_mean[modality]) == pytest.approx(single.auc)
+        assert (row.ci_low, row.ci_high) == pytest.approx((max(0, single.ci[0]), min(1, single.ci[1])))
+        assert row.ci_low < row.auc < row.ci_high
+        assert (row.n_positive, row.n_negative) == (4, 20)
+    assert expected.single["aided"].ci[1] > 1 and averages["aided"].ci_high == 1.0  # clipped as DeLong's are
+    assert not any(m.startswith("model") for m in averages)
+    written = {p.name: p for p in write_results(results, tmp_path)}
+    table = written["reader_averages_breast.csv"].read_text().splitlines()
+    assert table[0] == "reader,modality,auc,ci_low,ci_high,n_positive,n_negative,ci_method"
+    assert any(line.startswith("reader mean,aided,") and line.endswith("ORH RRRC (jackknife)") for line in table)
+
+
 def test_model_scores_are_computed_once_and_cached(store, seeded_model):
     require_shared()
     entries = [CaseEntry("x", str(DATA / "gmic-exam0"), "normal", "benign"),

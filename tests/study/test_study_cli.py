@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,10 @@ def test_study_cli_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "ORH aided vs unaided" in done.stdout and "telemetry: aided reads (per breast): 24" in done.stdout
     assert (out / "aucs_breast.csv").is_file() and (out / "reads_breast.imrmc").is_file()
+    assert "Reader-averaged AUCs (ORH random readers and cases, delong, 95 % CI):" in done.stdout
+    # every AUC is 1 here: no variance, no interval, the means still shown
+    assert re.search(r"\n  aided +1\.000  \(no CI\)  n\+ 2  n- 10\n", done.stdout), done.stdout
+    assert "reader mean,aided,1.0,,,2,10,not estimable\n" in (out / "reader_averages_breast.csv").read_text()
     done = run("study", "--db", str(db), "results", "pilot", "--screenshot", str(tmp_path / "results.png"))
     assert done.returncode == 0, done.stderr
     assert cv2.imread(str(tmp_path / "results.png")).shape[:2] == (900, 1400)
