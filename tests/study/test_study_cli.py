@@ -107,6 +107,8 @@ def test_results_window_draws_rocs(qtbot, tmp_path):
     from app.study.results import study_results
     from app.study.cases import CaseEntry
     from app.study.design import Design, create_study
+    from PySide6.QtWidgets import QTableWidget
+
     from app.ui.study.results import StudyResultsWindow
 
     store = Store(tmp_path / "r.sqlite")
@@ -129,6 +131,9 @@ def test_results_window_draws_rocs(qtbot, tmp_path):
     assert {"unaided", "aided"} <= set(window.curves) and any(m.startswith("model") for m in window.curves)
     assert "aided vs unaided" in results.comparisons
     assert [a.reader for a in results.aucs if a.modality == "model"] == ["(model)"]  # one row, not one per reader
+    table = window.findChild(QTableWidget, "aucTable")
+    first_rows = {table.item(row, 1).text(): table.item(row, 0).text() for row in range(2)}
+    assert first_rows == {"aided": "reader mean", "unaided": "reader mean"}  # the reader-averaged rows lead
     store.close()
 
 
