@@ -310,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("name")
     results.add_argument("--level", default="breast", choices=["breast", "exam"])
     results.add_argument("--method", default="jackknife", choices=["jackknife", "delong"])
+    results.add_argument("--readers", type=lambda text: [n.strip() for n in text.split(",") if n.strip()],
+                         metavar="A,B", help="only these readers (interim results without one who is part-way: the "
+                         "ORH comparisons need every reader to have read every case)")
     results.add_argument("--out", type=output_folder, help="folder for CSV, iMRMC and JSON files")
     results.add_argument("--window", action="store_true", help="open the results screen (ROC curves, tables)")
     results.add_argument("--screenshot", metavar="PNG", help="render the results screen to a PNG and exit")

@@ -85,7 +85,7 @@ def _scores(store, args) -> int:
 def _results(store, args) -> int:
     from app.study.results import comparison_means, comparison_test, study_results, write_results  # noqa: PLC0415
 
-    results = study_results(store, _study_id(store, args.name), args.level, args.method)
+    results = study_results(store, _study_id(store, args.name), args.level, args.method, args.readers)
     for note in results.notes():
         print(f"note: {note}")
     print(f"AUCs ({args.level} level, DeLong 95 % CI):")

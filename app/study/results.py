@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -203,8 +204,23 @@ def points_at(scores: np.ndarray, truth: np.ndarray, thresholds: list[tuple[str,
     return out
 
 
-def study_results(store: Store, study_id: int, level: str = "breast", method: str = "jackknife") -> StudyResults:
+def study_results(store: Store, study_id: int, level: str = "breast", method: str = "jackknife",
+                  readers: Sequence[str] | None = None) -> StudyResults:
+    """The study's results; ``readers`` (default: all) limits them to those readers, e.g. interim results without
+    a reader who is part-way (the ORH comparisons need every reader to have read every case)."""
     records = analysis_records(store, study_id, level)
+    left_out: list[str] = []
+    chosen = None if readers is None else set(readers)
+    if readers is not None:
+        if not chosen:
+            raise StudyError("name at least one reader")
+        known = {row["reader"] for row in reader_progress(store, study_id)}
+        unknown = [name for name in readers if name not in known]
+        if unknown:
+            raise StudyError(f"no reader {', '.join(map(repr, unknown))} in this study (its readers: "
+                             f"{', '.join(sorted(known))})")
+        left_out = sorted(known - set(readers))
+        records = [r for r in records if r["reader"] in chosen]
     if not records:
         raise StudyError("no committed reads yet: the results need at least one finished reading")
     modalities = sorted({r["modality"] for r in records})
@@ -260,7 +276,9 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
                 label = point.name if len(model_names) == 1 else f"{name}: {point.name}"
                 points.append(OperatingPoint(label, point.threshold, point.sensitivity, point.specificity))
     expected = len(pairs) if base is not None and len(readers) >= 2 else 0
-    cautions = _cautions(store, study_id, aucs, readers, comparisons, expected, one_class)
+    cautions = _cautions(store, study_id, aucs, readers, comparisons, expected, one_class, chosen)
+    if left_out:
+        cautions = (f"readers left out on request: {', '.join(left_out)}",) + cautions
     from app.study.froc_results import localisation_curves  # noqa: PLC0415  (it imports this module)
 
     try:
@@ -276,7 +294,8 @@ MIN_UNITS = 10  # per class: below this an AUC's confidence interval is too wide
 
 
 def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str], comparisons: dict,
-              expected: int, one_class: list[tuple[str, str, int, int]] = ()) -> tuple[str, ...]:
+              expected: int, one_class: list[tuple[str, str, int, int]] = (),
+              chosen: set[str] | None = None) -> tuple[str, ...]:
     out = []
     if one_class:  # said, or an empty table reads as a fault
         parts = [f"{who} {modality} ({positives} positive{'s' if positives != 1 else ''}, {negatives} "
@@ -285,7 +304,8 @@ def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str
                    + ": an AUC needs at least one positive and one negative unit read")
     unfinished = [f"{row['reader']} {row['done']} of {row['total']}" + (f" (session {row['session']})"
                                                                        if row["sessions"] > 1 else "")
-                  for row in reader_progress(store, study_id) if row["done"] < row["total"]]
+                  for row in reader_progress(store, study_id)
+                  if row["done"] < row["total"] and (chosen is None or row["reader"] in chosen)]
     if unfinished:
         out.append("the study is not finished (readings done: " + ", ".join(unfinished) + "); results are interim")
     small = [row for row in aucs if min(row.n_positive, row.n_negative) < MIN_UNITS]

@@ -54,7 +54,8 @@ def make_study(tmp_path):
 
 
 def print_results(store, capsys) -> str:
-    args = argparse.Namespace(name="sign", level="breast", method="jackknife", out=None, window=False, screenshot=None)
+    args = argparse.Namespace(name="sign", level="breast", method="jackknife", out=None, window=False, screenshot=None,
+                              readers=None)
     assert _results(store, args) == 0
     return capsys.readouterr().out
 

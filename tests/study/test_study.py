@@ -271,6 +271,39 @@ def test_results_give_each_modality_s_reader_averaged_auc_with_its_orh_interval(
     assert any(line.startswith("reader mean,aided,") and line.endswith("ORH RRRC (jackknife)") for line in table)
 
 
+def test_results_can_leave_out_a_reader_who_is_part_way(store):
+    """A reader who had not finished kept every ORH comparison from being computed, with no way to see the
+    interim results of those who had."""
+    from app.study.results import study_results
+
+    study = create_study(store, "part", Design.SEQUENTIAL, ["A", "B", "C"], cases(12, 4), seed=2)
+    for reader, done in (("A", 12), ("B", 12), ("C", 5)):
+        session, noise = ReadingSession(store, study, reader), random.Random(ord(reader))
+        for position in range(done):
+            case = session.case_at(position).case_id
+            positive = int(case[1:]) < 4
+            value = min(max((0.6 if positive else 0.4) + noise.gauss(0, 0.15), 0.0), 1.0)
+            session.commit(case, "unaided", {"L": value, "R": 0.2}).result()
+            session.reveal(case).result()
+            aided = value + (0.1 if positive else -0.05) + noise.gauss(0, 0.05)
+            session.commit(case, "aided", {"L": min(max(aided, 0.0), 1.0), "R": 0.2}).result()
+    everyone = study_results(store, study)
+    assert "aided vs unaided" not in everyone.comparisons
+    assert any("C 5 of 12" in note for note in everyone.notes())
+    finished = study_results(store, study, readers=["A", "B"])
+    assert finished.comparisons["aided vs unaided"].readers == ("A", "B")
+    assert {row.reader for row in finished.aucs} == {"A", "B"}
+    assert finished.notes()[0] == "readers left out on request: C"
+    assert not any("not finished" in note for note in finished.notes())
+    with pytest.raises(StudyError, match=r"no reader 'D' in this study \(its readers: A, B, C\)"):
+        study_results(store, study, readers=["A", "D"])
+    with pytest.raises(StudyError, match="name at least one reader"):
+        study_results(store, study, readers=[])
+    from app.cli.parser import build_parser
+
+    assert build_parser().parse_args(["study", "results", "part", "--readers", "A, B,"]).readers == ["A", "B"]
+
+
 def test_model_scores_are_computed_once_and_cached(store, seeded_model):
     require_shared()
     entries = [CaseEntry("x", str(DATA / "gmic-exam0"), "normal", "benign"),
