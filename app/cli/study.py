@@ -169,17 +169,21 @@ def _export(store, args) -> int:
 
 def _import(store, args) -> int:
     from app.study.errors import StudyError  # noqa: PLC0415
-    from app.study.exchange import import_study  # noqa: PLC0415
+    from app.study.exchange import import_study, studies_like  # noqa: PLC0415
 
     try:
         data = json.loads(Path(args.file).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:  # ValueError: bad JSON, or bytes that are not UTF-8
         raise StudyError(f"{args.file}: not a readable study export ({error})") from error
     try:
+        earlier = studies_like(store, data)
         study_id = import_study(store, data, name=args.name)
     except StudyError as error:
         raise StudyError(f"{args.file}: {error}") from error
     print(f"imported as study id {study_id}")
+    if earlier:
+        print(f"note: this database held the same study already ({', '.join(map(repr, earlier))}: the same creation "
+              "time, design and seed); the import is a second copy of its reads")
     return 0
 
 

@@ -112,6 +112,17 @@ def import_study(store: Store, data: dict, name: str | None = None) -> int:
     return store.submit(work).result()
 
 
+def studies_like(store: Store, data: dict) -> list[str]:
+    """The names of the studies in ``store`` that this export was made from or imported as already (the same
+    creation time, design and seed): an import under a new name would be a second copy of the same reads."""
+    study = (data.get("studies") or [{}])[0] if isinstance(data, dict) else {}
+    if not isinstance(study, dict) or not all(key in study for key in ("created_at", "design", "seed")):
+        return []
+    rows = store.read("SELECT name FROM studies WHERE created_at=? AND design=? AND seed=? ORDER BY study_id",
+                      (study["created_at"], study["design"], study["seed"]))
+    return [row[0] for row in rows]
+
+
 def _from_version_1(data: dict) -> dict:
     """Version 1 exports had one model's scores without its identity: they become the scores of a model
     called 'model' (as the store's migration 5 does)."""

@@ -63,6 +63,11 @@ def test_study_cli_end_to_end(tmp_path):
     assert done.returncode == 0
     done = run("study", "--db", str(db), "import", str(tmp_path / "pilot.json"), "--name", "pilot copy")
     assert done.returncode == 0 and "study id 2" in done.stdout
+    # a coordinator is told that an import is a copy of reads already there
+    assert "note: this database held the same study already ('pilot': the same creation time" in done.stdout
+    done = run("study", "--db", str(db), "import", str(tmp_path / "pilot.json"), "--name", "pilot again")
+    assert done.returncode == 0 and "study id 3" in done.stdout
+    assert "note: this database held the same study already ('pilot', 'pilot copy': the same" in done.stdout
     done = run("study", "--db", str(db), "results", "nonexistent")
     assert done.returncode == 2 and "no study named" in done.stderr
 
