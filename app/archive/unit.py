@@ -89,7 +89,7 @@ class Decoded:
     exam: Exam | None = None
     prepared: PreparedExam | None = None
     failure: str = ""
-    facts: dict = field(default_factory=dict)  # for the table, made before the exam is de-identified
+    facts: dict = field(default_factory=dict)  # for the table (de-identified there when the batch is)
 
 
 @dataclass
@@ -224,9 +224,9 @@ def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> 
             refused = "".join(f"; {name} could not be loaded: {reason}" for name, reason in exam.refused)
             raise MammoError(f"{item.location}: missing views: {', '.join(missing)}{refused} (give "
                              "--allow-missing-views to analyse incomplete exams)")
+        # the exam stays whole: a de-identified report takes the patient's one pseudonym and date shift from its
+        # ID (an exam stripped here gave CBIS-DDSM's four views four pseudonymous patients and four studies)
         facts = exam_facts(exam, options.deidentify)
-        if options.deidentify:
-            exam = exam.deidentify()
         return Decoded(item, exam, prepare_exam(exam, families), facts=facts)
     except Exception as error:  # noqa: BLE001 - one exam's failure ends only that exam
         return Decoded(item, failure=item.redacted(failure_reason(error)))

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from app.dates import dicom_date
 from inference.intake.exam import Exam
+from inference.intake.identifiers import REMOVED, path_words, remove_identifiers
 from inference.intake.image import PatientInfo, ViewImage
 
-REMOVED = "…"
 _PATH = re.compile(  # POSIX paths, drive-letter and UNC Windows paths (not DICOM multi-values such as P\L)
     r"[^\s:;,()'\"]*/[^\s:;,()'\"]*|\b[A-Za-z]:\\[^\s:;,()'\"]*|\\\\[^\s:;,()'\"]+")
 _FILE = re.compile(r"[^\s:;,()'\"]+\.(?:dcm|dicom|ima|png|tiff?|jpe?g|json|csv|zip)\b", re.IGNORECASE)
@@ -39,32 +39,13 @@ def exam_identifiers(exam: Exam, extra: Iterable[str] = ()) -> set[str]:
         found |= set(re.split(r"[\^\s,]+", patient.name))
     for path in [exam.source, *(image.source for image in _images(exam))]:
         if path is not None:
-            found |= _path_words(path)
+            found |= path_words(path)
     for image in _images(exam):
         found |= {str(v) for v in image.study.values() if isinstance(v, (str, int))}
         found.add(image.acquisition)
     for date in [d for d in found if re.fullmatch(r"\d{8}", d or "")]:
         found.add(dicom_date(date))
     return {s.strip() for s in found if s and len(s.strip()) >= 3}
-
-
-def _path_words(path: Path) -> set[str]:
-    """The file, its stem and the two folders above it: where a patient's name or accession usually is."""
-    return {path.name, path.stem, path.parent.name, path.parent.parent.name}
-
-
-def remove_identifiers(text: str, identifiers: Iterable[str]) -> str:
-    """``text`` with every identifier (a path also by its file and folder names) replaced by "…", as a whole
-    word. Identifiers shorter than three characters are left: they would hit any word."""
-    words = set()
-    for identifier in identifiers:
-        words.add(identifier)
-        if "/" in identifier or "\\" in identifier:
-            words |= _path_words(Path(identifier))
-    words = {w.strip() for w in words if w and len(w.strip()) >= 3}
-    for identifier in sorted(words, key=len, reverse=True):  # the longest first: a folder before its parts
-        text = re.sub(rf"(?<!\w){re.escape(identifier)}(?!\w)", REMOVED, text, flags=re.IGNORECASE)
-    return text
 
 
 def scrub(text: str, identifiers: Iterable[str]) -> str:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.errors import ExamError, UnreadablePixelsError
+from inference.intake.identifiers import remove_identifiers
 from inference.intake.image import (
     DisplayWindow,
     PatientInfo,
@@ -118,10 +119,23 @@ class Exam:
         return {v: img.horizontal_flip for v, img in self.views.items()}
 
     def deidentify(self) -> Exam:
-        """A copy without patient identifiers (name, ID, birth date) anywhere in it."""
-        views = {v: dataclasses.replace(img, patient=PatientInfo()) for v, img in self.views.items()}
-        aside = tuple(dataclasses.replace(img, patient=PatientInfo()) for img in self.aside)
-        return dataclasses.replace(self, views=views, aside=aside, patient=PatientInfo())
+        """A copy without patient identifiers (name, ID, birth date) anywhere in it: its notes and those of its
+        images lose them too (CBIS-DDSM's note named "Mass-Test_P_00820_LEFT_CC" and the patient)."""
+        identifiers = set()
+        for patient in [self.patient, *(img.patient for img in (*self.views.values(), *self.aside))]:
+            identifiers |= {patient.patient_id, patient.name, patient.birth_date, *re.split(r"[\^\s,]+", patient.name)}
+
+        def clean(notes: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(remove_identifiers(note, identifiers) for note in notes)
+
+        def anonymous(img: ViewImage) -> ViewImage:
+            return dataclasses.replace(img, patient=PatientInfo(), warnings=clean(img.warnings))
+
+        return dataclasses.replace(self, views={v: anonymous(img) for v, img in self.views.items()},
+                                   aside=tuple(anonymous(img) for img in self.aside), patient=PatientInfo(),
+                                   warnings=clean(self.warnings),
+                                   refused=tuple((name, remove_identifiers(reason, identifiers))
+                                                 for name, reason in self.refused))
 
     def laterality_message(self, view: View) -> str:
         """What the reader is told about a possible laterality error on ``view``."""

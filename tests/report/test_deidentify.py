@@ -263,3 +263,16 @@ def test_a_cbis_style_exam_deidentified_has_one_pseudonymous_patient_and_no_id_i
     assert len({ds.StudyDate for ds in images}) == 1  # one date shift: the patient's
     sr = pydicom.dcmread(next(p for p in files if p.suffix == ".dcm" and not p.name.endswith("_image.dcm")))
     assert sr.PatientID == images[0].PatientID
+    # the same through the report command (the batch's unit) and an exam stripped of its patient: the command
+    # stripped the exam before the report, which then took each file's own ID (four pseudonyms) and kept the note
+    stripped = exam.deidentify()
+    assert not any("P_00820" in note for note in (*stripped.warnings, *(w for i in stripped.views.values()
+                                                                         for w in i.warnings)))
+    home, by_command = tmp_path / "home", tmp_path / "by_command"
+    done = _cli(["report", str(folder), "--out", str(by_command), "--format", "json,sr,seg"], home)
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = assert_nothing_original(by_command, {"P_00820", "Mass-Test", str(folder)})
+    written = [pydicom.dcmread(p) for p in files if p.suffix == ".dcm"]
+    assert len(written) >= 9 and len({ds.PatientID for ds in written}) == 1  # images, SEGs and the SR
+    assert len({ds.StudyDate for ds in written if ds.Modality == "MG"}) == 1
+    assert written[0].PatientID == Deidentifier(site_key(home)).patient("P_00820")

@@ -20,9 +20,10 @@ class ExportControl:
         window = self.window
         from app.report.content import ReportInput  # noqa: PLC0415
 
-        exam = window.exam.deidentify() if deidentify else window.exam
+        # the exam as it is: a de-identified report removes its identifiers itself, and takes from its patient ID
+        # the one pseudonym and date shift of every file (a stripped exam gave each view's file its own)
         hidden = window.reading.model_hidden()
-        return ReportInput(exam, None if hidden else window.result,
+        return ReportInput(window.exam, None if hidden else window.result,
                            window.scores.reader.stored_reads(window.committed),
                            reader=window._reader(), comments=comments, deidentify=deidentify,
                            entry_id=window.entry_id, marks=tuple(window.marks),
