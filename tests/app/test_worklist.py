@@ -722,3 +722,30 @@ def test_the_list_shows_state_and_time_whole_at_the_default_width(qtbot, tmp_pat
     assert table.columnWidth(2) >= metrics.horizontalAdvance("12:34")
     assert table.columnWidth(1) >= metrics.horizontalAdvance("… in progress")
     assert sum(table.columnWidth(c) for c in range(3)) <= table.viewport().width()
+
+
+@pytest.mark.filterwarnings("ignore:.*unknown GMIC checkpoint")
+def test_a_change_of_models_keeps_the_demo_banner_over_the_demo_s_numbers_and_analyses_the_exam_again(
+        qtbot, store, tmp_path):
+    """Preferences switched from the demo model to a real one: the red banner went at once while the demo's
+    numbers stayed on screen, the exam was not analysed again, and Run analysis called the shown result
+    'restored … with the same models and mode'."""
+    import dataclasses  # noqa: PLC0415
+
+    from app.demo import demo_model_path  # noqa: PLC0415
+    from tests.conftest import REFERENCE, require_shared  # noqa: PLC0415
+
+    require_shared()
+    batch = make_batch(tmp_path / "batch", 1)
+    window = MainWindow(AppSettings(blind_first=False, auto_run=True, prefetch_exams=0,
+                                    model_path=str(demo_model_path()), device="cpu", mode="exact"), store)
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.analysisFinished, timeout=300_000):
+        window.worklist.open_source(batch)
+    assert "DEMO MODEL" in window.banner.text() and window.banner.isVisible()
+    with qtbot.waitSignal(window.analysisFinished, timeout=300_000):
+        window.apply_settings(dataclasses.replace(window.settings, model_path=str(REFERENCE / "seeded_state_dict.pt")))
+        assert any(m.demo for m in window.result.provenance.models)  # the demo's numbers, still shown meanwhile
+        assert window.banner.isVisible() and "DEMO MODEL" in window.banner.text()
+    assert not any(m.demo for m in window.result.provenance.models) and not window.banner.isVisible()

@@ -52,14 +52,17 @@ class AnalysisControl:
     def update_model_banner(self) -> None:
         window = self.window
         groups = window._groups or []
-        demo = any(m.identity.demo for g in groups for m in g.members) or self.model_is_demo()
-        if not window.model_path:
-            window.banner.setText(NO_MODEL_TEXT)
-            window.banner.setStyleSheet("background: #33334d; color: white; padding: 6px;")
-            window.banner.show()
-        elif demo:
+        # the models configured, and those whose result is on screen: after a change of models in Preferences the
+        # demo's numbers stay shown until the new analysis replaces them, and so does the banner that says what they are
+        shown_demo = window.result is not None and any(m.demo for m in window.result.provenance.models)
+        demo = any(m.identity.demo for g in groups for m in g.members) or self.model_is_demo() or shown_demo
+        if demo:
             window.banner.setText(DEMO_TEXT)
             window.banner.setStyleSheet("background: #7a1f1f; color: white; font-weight: bold; padding: 6px;")
+            window.banner.show()
+        elif not window.model_path:
+            window.banner.setText(NO_MODEL_TEXT)
+            window.banner.setStyleSheet("background: #33334d; color: white; padding: 6px;")
             window.banner.show()
         else:
             window.banner.hide()

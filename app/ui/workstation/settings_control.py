@@ -78,3 +78,8 @@ class SettingsControl:
         window.analyses.update_model_banner()
         window.reading.apply_blind_state()
         self.apply_scp()
+        if analysis_changed and window.exam is not None and not reader_changed:
+            # the result on screen is the previous models' (or device's, or mode's): analysed again, not left to
+            # pass for the new ones (Run analysis offered it as "restored with the same models and mode")
+            window.restored = False
+            window.analyses.start_analysis()
