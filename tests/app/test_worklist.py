@@ -749,3 +749,22 @@ def test_a_change_of_models_keeps_the_demo_banner_over_the_demo_s_numbers_and_an
         assert any(m.demo for m in window.result.provenance.models)  # the demo's numbers, still shown meanwhile
         assert window.banner.isVisible() and "DEMO MODEL" in window.banner.text()
     assert not any(m.demo for m in window.result.provenance.models) and not window.banner.isVisible()
+
+
+def test_the_next_patient_opens_on_the_four_screening_views_not_on_the_view_left_enlarged(qtbot, store, tmp_path,
+                                                                                           stub_model):
+    """R-CC enlarged by a double-click stayed the only view shown for the next patients: their other three
+    views were never on screen unless the reader noticed."""
+    from app.ui.workstation.hanging import Layout  # noqa: PLC0415
+
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(make_batch(tmp_path / "batch", 2))
+    window.hanging.toggle_single(View.R_CC)
+    assert window.hanging.visible_views() == (View.R_CC,)
+    first = window.exam_key
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.next()
+    assert window.exam_key != first
+    assert window.hanging.layout_mode == Layout.FOUR and len(window.hanging.visible_views()) == 4

@@ -12,6 +12,7 @@ from app.pacs.nodes import StudyAddress
 from app.ui.pacs.dialog import PacsDialog
 from app.ui.worker import Worker
 from app.ui.workstation.analysis_control import NO_MODEL_TEXT
+from app.ui.workstation.hanging import Layout
 from app.workstation import AnalysisOutcome, LoadedExam, load_exam_task
 from inference.intake.exam import Exam
 from inference.intake.views import Laterality, View
@@ -184,6 +185,10 @@ class ExamControl:
         if self.window.analysis_worker is not None and self.window.analysis_worker.is_running():
             self.window.analysis_worker.cancel()
         self.window.analyses.reset_progress()  # this exam's own analysis shows its progress when it starts
+        if loaded.key != self.window.exam_key and self.window.hanging.layout_mode != Layout.FOUR:
+            # each exam begins at the four screening views: one view left enlarged (double-click) or a layout of
+            # some views carried over to the next patient and hid the others
+            self.window.hanging.set_layout(Layout.FOUR)
         self.window.exam, self.window.exam_key = exam, loaded.key
         self.window.result, self.window.overlays, self.window.restored = None, None, False
         self.window.committed = any(r.committed for r in loaded.reads.values())
