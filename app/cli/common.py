@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -38,9 +39,9 @@ def model_sources(args: argparse.Namespace) -> list[str]:
     from app.demo import demo_model_path  # noqa: PLC0415
     from app.settings import AppSettings  # noqa: PLC0415
 
-    configured = AppSettings.load().model_path
-    if configured:
-        return [configured]
+    configured = [part for part in AppSettings.load().model_path.split(os.pathsep) if part.strip()]
+    if configured:  # several are joined by os.pathsep there, as the workstation reads them
+        return configured
     demo = demo_model_path()
     if demo is None:
         raise MammoError("no model: give --models, or configure one in the workstation's Preferences")

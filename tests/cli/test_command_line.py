@@ -164,3 +164,20 @@ def test_a_database_error_is_said_as_what_it_is(monkeypatch, capsys, error, name
     argv = ["study", *(["--db", named] if named else []), "status", "x"]
     assert main.main(argv) == 1
     assert says in capsys.readouterr().err
+
+
+def test_several_models_of_the_preferences_are_several_models_for_the_commands(tmp_path, monkeypatch):
+    """Preferences hold several models joined by ':' (the field says so, the workstation reads them so): every
+    command took the joined text for one file ("…/model.pt:…/other.pt: the model file does not exist")."""
+    import argparse
+    import dataclasses
+    import os
+
+    from app.cli.common import model_sources
+    from app.settings import AppSettings
+
+    monkeypatch.setenv("MAMMO_READER_HOME", str(tmp_path))
+    first, second = tmp_path / "a.pt", tmp_path / "b.pt"
+    dataclasses.replace(AppSettings(), model_path=f"{first}{os.pathsep}{second}{os.pathsep}").save()
+    assert model_sources(argparse.Namespace(models=None)) == [str(first), str(second)]
+    assert model_sources(argparse.Namespace(models=["x.pt"])) == ["x.pt"]
