@@ -101,6 +101,8 @@ class Analysed:
     failure: str = ""
     extra: dict = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
+    reads: dict = field(default_factory=dict)  # the named reader's committed reads of the exam (workstation store)
+    marks: tuple = ()
 
 
 def failure_reason(error: BaseException) -> str:
@@ -246,7 +248,22 @@ def analyse(decoded: Decoded, groups, options: BatchOptions, store=None) -> Anal
                                     prepared=decoded.prepared).result
     except Exception as error:  # noqa: BLE001
         return Analysed(decoded.item, failure=decoded.item.redacted(failure_reason(error)))
-    return Analysed(decoded.item, decoded.exam, result, time.perf_counter() - started, facts=decoded.facts)
+    seconds = time.perf_counter() - started
+    reads, marks = committed_read(store, decoded.exam, options.reader) if store is not None else ({}, ())
+    return Analysed(decoded.item, decoded.exam, result, seconds, facts=decoded.facts, reads=reads, marks=marks)
+
+
+def committed_read(store, exam: Exam, reader: str) -> tuple[dict, tuple]:
+    """The reader's committed read of ``exam`` in the workstation's store (each breast's first read with its
+    amendment after AI) and marks, for the report: ({}, ()) when the reader has committed none. Drafts are no
+    read to report."""
+    from app.analysis import claimed_exam_key  # noqa: PLC0415
+
+    if not reader:
+        return {}, ()
+    key = claimed_exam_key(store, exam)
+    reads = {breast: read for breast, read in store.load_reads(key, reader).items() if read.committed}
+    return (reads, tuple(store.load_marks(key, reader))) if reads else ({}, ())
 
 
 def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) -> Outcome:
@@ -259,8 +276,8 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
         return Outcome(item.exam_id, item.location, "failed", analysed.failure)
     problems = no_result_reasons(analysed.result)
     try:
-        report = ReportInput(analysed.exam, analysed.result, reader=options.reader, deidentify=options.deidentify,
-                             plain_hybrid=options.plain_hybrid)
+        report = ReportInput(analysed.exam, analysed.result, analysed.reads, reader=options.reader,
+                             deidentify=options.deidentify, plain_hybrid=options.plain_hybrid, marks=analysed.marks)
         if options.deidentify:  # the files, the report's "exam" and the table say one pseudonym: the item's
             report = replace(report, file_name=item.exam_id)
         elif not options.folder_per_exam:  # every exam's files in one folder: a name of its own, never another's

@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--models", nargs="+", help=MODELS_HELP)
     report.add_argument("--percent-t", type=float, default=None)
     report.add_argument("--page-size", default="A4", choices=["A4", "Letter"])
-    report.add_argument("--reader", help="reader name for the header")
+    report.add_argument("--reader", help="reader name for the header; the report carries this reader's committed read "
+                        "of the exam from the workstation (its marks and amendments after AI too), where there is one")
     report.add_argument("--send", metavar="DEST",
                         help="store the SR, SEG and Encapsulated PDF (epdf) written to a node: dimse://CALLED_AET@HOST:PORT or "
                         "dicomweb+http(s)://HOST:PORT/PREFIX (a failed send keeps the files; rerun to retry)")

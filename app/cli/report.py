@@ -52,10 +52,24 @@ def run(args: argparse.Namespace) -> int:
                            reader=args.reader or "", mode=args.mode or "exact", device=args.device or "auto",
                            folder_per_exam=False, allow_missing_views=True,
                            ae_title=args.ae_title or "MAMMOREADER")
-    summary = run_batch(items, model_sources(args), args.out, options, force=args.force,
-                        progress=Progress(len(items)), percent_t=args.percent_t, keep=keep)
+    store = _workstation_store() if args.reader else None  # the reader's committed reads, and the results
+    try:
+        summary = run_batch(items, model_sources(args), args.out, options, force=args.force,
+                            progress=Progress(len(items)), percent_t=args.percent_t, keep=keep, store=store)
+    finally:
+        if store is not None:
+            store.close()
     print_summary(summary, "reported")
     from app.archive.send import send_results  # noqa: PLC0415
 
     unsent = send_results(destination, summary, args.out) if args.send else 0
     return 1 if summary.failed or summary.partial or unsent else 0
+
+
+def _workstation_store():
+    """The workstation's store when there is one (its reads and results); None on a machine without one."""
+    from app.settings import config_dir  # noqa: PLC0415
+    from app.study.store import Store  # noqa: PLC0415
+
+    path = config_dir() / "mammo_reader.sqlite"
+    return Store(path) if path.is_file() else None

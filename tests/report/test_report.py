@@ -435,3 +435,35 @@ def test_a_report_of_two_models_draws_the_one_with_results_and_fits_the_page(ana
     assert "hybrid (gmic · feedbeef)" in text or "hybrid (gmic ·" in text
     page = pdfium.PdfDocument(str(pdf))[0]
     assert page.get_width() < 600
+
+
+def test_report_command_with_a_reader_carries_that_reader_s_committed_read(dicom_exam, tmp_path):
+    """'report EXAM --reader NAME' printed "Reader —" in every cell for an exam the reader had read and
+    committed in the workstation (its export showed the read): the command never looked at the store."""
+    import os
+
+    from app.analysis import claimed_exam_key
+    from app.study.store import Store
+
+    require_shared()
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    store = Store(home / "mammo_reader.sqlite")
+    key = claimed_exam_key(store, load_exam(dicom_exam))
+    store.save_reads(key, "dr A", [BreastRead("R", 0.7, birads="4A", committed=True),
+                                   BreastRead("L", 0.1, birads="1", committed=True)]).result()
+    store.save_reads(key, "dr B", [BreastRead("R", 0.3, birads="2")]).result()  # a draft: no read to report
+    store.close()
+    env = {**os.environ, "MAMMO_READER_HOME": str(home)}
+    for reader, out in (("dr A", tmp_path / "a"), ("dr B", tmp_path / "b")):
+        done = subprocess.run([sys.executable, "main.py", "report", str(dicom_exam), "--out", str(out), "--models",
+                               str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02", "--format", "json",
+                               "--reader", reader, "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=600, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+    read = json.loads(next((tmp_path / "a").glob("*.json")).read_text())
+    assert read["header"]["Reader"] == "dr A"
+    assert (read["reads"]["R"]["reader_malignant"], read["reads"]["R"]["birads"]) == (0.7, "4A")
+    assert read["reads"]["L"]["reader_malignant"] == 0.1 and read["reads"]["R"]["models"]
+    draft = json.loads(next((tmp_path / "b").glob("*.json")).read_text())
+    assert draft["reads"]["R"]["reader_malignant"] is None
