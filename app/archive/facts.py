@@ -44,12 +44,15 @@ def exam_facts(exam: Exam, deidentify: bool = False, key: bytes | None = None) -
         deidentify: shift the study date by the patient's offset and cap the age at 90.
         key: the de-identification key (default: this computer's, as the exports use).
     """
-    from app.report.deidentify import OLDEST_AGE  # noqa: PLC0415
+    from app.report.deidentify import OLDEST_AGE, age_in_years  # noqa: PLC0415
 
     makers = Counter(image.study.get("manufacturer", "").strip() for image in exam.views.values())
     makers.pop("", None)
     study = _date(exam.study_date)
     age = _age(_date(exam.patient.birth_date), study)
+    if age is None:  # no birth date (often dropped by an archive's de-identification): the header's PatientAge
+        ages = [age_in_years(image.study.get("age", "")) for image in exam.views.values()]
+        age = next((float(int(years)) for years in ages if years is not None), None)
     date = study
     if deidentify:
         from app.report.deidentify import Deidentifier  # noqa: PLC0415

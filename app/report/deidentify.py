@@ -82,13 +82,18 @@ def pseudonym(key: bytes, kind: str, value: str) -> str:
     return "anon-" + hmac.new(key, f"{kind}\0{value}".encode(), hashlib.sha256).hexdigest()[:12]
 
 
+def age_in_years(value: str) -> float | None:
+    """A PatientAge (AS, ``nnnD|W|M|Y``) in years; None when it is not an age."""
+    match = _AGE.match(str(value).strip())
+    return None if match is None else int(match.group(1)) * _DAYS_PER_UNIT[match.group(2)] / 365.25
+
+
 def capped_age(value: str) -> str | None:
     """A PatientAge (AS, ``nnnD|W|M|Y``) with ages over 89 written as 090Y; None when it is not an age."""
-    match = _AGE.match(str(value).strip())
-    if match is None:
+    years = age_in_years(value)
+    if years is None:
         return None
-    years = int(match.group(1)) * _DAYS_PER_UNIT[match.group(2)] / 365.25
-    return "090Y" if years > OLDEST_AGE else match.group(0)
+    return "090Y" if years > OLDEST_AGE else str(value).strip()
 
 
 class Deidentifier:

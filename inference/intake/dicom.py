@@ -482,6 +482,7 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         "frame_of_reference_uid": _text(ds, "FrameOfReferenceUID"),
         "sop_class_uid": _text(ds, "SOPClassUID"),
         "manufacturer": _text(ds, "Manufacturer"),
+        "age": _text(ds, "PatientAge"),  # AS, "045Y": archives stripped of the birth date often keep it
     }
     label = projection + (f" ({', '.join(modifiers)})" if modifiers else "")
     return ViewImage(

@@ -155,12 +155,12 @@ def test_batch_then_validate_on_the_tcia_layout_end_to_end(tcia, tmp_path, capsy
 # the exam's facts in the table
 
 
-def _exam(tmp_path: Path, birth: str, maker: str = "HOLOGIC") -> Path:
+def _exam(tmp_path: Path, birth: str, maker: str = "HOLOGIC", **header) -> Path:
     folder = tmp_path / "exams" / "exam1"
     folder.mkdir(parents=True)
     for view, lesion in LESIONS.items():
         write(make_dataset(synthetic_view(view, lesion, shape=(600, 360)), view, PatientBirthDate=birth,
-                           StudyDate="20250611", Manufacturer=maker), folder, f"{view}.dcm")
+                           StudyDate="20250611", Manufacturer=maker, **header), folder, f"{view}.dcm")
     return folder
 
 
@@ -180,6 +180,11 @@ def test_exam_facts_from_the_headers_and_deidentified(tmp_path, monkeypatch):
     assert safe["study_date"] != "2025-06-11"
     birthday_tomorrow = load_exam(_exam(tmp_path / "b", "19600612"))
     assert exam_facts(birthday_tomorrow)["age"] == 64.0
+    # an archive that dropped the birth date and kept PatientAge: the age column was empty
+    aged = load_exam(_exam(tmp_path / "c", "", PatientAge="045Y"))
+    assert exam_facts(aged)["age"] == 45.0
+    assert exam_facts(load_exam(_exam(tmp_path / "d", "", PatientAge="093Y")), deidentify=True, key=key)["age"] == 90.0
+    assert exam_facts(load_exam(_exam(tmp_path / "e", "", PatientAge="45")))["age"] is None  # not an age string
 
 
 def test_a_deidentified_batch_writes_no_true_date_or_age_over_89_and_validate_takes_them(tmp_path, monkeypatch,
