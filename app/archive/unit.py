@@ -118,6 +118,9 @@ def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+SCREENING_VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
+
+
 def marker_path(out: Path, item: ExamItem) -> Path:
     return out / BOOKKEEPING / "done" / f"{item.key}.json"
 
@@ -191,7 +194,12 @@ def already_done(out: Path, item: ExamItem, record: dict) -> bool:
         marker = json.loads(marker_path(out, item).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if not isinstance(marker, dict) or marker.get("options") != record:
+    if not isinstance(marker, dict):
+        return False
+    options = marker.get("options")
+    if marker.get("complete") and isinstance(options, dict):  # all four views: --allow-missing-views changes nothing
+        options = {**options, "allow_missing_views": record.get("allow_missing_views")}
+    if options != record:
         return False
     # the rows in this folder's own part (a marker copied with its folder names the old folder's part)
     return all(Path(p).is_file() for p in marker.get("files", [])) and part_path(out, item).is_file()
@@ -292,7 +300,8 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
         part = write_part(out, item, score_rows(item, analysed.result, analysed.seconds, analysed.facts))
         if not problems:  # no marker for a partial exam: a rerun tries it again, and it stays in failures.csv
             marker = {"exam_id": item.exam_id, "location": item.location, "options": record,
-                      "files": [str(p) for p in files], "scores": str(part)}
+                      "files": [str(p) for p in files], "scores": str(part),
+                      "complete": len(analysed.exam.views) == len(SCREENING_VIEWS)}
             write_text_atomic(marker_path(out, item), json.dumps(marker))
     except Exception as error:  # noqa: BLE001 - a full disk, a codec: this exam fails, the batch goes on
         return Outcome(item.exam_id, item.location, "failed", item.redacted(failure_reason(error)))

@@ -129,10 +129,18 @@ def test_an_exam_missing_a_view_fails_unless_allowed(tmp_path):
     (folder / "R-MLO.dcm").write_bytes(b"\0" * 128 + b"DICM")  # there, but it cannot be read: the reason says why
     failed = run(read_batch_source(tmp_path / "archive"), tmp_path / "out-2")
     assert "missing views: R-MLO; R-MLO.dcm could not be loaded: " in failed.failed[0].reason
+    complete = tmp_path / "archive" / "four_views"
+    complete.mkdir()
+    for view, lesion in (("L-CC", (700, 200)), ("R-CC", (600, 500)), ("L-MLO", (800, 250)), ("R-MLO", (700, 450))):
+        write(make_dataset(synthetic_view(view, lesion), view), complete, f"{view}.dcm")
+    items = read_batch_source(tmp_path / "archive")
+    assert [o.exam_id for o in run(items, tmp_path / "out").done] == ["four_views"]
     allowed = run(items, tmp_path / "out", BatchOptions(formats=("json",), device="cpu", allow_missing_views=True))
-    assert len(allowed.done) == 1
+    # the complete exam is not analysed again: the flag changes nothing for it (every complete exam was redone)
+    assert [o.exam_id for o in allowed.done] == ["three_views"] and [o.exam_id for o in allowed.skipped] == ["four_views"]
     rows = pq.read_table(tmp_path / "out" / "scores.parquet").to_pylist()
-    assert {r["view"] for r in rows if r["level"] == "view"} == {"L-CC", "R-CC", "L-MLO"}
+    assert {r["view"] for r in rows if r["level"] == "view" and r["exam_id"] == "three_views"} == {"L-CC", "R-CC", "L-MLO"}
+    assert [o.exam_id for o in run(items, tmp_path / "out").skipped] == ["four_views"]  # and without the flag again
 
 
 def test_a_full_disk_fails_one_exam_and_the_batch_goes_on(archive, tmp_path, monkeypatch):
