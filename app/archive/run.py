@@ -63,7 +63,12 @@ def run_batch(
     # the driver's copy: the models' identities for the markers (and the local engine's models)
     groups = load_model_groups(sources, percent_t=percent_t) if sources is not None else as_groups(models)
     record = options.record([f"{g.id}={g.key}" for g in groups])
-    ledger = Ledger(out, items, record, force=force, progress=progress, keep=keep)
+    lock = _hold_folder(out)
+    try:
+        ledger = Ledger(out, items, record, force=force, progress=progress, keep=keep)
+    except BaseException:
+        lock.release()
+        raise
     try:
         if engine == "local":
             from app.archive.local import run_local  # noqa: PLC0415
@@ -75,5 +80,29 @@ def run_batch(
             run_on_ray(ledger, sources, groups, out, options, record, percent_t=percent_t,
                        **(ray_options or {}))
     finally:
-        summary = ledger.close()
+        try:
+            summary = ledger.close()
+        finally:
+            lock.release()
     return summary
+
+
+LOCK_NAME = ".batch.lock"
+
+
+def _hold_folder(out: Path):
+    """The output folder's lock, held for the run: a second run on the same folder analysed every exam again
+    beside the first and both wrote its journal and table. A lock left by a killed run is free again (the
+    operating system drops it with the process)."""
+    from filelock import FileLock, Timeout  # noqa: PLC0415
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(out / LOCK_NAME, timeout=0)
+        lock.acquire()
+    except Timeout:
+        raise MammoError("another batch or report run is writing to this folder: wait for it to finish, or "
+                         "choose another folder", out) from None
+    except OSError as error:
+        raise MammoError(f"the folder cannot be used ({error.strerror or error})", out) from error
+    return lock

@@ -420,3 +420,21 @@ def test_a_deidentified_reason_loses_the_exam_s_folder_as_a_word_not_inside_othe
     item = ExamItem("anon-5", "anon-5", opens="/data/exams/MRN1234567")
     said = item.redacted("/data/exams/MRN1234567/MRN1234567_L_CC.dcm is damaged; MRN1234567-R-MLO.dcm too")
     assert "MRN1234567" not in said and said.startswith("anon-5/anon-5_L_CC.dcm")
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_writes(archive, tmp_path):
+    """Two runs on one folder both analysed every exam (60 journal lines for 30 exams) and both wrote its
+    table: the second is refused, naming the folder; once the first ends, the folder is free again."""
+    from filelock import FileLock
+
+    from app.archive.run import LOCK_NAME
+
+    out = tmp_path / "out"
+    out.mkdir()
+    items = read_batch_source(archive)[:1]
+    with FileLock(out / LOCK_NAME):  # the first run holds it
+        with pytest.raises(MammoError, match="another batch or report run is writing to this folder") as refused:
+            run(items, out)
+        assert str(out) in str(refused.value)
+        assert not (out / ".batch").exists()  # nothing of the folder touched
+    assert [o.exam_id for o in run(items, out).done] == [items[0].exam_id]
