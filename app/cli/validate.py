@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
 from app.validation.errors import ValidationInputError
@@ -43,7 +45,49 @@ def _check_checkpoints(table, checkpoints: dict[str, Path]) -> None:
                 "beside another model", path)
 
 
+def _writable(folder: Path) -> None:
+    """Refuse an output folder that cannot be written before the work, naming the folder (a failed write
+    would name a hidden temporary file in it)."""
+    import tempfile  # noqa: PLC0415
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".validate.", suffix=".part", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise ValidationInputError(f"the output folder cannot be written ({error.strerror or error}): make it "
+                                   "writable or choose another --out", folder) from error
+
+
+def _folder_named(error: OSError) -> OSError:
+    """The error of a failed write, said of the folder when it names a hidden temporary file
+    (``.metrics.json.x1y2.part``) the user never asked for."""
+    name = Path(error.filename) if error.filename else None
+    if name is None or not (name.name.startswith(".") and name.name.endswith(".part")):
+        return error
+    return OSError(error.errno, f"{error.strerror or error} (writing into this folder)", str(name.parent))
+
+
+def _print_calibration(model_id: str, calibration: dict) -> None:
+    recalibration = calibration.get("recalibration") or {}
+    if recalibration.get("file"):
+        print(f"{model_id}: site calibration ({recalibration['method']}) written to {recalibration['file']}")
+    elif recalibration.get("method") == "none":
+        print(f"{model_id}: {calibration['note']}")
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except OSError as error:
+        named = _folder_named(error)
+        if named is error:
+            raise
+        raise named from error
+
+
+def _run(args: argparse.Namespace) -> int:
     from app.validation.metrics import Target, parse_target  # noqa: PLC0415
     from app.validation.outcomes import read_outcomes  # noqa: PLC0415
     from app.validation.report import write_report  # noqa: PLC0415
@@ -53,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from inference.files import write_text_atomic  # noqa: PLC0415
 
     out = Path(args.out)
+    _writable(out)
     ids, checkpoints = _models(args.models)
     targets = tuple(parse_target(t) for t in args.operating_point) if args.operating_point else (Target("spec", 0.9),)
     table = read_score_table(args.scores)
@@ -75,16 +120,19 @@ def run(args: argparse.Namespace) -> int:
             auc = "—" if m["auc"] is None else f"{m['auc']:.3f}"
             ci = "" if not m["auc_ci"] else f" ({m['auc_ci'][0]:.3f}–{m['auc_ci'][1]:.3f})"
             print(f"{model_id} {level}: AUC {auc}{ci}  {m['n_positive']} cancers, {m['n_negative']} non-cancers")
-        recalibration = (entry.get("calibration") or {}).get("recalibration") or {}
-        if recalibration.get("file"):
-            print(f"{model_id}: site calibration ({recalibration['method']}) written to {recalibration['file']}")
+        _print_calibration(model_id, entry.get("calibration") or {})
     for c in metrics["comparisons"]:
         if c["difference"] is not None:
             print(f"{c['a']} − {c['b']} ({c['level']}): {c['difference']:+.3f}"
                   + (f", p = {c['p']:.4f}" if c["p"] is not None else ""))
     account = metrics["accounting"]
     print(f"not used: {len(account['exams_without_outcome'])} exam(s) without an outcome, "
+          f"{len(account['exams_without_exam_outcome'])} without an exam-level outcome (a breast without one), "
           f"{len(account['failed_exams'])} failed, {len(account['outcome_exams_not_analysed'])} not analysed "
           f"(listed in {out / 'unused.csv'})")
     print(f"wrote {len(written)} files to {out}")
-    return 0
+    unsaved = [(m, metrics[m]["calibration"]["recalibration"]["save_error"]) for m in metrics["run"]["models"]
+               if ((metrics[m].get("calibration") or {}).get("recalibration") or {}).get("save_error")]
+    for model_id, problem in unsaved:
+        print(f"error: {model_id}: {problem}", file=sys.stderr)
+    return 1 if unsaved else 0

@@ -2,8 +2,10 @@
 
 Two recalibrations are fitted — Platt scaling (a logistic regression on the logit of the score) and isotonic
 regression — and the one with the lower cross-validated log loss (stratified folds, seeded) is kept; both
-losses are reported. The kept one is written as a versioned calibration file beside the model,
-``<checkpoint>.site_calibration.json``, which the application can find next to the weights::
+losses are reported. When neither beats the model's own probabilities on the held-out folds, no recalibration
+is kept (``method`` "none"): a fit that is worse than none must not rescale the workstation's hybrid. A kept
+one is written as a versioned calibration file beside the model, ``<checkpoint>.site_calibration.json``, which
+the application can find next to the weights::
 
     {"format": "mammo-reader site calibration", "version": 2, "model_id": …, "model_key": …, "site": …,
      "date": "2026-12-04", "n": 812, "n_positive": 41, "level": "breast", "method": "isotonic" | "platt",
@@ -38,6 +40,7 @@ from inference.evaluation.temperature import ReliabilityBins
 # applying of a calibration live in inference/evaluation/calibration.py, where the model loader finds them.
 FOLDS = 5
 SEED = 20_27
+NONE = "none"  # the method of a record that keeps the model's own calibration
 
 
 def reliability(probabilities: np.ndarray, truth: np.ndarray, bins: int = 10) -> ReliabilityBins:
@@ -98,9 +101,12 @@ def cross_validated_log_loss(method: str, scores: np.ndarray, truth: np.ndarray,
 
 
 def recalibrate(scores: np.ndarray, truth: np.ndarray, bins: int = 10) -> dict[str, Any]:
-    """Fit Platt and isotonic recalibrations, keep the one with the lower cross-validated log loss.
+    """Fit Platt and isotonic recalibrations, keep the one with the lower cross-validated log loss, if it is
+    lower than the model's own (uncalibrated) log loss.
 
-    Returns the calibration record (without site, date and version) and its effect on these data. Raises
+    Returns the calibration record (without site, date and version) and its effect on these data; its
+    ``method`` is ``"none"`` (and ``parameters`` empty) when neither fit beats the model's own probabilities,
+    so the model's own calibration is kept and nothing is to be saved. Raises
     ``ValidationInputError`` when there are too few cancers or non-cancers for a cross-validated choice."""
     scores, truth = np.asarray(scores, float), np.asarray(truth, int)
     n_pos, n_neg = int(truth.sum()), int((truth == 0).sum())
@@ -109,8 +115,14 @@ def recalibrate(scores: np.ndarray, truth: np.ndarray, bins: int = 10) -> dict[s
                                    f"(here {n_pos} and {n_neg})")
     losses = {m: cross_validated_log_loss(m, scores, truth) for m in ("platt", "isotonic")}
     method = min(losses, key=losses.get)
-    record = {"method": method, "parameters": fit(method, scores, truth), "n": len(scores), "n_positive": n_pos,
-              "cv_log_loss": {**losses, "uncalibrated": log_loss(scores, truth)}, "bins": bins}
+    uncalibrated = log_loss(scores, truth)  # nothing fitted: every breast is held out
+    record = {"method": method, "parameters": {}, "n": len(scores), "n_positive": n_pos,
+              "cv_log_loss": {**losses, "uncalibrated": uncalibrated}, "bins": bins}
+    if losses[method] >= uncalibrated:
+        before = ece(scores, truth, bins)
+        return {**record, "method": NONE, "ece_before": before, "ece_after": before,
+                "log_loss_after_in_sample": uncalibrated}
+    record["parameters"] = fit(method, scores, truth)
     after = apply(record, scores)
     record.update(ece_before=ece(scores, truth, bins), ece_after=ece(after, truth, bins),
                   log_loss_after_in_sample=log_loss(after, truth))
@@ -130,10 +142,14 @@ def read_site_calibration(path: str | Path) -> dict[str, Any] | None:
 
 
 def save_site_calibration(path: str | Path, record: Mapping[str, Any], site: str, model_id: str, model_key: str,
-                          level: str, date: datetime.date | None = None) -> dict[str, Any]:
+                          level: str, date: datetime.date | None = None,
+                          write_to: str | Path | None = None) -> dict[str, Any]:
     """Write ``record`` as the next version of the calibration file at ``path``, keeping the earlier ones in
-    its history; returns what was written."""
+    its history; returns what was written. ``write_to``: write that next version there instead (when
+    ``path``'s folder cannot be written, a copy to move beside the model later)."""
     path = Path(path)
+    if record.get("method") == NONE:
+        raise ValueError("a record that keeps the model's own calibration is not saved")
     previous = read_site_calibration(path)
     history: list = []
     version = 1
@@ -142,5 +158,5 @@ def save_site_calibration(path: str | Path, record: Mapping[str, Any], site: str
         version = int(previous.get("version", 0)) + 1
     data = {"format": FORMAT, "version": version, "model_id": model_id, "model_key": model_key, "site": site,
             "date": (date or datetime.date.today()).isoformat(), "level": level, **record, "history": history}
-    write_text_atomic(path, json.dumps(data, indent=1))
+    write_text_atomic(Path(write_to) if write_to is not None else path, json.dumps(data, indent=1))
     return data

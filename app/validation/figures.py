@@ -55,20 +55,47 @@ class _Axes:
         _text(self.image, title, (self.left, 22), 0.55)
 
 
+def wrap(text: str, width: int, scale: float) -> list[str]:
+    """``text`` in lines no wider than ``width`` pixels at ``scale`` (broken at spaces; a single word wider
+    than that is cut)."""
+    lines: list[str] = []
+    for word in text.split():
+        joined = f"{lines[-1]} {word}" if lines else word
+        if lines and cv2.getTextSize(joined, FONT, scale, 1)[0][0] <= width:
+            lines[-1] = joined
+            continue
+        while cv2.getTextSize(word, FONT, scale, 1)[0][0] > width and len(word) > 1:
+            word = word[:-1]
+        lines.append(word)
+    return lines or [""]
+
+
+ROC_SIZE, ROC_MARGIN, LEGEND_SCALE, LEGEND_LINE = (620, 640), (60, 40, 20, 160), 0.42, 18
+
+
 def roc_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> np.ndarray:
-    """ROC curves of (name with AUC, scores, truth), one colour each, with the chance diagonal."""
-    axes = _Axes((620, 640), (60, 40, 20, 160), (0, 1), (0, 1))
+    """ROC curves of (name with AUC, scores, truth), one colour each, with the chance diagonal; the legend
+    below the axes wraps each name to the image's width (the canvas grows when the legend needs it)."""
+    width, height = ROC_SIZE
+    left, top, right, bottom = ROC_MARGIN
+    text_x = left + 32
+    legends = [wrap(name, width - text_x - 10, LEGEND_SCALE) for name, _, _ in curves]
+    needed = 62 + LEGEND_LINE * sum(len(lines) for lines in legends) + 4 * len(legends)
+    axes = _Axes((width, height + max(0, needed - bottom)), (left, top, right, max(bottom, needed)), (0, 1), (0, 1))
     axes.frame(np.linspace(0, 1, 6), np.linspace(0, 1, 6), "1 - specificity", "sensitivity", "ROC curves")
     cv2.line(axes.image, axes.point(0, 0), axes.point(1, 1), (150, 150, 150), 1, cv2.LINE_AA)
-    for index, (name, scores, truth) in enumerate(curves):
+    baseline = axes.top + axes.h + 62
+    for index, ((_, scores, truth), lines) in enumerate(zip(curves, legends, strict=True)):
         colour = PALETTE[index % len(PALETTE)]
         if (truth == 1).any() and (truth == 0).any():
             fpr, tpr, _ = roc_points(scores, truth)
             points = np.array([axes.point(x, y) for x, y in zip(fpr, tpr, strict=True)], np.int32)
             cv2.polylines(axes.image, [points], False, colour, 2, cv2.LINE_AA)
-        y = axes.top + axes.h + 62 + 20 * index
-        cv2.line(axes.image, (axes.left, y - 4), (axes.left + 24, y - 4), colour, 3)
-        _text(axes.image, name[:80], (axes.left + 32, y), 0.42)
+        cv2.line(axes.image, (axes.left, baseline - 4), (axes.left + 24, baseline - 4), colour, 3)
+        for line in lines:
+            _text(axes.image, line, (text_x, baseline), LEGEND_SCALE)
+            baseline += LEGEND_LINE
+        baseline += 4
     return axes.image
 
 

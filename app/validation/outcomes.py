@@ -4,7 +4,8 @@ define subgroups and drift (density, manufacturer, age, study date).
 Two sources are read:
 
 * the site's CSV: ``exam_id``, ``breast`` (L/R), ``cancer`` (0/1), optional ``density`` (a-d or 1-4),
-  ``manufacturer``, ``age``, ``study_date`` (ISO 8601 or DICOM's YYYYMMDD);
+  ``manufacturer``, ``age``, ``study_date`` (ISO 8601 or DICOM's YYYYMMDD); separated by ',' or, when the
+  header has no ',', by ';' (a European spreadsheet's CSV) or a tab;
 * CBIS-DDSM's description CSVs (``mass_case_description_*.csv``, ``calc_case_description_*.csv``): one row per
   abnormality with ``patient_id``, ``left or right breast``, ``image view``, ``pathology`` (MALIGNANT, BENIGN,
   BENIGN_WITHOUT_CALLBACK) and ``breast density`` (``breast_density`` in the mass files). One exam per
@@ -81,10 +82,21 @@ def _age(value: str, path: Path, line: int) -> float | None:
     return age
 
 
+def separator(header: str) -> str:
+    """The header line's field separator: ',' or, as European spreadsheets save a CSV, ';' (or a tab)."""
+    if "," in header:
+        return ","
+    return next((sep for sep in (";", "\t") if sep in header), ",")
+
+
 def _rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
+            header = handle.readline()
+            if not header.strip():
+                raise ValidationInputError("the file is empty (it needs a header line: exam_id,breast,cancer)", path)
+            handle.seek(0)
+            reader = csv.DictReader(handle, delimiter=separator(header))
             rows = list(reader)
             return [name.strip() for name in reader.fieldnames or []], rows
     except (OSError, UnicodeDecodeError, csv.Error) as error:
@@ -101,8 +113,9 @@ def read_site_csv(path: Path) -> list[BreastOutcome]:
     columns, rows = _rows(path)
     missing = {"exam_id", "breast", "cancer"} - set(columns)
     if missing:
+        has = ", ".join(c for c in columns if c) or "none"
         raise ValidationInputError(f"the outcomes file lacks the column(s) {', '.join(sorted(missing))} (it needs "
-                                   "exam_id, breast and cancer)", path)
+                                   f"exam_id, breast and cancer; its header has: {has})", path)
     out = []
     for line, row in enumerate(rows, start=2):
         row = {k.strip(): (v or "") for k, v in row.items() if k is not None}

@@ -7,19 +7,27 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import getSampleStyleSheet
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
-from reportlab.platypus import Image, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.platypus import Image, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from app.validation.calibration import FOLDS, NONE
 from app.validation.figures import drift_figure, forest_figure, png, reliability_figure, roc_figure
 from app.validation.run import RESERVED, Validation
 from app.validation.tables import unused_rows
 from inference.files import atomic_path, write_bytes_atomic
 
 LISTED = 40  # unused items listed in the PDF; all of them are in unused.csv
+MARGIN = 1.6 * cm
+FRAME_WIDTH = A4[0] - 2 * MARGIN - 12  # the text's width (the frame pads 6 pt a side); wider runs off the page
+FONT, BOLD, SIZE, PAD = "Helvetica", "Helvetica-Bold", 8, 4
+CELL = ParagraphStyle("cell", fontName=FONT, fontSize=SIZE, leading=SIZE + 1.5)
+HEAD = ParagraphStyle("head", parent=CELL, fontName=BOLD)
 
 
 def _figure(image, width_cm: float) -> Image:
@@ -27,11 +35,32 @@ def _figure(image, width_cm: float) -> Image:
     return Image(io.BytesIO(png(image)), width=width_cm * cm, height=width_cm * height / width * cm)
 
 
+def _fit(natural: list[float], total: float) -> list[float]:
+    """Column widths summing to at most ``total``: a column narrower than its fair share keeps its width, the
+    wider ones share what is left equally (their text wraps)."""
+    if sum(natural) <= total:
+        return list(natural)
+    widths, left = list(natural), total
+    order = sorted(range(len(natural)), key=natural.__getitem__)
+    for done, index in enumerate(order):
+        widths[index] = min(natural[index], left / (len(order) - done))
+        left -= widths[index]
+    return widths
+
+
 def _table(rows: list[list]) -> Table:
-    table = Table(rows, hAlign="LEFT", repeatRows=1)
+    """A table that fits the page's width: when its text is wider, the widest columns wrap."""
+    natural = [max(stringWidth(str(row[i]), BOLD if r == 0 else FONT, SIZE) for r, row in enumerate(rows)) + 2 * PAD
+               for i in range(len(rows[0]))]
+    widths = _fit(natural, FRAME_WIDTH)
+    cells = [[Paragraph(escape(str(c)), HEAD if r == 0 else CELL) if widths[i] < natural[i] else c
+              for i, c in enumerate(row)] for r, row in enumerate(rows)]
+    table = Table(cells, colWidths=widths, hAlign="LEFT", repeatRows=1)
     table.setStyle(TableStyle([
-        ("FONT", (0, 0), (-1, -1), "Helvetica", 8), ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 8),
+        ("FONT", (0, 0), (-1, -1), FONT, SIZE), ("FONT", (0, 0), (-1, 0), BOLD, SIZE),
         ("GRID", (0, 0), (-1, -1), 0.25, colors.grey), ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e6e6ee")),
+        ("LEFTPADDING", (0, 0), (-1, -1), PAD), ("RIGHTPADDING", (0, 0), (-1, -1), PAD),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5)]))
     return table
 
@@ -55,6 +84,17 @@ def _pct(entry) -> str:
         return "—"
     low, high = entry["ci"]
     return f"{100 * entry['value']:.1f} % ({100 * low:.1f}–{100 * high:.1f})"
+
+
+def _recalibration_text(cal: dict, rec: dict) -> str:
+    losses = rec["cv_log_loss"]
+    text = (f"Recalibration chosen by {FOLDS}-fold cross-validated log loss: Platt {losses['platt']:.4f}, "
+            f"isotonic {losses['isotonic']:.4f} (uncalibrated {losses['uncalibrated']:.4f}) → ")
+    if rec["method"] == NONE:
+        return text + f"<b>none</b>; ECE {cal['ece']:.4f} on {rec['n']} breasts ({rec['n_positive']} cancers)."
+    return (text + f"<b>{rec['method']}</b>; ECE {cal['ece']:.4f} → {rec['ece_after']:.4f} on {rec['n']} breasts "
+            f"({rec['n_positive']} cancers)."
+            + (f" Saved as version {rec['version']} in {escape(rec['file'])}." if rec.get("file") else ""))
 
 
 def write_report(validation: Validation, path: Path, description: str, figures: Path | None = None) -> list[Path]:
@@ -89,7 +129,8 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
     story.append(figure(roc_figure(curves), 12, "roc"))
     story += [Paragraph("What was not used", heading), Paragraph(
         f"{account['exams_in_table']} exams in the score table; {account['breasts_with_outcome']} breasts with an "
-        f"outcome. Exams without an outcome: {len(account['exams_without_outcome'])}; failed exams: "
+        f"outcome. Exams without an outcome: {len(account['exams_without_outcome'])}; exams without an exam-level "
+        f"outcome (a breast of theirs has none): {len(account.get('exams_without_exam_outcome', []))}; failed exams: "
         f"{len(account['failed_exams'])}; exams with an outcome that were not analysed: "
         f"{len(account['outcome_exams_not_analysed'])}; models not validated: "
         f"{len(account['models_not_validated'])}. "
@@ -98,7 +139,7 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
     unused = unused_rows(metrics)
     if unused:
         story.append(_table([["what", "model", "exam", "breast", "reason"]]
-                            + [[str(c)[:60] for c in row] for row in unused[:LISTED]]))
+                            + [[str(c) for c in row] for row in unused[:LISTED]]))  # long reasons wrap
         if len(unused) > LISTED:
             story.append(Paragraph(f"… and {len(unused) - LISTED} more: all are in unused.csv", small))
     for model_id, v in models:
@@ -116,23 +157,21 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
         if "ece" in cal:
             scores, truth = validation.arrays[model_id]["breast"]
             rec = cal.get("recalibration")
-            story.append(figure(reliability_figure(scores, truth, validation.recalibrated.get(model_id), cal["bins"],
-                                                    cal["ece"], rec["ece_after"] if rec else None,
-                                                    rec["method"] if rec else None), 16, f"reliability_{model_id}"))
+            after = validation.recalibrated.get(model_id)
+            story.append(figure(reliability_figure(scores, truth, after, cal["bins"], cal["ece"],
+                                                    rec["ece_after"] if rec else None, rec["method"] if rec else None),
+                                16 if after is not None else 8.5, f"reliability_{model_id}"))  # cm: 8 a panel
             if rec:
-                losses = rec["cv_log_loss"]
-                story.append(Paragraph(
-                    f"Recalibration chosen by {5}-fold cross-validated log loss: Platt {losses['platt']:.4f}, "
-                    f"isotonic {losses['isotonic']:.4f} (uncalibrated {losses['uncalibrated']:.4f}) → "
-                    f"<b>{rec['method']}</b>; ECE {cal['ece']:.4f} → {rec['ece_after']:.4f} on {rec['n']} breasts "
-                    f"({rec['n_positive']} cancers)."
-                    + (f" Saved as version {rec['version']} in {rec['file']}." if rec.get("file") else ""), body))
-        if cal.get("note"):
-            story.append(Paragraph(cal["note"], small))
-        story += [Paragraph("Subgroups (breast level)", heading),
-                  figure(forest_figure(v["subgroups"], f"{v['label']}: AUC by subgroup"), 16, f"subgroups_{model_id}"),
-                  Paragraph("Drift by month of study date (breast level)", heading),
-                  figure(drift_figure(v["drift"], f"{v['label']}: AUC and scores by month"), 16, f"drift_{model_id}")]
+                story.append(Paragraph(_recalibration_text(cal, rec), body))
+        for note in (cal.get("note"), (cal.get("recalibration") or {}).get("save_error")):
+            if note:
+                story.append(Paragraph(escape(note), small))
+        story += [KeepTogether([Paragraph("Subgroups (breast level)", heading),  # no heading alone at a page's foot
+                                figure(forest_figure(v["subgroups"], f"{v['label']}: AUC by subgroup"), 16,
+                                       f"subgroups_{model_id}")]),
+                  KeepTogether([Paragraph("Drift by month of study date (breast level)", heading),
+                                figure(drift_figure(v["drift"], f"{v['label']}: AUC and scores by month"), 16,
+                                       f"drift_{model_id}")])]
     if metrics["comparisons"]:
         rows = [["A", "B", "level", "n", "AUC A", "AUC B", "A − B", "95 % CI", "p"]]
         for c in metrics["comparisons"]:
@@ -141,6 +180,6 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
         story += [PageBreak(), Paragraph("Paired comparisons (DeLong)", heading), _table(rows),
                   Paragraph("Both models on the same units (those both scored); the difference is A minus B.", small)]
     with atomic_path(path) as temporary:
-        SimpleDocTemplate(str(temporary), pagesize=A4, leftMargin=1.6 * cm, rightMargin=1.6 * cm,
+        SimpleDocTemplate(str(temporary), pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN,
                           topMargin=1.4 * cm, bottomMargin=1.4 * cm, title="Site validation").build(story)
     return [path, *written]

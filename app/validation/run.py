@@ -51,10 +51,32 @@ class Validation:
     recalibrated: dict[str, np.ndarray]  # model -> recalibrated breast scores (for the diagram)
 
 
-def _exam_outcomes(outcomes: Sequence[BreastOutcome]) -> dict[str, int]:
+def _known_breasts(outcomes: Sequence[BreastOutcome]) -> dict[str, set[str]]:
+    known: dict[str, set[str]] = {}
+    for outcome in outcomes:
+        known.setdefault(outcome.exam_id, set()).add(outcome.breast)
+    return known
+
+
+def breasts_without_outcome(table: ScoreTable, outcomes: Sequence[BreastOutcome]) -> dict[str, list[str]]:
+    """Per exam with an outcome, its breasts in the score table that the outcomes leave out (CBIS-DDSM's
+    undescribed breast, a site CSV with one row per exam)."""
+    missing = {}
+    for exam, known in _known_breasts(outcomes).items():
+        left_out = sorted(table.breasts.get(exam, frozenset()) - known)
+        if left_out:
+            missing[exam] = left_out
+    return missing
+
+
+def _exam_outcomes(outcomes: Sequence[BreastOutcome], table: ScoreTable) -> dict[str, int]:
+    """Each exam's truth: a cancer in any breast. An exam with a breast of the table that has no outcome has
+    none: that breast is not known to be cancer-free (as an unscored breast gives no exam score)."""
+    partial = breasts_without_outcome(table, outcomes)
     exams: dict[str, int] = {}
     for outcome in outcomes:
-        exams[outcome.exam_id] = max(exams.get(outcome.exam_id, 0), outcome.cancer)
+        if outcome.exam_id not in partial:
+            exams[outcome.exam_id] = max(exams.get(outcome.exam_id, 0), outcome.cancer)
     return exams
 
 
@@ -62,6 +84,8 @@ def accounting(table: ScoreTable, outcomes: Sequence[BreastOutcome]) -> dict:
     """What the run could not use, by kind, each with its list."""
     with_outcome = {o.exam_id for o in outcomes}
     return {
+        "exams_without_exam_outcome": [{"exam_id": e, "breasts": sides} for e, sides in
+                                       sorted(breasts_without_outcome(table, outcomes).items())],
         "exams_in_table": len(table.exams),
         "breasts_with_outcome": len(outcomes),
         "exams_without_outcome": sorted(table.exams - with_outcome),
@@ -98,6 +122,54 @@ def _operating_points(level: str, scores: np.ndarray, truth: np.ndarray, declare
     return rows
 
 
+def _calibration_path(model: ModelScores, options: Options, checkpoint: Path | None) -> Path | None:
+    if checkpoint is not None:
+        return calib.calibration_path(checkpoint)
+    if options.calibration_folder is not None:
+        return options.calibration_folder / f"{model.model_id}{calib.SUFFIX}"
+    return None
+
+
+def _kept_note(record: dict, path: Path | None) -> str:
+    losses = record["cv_log_loss"]
+    note = (f"no recalibration kept: neither Platt ({losses['platt']:.4f}) nor isotonic ({losses['isotonic']:.4f}) "
+            f"beats the model's own probabilities ({losses['uncalibrated']:.4f}) in held-out log loss, so the model's "
+            "own calibration is kept and no calibration file was written")
+    if path is not None and path.is_file():
+        note += f" ({path} is left as it was)"
+    return note
+
+
+def _save(path: Path, record: dict, model: ModelScores, options: Options, checkpoint: Path | None) -> dict:
+    """Save the calibration at ``path``. When its folder cannot be written (a read-only model folder), the same
+    next version goes to the output folder, to be copied beside the model, and ``save_error`` says so: the
+    report is written either way."""
+    def save(write_to: Path | None = None) -> dict:
+        saved = calib.save_site_calibration(path, record, options.site, model.model_id, model.model_key, "breast",
+                                            write_to=write_to)
+        return {"file": str(write_to or path), "version": saved["version"], "site": saved["site"],
+                "date": saved["date"]}
+
+    try:
+        return save()
+    except OSError as error:
+        problem = (f"the site calibration could not be saved beside the model: the folder {path.parent} cannot be "
+                   f"written ({error.strerror or error})")
+    fallback = None
+    if options.calibration_folder is not None and checkpoint is not None:
+        fallback = options.calibration_folder / path.name
+    if fallback is None:
+        return {"save_error": f"{problem}; make the folder writable and run validate again"}
+    try:
+        saved = save(fallback)
+    except OSError as error:
+        return {"save_error": f"{problem}, nor the folder {fallback.parent} ({error.strerror or error}); make "
+                              f"{path.parent} writable and run validate again"}
+    return {**saved, "save_error": f"{problem}. It was written to {fallback} instead: copy it into {path.parent} "
+                                   "(or make that folder writable and run validate again); until then the "
+                                   "workstation does not use it"}
+
+
 def _calibration(model: ModelScores, scores: np.ndarray, truth: np.ndarray, options: Options,
                  checkpoint: Path | None) -> tuple[dict, np.ndarray | None]:
     bins = calib.reliability(scores, truth, options.bins)
@@ -108,30 +180,24 @@ def _calibration(model: ModelScores, scores: np.ndarray, truth: np.ndarray, opti
     except ValidationInputError as error:
         out["note"] = f"no recalibration: {error.message}"
         return out, None
+    path = _calibration_path(model, options, checkpoint) if options.save_calibration else None
+    if record["method"] == calib.NONE:  # worse than none: an earlier saved version stays as it is
+        out.update(recalibration=record, note=_kept_note(record, path))
+        return out, None
     after = calib.apply(record, scores)
     out["recalibration"] = {**record, "reliability_after": calib.reliability(after, truth, options.bins).as_dict()}
-    if options.save_calibration:
-        folder = options.calibration_folder
-        if checkpoint is not None:
-            path = calib.calibration_path(checkpoint)
-        elif folder is not None:
-            path = folder / f"{model.model_id}{calib.SUFFIX}"
-        else:
-            path = None
-        if path is not None:
-            saved = calib.save_site_calibration(path, record, options.site, model.model_id, model.model_key,
-                                                "breast")
-            out["recalibration"].update(file=str(path), version=saved["version"], site=saved["site"],
-                                        date=saved["date"])
-            if checkpoint is None:
-                out["note"] = ("no checkpoint given: the calibration was written to the output folder; copy it "
-                               "beside the model as <checkpoint>" + calib.SUFFIX)
+    if path is not None:
+        out["recalibration"].update(_save(path, record, model, options, checkpoint))
+        if checkpoint is None and "save_error" not in out["recalibration"]:
+            out["note"] = ("no checkpoint given: the calibration was written to the output folder; copy it "
+                           "beside the model as <checkpoint>" + calib.SUFFIX)
     return out, after
 
 
 def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], options: Options,
-                   table_exams: frozenset[str]) -> tuple[dict, dict, np.ndarray | None]:
+                   table: ScoreTable) -> tuple[dict, dict, np.ndarray | None]:
     checkpoint = options.checkpoints.get(model.model_id)
+    table_exams = table.exams
     units, without_score, unscored_exams = [], [], set()
     for outcome in outcomes:
         if outcome.exam_id not in table_exams:
@@ -142,7 +208,7 @@ def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], option
             unscored_exams.add(outcome.exam_id)
             continue
         units.append(Unit(outcome, float(score), model.one_view(outcome.key)))
-    exams = _exam_outcomes(outcomes)
+    exams = _exam_outcomes(outcomes, table)
     exam_ids = sorted(e for e in exams if e in table_exams)
     # an exam with a breast the model did not score has no exam score: the other breast's is no score for a
     # cancer in the unseen one
@@ -172,8 +238,9 @@ def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], option
     result["subgroups"] = subgroups(units, primary)
     result["drift"] = drift(units)
     known = {o.key for o in outcomes}
+    with_outcome = {o.exam_id for o in outcomes}
     without_outcome = [f"{exam} {side}" for exam, side in sorted(model.breast)
-                       if exam in exams and (exam, side) not in known]  # e.g. CBIS-DDSM's undescribed breast
+                       if exam in with_outcome and (exam, side) not in known]  # e.g. CBIS-DDSM's undescribed breast
     result["unused"] = {"breasts_without_score": without_score, "exams_without_score": exams_without_score,
                         "breasts_without_outcome": without_outcome,
                         "one_view_breasts": sum(u.one_view for u in units)}
@@ -209,7 +276,7 @@ def validate(table: ScoreTable, outcomes: Sequence[BreastOutcome], options: Opti
     recalibrated: dict = {}
     for model_id in chosen:
         metrics[model_id], arrays[model_id], after = validate_model(table.models[model_id], outcomes, options,
-                                                                     table.exams)
+                                                                     table)
         if after is not None:
             recalibrated[model_id] = after
     metrics["comparisons"] = [comparison(table, outcomes, a, b, level) for a, b in options.compare for level in LEVELS]
@@ -226,7 +293,7 @@ def comparison(table: ScoreTable, outcomes: Sequence[BreastOutcome], a: str, b: 
         truth_of = {o.key: o.cancer for o in outcomes}
         scores_a, scores_b = first.breast, second.breast
     else:
-        truth_of = _exam_outcomes(outcomes)
+        truth_of = _exam_outcomes(outcomes, table)
         scores_a, scores_b = first.exam, second.exam
     keys = sorted(k for k in truth_of if scores_a.get(k) is not None and scores_b.get(k) is not None)
     one_only = sum(1 for k in truth_of if (scores_a.get(k) is None) != (scores_b.get(k) is None))

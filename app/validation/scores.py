@@ -1,5 +1,5 @@
 """The batch table (``scores.parquet``, see ``app/archive/table.py``) read as one P(malignant) per breast and
-per exam for each model, with what the validation must count rather than drop: breasts whose score is null,
+per exam for each model, with what the validation must count rather than drop: breasts the model did not score,
 breasts scored from one view, models without a malignancy rule, and the batch's failed exams
 (``failures.csv`` beside the table); and each exam's facts from its DICOM headers (density, manufacturer,
 age, study date: the table's columns where the batch wrote them), which fill the outcomes that lack them."""
@@ -26,8 +26,9 @@ FACTS = ("density", "manufacturer", "age", "study_date")
 
 @dataclass
 class ModelScores:
-    """One model's malignancy scores: breast ``(exam_id, L|R) -> P`` (None where the model gave none), exam
-    ``exam_id -> P``, and the number of counted views behind each breast score."""
+    """One model's malignancy scores: breast ``(exam_id, L|R) -> P`` (absent where the model gave none), exam
+    ``exam_id -> P`` (None where it scored no breast), and the number of counted views behind each breast
+    score."""
 
     model_id: str
     label: str
@@ -47,6 +48,7 @@ class ScoreTable:
     failed: dict[str, str]  # exam id -> the batch's reason
     exams: frozenset[str]  # every exam with a row in the table
     facts: dict[str, dict] = field(default_factory=dict)  # exam id -> its header facts (only those known)
+    breasts: dict[str, frozenset[str]] = field(default_factory=dict)  # exam id -> its breasts with a row (L, R)
 
 
 def read_failures(folder: Path) -> dict[str, str]:
@@ -73,20 +75,20 @@ def read_score_table(path: str | Path) -> ScoreTable:
     models: dict[str, ModelScores] = {}
     has_rule: dict[str, bool] = defaultdict(bool)
     exams = set()
+    breasts: dict[str, set[str]] = defaultdict(set)
     columns = table.select(list(NEEDED) + (["model_key"] if "model_key" in table.column_names else [])).to_pylist()
     for row in columns:
         exams.add(row["exam_id"])
         model = models.setdefault(row["model_id"], ModelScores(row["model_id"], row["model_label"] or row["model_id"],
                                                                 row.get("model_key") or ""))
+        if row["level"] in ("view", "breast") and row["breast"]:
+            breasts[row["exam_id"]].add(row["breast"])
         if row["kind"] != "malignancy":
             continue
         has_rule[row["model_id"]] = True
         level, p = row["level"], row["probability"]
-        if p is not None and not 0.0 <= p <= 1.0:  # NaN fails this too: never a rank, never "not called"
-            where = f"exam {row['exam_id']}" + (f" {row['breast']}" if row["breast"] and level != "exam" else "")
-            where += f", {level} level"
-            raise ValidationInputError(f"{where}, model {row['model_id']}: the probability {p} is not a number "
-                                       "in [0, 1]; the table is damaged (analyse that exam again)", path)
+        if (p is not None and not 0.0 <= p <= 1.0) or (p is None and _never_null(row)):
+            _refuse_probability(row, path)
         if level in ("breast", "exam"):
             scores, key = (model.breast, (row["exam_id"], row["breast"])) if level == "breast" else (model.exam,
                                                                                                    row["exam_id"])
@@ -100,8 +102,38 @@ def read_score_table(path: str | Path) -> ScoreTable:
             model.views[key] = model.views.get(key, 0) + 1
     unscorable = {m: "the model gives no P(malignant) (its metadata names no malignancy classes)"
                   for m in models if not has_rule[m]}
+    for model in models.values():
+        _check_exam_nulls(model, path)
     return ScoreTable({m: s for m, s in models.items() if m not in unscorable}, unscorable,
-                      read_failures(path.parent), frozenset(exams), _facts(table))
+                      read_failures(path.parent), frozenset(exams), _facts(table),
+                      {e: frozenset(sides) for e, sides in breasts.items()})
+
+
+def _never_null(row: dict) -> bool:
+    """True where the batch always writes a number (``app/archive/table.py``): it marks a model's "no
+    P(malignant)" as null only on an uncounted view and on an exam with no scored breast (a breast it did not
+    score has no row). A null elsewhere is a NaN that a table editor (pandas) stored as null."""
+    return row["level"] == "breast" or (row["level"] == "view" and bool(row["counted"]))
+
+
+def _refuse_probability(row: dict, path: Path) -> None:
+    """A probability that is not a number in [0, 1] (NaN, inf, 1.5, or a null where the batch writes a number)
+    is no rank and no "not called": the table is damaged."""
+    level, p = row["level"], row["probability"]
+    where = f"exam {row['exam_id']}" + (f" {row['breast']}" if row["breast"] and level != "exam" else "")
+    where += f", {level} level"
+    shown = "NaN (stored as null)" if p is None else str(p)
+    raise ValidationInputError(f"{where}, model {row['model_id']}: the probability {shown} is not a number "
+                               "in [0, 1]; the table is damaged (analyse that exam again)", path)
+
+
+def _check_exam_nulls(model: ModelScores, path: Path) -> None:
+    """An exam's null P(malignant) means no breast was scored; with a scored breast it is a damaged NaN."""
+    scored = {exam for (exam, _), p in model.breast.items() if p is not None}
+    for exam, p in sorted(model.exam.items()):
+        if p is None and exam in scored:
+            _refuse_probability({"exam_id": exam, "level": "exam", "breast": "", "model_id": model.model_id,
+                                 "probability": None}, path)
 
 
 def _facts(table: pa.Table) -> dict[str, dict]:

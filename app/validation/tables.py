@@ -46,19 +46,9 @@ def write_tables(metrics: dict, out: Path) -> list[Path]:
     paths.append(_write(out / "operating_points.csv", header, [
         (m, p["level"], p["name"], p["source"], p["threshold"], *_ci(p["threshold_ci"]), p["tp"], p["fp"], p["tn"],
          p["fn"], *[x for k in MEASURES for x in _value(p[k])]) for m, v in models for p in v["operating_points"]]))
-    rows = []
-    for m, v in models:
-        bins = v["calibration"].get("reliability")
-        if not bins:
-            continue
-        after = (v["calibration"].get("recalibration") or {}).get("reliability_after")
-        for i in range(len(bins["count"])):
-            rows.append((m, bins["edges"][i], bins["edges"][i + 1], bins["count"][i], bins["confidence"][i],
-                         bins["accuracy"][i], after["confidence"][i] if after else "",
-                         after["accuracy"][i] if after else ""))
     paths.append(_write(out / "calibration.csv", ["model", "bin_low", "bin_high", "count", "mean_predicted",
-                                                  "observed", "mean_predicted_recalibrated", "observed_recalibrated"],
-                        rows))
+                                                  "observed", "count_recalibrated", "mean_predicted_recalibrated",
+                                                  "observed_recalibrated"], calibration_rows(metrics)))
     paths.append(_write(out / "subgroups.csv",
                         ["model", "variable", "value", "n", "n_positive", "n_negative", "auc", "auc_low", "auc_high",
                          "note", "threshold", "sensitivity", "sensitivity_low", "sensitivity_high", "specificity",
@@ -82,6 +72,30 @@ def write_tables(metrics: dict, out: Path) -> list[Path]:
     return paths
 
 
+def _bin(bins: dict | None, i: int) -> tuple:
+    """(count, mean predicted, observed) of bin ``i``: an empty bin has no mean and no rate (empty cells, not
+    the 0.0 the reliability arrays hold for it); without a recalibration, three empty cells."""
+    if not bins:
+        return ("", "", "")
+    if not bins["count"][i]:
+        return (0, "", "")
+    return (bins["count"][i], bins["confidence"][i], bins["accuracy"][i])
+
+
+def calibration_rows(metrics: dict) -> list[tuple]:
+    """Per model and reliability bin: its range, then count, mean prediction and observed cancer rate before and
+    after the site recalibration."""
+    rows = []
+    for m, v in _models(metrics):
+        bins = v["calibration"].get("reliability")
+        if not bins:
+            continue
+        after = (v["calibration"].get("recalibration") or {}).get("reliability_after")
+        rows += [(m, bins["edges"][i], bins["edges"][i + 1], *_bin(bins, i), *_bin(after, i))
+                 for i in range(len(bins["count"]))]
+    return rows
+
+
 def unused_rows(metrics: dict) -> list[tuple]:
     """Every exam, breast and model the validation could not use, one row each, with the reason."""
     account = metrics["accounting"]
@@ -90,6 +104,9 @@ def unused_rows(metrics: dict) -> list[tuple]:
     rows += [("failed exam", "", f["exam_id"], "", f["reason"]) for f in account["failed_exams"]]
     rows += [("exam not analysed", "", e, "", "in the outcomes, not in the score table nor among the failures")
              for e in account["outcome_exams_not_analysed"]]
+    rows += [("exam without exam-level outcome", "", e["exam_id"], " ".join(e["breasts"]),
+              "the outcomes give none for this breast: the exam's own outcome is unknown")
+             for e in account.get("exams_without_exam_outcome", [])]
     rows += [("model not validated", m["model_id"], "", "", m["reason"]) for m in account["models_not_validated"]]
     for m, v in _models(metrics):
         for breast in v["unused"]["breasts_without_score"]:

@@ -188,7 +188,7 @@ def _rows(exam: str, model: str, breasts: dict[str, float | None], views: dict[s
 
     for side, p in breasts.items():
         for number, view in enumerate(("CC", "MLO")):
-            counted = number < views.get(side, 2)
+            counted = number < views.get(side, 2) and p is not None  # as the batch: no result, not counted
             add("view", f"{side}-{view}", side, p if counted else None, counted)
         if p is not None:
             add("breast", "", side, p)
@@ -282,8 +282,12 @@ def test_validate_end_to_end(site, tmp_path, capsys):
     assert account["failed_exams"][0]["exam_id"] == "E9000" and account["failed_exams"][0]["has_outcome"]
     assert account["outcome_exams_not_analysed"] == ["E9001"]
     unused = (out / "unused.csv").read_text()
-    for text in ("E0119", "E9000", "E9001", "E0003,R", "breast without outcome,A,E0007,R"):
+    for text in ("E0119", "E9000", "E9001", "E0003,R", "breast without outcome,A,E0007,R",
+                 "exam without exam-level outcome,,E0007,R"):
         assert text in unused
+    assert [p["exam_id"] for p in account["exams_without_exam_outcome"]] == ["E0007"]
+    assert (out / "calibration.csv").read_text().startswith(
+        "model,bin_low,bin_high,count,mean_predicted,observed,count_recalibrated,mean_predicted_recalibrated,")
     # operating points: declared (from the checkpoint's metadata) and requested, at both levels
     points = {(p["level"], p["name"], p["source"]) for p in metrics["A"]["operating_points"]}
     assert {("breast", "recall", "declared"), ("breast", "spec=0.9", "requested"),
@@ -450,3 +454,266 @@ def test_a_table_without_scores_is_said_not_validated_as_nothing(tmp_path):
     pq.write_table(SCHEMA.empty_table(), tmp_path / "scores.parquet")
     with pytest.raises(ValidationInputError, match="the score table holds no model's P\\(malignant\\): it has no scores"):
         validate(read_score_table(tmp_path / "scores.parquet"), [BreastOutcome("e1", "L", 1)], Options())
+
+
+def _validate_table(tmp_path, breasts: dict[str, dict[str, float | None]], outcomes, **options):
+    from app.validation.run import Options, validate  # noqa: PLC0415
+    from app.validation.scores import read_score_table  # noqa: PLC0415
+
+    return validate(read_score_table(_table(tmp_path, breasts)), outcomes, Options(**options), ["m"])
+
+
+def test_a_recalibration_worse_than_none_is_not_saved_and_the_earlier_version_stays(tmp_path):
+    """Scores that are already calibrated: Platt and isotonic fitted here only add noise on held-out breasts. The
+    workstation's hybrid would apply whatever is saved, so nothing is (the tester's "Platt 0.5549, isotonic
+    0.9004 (uncalibrated 0.5207) → platt … Saved as version 1")."""
+    from app.validation.outcomes import BreastOutcome  # noqa: PLC0415
+
+    rng = np.random.default_rng(5)
+    risk = rng.beta(1.5, 3.0, size=200)
+    truth = (rng.random(200) < risk).astype(int)
+    record = calib.recalibrate(risk, truth)
+    losses = record["cv_log_loss"]
+    assert min(losses["platt"], losses["isotonic"]) > losses["uncalibrated"]
+    assert record["method"] == "none" and record["parameters"] == {}
+    with pytest.raises(ValueError, match="not saved"):
+        calib.save_site_calibration(tmp_path / "x.json", record, "Site A", "m", "k", "breast")
+
+    earlier = tmp_path / "out" / "m.site_calibration.json"
+    calib.save_site_calibration(earlier, {**record, "method": "platt", "parameters": {"a": 1.0, "b": 0.0}},
+                                "Site A", "m", "", "breast")
+    before = earlier.read_bytes()
+    breasts = {f"e{i}": {"L": float(risk[2 * i]), "R": float(risk[2 * i + 1])} for i in range(100)}
+    outcomes = [BreastOutcome(f"e{i}", side, int(truth[2 * i + (side == "R")])) for i in range(100) for side in "LR"]
+    result = _validate_table(tmp_path, breasts, outcomes, calibration_folder=tmp_path / "out")
+    calibration = result.metrics["m"]["calibration"]
+    assert calibration["recalibration"]["method"] == "none" and "file" not in calibration["recalibration"]
+    assert calibration["note"].startswith("no recalibration kept: neither Platt")
+    assert "no calibration file was written" in calibration["note"]
+    assert f"{earlier} is left as it was" in calibration["note"]
+    assert earlier.read_bytes() == before  # version 1 untouched, no version 2
+    assert "m" not in result.recalibrated  # no "recalibrated" panel or CSV columns
+
+
+def test_an_exam_with_a_breast_without_outcome_has_no_exam_outcome(tmp_path):
+    """Outcomes for the left breast only: the right one is not known to be cancer-free, so the exam's truth is
+    unknown (as an exam with an unscored breast has no exam score). An exam the table holds one breast of (a
+    mastectomy) keeps its exam outcome."""
+    from app.validation.outcomes import BreastOutcome  # noqa: PLC0415
+    from app.validation.tables import unused_rows  # noqa: PLC0415
+
+    breasts = {f"e{i}": {"L": 0.8 if i % 3 == 0 else 0.2, "R": 0.9 if i % 5 == 0 else 0.1} for i in range(30)}
+    breasts["single"] = {"L": 0.7}
+    outcomes = [BreastOutcome(f"e{i}", "L", int(i % 3 == 0)) for i in range(30)]  # every exam: L only
+    outcomes += [BreastOutcome(f"e{i}", "R", int(i % 5 == 0)) for i in range(10)]  # e0-e9: both breasts
+    outcomes += [BreastOutcome("single", "L", 1)]
+    metrics = _validate_table(tmp_path, breasts, outcomes, save_calibration=False,
+                              compare=(("m", "m"),)).metrics
+    exam = metrics["m"]["exam"]
+    # e0-e9 (e0 and e5 have a right cancer; e3, e6, e9 a left one) and "single"
+    assert (exam["n"], exam["n_positive"]) == (11, 6)
+    assert metrics["m"]["breast"]["n"] == 41  # every breast with an outcome still counts at breast level
+    partial = metrics["accounting"]["exams_without_exam_outcome"]
+    assert [p["exam_id"] for p in partial] == sorted(f"e{i}" for i in range(10, 30))
+    assert all(p["breasts"] == ["R"] for p in partial)
+    assert next(c for c in metrics["comparisons"] if c["level"] == "exam")["n"] == 11
+    rows = [r for r in unused_rows(metrics) if r[0] == "exam without exam-level outcome"]
+    assert len(rows) == 20 and rows[0][2:4] == ("e10", "R") and "the exam's own outcome is unknown" in rows[0][4]
+    assert len(metrics["m"]["unused"]["breasts_without_outcome"]) == 20  # and each R breast, as before
+
+
+def _null_row(tmp_path, level: str) -> Path:
+    """A table of model m in which one P(malignant) was NaN when a table editor (pandas) saved it: as null."""
+    from app.archive.table import SCHEMA  # noqa: PLC0415
+
+    rows = [r for exam in ("e1", "e2") for r in _rows(exam, "m", {"L": 0.6, "R": 0.1}, {})]
+    target = next(r for r in rows if r["exam_id"] == "e2" and r["level"] == level and r["kind"] == "malignancy"
+                  and r["view"] in ("", "L-CC") and (level == "exam" or r["breast"] == "L"))
+    target["probability"] = None
+    path = tmp_path / "scores.parquet"
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), path)
+    return path
+
+
+@pytest.mark.parametrize(("level", "where"), [("breast", "e2 L, breast"), ("view", "e2 L, view"),
+                                              ("exam", "e2, exam")])
+def test_a_nan_saved_as_null_where_the_batch_writes_a_number_is_refused_like_inf(tmp_path, level, where):
+    """The batch writes null only where a model gave no P(malignant) (an uncounted view, an exam with no scored
+    breast; a breast it did not score has no row): a null elsewhere was a NaN, and is refused as inf is."""
+    from app.validation.scores import read_score_table  # noqa: PLC0415
+
+    with pytest.raises(ValidationInputError, match=rf"scores.parquet: exam {where} level, model m: the probability "
+                                                   r"NaN \(stored as null\) is not a number in \[0, 1\]; the table is "
+                                                   r"damaged \(analyse that exam again\)"):
+        read_score_table(_null_row(tmp_path, level))
+
+
+def test_the_batch_s_own_no_score_is_still_no_score(tmp_path):
+    """Written by the batch's own writer: no result on e1's left views (no breast row, uncounted null views) and
+    none at all on e2 (its exam row null). Read as no score, not refused."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from app.archive.sources import ExamItem  # noqa: PLC0415
+    from app.archive.table import SCHEMA, score_rows  # noqa: PLC0415
+    from app.validation.scores import read_score_table  # noqa: PLC0415
+    from inference.intake.views import View  # noqa: PLC0415
+    from inference.results.exam_result import (  # noqa: PLC0415
+        EntryViewResult,
+        ExamResult,
+        Mode,
+        ModelEntry,
+        Provenance,
+        ViewResult,
+        breast_results,
+        exam_decisions,
+    )
+
+    entry = ModelEntry("m", "model m", "stub", ("benign", "malignant"), ("malignant",), True, ())
+
+    def exam(scored: tuple[View, ...]) -> ExamResult:
+        answer = EntryViewResult({"benign": 0.7, "malignant": 0.3}, {"benign": 0.0, "malignant": 0.0}, (), (), {},
+                                 (), "", None)
+        views = {v: ViewResult(v, (10, 10), {"m": answer} if v in scored else {},
+                               no_result={} if v in scored else {"m": "its output was not finite"})
+                 for v in (View.L_CC, View.L_MLO, View.R_CC, View.R_MLO)}
+        breasts = breast_results(views, (entry,))
+        return ExamResult((entry,), views, breasts, exam_decisions(breasts, (entry,)),
+                          Provenance((), "cpu", Mode.EXACT, "test", 1))
+
+    rows = score_rows(ExamItem("e1", "/e1"), exam((View.R_CC, View.R_MLO)), 0.0)
+    rows += score_rows(ExamItem("e2", "/e2"), exam(()), 0.0)
+    assert any(r["probability"] is None for r in rows if r["level"] == "exam")  # the batch's own null
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp_path / "scores.parquet")
+    model = read_score_table(tmp_path / "scores.parquet").models["m"]
+    assert model.breast == {("e1", "R"): pytest.approx(0.3)}
+    assert model.exam == {"e1": pytest.approx(0.3), "e2": None}
+    assert model.views == {("e1", "R"): 2}
+
+
+def test_calibration_csv_leaves_a_bin_without_breasts_empty():
+    """A recalibrated bin no breast falls in has no mean and no observed rate: empty cells, not 0.0, and a count
+    of its own so that "empty" differs from "0 % observed"."""
+    from app.validation.tables import calibration_rows  # noqa: PLC0415
+
+    before = {"edges": [0.0, 0.5, 1.0], "confidence": [0.2, 0.7], "accuracy": [0.0, 0.5], "count": [4, 2]}
+    after = {"edges": [0.0, 0.5, 1.0], "confidence": [0.3, 0.0], "accuracy": [0.25, 0.0], "count": [6, 0]}
+    metrics = {"m": {"calibration": {"reliability": before, "recalibration": {"reliability_after": after}}},
+               "n": {"calibration": {"reliability": before, "recalibration": None}}, "comparisons": []}
+    assert calibration_rows(metrics) == [
+        ("m", 0.0, 0.5, 4, 0.2, 0.0, 6, 0.3, 0.25),  # 0 % observed: a number
+        ("m", 0.5, 1.0, 2, 0.7, 0.5, 0, "", ""),  # no breast after recalibration: nothing to say
+        ("n", 0.0, 0.5, 4, 0.2, 0.0, "", "", ""),  # no recalibration
+        ("n", 0.5, 1.0, 2, 0.7, 0.5, "", "", "")]
+
+
+def test_outcomes_from_a_european_spreadsheet_semicolons_bom_crlf(tmp_path):
+    comma = tmp_path / "comma.csv"
+    comma.write_text("exam_id,breast,cancer,density,age\ne1,L,1,a,45\ne1,R,0,a,45\ne2,L,0,3,51\n")
+    semicolon = tmp_path / "semicolon.csv"
+    semicolon.write_bytes(b"\xef\xbb\xbfexam_id;breast;cancer;density;age\r\ne1;L;1;a;45\r\ne1;R;0;a;45\r\n"
+                          b"e2;L;0;3;51\r\n")
+    expected = [(o.key, o.cancer, o.density, o.age) for o in read_outcomes([comma])]
+    assert [(o.key, o.cancer, o.density, o.age) for o in read_outcomes([semicolon])] == expected
+    assert len(expected) == 3
+
+
+def test_outcomes_without_the_columns_name_those_it_has_and_an_empty_file_says_so(tmp_path):
+    misnamed = tmp_path / "misnamed.csv"
+    misnamed.write_text("Exam_ID,Breast,cancer\ne1,L,1\n")
+    with pytest.raises(ValidationInputError, match=r"misnamed.csv: the outcomes file lacks the column\(s\) breast, "
+                                                   r"exam_id \(it needs exam_id, breast and cancer; its header has: "
+                                                   r"Exam_ID, Breast, cancer\)"):
+        read_outcomes([misnamed])
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(ValidationInputError, match="empty.csv: the file is empty"):
+        read_outcomes([empty])
+
+
+def _deny_writes_in(monkeypatch, folder: Path) -> None:
+    """Writing into ``folder`` fails as in a read-only folder (the tests run as root, whom chmod does not stop):
+    the atomic writer's temporary file cannot be made there."""
+    import tempfile  # noqa: PLC0415
+
+    make = tempfile.mkstemp
+
+    def mkstemp(suffix=None, prefix=None, dir=None, text=False):  # noqa: A002 - tempfile's own name
+        if dir is not None and Path(dir).resolve() == folder.resolve():
+            raise PermissionError(13, "Permission denied", str(Path(dir) / f"{prefix}y1cudob6{suffix}"))
+        return make(suffix, prefix, dir, text)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def test_a_read_only_model_folder_still_gets_the_report_and_says_where_the_calibration_went(site, tmp_path,
+                                                                                              monkeypatch, capsys):
+    from main import main
+
+    scores, outcome_file, checkpoint, _ = site
+    _deny_writes_in(monkeypatch, checkpoint.parent)
+    out = tmp_path / "out"
+    status = main(["validate", "--scores", str(scores), "--outcomes", str(outcome_file), "--out", str(out),
+                   "--models", f"A={checkpoint}", "--site", "Test site"])
+    error = capsys.readouterr().err
+    assert status == 1
+    assert (out / "validation_report.pdf").is_file() and (out / "metrics.json").is_file()
+    assert (f"error: A: the site calibration could not be saved beside the model: the folder {checkpoint.parent} "
+            "cannot be written (Permission denied)") in error
+    assert f"written to {out / 'a.pt.site_calibration.json'} instead: copy it into {checkpoint.parent}" in error
+    assert ".part" not in error
+    assert not checkpoint.with_name("a.pt.site_calibration.json").exists()
+    moved = calib.read_site_calibration(out / "a.pt.site_calibration.json")  # ready to be copied beside the model
+    assert (moved["model_id"], moved["version"], moved["site"]) == ("A", 1, "Test site")
+
+
+def test_an_unwritable_output_folder_is_named_before_the_work(site, tmp_path, monkeypatch, capsys):
+    from main import main
+
+    scores, outcome_file, _, _ = site
+    out = tmp_path / "out"
+    out.mkdir()
+    _deny_writes_in(monkeypatch, out)
+    status = main(["validate", "--scores", str(scores), "--outcomes", str(outcome_file), "--out", str(out)])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert f"error: {out}: the output folder cannot be written (Permission denied)" in error and ".part" not in error
+
+
+def test_the_roc_legend_wraps_a_long_model_label_inside_the_image():
+    """The tester's legend lost its end: "… classifier (synthetic phantoms) breast: AUC 0.9" (cut at 80 characters,
+    at the image's edge). Now the whole label is drawn, wrapped, and the canvas grows for it."""
+    import cv2  # noqa: PLC0415
+
+    from app.validation.figures import FONT, roc_figure, wrap  # noqa: PLC0415
+
+    truth = np.array([0, 0, 1, 1])
+    name = ("Mammo Reader demo sliding-window classifier (synthetic phantoms) breast: AUC 0.935 (0.876–0.994)")
+    short = roc_figure([("GMIC breast: AUC 0.812", np.array([0.1, 0.4, 0.35, 0.8]), truth)])
+    image = roc_figure([("GMIC breast: AUC 0.812", np.array([0.1, 0.4, 0.35, 0.8]), truth),
+                        (name, np.array([0.2, 0.3, 0.6, 0.9]), truth)] * 3)
+    ink = (image < 200).any(axis=2)
+    assert not ink[:, -8:].any()  # nothing reaches the right edge
+    assert not ink[-4:, :].any()  # nor the bottom: the canvas grew for the wrapped lines
+    assert image.shape[0] > short.shape[0] == 640 and image.shape[1] == short.shape[1]
+    lines = wrap(name, 500, 0.42)
+    assert len(lines) == 2 and " ".join(lines) == name  # nothing cut
+    assert all(cv2.getTextSize(line, FONT, 0.42, 1)[0][0] <= 500 for line in lines)
+
+
+def test_a_report_table_fits_the_page_width():
+    """The operating-points table ran past the right edge of the A4 page."""
+    from reportlab.lib.pagesizes import A4  # noqa: PLC0415
+    from reportlab.lib.units import cm  # noqa: PLC0415
+
+    from app.validation.report import _table  # noqa: PLC0415
+
+    frame = A4[0] - 2 * 1.6 * cm - 12  # the page less its margins and the frame's padding
+    rows = [["level", "point", "threshold (95 % CI)", "sensitivity", "specificity", "recall rate", "PPV"]]
+    rows += [["breast", "90 % specificity (declared)", "0.467 (0.393–0.590)", "58.3 % (38.8–75.5)",
+              "91.7 % (78.2–97.1)", "28.3 % (18.5–40.8)", "82.4 % (59.0–93.8)"]] * 4
+    width, _ = _table(rows).wrap(frame, 1000)
+    assert width <= frame
+    narrow = _table([["model", "AUC"], ["A", "0.812"]])
+    assert narrow.wrap(frame, 1000)[0] < frame / 2  # a small table keeps its own width
