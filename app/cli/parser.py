@@ -274,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
                           help="the paired DeLong test of models A and B on the same breasts (difference A - B); "
                           "may be repeated")
+    validate.add_argument("--batch-source", metavar="SOURCE",
+                          help="for a de-identified batch (batch --deidentify): the archive folder or case list it ran "
+                          "on; the outcomes' exam IDs (the batch's own) are matched to the table's pseudonyms with "
+                          "this computer's key, and no file links them")
     validate.add_argument("--site", default="site", help="the site's name, stored with its calibration")
     validate.add_argument("--bins", type=positive_int, default=10, help="bins of the reliability diagram and ECE (default 10)")
     validate.add_argument("--no-calibration", action="store_true", help="fit and report; write no calibration file")

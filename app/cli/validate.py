@@ -102,7 +102,13 @@ def _run(args: argparse.Namespace) -> int:
     targets = tuple(parse_target(t) for t in args.operating_point) if args.operating_point else (Target("spec", 0.9),)
     table = read_score_table(args.scores)
     _check_checkpoints(table, checkpoints)
-    outcomes = with_table_facts(read_outcomes(args.outcomes), table)  # the headers' facts where the CSV lacks them
+    outcomes = read_outcomes(args.outcomes)
+    if args.batch_source:
+        from app.validation.outcomes import with_batch_pseudonyms  # noqa: PLC0415
+
+        outcomes, matched = with_batch_pseudonyms(outcomes, args.batch_source)
+        print(f"{matched} exam(s) of the outcomes matched to the de-identified batch's pseudonyms")
+    outcomes = with_table_facts(outcomes, table)  # the headers' facts where the CSV lacks them
     options = Options(targets=targets, checkpoints=checkpoints, compare=tuple(tuple(p) for p in args.compare or ()),
                       site=args.site, bins=args.bins, calibration_folder=out,
                       save_calibration=not args.no_calibration)

@@ -212,3 +212,9 @@ def test_a_deidentified_batch_writes_no_true_date_or_age_over_89_and_validate_ta
     joined = {o.breast: o for o in with_table_facts(read_outcomes([csv_path]), table)}
     assert joined["L"].manufacturer == "HOLOGIC" and joined["R"].manufacturer == "GE"  # the CSV's kept
     assert joined["L"].age == 94.0 and joined["L"].study_date == datetime.date(2025, 6, 11)
+    # the de-identified table's exams are the outcomes' exams again, through the source and this computer's key
+    # (a site could not validate a de-identified batch at all: its IDs matched none of its outcomes')
+    from app.validation.outcomes import with_batch_pseudonyms
+
+    linked, matched = with_batch_pseudonyms(read_outcomes([csv_path]), tmp_path / "exams")
+    assert matched == 1 and {o.exam_id for o in linked} == read_score_table(tmp_path / "safe" / "scores.parquet").exams
