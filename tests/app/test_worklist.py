@@ -768,3 +768,20 @@ def test_the_next_patient_opens_on_the_four_screening_views_not_on_the_view_left
         control.next()
     assert window.exam_key != first
     assert window.hanging.layout_mode == Layout.FOUR and len(window.hanging.visible_views()) == 4
+
+
+def test_only_the_exam_on_screen_is_selected_in_the_list(qtbot, store, tmp_path, stub_model):
+    """Every row visited stayed selected (blue) as the reader moved on: only the bold font told the exam on
+    screen from those before it."""
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(make_batch(tmp_path / "batch", 3))
+    from PySide6.QtCore import Qt  # noqa: PLC0415
+
+    window.activateWindow()
+    for _ in range(2):  # Ctrl+Right, as a reader moves on: Qt added the row under the held Ctrl to the selection
+        with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+            qtbot.keyClick(window.hanging, Qt.Key.Key_Right, Qt.KeyboardModifier.ControlModifier)
+    table = control.panel.table
+    assert [index.row() for index in table.selectionModel().selectedRows()] == [2]

@@ -104,6 +104,8 @@ class WorklistPanel(QDockWidget):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long exam name keeps its end
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        # the exam on screen alone: every row visited stayed selected, and the list read as several exams open
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.itemActivated.connect(lambda item: self.chosen.emit(item.row()))  # double-click and Enter
         self.setWidget(self.table)
