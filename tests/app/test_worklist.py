@@ -443,6 +443,11 @@ def test_the_list_says_which_exam_could_not_be_opened_and_why(qtbot, store, tmp_
     cell = control.panel.table.item(1, 1)
     assert cell.text() == "⚠ not opened" and "(unread)" in cell.toolTip() and "0_R-CC.png" in cell.toolTip()
     assert "could not be opened" in window.statusBar().currentMessage()
+    # no box to dismiss before Ctrl+Right goes on: the list, the slots and the notes say it
+    from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415
+
+    assert not [box for box in window.findChildren(QMessageBox, "errorDialog") if box.isVisible()]
+    assert "0_R-CC.png" in window.notes.item(0).text()
     with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
         control.next()
     assert control.panel.table.item(1, 1).text() == "⚠ not opened"

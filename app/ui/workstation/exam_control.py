@@ -175,7 +175,10 @@ class ExamControl:
             widget.show_empty(f"Not opened: {error}")
         window.notes.clear()
         window.notes.addItem(f"⚠ Not opened: {error}")
-        window._on_error(error)
+        if window.worklist.loading_current():  # the list, the slots and the notes say it: no box to dismiss
+            window.scores.set_status(f"Problem: {error}")  # before Ctrl+Right takes the reader on
+        else:
+            window._on_error(error)
         window.loadFailed.emit(error)
 
     def show_exam(self, loaded: LoadedExam, analyse: bool = True) -> None:

@@ -347,11 +347,16 @@ class WorklistController(QObject):
         self._open(exam_source(item, self.window.settings.ae_title))
         self.arrived.emit(index, False)
 
+    def loading_current(self) -> bool:
+        """Whether the load in flight is the worklist's exam on screen (its failure is said in the list)."""
+        worklist, loading = self.worklist, self._loading
+        return worklist is not None and loading is not None and loading[0] is worklist and loading[1] == worklist.current
+
     def _on_load_failed(self, error: BaseException) -> None:
         """The worklist exam on screen could not be opened: not left "in progress" with its time counted; the
         list says so beside it (the window has shown the message)."""
-        worklist, loading = self.worklist, self._loading
-        if worklist is None or loading is None or loading[0] is not worklist or loading[1] != worklist.current:
+        worklist = self.worklist
+        if not self.loading_current():
             return  # an exam from elsewhere, or one the reader has left
         self._loading = None
         worklist.could_not_open(user_message(error)[1])
