@@ -448,6 +448,9 @@ def test_export_from_the_viewer(qtbot, store, tmp_path, stub_model):
 
     data = _json.loads(next(p for p in paths if p.suffix == ".json").read_text())
     assert data["deidentified"] and data["reads"]["R"]["reader_malignant"] == 0.35
+    # no reader named in Preferences: "—", as the report command says ("reader", the key of the unnamed reader's
+    # reads, was printed as a name)
+    assert window.settings.reader_name == "" and data["header"]["Reader"] == "—"
     from app.ui.workstation.export_dialog import ExportDialog
 
     dialog = ExportDialog(str(out), has_dicom=False)

@@ -20,12 +20,14 @@ class ExportControl:
         window = self.window
         from app.report.content import ReportInput  # noqa: PLC0415
 
-        # the exam as it is: a de-identified report removes its identifiers itself, and takes from its patient ID
-        # the one pseudonym and date shift of every file (a stripped exam gave each view's file its own)
+        # the reader as named in Preferences ("—" when unnamed, as the command says: "reader" is only the key
+        # the unnamed reader's reads are kept under); the exam as it is: a de-identified report removes its
+        # identifiers itself, and takes from its patient ID the one pseudonym and date shift of every file (a
+        # stripped exam gave each view's file its own)
         hidden = window.reading.model_hidden()
         return ReportInput(window.exam, None if hidden else window.result,
                            window.scores.reader.stored_reads(window.committed),
-                           reader=window._reader(), comments=comments, deidentify=deidentify,
+                           reader=window.settings.reader_name.strip(), comments=comments, deidentify=deidentify,
                            entry_id=window.entry_id, marks=tuple(window.marks),
                            model_withheld="the model is hidden until the reader commits (blind first)" if hidden and
                            window.result is not None else "")
