@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli.common import model_sources
+from app.cli.common import model_sources, print_device_notice
 
 
 def formats_of(text: str) -> list[str] | None:
@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     if formats is None:
         return 2
     items = read_batch_source(args.source)
+    if args.engine == "local":  # Ray's actors choose on their own machines
+        print_device_notice(args.device)
     options = BatchOptions(formats=tuple(formats), deidentify=args.deidentify, plain_hybrid=args.plain_hybrid,
                            page_size=args.page_size,
                            mode=args.mode or "exact", device=args.device or "auto",

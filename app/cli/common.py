@@ -76,3 +76,14 @@ def load_exam_argument(values: Sequence[str] | str, args: argparse.Namespace):
     exam = open_exam(source, getattr(args, "ae_title", None) or DEFAULT_AE_TITLE)
     print(f"{source}: {len(exam.views)} view(s) retrieved", file=sys.stderr)
     return exam
+
+
+def print_device_notice(device: str | None) -> None:
+    """Say at once, as ``analyze`` does, that a GPU asked for is not there and the CPU runs the models (the
+    batch fell back without a word, and its table said ``cpu``)."""
+    if str(device or "auto") in ("auto", "cpu"):
+        return
+    from inference.pipeline import choose_device  # noqa: PLC0415
+
+    for notice in choose_device(device)[1]:
+        print(f"notice: {notice}")

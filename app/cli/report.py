@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from app.cli.batch import formats_of, print_summary
-from app.cli.common import model_sources
+from app.cli.common import model_sources, print_device_notice
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
                            reader=args.reader or "", mode=args.mode or "exact", device=args.device or "auto",
                            folder_per_exam=False, allow_missing_views=True,
                            ae_title=args.ae_title or "MAMMOREADER")
+    print_device_notice(args.device)
     store = _workstation_store() if args.reader else None  # the reader's committed reads, and the results
     try:
         summary = run_batch(items, model_sources(args), args.out, options, force=args.force,

@@ -181,3 +181,17 @@ def test_several_models_of_the_preferences_are_several_models_for_the_commands(t
     dataclasses.replace(AppSettings(), model_path=f"{first}{os.pathsep}{second}{os.pathsep}").save()
     assert model_sources(argparse.Namespace(models=None)) == [str(first), str(second)]
     assert model_sources(argparse.Namespace(models=["x.pt"])) == ["x.pt"]
+
+
+def test_batch_and_report_say_that_a_gpu_asked_for_is_not_there(capsys, monkeypatch):
+    """'batch --device cuda' on a machine without a GPU ran on the CPU without a word ('analyze' says it)."""
+    import torch
+
+    from app.cli.common import print_device_notice
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("auto", "cpu", None):
+        print_device_notice(device)
+    assert capsys.readouterr().out == ""
+    print_device_notice("cuda")
+    assert capsys.readouterr().out == "notice: CUDA was requested but no usable GPU was found; running on the CPU\n"
