@@ -106,6 +106,8 @@ class Ledger:
                 self.failures.pop(item.exam_id, None)
             else:
                 self.todo.append(item)
+        if progress is not None:  # this run's exams: those an earlier run finished were counted as never done
+            progress.total = len(self.todo)
         for item in keep:  # only rows made as this run makes them (the same models and options): one table
             if item.exam_id not in self.by_id and already_done(self.out, item, record):
                 self._keep_rows(item)

@@ -172,6 +172,19 @@ def test_progress_line_says_done_failed_rate_and_time_left():
     assert progress.line(3, 1, partial=1).startswith("5/10 exams: 3 done, 1 only in part, 1 failed, 5.0/min")
 
 
+def test_a_resumed_run_counts_its_own_exams_and_finishes(archive, tmp_path):
+    """Resumed, the line counted the new exams against all of them ("15/30 exams … 0.2 min left") and never
+    said "finished"."""
+    import io
+
+    items = read_batch_source(archive)[:3]
+    run(items[:2], tmp_path / "out")
+    stream = io.StringIO()
+    run(items, tmp_path / "out", progress=Progress(len(items), stream=stream))
+    assert stream.getvalue().rstrip().split("\r")[-1].startswith("1/1 exams: 1 done, 0 failed")
+    assert stream.getvalue().rstrip().endswith("finished")
+
+
 def test_a_killed_batch_keeps_a_usable_table_and_a_rerun_finishes(archive, tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "main.py", "batch", str(archive), "--out", str(out), "--models", str(DEMO_MODEL),
