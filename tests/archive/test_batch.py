@@ -451,3 +451,13 @@ def test_a_second_run_on_the_same_folder_is_refused_while_the_first_writes(archi
         assert str(out) in str(refused.value)
         assert not (out / ".batch").exists()  # nothing of the folder touched
     assert [o.exam_id for o in run(items, out).done] == [items[0].exam_id]
+
+
+def test_an_output_folder_inside_the_archive_is_not_an_exam_of_it(archive, tmp_path):
+    """--out inside the source folder: every rerun read its own output as an exam and failed it ("the folder
+    holds no mammogram")."""
+    source = tmp_path / "archive"
+    shutil.copytree(archive / "exam0", source / "exam0")
+    run(read_batch_source(source), source / "out")
+    again = run(read_batch_source(source), source / "out")
+    assert not again.failed and [o.exam_id for o in again.skipped] == ["exam0"]
