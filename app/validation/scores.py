@@ -65,6 +65,12 @@ def read_failures(folder: Path) -> dict[str, str]:
 def read_score_table(path: str | Path) -> ScoreTable:
     """Malignancy scores per model from a batch's ``scores.parquet`` (and its ``failures.csv``)."""
     path = Path(path)
+    if path.is_dir() and (path / "scores.parquet").is_file():  # the batch's folder named: its table
+        path = path / "scores.parquet"
+    elif path.is_dir():
+        raise ValidationInputError("a folder with no scores.parquet: give a batch's DIR/scores.parquet", path)
+    elif not path.exists():
+        raise ValidationInputError("no such file: give a batch's DIR/scores.parquet", path)
     try:
         table = read_scores(path)
     except (OSError, pa.ArrowInvalid) as error:

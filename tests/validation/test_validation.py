@@ -717,3 +717,14 @@ def test_a_report_table_fits_the_page_width():
     assert width <= frame
     narrow = _table([["model", "AUC"], ["A", "0.812"]])
     assert narrow.wrap(frame, 1000)[0] < frame / 2  # a small table keeps its own width
+
+
+def test_the_score_table_named_by_its_folder_or_missing_is_said_plainly(tmp_path):
+    """A batch folder given as --scores raised pyarrow's words about a report JSON inside it; a missing file
+    said only that the table 'could not be read'."""
+    from app.validation.scores import read_score_table
+
+    with pytest.raises(ValidationInputError, match="no such file"):
+        read_score_table(tmp_path / "missing.parquet")
+    with pytest.raises(ValidationInputError, match="a folder with no scores.parquet"):
+        read_score_table(tmp_path)
