@@ -122,6 +122,18 @@ def test_a_session_ae_title_is_not_saved_with_the_preferences(qtbot, monkeypatch
     window.preferences.apply_settings(dataclasses.replace(window.settings, ae_title="OTHER"))
     qtbot.waitUntil(lambda: len(saved_to) == 2, timeout=5000)
     assert saved_to[1].ae_title == "OTHER"  # changed in Preferences: saved
+    # the dialog says which of its values are this session's (it showed --device cpu and saved "auto" unsaid)
+    from PySide6.QtWidgets import QLabel
+
+    from app.ui.workstation.preferences import PreferencesDialog
+
+    window.session_only = {"device": ("auto", "cpu")}
+    dialog = PreferencesDialog(dataclasses.replace(window.settings, device="cpu"), window,
+                               session_only=window.session_only)
+    qtbot.addWidget(dialog)
+    note = dialog.findChild(QLabel, "prefsSessionNote").text()
+    assert note == "From the command line, for this session only: device cpu (saved: auto). A value changed here is saved."
+    assert dialog.device.currentText() == "cpu"
 
 
 def test_an_output_of_the_wrong_kind_is_said_before_any_work(tmp_path, capsys):

@@ -32,7 +32,9 @@ class PreferencesDialog(QDialog):
     """``in_use``: the models the window uses now (shown, so that OK never silently drops them)."""
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None, in_use: str = "",
-                 in_use_is_demo: bool = False) -> None:
+                 in_use_is_demo: bool = False, session_only: dict[str, tuple] | None = None) -> None:
+        """``session_only``: setting -> (saved value, this session's command-line value), said in the dialog:
+        the values shown are this session's, and only one changed here is saved."""
         super().__init__(parent)
         self.setObjectName("preferencesDialog")
         self.setWindowTitle("Preferences")
@@ -171,6 +173,14 @@ class PreferencesDialog(QDialog):
         form.addRow("", scp_row)
         form.addRow("Allowed senders", limits_row)
         form.addRow("", self.scp_note)
+        if session_only:
+            options = ", ".join(f"{key.replace('_', ' ')} {session} (saved: {saved or '—'})"
+                                for key, (saved, session) in session_only.items())
+            self.session_note = QLabel(f"From the command line, for this session only: {options}. A value changed "
+                                       "here is saved.")
+            self.session_note.setObjectName("prefsSessionNote")
+            self.session_note.setWordWrap(True)
+            form.addRow("", self.session_note)
         add_ok_cancel(form, self)
         # its own size, not Qt's default of at most two thirds of the screen, which clipped the wrapped notes
         room = (parent.screen() if parent is not None else self.screen()).availableGeometry()

@@ -40,7 +40,8 @@ class SettingsControl:
 
     def open_preferences(self) -> None:
         in_use, demo = self.models_in_use()
-        dialog = PreferencesDialog(self.window.settings, self.window, in_use=in_use, in_use_is_demo=demo)
+        dialog = PreferencesDialog(self.window.settings, self.window, in_use=in_use, in_use_is_demo=demo,
+                                   session_only=self.window.session_only)
         if dialog.exec():
             self.apply_settings(dialog.settings())
 
