@@ -790,3 +790,35 @@ def test_only_the_exam_on_screen_is_selected_in_the_list(qtbot, store, tmp_path,
             qtbot.keyClick(window.hanging, Qt.Key.Key_Right, Qt.KeyboardModifier.ControlModifier)
     table = control.panel.table
     assert [index.row() for index in table.selectionModel().selectedRows()] == [2]
+
+
+def test_models_changed_while_the_exam_is_analysed_draw_the_new_models_result(qtbot, store, tmp_path, monkeypatch):
+    """Preferences switched the models while the exam's analysis by the old ones ran: the old result was drawn
+    as the new models' and the new analysis never ran."""
+    import dataclasses  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    import app.ui.workstation.analysis_control as control_module  # noqa: PLC0415
+    from app.demo import demo_model_path, demo_window_model_path  # noqa: PLC0415
+
+    gate, calls, real = threading.Event(), [], control_module.analysis_task
+
+    def held(exam, model_path, *args, **kwargs):
+        calls.append(model_path)
+        if len(calls) == 1:
+            assert gate.wait(120)
+        return real(exam, model_path, *args, **kwargs)
+
+    monkeypatch.setattr(control_module, "analysis_task", held)
+    old, new = str(demo_model_path()), str(demo_window_model_path())
+    window = MainWindow(AppSettings(blind_first=False, auto_run=True, prefetch_exams=0, model_path=old,
+                                    device="cpu", mode="exact"), store)
+    qtbot.addWidget(window)
+    window.show()
+    window.worklist.open_source(make_batch(tmp_path / "batch", 1))
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=60_000)
+    window.apply_settings(dataclasses.replace(window.settings, model_path=new))
+    with qtbot.waitSignal(window.analysisFinished, timeout=300_000):
+        gate.set()
+    assert calls == [old, new]
+    assert {e.family for e in window.result.entries} == {"sliding-window"} and not window._analysis_wanted  # noqa: SLF001

@@ -145,13 +145,14 @@ class AnalysisControl:
         window._analysis_wanted = window._analysis_force = False
         generation = window._generation
         key = (window.model_path,)
+        asked = (window.model_path, window.settings.device, window.settings.mode)
         cached = window._groups if window._groups_key == key else None
         self.show_busy("starting analysis…")
         window.scores.set_status("Analysing…")
         worker = Worker(analysis_task, window.exam, window.model_path, cached, window.settings.device, window.settings.mode,
                         window.store, force)
         worker.progress.connect(lambda *a, g=generation: self._on_progress(*a) if window._current(g) else None)
-        worker.result.connect(lambda value, k=key, g=generation: self.on_result(value, k, g))
+        worker.result.connect(lambda value, k=key, g=generation, a=asked: self.on_result(value, k, g, a))
         worker.error.connect(lambda error, g=generation: self._on_analysis_error(error) if window._current(g) else None)
         worker.cancelled.connect(lambda g=generation: window.scores.set_no_result(CANCELLED_TEXT)
                                  if window._current(g) else None)
@@ -207,12 +208,14 @@ class AnalysisControl:
         window.scores.set_no_result(f"Not analysed: {user_message(error)[1]}")
         window.analysisFailed.emit(error)
 
-    def on_result(self, outcome: AnalysisOutcome, key, generation: int) -> None:
+    def on_result(self, outcome: AnalysisOutcome, key, generation: int, asked: tuple | None = None) -> None:
         window = self.window
         if key == (window.model_path,):
             window._groups, window._groups_key = outcome.groups, key  # the loaded models serve the next exam too
         if not window._current(generation):
             return  # the result of an exam no longer shown: never drawn
+        if asked is not None and asked != (window.model_path, window.settings.device, window.settings.mode):
+            return  # models, device or mode changed while it ran: not drawn as theirs (their analysis follows)
         QTimer.singleShot(0, window, window.priors.analyse_prior)  # the prior's scores with the models now loaded
         window.result, window.restored, window.overlays = outcome.analysis.result, outcome.analysis.restored, outcome.overlays
         ids = [e.id for e in window.result.entries]
@@ -251,6 +254,9 @@ class AnalysisControl:
                 QTimer.singleShot(0, self.window, self.start_analysis)
             elif self.window.analysis_worker is None or not self.window.analysis_worker.is_running():
                 self.reset_progress()  # nothing else runs: no "cancelling…" left behind
+            return
+        if self.window._analysis_wanted and self.window.exam is not None:  # asked for while this one ran (other
+            QTimer.singleShot(0, self.window, self.start_analysis)  # models chosen): it starts now
             return
         self.reset_progress()
         self.window._thread_done = True

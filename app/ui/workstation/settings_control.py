@@ -83,4 +83,7 @@ class SettingsControl:
             # the result on screen is the previous models' (or device's, or mode's): analysed again, not left to
             # pass for the new ones (Run analysis offered it as "restored with the same models and mode")
             window.restored = False
+            running = window.analysis_worker
+            if running is not None and running.is_running():
+                running.cancel()  # the previous models' analysis: not waited for, and its result never drawn
             window.analyses.start_analysis()
