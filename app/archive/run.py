@@ -53,7 +53,6 @@ def run_batch(
 
         require_ray()  # before anything is loaded: a missing extra is said at once
     out = Path(out)
-    items = [item for item in items if not _inside(item.path, out)]  # its own output, in a source folder it reads
     if options.deidentify:  # nothing of an exam's folder name reaches the outputs, its bookkeeping included
         from app.archive.sources import deidentified_items  # noqa: PLC0415
 
@@ -89,17 +88,6 @@ def run_batch(
 
 
 LOCK_NAME = ".batch.lock"
-
-
-def _inside(location: str, out: Path) -> bool:
-    """Whether an exam's location is the output folder or in it (``--out`` inside the archive: every rerun
-    failed its own output as an exam that "holds no mammogram")."""
-    if "://" in location:  # a study on a PACS
-        return False
-    try:
-        return Path(location).resolve().is_relative_to(out.resolve())
-    except (OSError, ValueError):
-        return False
 
 
 def _hold_folder(out: Path):

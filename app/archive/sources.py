@@ -158,8 +158,9 @@ def _in_reading_order(name: str) -> tuple:
 
 
 def _from_folder(folder: Path) -> list[ExamItem]:
-    exams = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                   key=lambda p: _in_reading_order(p.name))
+    # a batch's own output folder inside the archive (its .batch bookkeeping) is no exam: every rerun failed it
+    exams = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                    and not (p / ".batch").is_dir()), key=lambda p: _in_reading_order(p.name))
     if any(CBIS_DDSM_FOLDER.match(p.name) for p in exams):
         return _from_cbis_ddsm(folder, exams)
     if not exams:

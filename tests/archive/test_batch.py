@@ -461,3 +461,5 @@ def test_an_output_folder_inside_the_archive_is_not_an_exam_of_it(archive, tmp_p
     run(read_batch_source(source), source / "out")
     again = run(read_batch_source(source), source / "out")
     assert not again.failed and [o.exam_id for o in again.skipped] == ["exam0"]
+    # an exam named with the output folder as its own (report EXAM --out EXAM) is still that exam
+    assert [o.exam_id for o in run(read_batch_source(source)[:1], source / "exam0").done] == ["exam0"]
