@@ -204,7 +204,7 @@ class StorageSCP:
         self._lock = threading.Lock()
         self._writing = threading.Lock()  # an instance's write (and its on_kept) against a study's removal
         self._used = 0
-        self._incoming: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # association: data-set bytes so far
+        self._incoming: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # association: data-set bytes so far (-1: aborted)
         if self.inbox is not None and on_instance is None:
             remove_partial_writes(self.inbox)
             self._used = inbox_bytes(self.inbox)
@@ -278,6 +278,8 @@ class StorageSCP:
             return
         assoc = event.assoc
         received = self._incoming.get(assoc, 0)
+        if received < 0:  # aborted already: what the sender still had on the way is not counted again
+            return
         for item in event.pdu.presentation_data_value_items:
             value = item.presentation_data_value or b"\x00"
             if value[0] & 1:  # a command fragment
@@ -287,7 +289,7 @@ class StorageSCP:
                 received = 0
         self._incoming[assoc] = received
         if received > self.limits.max_instance_bytes:
-            self._incoming[assoc] = 0
+            self._incoming[assoc] = -1
             with self._lock:
                 self.refused += 1
             logger.warning("aborted the association of AE title %r: an instance passed this node's limit of %s an "
