@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     print_device_notice(args.device)
     store = _workstation_store() if args.reader else None  # the reader's committed reads, and the results
     try:
-        summary = run_batch(items, model_sources(args), args.out, options, force=args.force,
+        # with a reader's read, every exam is reported again: a read committed or amended since the last run is
+        # not in its marker (the results are restored from the store, not computed again)
+        summary = run_batch(items, model_sources(args), args.out, options, force=args.force or store is not None,
                             progress=Progress(len(items)), percent_t=args.percent_t, keep=keep, store=store)
     finally:
         if store is not None:

@@ -467,3 +467,14 @@ def test_report_command_with_a_reader_carries_that_reader_s_committed_read(dicom
     assert read["reads"]["L"]["reader_malignant"] == 0.1 and read["reads"]["R"]["models"]
     draft = json.loads(next((tmp_path / "b").glob("*.json")).read_text())
     assert draft["reads"]["R"]["reader_malignant"] is None
+    # dr B commits later: the report made again has it (the first run's marker held it as done)
+    store = Store(home / "mammo_reader.sqlite")
+    store.save_reads(key, "dr B", [BreastRead("R", 0.3, birads="2", committed=True)]).result()
+    store.close()
+    done = subprocess.run([sys.executable, "main.py", "report", str(dicom_exam), "--out", str(tmp_path / "b"),
+                           "--models", str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02", "--format",
+                           "json", "--reader", "dr B", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    again = json.loads(next((tmp_path / "b").glob("*.json")).read_text())
+    assert again["reads"]["R"]["reader_malignant"] == 0.3
