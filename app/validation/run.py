@@ -59,19 +59,22 @@ def _known_breasts(outcomes: Sequence[BreastOutcome]) -> dict[str, set[str]]:
 
 
 def breasts_without_outcome(table: ScoreTable, outcomes: Sequence[BreastOutcome]) -> dict[str, list[str]]:
-    """Per exam with an outcome, its breasts in the score table that the outcomes leave out (CBIS-DDSM's
-    undescribed breast, a site CSV with one row per exam)."""
+    """Per exam whose exam-level truth is unknown, its breasts in the score table that the outcomes leave out
+    (CBIS-DDSM's undescribed breast, a site CSV with one row per exam): its known breasts are cancer-free, so
+    the breast without an outcome decides. An exam with a known cancer is a cancer exam whatever the other."""
+    positive = {o.exam_id for o in outcomes if o.cancer}
     missing = {}
     for exam, known in _known_breasts(outcomes).items():
         left_out = sorted(table.breasts.get(exam, frozenset()) - known)
-        if left_out:
+        if left_out and exam not in positive:
             missing[exam] = left_out
     return missing
 
 
 def _exam_outcomes(outcomes: Sequence[BreastOutcome], table: ScoreTable) -> dict[str, int]:
-    """Each exam's truth: a cancer in any breast. An exam with a breast of the table that has no outcome has
-    none: that breast is not known to be cancer-free (as an unscored breast gives no exam score)."""
+    """Each exam's truth: a cancer in any breast. An exam whose known breasts are cancer-free and with a breast
+    of the table that has no outcome has none: that breast is not known to be cancer-free (as an unscored breast
+    gives no exam score)."""
     partial = breasts_without_outcome(table, outcomes)
     exams: dict[str, int] = {}
     for outcome in outcomes:
