@@ -139,7 +139,13 @@ def _kept_note(record: dict, path: Path | None) -> str:
             f"beats the model's own probabilities ({losses['uncalibrated']:.4f}) in held-out log loss, so the model's "
             "own calibration is kept and no calibration file was written")
     if path is not None and path.is_file():
-        note += f" ({path} is left as it was)"
+        try:
+            earlier = calib.read_site_calibration(path) or {}
+        except ValidationInputError:  # damaged: the model loader refuses it anyway, naming it
+            earlier = {}
+        said = f"version {earlier['version']} of {earlier.get('date', '?')}, " if "version" in earlier else ""
+        note += (f"; the earlier site calibration ({said}{path}) stays as it was and the workstation still uses it: "
+                 "delete that file for the model's own probabilities")
     return note
 
 

@@ -490,7 +490,8 @@ def test_a_recalibration_worse_than_none_is_not_saved_and_the_earlier_version_st
     assert calibration["recalibration"]["method"] == "none" and "file" not in calibration["recalibration"]
     assert calibration["note"].startswith("no recalibration kept: neither Platt")
     assert "no calibration file was written" in calibration["note"]
-    assert f"{earlier} is left as it was" in calibration["note"]
+    assert "the earlier site calibration (version 1 of " in calibration["note"]
+    assert f"{earlier}) stays as it was and the workstation still uses it" in calibration["note"]
     assert earlier.read_bytes() == before  # version 1 untouched, no version 2
     assert "m" not in result.recalibrated  # no "recalibrated" panel or CSV columns
 
