@@ -32,8 +32,9 @@ class LocalisationCurves:
     cautions: tuple[str, ...] = ()
 
 
-def localisation_curves(store: Any, study_id: int) -> LocalisationCurves | None:
+def localisation_curves(store: Any, study_id: int, readers: Any = None) -> LocalisationCurves | None:
     """The curves of a study stored with its lesions (``study create --lesions``); None for an ROC study.
+    ``readers``: only these (default all).
 
     Raises:
         StudyError: the marks cannot be scored (see :func:`app.study.froc_study.stored_froc_data`).
@@ -46,7 +47,7 @@ def localisation_curves(store: Any, study_id: int) -> LocalisationCurves | None:
     truth = stored_lesion_truth(store, study_id)
     if truth is None:
         return None
-    form, cautions = stored_froc_data(store, study_id, truth)
+    form, cautions = stored_froc_data(store, study_id, truth, readers)
     data = froc_data_from_dict(form, "the study")
     foms = figure_of_merit(data, "wAFROC")
     return LocalisationCurves({m: froc_curve(data, m) for m in data.modalities},

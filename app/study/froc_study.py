@@ -16,6 +16,8 @@ has no lesion (normal). The rule used is written into the JSON form's descriptio
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -96,8 +98,9 @@ def _weights(lesions: tuple[Lesion, ...]) -> list[float]:
     return [float(w) for w in given]
 
 
-def stored_froc_data(store: Store, study_id: int, truth: LesionTruth) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """(the study in the localisation JSON form, cautions).
+def stored_froc_data(store: Store, study_id: int, truth: LesionTruth,
+                     chosen: Collection[str] | None = None) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """(the study in the localisation JSON form, cautions); ``chosen``: only these readers (default all).
 
     Every committed mark of the non-training cases is scored with ``truth.rule``; a mark's rating is its
     confidence (1–5). Only the cases that every reader has read in every modality are kept (an unread case is
@@ -120,13 +123,14 @@ def stored_froc_data(store: Store, study_id: int, truth: LesionTruth) -> tuple[d
         raise StudyError(f"the truth file names cases that are not in the study: {', '.join(unknown[:5])}")
     reads = [(r, c, m) for r, c, m in store.read(  # the training cases' reads are not the study's
         "SELECT reader, case_id, modality FROM study_reads WHERE study_id=? "
-        "GROUP BY reader, case_id, modality HAVING COUNT(*) = 2", (study_id,)) if c in cases]
+        "GROUP BY reader, case_id, modality HAVING COUNT(*) = 2", (study_id,))
+        if c in cases and (chosen is None or r in chosen)]
     if not reads:
         raise StudyError("no committed reads yet: the results need at least one finished reading")
     modalities = sorted({m for _, _, m in reads})
     cautions = []
     started = {r for r, _, _ in reads}
-    idle = [r for r in info["readers"] if r not in started]
+    idle = [r for r in info["readers"] if r not in started and (chosen is None or r in chosen)]
     if idle:  # as in the ROC results: a reader who has read nothing yet is not in the interim results
         cautions.append(f"reader(s) {', '.join(idle)} have read nothing yet and are left out; results are interim")
     readers = [r for r in info["readers"] if r in started]

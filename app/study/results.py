@@ -282,11 +282,12 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
     from app.study.froc_results import localisation_curves  # noqa: PLC0415  (it imports this module)
 
     try:
-        curves = localisation_curves(store, study_id)
+        curves = localisation_curves(store, study_id, chosen)
     except (StudyError, NotEstimable) as reason:  # the ROC results stand; the curves say why they are missing
         curves = None
         cautions += (f"FROC / wAFROC curves not drawn: {reason}",)
-    return StudyResults(level, records, aucs, comparisons, points, telemetry(store, study_id),
+    moves = [m for m in telemetry(store, study_id) if chosen is None or m["reader"] in chosen]
+    return StudyResults(level, records, aucs, comparisons, points, moves,
                         model_exclusions(store, study_id, level), cautions, curves, hybrid_bases(store, study_id))
 
 

@@ -76,6 +76,9 @@ def test_stored_study_analysed_exported_and_reimported_identically(tmp_path):
     form, cautions = stored_froc_data(store, study_id, truth)
     assert [c["id"] for c in form["cases"]] == ["c00", "c01", "c02", "c03", "c04"]
     assert any("1 of 6 case(s)" in c and "interim" in c for c in cautions)
+    only_a, cautions = stored_froc_data(store, study_id, truth, chosen={"A"})  # study results --readers A
+    assert only_a["readers"] == ["A"] and len(only_a["cases"]) == 6 and cautions == ()
+    assert {m["reader"] for m in only_a["marks"]} == {"A"}
     read_last = ReadingSession(store, study_id, "B")
     read_last.commit("c05", "aided", {"L": 0.2, "R": 0.0}, marks=[ReaderMark("L-CC", *AWAY, "mass", 1)]).result()
     form, cautions = stored_froc_data(store, study_id, truth)

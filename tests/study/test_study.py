@@ -294,6 +294,7 @@ def test_results_can_leave_out_a_reader_who_is_part_way(store):
     assert finished.comparisons["aided vs unaided"].readers == ("A", "B")
     assert {row.reader for row in finished.aucs} == {"A", "B"}
     assert finished.notes()[0] == "readers left out on request: C"
+    assert finished.telemetry and {m["reader"] for m in finished.telemetry} == {"A", "B"}  # C's moves too left out
     assert not any("not finished" in note for note in finished.notes())
     with pytest.raises(StudyError, match=r"no reader 'D' in this study \(its readers: A, B, C\)"):
         study_results(store, study, readers=["A", "D"])
