@@ -115,8 +115,13 @@ def import_study(store: Store, data: dict, name: str | None = None) -> int:
 def studies_like(store: Store, data: dict) -> list[str]:
     """The names of the studies in ``store`` that this export was made from or imported as already (the same
     creation time, design and seed): an import under a new name would be a second copy of the same reads."""
-    study = (data.get("studies") or [{}])[0] if isinstance(data, dict) else {}
-    if not isinstance(study, dict) or not all(key in study for key in ("created_at", "design", "seed")):
+    try:
+        check_export(data)  # what import_study refuses, naming the part, is no study to compare
+    except StudyError:
+        return []
+    study = (data.get("studies") or [{}])[0]
+    keys = ("created_at", "design", "seed")
+    if not isinstance(study, dict) or not all(isinstance(study.get(key), (str, int, float)) for key in keys):
         return []
     rows = store.read("SELECT name FROM studies WHERE created_at=? AND design=? AND seed=? ORDER BY study_id",
                       (study["created_at"], study["design"], study["seed"]))

@@ -704,3 +704,15 @@ def test_the_imrmc_file_keeps_readers_and_cases_apart_whose_names_differ_in_punc
     assert data[:2] == ["-1,c_1,0,1", "-1,c_1_2,0,0"]
     assert data[2:] == ["Dr_A,c_1,unaided,0.9", "Dr_A,c_1_2,unaided,0.2", "Dr_A_2,c_1,unaided,0.9",
                         "Dr_A_2,c_1_2,unaided,0.2"]
+
+
+def test_the_check_for_a_study_held_already_never_breaks_the_import_s_own_message(store):
+    """It ran before the import's checks: a damaged export raised KeyError or sqlite3's error instead of
+    'not a Mammo Reader study export'."""
+    from app.study.exchange import studies_like
+
+    for damaged in ({"studies": {"a": 1}}, {"format": "mammo-reader/study", "version": 2,
+                                            "studies": [{"created_at": [1], "design": "x", "seed": 1}]}, []):
+        assert studies_like(store, damaged) == []
+    with pytest.raises(StudyError, match="not a Mammo Reader study export"):
+        import_study(store, {"studies": {"a": 1}})
