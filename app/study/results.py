@@ -133,7 +133,10 @@ class StudyResults:
                     continue
                 low, high = single[modality].ci if modality in single else (float("nan"), float("nan"))
                 ci = (max(0.0, low), min(1.0, high)) if low == low else (low, high)  # clipped, as DeLong's are
-                units = {r["case"]: r["truth"] for r in self.records if r["modality"] == modality}
+                # the units the comparison's AUC was computed on (both of its modalities scored them)
+                pair = (comparison.first, comparison.second)
+                rows = _common_cases([r for r in self.records if r["modality"] in pair], pair)
+                units = {r["case"]: r["truth"] for r in rows if r["modality"] == modality}
                 positives = sum(1 for truth in units.values() if truth == 1)
                 rows[modality] = AucRow(READER_MEAN, modality, mean, *ci, positives, len(units) - positives)
         return list(rows.values())
