@@ -135,8 +135,8 @@ class StudyResults:
                 ci = (max(0.0, low), min(1.0, high)) if low == low else (low, high)  # clipped, as DeLong's are
                 # the units the comparison's AUC was computed on (both of its modalities scored them)
                 pair = (comparison.first, comparison.second)
-                rows = _common_cases([r for r in self.records if r["modality"] in pair], pair)
-                units = {r["case"]: r["truth"] for r in rows if r["modality"] == modality}
+                common = _common_cases([r for r in self.records if r["modality"] in pair], pair)
+                units = {r["case"]: r["truth"] for r in common if r["modality"] == modality}
                 positives = sum(1 for truth in units.values() if truth == 1)
                 rows[modality] = AucRow(READER_MEAN, modality, mean, *ci, positives, len(units) - positives)
         return list(rows.values())
