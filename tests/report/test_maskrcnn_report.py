@@ -36,7 +36,7 @@ def reported(tmp_path_factory):
     require_shared(MASKRCNN)
     from tests.inference.intake.dicom_factory import make_dataset, write
 
-    folder = tmp_path_factory.mktemp("exam0")
+    folder = tmp_path_factory.mktemp("maskrcnn_exam0")  # a name of its own: "exam0" matched other modules' exams
     for view in VIEWS:
         pixels = cv2.imread(str(DATA / "gmic-exam0" / f"0_{view}.png"), cv2.IMREAD_UNCHANGED)
         write(make_dataset(pixels, view), folder, f"{view}.dcm")
@@ -53,7 +53,7 @@ def _over_breast(out) -> dict[str, np.ndarray]:
     from inference.intake.exam import load_exam
     from inference.intake.image import breast_mask, tissue_fraction
 
-    exam = load_exam(next(p for p in out.parent.iterdir() if p.name.startswith("exam0")))
+    exam = load_exam(next(p for p in out.parent.iterdir() if p.name.startswith("maskrcnn_exam0")))
     found = {}
     for view in VIEWS:
         breast = breast_mask(exam.views[View(view)].model_image)
