@@ -126,37 +126,90 @@ class Rect:
 
 
 def place_labels(boxes: Sequence[Rect], size: tuple[float, float], nipple_left: bool,
-                 bounds: tuple[float, float] | None = None, reserved: Sequence[Rect] = ()) -> list[Rect]:
-    """A label rectangle of ``size`` (w, h) per box: the first free of the box's corners (nipple side first,
-    inside then outside), then places stacked above and below it one label height at a time. Each candidate is
-    moved inside ``bounds`` (w, h: the image, so that no label is cut at its edge) and must overlap no label
-    placed before nor ``reserved`` (e.g. a figure's caption); when none is free, the one covering least."""
-    w, h = size
-    taken: list[Rect] = list(reserved)
+                 bounds: tuple[float, float] | None = None, reserved: Sequence[Rect] = (), *,
+                 sizes: Sequence[tuple[float, float]] | None = None, gap: float = 2.0,
+                 reach: int = 4, within: Rect | None = None) -> list[Rect]:
+    """A label rectangle per box (``size`` (w, h) each, or its own of ``sizes``), beside its box: outside it,
+    touching it within ``gap`` — above or below its nipple-side end (away from the midline, where the two views
+    of a row meet), at its nipple side, then the other end and side, then slid along its sides — over no box's
+    interior (any of ``boxes``), no label placed before and nothing ``reserved`` (a figure's caption, a view's
+    corner badges), inside ``bounds`` (w, h: the image or the viewport) and, where a place there is free,
+    inside ``within`` (the image on screen: over the background beside it only when needed). Where every place
+    beside the box is taken (boxes in a cluster), the nearest free one stacked at most ``reach`` label heights
+    out; where none is free, the one covering least. Labels never drift further from their box: a number far
+    from its box reads as another box's. Boxes come best first: the first get the places next to them."""
+    if sizes is not None and len(sizes) != len(boxes):
+        raise ValueError(f"{len(sizes)} label sizes for {len(boxes)} boxes")
+    interiors = np.array([(b.x, b.y, b.x + b.w, b.y + b.h) for b in boxes], np.float64).reshape(-1, 4)
+    interiors += (0.5, 0.5, -0.5, -0.5)  # a label may touch a box's line, not go inside
+    taken = [(r.x, r.y, r.x + r.w, r.y + r.h) for r in reserved]
     placed: list[Rect] = []
-
-    def inside(rect: Rect) -> Rect:
-        if bounds is None:
-            return rect
-        return Rect(min(max(rect.x, 0.0), max(bounds[0] - w, 0.0)), min(max(rect.y, 0.0), max(bounds[1] - h, 0.0)),
-                    w, h)
-
-    for box in boxes:
-        near = box.x if nipple_left else box.x + box.w - w
-        far = box.x + box.w - w if nipple_left else box.x
-        candidates = [Rect(near, box.y, w, h), Rect(near, box.y + box.h - h, w, h), Rect(far, box.y, w, h),
-                      Rect(far, box.y + box.h - h, w, h), Rect(near, box.y - h, w, h),
-                      Rect(near, box.y + box.h, w, h)]
-        for step in range(1, 9):
-            candidates += [Rect(near, box.y - (step + 1) * h, w, h), Rect(near, box.y + box.h + step * h, w, h),
-                           Rect(far, box.y - step * h, w, h), Rect(far, box.y + box.h + (step - 1) * h, w, h)]
-        candidates = [inside(c) for c in candidates]
-        chosen = next((c for c in candidates if not any(c.overlaps(t) for t in taken)), None)
-        if chosen is None:  # none free: the one that covers the least of the others
-            chosen = min(candidates, key=lambda c: sum(c.overlap_area(t) for t in taken))
-        taken.append(chosen)
-        placed.append(chosen)
+    for index, box in enumerate(boxes):
+        w, h = sizes[index] if sizes is not None else size
+        # around the box, and stacked on the labels placed before (a cluster of boxes: one column, no gaps)
+        corners = np.concatenate([_beside(box, w, h, nipple_left, gap, reach),
+                                  np.array([(r.x, y) for r in placed for y in (r.y + r.h + gap, r.y - h - gap)],
+                                           np.float64).reshape(-1, 2)])
+        if bounds is not None:  # moved inside (a box at the edge: the label stays at its visible side)
+            corners[:, 0] = np.clip(corners[:, 0], 0.0, max(bounds[0] - w, 0.0))
+            corners[:, 1] = np.clip(corners[:, 1], 0.0, max(bounds[1] - h, 0.0))
+        candidates = np.concatenate([corners, corners + (w, h)], axis=1)
+        dx = np.maximum(box.x - candidates[:, 2], candidates[:, 0] - (box.x + box.w))
+        dy = np.maximum(box.y - candidates[:, 3], candidates[:, 1] - (box.y + box.h))
+        away = np.round(np.maximum(np.maximum(dx, dy) - gap, 0.0), 1)  # 0: touching the box
+        near = away <= (reach + 0.5) * h
+        candidates, away = candidates[near], away[near]
+        covered = _overlap(candidates, np.array(taken, np.float64).reshape(-1, 4))
+        over_boxes = _overlap(candidates, interiors)
+        outside = np.zeros(len(candidates), bool)
+        if within is not None:
+            area = np.array([[within.x, within.y, within.x + within.w, within.y + within.h]])
+            outside = _overlap(candidates, area) < w * h - 0.5
+        # free of labels and reserved places first, then off every box, then inside ``within``, then nearest,
+        # then by preference
+        best = np.lexsort((np.arange(len(candidates)), away, outside, over_boxes, covered))[0]
+        x0, y0, x1, y1 = candidates[best]
+        taken.append((x0, y0, x1, y1))
+        placed.append(Rect(float(x0), float(y0), w, h))
     return placed
+
+
+def _beside(box: Rect, w: float, h: float, nipple_left: bool, gap: float, reach: int) -> np.ndarray:
+    """Top-left corners (k, 2) of a w × h label's places around ``box``, in order of preference: touching it
+    (above or below its ends, level with its top or bottom at its sides, at its corners, then slid along each
+    side; the nipple side first), then the same rows above and below one label height further out, up to
+    ``reach`` times, and the sides' columns as long."""
+    near_end = box.x if nipple_left else box.x + box.w - w  # above or below the box, flush with its nipple end
+    far_end = box.x + box.w - w if nipple_left else box.x
+    near_side = box.x - w - gap if nipple_left else box.x + box.w + gap  # beside the box, on the nipple side
+    far_side = box.x + box.w + gap if nipple_left else box.x - w - gap
+    step = max(h / 2.0, 2.0)
+    along = np.arange(box.x - w - gap, box.x + box.w + gap + 1e-9, step)  # rows above and below
+    along = along if nipple_left else along[::-1]
+    places: list[tuple[float, float]] = []
+    for k in range(reach + 1):
+        out = k * h
+        above, below = box.y - h - gap - out, box.y + box.h + gap + out
+        top, bottom = box.y - out, box.y + box.h - h + out
+        places += [(near_end, above), (near_end, below), (near_side, top), (near_side, bottom),
+                   (near_side, above), (near_side, below), (far_end, above), (far_end, below),
+                   (far_side, top), (far_side, bottom), (far_side, above), (far_side, below)]
+        places += [(x, y) for y in (above, below) for x in along]
+        places += [(x, y) for x in (near_side, far_side) for y in np.arange(above, below + 1e-9, step)]
+    return np.array(places, np.float64)
+
+
+def _overlap(rects: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """The area each of ``rects`` (n, 4: x0, y0, x1, y1) shares with all of ``others`` (m, 4) together."""
+    # only those near the candidates (a view with "all regions" has dozens, laid out again at every pan)
+    hull_min, hull_max = rects[:, :2].min(axis=0), rects[:, 2:].max(axis=0)
+    others = others[(others[:, 0] < hull_max[0]) & (others[:, 2] > hull_min[0]) &
+                    (others[:, 1] < hull_max[1]) & (others[:, 3] > hull_min[1])]
+    if not len(others):
+        return np.zeros(len(rects))
+    width = np.minimum(rects[:, None, 2], others[None, :, 2]) - np.maximum(rects[:, None, 0], others[None, :, 0])
+    height = np.minimum(rects[:, None, 3], others[None, :, 3]) - np.maximum(rects[:, None, 1], others[None, :, 1])
+    return (np.maximum(width, 0.0) * np.maximum(height, 0.0)).sum(axis=1)
 
 
 def mask_outline(mask) -> np.ndarray | None:

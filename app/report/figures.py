@@ -4,6 +4,7 @@ as on the workstation (right views on the left, chest walls meeting in the middl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -15,19 +16,70 @@ from inference.intake.views import Laterality, View
 HANGING = ((View.R_CC, View.L_CC), (View.R_MLO, View.L_MLO))
 
 
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+CAPTION_SCALE = 1.0  # the view's name in the four-view figure ("R CC")
+CAPTION_BACKGROUND = (24, 24, 24)  # opaque under the view's name: no box or map runs through its letters
+
+
+@dataclass(frozen=True)
+class RegionNumber:
+    """A region's box as drawn (its line included) and its number's rectangle, in a figure's pixels."""
+
+    rank: int
+    box: Rect
+    place: Rect
+
+
+def _thickness(scale: float) -> int:
+    return max(1, round(2.2 * scale))
+
+
 def _label(canvas: np.ndarray, text: str, origin: tuple[int, int], scale: float, colour) -> None:
     """Text with a dark outline, readable on bright tissue and at print size."""
-    thickness = max(1, round(2.2 * scale))
-    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 3, cv2.LINE_AA)
-    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
+    thickness = _thickness(scale)
+    cv2.putText(canvas, text, origin, FONT, scale, (0, 0, 0), thickness + 3, cv2.LINE_AA)
+    cv2.putText(canvas, text, origin, FONT, scale, colour, thickness, cv2.LINE_AA)
+
+
+def _box_thickness(scale: float) -> int:
+    return max(2, round(4 * scale))
+
+
+def region_numbers(content, view: View, *, scale: float = 1.0, label_height: float | None = None,
+                   reserved: Sequence[Rect] = ()) -> list[RegionNumber]:
+    """Where ``view_figure`` draws the shown regions' boxes and numbers, in its pixels (after mirroring, so
+    that the numbers read the right way): each number beside its box, outside it at a corner or along a side,
+    off every box, apart from the others, inside the figure and off ``reserved`` (``place_labels``, as on
+    screen). A number inside its box hid the finding, and one stacked far from its box read as another's."""
+    if content.entry_view(view) is None:
+        return []
+    image = content.exam.views[view]
+    height, width = (round(v * scale) for v in image.pixels.shape)
+    width, height = max(1, width), max(1, height)
+    text_height = label_height or max(14.0, 0.025 * height)
+    font = text_height / 22.0
+    half = _box_thickness(scale) / 2.0
+    ranks, boxes, sizes = [], [], []
+    for region in content.shown_regions(view):  # the screen's rule: operating point, on the breast
+        top, left, bottom, right = (v * scale for v in region.box_original)
+        if image.horizontal_flip:
+            left, right = width - right, width - left
+        ranks.append(region.rank)
+        boxes.append(Rect(left - half, top - half, right - left + 2 * half, bottom - top + 2 * half))
+        text_width = cv2.getTextSize(str(region.rank), FONT, font, _thickness(font))[0][0]
+        sizes.append((text_width + 8.0, text_height + 6.0))
+    # the nipple side first: away from the midline, where the two views of a row meet
+    places = place_labels(boxes, (0.0, 0.0), view.laterality == Laterality.RIGHT, bounds=(float(width), float(height)),
+                          reserved=reserved, sizes=sizes)
+    return [RegionNumber(rank, box, place) for rank, box, place in zip(ranks, boxes, places, strict=True)]
 
 
 def view_figure(content, view: View, *, scale: float = 1.0, opacity: float = 0.45, overlays: bool = True,
                 label_height: float | None = None, reserved: Sequence[Rect] = ()) -> np.ndarray:
     """One view as BGR uint8 at ``scale`` of the stored size: the drawn entry's primary maps and its regions,
     then mirrored back if the file was stored mirrored (so it hangs the usual way). Region numbers are
-    ``label_height`` pixels tall (default: about 2.5 % of the figure's height), placed as on screen
-    (``place_labels``: apart from each other, inside the figure, off ``reserved``, e.g. its caption)."""
+    ``label_height`` pixels tall (default: about 2.5 % of the figure's height), placed by ``region_numbers``
+    (beside their boxes, apart from each other, inside the figure, off ``reserved``, e.g. its caption)."""
     image = content.exam.views[view]
     grey = content.display(view)
     height, width = grey.shape
@@ -47,57 +99,99 @@ def view_figure(content, view: View, *, scale: float = 1.0, opacity: float = 0.4
                 colour = np.array(bgr(class_colour(layer.class_name, content.entry.classes)), np.float32)
             canvas = canvas * (1 - alpha) + colour * alpha
     canvas = np.clip(canvas, 0, 255).astype(np.uint8)
-    boxes = []
-    if entry_result is not None:
-        thickness = max(2, round(4 * scale))
-        for region in content.shown_regions(view):  # the screen's rule: operating point, on the breast
-            top, left, bottom, right = (v * scale for v in region.box_original)
-            cv2.rectangle(canvas, (round(left), round(top)), (round(right), round(bottom)), bgr(REGION), thickness)
-            boxes.append((region.rank, top, left, bottom, right))
     if image.horizontal_flip:
         canvas = np.ascontiguousarray(canvas[:, ::-1])
-    # numbers after mirroring, so that they read the right way; inside each box at its top corner on the
-    # nipple side (away from the midline where the two views of a row meet)
-    text_height = label_height or max(14.0, 0.025 * canvas.shape[0])
-    font = text_height / 22.0
-    nipple_left = view.laterality == Laterality.RIGHT
-    if not boxes:
+    if entry_result is None:
         return canvas
-    widths = [cv2.getTextSize(str(rank), cv2.FONT_HERSHEY_SIMPLEX, font, max(1, round(2.2 * font)))[0][0]
-              for rank, *_ in boxes]
-    rects = []
-    for _rank, top, left, bottom, right in boxes:
-        if image.horizontal_flip:
-            left, right = canvas.shape[1] - right, canvas.shape[1] - left
-        rects.append(Rect(left, top, right - left, bottom - top))
-    size = (max(widths) + 8.0, text_height + 6.0)
-    places = place_labels(rects, size, nipple_left, bounds=(float(canvas.shape[1]), float(canvas.shape[0])),
-                          reserved=reserved)
-    for (rank, *_), place in zip(boxes, places, strict=True):
-        _label(canvas, str(rank), (int(place.x + 4), int(place.y + text_height + 2)), font, bgr(REGION))
+    numbers = region_numbers(content, view, scale=scale, label_height=label_height, reserved=reserved)
+    thickness = _box_thickness(scale)
+    half = thickness / 2.0
+    for number in numbers:  # the boxes first: no box line runs through a number
+        box = number.box
+        cv2.rectangle(canvas, (round(box.x + half), round(box.y + half)),
+                      (round(box.x + box.w - half), round(box.y + box.h - half)), bgr(REGION), thickness)
+    text_height = label_height or max(14.0, 0.025 * canvas.shape[0])
+    for number in numbers:
+        place = number.place
+        _label(canvas, str(number.rank), (int(place.x + 4), int(place.y + text_height + 2)), text_height / 22.0,
+               bgr(REGION))
     return canvas
 
 
-def four_view_figure(content, *, tile_height: int = 700, overlays: bool = True, opacity: float = 0.45) -> np.ndarray:
-    """The screening hanging as one BGR image: R-CC | L-CC above R-MLO | L-MLO, at one scale."""
+@dataclass(frozen=True)
+class _Hanging:
+    """The four-view figure's geometry: one scale, the tiles' width, each view's drawn width."""
+
+    scale: float
+    tile_height: int
+    tile_width: int
+    widths: dict
+
+    @property
+    def label_height(self) -> float:
+        """The region numbers' height: readable at print size."""
+        return max(16.0, 0.035 * self.tile_height)
+
+    def offset(self, view: View) -> int:
+        """The tile's x in its cell: chest walls meet mid-figure."""
+        return self.tile_width - self.widths[view] if view.laterality == Laterality.RIGHT else 0
+
+    def caption(self, view: View) -> tuple[str, Rect, tuple[int, int]]:
+        """The view's name, its opaque box and its text's origin, in the cell's pixels (at the nipple side's
+        top corner, away from the midline)."""
+        text = f"{view.laterality.value} {view.projection.value}"
+        (text_width, text_height), baseline = cv2.getTextSize(text, FONT, CAPTION_SCALE, _thickness(CAPTION_SCALE))
+        x = 12 if view.laterality == Laterality.RIGHT else self.tile_width - 12 - text_width
+        x = max(0, x)
+        origin = (x, 12 + text_height)
+        return text, Rect(x - 6.0, 4.0, text_width + 12.0, text_height + baseline + 14.0), origin
+
+
+def _hanging(content, tile_height: int) -> _Hanging:
     exam = content.exam
     heights = [img.pixels.shape[0] for img in exam.views.values()]
     scale = tile_height / max(heights) if heights else 1.0
-    label_height = max(16.0, 0.035 * tile_height)
     widths = {view: round(img.pixels.shape[1] * scale) for view, img in exam.views.items()}
-    tile_width = max(widths.values(), default=tile_height // 2)
+    return _Hanging(scale, tile_height, max(widths.values(), default=tile_height // 2), widths)
 
-    def caption(view: View) -> tuple[str, int]:
-        label = f"{view.laterality.value} {view.projection.value}"
-        return label, (12 if view.laterality == Laterality.RIGHT else tile_width - 12 - 18 * len(label))
 
-    def caption_in_tile(view: View) -> list[Rect]:  # the caption's place, in the tile's own pixels
-        label, x = caption(view)
-        x0 = tile_width - widths[view] if view.laterality == Laterality.RIGHT else 0
-        return [Rect(x - x0 - 4, 0.0, 18.0 * len(label) + 8, 44.0)]
+def four_view_numbers(content, *, tile_height: int = 700) -> dict[View, tuple[Rect, list[RegionNumber]]]:
+    """Per view of the four-view figure: its caption's box and its regions' boxes and numbers, in the
+    figure's pixels (what ``four_view_figure`` draws; for checking that nothing covers another)."""
+    hanging = _hanging(content, tile_height)
+    out = {}
+    for row, row_views in enumerate(HANGING):
+        for column, view in enumerate(row_views):
+            x0, y0 = column * (hanging.tile_width + 6), row * (tile_height + 6)
+            _text, caption, _origin = hanging.caption(view)
+            numbers = []
+            if view in content.exam.views:
+                dx = hanging.offset(view)
+                shift = Rect(caption.x - dx, caption.y, caption.w, caption.h)
+                numbers = [RegionNumber(n.rank, _moved(n.box, x0 + dx, y0), _moved(n.place, x0 + dx, y0))
+                           for n in region_numbers(content, view, scale=hanging.scale,
+                                                   label_height=hanging.label_height, reserved=[shift])]
+            out[view] = (_moved(caption, x0, y0), numbers)
+    return out
 
-    tiles = {view: view_figure(content, view, scale=scale, overlays=overlays, opacity=opacity, label_height=label_height,
-                               reserved=caption_in_tile(view))
+
+def _moved(rect: Rect, dx: float, dy: float) -> Rect:
+    return Rect(rect.x + dx, rect.y + dy, rect.w, rect.h)
+
+
+def four_view_figure(content, *, tile_height: int = 700, overlays: bool = True, opacity: float = 0.45) -> np.ndarray:
+    """The screening hanging as one BGR image: R-CC | L-CC above R-MLO | L-MLO, at one scale; each view's name
+    drawn last, on an opaque box that the region numbers keep off."""
+    exam = content.exam
+    hanging = _hanging(content, tile_height)
+    tile_width = hanging.tile_width
+
+    def caption_in_tile(view: View) -> list[Rect]:  # the caption's box, in the tile's own pixels
+        _text, box, _origin = hanging.caption(view)
+        return [Rect(box.x - hanging.offset(view), box.y, box.w, box.h)]
+
+    tiles = {view: view_figure(content, view, scale=hanging.scale, overlays=overlays, opacity=opacity,
+                               label_height=hanging.label_height, reserved=caption_in_tile(view))
              for view in exam.views}
     rows = []
     for row_views in HANGING:
@@ -107,12 +201,14 @@ def four_view_figure(content, *, tile_height: int = 700, overlays: bool = True, 
             tile = tiles.get(view)
             if tile is not None:
                 h, w = tile.shape[:2]
-                x0 = tile_width - w if view.laterality == Laterality.RIGHT else 0  # chest walls meet mid-figure
+                x0 = hanging.offset(view)
                 cell[:h, x0: x0 + w] = tile
             else:
                 _label(cell, f"no {view.value}", (20, tile_height // 2), 1.0, (150, 150, 150))
-            label, x = caption(view)
-            _label(cell, label, (max(0, x), 34), 1.0, (240, 240, 240))
+            text, box, origin = hanging.caption(view)
+            cv2.rectangle(cell, (round(box.x), round(box.y)), (round(box.x + box.w), round(box.y + box.h)),
+                          CAPTION_BACKGROUND, -1)
+            _label(cell, text, origin, CAPTION_SCALE, (240, 240, 240))
             cells.append(cell)
         rows.append(np.hstack([cells[0], np.full((tile_height, 6, 3), 40, np.uint8), cells[1]]))
     return np.vstack([rows[0], np.full((6, rows[0].shape[1], 3), 40, np.uint8), rows[1]])

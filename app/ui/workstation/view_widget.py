@@ -431,6 +431,7 @@ class MammoViewWidget(QWidget):
     def _refit(self, *_args) -> None:
         self._apply_fit()
         self._place_labels()
+        self._lay_out_region_labels()  # beside their boxes, off the corner texts just moved
         self.viewportResized.emit()
 
     def _on_user_range(self, *_args) -> None:
@@ -629,44 +630,17 @@ class MammoViewWidget(QWidget):
             item.setTransform(QTransform(a[1, 1], a[0, 1], a[1, 0], a[0, 0], a[1, 2], a[0, 2]))
             item.setZValue(10)
             self._heat_items[index] = item
-        from app.cad_marks import (  # noqa: PLC0415
-            RegionShown, Rect, breast_of, classify_regions, mask_outline, place_labels,
-        )
+        from app.cad_marks import RegionShown, breast_of, classify_regions, mask_outline  # noqa: PLC0415
 
-        faces_left = self.faces_left_on_screen
         tissue = breast_of(self.image)
         verdicts, self.regions_note = classify_regions(result.regions, operating_point, tissue)
         drawn = [(region, verdict) for region, verdict in verdicts if verdict != RegionShown.OUTSIDE]
-        width = self.image.pixels.shape[1]
-        flip = self.image.horizontal_flip
-
-        def screen_x(x: float) -> float:  # image column -> left-to-right on screen (a stored-mirrored image)
-            return width - x if flip else x
-
-        # the labels made first, for their size in image pixels at the current zoom (a detection's says its
-        # class and score; drawn dimmed, "all regions", only its rank: dozens of "benign 6%" overprinted)
-        px, py = self.viewbox.viewPixelSize()
+        # a detection's label says its class and score; drawn dimmed, "all regions", only its rank: dozens of
+        # "benign 6%" overprinted. Placed on screen beside its box by _lay_out_region_labels, at every zoom.
         labels = [region_label(r.rank, detection_text(r) if r.mask is not None and v == RegionShown.SHOWN else "")
                   for r, v in drawn]
-        widest = max((label.boundingRect().width() for label in labels), default=26.0)
-        tallest = max((label.boundingRect().height() for label in labels), default=18.0)
-        size = (widest * px, tallest * py) if np.isfinite(px) and px > 0 else (width / 30, width / 45)
-
         polygons = [mask_outline(r.mask) if r.mask is not None else None for r, _v in drawn]
-
-        def anchor(region, polygon) -> tuple[float, float, float, float]:
-            """Where the label goes: a detection's drawn outline (its box can be far larger), else the box."""
-            if polygon is None:
-                return region.box_original
-            (top, left), (bottom, right) = polygon.min(axis=0), polygon.max(axis=0)
-            return float(top), float(left), float(bottom), float(right)
-
-        anchors = [anchor(r, polygon) for (r, _v), polygon in zip(drawn, polygons, strict=True)]
-        rects = [Rect(min(screen_x(left), screen_x(right)), top, right - left, bottom - top)
-                 for top, left, bottom, right in anchors]
-        height = float(self.image.pixels.shape[0])
-        places = place_labels(rects, size, nipple_left=faces_left, bounds=(float(width), height))
-        for (region, verdict), place, label, polygon in zip(drawn, places, labels, polygons, strict=True):
+        for (region, verdict), label, polygon in zip(drawn, labels, polygons, strict=True):
             top, left, bottom, right = region.box_original
             tooltip = region.caption() + (f" (from {region.source})" if region.source else "")
             if verdict == RegionShown.BELOW:
@@ -683,10 +657,7 @@ class MammoViewWidget(QWidget):
                 outline.below = box.below
                 self._outlines.append(outline)
             label.below = box.below
-            # at a box corner (the nipple side first: away from the midline, where the two views of a row
-            # meet) where it overlaps no other number
-            label.setAnchor((0, 0))  # the text is drawn unmirrored: its left edge at the place's left
-            label.setPos(screen_x(place.x), max(place.y, 0.0))
+            label.setAnchor((0, 0))  # the text is drawn unmirrored: its top left at the place's
             label.setParentItem(self.label_layer)
             label.setZValue(21)
             self._labels.append(label)
@@ -717,6 +688,44 @@ class MammoViewWidget(QWidget):
             below = getattr(item, "below", False)
             item.setVisible(options.visible and options.regions and (options.all_regions or not below))
             item.setOpacity(0.35 if below else 1.0)
+        self._lay_out_region_labels()  # a label is drawn only where its box is on screen
+
+    def _lay_out_region_labels(self) -> None:
+        """Each drawn region's label beside its box, in viewport pixels (``app.cad_marks.place_labels``:
+        touching the box, over no box, apart from each other, off the view's corner texts and notes badge,
+        inside the viewport, over the image where a place there is free), laid out again at every zoom
+        and pan: a label placed in image pixels drifted from its box as the view zoomed, and went off screen
+        when zoomed to it. A label whose box is drawn but off screen is hidden."""
+        if self.image is None or not self._labels:
+            return
+        from app.cad_marks import Rect, place_labels  # noqa: PLC0415
+
+        self.viewbox.updateMatrix()  # pyqtgraph applies a new range lazily, at the next paint
+        to_viewport = self.graphics.viewportTransform()
+        viewport = self.graphics.viewport()
+        room = QRectF(0, 0, viewport.width(), viewport.height())
+        image = to_viewport.mapRect(self.image_item.sceneBoundingRect())
+        shown = []
+        for box, label in zip(self._boxes, self._labels, strict=True):
+            rect = to_viewport.mapRect(box.mapRectToScene(box.rect()))
+            label.setVisible(box.isVisible() and rect.intersects(room))
+            if label.isVisible():
+                shown.append((label, rect, label.boundingRect()))  # screen pixels: a text item ignores the zoom
+        if not shown:
+            return
+        shown.sort(key=lambda item: item[0].below)  # the dimmed ones ("all regions") take the places left
+        reserved = []
+        for text in (self.marker, self.corner, self.readout, self.badge):  # the view's own texts stay readable
+            if not text.isHidden() and text.text():
+                corner = viewport.mapFrom(self.graphics, text.geometry().topLeft())
+                reserved.append(Rect(corner.x() - 2, corner.y() - 2, text.width() + 4, text.height() + 4))
+        places = place_labels([Rect(r.left(), r.top(), r.width(), r.height()) for _l, r, _s in shown], (0.0, 0.0),
+                              nipple_left=self.faces_left_on_screen, bounds=(room.width(), room.height()),
+                              reserved=reserved, sizes=[(size.width(), size.height()) for _l, _r, size in shown],
+                              within=Rect(image.left(), image.top(), image.width(), image.height()))
+        to_scene, _ = to_viewport.inverted()
+        for (label, _r, _s), place in zip(shown, places, strict=True):
+            label.setPos(self.label_layer.mapFromScene(to_scene.map(QPointF(place.x, place.y))))
 
     def heatmap_item(self, class_name: str, layer: str | None = None) -> pg.ImageItem | None:
         """The drawn item of a class's primary layer (or of the layer called ``layer``)."""
@@ -775,8 +784,7 @@ class MammoViewWidget(QWidget):
         viewport after a zoom or pan."""
         if self.image is None:
             return
-        for label in self._labels:
-            self.clamp_label(label, prefer=(0, 0))
+        self._lay_out_region_labels()
         for mark in self._marks:
             self.clamp_label(mark.label)
         for ruler in self._rulers:

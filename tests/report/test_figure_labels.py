@@ -1,0 +1,72 @@
+"""The report's four-view figure (the PDF's page-1 figure and ``<exam>_four_views.png``) with the seeded Mask R-CNN
+on exam 0, from a radiologist's reading of it: the "L MLO" view label overprinted by a detection box ("□MLO"),
+region numbers over each other and over their boxes ("1"/"12" at the midline, "5" inside its box), numbers with
+no box near them. Each number must sit beside its own box, over no box and no other number, and the view's
+name must stay readable."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from app.cad_marks import Rect
+from inference.intake.views import View
+from tests.conftest import DATA, SHARED, require_shared
+
+SEEDED = SHARED / "reference" / "maskrcnn" / "seeded_state_dict.pt"
+TILE_HEIGHT = 760  # the PDF's figure
+
+
+@pytest.fixture(scope="module")
+def content(tmp_path_factory):
+    require_shared(SEEDED.parent)
+    from app.report.content import ReportContent, ReportInput
+    from inference.intake.exam import load_exam
+    from inference.pipeline import analyze_exam
+    from inference.weights import load_model
+
+    folder = tmp_path_factory.mktemp("exam0")
+    for view in ("L-CC", "R-CC", "L-MLO", "R-MLO"):
+        cv2.imwrite(str(folder / f"0_{view}.png"), cv2.imread(str(DATA / "gmic-exam0" / f"0_{view}.png"), -1))
+    exam = load_exam(folder)
+    return ReportContent(ReportInput(exam, analyze_exam(exam, load_model(SEEDED), device="cpu")))
+
+
+def _gap(a: Rect, b: Rect) -> float:
+    return max(b.x - (a.x + a.w), a.x - (b.x + b.w), b.y - (a.y + a.h), a.y - (b.y + b.h), 0.0)
+
+
+def _inner(rect: Rect, by: float) -> Rect:
+    return Rect(rect.x + by, rect.y + by, rect.w - 2 * by, rect.h - 2 * by)
+
+
+def test_region_numbers_sit_beside_their_boxes_apart_and_off_the_view_label(content):
+    from app.colours import REGION, bgr
+    from app.report.figures import four_view_figure, four_view_numbers
+
+    figure = four_view_figure(content, tile_height=TILE_HEIGHT)
+    marks = four_view_numbers(content, tile_height=TILE_HEIGHT)
+    assert set(marks) == {View.R_CC, View.L_CC, View.R_MLO, View.L_MLO}
+    numbers = [n for _caption, view_numbers in marks.values() for n in view_numbers]
+    assert len(numbers) >= 8
+    boxes = [n.box for n in numbers]
+    for view, (caption, view_numbers) in marks.items():
+        # the view's name: no box line and no number in its box ("□MLO")
+        x0, y0 = round(caption.x) + 1, round(caption.y) + 1
+        patch = figure[y0: round(caption.y + caption.h), x0: round(caption.x + caption.w)].reshape(-1, 3).astype(int)
+        assert not (np.abs(patch - bgr(REGION)).sum(axis=1) < 60).any(), view
+        for number in view_numbers:
+            place = number.place
+            assert caption.overlap_area(place) == 0, (view, number)
+            assert not any(place.overlap_area(_inner(box, 1.0)) > 0 for box in boxes), (view, number)
+            # beside its own box: touching it, or a short column beside a cluster of boxes
+            crowded = any(box != number.box and _gap(box, number.box) < 2 * place.h for box in boxes)
+            assert _gap(place, number.box) <= (4 * place.h if crowded else 3.0), (view, number)
+            # its box is drawn where the figure says
+            x, y = round(number.box.x + 1), round(number.box.y + 1)
+            corner = figure[y: y + 3, x: x + 3].reshape(-1, 3).astype(int)
+            assert (np.abs(corner - bgr(REGION)).sum(axis=1) < 60).any() or y <= 0 or x <= 0, (view, number)
+    for i, a in enumerate(numbers):
+        for b in numbers[i + 1:]:
+            assert not a.place.overlaps(b.place), (a, b)
