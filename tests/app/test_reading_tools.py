@@ -440,3 +440,23 @@ def test_mark_and_measurement_labels_stay_inside_the_viewport_after_a_pan(qtbot,
     assert abs(moved.x() - (widget.graphics.width() - 3)) < 5 and abs(moved.y() - 3) < 5
     settle()  # the range change alone clamps them (sigRangeChanged -> clamp_labels)
     assert all(inside(label) for label in labels)
+
+
+def test_the_pixel_readout_clears_when_the_pointer_leaves_the_view_or_the_layout_changes(qtbot, store, tmp_path):
+    """With R-CC alone on screen and the pointer over the gallery, the status bar still read "L-CC row 623 col
+    41 value 278"."""
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtWidgets import QApplication
+
+    require_shared()
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, dicom_view(tmp_path))
+    widget = window.hanging.views[View.L_CC]
+    centre = widget.image_item.mapToScene(QPointF(widget.image.pixels.shape[1] / 2, widget.image.pixels.shape[0] / 2))
+    widget._on_mouse_moved(centre)  # noqa: SLF001 - the scene's mouse-move signal
+    assert window.cursor_label.text().startswith("L-CC  row ")
+    QApplication.sendEvent(widget, QEvent(QEvent.Type.Leave))
+    assert window.cursor_label.text() == ""
+    widget._on_mouse_moved(centre)  # noqa: SLF001
+    window.hanging.toggle_single(View.R_CC)
+    assert window.cursor_label.text() == ""

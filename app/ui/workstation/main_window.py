@@ -200,6 +200,7 @@ class MainWindow(QMainWindow):
 
         self.hanging_steps = HangingStepsController(self)  # Space / Shift+Space: the hanging-protocol steps
         self.hanging.layoutChanged.connect(lambda name: self.statusBar().showMessage(f"layout: {name}", 2000))
+        self.hanging.layoutChanged.connect(lambda _name: self.cursor_label.clear())  # a pixel of a view gone
         for widget in self.hanging.views.values():
             widget.cursorInfo.connect(self.cursor_label.setText)
             widget.patchHovered.connect(self.gallery.highlight)

@@ -866,6 +866,11 @@ class MammoViewWidget(QWidget):
         self.magnification = MAGNIFICATIONS[(MAGNIFICATIONS.index(self.magnification) + 1) % len(MAGNIFICATIONS)]
         return self.magnification
 
+    def leaveEvent(self, event):  # noqa: N802 - Qt override
+        # the readout said a pixel of a view the pointer had left (one no longer on screen, the gallery under it)
+        self.cursorInfo.emit("")
+        super().leaveEvent(event)
+
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
         if self.image is None:
             return
@@ -876,6 +881,8 @@ class MammoViewWidget(QWidget):
             value = self.image.pixels[row, col]
             self.cursorInfo.emit(f"{self.view.value}  row {row}  col {col}  value {value:g}")
             self.pointed.emit(self.view, float(local.y()), float(local.x()))
+        else:  # beside the image: no pixel, and no readout of the last one
+            self.cursorInfo.emit("")
         if self._magnifier_on:
             self.update_magnifier(self.graphics.mapFromScene(scene_pos), (float(local.y()), float(local.x())))
 
