@@ -35,7 +35,7 @@ def run_gui(
 
     from app.startup import milestone
 
-    from app.settings import AppSettings, config_dir
+    from app.settings import AppSettings, store_path
     from app.study.store import Store
     from app.ui.workstation.main_window import MainWindow, grab_png
 
@@ -52,7 +52,7 @@ def run_gui(
         model_path = str(demo_model_path())  # the built-in default; the UI labels it as the demo model
     store, store_error = None, None
     try:
-        store = Store(config_dir() / "mammo_reader.sqlite")
+        store = Store(store_path())
     except (sqlite3.Error, OSError) as error:  # a full disk, a read-only or damaged config folder
         store_error = error
     window = MainWindow(settings, store, model_path=model_path)

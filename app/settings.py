@@ -34,6 +34,11 @@ def config_dir() -> Path:
         return folder
 
 
+def store_path() -> Path:
+    """The workstation's store (reads, marks, results, studies by default): one file in :func:`config_dir`."""
+    return config_dir() / "mammo_reader.sqlite"
+
+
 @dataclass(frozen=True)
 class AppSettings:
     """Preferences.

@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _workstation_store():
     """The workstation's store when there is one (its reads and results); None on a machine without one."""
-    from app.settings import config_dir  # noqa: PLC0415
+    from app.settings import store_path  # noqa: PLC0415
     from app.study.store import Store  # noqa: PLC0415
 
-    path = config_dir() / "mammo_reader.sqlite"
+    path = store_path()
     return Store(path) if path.is_file() else None

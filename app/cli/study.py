@@ -11,10 +11,10 @@ from app.cli.common import ProgressBar, model_sources
 
 
 def _store(args: argparse.Namespace):
-    from app.settings import config_dir  # noqa: PLC0415
+    from app.settings import store_path  # noqa: PLC0415
     from app.study.store import Store  # noqa: PLC0415
 
-    return Store(Path(args.db) if args.db else config_dir() / "mammo_reader.sqlite")
+    return Store(Path(args.db) if args.db else store_path())
 
 
 def _study_id(store, name: str) -> int:

@@ -4,6 +4,7 @@ clearing everything of the previous one first."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
@@ -16,6 +17,8 @@ from app.ui.workstation.hanging import Layout
 from app.workstation import AnalysisOutcome, LoadedExam, load_exam_task
 from inference.intake.exam import Exam
 from inference.intake.views import Laterality, View
+
+logger = logging.getLogger(__name__)
 
 
 class ExamControl:
@@ -176,6 +179,7 @@ class ExamControl:
         window.notes.clear()
         window.notes.addItem(f"⚠ Not opened: {error}")
         if window.worklist.loading_current():  # the list, the slots and the notes say it: no box to dismiss
+            logger.warning("a worklist exam could not be opened: %s", type(error).__name__)  # as show_error logs
             window.scores.set_status(f"Problem: {error}")  # before Ctrl+Right takes the reader on
         else:
             window._on_error(error)
