@@ -49,7 +49,8 @@ def ray_run(archive, tmp_path_factory):
 
 def _files(folder: Path) -> dict[str, Path]:
     return {str(p.relative_to(folder)): p for p in folder.rglob("*")
-            if p.is_file() and ".batch" not in p.parts and p.suffix != ".parquet" and p.name != "failures.csv"}
+            if p.is_file() and ".batch" not in p.parts and p.suffix != ".parquet"
+            and p.name not in ("failures.csv", ".batch.lock")}
 
 
 def _report(path: Path) -> dict:

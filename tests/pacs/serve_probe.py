@@ -74,6 +74,9 @@ def store(datasets, calling: str = SENDER) -> list[dict]:
     answers = []
     for dataset in datasets:
         status = assoc.send_c_store(dataset)
+        if "Status" not in status:  # no answer: the node aborted the association (an instance over its limit)
+            answers.append({"status": None, "comment": "aborted"})
+            break
         answers.append({"status": int(status.Status), "comment": str(status.get("ErrorComment", ""))})
     assoc.release()
     return answers

@@ -40,7 +40,9 @@ def test_strangers_and_a_wrong_called_ae_title_are_rejected_at_association(seen)
 
 def test_what_is_not_kept_is_never_answered_with_success(seen):
     assert seen["not_mg"]["status"] == 0xA900 and "not a mammography image" in seen["not_mg"]["comment"]
-    assert seen["too_big"]["status"] == 0xA700 and "limit of 4.0 MB" in seen["too_big"]["comment"]
+    # 5 MB against a limit of 4: cut off while it arrives (the association aborted), never held whole in memory
+    assert seen["too_big"] == {"status": None, "comment": "aborted"}
+    assert "aborted the association of AE title" in seen["stderr1"]
     assert not seen["not_mg_kept"] and not seen["too_big_kept"]
     assert [s["status"] for s in seen["full"]] == [0xA700] and "full" in seen["full"][0]["comment"]
     assert [s["status"] for s in seen["study"]] == [0, 0, 0, 0] and seen["study_files"] == 4
