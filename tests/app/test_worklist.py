@@ -789,7 +789,16 @@ def test_only_the_exam_on_screen_is_selected_in_the_list(qtbot, store, tmp_path,
         with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
             qtbot.keyClick(window.hanging, Qt.Key.Key_Right, Qt.KeyboardModifier.ControlModifier)
     table = control.panel.table
-    assert [index.row() for index in table.selectionModel().selectedRows()] == [2]
+    highlight = table.palette().highlight().color()
+
+    def highlighted() -> list[int]:
+        return [row for row in range(table.rowCount()) if table.item(row, 0).background().color() == highlight
+                and table.item(row, 0).background().style() != Qt.BrushStyle.NoBrush]
+
+    assert highlighted() == [2] and not table.selectionModel().selectedRows()
+    # a click on another patient's row highlighted it while this exam stayed open (a read went to the one shown)
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=table.visualItemRect(table.item(0, 0)).center())
+    assert highlighted() == [2] and not table.selectionModel().selectedRows() and control.worklist.current == 2
 
 
 def test_models_changed_while_the_exam_is_analysed_draw_the_new_models_result(qtbot, store, tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QHeaderView, QTableWidget, QTableWidgetItem
 
 from app.ui.errors import user_message
@@ -104,14 +105,17 @@ class WorklistPanel(QDockWidget):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long exam name keeps its end
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        # the exam on screen alone: every row visited stayed selected, and the list read as several exams open
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # the exam on screen alone is highlighted (drawn in show_worklist), never a row merely clicked: a click
+        # highlighted another patient's row while this one stayed open, and a read went to the one on screen;
+        # Qt's selection also kept every row visited with Ctrl+Right. Double-click or Enter opens a row.
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.itemActivated.connect(lambda item: self.chosen.emit(item.row()))  # double-click and Enter
         self.setWidget(self.table)
 
     def show_worklist(self, worklist: Worklist) -> None:
         self.table.setRowCount(len(worklist))
+        palette = self.table.palette()
         for row, entry in enumerate(worklist.entries):
             seconds = int(round(entry.reading_seconds))
             state = "⚠ not opened" if entry.problem else f"{STATE_MARKS[entry.state]} {entry.state.value}"
@@ -126,8 +130,11 @@ class WorklistPanel(QDockWidget):
                 font = item.font()
                 font.setBold(row == worklist.current)
                 item.setFont(font)
+                on_screen = row == worklist.current
+                item.setBackground(palette.highlight() if on_screen else QBrush())
+                item.setForeground(palette.highlightedText() if on_screen else QBrush())
         if 0 <= worklist.current < len(worklist):
-            self.table.selectRow(worklist.current)
+            self.table.scrollToItem(self.table.item(worklist.current, 0))
         counts = worklist.counts()
         self.setWindowTitle(f"Worklist — {counts[ReadState.READ]}/{len(worklist)} read, "
                             f"{counts[ReadState.FLAGGED]} flagged")
