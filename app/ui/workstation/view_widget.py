@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QImage, QPixmap, QTransform
-from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QLineF, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QImage, QPen, QPixmap, QTransform
+from PySide6.QtWidgets import (QGraphicsLineItem, QGraphicsRectItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
+                               QWidget)
 
 from app.colours import class_colour, layer_lut
 from app.overlay_images import Texture
@@ -139,6 +140,17 @@ class LateralityBanner(QWidget):
         self.hide()
 
 
+LEADER_GAP = 6.0  # screen pixels between a label and its box beyond which a leader line joins them
+
+
+def _gap(a: QRectF, b: QRectF) -> float:
+    return max(b.left() - a.right(), a.left() - b.right(), b.top() - a.bottom(), a.top() - b.bottom(), 0.0)
+
+
+def _nearest(rect: QRectF, point: QPointF) -> QPointF:
+    return QPointF(min(max(point.x(), rect.left()), rect.right()), min(max(point.y(), rect.top()), rect.bottom()))
+
+
 class MammoViewWidget(QWidget):
     """One view: shows a ViewImage, optionally with one model entry's overlays, and the reading tools.
 
@@ -182,6 +194,7 @@ class MammoViewWidget(QWidget):
         self._boxes: list[RegionBoxItem] = []
         self._outlines: list = []  # detections' mask outlines (Mask R-CNN), QGraphicsPathItems
         self._labels: list[pg.TextItem] = []
+        self._leaders: list[QGraphicsLineItem] = []  # a line from a label set apart (in a cluster) to its box
         self._rulers: list[RulerItem] = []
         self._active_ruler: RulerItem | None = None
         self._marks: list[MarkItem] = []
@@ -601,8 +614,9 @@ class MammoViewWidget(QWidget):
             item.scene().removeItem(item)
 
     def _clear_overlays(self) -> None:
-        for item in list(self._heat_items.values()) + self._boxes + self._labels + self._outlines:
+        for item in list(self._heat_items.values()) + self._boxes + self._labels + self._outlines + self._leaders:
             self._remove(item)
+        self._leaders.clear()
         self._heat_items.clear()
         self._boxes.clear()
         self._labels.clear()
@@ -696,6 +710,9 @@ class MammoViewWidget(QWidget):
         inside the viewport, over the image where a place there is free), laid out again at every zoom
         and pan: a label placed in image pixels drifted from its box as the view zoomed, and went off screen
         when zoomed to it. A label whose box is drawn but off screen is hidden."""
+        for leader in self._leaders:
+            self._remove(leader)
+        self._leaders.clear()
         if self.image is None or not self._labels:
             return
         from app.cad_marks import Rect, place_labels  # noqa: PLC0415
@@ -724,8 +741,26 @@ class MammoViewWidget(QWidget):
                               reserved=reserved, sizes=[(size.width(), size.height()) for _l, _r, size in shown],
                               within=Rect(image.left(), image.top(), image.width(), image.height()))
         to_scene, _ = to_viewport.inverted()
-        for (label, _r, _s), place in zip(shown, places, strict=True):
+        for (label, box, size), place in zip(shown, places, strict=True):
             label.setPos(self.label_layer.mapFromScene(to_scene.map(QPointF(place.x, place.y))))
+            placed = QRectF(place.x, place.y, size.width(), size.height())
+            if _gap(placed, box) > LEADER_GAP:  # set apart in a cluster: a thin line says whose label it is
+                self._lead(label, placed, box, to_scene)
+
+    def _lead(self, label: pg.TextItem, placed: QRectF, box: QRectF, to_scene) -> None:
+        """A line, in the label's colour, from the label's edge to the nearest point of its box (viewport
+        pixels in, drawn in the label layer)."""
+        start = _nearest(placed, box.center())
+        end = _nearest(box, start)
+        line = QGraphicsLineItem(QLineF(self.label_layer.mapFromScene(to_scene.map(start)),
+                                        self.label_layer.mapFromScene(to_scene.map(end))))
+        pen = QPen(label.color)
+        pen.setCosmetic(True)
+        line.setPen(pen)
+        line.setParentItem(self.label_layer)
+        line.setZValue(20.5)
+        line.setOpacity(label.opacity())
+        self._leaders.append(line)
 
     def heatmap_item(self, class_name: str, layer: str | None = None) -> pg.ImageItem | None:
         """The drawn item of a class's primary layer (or of the layer called ``layer``)."""
