@@ -204,7 +204,8 @@ class StorageSCP:
         self._lock = threading.Lock()
         self._writing = threading.Lock()  # an instance's write (and its on_kept) against a study's removal
         self._used = 0
-        self._incoming: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # association: data-set bytes so far (-1: aborted)
+        # association -> its data set's bytes so far (-1: aborted)
+        self._incoming: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         if self.inbox is not None and on_instance is None:
             remove_partial_writes(self.inbox)
             self._used = inbox_bytes(self.inbox)

@@ -830,4 +830,5 @@ def test_models_changed_while_the_exam_is_analysed_draw_the_new_models_result(qt
     with qtbot.waitSignal(window.analysisFinished, timeout=300_000):
         gate.set()
     assert calls == [old, new]
-    assert {e.family for e in window.result.entries} == {"sliding-window"} and not window._analysis_wanted  # noqa: SLF001
+    assert {e.family for e in window.result.entries} == {"sliding-window"}
+    assert not window._analysis_wanted  # noqa: SLF001

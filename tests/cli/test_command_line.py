@@ -132,7 +132,8 @@ def test_a_session_ae_title_is_not_saved_with_the_preferences(qtbot, monkeypatch
                                session_only=window.session_only)
     qtbot.addWidget(dialog)
     note = dialog.findChild(QLabel, "prefsSessionNote").text()
-    assert note == "From the command line, for this session only: device cpu (saved: auto). A value changed here is saved."
+    assert note == ("From the command line, for this session only: device cpu (saved: auto). A value changed here "
+                    "is saved.")
     assert dialog.device.currentText() == "cpu"
 
 

@@ -80,10 +80,11 @@ class StudyResultsWindow(QMainWindow):
 
         tabs = QTabWidget()
         # the reader-averaged rows first (their CI from ORH: random readers and cases), then each reader's (DeLong)
-        tabs.addTab(_table(["reader", "modality", "AUC", "95 % CI (DeLong; reader mean: ORH)", "positives", "negatives"],
-                           [[a.reader, a.modality, f"{a.auc:.3f}", "no CI" if np.isnan(a.ci_low) else f"{a.ci_low:.3f} – {a.ci_high:.3f}",
-                             str(a.n_positive), str(a.n_negative)] for a in [*results.reader_averages(), *results.aucs]],
-                           "aucTable"), "AUCs")
+        rows = [[a.reader, a.modality, f"{a.auc:.3f}",
+                 "no CI" if np.isnan(a.ci_low) else f"{a.ci_low:.3f} – {a.ci_high:.3f}",
+                 str(a.n_positive), str(a.n_negative)] for a in [*results.reader_averages(), *results.aucs]]
+        tabs.addTab(_table(["reader", "modality", "AUC", "95 % CI (DeLong; reader mean: ORH)", "positives",
+                            "negatives"], rows, "aucTable"), "AUCs")
         orh_rows = []
         for name, r in results.comparisons.items():  # "A vs B": every difference is A − B, said by name
             means = ([f"{r.reader_mean[r.first]:.3f}", f"{r.reader_mean[r.second]:.3f}", f"{r.difference:+.4f}"]

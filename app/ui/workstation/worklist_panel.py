@@ -357,7 +357,8 @@ class WorklistController(QObject):
     def loading_current(self) -> bool:
         """Whether the load in flight is the worklist's exam on screen (its failure is said in the list)."""
         worklist, loading = self.worklist, self._loading
-        return worklist is not None and loading is not None and loading[0] is worklist and loading[1] == worklist.current
+        return (worklist is not None and loading is not None and loading[0] is worklist
+                and loading[1] == worklist.current)
 
     def _on_load_failed(self, error: BaseException) -> None:
         """The worklist exam on screen could not be opened: not left "in progress" with its time counted; the
