@@ -118,9 +118,6 @@ def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-SCREENING_VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
-
-
 def marker_path(out: Path, item: ExamItem) -> Path:
     return out / BOOKKEEPING / "done" / f"{item.key}.json"
 
@@ -278,6 +275,7 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
     """The exam's report files, then its rows of the score table, then its marker (each atomically)."""
     from app.report.content import ReportInput, exam_label  # noqa: PLC0415
     from app.report.export import ExportIncomplete, export_report  # noqa: PLC0415
+    from inference.intake.views import View  # noqa: PLC0415
 
     item = analysed.item
     if analysed.failure:
@@ -301,7 +299,7 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
         if not problems:  # no marker for a partial exam: a rerun tries it again, and it stays in failures.csv
             marker = {"exam_id": item.exam_id, "location": item.location, "options": record,
                       "files": [str(p) for p in files], "scores": str(part),
-                      "complete": len(analysed.exam.views) == len(SCREENING_VIEWS)}
+                      "complete": len(analysed.exam.views) == len(View)}
             write_text_atomic(marker_path(out, item), json.dumps(marker))
     except Exception as error:  # noqa: BLE001 - a full disk, a codec: this exam fails, the batch goes on
         return Outcome(item.exam_id, item.location, "failed", item.redacted(failure_reason(error)))

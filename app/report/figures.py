@@ -18,6 +18,7 @@ HANGING = ((View.R_CC, View.L_CC), (View.R_MLO, View.L_MLO))
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 CAPTION_SCALE = 1.0  # the view's name in the four-view figure ("R CC")
+GUTTER = 6  # pixels between the four-view figure's tiles
 CAPTION_BACKGROUND = (24, 24, 24)  # opaque under the view's name: no box or map runs through its letters
 
 
@@ -41,6 +42,11 @@ def _label(canvas: np.ndarray, text: str, origin: tuple[int, int], scale: float,
     cv2.putText(canvas, text, origin, FONT, scale, colour, thickness, cv2.LINE_AA)
 
 
+def _number_height(label_height: float | None, figure_height: int) -> float:
+    """A region number's height in a figure: as asked, else about 2.5 % of the figure's."""
+    return label_height or max(14.0, 0.025 * figure_height)
+
+
 def _box_thickness(scale: float) -> int:
     return max(2, round(4 * scale))
 
@@ -56,7 +62,7 @@ def region_numbers(content, view: View, *, scale: float = 1.0, label_height: flo
     image = content.exam.views[view]
     height, width = (round(v * scale) for v in image.pixels.shape)
     width, height = max(1, width), max(1, height)
-    text_height = label_height or max(14.0, 0.025 * height)
+    text_height = _number_height(label_height, height)
     font = text_height / 22.0
     half = _box_thickness(scale) / 2.0
     ranks, boxes, sizes = [], [], []
@@ -110,7 +116,7 @@ def view_figure(content, view: View, *, scale: float = 1.0, opacity: float = 0.4
         box = number.box
         cv2.rectangle(canvas, (round(box.x + half), round(box.y + half)),
                       (round(box.x + box.w - half), round(box.y + box.h - half)), bgr(REGION), thickness)
-    text_height = label_height or max(14.0, 0.025 * canvas.shape[0])
+    text_height = _number_height(label_height, canvas.shape[0])
     for number in numbers:
         place = number.place
         _label(canvas, str(number.rank), (int(place.x + 4), int(place.y + text_height + 2)), text_height / 22.0,
@@ -162,7 +168,7 @@ def four_view_numbers(content, *, tile_height: int = 700) -> dict[View, tuple[Re
     out = {}
     for row, row_views in enumerate(HANGING):
         for column, view in enumerate(row_views):
-            x0, y0 = column * (hanging.tile_width + 6), row * (tile_height + 6)
+            x0, y0 = column * (hanging.tile_width + GUTTER), row * (tile_height + GUTTER)
             _text, caption, _origin = hanging.caption(view)
             numbers = []
             if view in content.exam.views:
@@ -210,8 +216,8 @@ def four_view_figure(content, *, tile_height: int = 700, overlays: bool = True, 
                           CAPTION_BACKGROUND, -1)
             _label(cell, text, origin, CAPTION_SCALE, (240, 240, 240))
             cells.append(cell)
-        rows.append(np.hstack([cells[0], np.full((tile_height, 6, 3), 40, np.uint8), cells[1]]))
-    return np.vstack([rows[0], np.full((6, rows[0].shape[1], 3), 40, np.uint8), rows[1]])
+        rows.append(np.hstack([cells[0], np.full((tile_height, GUTTER, 3), 40, np.uint8), cells[1]]))
+    return np.vstack([rows[0], np.full((GUTTER, rows[0].shape[1], 3), 40, np.uint8), rows[1]])
 
 
 def encode_png(image: np.ndarray) -> bytes:

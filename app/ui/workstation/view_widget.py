@@ -675,8 +675,7 @@ class MammoViewWidget(QWidget):
             label.setParentItem(self.label_layer)
             label.setZValue(21)
             self._labels.append(label)
-        self.clamp_labels()
-        self._refresh_overlay_visibility()
+        self._refresh_overlay_visibility()  # which are drawn, then where their labels go (marks unchanged)
 
     def _on_box_hover(self, rank: int) -> None:
         self.patchHovered.emit(self.view, rank)
@@ -848,7 +847,8 @@ class MammoViewWidget(QWidget):
             item.remove()
         self._marks = [MarkItem(self.image_item, m.row, m.col, f"{m.label} ({m.confidence}/5)") for m in marks
                        if m.view == self.view.value] if self.image is not None else []
-        self.clamp_labels()
+        for mark in self._marks:  # the regions' labels stay where they are
+            self.clamp_label(mark.label)
 
     def breast_axis(self) -> BreastAxis | None:
         if self.image is None:
