@@ -12,6 +12,7 @@ import importlib
 import logging
 import sqlite3
 import sys
+import warnings
 
 logger = logging.getLogger("mammo_reader")
 
@@ -30,9 +31,21 @@ def _store_error(error: sqlite3.Error, named: str | None) -> str:
         return f"{where} is being written by another program (the workstation?); try again when it is done ({error})"
     if "full" in text:
         return f"{where}: the disk is full ({error})"
+    if not named:
+        from app.settings import store_path  # noqa: PLC0415
+
+        where = f"the local database {store_path()}"
+    if "readonly" in text or "read-only" in text or "unable to open" in text:  # its folder cannot be written
+        return (f"{where} cannot be opened for writing ({error}): its folder is read-only or missing; make it "
+                "writable" + (", or give another with --db" if named else " or set MAMMO_READER_HOME to another folder"))
     if named:
         return f"{named}: this file cannot be used as a study database ({error})"
-    return f"the local database cannot be used ({error}); free disk space or check the folder (MAMMO_READER_HOME)"
+    return f"{where} cannot be used ({error}); free disk space or check the folder (MAMMO_READER_HOME)"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line in words ("warning: …"), not Python's file, line number and source line."""
+    print(f"warning: {message}", file=file if file is not None else sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not args.verbose:  # -v keeps Python's own form, with where a warning was raised
+        warnings.showwarning = _show_warning
     if args.verbose:  # pynetdicom's warnings and errors too (app/pacs/contexts.py quiets them otherwise); never
         # its info and debug lines, which print the identifiers of C-FIND requests and answers
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)

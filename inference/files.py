@@ -39,7 +39,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except (FileExistsError, NotADirectoryError) as error:  # "afile: File exists" said what it is
         raise NotADirectoryError(errno.ENOTDIR, "a file is in the way of the folder to write into",
                                  error.filename or str(path.parent)) from error
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as error:  # a read-only or full folder: said of the file asked for, not of a temporary name
+        raise OSError(error.errno, error.strerror, str(path)) from error
     os.close(handle)
     temporary = Path(name)
     # mkstemp makes the file private (0600); the result gets the mode any new file would get
@@ -53,9 +56,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.replace(temporary, path)
         except OSError as error:  # said of the file asked for, not of the temporary one ("… .part: Is a directory")
             raise OSError(error.errno, error.strerror, str(path)) from error
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             temporary.unlink()
+        if isinstance(error, OSError) and error.filename and Path(error.filename) == temporary:
+            raise OSError(error.errno, error.strerror, str(path)) from error  # a full disk while writing
         raise
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from app.cli.common import ProgressBar, load_exam_argument, model_sources
+from app.cli.common import ProgressBar, folder_write_error, load_exam_argument, model_sources
+from inference.errors import MammoError
 
 
 def _format(probabilities) -> str:
@@ -61,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
     from inference.results.serialize import write_result  # noqa: PLC0415
     from inference.weights import load_model_groups  # noqa: PLC0415
 
+    if args.json:  # asked before the analysis, not after it
+        json_folder = Path(args.json).parent
+        error = folder_write_error(json_folder)
+        if error is not None:
+            raise MammoError(f"the JSON result cannot be written there ({error.strerror or error})", json_folder)
     exam = load_exam_argument(args.exam, args)
     for warning in exam.warnings:
         print(f"note: {warning}", file=sys.stderr)

@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from app.cli.common import ProgressBar, folder_write_error
+
 from inference.errors import MammoError
 
 CALIBRATION_SEED = 50_000  # phantoms for calibration: not the training (0 …) nor the validation (10 000 …) ones
@@ -34,21 +36,29 @@ def run(args: argparse.Namespace) -> int:
         raise MammoError(f"calibrate fits the temperature of window classifiers (sliding-window); this is a "
                          f"{identity.family} model", path)
     settings = WindowSettings(**{**identity.settings, "temperature": 1.0})
+    # a dry run leaves the diagram the model's metadata and card refer to as it is
+    default = path.name + (".reliability.dry-run.png" if args.dry_run else ".reliability.png")
+    diagram = Path(args.diagram) if args.diagram else path.with_name(default)
+    for folder, what in ((diagram.parent, "the reliability diagram"),
+                         *(() if args.dry_run else ((path.parent, "the model's metadata"),))):
+        error = folder_write_error(folder)  # before the images are read, not after
+        if error is not None:
+            hint = "; give --diagram PNG elsewhere" if folder == diagram.parent and not args.diagram else ""
+            raise MammoError(f"{what} cannot be written there ({error.strerror or error}){hint}", folder)
     try:
         images, description = labelled_images(args.data, identity.classes, args.phantoms, CALIBRATION_SEED)
     except (OSError, ValueError) as error:
         raise MammoError(str(error)) from error
-    print(f"reading {len(images)} images …", file=sys.stderr)
-    readings = read_images(loaded.model, settings, identity.classes, images, args.device or "cpu",
-                           progress=lambda done, total: print(f"\r{done}/{total}", end="", file=sys.stderr))
-    print(file=sys.stderr)
+    bar = ProgressBar()
+    try:
+        readings = read_images(loaded.model, settings, identity.classes, images, args.device or "cpu",
+                               progress=lambda done, total: bar("reading the images", done, total))
+    finally:
+        bar.close()
     try:
         fit = fit_on_readings(readings, args.bins)
     except ValueError as error:
         raise MammoError(str(error), args.data) from error
-    # a dry run leaves the diagram the model's metadata and card refer to as it is
-    default = path.name + (".reliability.dry-run.png" if args.dry_run else ".reliability.png")
-    diagram = Path(args.diagram) if args.diagram else path.with_name(default)
     write_reliability_diagram(fit, diagram, description)
     print(f"temperature T = {fit.temperature:.4f}  ({fit.samples} labelled windows of {len(images)} images, "
           f"{fit.bins} bins)")

@@ -13,23 +13,58 @@ from inference.errors import MammoError
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr."""
+    """A one-line progress bar on stderr; where stderr is no terminal (a log file, a pipe) a line per stage and
+    per tenth of the work instead, since a log cannot redraw a line."""
 
     def __init__(self, stream=None) -> None:
         self.stream = stream if stream is not None else sys.stderr  # the stderr of now, not of the import
         self.start = time.perf_counter()
+        isatty = getattr(self.stream, "isatty", None)
+        self.redraws = bool(isatty and isatty())
+        self._logged: tuple[str, int] | None = None  # the stage and tenth last written to a log
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         width = 24
         filled = int(width * done / total) if total else width
         elapsed = time.perf_counter() - self.start
+        if not self.redraws:
+            tenth = (10 * done // total) if total else 10
+            if (stage, tenth) == self._logged:
+                return
+            self._logged = (stage, tenth)
+            self.stream.write(f"{done}/{total} {stage} {elapsed:.1f}s\n")
+            self.stream.flush()
+            return
         line = f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {stage[:48]:<48} {elapsed:6.1f}s"
         self.stream.write(line)
         self.stream.flush()
 
     def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+        if self.redraws:  # a log's lines end themselves
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def folder_write_error(folder: Path) -> OSError | None:
+    """Why nothing can be written into ``folder`` (made if missing), None when a file can: asked before the
+    work, since a failed write at its end costs the work (and root passes any mode bits, so a read-only or full
+    file system shows only by trying)."""
+    import errno  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from inference.files import file_in_the_way  # noqa: PLC0415
+
+    blocking = file_in_the_way(folder)
+    if blocking is not None:
+        return NotADirectoryError(errno.ENOTDIR, f"the file {blocking} is in the way of the folder", str(folder))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=".part", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        return error
+    return None
 
 
 def model_sources(args: argparse.Namespace) -> list[str]:

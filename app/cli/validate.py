@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
+from app.cli.common import folder_write_error
 from app.validation.errors import ValidationInputError
 
 
@@ -48,14 +48,8 @@ def _check_checkpoints(table, checkpoints: dict[str, Path]) -> None:
 def _writable(folder: Path) -> None:
     """Refuse an output folder that cannot be written before the work, naming the folder (a failed write
     would name a hidden temporary file in it)."""
-    import tempfile  # noqa: PLC0415
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix=".validate.", suffix=".part", dir=folder)
-        os.close(handle)
-        os.unlink(probe)
-    except OSError as error:
+    error = folder_write_error(folder)
+    if error is not None:
         raise ValidationInputError(f"the output folder cannot be written ({error.strerror or error}): make it "
                                    "writable or choose another --out", folder) from error
 

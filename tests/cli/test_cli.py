@@ -100,7 +100,9 @@ def test_json_is_written_atomically_and_a_full_disk_is_a_message(tmp_path):
     assert target.read_text() == "previous" and list(tmp_path.iterdir()) == [target]
     done = run("analyze", str(DATA / "gmic-exam0" / "0_L-CC.png"), "--models", str(REFERENCE / "seeded_state_dict.pt"),
                "--percent-t", "0.02", "--json", "/proc/version/x.json")
-    assert done.returncode == 1 and "error:" in done.stderr and "Traceback" not in done.stderr
+    # said before the analysis ran, naming what is in the way
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "error: /proc/version: the JSON result cannot be written there" in done.stderr
 
 
 def test_train_never_writes_over_a_model_it_did_not_start(tmp_path, capsys):
@@ -185,3 +187,25 @@ def test_an_atomic_write_over_a_folder_names_the_file_asked_for(tmp_path):
     with pytest.raises(NotADirectoryError, match="a file is in the way of the folder") as caught:  # "File exists"
         write_bytes_atomic(tmp_path / "afile" / "x.json", b"{}")
     assert caught.value.filename == str(tmp_path / "afile")
+
+
+def test_an_atomic_write_into_a_read_only_or_full_folder_names_the_file_asked_for(tmp_path, monkeypatch):
+    """A read-only folder said "… /.a.maps.npz.d52mbjjl.part: Read-only file system"; root ignores the mode
+    bits, so the folder's refusal is made by the temporary file's creation, and the full disk by the write."""
+    import errno
+    import tempfile
+
+    from inference.files import atomic_path, write_bytes_atomic  # noqa: PLC0415
+
+    def read_only(prefix, suffix, dir):  # noqa: A002  (tempfile's own keyword)
+        raise OSError(errno.EROFS, "Read-only file system", f"{dir}/{prefix}abc{suffix}")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tempfile, "mkstemp", read_only)
+        with pytest.raises(OSError, match="Read-only file system") as caught:
+            write_bytes_atomic(tmp_path / "a.json", b"{}")
+    assert caught.value.filename == str(tmp_path / "a.json") and ".part" not in str(caught.value)
+    with pytest.raises(OSError, match="No space left") as caught:
+        with atomic_path(tmp_path / "b.npz") as temporary:
+            raise OSError(errno.ENOSPC, "No space left on device", str(temporary))
+    assert caught.value.filename == str(tmp_path / "b.npz") and list(tmp_path.iterdir()) == []

@@ -162,7 +162,11 @@ def test_a_study_database_that_is_no_database_is_named(tmp_path):
     ("database or disk is full", "s.sqlite", "s.sqlite: the disk is full"),
     ("file is not a database", "s.sqlite", "s.sqlite: this file cannot be used as a study database"),
     ("database is locked", None, "the local database is being written by another program"),
-    ("disk I/O error", None, "the local database cannot be used (disk I/O error); free disk space"),
+    ("disk I/O error", None, "cannot be used (disk I/O error); free disk space"),
+    # a read-only settings folder: the file named, and what to do (it said "free disk space")
+    ("unable to open database file", None, "mammo_reader.sqlite cannot be opened for writing (unable to open database "
+                                           "file): its folder is read-only or missing"),
+    ("attempt to write a readonly database", "s.sqlite", "s.sqlite cannot be opened for writing"),
 ])
 def test_a_database_error_is_said_as_what_it_is(monkeypatch, capsys, error, named, says):
     """A lock held past the timeout is no damaged file; a full disk is said as such."""
@@ -208,3 +212,52 @@ def test_batch_and_report_say_that_a_gpu_asked_for_is_not_there(capsys, monkeypa
     assert capsys.readouterr().out == ""
     print_device_notice("cuda")
     assert capsys.readouterr().out == "notice: CUDA was requested but no usable GPU was found; running on the CPU\n"
+
+
+def test_an_output_folder_that_cannot_be_written_is_said_before_the_work(tmp_path):
+    """analyze ran the whole analysis, and calibrate read every image, before failing on a read-only folder
+    with the name of a hidden temporary file."""
+    a_file = tmp_path / "afile"
+    a_file.write_text("keep me")
+    model = ROOT / "resources" / "demo" / "sliding_window" / "model.pt"
+    for argv, says in (
+            (["analyze", "no-such-exam", "--json", str(a_file / "r.json")],
+             f"error: {a_file}: the JSON result cannot be written there (the file {a_file} is in the way"),
+            (["calibrate", "--model", str(model), "--data", str(tmp_path / "none.csv"), "--diagram",
+              str(a_file / "d.png")],
+             f"error: {a_file}: the reliability diagram cannot be written there (the file {a_file} is in the way")):
+        done = subprocess.run([sys.executable, "main.py", *argv], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert a_file.read_text() == "keep me"
+
+
+def test_progress_in_a_log_is_a_line_per_stage_and_tenth_not_a_redrawn_line():
+    import io
+
+    from app.cli.common import ProgressBar
+
+    log = io.StringIO()  # no terminal: "1/122/123/12…" piled up on one line
+    bar = ProgressBar(log)
+    for done in range(0, 21):
+        bar("reading the images", done, 20)
+    bar("models", 1, 1)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 12
+    assert lines[0].startswith("0/20 reading the images ") and lines[-2].startswith("20/20 reading the images ")
+    assert lines[-1].startswith("1/1 models ")
+
+
+def test_a_warning_is_one_line_in_words(tmp_path):
+    """A GMIC checkpoint without a pooling threshold printed "…/app/cli/evaluate.py:44: UserWarning: …" and the
+    source line."""
+    import torch
+
+    from tests.conftest import REFERENCE
+
+    state = torch.load(REFERENCE / "seeded_state_dict.pt", weights_only=True)
+    torch.save(state, tmp_path / "unknown.pt")  # no sidecar, not the published weights: percent_t unknown
+    done = subprocess.run([sys.executable, "main.py", "evaluate", "--model", str(tmp_path / "unknown.pt"), "--data",
+                           str(tmp_path / "none.csv")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "warning: " in done.stderr and "UserWarning" not in done.stderr, done.stderr
