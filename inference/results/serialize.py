@@ -41,7 +41,10 @@ def _region(region: ScoredRegion, key: str, maps: dict[str, np.ndarray]) -> dict
     """A region as JSON; its instance mask (when it has one) goes to ``maps`` under ``key``."""
     mask = None
     if region.mask is not None:
-        maps[key] = np.asarray(region.mask.values, dtype=np.float32)
+        values = np.asarray(region.mask.values, dtype=np.float32)
+        # a one-model entry's member holds the entry's own masks: stored once, both naming its key
+        key = next((k for k, stored in maps.items() if stored is values), key)
+        maps[key] = values
         mask = {"map": key, "shape": list(maps[key].shape), "threshold": float(region.mask.threshold),
                 "to_original": np.asarray(region.mask.to_original, dtype=np.float64).tolist()}
     return {

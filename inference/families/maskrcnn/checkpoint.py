@@ -28,18 +28,26 @@ def recognises(state: Mapping[str, torch.Tensor]) -> bool:
     return all(key in state for key in SIGNATURE)
 
 
-def remap(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def remap(state: Mapping[str, torch.Tensor], path: str | None = None) -> dict[str, torch.Tensor]:
     """The checkpoint's weights under this module tree's names: older torchvision's
     ``roi_heads.mask_head.mask_fcn{1..4}`` become ``roi_heads.mask_head.{0..3}.0``; ``num_batches_tracked``
-    (left by plain batch norms; frozen ones have none) is dropped. A new dict; ``state`` is not changed."""
+    (left by plain batch norms; frozen ones have none) is dropped. A new dict; ``state`` is not changed.
+
+    Raises:
+        CheckpointError: a weight given under both names (which one the network was trained with cannot be
+            told: the later one had silently won).
+    """
     out: dict[str, torch.Tensor] = {}
+    named: dict[str, str] = {}
     for key, value in state.items():
         if key.endswith(".num_batches_tracked"):
             continue
         legacy = _LEGACY_MASK.match(key)
-        if legacy:
-            key = f"roi_heads.mask_head.{int(legacy.group(1)) - 1}.0.{legacy.group(2)}"
-        out[key] = value
+        name = f"roi_heads.mask_head.{int(legacy.group(1)) - 1}.0.{legacy.group(2)}" if legacy else key
+        if name in out:
+            raise CheckpointError(f"the checkpoint gives the weight '{name}' twice, as '{named[name]}' and as "
+                                  f"'{key}' (torchvision's older and newer names of one weight): keep one", path)
+        out[name], named[name] = value, key
     return out
 
 

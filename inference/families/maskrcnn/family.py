@@ -73,7 +73,7 @@ class MaskRCNNFamily:
 
     def build(self, state: Mapping[str, torch.Tensor], meta: Mapping[str, Any], path: str,
               options: Mapping[str, Any]) -> tuple[torch.nn.Module, dict[str, Any]]:
-        state = checkpoint.remap(state)
+        state = checkpoint.remap(state, path)
         config = checkpoint.config_from(state, meta, path)
         model = load_strict(MaskRCNN(config), state, path, self.name)
         classes = tuple(meta.get("classes", DEFAULT_CLASSES if config.num_classes == 3 else

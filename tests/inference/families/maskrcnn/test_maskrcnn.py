@@ -261,6 +261,18 @@ def test_legacy_mask_head_names_are_mapped(tmp_path, loaded, seeded_state):
     _same_weights(_load(tmp_path, state).model, loaded.model)
 
 
+def test_a_mask_head_weight_under_both_names_is_refused(tmp_path, seeded_state):
+    """A checkpoint with the legacy mask_fcn names beside the current ones loaded, the legacy copy winning."""
+    from inference.errors import CheckpointError
+
+    state = dict(seeded_state)
+    state["roi_heads.mask_head.mask_fcn2.weight"] = torch.zeros_like(state["roi_heads.mask_head.1.0.weight"])
+    with pytest.raises(CheckpointError, match=r"gives the weight 'roi_heads\.mask_head\.1\.0\.weight' twice, as "
+                                              r"'roi_heads\.mask_head\.1\.0\.weight' and as "
+                                              r"'roi_heads\.mask_head\.mask_fcn2\.weight'"):
+        _load(tmp_path, state)
+
+
 def test_missing_weight_is_named(tmp_path, seeded_state):
     from inference.errors import CheckpointError
 
@@ -489,6 +501,9 @@ def test_result_with_masks_serialises_and_old_files_still_read(exam0_result, tmp
             assert new.mask.threshold == old.mask.threshold
             np.testing.assert_array_equal(new.mask.binary(), old.mask.binary())
     assert maps_path(path).stat().st_size < 20_000_000  # crops, not a full image per detection
+    for view in data["views"].values():  # the one model's member shares its entry's masks: each stored once
+        (entry,) = view["models"].values()
+        assert [r["mask"]["map"] for r in entry["members"][0]["regions"]] == [r["mask"]["map"] for r in entry["regions"]]
     # a 2.0 file: the same JSON with neither the version nor the masks of 2.1
     old, maps = result_to_data(exam0_result)
     old["schema_version"] = "2.0"
