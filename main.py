@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not args.verbose:  # -v keeps Python's own form, with where a warning was raised
         warnings.showwarning = _show_warning
+    # pydicom both logs and warns each of its warnings ("WARNING pydicom: …" and the same as a UserWarning): once
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
     if args.verbose:  # pynetdicom's warnings and errors too (app/pacs/contexts.py quiets them otherwise); never
         # its info and debug lines, which print the identifiers of C-FIND requests and answers
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)

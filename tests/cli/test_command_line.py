@@ -261,3 +261,17 @@ def test_a_warning_is_one_line_in_words(tmp_path):
     done = subprocess.run([sys.executable, "main.py", "evaluate", "--model", str(tmp_path / "unknown.pt"), "--data",
                            str(tmp_path / "none.csv")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert "warning: " in done.stderr and "UserWarning" not in done.stderr, done.stderr
+
+
+def test_a_pydicom_warning_is_said_once(tmp_path):
+    """pydicom logs and warns each warning: a file with excess pixel padding printed it twice (the node's log)."""
+    import numpy as np
+
+    from tests.inference.intake.dicom_factory import make_dataset, write
+
+    dataset = make_dataset(np.full((600, 400), 700, np.uint16), "L-CC")
+    dataset.PixelData = dataset.PixelData + b"\0\0"
+    write(dataset, tmp_path, "a.dcm")
+    done = subprocess.run([sys.executable, "main.py", "analyze", str(tmp_path / "a.dcm"), "--models",
+                           str(tmp_path / "none.pt")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.stderr.count("excess padding") == 1, done.stderr
