@@ -390,6 +390,8 @@ def _identities(images: list[ViewImage]) -> None:
         raise ExamError(f"the images belong to {len(patients)} different patients and were not loaded as one "
                         f"exam: {describe(patients)}; open each patient's images on their own",
                         images[0].source.parent)
+    if not dataset_patients:
+        _one_name_and_birth_date(images, describe)
     studies: dict[str, list[ViewImage]] = {}
     for image in images:
         uid, date = image.study.get("study_uid", ""), image.study.get("date", "")
@@ -402,6 +404,29 @@ def _identities(images: list[ViewImage]) -> None:
         raise ExamError(f"the images come from {max(len(uids), len(dates))} different studies and were not loaded "
                         f"as one exam: {describe(studies)}; open each study on its own (an earlier one is a prior)",
                         images[0].source.parent)
+
+
+def _person_name(name: str) -> str:
+    """A DICOM person name compared as one: its alphabetic group, upper case, trailing empty components and
+    spaces around components dropped ("Doe^Jane^^" is "DOE^JANE")."""
+    alphabetic = name.split("=")[0]
+    return "^".join(" ".join(part.split()) for part in alphabetic.upper().split("^")).rstrip("^")
+
+
+def _one_name_and_birth_date(images: list[ViewImage], describe) -> None:
+    """Refuse images of one patient ID that give the patient different names or birth dates (a name corrected
+    on one view and resent): which is right cannot be told, and a report would carry both. The message names
+    the files, never the names (patient identifiers are not logged)."""
+    for field, what, same in (("name", "patient names", _person_name), ("birth_date", "birth dates", str.strip)):
+        given: dict[str, list[ViewImage]] = {}
+        for image in images:
+            value = same(getattr(image.patient, field))
+            if value:
+                given.setdefault(value, []).append(image)
+        if len(given) > 1:
+            groups = {f"{what[:-1]} {number}": group for number, group in enumerate(given.values(), start=1)}
+            raise ExamError(f"the images give one patient {len(given)} different {what} and were not loaded as "
+                            f"one exam: {describe(groups)}; correct them at the source", images[0].source.parent)
 
 
 def _laterality_conflicts(views: dict[View, ViewImage]) -> tuple[tuple[View, ...], list[str]]:

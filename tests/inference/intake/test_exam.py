@@ -375,6 +375,27 @@ def test_two_patients_in_one_folder_are_refused_naming_files_and_identities(tmp_
     assert "2 different patients" in text and "a.dcm" in text and "b.dcm" in text and "OTHER-7" in text
 
 
+@pytest.mark.parametrize("other, what", [({"PatientName": "Corrected^Name"}, "2 different patient names"),
+                                         ({"PatientBirthDate": "19600102"}, "2 different birth dates")])
+def test_one_patient_id_with_two_names_or_birth_dates_is_refused_without_the_names(tmp_path, pixels, other, what):
+    """A name corrected on one view and resent was analysed, and the results sent to the PACS named the patient
+    two ways (from a hands-on test of the DICOM node)."""
+    first = make_dataset(pixels, "L-CC", PatientBirthDate="19600101")
+    write(first, tmp_path, "a.dcm")
+    write(make_dataset(pixels[:, ::-1].copy(), "R-CC", **{"PatientBirthDate": "19600101", **other}), tmp_path, "b.dcm")
+    with pytest.raises(ExamError) as caught:
+        load_exam(tmp_path)
+    text = str(caught.value)
+    assert f"the images give one patient {what}" in text and "a.dcm" in text and "b.dcm" in text
+    assert "Corrected" not in text and "1960" not in text and str(first.PatientName) not in text
+
+
+def test_a_name_written_in_another_case_or_with_empty_components_is_the_same_name(tmp_path, pixels):
+    write(make_dataset(pixels, "L-CC", PatientName="Doe^Jane"), tmp_path, "a.dcm")
+    write(make_dataset(pixels[:, ::-1].copy(), "R-CC", PatientName="DOE^JANE^^"), tmp_path, "b.dcm")
+    assert set(load_exam(tmp_path).views) == {View.L_CC, View.R_CC}
+
+
 def test_an_image_without_any_identity_beside_identified_ones_is_left_out_named(tmp_path, pixels):
     """It may be another patient's image with its header stripped: never read as this patient's."""
     write(make_dataset(pixels, "L-CC"), tmp_path, "a.dcm")
