@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.analysis import store_parts
 from app.archive.sources import ExamItem
-from app.archive.table import read_scores
+from app.archive.table import SCORES_FILE, read_scores
 from app.archive.unit import marker_path
-from app.study.cases import study_cases
+from app.study.cases import CaseEntry, study_cases
 from app.study.errors import StudyError
 from app.study.store import Store
 from inference.errors import MammoError
@@ -23,33 +26,55 @@ from inference.errors import MammoError
 logger = logging.getLogger(__name__)
 
 
-def import_batch_scores(store: Store, study_id: int, table_path: str | Path) -> tuple[int, int]:
-    """The models' scores of a study's cases from a batch's ``scores.parquet`` (``python main.py batch``):
-    its breast rows, matched on case ID = exam ID, with the same exam. Where the batch wrote the JSON
-    result too, each model's part of it is stored under the key the workstation and the reading screen look
-    up (so aided reading shows the model's maps, and nothing is analysed again).
+NEEDED = ("exam_id", "location", "level", "breast", "model_id", "model_label", "family", "model_key", "kind",
+          "class", "probability")
 
-    Returns (cases given scores, cases the table has no rows for).
+
+@dataclass(frozen=True)
+class BatchScores:
+    """A batch table's rows for a study's cases, checked (see :func:`read_batch_scores`)."""
+
+    table_path: Path
+    models: dict[str, dict]  # model id -> label, family, classes, malignancy classes, key
+    cases: list[tuple[str, str, str, list[dict]]]  # (case id, exam path, the batch's location, its rows)
+    missing: int  # cases the table has no rows for
+    foreign: tuple[str, ...]  # exam IDs of the table that are no case of the study
+
+
+def read_batch_scores(table_path: str | Path, cases: Mapping[str, CaseEntry]) -> BatchScores:
+    """The rows of a batch's ``scores.parquet`` (``python main.py batch``) for a study's cases, matched on case
+    ID = exam ID with the same exam, checked before anything is stored: the columns the study reads, every
+    breast row's probability a number in [0, 1] (the batch writes one there always: a null is a NaN a table
+    editor stored), and no breast given two different probabilities by one model.
+
+    Raises:
+        StudyError: naming the table and, for a bad row, its exam, breast, model and value.
     """
     table_path = Path(table_path)
+    if table_path.is_dir():  # the batch's folder named: its table
+        table_path = table_path / SCORES_FILE
     try:
-        rows = read_scores(table_path).to_pylist()
+        table = read_scores(table_path)
     except (OSError, ValueError) as error:
         raise StudyError(f"{table_path}: the batch's score table cannot be read ({error})") from error
-    cases = study_cases(store, study_id)
+    lacking = [c for c in NEEDED if c not in table.column_names]
+    if lacking:
+        raise StudyError(f"{table_path}: this is not a batch's score table: it lacks the column(s) "
+                         f"{', '.join(lacking)}")
     by_exam: dict[str, list[dict]] = {}
-    for row in rows:
+    for row in table.select(list(NEEDED)).to_pylist():
         by_exam.setdefault(row["exam_id"], []).append(row)
     models: dict[str, dict] = {}
-    imported = []
+    chosen = []
     for case_id, case in cases.items():
         exam_rows = by_exam.get(case_id)
         if not exam_rows:
             continue
-        location = exam_rows[0]["location"]
-        if Path(location).resolve() != Path(case.exam_path).resolve():
+        location = exam_rows[0]["location"] or ""
+        if not location or Path(location).resolve() != Path(case.exam_path).resolve():
             raise StudyError(f"{table_path}: case {case_id!r} is {case.exam_path} in the case list, but the batch "
-                             f"analysed {location} under that ID")
+                             f"analysed {location or 'no location'} under that ID")
+        _check_breast_rows(table_path, case_id, exam_rows)
         for row in exam_rows:
             model = models.setdefault(row["model_id"], {"label": row["model_label"], "family": row["family"],
                                                         "classes": [], "malignancy": [], "key": row["model_key"]})
@@ -57,7 +82,42 @@ def import_batch_scores(store: Store, study_id: int, table_path: str | Path) -> 
                 model["classes"].append(row["class"])
             elif row["kind"] == "malignancy" and not model["malignancy"]:
                 model["malignancy"] = row["class"].split("+")
-        imported.append((case_id, case.exam_path, location, exam_rows))
+        chosen.append((case_id, case.exam_path, location, exam_rows))
+    foreign = tuple(sorted(e for e in by_exam if e not in cases))
+    return BatchScores(table_path, models, chosen, len(cases) - len(chosen), foreign)
+
+
+def _check_breast_rows(table_path: Path, case_id: str, rows: list[dict]) -> None:
+    given: dict[tuple, float] = {}
+    for row in rows:
+        if row["level"] != "breast":
+            continue
+        p = row["probability"]
+        where = f"case {case_id} {row['breast']}, model {row['model_id']}, {row['kind']} {row['class']}"
+        if p is None or not math.isfinite(p) or not 0.0 <= p <= 1.0:
+            shown = "NaN (stored as null)" if p is None else repr(p)
+            raise StudyError(f"{table_path}: {where}: the probability {shown} is not a number in [0, 1]; the "
+                             "table is damaged (analyse that exam again)")
+        key = (row["breast"], row["model_id"], row["kind"], row["class"])
+        if key in given and given[key] != p:  # two runs' rows for one exam: which is right cannot be told
+            raise StudyError(f"{table_path}: {where}: the table gives two different probabilities ({given[key]} "
+                             f"and {p})")
+        given[key] = p
+
+
+def import_batch_scores(store: Store, study_id: int, table_path: str | Path) -> tuple[int, int]:
+    """The models' scores of a study's cases from a batch's table (:func:`read_batch_scores`), stored.
+    Returns (cases given scores, cases the table has no rows for)."""
+    scores = read_batch_scores(table_path, study_cases(store, study_id))
+    store_batch_scores(store, study_id, scores)
+    return len(scores.cases), scores.missing
+
+
+def store_batch_scores(store: Store, study_id: int, scores: BatchScores) -> None:
+    """Stores checked scores: each breast's malignancy and class probabilities per model, and where the batch
+    wrote the JSON result too, each model's part of it under the key the workstation and the reading screen
+    look up (so aided reading shows the model's maps, and nothing is analysed again)."""
+    models = scores.models
     _register_imported_models(store, study_id, models)
 
     def work(db, entries) -> None:
@@ -79,10 +139,9 @@ def import_batch_scores(store: Store, study_id: int, table_path: str | Path) -> 
                                (study_id, case_id, breast, model_id, values[0], values[1],
                                 keys.get(model_id, ""), values[2]))
 
-    entries = [(case_id, _store_batch_result(store, table_path.parent, exam_path, location), exam_rows)
-               for case_id, exam_path, location, exam_rows in imported]
+    entries = [(case_id, _store_batch_result(store, scores.table_path.parent, exam_path, location), exam_rows)
+               for case_id, exam_path, location, exam_rows in scores.cases]
     store.submit(lambda db: work(db, entries)).result()
-    return len(imported), len(cases) - len(imported)
 
 
 def _store_batch_result(store: Store, out: Path, exam_path, location: str) -> dict[str, str]:

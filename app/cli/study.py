@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -36,18 +37,26 @@ def _create(store, args) -> int:
     cases = read_case_list(args.cases, check_exams=True)
     lesions, rule = None, None
     if args.lesions:
-        from app.study.lesions import check_lesions, read_lesion_list, with_exam_spacing  # noqa: PLC0415
+        from app.study.lesions import (  # noqa: PLC0415
+            check_lesion_places, check_lesions, exam_geometry, read_lesion_list, with_exam_spacing)
         from app.study.localisation import ScoringRule  # noqa: PLC0415
 
         lesions = read_lesion_list(args.lesions, cases)  # a SEG row is read against its case's exam
         check_lesions(lesions, cases, str(args.lesions))
-        lesions = with_exam_spacing(lesions, cases, source=str(args.lesions))
+        geometry = functools.cache(exam_geometry)  # each exam read once for both checks
+        check_lesion_places(lesions, cases, shapes_of=lambda exam: geometry(exam)[0], source=str(args.lesions))
+        lesions = with_exam_spacing(lesions, cases, spacing_of=lambda exam: geometry(exam)[1], source=str(args.lesions))
         try:
             rule = ScoringRule() if args.distance_mm is None else ScoringRule(distance_mm=args.distance_mm)
         except ValueError as error:
             raise StudyError(str(error)) from error
     elif args.distance_mm is not None:
         raise StudyError("--distance-mm scores marks against lesions: give the lesions with --lesions")
+    scores = None
+    if args.scores:  # checked before the study is made: a refused table leaves no study behind
+        from app.archive.study_scores import read_batch_scores  # noqa: PLC0415
+
+        scores = read_batch_scores(args.scores, {case.case_id: case for case in cases})
     washout = args.washout_days
     if washout is None:
         washout = DEFAULT_WASHOUT_DAYS if args.design == Design.CROSSOVER else 0
@@ -58,12 +67,16 @@ def _create(store, args) -> int:
         print(f"{len({(l.case_id, l.lesion_id) for l in lesions})} lesion(s) on "
               f"{len({l.case_id for l in lesions})} case(s); a mark localises a lesion inside its outline or within "
               f"{rule.distance_mm:g} mm of its centre")
-    if args.scores:
-        from app.archive.study_scores import import_batch_scores  # noqa: PLC0415
+    if scores is not None:
+        from app.archive.study_scores import store_batch_scores  # noqa: PLC0415
 
-        given, without = import_batch_scores(store, study_id, args.scores)
-        print(f"model scores of {given} case(s) taken from {args.scores}"
-              + (f"; {without} case(s) have none there ('study scores {args.name}' computes them)" if without else ""))
+        store_batch_scores(store, study_id, scores)
+        print(f"model scores of {len(scores.cases)} case(s) taken from {scores.table_path}"
+              + (f"; {scores.missing} case(s) have none there ('study scores {args.name}' computes them)"
+                 if scores.missing else ""))
+        if scores.foreign:
+            shown = ", ".join(scores.foreign[:5]) + (" …" if len(scores.foreign) > 5 else "")
+            print(f"{len(scores.foreign)} exam(s) of the table are no case of the study and were not taken: {shown}")
     return 0
 
 
@@ -197,7 +210,7 @@ def _froc(store, args) -> int:
     from app.study.analysis import NotEstimable  # noqa: PLC0415
     from app.study.errors import StudyError  # noqa: PLC0415
     from app.study.froc import froc_analysis, load_froc_json  # noqa: PLC0415
-    from app.study.froc_results import froc_cautions, write_froc_results  # noqa: PLC0415
+    from app.study.froc_results import fom_interval, froc_cautions, write_froc_results  # noqa: PLC0415
 
     if args.data and args.name:
         raise StudyError("give either a stored study or --data, not both")
@@ -232,7 +245,7 @@ def _froc(store, args) -> int:
     print(f"{args.fom} by modality (mean over {len(data.readers)} readers; {data.n_normal} normal, "
           f"{data.n_abnormal} abnormal cases):")
     for modality, value in analysis.modality_mean().items():
-        ci = analysis.tests["RRRC"].single[modality].ci
+        ci = fom_interval(analysis.tests["RRRC"].single[modality].ci)
         print(f"  {modality:<12} {value:.4f}  (RRRC 95 % CI {ci[0]:.4f} – {ci[1]:.4f})")
     for name, test in analysis.tests.items():
         if test.reason in analysis.cautions:  # said once above (a single modality: no test)

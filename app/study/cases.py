@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +47,10 @@ def study_csv_rows(path: Path, what: str) -> list[dict[str, str]]:
 def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseEntry]:
     """CSV with columns ``case_id, exam, truth_left, truth_right`` and optional ``notes``, ``training``.
 
-    Relative exam paths are taken relative to the CSV's folder. With ``check_exams`` (creating a study), every
-    exam must exist: a study is never created with a case that no reader could open.
+    Relative exam paths are taken relative to the CSV's folder and kept absolute, so that the study opens its
+    exams from whatever folder it is later scored, read or exported from. With ``check_exams`` (creating a
+    study), every exam must exist and a folder must hold a file: a study is never created with a case that no
+    reader could open.
     """
     path = Path(path)
     rows = study_csv_rows(path, "the case list")
@@ -74,7 +77,7 @@ def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseE
         if case_id in seen:
             raise StudyError(f"{path}: line {number}: case {case_id!r} appears twice")
         seen.add(case_id)
-        exam_path = Path(exam) if Path(exam).is_absolute() else (path.parent / exam)
+        exam_path = Path(os.path.abspath(path.parent / exam))  # abspath: '..' removed, symbolic links kept
         earlier = exams.get(str(exam_path.resolve()))
         if earlier is not None and (earlier.truth_left, earlier.truth_right) != (left, right):
             raise StudyError(f"{path}: line {number}: case {case_id!r} is the exam of case {earlier.case_id!r} with "
@@ -89,12 +92,20 @@ def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseE
     if not cases:
         raise StudyError(f"{path}: the case list is empty")
     if check_exams:
-        missing = [c for c in cases if not Path(c.exam_path).exists()]
-        if missing:
-            names = ", ".join(f"{c.case_id} ({c.exam_path})" for c in missing[:5])
-            raise StudyError(f"{path}: {len(missing)} exam(s) of the case list do not exist: {names}"
-                             + (" …" if len(missing) > 5 else ""))
+        _check_exams_exist(path, cases)
     return cases
+
+
+def _check_exams_exist(path: Path, cases: list[CaseEntry]) -> None:
+    """Every exam of the list exists and, when a folder, holds a file (whether its files are mammograms is
+    learned when the exam is opened: ``study scores`` names each exam that cannot be)."""
+    for problem, bad in (("do not exist", [c for c in cases if not Path(c.exam_path).exists()]),
+                         ("are empty folders", [c for c in cases if Path(c.exam_path).is_dir()
+                                                and not any(p.is_file() for p in Path(c.exam_path).rglob("*"))])):
+        if bad:
+            names = ", ".join(f"{c.case_id} ({c.exam_path})" for c in bad[:5])
+            raise StudyError(f"{path}: {len(bad)} exam(s) of the case list {problem}: {names}"
+                             + (" …" if len(bad) > 5 else ""))
 
 
 def study_cases(store: Store, study_id: int) -> dict[str, CaseEntry]:

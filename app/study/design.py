@@ -71,6 +71,51 @@ def crossover_arms(cases: Sequence[CaseEntry], reader: str, seed: int) -> dict[s
     return arms
 
 
+def sessions_of(design: Design | str) -> int:
+    """How many times each reader reads each case: twice in a crossover (once per session), else once."""
+    return 2 if Design(design) == Design.CROSSOVER else 1
+
+
+def plan_problems(design: Design | str, readers: Sequence[str], cases: Sequence[str],
+                  orders: dict[str, list[str]], arms: dict[str, dict[str, str]]) -> list[str]:
+    """What is wrong with a study's reading plan (empty: nothing), as ``create_study`` makes it: every reader has
+    an order that gives each case exactly once per session (``orders``: reader -> case ids by position; a
+    crossover's session 2 follows session 1), and a crossover gives each reader's every case its first modality
+    (``arms``: reader -> {case id: first modality}), another design none. ``ReadingSession`` relies on it: a case
+    listed twice counted as a reading more ("13 of 13 read" on a 12-case study)."""
+    sessions = sessions_of(design)
+    wanted = sorted(cases)
+    problems = []
+    for reader in readers:
+        order = orders.get(reader, [])
+        if not order:
+            problems.append(f"reader {reader!r} has no reading order")
+            continue
+        if len(order) != sessions * len(wanted):
+            problems.append(f"reader {reader!r} has {len(order)} reading(s) in the order for the study's "
+                            f"{len(wanted)} case(s)" + (" in 2 sessions" if sessions == 2 else ""))
+        length = max(1, len(order) // sessions)
+        for session in range(sessions):
+            listed = order[session * length: (session + 1) * length]
+            where = f" in session {session + 1}" if sessions == 2 else ""
+            twice = sorted({case for case in listed if listed.count(case) > 1})
+            absent = sorted(set(wanted) - set(listed))
+            if twice:
+                problems.append(f"reader {reader!r} has case(s) {', '.join(map(repr, twice))} more than once{where}")
+            if absent:
+                problems.append(f"reader {reader!r} lacks case(s) {', '.join(map(repr, absent[:5]))}"
+                                f"{' …' if len(absent) > 5 else ''}{where}")
+        planned = arms.get(reader, {})
+        if sessions == 2:
+            absent = sorted(set(wanted) - set(planned))
+            if absent:
+                problems.append(f"reader {reader!r} has no crossover arm (first modality) for case(s) "
+                                f"{', '.join(map(repr, absent[:5]))}{' …' if len(absent) > 5 else ''}")
+        elif planned:
+            problems.append(f"reader {reader!r} has crossover arms, which a {Design(design)} study has not")
+    return problems
+
+
 def create_study(
     store: Store,
     name: str,
@@ -94,6 +139,10 @@ def create_study(
         raise StudyError(f"unknown design {design!r}; choose one of {', '.join(Design)}") from error
     if not name.strip():
         raise StudyError("give the study a name")
+    if name != name.strip() or any(not character.isprintable() for character in name):
+        # 'pilot ' beside 'pilot', or a line break in a name every list and file shows
+        raise StudyError(f"the study name {name!r} has spaces at its ends or characters that are not printable "
+                         "(a tab, a line break): give it without them")
     if not readers or not all(reader.strip() for reader in readers):
         raise StudyError("give at least one reader, each with a name (an empty one was given)" if readers
                          else "give at least one reader")

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from app.study.design import plan_problems, sessions_of
 from app.study.errors import StudyError
 from app.study.store import Store
 
@@ -61,8 +62,13 @@ def check_export(data: object) -> None:
 def import_study(store: Store, data: dict, name: str | None = None) -> int:
     """Re-create an exported study (under ``name`` if given); returns the new study id.
 
+    All or nothing: one transaction, rolled back at the first refusal.
+
     Raises:
-        StudyError: not an export this version reads, or rows the database refuses (named by table and row)."""
+        StudyError: not an export this version reads; a row the database refuses, a row of a case that is not in
+            the study or of someone who is not one of its readers (each named by table, its number in the file
+            counted from 1, and its reader, case, modality and breast); a reading plan that does not give each
+            reader each case exactly once per session."""
     check_export(data)
     if data.get("version", 1) < 2:
         data = _from_version_1(data)
@@ -73,6 +79,9 @@ def import_study(store: Store, data: dict, name: str | None = None) -> int:
     missing = [key for key in ("name", "design", "seed", "washout_days", "created_at") if key not in study]
     if missing:
         raise StudyError(f"the export's study lacks {', '.join(missing)}")
+
+    def numbered(table: str) -> list[tuple[int, dict]]:
+        return list(enumerate(data.get(table, []), start=1))  # the row's number in the file, for every message
 
     def work(db) -> int:
         if db.execute("SELECT 1 FROM studies WHERE name=?", (study["name"],)).fetchone():
@@ -85,31 +94,99 @@ def import_study(store: Store, data: dict, name: str | None = None) -> int:
         except sqlite3.Error as error:
             raise StudyError(f"the export's study is refused ({error}): the export is damaged or was edited") from error
         new_id = cursor.lastrowid
-        reads = sorted(data.get("study_reads", []), key=lambda r: str(r.get("committed_at") or ""))
+        for table in ("study_readers", "study_cases", "reading_order", "crossover_arms"):
+            _insert_rows(db, new_id, table, numbered(table))
+        _check_plan(db, new_id, study["design"], numbered("reading_order"))
+        for table in ("study_models", "model_scores", "study_scoring", "study_lesions", "study_model_calibrations"):
+            _insert_rows(db, new_id, table, numbered(table))
         # the store's triggers want the order of real life: unaided reads, then the reveal, then aided reads;
-        # a crossover's first readings before its second (the order they were committed in)
-        tables = ("study_readers", "study_cases", "reading_order", "crossover_arms", "study_models", "model_scores",
-                  "study_scoring", "study_lesions", "study_model_calibrations")
-        batches = [(t, data.get(t, [])) for t in tables]
-        batches += [("study_reads", [r for r in reads if r.get("modality") != "aided"]), ("reveals", data.get("reveals", [])),
-                    ("study_reads", [r for r in reads if r.get("modality") == "aided"]), ("study_marks", data.get("study_marks", []))]
-        for table, rows in batches:
-            known = {column[1] for column in db.execute(f"PRAGMA table_info({table})")}  # noqa: S608 - our names
-            for number, row in enumerate(rows, start=1):
-                unknown = sorted(set(row) - known)
-                if unknown:  # a column name from the file never reaches the SQL unless it is the table's own
-                    raise StudyError(f"the export's {table} row {number} has unknown columns: {', '.join(unknown)}")
-                try:
-                    values = {**{k: _uncell(v) for k, v in row.items()}, "study_id": new_id}
-                    columns, marks = ", ".join(values), ", ".join("?" for _ in values)
-                    db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
-                except (sqlite3.Error, ValueError, TypeError) as error:  # the file's content (a cell that is no
-                    # value, base64 that is not), not the database, is at fault
-                    raise StudyError(f"the export's {table} row {number} is refused ({error}): the export is "
-                                     "damaged or was edited") from error
+        # a crossover's first readings before its second (the order they were committed in). Messages still
+        # give each row's number in the file
+        reads = sorted(numbered("study_reads"), key=lambda pair: _when(pair[1].get("committed_at")))
+        _insert_rows(db, new_id, "study_reads", [pair for pair in reads if pair[1].get("modality") != "aided"])
+        _insert_rows(db, new_id, "reveals", numbered("reveals"))
+        _insert_rows(db, new_id, "study_reads", [pair for pair in reads if pair[1].get("modality") == "aided"])
+        _insert_rows(db, new_id, "study_marks", numbered("study_marks"))
         return new_id
 
     return store.submit(work).result()
+
+
+def _when(value: object) -> tuple:
+    """A sort key for a commit time: numbers by value (as text, 9.5 sorted after 10.0), anything else after them."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
+
+
+def _row_name(table: str, number: int, row: dict) -> str:
+    """'the export's study_reads row 3 (…: reader 'A', case 'c00', modality aided, breast L)'."""
+    parts = [f"{label} {row[key]!r}" if key in ("reader", "case_id") else f"{label} {row[key]}"
+             for key, label in (("reader", "reader"), ("case_id", "case"), ("modality", "modality"),
+                                ("breast", "breast")) if key in row]
+    return f"the export's {table} row {number} (counted from 1 in the file{': ' if parts else ''}{', '.join(parts)})"
+
+
+def _in_study(db, sql: str, study_id: int, value: object) -> bool:
+    """Whether ``value`` is one of the study's readers or cases (compared by the database, as the insert would)."""
+    try:
+        return db.execute(sql, (study_id, value)).fetchone() is not None
+    except (sqlite3.Error, ValueError, TypeError, OverflowError):
+        return True  # a value that is no value at all: the insert itself refuses it, saying why
+
+
+def _insert_rows(db, study_id: int, table: str, rows: Sequence[tuple[int, dict]]) -> None:
+    """Insert an export's rows into ``table`` for ``study_id``; the first refused row raises StudyError with its
+    number in the file."""
+    known = {column[1] for column in db.execute(f"PRAGMA table_info({table})")}  # noqa: S608 - our names
+    for number, row in rows:
+        where = _row_name(table, number, row)
+        unknown = sorted(set(row) - known)
+        if unknown:  # a column name from the file never reaches the SQL unless it is the table's own
+            raise StudyError(f"{where} has unknown columns: {', '.join(unknown)}")
+        # said before the database's triggers answer with what they check first (seen: a read of case 'zz99' was
+        # refused with "an aided read needs the AI to have been shown first")
+        if table != "study_cases" and "case_id" in row and not _in_study(
+                db, "SELECT 1 FROM study_cases WHERE study_id=? AND case_id=?", study_id, row["case_id"]):
+            raise StudyError(f"{where}: case {row['case_id']!r} is not in the study")
+        if table != "study_readers" and "reader" in row and not _in_study(
+                db, "SELECT 1 FROM study_readers WHERE study_id=? AND reader=?", study_id, row["reader"]):
+            raise StudyError(f"{where}: {row['reader']!r} is not a reader of the study")
+        try:
+            values = {**{k: _uncell(v) for k, v in row.items()}, "study_id": study_id}
+            columns, marks = ", ".join(values), ", ".join("?" for _ in values)
+            db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
+        except (sqlite3.Error, ValueError, TypeError) as error:  # the file's content (a cell that is no
+            # value, base64 that is not), not the database, is at fault
+            raise StudyError(f"{where} is refused ({error}): the export is damaged or was edited") from error
+
+
+def _check_plan(db, study_id: int, design: str, order_rows: Sequence[tuple[int, dict]]) -> None:
+    """Refuse a reading plan (orders, crossover arms) that is not one ``create_study`` makes: a case listed twice
+    counted as a reading more ("A: 13 of 13 read" on a 12-case study). ``order_rows``: the file's reading_order
+    rows with their numbers, to name those that list a case too often."""
+    readers = [r for (r,) in db.execute("SELECT reader FROM study_readers WHERE study_id=? ORDER BY reader",
+                                        (study_id,))]
+    cases = [c for (c,) in db.execute("SELECT case_id FROM study_cases WHERE study_id=?", (study_id,))]
+    orders: dict[str, list[str]] = {}
+    for reader, case_id in db.execute("SELECT reader, case_id FROM reading_order WHERE study_id=? "
+                                      "ORDER BY reader, position", (study_id,)):
+        orders.setdefault(reader, []).append(case_id)
+    arms: dict[str, dict[str, str]] = {}
+    for reader, case_id, first in db.execute("SELECT reader, case_id, first_modality FROM crossover_arms "
+                                             "WHERE study_id=?", (study_id,)):
+        arms.setdefault(reader, {})[case_id] = first
+    problems = plan_problems(design, readers, cases, orders, arms)
+    if problems:
+        listed: dict[tuple, list[int]] = {}
+        for number, row in order_rows:
+            listed.setdefault((str(row.get("reader")), str(row.get("case_id"))), []).append(number)
+        problems += [f"rows {', '.join(map(str, numbers))} of reading_order (counted from 1 in the file) list case "
+                     f"{case!r} for reader {reader!r}" for (reader, case), numbers in listed.items()
+                     if len(numbers) > sessions_of(design)]
+        tables = "reading_order, crossover_arms" if sessions_of(design) == 2 else "reading_order"
+        raise StudyError(f"the export's reading plan ({tables}) does not give each reader each case exactly once "
+                         f"per session: {'; '.join(problems)}. The export is damaged or was edited")
 
 
 def studies_like(store: Store, data: dict) -> list[str]:

@@ -79,6 +79,14 @@ def _number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def fom_interval(ci: tuple[float, float]) -> tuple[float, float]:
+    """A modality's 95 % CI as reported: clipped to [0, 1], where every figure of merit lies, as the ROC
+    results clip theirs (the analysis itself, like RJafroc, does not clip: a small study's interval reached
+    1.35)."""
+    low, high = (float(v) for v in ci)
+    return (max(0.0, low) if math.isfinite(low) else low, min(1.0, high) if math.isfinite(high) else high)
+
+
 def _test_dict(test: FrocTest) -> dict[str, Any]:
     chisq = test.statistic_name == "chisq"
     out: dict[str, Any] = {
@@ -90,7 +98,7 @@ def _test_dict(test: FrocTest) -> dict[str, Any]:
                          "p": _number(d.p), "ci": [_number(d.ci[0]), _number(d.ci[1])]} for d in test.differences],
         "modalities": {m: {"estimate": _number(e.auc), "se": _number(e.se), "df": _number(e.df if e.df is not None
                                                                                           else math.inf),
-                           "ci": [_number(e.ci[0]), _number(e.ci[1])]} for m, e in test.single.items()},
+                           "ci": [_number(v) for v in fom_interval(e.ci)]} for m, e in test.single.items()},
     }
     if test.reason:
         out["note"] = f"not estimable: {test.reason}"
@@ -180,7 +188,7 @@ def write_froc_results(data: FrocData, analysis: FrocAnalysis, folder: str | Pat
                          test.reason])
         for modality, e in test.single.items():
             single.append([name, modality, e.auc, _cell(e.se), _cell(e.df if e.df is not None else math.inf),
-                           _cell(e.ci[0]), _cell(e.ci[1])])
+                           *(_cell(v) for v in fom_interval(e.ci))])
     written.append(_write_csv(folder / "differences.csv",
                               ["test", "statistic", "value", "ndf", "ddf", "p", "a", "b", "estimate_a_minus_b", "se",
                                "p_difference", "ci_low", "ci_high", "not_estimable"], rows))

@@ -39,7 +39,7 @@ import fnmatch
 import math
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,7 @@ class StudyLesion:
     mask_origin: tuple[int, int] = (0, 0)
     spacing: tuple[float, float] | None = None
     weight: float | None = None
+    mask_shape: tuple[int, int] | None = None  # a mask file's size: it must be the view's image's
 
 
 def _read_mask(path: Path, source: Path, line: int) -> np.ndarray:
@@ -270,10 +271,12 @@ def read_lesion_list(path: str | Path, cases: Sequence[CaseEntry] = (),
         weight = _number(row, "weight", path, line, positive=True)
         spacing_mm = _number(row, "spacing_mm", path, line, positive=True)
         mask_name = (row.get("mask") or "").strip()
-        mask, origin = None, (0, 0)
+        mask, origin, mask_shape = None, (0, 0), None
         if mask_name:
             mask_path = Path(mask_name) if Path(mask_name).is_absolute() else path.parent / mask_name
-            mask, origin = _crop(_read_mask(mask_path, path, line))
+            whole = _read_mask(mask_path, path, line)
+            mask, origin = _crop(whole)
+            mask_shape = (int(whole.shape[0]), int(whole.shape[1]))
         if (centre_row is None) != (centre_col is None):
             raise StudyError(f"{path}: line {line}: give both row and col of the lesion's centre, or neither")
         if centre_row is None:
@@ -289,7 +292,8 @@ def read_lesion_list(path: str | Path, cases: Sequence[CaseEntry] = (),
             numbered[case_id] = numbered.get(case_id, 0) + 1
             lesion_id = str(numbered[case_id])
         lesions.append(StudyLesion(case_id, lesion_id, breast, view, (float(centre_row), float(centre_col)), radius,
-                                   mask, origin, (spacing_mm, spacing_mm) if spacing_mm else None, weight))
+                                   mask, origin, (spacing_mm, spacing_mm) if spacing_mm else None, weight,
+                                   mask_shape))
     if not lesions:
         raise StudyError(f"{path}: the lesion list is empty")
     return lesions
@@ -337,13 +341,51 @@ def check_lesions(lesions: Sequence[StudyLesion], cases: Sequence[CaseEntry], so
                 raise StudyError(f"{source}: case {case.case_id}: the lesion weights sum to {sum(weights):g}, not 1")
 
 
-def exam_spacing(exam_path: str) -> dict[str, tuple[float, float]]:
-    """Each view's (row, col) pixel spacing in mm from the exam's images (views without one left out)."""
+def exam_geometry(exam_path: str) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[float, float]]]:
+    """Each view's image size (rows, cols), and its (row, col) pixel spacing in mm where the image has one."""
     from inference.intake.exam import load_exam  # noqa: PLC0415
 
     exam = load_exam(exam_path)
-    return {str(view): tuple(float(v) for v in image.pixel_spacing) for view, image in exam.views.items()
-            if image.pixel_spacing}
+    shapes = {str(view): (int(image.pixels.shape[0]), int(image.pixels.shape[1])) for view, image in exam.views.items()}
+    return shapes, {str(view): tuple(float(v) for v in image.pixel_spacing) for view, image in exam.views.items()
+                    if image.pixel_spacing}
+
+
+def exam_spacing(exam_path: str) -> dict[str, tuple[float, float]]:
+    """Each view's (row, col) pixel spacing in mm from the exam's images (views without one left out)."""
+    return exam_geometry(exam_path)[1]
+
+
+def exam_shapes(exam_path: str) -> dict[str, tuple[int, int]]:
+    """Each view's image size (rows, cols)."""
+    return exam_geometry(exam_path)[0]
+
+
+def check_lesion_places(lesions: Sequence[StudyLesion], cases: Sequence[CaseEntry],
+                        shapes_of: Callable[[str], Mapping[str, tuple[int, int]]] = exam_shapes,
+                        source: str = "the lesion list") -> None:
+    """Every lesion on a view its case's exam has, its centre inside that view's image, and a mask file the
+    image's size (a mask is drawn on the image it outlines): otherwise no mark could ever localise it.
+
+    Raises:
+        StudyError: naming ``source``, the case, the lesion and what is wrong.
+    """
+    exams = {c.case_id: c.exam_path for c in cases}
+    read: dict[str, Mapping[str, tuple[int, int]]] = {}
+    for lesion in lesions:
+        if lesion.case_id not in read:
+            read[lesion.case_id] = shapes_of(exams[lesion.case_id])
+        shape = read[lesion.case_id].get(lesion.view)
+        where = f"{source}: case {lesion.case_id}: lesion {lesion.lesion_id!r}"
+        if shape is None:
+            raise StudyError(f"{where} is on {lesion.view}, but the case's exam has no {lesion.view} image")
+        if lesion.mask_shape is not None and tuple(lesion.mask_shape) != tuple(shape):
+            raise StudyError(f"{where}: its mask is {lesion.mask_shape[0]} × {lesion.mask_shape[1]} pixels, the "
+                             f"{lesion.view} image {shape[0]} × {shape[1]}: give a mask drawn on that image")
+        row, col = lesion.centre
+        if not (0 <= row < shape[0] and 0 <= col < shape[1]):
+            raise StudyError(f"{where}: its centre (row {row:g}, col {col:g}) is outside the {lesion.view} image "
+                             f"({shape[0]} rows × {shape[1]} columns)")
 
 
 def with_exam_spacing(lesions: Sequence[StudyLesion], cases: Sequence[CaseEntry],
@@ -364,8 +406,7 @@ def with_exam_spacing(lesions: Sequence[StudyLesion], cases: Sequence[CaseEntry]
         if spacing is None:
             raise StudyError(f"{source}: case {lesion.case_id}: the {lesion.view} image has no pixel spacing; give "
                              "spacing_mm in the lesion list so that distances can be measured in mm")
-        out.append(StudyLesion(lesion.case_id, lesion.lesion_id, lesion.breast, lesion.view, lesion.centre,
-                               lesion.radius_mm, lesion.mask, lesion.mask_origin, spacing, lesion.weight))
+        out.append(replace(lesion, spacing=spacing))
     return out
 
 

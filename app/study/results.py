@@ -100,6 +100,7 @@ class StudyResults:
     cautions: tuple[str, ...] = ()  # an unfinished or too small study: what the numbers cannot say
     localisation: object | None = None  # a study with lesions: its FROC / wAFROC curves (LocalisationCurves)
     hybrids: dict[str, str] = field(default_factory=dict)  # each hybrid's name -> its basis in words
+    study: str = ""  # the study's name, for the screen's and the figures' titles
 
     def notes(self) -> list[str]:
         """Everything the coordinator must know before reading the numbers (each hybrid's basis among them)."""
@@ -114,8 +115,9 @@ class StudyResults:
         for unit, reason in self.excluded:
             reasons.setdefault(reason, []).append(unit)
         unit_name = "breast unit" if self.level == "breast" else "exam"
-        parts = [f"{len(units)} ({reason}: {', '.join(units[:6])}{' …' if len(units) > 6 else ''})"
-                 for reason, units in reasons.items()]
+        parts = [f"{reason}: {', '.join(units[:6])}{' …' if len(units) > 6 else ''}" for reason, units in reasons.items()]
+        if len(reasons) > 1:  # each reason's own count
+            parts = [f"{len(units)} ({part})" for part, units in zip(parts, reasons.values())]
         count = len(self.excluded)
         return (f"{count} {unit_name}{'s' if count != 1 else ''} left out of the model and hybrid analyses: "
                 + "; ".join(parts))
@@ -290,8 +292,10 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
         curves = None
         cautions += (f"FROC / wAFROC curves not drawn: {reason}",)
     moves = [m for m in telemetry(store, study_id) if chosen is None or m["reader"] in chosen]
+    name = store.read("SELECT name FROM studies WHERE study_id=?", (study_id,))
     return StudyResults(level, records, aucs, comparisons, points, moves,
-                        model_exclusions(store, study_id, level), cautions, curves, hybrid_bases(store, study_id))
+                        model_exclusions(store, study_id, level), cautions, curves, hybrid_bases(store, study_id),
+                        name[0][0] if name else "")
 
 
 MIN_UNITS = 10  # per class: below this an AUC's confidence interval is too wide to mean much

@@ -1,16 +1,18 @@
 """Reading sessions: one reader working through their order, with the plan (modalities, the crossover's
 washout) and the coordinator's progress view. Session 2 of a crossover opens when the reader has finished
-session 1 and ``washout_days`` have passed since their last session-1 read; the store also refuses, per case,
-a second reading before the washout."""
+session 1 and ``washout_days`` have passed since their last session-1 read; the store's triggers also refuse a
+second-session reading before then, and any read of a modality the design does not have. An aided or concurrent
+read, and the sequential design's reveal, need the case's stored AI result (what the reading screen shows)."""
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.study.cases import study_cases
-from app.study.design import Design, study_info
+from app.study.design import Design, sessions_of, study_info
 from app.study.errors import StudyError
 from app.study.store import ReaderMark, Store
 
@@ -48,12 +50,13 @@ class ReadingSession:
         info = study_info(store, study_id)
         if reader not in info["readers"]:
             raise StudyError(f"{reader!r} is not a reader of study {info['name']!r}")
+        self.study_name: str = info["name"]
         self.design: Design = info["design"]
         self.washout_days: int = info["washout_days"]
         self._cases = study_cases(store, study_id)
         self.order = [r[0] for r in store.read(
             "SELECT case_id FROM reading_order WHERE study_id=? AND reader=? ORDER BY position", (study_id, reader))]
-        self.sessions = 2 if self.design == Design.CROSSOVER else 1
+        self.sessions = sessions_of(self.design)
         self.session_length = len(self.order) // self.sessions
         self._first = dict(store.read(
             "SELECT case_id, first_modality FROM crossover_arms WHERE study_id=? AND reader=?", (study_id, reader)))
@@ -164,7 +167,9 @@ class ReadingSession:
     def commit(self, case_id: str, modality: str, malignant: dict[str, float], birads: dict[str, str] | None = None,
                marks: Sequence[ReaderMark] = ()):
         """Commit one read (both breasts at once, with the reader's marks); returns a future that completes
-        when it is durable. Like the read, committed marks are final (store triggers)."""
+        when it is durable. Like the read, committed marks are final (store triggers). The future fails with
+        ``sqlite3.IntegrityError`` for a read the design does not allow (its modality or its order), and with
+        :class:`StudyError` for an aided or concurrent read of a case without a stored AI result."""
         if set(malignant) != {"L", "R"}:
             raise StudyError("give a probability of malignancy for both breasts")
         if any(not 0.0 <= v <= 1.0 for v in malignant.values()):
@@ -175,12 +180,14 @@ class ReadingSession:
         birads = birads or {}
 
         def work(db) -> None:
-            for breast in ("L", "R"):
+            for breast in ("L", "R"):  # the store's triggers refuse what the design does not allow, saying why
                 db.execute(
                     "INSERT INTO study_reads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (self.study_id, self.reader, case_id, modality, breast, float(malignant[breast]),
                      birads.get(breast, ""), duration, now),
                 )
+            if modality != "unaided":  # a read made with the AI shown (rolled back when there was none to show)
+                self._require_ai_result(db, case_id)
             for number, mark in enumerate(marks, start=1):
                 db.execute("INSERT INTO study_marks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (self.study_id, self.reader, case_id, modality, number, mark.view, mark.row, mark.col,
@@ -189,9 +196,40 @@ class ReadingSession:
         return self.store.submit(work)
 
     def reveal(self, case_id: str):
-        """Show the AI for this case (sequential design); the unaided read becomes final. Returns a future."""
-        return self.store.submit(lambda db: db.execute(
-            "INSERT OR IGNORE INTO reveals VALUES (?, ?, ?, ?)", (self.study_id, self.reader, case_id, time.time())))
+        """Show the AI for this case (sequential design); the unaided read becomes final. Returns a future,
+        which fails with :class:`StudyError` when the case has no stored AI result to show (nothing is
+        recorded then: the unaided read stays open)."""
+
+        def work(db) -> None:
+            already = db.execute("SELECT 1 FROM reveals WHERE study_id=? AND reader=? AND case_id=?",
+                                 (self.study_id, self.reader, case_id)).fetchone()
+            db.execute("INSERT OR IGNORE INTO reveals VALUES (?, ?, ?, ?)",
+                       (self.study_id, self.reader, case_id, time.time()))  # the triggers say what is out of order
+            if already is None:  # a reveal given again keeps its first time (and needs no new check)
+                self._require_ai_result(db, case_id)
+
+        return self.store.submit(work)
+
+    def _require_ai_result(self, db, case_id: str) -> None:
+        """Refuse to show the AI (or record a read made with it) for a case without the first model's stored
+        result, the one the reading screen shows: it would record an aided read with no AI shown. Checked here,
+        on the reading's write path, not by a trigger: a result is this machine's (an imported study carries
+        reveals and aided reads made elsewhere, and the scores, not the results)."""
+        if not _has_ai_result(db, self.study_id, case_id):
+            raise StudyError(
+                "this case has no stored AI result to show, so an aided read would be recorded with no AI shown; "
+                "nothing was recorded. The study coordinator computes the AI results on this machine first: "
+                f"python main.py study scores {shlex.quote(self.study_name)} --models …")
+
+
+def _has_ai_result(db, study_id: int, case_id: str) -> bool:
+    """The case's first model (the one the reading screen shows) has a stored result (as
+    ``app.study.scores.cases_without_result`` counts it)."""
+    return db.execute(
+        "SELECT 1 FROM model_scores s JOIN analysis_results r ON r.result_key = s.result_key "
+        "WHERE s.study_id = ? AND s.case_id = ? AND s.model_id = ("
+        " SELECT m.model_id FROM study_models m WHERE m.study_id = s.study_id ORDER BY m.rowid LIMIT 1) LIMIT 1",
+        (study_id, case_id)).fetchone() is not None
 
 
 def reader_progress(store: Store, study_id: int, now: float | None = None) -> list[dict]:

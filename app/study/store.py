@@ -21,7 +21,7 @@ from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE exam_reads (
@@ -381,6 +381,68 @@ MIGRATIONS: dict[int, str] = {
     WHEN EXISTS (SELECT 1 FROM reveals WHERE study_id = NEW.study_id AND reader = NEW.reader
         AND case_id = NEW.case_id)
     BEGIN SELECT RAISE(IGNORE); END;
+    """,
+    # the design decides which readings a study records and in what order. A read of a modality the design
+    # does not have (a concurrent read in a sequential study, even before the case's unaided read) was stored
+    # and analysed; so were a reveal outside the sequential design (whose reveal needs the reader's unaided
+    # read of the case, so a reader and a case of the study), a read by someone who is not a reader of the
+    # study, a mark without its read, and a crossover's second session begun before the reader had finished
+    # the first or inside the washout after its last reading. Triggers only: the rows already stored stay as
+    # they are.
+    10: """
+    CREATE TRIGGER unaided_design_reads_unaided_only BEFORE INSERT ON study_reads
+    WHEN NEW.modality != 'unaided' AND (SELECT design FROM studies WHERE study_id = NEW.study_id) = 'unaided'
+    BEGIN SELECT RAISE(ABORT, 'an unaided study records unaided reads only (its design shows no AI)'); END;
+    CREATE TRIGGER sequential_design_reads_unaided_then_aided BEFORE INSERT ON study_reads
+    WHEN NEW.modality NOT IN ('unaided', 'aided')
+    AND (SELECT design FROM studies WHERE study_id = NEW.study_id) = 'sequential'
+    BEGIN SELECT RAISE(ABORT, 'a sequential study records an unaided read, then an aided one once the AI is shown'); END;
+    CREATE TRIGGER concurrent_design_reads_concurrent_only BEFORE INSERT ON study_reads
+    WHEN NEW.modality != 'concurrent' AND (SELECT design FROM studies WHERE study_id = NEW.study_id) = 'concurrent'
+    BEGIN SELECT RAISE(ABORT, 'a concurrent study records concurrent reads only (the AI is shown from the start)'); END;
+    CREATE TRIGGER crossover_design_reads_unaided_and_concurrent BEFORE INSERT ON study_reads
+    WHEN NEW.modality NOT IN ('unaided', 'concurrent')
+    AND (SELECT design FROM studies WHERE study_id = NEW.study_id) = 'crossover'
+    BEGIN SELECT RAISE(ABORT, 'a crossover study records unaided and concurrent reads only'); END;
+    CREATE TRIGGER study_reads_by_the_study_s_readers BEFORE INSERT ON study_reads
+    WHEN NOT EXISTS (SELECT 1 FROM study_readers WHERE study_id = NEW.study_id AND reader = NEW.reader)
+    BEGIN SELECT RAISE(ABORT, 'the reader is not a reader of this study'); END;
+    CREATE TRIGGER crossover_read_has_its_place_in_the_plan BEFORE INSERT ON study_reads
+    WHEN (SELECT design FROM studies WHERE study_id = NEW.study_id) = 'crossover' AND NOT EXISTS (
+        SELECT 1 FROM crossover_arms WHERE study_id = NEW.study_id AND reader = NEW.reader AND case_id = NEW.case_id)
+    BEGIN SELECT RAISE(ABORT, 'this case has no place in the reader''s crossover plan'); END;
+    CREATE TRIGGER crossover_session_two_follows_session_one BEFORE INSERT ON study_reads
+    WHEN EXISTS (
+        SELECT 1 FROM crossover_arms a WHERE a.study_id = NEW.study_id AND a.reader = NEW.reader
+        AND a.case_id = NEW.case_id AND a.first_modality != NEW.modality)
+    AND EXISTS (  -- the case's first reading is there (crossover_first_read_follows_the_plan says when it is not)
+        SELECT 1 FROM study_reads r WHERE r.study_id = NEW.study_id AND r.reader = NEW.reader
+        AND r.case_id = NEW.case_id AND r.modality != NEW.modality)
+    AND EXISTS (
+        SELECT 1 FROM crossover_arms a WHERE a.study_id = NEW.study_id AND a.reader = NEW.reader AND (
+            SELECT COUNT(*) FROM study_reads r WHERE r.study_id = a.study_id AND r.reader = a.reader
+            AND r.case_id = a.case_id AND r.modality = a.first_modality) < 2)
+    BEGIN SELECT RAISE(ABORT, 'session 2 of the crossover opens when the reader has finished session 1'); END;
+    CREATE TRIGGER crossover_washout_after_session_one BEFORE INSERT ON study_reads
+    WHEN EXISTS (
+        SELECT 1 FROM crossover_arms a WHERE a.study_id = NEW.study_id AND a.reader = NEW.reader
+        AND a.case_id = NEW.case_id AND a.first_modality != NEW.modality)
+    AND EXISTS (
+        SELECT 1 FROM study_reads r WHERE r.study_id = NEW.study_id AND r.reader = NEW.reader
+        AND r.case_id = NEW.case_id AND r.modality != NEW.modality)
+    AND (SELECT MAX(r.committed_at) FROM study_reads r JOIN crossover_arms a ON a.study_id = r.study_id
+        AND a.reader = r.reader AND a.case_id = r.case_id AND a.first_modality = r.modality
+        WHERE r.study_id = NEW.study_id AND r.reader = NEW.reader)
+        > (julianday('now') - 2440587.5) * 86400.0
+            - 86400.0 * (SELECT washout_days FROM studies WHERE study_id = NEW.study_id)
+    BEGIN SELECT RAISE(ABORT, 'the washout after the reader''s last session-1 reading has not passed yet'); END;
+    CREATE TRIGGER reveals_in_the_sequential_design_only BEFORE INSERT ON reveals
+    WHEN (SELECT design FROM studies WHERE study_id = NEW.study_id) IS NOT 'sequential'
+    BEGIN SELECT RAISE(ABORT, 'the AI is shown after the unaided read in the sequential design only'); END;
+    CREATE TRIGGER study_marks_come_with_their_read BEFORE INSERT ON study_marks
+    WHEN NOT EXISTS (SELECT 1 FROM study_reads WHERE study_id = NEW.study_id AND reader = NEW.reader
+        AND case_id = NEW.case_id AND modality = NEW.modality)
+    BEGIN SELECT RAISE(ABORT, 'a mark is committed with its read: this reading has no committed read'); END;
     """,
 }
 

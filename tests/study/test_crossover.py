@@ -15,6 +15,7 @@ from app.study.design import Design, create_study, crossover_arms
 from app.study.errors import StudyError
 from app.study.exchange import export_study, import_study
 from app.study.sessions import DAY_S, ReadingSession
+from tests.study.ai_results import store_ai_results
 from tests.study.test_study import cases
 
 
@@ -67,6 +68,7 @@ def test_each_case_is_read_once_per_session_in_each_modality(store):
 
 def test_session_two_waits_for_session_one_and_the_washout(store):
     study = create_study(store, "x", Design.CROSSOVER, ["A"], cases(6, 2), seed=1, washout_days=28)
+    store_ai_results(store, study)
     session = ReadingSession(store, study, "A")
     assert not session.is_open(6) and session.washout_ends_at() is None
     # the first reading must follow the plan
@@ -90,6 +92,7 @@ def test_session_two_waits_for_session_one_and_the_washout(store):
 
 def test_after_the_washout_session_two_is_read_and_analysed(store):
     study = create_study(store, "x", Design.CROSSOVER, ["A", "B"], cases(12, 6), seed=2, washout_days=28)
+    store_ai_results(store, study)
     month_ago = time.time() - 30 * DAY_S
     for reader in ("A", "B"):
         session = read_session_one(store, study, reader, month_ago)
@@ -147,6 +150,7 @@ def test_a_schema_2_store_migrates_with_its_studies_and_locks_intact(tmp_path):
         assert store.read("PRAGMA foreign_key_check") == []
         session = ReadingSession(store, 1, "A")
         assert session.reads("c1") == {"unaided": {"L": 0.4, "R": 0.4}}
+        store_ai_results(store, 1)  # study scores, run after the upgrade
         with pytest.raises(sqlite3.IntegrityError, match="cannot be changed"):
             store.submit(lambda db: db.execute("UPDATE study_reads SET malignant = 0.9")).result()
         session.reveal("c1").result()

@@ -31,6 +31,7 @@ from app.study.localisation import ScoringRule, score_marks
 from app.study.sessions import ReadingSession
 from app.study.store import MIGRATIONS, SCHEMA_VERSION, ReaderMark, Store, _statements
 from tests.conftest import ROOT, require_shared
+from tests.study.ai_results import store_ai_results
 
 CENTRE = (250.0, 100.0)
 HIT, NEAR, AWAY = (251.0, 99.0), (280.0, 120.0), (20.0, 20.0)  # NEAR: 3.6 mm at 0.1 mm per pixel
@@ -156,6 +157,7 @@ def dicom_exam(folder):
 
 
 def read_marks(store, study_id, reader):
+    store_ai_results(store, study_id)  # what the aided reads were shown (study scores)
     session = ReadingSession(store, study_id, reader)
     for number in range(6):
         case = f"c{number:02d}"

@@ -19,6 +19,7 @@ from app.study.froc_study import load_lesion_truth, stored_froc_data
 from app.study.sessions import ReadingSession
 from app.study.store import ReaderMark, Store
 from tests.conftest import ROOT
+from tests.study.ai_results import store_ai_results
 
 CENTRE = (1000.0, 1000.0)
 HIT, NEAR, AWAY = (1003.0, 998.0), (1050.0, 1050.0), (200.0, 300.0)  # NEAR: 7.1 mm at 0.1 mm per pixel
@@ -50,6 +51,7 @@ def make_study(tmp_path):
 
 
 def read(store, study_id, reader, skip=()):
+    store_ai_results(store, study_id)  # what the aided reads were shown (study scores)
     session = ReadingSession(store, study_id, reader)
     for case_number in range(6):
         case = f"c{case_number:02d}"

@@ -22,6 +22,7 @@ from app.study.records import analysis_records, telemetry
 from app.study.scores import compute_model_scores
 from app.study.sessions import ReadingSession
 from tests.helpers import insert_model_scores
+from tests.study.ai_results import store_ai_results
 from tests.conftest import DATA, require_shared
 
 HERE = Path(__file__).resolve().parent
@@ -91,6 +92,7 @@ def test_order_is_reproducible_stratified_and_per_reader():
 
 def test_sequential_design_locks_the_unaided_read(store):
     study = create_study(store, "seq", Design.SEQUENTIAL, ["A"], cases(4, 1), seed=1)
+    store_ai_results(store, study)
     session = ReadingSession(store, study, "A")
     case = session.case_at(0).case_id
     with pytest.raises(sqlite3.IntegrityError, match="aided read needs the AI"):
@@ -166,6 +168,7 @@ def test_kill_minus_9_loses_no_committed_read_and_shows_no_half_read(tmp_path):
     path = tmp_path / "kill.sqlite"
     store = Store(path)
     study = create_study(store, "kill", Design.SEQUENTIAL, ["A"], cases(6000, 600), seed=3)
+    store_ai_results(store, study)
     store.close()
     rng = random.Random(11)
     saved: set[tuple[str, str]] = set()
@@ -202,6 +205,7 @@ def test_export_import_round_trip_and_analysis_formats(store, tmp_path):
     study = create_study(store, "exp", Design.SEQUENTIAL, ["A", "B"], cases(12, 4), seed=5)
     insert_model_scores(store, study, {(f"c{i:02d}", b): 0.9 if (i < 4 and b == "L") else 0.2
                                        for i in range(12) for b in ("L", "R")})
+    store_ai_results(store, study)
     for reader in ("A", "B"):
         session = ReadingSession(store, study, reader)
         for position in range(12):
@@ -241,6 +245,7 @@ def test_results_give_each_modality_s_reader_averaged_auc_with_its_orh_interval(
     from app.study.results import READER_MEAN, study_results, write_results
 
     study = create_study(store, "avg", Design.SEQUENTIAL, ["A", "B", "C"], cases(12, 4), seed=3)
+    store_ai_results(store, study)
     for reader, jitter in (("A", 0.00), ("B", 0.05), ("C", 0.11)):
         session = ReadingSession(store, study, reader)
         for position in range(12):
@@ -277,6 +282,7 @@ def test_results_can_leave_out_a_reader_who_is_part_way(store):
     from app.study.results import study_results
 
     study = create_study(store, "part", Design.SEQUENTIAL, ["A", "B", "C"], cases(12, 4), seed=2)
+    store_ai_results(store, study)
     for reader, done in (("A", 12), ("B", 12), ("C", 5)):
         session, noise = ReadingSession(store, study, reader), random.Random(ord(reader))
         for position in range(done):
@@ -292,7 +298,7 @@ def test_results_can_leave_out_a_reader_who_is_part_way(store):
     assert any("C 5 of 12" in note for note in everyone.notes())
     finished = study_results(store, study, readers=["A", "B"])
     assert finished.comparisons["aided vs unaided"].readers == ("A", "B")
-    assert {row.reader for row in finished.aucs} == {"A", "B"}
+    assert {row.reader for row in finished.aucs} == {"A", "B", "(model)"}  # the model the readers were shown
     assert finished.notes()[0] == "readers left out on request: C"
     assert finished.telemetry and {m["reader"] for m in finished.telemetry} == {"A", "B"}  # C's moves too left out
     assert not any("not finished" in note for note in finished.notes())
@@ -350,7 +356,9 @@ def test_a_breast_without_images_has_no_model_score_and_is_left_out(store, stub_
     assert len([r for r in rows if r["case"] == "c0:L" and r["modality"] == "unaided"]) == 2  # readers keep it
     results = study_results(store, study)
     assert results.excluded == [("c0:L", "no images of this breast")]
-    assert "1 breast unit left out of the model and hybrid analyses" in results.exclusion_note()
+    # one reason: no count repeated in front of it ("…: 1 (no images of this breast: c0:L)")
+    assert results.exclusion_note() == ("1 breast unit left out of the model and hybrid analyses: no images of this "
+                                        "breast: c0:L")
     assert "c0:L" in results.exclusion_note()
     model_row = next(a for a in results.aucs if a.modality == "model")
     assert model_row.n_positive + model_row.n_negative == 11
@@ -491,6 +499,7 @@ def test_progress_counts_a_reading_begun_and_not_finished(store):
     from app.study.sessions import reader_progress  # noqa: PLC0415
 
     study = create_study(store, "begun", Design.SEQUENTIAL, ["A"], cases(4, 1), seed=1)
+    store_ai_results(store, study)
     session = ReadingSession(store, study, "A")
     case = session.case_at(0).case_id
     session.commit(case, "unaided", {"L": 0.1, "R": 0.2}).result()  # waiting for Show AI: begun, not read
@@ -559,15 +568,17 @@ def test_an_import_refuses_what_is_no_export_it_can_read_naming_the_part(store):
             ([], "not a Mammo Reader study export"),
             (changed(lambda d: d.update(version=99)), "written by a newer Mammo Reader \\(version 99"),
             (changed(lambda d: d.update(study_cases="oops")), "'study_cases' is not a list of rows"),
-            (changed(bad_score), "study_reads row 1 is refused \\(CHECK constraint failed"),
-            (changed(odd_column), "study_cases row 1 has unknown columns: truth_left\\) VALUES"),
+            (changed(bad_score), "study_reads row 1 \\(counted from 1 in the file: reader 'A', case 'c00', "
+                                 "modality unaided, breast L\\) is refused \\(CHECK constraint failed"),
+            (changed(odd_column), "study_cases row 1 \\(counted from 1 in the file: case 'c00'\\) has unknown "
+                                  "columns: truth_left\\) VALUES"),
             (good, "a study called 'src' is already in this database")):
         with pytest.raises(StudyError, match=says):
             import_study(store, data, name=None if data is good else "imported")
     def bad_outline(data):
         data["study_reads"][0]["birads"] = {"base64": "%%% not base64"}
 
-    with pytest.raises(StudyError, match="study_reads row 1 is refused"):
+    with pytest.raises(StudyError, match="study_reads row 1 \\(counted from 1 in the file: .*\\) is refused"):
         import_study(store, changed(bad_outline), name="imported")
     assert [name for (name,) in store.read("SELECT name FROM studies")] == ["src"]  # nothing half-imported
     assert import_study(store, good, name="copy") > study

@@ -13,6 +13,7 @@ import cv2
 from app.study.store import Store
 from app.study.sessions import ReadingSession
 from tests.helpers import insert_model_scores
+from tests.study.ai_results import store_ai_results
 from tests.conftest import DATA, REFERENCE, require_shared
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,6 +81,10 @@ def test_study_cli_crossover_with_washout(tmp_path):
     assert done.returncode == 2 and "2 exam(s) of the case list do not exist: c1" in done.stderr  # never created
     for name in ("e1", "e2"):
         (tmp_path / name).mkdir()
+    done = run(*common, "cross", "--cases", str(tmp_path / "cases.csv"), "--readers", "A,B", "--design", "crossover")
+    assert done.returncode == 2 and "2 exam(s) of the case list are empty folders: c1" in done.stderr
+    for name in ("e1", "e2"):
+        (tmp_path / name / "1.dcm").write_bytes(b"an exam's file")
     done = run(*common, "seq", "--cases", str(tmp_path / "cases.csv"), "--readers", "A", "--washout-days", "28")
     assert done.returncode == 2 and "crossover" in done.stderr
     done = run(*common, "cross", "--cases", str(tmp_path / "cases.csv"), "--readers", "A,B", "--design", "crossover",
@@ -96,6 +101,7 @@ def test_study_cli_crossover_with_washout(tmp_path):
     try:
         assert store.read("SELECT design, washout_days FROM studies WHERE name LIKE 'cross%' ORDER BY name") == [
             ("crossover", 28), ("crossover", 28)]
+        store_ai_results(store, 1)  # study scores, as the coordinator runs it before the reading
         session = ReadingSession(store, 1, "A")
         assert session.sessions == 2
         for position in range(2):
@@ -121,6 +127,7 @@ def test_results_window_draws_rocs(qtbot, tmp_path):
     study = create_study(store, "r", Design.SEQUENTIAL, ["A", "B"], entries)
     insert_model_scores(store, study, {(f"c{i}", b): 0.8 if (i < 3 and b == "L") else 0.3 - 0.02 * i
                                        for i in range(8) for b in ("L", "R")})
+    store_ai_results(store, study)
     for k, reader in enumerate(("A", "B")):
         session = ReadingSession(store, study, reader)
         for position in range(8):

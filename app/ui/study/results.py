@@ -35,6 +35,9 @@ FPR_GRID = np.linspace(0, 1, 101)
 COLOURS = {"unaided": (70, 130, 220), "aided": (230, 140, 30), "concurrent": (150, 90, 200)}
 
 
+LEGEND_TEXT = (40, 40, 40)  # pyqtgraph's default legend text is light grey, faint on the white plots
+
+
 def _table(headers: list[str], rows: list[list[str]], name: str) -> QTableWidget:
     table = QTableWidget(len(rows), len(headers))
     table.setObjectName(name)
@@ -67,15 +70,19 @@ class StudyResultsWindow(QMainWindow):
     def __init__(self, results: StudyResults, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("studyResultsWindow")
-        self.setWindowTitle(f"Study results ({results.level} level)")
+        named = f"study '{results.study}', " if results.study else ""
+        self.setWindowTitle(f"Study results — {named}{results.level} level")
         self.results = results
         self.plot = pg.PlotWidget(background="w")
         self.plot.setObjectName("rocPlot")
+        self.plot.setTitle(f"ROC: {named}{results.level} level", color=LEGEND_TEXT)  # also a margin above 1.0
         self.plot.setLabel("bottom", "1 - specificity (false-positive rate)")
         self.plot.setLabel("left", "sensitivity (true-positive rate)")
+        for side in ("bottom", "left"):
+            self.plot.getAxis(side).setTextPen(LEGEND_TEXT)
         self.plot.setXRange(0, 1)
         self.plot.setYRange(0, 1)
-        self.plot.addLegend(offset=(-10, -10))  # lower right, where ROC curves rarely are
+        self.plot.addLegend(offset=(-10, -10), labelTextColor=LEGEND_TEXT)  # lower right, where ROC curves rarely are
         self.curves = self._draw_rocs()
 
         tabs = QTabWidget()
@@ -83,7 +90,7 @@ class StudyResultsWindow(QMainWindow):
         rows = [[a.reader, a.modality, f"{a.auc:.3f}",
                  "no CI" if np.isnan(a.ci_low) else f"{a.ci_low:.3f} – {a.ci_high:.3f}",
                  str(a.n_positive), str(a.n_negative)] for a in [*results.reader_averages(), *results.aucs]]
-        tabs.addTab(_table(["reader", "modality", "AUC", "95 % CI (DeLong; reader mean: ORH)", "positives",
+        tabs.addTab(_table(["reader", "modality", "AUC", "95 % CI (DeLong;\nreader mean: ORH)", "positives",
                             "negatives"], rows, "aucTable"), "AUCs")
         orh_rows = []
         for name, r in results.comparisons.items():  # "A vs B": every difference is A − B, said by name
@@ -96,8 +103,9 @@ class StudyResultsWindow(QMainWindow):
                              f"{r.ci[0]:+.4f} – {r.ci[1]:+.4f}", _p(r.fixed_readers), _p(r.fixed_cases)])
         # one number a column, the readers' mean AUCs (they were one sentence a cell, and pushed F, ddf, p and the
         # CI off screen)
-        tabs.addTab(_table(["comparison (A vs B)", "AUC A", "AUC B", "A − B", "F", "ddf",
-                            "p (RRRC)", "95 % CI of A − B", "p (fixed readers)", "p (fixed cases)"], orh_rows,
+        # two-line headers: the ten columns fit the panel beside the curves (the last one was cut off)
+        tabs.addTab(_table(["comparison\n(A vs B)", "AUC A", "AUC B", "A − B", "F", "ddf",
+                            "p\n(RRRC)", "95 % CI\nof A − B", "p (fixed\nreaders)", "p (fixed\ncases)"], orh_rows,
                            "orhTable"),
                     f"ORH ({next(iter(results.comparisons.values())).method if results.comparisons else '—'})")
         tabs.addTab(_table(["model operating point", "threshold", "sensitivity", "specificity"],
@@ -175,14 +183,16 @@ class StudyResultsWindow(QMainWindow):
         for name, title, x_label, y_label in (
                 ("frocPlot", "FROC", "non-lesion marks per case (NLF)", "lesions localised (LLF)"),
                 ("wafrocPlot", "wAFROC", "normal cases with a false mark (FPF)", "weighted lesions localised (wLLF)")):
-            plot = pg.PlotWidget(background="w", title=title)
+            plot = pg.PlotWidget(background="w")
+            plot.setTitle(title, color=LEGEND_TEXT)
             plot.setObjectName(name)
             plot.setLabel("bottom", x_label)
             plot.setLabel("left", y_label)
             for side in ("bottom", "left"):  # rates as they are: no "x0.001" SI prefix on a 0-0.4 axis
                 plot.getAxis(side).enableAutoSIPrefix(False)
+                plot.getAxis(side).setTextPen(LEGEND_TEXT)
             plot.setYRange(0, 1)
-            plot.addLegend(offset=(-10, -10))
+            plot.addLegend(offset=(-10, -10), labelTextColor=LEGEND_TEXT)
             layout.addWidget(plot)
             plots.append(plot)
         froc_plot, wafroc_plot = plots
