@@ -258,7 +258,7 @@ def load_gmic_checkpoint(path: str | Path, *, percent_t: float | None = None,
     """A GMIC checkpoint's eval-mode module (refuses checkpoints of other families)."""
     loaded = load_model(path, percent_t=percent_t, device=device)
     if loaded.identity.family != "gmic":
-        raise CheckpointError(f"this is a {loaded.identity.family.upper()} checkpoint, not GMIC", path)
+        raise CheckpointError(f"this is a {registry.spoken_name(loaded.identity.family)} checkpoint, not GMIC", path)
     return loaded.model
 
 
@@ -337,7 +337,7 @@ def group_label(members: Sequence[LoadedModel], source: Path | None = None) -> s
     if all(names) and len(names) == 5 and all(n.startswith("sample_model_") for n in names):
         return "GMIC ensemble (5 published models)"
     where = f" ({source.name})" if source is not None else ""
-    return f"{members[0].identity.family.upper()} ensemble of {len(members)}{where}"
+    return f"{registry.spoken_name(members[0].identity.family)} ensemble of {len(members)}{where}"
 
 
 def _unique(name: str, taken: set[str]) -> str:

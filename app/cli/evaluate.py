@@ -14,19 +14,25 @@
 
 ``roc.png``: each class against the rest, per image, drawn by the validation's figure code
 (``app/validation/figures.py``) so that an evaluation and a site validation look alike.
+
+``--out``: the files are written all or none (:func:`_write`): a failure never leaves new files beside old ones of an
+earlier evaluation.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import math
-import sys
 from pathlib import Path
 
+from app.cli.common import ProgressBar
 from inference.evaluation.classes import EVALUATION_SEED
 from inference.errors import MammoError
+
+DEFAULT_MIN_IOU = 0.1  # --min-iou's default (app/cli/parser.py)
 
 
 def _shown(value: object) -> str:
@@ -44,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_model(args.model)
     measure = {"windows": _windows, "classes": _classes, "detections": _detections}
     evaluation = commands_of(get(loaded.identity.family)).evaluation
+    if evaluation != "detections" and (getattr(args, "lesion_hit", "centre") != "centre"
+                                       or getattr(args, "min_iou", DEFAULT_MIN_IOU) != DEFAULT_MIN_IOU):
+        raise MammoError(f"--lesion-hit and --min-iou are for detectors (FROC); a {loaded.identity.family} model is "
+                         "not measured by lesions found: leave them out")
     if evaluation in measure:
         return measure[evaluation](args, loaded)
     measured = [name for name, family in families().items() if commands_of(family).evaluation in measure]
@@ -52,16 +62,64 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write(files: dict[str, str | bytes], out: Path) -> None:
-    from inference.files import write_bytes_atomic, write_text_atomic  # noqa: PLC0415
+    """Write the evaluation's ``files`` (name -> content) into ``out``, all or none.
 
+    Every target is checked first (a folder where a file goes is refused before anything is written); then
+    all are written into a temporary folder inside ``out`` and moved into place only when all are written,
+    an old file of the same name set aside and put back should a move fail. A failure names the file and
+    leaves ``out`` as it was: never new files beside old ones of another evaluation.
+    """
+    import contextlib  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from inference.files import file_in_the_way  # noqa: PLC0415
+
+    unwritten = "; none of the evaluation's files was written"
+    blocking = file_in_the_way(out)
+    if blocking is not None:
+        raise MammoError(f"a file is in the way of the folder to write the evaluation into{unwritten}", blocking)
+    for name in files:
+        if (out / name).is_dir():
+            raise MammoError(f"a folder is where the evaluation's {name} goes{unwritten}", out / name)
+    created = not out.exists()
     try:
-        for name, content in files.items():
-            if isinstance(content, bytes):
-                write_bytes_atomic(out / name, content)
-            else:
-                write_text_atomic(out / name, content)
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".evaluation.", suffix=".part", dir=out))
     except OSError as error:
         raise MammoError(f"the evaluation could not be written ({error.strerror or error})", out) from error
+    moved: list[str] = []
+    set_aside: list[str] = []
+    current = next(iter(files), "")
+    try:
+        for name, content in files.items():
+            current = name
+            with (staging / name).open("wb") as handle:
+                handle.write(content if isinstance(content, bytes) else content.encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())  # on disk before it becomes visible
+        for name in files:
+            current = name
+            if (out / name).exists():
+                os.replace(out / name, staging / f"{name}.old")
+                set_aside.append(name)
+            os.replace(staging / name, out / name)
+            moved.append(name)
+    except OSError as error:
+        for name in moved:
+            with contextlib.suppress(OSError):
+                (out / name).unlink()
+        for name in set_aside:
+            with contextlib.suppress(OSError):
+                os.replace(staging / f"{name}.old", out / name)
+        raise MammoError(f"the evaluation's {current} could not be written ({error.strerror or error}){unwritten}",
+                         out / current) from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not moved:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when empty: a folder made for nothing is not left behind
     print("wrote " + ", ".join(str(out / name) for name in files))
 
 
@@ -103,12 +161,14 @@ def _classes(args: argparse.Namespace, loaded) -> int:
     try:
         images, description = evaluation_images(identity.family, args.data, identity.classes, args.phantoms,
                                                 args.split, training)
-        probabilities = class_probabilities(loaded, images, args.device or "cpu",
-                                            progress=lambda done, total: print(f"\r{done}/{total}", end="",
-                                                                               file=sys.stderr))
+        bar = ProgressBar()
+        try:
+            probabilities = class_probabilities(loaded, images, args.device or "cpu",
+                                                progress=lambda done, total: bar("reading the images", done, total))
+        finally:
+            bar.close()
     except (OSError, ValueError) as error:
         raise MammoError(str(error)) from error
-    print(file=sys.stderr)
     truth = [identity.classes.index(image.label) for image in images]
     report = classification_report(truth, probabilities.argmax(axis=1), identity.classes)
     print(f"{identity.label} on {description}")
@@ -143,9 +203,12 @@ def _windows(args: argparse.Namespace, loaded) -> int:
         images, description = labelled_images(args.data, identity.classes, args.phantoms, EVALUATION_SEED)
     except (OSError, ValueError) as error:
         raise MammoError(str(error)) from error
-    readings = read_images(loaded.model, settings, identity.classes, images, args.device or "cpu",
-                           progress=lambda done, total: print(f"\r{done}/{total}", end="", file=sys.stderr))
-    print(file=sys.stderr)
+    bar = ProgressBar()
+    try:
+        readings = read_images(loaded.model, settings, identity.classes, images, args.device or "cpu",
+                               progress=lambda done, total: bar("reading the images", done, total))
+    finally:
+        bar.close()
     metrics = evaluate_readings(readings, identity.classes, settings.temperature, args.bins)
     counts = metrics.pop("window_class_counts", {})
     print(f"{identity.label} on {description} (temperature {settings.temperature:.4f})")
@@ -181,7 +244,7 @@ def _detections(args: argparse.Namespace, loaded) -> int:
     from app.validation.figures import froc_figure, png  # noqa: PLC0415
     from inference.families.registry import get  # noqa: PLC0415
     from inference.evaluation.froc import Detection, HitRule, ImageTruth, froc  # noqa: PLC0415
-    from inference.families.maskrcnn.training import class_index, labelled_images  # noqa: PLC0415
+    from inference.families.maskrcnn.training import check_lesion_masks, class_index, labelled_images  # noqa: PLC0415
     from inference.intake.image import MIN_TISSUE_FRACTION, breast_mask, tissue_fraction  # noqa: PLC0415
     from inference.intake.views import View  # noqa: PLC0415
     from inference.weights import read_metadata  # noqa: PLC0415
@@ -189,11 +252,17 @@ def _detections(args: argparse.Namespace, loaded) -> int:
     identity = loaded.identity
     if args.split != "all":
         raise MammoError("--split test is for families measured by class (the attention CNN, GlimpseNet)")
+    if HitRule(args.lesion_hit) == HitRule.CENTRE and args.min_iou != DEFAULT_MIN_IOU:
+        raise MammoError(f"--min-iou {args.min_iou:g} is the overlap of --lesion-hit iou; with --lesion-hit centre "
+                         "(the default) a lesion is found by a detection's box centre and no IoU is used: add "
+                         "--lesion-hit iou, or leave --min-iou out")
     classes = ("background", *identity.classes)
     training = read_metadata(Path(args.model)).get("training", {})
     shape = tuple(training.get("phantom_size", (1600, 1000)))
     try:
         images = labelled_images(args.data, classes, args.phantoms, EVALUATION_SEED, shape)
+        # a lesion image without its lesion would count its detections as false positives and its lesion as none
+        check_lesion_masks(images, classes, args.data, "evaluate")
         truths = []
         for image in images:
             label = class_index(image.label, classes, image.source)
@@ -205,7 +274,8 @@ def _detections(args: argparse.Namespace, loaded) -> int:
                    else f"{Path(args.data).name} ({len(images)} images)")
     family, device = get(identity.family), torch.device(args.device or "cpu")
     found = []
-    with torch.inference_mode():
+    bar = ProgressBar()
+    with torch.inference_mode(), contextlib.closing(bar):
         for number, image in enumerate(images, start=1):
             view = image.view or View("L-CC")
             prepared = family.prepare(np.asarray(image.image, np.float32), view, False)
@@ -217,8 +287,7 @@ def _detections(args: argparse.Namespace, loaded) -> int:
             found.append([Detection(r.box_original, r.score, next(iter(r.probabilities or {r.kind: 0})),
                                     r.mask.in_original(shape_here) if r.mask is not None else None)
                           for r in output.regions if tissue_fraction(r.box_original, breast) >= MIN_TISSUE_FRACTION])
-            print(f"\r{number}/{len(images)}", end="", file=sys.stderr)
-    print(file=sys.stderr)
+            bar("detecting", number, len(images))
     result = froc(found, truths, identity.malignancy, HitRule(args.lesion_hit), args.min_iou)
     summary = [(f"sensitivity_at_{rate:g}_fp", value) for rate, value in result.at_rates.items()]
     summary += [("cpm", result.cpm), ("image_auc_malignant", result.image_auc), ("lesions", result.lesions),
@@ -231,7 +300,7 @@ def _detections(args: argparse.Namespace, loaded) -> int:
         curve = io.StringIO()
         writer = csv.writer(curve)
         writer.writerow(["threshold", "sensitivity", "fp_per_image"])
-        writer.writerows([f"{t:.6f}", f"{s:.6f}", f"{f:.6f}"] for t, s, f in
+        writer.writerows([f"{t:.6f}", "n/a" if math.isnan(s) else f"{s:.6f}", f"{f:.6f}"] for t, s, f in
                          zip(result.thresholds, result.sensitivity, result.fp_per_image, strict=True))
         table = io.StringIO()
         writer = csv.writer(table)
@@ -243,7 +312,7 @@ def _detections(args: argparse.Namespace, loaded) -> int:
         for image, truth, detections in zip(images, truths, found, strict=True):
             top = max((d.score for d in detections if d.class_name in identity.malignancy), default=0.0)
             writer.writerow([image.source, image.label, len(truth.lesions), len(detections), f"{top:.6f}"])
-        notes = [result.rule, f"CPM {result.cpm:.3f}; image-level AUC (malignant) {_shown(result.image_auc)}",
+        notes = [result.rule, f"CPM {_shown(result.cpm)}; image-level AUC (malignant) {_shown(result.image_auc)}",
                  f"{result.lesions} lesions on {result.images} images: {description}"[:90]]
         figure = froc_figure(result.fp_per_image, result.sensitivity, f"FROC: {identity.label}", notes)
         _write({"froc.csv": curve.getvalue(), "froc_summary.csv": table.getvalue(),

@@ -42,11 +42,21 @@ def run(args: argparse.Namespace) -> int:
         else:
             config = config_type(**{k: v for k, v in overrides.items() if v is not None})
     except (OSError, ValueError, TypeError) as error:
-        raise MammoError(f"the training options are invalid ({error})", args.config or None) from error
+        text = str(error)
+        if args.config and text.startswith(f"{args.config}: "):  # the file is named once, by the MammoError
+            text = text[len(f"{args.config}: "):]
+        raise MammoError(f"the training options are invalid ({text})", args.config or None) from error
     out = Path(config.out)
     if (out / "model.pt").exists() and not (out / "checkpoint.pt").exists():  # every family writes these two
         raise MammoError("the folder already holds a model (model.pt) that no training run here started (there is "
                          "no checkpoint.pt to resume): train into another --out, or move that model away first", out)
+    from inference.training.resume import check_checkpoint, run_record  # noqa: PLC0415
+
+    try:  # before the data is read (minutes of phantoms), not after: a checkpoint of another run is refused
+        check_checkpoint(out / "checkpoint.pt", run_record(family.name, config),
+                         bool(getattr(config, "continue_with_changes", False)))
+    except (OSError, ValueError) as error:
+        raise MammoError(str(error)) from error
     existed = out.exists()
     try:
         train(config)

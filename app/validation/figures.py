@@ -161,19 +161,34 @@ def drift_figure(rows: Sequence[dict], title: str) -> np.ndarray:
     return axes.image
 
 
+FROC_MAX_FP = 8.0  # the FROC figure's axis ends at 8 false positives per image
+
+
+def froc_steps(fp_per_image: np.ndarray, sensitivity: np.ndarray) -> tuple[list[float], list[float]]:
+    """The FROC figure's line: (log2 of false positives per image, sensitivity) of a step curve cut at the
+    axis's end (``curve_within``), points below its start on its left edge; empty without lesions."""
+    from inference.evaluation.froc import curve_within  # noqa: PLC0415
+
+    fp, sens = curve_within(np.asarray(fp_per_image, float), np.asarray(sensitivity, float), FROC_MAX_FP)
+    fp = np.log2(np.clip(fp, 2.0 ** -3, FROC_MAX_FP))
+    if not len(fp):
+        return [], []
+    xs, ys = [float(fp[0])], [float(sens[0])]
+    for x, y in zip(fp[1:], sens[1:], strict=True):  # steps: right at the old sensitivity, then up
+        xs += [float(x), float(x)]
+        ys += [ys[-1], float(y)]
+    return xs, ys
+
+
 def froc_figure(fp_per_image: np.ndarray, sensitivity: np.ndarray, title: str, notes: Sequence[str] = ()) -> np.ndarray:
     """A detector's FROC curve: sensitivity against mean false positives per image on a log2 axis from 1/8 to
-    8 (points outside it drawn at its edges), as a step curve; ``notes`` below (the hit rule, the CPM …)."""
+    8, as a step curve cut at 8 (the sensitivity held there; points beyond were drawn on the edge, as if reached
+    at 8) and with points below 1/8 on the left edge; ``notes`` below (the hit rule, the CPM …)."""
     axes = _Axes((620, 600), (60, 40, 20, 120), (-3.0, 3.0), (0, 1))
     axes.frame(np.arange(-3, 4), np.linspace(0, 1, 6), "mean false positives per image", "sensitivity", title[:70],
                x_format=lambda v: f"{2.0 ** v:g}")
-    fp = np.log2(np.clip(np.asarray(fp_per_image, float), 2.0 ** -3, 2.0 ** 3))
-    sens = np.nan_to_num(np.asarray(sensitivity, float))
-    if len(fp):
-        xs, ys = [fp[0]], [sens[0]]
-        for x, y in zip(fp[1:], sens[1:], strict=True):  # steps: right at the old sensitivity, then up
-            xs += [x, x]
-            ys += [ys[-1], y]
+    xs, ys = froc_steps(fp_per_image, sensitivity)
+    if xs:
         points = np.array([axes.point(x, y) for x, y in zip(xs, ys, strict=True)], np.int32)
         cv2.polylines(axes.image, [points], False, PALETTE[0], 2, cv2.LINE_AA)
     for index, note in enumerate(notes):

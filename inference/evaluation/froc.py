@@ -11,7 +11,8 @@ A detection that hits no lesion is a false positive; one that hits a lesion alre
 detection is neither (it adds no sensitivity and is not counted as a false positive, as in CAMELYON's and
 LUNA16's FROC). Sensitivity at a false-positive rate is the highest sensitivity of any threshold whose mean
 false positives per image is at most that rate (no interpolation); the CPM (competition performance metric,
-Niemeijer et al. 2011) is its mean over 1/4, 1/2, 1, 2 and 4 false positives per image. The image-level AUC is
+Niemeijer et al. 2011) is its mean over 1/4, 1/2, 1, 2 and 4 false positives per image; without a lesion both are
+not available (NaN), not 0. The image-level AUC is
 the project's one AUC (``inference.evaluation.metrics``) of each image's highest malignant-class score (0 without one)
 against whether the image holds a malignant lesion.
 """
@@ -133,12 +134,37 @@ def froc(detections: Sequence[Sequence[Detection]], truths: Sequence[ImageTruth]
     sensitivity = np.array([(lesion_scores >= t).sum() / lesions if lesions else np.nan for t in thresholds])
     fp_per_image = np.array([(fp_scores >= t).sum() / images for t in thresholds])
     at_rates = {}
-    for rate in rates:
+    for rate in rates:  # no threshold within the rate: nothing found there (0), unless there is nothing to find
         allowed = sensitivity[fp_per_image <= rate]
-        at_rates[float(rate)] = float(allowed.max()) if len(allowed) else 0.0
+        at_rates[float(rate)] = float("nan") if not lesions else float(allowed.max()) if len(allowed) else 0.0
     malignant = set(malignancy)
     highest = [max((d.score for d in found if d.class_name in malignant), default=0.0) for found in detections]
     labels = np.array([t.malignant for t in truths])
     image_auc = roc_auc(np.asarray(highest), labels) if labels.any() and not labels.all() else float("nan")
     return FROC(thresholds, sensitivity, fp_per_image, at_rates, float(np.mean(list(at_rates.values()))), image_auc,
                 lesions, images, rule_text(rule, min_iou))
+
+
+def curve_within(fp_per_image: np.ndarray, sensitivity: np.ndarray, max_fp: float) -> tuple[np.ndarray, np.ndarray]:
+    """The FROC curve as drawn on an axis that ends at ``max_fp`` false positives per image: its points up to
+    ``max_fp`` and, where the curve goes on beyond, one more at ``max_fp`` holding the sensitivity reached
+    within it (a step function holds its value until the next point), so that no point beyond the axis is
+    drawn at its edge with a sensitivity reached only there. Points without a sensitivity (no lesions) are
+    left out.
+
+    Args:
+        fp_per_image: (T,) mean false positives per image, non-decreasing (``FROC.fp_per_image``).
+        sensitivity: (T,) the sensitivity at each point (``FROC.sensitivity``).
+        max_fp: the axis's end.
+
+    Returns:
+        (fp_per_image, sensitivity) of the points to draw, new arrays.
+    """
+    fp, sens = np.asarray(fp_per_image, float), np.asarray(sensitivity, float)
+    keep = np.isfinite(sens)
+    fp, sens = fp[keep], sens[keep]
+    inside = fp <= max_fp
+    if inside.all() or not inside.any() or fp[inside][-1] == max_fp:
+        return fp[inside].copy(), sens[inside].copy()
+    last = np.flatnonzero(inside)[-1]
+    return np.append(fp[inside], max_fp), np.append(sens[inside], sens[last])

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from inference.errors import CheckpointError
+from inference.families.registry import spoken_name
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: str |
     if unexpected:
         raise CheckpointError(
             f"the checkpoint holds an unknown weight '{unexpected[0]}' ({len(unexpected)} unknown); "
-            f"it is not a {family.upper()} checkpoint", path)
+            f"it is not a {spoken_name(family)} checkpoint", path)
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise CheckpointError(

@@ -23,8 +23,16 @@ if TYPE_CHECKING:
 # family name -> its folder in inference.families, in the order they are asked to recognise a file
 BUILT_IN = {"gmic": "gmic", "glam": "glam", "sliding-window": "sliding_window", "attention-cnn": "attention_cnn",
             "glimpsenet": "glimpsenet", "maskrcnn": "maskrcnn"}
+# how messages and labels write each family ("MASKRCNN" was its name in capitals)
+SPOKEN = {"gmic": "GMIC", "glam": "GLAM", "sliding-window": "sliding-window", "attention-cnn": "attention CNN",
+          "glimpsenet": "GlimpseNet", "maskrcnn": "Mask R-CNN"}
 _FAMILIES: dict[str, ModelFamily] = {}
 _loaded_built_in = False
+
+
+def spoken_name(family: str) -> str:
+    """A family's name as text says it (a family a test registers: its own name)."""
+    return SPOKEN.get(family, family)
 
 
 def register(family: ModelFamily) -> ModelFamily:

@@ -36,6 +36,8 @@ class JsonOptions:
 
 # counts where 0 means "none" (a seed of 0, no resampling, the drop at once, no FCGN stage)
 ZERO_ALLOWED = frozenset({"seed", "balance_to", "lr_drop_epoch", "fcgn_epochs"})
+# flags whose default (None) means "decided by the run" (``demo``: by its data, :func:`model_label`)
+OPTIONAL_FLAGS = frozenset({"demo"})
 
 
 def checked_options(cls: type, data: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -47,7 +49,7 @@ def checked_options(cls: type, data: Mapping[str, Any], source: str) -> dict[str
         if item.name not in data or item.default is dataclasses.MISSING:
             continue
         value, default = data[item.name], item.default
-        if isinstance(default, bool):
+        if isinstance(default, bool) or (default is None and item.name in OPTIONAL_FLAGS):
             kind, ok = "true or false", isinstance(value, bool)
         elif isinstance(default, int):
             least = 0 if item.name in ZERO_ALLOWED or default == 0 else 1
@@ -66,6 +68,15 @@ def checked_options(cls: type, data: Mapping[str, Any], source: str) -> dict[str
         if not ok:
             raise ValueError(f"{source}: {item.name} must be {kind}, not {json.dumps(value)[:40]}")
     return out
+
+
+def model_label(config: Any, family_title: str, demo_label: str) -> tuple[str, bool]:
+    """(label, demo) of a trained model: the options' own ``label`` and ``demo`` where they set them; else a run
+    on phantoms is the demo (``demo_label``, demo true: the app's red banner) and a run on the user's data is
+    named by the family and the data ("Mask R-CNN trained on train.csv"), demo false."""
+    phantom = config.data == "phantom"
+    label = config.label or (demo_label if phantom else f"{family_title} trained on {Path(config.data).name}")
+    return label, phantom if config.demo is None else bool(config.demo)
 
 
 def store_float16(model: nn.Module, path: Path) -> None:

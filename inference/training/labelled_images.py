@@ -67,8 +67,6 @@ def phantom_images(count: int, seed: int, shape: tuple[int, int] | None = None,
 
 def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage]:
     """Rows ``path, view, label[, mask]``; every problem names the file and the row."""
-    from inference.intake.exam import load_view  # noqa: PLC0415
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the data file does not exist")
@@ -77,6 +75,9 @@ def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage
         text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark too
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: the CSV is not UTF-8 text ({error})") from error
+    if not text.strip():
+        raise ValueError(f"{path}: the CSV is empty (it needs a header row path, view, label[, mask] and a row per "
+                         "image)")
     with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"path", "label"} - set(reader.fieldnames or ())
@@ -88,15 +89,24 @@ def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage
             if label not in classes:
                 raise ValueError(f"{where}: unknown label {label!r}; the model's classes are {list(classes)}")
             file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
-            try:
-                image = load_view(file, (row.get("view") or "").strip() or None)
-            except ValueError as error:  # e.g. "unknown view 'X-YY'": said with the row
-                raise ValueError(f"{where}: {error}") from error
+            image = load_row_view(file, row, where)
             lesion = read_lesion_mask(row.get("mask") or "", path, where, image.model_image.shape)
             images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file)))
     if not images:
         raise ValueError(f"{path}: the CSV holds no rows")
     return images
+
+
+def load_row_view(file: Path, row: dict, where: str):
+    """The image of a CSV row (``load_view``), any refusal (a file that does not exist, an unknown view …)
+    said with the CSV and the row (``where``) as ValueError."""
+    from inference.errors import ExamError  # noqa: PLC0415
+    from inference.intake.exam import load_view  # noqa: PLC0415
+
+    try:
+        return load_view(file, (row.get("view") or "").strip() or None)
+    except (ValueError, ExamError) as error:  # e.g. "unknown view 'X-YY'", "the file does not exist"
+        raise ValueError(f"{where}: {error}") from error
 
 
 def read_lesion_mask(name: str, csv_path: Path, where: str, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -107,6 +117,13 @@ def read_lesion_mask(name: str, csv_path: Path, where: str, shape: tuple[int, ..
     if not name.strip():
         return None
     file = Path(name) if Path(name).is_absolute() else csv_path.parent / name
+    # said here, before OpenCV would print its own warning ("can't open/read file") above the message
+    if not file.exists():
+        raise ValueError(f"{where}: the mask {file} could not be read: it does not exist")
+    if not file.is_file():
+        raise ValueError(f"{where}: the mask {file} could not be read: it is not a file")
+    if file.stat().st_size == 0:
+        raise ValueError(f"{where}: the mask {file} could not be read: it is empty (0 bytes)")
     mask = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise ValueError(f"{where}: the mask {file} could not be read as an image")

@@ -37,7 +37,7 @@ from inference.families.attention_cnn.mias import CLASSES, balanced_resample, st
 from inference.families.attention_cnn.model import AttentionCNN, AttentionCNNConfig, remap_torchvision_vgg16
 from inference.training.common import JsonOptions, load_pretrained, store_float16
 from inference.training.device import training_device, training_memory_format
-from inference.training.resume import resume_epochs, save_checkpoint
+from inference.training.resume import resume_epochs, run_record, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class AttentionTrainConfig(JsonOptions):
     demo: bool = False
     memory_format: str = "auto"  # see inference.training.device.training_memory_format
     family: str = "attention-cnn"
+    continue_with_changes: bool = False  # resume a checkpoint of other settings on purpose (training/resume.py)
 
 
     def __post_init__(self) -> None:
@@ -174,7 +175,9 @@ def train_attention(config: AttentionTrainConfig, progress=None) -> Path:
 
     checkpoint = out / "checkpoint.pt"
     # with the random state: dropout continues as in an uninterrupted run
-    start_epoch, history = resume_epochs(checkpoint, model, {"optimizer": optimizer}, device, log=log)
+    record = run_record("attention-cnn", config)
+    start_epoch, history = resume_epochs(checkpoint, model, {"optimizer": optimizer}, device, log=log, run=record,
+                                         continue_with_changes=config.continue_with_changes)
     for epoch in range(start_epoch, config.epochs):
         generator = np.random.default_rng([config.seed, epoch])
         epoch_order = np.asarray(order)[generator.permutation(len(order))]
@@ -202,7 +205,7 @@ def train_attention(config: AttentionTrainConfig, progress=None) -> Path:
                         "macro_f1": report.rows["macro avg"]["f1"]})
         log(f"epoch {epoch + 1}/{config.epochs}  loss {total / steps:.4f}  held-out accuracy {report.accuracy:.3f}  "
             f"macro F1 {report.rows['macro avg']['f1']:.3f}  {rate:.0f} images/s")
-        save_checkpoint(checkpoint, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history)
+        save_checkpoint(checkpoint, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history, run=record)
 
     # the model as stored (float16 weights) is the one evaluated
     final = out / "model.pt"

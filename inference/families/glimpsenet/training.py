@@ -50,7 +50,7 @@ from inference.families.glimpsenet.model import GlimpseNet, GlimpseNetConfig
 from inference.training.common import JsonOptions, load_pretrained, store_float16
 from inference.training.labelled_images import LabelledImage, phantom_images, read_lesion_mask
 from inference.training.device import training_device
-from inference.training.resume import resume, save_checkpoint
+from inference.training.resume import resume, run_record, save_checkpoint
 
 PATHOLOGY = {"benign_without_callback": "benign_without_callback", "benign": "benign", "malignant": "malignant"}
 
@@ -82,6 +82,7 @@ class GlimpseTrainConfig(JsonOptions):
     label: str = "Mammo Reader GlimpseNet"
     demo: bool = False
     family: str = "glimpsenet"
+    continue_with_changes: bool = False  # resume a checkpoint of other settings on purpose (training/resume.py)
 
 
     def __post_init__(self) -> None:
@@ -111,12 +112,21 @@ def glimpse_images(data: str, phantoms: int = 120, seed: int = 0) -> tuple[list[
 
 def glimpse_csv(path: Path) -> list[LabelledImage]:
     """Rows ``path, view, benign, malignant[, mask][, label | pathology]``; problems name the file and row."""
-    from inference.intake.exam import load_view  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    from inference.training.labelled_images import load_row_view  # noqa: PLC0415
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the data file does not exist")
     images = []
-    with path.open(newline="", encoding="utf-8") as handle:
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark too
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: the CSV is not UTF-8 text ({error})") from error
+    if not text.strip():
+        raise ValueError(f"{path}: the CSV is empty (it needs a header row path, view, benign, malignant (or label), "
+                         "mask and a row per image)")
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or ())
         if "path" not in columns or not ({"label", "pathology"} & columns or {"benign", "malignant"} <= columns):
@@ -136,7 +146,7 @@ def glimpse_csv(path: Path) -> list[LabelledImage]:
                 raise ValueError(f"{where}: neither benign nor malignant; give a label column "
                                  "(benign_without_callback, benign, malignant)")
             file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
-            image = load_view(file, (row.get("view") or "").strip() or None)
+            image = load_row_view(file, row, where)
             lesion = read_lesion_mask(row.get("mask") or "", path, where, image.model_image.shape)
             images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file)))
     if not images:
@@ -283,13 +293,15 @@ def _train_one(config: GlimpseTrainConfig, views: list[TrainingView], train: lis
     done = {"fcgn": 0, "classifier": 0}
     checkpoint = out / "checkpoint.pt"
     optimizers = {"fcgn": fcgn_optimizer, "classifier": classifier_optimizer}
-    resumed = resume(checkpoint, model, optimizers, device)
+    record = run_record("glimpsenet", config)
+    resumed = resume(checkpoint, model, optimizers, device, run=record,
+                     continue_with_changes=config.continue_with_changes, log=log)
     if resumed:
         done, history = resumed
         log(f"resumed after FCGN epoch {done['fcgn']} and classifier epoch {done['classifier']}")
 
     def save() -> None:
-        save_checkpoint(checkpoint, model, optimizers, done, history)
+        save_checkpoint(checkpoint, model, optimizers, done, history, run=record)
 
     masked = [i for i in train if views[i].target is not None]
     log(f"stage 1, the FCGN: {len(masked)} training images with lesion masks")

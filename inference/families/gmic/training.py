@@ -31,12 +31,14 @@ import torch.nn.functional as F
 from inference.evaluation.metrics import roc_auc
 from inference.families.gmic.model import GMIC, GMICConfig
 from inference.families.preprocess import extract_window, prepare_view
-from inference.training.common import JsonOptions, store_float16
+from inference.training.common import JsonOptions, model_label, store_float16
 from inference.intake.views import View
 from inference.training.device import training_device, training_memory_format
-from inference.training.resume import resume_epochs, save_checkpoint
+from inference.training.resume import resume_epochs, run_record, save_checkpoint
 
 logger = logging.getLogger(__name__)
+
+DEMO_LABEL = "Mammo Reader demo GMIC (synthetic phantoms)"
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,11 @@ class TrainConfig(JsonOptions):
     local_width: int = 16
     K: int = 6
     percent_t: float = 0.02
-    label: str = "Mammo Reader demo GMIC (synthetic phantoms)"
-    demo: bool = True
+    label: str = ""  # default: the demo's on phantoms, else "GMIC trained on <data>" (model_label)
+    demo: bool | None = None  # default: true on phantoms only
     # "auto" (see ``training_memory_format``), "contiguous" or "channels_last"
     memory_format: str = "auto"
-
+    continue_with_changes: bool = False  # resume a checkpoint of other settings on purpose (training/resume.py)
 
     def model_config(self) -> GMICConfig:
         return GMICConfig(K=self.K, percent_t=self.percent_t, local_width=self.local_width,
@@ -104,14 +106,19 @@ def phantom_samples(count: int, seed: int) -> list[Sample]:
 
 def csv_samples(path: str | Path) -> list[Sample]:
     """Rows ``path, view, benign, malignant`` (relative paths from the CSV's folder)."""
-    from inference.intake.exam import load_view  # noqa: PLC0415
+    from inference.training.labelled_images import load_row_view  # noqa: PLC0415
 
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the data file does not exist")
     samples = []
     try:  # the text first: a decoding error below would be an image's, not the CSV's
         text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark too
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: the CSV is not UTF-8 text ({error})") from error
+    if not text.strip():
+        raise ValueError(f"{path}: the CSV is empty (it needs a header row path, view, benign, malignant and a row "
+                         "per image)")
     reader = csv.DictReader(io.StringIO(text, newline=""))
     missing = sorted({"path", "benign", "malignant"} - set(reader.fieldnames or ()))
     if missing:
@@ -119,9 +126,9 @@ def csv_samples(path: str | Path) -> list[Sample]:
     for line, row in enumerate(reader, start=2):
         where = f"{path}, line {line}"
         file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
-        image = load_view(file, row.get("view") or None)
+        image = load_row_view(file, row, where)
         if image.view is None:
-            raise ValueError(f"{file}: not a screening view")
+            raise ValueError(f"{where}: {file}: not a screening view")
         samples.append(Sample(image.model_image, image.view, image.horizontal_flip,
                               np.array([_label(row, "benign", where), _label(row, "malignant", where)], np.float32)))
     if not samples:
@@ -229,7 +236,9 @@ def train(config: TrainConfig, progress=None) -> Path:
     model = GMIC(config.model_config()).to(device=device, memory_format=memory_format).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     checkpoint = out / "checkpoint.pt"
-    start_epoch, history = resume_epochs(checkpoint, model, {"optimizer": optimizer}, device, log=log)
+    record = run_record("gmic", config)
+    start_epoch, history = resume_epochs(checkpoint, model, {"optimizer": optimizer}, device, log=log, run=record,
+                                         continue_with_changes=config.continue_with_changes)
     wrapped = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     for epoch in range(start_epoch, config.epochs):
@@ -256,16 +265,17 @@ def train(config: TrainConfig, progress=None) -> Path:
             history.append({"epoch": epoch + 1, "loss": total / max(len(order), 1), **metrics})
             log(f"epoch {epoch + 1}: validation AUC benign {metrics['auc_benign']:.3f}  "
                 f"malignant {metrics['auc_malignant']:.3f}")
-            save_checkpoint(checkpoint, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history)
+            save_checkpoint(checkpoint, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history, run=record)
         if world > 1:
             dist.barrier()
 
     final = out / "model.pt"
     if rank == 0:
         store_float16(model, final)
+        label, demo = model_label(config, "GMIC", DEMO_LABEL)
         meta = {
-            "label": config.label,
-            "demo": config.demo,
+            "label": label,
+            "demo": demo,
             "config": dataclasses.asdict(config.model_config()),
             "training": {**dataclasses.asdict(config), "history": history},
         }

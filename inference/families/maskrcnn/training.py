@@ -34,10 +34,10 @@ from inference.families.maskrcnn import ops
 from inference.families.maskrcnn.family import DEFAULT_CLASSES, metadata
 from inference.families.maskrcnn.model import MaskRCNN, MaskRCNNConfig
 from inference.files import write_text_atomic
-from inference.training.common import JsonOptions, store_float16
+from inference.training.common import JsonOptions, model_label, store_float16
 from inference.training.labelled_images import BACKGROUND_NAMES, LabelledImage, csv_images, phantom_images
 from inference.training.device import training_device
-from inference.training.resume import resume_epochs, save_checkpoint
+from inference.training.resume import resume_epochs, run_record, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ RPN_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 SMOOTH_L1_BETA = 1.0 / 9
 MASK_SIZE = 28
+DEMO_LABEL = "Mammo Reader demo Mask R-CNN (synthetic phantoms)"
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,10 @@ class MaskRCNNTrainConfig(JsonOptions):
     max_size: int = 2048
     rpn_batch: int = 256
     roi_batch: int = 512
-    label: str = "Mammo Reader demo Mask R-CNN (synthetic phantoms)"
-    demo: bool = True
+    label: str = ""  # default: the demo's on phantoms, else "Mask R-CNN trained on <data>" (model_label)
+    demo: bool | None = None  # default: true on phantoms only
     family: str = "maskrcnn"
+    continue_with_changes: bool = False  # resume a checkpoint of other settings on purpose (training/resume.py)
 
     def __post_init__(self) -> None:
         for name in ("phantom_size", "layers", "classes"):  # JSON gives lists
@@ -278,7 +280,7 @@ def _model(config: MaskRCNNTrainConfig, log) -> MaskRCNN:
     state = read_state_dict(path)  # safely (weights only), unwrapping "model"; a damaged file said as such
     if not checkpoint.recognises(state):
         raise ValueError(f"{path}: not a torchvision Mask R-CNN checkpoint")
-    state = checkpoint.remap(state)
+    state = checkpoint.remap(state, str(path))
     loaded = checkpoint.config_from(state, {"transform": {"min_size": config.min_size, "max_size": config.max_size}},
                                     str(path))
     built = dataclasses.replace(loaded, num_classes=len(config.classes))
@@ -291,6 +293,26 @@ def _model(config: MaskRCNNTrainConfig, log) -> MaskRCNN:
     model.load_state_dict({**own, **usable})
     log(f"started from {path.name}" + (f"; new class layers for {len(config.classes)} classes" if left else ""))
     return model
+
+
+def check_lesion_masks(images: list[LabelledImage], classes: tuple[str, ...], data: str, doing: str) -> None:
+    """Refuse (ValueError) lesion images (a class of the detector) without a lesion: no mask in the CSV, or a
+    blank one. Its detections would count as false positives and its lesion as none (``doing``: "train" or
+    "evaluate"); every such row is named (CSV data: ``images`` are its rows in order, from row 2)."""
+    lacking = [(number, image) for number, image in enumerate(images, start=2)
+               if class_index(image.label, classes, image.source)
+               and (image.lesion is None or not image.lesion.any())]
+    if not lacking:
+        return
+    labels = " or ".join(sorted({image.label for _, image in lacking}))
+    need = f"a {labels} image needs its lesion mask to {doing} a detector"
+    if data == "phantom":
+        raise ValueError(f"{lacking[0][1].source}: {need}")
+    rows = ", ".join(str(number) for number, _ in lacking[:10])
+    rows += f" and {len(lacking) - 10} more" if len(lacking) > 10 else ""
+    plural = len(lacking) > 1
+    raise ValueError(f"{data}, row{'s' if plural else ''} {rows}: {need} (a mask file whose non-zero pixels are the "
+                     f"lesion; {'these rows name' if plural else 'this row names'} none, or a blank one)")
 
 
 def labelled_images(data: str, classes: tuple[str, ...], count: int, seed: int,
@@ -321,6 +343,7 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
             raise ValueError(f"{image.source}: its pixel values reach {high:.0f}, above max_value {config.max_value:g}; "
                              "set max_value (the training configuration) to the images' full scale, e.g. 65535 "
                              "for 16-bit scans")
+    check_lesion_masks(images, config.classes, config.data, "train")
     targets = [target_of(image, config.classes) for image in images]
     inputs = [torch.from_numpy(np.asarray(image.image, np.float32) / np.float32(config.max_value))[None]
               .expand(3, -1, -1).contiguous() for image in images]
@@ -329,8 +352,10 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
                                 weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     checkpoint_path = out / "checkpoint.pt"
+    record = run_record("maskrcnn", config)
     start_epoch, history = resume_epochs(checkpoint_path, model, {"optimizer": optimizer}, device,
-                                         {"sampling": generator}, log=log)
+                                         {"sampling": generator}, log=log, run=record,
+                                         continue_with_changes=config.continue_with_changes)
     for epoch in range(start_epoch, config.epochs):
         rate = config.lr if epoch < config.lr_drop_epoch else config.lr_after
         for group in optimizer.param_groups:
@@ -361,11 +386,12 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
         history.append({"epoch": epoch + 1, "lr": rate, **means})
         log(f"epoch {epoch + 1}/{config.epochs}  lr {rate:g}  " + "  ".join(f"{k} {v:.4f}" for k, v in means.items()))
         save_checkpoint(checkpoint_path, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history,
-                        {"sampling": generator})
+                        {"sampling": generator}, run=record)
     final = out / "model.pt"
     store_float16(model, final)
+    label, demo = model_label(config, "Mask R-CNN", DEMO_LABEL)
     meta = metadata(config.classes, min_size=config.min_size, max_size=config.max_size, max_value=config.max_value,
-                    label=config.label, demo=config.demo,
+                    label=label, demo=demo,
                     training={**dataclasses.asdict(config), "history": history, "images": len(images)})
     write_text_atomic(final.with_name(final.name + ".json"), json.dumps(meta, indent=1, allow_nan=False))
     log(f"wrote {final}")

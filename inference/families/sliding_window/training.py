@@ -27,15 +27,16 @@ import torch.nn.functional as F
 from inference.families.sliding_window.family import CLASSES, WindowSettings, standardise
 from inference.files import write_text_atomic
 from inference.families.sliding_window.model import PatchClassifier, PatchClassifierConfig
-from inference.training.common import JsonOptions, store_float16
+from inference.training.common import JsonOptions, model_label, store_float16
 from inference.training.labelled_images import LabelledImage, csv_images, phantom_images, window_labels
 from inference.families.sliding_window.evaluation import calibration_record, evaluate_readings, fit_on_readings, read_images
 from inference.families.sliding_window.windows import cut_windows, tissue_mask, window_grid
 from inference.training.device import training_device, training_memory_format
-from inference.training.resume import resume_epochs, save_checkpoint
+from inference.training.resume import resume_epochs, run_record, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
+DEMO_LABEL = "Mammo Reader demo sliding-window classifier (synthetic phantoms)"
 LESION_STRIDE = 32
 NORMAL_STRIDE = 64
 
@@ -64,10 +65,11 @@ class WindowTrainConfig(JsonOptions):
     min_tissue: float = 0.25
     top: int = 5
     bins: int = 15
-    label: str = "Mammo Reader demo sliding-window classifier (synthetic phantoms)"
-    demo: bool = True
+    label: str = ""  # default: the demo's on phantoms, else "sliding-window classifier trained on <data>"
+    demo: bool | None = None  # default: true on phantoms only (model_label)
     memory_format: str = "auto"  # see inference.training.device.training_memory_format
     family: str = "sliding-window"
+    continue_with_changes: bool = False  # resume a checkpoint of other settings on purpose (training/resume.py)
 
 
     def model_config(self) -> PatchClassifierConfig:
@@ -172,7 +174,9 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
     model = PatchClassifier(config.model_config()).to(device=device, memory_format=memory_format).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     checkpoint = out / "checkpoint.pt"
-    start_epoch, history = resume_epochs(checkpoint, model, {"optimizer": optimizer}, device, log=log)
+    record = run_record("sliding-window", config)
+    start_epoch, history = resume_epochs(checkpoint, model, {"optimizer": optimizer}, device, log=log, run=record,
+                                         continue_with_changes=config.continue_with_changes)
     steps = max(1, config.windows_per_epoch // config.batch_size)
     for epoch in range(start_epoch, config.epochs):
         rng = np.random.default_rng([config.seed, epoch])
@@ -196,7 +200,7 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
                            if k in metrics}})
         log(f"epoch {epoch + 1}: image AUC (malignant) {metrics.get('image_auc_malignant', float('nan')):.3f}  "
             f"window accuracy {metrics.get('window_accuracy', float('nan')):.3f}")
-        save_checkpoint(checkpoint, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history)
+        save_checkpoint(checkpoint, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history, run=record)
 
     # the model as stored (float16 weights) is the one calibrated and evaluated
     final = out / "model.pt"
@@ -207,10 +211,11 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
     evaluation = evaluate_readings(readings, CLASSES, fit.temperature, config.bins)
     log(f"temperature {fit.temperature:.3f}: ECE {fit.ece_before:.4f} -> {fit.ece_after:.4f}, "
         f"NLL {fit.nll_before:.4f} -> {fit.nll_after:.4f} on {val_description}")
+    label, demo = model_label(config, "sliding-window classifier", DEMO_LABEL)
     meta = {
         "family": "sliding-window",
-        "label": config.label,
-        "demo": config.demo,
+        "label": label,
+        "demo": demo,
         "classes": list(CLASSES),
         "malignancy": ["malignant"],
         "config": dataclasses.asdict(config.model_config()),

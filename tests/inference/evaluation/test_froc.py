@@ -183,3 +183,186 @@ def test_class_evaluation_stops_at_an_image_the_model_does_not_read(monkeypatch)
     image = LabelledImage(np.zeros((8, 8), np.float32), View.L_CC, "a", None, "scan.dcm")
     with pytest.raises(ValueError, match="scan.dcm: the model did not read this image: its pixel values"):
         class_probabilities(loaded, [image])
+
+
+def test_without_lesions_the_sensitivities_are_not_available():
+    """Normal images only: "0.0000" at 1/4 FP over zero lesions (and n/a beside it) read as a measured 0."""
+    normals = [ImageTruth((), False), ImageTruth((), False)]
+    found = [[Detection((0, 0, 2, 2), 0.9, "malignant mass")] * 3, []]  # 1.5 FP per image at once
+    result = froc(found, normals, ("malignant mass",))
+    assert result.lesions == 0 and all(math.isnan(v) for v in result.at_rates.values()) and math.isnan(result.cpm)
+    with_lesion = froc(found, [ImageTruth((L1,), True), ImageTruth((), False)], ("malignant mass",))
+    assert with_lesion.at_rates[0.25] == 0.0  # a lesion not found within the rate: a real 0
+
+
+def test_the_drawn_curve_ends_at_the_axis_with_the_sensitivity_reached_there():
+    from inference.evaluation.froc import curve_within
+
+    fp, sens = np.array([0.5, 4.0, 6.0, 16.0]), np.array([1 / 3, 2 / 3, 2 / 3, 1.0])
+    drawn_fp, drawn_sens = curve_within(fp, sens, 8.0)
+    assert drawn_fp.tolist() == [0.5, 4.0, 6.0, 8.0] and drawn_sens.tolist() == [1 / 3, 2 / 3, 2 / 3, 2 / 3]
+    assert [a.tolist() for a in curve_within(fp[:3], sens[:3], 8.0)] == [fp[:3].tolist(), sens[:3].tolist()]
+    assert [a.tolist() for a in curve_within(np.array([0.5, 8.0, 9.0]), np.array([0.2, 0.4, 0.6]), 8.0)] == [
+        [0.5, 8.0], [0.2, 0.4]]  # a point on the edge itself: nothing added
+    assert [len(a) for a in curve_within(np.array([9.0]), np.array([0.5]), 8.0)] == [0, 0]
+    assert [len(a) for a in curve_within(fp, np.full(4, np.nan), 8.0)] == [0, 0]  # no lesions: no curve
+
+
+def _stub_detector(monkeypatch, score: float = 0.3):
+    """The family hands back one detection on the breast of each image (the centre of its tissue)."""
+    from types import SimpleNamespace
+
+    import inference.families.registry as registry
+    from inference.results.types import ScoredRegion
+
+    def regions_for(image: np.ndarray) -> tuple:
+        rows, cols = np.nonzero(image > 0)
+        row, col = float(np.median(rows)), float(np.median(cols))
+        return (ScoredRegion(rank=1, box_original=(row - 10, col - 10, row + 10, col + 10), score=score,
+                             kind="malignant mass detection", probabilities={"malignant mass": score}),)
+
+    class Detector:
+        def prepare(self, image, view, flip):
+            return SimpleNamespace(input=image)
+
+        def run(self, model, batch, device, mode, identity):
+            return [SimpleNamespace(regions=regions_for(batch[0].input), refused="")]
+
+    monkeypatch.setattr(registry, "get", lambda name: Detector())
+    identity = SimpleNamespace(family="maskrcnn", classes=("benign mass", "malignant mass"),
+                               malignancy=("malignant mass",), label="a detector")
+    return SimpleNamespace(identity=identity, model=None)
+
+
+def _args(tmp_path, data="phantom", **values):
+    import argparse
+
+    return argparse.Namespace(**{"split": "all", "model": str(tmp_path / "model.pt"), "data": data, "phantoms": 2,
+                                 "device": "cpu", "lesion_hit": "centre", "min_iou": 0.1,
+                                 "out": str(tmp_path / "out"), **values})
+
+
+def _csv(tmp_path, rows: list[str]):
+    """Two small synthetic views (a bright lesion each) and a CSV of ``rows`` (path, view, label, mask)."""
+    from tests.helpers import synthetic_view, write_png
+
+    for name, view in (("a.png", "L-CC"), ("b.png", "R-CC")):
+        write_png(tmp_path / name, synthetic_view(view, (200, 100 if view == "L-CC" else 140), shape=(400, 240)))
+    mask = np.zeros((400, 240), np.uint8)
+    mask[190:210, 90:110] = 255
+    write_png(tmp_path / "a_mask.png", mask)
+    write_png(tmp_path / "blank.png", np.zeros((400, 240), np.uint8))
+    path = tmp_path / "test.csv"
+    path.write_text("\n".join(["path,view,label,mask", *rows]) + "\n")
+    return path
+
+
+def test_evaluate_refuses_lesion_rows_without_their_mask_naming_them(tmp_path, monkeypatch):
+    """Seen hands-on: a malignant row with no mask (or a blank one) was left without lesions, its detections
+    counted as false positives, while train refused the same CSV."""
+    from app.cli import evaluate
+    from inference.errors import MammoError
+
+    loaded = _stub_detector(monkeypatch)
+    data = _csv(tmp_path, ["a.png,L-CC,malignant,a_mask.png", "b.png,R-CC,malignant,", "a.png,L-CC,benign,blank.png",
+                           "b.png,R-CC,normal,"])
+    with pytest.raises(MammoError, match=rf"^{data}, rows 3, 4: a benign or malignant image needs its lesion mask to "
+                                         "evaluate a detector"):
+        evaluate._detections(_args(tmp_path, str(data)), loaded)
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_without_lesions_says_n_a_and_draws_no_curve(tmp_path, monkeypatch, capsys):
+    import csv
+
+    import app.validation.figures as figures
+    from app.cli import evaluate
+    from app.validation.figures import froc_steps
+
+    drawn = []
+    monkeypatch.setattr(figures, "froc_figure", lambda fp, sens, *rest: drawn.append((fp, sens)) or np.zeros(
+        (8, 8, 3), np.uint8))
+    loaded = _stub_detector(monkeypatch)
+    data = _csv(tmp_path, ["a.png,L-CC,normal,", "b.png,R-CC,normal,"])
+    assert evaluate._detections(_args(tmp_path, str(data)), loaded) == 0
+    printed = capsys.readouterr()
+    assert "sensitivity_at_0.25_fp  n/a" in printed.out and "cpm                     n/a" in printed.out
+    summary = dict(csv.reader((tmp_path / "out" / "froc_summary.csv").open()))
+    assert {summary[f"sensitivity_at_{r}_fp"] for r in ("0.25", "0.5", "1", "2", "4")} == {"n/a"}
+    assert summary["cpm"] == "n/a" and summary["lesions"] == "0"
+    assert {row["sensitivity"] for row in csv.DictReader((tmp_path / "out" / "froc.csv").open())} == {"n/a"}
+    ((fp, sens),) = drawn
+    assert froc_steps(fp, sens) == ([], [])  # no lesions: no line
+    # progress into a log (stderr is no terminal here): whole lines, never "1/22/2" run together by "\r"
+    assert "\r" not in printed.err and printed.err.splitlines()[-1].startswith("2/2")
+
+
+def test_the_froc_figure_draws_the_curve_cut_at_its_axis():
+    """Points beyond the axis's 8 FP per image were drawn on its edge: the curve seemed to reach 1.0 at 8 FP while
+    froc.csv said 0.667 there (1.0 only at 16)."""
+    from app.validation.figures import froc_figure, froc_steps
+
+    xs, ys = froc_steps(np.array([0.5, 4.0, 6.0, 16.0]), np.array([1 / 3, 2 / 3, 2 / 3, 1.0]))
+    assert xs[-1] == 3.0 and max(xs) == 3.0  # log2(8): the axis's end
+    assert ys[-1] == pytest.approx(2 / 3) and max(ys) == pytest.approx(2 / 3)
+    assert froc_figure(np.array([0.5, 16.0]), np.array([0.5, 1.0]), "t").shape == (600, 620, 3)
+
+
+def test_min_iou_with_the_centre_rule_is_refused(tmp_path, monkeypatch):
+    """``--min-iou 0.7`` with the default ``--lesion-hit centre`` was silently ignored."""
+    from app.cli import evaluate
+    from inference.errors import MammoError
+
+    with pytest.raises(MammoError, match="--min-iou 0.7 is the overlap of --lesion-hit iou; with --lesion-hit centre"):
+        evaluate._detections(_args(tmp_path, min_iou=0.7), _stub_detector(monkeypatch))
+
+
+def test_the_evaluations_files_are_written_all_or_none(tmp_path, monkeypatch):
+    """A froc.png that was a folder left the new CSVs beside the old ones: a set mixing two runs."""
+    import os
+
+    from app.cli import evaluate
+    from inference.errors import MammoError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    old = {"froc.csv": "old curve", "froc_summary.csv": "old summary"}
+    for name, text in old.items():
+        (out / name).write_text(text)
+    (out / "froc.png").mkdir()
+    new = {"froc.csv": "new curve", "froc_summary.csv": "new summary", "per_image.csv": "new", "froc.png": b"png"}
+    with pytest.raises(MammoError, match=rf"^{out / 'froc.png'}: a folder is where the evaluation's froc.png goes"):
+        evaluate._write(new, out)
+    assert {p.name: p.read_text() for p in out.iterdir() if p.is_file()} == old
+    (out / "froc.png").rmdir()
+    real_replace = os.replace
+
+    def failing(source, target):  # the third file's move fails (a full disk, a file made read-only meanwhile)
+        if os.fspath(target) == str(out / "per_image.csv"):
+            raise PermissionError(13, "Permission denied")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(MammoError, match=r"per_image.csv: the evaluation's per_image.csv could not be written "
+                                         r"\(Permission denied\); none"):
+        evaluate._write(new, out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(old)  # the old set, no temporary folder left
+    assert {name: (out / name).read_text() for name in old} == old
+    monkeypatch.setattr(os, "replace", real_replace)
+    evaluate._write(new, out)
+    assert (out / "froc.csv").read_text() == "new curve" and (out / "froc.png").read_bytes() == b"png"
+    assert sorted(p.name for p in out.iterdir()) == sorted(new)
+
+
+def test_the_detector_options_are_refused_for_a_model_not_measured_by_lesions(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import inference.weights as weights
+    from app.cli import evaluate
+    from inference.errors import MammoError
+
+    monkeypatch.setattr(weights, "load_model", lambda path: SimpleNamespace(identity=SimpleNamespace(
+        family="sliding-window")))
+    for option in ({"lesion_hit": "iou"}, {"min_iou": 0.5}):
+        with pytest.raises(MammoError, match="--lesion-hit and --min-iou are for detectors"):
+            evaluate.run(_args(tmp_path, **option))

@@ -112,3 +112,84 @@ def test_training_refuses_images_beyond_max_value(tmp_path):
     with pytest.raises(ValueError, match=r"phantom.*pixel values reach \d+, above max_value 1000; set max_value"):
         train_maskrcnn(config, progress=lambda text: None)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def write_phantom_csv(folder, count: int = 4, seed: int = 5) -> "Path":
+    """``count`` small phantom views with masses as the user's own data: PNGs, masks and ``train.csv``."""
+    import cv2
+    import numpy as np
+
+    from inference.training.labelled_images import phantom_images
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["path,view,label,mask"]
+    for index, image in enumerate(phantom_images(count, seed, (256, 160), kinds=("spiculated", "round", None))):
+        cv2.imwrite(str(folder / f"img{index}.png"), image.image)
+        mask = ""
+        if image.lesion is not None:
+            mask = f"mask{index}.png"
+            cv2.imwrite(str(folder / mask), image.lesion.astype(np.uint8) * 255)
+        label = {"no_tumour": "normal"}.get(image.label, image.label)
+        rows.append(f"img{index}.png,{image.view.value},{label},{mask}")
+    (folder / "train.csv").write_text("\n".join(rows) + "\n")
+    return folder / "train.csv"
+
+
+def test_a_model_trained_on_the_users_data_is_not_the_demo_and_its_run_resumes_only_as_itself(tmp_path):
+    """Seen hands-on: a model trained with --data train.csv was labelled "Mammo Reader demo Mask R-CNN (synthetic
+    phantoms)" with demo true (the app's DEMO banner); and a resume with another --seed went on silently, its
+    model.pt.json recording the new seed for the old run's weights."""
+    data = write_phantom_csv(tmp_path / "data", seed=11)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**SMALL, "epochs": 1}))
+    out = tmp_path / "run"
+    train = ["main.py", "train", "--family", "maskrcnn", "--config", str(config), "--data", str(data),
+             "--out", str(out)]
+    done = run_isolated(train)
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads((out / "model.pt.json").read_text())
+    assert meta["label"] == "Mask R-CNN trained on train.csv" and meta["demo"] is False
+    from inference.weights import load_model
+
+    assert not load_model(out / "model.pt").identity.demo
+    before = (out / "model.pt.json").read_bytes()
+    refused = run_isolated([*train, "--seed", "1", "--epochs", "2"])
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: {out / 'checkpoint.pt'}: the checkpoint is of a run with other settings (seed 0 there, 1 now), which "
+        "the model would record for weights that did not come from them: train into another --out, or move the "
+        "checkpoint away to start afresh (continue_with_changes in the training options continues it on purpose, as "
+        "a new stage)")
+    assert (out / "model.pt.json").read_bytes() == before
+    resumed = run_isolated([*train, "--epochs", "2"])  # the same run: resumed as before
+    assert resumed.returncode == 0 and "resumed from epoch 1" in resumed.stderr, resumed.stderr[-3000:]
+
+
+def test_training_names_every_lesion_row_without_its_mask(tmp_path):
+    """A lesion row without a mask, or with a blank one, was refused naming the image only (and the first one)."""
+    import cv2
+    import numpy as np
+
+    from inference.families.maskrcnn.training import MaskRCNNTrainConfig, train_maskrcnn
+
+    data = write_phantom_csv(tmp_path / "data", count=4, seed=11)
+    lines = data.read_text().splitlines()
+    cv2.imwrite(str(data.parent / "blank.png"), np.zeros((256, 160), np.uint8))
+    lines += ["img0.png,L-CC,malignant,", "img1.png,R-CC,benign,blank.png"]  # rows 6 and 7
+    data.write_text("\n".join(lines) + "\n")
+    config = MaskRCNNTrainConfig(**{**SMALL, "data": str(data), "out": str(tmp_path / "run")})
+    with pytest.raises(ValueError, match=rf"^{data}, rows 6, 7: a benign or malignant image needs its lesion mask to "
+                                         "train a detector"):
+        train_maskrcnn(config, progress=lambda text: None)
+
+
+def test_the_demo_label_stays_for_phantoms_and_the_options_own_label_wins():
+    from inference.families.gmic.training import TrainConfig
+    from inference.families.maskrcnn.training import MaskRCNNTrainConfig
+    from inference.families.sliding_window.training import WindowTrainConfig
+    from inference.training.common import model_label
+
+    assert model_label(MaskRCNNTrainConfig(), "Mask R-CNN", "demo label") == ("demo label", True)
+    assert model_label(TrainConfig(data="/x/site.csv"), "GMIC", "demo") == ("GMIC trained on site.csv", False)
+    own = WindowTrainConfig(data="a.csv", label="Site model", demo=True)
+    assert model_label(own, "sliding-window classifier", "demo") == ("Site model", True)

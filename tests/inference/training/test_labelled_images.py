@@ -1,0 +1,58 @@
+"""The labelled-image CSV (``path, view, label[, mask]``): every refusal names the CSV and the row, and only the
+project's message is printed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.helpers import synthetic_view, write_png
+
+CLASSES = ("no_tumour", "benign", "malignant")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    write_png(tmp_path / "a.png", synthetic_view("L-CC", (200, 150), shape=(400, 240)))
+    mask = np.zeros((400, 240), np.uint8)
+    mask[190:210, 140:160] = 255
+    write_png(tmp_path / "a_mask.png", mask)
+    return tmp_path
+
+
+def test_a_row_whose_image_does_not_exist_is_named_with_the_csv_and_row(folder):
+    """Said only "error: /path/img.png: the file does not exist", unlike the mask errors."""
+    from inference.training.labelled_images import csv_images
+
+    csv_file = folder / "train.csv"
+    csv_file.write_text("path,view,label,mask\na.png,L-CC,malignant,a_mask.png\ngone.png,L-CC,normal,\n")
+    with pytest.raises(ValueError, match=rf"^{csv_file}, row 3: {folder / 'gone.png'}: the file does not exist$"):
+        csv_images(csv_file, (*CLASSES, "normal"))
+
+
+@pytest.mark.parametrize("mask, says", [("gone_mask.png", "it does not exist"),
+                                        ("empty.png", r"it is empty \(0 bytes\)")], ids=["missing", "zero bytes"])
+def test_a_mask_that_cannot_be_read_is_said_once_without_opencvs_warning(folder, capfd, mask, says):
+    """OpenCV printed "[ WARN:0@…] global loadsave.cpp … can't open/read file" above the project's message."""
+    from inference.training.labelled_images import csv_images
+
+    (folder / "empty.png").write_bytes(b"")
+    csv_file = folder / "train.csv"
+    csv_file.write_text(f"path,view,label,mask\na.png,L-CC,malignant,{mask}\n")
+    with pytest.raises(ValueError, match=rf"^{csv_file}, row 2: the mask {folder / mask} could not be read: {says}$"):
+        csv_images(csv_file, CLASSES)
+    printed = capfd.readouterr()
+    assert "WARN" not in printed.err + printed.out and "loadsave" not in printed.err + printed.out
+
+
+def test_an_empty_csv_is_said_to_be_empty(folder):
+    """A 0-byte CSV said "the CSV lacks the column(s) ['label', 'path']"."""
+    from inference.families.glimpsenet.training import glimpse_csv
+    from inference.families.gmic.training import csv_samples
+    from inference.training.labelled_images import csv_images
+
+    csv_file = folder / "train.csv"
+    csv_file.write_bytes(b"")
+    for read in (lambda: csv_images(csv_file, CLASSES), lambda: csv_samples(csv_file), lambda: glimpse_csv(csv_file)):
+        with pytest.raises(ValueError, match=rf"^{csv_file}: the CSV is empty"):
+            read()

@@ -1,0 +1,20 @@
+"""``python main.py train``'s options file: its problems said once, with the file named once."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_an_invalid_option_names_the_options_file_once(tmp_path, capsys):
+    """Said "…cfg_nan.json: the training options are invalid (…cfg_nan.json: lr must be …)"."""
+    from main import main
+
+    config = tmp_path / "cfg_nan.json"
+    config.write_text('{"lr": NaN}')
+    assert main(["train", "--family", "maskrcnn", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"error: {config}: the training options are invalid (lr must be a finite number, not NaN)"
+    config.write_text(json.dumps({"demo": "yes"}))  # demo's default is "by the data", still a flag when given
+    assert main(["train", "--family", "maskrcnn", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    assert "demo must be true or false" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
