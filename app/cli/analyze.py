@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
     print_result(result)
     if args.json:
+        print(f"writing {args.json} and its maps …", file=sys.stderr)  # many detections' masks take a while
         path, maps = write_result(result, args.json)
         print(f"wrote {path} and {maps.name}")
     missing = views_without_result(result)
