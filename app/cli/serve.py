@@ -2,6 +2,7 @@
 
 SIGTERM (and Ctrl+C) stop it cleanly: it stops listening, aborts the associations still open, abandons the
 study in analysis (the unit's writes are atomic, its marker comes last: a restart analyses it) and exits 0.
+A DIR it cannot write in (read-only, full) is refused before anything else, with the reason (exit 1).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from app.cli.common import model_sources
 
 def run(args: argparse.Namespace) -> int:
     from app.archive.unit import BatchOptions  # noqa: PLC0415
-    from app.pacs.node import AiNode, NodeOptions, NodeStopping  # noqa: PLC0415
+    from app.pacs.node import AiNode, NodeOptions, NodeStopping, check_out_folder  # noqa: PLC0415
     from app.pacs.nodes import DEFAULT_AE_TITLE, parse_address  # noqa: PLC0415
     from app.pacs.scp import InboxLimits, parse_senders  # noqa: PLC0415
+    from inference.errors import MammoError  # noqa: PLC0415
     from inference.weights import load_model_groups  # noqa: PLC0415
 
     formats = formats_of(args.format)
@@ -47,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
         if not value > 0:
             print(f"error: {name} must be more than 0", file=sys.stderr)
             return 2
+    try:
+        check_out_folder(Path(args.out))  # before the models load: said at once
+    except MammoError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     batch = BatchOptions(formats=tuple(formats), page_size=args.page_size, mode=args.mode or "exact",
                          device=args.device or "auto", allow_missing_views=args.allow_missing_views,
                          ae_title=ae_title)
@@ -68,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stopping)
     try:
         node.start()
+    except MammoError as error:  # DIR became unwritable while the models loaded
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         print(f"error: cannot listen on {args.bind}:{args.port} ({error.strerror or error})", file=sys.stderr)
         return 1

@@ -9,6 +9,11 @@ an instance was stored that was thrown away. Each instance has a size limit and 
 "out of resources", when either would be passed). Each file is written atomically under a hashed name in a
 folder per study, so nothing in the inbox's names identifies a patient. The server runs on pynetdicom's own
 threads; ``stop`` shuts it down and aborts the associations still open.
+
+Every line it logs about a peer names its AE title and host. What could repeat without end is said once and
+then counted: an instance that cannot be written (a full or read-only disk) once per association with its
+cause, the connections closed for asking for no association at most one line per host (and one summary of
+those that ended in silence) per ``NOTE_INTERVAL_S``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import ipaddress
 import logging
 import shutil
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -44,6 +50,7 @@ MAX_ASSOCIATIONS = 10  # admitted associations at once; another allowed sender i
 MAX_CONNECTIONS = 100  # TCP connections at once, those that have not asked for an association yet included
 HELLO_TIMEOUT_S = 10.0  # a connection that has asked for no association by then is closed
 MAX_SILENT_PER_HOST = 8  # connections of one host that have not asked for an association yet; more are closed
+NOTE_INTERVAL_S = 60.0  # connections closed for asking for no association: at most one line a host this often
 BIND_DEFAULT = "127.0.0.1"  # a LAN address only when the user names one
 
 
@@ -154,6 +161,138 @@ def short_pixel_data(dataset: Dataset) -> str:
     return f"pixel data cut short ({present} of {needed} bytes)" if present < needed else ""
 
 
+def empty_image(dataset: Dataset) -> str:
+    """Why an image has no pixels at all (Rows or Columns 0), or "": such an instance is refused when it comes
+    (the analysis could only fail on it, after the sender was told it was stored)."""
+    try:
+        rows, columns = int(dataset.Rows), int(dataset.Columns)
+    except Exception as error:  # noqa: BLE001 - a header pydicom cannot read as numbers
+        return f"the image's header cannot be read ({type(error).__name__})"
+    return f"the image has no pixels (Rows {rows}, Columns {columns})" if rows <= 0 or columns <= 0 else ""
+
+
+def _host(address) -> str:
+    return str(address).removeprefix("::ffff:")  # an IPv4 peer on a dual-stack socket
+
+
+def _peer(assoc) -> str:
+    """A peer as every log line names it: "AE title 'MODALITY' at 10.0.0.7" (its host alone before it has
+    asked for an association)."""
+    host = _host(assoc.requestor.address)
+    primitive = assoc.requestor.primitive
+    if primitive is None:
+        return f"a connection from {host}"
+    return f"AE title {str(primitive.calling_ae_title).strip()!r} at {host}"
+
+
+def _system_cause(error: BaseException) -> str:
+    """The system's words for why a write failed ("No space left on device"), found down the exception's causes
+    (pydicom raises an OSError of its own, without the errno, from the one of the disk); else the exception's
+    type alone (its text could quote the data set)."""
+    seen: BaseException | None = error
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        seen = seen.__cause__ or seen.__context__
+    return type(error).__name__
+
+
+def _uid_name(uid: str) -> str:
+    from pydicom.uid import UID  # noqa: PLC0415
+
+    name = UID(str(uid)).name
+    return name if name and name != str(uid) else str(uid)
+
+
+class _ConnectionNotes:
+    """The lines about connections closed for asking for no association, which a flood repeats without end: per
+    host, the first closure for its cap is said at once and the next ones within ``NOTE_INTERVAL_S`` are counted
+    into one line at the interval's end; connections that ended in silence (the hello timeout, or the peer
+    hung up first) are counted per host into one summary line an interval. A timer says what was counted; it
+    runs only while something is counted, and ``close`` says the rest at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._capped: dict[str, list] = {}  # host -> [interval's end (monotonic), connections counted, cap]
+        self._silent: dict[str, int] = {}  # host -> connections that ended without asking for an association
+        self._silent_since = 0.0
+        self._timer: threading.Timer | None = None
+        self._timer_due = 0.0
+        self._closed = False
+
+    def capped(self, host: str, holding: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            state = self._capped.get(host)
+            if state is not None and now < state[0]:
+                state[1] += 1
+                state[2] = holding
+                self._schedule(state[0] - now)
+                return
+            self._capped[host] = [now + NOTE_INTERVAL_S, 0, holding]
+        logger.warning("closed a connection from %s: it holds %d connections that have asked for no association "
+                       "(more closed in the next %g s are counted in one line)", host, holding, NOTE_INTERVAL_S)
+
+    def silent(self, host: str) -> None:
+        with self._lock:
+            if not self._silent:
+                self._silent_since = time.monotonic()
+                self._schedule(NOTE_INTERVAL_S)
+            self._silent[host] = self._silent.get(host, 0) + 1
+
+    def _schedule(self, delay: float) -> None:  # under the lock
+        due = time.monotonic() + max(delay, 0.0)
+        if self._closed or (self._timer is not None and self._timer_due <= due):
+            return
+        if self._timer is not None:  # due later than this: the earlier one takes its place
+            self._timer.cancel()
+        self._timer, self._timer_due = threading.Timer(max(delay, 0.0), self.say), due
+        self._timer.daemon = True
+        self._timer.start()
+
+    def say(self, everything: bool = False) -> None:
+        """Log what was counted and whose interval has ended (``everything``: all of it, now)."""
+        now = time.monotonic()
+        lines, next_due = [], []
+        with self._lock:
+            if self._timer is threading.current_thread():  # this timer's turn is over (close may have said all)
+                self._timer = None
+            for host, (ends, count, holding) in list(self._capped.items()):
+                if now < ends and not everything:
+                    next_due.append(ends - now)
+                elif count:
+                    lines.append(f"closed {count} more connection(s) from {host} in the last {NOTE_INTERVAL_S:g} s: "
+                                 f"it held {holding} connections that had asked for no association")
+                    self._capped[host] = [now + NOTE_INTERVAL_S, 0, holding]  # a flood that goes on: one line
+                else:
+                    del self._capped[host]
+            silent_due = self._silent_since + NOTE_INTERVAL_S - now
+            if self._silent and (everything or silent_due <= 0):
+                ranked = sorted(self._silent.items(), key=lambda pair: (-pair[1], pair[0]))
+                hosts = ", ".join(f"{host} ({count})" for host, count in ranked[:10])
+                more = f" and {len(ranked) - 10} other host(s)" if len(ranked) > 10 else ""
+                lines.append(f"{sum(self._silent.values())} connection(s) ended without asking for an association "
+                             f"in the last {min(now - self._silent_since, NOTE_INTERVAL_S):.0f} s (closed after "
+                             f"{HELLO_TIMEOUT_S:g} s of silence, or by their peer): {hosts}{more}")
+                self._silent.clear()
+            elif self._silent:
+                next_due.append(silent_due)
+            if next_due and not everything:
+                self._schedule(min(next_due))
+        for line in lines:
+            logger.warning("%s", line)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        self.say(everything=True)
+
+
 def inbox_bytes(inbox: Path) -> int:
     """What the inbox's received instances take (the quota counts these)."""
     return sum(p.stat().st_size for p in Path(inbox).glob("*/*.dcm") if p.is_file()) if Path(inbox).is_dir() else 0
@@ -178,7 +317,8 @@ class StorageSCP:
     ``allowed``: who may associate (an empty allow-list lets nobody in; the short-lived C-MOVE receiver lets in
     only the PACS it asked, by its address, see ``Sender``). By default MG
     images are kept in ``inbox`` (one folder per study, within ``limits``) and ``on_kept(folder, sender)`` is called
-    after each; ``on_instance(dataset)`` replaces that (the C-MOVE receiver hands each dataset to a retrieve).
+    after each (``sender``: "AE title 'MODALITY' at 10.0.0.7"); ``on_instance(dataset)`` replaces that (the C-MOVE
+    receiver hands each dataset to a retrieve).
     """
 
     def __init__(self, ae_title: str, port: int, inbox: Path | None = None, *, host: str = BIND_DEFAULT,
@@ -206,6 +346,9 @@ class StorageSCP:
         self._used = 0
         # association -> its data set's bytes so far (-1: aborted)
         self._incoming: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # association -> {cause: instances it failed to write}: the first said at once, the rest when it closes
+        self._write_failures: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._connections = _ConnectionNotes()
         if self.inbox is not None and on_instance is None:
             remove_partial_writes(self.inbox)
             self._used = inbox_bytes(self.inbox)
@@ -224,21 +367,48 @@ class StorageSCP:
         self.ae = ae
         self.server = ae.start_server((host, port), block=False, evt_handlers=[
             (evt.EVT_REQUESTED, self._requested), (evt.EVT_C_STORE, self._stored),
-            (evt.EVT_PDU_RECV, self._received_pdu)])
+            (evt.EVT_PDU_RECV, self._received_pdu), (evt.EVT_ACCEPTED, self._accepted),
+            (evt.EVT_CONN_CLOSE, self._closed)])
         # socketserver asks verify_request for each connection it accepts: one host's silent connections are
         # capped, so that a flood of them from one peer cannot hold every slot against the others
         self.server.verify_request = self._admit_connection
 
     def _admit_connection(self, request, client_address) -> bool:
-        host = str(client_address[0]).removeprefix("::ffff:")
+        host = _host(client_address[0])
         silent = sum(1 for a in self.server.active_associations
-                     if a.requestor.primitive is None and not a.is_established
-                     and str(a.requestor.address).removeprefix("::ffff:") == host)
+                     if a.requestor.primitive is None and not a.is_established and _host(a.requestor.address) == host)
         if silent < MAX_SILENT_PER_HOST:
             return True
-        logger.warning("closed a connection from %s: it holds %d connections that have asked for no association",
-                       host, silent)
+        self._connections.capped(host, silent)  # a flood: one line a host an interval, with a count
         return False
+
+    def _closed(self, event) -> None:
+        """A connection closed: one that never asked for an association is counted for the summary line; an
+        association whose instances could not be written says how many more failed than its first line said."""
+        assoc = event.assoc
+        if assoc.requestor.primitive is None:
+            self._connections.silent(_host(assoc.requestor.address))
+            return
+        with self._lock:
+            failures = self._write_failures.pop(assoc, {})
+        for cause, count in failures.items():
+            if count > 1:
+                logger.warning("%d more instance(s) from %s could not be kept: %s", count - 1, _peer(assoc), cause)
+
+    def _accepted(self, event) -> None:
+        """An association that was accepted with none of its presentation contexts (a class or a syntax this
+        receiver does not take) can carry nothing: the sender fails on its side, and this line says why here."""
+        assoc = event.assoc
+        if assoc.accepted_contexts:
+            return
+        proposed: dict[str, list[str]] = {}
+        for context in assoc.rejected_contexts:
+            syntaxes = proposed.setdefault(_uid_name(context.abstract_syntax), [])
+            syntaxes += [n for n in map(_uid_name, context.transfer_syntax or ()) if n not in syntaxes]
+        said = "; ".join(f"{name} ({', '.join(syntaxes)})" if syntaxes else name for name, syntaxes in proposed.items())
+        logger.warning("%s proposed only what this node does not take: %s (it takes C-ECHO and the mammography, DX, "
+                       "SC, SR, SEG and PDF storage classes, uncompressed, RLE, JPEG 2000, JPEG-LS, JPEG lossless or "
+                       "HTJ2K lossless)", _peer(assoc), said or "no presentation context")
 
     def _requested(self, event) -> None:
         """Reject, at association, a request not addressed to us or from a sender not on the allow-list. Fails
@@ -253,12 +423,17 @@ class StorageSCP:
     def _admit(self, assoc) -> None:
         request = assoc.requestor.primitive
         calling, called = str(request.calling_ae_title).strip(), str(request.called_ae_title).strip()
-        host = str(assoc.requestor.address)
+        host = _host(assoc.requestor.address)
+        pinned = sorted({s.host for s in self.allowed if s.ae_title == calling and s.host})
         if called != self.ae_title:
             reason, why = CALLED_NOT_RECOGNISED, f"it was addressed to AE title {called!r}, not ours ({self.ae_title!r})"
         elif not any(s.admits(calling, host) for s in self.allowed):
-            reason, why = CALLING_NOT_RECOGNISED, ("no sender is allowed (add one to the allow-list)" if not self.allowed
-                                                   else "not on the allow-list")
+            # an allowed AE title from another host than its own is said as such: "not on the allow-list" sent
+            # the operator looking for a typo in the AE title
+            reason, why = CALLING_NOT_RECOGNISED, (
+                "no sender is allowed (add one to the allow-list)" if not self.allowed
+                else f"AE title {calling!r} is allowed only from {' or '.join(pinned)}, not from {host}" if pinned
+                else "not on the allow-list")
         elif sum(a.is_established for a in assoc.ae.active_associations if a is not assoc) >= MAX_ASSOCIATIONS:
             reason, why = LOCAL_LIMIT_EXCEEDED, (f"{MAX_ASSOCIATIONS} associations are open, this node's limit "
                                                  "(an allowed sender; told to try again later)")
@@ -293,8 +468,8 @@ class StorageSCP:
             self._incoming[assoc] = -1
             with self._lock:
                 self.refused += 1
-            logger.warning("aborted the association of AE title %r: an instance passed this node's limit of %s an "
-                           "instance while it arrived", str(assoc.requestor.ae_title).strip(),
+            logger.warning("aborted the association of %s: the instance it was sending passed %s, this node's "
+                           "limit for one instance, before all of it had come", _peer(assoc),
                            _mb(self.limits.max_instance_bytes))
             assoc.abort(block=False)
 
@@ -303,8 +478,8 @@ class StorageSCP:
             encoded = event.request.DataSet
             size = len(encoded.getbuffer()) if encoded is not None else 0
             if size > self.limits.max_instance_bytes and self.on_instance is None:
-                raise _Refusal(OUT_OF_RESOURCES, f"{_mb(size)}: over this node's limit of "
-                                                 f"{_mb(self.limits.max_instance_bytes)} an instance")
+                raise _Refusal(OUT_OF_RESOURCES, f"{_mb(size)}: over the limit of "
+                                                 f"{_mb(self.limits.max_instance_bytes)} for one instance")
             try:
                 dataset = event.dataset
                 dataset.file_meta = event.file_meta
@@ -313,19 +488,33 @@ class StorageSCP:
             if self.on_instance is not None:
                 self.on_instance(dataset)
             else:
-                self._keep(dataset, size, str(event.assoc.requestor.ae_title).strip())
+                self._keep(dataset, size, _peer(event.assoc))
         except _Refusal as refusal:
             with self._lock:
                 self.refused += 1
-            logger.warning("refused an instance from AE title %r (status 0x%04X): %s",
-                           str(event.assoc.requestor.ae_title).strip(), refusal.status, refusal)
+            logger.warning("refused an instance from %s (status 0x%04X): %s", _peer(event.assoc), refusal.status,
+                           refusal)
             return _status(refusal.status, str(refusal))
-        except Exception:  # noqa: BLE001 - the sender is told; nothing half-written stays (atomic writes)
+        except Exception as error:  # noqa: BLE001 - the sender is told; nothing half-written stays (atomic writes)
             with self._lock:
                 self.refused += 1
-            logger.warning("a received instance could not be kept")
-            return _status(OUT_OF_RESOURCES, "the instance could not be written")
+            # a full or read-only disk fails every instance alike: its cause once an association, then counted
+            cause = _system_cause(error)
+            self._write_failed(event.assoc, cause)
+            logger.debug("an instance could not be kept", exc_info=True)
+            return _status(OUT_OF_RESOURCES, f"the instance could not be written: {cause}")
         return 0x0000
+
+    def _write_failed(self, assoc, cause: str) -> None:
+        with self._lock:
+            failures = self._write_failures.setdefault(assoc, {})
+            failures[cause] = failures.get(cause, 0) + 1
+            first = failures[cause] == 1
+        if first:
+            where = f" in {self.inbox}" if self.inbox is not None else ""
+            logger.warning("could not keep an instance from %s%s: %s (answered 0x%04X; the next ones of this "
+                           "association that fail alike are counted when it closes)", _peer(assoc), where, cause,
+                           OUT_OF_RESOURCES)
 
     def _keep(self, dataset: Dataset, size: int, sender: str) -> None:
         modality = str(dataset.get("Modality", "")).strip()
@@ -334,7 +523,7 @@ class StorageSCP:
         missing = [k for k in ("StudyInstanceUID", "SOPInstanceUID", "Rows", "Columns", "PixelData") if k not in dataset]
         if missing:
             raise _Refusal(CANNOT_UNDERSTAND, f"the MG instance has no {', '.join(missing)}")
-        short = short_pixel_data(dataset)
+        short = empty_image(dataset) or short_pixel_data(dataset)
         if short:
             raise _Refusal(CANNOT_UNDERSTAND, short)
         if self.inbox is None:
@@ -386,6 +575,7 @@ class StorageSCP:
             if not assoc.is_rejected and assoc.requestor.primitive is not None:
                 assoc.abort()
         self.server.shutdown()
+        self._connections.close()
 
 
 

@@ -188,8 +188,135 @@ def test_a_late_instance_after_the_images_went_is_not_analysed_alone(tmp_path, g
     capsys.readouterr()
     node._take(folder)
     out = capsys.readouterr().out
-    assert "came after its images were removed; not analysed" in out and "analysed study" not in out
+    assert "1 instance(s) came after its images were removed (new or changed): not analysed alone" in out
+    assert "send the whole study again with them" in out and "analysed study" not in out
     assert _result(tmp_path) == result
+    for dataset in first:  # the whole study again, with the late view: analysed anew, as the line said
+        keep_instance(folder, dataset)
+    node._take(folder)
+    out = capsys.readouterr().out
+    assert "analysing it again" in out and "analysed study" in out
+    assert "R-MLO" in _result(tmp_path)
+
+
+def _age(tmp_path, folder, hours: float = 25) -> None:
+    """The study analysed and its images received ``hours`` ago."""
+    import os
+    import time
+
+    ago = time.time() - hours * 3600
+    os.utime(next((tmp_path / "results" / ".batch" / "done").glob("*.json")), (ago, ago))
+    for path in folder.glob("*.dcm"):
+        os.utime(path, (ago - 60, ago - 60))
+
+
+def test_an_instance_the_study_had_that_comes_again_after_its_images_went_is_a_duplicate(tmp_path, groups, capsys):
+    """The node said "send the whole study again to analyse it anew" of an instance sent again unchanged, and the
+    whole study sent again was then "already analysed": the advice did not hold."""
+    node = _node(tmp_path, groups)
+    folder = study_folder(tmp_path, STUDY)
+    views = _views()
+    for dataset in views:
+        keep_instance(folder, dataset)
+    node._take(folder)
+    result = _result(tmp_path)
+    _age(tmp_path, folder)
+    assert node.remove_finished() == [folder]
+    keep_instance(folder, views[1])
+    capsys.readouterr()
+    node._take(folder)
+    out = capsys.readouterr().out
+    assert "1 instance(s) came again after its images were removed, the same as analysed: ignored as duplicates" in out
+    assert "send the whole study" not in out and _result(tmp_path) == result
+    for dataset in views:  # the whole study again, unchanged: not analysed again (the line said nothing else)
+        keep_instance(folder, dataset)
+    node._take(folder)
+    assert "already analysed (not analysed again)" in capsys.readouterr().out
+    views[1].PatientID = "PID-CORRECTED"  # changed: one instance alone is not analysed, the whole study is
+    node._confirmed.clear()  # found analysed just now: its images would stay keep_s more
+    _age(tmp_path, folder)
+    assert node.remove_finished() == [folder]
+    keep_instance(folder, views[1])
+    node._take(folder)
+    assert "(new or changed): not analysed alone" in capsys.readouterr().out
+
+
+def _as_received(dataset, implicit: bool):
+    """``dataset`` as the receiver gets it in a transfer syntax: encoded, then decoded by pynetdicom."""
+    import copy
+    import io
+
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pynetdicom.dsutils import decode, encode
+
+    received = decode(io.BytesIO(encode(dataset, implicit, True)), implicit, True)
+    received.file_meta = copy.deepcopy(dataset.file_meta)
+    received.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    received.Modality, received.Rows, received.PixelData  # noqa: B018 - read, as the receiver's checks do
+    return received
+
+
+def test_the_same_study_sent_again_in_implicit_vr_is_not_analysed_again(tmp_path, groups, capsys):
+    """Resent in Implicit VR Little Endian instead of Explicit, an analysed study was analysed and its results sent
+    a second time: the digest hashed the encoded bytes."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    node = _node(tmp_path, groups)
+    folder = study_folder(tmp_path, STUDY)
+    views = _views()
+    for dataset in views:  # a sequence and a private element: their encoding differs most between the syntaxes
+        dataset.private_block(0x0029, "ACME", create=True).add_new(0x11, "LO", "acme")
+        dataset.ReferencedImageSequence = Sequence([Dataset()])
+        dataset.ReferencedImageSequence[0].ReferencedSOPInstanceUID = "1.2.3.4"
+        keep_instance(folder, _as_received(dataset, implicit=False))
+    node._take(folder)
+    files = {p.name: p.read_bytes() for p in folder.glob("*.dcm")}
+    for dataset in views:
+        keep_instance(folder, _as_received(dataset, implicit=True))
+    assert {p.name: p.read_bytes() for p in folder.glob("*.dcm")} != files  # other bytes, the same study
+    capsys.readouterr()
+    node._take(folder)
+    out = capsys.readouterr().out
+    assert "already analysed (not analysed again)" in out and "analysed study" not in out
+    views[0].ReferencedImageSequence[0].ReferencedSOPInstanceUID = "1.2.3.5"  # a real change, within a sequence
+    keep_instance(folder, _as_received(views[0], implicit=True))
+    node._take(folder)
+    assert "analysing it again" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("changed", [False, True])
+def test_a_marker_with_the_digest_of_the_encoded_bytes_is_taken_up_not_analysed_again(tmp_path, groups, capsys,
+                                                                                       changed):
+    """Markers written before the digest became independent of the transfer syntax: without their reading,
+    every study of the inbox would be analysed and sent again at the upgrade."""
+    from app.pacs.node import legacy_instances_digest
+
+    node = _node(tmp_path, groups)
+    folder = study_folder(tmp_path, STUDY)
+    views = _views()
+    for dataset in views:
+        keep_instance(folder, dataset)
+    node._take(folder)
+    marker_file = next((tmp_path / "results" / ".batch" / "done").glob("*.json"))
+    marker = json.loads(marker_file.read_text())
+    options = {k: v for k, v in marker["options"].items() if k != "instance_digests"}
+    marker["options"] = {**options, "instances": legacy_instances_digest(folder)}
+    marker_file.write_text(json.dumps(marker))
+    if changed:  # made from other instances than those there now: analysed again
+        for dataset in views:
+            dataset.PatientID = "PID-CORRECTED"
+            keep_instance(folder, dataset)
+    capsys.readouterr()
+    node._take(folder)
+    out = capsys.readouterr().out
+    if changed:
+        assert "analysing it again" in out
+    else:
+        assert "already analysed (not analysed again)" in out and "analysed study" not in out
+    options = json.loads(marker_file.read_text())["options"]
+    assert options["instances"] == instances_digest(folder) and options["instances"].startswith("v2:")
+    assert set(options["instance_digests"]) == {p.name for p in folder.glob("*.dcm")}
 
 
 def test_a_marker_of_an_earlier_version_is_taken_up_not_analysed_again(tmp_path, groups, capsys):

@@ -330,7 +330,8 @@ def test_an_instance_over_the_limit_is_cut_off_while_it_arrives(tmp_path, caplog
     finally:
         receiver.stop()
     assert answer == (None, "no answer")
-    assert caplog.text.count("aborted the association of AE title 'PACS': an instance passed this node's limit") == 1
+    assert caplog.text.count("aborted the association of AE title 'PACS' at 127.0.0.1: the instance it was sending "
+                             "passed 51 kB, this node's limit for one instance, before all of it had come") == 1
     assert "refused an instance" not in caplog.text  # never decoded: the whole of it never arrived
     assert receiver.refused == 1 and after[0] == 0x0000
     assert len(list((tmp_path / "inbox").glob("*/*.dcm"))) == 1
