@@ -32,7 +32,7 @@ from app.cli.common import ProgressBar
 from inference.evaluation.classes import EVALUATION_SEED
 from inference.errors import MammoError
 
-DEFAULT_MIN_IOU = 0.1  # --min-iou's default (app/cli/parser.py)
+DEFAULT_MIN_IOU = 0.1  # --min-iou when not given (the parser's default is None: given or not is told apart)
 
 
 def _shown(value: object) -> str:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     measure = {"windows": _windows, "classes": _classes, "detections": _detections}
     evaluation = commands_of(get(loaded.identity.family)).evaluation
     if evaluation != "detections" and (getattr(args, "lesion_hit", "centre") != "centre"
-                                       or getattr(args, "min_iou", DEFAULT_MIN_IOU) != DEFAULT_MIN_IOU):
+                                       or getattr(args, "min_iou", None) is not None):
         raise MammoError(f"--lesion-hit and --min-iou are for detectors (FROC); a {loaded.identity.family} model is "
                          "not measured by lesions found: leave them out")
     if evaluation in measure:
@@ -252,7 +252,7 @@ def _detections(args: argparse.Namespace, loaded) -> int:
     identity = loaded.identity
     if args.split != "all":
         raise MammoError("--split test is for families measured by class (the attention CNN, GlimpseNet)")
-    if HitRule(args.lesion_hit) == HitRule.CENTRE and args.min_iou != DEFAULT_MIN_IOU:
+    if HitRule(args.lesion_hit) == HitRule.CENTRE and args.min_iou is not None:
         raise MammoError(f"--min-iou {args.min_iou:g} is the overlap of --lesion-hit iou; with --lesion-hit centre "
                          "(the default) a lesion is found by a detection's box centre and no IoU is used: add "
                          "--lesion-hit iou, or leave --min-iou out")
@@ -288,7 +288,8 @@ def _detections(args: argparse.Namespace, loaded) -> int:
                                     r.mask.in_original(shape_here) if r.mask is not None else None)
                           for r in output.regions if tissue_fraction(r.box_original, breast) >= MIN_TISSUE_FRACTION])
             bar("detecting", number, len(images))
-    result = froc(found, truths, identity.malignancy, HitRule(args.lesion_hit), args.min_iou)
+    min_iou = DEFAULT_MIN_IOU if args.min_iou is None else args.min_iou
+    result = froc(found, truths, identity.malignancy, HitRule(args.lesion_hit), min_iou)
     summary = [(f"sensitivity_at_{rate:g}_fp", value) for rate, value in result.at_rates.items()]
     summary += [("cpm", result.cpm), ("image_auc_malignant", result.image_auc), ("lesions", result.lesions),
                 ("images", result.images)]

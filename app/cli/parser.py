@@ -109,16 +109,18 @@ def _version() -> str:
     return __version__
 
 
-def _shared(suppress: bool) -> argparse.ArgumentParser:
+def _shared(suppress: bool, ae_title_help: str = "our calling AE title for dimse:// exams and destinations "
+                                                  "(default MAMMOREADER)") -> argparse.ArgumentParser:
     """Options of every command. In the subcommands their default is SUPPRESS, so that a value given before
-    the subcommand is not overwritten by the subcommand's default."""
+    the subcommand is not overwritten by the subcommand's default; ``ae_title_help`` says what --ae-title is to
+    the command."""
     shared = argparse.ArgumentParser(add_help=False)
     default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
     shared.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log more")
     shared.add_argument("--device", choices=["auto", "cpu", "cuda"], default=default(None), help=DEVICE_HELP)
     shared.add_argument("--mode", choices=["exact", "fast"], default=default(None), help=MODE_HELP)
     shared.add_argument("--ae-title", type=ae_title, default=default(None), metavar="AET",
-                        help="our calling AE title for dimse:// exams and destinations (default MAMMOREADER)")
+                        help=ae_title_help)
     return shared
 
 
@@ -216,7 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--page-size", default="A4", choices=["A4", "Letter"])
     batch.set_defaults(handler="app.cli.batch:run")
 
-    serve = sub.add_parser("serve", parents=[common],
+    serve_common = _shared(suppress=True, ae_title_help=(  # what --ae-title is to the node
+        "the AE title this node listens as (senders address their studies to it: their called AE title) and calls "
+        "the --send node as (default MAMMOREADER)"))
+    serve = sub.add_parser("serve", parents=[serve_common],
                            help="a DICOM AI node: receive studies (Storage SCP), analyse each once, send the results back",
                            description="Listen as --ae-title on --bind:--port for studies from the allowed senders "
                            "only; keep their MG images in DIR, analyse a study when no instance has come for "
@@ -246,13 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--keep-hours", type=non_negative_number, default=24.0,
                        help="the received images of a study analysed (and sent) this many hours ago are removed, its "
                        "results kept (default 24; 0: at once); a view that comes later is analysed with the others "
-                       "only while they are kept")
+                       "only while they are kept (later, with the whole study sent again)")
     serve.add_argument("--retry-s", type=float, default=60.0,
-                       help="how often results are sent again to a node that was down (default 60)")
+                       help="how often results are sent again to a node that was down, and a study whose results "
+                       "could not be written (a full or read-only disk) is analysed again (default 60)")
     serve.add_argument("--allow-missing-views", action="store_true",
                        help="analyse studies that lack a view (by default they are recorded as failed)")
-    serve.add_argument("--percent-t", type=float, default=None)
-    serve.add_argument("--page-size", default="A4", choices=["A4", "Letter"])
+    serve.add_argument("--percent-t", type=float, default=None,
+                       help="GMIC pooling threshold for checkpoints that are not recognised (default 0.02)")
+    serve.add_argument("--page-size", default="A4", choices=["A4", "Letter"],
+                       help="the paper size of the PDF reports (default A4)")
     serve.set_defaults(handler="app.cli.serve:run")
 
     validate = sub.add_parser("validate", parents=[common],
@@ -401,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--lesion-hit", choices=["centre", "iou"], default="centre",
                           help="detectors (FROC): a lesion is found when a detection's box centre falls inside its "
                                "mask (centre, default) or when they overlap with IoU >= --min-iou (iou)")
-    evaluate.add_argument("--min-iou", type=overlap_fraction, default=0.1, help="detectors: the IoU of --lesion-hit iou")
+    evaluate.add_argument("--min-iou", type=overlap_fraction, default=None,  # None: not given (see evaluate.py)
+                          help="detectors: the IoU of --lesion-hit iou (default 0.1)")
     evaluate.set_defaults(handler="app.cli.evaluate:run")
     return parser
 

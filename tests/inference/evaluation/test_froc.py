@@ -123,7 +123,7 @@ def test_evaluate_counts_only_the_detections_over_the_breast(tmp_path, monkeypat
     identity = SimpleNamespace(family="maskrcnn", classes=("benign mass", "malignant mass"),
                                malignancy=("malignant mass",), label="a detector")
     args = argparse.Namespace(split="all", model=str(tmp_path / "model.pt"), data="phantom", phantoms=3,
-                              device="cpu", lesion_hit="centre", min_iou=0.1, out=str(tmp_path / "out"))
+                              device="cpu", lesion_hit="centre", min_iou=None, out=str(tmp_path / "out"))
     assert evaluate._detections(args, SimpleNamespace(identity=identity, model=None)) == 0
     rows = list(csv.DictReader((tmp_path / "out" / "per_image.csv").open()))
     assert [int(r["detections"]) for r in rows] == [1, 1, 1]
@@ -151,7 +151,7 @@ def test_evaluate_stops_at_an_image_the_model_does_not_read(tmp_path, monkeypatc
     identity = SimpleNamespace(family="maskrcnn", classes=("benign mass", "malignant mass"),
                                malignancy=("malignant mass",), label="a detector")
     args = argparse.Namespace(split="all", model=str(tmp_path / "model.pt"), data="phantom", phantoms=2,
-                              device="cpu", lesion_hit="centre", min_iou=0.1, out=str(tmp_path / "out"))
+                              device="cpu", lesion_hit="centre", min_iou=None, out=str(tmp_path / "out"))
     with pytest.raises(MammoError, match="did not read this image: its pixel values reach 65535"):
         evaluate._detections(args, SimpleNamespace(identity=identity, model=None))
     assert not (tmp_path / "out").exists()
@@ -238,7 +238,7 @@ def _args(tmp_path, data="phantom", **values):
     import argparse
 
     return argparse.Namespace(**{"split": "all", "model": str(tmp_path / "model.pt"), "data": data, "phantoms": 2,
-                                 "device": "cpu", "lesion_hit": "centre", "min_iou": 0.1,
+                                 "device": "cpu", "lesion_hit": "centre", "min_iou": None,
                                  "out": str(tmp_path / "out"), **values})
 
 
@@ -313,8 +313,10 @@ def test_min_iou_with_the_centre_rule_is_refused(tmp_path, monkeypatch):
     from app.cli import evaluate
     from inference.errors import MammoError
 
-    with pytest.raises(MammoError, match="--min-iou 0.7 is the overlap of --lesion-hit iou; with --lesion-hit centre"):
-        evaluate._detections(_args(tmp_path, min_iou=0.7), _stub_detector(monkeypatch))
+    for given in (0.7, 0.1):  # 0.1, the value used when it is not given, was not noticed when given
+        with pytest.raises(MammoError, match=f"--min-iou {given:g} is the overlap of --lesion-hit iou; with "
+                                             "--lesion-hit centre"):
+            evaluate._detections(_args(tmp_path, min_iou=given), _stub_detector(monkeypatch))
 
 
 def test_the_evaluations_files_are_written_all_or_none(tmp_path, monkeypatch):
