@@ -59,8 +59,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException as error:
         with contextlib.suppress(OSError):
             temporary.unlink()
-        if isinstance(error, OSError) and error.filename and Path(error.filename) == temporary:
-            raise OSError(error.errno, error.strerror, str(path)) from error  # a full disk while writing
+        if isinstance(error, OSError) and (not error.filename or Path(error.filename) == temporary):
+            # a full disk while writing: Python's own write names no file, a library may name the temporary one
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
 
 

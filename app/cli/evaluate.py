@@ -106,13 +106,16 @@ def _write(files: dict[str, str | bytes], out: Path) -> None:
                 set_aside.append(name)
             os.replace(staging / name, out / name)
             moved.append(name)
-    except OSError as error:
+    except BaseException as error:  # Ctrl+C between two moves too: the old set comes back whole
         for name in moved:
             with contextlib.suppress(OSError):
                 (out / name).unlink()
         for name in set_aside:
             with contextlib.suppress(OSError):
                 os.replace(staging / f"{name}.old", out / name)
+        moved.clear()
+        if not isinstance(error, OSError):
+            raise
         raise MammoError(f"the evaluation's {current} could not be written ({error.strerror or error}){unwritten}",
                          out / current) from error
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import unicodedata
 from collections.abc import Sequence
 from enum import StrEnum
 
@@ -139,10 +140,11 @@ def create_study(
         raise StudyError(f"unknown design {design!r}; choose one of {', '.join(Design)}") from error
     if not name.strip():
         raise StudyError("give the study a name")
-    if name != name.strip() or any(not character.isprintable() for character in name):
-        # 'pilot ' beside 'pilot', or a line break in a name every list and file shows
-        raise StudyError(f"the study name {name!r} has spaces at its ends or characters that are not printable "
-                         "(a tab, a line break): give it without them")
+    if name != name.strip() or any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        # 'pilot ' beside 'pilot', or a line break in a name every list and file shows (a no-break space within
+        # a name, as spreadsheets and French typography write, is a space)
+        raise StudyError(f"the study name {name!r} has spaces at its ends or control characters (a tab, a line "
+                         "break): give it without them")
     if not readers or not all(reader.strip() for reader in readers):
         raise StudyError("give at least one reader, each with a name (an empty one was given)" if readers
                          else "give at least one reader")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from app.analysis import analyse_or_restore
 from app.study.cases import study_cases
 from app.study.errors import StudyError
-from app.study.store import Store
+from app.study.store import Store, shown_result_exists
 from inference.errors import MammoError
 from inference.pipeline import Cancelled, as_groups
 
@@ -138,10 +138,6 @@ def cases_without_result(store: Store, study_id: int) -> list[str]:
     """The cases whose first model (the one a reading screen shows) has no stored result: no scores yet, scores
     taken from a batch's table, or a study imported from another machine (an export carries scores, not
     results). An aided reading of such a case would be recorded as aided with no AI shown."""
-    rows = store.read(
-        "SELECT c.case_id FROM study_cases c WHERE c.study_id=? AND NOT EXISTS ("
-        " SELECT 1 FROM model_scores s JOIN analysis_results r ON r.result_key = s.result_key"
-        " WHERE s.study_id = c.study_id AND s.case_id = c.case_id AND s.model_id = ("
-        "  SELECT m.model_id FROM study_models m WHERE m.study_id = c.study_id ORDER BY m.rowid LIMIT 1))"
-        " ORDER BY c.rowid", (study_id,))
+    rows = store.read(f"SELECT c.case_id FROM study_cases c WHERE c.study_id=? AND NOT "
+                      f"{shown_result_exists('c.study_id', 'c.case_id')} ORDER BY c.rowid", (study_id,))
     return [row[0] for row in rows]

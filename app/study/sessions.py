@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from app.study.cases import study_cases
 from app.study.design import Design, sessions_of, study_info
 from app.study.errors import StudyError
-from app.study.store import ReaderMark, Store
+from app.study.store import ReaderMark, Store, shown_result_exists
 
 
 @dataclass(frozen=True)
@@ -223,13 +223,9 @@ class ReadingSession:
 
 
 def _has_ai_result(db, study_id: int, case_id: str) -> bool:
-    """The case's first model (the one the reading screen shows) has a stored result (as
-    ``app.study.scores.cases_without_result`` counts it)."""
-    return db.execute(
-        "SELECT 1 FROM model_scores s JOIN analysis_results r ON r.result_key = s.result_key "
-        "WHERE s.study_id = ? AND s.case_id = ? AND s.model_id = ("
-        " SELECT m.model_id FROM study_models m WHERE m.study_id = s.study_id ORDER BY m.rowid LIMIT 1) LIMIT 1",
-        (study_id, case_id)).fetchone() is not None
+    """The case's first model (the one the reading screen shows) has a stored result."""
+    return bool(db.execute(f"SELECT {shown_result_exists('?', '?')}", (study_id, case_id, study_id))
+                .fetchone()[0])
 
 
 def reader_progress(store: Store, study_id: int, now: float | None = None) -> list[dict]:

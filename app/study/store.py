@@ -461,6 +461,15 @@ CREATE TABLE IF NOT EXISTS worklist_states (
 """
 
 
+def shown_result_exists(study: str, case: str) -> str:
+    """SQL that is true when a study case's first model (the one its reading screen shows) has a stored result;
+    ``study`` and ``case`` are the SQL that names them (``?`` or a column). One condition for the reading path's
+    refusal and the coordinator's list of cases still without one."""
+    return ("EXISTS (SELECT 1 FROM model_scores s JOIN analysis_results r ON r.result_key = s.result_key "
+            f"WHERE s.study_id = {study} AND s.case_id = {case} AND s.model_id = ("
+            f"SELECT m.model_id FROM study_models m WHERE m.study_id = {study} ORDER BY m.rowid LIMIT 1))")
+
+
 @dataclass(frozen=True)
 class BreastRead:
     """A reader's estimate for one breast: probability of malignancy (and optionally benign), the BI-RADS

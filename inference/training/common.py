@@ -70,12 +70,15 @@ def checked_options(cls: type, data: Mapping[str, Any], source: str) -> dict[str
     return out
 
 
-def model_label(config: Any, family_title: str, demo_label: str) -> tuple[str, bool]:
+def model_label(config: Any, family: str, demo_label: str) -> tuple[str, bool]:
     """(label, demo) of a trained model: the options' own ``label`` and ``demo`` where they set them; else a run
     on phantoms is the demo (``demo_label``, demo true: the app's red banner) and a run on the user's data is
-    named by the family and the data ("Mask R-CNN trained on train.csv"), demo false."""
+    named by the family (as ``registry.spoken_name`` writes it) and the data ("Mask R-CNN trained on
+    train.csv"), demo false."""
+    from inference.families.registry import spoken_name  # noqa: PLC0415
+
     phantom = config.data == "phantom"
-    label = config.label or (demo_label if phantom else f"{family_title} trained on {Path(config.data).name}")
+    label = config.label or (demo_label if phantom else f"{spoken_name(family)} trained on {Path(config.data).name}")
     return label, phantom if config.demo is None else bool(config.demo)
 
 

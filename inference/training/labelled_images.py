@@ -38,6 +38,7 @@ class LabelledImage:
     label: str
     lesion: np.ndarray | None
     source: str
+    row: int | None = None  # its line in the CSV it came from (None: a phantom)
 
 
 def background_class(classes: tuple[str, ...]) -> int:
@@ -83,7 +84,8 @@ def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage
         missing = {"path", "label"} - set(reader.fieldnames or ())
         if missing:
             raise ValueError(f"{path}: the CSV lacks the column(s) {sorted(missing)} (path, view, label[, mask])")
-        for number, row in enumerate(reader, start=2):
+        for row in reader:
+            number = reader.line_num  # the file's own line: a blank line (skipped by the reader) counts
             where = f"{path}, row {number}"
             label = (row.get("label") or "").strip()
             if label not in classes:
@@ -91,7 +93,7 @@ def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage
             file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
             image = load_row_view(file, row, where)
             lesion = read_lesion_mask(row.get("mask") or "", path, where, image.model_image.shape)
-            images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file)))
+            images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file), number))
     if not images:
         raise ValueError(f"{path}: the CSV holds no rows")
     return images

@@ -4,8 +4,8 @@ The file holds the model, every optimiser, the progress (epochs done, per stage 
 stages), the history and the random states (torch's global generator and any generator a family keeps), so a
 stopped and resumed run continues exactly as an uninterrupted one. Every family's training uses this one helper.
 
-It also holds the run's record (:func:`run_record`): the family, the data (its path and a SHA-256 of the file's
-content) and every option that decides the weights (the seed, the learning rate …; not where or how long it
+It also holds the run's record (:func:`run_record`): the family, the data and the weights it starts from (each
+file's path and the SHA-256 of its content, compared by the content) and every option that decides the weights (the seed, the learning rate …; not where or how long it
 runs: ``out``, ``device``, ``epochs``, ``memory_format``, nor the ``label``/``demo`` it is shown with). A resume
 with another record is refused, naming what differs, so that a model's metadata never records settings its
 weights did not come from; unless the options say ``continue_with_changes`` (a second stage on purpose, as the
@@ -29,13 +29,15 @@ FORMAT = "mammo-reader/training-checkpoint 1"
 
 # options that say where, on what and how long a run goes, or what its model is called: not what it learns
 NOT_DECIDING = frozenset({"out", "device", "epochs", "memory_format", "label", "demo", "continue_with_changes"})
-# options naming data files: recorded as their full path and their content's hash
-DATA_OPTIONS = ("data", "val_data")
+# options naming files (the data, and weights to start from): recorded as their full path and their content's
+# hash, and compared by the hash (the same CSV moved with its project is the same run)
+DATA_OPTIONS = ("data", "val_data", "weights", "encoder_weights", "classifier_weights")
 
 
-def data_fingerprint(value: str) -> dict[str, Any]:
+def data_fingerprint(value: str, leave_out: Path | None = None) -> dict[str, Any]:
     """A data option as recorded: ``phantom`` (or nothing) as it is; a file as its full path and the SHA-256 of
-    its content; a folder (a MIAS folder) as its full path and the SHA-256 of its files' names and sizes."""
+    its content; a folder (a MIAS folder) as its full path and the SHA-256 of its files' names and sizes, those
+    under ``leave_out`` (the run's own --out, when it lies inside) not counted."""
     if not value or value == "phantom":
         return {"path": value}
     path = Path(value).expanduser().resolve()
@@ -45,7 +47,10 @@ def data_fingerprint(value: str) -> dict[str, Any]:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     elif path.is_dir():
+        skipped = leave_out.expanduser().resolve() if leave_out is not None else None
         for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            if skipped is not None and item.is_relative_to(skipped):
+                continue
             digest.update(f"{item.relative_to(path).as_posix()}\t{item.stat().st_size}\n".encode())
     else:
         return {"path": str(path), "sha256": None}
@@ -53,10 +58,11 @@ def data_fingerprint(value: str) -> dict[str, Any]:
 
 
 def run_record(family: str, config: Any) -> dict[str, Any]:
-    """What decides a run's weights: ``family``, the data options' fingerprints and ``config``'s (a dataclass of
-    options) other deciding values, as JSON values."""
+    """What decides a run's weights: ``family``, the file options' fingerprints and ``config``'s (a dataclass
+    of options) other deciding values, as JSON values."""
     values = dataclasses.asdict(config)
-    data = {name: data_fingerprint(str(values.pop(name) or "")) for name in DATA_OPTIONS if name in values}
+    out = Path(str(values["out"])) if values.get("out") else None
+    data = {name: data_fingerprint(str(values.pop(name) or ""), out) for name in DATA_OPTIONS if name in values}
     options = {k: v for k, v in values.items() if k not in NOT_DECIDING}
     return json.loads(json.dumps({"family": family, "data": data, "options": options}))
 
@@ -76,10 +82,12 @@ def run_differences(stored: Mapping[str, Any], record: Mapping[str, Any]) -> lis
         then = stored.get("data", {}).get(name)
         if then is None:
             continue
-        if then.get("path") != now.get("path"):
+        if then.get("sha256") and now.get("sha256"):  # files on both sides: their content decides
+            if then["sha256"] != now["sha256"]:
+                moved = "" if then.get("path") == now.get("path") else f" (the run's was {then.get('path')})"
+                differences.append(f"{name} {now.get('path')} has other content than the run's{moved}")
+        elif then.get("path") != now.get("path"):
             differences.append(f"{name} {then.get('path') or 'none'} there, {now.get('path') or 'none'} now")
-        elif then.get("sha256") != now.get("sha256"):
-            differences.append(f"{name} {now.get('path')} has changed since (another content)")
     then_options, now_options = stored.get("options", {}), record.get("options", {})
     for name in sorted(then_options.keys() & now_options.keys()):
         if then_options[name] != now_options[name]:

@@ -209,3 +209,22 @@ def test_an_atomic_write_into_a_read_only_or_full_folder_names_the_file_asked_fo
         with atomic_path(tmp_path / "b.npz") as temporary:
             raise OSError(errno.ENOSPC, "No space left on device", str(temporary))
     assert caught.value.filename == str(tmp_path / "b.npz") and list(tmp_path.iterdir()) == []
+
+
+def test_a_write_that_fails_for_real_is_said_of_the_file_asked_for(tmp_path):
+    """A real failed write names no file ("error: the disk is full", which file?): a file-size limit makes the
+    write fail as a full disk does, in a child process."""
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
+        "from inference.files import write_bytes_atomic\n"
+        "try:\n"
+        "    write_bytes_atomic(sys.argv[1], b'x' * 100000)\n"
+        "except OSError as error:\n"
+        "    print(error.errno, error.filename)\n")
+    target = tmp_path / "big.json"
+    done = subprocess.run([sys.executable, "-c", script, str(target)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == ["27", str(target)], done.stdout + done.stderr  # EFBIG, of the target
+    assert list(tmp_path.iterdir()) == []

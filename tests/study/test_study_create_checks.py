@@ -157,8 +157,11 @@ def test_a_study_name_with_spaces_at_its_ends_or_unprintable_characters_is_refus
 
     store = Store(tmp_path / "s.sqlite")
     try:
-        with pytest.raises(StudyError, match="has spaces at its ends or characters that are not printable"):
+        with pytest.raises(StudyError, match="has spaces at its ends or control characters"):
             create_study(store, name, Design.UNAIDED, ["A"], [CaseEntry("c1", "/e", "normal", "normal")])
         assert store.read("SELECT COUNT(*) FROM studies") == [(0,)]
+        # a no-break space inside a name (pasted from a spreadsheet, French typography before ':') is a space
+        create_study(store, "Étude\u202f: pilote\xa02024", Design.UNAIDED, ["A"],
+                     [CaseEntry("c1", "/e", "normal", "normal")])
     finally:
         store.close()

@@ -131,8 +131,8 @@ def glimpse_csv(path: Path) -> list[LabelledImage]:
         columns = set(reader.fieldnames or ())
         if "path" not in columns or not ({"label", "pathology"} & columns or {"benign", "malignant"} <= columns):
             raise ValueError(f"{path}: needs the columns path, view, benign, malignant (or label), and mask")
-        for number, row in enumerate(reader, start=2):
-            where = f"{path}, row {number}"
+        for row in reader:
+            where = f"{path}, row {reader.line_num}"  # the file's line: a blank line counts
             named = (row.get("label") or row.get("pathology") or "").strip().lower()
             if named:
                 if named not in PATHOLOGY:

@@ -123,8 +123,8 @@ def csv_samples(path: str | Path) -> list[Sample]:
     missing = sorted({"path", "benign", "malignant"} - set(reader.fieldnames or ()))
     if missing:
         raise ValueError(f"{path}: the CSV lacks the column(s) {missing} (path, view, benign, malignant)")
-    for line, row in enumerate(reader, start=2):
-        where = f"{path}, line {line}"
+    for row in reader:
+        where = f"{path}, line {reader.line_num}"  # the file's line: a blank line counts
         file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
         image = load_row_view(file, row, where)
         if image.view is None:
@@ -272,7 +272,7 @@ def train(config: TrainConfig, progress=None) -> Path:
     final = out / "model.pt"
     if rank == 0:
         store_float16(model, final)
-        label, demo = model_label(config, "GMIC", DEMO_LABEL)
+        label, demo = model_label(config, "gmic", DEMO_LABEL)
         meta = {
             "label": label,
             "demo": demo,

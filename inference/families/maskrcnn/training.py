@@ -298,8 +298,8 @@ def _model(config: MaskRCNNTrainConfig, log) -> MaskRCNN:
 def check_lesion_masks(images: list[LabelledImage], classes: tuple[str, ...], data: str, doing: str) -> None:
     """Refuse (ValueError) lesion images (a class of the detector) without a lesion: no mask in the CSV, or a
     blank one. Its detections would count as false positives and its lesion as none (``doing``: "train" or
-    "evaluate"); every such row is named (CSV data: ``images`` are its rows in order, from row 2)."""
-    lacking = [(number, image) for number, image in enumerate(images, start=2)
+    "evaluate"); every such row is named by its line in the CSV."""
+    lacking = [(image.row, image) for image in images
                if class_index(image.label, classes, image.source)
                and (image.lesion is None or not image.lesion.any())]
     if not lacking:
@@ -389,7 +389,7 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
                         {"sampling": generator}, run=record)
     final = out / "model.pt"
     store_float16(model, final)
-    label, demo = model_label(config, "Mask R-CNN", DEMO_LABEL)
+    label, demo = model_label(config, "maskrcnn", DEMO_LABEL)
     meta = metadata(config.classes, min_size=config.min_size, max_size=config.max_size, max_value=config.max_value,
                     label=label, demo=demo,
                     training={**dataclasses.asdict(config), "history": history, "images": len(images)})

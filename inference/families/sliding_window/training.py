@@ -211,7 +211,7 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
     evaluation = evaluate_readings(readings, CLASSES, fit.temperature, config.bins)
     log(f"temperature {fit.temperature:.3f}: ECE {fit.ece_before:.4f} -> {fit.ece_after:.4f}, "
         f"NLL {fit.nll_before:.4f} -> {fit.nll_after:.4f} on {val_description}")
-    label, demo = model_label(config, "sliding-window classifier", DEMO_LABEL)
+    label, demo = model_label(config, "sliding-window", DEMO_LABEL)
     meta = {
         "family": "sliding-window",
         "label": label,

@@ -350,6 +350,21 @@ def test_the_evaluations_files_are_written_all_or_none(tmp_path, monkeypatch):
         evaluate._write(new, out)
     assert sorted(p.name for p in out.iterdir()) == sorted(old)  # the old set, no temporary folder left
     assert {name: (out / name).read_text() for name in old} == old
+    (out / "froc.png").write_bytes(b"old png")
+    old["froc.png"] = "old png"
+
+    pressed = []
+
+    def interrupted(source, target):  # Ctrl+C between setting an old file aside and moving the new one in
+        if os.fspath(target) == str(out / "froc.png") and not pressed:
+            pressed.append(True)
+            raise KeyboardInterrupt
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate._write(new, out)
+    assert {p.name: p.read_text() for p in out.iterdir()} == old  # the old set whole, froc.png among it
     monkeypatch.setattr(os, "replace", real_replace)
     evaluate._write(new, out)
     assert (out / "froc.csv").read_text() == "new curve" and (out / "froc.png").read_bytes() == b"png"

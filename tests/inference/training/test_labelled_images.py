@@ -56,3 +56,17 @@ def test_an_empty_csv_is_said_to_be_empty(folder):
     for read in (lambda: csv_images(csv_file, CLASSES), lambda: csv_samples(csv_file), lambda: glimpse_csv(csv_file)):
         with pytest.raises(ValueError, match=rf"^{csv_file}: the CSV is empty"):
             read()
+
+
+def test_a_row_after_a_blank_line_is_named_by_its_line_in_the_file(folder):
+    """The rows were counted from 2 as read, and the reader skips blank lines: a lesion row without its mask on
+    line 4 was called row 3."""
+    from inference.families.maskrcnn.training import check_lesion_masks
+    from inference.training.labelled_images import csv_images
+
+    csv_file = folder / "train.csv"
+    csv_file.write_text("path,view,label,mask\na.png,L-CC,malignant,a_mask.png\n\na.png,L-CC,malignant,\n")
+    images = csv_images(csv_file, CLASSES)
+    assert [image.row for image in images] == [2, 4]
+    with pytest.raises(ValueError, match=rf"^{csv_file}, row 4: a malignant image needs its lesion mask"):
+        check_lesion_masks(images, ("background", "benign", "malignant"), str(csv_file), "train")

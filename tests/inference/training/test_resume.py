@@ -71,10 +71,11 @@ def test_a_resume_with_another_seed_data_or_option_is_refused_naming_what_differ
     path = tmp_path / "checkpoint.pt"
     first = _first_run(path, _options(data=str(csv_file)))
     other = tmp_path / "other.csv"
-    other.write_text(csv_file.read_text())
+    other.write_text("path,view,label,mask\nb.png,L-CC,normal,\n")
     for changed, says in (({"seed": 3}, "seed 0 there, 3 now"),
                           ({"lr": 0.02}, "lr 0.01 there, 0.02 now"),
-                          ({"data": str(other)}, f"data {csv_file} there, {other} now")):
+                          ({"data": str(other)}, f"data {other} has other content than the run's (the run's was "
+                                                 f"{csv_file})")):
         with pytest.raises(ValueError) as refused:
             _resume(path, _options(**{"data": str(csv_file), **changed}))
         message = str(refused.value)
@@ -84,10 +85,28 @@ def test_a_resume_with_another_seed_data_or_option_is_refused_naming_what_differ
     monkeypatch.chdir(tmp_path)
     model, (progress, history) = _resume(path, _options(data="train.csv", epochs=5, label="mine", device="cuda"))
     assert progress == {"epoch": 1} and torch.equal(model.weight, first.weight)
-    # the same path with another content is another run too
+    # the same CSV moved (the project copied to another machine): the same run, decided by its content
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "train.csv").write_text(csv_file.read_text())
+    model, (progress, _) = _resume(path, _options(data=str(moved / "train.csv")))
+    assert progress == {"epoch": 1} and torch.equal(model.weight, first.weight)
+    # the same path with another content is another run
     csv_file.write_text("path,view,label,mask\nb.png,L-CC,normal,\n")
-    with pytest.raises(ValueError, match=r"data .*train\.csv has changed since \(another content\)"):
+    with pytest.raises(ValueError, match=r"data .*train\.csv has other content than the run's\)"):
         _resume(path, _options(data=str(csv_file)))
+
+
+def test_a_data_folder_holding_the_runs_own_output_is_fingerprinted_without_it(tmp_path):
+    """A MIAS folder with --out inside it changed its fingerprint every epoch: every resume was refused."""
+    from inference.training.resume import data_fingerprint
+
+    (tmp_path / "mdb001.pgm").write_bytes(b"x" * 10)
+    before = data_fingerprint(str(tmp_path), tmp_path / "run")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"y" * 99)
+    assert data_fingerprint(str(tmp_path), tmp_path / "run") == before
+    assert data_fingerprint(str(tmp_path))["sha256"] != before["sha256"]
 
 
 def test_a_second_stage_on_purpose_resumes_and_the_history_says_what_changed(tmp_path):

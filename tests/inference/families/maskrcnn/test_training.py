@@ -189,7 +189,7 @@ def test_the_demo_label_stays_for_phantoms_and_the_options_own_label_wins():
     from inference.families.sliding_window.training import WindowTrainConfig
     from inference.training.common import model_label
 
-    assert model_label(MaskRCNNTrainConfig(), "Mask R-CNN", "demo label") == ("demo label", True)
-    assert model_label(TrainConfig(data="/x/site.csv"), "GMIC", "demo") == ("GMIC trained on site.csv", False)
+    assert model_label(MaskRCNNTrainConfig(), "maskrcnn", "demo label") == ("demo label", True)
+    assert model_label(TrainConfig(data="/x/site.csv"), "gmic", "demo") == ("GMIC trained on site.csv", False)
     own = WindowTrainConfig(data="a.csv", label="Site model", demo=True)
-    assert model_label(own, "sliding-window classifier", "demo") == ("Site model", True)
+    assert model_label(own, "sliding-window", "demo") == ("Site model", True)
