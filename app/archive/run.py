@@ -8,6 +8,7 @@ from pathlib import Path
 from app.archive.ledger import BatchSummary, Ledger, Progress
 from app.archive.sources import ExamItem
 from app.archive.unit import BatchOptions
+from app.folders import hold_folder
 from inference.errors import MammoError
 
 ENGINES = ("local", "ray")
@@ -92,17 +93,6 @@ LOCK_NAME = ".batch.lock"
 
 def _hold_folder(out: Path):
     """The output folder's lock, held for the run: a second run on the same folder analysed every exam again
-    beside the first and both wrote its journal and table. A lock left by a killed run is free again (the
-    operating system drops it with the process)."""
-    from filelock import FileLock, Timeout  # noqa: PLC0415
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(out / LOCK_NAME, timeout=0)
-        lock.acquire()
-    except Timeout:
-        raise MammoError("another batch or report run is writing to this folder: wait for it to finish, or "
-                         "choose another folder", out) from None
-    except OSError as error:
-        raise MammoError(f"the folder cannot be used ({error.strerror or error})", out) from error
-    return lock
+    beside the first and both wrote its journal and table."""
+    return hold_folder(out, LOCK_NAME, "another batch or report run is writing to this folder: wait for it to "
+                       "finish, or choose another folder", "the folder cannot be used")

@@ -68,7 +68,9 @@ class BatchOptions:
 class Outcome:
     """What became of one exam: ``done``, ``partial`` (files written, but a format failed or a view has no
     result; with the reason), ``skipped`` (finished by an earlier run) or ``failed`` (with the reason).
-    ``seconds``: the models' time for the exam (0 when skipped or failed before)."""
+    ``seconds``: the models' time for the exam (0 when skipped or failed before). ``machine_fault``: it failed
+    for a fault of the machine, not of the exam (:func:`machine_fault`, from the exception itself): the AI node
+    analyses such an exam again by itself."""
 
     exam_id: str
     location: str
@@ -76,6 +78,7 @@ class Outcome:
     reason: str = ""
     files: tuple[str, ...] = ()
     seconds: float = 0.0
+    machine_fault: bool = False
 
     def as_row(self) -> dict:
         return asdict(self)
@@ -90,6 +93,7 @@ class Decoded:
     prepared: PreparedExam | None = None
     failure: str = ""
     facts: dict = field(default_factory=dict)  # for the table (de-identified there when the batch is)
+    machine_fault: bool = False  # the failure is the machine's (see machine_fault)
 
 
 @dataclass
@@ -103,6 +107,7 @@ class Analysed:
     facts: dict = field(default_factory=dict)
     reads: dict = field(default_factory=dict)  # the named reader's committed reads of the exam (workstation store)
     marks: tuple = ()
+    machine_fault: bool = False  # the failure is the machine's (see machine_fault)
 
 
 def failure_reason(error: BaseException) -> str:
@@ -116,6 +121,33 @@ def failure_reason(error: BaseException) -> str:
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return f"the disk is full{f' ({error.filename})' if error.filename else ''}"
     return f"{type(error).__name__}: {error}"
+
+
+# the errors of the machine, not of an exam: a full or read-only disk, a quota, a file past the file system's
+# size limit, a folder it may not write, an input/output error, no file handles or memory left, a network file
+# system gone away or not answering (getattr: not every platform has every code)
+MACHINE_ERRNOS = frozenset(getattr(errno, name) for name in (
+    "ENOSPC", "EDQUOT", "EROFS", "EFBIG", "EIO", "EACCES", "EPERM", "EMFILE", "ENFILE", "ENOMEM", "ESTALE",
+    "ENOTCONN", "ETIMEDOUT", "EHOSTDOWN", "EHOSTUNREACH", "ENETDOWN", "ENETUNREACH", "ENOLINK", "EREMOTEIO")
+    if hasattr(errno, name))
+
+
+def machine_fault(error: BaseException) -> bool:
+    """Whether ``error`` is a fault of the machine rather than of the exam: no memory left (``MemoryError``,
+    torch's out of memory, on the GPU or not), or an ``OSError`` whose errno is in :data:`MACHINE_ERRNOS` —
+    the error itself or one it was raised from (pydicom and the report writers raise their own from the
+    disk's)."""
+    import torch  # noqa: PLC0415 - torch is loaded wherever an exam is analysed
+
+    out_of_memory = (MemoryError, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
+    seen: BaseException | None = error
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, out_of_memory) or (isinstance(seen, OSError) and seen.errno in MACHINE_ERRNOS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def marker_path(out: Path, item: ExamItem) -> Path:
@@ -236,7 +268,7 @@ def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> 
         facts = exam_facts(exam, options.deidentify)
         return Decoded(item, exam, prepare_exam(exam, families), facts=facts)
     except Exception as error:  # noqa: BLE001 - one exam's failure ends only that exam
-        return Decoded(item, failure=item.redacted(failure_reason(error)))
+        return Decoded(item, failure=item.redacted(failure_reason(error)), machine_fault=machine_fault(error))
 
 
 def analyse(decoded: Decoded, groups, options: BatchOptions, store=None) -> Analysed:
@@ -246,13 +278,14 @@ def analyse(decoded: Decoded, groups, options: BatchOptions, store=None) -> Anal
     from app.analysis import analyse_or_restore  # noqa: PLC0415
 
     if decoded.failure:
-        return Analysed(decoded.item, failure=decoded.failure)
+        return Analysed(decoded.item, failure=decoded.failure, machine_fault=decoded.machine_fault)
     started = time.perf_counter()
     try:
         result = analyse_or_restore(decoded.exam, groups, store=store, device=options.device, mode=options.mode,
                                     prepared=decoded.prepared).result
     except Exception as error:  # noqa: BLE001
-        return Analysed(decoded.item, failure=decoded.item.redacted(failure_reason(error)))
+        return Analysed(decoded.item, failure=decoded.item.redacted(failure_reason(error)),
+                        machine_fault=machine_fault(error))
     seconds = time.perf_counter() - started
     reads, marks = committed_read(store, decoded.exam, options.reader) if store is not None else ({}, ())
     return Analysed(decoded.item, decoded.exam, result, seconds, facts=decoded.facts, reads=reads, marks=marks)
@@ -279,7 +312,7 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
 
     item = analysed.item
     if analysed.failure:
-        return Outcome(item.exam_id, item.location, "failed", analysed.failure)
+        return Outcome(item.exam_id, item.location, "failed", analysed.failure, machine_fault=analysed.machine_fault)
     problems = no_result_reasons(analysed.result)
     try:
         report = ReportInput(analysed.exam, analysed.result, analysed.reads, reader=options.reader,
@@ -302,7 +335,8 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
                       "complete": len(analysed.exam.views) == len(View)}
             write_text_atomic(marker_path(out, item), json.dumps(marker))
     except Exception as error:  # noqa: BLE001 - a full disk, a codec: this exam fails, the batch goes on
-        return Outcome(item.exam_id, item.location, "failed", item.redacted(failure_reason(error)))
+        return Outcome(item.exam_id, item.location, "failed", item.redacted(failure_reason(error)),
+                       machine_fault=machine_fault(error))
     return Outcome(item.exam_id, item.location, "partial" if problems else "done", item.redacted("; ".join(problems)),
                    files=tuple(str(p) for p in files), seconds=analysed.seconds)
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.cli.common import ProgressBar, folder_write_error, load_exam_argument, model_sources
+from app.cli.common import ProgressBar, load_exam_argument, model_sources
+from app.folders import folder_write_error
 from inference.errors import MammoError
 
 

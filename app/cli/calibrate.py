@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from app.cli.common import ProgressBar, folder_write_error
+from app.cli.common import ProgressBar
+from app.folders import folder_write_error
 
 from inference.errors import MammoError
 

@@ -45,28 +45,6 @@ class ProgressBar:
             self.stream.flush()
 
 
-def folder_write_error(folder: Path) -> OSError | None:
-    """Why nothing can be written into ``folder`` (made if missing), None when a file can: asked before the
-    work, since a failed write at its end costs the work (and root passes any mode bits, so a read-only or full
-    file system shows only by trying)."""
-    import errno  # noqa: PLC0415
-    import tempfile  # noqa: PLC0415
-
-    from inference.files import file_in_the_way  # noqa: PLC0415
-
-    blocking = file_in_the_way(folder)
-    if blocking is not None:
-        return NotADirectoryError(errno.ENOTDIR, f"the file {blocking} is in the way of the folder", str(folder))
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=".part", dir=folder)
-        os.close(handle)
-        os.unlink(probe)
-    except OSError as error:
-        return error
-    return None
-
-
 def model_sources(args: argparse.Namespace) -> list[str]:
     """``--models`` as given; else the models configured in Preferences; else the built-in demo model."""
     if getattr(args, "models", None):

@@ -2,7 +2,8 @@
 
 SIGTERM (and Ctrl+C) stop it cleanly: it stops listening, aborts the associations still open, abandons the
 study in analysis (the unit's writes are atomic, its marker comes last: a restart analyses it) and exits 0.
-A DIR it cannot write in (read-only, full) is refused before anything else, with the reason (exit 1).
+A DIR it cannot write in (read-only, full), or that another node uses, is refused before anything else, with the
+reason (exit 1); the node holds DIR's lock for as long as it runs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from app.cli.common import model_sources
 
 def run(args: argparse.Namespace) -> int:
     from app.archive.unit import BatchOptions  # noqa: PLC0415
-    from app.pacs.node import AiNode, NodeOptions, NodeStopping, check_out_folder  # noqa: PLC0415
+    from app.pacs.node import AiNode, NodeOptions, NodeStopping, check_out_folder, hold_out_folder  # noqa: PLC0415
     from app.pacs.nodes import DEFAULT_AE_TITLE, parse_address  # noqa: PLC0415
     from app.pacs.scp import InboxLimits, parse_senders  # noqa: PLC0415
     from inference.errors import MammoError  # noqa: PLC0415
@@ -50,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {name} must be more than 0", file=sys.stderr)
             return 2
     try:
+        # DIR's lock first, for the node's whole life: a second node on DIR is refused before it probes or cleans
+        # up anything there (it removed the running node's half-written results)
+        folder_lock = hold_out_folder(Path(args.out))
         check_out_folder(Path(args.out))  # before the models load: said at once
     except MammoError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     options = NodeOptions(ae_title=ae_title, port=args.port, out=Path(args.out), allowed=allowed, bind=args.bind,
                           limits=limits, quiet_s=args.quiet_s, retry_s=args.retry_s, send=destination, batch=batch,
                           keep_s=args.keep_hours * 3600)
-    node = AiNode(options, load_model_groups(model_sources(args), percent_t=args.percent_t))
+    node = AiNode(options, load_model_groups(model_sources(args), percent_t=args.percent_t), folder_lock=folder_lock)
     stop = threading.Event()
 
     def stopping(signum, frame) -> None:  # noqa: ARG001

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.cli.common import folder_write_error
+from app.folders import folder_write_error
 from app.validation.errors import ValidationInputError
 
 

@@ -171,6 +171,23 @@ def empty_image(dataset: Dataset) -> str:
     return f"the image has no pixels (Rows {rows}, Columns {columns})" if rows <= 0 or columns <= 0 else ""
 
 
+def impossible_pixels(dataset: Dataset) -> str:
+    """Why an image's pixels cannot be laid out (PS3.5 8.1.1: Bits Allocated is 1 or a multiple of 8; 64 at
+    most for any pixel data, and an image has at least one frame), or "": such an instance is refused when it
+    comes, as one without rows or columns is, since the analysis could only fail on it."""
+    try:
+        bits = int(dataset.BitsAllocated)
+        frames = dataset.get("NumberOfFrames")
+        frames = None if frames is None or str(frames).strip() == "" else int(frames)
+    except Exception as error:  # noqa: BLE001 - a header pydicom cannot read as numbers
+        return f"the image's header cannot be read ({type(error).__name__})"
+    if not (bits == 1 or (8 <= bits <= 64 and bits % 8 == 0)):
+        return f"Bits Allocated {bits}: not 1 or a multiple of 8 up to 64"
+    if frames is not None and frames <= 0:
+        return f"the image has no pixels (Number of Frames {frames})"
+    return ""
+
+
 def _host(address) -> str:
     return str(address).removeprefix("::ffff:")  # an IPv4 peer on a dual-stack socket
 
@@ -187,13 +204,14 @@ def _peer(assoc) -> str:
 
 def _system_cause(error: BaseException) -> str:
     """The system's words for why a write failed ("No space left on device"), found down the exception's causes
-    (pydicom raises an OSError of its own, without the errno, from the one of the disk); else the exception's
-    type alone (its text could quote the data set)."""
+    (pydicom raises an OSError of its own, without the errno, from the one of the disk, and the atomic write one
+    naming the file from pydicom's, with pydicom's text as its words: the system's are those of the OSError
+    that has an errno); else the exception's type alone (its text could quote the data set)."""
     seen: BaseException | None = error
     for _ in range(10):
         if seen is None:
             break
-        if isinstance(seen, OSError) and seen.strerror:
+        if isinstance(seen, OSError) and seen.errno is not None and seen.strerror:
             return seen.strerror
         seen = seen.__cause__ or seen.__context__
     return type(error).__name__
@@ -520,10 +538,11 @@ class StorageSCP:
         modality = str(dataset.get("Modality", "")).strip()
         if modality != "MG":
             raise _Refusal(NOT_ACCEPTED, f"not a mammography image (Modality {modality or 'missing'}): MG only")
-        missing = [k for k in ("StudyInstanceUID", "SOPInstanceUID", "Rows", "Columns", "PixelData") if k not in dataset]
+        missing = [k for k in ("StudyInstanceUID", "SOPInstanceUID", "Rows", "Columns", "BitsAllocated", "PixelData")
+                   if k not in dataset]
         if missing:
             raise _Refusal(CANNOT_UNDERSTAND, f"the MG instance has no {', '.join(missing)}")
-        short = empty_image(dataset) or short_pixel_data(dataset)
+        short = empty_image(dataset) or impossible_pixels(dataset) or short_pixel_data(dataset)
         if short:
             raise _Refusal(CANNOT_UNDERSTAND, short)
         if self.inbox is None:

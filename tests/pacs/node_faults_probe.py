@@ -3,10 +3,11 @@ tmpfs mounts stand in for a full or read-only disk): plays the peers a hands-on 
 badly served, and prints one JSON line of what the receiver answered and logged.
 
 ``scp``: the Storage SCP alone (the study in two transfer syntaxes, an allowed AE title from another host,
-an instance without pixels, a non-MG instance and one over the limit, a full and a read-only inbox, a CT-only
-association, floods of connections that ask for nothing). ``node``: ``serve`` on a read-only and on a full
-DIR, stale temporary files of the results folder at start-up, and a study whose results could not be
-written for a full disk, analysed again once the disk has room."""
+an instance without pixels or whose pixels cannot be laid out, a non-MG instance and one over the limit, a full
+and a read-only inbox, a CT-only association, floods of connections that ask for nothing). ``node``: ``serve``
+on a read-only and on a full DIR, stale temporary files of the results folder at start-up, a second node on
+the DIR of a running one, and a study whose results could not be written for a full disk, analysed again once
+the disk has room (and not while it has none)."""
 
 from __future__ import annotations
 
@@ -140,6 +141,10 @@ def scp_scenarios(work: Path, log: io.StringIO) -> dict:
         no_columns.Columns = 0
         not_mg = views(generate_uid(), ("L-CC",), Modality="CT")[0]
         seen["empty"] = store(port, [no_rows, no_columns])
+        no_bits, no_frames = views(generate_uid(), ("L-CC", "R-CC"))
+        no_bits.BitsAllocated = 0
+        no_frames.NumberOfFrames = 0
+        seen["impossible"] = store(port, [no_bits, no_frames])
         seen["empty_kept"] = len(list((work / "inbox").glob("*/*.dcm")))
         seen["not_mg"] = store(port, [not_mg])
         seen["too_big"] = store(port, views(generate_uid(), ("L-CC",), shrink=2))
@@ -261,6 +266,45 @@ def node_scenarios(work: Path) -> dict:
     seen["stale_kept"] = (results / "abc" / "X.pdf").exists()
     seen["stale_said"] = printed.getvalue()
 
+    # a second node on the DIR of a running one (here writing a result): refused before it touches anything there
+    from app.pacs.node import AiNode as Node  # noqa: PLC0415
+    from inference.errors import MammoError  # noqa: PLC0415
+    from inference.files import atomic_path  # noqa: PLC0415
+
+    out = work / "out-shared"
+    first = Node(NodeOptions(ae_title="NODE", port=free_port(), out=out, allowed=()), [])
+    printed = io.StringIO()
+    real_stdout, sys.stdout = sys.stdout, printed
+    try:
+        first.start()
+        try:
+            with atomic_path(out / "results" / "12345" / "report.json") as temporary:  # what the unit does
+                temporary.write_bytes(b"{}")
+                second = Node(NodeOptions(ae_title="NODE", port=free_port(), out=out, allowed=()), [])
+                try:
+                    second.start()
+                    seen["second_node"] = "started"
+                    second.scp.stop()
+                    second.release()
+                except MammoError as error:
+                    seen["second_node"] = str(error)
+                seen["second_serve"] = serve(out, home, work / "logs-second")
+                seen["second_left"] = sorted(p.name for p in (out / "results" / "12345").iterdir())
+            seen["first_wrote"] = (out / "results" / "12345" / "report.json").read_text()
+        except OSError as error:  # its temporary file was removed under it
+            seen["first_wrote"] = f"{type(error).__name__}: {error.strerror}"
+        stop = threading.Event()
+        stop.set()
+        first.run(stop)  # stops at once, letting DIR go
+        third = Node(NodeOptions(ae_title="NODE", port=free_port(), out=out, allowed=()), [])
+        third.start()  # DIR is free again
+        third.scp.stop()
+        third.release()
+        seen["third_node"] = "started"
+    finally:
+        sys.stdout = real_stdout
+    seen["shared_dir"] = str(out)
+
     # a study whose results do not fit on the disk: analysed again every retry_s, and written once it has room
     out = work / "out-retry"
     out.mkdir()
@@ -274,6 +318,12 @@ def node_scenarios(work: Path) -> dict:
         keep_instance(folder, dataset)
     bad = study_folder(out, "1.2.3.404")  # a study that fails for its content: never retried by itself
     keep_instance(bad, views("1.2.3.404", ("L-CC",), shrink=8)[0])
+    import app.pacs.node as node_module  # noqa: PLC0415
+
+    analysed = []  # the studies the models ran on, in order
+    process = node_module.process
+    node_module.process = lambda item, *args, **kwargs: analysed.append(Path(item.path).name) or process(
+        item, *args, **kwargs)
     printed = io.StringIO()
     real_stdout, sys.stdout = sys.stdout, printed
     try:
@@ -282,15 +332,20 @@ def node_scenarios(work: Path) -> dict:
         seen["retry_due_at_once"] = [p.name for p in node._due()]  # noqa: SLF001
         time.sleep(0.6)
         seen["retry_due"] = [p.name for p in node._due()]  # noqa: SLF001
-        for due in node._due():  # noqa: SLF001 - the disk still full: tried, and not said again
-            node._take(due)  # noqa: SLF001
-        subprocess.run(["mount", "-o", "remount,size=64m", str(out / "results")], check=True)
+        for due in seen["retry_due"]:  # the disk still full: tried (the models not run), and not said again
+            node._take(out / due)  # noqa: SLF001
+        seen["retry_wait"] = node._rewrite_wait[folder]  # noqa: SLF001 - doubled
         time.sleep(0.6)
+        seen["retry_due_early"] = [p.name for p in node._due()]  # noqa: SLF001 - not yet: the wait doubled
+        subprocess.run(["mount", "-o", "remount,size=64m", str(out / "results")], check=True)
+        time.sleep(0.5)
         for due in node._due():  # noqa: SLF001
             node._take(due)  # noqa: SLF001
         seen["retry_due_after"] = [p.name for p in node._due()]  # noqa: SLF001
     finally:
         sys.stdout = real_stdout
+        node_module.process = process
+    seen["retry_analysed"] = analysed
     seen["retry_said"] = printed.getvalue()
     seen["retry_folders"] = [folder.name, bad.name]
     seen["retry_results"] = sorted(p.suffix for p in (out / "results" / folder.name).iterdir())

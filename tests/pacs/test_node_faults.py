@@ -3,8 +3,10 @@ namespace with small tmpfs mounts for a full or read-only disk (``node_faults_pr
 another transfer syntax, lines that name no host, an allowed AE title from another host, an image without
 pixels answered with success, a full or read-only inbox said per instance with no cause, a CT-only association
 said nowhere, connection floods said once a connection (or not at all), a read-only --out accepted at start,
-a killed node's temporary result files kept for ever, and a study whose results did not fit on the disk never
-analysed again."""
+a killed node's temporary result files kept for ever, a study whose results did not fit on the disk never
+analysed again (then analysed again every --retry-s while the disk was still full), an image whose pixels
+cannot be laid out answered with success, and a second node on the same DIR removing the first's half-written
+results."""
 
 from __future__ import annotations
 
@@ -64,6 +66,16 @@ def test_an_image_without_pixels_is_refused_when_it_comes(scp_seen):
     assert re.fullmatch(r"the image has no pixels \(Rows [1-9]\d*, Columns 0\)", columns_said)
 
 
+def test_an_image_whose_pixels_cannot_be_laid_out_is_refused_when_it_comes(scp_seen):
+    """Bits Allocated 0 and Number of Frames 0 passed the checks, were answered with success, and the study
+    then failed in the intake: the sender never knew."""
+    assert scp_seen["impossible"] == [[0xC000, "Bits Allocated 0: not 1 or a multiple of 8 up to 64"],
+                                      [0xC000, "the image has no pixels (Number of Frames 0)"]]
+    assert scp_seen["empty_kept"] == 0
+    assert ("refused an instance from AE title 'PACS' at 127.0.0.1 (status 0xC000): Bits Allocated 0: not 1 or a "
+            "multiple of 8 up to 64") in scp_seen["log_peers"]
+
+
 def test_instance_lines_name_the_ae_title_and_the_host_and_the_limit_plainly(scp_seen):
     assert scp_seen["senders"] == ["AE title 'PACS' at 127.0.0.1"]  # the node's "(sent by …)"
     log = scp_seen["log_peers"]
@@ -114,7 +126,8 @@ def test_serve_refuses_a_dir_it_cannot_write_in_at_start(node_seen, disk, cause)
     """On a read-only --out the node started and answered every instance 0xA700."""
     seen = node_seen[f"serve_{disk}"]
     assert seen["rc"] == 1 and "listening as" not in seen["stdout"]
-    assert f"error: cannot write in " in seen["stderr"] and f"({cause}): the node keeps the studies" in seen["stderr"]
+    assert ": the node cannot write in this folder, where it keeps the studies it receives and their results " \
+           f"({cause})" in seen["stderr"]
 
 
 def test_a_killed_node_s_temporary_result_files_go_at_start_up(node_seen):
@@ -122,15 +135,33 @@ def test_a_killed_node_s_temporary_result_files_go_at_start_up(node_seen):
     assert "removed 2 unfinished file(s) that a stopped node left in " in node_seen["stale_said"]
 
 
+def test_a_second_node_on_the_same_dir_is_refused_before_it_touches_anything(node_seen):
+    """A second ``serve`` on the DIR of a running one removed its half-written results at start (as a killed
+    node's), before it failed to listen; the first one's write then failed as the study's fault."""
+    out = node_seen["shared_dir"]
+    refusal = (f"{out}: another AI node is running on this folder: it keeps its received studies and results here; "
+               "stop it first, or give this one another --out")
+    assert node_seen["second_node"] == refusal
+    second = node_seen["second_serve"]
+    assert second["rc"] == 1 and second["stdout"] == "" and second["stderr"].strip() == f"error: {refusal}"
+    assert len(node_seen["second_left"]) == 1 and node_seen["second_left"][0].startswith(".report.json.")
+    assert node_seen["first_wrote"] == "{}"
+    assert node_seen["third_node"] == "started"  # the first node let DIR go when it stopped
+
+
 def test_a_study_whose_results_did_not_fit_on_the_disk_is_analysed_again_when_they_do(node_seen):
     """Every instance had been answered with success, so no modality sends the study again: it waited for a
-    restart. A study that failed for its content is not tried again by itself."""
+    restart. A study that failed for its content is not tried again by itself. While the results folder still
+    takes no file the models are not run again, and the wait doubles."""
     study, bad = node_seen["retry_folders"]
     said = node_seen["retry_said"]
     assert node_seen["retry_due_at_once"] == [] and node_seen["retry_due"] == [study]
     assert said.count(f"FAILED study {study}: ") == 1  # the second failure alike is not said again
     assert "No space left on device" in said
-    assert "a fault of this machine, not of the study: analysed again every 0.5 s" in said
+    assert ("a fault of this machine, not of the study: analysed again in 0.5 s, then after twice the wait each "
+            "time it still fails, up to every 8 s, until its results can be written") in said
+    assert node_seen["retry_wait"] == 1.0 and node_seen["retry_due_early"] == []
+    assert node_seen["retry_analysed"] == [study, bad, study]  # not while the disk was still full
     assert f"analysed study {study}: " in said and "(written this time)" in said
     assert f"FAILED study {bad}: " in said and "missing views" in said
     assert node_seen["retry_due_after"] == []

@@ -4,7 +4,9 @@ instances come again; a failure's reason loses the patient's identifiers."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 
 import pytest
 from pydicom import dcmread
@@ -336,3 +338,275 @@ def test_a_marker_of_an_earlier_version_is_taken_up_not_analysed_again(tmp_path,
     assert "already analysed (not analysed again)" in capsys.readouterr().out
     assert "instances" in json.loads(marker_file.read_text())["options"]
 
+
+
+def _private_sequence(creator: str, group: int, value: str = "x", length: str = "defined"):
+    """Builds on a data set: a private sequence of ``creator`` holding an item with a private element, a standard
+    one and a nested private sequence (``length``: how pydicom writes the outer one)."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    def build(dataset) -> None:
+        inner = Dataset()
+        inner.add_new((group << 16) | 0x1002, "US", 7)
+        item = Dataset()
+        item.add_new((group << 16) | 0x1001, "LO", value)
+        item.ReferencedSOPInstanceUID = "1.2.3.4"
+        item.add_new((group << 16) | 0x1003, "SQ", Sequence([inner, Dataset()]))
+        sequence = Sequence([item])
+        sequence.is_undefined_length = length == "undefined"
+        dataset.private_block(group, creator, create=True).add_new(0x10, "SQ", sequence)
+    return build
+
+
+def _empty_private_sequence(dataset) -> None:
+    from pydicom.sequence import Sequence
+
+    dataset.private_block(0x0029, "ACME 1.0", create=True).add_new(0x10, "SQ", Sequence([]))
+
+
+def _private_bytes_like_an_item(dataset) -> None:
+    """A private OB value that begins as an item would (tag, then a length past its end): no sequence."""
+    dataset.private_block(0x0029, "ACME 1.0", create=True).add_new(0x12, "OB", b"\xfe\xff\x00\xe0\x10\x00\x00\x00abcd")
+
+
+@pytest.mark.parametrize("build", [
+    _private_sequence("ACME 1.0", 0x0029),  # a creator pydicom does not know: UN in implicit VR
+    _private_sequence("GEMS_ACQU_01", 0x0019),  # one it knows, with an element its dictionary lacks
+    _private_sequence("ACME 1.0", 0x0029, length="undefined"),
+    _empty_private_sequence,
+    _private_bytes_like_an_item,
+], ids=["unknown-creator", "known-creator", "undefined-length", "empty", "bytes-like-an-item"])
+def test_a_private_sequence_has_the_same_digest_in_explicit_and_implicit_vr(tmp_path, build):
+    """Implicit VR reads a private sequence of defined length as UN bytes, explicit VR as a sequence: the same
+    study sent again in the other syntax was analysed and sent a second time. A change within it still counts."""
+    from app.pacs.node import instance_digest
+
+    def digests(dataset) -> list[str]:
+        found = []
+        for implicit in (False, True):
+            folder = tmp_path / f"{len(list(tmp_path.iterdir()))}"
+            found.append(instance_digest(keep_instance(folder, _as_received(dataset, implicit=implicit))))
+        return found
+
+    (dataset,) = _views(("L-CC",))
+    build(dataset)
+    explicit, implicit = digests(dataset)
+    assert explicit == implicit
+    (plain,) = _views(("L-CC",), SOPInstanceUID=dataset.SOPInstanceUID, SeriesInstanceUID=dataset.SeriesInstanceUID)
+    assert digests(plain)[0] != explicit  # the private element counts
+
+
+@pytest.mark.parametrize("creator,group", [("ACME 1.0", 0x0029), ("GEMS_ACQU_01", 0x0019)])
+def test_a_change_within_a_private_sequence_changes_the_digest(tmp_path, creator, group):
+    from app.pacs.node import instance_digest
+
+    (dataset,) = _views(("L-CC",))
+    _private_sequence(creator, group, value="first")(dataset)
+    (changed,) = _views(("L-CC",), SOPInstanceUID=dataset.SOPInstanceUID, SeriesInstanceUID=dataset.SeriesInstanceUID)
+    _private_sequence(creator, group, value="other")(changed)
+    for implicit in (False, True):
+        one = instance_digest(keep_instance(tmp_path / "a", _as_received(dataset, implicit=implicit)))
+        other = instance_digest(keep_instance(tmp_path / "b", _as_received(changed, implicit=implicit)))
+        assert one != other
+
+
+def test_an_instance_that_cannot_be_read_at_all_has_a_digest(tmp_path):
+    """A file pydicom cannot parse was digested by its bytes, and one that could not be read either raised the
+    OSError out of the node's loop."""
+    from app.pacs.node import instance_digest
+
+    (tmp_path / "folder.dcm").mkdir()  # read as a file: IsADirectoryError, by pydicom and by the bytes' reading
+    unreadable, gone = instance_digest(tmp_path / "folder.dcm"), instance_digest(tmp_path / "gone.dcm")
+    assert len(unreadable) == len(gone) == 40 and unreadable != gone
+
+
+def _legacy_marker(tmp_path, folder, kind: str) -> None:
+    """The study's marker as an earlier version wrote it: no digest, or the digest of the encoded bytes."""
+    from app.pacs.node import legacy_instances_digest
+
+    marker_file = next((tmp_path / "results" / ".batch" / "done").glob("*.json"))
+    marker = json.loads(marker_file.read_text())
+    options = {k: v for k, v in marker["options"].items() if k not in ("instances", "names", "instance_digests")}
+    marker["options"] = options if kind == "no-digest" else {**options, "instances": legacy_instances_digest(folder)}
+    marker_file.write_text(json.dumps(marker))
+
+
+@pytest.mark.parametrize("kind", ["no-digest", "encoded-bytes"])
+def test_an_earlier_marker_of_a_complete_study_is_taken_up_whatever_allow_missing_views(tmp_path, groups, capsys,
+                                                                                         kind):
+    """``--allow-missing-views`` changes nothing for a complete study (``already_done`` says so), but the marker
+    of an earlier version was compared strictly: the study was analysed and sent again at the upgrade."""
+    folder = study_folder(tmp_path, STUDY)
+    for dataset in _views():
+        keep_instance(folder, dataset)
+    _node(tmp_path, groups)._take(folder)
+    _legacy_marker(tmp_path, folder, kind)
+    capsys.readouterr()
+    _node(tmp_path, groups, allow_missing=True)._take(folder)
+    out = capsys.readouterr().out
+    assert "already analysed (not analysed again)" in out and "analysed study" not in out
+    marker = json.loads(next((tmp_path / "results" / ".batch" / "done").glob("*.json")).read_text())
+    assert marker["options"]["instances"] == instances_digest(folder)
+
+
+@pytest.mark.parametrize("kind", ["no-digest", "encoded-bytes"])
+def test_an_earlier_marker_that_cannot_be_brought_up_to_date_still_counts(tmp_path, groups, capsys, monkeypatch,
+                                                                          kind):
+    """On a read-only (or full) disk the rewrite of an earlier version's marker raised out of the node's loop and
+    ended the service; now the study counts as analysed all the same, and the rewrite is tried the next time."""
+    import app.pacs.node as node_module
+
+    folder = study_folder(tmp_path, STUDY)
+    for dataset in _views():
+        keep_instance(folder, dataset)
+    _node(tmp_path, groups)._take(folder)
+    _legacy_marker(tmp_path, folder, kind)
+    marker_file = next((tmp_path / "results" / ".batch" / "done").glob("*.json"))
+    before = marker_file.read_text()
+
+    def read_only(path, text):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(node_module, "write_text_atomic", read_only)
+    monkeypatch.setattr(node_module, "process", lambda *a, **k: pytest.fail("analysed again"))
+    capsys.readouterr()
+    node = _node(tmp_path, groups)
+    node._take(folder)
+    assert "already analysed (not analysed again)" in capsys.readouterr().out
+    assert marker_file.read_text() == before and folder not in node._rewrite
+    monkeypatch.undo()
+    node._take(folder)  # writable again: brought up to date
+    assert json.loads(marker_file.read_text())["options"]["instances"] == instances_digest(folder)
+
+
+class _NoReceiver:
+    def stop(self) -> None:
+        pass
+
+
+def test_a_study_that_raises_in_the_node_s_loop_is_said_and_tried_again_and_the_service_goes_on(tmp_path, groups,
+                                                                                                capsys, caplog):
+    """An OSError out of one study's bookkeeping (a rewrite on a read-only disk) ended ``run`` and the service
+    with a traceback."""
+    import threading
+
+    node = _node(tmp_path, groups)
+    node.options = NodeOptions(ae_title="AINODE", port=0, out=tmp_path, allowed=(), quiet_s=0.0, retry_s=30,
+                               batch=node.options.batch)
+    broken, fine = tmp_path / "1-broken", tmp_path / "2-fine"  # taken in this order
+    for folder in (broken, fine):
+        keep_instance(folder, _views(("L-CC",))[0])
+        node._received(folder, "AE title 'MODALITY' at 10.0.0.7")
+    taken, stop = [], threading.Event()
+
+    def take(folder):
+        taken.append(folder)
+        if folder == broken:
+            raise OSError(30, "Read-only file system")
+        stop.set()
+
+    node._take = take
+    node.scp = _NoReceiver()
+    node.run(stop, tick_s=0.01)
+    assert taken == [broken, fine]  # the loop went on to the next study
+    out = capsys.readouterr().out
+    assert (f"FAILED study {broken.name} (sent by AE title 'MODALITY' at 10.0.0.7): could not be analysed (OSError: "
+            "[Errno 30] Read-only file system) (an error of this node, not of the study: analysed again in 30 s") in out
+    assert f"study {broken.name} (sent by AE title 'MODALITY' at 10.0.0.7): OSError" in caplog.text
+    assert broken in node._rewrite and fine not in node._rewrite
+
+
+def test_a_study_still_arriving_is_not_analysed_for_a_retry_or_a_resend(tmp_path):
+    """A study waiting for its results to be written again (or sent again) was analysed while its instances were
+    still coming, and again once they had all come."""
+    import time
+
+    node = AiNode(NodeOptions(ae_title="AINODE", port=0, out=tmp_path, allowed=(), quiet_s=0.3), [])
+    rewrite, resend = tmp_path / "1", tmp_path / "2"
+    now = time.monotonic()
+    node._rewrite[rewrite] = node._unsent[resend] = now - 1  # both due
+    node._pending[rewrite] = node._pending[resend] = now  # an instance of each came just now
+    assert node._due() == []
+    time.sleep(0.35)
+    assert node._due() == [rewrite, resend]  # once quiet: taken once each, as quiet studies
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError("Unable to allocate 3.1 GiB for an array"),
+    "cuda-oom",
+    *(OSError(code, os.strerror(code), "results/x/report.json")
+      for code in (errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOUT, errno.EHOSTDOWN, errno.EFBIG, errno.ENOSPC)),
+], ids=["MemoryError", "CUDA", "ESTALE", "ENOTCONN", "ETIMEDOUT", "EHOSTDOWN", "EFBIG", "ENOSPC"])
+def test_a_fault_of_the_machine_is_told_by_its_type_not_its_words(tmp_path, groups, capsys, monkeypatch, error):
+    """Out of memory, a network file system gone away, a file too large: each was taken for the study's fault by
+    its words, and the study waited for ever for an instance that never came."""
+    import torch
+
+    import app.analysis
+
+    if error == "cuda-oom":  # made here: the parameters are made before torch is
+        error = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def fails(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(app.analysis, "analyse_or_restore", fails)
+    node = _node(tmp_path, groups)
+    folder = study_folder(tmp_path, STUDY)
+    for dataset in _views():
+        keep_instance(folder, dataset)
+    node._take(folder)
+    assert "a fault of this machine, not of the study" in capsys.readouterr().out
+    assert folder in node._rewrite
+
+
+def test_a_content_failure_is_not_a_fault_of_the_machine(tmp_path, groups, capsys, monkeypatch):
+    import app.analysis
+
+    monkeypatch.setattr(app.analysis, "analyse_or_restore", lambda *a, **k: (_ for _ in ()).throw(ValueError("odd")))
+    node = _node(tmp_path, groups)
+    folder = study_folder(tmp_path, STUDY)
+    for dataset in _views():
+        keep_instance(folder, dataset)
+    node._take(folder)
+    assert "(analysed again when an instance of it comes)" in capsys.readouterr().out
+    assert folder not in node._rewrite
+
+
+def test_while_the_results_folder_takes_no_file_the_models_are_not_run_again_and_the_wait_doubles(
+        tmp_path, groups, capsys, monkeypatch):
+    """A study whose results could not be written was analysed again, models and all, every --retry-s for as long
+    as the disk stayed full."""
+    import app.pacs.node as node_module
+    from app.archive.unit import Outcome
+
+    node = _node(tmp_path, groups)
+    node.options = NodeOptions(ae_title="AINODE", port=0, out=tmp_path, allowed=(), retry_s=2,
+                               batch=node.options.batch)
+    folder = study_folder(tmp_path, STUDY)
+    for dataset in _views():
+        keep_instance(folder, dataset)
+    runs = []
+
+    def full(item, *args, **kwargs):  # the models ran, the results did not fit
+        runs.append(item)
+        return Outcome(item.exam_id, item.location, "failed", "the disk is full", machine_fault=True)
+
+    monkeypatch.setattr(node_module, "process", full)
+    monkeypatch.setattr(node_module.AiNode, "_results_problem", lambda self: "No space left on device")
+    node._take(folder)
+    assert len(runs) == 1 and node._rewrite_wait[folder] == 2
+    waits = []
+    for _ in range(6):
+        node._rewrite[folder] = 0.0  # due
+        node._take(folder)
+        waits.append(node._rewrite_wait[folder])
+    assert waits == [4, 8, 16, 32, 32, 32]  # doubled, up to 16 times --retry-s
+    assert len(runs) == 1  # the models not run again while the folder takes no file
+    assert capsys.readouterr().out.count("FAILED study") == 1
+    monkeypatch.undo()  # the disk has room again
+    node._rewrite[folder] = 0.0
+    node._take(folder)
+    assert "(written this time)" in capsys.readouterr().out
+    assert folder not in node._rewrite and folder not in node._rewrite_wait
