@@ -4,6 +4,7 @@ before the CSV reader or the file system sees it (a NUL in a path makes Python r
 from __future__ import annotations
 
 import codecs
+import csv
 from pathlib import Path
 
 from inference.errors import MammoError
@@ -16,6 +17,12 @@ class ListLineError(MammoError):
         super().__init__(problem, path)
         self.line = line
         self.args = (f"{path}, line {line}: {problem}",)
+
+
+def numbered_rows(reader: csv.DictReader) -> list[tuple[int, dict]]:
+    """Each row of ``reader`` with its line in the file (the reader skips blank lines: counting the rows as read
+    named the wrong line after one)."""
+    return [(reader.line_num, row) for row in reader]
 
 
 def read_list_text(path: Path) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.pacs.nodes import SCHEMES as PACS_SCHEMES
-from app.text_lists import read_list_text
+from app.text_lists import numbered_rows, read_list_text
 from inference.errors import MammoError
 
 
@@ -89,11 +89,11 @@ def _unique(items: list[ExamItem], source: Path) -> list[ExamItem]:
 
 def _from_csv(path: Path) -> list[ExamItem]:
     try:
-        rows = list(csv.DictReader(io.StringIO(read_list_text(path), newline="")))
+        rows = numbered_rows(csv.DictReader(io.StringIO(read_list_text(path), newline="")))
     except (OSError, csv.Error) as error:
         raise MammoError(f"the case list cannot be read ({error})", path) from error
     items = []
-    for number, row in enumerate(rows, start=2):
+    for number, row in rows:
         exam = (row.get("exam") or "").strip()
         if not exam:
             raise MammoError(f"line {number} has no 'exam' (the columns are case_id, exam[, ...])", path)

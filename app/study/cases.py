@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.study.errors import StudyError
-from app.text_lists import ListLineError, read_list_text
+from app.text_lists import ListLineError, numbered_rows, read_list_text
 from app.study.store import Store
 
 TRUTHS = ("malignant", "benign", "normal", "none")
@@ -33,11 +33,11 @@ class CaseEntry:
         return "malignant" in (self.truth_left, self.truth_right)
 
 
-def study_csv_rows(path: Path, what: str) -> list[dict[str, str]]:
-    """The rows of a study's CSV (a case list, a lesion list) after the text check that names a NUL byte or a
-    non-UTF-8 line; ``what`` names the list in the message."""
+def study_csv_rows(path: Path, what: str) -> list[tuple[int, dict[str, str]]]:
+    """The rows of a study's CSV (a case list, a lesion list), each with its line in the file, after the text
+    check that names a NUL byte or a non-UTF-8 line; ``what`` names the list in the message."""
     try:
-        return list(csv.DictReader(io.StringIO(read_list_text(path), newline="")))
+        return numbered_rows(csv.DictReader(io.StringIO(read_list_text(path), newline="")))
     except ListLineError as error:
         raise StudyError(str(error)) from error
     except (OSError, csv.Error) as error:
@@ -54,13 +54,13 @@ def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseE
     """
     path = Path(path)
     rows = study_csv_rows(path, "the case list")
-    columns = [c.strip() for c in rows[0] if c is not None] if rows else []
+    columns = [c.strip() for c in rows[0][1] if c is not None] if rows else []
     lacking = [c for c in REQUIRED if c not in columns]
     if rows and lacking:
         hint = " (is it separated by semicolons? write it with commas)" if len(columns) == 1 and ";" in columns[0] else ""
         raise StudyError(f"{path}: the header lacks {', '.join(lacking)}; it has {', '.join(columns) or 'nothing'}{hint}")
     cases, seen, exams = [], set(), {}
-    for number, row in enumerate(rows, start=2):
+    for number, row in rows:
         if any((v or "").strip() for v in row.get(None) or ()):  # a trailing comma is no value
             raise StudyError(f"{path}: line {number} has more values than the header has columns")
         if any(k is not None and v is None for k, v in row.items()):  # csv fills a short line's columns with None

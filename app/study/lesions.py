@@ -250,7 +250,7 @@ def read_lesion_list(path: str | Path, cases: Sequence[CaseEntry] = (),
     lesions: list[StudyLesion] = []
     numbered: dict[str, int] = {}
     exams = {c.case_id: c.exam_path for c in cases}
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         case_id = (row.get("case_id") or "").strip()
         if not case_id:
             raise StudyError(f"{path}: line {line} has no case_id")

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from app.text_lists import numbered_rows
 from app.validation.errors import ValidationInputError
 
 DENSITIES = ("a", "b", "c", "d")
@@ -89,7 +90,8 @@ def separator(header: str) -> str:
     return next((sep for sep in (";", "\t") if sep in header), ",")
 
 
-def _rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header's columns and each row with its line in the file."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             header = handle.readline()
@@ -97,7 +99,7 @@ def _rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
                 raise ValidationInputError("the file is empty (it needs a header line: exam_id,breast,cancer)", path)
             handle.seek(0)
             reader = csv.DictReader(handle, delimiter=separator(header))
-            rows = list(reader)
+            rows = numbered_rows(reader)
             return [name.strip() for name in reader.fieldnames or []], rows
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise ValidationInputError(f"the outcomes file could not be read ({error})", path) from error
@@ -117,7 +119,7 @@ def read_site_csv(path: Path) -> list[BreastOutcome]:
         raise ValidationInputError(f"the outcomes file lacks the column(s) {', '.join(sorted(missing))} (it needs "
                                    f"exam_id, breast and cancer; its header has: {has})", path)
     out = []
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         row = {k.strip(): (v or "") for k, v in row.items() if k is not None}
         breast = row["breast"].strip().upper()[:1]
         if breast not in ("L", "R"):
@@ -139,7 +141,7 @@ def read_cbis_ddsm_csv(path: Path) -> list[BreastOutcome]:
     lowered = {c.lower(): c for c in columns}
     density_column = lowered.get("breast density") or lowered.get("breast_density")
     by_breast: dict[tuple[str, str], BreastOutcome] = {}
-    for line, raw in enumerate(rows, start=2):
+    for line, raw in rows:
         row = {k.strip().lower(): (v or "") for k, v in raw.items() if k is not None}
         side = CBIS_SIDES.get(row["left or right breast"].strip().upper())
         if side is None:

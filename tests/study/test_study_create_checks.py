@@ -165,3 +165,26 @@ def test_a_study_name_with_spaces_at_its_ends_or_unprintable_characters_is_refus
                      [CaseEntry("c1", "/e", "normal", "normal")])
     finally:
         store.close()
+
+
+def test_a_line_after_a_blank_line_is_named_by_its_line_in_the_file(tmp_path):
+    """The rows were counted from 2 as read; the CSV reader skips blank lines, so the line was misnamed."""
+    (tmp_path / "e1").mkdir()
+    (tmp_path / "cases.csv").write_text("case_id,exam,truth_left,truth_right\nc1,e1,normal,normal\n\n"
+                                        "c2,e1,sick,normal\n")
+    with pytest.raises(StudyError, match=r"cases.csv: line 4: truth_left 'sick' is not one of"):
+        read_case_list(tmp_path / "cases.csv")
+
+
+def test_the_other_lists_name_the_line_in_the_file_too(tmp_path):
+    from app.archive.sources import _from_csv
+    from app.validation.errors import ValidationInputError
+    from app.validation.outcomes import read_site_csv
+    from inference.errors import MammoError
+
+    (tmp_path / "list.csv").write_text("case_id,exam\nc1,e1\n\nc2,\n")
+    with pytest.raises(MammoError, match="line 4 has no 'exam'"):
+        _from_csv(tmp_path / "list.csv")
+    (tmp_path / "outcomes.csv").write_text("exam_id,breast,cancer\ne1,L,0\n\ne1,X,0\n")
+    with pytest.raises(ValidationInputError, match="line 4: breast 'X' is neither L nor R"):
+        read_site_csv(tmp_path / "outcomes.csv")

@@ -42,9 +42,10 @@ def phantom_samples(count: int, seed: int) -> list[ClassSample]:
 
 def _csv_severities(path: Path) -> list[str]:
     with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        rows = [(reader.line_num, row) for row in reader]  # the file's line: a blank line counts
     severities = []
-    for number, row in enumerate(rows, start=2):
+    for number, row in rows:
         severity = (row.get("severity") or "").strip().upper()
         if severity not in ("", "B", "M"):
             raise ValueError(f"{path}, row {number}: severity must be B, M or empty, not {severity!r}")
