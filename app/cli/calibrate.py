@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.cli.common import ProgressBar
+from app.cli.common import read_images_with_progress
 from app.folders import folder_write_error
 
 from inference.errors import MammoError
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from inference.evaluation.reliability_diagram import write_reliability_diagram  # noqa: PLC0415
     from inference.weights import load_model, read_metadata  # noqa: PLC0415
     from inference.training.labelled_images import labelled_images  # noqa: PLC0415
-    from inference.families.sliding_window.evaluation import calibration_record, fit_on_readings, read_images  # noqa: PLC0415
+    from inference.families.sliding_window.evaluation import calibration_record, fit_on_readings  # noqa: PLC0415
 
     path = Path(args.model)
     loaded = load_model(path)
@@ -50,12 +50,7 @@ def run(args: argparse.Namespace) -> int:
         images, description = labelled_images(args.data, identity.classes, args.phantoms, CALIBRATION_SEED)
     except (OSError, ValueError) as error:
         raise MammoError(str(error)) from error
-    bar = ProgressBar()
-    try:
-        readings = read_images(loaded.model, settings, identity.classes, images, args.device or "cpu",
-                               progress=lambda done, total: bar("reading the images", done, total))
-    finally:
-        bar.close()
+    readings = read_images_with_progress(loaded.model, settings, identity.classes, images, args.device or "cpu")
     try:
         fit = fit_on_readings(readings, args.bins)
     except ValueError as error:

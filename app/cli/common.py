@@ -45,6 +45,19 @@ class ProgressBar:
             self.stream.flush()
 
 
+def read_images_with_progress(model, settings, classes, images, device: str) -> list:
+    """A window classifier's readings of labelled images (``sliding_window.evaluation.read_images``, as
+    evaluate and calibrate read them), with a progress bar on stderr."""
+    from inference.families.sliding_window.evaluation import read_images  # noqa: PLC0415
+
+    bar = ProgressBar()
+    try:
+        return read_images(model, settings, classes, images, device,
+                           progress=lambda done, total: bar("reading the images", done, total))
+    finally:
+        bar.close()
+
+
 def model_sources(args: argparse.Namespace) -> list[str]:
     """``--models`` as given; else the models configured in Preferences; else the built-in demo model."""
     if getattr(args, "models", None):

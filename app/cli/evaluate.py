@@ -28,7 +28,7 @@ import io
 import math
 from pathlib import Path
 
-from app.cli.common import ProgressBar
+from app.cli.common import ProgressBar, read_images_with_progress
 from inference.evaluation.classes import EVALUATION_SEED
 from inference.errors import MammoError
 
@@ -196,7 +196,7 @@ def _windows(args: argparse.Namespace, loaded) -> int:
     from inference.families.sliding_window.family import WindowSettings  # noqa: PLC0415
     from inference.evaluation.temperature import softmax  # noqa: PLC0415
     from inference.training.labelled_images import labelled_images  # noqa: PLC0415
-    from inference.families.sliding_window.evaluation import evaluate_readings, read_images  # noqa: PLC0415
+    from inference.families.sliding_window.evaluation import evaluate_readings  # noqa: PLC0415
 
     identity = loaded.identity
     if args.split != "all":
@@ -206,12 +206,7 @@ def _windows(args: argparse.Namespace, loaded) -> int:
         images, description = labelled_images(args.data, identity.classes, args.phantoms, EVALUATION_SEED)
     except (OSError, ValueError) as error:
         raise MammoError(str(error)) from error
-    bar = ProgressBar()
-    try:
-        readings = read_images(loaded.model, settings, identity.classes, images, args.device or "cpu",
-                               progress=lambda done, total: bar("reading the images", done, total))
-    finally:
-        bar.close()
+    readings = read_images_with_progress(loaded.model, settings, identity.classes, images, args.device or "cpu")
     metrics = evaluate_readings(readings, identity.classes, settings.temperature, args.bins)
     counts = metrics.pop("window_class_counts", {})
     print(f"{identity.label} on {description} (temperature {settings.temperature:.4f})")

@@ -66,19 +66,26 @@ def phantom_images(count: int, seed: int, shape: tuple[int, int] | None = None,
     return images
 
 
-def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage]:
-    """Rows ``path, view, label[, mask]``; every problem names the file and the row."""
-    path = Path(path)
+def read_csv_text(path: Path, columns: str) -> str:
+    """The text of a training CSV, checked first (a decoding error later would be an image's or a mask's, not
+    the CSV's): it exists, is UTF-8 (a spreadsheet's byte-order mark too) and is not empty; ``columns`` says the
+    header the message asks for."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the data file does not exist")
-    images = []
-    try:  # the text first: a decoding error below would be an image's or a mask's, not the CSV's
-        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark too
+    try:
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: the CSV is not UTF-8 text ({error})") from error
     if not text.strip():
-        raise ValueError(f"{path}: the CSV is empty (it needs a header row path, view, label[, mask] and a row per "
-                         "image)")
+        raise ValueError(f"{path}: the CSV is empty (it needs a header row {columns} and a row per image)")
+    return text
+
+
+def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage]:
+    """Rows ``path, view, label[, mask]``; every problem names the file and the row."""
+    path = Path(path)
+    text = read_csv_text(path, "path, view, label[, mask]")
+    images = []
     with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"path", "label"} - set(reader.fieldnames or ())

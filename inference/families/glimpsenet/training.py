@@ -114,18 +114,10 @@ def glimpse_csv(path: Path) -> list[LabelledImage]:
     """Rows ``path, view, benign, malignant[, mask][, label | pathology]``; problems name the file and row."""
     import io  # noqa: PLC0415
 
-    from inference.training.labelled_images import load_row_view  # noqa: PLC0415
+    from inference.training.labelled_images import load_row_view, read_csv_text  # noqa: PLC0415
 
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the data file does not exist")
+    text = read_csv_text(path, "path, view, benign, malignant (or label), mask")
     images = []
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark too
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: the CSV is not UTF-8 text ({error})") from error
-    if not text.strip():
-        raise ValueError(f"{path}: the CSV is empty (it needs a header row path, view, benign, malignant (or label), "
-                         "mask and a row per image)")
     with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or ())

@@ -106,19 +106,11 @@ def phantom_samples(count: int, seed: int) -> list[Sample]:
 
 def csv_samples(path: str | Path) -> list[Sample]:
     """Rows ``path, view, benign, malignant`` (relative paths from the CSV's folder)."""
-    from inference.training.labelled_images import load_row_view  # noqa: PLC0415
+    from inference.training.labelled_images import load_row_view, read_csv_text  # noqa: PLC0415
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the data file does not exist")
+    text = read_csv_text(path, "path, view, benign, malignant")
     samples = []
-    try:  # the text first: a decoding error below would be an image's, not the CSV's
-        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark too
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: the CSV is not UTF-8 text ({error})") from error
-    if not text.strip():
-        raise ValueError(f"{path}: the CSV is empty (it needs a header row path, view, benign, malignant and a row "
-                         "per image)")
     reader = csv.DictReader(io.StringIO(text, newline=""))
     missing = sorted({"path", "benign", "malignant"} - set(reader.fieldnames or ()))
     if missing:
