@@ -21,7 +21,7 @@ from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE exam_reads (
@@ -443,6 +443,39 @@ MIGRATIONS: dict[int, str] = {
     WHEN NOT EXISTS (SELECT 1 FROM study_reads WHERE study_id = NEW.study_id AND reader = NEW.reader
         AND case_id = NEW.case_id AND modality = NEW.modality)
     BEGIN SELECT RAISE(ABORT, 'a mark is committed with its read: this reading has no committed read'); END;
+    """,
+    # a committed read stays with its study, case and reader. The app's connections enforce the foreign keys,
+    # but a connection without them (the sqlite3 shell's default) could delete or rename a case, a reader or a
+    # study under its reads, or point a read case at other images (INSERT OR REPLACE deletes without the DELETE
+    # triggers), and the analysis then left those reads out or counted them against another exam
+    11: """
+    CREATE TRIGGER cases_with_reads_stay_delete BEFORE DELETE ON study_cases
+    WHEN EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id AND case_id = OLD.case_id)
+    BEGIN SELECT RAISE(ABORT, 'a case with committed reads cannot be removed'); END;
+    CREATE TRIGGER cases_with_reads_stay_update BEFORE UPDATE OF study_id, case_id, exam_path ON study_cases
+    WHEN (NEW.study_id IS NOT OLD.study_id OR NEW.case_id IS NOT OLD.case_id OR NEW.exam_path IS NOT OLD.exam_path)
+    AND EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id AND case_id = OLD.case_id)
+    BEGIN SELECT RAISE(ABORT, 'a case with committed reads keeps its name and its exam'); END;
+    CREATE TRIGGER cases_with_reads_stay_insert BEFORE INSERT ON study_cases
+    WHEN EXISTS (SELECT 1 FROM study_reads WHERE study_id = NEW.study_id AND case_id = NEW.case_id)
+    BEGIN SELECT RAISE(ABORT, 'a case with committed reads cannot be replaced'); END;
+    CREATE TRIGGER readers_with_reads_stay_delete BEFORE DELETE ON study_readers
+    WHEN EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id AND reader = OLD.reader)
+    BEGIN SELECT RAISE(ABORT, 'a reader with committed reads cannot be removed'); END;
+    CREATE TRIGGER readers_with_reads_stay_update BEFORE UPDATE OF study_id, reader ON study_readers
+    WHEN (NEW.study_id IS NOT OLD.study_id OR NEW.reader IS NOT OLD.reader)
+    AND EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id AND reader = OLD.reader)
+    BEGIN SELECT RAISE(ABORT, 'a reader with committed reads keeps their name'); END;
+    CREATE TRIGGER studies_with_reads_stay_delete BEFORE DELETE ON studies
+    WHEN EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id)
+    BEGIN SELECT RAISE(ABORT, 'a study with committed reads cannot be removed'); END;
+    CREATE TRIGGER studies_with_reads_stay_update BEFORE UPDATE OF study_id, design ON studies
+    WHEN (NEW.study_id IS NOT OLD.study_id OR NEW.design IS NOT OLD.design)
+    AND EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id)
+    BEGIN SELECT RAISE(ABORT, 'a study with committed reads keeps its number and its design'); END;
+    CREATE TRIGGER studies_with_reads_stay_insert BEFORE INSERT ON studies
+    WHEN EXISTS (SELECT 1 FROM study_reads WHERE study_id = NEW.study_id)
+    BEGIN SELECT RAISE(ABORT, 'a study with committed reads cannot be replaced'); END;
     """,
 }
 

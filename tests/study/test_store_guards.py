@@ -208,7 +208,7 @@ def test_a_schema_9_store_keeps_every_read_it_holds_even_one_the_design_now_refu
 
     store = Store(path)
     try:
-        assert store.read("PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 10
+        assert store.read("PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION >= 10
         for table, rows in before.items():
             assert store.read(f"SELECT * FROM {table} ORDER BY 1, 2, 3") == rows, table  # noqa: S608
         with pytest.raises(sqlite3.IntegrityError, match="a sequential study records"):
@@ -216,6 +216,61 @@ def test_a_schema_9_store_keeps_every_read_it_holds_even_one_the_design_now_refu
                 "INSERT INTO study_reads VALUES (1, 'A', 'c2', 'concurrent', 'L', 0.7, '', 3, 5)")).result()
     finally:
         store.close()
+
+
+# -- a read keeps its study, case and reader ----------------------------------------------------------------
+
+
+def outside_connection(store):
+    """What the sqlite3 shell opens: foreign keys off (SQLite's default), so only the triggers guard."""
+    db = sqlite3.connect(store.path, isolation_level=None)
+    assert db.execute("PRAGMA foreign_keys").fetchone() == (0,)
+    return db
+
+
+@pytest.mark.parametrize("statement, says", [
+    ("DELETE FROM study_cases WHERE case_id = 'c00'", "a case with committed reads cannot be removed"),
+    ("UPDATE study_cases SET exam_path = '/other/exam' WHERE case_id = 'c00'", "keeps its name and its exam"),
+    ("UPDATE study_cases SET case_id = 'c99' WHERE case_id = 'c00'", "keeps its name and its exam"),
+    ("INSERT OR REPLACE INTO study_cases SELECT study_id, case_id, '/other/exam', truth_left, truth_right, notes, "
+     "training FROM study_cases WHERE case_id = 'c00'", "a case with committed reads cannot be replaced"),
+    ("DELETE FROM study_readers WHERE reader = 'A'", "a reader with committed reads cannot be removed"),
+    ("UPDATE study_readers SET reader = 'Z' WHERE reader = 'A'", "keeps their name"),
+    ("DELETE FROM studies", "a study with committed reads cannot be removed"),
+    ("UPDATE studies SET design = 'concurrent'", "keeps its number and its design"),
+    ("INSERT OR REPLACE INTO studies SELECT study_id, name, 'concurrent', seed, washout_days, created_at "
+     "FROM studies", "a study with committed reads cannot be replaced"),
+])
+def test_a_read_case_reader_or_study_cannot_be_removed_renamed_or_replaced_from_outside(store, statement, says):
+    """Seen by reading: with foreign keys off (the sqlite3 shell), deleting a read case left its reads orphaned
+    and the analysis left them out; pointing the case at other images made its reads count against that exam."""
+    study = create_study(store, "s", Design.UNAIDED, ["A", "B"], cases(4, 1), seed=1)
+    ReadingSession(store, study, "A").commit("c00", "unaided", {"L": 0.5, "R": 0.1}).result()
+    before = {t: store.read(f"SELECT * FROM {t} ORDER BY 1, 2") for t in ("studies", "study_cases", "study_readers",  # noqa: S608
+                                                                           "study_reads")}
+    db = outside_connection(store)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match=says):
+            db.execute(statement)
+    finally:
+        db.close()
+    assert {t: store.read(f"SELECT * FROM {t} ORDER BY 1, 2") for t in before} == before  # noqa: S608
+
+
+def test_what_no_read_rests_on_can_still_be_changed_from_outside(store):
+    study = create_study(store, "s", Design.UNAIDED, ["A", "B"], cases(4, 1), seed=1)
+    ReadingSession(store, study, "A").commit("c00", "unaided", {"L": 0.5, "R": 0.1}).result()
+    db = outside_connection(store)
+    try:
+        db.execute("UPDATE study_cases SET notes = 'checked' WHERE case_id = 'c00'")
+        db.execute("UPDATE study_cases SET exam_path = '/moved/exam' WHERE case_id = 'c01'")
+        db.execute("DELETE FROM reading_order WHERE reader = 'B'")
+        db.execute("DELETE FROM study_readers WHERE reader = 'B'")
+        db.execute("UPDATE studies SET name = 'renamed'")
+    finally:
+        db.close()
+    assert store.read("SELECT reader FROM study_readers") == [("A",)]
+    assert store.read("SELECT name FROM studies") == [("renamed",)]
 
 
 # -- import ----------------------------------------------------------------------------------------------------
