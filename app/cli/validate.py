@@ -118,7 +118,8 @@ def _run(args: argparse.Namespace) -> int:
         for level in ("breast", "exam"):
             m = entry[level]
             auc = "—" if m["auc"] is None else f"{m['auc']:.3f}"
-            ci = "" if not m["auc_ci"] else f" ({m['auc_ci'][0]:.3f}–{m['auc_ci'][1]:.3f})"
+            ci = f" ({m['auc_ci'][0]:.3f}–{m['auc_ci'][1]:.3f})" if m["auc_ci"] else (
+                f" ({m['auc_ci_note']})" if m.get("auc_ci_note") else "")
             print(f"{model_id} {level}: AUC {auc}{ci}  {m['n_positive']} cancers, {m['n_negative']} non-cancers")
         _print_calibration(model_id, entry.get("calibration") or {})
     for c in metrics["comparisons"]:

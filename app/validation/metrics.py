@@ -27,17 +27,24 @@ BOOTSTRAP_SEED = 20_27
 BOOTSTRAP_REPLICATES = 1000
 
 
+NO_CI_SEPARATED = "no CI: the scores separate every cancer from every non-cancer (DeLong's variance is 0)"
+
+
 def auc_with_ci(scores: np.ndarray, truth: np.ndarray) -> dict:
     """``{"auc", "auc_ci", "n_positive", "n_negative"}``; AUC and CI are None without both kinds of case,
-    the CI None with fewer than two of a kind."""
+    the CI None with fewer than two of a kind. With the two kinds wholly separated (AUC 0 or 1) DeLong's
+    variance is 0 and its interval a point, which would claim a certainty no sample gives: the CI is None and
+    ``auc_ci_note`` says why."""
     scores, truth = np.asarray(scores, float), np.asarray(truth, int)
     n_pos, n_neg = int((truth == 1).sum()), int((truth == 0).sum())
     out = {"auc": None, "auc_ci": None, "n_positive": n_pos, "n_negative": n_neg}
     if n_pos and n_neg:
         estimate = delong(scores, truth)
         out["auc"] = estimate.auc
-        if math.isfinite(estimate.variance):
+        if math.isfinite(estimate.variance) and estimate.variance > 0:
             out["auc_ci"] = [estimate.ci[0], estimate.ci[1]]
+        elif math.isfinite(estimate.variance):
+            out["auc_ci_note"] = NO_CI_SEPARATED
     return out
 
 

@@ -75,6 +75,11 @@ def _ci(pair) -> str:
     return f"{pair[0]:.3f} to {pair[1]:.3f}" if min(pair) < 0 else f"{pair[0]:.3f}–{pair[1]:.3f}"
 
 
+def _auc_ci(entry: dict) -> str:
+    """The AUC's interval, or why there is none where the classes are wholly separated."""
+    return "none: complete separation" if entry.get("auc_ci_note") else _ci(entry["auc_ci"])
+
+
 def _p(value) -> str:
     return "—" if value is None else ("< 0.0001" if value < 0.0001 else f"{value:.4f}")
 
@@ -122,9 +127,9 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
     for model_id, v in models:
         for level in ("breast", "exam"):
             rows.append([f"{v['label']} [{model_id}]", level, v[level]["n_positive"], v[level]["n_negative"],
-                         _num(v[level]["auc"]), _ci(v[level]["auc_ci"])])
+                         _num(v[level]["auc"]), _auc_ci(v[level])])
     story += [Paragraph("Discrimination", heading), _table(rows), Spacer(1, 6)]
-    curves = [(f"{v['label']} {level}: AUC {_num(v[level]['auc'])} ({_ci(v[level]['auc_ci'])})",
+    curves = [(f"{v['label']} {level}: AUC {_num(v[level]['auc'])} ({_auc_ci(v[level])})",
                *validation.arrays[m][level]) for m, v in models for level in ("breast", "exam")]
     story.append(figure(roc_figure(curves), 12, "roc"))
     story += [Paragraph("What was not used", heading), Paragraph(

@@ -37,7 +37,9 @@ def age_band(age: float | None) -> str:
 def _cell(variable: str, value: str, units: Sequence[Unit], threshold: float | None) -> dict:
     scores = np.array([u.score for u in units], float)
     truth = np.array([u.outcome.cancer for u in units], int)
-    row = {"variable": variable, "value": value, "n": len(units), **auc_with_ci(scores, truth), "note": ""}
+    auc = auc_with_ci(scores, truth)
+    note = auc.pop("auc_ci_note", "")
+    row = {"variable": variable, "value": value, "n": len(units), **auc, "note": note}
     if row["n_positive"] < MIN_CANCERS:
         row.update(auc=None, auc_ci=None, note=TOO_FEW)
     if threshold is not None and len(units):

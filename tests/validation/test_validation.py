@@ -7,6 +7,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
@@ -52,6 +53,25 @@ def test_delong_interval_of_a_hand_worked_example():
     assert result["auc_ci"][0] == pytest.approx(0.68568, abs=1e-5)
     assert result["auc_ci"][1] == 1.0
     assert (result["n_positive"], result["n_negative"]) == (3, 2)
+
+
+def test_wholly_separated_classes_get_no_point_interval_but_the_reason():
+    """Seen: AUC 1.000 (1.000–1.000) on 12 cancers: DeLong's variance is 0 when every cancer outscores every
+    non-cancer, and a point interval claimed a certainty no sample of 12 gives."""
+    from app.validation.report import _auc_ci
+    from app.validation.subgroups import _cell
+
+    for scores, auc in (([0.9, 0.8, 0.7, 0.2, 0.1], 1.0), ([0.1, 0.2, 0.3, 0.8, 0.9], 0.0)):
+        result = auc_with_ci(scores, [1, 1, 1, 0, 0])
+        assert result["auc"] == auc and result["auc_ci"] is None
+        assert "separate every cancer from every non-cancer" in result["auc_ci_note"]
+        assert _auc_ci(result) == "none: complete separation"
+    assert "auc_ci_note" not in auc_with_ci([0.8, 0.6, 0.5, 0.5, 0.3], [1, 1, 1, 0, 0])
+    units = [SimpleNamespace(score=s, outcome=SimpleNamespace(cancer=t)) for s, t in
+             zip([0.9] * 12 + [0.1] * 20, [1] * 12 + [0] * 20, strict=True)]
+    row = _cell("density", "b", units, None)
+    assert row["auc"] == 1.0 and row["auc_ci"] is None and "DeLong's variance is 0" in row["note"]
+    assert "auc_ci_note" not in row
 
 
 def test_wilson_intervals_by_formula():
