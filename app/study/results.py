@@ -244,8 +244,10 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
             scores, truth = model_units(records, model_name(modality)) if is_model else reader_scores(records, modality, reader)
             if scores.size and 0 < truth.sum() < truth.size:
                 e = delong(scores, truth)
+                # wholly separated classes: DeLong's variance is 0 and its interval a point, no CI
+                low, high = e.ci if e.variance > 0 else (float("nan"), float("nan"))
                 aucs.append(AucRow("(model)" if is_model else reader, model_name(modality) if is_model else modality,
-                                   e.auc, e.ci[0], e.ci[1], int(truth.sum()), int((truth == 0).sum())))
+                                   e.auc, low, high, int(truth.sum()), int((truth == 0).sum())))
             elif scores.size:
                 one_class.append(("the model" if is_model else f"reader {reader}",
                                   model_name(modality) if is_model else modality, int(truth.sum()),
@@ -321,9 +323,13 @@ def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str
         fewest = min(min(row.n_positive, row.n_negative) for row in small)
         out.append(f"too small for firm conclusions: as few as {fewest} unit(s) of a class behind an AUC "
                    f"(at least {MIN_UNITS} positives and {MIN_UNITS} negatives are needed for a usable interval)")
-    if any(np.isnan(row.ci_low) for row in aucs):
+    no_ci = [row for row in aucs if np.isnan(row.ci_low)]
+    if any(min(row.n_positive, row.n_negative) < 2 for row in no_ci):
         out.append("some AUCs have no confidence interval: DeLong's variance needs at least two positive and two "
                    "negative units")
+    if any(min(row.n_positive, row.n_negative) >= 2 for row in no_ci):
+        out.append("some AUCs have no confidence interval: the scores separate every positive from every negative "
+                   "unit, and DeLong's variance is 0 there")
     if len(readers) < 2:
         out.append("the multi-reader (ORH) comparisons need at least two readers")
     elif len(comparisons) < expected:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app.study.analysis import orh
@@ -274,6 +275,28 @@ def test_results_give_each_modality_s_reader_averaged_auc_with_its_orh_interval(
     table = written["reader_averages_breast.csv"].read_text().splitlines()
     assert table[0] == "reader,modality,auc,ci_low,ci_high,n_positive,n_negative,ci_method"
     assert any(line.startswith("reader mean,aided,") and line.endswith("ORH RRRC (jackknife)") for line in table)
+
+
+def test_a_reader_who_separates_the_classes_completely_gets_no_point_interval(store):
+    """Seen: a reader with AUC 1 was shown "1.000 – 1.000": DeLong's variance is 0 there, a certainty no sample
+    gives; now no CI, and the cautions say why."""
+    from app.study.results import study_results
+
+    study = create_study(store, "perfect", Design.UNAIDED, ["A", "B"], cases(12, 4), seed=3)
+    for reader in ("A", "B"):
+        session = ReadingSession(store, study, reader)
+        for position in range(12):
+            case = session.case_at(position).case_id
+            index = int(case[1:])
+            left = 0.8 if index < 4 else 0.1 + 0.02 * index  # A: every positive above every negative
+            left = left if reader == "A" or index != 5 else 0.85  # B: one negative above the positives
+            session.commit(case, "unaided", {"L": left, "R": 0.1 + 0.01 * index}).result()
+    rows = {row.reader: row for row in study_results(store, study).aucs}
+    assert rows["A"].auc == 1.0 and np.isnan(rows["A"].ci_low) and np.isnan(rows["A"].ci_high)
+    assert rows["B"].auc < 1.0 and rows["B"].ci_low < rows["B"].auc <= rows["B"].ci_high
+    notes = study_results(store, study).notes()
+    assert any("separate every positive from every negative unit" in note for note in notes)
+    assert not any("needs at least two positive" in note for note in notes)
 
 
 def test_results_can_leave_out_a_reader_who_is_part_way(store):
