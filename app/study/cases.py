@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,25 @@ class CaseEntry:
     @property
     def positive(self) -> bool:
         return "malignant" in (self.truth_left, self.truth_right)
+
+
+def case_mix_note(cases: Sequence[CaseEntry]) -> str:
+    """What a study of ``cases`` can never give, or "": without a malignant breast, or without a breast free of
+    cancer, among the cases read for the study (training cases aside), no reading gives an AUC; without an exam
+    free of cancer, no exam-level AUC. Said when the study is made, not after the readers have read it."""
+    read = [case for case in cases if not case.training]
+    truths = [truth for case in read for truth in (case.truth_left, case.truth_right) if truth != "none"]
+    if "malignant" not in truths:
+        missing = "no malignant breast"
+    elif all(truth == "malignant" for truth in truths):
+        missing = "no breast without cancer"
+    elif all(case.positive for case in read):
+        return (f"every one of the {len(read)} study case(s) has a malignant breast: the study will have "
+                "breast-level results only (an exam-level AUC needs exams without cancer)")
+    else:
+        return ""
+    return (f"the case list has {missing} among its {len(read)} study case(s) (training cases aside): the study "
+            "will have no AUC (it needs cancers and non-cancers)")
 
 
 def study_csv_rows(path: Path, what: str) -> list[tuple[int, dict[str, str]]]:

@@ -51,6 +51,20 @@ def test_new_study_dialog_offers_a_washout_only_for_crossover(qtbot):
     assert not dialog.washout.isEnabled() and dialog.values().washout_days == 0
 
 
+def test_a_study_that_can_never_give_an_auc_says_so_when_it_is_created(qtbot, window, store, tmp_path):
+    """Seen: an all-normal case list made a study without a word; the coordinator learnt that it gives no AUC
+    after the readers had read every case."""
+    cases = case_list(tmp_path)
+    cases.write_text(cases.read_text().replace("malignant", "normal"))
+    assert window.study_menu.worker is None or not window.study_menu.worker.is_running()
+    with qtbot.waitSignal(window.study_menu.studyCreated, timeout=60_000):
+        window.study_menu.create(NewStudy("normals", str(cases), ("A",), Design.UNAIDED, 3, 0))
+    box = window.study_menu.case_mix_box
+    assert box.isVisible() and box.objectName() == "studyCaseMixNote"
+    assert "Study normals created. Note: the case list has no malignant breast among its 4 study case(s)" in box.text()
+    box.accept()
+
+
 def test_create_read_and_see_results_from_the_workstation(qtbot, window, store, tmp_path):
     cases = case_list(tmp_path)
     with qtbot.waitSignal(window.study_menu.studyCreated, timeout=60_000) as created:

@@ -188,3 +188,30 @@ def test_the_other_lists_name_the_line_in_the_file_too(tmp_path):
     (tmp_path / "outcomes.csv").write_text("exam_id,breast,cancer\ne1,L,0\n\ne1,X,0\n")
     with pytest.raises(ValidationInputError, match="line 4: breast 'X' is neither L nor R"):
         read_site_csv(tmp_path / "outcomes.csv")
+
+
+@pytest.mark.parametrize("truths, says", [
+    ([("normal", "normal"), ("benign", "none")], "no malignant breast among its 2 study case(s)"),
+    ([("malignant", "none"), ("none", "malignant")], "no breast without cancer among its 2 study case(s)"),
+    ([("malignant", "normal"), ("benign", "malignant")], "breast-level results only"),
+    ([("malignant", "normal"), ("normal", "benign")], ""),
+])
+def test_the_case_mix_a_study_can_never_give_an_auc_with_is_named(tmp_path, truths, says):
+    """Seen: an all-normal case list made a study without a word; the coordinator learnt that it gives no AUC
+    after the readers had read every case. Training cases do not count: they are never analysed."""
+    from app.study.cases import case_mix_note
+
+    cases = [CaseEntry(f"c{i}", f"/e/{i}", left, right) for i, (left, right) in enumerate(truths)]
+    cases.append(CaseEntry("t", "/e/t", "normal", "normal", training=True))
+    cases.append(CaseEntry("u", "/e/u", "malignant", "benign", training=True))
+    assert (says in case_mix_note(cases)) if says else case_mix_note(cases) == ""
+    if "no malignant" not in says:
+        return
+    (tmp_path / "e1").mkdir()
+    (tmp_path / "e1" / "1.png").write_bytes(b"x")
+    (tmp_path / "cases.csv").write_text("case_id,exam,truth_left,truth_right\nc1,e1,normal,normal\n")
+    done = subprocess.run([sys.executable, "main.py", "study", "--db", str(tmp_path / "s.sqlite"), "create", "pilot",
+                           "--readers", "A", "--cases", str(tmp_path / "cases.csv")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "note: the case list has no malignant breast among its 1 study case(s)" in done.stdout

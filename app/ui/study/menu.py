@@ -8,11 +8,11 @@ import logging
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QMainWindow, QMenu
+from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox
 
 from app.study.results import study_results
 from app.study.store import Store
-from app.study.cases import read_case_list
+from app.study.cases import case_mix_note, read_case_list
 from app.study.design import create_study
 from app.study.errors import StudyError
 from app.ui.errors import show_error
@@ -36,7 +36,8 @@ def create_and_score(
     *, progress, cancel,
 ) -> tuple[int, int | None]:
     """Background task: create the study, then compute the model's scores for its cases (resumable: a
-    cancel keeps what is done). Returns (study id, cases scored, or None when no model is configured)."""
+    cancel keeps what is done). Returns (study id, cases scored or None when no model is configured, what the
+    case mix will never give: ``case_mix_note``)."""
     progress("reading the case list", 0, 1)
     try:
         cases = read_case_list(study.case_list, check_exams=True)
@@ -44,8 +45,9 @@ def create_and_score(
                                 washout_days=study.washout_days)
     except StudyError as error:
         raise StudyNotCreated(str(error)) from error
+    note = case_mix_note(cases)
     if models is None and not model_path:
-        return study_id, None
+        return study_id, None, note
     from app.study.scores import compute_model_scores  # noqa: PLC0415 - torch, off the GUI thread
     from inference.weights import load_model_groups  # noqa: PLC0415
 
@@ -53,7 +55,7 @@ def create_and_score(
         progress("loading models", 0, 1)
         models = load_model_groups(model_path)
     return study_id, compute_model_scores(store, study_id, models, device=device, mode=mode, progress=progress,
-                                          cancel=cancel)
+                                          cancel=cancel), note
 
 
 def _cases_task(store: Store, study_id: int, *, progress, cancel):
@@ -126,11 +128,17 @@ class StudyMenu(QObject):
         self.worker = worker.start()
         return worker
 
-    def _created(self, study: NewStudy, study_id: int, scored: int | None) -> None:
+    def _created(self, study: NewStudy, study_id: int, scored: int | None, note: str = "") -> None:
         scores = ("no model is configured, so no model scores yet (python main.py study scores)" if scored is None
                   else f"model scores for {scored} case(s)")
         self.window.statusBar().showMessage(f"Study {study.name} created with {len(study.readers)} readers; {scores}",
                                             15000)
+        if note:  # said where it cannot be missed, before anyone reads the study
+            box = QMessageBox(QMessageBox.Icon.Information, "Reader study", f"Study {study.name} created. Note: "
+                              f"{note}.", QMessageBox.StandardButton.Ok, self.window)
+            box.setObjectName("studyCaseMixNote")
+            box.open()
+            self.case_mix_box = box
         self.studyCreated.emit(study_id)
 
     # ------------------------------------------------------------------------------------ read, results
