@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.study.analysis import NotEstimable, ORHResult, delong, orh, roc_points
+from app.study.analysis import NotEstimable, ORHResult, delong, orh, roc_points, zero_variance_reason
 from app.study.store import Store
 from app.study.errors import StudyError
 from app.study.exchange import write_imrmc, write_tidy_csv
@@ -327,9 +327,9 @@ def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str
     if any(min(row.n_positive, row.n_negative) < 2 for row in no_ci):
         out.append("some AUCs have no confidence interval: DeLong's variance needs at least two positive and two "
                    "negative units")
-    if any(min(row.n_positive, row.n_negative) >= 2 for row in no_ci):
-        out.append("some AUCs have no confidence interval: the scores separate every positive from every negative "
-                   "unit, and DeLong's variance is 0 there")
+    for reason in sorted({zero_variance_reason(row.auc) for row in no_ci if min(row.n_positive, row.n_negative) >= 2
+                          and row.reader != READER_MEAN}):
+        out.append(f"some AUCs have no confidence interval: {reason}, and DeLong's variance is 0 there")
     if len(readers) < 2:
         out.append("the multi-reader (ORH) comparisons need at least two readers")
     elif len(comparisons) < expected:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.study.analysis import Z95, StudyMatrix, covariance_matrix, delong
+from app.study.analysis import Z95, StudyMatrix, covariance_matrix, delong, zero_variance_reason
 from app.validation.errors import ValidationInputError
 from inference.evaluation.metrics import auc_components
 
@@ -27,14 +27,11 @@ BOOTSTRAP_SEED = 20_27
 BOOTSTRAP_REPLICATES = 1000
 
 
-NO_CI_SEPARATED = "no CI: the scores separate every cancer from every non-cancer (DeLong's variance is 0)"
-
-
 def auc_with_ci(scores: np.ndarray, truth: np.ndarray) -> dict:
     """``{"auc", "auc_ci", "n_positive", "n_negative"}``; AUC and CI are None without both kinds of case,
-    the CI None with fewer than two of a kind. With the two kinds wholly separated (AUC 0 or 1) DeLong's
-    variance is 0 and its interval a point, which would claim a certainty no sample gives: the CI is None and
-    ``auc_ci_note`` says why."""
+    the CI None with fewer than two of a kind. Where DeLong's variance is 0 (the two kinds wholly separated, AUC
+    0 or 1, or every score alike) its interval is a point, which would claim a certainty no sample gives: the CI
+    is None and ``auc_ci_note`` says why."""
     scores, truth = np.asarray(scores, float), np.asarray(truth, int)
     n_pos, n_neg = int((truth == 1).sum()), int((truth == 0).sum())
     out = {"auc": None, "auc_ci": None, "n_positive": n_pos, "n_negative": n_neg}
@@ -44,7 +41,7 @@ def auc_with_ci(scores: np.ndarray, truth: np.ndarray) -> dict:
         if math.isfinite(estimate.variance) and estimate.variance > 0:
             out["auc_ci"] = [estimate.ci[0], estimate.ci[1]]
         elif math.isfinite(estimate.variance):
-            out["auc_ci_note"] = NO_CI_SEPARATED
+            out["auc_ci_note"] = f"no CI: {zero_variance_reason(estimate.auc)} (DeLong's variance is 0)"
     return out
 
 

@@ -76,8 +76,10 @@ def _ci(pair) -> str:
 
 
 def _auc_ci(entry: dict) -> str:
-    """The AUC's interval, or why there is none where the classes are wholly separated."""
-    return "none: complete separation" if entry.get("auc_ci_note") else _ci(entry["auc_ci"])
+    """The AUC's interval, or why there is none where DeLong's variance is 0."""
+    if not entry.get("auc_ci_note"):
+        return _ci(entry["auc_ci"])
+    return "none: complete separation" if entry["auc"] in (0.0, 1.0) else "none: one score for all"
 
 
 def _p(value) -> str:

@@ -64,9 +64,12 @@ def test_wholly_separated_classes_get_no_point_interval_but_the_reason():
     for scores, auc in (([0.9, 0.8, 0.7, 0.2, 0.1], 1.0), ([0.1, 0.2, 0.3, 0.8, 0.9], 0.0)):
         result = auc_with_ci(scores, [1, 1, 1, 0, 0])
         assert result["auc"] == auc and result["auc_ci"] is None
-        assert "separate every cancer from every non-cancer" in result["auc_ci_note"]
+        assert "separate every positive from every negative unit" in result["auc_ci_note"]
         assert _auc_ci(result) == "none: complete separation"
     assert "auc_ci_note" not in auc_with_ci([0.8, 0.6, 0.5, 0.5, 0.3], [1, 1, 1, 0, 0])
+    alike = auc_with_ci([0.4] * 5, [1, 1, 1, 0, 0])  # one score for all: AUC 0.5, variance 0 too
+    assert alike["auc"] == 0.5 and alike["auc_ci"] is None and "one score for all" in alike["auc_ci_note"]
+    assert _auc_ci(alike) == "none: one score for all"
     units = [SimpleNamespace(score=s, outcome=SimpleNamespace(cancer=t)) for s, t in
              zip([0.9] * 12 + [0.1] * 20, [1] * 12 + [0] * 20, strict=True)]
     row = _cell("density", "b", units, None)
