@@ -14,6 +14,7 @@ from app.study.results import study_results
 from app.study.sessions import ReadingSession
 from app.ui.study.results import FPR_GRID, StudyResultsWindow
 from tests.helpers import insert_model_scores
+from tests.study.ai_results import store_ai_results
 
 
 def test_the_model_curve_is_drawn_on_every_reader_s_units(qtbot, store):
@@ -34,3 +35,28 @@ def test_the_model_curve_is_drawn_on_every_reader_s_units(qtbot, store):
     fpr, tpr, _ = roc_points([scores[k] for k in sorted(scores)], np.array(truth))
     _, drawn = window.curves[key].getData()
     np.testing.assert_allclose(drawn[1:], np.interp(FPR_GRID, fpr, tpr))
+
+
+def test_curves_that_coincide_still_both_show(qtbot, store):
+    """Seen: aided reads that changed nothing drew the aided curve exactly under the unaided one, which hid it;
+    each curve now has hollow markers of its own shape at its own places, and the legend shows them."""
+    entries = [CaseEntry(f"c{i:02d}", f"/exams/{i}", "malignant" if i < 8 else "normal", "normal") for i in range(24)]
+    study = create_study(store, "same", Design.SEQUENTIAL, ["A", "B"], entries, seed=1)
+    rnd = random.Random(0)
+    store_ai_results(store, study)
+    for reader in ("A", "B"):
+        session = ReadingSession(store, study, reader)
+        for case in entries:
+            read = {"L": rnd.random(), "R": rnd.random()}
+            session.commit(case.case_id, "unaided", read).result()
+            session.reveal(case.case_id).result()
+            session.commit(case.case_id, "aided", read).result()  # the AI changed nothing
+    window = StudyResultsWindow(study_results(store, study))
+    qtbot.addWidget(window)
+    np.testing.assert_array_equal(window.curves["aided"].getData()[1], window.curves["unaided"].getData()[1])
+    markers = [item for item in window.plot.getPlotItem().listDataItems() if item.opts["symbol"] is not None]
+    assert len(markers) == len(window.curves) >= 3
+    assert len({item.opts["symbol"] for item in markers}) == len(markers)
+    assert len({float(item.getData()[0][0]) for item in markers}) == len(markers)  # each at its own places
+    legend = window.plot.getPlotItem().legend
+    assert sum(1 for sample, _ in legend.items if sample.item.opts["symbol"] is not None) == len(markers)

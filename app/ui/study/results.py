@@ -32,6 +32,8 @@ from app.ui.errors import show_error
 from app.ui.worker import Worker
 
 FPR_GRID = np.linspace(0, 1, 101)
+MARKERS = ("o", "s", "t", "d", "star", "h", "p", "t1")
+MARK_FPR, MARK_STEP = np.arange(0.02, 0.9, 0.1), 0.012  # each curve's markers a step further along the axis
 COLOURS = {"unaided": (70, 130, 220), "aided": (230, 140, 30), "concurrent": (150, 90, 200)}
 
 
@@ -168,9 +170,16 @@ class StudyResultsWindow(QMainWindow):
             mean = np.mean(averaged, axis=0)
             name = model_name(modality) if is_model else f"{modality} (reader average)"
             width = 4 if (is_model or is_hybrid) else 3
+            pen = pg.mkPen(colour, width=width, style=style)
             # every ROC curve starts at (0, 0): the rise at zero false positives is drawn, not implied
-            curves[modality] = self.plot.plot(np.r_[0.0, FPR_GRID], np.r_[0.0, mean],
-                                              pen=pg.mkPen(colour, width=width, style=style), name=name)
+            curves[modality] = self.plot.plot(np.r_[0.0, FPR_GRID], np.r_[0.0, mean], pen=pen)
+            # hollow markers of its own shape, each curve's at its own places along the axis: two curves that
+            # coincide (aided reads that changed nothing, a hybrid equal to the model) still both show
+            index = len(curves) - 1
+            symbol, marks = MARKERS[index % len(MARKERS)], MARK_FPR + MARK_STEP * (index % len(MARKERS))
+            marker = {"symbol": symbol, "symbolSize": 11, "symbolPen": pg.mkPen(colour, width=2), "symbolBrush": None}
+            self.plot.plot(marks, np.interp(marks, FPR_GRID, mean), pen=None, **marker)
+            self.plot.plotItem.legend.addItem(pg.PlotDataItem(pen=pen, **marker), name)
         self.plot.plot([0, 1], [0, 1], pen=pg.mkPen((160, 160, 160), style=pg.QtCore.Qt.PenStyle.DashLine))
         return curves
 
