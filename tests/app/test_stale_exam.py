@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import torch
+from PySide6.QtWidgets import QTableWidget
 
 from app.settings import AppSettings
 from app.study.store import ReaderMark
@@ -246,3 +247,26 @@ def test_two_exams_whose_images_share_uids_never_share_reads_or_results(qtbot, s
     open_and_wait(qtbot, window, first, analysis=True)  # the first exam keeps its key, its read and its result
     assert window.exam_key == key_a and window.committed and window.scores.reader.value("R") == 0.8
     assert window.restored
+
+
+def test_the_hidden_result_of_the_exam_left_never_shows_while_the_next_one_loads(qtbot, store, tmp_path, stub_model):
+    """Seen by a radiologist switching fast through a worklist: on exam D (read) "Loading the exam…" stood over a
+    filled table of exam E's probabilities, which E's reader had not yet been shown (blind first). The tables of
+    the result left were taken out of the layout and deleted later, and stayed visible until then."""
+    first = tmp_path / "Smith_Sally"
+    first.mkdir()
+    write_png(first / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = MainWindow(AppSettings(blind_first=True, auto_run=True), store)
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    window.use_models([stub_model])
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.open_exam(first)
+    assert window.scores.model_tables and not window.scores.model_box.isVisible()  # blind: hidden
+    shown = window.scores.model_table.item(0, 1).text()
+    window.clear_exam()  # as leaving it for the next exam does; no event processed after it
+    assert window.scores.model_box.isVisible()  # nothing of an exam to hide: the box says what comes
+    stale = [t for t in window.findChildren(QTableWidget) if t.objectName().startswith("modelTable_") and t.isVisible()]
+    assert stale == []
+    assert shown not in _visible_texts(window)

@@ -124,7 +124,8 @@ class OverlayControl:
         window.layer_combo.blockSignals(False)
         while window.classes_layout.count():
             item = window.classes_layout.takeAt(0)
-            if item.widget() is not None:
+            if item.widget() is not None:  # hidden now: deleted later, it would stay visible until then
+                item.widget().hide()
                 item.widget().deleteLater()
         window._class_boxes = {}
         mapped = {layer.class_name for layer in layers}

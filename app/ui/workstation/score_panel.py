@@ -391,7 +391,8 @@ class ScorePanelWidget(QWidget):
     def _fill_model_tables(self) -> None:
         while self.tables_layout.count():
             item = self.tables_layout.takeAt(0)
-            if item.widget() is not None:
+            if item.widget() is not None:  # hidden now: deleted later, it stayed visible until then, and showed
+                item.widget().hide()  # the exam left's hidden probabilities while the next one loaded
                 item.widget().deleteLater()
         self.model_tables = {}
         self._fill_side_by_side()
