@@ -832,3 +832,41 @@ def test_models_changed_while_the_exam_is_analysed_draw_the_new_models_result(qt
     assert calls == [old, new]
     assert {e.family for e in window.result.entries} == {"sliding-window"}
     assert not window._analysis_wanted  # noqa: SLF001
+
+
+def test_back_from_an_uncommitted_prefetched_exam_shows_none_of_its_hidden_result(qtbot, store, tmp_path, stub_model):
+    """Seen by a radiologist pressing Ctrl+Right, Ctrl+Left fast: back on the exam read before, "Loading the exam…"
+    stood over a filled table of the next exam's probabilities, which had not been shown to anyone (blind first):
+    the tables of the exam left stayed visible until their deferred deletion."""
+    from PySide6.QtWidgets import QTableWidget
+
+    batch = make_batch(tmp_path / "batch", 3)
+    window = make_window(qtbot, store, stub_model, blind_first=True, prefetch_exams=1)
+    controller = window.worklist
+    with qtbot.waitSignal(controller.prefetchDone, timeout=120_000):
+        window.worklist.open_source(batch)
+    window.scores.reader.inputs["R"].spin.setValue(10)
+    assert window.commit_estimate()
+    with qtbot.waitSignal(controller.arrived, timeout=10_000):
+        action(window, "nextExam").trigger()
+    assert window.exam.source.name == "exam1" and window.model_hidden() and window.scores.model_tables
+    action(window, "previousExam").trigger()  # at once: no event processed between the two keys' work
+    visible = [t for t in window.findChildren(QTableWidget) if t.objectName().startswith("modelTable_") and t.isVisible()]
+    assert visible == [] and window.result is None
+
+
+def test_maps_are_on_demand_for_each_exam_not_carried_to_the_next_patient(qtbot, store, tmp_path, stub_model):
+    """Seen by a radiologist: H pressed on one exam left the maps on, and the next patient's maps were drawn the
+    moment that read was committed, unasked (Preferences: on demand with H)."""
+    batch = make_batch(tmp_path / "batch", 2)
+    window = make_window(qtbot, store, stub_model, blind_first=True, show_overlays=False, prefetch_exams=0)
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.worklist.open_source(batch)
+    window.scores.reader.inputs["R"].spin.setValue(10)
+    assert window.commit_estimate() and not window.overlays_box.isChecked()
+    window.overlays_box.setChecked(True)  # H
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        action(window, "nextExam").trigger()
+    assert window.exam.source.name == "exam1" and not window.overlays_box.isChecked()
+    window.scores.reader.inputs["R"].spin.setValue(10)
+    assert window.commit_estimate() and not window.overlay_options().visible  # shown, the maps still on demand

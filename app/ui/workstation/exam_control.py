@@ -196,6 +196,10 @@ class ExamControl:
             # each exam begins at the four screening views: one view left enlarged (double-click) or a layout of
             # some views carried over to the next patient and hid the others
             self.window.hanging.set_layout(Layout.FOUR)
+        if loaded.key != self.window.exam_key:
+            # the maps on demand (H) per exam, as Preferences say: H pressed on one patient drew the next one's
+            # maps the moment its read was committed, unasked
+            self.window.overlays_box.setChecked(self.window.settings.show_overlays)
         self.window.exam, self.window.exam_key = exam, loaded.key
         self.window.result, self.window.overlays, self.window.restored = None, None, False
         self.window.committed = any(r.committed for r in loaded.reads.values())
