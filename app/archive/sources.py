@@ -41,8 +41,11 @@ class ExamItem:
         return self.opens or self.location
 
     def redacted(self, text: str) -> str:
-        """``text`` (a failure's reason) with the exam's real folder, which may name the patient, replaced by
-        its label in a de-identified batch."""
+        """``text`` (a failure's reason) in a de-identified batch: the exam's real folder, which may name the
+        patient, replaced by its label; then every file name, path, date and UID, and whatever the files'
+        headers hold that could identify the patient or the study (a two-patient refusal named both patient
+        IDs, a refused view its file, "Testperson_PID987654_R-CC.dcm"), removed as the blinded study screen
+        removes them."""
         if not self.opens:
             return text
         originals = [self.opens, self.opens.rstrip("/").rsplit("/", 1)[-1]]
@@ -51,7 +54,12 @@ class ExamItem:
         for original in originals:  # bounded by what is not a letter or digit: a folder "port" is no part of
             if original:  # "report", while "MRN123_L_CC.dcm" named after the folder "MRN123" loses it
                 text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(original)}(?![A-Za-z0-9])", lambda _m: self.exam_id, text)
-        return text
+        from app.study.blinding import scrub  # noqa: PLC0415 - a failure's text only
+        from inference.intake.identifiers import files_of, header_identifiers  # noqa: PLC0415 - pydicom
+
+        files = ([Path(f) for f in self.files] if self.files else [] if self.opens.startswith(PACS_SCHEMES)
+                 else files_of(Path(self.opens)))
+        return scrub(text, header_identifiers(files) | {word for f in files for word in (f.name, f.stem)})
 
     @property
     def key(self) -> str:

@@ -319,34 +319,11 @@ def remove_unfinished_results(results: Path) -> int:
     return removed
 
 
-IDENTIFYING = ("PatientID", "PatientName", "OtherPatientIDs", "IssuerOfPatientID", "PatientBirthDate",
-               "AccessionNumber", "StudyID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
-               "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "InstitutionName",
-               "ReferringPhysicianName")
-
-
 def study_identifiers(folder: Path) -> set[str]:
     """What the headers of the study's instances hold that could identify the patient or the study."""
-    from pydicom import dcmread  # noqa: PLC0415
-    from pydicom.multival import MultiValue  # noqa: PLC0415
+    from inference.intake.identifiers import header_identifiers  # noqa: PLC0415
 
-    from app.dates import dicom_date  # noqa: PLC0415
-
-    found: set[str] = set()
-    for path in Path(folder).glob("*.dcm"):
-        try:
-            header = dcmread(path, stop_before_pixels=True, specific_tags=list(IDENTIFYING))
-        except Exception:  # noqa: BLE001 - a damaged file holds nothing to hide that can be read
-            continue
-        for keyword in IDENTIFYING:
-            value = header.get(keyword)
-            values = value if isinstance(value, (list, tuple, MultiValue)) else [value]
-            for item in values:
-                text = str(item or "").strip()
-                found |= {text, *text.replace("^", " ").split()}
-                if len(text) == 8 and text.isdigit():
-                    found.add(dicom_date(text))
-    return {text for text in found if text}
+    return header_identifiers(sorted(Path(folder).glob("*.dcm")))
 
 
 def without_identifiers(text: str, folder: Path) -> str:

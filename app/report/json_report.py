@@ -37,6 +37,10 @@ def report_dict(content: ReportContent) -> tuple[dict, dict]:
             for model in section:
                 model["path"] = Path(model["path"]).name  # folder names can carry identifiers
         data["provenance"]["notices"] = [content.scrub(note) for note in data["provenance"]["notices"]]
+        for view in data["views"].values():  # notes that name the view's file (a laterality conflict, …)
+            view["warnings"] = [content.scrub(note) for note in view["warnings"]]
+            view["uncounted_reason"] = content.scrub(view["uncounted_reason"])
+            view["no_result"] = {entry: content.scrub(reason) for entry, reason in view["no_result"].items()}
     document = {
         "schema": "mammo-reader/report",
         "schema_version": SCHEMA_VERSION,

@@ -5,6 +5,7 @@ runs both on a worker and only renders what they return."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from app.exam_window import ExamWindow, exam_window
 from app.overlay_images import OverlayImages, prepare_overlays
@@ -13,6 +14,7 @@ from app.study.design import Design, study_info
 from app.study.errors import StudyError
 from app.study.sessions import ReadingSession
 from app.study.store import Store
+from inference.errors import MammoError
 from inference.intake.exam import Exam, load_exam
 from inference.results.exam_result import ExamResult
 
@@ -42,6 +44,19 @@ def case_identifiers(session: ReadingSession, position: int) -> set[str]:
     return {case.case_id, str(case.exam_path)}
 
 
+class CaseUnreadable(MammoError):
+    """A study case whose exam cannot be opened, said without what its files' headers hold (the reading screen
+    removes the case's ID, path and file names itself)."""
+
+
+def _without_header_identifiers(text: str, exam_path: str) -> str:
+    """``text`` without the patient IDs, names, dates … of the exam's files: a two-patient refusal names both
+    patients' IDs, which no exam was made of to blind."""
+    from inference.intake.identifiers import files_of, header_identifiers, remove_identifiers  # noqa: PLC0415
+
+    return remove_identifiers(text, header_identifiers(files_of(Path(exam_path))))
+
+
 def case_state(session: ReadingSession, position: int) -> CaseState:
     case_id = session.order[position]
     return CaseState(position, session.reads(case_id), session.is_revealed(case_id), session.is_open(position),
@@ -59,7 +74,11 @@ def load_case(session: ReadingSession, position: int, *, progress, cancel) -> Ca
     if not state.open:  # a session that is not open yet shows nothing of its cases
         return state
     case = session.case_at(position)
-    exam = prepare_display(blind_exam(load_exam(case.exam_path), case_identifiers(session, position)))
+    try:
+        opened = load_exam(case.exam_path)
+    except MammoError as error:
+        raise CaseUnreadable(_without_header_identifiers(str(error), case.exam_path)) from None
+    exam = prepare_display(blind_exam(opened, case_identifiers(session, position)))
     key = stored_result_key(session.store, session.study_id, case.case_id)
     result = restore(session.store, key) if key else None
     overlays = prepare_overlays(result, exam) if result is not None else None
@@ -103,8 +122,6 @@ def open_reading(store: Store, study_id: int, reader: str, *, progress=None, can
 
 
 def _opens(exam_path: str) -> bool:
-    from inference.errors import MammoError  # noqa: PLC0415
-
     try:
         load_exam(exam_path)
     except (MammoError, OSError):

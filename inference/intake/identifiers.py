@@ -1,9 +1,10 @@
 """Removing known identifiers from text: the notes an exam carries name its files, and some name the patient
 (CBIS-DDSM's per-file IDs, "Mass-Test_P_00820_LEFT_CC"). One implementation for the de-identified exam, the
-blinded study screen, the reports and the DICOM node's messages."""
+blinded study screen, the reports, the de-identified batch's failures and the DICOM node's messages."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,3 +29,44 @@ def remove_identifiers(text: str, identifiers: Iterable[str]) -> str:
     for identifier in sorted(words, key=len, reverse=True):  # the longest first: a folder before its parts
         text = re.sub(rf"(?<!\w){re.escape(identifier)}(?!\w)", REMOVED, text, flags=re.IGNORECASE)
     return text
+
+
+# the header fields that could identify the patient or the study, read where no exam could be made of the files
+IDENTIFYING_FIELDS = ("PatientID", "PatientName", "OtherPatientIDs", "IssuerOfPatientID", "PatientBirthDate",
+                      "AccessionNumber", "StudyID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
+                      "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "InstitutionName",
+                      "ReferringPhysicianName")
+
+
+def header_identifiers(paths: Iterable[Path]) -> set[str]:
+    """What the DICOM headers of ``paths`` hold that could identify the patient or the study (each name also
+    word by word, each date also as YYYY-MM-DD): the words to remove from a message about files that may not
+    have made an exam. A file that is no DICOM adds nothing."""
+    from pydicom import dcmread
+    from pydicom.multival import MultiValue
+
+    found: set[str] = set()
+    for path in paths:
+        try:
+            header = dcmread(path, stop_before_pixels=True, specific_tags=list(IDENTIFYING_FIELDS))
+        except Exception:  # noqa: BLE001 - a damaged or foreign file holds nothing to hide that can be read
+            continue
+        for keyword in IDENTIFYING_FIELDS:
+            value = header.get(keyword)
+            for item in value if isinstance(value, (list, tuple, MultiValue)) else [value]:
+                text = str(item or "").strip()
+                found |= {text, *text.replace("^", " ").split()}
+                if len(text) == 8 and text.isdigit():
+                    found.add(f"{text[:4]}-{text[4:6]}-{text[6:]}")
+    return {text for text in found if text}
+
+
+def files_of(source: Path, most: int = 500) -> list[Path]:
+    """The files an exam is read from: a folder's (up to ``most``, sorted), else the file itself; none where
+    the folder cannot be listed."""
+    try:
+        if source.is_dir():
+            return sorted(p for p in itertools.islice(source.rglob("*"), most) if p.is_file())
+    except OSError:
+        return []
+    return [source]

@@ -151,3 +151,27 @@ def test_blind_exam_removes_identifiers_from_the_exam_and_its_notes(study):
     assert "not a screening view, kept aside" in blinded.warnings[0]  # the note itself stays readable
     assert "PatientOrientation 'P\\L'" in " ".join(blinded.views[next(iter(blinded.laterality_conflicts))].warnings)
     assert scrub("case CASEID-X in /data/Smith_Jane/x", ["CASEID-X"]) == "case … in …"
+
+
+def test_a_case_that_cannot_be_opened_is_said_to_the_reader_without_the_patients_ids(tmp_path):
+    """Seen by a privacy reviewer: the blinded reading screen's dialog said "Case 4 of 4: … the images belong to 2
+    different patients …: patient PID000111 (PRIVHOSP): …; patient PID987654 (PRIVHOSP): …"."""
+    from app.study.reading_screen import CaseUnreadable, load_case
+    from app.study.sessions import ReadingSession
+    from tests.inference.intake.dicom_factory import PATIENT_ID, make_dataset, sample_pixels, write
+
+    folder = tmp_path / "two"
+    folder.mkdir()
+    write(make_dataset(sample_pixels("L-CC"), "L-CC", IssuerOfPatientID="PRIVHOSP"), folder, "a.dcm")
+    write(make_dataset(sample_pixels("R-CC"), "R-CC", PatientID="PID000111", IssuerOfPatientID="PRIVHOSP"), folder,
+          "b.dcm")
+    store = Store(tmp_path / "s.sqlite")
+    try:
+        study = create_study(store, "s", Design.UNAIDED, ["A"], [CaseEntry("c1", str(folder), "malignant", "normal")])
+        with pytest.raises(CaseUnreadable) as caught:
+            load_case(ReadingSession(store, study, "A"), 0, progress=lambda *a: None, cancel=lambda: False)
+    finally:
+        store.close()
+    said = str(caught.value)
+    assert "the images belong to 2 different patients" in said
+    assert "PID000111" not in said and PATIENT_ID not in said and "PRIVHOSP" not in said

@@ -478,3 +478,24 @@ def test_report_command_with_a_reader_carries_that_reader_s_committed_read(dicom
     assert done.returncode == 0, done.stdout + done.stderr
     again = json.loads(next((tmp_path / "b").glob("*.json")).read_text())
     assert again["reads"]["R"]["reader_malignant"] == 0.3
+
+
+def test_a_deidentified_json_report_names_no_file_in_its_views_notes(analysed, tmp_path):
+    """Seen by a privacy reviewer: a de-identified JSON said "POSSIBLE LATERALITY ERROR: Testperson_PID987654_L-CC.dcm
+    is labelled L-CC …" in the view's uncounted_reason (the PDF, SR and SEG had it scrubbed)."""
+    import dataclasses
+    import json
+
+    from inference.intake.views import View
+
+    exam, result = analysed
+    said = f"POSSIBLE LATERALITY ERROR: b.dcm of {PATIENT_ID} is labelled L-CC"
+    views = dict(result.views)
+    views[View.L_CC] = dataclasses.replace(views[View.L_CC], counted=False, uncounted_reason=said,
+                                           warnings=(said,), no_result={"other": said})
+    result = dataclasses.replace(result, views=views)
+    paths = export_report(ReportInput(exam, result, deidentify=True), tmp_path, formats=("json",))
+    text = next(p for p in paths if p.suffix == ".json").read_text()
+    view = json.loads(text)["result"]["views"]["L-CC"]
+    assert view["uncounted_reason"].startswith("POSSIBLE LATERALITY ERROR: … of … is labelled L-CC")
+    assert "b.dcm" not in text and PATIENT_ID not in text
