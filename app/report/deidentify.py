@@ -20,6 +20,7 @@ import copy
 import datetime
 import hashlib
 import hmac
+import math
 import os
 import re
 from collections.abc import Callable
@@ -48,6 +49,26 @@ _DAYS_PER_UNIT = {"D": 1, "W": 7, "M": 30.4375, "Y": 365.25}
 
 class DeidentificationError(MammoError):
     """A file that cannot be de-identified as the profile asks."""
+
+
+def keep_valid_characteristics(ds: Dataset) -> None:
+    """The retained patient characteristics kept only as the values they are: a sex other than M, F or O, or a
+    size or weight that is no decimal number, is emptied. Free text there ("female Testperson") passed into the
+    de-identified copies, and highdicom refused the sex ("'W' is not a valid PatientSexValues"), failing the
+    whole export."""
+    if "PatientSex" in ds and str(ds.PatientSex or "").strip().upper() not in ("M", "F", "O", ""):
+        ds.PatientSex = ""
+    elif "PatientSex" in ds:
+        ds.PatientSex = str(ds.PatientSex or "").strip().upper()
+    for keyword in ("PatientSize", "PatientWeight"):
+        if keyword not in ds:
+            continue
+        try:
+            value = float(str(ds.data_element(keyword).value or "0"))
+        except Exception:  # noqa: BLE001 - pydicom raises several kinds for a value that is no number
+            value = float("nan")
+        if not (math.isfinite(value) and value >= 0):
+            delattr(ds, keyword)
 
 
 def site_key(folder: Path | None = None) -> bytes:
@@ -143,6 +164,7 @@ class Deidentifier:
                 del ds.PatientAge
             else:
                 ds.PatientAge = age
+        keep_valid_characteristics(ds)
         ds.PatientID = ds.PatientName = self.patient(patient_id)
         meta = getattr(ds, "file_meta", None)
         if meta is not None and "MediaStorageSOPInstanceUID" in meta and "SOPInstanceUID" in ds:

@@ -39,6 +39,17 @@ def read_source(image: ViewImage, deidentify: bool = False, patient_id: str = ""
             source = Deidentifier().dataset(source, patient_id or None)  # the exam's patient, one for all views
         except DeidentificationError as error:
             raise ReportError(error.message, image.source) from None
+    else:  # a sex highdicom refuses ("W") failed the whole export: the copy keeps only valid characteristics
+        from app.report.deidentify import keep_valid_characteristics  # noqa: PLC0415
+
+        keep_valid_characteristics(source)
+    for keyword, kind in (("PatientBirthDate", pydicom.valuerep.DA), ("StudyDate", pydicom.valuerep.DA),
+                          ("StudyTime", pydicom.valuerep.TM)):
+        try:  # a date as some modalities write it ("17.03.51") failed the export in highdicom, quoting it
+            if keyword in source and str(source.data_element(keyword).value or ""):
+                kind(str(source.data_element(keyword).value))
+        except Exception:  # noqa: BLE001 - pydicom raises several kinds for a value that is no date or time
+            setattr(source, keyword, "")
     for keyword in _COPIED_TYPE2:
         if keyword not in source:
             setattr(source, keyword, "")

@@ -42,7 +42,8 @@ def failure_text(error: BaseException) -> str:
 
 
 def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "json"), page_size: str = "A4") -> list[Path]:
-    """Write every format asked for; each is tried even when another fails.
+    """Write every format asked for; each is tried even when another fails (an input's fault, a full disk).
+    An unexpected error removes what the export had written and is raised.
 
     Raises:
         ExportIncomplete: when a format failed and several were asked for (it says each one's outcome and
@@ -67,6 +68,10 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
         except (MammoError, OSError) as error:
             failures[fmt] = failure_text(error)
             errors.append(error)
+        except BaseException:  # a bug, an interrupt: the export fails whole, no files of it left to pass for one
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
         else:
             done.append(fmt)
     if report.deidentify and set(done) & set(DICOM_FORMATS):

@@ -9,6 +9,7 @@ once whether one or both say so.
 from __future__ import annotations
 
 import logging
+import re
 import warnings as warnings_module  # 'warnings' names the intake's notes here
 import threading
 from pathlib import Path
@@ -344,6 +345,21 @@ logging.getLogger("pydicom.pixels.decoders.base").addFilter(_QUIET_DECODER)
 _CUT_FILE = "End of file reached before delimiter"
 logging.getLogger("pydicom").addFilter(lambda record: not str(record.msg).startswith(_CUT_FILE))
 warnings_module.filterwarnings("ignore", message=_CUT_FILE, category=UserWarning)
+
+
+_HEADER_VALUE = re.compile(r"(Invalid value for VR \w+): ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|b'[^']*'|\S+)")
+
+
+def _without_header_values(record: logging.LogRecord) -> bool:
+    """pydicom quotes a value it finds invalid ("Invalid value for VR CS: 'female Testperson'"): a header value
+    can be a patient's name, and no patient identifier goes to the console or the logs. The VR is kept."""
+    message = record.getMessage()
+    if "Invalid value for VR" in message:
+        record.msg, record.args = _HEADER_VALUE.sub(r"\1 (the value is not shown)", message), None
+    return True
+
+
+logging.getLogger("pydicom").addFilter(_without_header_values)
 ALL_PLUGINS_FAILED = "exceptions were raised by all available plugins"
 
 

@@ -276,3 +276,53 @@ def test_a_cbis_style_exam_deidentified_has_one_pseudonymous_patient_and_no_id_i
     assert len(written) >= 9 and len({ds.PatientID for ds in written}) == 1  # images, SEGs and the SR
     assert len({ds.StudyDate for ds in written if ds.Modality == "MG"}) == 1
     assert written[0].PatientID == Deidentifier(site_key(home)).patient("P_00820")
+
+
+@pytest.mark.parametrize("sex, weight, kept_sex, kept_weight", [
+    ("female Testperson", b"heav", "", None), ("W", b"NaN ", "", None), (" f", b"61.5", "F", 61.5)])
+def test_the_retained_characteristics_keep_only_valid_values(tmp_path, sex, weight, kept_sex, kept_weight):
+    """Seen by a privacy reviewer: PatientSex "female Testperson" was copied into the de-identified image and
+    the export then failed ("'female Testperson' is not a valid PatientSexValues"), its other files left behind;
+    a sex of "W" failed every de-identified export of the exam."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns of the invalid values it reads: what this test is about
+        ds = make_dataset(synthetic_view("L-CC", (800, 250)), "L-CC", PatientSex=sex, PatientWeight="61.5")
+        write(ds, tmp_path, "a.dcm")
+        raw = (tmp_path / "a.dcm").read_bytes()  # a weight as a file may hold it: pydicom writes numbers only
+        (tmp_path / "a.dcm").write_bytes(raw.replace(b"61.5", weight, 1))
+        clean = Deidentifier(site_key(tmp_path)).dataset(pydicom.dcmread(tmp_path / "a.dcm"))
+    assert clean.PatientSex == kept_sex
+    assert (float(clean.PatientWeight) if "PatientWeight" in clean else None) == kept_weight
+    assert "Testperson" not in str(clean)
+
+
+def test_a_structured_report_of_an_exam_whose_sex_is_no_dicom_value_is_written(tmp_path):
+    """A sex of "W" (not M, F or O) or a birth date "17.03.51" failed the SR and SEG of the exam, identified or
+    not ("Unable to convert '17.03.51' to 'DA' object" quoted the date in failures.csv)."""
+    import warnings
+
+    from app.report.content import ReportInput
+    from app.report.export import export_report
+    from inference.intake.exam import load_exam
+    from inference.pipeline import analyze_exam
+    from tests.helpers import make_stub_model
+
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, view, lesion in (("a.dcm", "R-CC", (600, 500)), ("b.dcm", "L-CC", (800, 250))):
+            ds = make_dataset(synthetic_view(view, lesion), view, PatientSex="W", PatientBirthDate="19510317")
+            ds.StudyInstanceUID = STUDY_UID
+            write(ds, folder, name)
+            raw = (folder / name).read_bytes()  # a birth date as some modalities write it
+            (folder / name).write_bytes(raw.replace(b"19510317", b"17.03.51"))
+        exam = load_exam(folder)
+        result = analyze_exam(exam, make_stub_model(), device="cpu")
+        for deidentify in (False, True):
+            paths = export_report(ReportInput(exam.deidentify() if deidentify else exam, result, deidentify=deidentify),
+                                  tmp_path / str(deidentify), formats=("sr", "seg"))
+            sr = pydicom.dcmread(next(p for p in paths if p.name.endswith("_sr.dcm")))
+            assert sr.PatientSex == "" and sr.PatientBirthDate == ""

@@ -499,3 +499,18 @@ def test_a_deidentified_json_report_names_no_file_in_its_views_notes(analysed, t
     view = json.loads(text)["result"]["views"]["L-CC"]
     assert view["uncounted_reason"].startswith("POSSIBLE LATERALITY ERROR: … of … is labelled L-CC")
     assert "b.dcm" not in text and PATIENT_ID not in text
+
+
+def test_an_export_that_fails_unexpectedly_leaves_no_file_of_it(analysed, tmp_path, monkeypatch):
+    """Seen by a privacy reviewer: an exam recorded FAILED (a ValueError from the SR) kept its PDF, PNGs and JSON,
+    which then passed for its report."""
+    from app.report import export
+
+    def broken(*_args):
+        raise ValueError("a bug")
+
+    monkeypatch.setitem(export._WRITERS, "sr", broken)
+    exam, result = analysed
+    with pytest.raises(ValueError, match="a bug"):
+        export_report(ReportInput(exam, result), tmp_path, formats=("pdf", "png", "json", "sr"))
+    assert list(tmp_path.iterdir()) == []

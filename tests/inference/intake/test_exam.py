@@ -473,3 +473,24 @@ def test_an_image_id_before_the_view_is_no_exam_number(tmp_path, pixels):
         image = pixels if view.startswith("L") else pixels[:, ::-1].copy()
         cv2.imwrite(str(tmp_path / f"2058690{number}_6c613a14b80a859{number}_MG_{view}_ANON.png"), image)
     assert set(load_exam(tmp_path).views) == {View.R_CC, View.L_CC}
+
+
+def test_pydicom_s_complaint_about_a_header_value_never_quotes_it(caplog):
+    """Seen by a privacy reviewer: a de-identified run's console said "Invalid value for VR CS: 'female
+    Testperson'" (pydicom quoting the PatientSex it read): a header value can be a name."""
+    import logging
+    import warnings
+
+    from pydicom.dataset import Dataset
+
+    import inference.intake.dicom  # noqa: F401 - the filter is installed with the intake
+
+    caplog.set_level(logging.WARNING, logger="pydicom")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = Dataset()
+        ds.PatientSex = "female Testperson"
+        ds.PatientBirthDate = "17.03.1951"
+    said = " ".join(record.getMessage() for record in caplog.records)
+    assert "Invalid value for VR CS (the value is not shown)" in said and "VR DA (the value is not shown)" in said
+    assert "Testperson" not in said and "1951" not in said
