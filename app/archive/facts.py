@@ -37,7 +37,8 @@ def _age(birth: datetime.date | None, study: datetime.date | None) -> float | No
 
 def exam_facts(exam: Exam, deidentify: bool = False, key: bytes | None = None) -> dict:
     """``density`` (a-d or None), ``manufacturer`` (None when no view names one), ``age`` (years) and
-    ``study_date`` (ISO 8601) of an exam that still holds its identifiers (before ``Exam.deidentify``).
+    ``study_date`` (ISO 8601) of an exam that still holds its identifiers (before ``Exam.deidentify``), and
+    ``date_shift``, what every date written of it is moved by (0 unless de-identified).
 
     Args:
         exam: the exam as loaded.
@@ -53,16 +54,17 @@ def exam_facts(exam: Exam, deidentify: bool = False, key: bytes | None = None) -
     if age is None:  # no birth date (often dropped by an archive's de-identification): the header's PatientAge
         ages = [age_in_years(image.study.get("age", "")) for image in exam.views.values()]
         age = next((float(int(years)) for years in ages if years is not None), None)
-    date = study
+    date, shift = study, datetime.timedelta(0)
     if deidentify:
         from app.report.deidentify import Deidentifier  # noqa: PLC0415
 
         if age is not None and age > OLDEST_AGE:
             age = float(OLDEST_AGE + 1)
+        shift = Deidentifier(key).date_offset(exam.patient.patient_id)
         if study is not None:
             try:
-                date = study + Deidentifier(key).date_offset(exam.patient.patient_id)
+                date = study + shift
             except OverflowError:
                 date = None
     return {"density": None, "manufacturer": makers.most_common(1)[0][0] if makers else None, "age": age,
-            "study_date": date.isoformat() if date is not None else None}
+            "study_date": date.isoformat() if date is not None else None, "date_shift": shift}

@@ -62,7 +62,9 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict |
     provenance = result.provenance
     common = {"exam_id": item.exam_id, "location": item.location, "mode": provenance.mode.value,
               "device": provenance.device, "seconds": float(seconds),
-              "analysed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+              # de-identified, moved as the study date is: a true time beside it gave the patient's offset away
+              "analysed_at": (datetime.datetime.now(datetime.UTC) + (facts or {}).get("date_shift", datetime.timedelta(0))
+                              ).isoformat(timespec="seconds"),
               **{name: (facts or {}).get(name) for name in ("density", "manufacturer", "age", "study_date")}}
     rows = []
     for entry in result.entries:

@@ -113,6 +113,17 @@ class ReportContent:
                      if any(view.result(entry.id) is not None for view in self.result.views.values())),
                     self.result.entry())
 
+    @functools.cached_property
+    def report_time(self) -> datetime.datetime:
+        """When the report was read, as every file of it says ("Read on", the DICOM content and creation dates);
+        de-identified, moved by the patient's date offset as every date of the export is: the true date beside
+        the shifted study date gave the offset away, and with it every shifted date of the patient."""
+        if not self.report.deidentify:
+            return self.report.read_at
+        from app.report.deidentify import Deidentifier, exam_patient_key  # noqa: PLC0415
+
+        return self.report.read_at + Deidentifier().date_offset(exam_patient_key(self.exam))
+
     # ------------------------------------------------------------------------------------------ text
 
     def header_fields(self) -> list[tuple[str, str]]:
@@ -128,7 +139,7 @@ class ReportContent:
             if exam.patient.patient_id:
                 fields.append(("Patient ID", exam.patient.patient_id))
         fields.append(("Reader", report.reader or "—"))
-        fields.append(("Read on", report.read_at.strftime("%Y-%m-%d %H:%M")))
+        fields.append(("Read on", self.report_time.strftime("%Y-%m-%d %H:%M")))
         fields.append(("Software", f"Mammo Reader {__version__}"))
         if self.result is not None:
             p = self.result.provenance

@@ -262,6 +262,21 @@ def declare(ds: Dataset) -> None:
     ds.LongitudinalTemporalInformationModified = "MODIFIED"
 
 
+def exam_patient_key(exam) -> str:
+    """The patient whose pseudonym and date offset an export of ``exam`` gets: the intake's patient ID, else (an
+    exam already stripped of it) the first DICOM image's own, as :meth:`Deidentifier.dataset` takes it."""
+    if exam.patient.patient_id:
+        return exam.patient.patient_id
+    for image in exam.views.values():
+        if image.sop_instance_uid:
+            try:
+                return str(pydicom.dcmread(image.source, stop_before_pixels=True,
+                                           specific_tags=["PatientID"]).get("PatientID", "") or "")
+            except (OSError, InvalidDicomError):
+                continue
+    return ""
+
+
 def write_deidentified_images(content, folder: str | Path) -> list[Path]:
     """The exam's source images, de-identified with the same key as the SR, SEG and Encapsulated PDF, as
     ``<exam>_<VIEW>_image.dcm``: the export's references resolve within it.

@@ -56,6 +56,19 @@ def read_source(image: ViewImage, deidentify: bool = False, patient_id: str = ""
     return source
 
 
+def stamp_report_time(ds: pydicom.Dataset, when) -> None:
+    """The dates and times the export's own object carries (its content, its creation, its series), set to the
+    report's time (``ReportContent.report_time``: shifted with the patient's dates when de-identified)."""
+    for date, time in (("ContentDate", "ContentTime"), ("InstanceCreationDate", "InstanceCreationTime"),
+                       ("SeriesDate", "SeriesTime")):
+        if date in ds:
+            setattr(ds, date, when.strftime("%Y%m%d"))
+        if time in ds:
+            setattr(ds, time, when.strftime("%H%M%S"))
+    if "AcquisitionDateTime" in ds:
+        ds.AcquisitionDateTime = when.strftime("%Y%m%d%H%M%S")
+
+
 def deidentify_header(ds: pydicom.Dataset) -> None:
     """Declare in an export made from de-identified sources (:func:`read_source` with ``deidentify``) the
     profile and options applied (``DeidentificationMethodCodeSequence``, CID 7050)."""

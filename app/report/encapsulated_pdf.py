@@ -4,7 +4,6 @@ its own (modality DOC), the PDF bytes as they are."""
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 import pydicom
@@ -31,7 +30,7 @@ def write_encapsulated_pdf(content, pdf: bytes, path: str | Path) -> Path:
     for keyword in STUDY_ATTRIBUTES:
         if keyword in source:
             setattr(ds, keyword, source.data_element(keyword).value)
-    now = datetime.datetime.now()
+    now = content.report_time
     ds.SOPClassUID, ds.SOPInstanceUID = ENCAPSULATED_PDF, generate_uid()
     ds.Modality, ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = "DOC", generate_uid(), 9901, 1
     ds.SeriesDescription = "Mammo Reader AI report (PDF)"

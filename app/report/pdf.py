@@ -180,6 +180,7 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
             str(temporary), pagesize=pagesize, leftMargin=1.5 * cm, rightMargin=1.5 * cm, topMargin=1.3 * cm,
             bottomMargin=1.3 * cm, title=title, author="Mammo Reader", subject="AI decision-support report",
             creator="Mammo Reader", keywords="mammography, decision support",
+            invariant=content.report.deidentify or None,  # de-identified: no true creation date in its metadata
         )
         doc.build(story)
     return path

@@ -24,7 +24,7 @@ from pydicom.uid import JPEG2000Lossless
 
 from app import __version__
 from app.cad_marks import regions_over_breast
-from app.report.dicom_common import deidentify_header, no_identifiers_in_warnings, read_source
+from app.report.dicom_common import deidentify_header, no_identifiers_in_warnings, read_source, stamp_report_time
 from app.report.sr import ReportError
 from inference.files import atomic_path
 from inference.intake.views import View
@@ -151,6 +151,7 @@ def _write_segmentation(content, source, stack: np.ndarray, segments: list, kind
             series_description=series_description[:64], content_label=content_label, **fractional,
         )
     seg.PatientOrientation = _valid_orientation(source)
+    stamp_report_time(seg, content.report_time)
     if content.report.deidentify:
         deidentify_header(seg)
     with atomic_path(path) as temporary:

@@ -20,7 +20,8 @@ from pydicom.sr.coding import Code
 from app import __version__
 from app.cad_marks import mask_outline as outline_of
 from app.cad_marks import regions_over_breast
-from app.report.dicom_common import ReportError, deidentify_header, no_identifiers_in_warnings, read_source
+from app.report.dicom_common import (ReportError, deidentify_header, no_identifiers_in_warnings, read_source,
+                                     stamp_report_time)
 from inference.files import atomic_path
 from inference.intake.views import Laterality
 
@@ -163,6 +164,7 @@ def write_sr(content, path: str | Path) -> Path:
     scheme.CodingSchemeName = "Mammo Reader AI result concepts"
     scheme.CodingSchemeResponsibleOrganization = "Mammo Reader"
     sr.CodingSchemeIdentificationSequence = [scheme]
+    stamp_report_time(sr, content.report_time)
     if content.report.deidentify:
         deidentify_header(sr)
     path = Path(path)

@@ -172,11 +172,13 @@ def test_exam_facts_from_the_headers_and_deidentified(tmp_path, monkeypatch):
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     exam = load_exam(_exam(tmp_path, "19300612"))
-    assert exam_facts(exam) == {"density": None, "manufacturer": "HOLOGIC", "age": 94.0, "study_date": "2025-06-11"}
+    assert exam_facts(exam) == {"density": None, "manufacturer": "HOLOGIC", "age": 94.0, "study_date": "2025-06-11",
+                                "date_shift": datetime.timedelta(0)}
     key = b"k" * 32
     safe = exam_facts(exam, deidentify=True, key=key)
     shifted = datetime.date(2025, 6, 11) + Deidentifier(key).date_offset(PATIENT_ID)  # the exports' own shift
-    assert safe == {"density": None, "manufacturer": "HOLOGIC", "age": 90.0, "study_date": shifted.isoformat()}
+    assert safe == {"density": None, "manufacturer": "HOLOGIC", "age": 90.0, "study_date": shifted.isoformat(),
+                    "date_shift": Deidentifier(key).date_offset(PATIENT_ID)}
     assert safe["study_date"] != "2025-06-11"
     birthday_tomorrow = load_exam(_exam(tmp_path / "b", "19600612"))
     assert exam_facts(birthday_tomorrow)["age"] == 64.0
@@ -205,6 +207,11 @@ def test_a_deidentified_batch_writes_no_true_date_or_age_over_89_and_validate_ta
     assert {r["age"] for r in safe} == {90.0}
     (date,) = {r["study_date"] for r in safe}
     assert date and date != "2025-06-11" and "20250611" not in json.dumps(safe, default=str)
+    # the time of the analysis moved with the study date: a true one beside it gave the patient's offset away
+    shift = datetime.date.fromisoformat(date) - datetime.date(2025, 6, 11)
+    plain_at = {datetime.datetime.fromisoformat(r["analysed_at"]) for r in plain}
+    safe_at = {datetime.datetime.fromisoformat(r["analysed_at"]) for r in safe}
+    assert len(safe_at) == 1 and abs((safe_at.pop() - shift) - plain_at.pop()) < datetime.timedelta(minutes=10)
 
     table = read_score_table(tmp_path / "plain" / "scores.parquet")
     csv_path = tmp_path / "outcomes.csv"

@@ -326,3 +326,35 @@ def test_a_structured_report_of_an_exam_whose_sex_is_no_dicom_value_is_written(t
                                   tmp_path / str(deidentify), formats=("sr", "seg"))
             sr = pydicom.dcmread(next(p for p in paths if p.name.endswith("_sr.dcm")))
             assert sr.PatientSex == "" and sr.PatientBirthDate == ""
+
+
+def test_a_deidentified_report_s_own_dates_move_with_the_patient_s_dates(named_exam, tmp_path, monkeypatch):
+    """Seen by a privacy reviewer: the study date was shifted, but "Read on" and the SR's, SEG's and ePDF's content
+    and creation dates were today's: a report is made near its exam, so the two gave the patient's offset away,
+    and with it every shifted date of that patient's exports."""
+    from pypdf import PdfReader
+
+    from app.report.content import ReportInput
+    from app.report.export import export_report
+    from inference.intake.exam import load_exam
+    from inference.pipeline import analyze_exam
+    from tests.helpers import make_stub_model
+
+    _root, folder, _originals = named_exam
+    monkeypatch.setenv("MAMMO_READER_HOME", str(tmp_path / "home"))
+    exam = load_exam(folder)
+    result = analyze_exam(exam, make_stub_model(), device="cpu")
+    read_at = datetime.datetime(2026, 1, 2, 10, 30)
+    paths = export_report(ReportInput(exam, result, deidentify=True, read_at=read_at), tmp_path / "out",
+                          formats=("pdf", "sr", "seg", "epdf"))
+    moved = read_at + Deidentifier(site_key(tmp_path / "home")).date_offset(PATIENT_ID)
+    for path in (p for p in paths if p.suffix == ".dcm" and not p.name.endswith("_image.dcm")):
+        ds = pydicom.dcmread(path)
+        for keyword in ("ContentDate", "InstanceCreationDate", "SeriesDate"):
+            assert ds.get(keyword) in (None, moved.strftime("%Y%m%d")), (path.name, keyword)
+        assert ds.get("AcquisitionDateTime") in (None, moved.strftime("%Y%m%d%H%M%S"))
+        assert "20260102" not in str(ds)
+    pdf = next(p for p in paths if p.suffix == ".pdf")
+    text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert f"Read on {moved:%Y-%m-%d %H:%M}" in " ".join(text.split()) and "2026-01-02" not in text
+    assert str(datetime.date.today().year) not in str(PdfReader(pdf).metadata.get("/CreationDate"))
