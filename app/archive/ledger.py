@@ -84,6 +84,7 @@ class Ledger:
         the table when they were made with this run's models and options (``report`` into a folder that holds
         earlier reports)."""
         self.out = Path(out)
+        self.deidentified = bool(record.get("deidentify"))
         foreign = [name for name in (SCORES_FILE, FAILURES_FILE) if (self.out / name).exists()]
         if foreign and not (self.out / BOOKKEEPING).is_dir():  # never overwrite files some other tool made
             raise MammoError(f"holds {' and '.join(foreign)} that no batch or report run made here (there is no "
@@ -133,7 +134,9 @@ class Ledger:
             return {}
 
     def add(self, outcome: Outcome) -> None:
-        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        # de-identified, an exam's line has no time: the true time beside its pseudonym and shifted study date
+        # (a nightly batch of the day's exams) gave the patient's date offset away
+        now = "" if self.deidentified else datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         csv.writer(self.journal).writerow([now, outcome.exam_id, outcome.status, f"{outcome.seconds:.3f}",
                                            outcome.reason])
         self.journal.flush()

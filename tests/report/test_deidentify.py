@@ -230,6 +230,8 @@ def test_batch_deidentified_leaks_nothing_in_its_table_journal_markers_or_folder
     report = next((out / exam_id).glob("*.json"))
     assert report.name == f"{exam_id}.json" and _json.loads(report.read_text())["exam"] == exam_id
     assert (out / ".batch" / "journal.csv").is_file() and list((out / ".batch" / "done").glob("*.json"))
+    # no true time beside the pseudonym and the shifted study date: together they gave the date offset away
+    assert all(line.split(",")[0] == "" for line in (out / ".batch" / "journal.csv").read_text().splitlines())
     check_dicom(files, folder, site_key(home))
     again = _cli(["batch", str(root), "--out", str(out), "--format", "json,sr,seg"], home)
     assert "1 already done (skipped)" in again.stdout  # the label is stable: a rerun resumes
