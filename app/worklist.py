@@ -306,6 +306,12 @@ class Worklist:
         self.leave(committed)
         self.current = -1
 
+    def seconds_on(self, index: int) -> float:
+        """The reading time of exam ``index`` so far: the exam being read counts the running clock too."""
+        entry = self.entries[index]
+        running = self.clock() - self._started if index == self.current and self._started is not None else 0.0
+        return entry.reading_seconds + running
+
     def start_clock(self) -> None:
         """(Re)start timing the current exam: it counts from now."""
         self._started = self.clock()

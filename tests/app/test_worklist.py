@@ -870,3 +870,19 @@ def test_maps_are_on_demand_for_each_exam_not_carried_to_the_next_patient(qtbot,
     assert window.exam.source.name == "exam1" and not window.overlays_box.isChecked()
     window.scores.reader.inputs["R"].spin.setValue(10)
     assert window.commit_estimate() and not window.overlay_options().visible  # shown, the maps still on demand
+
+
+def test_the_list_shows_the_reading_time_of_the_exam_on_screen_as_it_runs(qtbot, store, tmp_path, stub_model):
+    """Seen by a radiologist: the exam on screen showed 0:01 after more than a minute; its time was shown only
+    once the reader left it."""
+    batch = make_batch(tmp_path / "batch", 2)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0, auto_run=False)
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        window.worklist.open_source(batch)
+    controller, clock = window.worklist, FakeClock()
+    controller.worklist.clock = clock
+    controller.worklist.start_clock()
+    clock.now += 75
+    controller._show_time()  # what its timer does every second
+    assert controller.panel.table.item(0, 2).text() == "1:15"
+    assert controller.panel.table.item(1, 2).text() == ""

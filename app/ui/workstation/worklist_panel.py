@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QHeaderView, QTableWidget, QTableWidgetItem
 
@@ -41,6 +41,12 @@ class Prefetched:
     outcome: AnalysisOutcome | None
     nbytes: int
     analysed_with: tuple[str, str, str] = ("", "", "")  # (models, device, mode) of ``outcome``
+
+
+def _minutes(seconds: float) -> str:
+    """m:ss, or nothing before the first second."""
+    whole = int(round(seconds))
+    return f"{whole // 60}:{whole % 60:02d}" if whole else ""
 
 
 def exam_source(item: WorklistItem, ae_title: str):
@@ -113,13 +119,19 @@ class WorklistPanel(QDockWidget):
         self.table.itemActivated.connect(lambda item: self.chosen.emit(item.row()))  # double-click and Enter
         self.setWidget(self.table)
 
+    def show_time(self, worklist: Worklist) -> None:
+        """The reading time of the exam on screen, its clock running (the list showed it only on leaving)."""
+        row = worklist.current
+        item = self.table.item(row, 2) if 0 <= row < self.table.rowCount() else None
+        if item is not None:
+            item.setText(_minutes(worklist.seconds_on(row)))
+
     def show_worklist(self, worklist: Worklist) -> None:
         self.table.setRowCount(len(worklist))
         palette = self.table.palette()
         for row, entry in enumerate(worklist.entries):
-            seconds = int(round(entry.reading_seconds))
             state = "⚠ not opened" if entry.problem else f"{STATE_MARKS[entry.state]} {entry.state.value}"
-            cells = (entry.item.exam_id, state, f"{seconds // 60}:{seconds % 60:02d}" if seconds else "")
+            cells = (entry.item.exam_id, state, _minutes(worklist.seconds_on(row)))
             for column, text in enumerate(cells):
                 item = self.table.item(row, column)
                 if item is None:
@@ -166,6 +178,10 @@ class WorklistController(QObject):
         self._loadedEarly.connect(self._on_loaded_early)
         self.panel = WorklistPanel(window)
         self.panel.chosen.connect(self.go_to)
+        self._time_timer = QTimer(self)  # the exam on screen's reading time, as it runs
+        self._time_timer.setInterval(1000)
+        self._time_timer.timeout.connect(self._show_time)
+        self._time_timer.start()
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.panel)
         self.panel.hide()
         menu = window.menuBar().addMenu("&Worklist")
@@ -183,6 +199,10 @@ class WorklistController(QObject):
         window.examShown.connect(self._on_exam_shown)
         window.analysisFailed.connect(lambda _error: self.schedule_prefetch())
         window.loadFailed.connect(self._on_load_failed)
+
+    def _show_time(self) -> None:
+        if self.worklist is not None and self.panel.isVisible() and not self.window._closed:
+            self.panel.show_time(self.worklist)
 
     # ------------------------------------------------------------------------------------------- opening
 
