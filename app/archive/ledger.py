@@ -134,8 +134,8 @@ class Ledger:
             return {}
 
     def add(self, outcome: Outcome) -> None:
-        # de-identified, an exam's line has no time: the true time beside its pseudonym and shifted study date
-        # (a nightly batch of the day's exams) gave the patient's date offset away
+        # de-identified, an exam's journal line and failure have no time: the true time beside its pseudonym and
+        # shifted study date (a nightly batch of the day's exams) gave the patient's date offset away
         now = "" if self.deidentified else datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         csv.writer(self.journal).writerow([now, outcome.exam_id, outcome.status, f"{outcome.seconds:.3f}",
                                            outcome.reason])

@@ -15,6 +15,7 @@ from pathlib import Path
 from app.pacs.nodes import SCHEMES as PACS_SCHEMES
 from app.text_lists import numbered_rows, read_list_text
 from inference.errors import MammoError
+from inference.intake.views import View
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class ExamItem:
         headers hold that could identify the patient or the study (a two-patient refusal named both patient
         IDs, a refused view its file, "Testperson_PID987654_R-CC.dcm"), removed as the blinded study screen
         removes them."""
-        if not self.opens:
+        if not self.opens or not text:
             return text
         originals = [self.opens, self.opens.rstrip("/").rsplit("/", 1)[-1]]
         for file in self.files:  # longest first: a whole path before the folder names inside it
@@ -55,16 +56,31 @@ class ExamItem:
             if original:  # "report", while "MRN123_L_CC.dcm" named after the folder "MRN123" loses it
                 text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(original)}(?![A-Za-z0-9])", lambda _m: self.exam_id, text)
         from app.study.blinding import scrub  # noqa: PLC0415 - a failure's text only
-        from inference.intake.identifiers import files_of, header_identifiers  # noqa: PLC0415 - pydicom
+        from inference.intake.exam import exam_files  # noqa: PLC0415
+        from inference.intake.identifiers import header_identifiers  # noqa: PLC0415 - pydicom
 
         files = ([Path(f) for f in self.files] if self.files else [] if self.opens.startswith(PACS_SCHEMES)
-                 else files_of(Path(self.opens)))
-        return scrub(text, header_identifiers(files) | {word for f in files for word in (f.name, f.stem)})
+                 else exam_files(self.opens))
+        return scrub(text, header_identifiers(files) | file_words(files))
 
     @property
     def key(self) -> str:
         """A stable name for the exam's bookkeeping files (the same exam gets the same key in every run)."""
         return hashlib.sha1(self.location.encode("utf-8")).hexdigest()
+
+
+def file_words(files: list[Path]) -> set[str]:
+    """The files' names and stems, which may name the patient ("Testperson_PID987654_R-CC.dcm"); a stem that is
+    a view's name ("R-CC") or a short number is left: it names no one, and "missing views: R-CC" must stay."""
+    words = set()
+    for path in files:
+        for word in (path.name, path.stem):
+            try:
+                View.parse(word)
+            except ValueError:
+                if not (word.isdigit() and len(word) < 5):
+                    words.add(word)
+    return words
 
 
 def _located(entry: str, base: Path) -> str:

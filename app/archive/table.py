@@ -41,7 +41,7 @@ SCHEMA = pa.schema([
     ("numerics", pa.string()),
     ("device", pa.string()),
     ("seconds", pa.float64()),  # the models' time for the whole exam
-    ("analysed_at", pa.string()),  # UTC, ISO 8601
+    ("analysed_at", pa.string()),  # UTC, ISO 8601; de-identified: moved by the patient's date shift
     # the exam's facts from its DICOM headers (app/archive/facts.py), null where unknown; de-identified with it
     ("density", pa.string()),  # a-d
     ("manufacturer", pa.string()),
@@ -63,8 +63,8 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict |
     common = {"exam_id": item.exam_id, "location": item.location, "mode": provenance.mode.value,
               "device": provenance.device, "seconds": float(seconds),
               # de-identified, moved as the study date is: a true time beside it gave the patient's offset away
-              "analysed_at": (datetime.datetime.now(datetime.UTC) + (facts or {}).get("date_shift", datetime.timedelta(0))
-                              ).isoformat(timespec="seconds"),
+              "analysed_at": (datetime.datetime.now(datetime.UTC)
+                              + (facts or {}).get("date_shift", datetime.timedelta(0))).isoformat(timespec="seconds"),
               **{name: (facts or {}).get(name) for name in ("density", "manufacturer", "age", "study_date")}}
     rows = []
     for entry in result.entries:

@@ -26,6 +26,8 @@ DISCLAIMER = (
     "Decision support only — not a diagnosis. The model's probabilities and maps are an aid to the reading "
     "radiologist, who makes every clinical decision."
 )
+DRAFT_NOTE = ("The reader's estimate in this report is a draft: it was not committed when the report was made, "
+              "and may still change.")
 DEMO_WARNING = "DEMO MODEL — trained on synthetic phantoms only — NOT FOR CLINICAL USE."
 HANGING_ORDER = (View.R_CC, View.L_CC, View.R_MLO, View.L_MLO)
 
@@ -61,15 +63,19 @@ def reader_text(read: BreastRead | None) -> str:
     uses), with its amendment after AI beside it ("before AI 80 % → after AI 30 %")."""
     if read is None:
         return percent(None)
+    if not read.committed and read.malignant is not None:  # the form as it was, exported before the commit
+        return f"{percent(read.malignant)} (draft, not committed)"
     return amendment_text(read) or percent(read.malignant)
 
 
-def amendment_data(read: BreastRead | None) -> dict | None:
-    """The amendment after AI of a committed read, for the JSON report (None: not amended)."""
+def amendment_data(read: BreastRead | None, shift: datetime.timedelta = datetime.timedelta(0)) -> dict | None:
+    """The amendment after AI of a committed read, for the JSON report (None: not amended); its time moved by
+    ``shift`` (a de-identified report's date offset, as its "Read on")."""
     after = read.amendment if read is not None else None
     if after is None:
         return None
-    at = datetime.datetime.fromtimestamp(after.recorded_at).isoformat(timespec="seconds") if after.recorded_at else None
+    at = ((datetime.datetime.fromtimestamp(after.recorded_at) + shift).isoformat(timespec="seconds")
+          if after.recorded_at else None)
     return {"kind": AMENDED_AFTER_AI, "amended_at": at, "malignant": after.malignant, "benign": after.benign,
             "birads": after.birads, "density": after.density, "recommendation": after.recommendation,
             "text": amendment_text(read)}
@@ -177,6 +183,8 @@ class ReportContent:
             out += list(self.result.provenance.notices)
         if self.report.model_withheld:
             out.append(f"The model's result is not in this report: {self.report.model_withheld}.")
+        if any(not read.committed and read.malignant is not None for read in self.report.reads.values()):
+            out.append(DRAFT_NOTE)
         return [self.scrub(note) for note in out] if self.report.deidentify else out
 
     def scrub(self, text: str) -> str:

@@ -57,8 +57,9 @@ def read_source(image: ViewImage, deidentify: bool = False, patient_id: str = ""
 
 
 def stamp_report_time(ds: pydicom.Dataset, when) -> None:
-    """The dates and times the export's own object carries (its content, its creation, its series), set to the
-    report's time (``ReportContent.report_time``: shifted with the patient's dates when de-identified)."""
+    """The dates and times the export's own object carries (its content, its creation, its series, the software's
+    contribution), set to the report's time (``ReportContent.report_time``: shifted with the patient's dates
+    when de-identified)."""
     for date, time in (("ContentDate", "ContentTime"), ("InstanceCreationDate", "InstanceCreationTime"),
                        ("SeriesDate", "SeriesTime")):
         if date in ds:
@@ -67,6 +68,9 @@ def stamp_report_time(ds: pydicom.Dataset, when) -> None:
             setattr(ds, time, when.strftime("%H%M%S"))
     if "AcquisitionDateTime" in ds:
         ds.AcquisitionDateTime = when.strftime("%Y%m%d%H%M%S")
+    for equipment in ds.get("ContributingEquipmentSequence", []):  # highdicom's "made by this software, now"
+        if "ContributionDateTime" in equipment:
+            equipment.ContributionDateTime = when.strftime("%Y%m%d%H%M%S")
 
 
 def deidentify_header(ds: pydicom.Dataset) -> None:

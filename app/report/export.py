@@ -60,34 +60,41 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
     done: list[str] = []
     failures: dict[str, str] = {}
     errors: list[BaseException] = []
-    for fmt in FORMATS_ORDER:  # the PDF before the ePDF, which reuses it
-        if fmt not in formats:
-            continue
-        try:  # a format that cannot be made (an input's fault, a full disk) does not stop the others
-            written += _WRITERS[fmt](content, out, page_size, "pdf" in done)
-        except (MammoError, OSError) as error:
-            failures[fmt] = failure_text(error)
-            errors.append(error)
-        except BaseException:  # a bug, an interrupt: the export fails whole, no files of it left to pass for one
-            for path in written:
-                path.unlink(missing_ok=True)
-            raise
-        else:
-            done.append(fmt)
-    if report.deidentify and set(done) & set(DICOM_FORMATS):
-        # the SR's and SEG's references resolve within a de-identified export: its images, same UID mapping
-        from app.report.deidentify import write_deidentified_images  # noqa: PLC0415
+    before = _own_files(out, content.file_name)
+    try:
+        for fmt in FORMATS_ORDER:  # the PDF before the ePDF, which reuses it
+            if fmt not in formats:
+                continue
+            try:  # a format that cannot be made (an input's fault, a full disk) does not stop the others
+                written += _WRITERS[fmt](content, out, page_size, "pdf" in done)
+            except (MammoError, OSError) as error:
+                failures[fmt] = failure_text(error)
+                errors.append(error)
+            else:
+                done.append(fmt)
+        if report.deidentify and set(done) & set(DICOM_FORMATS):
+            # the SR's and SEG's references resolve within a de-identified export: its images, same UID mapping
+            from app.report.deidentify import write_deidentified_images  # noqa: PLC0415
 
-        try:
-            written += write_deidentified_images(content, out)
-        except (MammoError, OSError) as error:
-            failures["images"] = failure_text(error)
-            errors.append(error)
+            try:
+                written += write_deidentified_images(content, out)
+            except (MammoError, OSError) as error:
+                failures["images"] = failure_text(error)
+                errors.append(error)
+    except BaseException:  # a bug, an interrupt: the export fails whole, with no file of it left to pass for one
+        for path in _own_files(out, content.file_name) - before:  # also what a writer wrote before it failed
+            path.unlink(missing_ok=True)
+        raise
     if failures and len(formats) == 1 and "images" not in failures:
         raise errors[0]
     if failures:
         raise ExportIncomplete(written, done, failures)
     return written
+
+
+def _own_files(out: Path, file_name: str) -> set[Path]:
+    """The files in ``out`` named as this export names its files (``<name>.pdf``, ``<name>_sr.dcm`` …)."""
+    return {path for path in out.iterdir() if path.name.startswith((f"{file_name}.", f"{file_name}_"))}
 
 
 def _pdf(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:

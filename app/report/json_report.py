@@ -28,9 +28,11 @@ def report_dict(content: ReportContent) -> tuple[dict, dict]:
                                      "hybrid_basis": hybrid_basis(part.entry, report.plain_hybrid),
                                      "views_used": [v.projection.value for v in part.views]}
         reads[side] = {"reader_malignant": reader, "reader_benign": read.benign if read else None,
+                       "committed": read.committed if read else None,  # False: a draft exported before the commit
                        "birads": read.birads if read else "", "density": read.density if read else "",
                        "recommendation": read.recommendation if read else "", "models": models,
-                       "amended_after_ai": amendment_data(read)}  # the reader_* values are the read before AI
+                       # the reader_* values are the read before AI; de-identified, its time moves as "Read on"
+                       "amended_after_ai": amendment_data(read, content.report_time - report.read_at)}
     data, maps = result_to_data(result) if result is not None else (None, {})
     if report.deidentify and data is not None:
         for section in [data["provenance"]["models"]] + [entry["members"] for entry in data["models"]]:

@@ -5,7 +5,6 @@ runs both on a worker and only renders what they return."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from app.exam_window import ExamWindow, exam_window
 from app.overlay_images import OverlayImages, prepare_overlays
@@ -52,9 +51,10 @@ class CaseUnreadable(MammoError):
 def _without_header_identifiers(text: str, exam_path: str) -> str:
     """``text`` without the patient IDs, names, dates … of the exam's files: a two-patient refusal names both
     patients' IDs, which no exam was made of to blind."""
-    from inference.intake.identifiers import files_of, header_identifiers, remove_identifiers  # noqa: PLC0415
+    from inference.intake.exam import exam_files  # noqa: PLC0415
+    from inference.intake.identifiers import header_identifiers, remove_identifiers  # noqa: PLC0415
 
-    return remove_identifiers(text, header_identifiers(files_of(Path(exam_path))))
+    return remove_identifiers(text, header_identifiers(exam_files(exam_path)))
 
 
 def case_state(session: ReadingSession, position: int) -> CaseState:

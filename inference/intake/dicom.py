@@ -347,7 +347,8 @@ logging.getLogger("pydicom").addFilter(lambda record: not str(record.msg).starts
 warnings_module.filterwarnings("ignore", message=_CUT_FILE, category=UserWarning)
 
 
-_HEADER_VALUE = re.compile(r"(Invalid value for VR \w+): ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|b'[^']*'|\S+)")
+# the value, whatever its quotes or escapes: up to pydicom's "Please see …" or the message's end
+_HEADER_VALUE = re.compile(r"(Invalid value for VR \w+): .*?(?=\. Please see|\.?$)", re.DOTALL)
 
 
 def _without_header_values(record: logging.LogRecord) -> bool:

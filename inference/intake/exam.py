@@ -437,6 +437,20 @@ def _laterality_conflicts(views: dict[View, ViewImage]) -> tuple[tuple[View, ...
     return tuple(mirrored), []
 
 
+def exam_files(source: str | Path) -> list[Path]:
+    """The image files an exam at ``source`` would be read from: a folder's candidates, a manifest's entries, or
+    the file itself; none where they cannot be listed. For what a message about them must not name."""
+    root = Path(source)
+    try:
+        if root.is_dir():
+            return _candidates_files(root)
+        if root.is_file() and root.suffix.lower() in (".csv", ".json"):
+            return [path for path, _view in _read_manifest(root)]
+    except (OSError, ExamError):
+        return []
+    return [root]
+
+
 def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) -> Exam:
     """Load an exam from a folder, a list of files, or a manifest (CSV/JSON of path -> view).
 

@@ -4,7 +4,6 @@ blinded study screen, the reports, the de-identified batch's failures and the DI
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,6 +36,9 @@ IDENTIFYING_FIELDS = ("PatientID", "PatientName", "OtherPatientIDs", "IssuerOfPa
                       "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "InstitutionName",
                       "ReferringPhysicianName")
 
+PERSON_NAME_FIELDS = ("PatientName", "ReferringPhysicianName")
+ID_FIELDS = ("PatientID", "OtherPatientIDs", "AccessionNumber")
+
 
 def header_identifiers(paths: Iterable[Path]) -> set[str]:
     """What the DICOM headers of ``paths`` hold that could identify the patient or the study (each name also
@@ -55,18 +57,11 @@ def header_identifiers(paths: Iterable[Path]) -> set[str]:
             value = header.get(keyword)
             for item in value if isinstance(value, (list, tuple, MultiValue)) else [value]:
                 text = str(item or "").strip()
-                found |= {text, *text.replace("^", " ").split()}
+                if keyword in ID_FIELDS or not (text.isdigit() and len(text) < 5):  # a StudyID "100" is no
+                    found.add(text)  # word to take out of "(100 pixels)"; a patient ID of digits is
+                if keyword in PERSON_NAME_FIELDS:  # a name's parts each name the person; an institution's
+                    found |= set(text.replace("^", " ").split())  # words ("The Breast Centre") name no one
                 if len(text) == 8 and text.isdigit():
                     found.add(f"{text[:4]}-{text[4:6]}-{text[6:]}")
     return {text for text in found if text}
 
-
-def files_of(source: Path, most: int = 500) -> list[Path]:
-    """The files an exam is read from: a folder's (up to ``most``, sorted), else the file itself; none where
-    the folder cannot be listed."""
-    try:
-        if source.is_dir():
-            return sorted(p for p in itertools.islice(source.rglob("*"), most) if p.is_file())
-    except OSError:
-        return []
-    return [source]

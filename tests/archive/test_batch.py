@@ -490,3 +490,49 @@ def test_a_deidentified_failure_names_no_file_and_no_header_identifier(tmp_path)
     for identifier in ("PID000111", PATIENT_ID, "PRIVHOSP", "Testperson", "Otherperson", "PID987654", ".dcm"):
         assert identifier not in said, said
     assert "the images belong to 2 different patients" in said
+    # the same exam named by a manifest (found in review: only the manifest's own name was known)
+    manifest = tmp_path / "exam.csv"
+    manifest.write_text("path,view\n" + "".join(f"{p},\n" for p in sorted(folder.glob("*.dcm"))))
+    with pytest.raises(MammoError) as caught:
+        load_exam(manifest)
+    said = ExamItem("anon-78", "anon-78", opens=str(manifest)).redacted(failure_reason(caught.value))
+    for identifier in ("PID000111", PATIENT_ID, "PRIVHOSP", "Testperson", "Otherperson"):
+        assert identifier not in said, said
+
+
+def test_a_deidentified_failure_keeps_the_words_that_name_no_one(tmp_path):
+    """Found in review: an institution's words ("The Breast Imaging Centre"), a StudyID of "100" and a file
+    named after its view were taken out of every reason ("… model gmic refused … … image: … mask empty
+    (… pixels)")."""
+    from app.archive.sources import ExamItem
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
+
+    folder = tmp_path / "exam1"
+    folder.mkdir()
+    write(make_dataset(sample_pixels("L-CC"), "L-CC", InstitutionName="The Breast Imaging Centre", StudyID="100"),
+          folder, "L-CC.dcm")
+    reason = "missing views: R-CC; the model gmic refused the L-CC image: breast mask empty (100 pixels)"
+    assert ExamItem("anon-1", "anon-1", opens=str(folder)).redacted(reason) == reason
+    named = "The Breast Imaging Centre refused it"
+    assert ExamItem("anon-1", "anon-1", opens=str(folder)).redacted(named) == "… refused it"
+
+
+def test_a_deidentified_batch_writes_no_time_beside_an_exam(tmp_path):
+    """Found in review: failures.csv's failed_at and the journal's time were the true times beside the pseudonym
+    and the shifted study date: a nightly batch of the day's exams gave each patient's date offset away."""
+    import csv
+
+    from app.archive.ledger import Ledger
+    from app.archive.sources import ExamItem
+    from app.archive.unit import Outcome
+
+    for deidentify in (True, False):
+        out = tmp_path / str(deidentify)
+        item = ExamItem("anon-1", "anon-1", opens=str(tmp_path)) if deidentify else ExamItem("e1", str(tmp_path))
+        ledger = Ledger(out, [item], {"deidentify": deidentify})
+        ledger.add(Outcome(item.exam_id, item.location, "failed", "the file is damaged"))
+        ledger.journal.close()
+        with (out / "failures.csv").open(newline="") as handle:
+            (row,) = list(csv.DictReader(handle))
+        journal_time = (out / ".batch" / "journal.csv").read_text().split(",")[0]
+        assert (row["failed_at"] == "" and journal_time == "") == deidentify

@@ -346,7 +346,7 @@ def test_a_deidentified_report_s_own_dates_move_with_the_patient_s_dates(named_e
     monkeypatch.setenv("MAMMO_READER_HOME", str(tmp_path / "home"))
     exam = load_exam(folder)
     result = analyze_exam(exam, make_stub_model(), device="cpu")
-    read_at = datetime.datetime(2026, 1, 2, 10, 30)
+    read_at = datetime.datetime(2020, 1, 2, 10, 30)  # far from today: a date of now() shows as one
     paths = export_report(ReportInput(exam, result, deidentify=True, read_at=read_at), tmp_path / "out",
                           formats=("pdf", "sr", "seg", "epdf"))
     moved = read_at + Deidentifier(site_key(tmp_path / "home")).date_offset(PATIENT_ID)
@@ -355,8 +355,40 @@ def test_a_deidentified_report_s_own_dates_move_with_the_patient_s_dates(named_e
         for keyword in ("ContentDate", "InstanceCreationDate", "SeriesDate"):
             assert ds.get(keyword) in (None, moved.strftime("%Y%m%d")), (path.name, keyword)
         assert ds.get("AcquisitionDateTime") in (None, moved.strftime("%Y%m%d%H%M%S"))
-        assert "20260102" not in str(ds)
+        written = " ".join(str(e.value) for e in ds.iterall() if e.VR in ("DA", "DT"))
+        assert "20200102" not in written and datetime.date.today().strftime("%Y%m%d") not in written, path.name
     pdf = next(p for p in paths if p.suffix == ".pdf")
     text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
-    assert f"Read on {moved:%Y-%m-%d %H:%M}" in " ".join(text.split()) and "2026-01-02" not in text
+    assert f"Read on {moved:%Y-%m-%d %H:%M}" in " ".join(text.split()) and "2020-01-02" not in text
     assert str(datetime.date.today().year) not in str(PdfReader(pdf).metadata.get("/CreationDate"))
+
+
+def test_a_deidentified_json_s_amendment_time_moves_with_read_on(tmp_path, monkeypatch):
+    """Found in review: "Read on" was shifted, the amendment's time beside it was not; their difference was the
+    patient's date offset."""
+    import dataclasses
+    import time
+
+    from app.report.content import ReportContent, ReportInput
+    from app.report.json_report import report_dict
+    from app.study.store import BreastRead
+    from inference.intake.exam import load_exam
+
+    monkeypatch.setenv("MAMMO_READER_HOME", str(tmp_path / "home"))
+    (tmp_path / "exam").mkdir()
+    for view, lesion in (("L-CC", (800, 250)), ("R-CC", (600, 500))):
+        ds = make_dataset(synthetic_view(view, lesion), view)
+        ds.StudyInstanceUID = STUDY_UID
+        write(ds, tmp_path / "exam", f"{view}.dcm")
+    exam = load_exam(tmp_path / "exam")
+    now = time.time()
+    first = dataclasses.replace(BreastRead("R", 0.8, committed=True, recorded_at=now - 60),
+                                amendment=BreastRead("R", 0.3, committed=True, recorded_at=now))
+    read_at = datetime.datetime.fromtimestamp(now).replace(microsecond=0)
+    for deidentify in (False, True):
+        document, _ = report_dict(ReportContent(ReportInput(exam, None, {"R": first}, deidentify=deidentify,
+                                                            read_at=read_at)))
+        read_on = datetime.datetime.strptime(document["header"]["Read on"], "%Y-%m-%d %H:%M")
+        amended = datetime.datetime.fromisoformat(document["reads"]["R"]["amended_after_ai"]["amended_at"])
+        assert abs(amended - read_on) < datetime.timedelta(minutes=2)
+        assert (read_on.date() == read_at.date()) != deidentify

@@ -514,3 +514,37 @@ def test_an_export_that_fails_unexpectedly_leaves_no_file_of_it(analysed, tmp_pa
     with pytest.raises(ValueError, match="a bug"):
         export_report(ReportInput(exam, result), tmp_path, formats=("pdf", "png", "json", "sr"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_that_fails_inside_a_writer_leaves_none_of_that_writer_s_files(analysed, tmp_path, monkeypatch):
+    """Found in review: the JSON writer wrote its maps file, then failed on the document: the maps file stayed."""
+    import json
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("not JSON")
+
+    exam, result = analysed
+    (tmp_path / "other_exam.pdf").write_bytes(b"another exam's report")
+    monkeypatch.setattr(json, "dumps", broken)
+    with pytest.raises(ValueError, match="not JSON"):
+        export_report(ReportInput(exam, result), tmp_path, formats=("pdf", "json"))
+    assert [p.name for p in tmp_path.iterdir()] == ["other_exam.pdf"]
+
+
+def test_a_report_made_before_the_commit_calls_the_reader_s_estimate_a_draft(analysed, tmp_path):
+    """Seen by a radiologist: exported before the commit, the PDF and the JSON gave 70 % as the reader's estimate
+    with nothing saying it was a draft that could still change."""
+    import dataclasses
+    import json
+
+    exam, result = analysed
+    draft = {"R": BreastRead("R", 0.7, committed=False), "L": BreastRead("L", 0.05, committed=False)}
+    paths = export_report(ReportInput(exam, None, draft), tmp_path / "draft", formats=("pdf", "json"))
+    text = " ".join(pdf_text(next(p for p in paths if p.suffix == ".pdf")).split())
+    assert "70.0 % (draft, not committed)" in text and "is a draft" in text
+    document = json.loads(next(p for p in paths if p.suffix == ".json").read_text())
+    assert document["reads"]["R"]["committed"] is False and any("is a draft" in w for w in document["warnings"])
+    committed = {side: dataclasses.replace(read, committed=True) for side, read in draft.items()}
+    paths = export_report(ReportInput(exam, None, committed), tmp_path / "committed", formats=("pdf", "json"))
+    text = " ".join(pdf_text(next(p for p in paths if p.suffix == ".pdf")).split())
+    assert "70.0 %" in text and "draft" not in text

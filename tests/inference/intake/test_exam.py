@@ -491,6 +491,10 @@ def test_pydicom_s_complaint_about_a_header_value_never_quotes_it(caplog):
         ds = Dataset()
         ds.PatientSex = "female Testperson"
         ds.PatientBirthDate = "17.03.1951"
+        from pydicom import config
+        from pydicom.valuerep import validate_value
+
+        validate_value("CS", b"Anna O'Brien", config.WARN)  # a value with a quote in it (found in review)
     said = " ".join(record.getMessage() for record in caplog.records)
     assert "Invalid value for VR CS (the value is not shown)" in said and "VR DA (the value is not shown)" in said
-    assert "Testperson" not in said and "1951" not in said
+    assert "Testperson" not in said and "1951" not in said and "Brien" not in said
