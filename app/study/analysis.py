@@ -63,12 +63,13 @@ def delong(scores: Sequence[float], truth: Sequence[int]) -> AucEstimate:
     return AucEstimate(value, variance, (float(max(0.0, value - half)), float(min(1.0, value + half))))
 
 
-def zero_variance_reason(auc_value: float) -> str:
+def zero_variance_reason(auc_value: float, brief: bool = False) -> str:
     """Why DeLong's variance is 0 for an AUC: its interval would be a point, claiming a certainty no sample gives,
-    so none is reported and this says why."""
+    so none is reported and this says why (``brief``: for a table's cell)."""
     if auc_value in (0.0, 1.0):
-        return "the scores separate every positive from every negative unit"
-    return "the scores rank every positive alike against the negatives and every negative alike (one score for all)"
+        return "complete separation" if brief else "the scores separate every positive from every negative unit"
+    return ("one score for all" if brief else
+            "the scores rank every positive alike against the negatives and every negative alike (one score for all)")
 
 
 def roc_points(scores: Sequence[float], truth: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -446,16 +446,19 @@ MIGRATIONS: dict[int, str] = {
     """,
     # a committed read stays with its study, case and reader. The app's connections enforce the foreign keys,
     # but a connection without them (the sqlite3 shell's default) could delete or rename a case, a reader or a
-    # study under its reads, or point a read case at other images (INSERT OR REPLACE deletes without the DELETE
-    # triggers), and the analysis then left those reads out or counted them against another exam
+    # study under its reads, point a read case at other images or make it a training case (INSERT OR REPLACE
+    # deletes without the DELETE triggers), and the analysis then left those reads out or counted them against
+    # another exam. A case's truth may still be corrected (a pathology result that came later)
     11: """
     CREATE TRIGGER cases_with_reads_stay_delete BEFORE DELETE ON study_cases
     WHEN EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id AND case_id = OLD.case_id)
     BEGIN SELECT RAISE(ABORT, 'a case with committed reads cannot be removed'); END;
-    CREATE TRIGGER cases_with_reads_stay_update BEFORE UPDATE OF study_id, case_id, exam_path ON study_cases
-    WHEN (NEW.study_id IS NOT OLD.study_id OR NEW.case_id IS NOT OLD.case_id OR NEW.exam_path IS NOT OLD.exam_path)
+    CREATE TRIGGER cases_with_reads_stay_update BEFORE UPDATE OF study_id, case_id, exam_path, training
+    ON study_cases
+    WHEN (NEW.study_id IS NOT OLD.study_id OR NEW.case_id IS NOT OLD.case_id OR NEW.exam_path IS NOT OLD.exam_path
+        OR NEW.training IS NOT OLD.training)
     AND EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id AND case_id = OLD.case_id)
-    BEGIN SELECT RAISE(ABORT, 'a case with committed reads keeps its name and its exam'); END;
+    BEGIN SELECT RAISE(ABORT, 'a case with committed reads keeps its name, its exam and its place in the study'); END;
     CREATE TRIGGER cases_with_reads_stay_insert BEFORE INSERT ON study_cases
     WHEN EXISTS (SELECT 1 FROM study_reads WHERE study_id = NEW.study_id AND case_id = NEW.case_id)
     BEGIN SELECT RAISE(ABORT, 'a case with committed reads cannot be replaced'); END;

@@ -16,6 +16,7 @@ from reportlab.lib.units import cm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Image, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from app.study.analysis import zero_variance_reason
 from app.validation.calibration import FOLDS, NONE
 from app.validation.figures import drift_figure, forest_figure, png, reliability_figure, roc_figure
 from app.validation.run import RESERVED, Validation
@@ -79,7 +80,7 @@ def _auc_ci(entry: dict) -> str:
     """The AUC's interval, or why there is none where DeLong's variance is 0."""
     if not entry.get("auc_ci_note"):
         return _ci(entry["auc_ci"])
-    return "none: complete separation" if entry["auc"] in (0.0, 1.0) else "none: one score for all"
+    return f"none: {zero_variance_reason(entry['auc'], brief=True)}"
 
 
 def _p(value) -> str:

@@ -59,6 +59,7 @@ def test_a_study_that_can_never_give_an_auc_says_so_when_it_is_created(qtbot, wi
     assert window.study_menu.worker is None or not window.study_menu.worker.is_running()
     with qtbot.waitSignal(window.study_menu.studyCreated, timeout=60_000):
         window.study_menu.create(NewStudy("normals", str(cases), ("A",), Design.UNAIDED, 3, 0))
+    qtbot.waitUntil(lambda: getattr(window.study_menu, "case_mix_box", None) is not None, timeout=10_000)
     box = window.study_menu.case_mix_box
     assert box.isVisible() and box.objectName() == "studyCaseMixNote"
     assert "Study normals created. Note: the case list has no malignant breast among its 4 study case(s)" in box.text()
@@ -185,3 +186,23 @@ def test_the_chooser_grows_to_show_another_study_s_whole_progress(qtbot, store):
     label = dialog.progress_label
     assert "xo" in dialog.study.currentText() and "D, session 2: 0 of 8" in label.text()
     qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()) - 1, timeout=2_000)
+
+
+def test_the_case_mix_note_is_said_even_when_the_scoring_after_the_creation_fails(qtbot, window, store, tmp_path,
+                                                                                  monkeypatch):
+    """Found in review: the note travelled with the scores, so a study whose scoring failed or was cancelled
+    existed without the note ever being shown."""
+    import app.study.scores
+
+    def failing(*_args, **_kwargs):
+        raise RuntimeError("the scoring broke")
+
+    monkeypatch.setattr(app.study.scores, "compute_model_scores", failing)
+    cases = case_list(tmp_path)
+    cases.write_text(cases.read_text().replace("malignant", "normal"))
+    window.study_menu.create(NewStudy("normals", str(cases), ("A",), Design.UNAIDED, 3, 0))
+    qtbot.waitUntil(lambda: getattr(window.study_menu, "case_mix_box", None) is not None, timeout=30_000)
+    assert "no malignant breast" in window.study_menu.case_mix_box.text()
+    qtbot.waitUntil(lambda: not window.study_menu.worker.is_running(), timeout=10_000)
+    for box in window.findChildren(QMessageBox):
+        box.accept()

@@ -59,4 +59,14 @@ def test_curves_that_coincide_still_both_show(qtbot, store):
     assert len({item.opts["symbol"] for item in markers}) == len(markers)
     assert len({float(item.getData()[0][0]) for item in markers}) == len(markers)  # each at its own places
     legend = window.plot.getPlotItem().legend
-    assert sum(1 for sample, _ in legend.items if sample.item.opts["symbol"] is not None) == len(markers)
+    samples = [sample for sample, _ in legend.items if sample.item.opts["symbol"] is not None]
+    assert len(samples) == len(markers)
+    # a click on a legend entry hides its curve and markers, and a second shows them again (found in review:
+    # the entry had become a copy, and the click hid nothing)
+    first = samples[0]
+    shown = [item for item in window.plot.getPlotItem().listDataItems() if item.isVisible()]
+    first.item.setVisible(False)  # what pyqtgraph's ItemSample does on a click
+    hidden = [item for item in shown if not item.isVisible()]
+    assert len(hidden) == 2 and any(item is window.curves[k] for k in window.curves for item in hidden)
+    first.item.setVisible(True)
+    assert all(item.isVisible() for item in shown)

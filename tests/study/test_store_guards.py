@@ -230,8 +230,9 @@ def outside_connection(store):
 
 @pytest.mark.parametrize("statement, says", [
     ("DELETE FROM study_cases WHERE case_id = 'c00'", "a case with committed reads cannot be removed"),
-    ("UPDATE study_cases SET exam_path = '/other/exam' WHERE case_id = 'c00'", "keeps its name and its exam"),
-    ("UPDATE study_cases SET case_id = 'c99' WHERE case_id = 'c00'", "keeps its name and its exam"),
+    ("UPDATE study_cases SET exam_path = '/other/exam' WHERE case_id = 'c00'", "keeps its name, its exam"),
+    ("UPDATE study_cases SET case_id = 'c99' WHERE case_id = 'c00'", "keeps its name, its exam"),
+    ("UPDATE study_cases SET training = 1 WHERE case_id = 'c00'", "its place in the study"),
     ("INSERT OR REPLACE INTO study_cases SELECT study_id, case_id, '/other/exam', truth_left, truth_right, notes, "
      "training FROM study_cases WHERE case_id = 'c00'", "a case with committed reads cannot be replaced"),
     ("DELETE FROM study_readers WHERE reader = 'A'", "a reader with committed reads cannot be removed"),
@@ -246,8 +247,8 @@ def test_a_read_case_reader_or_study_cannot_be_removed_renamed_or_replaced_from_
     and the analysis left them out; pointing the case at other images made its reads count against that exam."""
     study = create_study(store, "s", Design.UNAIDED, ["A", "B"], cases(4, 1), seed=1)
     ReadingSession(store, study, "A").commit("c00", "unaided", {"L": 0.5, "R": 0.1}).result()
-    before = {t: store.read(f"SELECT * FROM {t} ORDER BY 1, 2") for t in ("studies", "study_cases", "study_readers",  # noqa: S608
-                                                                           "study_reads")}
+    tables = ("studies", "study_cases", "study_readers", "study_reads")
+    before = {t: store.read(f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}  # noqa: S608
     db = outside_connection(store)
     try:
         with pytest.raises(sqlite3.IntegrityError, match=says):
@@ -263,6 +264,7 @@ def test_what_no_read_rests_on_can_still_be_changed_from_outside(store):
     db = outside_connection(store)
     try:
         db.execute("UPDATE study_cases SET notes = 'checked' WHERE case_id = 'c00'")
+        db.execute("UPDATE study_cases SET truth_left = 'benign' WHERE case_id = 'c00'")  # a truth corrected later
         db.execute("UPDATE study_cases SET exam_path = '/moved/exam' WHERE case_id = 'c01'")
         db.execute("DELETE FROM reading_order WHERE reader = 'B'")
         db.execute("DELETE FROM study_readers WHERE reader = 'B'")

@@ -5,6 +5,7 @@ terminal. Everything slow runs in a :class:`Worker`; the windows share the works
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
@@ -33,11 +34,12 @@ class StudyNotCreated(StudyError):
 
 def create_and_score(
     store: Store, study: NewStudy, model_path: str, models: list[ModelGroup] | None, device: str, mode: str,
-    *, progress, cancel,
+    *, progress, cancel, note_to: Callable[[str], None] = lambda _note: None,
 ) -> tuple[int, int | None]:
     """Background task: create the study, then compute the model's scores for its cases (resumable: a
-    cancel keeps what is done). Returns (study id, cases scored or None when no model is configured, what the
-    case mix will never give: ``case_mix_note``)."""
+    cancel keeps what is done). Returns (study id, cases scored or None when no model is configured). What
+    the case mix will never give (``case_mix_note``) goes to ``note_to`` once the study exists, whatever the
+    scoring then does."""
     progress("reading the case list", 0, 1)
     try:
         cases = read_case_list(study.case_list, check_exams=True)
@@ -45,9 +47,10 @@ def create_and_score(
                                 washout_days=study.washout_days)
     except StudyError as error:
         raise StudyNotCreated(str(error)) from error
-    note = case_mix_note(cases)
+    if case_mix_note(cases):
+        note_to(case_mix_note(cases))
     if models is None and not model_path:
-        return study_id, None, note
+        return study_id, None
     from app.study.scores import compute_model_scores  # noqa: PLC0415 - torch, off the GUI thread
     from inference.weights import load_model_groups  # noqa: PLC0415
 
@@ -55,7 +58,7 @@ def create_and_score(
         progress("loading models", 0, 1)
         models = load_model_groups(model_path)
     return study_id, compute_model_scores(store, study_id, models, device=device, mode=mode, progress=progress,
-                                          cancel=cancel), note
+                                          cancel=cancel)
 
 
 def _cases_task(store: Store, study_id: int, *, progress, cancel):
@@ -74,6 +77,7 @@ class StudyMenu(QObject):
     """Builds the Study menu on ``window`` (a MainWindow) and owns the study windows it opens."""
 
     studyCreated = Signal(int)  # noqa: N815 - Qt signal naming
+    caseMixNoted = Signal(str, str)  # noqa: N815 - (study name, what its case mix will never give)
     readingOpened = Signal(object)  # noqa: N815 - the StudyReadingWindow, once its session is read
 
     def __init__(self, window, menu: QMenu) -> None:
@@ -82,6 +86,7 @@ class StudyMenu(QObject):
         self.windows: list[QMainWindow] = []
         self.worker: Worker | None = None
         self.overview_worker: Worker | None = None  # the studies and their progress, for the chooser
+        self.caseMixNoted.connect(self._show_case_mix)
         window.add_action(menu, "New study…", None, lambda: self.new_study(), "newStudy")
         window.add_action(menu, "Read a study…", None, self.choose_reading, "readStudy")
         window.add_action(menu, "Study results…", None, self.choose_results, "studyResults")
@@ -118,7 +123,8 @@ class StudyMenu(QObject):
             return None
         models = self.window.analyses.loaded_models
         worker = Worker(create_and_score, self.store, study, self.window.model_path, models,
-                        self.window.settings.device, self.window.settings.mode)
+                        self.window.settings.device, self.window.settings.mode,
+                        note_to=lambda note: self.caseMixNoted.emit(study.name, note))  # queued to this thread
         worker.progress.connect(
             lambda stage, done, total: self.window.statusBar().showMessage(f"Study {study.name}: {stage}"))
         worker.result.connect(lambda outcome: self._created(study, *outcome))
@@ -128,18 +134,20 @@ class StudyMenu(QObject):
         self.worker = worker.start()
         return worker
 
-    def _created(self, study: NewStudy, study_id: int, scored: int | None, note: str = "") -> None:
+    def _created(self, study: NewStudy, study_id: int, scored: int | None) -> None:
         scores = ("no model is configured, so no model scores yet (python main.py study scores)" if scored is None
                   else f"model scores for {scored} case(s)")
         self.window.statusBar().showMessage(f"Study {study.name} created with {len(study.readers)} readers; {scores}",
                                             15000)
-        if note:  # said where it cannot be missed, before anyone reads the study
-            box = QMessageBox(QMessageBox.Icon.Information, "Reader study", f"Study {study.name} created. Note: "
-                              f"{note}.", QMessageBox.StandardButton.Ok, self.window)
-            box.setObjectName("studyCaseMixNote")
-            box.open()
-            self.case_mix_box = box
         self.studyCreated.emit(study_id)
+
+    def _show_case_mix(self, name: str, note: str) -> None:
+        """Said where it cannot be missed, before anyone reads the study (also when its scoring then stops)."""
+        box = QMessageBox(QMessageBox.Icon.Information, "Reader study", f"Study {name} created. Note: {note}.",
+                          QMessageBox.StandardButton.Ok, self.window)
+        box.setObjectName("studyCaseMixNote")
+        box.open()
+        self.case_mix_box = box
 
     # ------------------------------------------------------------------------------------ read, results
 

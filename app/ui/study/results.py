@@ -178,8 +178,11 @@ class StudyResultsWindow(QMainWindow):
             index = len(curves) - 1
             symbol, marks = MARKERS[index % len(MARKERS)], MARK_FPR + MARK_STEP * (index % len(MARKERS))
             marker = {"symbol": symbol, "symbolSize": 11, "symbolPen": pg.mkPen(colour, width=2), "symbolBrush": None}
-            self.plot.plot(marks, np.interp(marks, FPR_GRID, mean), pen=None, **marker)
-            self.plot.plotItem.legend.addItem(pg.PlotDataItem(pen=pen, **marker), name)
+            markers = self.plot.plot(marks, np.interp(marks, FPR_GRID, mean), pen=None, **marker)
+            sample = pg.PlotDataItem(pen=pen, **marker)  # the legend's: line and marker; a click on it hides or
+            self.plot.plotItem.legend.addItem(sample, name)  # shows the curve with its markers, as before
+            sample.visibleChanged.connect(
+                lambda s=sample, drawn=(curves[modality], markers): [d.setVisible(s.isVisible()) for d in drawn])
         self.plot.plot([0, 1], [0, 1], pen=pg.mkPen((160, 160, 160), style=pg.QtCore.Qt.PenStyle.DashLine))
         return curves
 
