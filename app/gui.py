@@ -12,9 +12,22 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from app.pacs.nodes import StudyAddress
+    from app.settings import AppSettings
 
 logger = logging.getLogger(__name__)
 
+
+
+def session_settings(saved: AppSettings, models: list[str] | None,
+                     overrides: dict | None) -> tuple[AppSettings, dict[str, tuple]]:
+    """(the settings of this session, and for each of the command line's values: (saved, this session's)).
+    --models, --device, --mode and --ae-title are this session's: Preferences saved for something else keep the
+    saved ones (the models given by a relative path were saved, and gone at the next start elsewhere)."""
+    overrides = dict(overrides or {})
+    if models:
+        overrides["model_path"] = os.pathsep.join(os.path.abspath(m) for m in models)
+    settings = dataclasses.replace(saved, **overrides) if overrides else saved
+    return settings, {key: (getattr(saved, key), value) for key, value in overrides.items()}
 
 
 def run_gui(
@@ -43,11 +56,9 @@ def run_gui(
     app.setApplicationName("Mammo Reader")
     from app.demo import demo_model_path
 
-    settings = AppSettings.load()
-    saved = settings
-    if settings_overrides:
-        settings = dataclasses.replace(settings, **settings_overrides)
-    model_path = os.pathsep.join(models) if models else None
+    saved = AppSettings.load()
+    settings, session_only = session_settings(saved, models, settings_overrides)
+    model_path = settings.model_path if models else None
     if model_path is None and not settings.model_path and demo_model_path() is not None:
         model_path = str(demo_model_path())  # the built-in default; the UI labels it as the demo model
     store, store_error = None, None
@@ -56,8 +67,7 @@ def run_gui(
     except (sqlite3.Error, OSError) as error:  # a full disk, a read-only or damaged config folder
         store_error = error
     window = MainWindow(settings, store, model_path=model_path)
-    # the command line's --device / --mode / --ae-title are this session's: Preferences saved keep the saved ones
-    window.session_only = {key: (getattr(saved, key), value) for key, value in (settings_overrides or {}).items()}
+    window.session_only = session_only
     if screenshot:
         window.show()
     else:

@@ -607,3 +607,37 @@ def test_every_menu_of_the_bar_has_its_own_alt_key(qtbot, store):
     window = make_window(qtbot, store)
     keys = [a.text()[a.text().index("&") + 1].lower() for a in window.menuBar().actions() if "&" in a.text()]
     assert len(keys) == len(window.menuBar().actions()) and len(set(keys)) == len(keys), keys
+
+
+def test_the_export_dialog_offers_the_folder_chosen_last(qtbot, store, tmp_path, stub_model, monkeypatch):
+    """Seen by a radiologist: each export's dialog began at ~/mammo-reader-reports again, not where the last
+    report of the session went."""
+    from types import SimpleNamespace
+
+    import app.ui.workstation.export_dialog as export_dialog
+
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model)
+    offered, chosen = [], str(tmp_path / "site reports")
+
+    class Dialog:  # the reader picks another folder and presses OK
+        def __init__(self, folder, *_args, **_kwargs):
+            offered.append(folder)
+            self.deidentify = SimpleNamespace(isChecked=lambda: False)
+            self.send = SimpleNamespace(isChecked=lambda: False, isEnabled=lambda: False)
+            self.page_size = SimpleNamespace(currentText=lambda: "A4")
+            self.comments = SimpleNamespace(toPlainText=lambda: "")
+
+        def exec(self):
+            return True
+
+        def chosen_folder(self):
+            return chosen
+
+        def chosen_formats(self):
+            return ["json"]
+
+    monkeypatch.setattr(export_dialog, "ExportDialog", Dialog)
+    monkeypatch.setattr(window.exports, "export", lambda folder, *_args, **_kwargs: None)
+    window.exports.open_export()
+    window.exports.open_export()
+    assert offered[0].endswith("mammo-reader-reports") and offered[1] == chosen

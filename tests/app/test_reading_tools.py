@@ -460,3 +460,37 @@ def test_the_pixel_readout_clears_when_the_pointer_leaves_the_view_or_the_layout
     widget._on_mouse_moved(centre)  # noqa: SLF001
     window.hanging.toggle_single(View.R_CC)
     assert window.cursor_label.text() == ""
+
+
+def test_the_lens_goes_when_the_pointer_leaves_the_view_or_the_window_changes(qtbot, store, tmp_path):
+    """Seen by a radiologist: the lens stayed where the pointer had left the view, with the pixels of before an
+    invert, and so did the lens that followed it into the partner view, until G was pressed again."""
+    from PySide6.QtCore import QEvent, QPoint
+    from PySide6.QtWidgets import QApplication
+
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    write_png(tmp_path / "0_L-CC.png", synthetic_view("L-CC", (700, 250)))
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, tmp_path)
+    right, left = window.hanging.views[View.R_CC], window.hanging.views[View.L_CC]
+    for widget in (right, left):
+        widget.set_magnifier(True)
+    right.update_magnifier(QPoint(200, 150), (700.0, 500.0), size=120)
+    left.magnify_at((700.0, 250.0), right.magnification)  # the partner's lens follows the reader's
+    assert right.magnifier.isVisible() and left.magnifier.isVisible()
+    QApplication.sendEvent(right, QEvent(QEvent.Type.Leave))
+    assert not right.magnifier.isVisible() and not left.magnifier.isVisible()
+    assert right._magnifier_on  # still on: the lens comes back where the pointer moves next
+    right.update_magnifier(QPoint(200, 150), (700.0, 500.0), size=120)
+    right.toggle_invert()  # the lens showed the pixels of before
+    assert not right.magnifier.isVisible()
+
+
+def test_the_mark_dialog_says_which_view_and_breast_in_its_body(qtbot):
+    """Seen by a radiologist without a window manager: the dialog named its view only in the title bar, which was
+    not drawn; it now says the view and the breast beside the fields."""
+    from app.ui.workstation.mark_dialog import MarkDialog
+
+    dialog = MarkDialog("R-MLO", 10.0, 20.0)
+    qtbot.addWidget(dialog)
+    assert dialog.where.text() == "R-MLO (right breast)" and dialog.mark().view == "R-MLO"

@@ -267,6 +267,7 @@ def test_the_hidden_result_of_the_exam_left_never_shows_while_the_next_one_loads
     shown = window.scores.model_table.item(0, 1).text()
     window.clear_exam()  # as leaving it for the next exam does; no event processed after it
     assert window.scores.model_box.isVisible()  # nothing of an exam to hide: the box says what comes
-    stale = [t for t in window.findChildren(QTableWidget) if t.objectName().startswith("modelTable_") and t.isVisible()]
+    stale = [t for t in window.findChildren(QTableWidget)
+             if t.objectName().startswith("modelTable_") and t.isVisible()]
     assert stale == []
     assert shown not in _visible_texts(window)

@@ -851,7 +851,8 @@ def test_back_from_an_uncommitted_prefetched_exam_shows_none_of_its_hidden_resul
         action(window, "nextExam").trigger()
     assert window.exam.source.name == "exam1" and window.model_hidden() and window.scores.model_tables
     action(window, "previousExam").trigger()  # at once: no event processed between the two keys' work
-    visible = [t for t in window.findChildren(QTableWidget) if t.objectName().startswith("modelTable_") and t.isVisible()]
+    visible = [t for t in window.findChildren(QTableWidget)
+               if t.objectName().startswith("modelTable_") and t.isVisible()]
     assert visible == [] and window.result is None
 
 

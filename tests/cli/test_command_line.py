@@ -275,3 +275,30 @@ def test_a_pydicom_warning_is_said_once(tmp_path):
     done = subprocess.run([sys.executable, "main.py", "analyze", str(tmp_path / "a.dcm"), "--models",
                            str(tmp_path / "none.pt")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.stderr.count("excess padding") == 1, done.stderr
+
+
+def test_the_command_line_s_models_are_this_session_s_and_never_saved_relative(qtbot, monkeypatch, tmp_path):
+    """Seen by a radiologist: started with --models resources/demo/model.pt, any preferences saved stored that
+    relative path as the site's models, and the next start elsewhere had none ("the model file does not exist")."""
+    import dataclasses
+    import os
+
+    from app.gui import session_settings
+    from app.settings import AppSettings
+    from app.ui.workstation.main_window import MainWindow
+
+    monkeypatch.chdir(ROOT)
+    saved = AppSettings(model_path="/site/models")
+    settings, session_only = session_settings(saved, ["resources/demo/model.pt"], {"device": "cpu"})
+    assert settings.model_path == str(ROOT / "resources" / "demo" / "model.pt") and settings.device == "cpu"
+    assert session_only == {"device": ("auto", "cpu"), "model_path": ("/site/models", settings.model_path)}
+    saved_to = []
+    monkeypatch.setattr("app.ui.workstation.settings_control.save_settings_task",
+                        lambda settings, **_: saved_to.append(settings))
+    window = MainWindow(settings, model_path=settings.model_path)
+    qtbot.addWidget(window)
+    window.session_only = session_only
+    window.preferences.apply_settings(dataclasses.replace(window.settings, link_window=False))
+    qtbot.waitUntil(lambda: bool(saved_to), timeout=5000)
+    assert saved_to[0].model_path == "/site/models" and saved_to[0].link_window is False
+    assert window.model_path == settings.model_path and os.path.isabs(window.model_path)  # still this session's

@@ -192,16 +192,17 @@ class ExamControl:
         if self.window.analysis_worker is not None and self.window.analysis_worker.is_running():
             self.window.analysis_worker.cancel()
         self.window.analyses.reset_progress()  # this exam's own analysis shows its progress when it starts
-        if loaded.key != self.window.exam_key and self.window.hanging.layout_mode != Layout.FOUR:
+        another = loaded.key != self.window.exam_key
+        if another and self.window.hanging.layout_mode != Layout.FOUR:
             # each exam begins at the four screening views: one view left enlarged (double-click) or a layout of
             # some views carried over to the next patient and hid the others
             self.window.hanging.set_layout(Layout.FOUR)
-        if loaded.key != self.window.exam_key:
+        self.window.exam, self.window.exam_key = exam, loaded.key
+        self.window.result, self.window.overlays, self.window.restored = None, None, False
+        if another:  # (after the exam left is gone: the switch's handlers act on what is on screen)
             # the maps on demand (H) per exam, as Preferences say: H pressed on one patient drew the next one's
             # maps the moment its read was committed, unasked
             self.window.overlays_box.setChecked(self.window.settings.show_overlays)
-        self.window.exam, self.window.exam_key = exam, loaded.key
-        self.window.result, self.window.overlays, self.window.restored = None, None, False
         self.window.committed = any(r.committed for r in loaded.reads.values())
         self.window.marks = list(loaded.marks)
         self.window.hanging.set_exam_window(loaded.window, linked=self.window.settings.link_window)

@@ -14,6 +14,7 @@ class ExportControl:
 
     def __init__(self, window) -> None:
         self.window = window
+        self.folder = str(Path.home() / "mammo-reader-reports")  # the last one chosen, offered again this session
 
     def report_input(self, deidentify: bool, comments: str = ""):
         """What an export may show: nothing of the model while it is hidden (blind first)."""
@@ -39,10 +40,11 @@ class ExportControl:
         from app.ui.workstation.export_dialog import ExportDialog  # noqa: PLC0415
 
         has_dicom = all(img.sop_instance_uid for img in window.exam.views.values())
-        dialog = ExportDialog(str(Path.home() / "mammo-reader-reports"),
+        dialog = ExportDialog(self.folder,
                               has_dicom and window.result is not None and not window.reading.model_hidden(), window,
                               withheld=window.reading.model_hidden() and window.result is not None, send_to=window.settings.pacs_node)
         if dialog.exec():
+            self.folder = dialog.chosen_folder()
             self.export(dialog.chosen_folder(), dialog.chosen_formats(), dialog.deidentify.isChecked(),
                         dialog.page_size.currentText(), dialog.comments.toPlainText(),
                         send=dialog.send.isChecked() and dialog.send.isEnabled())

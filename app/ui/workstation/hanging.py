@@ -115,6 +115,8 @@ class HangingWidget(QWidget):
             widget.windowDraggedTo.connect(self._on_window_dragged)
         for widget in self.prior_views.values():
             widget.pointed.connect(self._on_prior_pointed)
+        for widget in (*self.views.values(), *self.prior_views.values()):
+            widget.pointerLeft.connect(self._take_down_lenses)
         # one slot's room changed alone (its laterality warning shown): every view refitted to one scale again,
         # once the layout has settled
         self._refit_timer = QTimer(self)
@@ -148,6 +150,12 @@ class HangingWidget(QWidget):
                     widget.show()
                 else:
                     widget.hide()
+
+    def _take_down_lenses(self) -> None:
+        """The pointer left a view: the lenses that followed it into the other views go with its own (each
+        comes back where the pointer moves next; the magnifier stays on)."""
+        for widget in (*self.views.values(), *self.prior_views.values()):
+            widget.hide_lens()
 
     def _take_down_followers(self) -> None:
         """The crosses and lenses that followed the cursor from the other row (they belong to a layout or a

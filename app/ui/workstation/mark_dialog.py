@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QComboBox, QDialog, QFormLayout, QSpinBox, QWidget
+from PySide6.QtWidgets import QComboBox, QDialog, QFormLayout, QLabel, QSpinBox, QWidget
 
 from app.study.store import MARK_LABELS, ReaderMark
 from app.ui.forms import add_ok_cancel
@@ -21,6 +21,11 @@ class MarkDialog(QDialog):
         self.confidence.setValue(3)
         self.confidence.setSuffix(" / 5")
         form = QFormLayout(self)
+        # said in the dialog too: a title bar is not always drawn (no window manager, a kiosk session)
+        breast = "right" if view.startswith("R") else "left" if view.startswith("L") else ""
+        self.where = QLabel(f"{view}" + (f" ({breast} breast)" if breast else ""))
+        self.where.setObjectName("markWhere")
+        form.addRow("On", self.where)
         form.addRow("Finding", self.label)
         form.addRow("Confidence", self.confidence)
         add_ok_cancel(form, self)

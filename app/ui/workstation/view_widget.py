@@ -170,6 +170,7 @@ class MammoViewWidget(QWidget):
     patchHovered = Signal(object, int)
     viewportResized = Signal()  # the image's room changed (a window resize, a laterality warning shown)
     pointed = Signal(object, float, float)
+    pointerLeft = Signal()  # the pointer left the view: what followed it elsewhere goes
     markRequested = Signal(object, float, float)
     lateralityConfirmed = Signal(object)
     lateralityMoveRequested = Signal(object)
@@ -557,6 +558,7 @@ class MammoViewWidget(QWidget):
         invert = self._user_invert if self._rendered else self.inverted
         self.image_item.setLookupTable(ramp[::-1] if invert else ramp)
         self._update_readout()
+        self.hide_lens()  # it showed the pixels under the window before (it comes back where the cursor moves)
 
     def _on_window_drag(self, dx: float, dy: float) -> None:
         """Right-drag: horizontal changes the width, vertical the level, continuously from where they are.
@@ -902,8 +904,11 @@ class MammoViewWidget(QWidget):
         return self.magnification
 
     def leaveEvent(self, event):  # noqa: N802 - Qt override
-        # the readout said a pixel of a view the pointer had left (one no longer on screen, the gallery under it)
+        # the readout said a pixel of a view the pointer had left (one no longer on screen, the gallery under it),
+        # and the lens stayed where the pointer had left, going stale (the magnifier stays on: it comes back here)
         self.cursorInfo.emit("")
+        self.hide_lens()
+        self.pointerLeft.emit()
         super().leaveEvent(event)
 
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
