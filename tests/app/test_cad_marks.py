@@ -137,3 +137,19 @@ def test_colour_mapped_maps_only_over_tissue_and_on_the_declared_range():
     masked = over_tissue(scaled, tissue)
     rows, cols = masked.values.shape
     assert masked.values[:, : cols // 2 - 1].min() > 0 and masked.values[:, cols // 2 + 1:].max() == 0
+
+
+def test_a_view_whose_regions_all_lie_outside_the_breast_says_so_in_the_gallery(qtbot, store, tmp_path, stub_model,
+                                                                                 monkeypatch):
+    """Seen by a radiologist: a view with no region drawn had an empty gallery tab, which read as regions lost."""
+    import app.cad_marks
+    from app.cad_marks import RegionShown
+
+    window = open_one_view(qtbot, store, tmp_path, [stub_model], synthetic_view("R-CC", (700, 500)))
+    monkeypatch.setattr(app.cad_marks, "classify_regions",
+                        lambda regions, *_args: ([(r, RegionShown.OUTSIDE) for r in regions], "the rule"))
+    window.gallery.set_result(window.result, window.overlays, window.entry_id, window.exam)
+    listing = window.gallery.lists[View.R_CC]
+    assert listing.count() == 1 and "No region of this model lies over the breast on R-CC" in listing.item(0).text()
+    with qtbot.assertNotEmitted(window.gallery.patchClicked):
+        listing.itemClicked.emit(listing.item(0))

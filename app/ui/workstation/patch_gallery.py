@@ -100,9 +100,19 @@ class PatchGalleryWidget(QTabWidget):
                                 f"; {size}{source}" + (f"; not drawn on the image by its rule ({rule}): "
                                                        "'all regions' shows it, dimmed" if below else ""))
                 listing.addItem(item)
-            listing.itemClicked.connect(lambda item, v=view: self.patchClicked.emit(v, item.data(Qt.ItemDataRole.UserRole)))
+            if not listing.count():  # said, not an empty tab that reads as a region lost
+                note = QListWidgetItem(f"No region of this model lies over the breast on {view.value}.")
+                note.setFlags(Qt.ItemFlag.NoItemFlags)
+                listing.setViewMode(QListWidget.ViewMode.ListMode)
+                listing.addItem(note)
+            listing.itemClicked.connect(lambda item, v=view: self._clicked(v, item))
             self.lists[view] = listing
             self.addTab(listing, view.value)
+
+    def _clicked(self, view: View, item: QListWidgetItem) -> None:
+        rank = item.data(Qt.ItemDataRole.UserRole)
+        if rank is not None:  # not the note of a view without regions
+            self.patchClicked.emit(view, rank)
 
     def highlight(self, view: View, rank: int) -> None:
         listing = self.lists.get(view)
