@@ -131,6 +131,9 @@ def _run(args: argparse.Namespace) -> int:
           f"{len(account['exams_without_exam_outcome'])} without an exam-level outcome (a breast without one), "
           f"{len(account['failed_exams'])} failed, {len(account['outcome_exams_not_analysed'])} not analysed "
           f"(listed in {out / 'unused.csv'})")
+    if account.get("partial_exams"):  # in failures.csv, yet analysed: their scores are used
+        print(f"{len(account['partial_exams'])} exam(s) analysed only in part are used (their reasons are in "
+              "the batch's failures.csv)")
     print(f"wrote {len(written)} files to {out}")
     unsaved = [(m, metrics[m]["calibration"]["recalibration"]["save_error"]) for m in metrics["run"]["models"]
                if ((metrics[m].get("calibration") or {}).get("recalibration") or {}).get("save_error")]

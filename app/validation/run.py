@@ -92,8 +92,11 @@ def accounting(table: ScoreTable, outcomes: Sequence[BreastOutcome]) -> dict:
         "exams_in_table": len(table.exams),
         "breasts_with_outcome": len(outcomes),
         "exams_without_outcome": sorted(table.exams - with_outcome),
+        # failures.csv also names an exam analysed only in part (a refused view, its DICOM not written): its
+        # scores are in the table and used, so it is no failed exam
         "failed_exams": [{"exam_id": e, "reason": r, "has_outcome": e in with_outcome}
-                         for e, r in sorted(table.failed.items())],
+                         for e, r in sorted(table.failed.items()) if e not in table.exams],
+        "partial_exams": [{"exam_id": e, "reason": r} for e, r in sorted(table.failed.items()) if e in table.exams],
         "outcome_exams_not_analysed": sorted(with_outcome - table.exams - set(table.failed)),
         "models_not_validated": [{"model_id": m, "reason": r} for m, r in sorted(table.unscorable.items())],
     }

@@ -253,7 +253,10 @@ def site(tmp_path):
                  {"exam_id": "E9001", "breast": "R", "cancer": 0}]  # never analysed
     write_scores(batch, tables)
     (batch / "failures.csv").write_text("exam_id,location,reason,failed_at\nE9000,/archive/E9000,"
-                                        "the CC view of the left breast is missing,2026-01-01T00:00:00+00:00\n")
+                                        "the CC view of the left breast is missing,2026-01-01T00:00:00+00:00\n"
+                                        # analysed in part: its scores are in the table and used (a privacy
+                                        # reviewer saw it counted as failed)
+                                        "E0005,/archive/E0005,the SR was not written,\n")
     outcome_file = tmp_path / "outcomes.csv"
     with outcome_file.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, ["exam_id", "breast", "cancer", "density", "manufacturer", "age",
@@ -302,7 +305,8 @@ def test_validate_end_to_end(site, tmp_path, capsys):
     assert metrics["A"]["unused"]["breasts_without_outcome"] == ["E0007 R"]
     account = metrics["accounting"]
     assert account["exams_without_outcome"] == ["E0119"]
-    assert account["failed_exams"][0]["exam_id"] == "E9000" and account["failed_exams"][0]["has_outcome"]
+    assert [f["exam_id"] for f in account["failed_exams"]] == ["E9000"] and account["failed_exams"][0]["has_outcome"]
+    assert account["partial_exams"] == [{"exam_id": "E0005", "reason": "the SR was not written"}]
     assert account["outcome_exams_not_analysed"] == ["E9001"]
     unused = (out / "unused.csv").read_text()
     for text in ("E0119", "E9000", "E9001", "E0003,R", "breast without outcome,A,E0007,R",
