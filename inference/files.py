@@ -73,3 +73,17 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+# 2000-01-01 00:00 UTC: the one time a de-identified output's files and folders carry (a PDF's own metadata says
+# the same, reportlab's "invariant" date)
+DEIDENTIFIED_FILE_TIME = 946_684_800
+
+
+def hide_file_times(paths: Iterator[Path] | list[Path]) -> None:
+    """Give ``paths`` (files or folders) the one de-identified time: the true time a file was written, beside
+    the shifted dates inside it, gave the patient's date offset away (a report is made near its exam). A path
+    that cannot be touched is left: it holds no identifier itself."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.utime(path, (DEIDENTIFIED_FILE_TIME, DEIDENTIFIED_FILE_TIME))

@@ -18,7 +18,7 @@ from app.archive.sources import ExamItem
 from app.archive.table import BOOKKEEPING, SCORES_FILE, part_path, read_part, write_scores
 from app.archive.unit import Outcome, already_done
 from inference.errors import MammoError
-from inference.files import write_text_atomic
+from inference.files import hide_file_times, write_text_atomic
 
 FAILURES_FILE = "failures.csv"
 FAILURE_COLUMNS = ("exam_id", "location", "reason", "failed_at")
@@ -156,8 +156,16 @@ class Ledger:
             self._write_failures()
         if self.rows <= CONSOLIDATE_ALWAYS_ROWS or time.perf_counter() - self.consolidated >= CONSOLIDATE_EVERY_S:
             self._consolidate()
+        self._hide_times()
         if self.progress is not None:
             self.progress(len(self.summary.done), len(self.summary.failed), partial=len(self.summary.partial))
+
+    def _hide_times(self) -> None:
+        """De-identified, the run's shared files and folders carry one time (the last exam's true time of writing
+        beside its shifted dates gave its patient's date offset away)."""
+        if self.deidentified:
+            hide_file_times([self.out / SCORES_FILE, self.out / FAILURES_FILE, self.out / BOOKKEEPING,
+                             self.out / BOOKKEEPING / "journal.csv", self.out])
 
     def _write_failures(self) -> None:
         text = io.StringIO()
@@ -175,6 +183,7 @@ class Ledger:
         self.journal.close()
         self._consolidate()
         self._write_failures()
+        self._hide_times()
         self.summary.seconds = time.perf_counter() - self.started
         if self.progress is not None:
             self.progress(len(self.summary.done), len(self.summary.failed), final=True,

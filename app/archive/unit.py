@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from app.archive.sources import ExamItem
 from app.archive.table import BOOKKEEPING, part_path, score_rows, write_part
 from inference.errors import MammoError
-from inference.files import write_text_atomic
+from inference.files import hide_file_times, write_text_atomic
 
 if TYPE_CHECKING:
     from inference.intake.exam import Exam
@@ -334,6 +334,9 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
                       "files": [str(p) for p in files], "scores": str(part),
                       "complete": len(analysed.exam.views) == len(View)}
             write_text_atomic(marker_path(out, item), json.dumps(marker))
+        if options.deidentify:  # the exam's folder and bookkeeping too: their times named when it was analysed
+            hide_file_times([exam_folder(out, item, options), part, part.parent, marker_path(out, item),
+                             marker_path(out, item).parent])
     except Exception as error:  # noqa: BLE001 - a full disk, a codec: this exam fails, the batch goes on
         return Outcome(item.exam_id, item.location, "failed", item.redacted(failure_reason(error)),
                        machine_fault=machine_fault(error))

@@ -11,7 +11,7 @@ import numpy as np
 from app import __version__
 from app.report.content import ReportContent, ReportInput
 from inference.errors import MammoError
-from inference.files import atomic_path
+from inference.files import atomic_path, hide_file_times
 
 FORMATS = ("pdf", "png", "json", "sr", "seg", "epdf")
 FORMAT_NAMES = {"pdf": "PDF", "png": "PNG", "json": "JSON", "sr": "SR", "seg": "SEG", "epdf": "ePDF",
@@ -85,6 +85,8 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
         for path in _own_files(out, content.file_name) - before:  # also what a writer wrote before it failed
             path.unlink(missing_ok=True)
         raise
+    if report.deidentify:  # the true time a file was written, beside its shifted dates, gave the offset away
+        hide_file_times([*written, out])
     if failures and len(formats) == 1 and "images" not in failures:
         raise errors[0]
     if failures:

@@ -209,6 +209,18 @@ def test_report_command_deidentified_in_every_format_leaks_nothing(named_exam, t
     files = assert_nothing_original(out, originals)
     assert {p.suffix for p in files} >= {".pdf", ".png", ".json", ".dcm", ".npz"}
     check_dicom(files, folder, site_key(home))
+    assert_no_true_file_times(out)
+
+
+def assert_no_true_file_times(out: Path) -> None:
+    """Every file and folder of a de-identified output carries the one de-identified time: the true time a file
+    was written, beside the shifted dates inside it, gave the patient's date offset away (a privacy review)."""
+    from inference.files import DEIDENTIFIED_FILE_TIME
+
+    for path in [out, *out.rglob("*")]:
+        if path.name.endswith(".lock"):
+            continue  # the run's lock, released and left empty: no exam's
+        assert path.stat().st_mtime == DEIDENTIFIED_FILE_TIME, path
 
 
 def test_batch_deidentified_leaks_nothing_in_its_table_journal_markers_or_folders(named_exam, tmp_path):
@@ -232,6 +244,7 @@ def test_batch_deidentified_leaks_nothing_in_its_table_journal_markers_or_folder
     assert (out / ".batch" / "journal.csv").is_file() and list((out / ".batch" / "done").glob("*.json"))
     # no true time beside the pseudonym and the shifted study date: together they gave the date offset away
     assert all(line.split(",")[0] == "" for line in (out / ".batch" / "journal.csv").read_text().splitlines())
+    assert_no_true_file_times(out)
     check_dicom(files, folder, site_key(home))
     again = _cli(["batch", str(root), "--out", str(out), "--format", "json,sr,seg"], home)
     assert "1 already done (skipped)" in again.stdout  # the label is stable: a rerun resumes
