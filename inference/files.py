@@ -10,7 +10,7 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -80,7 +80,7 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 DEIDENTIFIED_FILE_TIME = 946_684_800
 
 
-def hide_file_times(paths: Iterator[Path] | list[Path]) -> None:
+def hide_file_times(paths: Iterable[Path]) -> None:
     """Give ``paths`` (files or folders) the one de-identified time: the true time a file was written, beside
     the shifted dates inside it, gave the patient's date offset away (a report is made near its exam). A path
     that cannot be touched is left: it holds no identifier itself."""

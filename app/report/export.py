@@ -4,6 +4,7 @@ computed once and every writer renders it; each file is written atomically."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
     done: list[str] = []
     failures: dict[str, str] = {}
     errors: list[BaseException] = []
-    before = _own_files(out, content.file_name)
+    started = time.time()
     try:
         for fmt in FORMATS_ORDER:  # the PDF before the ePDF, which reuses it
             if fmt not in formats:
@@ -82,7 +83,7 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
                 failures["images"] = failure_text(error)
                 errors.append(error)
     except BaseException:  # a bug, an interrupt: the export fails whole, with no file of it left to pass for one
-        for path in _own_files(out, content.file_name) - before:  # also what a writer wrote before it failed
+        for path in _written_since(out, content.file_name, started):  # also what a writer wrote before it failed
             path.unlink(missing_ok=True)
         raise
     if report.deidentify:  # the true time a file was written, beside its shifted dates, gave the offset away
@@ -94,9 +95,18 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
     return written
 
 
-def _own_files(out: Path, file_name: str) -> set[Path]:
-    """The files in ``out`` named as this export names its files (``<name>.pdf``, ``<name>_sr.dcm`` …)."""
-    return {path for path in out.iterdir() if path.name.startswith((f"{file_name}.", f"{file_name}_"))}
+def _written_since(out: Path, file_name: str, started: float) -> list[Path]:
+    """The files in ``out`` named as this export names its files (``<name>.pdf``, ``<name>_sr.dcm`` …) and
+    written since ``started``: read only when an export fails (a report run's one folder may hold thousands)."""
+    names = (f"{file_name}.", f"{file_name}_")
+    out_files = []
+    for path in out.iterdir():
+        try:
+            if path.name.startswith(names) and path.stat().st_mtime >= started - 1:
+                out_files.append(path)
+        except OSError:
+            continue
+    return out_files
 
 
 def _pdf(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:

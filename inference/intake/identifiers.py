@@ -57,8 +57,9 @@ def header_identifiers(paths: Iterable[Path]) -> set[str]:
             value = header.get(keyword)
             for item in value if isinstance(value, (list, tuple, MultiValue)) else [value]:
                 text = str(item or "").strip()
-                if keyword in ID_FIELDS or not (text.isdigit() and len(text) < 5):  # a StudyID "100" is no
-                    found.add(text)  # word to take out of "(100 pixels)"; a patient ID of digits is
+                # a StudyID "100" is no word to take out of "(100 pixels)"; a patient ID of digits still is
+                if keyword in ID_FIELDS or not (text.isdigit() and len(text) < 5):
+                    found.add(text)
                 if keyword in PERSON_NAME_FIELDS:  # a name's parts each name the person; an institution's
                     found |= set(text.replace("^", " ").split())  # words ("The Breast Centre") name no one
                 if len(text) == 8 and text.isdigit():
