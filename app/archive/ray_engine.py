@@ -29,7 +29,7 @@ from app.archive.table import BOOKKEEPING
 from app.archive.unit import Analysed, BatchOptions, Decoded, Outcome, analyse, decode, write
 from app.archive.sources import ExamItem
 from inference.errors import MammoError
-from inference.files import write_text_atomic
+from inference.files import hide_file_times, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ class ModelActor:
             write_text_atomic(self.record, json.dumps({
                 "host": socket.gethostname(), "pid": os.getpid(), "analysed": self.analysed,
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}))
+            if self.options.deidentify:  # rewritten after each exam: its true time named when that one was done
+                hide_file_times([self.record, self.record.parent])
         except OSError as error:  # a note for the operator: never the reason an analysed exam fails
             logging.getLogger(__name__).warning("the worker record %s could not be written (%s)", self.record, error)
 

@@ -9,14 +9,16 @@ from pathlib import Path
 
 from app.pacs.nodes import PacsError
 from app.pacs.send import node_folder, send_once
+from inference.files import hide_file_times
 
 
 def send_results(destination, summary, out: str, retry: str = "run the command again to retry",
-                 said: dict[str, str] | None = None) -> int:
+                 said: dict[str, str] | None = None, deidentified: bool = False) -> int:
     """Store each reported exam's SR, SEG and Encapsulated PDF to ``destination`` (those of earlier runs too, unless
     these very files were sent there already); one line per exam; returns how many exams could not be sent (their
     files stay). ``retry``: how the user gets them sent; ``said``: the failure last printed per exam, kept by a
-    caller that tries again by itself (the AI node), so that a failure is printed once, not at every try."""
+    caller that tries again by itself (the AI node), so that a failure is printed once, not at every try;
+    ``deidentified``: the send records carry the de-identified output's one file time."""
     from app.archive.sources import ExamItem  # noqa: PLC0415
     from app.archive.table import BOOKKEEPING  # noqa: PLC0415
     from app.archive.unit import marker_path  # noqa: PLC0415
@@ -41,4 +43,6 @@ def send_results(destination, summary, out: str, retry: str = "run the command a
             said.pop(outcome.exam_id, None)
         if sent:
             print(f"sent {outcome.exam_id}: {len(files)} file(s) to {destination.describe()}")
+            if deidentified:  # the record's true time named when the exam's results were made
+                hide_file_times([records / f"{item.key}.json", records, records.parent])
     return unsent

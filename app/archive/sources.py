@@ -61,7 +61,8 @@ class ExamItem:
 
         files = ([Path(f) for f in self.files] if self.files else [] if self.opens.startswith(PACS_SCHEMES)
                  else exam_files(self.opens))
-        return scrub(text, header_identifiers(files) | file_words(files))
+        named = files if self.files or self.opens.startswith(PACS_SCHEMES) else [*files, Path(self.opens)]
+        return scrub(text, header_identifiers(files) | file_words(named))  # a manifest's own name too
 
     @property
     def key(self) -> str:
@@ -69,16 +70,20 @@ class ExamItem:
         return hashlib.sha1(self.location.encode("utf-8")).hexdigest()
 
 
+GENERIC_NAMES = frozenset({"image", "img", "file", "dicom", "dcm", "mammo", "mammogram", "view", "exam", "study"})
+
+
 def file_words(files: list[Path]) -> set[str]:
     """The files' names and stems, which may name the patient ("Testperson_PID987654_R-CC.dcm"); a stem that is
-    a view's name ("R-CC") or a short number is left: it names no one, and "missing views: R-CC" must stay."""
+    a view's name ("R-CC"), a short number or a generic word ("image") is left: it names no one, and "missing
+    views: R-CC" or "the L-CC image" must stay."""
     words = set()
     for path in files:
         for word in (path.name, path.stem):
             try:
                 View.parse(word)
             except ValueError:
-                if not (word.isdigit() and len(word) < 5):
+                if not (word.isdigit() and len(word) < 5) and word.lower() not in GENERIC_NAMES:
                     words.add(word)
     return words
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import re
 import shutil
 import tempfile
 import time
@@ -186,11 +185,6 @@ def claim_label(out: Path, label: str, location: str) -> str:
         number += 1
 
 
-# the files a report writes, after its name (app/report/export.py, seg.py, deidentify.py, the JSON's maps file)
-_REPORT_FILE = re.compile(r"(?P<name>.+?)(\.pdf|_pdf\.dcm|\.json|\.maps\.npz|_sr\.dcm|_four_views\.png"
-                          r"|_[LR]-(CC|MLO)(\.png|_image\.dcm|_.*seg\.dcm))")
-
-
 def _claims_folder(out: Path) -> Path:
     """The claims folder; made once per output folder, holding a claim for each name that the markers of a
     run written before claims were kept show in use (so those files are never written over either)."""
@@ -207,7 +201,9 @@ def _claims_folder(out: Path) -> Path:
         except (OSError, ValueError, KeyError, AttributeError, TypeError):
             continue
         for file in files:
-            match = _REPORT_FILE.fullmatch(file.name)
+            from app.report.export import REPORT_FILE  # noqa: PLC0415
+
+            match = REPORT_FILE.fullmatch(file.name)
             if match and (out / file.name).is_file() and not (made / match["name"]).exists():
                 (made / match["name"]).write_text(location, encoding="utf-8")
     try:

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     print_summary(summary, "reported")
     from app.archive.send import send_results  # noqa: PLC0415
 
-    unsent = send_results(destination, summary, args.out) if args.send else 0
+    unsent = send_results(destination, summary, args.out, deidentified=args.deidentify) if args.send else 0
     return 1 if summary.failed or summary.partial or unsent else 0
 
 

@@ -63,8 +63,9 @@ def _create(store, args) -> int:
     study_id = create_study(store, args.name, args.design, readers, cases, seed=args.seed,
                             washout_days=washout, lesions=lesions, scoring=rule)
     print(f"created study {args.name!r} (id {study_id}) with {len(readers)} readers")
-    if case_mix_note(cases):
-        print(f"note: {case_mix_note(cases)}")
+    note = case_mix_note(cases)
+    if note:
+        print(f"note: {note}")
     if lesions:
         print(f"{len({(l.case_id, l.lesion_id) for l in lesions})} lesion(s) on "
               f"{len({l.case_id for l in lesions})} case(s); a mark localises a lesion inside its outline or within "

@@ -58,12 +58,19 @@ def _safe(text: str) -> str:
     return re.sub(r"[^\w.-]+", "_", text).strip("_")[:40]
 
 
+def is_draft(read: BreastRead | None) -> bool:
+    """A read exported before the commit that says something (a probability, a BI-RADS, a recommendation …)."""
+    return read is not None and not read.committed and any(
+        value not in (None, "") for value in (read.malignant, read.benign, read.birads, read.density,
+                                               read.recommendation))
+
+
 def reader_text(read: BreastRead | None) -> str:
     """The reader's probability of malignancy as every report shows it: the read before AI (the one the hybrid
     uses), with its amendment after AI beside it ("before AI 80 % → after AI 30 %")."""
     if read is None:
         return percent(None)
-    if not read.committed and read.malignant is not None:  # the form as it was, exported before the commit
+    if is_draft(read):  # the form as it was, exported before the commit
         return f"{percent(read.malignant)} (draft, not committed)"
     return amendment_text(read) or percent(read.malignant)
 
@@ -183,7 +190,7 @@ class ReportContent:
             out += list(self.result.provenance.notices)
         if self.report.model_withheld:
             out.append(f"The model's result is not in this report: {self.report.model_withheld}.")
-        if any(not read.committed and read.malignant is not None for read in self.report.reads.values()):
+        if any(is_draft(read) for read in self.report.reads.values()):
             out.append(DRAFT_NOTE)
         return [self.scrub(note) for note in out] if self.report.deidentify else out
 

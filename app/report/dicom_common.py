@@ -68,8 +68,9 @@ def stamp_report_time(ds: pydicom.Dataset, when) -> None:
             setattr(ds, time, when.strftime("%H%M%S"))
     if "AcquisitionDateTime" in ds:
         ds.AcquisitionDateTime = when.strftime("%Y%m%d%H%M%S")
-    for equipment in ds.get("ContributingEquipmentSequence", []):  # highdicom's "made by this software, now"
-        if "ContributionDateTime" in equipment:
+    for equipment in ds.get("ContributingEquipmentSequence", []):  # highdicom's "made by this software, now";
+        described = str(equipment.get("ContributionDescription", ""))  # the source images' acquisition item
+        if "ContributionDateTime" in equipment and described.startswith("Software library"):  # keeps its own
             equipment.ContributionDateTime = when.strftime("%Y%m%d%H%M%S")
 
 

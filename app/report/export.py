@@ -4,6 +4,7 @@ computed once and every writer renders it; each file is written atomically."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from inference.errors import MammoError
 from inference.files import atomic_path, hide_file_times
 
 FORMATS = ("pdf", "png", "json", "sr", "seg", "epdf")
+# the files a report writes, after its name (this module's writers, seg.py, deidentify.py, the JSON's maps file)
+REPORT_FILE = re.compile(r"(?P<name>.+?)(\.pdf|_pdf\.dcm|\.json|\.maps\.npz|_sr\.dcm|_four_views\.png"
+                         r"|_[LR]-(CC|MLO)(\.png|_image\.dcm|_.*seg\.dcm))")
 FORMAT_NAMES = {"pdf": "PDF", "png": "PNG", "json": "JSON", "sr": "SR", "seg": "SEG", "epdf": "ePDF",
                 "images": "de-identified source images"}
 DICOM_FORMATS = ("sr", "seg", "epdf")
@@ -87,7 +91,7 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
             path.unlink(missing_ok=True)
         raise
     if report.deidentify:  # the true time a file was written, beside its shifted dates, gave the offset away
-        hide_file_times([*written, out])
+        hide_file_times(written)  # (not the folder: it may be the reader's own; a batch's run hides its own)
     if failures and len(formats) == 1 and "images" not in failures:
         raise errors[0]
     if failures:
@@ -96,13 +100,14 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
 
 
 def _written_since(out: Path, file_name: str, started: float) -> list[Path]:
-    """The files in ``out`` named as this export names its files (``<name>.pdf``, ``<name>_sr.dcm`` …) and
-    written since ``started``: read only when an export fails (a report run's one folder may hold thousands)."""
-    names = (f"{file_name}.", f"{file_name}_")
+    """The files in ``out`` that this export names its files (``<name>.pdf``, ``<name>_sr.dcm`` …: another
+    exam's ``<name>_followup.pdf`` is not one) and written since ``started``; read only when an export fails (a
+    report run's one folder may hold thousands)."""
     out_files = []
     for path in out.iterdir():
+        match = REPORT_FILE.fullmatch(path.name)
         try:
-            if path.name.startswith(names) and path.stat().st_mtime >= started - 1:
+            if match and match["name"] == file_name and path.stat().st_mtime >= started - 1:
                 out_files.append(path)
         except OSError:
             continue

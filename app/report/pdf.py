@@ -14,7 +14,7 @@ from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Tabl
 
 from app.colours import class_colour
 from app.reading import breast_models, hybrid_basis, named_hybrid_basis, percent
-from app.report.content import DEMO_WARNING, DISCLAIMER, ReportContent, reader_text
+from app.report.content import DEMO_WARNING, DISCLAIMER, ReportContent, is_draft, reader_text
 from app.model_table import BREAST_RULE, entry_rows
 from app.report.figures import encode_png
 from inference.files import atomic_path
@@ -99,7 +99,8 @@ def _assessment(content: ReportContent):
     for side, name in BREASTS:
         read = content.report.reads.get(side.value)
         if read and (read.birads or read.density or read.recommendation):
-            rows.append([name, read.birads or "—", read.density or "—", read.recommendation or "—"])
+            rows.append([name + (" (draft)" if is_draft(read) else ""), read.birads or "—", read.density or "—",
+                         read.recommendation or "—"])
     return _table(rows) if len(rows) > 1 else None
 
 

@@ -437,18 +437,28 @@ def _laterality_conflicts(views: dict[View, ViewImage]) -> tuple[tuple[View, ...
     return tuple(mirrored), []
 
 
+def _hints(root: Path) -> list[tuple[Path, View | None]]:
+    """The files an exam at ``root`` is read from, each with the view a manifest gives it: a folder's candidates,
+    a manifest's entries, or the file itself."""
+    if root.is_dir():
+        hints = [(p, None) for p in _candidates_files(root)]
+        if not hints:
+            raise ExamError("the folder holds no mammogram (no DICOM or PNG file)", root)
+        return hints
+    if root.is_file() and root.suffix.lower() in (".csv", ".json"):
+        return _read_manifest(root)
+    if root.exists():
+        return [(root, None)]
+    raise ExamError("no such file or folder", root)
+
+
 def exam_files(source: str | Path) -> list[Path]:
-    """The image files an exam at ``source`` would be read from: a folder's candidates, a manifest's entries, or
-    the file itself; none where they cannot be listed. For what a message about them must not name."""
-    root = Path(source)
+    """The image files an exam at ``source`` would be read from (none where they cannot be listed): for what a
+    message about them must not name."""
     try:
-        if root.is_dir():
-            return _candidates_files(root)
-        if root.is_file() and root.suffix.lower() in (".csv", ".json"):
-            return [path for path, _view in _read_manifest(root)]
+        return [path for path, _view in _hints(Path(source))]
     except (OSError, ExamError):
         return []
-    return [root]
 
 
 def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) -> Exam:
@@ -463,16 +473,7 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
     root: Path | None
     if isinstance(source, (str, Path)):
         root = Path(source)
-        if root.is_dir():
-            hints = [(p, None) for p in _candidates_files(root)]
-            if not hints:
-                raise ExamError("the folder holds no mammogram (no DICOM or PNG file)", root)
-        elif root.is_file() and root.suffix.lower() in (".csv", ".json"):
-            hints = _read_manifest(root)
-        elif root.exists():
-            hints = [(root, None)]
-        else:
-            raise ExamError("no such file or folder", root)
+        hints = _hints(root)
     else:  # a file named twice is one image, not two candidates for its view
         given: dict[Path, Path] = {}
         for p in source:  # keyed by the file itself, kept as named (a link's name may say its view)

@@ -482,8 +482,11 @@ def test_the_lens_goes_when_the_pointer_leaves_the_view_or_the_window_changes(qt
     assert not right.magnifier.isVisible() and not left.magnifier.isVisible()
     assert right._magnifier_on  # still on: the lens comes back where the pointer moves next
     right.update_magnifier(QPoint(200, 150), (700.0, 500.0), size=120)
-    right.toggle_invert()  # the lens showed the pixels of before
-    assert not right.magnifier.isVisible()
+    before = right.magnifier.pixmap().toImage()
+    right.toggle_invert()  # the lens showed the pixels of before: now drawn again, inverted (found in review:
+    assert right.magnifier.isVisible() and right.magnifier.pixmap().toImage() != before  # hidden, a right-drag
+    right._on_window_drag(5.0, 5.0)  # lost it at every step)
+    assert right.magnifier.isVisible()
 
 
 def test_the_mark_dialog_says_which_view_and_breast_in_its_body(qtbot):

@@ -515,6 +515,12 @@ def test_a_deidentified_failure_keeps_the_words_that_name_no_one(tmp_path):
     assert ExamItem("anon-1", "anon-1", opens=str(folder)).redacted(reason) == reason
     named = "The Breast Imaging Centre refused it"
     assert ExamItem("anon-1", "anon-1", opens=str(folder)).redacted(named) == "… refused it"
+    (folder / "L-CC.dcm").rename(folder / "image.dcm")  # a generic file name names no one (found in review)
+    assert ExamItem("anon-1", "anon-1", opens=str(folder)).redacted(reason) == reason
+    manifest = tmp_path / "Testperson_PID987654.csv"  # a manifest's own stem is a word that names (review)
+    manifest.write_text(f"path,view\n{folder / 'image.dcm'},L-CC\n")
+    said = ExamItem("anon-2", "anon-2", opens=str(manifest)).redacted("Testperson_PID987654: the list is empty")
+    assert "Testperson" not in said
 
 
 def test_a_deidentified_batch_writes_no_time_beside_an_exam(tmp_path):

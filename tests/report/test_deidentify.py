@@ -360,8 +360,14 @@ def test_a_deidentified_report_s_own_dates_move_with_the_patient_s_dates(named_e
     exam = load_exam(folder)
     result = analyze_exam(exam, make_stub_model(), device="cpu")
     read_at = datetime.datetime(2020, 1, 2, 10, 30)  # far from today: a date of now() shows as one
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mine.txt").write_text("the reader's own file")  # the reader's own folder (review)
     paths = export_report(ReportInput(exam, result, deidentify=True, read_at=read_at), tmp_path / "out",
                           formats=("pdf", "sr", "seg", "epdf"))
+    from inference.files import DEIDENTIFIED_FILE_TIME
+
+    assert all(p.stat().st_mtime == DEIDENTIFIED_FILE_TIME for p in paths)
+    assert (tmp_path / "out").stat().st_mtime != DEIDENTIFIED_FILE_TIME  # the folder is the reader's: left
     moved = read_at + Deidentifier(site_key(tmp_path / "home")).date_offset(PATIENT_ID)
     for path in (p for p in paths if p.suffix == ".dcm" and not p.name.endswith("_image.dcm")):
         ds = pydicom.dcmread(path)

@@ -525,10 +525,12 @@ def test_an_export_that_fails_inside_a_writer_leaves_none_of_that_writer_s_files
 
     exam, result = analysed
     (tmp_path / "other_exam.pdf").write_bytes(b"another exam's report")
+    # another exam whose name begins with this one's, written a moment before (found in review: deleted too)
+    (tmp_path / "ACC123_followup.pdf").write_bytes(b"another exam's report")
     monkeypatch.setattr(json, "dumps", broken)
     with pytest.raises(ValueError, match="not JSON"):
         export_report(ReportInput(exam, result), tmp_path, formats=("pdf", "json"))
-    assert [p.name for p in tmp_path.iterdir()] == ["other_exam.pdf"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ACC123_followup.pdf", "other_exam.pdf"]
 
 
 def test_a_report_made_before_the_commit_calls_the_reader_s_estimate_a_draft(analysed, tmp_path):
@@ -544,6 +546,11 @@ def test_a_report_made_before_the_commit_calls_the_reader_s_estimate_a_draft(ana
     assert "70.0 % (draft, not committed)" in text and "is a draft" in text
     document = json.loads(next(p for p in paths if p.suffix == ".json").read_text())
     assert document["reads"]["R"]["committed"] is False and any("is a draft" in w for w in document["warnings"])
+    # a draft that gives only a BI-RADS and a recommendation is a draft too (found in review)
+    only = {"R": BreastRead("R", None, birads="5", recommendation="biopsy", committed=False)}
+    paths = export_report(ReportInput(exam, None, only), tmp_path / "only", formats=("pdf",))
+    text = " ".join(pdf_text(paths[0]).split())
+    assert "Right breast (draft)" in text and "is a draft" in text
     committed = {side: dataclasses.replace(read, committed=True) for side, read in draft.items()}
     paths = export_report(ReportInput(exam, None, committed), tmp_path / "committed", formats=("pdf", "json"))
     text = " ".join(pdf_text(next(p for p in paths if p.suffix == ".pdf")).split())

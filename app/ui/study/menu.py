@@ -47,8 +47,9 @@ def create_and_score(
                                 washout_days=study.washout_days)
     except StudyError as error:
         raise StudyNotCreated(str(error)) from error
-    if case_mix_note(cases):
-        note_to(case_mix_note(cases))
+    note = case_mix_note(cases)
+    if note:
+        note_to(note)
     if models is None and not model_path:
         return study_id, None
     from app.study.scores import compute_model_scores  # noqa: PLC0415 - torch, off the GUI thread

@@ -101,7 +101,8 @@ class PatchGalleryWidget(QTabWidget):
                                                        "'all regions' shows it, dimmed" if below else ""))
                 listing.addItem(item)
             if not listing.count():  # said, not an empty tab that reads as a region lost
-                note = QListWidgetItem(f"No region of this model lies over the breast on {view.value}.")
+                note = QListWidgetItem(f"No region of this model lies over the breast on {view.value}." if verdicts
+                                       else f"This model gives no region on {view.value}.")
                 note.setFlags(Qt.ItemFlag.NoItemFlags)
                 listing.setViewMode(QListWidget.ViewMode.ListMode)
                 listing.addItem(note)

@@ -201,6 +201,7 @@ class MammoViewWidget(QWidget):
         self._marks: list[MarkItem] = []
         self._options = OverlayOptions()
         self._magnifier_on = False
+        self._lens_at: tuple | None = None  # where the lens was last drawn: (widget point, image centre, size)
         self.magnification = 2
         # the extent a layout asked for and its shared scale (mm per screen pixel), kept while not zoomed
         self._fit: tuple[float, float, float | None] | None = None
@@ -558,7 +559,8 @@ class MammoViewWidget(QWidget):
         invert = self._user_invert if self._rendered else self.inverted
         self.image_item.setLookupTable(ramp[::-1] if invert else ramp)
         self._update_readout()
-        self.hide_lens()  # it showed the pixels under the window before (it comes back where the cursor moves)
+        if self.magnifier.isVisible() and self._lens_at is not None:  # the lens shows the new window too (it
+            self.update_magnifier(*self._lens_at)  # kept the pixels of before; a right-drag redraws it each step)
 
     def _on_window_drag(self, dx: float, dy: float) -> None:
         """Right-drag: horizontal changes the width, vertical the level, continuously from where they are.
@@ -935,6 +937,7 @@ class MammoViewWidget(QWidget):
                          size, self.magnification)
 
     def update_magnifier(self, at: QPoint, centre: tuple[float, float], size: int = 240) -> None:
+        self._lens_at = (at, centre, size)
         picture = self.magnifier_picture(centre, size)
         image = QImage(picture.data, picture.shape[1], picture.shape[0], picture.strides[0],
                        QImage.Format.Format_Grayscale8)
