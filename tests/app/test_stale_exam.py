@@ -18,8 +18,9 @@ from inference.families.gmic.model import GMICConfig
 
 
 
-def _window(qtbot, store, models) -> MainWindow:
-    window = MainWindow(AppSettings(blind_first=False, show_overlays=True, auto_run=True), store)
+def _window(qtbot, store, models, **settings) -> MainWindow:
+    settings = {"blind_first": False, "show_overlays": True, "auto_run": True, **settings}
+    window = MainWindow(AppSettings(**settings), store)
     qtbot.addWidget(window)
     window.resize(1400, 900)
     window.show()
@@ -256,11 +257,7 @@ def test_the_hidden_result_of_the_exam_left_never_shows_while_the_next_one_loads
     first = tmp_path / "Smith_Sally"
     first.mkdir()
     write_png(first / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = MainWindow(AppSettings(blind_first=True, auto_run=True), store)
-    qtbot.addWidget(window)
-    window.resize(1400, 900)
-    window.show()
-    window.use_models([stub_model])
+    window = _window(qtbot, store, [stub_model], blind_first=True, show_overlays=False)
     with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
         window.open_exam(first)
     assert window.scores.model_tables and not window.scores.model_box.isVisible()  # blind: hidden

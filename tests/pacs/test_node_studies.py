@@ -552,24 +552,26 @@ def test_a_fault_of_the_machine_is_told_by_its_type_not_its_words(tmp_path, grou
         raise error
 
     monkeypatch.setattr(app.analysis, "analyse_or_restore", fails)
+    node, folder = _node_taking_a_study(tmp_path, groups)
+    assert "a fault of this machine, not of the study" in capsys.readouterr().out
+    assert folder in node._rewrite
+
+
+def _node_taking_a_study(tmp_path, groups):
+    """A node that has received the four views of STUDY and taken the study (its analysis as monkeypatched)."""
     node = _node(tmp_path, groups)
     folder = study_folder(tmp_path, STUDY)
     for dataset in _views():
         keep_instance(folder, dataset)
     node._take(folder)
-    assert "a fault of this machine, not of the study" in capsys.readouterr().out
-    assert folder in node._rewrite
+    return node, folder
 
 
 def test_a_content_failure_is_not_a_fault_of_the_machine(tmp_path, groups, capsys, monkeypatch):
     import app.analysis
 
     monkeypatch.setattr(app.analysis, "analyse_or_restore", lambda *a, **k: (_ for _ in ()).throw(ValueError("odd")))
-    node = _node(tmp_path, groups)
-    folder = study_folder(tmp_path, STUDY)
-    for dataset in _views():
-        keep_instance(folder, dataset)
-    node._take(folder)
+    node, folder = _node_taking_a_study(tmp_path, groups)
     assert "(analysed again when an instance of it comes)" in capsys.readouterr().out
     assert folder not in node._rewrite
 
