@@ -100,8 +100,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.batch_source:
         from app.validation.outcomes import with_batch_pseudonyms  # noqa: PLC0415
 
-        outcomes, matched = with_batch_pseudonyms(outcomes, args.batch_source)
-        print(f"{matched} exam(s) of the outcomes matched to the de-identified batch's pseudonyms")
+        outcomes, matched, outside = with_batch_pseudonyms(outcomes, args.batch_source)
+        print(f"{matched} exam(s) of the outcomes matched to the de-identified batch's pseudonyms"
+              + (f"; {outside} exam(s) of the outcomes are not in {args.batch_source} and are left out" if outside
+                 else ""))
+        if not outcomes:
+            raise ValidationInputError(f"no exam of the outcomes is in the batch's source {args.batch_source}: the "
+                                       "outcomes' exam_id must be the exam ID the batch gave (before de-identifying)")
     outcomes = with_table_facts(outcomes, table)  # the headers' facts where the CSV lacks them
     options = Options(targets=targets, checkpoints=checkpoints, compare=tuple(tuple(p) for p in args.compare or ()),
                       site=args.site, bins=args.bins, calibration_folder=out,
@@ -111,7 +116,9 @@ def _run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     written = [write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1))]
     written += write_tables(metrics, out)
-    description = f"scores {args.scores}; outcomes {', '.join(str(o) for o in args.outcomes)}"
+    # a de-identified validation's files name no folder of the site's (its archive's or its outcomes' paths)
+    description = ("scores of a de-identified batch; outcomes linked by this computer's key" if args.batch_source
+                   else f"scores {args.scores}; outcomes {', '.join(str(o) for o in args.outcomes)}")
     written += write_report(validation, out / "validation_report.pdf", description, figures=out)
     for model_id in metrics["run"]["models"]:
         entry = metrics[model_id]

@@ -203,14 +203,18 @@ def read_outcomes(sources: Iterable[str | Path]) -> list[BreastOutcome]:
     return sorted(merged.values(), key=lambda o: o.key)
 
 
-def with_batch_pseudonyms(outcomes: list[BreastOutcome], source: str | Path) -> tuple[list[BreastOutcome], int]:
-    """The outcomes of a de-identified batch's exams under the pseudonyms its table holds, and how many exams
-    were matched: ``source`` is the archive the batch ran on, read again here, and each exam's batch ID gets the
-    keyed pseudonym the batch gave it on this computer (``app.archive.sources.deidentified_items``). No file
-    links the two: the link is made again from the source and the site key whenever it is needed."""
+def with_batch_pseudonyms(outcomes: list[BreastOutcome], source: str | Path) -> tuple[list[BreastOutcome], int, int]:
+    """The outcomes of a de-identified batch's exams under the pseudonyms its table holds, how many exams were
+    matched, and how many exams of the outcomes are not in the batch's source: ``source`` is the archive the
+    batch ran on, read again here, and each exam's batch ID gets the keyed pseudonym the batch gave it on this
+    computer (``app.archive.sources.deidentified_items``). No file links the two: the link is made again from
+    the source and the site key whenever it is needed. An outcome of an exam outside the source is left out
+    and only counted: under its own ID it would put the site's true exam ID into a de-identified validation's
+    files."""
     from app.archive.sources import deidentified_items, read_batch_source  # noqa: PLC0415
 
     items = read_batch_source(source)
     pseudonyms = {item.exam_id: anon.exam_id for item, anon in zip(items, deidentified_items(items), strict=True)}
-    matched = {o.exam_id for o in outcomes if o.exam_id in pseudonyms}
-    return [replace(o, exam_id=pseudonyms.get(o.exam_id, o.exam_id)) for o in outcomes], len(matched)
+    linked = [replace(o, exam_id=pseudonyms[o.exam_id]) for o in outcomes if o.exam_id in pseudonyms]
+    outside = {o.exam_id for o in outcomes} - set(pseudonyms)
+    return linked, len({o.exam_id for o in linked}), len(outside)

@@ -223,5 +223,28 @@ def test_a_deidentified_batch_writes_no_true_date_or_age_over_89_and_validate_ta
     # (a site could not validate a de-identified batch at all: its IDs matched none of its outcomes')
     from app.validation.outcomes import with_batch_pseudonyms
 
-    linked, matched = with_batch_pseudonyms(read_outcomes([csv_path]), tmp_path / "exams")
-    assert matched == 1 and {o.exam_id for o in linked} == read_score_table(tmp_path / "safe" / "scores.parquet").exams
+    linked, matched, outside = with_batch_pseudonyms(read_outcomes([csv_path]), tmp_path / "exams")
+    assert (matched, outside) == (1, 0)
+    assert {o.exam_id for o in linked} == read_score_table(tmp_path / "safe" / "scores.parquet").exams
+
+    # an outcome of an exam outside the batch's source: it kept the site's true exam ID, which the de-identified
+    # validation's files listed as "not analysed" (and its report named the site's folders)
+    from main import main
+    from tests.report.test_deidentify import _pdf_texts
+
+    csv_path.write_text("exam_id,breast,cancer\nexam1,L,1\nexam1,R,0\nSITE-REAL-777,L,0\n")
+    out = tmp_path / "validated"
+    assert main(["validate", "--scores", str(tmp_path / "safe" / "scores.parquet"), "--outcomes", str(csv_path),
+                 "--out", str(out), "--batch-source", str(tmp_path / "exams"), "--no-calibration"]) == 0
+    assert "1 exam(s) of the outcomes are not in" in capsys.readouterr().out
+    written = sorted(out.rglob("*.*"))
+    assert {p.name for p in written} >= {"metrics.json", "validation_report.pdf", "unused.csv"}
+    for path in written:
+        data = path.read_bytes()
+        texts = _pdf_texts(data) if path.suffix == ".pdf" else [data]
+        assert not any(b"SITE-REAL-777" in t or str(tmp_path).encode() in t for t in texts), path.name
+    assert json.loads((out / "metrics.json").read_text())["accounting"]["outcome_exams_not_analysed"] == []
+    csv_path.write_text("exam_id,breast,cancer\nSITE-REAL-777,L,0\n")
+    assert main(["validate", "--scores", str(tmp_path / "safe" / "scores.parquet"), "--outcomes", str(csv_path),
+                 "--out", str(tmp_path / "none"), "--batch-source", str(tmp_path / "exams")]) != 0
+    assert "no exam of the outcomes is in the batch's source" in capsys.readouterr().err
