@@ -542,3 +542,21 @@ def test_a_deidentified_batch_writes_no_time_beside_an_exam(tmp_path):
             (row,) = list(csv.DictReader(handle))
         journal_time = (out / ".batch" / "journal.csv").read_text().split(",")[0]
         assert (row["failed_at"] == "" and journal_time == "") == deidentify
+
+
+def test_a_deidentified_ray_workers_record_carries_the_one_file_time(tmp_path):
+    """The Ray worker's record is rewritten after each exam (so its time says when that exam was done): in a
+    de-identified batch it and its folder get the one file time. Its writing needs no Ray."""
+    from app.archive.ray_engine import ModelActor
+    from app.archive.unit import BatchOptions
+    from inference.files import DEIDENTIFIED_FILE_TIME
+
+    for deidentify in (False, True):
+        actor = object.__new__(ModelActor)  # its models are not needed to write the record
+        folder = tmp_path / str(deidentify) / "workers"
+        folder.mkdir(parents=True)
+        actor.record, actor.analysed, actor.options = folder / "host-1.json", 3, BatchOptions(deidentify=deidentify)
+        actor._tell()
+        assert json.loads(actor.record.read_text())["analysed"] == 3
+        hidden = [p.stat().st_mtime == DEIDENTIFIED_FILE_TIME for p in (actor.record, folder)]
+        assert hidden == [deidentify, deidentify]

@@ -59,3 +59,35 @@ def test_a_failed_send_leaves_no_record_so_the_next_try_sends(tmp_path, sent):
     assert not record.exists() and sent == []
     sent.failing.clear()
     assert send_once(node(), [sr], record) and len(sent) == 1
+
+
+def test_a_deidentified_runs_send_records_carry_the_one_file_time(tmp_path, sent):
+    """The record of a send is written when the exam's results went out, near the exam's true date: in a
+    de-identified run it, its folder and the node's folder get the one de-identified file time."""
+    from types import SimpleNamespace
+
+    from app.archive.send import send_results
+    from app.archive.sources import ExamItem
+    from app.archive.table import BOOKKEEPING
+    from app.archive.unit import marker_path
+    from inference.files import DEIDENTIFIED_FILE_TIME
+
+    def run(out, deidentified):
+        item = ExamItem("anon-1", "anon-1")
+        sr = out / "anon-1_sr.dcm"
+        sr.parent.mkdir(parents=True)
+        sr.write_bytes(b"result")
+        marker = marker_path(out, item)
+        marker.parent.mkdir(parents=True)
+        marker.write_text(json.dumps({"files": [str(sr)]}))
+        summary = SimpleNamespace(done=[SimpleNamespace(exam_id="anon-1", location="anon-1")], skipped=[])
+        assert send_results(node(), summary, str(out), deidentified=deidentified) == 0
+        records = node_folder(out / BOOKKEEPING, node())
+        return [records / f"{item.key}.json", records, records.parent]
+
+    plain = run(tmp_path / "plain", False)
+    safe = run(tmp_path / "safe", True)
+    assert len(sent) == 2 and all(p.exists() for p in plain + safe)
+    assert all(p.stat().st_mtime == DEIDENTIFIED_FILE_TIME for p in safe)
+    assert all(p.stat().st_mtime != DEIDENTIFIED_FILE_TIME for p in plain)
+
