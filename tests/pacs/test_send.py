@@ -90,4 +90,3 @@ def test_a_deidentified_runs_send_records_carry_the_one_file_time(tmp_path, sent
     assert len(sent) == 2 and all(p.exists() for p in plain + safe)
     assert all(p.stat().st_mtime == DEIDENTIFIED_FILE_TIME for p in safe)
     assert all(p.stat().st_mtime != DEIDENTIFIED_FILE_TIME for p in plain)
-
