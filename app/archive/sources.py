@@ -8,7 +8,7 @@ import dataclasses
 import hashlib
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +41,13 @@ class ExamItem:
         """Where the exam is read from."""
         return self.opens or self.location
 
-    def redacted(self, text: str) -> str:
+    def redacted(self, text: str, retrieved: Sequence[Path] = ()) -> str:
         """``text`` (a failure's reason) in a de-identified batch: the exam's real folder, which may name the
         patient, replaced by its label; then every file name, path, date and UID, and whatever the files'
         headers hold that could identify the patient or the study (a two-patient refusal named both patient
         IDs, a refused view its file, "Testperson_PID987654_R-CC.dcm"), removed as the blinded study screen
-        removes them."""
+        removes them. ``retrieved``: the files of a PACS study as retrieved into the cache (its address names
+        no file)."""
         if not self.opens or not text:
             return text
         originals = [self.opens, self.opens.rstrip("/").rsplit("/", 1)[-1]]
@@ -59,7 +60,7 @@ class ExamItem:
         from inference.intake.exam import exam_files  # noqa: PLC0415
         from inference.intake.identifiers import header_identifiers  # noqa: PLC0415 - pydicom
 
-        files = ([Path(f) for f in self.files] if self.files else [] if self.opens.startswith(PACS_SCHEMES)
+        files = ([Path(f) for f in self.files] if self.files else [*retrieved] if self.opens.startswith(PACS_SCHEMES)
                  else exam_files(self.opens))
         named = files if self.files or self.opens.startswith(PACS_SCHEMES) else [*files, Path(self.opens)]
         return scrub(text, header_identifiers(files) | file_words(named))  # a manifest's own name too

@@ -230,9 +230,10 @@ def already_done(out: Path, item: ExamItem, record: dict) -> bool:
     return all(Path(p).is_file() for p in marker.get("files", [])) and part_path(out, item).is_file()
 
 
-def open_exam(location: str, ae_title: str) -> Exam:
+def open_exam(location: str, ae_title: str, retrieved: list[Path] | None = None) -> Exam:
     """The exam at ``location``, or of the PACS study there (retrieved into the local cache; the retrieve's
-    notes join the intake notes)."""
+    notes join the intake notes; its files are added to ``retrieved``, so that a failure's reason can be
+    cleared of what their headers hold)."""
     from app.pacs.nodes import is_pacs_address, parse_study  # noqa: PLC0415
     from inference.intake.exam import load_exam  # noqa: PLC0415
 
@@ -241,6 +242,8 @@ def open_exam(location: str, ae_title: str) -> Exam:
     from app.pacs.retrieve import retrieve_study  # noqa: PLC0415
 
     study = retrieve_study(parse_study(location, ae_title))
+    if retrieved is not None:
+        retrieved.extend(sorted(Path(study.folder).glob("*.dcm")))
     exam = load_exam(study.folder)
     return replace(exam, warnings=exam.warnings + tuple(study.notes))
 
@@ -252,8 +255,9 @@ def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> 
     from inference.pipeline import prepare_exam  # noqa: PLC0415
     from inference.intake.views import View  # noqa: PLC0415
 
+    retrieved: list[Path] = []
     try:
-        exam = load_exam(list(item.files)) if item.files else open_exam(item.path, options.ae_title)
+        exam = load_exam(list(item.files)) if item.files else open_exam(item.path, options.ae_title, retrieved)
         missing = [v.value for v in View if v not in exam.views]
         if missing and not options.allow_missing_views:
             refused = "".join(f"; {name} could not be loaded: {reason}" for name, reason in exam.refused)
@@ -264,7 +268,8 @@ def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> 
         facts = exam_facts(exam, options.deidentify)
         return Decoded(item, exam, prepare_exam(exam, families), facts=facts)
     except Exception as error:  # noqa: BLE001 - one exam's failure ends only that exam
-        return Decoded(item, failure=item.redacted(failure_reason(error)), machine_fault=machine_fault(error))
+        return Decoded(item, failure=item.redacted(failure_reason(error), retrieved),
+                       machine_fault=machine_fault(error))
 
 
 def analyse(decoded: Decoded, groups, options: BatchOptions, store=None) -> Analysed:
@@ -280,7 +285,7 @@ def analyse(decoded: Decoded, groups, options: BatchOptions, store=None) -> Anal
         result = analyse_or_restore(decoded.exam, groups, store=store, device=options.device, mode=options.mode,
                                     prepared=decoded.prepared).result
     except Exception as error:  # noqa: BLE001
-        return Analysed(decoded.item, failure=decoded.item.redacted(failure_reason(error)),
+        return Analysed(decoded.item, failure=decoded.item.redacted(failure_reason(error), image_files(decoded.exam)),
                         machine_fault=machine_fault(error))
     seconds = time.perf_counter() - started
     reads, marks = committed_read(store, decoded.exam, options.reader) if store is not None else ({}, ())
@@ -334,10 +339,19 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
             hide_file_times([exam_folder(out, item, options), part, part.parent, marker_path(out, item),
                              marker_path(out, item).parent])
     except Exception as error:  # noqa: BLE001 - a full disk, a codec: this exam fails, the batch goes on
-        return Outcome(item.exam_id, item.location, "failed", item.redacted(failure_reason(error)),
+        return Outcome(item.exam_id, item.location, "failed",
+                       item.redacted(failure_reason(error), image_files(analysed.exam)),
                        machine_fault=machine_fault(error))
-    return Outcome(item.exam_id, item.location, "partial" if problems else "done", item.redacted("; ".join(problems)),
+    return Outcome(item.exam_id, item.location, "partial" if problems else "done",
+                   item.redacted("; ".join(problems), image_files(analysed.exam)),
                    files=tuple(str(p) for p in files), seconds=analysed.seconds)
+
+
+def image_files(exam: Exam | None) -> list[Path]:
+    """The files an exam's images were read from (a PACS study's in the cache)."""
+    if exam is None:
+        return []
+    return [Path(image.source) for image in [*exam.views.values(), *exam.aside] if image.source is not None]
 
 
 def no_result_reasons(result: ExamResult) -> list[str]:

@@ -467,7 +467,7 @@ def test_an_output_folder_inside_the_archive_is_not_an_exam_of_it(archive, tmp_p
     assert [o.exam_id for o in run(read_batch_source(source)[:1], source / "exam0").done] == ["exam0"]
 
 
-def test_a_deidentified_failure_names_no_file_and_no_header_identifier(tmp_path):
+def test_a_deidentified_failure_names_no_file_and_no_header_identifier(tmp_path, monkeypatch):
     """Seen by a privacy reviewer: a de-identified batch's failures.csv said "patient PID000111 (PRIVHOSP):
     Testperson_PID987654_L-CC.dcm; patient PID987654 …": only the exam's folder was replaced, not the files
     named after the patient nor what their headers gave."""
@@ -499,6 +499,18 @@ def test_a_deidentified_failure_names_no_file_and_no_header_identifier(tmp_path)
     for identifier in ("PID000111", PATIENT_ID, "PRIVHOSP", "Testperson", "Otherperson"):
         assert identifier not in said, said
 
+    # the same exam as a PACS study (its address names no file; the refusal came from the retrieved copies)
+    from app.archive.unit import BatchOptions, decode
+    from app.pacs.retrieve import RetrievedStudy
+
+    retrieved_folder = tmp_path / "cache" / "0123456789abcdef0123"
+    shutil.copytree(folder, retrieved_folder)
+    monkeypatch.setattr("app.pacs.retrieve.retrieve_study", lambda *a, **k: RetrievedStudy(retrieved_folder, 2, []))
+    item = ExamItem("anon-79", "anon-79", opens="dimse://PACS@127.0.0.1:11112/1.2.826.0.1.3680043.2.1125.1")
+    said = decode(item, ("gmic",), BatchOptions(deidentify=True)).failure
+    assert "the images belong to 2 different patients" in said
+    for identifier in ("PID000111", PATIENT_ID, "PRIVHOSP", "Testperson", "Otherperson", "PID987654"):
+        assert identifier not in said, said
 
 def test_a_deidentified_failure_keeps_the_words_that_name_no_one(tmp_path):
     """Found in review: an institution's words ("The Breast Imaging Centre"), a StudyID of "100" and a file
