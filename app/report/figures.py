@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from app.cad_marks import Rect, place_labels
-from app.colours import REGION, bgr, class_colour, colormap_rgb
+from app.colours import MARK, REGION, bgr, class_colour, colormap_rgb
 from inference.intake.views import Laterality, View
 
 HANGING = ((View.R_CC, View.L_CC), (View.R_MLO, View.L_MLO))
@@ -107,8 +107,43 @@ def view_figure(content, view: View, *, scale: float = 1.0, opacity: float = 0.4
     canvas = np.clip(canvas, 0, 255).astype(np.uint8)
     if image.horizontal_flip:
         canvas = np.ascontiguousarray(canvas[:, ::-1])
-    if entry_result is None:
-        return canvas
+    if entry_result is not None:
+        _draw_regions(canvas, content, view, scale, label_height, reserved)
+    _draw_marks(canvas, content, view, scale, label_height)
+    return canvas
+
+
+def mark_names(content) -> list[str]:
+    """The reader's marks' names in the report, in their order: M1, M2, … (the figure draws each beside its
+    cross, the PDF's table of marks lists it)."""
+    return [f"M{number}" for number in range(1, len(content.report.marks) + 1)]
+
+
+def _draw_marks(canvas: np.ndarray, content, view: View, scale: float, label_height: float | None) -> None:
+    """The reader's own marks on ``view``: a cross in the marks' colour, as on screen, with its name."""
+    image = content.exam.views[view]
+    height, width = canvas.shape[:2]
+    text_height = 0.8 * _number_height(label_height, height)
+    arm = max(6, round(0.6 * text_height))
+    thickness = max(2, round(text_height / 9))
+    for name, mark in zip(mark_names(content), content.report.marks, strict=True):
+        if mark.view != view.value:
+            continue
+        x, y = mark.col * scale, mark.row * scale
+        if image.horizontal_flip:
+            x = width - x
+        x, y = round(x), round(y)
+        for (x0, y0), (x1, y1) in (((x - arm, y), (x + arm, y)), ((x, y - arm), (x, y + arm))):
+            cv2.line(canvas, (x0, y0), (x1, y1), (0, 0, 0), thickness + 2, cv2.LINE_AA)
+            cv2.line(canvas, (x0, y0), (x1, y1), bgr(MARK), thickness, cv2.LINE_AA)
+        text_width = cv2.getTextSize(name, FONT, text_height / 22.0, _thickness(text_height / 22.0))[0][0]
+        left = x + arm + 2 if x + arm + 2 + text_width <= width else x - arm - 2 - text_width  # inside the figure
+        top = max(int(text_height), y - arm)
+        _label(canvas, name, (left, top), text_height / 22.0, bgr(MARK))
+
+
+def _draw_regions(canvas: np.ndarray, content, view: View, scale: float, label_height: float | None,
+                  reserved: Sequence[Rect]) -> None:
     numbers = region_numbers(content, view, scale=scale, label_height=label_height, reserved=reserved)
     thickness = _box_thickness(scale)
     half = thickness / 2.0
@@ -121,7 +156,6 @@ def view_figure(content, view: View, *, scale: float = 1.0, opacity: float = 0.4
         place = number.place
         _label(canvas, str(number.rank), (int(place.x + 4), int(place.y + text_height + 2)), text_height / 22.0,
                bgr(REGION))
-    return canvas
 
 
 @dataclass(frozen=True)

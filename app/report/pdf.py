@@ -139,6 +139,8 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
         legend = ", ".join(items) or "none"
         story.append(Paragraph(f"Maps of {entry.label}: {legend} (opacity = value, 0 to 1); yellow boxes: its scored "
                                f"regions, numbered by rank ({content.regions_rule()}).", small))
+    if content.report.marks:
+        story.append(Paragraph("Cyan crosses: the reader's own marks (M1, M2, … as in the table of marks).", small))
     result = content.result
     if result is not None:
         story += [Spacer(1, 0.2 * cm), Paragraph("Model probabilities", styles["Heading3"])]
@@ -151,8 +153,11 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
     if assessment is not None:
         story += [Spacer(1, 0.3 * cm), Paragraph("Reader's assessment", styles["Heading3"]), assessment]
     if content.report.marks:
-        rows = [["view", "finding", "confidence", "position (row, col)"]]
-        rows += [[m.view, m.label, f"{m.confidence} / 5", f"{m.row:.0f}, {m.col:.0f}"] for m in content.report.marks]
+        from app.report.figures import mark_names  # noqa: PLC0415
+
+        rows = [["mark", "view", "finding", "confidence", "position (row, col)"]]
+        rows += [[name, m.view, m.label, f"{m.confidence} / 5", f"{m.row:.0f}, {m.col:.0f}"]
+                 for name, m in zip(mark_names(content), content.report.marks, strict=True)]
         story += [Spacer(1, 0.3 * cm), Paragraph("Reader's marks", styles["Heading3"]), _table(rows)]
     if entry is not None:
         story += [Spacer(1, 0.3 * cm), Paragraph(f"Regions of {entry.label}", styles["Heading3"])]
