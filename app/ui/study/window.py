@@ -254,6 +254,7 @@ class StudyReadingWindow(QMainWindow):
         self.exam = state.exam
         self.hanging.set_exam_window(state.window, linked=True)  # the workstation's one window for the exam
         self.hanging.set_exam(state.exam)
+        self._set_marks(self.marks)  # the new images wiped the views' marks: a carried mark must stay in sight
         step = self.current_step()
         if step in ("unaided", "aided", "concurrent"):
             self.session.shown(self.case_id, step)
