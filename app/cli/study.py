@@ -151,6 +151,13 @@ def _froc_form(store, study_id: int, truth_path: str | None) -> tuple[dict, tupl
     from app.study.lesions import stored_lesion_truth  # noqa: PLC0415
 
     truth = load_lesion_truth(truth_path) if truth_path else stored_lesion_truth(store, study_id)
+    if truth_path and truth is not None:  # a lesion list is checked when a study is created; a truth file here
+        from app.study.cases import study_cases  # noqa: PLC0415
+        from app.study.froc_study import check_truth_file  # noqa: PLC0415
+
+        unchecked = check_truth_file(truth, study_cases(store, study_id), truth_path)
+        form, cautions = stored_froc_data(store, study_id, truth)
+        return form, (*unchecked, *cautions)
     if truth is None:
         raise StudyError("the study was created without lesion locations: create it with --lesions CSV, or give "
                          "them with --truth LESIONS.json")

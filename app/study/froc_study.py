@@ -16,17 +16,15 @@ has no lesion (normal). The rule used is written into the JSON form's descriptio
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.study.cases import study_cases
+from app.study.cases import CaseEntry, study_cases
 from app.study.design import study_info
 from app.study.errors import StudyError
 from app.study.localisation import Lesion, LesionOutline, ScoringRule, json_marks, score_marks
@@ -85,6 +83,65 @@ def load_lesion_truth(path: str | Path) -> LesionTruth:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise StudyError(f"{path}: not a readable lesion truth file ({error})") from error
     return lesion_truth_from_dict(data, path)
+
+
+def check_truth_file(truth: LesionTruth, cases: Mapping[str, CaseEntry], source: str | Path,
+                     shapes_of: Callable[[str], Mapping[str, tuple[int, int]]] | None = None) -> tuple[str, ...]:
+    """The checks a lesion list gets when a study is created (``app.study.lesions``), for a truth file given
+    later: each lesion on a breast that is not normal in the case list, all its views on that one breast, each
+    view one the case's exam has and its centre inside that image. A truth file that put a lesion on a normal
+    case made it abnormal in the analysis without a word. Returns cautions: the cases whose exam could not be
+    read (moved or archived since the reading), whose lesions' places were not checked.
+
+    Raises:
+        StudyError: naming ``source``, the case, the lesion and what is wrong.
+    """
+    from app.study.lesions import exam_shapes  # noqa: PLC0415 - reads the exams
+    from inference.errors import MammoError  # noqa: PLC0415
+    from inference.intake.views import View  # noqa: PLC0415
+
+    shapes_of = shapes_of or exam_shapes
+    unread: list[str] = []
+    for case_id, lesions in truth.lesions.items():
+        case = cases.get(case_id)
+        if case is None or not lesions:
+            continue  # an unknown case is named by stored_froc_data; one without lesions is normal
+        shapes = None
+        for lesion in lesions:
+            where = f"{source}: case {case_id}: lesion {lesion.lesion_id!r}"
+            breasts = set()
+            for outline in lesion.outlines:
+                try:
+                    view = View.parse(outline.view)
+                except ValueError:
+                    raise StudyError(f"{where}: {outline.view!r} is not a view (L-CC, R-CC, L-MLO or R-MLO)") from None
+                breasts.add(view.laterality.value)
+                truth_of_breast = case.truth_left if view.laterality.value == "L" else case.truth_right
+                if truth_of_breast in ("normal", "none"):
+                    side = "left" if view.laterality.value == "L" else "right"
+                    raise StudyError(f"{where} is on {view.value}, but the {side} breast is {truth_of_breast} in "
+                                     "the study's case list")
+                if shapes is None:
+                    try:
+                        shapes = shapes_of(case.exam_path)
+                    except (MammoError, OSError):
+                        shapes = {}
+                        unread.append(case_id)
+                if case_id in unread:
+                    continue
+                shape = shapes.get(view.value)
+                if shape is None:
+                    raise StudyError(f"{where} is on {view.value}, but the case's exam has no {view.value} image")
+                row, col = outline.centre
+                if not (0 <= row < shape[0] and 0 <= col < shape[1]):
+                    raise StudyError(f"{where}: its centre (row {row:g}, col {col:g}) is outside the {view.value} "
+                                     f"image ({shape[0]} rows × {shape[1]} columns)")
+            if len(breasts) > 1:
+                raise StudyError(f"{where} is given on both breasts' views")
+    if not unread:
+        return ()
+    return (f"the exam(s) of case(s) {', '.join(unread[:5])}{' …' if len(unread) > 5 else ''} could not be read: "
+            f"the places of their lesions in {source} were not checked against the images",)
 
 
 def _weights(lesions: tuple[Lesion, ...]) -> list[float]:

@@ -179,3 +179,44 @@ def test_a_reader_who_has_read_nothing_is_left_out_and_no_file_is_written_withou
     with pytest.raises(StudyError, match="needs at least two rows of truth"):
         rjafroc_tables(form)
     store.close()
+
+
+def test_a_truth_file_gets_the_checks_of_a_lesion_list(tmp_path):
+    """study froc --truth took what study create --lesions refuses: a lesion on a normal case (which then
+    counted as abnormal, and the figures moved without a word), on the breast the case list calls normal, a
+    centre outside the image (a coordinator's test)."""
+    from app.study.cases import study_cases
+    from app.study.froc_study import check_truth_file
+
+    store, study_id = make_study(tmp_path)
+    cases = study_cases(store, study_id)
+    shapes = lambda _exam: {"L-CC": (3000, 2000), "R-CC": (3000, 2000)}  # noqa: E731
+    good = json.loads((tmp_path / "truth.json").read_text())
+    assert check_truth_file(load_lesion_truth(tmp_path / "truth.json"), cases, "truth.json", shapes) == ()
+
+    def refused(change, message):
+        data = json.loads(json.dumps(good))
+        change(data["cases"])
+        (tmp_path / "bad.json").write_text(json.dumps(data))
+        with pytest.raises(StudyError, match=message):
+            check_truth_file(load_lesion_truth(tmp_path / "bad.json"), cases, "bad.json", shapes)
+
+    lesion = {"id": 7, "views": [{"view": "L-CC", "centre": [100, 100]}]}
+    refused(lambda c: c.update(c03={"lesions": [lesion]}),
+            r"bad.json: case c03: lesion 7 is on L-CC, but the left breast is normal in the study's case list")
+    refused(lambda c: c["c01"]["lesions"][0]["views"].__setitem__(0, {"view": "R-CC", "centre": [10, 10]}),
+            "case c01: lesion 1 is on R-CC, but the right breast is normal")
+    refused(lambda c: c["c01"]["lesions"][0]["views"][0].update(centre=[99999, 99999]),
+            r"case c01: lesion 1: its centre \(row 99999, col 99999\) is outside the L-CC image \(3000 rows")
+    refused(lambda c: c["c01"]["lesions"][0]["views"].append({"view": "L-MLO", "centre": [10, 10]}),
+            "case c01: lesion 1 is on L-MLO, but the case's exam has no L-MLO image")
+    # an exam moved away since the reading: the breasts are checked, the places cannot be, and that is said
+    cautions = check_truth_file(load_lesion_truth(tmp_path / "truth.json"), cases, "truth.json")
+    assert len(cautions) == 1 and "c00, c01, c02 could not be read" in cautions[0]
+    store.close()
+    data = json.loads(json.dumps(good))
+    data["cases"]["c03"] = {"lesions": [lesion]}
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    done = main("study", "--db", tmp_path / "study.sqlite", "froc", "loc", "--truth", tmp_path / "bad.json",
+                "--out", tmp_path / "out")
+    assert done.returncode != 0 and "the left breast is normal in the study's case list" in done.stderr
