@@ -104,12 +104,27 @@ def import_study(store: Store, data: dict, name: str | None = None) -> int:
         # give each row's number in the file
         reads = sorted(numbered("study_reads"), key=lambda pair: _when(pair[1].get("committed_at")))
         _insert_rows(db, new_id, "study_reads", [pair for pair in reads if pair[1].get("modality") != "aided"])
+        _check_whole_reads(db, new_id)  # before the reveals, which would refuse a half unaided read less clearly
         _insert_rows(db, new_id, "reveals", numbered("reveals"))
         _insert_rows(db, new_id, "study_reads", [pair for pair in reads if pair[1].get("modality") == "aided"])
+        _check_whole_reads(db, new_id)
         _insert_rows(db, new_id, "study_marks", numbered("study_marks"))
         return new_id
 
     return store.submit(work).result()
+
+
+def _check_whole_reads(db, study_id: int) -> None:
+    """Refuse a read with one breast's row: the reader could never complete it (each commit of it is refused
+    as replacing a committed read), and the analyses would leave it out without a word."""
+    half = db.execute("SELECT reader, case_id, modality, GROUP_CONCAT(breast) FROM study_reads WHERE study_id=? "
+                      "GROUP BY reader, case_id, modality HAVING COUNT(DISTINCT breast) <> 2 "
+                      "ORDER BY reader, case_id, modality", (study_id,)).fetchall()
+    if half:
+        reader, case, modality, breasts = half[0]
+        more = f" (and {len(half) - 1} more)" if len(half) > 1 else ""
+        raise StudyError(f"the export's {modality} read of case {case!r} by reader {reader!r} gives breast(s) "
+                         f"{breasts} only{more}: a read gives both breasts; the export is damaged or was edited")
 
 
 def _when(value: object) -> tuple:

@@ -326,6 +326,16 @@ def test_an_import_refuses_a_read_the_design_has_not(store, exported):
                              "records an unaided read")
 
 
+
+def test_an_import_refuses_a_read_with_one_breast(store, exported):
+    """An export with one breast's row of a read taken out was imported: its reader resumed at that case and
+    every commit of it was refused as replacing a committed read (a coordinator's test)."""
+    gone = next(i for i, row in enumerate(exported["study_reads"]) if row["modality"] == "unaided")
+    row = exported["study_reads"].pop(gone)
+    other = "R" if row["breast"] == "L" else "L"
+    refused(store, exported, rf"the export's unaided read of case '{row['case_id']}' by reader '{row['reader']}' "
+                             rf"gives breast\(s\) {other} only: a read gives both breasts")
+
 def test_an_import_refuses_a_reading_order_that_lists_a_case_twice(store, exported):
     """Seen: reading_order[0] appended again (position 99) was imported, and 'study status' said 'A: 13 of 13
     read' on a 12-case study."""
