@@ -37,7 +37,33 @@ class CaseEntry:
 def case_mix_note(cases: Sequence[CaseEntry]) -> str:
     """What a study of ``cases`` can never give, or "": without a malignant breast, or without a breast free of
     cancer, among the cases read for the study (training cases aside), no reading gives an AUC; without an exam
-    free of cancer, no exam-level AUC. Said when the study is made, not after the readers have read it."""
+    free of cancer, no exam-level AUC. Also an exam listed under several case IDs: it is read and analysed as
+    independent cases. Said when the study is made, not after the readers have read it."""
+    notes = [note for note in (_auc_note(cases), _repeated_exam_note(cases)) if note]
+    return "; ".join(notes)
+
+
+def _exam_key(exam_path: str) -> str:
+    """One spelling of an exam's place: 'exams/c01/' and 'exams/c01' are one folder (a PACS address as it is)."""
+    if "://" in exam_path:
+        return exam_path.rstrip("/")
+    return os.path.normcase(os.path.abspath(exam_path))
+
+
+def _repeated_exam_note(cases: Sequence[CaseEntry]) -> str:
+    by_exam: dict[str, list[str]] = {}
+    for case in cases:
+        if not case.training:
+            by_exam.setdefault(_exam_key(case.exam_path), []).append(case.case_id)
+    repeated = [ids for ids in by_exam.values() if len(ids) > 1]
+    if not repeated:
+        return ""
+    named = "; ".join(" and ".join(ids) for ids in repeated[:3]) + (" …" if len(repeated) > 3 else "")
+    return (f"{len(repeated)} exam(s) are listed under several case IDs ({named}): each is read and analysed as "
+            "independent cases, which a reader study's statistics assume they are not")
+
+
+def _auc_note(cases: Sequence[CaseEntry]) -> str:
     read = [case for case in cases if not case.training]
     truths = [truth for case in read for truth in (case.truth_left, case.truth_right) if truth != "none"]
     if "malignant" not in truths:

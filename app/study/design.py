@@ -148,6 +148,14 @@ def create_study(
     if not readers or not all(reader.strip() for reader in readers):
         raise StudyError("give at least one reader, each with a name (an empty one was given)" if readers
                          else "give at least one reader")
+    for reader in readers:
+        if reader != reader.strip() or ";" in reader or any(
+                unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in reader):
+            raise StudyError(f"the reader name {reader!r} has spaces at its ends, a ';' or control characters (a tab, "
+                             "a line break): give each reader without them, the readers separated by commas")
+    # one form of each name: 'Chloé' typed as é or as e and a combining accent is one reader, not two who look
+    # alike in every list (a name is found in its composed form, whichever form a keyboard gives)
+    readers = [unicodedata.normalize("NFC", reader) for reader in readers]
     twice = sorted({reader for reader in readers if readers.count(reader) > 1})
     if twice:
         raise StudyError(f"each reader is named once; given twice: {', '.join(twice)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,10 +47,13 @@ class ReadingSession:
     def __init__(self, store: Store, study_id: int, reader: str) -> None:
         self.store = store
         self.study_id = study_id
-        self.reader = reader
         info = study_info(store, study_id)
+        if reader not in info["readers"] and unicodedata.normalize("NFC", reader) in info["readers"]:
+            reader = unicodedata.normalize("NFC", reader)  # the name as created, whichever form was typed
+        self.reader = reader
         if reader not in info["readers"]:
-            raise StudyError(f"{reader!r} is not a reader of study {info['name']!r}")
+            raise StudyError(f"{reader!r} is not a reader of study {info['name']!r} (its readers: "
+                             f"{', '.join(info['readers'])})")
         self.study_name: str = info["name"]
         self.design: Design = info["design"]
         self.washout_days: int = info["washout_days"]

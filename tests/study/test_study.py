@@ -625,10 +625,19 @@ def test_a_version_1_export_still_imports(store):
 
 
 def test_readers_named_twice_or_not_at_all_are_said(store):
+    composed, decomposed = "Chlo\u00e9", "Chloe\u0301"  # one name, two Unicode forms (a coordinator's test)
     for readers, says in ((["A", "B", "A"], "given twice: A"), (["A", " "], "an empty one was given"),
-                          ([], "give at least one reader")):
+                          ([], "give at least one reader"), ([composed, decomposed], f"given twice: {composed}"),
+                          (["A;B;C"], "'A;B;C' has spaces at its ends, a ';' or control characters"),
+                          (["A\tB"], "control characters"), ([" A"], "spaces at its ends")):
         with pytest.raises(StudyError, match=says):
             create_study(store, "r", Design.UNAIDED, readers, cases(4, 2), seed=1)
+    study = create_study(store, "r", Design.UNAIDED, [decomposed], cases(4, 2), seed=1)
+    assert store.read("SELECT reader FROM study_readers WHERE study_id=?", (study,)) == [(composed,)]
+    for typed in (composed, decomposed):  # found whichever form the keyboard gives
+        assert ReadingSession(store, study, typed).reader == composed
+    with pytest.raises(StudyError, match=r"'Chloe' is not a reader of study 'r' \(its readers: Chlo\u00e9\)"):
+        ReadingSession(store, study, "Chloe")
 
 
 def test_results_measure_the_operating_points_a_model_card_declares(store):

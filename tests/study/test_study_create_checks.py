@@ -195,13 +195,15 @@ def test_the_other_lists_name_the_line_in_the_file_too(tmp_path):
     ([("malignant", "none"), ("none", "malignant")], "no breast without cancer among its 2 study case(s)"),
     ([("malignant", "normal"), ("benign", "malignant")], "breast-level results only"),
     ([("malignant", "normal"), ("normal", "benign")], ""),
+    ([("malignant", "normal"), ("normal", "benign"), ("normal", "normal", "/e/1/")],
+     "1 exam(s) are listed under several case IDs (c1 and c2): each is read and analysed as independent cases"),
 ])
 def test_the_case_mix_a_study_can_never_give_an_auc_with_is_named(tmp_path, truths, says):
     """Seen: an all-normal case list made a study without a word; the coordinator learnt that it gives no AUC
     after the readers had read every case. Training cases do not count: they are never analysed."""
     from app.study.cases import case_mix_note
 
-    cases = [CaseEntry(f"c{i}", f"/e/{i}", left, right) for i, (left, right) in enumerate(truths)]
+    cases = [CaseEntry(f"c{i}", (exam or [f"/e/{i}"])[0], left, right) for i, (left, right, *exam) in enumerate(truths)]
     cases.append(CaseEntry("t", "/e/t", "normal", "normal", training=True))
     cases.append(CaseEntry("u", "/e/u", "malignant", "benign", training=True))
     assert (says in case_mix_note(cases)) if says else case_mix_note(cases) == ""
