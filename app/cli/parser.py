@@ -300,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--cases", required=True, help="CSV: case_id, exam, truth_left, truth_right[, notes, training]")
     create.add_argument("--readers", required=True, help="comma-separated reader names")
     create.add_argument("--design", default="sequential", choices=["unaided", "sequential", "concurrent", "crossover"],
-                        help="crossover: two sessions, each case read once unaided and once with the AI")
+                        help="unaided: readers alone; sequential (the default): each case unaided, then with the AI "
+                             "shown; concurrent: with the AI from the start; crossover: two sessions, each case read "
+                             "once unaided and once with the AI")
     create.add_argument("--scores", metavar="PARQUET",
                         help="take the models' scores from a batch's scores.parquet (case ID = exam ID)")
     create.add_argument("--seed", type=int, default=0)

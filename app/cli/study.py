@@ -171,6 +171,9 @@ def _export(store, args) -> int:
 
     if not (args.out or args.froc or args.rjafroc):
         raise StudyError("say what to write: OUT (the whole study), --froc JSON and/or --rjafroc XLSX")
+    for given in (args.out, args.froc, args.rjafroc):
+        if given and Path(given).is_dir():
+            raise StudyError(f"{given} is a folder: give the file to write (e.g. {Path(given) / 'study.json'})")
     study_id = _study_id(store, args.name)
     if args.out:
         write_text_atomic(args.out, json.dumps(export_study(store, study_id), indent=1))

@@ -4,6 +4,8 @@ runs both on a worker and only renders what they return."""
 
 from __future__ import annotations
 
+import shlex
+
 from dataclasses import dataclass, field, replace
 
 from app.exam_window import ExamWindow, exam_window
@@ -110,11 +112,11 @@ def open_reading(store: Store, study_id: int, reader: str, *, progress=None, can
             exams = study_cases(store, study_id)
             if not any(_opens(exams[case_id].exam_path) for case_id in missing):
                 missing = []
-        if missing:
-            named = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
-            raise StudyError(f"{len(missing)} case(s) have no stored AI result ({named}), so a {session.design} "
-                             "reading would record aided reads with no AI shown; the coordinator runs "
-                             "'python main.py study scores NAME --models …' on this machine first (an imported "
+        if missing:  # said to a reader: no case ID (one may be made from an accession number); the
+            # coordinator's 'study scores' names the cases it scores or cannot
+            raise StudyError(f"{len(missing)} case(s) have no stored AI result, so a {session.design} reading would "
+                             "record aided reads with no AI shown; the coordinator runs 'python main.py study scores "
+                             f"{shlex.quote(session.study_name)} --models …' on this machine first (an imported "
                              "study or scores from a batch's table carry the scores, not the results to show)")
     position = session.next_position()
     state = case_state(session, position) if position is not None else None
