@@ -498,6 +498,7 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         "issuer": _text(ds, "IssuerOfPatientID"),
         "frame_of_reference_uid": _text(ds, "FrameOfReferenceUID"),
         "sop_class_uid": _text(ds, "SOPClassUID"),
+        "image_type": "\\".join(str(v) for v in (ds.get("ImageType") or [])).upper(),
         "manufacturer": _text(ds, "Manufacturer"),
         "age": _text(ds, "PatientAge"),  # AS, "045Y": archives stripped of the birth date often keep it
     }

@@ -280,14 +280,55 @@ def _read_manifest(path: Path) -> list[tuple[Path, View | None]]:
 PROJECTION_MARGIN = 0.15  # how much more MLO-like one candidate must look than another to tell them apart
 
 
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # and its multi-frame kinds (…7.1 to …7.4)
+
+
+def derived_kind(image: ViewImage) -> str:
+    """What makes ``image`` a copy rather than the acquired mammogram ("" for an original): a Secondary
+    Capture (a screenshot, an annotated export) or an image whose ImageType says DERIVED."""
+    if str(image.study.get("sop_class_uid", "")).startswith(SECONDARY_CAPTURE):
+        return "a Secondary Capture"
+    if str(image.study.get("image_type", "")).startswith("DERIVED"):
+        return "a derived image (ImageType DERIVED)"
+    return ""
+
+
+def _source_preference(candidates: list[ViewImage]) -> tuple[list[ViewImage], list[ViewImage], str]:
+    """The candidates a slot may take first, the others, and why: a 'For Presentation' image before one 'For
+    Processing' (which cannot be analysed: it refused a whole exam its modality had also sent processed), an
+    original before a Secondary Capture or derived copy (an annotated screenshot had been analysed and its
+    results sent to the PACS in place of the mammogram)."""
+    def rank(img: ViewImage) -> tuple[int, int]:
+        return (0 if img.analyzable else 1, 1 if derived_kind(img) else 0)
+
+    best = min(rank(img) for img in candidates)
+    first = [img for img in candidates if rank(img) == best]
+    later = [img for img in candidates if rank(img) != best]
+    if not later:
+        return first, later, ""
+    why = []
+    for img in later:
+        kind = "a 'For Processing' image" if not img.analyzable else derived_kind(img)
+        why.append(f"{img.source.name} is {kind}")
+    return first, later, "; ".join(why)
+
+
 def _choose(candidates: list[ViewImage]) -> tuple[ViewImage, str]:
     """A deterministic choice among several images for one slot, stated in words.
 
-    The pixels are asked first: when one candidate looks clearly more like the other projection (the
-    pectoral muscle of an MLO saved as CC, see ``mlo_likeness``), the ones that agree with the slot win.
-    Among the rest: latest acquisition, then file name.
+    An original 'For Presentation' image comes before a 'For Processing' one and before a copy (Secondary
+    Capture, ImageType DERIVED): ``_source_preference``. Then the pixels are asked: when one candidate looks
+    clearly more like the other projection (the pectoral muscle of an MLO saved as CC, see ``mlo_likeness``),
+    the ones that agree with the slot win. Among the rest: latest acquisition, then file name.
     """
     view = candidates[0].view
+    everyone = candidates
+    candidates, set_aside, source_reason = _source_preference(candidates)
+    if len(candidates) == 1:
+        chosen = candidates[0]
+        others = ", ".join(img.source.name for img in set_aside)
+        return chosen, (f"{len(everyone)} images for {view.value}: used {chosen.source.name} ({source_reason}); "
+                        f"kept aside: {others}")
     cues = {id(img): mlo_likeness(img.model_image, img.horizontal_flip, view.laterality) for img in candidates}
     ranked = sorted(candidates, key=lambda img: (img.acquisition, str(img.source)), reverse=True)
     valid = [cues[id(img)] for img in candidates if cues[id(img)] == cues[id(img)]]
@@ -302,9 +343,12 @@ def _choose(candidates: list[ViewImage]) -> tuple[ViewImage, str]:
         other = "CC" if wants_mlo else "MLO"
         reason = (f"the pixels of {', '.join(img.source.name for img in disagreeing)} look like an {other} view "
                   f"(pectoral muscle and shape); then latest acquisition")
+    if source_reason:
+        reason = f"{source_reason}; then {reason}"
+    ranked += set_aside
     chosen = ranked[0]
     others = ", ".join(img.source.name for img in ranked[1:])
-    return chosen, f"{len(candidates)} images for {view.value}: used {chosen.source.name} ({reason}); kept aside: {others}"
+    return chosen, f"{len(everyone)} images for {view.value}: used {chosen.source.name} ({reason}); kept aside: {others}"
 
 
 # CBIS-DDSM (TCIA) gives every image its own PatientID, "<Mass|Calc>-<Training|Test>_P_<5 digits>_<LEFT|RIGHT>_

@@ -17,7 +17,15 @@ from pydicom.uid import (
 from inference.intake.exam import Exam, ExamError, View, load_exam, load_view
 from inference.pipeline import analyze_exam
 from tests.conftest import DATA, SHARED, require_shared
-from tests.inference.intake.dicom_factory import PATIENT_ID, PATIENT_NAME, code_item, make_dataset, sample_pixels, write
+from tests.inference.intake.dicom_factory import (
+    MG_FOR_PROCESSING,
+    PATIENT_ID,
+    PATIENT_NAME,
+    code_item,
+    make_dataset,
+    sample_pixels,
+    write,
+)
 
 DICOM_DIR = SHARED / "data" / "dicom"
 
@@ -222,6 +230,29 @@ def test_several_candidates_pick_latest_and_say_which(tmp_path, pixels):
     assert exam.views[View.L_CC].source.name == "late.dcm"
     assert any("used late.dcm" in w for w in exam.warnings)
 
+
+
+@pytest.mark.parametrize("copy, says", [
+    ({"sop_class": "1.2.840.10008.5.1.4.1.1.7", "ImageType": ["DERIVED", "SECONDARY"]}, "is a Secondary Capture"),
+    ({"ImageType": ["DERIVED", "PRIMARY"]}, "is a derived image (ImageType DERIVED)"),
+    ({"sop_class": MG_FOR_PROCESSING, "intent": "FOR PROCESSING"}, "is a 'For Processing' image"),
+])
+def test_the_acquired_presentation_image_wins_over_a_copy_or_the_raw_one(tmp_path, pixels, copy, says):
+    """A deployer's test of the AI node: an annotated Secondary Capture of L-CC, acquired later and named
+    after the original, was analysed in its place and its results sent to the PACS; a modality sending each
+    view 'For Presentation' and 'For Processing' had the raw image chosen and the whole exam refused."""
+    original = make_dataset(pixels, AcquisitionDateTime="20260101100000", ImageType=["ORIGINAL", "PRIMARY"])
+    write(original, tmp_path, "L-CC.dcm")
+    write(make_dataset(pixels, AcquisitionDateTime="20260101110000", **copy), tmp_path, "zz_copy_L-CC.dcm")
+    exam = load_exam(tmp_path)
+    assert exam.views[View.L_CC].source.name == "L-CC.dcm"
+    assert [img.source.name for img in exam.aside] == ["zz_copy_L-CC.dcm"]
+    note = next(w for w in exam.warnings if "2 images for L-CC" in w)
+    assert f"used L-CC.dcm (zz_copy_L-CC.dcm {says}); kept aside: zz_copy_L-CC.dcm" in note
+    exam.check_analyzable()  # the exam is analysed, from the original
+    # a copy alone in its slot is still used (CBIS-DDSM's scanned films are Secondary Captures)
+    alone = load_exam([tmp_path / "zz_copy_L-CC.dcm"])
+    assert list(alone.views) == [View.L_CC]
 
 def test_deidentify_drops_identifiers(tmp_path, pixels):
     exam = load_exam([write(make_dataset(pixels), tmp_path, "a.dcm")])
