@@ -10,6 +10,7 @@ from app.archive.sources import ExamItem
 from app.archive.unit import BatchOptions
 from app.folders import hold_folder
 from inference.errors import MammoError
+from inference.files import hide_file_times
 
 ENGINES = ("local", "ray")
 
@@ -85,6 +86,8 @@ def run_batch(
             summary = ledger.close()
         finally:
             lock.release()
+            if options.deidentify:  # the lock file's time named when the run was made (and the folder's again)
+                hide_file_times([out / LOCK_NAME, out])
     return summary
 
 

@@ -41,7 +41,7 @@ SCHEMA = pa.schema([
     ("numerics", pa.string()),
     ("device", pa.string()),
     ("seconds", pa.float64()),  # the models' time for the whole exam
-    ("analysed_at", pa.string()),  # UTC, ISO 8601; de-identified: moved by the patient's date shift
+    ("analysed_at", pa.string()),  # UTC, ISO 8601; empty in a de-identified run
     # the exam's facts from its DICOM headers (app/archive/facts.py), null where unknown; de-identified with it
     ("density", pa.string()),  # a-d
     ("manufacturer", pa.string()),
@@ -57,14 +57,15 @@ def part_path(out: Path, item: ExamItem) -> Path:
     return out / BOOKKEEPING / "parts" / f"{item.key}.parquet"
 
 
-def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict | None = None) -> list[dict]:
-    """The table's rows of one analysed exam; ``facts`` (``app.archive.facts.exam_facts``) on every row."""
+def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict | None = None,
+               deidentified: bool = False) -> list[dict]:
+    """The table's rows of one analysed exam; ``facts`` (``app.archive.facts.exam_facts``) on every row.
+    ``deidentified``: no time of analysis (empty). A true time beside the shifted study date gave the patient's
+    offset away, and one moved by the offset gave it to anyone who knew roughly when the batch ran."""
     provenance = result.provenance
     common = {"exam_id": item.exam_id, "location": item.location, "mode": provenance.mode.value,
               "device": provenance.device, "seconds": float(seconds),
-              # de-identified, moved as the study date is: a true time beside it gave the patient's offset away
-              "analysed_at": (datetime.datetime.now(datetime.UTC)
-                              + (facts or {}).get("date_shift", datetime.timedelta(0))).isoformat(timespec="seconds"),
+              "analysed_at": None if deidentified else datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
               **{name: (facts or {}).get(name) for name in ("density", "manufacturer", "age", "study_date")}}
     rows = []
     for entry in result.entries:

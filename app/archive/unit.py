@@ -329,7 +329,8 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
                 raise
             files = incomplete.written
             problems.insert(0, str(incomplete))
-        part = write_part(out, item, score_rows(item, analysed.result, analysed.seconds, analysed.facts))
+        part = write_part(out, item, score_rows(item, analysed.result, analysed.seconds, analysed.facts,
+                                                  deidentified=options.deidentify))
         if not problems:  # no marker for a partial exam: a rerun tries it again, and it stays in failures.csv
             marker = {"exam_id": item.exam_id, "location": item.location, "options": record,
                       "files": [str(p) for p in files], "scores": str(part),
