@@ -74,18 +74,34 @@ def where_kept(file_agreed: bool = False) -> str:
 
 
 def _read_file() -> dict:
+    """The plain file's entries ({} when there is none). A file that cannot be read is said, naming it: taken
+    as empty, its passwords failed as "authentication failed (HTTP 401)", and a password saved then replaced
+    the file and lost every other node's entry."""
+    path = credentials_file()
     try:
-        data = json.loads(credentials_file().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return {}
-    return data if isinstance(data, dict) else {}
+    except (OSError, UnicodeDecodeError) as error:
+        why = getattr(error, "strerror", None) or error
+        raise CredentialStoreError(f"the saved DICOMweb credentials cannot be read ({why})", path) from error
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise CredentialStoreError(f"the saved DICOMweb credentials are damaged ({error}): mend the file, or remove "
+                                   "it and save the passwords again (Preferences → Password…)", path) from error
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise CredentialStoreError("the saved DICOMweb credentials are not what this program writes (an object of "
+                                   "nodes, each with its username and password): mend or remove the file", path)
+    return data
 
 
 def save_credentials(node: str, username: str, password: str, *, file_agreed: bool = False) -> str:
     """Keep the credentials of ``node`` (its address as ``RemoteNode.describe`` gives it); returns where.
 
     Raises:
-        CredentialStoreError: no system store and ``file_agreed`` is False.
+        CredentialStoreError: no system store and ``file_agreed`` is False, or the plain file cannot be read
+            (nothing is written then).
     """
     store = system_store()
     if store is not None:

@@ -25,6 +25,7 @@ from app.pacs.credentials import (
 )
 from app.pacs.nodes import RemoteNode, parse_address, parse_study
 from app.settings import config_dir
+from inference.errors import MammoError
 
 WEB = "dicomweb+https://pacs.example:8443/dicom-web"
 
@@ -99,6 +100,27 @@ def test_file_and_fail_backends_are_no_store_and_a_file_needs_the_users_agreemen
     assert not getattr(backend, "kept", {})  # nothing went to the file backend
     assert load_credentials(WEB) == ("ann", "hunter2")
 
+
+
+def test_a_damaged_plain_file_is_named_and_never_written_over():
+    """A deployer's test: one trailing comma in the file, and its password was taken as none (the node said
+    "authentication failed (HTTP 401)"); saving another node's password then replaced the file with that one
+    entry, and every other node's was lost."""
+    keyring.set_keyring(null.Keyring())
+    save_credentials(WEB, "ann", "hunter2", file_agreed=True)
+    damaged = credentials_file().read_text().rstrip("}") + ', "other": {"username": "bo", "password": "x"},}'
+    credentials_file().write_text(damaged)
+    with pytest.raises(CredentialStoreError, match="the saved DICOMweb credentials are damaged") as caught:
+        load_credentials(WEB)
+    assert str(credentials_file()) in str(caught.value)
+    with pytest.raises(MammoError, match="pacs-credentials.json: the saved DICOMweb credentials are damaged"):
+        parse_address(WEB)  # the node is not used with no password
+    with pytest.raises(CredentialStoreError, match="damaged"):
+        save_credentials("dicomweb+https://third:443/dicom-web", "cy", "cypw", file_agreed=True)
+    assert credentials_file().read_text() == damaged  # nothing written over it
+    credentials_file().write_text('["not", "ours"]')
+    with pytest.raises(CredentialStoreError, match="not what this program writes"):
+        load_credentials(WEB)
 
 def test_a_chainer_is_looked_through_to_its_real_store_past_a_plaintext_one(monkeypatch):
     real, plain = FakeStore(), PlaintextKeyring()

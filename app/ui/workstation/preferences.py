@@ -241,6 +241,7 @@ class PreferencesDialog(QDialog):
     def set_password(self) -> None:
         """The user name and password of the selected DICOMweb node, into the credential store."""
         from app.pacs.credentials import credentials_file, save_credentials, system_store, where_kept  # noqa: PLC0415
+        from inference.errors import MammoError  # noqa: PLC0415
 
         node = self._selected()
         if node is None or node.protocol != "dicomweb":
@@ -259,7 +260,11 @@ class PreferencesDialog(QDialog):
                 self.test_result.setText(f"not saved for {node.describe()}: {where_kept()}; or set "
                                          "MAMMO_DICOMWEB_USER / MAMMO_DICOMWEB_PASSWORD in the environment")
                 return
-        kept = save_credentials(node.describe(), user, password, file_agreed=self._credentials_file)
+        try:
+            kept = save_credentials(node.describe(), user, password, file_agreed=self._credentials_file)
+        except MammoError as error:  # the plain file cannot be read: nothing was written over it
+            self.test_result.setText(f"not saved for {node.describe()}: {error}")
+            return
         self.test_result.setText(f"saved for {node.describe()} in {kept}")
 
     def agree_to_plain_file(self, path) -> bool:
