@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # a full disk, a read-only folder, a vanished network share
         where = f"{error.filename}: " if error.filename else ""
         what = "the disk is full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+        out = getattr(args, "out", None)
+        if not error.filename and out:  # a write into an open file names none: the command's output does
+            what += f" (writing to {out})"
         print(f"error: {where}{what}", file=sys.stderr)
         return 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import subprocess
@@ -105,6 +106,19 @@ def test_json_is_written_atomically_and_a_full_disk_is_a_message(tmp_path):
     assert "error: /proc/version: the JSON result cannot be written there" in done.stderr
 
 
+
+def test_a_full_disk_without_a_file_name_names_the_output_folder(tmp_path, monkeypatch, capsys):
+    """A deployer's test: a batch on a 1 MB disk said only "error: the disk is full" (a write into an open file
+    names no file)."""
+    from main import main  # noqa: PLC0415
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("app.cli.batch.run", full)
+    assert main(["batch", str(tmp_path / "archive"), "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.strip() == f"error: the disk is full (writing to {tmp_path / 'out'})"
+
 def test_train_never_writes_over_a_model_it_did_not_start(tmp_path, capsys):
     """A folder holding a model.pt (with its calibration) and no training checkpoint is refused, unchanged."""
     from main import main  # noqa: PLC0415
@@ -192,7 +206,6 @@ def test_an_atomic_write_over_a_folder_names_the_file_asked_for(tmp_path):
 def test_an_atomic_write_into_a_read_only_or_full_folder_names_the_file_asked_for(tmp_path, monkeypatch):
     """A read-only folder said "… /.a.maps.npz.d52mbjjl.part: Read-only file system"; root ignores the mode
     bits, so the folder's refusal is made by the temporary file's creation, and the full disk by the write."""
-    import errno
     import tempfile
 
     from inference.files import atomic_path, write_bytes_atomic  # noqa: PLC0415
