@@ -490,7 +490,7 @@ class AiNode:
                     return
                 if not rewriting:
                     _say(f"study {folder.name}: an instance was added or replaced since its analysis: analysing it "
-                         "again (results sent before are superseded by the new ones)")
+                         "again (its new results, if it is analysed, supersede those sent before)")
             if rewriting:  # the models run again only once the results folder takes a file again
                 problem = self._results_problem()
                 if problem:
@@ -504,8 +504,11 @@ class AiNode:
             fault = self._rewrite_said.pop(folder, None)
             after = "" if fault is None else " (written this time)" if fault[0] == MACHINE_FAULT else " (this time)"
             if outcome.status == "failed":
+                # the operator's way out of a study that cannot be analysed as it is (another patient's image in
+                # it fails every resend the same way): its images' folder
                 _say(f"FAILED study {folder.name}{self._from(folder)}: {without_identifiers(outcome.reason, folder)} "
-                     "(analysed again when an instance of it comes)")
+                     f"(analysed again when an instance of it comes; its images are in {folder}: remove a stray "
+                     "image there, or the folder to drop the study)")
                 return
             reason = f" ({without_identifiers(outcome.reason, folder)})" if outcome.reason else ""
             _say(f"analysed study {folder.name}: {len(outcome.files)} file(s) in {self.results / folder.name}"
