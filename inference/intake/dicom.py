@@ -405,7 +405,7 @@ def _modality_lut_name(ds: Dataset) -> str:
         return "the Modality LUT"
     slope, intercept = ds.get("RescaleSlope", 1), ds.get("RescaleIntercept", 0)
     values = f"{float(slope):g}" if float(intercept or 0) == 0 else f"{float(slope):g}, {float(intercept):g}"
-    return f"the Rescale Slope/Intercept ({values})"
+    return f"the Rescale Slope and Intercept ({values})"
 
 
 def _read_pixels(ds: Dataset, path: Path, invert: bool) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
@@ -451,12 +451,12 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         laterality, lat_source = _laterality(ds, path)
         projection, view_source, modifiers = _projection(ds, path)
     if laterality is None or projection is None:
-        missing = "laterality (left/right)" if laterality is None else "view (CC/MLO)"
+        missing = "laterality (left or right)" if laterality is None else "view (CC or MLO)"
         raise ExamError(f"the {missing} of the image is not recorded in the file or its name", path)
     if lat_source not in ("ImageLaterality", "manifest"):
         warnings.append(f"laterality taken from {lat_source}, not ImageLaterality")
     if view_source not in ("ViewCodeSequence", "ViewPosition", "manifest"):
-        warnings.append(f"view taken from {view_source}, not ViewCodeSequence/ViewPosition")
+        warnings.append(f"view taken from {view_source}, not ViewCodeSequence or ViewPosition")
     position = _text(ds, "ViewPosition").upper()
     if view_source == "ViewCodeSequence" and position and position != projection:
         warnings.append(f"ViewCodeSequence says {projection} but ViewPosition says {position}; used {projection}")

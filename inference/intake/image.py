@@ -215,7 +215,7 @@ def pixel_problem(pixels: np.ndarray, where: str = "") -> str:
 
     Args:
         pixels: (H, W) grey levels.
-        where: the step that made them, for the message (" after the Rescale Slope/Intercept (1e+308)").
+        where: the step that made them, for the message (" after the Rescale Slope and Intercept (1e+308)").
     """
     with np.errstate(invalid="ignore", over="ignore"):
         if not np.all(np.isfinite(pixels)):

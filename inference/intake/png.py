@@ -35,7 +35,7 @@ def _read_png(path: Path) -> tuple[np.ndarray, list[str]]:
     _check_png_size(data[:24].tobytes(), path)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise ExamError("the file is not a readable image (damaged or not a PNG/TIFF)", path)
+        raise ExamError("the file is not a readable image (damaged, or not a PNG or TIFF)", path)
     if image.ndim == 3:
         channels = image[..., :3]
         if not (np.array_equal(channels[..., 0], channels[..., 1]) and np.array_equal(channels[..., 1], channels[..., 2])):

@@ -153,6 +153,23 @@ def test_blind_exam_removes_identifiers_from_the_exam_and_its_notes(study):
     assert scrub("case CASEID-X in /data/Smith_Jane/x", ["CASEID-X"]) == "case … in …"
 
 
+
+def test_the_intake_s_own_words_survive_the_blinding(tmp_path):
+    """A coordinator's test: the reader saw "view taken from PatientOrientation, not …" and "damaged or not a …":
+    the intake wrote "A/B" pairs, which the blinding takes for paths. Its notes say "A or B" now."""
+    from inference.intake.exam import load_exam, load_view
+    from inference.errors import MammoError
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
+
+    ds = make_dataset(sample_pixels("L-CC"), laterality_keyword="", projection="", PatientOrientation=["A", "R"])
+    image = load_view(write(ds, tmp_path, "RIGHT_MLO.dcm"))
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "0_L-CC.png").write_bytes(b"not an image")
+    with pytest.raises(MammoError) as caught:
+        load_exam(tmp_path / "junk")
+    for note in [*image.warnings, caught.value.message]:
+        assert scrub(note, []) == note, note
+
 def test_a_case_that_cannot_be_opened_is_said_to_the_reader_without_the_patients_ids(tmp_path):
     """Seen by a privacy reviewer: the blinded reading screen's dialog said "Case 4 of 4: … the images belong to 2
     different patients …: patient PID000111 (PRIVHOSP): …; patient PID987654 (PRIVHOSP): …"."""

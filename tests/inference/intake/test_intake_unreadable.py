@@ -40,7 +40,7 @@ def four_views(folder: Path, bad: str = "", shrink: int = 8, **bad_attributes) -
 
 @pytest.mark.parametrize(("attributes", "reason"), [
     ({"RescaleSlope": 1e308, "RescaleIntercept": 0},
-     "the pixels are not finite after the Rescale Slope/Intercept (1e+308)"),
+     "the pixels are not finite after the Rescale Slope and Intercept (1e+308)"),
     ({"RescaleSlope": 0, "RescaleIntercept": 100}, "every pixel has the same value (100)"),
     ({"RescaleSlope": 1e300, "RescaleIntercept": 0}, "far beyond any detector's range"),
 ])
@@ -100,7 +100,7 @@ def test_a_the_analyze_command_leaves_the_unreadable_view_out_and_names_it(tmp_p
     out = tmp_path / "result.json"
     done = analyze(str(exam), "--json", str(out))
     assert done.returncode == 0, done.stderr
-    assert "R-CC.dcm could not be loaded: the pixels are not finite after the Rescale Slope/Intercept (1e+308)" \
+    assert "R-CC.dcm could not be loaded: the pixels are not finite after the Rescale Slope and Intercept (1e+308)" \
         in done.stderr
     assert not re.search(r"\b(nan|inf)\b", done.stdout, re.IGNORECASE) and "R-CC " not in done.stdout
     assert "L-CC " in done.stdout and "P(malignant)" in done.stdout
