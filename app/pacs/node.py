@@ -349,6 +349,9 @@ class AiNode:
         self._unsent: dict[Path, float] = {}  # study folder -> when to try the destination again
         self._send_failures: dict[str, str] = {}  # study -> the send failure last printed (printed once)
         self._confirmed: dict[Path, float] = {}  # study folder -> when its instances were last found analysed
+        # study folder -> when it last failed for its content or was analysed in part (it has no marker): its
+        # images, identifiers and all, go keep_s after that and its last instance, as an analysed study's do
+        self._unfinished: dict[Path, float] = {}
         self._senders: dict[Path, set[str]] = {}  # study folder -> who sent its instances ("AE title 'X' at HOST")
         self._rewrite: dict[Path, float] = {}  # study folder -> when to analyse it again (its results were not written)
         self._rewrite_said: dict[Path, tuple[str, str]] = {}  # study folder -> (fault, reason) last printed for it
@@ -503,6 +506,10 @@ class AiNode:
             self._rewrite_wait.pop(folder, None)
             fault = self._rewrite_said.pop(folder, None)
             after = "" if fault is None else " (written this time)" if fault[0] == MACHINE_FAULT else " (this time)"
+            if outcome.status == "done":
+                self._unfinished.pop(folder, None)
+            else:
+                self._unfinished[folder] = time.time()
             if outcome.status == "failed":
                 # the operator's way out of a study that cannot be analysed as it is (another patient's image in
                 # it fails every resend the same way): its images' folder
@@ -601,17 +608,23 @@ class AiNode:
 
     def remove_finished(self) -> list[Path]:
         """Remove the received instances of each study analysed (its marker newer than every instance) and sent
-        at least ``keep_s`` ago, and not waiting for anything; returns their folders."""
+        at least ``keep_s`` ago, and not waiting for anything, and of each study that failed for its content or
+        was analysed in part ``keep_s`` after it was last tried and its last instance came (they stayed for
+        ever, identifiers and all); returns their folders."""
         now, removed = time.time(), []
         with self._lock:
             busy = set(self._pending) | set(self._unsent) | set(self._rewrite)
         for folder in self.studies():
             marker = marker_path(self.results, ExamItem(folder.name, str(folder)))
             try:
-                analysed = max(marker.stat().st_mtime, self._confirmed.get(folder, 0.0))
                 newest = max(p.stat().st_mtime for p in folder.glob("*.dcm"))
-            except (OSError, ValueError):
+                analysed = max(marker.stat().st_mtime, self._confirmed.get(folder, 0.0))
+            except ValueError:  # no instance
                 continue
+            except OSError:  # no marker: only a study that failed for its content, or was analysed in part, goes
+                if folder not in self._unfinished:  # (one not taken yet is waiting for its analysis)
+                    continue
+                analysed = max(self._unfinished[folder], newest)
             if folder in busy or newest > analysed or now - analysed < self.options.keep_s:
                 continue
             def still_finished(folder=folder) -> bool:  # asked while no instance is being written
@@ -627,10 +640,13 @@ class AiNode:
                 shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
             self._confirmed.pop(folder, None)
+            unfinished = self._unfinished.pop(folder, None) is not None
             with self._lock:
                 self._senders.pop(folder, None)
-            _say(f"study {folder.name}: its received images were removed ({freed / (1 << 20):.1f} MB; analysed "
-                 f"{(now - analysed) / 3600:.1f} h ago, results kept in {self.results / folder.name})")
+            kept = (f"it failed or was analysed in part, last tried {(now - analysed) / 3600:.1f} h ago, and no "
+                    "instance of it came since" if unfinished else f"analysed {(now - analysed) / 3600:.1f} h ago, "
+                    f"results kept in {self.results / folder.name}")
+            _say(f"study {folder.name}: its received images were removed ({freed / (1 << 20):.1f} MB; {kept})")
         return removed
 
     def _send(self, folder: Path, outcome: Outcome) -> None:

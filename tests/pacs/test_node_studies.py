@@ -107,7 +107,7 @@ def test_a_received_image_without_its_view_is_never_given_one_by_its_file_name(t
     unnamed.SOPInstanceUID = unnamed.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4.1996"  # sha1 09ff…dce91cc70
     path = keep_instance(folder, unnamed)
     assert path.stem.isdigit()
-    with pytest.raises(ExamError, match=r"the view \(CC/MLO\) of the image is not recorded"):
+    with pytest.raises(ExamError, match=r"the view \(CC or MLO\) of the image is not recorded"):
         load_exam(folder)
 
 
@@ -167,6 +167,30 @@ def test_received_images_go_keep_s_after_the_analysis_and_their_room_comes_back(
     finally:
         node.scp.stop()
 
+
+
+def test_a_study_that_failed_for_its_content_goes_after_keep_hours_too(tmp_path, groups, capsys):
+    """A deployer's doubt, confirmed: a failed study has no marker, so its images (identifiers and all) were
+    never removed; a study received and not taken yet stays."""
+    import os
+    import time
+
+    node = _node(tmp_path, groups)
+    failed = study_folder(tmp_path, STUDY)
+    for dataset in _views()[:3]:  # a view short: failed for its content
+        keep_instance(failed, dataset)
+    waiting = study_folder(tmp_path, "1.2.3.99")
+    keep_instance(waiting, _views(("L-CC",))[0])
+    node._take(failed)
+    assert "FAILED study" in capsys.readouterr().out
+    assert node.remove_finished() == []  # just failed: the modality may still send the missing view
+    ago = time.time() - 25 * 3600
+    for path in [*failed.glob("*.dcm"), *waiting.glob("*.dcm")]:
+        os.utime(path, (ago, ago))
+    node._unfinished[failed] = ago + 60
+    assert node.remove_finished() == [failed]
+    assert not failed.exists() and waiting.exists()
+    assert "it failed or was analysed in part, last tried 25.0 h ago" in capsys.readouterr().out
 
 def test_a_late_instance_after_the_images_went_is_not_analysed_alone(tmp_path, groups, capsys):
     """With the images removed (--keep-hours), a late view landed alone in a fresh folder: analysed as a study of
