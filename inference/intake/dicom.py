@@ -226,6 +226,14 @@ def _spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str]:
     return None, ""
 
 
+def _image_type(ds) -> str:
+    """ImageType's values joined by backslashes, upper case ("DERIVED\\PRIMARY"); one value is a string, not a
+    list of its letters."""
+    value = ds.get("ImageType")
+    values = [value] if isinstance(value, str) else list(value or [])
+    return "\\".join(str(v).strip() for v in values).upper()
+
+
 def _acquisition(ds: Dataset) -> str:
     value = _text(ds, "AcquisitionDateTime")
     if value:
@@ -498,7 +506,7 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         "issuer": _text(ds, "IssuerOfPatientID"),
         "frame_of_reference_uid": _text(ds, "FrameOfReferenceUID"),
         "sop_class_uid": _text(ds, "SOPClassUID"),
-        "image_type": "\\".join(str(v) for v in (ds.get("ImageType") or [])).upper(),
+        "image_type": _image_type(ds),
         "manufacturer": _text(ds, "Manufacturer"),
         "age": _text(ds, "PatientAge"),  # AS, "045Y": archives stripped of the birth date often keep it
     }

@@ -280,26 +280,32 @@ def _read_manifest(path: Path) -> list[tuple[Path, View | None]]:
 PROJECTION_MARGIN = 0.15  # how much more MLO-like one candidate must look than another to tell them apart
 
 
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # and its multi-frame kinds (…7.1 to …7.4)
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # and its multi-frame kinds (…7.1 to …7.4; not …77, VL)
 
 
 def derived_kind(image: ViewImage) -> str:
-    """What makes ``image`` a copy rather than the acquired mammogram ("" for an original): a Secondary
-    Capture (a screenshot, an annotated export) or an image whose ImageType says DERIVED."""
-    if str(image.study.get("sop_class_uid", "")).startswith(SECONDARY_CAPTURE):
+    """What makes ``image`` a copy rather than the acquired mammogram ("" for one): a Secondary Capture (a
+    screenshot, an annotated export) or an image whose ImageType says SECONDARY."""
+    sop_class = str(image.study.get("sop_class_uid", ""))
+    if sop_class == SECONDARY_CAPTURE or sop_class.startswith(SECONDARY_CAPTURE + "."):
         return "a Secondary Capture"
-    if str(image.study.get("image_type", "")).startswith("DERIVED"):
-        return "a derived image (ImageType DERIVED)"
+    if "SECONDARY" in _image_type(image)[1:2]:
+        return "a secondary image (ImageType …\\SECONDARY)"
     return ""
+
+
+def _image_type(image: ViewImage) -> list[str]:
+    return str(image.study.get("image_type", "")).split("\\")
 
 
 def _source_preference(candidates: list[ViewImage]) -> tuple[list[ViewImage], list[ViewImage], str]:
     """The candidates a slot may take first, the others, and why: a 'For Presentation' image before one 'For
-    Processing' (which cannot be analysed: it refused a whole exam its modality had also sent processed), an
-    original before a Secondary Capture or derived copy (an annotated screenshot had been analysed and its
-    results sent to the PACS in place of the mammogram)."""
-    def rank(img: ViewImage) -> tuple[int, int]:
-        return (0 if img.analyzable else 1, 1 if derived_kind(img) else 0)
+    Processing' (which cannot be analysed: it refused a whole exam its modality had also sent processed), the
+    mammogram before a copy (``derived_kind``: an annotated screenshot had been analysed and its results sent
+    to the PACS in place of the mammogram), and an ORIGINAL image before a DERIVED one. A 'For Presentation'
+    image processed from the detector's is often DERIVED\\PRIMARY (GE's are): the mammogram, when alone."""
+    def rank(img: ViewImage) -> tuple[int, int, int]:
+        return (0 if img.analyzable else 1, 1 if derived_kind(img) else 0, 1 if _image_type(img)[0] == "DERIVED" else 0)
 
     best = min(rank(img) for img in candidates)
     first = [img for img in candidates if rank(img) == best]
@@ -308,7 +314,8 @@ def _source_preference(candidates: list[ViewImage]) -> tuple[list[ViewImage], li
         return first, later, ""
     why = []
     for img in later:
-        kind = "a 'For Processing' image" if not img.analyzable else derived_kind(img)
+        kind = ("a 'For Processing' image" if not img.analyzable else derived_kind(img)
+                or "a derived image (ImageType DERIVED)")
         why.append(f"{img.source.name} is {kind}")
     return first, later, "; ".join(why)
 

@@ -232,16 +232,23 @@ def test_several_candidates_pick_latest_and_say_which(tmp_path, pixels):
 
 
 
-@pytest.mark.parametrize("copy, says", [
-    ({"sop_class": "1.2.840.10008.5.1.4.1.1.7", "ImageType": ["DERIVED", "SECONDARY"]}, "is a Secondary Capture"),
-    ({"ImageType": ["DERIVED", "PRIMARY"]}, "is a derived image (ImageType DERIVED)"),
-    ({"sop_class": MG_FOR_PROCESSING, "intent": "FOR PROCESSING"}, "is a 'For Processing' image"),
+@pytest.mark.parametrize("ours, copy, says", [
+    (["ORIGINAL", "PRIMARY"], {"sop_class": "1.2.840.10008.5.1.4.1.1.7", "ImageType": ["DERIVED", "SECONDARY"]},
+     "is a Secondary Capture"),
+    # GE's 'For Presentation' mammograms are DERIVED\\PRIMARY (the project's openrem sample): still the mammogram
+    (["DERIVED", "PRIMARY", ""], {"sop_class": "1.2.840.10008.5.1.4.1.1.7", "ImageType": ["DERIVED", "SECONDARY"]},
+     "is a Secondary Capture"),
+    (["DERIVED", "PRIMARY"], {"ImageType": ["DERIVED", "SECONDARY"]}, "is a secondary image (ImageType …\\SECONDARY)"),
+    (["ORIGINAL", "PRIMARY"], {"ImageType": ["DERIVED", "PRIMARY"]}, "is a derived image (ImageType DERIVED)"),
+    (["ORIGINAL", "PRIMARY"], {"ImageType": "DERIVED"}, "is a derived image (ImageType DERIVED)"),  # one value
+    (["ORIGINAL", "PRIMARY"], {"sop_class": MG_FOR_PROCESSING, "intent": "FOR PROCESSING"},
+     "is a 'For Processing' image"),
 ])
-def test_the_acquired_presentation_image_wins_over_a_copy_or_the_raw_one(tmp_path, pixels, copy, says):
+def test_the_acquired_presentation_image_wins_over_a_copy_or_the_raw_one(tmp_path, pixels, ours, copy, says):
     """A deployer's test of the AI node: an annotated Secondary Capture of L-CC, acquired later and named
     after the original, was analysed in its place and its results sent to the PACS; a modality sending each
     view 'For Presentation' and 'For Processing' had the raw image chosen and the whole exam refused."""
-    original = make_dataset(pixels, AcquisitionDateTime="20260101100000", ImageType=["ORIGINAL", "PRIMARY"])
+    original = make_dataset(pixels, AcquisitionDateTime="20260101100000", ImageType=ours)
     write(original, tmp_path, "L-CC.dcm")
     write(make_dataset(pixels, AcquisitionDateTime="20260101110000", **copy), tmp_path, "zz_copy_L-CC.dcm")
     exam = load_exam(tmp_path)
