@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{error.filename}: " if error.filename else ""
         what = "the disk is full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
         out = getattr(args, "out", None)
-        if not error.filename and out:  # a write into an open file names none: the command's output does
+        if not error.filename and out and error.errno == errno.ENOSPC:  # a write into an open file names none
             what += f" (writing to {out})"
         print(f"error: {where}{what}", file=sys.stderr)
         return 1

@@ -70,6 +70,8 @@ def run_batch(
         ledger = Ledger(out, items, record, force=force, progress=progress, keep=keep)
     except BaseException:
         lock.release()
+        if options.deidentify:
+            hide_file_times([out / LOCK_NAME])
         raise
     try:
         if engine == "local":

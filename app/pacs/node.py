@@ -618,13 +618,12 @@ class AiNode:
             marker = marker_path(self.results, ExamItem(folder.name, str(folder)))
             try:
                 newest = max(p.stat().st_mtime for p in folder.glob("*.dcm"))
-                analysed = max(marker.stat().st_mtime, self._confirmed.get(folder, 0.0))
-            except ValueError:  # no instance
+                if folder in self._unfinished:  # its last try failed (or was partial): a marker there is older
+                    analysed = max(self._unfinished[folder], newest)  # (another patient's image came since)
+                else:
+                    analysed = max(marker.stat().st_mtime, self._confirmed.get(folder, 0.0))
+            except (OSError, ValueError):  # no instance; no marker: not taken yet, waiting for its analysis
                 continue
-            except OSError:  # no marker: only a study that failed for its content, or was analysed in part, goes
-                if folder not in self._unfinished:  # (one not taken yet is waiting for its analysis)
-                    continue
-                analysed = max(self._unfinished[folder], newest)
             if folder in busy or newest > analysed or now - analysed < self.options.keep_s:
                 continue
             def still_finished(folder=folder) -> bool:  # asked while no instance is being written

@@ -117,6 +117,15 @@ def plan_problems(design: Design | str, readers: Sequence[str], cases: Sequence[
     return problems
 
 
+def reader_as_stored(name: str, readers: Sequence[str]) -> str:
+    """``name`` as the study stores it: the same name in another Unicode form ('Chloé' typed with a combining
+    accent, or stored so by an earlier version or an import) is the same reader; ``name`` itself when none is."""
+    if name in readers:
+        return name
+    wanted = unicodedata.normalize("NFC", name)
+    return next((stored for stored in readers if unicodedata.normalize("NFC", stored) == wanted), name)
+
+
 def create_study(
     store: Store,
     name: str,
@@ -148,11 +157,11 @@ def create_study(
     if not readers or not all(reader.strip() for reader in readers):
         raise StudyError("give at least one reader, each with a name (an empty one was given)" if readers
                          else "give at least one reader")
-    for reader in readers:
-        if reader != reader.strip() or ";" in reader or any(
-                unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in reader):
-            raise StudyError(f"the reader name {reader!r} has spaces at its ends, a ';' or control characters (a tab, "
-                             "a line break): give each reader without them, the readers separated by commas")
+    for reader in readers:  # (format characters stay: a Persian name's zero-width non-joiner is part of it)
+        if reader != reader.strip() or ";" in reader or any(unicodedata.category(c) in ("Cc", "Zl", "Zp")
+                                                            for c in reader):
+            raise StudyError(f"the reader name {reader!r} has spaces at its ends, a ';', a tab or a line break: give "
+                             "each reader without them, the readers separated by commas")
     # one form of each name: 'Chloé' typed as é or as e and a combining accent is one reader, not two who look
     # alike in every list (a name is found in its composed form, whichever form a keyboard gives)
     readers = [unicodedata.normalize("NFC", reader) for reader in readers]

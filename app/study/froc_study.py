@@ -138,6 +138,19 @@ def check_truth_file(truth: LesionTruth, cases: Mapping[str, CaseEntry], source:
                                      f"image ({shape[0]} rows × {shape[1]} columns)")
             if len(breasts) > 1:
                 raise StudyError(f"{where} is given on both breasts' views")
+            views = [outline.view for outline in lesion.outlines]
+            twice = sorted({v for v in views if views.count(v) > 1})
+            if twice:
+                raise StudyError(f"{where} is given twice on {', '.join(twice)}")
+    for case_id, case in cases.items():  # as at creation: a malignant breast without a lesion made marks on its
+        if case.training:  # cancer false positives (training cases are never scored)
+            continue
+        marked = {View.parse(o.view).laterality.value for lesion in truth.lesions.get(case_id, ())
+                  for o in lesion.outlines}
+        for breast, side, truth_of_breast in (("L", "left", case.truth_left), ("R", "right", case.truth_right)):
+            if truth_of_breast == "malignant" and breast not in marked:
+                raise StudyError(f"{source}: case {case_id}: the {side} breast is malignant in the study's case list "
+                                 "but the truth file gives it no lesion")
     if not unread:
         return ()
     return (f"the exam(s) of case(s) {', '.join(unread[:5])}{' …' if len(unread) > 5 else ''} could not be read: "

@@ -24,6 +24,7 @@ from app.study.records import (
     telemetry,
 )
 from app.study.records import model_names as names_of
+from app.study.design import reader_as_stored
 from app.study.sessions import reader_progress
 from inference.numbers import finite_number
 
@@ -220,6 +221,8 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
         if not chosen:
             raise StudyError("name at least one reader")
         known = {row["reader"] for row in reader_progress(store, study_id)}
+        readers = [reader_as_stored(name, sorted(known)) for name in readers]  # whichever Unicode form was typed
+        chosen = set(readers)
         unknown = [name for name in readers if name not in known]
         if unknown:
             raise StudyError(f"no reader {', '.join(map(repr, unknown))} in this study (its readers: "

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import shlex
 import time
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.study.cases import study_cases
-from app.study.design import Design, sessions_of, study_info
+from app.study.design import Design, reader_as_stored, sessions_of, study_info
 from app.study.errors import StudyError
 from app.study.store import ReaderMark, Store, shown_result_exists
 
@@ -48,8 +47,7 @@ class ReadingSession:
         self.store = store
         self.study_id = study_id
         info = study_info(store, study_id)
-        if reader not in info["readers"] and unicodedata.normalize("NFC", reader) in info["readers"]:
-            reader = unicodedata.normalize("NFC", reader)  # the name as created, whichever form was typed
+        reader = reader_as_stored(reader, info["readers"])  # whichever Unicode form was typed
         self.reader = reader
         if reader not in info["readers"]:
             raise StudyError(f"{reader!r} is not a reader of study {info['name']!r} (its readers: "

@@ -91,6 +91,27 @@ def test_without_a_credential_store_preferences_ask_before_a_plain_file_and_say_
     assert load_credentials(WEB) == ("ann", "hunter2")
 
 
+
+def test_a_damaged_credentials_file_is_what_preferences_say(qtbot, isolated_home, monkeypatch, no_credential_store):
+    """From a review: the node's address could not be read (its saved password is in the damaged file), and
+    Password… then said "a password is for a DICOMweb node (DIMSE uses AE titles)" of a DICOMweb node."""
+    from PySide6.QtWidgets import QInputDialog
+
+    from app.ui.workstation.preferences import PreferencesDialog
+
+    monkeypatch.delenv("MAMMO_DICOMWEB_USER", raising=False)
+    monkeypatch.delenv("MAMMO_DICOMWEB_PASSWORD", raising=False)
+    save_credentials(WEB, "ann", "hunter2", file_agreed=True)
+    kept = isolated_home / "pacs-credentials.json"
+    kept.write_text(kept.read_text() + ",")  # one trailing comma
+    monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: ("ann", True))
+    dialog = PreferencesDialog(AppSettings(pacs_nodes=(("web", WEB),), credentials_file=True))
+    qtbot.addWidget(dialog)
+    dialog.nodes.selectRow(0)
+    dialog.set_password()
+    said = dialog.test_result.text()
+    assert "pacs-credentials.json: the saved DICOMweb credentials are damaged" in said and "DIMSE" not in said
+
 def test_credentials_over_plain_http_reach_the_status_line(qtbot, monkeypatch):
     from app.pacs import credentials
     from app.pacs.nodes import RemoteNode

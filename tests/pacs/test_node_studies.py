@@ -191,6 +191,18 @@ def test_a_study_that_failed_for_its_content_goes_after_keep_hours_too(tmp_path,
     assert node.remove_finished() == [failed]
     assert not failed.exists() and waiting.exists()
     assert "it failed or was analysed in part, last tried 25.0 h ago" in capsys.readouterr().out
+    # from a review: analysed once (its marker there), then another patient's image came and the study failed
+    for dataset in _views():
+        keep_instance(failed, dataset)
+    node._take(failed)
+    assert "analysed study" in capsys.readouterr().out
+    keep_instance(failed, _views(("L-CC",), PatientID="SOMEONE-ELSE", SOPInstanceUID="1.2.3.4.77")[0])
+    node._take(failed)
+    assert "the images belong to 2 different patients" in capsys.readouterr().out
+    for path in failed.glob("*.dcm"):
+        os.utime(path, (ago, ago))
+    node._unfinished[failed] = ago + 60
+    assert node.remove_finished() == [failed]  # the older marker kept both patients' images for ever
 
 def test_a_late_instance_after_the_images_went_is_not_analysed_alone(tmp_path, groups, capsys):
     """With the images removed (--keep-hours), a late view landed alone in a fresh folder: analysed as a study of

@@ -210,6 +210,11 @@ def test_a_truth_file_gets_the_checks_of_a_lesion_list(tmp_path):
             r"case c01: lesion 1: its centre \(row 99999, col 99999\) is outside the L-CC image \(3000 rows")
     refused(lambda c: c["c01"]["lesions"][0]["views"].append({"view": "L-MLO", "centre": [10, 10]}),
             "case c01: lesion 1 is on L-MLO, but the case's exam has no L-MLO image")
+    # from a review: the creation's other checks too
+    refused(lambda c: c["c01"]["lesions"][0]["views"].append({"view": "L-CC", "centre": [20, 20]}),
+            "case c01: lesion 1 is given twice on L-CC")
+    refused(lambda c: c.pop("c02"), "bad.json: case c02: the left breast is malignant in the study's case list but "
+                                    "the truth file gives it no lesion")
     # an exam moved away since the reading: the breasts are checked, the places cannot be, and that is said
     cautions = check_truth_file(load_lesion_truth(tmp_path / "truth.json"), cases, "truth.json")
     assert len(cautions) == 1 and "c00, c01, c02 could not be read" in cautions[0]

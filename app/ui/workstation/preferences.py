@@ -244,7 +244,9 @@ class PreferencesDialog(QDialog):
         from inference.errors import MammoError  # noqa: PLC0415
 
         node = self._selected()
-        if node is None or node.protocol != "dicomweb":
+        if node is None:  # _selected said why (a damaged credentials file among the reasons)
+            return
+        if node.protocol != "dicomweb":
             self.test_result.setText("a password is for a DICOMweb node (DIMSE uses AE titles)")
             return
         user, ok = QInputDialog.getText(self, "DICOMweb user", f"user for {node.describe()}", text=node.username)
