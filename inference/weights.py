@@ -145,9 +145,19 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     ):
         raise CheckpointError("the file does not hold a state dict (a mapping of names to tensors)", path)
     for name, tensor in loaded.items():  # an inf weight gives a "probability" of 1.0 downstream: never load one
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if not tensor.is_floating_point():
+            # a weight of whole numbers was cast to float and gave other probabilities without a word; only a
+            # batch norm's counter of batches is a whole number
+            if name.rsplit(".", 1)[-1] != "num_batches_tracked":
+                kind = str(tensor.dtype).replace("torch.", "")
+                raise CheckpointError(f"the weight {name!r} holds whole numbers ({kind}), not the floating-point "
+                                      "numbers of a model's weights: the checkpoint is damaged", path)
+            continue
+        if not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"the weight {name!r} holds values that are not finite numbers (NaN or inf): "
                                   "the checkpoint is damaged", path)
+        if name.endswith("running_var") and bool((tensor < 0).any()):  # a variance: a square root downstream
+            raise CheckpointError(f"the weight {name!r} holds negative variances: the checkpoint is damaged", path)
     return dict(loaded)
 
 
@@ -186,6 +196,16 @@ def read_metadata(path: Path) -> dict:
     if data.get("label") is not None and not isinstance(data["label"], str):
         raise CheckpointError(f"the model's metadata: 'label' must be text, not {json.dumps(data['label'])[:40]}",
                               sidecar)
+    # fields of the wrong JSON type: a "malignancy" given as text named each of its letters a class, and
+    # "demo": "no" put the demo banner on a model
+    for field, kind, words in (("family", str, "text"), ("licence", str, "text"), ("demo", bool, "true or false"),
+                               ("classes", list, "a list of class names"),
+                               ("malignancy", list, "a list of class names")):
+        value = data.get(field)
+        if value is not None and (not isinstance(value, kind) or (kind is list and not all(
+                isinstance(item, str) for item in value))):
+            raise CheckpointError(f"the model's metadata: {field!r} must be {words}, not {json.dumps(value)[:40]}",
+                                  sidecar)
     return data
 
 

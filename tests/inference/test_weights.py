@@ -212,6 +212,38 @@ def test_a_checkpoint_with_a_weight_that_is_no_finite_number_is_refused_by_name(
         read_state_dict(path)
 
 
+
+@pytest.mark.parametrize("name, tensor, says", [
+    ("fusion.weight", torch.ones(2, 4, dtype=torch.int64), r"'fusion.weight' holds whole numbers \(int64\)"),
+    ("features.0.bn.running_var", torch.tensor([1.0, -1.0]), "'features.0.bn.running_var' holds negative variances"),
+])
+def test_a_weight_of_whole_numbers_or_a_negative_variance_is_refused_by_name(tmp_path, name, tensor, says):
+    """A researcher's test: an int64 weight was cast to float and gave other probabilities without a word; a
+    negative running_var loaded, and Mask R-CNN's analysis then failed with a traceback."""
+    from inference.weights import read_state_dict  # noqa: PLC0415
+
+    path = tmp_path / "damaged.pt"
+    torch.save({"features.0.weight": torch.zeros(4, 3), name: tensor,
+                "features.0.bn.num_batches_tracked": torch.tensor(3)}, path)
+    with pytest.raises(CheckpointError, match=f"damaged.pt: the weight {says}.*the checkpoint is damaged"):
+        read_state_dict(path)
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("malignancy", "malignant", "'malignancy' must be a list of class names"),
+    ("classes", "benign,malignant", "'classes' must be a list of class names"),
+    ("demo", "no", "'demo' must be true or false"),
+    ("family", 3, "'family' must be text"),
+])
+def test_a_metadata_field_of_the_wrong_kind_is_named(tmp_path, field, value, says):
+    """A researcher's test: "malignancy": "malignant mass" named each of its letters a class, and "demo": "no"
+    put the demo banner on a model."""
+    from inference.weights import read_metadata  # noqa: PLC0415
+
+    (tmp_path / "model.pt.json").write_text(json.dumps({field: value}))
+    with pytest.raises(CheckpointError, match=f"model.pt.json: the model's metadata: {says}"):
+        read_metadata(tmp_path / "model.pt")
+
 def test_a_pickle_that_makes_torch_raise_index_error_is_refused_as_a_file_not_a_crash(tmp_path):
     path = tmp_path / "tuple.pt"
     path.write_bytes(b"\x80\x02\x85.")  # torch.load raised IndexError (a traceback in every command)

@@ -25,6 +25,7 @@ default background, benign mass, malignant mass), ``malignancy`` (default the cl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -83,10 +84,15 @@ class MaskRCNNFamily:
                                   f"{config.num_classes}", path)
         findings = classes[1:]
         malignancy = tuple(meta.get("malignancy", [findings[-1]] if "malignant" in findings[-1] else []))
-        max_value = float((meta.get("input") or {}).get("max_value", 4095))
-        if max_value <= 0:
-            raise CheckpointError(f"the metadata's input maximum must be positive, not {max_value}", path)
+        max_value = (meta.get("input") or {}).get("max_value", 4095)
+        if isinstance(max_value, bool) or not isinstance(max_value, (int, float)) or not 0 < max_value < math.inf:
+            raise CheckpointError(f"the metadata's input maximum must be a positive number, not {max_value!r}", path)
+        max_value = float(max_value)
         declared = (meta.get("thresholds") or {}).get("display_threshold")
+        if declared is not None and (isinstance(declared, bool) or not isinstance(declared, (int, float))
+                                     or not 0 <= declared <= 1):
+            raise CheckpointError(f"the metadata's thresholds.display_threshold must be a score from 0 to 1, not "
+                                  f"{declared!r}", path)
         display = float(declared if declared is not None else config.box_score_threshold)
         settings = {"min_size": config.min_size, "max_size": config.max_size, "max_value": max_value,
                     "box_score_threshold": config.box_score_threshold, "box_nms": config.box_nms,

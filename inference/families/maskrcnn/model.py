@@ -79,6 +79,20 @@ class MaskRCNNConfig:
             raise ValueError("a detector needs the background and at least one class")
         if not 0 < self.min_size <= self.max_size:
             raise ValueError(f"min_size {self.min_size} and max_size {self.max_size} do not make sense")
+        # the thresholds a sidecar may set: a score of 2 kept no detection, an NMS of 1.5 kept overlapping ones,
+        # -1 detections per image dropped the last one, and text or NaN failed half-way or in the JSON
+        for name, low, high, low_open in (("box_score_threshold", 0.0, 1.0, False), ("box_nms", 0.0, 1.0, True),
+                                          ("rpn_nms", 0.0, 1.0, True), ("rpn_score_threshold", 0.0, 1.0, False)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    (low < value if low_open else low <= value) and value < high or (name.endswith("nms")
+                                                                                    and value == high)):
+                span = f"{'(' if low_open else '['}{low:g}, {high:g}{']' if name.endswith('nms') else ')'}"
+                raise ValueError(f"{name} must be a number in {span}, not {value!r}")
+        for name in ("detections_per_image", "rpn_pre_nms_top_n", "rpn_post_nms_top_n"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
 
     @property
     def expansion(self) -> int:

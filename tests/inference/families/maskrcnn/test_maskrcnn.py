@@ -313,6 +313,24 @@ def test_metadata_sidecar_declares_classes_sizes_thresholds_and_rule(tmp_path, s
     (tmp_path / "model.pt.json").write_text(json.dumps({**meta, "classes": ["background", "mass"]}))
     with pytest.raises(CheckpointError, match="names 2 classes"):
         _load(tmp_path, seeded_state)
+    # thresholds that are no thresholds (a researcher's test: a score of 2 kept no detection without a word,
+    # -1 detections dropped the last one, text and NaN failed with tracebacks)
+    for section, name, value, says in (
+            ("thresholds", "box_score_threshold", 2.0, r"box_score_threshold must be a number in \[0, 1\), not 2.0"),
+            ("thresholds", "box_score_threshold", "high", "box_score_threshold must be a number"),
+            ("thresholds", "box_nms", 1.5, r"box_nms must be a number in \(0, 1\], not 1.5"),
+            ("thresholds", "detections_per_image", -1, "detections_per_image must be a whole number of at least 1"),
+            ("thresholds", "display_threshold", "x", "display_threshold must be a score from 0 to 1"),
+            ("input", "max_value", "abc", "input maximum must be a positive number")):
+        bad = json.loads(json.dumps(meta))
+        bad.setdefault(section, {})[name] = value
+        (tmp_path / "model.pt.json").write_text(json.dumps(bad))
+        with pytest.raises(CheckpointError, match=says):
+            _load(tmp_path, seeded_state)
+    (tmp_path / "model.pt.json").write_text(json.dumps(meta).replace('"box_score_threshold": 0.3',
+                                                                     '"box_score_threshold": NaN'))
+    with pytest.raises(CheckpointError, match="box_score_threshold must be a number"):
+        _load(tmp_path, seeded_state)
 
 
 def test_a_model_whose_metadata_declares_fast_autocast_runs_bf16_in_the_fast_mode(tmp_path, seeded_state,
