@@ -36,6 +36,10 @@ class JsonOptions:
 
 # counts where 0 means "none" (a seed of 0, no resampling, the drop at once, no FCGN stage)
 ZERO_ALLOWED = frozenset({"seed", "balance_to", "lr_drop_epoch", "fcgn_epochs"})
+# rates that must be positive, numbers that must not be negative, and fractions (of a split, a momentum)
+POSITIVE_RATES = frozenset({"lr", "lr_after"})
+NON_NEGATIVE = frozenset({"weight_decay"})
+FRACTIONS = frozenset({"momentum", "val_fraction", "test_fraction"})
 # flags whose default (None) means "decided by the run" (``demo``: by its data, :func:`model_label`)
 OPTIONAL_FLAGS = frozenset({"demo"})
 
@@ -57,6 +61,12 @@ def checked_options(cls: type, data: Mapping[str, Any], source: str) -> dict[str
             ok = isinstance(value, int) and finite_number(value) and value >= least
         elif isinstance(default, float):
             kind, ok = "a finite number", finite_number(value)
+            if ok and item.name in POSITIVE_RATES:  # -0.01 passed here and torch refused it after the data
+                kind, ok = "a number above 0", value > 0  # preparation, naming no file
+            elif ok and item.name in NON_NEGATIVE:
+                kind, ok = "a number of at least 0", value >= 0
+            elif ok and item.name in FRACTIONS:
+                kind, ok = "a number between 0 and 1", 0 <= value < 1
         elif isinstance(default, str):
             kind, ok = "text", isinstance(value, str)
         elif isinstance(default, tuple):

@@ -17,6 +17,7 @@ import dataclasses
 import io
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 from inference.evaluation.metrics import roc_auc
 from inference.families.gmic.model import GMIC, GMICConfig
 from inference.families.preprocess import extract_window, prepare_view
+from inference.files import write_text_atomic
 from inference.training.common import JsonOptions, model_label, store_float16
 from inference.intake.views import View
 from inference.training.device import training_device, training_memory_format
@@ -254,7 +256,9 @@ def train(config: TrainConfig, progress=None) -> Path:
                     f"loss {total / (step + 1):.4f}  {rate:.2f} img/s")
         if rank == 0:
             metrics = evaluate(model, val_samples, val_inputs, device)
-            history.append({"epoch": epoch + 1, "loss": total / max(len(order), 1), **metrics})
+            # an AUC that no validation set of one class gives is null, never NaN: the metadata is strict JSON
+            history.append({"epoch": epoch + 1, "loss": total / max(len(order), 1),
+                            **{k: (v if math.isfinite(v) else None) for k, v in metrics.items()}})
             log(f"epoch {epoch + 1}: validation AUC benign {metrics['auc_benign']:.3f}  "
                 f"malignant {metrics['auc_malignant']:.3f}")
             save_checkpoint(checkpoint, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history, run=record)
@@ -271,7 +275,7 @@ def train(config: TrainConfig, progress=None) -> Path:
             "config": dataclasses.asdict(config.model_config()),
             "training": {**dataclasses.asdict(config), "history": history},
         }
-        final.with_name(final.name + ".json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        write_text_atomic(final.with_name(final.name + ".json"), json.dumps(meta, indent=1, allow_nan=False))
         log(f"wrote {final}")
     if world > 1:
         dist.destroy_process_group()

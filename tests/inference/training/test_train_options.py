@@ -18,3 +18,10 @@ def test_an_invalid_option_names_the_options_file_once(tmp_path, capsys):
     assert main(["train", "--family", "maskrcnn", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
     assert "demo must be true or false" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+    for bad, says in (({"lr": -0.01}, "lr must be a number above 0, not -0.01"),  # a researcher's test: refused
+                      ({"weight_decay": -1.0}, "weight_decay must be a number of at least 0"),  # by torch only,
+                      ({"momentum": 1.5}, "momentum must be a number between 0 and 1")):  # after the data was made
+        config.write_text(json.dumps(bad))
+        assert main(["train", "--family", "maskrcnn", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+        assert says in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -37,12 +37,17 @@ def _train_cli(config: dict, folder, tmp_path, **overrides):
 
 @pytest.mark.timeout(900)
 def test_short_run_is_deterministic_checkpoints_and_resumes(tmp_path):
-    config = {"n_train": 3, "n_val": 4, "epochs": 1, "seed": 3, "device": "cpu", "global_width": 4, "local_width": 8,
+    config = {"n_train": 3, "n_val": 1, "epochs": 1, "seed": 3, "device": "cpu", "global_width": 4, "local_width": 8,
               "mask_weight": 1.0}
     _train_cli(config, tmp_path / "a", tmp_path)
     model_path = tmp_path / "a" / "model.pt"
-    meta = json.loads(model_path.with_name("model.pt.json").read_text())
+
+    def strict(constant):  # a researcher's test: an AUC of one validation view was written as NaN, no JSON
+        raise AssertionError(f"{constant} in model.pt.json")
+
+    meta = json.loads(model_path.with_name("model.pt.json").read_text(), parse_constant=strict)
     assert meta["demo"] is True and meta["config"]["global_width"] == 4 and len(meta["training"]["history"]) == 1
+    assert meta["training"]["history"][0]["auc_benign"] is None  # one validation view: no AUC
     loaded = load_model(model_path)
     assert loaded.identity.demo and loaded.model.config.local_width == 8 and loaded.identity.percent_t == 0.02
     _train_cli(config, tmp_path / "b", tmp_path)
