@@ -198,16 +198,21 @@ def test_verify_compares_with_the_published_values(tmp_path):
     expected = tmp_path / "expected.json"
     expected.write_text(json.dumps(golden))
     exam = [str(DATA / "gmic-exam0" / "0_L-CC.png"), str(DATA / "gmic-exam0" / "0_R-MLO.png")]
-    run = lambda: subprocess.run(  # noqa: E731
+    run = lambda *mode: subprocess.run(  # noqa: E731
         [sys.executable, "main.py", "verify", *exam, "--models", str(GLAM / "seeded_state_dict.pt"),
-         "--expected", str(expected), "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+         "--expected", str(expected), "--device", "cpu", *mode], cwd=ROOT, capture_output=True, text=True, timeout=600)
     done = run()
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("agree   ") == 2 and "all values agree" in done.stderr
+    assert "device: cpu  mode: exact (fp32)" in done.stdout  # which arithmetic was compared
     golden["R-MLO"][1] = round(golden["R-MLO"][1] + 0.0003, 4)
     expected.write_text(json.dumps(golden))
     done = run()
     assert done.returncode == 1 and "DISAGREE" in done.stdout and "1 view(s) disagree" in done.stderr
+    assert "fast mode" not in done.stderr
+    done = run("--mode", "fast")  # a researcher's test: a fast-mode disagreement said nothing of the mode
+    assert done.returncode == 1 and "mode: fast (" in done.stdout
+    assert "verify an installation in the exact mode" in done.stderr
 
 
 def test_verify_knows_the_published_files_and_refuses_others(tmp_path):
