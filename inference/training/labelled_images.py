@@ -70,6 +70,8 @@ def read_csv_text(path: Path, columns: str) -> str:
     """The text of a training CSV, checked first (a decoding error later would be an image's or a mask's, not
     the CSV's): it exists, is UTF-8 (a spreadsheet's byte-order mark too) and is not empty; ``columns`` says the
     header the message asks for."""
+    if path.is_dir():
+        raise ValueError(f"{path}: this is a folder; give the CSV file ({columns})")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the data file does not exist")
     try:
@@ -88,12 +90,19 @@ def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage
     images = []
     with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = {"path", "label"} - set(reader.fieldnames or ())
+        # "path, view, label" (spaces after the commas, as typed by hand) names the same columns
+        reader.fieldnames = [name.strip() for name in reader.fieldnames or ()]
+        missing = {"path", "label"} - set(reader.fieldnames)
         if missing:
-            raise ValueError(f"{path}: the CSV lacks the column(s) {sorted(missing)} (path, view, label[, mask])")
+            raise ValueError(f"{path}: the CSV lacks the column(s) {sorted(missing)} (path, view, label[, mask]); "
+                             f"its header has: {', '.join(reader.fieldnames) or 'nothing'}")
         for row in reader:
             number = reader.line_num  # the file's own line: a blank line (skipped by the reader) counts
             where = f"{path}, row {number}"
+            if None in row:  # more fields than the header names: a comma inside a path, or a shifted row
+                raise ValueError(f"{where}: {len(reader.fieldnames) + len(row[None])} fields for the header's "
+                                 f"{len(reader.fieldnames)} ({', '.join(reader.fieldnames)})")
+            row = {key: (value or "").strip() for key, value in row.items()}
             label = (row.get("label") or "").strip()
             if label not in classes:
                 raise ValueError(f"{where}: unknown label {label!r}; the model's classes are {list(classes)}")

@@ -70,3 +70,22 @@ def test_a_row_after_a_blank_line_is_named_by_its_line_in_the_file(folder):
     assert [image.row for image in images] == [2, 4]
     with pytest.raises(ValueError, match=rf"^{csv_file}, row 4: a malignant image needs its lesion mask"):
         check_lesion_masks(images, ("background", "benign", "malignant"), str(csv_file), "train")
+
+
+def test_a_header_typed_with_spaces_a_row_too_long_and_a_folder_are_said(folder):
+    """A researcher's test: "path, view, label, mask" lacked the column 'label' (its name was ' label'), a row
+    with a fifth field was read without a word, and a folder given as the CSV "does not exist"."""
+    from inference.training.labelled_images import csv_images
+
+    csv_file = folder / "train.csv"
+    csv_file.write_text("path, view, label, mask\na.png, L-CC, malignant, a_mask.png\n")
+    (image,) = csv_images(csv_file, CLASSES)
+    assert image.label == "malignant" and image.lesion is not None
+    csv_file.write_text("path,view,label,mask\na.png,L-CC,malignant,a_mask.png,extra\n")
+    with pytest.raises(ValueError, match=rf"^{csv_file}, row 2: 5 fields for the header's 4 \(path, view, label, mask\)$"):
+        csv_images(csv_file, CLASSES)
+    csv_file.write_text("file,view,kind\na.png,L-CC,malignant\n")
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['label', 'path'\] .*its header has: file, view, kind"):
+        csv_images(csv_file, CLASSES)
+    with pytest.raises(ValueError, match=rf"^{folder}: this is a folder; give the CSV file"):
+        csv_images(folder, CLASSES)
