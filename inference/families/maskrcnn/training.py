@@ -291,8 +291,17 @@ def _model(config: MaskRCNNTrainConfig, log) -> MaskRCNN:
     if any(not k.startswith(("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits")) for k in left):
         raise ValueError(f"{path}: does not fit the detector (missing or other shape: {left[:3]})")
     model.load_state_dict({**own, **usable})
-    log(f"started from {path.name}" + (f"; new class layers for {len(config.classes)} classes" if left else ""))
+    log(f"started from {path.name}" + (f"; new class layers for {len(config.classes)} classes" if left else "")
+        + f"; its network ({architecture(built)}) is used, not the options' block, layers and widths")
     return model
+
+
+ARCHITECTURE = ("block", "layers", "stem_width", "fpn_channels", "representation")
+
+
+def architecture(config: MaskRCNNConfig) -> str:
+    """The network's shape in words, as the training record names it."""
+    return ", ".join(f"{name} {getattr(config, name)}" for name in ARCHITECTURE) + f", mask_width {config.mask_dim}"
 
 
 def check_lesion_masks(images: list[LabelledImage], classes: tuple[str, ...], data: str, doing: str) -> None:
@@ -392,7 +401,9 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
     label, demo = model_label(config, "maskrcnn", DEMO_LABEL)
     meta = metadata(config.classes, min_size=config.min_size, max_size=config.max_size, max_value=config.max_value,
                     label=label, demo=demo,
-                    training={**dataclasses.asdict(config), "history": history, "images": len(images)})
+                    # the network trained, as built: a checkpoint given (weights) sets it, not the options
+                    training={**dataclasses.asdict(config), **{k: getattr(model.config, k) for k in ARCHITECTURE},
+                              "mask_width": model.config.mask_dim, "history": history, "images": len(images)})
     write_text_atomic(final.with_name(final.name + ".json"), json.dumps(meta, indent=1, allow_nan=False))
     log(f"wrote {final}")
     return final

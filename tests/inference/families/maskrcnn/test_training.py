@@ -80,7 +80,11 @@ def test_starts_from_a_torchvision_checkpoint_and_refuses_a_pickle(tmp_path):
     from inference.families.maskrcnn.training import MaskRCNNTrainConfig, _model
 
     seeded = SHARED / "reference" / "maskrcnn" / "seeded_state_dict.pt"
-    model = _model(MaskRCNNTrainConfig(weights=str(seeded)), lambda text: None)
+    said = []
+    model = _model(MaskRCNNTrainConfig(weights=str(seeded)), said.append)
+    # the file's network is trained, and said so (a researcher's test: the record kept the options' widths)
+    assert "its network (block basic, layers (1, 1, 1, 1), stem_width 64, fpn_channels 64" in said[0]
+    assert "not the options' block, layers and widths" in said[0]
     state = torch.load(seeded, weights_only=True)
     assert all(torch.equal(model.state_dict()[k], v.float()) for k, v in state.items())
     four = _model(MaskRCNNTrainConfig(weights=str(seeded), classes=("background", "a", "b", "c")), lambda text: None)
