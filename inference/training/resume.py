@@ -90,6 +90,8 @@ def run_differences(stored: Mapping[str, Any], record: Mapping[str, Any]) -> lis
             differences.append(f"{name} {then.get('path') or 'none'} there, {now.get('path') or 'none'} now")
     then_options, now_options = stored.get("options", {}), record.get("options", {})
     for name in sorted(then_options.keys() & now_options.keys()):
+        if name == "family":
+            continue  # said above: the family is an option too, and was said twice
         if then_options[name] != now_options[name]:
             differences.append(f"{name} {_shown(then_options[name])} there, {_shown(now_options[name])} now")
     return differences

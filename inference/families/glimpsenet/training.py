@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -178,6 +179,11 @@ def split(labels: list[int], fraction: float, seed: int) -> tuple[list[int], lis
     index = list(range(len(labels)))
     counts = np.bincount(labels)
     stratify = labels if counts[counts > 0].min() >= 2 else None
+    held_out, present = math.ceil(fraction * len(labels)), int((counts > 0).sum())
+    if stratify is not None and not present <= held_out <= len(labels) - present:  # (said in scikit-learn's words)
+        raise ValueError(f"{len(labels)} image(s) of {present} classes cannot be split by val_fraction {fraction:g} "
+                         f"with every class on both sides ({held_out} held out): give more images (n_phantoms, or "
+                         "rows of the CSV) or another val_fraction")
     train, val = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
     return sorted(train), sorted(val)
 

@@ -145,3 +145,13 @@ def test_train_refuses_a_checkpoint_of_another_run_before_reading_the_data(tmp_p
     error = capsys.readouterr().err
     assert f"checkpoint.pt: the checkpoint is of a run with other settings (data phantom there, {missing} now)" in error
     assert "does not exist" not in error
+
+
+def test_another_family_is_said_once():
+    """A researcher's test: "(family maskrcnn there, sliding-window now; batch_size 2 there, 32 now; family
+    maskrcnn there, sliding-window now; …)"."""
+    from inference.training.resume import run_differences
+
+    stored = {"family": "maskrcnn", "options": {"family": "maskrcnn", "batch_size": 2}}
+    now = {"family": "sliding-window", "options": {"family": "sliding-window", "batch_size": 32}}
+    assert run_differences(stored, now) == ["family maskrcnn there, sliding-window now", "batch_size 2 there, 32 now"]

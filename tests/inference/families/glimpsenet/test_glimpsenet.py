@@ -313,3 +313,15 @@ def test_imagenet_weights_initialise_the_classifier_safely(tmp_path):
 
 class Payload:
     """A Python object in a checkpoint: loading it would run pickled code, so the loader must refuse it."""
+
+
+def test_a_split_too_small_for_every_class_names_the_options():
+    """A researcher's test: n_phantoms 10 stopped with scikit-learn's "The test_size = 2 should be greater or
+    equal to the number of classes = 3", naming neither option."""
+    from inference.families.glimpsenet.training import split
+
+    train, val = split([0, 1, 2] * 5, 0.2, 0)
+    assert len(val) == 3 and sorted({i % 3 for i in val}) == [0, 1, 2] and len(train) == 12
+    with pytest.raises(ValueError, match=r"^10 image\(s\) of 3 classes cannot be split by val_fraction 0.2 .*"
+                                         r"\(2 held out\): give more images \(n_phantoms"):
+        split([0, 1, 2] * 3 + [0], 0.2, 0)
