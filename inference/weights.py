@@ -237,6 +237,12 @@ def load_model(
         known = ", ".join(registry.families())
         raise CheckpointError(f"the checkpoint's weights have the layout of none of the known model families "
                               f"({known}); first weight '{next(iter(state), '')}'", path)
+    if declared and not family.recognises(state):  # a sidecar copied beside another model's weights
+        layout = registry.family_for(state)
+        if layout is not None and layout.name != family.name:
+            raise CheckpointError(f"the metadata says the model is {registry.spoken_name(family.name)}, but its "
+                                  f"weights have the layout of {registry.spoken_name(layout.name)}: the metadata file "
+                                  "belongs to another model", path.with_name(path.name + ".json"))
     model, fields = family.build(state, meta, str(path), {"percent_t": percent_t, "published": published,
                                                         "overrides": dict(settings or {})})
     if device is not None:

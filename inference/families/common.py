@@ -7,9 +7,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import re
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -21,26 +22,85 @@ from inference.families.registry import spoken_name
 logger = logging.getLogger(__name__)
 
 
-def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, family: str) -> None:
-    """Refuse a state dict that lacks a weight, has an unknown one, or has one of the wrong shape, naming it."""
+def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, family: str,
+                named: Callable[[str], str] = str) -> None:
+    """Refuse a state dict that lacks a weight, has an unknown one, or has one of the wrong shape, naming it as
+    the file names it (``named``: a key of the model's tree -> the file's layout, for a state dict remapped)."""
     expected = model.state_dict()
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
     if missing:
-        raise CheckpointError(f"the checkpoint lacks the weight '{missing[0]}' ({len(missing)} missing)", path)
+        raise CheckpointError(f"the checkpoint lacks the weight '{named(missing[0])}' ({len(missing)} missing)", path)
     if unexpected:
         raise CheckpointError(
-            f"the checkpoint holds an unknown weight '{unexpected[0]}' ({len(unexpected)} unknown); "
+            f"the checkpoint holds an unknown weight '{named(unexpected[0])}' ({len(unexpected)} unknown); "
             f"it is not a {spoken_name(family)} checkpoint", path)
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise CheckpointError(
-                f"the weight '{key}' has shape {tuple(state[key].shape)}, expected {tuple(tensor.shape)}", path)
+                f"the weight '{named(key)}' has shape {tuple(state[key].shape)}, expected {tuple(tensor.shape)}", path)
 
 
-def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, family: str) -> nn.Module:
+def layout_namer(rules: Sequence[tuple[re.Pattern[str], str]], original: Iterable[str]) -> Callable[[str], str]:
+    """A key of the model's tree -> its name in the file's layout, for a family whose published files are
+    remapped by ``rules`` (pattern of the file's key -> replacement; ``<\\N>`` a torchvision stage, counted from
+    1, made a stage counted from 0). A file in the model's own layout (none of its keys matched a rule) keeps the
+    tree's names; a key no rule makes is named as it is. Messages named 'fusion.weight' of a file holding
+    'fusion_dnn.weight'."""
+    if not any(pattern.match(key) for key in original for pattern, _ in rules):
+        return str
+    inverse = []
+    for pattern, replacement in rules:
+        parts = re.split(r"(<\\\d>|\\\d)", replacement)
+        regex = "".join(re.escape(part) if i % 2 == 0 else (rf"(?P<g{part[-2]}>\d+)" if part.startswith("<")
+                                                           else rf"(?P<g{part[-1]}>.+?)")
+                        for i, part in enumerate(parts))
+        stages = {part[-2] for part in parts[1::2] if part.startswith("<")}
+        inverse.append((re.compile(f"^{regex}$"), pattern.pattern, stages))
+
+    def named(key: str) -> str:
+        for regex, source, stages in inverse:
+            match = regex.match(key)
+            if match is None:
+                continue
+            values = {name[1:]: (str(int(v) + 1) if name[1:] in stages else v) for name, v in match.groupdict().items()}
+            return _fill(source, values)
+        return key
+
+    return named
+
+
+def _fill(pattern: str, values: Mapping[str, str]) -> str:
+    """A rule's pattern (``^ds_net\\.layer_list\\.(\\d+)\\.(.+)$``) written out with its groups' values."""
+    out, depth, group, number = [], 0, "", 0
+    body = pattern.removeprefix("^").removesuffix("$")
+    i = 0
+    while i < len(body):
+        char = body[i]
+        if depth == 0 and char == "\\":
+            out.append(body[i + 1])
+            i += 2
+            continue
+        if char == "(":
+            if depth == 0 and not body.startswith("(?:", i):
+                number += 1
+                group = str(number)
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0 and group:
+                out.append(values.get(group, ""))
+                group = ""
+        elif depth == 0:
+            out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, family: str,
+                named: Callable[[str], str] = str) -> nn.Module:
     """Check, cast floating tensors to float32 (published files carry float16), load strictly, eval mode."""
-    check_state(model, state, path, family)
+    check_state(model, state, path, family, named)
     model.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()},
                           strict=True)
     return model.eval()

@@ -24,6 +24,7 @@ from inference.families.common import (
     GMIC_WINDOW,
     FastMode,
     has_keys,
+    layout_namer,
     load_strict,
     numerics,
     prepare_gmic_window,
@@ -120,7 +121,8 @@ class GLAMFamily:
 
     def build(self, state: Mapping[str, torch.Tensor], meta: Mapping[str, Any], path: str,
               options: Mapping[str, Any]) -> tuple[torch.nn.Module, dict[str, Any]]:
-        model = load_strict(GLAM(GLAMConfig()), remap_glam_keys(state), path, self.name)
+        model = load_strict(GLAM(GLAMConfig()), remap_glam_keys(state), path, self.name,
+                            layout_namer(_RULES, state))
         classes = tuple(meta.get("classes", CLASSES))
         return model, {"classes": classes, "malignancy": tuple(meta.get("malignancy", ("malignant",)) or ()),
                        "exclusive": False, "percent_t": None, "settings": {}}

@@ -25,6 +25,7 @@ from inference.families.common import (
     GMIC_WINDOW,
     FastMode,
     has_keys,
+    layout_namer,
     load_strict,
     numerics,
     prepare_gmic_window,
@@ -142,7 +143,8 @@ class GMICFamily:
             config = replace(config, percent_t=threshold)
         except ValueError as error:
             raise CheckpointError(str(error), path) from error
-        model = load_strict(GMIC(config), remap_published_keys(state), path, self.name)
+        model = load_strict(GMIC(config), remap_published_keys(state), path, self.name,
+                            layout_namer(_PUBLISHED_RULES, state))
         classes = tuple(meta.get("classes", CLASSES))
         if len(classes) != config.num_classes:
             raise CheckpointError(f"the metadata names {len(classes)} classes, the model has {config.num_classes}", path)
