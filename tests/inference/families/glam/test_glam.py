@@ -113,9 +113,9 @@ def test_the_seven_harness_keys_are_ignored_whatever_their_shape(tmp_path, publi
 
 
 @pytest.mark.parametrize("change, message", [
-    ("missing", "head_2.weight"),
+    ("missing", "global_network.postprocess_module.gn_conv_2.weight"),
     ("unknown", "global_network.extra.weight"),
-    ("shape", "local_head.weight"),
+    ("shape", "detection_network.gn_conv_last.weight"),
 ])
 def test_a_bad_glam_checkpoint_names_the_weight(tmp_path, published_state, change, message):
     from inference.weights import load_model
