@@ -74,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
     meta.setdefault("family", identity.family)
     meta.setdefault("classes", list(identity.classes))
     meta["calibration"] = calibration_record(fit, description, len(images), diagram.name)
+    evaluation = meta.get("evaluation")
+    if isinstance(evaluation, dict) and evaluation:  # measured at the old temperature: said so, not left as current
+        then = (old.get("temperature") if isinstance(old, dict) else None) or evaluation.get("temperature")
+        evaluation["note"] = (f"measured before this calibration{f' (temperature {then:g})' if then else ''}; "
+                              f"'calibration' holds what was measured with the temperature {fit.temperature:g}")
     sidecar = path.with_name(path.name + ".json")
     try:
         write_text_atomic(sidecar, json.dumps(meta, indent=1))

@@ -310,6 +310,7 @@ def test_calibrate_stores_the_temperature_and_writes_the_diagram(tiny_window_mod
     sidecar = tmp_path / "model.pt.json"
     meta = json.loads(tiny_window_model.with_name("model.pt.json").read_text())
     meta["calibration"]["operating_points"] = [{"name": "old", "threshold": 0.5}]
+    meta["evaluation"] = {"data": "held-out views", "ece": 0.1}  # the training's, at its temperature
     sidecar.write_text(json.dumps(meta))
     done = run_isolated(["main.py", "calibrate", "--model", str(model), "--data", "phantom", "--phantoms", "8",
                          "--bins", "10", "--device", "cpu"])
@@ -321,6 +322,9 @@ def test_calibrate_stores_the_temperature_and_writes_the_diagram(tiny_window_mod
     assert cv2.imread(str(tmp_path / "model.pt.reliability.png")) is not None
     temperature = float(done.stdout.split("T = ")[1].split()[0])
     assert stored["temperature"] == pytest.approx(temperature, abs=1e-4)
+    # a researcher's test: the training's evaluation stood as if current, measured at the old temperature
+    evaluation = json.loads(sidecar.read_text())["evaluation"]
+    assert evaluation["ece"] == 0.1 and evaluation["note"].startswith("measured before this calibration")
     before, diagram = sidecar.read_text(), (tmp_path / "model.pt.reliability.png").read_bytes()
     dry = run_isolated(["main.py", "calibrate", "--model", str(model), "--data", "phantom", "--phantoms", "6",
                         "--dry-run", "--device", "cpu"])
