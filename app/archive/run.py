@@ -71,7 +71,7 @@ def run_batch(
     except BaseException:
         lock.release()
         if options.deidentify:
-            hide_file_times([out / LOCK_NAME])
+            hide_file_times([out / LOCK_NAME, out])
         raise
     try:
         if engine == "local":

@@ -481,6 +481,7 @@ class AiNode:
                 retrying = folder in self._unsent
                 if self.options.send is not None:  # what could not be sent then (what was sent is not again)
                     self._send(folder, Outcome(item.exam_id, item.location, "skipped"))
+                self._unfinished.pop(folder, None)  # its last images are those analysed: not a failed study
                 if not retrying:
                     _say(f"study {folder.name}: already analysed (not analysed again)")
                 return

@@ -117,6 +117,9 @@ def plan_problems(design: Design | str, readers: Sequence[str], cases: Sequence[
     return problems
 
 
+JOINERS = frozenset({"\u200c", "\u200d"})  # zero-width non-joiner and joiner: letters' shapes in Persian, Indic scripts
+
+
 def reader_as_stored(name: str, readers: Sequence[str]) -> str:
     """``name`` as the study stores it: the same name in another Unicode form ('Chloé' typed with a combining
     accent, or stored so by an earlier version or an import) is the same reader; ``name`` itself when none is."""
@@ -157,11 +160,13 @@ def create_study(
     if not readers or not all(reader.strip() for reader in readers):
         raise StudyError("give at least one reader, each with a name (an empty one was given)" if readers
                          else "give at least one reader")
-    for reader in readers:  # (format characters stay: a Persian name's zero-width non-joiner is part of it)
-        if reader != reader.strip() or ";" in reader or any(unicodedata.category(c) in ("Cc", "Zl", "Zp")
-                                                            for c in reader):
-            raise StudyError(f"the reader name {reader!r} has spaces at its ends, a ';', a tab or a line break: give "
-                             "each reader without them, the readers separated by commas")
+    for reader in readers:  # a Persian name's zero-width (non-)joiner is part of it; any other invisible
+        # character (a zero-width space, a byte-order mark, a right-to-left override) made look-alike or empty names
+        hidden = [c for c in reader if unicodedata.category(c) in ("Cc", "Zl", "Zp")
+                  or (unicodedata.category(c) == "Cf" and c not in JOINERS)]
+        if reader != reader.strip() or ";" in reader or hidden or not reader.strip("".join(JOINERS) + " "):
+            raise StudyError(f"the reader name {reader!r} has spaces at its ends, a ';', a tab, a line break or an "
+                             "invisible character: give each reader without them, the readers separated by commas")
     # one form of each name: 'Chloé' typed as é or as e and a combining accent is one reader, not two who look
     # alike in every list (a name is found in its composed form, whichever form a keyboard gives)
     readers = [unicodedata.normalize("NFC", reader) for reader in readers]

@@ -49,6 +49,17 @@ def _read_mask(path: Path, source: Path) -> np.ndarray:
     return image > 0
 
 
+def _view_name(text: object, source: Path, case_id: object) -> str:
+    """A truth file's view in the one spelling marks are stored with ("LCC" and "l-cc" are L-CC: as typed, a
+    lesion so given could never be hit by a mark)."""
+    from inference.intake.views import View  # noqa: PLC0415
+
+    try:
+        return View.parse(str(text)).value
+    except ValueError:
+        raise StudyError(f"{source}: case {case_id}: {text!r} is not a view (L-CC, R-CC, L-MLO or R-MLO)") from None
+
+
 def lesion_truth_from_dict(data: Mapping[str, Any], source: Path = Path("the truth file")) -> LesionTruth:
     """Raises ``StudyError`` naming ``source`` when an entry is missing or malformed."""
     try:
@@ -56,7 +67,8 @@ def lesion_truth_from_dict(data: Mapping[str, Any], source: Path = Path("the tru
         lesions: dict[str, tuple[Lesion, ...]] = {}
         spacing: dict[str, dict[str, tuple[float, float]]] = {}
         for case_id, case in dict(data.get("cases") or {}).items():
-            spacing[str(case_id)] = {str(v): (float(s[0]), float(s[1])) for v, s in (case.get("spacing") or {}).items()}
+            spacing[str(case_id)] = {_view_name(v, source, case_id): (float(s[0]), float(s[1]))
+                                     for v, s in (case.get("spacing") or {}).items()}
             found = []
             for lesion in case.get("lesions") or []:
                 outlines = []
@@ -66,10 +78,12 @@ def lesion_truth_from_dict(data: Mapping[str, Any], source: Path = Path("the tru
                         mask = _read_mask(source.parent / view["mask"], source)
                     origin = tuple(int(v) for v in view.get("origin", (0, 0)))
                     centre = (float(view["centre"][0]), float(view["centre"][1]))
-                    outlines.append(LesionOutline(str(view["view"]), centre, mask, origin))
+                    outlines.append(LesionOutline(_view_name(view["view"], source, case_id), centre, mask, origin))
                 weight = lesion.get("weight")
                 found.append(Lesion(lesion["id"], tuple(outlines), None if weight is None else float(weight)))
             lesions[str(case_id)] = tuple(found)
+    except StudyError:
+        raise
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise StudyError(f"{source}: not a lesion truth file as described in app/study/froc_study.py ({error!r})") \
             from error

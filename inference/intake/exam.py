@@ -313,9 +313,9 @@ def _source_preference(candidates: list[ViewImage]) -> tuple[list[ViewImage], li
     if not later:
         return first, later, ""
     why = []
-    for img in later:
-        kind = ("a 'For Processing' image" if not img.analyzable else derived_kind(img)
-                or "a derived image (ImageType DERIVED)")
+    for img in later:  # the first way it ranks after the chosen (both copies, one ORIGINAL: that is the reason)
+        step = next(i for i, (a, b) in enumerate(zip(rank(img), best, strict=True)) if a != b)
+        kind = ("a 'For Processing' image", derived_kind(img), "a derived image (ImageType DERIVED)")[step]
         why.append(f"{img.source.name} is {kind}")
     return first, later, "; ".join(why)
 

@@ -83,33 +83,42 @@ def read_csv_text(path: Path, columns: str) -> str:
     return text
 
 
+def csv_table(text: str, path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """A training CSV's columns and its rows, each with its line in the file (a blank line counts): names and
+    values without the spaces around them ("path, view, label" as typed by hand names the columns), and a row
+    with more fields than the header refused by its line (a comma inside a path, or a shifted row, was read
+    without a word; trailing empty fields are a spreadsheet's padding)."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader.fieldnames = [name.strip() for name in reader.fieldnames or ()]
+    rows = []
+    for row in reader:
+        extra = row.pop(None, None)
+        if extra and any((value or "").strip() for value in extra):
+            raise ValueError(f"{path}, row {reader.line_num}: {len(reader.fieldnames) + len(extra)} fields for the "
+                             f"header's {len(reader.fieldnames)} ({', '.join(reader.fieldnames)})")
+        rows.append((reader.line_num, {key: (value or "").strip() for key, value in row.items()}))
+    return list(reader.fieldnames), rows
+
+
 def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage]:
     """Rows ``path, view, label[, mask]``; every problem names the file and the row."""
     path = Path(path)
     text = read_csv_text(path, "path, view, label[, mask]")
     images = []
-    with io.StringIO(text, newline="") as handle:
-        reader = csv.DictReader(handle)
-        # "path, view, label" (spaces after the commas, as typed by hand) names the same columns
-        reader.fieldnames = [name.strip() for name in reader.fieldnames or ()]
-        missing = {"path", "label"} - set(reader.fieldnames)
-        if missing:
-            raise ValueError(f"{path}: the CSV lacks the column(s) {sorted(missing)} (path, view, label[, mask]); "
-                             f"its header has: {', '.join(reader.fieldnames) or 'nothing'}")
-        for row in reader:
-            number = reader.line_num  # the file's own line: a blank line (skipped by the reader) counts
-            where = f"{path}, row {number}"
-            if None in row:  # more fields than the header names: a comma inside a path, or a shifted row
-                raise ValueError(f"{where}: {len(reader.fieldnames) + len(row[None])} fields for the header's "
-                                 f"{len(reader.fieldnames)} ({', '.join(reader.fieldnames)})")
-            row = {key: (value or "").strip() for key, value in row.items()}
-            label = (row.get("label") or "").strip()
-            if label not in classes:
-                raise ValueError(f"{where}: unknown label {label!r}; the model's classes are {list(classes)}")
-            file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
-            image = load_row_view(file, row, where)
-            lesion = read_lesion_mask(row.get("mask") or "", path, where, image.model_image.shape)
-            images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file), number))
+    columns, rows = csv_table(text, path)
+    missing = {"path", "label"} - set(columns)
+    if missing:
+        raise ValueError(f"{path}: the CSV lacks the column(s) {sorted(missing)} (path, view, label[, mask]); "
+                         f"its header has: {', '.join(columns) or 'nothing'}")
+    for number, row in rows:
+        where = f"{path}, row {number}"
+        label = row.get("label", "")
+        if label not in classes:
+            raise ValueError(f"{where}: unknown label {label!r}; the model's classes are {list(classes)}")
+        file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
+        image = load_row_view(file, row, where)
+        lesion = read_lesion_mask(row.get("mask") or "", path, where, image.model_image.shape)
+        images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file), number))
     if not images:
         raise ValueError(f"{path}: the CSV holds no rows")
     return images

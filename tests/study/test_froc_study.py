@@ -213,9 +213,19 @@ def test_a_truth_file_gets_the_checks_of_a_lesion_list(tmp_path):
     # from a review: the creation's other checks too
     refused(lambda c: c["c01"]["lesions"][0]["views"].append({"view": "L-CC", "centre": [20, 20]}),
             "case c01: lesion 1 is given twice on L-CC")
+    refused(lambda c: c["c01"]["lesions"][0]["views"].append({"view": "lcc", "centre": [20, 20]}),
+            "case c01: lesion 1 is given twice on L-CC")  # one view however spelt (a second review)
+    refused(lambda c: c["c01"]["lesions"][0]["views"].append({"view": "CC", "centre": [20, 20]}),
+            "bad.json: case c01: 'CC' is not a view")
     refused(lambda c: c.pop("c02"), "bad.json: case c02: the left breast is malignant in the study's case list but "
                                     "the truth file gives it no lesion")
     # an exam moved away since the reading: the breasts are checked, the places cannot be, and that is said
+    spelt = json.loads(json.dumps(good))  # "LCC" is L-CC, in the spacing too: marks on L-CC hit its lesion
+    spelt["cases"]["c01"]["lesions"][0]["views"][0]["view"] = "LCC"
+    spelt["cases"]["c01"]["spacing"] = {"lcc": [0.1, 0.1]}
+    (tmp_path / "spelt.json").write_text(json.dumps(spelt))
+    truth = load_lesion_truth(tmp_path / "spelt.json")
+    assert truth.lesions["c01"][0].outlines[0].view == "L-CC" and truth.spacing["c01"] == {"L-CC": (0.1, 0.1)}
     cautions = check_truth_file(load_lesion_truth(tmp_path / "truth.json"), cases, "truth.json")
     assert len(cautions) == 1 and "c00, c01, c02 could not be read" in cautions[0]
     store.close()

@@ -628,8 +628,11 @@ def test_readers_named_twice_or_not_at_all_are_said(store):
     composed, decomposed = "Chlo\u00e9", "Chloe\u0301"  # one name, two Unicode forms (a coordinator's test)
     for readers, says in ((["A", "B", "A"], "given twice: A"), (["A", " "], "an empty one was given"),
                           ([], "give at least one reader"), ([composed, decomposed], f"given twice: {composed}"),
-                          (["A;B;C"], "'A;B;C' has spaces at its ends, a ';', a tab or a line break"),
-                          (["A\tB"], "a tab or a line break"), ([" A"], "spaces at its ends")):
+                          (["A;B;C"], "'A;B;C' has spaces at its ends, a ';', a tab, a line break or an invisible"),
+                          (["A\tB"], "a tab, a line break"), ([" A"], "spaces at its ends"),
+                          (["Ann", "Ann\u200b"], "an invisible character"),  # look-alikes (a second review)
+                          (["\ufeffAnn"], "an invisible character"), (["\u202eennA"], "an invisible character"),
+                          (["\u200c"], "an invisible character")):
         with pytest.raises(StudyError, match=says):
             create_study(store, "r", Design.UNAIDED, readers, cases(4, 2), seed=1)
     study = create_study(store, "r", Design.UNAIDED, [decomposed], cases(4, 2), seed=1)

@@ -22,7 +22,6 @@ instead (one model per fold, in ``out/fold_k``) and reports accuracy per fold an
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -115,33 +114,33 @@ def glimpse_csv(path: Path) -> list[LabelledImage]:
     """Rows ``path, view, benign, malignant[, mask][, label | pathology]``; problems name the file and row."""
     import io  # noqa: PLC0415
 
-    from inference.training.labelled_images import load_row_view, read_csv_text  # noqa: PLC0415
+    from inference.training.labelled_images import csv_table, load_row_view, read_csv_text  # noqa: PLC0415
 
     text = read_csv_text(path, "path, view, benign, malignant (or label), mask")
     images = []
-    with io.StringIO(text, newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = set(reader.fieldnames or ())
-        if "path" not in columns or not ({"label", "pathology"} & columns or {"benign", "malignant"} <= columns):
-            raise ValueError(f"{path}: needs the columns path, view, benign, malignant (or label), and mask")
-        for row in reader:
-            where = f"{path}, row {reader.line_num}"  # the file's line: a blank line counts
-            named = (row.get("label") or row.get("pathology") or "").strip().lower()
-            if named:
-                if named not in PATHOLOGY:
-                    raise ValueError(f"{where}: unknown label {named!r}; the classes are {list(CLASSES)}")
-                label = PATHOLOGY[named]
-            elif (row.get("malignant") or "0").strip() == "1":
-                label = "malignant"
-            elif (row.get("benign") or "0").strip() == "1":
-                label = "benign"
-            else:
-                raise ValueError(f"{where}: neither benign nor malignant; give a label column "
-                                 "(benign_without_callback, benign, malignant)")
-            file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
-            image = load_row_view(file, row, where)
-            lesion = read_lesion_mask(row.get("mask") or "", path, where, image.model_image.shape)
-            images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file)))
+    header, rows = csv_table(text, Path(path))
+    columns = set(header)
+    if "path" not in columns or not ({"label", "pathology"} & columns or {"benign", "malignant"} <= columns):
+        raise ValueError(f"{path}: needs the columns path, view, benign, malignant (or label), and mask; its header "
+                         f"has: {', '.join(header) or 'nothing'}")
+    for number, row in rows:
+        where = f"{path}, row {number}"  # the file's line: a blank line counts
+        named = (row.get("label") or row.get("pathology") or "").strip().lower()
+        if named:
+            if named not in PATHOLOGY:
+                raise ValueError(f"{where}: unknown label {named!r}; the classes are {list(CLASSES)}")
+            label = PATHOLOGY[named]
+        elif (row.get("malignant") or "0").strip() == "1":
+            label = "malignant"
+        elif (row.get("benign") or "0").strip() == "1":
+            label = "benign"
+        else:
+            raise ValueError(f"{where}: neither benign nor malignant; give a label column "
+                             "(benign_without_callback, benign, malignant)")
+        file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
+        image = load_row_view(file, row, where)
+        lesion = read_lesion_mask(row.get("mask") or "", path, where, image.model_image.shape)
+        images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file)))
     if not images:
         raise ValueError(f"{path}: the CSV holds no rows")
     return images

@@ -12,9 +12,7 @@ Data: the phantom generator (``inference.intake.phantom``), or a CSV of ``path, 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import logging
 import math
@@ -108,17 +106,18 @@ def phantom_samples(count: int, seed: int) -> list[Sample]:
 
 def csv_samples(path: str | Path) -> list[Sample]:
     """Rows ``path, view, benign, malignant`` (relative paths from the CSV's folder)."""
-    from inference.training.labelled_images import load_row_view, read_csv_text  # noqa: PLC0415
+    from inference.training.labelled_images import csv_table, load_row_view, read_csv_text  # noqa: PLC0415
 
     path = Path(path)
     text = read_csv_text(path, "path, view, benign, malignant")
     samples = []
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    missing = sorted({"path", "benign", "malignant"} - set(reader.fieldnames or ()))
+    columns, rows = csv_table(text, path)
+    missing = sorted({"path", "benign", "malignant"} - set(columns))
     if missing:
-        raise ValueError(f"{path}: the CSV lacks the column(s) {missing} (path, view, benign, malignant)")
-    for row in reader:
-        where = f"{path}, line {reader.line_num}"  # the file's line: a blank line counts
+        raise ValueError(f"{path}: the CSV lacks the column(s) {missing} (path, view, benign, malignant); its header "
+                         f"has: {', '.join(columns) or 'nothing'}")
+    for number, row in rows:
+        where = f"{path}, line {number}"  # the file's line: a blank line counts
         file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
         image = load_row_view(file, row, where)
         if image.view is None:

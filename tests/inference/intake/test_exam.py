@@ -261,6 +261,18 @@ def test_the_acquired_presentation_image_wins_over_a_copy_or_the_raw_one(tmp_pat
     alone = load_exam([tmp_path / "zz_copy_L-CC.dcm"])
     assert list(alone.views) == [View.L_CC]
 
+
+def test_the_reason_for_a_copy_set_aside_is_where_the_two_differ(tmp_path, pixels):
+    """A second review: two Secondary Captures, one ORIGINAL, were told apart "because it is a Secondary
+    Capture", which both were."""
+    capture = "1.2.840.10008.5.1.4.1.1.7"
+    write(make_dataset(pixels, sop_class=capture, ImageType=["ORIGINAL", "PRIMARY"]), tmp_path, "a.dcm")
+    write(make_dataset(pixels, sop_class=capture, ImageType=["DERIVED", "PRIMARY"],
+                       AcquisitionDateTime="20260101110000"), tmp_path, "b.dcm")
+    exam = load_exam(tmp_path)
+    assert exam.views[View.L_CC].source.name == "a.dcm"
+    assert any("used a.dcm (b.dcm is a derived image (ImageType DERIVED))" in w for w in exam.warnings)
+
 def test_deidentify_drops_identifiers(tmp_path, pixels):
     exam = load_exam([write(make_dataset(pixels), tmp_path, "a.dcm")])
     assert exam.patient.name == PATIENT_NAME

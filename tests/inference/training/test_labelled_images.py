@@ -89,3 +89,20 @@ def test_a_header_typed_with_spaces_a_row_too_long_and_a_folder_are_said(folder)
         csv_images(csv_file, CLASSES)
     with pytest.raises(ValueError, match=rf"^{folder}: this is a folder; give the CSV file"):
         csv_images(folder, CLASSES)
+
+
+def test_the_other_training_csvs_read_their_headers_and_rows_alike(folder):
+    """A second review: GMIC's and GlimpseNet's CSVs still refused "path, view, benign, malignant" typed with
+    spaces, and read a row longer than the header without a word."""
+    from inference.families.glimpsenet.training import glimpse_csv
+    from inference.families.gmic.training import csv_samples
+
+    csv_file = folder / "train.csv"
+    csv_file.write_text("path, view, benign, malignant, mask\na.png, L-CC, 0, 1, a_mask.png\n")
+    assert len(csv_samples(csv_file)) == 1 and len(glimpse_csv(csv_file)) == 1
+    csv_file.write_text("path,view,benign,malignant,mask\na.png,L-CC,0,1,a_mask.png,,\n")  # a spreadsheet's padding
+    assert len(csv_samples(csv_file)) == 1
+    csv_file.write_text("path,view,benign,malignant,mask\na.png,L-CC,0,1,a_mask.png,x\n")
+    for read in (csv_samples, glimpse_csv):
+        with pytest.raises(ValueError, match=r"row 2: 6 fields for the header's 5"):
+            read(csv_file)
