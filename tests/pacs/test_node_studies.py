@@ -196,9 +196,16 @@ def test_a_study_that_failed_for_its_content_goes_after_keep_hours_too(tmp_path,
         keep_instance(failed, dataset)
     node._take(failed)
     assert "analysed study" in capsys.readouterr().out
-    keep_instance(failed, _views(("L-CC",), PatientID="SOMEONE-ELSE", SOPInstanceUID="1.2.3.4.77")[0])
+    stray = keep_instance(failed, _views(("L-CC",), PatientID="SOMEONE-ELSE", SOPInstanceUID="1.2.3.4.77")[0])
     node._take(failed)
     assert "the images belong to 2 different patients" in capsys.readouterr().out
+    assert failed in node._unfinished
+    stray.unlink()  # the operator takes the stray out, as the line says: the study is the one analysed again
+    node._take(failed)
+    assert "already analysed" in capsys.readouterr().out and failed not in node._unfinished
+    keep_instance(failed, _views(("L-CC",), PatientID="SOMEONE-ELSE", SOPInstanceUID="1.2.3.4.77")[0])
+    node._take(failed)
+    assert failed in node._unfinished
     for path in failed.glob("*.dcm"):
         os.utime(path, (ago, ago))
     node._unfinished[failed] = ago + 60
