@@ -155,8 +155,9 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
     if content.report.marks:
         from app.report.figures import mark_names  # noqa: PLC0415
 
-        rows = [["mark", "view", "finding", "confidence", "position (row, col)"]]
-        rows += [[name, m.view, m.label, f"{m.confidence} / 5", f"{m.row:.0f}, {m.col:.0f}"]
+        rows = [["mark", "view", "finding", "confidence", "position (row, col)", "made"]]
+        rows += [[name, m.view, m.label, f"{m.confidence} / 5", f"{m.row:.0f}, {m.col:.0f}",
+                  "after AI" if m.after_ai else "before AI"]
                  for name, m in zip(mark_names(content), content.report.marks, strict=True)]
         story += [Spacer(1, 0.3 * cm), Paragraph("Reader's marks", styles["Heading3"]), _table(rows)]
     if entry is not None:

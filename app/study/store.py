@@ -21,7 +21,7 @@ from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE exam_reads (
@@ -480,6 +480,26 @@ MIGRATIONS: dict[int, str] = {
     WHEN EXISTS (SELECT 1 FROM study_reads WHERE study_id = NEW.study_id)
     BEGIN SELECT RAISE(ABORT, 'a study with committed reads cannot be replaced'); END;
     """,
+    # the workstation's marks made before the first read was committed are part of it (the blind read): Shift+K
+    # after the commit deleted one and the report lost it, and every change re-stamped every mark, so a mark made
+    # after the model was shown could not be told from one made blind. A mark made after the commit is marked
+    # as such (after_ai); the blind ones can no longer be removed, changed or re-stamped once the read is
+    # committed, from any connection. Marks stored before this version are taken as blind.
+    12: """
+    ALTER TABLE exam_marks ADD COLUMN after_ai INTEGER NOT NULL DEFAULT 0 CHECK (after_ai IN (0, 1));
+    CREATE TRIGGER blind_marks_of_a_committed_read_stay_delete BEFORE DELETE ON exam_marks
+    WHEN OLD.after_ai = 0 AND EXISTS (SELECT 1 FROM exam_reads WHERE exam_key = OLD.exam_key
+        AND reader = OLD.reader AND committed = 1)
+    BEGIN SELECT RAISE(ABORT, 'a mark of a committed read is final'); END;
+    CREATE TRIGGER blind_marks_of_a_committed_read_stay_update BEFORE UPDATE ON exam_marks
+    WHEN OLD.after_ai = 0 AND EXISTS (SELECT 1 FROM exam_reads WHERE exam_key = OLD.exam_key
+        AND reader = OLD.reader AND committed = 1)
+    BEGIN SELECT RAISE(ABORT, 'a mark of a committed read is final'); END;
+    CREATE TRIGGER marks_after_a_commit_are_after_ai BEFORE INSERT ON exam_marks
+    WHEN NEW.after_ai = 0 AND EXISTS (SELECT 1 FROM exam_reads WHERE exam_key = NEW.exam_key
+        AND reader = NEW.reader AND committed = 1)
+    BEGIN SELECT RAISE(ABORT, 'a mark made after the read was committed is a mark after AI'); END;
+    """,
 }
 
 
@@ -542,6 +562,7 @@ class ReaderMark:
     col: float
     label: str
     confidence: int
+    after_ai: bool = False  # made after the first read was committed and the model shown (the workstation's)
 
 
 class StoreClosedError(RuntimeError):
@@ -708,21 +729,42 @@ class Store:
         return [_amendment(row) for row in rows]
 
     def save_marks(self, exam_key: str, reader: str, marks: list[ReaderMark]) -> Future:
-        """Replace the reader's marks on this exam (the workstation's marks stay editable until committed)."""
+        """Store the reader's marks on this exam: before the first read is committed they are replaced as they
+        stand (editable until the commit); after it, the blind marks (``after_ai`` False) stay as committed, and
+        the marks after AI are replaced. A mark keeps the time it was first stored."""
         now = time.time()
 
         def work(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM exam_marks WHERE exam_key=? AND reader=?", (exam_key, reader))
-            for number, mark in enumerate(marks, start=1):
-                db.execute("INSERT INTO exam_marks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (exam_key, reader, number, mark.view, mark.row, mark.col, mark.label, mark.confidence, now))
+            committed = db.execute("SELECT 1 FROM exam_reads WHERE exam_key=? AND reader=? AND committed=1 LIMIT 1",
+                                   (exam_key, reader)).fetchone() is not None
+            stored = {(v, r, c, lab, conf, bool(a)): t for v, r, c, lab, conf, a, t in db.execute(
+                "SELECT view, row, col, label, confidence, after_ai, created_at FROM exam_marks "
+                "WHERE exam_key=? AND reader=?", (exam_key, reader))}
+            blind = [m for m in marks if not m.after_ai]
+            if committed:
+                kept = db.execute("SELECT COUNT(*) FROM exam_marks WHERE exam_key=? AND reader=? AND after_ai=0",
+                                  (exam_key, reader)).fetchone()[0]
+                if len(blind) != kept:
+                    raise CommittedReadError("the marks of the committed read are final: a mark made before the "
+                                             "model was shown cannot be added or taken back now", self.path)
+                db.execute("DELETE FROM exam_marks WHERE exam_key=? AND reader=? AND after_ai=1", (exam_key, reader))
+                first = kept + 1
+                to_store = [m for m in marks if m.after_ai]
+            else:
+                db.execute("DELETE FROM exam_marks WHERE exam_key=? AND reader=?", (exam_key, reader))
+                first, to_store = 1, marks
+            for number, mark in enumerate(to_store, start=first):
+                key = (mark.view, mark.row, mark.col, mark.label, mark.confidence, mark.after_ai)
+                db.execute("INSERT INTO exam_marks (exam_key, reader, mark_id, view, row, col, label, confidence, "
+                           "created_at, after_ai) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (exam_key, reader, number, *key[:5], stored.get(key, now), int(mark.after_ai)))
 
         return self.submit(work)
 
     def load_marks(self, exam_key: str, reader: str) -> list[ReaderMark]:
-        rows = self.read("SELECT view, row, col, label, confidence FROM exam_marks WHERE exam_key=? AND reader=? "
-                         "ORDER BY mark_id", (exam_key, reader))
-        return [ReaderMark(*row) for row in rows]
+        rows = self.read("SELECT view, row, col, label, confidence, after_ai FROM exam_marks WHERE exam_key=? "
+                         "AND reader=? ORDER BY after_ai, mark_id", (exam_key, reader))
+        return [ReaderMark(*row[:5], after_ai=bool(row[5])) for row in rows]
 
     def save_result(self, result_key: str, result_json: str, maps: bytes) -> Future:
         """Store an analysis result (JSON text and its binary maps) under its key; durable when done."""

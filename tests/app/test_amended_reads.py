@@ -346,3 +346,39 @@ def test_a_reader_change_while_the_exam_loads_loads_it_for_the_new_reader(qtbot,
     qtbot.waitUntil(lambda: window.exam is not None, timeout=60_000)
     qtbot.wait(300)  # the first load's late result, if any, would land now
     assert window.scores.reader.inputs["R"].spin.value() == -1 and not window.committed and window.model_hidden()
+
+
+def test_a_mark_of_the_committed_read_is_final_and_a_mark_after_ai_is_one(qtbot, store, tmp_path, stub_model):
+    """A radiologist's test: Shift+K after the commit deleted a mark of the committed blind read from the store
+    and the report, and every change re-stamped every mark, so a mark made after the model was shown could not be
+    told from one made blind."""
+    import sqlite3
+
+    from app.study.store import ReaderMark
+
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    blind = ReaderMark("R-CC", 700.0, 500.0, "mass", 4)
+    window.add_mark(View.R_CC, 700.0, 500.0, blind)
+    set_read(window, 80, "4C", "biopsy")
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text() == "saved", timeout=10_000)
+    stored = lambda: store.read("SELECT label, after_ai, created_at FROM exam_marks ORDER BY mark_id")  # noqa: E731
+    store.submit(lambda db: None).result()
+    (before,) = stored()
+    window.reading.remove_last_mark()  # Shift+K on the committed read's mark: refused, said
+    assert window.marks == [blind] and "final" in window.statusBar().currentMessage()
+    window.add_mark(View.R_CC, 600.0, 400.0, ReaderMark("R-CC", 600.0, 400.0, "asymmetry", 2))
+    assert window.marks[-1].after_ai and "after AI" in window.hanging.views[View.R_CC]._marks[-1].label.toPlainText()
+    store.submit(lambda db: None).result()
+    assert stored()[0] == before and stored()[1][:2] == ("asymmetry", 1)  # the blind mark keeps its time
+    window.reading.remove_last_mark()  # a mark after AI can be taken back
+    store.submit(lambda db: None).result()
+    assert window.marks == [blind] and stored() == [before]
+    with pytest.raises(sqlite3.IntegrityError, match="a mark of a committed read is final"):  # nor by SQL
+        store.submit(lambda db: db.execute("DELETE FROM exam_marks")).result()
+    window.add_mark(View.R_CC, 600.0, 400.0, ReaderMark("R-CC", 600.0, 400.0, "asymmetry", 2))
+    report = window.exports.report_input(False)  # the export says which mark was made when
+    assert [(m.label, m.after_ai) for m in report.marks] == [("mass", False), ("asymmetry", True)]

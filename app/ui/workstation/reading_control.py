@@ -243,14 +243,24 @@ class ReadingControl:
             if not dialog.exec():
                 return
             mark = dialog.mark()
+        if window.committed and not mark.after_ai:  # the model is shown: a mark now is no part of the blind read
+            mark = dataclasses.replace(mark, after_ai=True)
         window.marks.append(mark)
         self._marks_changed()
 
     def remove_last_mark(self) -> None:
+        """Shift+K: take back the last mark, unless it belongs to the committed read (made before the model was
+        shown, it is final as the read is: Shift+K after the commit had deleted it from the store and the
+        report)."""
         window = self.window
-        if window.marks:
-            window.marks.pop()
-            self._marks_changed()
+        if not window.marks:
+            return
+        if window.committed and not window.marks[-1].after_ai:
+            window.statusBar().showMessage("the marks of your committed read are final; only a mark made after the "
+                                           "model was shown can be taken back", 8000)
+            return
+        window.marks.pop()
+        self._marks_changed()
 
     def _marks_changed(self) -> None:
         window = self.window
