@@ -170,6 +170,12 @@ def test_marks_are_stored_with_the_read_and_come_back(qtbot, store, tmp_path):
     again = make_window(qtbot, store)
     open_and_wait(qtbot, again, tmp_path)
     assert again.marks == [ReaderMark("R-CC", 700.0, 500.0, "mass", 4)]
+    # a radiologist's test: the label, a child of the image, was cut at the image's edge (":ifications (3/5)")
+    # instead of flipping at the viewport's; it sits on the unclipped label layer, as the regions' labels do
+    (mark,) = again.hanging.views[View.R_CC]._marks
+    holder = mark.label.parentItem()
+    assert holder is again.hanging.views[View.R_CC].label_layer
+    assert not holder.flags() & holder.GraphicsItemFlag.ItemClipsChildrenToShape
 
 
 # --------------------------------------------------------------------------------------------- labels

@@ -89,9 +89,11 @@ class RulerItem:
 
 
 class MarkItem:
-    """The reader's mark: a cross with its label and confidence."""
+    """The reader's mark: a cross with its label and confidence. The label goes on ``label_parent`` (the view's
+    label layer, in the image's frame but not clipped to it): a child of the image was cut at the image's edge
+    (":ifications (3/5)" beside a mark near it) instead of flipping at the viewport's."""
 
-    def __init__(self, parent, row: float, col: float, text: str) -> None:
+    def __init__(self, parent, row: float, col: float, text: str, label_parent=None) -> None:
         self.items = []
         size = 14.0
         for line in (QLineF(col - size, row, col + size, row), QLineF(col, row - size, col, row + size)):
@@ -100,7 +102,7 @@ class MarkItem:
             item.setZValue(45)
             self.items.append(item)
         self.label = pg.TextItem(text, color=MARK, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))
-        self.label.setParentItem(parent)
+        self.label.setParentItem(label_parent if label_parent is not None else parent)
         self.label.setPos(col + size, row - size)
         self.label.setZValue(46)
         self.items.append(self.label)

@@ -850,7 +850,8 @@ class MammoViewWidget(QWidget):
         for item in self._marks:
             item.remove()
         self._marks = [MarkItem(self.image_item, m.row, m.col, f"{m.label} ({m.confidence}/5)"
-                                + (", after AI" if getattr(m, "after_ai", False) else "")) for m in marks
+                                + (", after AI" if getattr(m, "after_ai", False) else ""), self.label_layer)
+                       for m in marks
                        if m.view == self.view.value] if self.image is not None else []
         for mark in self._marks:  # the regions' labels stay where they are
             self.clamp_label(mark.label)
