@@ -107,6 +107,8 @@ def _assessment(content: ReportContent):
 def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -> Path:
     path = Path(path)
     styles = getSampleStyleSheet()
+    styles["Heading3"].keepWithNext = 1  # a section's title on the page of its content ("Reader's comments" was
+    # left alone at the foot of a page, its text on the next; a radiologist's test)
     small = ParagraphStyle("small", parent=styles["BodyText"], fontSize=8, leading=10)
     warn = ParagraphStyle("warn", parent=styles["BodyText"], fontSize=9, leading=11, textColor=colors.HexColor("#8a1010"))
     pagesize = PAGE_SIZES[page_size]

@@ -59,3 +59,25 @@ def test_the_pdf_names_the_marks_of_its_figure(tmp_path):
     (pdf,) = export_report(content.report, tmp_path / "out", ["pdf"], "A4")
     text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
     assert "Cyan crosses: the reader's own marks" in text and "M1" in text and "mass" in text
+
+
+def test_a_section_title_stays_on_the_page_of_its_text(tmp_path):
+    """A radiologist's test: "Reader's comments" stood alone at the foot of page 2, its text on page 3."""
+    import dataclasses
+
+    from pypdf import PdfReader
+
+    from app.report.content import ReportContent, ReportInput
+    from app.report.pdf import write_pdf
+
+    base = _content(tmp_path, [ReaderMark("L-CC", 800.0, 250.0, "mass", 4)])
+    split = 0
+    for notes in range(0, 60, 2):  # push the comments down the pages, past every place a page ends
+        exam = dataclasses.replace(base.exam, warnings=tuple(f"intake note {i}" for i in range(notes)))
+        content = ReportContent(ReportInput(exam, None, marks=base.report.marks, comments="WORDS OF THE READER"))
+        write_pdf(content, tmp_path / "r.pdf")
+        pages = [page.extract_text() for page in PdfReader(tmp_path / "r.pdf").pages]
+        (title,) = [i for i, text in enumerate(pages) if "Reader's comments" in text]
+        assert "WORDS OF THE READER" in pages[title], notes
+        split += len(pages) > 1
+    assert split  # the notes did reach another page
