@@ -1,5 +1,5 @@
 """The JSON report: the whole ExamResult (schema 2.1, maps and instance masks in a sibling .npz) plus the reads and marks
-(schema ``mammo-reader/report`` 2.0)."""
+(schema ``mammo-reader/report`` 2.1)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from app.report.content import DISCLAIMER, ReportContent, amendment_data
 from inference.files import atomic_path
 from inference.results.serialize import maps_path, maps_to_bytes, result_to_data
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"  # 2.1: each mark says whether it was made after AI (after_ai)
 
 
 def report_dict(content: ReportContent) -> tuple[dict, dict]:

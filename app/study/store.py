@@ -737,16 +737,16 @@ class Store:
         def work(db: sqlite3.Connection) -> None:
             committed = db.execute("SELECT 1 FROM exam_reads WHERE exam_key=? AND reader=? AND committed=1 LIMIT 1",
                                    (exam_key, reader)).fetchone() is not None
-            stored = {(v, r, c, lab, conf, bool(a)): t for v, r, c, lab, conf, a, t in db.execute(
-                "SELECT view, row, col, label, confidence, after_ai, created_at FROM exam_marks "
-                "WHERE exam_key=? AND reader=?", (exam_key, reader))}
+            rows = db.execute("SELECT view, row, col, label, confidence, after_ai, created_at FROM exam_marks "
+                              "WHERE exam_key=? AND reader=?", (exam_key, reader)).fetchall()
+            stored = {(v, r, c, lab, conf, bool(a)): t for v, r, c, lab, conf, a, t in rows}
             blind = [m for m in marks if not m.after_ai]
-            if committed:
-                kept = db.execute("SELECT COUNT(*) FROM exam_marks WHERE exam_key=? AND reader=? AND after_ai=0",
-                                  (exam_key, reader)).fetchone()[0]
-                if len(blind) != kept:
+            if committed:  # the very marks stored before the commit, not only as many (a stale window's others)
+                kept = sorted(tuple(row[:5]) for row in rows if not row[5])
+                if sorted((m.view, m.row, m.col, m.label, m.confidence) for m in blind) != kept:
                     raise CommittedReadError("the marks of the committed read are final: a mark made before the "
-                                             "model was shown cannot be added or taken back now", self.path)
+                                             "model was shown cannot be added, changed or taken back now", self.path)
+                kept = len(kept)
                 db.execute("DELETE FROM exam_marks WHERE exam_key=? AND reader=? AND after_ai=1", (exam_key, reader))
                 first = kept + 1
                 to_store = [m for m in marks if m.after_ai]

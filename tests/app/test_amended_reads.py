@@ -382,3 +382,40 @@ def test_a_mark_of_the_committed_read_is_final_and_a_mark_after_ai_is_one(qtbot,
     window.add_mark(View.R_CC, 600.0, 400.0, ReaderMark("R-CC", 600.0, 400.0, "asymmetry", 2))
     report = window.exports.report_input(False)  # the export says which mark was made when
     assert [(m.label, m.after_ai) for m in report.marks] == [("mass", False), ("asymmetry", True)]
+
+
+def test_a_stale_window_cannot_change_the_committed_reads_marks_and_is_shown_the_stores(qtbot, store, tmp_path,
+                                                                                          stub_model):
+    """A review: a second window on the exam, opened before the first committed, stored nothing of a different
+    blind mark of the same count and showed and exported it as "before AI"; its Shift+K took the committed
+    read's mark off its screen and export, the store's refusal said nowhere. And with blind-first off, marks made
+    with the model on screen were "before AI"."""
+    from app.study.store import ReaderMark
+
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    first = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    mass = ReaderMark("R-CC", 700.0, 500.0, "mass", 4)
+    first.add_mark(View.R_CC, 700.0, 500.0, mass)
+    store.submit(lambda db: None).result()
+    second = analysed_window(qtbot, store, folder, stub_model, blind_first=True)  # opened before the commit
+    assert second.marks == [mass]
+    set_read(first, 80, "4C", "biopsy")
+    assert first.commit_estimate()
+    qtbot.waitUntil(lambda: first.scores.reader.saved_label.text() == "saved", timeout=10_000)
+    stored = lambda: store.read("SELECT label, after_ai FROM exam_marks ORDER BY mark_id")  # noqa: E731
+    second.reading.remove_last_mark()  # stale: it does not know the read is committed
+    qtbot.waitUntil(lambda: second.committed, timeout=10_000)  # refused, and the store's read and marks shown
+    assert second.marks == [mass] and stored() == [("mass", 0)]
+    assert "NOT saved" in second.scores.reader.saved_label.text()
+    second.marks[:] = [ReaderMark("R-CC", 600.0, 400.0, "calcifications", 3)]  # a different blind mark, as many
+    second.reading._marks_changed()
+    qtbot.waitUntil(lambda: second.marks == [mass], timeout=10_000)  # refused by the store, the store's shown
+    assert stored() == [("mass", 0)]
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    write_png(open_folder / "0_R-CC.png", synthetic_view("R-CC", (600, 400)))
+    shown = analysed_window(qtbot, store, open_folder, stub_model, blind_first=False)  # the model on screen
+    shown.add_mark(View.R_CC, 600.0, 400.0, ReaderMark("R-CC", 600.0, 400.0, "mass", 3))
+    assert shown.marks[-1].after_ai

@@ -154,16 +154,19 @@ class ReadingControl:
             return
         generation = window._generation
         worker = Worker(_stored_reads, window.store, key, window._reader())
-        worker.result.connect(lambda reads, g=generation: self._show_stored_reads(reads, key, g))
+        worker.result.connect(lambda stored, g=generation: self._show_stored_reads(*stored, key, g))
         worker.error.connect(window._on_error)
         window._track(worker).start()
 
-    def _show_stored_reads(self, reads: dict, key: str, generation: int) -> None:
+    def _show_stored_reads(self, reads: dict, marks: list, key: str, generation: int) -> None:
         window = self.window
         if key != window.exam_key or not window._current(generation):
             return
         window._save_timer.stop()
         window.committed = any(r.committed for r in reads.values())
+        window.marks = list(marks)  # the marks the store holds, not a stale window's (never saved again here)
+        for widget in window.hanging.views.values():
+            widget.set_marks(window.marks)
         window.scores.reader.set_reads(reads)
         window.scores.refresh_compare()
         self.apply_blind_state()
@@ -243,7 +246,8 @@ class ReadingControl:
             if not dialog.exec():
                 return
             mark = dialog.mark()
-        if window.committed and not mark.after_ai:  # the model is shown: a mark now is no part of the blind read
+        shown = window.committed or (window.result is not None and not self.model_hidden())
+        if shown and not mark.after_ai:  # made with the model on screen: no part of the blind read
             mark = dataclasses.replace(mark, after_ai=True)
         window.marks.append(mark)
         self._marks_changed()
@@ -267,8 +271,16 @@ class ReadingControl:
         for widget in window.hanging.views.values():
             widget.set_marks(window.marks)
         if window.store is not None and window.exam is not None and not window.store.closed:
-            window.store.save_marks(window.exam_key, window._reader(), list(window.marks))
+            key = window.exam_key
+            future = window.store.save_marks(key, window._reader(), list(window.marks))
+
+            def answered(f) -> None:  # a refusal (another window committed first) is said, and the store's shown
+                if f.exception() is not None:
+                    window._saved_signal.saved.emit(f"NOT saved: {f.exception()}", key)
+                    window._saved_signal.refused.emit(key)
+
+            future.add_done_callback(answered)
 
 
-def _stored_reads(store, key: str, reader: str, *, progress, cancel) -> dict:  # noqa: ARG001
-    return store.load_reads(key, reader)
+def _stored_reads(store, key: str, reader: str, *, progress, cancel) -> tuple[dict, list]:  # noqa: ARG001
+    return store.load_reads(key, reader), store.load_marks(key, reader)
