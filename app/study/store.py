@@ -562,7 +562,7 @@ class ReaderMark:
     col: float
     label: str
     confidence: int
-    after_ai: bool = False  # made after the first read was committed and the model shown (the workstation's)
+    after_ai: bool = False  # made with the model on screen: after the commit, or with blind-first off (workstation)
 
 
 class StoreClosedError(RuntimeError):
