@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.reading import percent
+from app.reading import percent as shown
 from inference.evaluation.calibration import score_category
 from inference.intake.views import Laterality, View
 from inference.results.exam_result import ExamResult, ModelEntry
@@ -25,10 +25,27 @@ def class_title(name: str) -> str:
     return " ".join(words[:best]) + "\n" + " ".join(words[best:])
 
 
+def score_floor(entry: ModelEntry) -> float | None:
+    """A detector's score threshold (one model): a class none of whose detections passed it has the score 0,
+    which says "below the threshold", not "certainly none"."""
+    value = (entry.members[0].settings or {}).get("box_score_threshold") if len(entry.members) == 1 else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
+def model_percent(value: float | None, entry: ModelEntry) -> str:
+    """A model's score as a percentage; a detector's 0 as below its threshold (``score_floor``)."""
+    floor = score_floor(entry)
+    return f"< {100 * floor:g} %" if floor is not None and value == 0.0 else shown(value)
+
+
 def entry_rows(result: ExamResult, entry: ModelEntry, details: bool = False, views: Sequence[View] = HANGING_ORDER,
                ) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of one entry's table: its views (in ``views``' order), breasts and the exam decision;
-    ``details``: the family's own outputs as extra columns."""
+    ``details``: the family's own outputs as extra columns. A detector's 0 is shown as below its threshold
+    ("< 5 %"): no detection of the class was kept, which is not a probability of 0."""
+    def percent(value: float | None) -> str:
+        return model_percent(value, entry)
+
     ensemble = len(entry.members) > 1
     calibration = entry.members[0].calibration
     headers = [""] + [class_title(c) for c in entry.classes]

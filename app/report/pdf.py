@@ -15,7 +15,7 @@ from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Tabl
 from app.colours import class_colour
 from app.reading import breast_models, hybrid_basis, named_hybrid_basis, percent
 from app.report.content import DEMO_WARNING, DISCLAIMER, ReportContent, is_draft, reader_text
-from app.model_table import BREAST_RULE, entry_rows
+from app.model_table import BREAST_RULE, entry_rows, model_percent
 from app.report.figures import encode_png
 from inference.files import atomic_path
 from inference.intake.views import Laterality
@@ -74,7 +74,7 @@ def _reader_table(content: ReportContent, width_cm: float, cell: ParagraphStyle)
         reader = read.malignant if read else None  # the read before AI; an amendment after AI is shown beside it
         row = [name, reader_text(read)]
         for part in breast_models(result, side.value, reader, content.report.plain_hybrid):
-            row += [f"{percent(part.model)} {part.one_view_note}".rstrip(), percent(part.hybrid)]
+            row += [f"{model_percent(part.model, part.entry)} {part.one_view_note}".rstrip(), percent(part.hybrid)]
         rows.append([Paragraph(escape(text), cell) for text in row])  # wrapped in their columns
     first = 3.6
     rest = (width_cm - first) / max(len(header) - 1, 1)

@@ -70,3 +70,18 @@ def test_region_numbers_sit_beside_their_boxes_apart_and_off_the_view_label(cont
     for i, a in enumerate(numbers):
         for b in numbers[i + 1:]:
             assert not a.place.overlaps(b.place), (a, b)
+
+
+def test_a_detector_class_without_a_kept_detection_is_below_its_threshold_not_zero(content):
+    """Exam 0's R-CC has no malignant detection above the seeded detector's 0.05: the tables said "0.0 %", a
+    certainty the detector never gave; they say "< 5 %". A class with a detection keeps its score."""
+    from app.model_table import entry_rows, model_percent
+
+    entry = content.result.entries[0]
+    _headers, rows = entry_rows(content.result, entry)
+    r_cc = next(row for row in rows if row[0].startswith("R-CC"))
+    scores = content.result.views[View.R_CC].result(entry.id).probabilities
+    for cell, name in zip(r_cc[1:], entry.classes, strict=False):
+        assert cell == ("< 5 %" if scores[name] == 0.0 else f"{100 * scores[name]:.1f} %")
+    assert "< 5 %" in r_cc and any(cell.endswith(" %") and not cell.startswith("<") for cell in r_cc[1:])
+    assert model_percent(0.0, entry) == "< 5 %" and model_percent(0.25, entry) == "25.0 %"

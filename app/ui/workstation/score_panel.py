@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.model_comparison import comparison_columns, short_labels, unique_labels
-from app.model_table import BREAST_NAMES, BREAST_RULE, entry_rows
+from app.model_table import BREAST_NAMES, BREAST_RULE, entry_rows, model_percent
 from app.ui.forms import AnswerComboBox, AnswerDoubleSpinBox, AnswerSlider, AnswerSpinBox
 from app.reading import AMENDED_AFTER_AI, amendment_text, breast_models, hybrid_basis, named_hybrid_basis, percent
 from app.ui.workstation.reliability_chart import ReliabilityChart, reliability_of
@@ -494,7 +494,7 @@ class ScorePanelWidget(QWidget):
             cells = [BREAST_NAMES[side], amendment_text(first) if first is not None and first.amendment is not None
                      else percent(reader)]
             for part in breast_models(self.result, side, reader, self.plain_hybrid) or [None]:
-                cells += ["hidden" if hidden else percent(part.model if part else None),
+                cells += ["hidden" if hidden else (model_percent(part.model, part.entry) if part else percent(None)),
                           "hidden" if hidden else percent(part.hybrid if part else None)]
             rows.append(cells)
         _fill(self.compare, headers, rows)
