@@ -92,7 +92,13 @@ def test_no_identifier_or_password_reaches_the_logs(seen):
 
 
 def test_faults_name_the_node_and_the_problem(seen):
-    assert seen["wrong_aet"].startswith("dimse://NOTORTHANC@127.0.0.1:4242: 'NOTORTHANC' is not the node's AE title")
+    # Orthanc's A-ASSOCIATE-RJ names the called AE title; on a loaded machine pynetdicom may see the connection
+    # closed before it reads the rejection (app/pacs/dimse.py says so then, naming the AE title still): either
+    # way the line names the node and the AE title to check (seen once in CI: the second form)
+    assert seen["wrong_aet"].startswith((
+        "dimse://NOTORTHANC@127.0.0.1:4242: 'NOTORTHANC' is not the node's AE title",
+        "dimse://NOTORTHANC@127.0.0.1:4242: the association was rejected (is 'NOTORTHANC' its AE title")), \
+        seen["wrong_aet"]
     assert seen["down"].startswith("dimse://ORTHANC@127.0.0.1:4299: cannot reach it")
     assert "no answer to our association request within 1 s" in seen["timeout"] and seen["timeout_s"] < 10
     assert seen["web_down"].startswith("dicomweb+http://127.0.0.1:8099/dicom-web: QIDO-RS: cannot reach it")
