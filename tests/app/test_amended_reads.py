@@ -356,10 +356,7 @@ def test_a_mark_of_the_committed_read_is_final_and_a_mark_after_ai_is_one(qtbot,
 
     from app.study.store import ReaderMark
 
-    folder = tmp_path / "exam"
-    folder.mkdir()
-    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    window = analysed_window(qtbot, store, one_view_exams(tmp_path, "e")["e"], stub_model, blind_first=True)
     blind = ReaderMark("R-CC", 700.0, 500.0, "mass", 4)
     window.add_mark(View.R_CC, 700.0, 500.0, blind)
     set_read(window, 80, "4C", "biopsy")
@@ -392,9 +389,7 @@ def test_a_stale_window_cannot_change_the_committed_reads_marks_and_is_shown_the
     with the model on screen were "before AI"."""
     from app.study.store import ReaderMark
 
-    folder = tmp_path / "exam"
-    folder.mkdir()
-    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    folder, open_folder = one_view_exams(tmp_path, "ab").values()
     first = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
     mass = ReaderMark("R-CC", 700.0, 500.0, "mass", 4)
     first.add_mark(View.R_CC, 700.0, 500.0, mass)
@@ -413,9 +408,6 @@ def test_a_stale_window_cannot_change_the_committed_reads_marks_and_is_shown_the
     second.reading._marks_changed()
     qtbot.waitUntil(lambda: second.marks == [mass], timeout=10_000)  # refused by the store, the store's shown
     assert stored() == [("mass", 0)]
-    open_folder = tmp_path / "open"
-    open_folder.mkdir()
-    write_png(open_folder / "0_R-CC.png", synthetic_view("R-CC", (600, 400)))
     shown = analysed_window(qtbot, store, open_folder, stub_model, blind_first=False)  # the model on screen
     shown.add_mark(View.R_CC, 600.0, 400.0, ReaderMark("R-CC", 600.0, 400.0, "mass", 3))
     assert shown.marks[-1].after_ai
