@@ -17,9 +17,11 @@ def _format(probabilities) -> str:
 
 def print_result(result) -> None:
     """Per entry: views, breasts and the exam decision, classes as the model names them."""
+    from inference.results.exam_result import shown_notices  # noqa: PLC0415
+
     provenance = result.provenance
     print(f"device: {provenance.device}  mode: {provenance.mode.value} ({provenance.numerics})")
-    for notice in provenance.notices:
+    for notice in shown_notices(result):
         print(f"notice: {notice}")
     for entry in result.entries:
         members = f", {len(entry.members)} models" if len(entry.members) > 1 else ""

@@ -19,7 +19,7 @@ from app.study.blinding import exam_identifiers, scrub
 from app.study.store import BreastRead, ReaderMark
 from inference.results.types import HeatLayer
 from inference.intake.exam import Exam
-from inference.results.exam_result import EntryViewResult, ExamResult, ModelEntry
+from inference.results.exam_result import EntryViewResult, ExamResult, ModelEntry, shown_notices
 from inference.intake.views import View
 
 DISCLAIMER = (
@@ -187,7 +187,7 @@ class ReportContent:
         for view, image in self.exam.views.items():
             out += [f"{view.value}: {w}" for w in image.warnings]
         if self.result is not None:
-            out += list(self.result.provenance.notices)
+            out += shown_notices(self.result)
         if self.report.model_withheld:
             out.append(f"The model's result is not in this report: {self.report.model_withheld}.")
         if any(is_draft(read) for read in self.report.reads.values()):

@@ -19,7 +19,7 @@ from inference.intake.views import Laterality, Projection, View
 
 __all__ = ["BreastResult", "BreastScores", "EntryViewResult", "ExamDecision", "ExamResult", "Mode", "ModelEntry",
            "Provenance", "ViewResult", "breast_results", "entry_view", "exam_decisions", "joined_numerics",
-           "no_result_notice", "non_finite", "uncounted_notice"]
+           "no_result_notice", "non_finite", "shown_notices", "uncounted_notice"]
 
 
 class Mode(StrEnum):
@@ -251,6 +251,39 @@ def no_result_notice(label: str, view: View, reason: str) -> str:
     """The provenance notice of an entry without a result on a view (one wording wherever a result is built)."""
     return (f"{label} has no result on {view.value}, which is left out of its breast and exam scores: "
             f"{reason}")
+
+
+def _views_said(views: Sequence[View]) -> str:
+    names = [view.value for view in views]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def shown_notices(result: ExamResult) -> list[str]:
+    """The provenance notices as a person reads them: an entry without a result on several views for one
+    reason is said once, naming the views (a model that refuses a whole exam filled the panel with the same
+    paragraph four times). The stored notices stay one per view (the store splits a result by entry with them)."""
+    views_of: dict[tuple[str, str], list[View]] = {}
+    key_of: dict[str, tuple[str, str]] = {}
+    for view, view_result in result.views.items():
+        for entry in result.entries:
+            reason = view_result.no_result.get(entry.id)
+            if reason is not None:
+                key_of[no_result_notice(entry.label, view, reason)] = (entry.label, reason)
+                views_of.setdefault((entry.label, reason), []).append(view)
+    shown, said = [], set()
+    for notice in result.provenance.notices:
+        key = key_of.get(notice)
+        if key is None:
+            shown.append(notice)
+        elif key not in said:
+            said.add(key)
+            views = views_of[key]
+            if len(views) == 1:
+                shown.append(notice)
+            else:
+                shown.append(f"{key[0]} has no result on {_views_said(views)}, which are left out of their breast "
+                             f"and exam scores: {key[1]}")
+    return shown
 
 
 def uncounted_notice(view: View, reason: str) -> str:

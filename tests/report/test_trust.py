@@ -126,6 +126,22 @@ def test_only_nan_outputs_give_no_score_at_all(nan_family, three_views):
     assert result.breasts == {} and result.exam[entry.id].malignant is None  # never 1.0
 
 
+def test_one_reason_on_several_views_is_said_once_naming_the_views(nan_family, three_views):
+    from inference.results.exam_result import shown_notices
+    from inference.weights import load_model
+
+    family, path = nan_family
+    family.nan_views = frozenset({View.R_CC, View.L_CC})
+    result = analyze_exam(load_exam(three_views), [make_stub_model(), load_model(path)], device="cpu")
+    stored = [n for n in result.provenance.notices if "has no result on" in n]
+    assert len(stored) == 2  # stored one per view: the store splits a result by entry with them
+    shown = shown_notices(result)
+    (said,) = [n for n in shown if "has no result on" in n]
+    views = said.split(" has no result on ")[1].split(", which are left out")[0]
+    assert sorted(views.split(" and ")) == ["L-CC", "R-CC"] and "not a finite number" in said
+    assert [n for n in shown if n != said] == [n for n in result.provenance.notices if n not in stored]
+
+
 def test_the_analyze_command_says_no_result_and_exits_non_zero(nan_family, three_views, tmp_path, capsys):
     from main import main
 

@@ -16,6 +16,7 @@ from app.model_comparison import short_labels
 from app.ui.errors import user_message
 from app.ui.worker import Worker
 from app.workstation import AnalysisOutcome, analysis_task, warm_models_task
+from inference.results.exam_result import shown_notices
 
 if TYPE_CHECKING:
     from inference.weights import ModelGroup
@@ -234,7 +235,7 @@ class AnalysisControl:
         window = self.window
         result = window.result
         window._overlays_pending = False
-        notices = list(result.provenance.notices)
+        notices = shown_notices(result)
         origin = "Restored from the store" if window.restored else "Analysed"
         window.scores.set_status(
             f"{origin}: {result.provenance.device} ({result.provenance.mode.value} mode), "
