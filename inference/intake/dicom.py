@@ -8,6 +8,8 @@ once whether one or both say so.
 
 from __future__ import annotations
 
+import math
+
 import logging
 import re
 import warnings as warnings_module  # 'warnings' names the intake's notes here
@@ -185,18 +187,28 @@ def _projection(ds: Dataset, path: Path) -> tuple[str | None, str, list[str]]:
     return found[0][0], found[0][1], modifiers
 
 
-def _windows(ds: Dataset) -> tuple[DisplayWindow, ...]:
-    centers = _floats(ds.get("WindowCenter"))
-    widths = _floats(ds.get("WindowWidth"))
+def _windows(ds: Dataset) -> tuple[tuple[DisplayWindow, ...], str]:
+    """The file's display windows and a warning naming those left out (a width or centre not a finite number
+    drew the view black)."""
+    try:
+        centers = _floats(ds.get("WindowCenter"))
+        widths = _floats(ds.get("WindowWidth"))
+    except (TypeError, ValueError):
+        return (), (f"the display window (WindowCenter {_text(ds, 'WindowCenter')!r}, WindowWidth "
+                    f"{_text(ds, 'WindowWidth')!r}) is not a number: not used")
     explanations = ds.get("WindowCenterWidthExplanation", [])
     if isinstance(explanations, str):
         explanations = [explanations]
     function = _text(ds, "VOILUTFunction").upper() or "LINEAR"
-    windows = []
+    windows, left_out = [], []
     for i, (center, width) in enumerate(zip(centers, widths, strict=False)):
+        if not (math.isfinite(center) and math.isfinite(width)):
+            left_out.append(f"centre {center:g} width {width:g}")
+            continue
         explanation = str(explanations[i]) if i < len(explanations) else f"window {i + 1}"
         windows.append(DisplayWindow(center=center, width=max(width, 1.0), explanation=explanation, function=function))
-    return tuple(windows)
+    warning = f"display window not a finite number ({'; '.join(left_out)}): not used" if left_out else ""
+    return tuple(windows), warning
 
 
 def _voi_lut_dataset(ds: Dataset) -> Dataset | None:
@@ -212,18 +224,44 @@ def _voi_lut_dataset(ds: Dataset) -> Dataset | None:
     return voi
 
 
-def _spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str]:
-    spacing = _floats(ds.get("PixelSpacing"))
-    if len(spacing) == 2 and min(spacing) > 0:
-        return (spacing[0], spacing[1]), "PixelSpacing"
-    spacing = _floats(ds.get("ImagerPixelSpacing"))
-    if len(spacing) == 2 and min(spacing) > 0:
+# a mammogram's pixels measure some 0.025-0.2 mm (magnification views and scanned films included); a spacing
+# far outside that is a unit or encoding error (microns written as millimetres, an overflowed value), and one
+# taken at its word shrank the exam's other views to nothing when they were hung at one physical scale
+PLAUSIBLE_SPACING_MM = (0.005, 2.0)
+
+
+def _plausible(spacing: list[float]) -> bool:
+    low, high = PLAUSIBLE_SPACING_MM
+    return (len(spacing) == 2 and all(math.isfinite(v) and low <= v <= high for v in spacing)
+            and max(spacing) <= 2 * min(spacing))
+
+
+def _spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str, str]:
+    """(row and column spacing in mm, its source, a warning): an implausible spacing is named and not used."""
+    ignored = []
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        try:
+            spacing = _floats(ds.get(keyword))
+        except (TypeError, ValueError):
+            ignored.append(f"{keyword} {_text(ds, keyword)!r} is not a number")
+            continue
+        if not spacing:
+            continue
+        if not _plausible(spacing):
+            shown = "\\".join(f"{v:g}" for v in spacing)
+            ignored.append(f"{keyword} {shown} mm is not a mammogram's pixel spacing")
+            continue
+        warning = "; ".join(ignored) + ": not used" if ignored else ""
+        if keyword == "PixelSpacing":
+            return (spacing[0], spacing[1]), "PixelSpacing", warning
         magnification = _floats(ds.get("EstimatedRadiographicMagnificationFactor"))
-        if magnification and magnification[0] > 0:
+        if magnification and math.isfinite(magnification[0]) and 1.0 <= magnification[0] <= 4.0:
             factor = magnification[0]
-            return (spacing[0] / factor, spacing[1] / factor), "ImagerPixelSpacing / magnification factor"
-        return (spacing[0], spacing[1]), "ImagerPixelSpacing (detector plane)"
-    return None, ""
+            return ((spacing[0] / factor, spacing[1] / factor), "ImagerPixelSpacing / magnification factor",
+                    warning)
+        return (spacing[0], spacing[1]), "ImagerPixelSpacing (detector plane)", warning
+    warning = "; ".join(ignored) + ": not used, sizes are in pixels" if ignored else ""
+    return None, "", warning
 
 
 def _image_type(ds) -> str:
@@ -488,8 +526,12 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         warnings.append(aside_reason)
     orientation = _text(ds, "PatientOrientation")
     flip = orient(model_image, laterality, orientation, warnings)
-    spacing, spacing_source = _spacing(ds)
-    windows = _windows(ds)
+    spacing, spacing_source, spacing_warning = _spacing(ds)
+    if spacing_warning:
+        warnings.append(spacing_warning)
+    windows, window_warning = _windows(ds)
+    if window_warning:
+        warnings.append(window_warning)
     voi = _voi_lut_dataset(ds)
     if not windows and voi is None:
         warnings.append("no display window in the file; an automatic window is used")

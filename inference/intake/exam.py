@@ -378,8 +378,10 @@ def _dataset_patient(images: list[ViewImage]) -> str:
 
 
 def _has_identity(image: ViewImage) -> bool:
+    """Whether the image names its patient or study; a study date alone does not (another patient's image,
+    stripped of all but its date, was read as this patient's)."""
     return bool(image.patient.patient_id or image.patient.name or image.study.get("study_uid")
-                or image.study.get("date"))
+                or image.study.get("accession"))
 
 
 def _without_strangers(images: list[ViewImage], refused: list[tuple[str, str]], warnings: list[str]) -> list[ViewImage]:
@@ -392,7 +394,8 @@ def _without_strangers(images: list[ViewImage], refused: list[tuple[str, str]], 
         if _has_identity(image):
             kept.append(image)
             continue
-        reason = ("it carries no patient or study identity (no PatientID, name, StudyInstanceUID or date) while the "
+        reason = ("it carries no patient or study identity (no PatientID, name, StudyInstanceUID or accession number; "
+                  "a date is no identity) while the "
                   "other images do: left out, so that another patient's image is never read with this exam")
         refused.append((image.source.name, reason))
         warnings.append(f"{image.source.name}: {reason}")

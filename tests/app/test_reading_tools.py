@@ -120,6 +120,26 @@ def test_every_layout_fits_its_images_on_entry(qtbot, store, layout):
     assert drawn >= 0.98 * tallest.graphics.height() or drawn_w >= 0.98 * tallest.graphics.width()
 
 
+def test_a_view_without_a_pixel_spacing_beside_measured_ones_is_not_hung_at_nothing(qtbot, store, tmp_path):
+    """One view in pixels beside views in millimetres (or a spacing off by a unit) shrank the others to a few
+    screen pixels at one 'physical' scale: each view fills its own slot then."""
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
+
+    for view in ("L-CC", "R-CC", "L-MLO", "R-MLO"):
+        ds = make_dataset(sample_pixels(view, shrink=2), view)
+        if view == "L-CC":
+            del ds.ImagerPixelSpacing
+        write(ds, tmp_path, f"{view}.dcm")
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, tmp_path)
+    settle()
+    for widget in window.hanging.views.values():
+        h, w = widget.image.pixels.shape
+        top_left, bottom_right = widget.item_to_widget(0, 0), widget.item_to_widget(w, h)
+        drawn_h, drawn_w = abs(bottom_right.y() - top_left.y()), abs(bottom_right.x() - top_left.x())
+        assert drawn_h >= 0.9 * widget.graphics.height() or drawn_w >= 0.9 * widget.graphics.width(), widget.view
+
+
 def test_cross_reference_shows_the_band_at_the_same_depth(qtbot, store, tmp_path):
     """A lesion 250 columns behind the nipple in the CC is at the same depth in the MLO: pointing at it in
     the CC puts the MLO band over the MLO lesion (and the other way round)."""

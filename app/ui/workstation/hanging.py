@@ -329,13 +329,17 @@ class HangingWidget(QWidget):
             shown = [widget for widget in shown if widget.fitted]
         if not shown:
             return
-        height = max(w.physical_size()[0] for w in shown)
-        width = max(w.physical_size()[1] for w in shown)
+        sizes = [w.physical_size() for w in shown]
+        height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
         scale = max(w.scale_to_fit(height, width) for w in shown)  # the most cramped slot's
+        together = one_scale(shown, sizes)
         self._syncing = True
         try:
-            for widget in shown:
-                widget.show_extent(height, width, scale)
+            for widget, (own_height, own_width) in zip(shown, sizes, strict=True):
+                if together:
+                    widget.show_extent(height, width, scale)
+                else:  # each view fills its own slot
+                    widget.show_extent(own_height, own_width)
         finally:
             self._syncing = False
 
@@ -381,3 +385,15 @@ class HangingWidget(QWidget):
         finally:
             self._syncing = False
 
+
+
+def one_scale(widgets: list, sizes: list[tuple[float, float]]) -> bool:
+    """Whether views can be hung at one physical scale: all have a pixel spacing (or none has: pixels then) and
+    their extents lie within 3x of each other. A view in pixels beside views in millimetres, or a spacing off by a
+    unit in its header, shrank the others to a few screen pixels, blank."""
+    measured = {widget.image.pixel_spacing is not None for widget in widgets}
+    if len(measured) > 1:
+        return False
+    heights = [h for h, _ in sizes if h > 0]
+    widths = [w for _, w in sizes if w > 0]
+    return bool(heights and widths) and max(heights) <= 3 * min(heights) and max(widths) <= 3 * min(widths)

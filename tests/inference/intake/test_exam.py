@@ -124,8 +124,8 @@ def test_ge_for_presentation_header_windows_and_degenerate_size():
     from inference.intake.dicom import _windows
 
     ds = pydicom.dcmread(DICOM_DIR / "openrem_MG-Im-GE_Seno_1_ForPresentation.dcm")
-    windows = _windows(ds)
-    assert len(windows) == 3 and all(w.function == "SIGMOID" for w in windows)
+    windows, warning = _windows(ds)
+    assert len(windows) == 3 and all(w.function == "SIGMOID" for w in windows) and warning == ""
     with pytest.raises(ExamError, match="too small"):
         load_view(DICOM_DIR / "openrem_MG-Im-GE_Seno_1_ForPresentation.dcm")
 
@@ -458,6 +458,39 @@ def test_an_image_without_any_identity_beside_identified_ones_is_left_out_named(
     assert set(exam.views) == {View.L_CC}
     assert [name for name, _ in exam.refused] == ["b.dcm"] and "carries no patient or study identity" in exam.refused[0][1]
     assert any(w.startswith("b.dcm: it carries no patient or study identity") for w in exam.warnings)
+
+
+def test_an_image_with_only_a_study_date_beside_identified_ones_is_left_out(tmp_path, pixels):
+    """A date is shared by every patient imaged that day: it names no one."""
+    write(make_dataset(pixels, "L-CC"), tmp_path, "a.dcm")
+    stripped = make_dataset(pixels[:, ::-1].copy(), "R-CC")  # StudyDate kept, as the other image's
+    for keyword in ("PatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID", "AccessionNumber"):
+        delattr(stripped, keyword)
+    write(stripped, tmp_path, "b.dcm")
+    exam = load_exam(tmp_path)
+    assert set(exam.views) == {View.L_CC} and [name for name, _ in exam.refused] == ["b.dcm"]
+
+
+def test_an_implausible_pixel_spacing_or_window_is_named_and_not_used(tmp_path, pixels):
+    """A spacing off by a unit hung the exam's other views at nothing (1e30 crashed the window); a window that
+    is not a number drew the view black."""
+    ds = make_dataset(pixels, PixelSpacing=[1e30, 1e30], WindowCenter="nan", WindowWidth="nan")
+    image = load_view(write(ds, tmp_path, "a.dcm"))
+    assert image.pixel_spacing == (0.1, 0.1) and image.spacing_source == "ImagerPixelSpacing (detector plane)"
+    assert any("PixelSpacing 1e+30\\1e+30 mm is not a mammogram's pixel spacing" in w for w in image.warnings)
+    assert not image.windows and any("display window not a finite number" in w for w in image.warnings)
+    ds = make_dataset(pixels, PixelSpacing=[70, 70], ImagerPixelSpacing=[7e-12, 7e-12],
+                      WindowCenter=[2000, 1500], WindowWidth=[4000, "inf"])
+    image = load_view(write(ds, tmp_path, "b.dcm"))
+    assert image.pixel_spacing is None and image.spacing_source == ""
+    assert any(w.startswith("PixelSpacing 70\\70 mm is not a mammogram's pixel spacing; ImagerPixelSpacing 7e-12")
+               and w.endswith("not used, sizes are in pixels") for w in image.warnings)
+    assert [w.width for w in image.windows] == [4000]
+    ds = make_dataset(pixels, PixelSpacing=[0.05, 0.5])  # anisotropic beyond any detector: a broken value
+    assert load_view(write(ds, tmp_path, "c.dcm")).pixel_spacing == (0.1, 0.1)
+    ds = make_dataset(pixels, PixelSpacing=[0.07, 0.07])
+    image = load_view(write(ds, tmp_path, "d.dcm"))
+    assert image.pixel_spacing == (0.07, 0.07) and not any("spacing" in w for w in image.warnings)
 
 
 def test_pngs_named_for_two_exams_are_refused(tmp_path, pixels):
