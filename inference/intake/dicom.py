@@ -135,20 +135,40 @@ def _frame_laterality(ds: Dataset) -> str:
     return ""
 
 
-def _laterality(ds: Dataset, path: Path) -> tuple[Laterality | None, str]:
+def _laterality_sources(ds: Dataset, path: Path) -> list[tuple[Laterality, str]]:
+    """Every side the file states, first choice first: (side, where it says so)."""
+    found = []
     for keyword in ("ImageLaterality", "Laterality"):
         value = _text(ds, keyword).upper()
         if value in ("L", "R"):
-            return Laterality(value), keyword
+            found.append((Laterality(value), keyword))
     value = _frame_laterality(ds)
     if value in ("L", "R"):
-        return Laterality(value), "FrameLaterality"
+        found.append((Laterality(value), "FrameLaterality"))
     for keyword in ("SeriesDescription", "ProtocolName"):
         side, _ = view_from_text(_text(ds, keyword))
         if side is not None:
-            return side, keyword
+            found.append((side, keyword))
     side, _ = view_from_text(path.stem)
-    return (side, "file name") if side is not None else (None, "")
+    if side is not None:
+        found.append((side, "file name"))
+    return found
+
+
+def _laterality(ds: Dataset, path: Path) -> tuple[Laterality | None, str, str]:
+    """(side, its source, a warning when another source names the other side): a header saying left where
+    the series description or the file name says right was read silently as left."""
+    found = _laterality_sources(ds, path)
+    if not found:
+        return None, "", ""
+    side, source = found[0]
+    others = [f"{where} says {'right' if other == Laterality.RIGHT else 'left'}" for other, where in found
+              if other != side]
+    if not others:
+        return side, source, ""
+    said = "left" if side == Laterality.LEFT else "right"
+    return side, source, (f"laterality: {source} says {said} but {' and '.join(others)}; shown as {said} "
+                          f"({source}): check the image's side")
 
 
 def _code_projection(item: Dataset) -> str | None:
@@ -494,7 +514,9 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         laterality, lat_source = view_hint.laterality, "manifest"
         projection, view_source, modifiers = view_hint.projection.value, "manifest", []
     else:
-        laterality, lat_source = _laterality(ds, path)
+        laterality, lat_source, lat_warning = _laterality(ds, path)
+        if lat_warning:
+            warnings.append(lat_warning)
         projection, view_source, modifiers = _projection(ds, path)
     if laterality is None or projection is None:
         missing = "laterality (left or right)" if laterality is None else "view (CC or MLO)"

@@ -212,6 +212,22 @@ def test_missing_and_contradictory_tags(tmp_path, pixels):
     assert image.view == View.R_MLO and image.view_source == "file name"
 
 
+
+def test_sources_naming_the_other_side_are_said(tmp_path, pixels):
+    """The header's side is used, and a series description, a second tag or the file name saying the other side
+    is named with both values (it was read silently)."""
+    ds = make_dataset(pixels, "L-CC", SeriesDescription="R CC")
+    image = load_view(write(ds, tmp_path, "R_CC_from_name.dcm"))
+    assert image.view == View.L_CC
+    (said,) = [w for w in image.warnings if w.startswith("laterality:")]
+    assert said == ("laterality: ImageLaterality says left but SeriesDescription says right and file name says "
+                    "right; shown as left (ImageLaterality): check the image's side")
+    ds = make_dataset(pixels, "L-CC", Laterality="R")
+    assert any("ImageLaterality says left but Laterality says right" in w
+               for w in load_view(write(ds, tmp_path, "tags.dcm")).warnings)
+    ds = make_dataset(pixels, "L-CC", SeriesDescription="L CC")
+    assert not [w for w in load_view(write(ds, tmp_path, "L_CC_agree.dcm")).warnings if "laterality" in w]
+
 def test_spot_implant_and_ml_views_are_kept_aside(tmp_path, pixels):
     write(make_dataset(pixels), tmp_path, "a.dcm")
     write(make_dataset(pixels, modifiers=("spot compression",)), tmp_path, "b.dcm")
