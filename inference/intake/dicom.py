@@ -25,13 +25,13 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from inference.errors import ExamError, UnreadablePixelsError
 from inference.intake.image import (
-    MAX_PIXELS,
     DisplayWindow,
     PatientInfo,
     ViewImage,
     orient,
     pixel_problem,
     screening_slot,
+    size_problem,
     to_model_image,
     view_from_text,
 )
@@ -329,10 +329,9 @@ def _check_header(ds: Dataset, path: Path, warnings: list[str]) -> None:
             path,
         )
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    if rows < 2 or cols < 2:
-        raise ExamError(f"the image is too small to be a mammogram ({rows} x {cols} pixels)", path)
-    if rows * cols > 12000 * 12000 or rows * cols > MAX_PIXELS:
-        raise ExamError(f"the image dimensions are implausible ({rows} x {cols} pixels); not loaded", path)
+    problem = size_problem(rows, cols)
+    if problem:
+        raise ExamError(problem, path)
 
 
 def _has_pixel_data(ds: Dataset) -> bool:

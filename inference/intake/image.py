@@ -16,6 +16,18 @@ import numpy as np
 from inference.intake.views import Laterality, View
 
 MAX_PIXELS = 12000 * 12000  # larger than any mammography detector; refuse before allocating
+# smaller than any mammogram, however downsampled (MIAS's are 1024 x 1024): a 3 x 3 image was analysed as a view
+# and counted, and a 1 x 4000 one failed the whole exam in preprocessing without naming its file
+MIN_SIDE = 32
+
+
+def size_problem(rows: int, cols: int) -> str:
+    """Why an image of ``rows`` x ``cols`` pixels cannot be a mammogram ("" when it can be one)."""
+    if min(rows, cols) < MIN_SIDE:
+        return f"the image is too small to be a mammogram ({rows} x {cols} pixels; at least {MIN_SIDE} a side)"
+    if rows * cols > MAX_PIXELS:
+        return f"the image dimensions are implausible ({rows} x {cols} pixels); not loaded"
+    return ""
 NON_IMAGE_TOKENS = ("BENIGN", "MALIGNANT", "MASK", "SEG", "SEGMENTATION")
 # far beyond 16-bit stored values times any real Rescale Slope, and small enough that float32 sums of
 # squares over a whole image (the standardisation before the model) stay finite

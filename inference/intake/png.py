@@ -8,7 +8,15 @@ import cv2
 import numpy as np
 
 from inference.errors import ExamError, UnreadablePixelsError
-from inference.intake.image import MAX_PIXELS, ViewImage, orient, screening_slot, to_model_image, view_from_text
+from inference.intake.image import (
+    MAX_PIXELS,
+    ViewImage,
+    orient,
+    screening_slot,
+    size_problem,
+    to_model_image,
+    view_from_text,
+)
 from inference.intake.views import View
 
 
@@ -59,6 +67,9 @@ def load_png_view(path: Path, view_hint: View | None) -> ViewImage:
     view, aside_reason = screening_slot(laterality, projection, modifiers=()) if known else (None, "")
     try:  # a damaged file whose name gives its view leaves that slot unreadable, with the reason
         pixels, warnings = _read_png(path)
+        problem = size_problem(*pixels.shape[:2])
+        if problem:
+            raise ExamError(problem, path)
         model_image, level, notes = to_model_image(pixels, dense_is_low=False)
     except ValueError as error:
         raise UnreadablePixelsError(f"{error}", path, view) from error

@@ -17,6 +17,7 @@ from pydicom.uid import (
 from inference.intake.exam import Exam, ExamError, View, load_exam, load_view
 from inference.pipeline import analyze_exam
 from tests.conftest import DATA, SHARED, require_shared
+from tests.helpers import synthetic_view
 from tests.inference.intake.dicom_factory import (
     MG_FOR_PROCESSING,
     PATIENT_ID,
@@ -130,9 +131,16 @@ def test_ge_for_presentation_header_windows_and_degenerate_size():
         load_view(DICOM_DIR / "openrem_MG-Im-GE_Seno_1_ForPresentation.dcm")
 
 
-def test_for_processing_is_viewable_not_analyzable():
+def test_for_processing_is_viewable_not_analyzable(tmp_path):
     require_shared()
-    image = load_view(DICOM_DIR / "openrem_MG-Im-GE-SenDS-scaled.dcm")
+    import pydicom
+
+    with pytest.raises(ExamError, match=r"too small to be a mammogram \(4 x 4 pixels"):
+        load_view(DICOM_DIR / "openrem_MG-Im-GE-SenDS-scaled.dcm")  # its pixels were scaled down to 4 x 4
+    ds = pydicom.dcmread(DICOM_DIR / "openrem_MG-Im-GE-SenDS-scaled.dcm")  # its header, with pixels of a size
+    ds.Rows, ds.Columns = 64, 48
+    ds.PixelData = np.arange(64 * 48, dtype=np.uint16).tobytes()
+    image = load_view(write(ds, tmp_path, "for_processing.dcm"))
     assert not image.analyzable and image.invert_display
     assert image.patient.name  # non-ASCII name decoded, available for display
     exam = Exam(views={image.view: image}, source=image.source)
@@ -508,6 +516,22 @@ def test_an_implausible_pixel_spacing_or_window_is_named_and_not_used(tmp_path, 
     image = load_view(write(ds, tmp_path, "d.dcm"))
     assert image.pixel_spacing == (0.07, 0.07) and not any("spacing" in w for w in image.warnings)
 
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (1, 4000), (31, 800)])
+def test_an_image_too_small_to_be_a_mammogram_leaves_its_slot_unreadable_named(tmp_path, shape):
+    """A 3 x 3 PNG was analysed and counted as a view; a 1 x 4000 one failed the exam in preprocessing with a
+    message naming no file. The slot is unreadable with the reason; the other views load."""
+    import cv2
+
+    for view in ("L-CC", "R-CC", "L-MLO"):
+        cv2.imwrite(str(tmp_path / f"0_{view}.png"), synthetic_view(view, (600, 400)))
+    cv2.imwrite(str(tmp_path / "0_R-MLO.png"), np.full(shape, 900, np.uint16))
+    exam = load_exam(tmp_path)
+    assert set(exam.views) == {View.L_CC, View.R_CC, View.L_MLO}
+    reason = exam.unreadable[View.R_MLO]
+    assert f"too small to be a mammogram ({shape[0]} x {shape[1]} pixels" in reason
+    assert any("0_R-MLO.png" in note and "too small" in note for note in exam.warnings)
 
 def test_pngs_named_for_two_exams_are_refused(tmp_path, pixels):
     import cv2  # noqa: PLC0415
