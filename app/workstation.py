@@ -19,7 +19,7 @@ from app.prior_registration import ViewRegistration, register_exam
 from app.settings import AppSettings
 from app.study.store import BreastRead, ReaderMark, Store
 from inference.errors import MammoError
-from inference.intake.exam import Exam, load_exam
+from inference.intake.exam import Exam, load_exam, person_name_key
 from inference.intake.views import View
 from inference.results.exam_result import ExamResult
 
@@ -195,6 +195,13 @@ def check_prior_identity(exam: Exam, prior: Exam, folder) -> None:
     if current is None or loaded is None or not current.matches(loaded.patient_id, loaded.issuer):
         raise MammoError(f"{folder}: the study loaded as the prior is not this patient's (patient ID "
                          f"{loaded.patient_id if loaded else 'missing'}, expected {exam.patient.patient_id}); not shown")
+    names = (person_name_key(str(exam.patient.name)), person_name_key(str(prior.patient.name)))
+    births = (exam.patient.birth_date.strip(), prior.patient.birth_date.strip())
+    for what, (ours, theirs) in (("name", names), ("birth date", births)):
+        if ours and theirs and ours != theirs:  # one ID given to two people (a reused or mistyped ID)
+            raise MammoError(f"{folder}: the study loaded as the prior has this patient's ID but another patient "
+                             f"{what}; not shown (if the patient's {what} was corrected since, compare the two "
+                             "studies' records first)")
     if not current.earlier(loaded.date, loaded.study_uid):
         raise MammoError(f"{folder}: the study loaded as the prior is dated {loaded.date}, not before the current "
                          f"study ({current.date}); not shown")

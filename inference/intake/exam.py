@@ -57,6 +57,7 @@ __all__ = [
     "ViewImage",
     "load_exam",
     "load_view",
+    "person_name_key",
 ]
 
 logger = logging.getLogger(__name__)
@@ -460,7 +461,7 @@ def _identities(images: list[ViewImage]) -> None:
                         images[0].source.parent)
 
 
-def _person_name(name: str) -> str:
+def person_name_key(name: str) -> str:
     """A DICOM person name compared as one: its alphabetic group, upper case, trailing empty components and
     spaces around components dropped ("Doe^Jane^^" is "DOE^JANE")."""
     alphabetic = name.split("=")[0]
@@ -471,7 +472,7 @@ def _one_name_and_birth_date(images: list[ViewImage], describe) -> None:
     """Refuse images of one patient ID that give the patient different names or birth dates (a name corrected
     on one view and resent): which is right cannot be told, and a report would carry both. The message names
     the files, never the names (patient identifiers are not logged)."""
-    for field, what, same in (("name", "patient names", _person_name), ("birth_date", "birth dates", str.strip)):
+    for field, what, same in (("name", "patient names", person_name_key), ("birth_date", "birth dates", str.strip)):
         given: dict[str, list[ViewImage]] = {}
         for image in images:
             value = same(getattr(image.patient, field))

@@ -16,7 +16,8 @@ from tests.inference.intake.dicom_factory import make_dataset, write
 VIEWS = {"L-CC": (700, 250), "R-CC": (600, 500), "L-MLO": (800, 250), "R-MLO": (700, 500)}
 
 
-def write_exam(folder, date: str, patient: str = "PID-7", issuer: str = "", views=VIEWS, ml_for=None, shift=(0, 0)):
+def write_exam(folder, date: str, patient: str = "PID-7", issuer: str = "", views=VIEWS, ml_for=None, shift=(0, 0),
+               **header):
     """An exam of synthetic views; ``shift`` (rows, columns) moves every breast, as a positioning would."""
     folder.mkdir(parents=True, exist_ok=True)
     study = generate_uid()
@@ -30,6 +31,8 @@ def write_exam(folder, date: str, patient: str = "PID-7", issuer: str = "", view
         ds.StudyInstanceUID, ds.StudyDate, ds.PatientID, ds.AccessionNumber = study, date, patient, f"A{date}"
         if issuer:
             ds.IssuerOfPatientID = issuer
+        for keyword, value in header.items():
+            setattr(ds, keyword, value)
         write(ds, folder, f"{view}.dcm")
     return folder
 
@@ -234,6 +237,31 @@ def test_a_loaded_prior_of_another_patient_or_not_earlier_is_refused(tmp_path, p
     found = prior_load_task(current, PriorStudy("20250107", "", "", "local", good), (), progress=lambda *_: None,
                             cancel=lambda: False)
     assert found is not None and found.exam.patient.patient_id == "PID-7"
+
+
+
+@pytest.mark.parametrize("header, says", [
+    ({"PatientName": "JONES^MARY", "PatientBirthDate": "19751231"}, "another patient name"),
+    ({"PatientBirthDate": "19751231"}, "another patient birth date"),
+])
+def test_a_prior_with_this_patient_s_id_but_another_name_or_birth_date_is_refused(tmp_path, header, says):
+    """One ID given to two people (reused, mistyped): the other person's study was hung as this patient's PRIOR.
+    A name written in another case is the same name."""
+    from app.pacs.priors import PriorStudy
+    from app.workstation import prior_load_task
+    from inference.errors import MammoError
+
+    current = load_exam(write_exam(tmp_path / "now", "20260110", issuer="HOSP"))
+    folder = write_exam(tmp_path / "other_person", "20200101", issuer="HOSP", **header)
+    study = PriorStudy("20200101", "", "", "local", folder)
+    with pytest.raises(MammoError, match=says) as raised:
+        prior_load_task(current, study, (study,), progress=lambda *_: None, cancel=lambda: False)
+    assert str(folder) in str(raised.value) and "JONES" not in str(raised.value)
+    same = write_exam(tmp_path / "same_person", "20200101", issuer="HOSP",
+                      PatientName=str(current.patient.name).lower() + "^^")
+    found = prior_load_task(current, PriorStudy("20200101", "", "", "local", same), (), progress=lambda *_: None,
+                            cancel=lambda: False)
+    assert found is not None
 
 
 def test_shift_p_pressed_twice_while_loading_goes_two_priors_on(qtbot, archive, stub_model):
