@@ -334,3 +334,27 @@ class Worklist:
         if self.store is None or getattr(self.store, "closed", False):
             return
         save_state(self.store, self.reader, entry.item.location, entry.state, seconds)
+
+
+def source_fingerprint(source: object) -> tuple | None:
+    """The state of an exam's files now: (path, size, modification time) of each entry of its folder, or of the
+    files or manifest named; None for a study on the PACS (retrieved anew at each opening). An exam loaded ahead
+    whose files changed since (a study still arriving, a folder refilled with another patient's images) is
+    loaded again, never shown as it was. Runs off the GUI thread."""
+    if isinstance(source, (list, tuple)):
+        paths = [Path(p) for p in source]
+    elif isinstance(source, Path):
+        try:
+            paths = sorted(p for p in source.iterdir() if not p.name.startswith(".")) if source.is_dir() else [source]
+        except OSError:
+            return (str(source), "unreadable")
+    else:
+        return None
+    state = []
+    for path in paths:
+        try:
+            stat = path.stat()
+            state.append((str(path), stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            state.append((str(path), -1, -1))
+    return tuple(state)

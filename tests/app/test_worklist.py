@@ -186,6 +186,30 @@ def test_the_next_exam_is_prefetched_and_arrives_with_its_result_hidden_until_co
     qtbot.waitUntil(lambda: 2 in controller.prefetched, timeout=120_000)  # and the one after it, in turn
 
 
+def test_an_exam_whose_files_changed_after_it_was_loaded_ahead_is_loaded_again(qtbot, store, tmp_path, stub_model):
+    """Shown as it was prefetched, a study still arriving showed one view of two (and a folder refilled with
+    another patient's images showed the previous ones under this row)."""
+    batch = make_batch(tmp_path / "batch", 3)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=1)
+    controller = window.worklist
+    with qtbot.waitSignal(controller.prefetchDone, timeout=120_000):
+        controller.open_source(batch)
+    held = controller.prefetched[1].loaded.exam
+    assert set(held.views) == {View.R_CC}
+    write_png(batch / "exam1" / "0_R-MLO.png", synthetic_view("R-MLO", (700, 400)))  # the study's next image
+    with qtbot.waitSignal(controller.arrived, timeout=60_000) as arrival:
+        action(window, "nextExam").trigger()
+    assert window.exam is None or window.exam is not held  # never the exam as it was held
+    assert arrival.args == [1, False]
+    qtbot.waitUntil(lambda: window.exam is not None and window.result is not None, timeout=120_000)
+    assert window.exam.source.name == "exam1" and set(window.exam.views) == {View.R_CC, View.R_MLO}
+    assert "changed since it was loaded ahead" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: 2 in controller.prefetched, timeout=120_000)
+    with qtbot.waitSignal(controller.arrived, timeout=60_000) as arrival:  # unchanged: shown as it was held
+        action(window, "nextExam").trigger()
+    assert arrival.args == [2, True] and window.exam.source.name == "exam2"
+
+
 def test_next_exam_without_a_worklist_says_so_and_open_starts_beside_the_exam(qtbot, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QFileDialog
 

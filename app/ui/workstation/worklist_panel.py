@@ -20,7 +20,7 @@ from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QHeaderView, QTableWidget, QTableWidgetItem
 
 from app.ui.errors import user_message
-from app.worklist import ReadState, Worklist, WorklistItem
+from app.worklist import ReadState, Worklist, WorklistItem, source_fingerprint
 from app.ui.worker import Worker
 from app.ui.workstation.analysis_control import CANCELLED_TEXT
 
@@ -41,6 +41,7 @@ class Prefetched:
     outcome: AnalysisOutcome | None
     nbytes: int
     analysed_with: tuple[str, str, str] = ("", "", "")  # (models, device, mode) of ``outcome``
+    fingerprint: tuple | None = None  # its files as they were before it was loaded (app.worklist.source_fingerprint)
 
 
 def _minutes(seconds: float) -> str:
@@ -73,6 +74,7 @@ def _prefetch_task(source, store, reader: str, model_path: str, groups, device: 
     from app.workstation import analysis_task, load_exam_task  # noqa: PLC0415
 
     with yielding_to_the_window():  # the window keeps a core for its painting
+        fingerprint = source_fingerprint(source)  # before loading: a change while it loads is caught too
         loaded = load_exam_task(source, store, reader, progress=progress, cancel=cancel)
         if loaded_to is not None:
             loaded_to(loaded)
@@ -80,7 +82,11 @@ def _prefetch_task(source, store, reader: str, model_path: str, groups, device: 
         if model_path and not cancel():
             outcome = analysis_task(loaded.exam, model_path, groups, device, mode, store, False, progress=progress,
                                     cancel=cancel)
-    return Prefetched(loaded, outcome, _held_bytes(loaded, outcome), (model_path, device, mode))
+    return Prefetched(loaded, outcome, _held_bytes(loaded, outcome), (model_path, device, mode), fingerprint)
+
+
+def _fingerprint_task(source, *, progress, cancel) -> tuple | None:  # noqa: ARG001
+    return source_fingerprint(source)
 
 
 def _reader_states_task(worklist: Worklist, store, reader: str, *, progress, cancel) -> Worklist:  # noqa: ARG001
@@ -350,9 +356,10 @@ class WorklistController(QObject):
                 self.prefetch_worker.cancel()
         ready = self.prefetched.pop(index, None)
         if ready is not None:
-            outcome = self._usable_outcome(ready)
-            self.window.exams.open_prefetched(ready.loaded, outcome)
-            self.arrived.emit(index, outcome is not None)
+            if ready.fingerprint is None:
+                self._show_prefetched(index, ready)
+            else:
+                self._check_then_show(index, ready, exam_source(item, self.window.settings.ae_title))
             return
         if self._runs_for(worklist, index):
             self._visited_prefetches.add(self._prefetch_serial)  # what it loads is this visit's, not to keep
@@ -372,6 +379,39 @@ class WorklistController(QObject):
         if self.prefetch_worker is not None and self.prefetch_worker.is_running():
             self.prefetch_worker.cancel()  # the exam on screen comes first
         self._open(exam_source(item, self.window.settings.ae_title))
+        self.arrived.emit(index, False)
+
+    def _show_prefetched(self, index: int, ready: Prefetched) -> None:
+        outcome = self._usable_outcome(ready)
+        self.window.exams.open_prefetched(ready.loaded, outcome)
+        self.arrived.emit(index, outcome is not None)
+
+    def _check_then_show(self, index: int, ready: Prefetched, source) -> None:
+        """Show an exam loaded ahead once its files are seen unchanged since (read off the GUI thread, a few
+        milliseconds); changed, it is loaded again. Shown as it was, a folder refilled meanwhile showed the
+        previous patient's images under this row, and a study still arriving showed two views of four."""
+        window, worklist = self.window, self.worklist
+        window.clear_exam()  # nothing of the exam left stays on screen meanwhile
+        window.hanging.set_loading()
+        window.scores.set_status("Loading the exam…")
+        generation = window._generation
+        worker = Worker(_fingerprint_task, source)
+        worker.result.connect(lambda now: self._on_checked(now, index, ready, worklist, generation, source))
+        worker.error.connect(lambda _error: self._on_checked(None, index, ready, worklist, generation, source))
+        window._track(worker).start()
+
+    def _on_checked(self, now: tuple | None, index: int, ready: Prefetched, worklist: Worklist, generation: int,
+                    source) -> None:
+        window = self.window
+        moved_on = self.worklist is not worklist or worklist.current != index or not window._current(generation)
+        if window._closed or moved_on:
+            return  # the reader moved on meanwhile
+        if now is not None and now == ready.fingerprint:
+            self._show_prefetched(index, ready)
+            return
+        logger.info("worklist exam %d changed on disk since it was loaded ahead: loaded again", index + 1)
+        self._open(source)
+        window.statusBar().showMessage("this exam's files changed since it was loaded ahead: loaded again", 8000)
         self.arrived.emit(index, False)
 
     def loading_current(self) -> bool:
