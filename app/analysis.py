@@ -88,6 +88,63 @@ def claimed_exam_key(store, exam: Exam) -> str:
     return hashlib.sha1(f"{key}|{fingerprint}".encode()).hexdigest()
 
 
+STUDY_TABLE = ("CREATE TABLE IF NOT EXISTS exam_studies (exam_key TEXT PRIMARY KEY, study TEXT NOT NULL, "
+               "views TEXT NOT NULL, first_seen REAL NOT NULL)")
+
+
+@dataclass(frozen=True)
+class EarlierRead:
+    """A reader's read of this study made on another set of its images (a retake or a late image came since)."""
+
+    key: str  # the key it is stored under
+    changed: tuple[str, ...]  # the views whose image differs now (another image, one added, one gone)
+    committed: bool
+
+    def note(self) -> str:
+        views = ", ".join(self.changed)
+        kind, kept = ("committed", "committed") if self.committed else ("draft", "saved")
+        return (f"The reader's {kind} read of this study was made on another set of its images ({views}: another "
+                f"image now, a retake or one that came later); it is shown as it was {kept}, under the images it "
+                f"was made on. Amend it if the new image changes it; marks on {views} were placed on the earlier "
+                "image.")
+
+
+def _study_digest(exam: Exam) -> str:
+    """The exam's patient and study as a digest (the store keeps no identifier); "" unless its images name one
+    study."""
+    uids = {str(image.study.get("study_uid", "")) for image in exam.views.values()}
+    if len(uids) != 1 or "" in uids or not exam.views:
+        return ""
+    first = next(iter(exam.views.values()))
+    text = "|".join((exam.patient.patient_id, str(first.study.get("issuer", "")), uids.pop()))
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def read_of_other_images(store, exam: Exam, key: str, reader: str) -> EarlierRead | None:
+    """Record which study ``key``'s images are of; when ``reader`` has no read under ``key`` but one of the same
+    study made on another set of its images, that read (the most recent set first). A read is of a study: keyed by
+    its images alone, a committed read vanished from the screen when a retake arrived, and a second "first" read
+    could be committed beside it. Runs off the GUI thread (SQL)."""
+    study = _study_digest(exam)
+    if store is None or not study:
+        return None
+    views = {view.value: hashlib.sha1((image.sop_instance_uid or pixel_digest(image.pixels)).encode()).hexdigest()[:16]
+             for view, image in exam.views.items()}
+    encoded = "|".join(f"{view}={digest}" for view, digest in sorted(views.items()))
+    store.submit(lambda db: (db.execute(STUDY_TABLE), db.execute(
+        "INSERT OR IGNORE INTO exam_studies VALUES (?, ?, ?, ?)", (key, study, encoded, time.time())))).result()
+    if store.load_reads(key, reader):
+        return None
+    for other, other_views in store.read("SELECT exam_key, views FROM exam_studies WHERE study=? AND exam_key<>? "
+                                         "ORDER BY first_seen DESC", (study, key)):
+        reads = store.load_reads(other, reader)
+        if reads:
+            then = dict(part.split("=", 1) for part in other_views.split("|") if part)
+            changed = tuple(v for v in sorted(set(then) | set(views)) if then.get(v) != views.get(v))
+            return EarlierRead(other, changed, any(read.committed for read in reads.values()))
+    return None
+
+
 def slots_key(exam: Exam) -> str:
     """Which image sits in which slot, how it faces and what the reader decided about it: the same images
     in other slots (two CC files moved to the other side, or confirmed as stored mirrored) give another

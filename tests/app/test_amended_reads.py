@@ -411,3 +411,34 @@ def test_a_stale_window_cannot_change_the_committed_reads_marks_and_is_shown_the
     shown = analysed_window(qtbot, store, open_folder, stub_model, blind_first=False)  # the model on screen
     shown.add_mark(View.R_CC, 600.0, 400.0, ReaderMark("R-CC", 600.0, 400.0, "mass", 3))
     assert shown.marks[-1].after_ai
+
+
+def test_a_committed_read_stays_shown_when_a_retake_of_the_study_arrives(qtbot, store, tmp_path, stub_model):
+    """Reads were keyed by the exam's images alone: an R-MLO retake that came after the commit hid the committed
+    read (an empty form, the model hidden again) and let a second "first" read be committed beside it."""
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    for view in ("R-CC", "R-MLO"):
+        write(make_dataset(sample_pixels(view), view, AcquisitionDateTime="20260101090000"), folder, f"{view}.dcm")
+    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    window.scores.reader.inputs["R"].spin.setValue(30)
+    assert window.commit_estimate() and not window.model_hidden()
+    key = window.exam_key
+    write(make_dataset(sample_pixels("R-MLO")[:, :-8].copy(), "R-MLO", AcquisitionDateTime="20260101093000"),
+          folder, "R-MLO_retake.dcm")
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.open_exam(folder)
+    assert window.exam.views[View.R_MLO].source.name == "R-MLO_retake.dcm"  # the later image is analysed
+    assert window.exam_key == key and window.committed and not window.model_hidden()
+    assert window.scores.reader.value("R") == 0.3
+    (note,) = [n for n in window.exam.warnings if "made on another set of its images" in n]
+    assert "(R-MLO: another image now" in note and "committed" in note
+    other = tmp_path / "other_study"  # another study of the patient: its own read
+    other.mkdir()
+    for view in ("R-CC", "R-MLO"):
+        write(make_dataset(sample_pixels(view), view, StudyInstanceUID="1.2.826.0.1.99.7"), other, f"{view}.dcm")
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.open_exam(other)
+    assert window.exam_key != key and not window.committed and window.model_hidden()
