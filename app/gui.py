@@ -112,7 +112,13 @@ def run_gui(
     from app.workstation import DEMO_EXAM
 
     if worklist:
-        window.worklist.open_source(worklist, worklist_dates)
+        opening = window.worklist.open_source(worklist, worklist_dates)
+        if screenshot:  # a worklist refused or empty shows no exam: said, the picture written, the app ends
+            opening.error.connect(failed)
+            opening.error.connect(lambda _error: QTimer.singleShot(300, finish))
+            opening.result.connect(lambda opened: None if len(opened) else (
+                print(f"error: the worklist {worklist} holds no exam", file=sys.stderr), status.update(code=1),
+                QTimer.singleShot(300, finish)))
     else:
         window.open_exam(Path(exam) if isinstance(exam, str) else (DEMO_EXAM if exam is None else exam))
     app.exec()

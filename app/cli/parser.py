@@ -61,6 +61,10 @@ def ae_title(text: str) -> str:
     return title
 
 
+PERCENT_T_HELP = "GMIC pooling threshold for checkpoints that are not recognised (default 0.02)"
+PAGE_SIZE_HELP = "the paper size of the PDF reports (default A4)"
+
+
 def number_in(low: float, high: float, *, low_open: bool, high_open: bool, says: str):
     """An argparse type: a number between ``low`` and ``high`` (each end open or closed); ``says`` the range in
     words for the message. NaN is in no range."""
@@ -152,10 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", parents=[common], help="analyse one exam headless and print the probabilities")
     analyze.add_argument("exam", nargs="*", help=EXAM_HELP)
     analyze.add_argument("--models", nargs="+", help=MODELS_HELP)
-    analyze.add_argument("--percent-t", type=float, default=None,
-                         help="GMIC pooling threshold for checkpoints that are not recognised (default 0.02)")
-    analyze.add_argument("--overlap", type=float, default=None,
-                         help="sliding-window models: window overlap 0-0.75 (default: the model's, else 0.5)")
+    analyze.add_argument("--percent-t", type=float, default=None, help=PERCENT_T_HELP)
+    analyze.add_argument("--overlap", type=float, default=None, choices=(0.0, 0.5, 0.75),
+                         help="sliding-window models: window overlap 0, 0.5 or 0.75, the strides that tile the "
+                              "window (default: the model's, else 0.5); other families have no windows")
     analyze.add_argument("--json", metavar="OUT", type=output_file, help="write the full result as JSON (maps in a sibling .npz)")
     analyze.set_defaults(handler="app.cli.analyze:run")
 
@@ -182,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the GMIC reader study's plain mean of reader and model instead of the calibrated hybrid")
     report.add_argument("--force", action="store_true", help="write the reports again even where they exist")
     report.add_argument("--models", nargs="+", help=MODELS_HELP)
-    report.add_argument("--percent-t", type=float, default=None)
-    report.add_argument("--page-size", default="A4", choices=["A4", "Letter"])
+    report.add_argument("--percent-t", type=float, default=None, help=PERCENT_T_HELP)
+    report.add_argument("--page-size", default="A4", choices=["A4", "Letter"], help=PAGE_SIZE_HELP)
     report.add_argument("--reader", help="reader name for the header; the report carries this reader's committed read "
                         "of the exam from the workstation (its marks and amendments after AI too), where there is one")
     report.add_argument("--send", metavar="DEST",
@@ -214,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--plain-hybrid", action="store_true",
                        help="the GMIC reader study's plain mean of reader and model instead of the calibrated hybrid")
     batch.add_argument("--force", action="store_true", help="analyse every exam again, even those already done")
-    batch.add_argument("--percent-t", type=float, default=None)
-    batch.add_argument("--page-size", default="A4", choices=["A4", "Letter"])
+    batch.add_argument("--percent-t", type=float, default=None, help=PERCENT_T_HELP)
+    batch.add_argument("--page-size", default="A4", choices=["A4", "Letter"], help=PAGE_SIZE_HELP)
     batch.set_defaults(handler="app.cli.batch:run")
 
     serve_common = _shared(suppress=True, ae_title_help=(  # what --ae-title is to the node
@@ -257,10 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "could not be written (a full or read-only disk) is analysed again (default 60)")
     serve.add_argument("--allow-missing-views", action="store_true",
                        help="analyse studies that lack a view (by default they are recorded as failed)")
-    serve.add_argument("--percent-t", type=float, default=None,
-                       help="GMIC pooling threshold for checkpoints that are not recognised (default 0.02)")
-    serve.add_argument("--page-size", default="A4", choices=["A4", "Letter"],
-                       help="the paper size of the PDF reports (default A4)")
+    serve.add_argument("--percent-t", type=float, default=None, help=PERCENT_T_HELP)
+    serve.add_argument("--page-size", default="A4", choices=["A4", "Letter"], help=PAGE_SIZE_HELP)
     serve.set_defaults(handler="app.cli.serve:run")
 
     validate = sub.add_parser("validate", parents=[common],
@@ -377,8 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "checkpoint (COCO-pretrained) to start from")
     train.add_argument("--val-data", help="sliding-window: a CSV of held-out images for validation and the "
                        "temperature (default: the last 20 %% of --data)")
-    train.add_argument("--epochs", type=positive_int)
-    train.add_argument("--seed", type=int)
+    train.add_argument("--epochs", type=positive_int,
+                       help="the total number of epochs (a resumed run trains up to it; default: the configuration's)")
+    train.add_argument("--seed", type=int, help="the random seed (default: the configuration's)")
     train.set_defaults(handler="app.cli.train:run")
 
     calibrate = sub.add_parser("calibrate", parents=[common],
@@ -398,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "accuracy, ECE before and after calibration; the attention CNN the classification "
                                    "report (precision, recall, F1, support; micro, macro, weighted) and the confusion "
                                    "matrix")
-    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--model", required=True, help="the checkpoint to evaluate")
     evaluate.add_argument("--data", required=True,
                           help="'phantom', a CSV of path, view, label[, mask], or (attention-cnn) a MIAS folder")
     evaluate.add_argument("--split", choices=["all", "test"], default="all",
@@ -406,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "the model's own training split (its seed and fraction, from its metadata)")
     evaluate.add_argument("--out", type=output_folder, help="a folder for the tables (CSV) and, for the attention CNN, "
                                         "confusion_matrix.png")
-    evaluate.add_argument("--bins", type=positive_int, default=15)
+    evaluate.add_argument("--bins", type=positive_int, default=15, help="confidence bins of ECE (default 15)")
     evaluate.add_argument("--phantoms", type=positive_int, default=48, help="with --data phantom: how many views")
     evaluate.add_argument("--lesion-hit", choices=["centre", "iou"], default="centre",
                           help="detectors (FROC): a lesion is found when a detection's box centre falls inside its "

@@ -67,7 +67,7 @@ def _print_calibration(model_id: str, calibration: dict) -> None:
     recalibration = calibration.get("recalibration") or {}
     if recalibration.get("file"):
         print(f"{model_id}: site calibration ({recalibration['method']}) written to {recalibration['file']}")
-    elif recalibration.get("method") == "none":
+    if calibration.get("note"):  # none kept, none possible (too few cases of a kind), where to copy it
         print(f"{model_id}: {calibration['note']}")
 
 

@@ -523,3 +523,20 @@ def test_the_mark_dialog_says_which_view_and_breast_in_its_body(qtbot):
     dialog = MarkDialog("R-MLO", 10.0, 20.0)
     qtbot.addWidget(dialog)
     assert dialog.where.text() == "R-MLO (right breast)" and dialog.mark().view == "R-MLO"
+
+
+def test_a_screenshot_of_a_refused_worklist_says_why_and_ends(tmp_path):
+    """It waited for ever: the worklist's error opened a dialog and no exam ever came to finish the picture."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "shot.png"
+    done = subprocess.run([sys.executable, "main.py", "open", "--worklist", str(tmp_path / "empty"), "--screenshot",
+                           str(out)], cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "QT_QPA_PLATFORM": "offscreen",
+                                            "MAMMO_READER_HOME": str(tmp_path / "home")})
+    assert done.returncode == 1 and out.is_file()
+    assert f"error: {tmp_path / 'empty'}" in done.stderr and "Traceback" not in done.stderr

@@ -148,6 +148,21 @@ def test_an_output_of_the_wrong_kind_is_said_before_any_work(tmp_path, capsys):
     assert a_file.read_text() == "keep me"
 
 
+def test_an_overlap_no_window_stride_tiles_is_said_as_the_option_and_other_families_say_they_have_none(
+        tmp_path, capsys):
+    """--overlap 0.3 was blamed on the model ("the model's window settings are invalid") and a GMIC model took
+    --overlap 2 without a word."""
+    with pytest.raises(SystemExit) as refused:
+        parse_args(["analyze", str(tmp_path), "--overlap", "0.3"])
+    assert refused.value.code == 2 and "argument --overlap: invalid choice: 0.3" in capsys.readouterr().err
+    assert parse_args(["analyze", str(tmp_path), "--overlap", "0.50"]).overlap == 0.5
+    from main import main
+    from tests.helpers import synthetic_view, write_png
+
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    assert main(["analyze", str(tmp_path), "--overlap", "0.75", "--device", "cpu"]) == 0  # the demo GMIC
+    assert "note: --overlap is for sliding-window models; gmic has no windows: not used" in capsys.readouterr().err
+
 def test_a_study_database_that_is_no_database_is_named(tmp_path):
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"garbage " * 64)

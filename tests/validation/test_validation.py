@@ -352,6 +352,23 @@ def test_validate_end_to_end(site, tmp_path, capsys):
         assert (out / f"{name}.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_validate_says_on_the_console_why_no_site_calibration_was_written(site, tmp_path, capsys):
+    """Too few cancers for a recalibration: only metrics.json said why the calibration file was missing."""
+    from main import main
+
+    scores, _, checkpoint, outcomes = site
+    few = [o for o in outcomes if o["cancer"] == 1][:2] + [o for o in outcomes if o["cancer"] == 0][:4]
+    outcome_file = tmp_path / "few.csv"
+    with outcome_file.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["exam_id", "breast", "cancer"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(few)
+    status = main(["validate", "--scores", str(scores), "--outcomes", str(outcome_file), "--out", str(tmp_path / "o"),
+                   "--models", f"A={checkpoint}"])
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert "A: no recalibration: a recalibration needs at least 5 cancers and 5 non-cancers (here 2 and 4)" in printed
+
 def test_validate_names_an_unknown_model(site, tmp_path, capsys):
     from main import main
 

@@ -621,3 +621,14 @@ def test_pydicom_s_complaint_about_a_header_value_never_quotes_it(caplog):
     said = " ".join(record.getMessage() for record in caplog.records)
     assert "Invalid value for VR CS (the value is not shown)" in said and "VR DA (the value is not shown)" in said
     assert "Testperson" not in said and "1951" not in said and "Brien" not in said
+
+
+def test_a_json_manifest_of_another_shape_says_what_a_manifest_is(tmp_path):
+    """It said "the manifest could not be read ('path')"; GMIC's own exam_list.json is what a newcomer tries."""
+    require_shared()
+    with pytest.raises(ExamError, match="an exam list of the GMIC repositories .*open the folder of its images"):
+        load_exam(DATA / "gmic-exam0" / "exam_list.json")
+    manifest = tmp_path / "m.json"
+    manifest.write_text('[{"file": "a.png"}]')
+    with pytest.raises(ExamError, match=r'a JSON manifest is a list of \{"path": \.\.\., "view": \.\.\.\} objects'):
+        load_exam(manifest)
