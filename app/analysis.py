@@ -122,13 +122,15 @@ def _study_digest(exam: Exam) -> str:
 
 def read_of_other_images(store, exam: Exam, key: str, reader: str) -> EarlierRead | None:
     """Record which study ``key``'s images are of; when ``reader`` has no read under ``key`` but one of the same
-    study made on another set of its images, that read (the most recent set first). A read is of a study: keyed by
+    study made on another set of its images sharing one image with this set at least, that read (the most recent
+    set first; a set sharing no image may be another exam under reused UIDs). A read is of a study: keyed by
     its images alone, a committed read vanished from the screen when a retake arrived, and a second "first" read
     could be committed beside it. Runs off the GUI thread (SQL)."""
     study = _study_digest(exam)
     if store is None or not study:
         return None
-    views = {view.value: hashlib.sha1((image.sop_instance_uid or pixel_digest(image.pixels)).encode()).hexdigest()[:16]
+    # an image is its UID with its pixels: another exam under reused UIDs shares no image with this one
+    views = {view.value: hashlib.sha1(f"{image.sop_instance_uid}|{pixel_digest(image.pixels)}".encode()).hexdigest()[:16]
              for view, image in exam.views.items()}
     encoded = "|".join(f"{view}={digest}" for view, digest in sorted(views.items()))
     store.submit(lambda db: (db.execute(STUDY_TABLE), db.execute(
@@ -137,9 +139,11 @@ def read_of_other_images(store, exam: Exam, key: str, reader: str) -> EarlierRea
         return None
     for other, other_views in store.read("SELECT exam_key, views FROM exam_studies WHERE study=? AND exam_key<>? "
                                          "ORDER BY first_seen DESC", (study, key)):
+        then = dict(part.split("=", 1) for part in other_views.split("|") if part)
+        if not any(then.get(view) == digest for view, digest in views.items()):
+            continue  # no image in common: not this exam with one image changed
         reads = store.load_reads(other, reader)
         if reads:
-            then = dict(part.split("=", 1) for part in other_views.split("|") if part)
             changed = tuple(v for v in sorted(set(then) | set(views)) if then.get(v) != views.get(v))
             return EarlierRead(other, changed, any(read.committed for read in reads.values()))
     return None

@@ -435,6 +435,13 @@ def test_a_committed_read_stays_shown_when_a_retake_of_the_study_arrives(qtbot, 
     assert window.scores.reader.value("R") == 0.3
     (note,) = [n for n in window.exam.warnings if "made on another set of its images" in n]
     assert "(R-MLO: another image now" in note and "committed" in note
+    reused = tmp_path / "reused_uids"  # the study's UID on other images only (a device reusing UIDs): no read
+    reused.mkdir()
+    for view in ("R-CC", "R-MLO"):
+        write(make_dataset(sample_pixels(view)[:-8].copy(), view), reused, f"{view}.dcm")
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.open_exam(reused)
+    assert window.exam_key != key and not window.committed and window.model_hidden()
     other = tmp_path / "other_study"  # another study of the patient: its own read
     other.mkdir()
     for view in ("R-CC", "R-MLO"):
