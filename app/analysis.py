@@ -90,6 +90,7 @@ def claimed_exam_key(store, exam: Exam) -> str:
 
 STUDY_TABLE = ("CREATE TABLE IF NOT EXISTS exam_studies (exam_key TEXT PRIMARY KEY, study TEXT NOT NULL, "
                "views TEXT NOT NULL, first_seen REAL NOT NULL)")
+STUDY_INDEX = "CREATE INDEX IF NOT EXISTS exam_studies_study ON exam_studies (study)"
 
 
 @dataclass(frozen=True)
@@ -99,14 +100,24 @@ class EarlierRead:
     key: str  # the key it is stored under
     changed: tuple[str, ...]  # the views whose image differs now (another image, one added, one gone)
     committed: bool
+    marked: tuple[str, ...] = ()  # changed views the read has marks on (placed on an image not shown now)
+
+    @property
+    def taken(self) -> bool:
+        """Whether the read is this exam's read: not when marks of it lie on an image that is not shown now
+        (drawn on the new image they would point at the wrong place)."""
+        return not self.marked
 
     def note(self) -> str:
-        views = ", ".join(self.changed)
-        kind, kept = ("committed", "committed") if self.committed else ("draft", "saved")
-        return (f"The reader's {kind} read of this study was made on another set of its images ({views}: another "
-                f"image now, a retake or one that came later); it is shown as it was {kept}, under the images it "
-                f"was made on. Amend it if the new image changes it; marks on {views} were placed on the earlier "
-                "image.")
+        kind = "committed" if self.committed else "draft"
+        said = (f"The reader's {kind} read of this study was made on another set of its images "
+                f"({', '.join(self.changed)}: another image now, a retake or one that came later or went)")
+        if self.marked:
+            return (f"{said}, with marks on the earlier {', '.join(self.marked)}: it is kept with the images it was "
+                    "made on, and this set of images is read anew.")
+        if self.committed:
+            return f"{said}; it is shown as it was committed: amend it if the new image changes it."
+        return f"{said}; it is shown as it was saved."
 
 
 def _study_digest(exam: Exam) -> str:
@@ -123,9 +134,7 @@ def _study_digest(exam: Exam) -> str:
 def read_of_other_images(store, exam: Exam, key: str, reader: str) -> EarlierRead | None:
     """Record which study ``key``'s images are of; when ``reader`` has no read under ``key`` but one of the same
     study made on another set of its images sharing one image with this set at least, that read (the most recent
-    set first; a set sharing no image may be another exam under reused UIDs). A read is of a study: keyed by
-    its images alone, a committed read vanished from the screen when a retake arrived, and a second "first" read
-    could be committed beside it. Runs off the GUI thread (SQL)."""
+    set first; a set sharing no image may be another exam under reused UIDs). Runs off the GUI thread (SQL)."""
     study = _study_digest(exam)
     if store is None or not study:
         return None
@@ -133,7 +142,7 @@ def read_of_other_images(store, exam: Exam, key: str, reader: str) -> EarlierRea
     views = {view.value: hashlib.sha1(f"{image.sop_instance_uid}|{pixel_digest(image.pixels)}".encode()).hexdigest()[:16]
              for view, image in exam.views.items()}
     encoded = "|".join(f"{view}={digest}" for view, digest in sorted(views.items()))
-    store.submit(lambda db: (db.execute(STUDY_TABLE), db.execute(
+    store.submit(lambda db: (db.execute(STUDY_TABLE), db.execute(STUDY_INDEX), db.execute(
         "INSERT OR IGNORE INTO exam_studies VALUES (?, ?, ?, ?)", (key, study, encoded, time.time())))).result()
     if store.load_reads(key, reader):
         return None
@@ -145,8 +154,19 @@ def read_of_other_images(store, exam: Exam, key: str, reader: str) -> EarlierRea
         reads = store.load_reads(other, reader)
         if reads:
             changed = tuple(v for v in sorted(set(then) | set(views)) if then.get(v) != views.get(v))
-            return EarlierRead(other, changed, any(read.committed for read in reads.values()))
+            marked = tuple(sorted({m.view for m in store.load_marks(other, reader) if m.view in changed}))
+            return EarlierRead(other, changed, any(read.committed for read in reads.values()), marked)
     return None
+
+
+def reader_read_key(store, exam: Exam, reader: str) -> tuple[str, EarlierRead | None]:
+    """The key ``reader``'s read and marks of ``exam`` are kept under, and the read of another set of the study's
+    images when there is one (its note says what changed). A read is of a study: keyed by its images alone, a
+    committed read vanished from the screen when a retake arrived, the model was hidden again and a second
+    "first" read could be committed beside it. The workstation and the report of the batch use this one key."""
+    key = claimed_exam_key(store, exam)
+    earlier = read_of_other_images(store, exam, key, reader) if reader else None
+    return (earlier.key if earlier is not None and earlier.taken else key), earlier
 
 
 def slots_key(exam: Exam) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.analysis import Analysis, analyse_or_restore, claimed_exam_key, read_of_other_images
+from app.analysis import Analysis, analyse_or_restore, reader_read_key
 from app.background import at_full_speed
 from app.exam_window import ExamWindow, exam_window
 from app.overlay_images import OverlayImages, prepare_overlays
@@ -93,10 +93,8 @@ def load_exam_task(source, store: Store | None, reader: str, *, progress, cancel
 
 def _with_reads(exam, store: Store | None, reader: str) -> LoadedExam:
     """The exam ready to show, with this reader's reads and marks of it (under the key it claims)."""
-    key = claimed_exam_key(store, exam)
-    earlier = read_of_other_images(store, exam, key, reader)
-    if earlier is not None:  # the read stays where it was made, and is shown with what changed since
-        key = earlier.key
+    key, earlier = reader_read_key(store, exam, reader)
+    if earlier is not None:  # what changed since that read, and whether it is this exam's
         exam = dataclasses.replace(exam, warnings=(*exam.warnings, earlier.note()))
     reads = store.load_reads(key, reader) if store is not None else {}
     marks = store.load_marks(key, reader) if store is not None else []

@@ -120,3 +120,43 @@ def test_what_showing_an_exam_needs_from_its_pixels_is_computed_by_the_load_task
     monkeypatch.setattr(np, "percentile", no_pixel_work)
     monkeypatch.setattr("pydicom.pixels.processing.apply_voi", no_pixel_work)
     assert image.auto_window() is first_window and image.display_image(None) is first_display
+
+
+@pytest.mark.parametrize("marked_view, taken", [("R-CC", True), ("R-MLO", False)])
+def test_a_read_of_the_study_is_found_across_a_retake_by_the_workstation_and_the_report_alike(tmp_path, marked_view,
+                                                                                              taken):
+    """One key for the workstation and the report of the batch (the report looked under the new images' key and
+    found nothing); a read with a mark on the image that changed is not taken for the new image (its mark would
+    point at the wrong place there): kept with its images, said."""
+    from app.analysis import reader_read_key
+    from app.archive.unit import committed_read
+    from app.study.store import BreastRead, ReaderMark, Store
+    from inference.intake.exam import load_exam
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    for view in ("R-CC", "R-MLO"):
+        write(make_dataset(sample_pixels(view), view, AcquisitionDateTime="20260101090000"), folder, f"{view}.dcm")
+    store = Store(tmp_path / "store.sqlite")
+    key, earlier = reader_read_key(store, load_exam(folder), "dr A")
+    assert earlier is None
+    store.save_marks(key, "dr A", [ReaderMark(marked_view, 300.0, 200.0, "mass", 4)]).result()
+    store.save_reads(key, "dr A", [BreastRead("R", 0.3, committed=True)]).result()
+    write(make_dataset(sample_pixels("R-MLO")[:, :-8].copy(), "R-MLO", AcquisitionDateTime="20260101093000"),
+          folder, "R-MLO_retake.dcm")
+    retake = load_exam(folder)
+    new_key, earlier = reader_read_key(store, retake, "dr A")
+    assert earlier is not None and earlier.changed == ("R-MLO",) and earlier.committed
+    reads, marks, note = committed_read(store, retake, "dr A")
+    if taken:
+        assert new_key == key and reads["R"].malignant == 0.3 and [m.view for m in marks] == ["R-CC"]
+        assert note == earlier.note() and "amend it if the new image changes it" in note
+    else:
+        assert new_key != key and earlier.marked == ("R-MLO",) and (reads, marks, note) == ({}, (), "")
+        assert "with marks on the earlier R-MLO: it is kept with the images it was made on" in earlier.note()
+    from app.analysis import claimed_exam_key
+
+    assert reader_read_key(store, retake, "dr B") == (claimed_exam_key(store, retake), None)  # no read of hers
+    assert committed_read(store, retake, "dr B") == ({}, (), "")
+    store.close()

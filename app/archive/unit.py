@@ -288,21 +288,25 @@ def analyse(decoded: Decoded, groups, options: BatchOptions, store=None) -> Anal
         return Analysed(decoded.item, failure=decoded.item.redacted(failure_reason(error), image_files(decoded.exam)),
                         machine_fault=machine_fault(error))
     seconds = time.perf_counter() - started
-    reads, marks = committed_read(store, decoded.exam, options.reader) if store is not None else ({}, ())
-    return Analysed(decoded.item, decoded.exam, result, seconds, facts=decoded.facts, reads=reads, marks=marks)
+    reads, marks, note = committed_read(store, decoded.exam, options.reader) if store is not None else ({}, (), "")
+    exam = replace(decoded.exam, warnings=(*decoded.exam.warnings, note)) if note else decoded.exam
+    return Analysed(decoded.item, exam, result, seconds, facts=decoded.facts, reads=reads, marks=marks)
 
 
-def committed_read(store, exam: Exam, reader: str) -> tuple[dict, tuple]:
+def committed_read(store, exam: Exam, reader: str) -> tuple[dict, tuple, str]:
     """The reader's committed read of ``exam`` in the workstation's store (each breast's first read with its
-    amendment after AI) and marks, for the report: ({}, ()) when the reader has committed none. Drafts are no
-    read to report."""
-    from app.analysis import claimed_exam_key  # noqa: PLC0415
+    amendment after AI) and marks, for the report, under the key the workstation shows it under, with the note
+    of a read made on another set of the study's images: ({}, (), "") when the reader has committed none. Drafts
+    are no read to report."""
+    from app.analysis import reader_read_key  # noqa: PLC0415
 
     if not reader:
-        return {}, ()
-    key = claimed_exam_key(store, exam)
+        return {}, (), ""
+    key, earlier = reader_read_key(store, exam, reader)
     reads = {breast: read for breast, read in store.load_reads(key, reader).items() if read.committed}
-    return (reads, tuple(store.load_marks(key, reader))) if reads else ({}, ())
+    if not reads:
+        return {}, (), ""
+    return reads, tuple(store.load_marks(key, reader)), earlier.note() if earlier is not None else ""
 
 
 def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) -> Outcome:
