@@ -337,15 +337,21 @@ class Worklist:
 
 
 def source_fingerprint(source: object) -> tuple | None:
-    """The state of an exam's files now: (path, size, modification time) of each entry of its folder, or of the
-    files or manifest named; None for a study on the PACS (retrieved anew at each opening). An exam loaded ahead
-    whose files changed since (a study still arriving, a folder refilled with another patient's images) is
-    loaded again, never shown as it was. Runs off the GUI thread."""
+    """The state of an exam's files now: (path, size, modification and change times, inode) of each entry of its
+    folder, of the files named, or of a manifest and the files it lists; None for a study on the PACS (not
+    checked: an opening takes the study's copy in the retrieve cache too). An exam loaded ahead whose files
+    changed since (a study still arriving, a folder refilled with another patient's images) is loaded again,
+    never shown as it was. Runs off the GUI thread."""
+    from inference.intake.exam import exam_files  # noqa: PLC0415
+
     if isinstance(source, (list, tuple)):
         paths = [Path(p) for p in source]
     elif isinstance(source, Path):
         try:
-            paths = sorted(p for p in source.iterdir() if not p.name.startswith(".")) if source.is_dir() else [source]
+            if source.is_dir():
+                paths = sorted(p for p in source.iterdir() if not p.name.startswith("."))
+            else:  # a manifest with the images it lists, or an image
+                paths = [source, *(p for p in exam_files(source) if p != source)]
         except OSError:
             return (str(source), "unreadable")
     else:
@@ -354,7 +360,7 @@ def source_fingerprint(source: object) -> tuple | None:
     for path in paths:
         try:
             stat = path.stat()
-            state.append((str(path), stat.st_size, stat.st_mtime_ns))
+            state.append((str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino))
         except OSError:
-            state.append((str(path), -1, -1))
+            state.append((str(path), -1))
     return tuple(state)

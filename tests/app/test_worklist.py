@@ -357,8 +357,9 @@ def test_a_prefetch_that_ends_after_the_reader_was_on_its_exam_is_not_kept(qtbot
     with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
         control.open_source(batch)
     qtbot.waitUntil(lambda: 1 in control.prefetched and 2 in control._early, timeout=120_000)  # noqa: SLF001
-    stale = control._early[2]  # noqa: SLF001 - what the prefetch loaded: no mark, no estimate
-    control.go_to(2)
+    stale, _fingerprint = control._early[2]  # noqa: SLF001 - what the prefetch loaded: no mark, no estimate
+    with qtbot.waitSignal(control.arrived, timeout=60_000):  # its pixels, once its files are seen unchanged
+        control.go_to(2)
     key, serial = window.exam_key, control._prefetch_serial  # noqa: SLF001
     window.add_mark(View.R_CC, 400, 300, ReaderMark("R-CC", 400, 300, "mass", 4))
     window.scores.reader.inputs["R"].spin.setValue(35)
@@ -581,7 +582,8 @@ def test_an_exam_awaiting_its_prefetch_s_analysis_says_so_and_esc_stops_it(qtbot
     with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
         control.open_source(batch)
     qtbot.waitUntil(lambda: 1 in control._early, timeout=120_000)  # noqa: SLF001
-    action(window, "nextExam").trigger()
+    with qtbot.waitSignal(control.arrived, timeout=60_000):  # once its files are seen unchanged since
+        action(window, "nextExam").trigger()
     assert window.exam.source.name == "exam1"
     assert window.progress.isVisible() and window.cancel_button.isVisible() and "analysing" in window.stage_label.text()
     gate.set()
@@ -589,7 +591,8 @@ def test_an_exam_awaiting_its_prefetch_s_analysis_says_so_and_esc_stops_it(qtbot
     assert not window.progress.isVisible() and not window.cancel_button.isVisible()
     # the same wait cancelled: it stops, the pixels stay, nothing of it is shown later
     qtbot.waitUntil(lambda: 2 in control._early, timeout=120_000)  # noqa: SLF001
-    action(window, "nextExam").trigger()
+    with qtbot.waitSignal(control.arrived, timeout=60_000):
+        action(window, "nextExam").trigger()
     assert window.cancel_button.isVisible()
     action(window, "cancelAnalysis").trigger()
     second_gate.set()
@@ -597,6 +600,33 @@ def test_an_exam_awaiting_its_prefetch_s_analysis_says_so_and_esc_stops_it(qtbot
     qtbot.wait(200)
     assert window.exam.source.name == "exam2" and window.result is None and not window.progress.isVisible()
     assert "cancelled" in window.scores.model_status.text()
+
+
+def test_an_exam_loaded_by_its_running_prefetch_is_checked_against_its_files_too(qtbot, store, tmp_path, stub_model,
+                                                                                   monkeypatch):
+    """Its pixels were shown as the prefetch had loaded them, while its analysis still ran: a view that came since
+    stayed missing (a review's finding); unchanged, they are shown and the prefetch's result follows."""
+    gate = _hold_analysis_of(monkeypatch, "exam1")
+    second_gate = _hold_analysis_of(monkeypatch, "exam2")
+    batch = make_batch(tmp_path / "batch", 3)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=1)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(batch)
+    qtbot.waitUntil(lambda: 1 in control._early, timeout=120_000)  # noqa: SLF001
+    write_png(batch / "exam1" / "0_R-MLO.png", synthetic_view("R-MLO", (700, 400)))
+    with qtbot.waitSignal(control.arrived, timeout=60_000) as arrival:
+        action(window, "nextExam").trigger()
+    gate.set()
+    assert arrival.args == [1, False]
+    qtbot.waitUntil(lambda: window.exam is not None and window.result is not None, timeout=120_000)
+    assert set(window.exam.views) == {View.R_CC, View.R_MLO}
+    qtbot.waitUntil(lambda: 2 in control._early, timeout=120_000)  # noqa: SLF001 - exam2 loaded, analysis held
+    with qtbot.waitSignal(control.arrived, timeout=60_000):
+        action(window, "nextExam").trigger()
+    assert window.exam.source.name == "exam2" and window.progress.isVisible()  # its prefetch's analysis awaited
+    second_gate.set()
+    qtbot.waitUntil(lambda: window.result is not None, timeout=60_000)
 
 
 def _cbis_folder(root: Path) -> Path:
@@ -911,3 +941,25 @@ def test_the_list_shows_the_reading_time_of_the_exam_on_screen_as_it_runs(qtbot,
     controller._show_time()  # what its timer does every second
     assert controller.panel.table.item(0, 2).text() == "1:15"
     assert controller.panel.table.item(1, 2).text() == ""
+
+
+def test_a_fingerprint_sees_a_listed_image_replaced_even_with_its_time_kept(tmp_path):
+    """A manifest's images were not looked at (only the manifest); a copy that keeps the time (cp -p, rsync -a)
+    changes the inode and change time."""
+    import os
+
+    from app.worklist import source_fingerprint
+
+    exam = tmp_path / "exam"
+    exam.mkdir()
+    write_png(exam / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,view\n{exam / '0_R-CC.png'},R-CC\n")
+    before = [(source, source_fingerprint(source)) for source in (exam, manifest, [exam / "0_R-CC.png"])]
+    stat = (exam / "0_R-CC.png").stat()
+    write_png(tmp_path / "swap.png", synthetic_view("R-CC", (500, 300)))
+    os.replace(tmp_path / "swap.png", exam / "0_R-CC.png")
+    os.utime(exam / "0_R-CC.png", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    for source, fingerprint in before:
+        assert source_fingerprint(source) != fingerprint, source
+    assert source_fingerprint(tmp_path / "gone") == ((str(tmp_path / "gone"), -1),)

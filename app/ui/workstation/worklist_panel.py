@@ -77,7 +77,7 @@ def _prefetch_task(source, store, reader: str, model_path: str, groups, device: 
         fingerprint = source_fingerprint(source)  # before loading: a change while it loads is caught too
         loaded = load_exam_task(source, store, reader, progress=progress, cancel=cancel)
         if loaded_to is not None:
-            loaded_to(loaded)
+            loaded_to((loaded, fingerprint))
         outcome = None
         if model_path and not cancel():
             outcome = analysis_task(loaded.exam, model_path, groups, device, mode, store, False, progress=progress,
@@ -164,7 +164,7 @@ class WorklistController(QObject):
     worklistOpened = Signal()
     arrived = Signal(int, bool)  # the worklist index shown, whether its AI result came with the pixels
     prefetchDone = Signal(int)  # a worklist index now held in memory
-    _loadedEarly = Signal(object)  # (worklist, index, LoadedExam) from the prefetch thread, queued to this one
+    _loadedEarly = Signal(object)  # (worklist, index, LoadedExam, fingerprint) from the prefetch thread, queued
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -180,7 +180,11 @@ class WorklistController(QObject):
         self._opening: Worker | None = None
         self.opening_own_exam = False  # a worklist exam being opened (any other open steps out of the list)
         self._loading: tuple[Worklist, int] | None = None  # the worklist exam whose own load runs
-        self._early: dict[int, LoadedExam] = {}  # the exam being prefetched, loaded, its analysis still running
+        # the exam being prefetched, loaded (with its files' fingerprint before), its analysis still running
+        self._early: dict[int, tuple[LoadedExam, tuple | None]] = {}
+        self._checking: tuple[int, int] | None = None  # (index, generation) whose early exam's files are checked
+        self._held_result: tuple | None = None  # the prefetch's result, come during that check
+        self._ended_while_checking = False  # its prefetch ended (failed, cancelled) during that check
         self._loadedEarly.connect(self._on_loaded_early)
         self.panel = WorklistPanel(window)
         self.panel.chosen.connect(self.go_to)
@@ -348,6 +352,7 @@ class WorklistController(QObject):
             return
         committed = self.window.committed and self.window.exam is not None
         self._loading = None
+        self._checking, self._held_result, self._ended_while_checking = None, None, False
         item = worklist.move_to(index, committed=committed)
         self.panel.show_worklist(worklist)
         if self._awaiting is not None:  # leaving the exam whose prefetch still runs: what it loaded is stale now
@@ -365,20 +370,59 @@ class WorklistController(QObject):
             self._visited_prefetches.add(self._prefetch_serial)  # what it loads is this visit's, not to keep
             self.window.clear_exam()  # its prefetch goes on as this exam's own load and analysis
             early = self._early.pop(index, None)
-            if early is not None:  # loaded already: the pixels now, the result when its analysis ends
-                self.window.exams.show_exam(early, analyse=False)
-            else:
-                self.window.hanging.set_loading()
-                self.window.scores.set_status("Loading the exam…")
+            self.window.hanging.set_loading()
+            self.window.scores.set_status("Loading the exam…")
             self._awaiting = (index, self.window._generation)
             self._show_waiting()
-            if early is not None:
-                self.arrived.emit(index, False)
+            if early is not None:  # loaded already: the pixels once its files are seen unchanged since
+                self._check_early(index, early, exam_source(item, self.window.settings.ae_title))
             return
         self._awaiting = None
         if self.prefetch_worker is not None and self.prefetch_worker.is_running():
             self.prefetch_worker.cancel()  # the exam on screen comes first
         self._open(exam_source(item, self.window.settings.ae_title))
+        self.arrived.emit(index, False)
+
+    def _check_early(self, index: int, early: tuple[LoadedExam, tuple | None], source) -> None:
+        """The exam on screen was loaded by its prefetch, whose analysis still runs: its pixels are shown once
+        its files are seen unchanged since (a slow analysis kept them a while); what the prefetch hands over
+        meanwhile waits for the check (``_on_prefetched``, ``_on_prefetch_finished``)."""
+        loaded, fingerprint = early
+        generation = self.window._generation
+        self._checking = (index, generation)
+        worker = Worker(_fingerprint_task, source)
+        worker.result.connect(lambda now: self._on_early_checked(fingerprint is None or now == fingerprint, index,
+                                                                 loaded, generation, source))
+        worker.error.connect(lambda _error: self._on_early_checked(False, index, loaded, generation, source))
+        self.window._track(worker).start()
+
+    def _on_early_checked(self, same: bool, index: int, loaded: LoadedExam, generation: int, source) -> None:
+        if self._checking != (index, generation):
+            return  # the reader moved on meanwhile
+        held, ended = self._held_result, self._ended_while_checking
+        self._checking, self._held_result, self._ended_while_checking = None, None, False
+        window = self.window
+        if window._closed or self._awaiting != (index, generation) or not window._current(generation):
+            return
+        if not same:
+            self._awaiting = None
+            if self.prefetch_worker is not None and self.prefetch_worker.is_running():
+                self.prefetch_worker.cancel()
+            logger.info("worklist exam %d changed on disk while it was loaded ahead: loaded again", index + 1)
+            self._open(source)
+            window.statusBar().showMessage("this exam's files changed since it was loaded ahead: loaded again", 8000)
+            self.arrived.emit(index, False)
+            return
+        if held is not None:  # the prefetch ended during the check: taken as it would have been
+            self._on_prefetched(*held)
+            return
+        window.exams.show_exam(loaded, analyse=False)
+        if ended:  # the prefetch failed or was cancelled: the pixels are here, its own analysis now
+            self._awaiting = None
+            window.analyses.start_analysis()
+        else:
+            self._awaiting = (index, window._generation)
+            self._show_waiting()
         self.arrived.emit(index, False)
 
     def _show_prefetched(self, index: int, ready: Prefetched) -> None:
@@ -516,6 +560,7 @@ class WorklistController(QObject):
 
     def _drop_prefetch(self) -> None:
         self.prefetched.clear()
+        self._checking, self._held_result, self._ended_while_checking = None, None, False
         self._unloadable.clear()
         self._early.clear()  # keyed by index: another worklist's rows have the same numbers
         self._awaiting = None
@@ -553,7 +598,7 @@ class WorklistController(QObject):
         model_path = window.model_path if window.settings.auto_run else ""
         worker = Worker(_prefetch_task, exam_source(item, window.settings.ae_title), window.store,
                         window._reader(), model_path, cached, window.settings.device, window.settings.mode,
-                        loaded_to=lambda loaded, i=index, w=worklist: self._loadedEarly.emit((w, i, loaded)))
+                        loaded_to=lambda early, i=index, w=worklist: self._loadedEarly.emit((w, i, *early)))
         self._prefetch_serial += 1
         serial = self._prefetch_serial
         worker.result.connect(lambda value, i=index, w=worklist: self._on_prefetched(value, i, w, serial))
@@ -569,6 +614,9 @@ class WorklistController(QObject):
         if self._usable_outcome(value) is not None and window._groups is None and window.model_path:
             window._groups, window._groups_key = value.outcome.groups, (window.model_path,)
         self._early.pop(index, None)
+        if self._awaiting is not None and self._checking == (index, self._awaiting[1]):
+            self._held_result = (value, index, worklist, serial)  # the exam's files are being checked
+            return
         if self._awaiting is not None and self._awaiting[0] == index:
             _index, generation = self._awaiting
             self._awaiting = None
@@ -601,7 +649,7 @@ class WorklistController(QObject):
             self._unloadable.add(index)
 
     def _on_loaded_early(self, payload) -> None:
-        worklist, index, loaded = payload
+        worklist, index, loaded, fingerprint = payload
         if worklist is not self.worklist or self.window._closed:
             return
         if self._awaiting is not None and self._awaiting[0] == index and self.window.exam is None:
@@ -612,7 +660,7 @@ class WorklistController(QObject):
                 self._show_waiting()
                 self.arrived.emit(index, False)
             return
-        self._early[index] = loaded
+        self._early[index] = (loaded, fingerprint)
 
     def _on_prefetch_finished(self, index: int, worklist: Worklist) -> None:
         if self._prefetching is not None and self._prefetching[0] is worklist and self._prefetching[1] == index:
@@ -622,6 +670,9 @@ class WorklistController(QObject):
                 self.schedule_prefetch()
             return
         self._early.pop(index, None)
+        if self._awaiting is not None and self._checking == (index, self._awaiting[1]):
+            self._ended_while_checking = True  # the check of its files decides (_on_early_checked)
+            return
         if self._awaiting is not None and self._awaiting[0] == index and self.worklist is not None:
             # its prefetch failed or was cancelled: load it the ordinary way
             awaited, generation = self._awaiting
