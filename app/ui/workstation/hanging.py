@@ -321,25 +321,28 @@ class HangingWidget(QWidget):
             self.set_layout(Layout.SINGLE, view)
 
     def fit_same_scale(self, keep_zoom: bool = False) -> None:
-        """Fit every shown image at one physical scale: the largest extent of the shown views; ``keep_zoom``:
-        only the views still fitted (one the reader or a hanging step zoomed stays as it is)."""
-        shown = [self.views[v] for v in self.visible_views() if self.views[v].image is not None]
-        shown += [self.prior_views[v] for v in PRIOR_GRID.get(self.layout_mode, {}) if self.prior_views[v].image is not None]
+        """Fit the shown images at one physical scale, the largest extent of the shown views (current and prior
+        together; else each study's views at a scale of their own; else each view in its own slot: see
+        :func:`one_scale`); ``keep_zoom``: only the views still fitted (one the reader or a hanging step zoomed
+        stays as it is)."""
+        current = [self.views[v] for v in self.visible_views() if self.views[v].image is not None]
+        prior = [self.prior_views[v] for v in PRIOR_GRID.get(self.layout_mode, {})
+                 if self.prior_views[v].image is not None]
         if keep_zoom:
-            shown = [widget for widget in shown if widget.fitted]
-        if not shown:
-            return
-        sizes = [w.physical_size() for w in shown]
-        height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
-        scale = max(w.scale_to_fit(height, width) for w in shown)  # the most cramped slot's
-        together = one_scale(shown, sizes)
+            current, prior = [w for w in current if w.fitted], [w for w in prior if w.fitted]
+        groups = [current + prior] if one_scale(current + prior) else [current, prior]
         self._syncing = True
         try:
-            for widget, (own_height, own_width) in zip(shown, sizes, strict=True):
-                if together:
-                    widget.show_extent(height, width, scale)
+            for group in groups:
+                if one_scale(group):
+                    sizes = [w.physical_size() for w in group]
+                    height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
+                    scale = max(w.scale_to_fit(height, width) for w in group)  # the most cramped slot's
+                    for widget in group:
+                        widget.show_extent(height, width, scale)
                 else:  # each view fills its own slot
-                    widget.show_extent(own_height, own_width)
+                    for widget in group:
+                        widget.show_extent(*widget.physical_size())
         finally:
             self._syncing = False
 
@@ -386,14 +389,13 @@ class HangingWidget(QWidget):
             self._syncing = False
 
 
-
-def one_scale(widgets: list, sizes: list[tuple[float, float]]) -> bool:
+def one_scale(widgets: list) -> bool:
     """Whether views can be hung at one physical scale: all have a pixel spacing (or none has: pixels then) and
     their extents lie within 3x of each other. A view in pixels beside views in millimetres, or a spacing off by a
     unit in its header, shrank the others to a few screen pixels, blank."""
-    measured = {widget.image.pixel_spacing is not None for widget in widgets}
-    if len(measured) > 1:
+    if len({widget.image.pixel_spacing is not None for widget in widgets}) > 1:
         return False
+    sizes = [widget.physical_size() for widget in widgets]
     heights = [h for h, _ in sizes if h > 0]
     widths = [w for _, w in sizes if w > 0]
     return bool(heights and widths) and max(heights) <= 3 * min(heights) and max(widths) <= 3 * min(widths)
