@@ -81,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"WARNING: {exam.laterality_message(view)}", file=sys.stderr)
     settings = {"overlap": args.overlap} if args.overlap is not None else None
     groups = load_model_groups(model_sources(args), percent_t=args.percent_t, settings=settings)
-    families = {model.identity.family for group in groups for model in group.members}
-    if args.overlap is not None and "sliding-window" not in families:
-        print(f"note: --overlap is for sliding-window models; {', '.join(sorted(families))} has no windows: "
-              "not used", file=sys.stderr)
+    if args.overlap is not None and not any("overlap" in model.identity.settings
+                                            for group in groups for model in group.members):
+        print("note: --overlap is a setting of none of these models (they read no windows): not used",
+              file=sys.stderr)
     bar = ProgressBar()
     try:
         result = analyze_exam(exam, groups, device=args.device or "auto", progress=bar, mode=args.mode or "exact")

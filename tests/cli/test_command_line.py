@@ -161,7 +161,8 @@ def test_an_overlap_no_window_stride_tiles_is_said_as_the_option_and_other_famil
 
     write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
     assert main(["analyze", str(tmp_path), "--overlap", "0.75", "--device", "cpu"]) == 0  # the demo GMIC
-    assert "note: --overlap is for sliding-window models; gmic has no windows: not used" in capsys.readouterr().err
+    assert "note: --overlap is a setting of none of these models (they read no windows): not used" in \
+        capsys.readouterr().err
 
 def test_a_study_database_that_is_no_database_is_named(tmp_path):
     garbage = tmp_path / "garbage.db"
