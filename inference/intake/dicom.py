@@ -25,9 +25,11 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from inference.errors import ExamError, UnreadablePixelsError
 from inference.intake.image import (
+    MAX_PIXELS,
     DisplayWindow,
     PatientInfo,
     ViewImage,
+    names_both_sides,
     orient,
     pixel_problem,
     screening_slot,
@@ -145,13 +147,11 @@ def _laterality_sources(ds: Dataset, path: Path) -> list[tuple[Laterality, str]]
     value = _frame_laterality(ds)
     if value in ("L", "R"):
         found.append((Laterality(value), "FrameLaterality"))
-    for keyword in ("SeriesDescription", "ProtocolName"):
-        side, _ = view_from_text(_text(ds, keyword))
-        if side is not None:
+    texts = [(keyword, _text(ds, keyword)) for keyword in ("SeriesDescription", "ProtocolName")]
+    for keyword, text in [*texts, ("file name", path.stem)]:
+        side, _ = view_from_text(text)
+        if side is not None and not names_both_sides(text):
             found.append((side, keyword))
-    side, _ = view_from_text(path.stem)
-    if side is not None:
-        found.append((side, "file name"))
     return found
 
 
@@ -279,6 +279,9 @@ def _spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str, str]:
             factor = magnification[0]
             return ((spacing[0] / factor, spacing[1] / factor), "ImagerPixelSpacing / magnification factor",
                     warning)
+        if magnification:  # a geometric magnification lies between 1 and a few
+            ignored.append(f"EstimatedRadiographicMagnificationFactor {magnification[0]:g} is no magnification")
+            warning = "; ".join(ignored) + ": not used"
         return (spacing[0], spacing[1]), "ImagerPixelSpacing (detector plane)", warning
     warning = "; ".join(ignored) + ": not used, sizes are in pixels" if ignored else ""
     return None, "", warning
@@ -329,9 +332,8 @@ def _check_header(ds: Dataset, path: Path, warnings: list[str]) -> None:
             path,
         )
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    problem = size_problem(rows, cols)
-    if problem:
-        raise ExamError(problem, path)
+    if rows < 2 or cols < 2 or rows * cols > MAX_PIXELS:  # no image, or more pixels than to allocate
+        raise ExamError(size_problem(rows, cols), path)
 
 
 def _has_pixel_data(ds: Dataset) -> bool:
@@ -537,6 +539,9 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
             "low values are dense; inverted for display and for the model"
         )
     view, aside_reason = screening_slot(laterality, projection, modifiers)
+    too_small = size_problem(int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
+    if too_small:  # the view is known: its slot shows as unreadable, with the reason
+        raise UnreadablePixelsError(too_small, path, view)
     try:
         pixels, model_image, level, notes = _read_pixels(ds, path, invert)
     except ExamError as error:  # the view is known: the exam shows its slot as unreadable, with the reason
@@ -572,6 +577,7 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         "image_type": _image_type(ds),
         "manufacturer": _text(ds, "Manufacturer"),
         "age": _text(ds, "PatientAge"),  # AS, "045Y": archives stripped of the birth date often keep it
+        "burned_in": _text(ds, "BurnedInAnnotation").upper(),  # YES: text in the pixels (de-identified exports)
     }
     label = projection + (f" ({', '.join(modifiers)})" if modifiers else "")
     return ViewImage(

@@ -357,6 +357,18 @@ def view_from_text(text: str) -> tuple[Laterality | None, str | None]:
     return (Laterality(side.group(1)[0]) if side else None), (projection.group(1) if projection else None)
 
 
+_SIDED_VIEWS = re.compile(r"(?<![A-Z])(L|R|LEFT|RIGHT)[\s_\-]*(?:CC|MLO)(?![A-Z])")
+_SIDE_WORDS = re.compile(r"(?<![A-Z])(LEFT|RIGHT)(?![A-Z])")
+
+
+def names_both_sides(text: str) -> bool:
+    """Whether free text names both breasts ("R CC L CC", "LCC+RCC", "left and right"): a protocol or series
+    name of the whole exam, no source of one image's side."""
+    upper = text.upper()
+    sides = {m.group(1)[0] for pattern in (_SIDED_VIEWS, _SIDE_WORDS) for m in pattern.finditer(upper)}
+    return len(sides) > 1
+
+
 def is_mask_name(path: Path) -> bool:
     tokens = set(re.split(r"[^A-Z]+", path.stem.upper()))
     return any(t in tokens for t in NON_IMAGE_TOKENS)

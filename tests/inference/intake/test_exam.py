@@ -137,6 +137,11 @@ def test_for_processing_is_viewable_not_analyzable(tmp_path):
 
     with pytest.raises(ExamError, match=r"too small to be a mammogram \(4 x 4 pixels"):
         load_view(DICOM_DIR / "openrem_MG-Im-GE-SenDS-scaled.dcm")  # its pixels were scaled down to 4 x 4
+    shutil.copy(DICOM_DIR / "openrem_MG-Im-GE-SenDS-scaled.dcm", tmp_path / "small.dcm")
+    exam = load_exam([tmp_path / "small.dcm", *[write(make_dataset(sample_pixels(view), view), tmp_path, f"{view}.dcm")
+                                               for view in ("R-CC", "R-MLO")]])
+    assert "too small to be a mammogram (4 x 4 pixels" in exam.unreadable[View.L_CC]  # a DICOM's slot, as a PNG's
+    assert set(exam.views) == {View.R_CC, View.R_MLO}
     ds = pydicom.dcmread(DICOM_DIR / "openrem_MG-Im-GE-SenDS-scaled.dcm")  # its header, with pixels of a size
     ds.Rows, ds.Columns = 64, 48
     ds.PixelData = np.arange(64 * 48, dtype=np.uint16).tobytes()
@@ -235,6 +240,9 @@ def test_sources_naming_the_other_side_are_said(tmp_path, pixels):
                for w in load_view(write(ds, tmp_path, "tags.dcm")).warnings)
     ds = make_dataset(pixels, "L-CC", SeriesDescription="L CC")
     assert not [w for w in load_view(write(ds, tmp_path, "L_CC_agree.dcm")).warnings if "laterality" in w]
+    for text in ("R CC L CC", "LCC+RCC", "Left and right"):  # the exam's protocol, naming both: no source
+        ds = make_dataset(pixels, "L-CC", ProtocolName=text)
+        assert not [w for w in load_view(write(ds, tmp_path, "both.dcm")).warnings if "laterality" in w], text
 
 def test_spot_implant_and_ml_views_are_kept_aside(tmp_path, pixels):
     write(make_dataset(pixels), tmp_path, "a.dcm")
@@ -510,6 +518,10 @@ def test_an_implausible_pixel_spacing_or_window_is_named_and_not_used(tmp_path, 
     assert any(w.startswith("PixelSpacing 70\\70 mm is not a mammogram's pixel spacing; ImagerPixelSpacing 7e-12")
                and w.endswith("not used, sizes are in pixels") for w in image.warnings)
     assert [w.width for w in image.windows] == [4000]
+    ds = make_dataset(pixels, EstimatedRadiographicMagnificationFactor=0.5)
+    image = load_view(write(ds, tmp_path, "m.dcm"))
+    assert image.pixel_spacing == (0.1, 0.1)
+    assert "EstimatedRadiographicMagnificationFactor 0.5 is no magnification: not used" in image.warnings
     ds = make_dataset(pixels, PixelSpacing=[0.05, 0.5])  # anisotropic beyond any detector: a broken value
     assert load_view(write(ds, tmp_path, "c.dcm")).pixel_spacing == (0.1, 0.1)
     ds = make_dataset(pixels, PixelSpacing=[0.07, 0.07])
