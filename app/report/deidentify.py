@@ -29,6 +29,7 @@ from pathlib import Path
 import pydicom
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 from pydicom.errors import InvalidDicomError
 from pydicom.sr.codedict import codes
 
@@ -43,6 +44,17 @@ METHOD_CODES = (codes.DCM.BasicApplicationConfidentialityProfile,
                 codes.DCM.RetainPatientCharacteristicsOption)
 METHOD_TEXT = ("PS3.15 Basic Profile (dicom-anonymizer, table 2026c)",
                "dates shifted per patient; age over 89 as 090Y")
+# text the table does not list is removed (the Basic Profile keeps what it does not name: a birth date in another
+# calendar, an HL7 instance identifier, a device ID and procedure comments passed into the copies); these are kept,
+# being what an image needs and naming no one: coded concepts, the equipment's make, window and LUT names
+TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC", "AE", "UR"})
+NEEDED_TEXT = frozenset({"Manufacturer", "ManufacturerModelName", "SoftwareVersions", "WindowCenterWidthExplanation",
+                         "RescaleType", "LUTExplanation", "CodeValue", "LongCodeValue", "URNCodeValue",
+                         "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning", "ContextIdentifier",
+                         "ContextGroupVersion", "MappingResource", "MappingResourceName", "DeidentificationMethod",
+                         "PatientID", "PatientName", "ConversionType"})
+FILE_META_KEPT = ("FileMetaInformationVersion", "MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID",
+                  "TransferSyntaxUID", "ImplementationClassUID", "ImplementationVersionName")
 _AGE = re.compile(r"^(\d{3})([DWMY])$")
 _DAYS_PER_UNIT = {"D": 1, "W": 7, "M": 30.4375, "Y": 365.25}
 
@@ -165,10 +177,15 @@ class Deidentifier:
             else:
                 ds.PatientAge = age
         keep_valid_characteristics(ds)
+        _remove_unlisted_text(ds, _listed_tags())
         ds.PatientID = ds.PatientName = self.patient(patient_id)
         meta = getattr(ds, "file_meta", None)
-        if meta is not None and "MediaStorageSOPInstanceUID" in meta and "SOPInstanceUID" in ds:
-            meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        if meta is not None:  # the sender's AE title and private information go; what reads the file stays
+            for element in list(meta):
+                if element.keyword not in FILE_META_KEPT:
+                    del meta[element.tag]
+            if "MediaStorageSOPInstanceUID" in meta and "SOPInstanceUID" in ds:
+                meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         declare(ds)
         return ds
 
@@ -247,6 +264,22 @@ def _profile_rules() -> dict:
 
 
 _RULES: dict | None = None
+
+
+def _listed_tags() -> frozenset[int]:
+    """The tags the profile's table gives an action (it removed, emptied or replaced them already)."""
+    return frozenset(Tag(*tag) for tag in _profile_rules() if len(tag) == 2)
+
+
+def _remove_unlisted_text(ds: Dataset, listed: frozenset[int]) -> None:
+    """Remove the text attributes the table does not list and an image does not need (``NEEDED_TEXT``), in
+    sequences too."""
+    for element in list(ds):
+        if element.VR == "SQ":
+            for item in element.value or []:
+                _remove_unlisted_text(item, listed)
+        elif element.VR in TEXT_VRS and element.tag not in listed and element.keyword not in NEEDED_TEXT:
+            del ds[element.tag]
 
 
 def declare(ds: Dataset) -> None:

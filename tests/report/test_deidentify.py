@@ -411,3 +411,49 @@ def test_a_deidentified_json_s_amendment_time_moves_with_read_on(tmp_path, monke
         amended = datetime.datetime.fromisoformat(document["reads"]["R"]["amended_after_ai"]["amended_at"])
         assert abs(amended - read_on) < datetime.timedelta(minutes=2)
         assert (read_on.date() == read_at.date()) != deidentify
+
+
+def test_text_the_profile_table_does_not_list_is_removed_and_the_file_meta_keeps_no_sender(tmp_path):
+    """The Basic Profile's table keeps what it does not name: a birth date in another calendar, an HL7 instance
+    identifier, procedure-step comments and a device ID passed into the de-identified images, SR and SEG, and the
+    file meta kept the sender's AE title. What an image needs (coded views, the make, window names) stays."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = make_dataset(synthetic_view("L-CC", (600, 300)), "L-CC", Manufacturer="ACME",
+                      PatientBirthDateInAlternativeCalendar="1371-10-02 ALTBDZ", HL7InstanceIdentifier="HL7Z^PIDZ",
+                      CommentsOnTheScheduledProcedureStep="CSPSZ anxious", DeviceID="DEVIDZ4411",
+                      WindowCenter=2000, WindowWidth=4000, WindowCenterWidthExplanation="STANDARD")
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "123", "99LOCAL", "note"
+    item.TextValue = "ZYXWVU seen in clinic"  # text in a sequence the table does not list either
+    ds.ContentSequence = Sequence([item])
+    ds.file_meta.SourceApplicationEntityTitle = "SRCAEZ"
+    clean = Deidentifier(b"k" * 32).dataset(ds)
+    path = tmp_path / "clean.dcm"
+    clean.save_as(path, enforce_file_format=True)
+    data = path.read_bytes()
+    for needle in (b"ALTBDZ", b"HL7Z", b"CSPSZ", b"DEVIDZ", b"SRCAEZ", b"ZYXWVU"):
+        assert needle not in data, needle
+    assert clean.Manufacturer == "ACME" and clean.WindowCenterWidthExplanation == "STANDARD"
+    assert clean.ViewCodeSequence[0].CodeMeaning == "cranio-caudal"  # coded: kept
+    assert clean.file_meta.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID
+
+
+def test_an_image_with_burned_in_annotation_stops_the_whole_de_identified_export(tmp_path):
+    """Only the DICOM writers refused it: the PDF and PNG showed the name written in the pixels."""
+    from app.report.content import ReportInput
+    from app.report.deidentify import DeidentificationError
+    from app.report.export import export_report
+    from inference.intake.exam import load_exam
+
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    for view, lesion in LESIONS.items():
+        write(make_dataset(synthetic_view(view, lesion), view, BurnedInAnnotation="YES" if view == "L-MLO" else "NO"),
+              folder, f"{view}.dcm")
+    exam = load_exam(folder)
+    with pytest.raises(DeidentificationError, match="L-MLO: the image has burned-in annotation"):
+        export_report(ReportInput(exam, None, deidentify=True), tmp_path / "out", formats=("pdf", "png", "json"))
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    assert export_report(ReportInput(exam, None), tmp_path / "named", formats=("json",))  # not de-identified: as is
