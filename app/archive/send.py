@@ -44,5 +44,14 @@ def send_results(destination, summary, out: str, retry: str = "run the command a
         if sent:
             print(f"sent {outcome.exam_id}: {len(files)} file(s) to {destination.describe()}")
             if deidentified:  # the record's true time named when the exam's results were made
-                hide_file_times([records / f"{item.key}.json", records, records.parent])
+                # every folder up to the bookkeeping one: creating 'sent' dated '.batch' with the run's true time
+                hide_file_times([records / f"{item.key}.json", *_folders_between(records, Path(out) / BOOKKEEPING)])
     return unsent
+
+
+def _folders_between(folder: Path, top: Path) -> list[Path]:
+    """``folder`` and each folder above it up to ``top`` (included)."""
+    folders = [folder]
+    while folders[-1] != top and folders[-1].parent != folders[-1]:
+        folders.append(folders[-1].parent)
+    return folders

@@ -63,7 +63,8 @@ def test_a_failed_send_leaves_no_record_so_the_next_try_sends(tmp_path, sent):
 
 def test_a_deidentified_runs_send_records_carry_the_one_file_time(tmp_path, sent):
     """The record of a send is written when the exam's results went out, near the exam's true date: in a
-    de-identified run it, its folder and the node's folder get the one de-identified file time."""
+    de-identified run it, its folder, the node's folder and the bookkeeping folder (dated by 'sent' made in it:
+    the true run date gave the offset away) get the one de-identified file time."""
     from types import SimpleNamespace
 
     from app.archive.send import send_results
@@ -83,7 +84,7 @@ def test_a_deidentified_runs_send_records_carry_the_one_file_time(tmp_path, sent
         summary = SimpleNamespace(done=[SimpleNamespace(exam_id="anon-1", location="anon-1")], skipped=[])
         assert send_results(node(), summary, str(out), deidentified=deidentified) == 0
         records = node_folder(out / BOOKKEEPING, node())
-        return [records / f"{item.key}.json", records, records.parent]
+        return [records / f"{item.key}.json", records, records.parent, out / BOOKKEEPING]  # '.batch' too
 
     plain = run(tmp_path / "plain", False)
     safe = run(tmp_path / "safe", True)
