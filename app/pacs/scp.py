@@ -88,6 +88,9 @@ def parse_senders(entries: Iterable[str]) -> tuple[Sender, ...]:
         if not ae_title or len(ae_title) > 16 or "\\" in ae_title or (entry.count("@") > 1):
             raise MammoError(f"allowed sender {entry!r}: write AE_TITLE or AE_TITLE@HOST (an AE title has 1 to "
                              "16 characters)")
+        if "@" in entry and not host:  # 'MODALITY@' from an unset $HOST: meant for one host, it let in any
+            raise MammoError(f"allowed sender {entry!r}: the host after '@' is empty; name it by its IP address, or "
+                             "write the AE title alone to let it in from any host")
         if host:
             try:
                 host = str(ipaddress.ip_address(host.strip("[]")))

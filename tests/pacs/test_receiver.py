@@ -93,6 +93,9 @@ def test_allow_list_entries_are_checked():
     with pytest.raises(MammoError, match="'LOCAL@localhost': name the host by its IP address"):
         parse_senders(["LOCAL@localhost"])
     assert [str(s) for s in parse_senders(["V6@[0:0::1]"])] == ["V6@::1"]
+    for empty in ("MODALITY@", "MODALITY@ "):  # from an unset $HOST: it let the AE title in from any host
+        with pytest.raises(MammoError, match="the host after '@' is empty"):
+            parse_senders([empty])
 
 
 def test_the_c_move_receiver_listens_on_loopback_unless_an_address_is_named():
