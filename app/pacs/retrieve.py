@@ -143,7 +143,8 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
         return RetrievedStudy(final, record.get("instances", 0), record.get("notes", []), cached=True)
     partial = root / f".{final.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
+    partial.mkdir(mode=0o700)
+    os.chmod(partial, 0o700)  # the user's alone (mkdir's mode is filtered by the umask), as its images are
     kept: dict[str, None] = {}  # names, each once (an instance sent twice is kept once)
     ignored: dict[str, int] = {}
     foreign = 0  # instances of another study: never kept with this one (another patient's image in this exam)
@@ -160,6 +161,7 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
         name = instance_name(dataset)
         with atomic_path(partial / name) as temporary:
             dataset.save_as(temporary, enforce_file_format=True)
+            os.chmod(temporary, 0o600)
         kept[name] = None
         progress(f"retrieved {len(kept)} image(s)", len(kept), 0)
         if on_kept is not None:

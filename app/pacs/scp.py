@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import os
 import shutil
 import threading
 import time
@@ -140,10 +141,15 @@ def legacy_instance_name(dataset: Dataset) -> str:
 
 
 def keep_instance(folder: Path, dataset: Dataset) -> Path:
-    """One instance into ``folder`` (atomically, under a hash of its SOP Instance UID)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """One instance into ``folder`` (atomically, under a hash of its SOP Instance UID), readable by this user
+    alone, whatever the umask and the folder above: a patient's images (the inbox, the node's studies, the
+    retrieve cache) were left 0644 in 0755 folders where the folder given already existed."""
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
     with atomic_path(folder / instance_name(dataset)) as temporary:
         dataset.save_as(temporary, enforce_file_format=True)
+        os.chmod(temporary, 0o600)
     return folder / instance_name(dataset)
 
 

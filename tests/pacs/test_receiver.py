@@ -437,3 +437,21 @@ def test_an_instance_received_again_replaces_its_copy_under_the_earlier_hexadeci
     finally:
         receiver.stop()
 
+
+
+def test_a_kept_instance_is_the_user_s_alone_in_a_folder_given_open(tmp_path):
+    """Where the folder given already existed (0755), the patient's images were written 0644 in 0755 folders."""
+    import os
+    import stat
+
+    from app.pacs.scp import keep_instance
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels
+
+    given = tmp_path / "out"
+    given.mkdir(mode=0o755)
+    old = os.umask(0o022)
+    try:
+        path = keep_instance(given / "study", make_dataset(sample_pixels("L-CC"), "L-CC"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
