@@ -24,6 +24,7 @@ from pydicom.pixels import apply_modality_lut
 from pydicom.uid import ExplicitVRLittleEndian
 
 from inference.errors import ExamError, UnreadablePixelsError
+from inference.log_privacy import install as install_log_privacy
 from inference.intake.image import (
     MAX_PIXELS,
     DisplayWindow,
@@ -414,20 +415,7 @@ logging.getLogger("pydicom").addFilter(lambda record: not str(record.msg).starts
 warnings_module.filterwarnings("ignore", message=_CUT_FILE, category=UserWarning)
 
 
-# the value, whatever its quotes or escapes: up to pydicom's "Please see …" or the message's end
-_HEADER_VALUE = re.compile(r"(Invalid value for VR \w+): .*?(?=\. Please see|\.?$)", re.DOTALL)
-
-
-def _without_header_values(record: logging.LogRecord) -> bool:
-    """pydicom quotes a value it finds invalid ("Invalid value for VR CS: 'female Testperson'"): a header value
-    can be a patient's name, and no patient identifier goes to the console or the logs. The VR is kept."""
-    message = record.getMessage()
-    if "Invalid value for VR" in message:
-        record.msg, record.args = _HEADER_VALUE.sub(r"\1 (the value is not shown)", message), None
-    return True
-
-
-logging.getLogger("pydicom").addFilter(_without_header_values)
+install_log_privacy()  # pydicom's complaints about header values name no value
 ALL_PLUGINS_FAILED = "exceptions were raised by all available plugins"
 
 
