@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-
 def session_settings(saved: AppSettings, models: list[str] | None,
                      overrides: dict | None) -> tuple[AppSettings, dict[str, tuple]]:
     """(the settings of this session, and for each of the command line's values: (saved, this session's)).
@@ -114,11 +113,15 @@ def run_gui(
     if worklist:
         opening = window.worklist.open_source(worklist, worklist_dates)
         if screenshot:  # a worklist refused or empty shows no exam: said, the picture written, the app ends
+            def empty(opened) -> None:
+                if not len(opened):
+                    print(f"error: the worklist {worklist} holds no exam", file=sys.stderr)
+                    status["code"] = 1
+                    QTimer.singleShot(300, finish)
+
             opening.error.connect(failed)
             opening.error.connect(lambda _error: QTimer.singleShot(300, finish))
-            opening.result.connect(lambda opened: None if len(opened) else (
-                print(f"error: the worklist {worklist} holds no exam", file=sys.stderr), status.update(code=1),
-                QTimer.singleShot(300, finish)))
+            opening.result.connect(empty)
     else:
         window.open_exam(Path(exam) if isinstance(exam, str) else (DEMO_EXAM if exam is None else exam))
     app.exec()

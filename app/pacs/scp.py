@@ -606,7 +606,6 @@ class StorageSCP:
         self._connections.close()
 
 
-
 def workstation_receiver(settings, inbox: Path) -> StorageSCP:
     """The workstation's inbox as Preferences set it (``AppSettings.scp_*``): the same receiver as the AI
     node's, with the same allow-list (empty: nobody is let in) and limits. Raises :class:`MammoError` for an
@@ -615,6 +614,7 @@ def workstation_receiver(settings, inbox: Path) -> StorageSCP:
                          quota_bytes=int(settings.scp_quota_gb * (1 << 30)))
     return StorageSCP(settings.ae_title, settings.scp_port, inbox, host=settings.scp_bind or BIND_DEFAULT,
                       allowed=parse_senders(settings.scp_allowed), limits=limits)
+
 
 def _mb(size: int) -> str:
     return f"{size / (1 << 20):.1f} MB" if size >= 100 << 10 else f"{size / (1 << 10):.0f} kB"

@@ -8,9 +8,8 @@ once whether one or both say so.
 
 from __future__ import annotations
 
-import math
-
 import logging
+import math
 import re
 import warnings as warnings_module  # 'warnings' names the intake's notes here
 import threading

@@ -28,6 +28,8 @@ def size_problem(rows: int, cols: int) -> str:
     if rows * cols > MAX_PIXELS:
         return f"the image dimensions are implausible ({rows} x {cols} pixels); not loaded"
     return ""
+
+
 NON_IMAGE_TOKENS = ("BENIGN", "MALIGNANT", "MASK", "SEG", "SEGMENTATION")
 # far beyond 16-bit stored values times any real Rescale Slope, and small enough that float32 sums of
 # squares over a whole image (the standardisation before the model) stay finite

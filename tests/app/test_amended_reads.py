@@ -18,7 +18,6 @@ from tests.helpers import synthetic_view, write_png
 BEFORE_AFTER = "before AI 80 % → after AI 30 %"
 
 
-
 def analysed_window(qtbot, store, folder, stub_model, **settings) -> MainWindow:
     """A window that opened a one-view R-CC exam and analysed it with the stub model."""
     window = MainWindow(AppSettings(show_overlays=True, auto_run=True, **settings), store)

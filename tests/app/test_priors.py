@@ -239,7 +239,6 @@ def test_a_loaded_prior_of_another_patient_or_not_earlier_is_refused(tmp_path, p
     assert found is not None and found.exam.patient.patient_id == "PID-7"
 
 
-
 @pytest.mark.parametrize("header, says", [
     ({"PatientName": "JONES^MARY", "PatientBirthDate": "19751231"}, "another patient name"),
     ({"PatientBirthDate": "19751231"}, "another patient birth date"),

@@ -19,7 +19,6 @@ from tests.app.conftest import open_and_wait, settle
 from tests.helpers import synthetic_view, write_png
 
 
-
 def make_window(qtbot, store, **settings) -> MainWindow:
     settings = {"blind_first": False, "show_overlays": True, **settings}
     window = MainWindow(AppSettings(**settings), store, model_path=settings.get("model_path", ""))
@@ -27,8 +26,6 @@ def make_window(qtbot, store, **settings) -> MainWindow:
     window.resize(1400, 900)
     window.show()
     return window
-
-
 
 
 def dicom_view(tmp_path, **attributes):

@@ -19,7 +19,6 @@ from tests.helpers import synthetic_view, write_png
 LESIONS = ((700, 500), (400, 300), (900, 600), (600, 200))
 
 
-
 def make_batch(folder: Path, count: int = 3) -> Path:
     """``count`` one-view exam folders, each with another lesion (another image, another exam key)."""
     for number in range(count):

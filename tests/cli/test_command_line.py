@@ -164,6 +164,7 @@ def test_an_overlap_no_window_stride_tiles_is_said_as_the_option_and_other_famil
     assert "note: --overlap is a setting of none of these models (they read no windows): not used" in \
         capsys.readouterr().err
 
+
 def test_a_study_database_that_is_no_database_is_named(tmp_path):
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"garbage " * 64)

@@ -225,7 +225,6 @@ def test_a_rejected_peer_fails_a_move_only_when_images_are_missing(monkeypatch, 
     assert len(kept) == received
 
 
-
 def test_silent_connections_keep_no_allowed_sender_out_and_are_closed(tmp_path, monkeypatch):
     """Connections that never ask for an association (anybody can open them) used to count against the
     association limit: ten kept every allowed sender out for 30 s. They count no more, and go after
@@ -436,7 +435,6 @@ def test_an_instance_received_again_replaces_its_copy_under_the_earlier_hexadeci
         assert receiver._used == inbox_bytes(tmp_path / "inbox") < used + 100  # noqa: SLF001 - counted once
     finally:
         receiver.stop()
-
 
 
 def test_a_kept_instance_is_the_user_s_alone_in_a_folder_given_open(tmp_path):

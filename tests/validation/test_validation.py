@@ -369,6 +369,7 @@ def test_validate_says_on_the_console_why_no_site_calibration_was_written(site, 
     assert status == 0
     assert "A: no recalibration: a recalibration needs at least 5 cancers and 5 non-cancers (here 2 and 4)" in printed
 
+
 def test_validate_names_an_unknown_model(site, tmp_path, capsys):
     from main import main
 

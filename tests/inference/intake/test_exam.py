@@ -225,7 +225,6 @@ def test_missing_and_contradictory_tags(tmp_path, pixels):
     assert image.view == View.R_MLO and image.view_source == "file name"
 
 
-
 def test_sources_naming_the_other_side_are_said(tmp_path, pixels):
     """The header's side is used, and a series description, a second tag or the file name saying the other side
     is named with both values (it was read silently)."""
@@ -244,6 +243,7 @@ def test_sources_naming_the_other_side_are_said(tmp_path, pixels):
         ds = make_dataset(pixels, "L-CC", ProtocolName=text)
         assert not [w for w in load_view(write(ds, tmp_path, "both.dcm")).warnings if "laterality" in w], text
 
+
 def test_spot_implant_and_ml_views_are_kept_aside(tmp_path, pixels):
     write(make_dataset(pixels), tmp_path, "a.dcm")
     write(make_dataset(pixels, modifiers=("spot compression",)), tmp_path, "b.dcm")
@@ -261,7 +261,6 @@ def test_several_candidates_pick_latest_and_say_which(tmp_path, pixels):
     exam = load_exam(tmp_path)
     assert exam.views[View.L_CC].source.name == "late.dcm"
     assert any("used late.dcm" in w for w in exam.warnings)
-
 
 
 @pytest.mark.parametrize("ours, copy, says", [
@@ -304,6 +303,7 @@ def test_the_reason_for_a_copy_set_aside_is_where_the_two_differ(tmp_path, pixel
     exam = load_exam(tmp_path)
     assert exam.views[View.L_CC].source.name == "a.dcm"
     assert any("used a.dcm (b.dcm is a derived image (ImageType DERIVED))" in w for w in exam.warnings)
+
 
 def test_deidentify_drops_identifiers(tmp_path, pixels):
     exam = load_exam([write(make_dataset(pixels), tmp_path, "a.dcm")])
@@ -529,7 +529,6 @@ def test_an_implausible_pixel_spacing_or_window_is_named_and_not_used(tmp_path, 
     assert image.pixel_spacing == (0.07, 0.07) and not any("spacing" in w for w in image.warnings)
 
 
-
 @pytest.mark.parametrize("shape", [(3, 3), (1, 4000), (31, 800)])
 def test_an_image_too_small_to_be_a_mammogram_leaves_its_slot_unreadable_named(tmp_path, shape):
     """A 3 x 3 PNG was analysed and counted as a view; a 1 x 4000 one failed the exam in preprocessing with a
@@ -544,6 +543,7 @@ def test_an_image_too_small_to_be_a_mammogram_leaves_its_slot_unreadable_named(t
     reason = exam.unreadable[View.R_MLO]
     assert f"too small to be a mammogram ({shape[0]} x {shape[1]} pixels" in reason
     assert any("0_R-MLO.png" in note and "too small" in note for note in exam.warnings)
+
 
 def test_pngs_named_for_two_exams_are_refused(tmp_path, pixels):
     import cv2  # noqa: PLC0415
