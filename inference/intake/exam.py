@@ -259,12 +259,13 @@ def _read_manifest(path: Path) -> list[tuple[Path, View | None]]:
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(data, list) and any(isinstance(d, dict) and "path" not in d for d in data):
-                if any(isinstance(d, dict) and {"L-CC", "R-CC", "L-MLO", "R-MLO"} & set(d) for d in data):
-                    raise ExamError("this is an exam list of the GMIC repositories (views named, not paths): open "
-                                    "the folder of its images instead", path)
+            exams = data if isinstance(data, list) else [data]
+            if any(isinstance(d, dict) and {"L-CC", "R-CC", "L-MLO", "R-MLO"} & set(d) for d in exams):
+                raise ExamError("this is an exam list of the GMIC repositories (views named, not paths): open "
+                                "the folder of its images instead", path)
+            if isinstance(data, list) and any(not isinstance(d, dict) or "path" not in d for d in data):
                 raise ExamError('a JSON manifest is a list of {"path": ..., "view": ...} objects or a '
-                                '{"path": "view"} map; an entry of this one has no "path"', path)
+                                '{"path": "view"} map; an entry of this one is no object with a "path"', path)
             items = data.items() if isinstance(data, dict) else ((d["path"], d.get("view")) for d in data)
         else:
             with path.open(newline="", encoding="utf-8") as handle:

@@ -138,8 +138,8 @@ def test_for_processing_is_viewable_not_analyzable(tmp_path):
     with pytest.raises(ExamError, match=r"too small to be a mammogram \(4 x 4 pixels"):
         load_view(DICOM_DIR / "openrem_MG-Im-GE-SenDS-scaled.dcm")  # its pixels were scaled down to 4 x 4
     shutil.copy(DICOM_DIR / "openrem_MG-Im-GE-SenDS-scaled.dcm", tmp_path / "small.dcm")
-    exam = load_exam([tmp_path / "small.dcm", *[write(make_dataset(sample_pixels(view), view), tmp_path, f"{view}.dcm")
-                                               for view in ("R-CC", "R-MLO")]])
+    others = [write(make_dataset(sample_pixels(view), view), tmp_path, f"{view}.dcm") for view in ("R-CC", "R-MLO")]
+    exam = load_exam([tmp_path / "small.dcm", *others])
     assert "too small to be a mammogram (4 x 4 pixels" in exam.unreadable[View.L_CC]  # a DICOM's slot, as a PNG's
     assert set(exam.views) == {View.R_CC, View.R_MLO}
     ds = pydicom.dcmread(DICOM_DIR / "openrem_MG-Im-GE-SenDS-scaled.dcm")  # its header, with pixels of a size
@@ -641,6 +641,10 @@ def test_a_json_manifest_of_another_shape_says_what_a_manifest_is(tmp_path):
     with pytest.raises(ExamError, match="an exam list of the GMIC repositories .*open the folder of its images"):
         load_exam(DATA / "gmic-exam0" / "exam_list.json")
     manifest = tmp_path / "m.json"
-    manifest.write_text('[{"file": "a.png"}]')
-    with pytest.raises(ExamError, match=r'a JSON manifest is a list of \{"path": \.\.\., "view": \.\.\.\} objects'):
+    for text in ('[{"file": "a.png"}]', '["a.png"]'):
+        manifest.write_text(text)
+        with pytest.raises(ExamError, match=r'a JSON manifest is a list of \{"path": \.\.\., "view"'):
+            load_exam(manifest)
+    manifest.write_text('{"horizontal_flip": "NO", "L-CC": ["0_L-CC"]}')  # one exam of such a list, unwrapped
+    with pytest.raises(ExamError, match="an exam list of the GMIC repositories"):
         load_exam(manifest)
