@@ -55,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     from app.cli.parser import parse_args
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from inference.log_privacy import PlainFormatter, install
+    from inference.log_privacy import PlainFormatter, without_header_values
 
     handler = logging.StreamHandler()
     handler.setFormatter(PlainFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(without_header_values)  # every logger's, before anything reads a header (the AI node's)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
-    install()  # before anything reads a header (the AI node's received instances)
     if not args.verbose:  # -v keeps Python's own form, with where a warning was raised
         warnings.showwarning = _show_warning
     # pydicom both logs and warns each of its warnings ("WARNING pydicom: …" and the same as a UserWarning): once
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose:  # pynetdicom's warnings and errors too (app/pacs/contexts.py quiets them otherwise); never
         # its info and debug lines, which print the identifiers of C-FIND requests and answers
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)
-        logging.getLogger("dicomweb_client").setLevel(logging.WARNING)  # its info lines name the study UIDs
+        logging.getLogger("dicomweb_client").setLevel(logging.WARNING)  # its info lines name the study UIDs,
+        logging.getLogger("highdicom").setLevel(logging.WARNING)  # and highdicom's the source datasets' UIDs
     from inference.errors import MammoError
 
     try:

@@ -10,6 +10,8 @@ import re
 # the value, whatever its quotes or escapes: up to pydicom's "Please see …" or the message's end
 _HEADER_VALUE = re.compile(r"(Invalid value for VR \w+): .*?(?=\. Please see|\.?$)", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# pynetdicom's "Non-conformant 'Affected SOP Instance UID' value '1.2.3.<MRN>.1'": a received UID can hold an MRN
+_NON_CONFORMANT = re.compile(r"(Non-conformant '[^']*' value) .*", re.DOTALL)
 
 
 def without_header_values(record: logging.LogRecord) -> bool:
@@ -19,6 +21,8 @@ def without_header_values(record: logging.LogRecord) -> bool:
     message = record.getMessage()
     if "Invalid value for VR" in message:
         record.msg, record.args = _HEADER_VALUE.sub(r"\1 (the value is not shown)", message), None
+    elif "Non-conformant '" in message:
+        record.msg, record.args = _NON_CONFORMANT.sub(r"\1 (the value is not shown)", message), None
     return True
 
 
@@ -33,7 +37,8 @@ class PlainFormatter(logging.Formatter):
 
 
 def install() -> None:
-    """The header-value filter on pydicom's logger (once)."""
+    """The header-value filter on pydicom's logger (once), for library use; ``main.py`` puts it on its handler,
+    where it sees every logger's records (pynetdicom's modules log under their own names)."""
     logger = logging.getLogger("pydicom")
     if without_header_values not in logger.filters:
         logger.addFilter(without_header_values)

@@ -289,7 +289,9 @@ def check_out_folder(out: Path) -> None:
 
     for folder in (Path(out), Path(out) / RESULTS):
         try:
-            private_folder(folder) if folder == Path(out) else folder.mkdir(exist_ok=True)
+            private_folder(folder)
+            if folder != Path(out):  # the node's own: the user's alone, where --out was given open (reports name
+                os.chmod(folder, 0o700)  # the patient; they were 0644 in 0755 folders)
             problem = writable_problem(folder)
         except OSError as error:  # the folder cannot be made
             problem = error.strerror or str(error)

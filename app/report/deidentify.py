@@ -45,22 +45,55 @@ METHOD_CODES = (codes.DCM.BasicApplicationConfidentialityProfile,
 METHOD_TEXT = ("PS3.15 Basic Profile (dicom-anonymizer, table 2026c)",
                "dates shifted per patient; age over 89 as 090Y")
 # text the table does not list is removed (the Basic Profile keeps what it does not name: a birth date in another
-# calendar, an HL7 instance identifier, a device ID and procedure comments passed into the copies); these are kept,
-# being what an image needs and naming no one: coded concepts, the equipment's make, window and LUT names
-TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC", "AE", "UR"})
+# calendar, an HL7 instance identifier, a device ID and procedure comments passed into the copies); these are kept
+# at the top level, being what an image needs and naming no one: the equipment's make, window and LUT names
+TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC", "AE", "UR", "UN"})
 NEEDED_TEXT = frozenset({"Manufacturer", "ManufacturerModelName", "SoftwareVersions", "WindowCenterWidthExplanation",
-                         "RescaleType", "LUTExplanation", "CodeValue", "LongCodeValue", "URNCodeValue",
-                         "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning", "ContextIdentifier",
-                         "ContextGroupVersion", "MappingResource", "MappingResourceName", "DeidentificationMethod",
-                         "PatientID", "PatientName", "ConversionType"})
+                         "RescaleType", "DeidentificationMethod", "PatientID", "PatientName", "ConversionType"})
+# the sequences an image needs (its view, anatomy and grey-level transforms); every other sequence is emptied: the
+# table acts on the top level only, and identifiers it lists sat inside sequences it does not (the institution,
+# station and operator of ContributingEquipmentSequence, the accession of ReferencedRequestSequence)
+NEEDED_SEQUENCES = frozenset({"ViewCodeSequence", "ViewModifierCodeSequence", "AnatomicRegionSequence",
+                              "AnatomicRegionModifierSequence", "PrimaryAnatomicStructureSequence",
+                              "PrimaryAnatomicStructureModifierSequence", "VOILUTSequence", "ModalityLUTSequence",
+                              "DeidentificationMethodCodeSequence"})
+# what an item of those may hold as text: a coded concept's parts and a LUT's name
+ITEM_TEXT = frozenset({"CodeValue", "LongCodeValue", "URNCodeValue", "CodingSchemeDesignator", "CodingSchemeVersion",
+                       "CodeMeaning", "ContextIdentifier", "ContextGroupVersion", "MappingResource",
+                       "MappingResourceName", "LUTExplanation"})
+# no text VR, yet a name or a place: the calendar of a birth date removed, an embedded colour profile's text
+REMOVED = frozenset({"PatientAlternativeCalendar", "ICCProfile", "PatientBirthTime"})
 FILE_META_KEPT = ("FileMetaInformationVersion", "MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID",
-                  "TransferSyntaxUID", "ImplementationClassUID", "ImplementationVersionName")
+                  "TransferSyntaxUID")  # pydicom writes its own implementation UID and name
 _AGE = re.compile(r"^(\d{3})([DWMY])$")
 _DAYS_PER_UNIT = {"D": 1, "W": 7, "M": 30.4375, "Y": 365.25}
 
 
 class DeidentificationError(MammoError):
     """A file that cannot be de-identified as the profile asks."""
+
+
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # BurnedInAnnotation is optional there (Type 3)
+
+
+def _text_of(value: object) -> str:
+    values = list(value) if isinstance(value, pydicom.multival.MultiValue) else [value] if value else []
+    return "\\".join(str(v).strip() for v in values).upper()
+
+
+def burned_in_problem(value: str, sop_class: str) -> str:
+    """What BurnedInAnnotation (its values joined by backslashes, upper case) says against a de-identified export
+    ("" when it says NO): text in the pixels may name the patient, and every format shows the pixels. Unsaid in a
+    mammogram, where it is required, is not NO (a mammogram without it, the name burned in, was exported);
+    a Secondary Capture need not say (CBIS-DDSM's scanned films do not)."""
+    values = [v for v in value.split("\\") if v]
+    if "YES" in values:
+        return "has burned-in annotation (text in the pixels that may name the patient)"
+    if values and values != ["NO"]:
+        return f"gives BurnedInAnnotation as {value!r}, not NO"
+    if not values and not sop_class.startswith(SECONDARY_CAPTURE):
+        return "does not say whether it has burned-in annotation (BurnedInAnnotation, required of a mammogram)"
+    return ""
 
 
 def keep_valid_characteristics(ds: Dataset) -> None:
@@ -160,9 +193,9 @@ class Deidentifier:
             DeidentificationError: the pixels carry burned-in annotation (text that may name the patient),
                 which this profile does not clean.
         """
-        if str(source.get("BurnedInAnnotation", "")).upper() == "YES":
-            raise DeidentificationError("the image has burned-in annotation (text in the pixels that may name "
-                                        "the patient); it cannot be exported de-identified")
+        problem = burned_in_problem(_text_of(source.get("BurnedInAnnotation")), str(source.get("SOPClassUID", "")))
+        if problem:
+            raise DeidentificationError(f"the image {problem}; it cannot be exported de-identified")
         from dicomanonymizer.simpledicomanonymizer import anonymize_dataset  # noqa: PLC0415
 
         ds = copy.deepcopy(source)
@@ -204,7 +237,8 @@ class Deidentifier:
                 vr = dictionary_VR(tag)
             except KeyError:
                 continue
-            if keyword in RETAINED_CHARACTERISTICS or (vr in ("DA", "DT", "TM") and keyword != "PatientBirthDate"):
+            if keyword in RETAINED_CHARACTERISTICS or (vr in ("DA", "DT", "TM")
+                                                        and keyword not in ("PatientBirthDate", "PatientBirthTime")):
                 rules[tag] = keep
             elif vr == "UI":
                 rules[tag] = keep  # replaced consistently by _replace
@@ -272,16 +306,36 @@ def _listed_tags() -> frozenset[int]:
 
 
 def _remove_unlisted_text(ds: Dataset, listed: frozenset[int]) -> None:
-    """Remove the text attributes the table does not list and an image does not need (``NEEDED_TEXT``), in
-    sequences too."""
+    """Remove, at the top level, the text attributes the table does not list and an image does not need
+    (``NEEDED_TEXT``), the overlays (60xx: their text and bitmaps may name the patient) and ``REMOVED``; empty
+    the sequences an image does not need, and keep in those it needs only coded concepts, LUT names, numbers
+    and references (:func:`_clean_item`)."""
     for element in list(ds):
-        if element.VR == "SQ":
-            for item in element.value or []:
-                _remove_unlisted_text(item, listed)
+        if element.tag.group & 0xFF00 == 0x6000 or element.keyword in REMOVED:
+            del ds[element.tag]
+        elif element.VR == "SQ":
+            if element.keyword in NEEDED_SEQUENCES:
+                for item in element.value or []:
+                    _clean_item(item)
+            else:
+                element.value = []
         elif element.VR in TEXT_VRS and element.tag not in listed and element.keyword not in NEEDED_TEXT:
             del ds[element.tag]
 
 
+def _clean_item(item: Dataset) -> None:
+    """An item of a needed sequence: its coded concepts, LUT names, numbers and references; no other text, no
+    date or time (the table never reaches inside sequences)."""
+    for element in list(item):
+        if element.VR == "SQ":
+            if element.keyword in NEEDED_SEQUENCES:
+                for inner in element.value or []:
+                    _clean_item(inner)
+            else:
+                element.value = []
+        elif (element.VR in TEXT_VRS and element.keyword not in ITEM_TEXT) or element.VR in ("DA", "DT", "TM") \
+                or element.tag.is_private or element.keyword in REMOVED:
+            del item[element.tag]
 def declare(ds: Dataset) -> None:
     """Say in ``ds`` what was done (PS3.15 E.1.1 and X.3): identity removed, by which profile and options."""
     ds.PatientIdentityRemoved = "YES"

@@ -58,13 +58,15 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ValueError(f"unknown report formats {sorted(unknown)}; use {', '.join(FORMATS)}")
-    if report.deidentify:
-        burned = [view.value for view, image in report.exam.views.items() if image.study.get("burned_in") == "YES"]
-        if burned:  # every format shows the images (the PDF's and PNG's figures too), not only the DICOM copies
-            from app.report.deidentify import DeidentificationError  # noqa: PLC0415
+    if report.deidentify:  # every format shows the images (the PDF's and PNG's figures too), not the DICOM alone
+        from app.report.deidentify import DeidentificationError, burned_in_problem  # noqa: PLC0415
 
-            raise DeidentificationError(f"{', '.join(burned)}: the image has burned-in annotation (text in the pixels "
-                                        "that may name the patient); the exam cannot be exported de-identified")
+        for view, image in report.exam.views.items():
+            problem = image.sop_instance_uid and burned_in_problem(str(image.study.get("burned_in", "")),
+                                                                   str(image.study.get("sop_class_uid", "")))
+            if problem:  # a PNG has no header to say: taken as it is
+                raise DeidentificationError(f"{view.value}: the image {problem}; the exam cannot be exported "
+                                            "de-identified")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     content = ReportContent(report)

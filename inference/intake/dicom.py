@@ -564,7 +564,7 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         "image_type": _image_type(ds),
         "manufacturer": _text(ds, "Manufacturer"),
         "age": _text(ds, "PatientAge"),  # AS, "045Y": archives stripped of the birth date often keep it
-        "burned_in": _text(ds, "BurnedInAnnotation").upper(),  # YES: text in the pixels (de-identified exports)
+        "burned_in": _text(ds, "BurnedInAnnotation").upper(),  # text in the pixels? (de-identified exports)
     }
     label = projection + (f" ({', '.join(modifiers)})" if modifiers else "")
     return ViewImage(

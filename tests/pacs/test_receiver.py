@@ -453,3 +453,21 @@ def test_a_kept_instance_is_the_user_s_alone_in_a_folder_given_open(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_the_node_s_results_are_the_user_s_alone_in_an_out_folder_given_open(tmp_path):
+    """Its reports (PDF, JSON, SR with the patient's name) were 0644 in 0755 folders under an --out made before."""
+    import os
+    import stat
+
+    from app.pacs.node import RESULTS, check_out_folder
+
+    out = tmp_path / "out"
+    out.mkdir(mode=0o755)
+    (out / RESULTS).mkdir(mode=0o755)  # an earlier run's, made open
+    old = os.umask(0o022)
+    try:
+        check_out_folder(out)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((out / RESULTS).stat().st_mode) == 0o700

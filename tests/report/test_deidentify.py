@@ -429,14 +429,30 @@ def test_text_the_profile_table_does_not_list_is_removed_and_the_file_meta_keeps
     item.TextValue = "ZYXWVU seen in clinic"  # text in a sequence the table does not list either
     ds.ContentSequence = Sequence([item])
     ds.file_meta.SourceApplicationEntityTitle = "SRCAEZ"
+    # identifiers the table lists, inside sequences (it acts on the top level only), and other carriers
+    equipment = Dataset()
+    equipment.InstitutionName, equipment.OperatorsName = "CEQINSTZ Hospital", "CEQOPZ^Jo"
+    request = Dataset()
+    request.AccessionNumber, request.RequestedProcedureID = "ACCNESTZ", "RPIDZ"
+    ds.ContributingEquipmentSequence, ds.ReferencedRequestSequence = Sequence([equipment]), Sequence([request])
+    region = Dataset()
+    region.CodeValue, region.CodingSchemeDesignator, region.CodeMeaning = "76752008", "SCT", "Breast"
+    region.PatientName = "ANATPNZ^Jo"  # a name inside a sequence an image needs
+    ds.AnatomicRegionSequence = Sequence([region])
+    ds.ViewCodeSequence[0].PatientName = "VIEWPNZ^Jo"
+    ds.PatientBirthTime, ds.ICCProfile = "031245", b"ICCZ profile of Jo"
+    ds.add_new(0x60000022, "LO", "OVLZ Jo's overlay")  # Overlay Description
+    ds.add_new(0x00109999, "UN", b"UNPUBZ Jo")
     clean = Deidentifier(b"k" * 32).dataset(ds)
     path = tmp_path / "clean.dcm"
     clean.save_as(path, enforce_file_format=True)
     data = path.read_bytes()
-    for needle in (b"ALTBDZ", b"HL7Z", b"CSPSZ", b"DEVIDZ", b"SRCAEZ", b"ZYXWVU"):
+    for needle in (b"ALTBDZ", b"HL7Z", b"CSPSZ", b"DEVIDZ", b"SRCAEZ", b"ZYXWVU", b"CEQINSTZ", b"CEQOPZ", b"ACCNESTZ",
+                   b"RPIDZ", b"ANATPNZ", b"VIEWPNZ", b"031245", b"ICCZ", b"OVLZ", b"UNPUBZ"):
         assert needle not in data, needle
     assert clean.Manufacturer == "ACME" and clean.WindowCenterWidthExplanation == "STANDARD"
     assert clean.ViewCodeSequence[0].CodeMeaning == "cranio-caudal"  # coded: kept
+    assert clean.AnatomicRegionSequence[0].CodeMeaning == "Breast"
     assert clean.file_meta.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID
 
 
@@ -457,3 +473,17 @@ def test_an_image_with_burned_in_annotation_stops_the_whole_de_identified_export
         export_report(ReportInput(exam, None, deidentify=True), tmp_path / "out", formats=("pdf", "png", "json"))
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
     assert export_report(ReportInput(exam, None), tmp_path / "named", formats=("json",))  # not de-identified: as is
+    # unsaid in a mammogram (required there) or said otherwise than NO is no NO; a Secondary Capture need not say
+    for value, says in ((None, "does not say whether it has burned-in annotation"), (["NO", "YES"], "has burned-in"),
+                        ("MAYBE", "gives BurnedInAnnotation as 'MAYBE', not NO")):
+        ds = make_dataset(synthetic_view("L-MLO", LESIONS["L-MLO"]), "L-MLO")
+        if value is None:
+            del ds.BurnedInAnnotation
+        else:
+            ds.BurnedInAnnotation = value
+        write(ds, folder, "L-MLO.dcm")
+        with pytest.raises(DeidentificationError, match=says):
+            export_report(ReportInput(load_exam(folder), None, deidentify=True), tmp_path / "out", formats=("json",))
+    from app.report.deidentify import SECONDARY_CAPTURE, burned_in_problem
+
+    assert burned_in_problem("", SECONDARY_CAPTURE) == "" and burned_in_problem("NO", "1.2.840.10008.5.1.4.1.1.1.2") == ""

@@ -76,6 +76,7 @@ def make_dataset(
     ds.PhotometricInterpretation = photometric
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
     ds.PixelRepresentation = 0
+    ds.BurnedInAnnotation = "NO"  # required of a mammogram (a de-identified export refuses an image without it)
     ds.PixelData = pixels.astype(np.uint16).tobytes()
     for key, value in attributes.items():
         setattr(ds, key, value)
