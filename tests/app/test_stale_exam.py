@@ -268,3 +268,21 @@ def test_the_hidden_result_of_the_exam_left_never_shows_while_the_next_one_loads
              if t.objectName().startswith("modelTable_") and t.isVisible()]
     assert stale == []
     assert shown not in _visible_texts(window)
+
+
+def test_the_first_paint_of_an_exam_paints_its_panels_with_its_pixels(qtbot, store, tmp_path, monkeypatch):
+    """Only the hanging was painted at once: the new patient's pixels showed beside the previous exam's notes (a
+    radiologist saw them together for 0.3 s on a loaded machine) until the next paint."""
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = MainWindow(AppSettings(auto_run=False), store)
+    qtbot.addWidget(window)
+    window.show()
+    painted = []
+    real = window.repaint
+    monkeypatch.setattr(window, "repaint", lambda *a: (painted.append([window.notes.item(i).text() for i in
+                                                                       range(window.notes.count())]), real(*a)))
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        window.open_exam(folder)
+    assert painted and painted[0] == [window.notes.item(i).text() for i in range(window.notes.count())]

@@ -628,6 +628,38 @@ def test_an_exam_loaded_by_its_running_prefetch_is_checked_against_its_files_too
     qtbot.waitUntil(lambda: window.result is not None, timeout=60_000)
 
 
+def test_an_exam_the_reader_waits_for_is_checked_against_its_files_when_its_load_ends(qtbot, store, tmp_path,
+                                                                                      stub_model, monkeypatch):
+    """The reader arrived while the prefetch was loading it: the exam was shown as loaded, without the check, and
+    a view that came after the prefetch began was missing (a radiologist's run under load)."""
+    import threading
+
+    import app.workstation as workstation
+
+    gate, real = threading.Event(), workstation.load_exam_task
+
+    def held(source, *args, **kwargs):
+        if getattr(source, "name", "") == "exam1":
+            gate.wait(60)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(workstation, "load_exam_task", held)
+    batch = make_batch(tmp_path / "batch", 3)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=1)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(batch)
+    qtbot.waitUntil(lambda: control._runs_for(control.worklist, 1), timeout=60_000)  # noqa: SLF001 - its load held
+    write_png(batch / "exam1" / "0_R-MLO.png", synthetic_view("R-MLO", (700, 400)))  # after its fingerprint
+    action(window, "nextExam").trigger()
+    with qtbot.waitSignal(control.arrived, timeout=60_000) as arrival:
+        gate.set()
+    assert arrival.args == [1, False]
+    qtbot.waitUntil(lambda: window.exam is not None and window.result is not None, timeout=120_000)
+    assert set(window.exam.views) == {View.R_CC, View.R_MLO}
+    assert "changed since it was loaded ahead" in window.statusBar().currentMessage()
+
+
 def _cbis_folder(root: Path) -> Path:
     """TCIA's CBIS-DDSM layout with the shared sample's image: one exam per patient, its files in view folders."""
     import shutil  # noqa: PLC0415

@@ -224,8 +224,10 @@ class ExamControl:
         else:
             self.window.scores.set_no_result(NO_MODEL_TEXT)
         # the pixels painted now, before the prior search and the analysis start beside the GUI thread: with
-        # them running, the four first renders shared the cores (and the interpreter) and stalled the window
-        self.window.hanging.repaint()
+        # them running, the four first renders shared the cores (and the interpreter) and stalled the window. The
+        # whole window: the hanging alone showed the new patient's pixels beside the panels the previous exam
+        # had left on screen (its notes, seen for 0.3 s on a loaded machine) until the next paint
+        self.window.repaint()
         self.window.priors.find_priors(exam)
         if analyse and self.window.settings.auto_run and self.window.model_path:
             self.window.analyses.start_analysis()

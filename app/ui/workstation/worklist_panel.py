@@ -654,11 +654,10 @@ class WorklistController(QObject):
             return
         if self._awaiting is not None and self._awaiting[0] == index and self.window.exam is None:
             _index, generation = self._awaiting
-            if self.window._current(generation):  # the reader is waiting on it: the pixels now
-                self.window.exams.show_exam(loaded, analyse=False)
-                self._awaiting = (index, self.window._generation)
-                self._show_waiting()
-                self.arrived.emit(index, False)
+            if self.window._current(generation) and self._checking is None:  # the reader waits on it: the pixels
+                # once its files are seen unchanged since it began (a view that came while it loaded was missing)
+                item = worklist.entries[index].item
+                self._check_early(index, (loaded, fingerprint), exam_source(item, self.window.settings.ae_title))
             return
         self._early[index] = (loaded, fingerprint)
 
