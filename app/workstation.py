@@ -143,6 +143,7 @@ class PriorFound:
     studies: tuple[PriorStudy, ...]  # every earlier study found, most recent first
     registrations: dict[View, ViewRegistration]
     unregistered: dict[View, str] = dataclasses.field(default_factory=dict)  # view -> why its cursor is not linked
+    refused: tuple[str, ...] = ()  # the more recent studies found and refused as this patient's prior, and why
 
     @property
     def earlier(self) -> int:
@@ -156,6 +157,17 @@ class PriorAnalysis:
     overlays: OverlayImages  # the prior's maps, prepared as the current exam's are
 
 
+PRIOR_TRIES = 3  # the most recent earlier studies tried, one after another, when one is refused
+
+
+class PriorRefused(MammoError):
+    """The study found as the prior is not this patient's earlier study (another person, not earlier)."""
+
+    def __init__(self, message: str, study: PriorStudy | None = None) -> None:
+        super().__init__(message)  # the message names the folder
+        self.study = study
+
+
 def priors_task(exam: Exam, pacs_node: str, ae_title: str, *, progress, cancel) -> PriorFound | None:
     """The patient's earlier MG studies (local folders first, then the PACS); the most recent one loaded."""
     from app.pacs.priors import find_priors  # noqa: PLC0415 - the PACS modules load with the first prior search
@@ -167,7 +179,18 @@ def priors_task(exam: Exam, pacs_node: str, ae_title: str, *, progress, cancel) 
     priors = find_priors(exam, node=node, roots=roots)
     if not priors or cancel():
         return None
-    return prior_load_task(exam, priors[0], tuple(priors), progress=progress, cancel=cancel)
+    refused: list[PriorRefused] = []
+    for study in priors[:PRIOR_TRIES]:  # a study refused as another person's hid the patient's own older one
+        try:
+            found = prior_load_task(exam, study, tuple(priors), progress=progress, cancel=cancel)
+        except PriorRefused as error:
+            refused.append(error)
+            continue
+        if found is None:
+            return None
+        kept = tuple(p for p in priors if all(p is not r.study for r in refused))
+        return dataclasses.replace(found, studies=kept, refused=tuple(r.message for r in refused))
+    raise refused[0]
 
 
 def prior_load_task(exam: Exam, study: PriorStudy, studies: tuple[PriorStudy, ...], *, progress,
@@ -182,7 +205,11 @@ def prior_load_task(exam: Exam, study: PriorStudy, studies: tuple[PriorStudy, ..
     prior = prepare_display(load_exam(folder))
     if cancel():
         return None
-    check_prior_identity(exam, prior, folder)
+    try:
+        check_prior_identity(exam, prior, folder)
+    except PriorRefused as error:
+        error.study = study
+        raise
     progress("registering the prior to the current views", 0, 1)
     return PriorFound(study, prior, studies, *register_exam(exam, prior))
 
@@ -195,17 +222,17 @@ def check_prior_identity(exam: Exam, prior: Exam, folder) -> None:
 
     current, loaded = patient_key(exam), patient_key(prior)
     if current is None or loaded is None or not current.matches(loaded.patient_id, loaded.issuer):
-        raise MammoError(f"{folder}: the study loaded as the prior is not this patient's (patient ID "
+        raise PriorRefused(f"{folder}: the study loaded as the prior is not this patient's (patient ID "
                          f"{loaded.patient_id if loaded else 'missing'}, expected {exam.patient.patient_id}); not shown")
     names = (person_name_key(str(exam.patient.name)), person_name_key(str(prior.patient.name)))
     births = (exam.patient.birth_date.strip(), prior.patient.birth_date.strip())
     for what, (ours, theirs) in (("name", names), ("birth date", births)):
         if ours and theirs and ours != theirs:  # one ID given to two people (a reused or mistyped ID)
-            raise MammoError(f"{folder}: the study loaded as the prior has this patient's ID but another patient "
+            raise PriorRefused(f"{folder}: the study loaded as the prior has this patient's ID but another patient "
                              f"{what}; not shown (if the patient's {what} was corrected since, compare the two "
                              "studies' records first)")
     if not current.earlier(loaded.date, loaded.study_uid):
-        raise MammoError(f"{folder}: the study loaded as the prior is dated {loaded.date}, not before the current "
+        raise PriorRefused(f"{folder}: the study loaded as the prior is dated {loaded.date}, not before the current "
                          f"study ({current.date}); not shown")
 
 

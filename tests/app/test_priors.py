@@ -276,3 +276,19 @@ def test_shift_p_pressed_twice_while_loading_goes_two_priors_on(qtbot, archive, 
     qtbot.wait(300)  # any late delivery of the cancelled 2024 load
     assert window.prior.prior.date == "20250107" and window.prior.exam.study_date == "20250107"
     store.close()
+
+
+def test_a_study_refused_as_another_person_s_does_not_hide_the_patient_s_own_older_prior(tmp_path):
+    """The most recent study found (this patient's ID, another name) was refused and nothing was shown: the
+    patient's genuine 2024 prior was never tried. Now it is, and the refusal is kept to be said."""
+    from app.workstation import priors_task
+
+    root = tmp_path / "exams"
+    current = load_exam(write_exam(root / "now", "20260110", issuer="HOSP"))
+    write_exam(root / "2024", "20240105", issuer="HOSP")
+    write_exam(root / "2025_other", "20250107", issuer="HOSP", PatientName="OMEGA^OLGA")
+    found = priors_task(current, "", "", progress=lambda *_: None, cancel=lambda: False)
+    assert found is not None and found.exam.study_date == "20240105"
+    assert [study.date for study in found.studies] == ["20240105"]  # Shift+P never offers the refused one
+    (refusal,) = found.refused
+    assert "2025_other" in refusal and "another patient name" in refusal

@@ -33,9 +33,15 @@ class PriorsControl:
         self.requested = None
         worker = Worker(priors_task, exam, window.settings.pacs_node, window.settings.ae_title)
         worker.result.connect(lambda found, e=exam, w=worker: self._on_prior(found, e, w))
-        worker.error.connect(lambda error, e=exam: window.statusBar().showMessage(f"priors: {error}", 10_000)
-                             if e is window.exam else None)
+        worker.error.connect(lambda error, e=exam: self._on_find_error(error, e))
         window.prior_worker = window._track(worker).start()
+
+    def _on_find_error(self, error: BaseException, exam: Exam) -> None:
+        """Said in the notes too: a status line alone was overwritten by the next within a second."""
+        window = self.window
+        if exam is window.exam:
+            window.statusBar().showMessage(f"priors: {error}", 10_000)
+            window.notes.addItem(f"⚠ Prior not shown: {error}")
 
     def _on_prior(self, found: PriorFound | None, exam: Exam, worker: Worker) -> None:
         window = self.window
@@ -54,6 +60,8 @@ class PriorsControl:
             + (f"; {others} earlier: Shift+P for the next" if others else "") + ") — 6 / 7: current above prior; "
             + link_text(found), 10_000)
         self.fill_menu(found)
+        for refusal in found.refused:  # a more recent study, refused as this patient's prior: the reader is told
+            window.notes.addItem(f"⚠ Prior not shown: {refusal}")
         window.priorShown.emit()
         self.analyse_prior()
 
