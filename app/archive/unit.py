@@ -318,7 +318,9 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
     item = analysed.item
     if analysed.failure:
         return Outcome(item.exam_id, item.location, "failed", analysed.failure, machine_fault=analysed.machine_fault)
-    problems = no_result_reasons(analysed.result)
+    from inference.results.exam_result import views_without_result  # noqa: PLC0415
+
+    problems = views_without_result(analysed.result)  # an exam recorded as partial, with these in failures.csv
     try:
         report = ReportInput(analysed.exam, analysed.result, analysed.reads, reader=options.reader,
                              deidentify=options.deidentify, plain_hybrid=options.plain_hybrid, marks=analysed.marks)
@@ -357,14 +359,6 @@ def image_files(exam: Exam | None) -> list[Path]:
     if exam is None:
         return []
     return [Path(image.source) for image in [*exam.views.values(), *exam.aside] if image.source is not None]
-
-
-def no_result_reasons(result: ExamResult) -> list[str]:
-    """One reason per model and view without a result (not finite, or refused): such an exam is recorded
-    as partial, with these reasons in ``failures.csv``."""
-    return [f"{entry.label} has no result on {view.value}: {view_result.no_result[entry.id]}"
-            for entry in result.entries for view, view_result in result.views.items()
-            if entry.id in view_result.no_result]
 
 
 def process(item: ExamItem, groups, out: Path, options: BatchOptions, record: dict, store=None) -> Outcome:

@@ -54,13 +54,6 @@ def print_result(result) -> None:
             print("exam:    no result")
 
 
-def views_without_result(result) -> list[str]:
-    """One line per view and model that has no result (its output was not finite, or the model refused it)."""
-    return [f"{entry.label} has no result on {view.value}: {view_result.no_result[entry.id]}"
-            for entry in result.entries for view, view_result in result.views.items()
-            if entry.id in view_result.no_result]
-
-
 def run(args: argparse.Namespace) -> int:
     from inference.pipeline import Cancelled, analyze_exam  # noqa: PLC0415
     from inference.results.serialize import write_result  # noqa: PLC0415
@@ -98,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"writing {args.json} and its maps …", file=sys.stderr)  # many detections' masks take a while
         path, maps = write_result(result, args.json)
         print(f"wrote {path} and {maps.name}")
+    from inference.results.exam_result import views_without_result  # noqa: PLC0415
+
     missing = views_without_result(result)
     for line in missing:  # the scores above leave these views out; the exit status says the analysis is partial
-        print(f"ERROR: {line}; that view is left out of the breast and exam scores", file=sys.stderr)
+        print(f"ERROR: {line}; left out of the breast and exam scores", file=sys.stderr)
     return 1 if missing else 0

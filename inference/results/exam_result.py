@@ -19,7 +19,8 @@ from inference.intake.views import Laterality, Projection, View
 
 __all__ = ["BreastResult", "BreastScores", "EntryViewResult", "ExamDecision", "ExamResult", "Mode", "ModelEntry",
            "Provenance", "ViewResult", "breast_results", "entry_view", "exam_decisions", "joined_numerics",
-           "no_result_notice", "non_finite", "shown_notices", "uncounted_notice"]
+           "no_result_notice", "non_finite", "shown_notices", "uncounted_notice", "views_without_result",
+           "without_result"]
 
 
 class Mode(StrEnum):
@@ -258,31 +259,41 @@ def _views_said(views: Sequence[View]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def without_result(result: ExamResult) -> list[tuple[str, tuple[View, ...], str]]:
+    """(entry label, views, reason) of each entry without a result on views, one per entry and reason: a model
+    that refuses a whole exam is said once, naming its views."""
+    groups: dict[tuple[str, str], list[View]] = {}
+    for entry in result.entries:
+        for view, view_result in result.views.items():
+            reason = view_result.no_result.get(entry.id)
+            if reason is not None:
+                groups.setdefault((entry.label, reason), []).append(view)
+    return [(label, tuple(views), reason) for (label, reason), views in groups.items()]
+
+
+def views_without_result(result: ExamResult) -> list[str]:
+    """One line per entry and reason without a result ("<model> has no result on L-CC and R-CC: <why>"): what
+    ``analyze`` prints and the batch records as an exam's partial result."""
+    return [f"{label} has no result on {_views_said(views)}: {reason}"
+            for label, views, reason in without_result(result)]
+
+
 def shown_notices(result: ExamResult) -> list[str]:
     """The provenance notices as a person reads them: an entry without a result on several views for one
     reason is said once, naming the views (a model that refuses a whole exam filled the panel with the same
     paragraph four times). The stored notices stay one per view (the store splits a result by entry with them)."""
-    views_of: dict[tuple[str, str], list[View]] = {}
-    key_of: dict[str, tuple[str, str]] = {}
-    for view, view_result in result.views.items():
-        for entry in result.entries:
-            reason = view_result.no_result.get(entry.id)
-            if reason is not None:
-                key_of[no_result_notice(entry.label, view, reason)] = (entry.label, reason)
-                views_of.setdefault((entry.label, reason), []).append(view)
+    grouped = {no_result_notice(label, view, reason): (label, views, reason)
+               for label, views, reason in without_result(result) for view in views}
     shown, said = [], set()
     for notice in result.provenance.notices:
-        key = key_of.get(notice)
-        if key is None:
+        group = grouped.get(notice)
+        if group is None:
             shown.append(notice)
-        elif key not in said:
-            said.add(key)
-            views = views_of[key]
-            if len(views) == 1:
-                shown.append(notice)
-            else:
-                shown.append(f"{key[0]} has no result on {_views_said(views)}, which are left out of their breast "
-                             f"and exam scores: {key[1]}")
+        elif group not in said:
+            said.add(group)
+            label, views, reason = group
+            shown.append(notice if len(views) == 1 else f"{label} has no result on {_views_said(views)}, which are "
+                         f"left out of their breast and exam scores: {reason}")
     return shown
 
 

@@ -434,7 +434,7 @@ def test_a_breast_the_model_did_not_read_has_that_reason_not_another(store, tmp_
     assert compute_model_scores(store, study, [load_model(seeded)], device="cpu") == 1
     rows = dict(store.read("SELECT breast, missing_reason FROM model_scores WHERE study_id=?", (study,)))
     assert rows["L"].startswith("no result on this breast (L-CC: the model did not read it: its pixel values "
-                                "reach 65535, above the input maximum the model declares (4095")
+                                "use 16 bits, above the input maximum the model declares (4095")
     assert rows["R"] == ""
 
 

@@ -142,7 +142,8 @@ class MaskRCNNFamily:
 
 def _refused(prepared: Prepared, identity: ModelIdentity, high: float, max_value: float) -> ModelViewOutput:
     """No result on a view whose pixel values exceed the input maximum the model declares."""
-    why = (f"its pixel values reach {high:.0f}, above the input maximum the model declares ({max_value:g}, "
+    bits = max(int(high).bit_length(), 1)  # said as a range, the same for the views of one exam (said once)
+    why = (f"its pixel values use {bits} bits, above the input maximum the model declares ({max_value:g}, "
            "input.max_value in its metadata), so its detections would mean nothing")
     return ModelViewOutput(probabilities=dict.fromkeys(identity.classes, float("nan")), layers=(), regions=(),
                            extras={}, frame=prepared.frame, refused=why)

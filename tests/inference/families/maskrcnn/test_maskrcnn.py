@@ -393,10 +393,18 @@ def test_a_view_beyond_the_declared_input_maximum_has_no_result_not_detections(t
     result = analyze_exam(views, [loaded], device="cpu")
     (entry,) = result.entries
     reason = result.views[View.R_CC].no_result[entry.id]
-    assert "pixel values reach 65520, above the input maximum the model declares (4095" in reason
+    assert "pixel values use 16 bits, above the input maximum the model declares (4095" in reason
     assert any(n.startswith(f"{entry.label} has no result on R-CC") for n in result.provenance.notices)
     assert result.views[View.R_MLO].result(entry.id).regions  # the other views are read
     assert result.breasts[View.R_CC.laterality].entries[entry.id].views == (View.R_MLO,)
+    # two views of other maxima, one reason: said once, naming both (four paragraphs said it view by view)
+    from inference.results.exam_result import shown_notices, views_without_result
+
+    views[View.L_CC] = views[View.L_CC].astype(np.uint16) * np.uint16(15)
+    both = analyze_exam(views, [loaded], device="cpu")
+    (line,) = views_without_result(both)
+    assert line.startswith(f"{entry.label} has no result on L-CC and R-CC: its pixel values use 16 bits")
+    assert sum("has no result on" in n for n in shown_notices(both)) == 1
 
     (tmp_path / "model.pt.json").write_text(json.dumps(metadata(max_value=65535)))
     sixteen = _load(tmp_path, seeded_state)
