@@ -272,6 +272,17 @@ class Worklist:
             entry.state = ReadState.READ
         self._save(entry, seconds)
 
+    def to_read_again(self) -> bool:
+        """The current exam, listed read, has no committed read of its images now (one changed since, and the
+        read had marks on it: kept with the images it was made on): in progress again, so that Next unread comes
+        to it. True when its state changed."""
+        if not 0 <= self.current < len(self.entries) or self.entries[self.current].state != ReadState.READ:
+            return False
+        entry = self.entries[self.current]
+        entry.state = ReadState.IN_PROGRESS
+        self._save(entry, 0.0)
+        return True
+
     def move_to(self, index: int, committed: bool = False) -> WorklistItem:
         """Leave the current exam (``committed``: whether its read was committed) and start on ``index``."""
         if not 0 <= index < len(self.entries):

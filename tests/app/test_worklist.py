@@ -994,3 +994,34 @@ def test_a_fingerprint_sees_a_listed_image_replaced_even_with_its_time_kept(tmp_
     for source, fingerprint in before:
         assert source_fingerprint(source) != fingerprint, source
     assert source_fingerprint(tmp_path / "gone") == ((str(tmp_path / "gone"), -1),)
+
+
+def test_an_exam_listed_read_whose_new_images_have_no_read_is_to_be_read_again(qtbot, store, tmp_path, stub_model):
+    """A retake came after a read with a mark on that view: the read stays with its images, this set is read
+    anew, yet the list said '✓ read' and Next unread skipped it (a radiologist's run)."""
+    from app.study.store import ReaderMark
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
+
+    batch = tmp_path / "batch"
+    for name in ("a", "b"):
+        (batch / name).mkdir(parents=True)
+        for view in ("R-CC", "R-MLO"):
+            write(make_dataset(sample_pixels(view), view, StudyInstanceUID=f"1.2.826.0.1.77.{len(name)}{ord(name)}",
+                               AcquisitionDateTime="20260101090000"), batch / name, f"{view}.dcm")
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(batch)
+    window.add_mark(View.R_MLO, 300, 200, ReaderMark("R-MLO", 300, 200, "mass", 4))
+    window.scores.reader.inputs["R"].spin.setValue(40)
+    assert window.commit_estimate()
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.next()
+    assert control.worklist.entries[0].state == ReadState.READ
+    write(make_dataset(sample_pixels("R-MLO")[:, :-8].copy(), "R-MLO", StudyInstanceUID="1.2.826.0.1.77.197",
+                       AcquisitionDateTime="20260101093000"), batch / "a", "R-MLO_retake.dcm")
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.previous()
+    assert not window.committed and any("read anew" in w for w in window.exam.warnings)
+    assert control.worklist.entries[0].state == ReadState.IN_PROGRESS
+    assert "in progress" in control.panel.table.item(0, 1).text()

@@ -486,6 +486,8 @@ class WorklistController(QObject):
         if self.worklist is None:
             return
         window = self.window
+        if self.worklist.item is not None and not window.committed and self.worklist.to_read_again():
+            self.panel.show_worklist(self.worklist)  # listed read, these images have no read (the notes say why)
         if not (window.settings.auto_run and window.model_path) or window.result is not None:
             self.schedule_prefetch()  # no analysis of its own will run: the next ones may load now
 
