@@ -222,18 +222,19 @@ def check_prior_identity(exam: Exam, prior: Exam, folder) -> None:
 
     current, loaded = patient_key(exam), patient_key(prior)
     if current is None or loaded is None or not current.matches(loaded.patient_id, loaded.issuer):
-        raise PriorRefused(f"{folder}: the study loaded as the prior is not this patient's (patient ID "
-                         f"{loaded.patient_id if loaded else 'missing'}, expected {exam.patient.patient_id}); not shown")
+        found = loaded.patient_id if loaded else "missing"
+        raise PriorRefused(f"{folder}: the study loaded as the prior is not this patient's (patient ID {found}, "
+                           f"expected {exam.patient.patient_id}); not shown")
     names = (person_name_key(str(exam.patient.name)), person_name_key(str(prior.patient.name)))
     births = (exam.patient.birth_date.strip(), prior.patient.birth_date.strip())
     for what, (ours, theirs) in (("name", names), ("birth date", births)):
         if ours and theirs and ours != theirs:  # one ID given to two people (a reused or mistyped ID)
-            raise PriorRefused(f"{folder}: the study loaded as the prior has this patient's ID but another patient "
-                             f"{what}; not shown (if the patient's {what} was corrected since, compare the two "
-                             "studies' records first)")
+            raise PriorRefused(f"{folder}: the study loaded as the prior has this patient's ID but another "
+                               f"patient {what}; not shown (if the patient's {what} was corrected since, compare the "
+                               "two studies' records first)")
     if not current.earlier(loaded.date, loaded.study_uid):
-        raise PriorRefused(f"{folder}: the study loaded as the prior is dated {loaded.date}, not before the current "
-                         f"study ({current.date}); not shown")
+        raise PriorRefused(f"{folder}: the study loaded as the prior is dated {loaded.date}, not before the "
+                           f"current study ({current.date}); not shown")
 
 
 def prior_analysis_task(prior: Exam, groups: list[ModelGroup], device: str, mode: str, store: Store | None, *,
