@@ -314,13 +314,18 @@ def _remove_unlisted_text(ds: Dataset, listed: frozenset[int]) -> None:
         if element.tag.group & 0xFF00 == 0x6000 or element.keyword in REMOVED:
             del ds[element.tag]
         elif element.VR == "SQ":
-            if element.keyword in NEEDED_SEQUENCES:
-                for item in element.value or []:
-                    _clean_item(item)
-            else:
-                element.value = []
+            _clean_sequence(element)
         elif element.VR in TEXT_VRS and element.tag not in listed and element.keyword not in NEEDED_TEXT:
             del ds[element.tag]
+
+
+def _clean_sequence(element: pydicom.DataElement) -> None:
+    """A sequence an image needs keeps its items, cleaned (:func:`_clean_item`); any other is emptied."""
+    if element.keyword in NEEDED_SEQUENCES:
+        for item in element.value or []:
+            _clean_item(item)
+    else:
+        element.value = []
 
 
 def _clean_item(item: Dataset) -> None:
@@ -328,14 +333,12 @@ def _clean_item(item: Dataset) -> None:
     date or time (the table never reaches inside sequences)."""
     for element in list(item):
         if element.VR == "SQ":
-            if element.keyword in NEEDED_SEQUENCES:
-                for inner in element.value or []:
-                    _clean_item(inner)
-            else:
-                element.value = []
+            _clean_sequence(element)
         elif (element.VR in TEXT_VRS and element.keyword not in ITEM_TEXT) or element.VR in ("DA", "DT", "TM") \
                 or element.tag.is_private or element.keyword in REMOVED:
             del item[element.tag]
+
+
 def declare(ds: Dataset) -> None:
     """Say in ``ds`` what was done (PS3.15 E.1.1 and X.3): identity removed, by which profile and options."""
     ds.PatientIdentityRemoved = "YES"

@@ -569,10 +569,9 @@ def test_a_read_exam_is_never_made_in_progress_again_by_another_window(tmp_path)
         store.close()
 
 
-def test_an_exam_awaiting_its_prefetch_s_analysis_says_so_and_esc_stops_it(qtbot, store, tmp_path, stub_model,
-                                                                           monkeypatch):
-    """Arrived while its prefetch was still analysing it: the panel said 'Images loaded.', with no busy bar and no
-    Cancel, as if nothing were coming."""
+def _exam1_loaded_ahead_analyses_held(qtbot, store, tmp_path, stub_model, monkeypatch):
+    """A worklist of three exams on screen at exam0, exam1 loaded by its prefetch, the analyses of exam1 and
+    exam2 held: (exam1's gate, exam2's gate, the batch folder, the window, its worklist controller)."""
     gate = _hold_analysis_of(monkeypatch, "exam1")
     second_gate = _hold_analysis_of(monkeypatch, "exam2")
     batch = make_batch(tmp_path / "batch", 3)
@@ -581,6 +580,14 @@ def test_an_exam_awaiting_its_prefetch_s_analysis_says_so_and_esc_stops_it(qtbot
     with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
         control.open_source(batch)
     qtbot.waitUntil(lambda: 1 in control._early, timeout=120_000)  # noqa: SLF001
+    return gate, second_gate, batch, window, control
+
+def test_an_exam_awaiting_its_prefetch_s_analysis_says_so_and_esc_stops_it(qtbot, store, tmp_path, stub_model,
+                                                                           monkeypatch):
+    """Arrived while its prefetch was still analysing it: the panel said 'Images loaded.', with no busy bar and no
+    Cancel, as if nothing were coming."""
+    gate, second_gate, batch, window, control = _exam1_loaded_ahead_analyses_held(qtbot, store, tmp_path, stub_model,
+                                                                                  monkeypatch)
     with qtbot.waitSignal(control.arrived, timeout=60_000):  # once its files are seen unchanged since
         action(window, "nextExam").trigger()
     assert window.exam.source.name == "exam1"
@@ -605,14 +612,8 @@ def test_an_exam_loaded_by_its_running_prefetch_is_checked_against_its_files_too
                                                                                    monkeypatch):
     """Its pixels were shown as the prefetch had loaded them, while its analysis still ran: a view that came since
     stayed missing (a review's finding); unchanged, they are shown and the prefetch's result follows."""
-    gate = _hold_analysis_of(monkeypatch, "exam1")
-    second_gate = _hold_analysis_of(monkeypatch, "exam2")
-    batch = make_batch(tmp_path / "batch", 3)
-    window = make_window(qtbot, store, stub_model, prefetch_exams=1)
-    control = window.worklist
-    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
-        control.open_source(batch)
-    qtbot.waitUntil(lambda: 1 in control._early, timeout=120_000)  # noqa: SLF001
+    gate, second_gate, batch, window, control = _exam1_loaded_ahead_analyses_held(qtbot, store, tmp_path, stub_model,
+                                                                                  monkeypatch)
     write_png(batch / "exam1" / "0_R-MLO.png", synthetic_view("R-MLO", (700, 400)))
     with qtbot.waitSignal(control.arrived, timeout=60_000) as arrival:
         action(window, "nextExam").trigger()
