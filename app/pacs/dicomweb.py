@@ -100,6 +100,19 @@ def study_listed(node: RemoteNode, study_uid: str) -> bool:
     return any(Dataset.from_json(item).get("StudyInstanceUID", "") == study_uid for item in found)
 
 
+def study_images(node: RemoteNode, study_uid: str) -> frozenset[str] | None:
+    """The SOP Instance UIDs of the study's MG images as the node lists them with this call's credentials
+    (QIDO-RS), or None when it does not list the study; an instance whose modality the node does not give
+    counts as MG. A refusal (401, 403) raises :class:`PacsError`."""
+    if not study_listed(node, study_uid):
+        return None
+    found = _guarded(node, "QIDO-RS", lambda: _client(node).search_for_instances(
+        study_instance_uid=study_uid, fields=["SOPInstanceUID", "Modality"], get_remaining=True))
+    images = (Dataset.from_json(item) for item in found)
+    return frozenset(str(ds.SOPInstanceUID) for ds in images
+                     if str(ds.get("Modality", "") or "MG") == "MG" and ds.get("SOPInstanceUID"))
+
+
 def find_studies(node: RemoteNode, query: StudyQuery) -> list[StudyRecord]:
     found = _guarded(node, "QIDO-RS", lambda: _client(node).search_for_studies(
         search_filters=query.qido_filters(), fields=["ModalitiesInStudy", "NumberOfStudyRelatedInstances",

@@ -265,6 +265,28 @@ def study_listed(node: RemoteNode, study_uid: str) -> bool:
         return any(r.study_uid == study_uid for r in _find(assoc, node, _level("STUDY", study_uid)))
 
 
+def study_images(node: RemoteNode, study_uid: str) -> frozenset[str] | None:
+    """The SOP Instance UIDs of the study's MG images as the node lists them to us (a study-level C-FIND,
+    then one at image level), or None when it does not list the study; an instance whose modality the node
+    does not give counts as MG. The empty set when the node will not answer at image level. A node that
+    refuses us raises :class:`PacsError` with its reason."""
+    ae = _ae(node)
+    ae.add_requested_context(FIND)
+    with _Ended(_associate(node, ae)) as assoc:
+        if not any(r.study_uid == study_uid for r in _find(assoc, node, _level("STUDY", study_uid))):
+            return None
+        query = _level("IMAGE", study_uid)
+        query.Modality = ""
+        found = set()
+        for status, answer in assoc.send_c_find(query, FIND):
+            if not status or status.Status not in (0x0000, 0xFF00, 0xFF01):
+                return frozenset()
+            if answer is not None and status.Status in (0xFF00, 0xFF01):
+                if str(answer.get("Modality", "") or "MG") == "MG" and answer.get("SOPInstanceUID"):
+                    found.add(str(answer.SOPInstanceUID))
+        return frozenset(found)
+
+
 def _with_views(assoc, record: StudyRecord) -> StudyRecord:
     """The record with its views, from a C-FIND at image level (left as it is if the node will not say)."""
     query = Dataset()

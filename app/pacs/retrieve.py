@@ -9,7 +9,9 @@ left by a retrieve that was killed are removed at the next one and count against
 
 The cache never lets a study past the node's access control: it is kept per identity (our calling AE title,
 the DICOMweb user or token), and a cached study is served only after the node, asked with this call's
-identity, has listed it (a study-level C-FIND or QIDO-RS); a node that refuses us is the answer.
+identity, has listed it (a study-level C-FIND or QIDO-RS); a node that refuses us is the answer. Nor is a
+cached study served when the node's MG images of it are no longer those that were retrieved (an image that
+arrived after the retrieve, a retake, an image moved to another patient's study): it is retrieved again.
 """
 
 from __future__ import annotations
@@ -119,6 +121,18 @@ def _identity(node: RemoteNode) -> str:
     return f"user {node.username}" if node.username else "no credentials"
 
 
+def _changed(cached: set[str], listed: frozenset[str]) -> list[str]:
+    """A note when the node's MG images of the study are not those in the cache (empty when they are)."""
+    if cached and cached == listed:
+        return []
+    if not cached or not listed:  # cached by an earlier version, or the node will not list the images
+        return ["the study was retrieved again (the cached copy could not be checked against the node)"]
+    added, gone = len(listed - cached), len(cached - listed)
+    what = ", ".join(part for part in (f"{added} image(s) added" if added else "",
+                                       f"{gone} image(s) gone" if gone else "") if part)
+    return [f"the study changed on the node since it was cached ({what}): retrieved again"]
+
+
 def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int], None] | None = None,
                    cancel: Callable[[], bool] = lambda: False, refresh: bool = False,
                    on_kept: Callable[[Path], None] | None = None) -> RetrievedStudy:
@@ -133,19 +147,24 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
     remove_stale_partials(root)
     key = f"{node.describe()}|{_identity(node)}|{address.study_uid}"
     final = root / hashlib.sha1(key.encode()).hexdigest()[:20]
+    changed: list[str] = []
     if not refresh and (final / COMPLETE).is_file():
-        if not _protocol(node).study_listed(node, address.study_uid):  # a refusal raises with its reason
+        listed = _protocol(node).study_images(node, address.study_uid)  # a refusal raises with its reason
+        if listed is None:
             who = f"our AE title {node.calling_aet!r}" if node.protocol == "dimse" else "these credentials"
             raise PacsError(node, f"study {address.study_uid} is not on the node, or not open to {who}: the copy "
                                   "in the cache is not used")
         record = json.loads((final / COMPLETE).read_text(encoding="utf-8"))
-        (final / COMPLETE).touch()
-        return RetrievedStudy(final, record.get("instances", 0), record.get("notes", []), cached=True)
+        changed = _changed(set(record.get("images", [])), listed)
+        if not changed:
+            (final / COMPLETE).touch()
+            return RetrievedStudy(final, record.get("instances", 0), record.get("notes", []), cached=True)
     partial = root / f".{final.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(mode=0o700)
     os.chmod(partial, 0o700)  # the user's alone (mkdir's mode is filtered by the umask), as its images are
     kept: dict[str, None] = {}  # names, each once (an instance sent twice is kept once)
+    images: set[str] = set()  # their SOP Instance UIDs (is the cached copy still the node's study?)
     ignored: dict[str, int] = {}
     foreign = 0  # instances of another study: never kept with this one (another patient's image in this exam)
 
@@ -163,6 +182,7 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
             dataset.save_as(temporary, enforce_file_format=True)
             os.chmod(temporary, 0o600)
         kept[name] = None
+        images.add(str(dataset.get("SOPInstanceUID", "")))
         progress(f"retrieved {len(kept)} image(s)", len(kept), 0)
         if on_kept is not None:
             on_kept(partial / name)
@@ -171,8 +191,8 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
         protocol = _protocol(node)
         fetch = protocol.move_study if node.protocol == "dimse" and node.move_port else protocol.get_study
         _, failed = fetch(node, address.study_uid, on_instance, cancel)
-        notes = [f"ignored {count} {modality} instance(s) of the study (only MG images are read)"
-                 for modality, count in sorted(ignored.items())]
+        notes = changed + [f"ignored {count} {modality} instance(s) of the study (only MG images are read)"
+                           for modality, count in sorted(ignored.items())]
         if foreign:
             notes.append(f"ignored {foreign} instance(s) of another study that the node sent with this one")
         if failed:
@@ -187,7 +207,8 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
                                       f"{', '.join(sorted(ignored))}): not a mammography study")
             raise PacsError(node, f"study {address.study_uid}: nothing was retrieved (no such study on the node?)")
         (partial / COMPLETE).write_text(json.dumps({"study": address.study_uid, "node": node.describe(),
-                                                    "instances": len(kept), "notes": notes}), encoding="utf-8")
+                                                    "instances": len(kept), "notes": notes[len(changed):],
+                                                    "images": sorted(images)}), encoding="utf-8")
         if final.exists():
             shutil.rmtree(final)
         os.replace(partial, final)

@@ -278,6 +278,9 @@ def main() -> None:
         seen["cli_batch_partial"] = cli("batch", f"{DIMSE}/{partial_uid}", "--out", str(work / "out4"), "--models",
                                         str(DEMO_MODEL), "--device", "cpu")
         seen["cli_not_mg"] = cli("analyze", f"{DIMSE}/{not_mg_uid}", "--models", str(DEMO_MODEL), "--device", "cpu")
+        seen["partial_arrived"] = partial_arrives(node, work, partial, partial_uid)
+        seen["cached_after_send"] = {name: retrieve_study(parse_study(address)).cached for name, address in (
+            ("dimse", f"{DIMSE}/{study_uid}"), ("dicomweb", f"{WEB}/studies/{study_uid}"))}
         seen["cli_bad_auth"] = cli("analyze", f"{WEB}/studies/{study_uid}", "--models", str(DEMO_MODEL), "--device",
                                    "cpu", env={"MAMMO_DICOMWEB_USER": USER, "MAMMO_DICOMWEB_PASSWORD": "wrong",
                                                "MAMMO_PACS_CACHE": str(work / "cache2")})
@@ -370,6 +373,27 @@ def https_round(work: Path, first: Dataset) -> dict:
         os.environ.pop("REQUESTS_CA_BUNDLE", None)
         front.stop()
     return result
+
+
+def partial_arrives(node, work: Path, partial: list[Path], partial_uid: str) -> dict:
+    """The partial study's last view reaches the PACS after the study was cached (retrieved again, not served
+    stale), then that view is removed from the PACS (retrieved again without it)."""
+    import requests
+
+    def views(address: str) -> dict:
+        study = retrieve_study(parse_study(address))
+        return {"cached": study.cached, "notes": study.notes,
+                "views": sorted(v.value for v in load_exam(study.folder).views)}
+
+    rest = [p for p in (work / "partial").glob("*.dcm") if p not in partial]
+    dimse.store_files(node, rest)
+    seen = {"dimse": views(f"{DIMSE}/{partial_uid}"), "dimse_again": views(f"{DIMSE}/{partial_uid}"),
+            "dicomweb": views(f"{WEB}/studies/{partial_uid}")}
+    found = requests.post(f"http://127.0.0.1:{HTTP_PORT}/tools/lookup", data=str(dcmread(rest[0]).SOPInstanceUID),
+                          auth=(USER, PASSWORD), timeout=30).json()
+    requests.delete(f"http://127.0.0.1:{HTTP_PORT}/instances/{found[0]['ID']}", auth=(USER, PASSWORD), timeout=30)
+    seen["dicomweb_removed"] = views(f"{WEB}/studies/{partial_uid}")
+    return seen
 
 
 def _series(node, study_uid: str) -> list[Dataset]:

@@ -117,6 +117,20 @@ def test_a_partial_study_opens_with_the_missing_view_said(seen):
     assert batch["rc"] == 1 and "missing views: R-MLO" in batch["stdout"]
 
 
+def test_a_cached_study_is_retrieved_again_when_the_pacs_holds_other_images_of_it(seen):
+    arrived = seen["partial_arrived"]
+    assert arrived["dimse"]["views"] == ["L-CC", "L-MLO", "R-CC", "R-MLO"] and not arrived["dimse"]["cached"]
+    assert "the study changed on the node since it was cached (1 image(s) added): retrieved again" in \
+        arrived["dimse"]["notes"]
+    assert arrived["dimse_again"]["cached"] and arrived["dimse_again"]["views"] == arrived["dimse"]["views"]
+    removed = arrived["dicomweb_removed"]
+    assert arrived["dicomweb"]["views"] == ["L-CC", "L-MLO", "R-CC", "R-MLO"]
+    assert not removed["cached"] and removed["views"] == ["L-CC", "L-MLO", "R-CC"]
+    assert "(1 image(s) gone)" in removed["notes"][0]
+    # the SR, SEG and PDF sent back to the study are no MG image: its cached copy stays good on both protocols
+    assert seen["cached_after_send"] == {"dimse": True, "dicomweb": True}
+
+
 def test_a_failed_send_keeps_the_files_and_a_rerun_sends_them(seen):
     failed = seen["cli_send_down"]
     assert failed["rc"] == 1 and "NOT SENT" in failed["stdout"] and "cannot reach it" in failed["stdout"]
