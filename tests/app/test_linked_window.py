@@ -54,3 +54,40 @@ def test_preferences_unlink_the_window(qtbot, store, tmp_path):
     left_before = levels(window, View.L_CC)
     window.hanging.views[View.R_CC]._on_window_drag(150.0, 0.0)
     assert levels(window, View.L_CC) == left_before
+
+
+def test_a_view_whose_file_window_is_no_number_starts_every_view_on_the_exam_window(qtbot, store, tmp_path):
+    """One view's WindowCenter is NaN (not used): had the others kept their file's window, the pair would be
+    drawn under two windows, one breast looking denser. Every view starts on the exam's window; Reset too."""
+    from pydicom import dcmread
+
+    from inference.intake.phantom import generate_exam, write_dicom_exam
+
+    files = write_dicom_exam(generate_exam(9301, shape=(320, 240)), tmp_path / "exam")
+    broken = dcmread(files[0])
+    broken.WindowCenter, broken.WindowWidth = "nan", "nan"
+    broken.save_as(files[0])
+    window = MainWindow(AppSettings(auto_run=False), store, model_path="")
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        window.open_exam(tmp_path / "exam")
+    widgets = window.hanging.views.values()
+    assert sum(1 for w in widgets if w.image.windows) == 3  # the three others have their file's window
+    assert {w.window.name for w in widgets} == {"exam auto"}
+    assert len({levels(window, view) for view in window.hanging.views}) == 1
+    window.hanging.views[View.R_CC].cycle_preset()  # the reader may still pick a file's window
+    window.hanging.reset()
+    assert {w.window.name for w in widgets} == {"exam auto"}
+
+
+def test_views_that_all_have_a_file_window_start_on_it(qtbot, store, tmp_path):
+    from inference.intake.phantom import generate_exam, write_dicom_exam
+
+    write_dicom_exam(generate_exam(9302, shape=(320, 240)), tmp_path / "exam")
+    window = MainWindow(AppSettings(auto_run=False), store, model_path="")
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        window.open_exam(tmp_path / "exam")
+    assert {w.window.name for w in window.hanging.views.values()} == {"STANDARD"}

@@ -175,8 +175,10 @@ class HangingWidget(QWidget):
         self.registrations = dict(registrations or {}) if prior is not None else {}
         # "PRIOR" is in each slot's amber marker already; the corner says which study (its date)
         text = [] if prior is None or self.blinded else study_text(prior)
+        images = {view: prior_image(prior, view) if prior is not None else None for view in self.prior_views}
+        file_window = every_view_has_a_window(images.values())
         for view, widget in self.prior_views.items():
-            widget.set_image(prior_image(prior, view) if prior is not None else None, text, "")
+            widget.set_image(images[view], text, "", file_window=file_window)
             if widget.image is None:  # say what is missing: the whole prior study, or this view of it
                 widget.empty.setText("No prior study" if prior is None else f"No {view.value} image in the prior")
         self.fit_same_scale()
@@ -261,10 +263,12 @@ class HangingWidget(QWidget):
         else:
             text = study_text(exam)
         conflicts = exam.laterality_conflicts if exam is not None else ()
+        file_window = every_view_has_a_window(exam.views.values() if exam is not None else ())
         for view, widget in self.views.items():
             warning = exam.laterality_message(view) if view in conflicts else ""
             widget.set_image(exam.views.get(view) if exam is not None else None, text, warning,
-                             unreadable=exam.unreadable.get(view, "") if exam is not None else "")
+                             unreadable=exam.unreadable.get(view, "") if exam is not None else "",
+                             file_window=file_window)
         self.fit_same_scale()
 
     def set_result(self, result: ExamResult | None, entry_id: str | None = None,
@@ -349,7 +353,7 @@ class HangingWidget(QWidget):
     def reset(self) -> None:
         for widget in self.views.values():
             if widget.image is not None:
-                widget.apply_preset(0 if widget.image.windows else -1)
+                widget.apply_preset(widget.first_preset())
                 if widget._user_invert:
                     widget.toggle_invert()
         self.fit_same_scale()
@@ -399,3 +403,10 @@ def one_scale(widgets: list) -> bool:
     heights = [h for h, _ in sizes if h > 0]
     widths = [w for _, w in sizes if w > 0]
     return bool(heights and widths) and max(heights) <= 3 * min(heights) and max(widths) <= 3 * min(widths)
+
+
+def every_view_has_a_window(images) -> bool:
+    """Whether every image of a study (None for an empty slot) has a display window of its own. When one has
+    none (a file without it, or one whose window is no number), every view starts on the auto window: a view
+    under its file's window beside one under the auto window drew one breast denser than the other."""
+    return all(image.windows for image in images if image is not None)

@@ -286,9 +286,12 @@ class MammoViewWidget(QWidget):
         self.empty.setText(text)
 
     def set_image(self, image: ViewImage | None, study_text: list[str] | None = None,
-                  laterality_warning: str = "", unreadable: str = "") -> None:
-        """Show ``image``; an empty slot says why: no such image, or ``unreadable`` ("file: reason")."""
+                  laterality_warning: str = "", unreadable: str = "", file_window: bool = True) -> None:
+        """Show ``image``; an empty slot says why: no such image, or ``unreadable`` ("file: reason").
+        ``file_window`` False starts it on the auto window even where its file gives one (another view of the
+        study has none: the views are drawn alike, or an asymmetry could be the windows')."""
         self.image = image
+        self.file_window = file_window
         self.result = None
         self.study_text = list(study_text or [])
         self._clear_overlays()
@@ -319,7 +322,7 @@ class MammoViewWidget(QWidget):
         self.label_layer.setTransform(transform)
         if image.pixel_spacing:
             self.viewbox.setAspectLocked(True, ratio=image.pixel_spacing[0] / image.pixel_spacing[1])
-        self._preset_index = 0 if image.windows else -1
+        self._preset_index = self.first_preset()
         self.apply_preset(self._preset_index)
         notes = list(image.warnings)
         self.badge.setText(f"⚠ {len(notes)} note{'s' if len(notes) != 1 else ''}")
@@ -509,6 +512,11 @@ class MammoViewWidget(QWidget):
             return []
         auto = self.exam_window.window if self.exam_window is not None else self.image.auto_window()
         return list(self.image.windows) + [auto]
+
+    def first_preset(self) -> int:
+        """The window a view starts on: the file's first, or the auto window (none in the file, or not every
+        view of the study has one)."""
+        return 0 if self.image is not None and self.image.windows and self.file_window else -1
 
     def apply_preset(self, index: int) -> None:
         """Apply the file's window ``index`` (or the auto window for -1 or past the end)."""
