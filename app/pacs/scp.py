@@ -51,6 +51,7 @@ MAX_ASSOCIATIONS = 10  # admitted associations at once; another allowed sender i
 MAX_CONNECTIONS = 100  # TCP connections at once, those that have not asked for an association yet included
 HELLO_TIMEOUT_S = 10.0  # a connection that has asked for no association by then is closed
 MAX_SILENT_PER_HOST = 8  # connections of one host that have not asked for an association yet; more are closed
+MAX_PEERS_SAID = 20  # the distinct rejected peers kept for the caller's message (a flood adds no more)
 NOTE_INTERVAL_S = 60.0  # connections closed for asking for no association: at most one line a host this often
 BIND_DEFAULT = "127.0.0.1"  # a LAN address only when the user names one
 
@@ -234,15 +235,17 @@ def _uid_name(uid: str) -> str:
 
 
 class _ConnectionNotes:
-    """The lines about connections closed for asking for no association, which a flood repeats without end: per
-    host, the first closure for its cap is said at once and the next ones within ``NOTE_INTERVAL_S`` are counted
-    into one line at the interval's end; connections that ended in silence (the hello timeout, or the peer
-    hung up first) are counted per host into one summary line an interval. A timer says what was counted; it
-    runs only while something is counted, and ``close`` says the rest at once."""
+    """The lines about connections and associations that a flood repeats without end: a connection closed for
+    asking for no association (per host), an association rejected (per peer and reason). The first of each for
+    its key is said at once and the next ones within ``NOTE_INTERVAL_S`` are counted into one line at the
+    interval's end; connections that ended in silence (the hello timeout, or the peer hung up first) are counted
+    per host into one summary line an interval. A timer says what was counted; it runs only while something is
+    counted, and ``close`` says the rest at once."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._capped: dict[str, list] = {}  # host -> [interval's end (monotonic), connections counted, cap]
+        # key -> [interval's end (monotonic), events counted, the counted line for a count (the latest given)]
+        self._repeats: dict[tuple[str, ...], list] = {}
         self._silent: dict[str, int] = {}  # host -> connections that ended without asking for an association
         self._silent_since = 0.0
         self._timer: threading.Timer | None = None
@@ -250,17 +253,34 @@ class _ConnectionNotes:
         self._closed = False
 
     def capped(self, host: str, holding: int) -> None:
+        self._repeated(("capped", host), (
+            f"closed a connection from {host}: it holds {holding} connections that have asked for no association "
+            f"(more closed in the next {NOTE_INTERVAL_S:g} s are counted in one line)"),
+            lambda count: (f"closed {count} more connection(s) from {host} in the last {NOTE_INTERVAL_S:g} s: it "
+                           f"held {holding} connections that had asked for no association"))
+
+    def rejected(self, calling: str, host: str, why: str) -> None:
+        self._repeated(("rejected", calling, host, why), (
+            f"rejected an association from AE title {calling!r} at {host}: {why} (more from it in the next "
+            f"{NOTE_INTERVAL_S:g} s are counted in one line)"),
+            lambda count: (f"rejected {count} more association(s) from AE title {calling!r} at {host} in the last "
+                           f"{NOTE_INTERVAL_S:g} s: {why}"))
+
+    def _repeated(self, key: tuple[str, ...], first: str, counted: Callable[[int], str]) -> None:
         now = time.monotonic()
+        lines = []
         with self._lock:
-            state = self._capped.get(host)
+            state = self._repeats.get(key)
             if state is not None and now < state[0]:
                 state[1] += 1
-                state[2] = holding
+                state[2] = counted
                 self._schedule(state[0] - now)
                 return
-            self._capped[host] = [now + NOTE_INTERVAL_S, 0, holding]
-        logger.warning("closed a connection from %s: it holds %d connections that have asked for no association "
-                       "(more closed in the next %g s are counted in one line)", host, holding, NOTE_INTERVAL_S)
+            if state is not None and state[1]:  # its interval ended before the timer said its count
+                lines.append(state[2](state[1]))
+            self._repeats[key] = [now + NOTE_INTERVAL_S, 0, counted]
+        for line in [*lines, first]:
+            logger.warning("%s", line)
 
     def silent(self, host: str) -> None:
         with self._lock:
@@ -286,15 +306,14 @@ class _ConnectionNotes:
         with self._lock:
             if self._timer is threading.current_thread():  # this timer's turn is over (close may have said all)
                 self._timer = None
-            for host, (ends, count, holding) in list(self._capped.items()):
+            for key, (ends, count, counted) in list(self._repeats.items()):
                 if now < ends and not everything:
                     next_due.append(ends - now)
                 elif count:
-                    lines.append(f"closed {count} more connection(s) from {host} in the last {NOTE_INTERVAL_S:g} s: "
-                                 f"it held {holding} connections that had asked for no association")
-                    self._capped[host] = [now + NOTE_INTERVAL_S, 0, holding]  # a flood that goes on: one line
+                    lines.append(counted(count))
+                    self._repeats[key] = [now + NOTE_INTERVAL_S, 0, counted]  # a flood that goes on: one line
                 else:
-                    del self._capped[host]
+                    del self._repeats[key]
             silent_due = self._silent_since + NOTE_INTERVAL_S - now
             if self._silent and (everything or silent_due <= 0):
                 ranked = sorted(self._silent.items(), key=lambda pair: (-pair[1], pair[0]))
@@ -466,10 +485,12 @@ class StorageSCP:
                                                  "(an allowed sender; told to try again later)")
         else:
             return
-        logger.warning("rejected an association from AE title %r at %s: %s", calling, host, why)
+        self._connections.rejected(calling, host, why)  # a flood: one line a peer an interval, with a count
         with self._lock:
             self.rejected += 1
-            self.rejected_peers.append(f"{calling!r} at {host}")
+            peer = f"{calling!r} at {host}"
+            if peer not in self.rejected_peers and len(self.rejected_peers) < MAX_PEERS_SAID:
+                self.rejected_peers.append(peer)
         assoc.acse.send_reject(*reason)
         assoc.kill()
 

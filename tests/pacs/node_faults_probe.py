@@ -203,6 +203,19 @@ def scp_scenarios(work: Path, log: io.StringIO) -> dict:
         for connection in held:
             connection.close()
         server.stop()
+    # an association flood from a peer not on the allow-list: one line at once, then one count an interval
+    mark = len(log.getvalue())
+    server, port = receiver(work / "inbox-rejections")
+    try:
+        for _ in range(8):
+            assoc = associate(port, calling="STRANGER")
+            assert assoc.is_rejected
+        seen["rejections_at_once"] = said(mark)
+        until(lambda: "more association(s)" in said(mark), 15)
+        seen["rejections_later"] = said(mark)
+        seen["rejections_counted"] = [server.rejected, server.rejected_peers]
+    finally:
+        server.stop()
     return seen
 
 
