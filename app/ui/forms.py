@@ -60,16 +60,46 @@ class AnswerComboBox(_WheelOnlyWhenFocused, QComboBox):
     pass
 
 
+PAGE_KEYS = (Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)
+
+
 class _NextExamKeysPassThrough:
-    """A number box leaves Ctrl+Left / Ctrl+Right (word moves, useless in a number) to the window: the
-    worklist's Previous / Next right after typing a value."""
+    """A number box leaves Ctrl+Left / Ctrl+Right (word moves, useless in a number) and PgUp / PgDown to the
+    window: the worklist's and the study's Previous / Next right after typing a value. A spin box steps by ten
+    on PgUp / PgDown: the reading screen's "Next (PgDown)" raised the answer typed from 70 % to 80 % and stayed."""
 
     def event(self, event) -> bool:
-        if (event.type() == QEvent.Type.ShortcutOverride and event.modifiers() & Qt.KeyboardModifier.ControlModifier
-                and event.key() in (Qt.Key.Key_Left, Qt.Key.Key_Right)):
+        if event.type() == QEvent.Type.ShortcutOverride and (
+                (event.modifiers() & Qt.KeyboardModifier.ControlModifier
+                 and event.key() in (Qt.Key.Key_Left, Qt.Key.Key_Right))
+                or (event.key() in PAGE_KEYS and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier)):
             event.ignore()  # not the box's: the shortcut fires
             return True
         return super().event(event)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.key() in PAGE_KEYS:  # no shortcut took it: never a step of the answer
+            event.ignore()
+            return
+        super().keyPressEvent(event)
+
+
+class _UnfinishedIsNoAnswer:
+    """A box whose lowest value means "not given" (its special text "—"): text that is no value (emptied, a
+    lone "-", past the range) is no answer. Qt keeps the last valid value behind such text and puts it back when
+    the box loses the focus: an aided answer cleared to be retyped was committed as the unaided value it
+    started from. :meth:`answer` is None for it, and leaving the box shows "—"."""
+
+    def answer(self) -> float | None:
+        """The value given, or None (not given, or text that is no value)."""
+        if not self.hasAcceptableInput() or self.value() <= self.minimum():
+            return None
+        return self.value()
+
+    def focusOutEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if not self.hasAcceptableInput():
+            self.setValue(self.minimum())
+        super().focusOutEvent(event)
 
 
 class AnswerSpinBox(_NextExamKeysPassThrough, _WheelOnlyWhenFocused, QSpinBox):
@@ -78,6 +108,29 @@ class AnswerSpinBox(_NextExamKeysPassThrough, _WheelOnlyWhenFocused, QSpinBox):
 
 class AnswerDoubleSpinBox(_NextExamKeysPassThrough, _WheelOnlyWhenFocused, QDoubleSpinBox):
     pass
+
+
+class PercentAnswerBox(_UnfinishedIsNoAnswer, AnswerSpinBox):
+    """A percentage answer, "—" until given (0 % is an answer)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setRange(-1, 100)  # -1: not given yet, shown as "—"
+        self.setSpecialValueText("—")
+        self.setValue(-1)
+        self.setSuffix(" %")
+
+
+class PercentAnswerDoubleBox(_UnfinishedIsNoAnswer, AnswerDoubleSpinBox):
+    """A percentage answer in whole percent, "—" until given."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setRange(-1, 100)
+        self.setSpecialValueText("—")
+        self.setValue(-1)
+        self.setDecimals(0)
+        self.setSuffix(" %")
 
 
 class AnswerSlider(_WheelOnlyWhenFocused, QSlider):

@@ -536,3 +536,72 @@ def test_k_marks_with_the_focus_in_the_probability_field(qtbot, study):
     assert right.value() == 5  # digits still go to the field
     window.mark_button.setChecked(False)
     window.close()
+
+
+def test_pgdown_and_pgup_in_the_probability_field_move_between_cases_never_change_the_answer(qtbot, study):
+    """The field stepped by ten on PgUp / PgDown, the buttons' keys: 70 % became 80 % and the screen stayed."""
+    from PySide6.QtCore import Qt  # noqa: PLC0415
+
+    store, study_id = study
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
+    window.activateWindow()
+    wait_for_case(qtbot, window)
+    right = window.reader_panel.inputs["R"].spin
+    qtbot.waitUntil(lambda: right.hasFocus(), timeout=5_000)
+    qtbot.keyClicks(right.lineEdit(), "70")
+    actions = {action.text(): action for action in window.actions()}
+    for key, name in ((Qt.Key.Key_PageUp, "Previous case"), (Qt.Key.Key_PageDown, "Next case")):
+        with qtbot.waitSignal(actions[name].triggered, timeout=2_000):  # the window's Previous / Next
+            qtbot.keyClick(right.lineEdit(), key)
+        assert right.value() == 70 and right.hasFocus()
+    window.close()
+
+
+def test_where_no_shortcut_takes_pgup_or_pgdown_the_answer_is_not_stepped(qtbot):
+    """A window that is not the active one fires no window shortcut: the key reached the field, which stepped
+    the answer by ten."""
+    from PySide6.QtCore import QEvent, Qt  # noqa: PLC0415
+    from PySide6.QtGui import QKeyEvent  # noqa: PLC0415
+    from PySide6.QtWidgets import QApplication  # noqa: PLC0415
+
+    from app.ui.workstation.score_panel import ReaderPanel  # noqa: PLC0415
+
+    panel = ReaderPanel(study=True)
+    qtbot.addWidget(panel)
+    spin = panel.inputs["R"].spin
+    spin.setValue(70)
+    for key in (Qt.Key.Key_PageUp, Qt.Key.Key_PageDown):
+        QApplication.sendEvent(spin, QKeyEvent(QEvent.Type.KeyPress, key, Qt.KeyboardModifier.NoModifier))
+        assert spin.value() == 70
+
+
+@pytest.mark.parametrize("typed", ["", "-"])
+def test_an_aided_answer_cleared_or_half_typed_is_no_answer_not_the_unaided_value(qtbot, study, typed):
+    """The aided fields start from the unaided answers; a field cleared to be retyped (or left at "-") was
+    committed as the unaided value behind it, pulling the aided reads towards 'no change'."""
+    from PySide6.QtCore import Qt  # noqa: PLC0415
+
+    from app.ui.study.window import ASK_BOTH  # noqa: PLC0415
+
+    store, study_id = study
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
+    window.activateWindow()
+    wait_for_case(qtbot, window)
+    set_reader(window, 50, 50)
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+    window.reveal()
+    qtbot.waitUntil(lambda: window.ai_box.isVisible(), timeout=10_000)
+    right = window.reader_panel.inputs["R"].spin
+    qtbot.waitUntil(lambda: right.hasFocus(), timeout=5_000)
+    right.lineEdit().selectAll()
+    qtbot.keyClick(right.lineEdit(), Qt.Key.Key_Backspace)
+    qtbot.keyClicks(right.lineEdit(), typed)
+    assert right.value() == 50  # what Qt keeps behind the text
+    window.commit()  # Ctrl+Enter: the focus stays in the field
+    assert window.status_label.text() == ASK_BOTH
+    window.commit_button.setFocus()  # a click on Commit takes the focus: the field says "—"
+    assert right.text() == "—" and window.reader_panel.value("R") is None
+    aided = store.read("SELECT COUNT(*) FROM study_reads WHERE study_id=? AND modality='aided'", (study_id,))
+    assert aided == [(0,)]
+    window.close()

@@ -16,7 +16,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QGridLayout,
     QGroupBox,
     QHeaderView,
@@ -24,7 +23,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSlider,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -33,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.model_comparison import comparison_columns, short_labels, unique_labels
 from app.model_table import BREAST_NAMES, BREAST_RULE, entry_rows, model_percent
-from app.ui.forms import AnswerComboBox, AnswerDoubleSpinBox, AnswerSlider, AnswerSpinBox
+from app.ui.forms import AnswerComboBox, AnswerSlider, PercentAnswerBox, PercentAnswerDoubleBox
 from app.reading import AMENDED_AFTER_AI, amendment_text, breast_models, hybrid_basis, named_hybrid_basis, percent
 from app.ui.workstation.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
@@ -49,8 +47,8 @@ RECOMMENDATIONS = ["", "routine screening", "short-interval follow-up", "additio
 @dataclass
 class BreastInput:
     slider: QSlider
-    spin: QSpinBox
-    benign: QDoubleSpinBox
+    spin: PercentAnswerBox
+    benign: PercentAnswerDoubleBox
     birads: QComboBox
     density: QComboBox
     recommendation: QComboBox
@@ -86,18 +84,9 @@ class ReaderPanel(QGroupBox):
             slider = AnswerSlider(Qt.Orientation.Horizontal)
             slider.setRange(0, 100)
             slider.setObjectName(f"readerSlider_{side}")
-            spin = AnswerSpinBox()
-            spin.setRange(-1, 100)  # -1: not given yet, shown as "—" (0 % is an answer, not a default)
-            spin.setSpecialValueText("—")
-            spin.setValue(-1)
-            spin.setSuffix(" %")
+            spin = PercentAnswerBox()  # "—" until given (0 % is an answer, not a default)
             spin.setObjectName(f"readerSpin_{side}")
-            benign = AnswerDoubleSpinBox()
-            benign.setRange(-1, 100)
-            benign.setSpecialValueText("—")
-            benign.setValue(-1)
-            benign.setDecimals(0)
-            benign.setSuffix(" %")
+            benign = PercentAnswerDoubleBox()
             birads, density, recommendation = AnswerComboBox(), AnswerComboBox(), AnswerComboBox()
             birads.addItems(BIRADS)
             density.addItems(DENSITY)
@@ -145,7 +134,7 @@ class ReaderPanel(QGroupBox):
 
     def _slider_pressed(self, side: str) -> None:
         entry = self.inputs[side]
-        if entry.spin.value() < 0:  # a press on the slider gives its value, 0 included
+        if entry.spin.answer() is None:  # a press on the slider gives its value, 0 included
             entry.spin.setValue(entry.slider.value())
 
     def _spin_changed(self, side: str, value: int) -> None:
@@ -156,8 +145,8 @@ class ReaderPanel(QGroupBox):
         self.changed.emit()
 
     def value(self, side: str) -> float | None:
-        value = self.inputs[side].spin.value()
-        return None if value < 0 else value / 100.0
+        value = self.inputs[side].spin.answer()
+        return None if value is None else value / 100.0
 
     def unanswered(self, sides: tuple[str, ...] = ("R", "L")) -> list[str]:
         """The breasts among ``sides`` without a probability of malignancy."""
@@ -166,9 +155,9 @@ class ReaderPanel(QGroupBox):
     def reads(self, committed: bool) -> list[BreastRead]:
         out = []
         for side, entry in self.inputs.items():
-            benign = entry.benign.value()
+            benign = entry.benign.answer()
             out.append(BreastRead(
-                breast=side, malignant=self.value(side), benign=None if benign < 0 else benign / 100.0,
+                breast=side, malignant=self.value(side), benign=None if benign is None else benign / 100.0,
                 birads=entry.birads.currentText(), committed=committed, density=entry.density.currentText(),
                 recommendation=entry.recommendation.currentText()))
         return out
