@@ -213,8 +213,34 @@ def _claims_folder(out: Path) -> Path:
     return claims
 
 
+def source_state(item: ExamItem) -> str:
+    """A digest of the exam's image files as they are now (their names within the exam, sizes and modification
+    times; a manifest with the files it lists); "" for a study on a PACS. A finished exam whose files changed
+    since (a late image, a retake, a file replaced or removed) is analysed again: a rerun kept the scores of
+    the images that were there before, and said it had skipped the exam as done."""
+    from app.pacs.nodes import is_pacs_address  # noqa: PLC0415
+    from inference.intake.exam import exam_files  # noqa: PLC0415
+
+    if not item.files and is_pacs_address(item.path):
+        return ""
+    base = Path(item.path)
+    paths = [Path(p) for p in item.files] if item.files else exam_files(base)
+    if base.is_file():
+        paths = [base, *(p for p in paths if p != base)]
+    state = []
+    for path in sorted(paths):
+        try:
+            stat = path.stat()
+            name = str(path.relative_to(base)) if base.is_dir() and path.is_relative_to(base) else str(path)
+            state.append(f"{name}|{stat.st_size}|{stat.st_mtime_ns}")
+        except OSError:
+            state.append(f"{path}|gone")
+    return hashlib.sha256("\n".join(state).encode()).hexdigest()
+
+
 def already_done(out: Path, item: ExamItem, record: dict) -> bool:
-    """Whether an earlier run finished ``item`` with the same options and all its files still exist."""
+    """Whether an earlier run finished ``item`` with the same options, from the same files (:func:`source_state`;
+    a marker of an earlier version, without it, is taken as it is), and all its output files still exist."""
     try:
         marker = json.loads(marker_path(out, item).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -225,6 +251,8 @@ def already_done(out: Path, item: ExamItem, record: dict) -> bool:
     if marker.get("complete") and isinstance(options, dict):  # all four views: --allow-missing-views changes nothing
         options = {**options, "allow_missing_views": record.get("allow_missing_views")}
     if options != record:
+        return False
+    if marker.get("source") is not None and marker["source"] != source_state(item):
         return False
     # the rows in this folder's own part (a marker copied with its folder names the old folder's part)
     return all(Path(p).is_file() for p in marker.get("files", [])) and part_path(out, item).is_file()
@@ -257,6 +285,7 @@ def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> 
 
     retrieved: list[Path] = []
     try:
+        source = source_state(item)  # before the files are read: a change while they are is seen at the next run
         exam = load_exam(list(item.files)) if item.files else open_exam(item.path, options.ae_title, retrieved)
         missing = [v.value for v in View if v not in exam.views]
         if missing and not options.allow_missing_views:
@@ -265,7 +294,7 @@ def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> 
                              "--allow-missing-views to analyse incomplete exams)")
         # the exam stays whole: a de-identified report takes the patient's one pseudonym and date shift from its
         # ID (an exam stripped here gave CBIS-DDSM's four views four pseudonymous patients and four studies)
-        facts = exam_facts(exam, options.deidentify)
+        facts = {**exam_facts(exam, options.deidentify), "source_state": source}
         return Decoded(item, exam, prepare_exam(exam, families), facts=facts)
     except Exception as error:  # noqa: BLE001 - one exam's failure ends only that exam
         return Decoded(item, failure=item.redacted(failure_reason(error), retrieved),
@@ -340,7 +369,8 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
         if not problems:  # no marker for a partial exam: a rerun tries it again, and it stays in failures.csv
             marker = {"exam_id": item.exam_id, "location": item.location, "options": record,
                       "files": [str(p) for p in files], "scores": str(part),
-                      "complete": len(analysed.exam.views) == len(View)}
+                      "complete": len(analysed.exam.views) == len(View),
+                      **({"source": analysed.facts["source_state"]} if "source_state" in analysed.facts else {})}
             write_text_atomic(marker_path(out, item), json.dumps(marker))
         if options.deidentify:  # the exam's folder and bookkeeping too: their times named when it was analysed
             hide_file_times([exam_folder(out, item, options), part, part.parent, marker_path(out, item),

@@ -572,3 +572,27 @@ def test_a_deidentified_ray_workers_record_carries_the_one_file_time(tmp_path):
         assert json.loads(actor.record.read_text())["analysed"] == 3
         hidden = [p.stat().st_mtime == DEIDENTIFIED_FILE_TIME for p in (actor.record, folder)]
         assert hidden == [deidentify, deidentify]
+
+
+def test_a_rerun_analyses_again_an_exam_whose_files_changed_since(tmp_path):
+    """A rerun skipped, as done, an exam given a retake or one that lost an image since: the table kept the
+    scores (and a view row) of images that were no longer there."""
+    archive = tmp_path / "archive"
+    lesions = {"L-CC": (700, 200), "R-CC": (600, 500), "L-MLO": (800, 250), "R-MLO": (700, 450)}
+    for name in ("retake", "image_gone", "unchanged"):
+        (archive / name).mkdir(parents=True)
+        for view, lesion in lesions.items():
+            write(make_dataset(synthetic_view(view, lesion), view), archive / name, f"{view}.dcm")
+    options = BatchOptions(formats=("json",), device="cpu", allow_missing_views=True)
+    first = run(read_batch_source(archive), tmp_path / "out", options)
+    assert sorted(o.exam_id for o in first.done) == ["image_gone", "retake", "unchanged"]
+    write(make_dataset(synthetic_view("R-CC", (300, 300)), "R-CC"), archive / "retake", "R-CC.dcm")
+    (archive / "image_gone" / "L-MLO.dcm").unlink()
+    again = run(read_batch_source(archive), tmp_path / "out", options)
+    assert sorted(o.exam_id for o in again.done) == ["image_gone", "retake"]
+    assert [o.exam_id for o in again.skipped] == ["unchanged"]
+    rows = pq.read_table(tmp_path / "out" / "scores.parquet").to_pylist()
+    views = {r["view"] for r in rows if r["level"] == "view" and r["exam_id"] == "image_gone"}
+    assert views == {"L-CC", "R-CC", "R-MLO"}
+    assert [o.exam_id for o in run(read_batch_source(archive), tmp_path / "out", options).skipped] == [
+        "image_gone", "retake", "unchanged"]
