@@ -475,8 +475,9 @@ class AiNode:
         try:
             # earlier, or before a restart: never again (nor when an earlier version's marker of these very
             # instances could not be brought up to date: a read-only disk; it is tried again the next time)
-            if already_done(self.results, item, record) or (taken_up is not None
-                                                            and already_done(self.results, item, taken_up)):
+            # the record's digest of the instances' contents decides, not the files' times (rewritten by a resend)
+            if already_done(self.results, item, record, same_files=False) or (
+                    taken_up is not None and already_done(self.results, item, taken_up, same_files=False)):
                 self._confirmed[folder] = time.time()  # its instances, written again, are still the analysed ones
                 self._rewrite_wait.pop(folder, None)
                 self._rewrite_said.pop(folder, None)
