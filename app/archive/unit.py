@@ -238,9 +238,11 @@ def source_state(item: ExamItem) -> str:
     return hashlib.sha256("\n".join(state).encode()).hexdigest()
 
 
-def already_done(out: Path, item: ExamItem, record: dict) -> bool:
+def already_done(out: Path, item: ExamItem, record: dict, *, same_files: bool = True) -> bool:
     """Whether an earlier run finished ``item`` with the same options, from the same files (:func:`source_state`;
-    a marker of an earlier version, without it, is taken as it is), and all its output files still exist."""
+    a marker of an earlier version, without it, is taken as it is; not with ``same_files`` False: the AI node's
+    record holds a digest of its instances' contents, which a study sent again rewrites), and all its output
+    files still exist."""
     try:
         marker = json.loads(marker_path(out, item).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -252,7 +254,7 @@ def already_done(out: Path, item: ExamItem, record: dict) -> bool:
         options = {**options, "allow_missing_views": record.get("allow_missing_views")}
     if options != record:
         return False
-    if marker.get("source") is not None and marker["source"] != source_state(item):
+    if same_files and marker.get("source") is not None and marker["source"] != source_state(item):
         return False
     # the rows in this folder's own part (a marker copied with its folder names the old folder's part)
     return all(Path(p).is_file() for p in marker.get("files", [])) and part_path(out, item).is_file()
@@ -350,6 +352,9 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
     from inference.results.exam_result import views_without_result  # noqa: PLC0415
 
     problems = views_without_result(analysed.result)  # an exam recorded as partial, with these in failures.csv
+    # a file of the exam that could not be read (with --allow-missing-views its view is analysed as missing; beside
+    # four views it may have been a retake): said in failures.csv, and tried again at the next run
+    problems += [f"{name} could not be loaded: {reason}" for name, reason in analysed.exam.refused]
     try:
         report = ReportInput(analysed.exam, analysed.result, analysed.reads, reader=options.reader,
                              deidentify=options.deidentify, plain_hybrid=options.plain_hybrid, marks=analysed.marks)

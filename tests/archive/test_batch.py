@@ -137,7 +137,13 @@ def test_an_exam_missing_a_view_fails_unless_allowed(tmp_path):
     assert [o.exam_id for o in run(items, tmp_path / "out").done] == ["four_views"]
     allowed = run(items, tmp_path / "out", BatchOptions(formats=("json",), device="cpu", allow_missing_views=True))
     # the complete exam is not analysed again: the flag changes nothing for it (every complete exam was redone)
-    assert [o.exam_id for o in allowed.done] == ["three_views"]
+    # the file that could not be read is said: the exam is analysed in part, in failures.csv (it was "done" and
+    # gone from failures.csv, the reason only inside its report)
+    assert [o.exam_id for o in allowed.partial] == ["three_views"] and not allowed.done
+    assert "R-MLO.dcm could not be loaded: " in allowed.partial[0].reason
+    with open(tmp_path / "out" / "failures.csv", newline="") as handle:
+        assert "R-MLO.dcm could not be loaded" in {r["exam_id"]: r for r in csv.DictReader(handle)}["three_views"][
+            "reason"]
     assert [o.exam_id for o in allowed.skipped] == ["four_views"]
     rows = pq.read_table(tmp_path / "out" / "scores.parquet").to_pylist()
     views = {r["view"] for r in rows if r["level"] == "view" and r["exam_id"] == "three_views"}
