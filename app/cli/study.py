@@ -11,11 +11,24 @@ from pathlib import Path
 from app.cli.common import ProgressBar, model_sources
 
 
+MAKE_A_DATABASE = ("create", "import")  # the commands that may make the --db file; the others read a study in it
+
+
 def _store(args: argparse.Namespace):
     from app.settings import store_path  # noqa: PLC0415
+    from app.study.errors import StudyError  # noqa: PLC0415
     from app.study.store import Store  # noqa: PLC0415
 
-    return Store(Path(args.db) if args.db else store_path())
+    if not args.db:
+        return Store(store_path())
+    path = Path(args.db)
+    if path.is_dir():
+        raise StudyError(f"{path}: a folder, not a study database file (--db names the file, e.g. "
+                         f"{path / 'study.sqlite'})")
+    if not path.exists() and args.study_command not in MAKE_A_DATABASE:
+        # a mistyped --db made a new empty database (and its folders) and said only "no study named …"
+        raise StudyError(f"{path}: no such study database (study create or study import makes one)")
+    return Store(path)
 
 
 def _study_id(store, name: str) -> int:
@@ -23,7 +36,10 @@ def _study_id(store, name: str) -> int:
 
     rows = store.read("SELECT study_id FROM studies WHERE name=?", (name,))
     if not rows:
-        raise StudyError(f"no study named {name!r}")
+        names = [row[0] for row in store.read("SELECT name FROM studies ORDER BY name")]
+        known = f"; it holds {', '.join(repr(n) for n in names[:10])}{' …' if len(names) > 10 else ''}" if names else (
+            "; it holds no study")
+        raise StudyError(f"no study named {name!r} in {store.path}{known}")
     return rows[0][0]
 
 

@@ -70,7 +70,22 @@ def test_study_cli_end_to_end(tmp_path):
     assert done.returncode == 0 and "study id 3" in done.stdout
     assert "note: this database held the same study already ('pilot', 'pilot copy': the same" in done.stdout
     done = run("study", "--db", str(db), "results", "nonexistent")
-    assert done.returncode == 2 and "no study named" in done.stderr
+    assert done.returncode == 2
+    assert f"no study named 'nonexistent' in {db}; it holds 'pilot', 'pilot again', 'pilot copy'" in \
+        done.stderr
+
+
+def test_a_mistyped_db_is_said_and_never_made_by_a_command_that_reads_a_study(tmp_path):
+    """``study --db /no/such/dir/x.sqlite status pilot`` made the file and its folders and said only "no study
+    named 'pilot'"; a folder given as --db was said to be read-only or missing."""
+    typo = tmp_path / "no" / "such" / "x.sqlite"
+    for command in (("status", "pilot"), ("results", "pilot"), ("export", "pilot", str(tmp_path / "p.json")),
+                    ("scores", "pilot", "--models", "demo")):
+        done = run("study", "--db", str(typo), *command)
+        assert done.returncode == 2 and f"{typo}: no such study database" in done.stderr, done.stderr
+    assert not (tmp_path / "no").exists()
+    done = run("study", "--db", str(tmp_path), "status", "pilot")
+    assert done.returncode == 2 and f"{tmp_path}: a folder, not a study database file" in done.stderr
 
 
 def test_study_cli_crossover_with_washout(tmp_path):
