@@ -142,6 +142,8 @@ def amendment_text(first: BreastRead) -> str:
     return f"before AI {_parts(first, after)} → after AI {_parts(after, first)}"
 
 
+BIRADS_CATEGORIES = ("0", "1", "2", "3", "4A", "4B", "4C", "5", "6")  # the assessment categories ("" none given)
+
 # The likelihood of malignancy of each BI-RADS assessment category (ACR BI-RADS Atlas, 5th edition):
 # 1 and 2 essentially 0 %, 3 ≤ 2 %, 4A > 2–10 %, 4B > 10–50 %, 4C > 50–< 95 %, 5 ≥ 95 %, 6 known cancer.
 # A reader's own percentage is an estimate, not a category boundary, so the check flags only a read on the

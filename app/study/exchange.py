@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import csv
+import math
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from app.reading import BIRADS_CATEGORIES
 from app.study.design import plan_problems, sessions_of
 from app.study.errors import StudyError
 from app.study.store import Store
@@ -142,6 +145,21 @@ def _row_name(table: str, number: int, row: dict) -> str:
     return f"the export's {table} row {number} (counted from 1 in the file{': ' if parts else ''}{', '.join(parts)})"
 
 
+def _value_problem(row: dict) -> str:
+    """What is wrong with a row's BI-RADS category or reading time ("" when nothing)."""
+    # a cell of another kind (an encoded one) is left to the insert, which says it is damaged
+    if isinstance(row.get("birads"), str) and row["birads"] not in ("", *BIRADS_CATEGORIES):
+        return f"BI-RADS {row['birads']!r} is no assessment category ({', '.join(BIRADS_CATEGORIES)}, or none)"
+    if isinstance(row.get("duration_s"), (str, int, float)):
+        try:
+            seconds = float(row["duration_s"])
+        except (TypeError, ValueError):
+            return f"the reading time {row['duration_s']!r} is no number of seconds"
+        if not math.isfinite(seconds) or seconds < 0:
+            return f"the reading time {row['duration_s']!r} is not a number of seconds of 0 or more"
+    return ""
+
+
 def _in_study(db, sql: str, study_id: int, value: object) -> bool:
     """Whether ``value`` is one of the study's readers or cases (compared by the database, as the insert would)."""
     try:
@@ -159,6 +177,11 @@ def _insert_rows(db, study_id: int, table: str, rows: Sequence[tuple[int, dict]]
         unknown = sorted(set(row) - known)
         if unknown:  # a column name from the file never reaches the SQL unless it is the table's own
             raise StudyError(f"{where} has unknown columns: {', '.join(unknown)}")
+        if isinstance(row.get("reader"), str):  # readers are kept in one Unicode form, as at creation
+            row = {**row, "reader": unicodedata.normalize("NFC", row["reader"])}
+        problem = _value_problem(row)
+        if problem:  # what the reading screen never writes: an edited export
+            raise StudyError(f"{where}: {problem}")
         # said before the database's triggers answer with what they check first (seen: a read of case 'zz99' was
         # refused with "an aided read needs the AI to have been shown first")
         if table != "study_cases" and "case_id" in row and not _in_study(

@@ -320,6 +320,39 @@ def test_an_import_says_which_case_or_reader_is_not_in_the_study(store, exported
     refused(store, exported, rf"the export's study_reads row {count + 1} \(counted from 1 in the file: .*\): {says}$")
 
 
+@pytest.mark.parametrize("column, value, says", [
+    ("birads", "7", "BI-RADS '7' is no assessment category"),
+    ("duration_s", -5, "the reading time -5 is not a number of seconds of 0 or more"),
+    ("duration_s", "soon", "the reading time 'soon' is no number of seconds"),
+])
+def test_an_import_refuses_what_the_reading_screen_never_writes(store, exported, column, value, says):
+    """A BI-RADS 7 and a negative reading time were imported as they were."""
+    exported["study_reads"][0][column] = value
+    refused(store, exported, rf"the export's study_reads row 1 \(counted from 1 in the file: .*\): {says}")
+
+
+def test_an_import_keeps_readers_in_one_unicode_form(store):
+    """A reader written with a combining accent was stored so (another name to the reading screen), and one
+    written one way in the readers and the other in the reads was 'not a reader of the study'."""
+    import unicodedata  # noqa: PLC0415
+
+    study = create_study(store, "accents", Design.SEQUENTIAL, ["Chloé", "B"], cases(4, 2), seed=1)
+    store_ai_results(store, study)
+    session = ReadingSession(store, study, "Chloé")
+    case = session.case_at(0).case_id
+    session.commit(case, "unaided", {"L": 0.3, "R": 0.2}).result()
+    data = json.loads(json.dumps(export_study(store, study)))
+    decomposed = unicodedata.normalize("NFD", "Chloé")
+    for table in ("study_readers", "reading_order"):
+        for row in data[table]:
+            if row["reader"] == "Chloé":
+                row["reader"] = decomposed
+    copy = import_study(store, data, name="copy")
+    readers = {r for (r,) in store.read("SELECT reader FROM study_readers WHERE study_id=?", (copy,))}
+    assert readers == {"Chloé", "B"} and all(unicodedata.is_normalized("NFC", r) for r in readers)
+    assert store.read("SELECT COUNT(*) FROM study_reads WHERE study_id=? AND reader='Chloé'", (copy,)) == [(2,)]
+
+
 def test_an_import_refuses_a_read_the_design_has_not(store, exported):
     exported["study_reads"].append({**exported["study_reads"][0], "modality": "concurrent"})
     refused(store, exported, rf"study_reads row {len(exported['study_reads'])} .* is refused \(a sequential study "

@@ -32,14 +32,15 @@ from PySide6.QtWidgets import (
 from app.model_comparison import comparison_columns, short_labels, unique_labels
 from app.model_table import BREAST_NAMES, BREAST_RULE, entry_rows, model_percent
 from app.ui.forms import AnswerComboBox, AnswerSlider, PercentAnswerBox, PercentAnswerDoubleBox
-from app.reading import AMENDED_AFTER_AI, amendment_text, breast_models, hybrid_basis, named_hybrid_basis, percent
+from app.reading import (
+    AMENDED_AFTER_AI, BIRADS_CATEGORIES, amendment_text, breast_models, hybrid_basis, named_hybrid_basis, percent)
 from app.ui.workstation.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
 from inference.evaluation.calibration import calibration_note
 from inference.results.exam_result import ExamResult
 from inference.intake.views import Laterality
 
-BIRADS = ["", "0", "1", "2", "3", "4A", "4B", "4C", "5", "6"]
+BIRADS = ["", *BIRADS_CATEGORIES]
 DENSITY = ["", "a", "b", "c", "d"]
 RECOMMENDATIONS = ["", "routine screening", "short-interval follow-up", "additional imaging", "biopsy"]
 
