@@ -281,7 +281,7 @@ def open_exam(location: str, ae_title: str, retrieved: list[Path] | None = None)
 def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> Decoded:
     """Load the exam (every check of the file intake), de-identify it when asked, prepare its views."""
     from app.archive.facts import exam_facts  # noqa: PLC0415
-    from inference.intake.exam import load_exam  # noqa: PLC0415
+    from inference.intake.exam import CHOICE_NOTE, load_exam  # noqa: PLC0415
     from inference.pipeline import prepare_exam  # noqa: PLC0415
     from inference.intake.views import View  # noqa: PLC0415
 
@@ -292,7 +292,9 @@ def decode(item: ExamItem, families: tuple[str, ...], options: BatchOptions) -> 
         missing = [v.value for v in View if v not in exam.views]
         if missing and not options.allow_missing_views:
             refused = "".join(f"; {name} could not be loaded: {reason}" for name, reason in exam.refused)
-            raise MammoError(f"{item.location}: missing views: {', '.join(missing)}{refused} (give "
+            # an image of the missing view may have taken another slot (its header naming the other side)
+            chosen = "".join(f"; {note}" for note in exam.warnings if CHOICE_NOTE.match(note))
+            raise MammoError(f"{item.location}: missing views: {', '.join(missing)}{refused}{chosen} (give "
                              "--allow-missing-views to analyse incomplete exams)")
         # the exam stays whole: a de-identified report takes the patient's one pseudonym and date shift from its
         # ID (an exam stripped here gave CBIS-DDSM's four views four pseudonymous patients and four studies)

@@ -328,6 +328,9 @@ def _source_preference(candidates: list[ViewImage]) -> tuple[list[ViewImage], li
     return first, later, "; ".join(why)
 
 
+CHOICE_NOTE = re.compile(r"^\d+ images for [LR]-(?:CC|MLO): used ")  # _choose's note: which image took a slot
+
+
 def _choose(candidates: list[ViewImage]) -> tuple[ViewImage, str]:
     """A deterministic choice among several images for one slot, stated in words.
 
@@ -339,6 +342,14 @@ def _choose(candidates: list[ViewImage]) -> tuple[ViewImage, str]:
     view = candidates[0].view
     everyone = candidates
     candidates, set_aside, source_reason = _source_preference(candidates)
+    facing = [img for img in candidates if not img.horizontal_flip]
+    if facing and len(facing) < len(candidates):  # one faces the way of the other breast's image: a header
+        turned = [img for img in candidates if img.horizontal_flip]  # naming the wrong side took this slot and
+        names = ", ".join(img.source.name for img in turned)  # set the true image aside
+        turned_reason = (f"{names} face{'s' if len(turned) == 1 else ''} the way of the other breast's "
+                         f"{view.projection.value} (its laterality may be wrong)")
+        source_reason = "; ".join(r for r in (source_reason, turned_reason) if r)
+        candidates, set_aside = facing, [*turned, *set_aside]
     if len(candidates) == 1:
         chosen = candidates[0]
         others = ", ".join(img.source.name for img in set_aside)
@@ -356,7 +367,7 @@ def _choose(candidates: list[ViewImage]) -> tuple[ViewImage, str]:
         disagreeing = [img for img in ranked if id(img) not in chosen_ids]
         ranked = agreeing + disagreeing
         other = "CC" if wants_mlo else "MLO"
-        reason = (f"the pixels of {', '.join(img.source.name for img in disagreeing)} look like an {other} view "
+        reason = (f"the pixels of {', '.join(img.source.name for img in disagreeing)} look like {'an' if other == 'MLO' else 'a'} {other} view "
                   f"(pectoral muscle and shape); then latest acquisition")
     if source_reason:
         reason = f"{source_reason}; then {reason}"

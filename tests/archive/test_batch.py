@@ -580,6 +580,19 @@ def test_a_deidentified_ray_workers_record_carries_the_one_file_time(tmp_path):
         assert hidden == [deidentify, deidentify]
 
 
+def test_a_missing_view_whose_image_took_another_slot_is_said_in_the_failure(tmp_path):
+    """The R-MLO whose header says L was read as a second L-MLO: the failure said only 'missing views: R-MLO'."""
+    folder = tmp_path / "archive" / "wrong_side"
+    folder.mkdir(parents=True)
+    for view, lesion in (("L-CC", (700, 200)), ("R-CC", (600, 500)), ("L-MLO", (800, 250))):
+        write(make_dataset(synthetic_view(view, lesion), view), folder, f"{view}.dcm")
+    write(make_dataset(synthetic_view("R-MLO", (700, 450)), "L-MLO"), folder, "R-MLO.dcm")
+    failed = run(read_batch_source(tmp_path / "archive"), tmp_path / "out")
+    reason = failed.failed[0].reason
+    assert "missing views: R-MLO; 2 images for L-MLO: used L-MLO.dcm (R-MLO.dcm faces the way of the other " \
+           "breast's MLO (its laterality may be wrong)" in reason, reason
+
+
 def test_a_rerun_analyses_again_an_exam_whose_files_changed_since(tmp_path):
     """A rerun skipped, as done, an exam given a retake or one that lost an image since: the table kept the
     scores (and a view row) of images that were no longer there."""

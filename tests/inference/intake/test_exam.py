@@ -648,3 +648,21 @@ def test_a_json_manifest_of_another_shape_says_what_a_manifest_is(tmp_path):
     manifest.write_text('{"horizontal_flip": "NO", "L-CC": ["0_L-CC"]}')  # one exam of such a list, unwrapped
     with pytest.raises(ExamError, match="an exam list of the GMIC repositories"):
         load_exam(manifest)
+
+
+def test_an_image_whose_header_names_the_wrong_side_never_takes_the_true_image_s_slot(tmp_path):
+    """A right MLO whose ImageLaterality says L, acquired later than the true left MLO, took the L-MLO slot (then
+    flagged as a possible laterality error and not counted) and set the true L-MLO aside: the left breast was
+    scored from its CC alone. The image facing the slot's usual way is used, the other kept aside with why."""
+    from tests.helpers import synthetic_view
+
+    true_left = make_dataset(synthetic_view("L-MLO", (700, 250)), "L-MLO", AcquisitionDateTime="20250101100000")
+    right_labelled_left = make_dataset(synthetic_view("R-MLO", (700, 450)), "L-MLO",
+                                       AcquisitionDateTime="20250101110000")  # later: it won the slot
+    write(true_left, tmp_path, "L-MLO.dcm")
+    write(right_labelled_left, tmp_path, "R-MLO.dcm")
+    exam = load_exam(tmp_path)
+    assert exam.views[View.L_MLO].source.name == "L-MLO.dcm" and not exam.views[View.L_MLO].horizontal_flip
+    assert View.L_MLO not in exam.laterality_conflicts
+    note = next(w for w in exam.warnings if w.startswith("2 images for L-MLO"))
+    assert "used L-MLO.dcm" in note and "R-MLO.dcm faces the way of the other breast's MLO" in note
