@@ -233,6 +233,35 @@ def load_view(path: str | Path, view: View | str | None = None) -> ViewImage:
         raise ExamError(f"the file is damaged or unreadable ({type(error).__name__}: {error})", path) from error
 
 
+def _nested_note(folder: Path, depth: int = 4) -> str:
+    """Where the images lie when a folder has none of its own but its sub-folders do (a PACS export's patient /
+    study / series folders): the folder was said to hold no mammogram, which sent the user looking for none."""
+    found: dict[Path, int] = {}
+
+    def walk(here: Path, level: int) -> None:
+        if level > depth or len(found) > 20:
+            return
+        try:
+            subfolders = sorted(p for p in here.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except OSError:
+            return
+        for sub in subfolders:
+            try:
+                count = len(_candidates_files(sub))
+            except OSError:
+                continue
+            if count:
+                found[sub] = count
+            walk(sub, level + 1)
+
+    walk(folder, 1)
+    if not found:
+        return ""
+    first = next(iter(found))
+    return (f"; {sum(found.values())} image file(s) lie in {len(found)} sub-folder(s) of it (the first: "
+            f"{first.relative_to(folder)}): give the folder that holds an exam's images")
+
+
 def _candidates_files(folder: Path) -> list[Path]:
     files = []
     for path in sorted(folder.iterdir()):
@@ -516,7 +545,7 @@ def _hints(root: Path) -> list[tuple[Path, View | None]]:
     if root.is_dir():
         hints = [(p, None) for p in _candidates_files(root)]
         if not hints:
-            raise ExamError("the folder holds no mammogram (no DICOM or PNG file)", root)
+            raise ExamError("the folder holds no mammogram (no DICOM or PNG file)" + _nested_note(root), root)
         return hints
     if root.is_file() and root.suffix.lower() in (".csv", ".json"):
         return _read_manifest(root)

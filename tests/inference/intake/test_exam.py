@@ -666,3 +666,18 @@ def test_an_image_whose_header_names_the_wrong_side_never_takes_the_true_image_s
     assert View.L_MLO not in exam.laterality_conflicts
     note = next(w for w in exam.warnings if w.startswith("2 images for L-MLO"))
     assert "used L-MLO.dcm" in note and "R-MLO.dcm faces the way of the other breast's MLO" in note
+
+
+def test_a_folder_whose_images_lie_in_sub_folders_says_where(tmp_path, pixels):
+    """'the folder holds no mammogram' was said of a PACS export's patient folder, its four DICOM files two
+    levels down."""
+    series = tmp_path / "exam 3 ü Müller" / "Studie 2025" / "Série 1"
+    series.mkdir(parents=True)
+    write(make_dataset(pixels, "L-CC"), series, "a.dcm")
+    with pytest.raises(ExamError, match=r"holds no mammogram \(no DICOM or PNG file\); 1 image file\(s\) lie in 1 "
+                                        r"sub-folder\(s\) of it \(the first: Studie 2025/Série 1\): give the folder"):
+        load_exam(tmp_path / "exam 3 ü Müller")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ExamError, match=r"holds no mammogram \(no DICOM or PNG file\)$"):
+        load_exam(empty)
