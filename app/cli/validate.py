@@ -113,6 +113,8 @@ def _run(args: argparse.Namespace) -> int:
                       save_calibration=not args.no_calibration)
     validation = validate(table, outcomes, options, ids)
     metrics = validation.metrics
+    if args.batch_source:  # counted in the files too (the exams' own IDs are the site's: not listed there)
+        metrics["accounting"]["outcome_exams_outside_batch"] = outside
     out.mkdir(parents=True, exist_ok=True)
     written = [write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1))]
     written += write_tables(metrics, out)
@@ -136,8 +138,9 @@ def _run(args: argparse.Namespace) -> int:
     account = metrics["accounting"]
     print(f"not used: {len(account['exams_without_outcome'])} exam(s) without an outcome, "
           f"{len(account['exams_without_exam_outcome'])} without an exam-level outcome (a breast without one), "
-          f"{len(account['failed_exams'])} failed, {len(account['outcome_exams_not_analysed'])} not analysed "
-          f"(listed in {out / 'unused.csv'})")
+          f"{len(account['failed_exams'])} failed, {len(account['outcome_exams_not_analysed'])} not analysed"
+          + (f", {account['outcome_exams_outside_batch']} of the outcomes not in the batch's source (counted only)"
+             if account.get("outcome_exams_outside_batch") else "") + f" (listed in {out / 'unused.csv'})")
     if account.get("partial_exams"):  # in failures.csv, yet analysed: their scores are used
         print(f"{len(account['partial_exams'])} exam(s) analysed only in part are used (their reasons are in "
               "the batch's failures.csv)")

@@ -141,7 +141,10 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
         f"outcome (a breast of theirs has none): {len(account.get('exams_without_exam_outcome', []))}; failed exams: "
         f"{len(account['failed_exams'])}; exams analysed only in part (used): "
         f"{len(account.get('partial_exams', []))}; exams with an outcome that were not analysed: "
-        f"{len(account['outcome_exams_not_analysed'])}; models not validated: "
+        f"{len(account['outcome_exams_not_analysed'])}"
+        + (f"; exams of the outcomes not in the de-identified batch's source (counted only): "
+           f"{account['outcome_exams_outside_batch']}" if "outcome_exams_outside_batch" in account else "")
+        + "; models not validated: "
         f"{len(account['models_not_validated'])}. "
         + " ".join(f"{v['label']}: {len(v['unused']['breasts_without_score'])} breast(s) without a score, "
                    f"{v['unused']['one_view_breasts']} scored from one view." for _, v in models), body)]

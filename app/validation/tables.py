@@ -107,6 +107,9 @@ def unused_rows(metrics: dict) -> list[tuple]:
     rows += [("exam without exam-level outcome", "", e["exam_id"], " ".join(e["breasts"]),
               "the outcomes give none for this breast: the exam's own outcome is unknown")
              for e in account.get("exams_without_exam_outcome", [])]
+    if account.get("outcome_exams_outside_batch"):  # a de-identified run: counted, not named
+        rows.append(("exams not in the batch's source", "", "", "", f"{account['outcome_exams_outside_batch']} exam(s) "
+                     "of the outcomes are not in the de-identified batch's source (their IDs are not written)"))
     rows += [("model not validated", m["model_id"], "", "", m["reason"]) for m in account["models_not_validated"]]
     for m, v in _models(metrics):
         for breast in v["unused"]["breasts_without_score"]:

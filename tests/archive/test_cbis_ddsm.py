@@ -247,7 +247,15 @@ def test_a_deidentified_batch_writes_no_true_date_or_age_over_89_and_validate_ta
         data = path.read_bytes()
         texts = _pdf_texts(data) if path.suffix == ".pdf" else [data]
         assert not any(b"SITE-REAL-777" in t or str(tmp_path).encode() in t for t in texts), path.name
-    assert json.loads((out / "metrics.json").read_text())["accounting"]["outcome_exams_not_analysed"] == []
+    account = json.loads((out / "metrics.json").read_text())["accounting"]
+    assert account["outcome_exams_not_analysed"] == []
+    # counted in the files (the console alone said it; the report said every outcome was used)
+    assert account["outcome_exams_outside_batch"] == 1
+    assert "1 exam(s) of the outcomes are not in the de-identified batch's source" in (out / "unused.csv").read_text()
+    from pypdf import PdfReader
+
+    report = " ".join(" ".join(page.extract_text().split()) for page in PdfReader(out / "validation_report.pdf").pages)
+    assert "not in the de-identified batch's source (counted only): 1" in report
     csv_path.write_text("exam_id,breast,cancer\nSITE-REAL-777,L,0\n")
     assert main(["validate", "--scores", str(tmp_path / "safe" / "scores.parquet"), "--outcomes", str(csv_path),
                  "--out", str(tmp_path / "none"), "--batch-source", str(tmp_path / "exams")]) != 0
