@@ -42,7 +42,13 @@ def auc_with_ci(scores: np.ndarray, truth: np.ndarray) -> dict:
             out["auc_ci"] = [estimate.ci[0], estimate.ci[1]]
         elif math.isfinite(estimate.variance):
             out["auc_ci_note"] = f"no CI: {zero_variance_reason(estimate.auc)} (DeLong's variance is 0)"
+        else:  # an AUC of one cancer against one non-cancer was printed bare, as if it were a measure
+            out["auc_ci_note"] = (f"no CI: {FEWER_THAN_TWO} ({n_pos} cancer(s), {n_neg} non-cancer(s)): too few "
+                                  "to say")
     return out
+
+
+FEWER_THAN_TWO = "fewer than two cancers or two non-cancers"
 
 
 def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float] | None:

@@ -18,6 +18,7 @@ from reportlab.platypus import Image, KeepTogether, PageBreak, Paragraph, Simple
 
 from app.study.analysis import zero_variance_reason
 from app.validation.calibration import FOLDS, NONE
+from app.validation.metrics import FEWER_THAN_TWO
 from app.validation.figures import drift_figure, forest_figure, png, reliability_figure, roc_figure
 from app.validation.run import RESERVED, Validation
 from app.validation.tables import unused_rows
@@ -80,6 +81,8 @@ def _auc_ci(entry: dict) -> str:
     """The AUC's interval, or why there is none where DeLong's variance is 0."""
     if not entry.get("auc_ci_note"):
         return _ci(entry["auc_ci"])
+    if min(entry["n_positive"], entry["n_negative"]) < 2:
+        return f"none: {FEWER_THAN_TWO}"
     return f"none: {zero_variance_reason(entry['auc'], brief=True)}"
 
 

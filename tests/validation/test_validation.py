@@ -55,6 +55,17 @@ def test_delong_interval_of_a_hand_worked_example():
     assert (result["n_positive"], result["n_negative"]) == (3, 2)
 
 
+def test_an_auc_of_one_cancer_against_one_non_cancer_says_it_is_too_few_to_say():
+    """'AUC 1.000  1 cancers, 1 non-cancers' was printed with no CI and no word of why."""
+    from app.validation.report import _auc_ci
+
+    result = auc_with_ci([0.9, 0.1], [1, 0])
+    assert result["auc"] == 1.0 and result["auc_ci"] is None
+    assert result["auc_ci_note"] == "no CI: fewer than two cancers or two non-cancers (1 cancer(s), 1 non-cancer(s)): " \
+                                    "too few to say"
+    assert _auc_ci(result) == "none: fewer than two cancers or two non-cancers"
+
+
 def test_wholly_separated_classes_get_no_point_interval_but_the_reason():
     """Seen: AUC 1.000 (1.000–1.000) on 12 cancers: DeLong's variance is 0 when every cancer outscores every
     non-cancer, and a point interval claimed a certainty no sample of 12 gives."""
