@@ -111,21 +111,24 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
                 scored = [scores.get((model["id"], case_id, b)) for b in present] if model else [None]
                 units = [(case_id, max(breast_truth(case, "L"), breast_truth(case, "R")), max(values[b] for b in present),
                           None if None in scored else max(scored))]
+            # a breast-level unit's case is its cluster: a woman's two breasts are read (and scored) together
+            cluster = {"cluster": case_id} if level == "breast" else {}
             for unit, truth, score, model_score in units:
                 if model is None:
-                    rows.append({"reader": reader, "modality": modality, "case": unit, "truth": truth, "score": score})
+                    rows.append({"reader": reader, "modality": modality, "case": unit, "truth": truth, "score": score,
+                                 **cluster})
                 elif model_score is not None:
                     name = names[model["id"]]
                     hybrid_name = name.replace("model", "hybrid", 1)
                     calibration = calibrations.get(model["id"])
                     on_scale = model_score if calibration is None else calibrated_probability(model_score, *calibration)
                     rows.append({"reader": reader, "modality": f"{hybrid_name} ({modality})", "case": unit, "truth": truth,
-                                 "score": hybrid(score, on_scale)})
+                                 "score": hybrid(score, on_scale), **cluster})
                     if calibration is not None:  # the GMIC reader study's hybrid, for reproducing it
                         rows.append({"reader": reader, "modality": f"{hybrid_name}{PLAIN_SUFFIX} ({modality})",
-                                     "case": unit, "truth": truth, "score": hybrid(score, model_score)})
+                                     "case": unit, "truth": truth, "score": hybrid(score, model_score), **cluster})
                     rows.append({"reader": reader, "modality": f"{name} (vs {modality})", "case": unit, "truth": truth,
-                                 "score": model_score})
+                                 "score": model_score, **cluster})
     return rows
 
 

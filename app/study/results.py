@@ -161,6 +161,19 @@ def reader_scores(records: list[dict], modality: str, reader: str | None = None)
     return np.array([r["score"] for r in rows], float), np.array([r["truth"] for r in rows], int)
 
 
+def unit_clusters(records: list[dict], modality: str, reader: str | None = None) -> list | None:
+    """The cluster (the case of a breast-level unit) of each of :func:`reader_scores`' units, in its order (of
+    :func:`model_units`' for a model); None when the records are units of their own (exam level)."""
+    if modality.startswith("model"):
+        units = {r["case"]: r.get("cluster") for r in records
+                 if r["modality"].startswith("model") and model_name(r["modality"]) == model_name(modality)}
+        clusters = [units[case] for case in sorted(units)]
+    else:
+        clusters = [r.get("cluster") for r in records
+                    if r["modality"] == modality and (reader is None or r["reader"] == reader)]
+    return None if any(c is None for c in clusters) else clusters
+
+
 def model_units(records: list[dict], name: str) -> tuple[np.ndarray, np.ndarray]:
     """A model's scores and truths, once per unit that any reader's records hold (a model's score does not
     depend on who read the case: the first reader's cases alone would leave out what only others read)."""
@@ -246,7 +259,8 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
         for reader in [None] if is_model else readers:
             scores, truth = model_units(records, model_name(modality)) if is_model else reader_scores(records, modality, reader)
             if scores.size and 0 < truth.sum() < truth.size:
-                e = delong(scores, truth)
+                # a woman's two breasts are no two women's: the variance of clustered units (Obuchowski 1997)
+                e = delong(scores, truth, unit_clusters(records, modality, reader))
                 # wholly separated classes: DeLong's variance is 0 and its interval a point, no CI
                 low, high = e.ci if e.variance > 0 else (float("nan"), float("nan"))
                 aucs.append(AucRow("(model)" if is_model else reader, model_name(modality) if is_model else modality,

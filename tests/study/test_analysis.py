@@ -223,3 +223,69 @@ def test_a_degenerate_analysis_is_not_estimable_without_numpy_warnings(case, why
             means = raised.value.reader_mean
             if case != "one kind of truth":  # the AUCs themselves exist: they are kept for the report
                 assert set(means) == {"model", "unaided"} and all(0 <= v <= 1 for v in means.values())
+
+
+# -- clustered units (a woman's two breasts) -----------------------------------------------------------------
+
+
+def _clustered(seed: int, women: int):
+    """Two breasts a woman, their scores sharing the woman's own level, cancers more often in both breasts."""
+    rng = np.random.default_rng(seed)
+    woman = rng.random(women) < 0.25
+    truth = np.stack([woman & (rng.random(women) < 0.8), woman & (rng.random(women) < 0.8)], 1).astype(int)
+    common = rng.normal(size=(women, 1)) * 1.5
+    scores = (common + 0.5 * rng.normal(size=(women, 2)) + truth).ravel()
+    return scores, truth.ravel(), np.repeat(np.arange(women), 2)
+
+
+def test_clustered_variances_are_the_plain_ones_with_one_unit_a_cluster(vandyke):
+    from app.study.analysis import covariance_matrix  # noqa: PLC0415
+
+    rows, _ = vandyke
+    plain = study_matrix(rows)
+    clustered = study_matrix([{**r, "cluster": r["case"]} for r in rows])
+    assert clustered.clusters is not None and plain.clusters is None
+    for method in ("delong", "jackknife"):
+        np.testing.assert_allclose(covariance_matrix(clustered, method), covariance_matrix(plain, method), rtol=1e-12,
+                                   atol=1e-15)
+    scores = np.array([float(r["score"]) for r in rows if r["reader"] == "1" and r["modality"] == "1"])
+    truth = np.array([int(r["truth"]) for r in rows if r["reader"] == "1" and r["modality"] == "1"])
+    assert delong(scores, truth, clusters=list(range(truth.size))).variance == pytest.approx(
+        delong(scores, truth).variance, rel=1e-12)
+
+
+def test_the_cluster_jackknife_leaves_out_a_woman_at_a_time():
+    """Checked against the AUCs recomputed without each woman's two breasts."""
+    from app.study.analysis import _cluster_jackknife_cov  # noqa: PLC0415
+
+    scores, truth, women = _clustered(3, 40)
+    without = np.array([auc(scores[women != g], truth[women != g]) for g in range(40)])
+    expected = 39 / 40 * ((without - without.mean()) ** 2).sum()
+    assert _cluster_jackknife_cov(scores[None], truth, women)[0, 0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_clustered_delong_agrees_with_a_bootstrap_of_women_where_the_plain_one_does_not():
+    """Breasts counted as independent units: DeLong's variance was 0.66x the spread of the AUC over resampled
+    women (correlated breasts; the clustered one 1.07x), so the breast-level CIs and ORH p-values were too small."""
+    scores, truth, women = _clustered(1, 300)
+    rng = np.random.default_rng(7)
+    resampled = []
+    for _ in range(3000):
+        pick = (rng.integers(0, 300, 300)[:, None] * 2 + np.arange(2)).ravel()
+        if 0 < truth[pick].sum() < pick.size:
+            resampled.append(auc(scores[pick], truth[pick]))
+    bootstrap = np.var(resampled, ddof=1)
+    assert delong(scores, truth, clusters=women).variance == pytest.approx(bootstrap, rel=0.1)
+    assert delong(scores, truth).variance < 0.75 * bootstrap
+
+
+def test_breast_level_records_name_their_case_and_orh_uses_it(vandyke):
+    """ORH on breast-level rows (two units a case) with their case as the cluster differs from the same rows
+    taken as independent; the cluster jackknife's variance components come from leaving out whole cases."""
+    rows, _ = vandyke
+    breasts = [{**r, "case": f"{r['case']}:{side}", "cluster": r["case"],
+                "score": float(r["score"]) + (0.0 if side == "L" else 0.5)} for r in rows for side in ("L", "R")]
+    independent = [{k: v for k, v in r.items() if k != "cluster"} for r in breasts]
+    clustered, plain = orh(breasts, "jackknife"), orh(independent, "jackknife")
+    assert clustered.difference == pytest.approx(plain.difference, abs=1e-12)  # the AUCs are the same
+    assert clustered.p != pytest.approx(plain.p, rel=1e-3)

@@ -393,3 +393,12 @@ def test_an_import_refuses_a_crossover_plan_with_a_case_twice_in_one_session_or_
     armless["crossover_arms"].pop()
     refused(store, armless, r"reading plan \(reading_order, crossover_arms\) .* reader 'A' has no crossover arm")
     assert import_study(store, good, name="copy") > study  # the plan as made is imported
+
+
+def test_breast_level_records_carry_their_case_as_the_cluster_exam_level_none(store, exported):
+    """The breast-level analysis took a woman's two breasts as two independent units (CIs and p too small)."""
+    from app.study.records import analysis_records  # noqa: PLC0415
+
+    breasts = analysis_records(store, 1, "breast")
+    assert breasts and all(r["cluster"] == r["case"].rsplit(":", 1)[0] for r in breasts)
+    assert all("cluster" not in r for r in analysis_records(store, 1, "exam"))
