@@ -70,3 +70,28 @@ def test_curves_that_coincide_still_both_show(qtbot, store):
     assert len(hidden) == 2 and any(item is window.curves[k] for k in window.curves for item in hidden)
     first.item.setVisible(True)
     assert all(item.isVisible() for item in shown)
+
+
+def test_the_reader_average_curve_leaves_out_a_reader_part_way(qtbot, store):
+    """A reader with one case read pulled the 'unaided (reader average)' curve to a shape no reader has."""
+    entries = [CaseEntry(f"c{i:02d}", f"/exams/{i}", "malignant" if i < 8 else "normal", "normal")
+               for i in range(24)]
+    study = create_study(store, "partway", Design.UNAIDED, ["A", "B", "C"], entries, seed=1)
+    rnd = random.Random(1)
+    for reader, read in (("A", entries), ("B", entries), ("C", [entries[0], entries[12]])):
+        session = ReadingSession(store, study, reader)
+        for case in read:
+            session.commit(case.case_id, "unaided", {"L": rnd.random(), "R": rnd.random()}).result()
+    results = study_results(store, study)
+    window = StudyResultsWindow(results)
+    qtbot.addWidget(window)
+    records = [r for r in results.records if r["modality"] == "unaided"]
+    expected = []
+    for reader in ("A", "B"):
+        rows = sorted((r for r in records if r["reader"] == reader), key=lambda r: r["case"])
+        fpr, tpr, _ = roc_points([r["score"] for r in rows], np.array([r["truth"] for r in rows]))
+        expected.append(np.interp(FPR_GRID, fpr, tpr))
+    _, drawn = window.curves["unaided"].getData()
+    np.testing.assert_allclose(drawn[1:], np.mean(expected, axis=0))
+    legend = window.plot.getPlotItem().legend
+    assert any(label.text == "unaided (reader average) — 1 reader(s) part-way not in it" for _, label in legend.items)

@@ -158,17 +158,24 @@ class StudyResultsWindow(QMainWindow):
             # a model's curve is drawn on every unit any reader's records hold, as its AUC is computed
             samples = ([model_units(records, model_name(modality))] if is_model else
                        [reader_scores(records, modality, reader) for reader in readers])
+            # the average is of the readers who have read the most units: one part-way (a case or two) pulled it
+            # to a curve no reader has (each reader's own thin curve is still drawn)
+            most = max(len(truth) for _, truth in samples)
+            read = sum(1 for _, truth in samples if len(truth))
             for scores, truth in samples:
                 if not len(truth) or truth.min() == truth.max():
                     continue
                 fpr, tpr, _ = roc_points(scores, truth)
-                averaged.append(np.interp(FPR_GRID, fpr, tpr))
+                if len(truth) == most:
+                    averaged.append(np.interp(FPR_GRID, fpr, tpr))
                 if not is_model:
                     self.plot.plot(fpr, tpr, pen=pg.mkPen(colour + (110,), width=1))
             if not averaged:
                 continue
             mean = np.mean(averaged, axis=0)
-            name = model_name(modality) if is_model else f"{modality} (reader average)"
+            partway = read - sum(1 for _, truth in samples if len(truth) == most)
+            name = model_name(modality) if is_model else f"{modality} (reader average)" + (
+                f" — {partway} reader(s) part-way not in it" if partway else "")
             width = 4 if (is_model or is_hybrid) else 3
             pen = pg.mkPen(colour, width=width, style=style)
             # every ROC curve starts at (0, 0): the rise at zero false positives is drawn, not implied
