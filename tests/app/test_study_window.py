@@ -605,3 +605,32 @@ def test_an_aided_answer_cleared_or_half_typed_is_no_answer_not_the_unaided_valu
     aided = store.read("SELECT COUNT(*) FROM study_reads WHERE study_id=? AND modality='aided'", (study_id,))
     assert aided == [(0,)]
     window.close()
+
+
+def test_a_finished_case_shows_its_committed_marks_when_the_reader_goes_back(qtbot, study):
+    """Back on a finished case the answers were shown, read-only, but not the finding the reader had marked."""
+    from app.study.store import ReaderMark  # noqa: PLC0415
+
+    store, study_id = study
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
+    wait_for_case(qtbot, window)
+    first = window.case_id
+    window.add_mark(ReaderMark("L-CC", 120.0, 90.0, "mass", 3))
+    set_reader(window, 60, 10)
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+    window.reveal()
+    qtbot.waitUntil(lambda: window.ai_box.isVisible(), timeout=10_000)
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()  # the aided read, with the carried mark
+    window.next_case()
+    qtbot.waitUntil(lambda: window.case_id != first, timeout=5_000)
+    wait_for_case(qtbot, window)
+    assert all(not w._marks for w in window.hanging.views.values())  # noqa: SLF001 - the next case: none
+    window.previous_case()
+    qtbot.waitUntil(lambda: window.case_id == first, timeout=5_000)
+    wait_for_case(qtbot, window)
+    drawn = {view.value: len(w._marks) for view, w in window.hanging.views.items() if w._marks}  # noqa: SLF001
+    assert drawn == {"L-CC": 1}
+    assert window.marks == [] and not window.unrecorded()  # drawn only: nothing to record or discard
+    window.close()
