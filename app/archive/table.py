@@ -74,10 +74,11 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict |
         rule = "+".join(entry.malignancy)
 
         def add(level: str, view: str, breast: str, probabilities, malignant, counted: bool,
-                model=model, rule=rule) -> None:
+                model=model, rule=rule, class_breasts=None) -> None:
             place = {**common, **model, "level": level, "view": view, "breast": breast, "counted": counted}
             for name, value in probabilities.items():
-                rows.append({**place, "kind": "class", "class": name, "probability": _finite(value, place, name)})
+                where = {**place, "breast": (class_breasts or {}).get(name, breast)}
+                rows.append({**where, "kind": "class", "class": name, "probability": _finite(value, place, name)})
             if rule:
                 rows.append({**place, "kind": "malignancy", "class": rule,
                              "probability": None if malignant is None else _finite(malignant, place, rule)})
@@ -95,9 +96,22 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict |
                 add("breast", "", laterality.value, scores.probabilities, scores.malignant, True)
         decision = result.exam.get(entry.id)
         if decision is not None:
-            add("exam", "", decision.breast.value if decision.breast is not None else "", decision.probabilities,
-                decision.malignant, True)
+            deciding = decision.breast.value if decision.breast is not None else ""
+            add("exam", "", deciding, decision.probabilities, decision.malignant, True,
+                class_breasts=_class_breasts(result, entry.id, decision.probabilities, deciding))
     return rows
+
+
+def _class_breasts(result: ExamResult, entry_id: str, probabilities, deciding: str) -> dict[str, str]:
+    """Each exam-level class's breast: the one whose probability it is. For independent classes the exam's is
+    each class's maximum over the breasts, which may be the other breast's than the malignancy's (a row said
+    breast R beside the left breast's benign probability); the deciding breast where both give it."""
+    out = {}
+    for name, value in probabilities.items():
+        givers = [side.value for side, breast in sorted(result.breasts.items(), key=lambda item: item[0].value)
+                  if (scores := breast.entries.get(entry_id)) is not None and scores.probabilities.get(name) == value]
+        out[name] = deciding if deciding in givers or not givers else givers[0]
+    return out
 
 
 def _finite(value: float | None, place: dict, name: str) -> float | None:

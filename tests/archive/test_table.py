@@ -30,3 +30,24 @@ def test_view_malignancy_of_independent_classes_is_clipped_as_everywhere_else():
     rows = [r for r in score_rows(ExamItem("e1", "/exams/e1"), result, 0.0) if r["kind"] == "malignancy"]
     assert {r["level"] for r in rows} == {"view", "breast", "exam"}
     assert all(r["probability"] == entry.malignant(probabilities) == 1.0 for r in rows)
+
+
+def test_an_exam_class_row_names_the_breast_its_probability_is_of():
+    """Independent classes: the exam's benign is the maximum over the breasts, here the left's, while the right
+    decides the malignancy; the benign row said breast R beside the left breast's probability."""
+    entry = ModelEntry("m", "benign and malignant", "stub", ("benign", "malignant"), ("malignant",), False, ())
+
+    def answer(benign, malignant):
+        probabilities = {"benign": benign, "malignant": malignant}
+        return EntryViewResult(probabilities, dict.fromkeys(probabilities, 0.0), (), (), {}, (), "", None)
+
+    given = {View.L_CC: answer(0.4, 0.2), View.L_MLO: answer(0.4, 0.2), View.R_CC: answer(0.1, 0.6),
+             View.R_MLO: answer(0.1, 0.6)}
+    views = {view: ViewResult(view, (10, 10), {"m": a}) for view, a in given.items()}
+    breasts = breast_results(views, (entry,))
+    result = ExamResult((entry,), views, breasts, exam_decisions(breasts, (entry,)),
+                        Provenance((), "cpu", Mode.EXACT, "test", 1))
+    exam = {(r["kind"], r["class"]): (r["breast"], r["probability"])
+            for r in score_rows(ExamItem("e1", "/exams/e1"), result, 0.0) if r["level"] == "exam"}
+    assert exam[("malignancy", "malignant")][0] == exam[("class", "malignant")][0] == "R"
+    assert exam[("class", "benign")][0] == "L"
