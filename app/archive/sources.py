@@ -82,11 +82,14 @@ def file_words(files: list[Path]) -> set[str]:
     for path in files:
         for word in (path.name, path.stem):
             try:
-                View.parse(word)
-            except ValueError:
+                View.parse(path.stem if word == path.name and path.suffix.lower() in VIEW_FILE_SUFFIXES else word)
+            except ValueError:  # "L-CC.dcm" names no one either: the reason "L-CC.dcm could not be loaded" stays
                 if not (word.isdigit() and len(word) < 5) and word.lower() not in GENERIC_NAMES:
                     words.add(word)
     return words
+
+
+VIEW_FILE_SUFFIXES = (".dcm", ".dicom", ".png")
 
 
 def _located(entry: str, base: Path) -> str:

@@ -354,9 +354,11 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
     from inference.results.exam_result import views_without_result  # noqa: PLC0415
 
     problems = views_without_result(analysed.result)  # an exam recorded as partial, with these in failures.csv
-    # a file of the exam that could not be read (with --allow-missing-views its view is analysed as missing; beside
-    # four views it may have been a retake): said in failures.csv, and tried again at the next run
-    problems += [f"{name} could not be loaded: {reason}" for name, reason in analysed.exam.refused]
+    # an exam analysed without a view (--allow-missing-views) beside a file that could not be read, which may be
+    # that view: said in failures.csv, and tried again at the next run (a complete exam's refused files, an SR or
+    # a thumbnail beside four views, stay notes)
+    if len(analysed.exam.views) < len(View):
+        problems += [f"{name} could not be loaded: {reason}" for name, reason in analysed.exam.refused]
     try:
         report = ReportInput(analysed.exam, analysed.result, analysed.reads, reader=options.reader,
                              deidentify=options.deidentify, plain_hybrid=options.plain_hybrid, marks=analysed.marks)

@@ -20,7 +20,9 @@ from inference.intake.image import PatientInfo, ViewImage
 
 _PATH = re.compile(  # POSIX paths, drive-letter and UNC Windows paths (not DICOM multi-values such as P\L)
     r"[^\s:;,()'\"]*/[^\s:;,()'\"]*|\b[A-Za-z]:\\[^\s:;,()'\"]*|\\\\[^\s:;,()'\"]+")
-_FILE = re.compile(r"[^\s:;,()'\"]+\.(?:dcm|dicom|ima|png|tiff?|jpe?g|json|csv|zip)\b", re.IGNORECASE)
+# a whole file name, but not one that is only a view's ("L-CC.dcm" names no one, and a reason lost its file)
+_FILE = re.compile(r"(?<![^\s:;,()'\"])(?![LR]-(?:CC|MLO)\.(?:dcm|dicom|png)\b)"
+                   r"[^\s:;,()'\"]+\.(?:dcm|dicom|ima|png|tiff?|jpe?g|json|csv|zip)\b", re.IGNORECASE)
 _DATE = re.compile(
     r"(?<!\d)(?:(?:19|20)\d{2}[-.]?(?:0[1-9]|1[0-2])[-.]?(?:0[1-9]|[12]\d|3[01])"  # 20240101, 2024-01-01
     r"|(?:0?[1-9]|[12]\d|3[01])[-.](?:0?[1-9]|1[0-2])[-.](?:19|20)\d{2})(?!\d)"  # 01.01.2024

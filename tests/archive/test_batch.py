@@ -149,6 +149,12 @@ def test_an_exam_missing_a_view_fails_unless_allowed(tmp_path):
     views = {r["view"] for r in rows if r["level"] == "view" and r["exam_id"] == "three_views"}
     assert views == {"L-CC", "R-CC", "L-MLO"}
     assert [o.exam_id for o in run(items, tmp_path / "out").skipped] == ["four_views"]  # and without the flag again
+    # a complete exam's refused file (a CAD SR beside the four views) is a note, not a partial exam (found in
+    # review: such an exam was analysed again at every run)
+    write(make_dataset(synthetic_view("L-CC", (700, 200)), "L-CC", Modality="SR"), complete, "cad_sr.dcm")
+    again = run(read_batch_source(tmp_path / "archive"), tmp_path / "out-3",
+                BatchOptions(formats=("json",), device="cpu", allow_missing_views=True))
+    assert [o.exam_id for o in again.done] == ["four_views"], (again.partial, again.failed)
 
 
 def test_a_full_disk_fails_one_exam_and_the_batch_goes_on(archive, tmp_path, monkeypatch):
@@ -531,6 +537,9 @@ def test_a_deidentified_failure_keeps_the_words_that_name_no_one(tmp_path):
           folder, "L-CC.dcm")
     reason = "missing views: R-CC; the model gmic refused the L-CC image: breast mask empty (100 pixels)"
     assert ExamItem("anon-1", "anon-1", opens=str(folder)).redacted(reason) == reason
+    # a file named after its view names no one: its name stays (a site saw "; … could not be loaded")
+    refused = "missing views: L-CC; L-CC.dcm could not be loaded: the pixel data is truncated"
+    assert ExamItem("anon-1", "anon-1", opens=str(folder)).redacted(refused) == refused
     named = "The Breast Imaging Centre refused it"
     assert ExamItem("anon-1", "anon-1", opens=str(folder)).redacted(named) == "… refused it"
     (folder / "L-CC.dcm").rename(folder / "image.dcm")  # a generic file name names no one (found in review)
