@@ -360,20 +360,31 @@ def _source_preference(candidates: list[ViewImage]) -> tuple[list[ViewImage], li
 CHOICE_NOTE = re.compile(r"^\d+ images for [LR]-(?:CC|MLO): used ")  # _choose's note: which image took a slot
 
 
-def _choose(candidates: list[ViewImage]) -> tuple[ViewImage, str]:
+def _usual_facing(slots: dict[View, list[ViewImage]]) -> bool | None:
+    """How the exam's images face (``horizontal_flip``), from the slots with one image each when they agree: an
+    exam stored mirrored as a whole faces the other way throughout; None when no slot has one image or they
+    differ (then no image is preferred for its facing)."""
+    facings = {images[0].horizontal_flip for images in slots.values() if len(images) == 1}
+    return facings.pop() if len(facings) == 1 else None
+
+
+def _choose(candidates: list[ViewImage], usual_flip: bool | None = False) -> tuple[ViewImage, str]:
     """A deterministic choice among several images for one slot, stated in words.
 
     An original 'For Presentation' image comes before a 'For Processing' one and before a copy (Secondary
-    Capture, ImageType DERIVED): ``_source_preference``. Then the pixels are asked: when one candidate looks
+    Capture, ImageType DERIVED): ``_source_preference``. Then one facing the way the exam's other images face
+    (``usual_flip``, from :func:`_usual_facing`) comes before one facing the other breast's way (a header naming
+    the wrong side). Then the pixels are asked: when one candidate looks
     clearly more like the other projection (the pectoral muscle of an MLO saved as CC, see ``mlo_likeness``),
     the ones that agree with the slot win. Among the rest: latest acquisition, then file name.
     """
     view = candidates[0].view
     everyone = candidates
     candidates, set_aside, source_reason = _source_preference(candidates)
-    facing = [img for img in candidates if not img.horizontal_flip]
-    if facing and len(facing) < len(candidates):  # one faces the way of the other breast's image: a header
-        turned = [img for img in candidates if img.horizontal_flip]  # naming the wrong side took this slot and
+    facing = [img for img in candidates if img.horizontal_flip == usual_flip]
+    if usual_flip is not None and facing and len(facing) < len(candidates):  # one faces the way of the other
+        # breast's image (against the exam's other views): a header naming the wrong side took this slot and
+        turned = [img for img in candidates if img.horizontal_flip != usual_flip]
         names = ", ".join(img.source.name for img in turned)  # set the true image aside
         turned_reason = (f"{names} face{'s' if len(turned) == 1 else ''} the way of the other breast's "
                          f"{view.projection.value} (its laterality may be wrong)")
@@ -621,12 +632,13 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
         else:
             slots.setdefault(image.view, []).append(image)
     views = {}
+    usual_flip = _usual_facing(slots)
     for view in View:
         candidates = slots.get(view, [])
         if len(candidates) == 1:
             views[view] = candidates[0]
         elif candidates:
-            chosen, note = _choose(candidates)
+            chosen, note = _choose(candidates, usual_flip)
             views[view] = chosen
             aside += [c for c in candidates if c is not chosen]  # identity: images compare by their arrays
             warnings.append(note)

@@ -661,6 +661,8 @@ def test_an_image_whose_header_names_the_wrong_side_never_takes_the_true_image_s
                                        AcquisitionDateTime="20250101110000")  # later: it won the slot
     write(true_left, tmp_path, "L-MLO.dcm")
     write(right_labelled_left, tmp_path, "R-MLO.dcm")
+    for view, lesion in (("L-CC", (700, 200)), ("R-CC", (600, 500))):  # the exam's other views face as usual
+        write(make_dataset(synthetic_view(view, lesion), view), tmp_path, f"{view}.dcm")
     exam = load_exam(tmp_path)
     assert exam.views[View.L_MLO].source.name == "L-MLO.dcm" and not exam.views[View.L_MLO].horizontal_flip
     assert View.L_MLO not in exam.laterality_conflicts
@@ -681,3 +683,21 @@ def test_a_folder_whose_images_lie_in_sub_folders_says_where(tmp_path, pixels):
     empty.mkdir()
     with pytest.raises(ExamError, match=r"holds no mammogram \(no DICOM or PNG file\)$"):
         load_exam(empty)
+
+
+def test_in_an_exam_stored_mirrored_as_a_whole_the_true_image_keeps_its_slot(tmp_path):
+    """Found in review: with every view stored mirrored, the right MLO labelled L faced the slot's usual way and
+    took it, the true (mirrored) L-MLO set aside and three views no longer counted."""
+    from tests.helpers import synthetic_view
+
+    for view, lesion in (("L-CC", (700, 200)), ("R-CC", (600, 500)), ("R-MLO", (700, 450))):
+        write(make_dataset(synthetic_view(view, lesion, mirrored=True), view), tmp_path, f"{view}.dcm")
+    write(make_dataset(synthetic_view("L-MLO", (700, 250), mirrored=True), "L-MLO",
+                       AcquisitionDateTime="20250101100000"), tmp_path, "L-MLO.dcm")
+    write(make_dataset(synthetic_view("R-MLO", (600, 450), mirrored=True), "L-MLO",
+                       AcquisitionDateTime="20250101110000"), tmp_path, "extra_R-MLO.dcm")
+    exam = load_exam(tmp_path)
+    assert exam.views[View.L_MLO].source.name == "L-MLO.dcm"
+    assert not exam.laterality_conflicts  # taken as stored mirrored as a whole
+    note = next(w for w in exam.warnings if w.startswith("2 images for L-MLO"))
+    assert "extra_R-MLO.dcm faces the way of the other breast's MLO" in note
