@@ -10,8 +10,10 @@ left by a retrieve that was killed are removed at the next one and count against
 The cache never lets a study past the node's access control: it is kept per identity (our calling AE title,
 the DICOMweb user or token), and a cached study is served only after the node, asked with this call's
 identity, has listed it (a study-level C-FIND or QIDO-RS); a node that refuses us is the answer. Nor is a
-cached study served when the node's MG images of it are no longer those that were retrieved (an image that
-arrived after the retrieve, a retake, an image moved to another patient's study): it is retrieved again.
+cached study served when the node's list of its MG images (an image-level query, taken before the retrieve and
+at each opening) has changed (an image that arrived after the retrieve, a retake, an image moved to another
+patient's study): it is retrieved again. A node that lists no image at image level cannot be checked: its copy is
+served as before, with a note.
 """
 
 from __future__ import annotations
@@ -121,13 +123,19 @@ def _identity(node: RemoteNode) -> str:
     return f"user {node.username}" if node.username else "no credentials"
 
 
-def _changed(cached: set[str], listed: frozenset[str]) -> list[str]:
-    """A note when the node's MG images of the study are not those in the cache (empty when they are)."""
-    if cached and cached == listed:
-        return []
-    if not cached or not listed:  # cached by an earlier version, or the node will not list the images
+UNCHECKED = ("the node does not list the study's images at image level: the copy in the cache could not be "
+             "checked against it")
+
+
+def _changed(cached: list[str] | None, listed: frozenset[str]) -> list[str]:
+    """A note when the node's list of the study's MG images is not the one taken when the cached copy was
+    retrieved (empty when it is; both lists are the node's own, so an image it lists but could not send, or one
+    whose modality it does not give, is in both)."""
+    if cached is None:  # cached by an earlier version, which kept no list
         return ["the study was retrieved again (the cached copy could not be checked against the node)"]
-    added, gone = len(listed - cached), len(cached - listed)
+    if set(cached) == listed:
+        return []
+    added, gone = len(listed - set(cached)), len(set(cached) - listed)
     what = ", ".join(part for part in (f"{added} image(s) added" if added else "",
                                        f"{gone} image(s) gone" if gone else "") if part)
     return [f"the study changed on the node since it was cached ({what}): retrieved again"]
@@ -148,6 +156,7 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
     key = f"{node.describe()}|{_identity(node)}|{address.study_uid}"
     final = root / hashlib.sha1(key.encode()).hexdigest()[:20]
     changed: list[str] = []
+    listed: frozenset[str] | None = None
     if not refresh and (final / COMPLETE).is_file():
         listed = _protocol(node).study_images(node, address.study_uid)  # a refusal raises with its reason
         if listed is None:
@@ -155,16 +164,21 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
             raise PacsError(node, f"study {address.study_uid} is not on the node, or not open to {who}: the copy "
                                   "in the cache is not used")
         record = json.loads((final / COMPLETE).read_text(encoding="utf-8"))
-        changed = _changed(set(record.get("images", [])), listed)
+        changed = _changed(record.get("images"), listed)
         if not changed:
             (final / COMPLETE).touch()
-            return RetrievedStudy(final, record.get("instances", 0), record.get("notes", []), cached=True)
+            return RetrievedStudy(final, record.get("instances", 0),
+                                  [*record.get("notes", []), *([UNCHECKED] if not listed else [])], cached=True)
+    if listed is None:  # the node's list before the retrieve: an image that comes during it is a change next time
+        try:
+            listed = _protocol(node).study_images(node, address.study_uid) or frozenset()
+        except PacsError:  # a node that answers no query: the retrieve says what it says (the copy goes unchecked)
+            listed = frozenset()
     partial = root / f".{final.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(mode=0o700)
     os.chmod(partial, 0o700)  # the user's alone (mkdir's mode is filtered by the umask), as its images are
     kept: dict[str, None] = {}  # names, each once (an instance sent twice is kept once)
-    images: set[str] = set()  # their SOP Instance UIDs (is the cached copy still the node's study?)
     ignored: dict[str, int] = {}
     foreign = 0  # instances of another study: never kept with this one (another patient's image in this exam)
 
@@ -182,7 +196,6 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
             dataset.save_as(temporary, enforce_file_format=True)
             os.chmod(temporary, 0o600)
         kept[name] = None
-        images.add(str(dataset.get("SOPInstanceUID", "")))
         progress(f"retrieved {len(kept)} image(s)", len(kept), 0)
         if on_kept is not None:
             on_kept(partial / name)
@@ -208,7 +221,7 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
             raise PacsError(node, f"study {address.study_uid}: nothing was retrieved (no such study on the node?)")
         (partial / COMPLETE).write_text(json.dumps({"study": address.study_uid, "node": node.describe(),
                                                     "instances": len(kept), "notes": notes[len(changed):],
-                                                    "images": sorted(images)}), encoding="utf-8")
+                                                    "images": sorted(listed)}), encoding="utf-8")
         if final.exists():
             shutil.rmtree(final)
         os.replace(partial, final)

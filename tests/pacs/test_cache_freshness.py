@@ -24,14 +24,19 @@ class FakeNode:
     def __init__(self, datasets):
         self.datasets = list(datasets)
         self.retrieves = 0
+        self.cannot_send = 0  # the last N instances fail to come (a transfer syntax we do not decode)
+        self.lists_images = True  # False: a node that answers no image-level query
 
     def get_study(self, node, uid, on_instance, cancel):
         self.retrieves += 1
-        for dataset in self.datasets:
+        sent = self.datasets[:len(self.datasets) - self.cannot_send]
+        for dataset in sent:
             on_instance(dataset)
-        return len(self.datasets), 0
+        return len(sent), self.cannot_send
 
     def study_images(self, node, uid):
+        if not self.lists_images:
+            return frozenset()
         return frozenset(str(d.SOPInstanceUID) for d in self.datasets if d.Modality == "MG")
 
 
@@ -98,3 +103,26 @@ def test_a_cache_entry_that_cannot_be_checked_is_retrieved_again(study):
     again = get()
     assert not again.cached and fake.retrieves == 2
     assert "could not be checked against the node" in again.notes[0]
+
+
+def test_an_image_the_node_lists_but_cannot_send_does_not_make_the_cache_stale(study):
+    """Found in review: the cache kept the UIDs that arrived, so an instance the node lists but could not send
+    made every opening retrieve the study again, saying it had changed."""
+    fake, views, get = study
+    fake.datasets.append(views[3])
+    fake.cannot_send = 1
+    first = get()
+    assert not first.cached and "1 instance(s) could not be retrieved" in " ".join(first.notes)
+    again = get()
+    assert again.cached and fake.retrieves == 1
+    assert not any("changed" in note for note in again.notes)
+
+
+def test_a_node_that_lists_no_image_serves_the_cached_copy_with_a_note(study):
+    from app.pacs.retrieve import UNCHECKED  # noqa: PLC0415
+
+    fake, views, get = study
+    fake.lists_images = False
+    get()
+    again = get()
+    assert again.cached and fake.retrieves == 1 and UNCHECKED in again.notes

@@ -28,7 +28,8 @@ def _retrieve(monkeypatch, tmp_path, study_uid: str, sent):
         return len(sent), 0
 
     monkeypatch.setenv("MAMMO_PACS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(retrieve, "_protocol", lambda node: SimpleNamespace(get_study=get_study))
+    monkeypatch.setattr(retrieve, "_protocol", lambda node: SimpleNamespace(
+        get_study=get_study, study_images=lambda node, uid: frozenset(str(d.SOPInstanceUID) for d in sent)))
     node, _ = parse_address(f"dimse://ORTHANC@127.0.0.1:4242/{study_uid}")
     return retrieve.retrieve_study(SimpleNamespace(node=node, study_uid=study_uid))
 
