@@ -428,10 +428,13 @@ def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05,
     if min(n_pos, n_neg) < 2:
         raise NotEstimable(f"{n_pos} diseased and {n_neg} non-diseased unit(s): the variance of an AUC needs at "
                            "least two of each", means)
+    if matrix.clusters is not None:  # breasts: the sampling unit is the case (both methods need two of a kind)
+        holding = [np.unique(matrix.clusters[matrix.truth == kind]).size for kind in (1, 0)]
+        if min(holding) < 2:
+            raise NotEstimable(f"{holding[0]} case(s) hold the diseased breasts and {holding[1]} the non-diseased: "
+                               "a woman's two breasts are one sampling unit, and the variance needs two cases of "
+                               "each", means)
     cov = covariance_matrix(matrix, method)
-    if not np.isfinite(cov).all():
-        raise NotEstimable("fewer than two cases hold a diseased (or a non-diseased) unit: the variance of "
-                           "clustered units needs two of each", means)
     comps = or_components(cov, t, r)
     reader_mean_ = aucs.mean(axis=0)
     grand = aucs.mean()

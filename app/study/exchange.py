@@ -262,9 +262,14 @@ def _from_version_1(data: dict) -> dict:
 
 
 def write_tidy_csv(rows: Iterable[dict], path: str | Path) -> None:
-    """reader, modality, case, truth, score (MRMCaov / RJafroc-style input)."""
+    """reader, modality, case, truth, score (MRMCaov / RJafroc-style input); at breast level also ``cluster``,
+    the case a breast is of (its sampling unit: a re-analysis taking breasts as independent gets narrower CIs
+    than this app's)."""
+    rows = list(rows)
+    clustered = bool(rows) and all("cluster" in row for row in rows)
     with Path(path).open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["reader", "modality", "case", "truth", "score"])
+        writer = csv.DictWriter(handle, fieldnames=["reader", "modality", "case", "truth", "score",
+                                                    *(["cluster"] if clustered else [])])
         writer.writeheader()
         for row in rows:
             writer.writerow({k: row[k] for k in writer.fieldnames})

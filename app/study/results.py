@@ -249,6 +249,7 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
     model_names = sorted({model_name(m) for m in modalities if m.startswith("model")})
     aucs = []
     one_class = []  # (who, modality, positives, negatives): read, but no AUC yet
+    one_case: set[tuple[str, str]] = set()  # (reader, modality): no variance, one case holding a class's breasts
     models_seen: set[str] = set()
     for modality in modalities:
         is_model = modality.startswith("model")
@@ -263,6 +264,8 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
                 e = delong(scores, truth, unit_clusters(records, modality, reader))
                 # wholly separated classes: DeLong's variance is 0 and its interval a point, no CI
                 low, high = e.ci if e.variance > 0 else (float("nan"), float("nan"))
+                if not np.isfinite(e.variance):  # every diseased (or non-diseased) breast in one case
+                    one_case.add((reader or "", model_name(modality) if is_model else modality))
                 aucs.append(AucRow("(model)" if is_model else reader, model_name(modality) if is_model else modality,
                                    e.auc, low, high, int(truth.sum()), int((truth == 0).sum())))
             elif scores.size:
@@ -300,7 +303,7 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
                 label = point.name if len(model_names) == 1 else f"{name}: {point.name}"
                 points.append(OperatingPoint(label, point.threshold, point.sensitivity, point.specificity))
     expected = len(pairs) if base is not None and len(readers) >= 2 else 0
-    cautions = _cautions(store, study_id, aucs, readers, comparisons, expected, one_class, chosen)
+    cautions = _cautions(store, study_id, aucs, readers, comparisons, expected, one_class, chosen, one_case)
     if left_out:
         cautions = (f"readers left out on request: {', '.join(left_out)}",) + cautions
     from app.study.froc_results import localisation_curves  # noqa: PLC0415  (it imports this module)
@@ -322,7 +325,7 @@ MIN_UNITS = 10  # per class: below this an AUC's confidence interval is too wide
 
 def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str], comparisons: dict,
               expected: int, one_class: list[tuple[str, str, int, int]] = (),
-              chosen: set[str] | None = None) -> tuple[str, ...]:
+              chosen: set[str] | None = None, one_case: set[tuple[str, str]] = frozenset()) -> tuple[str, ...]:
     out = []
     if one_class:  # said, or an empty table reads as a fault
         parts = [f"{who} {modality} ({positives} positive{'s' if positives != 1 else ''}, {negatives} "
@@ -344,8 +347,14 @@ def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str
     if any(min(row.n_positive, row.n_negative) < 2 for row in no_ci):
         out.append("some AUCs have no confidence interval: DeLong's variance needs at least two positive and two "
                    "negative units")
+    def in_one_case(row: AucRow) -> bool:
+        return ("" if row.reader == "(model)" else row.reader, row.modality) in one_case
+
+    if any(in_one_case(row) and min(row.n_positive, row.n_negative) >= 2 for row in no_ci):
+        out.append("some AUCs have no confidence interval: every positive (or every negative) breast behind them is "
+                   "one case's, and a woman's two breasts count as one sampling unit")
     for reason in sorted({zero_variance_reason(row.auc) for row in no_ci if min(row.n_positive, row.n_negative) >= 2
-                          and row.reader != READER_MEAN}):
+                          and row.reader != READER_MEAN and not in_one_case(row)}):
         out.append(f"some AUCs have no confidence interval: {reason}, and DeLong's variance is 0 there")
     if len(readers) < 2:
         out.append("the multi-reader (ORH) comparisons need at least two readers")

@@ -95,3 +95,19 @@ def test_the_reader_average_curve_leaves_out_a_reader_part_way(qtbot, store):
     np.testing.assert_allclose(drawn[1:], np.mean(expected, axis=0))
     legend = window.plot.getPlotItem().legend
     assert any(label.text == "unaided (reader average) — 1 reader(s) part-way not in it" for _, label in legend.items)
+
+
+def test_a_bilateral_cancer_as_the_only_one_is_said_not_taken_for_a_zero_variance(store):
+    """Found in review: with every cancer breast one woman's, the CIs were missing with the reason 'one score
+    for all … DeLong's variance is 0', and the jackknife comparison lost the readers' means."""
+    entries = [CaseEntry(f"c{i:02d}", f"/exams/{i}", "malignant" if i == 0 else "normal",
+                         "malignant" if i == 0 else "normal") for i in range(8)]
+    study = create_study(store, "bilateral", Design.UNAIDED, ["A", "B"], entries, seed=1)
+    rnd = random.Random(2)
+    for reader in ("A", "B"):
+        session = ReadingSession(store, study, reader)
+        for case in entries:
+            session.commit(case.case_id, "unaided", {"L": rnd.random(), "R": rnd.random()}).result()
+    results = study_results(store, study)
+    assert any("every positive (or every negative) breast behind them is one case's" in c for c in results.cautions)
+    assert not any("DeLong's variance is 0" in c for c in results.cautions)

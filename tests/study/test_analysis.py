@@ -289,3 +289,57 @@ def test_breast_level_records_name_their_case_and_orh_uses_it(vandyke):
     clustered, plain = orh(breasts, "jackknife"), orh(independent, "jackknife")
     assert clustered.difference == pytest.approx(plain.difference, abs=1e-12)  # the AUCs are the same
     assert clustered.p != pytest.approx(plain.p, rel=1e-3)
+
+
+@pytest.mark.parametrize("method", ["jackknife", "delong"])
+def test_one_woman_holding_every_cancer_is_not_estimable_with_the_readers_means_kept(method):
+    """Found in review: the jackknife raised without the readers' means ('no AUCs'), DeLong's gave NaN."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for case in range(6):
+        for side in ("L", "R"):
+            truth = int(case == 0)  # a bilateral cancer: the study's only one so far
+            for reader in ("A", "B"):
+                for modality in ("aided", "unaided"):
+                    rows.append({"reader": reader, "modality": modality, "case": f"c{case}:{side}",
+                                 "cluster": f"c{case}", "truth": truth, "score": truth + rng.random()})
+    with pytest.raises(NotEstimable, match="1 case.s. hold the diseased breasts and 5 the non-diseased") as raised:
+        orh(rows, method)
+    assert set(raised.value.reader_mean) == {"aided", "unaided"}
+    scores = np.array([r["score"] for r in rows if r["reader"] == "A" and r["modality"] == "aided"])
+    truth = np.array([r["truth"] for r in rows if r["reader"] == "A" and r["modality"] == "aided"])
+    clusters = [r["cluster"] for r in rows if r["reader"] == "A" and r["modality"] == "aided"]
+    assert np.isnan(delong(scores, truth, clusters).variance) and np.isnan(delong(scores, truth, clusters).ci[0])
+
+
+def test_clustered_delong_covariance_between_cells_matches_the_pairwise_definition():
+    """The cross terms (S11 and its transpose) of two correlated cells, against a direct computation of the
+    linearised AUC: theta_hat - theta ~ sum_i (D10_i / M + D01_i / N) over the clusters."""
+    from app.study.analysis import clustered_delong_cov  # noqa: PLC0415
+
+    rng = np.random.default_rng(11)
+    women = 25
+    truth = (rng.random(2 * women) < 0.35).astype(int)
+    clusters = np.repeat(np.arange(women), 2)
+    base = rng.normal(size=2 * women) + truth
+    cells = np.stack([base + 0.3 * rng.normal(size=base.size), base + 0.6 * rng.normal(size=base.size)])
+    positive, negative = np.flatnonzero(truth == 1), np.flatnonzero(truth == 0)
+    m, n = positive.size, negative.size
+    parts = []
+    for cell in cells:
+        psi = (cell[positive][:, None] > cell[negative][None, :]) + 0.5 * (cell[positive][:, None] == cell[negative])
+        theta = psi.mean()
+        d10 = np.array([psi[clusters[positive] == g].sum() / n - (clusters[positive] == g).sum() * theta
+                        for g in range(women)])
+        d01 = np.array([psi[:, clusters[negative] == g].sum() / m - (clusters[negative] == g).sum() * theta
+                        for g in range(women)])
+        parts.append((d10, d01))
+    i10 = len(set(clusters[positive]))
+    i01 = len(set(clusters[negative]))
+    expected = np.empty((2, 2))
+    for r in range(2):
+        for s in range(2):
+            (a10, a01), (b10, b01) = parts[r], parts[s]
+            expected[r, s] = (i10 / ((i10 - 1) * m) * a10 @ b10 / m + i01 / ((i01 - 1) * n) * a01 @ b01 / n
+                              + women / (women - 1) * (a10 @ b01 + b10 @ a01) / (m * n))
+    np.testing.assert_allclose(clustered_delong_cov(cells, truth, clusters), expected, rtol=1e-12)

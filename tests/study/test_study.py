@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 import signal
@@ -233,7 +234,10 @@ def test_export_import_round_trip_and_analysis_formats(store, tmp_path):
     assert hybrid["score"] == pytest.approx((0.7 + 0.03 + 0.9) / 2)
     write_tidy_csv(pair, tmp_path / "tidy.csv")
     write_imrmc(pair, tmp_path / "study.imrmc")
-    assert (tmp_path / "tidy.csv").read_text().startswith("reader,modality,case,truth,score")
+    # breast level: the case each breast is of, its sampling unit (found in review: the export dropped it)
+    assert (tmp_path / "tidy.csv").read_text().startswith("reader,modality,case,truth,score,cluster\n")
+    with (tmp_path / "tidy.csv").open(newline="") as handle:
+        assert all(row["cluster"] == row["case"].split(":")[0] for row in csv.DictReader(handle))
     assert "BEGIN DATA:" in (tmp_path / "study.imrmc").read_text()
     moves = telemetry(store, study)
     assert moves and all(m["toward_ai"] == (m["changed"] and (m["aided"] - m["unaided"]) * (m["ai"] - m["unaided"]) > 0) for m in moves)
