@@ -448,3 +448,20 @@ def test_a_committed_read_stays_shown_when_a_retake_of_the_study_arrives(qtbot, 
     with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
         window.open_exam(other)
     assert window.exam_key != key and not window.committed and window.model_hidden()
+
+
+def test_a_box_emptied_after_the_commit_is_no_amendment(qtbot, store, tmp_path, stub_model):
+    """Found in review: with the empty box now no answer, Ctrl+Enter recorded an amendment with no probability."""
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    set_read(window, 40, "3", "short-interval follow-up")
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text() == "saved", timeout=10_000)
+    window.scores.reader.inputs["R"].spin.lineEdit().setText("")  # emptied, to be retyped
+    assert window.scores.reader.value("R") is None
+    assert not window.commit_estimate()
+    assert window.scores.reader.saved_label.text().startswith("Not recorded: give a probability of malignancy for "
+                                                              "the right breast")
+    assert store.read("SELECT COUNT(*) FROM exam_read_amendments") == [(0,)]

@@ -108,6 +108,12 @@ class ReadingControl:
         if not changed:
             self.on_saved("Nothing changed since your commit.")
             return False
+        emptied = [r.breast for r in changed if r.malignant is None and r.breast in self._imaged_breasts()]
+        if emptied:  # a box emptied (or half typed) after the commit is no answer: never an amendment to "none"
+            names = " and ".join("the right breast" if s == "R" else "the left breast" for s in emptied)
+            self.on_saved(f"Not recorded: give a probability of malignancy for {names} (an empty box is no "
+                          "answer); your committed read stays as it was.")
+            return False
         now = time.time()
         window.scores.reader.add_amendments([dataclasses.replace(r, recorded_at=now) for r in changed])
         window.scores.refresh_compare()
