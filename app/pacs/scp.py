@@ -259,12 +259,14 @@ class _ConnectionNotes:
             lambda count: (f"closed {count} more connection(s) from {host} in the last {NOTE_INTERVAL_S:g} s: it "
                            f"held {holding} connections that had asked for no association"))
 
-    def rejected(self, calling: str, host: str, why: str) -> None:
-        self._repeated(("rejected", calling, host, why), (
-            f"rejected an association from AE title {calling!r} at {host}: {why} (more from it in the next "
-            f"{NOTE_INTERVAL_S:g} s are counted in one line)"),
-            lambda count: (f"rejected {count} more association(s) from AE title {calling!r} at {host} in the last "
-                           f"{NOTE_INTERVAL_S:g} s: {why}"))
+    def rejected(self, calling: str, host: str, why: str, reason: tuple) -> None:
+        """Keyed by host and the kind of rejection, not the AE title: a stranger that changes its AE title at
+        each request is one flood."""
+        self._repeated(("rejected", host, *map(str, reason)), (
+            f"rejected an association from AE title {calling!r} at {host}: {why} (more of the kind from {host} in "
+            f"the next {NOTE_INTERVAL_S:g} s are counted in one line)"),
+            lambda count: (f"rejected {count} more association(s) from {host} in the last {NOTE_INTERVAL_S:g} s "
+                           f"(the last: AE title {calling!r}: {why})"))
 
     def _repeated(self, key: tuple[str, ...], first: str, counted: Callable[[int], str]) -> None:
         now = time.monotonic()
@@ -485,7 +487,7 @@ class StorageSCP:
                                                  "(an allowed sender; told to try again later)")
         else:
             return
-        self._connections.rejected(calling, host, why)  # a flood: one line a peer an interval, with a count
+        self._connections.rejected(calling, host, why, reason)  # a flood: one line a host an interval, counted
         with self._lock:
             self.rejected += 1
             peer = f"{calling!r} at {host}"

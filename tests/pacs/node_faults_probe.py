@@ -207,8 +207,8 @@ def scp_scenarios(work: Path, log: io.StringIO) -> dict:
     mark = len(log.getvalue())
     server, port = receiver(work / "inbox-rejections")
     try:
-        for _ in range(8):
-            assoc = associate(port, calling="STRANGER")
+        for number in range(8):  # a stranger that changes its AE title at each request is one flood
+            assoc = associate(port, calling="STRANGER" if number < 7 else "STRANGER8")
             assert assoc.is_rejected
         seen["rejections_at_once"] = said(mark)
         until(lambda: "more association(s)" in said(mark), 15)

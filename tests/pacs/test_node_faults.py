@@ -123,15 +123,15 @@ def test_a_connection_flood_is_said_once_a_host_an_interval_with_counts(scp_seen
 def test_an_association_flood_from_an_unknown_peer_is_said_once_an_interval_with_a_count(scp_seen):
     """A peer not on the allow-list, asking again and again, wrote one log line per rejected association (and
     grew the list of rejected peers without end)."""
-    first = ("rejected an association from AE title 'STRANGER' at 127.0.0.1: not on the allow-list (more from it in "
-             "the next 2 s are counted in one line)")
+    first = ("rejected an association from AE title 'STRANGER' at 127.0.0.1: not on the allow-list (more of the kind "
+             "from 127.0.0.1 in the next 2 s are counted in one line)")
     at_once = scp_seen["rejections_at_once"]
     assert at_once.count("rejected an association") == 1 and first in at_once
     later = scp_seen["rejections_later"]
     assert later.count("rejected an association") == 1
-    assert later.count("rejected 7 more association(s) from AE title 'STRANGER' at 127.0.0.1 in the last 2 s: not "
-                       "on the allow-list") == 1
-    assert scp_seen["rejections_counted"] == [8, ["'STRANGER' at 127.0.0.1"]]
+    assert later.count("rejected 7 more association(s) from 127.0.0.1 in the last 2 s (the last: AE title "
+                       "'STRANGER8': not on the allow-list)") == 1
+    assert scp_seen["rejections_counted"] == [8, ["'STRANGER' at 127.0.0.1", "'STRANGER8' at 127.0.0.1"]]
 
 
 @pytest.mark.parametrize(("disk", "cause"), [("readonly", "Read-only file system"),
