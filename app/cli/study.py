@@ -132,7 +132,7 @@ def _results(store, args) -> int:
         print(f"  {row.modality:<33} {row.auc:.3f}  ({ci})  n+ {row.n_positive}  n- {row.n_negative}")
     for name, r in results.comparisons.items():  # "A vs B": the difference is A − B, said by name
         print(f"ORH {name} ({r.method}): {comparison_means(r)};  {comparison_test(r)}")
-    for key, value in results.telemetry_summary().items():
+    for key, value in (results.telemetry_summary().items() if results.telemetry else ()):  # aided reads only
         print(f"telemetry: {key}: {value}")
     if args.out:
         for path in write_results(results, args.out):

@@ -143,11 +143,14 @@ def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseE
 
 
 def _check_exams_exist(path: Path, cases: list[CaseEntry]) -> None:
-    """Every exam of the list exists and, when a folder, holds a file (whether its files are mammograms is
-    learned when the exam is opened: ``study scores`` names each exam that cannot be)."""
+    """Every exam of the list exists and, when a folder, holds a DICOM or PNG file of its own (whether they are
+    mammograms is learned when the exam is opened: ``study scores`` names each exam that cannot be). A folder of
+    documents was taken for an exam, and failed only at ``study scores``."""
+    from inference.intake.exam import exam_files  # noqa: PLC0415
+
     for problem, bad in (("do not exist", [c for c in cases if not Path(c.exam_path).exists()]),
-                         ("are empty folders", [c for c in cases if Path(c.exam_path).is_dir()
-                                                and not any(p.is_file() for p in Path(c.exam_path).rglob("*"))])):
+                         ("are folders without a DICOM or PNG file", [
+                             c for c in cases if Path(c.exam_path).is_dir() and not exam_files(c.exam_path)])):
         if bad:
             names = ", ".join(f"{c.case_id} ({c.exam_path})" for c in bad[:5])
             raise StudyError(f"{path}: {len(bad)} exam(s) of the case list {problem}: {names}"

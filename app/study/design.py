@@ -173,6 +173,10 @@ def create_study(
     twice = sorted({reader for reader in readers if readers.count(reader) > 1})
     if twice:
         raise StudyError(f"each reader is named once; given twice: {', '.join(twice)}")
+    folded = [reader.casefold() for reader in readers]  # "anna" and "Anna" were two readers, without a word
+    alike = sorted({reader for reader in readers if folded.count(reader.casefold()) > 1})
+    if alike:
+        raise StudyError(f"each reader is named once; these differ only in capitals: {', '.join(alike)}")
     if not cases:
         raise StudyError("the study has no case")
     if washout_days < 0:

@@ -93,7 +93,7 @@ def compute_model_scores(
     for index, case in enumerate(todo):
         if cancel():
             raise Cancelled()
-        progress(f"model scores: case {index + 1} of {len(todo)}", index, len(todo))
+        progress(f"model scores: analysing case {index + 1} of {len(todo)}", index, len(todo))  # index: done
         try:
             exam = load_exam(case.exam_path)
         except MammoError as error:  # this case's exam: the others are still analysed

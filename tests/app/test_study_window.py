@@ -69,7 +69,7 @@ def test_read_three_cases_blinded_then_aided(qtbot, study):
     for number in range(3):
         qtbot.waitUntil(lambda: window.exam is not None and window.status_label.text() == "", timeout=30_000)
         case_id = window.case_id
-        assert f"case {number + 1} of 3" in window.header.text()
+        assert f"reader A — case {number + 1} of 3" in window.header.text()
         assert "secret" not in window.header.text() and "secret" not in window.windowTitle()
         assert window.exam.patient.name == ""  # de-identified
         # blinded: no AI anywhere

@@ -97,7 +97,7 @@ def test_study_cli_crossover_with_washout(tmp_path):
     for name in ("e1", "e2"):
         (tmp_path / name).mkdir()
     done = run(*common, "cross", "--cases", str(tmp_path / "cases.csv"), "--readers", "A,B", "--design", "crossover")
-    assert done.returncode == 2 and "2 exam(s) of the case list are empty folders: c1" in done.stderr
+    assert done.returncode == 2 and "2 exam(s) of the case list are folders without a DICOM or PNG file: c1" in done.stderr
     for name in ("e1", "e2"):
         (tmp_path / name / "1.dcm").write_bytes(b"an exam's file")
     done = run(*common, "seq", "--cases", str(tmp_path / "cases.csv"), "--readers", "A", "--washout-days", "28")
@@ -173,3 +173,21 @@ def test_study_create_names_the_line_of_a_case_list_that_is_not_utf8_or_holds_a_
                    "--readers", "A")
         assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
         assert f"{tmp_path / name}, {expected}" in done.stderr
+
+
+def test_an_unaided_study_prints_no_telemetry_of_aided_reads(tmp_path):
+    """'telemetry: changed after seeing the AI: 0' was printed for a study that never shows the AI."""
+    from app.study.design import Design, create_study  # noqa: PLC0415
+    from app.study.cases import CaseEntry  # noqa: PLC0415
+
+    db = tmp_path / "s.sqlite"
+    store = Store(db)
+    entries = [CaseEntry(f"c{i}", f"/exams/{i}", "malignant" if i < 2 else "normal", "normal") for i in range(4)]
+    study = create_study(store, "plain", Design.UNAIDED, ["A"], entries, seed=1)
+    session = ReadingSession(store, study, "A")
+    for case in entries:
+        session.commit(case.case_id, "unaided", {"L": 0.3, "R": 0.2}).result()
+    store.close()
+    done = run("study", "--db", str(db), "results", "plain")
+    assert done.returncode == 0, done.stderr
+    assert "AUC" in done.stdout and "telemetry:" not in done.stdout

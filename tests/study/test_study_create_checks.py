@@ -37,9 +37,13 @@ def test_relative_exams_are_kept_absolute_whatever_folder_the_study_is_created_f
 def test_an_empty_exam_folder_is_refused_when_the_study_is_created(tmp_path):
     (tmp_path / "e1").mkdir()
     (tmp_path / "cases.csv").write_text("case_id,exam,truth_left,truth_right\nc1,e1,normal,normal\n")
-    with pytest.raises(StudyError, match=r"cases.csv: 1 exam\(s\) of the case list are empty folders: c1 \("):
+    with pytest.raises(StudyError, match=r"cases.csv: 1 exam\(s\) of the case list are folders without a DICOM or "
+                                         r"PNG file: c1 \("):
         read_case_list(tmp_path / "cases.csv", check_exams=True)
     assert read_case_list(tmp_path / "cases.csv")  # only creating a study opens the exams' folders
+    (tmp_path / "e1" / "notes.txt").write_text("a folder of documents is no exam either (it failed only at scores)")
+    with pytest.raises(StudyError, match="folders without a DICOM or PNG file: c1"):
+        read_case_list(tmp_path / "cases.csv", check_exams=True)
 
 
 def _table(tmp_path: Path, exam: Path, *, probability=0.3, extra=(), drop=()) -> Path:

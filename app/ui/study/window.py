@@ -223,7 +223,8 @@ class StudyReadingWindow(QMainWindow):
         training = "  (training case — not scored)" if case.training else ""
         session = f"session {case.session} of {case.sessions} — " if case.sessions > 1 else ""
         label = f"case {case.position + 1} of {case.total}"
-        self.header.setText(f"{self.info['name']} — {session}{label}{training}")
+        # who is reading, on the screen itself (it was in the window title only: two readers at one workstation)
+        self.header.setText(f"{self.info['name']} — reader {self.session.reader} — {session}{label}{training}")
         self.setWindowTitle(f"Mammo Reader — study {self.info['name']} — {self.session.reader} — {label}")
         self.hanging.set_case_label(label)
         self.exam = None
