@@ -70,7 +70,8 @@ def wrap(text: str, width: int, scale: float) -> list[str]:
     return lines or [""]
 
 
-ROC_SIZE, ROC_MARGIN, LEGEND_SCALE, LEGEND_LINE = (620, 640), (60, 40, 20, 160), 0.42, 18
+# the top margin leaves the y axis's label below the title (they were drawn over each other)
+ROC_SIZE, ROC_MARGIN, LEGEND_SCALE, LEGEND_LINE = (620, 656), (60, 56, 20, 160), 0.42, 18
 
 
 def roc_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> np.ndarray:

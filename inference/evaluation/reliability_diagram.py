@@ -21,6 +21,9 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 def _panel(bins: ReliabilityBins, title: str, lines: list[str], x_label: str = "confidence",
            y_label: str = "accuracy") -> np.ndarray:
+    # what the colours and numbers are (a bin of one case was drawn as tall as one of twenty, unlabelled)
+    lines = [*lines, f"bar: {y_label} in the bin", f"red: its gap to the bin's mean {x_label}",
+             "number above a bar: cases in the bin"]
     height, width = PANEL + 2 * MARGIN + 20 * len(lines), PANEL + 2 * MARGIN
     image = np.full((height, width, 3), 255, np.uint8)
     x0, y0 = MARGIN, MARGIN + PANEL  # plot origin (confidence 0, accuracy 0), bottom left
@@ -43,6 +46,10 @@ def _panel(bins: ReliabilityBins, title: str, lines: list[str], x_label: str = "
         cv2.rectangle(overlay, point(lo, bottom), point(hi, top), GAP, -1)
         image = cv2.addWeighted(overlay, 0.45, image, 0.55, 0)
         cv2.rectangle(image, point(lo, 0), point(hi, accuracy), (120, 70, 20), 1)
+        label = str(int(count))
+        (text_w, _), _ = cv2.getTextSize(label, FONT, 0.35, 1)
+        x_mid, y_top = point((lo + hi) / 2, max(accuracy, confidence))
+        cv2.putText(image, label, (x_mid - text_w // 2, max(y_top - 4, MARGIN - 2)), FONT, 0.35, INK, 1, cv2.LINE_AA)
     cv2.line(image, point(0, 0), point(1, 1), (90, 90, 90), 1, cv2.LINE_AA)
     cv2.rectangle(image, point(0, 0), point(1, 1), INK, 1)
     cv2.putText(image, title, (x0, MARGIN - 22), FONT, 0.6, INK, 1, cv2.LINE_AA)

@@ -755,7 +755,7 @@ def test_the_roc_legend_wraps_a_long_model_label_inside_the_image():
     ink = (image < 200).any(axis=2)
     assert not ink[:, -8:].any()  # nothing reaches the right edge
     assert not ink[-4:, :].any()  # nor the bottom: the canvas grew for the wrapped lines
-    assert image.shape[0] > short.shape[0] == 640 and image.shape[1] == short.shape[1]
+    assert image.shape[0] > short.shape[0] == 656 and image.shape[1] == short.shape[1]
     lines = wrap(name, 500, 0.42)
     assert len(lines) == 2 and " ".join(lines) == name  # nothing cut
     assert all(cv2.getTextSize(line, FONT, 0.42, 1)[0][0] <= 500 for line in lines)
@@ -787,3 +787,26 @@ def test_the_score_table_named_by_its_folder_or_missing_is_said_plainly(tmp_path
         read_score_table(tmp_path / "missing.parquet")
     with pytest.raises(ValidationInputError, match="a folder with no scores.parquet"):
         read_score_table(tmp_path)
+
+
+def test_the_roc_title_and_the_y_label_do_not_overlap_and_the_reliability_bins_say_their_counts():
+    """The title 'ROC curves' was drawn over 'sensitivity'; the reliability bars had no legend and a bin of one
+    breast was drawn as one of twenty."""
+    import cv2  # noqa: PLC0415
+
+    from app.validation.figures import FONT, ROC_MARGIN  # noqa: PLC0415
+    from inference.evaluation.reliability_diagram import _panel  # noqa: PLC0415
+    from inference.evaluation.temperature import ReliabilityBins  # noqa: PLC0415
+
+    (_, title_h), _ = cv2.getTextSize("ROC curves", FONT, 0.55, 1)
+    assert 22 < ROC_MARGIN[1] - 10 - title_h  # the y label's top lies below the title's baseline
+    edges = np.linspace(0, 1, 3)
+
+    def panel(counts):
+        return _panel(ReliabilityBins(edges, np.array([0.2, 0.9]), np.array([0.25, 0.7]), np.array(counts)), "t", [],
+                      "predicted", "observed")
+
+    one, two = panel([20, 1]), panel([20, 2])  # the same bars: only the second bin's count differs
+    assert one.shape[0] == 420 + 120 + 3 * 20  # the panel and its three legend lines
+    changed = np.argwhere((one != two).any(axis=2))
+    assert changed.size and changed[:, 1].min() >= 60 + 210  # the count drawn over the second bin only
