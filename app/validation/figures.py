@@ -125,19 +125,40 @@ def forest_figure(rows: Sequence[dict], title: str) -> np.ndarray:
         _text(image, f"{tick:.1f}", (x - 12, y + 18), 0.4)
     cv2.line(image, axes.point(0.5, 0), axes.point(0.5, len(rows)), (150, 150, 150), 1)
     _text(image, title, (10, 22), 0.55)
+    _text(image, "(cancers / breasts)", (10, 42), 0.4, (90, 90, 90))  # what the counts after each label are
     _text(image, "AUC (95 % CI)", (axes.left + axes.w // 2 - 50, height - 8))
     for index, row in enumerate(rows):
         y = axes.point(0.3, len(rows) - index - 0.5)[1]
         label = f"{row['variable']}: {row['value']}  ({row['n_positive']}/{row['n']})"
         _text(image, label[:44], (8, y + 5), 0.42)
         if row.get("auc") is None:
-            _text(image, row.get("note") or "no AUC", (axes.left + 8, y + 5), 0.4, (90, 90, 90))
+            _noted(image, row.get("note") or "no AUC", (axes.left + 8, y + 5))
             continue
         low, high = row["auc_ci"] if row.get("auc_ci") else (row["auc"], row["auc"])
         cv2.line(image, (axes.point(max(low, 0.3), 0)[0], y), (axes.point(high, 0)[0], y), INK, 2, cv2.LINE_AA)
         cv2.rectangle(image, (axes.point(row["auc"], 0)[0] - 4, y - 4), (axes.point(row["auc"], 0)[0] + 4, y + 4),
                       PALETTE[0], -1)
+        if not row.get("auc_ci"):  # a bare point claimed a certainty: its table's note, beside it
+            _noted(image, "no CI" + (f": {row['note'].removeprefix('no CI: ')}" if row.get("note") else ""),
+                   (axes.left + 8, y + 5))
     return image
+
+
+def _noted(image: np.ndarray, text: str, at: tuple[int, int]) -> None:
+    """A grey note on a white ground, so that no grid or reference line runs through it."""
+    (width, height), base = cv2.getTextSize(text, FONT, 0.4, 1)
+    width = min(width, image.shape[1] - at[0] - 4)
+    cv2.rectangle(image, (at[0] - 2, at[1] - height - 2), (at[0] + width + 2, at[1] + base), WHITE, -1)
+    _text(image, text, at, 0.4, (90, 90, 90))
+
+
+def _months_apart(first: str, second: str) -> int:
+    """Months from ``first`` to ``second`` ("2025-01"); 1 when either is no month."""
+    try:
+        (y1, m1), (y2, m2) = (map(int, first.split("-")[:2]), map(int, second.split("-")[:2]))
+    except ValueError:
+        return 1
+    return (y2 - y1) * 12 + (m2 - m1)
 
 
 def drift_figure(rows: Sequence[dict], title: str) -> np.ndarray:
@@ -155,8 +176,17 @@ def drift_figure(rows: Sequence[dict], title: str) -> np.ndarray:
             low, high = row["auc_ci"] if row.get("auc_ci") else (row["auc"], row["auc"])
             cv2.line(axes.image, (x - 6, axes.point(index, low)[1]), (x - 6, axes.point(index, high)[1]), INK, 2)
             cv2.circle(axes.image, (x - 6, axes.point(index, row["auc"])[1]), 4, INK, -1)
+    for index in range(1, len(dated)):  # months are drawn side by side: a gap of months between two is marked
+        if _months_apart(dated[index - 1]["month"], dated[index]["month"]) > 1:
+            x = (axes.point(index - 1, 0)[0] + axes.point(index, 0)[0]) // 2
+            for y in range(axes.top, axes.top + axes.h, 8):
+                cv2.line(axes.image, (x, y), (x, y + 3), (150, 150, 150), 1)
     _text(axes.image, "black: AUC with 95 % CI (months with fewer than 10 cancers have none); "
-          "blue: median score and interquartile range", (10, axes.top + axes.h + 50), 0.4)
+          "blue: median score and interquartile range", (10, axes.top + axes.h + 66), 0.4)  # below the x label
+    undated = sum(int(r["n"]) for r in rows if r["month"] == "no date")
+    _text(axes.image, "dotted line: months without data between"
+          + (f"; {undated} breast(s) without a study date are not drawn" if undated else ""),
+          (10, axes.top + axes.h + 88), 0.4)
     if not dated:
         _text(axes.image, "no study dates in the outcomes", (axes.left + 20, axes.top + 40), 0.5)
     return axes.image

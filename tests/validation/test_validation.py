@@ -810,3 +810,20 @@ def test_the_roc_title_and_the_y_label_do_not_overlap_and_the_reliability_bins_s
     assert one.shape[0] == 420 + 120 + 3 * 20  # the panel and its three legend lines
     changed = np.argwhere((one != two).any(axis=2))
     assert changed.size and changed[:, 1].min() >= 60 + 210  # the count drawn over the second bin only
+
+
+def test_the_drift_figure_marks_a_gap_of_months_and_the_subgroups_say_a_missing_ci():
+    """Months years apart were drawn side by side as neighbours; a subgroup's AUC without a CI was a bare point."""
+    from app.validation.figures import _months_apart, drift_figure, forest_figure  # noqa: PLC0415
+
+    assert _months_apart("2016-10", "2025-01") == 99 and _months_apart("2025-01", "2025-02") == 1
+    row = {"n": 20, "auc": None, "auc_ci": None, "score_q25": 0.2, "score_median": 0.3, "score_q75": 0.5}
+    apart = drift_figure([{**row, "month": "2016-10"}, {**row, "month": "2025-01"}], "t")
+    next_to = drift_figure([{**row, "month": "2024-12"}, {**row, "month": "2025-01"}], "t")
+    middle = apart.shape[1] // 2 + 15  # between the two months (the plot's left margin is wider than its right)
+    column = slice(middle - 20, middle + 20)
+    assert (apart[60:300, column] != next_to[60:300, column]).any()  # the dotted line
+    point = {"variable": "maker", "value": "S", "n": 22, "n_positive": 12, "auc": 1.0}
+    bare = forest_figure([{**point, "auc_ci": [0.9, 1.0], "note": ""}], "t")
+    said = forest_figure([{**point, "auc_ci": None, "note": "no CI: complete separation"}], "t")
+    assert (bare != said).any()
