@@ -379,6 +379,9 @@ def test_a_read_refused_by_the_store_shows_what_the_store_holds(qtbot, study):
     stale.commit()
     qtbot.waitUntil(lambda: stale.current_step() == "aided" and stale.exam is not None, timeout=30_000)
     assert "locked" in stale.locked_label.text() and stale.reader_panel.value("R") == pytest.approx(0.3)
+    # the refusal says why (a coordinator read only "a committed read cannot be replaced")
+    said = [box.text() for box in stale.findChildren(QMessageBox) if box.objectName() == "errorDialog"]
+    assert said and "another window or session of yours?" in said[-1] and "Case 1 of 3" in said[-1]
     for window in (first, stale):
         window.leave_or_ask = lambda then: True  # noqa: ARG005 - leave without the question
         window.close()

@@ -569,6 +569,11 @@ class StudyReadingWindow(QMainWindow):
         if step != "reveal":
             self._committing = False
         if error is not None:
+            if isinstance(error, sqlite3.IntegrityError) and case_id == self.case_id:
+                # the reader's typed answer is not stored: say why (another window of this reader got there first)
+                error = sqlite3.IntegrityError(f"{error}: the study already holds another state of this reading "
+                                               "(another window or session of yours?); what it holds is shown, "
+                                               "and the answer typed here is not recorded")
             self.status_label.setText(f"NOT saved: {self._blinded(str(error), (case_id,))}")
             self._show_blinded_error(error, (case_id,))
             if isinstance(error, sqlite3.IntegrityError) and case_id == self.case_id:
