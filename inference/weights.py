@@ -121,7 +121,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     Accepts a plain state dict or a dict holding one under ``state_dict``/``model`` (training checkpoints).
     Messages say what the file is; torch's own advice to load without ``weights_only`` is never passed on.
     """
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], bool]:
+    """:func:`read_state_dict`'s tensors, and whether the file says it needs its metadata file beside it (a
+    model trained here: ``inference.training.common.store_float16``)."""
     path = Path(path)
+    needs_metadata = False
     if not path.is_file():
         raise CheckpointError("the model file does not exist", path)
     try:
@@ -138,6 +145,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if isinstance(loaded, MappingABC):
         for wrapper in ("state_dict", "model"):
             if wrapper in loaded and isinstance(loaded[wrapper], MappingABC):
+                needs_metadata = isinstance(loaded.get(NEEDS_METADATA), str)
                 loaded = loaded[wrapper]
                 break
     if not isinstance(loaded, MappingABC) or not all(
@@ -158,7 +166,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                                   "the checkpoint is damaged", path)
         if name.endswith("running_var") and bool((tensor < 0).any()):  # a variance: a square root downstream
             raise CheckpointError(f"the weight {name!r} holds negative variances: the checkpoint is damaged", path)
-    return dict(loaded)
+    return dict(loaded), needs_metadata
+
+
+# a trained checkpoint's key (``inference.training.common.store_float16``): its metadata file must lie beside it
+NEEDS_METADATA = "mammo_reader"
 
 
 # torch's note on an older pickle protocol reached the console; what fails to load is said by read_state_dict
@@ -224,8 +236,14 @@ def load_model(
     caller's model).
     """
     path = Path(path)
-    state = read_state_dict(path)
+    state, needs_metadata = read_checkpoint(path)
     meta = read_metadata(path)
+    sidecar = path.with_name(path.name + ".json")
+    if needs_metadata and not sidecar.is_file():  # a model trained here, copied without its metadata file
+        raise CheckpointError(f"the model's metadata file {sidecar.name} is missing: it holds the settings the model "
+                              "was trained with (its window size, image sizes, widths), its calibration and its "
+                              "label, and without them it would give other numbers; copy it beside the checkpoint",
+                              path)
     blob = git_blob_sha1(path)
     published = registry.published_checkpoint(blob)
     declared = meta.get("family") or (published or {}).get("family")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from inference.families.gmic.model import GMIC, GMICConfig
-from inference.weights import LoadedModel, ModelIdentity
+from inference.weights import LoadedModel, ModelIdentity, read_state_dict
 
 
 class BrightSpotGMIC(GMIC):
@@ -221,7 +221,7 @@ def train_stopped_and_resumed(family: str, options: dict, tmp_path):
     done = run_isolated(["main.py", "train", "--family", family, "--config", str(config), "--out", str(run),
                          "--epochs", str(options["epochs"])])
     assert done.returncode == 0, done.stderr[-3000:]
-    return done.stderr, torch.load(run / "model.pt", weights_only=True)
+    return done.stderr, read_state_dict(run / "model.pt")
 
 
 def report_one_view(models, tmp_path, image: np.ndarray, view: str = "R-CC"):

@@ -94,9 +94,14 @@ def model_label(config: Any, family: str, demo_label: str) -> tuple[str, bool]:
 
 def store_float16(model: nn.Module, path: Path) -> None:
     """Write ``model``'s weights in float16 to ``path`` and load the rounded weights back into ``model``, so
-    that what is evaluated afterwards is the model as stored."""
+    that what is evaluated afterwards is the model as stored. The weights lie under ``model`` (as torchvision's
+    training checkpoints hold them) beside a note that the model's metadata file is needed: without it a trained
+    model loaded silently on its family's default settings (another window size, no calibration, no label)."""
+    from inference.weights import NEEDS_METADATA  # noqa: PLC0415
+
     stored = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    torch.save(stored, path)
+    torch.save({"model": stored, NEEDS_METADATA: f"needs {path.name}.json beside it (its settings, calibration "
+                                                 "and label)"}, path)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in stored.items()})
 
 

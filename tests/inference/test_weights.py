@@ -329,3 +329,21 @@ def test_a_missing_or_misshaped_weight_is_named_as_the_file_names_it_and_a_forei
     with pytest.raises(CheckpointError, match=r"model.pt.json: the metadata says the model is GLAM, but its weights "
                                               "have the layout of GMIC: the metadata file belongs to another model"):
         load_model(tmp_path / "model.pt", percent_t=0.02)
+
+
+def test_a_model_trained_here_copied_without_its_metadata_file_is_refused_by_name(tiny_window_model, tmp_path):
+    """A trained sliding-window model without its model.pt.json ran on the family's defaults (256-px windows for
+    a 128-px model, no temperature, no label, no demo banner) without a word."""
+    import shutil  # noqa: PLC0415
+
+    from inference.weights import read_state_dict  # noqa: PLC0415
+
+    alone = tmp_path / "copied.pt"
+    shutil.copy(tiny_window_model, alone)
+    with pytest.raises(CheckpointError, match=r"copied.pt: the model's metadata file copied.pt.json is missing: it "
+                                              r"holds the settings the model was trained with"):
+        load_model(alone)
+    shutil.copy(tiny_window_model.with_name(tiny_window_model.name + ".json"), tmp_path / "copied.pt.json")
+    assert load_model(alone).identity.family == "sliding-window"  # with it, as trained
+    stored = torch.load(tiny_window_model, weights_only=True)  # the weights under "model", as torchvision's
+    assert set(stored) == {"model", "mammo_reader"} and set(stored["model"]) == set(read_state_dict(alone))

@@ -269,6 +269,7 @@ def train(config: TrainConfig, progress=None) -> Path:
         store_float16(model, final)
         label, demo = model_label(config, "gmic", DEMO_LABEL)
         meta = {
+            "family": "gmic",  # a sidecar copied beside another family's weights is then refused, as the others'
             "label": label,
             "demo": demo,
             "config": dataclasses.asdict(config.model_config()),

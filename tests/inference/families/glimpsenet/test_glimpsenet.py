@@ -16,6 +16,7 @@ from inference.families.glimpsenet.glimpses import GlimpseSettings, glimpse_boxe
 from inference.families.glimpsenet.model import FCGN, GlimpseNetConfig
 from inference.families.nets.inception import InceptionV3, remap_torchvision_inception_v3
 from inference.intake.views import View
+from inference.weights import read_state_dict
 from tests.helpers import (
     make_glimpse_stub,
     report_one_view,
@@ -219,7 +220,7 @@ def test_short_training_is_deterministic_resumes_and_cross_validates(tiny_glimps
     assert [(h["stage"], h["epoch"]) for h in meta["training"]["history"]] == [
         ("fcgn", 1), ("fcgn", 2), ("classifier", 1), ("classifier", 2)]
     assert meta["glimpses"]["pooling"] == "lse" and meta["evaluation"]["images"] == 3
-    final = torch.load(tiny_glimpse_model, weights_only=True)
+    final = read_state_dict(tiny_glimpse_model)
     assert all(v.dtype == torch.float16 for v in final.values() if v.is_floating_point())
     # stopped after the first classifier epoch, then resumed: the uninterrupted run's weights
     stderr, resumed = train_stopped_and_resumed("glimpsenet", TINY_GLIMPSE_TRAINING, tmp_path)

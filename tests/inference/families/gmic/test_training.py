@@ -10,7 +10,7 @@ import torch
 
 from inference.families.gmic.model import GMICOutput
 from inference.families.gmic.training import gmic_loss
-from inference.weights import load_model
+from inference.weights import load_model, read_state_dict
 from tests.helpers import run_isolated
 
 
@@ -51,14 +51,15 @@ def test_short_run_is_deterministic_checkpoints_and_resumes(tmp_path):
     loaded = load_model(model_path)
     assert loaded.identity.demo and loaded.model.config.local_width == 8 and loaded.identity.percent_t == 0.02
     _train_cli(config, tmp_path / "b", tmp_path)
-    first = torch.load(model_path, weights_only=True)
-    second = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
+    first = read_state_dict(model_path)
+    second = read_state_dict(tmp_path / "b" / "model.pt")
     assert all(torch.equal(first[k], second[k]) for k in first)  # same seed, same weights
     # resume: a second epoch continues from the checkpoint instead of starting over
     done = _train_cli(config, tmp_path / "a", tmp_path, epochs=2)
     assert "resumed from epoch 1" in done.stderr
-    history = json.loads(model_path.with_name("model.pt.json").read_text())["training"]["history"]
-    assert [h["epoch"] for h in history] == [1, 2]
+    meta = json.loads(model_path.with_name("model.pt.json").read_text())
+    assert meta["family"] == "gmic"  # it had none: beside Mask R-CNN weights it was taken for that model's
+    assert [h["epoch"] for h in meta["training"]["history"]] == [1, 2]
 
 
 @pytest.mark.parametrize("pretend", ["this-cpu", "avx512"])

@@ -25,6 +25,7 @@ from inference.evaluation.temperature import (
 from inference.intake.views import View
 from inference.training.labelled_images import AMBIGUOUS, LabelledImage, csv_images, window_labels
 from inference.families.sliding_window.windows import average_maps, cut_windows, tissue_mask, window_grid
+from inference.weights import read_state_dict
 from tests.helpers import make_window_stub, run_isolated, synthetic_view, write_png
 
 # ------------------------------------------------------------------------------------------------- windows
@@ -293,8 +294,8 @@ def test_a_short_training_run_is_deterministic_resumes_and_is_calibrated(tiny_wi
     again = run_isolated(["main.py", "train", "--family", "sliding-window", "--config", str(config), "--out",
                           str(tmp_path / "b")])
     assert again.returncode == 0, again.stderr[-3000:]
-    first = torch.load(tiny_window_model, weights_only=True)
-    second = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
+    first = read_state_dict(tiny_window_model)
+    second = read_state_dict(tmp_path / "b" / "model.pt")
     assert all(torch.equal(first[k], second[k]) for k in first)  # same seed, same weights
     config.write_text(json.dumps({**TINY_WINDOW_TRAINING, "epochs": 2}))
     resumed = run_isolated(["main.py", "train", "--family", "sliding-window", "--config", str(config), "--out",
