@@ -35,6 +35,9 @@ from inference.errors import MammoError
 DEFAULT_MIN_IOU = 0.1  # --min-iou when not given (the parser's default is None: given or not is told apart)
 
 
+FEW = 10  # images of a class below which an image-level AUC is too few to say (as validate's subgroups)
+
+
 def _shown(value: object) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.4f}"
@@ -215,6 +218,11 @@ def _windows(args: argparse.Namespace, loaded) -> int:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
+    labels = [reading.label for reading in readings]
+    for index, name in enumerate(identity.classes):  # an image AUC of one image against one was printed bare
+        if f"image_auc_{name}" in metrics and min(labels.count(index), len(labels) - labels.count(index)) < FEW:
+            print(f"  note: image_auc_{name} is from {labels.count(index)} {name} and "
+                  f"{len(labels) - labels.count(index)} other image(s): too few to say")
     if args.out:
         out = Path(args.out)
         table = io.StringIO()

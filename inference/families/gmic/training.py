@@ -31,6 +31,7 @@ from inference.evaluation.metrics import roc_auc
 from inference.families.gmic.model import GMIC, GMICConfig
 from inference.families.preprocess import extract_window, prepare_view
 from inference.files import write_text_atomic
+from inference.numbers import auc_text
 from inference.training.common import JsonOptions, model_label, store_float16
 from inference.intake.views import View
 from inference.training.device import training_device, training_memory_format
@@ -258,8 +259,8 @@ def train(config: TrainConfig, progress=None) -> Path:
             # an AUC that no validation set of one class gives is null, never NaN: the metadata is strict JSON
             history.append({"epoch": epoch + 1, "loss": total / max(len(order), 1),
                             **{k: (v if math.isfinite(v) else None) for k, v in metrics.items()}})
-            log(f"epoch {epoch + 1}: validation AUC benign {metrics['auc_benign']:.3f}  "
-                f"malignant {metrics['auc_malignant']:.3f}")
+            log(f"epoch {epoch + 1}: validation AUC benign {auc_text(metrics['auc_benign'])}  "
+                f"malignant {auc_text(metrics['auc_malignant'])}")
             save_checkpoint(checkpoint, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history, run=record)
         if world > 1:
             dist.barrier()

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from inference.families.sliding_window.family import CLASSES, WindowSettings, standardise
 from inference.files import write_text_atomic
 from inference.families.sliding_window.model import PatchClassifier, PatchClassifierConfig
+from inference.numbers import auc_text
 from inference.training.common import JsonOptions, model_label, store_float16
 from inference.training.labelled_images import LabelledImage, csv_images, phantom_images, window_labels
 from inference.families.sliding_window.evaluation import calibration_record, evaluate_readings, fit_on_readings, read_images
@@ -198,7 +199,7 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
         history.append({"epoch": epoch + 1, "loss": total / steps,
                         **{k: metrics[k] for k in ("image_auc_malignant", "window_auc_malignant", "window_accuracy")
                            if k in metrics}})
-        log(f"epoch {epoch + 1}: image AUC (malignant) {metrics.get('image_auc_malignant', float('nan')):.3f}  "
+        log(f"epoch {epoch + 1}: image AUC (malignant) {auc_text(metrics.get('image_auc_malignant', float('nan')))}  "
             f"window accuracy {metrics.get('window_accuracy', float('nan')):.3f}")
         save_checkpoint(checkpoint, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history, run=record)
 

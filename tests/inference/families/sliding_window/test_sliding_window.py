@@ -356,6 +356,8 @@ def test_evaluate_prints_the_table_and_writes_csv(tiny_window_model, tmp_path):
     per_image = (tmp_path / "eval" / "per_image.csv").read_text().splitlines()
     assert len(per_image) == 9 and per_image[0].startswith("image,label,windows,p_no_tumour")
     assert (tmp_path / "eval" / "roc.png").read_bytes().startswith(b"\x89PNG")  # the ROC curves, drawn
+    # 8 phantom images: each image AUC is from fewer than ten of a class, said (it was printed bare)
+    assert "note: image_auc_malignant is from " in done.stdout and "too few to say" in done.stdout
 
 
 def test_reading_labelled_images_uses_the_models_current_weights():
