@@ -16,7 +16,9 @@ from inference.evaluation.reliability_diagram import reliability_panel
 
 WHITE, INK, GRID = (255, 255, 255), (30, 30, 30), (225, 225, 225)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-PALETTE = [(180, 90, 30), (40, 120, 230), (60, 160, 60), (160, 60, 160), (40, 40, 200), (130, 130, 30)]  # BGR
+# BGR; ten colours: seven MIAS classes' curves were drawn with six, two of them alike
+PALETTE = [(180, 90, 30), (40, 120, 230), (60, 160, 60), (160, 60, 160), (40, 40, 200), (130, 130, 30),
+           (0, 0, 0), (180, 180, 60), (200, 130, 230), (90, 60, 20)]
 
 
 def _text(image: np.ndarray, text: str, at: tuple[int, int], scale: float = 0.45, colour=INK) -> None:

@@ -83,13 +83,28 @@ def classification_report(truth: Sequence[int], predicted: Sequence[int], classe
                                 confusion_matrix(truth, predicted, labels=labels))
 
 
+def _wrapped(text: str, width: int, scale: float) -> list[str]:
+    """``text`` in lines no wider than ``width`` pixels (broken at spaces)."""
+    lines: list[str] = []
+    for word in text.split():
+        joined = f"{lines[-1]} {word}" if lines else word
+        if lines and cv2.getTextSize(joined, FONT, scale, 1)[0][0] <= width:
+            lines[-1] = joined
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
 def confusion_picture(report: ClassificationReport, title: str = "") -> np.ndarray:
     """(rows, cols, 3) BGR uint8: the confusion matrix, counts in cells shaded by the row's fraction (so a
     rare class reads as clearly as a common one), truth down the side, prediction along the top."""
     k = len(report.classes)
     longest = max(cv2.getTextSize(c, FONT, 0.45, 1)[0][0] for c in report.classes)
     cell, label_width, top = 64, max(180, longest + 24), max(150, longest + 50)
-    height, width = top + k * cell + 70, label_width + k * cell + 30
+    width = label_width + k * cell + 30
+    titles = _wrapped(title or "confusion matrix", width - 16, 0.55)  # a long model label was cut at the edge
+    top += 22 * (len(titles) - 1)
+    height = top + k * cell + 70
     image = np.full((height, width, 3), 255, np.uint8)
     totals = report.confusion.sum(axis=1, keepdims=True).clip(min=1)
     fractions = report.confusion / totals
@@ -114,7 +129,8 @@ def confusion_picture(report: ClassificationReport, title: str = "") -> np.ndarr
         h, w = strip.shape[:2]
         x0 = label_width + j * cell + (cell - w) // 2
         image[top - 6 - h: top - 6, x0: x0 + w] = strip[-h:]
-    cv2.putText(image, title or "confusion matrix", (8, 22), FONT, 0.55, INK, 1, cv2.LINE_AA)
+    for number, line in enumerate(titles):
+        cv2.putText(image, line, (8, 22 + 22 * number), FONT, 0.55, INK, 1, cv2.LINE_AA)
     cv2.putText(image, "columns: prediction", (8, top - 30), FONT, 0.45, INK, 1, cv2.LINE_AA)
     cv2.putText(image, "rows: truth", (8, top - 10), FONT, 0.45, INK, 1, cv2.LINE_AA)
     macro = report.rows["macro avg"]["f1"]

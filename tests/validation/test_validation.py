@@ -827,3 +827,10 @@ def test_the_drift_figure_marks_a_gap_of_months_and_the_subgroups_say_a_missing_
     bare = forest_figure([{**point, "auc_ci": [0.9, 1.0], "note": ""}], "t")
     said = forest_figure([{**point, "auc_ci": None, "note": "no CI: complete separation"}], "t")
     assert (bare != said).any()
+
+
+def test_the_roc_palette_tells_seven_classes_apart():
+    """The attention CNN's seven MIAS classes were drawn with six colours: two curves alike."""
+    from app.validation.figures import PALETTE  # noqa: PLC0415
+
+    assert len(set(PALETTE)) == len(PALETTE) >= 7
