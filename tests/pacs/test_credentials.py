@@ -194,6 +194,7 @@ def test_the_retrieve_cache_is_made_readable_by_the_user_alone_wherever_it_is(ho
         on_instance(make_dataset(sample_pixels("L-CC", shrink=16), "L-CC"))
         return 1, 0
 
-    monkeypatch.setattr(retrieve, "_protocol", lambda node: SimpleNamespace(get_study=get_study))
+    monkeypatch.setattr(retrieve, "_protocol", lambda node: SimpleNamespace(
+        get_study=get_study, study_images=lambda node, uid: frozenset()))
     study = retrieve.retrieve_study(parse_study(f"dimse://PACS@127.0.0.1:4242/{STUDY_UID}"))
     assert stat.S_IMODE(cache.stat().st_mode) == 0o700 and study.folder.parent == cache
