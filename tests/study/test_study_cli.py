@@ -75,17 +75,19 @@ def test_study_cli_end_to_end(tmp_path):
         done.stderr
 
 
-def test_a_mistyped_db_is_said_and_never_made_by_a_command_that_reads_a_study(tmp_path):
+def test_a_mistyped_db_is_said_and_never_made_by_a_command_that_reads_a_study(tmp_path, capsys):
     """``study --db /no/such/dir/x.sqlite status pilot`` made the file and its folders and said only "no study
-    named 'pilot'"; a folder given as --db was said to be read-only or missing."""
+    named 'pilot'"; a folder given as --db was said to be read-only or missing. (In process: the CLI's own entry.)"""
+    from main import main  # noqa: PLC0415
+
     typo = tmp_path / "no" / "such" / "x.sqlite"
     for command in (("status", "pilot"), ("results", "pilot"), ("export", "pilot", str(tmp_path / "p.json")),
                     ("scores", "pilot", "--models", "demo")):
-        done = run("study", "--db", str(typo), *command)
-        assert done.returncode == 2 and f"{typo}: no such study database" in done.stderr, done.stderr
+        assert main(["study", "--db", str(typo), *command]) == 2
+        assert f"{typo}: no such study database" in capsys.readouterr().err
     assert not (tmp_path / "no").exists()
-    done = run("study", "--db", str(tmp_path), "status", "pilot")
-    assert done.returncode == 2 and f"{tmp_path}: a folder, not a study database file" in done.stderr
+    assert main(["study", "--db", str(tmp_path), "status", "pilot"]) == 2
+    assert f"{tmp_path}: a folder, not a study database file" in capsys.readouterr().err
 
 
 def test_study_cli_crossover_with_washout(tmp_path):
@@ -97,7 +99,8 @@ def test_study_cli_crossover_with_washout(tmp_path):
     for name in ("e1", "e2"):
         (tmp_path / name).mkdir()
     done = run(*common, "cross", "--cases", str(tmp_path / "cases.csv"), "--readers", "A,B", "--design", "crossover")
-    assert done.returncode == 2 and "2 exam(s) of the case list are folders without a DICOM or PNG file: c1" in done.stderr
+    assert done.returncode == 2
+    assert "2 exam(s) of the case list are folders without a DICOM or PNG file: c1" in done.stderr
     for name in ("e1", "e2"):
         (tmp_path / name / "1.dcm").write_bytes(b"an exam's file")
     done = run(*common, "seq", "--cases", str(tmp_path / "cases.csv"), "--readers", "A", "--washout-days", "28")
@@ -175,7 +178,7 @@ def test_study_create_names_the_line_of_a_case_list_that_is_not_utf8_or_holds_a_
         assert f"{tmp_path / name}, {expected}" in done.stderr
 
 
-def test_an_unaided_study_prints_no_telemetry_of_aided_reads(tmp_path):
+def test_an_unaided_study_prints_no_telemetry_of_aided_reads(tmp_path, capsys):
     """'telemetry: changed after seeing the AI: 0' was printed for a study that never shows the AI."""
     from app.study.design import Design, create_study  # noqa: PLC0415
     from app.study.cases import CaseEntry  # noqa: PLC0415
@@ -188,6 +191,8 @@ def test_an_unaided_study_prints_no_telemetry_of_aided_reads(tmp_path):
     for case in entries:
         session.commit(case.case_id, "unaided", {"L": 0.3, "R": 0.2}).result()
     store.close()
-    done = run("study", "--db", str(db), "results", "plain")
-    assert done.returncode == 0, done.stderr
-    assert "AUC" in done.stdout and "telemetry:" not in done.stdout
+    from main import main  # noqa: PLC0415
+
+    assert main(["study", "--db", str(db), "results", "plain"]) == 0
+    said = capsys.readouterr().out
+    assert "AUC" in said and "telemetry:" not in said
