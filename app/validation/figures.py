@@ -13,6 +13,7 @@ from app.report.figures import encode_png
 from app.study.analysis import roc_points
 from app.validation.calibration import reliability
 from inference.evaluation.reliability_diagram import reliability_panel
+from inference.evaluation.text_lines import wrap
 
 WHITE, INK, GRID = (255, 255, 255), (30, 30, 30), (225, 225, 225)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -55,21 +56,6 @@ class _Axes:
         _text(self.image, x_label, (self.left + self.w // 2 - 60, self.top + self.h + 40))
         _text(self.image, y_label, (6, self.top - 10))
         _text(self.image, title, (self.left, 22), 0.55)
-
-
-def wrap(text: str, width: int, scale: float) -> list[str]:
-    """``text`` in lines no wider than ``width`` pixels at ``scale`` (broken at spaces; a single word wider
-    than that is cut)."""
-    lines: list[str] = []
-    for word in text.split():
-        joined = f"{lines[-1]} {word}" if lines else word
-        if lines and cv2.getTextSize(joined, FONT, scale, 1)[0][0] <= width:
-            lines[-1] = joined
-            continue
-        while cv2.getTextSize(word, FONT, scale, 1)[0][0] > width and len(word) > 1:
-            word = word[:-1]
-        lines.append(word)
-    return lines or [""]
 
 
 # the top margin leaves the y axis's label below the title (they were drawn over each other)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from inference.evaluation.text_lines import wrap
+
 INK = (30, 30, 30)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 AVERAGES = ("micro", "macro", "weighted")
@@ -83,18 +85,6 @@ def classification_report(truth: Sequence[int], predicted: Sequence[int], classe
                                 confusion_matrix(truth, predicted, labels=labels))
 
 
-def _wrapped(text: str, width: int, scale: float) -> list[str]:
-    """``text`` in lines no wider than ``width`` pixels (broken at spaces)."""
-    lines: list[str] = []
-    for word in text.split():
-        joined = f"{lines[-1]} {word}" if lines else word
-        if lines and cv2.getTextSize(joined, FONT, scale, 1)[0][0] <= width:
-            lines[-1] = joined
-        else:
-            lines.append(word)
-    return lines or [""]
-
-
 def confusion_picture(report: ClassificationReport, title: str = "") -> np.ndarray:
     """(rows, cols, 3) BGR uint8: the confusion matrix, counts in cells shaded by the row's fraction (so a
     rare class reads as clearly as a common one), truth down the side, prediction along the top."""
@@ -102,7 +92,7 @@ def confusion_picture(report: ClassificationReport, title: str = "") -> np.ndarr
     longest = max(cv2.getTextSize(c, FONT, 0.45, 1)[0][0] for c in report.classes)
     cell, label_width, top = 64, max(180, longest + 24), max(150, longest + 50)
     width = label_width + k * cell + 30
-    titles = _wrapped(title or "confusion matrix", width - 16, 0.55)  # a long model label was cut at the edge
+    titles = wrap(title or "confusion matrix", width - 16, 0.55)  # a long model label was cut at the edge
     top += 22 * (len(titles) - 1)
     height = top + k * cell + 70
     image = np.full((height, width, 3), 255, np.uint8)

@@ -30,6 +30,14 @@ def analysed_window(qtbot, store, folder, stub_model, **settings) -> MainWindow:
     return window
 
 
+def right_cc_window(qtbot, store, tmp_path, stub_model, **settings) -> MainWindow:
+    """The workstation on a one-view exam (a synthetic R-CC), analysed."""
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    return analysed_window(qtbot, store, folder, stub_model, **settings)
+
+
 def one_view_exams(tmp_path, names: str) -> dict:
     """One-view R-CC exams under ``tmp_path``, one folder per name, each of other pixels (an exam's key is
     its pixels')."""
@@ -56,10 +64,7 @@ def answer(qtbot, window: MainWindow, button: QMessageBox.StandardButton) -> Non
 
 
 def test_a_change_after_the_reveal_is_an_amendment_and_the_read_before_ai_stays(qtbot, store, tmp_path, stub_model):
-    folder = tmp_path / "exam"
-    folder.mkdir()
-    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
     assert window.model_hidden()
     set_read(window, 80, "4C", "biopsy")
     assert window.commit_estimate()  # consistent: committed at once, the model is shown
@@ -99,7 +104,7 @@ def test_a_change_after_the_reveal_is_an_amendment_and_the_read_before_ai_stays(
     assert BEFORE_AFTER in pdf_text(next(p for p in blocker.args[0].paths if p.suffix == ".pdf"))
 
     window.close()  # the exam opened again (a restart) shows both reads and keeps the hybrid on the first
-    again = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    again = analysed_window(qtbot, store, tmp_path / "exam", stub_model, blind_first=True)
     assert again.committed and not again.model_hidden()
     assert again.scores.reader.value("R") == pytest.approx(0.30)
     assert again.scores.compare.item(0, 1).text() == BEFORE_AFTER
@@ -108,10 +113,7 @@ def test_a_change_after_the_reveal_is_an_amendment_and_the_read_before_ai_stays(
 
 
 def test_a_read_whose_parts_disagree_is_committed_only_on_yes(qtbot, store, tmp_path, stub_model):
-    folder = tmp_path / "exam"
-    folder.mkdir()
-    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
     set_read(window, 30, "4C", "biopsy")
     assert not window.commit_estimate()
     answer(qtbot, window, QMessageBox.StandardButton.No)
@@ -145,10 +147,7 @@ def _wheel_down(widget) -> bool:
 def test_scrolling_the_panel_over_the_form_never_changes_an_answer(qtbot, store, tmp_path, stub_model):
     """The wheel over a combo box or spin box of the estimate (not clicked into) scrolls the side panel: it
     changed the left breast's recommendation from "routine screening" to "short-interval follow-up"."""
-    folder = tmp_path / "exam"
-    folder.mkdir()
-    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = analysed_window(qtbot, store, folder, stub_model, blind_first=False)
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
     window.resize(1024, 700)  # the side panel scrolls
     set_read(window, 20, "2", "routine screening")
     form = window.scores.reader.inputs["R"]
@@ -196,10 +195,7 @@ def test_leaving_with_a_change_after_the_commit_asks_and_never_drops_it_silently
 
 
 def test_no_stale_not_saved_line_after_an_amendment_is_recorded(qtbot, store, tmp_path, stub_model):
-    folder = tmp_path / "exam"
-    folder.mkdir()
-    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
     set_read(window, 30, "3", "short-interval follow-up")
     assert window.commit_estimate()
     window.scores.reader.inputs["R"].spin.setValue(40)
@@ -452,10 +448,7 @@ def test_a_committed_read_stays_shown_when_a_retake_of_the_study_arrives(qtbot, 
 
 def test_a_box_emptied_after_the_commit_is_no_amendment(qtbot, store, tmp_path, stub_model):
     """Found in review: with the empty box now no answer, Ctrl+Enter recorded an amendment with no probability."""
-    folder = tmp_path / "exam"
-    folder.mkdir()
-    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
     set_read(window, 40, "3", "short-interval follow-up")
     assert window.commit_estimate()
     qtbot.waitUntil(lambda: window.scores.reader.saved_label.text() == "saved", timeout=10_000)

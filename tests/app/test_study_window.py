@@ -124,6 +124,16 @@ def wait_for_case(qtbot, window) -> None:
     qtbot.waitUntil(lambda: window.exam is not None and window.status_label.text() == "", timeout=30_000)
 
 
+def reading_in_the_form(qtbot, store, study_id) -> tuple:
+    """Reader A's screen, its first case loaded and the keyboard focus in the right breast's field."""
+    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
+    window.activateWindow()
+    wait_for_case(qtbot, window)
+    right = window.reader_panel.inputs["R"].spin
+    qtbot.waitUntil(lambda: right.hasFocus(), timeout=5_000)
+    return window, right
+
+
 def ai_visible(window) -> bool:
     return window.ai_box.isVisible() and any(w.result is not None for w in window.hanging.views.values())
 
@@ -528,11 +538,7 @@ def test_k_marks_with_the_focus_in_the_probability_field(qtbot, study):
     from PySide6.QtCore import Qt  # noqa: PLC0415
 
     store, study_id = study
-    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
-    window.activateWindow()
-    wait_for_case(qtbot, window)
-    right = window.reader_panel.inputs["R"].spin
-    qtbot.waitUntil(lambda: right.hasFocus(), timeout=5_000)
+    window, right = reading_in_the_form(qtbot, store, study_id)
     qtbot.keyClick(right.lineEdit(), Qt.Key.Key_K)
     assert window.mark_button.isChecked()
     qtbot.keyClick(right.lineEdit(), Qt.Key.Key_5)
@@ -546,11 +552,7 @@ def test_pgdown_and_pgup_in_the_probability_field_move_between_cases_never_chang
     from PySide6.QtCore import Qt  # noqa: PLC0415
 
     store, study_id = study
-    window = reading_screen(qtbot, open_reading(store, study_id, "A"))
-    window.activateWindow()
-    wait_for_case(qtbot, window)
-    right = window.reader_panel.inputs["R"].spin
-    qtbot.waitUntil(lambda: right.hasFocus(), timeout=5_000)
+    window, right = reading_in_the_form(qtbot, store, study_id)
     qtbot.keyClicks(right.lineEdit(), "70")
     actions = {action.text(): action for action in window.actions()}
     for key, name in ((Qt.Key.Key_PageUp, "Previous case"), (Qt.Key.Key_PageDown, "Next case")):

@@ -379,13 +379,13 @@ def test_evaluate_writes_the_classification_report_and_the_confusion_matrix(tiny
 
 def test_a_long_confusion_matrix_title_is_wrapped_inside_the_picture():
     """The title was cut at the picture's edge ('…: 20 phantom v')."""
-    from inference.evaluation.classification_report import _wrapped, classification_report, confusion_picture
-    from inference.evaluation.reliability_diagram import FONT
+    from inference.evaluation.classification_report import classification_report, confusion_picture
+    from inference.evaluation.text_lines import FONT, wrap
 
     report = classification_report([0, 1, 2, 0], [0, 1, 1, 0], ["normal", "benign", "malignant"])
     title = "Mammo Reader demo attention CNN on MIAS classes (synthetic phantoms) on 20 phantom views, test split"
     short, long = confusion_picture(report, "t"), confusion_picture(report, title)
     assert long.shape[1] == short.shape[1] and long.shape[0] > short.shape[0]  # taller, never wider
-    lines = _wrapped(title, short.shape[1] - 16, 0.55)
+    lines = wrap(title, short.shape[1] - 16, 0.55)
     assert " ".join(lines) == title and all(cv2.getTextSize(l, FONT, 0.55, 1)[0][0] <= short.shape[1] - 16
                                             for l in lines)
