@@ -87,15 +87,29 @@ def _breast_geometry(projection: Projection, shape: tuple[int, int], rng: np.ran
     return mask, np.clip(radius, 0, 1), pectoral
 
 
-def _spiculated(shape, centre, radius, rng) -> tuple[np.ndarray, np.ndarray]:
+def _box(shape: tuple[int, int], centre: tuple[float, float], reach: float) -> tuple[slice, slice]:
+    """The part of the image within ``reach`` pixels of ``centre``: a lesion is drawn there only (every pixel
+    outside it would be zero), the same pixels as drawn over the whole image, at a fraction of the work."""
     h, w = shape
-    rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
+    top, left = max(0, int(np.floor(centre[0] - reach))), max(0, int(np.floor(centre[1] - reach)))
+    bottom, right = min(h, int(np.ceil(centre[0] + reach)) + 1), min(w, int(np.ceil(centre[1] + reach)) + 1)
+    return slice(top, max(top, bottom)), slice(left, max(left, right))
+
+
+def _grid(box: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray]:
+    return np.mgrid[box[0], box[1]].astype(np.float32)
+
+
+def _spiculated(shape, centre, radius, rng) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]]:
+    # the core reaches 1.2 x 1.28 radii (its widest wobble), a spicule 3.2 radii and 3 px across
+    box = _box(shape, centre, 3.3 * radius + 8)
+    rows, cols = _grid(box)
     distance = np.sqrt((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2)
     angle = np.arctan2(rows - centre[0], cols - centre[1])
     # irregular core: the radius wobbles with angle
     wobble = 1 + 0.18 * np.sin(5 * angle + rng.uniform(0, 6)) + 0.1 * np.sin(9 * angle + rng.uniform(0, 6))
     core = np.clip(1.2 - distance / (radius * wobble), 0, 1)
-    spicules = np.zeros(shape, np.float32)
+    spicules = np.zeros(rows.shape, np.float32)
     for theta in rng.uniform(0, 2 * np.pi, int(rng.integers(12, 22))):
         length = radius * rng.uniform(1.8, 3.2)
         along = (cols - centre[1]) * np.cos(theta) + (rows - centre[0]) * np.sin(theta)
@@ -103,22 +117,22 @@ def _spiculated(shape, centre, radius, rng) -> tuple[np.ndarray, np.ndarray]:
         line = (along > 0) & (along < length) & (np.abs(across) < 1.5 + 1.5 * (1 - along / length))
         spicules = np.maximum(spicules, line * (1 - along / length))
     value = 1100 * core + 550 * spicules
-    return value, (core > 0.15) | (spicules > 0.3)
+    return value, (core > 0.15) | (spicules > 0.3), box
 
 
-def _round_mass(shape, centre, radius) -> tuple[np.ndarray, np.ndarray]:
-    h, w = shape
-    rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
+def _round_mass(shape, centre, radius) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]]:
+    box = _box(shape, centre, radius + 8)
+    rows, cols = _grid(box)
     distance = np.sqrt((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2)
     profile = np.clip((radius - distance) / 3.0, 0, 1) * np.sqrt(np.clip(1 - (distance / radius) ** 2, 0, 1))
-    return 720 * profile, distance <= radius
+    return 720 * profile, distance <= radius, box
 
 
-def _calcifications(shape, centre, radius, rng) -> tuple[np.ndarray, np.ndarray]:
-    h, w = shape
-    rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
-    value = np.zeros(shape, np.float32)
-    mask = np.zeros(shape, bool)
+def _calcifications(shape, centre, radius, rng) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]]:
+    box = _box(shape, centre, radius + 16)  # dots up to 3.2 px across, the cluster's outline 6 px beyond
+    rows, cols = _grid(box)
+    value = np.zeros(rows.shape, np.float32)
+    mask = np.zeros(rows.shape, bool)
     for _ in range(int(rng.integers(8, 16))):
         r = rng.uniform(0, radius)
         t = rng.uniform(0, 2 * np.pi)
@@ -127,7 +141,7 @@ def _calcifications(shape, centre, radius, rng) -> tuple[np.ndarray, np.ndarray]
         value[dot] = 1300
         mask |= dot
     grown = np.sqrt((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) <= radius + 6
-    return value, mask | (grown & (mask.any()))
+    return value, mask | (grown & (mask.any())), box
 
 
 def _place(finding: Finding, mask: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
@@ -168,15 +182,17 @@ def render_view(
         centre = _place(finding, mask & ~pectoral, rng)
         size = finding.size
         if finding.kind == "spiculated":
-            value, lesion = _spiculated(shape, centre, rng.uniform(22, 34) * size, rng)
+            value, lesion, box = _spiculated(shape, centre, rng.uniform(22, 34) * size, rng)
         elif finding.kind == "round":
-            value, lesion = _round_mass(shape, centre, rng.uniform(26, 40) * size)
+            value, lesion, box = _round_mass(shape, centre, rng.uniform(26, 40) * size)
         elif finding.kind == "calcifications":
-            value, lesion = _calcifications(shape, centre, rng.uniform(22, 34) * size, rng)
+            value, lesion, box = _calcifications(shape, centre, rng.uniform(22, 34) * size, rng)
         else:
             raise ValueError(f"unknown finding {finding.kind!r}")
-        image = image + value * thickness
-        lesion_masks["malignant" if finding.malignant else "benign"] |= lesion & mask
+        added = value * thickness[box]
+        image = image.astype(np.result_type(image, added), copy=False)  # a spiculated mass's float64 widens it
+        image[box] += added
+        lesion_masks["malignant" if finding.malignant else "benign"][box] |= lesion & mask[box]
     image = image + rng.normal(0, 12, shape)
     image = np.where(mask, np.clip(image, 1, MAX_VALUE), 0)
     if view.laterality == Laterality.RIGHT:  # right views are stored facing left

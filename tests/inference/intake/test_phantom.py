@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from inference.intake.exam import View, load_exam
-from inference.intake.phantom import demo_exam, generate_exam, power_law_noise, write_dicom_exam
+from inference.intake import phantom
+from inference.intake.phantom import Finding, demo_exam, generate_exam, power_law_noise, write_dicom_exam
+from inference.intake.views import Laterality
 from tests.helpers import dciodvfy
 
 
@@ -14,6 +16,22 @@ def test_deterministic_from_the_seed():
     for view in View:
         assert np.array_equal(a.views[view].image, b.views[view].image)
     assert not np.array_equal(generate_exam(6).views[View.L_CC].image, a.views[View.L_CC].image)
+
+
+def test_lesions_drawn_in_their_box_are_the_lesions_drawn_over_the_whole_image(monkeypatch):
+    """Each lesion is computed only near its centre; with the box the whole image, every pixel and mask is the
+    same: the box holds every pixel a lesion touches (large lesions, at the edges and corners included)."""
+    edges = {Laterality.LEFT: [Finding("spiculated", (0.02, 0.98), 1.3), Finding("calcifications", (0.99, 0.01), 1.3)],
+             Laterality.RIGHT: [Finding("round", (0.0, 0.0), 1.3), Finding("spiculated", (1.0, 1.0), 1.3)]}
+    drawn = [generate_exam(seed, findings, (400, 300)) for seed, findings in ((9, edges), (3, None), (11, None))]
+    monkeypatch.setattr(phantom, "_box", lambda shape, centre, reach: (slice(0, shape[0]), slice(0, shape[1])))
+    whole = [generate_exam(seed, findings, (400, 300)) for seed, findings in ((9, edges), (3, None), (11, None))]
+    for boxed, everywhere in zip(drawn, whole):
+        for view in View:
+            a, b = boxed.views[view], everywhere.views[view]
+            assert np.array_equal(a.image, b.image), view
+            assert all(np.array_equal(a.lesion_masks[k], b.lesion_masks[k]) for k in ("benign", "malignant")), view
+    assert any(exam.views[view].lesion_masks["malignant"].any() for exam in drawn for view in View)
 
 
 def test_demo_exam_findings_and_masks():
