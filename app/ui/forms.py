@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -84,11 +88,20 @@ class _NextExamKeysPassThrough:
         super().keyPressEvent(event)
 
 
+_NUMBER = re.compile(r"-?\d{1,6}(?:[.,]\d*)?")
+
+
 class _UnfinishedIsNoAnswer:
     """A box whose lowest value means "not given" (its special text "—"): text that is no value (emptied, a
     lone "-", past the range) is no answer. Qt keeps the last valid value behind such text and puts it back when
     the box loses the focus: an aided answer cleared to be retyped was committed as the unaided value it
-    started from. :meth:`answer` is None for it, and leaving the box shows "—"."""
+    started from. :meth:`answer` is None for it, and leaving the box shows "—".
+
+    A number past the range stays on screen as typed: Qt refused the keystroke, so "150" showed "15 %", a value
+    the reader never meant. :meth:`past_range` names it, the commits refuse it, and leaving the box clears it
+    and tells ``on_refused``."""
+
+    on_refused: Callable[[str], None] | None = None
 
     def answer(self) -> float | None:
         """The value given, or None (not given, or text that is no value)."""
@@ -96,9 +109,27 @@ class _UnfinishedIsNoAnswer:
             return None
         return self.value()
 
+    def validate(self, text: str, pos: int):
+        state, shown, cursor = super().validate(text, pos)
+        if state == QValidator.State.Invalid and self.past_range(shown) is not None:
+            state = QValidator.State.Intermediate  # shown as typed, and no answer
+        return state, shown, cursor
+
+    def past_range(self, text: str | None = None) -> str | None:
+        """The number in the box (or in ``text``) when it lies outside 0 to the maximum, as "150 %"; else None."""
+        raw = self.text() if text is None else text
+        raw = raw.removeprefix(self.prefix()).removesuffix(self.suffix()).strip()
+        if not _NUMBER.fullmatch(raw):
+            return None
+        number = float(raw.replace(",", "."))
+        return f"{raw}{self.suffix()}" if number < 0 or number > self.maximum() else None
+
     def focusOutEvent(self, event) -> None:  # noqa: N802 - Qt override
         if not self.hasAcceptableInput():
+            refused = self.past_range()
             self.setValue(self.minimum())
+            if refused is not None and self.on_refused is not None:
+                self.on_refused(refused)
         super().focusOutEvent(event)
 
 

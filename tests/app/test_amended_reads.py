@@ -458,3 +458,16 @@ def test_a_box_emptied_after_the_commit_is_no_amendment(qtbot, store, tmp_path, 
     assert window.scores.reader.saved_label.text().startswith("Not recorded: give a probability of malignancy for "
                                                               "the right breast")
     assert store.read("SELECT COUNT(*) FROM exam_read_amendments") == [(0,)]
+
+
+def test_a_number_past_100_in_the_box_is_not_committed(qtbot, store, tmp_path, stub_model):
+    """Typed "150": the box showed "15 %" (Qt refused the last digit) and that was committed. Now the box shows
+    "150 %" and the commit refuses it, naming the breast."""
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
+    spin = window.scores.reader.inputs["R"].spin
+    spin.lineEdit().setText("150 %")
+    assert spin.text() == "150 %"
+    assert not window.commit_estimate() and not window.committed
+    assert window.scores.reader.saved_label.text() == (
+        "Not committed: Right breast, malignant: 150 % is not a percentage from 0 to 100. Correct it, then commit.")
+    assert store.read("SELECT COUNT(*) FROM exam_reads") == [(0,)]

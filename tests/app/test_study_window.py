@@ -580,6 +580,49 @@ def test_where_no_shortcut_takes_pgup_or_pgdown_the_answer_is_not_stepped(qtbot)
         assert spin.value() == 70
 
 
+def test_a_number_past_100_stays_as_typed_and_is_no_answer(qtbot):
+    """Qt refused the third digit: "150" showed "15 %", a value the reader never typed, and committed as such.
+    Now the box shows what was typed, it is no answer, and leaving the box clears it and says why."""
+    from PySide6.QtCore import Qt  # noqa: PLC0415
+
+    from app.ui.workstation.score_panel import ReaderPanel  # noqa: PLC0415
+
+    panel = ReaderPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    spin, benign = panel.inputs["R"].spin, panel.inputs["L"].benign
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=5_000)
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin.lineEdit(), "150")
+    assert spin.text() == "150 %" and spin.answer() is None and panel.value("R") is None
+    assert panel.refused_entries() == ["Right breast, malignant: 150 %"]
+    benign.lineEdit().setText("101 %")
+    assert benign.answer() is None and len(panel.refused_entries()) == 2
+    benign.lineEdit().setText("12 %")
+    spin.clearFocus()  # leaving the box: cleared, and said
+    assert spin.text() == "—" and panel.refused_entries() == []
+    assert panel.saved_label.text() == "Right breast, malignant: 150 % is not a percentage from 0 to 100; not taken."
+    spin.setFocus()
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin.lineEdit(), "15")
+    qtbot.keyClick(spin.lineEdit(), Qt.Key.Key_Tab)
+    assert spin.answer() == 15 and benign.answer() == 12
+
+
+def test_the_study_screen_refuses_to_commit_a_number_past_100(qtbot, study):
+    store, study_id = study
+    window, right = reading_in_the_form(qtbot, store, study_id)
+    window.reader_panel.inputs["L"].spin.setValue(20)
+    right.lineEdit().selectAll()
+    qtbot.keyClicks(right.lineEdit(), "150")
+    window.commit()
+    assert window.status_label.text() == ("Not committed: Right breast, malignant: 150 % is not a percentage from "
+                                          "0 to 100.")
+    assert store.read("SELECT COUNT(*) FROM study_reads") == [(0,)]
+    window.close()
+
+
 @pytest.mark.parametrize("typed", ["", "-"])
 def test_an_aided_answer_cleared_or_half_typed_is_no_answer_not_the_unaided_value(qtbot, study, typed):
     """The aided fields start from the unaided answers; a field cleared to be retyped (or left at "-") was

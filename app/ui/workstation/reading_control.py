@@ -50,6 +50,11 @@ class ReadingControl:
         if window.exam is None:
             self.on_saved("No exam is open: nothing to commit.")
             return False
+        refused = window.scores.reader.refused_entries()
+        if refused:
+            window.scores.reader.saved_label.setText(
+                f"Not committed: {'; '.join(refused)} is not a percentage from 0 to 100. Correct it, then commit.")
+            return False
         missing = window.scores.reader.unanswered(self._imaged_breasts())
         if missing and self.model_hidden():
             names = " and ".join("the right breast" if s == "R" else "the left breast" for s in missing)

@@ -96,6 +96,9 @@ class ReaderPanel(QGroupBox):
             slider.valueChanged.connect(spin.setValue)
             slider.sliderPressed.connect(lambda s=side: self._slider_pressed(s))
             spin.valueChanged.connect(lambda v, s=side: self._spin_changed(s, v))
+            for box, what in ((spin, "malignant"), (benign, "benign")):
+                box.on_refused = lambda text, s=side, w=what: self.saved_label.setText(
+                    f"{BREAST_NAMES[s]}, {w}: {text} is not a percentage from 0 to 100; not taken.")
             for box in (benign,):
                 box.valueChanged.connect(lambda _v: self.changed.emit())
             for box in (birads, density, recommendation):
@@ -148,6 +151,13 @@ class ReaderPanel(QGroupBox):
     def value(self, side: str) -> float | None:
         value = self.inputs[side].spin.answer()
         return None if value is None else value / 100.0
+
+    def refused_entries(self) -> list[str]:
+        """Numbers typed past 0–100 % and still in their box ("Right breast, malignant: 150 %"): no answer, and
+        no commit may take them for one."""
+        return [f"{BREAST_NAMES[side]}, {what}: {text}" for side, entry in self.inputs.items()
+                for box, what in ((entry.spin, "malignant"), (entry.benign, "benign"))
+                if (text := box.past_range()) is not None]
 
     def unanswered(self, sides: tuple[str, ...] = ("R", "L")) -> list[str]:
         """The breasts among ``sides`` without a probability of malignancy."""
