@@ -118,21 +118,45 @@ def read_site_csv(path: Path) -> list[BreastOutcome]:
         has = ", ".join(c for c in columns if c) or "none"
         raise ValidationInputError(f"the outcomes file lacks the column(s) {', '.join(sorted(missing))} (it needs "
                                    f"exam_id, breast and cancer; its header has: {has})", path)
-    out = []
+    out, problems = [], []
     for line, row in rows:
-        row = {k.strip(): (v or "") for k, v in row.items() if k is not None}
-        breast = row["breast"].strip().upper()[:1]
-        if breast not in ("L", "R"):
-            raise ValidationInputError(f"line {line}: breast {row['breast']!r} is neither L nor R", path)
-        cancer = row["cancer"].strip()
-        if cancer not in ("0", "1"):
-            raise ValidationInputError(f"line {line}: cancer {row['cancer']!r} is neither 0 nor 1", path)
-        out.append(BreastOutcome(
-            exam_id=row["exam_id"].strip(), breast=breast, cancer=int(cancer),
-            density=_density(row.get("density", ""), path, line), manufacturer=row.get("manufacturer", "").strip(),
-            age=_age(row.get("age", ""), path, line), study_date=_date(row.get("study_date", ""), path, line),
-            source=path.name))
+        try:
+            out.append(_site_row(line, {k.strip(): (v or "") for k, v in row.items() if k is not None}, path))
+        except ValidationInputError as error:
+            problems.append(error.message)
+    _refuse_if_any(problems, path)
     return out
+
+
+def _site_row(line: int, row: dict[str, str], path: Path) -> BreastOutcome:
+    if not row["exam_id"].strip():
+        raise ValidationInputError(f"line {line}: exam_id is empty", path)
+    breast = row["breast"].strip().upper()[:1]
+    if breast not in ("L", "R"):
+        raise ValidationInputError(f"line {line}: breast {row['breast']!r} is neither L nor R", path)
+    cancer = row["cancer"].strip()
+    if cancer not in ("0", "1"):
+        raise ValidationInputError(f"line {line}: cancer {row['cancer']!r} is neither 0 nor 1", path)
+    return BreastOutcome(
+        exam_id=row["exam_id"].strip(), breast=breast, cancer=int(cancer),
+        density=_density(row.get("density", ""), path, line), manufacturer=row.get("manufacturer", "").strip(),
+        age=_age(row.get("age", ""), path, line), study_date=_date(row.get("study_date", ""), path, line),
+        source=path.name)
+
+
+SHOWN_PROBLEMS = 10
+
+
+def _refuse_if_any(problems: list[str], path: Path) -> None:
+    """Every problem of the file in one message (the first ten named), so that one round of corrections fixes
+    the file, not one line a run."""
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise ValidationInputError(problems[0], path)
+    shown = "; ".join(problems[:SHOWN_PROBLEMS])
+    more = f"; and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+    raise ValidationInputError(f"{len(problems)} problems: {shown}{more}", path)
 
 
 def read_cbis_ddsm_csv(path: Path) -> list[BreastOutcome]:
@@ -141,21 +165,32 @@ def read_cbis_ddsm_csv(path: Path) -> list[BreastOutcome]:
     lowered = {c.lower(): c for c in columns}
     density_column = lowered.get("breast density") or lowered.get("breast_density")
     by_breast: dict[tuple[str, str], BreastOutcome] = {}
+    problems = []
     for line, raw in rows:
         row = {k.strip().lower(): (v or "") for k, v in raw.items() if k is not None}
-        side = CBIS_SIDES.get(row["left or right breast"].strip().upper())
-        if side is None:
-            raise ValidationInputError(f"line {line}: 'left or right breast' is {row['left or right breast']!r}, "
-                                       "not LEFT or RIGHT", path)
-        pathology = row["pathology"].strip().upper()
-        if pathology not in CBIS_PATHOLOGIES:
-            raise ValidationInputError(f"line {line}: pathology {row['pathology']!r} is none of "
-                                       f"{', '.join(CBIS_PATHOLOGIES)}", path)
-        density = _density(row.get(density_column.lower(), ""), path, line) if density_column else ""
-        outcome = BreastOutcome(row["patient_id"].strip(), side, CBIS_PATHOLOGIES[pathology], density,
-                                source=path.name)
+        try:
+            outcome = _cbis_row(line, row, density_column, path)
+        except ValidationInputError as error:
+            problems.append(error.message)
+            continue
         by_breast[outcome.key] = _merge(by_breast.get(outcome.key), outcome)
+    _refuse_if_any(problems, path)
     return list(by_breast.values())
+
+
+def _cbis_row(line: int, row: dict[str, str], density_column: str | None, path: Path) -> BreastOutcome:
+    if not row["patient_id"].strip():
+        raise ValidationInputError(f"line {line}: patient_id is empty", path)
+    side = CBIS_SIDES.get(row["left or right breast"].strip().upper())
+    if side is None:
+        raise ValidationInputError(f"line {line}: 'left or right breast' is {row['left or right breast']!r}, "
+                                   "not LEFT or RIGHT", path)
+    pathology = row["pathology"].strip().upper()
+    if pathology not in CBIS_PATHOLOGIES:
+        raise ValidationInputError(f"line {line}: pathology {row['pathology']!r} is none of "
+                                   f"{', '.join(CBIS_PATHOLOGIES)}", path)
+    density = _density(row.get(density_column.lower(), ""), path, line) if density_column else ""
+    return BreastOutcome(row["patient_id"].strip(), side, CBIS_PATHOLOGIES[pathology], density, source=path.name)
 
 
 def _merge(old: BreastOutcome | None, new: BreastOutcome) -> BreastOutcome:

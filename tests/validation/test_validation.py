@@ -470,6 +470,26 @@ def test_nan_scores_get_no_auc():
     assert roc_auc([0.9, 0.8, 0.3, 0.2], [1, 1, 0, 0]) == 1.0
 
 
+def test_every_problem_of_an_outcomes_file_is_named_at_once(tmp_path):
+    """The reading stopped at the first bad line: a file with twelve took twelve runs to correct."""
+    path = tmp_path / "outcomes.csv"
+    path.write_text("exam_id,breast,cancer,density\ne1,L,1,b\ne1,X,0,b\n,R,1,\ne2,L,2,e\ne2,R,0,\n")
+    with pytest.raises(ValidationInputError) as raised:
+        read_outcomes([path])
+    assert str(raised.value) == (f"{path}: 3 problems: line 3: breast 'X' is neither L nor R; line 4: exam_id is "
+                                 "empty; line 5: cancer '2' is neither 0 nor 1")
+    path.write_text("exam_id,breast,cancer\n" + "".join(f"e{i},L,yes\n" for i in range(12)))
+    with pytest.raises(ValidationInputError, match=r"12 problems: line 2: cancer 'yes' .*; line 11: cancer 'yes' "
+                                                   r"is neither 0 nor 1; and 2 more$"):
+        read_outcomes([path])
+    cbis = tmp_path / "mass_case_description_test_set.csv"
+    cbis.write_text("patient_id,left or right breast,image view,pathology\nP_1,LEFT,CC,MALIGNANT\n"
+                    "P_2,MIDDLE,CC,BENIGN\nP_3,RIGHT,CC,UNKNOWN\n")
+    with pytest.raises(ValidationInputError, match="2 problems: line 3: 'left or right breast' is 'MIDDLE', not "
+                                                   "LEFT or RIGHT; line 4: pathology 'UNKNOWN' is none of"):
+        read_outcomes([cbis])
+
+
 @pytest.mark.parametrize("age", ["nan", "inf", "-3", "200"])
 def test_an_age_that_is_no_age_is_refused_by_line(tmp_path, age):
     path = tmp_path / "outcomes.csv"
