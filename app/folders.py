@@ -41,6 +41,21 @@ def folder_write_error(folder: Path, probe_bytes: int = 0) -> OSError | None:
     return None
 
 
+@contextlib.contextmanager
+def made_folders_removed_if_refused(folder: Path):
+    """The folders ``folder`` needs made (it and its missing parents) are removed again when the work in the
+    ``with`` block fails, as long as nothing was left in them: a refused command leaves no empty output folder
+    behind for the user to wonder about (a folder that holds anything stays)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    try:
+        yield
+    except BaseException:
+        for made in missing:
+            with contextlib.suppress(OSError):
+                made.rmdir()  # only ever an empty one
+        raise
+
+
 def hold_folder(folder: Path, lock_name: str, busy: str, unusable: str, private: bool = False):
     """Make ``folder`` (``private``: readable by this user alone) and take its lock ``lock_name`` at once, never
     waiting; the lock is returned to be released when the work ends. Raises :class:`MammoError` naming the

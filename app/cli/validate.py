@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.folders import folder_write_error
+from app.folders import folder_write_error, made_folders_removed_if_refused
 from app.validation.errors import ValidationInputError
 
 
@@ -73,7 +73,8 @@ def _print_calibration(model_id: str, calibration: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        return _run(args)
+        with made_folders_removed_if_refused(Path(args.out)):
+            return _run(args)
     except OSError as error:
         named = _folder_named(error)
         if named is error:

@@ -402,7 +402,12 @@ def test_validate_refuses_outcomes_that_match_no_exam_of_the_table(site, tmp_pat
     assert status == 2
     error = capsys.readouterr().err
     assert "no exam of the outcomes (2, e.g. X1, X2) is in the score table (120, e.g. E0000" in error
-    assert not (tmp_path / "o" / "metrics.json").exists()
+    assert not (tmp_path / "o").exists()  # the folder made for the output is not left behind, empty
+    kept = tmp_path / "kept"
+    (kept / "o").mkdir(parents=True)
+    (kept / "notes.txt").write_text("the user's")
+    assert main(["validate", "--scores", str(scores), "--outcomes", str(stray), "--out", str(kept / "o" / "a" / "b")]) == 2
+    assert sorted(p.name for p in kept.rglob("*")) == ["notes.txt", "o"]  # what was there before stays
 
 
 def test_validate_refuses_a_checkpoint_that_is_not_the_table_s_model(site, tmp_path, capsys):
