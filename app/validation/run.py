@@ -259,6 +259,25 @@ def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], option
     return result, arrays, recalibrated
 
 
+def _near_ids(ours: set[str], theirs: set[str]) -> str:
+    """A hint when the outcomes' exam IDs are the table's written another way: other capitals, or one inside the
+    other (a folder name holding the patient's ID); IDs are compared exactly, and a guess is no join."""
+    folded = {t.casefold(): t for t in theirs}
+    same_but_case = sorted(o for o in ours if o.casefold() in folded)
+    if same_but_case:
+        o = same_but_case[0]
+        verb = "differs" if len(same_but_case) == 1 else "differ"
+        return (f"; {len(same_but_case)} of them {verb} from the table's only in capitals (e.g. {o} and "
+                f"{folded[o.casefold()]}): exam IDs are compared exactly, write them as the batch did")
+    inside = sorted((o, t) for o in ours for t in theirs if o and t and (o in t or t in o))
+    if inside:
+        o, t = inside[0]
+        count = len({pair[0] for pair in inside})
+        return (f"; {count} of them {'lies' if count == 1 else 'lie'} inside one of the table's or the other way round (e.g. {o} and {t}): "
+                "exam IDs are compared whole")
+    return ""
+
+
 def validate(table: ScoreTable, outcomes: Sequence[BreastOutcome], options: Options,
              models: Sequence[str] | None = None) -> Validation:
     """Every measure for ``models`` (default: every model of the table that gives a P(malignant))."""
@@ -282,7 +301,8 @@ def validate(table: ScoreTable, outcomes: Sequence[BreastOutcome], options: Opti
         ours, theirs = sorted(with_outcome)[:3], sorted(table.exams)[:3]
         raise ValidationInputError(f"no exam of the outcomes ({len(with_outcome)}, e.g. {', '.join(ours) or 'none'}) "
                                    f"is in the score table ({len(table.exams)}, e.g. {', '.join(theirs) or 'none'}): "
-                                   "the outcomes' exam_id must be the batch's exam ID")
+                                   "the outcomes' exam_id must be the batch's exam ID" + _near_ids(with_outcome,
+                                                                                                  table.exams))
     metrics: dict = {}
     arrays: dict = {}
     recalibrated: dict = {}

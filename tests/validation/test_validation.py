@@ -403,6 +403,15 @@ def test_validate_refuses_outcomes_that_match_no_exam_of_the_table(site, tmp_pat
     error = capsys.readouterr().err
     assert "no exam of the outcomes (2, e.g. X1, X2) is in the score table (120, e.g. E0000" in error
     assert not (tmp_path / "o").exists()  # the folder made for the output is not left behind, empty
+    assert "; " not in error.splitlines()[-1].split("batch's exam ID")[-1]  # no hint where none fits
+    stray.write_text("exam_id,breast,cancer\ne0000,L,1\ne0001,R,0\n")
+    assert main(["validate", "--scores", str(scores), "--outcomes", str(stray), "--out", str(tmp_path / "o")]) == 2
+    assert ("; 2 of them differ from the table's only in capitals (e.g. e0000 and E0000): exam IDs are compared "
+            "exactly, write them as the batch did") in capsys.readouterr().err
+    stray.write_text("exam_id,breast,cancer\n0007,L,1\n")
+    assert main(["validate", "--scores", str(scores), "--outcomes", str(stray), "--out", str(tmp_path / "o")]) == 2
+    assert "; 1 of them lies inside one of the table's or the other way round (e.g. 0007 and E0007)" in \
+        capsys.readouterr().err
     kept = tmp_path / "kept"
     (kept / "o").mkdir(parents=True)
     (kept / "notes.txt").write_text("the user's")
