@@ -167,6 +167,8 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
                          f"{p['threshold']:.3f}" + (f" ({_ci(p['threshold_ci'])})" if p["threshold_ci"] else ""),
                          _pct(p["sensitivity"]), _pct(p["specificity"]), _pct(p["recall_rate"]), _pct(p["ppv"])])
         story += [Paragraph("Operating points", heading), _table(rows)]
+        if v.get("ppv_note"):
+            story.append(Paragraph(escape(v["ppv_note"]), small))
         cal = v["calibration"]
         story.append(Paragraph("Calibration (breast level)", heading))
         if "ece" in cal:

@@ -239,6 +239,7 @@ def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], option
     result["operating_points"] = [p for level in LEVELS for p in _operating_points(level, *arrays[level], declared,
                                                                                       options.targets)]
     result["operating_points_note"] = declared_note
+    result["ppv_note"] = ppv_note(result)
     scores, truth = arrays["breast"]
     recalibrated = None
     if (truth == 1).any() and (truth == 0).any():
@@ -257,6 +258,21 @@ def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], option
                         "breasts_without_outcome": without_outcome,
                         "one_view_breasts": sum(u.one_view for u in units)}
     return result, arrays, recalibrated
+
+
+ENRICHED = 0.02  # a share of cancers above which a set is no screening population (screening finds < 1 %)
+
+
+def ppv_note(result: dict) -> str:
+    """PPV and the recall rate measured on a set enriched with cancers (a case-control set, CBIS-DDSM) are not
+    what a screening service will see: said with the set's share of cancers, or "" for a screening-like set."""
+    shares = {level: result[level]["n_positive"] / result[level]["n"] for level in LEVELS if result[level]["n"]}
+    if not shares or max(shares.values()) <= ENRICHED:
+        return ""
+    here = " and ".join(f"{100 * share:.1f} % of the {level}s" for level, share in shares.items())
+    return (f"PPV and the recall rate depend on how many cancers the set holds: {here} here, against under 1 % of "
+            "screening exams. At the same sensitivity and specificity a screening population has a far lower PPV, "
+            "and a recall rate close to 1 - specificity.")
 
 
 def _near_ids(ours: set[str], theirs: set[str]) -> str:

@@ -333,6 +333,13 @@ def test_validate_end_to_end(site, tmp_path, capsys):
     spec = next(p for p in metrics["A"]["operating_points"] if p["name"] == "spec=0.9" and p["level"] == "breast")
     assert spec["specificity"]["value"] >= 0.9 and spec["threshold_ci"][0] <= spec["threshold"] <= spec["threshold_ci"][1]
     assert metrics["B"]["operating_points_note"].startswith("no checkpoint")
+    # a set with this many cancers is no screening population: its PPV is not screening's, and says so
+    share = metrics["A"]["exam"]["n_positive"] / metrics["A"]["exam"]["n"]
+    assert share > 0.02 and f"{100 * share:.1f} % of the exams here" in metrics["A"]["ppv_note"]
+    from pypdf import PdfReader
+
+    report_text = " ".join(page.extract_text() for page in PdfReader(out / "validation_report.pdf").pages)
+    assert "against under 1 % of screening exams" in " ".join(report_text.split())
     # comparisons: the difference is a - b by name, both ways round
     by_pair = {(c["a"], c["b"], c["level"]): c for c in metrics["comparisons"]}
     forward, backward = by_pair[("A", "B", "breast")], by_pair[("B", "A", "breast")]
@@ -482,6 +489,16 @@ def test_nan_scores_get_no_auc():
 
     assert math.isnan(roc_auc([0.9, 0.8, 0.3, float("nan")], [1, 1, 0, 0]))
     assert roc_auc([0.9, 0.8, 0.3, 0.2], [1, 1, 0, 0]) == 1.0
+
+
+def test_a_screening_like_set_gets_no_enrichment_note():
+    from app.validation.run import ppv_note  # noqa: PLC0415
+
+    screening = {"breast": {"n_positive": 6, "n": 2000}, "exam": {"n_positive": 6, "n": 1000}}
+    assert ppv_note(screening) == ""
+    enriched = {"breast": {"n_positive": 50, "n": 400}, "exam": {"n_positive": 50, "n": 200}}
+    assert ppv_note(enriched).startswith("PPV and the recall rate depend on how many cancers the set holds: 12.5 % of "
+                                         "the breasts and 25.0 % of the exams here")
 
 
 def test_every_problem_of_an_outcomes_file_is_named_at_once(tmp_path):
