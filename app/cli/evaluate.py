@@ -12,7 +12,7 @@
   1, 2 and 4 false positives per image, the CPM, and the image-level ROC AUC of the highest malignant score
   (``froc.csv``, ``froc_summary.csv``, ``per_image.csv``, ``froc.png``); ``inference/evaluation/froc.py``.
 
-``roc.png``: each class against the rest, per image, drawn by the validation's figure code
+``roc.png``: each class against the rest (a window classifier's lesion classes), per image, drawn by the validation's figure code
 (``app/validation/figures.py``) so that an evaluation and a site validation look alike.
 
 ``--out``: the files are written all or none (:func:`_write`): a failure never leaves new files beside old ones of an
@@ -129,27 +129,36 @@ def _write(files: dict[str, str | bytes], out: Path) -> None:
     print("wrote " + ", ".join(str(out / name) for name in files))
 
 
-def roc_png(classes, probabilities, truth: list[int]) -> bytes:
-    """The one-vs-rest ROC curves of each class (AUC in the legend) as a PNG.
+def roc_curves(classes, probabilities, truth: list[int], left_out: int | None = None) -> list[tuple]:
+    """The one-vs-rest ROC curve of each class as (legend, scores, positives), AUC in the legend.
 
     Args:
         classes: the class names, in the columns' order.
         probabilities: (images, classes) per-image class probabilities.
         truth: each image's class index.
+        left_out: a class without an image-level curve (a window classifier's "no tumour": an image's highest
+            window probability of it says nothing of the image, and ``metrics.csv`` has no AUC for it either).
     """
     import numpy as np  # noqa: PLC0415
 
-    from app.report.figures import encode_png  # noqa: PLC0415
-    from app.validation.figures import roc_figure  # noqa: PLC0415
     from app.validation.metrics import auc_with_ci  # noqa: PLC0415
 
     probabilities, truth_array = np.asarray(probabilities, float), np.asarray(truth, int)
     curves = []
     for index, name in enumerate(classes):
+        if index == left_out:
+            continue
         positive = (truth_array == index).astype(int)
         auc = auc_with_ci(probabilities[:, index], positive)["auc"]
         curves.append((f"{name} vs rest: AUC {'n/a' if auc is None else f'{auc:.3f}'} ({int(positive.sum())} images)",
                        probabilities[:, index], positive))
+    return curves
+
+
+def roc_png(curves: list[tuple]) -> bytes:
+    from app.report.figures import encode_png  # noqa: PLC0415
+    from app.validation.figures import roc_figure  # noqa: PLC0415
+
     return encode_png(roc_figure(curves))
 
 
@@ -191,14 +200,14 @@ def _classes(args: argparse.Namespace, loaded) -> int:
                             + [f"{p:.6f}" for p in row])
         _write({"classification_report.csv": report.csv(), "confusion_matrix.csv": report.confusion_csv(),
                 "confusion_matrix.png": png.tobytes(), "per_image.csv": per_image.getvalue(),
-                "roc.png": roc_png(identity.classes, probabilities, truth)}, out)
+                "roc.png": roc_png(roc_curves(identity.classes, probabilities, truth))}, out)
     return 0
 
 
 def _windows(args: argparse.Namespace, loaded) -> int:
     from inference.families.sliding_window.family import WindowSettings  # noqa: PLC0415
     from inference.evaluation.temperature import softmax  # noqa: PLC0415
-    from inference.training.labelled_images import labelled_images  # noqa: PLC0415
+    from inference.training.labelled_images import background_class, labelled_images  # noqa: PLC0415
     from inference.families.sliding_window.evaluation import evaluate_readings  # noqa: PLC0415
 
     identity = loaded.identity
@@ -239,7 +248,8 @@ def _windows(args: argparse.Namespace, loaded) -> int:
             writer.writerow([image.source, image.label, len(reading.logits)] + [f"{p:.6f}" for p in top])
         truth = [identity.classes.index(image.label) if image.label in identity.classes else -1 for image in images]
         _write({"metrics.csv": table.getvalue(), "per_image.csv": per_image.getvalue(),
-                "roc.png": roc_png(identity.classes, tops, truth)}, out)
+                "roc.png": roc_png(roc_curves(identity.classes, tops, truth, background_class(identity.classes)))},
+               out)
     return 0
 
 

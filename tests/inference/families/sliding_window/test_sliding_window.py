@@ -360,6 +360,24 @@ def test_evaluate_prints_the_table_and_writes_csv(tiny_window_model, tmp_path):
     assert "note: image_auc_malignant is from " in done.stdout and "too few to say" in done.stdout
 
 
+def test_the_window_classifier_s_roc_figure_has_the_lesion_classes_as_its_metrics(tiny_window_model, tmp_path,
+                                                                                monkeypatch, capsys):
+    """roc.png drew a "no tumour vs rest" curve from each image's highest window probability of no tumour, a
+    figure of nothing metrics.csv measures (it has no image AUC of no tumour)."""
+    import app.cli.evaluate as evaluate  # noqa: PLC0415
+    from main import main  # noqa: PLC0415
+
+    drawn = []
+    monkeypatch.setattr(evaluate, "roc_png", lambda curves: drawn.append(curves) or b"png")
+    assert main(["evaluate", "--model", str(tiny_window_model), "--data", "phantom", "--phantoms", "4", "--out",
+                 str(tmp_path / "eval"), "--device", "cpu"]) == 0
+    (curves,) = drawn
+    assert [c[0].split(" vs rest")[0] for c in curves] == [name for name in CLASSES if name != "no_tumour"]
+    rows = dict(line.split(",", 1) for line in (tmp_path / "eval" / "metrics.csv").read_text().splitlines()[1:])
+    assert {f"image_auc_{name}" for name in CLASSES[1:]} <= set(rows) and "image_auc_no_tumour" not in rows
+    capsys.readouterr()
+
+
 def test_reading_labelled_images_uses_the_models_current_weights():
     """Validation during training reads the model as it is now, never a copy cached at an earlier epoch."""
     from inference.families.sliding_window.model import PatchClassifier, PatchClassifierConfig
