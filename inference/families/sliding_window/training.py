@@ -109,6 +109,17 @@ def window_pool(images: list[LabelledImage], config: WindowTrainConfig) -> Windo
     return WindowPool(stored, scaling, {k: np.array(v, np.int64) for k, v in sorted(rows.items())})
 
 
+def missing_classes_warning(pool: WindowPool) -> str:
+    """A warning naming the classes no training window has ("" when every class has some): the model never sees
+    them, so its probability of each is learnt from nothing, however the run's other figures look."""
+    absent = [name for index, name in enumerate(CLASSES) if index not in pool.by_class]
+    if not absent:
+        return ""
+    return (f"warning: no training window is {' or '.join(absent)}: the model cannot learn to tell "
+            f"{'it' if len(absent) == 1 else 'them'} (do such images have lesion masks, and does a window hold at "
+            "least half of each lesion?)")
+
+
 def sample_batch(pool: WindowPool, rng: np.random.Generator, size: int, window: int) -> tuple[np.ndarray, np.ndarray]:
     """(size, 1, w, w) augmented windows and their labels, classes drawn uniformly."""
     classes = np.array(sorted(pool.by_class))
@@ -169,6 +180,8 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
     if len(pool.by_class) < 2:
         raise ValueError("the training images give windows of fewer than two classes")
     log("training windows per class: " + ", ".join(f"{CLASSES[k]} {len(v)}" for k, v in pool.by_class.items()))
+    if warning := missing_classes_warning(pool):
+        log(warning)
     memory_format = window_training_memory_format(device, config.width, config.memory_format)
     log(f"training on {device} in {'channels-last' if memory_format == torch.channels_last else 'contiguous'} "
         "memory format")

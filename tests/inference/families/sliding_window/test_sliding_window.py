@@ -378,6 +378,21 @@ def test_the_window_classifier_s_roc_figure_has_the_lesion_classes_as_its_metric
     capsys.readouterr()
 
 
+def test_training_windows_without_a_class_are_warned_of():
+    """Training images without a malignant lesion (or whose masks were lost) trained a model that never saw
+    one, and said nothing: the run's log names the classes no window has."""
+    from inference.families.sliding_window.training import WindowTrainConfig, missing_classes_warning, window_pool
+    from inference.training.labelled_images import phantom_images
+
+    config = WindowTrainConfig()
+    benign_only = window_pool(phantom_images(3, seed=2, shape=(320, 200), kinds=("round", None)), config)
+    assert missing_classes_warning(benign_only) == (
+        "warning: no training window is benign_without_callback or malignant: the model cannot learn to tell them (do "
+        "such images have lesion masks, and does a window hold at least half of each lesion?)")
+    every = window_pool(phantom_images(8, seed=2, shape=(320, 200)), config)
+    assert set(every.by_class) == set(range(len(CLASSES))) and missing_classes_warning(every) == ""
+
+
 def test_reading_labelled_images_uses_the_models_current_weights():
     """Validation during training reads the model as it is now, never a copy cached at an earlier epoch."""
     from inference.families.sliding_window.model import PatchClassifier, PatchClassifierConfig
