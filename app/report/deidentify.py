@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import hashlib
 import hmac
 import math
@@ -307,16 +308,40 @@ def _listed_tags() -> frozenset[int]:
 
 def _remove_unlisted_text(ds: Dataset, listed: frozenset[int]) -> None:
     """Remove, at the top level, the text attributes the table does not list and an image does not need
-    (``NEEDED_TEXT``), the overlays (60xx: their text and bitmaps may name the patient) and ``REMOVED``; empty
+    (``NEEDED_TEXT``), the overlays (60xx: their text and bitmaps may name the patient) and ``REMOVED``; remove
     the sequences an image does not need, and keep in those it needs only coded concepts, LUT names, numbers
-    and references (:func:`_clean_item`)."""
+    and references (:func:`_clean_item`). What the object's IOD makes Type 2 is emptied, not removed (a removed
+    Position Reference Indicator made the copy of a valid image invalid), and an optional sequence is removed,
+    not emptied (an empty Performed Protocol Code Sequence is invalid: one item or more when present)."""
+    type2 = iod_type2(str(ds.get("SOPClassUID", "")))
     for element in list(ds):
         if element.tag.group & 0xFF00 == 0x6000 or element.keyword in REMOVED:
             del ds[element.tag]
         elif element.VR == "SQ":
-            _clean_sequence(element)
+            if element.keyword in NEEDED_SEQUENCES or type2 is None or element.keyword in type2:
+                _clean_sequence(element)
+            else:
+                del ds[element.tag]
         elif element.VR in TEXT_VRS and element.tag not in listed and element.keyword not in NEEDED_TEXT:
-            del ds[element.tag]
+            if type2 is not None and element.keyword in type2:
+                element.value = ""
+            else:
+                del ds[element.tag]
+
+
+@functools.cache
+def iod_type2(sop_class_uid: str) -> frozenset[str] | None:
+    """The top-level attributes the SOP class's IOD makes Type 2 (present, maybe empty), from highdicom's tables
+    of the standard (a well-kept copy of PS3.3's modules); None for a SOP class they do not hold."""
+    try:
+        from highdicom._standard_utils import (  # noqa: PLC0415
+            get_iod_module_map, get_module_attribute_map, get_sop_class_iod_map)
+
+        modules = get_iod_module_map()[get_sop_class_iod_map()[sop_class_uid]]
+        attributes = get_module_attribute_map()
+    except (ImportError, KeyError):
+        return None
+    return frozenset(a["keyword"] for m in modules for a in attributes[m["key"]] if a["type"] == "2" and not a["path"])
 
 
 def _clean_sequence(element: pydicom.DataElement) -> None:

@@ -53,7 +53,17 @@ def read_source(image: ViewImage, deidentify: bool = False, patient_id: str = ""
     for keyword in _COPIED_TYPE2:
         if keyword not in source:
             setattr(source, keyword, "")
+    _name_default_repertoire(source)
     return source
+
+
+def _name_default_repertoire(source: pydicom.Dataset) -> None:
+    """A multi-valued Specific Character Set whose first value is empty ("\\ISO 2022 IR 87", as Japanese
+    modalities write it) means the default repertoire first; highdicom refused the empty value, and the SR and SEG
+    of such a study failed. The same set, said as PS3.3 C.12.1.1.2 names it: "ISO 2022 IR 6"."""
+    values = source.get("SpecificCharacterSet")
+    if isinstance(values, pydicom.multival.MultiValue) and len(values) > 1 and not str(values[0]).strip():
+        source.SpecificCharacterSet = ["ISO 2022 IR 6", *values[1:]]
 
 
 def stamp_report_time(ds: pydicom.Dataset, when) -> None:

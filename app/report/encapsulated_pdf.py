@@ -27,6 +27,8 @@ def write_encapsulated_pdf(content, pdf: bytes, path: str | Path) -> Path:
         raise ReportError("the exam is PNG, an Encapsulated PDF needs the DICOM study", image.source)
     source = read_source(image, content.report.deidentify, content.exam.patient.patient_id)
     ds = pydicom.Dataset()
+    if "SpecificCharacterSet" in source:  # the names' own character set: without it, "Müller" was written in
+        ds.SpecificCharacterSet = source.SpecificCharacterSet  # Latin-1 undeclared, and a Japanese name as "????"
     for keyword in STUDY_ATTRIBUTES:
         if keyword in source:
             setattr(ds, keyword, source.data_element(keyword).value)

@@ -456,6 +456,28 @@ def test_text_the_profile_table_does_not_list_is_removed_and_the_file_meta_keeps
     assert clean.file_meta.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID
 
 
+def test_a_valid_mammogram_stays_valid_de_identified(tmp_path):
+    """The Position Reference Indicator (Type 2, text the table does not list) was removed, not emptied, and the
+    Performed Protocol Code Sequence (optional, one item or more) emptied, not removed: dciodvfy found errors in
+    the de-identified copy of an image that had none."""
+    from pydicom.dataset import Dataset  # noqa: PLC0415
+    from pydicom.sequence import Sequence  # noqa: PLC0415
+
+    from inference.intake.phantom import demo_exam, write_dicom_exam  # noqa: PLC0415
+
+    source = pydicom.dcmread(write_dicom_exam(demo_exam(), tmp_path / "source")[0])
+    source.PositionReferenceIndicator = "BREAST"
+    protocol = Dataset()
+    protocol.CodeValue, protocol.CodingSchemeDesignator, protocol.CodeMeaning = "P1", "99LOCAL", "Screening 4 views"
+    source.PerformedProtocolCodeSequence = Sequence([protocol])
+    source.save_as(tmp_path / "source.dcm", enforce_file_format=True)
+    assert dciodvfy(tmp_path / "source.dcm") == []
+    clean = Deidentifier(b"k" * 32).dataset(source)
+    clean.save_as(tmp_path / "clean.dcm", enforce_file_format=True)
+    assert dciodvfy(tmp_path / "clean.dcm") == []
+    assert clean.PositionReferenceIndicator == "" and "PerformedProtocolCodeSequence" not in clean
+
+
 def test_an_image_with_burned_in_annotation_stops_the_whole_de_identified_export(tmp_path):
     """Only the DICOM writers refused it: the PDF and PNG showed the name written in the pixels."""
     from app.report.content import ReportInput

@@ -166,6 +166,36 @@ def test_encapsulated_pdf_holds_the_report_in_the_exam_study_and_validates(analy
     assert [p.name.endswith("_pdf.dcm") for p in only] == [True] and not list((tmp_path / "only").glob("*.pdf"))
 
 
+@pytest.mark.parametrize("charset, name, written", [
+    ("ISO_IR 192", "Müller-Lüdenscheidt^Zoë", "ISO_IR 192"),
+    ("ISO_IR 100", "Ångström^Çelik", "ISO_IR 100"),
+    ("ISO 2022 IR 13\\ISO 2022 IR 87", "ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎", ["ISO 2022 IR 13", "ISO 2022 IR 87"]),
+    ("\\ISO 2022 IR 87", "Yamada^Tarou=山田^太郎", ["ISO 2022 IR 6", "ISO 2022 IR 87"])])
+def test_dicom_exports_keep_the_patient_s_name_in_its_character_set(tmp_path, charset, name, written):
+    """The Encapsulated PDF copied the names without their character set: "Müller" went out in Latin-1
+    undeclared (dciodvfy: invalid character) and a Japanese name as "????" on the PACS. And highdicom refused
+    "\\ISO 2022 IR 87" (the default repertoire first, as Japanese modalities write it): no SR, no SEG."""
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    study = pydicom.uid.generate_uid()
+    for view, lesion, file in (("R-CC", (600, 500), "a.dcm"), ("L-CC", (800, 250), "b.dcm")):
+        ds = make_dataset(synthetic_view(view, lesion), view)
+        ds.SpecificCharacterSet, ds.PatientName, ds.StudyInstanceUID = charset, name, study
+        write(ds, folder, file)
+    exam = load_exam(folder)
+    result = analyze_exam(exam, make_stub_model(), device="cpu")
+    import warnings  # noqa: PLC0415
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pydicom's "using replacement characters" would fail here
+        paths = export_report(ReportInput(exam, result), tmp_path / "out", formats=("sr", "seg", "epdf"))
+    assert {p.name.rsplit("_", 1)[-1] for p in paths} >= {"sr.dcm", "pdf.dcm"}
+    for path in (p for p in paths if p.suffix == ".dcm"):
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        assert header.SpecificCharacterSet == written and str(header.PatientName) == name, path.name
+    assert dciodvfy(next(p for p in paths if p.name.endswith("_pdf.dcm"))) == []
+
+
 @pytest.mark.parametrize("deidentify", [False, True], ids=["identified", "deidentified"])
 def test_saliency_segmentations_read_back_on_the_source_grid_and_validate(analysed, tmp_path, deidentify):
     import highdicom as hd
