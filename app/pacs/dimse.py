@@ -25,7 +25,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from app.pacs.contexts import DECODABLE_SYNTAXES, RETRIEVED_CLASSES, VERIFICATION
-from app.pacs.nodes import PacsError, RemoteNode
+from app.pacs.nodes import NothingMoved, PacsError, RemoteNode
 from inference.errors import Cancelled
 from app.pacs.query import INSTANCE_FIELDS, VIEWS_FOR_AT_MOST, StudyQuery, StudyRecord
 
@@ -556,7 +556,8 @@ def move_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset]
                                       "destination (register it, with our host and port, on the PACS)")
             refused_senders()
             if completed == 0:
-                raise PacsError(node, f"C-MOVE of study {study_uid} failed (status 0x{code:04X}): no such study?")
+                raise NothingMoved(node, f"C-MOVE of study {study_uid} failed (status 0x{code:04X}) and delivered "
+                                         "nothing: no such study?", code)
 
         with _Ended(assoc, cancel):
             completed, failed = _follow(assoc.send_c_move(query, node.calling_aet, MOVE), assoc, node, "C-MOVE",

@@ -27,6 +27,16 @@ class PacsError(MammoError):
         super().__init__(f"{node if isinstance(node, str) else node.describe()}: {message}")
 
 
+class NothingMoved(PacsError):
+    """A C-MOVE that failed without delivering an image: the study missing, or the node unable to reach our
+    receiver (its entry for our AE title names another host or port): the retrieve, which knows whether the node
+    lists the study's images, says which."""
+
+    def __init__(self, node: RemoteNode, message: str, status: int) -> None:
+        super().__init__(node, message)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class RemoteNode:
     """A DICOM node: DIMSE (AE title, host, port) or DICOMweb (a base URL).

@@ -39,6 +39,10 @@ class StudyQuery:
             setattr(query, keyword, "")
         query.PatientID, query.PatientName, query.AccessionNumber = self.patient_id, self.patient_name, self.accession
         query.StudyDate, query.ModalitiesInStudy, query.StudyInstanceUID = self.date_range, self.modality, self.study_uid
+        if not all(value.isascii() for value in (self.patient_id, self.patient_name, self.accession)):
+            # declared, so the node reads it: undeclared, pydicom writes "?" for what it cannot encode, and "?" is
+            # DICOM's wildcard ("山田*" went out as "??*" and matched every patient of the node)
+            query.SpecificCharacterSet = "ISO_IR 192"
         return query
 
     def qido_filters(self) -> dict[str, str]:

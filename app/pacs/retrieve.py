@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from app.pacs.nodes import PacsError, RemoteNode, StudyAddress
+from app.pacs.nodes import NothingMoved, PacsError, RemoteNode, StudyAddress
 from app.pacs.scp import instance_name
 from inference.files import atomic_path
 
@@ -203,7 +203,15 @@ def retrieve_study(address: StudyAddress, *, progress: Callable[[str, int, int],
     try:
         protocol = _protocol(node)
         fetch = protocol.move_study if node.protocol == "dimse" and node.move_port else protocol.get_study
-        _, failed = fetch(node, address.study_uid, on_instance, cancel)
+        try:
+            _, failed = fetch(node, address.study_uid, on_instance, cancel)
+        except NothingMoved as error:
+            if not listed:
+                raise
+            raise PacsError(node, f"C-MOVE of study {address.study_uid} failed (status 0x{error.status:04X}): the "
+                                  f"node lists {len(listed)} MG image(s) of it but delivered none to our receiver "
+                                  f"(AE title {node.calling_aet!r}, port {node.move_port}): check that its entry for "
+                                  f"{node.calling_aet!r} names this computer and port {node.move_port}") from None
         notes = changed + [f"ignored {count} {modality} instance(s) of the study (only MG images are read)"
                            for modality, count in sorted(ignored.items())]
         if foreign:

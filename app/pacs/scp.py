@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 OUT_OF_RESOURCES = 0xA700  # refused: the instance is over the size limit, or the inbox is full
 NOT_ACCEPTED = 0xA900  # error: a data set this node does not keep (not an MG image)
 CANNOT_UNDERSTAND = 0xC000  # error: the data set cannot be decoded, or lacks what an image needs
+DUPLICATE_INSTANCE = 0x0111  # failure (PS3.7 C.4): the SOP Instance UID is held here for another patient
 # A-ASSOCIATE-RJ (PS3.8 9.3.4): rejected permanent, by the service user, with the reason
 CALLING_NOT_RECOGNISED = (0x01, 0x01, 0x03)
 CALLED_NOT_RECOGNISED = (0x01, 0x01, 0x07)
@@ -574,6 +575,9 @@ class StorageSCP:
                    if k not in dataset]
         if missing:
             raise _Refusal(CANNOT_UNDERSTAND, f"the MG instance has no {', '.join(missing)}")
+        empty = [k for k in ("StudyInstanceUID", "SOPInstanceUID") if not str(dataset.get(k) or "").strip()]
+        if empty:  # every study without a UID went into one folder: several patients' images as one study
+            raise _Refusal(CANNOT_UNDERSTAND, f"the MG instance's {' and '.join(empty)} is empty")
         short = empty_image(dataset) or impossible_pixels(dataset) or short_pixel_data(dataset)
         if short:
             raise _Refusal(CANNOT_UNDERSTAND, short)
@@ -587,6 +591,7 @@ class StorageSCP:
         with self._writing:  # never into a folder that remove_study is taking away
             try:
                 earlier = [folder / instance_name(dataset), folder / legacy_instance_name(dataset)]
+                _refuse_another_patient_s(earlier, dataset)
                 replaced = sum(p.stat().st_size for p in earlier if p.is_file())
                 written = keep_instance(folder, dataset).stat().st_size
                 earlier[1].unlink(missing_ok=True)
@@ -637,6 +642,23 @@ def workstation_receiver(settings, inbox: Path) -> StorageSCP:
                          quota_bytes=int(settings.scp_quota_gb * (1 << 30)))
     return StorageSCP(settings.ae_title, settings.scp_port, inbox, host=settings.scp_bind or BIND_DEFAULT,
                       allowed=parse_senders(settings.scp_allowed), limits=limits)
+
+
+def _refuse_another_patient_s(held: list[Path], dataset: Dataset) -> None:
+    """An instance sent again replaces the one held (a corrected header, a resend), but never with another
+    patient's: another patient's image under a SOP Instance UID held here overwrote the first patient's image,
+    whose study then failed as "images of 2 different patients". The held one stays and the sender is told."""
+    new = str(dataset.get("PatientID") or "").strip()
+    for path in held:
+        if not path.is_file():
+            continue
+        try:
+            old = str(dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"]).get("PatientID")
+                      or "").strip()
+        except Exception:  # noqa: BLE001 - a held file that cannot be read is replaced, as before
+            continue
+        if old != new:
+            raise _Refusal(DUPLICATE_INSTANCE, "SOP Instance UID held here for another patient: not replaced")
 
 
 def _mb(size: int) -> str:

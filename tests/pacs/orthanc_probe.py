@@ -157,6 +157,11 @@ def main() -> None:
         seen["find_any"] = [r.study_uid for r in dimse.find_studies(node, StudyQuery(patient_id="PHANTOM-OTHER",
                                                                                     modality=""))]
         seen["study_uid"], seen["partial_uid"], seen["not_mg_uid"] = study_uid, partial_uid, not_mg_uid
+        # a name beyond Latin-1: sent undeclared it went out as "??*", a wildcard, and every patient matched
+        kanji = other_instance(generate_uid(), "MG", patient=("山田^太郎", "PID-JP"), study=("20250301", ""))
+        kanji.SpecificCharacterSet = "ISO_IR 192"
+        dimse.store_files(node, [save(kanji, work / "kanji", "kanji.dcm")])
+        seen["find_kanji"] = [r.patient_id for r in dimse.find_studies(node, StudyQuery(patient_name="山田*"))]
         # a worklist from a PACS query: the node's MG studies of a date range (and of today: none here)
         os.environ["MAMMO_DICOMWEB_USER"], os.environ["MAMMO_DICOMWEB_PASSWORD"] = USER, PASSWORD
         for protocol, address in (("dimse", DIMSE), ("dicomweb", WEB)):
@@ -223,6 +228,9 @@ def main() -> None:
                                        "views": sorted(v.value for v in load_exam(moved.folder).views)}
         seen["move_unknown_aet"] = error_of(lambda: retrieve_study(
             parse_study(f"{DIMSE}/{study_uid}?move={MOVE_PORT}", calling_aet="NOTREGISTERED"), refresh=True))
+        # our receiver on another port than the node's entry for our AE title names: the node cannot deliver
+        seen["move_undeliverable"] = error_of(lambda: retrieve_study(
+            parse_study(f"{DIMSE}/{timing_uid}?move={MOVE_PORT + 7}"), refresh=True))
         # pushed to our Storage SCP: by our own C-STORE, and by Orthanc itself (its REST "store to modality")
         inbox = work / "inbox"
         receiver = StorageSCP(INBOX_AET, INBOX_PORT, inbox, allowed=parse_senders(["MAMMOREADER", f"{AET}@127.0.0.1"]))

@@ -16,7 +16,7 @@ import pytest
 
 from tests.archive.conftest import loopback_only
 from tests.conftest import ROOT
-from tests.pacs.orthanc import AET, DICOM_PORT, HTTP_PORT
+from tests.pacs.orthanc import AET, DICOM_PORT, HTTP_PORT, MOVE_PORT
 
 PROBE = Path(__file__).with_name("orthanc_probe.py")
 
@@ -45,6 +45,7 @@ def test_find_by_patient_accession_and_dates_mg_only(seen):
     assert seen["find_none"] == []
     assert seen["find_mg_only"] == [] and seen["find_any"] == [seen["not_mg_uid"]]
     assert seen["find_partial_views"] == ["R-CC", "L-CC", "L-MLO"]
+    assert seen["find_kanji"] == ["PID-JP"]  # the name as typed, not "??*", which matched every patient
 
 
 @pytest.mark.parametrize("protocol", ["dimse", "dicomweb"])
@@ -155,6 +156,10 @@ def test_c_move_to_our_own_scp_and_an_unregistered_destination(seen):
     assert moved["instances"] == 4 and moved["views"] == ["L-CC", "L-MLO", "R-CC", "R-MLO"]
     assert "does not know our AE title 'NOTREGISTERED'" in seen["move_unknown_aet"] or \
         "C-MOVE" in seen["move_unknown_aet"], seen["move_unknown_aet"]
+    # the study is there (the node lists its images): not "no such study?" but where the delivery went wrong
+    assert (f"the node lists 4 MG image(s) of it but delivered none to our receiver (AE title 'MAMMOREADER', port "
+            f"{MOVE_PORT + 7}): check that its entry for 'MAMMOREADER' names this computer and port {MOVE_PORT + 7}"
+            ) in seen["move_undeliverable"], seen["move_undeliverable"]
 
 
 def test_studies_pushed_to_the_storage_scp_land_in_the_inbox(seen):

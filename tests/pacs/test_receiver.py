@@ -315,6 +315,38 @@ def test_an_image_cut_short_is_refused_and_every_comment_is_whole_words_within_6
     assert len(list((tmp_path / "inbox").glob("*/*.dcm"))) == 1
 
 
+def test_an_empty_uid_or_another_patient_s_image_under_a_held_uid_is_refused(tmp_path):
+    """Instances without a Study Instance UID went into one folder (two patients' images as one study), and
+    another patient's image sent under a SOP Instance UID held here overwrote the first patient's image. A
+    resend of the same patient's instance (a corrected header) still replaces it."""
+    from pydicom import dcmread
+
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels
+
+    settings, receiver = _pacs_receiver(tmp_path)
+    try:
+        first = make_dataset(sample_pixels("L-CC", shrink=16), "L-CC")
+        corrected = make_dataset(sample_pixels("L-CC", shrink=16), "L-CC", ImageComments="corrected")
+        other = make_dataset(sample_pixels("L-CC", shrink=16), "L-CC", PatientID="PID-OTHER")
+        for ds in (corrected, other):
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = first.SOPInstanceUID
+            ds.StudyInstanceUID = first.StudyInstanceUID
+        no_study = make_dataset(sample_pixels("R-CC", shrink=16), "R-CC", StudyInstanceUID="")
+        no_instance = make_dataset(sample_pixels("R-CC", shrink=16), "R-CC")
+        no_instance.SOPInstanceUID = ""
+        answers = [_store(settings.scp_port, d) for d in (first, corrected, other, no_study)]
+        with pytest.raises(Exception, match="the MG instance's SOPInstanceUID is empty"):  # pynetdicom sends none
+            receiver._keep(no_instance, 1000, "test")  # noqa: SLF001
+    finally:
+        receiver.stop()
+    assert [code for code, _ in answers] == [0x0000, 0x0000, 0x0111, 0xC000]
+    assert answers[2][1] == "SOP Instance UID held here for another patient: not replaced"
+    assert answers[3][1] == "the MG instance's StudyInstanceUID is empty"
+    (kept,) = (tmp_path / "inbox").glob("*/*.dcm")
+    held = dcmread(kept)
+    assert held.PatientID == first.PatientID and held.ImageComments == "corrected"
+
+
 def test_an_instance_over_the_limit_is_cut_off_while_it_arrives(tmp_path, caplog):
     """pynetdicom holds a data set in memory until its last fragment: an instance over the limit was refused only
     after all of it had arrived (a sender of gigabytes filled the memory first). The association is aborted when
