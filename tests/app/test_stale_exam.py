@@ -285,4 +285,31 @@ def test_the_first_paint_of_an_exam_paints_its_panels_with_its_pixels(qtbot, sto
                                                                        range(window.notes.count())]), real(*a)))
     with qtbot.waitSignal(window.examShown, timeout=60_000):
         window.open_exam(folder)
-    assert painted and painted[0] == [window.notes.item(i).text() for i in range(window.notes.count())]
+    # the paint of the exam shown (the one before it is the cleared window, when the last exam left)
+    assert painted and painted[-1] == [window.notes.item(i).text() for i in range(window.notes.count())]
+
+
+def test_leaving_an_exam_paints_the_cleared_window_at_once(qtbot, store, tmp_path, monkeypatch):
+    """On an X server, after Ctrl+Right in a worklist, the previous exam's notes ("missing views: L-MLO, R-MLO")
+    stood beside the next exam's "Loading images…" slots (a radiologist's screenshots, reproduced on Xvfb), and
+    the Models box said "Analysed: …" of the exam left. The cleared window is painted and sent to the display
+    before anything else is done."""
+    import app.ui.workstation.exam_control as exam_control  # noqa: PLC0415
+
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = MainWindow(AppSettings(auto_run=False), store)
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        window.open_exam(folder)
+    window.scores.set_status("Analysed: cpu (exact mode), 1 model(s).")
+    assert window.notes.count()
+    seen = []
+    real = window.repaint
+    monkeypatch.setattr(window, "repaint", lambda *a: (seen.append(("painted", window.notes.count(),
+                                                                    window.scores.model_status.text())), real(*a)))
+    monkeypatch.setattr(exam_control.QGuiApplication, "sync", staticmethod(lambda: seen.append(("synced",))))
+    window.clear_exam()
+    assert seen == [("painted", 0, ""), ("synced",)]

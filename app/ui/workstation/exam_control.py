@@ -7,6 +7,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog
 
 from app.pacs.nodes import StudyAddress
@@ -64,6 +65,7 @@ class ExamControl:
         window.hanging.set_exam_window(None, linked=window.settings.link_window)
         window.gallery.set_result(None)
         window.scores.set_result(None)
+        window.scores.set_status("")  # "Analysed: …" was the previous exam's
         window.scores.set_prior_text("")
         window.scores.reader.set_reads({})
         window.scores.reader.saved_label.setText("")
@@ -73,6 +75,11 @@ class ExamControl:
         window.cursor_label.setText("")  # the last pixel read out was the previous exam's
         window.setWindowTitle("Mammo Reader")
         window.reading.apply_blind_state()
+        # painted now, the whole window: the item views paint their cleared contents later than the rest, and on
+        # an X server the previous patient's notes stayed beside the next one's "Loading images…" slots (seen
+        # within 0.1 s of Ctrl+Right, until the next exam's own notes came)
+        window.repaint()
+        QGuiApplication.sync()  # and on the screen before the GUI thread goes on
 
     def open_exam(self, source) -> None:
         """Load in the background; the slots say "loading" until the images arrive. The exam shown before is
