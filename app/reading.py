@@ -133,12 +133,18 @@ def _parts(read: BreastRead, other: BreastRead) -> str:
     return ", ".join(parts)
 
 
+AI_SHOWN = "read with the AI shown"  # a first read committed with the model on screen (blind reading off)
+
+
 def amendment_text(first: BreastRead) -> str:
     """"before AI 80 % → after AI 30 %" (plus any other part that changed) for a first read that carries an
-    amendment; "" for one that does not."""
+    amendment; "first read (AI shown) 80 % → amended 30 %" when the model was on screen for the first read too;
+    "" for one without an amendment."""
     after = first.amendment
     if after is None:
         return ""
+    if first.ai_shown:
+        return f"first read (AI shown) {_parts(first, after)} → amended {_parts(after, first)}"
     return f"before AI {_parts(first, after)} → after AI {_parts(after, first)}"
 
 

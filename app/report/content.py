@@ -14,7 +14,7 @@ import numpy as np
 
 from app import __version__
 from app.dates import dicom_date
-from app.reading import AMENDED_AFTER_AI, amendment_text, percent
+from app.reading import AI_SHOWN, AMENDED_AFTER_AI, amendment_text, percent
 from app.study.blinding import exam_identifiers, scrub
 from app.study.store import BreastRead, ReaderMark
 from inference.results.types import HeatLayer
@@ -72,6 +72,8 @@ def reader_text(read: BreastRead | None) -> str:
         return percent(None)
     if is_draft(read):  # the form as it was, exported before the commit
         return f"{percent(read.malignant)} (draft, not committed)"
+    if read.ai_shown and read.amendment is None:
+        return f"{percent(read.malignant)} ({AI_SHOWN})"
     return amendment_text(read) or percent(read.malignant)
 
 

@@ -12,7 +12,8 @@ from app.report.content import DISCLAIMER, ReportContent, amendment_data
 from inference.files import atomic_path
 from inference.results.serialize import maps_path, maps_to_bytes, result_to_data
 
-SCHEMA_VERSION = "2.1"  # 2.1: each mark says whether it was made after AI (after_ai)
+SCHEMA_VERSION = "2.2"  # 2.1: each mark says whether it was made after AI (after_ai); 2.2: each read whether it
+# was made with the AI shown (read_with_ai_shown: blind reading off; null where not known)
 
 
 def report_dict(content: ReportContent) -> tuple[dict, dict]:
@@ -29,6 +30,7 @@ def report_dict(content: ReportContent) -> tuple[dict, dict]:
                                      "views_used": [v.projection.value for v in part.views]}
         reads[side] = {"reader_malignant": reader, "reader_benign": read.benign if read else None,
                        "committed": read.committed if read else None,  # False: a draft exported before the commit
+                       "read_with_ai_shown": read.ai_shown if read else None,
                        "birads": read.birads if read else "", "density": read.density if read else "",
                        "recommendation": read.recommendation if read else "", "models": models,
                        # the reader_* values are the read before AI; de-identified, its time moves as "Read on"

@@ -151,6 +151,12 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
               _reader_table(content, width_cm, cell)]
     if _hybrid_basis(content):
         story.append(Paragraph(_hybrid_basis(content), styles["Normal"]))
+    shown = [name for side, name in BREASTS if (read := content.report.reads.get(side.value)) is not None
+             and read.ai_shown and read.malignant is not None]
+    if shown:  # blind reading off: the reader's probability is no opinion formed without the model
+        story.append(Paragraph(escape(f"{' and '.join(shown)}: the reader's first read was made with the AI shown "
+                                      "(blind reading off): the hybrid is not of two independent opinions."),
+                               styles["Normal"]))
     assessment = _assessment(content)
     if assessment is not None:
         story += [Spacer(1, 0.3 * cm), Paragraph("Reader's assessment", styles["Heading3"]), assessment]

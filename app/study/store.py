@@ -21,7 +21,7 @@ from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE exam_reads (
@@ -500,6 +500,12 @@ MIGRATIONS: dict[int, str] = {
         AND reader = NEW.reader AND committed = 1)
     BEGIN SELECT RAISE(ABORT, 'a mark made after the read was committed is a mark after AI'); END;
     """,
+    # with blind reading off the first read can be made with the model on screen: it was labelled "before AI" in
+    # the panel, the PDF and the JSON. Whether the model was shown when the read was committed: 1 shown, 0 not,
+    # NULL for reads stored before this version (not known)
+    13: """
+    ALTER TABLE exam_reads ADD COLUMN ai_shown INTEGER CHECK (ai_shown IN (0, 1));
+    """,
 }
 
 
@@ -543,6 +549,7 @@ class BreastRead:
     recommendation: str = ""
     recorded_at: float | None = None  # when it was committed (or amended), seconds since the epoch
     amendment: BreastRead | None = None  # on a committed first read: the latest read amended after AI
+    ai_shown: bool | None = None  # a first read made with the model on screen (blind reading off); None: not known
 
     def same_answer(self, other: BreastRead) -> bool:
         """The same estimate, assessment, density and recommendation (whatever was stored when)."""
@@ -672,12 +679,13 @@ class Store:
                         "change after the model was shown is recorded as an amendment beside it", self.path)
                 db.execute(
                     "INSERT INTO exam_reads (exam_key, reader, breast, malignant, benign, birads, committed, "
-                    "updated_at, density, recommendation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "updated_at, density, recommendation, ai_shown) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (exam_key, reader, breast) DO UPDATE SET malignant=excluded.malignant, "
                     "benign=excluded.benign, birads=excluded.birads, committed=excluded.committed, "
-                    "updated_at=excluded.updated_at, density=excluded.density, recommendation=excluded.recommendation",
+                    "updated_at=excluded.updated_at, density=excluded.density, recommendation=excluded.recommendation, "
+                    "ai_shown=excluded.ai_shown",
                     (exam_key, reader, read.breast, read.malignant, read.benign, read.birads, int(read.committed), now,
-                     read.density, read.recommendation),
+                     read.density, read.recommendation, None if read.ai_shown is None else int(read.ai_shown)),
                 )
 
         return self.submit(work)
@@ -788,8 +796,8 @@ def _amendment(row: tuple) -> BreastRead:
 def _first_read(db: sqlite3.Connection, exam_key: str, reader: str, breast: str) -> BreastRead | None:
     """The breast's read in ``exam_reads`` with its latest amendment attached, or None."""
     row = db.execute(
-        "SELECT breast, malignant, benign, birads, committed, density, recommendation, updated_at FROM exam_reads "
-        "WHERE exam_key=? AND reader=? AND breast=?", (exam_key, reader, breast)).fetchone()
+        "SELECT breast, malignant, benign, birads, committed, density, recommendation, updated_at, ai_shown "
+        "FROM exam_reads WHERE exam_key=? AND reader=? AND breast=?", (exam_key, reader, breast)).fetchone()
     if row is None:
         return None
     latest = db.execute(
@@ -798,7 +806,8 @@ def _first_read(db: sqlite3.Connection, exam_key: str, reader: str, breast: str)
     committed = bool(row[4])
     return BreastRead(row[0], row[1], row[2], row[3] or "", committed, row[5] or "", row[6] or "",
                       recorded_at=row[7] if committed else None,
-                      amendment=_amendment(latest) if latest is not None else None)
+                      amendment=_amendment(latest) if latest is not None else None,
+                      ai_shown=None if row[8] is None else bool(row[8]))
 
 
 def _statements(script: str) -> list[str]:

@@ -68,7 +68,7 @@ def test_a_change_after_the_reveal_is_an_amendment_and_the_read_before_ai_stays(
     assert window.model_hidden()
     set_read(window, 80, "4C", "biopsy")
     assert window.commit_estimate()  # consistent: committed at once, the model is shown
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text() == "saved", timeout=10_000)
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
     assert not window.model_hidden()
     model = window.scores.model_malignant("R")
     assert model is not None
@@ -99,6 +99,7 @@ def test_a_change_after_the_reveal_is_an_amendment_and_the_read_before_ai_stays(
     assert right["reader_malignant"] == pytest.approx(0.80)
     assert right["models"][next(iter(right["models"]))]["hybrid_malignant"] == pytest.approx(hybrid(0.80, model))
     assert right["amended_after_ai"]["malignant"] == pytest.approx(0.30) and right["amended_after_ai"]["amended_at"]
+    assert right["read_with_ai_shown"] is False  # blind first: the model was hidden until the commit
     from tests.report.test_report import pdf_text
 
     assert BEFORE_AFTER in pdf_text(next(p for p in blocker.args[0].paths if p.suffix == ".pdf"))
@@ -125,7 +126,7 @@ def test_a_read_whose_parts_disagree_is_committed_only_on_yes(qtbot, store, tmp_
     assert not window.commit_estimate()
     answer(qtbot, window, QMessageBox.StandardButton.Yes)
     assert window.committed and not window.model_hidden()
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text() == "saved", timeout=10_000)
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
     read = store.load_reads(window.exam_key, "reader")["R"]
     assert read.committed and read.malignant == pytest.approx(0.30) and read.birads == "4C"
 
@@ -171,7 +172,7 @@ def test_leaving_with_a_change_after_the_commit_asks_and_never_drops_it_silently
     window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
     set_read(window, 20, "2", "routine screening")
     assert window.commit_estimate()
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text() == "saved", timeout=10_000)
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
     key = window.exam_key
     window.scores.reader.inputs["R"].spin.setValue(25)  # changed after the commit, not recorded
     qtbot.waitUntil(lambda: "not saved yet" in window.scores.reader.saved_label.text(), timeout=5000)
@@ -356,7 +357,7 @@ def test_a_mark_of_the_committed_read_is_final_and_a_mark_after_ai_is_one(qtbot,
     window.add_mark(View.R_CC, 700.0, 500.0, blind)
     set_read(window, 80, "4C", "biopsy")
     assert window.commit_estimate()
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text() == "saved", timeout=10_000)
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
     stored = lambda: store.read("SELECT label, after_ai, created_at FROM exam_marks ORDER BY mark_id")  # noqa: E731
     store.submit(lambda db: None).result()
     (before,) = stored()
@@ -393,7 +394,7 @@ def test_a_stale_window_cannot_change_the_committed_reads_marks_and_is_shown_the
     assert second.marks == [mass]
     set_read(first, 80, "4C", "biopsy")
     assert first.commit_estimate()
-    qtbot.waitUntil(lambda: first.scores.reader.saved_label.text() == "saved", timeout=10_000)
+    qtbot.waitUntil(lambda: first.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
     stored = lambda: store.read("SELECT label, after_ai FROM exam_marks ORDER BY mark_id")  # noqa: E731
     second.reading.remove_last_mark()  # stale: it does not know the read is committed
     qtbot.waitUntil(lambda: second.committed, timeout=10_000)  # refused, and the store's read and marks shown
@@ -451,7 +452,7 @@ def test_a_box_emptied_after_the_commit_is_no_amendment(qtbot, store, tmp_path, 
     window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
     set_read(window, 40, "3", "short-interval follow-up")
     assert window.commit_estimate()
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text() == "saved", timeout=10_000)
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
     window.scores.reader.inputs["R"].spin.lineEdit().setText("")  # emptied, to be retyped
     assert window.scores.reader.value("R") is None
     assert not window.commit_estimate()
@@ -471,3 +472,40 @@ def test_a_number_past_100_in_the_box_is_not_committed(qtbot, store, tmp_path, s
     assert window.scores.reader.saved_label.text() == (
         "Not committed: Right breast, malignant: 150 % is not a percentage from 0 to 100. Correct it, then commit.")
     assert store.read("SELECT COUNT(*) FROM exam_reads") == [(0,)]
+
+
+def test_a_first_read_made_with_the_model_on_screen_is_never_called_before_ai(qtbot, store, tmp_path, stub_model):
+    """Blind reading off: the model's table was on screen while the reader gave 10 %, and the panel, the PDF and
+    the JSON called that read "before AI" (a radiologist's hands-on test). It is recorded as read with the AI
+    shown, said so everywhere, and the hybrid is said not to be of two independent opinions. A draft and a
+    committed read no longer both say "saved"."""
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
+    assert not window.model_hidden() and window.result is not None
+    set_read(window, 10, "2", "routine screening")
+    window.reading.save_reads(committed=False)
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text() == "draft saved (not committed)", timeout=10_000)
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed: this read is final"),
+                    timeout=10_000)
+    assert store.read("SELECT ai_shown FROM exam_reads WHERE breast = 'R'") == [(1,)]
+    window.scores.reader.inputs["R"].spin.setValue(40)
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("saved as amended"), timeout=10_000)
+    text = window.scores.reader.amendment_label.text()
+    assert "Right breast: first read (AI shown) 10 % → amended 40 % (amended at " in text and "before AI" not in text
+    assert "Right breast: read with the AI shown; the hybrid is not of two independent opinions." in text
+    worker = window.export(str(tmp_path / "out"), ["pdf", "json"], deidentify=False)
+    with qtbot.waitSignal(worker.result, timeout=60_000) as blocker:
+        pass
+    data = json.loads(next(p for p in blocker.args[0].paths if p.suffix == ".json").read_text())
+    right = data["reads"]["R"]
+    assert right["read_with_ai_shown"] is True and right["reader_malignant"] == pytest.approx(0.10)
+    assert right["amended_after_ai"]["text"] == "first read (AI shown) 10 % → amended 40 %"
+    from tests.report.test_report import pdf_text
+
+    pdf = " ".join(pdf_text(next(p for p in blocker.args[0].paths if p.suffix == ".pdf")).split())
+    assert "first read (AI shown) 10 % → amended 40 %" in pdf and "before AI" not in pdf
+    assert "the hybrid is not of two independent opinions" in pdf
+    window.close()  # opened again: the store says how the read was made
+    again = analysed_window(qtbot, store, tmp_path / "exam", stub_model, blind_first=False)
+    assert "first read (AI shown) 10 % → amended 40 %" in again.scores.reader.amendment_label.text()

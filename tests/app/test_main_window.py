@@ -202,7 +202,7 @@ def test_scoring_panel_arithmetic_and_persistence(qtbot, store, tmp_path, stub_m
     assert hybrid_text == f"{100 * (0.4 + model) / 2:.1f} %"
     assert window.scores.compare.item(1, 3).text() == "—"  # no left breast image, no reader value
     window.commit_estimate()
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text() == "saved", timeout=5000)
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=5000)
     window.close()
     again = make_window(qtbot, store)
     open_and_wait(qtbot, again, tmp_path)

@@ -99,7 +99,7 @@ def test_json_report_holds_the_result_and_reads(analysed, tmp_path):
     exam, result = analysed
     path = export_report(ReportInput(exam, result, {"R": BreastRead("R", 0.4)}), tmp_path, formats=("json",))[0]
     data = json.loads(path.read_text())
-    assert data["schema"] == "mammo-reader/report" and data["schema_version"] == "2.1"
+    assert data["schema"] == "mammo-reader/report" and data["schema_version"] == "2.2"
     model = data["reads"]["R"]["models"][result.entries[0].id]
     assert model["hybrid_malignant"] == pytest.approx((0.4 + model["model_malignant"]) / 2)
     assert set(data["result"]["views"]) == {"R-CC", "L-CC"} and data["disclaimer"] == DISCLAIMER

@@ -15,6 +15,7 @@ from app.study.store import CommittedReadError, ReaderMark
 from inference.intake.views import View
 
 
+COMMITTED_TEXT = "committed: this read is final (a later change is recorded beside it)"
 PENDING_CHANGE = (f"Changed after your commit, not saved yet: commit it (Ctrl+Enter) to record it as {AMENDED_AFTER_AI}; "
                   "your first read stays.")
 
@@ -29,6 +30,12 @@ class ReadingControl:
     def model_hidden(self) -> bool:
         window = self.window
         return window.settings.blind_first and not window.committed
+
+    def model_on_screen(self) -> bool:
+        """A result of this exam is shown now (blind reading off, or after the commit): a read made now is no
+        opinion formed without the model."""
+        window = self.window
+        return window.result is not None and not self.model_hidden()
 
     def apply_blind_state(self) -> None:
         window = self.window
@@ -98,10 +105,11 @@ class ReadingControl:
         if window.committed:
             return self._amend_reads()
         window._save_timer.stop()
+        shown = self.model_on_screen()  # before the commit, which shows a model hidden until it
         self.save_reads(committed=True)
         window.committed = True
         now = time.time()
-        window.scores.reader.set_first_reads({r.breast: dataclasses.replace(r, recorded_at=now)
+        window.scores.reader.set_first_reads({r.breast: dataclasses.replace(r, recorded_at=now, ai_shown=shown)
                                             for r in window.scores.reader.reads(True)})
         self.apply_blind_state()
         return True
@@ -145,10 +153,15 @@ class ReadingControl:
             self.on_saved("NOT saved: the store is closed")
             return
         key = window.exam_key
-        future = window.store.save_reads(key, window._reader(), window.scores.reader.reads(committed))
+        reads = window.scores.reader.reads(committed)
+        if committed:  # whether the model was on screen when the read was committed (blind reading off)
+            shown = self.model_on_screen()
+            reads = [dataclasses.replace(r, ai_shown=shown) for r in reads]
+        future = window.store.save_reads(key, window._reader(), reads)
+        done = COMMITTED_TEXT if committed else "draft saved (not committed)"
 
         def answered(f) -> None:
-            window._saved_signal.saved.emit("saved" if f.exception() is None else f"NOT saved: {f.exception()}", key)
+            window._saved_signal.saved.emit(done if f.exception() is None else f"NOT saved: {f.exception()}", key)
             if isinstance(f.exception(), CommittedReadError):  # this window's state was stale: show the store's
                 window._saved_signal.refused.emit(key)
 

@@ -33,7 +33,8 @@ from app.model_comparison import comparison_columns, short_labels, unique_labels
 from app.model_table import BREAST_NAMES, BREAST_RULE, entry_rows, model_percent
 from app.ui.forms import AnswerComboBox, AnswerSlider, PercentAnswerBox, PercentAnswerDoubleBox
 from app.reading import (
-    AMENDED_AFTER_AI, BIRADS_CATEGORIES, amendment_text, breast_models, hybrid_basis, named_hybrid_basis, percent)
+    AI_SHOWN, AMENDED_AFTER_AI, BIRADS_CATEGORIES, amendment_text, breast_models, hybrid_basis, named_hybrid_basis,
+    percent)
 from app.ui.workstation.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
 from inference.evaluation.calibration import calibration_note
@@ -196,11 +197,17 @@ class ReaderPanel(QGroupBox):
     def set_first_reads(self, reads: dict[str, BreastRead]) -> None:
         """The committed first reads (with their amendments), as stored; the form is left as it is."""
         self.first_reads = {side: read for side, read in reads.items() if read.committed}
-        lines = [f"{BREAST_NAMES[side]}: {amendment_text(read)} ({AMENDED_AFTER_AI} at "
+        lines = [f"{BREAST_NAMES[side]}: {amendment_text(read)} "
+                 f"({'amended' if read.ai_shown else AMENDED_AFTER_AI} at "
                  f"{time.strftime('%H:%M', time.localtime(read.amendment.recorded_at))})"
                  for side, read in self.first_reads.items() if read.amendment is not None]
-        self.amendment_label.setText("\n".join(lines) + ("\nThe hybrid and the reports use the read before AI."
-                                                          if lines else ""))
+        shown = [BREAST_NAMES[side] for side, read in self.first_reads.items()
+                 if read.ai_shown and read.malignant is not None]
+        if lines:
+            lines.append("The hybrid and the reports use the first read" + ("." if shown else ", before AI."))
+        if shown:  # blind reading off: no opinion formed without the model, and the hybrid is not two of them
+            lines.append(f"{' and '.join(shown)}: {AI_SHOWN}; the hybrid is not of two independent opinions.")
+        self.amendment_label.setText("\n".join(lines))
         self.amendment_label.setVisible(bool(lines))
 
     def add_amendments(self, amendments: list[BreastRead]) -> None:
