@@ -353,6 +353,38 @@ def window_origin(
     return (origin[0], origin[1])
 
 
+UNSEEN_TISSUE_SHARE = 0.005  # breast tissue outside the model's window worth a note (0.5 %)
+
+
+def unseen_tissue_note(flipped_crop: np.ndarray, origin: tuple[int, int], crop_top: int,
+                       window_shape: tuple[int, int] = WINDOW_SHAPE) -> str:
+    """A note when the window leaves breast tissue out (a breast taller or deeper than 2944 x 1920 pixels):
+    the model never looks there, and a part without a map or region would read as "nothing found"; "" when the
+    window holds (nearly) all of it. Rows are the original image's."""
+    tissue = flipped_crop > 0
+    total = int(np.count_nonzero(tissue))
+    if total == 0:
+        return ""
+    r0, c0 = max(origin[0], 0), max(origin[1], 0)
+    r1, c1 = origin[0] + window_shape[0], origin[1] + window_shape[1]
+    inside = int(np.count_nonzero(tissue[r0:r1, c0:c1]))
+    share = 1.0 - inside / total
+    if share <= UNSEEN_TISSUE_SHARE:
+        return ""
+    rows = np.flatnonzero(tissue.any(axis=1))
+    parts = []
+    above, below = rows[rows < r0], rows[rows >= r1]
+    if above.size:
+        parts.append(f"rows {crop_top + above.min()}–{crop_top + above.max()} above it")
+    if below.size:
+        parts.append(f"rows {crop_top + below.min()}–{crop_top + below.max()} below it")
+    if np.count_nonzero(tissue[:, c1:]):
+        parts.append("the tissue nearest the nipple beyond its width")
+    return (f"{100 * share:.0f} % of the breast lies outside the model's {window_shape[0]} × {window_shape[1]} "
+            f"window ({', '.join(parts)}) and was not analysed: no map or region there means not looked at, not "
+            "nothing found")
+
+
 def extract_window(
     flipped_crop: np.ndarray, origin: tuple[int, int], window_shape: tuple[int, int] = WINDOW_SHAPE
 ) -> np.ndarray:
@@ -407,6 +439,9 @@ def prepare_view(image: np.ndarray, view: View | str, horizontal_flip: bool = Fa
     warnings = []
     if crop.used_fallback:
         warnings.append("no tissue survived the breast-crop erosion; the whole image was used")
+    unseen = unseen_tissue_note(flipped, origin, top)
+    if unseen:
+        warnings.append(unseen)
     if crop.distance_from_starting_side > 0:
         warnings.append(
             f"the breast does not touch the chest-wall edge ({crop.distance_from_starting_side} empty "

@@ -281,7 +281,8 @@ def views_without_result(result: ExamResult) -> list[str]:
 def shown_notices(result: ExamResult) -> list[str]:
     """The provenance notices as a person reads them: an entry without a result on several views for one
     reason is said once, naming the views (a model that refuses a whole exam filled the panel with the same
-    paragraph four times). The stored notices stay one per view (the store splits a result by entry with them)."""
+    paragraph four times). The stored notices stay one per view (the store splits a result by entry with them).
+    Then each view's own warnings from its preparation (they were kept in the result and shown nowhere)."""
     grouped = {no_result_notice(label, view, reason): (label, views, reason)
                for label, views, reason in without_result(result) for view in views}
     shown, said = [], set()
@@ -294,6 +295,8 @@ def shown_notices(result: ExamResult) -> list[str]:
             label, views, reason = group
             shown.append(notice if len(views) == 1 else f"{label} has no result on {_views_said(views)}, which are "
                          f"left out of their breast and exam scores: {reason}")
+    for view, view_result in result.views.items():  # what the preparation found (part of a breast not analysed, …)
+        shown += [f"{view.value}: {warning}" for warning in view_result.warnings]
     return shown
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from inference.errors import PreprocessError
 from inference.families.preprocess import Mapping, prepare_view
+from inference.intake.views import View
 from tests.conftest import DATA, REFERENCE, REQUIRE_SHARED, require_shared
 
 ORACLE_FILES = {
@@ -149,3 +150,27 @@ def test_horizontal_flip_flag_mirrors_the_decision():
     mirrored = prepare_view(original[:, ::-1], "L-CC", horizontal_flip=True)
     assert mirrored.mapping.flipped and not normal.mapping.flipped
     assert np.array_equal(normal.input, mirrored.input)
+
+
+def test_breast_tissue_outside_the_model_s_window_is_said():
+    """A breast taller than 2944 rows: a third of it never reached the model, and the map simply stopped at a
+    line with nothing said (a radiologist read 'no map' as 'nothing found'). The view's preparation says which
+    rows were not analysed, and the result's notices carry it to the panel, the PDF and the command line."""
+    from inference.results.exam_result import shown_notices  # noqa: PLC0415
+    from tests.helpers import synthetic_view  # noqa: PLC0415
+
+    tall = prepare_view(synthetic_view("R-MLO", (3000, 600), shape=(4368, 1570)), "R-MLO")
+    (note,) = [w for w in tall.warnings if "outside the model's" in w]
+    assert note.startswith("19 % of the breast lies outside the model's 2944 × 1920 window (rows 219–1197 above it")
+    assert note.endswith("was not analysed: no map or region there means not looked at, not nothing found")
+    assert not prepare_view(synthetic_view("R-CC", (700, 500)), "R-CC").warnings  # one that fits: nothing said
+
+    class ViewResult:
+        warnings = (note,)
+
+    class Result:
+        views = {View.R_MLO: ViewResult()}
+        entries = ()
+        provenance = type("P", (), {"notices": ()})()
+
+    assert shown_notices(Result()) == [f"R-MLO: {note}"]
