@@ -18,7 +18,7 @@ import numpy as np
 
 from inference.intake.image import MIN_TISSUE_FRACTION, tissue_fraction
 
-NO_OPERATING_POINT = "no operating point: the top 3 and each class's best, on the breast"
+NO_OPERATING_POINT = "no operating point: the first 3 by rank and each class's best, on the breast"
 TOP_REGIONS = 3  # shown without an operating point
 BACKGROUND_NAMES = ("background", "no_tumour", "normal")  # the families' names for "no finding"
 

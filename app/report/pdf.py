@@ -19,6 +19,7 @@ from app.model_table import BREAST_RULE, entry_rows, model_percent
 from app.report.figures import encode_png
 from inference.files import atomic_path
 from inference.intake.views import Laterality
+from inference.results.types import rank_order
 
 PAGE_SIZES = {"A4": A4, "Letter": LETTER}
 BREASTS = ((Laterality.RIGHT, "Right breast"), (Laterality.LEFT, "Left breast"))  # as on screen: right first
@@ -139,8 +140,11 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
                 c = layer.class_name
                 items.append(f"<font color='{_hex(class_colour(c, entry.classes))}'>■</font> {c.replace('_', ' ')}")
         legend = ", ".join(items) or "none"
+        kinds = sorted({r.kind for v in content.result.views.values() if (e := v.result(entry.id)) is not None
+                        for r in e.regions})
+        orders = "; ".join(f"{kind}: {rank_order(kind)}" for kind in kinds) or "by score"
         story.append(Paragraph(f"Maps of {entry.label}: {legend} (opacity = value, 0 to 1); yellow boxes: its scored "
-                               f"regions, numbered by rank ({content.regions_rule()}).", small))
+                               f"regions, numbered by rank ({escape(orders)}; {content.regions_rule()}).", small))
     if content.report.marks:
         story.append(Paragraph("Cyan crosses: the reader's own marks (M1, M2, … as in the table of marks).", small))
     result = content.result

@@ -144,6 +144,17 @@ class InstanceMask:
         return warp_to_original(inside, self.to_original, original_shape, 0.0, smooth=False) > 0.5
 
 
+# what a region's rank follows, where it is not its score (most families rank by score, highest first)
+RANK_ORDERS = {"attention": "the order the model retrieved its regions, the most salient first (not the attention "
+                            "weight, which is how much each counted in its answer)",
+               "glimpse": "the order the model took its glimpses"}
+
+
+def rank_order(kind: str) -> str:
+    """What the ranks of regions of ``kind`` follow, in words."""
+    return RANK_ORDERS.get(kind, "the region's score, highest first")
+
+
 @dataclass(frozen=True)
 class ScoredRegion:
     """A region the model scored.

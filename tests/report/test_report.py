@@ -66,6 +66,8 @@ def test_pdf_is_readable_and_says_what_it_must(analysed, tmp_path):
     assert f"{100 * hybrid:.1f} %" in text
     assert "4B" in text and "Reader's assessment" in text
     assert text.index("Right breast") < text.index("Left breast")  # right before left, as on screen
+    # what a GMIC region's number follows ("#1 attention 0.243" above "#5 attention 0.322" read as an error)
+    assert "numbered by rank (attention: the order the model retrieved its regions, the most salient first" in text
     import pypdfium2 as pdfium
 
     page = pdfium.PdfDocument(str(pdf))[0]

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QTabWidget, 
 from app.overlay_images import OverlayImages, shown_thumbnail
 from inference.intake.exam import Exam
 from inference.results.exam_result import ExamResult
+from inference.results.types import rank_order
 from inference.intake.views import View
 
 PATCH_ICON = 160
@@ -97,7 +98,7 @@ class PatchGalleryWidget(QTabWidget):
                 size = f"{region.size[0]} x {region.size[1]} pixels at full resolution" if region.size else ""
                 source = f"; from {region.source}" if region.source else ""
                 item.setToolTip(f"{view.value} region {region.rank}: {region.kind} {region.score:.4f}{probabilities}"
-                                f"; {size}{source}" + (f"; not drawn on the image by its rule ({rule}): "
+                                f"; {size}{source}; ranks follow {rank_order(region.kind)}" + (f"; not drawn on the image by its rule ({rule}): "
                                                        "'all regions' shows it, dimmed" if below else ""))
                 listing.addItem(item)
             if not listing.count():  # said, not an empty tab that reads as a region lost
