@@ -151,12 +151,20 @@ def _png(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -
         return {"Title": f"{content.label} {what}", "Software": f"Mammo Reader {__version__}",
                 "Description": f"{model}; {content.regions_rule()}"}
 
+    from app.report.content import DEMO_WARNING  # noqa: PLC0415
+    from app.report.figures import captioned  # noqa: PLC0415
+
+    def shown(image, what: str):
+        return captioned(image, [f"{content.label} · {what}", f"{model} · {content.regions_rule()}",
+                                 "Decision support only: not a diagnosis."],
+                         DEMO_WARNING if content.is_demo() else "")
+
     path = out / f"{content.file_name}_four_views.png"
-    write_png(path, content.figure(1200), text("four views"))
+    write_png(path, shown(content.figure(1200), "four views"), text("four views"))
     written = [path]
     for view in content.views():
         path = out / f"{content.file_name}_{view.value}.png"
-        write_png(path, content.view_figure(view), text(view.value))
+        write_png(path, shown(content.view_figure(view), view.value), text(view.value))
         written.append(path)
     return written
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -252,6 +254,39 @@ def four_view_figure(content, *, tile_height: int = 700, overlays: bool = True, 
             cells.append(cell)
         rows.append(np.hstack([cells[0], np.full((tile_height, GUTTER, 3), 40, np.uint8), cells[1]]))
     return np.vstack([rows[0], np.full((GUTTER, rows[0].shape[1], 3), 40, np.uint8), rows[1]])
+
+
+def captioned(image: np.ndarray, lines: list[str], warning: str = "") -> np.ndarray:
+    """``image`` (BGR) under a caption band that says what it is (the exam, the view, the model, decision support
+    only) and, for the demo model, its warning on red: an exported PNG travels without its PDF (a slide, an
+    e-mail), and showed a patient's images and a demo model's maps with nothing saying either."""
+    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
+    import reportlab  # noqa: PLC0415 - its Bitstream Vera font (Latin-1), already a dependency
+
+    width = image.shape[1]
+    size = max(14, width // 60)
+    font = ImageFont.truetype(str(Path(reportlab.__file__).parent / "fonts" / "Vera.ttf"), size)
+    line = int(size * 1.45)
+
+    def wrapped(text: str) -> list[str]:  # at words, within the picture's width
+        out, current = [], ""
+        for word in text.split(" "):
+            trial = f"{current} {word}".strip()
+            if current and font.getlength(trial) > width - size:
+                out.append(current)
+                trial = word
+            current = trial
+        return [*out, current]
+
+    rows = ([(part, (150, 25, 25)) for part in wrapped(warning)] if warning else []) + [
+        (part, (40, 40, 40)) for text in lines for part in wrapped(text)]
+    band = Image.new("RGB", (width, line * len(rows) + size // 2), (40, 40, 40))
+    draw = ImageDraw.Draw(band)
+    for index, (text, background) in enumerate(rows):
+        draw.rectangle((0, index * line, width, (index + 1) * line), fill=background)
+        draw.text((size // 2, index * line + (line - size) // 2), text, font=font, fill=(255, 255, 255))
+    colour = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return np.vstack([np.asarray(band)[..., ::-1], colour])
 
 
 def encode_png(image: np.ndarray) -> bytes:

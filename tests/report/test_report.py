@@ -84,7 +84,10 @@ def test_png_figures(analysed, tmp_path):
     names = [p.name for p in paths]
     assert any(n.endswith("_four_views.png") for n in names) and any(n.endswith("_R-CC.png") for n in names)
     single = cv2.imread(str(next(p for p in paths if p.name.endswith("_R-CC.png"))))
-    assert single.shape[:2] == exam.views["R-CC"].pixels.shape  # full resolution
+    rows, cols = exam.views["R-CC"].pixels.shape
+    band = single.shape[0] - rows
+    assert single.shape[1] == cols and 0 < band < rows // 5  # full resolution, under a caption band
+    assert (single[2, :, 2] < 100).mean() > 0.5  # the caption band grey, no red demo warning (not the demo)
     from PIL import Image
 
     with Image.open(next(p for p in paths if p.name.endswith("_R-CC.png"))) as png:  # says what it is inside
@@ -95,6 +98,19 @@ def test_png_figures(analysed, tmp_path):
     from app.colours import REGION, bgr
 
     assert color.ndim == 3 and (np.abs(color.reshape(-1, 3).astype(int) - bgr(REGION)).sum(axis=1) < 40).any()
+
+
+def test_an_exported_png_of_the_demo_model_says_so_on_the_picture(analysed, tmp_path, monkeypatch):
+    """The PNGs carried no demo banner and no identification on the picture (only inside the file's text)."""
+    from app.report.content import ReportContent  # noqa: PLC0415
+
+    exam, result = analysed
+    monkeypatch.setattr(ReportContent, "is_demo", lambda self: True)
+    paths = export_report(ReportInput(exam, result), tmp_path, formats=("png",))
+    for path in paths:
+        picture = cv2.imread(str(path))
+        top = picture[2, :, :].astype(int)  # the first caption line: the warning, white text on red
+        assert ((top[:, 2] > 120) & (top[:, 1] < 60)).mean() > 0.5, path.name
 
 
 def test_json_report_holds_the_result_and_reads(analysed, tmp_path):
