@@ -368,6 +368,9 @@ def test_ctrl_r_on_a_restored_result_offers_to_analyse_again(qtbot, store, tmp_p
 
     dialog = next(w for w in window.findChildren(QMessageBox) if w.objectName() == "reanalyseDialog")
     assert "restored" in dialog.text()
+    # blind first: the question spoke of "the result shown" while it was hidden
+    assert ("hidden until you commit your estimate" in dialog.text()) == window.model_hidden()
+    assert ("The result shown" in dialog.text()) != window.model_hidden()
     with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
         dialog.button(QMessageBox.StandardButton.Yes).click()
     assert not window.restored

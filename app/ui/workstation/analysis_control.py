@@ -89,9 +89,11 @@ class AnalysisControl:
         """Ctrl+R: analyse; when the shown result was restored from the store, offer to analyse again."""
         window = self.window
         if window.result is not None and window.restored:
+            what = ("The result (hidden until you commit your estimate) was" if window.reading.model_hidden()
+                    else "The result shown was")
             box = QMessageBox(QMessageBox.Icon.Question, "Analyse again?",
-                              "The result shown was restored from an earlier analysis of these images with the same "
-                              "models and mode. Analyse the exam again?",
+                              f"{what} restored from an earlier analysis of these images with the same models and "
+                              "mode. Analyse the exam again?",
                               QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, window)
             box.setObjectName("reanalyseDialog")
             box.buttonClicked.connect(lambda button: self.start_analysis(force=True)
