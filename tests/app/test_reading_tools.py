@@ -212,6 +212,23 @@ def test_a_laterality_warning_above_one_slot_keeps_every_view_at_one_scale(qtbot
     assert y0 <= 0.5 and y1 >= warned.image.pixels.shape[0] - 0.5  # and the warned image still whole
 
 
+def test_a_laterality_warning_above_one_slot_keeps_its_pair_level(qtbot, store, tmp_path):
+    """The banner above R CC pushed its image down beside L CC (a radiologist saw the nipples 100 px apart): the
+    partner slot keeps blank room of the banner's height, so the pair hangs level for comparison."""
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("L-CC", (700, 300)))  # a left breast labelled right
+    write_png(tmp_path / "0_L-CC.png", synthetic_view("L-CC", (700, 300)))
+    window = make_window(qtbot, store)
+    window.resize(1400, 900)
+    open_and_wait(qtbot, window, tmp_path)
+    warned, partner = window.hanging.views[View.R_CC], window.hanging.views[View.L_CC]
+    assert warned.banner.isVisible() and "POSSIBLE LATERALITY ERROR" in warned.banner.text.text()
+    assert partner.banner.confirm_button.isHidden() and partner.banner.move_button.isHidden()  # room, no warning
+    # level within the pixel the slots' widths may differ by (a wrapped line's height follows the width)
+    qtbot.waitUntil(lambda: abs(warned.graphics.geometry().top() - partner.graphics.geometry().top()) <= 2,
+                    timeout=5000)
+    assert abs(warned.graphics.height() - partner.graphics.height()) <= 2 and warned.banner.height() > 20
+
+
 def test_a_possible_laterality_error_is_loud_and_can_be_moved(qtbot, store, tmp_path, stub_model):
     write_png(tmp_path / "0_R-CC.png", synthetic_view("L-CC", (700, 300)))  # a left breast labelled right
     window = make_window(qtbot, store, auto_run=True)

@@ -26,7 +26,7 @@ from app.prior_registration import ViewRegistration, prior_image
 from app.ui.workstation.view_widget import MammoViewWidget, OverlayOptions
 from inference.intake.breast_geometry import corresponding_band
 from inference.intake.exam import Exam
-from inference.intake.views import View
+from inference.intake.views import Laterality, View
 from inference.results.exam_result import ExamResult
 
 PARTNER = {View.R_CC: View.L_CC, View.L_CC: View.R_CC, View.R_MLO: View.L_MLO, View.L_MLO: View.R_MLO}
@@ -264,11 +264,12 @@ class HangingWidget(QWidget):
             text = study_text(exam)
         conflicts = exam.laterality_conflicts if exam is not None else ()
         file_window = every_view_has_a_window(exam.views.values() if exam is not None else ())
+        warnings = {view: exam.laterality_message(view) for view in conflicts} if exam is not None else {}
         for view, widget in self.views.items():
-            warning = exam.laterality_message(view) if view in conflicts else ""
-            widget.set_image(exam.views.get(view) if exam is not None else None, text, warning,
+            partner = View.of("L" if view.laterality == Laterality.RIGHT else "R", view.projection)
+            widget.set_image(exam.views.get(view) if exam is not None else None, text, warnings.get(view, ""),
                              unreadable=exam.unreadable.get(view, "") if exam is not None else "",
-                             file_window=file_window)
+                             file_window=file_window, partner_warning=warnings.get(partner, ""))
         self.fit_same_scale()
 
     def set_result(self, result: ExamResult | None, entry_id: str | None = None,

@@ -137,7 +137,30 @@ class LateralityBanner(QWidget):
         layout.setContentsMargins(8, 6, 8, 6)
         layout.addWidget(self.text)
         layout.addLayout(buttons)
+        self.style_shown = self.styleSheet()
+        for button in (self.confirm_button, self.move_button):
+            policy = button.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)  # the room a banner keeps in the partner slot has its buttons' height
+            button.setSizePolicy(policy)
         self.hide()
+
+    def show_warning(self, text: str) -> None:
+        """The warning with its two ways out (``text`` empty: none)."""
+        self.setStyleSheet(self.style_shown)
+        self.text.setText(text)
+        for button in (self.confirm_button, self.move_button):
+            button.show()
+        self.setVisible(bool(text))
+
+    def keep_room_for(self, text: str) -> None:
+        """Blank room of the height the partner slot's banner takes (its own ``text``), so that the pair's images
+        stay level: a banner above R CC alone pushed it down beside L CC (nipples 100 px apart)."""
+        self.setStyleSheet("#lateralityBanner { background: transparent; } QLabel { color: transparent; "
+                           "background: transparent; font: bold 12px; }")
+        self.text.setText(text)
+        for button in (self.confirm_button, self.move_button):
+            button.hide()
+        self.setVisible(bool(text))
 
 
 LEADER_GAP = 6.0  # screen pixels between a label and its box beyond which a leader line joins them
@@ -286,7 +309,8 @@ class MammoViewWidget(QWidget):
         self.empty.setText(text)
 
     def set_image(self, image: ViewImage | None, study_text: list[str] | None = None,
-                  laterality_warning: str = "", unreadable: str = "", file_window: bool = True) -> None:
+                  laterality_warning: str = "", unreadable: str = "", file_window: bool = True,
+                  partner_warning: str = "") -> None:
         """Show ``image``; an empty slot says why: no such image, or ``unreadable`` ("file: reason").
         ``file_window`` False starts it on the auto window even where its file gives one (another view of the
         study has none: the views are drawn alike, or an asymmetry could be the windows')."""
@@ -328,7 +352,7 @@ class MammoViewWidget(QWidget):
         self.badge.setText(f"⚠ {len(notes)} note{'s' if len(notes) != 1 else ''}")
         self.badge.setToolTip("\n".join(notes))
         self.badge.setVisible(bool(notes))
-        self.set_laterality_warning(laterality_warning)
+        self.set_laterality_warning(laterality_warning, partner_warning)
         self._update_marker()
         self.reset_view()
 
@@ -355,11 +379,15 @@ class MammoViewWidget(QWidget):
         self.viewbox.setRange(xRange=(centre.x() - half_w, centre.x() + half_w),
                               yRange=(centre.y() - half_h, centre.y() + half_h), padding=0.0)
 
-    def set_laterality_warning(self, text: str) -> None:
+    def set_laterality_warning(self, text: str, partner_warning: str = "") -> None:
+        """The slot's laterality warning; without one, room for the partner slot's (``partner_warning``), so that
+        the pair hangs level."""
         other = View.of("L" if self.view.laterality == Laterality.RIGHT else "R", self.view.projection)
-        self.banner.text.setText(text)
         self.banner.move_button.setText(f"Move to {other.value}")
-        self.banner.setVisible(bool(text))
+        if text:
+            self.banner.show_warning(text)
+        else:
+            self.banner.keep_room_for(partner_warning)
         self._place_labels()
 
     def _update_marker(self) -> None:
