@@ -98,10 +98,23 @@ class _UnfinishedIsNoAnswer:
     started from. :meth:`answer` is None for it, and leaving the box shows "—".
 
     A number past the range stays on screen as typed: Qt refused the keystroke, so "150" showed "15 %", a value
-    the reader never meant. :meth:`past_range` names it, the commits refuse it, and leaving the box clears it
-    and tells ``on_refused``."""
+    the reader never meant. :meth:`past_range` names it, and goes on naming it after the box is left (which
+    clears it and tells ``on_refused``) until the box is edited or set again: clicking Commit takes the focus
+    first, and the commit still refuses it."""
 
     on_refused: Callable[[str], None] | None = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._refused: str | None = None
+        self.lineEdit().textEdited.connect(self._edited)
+
+    def _edited(self, _text: str) -> None:
+        self._refused = None
+
+    def setValue(self, value) -> None:  # noqa: N802 - Qt override: a value set anew is no refused entry
+        self._refused = None
+        super().setValue(value)
 
     def answer(self) -> float | None:
         """The value given, or None (not given, or text that is no value)."""
@@ -111,23 +124,27 @@ class _UnfinishedIsNoAnswer:
 
     def validate(self, text: str, pos: int):
         state, shown, cursor = super().validate(text, pos)
-        if state == QValidator.State.Invalid and self.past_range(shown) is not None:
+        if state == QValidator.State.Invalid and self._outside(shown) is not None:
             state = QValidator.State.Intermediate  # shown as typed, and no answer
         return state, shown, cursor
 
-    def past_range(self, text: str | None = None) -> str | None:
-        """The number in the box (or in ``text``) when it lies outside 0 to the maximum, as "150 %"; else None."""
-        raw = self.text() if text is None else text
-        raw = raw.removeprefix(self.prefix()).removesuffix(self.suffix()).strip()
-        if not _NUMBER.fullmatch(raw):
+    def past_range(self) -> str | None:
+        """The number typed outside 0 to the maximum, as "150 %", while it is in the box or since it was cleared
+        from it on leaving (until the box is edited or set); else None."""
+        return self._outside(self.text()) or self._refused
+
+    def _outside(self, text: str) -> str | None:
+        raw = text.removeprefix(self.prefix()).removesuffix(self.suffix()).strip()
+        if not _NUMBER.fullmatch(raw):  # "," or "." as the decimal mark, whatever the locale: only a range check
             return None
         number = float(raw.replace(",", "."))
         return f"{raw}{self.suffix()}" if number < 0 or number > self.maximum() else None
 
     def focusOutEvent(self, event) -> None:  # noqa: N802 - Qt override
         if not self.hasAcceptableInput():
-            refused = self.past_range()
+            refused = self._outside(self.text())
             self.setValue(self.minimum())
+            self._refused = refused
             if refused is not None and self.on_refused is not None:
                 self.on_refused(refused)
         super().focusOutEvent(event)

@@ -463,15 +463,30 @@ def test_a_box_emptied_after_the_commit_is_no_amendment(qtbot, store, tmp_path, 
 
 def test_a_number_past_100_in_the_box_is_not_committed(qtbot, store, tmp_path, stub_model):
     """Typed "150": the box showed "15 %" (Qt refused the last digit) and that was committed. Now the box shows
-    "150 %" and the commit refuses it, naming the breast."""
+    "150 %", nothing behind it holds 15 (Qt sent 15 on the way), and the commit refuses it, naming the breast;
+    also when the Commit button is clicked, which takes the focus (and clears the box) before it commits."""
+    from PySide6.QtCore import Qt  # noqa: PLC0415
+
     window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
-    spin = window.scores.reader.inputs["R"].spin
-    spin.lineEdit().setText("150 %")
-    assert spin.text() == "150 %"
-    assert not window.commit_estimate() and not window.committed
-    assert window.scores.reader.saved_label.text() == (
+    reader = window.scores.reader
+    spin = reader.inputs["R"].spin
+    spin.setFocus()
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin.lineEdit(), "150")
+    assert spin.text() == "150 %" and reader.value("R") is None and reader.inputs["R"].slider.value() == 0
+    assert window.scores.compare.item(0, 1).text() == "—"  # the comparison holds no 15 % either
+    qtbot.mouseClick(reader.commit_button, Qt.MouseButton.LeftButton)
+    assert not window.committed
+    assert reader.saved_label.text() == (
         "Not committed: Right breast, malignant: 150 % is not a percentage from 0 to 100. Correct it, then commit.")
-    assert store.read("SELECT COUNT(*) FROM exam_reads") == [(0,)]
+    qtbot.wait(600)  # the draft saved meanwhile does not hide the refusal
+    assert "Right breast, malignant: 150 %: not a percentage from 0 to 100, not taken." in reader.saved_label.text() \
+        or reader.saved_label.text().startswith("Not committed")
+    assert store.read("SELECT COUNT(*) FROM exam_reads WHERE committed = 1") == [(0,)]
+    spin.setFocus()
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin.lineEdit(), "15")  # corrected: committed as typed
+    assert window.commit_estimate() and reader.value("R") == pytest.approx(0.15)
 
 
 def test_a_first_read_made_with_the_model_on_screen_is_never_called_before_ai(qtbot, store, tmp_path, stub_model):

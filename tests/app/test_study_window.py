@@ -600,14 +600,14 @@ def test_a_number_past_100_stays_as_typed_and_is_no_answer(qtbot):
     benign.lineEdit().setText("101 %")
     assert benign.answer() is None and len(panel.refused_entries()) == 2
     benign.lineEdit().setText("12 %")
-    spin.clearFocus()  # leaving the box: cleared, and said
-    assert spin.text() == "—" and panel.refused_entries() == []
+    spin.clearFocus()  # leaving the box: cleared and said, and still refused until the box is edited (a click
+    assert spin.text() == "—" and panel.refused_entries() == ["Right breast, malignant: 150 %"]  # on Commit leaves it)
     assert panel.saved_label.text() == "Right breast, malignant: 150 % is not a percentage from 0 to 100; not taken."
     spin.setFocus()
     spin.lineEdit().selectAll()
     qtbot.keyClicks(spin.lineEdit(), "15")
     qtbot.keyClick(spin.lineEdit(), Qt.Key.Key_Tab)
-    assert spin.answer() == 15 and benign.answer() == 12
+    assert spin.answer() == 15 and benign.answer() == 12 and panel.refused_entries() == []
 
 
 def test_the_study_screen_refuses_to_commit_a_number_past_100(qtbot, study):

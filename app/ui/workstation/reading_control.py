@@ -31,11 +31,12 @@ class ReadingControl:
         window = self.window
         return window.settings.blind_first and not window.committed
 
-    def model_on_screen(self) -> bool:
-        """A result of this exam is shown now (blind reading off, or after the commit): a read made now is no
-        opinion formed without the model."""
+    def model_on_screen(self, breast: str) -> bool:
+        """A model's answer on ``breast`` is shown now (blind reading off, or after the commit): a read made now
+        is no opinion formed without the model. A result with nothing on that breast (no view analysed there) is
+        no AI opinion of it."""
         window = self.window
-        return window.result is not None and not self.model_hidden()
+        return window.result is not None and not self.model_hidden() and breast in window.result.breasts
 
     def apply_blind_state(self) -> None:
         window = self.window
@@ -105,11 +106,11 @@ class ReadingControl:
         if window.committed:
             return self._amend_reads()
         window._save_timer.stop()
-        shown = self.model_on_screen()  # before the commit, which shows a model hidden until it
+        shown = {side: self.model_on_screen(side) for side in ("R", "L")}  # before the commit, which shows it
         self.save_reads(committed=True)
         window.committed = True
         now = time.time()
-        window.scores.reader.set_first_reads({r.breast: dataclasses.replace(r, recorded_at=now, ai_shown=shown)
+        window.scores.reader.set_first_reads({r.breast: dataclasses.replace(r, recorded_at=now, ai_shown=shown[r.breast])
                                             for r in window.scores.reader.reads(True)})
         self.apply_blind_state()
         return True
@@ -155,8 +156,7 @@ class ReadingControl:
         key = window.exam_key
         reads = window.scores.reader.reads(committed)
         if committed:  # whether the model was on screen when the read was committed (blind reading off)
-            shown = self.model_on_screen()
-            reads = [dataclasses.replace(r, ai_shown=shown) for r in reads]
+            reads = [dataclasses.replace(r, ai_shown=self.model_on_screen(r.breast)) for r in reads]
         future = window.store.save_reads(key, window._reader(), reads)
         done = COMMITTED_TEXT if committed else "draft saved (not committed)"
 
@@ -241,7 +241,9 @@ class ReadingControl:
         return False
 
     def on_saved(self, text: str) -> None:
-        self.window.scores.reader.saved_label.setText(text)
+        refusal = self.window.scores.reader.refusal_line()  # a draft saved later does not hide it
+        self.window.scores.reader.saved_label.setText(f"{text}\n{refusal}" if refusal and refusal not in text
+                                                      else text)
 
     def on_stored(self, text: str, key: str) -> None:
         """The store's answer for the read of exam ``key``: under the form when that exam is still on screen,

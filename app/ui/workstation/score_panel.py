@@ -100,6 +100,9 @@ class ReaderPanel(QGroupBox):
             for box, what in ((spin, "malignant"), (benign, "benign")):
                 box.on_refused = lambda text, s=side, w=what: self.saved_label.setText(
                     f"{BREAST_NAMES[s]}, {w}: {text} is not a percentage from 0 to 100; not taken.")
+                # text that is no value (emptied, half typed, past 100) is no answer on screen, in the slider, the
+                # hybrid and the saved draft: Qt had sent 15 on the way to "150" and kept it behind the text
+                box.lineEdit().textEdited.connect(lambda _text, s=side: self._text_edited(s))
             for box in (benign,):
                 box.valueChanged.connect(lambda _v: self.changed.emit())
             for box in (birads, density, recommendation):
@@ -141,6 +144,19 @@ class ReaderPanel(QGroupBox):
         entry = self.inputs[side]
         if entry.spin.answer() is None:  # a press on the slider gives its value, 0 included
             entry.spin.setValue(entry.slider.value())
+
+    def _text_edited(self, side: str) -> None:
+        entry = self.inputs[side]
+        if entry.spin.answer() is None:
+            entry.slider.blockSignals(True)
+            entry.slider.setValue(0)
+            entry.slider.blockSignals(False)
+        self.changed.emit()
+
+    def refusal_line(self) -> str:
+        """The line that names numbers past 0–100 % still refused ("" when none)."""
+        refused = self.refused_entries()
+        return f"{'; '.join(refused)}: not a percentage from 0 to 100, not taken." if refused else ""
 
     def _spin_changed(self, side: str, value: int) -> None:
         slider = self.inputs[side].slider
