@@ -371,18 +371,22 @@ def unseen_tissue_note(flipped_crop: np.ndarray, origin: tuple[int, int], crop_t
     share = 1.0 - inside / total
     if share <= UNSEEN_TISSUE_SHARE:
         return ""
-    rows = np.flatnonzero(tissue.any(axis=1))
     parts = []
+    noted = UNSEEN_TISSUE_SHARE * total / 5  # a side is named when it holds a real share, not a stray column
+    rows = np.flatnonzero(tissue.any(axis=1))
     above, below = rows[rows < r0], rows[rows >= r1]
-    if above.size:
+    if above.size and np.count_nonzero(tissue[:r0]) > noted:
         parts.append(f"rows {crop_top + above.min()}–{crop_top + above.max()} above it")
-    if below.size:
+    if below.size and np.count_nonzero(tissue[r1:]) > noted:
         parts.append(f"rows {crop_top + below.min()}–{crop_top + below.max()} below it")
-    if np.count_nonzero(tissue[:, c1:]):
-        parts.append("the tissue nearest the nipple beyond its width")
+    # the crop faces right here: the chest wall at column 0, the nipple at the right
+    if np.count_nonzero(tissue[:, :c0]) > noted:
+        parts.append("the deepest tissue, at the chest wall")
+    if np.count_nonzero(tissue[:, c1:]) > noted:
+        parts.append("the tissue nearest the nipple")
+    where = f" ({', '.join(parts)})" if parts else ""
     return (f"{100 * share:.0f} % of the breast lies outside the model's {window_shape[0]} × {window_shape[1]} "
-            f"window ({', '.join(parts)}) and was not analysed: no map or region there means not looked at, not "
-            "nothing found")
+            f"window{where} and was not analysed: no map or region there means not looked at, not nothing found")
 
 
 def extract_window(

@@ -164,6 +164,10 @@ def test_breast_tissue_outside_the_model_s_window_is_said():
     assert note.startswith("19 % of the breast lies outside the model's 2944 × 1920 window (rows 219–1197 above it")
     assert note.endswith("was not analysed: no map or region there means not looked at, not nothing found")
     assert not prepare_view(synthetic_view("R-CC", (700, 500)), "R-CC").warnings  # one that fits: nothing said
+    # a breast deeper than 1920 columns: the window keeps the nipple side, the chest wall's tissue is left out
+    (wide,) = prepare_view(synthetic_view("L-CC", (900, 1200), shape=(1800, 2600)), "L-CC").warnings
+    assert wide.startswith("10 % of the breast lies outside the model's 2944 × 1920 window (the deepest tissue, at "
+                           "the chest wall) and was not analysed")
 
     class ViewResult:
         warnings = (note,)
