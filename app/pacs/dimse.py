@@ -555,6 +555,10 @@ def move_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset]
                 raise PacsError(node, f"C-MOVE: the node does not know our AE title {node.calling_aet!r} as a "
                                       "destination (register it, with our host and port, on the PACS)")
             refused_senders()
+            if completed == 0 and receiver.accepted:  # it reached us: not a question of its entry for us
+                raise PacsError(node, f"C-MOVE of study {study_uid} failed (status 0x{code:04X}): the node reached "
+                                      f"our receiver but none of its images was kept ({receiver.refused} refused here; "
+                                      "the log says why)")
             if completed == 0:
                 raise NothingMoved(node, f"C-MOVE of study {study_uid} failed (status 0x{code:04X}) and delivered "
                                          "nothing: no such study?", code)

@@ -388,6 +388,7 @@ class StorageSCP:
         self.on_kept = on_kept
         self.kept = 0
         self.refused = 0  # instances answered with a failure status
+        self.accepted = 0  # associations accepted (a C-MOVE that failed with none: the node never reached us)
         self.rejected = 0  # associations rejected
         self.rejected_peers: list[str] = []  # who they came from ("AE title at host"), for the caller's message
         self._lock = threading.Lock()
@@ -448,6 +449,8 @@ class StorageSCP:
         """An association that was accepted with none of its presentation contexts (a class or a syntax this
         receiver does not take) can carry nothing: the sender fails on its side, and this line says why here."""
         assoc = event.assoc
+        with self._lock:
+            self.accepted += 1
         if assoc.accepted_contexts:
             return
         proposed: dict[str, list[str]] = {}

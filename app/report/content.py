@@ -66,8 +66,9 @@ def is_draft(read: BreastRead | None) -> bool:
 
 
 def reader_text(read: BreastRead | None) -> str:
-    """The reader's probability of malignancy as every report shows it: the read before AI (the one the hybrid
-    uses), with its amendment after AI beside it ("before AI 80 % → after AI 30 %")."""
+    """The reader's probability of malignancy as every report shows it: the first read (the one the hybrid uses),
+    with its amendment beside it ("before AI 80 % → after AI 30 %"; "first read (AI shown) …" when the model was
+    on screen for it)."""
     if read is None:
         return percent(None)
     if is_draft(read):  # the form as it was, exported before the commit

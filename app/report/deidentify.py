@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import datetime
 import functools
+import logging
 import hashlib
 import hmac
 import math
@@ -36,6 +37,7 @@ from pydicom.sr.codedict import codes
 
 from inference.errors import MammoError
 
+logger = logging.getLogger(__name__)
 KEY_FILE = "deidentify.key"
 PROFILE_TABLE = "dicomfields_2026c"  # dicom-anonymizer's copy of PS3.15 Table E.1-1, DICOM 2026c
 RETAINED_CHARACTERISTICS = ("PatientAge", "PatientSex", "PatientSize", "PatientWeight")
@@ -334,14 +336,21 @@ def iod_type2(sop_class_uid: str) -> frozenset[str] | None:
     """The top-level attributes the SOP class's IOD makes Type 2 (present, maybe empty), from highdicom's tables
     of the standard (a well-kept copy of PS3.3's modules); None for a SOP class they do not hold."""
     try:
+        # a private module of highdicom (pinned >= 0.28, where it is): the only packaged, maintained copy of PS3.3's
+        # module tables at hand; pydicom has none, and copying the tables here would be a second copy to keep
         from highdicom._standard_utils import (  # noqa: PLC0415
             get_iod_module_map, get_module_attribute_map, get_sop_class_iod_map)
 
-        modules = get_iod_module_map()[get_sop_class_iod_map()[sop_class_uid]]
-        attributes = get_module_attribute_map()
-    except (ImportError, KeyError):
+        iod = get_sop_class_iod_map().get(sop_class_uid)
+        if iod is None:
+            return None
+        modules = get_iod_module_map()[iod]
+        return frozenset(a["keyword"] for m in modules for a in get_module_attribute_map()[m["key"]]
+                         if a["type"] == "2" and not a["path"])
+    except (ImportError, AttributeError, KeyError, TypeError) as error:  # the tables moved or changed shape
+        logger.warning("highdicom's tables of the standard could not be read (%s): de-identified copies keep the "
+                       "old handling of Type 2 attributes and may not validate", type(error).__name__)
         return None
-    return frozenset(a["keyword"] for m in modules for a in attributes[m["key"]] if a["type"] == "2" and not a["path"])
 
 
 def _clean_sequence(element: pydicom.DataElement) -> None:

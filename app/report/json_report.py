@@ -33,7 +33,8 @@ def report_dict(content: ReportContent) -> tuple[dict, dict]:
                        "read_with_ai_shown": read.ai_shown if read else None,
                        "birads": read.birads if read else "", "density": read.density if read else "",
                        "recommendation": read.recommendation if read else "", "models": models,
-                       # the reader_* values are the read before AI; de-identified, its time moves as "Read on"
+                       # the reader_* values are the first read (before AI unless read_with_ai_shown);
+                       # de-identified, its time moves as "Read on"
                        "amended_after_ai": amendment_data(read, content.report_time - report.read_at)}
     data, maps = result_to_data(result) if result is not None else (None, {})
     if report.deidentify and data is not None:

@@ -72,7 +72,7 @@ def _reader_table(content: ReportContent, width_cm: float, cell: ParagraphStyle)
     rows = [[Paragraph(f"<b>{escape(text)}</b>", cell) for text in header]]
     for side, name in BREASTS:
         read = content.report.reads.get(side.value)
-        reader = read.malignant if read else None  # the read before AI; an amendment after AI is shown beside it
+        reader = read.malignant if read else None  # the first read; an amendment is shown beside it
         row = [name, reader_text(read)]
         for part in breast_models(result, side.value, reader, content.report.plain_hybrid):
             row += [f"{model_percent(part.model, part.entry)} {part.one_view_note}".rstrip(), percent(part.hybrid)]
