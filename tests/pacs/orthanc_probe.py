@@ -189,6 +189,19 @@ def main() -> None:
             seen[f"retrieve_{protocol}"] = {"seconds": sorted(times)[1], "instances": study.instances,
                                             "notes": study.notes, "views": sorted(v.value for v in loaded.views)}
         seen["cached"] = retrieve_study(parse_study(f"{DIMSE}/{study_uid}")).cached
+        # a study with a presentation state and a CAD SR beside its images: not offered, they ended Orthanc's
+        # study-level C-GET and the study came instance by instance, noted as "could not be retrieved"
+        beside = write_dicom_exam(generate_exam(7006, shape=(320, 240)), work / "beside")
+        head = dcmread(beside[0])
+        owner = (str(head.PatientName), str(head.PatientID))
+        when = (str(head.StudyDate), str(head.AccessionNumber))
+        beside += [save(other_instance(str(head.StudyInstanceUID), modality, sop_class=sop, patient=owner, study=when),
+                        work / "beside-extra", f"{modality}.dcm")
+                   for modality, sop in (("PR", "1.2.840.10008.5.1.4.1.1.11.1"),
+                                         ("SR", "1.2.840.10008.5.1.4.1.1.88.50"))]
+        dimse.store_files(node, beside)
+        got = retrieve_study(parse_study(f"{DIMSE}/{head.StudyInstanceUID}"), refresh=True)
+        seen["retrieve_beside"] = {"instances": got.instances, "notes": got.notes}
         for protocol, address in (("dimse", f"{DIMSE}/{partial_uid}"), ("dicomweb", f"{WEB}/studies/{partial_uid}")):
             try:
                 retrieve_study(parse_study(address), cancel=lambda: True)

@@ -68,6 +68,10 @@ def test_retrieve_gives_the_four_views_and_notes_the_other_series(seen, protocol
     assert retrieved["notes"] == ["ignored 1 OT instance(s) of the study (only MG images are read)"]
     assert seen[f"retrieve_{protocol}_large"]["views"] == ["L-CC", "L-MLO", "R-CC", "R-MLO"]
     assert seen["cached"] is True
+    beside = seen["retrieve_beside"]  # a presentation state and a CAD SR: left out, not "could not be retrieved"
+    assert beside["instances"] == 4 and beside["notes"] == [
+        "ignored 1 PR instance(s) of the study (only MG images are read)",
+        "ignored 1 SR instance(s) of the study (only MG images are read)"], beside
 
 
 def test_analyse_report_and_send_back_from_the_command_line(seen):
