@@ -459,8 +459,9 @@ class StorageSCP:
             syntaxes += [n for n in map(_uid_name, context.transfer_syntax or ()) if n not in syntaxes]
         said = "; ".join(f"{name} ({', '.join(syntaxes)})" if syntaxes else name for name, syntaxes in proposed.items())
         logger.warning("%s proposed only what this node does not take: %s (it takes C-ECHO and the mammography, DX, "
-                       "SC, SR (CAD and key objects too), presentation state, SEG and PDF storage classes, uncompressed, RLE, JPEG 2000, JPEG-LS, JPEG lossless or "
-                       "HTJ2K lossless)", _peer(assoc), said or "no presentation context")
+                       "SC, SR (CAD and key objects too), presentation state, SEG and PDF storage classes, uncompressed, "
+                       "RLE, JPEG 2000, JPEG-LS, JPEG lossless or HTJ2K lossless)", _peer(assoc),
+                       said or "no presentation context")
 
     def _requested(self, event) -> None:
         """Reject, at association, a request not addressed to us or from a sender not on the allow-list. Fails
