@@ -105,6 +105,9 @@ def test_four_models_side_by_side_without_scrolling_and_n_flips_the_maps(qtbot, 
     assert compare.horizontalHeaderItem(2).toolTip() == "gmic · seeded_state_dict.pt · ab12cd34"
     assert window.scores.hybrid_basis.text().startswith("hybrid (gmic · ab12cd34): mean of the reader and ")
     assert window.device_label.text().endswith("gmic · ab12cd34, gmic · 99887766, gmic · sample_model_1.p, gmic · feedbeef")
+    # and the arithmetic that gave the numbers on screen (a radiologist found the mode said nowhere on screen)
+    assert window.device_label.text().startswith(f"cpu, {window.result.provenance.mode.value} · ")
+    assert window.device_label.toolTip().startswith(f"{window.result.provenance.mode.value} mode: ")
     # the tool bar's chooser names the models as uniquely; N flips the drawn maps in place
     combo = window.entry_combo
     assert len({combo.itemText(i) for i in range(combo.count())}) == 4

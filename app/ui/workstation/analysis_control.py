@@ -28,6 +28,10 @@ NO_MODEL_TEXT = (
     "github.com/nyukat/GMIC), a GLAM checkpoint, or another model checkpoint file."
 )
 DEMO_TEXT = "DEMO MODEL — trained on synthetic data only — NOT FOR CLINICAL USE"
+MODE_TIPS = {"exact": "exact mode: the reference arithmetic (float32, TF32 off); the numbers the published "
+                      "models give",
+             "fast": "fast mode: batch norms folded, bf16 where this CPU or GPU has it natively (Mask R-CNN: float32 "
+                     "unless its metadata declares fast_autocast); probabilities within 0.01 of exact"}
 
 
 class AnalysisControl:
@@ -51,6 +55,7 @@ class AnalysisControl:
         self.update_model_banner()
 
     def update_model_banner(self) -> None:
+        """The demo or no-model banner, and the status bar's device, mode and models."""
         window = self.window
         groups = window._groups or []
         # the models configured, and those whose result is on screen: after a change of models in Preferences the
@@ -68,6 +73,9 @@ class AnalysisControl:
         else:
             window.banner.hide()
         device = window.result.provenance.device if window.result else window.settings.device
+        mode = window.result.provenance.mode.value if window.result else window.settings.mode
+        device = f"{device}, {mode}"  # which arithmetic gave the numbers on screen (Preferences set it)
+        window.device_label.setToolTip(MODE_TIPS.get(mode, ""))
         if len(groups) > 1:  # each checkpoint told apart (several are often called seeded_state_dict.pt)
             short = short_labels([(g.id, [m.identity for m in g.members]) for g in groups])
             window.device_label.setText(f"{device} · " + ", ".join(short[g.id] for g in groups))
