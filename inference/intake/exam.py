@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -461,6 +461,25 @@ def _without_strangers(images: list[ViewImage], refused: list[tuple[str, str]], 
     return kept
 
 
+def _refused_of_another_patient(paths: list[Path], this_patient: Callable[[str], bool]) -> list[str]:
+    """Notes on files that could not be loaded whose header names another patient: the exam opened as its
+    patient's with only "could not be loaded" said of them, and a folder mixing two patients went unnoticed.
+    The other patient's ID is not shown (not this exam's to show)."""
+    import pydicom  # noqa: PLC0415 - only when a file was refused
+
+    notes = []
+    for path in paths:
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+        except Exception:  # noqa: BLE001 - not a DICOM file, or unreadable: nothing to compare
+            continue
+        other = str(header.get("PatientID") or "").strip()
+        if other and not this_patient(other):
+            notes.append(f"{path.name} is another patient's file (its Patient ID is not this exam's): this folder "
+                         "mixes patients; check it")
+    return notes
+
+
 # the GMIC sample naming, <exam number>_<view>.png (0_L-CC.png, 1_R_MLO.png): only names of exactly that form
 # give an exam number (other datasets put an image ID first, e.g. INbreast's 20586908_…_MG_R_CC_ANON.png)
 PNG_EXAM_NUMBER = re.compile(r"^(\d+)_[LR][-_]?(?:CC|MLO)\.png$", re.IGNORECASE)
@@ -597,6 +616,7 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
             raise ExamError("no file was given")
 
     refused: list[tuple[str, str]] = []
+    refused_paths: list[Path] = []
     unreadable: dict[View, str] = {}
     errors: list[ExamError] = []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hints)))) as pool:
@@ -608,6 +628,7 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
             except ExamError as error:
                 errors.append(error)
                 refused.append((path.name, error.message))
+                refused_paths.append(path)
                 warnings.append(f"{path.name} could not be loaded: {error.message}")
                 if isinstance(error, UnreadablePixelsError) and error.view is not None:
                     unreadable.setdefault(error.view, f"{path.name}: {error.message}")
@@ -662,6 +683,9 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
         collections = {image.patient.patient_id.split("_P_")[0] for image in views.values()}
         exam_id = f"{collections.pop()}_{dataset_patient}" if len(collections) == 1 else dataset_patient
         patient = PatientInfo(patient_id=dataset_patient, birth_date=first.patient.birth_date)
+        warnings += _refused_of_another_patient(refused_paths, lambda other: dataset_patient in other)
+    elif patient.patient_id:
+        warnings += _refused_of_another_patient(refused_paths, lambda other: other == patient.patient_id.strip())
     return Exam(
         views=views,
         aside=tuple(aside),

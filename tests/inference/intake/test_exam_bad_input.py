@@ -127,3 +127,25 @@ def test_folder_with_no_mammogram(tmp_path):
 def test_missing_source():
     with pytest.raises(ExamError, match="no such file"):
         load_exam("/nonexistent/exam")
+
+
+def test_a_refused_file_of_another_patient_is_said_to_be_another_patient_s(tmp_path):
+    """A folder with a patient's views and another patient's file that cannot be loaded (no pixel data) opened
+    as the first patient's exam with only "could not be loaded" said of the other file (a radiologist's test):
+    the note says the folder mixes patients, without the other patient's ID."""
+    from tests.inference.intake.dicom_factory import PATIENT_ID  # noqa: PLC0415
+
+    for view, name in (("L-CC", "a.dcm"), ("R-CC", "b.dcm")):
+        write(make_dataset(sample_pixels(view, shrink=16), view), tmp_path, name)
+    stranger = make_dataset(sample_pixels("L-MLO", shrink=16), "L-MLO", PatientID="OTHER-77")
+    del stranger.PixelData
+    write(stranger, tmp_path, "c.dcm")
+    exam = load_exam(tmp_path)
+    assert exam.patient.patient_id == PATIENT_ID
+    (note,) = [w for w in exam.warnings if "another patient's" in w]
+    assert note.startswith("c.dcm is another patient's file (its Patient ID is not this exam's)")
+    assert "OTHER-77" not in " ".join(exam.warnings)
+    own = make_dataset(sample_pixels("L-MLO", shrink=16), "L-MLO")
+    del own.PixelData
+    write(own, tmp_path, "c.dcm")  # the patient's own file that cannot be loaded: no such note
+    assert not [w for w in load_exam(tmp_path).warnings if "another patient's" in w]
