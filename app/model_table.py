@@ -4,6 +4,7 @@ the mean of its CC and MLO (``BREAST_RULE``), or says which one view it comes fr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from app.reading import percent as shown
@@ -33,9 +34,18 @@ def score_floor(entry: ModelEntry) -> float | None:
 
 
 def model_percent(value: float | None, entry: ModelEntry) -> str:
-    """A model's score as a percentage; a detector's 0 as below its threshold (``score_floor``)."""
+    """A model's score as a percentage; a detector's 0 as below its threshold (``score_floor``). A score that
+    rounds to 0.0 % or 100.0 % is shown as "< 0.1 %" or "> 99.9 %": a model's output is never a certainty, and
+    "100.0 %" benign beside "0.0 %" malignant read as one (a radiologist's test of the demo model)."""
     floor = score_floor(entry)
-    return f"< {100 * floor:g} %" if floor is not None and value == 0.0 else shown(value)
+    if floor is not None and value == 0.0:
+        return f"< {100 * floor:g} %"
+    if value is not None and math.isfinite(value):
+        if value < 0.0005:
+            return "< 0.1 %"
+        if value >= 0.9995:
+            return "> 99.9 %"
+    return shown(value)
 
 
 def entry_rows(result: ExamResult, entry: ModelEntry, details: bool = False, views: Sequence[View] = HANGING_ORDER,

@@ -85,3 +85,17 @@ def test_a_detector_class_without_a_kept_detection_is_below_its_threshold_not_ze
         assert cell == ("< 5 %" if scores[name] == 0.0 else f"{100 * scores[name]:.1f} %")
     assert "< 5 %" in r_cc and any(cell.endswith(" %") and not cell.startswith("<") for cell in r_cc[1:])
     assert model_percent(0.0, entry) == "< 5 %" and model_percent(0.25, entry) == "25.0 %"
+
+
+def test_a_model_score_that_rounds_to_certainty_is_shown_short_of_it(content):
+    """The demo model's "100.0 %" benign beside "0.0 %" malignant read as certainties (a radiologist's test): a
+    model's score shown as 0.0 % or 100.0 % says "< 0.1 %" or "> 99.9 %"; a detector's 0 keeps its threshold."""
+    import dataclasses  # noqa: PLC0415
+
+    from app.model_table import model_percent
+
+    detector = content.result.entries[0]
+    assert model_percent(0.0, detector) == "< 5 %" and model_percent(0.99996, detector) == "> 99.9 %"
+    plain = dataclasses.replace(detector, members=())  # no detector's threshold: a classifier's entry
+    assert [model_percent(v, plain) for v in (0.0, 0.00004, 0.0005, 0.4567, 0.9994, 0.99996, 1.0, None)] == [
+        "< 0.1 %", "< 0.1 %", "0.1 %", "45.7 %", "99.9 %", "> 99.9 %", "> 99.9 %", "—"]
