@@ -12,6 +12,8 @@ from app.report.content import DISCLAIMER, ReportContent, amendment_data
 from inference.files import atomic_path
 from inference.results.serialize import maps_path, maps_to_bytes, result_to_data
 
+HYBRID_NOT_INDEPENDENT = ("the first read was made with the AI shown (blind reading off): the hybrid is not of two "
+                          "independent opinions")
 SCHEMA_VERSION = "2.2"  # 2.1: each mark says whether it was made after AI (after_ai); 2.2: each read whether it
 # was made with the AI shown (read_with_ai_shown: blind reading off; null where not known)
 
@@ -31,6 +33,8 @@ def report_dict(content: ReportContent) -> tuple[dict, dict]:
         reads[side] = {"reader_malignant": reader, "reader_benign": read.benign if read else None,
                        "committed": read.committed if read else None,  # False: a draft exported before the commit
                        "read_with_ai_shown": read.ai_shown if read else None,
+                       "hybrid_note": (HYBRID_NOT_INDEPENDENT if read is not None and read.ai_shown
+                                       and read.malignant is not None else ""),
                        "birads": read.birads if read else "", "density": read.density if read else "",
                        "recommendation": read.recommendation if read else "", "models": models,
                        # the reader_* values are the first read (before AI unless read_with_ai_shown);

@@ -65,18 +65,28 @@ class AnswerComboBox(_WheelOnlyWhenFocused, QComboBox):
 
 
 PAGE_KEYS = (Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)
+# the Ctrl keys a number box keeps (select, copy, paste, cut, undo, redo, delete a word); every other Ctrl key is
+# the window's: Ctrl+E (export) moved the cursor to the line's end, and Ctrl+Left / Right moved it by words
+EDITING_KEYS = (Qt.Key.Key_A, Qt.Key.Key_C, Qt.Key.Key_V, Qt.Key.Key_X, Qt.Key.Key_Z, Qt.Key.Key_Y,
+                Qt.Key.Key_Backspace, Qt.Key.Key_Delete, Qt.Key.Key_Insert)
+
+
+def for_the_window(key, modifiers) -> bool:
+    """Whether a number box leaves this key to the window's shortcuts: its Ctrl keys but the editing ones (on
+    X11 the line edit claims Ctrl+E, the export, as "end of line"), and PgUp / PgDown."""
+    if modifiers & Qt.KeyboardModifier.ControlModifier:
+        return key not in EDITING_KEYS
+    return key in PAGE_KEYS and not modifiers & ~Qt.KeyboardModifier.KeypadModifier
 
 
 class _NextExamKeysPassThrough:
-    """A number box leaves Ctrl+Left / Ctrl+Right (word moves, useless in a number) and PgUp / PgDown to the
-    window: the worklist's and the study's Previous / Next right after typing a value. A spin box steps by ten
-    on PgUp / PgDown: the reading screen's "Next (PgDown)" raised the answer typed from 70 % to 80 % and stayed."""
+    """A number box leaves Ctrl+Left / Ctrl+Right (word moves, useless in a number), its other Ctrl keys but the
+    editing ones (Ctrl+E, the export, moved the cursor to the end) and PgUp / PgDown to the window: the
+    worklist's and the study's Previous / Next right after typing a value. A spin box steps by ten on PgUp /
+    PgDown: the reading screen's "Next (PgDown)" raised the answer typed from 70 % to 80 % and stayed."""
 
     def event(self, event) -> bool:
-        if event.type() == QEvent.Type.ShortcutOverride and (
-                (event.modifiers() & Qt.KeyboardModifier.ControlModifier
-                 and event.key() in (Qt.Key.Key_Left, Qt.Key.Key_Right))
-                or (event.key() in PAGE_KEYS and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier)):
+        if event.type() == QEvent.Type.ShortcutOverride and for_the_window(event.key(), event.modifiers()):
             event.ignore()  # not the box's: the shortcut fires
             return True
         return super().event(event)

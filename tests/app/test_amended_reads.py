@@ -99,7 +99,7 @@ def test_a_change_after_the_reveal_is_an_amendment_and_the_read_before_ai_stays(
     assert right["reader_malignant"] == pytest.approx(0.80)
     assert right["models"][next(iter(right["models"]))]["hybrid_malignant"] == pytest.approx(hybrid(0.80, model))
     assert right["amended_after_ai"]["malignant"] == pytest.approx(0.30) and right["amended_after_ai"]["amended_at"]
-    assert right["read_with_ai_shown"] is False  # blind first: the model was hidden until the commit
+    assert right["read_with_ai_shown"] is False and right["hybrid_note"] == ""  # blind first: hidden until it
     from tests.report.test_report import pdf_text
 
     assert BEFORE_AFTER in pdf_text(next(p for p in blocker.args[0].paths if p.suffix == ".pdf"))
@@ -515,6 +515,7 @@ def test_a_first_read_made_with_the_model_on_screen_is_never_called_before_ai(qt
     data = json.loads(next(p for p in blocker.args[0].paths if p.suffix == ".json").read_text())
     right = data["reads"]["R"]
     assert right["read_with_ai_shown"] is True and right["reader_malignant"] == pytest.approx(0.10)
+    assert right["hybrid_note"].endswith("the hybrid is not of two independent opinions")
     assert right["amended_after_ai"]["text"] == "first read (AI shown) 10 % → amended 40 %"
     from tests.report.test_report import pdf_text
 

@@ -308,8 +308,16 @@ def test_leaving_an_exam_paints_the_cleared_window_at_once(qtbot, store, tmp_pat
     assert window.notes.count()
     seen = []
     real = window.repaint
-    monkeypatch.setattr(window, "repaint", lambda *a: (seen.append(("painted", window.notes.count(),
-                                                                    window.scores.model_status.text())), real(*a)))
+    def painted(*a):
+        slots = {w.empty.text() for w in window.hanging.views.values()}
+        seen.append(("painted", window.notes.count(), window.scores.model_status.text(), slots))
+        real(*a)
+
+    monkeypatch.setattr(window, "repaint", painted)
     monkeypatch.setattr(exam_control.QGuiApplication, "sync", staticmethod(lambda: seen.append(("synced",))))
+    window.scores.reader.inputs["R"].spin.lineEdit().setText("150 %")  # a refused number left in the box
     window.clear_exam()
-    assert seen == [("painted", 0, ""), ("synced",)]
+    # the slots said "No R-CC image in this exam" (the re-test's screenshots) for an exam still to come
+    assert seen == [("painted", 0, "", {"Loading images…"}), ("synced",)]
+    assert window.statusBar().currentMessage() == ("the exam you left: Right breast, malignant: 150 % was not taken "
+                                                   "(not a percentage from 0 to 100)")

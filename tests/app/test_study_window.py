@@ -580,6 +580,20 @@ def test_where_no_shortcut_takes_pgup_or_pgdown_the_answer_is_not_stepped(qtbot)
         assert spin.value() == 70
 
 
+def test_ctrl_keys_but_the_editing_ones_go_from_a_number_box_to_the_window():
+    """Ctrl+E (export) did nothing while a percentage box had the focus (a radiologist's re-test on X11, where
+    the line edit claims Ctrl+E as "end of line"; this test platform's line edit does not): the box keeps only
+    its editing Ctrl keys, and leaves PgUp / PgDown to the window."""
+    from PySide6.QtCore import Qt  # noqa: PLC0415
+
+    from app.ui.forms import for_the_window  # noqa: PLC0415
+
+    ctrl, none = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.NoModifier
+    assert all(for_the_window(k, ctrl) for k in (Qt.Key.Key_E, Qt.Key.Key_Right, Qt.Key.Key_Left, Qt.Key.Key_Return))
+    assert not any(for_the_window(k, ctrl) for k in (Qt.Key.Key_A, Qt.Key.Key_V, Qt.Key.Key_Z))
+    assert for_the_window(Qt.Key.Key_PageDown, none) and not for_the_window(Qt.Key.Key_5, none)
+
+
 def test_a_number_past_100_stays_as_typed_and_is_no_answer(qtbot):
     """Qt refused the third digit: "150" showed "15 %", a value the reader never typed, and committed as such.
     Now the box shows what was typed, it is no answer, and leaving the box clears it and says why."""

@@ -75,7 +75,7 @@ class AnalysisControl:
         device = window.result.provenance.device if window.result else window.settings.device
         mode = window.result.provenance.mode.value if window.result else window.settings.mode
         device = f"{device}, {mode}"  # which arithmetic gave the numbers on screen (Preferences set it)
-        window.device_label.setToolTip(MODE_TIPS.get(mode, ""))
+        window.device_label.setToolTip("\n".join(MODE_TIPS[m] for m in sorted(MODE_TIPS, key=lambda m: m != mode)))
         if len(groups) > 1:  # each checkpoint told apart (several are often called seeded_state_dict.pt)
             short = short_labels([(g.id, [m.identity for m in g.members]) for g in groups])
             window.device_label.setText(f"{device} · " + ", ".join(short[g.id] for g in groups))

@@ -62,16 +62,23 @@ class ExamControl:
         window.marks = []
         window.hanging.set_prior(None)
         window.hanging.set_exam(None)
+        # the next exam is on its way (every caller loads or shows one next): painted at once below, the slots said
+        # "No R-CC image in this exam" for an exam that has one (a radiologist's screenshots)
+        window.hanging.set_loading()
         window.hanging.set_exam_window(None, linked=window.settings.link_window)
         window.gallery.set_result(None)
         window.scores.set_result(None)
         window.scores.set_status("")  # "Analysed: …" was the previous exam's
         window.scores.set_prior_text("")
+        refused = window.scores.reader.refused_entries()  # left in the box: not taken, said once more
         window.scores.reader.set_reads({})
         window.scores.reader.saved_label.setText("")
         window.scores.reader.setEnabled(False)  # no exam, no estimate: typed values went nowhere
         window.notes.clear()
         window.statusBar().clearMessage()  # e.g. the previous patient's "no prior study" line
+        if refused:
+            window.statusBar().showMessage(f"the exam you left: {'; '.join(refused)} was not taken (not a percentage "
+                                           "from 0 to 100)", 15_000)
         window.cursor_label.setText("")  # the last pixel read out was the previous exam's
         window.setWindowTitle("Mammo Reader")
         window.reading.apply_blind_state()
