@@ -153,9 +153,13 @@ def _png(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -
 
     from app.report.content import DEMO_WARNING  # noqa: PLC0415
     from app.report.figures import captioned  # noqa: PLC0415
+    from inference.results.exam_result import shown_notices  # noqa: PLC0415
 
-    def shown(image, what: str):
-        return captioned(image, [f"{content.label} · {what}", f"{model} · {content.regions_rule()}",
+    notices = shown_notices(content.result) if content.result is not None else []
+
+    def shown(image, what: str):  # a view's own notices too (a part of its breast not analysed, …)
+        own = [n for n in notices if n.startswith(f"{what}: ")]
+        return captioned(image, [f"{content.label} · {what}", f"{model} · {content.regions_rule()}", *own,
                                  "Decision support only: not a diagnosis."],
                          DEMO_WARNING if content.is_demo() else "")
 

@@ -509,3 +509,28 @@ def test_an_image_with_burned_in_annotation_stops_the_whole_de_identified_export
     from app.report.deidentify import SECONDARY_CAPTURE, burned_in_problem
 
     assert burned_in_problem("", SECONDARY_CAPTURE) == "" and burned_in_problem("NO", "1.2.840.10008.5.1.4.1.1.1.2") == ""
+
+
+def test_without_highdicom_s_tables_de_identification_says_so_and_keeps_its_old_handling(monkeypatch, caplog):
+    """highdicom's tables of the standard are a private module: should a release move them, the copies keep the
+    earlier handling (no Type 2 attribute known) and the log says so, once per SOP class."""
+    import builtins  # noqa: PLC0415
+
+    from app.report import deidentify  # noqa: PLC0415
+
+    real_import = builtins.__import__
+
+    def no_tables(name, *args, **kwargs):
+        if name == "highdicom._standard_utils":
+            raise ImportError("moved")
+        return real_import(name, *args, **kwargs)
+
+    deidentify.iod_type2.cache_clear()
+    monkeypatch.setattr(builtins, "__import__", no_tables)
+    try:
+        assert deidentify.iod_type2("1.2.840.10008.5.1.4.1.1.1.2") is None
+    finally:
+        monkeypatch.setattr(builtins, "__import__", real_import)
+        deidentify.iod_type2.cache_clear()
+    assert "highdicom's tables of the standard could not be read (ImportError)" in caplog.text
+    assert "PositionReferenceIndicator" in deidentify.iod_type2("1.2.840.10008.5.1.4.1.1.1.2")

@@ -100,6 +100,24 @@ def test_png_figures(analysed, tmp_path):
     assert color.ndim == 3 and (np.abs(color.reshape(-1, 3).astype(int) - bgr(REGION)).sum(axis=1) < 40).any()
 
 
+def test_an_exported_view_png_carries_that_view_s_notices(analysed, tmp_path, monkeypatch):
+    """A tall R-MLO's PNG showed its map stopping at a line with nothing saying a third of the breast was not
+    analysed (a radiologist's re-test): the view's own notices are in its caption, another view's are not."""
+    import app.report.figures as figures  # noqa: PLC0415
+    from inference.results import exam_result  # noqa: PLC0415
+
+    exam, result = analysed
+    monkeypatch.setattr(exam_result, "shown_notices", lambda r: ["R-CC: 19 % of the breast lies outside the window"])
+    captions = []
+    real = figures.captioned
+    monkeypatch.setattr(figures, "captioned", lambda image, lines, warning="": captions.append(lines) or real(
+        image, lines, warning))
+    export_report(ReportInput(exam, result), tmp_path, formats=("png",))
+    by_view = {lines[0].split(" · ")[-1]: lines for lines in captions}
+    assert "R-CC: 19 % of the breast lies outside the window" in by_view["R-CC"]
+    assert not any("outside the window" in line for line in by_view["L-CC"] + by_view["four views"])
+
+
 def test_an_exported_png_of_the_demo_model_says_so_on_the_picture(analysed, tmp_path, monkeypatch):
     """The PNGs carried no demo banner and no identification on the picture (only inside the file's text)."""
     from app.report.content import ReportContent  # noqa: PLC0415
