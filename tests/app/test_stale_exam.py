@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import torch
 from PySide6.QtWidgets import QTableWidget
@@ -270,15 +271,21 @@ def test_the_hidden_result_of_the_exam_left_never_shows_while_the_next_one_loads
     assert shown not in _visible_texts(window)
 
 
-def test_the_first_paint_of_an_exam_paints_its_panels_with_its_pixels(qtbot, store, tmp_path, monkeypatch):
-    """Only the hanging was painted at once: the new patient's pixels showed beside the previous exam's notes (a
-    radiologist saw them together for 0.3 s on a loaded machine) until the next paint."""
+def _shown_window_and_exam(qtbot, store, tmp_path) -> tuple[MainWindow, Path]:
+    """A shown window (no analysis) and a one-view R-CC exam folder, not opened yet."""
     folder = tmp_path / "exam"
     folder.mkdir()
     write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
     window = MainWindow(AppSettings(auto_run=False), store)
     qtbot.addWidget(window)
     window.show()
+    return window, folder
+
+
+def test_the_first_paint_of_an_exam_paints_its_panels_with_its_pixels(qtbot, store, tmp_path, monkeypatch):
+    """Only the hanging was painted at once: the new patient's pixels showed beside the previous exam's notes (a
+    radiologist saw them together for 0.3 s on a loaded machine) until the next paint."""
+    window, folder = _shown_window_and_exam(qtbot, store, tmp_path)
     painted = []
     real = window.repaint
     monkeypatch.setattr(window, "repaint", lambda *a: (painted.append([window.notes.item(i).text() for i in
@@ -296,12 +303,7 @@ def test_leaving_an_exam_paints_the_cleared_window_at_once(qtbot, store, tmp_pat
     before anything else is done."""
     import app.ui.workstation.exam_control as exam_control  # noqa: PLC0415
 
-    folder = tmp_path / "exam"
-    folder.mkdir()
-    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
-    window = MainWindow(AppSettings(auto_run=False), store)
-    qtbot.addWidget(window)
-    window.show()
+    window, folder = _shown_window_and_exam(qtbot, store, tmp_path)
     with qtbot.waitSignal(window.examShown, timeout=60_000):
         window.open_exam(folder)
     window.scores.set_status("Analysed: cpu (exact mode), 1 model(s).")
