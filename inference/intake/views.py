@@ -31,6 +31,11 @@ class View(StrEnum):
     def projection(self) -> Projection:
         return Projection(self.value[2:])
 
+    @property
+    def other_side(self) -> View:
+        """The same projection of the other breast (L-CC for R-CC): the view hung beside it."""
+        return View.of("L" if self.laterality == Laterality.RIGHT else "R", self.projection)
+
     @classmethod
     def parse(cls, text: str | View) -> View:
         """Accept ``L-CC``, ``L_CC``, ``LCC`` or ``l-cc``; raise ``ValueError`` otherwise."""

@@ -17,7 +17,7 @@ from app.ui.workstation.analysis_control import NO_MODEL_TEXT
 from app.ui.workstation.hanging import Layout
 from app.workstation import AnalysisOutcome, LoadedExam, load_exam_task
 from inference.intake.exam import Exam
-from inference.intake.views import Laterality, View
+from inference.intake.views import View
 
 logger = logging.getLogger(__name__)
 
@@ -289,6 +289,6 @@ class ExamControl:
     def move_laterality(self, view: View) -> None:
         window = self.window
         if window.exam is not None:
-            target = View.of("L" if view.laterality == Laterality.RIGHT else "R", view.projection)
+            target = view.other_side
             moved = {view: target, **({target: view} if target in window.exam.views else {})}
             self._replace_exam(window.exam.move_view(view, target), moved)

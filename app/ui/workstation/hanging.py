@@ -26,7 +26,7 @@ from app.prior_registration import ViewRegistration, prior_image
 from app.ui.workstation.view_widget import MammoViewWidget, OverlayOptions
 from inference.intake.breast_geometry import corresponding_band
 from inference.intake.exam import Exam
-from inference.intake.views import Laterality, View
+from inference.intake.views import View
 from inference.results.exam_result import ExamResult
 
 PARTNER = {View.R_CC: View.L_CC, View.L_CC: View.R_CC, View.R_MLO: View.L_MLO, View.L_MLO: View.R_MLO}
@@ -266,7 +266,7 @@ class HangingWidget(QWidget):
         file_window = every_view_has_a_window(exam.views.values() if exam is not None else ())
         warnings = {view: exam.laterality_message(view) for view in conflicts} if exam is not None else {}
         for view, widget in self.views.items():
-            partner = View.of("L" if view.laterality == Laterality.RIGHT else "R", view.projection)
+            partner = view.other_side
             widget.set_image(exam.views.get(view) if exam is not None else None, text, warnings.get(view, ""),
                              unreadable=exam.unreadable.get(view, "") if exam is not None else "",
                              file_window=file_window, partner_warning=warnings.get(partner, ""))

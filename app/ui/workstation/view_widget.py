@@ -382,7 +382,7 @@ class MammoViewWidget(QWidget):
     def set_laterality_warning(self, text: str, partner_warning: str = "") -> None:
         """The slot's laterality warning; without one, room for the partner slot's (``partner_warning``), so that
         the pair hangs level."""
-        other = View.of("L" if self.view.laterality == Laterality.RIGHT else "R", self.view.projection)
+        other = self.view.other_side
         self.banner.move_button.setText(f"Move to {other.value}")
         if text:
             self.banner.show_warning(text)
