@@ -11,16 +11,30 @@ from app.folders import folder_write_error
 from inference.errors import MammoError
 
 
+def probability_text(value: float) -> str:
+    """Four decimals; a score that rounds to 0 or 1 is said so ("<0.0001", ">0.9999"), as the workstation says
+    "< 0.1 %": a model's output printed as "1.0000" read as a certainty (the demo model on a real mammogram; a
+    float32 sigmoid reaches 1.0 from a logit of 17). A 0 stays "0.0000": a detector's score below its threshold."""
+    if 0.0 < value < 0.00005:
+        return "<0.0001"
+    if value >= 0.99995:
+        return ">0.9999"
+    return f"{value:.4f}"
+
+
 def _format(probabilities) -> str:
-    return "   ".join(f"{name} {value:.4f}" for name, value in probabilities.items())
+    return "   ".join(f"{name} {probability_text(value)}" for name, value in probabilities.items())
 
 
 def print_result(result) -> None:
     """Per entry: views, breasts and the exam decision, classes as the model names them."""
+    from app.report.content import DEMO_WARNING  # noqa: PLC0415
     from inference.results.exam_result import shown_notices  # noqa: PLC0415
 
     provenance = result.provenance
     print(f"device: {provenance.device}  mode: {provenance.mode.value} ({provenance.numerics})")
+    if any(model.demo for model in provenance.models):  # the workstation and every report say it in red
+        print(f"WARNING: {DEMO_WARNING}")
     for notice in shown_notices(result):
         print(f"notice: {notice}")
     for entry in result.entries:
@@ -46,7 +60,7 @@ def print_result(result) -> None:
             print(f"  {name}  {_format(scores.probabilities)}{note}")
         decision = result.exam[entry.id]
         if decision.malignant is not None:
-            print(f"exam:    P(malignant) {decision.malignant:.4f} ({'left' if decision.breast == 'L' else 'right'} "
+            print(f"exam:    P(malignant) {probability_text(decision.malignant)} ({'left' if decision.breast == 'L' else 'right'} "
                   f"breast)   {_format(decision.probabilities)}")
         elif decision.probabilities:
             print(f"exam:    {_format(decision.probabilities)}   (this model declares no malignancy score)")

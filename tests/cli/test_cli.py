@@ -241,3 +241,18 @@ def test_a_write_that_fails_for_real_is_said_of_the_file_asked_for(tmp_path):
                           timeout=60)
     assert done.stdout.split() == ["27", str(target)], done.stdout + done.stderr  # EFBIG, of the target
     assert list(tmp_path.iterdir()) == []
+
+
+def test_probabilities_that_round_to_certainty_are_not_printed_as_one():
+    from app.cli.analyze import probability_text
+
+    assert [probability_text(v) for v in (0.0, 1e-6, 0.00005, 0.5, 0.99994, 0.99995, 1.0)] == \
+        ["0.0000", "<0.0001", "0.0001", "0.5000", "0.9999", ">0.9999", ">0.9999"]
+
+
+def test_the_demo_model_is_said_to_be_one_on_the_command_line():
+    require_shared()
+    done = run("analyze", str(DATA / "gmic-exam0" / "0_L-CC.png"), "--device", "cpu")  # the built-in demo model
+    assert done.returncode == 0, done.stderr
+    assert "WARNING: DEMO MODEL — trained on synthetic phantoms only — NOT FOR CLINICAL USE." in done.stdout
+    assert "1.0000" not in done.stdout
