@@ -81,6 +81,8 @@ class AppSettings:
     # the hanging-protocol steps Space walks through: a JSON file of steps (app.hanging_steps); "" = the default
     # screening sequence (priors comparison, four views, CC pair, MLO pair, magnified)
     hanging_steps: str = ""
+    # the folder the last export went to, offered by the next export ("" = ~/mammo-reader-reports)
+    export_folder: str = ""
 
     @classmethod
     def load(cls, folder: Path | None = None) -> AppSettings:

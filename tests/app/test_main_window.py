@@ -641,3 +641,9 @@ def test_the_export_dialog_offers_the_folder_chosen_last(qtbot, store, tmp_path,
     window.exports.open_export()
     window.exports.open_export()
     assert offered[0].endswith("mammo-reader-reports") and offered[1] == chosen
+    # and after a restart (a radiologist's finding: the next day began at ~/mammo-reader-reports again), the
+    # settings file written in the background
+    qtbot.waitUntil(lambda: not window._settings_worker.is_running(), timeout=10_000)
+    assert AppSettings.load().export_folder == chosen
+    restarted = make_window(qtbot, store, export_folder=AppSettings.load().export_folder)
+    assert restarted.exports.folder == chosen

@@ -14,7 +14,11 @@ class ExportControl:
 
     def __init__(self, window) -> None:
         self.window = window
-        self.folder = str(Path.home() / "mammo-reader-reports")  # the last one chosen, offered again this session
+
+    @property
+    def folder(self) -> str:
+        """The folder the export dialog offers: the last one chosen, also in an earlier session."""
+        return self.window.settings.export_folder or str(Path.home() / "mammo-reader-reports")
 
     def report_input(self, deidentify: bool, comments: str = ""):
         """What an export may show: nothing of the model while it is hidden (blind first)."""
@@ -44,7 +48,8 @@ class ExportControl:
                               has_dicom and window.result is not None and not window.reading.model_hidden(), window,
                               withheld=window.reading.model_hidden() and window.result is not None, send_to=window.settings.pacs_node)
         if dialog.exec():
-            self.folder = dialog.chosen_folder()
+            if dialog.chosen_folder() != self.folder:  # kept for the next export, also after a restart
+                window.preferences.remember(export_folder=dialog.chosen_folder())
             self.export(dialog.chosen_folder(), dialog.chosen_formats(), dialog.deidentify.isChecked(),
                         dialog.page_size.currentText(), dialog.comments.toPlainText(),
                         send=dialog.send.isChecked() and dialog.send.isEnabled())

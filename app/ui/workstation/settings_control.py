@@ -45,6 +45,20 @@ class SettingsControl:
         if dialog.exec():
             self.apply_settings(dialog.settings())
 
+    def remember(self, **changes) -> None:
+        """A value the window keeps for the next session (the last export folder): saved in the background."""
+        self.window.settings = dataclasses.replace(self.window.settings, **changes)
+        self._save(self.window.settings)
+
+    def _save(self, settings: AppSettings) -> None:
+        """Write the settings file in the background; a session's command-line value (--ae-title …) is not
+        saved, unless changed in Preferences."""
+        window = self.window
+        kept = {key: saved for key, (saved, session) in window.session_only.items() if getattr(settings, key) == session}
+        saver = window._track(Worker(save_settings_task, dataclasses.replace(settings, **kept)))
+        saver.error.connect(window._on_error)
+        window._settings_worker = saver.start()
+
     def apply_settings(self, settings: AppSettings) -> None:
         """Take new preferences; an empty model field means the built-in demo model, never "none"."""
         window = self.window
@@ -71,11 +85,7 @@ class SettingsControl:
             window.worklist.forget_analyses()
         window.overlays_box.setChecked(settings.show_overlays or window.overlays_box.isChecked())
         window.hanging.set_exam_window(window.hanging.exam_window, linked=settings.link_window)
-        # a session's command-line value (--ae-title …) is not saved, unless changed in Preferences
-        kept = {key: saved for key, (saved, session) in window.session_only.items() if getattr(settings, key) == session}
-        saver = window._track(Worker(save_settings_task, dataclasses.replace(settings, **kept)))
-        saver.error.connect(window._on_error)
-        window._settings_worker = saver.start()
+        self._save(settings)
         window.analyses.update_model_banner()
         window.reading.apply_blind_state()
         self.apply_scp()
