@@ -556,9 +556,11 @@ def move_study(node: RemoteNode, study_uid: str, on_instance: Callable[[Dataset]
                                       "destination (register it, with our host and port, on the PACS)")
             refused_senders()
             if completed == 0 and receiver.accepted:  # it reached us: not a question of its entry for us
+                why = (f"{receiver.refused} refused here; the log says why" if receiver.refused else
+                       "it sent none of them: the node's log says why (an image it cannot send in a transfer syntax "
+                       "it proposed?)")
                 raise PacsError(node, f"C-MOVE of study {study_uid} failed (status 0x{code:04X}): the node reached "
-                                      f"our receiver but none of its images was kept ({receiver.refused} refused here; "
-                                      "the log says why)")
+                                      f"our receiver but none of its images was kept ({why})")
             if completed == 0:
                 raise NothingMoved(node, f"C-MOVE of study {study_uid} failed (status 0x{code:04X}) and delivered "
                                          "nothing: no such study?", code)
