@@ -64,6 +64,43 @@ def regions_rule_text(operating_point: float | None) -> str:
     return f"regions from the operating point {operating_point:.2f}, over the breast"
 
 
+# breast tissue outside the model's input worth drawing: the share at which the view's preparation says so
+UNANALYSED_SHARE = 0.005
+
+
+def analysed_window(frame: Any, tissue: np.ndarray | None) -> tuple[int, int, int, int] | None:
+    """The model input's rectangle (top, left, bottom, right) on the stored image, when more than
+    ``UNANALYSED_SHARE`` of the breast lies outside it (GMIC's and GLAM's 2944 × 1920 window on a tall or deep
+    breast); None when the input holds (nearly) all of it, or without a tissue mask. Drawn so that the place where
+    a map stops is seen as not analysed, not as nothing found (a radiologist's reading of a tall R-MLO)."""
+    if tissue is None or frame is None:
+        return None
+    rows, cols = frame.input_shape
+    corners = np.array([[0.0, 0.0, 1.0], [rows, cols, 1.0]]) @ np.asarray(frame.to_original, np.float64).T
+    top, bottom = sorted(corners[:, 0])
+    left, right = sorted(corners[:, 1])
+    top, left = max(int(np.floor(top)), 0), max(int(np.floor(left)), 0)
+    bottom, right = min(int(np.ceil(bottom)), tissue.shape[0]), min(int(np.ceil(right)), tissue.shape[1])
+    total = int(np.count_nonzero(tissue))
+    if total == 0 or bottom <= top or right <= left:
+        return None
+    outside = total - int(np.count_nonzero(tissue[top:bottom, left:right]))
+    return (top, left, bottom, right) if outside > UNANALYSED_SHARE * total else None
+
+
+def unanalysed_centre(window: tuple[int, int, int, int], tissue: np.ndarray) -> tuple[float, float]:
+    """(row, col) of the centre of the breast tissue in the band outside ``window`` that holds most of it (above,
+    below, or beside the window): where the words "not analysed" go."""
+    top, left, bottom, right = window
+    bands = [(slice(0, top), slice(None)), (slice(bottom, None), slice(None)),
+             (slice(top, bottom), slice(0, left)), (slice(top, bottom), slice(right, None))]
+    rows, cols = max(bands, key=lambda band: int(np.count_nonzero(tissue[band])))
+    found = np.nonzero(tissue[rows, cols])
+    if not found[0].size:
+        return (top + bottom) / 2, (left + right) / 2
+    return (rows.start or 0) + float(np.median(found[0])), (cols.start or 0) + float(np.median(found[1]))
+
+
 def classify_regions(regions: Sequence[Any], operating_point: float | None,
                      tissue: np.ndarray | None) -> tuple[list[tuple[Any, RegionShown]], str]:
     """Each region with whether it is shown, and the line that says by which rule."""

@@ -176,6 +176,28 @@ def detection_outline(polygon, tooltip: str) -> QGraphicsPathItem:
     return item
 
 
+NOT_ANALYSED_TIP = ("Not analysed: this part of the breast lies outside the model's input window; no map or region "
+                    "here means not looked at, not nothing found")
+
+
+def unanalysed_items(window: tuple[int, int, int, int], shape: tuple[int, int]) -> list:
+    """The image outside the model's window (``app.cad_marks.analysed_window``: top, left, bottom, right) greyed
+    over, with the window's edge dashed, in image coordinates (x = column, y = row)."""
+    top, left, bottom, right = window
+    outside = QPainterPath()
+    outside.addRect(QRectF(0, 0, shape[1], shape[0]))
+    inside = QPainterPath()
+    inside.addRect(QRectF(left, top, right - left, bottom - top))
+    shade = QGraphicsPathItem(outside.subtracted(inside))
+    shade.setPen(Qt.PenStyle.NoPen)
+    shade.setBrush(QBrush(QColor(40, 40, 60, 150)))
+    shade.setToolTip(NOT_ANALYSED_TIP)
+    edge = QGraphicsRectItem(QRectF(left, top, right - left, bottom - top))
+    edge.setPen(_pen((230, 230, 230), 1.5, Qt.PenStyle.DashLine))
+    edge.setToolTip(NOT_ANALYSED_TIP)
+    return [shade, edge]
+
+
 class RegionBoxItem(QGraphicsRectItem):
     """A scored region drawn on the image; reports hovering."""
 

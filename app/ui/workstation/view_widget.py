@@ -30,6 +30,7 @@ from app.ui.workstation.view_tools import (
     RulerItem,
     magnified,
     region_label,
+    unanalysed_items,
 )
 
 
@@ -217,6 +218,7 @@ class MammoViewWidget(QWidget):
         self._heat_items: dict[int, pg.ImageItem] = {}
         self._boxes: list[RegionBoxItem] = []
         self._outlines: list = []  # detections' mask outlines (Mask R-CNN), QGraphicsPathItems
+        self._unanalysed: list = []  # the image outside the model's window, where breast tissue lies there
         self._labels: list[pg.TextItem] = []
         self._leaders: list[QGraphicsLineItem] = []  # a line from a label set apart (in a cluster) to its box
         self._rulers: list[RulerItem] = []
@@ -654,8 +656,10 @@ class MammoViewWidget(QWidget):
             item.scene().removeItem(item)
 
     def _clear_overlays(self) -> None:
-        for item in list(self._heat_items.values()) + self._boxes + self._labels + self._outlines + self._leaders:
+        for item in (list(self._heat_items.values()) + self._boxes + self._labels + self._outlines + self._leaders
+                     + self._unanalysed):
             self._remove(item)
+        self._unanalysed.clear()
         self._leaders.clear()
         self._heat_items.clear()
         self._boxes.clear()
@@ -684,9 +688,28 @@ class MammoViewWidget(QWidget):
             item.setTransform(QTransform(a[1, 1], a[0, 1], a[1, 0], a[0, 0], a[1, 2], a[0, 2]))
             item.setZValue(10)
             self._heat_items[index] = item
-        from app.cad_marks import RegionShown, breast_of, classify_regions, mask_outline  # noqa: PLC0415
+        from app.cad_marks import (  # noqa: PLC0415
+            RegionShown,
+            analysed_window,
+            breast_of,
+            classify_regions,
+            mask_outline,
+            unanalysed_centre,
+        )
 
         tissue = breast_of(self.image)
+        window = analysed_window(result.frame, tissue)
+        if window is not None:  # where a map stops short of the breast: not analysed, and drawn so
+            self._unanalysed = unanalysed_items(window, tissue.shape)
+            for item in self._unanalysed:
+                item.setParentItem(self.image_item)
+                item.setZValue(15)  # over the maps, under the regions
+            label = pg.TextItem("not analysed", color=(235, 235, 235), anchor=(0.5, 0.5))
+            label.setParentItem(self.label_layer)
+            row, col = unanalysed_centre(window, tissue)
+            label.setPos(self.label_layer.mapFromItem(self.image_item, QPointF(col, row)))
+            label.setZValue(15)
+            self._unanalysed.append(label)
         verdicts, self.regions_note = classify_regions(result.regions, operating_point, tissue)
         drawn = [(region, verdict) for region, verdict in verdicts if verdict != RegionShown.OUTSIDE]
         # a detection's label says its class and score; drawn dimmed, "all regions", only its rank: dozens of
@@ -737,6 +760,8 @@ class MammoViewWidget(QWidget):
             item.setVisible(options.visible and chosen and (layer.class_name in options.classes
                                                              or layer.class_name is None))
             item.setOpacity(options.opacity)
+        for item in self._unanalysed:
+            item.setVisible(options.visible)
         for item in self._boxes + self._labels + self._outlines:
             below = getattr(item, "below", False)
             item.setVisible(options.visible and options.regions and (options.all_regions or not below))

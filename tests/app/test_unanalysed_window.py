@@ -1,0 +1,82 @@
+"""Breast tissue outside the model's window (GMIC's and GLAM's 2944 × 1920 on a tall or deep breast) is drawn as
+not analysed: a radiologist saw a tall R-MLO's map stop at a line, with the words only in the notes, and read the
+part without a map as "nothing found"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+
+from app.cad_marks import analysed_window, unanalysed_centre
+from app.ui.workstation.view_widget import MammoViewWidget, OverlayOptions
+from inference.families.preprocess import prepare_view
+from inference.intake.image import ViewImage
+from inference.intake.views import View
+from inference.results.exam_result import EntryViewResult
+from inference.results.types import InputFrame
+from tests.app.conftest import settle
+from tests.helpers import synthetic_view
+
+TALL = (4368, 1570)
+
+
+def _frame(prepared, shape) -> InputFrame:
+    """The model input's frame of a GMIC-prepared view: its window, through the crop and flip, on the image."""
+    return InputFrame(prepared.input.shape, prepared.mapping.input_to_original_affine(), shape)
+
+
+def test_the_window_is_found_when_tissue_lies_outside_it_and_only_then():
+    tissue = np.zeros((400, 100), bool)
+    tissue[20:380, :60] = True
+    frame = SimpleNamespace(input_shape=(300, 100), to_original=np.array([[1.0, 0, 100], [0, 1, 0], [0, 0, 1]]))
+    assert analysed_window(frame, tissue) == (100, 0, 400, 100)  # rows 20-99 of the breast outside: drawn
+    row, col = unanalysed_centre((100, 0, 400, 100), tissue)
+    assert 20 <= row < 100 and 0 <= col < 60  # the words go on the tissue left out
+    holds_it = SimpleNamespace(input_shape=(390, 100), to_original=np.array([[1.0, 0, 10], [0, 1, 0], [0, 0, 1]]))
+    assert analysed_window(holds_it, tissue) is None
+    mirrored = SimpleNamespace(input_shape=(300, 100), to_original=np.array([[1.0, 0, 100], [0, -1, 100], [0, 0, 1]]))
+    assert analysed_window(mirrored, tissue) == (100, 0, 400, 100)
+    assert analysed_window(frame, None) is None and analysed_window(frame, np.zeros((400, 100), bool)) is None
+
+
+def _shown(qtbot, view: View, image: np.ndarray) -> MammoViewWidget:
+    prepared = prepare_view(image, view)
+    view_image = ViewImage(view, image, image.astype(np.float32), False, Path("x.png"))
+    widget = MammoViewWidget(view)
+    qtbot.addWidget(widget)
+    widget.resize(500, 800)
+    widget.show()
+    widget.set_image(view_image)
+    result = EntryViewResult({"malignant": 0.1}, {"malignant": 0.0}, (), (), {}, (), "", _frame(prepared, image.shape))
+    widget.set_result(result, classes=("malignant",))
+    widget.set_overlay_options(OverlayOptions(visible=True, classes=frozenset({"malignant"})))
+    settle()
+    return widget
+
+
+@pytest.mark.parametrize("view", [View.R_MLO, View.L_MLO])  # L: the window mirrored onto the image
+def test_a_tall_breast_s_unanalysed_rows_are_greyed_and_named_on_the_view(qtbot, view):
+    tall = synthetic_view(view.value, (3000, 600), shape=TALL)
+    widget = _shown(qtbot, view, tall)
+    shade, edge, words = widget._unanalysed  # noqa: SLF001
+    assert words.toPlainText() == "not analysed" and all(item.isVisible() for item in (shade, edge, words))
+    assert "outside the model's input window" in shade.toolTip()
+    # the shade covers the rows above the window (219-1197 of the breast, the preparation says) and not the
+    # window itself
+    window = edge.rect()
+    assert window.top() > 1000 and window.height() == 2944
+    col = 600 if view == View.R_MLO else TALL[1] - 600  # in the breast
+    assert shade.path().contains(QPointF(col, 600)) and not shade.path().contains(QPointF(col, 2000))
+    widget.set_overlay_options(OverlayOptions(visible=False))  # overlays off (H): off with them
+    assert not any(item.isVisible() for item in (shade, edge, words))
+    widget.set_result(None)
+    assert widget._unanalysed == []  # noqa: SLF001
+
+
+def test_a_breast_that_fits_the_window_gets_no_shade(qtbot):
+    widget = _shown(qtbot, View.R_CC, synthetic_view("R-CC", (700, 500)))
+    assert widget._unanalysed == []  # noqa: SLF001
