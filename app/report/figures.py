@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.cad_marks import Rect, place_labels
+from app.cad_marks import Rect, analysed_window, breast_of, place_labels, unanalysed_centre
 from app.colours import MARK, REGION, bgr, class_colour, colormap_rgb
 from inference.intake.views import Laterality, View
 
@@ -21,6 +21,8 @@ HANGING = ((View.R_CC, View.L_CC), (View.R_MLO, View.L_MLO))
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 CAPTION_SCALE = 1.0  # the view's name in the four-view figure ("R CC")
 GUTTER = 6  # pixels between the four-view figure's tiles
+NOT_ANALYSED = "not analysed"  # written on the breast outside the model's window (app.cad_marks.analysed_window)
+NOT_ANALYSED_BGR = (60, 40, 40)  # the grey-blue over it, as on screen
 CAPTION_BACKGROUND = (24, 24, 24)  # opaque under the view's name: no box or map runs through its letters
 
 
@@ -106,9 +108,24 @@ def view_figure(content, view: View, *, scale: float = 1.0, opacity: float = 0.4
             else:
                 colour = np.array(bgr(class_colour(layer.class_name, content.entry.classes)), np.float32)
             canvas = canvas * (1 - alpha) + colour * alpha
+    tissue = breast_of(image) if entry_result is not None else None
+    window = analysed_window(entry_result.frame, tissue) if entry_result is not None else None
+    if window is not None:  # as on screen: the breast outside the model's window greyed over, its edge drawn
+        top, left, bottom, right = (round(value * scale) for value in window)
+        outside = np.ones(canvas.shape[:2], bool)
+        outside[top:bottom, left:right] = False
+        canvas[outside] = canvas[outside] * 0.45 + np.array(NOT_ANALYSED_BGR, np.float32) * 0.55
+        cv2.rectangle(canvas, (left, top), (right - 1, bottom - 1), (230, 230, 230), max(1, round(2 * scale)))
     canvas = np.clip(canvas, 0, 255).astype(np.uint8)
     if image.horizontal_flip:
         canvas = np.ascontiguousarray(canvas[:, ::-1])
+    if window is not None:
+        row, col = unanalysed_centre(window, tissue)
+        text_height = _number_height(label_height, canvas.shape[0])
+        text_width = cv2.getTextSize(NOT_ANALYSED, FONT, text_height / 22.0, _thickness(text_height / 22.0))[0][0]
+        x = (canvas.shape[1] - col * scale) if image.horizontal_flip else col * scale
+        x = min(max(0, round(x - text_width / 2)), max(0, canvas.shape[1] - text_width))
+        _label(canvas, NOT_ANALYSED, (x, round(row * scale + text_height / 2)), text_height / 22.0, (235, 235, 235))
     if entry_result is not None:
         _draw_regions(canvas, content, view, scale, label_height, reserved)
     _draw_marks(canvas, content, view, scale, label_height)

@@ -80,3 +80,25 @@ def test_a_tall_breast_s_unanalysed_rows_are_greyed_and_named_on_the_view(qtbot,
 def test_a_breast_that_fits_the_window_gets_no_shade(qtbot):
     widget = _shown(qtbot, View.R_CC, synthetic_view("R-CC", (700, 500)))
     assert widget._unanalysed == []  # noqa: SLF001
+
+
+def test_the_exported_view_greys_the_same_part_and_names_it(tmp_path):
+    """The PNG and PDF figures show what the screen shows (the demo GMIC model on a tall R-MLO)."""
+    from app.demo import demo_model_path
+    from app.report.content import ReportContent, ReportInput
+    from app.report.figures import NOT_ANALYSED_BGR, view_figure
+    from inference.exam import load_exam
+    from inference.pipeline import analyze_exam
+    from inference.weights import load_model_groups
+    from tests.helpers import write_png
+
+    write_png(tmp_path / "0_R-MLO.png", synthetic_view("R-MLO", (3000, 600), shape=TALL))
+    exam = load_exam(tmp_path)
+    result = analyze_exam(exam, load_model_groups([demo_model_path()]), device="cpu")
+    content = ReportContent(ReportInput(exam, result))
+    drawn, plain = view_figure(content, View.R_MLO), view_figure(content, View.R_MLO, overlays=False)
+    left_out, analysed = (slice(250, 550), slice(400, 800)), (slice(2500, 2600), slice(100, 200))  # off the words
+    expected = plain[left_out].astype(np.float32) * 0.45 + np.array(NOT_ANALYSED_BGR, np.float32) * 0.55
+    assert np.abs(drawn[left_out].astype(np.float32) - expected).max() <= 1.0  # greyed over (text aside)
+    # inside the window: the image under the demo map's faint tint, not greyed over
+    assert np.abs(drawn[analysed].astype(int) - plain[analysed].astype(int)).max() <= 3
