@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 
@@ -278,11 +276,12 @@ def captioned(image: np.ndarray, lines: list[str], warning: str = "") -> np.ndar
     only) and, for the demo model, its warning on red: an exported PNG travels without its PDF (a slide, an
     e-mail), and showed a patient's images and a demo model's maps with nothing saying either."""
     from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
-    import reportlab  # noqa: PLC0415 - its Bitstream Vera font (Latin-1), already a dependency
+
+    from app.report.fonts import font_file  # noqa: PLC0415 - DejaVu Sans: Latin, Greek, Cyrillic (no CJK)
 
     width = image.shape[1]
     size = max(14, width // 60)
-    font = ImageFont.truetype(str(Path(reportlab.__file__).parent / "fonts" / "Vera.ttf"), size)
+    font = ImageFont.truetype(str(font_file()), size)
     line = int(size * 1.45)
 
     def wrapped(text: str) -> list[str]:  # at words, within the picture's width

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from xml.sax.saxutils import escape
 from pathlib import Path
 
 from reportlab.lib import colors
@@ -17,6 +16,7 @@ from app.reading import breast_models, hybrid_basis, named_hybrid_basis, percent
 from app.report.content import DEMO_WARNING, DISCLAIMER, ReportContent, is_draft, reader_text
 from app.model_table import BREAST_RULE, entry_rows, model_percent
 from app.report.figures import encode_png
+from app.report.fonts import BOLD, REGULAR, pdf_text, register_pdf_fonts
 from inference.files import atomic_path
 from inference.intake.views import Laterality
 from inference.results.types import rank_order
@@ -35,11 +35,11 @@ def _image(png: bytes, width_cm: float, aspect: float) -> Image:
 
 def _table(rows, widths=None, header=True) -> Table:
     table = Table(rows, colWidths=widths, hAlign="LEFT")
-    style = [("FONT", (0, 0), (-1, -1), "Helvetica", 8.5), ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+    style = [("FONT", (0, 0), (-1, -1), REGULAR, 8.5), ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
              ("GRID", (0, 0), (-1, -1), 0.25, colors.grey), ("TOPPADDING", (0, 0), (-1, -1), 2),
              ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]
     if header:
-        style += [("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 8.5), ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e6e6ee"))]
+        style += [("FONT", (0, 0), (-1, 0), BOLD, 8.5), ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e6e6ee"))]
     table.setStyle(TableStyle(style))
     return table
 
@@ -53,7 +53,7 @@ def _model_tables(content: ReportContent, styles) -> list:
         title = f"{entry.label} ({entry.family}{', ' + str(len(entry.members)) + ' models' if len(entry.members) > 1 else ''})"
         if not entry.has_malignancy:
             title += " — findings only, no malignancy score"
-        story += [Spacer(1, 0.2 * cm), Paragraph(title, styles["Heading4"]),
+        story += [Spacer(1, 0.2 * cm), Paragraph(pdf_text(title), styles["Heading4"]),
                   _table([[h.replace("\n", " ") for h in headers], *rows])]
     if story:
         story.append(Paragraph(BREAST_RULE, styles["Normal"]))
@@ -69,14 +69,14 @@ def _reader_table(content: ReportContent, width_cm: float, cell: ParagraphStyle)
         name = short[entry.id] if len(entries) > 1 else "model"
         header += [name, "hybrid" if len(entries) == 1 else f"hybrid ({name})"]
     # header cells wrap and the columns share the page: two models' "hybrid (…)" ran off its right edge
-    rows = [[Paragraph(f"<b>{escape(text)}</b>", cell) for text in header]]
+    rows = [[Paragraph(f"<b>{pdf_text(text)}</b>", cell) for text in header]]
     for side, name in BREASTS:
         read = content.report.reads.get(side.value)
         reader = read.malignant if read else None  # the first read; an amendment is shown beside it
         row = [name, reader_text(read)]
         for part in breast_models(result, side.value, reader, content.report.plain_hybrid):
             row += [f"{model_percent(part.model, part.entry)} {part.one_view_note}".rstrip(), percent(part.hybrid)]
-        rows.append([Paragraph(escape(text), cell) for text in row])  # wrapped in their columns
+        rows.append([Paragraph(pdf_text(text), cell) for text in row])  # wrapped in their columns
     first = 3.6
     rest = (width_cm - first) / max(len(header) - 1, 1)
     return _table(rows, [first * cm] + [rest * cm] * (len(header) - 1))
@@ -89,8 +89,8 @@ def _hybrid_basis(content: ReportContent) -> str:
     short = content.short_labels
     basis = [hybrid_basis(entry, content.report.plain_hybrid) for entry in entries]
     if len(entries) == 1:
-        return basis[0]
-    return "<br/>".join(escape(named_hybrid_basis(short[entry.id], text))
+        return pdf_text(basis[0])
+    return "<br/>".join(pdf_text(named_hybrid_basis(short[entry.id], text))
                         for entry, text in zip(entries, basis, strict=True))
 
 
@@ -107,7 +107,11 @@ def _assessment(content: ReportContent):
 
 def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -> Path:
     path = Path(path)
+    register_pdf_fonts()
     styles = getSampleStyleSheet()
+    for style in styles.byName.values():  # DejaVu Sans for every text: Helvetica holds Latin-1 only
+        if isinstance(style, ParagraphStyle):
+            style.fontName = BOLD if "Bold" in style.fontName else REGULAR
     styles["Heading3"].keepWithNext = 1  # a section's title on the page of its content ("Reader's comments" was
     # left alone at the foot of a page, its text on the next; a radiologist's test)
     small = ParagraphStyle("small", parent=styles["BodyText"], fontSize=8, leading=10)
@@ -120,8 +124,8 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
         story.append(Paragraph(f"<b>{DEMO_WARNING}</b>", warn))
     story.append(Paragraph(f"<b>{DISCLAIMER}</b>", warn))
     story.append(Spacer(1, 0.2 * cm))
-    cell = ParagraphStyle("cell", parent=styles["Normal"], fontName="Helvetica", fontSize=8.5, leading=10)
-    story.append(_table([[k, Paragraph(escape(v), cell)] for k, v in content.header_fields()],
+    cell = ParagraphStyle("cell", parent=styles["Normal"], fontSize=8.5, leading=10)
+    story.append(_table([[k, Paragraph(pdf_text(v), cell)] for k, v in content.header_fields()],
                         [3.2 * cm, (width_cm - 3.2) * cm], header=False))  # long values wrap inside the page
     story.append(Spacer(1, 0.3 * cm))
 
@@ -135,16 +139,16 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
         items = []
         for layer in drawn:
             if layer.colormap:
-                items.append(f"{layer.name} in the {layer.colormap} colour map (dark blue = 0 to yellow = 1)")
+                items.append(pdf_text(f"{layer.name} in the {layer.colormap} colour map (dark blue = 0 to yellow = 1)"))
             else:
                 c = layer.class_name
-                items.append(f"<font color='{_hex(class_colour(c, entry.classes))}'>■</font> {c.replace('_', ' ')}")
+                items.append(f"<font color='{_hex(class_colour(c, entry.classes))}'>■</font> {pdf_text(c.replace('_', ' '))}")
         legend = ", ".join(items) or "none"
         kinds = sorted({r.kind for v in content.result.views.values() if (e := v.result(entry.id)) is not None
                         for r in e.regions})
         orders = "; ".join(f"{kind}: {rank_order(kind)}" for kind in kinds) or "by score"
-        story.append(Paragraph(f"Maps of {entry.label}: {legend} (opacity = value, 0 to 1); yellow boxes: its scored "
-                               f"regions, numbered by rank ({escape(orders)}; {content.regions_rule()}).", small))
+        story.append(Paragraph(f"Maps of {pdf_text(entry.label)}: {legend} (opacity = value, 0 to 1); yellow boxes: its scored "
+                               f"regions, numbered by rank ({pdf_text(orders)}; {pdf_text(content.regions_rule())}).", small))
     if content.report.marks:
         story.append(Paragraph("Cyan crosses: the reader's own marks (M1, M2, … as in the table of marks).", small))
     result = content.result
@@ -158,7 +162,7 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
     shown = [name for side, name in BREASTS if (read := content.report.reads.get(side.value)) is not None
              and read.ai_shown and read.malignant is not None]
     if shown:  # blind reading off: the reader's probability is no opinion formed without the model
-        story.append(Paragraph(escape(f"{' and '.join(shown)}: the reader's first read was made with the AI shown "
+        story.append(Paragraph(pdf_text(f"{' and '.join(shown)}: the reader's first read was made with the AI shown "
                                       "(blind reading off): the hybrid is not of two independent opinions."),
                                styles["Normal"]))
     assessment = _assessment(content)
@@ -173,14 +177,14 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
                  for name, m in zip(mark_names(content), content.report.marks, strict=True)]
         story += [Spacer(1, 0.3 * cm), Paragraph("Reader's marks", styles["Heading3"]), _table(rows)]
     if entry is not None:
-        story += [Spacer(1, 0.3 * cm), Paragraph(f"Regions of {entry.label}", styles["Heading3"])]
+        story += [Spacer(1, 0.3 * cm), Paragraph(f"Regions of {pdf_text(entry.label)}", styles["Heading3"])]
         shown = 0
         for view in content.views():
             thumbs = content.thumbnails(view)
             if not thumbs:
                 continue
             cells = [[_image(encode_png(t), 2.3, 1.0) for _, _, t in thumbs],
-                     [Paragraph(caption, small) for _, caption, _ in thumbs]]
+                     [Paragraph(pdf_text(caption), small) for _, caption, _ in thumbs]]
             story.append(Paragraph(view.value, small))
             story.append(_table(cells, header=False))
             shown += 1
@@ -190,10 +194,10 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
     notes = content.notes()
     if notes:
         story += [Spacer(1, 0.3 * cm), Paragraph("Intake and analysis notes", styles["Heading3"])]
-        story += [Paragraph(f"• {n}", small) for n in notes]
+        story += [Paragraph(f"• {pdf_text(n)}", small) for n in notes]
     if content.report.comments:
         story += [Spacer(1, 0.3 * cm), Paragraph("Reader's comments", styles["Heading3"]),
-                  Paragraph(content.report.comments, small)]
+                  Paragraph(pdf_text(content.report.comments), small)]
     with atomic_path(path) as temporary:
         doc = SimpleDocTemplate(
             str(temporary), pagesize=pagesize, leftMargin=1.5 * cm, rightMargin=1.5 * cm, topMargin=1.3 * cm,

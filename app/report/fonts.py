@@ -1,0 +1,46 @@
+"""The reports' fonts: DejaVu Sans (``resources/fonts``) for the PDF's text and the figures' caption band, where the
+PDF's built-in Helvetica and reportlab's Vera hold Latin-1 only (a Cyrillic patient name printed as black boxes);
+Chinese, Japanese and Korean text in the PDF in the Adobe CID fonts every PDF reader supplies (DejaVu has no CJK
+glyphs; a CJK font embedded would be tens of MB)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+REGULAR, BOLD = "ReportSans", "ReportSans-Bold"
+CJK_FONT, HANGUL_FONT = "HeiseiKakuGo-W5", "HYGothic-Medium"  # Han and kana; Hangul
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]+")
+_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]+")
+
+
+def font_file(bold: bool = False) -> Path:
+    from app.demo import resources_dir  # noqa: PLC0415
+
+    return resources_dir() / "fonts" / ("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
+
+
+@functools.cache
+def register_pdf_fonts() -> None:
+    """Register the report's fonts with reportlab once: the DejaVu family (bold for <b>) and the CJK CID fonts."""
+    from reportlab.lib.fonts import addMapping  # noqa: PLC0415
+    from reportlab.pdfbase import pdfmetrics  # noqa: PLC0415
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont  # noqa: PLC0415
+    from reportlab.pdfbase.ttfonts import TTFont  # noqa: PLC0415
+
+    pdfmetrics.registerFont(TTFont(REGULAR, str(font_file())))
+    pdfmetrics.registerFont(TTFont(BOLD, str(font_file(bold=True))))
+    for bold, italic, name in ((0, 0, REGULAR), (1, 0, BOLD), (0, 1, REGULAR), (1, 1, BOLD)):
+        addMapping(REGULAR, bold, italic, name)
+    for name in (CJK_FONT, HANGUL_FONT):
+        pdfmetrics.registerFont(UnicodeCIDFont(name))
+
+
+def pdf_text(text: str) -> str:
+    """Plain text as a reportlab paragraph's markup: escaped (a comment with "<b" failed the whole PDF), its line
+    breaks kept, its Chinese, Japanese and Korean runs in the CID fonts."""
+    marked = escape(str(text)).replace("\r\n", "\n").replace("\n", "<br/>")
+    marked = _CJK.sub(lambda run: f'<font name="{CJK_FONT}">{run.group()}</font>', marked)
+    return _HANGUL.sub(lambda run: f'<font name="{HANGUL_FONT}">{run.group()}</font>', marked)
