@@ -40,6 +40,9 @@ from inference.evaluation.temperature import ReliabilityBins
 # applying of a calibration live in inference/evaluation/calibration.py, where the model loader finds them.
 FOLDS = 5
 SEED = 20_27
+# a recalibration rescales every reader's hybrid at the site: fitted on fewer cancers (or non-cancers) than
+# this it is shown in the report, never saved (21 breasts with 6 cancers gave an isotonic step from 0 to 1)
+MIN_SAVED = 20
 NONE = "none"  # the method of a record that keeps the model's own calibration
 
 
@@ -76,7 +79,9 @@ def fit(method: str, scores: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     if method == "isotonic":
         from sklearn.isotonic import IsotonicRegression  # noqa: PLC0415
 
-        model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, truth)
+        # no step at exactly 0 or 1: a certainty from a finite sample (the hybrid would show "100 %")
+        bound = 0.5 / len(scores)
+        model = IsotonicRegression(y_min=bound, y_max=1.0 - bound, out_of_bounds="clip").fit(scores, truth)
         return {"x": [float(v) for v in model.X_thresholds_], "y": [float(v) for v in model.y_thresholds_]}
     raise ValueError(f"unknown recalibration {method!r}")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -22,12 +21,14 @@ from app.validation.metrics import FEWER_THAN_TWO
 from app.validation.figures import drift_figure, forest_figure, png, reliability_figure, roc_figure
 from app.validation.run import RESERVED, Validation
 from app.validation.tables import unused_rows
+from app.report import fonts
+from app.report.fonts import pdf_text, register_pdf_fonts
 from inference.files import atomic_path, write_bytes_atomic
 
 LISTED = 40  # unused items listed in the PDF; all of them are in unused.csv
 MARGIN = 1.6 * cm
 FRAME_WIDTH = A4[0] - 2 * MARGIN - 12  # the text's width (the frame pads 6 pt a side); wider runs off the page
-FONT, BOLD, SIZE, PAD = "Helvetica", "Helvetica-Bold", 8, 4
+FONT, BOLD, SIZE, PAD = fonts.REGULAR, fonts.BOLD, 8, 4  # DejaVu Sans: a site's or a model's name as written
 CELL = ParagraphStyle("cell", fontName=FONT, fontSize=SIZE, leading=SIZE + 1.5)
 HEAD = ParagraphStyle("head", parent=CELL, fontName=BOLD)
 
@@ -52,10 +53,11 @@ def _fit(natural: list[float], total: float) -> list[float]:
 
 def _table(rows: list[list]) -> Table:
     """A table that fits the page's width: when its text is wider, the widest columns wrap."""
+    register_pdf_fonts()  # measured in them
     natural = [max(stringWidth(str(row[i]), BOLD if r == 0 else FONT, SIZE) for r, row in enumerate(rows)) + 2 * PAD
                for i in range(len(rows[0]))]
     widths = _fit(natural, FRAME_WIDTH)
-    cells = [[Paragraph(escape(str(c)), HEAD if r == 0 else CELL) if widths[i] < natural[i] else c
+    cells = [[Paragraph(pdf_text(str(c)), HEAD if r == 0 else CELL) if widths[i] < natural[i] else c
               for i, c in enumerate(row)] for r, row in enumerate(rows)]
     table = Table(cells, colWidths=widths, hAlign="LEFT", repeatRows=1)
     table.setStyle(TableStyle([
@@ -71,10 +73,17 @@ def _num(value, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _ci(pair) -> str:
+def _ci(pair, number=None) -> str:
     if not pair:
         return "—"
-    return f"{pair[0]:.3f} to {pair[1]:.3f}" if min(pair) < 0 else f"{pair[0]:.3f}–{pair[1]:.3f}"
+    number = number or (lambda value: f"{value:.3f}")
+    return f"{number(pair[0])} to {number(pair[1])}" if min(pair) < 0 else f"{number(pair[0])}–{number(pair[1])}"
+
+
+def threshold_text(value: float) -> str:
+    """A threshold with its significant digits: a model's scores can all lie below 0.001, and "0.000" configured
+    as the threshold recalls every exam (a deployment engineer's finding)."""
+    return f"{value:.3f}" if abs(value) >= 0.1 or value == 0 else f"{value:.3g}"
 
 
 def _auc_ci(entry: dict) -> str:
@@ -105,7 +114,7 @@ def _recalibration_text(cal: dict, rec: dict) -> str:
         return text + f"<b>none</b>; ECE {cal['ece']:.4f} on {rec['n']} breasts ({rec['n_positive']} cancers)."
     return (text + f"<b>{rec['method']}</b>; ECE {cal['ece']:.4f} → {rec['ece_after']:.4f} on {rec['n']} breasts "
             f"({rec['n_positive']} cancers)."
-            + (f" Saved as version {rec['version']} in {escape(rec['file'])}." if rec.get("file") else ""))
+            + (f" Saved as version {rec['version']} in {pdf_text(rec['file'])}." if rec.get("file") else ""))
 
 
 def write_report(validation: Validation, path: Path, description: str, figures: Path | None = None) -> list[Path]:
@@ -119,12 +128,16 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
             written.append(write_bytes_atomic(figures / f"{safe}.png", png(image)))
         return _figure(image, width_cm)
 
+    register_pdf_fonts()
     styles = getSampleStyleSheet()
+    for style in styles.byName.values():  # DejaVu Sans for every text: Helvetica holds Latin-1 only
+        if isinstance(style, ParagraphStyle):
+            style.fontName = BOLD if "Bold" in style.fontName else FONT
     body, heading, small = styles["BodyText"], styles["Heading2"], styles["Italic"]
     models = [(m, v) for m, v in metrics.items() if m not in RESERVED]
     account = metrics["accounting"]
     story = [Paragraph("Site validation of AI models", styles["Title"]),
-             Paragraph(f"Site: {metrics['run']['site']} · run {metrics['run']['date']} · {description}", body),
+             Paragraph(pdf_text(f"Site: {metrics['run']['site']} · run {metrics['run']['date']} · {description}"), body),
              Paragraph("Decision support only. Thresholds chosen on these data are measured on the same data: "
                        "the sensitivity and specificity at such a threshold are optimistic until confirmed on later "
                        "exams. AUC intervals: DeLong 95 %; proportions: Wilson 95 %; thresholds: bootstrap 95 %.",
@@ -158,17 +171,18 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
         if len(unused) > LISTED:
             story.append(Paragraph(f"… and {len(unused) - LISTED} more: all are in unused.csv", small))
     for model_id, v in models:
-        story += [PageBreak(), Paragraph(f"{v['label']} [{model_id}]", styles["Heading1"])]
+        story += [PageBreak(), Paragraph(pdf_text(f"{v['label']} [{model_id}]"), styles["Heading1"])]
         if v["operating_points_note"]:
-            story.append(Paragraph(v["operating_points_note"], small))
+            story.append(Paragraph(pdf_text(v["operating_points_note"]), small))
         rows = [["level", "point", "threshold (95 % CI)", "sensitivity", "specificity", "recall rate", "PPV"]]
         for p in v["operating_points"]:
             rows.append([p["level"], f"{p['name']} ({p['source']})",
-                         f"{p['threshold']:.3f}" + (f" ({_ci(p['threshold_ci'])})" if p["threshold_ci"] else ""),
+                         threshold_text(p["threshold"])
+                         + (f" ({_ci(p['threshold_ci'], threshold_text)})" if p["threshold_ci"] else ""),
                          _pct(p["sensitivity"]), _pct(p["specificity"]), _pct(p["recall_rate"]), _pct(p["ppv"])])
         story += [Paragraph("Operating points", heading), _table(rows)]
         if v.get("ppv_note"):
-            story.append(Paragraph(escape(v["ppv_note"]), small))
+            story.append(Paragraph(pdf_text(v["ppv_note"]), small))
         cal = v["calibration"]
         story.append(Paragraph("Calibration (breast level)", heading))
         if "ece" in cal:
@@ -182,7 +196,7 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
                 story.append(Paragraph(_recalibration_text(cal, rec), body))
         for note in (cal.get("note"), (cal.get("recalibration") or {}).get("save_error")):
             if note:
-                story.append(Paragraph(escape(note), small))
+                story.append(Paragraph(pdf_text(note), small))
         story += [KeepTogether([Paragraph("Subgroups (breast level)", heading),  # no heading alone at a page's foot
                                 figure(forest_figure(v["subgroups"], f"{v['label']}: AUC by subgroup"), 16,
                                        f"subgroups_{model_id}")]),

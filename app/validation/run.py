@@ -93,10 +93,12 @@ def accounting(table: ScoreTable, outcomes: Sequence[BreastOutcome]) -> dict:
         "breasts_with_outcome": len(outcomes),
         "exams_without_outcome": sorted(table.exams - with_outcome),
         # failures.csv also names an exam analysed only in part (a refused view, its DICOM not written): its
-        # scores are in the table and used, so it is no failed exam
+        # scores are in the table and used when it has an outcome, so it is no failed exam (one without an
+        # outcome is among exams_without_outcome, and was said to be used)
         "failed_exams": [{"exam_id": e, "reason": r, "has_outcome": e in with_outcome}
                          for e, r in sorted(table.failed.items()) if e not in table.exams],
-        "partial_exams": [{"exam_id": e, "reason": r} for e, r in sorted(table.failed.items()) if e in table.exams],
+        "partial_exams": [{"exam_id": e, "reason": r} for e, r in sorted(table.failed.items())
+                          if e in table.exams and e in with_outcome],
         "outcome_exams_not_analysed": sorted(with_outcome - table.exams - set(table.failed)),
         "models_not_validated": [{"model_id": m, "reason": r} for m, r in sorted(table.unscorable.items())],
     }
@@ -198,6 +200,12 @@ def _calibration(model: ModelScores, scores: np.ndarray, truth: np.ndarray, opti
         return out, None
     after = calib.apply(record, scores)
     out["recalibration"] = {**record, "reliability_after": calib.reliability(after, truth, options.bins).as_dict()}
+    n_positive, n_negative = record["n_positive"], record["n"] - record["n_positive"]
+    if path is not None and min(n_positive, n_negative) < calib.MIN_SAVED:
+        out["note"] = (f"the {record['method']} recalibration is shown, not saved: fitted on {n_positive} cancers and "
+                       f"{n_negative} non-cancers, and one that rescales the workstation's hybrid needs at least "
+                       f"{calib.MIN_SAVED} of each")
+        return out, after
     if path is not None:
         out["recalibration"].update(_save(path, record, model, options, checkpoint))
         if checkpoint is None and "save_error" not in out["recalibration"]:

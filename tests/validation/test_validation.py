@@ -153,6 +153,39 @@ def test_recalibration_lowers_the_ece_of_a_miscalibrated_model(tmp_path):
     assert calib.ece(calib.apply(stored, overconfident), truth) == pytest.approx(record["ece_after"])
 
 
+def _overconfident(n: int, rate: float, seed: int = 11) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    risk = np.clip(rng.beta(1.2, 1.2 / rate - 1.2, size=n), 1e-4, 1 - 1e-4)
+    truth = (rng.random(n) < risk).astype(int)
+    return 1 / (1 + np.exp(-(3 * np.log(risk / (1 - risk)) + 2.5))), truth
+
+
+def test_a_recalibration_fitted_on_too_few_cancers_is_shown_not_saved(tmp_path):
+    """A deployment engineer's validate on 21 breasts (6 cancers) saved an isotonic calibration beside the model
+    that mapped every score above 8.3e-05 to 100 %, and the workstation's hybrid used it."""
+    from types import SimpleNamespace
+
+    from app.validation.run import _calibration
+
+    scores, truth = _overconfident(400, 0.03)
+    assert 5 <= truth.sum() < calib.MIN_SAVED
+    checkpoint = tmp_path / "model.pt"
+    options = SimpleNamespace(bins=10, save_calibration=True, calibration_folder=None, site="Site A")
+    model = SimpleNamespace(model_id="m", model_key="k")
+    out, after = _calibration(model, scores, truth, options, checkpoint)
+    assert out["recalibration"]["method"] in ("platt", "isotonic") and after is not None  # fitted and shown
+    assert out["note"].endswith(f"is shown, not saved: fitted on {truth.sum()} cancers and {400 - truth.sum()} "
+                                f"non-cancers, and one that rescales the workstation's hybrid needs at least 20 of each")
+    assert not calib.calibration_path(checkpoint).exists()
+
+
+def test_an_isotonic_recalibration_never_says_0_or_1():
+    scores, truth = _overconfident(300, 0.2)
+    steps = calib.fit("isotonic", scores, truth)["y"]
+    assert 0.0 < min(steps) and max(steps) < 1.0
+    assert calib.apply({"method": "isotonic", "parameters": calib.fit("isotonic", scores, truth)}, scores).max() < 1.0
+
+
 MASS_HEADER = ["patient_id", "breast_density", "left or right breast", "image view", "abnormality id",
                "abnormality type", "mass shape", "mass margins", "assessment", "pathology", "subtlety",
                "image file path", "cropped image file path", "ROI mask file path"]
@@ -267,7 +300,10 @@ def site(tmp_path):
                                         "the CC view of the left breast is missing,2026-01-01T00:00:00+00:00\n"
                                         # analysed in part: its scores are in the table and used (a privacy
                                         # reviewer saw it counted as failed)
-                                        "E0005,/archive/E0005,the SR was not written,\n")
+                                        "E0005,/archive/E0005,the SR was not written,\n"
+                                        # analysed in part and without an outcome: not used, so not said to be
+                                        # (a deployment engineer saw "2 exams analysed only in part (used)")
+                                        "E0119,/archive/E0119,the SEG was not written,\n")
     outcome_file = tmp_path / "outcomes.csv"
     with outcome_file.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, ["exam_id", "breast", "cancer", "density", "manufacturer", "age",
@@ -827,6 +863,14 @@ def test_a_report_table_fits_the_page_width():
     assert width <= frame
     narrow = _table([["model", "AUC"], ["A", "0.812"]])
     assert narrow.wrap(frame, 1000)[0] < frame / 2  # a small table keeps its own width
+
+
+def test_a_threshold_keeps_its_significant_digits():
+    """A model whose scores all lie below 0.001 had its operating point printed as 0.000 in the PDF."""
+    from app.validation.report import threshold_text
+
+    assert [threshold_text(v) for v in (0.5, 0.123456, 0.0834, 8.34038874e-05, 0.0)] == \
+        ["0.500", "0.123", "0.0834", "8.34e-05", "0.000"]
 
 
 def test_the_score_table_named_by_its_folder_or_missing_is_said_plainly(tmp_path):
