@@ -453,13 +453,17 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
         _QUIET_DECODER.local.decoding = False
 
 
-def _modality_lut_name(ds: Dataset) -> str:
-    """The Modality LUT step of PS3.3 C.11.1 as the file gives it, for messages."""
+def _modality_lut_step(ds: Dataset) -> str:
+    """" after" the Modality LUT step of PS3.3 C.11.1 as the file gives it, for messages; "" for a file that
+    gives none (its stored values are the pixels: "after the Rescale Slope and Intercept (1)" named a step that
+    file does not have)."""
     if "ModalityLUTSequence" in ds:
-        return "the Modality LUT"
+        return " after the Modality LUT"
+    if "RescaleSlope" not in ds and "RescaleIntercept" not in ds:
+        return ""
     slope, intercept = ds.get("RescaleSlope", 1), ds.get("RescaleIntercept", 0)
     values = f"{float(slope):g}" if float(intercept or 0) == 0 else f"{float(slope):g}, {float(intercept):g}"
-    return f"the Rescale Slope and Intercept ({values})"
+    return f" after the Rescale Slope and Intercept ({values})"
 
 
 def _read_pixels(ds: Dataset, path: Path, invert: bool) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
@@ -471,9 +475,11 @@ def _read_pixels(ds: Dataset, path: Path, invert: bool) -> tuple[np.ndarray, np.
     stored = _decode(ds, path)
     if stored.ndim != 2:
         raise ExamError(f"unexpected pixel array shape {stored.shape}; a single greyscale frame was expected", path)
+    if stored.dtype.kind == "f" and not np.all(np.isfinite(stored)):  # Float Pixel Data as stored
+        raise ExamError("the file's pixel data holds values that are not numbers (NaN or infinity)", path)
     with np.errstate(over="ignore", invalid="ignore"):  # an absurd slope overflows: reported below, not warned
         pixels = apply_modality_lut(stored, ds)
-    problem = pixel_problem(pixels, f" after {_modality_lut_name(ds)}")
+    problem = pixel_problem(pixels, _modality_lut_step(ds))
     if problem:
         raise ExamError(problem, path)
     if (pixels.dtype.kind == "f" and np.all(np.mod(pixels, 1) == 0)
@@ -526,7 +532,8 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
             "low values are dense; inverted for display and for the model"
         )
     view, aside_reason = screening_slot(laterality, projection, modifiers)
-    too_small = size_problem(int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
+    spacing, spacing_source, spacing_warning = _spacing(ds)
+    too_small = size_problem(int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0), spacing)
     if too_small:  # the view is known: its slot shows as unreadable, with the reason
         raise UnreadablePixelsError(too_small, path, view)
     try:
@@ -539,7 +546,6 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         warnings.append(aside_reason)
     orientation = _text(ds, "PatientOrientation")
     flip = orient(model_image, laterality, orientation, warnings)
-    spacing, spacing_source, spacing_warning = _spacing(ds)
     if spacing_warning:
         warnings.append(spacing_warning)
     windows, window_warning = _windows(ds)

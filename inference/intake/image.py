@@ -19,12 +19,20 @@ MAX_PIXELS = 12000 * 12000  # larger than any mammography detector; refuse befor
 # smaller than any mammogram, however downsampled (MIAS's are 1024 x 1024): a 3 x 3 image was analysed as a view
 # and counted, and a 1 x 4000 one failed the whole exam in preprocessing without naming its file
 MIN_SIDE = 32
+# the smallest field a mammogram covers (a spot-compression view's paddle is about 5 x 5 cm): a 40 x 40 pixel
+# file at 0.1 mm, 4 mm of anything, was analysed and counted in its breast's score
+MIN_FIELD_MM = 30.0
 
 
-def size_problem(rows: int, cols: int) -> str:
-    """Why an image of ``rows`` x ``cols`` pixels cannot be a mammogram ("" when it can be one)."""
+def size_problem(rows: int, cols: int, spacing_mm: tuple[float, float] | None = None) -> str:
+    """Why an image of ``rows`` x ``cols`` pixels (of ``spacing_mm``, row and column, where known) cannot be a
+    mammogram ("" when it can be one)."""
     if min(rows, cols) < MIN_SIDE:
         return f"the image is too small to be a mammogram ({rows} x {cols} pixels; at least {MIN_SIDE} a side)"
+    if spacing_mm is not None and min(rows * spacing_mm[0], cols * spacing_mm[1]) < MIN_FIELD_MM:
+        return (f"the image covers {rows * spacing_mm[0]:.0f} x {cols * spacing_mm[1]:.0f} mm ({rows} x {cols} "
+                f"pixels of {spacing_mm[0]:g} x {spacing_mm[1]:g} mm): too small to be a mammogram (at least "
+                f"{MIN_FIELD_MM:.0f} mm a side)")
     if rows * cols > MAX_PIXELS:
         return f"the image dimensions are implausible ({rows} x {cols} pixels); not loaded"
     return ""

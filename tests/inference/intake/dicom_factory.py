@@ -70,7 +70,10 @@ def make_dataset(
             item.ViewModifierCodeSequence = Sequence([code_item("0", m) for m in modifiers])
             ds.ViewCodeSequence = Sequence([item])
     ds.PatientOrientation = ["A", "R"] if side == "L" else ["P", "L"]
-    ds.ImagerPixelSpacing = [0.1, 0.1]
+    # 0.1 mm, coarser where the shrunk sample would cover less than 40 mm (no mammogram is that small: the
+    # intake refuses an image under 30 mm a side)
+    spacing = max(0.1, round(40.0 / min(pixels.shape), 4))
+    ds.ImagerPixelSpacing = [spacing, spacing]
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = photometric

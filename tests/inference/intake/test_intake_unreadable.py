@@ -256,3 +256,27 @@ def test_c_cbis_ddsm_images_of_two_dates_are_two_studies(tmp_path):
                        StudyDate="20170101", AccessionNumber=""), folder, "1-131.dcm")
     with pytest.raises(ExamError, match="2 different studies"):
         load_exam(folder)
+
+
+def test_float_pixel_data_that_is_no_number_and_a_uniform_file_without_a_rescale_are_said_as_they_are(tmp_path):
+    """A deployment engineer's Float Pixel Data with NaN and infinity was "not finite after the Rescale Slope
+    and Intercept (1)": the file has no Rescale, and "(1)" said nothing."""
+    require_shared()
+    floats = make_dataset(sample_pixels("R-CC", shrink=8), "R-CC")
+    pixels = floats.pixel_array.astype(np.float32)
+    pixels[10, 10], pixels[20, 20] = np.nan, np.inf
+    del floats.PixelData, floats.BitsStored, floats.HighBit, floats.PixelRepresentation
+    floats.BitsAllocated, floats.FloatPixelData = 32, pixels.tobytes()
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        if keyword in floats:
+            delattr(floats, keyword)
+    folder = four_views(tmp_path / "a")
+    write(floats, folder, "R-CC.dcm")
+    assert load_exam(folder).unreadable[View.R_CC] == ("R-CC.dcm: the file's pixel data holds values that are not "
+                                                        "numbers (NaN or infinity)")
+    uniform = make_dataset(np.full((400, 400), 900, np.uint16), "R-CC")
+    assert "RescaleSlope" not in uniform
+    folder = four_views(tmp_path / "b")
+    write(uniform, folder, "R-CC.dcm")
+    assert load_exam(folder).unreadable[View.R_CC] == ("R-CC.dcm: every pixel has the same value (900): there is "
+                                                        "no image")
