@@ -119,11 +119,18 @@ def read_site_csv(path: Path) -> list[BreastOutcome]:
         raise ValidationInputError(f"the outcomes file lacks the column(s) {', '.join(sorted(missing))} (it needs "
                                    f"exam_id, breast and cancer; its header has: {has})", path)
     out, problems = [], []
+    first: dict[tuple[str, str], tuple[int, int]] = {}  # breast -> (its first line, its cancer there)
     for line, row in rows:
         try:
-            out.append(_site_row(line, {k.strip(): (v or "") for k, v in row.items() if k is not None}, path))
+            outcome = _site_row(line, {k.strip(): (v or "") for k, v in row.items() if k is not None}, path)
         except ValidationInputError as error:
             problems.append(error.message)
+            continue
+        earlier = first.setdefault(outcome.key, (line, outcome.cancer))
+        if earlier[1] != outcome.cancer:  # said with the file's other problems, not after they are fixed
+            problems.append(f"line {line}: exam {outcome.exam_id} breast {outcome.breast} is cancer {outcome.cancer} "
+                            f"here and {earlier[1]} on line {earlier[0]}")
+        out.append(outcome)
     _refuse_if_any(problems, path)
     return out
 

@@ -540,11 +540,13 @@ def test_a_screening_like_set_gets_no_enrichment_note():
 def test_every_problem_of_an_outcomes_file_is_named_at_once(tmp_path):
     """The reading stopped at the first bad line: a file with twelve took twelve runs to correct."""
     path = tmp_path / "outcomes.csv"
-    path.write_text("exam_id,breast,cancer,density\ne1,L,1,b\ne1,X,0,b\n,R,1,\ne2,L,2,e\ne2,R,0,\n")
+    # a breast given twice with two truths is among them (it came only once the others were fixed)
+    path.write_text("exam_id,breast,cancer,density\ne1,L,1,b\ne1,X,0,b\n,R,1,\ne2,L,2,e\ne2,R,0,\ne1,L,0,b\n")
     with pytest.raises(ValidationInputError) as raised:
         read_outcomes([path])
-    assert str(raised.value) == (f"{path}: 3 problems: line 3: breast 'X' is neither L nor R; line 4: exam_id is "
-                                 "empty; line 5: cancer '2' is neither 0 nor 1")
+    assert str(raised.value) == (f"{path}: 4 problems: line 3: breast 'X' is neither L nor R; line 4: exam_id is "
+                                 "empty; line 5: cancer '2' is neither 0 nor 1; line 7: exam e1 breast L is cancer 0 "
+                                 "here and 1 on line 2")
     path.write_text("exam_id,breast,cancer\n" + "".join(f"e{i},L,yes\n" for i in range(12)))
     with pytest.raises(ValidationInputError, match=r"12 problems: line 2: cancer 'yes' .*; line 11: cancer 'yes' "
                                                    r"is neither 0 nor 1; and 2 more$"):
