@@ -11,10 +11,13 @@ from app.folders import folder_write_error
 from inference.errors import MammoError
 
 
-def probability_text(value: float) -> str:
+def probability_text(value: float, floor: float | None = None) -> str:
     """Four decimals; a score that rounds to 0 or 1 is said so ("<0.0001", ">0.9999"), as the workstation says
     "< 0.1 %": a model's output printed as "1.0000" read as a certainty (the demo model on a real mammogram; a
-    float32 sigmoid reaches 1.0 from a logit of 17). A 0 stays "0.0000": a detector's score below its threshold."""
+    float32 sigmoid reaches 1.0 from a logit of 17). A detector's 0 is "<" its threshold (``floor``: no detection
+    of the class passed it), as the workstation says; another 0 stays "0.0000"."""
+    if floor is not None and value == 0.0:
+        return f"<{floor:g}"
     if 0.0 < value < 0.00005:
         return "<0.0001"
     if value >= 0.99995:
@@ -22,12 +25,13 @@ def probability_text(value: float) -> str:
     return f"{value:.4f}"
 
 
-def _format(probabilities) -> str:
-    return "   ".join(f"{name} {probability_text(value)}" for name, value in probabilities.items())
+def _format(probabilities, floor: float | None = None) -> str:
+    return "   ".join(f"{name} {probability_text(value, floor)}" for name, value in probabilities.items())
 
 
 def print_result(result) -> None:
     """Per entry: views, breasts and the exam decision, classes as the model names them."""
+    from app.model_table import score_floor  # noqa: PLC0415
     from app.report.content import DEMO_WARNING  # noqa: PLC0415
     from inference.results.exam_result import shown_notices  # noqa: PLC0415
 
@@ -40,6 +44,7 @@ def print_result(result) -> None:
     for entry in result.entries:
         members = f", {len(entry.members)} models" if len(entry.members) > 1 else ""
         print(f"model [{entry.id}]: {entry.label} ({entry.family}{members})")
+        floor = score_floor(entry)  # a detector: "<0.05" where no detection passed its threshold
         print("views:")
         for view, view_result in result.views.items():
             r = view_result.result(entry.id)
@@ -48,7 +53,7 @@ def print_result(result) -> None:
                 continue
             spread = f"   (spread ±{max(r.spread.values()):.4f})" if len(entry.members) > 1 else ""
             counted = "" if view_result.counted else "   NOT COUNTED (possible laterality error)"
-            print(f"  {view.value:<6} {_format(r.probabilities)}{spread}{counted}")
+            print(f"  {view.value:<6} {_format(r.probabilities, floor)}{spread}{counted}")
         print("breasts:")
         for side, breast in result.breasts.items():
             name = "left " if side.value == "L" else "right"
@@ -57,13 +62,13 @@ def print_result(result) -> None:
                 print(f"  {name}  no result")
                 continue
             note = f"   {scores.one_view_note}" if scores.one_view_note else ""
-            print(f"  {name}  {_format(scores.probabilities)}{note}")
+            print(f"  {name}  {_format(scores.probabilities, floor)}{note}")
         decision = result.exam[entry.id]
         if decision.malignant is not None:
-            print(f"exam:    P(malignant) {probability_text(decision.malignant)} ({'left' if decision.breast == 'L' else 'right'} "
-                  f"breast)   {_format(decision.probabilities)}")
+            print(f"exam:    P(malignant) {probability_text(decision.malignant, floor)} ({'left' if decision.breast == 'L' else 'right'} "
+                  f"breast)   {_format(decision.probabilities, floor)}")
         elif decision.probabilities:
-            print(f"exam:    {_format(decision.probabilities)}   (this model declares no malignancy score)")
+            print(f"exam:    {_format(decision.probabilities, floor)}   (this model declares no malignancy score)")
         else:
             print("exam:    no result")
 
