@@ -40,7 +40,8 @@ def register_pdf_fonts() -> None:
 
 def pdf_text(text: str) -> str:
     """Plain text as a reportlab paragraph's markup: escaped (a comment with "<b" failed the whole PDF), its line
-    breaks kept, its Chinese, Japanese and Korean runs in the CID fonts."""
-    marked = escape(str(text)).replace("\r\n", "\n").replace("\n", "<br/>")
+    breaks kept, a number's " %" unbroken (a narrow column wrapped "30" and "%" apart), its Chinese, Japanese and
+    Korean runs in the CID fonts."""
+    marked = escape(str(text)).replace("\r\n", "\n").replace("\n", "<br/>").replace(" %", "\u00a0%")
     marked = _CJK.sub(lambda run: f'<font name="{CJK_FONT}">{run.group()}</font>', marked)
     return _HANGUL.sub(lambda run: f'<font name="{HANGUL_FONT}">{run.group()}</font>', marked)

@@ -102,7 +102,8 @@ def test_a_change_after_the_reveal_is_an_amendment_and_the_read_before_ai_stays(
     assert right["read_with_ai_shown"] is False and right["hybrid_note"] == ""  # blind first: hidden until it
     from tests.report.test_report import pdf_text
 
-    assert BEFORE_AFTER in pdf_text(next(p for p in blocker.args[0].paths if p.suffix == ".pdf"))
+    pdf = pdf_text(next(p for p in blocker.args[0].paths if p.suffix == ".pdf"))
+    assert BEFORE_AFTER in " ".join(pdf.split())  # as printed, wrapped in its column
 
     window.close()  # the exam opened again (a restart) shows both reads and keeps the hybrid on the first
     again = analysed_window(qtbot, store, tmp_path / "exam", stub_model, blind_first=True)
