@@ -4,6 +4,7 @@ Writers only render it."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import re
@@ -117,6 +118,10 @@ class ReportContent:
         self.label = report.file_name if report.deidentify and report.file_name else exam_label(report)
         self.file_name = report.file_name or self.label  # what its files are called
         self.entry: ModelEntry | None = self._drawn_entry()
+
+    def for_entry(self, entry_id: str) -> ReportContent:
+        """The same report drawing another model's maps and regions (its own images and maps, computed anew)."""
+        return ReportContent(dataclasses.replace(self.report, entry_id=entry_id))
 
     def _drawn_entry(self) -> ModelEntry | None:
         """Whose maps and regions the figures draw: the one asked for; by default the first model with a result

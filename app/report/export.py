@@ -186,9 +186,19 @@ def _sr(content: ReportContent, out: Path, page_size: str, pdf_written: bool) ->
 
 
 def _seg(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:
+    """Each model's segmentations (named with its id when several were analysed): with two models, a detector's
+    detections were left out when the figures drew the other model (a deployment engineer's report)."""
     from app.report.seg import write_saliency_segs  # noqa: PLC0415
 
-    return write_saliency_segs(content, out)
+    if content.result is None or content.entry is None:
+        return write_saliency_segs(content, out)  # which says why there is nothing to write
+    written = []
+    for entry in content.result.entries:
+        if entry.id == content.entry.id:
+            written += write_saliency_segs(content, out)
+        elif any(view.result(entry.id) is not None for view in content.result.views.values()):
+            written += write_saliency_segs(content.for_entry(entry.id), out)
+    return written
 
 
 _WRITERS = {"pdf": _pdf, "epdf": _epdf, "png": _png, "json": _json, "sr": _sr, "seg": _seg}

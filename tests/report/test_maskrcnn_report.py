@@ -206,3 +206,28 @@ def test_an_exam_the_detector_reads_on_no_view_is_reported_partial_with_the_reas
     text = " ".join(page.extract_text() for page in PdfReader(next(out.rglob("*.pdf"))).pages)
     assert "none shown (no region on any view with a result" in " ".join(text.split())
     assert "has no result on L-CC" in " ".join(text.split())
+
+
+def test_with_two_models_each_gets_its_segmentations(tmp_path):
+    """A deployment engineer reported with the demo GMIC and the Mask R-CNN: only the drawn (first) model's
+    saliency SEG was written, the detector's detections none, and nothing said so."""
+    require_shared(MASKRCNN)
+    from app.demo import demo_model_path
+    from app.report.content import ReportInput
+    from app.report.export import export_report
+    from inference.exam import load_exam
+    from inference.pipeline import analyze_exam
+    from inference.weights import load_model_groups
+    from tests.inference.intake.dicom_factory import make_dataset, write
+
+    pixels = cv2.imread(str(DATA / "gmic-exam0" / "0_L-CC.png"), cv2.IMREAD_UNCHANGED)
+    (tmp_path / "exam").mkdir()
+    write(make_dataset(pixels, "L-CC"), tmp_path / "exam", "L-CC.dcm")
+    exam = load_exam(tmp_path / "exam")
+    groups = load_model_groups([demo_model_path(), MASKRCNN / "seeded_state_dict.pt"])
+    result = analyze_exam(exam, groups, device="cpu")
+    written = export_report(ReportInput(exam, result), tmp_path / "out", ["seg"], "A4")
+    names = sorted(path.name for path in written)
+    assert names == ["ACC123_L-CC_model_saliency_seg.dcm", "ACC123_L-CC_seeded_state_dict_detections_seg.dcm"], names
+    detections = pydicom.dcmread(next(p for p in written if "detections" in p.name))
+    assert detections.SegmentationType == "BINARY" and len(detections.SegmentSequence) >= 1
