@@ -116,13 +116,16 @@ def _declared_points(checkpoint: Path | None) -> tuple[list[dict], str]:
 def _operating_points(level: str, scores: np.ndarray, truth: np.ndarray, declared: list[dict],
                       targets: Sequence[Target]) -> list[dict]:
     rows = []
-    if not ((truth == 1).any() and (truth == 0).any()):
+    if not len(truth):
         return rows
+    # a site whose outcomes are all negative (before its first cancer) still has a specificity and a recall
+    # rate at each threshold, the numbers it goes live on; a target of the kind that is absent is left out
+    needs = {"spec": (truth == 0).any(), "sens": (truth == 1).any(), "threshold": True}
     for point in declared:
         rows.append({"name": point.get("name", f"threshold {point['threshold']:g}"), "source": "declared",
                      "level": level, "target": None, "threshold_ci": None,
                      **at_threshold(scores, truth, float(point["threshold"]))})
-    for target in targets:
+    for target in (t for t in targets if needs[t.kind]):
         threshold = threshold_for(scores, truth, target)
         rows.append({"name": target.name, "source": "requested", "level": level,
                      "target": {"kind": target.kind, "value": target.value},
@@ -246,7 +249,11 @@ def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], option
         result[level] = {**auc_with_ci(scores, truth), "n": len(scores)}
     result["operating_points"] = [p for level in LEVELS for p in _operating_points(level, *arrays[level], declared,
                                                                                       options.targets)]
-    result["operating_points_note"] = declared_note
+    one_kind = [f"at the {level} level every unit is {'a cancer' if arrays[level][1].all() else 'a non-cancer'}"
+                for level in LEVELS if len(arrays[level][1]) and len(set(arrays[level][1].tolist())) == 1]
+    result["operating_points_note"] = "; ".join([declared_note] * bool(declared_note) + [
+        f"{', and '.join(one_kind)}: the measures of the other kind (and the targets on them) cannot be given"]
+        * bool(one_kind))
     result["ppv_note"] = ppv_note(result)
     scores, truth = arrays["breast"]
     recalibrated = None

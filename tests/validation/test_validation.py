@@ -424,6 +424,32 @@ def test_validate_says_on_the_console_why_no_site_calibration_was_written(site, 
     assert "A: no recalibration: a recalibration needs at least 5 cancers and 5 non-cancers (here 2 and 4)" in printed
 
 
+def test_a_site_without_a_cancer_still_gets_its_specificity_and_recall_rate(site, tmp_path, capsys):
+    """A site before its first cancer: the operating points were left empty, with no reason, though the
+    specificity and recall rate at each threshold are the numbers it goes live on."""
+    from main import main
+
+    scores, _, checkpoint, outcomes = site
+    negatives = tmp_path / "negatives.csv"
+    with negatives.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["exam_id", "breast", "cancer"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(o for o in outcomes if o["cancer"] == 0 and o["exam_id"] < "E9000")
+    out = tmp_path / "out"
+    status = main(["validate", "--scores", str(scores), "--outcomes", str(negatives), "--out", str(out),
+                   "--models", f"A={checkpoint}", "--operating-point", "spec=0.9", "sens=0.8"])
+    assert status == 0, capsys.readouterr().err
+    model = json.loads((out / "metrics.json").read_text())["A"]
+    points = {(p["level"], p["name"]): p for p in model["operating_points"]}
+    assert set(points) == {(level, name) for level in ("breast", "exam") for name in ("recall", "spec=0.9")}
+    spec = points[("breast", "spec=0.9")]
+    assert spec["specificity"]["value"] >= 0.9 and spec["recall_rate"]["value"] <= 0.1 + 1e-9
+    assert spec["sensitivity"]["value"] is None and spec["tp"] == spec["fn"] == 0
+    assert model["operating_points_note"].endswith("at the breast level every unit is a non-cancer, and at the exam "
+                                                   "level every unit is a non-cancer: the measures of the other kind "
+                                                   "(and the targets on them) cannot be given")
+
+
 def test_validate_names_an_unknown_model(site, tmp_path, capsys):
     from main import main
 
