@@ -111,7 +111,8 @@ def forest_figure(rows: Sequence[dict], title: str) -> np.ndarray:
         cv2.line(image, axes.point(tick, 0), axes.point(tick, len(rows)), GRID, 1)
         x, y = axes.point(tick, 0)
         _text(image, f"{tick:.1f}", (x - 12, y + 18), 0.4)
-    cv2.line(image, axes.point(0.5, 0), axes.point(0.5, len(rows)), (150, 150, 150), 1)
+    if any(row.get("auc") is not None for row in rows):  # chance, for AUCs; through notes alone it cut their words
+        cv2.line(image, axes.point(0.5, 0), axes.point(0.5, len(rows)), (150, 150, 150), 1)
     _text(image, title, (10, 22), 0.55)
     _text(image, "(cancers / breasts)", (10, 42), 0.4, (90, 90, 90))  # what the counts after each label are
     _text(image, "AUC (95 % CI)", (axes.left + axes.w // 2 - 50, height - 8))
@@ -159,7 +160,9 @@ def drift_figure(rows: Sequence[dict], title: str) -> np.ndarray:
         _text(axes.image, row["month"], (x - 26, axes.top + axes.h + 18), 0.38)
         q25, q75 = axes.point(index, row["score_q25"])[1], axes.point(index, row["score_q75"])[1]
         cv2.rectangle(axes.image, (x + 4, q75), (x + 12, q25), PALETTE[0], -1)
-        cv2.circle(axes.image, (x + 8, axes.point(index, row["score_median"])[1]), 3, WHITE, -1)
+        median = (x + 8, axes.point(index, row["score_median"])[1])  # ringed in blue: seen where the range is none
+        cv2.circle(axes.image, median, 5, PALETTE[0], -1)
+        cv2.circle(axes.image, median, 2, WHITE, -1)
         if row.get("auc") is not None:
             low, high = row["auc_ci"] if row.get("auc_ci") else (row["auc"], row["auc"])
             cv2.line(axes.image, (x - 6, axes.point(index, low)[1]), (x - 6, axes.point(index, high)[1]), INK, 2)

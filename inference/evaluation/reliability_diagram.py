@@ -22,7 +22,7 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 def _panel(bins: ReliabilityBins, title: str, lines: list[str], x_label: str = "confidence",
            y_label: str = "accuracy") -> np.ndarray:
     # what the colours and numbers are (a bin of one case was drawn as tall as one of twenty, unlabelled)
-    lines = [*lines, f"bar: {y_label} in the bin", f"red: its gap to the bin's mean {x_label}",
+    lines = [*lines, f"bar: {y_label} in the bin", f"red frame: its gap to the bin's mean {x_label}",
              "number above a bar: cases in the bin"]
     height, width = PANEL + 2 * MARGIN + 20 * len(lines), PANEL + 2 * MARGIN
     image = np.full((height, width, 3), 255, np.uint8)
@@ -41,11 +41,10 @@ def _panel(bins: ReliabilityBins, title: str, lines: list[str], x_label: str = "
         if count == 0:
             continue
         cv2.rectangle(image, point(lo, 0), point(hi, accuracy), BAR, -1)
-        top, bottom = max(accuracy, confidence), min(accuracy, confidence)
-        overlay = image.copy()
-        cv2.rectangle(overlay, point(lo, bottom), point(hi, top), GAP, -1)
-        image = cv2.addWeighted(overlay, 0.45, image, 0.55, 0)
         cv2.rectangle(image, point(lo, 0), point(hi, accuracy), (120, 70, 20), 1)
+        # the gap framed in red, not tinted: a red tint over a blue bar drew purple, and the legend said red
+        top, bottom = max(accuracy, confidence), min(accuracy, confidence)
+        cv2.rectangle(image, point(lo, bottom), point(hi, top), GAP, 2)
         label = str(int(count))
         (text_w, _), _ = cv2.getTextSize(label, FONT, 0.35, 1)
         x_mid, y_top = point((lo + hi) / 2, max(accuracy, confidence))
