@@ -397,6 +397,48 @@ ZERO_VARIANCE = 1e-12
 _NAN_PAIR = (float("nan"), float("nan"))
 
 
+def _random_readers_estimate(aucs: np.ndarray, block: np.ndarray, alpha: float) -> ModalityEstimate:
+    """One modality's reader-averaged AUC with Hillis' random-reader random-case interval, from its readers'
+    AUCs and their (r x r) covariance block."""
+    from scipy import stats  # noqa: PLC0415
+
+    r = len(aucs)
+    mean = float(aucs.mean())
+    cov2 = float(block[~np.eye(r, dtype=bool)].mean())
+    ms_r = float(((aucs - mean) ** 2).sum()) / (r - 1)
+    term = ms_r + r * max(cov2, 0.0)
+    se = float(np.sqrt(term / r))
+    # a model's AUC is the same beside every reader (ms_r = 0): the t-based interval becomes normal
+    df = term**2 / (ms_r**2 / (r - 1)) if ms_r > ZERO_VARIANCE else np.inf
+    q = float(stats.t.ppf(1 - alpha / 2, df))
+    return ModalityEstimate(mean, se, (mean - q * se, mean + q * se), df)
+
+
+def single_modality(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05) -> ModalityEstimate:
+    """The reader-averaged AUC of one modality's records with its ORH random-reader random-case 95 % CI: what a
+    study of one modality (unaided reading only) reports, with no comparison to take it from.
+
+    Raises:
+        NotEstimable: fewer than two readers, or two units of a kind (two cases of a kind for breasts)."""
+    matrix = study_matrix(records)
+    t, r, _ = matrix.scores.shape
+    if t != 1:
+        raise ValueError(f"single_modality takes one modality's records; they hold {t}")
+    aucs = auc_matrix(matrix)[0]
+    means = {matrix.modalities[0]: float(aucs.mean())}
+    if r < 2:
+        raise NotEstimable("a single reader: the random-reader interval needs at least two readers", means)
+    n_pos, n_neg = int((matrix.truth == 1).sum()), int((matrix.truth == 0).sum())
+    if min(n_pos, n_neg) < 2:
+        raise NotEstimable(f"{n_pos} diseased and {n_neg} non-diseased unit(s): the variance of an AUC needs at "
+                           "least two of each", means)
+    if matrix.clusters is not None and min(np.unique(matrix.clusters[matrix.truth == kind]).size
+                                           for kind in (1, 0)) < 2:
+        raise NotEstimable("a woman's two breasts are one sampling unit, and the variance needs two cases of each "
+                           "kind", means)
+    return _random_readers_estimate(aucs, covariance_matrix(matrix, method), alpha)
+
+
 def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05,
         compare: tuple[Any, Any] | None = None) -> ORHResult:
     """Obuchowski–Rockette analysis with Hillis' ddf of a fully crossed two-modality study.
@@ -472,12 +514,7 @@ def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05,
         cov2_i = float(block[~np.eye(r, dtype=bool)].mean())
         ms_r_i = float(((aucs[i] - modality_mean[i]) ** 2).sum()) / (r - 1)
         mean_i = float(modality_mean[i])
-        term = ms_r_i + r * max(cov2_i, 0.0)
-        se_i = float(np.sqrt(term / r))
-        # a model's AUC is the same beside every reader (ms_r_i = 0): the t-based interval becomes normal
-        df_i = term**2 / (ms_r_i**2 / (r - 1)) if ms_r_i > ZERO_VARIANCE else np.inf
-        q = float(stats.t.ppf(1 - alpha / 2, df_i))
-        single[modality] = ModalityEstimate(mean_i, se_i, (mean_i - q * se_i, mean_i + q * se_i), df_i)
+        single[modality] = _random_readers_estimate(aucs[i], block, alpha)
         se_fr = float(np.sqrt(max(var_i + (r - 1) * cov2_i, 0.0) / r))
         single_fr[modality] = ModalityEstimate(mean_i, se_fr, (mean_i - z * se_fr, mean_i + z * se_fr))
         se_fc = float(np.sqrt(ms_r_i / r))

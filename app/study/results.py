@@ -10,7 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from app.study.analysis import NotEstimable, ORHResult, delong, orh, roc_points, zero_variance_reason
+from app.study.analysis import (
+    NotEstimable,
+    ORHResult,
+    delong,
+    orh,
+    roc_points,
+    single_modality,
+    zero_variance_reason,
+)
 from app.study.store import Store
 from app.study.errors import StudyError
 from app.study.exchange import write_imrmc, write_tidy_csv
@@ -102,6 +110,7 @@ class StudyResults:
     localisation: object | None = None  # a study with lesions: its FROC / wAFROC curves (LocalisationCurves)
     hybrids: dict[str, str] = field(default_factory=dict)  # each hybrid's name -> its basis in words
     study: str = ""  # the study's name, for the screen's and the figures' titles
+    method: str = "jackknife"  # the ORH covariance estimate (jackknife or DeLong)
 
     def notes(self) -> list[str]:
         """Everything the coordinator must know before reading the numbers (each hybrid's basis among them)."""
@@ -135,6 +144,8 @@ class StudyResults:
                 if modality in rows or str(modality).startswith("model"):
                     continue
                 low, high = single[modality].ci if modality in single else (float("nan"), float("nan"))
+                if low == high:  # no variance (every reader's AUC 1.0): no CI, as each reader's row says
+                    low = high = float("nan")
                 ci = (max(0.0, low), min(1.0, high)) if low == low else (low, high)  # clipped, as DeLong's are
                 # the units the comparison's AUC was computed on (both of its modalities scored them)
                 pair = (comparison.first, comparison.second)
@@ -142,7 +153,31 @@ class StudyResults:
                 units = {r["case"]: r["truth"] for r in common if r["modality"] == modality}
                 positives = sum(1 for truth in units.values() if truth == 1)
                 rows[modality] = AucRow(READER_MEAN, modality, mean, *ci, positives, len(units) - positives)
+        for modality in dict.fromkeys(r["modality"] for r in self.records):  # one held by no comparison: its own
+            if modality not in rows and not str(modality).startswith("model"):  # (an unaided-only study had none)
+                row = self._single_average(modality)
+                if row is not None:
+                    rows[modality] = row
         return list(rows.values())
+
+    def _single_average(self, modality: str) -> AucRow | None:
+        """The modality's reader mean with its own ORH interval (None for one reader, or where its reads are not
+        fully crossed: a reader part-way; "no CI" where the interval cannot be estimated)."""
+        records = [r for r in self.records if r["modality"] == modality]
+        if len({r["reader"] for r in records}) < 2:  # one reader's AUC is in its own row
+            return None
+        units = {r["case"]: r["truth"] for r in records}
+        positives = sum(1 for truth in units.values() if truth == 1)
+        try:
+            estimate = single_modality(records, self.method)
+            low, high = estimate.ci if estimate.ci[0] != estimate.ci[1] else (float("nan"), float("nan"))
+            mean = estimate.auc
+        except NotEstimable as reason:
+            mean, low, high = next(iter(reason.reader_mean.values())), float("nan"), float("nan")
+        except ValueError:
+            return None
+        ci = (max(0.0, low), min(1.0, high)) if low == low else (low, high)
+        return AucRow(READER_MEAN, modality, mean, *ci, positives, len(units) - positives)
 
     def telemetry_summary(self) -> dict[str, int]:
         moves = self.telemetry
@@ -317,7 +352,7 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
     name = store.read("SELECT name FROM studies WHERE study_id=?", (study_id,))
     return StudyResults(level, records, aucs, comparisons, points, moves,
                         model_exclusions(store, study_id, level), cautions, curves, hybrid_bases(store, study_id),
-                        name[0][0] if name else "")
+                        name[0][0] if name else "", method)
 
 
 MIN_UNITS = 10  # per class: below this an AUC's confidence interval is too wide to mean much
@@ -332,10 +367,10 @@ def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str
                  f"negative{'s' if negatives != 1 else ''})" for who, modality, positives, negatives in one_class]
         out.append("no AUC yet for " + "; ".join(parts[:6]) + (" …" if len(parts) > 6 else "")
                    + ": an AUC needs at least one positive and one negative unit read")
+    progress = [row for row in reader_progress(store, study_id) if chosen is None or row["reader"] in chosen]
     unfinished = [f"{row['reader']} {row['done']} of {row['total']}" + (f" (session {row['session']})"
                                                                        if row["sessions"] > 1 else "")
-                  for row in reader_progress(store, study_id)
-                  if row["done"] < row["total"] and (chosen is None or row["reader"] in chosen)]
+                  for row in progress if row["done"] < row["total"]]
     if unfinished:
         out.append("the study is not finished (readings done: " + ", ".join(unfinished) + "); results are interim")
     small = [row for row in aucs if min(row.n_positive, row.n_negative) < MIN_UNITS]
@@ -356,8 +391,11 @@ def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str
     for reason in sorted({zero_variance_reason(row.auc) for row in no_ci if min(row.n_positive, row.n_negative) >= 2
                           and row.reader != READER_MEAN and not in_one_case(row)}):
         out.append(f"some AUCs have no confidence interval: {reason}, and DeLong's variance is 0 there")
+    read_nothing = [name for name in dict.fromkeys(row["reader"] for row in progress) if name not in readers]
+    if read_nothing:  # named: "need at least two readers" in a study of two read as a fault
+        out.append(f"left out until they have read: {', '.join(read_nothing)} (no read yet)")
     if len(readers) < 2:
-        out.append("the multi-reader (ORH) comparisons need at least two readers")
+        out.append("the multi-reader (ORH) comparisons need at least two readers with reads")
     elif len(comparisons) < expected:
         out.append(f"{expected - len(comparisons)} of {expected} ORH comparisons are not computed yet: every reader "
                    "must have read every case in both modalities")
@@ -377,11 +415,22 @@ def _cells(row: dict) -> dict:
     return {key: "" if isinstance(value, float) and not np.isfinite(value) else value for key, value in row.items()}
 
 
+def result_files(level: str) -> tuple[str, ...]:
+    """The names ``write_results`` may write at ``level``: one of an earlier run that this run does not write
+    is removed (a study without reader averages left another run's averages in the folder, looking current)."""
+    return (f"aucs_{level}.csv", f"reader_averages_{level}.csv", f"orh_{level}.csv", "telemetry.csv",
+            f"reads_{level}.csv", f"reads_{level}.imrmc", "excluded_units.csv", "hybrids.json",
+            "operating_points.json", f"notes_{level}.txt")
+
+
 def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
-    """CSV/JSON files for archiving and for other tools (RJafroc/MRMCaov tidy CSV, iMRMC input)."""
+    """CSV/JSON files for archiving and for other tools (RJafroc/MRMCaov tidy CSV, iMRMC input), with the notes
+    (interim, too few units, what was left out) in ``notes_<level>.txt``: a CSV shared on its own kept its AUCs and
+    lost their cautions."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    written = [folder / f"notes_{results.level}.txt"]
+    written[0].write_text("".join(f"{note}\n" for note in results.notes()) or "no notes\n", encoding="utf-8")
     path = folder / f"aucs_{results.level}.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(AucRow.__dataclass_fields__))
@@ -394,9 +443,9 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=[*AucRow.__dataclass_fields__, "ci_method"])
             writer.writeheader()
-            method = next(iter(results.comparisons.values())).method
+            method = results.method
             writer.writerows(_cells({**asdict(row), "ci_method": f"ORH RRRC ({method})" if row.ci_low == row.ci_low
-                                     else "not estimable"}) for row in averages)
+                                     else "no CI"}) for row in averages)
         written.append(path)
     path = folder / f"orh_{results.level}.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -439,4 +488,6 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     path = folder / "operating_points.json"
     path.write_text(json.dumps([asdict(p) for p in results.model_points], indent=1), encoding="utf-8")
     written.append(path)
+    for name in set(result_files(results.level)) - {path.name for path in written}:
+        (folder / name).unlink(missing_ok=True)  # an earlier run's, which this run's numbers replace
     return written

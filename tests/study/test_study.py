@@ -281,6 +281,43 @@ def test_results_give_each_modality_s_reader_averaged_auc_with_its_orh_interval(
     assert any(line.startswith("reader mean,aided,") and line.endswith("ORH RRRC (jackknife)") for line in table)
 
 
+def test_a_study_of_one_modality_gets_its_reader_average_with_the_orh_interval(store):
+    """An unaided-only study showed each reader's AUC and no reader mean (it was taken from comparisons only).
+    Its interval is the one the two-modality analysis gives each modality (checked against RJafroc there)."""
+    from app.study.analysis import single_modality
+    from app.study.results import READER_MEAN, study_results
+
+    study = create_study(store, "alone", Design.SEQUENTIAL, ["A", "B", "C"], cases(12, 4), seed=3)
+    store_ai_results(store, study)
+    for reader, jitter in (("A", 0.00), ("B", 0.05), ("C", 0.11)):
+        session = ReadingSession(store, study, reader)
+        for position in range(12):
+            case = session.case_at(position).case_id
+            index = int(case[1:])
+            unaided = (0.6 if index < 4 and (index + len(reader)) % 3 else 0.35) + jitter * (index % 4) / 4
+            session.commit(case, "unaided", {"L": unaided, "R": 0.2 + 0.03 * (index % 3)}).result()
+            session.reveal(case).result()
+            session.commit(case, "aided", {"L": unaided + (0.2 if index < 4 else 0.3 if index % 5 == 0 else -0.05),
+                                           "R": 0.25}).result()
+    records = [r for r in analysis_records(store, study, "breast") if r["modality"] in ("aided", "unaided")]
+    both = orh(records, "jackknife", compare=("aided", "unaided"))
+    alone = single_modality([r for r in records if r["modality"] == "unaided"], "jackknife")
+    assert alone.auc == pytest.approx(both.single["unaided"].auc)
+    assert alone.ci == pytest.approx(both.single["unaided"].ci) and alone.df == pytest.approx(both.single["unaided"].df)
+    unaided_only = create_study(store, "unaided only", Design.UNAIDED, ["A", "B", "C"], cases(12, 4), seed=3)
+    for reader in ("A", "B", "C"):
+        session = ReadingSession(store, unaided_only, reader)
+        for position in range(12):
+            case = session.case_at(position).case_id
+            index = int(case[1:])
+            score = next(r["score"] for r in records if r["reader"] == reader and r["modality"] == "unaided"
+                         and r["case"] == f"{case}:L")
+            session.commit(case, "unaided", {"L": score, "R": 0.2 + 0.03 * (index % 3)}).result()
+    (average,) = study_results(store, unaided_only).reader_averages()
+    assert average.reader == READER_MEAN and average.modality == "unaided"
+    assert 0 < average.ci_low < average.auc < average.ci_high <= 1
+
+
 def test_a_reader_who_separates_the_classes_completely_gets_no_point_interval(store):
     """Seen: a reader with AUC 1 was shown "1.000 – 1.000": DeLong's variance is 0 there, a certainty no sample
     gives; now no CI, and the cautions say why."""
@@ -301,6 +338,51 @@ def test_a_reader_who_separates_the_classes_completely_gets_no_point_interval(st
     notes = study_results(store, study).notes()
     assert any("separate every positive from every negative unit" in note for note in notes)
     assert not any("needs at least two positive" in note or "one score for all" in note for note in notes)
+
+
+def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(store, tmp_path):
+    """A coordinator's second run into one folder left the first run's reader averages there, looking current;
+    and the files shared on their own lost the console's "interim" and "too small" notes. A reader who had read
+    nothing was not named ("the ORH comparisons need at least two readers", in a study of two)."""
+    from app.study.results import study_results, write_results
+
+    study = create_study(store, "two", Design.UNAIDED, ["A", "B", "C"], cases(12, 4), seed=3)
+    for reader in ("A", "B"):
+        session = ReadingSession(store, study, reader)
+        for position in range(12):
+            case = session.case_at(position).case_id
+            index = int(case[1:])
+            left = (0.7 if index < 4 else 0.2) + 0.03 * (index % 5) + (0.05 if reader == "B" else 0.0)
+            session.commit(case, "unaided", {"L": left, "R": 0.1 + 0.01 * index}).result()
+    out = tmp_path / "results"
+    first = {path.name for path in write_results(study_results(store, study), out)}
+    assert "reader_averages_breast.csv" in first
+    alone = study_results(store, study, readers=["A"])  # one reader: no reader average
+    second = {path.name for path in write_results(alone, out)}
+    assert "reader_averages_breast.csv" not in second and not (out / "reader_averages_breast.csv").exists()
+    assert {path.name for path in out.iterdir()} == second
+    notes = (out / "notes_breast.txt").read_text()
+    assert "the multi-reader (ORH) comparisons need at least two readers with reads" in notes
+    assert "results are interim" not in notes  # A has finished; B and C are left out on request
+    everyone = study_results(store, study)
+    assert "left out until they have read: C (no read yet)" in everyone.notes()
+    assert any("results are interim" in note for note in everyone.notes())
+
+
+def test_a_reader_average_without_variance_has_no_interval(store):
+    """Every reader's AUC 1.0 has no CI each, yet their mean showed "1.000 (1.000 – 1.000)"."""
+    from app.study.results import study_results
+
+    study = create_study(store, "perfect2", Design.UNAIDED, ["A", "B"], cases(12, 4), seed=3)
+    for reader in ("A", "B"):
+        session = ReadingSession(store, study, reader)
+        for position in range(12):
+            case = session.case_at(position).case_id
+            index = int(case[1:])
+            session.commit(case, "unaided", {"L": 0.8 if index < 4 else 0.1 + 0.02 * index,
+                                             "R": 0.1 + 0.01 * index}).result()
+    averages = study_results(store, study).reader_averages()
+    assert averages and all(row.auc == 1.0 and np.isnan(row.ci_low) and np.isnan(row.ci_high) for row in averages)
 
 
 def test_results_can_leave_out_a_reader_who_is_part_way(store):
