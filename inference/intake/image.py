@@ -19,9 +19,9 @@ MAX_PIXELS = 12000 * 12000  # larger than any mammography detector; refuse befor
 # smaller than any mammogram, however downsampled (MIAS's are 1024 x 1024): a 3 x 3 image was analysed as a view
 # and counted, and a 1 x 4000 one failed the whole exam in preprocessing without naming its file
 MIN_SIDE = 32
-# the smallest field a mammogram covers (a spot-compression view's paddle is about 5 x 5 cm): a 40 x 40 pixel
-# file at 0.1 mm, 4 mm of anything, was analysed and counted in its breast's score
-MIN_FIELD_MM = 30.0
+# below any field a mammogram covers (a spot-compression paddle is about 5 x 5 cm; this leaves room for a cropped
+# one): a 40 x 40 pixel file at 0.1 mm, 4 mm of anything, was analysed and counted in its breast's score
+MIN_FIELD_MM = 20.0
 
 
 def size_problem(rows: int, cols: int, spacing_mm: tuple[float, float] | None = None) -> str:

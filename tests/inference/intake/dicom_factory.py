@@ -70,9 +70,9 @@ def make_dataset(
             item.ViewModifierCodeSequence = Sequence([code_item("0", m) for m in modifiers])
             ds.ViewCodeSequence = Sequence([item])
     ds.PatientOrientation = ["A", "R"] if side == "L" else ["P", "L"]
-    # 0.1 mm, coarser where the shrunk sample would cover less than 40 mm (no mammogram is that small: the
-    # intake refuses an image under 30 mm a side)
-    spacing = max(0.1, round(40.0 / min(pixels.shape), 4))
+    # 0.1 mm, coarser where a shrunk sample would cover less than 20 mm a side (the intake refuses an image that
+    # small: no mammogram is)
+    spacing = 0.1 if min(pixels.shape) >= 200 else round(24.0 / min(pixels.shape), 4)
     ds.ImagerPixelSpacing = [spacing, spacing]
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel = 1

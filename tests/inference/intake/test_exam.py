@@ -143,7 +143,7 @@ def test_for_processing_is_viewable_not_analyzable(tmp_path):
     assert "too small to be a mammogram (4 x 4 pixels" in exam.unreadable[View.L_CC]  # a DICOM's slot, as a PNG's
     assert set(exam.views) == {View.R_CC, View.R_MLO}
     ds = pydicom.dcmread(DICOM_DIR / "openrem_MG-Im-GE-SenDS-scaled.dcm")  # its header, with pixels of a size
-    ds.Rows, ds.Columns = 640, 480  # at its 0.1 mm, a field a mammogram may cover
+    ds.Rows, ds.Columns = 640, 480  # at its spacing, a field a mammogram may cover
     ds.PixelData = (np.arange(640 * 480) % 4096).astype(np.uint16).tobytes()
     image = load_view(write(ds, tmp_path, "for_processing.dcm"))
     assert not image.analyzable and image.invert_display
@@ -506,7 +506,7 @@ def test_an_image_with_only_a_study_date_beside_identified_ones_is_left_out(tmp_
 def test_an_implausible_pixel_spacing_or_window_is_named_and_not_used(tmp_path, pixels):
     """A spacing off by a unit hung the exam's other views at nothing (1e30 crashed the window); a window that
     is not a number drew the view black."""
-    pixels = sample_pixels("L-CC", shrink=1)  # 80 mm wide at 0.1 mm, 56 mm at 0.07: each spacing a mammogram's
+    pixels = sample_pixels("L-CC", shrink=1)  # 80 mm wide at 0.1 mm, 56 mm at 0.07: each a mammogram's field
     ds = make_dataset(pixels, PixelSpacing=[1e30, 1e30], WindowCenter="nan", WindowWidth="nan")
     image = load_view(write(ds, tmp_path, "a.dcm"))
     assert image.pixel_spacing == (0.1, 0.1) and image.spacing_source == "ImagerPixelSpacing (detector plane)"
@@ -552,7 +552,7 @@ def test_a_dicom_image_covering_a_few_millimetres_is_no_mammogram(tmp_path):
     others = [write(make_dataset(sample_pixels(view), view), tmp_path, f"{view}.dcm") for view in ("L-CC", "R-CC")]
     exam = load_exam([write(tiny, tmp_path, "tiny.dcm"), *others])
     assert exam.unreadable[View.L_MLO] == ("tiny.dcm: the image covers 4 x 4 mm (40 x 40 pixels of 0.1 x 0.1 mm): "
-                                           "too small to be a mammogram (at least 30 mm a side)")
+                                           "too small to be a mammogram (at least 20 mm a side)")
     assert set(exam.views) == {View.L_CC, View.R_CC}
     coarse = make_dataset(np.arange(1600, dtype=np.uint16).reshape(40, 40), "L-MLO", ImagerPixelSpacing=[1.0, 1.0])
     assert load_view(write(coarse, tmp_path, "coarse.dcm")).pixels.shape == (40, 40)  # 40 mm: may be one
