@@ -455,6 +455,9 @@ def test_the_aided_read_starts_from_the_unaided_marks_also_after_a_restart(qtbot
     set_reader(window, 60, 10)
     with qtbot.waitSignal(window.committed, timeout=10_000):
         window.commit()
+    # committed, the AI not shown yet: the locked read shows its mark (it vanished until Show AI)
+    drawn = {view.value: len(widget._marks) for view, widget in window.hanging.views.items() if widget._marks}
+    assert drawn == {"R-CC": 1} and window.marks == [] and not window.unrecorded()
     window.reveal()
     qtbot.waitUntil(lambda: window.ai_box.isVisible(), timeout=10_000)
     assert window.marks == [mark] and not window.unrecorded()  # carried, nothing new to record

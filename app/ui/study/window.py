@@ -408,9 +408,10 @@ class StudyReadingWindow(QMainWindow):
             # read committed without them said "no finding" where the reader had marked one)
             self._set_marks(list(self.state.marks.get("unaided", [])))
             self._carried_marks = list(self.marks)
-        if step == "done" and shown and self.state is not None and self.state.position == self.position:
-            # a finished case shows the committed read's marks with its answers (a reader going back saw the
-            # answers but not the finding marked); drawn only: this reading takes no mark
+        if step in ("done", "reveal") and shown and self.state is not None and self.state.position == self.position:
+            # a finished case, and a committed unaided read waiting for Show AI, show the committed read's marks
+            # with its answers (the reader saw the answers but not the finding marked: the marks came back only
+            # with the AI); drawn only: this reading takes no mark
             for widget in self.hanging.views.values():
                 widget.set_marks(list(self.state.marks.get(shown, [])))
 
