@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -132,6 +133,15 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
     return rows
 
 
+def _unscored_reason(exam_path: str) -> str:
+    """Why a case has no stored score: its exam is not where the study says (``study scores`` could not open
+    it, and "run study scores" sent the coordinator to run it again), or the scores were not computed yet."""
+    local = "://" not in exam_path
+    if local and not Path(exam_path).exists():
+        return f"the exam is not at {exam_path} (study scores could not open it)"
+    return "no score computed yet (run study scores)"
+
+
 def model_exclusions(store: Store, study_id: int, level: str = "breast") -> list[tuple[str, str]]:
     """Units (``case:breast``, or cases at exam level) that a model has no score for, with the reason; they are
     left out of that model's and its hybrid's analyses (a breast without images is no confident normal; an exam
@@ -151,8 +161,9 @@ def model_exclusions(store: Store, study_id: int, level: str = "breast") -> list
     for model_id in scored_models:
         for case_id in sorted(cases):
             missing = {}
+            unscored = _unscored_reason(every_case[case_id].exam_path)
             for breast in ("L", "R"):
-                value, reason = stored.get((model_id, case_id, breast), (None, "no score computed yet (run study scores)"))
+                value, reason = stored.get((model_id, case_id, breast), (None, unscored))
                 if value is None:
                     missing[breast] = reason or "no score"
             if level == "breast":  # a breast that is not there is no unit, so none is left out

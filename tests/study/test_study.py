@@ -479,11 +479,19 @@ def test_a_breast_without_images_has_no_model_score_and_is_left_out(store, stub_
     assert model_row.n_positive + model_row.n_negative == 5
 
 
-def test_a_case_without_a_stored_model_score_is_named_not_dropped_silently(store):
+def test_a_case_without_a_stored_model_score_is_named_not_dropped_silently(store, tmp_path):
+    """Unscored, with the reason: not computed yet, or (its exam not where the study says) study scores could not
+    open it; a coordinator was told to run study scores for an exam it had just failed to open."""
+    import dataclasses  # noqa: PLC0415
+
     from app.study.results import study_results  # noqa: PLC0415
     from tests.helpers import insert_model_scores  # noqa: PLC0415
 
     entries = cases(24, 8)
+    for index in range(12, 24):  # there on disk, not scored yet; /exams/3 and the like are nowhere
+        (tmp_path / f"e{index}").mkdir()
+        entries[index] = dataclasses.replace(entries[index], exam_path=str(tmp_path / f"e{index}"))
+    entries[23] = dataclasses.replace(entries[23], exam_path="/exams/moved/23")
     study = create_study(store, "half-scored", Design.UNAIDED, ["A", "B"], entries, seed=1)
     rnd = random.Random(0)
     for reader in ("A", "B"):
@@ -494,7 +502,9 @@ def test_a_case_without_a_stored_model_score_is_named_not_dropped_silently(store
     results = study_results(store, study)
     unscored = {f"{c.case_id}:{b}" for c in entries[12:] for b in "LR"}
     assert {unit for unit, _ in results.excluded} == unscored
-    assert {reason for _, reason in results.excluded} == {"no score computed yet (run study scores)"}
+    reasons = dict(results.excluded)
+    assert {reasons[f"c{i:02d}:L"] for i in range(12, 23)} == {"no score computed yet (run study scores)"}
+    assert reasons["c23:L"] == "the exam is not at /exams/moved/23 (study scores could not open it)"
     assert "24 breast units left out" in results.exclusion_note()
     assert {unit for unit, _ in study_results(store, study, level="exam").excluded} == {c.case_id for c in entries[12:]}
 
