@@ -21,7 +21,7 @@ from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE exam_reads (
@@ -505,6 +505,30 @@ MIGRATIONS: dict[int, str] = {
     # NULL for reads stored before this version (not known)
     13: """
     ALTER TABLE exam_reads ADD COLUMN ai_shown INTEGER CHECK (ai_shown IN (0, 1));
+    """,
+    # the AI scores a reader was shown are part of the reads made with them: from the sqlite3 shell a score could
+    # be changed or deleted after the aided reads, and the model's AUC and the telemetry changed silently. Once a
+    # reader has seen a case's AI (a reveal, an aided or concurrent read), its scores stay as they were shown
+    14: """
+    CREATE TRIGGER shown_model_scores_stay_update BEFORE UPDATE ON model_scores
+    WHEN EXISTS (SELECT 1 FROM reveals WHERE study_id = OLD.study_id AND case_id = OLD.case_id)
+    OR EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id AND case_id = OLD.case_id
+        AND modality IN ('aided', 'concurrent'))
+    BEGIN SELECT RAISE(ABORT, 'a model score a reader was shown cannot be changed'); END;
+    CREATE TRIGGER shown_model_scores_stay_delete BEFORE DELETE ON model_scores
+    WHEN EXISTS (SELECT 1 FROM reveals WHERE study_id = OLD.study_id AND case_id = OLD.case_id)
+    OR EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id AND case_id = OLD.case_id
+        AND modality IN ('aided', 'concurrent'))
+    BEGIN SELECT RAISE(ABORT, 'a model score a reader was shown cannot be removed'); END;
+    CREATE TRIGGER shown_model_scores_stay_insert BEFORE INSERT ON model_scores
+    WHEN EXISTS (SELECT 1 FROM model_scores WHERE study_id = NEW.study_id AND case_id = NEW.case_id
+        AND breast = NEW.breast AND model_id = NEW.model_id AND (malignant IS NOT NEW.malignant
+        OR probabilities_json IS NOT NEW.probabilities_json OR result_key IS NOT NEW.result_key
+        OR missing_reason IS NOT NEW.missing_reason))  -- the same row again changes nothing
+    AND (EXISTS (SELECT 1 FROM reveals WHERE study_id = NEW.study_id AND case_id = NEW.case_id)
+        OR EXISTS (SELECT 1 FROM study_reads WHERE study_id = NEW.study_id AND case_id = NEW.case_id
+            AND modality IN ('aided', 'concurrent')))
+    BEGIN SELECT RAISE(ABORT, 'a model score a reader was shown cannot be replaced'); END;
     """,
 }
 

@@ -23,9 +23,11 @@ def store_ai_results(store: Store, study_id: int, score: float = 0.5) -> None:
                            (study_id,)).fetchone()[0]
         for (case_id,) in db.execute("SELECT case_id FROM study_cases WHERE study_id=?", (study_id,)).fetchall():
             for breast in ("L", "R"):
-                db.execute("INSERT OR IGNORE INTO model_scores VALUES (?, ?, ?, ?, ?, ?, ?, '')",
+                db.execute("INSERT INTO model_scores SELECT ?, ?, ?, ?, ?, ?, ?, '' WHERE NOT EXISTS (SELECT 1 FROM "
+                           "model_scores WHERE study_id = ? AND case_id = ? AND breast = ? AND model_id = ?)",
                            (study_id, case_id, breast, first, score,
-                            json.dumps({"benign": 1 - score, "malignant": score}), RESULT_KEY))
+                            json.dumps({"benign": 1 - score, "malignant": score}), RESULT_KEY,
+                            study_id, case_id, breast, first))
         for (key,) in db.execute("SELECT DISTINCT result_key FROM model_scores WHERE study_id=?",
                                  (study_id,)).fetchall():
             db.execute("INSERT OR IGNORE INTO analysis_results VALUES (?, '{}', X'', ?)", (key, time.time()))

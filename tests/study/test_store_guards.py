@@ -258,6 +258,35 @@ def test_a_read_case_reader_or_study_cannot_be_removed_renamed_or_replaced_from_
     assert {t: store.read(f"SELECT * FROM {t} ORDER BY 1, 2") for t in before} == before  # noqa: S608
 
 
+@pytest.mark.parametrize("statement, says", [
+    ("UPDATE model_scores SET malignant = 0.01 WHERE case_id = 'c00'", "cannot be changed"),
+    ("DELETE FROM model_scores", "cannot be removed"),
+    ("INSERT OR REPLACE INTO model_scores SELECT study_id, case_id, breast, model_id, 0.01, probabilities_json, "
+     "result_key, missing_reason FROM model_scores WHERE case_id = 'c00'", "cannot be replaced"),
+])
+def test_the_ai_scores_a_reader_was_shown_cannot_be_changed_from_outside(store, statement, says):
+    """A coordinator changed a score from the sqlite3 shell after the aided reads: the model's AUC and the
+    telemetry changed silently."""
+    study = create_study(store, "s", Design.SEQUENTIAL, ["A", "B"], cases(4, 1), seed=1)
+    store_ai_results(store, study)
+    session = ReadingSession(store, study, "A")
+    case = session.case_at(0).case_id
+    session.commit(case, "unaided", {"L": 0.5, "R": 0.1}).result()
+    session.reveal(case).result()
+    statement = statement.replace("'c00'", f"'{case}'")
+    before = store.read("SELECT * FROM model_scores ORDER BY 1, 2, 3, 4")
+    db = outside_connection(store)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match=says):
+            db.execute(statement)
+        other = next(c for (c,) in store.read("SELECT DISTINCT case_id FROM model_scores") if c != case)
+        db.execute("UPDATE model_scores SET malignant = 0.02 WHERE case_id = ?", (other,))  # nobody saw it yet
+    finally:
+        db.close()
+    after = store.read("SELECT * FROM model_scores WHERE case_id = ? ORDER BY 1, 2, 3, 4", (case,))
+    assert after == [row for row in before if row[1] == case]
+
+
 def test_what_no_read_rests_on_can_still_be_changed_from_outside(store):
     study = create_study(store, "s", Design.UNAIDED, ["A", "B"], cases(4, 1), seed=1)
     ReadingSession(store, study, "A").commit("c00", "unaided", {"L": 0.5, "R": 0.1}).result()
