@@ -223,6 +223,13 @@ def _import(store, args) -> int:
     except StudyError as error:
         raise StudyError(f"{args.file}: {error}") from error
     print(f"imported as study id {study_id}")
+    from app.study.cases import study_cases  # noqa: PLC0415
+
+    elsewhere = [case.exam_path for case in study_cases(store, study_id).values()
+                 if "://" not in case.exam_path and not Path(case.exam_path).exists()]
+    if elsewhere:  # an export from another machine: said now, not when a reader meets the first one
+        print(f"note: {len(elsewhere)} case(s)' exams are not at their paths on this machine (e.g. {elsewhere[0]}): "
+              "the reading screen and study scores cannot open them until they are")
     if earlier:
         print(f"note: this database held the same study already ({', '.join(map(repr, earlier))}: the same creation "
               "time, design and seed); the import is a second copy of its reads")

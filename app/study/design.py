@@ -129,6 +129,15 @@ def reader_as_stored(name: str, readers: Sequence[str]) -> str:
     return next((stored for stored in readers if unicodedata.normalize("NFC", stored) == wanted), name)
 
 
+def refuse_a_name_alike(db, name: str) -> None:
+    """Refuse a study name that differs from one in the database only in capitals ("Pilot" beside "pilot": two
+    studies every list shows alike, as reader names that differ so are refused)."""
+    for (held,) in db.execute("SELECT name FROM studies").fetchall():
+        if held != name and held.casefold() == name.casefold():
+            raise StudyError(f"a study named {held!r} exists, and {name!r} differs from it only in capitals: give "
+                             "another name")
+
+
 def create_study(
     store: Store,
     name: str,
@@ -186,6 +195,7 @@ def create_study(
                          "reads each case in one sitting")
 
     def work(db) -> int:
+        refuse_a_name_alike(db, name)
         cursor = db.execute(
             "INSERT INTO studies (name, design, seed, washout_days, created_at) VALUES (?, ?, ?, ?, ?)",
             (name, design.value, int(seed), int(washout_days), time.time()),

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from app.reading import BIRADS_CATEGORIES
-from app.study.design import plan_problems, sessions_of
+from app.study.design import plan_problems, refuse_a_name_alike, sessions_of
 from app.study.errors import StudyError
 from app.study.store import Store
 
@@ -90,6 +90,7 @@ def import_study(store: Store, data: dict, name: str | None = None) -> int:
         if db.execute("SELECT 1 FROM studies WHERE name=?", (study["name"],)).fetchone():
             raise StudyError(f"a study called {study['name']!r} is already in this database: import it under "
                              "another name (--name)")
+        refuse_a_name_alike(db, study["name"])
         try:
             cursor = db.execute(
                 "INSERT INTO studies (name, design, seed, washout_days, created_at) VALUES (?, ?, ?, ?, ?)",

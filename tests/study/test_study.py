@@ -720,6 +720,14 @@ def test_a_version_1_export_still_imports(store):
     assert store.read("SELECT malignant FROM study_reads WHERE study_id=? AND breast='L'", (copy,)) == [(0.5,)]
 
 
+def test_a_study_name_that_differs_from_another_only_in_capitals_is_refused(store):
+    """"Pilot" was accepted beside "pilot" (reader names that differ so are refused)."""
+    create_study(store, "pilot", Design.UNAIDED, ["A"], cases(4, 1), seed=1)
+    with pytest.raises(StudyError, match="a study named 'pilot' exists, and 'Pilot' differs from it only in capitals"):
+        create_study(store, "Pilot", Design.UNAIDED, ["A"], cases(4, 1), seed=1)
+    assert [name for (name,) in store.read("SELECT name FROM studies")] == ["pilot"]
+
+
 def test_readers_named_twice_or_not_at_all_are_said(store):
     composed, decomposed = "Chlo\u00e9", "Chloe\u0301"  # one name, two Unicode forms (a coordinator's test)
     for readers, says in ((["A", "B", "A"], "given twice: A"), (["A", " "], "an empty one was given"),

@@ -66,8 +66,12 @@ def test_study_cli_end_to_end(tmp_path):
     assert done.returncode == 0 and "study id 2" in done.stdout
     # a coordinator is told that an import is a copy of reads already there
     assert "note: this database held the same study already ('pilot': the same creation time" in done.stdout
+    assert "are not at their paths" not in done.stdout
+    shutil.move(tmp_path / "exam0", tmp_path / "moved")  # an export read where an exam is not (another machine)
     done = run("study", "--db", str(db), "import", str(tmp_path / "pilot.json"), "--name", "pilot again")
     assert done.returncode == 0 and "study id 3" in done.stdout
+    assert (f"note: 1 case(s)' exams are not at their paths on this machine (e.g. {tmp_path / 'exam0'}): the "
+            "reading screen and study scores cannot open them until they are") in done.stdout
     assert "note: this database held the same study already ('pilot', 'pilot copy': the same" in done.stdout
     done = run("study", "--db", str(db), "results", "nonexistent")
     assert done.returncode == 2
