@@ -94,7 +94,13 @@ def comparison_test(result: Comparison) -> str:
     if isinstance(result, UnestimableComparison):
         return f"not estimable: {result.reason}"
     return (f"F {result.F:.3f}  ddf {result.ddf:.2f}  p {result.p:.4f}  "
-            f"95 % CI {result.ci[0]:+.4f} – {result.ci[1]:+.4f}")
+            f"95 % CI {result.ci[0]:+.4f} – {result.ci[1]:+.4f};  p (fixed readers) "
+            f"{_variant_p(result.fixed_readers)}, p (fixed cases) {_variant_p(result.fixed_cases)}")
+
+
+def _variant_p(test) -> str:
+    """A generalisation's p-value (fixed readers, or fixed cases), or why it has none."""
+    return f"{test.p:.4f}" if test.estimable else f"not estimable ({test.reason})"
 
 
 @dataclass(frozen=True)
@@ -452,16 +458,17 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
         writer = csv.writer(handle)
         writer.writerow(["comparison", "first", "second", "method", "mean_first", "mean_second",
                          "difference_first_minus_second", "F", "ddf", "p", "ci_low", "ci_high", "var", "cov1", "cov2",
-                         "cov3", "var_r", "var_tr", "not_estimable"])
+                         "cov3", "var_r", "var_tr", "not_estimable", "p_fixed_readers", "p_fixed_cases"])
         for name, r in results.comparisons.items():
             means = [r.reader_mean.get(r.first, ""), r.reader_mean.get(r.second, "")]
             named = [name, r.first, r.second, r.method, *means]
             if isinstance(r, UnestimableComparison):  # empty cells, never NaN or inf
                 difference = "" if r.difference is None else r.difference
-                writer.writerow([*named, difference, *[""] * 11, r.reason])
-            else:
+                writer.writerow([*named, difference, *[""] * 11, r.reason, "", ""])
+            else:  # the other two generalisations' p, as the results window shows them (empty: not estimable)
+                variants = ["" if not t.estimable else t.p for t in (r.fixed_readers, r.fixed_cases)]
                 writer.writerow([*named, r.difference, r.F, r.ddf, r.p, r.ci[0], r.ci[1], r.var, r.cov1, r.cov2,
-                                 r.cov3, r.var_r, r.var_tr, ""])
+                                 r.cov3, r.var_r, r.var_tr, "", *variants])
     written.append(path)
     path = folder / "telemetry.csv"
     if results.telemetry:

@@ -279,6 +279,16 @@ def test_results_give_each_modality_s_reader_averaged_auc_with_its_orh_interval(
     table = written["reader_averages_breast.csv"].read_text().splitlines()
     assert table[0] == "reader,modality,auc,ci_low,ci_high,n_positive,n_negative,ci_method"
     assert any(line.startswith("reader mean,aided,") and line.endswith("ORH RRRC (jackknife)") for line in table)
+    # the fixed-reader and fixed-case p-values were on the results window only (a coordinator's finding)
+    from app.study.results import comparison_test
+
+    with written["orh_breast.csv"].open(newline="") as handle:
+        rows = {row["comparison"]: row for row in csv.DictReader(handle)}
+    compared = results.comparisons["aided vs unaided"]
+    assert float(rows["aided vs unaided"]["p_fixed_readers"]) == pytest.approx(compared.fixed_readers.p)
+    assert float(rows["aided vs unaided"]["p_fixed_cases"]) == pytest.approx(compared.fixed_cases.p)
+    assert f"p (fixed readers) {compared.fixed_readers.p:.4f}, p (fixed cases) {compared.fixed_cases.p:.4f}" in \
+        comparison_test(compared)
 
 
 def test_a_study_of_one_modality_gets_its_reader_average_with_the_orh_interval(store):
