@@ -78,7 +78,7 @@ def _create(store, args) -> int:
         washout = DEFAULT_WASHOUT_DAYS if args.design == Design.CROSSOVER else 0
     study_id = create_study(store, args.name, args.design, readers, cases, seed=args.seed,
                             washout_days=washout, lesions=lesions, scoring=rule)
-    print(f"created study {args.name!r} (id {study_id}) with {len(readers)} readers")
+    print(f"created study {args.name!r} (id {study_id}) with {len(readers)} reader{'' if len(readers) == 1 else 's'}")
     note = case_mix_note(cases)
     if note:
         print(f"note: {note}")
