@@ -182,10 +182,14 @@ def create_study(
     twice = sorted({reader for reader in readers if readers.count(reader) > 1})
     if twice:
         raise StudyError(f"each reader is named once; given twice: {', '.join(twice)}")
-    folded = [reader.casefold() for reader in readers]  # "anna" and "Anna" were two readers, without a word
-    alike = sorted({reader for reader in readers if folded.count(reader.casefold()) > 1})
+    def folded(reader: str) -> str:  # "anna" and "Anna", "Ａnna" (a full-width Ａ) and "Anna": one reader
+        return unicodedata.normalize("NFKC", reader).casefold()
+
+    keys = [folded(reader) for reader in readers]
+    alike = sorted({reader for reader in readers if keys.count(folded(reader)) > 1})
     if alike:
-        raise StudyError(f"each reader is named once; these differ only in capitals: {', '.join(alike)}")
+        raise StudyError(f"each reader is named once; these differ only in capitals or in the width of their "
+                         f"letters: {', '.join(alike)}")
     if not cases:
         raise StudyError("the study has no case")
     if washout_days < 0:

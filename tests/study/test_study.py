@@ -747,7 +747,9 @@ def test_readers_named_twice_or_not_at_all_are_said(store):
                           (["Ann", "Ann\u200b"], "an invisible character"),  # look-alikes (a second review)
                           (["\ufeffAnn"], "an invisible character"), (["\u202eennA"], "an invisible character"),
                           (["\u200c"], "an invisible character"),
-                          (["anna", "Anna"], "these differ only in capitals: Anna, anna")):  # a coordinator's test
+                          (["anna", "Anna"], "these differ only in capitals or in the width of their letters: "
+                                             "Anna, anna"),  # a coordinator's test
+                          (["\uff21nna", "Anna"], "differ only in capitals or in the width of their letters")):
         with pytest.raises(StudyError, match=says):
             create_study(store, "r", Design.UNAIDED, readers, cases(4, 2), seed=1)
     study = create_study(store, "r", Design.UNAIDED, [decomposed], cases(4, 2), seed=1)
