@@ -133,7 +133,7 @@ def refuse_a_name_alike(db, name: str) -> None:
     """Refuse a study name that differs from one in the database only in capitals ("Pilot" beside "pilot": two
     studies every list shows alike, as reader names that differ so are refused)."""
     for (held,) in db.execute("SELECT name FROM studies").fetchall():
-        if held != name and held.casefold() == name.casefold():
+        if held != name and unicodedata.normalize("NFKC", held).casefold() == unicodedata.normalize("NFKC", name).casefold():
             raise StudyError(f"a study named {held!r} exists, and {name!r} differs from it only in capitals: give "
                              "another name")
 
