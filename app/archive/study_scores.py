@@ -20,7 +20,7 @@ from app.archive.table import SCORES_FILE, read_scores
 from app.archive.unit import marker_path
 from app.study.cases import CaseEntry, study_cases
 from app.study.errors import StudyError
-from app.study.store import Store
+from app.study.store import Store, write_model_score
 from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)
@@ -135,9 +135,10 @@ def store_batch_scores(store: Store, study_id: int, scores: BatchScores) -> None
                         probabilities = {r["class"]: r["probability"] for r in mine if r["kind"] == "class"}
                         rule = [r["probability"] for r in mine if r["kind"] == "malignancy"]
                         values = (rule[0] if rule else None, json.dumps(probabilities), "")
-                    db.execute("INSERT OR REPLACE INTO model_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                               (study_id, case_id, breast, model_id, values[0], values[1],
-                                keys.get(model_id, ""), values[2]))
+                    if not write_model_score(db, study_id, case_id, breast, model_id, values[0], values[1],
+                                             keys.get(model_id, ""), values[2]):
+                        logger.warning("case %s, %s breast, model %s: its score stays as the readers were shown "
+                                       "it (the table gives another)", case_id, breast, model_id)
 
     entries = [(case_id, _store_batch_result(store, scores.table_path.parent, exam_path, location), exam_rows)
                for case_id, exam_path, location, exam_rows in scores.cases]

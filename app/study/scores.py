@@ -4,14 +4,17 @@ path (``app.analysis``), stored per model identity so that readers are compared 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 
 from app.analysis import analyse_or_restore
 from app.study.cases import study_cases
 from app.study.errors import StudyError
-from app.study.store import Store, shown_result_exists
+from app.study.store import Store, shown_result_exists, write_model_score
 from inference.errors import MammoError
 from inference.pipeline import Cancelled, as_groups
+
+logger = logging.getLogger(__name__)
 
 
 def _register_models(store: Store, study_id: int, groups) -> None:
@@ -115,8 +118,9 @@ def compute_model_scores(
                                   if reasons else "no images of this breast")
                     else:  # allow_nan=False: a NaN is refused loudly, never stored as a score
                         values = (scores.malignant, json.dumps(dict(scores.probabilities), allow_nan=False), "")
-                    db.execute("INSERT OR REPLACE INTO model_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                               (study_id, case_id, breast, group.id, values[0], values[1], key, values[2]))
+                    if not write_model_score(db, study_id, case_id, breast, group.id, *values[:2], key, values[2]):
+                        logger.warning("case %s, %s breast, model %s: its score stays as the readers were shown it "
+                                       "(this analysis gives another)", case_id, breast, group.id)
 
         store.submit(work).result()
     progress("model scores", len(todo), len(todo))

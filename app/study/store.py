@@ -508,12 +508,17 @@ MIGRATIONS: dict[int, str] = {
     """,
     # the AI scores a reader was shown are part of the reads made with them: from the sqlite3 shell a score could
     # be changed or deleted after the aided reads, and the model's AUC and the telemetry changed silently. Once a
-    # reader has seen a case's AI (a reveal, an aided or concurrent read), its scores stay as they were shown
+    # reader has seen a case's AI (a reveal, an aided or concurrent read), its scores stay as they were shown;
+    # only the stored result they come with may be attached or renewed (study scores after an import, whose
+    # export carries the scores without the maps)
     14: """
     CREATE TRIGGER shown_model_scores_stay_update BEFORE UPDATE ON model_scores
-    WHEN EXISTS (SELECT 1 FROM reveals WHERE study_id = OLD.study_id AND case_id = OLD.case_id)
-    OR EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id AND case_id = OLD.case_id
-        AND modality IN ('aided', 'concurrent'))
+    WHEN (EXISTS (SELECT 1 FROM reveals WHERE study_id = OLD.study_id AND case_id = OLD.case_id)
+        OR EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id AND case_id = OLD.case_id
+            AND modality IN ('aided', 'concurrent')))
+    AND (NEW.study_id IS NOT OLD.study_id OR NEW.case_id IS NOT OLD.case_id OR NEW.breast IS NOT OLD.breast
+        OR NEW.model_id IS NOT OLD.model_id OR NEW.malignant IS NOT OLD.malignant
+        OR NEW.probabilities_json IS NOT OLD.probabilities_json OR NEW.missing_reason IS NOT OLD.missing_reason)
     BEGIN SELECT RAISE(ABORT, 'a model score a reader was shown cannot be changed'); END;
     CREATE TRIGGER shown_model_scores_stay_delete BEFORE DELETE ON model_scores
     WHEN EXISTS (SELECT 1 FROM reveals WHERE study_id = OLD.study_id AND case_id = OLD.case_id)
@@ -523,8 +528,7 @@ MIGRATIONS: dict[int, str] = {
     CREATE TRIGGER shown_model_scores_stay_insert BEFORE INSERT ON model_scores
     WHEN EXISTS (SELECT 1 FROM model_scores WHERE study_id = NEW.study_id AND case_id = NEW.case_id
         AND breast = NEW.breast AND model_id = NEW.model_id AND (malignant IS NOT NEW.malignant
-        OR probabilities_json IS NOT NEW.probabilities_json OR result_key IS NOT NEW.result_key
-        OR missing_reason IS NOT NEW.missing_reason))  -- the same row again changes nothing
+        OR probabilities_json IS NOT NEW.probabilities_json OR missing_reason IS NOT NEW.missing_reason))
     AND (EXISTS (SELECT 1 FROM reveals WHERE study_id = NEW.study_id AND case_id = NEW.case_id)
         OR EXISTS (SELECT 1 FROM study_reads WHERE study_id = NEW.study_id AND case_id = NEW.case_id
             AND modality IN ('aided', 'concurrent')))
@@ -554,6 +558,28 @@ def shown_result_exists(study: str, case: str) -> str:
     return ("EXISTS (SELECT 1 FROM model_scores s JOIN analysis_results r ON r.result_key = s.result_key "
             f"WHERE s.study_id = {study} AND s.case_id = {case} AND s.model_id = ("
             f"SELECT m.model_id FROM study_models m WHERE m.study_id = {study} ORDER BY m.rowid LIMIT 1))")
+
+
+def write_model_score(db, study_id: int, case_id: str, breast: str, model_id: str, malignant: float | None,
+                      probabilities_json: str | None, result_key: str, missing_reason: str) -> bool:
+    """Store one breast's model score; a score a reader has been shown (the case revealed, or read aided or
+    concurrent) stays as shown and only gets ``result_key`` (study scores after an import: the export has the
+    scores without the maps; a GPU's last digits differ). Returns False when such a score was kept against
+    different new values."""
+    shown = db.execute(
+        "SELECT malignant, probabilities_json, missing_reason FROM model_scores WHERE study_id = ? AND case_id = ? "
+        "AND breast = ? AND model_id = ? AND (EXISTS (SELECT 1 FROM reveals WHERE study_id = ? AND case_id = ?) "
+        "OR EXISTS (SELECT 1 FROM study_reads WHERE study_id = ? AND case_id = ? AND modality IN "
+        "('aided', 'concurrent')))",
+        (study_id, case_id, breast, model_id, study_id, case_id, study_id, case_id)).fetchone()
+    if shown is not None:
+        if result_key:
+            db.execute("UPDATE model_scores SET result_key = ? WHERE study_id = ? AND case_id = ? AND breast = ? "
+                       "AND model_id = ?", (result_key, study_id, case_id, breast, model_id))
+        return tuple(shown) == (malignant, probabilities_json, missing_reason)
+    db.execute("INSERT OR REPLACE INTO model_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+               (study_id, case_id, breast, model_id, malignant, probabilities_json, result_key, missing_reason))
+    return True
 
 
 @dataclass(frozen=True)

@@ -799,6 +799,10 @@ def test_an_aided_reading_needs_every_case_s_ai_result_and_scores_computes_the_m
     reading screen nothing to show: "Show AI" still locked the unaided read and the next read counted as aided,
     and 'study scores' computed nothing ("0 case(s)"). The reading is refused until the results are there, and
     'scores' computes them."""
+    import dataclasses
+
+    import torch
+
     from app.study.errors import StudyError
     from app.study.exchange import export_study, import_study
     from app.study.reading_screen import open_reading
@@ -818,6 +822,11 @@ def test_an_aided_reading_needs_every_case_s_ai_result_and_scores_computes_the_m
     assert "c0" not in str(no.value)  # said to a reader: no case ID (one may be an accession number)
     assert compute_model_scores(store, study, [stub_model], device="cpu") == 3
     assert cases_without_result(store, study) == [] and open_reading(store, study, "A").state is not None
+    session = ReadingSession(store, study, "A")  # the first case read with the AI shown
+    first = session.case_at(0).case_id
+    session.commit(first, "unaided", {"L": 0.3, "R": 0.2}).result()
+    session.reveal(first).result()
+    session.commit(first, "aided", {"L": 0.4, "R": 0.2}).result()
 
     other = Store(tmp_path / "other.sqlite")
     try:
@@ -825,8 +834,17 @@ def test_an_aided_reading_needs_every_case_s_ai_result_and_scores_computes_the_m
         assert len(cases_without_result(other, moved)) == 3
         with pytest.raises(StudyError, match="a sequential reading would record aided reads with no AI shown"):
             open_reading(other, moved, "A")
-        assert compute_model_scores(other, moved, [stub_model], device="cpu") == 3
+        shown = other.read("SELECT breast, malignant FROM model_scores WHERE case_id = ? ORDER BY 1", (first,))
+        # on this machine the analysis gives other last digits (here: other weights under the same name): the
+        # scores the reader was shown stay, their result is attached (the store's triggers refused the whole run)
+        torch.manual_seed(1)
+        elsewhere = dataclasses.replace(stub_model, model=type(stub_model.model)(stub_model.model.config).eval())
+        assert compute_model_scores(other, moved, [elsewhere], device="cpu") == 3
         assert cases_without_result(other, moved) == []
+        assert other.read("SELECT breast, malignant FROM model_scores WHERE case_id = ? ORDER BY 1", (first,)) == shown
+        renewed = json.loads(other.load_result(stored_result_key(other, moved, first))[0])
+        assert renewed["breasts"]["L"]["models"] and json.dumps(renewed["breasts"]) != json.dumps(
+            json.loads(store.load_result(stored_result_key(store, study, first))[0])["breasts"])  # another answer
         assert other.load_result(stored_result_key(other, moved, "c0")) is not None
         assert open_reading(other, moved, "A").session.reader == "A"
     finally:
