@@ -117,6 +117,9 @@ class StudyResults:
     hybrids: dict[str, str] = field(default_factory=dict)  # each hybrid's name -> its basis in words
     study: str = ""  # the study's name, for the screen's and the figures' titles
     method: str = "jackknife"  # the ORH covariance estimate (jackknife or DeLong)
+    # each reading modality's reader mean with its own single-modality ORH interval, computed with the results
+    # (off the GUI thread); ``reader_averages`` uses it for a modality no comparison holds
+    own_averages: dict[str, AucRow] = field(default_factory=dict)
 
     def notes(self) -> list[str]:
         """Everything the coordinator must know before reading the numbers (each hybrid's basis among them)."""
@@ -159,31 +162,9 @@ class StudyResults:
                 units = {r["case"]: r["truth"] for r in common if r["modality"] == modality}
                 positives = sum(1 for truth in units.values() if truth == 1)
                 rows[modality] = AucRow(READER_MEAN, modality, mean, *ci, positives, len(units) - positives)
-        for modality in dict.fromkeys(r["modality"] for r in self.records):  # one held by no comparison: its own
-            if modality not in rows and not str(modality).startswith("model"):  # (an unaided-only study had none)
-                row = self._single_average(modality)
-                if row is not None:
-                    rows[modality] = row
+        for modality, row in self.own_averages.items():  # held by no comparison (an unaided-only study had none)
+            rows.setdefault(modality, row)
         return list(rows.values())
-
-    def _single_average(self, modality: str) -> AucRow | None:
-        """The modality's reader mean with its own ORH interval (None for one reader, or where its reads are not
-        fully crossed: a reader part-way; "no CI" where the interval cannot be estimated)."""
-        records = [r for r in self.records if r["modality"] == modality]
-        if len({r["reader"] for r in records}) < 2:  # one reader's AUC is in its own row
-            return None
-        units = {r["case"]: r["truth"] for r in records}
-        positives = sum(1 for truth in units.values() if truth == 1)
-        try:
-            estimate = single_modality(records, self.method)
-            low, high = estimate.ci if estimate.ci[0] != estimate.ci[1] else (float("nan"), float("nan"))
-            mean = estimate.auc
-        except NotEstimable as reason:
-            mean, low, high = next(iter(reason.reader_mean.values())), float("nan"), float("nan")
-        except ValueError:
-            return None
-        ci = (max(0.0, low), min(1.0, high)) if low == low else (low, high)
-        return AucRow(READER_MEAN, modality, mean, *ci, positives, len(units) - positives)
 
     def telemetry_summary(self) -> dict[str, int]:
         moves = self.telemetry
@@ -356,9 +337,35 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
         cautions += (f"FROC / wAFROC curves not drawn: {reason}",)
     moves = [m for m in telemetry(store, study_id) if chosen is None or m["reader"] in chosen]
     name = store.read("SELECT name FROM studies WHERE study_id=?", (study_id,))
+    held = {modality for comparison in comparisons.values() for modality in comparison.reader_mean}
+    own = {modality: row for modality in dict.fromkeys(r["modality"] for r in records)
+           if modality not in held and not str(modality).startswith("model")
+           and (row := own_average(records, modality, method)) is not None}
     return StudyResults(level, records, aucs, comparisons, points, moves,
                         model_exclusions(store, study_id, level), cautions, curves, hybrid_bases(store, study_id),
-                        name[0][0] if name else "", method)
+                        name[0][0] if name else "", method, own)
+
+
+def own_average(records: list[dict], modality: str, method: str) -> AucRow | None:
+    """The modality's reader mean with its own ORH interval (None for one reader, for reads not fully crossed
+    (a reader part-way), or units of one kind only; "no CI" where the interval cannot be estimated)."""
+    records = [r for r in records if r["modality"] == modality]
+    if len({r["reader"] for r in records}) < 2:  # one reader's AUC is in its own row
+        return None
+    units = {r["case"]: r["truth"] for r in records}
+    positives = sum(1 for truth in units.values() if truth == 1)
+    try:
+        estimate = single_modality(records, method)
+        low, high = estimate.ci if estimate.ci[0] != estimate.ci[1] else (float("nan"), float("nan"))
+        mean = estimate.auc
+    except NotEstimable as reason:
+        if not reason.reader_mean:  # units of one kind: no AUC at all (a study of normal cases only)
+            return None
+        mean, low, high = next(iter(reason.reader_mean.values())), float("nan"), float("nan")
+    except ValueError:
+        return None
+    ci = (max(0.0, low), min(1.0, high)) if low == low else (low, high)
+    return AucRow(READER_MEAN, modality, mean, *ci, positives, len(units) - positives)
 
 
 MIN_UNITS = 10  # per class: below this an AUC's confidence interval is too wide to mean much
@@ -422,8 +429,9 @@ def _cells(row: dict) -> dict:
 
 
 def result_files(level: str) -> tuple[str, ...]:
-    """The names ``write_results`` may write at ``level``: one of an earlier run that this run does not write
-    is removed (a study without reader averages left another run's averages in the folder, looking current)."""
+    """The names ``write_results`` may write at ``level``: one of an earlier run (its notes file is there) that
+    this run does not write is removed (a study without reader averages left another run's averages in the
+    folder, looking current)."""
     return (f"aucs_{level}.csv", f"reader_averages_{level}.csv", f"orh_{level}.csv", "telemetry.csv",
             f"reads_{level}.csv", f"reads_{level}.imrmc", "excluded_units.csv", "hybrids.json",
             "operating_points.json", f"notes_{level}.txt")
@@ -436,6 +444,7 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / f"notes_{results.level}.txt"]
+    earlier_run = written[0].exists()  # the mark of an earlier results run: only then are its files removed
     written[0].write_text("".join(f"{note}\n" for note in results.notes()) or "no notes\n", encoding="utf-8")
     path = folder / f"aucs_{results.level}.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -495,6 +504,7 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     path = folder / "operating_points.json"
     path.write_text(json.dumps([asdict(p) for p in results.model_points], indent=1), encoding="utf-8")
     written.append(path)
-    for name in set(result_files(results.level)) - {path.name for path in written}:
-        (folder / name).unlink(missing_ok=True)  # an earlier run's, which this run's numbers replace
+    for name in set(result_files(results.level)) - {path.name for path in written} if earlier_run else ():
+        (folder / name).unlink(missing_ok=True)  # an earlier run's, which this run's numbers replace (never a
+        # file of the same name in a folder no results run wrote to: a user's own telemetry.csv)
     return written

@@ -365,7 +365,11 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
             left = (0.7 if index < 4 else 0.2) + 0.03 * (index % 5) + (0.05 if reader == "B" else 0.0)
             session.commit(case, "unaided", {"L": left, "R": 0.1 + 0.01 * index}).result()
     out = tmp_path / "results"
+    out.mkdir()
+    (out / "telemetry.csv").write_text("the user's own")  # in a folder no results run wrote to: kept
     first = {path.name for path in write_results(study_results(store, study), out)}
+    assert (out / "telemetry.csv").read_text() == "the user's own"
+    (out / "telemetry.csv").unlink()
     assert "reader_averages_breast.csv" in first
     alone = study_results(store, study, readers=["A"])  # one reader: no reader average
     second = {path.name for path in write_results(alone, out)}
@@ -377,6 +381,21 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
     everyone = study_results(store, study)
     assert "left out until they have read: C (no read yet)" in everyone.notes()
     assert any("results are interim" in note for note in everyone.notes())
+
+
+def test_a_study_of_normal_cases_only_has_results_without_averages(store, tmp_path):
+    """A review found the single-modality average raising StopIteration when every unit read was one kind: the
+    results command, the window and the export all failed."""
+    from app.study.results import study_results, write_results
+
+    study = create_study(store, "normals", Design.UNAIDED, ["A", "B"], cases(6, 0), seed=3)
+    for reader in ("A", "B"):
+        session = ReadingSession(store, study, reader)
+        for position in range(6):
+            case = session.case_at(position).case_id
+            session.commit(case, "unaided", {"L": 0.1 + 0.05 * position, "R": 0.2}).result()
+    results = study_results(store, study)
+    assert results.reader_averages() == [] and write_results(results, tmp_path / "out")
 
 
 def test_a_reader_average_without_variance_has_no_interval(store):
