@@ -151,7 +151,7 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
     curves = [(f"{v['label']} {level}: AUC {_num(v[level]['auc'])} ({_auc_ci(v[level])})",
                *validation.arrays[m][level]) for m, v in models for level in ("breast", "exam")]
     story.append(figure(roc_figure(curves), 12, "roc"))
-    story += [Paragraph("What was not used", heading), Paragraph(
+    story += [Paragraph("What was not used", heading), Paragraph(pdf_text(
         f"{account['exams_in_table']} exams in the score table; {account['breasts_with_outcome']} breasts with an "
         f"outcome. Exams without an outcome: {len(account['exams_without_outcome'])}; exams without an exam-level "
         f"outcome (a breast of theirs has none): {len(account.get('exams_without_exam_outcome', []))}; failed exams: "
@@ -163,7 +163,7 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
         + "; models not validated: "
         f"{len(account['models_not_validated'])}. "
         + " ".join(f"{v['label']}: {len(v['unused']['breasts_without_score'])} breast(s) without a score, "
-                   f"{v['unused']['one_view_breasts']} scored from one view." for _, v in models), body)]
+                   f"{v['unused']['one_view_breasts']} scored from one view." for _, v in models)), body)]
     unused = unused_rows(metrics)
     if unused:
         story.append(_table([["what", "model", "exam", "breast", "reason"]]

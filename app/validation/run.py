@@ -146,15 +146,21 @@ def _kept_note(record: dict, path: Path | None) -> str:
     note = (f"no recalibration kept: neither Platt ({losses['platt']:.4f}) nor isotonic ({losses['isotonic']:.4f}) "
             f"beats the model's own probabilities ({losses['uncalibrated']:.4f}) in held-out log loss, so the model's "
             "own calibration is kept and no calibration file was written")
-    if path is not None and path.is_file():
-        try:
-            earlier = calib.read_site_calibration(path) or {}
-        except ValidationInputError:  # damaged: the model loader refuses it anyway, naming it
-            earlier = {}
-        said = f"version {earlier['version']} of {earlier.get('date', '?')}, " if "version" in earlier else ""
-        note += (f"; the earlier site calibration ({said}{path}) stays as it was and the workstation still uses it: "
-                 "delete that file for the model's own probabilities")
-    return note
+    return note + _earlier_calibration_note(path)
+
+
+def _earlier_calibration_note(path: Path | None) -> str:
+    """"; the earlier site calibration (version …) stays as it was and the workstation still uses it …" where a
+    calibration saved before is at ``path`` (a run that saves none must say that the old one is still in use)."""
+    if path is None or not path.is_file():
+        return ""
+    try:
+        earlier = calib.read_site_calibration(path) or {}
+    except ValidationInputError:  # damaged: the model loader refuses it anyway, naming it
+        earlier = {}
+    said = f"version {earlier['version']} of {earlier.get('date', '?')}, " if "version" in earlier else ""
+    return (f"; the earlier site calibration ({said}{path}) stays as it was and the workstation still uses it: "
+            "delete that file for the model's own probabilities")
 
 
 def _save(path: Path, record: dict, model: ModelScores, options: Options, checkpoint: Path | None) -> dict:
@@ -207,7 +213,7 @@ def _calibration(model: ModelScores, scores: np.ndarray, truth: np.ndarray, opti
     if path is not None and min(n_positive, n_negative) < calib.MIN_SAVED:
         out["note"] = (f"the {record['method']} recalibration is shown, not saved: fitted on {n_positive} cancers and "
                        f"{n_negative} non-cancers, and one that rescales the workstation's hybrid needs at least "
-                       f"{calib.MIN_SAVED} of each")
+                       f"{calib.MIN_SAVED} of each" + _earlier_calibration_note(path))
         return out, after
     if path is not None:
         out["recalibration"].update(_save(path, record, model, options, checkpoint))

@@ -177,6 +177,12 @@ def test_a_recalibration_fitted_on_too_few_cancers_is_shown_not_saved(tmp_path):
     assert out["note"].endswith(f"is shown, not saved: fitted on {truth.sum()} cancers and {400 - truth.sum()} "
                                 f"non-cancers, and one that rescales the workstation's hybrid needs at least 20 of each")
     assert not calib.calibration_path(checkpoint).exists()
+    # one saved before (the bad one this guards against) is still in use: said, with its version
+    calib.save_site_calibration(calib.calibration_path(checkpoint), {**out["recalibration"], "method": "platt",
+                                "parameters": {"a": 1.0, "b": 0.0}}, "Site A", "m", "k", "breast")
+    out, _ = _calibration(model, scores, truth, options, checkpoint)
+    assert "; the earlier site calibration (version 1 of " in out["note"] and "the workstation still uses it" in \
+        out["note"]
 
 
 def test_an_isotonic_recalibration_never_says_0_or_1():
@@ -448,6 +454,28 @@ def test_a_site_without_a_cancer_still_gets_its_specificity_and_recall_rate(site
     assert model["operating_points_note"].endswith("at the breast level every unit is a non-cancer, and at the exam "
                                                    "level every unit is a non-cancer: the measures of the other kind "
                                                    "(and the targets on them) cannot be given")
+
+
+def test_a_model_label_and_a_site_name_with_markup_characters_are_printed_as_written(site, tmp_path, capsys):
+    """A label with "<b" failed the whole validation PDF (reportlab read it as markup); "&" and "<x>" were
+    dropped or changed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pypdf import PdfReader
+
+    from main import main
+
+    scores, outcome_file, checkpoint, _ = site
+    table = pq.read_table(scores)
+    labels = ["Model <b A & Co" if v == "Model A" else v for v in table.column("model_label").to_pylist()]
+    pq.write_table(table.set_column(table.schema.get_field_index("model_label"), "model_label", pa.array(labels)),
+                   scores)
+    out = tmp_path / "out"
+    status = main(["validate", "--scores", str(scores), "--outcomes", str(outcome_file), "--out", str(out),
+                   "--models", f"A={checkpoint}", "--site", "A & B <x>"])
+    assert status == 0, capsys.readouterr().err
+    text = " ".join(" ".join(page.extract_text().split()) for page in PdfReader(out / "validation_report.pdf").pages)
+    assert "Site: A & B <x>" in text and "Model <b A & Co: " in text and "&amp;" not in text
 
 
 def test_validate_names_an_unknown_model(site, tmp_path, capsys):
