@@ -64,13 +64,9 @@ def regions_rule_text(operating_point: float | None) -> str:
     return f"regions from the operating point {operating_point:.2f}, over the breast"
 
 
-# breast tissue outside the model's input worth drawing: the share at which the view's preparation says so
-UNANALYSED_SHARE = 0.005
-
-
 def analysed_window(frame: Any, tissue: np.ndarray | None) -> tuple[int, int, int, int] | None:
     """The model input's rectangle (top, left, bottom, right) on the stored image, when more than
-    ``UNANALYSED_SHARE`` of the breast lies outside it (GMIC's and GLAM's 2944 × 1920 window on a tall or deep
+    ``UNSEEN_TISSUE_SHARE`` of the breast lies outside it (the share at which the view's preparation says so) (GMIC's and GLAM's 2944 × 1920 window on a tall or deep
     breast); None when the input holds (nearly) all of it, or without a tissue mask. Drawn so that the place where
     a map stops is seen as not analysed, not as nothing found (a radiologist's reading of a tall R-MLO)."""
     if tissue is None or frame is None:
@@ -85,7 +81,9 @@ def analysed_window(frame: Any, tissue: np.ndarray | None) -> tuple[int, int, in
     if total == 0 or bottom <= top or right <= left:
         return None
     outside = total - int(np.count_nonzero(tissue[top:bottom, left:right]))
-    return (top, left, bottom, right) if outside > UNANALYSED_SHARE * total else None
+    from inference.families.preprocess import UNSEEN_TISSUE_SHARE  # noqa: PLC0415
+
+    return (top, left, bottom, right) if outside > UNSEEN_TISSUE_SHARE * total else None
 
 
 def unanalysed_centre(window: tuple[int, int, int, int], tissue: np.ndarray) -> tuple[float, float]:

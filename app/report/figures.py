@@ -21,6 +21,7 @@ CAPTION_SCALE = 1.0  # the view's name in the four-view figure ("R CC")
 GUTTER = 6  # pixels between the four-view figure's tiles
 NOT_ANALYSED = "not analysed"  # written on the breast outside the model's window (app.cad_marks.analysed_window)
 NOT_ANALYSED_BGR = (60, 40, 40)  # the grey-blue over it, as on screen
+NOT_ANALYSED_ALPHA = 0.35  # a third: the tissue under it is to be read without the model
 CAPTION_BACKGROUND = (24, 24, 24)  # opaque under the view's name: no box or map runs through its letters
 
 
@@ -112,7 +113,8 @@ def view_figure(content, view: View, *, scale: float = 1.0, opacity: float = 0.4
         top, left, bottom, right = (round(value * scale) for value in window)
         outside = np.ones(canvas.shape[:2], bool)
         outside[top:bottom, left:right] = False
-        canvas[outside] = canvas[outside] * 0.45 + np.array(NOT_ANALYSED_BGR, np.float32) * 0.55
+        tint = np.array(NOT_ANALYSED_BGR, np.float32) * NOT_ANALYSED_ALPHA
+        canvas[outside] = canvas[outside] * (1 - NOT_ANALYSED_ALPHA) + tint
         cv2.rectangle(canvas, (left, top), (right - 1, bottom - 1), (230, 230, 230), max(1, round(2 * scale)))
     canvas = np.clip(canvas, 0, 255).astype(np.uint8)
     if image.horizontal_flip:

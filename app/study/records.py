@@ -161,9 +161,10 @@ def model_exclusions(store: Store, study_id: int, level: str = "breast") -> list
     for model_id in scored_models:
         for case_id in sorted(cases):
             missing = {}
-            unscored = _unscored_reason(every_case[case_id].exam_path)
             for breast in ("L", "R"):
-                value, reason = stored.get((model_id, case_id, breast), (None, unscored))
+                value, reason = stored.get((model_id, case_id, breast), (None, None))
+                if reason is None:  # no row: why (the disk is looked at only here)
+                    reason = _unscored_reason(every_case[case_id].exam_path)
                 if value is None:
                     missing[breast] = reason or "no score"
             if level == "breast":  # a breast that is not there is no unit, so none is left out

@@ -30,7 +30,7 @@ def size_problem(rows: int, cols: int, spacing_mm: tuple[float, float] | None = 
     if min(rows, cols) < MIN_SIDE:
         return f"the image is too small to be a mammogram ({rows} x {cols} pixels; at least {MIN_SIDE} a side)"
     if spacing_mm is not None and min(rows * spacing_mm[0], cols * spacing_mm[1]) < MIN_FIELD_MM:
-        return (f"the image covers {rows * spacing_mm[0]:.0f} x {cols * spacing_mm[1]:.0f} mm ({rows} x {cols} "
+        return (f"the image covers {rows * spacing_mm[0]:.1f} x {cols * spacing_mm[1]:.1f} mm ({rows} x {cols} "
                 f"pixels of {spacing_mm[0]:g} x {spacing_mm[1]:g} mm): too small to be a mammogram (at least "
                 f"{MIN_FIELD_MM:.0f} mm a side)")
     if rows * cols > MAX_PIXELS:

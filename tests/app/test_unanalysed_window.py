@@ -86,7 +86,7 @@ def test_the_exported_view_greys_the_same_part_and_names_it(tmp_path):
     """The PNG and PDF figures show what the screen shows (the demo GMIC model on a tall R-MLO)."""
     from app.demo import demo_model_path
     from app.report.content import ReportContent, ReportInput
-    from app.report.figures import NOT_ANALYSED_BGR, view_figure
+    from app.report.figures import NOT_ANALYSED_ALPHA, NOT_ANALYSED_BGR, view_figure
     from inference.exam import load_exam
     from inference.pipeline import analyze_exam
     from inference.weights import load_model_groups
@@ -98,7 +98,8 @@ def test_the_exported_view_greys_the_same_part_and_names_it(tmp_path):
     content = ReportContent(ReportInput(exam, result))
     drawn, plain = view_figure(content, View.R_MLO), view_figure(content, View.R_MLO, overlays=False)
     left_out, analysed = (slice(250, 550), slice(400, 800)), (slice(2500, 2600), slice(100, 200))  # off the words
-    expected = plain[left_out].astype(np.float32) * 0.45 + np.array(NOT_ANALYSED_BGR, np.float32) * 0.55
+    expected = (plain[left_out].astype(np.float32) * (1 - NOT_ANALYSED_ALPHA)
+                + np.array(NOT_ANALYSED_BGR, np.float32) * NOT_ANALYSED_ALPHA)
     assert np.abs(drawn[left_out].astype(np.float32) - expected).max() <= 1.0  # greyed over (text aside)
     # inside the window: the image under the demo map's faint tint, not greyed over
     assert np.abs(drawn[analysed].astype(int) - plain[analysed].astype(int)).max() <= 3

@@ -190,7 +190,7 @@ def unanalysed_items(window: tuple[int, int, int, int], shape: tuple[int, int]) 
     inside.addRect(QRectF(left, top, right - left, bottom - top))
     shade = QGraphicsPathItem(outside.subtracted(inside))
     shade.setPen(Qt.PenStyle.NoPen)
-    shade.setBrush(QBrush(QColor(40, 40, 60, 150)))
+    shade.setBrush(QBrush(QColor(40, 40, 60, 90)))  # a third: the tissue under it is to be read, unaided
     shade.setToolTip(NOT_ANALYSED_TIP)
     edge = QGraphicsRectItem(QRectF(left, top, right - left, bottom - top))
     edge.setPen(_pen((230, 230, 230), 1.5, Qt.PenStyle.DashLine))

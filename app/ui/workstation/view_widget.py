@@ -800,6 +800,10 @@ class MammoViewWidget(QWidget):
             if not text.isHidden() and text.text():
                 corner = viewport.mapFrom(self.graphics, text.geometry().topLeft())
                 reserved.append(Rect(corner.x() - 2, corner.y() - 2, text.width() + 4, text.height() + 4))
+        for words in self._unanalysed[2:]:  # "not analysed" stays readable too
+            if words.isVisible():
+                place = to_viewport.mapRect(words.mapRectToScene(words.boundingRect()))
+                reserved.append(Rect(place.left(), place.top(), place.width(), place.height()))
         places = place_labels([Rect(r.left(), r.top(), r.width(), r.height()) for _l, r, _s in shown], (0.0, 0.0),
                               nipple_left=self.faces_left_on_screen, bounds=(room.width(), room.height()),
                               reserved=reserved, sizes=[(size.width(), size.height()) for _l, _r, size in shown],

@@ -551,7 +551,7 @@ def test_a_dicom_image_covering_a_few_millimetres_is_no_mammogram(tmp_path):
     tiny = make_dataset(np.full((40, 40), 900, np.uint16), "L-MLO", ImagerPixelSpacing=[0.1, 0.1])
     others = [write(make_dataset(sample_pixels(view), view), tmp_path, f"{view}.dcm") for view in ("L-CC", "R-CC")]
     exam = load_exam([write(tiny, tmp_path, "tiny.dcm"), *others])
-    assert exam.unreadable[View.L_MLO] == ("tiny.dcm: the image covers 4 x 4 mm (40 x 40 pixels of 0.1 x 0.1 mm): "
+    assert exam.unreadable[View.L_MLO] == ("tiny.dcm: the image covers 4.0 x 4.0 mm (40 x 40 pixels of 0.1 x 0.1 mm): "
                                            "too small to be a mammogram (at least 20 mm a side)")
     assert set(exam.views) == {View.L_CC, View.R_CC}
     coarse = make_dataset(np.arange(1600, dtype=np.uint16).reshape(40, 40), "L-MLO", ImagerPixelSpacing=[1.0, 1.0])
