@@ -119,7 +119,10 @@ def recalibrate(scores: np.ndarray, truth: np.ndarray, bins: int = 10) -> dict[s
         raise ValidationInputError(f"a recalibration needs at least {FOLDS} cancers and {FOLDS} non-cancers "
                                    f"(here {n_pos} and {n_neg})")
     losses = {m: cross_validated_log_loss(m, scores, truth) for m in ("platt", "isotonic")}
-    method = min(losses, key=losses.get)
+    # a Platt slope of 0 or below reverses the model's ranking (outcomes coded the wrong way round, a model
+    # that fails here): never kept, whatever its loss
+    usable = [m for m in losses if m != "platt" or fit("platt", scores, truth)["a"] > 0]
+    method = min(usable, key=losses.get)
     uncalibrated = log_loss(scores, truth)  # nothing fitted: every breast is held out
     record = {"method": method, "parameters": {}, "n": len(scores), "n_positive": n_pos,
               "cv_log_loss": {**losses, "uncalibrated": uncalibrated}, "bins": bins}

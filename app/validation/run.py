@@ -198,6 +198,14 @@ def _calibration(model: ModelScores, scores: np.ndarray, truth: np.ndarray, opti
     bins = calib.reliability(scores, truth, options.bins)
     out = {"level": "breast", "bins": options.bins, "ece": bins.ece, "reliability": bins.as_dict(),
            "recalibration": None, "note": ""}
+    from inference.evaluation.metrics import roc_auc  # noqa: PLC0415
+
+    below_chance = roc_auc(scores, truth)
+    if below_chance < 0.5:  # the model ranks cancers below non-cancers here: no rescaling of the hybrid
+        out["note"] = (f"no recalibration: the model's AUC here is {below_chance:.3f}, below chance (are the "
+                       "outcomes coded 1 = cancer?)" + _earlier_calibration_note(
+                           _calibration_path(model, options, checkpoint) if options.save_calibration else None))
+        return out, None
     try:
         record = calib.recalibrate(scores, truth, options.bins)
     except ValidationInputError as error:

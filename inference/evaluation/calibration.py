@@ -118,7 +118,10 @@ def recalibration_problem(calibration: Mapping[str, Any]) -> str | None:
 
     if calibration.get("method") == "platt":
         bad = [name for name in ("a", "b") if not finite_number(parameters.get(name))]
-        return f"platt's {' and '.join(bad)} must be finite numbers" if bad else None
+        if bad:
+            return f"platt's {' and '.join(bad)} must be finite numbers"
+        # a slope of 0 or below would flatten or reverse the model's ranking in every hybrid
+        return None if parameters["a"] > 0 else "platt's slope a must be above 0 (it would reverse the model)"
     x, y = parameters.get("x"), parameters.get("y")
     if not (isinstance(x, list) and isinstance(y, list) and len(x) == len(y) >= 1
             and all(finite_number(v) for v in [*x, *y])):

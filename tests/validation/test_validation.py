@@ -185,6 +185,29 @@ def test_a_recalibration_fitted_on_too_few_cancers_is_shown_not_saved(tmp_path):
         out["note"]
 
 
+def test_outcomes_coded_the_wrong_way_round_never_save_a_calibration_that_reverses_the_model(tmp_path):
+    """A re-test inverted the cancer column (a coding slip): validate saved Platt with a = -1.6, and the
+    workstation's hybrid turned the model's 90.9 % into 1.9 %."""
+    from types import SimpleNamespace
+
+    from app.validation.run import _calibration
+    from inference.errors import CheckpointError
+    from inference.evaluation.calibration import read_site_calibration
+
+    scores, truth = _overconfident(600, 0.2)
+    checkpoint = tmp_path / "model.pt"
+    options = SimpleNamespace(bins=10, save_calibration=True, calibration_folder=None, site="Site A")
+    out, after = _calibration(SimpleNamespace(model_id="m", model_key="k"), scores, 1 - truth, options, checkpoint)
+    assert after is None and not calib.calibration_path(checkpoint).exists()
+    assert out["note"].startswith("no recalibration: the model's AUC here is 0.") and "below chance" in out["note"]
+    assert calib.recalibrate(scores, 1 - truth)["method"] != "platt"  # its slope is below 0: never chosen
+    reversed_record = {"format": "mammo-reader site calibration", "version": 1, "model_id": "m", "model_key": "k",
+                       "method": "platt", "parameters": {"a": -1.6, "b": 0.2}}
+    calib.calibration_path(checkpoint).write_text(json.dumps(reversed_record))
+    with pytest.raises(CheckpointError, match="platt's slope a must be above 0"):  # the loader refuses one too
+        read_site_calibration(calib.calibration_path(checkpoint))
+
+
 def test_an_isotonic_recalibration_never_says_0_or_1():
     scores, truth = _overconfident(300, 0.2)
     steps = calib.fit("isotonic", scores, truth)["y"]
