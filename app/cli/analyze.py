@@ -14,11 +14,11 @@ from inference.errors import MammoError
 def probability_text(value: float, floor: float | None = None) -> str:
     """Four decimals; a score that rounds to 0 or 1 is said so ("<0.0001", ">0.9999"), as the workstation says
     "< 0.1 %": a model's output printed as "1.0000" read as a certainty (the demo model on a real mammogram; a
-    float32 sigmoid reaches 1.0 from a logit of 17). A detector's 0 is "<" its threshold (``floor``: no detection
-    of the class passed it), as the workstation says; another 0 stays "0.0000"."""
+    float32 sigmoid reaches 1.0 from a logit of 17, and 0.0 from one of -104). A detector's 0 is "<" its threshold
+    (``floor``: no detection of the class passed it), as the workstation says."""
     if floor is not None and value == 0.0:
         return f"<{floor:g}"
-    if 0.0 < value < 0.00005:
+    if 0.0 <= value < 0.00005:
         return "<0.0001"
     if value >= 0.99995:
         return ">0.9999"

@@ -533,7 +533,7 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         )
     view, aside_reason = screening_slot(laterality, projection, modifiers)
     spacing, spacing_source, spacing_warning = _spacing(ds)
-    too_small = size_problem(int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0), spacing)
+    too_small = size_problem(int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0), spacing, dicom=True)
     if too_small:  # the view is known: its slot shows as unreadable, with the reason
         raise UnreadablePixelsError(too_small, path, view)
     try:

@@ -24,11 +24,19 @@ MIN_SIDE = 32
 MIN_FIELD_MM = 20.0
 
 
-def size_problem(rows: int, cols: int, spacing_mm: tuple[float, float] | None = None) -> str:
+# a DICOM mammogram gives its pixel spacing (Type 1): one that does not is held to more pixels than a PNG (a 40 x
+# 40 pixel MG file without a spacing escaped the size check and was counted)
+MIN_SIDE_WITHOUT_SPACING = 64
+
+
+def size_problem(rows: int, cols: int, spacing_mm: tuple[float, float] | None = None, *, dicom: bool = False) -> str:
     """Why an image of ``rows`` x ``cols`` pixels (of ``spacing_mm``, row and column, where known) cannot be a
-    mammogram ("" when it can be one)."""
+    mammogram ("" when it can be one); ``dicom``: a DICOM file, whose missing spacing asks for more pixels."""
     if min(rows, cols) < MIN_SIDE:
         return f"the image is too small to be a mammogram ({rows} x {cols} pixels; at least {MIN_SIDE} a side)"
+    if dicom and spacing_mm is None and min(rows, cols) < MIN_SIDE_WITHOUT_SPACING:
+        return (f"the image is too small to be a mammogram ({rows} x {cols} pixels, and no pixel spacing in the "
+                f"file; at least {MIN_SIDE_WITHOUT_SPACING} a side)")
     if spacing_mm is not None and min(rows * spacing_mm[0], cols * spacing_mm[1]) < MIN_FIELD_MM:
         return (f"the image covers {rows * spacing_mm[0]:.1f} x {cols * spacing_mm[1]:.1f} mm ({rows} x {cols} "
                 f"pixels of {spacing_mm[0]:g} x {spacing_mm[1]:g} mm): too small to be a mammogram (at least "

@@ -247,7 +247,7 @@ def test_probabilities_that_round_to_certainty_are_not_printed_as_one():
     from app.cli.analyze import probability_text
 
     assert [probability_text(v) for v in (0.0, 1e-6, 0.00005, 0.5, 0.99994, 0.99995, 1.0)] == \
-        ["0.0000", "<0.0001", "0.0001", "0.5000", "0.9999", ">0.9999", ">0.9999"]
+        ["<0.0001", "<0.0001", "0.0001", "0.5000", "0.9999", ">0.9999", ">0.9999"]
     assert probability_text(0.0, 0.05) == "<0.05" and probability_text(0.12, 0.05) == "0.1200"  # a detector's
 
 

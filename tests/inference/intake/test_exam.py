@@ -554,6 +554,10 @@ def test_a_dicom_image_covering_a_few_millimetres_is_no_mammogram(tmp_path):
     assert exam.unreadable[View.L_MLO] == ("tiny.dcm: the image covers 4.0 x 4.0 mm (40 x 40 pixels of 0.1 x 0.1 mm): "
                                            "too small to be a mammogram (at least 20 mm a side)")
     assert set(exam.views) == {View.L_CC, View.R_CC}
+    no_spacing = make_dataset(np.full((40, 40), 900, np.uint16), "L-MLO")
+    del no_spacing.ImagerPixelSpacing  # its size unknown: held to 64 pixels a side (it escaped and was counted)
+    with pytest.raises(ExamError, match=r"40 x 40 pixels, and no pixel spacing in the file; at least 64 a side"):
+        load_view(write(no_spacing, tmp_path, "no_spacing.dcm"))
     coarse = make_dataset(np.arange(1600, dtype=np.uint16).reshape(40, 40), "L-MLO", ImagerPixelSpacing=[1.0, 1.0])
     assert load_view(write(coarse, tmp_path, "coarse.dcm")).pixels.shape == (40, 40)  # 40 mm: may be one
 
