@@ -429,12 +429,28 @@ def _cells(row: dict) -> dict:
 
 
 def result_files(level: str) -> tuple[str, ...]:
-    """The names ``write_results`` may write at ``level``: one of an earlier run (its notes file is there) that
-    this run does not write is removed (a study without reader averages left another run's averages in the
-    folder, looking current)."""
+    """The names ``write_results`` may write at ``level`` (the study's telemetry and hybrid bases at either)."""
     return (f"aucs_{level}.csv", f"reader_averages_{level}.csv", f"orh_{level}.csv", "telemetry.csv",
-            f"reads_{level}.csv", f"reads_{level}.imrmc", "excluded_units.csv", "hybrids.json",
-            "operating_points.json", f"notes_{level}.txt")
+            f"reads_{level}.csv", f"reads_{level}.imrmc", f"excluded_units_{level}.csv", "hybrids.json",
+            f"operating_points_{level}.json", f"notes_{level}.txt")
+
+
+NOTES_HEAD = "study: "  # the notes file's first line names the study its run was of
+
+
+def _stale_results(folder: Path, results: StudyResults) -> set[str]:
+    """The files of earlier results runs in ``folder`` that this run's do not replace: where a notes file says a
+    run of another study wrote there, every results file of either level; else this level's (and the study's)
+    files this run does not write. None where no results run wrote there (a user's own telemetry.csv stays)."""
+    studies = set()
+    for notes in folder.glob("notes_*.txt"):
+        first = notes.read_text(encoding="utf-8", errors="replace").partition("\n")[0]
+        studies.add(first.removeprefix(NOTES_HEAD) if first.startswith(NOTES_HEAD) else "")
+    if not studies:
+        return set()
+    if studies != {results.study}:  # another study's results (or ones of before the name was written)
+        return set(result_files("breast")) | set(result_files("exam"))
+    return set(result_files(results.level))
 
 
 def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
@@ -443,9 +459,10 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     lost their cautions."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    stale = _stale_results(folder, results)  # what an earlier run left, looked at before this run writes
     written = [folder / f"notes_{results.level}.txt"]
-    earlier_run = written[0].exists()  # the mark of an earlier results run: only then are its files removed
-    written[0].write_text("".join(f"{note}\n" for note in results.notes()) or "no notes\n", encoding="utf-8")
+    written[0].write_text(f"{NOTES_HEAD}{results.study}\nlevel: {results.level}\n"
+                          + ("".join(f"{note}\n" for note in results.notes()) or "no notes\n"), encoding="utf-8")
     path = folder / f"aucs_{results.level}.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(AucRow.__dataclass_fields__))
@@ -492,7 +509,7 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     path = folder / f"reads_{results.level}.imrmc"
     write_imrmc(results.records, path)
     written.append(path)
-    path = folder / "excluded_units.csv"
+    path = folder / f"excluded_units_{results.level}.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["unit", "reason"])
@@ -501,10 +518,9 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     path = folder / "hybrids.json"  # what each hybrid modality is: calibrated (on what) or the plain mean
     path.write_text(json.dumps(results.hybrids, indent=1), encoding="utf-8")
     written.append(path)
-    path = folder / "operating_points.json"
+    path = folder / f"operating_points_{results.level}.json"
     path.write_text(json.dumps([asdict(p) for p in results.model_points], indent=1), encoding="utf-8")
     written.append(path)
-    for name in set(result_files(results.level)) - {path.name for path in written} if earlier_run else ():
-        (folder / name).unlink(missing_ok=True)  # an earlier run's, which this run's numbers replace (never a
-        # file of the same name in a folder no results run wrote to: a user's own telemetry.csv)
+    for name in stale - {path.name for path in written}:
+        (folder / name).unlink(missing_ok=True)  # an earlier run's: it would read as this run's
     return written

@@ -381,6 +381,20 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
     everyone = study_results(store, study)
     assert "left out until they have read: C (no read yet)" in everyone.notes()
     assert any("results are interim" in note for note in everyone.notes())
+    # the exam level beside the breast level of the same study: both kept, each file named by its level
+    exam_level = {path.name for path in write_results(study_results(store, study, level="exam"), out)}
+    assert {"operating_points_exam.json", "excluded_units_exam.csv"} <= exam_level
+    assert {path.name for path in out.iterdir()} == second | exam_level
+    # another study's results into the folder: none of the first study's files stays beside them
+    other = create_study(store, "other", Design.UNAIDED, ["A", "B"], cases(12, 4), seed=4)
+    for reader in ("A", "B"):
+        session = ReadingSession(store, other, reader)
+        for position in range(12):
+            case = session.case_at(position).case_id
+            session.commit(case, "unaided", {"L": 0.2 + 0.05 * position, "R": 0.1}).result()
+    third = {path.name for path in write_results(study_results(store, other, level="exam"), out)}
+    assert {path.name for path in out.iterdir()} == third
+    assert (out / "notes_exam.txt").read_text().startswith("study: other\nlevel: exam\n")
 
 
 def test_a_study_of_normal_cases_only_has_results_without_averages(store, tmp_path):
