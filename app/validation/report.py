@@ -83,7 +83,16 @@ def _ci(pair, number=None) -> str:
 def threshold_text(value: float) -> str:
     """A threshold with its significant digits: a model's scores can all lie below 0.001, and "0.000" configured
     as the threshold recalls every exam (a deployment engineer's finding)."""
-    return f"{value:.3f}" if abs(value) >= 0.1 or value == 0 else f"{value:.3g}"
+    if abs(value) >= 0.1 or value == 0:
+        return f"{value:.3f}"
+    mantissa, _, exponent = f"{value:.3g}".partition("e")
+    if not exponent:
+        return mantissa
+    # "8.34×10⁻⁵": one word, which a table cell does not wrap at the exponent's hyphen ("8.34e-" / "05")
+    return f"{mantissa}×10{str(int(exponent)).translate(SUPERSCRIPTS)}"
+
+
+SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def _auc_ci(entry: dict) -> str:

@@ -949,7 +949,7 @@ def test_a_threshold_keeps_its_significant_digits():
     from app.validation.report import threshold_text
 
     assert [threshold_text(v) for v in (0.5, 0.123456, 0.0834, 8.34038874e-05, 0.0)] == \
-        ["0.500", "0.123", "0.0834", "8.34e-05", "0.000"]
+        ["0.500", "0.123", "0.0834", "8.34×10⁻⁵", "0.000"]
 
 
 def test_the_score_table_named_by_its_folder_or_missing_is_said_plainly(tmp_path):
