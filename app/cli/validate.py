@@ -130,7 +130,8 @@ def _run(args: argparse.Namespace) -> int:
             auc = "—" if m["auc"] is None else f"{m['auc']:.3f}"
             ci = f" ({m['auc_ci'][0]:.3f}–{m['auc_ci'][1]:.3f})" if m["auc_ci"] else (
                 f" ({m['auc_ci_note']})" if m.get("auc_ci_note") else "")
-            print(f"{model_id} {level}: AUC {auc}{ci}  {m['n_positive']} cancers, {m['n_negative']} non-cancers")
+            print(f"{model_id} {level}: AUC {auc}{ci}  {m['n_positive']} cancer{'' if m['n_positive'] == 1 else 's'}, "
+                  f"{m['n_negative']} non-cancer{'' if m['n_negative'] == 1 else 's'}")
         _print_calibration(model_id, entry.get("calibration") or {})
     for c in metrics["comparisons"]:
         if c["difference"] is not None:

@@ -134,8 +134,8 @@ def refuse_a_name_alike(db, name: str) -> None:
     studies every list shows alike, as reader names that differ so are refused)."""
     for (held,) in db.execute("SELECT name FROM studies").fetchall():
         if held != name and unicodedata.normalize("NFKC", held).casefold() == unicodedata.normalize("NFKC", name).casefold():
-            raise StudyError(f"a study named {held!r} exists, and {name!r} differs from it only in capitals: give "
-                             "another name")
+            raise StudyError(f"a study named {held!r} exists, and {name!r} differs from it only in capitals or "
+                             "letter width: give another name")
 
 
 def create_study(

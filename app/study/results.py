@@ -378,8 +378,13 @@ def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str
     if one_class:  # said, or an empty table reads as a fault
         parts = [f"{who} {modality} ({positives} positive{'s' if positives != 1 else ''}, {negatives} "
                  f"negative{'s' if negatives != 1 else ''})" for who, modality, positives, negatives in one_class]
-        out.append("no AUC yet for " + "; ".join(parts[:6]) + (" …" if len(parts) > 6 else "")
-                   + ": an AUC needs at least one positive and one negative unit read")
+        from app.study.cases import study_cases  # noqa: PLC0415
+
+        kinds = {case.positive for case in study_cases(store, study_id).values() if not case.training}
+        never = "positive" if kinds == {False} else ""  # no cancer in any case: never one, not "not yet"
+        out.append(("no AUC for " if never else "no AUC yet for ") + "; ".join(parts[:6])
+                   + (" …" if len(parts) > 6 else "") + ": an AUC needs at least one positive and one negative unit "
+                   + (f"read, and the study's cases hold no {never} one" if never else "read"))
     progress = [row for row in reader_progress(store, study_id) if chosen is None or row["reader"] in chosen]
     unfinished = [f"{row['reader']} {row['done']} of {row['total']}" + (f" (session {row['session']})"
                                                                        if row["sessions"] > 1 else "")

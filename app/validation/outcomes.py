@@ -237,8 +237,8 @@ def read_outcomes(sources: Iterable[str | Path]) -> list[BreastOutcome]:
             for outcome in (read_cbis_ddsm_csv(path) if cbis else read_site_csv(path)):
                 old = merged.get(outcome.key)
                 if old is not None and not cbis and old.cancer != outcome.cancer:
-                    raise ValidationInputError(f"exam {outcome.exam_id} breast {outcome.breast} is given twice, "
-                                               f"once as cancer {old.cancer} and once as {outcome.cancer}", path)
+                    raise ValidationInputError(f"exam {outcome.exam_id} breast {outcome.breast} is cancer "
+                                               f"{outcome.cancer} here and {old.cancer} in {old.source}", path)
                 merged[outcome.key] = _merge(old, outcome)
     if not merged:
         raise ValidationInputError("the outcomes hold no breast", Path(sources[0]) if sources else None)

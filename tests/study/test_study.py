@@ -410,6 +410,8 @@ def test_a_study_of_normal_cases_only_has_results_without_averages(store, tmp_pa
             session.commit(case, "unaided", {"L": 0.1 + 0.05 * position, "R": 0.2}).result()
     results = study_results(store, study)
     assert results.reader_averages() == [] and write_results(results, tmp_path / "out")
+    assert any(note.startswith("no AUC for reader A unaided") and note.endswith("the study's cases hold no "
+                                                                                  "positive one") for note in results.notes())
 
 
 def test_a_reader_average_without_variance_has_no_interval(store):

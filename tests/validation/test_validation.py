@@ -628,6 +628,12 @@ def test_every_problem_of_an_outcomes_file_is_named_at_once(tmp_path):
     with pytest.raises(ValidationInputError, match=r"12 problems: line 2: cancer 'yes' .*; line 11: cancer 'yes' "
                                                    r"is neither 0 nor 1; and 2 more$"):
         read_outcomes([path])
+    first, second = tmp_path / "site_a.csv", tmp_path / "site_b.csv"  # across two files: both named
+    first.write_text("exam_id,breast,cancer\ne1,L,1\n")
+    second.write_text("exam_id,breast,cancer\ne1,L,0\n")
+    with pytest.raises(ValidationInputError) as raised:
+        read_outcomes([first, second])
+    assert str(raised.value) == f"{second}: exam e1 breast L is cancer 0 here and 1 in site_a.csv"
     cbis = tmp_path / "mass_case_description_test_set.csv"
     cbis.write_text("patient_id,left or right breast,image view,pathology\nP_1,LEFT,CC,MALIGNANT\n"
                     "P_2,MIDDLE,CC,BENIGN\nP_3,RIGHT,CC,UNKNOWN\n")
