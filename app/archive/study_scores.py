@@ -136,9 +136,9 @@ def store_batch_scores(store: Store, study_id: int, scores: BatchScores) -> None
                         rule = [r["probability"] for r in mine if r["kind"] == "malignancy"]
                         values = (rule[0] if rule else None, json.dumps(probabilities), "")
                     if not write_model_score(db, study_id, case_id, breast, model_id, values[0], values[1],
-                                             keys.get(model_id, ""), values[2]):
-                        logger.warning("case %s, %s breast, model %s: its score stays as the readers were shown "
-                                       "it (the table gives another)", case_id, breast, model_id)
+                                             keys.get(model_id, ""), values[2]):  # stored at creation, before any
+                        raise StudyError(f"case {case_id}: the table's score of model {model_id} differs from the "
+                                         "one its readers were shown")
 
     entries = [(case_id, _store_batch_result(store, scores.table_path.parent, exam_path, location), exam_rows)
                for case_id, exam_path, location, exam_rows in scores.cases]

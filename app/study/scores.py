@@ -4,7 +4,6 @@ path (``app.analysis``), stored per model identity so that readers are compared 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 
 from app.analysis import analyse_or_restore
@@ -13,8 +12,6 @@ from app.study.errors import StudyError
 from app.study.store import Store, shown_result_exists, write_model_score
 from inference.errors import MammoError
 from inference.pipeline import Cancelled, as_groups
-
-logger = logging.getLogger(__name__)
 
 
 def _register_models(store: Store, study_id: int, groups) -> None:
@@ -93,6 +90,7 @@ def compute_model_scores(
     todo = [c for c in study_cases(store, study_id).values()
             if any((c.case_id, g.id) not in done for g in groups)]
     unopened: list[str] = []
+    differing: list[str] = []  # shown scores this analysis does not reproduce: kept as shown, and said
     for index, case in enumerate(todo):
         if cancel():
             raise Cancelled()
@@ -119,14 +117,21 @@ def compute_model_scores(
                     else:  # allow_nan=False: a NaN is refused loudly, never stored as a score
                         values = (scores.malignant, json.dumps(dict(scores.probabilities), allow_nan=False), "")
                     if not write_model_score(db, study_id, case_id, breast, group.id, *values[:2], key, values[2]):
-                        logger.warning("case %s, %s breast, model %s: its score stays as the readers were shown it "
-                                       "(this analysis gives another)", case_id, breast, group.id)
+                        differing.append(f"case {case_id} ({breast}, {group.id})")
 
         store.submit(work).result()
     progress("model scores", len(todo), len(todo))
+    problems = []
     if unopened:
-        raise StudyError(f"model scores computed for {len(todo) - len(unopened)} case(s); {len(unopened)} case(s) "
-                         f"could not be opened and have no score (run again once they can): " + "; ".join(unopened))
+        problems.append(f"{len(unopened)} case(s) could not be opened and have no score (run again once they can): "
+                        + "; ".join(unopened))
+    if differing:  # the readers were shown other numbers: the study's statistics keep them, no other maps are shown
+        problems.append(f"{len(differing)} score(s) that readers were shown differ from this analysis by more than "
+                        "rounding and are kept as shown for the statistics (another mode, or other weights under the "
+                        "model's name?): check the model before more readers read these cases with the AI: "
+                        + "; ".join(differing[:10]) + (" …" if len(differing) > 10 else ""))
+    if problems:
+        raise StudyError(f"model scores computed for {len(todo) - len(unopened)} case(s); " + "; ".join(problems))
     return len(todo)
 
 

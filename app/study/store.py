@@ -7,6 +7,7 @@ durable (committed, WAL synced with ``synchronous=FULL``) when its future comple
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -21,7 +22,35 @@ from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
+# the AI scores a reader was shown are part of the reads made with them: from the sqlite3 shell a score could be
+# changed or deleted after the aided reads, and the model's AUC and the telemetry changed silently. Once a reader
+# has seen a case's AI (a reveal, an aided or concurrent read), its scores stay as they were shown; only the stored
+# result they come with may be attached or renewed (study scores after an import, whose export carries the scores
+# without the maps)
+SHOWN_SCORE_TRIGGERS = """
+    CREATE TRIGGER shown_model_scores_stay_update BEFORE UPDATE ON model_scores
+    WHEN (EXISTS (SELECT 1 FROM reveals WHERE study_id = OLD.study_id AND case_id = OLD.case_id)
+        OR EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id AND case_id = OLD.case_id
+            AND modality IN ('aided', 'concurrent')))
+    AND (NEW.study_id IS NOT OLD.study_id OR NEW.case_id IS NOT OLD.case_id OR NEW.breast IS NOT OLD.breast
+        OR NEW.model_id IS NOT OLD.model_id OR NEW.malignant IS NOT OLD.malignant
+        OR NEW.probabilities_json IS NOT OLD.probabilities_json OR NEW.missing_reason IS NOT OLD.missing_reason)
+    BEGIN SELECT RAISE(ABORT, 'a model score a reader was shown cannot be changed'); END;
+    CREATE TRIGGER shown_model_scores_stay_delete BEFORE DELETE ON model_scores
+    WHEN EXISTS (SELECT 1 FROM reveals WHERE study_id = OLD.study_id AND case_id = OLD.case_id)
+    OR EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id AND case_id = OLD.case_id
+        AND modality IN ('aided', 'concurrent'))
+    BEGIN SELECT RAISE(ABORT, 'a model score a reader was shown cannot be removed'); END;
+    CREATE TRIGGER shown_model_scores_stay_insert BEFORE INSERT ON model_scores
+    WHEN EXISTS (SELECT 1 FROM model_scores WHERE study_id = NEW.study_id AND case_id = NEW.case_id
+        AND breast = NEW.breast AND model_id = NEW.model_id AND (malignant IS NOT NEW.malignant
+        OR probabilities_json IS NOT NEW.probabilities_json OR missing_reason IS NOT NEW.missing_reason))
+    AND (EXISTS (SELECT 1 FROM reveals WHERE study_id = NEW.study_id AND case_id = NEW.case_id)
+        OR EXISTS (SELECT 1 FROM study_reads WHERE study_id = NEW.study_id AND case_id = NEW.case_id
+            AND modality IN ('aided', 'concurrent')))
+    BEGIN SELECT RAISE(ABORT, 'a model score a reader was shown cannot be replaced'); END;
+"""
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE exam_reads (
@@ -506,34 +535,14 @@ MIGRATIONS: dict[int, str] = {
     13: """
     ALTER TABLE exam_reads ADD COLUMN ai_shown INTEGER CHECK (ai_shown IN (0, 1));
     """,
-    # the AI scores a reader was shown are part of the reads made with them: from the sqlite3 shell a score could
-    # be changed or deleted after the aided reads, and the model's AUC and the telemetry changed silently. Once a
-    # reader has seen a case's AI (a reveal, an aided or concurrent read), its scores stay as they were shown;
-    # only the stored result they come with may be attached or renewed (study scores after an import, whose
-    # export carries the scores without the maps)
-    14: """
-    CREATE TRIGGER shown_model_scores_stay_update BEFORE UPDATE ON model_scores
-    WHEN (EXISTS (SELECT 1 FROM reveals WHERE study_id = OLD.study_id AND case_id = OLD.case_id)
-        OR EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id AND case_id = OLD.case_id
-            AND modality IN ('aided', 'concurrent')))
-    AND (NEW.study_id IS NOT OLD.study_id OR NEW.case_id IS NOT OLD.case_id OR NEW.breast IS NOT OLD.breast
-        OR NEW.model_id IS NOT OLD.model_id OR NEW.malignant IS NOT OLD.malignant
-        OR NEW.probabilities_json IS NOT OLD.probabilities_json OR NEW.missing_reason IS NOT OLD.missing_reason)
-    BEGIN SELECT RAISE(ABORT, 'a model score a reader was shown cannot be changed'); END;
-    CREATE TRIGGER shown_model_scores_stay_delete BEFORE DELETE ON model_scores
-    WHEN EXISTS (SELECT 1 FROM reveals WHERE study_id = OLD.study_id AND case_id = OLD.case_id)
-    OR EXISTS (SELECT 1 FROM study_reads WHERE study_id = OLD.study_id AND case_id = OLD.case_id
-        AND modality IN ('aided', 'concurrent'))
-    BEGIN SELECT RAISE(ABORT, 'a model score a reader was shown cannot be removed'); END;
-    CREATE TRIGGER shown_model_scores_stay_insert BEFORE INSERT ON model_scores
-    WHEN EXISTS (SELECT 1 FROM model_scores WHERE study_id = NEW.study_id AND case_id = NEW.case_id
-        AND breast = NEW.breast AND model_id = NEW.model_id AND (malignant IS NOT NEW.malignant
-        OR probabilities_json IS NOT NEW.probabilities_json OR missing_reason IS NOT NEW.missing_reason))
-    AND (EXISTS (SELECT 1 FROM reveals WHERE study_id = NEW.study_id AND case_id = NEW.case_id)
-        OR EXISTS (SELECT 1 FROM study_reads WHERE study_id = NEW.study_id AND case_id = NEW.case_id
-            AND modality IN ('aided', 'concurrent')))
-    BEGIN SELECT RAISE(ABORT, 'a model score a reader was shown cannot be replaced'); END;
-    """,
+    14: SHOWN_SCORE_TRIGGERS,  # a shown AI score stays as shown (the constant says why)
+    # 14 was first written with triggers that refused a shown score's result key too (study scores after an
+    # import failed outright): a store made then gets the triggers as they are now
+    15: """
+    DROP TRIGGER IF EXISTS shown_model_scores_stay_update;
+    DROP TRIGGER IF EXISTS shown_model_scores_stay_delete;
+    DROP TRIGGER IF EXISTS shown_model_scores_stay_insert;
+    """ + SHOWN_SCORE_TRIGGERS,
 }
 
 
@@ -560,26 +569,42 @@ def shown_result_exists(study: str, case: str) -> str:
             f"SELECT m.model_id FROM study_models m WHERE m.study_id = {study} ORDER BY m.rowid LIMIT 1))")
 
 
+SHOWN_SCORE_TOLERANCE = 1e-4  # another machine's last digits (a GPU, another oneDNN kernel), not another model
+
+
 def write_model_score(db, study_id: int, case_id: str, breast: str, model_id: str, malignant: float | None,
                       probabilities_json: str | None, result_key: str, missing_reason: str) -> bool:
-    """Store one breast's model score; a score a reader has been shown (the case revealed, or read aided or
-    concurrent) stays as shown and only gets ``result_key`` (study scores after an import: the export has the
-    scores without the maps; a GPU's last digits differ). Returns False when such a score was kept against
-    different new values."""
+    """Store one breast's model score. A score a reader has been shown (the case revealed, or read aided or
+    concurrent) stays as shown: within ``SHOWN_SCORE_TOLERANCE`` of the new one it gets the new ``result_key``
+    (study scores after an import: the export has the scores without the maps); beyond it nothing is stored and
+    False is returned, for the caller to say (other numbers than the readers saw: another mode, other weights)."""
     shown = db.execute(
         "SELECT malignant, probabilities_json, missing_reason FROM model_scores WHERE study_id = ? AND case_id = ? "
         "AND breast = ? AND model_id = ? AND (EXISTS (SELECT 1 FROM reveals WHERE study_id = ? AND case_id = ?) "
         "OR EXISTS (SELECT 1 FROM study_reads WHERE study_id = ? AND case_id = ? AND modality IN "
         "('aided', 'concurrent')))",
         (study_id, case_id, breast, model_id, study_id, case_id, study_id, case_id)).fetchone()
-    if shown is not None:
-        if result_key:
-            db.execute("UPDATE model_scores SET result_key = ? WHERE study_id = ? AND case_id = ? AND breast = ? "
-                       "AND model_id = ?", (result_key, study_id, case_id, breast, model_id))
-        return tuple(shown) == (malignant, probabilities_json, missing_reason)
-    db.execute("INSERT OR REPLACE INTO model_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-               (study_id, case_id, breast, model_id, malignant, probabilities_json, result_key, missing_reason))
+    if shown is None:
+        db.execute("INSERT OR REPLACE INTO model_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (study_id, case_id, breast, model_id, malignant, probabilities_json, result_key, missing_reason))
+        return True
+    if not _same_score(shown, (malignant, probabilities_json, missing_reason)):
+        return False
+    if result_key:
+        db.execute("UPDATE model_scores SET result_key = ? WHERE study_id = ? AND case_id = ? AND breast = ? "
+                   "AND model_id = ?", (result_key, study_id, case_id, breast, model_id))
     return True
+
+
+def _same_score(shown: tuple, new: tuple) -> bool:
+    """(malignant, probabilities JSON, missing reason) alike within ``SHOWN_SCORE_TOLERANCE``."""
+    def close(a, b) -> bool:
+        return (a is None and b is None) or (a is not None and b is not None
+                                            and abs(float(a) - float(b)) <= SHOWN_SCORE_TOLERANCE)
+
+    first, second = (json.loads(text) if text else {} for text in (shown[1], new[1]))
+    return (close(shown[0], new[0]) and shown[2] == new[2] and set(first) == set(second)
+            and all(close(first[name], second[name]) for name in first))
 
 
 @dataclass(frozen=True)

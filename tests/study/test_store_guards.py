@@ -287,6 +287,37 @@ def test_the_ai_scores_a_reader_was_shown_cannot_be_changed_from_outside(store, 
     assert after == [row for row in before if row[1] == case]
 
 
+def test_a_store_made_with_the_first_schema_14_triggers_gets_the_shown_score_s_result_key_through(tmp_path):
+    """Schema 14 was first written with an update trigger that refused a shown score's new result key: a store
+    made then (a re-test's) failed 'study scores' after an import. Migration 15 gives it the triggers of now."""
+    path = tmp_path / "s.sqlite"
+    store = Store(path)
+    study = create_study(store, "s", Design.SEQUENTIAL, ["A", "B"], cases(4, 1), seed=1)
+    store_ai_results(store, study)
+    session = ReadingSession(store, study, "A")
+    case = session.case_at(0).case_id
+    session.commit(case, "unaided", {"L": 0.5, "R": 0.1}).result()
+    session.reveal(case).result()
+    store.close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DROP TRIGGER shown_model_scores_stay_update")
+    db.execute("CREATE TRIGGER shown_model_scores_stay_update BEFORE UPDATE ON model_scores WHEN EXISTS (SELECT 1 "
+               "FROM reveals WHERE study_id = OLD.study_id AND case_id = OLD.case_id) BEGIN SELECT RAISE(ABORT, "
+               "'a model score a reader was shown cannot be changed'); END")
+    db.execute("PRAGMA user_version = 14")
+    db.close()
+    store = Store(path)
+    try:
+        assert store.read("PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION >= 15
+        store.submit(lambda db: db.execute("UPDATE model_scores SET result_key = 'renewed' WHERE case_id = ?",
+                                           (case,))).result()
+        with pytest.raises(sqlite3.IntegrityError, match="cannot be changed"):
+            store.submit(lambda db: db.execute("UPDATE model_scores SET malignant = 0.9 WHERE case_id = ?",
+                                               (case,))).result()
+    finally:
+        store.close()
+
+
 def test_what_no_read_rests_on_can_still_be_changed_from_outside(store):
     study = create_study(store, "s", Design.UNAIDED, ["A", "B"], cases(4, 1), seed=1)
     ReadingSession(store, study, "A").commit("c00", "unaided", {"L": 0.5, "R": 0.1}).result()

@@ -870,16 +870,14 @@ def test_an_aided_reading_needs_every_case_s_ai_result_and_scores_computes_the_m
         with pytest.raises(StudyError, match="a sequential reading would record aided reads with no AI shown"):
             open_reading(other, moved, "A")
         shown = other.read("SELECT breast, malignant FROM model_scores WHERE case_id = ? ORDER BY 1", (first,))
-        # on this machine the analysis gives other last digits (here: other weights under the same name): the
-        # scores the reader was shown stay, their result is attached (the store's triggers refused the whole run)
+        # an analysis here that gives other scores than the reader was shown (weights changed under the same
+        # identity: the stub's): the shown ones stay, and it is said (the store's first triggers refused the run)
         torch.manual_seed(1)
         elsewhere = dataclasses.replace(stub_model, model=type(stub_model.model)(stub_model.model.config).eval())
-        assert compute_model_scores(other, moved, [elsewhere], device="cpu") == 3
-        assert cases_without_result(other, moved) == []
+        with pytest.raises(StudyError, match=r"2 score\(s\) that readers were shown differ from this analysis"):
+            compute_model_scores(other, moved, [elsewhere], device="cpu")
         assert other.read("SELECT breast, malignant FROM model_scores WHERE case_id = ? ORDER BY 1", (first,)) == shown
-        renewed = json.loads(other.load_result(stored_result_key(other, moved, first))[0])
-        assert renewed["breasts"]["L"]["models"] and json.dumps(renewed["breasts"]) != json.dumps(
-            json.loads(store.load_result(stored_result_key(store, study, first))[0])["breasts"])  # another answer
+        assert sorted(cases_without_result(other, moved)) == []  # the others' results stored
         assert other.load_result(stored_result_key(other, moved, "c0")) is not None
         assert open_reading(other, moved, "A").session.reader == "A"
     finally:
