@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,9 @@ def recalibrate(scores: np.ndarray, truth: np.ndarray, bins: int = 10) -> dict[s
     method = min(usable, key=losses.get)
     uncalibrated = log_loss(scores, truth)  # nothing fitted: every breast is held out
     record = {"method": method, "parameters": {}, "n": len(scores), "n_positive": n_pos,
-              "cv_log_loss": {**losses, "uncalibrated": uncalibrated}, "bins": bins}
+              "cv_log_loss": {**losses, "uncalibrated": uncalibrated}, "bins": bins,
+              "not_chosen": "" if "platt" in usable else "Platt, whose slope here is 0 or below (it would reverse "
+                                                         "the model)"}
     if losses[method] >= uncalibrated:
         before = ece(scores, truth, bins)
         return {**record, "method": NONE, "ece_before": before, "ece_after": before,
@@ -158,7 +161,14 @@ def save_site_calibration(path: str | Path, record: Mapping[str, Any], site: str
     path = Path(path)
     if record.get("method") == NONE:
         raise ValueError("a record that keeps the model's own calibration is not saved")
-    previous = read_site_calibration(path)
+    try:
+        previous = read_site_calibration(path)
+    except ValidationInputError:  # one the loader refuses (a Platt slope below 0 an earlier version saved): the
+        previous = None  # new version replaces it, and it is kept aside for the record
+        try:
+            os.replace(path, path.with_name(path.name + ".refused"))
+        except OSError:  # a read-only folder: the new version goes to write_to, the old one stays refused
+            pass
     history: list = []
     version = 1
     if previous is not None:

@@ -118,7 +118,8 @@ def _pct(entry) -> str:
 def _recalibration_text(cal: dict, rec: dict) -> str:
     losses = rec["cv_log_loss"]
     text = (f"Recalibration chosen by {FOLDS}-fold cross-validated log loss: Platt {losses['platt']:.4f}, "
-            f"isotonic {losses['isotonic']:.4f} (uncalibrated {losses['uncalibrated']:.4f}) → ")
+            f"isotonic {losses['isotonic']:.4f} (uncalibrated {losses['uncalibrated']:.4f})"
+            + (f", not {pdf_text(rec['not_chosen'])}" if rec.get("not_chosen") else "") + " → ")
     if rec["method"] == NONE:
         return text + f"<b>none</b>; ECE {cal['ece']:.4f} on {rec['n']} breasts ({rec['n_positive']} cancers)."
     return (text + f"<b>{rec['method']}</b>; ECE {cal['ece']:.4f} → {rec['ece_after']:.4f} on {rec['n']} breasts "

@@ -143,9 +143,14 @@ def _calibration_path(model: ModelScores, options: Options, checkpoint: Path | N
 
 def _kept_note(record: dict, path: Path | None) -> str:
     losses = record["cv_log_loss"]
-    note = (f"no recalibration kept: neither Platt ({losses['platt']:.4f}) nor isotonic ({losses['isotonic']:.4f}) "
-            f"beats the model's own probabilities ({losses['uncalibrated']:.4f}) in held-out log loss, so the model's "
-            "own calibration is kept and no calibration file was written")
+    if record.get("not_chosen"):  # Platt left out for its slope: said, not "neither beats"
+        note = (f"no recalibration kept: isotonic ({losses['isotonic']:.4f}) does not beat the model's own "
+                f"probabilities ({losses['uncalibrated']:.4f}) in held-out log loss, and {record['not_chosen']} is "
+                "never kept, so the model's own calibration is kept and no calibration file was written")
+    else:
+        note = (f"no recalibration kept: neither Platt ({losses['platt']:.4f}) nor isotonic "
+                f"({losses['isotonic']:.4f}) beats the model's own probabilities ({losses['uncalibrated']:.4f}) in "
+                "held-out log loss, so the model's own calibration is kept and no calibration file was written")
     return note + _earlier_calibration_note(path)
 
 
@@ -156,8 +161,8 @@ def _earlier_calibration_note(path: Path | None) -> str:
         return ""
     try:
         earlier = calib.read_site_calibration(path) or {}
-    except ValidationInputError:  # damaged: the model loader refuses it anyway, naming it
-        earlier = {}
+    except ValidationInputError as refused:  # damaged or reversing: the workstation refuses it, not uses it
+        return f"; the earlier site calibration at {path} is refused by the workstation ({refused.message})"
     said = f"version {earlier['version']} of {earlier.get('date', '?')}, " if "version" in earlier else ""
     return (f"; the earlier site calibration ({said}{path}) stays as it was and the workstation still uses it: "
             "delete that file for the model's own probabilities")

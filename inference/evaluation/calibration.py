@@ -105,7 +105,8 @@ def read_site_calibration(path: str | Path) -> dict[str, Any] | None:
                               path)
     problem = recalibration_problem(data)
     if problem:
-        raise CheckpointError(f"the site calibration is damaged: {problem}", path)
+        raise CheckpointError(f"the site calibration is damaged: {problem}; delete it (the model's own probabilities "
+                              "are used then) or run validate again", path)
     return data
 
 

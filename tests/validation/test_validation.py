@@ -200,12 +200,18 @@ def test_outcomes_coded_the_wrong_way_round_never_save_a_calibration_that_revers
     out, after = _calibration(SimpleNamespace(model_id="m", model_key="k"), scores, 1 - truth, options, checkpoint)
     assert after is None and not calib.calibration_path(checkpoint).exists()
     assert out["note"].startswith("no recalibration: the model's AUC here is 0.") and "below chance" in out["note"]
-    assert calib.recalibrate(scores, 1 - truth)["method"] != "platt"  # its slope is below 0: never chosen
+    inverted = calib.recalibrate(scores, 1 - truth)
+    assert inverted["method"] != "platt" and inverted["not_chosen"].startswith("Platt, whose slope here is 0 or below")
     reversed_record = {"format": "mammo-reader site calibration", "version": 1, "model_id": "m", "model_key": "k",
                        "method": "platt", "parameters": {"a": -1.6, "b": 0.2}}
     calib.calibration_path(checkpoint).write_text(json.dumps(reversed_record))
-    with pytest.raises(CheckpointError, match="platt's slope a must be above 0"):  # the loader refuses one too
-        read_site_calibration(calib.calibration_path(checkpoint))
+    with pytest.raises(CheckpointError, match="platt's slope a must be above 0 .*; delete it .* or run validate again"):
+        read_site_calibration(calib.calibration_path(checkpoint))  # the loader refuses one too, naming the remedy
+    # validate on outcomes coded the right way: says the old file is refused, and a new version replaces it
+    out, _ = _calibration(SimpleNamespace(model_id="m", model_key="k"), scores, truth, options, checkpoint)
+    assert read_site_calibration(calib.calibration_path(checkpoint))["parameters"] != reversed_record["parameters"]
+    assert json.loads(calib.calibration_path(checkpoint).with_name("model.pt.site_calibration.json.refused")
+                      .read_text()) == reversed_record  # kept aside
 
 
 def test_an_isotonic_recalibration_never_says_0_or_1():
