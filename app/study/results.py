@@ -325,7 +325,7 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
                 label = point.name if len(model_names) == 1 else f"{name}: {point.name}"
                 points.append(OperatingPoint(label, point.threshold, point.sensitivity, point.specificity))
     expected = len(pairs) if base is not None and len(readers) >= 2 else 0
-    cautions = _cautions(store, study_id, aucs, readers, comparisons, expected, one_class, chosen, one_case)
+    cautions = _cautions(store, study_id, aucs, readers, comparisons, expected, one_class, chosen, one_case, level)
     if left_out:
         cautions = (f"readers left out on request: {', '.join(left_out)}",) + cautions
     from app.study.froc_results import localisation_curves  # noqa: PLC0415  (it imports this module)
@@ -373,7 +373,8 @@ MIN_UNITS = 10  # per class: below this an AUC's confidence interval is too wide
 
 def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str], comparisons: dict,
               expected: int, one_class: list[tuple[str, str, int, int]] = (),
-              chosen: set[str] | None = None, one_case: set[tuple[str, str]] = frozenset()) -> tuple[str, ...]:
+              chosen: set[str] | None = None, one_case: set[tuple[str, str]] = frozenset(),
+              level: str = "breast") -> tuple[str, ...]:
     out = []
     if one_class:  # said, or an empty table reads as a fault
         parts = [f"{who} {modality} ({positives} positive{'s' if positives != 1 else ''}, {negatives} "
@@ -381,7 +382,8 @@ def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str
         from app.study.cases import study_cases  # noqa: PLC0415
 
         kinds = {case.positive for case in study_cases(store, study_id).values() if not case.training}
-        never = "positive" if kinds == {False} else ""  # no cancer in any case: never one, not "not yet"
+        # no cancer in any case: never a positive unit, not "not yet"; a cancer in every case: never a negative exam
+        never = "positive" if kinds == {False} else "negative" if kinds == {True} and level == "exam" else ""
         out.append(("no AUC for " if never else "no AUC yet for ") + "; ".join(parts[:6])
                    + (" …" if len(parts) > 6 else "") + ": an AUC needs at least one positive and one negative unit "
                    + (f"read, and the study's cases hold no {never} one" if never else "read"))
@@ -449,8 +451,12 @@ def _stale_results(folder: Path, results: StudyResults) -> set[str]:
     files this run does not write. None where no results run wrote there (a user's own telemetry.csv stays)."""
     studies = set()
     for notes in folder.glob("notes_*.txt"):
-        first = notes.read_text(encoding="utf-8", errors="replace").partition("\n")[0]
-        studies.add(first.removeprefix(NOTES_HEAD) if first.startswith(NOTES_HEAD) else "")
+        try:
+            head = notes.read_text(encoding="utf-8", errors="replace").split("\n", 2)
+        except OSError:  # not a file of ours (a folder, unreadable): nothing to go by
+            continue
+        if len(head) >= 2 and head[0].startswith(NOTES_HEAD) and head[1].startswith("level: "):  # ours, not a
+            studies.add(head[0].removeprefix(NOTES_HEAD))  # user's notes_meeting.txt
     if not studies:
         return set()
     if studies != {results.study}:  # another study's results (or ones of before the name was written)

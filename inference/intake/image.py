@@ -6,6 +6,7 @@ faces, and views named in free text. Nothing here reads a file; ``exam.py`` asse
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,9 @@ def size_problem(rows: int, cols: int, spacing_mm: tuple[float, float] | None = 
         return (f"the image is too small to be a mammogram ({rows} x {cols} pixels, and no pixel spacing in the "
                 f"file; at least {MIN_SIDE_WITHOUT_SPACING} a side)")
     if spacing_mm is not None and min(rows * spacing_mm[0], cols * spacing_mm[1]) < MIN_FIELD_MM:
-        return (f"the image covers {rows * spacing_mm[0]:.1f} x {cols * spacing_mm[1]:.1f} mm ({rows} x {cols} "
+        covers = [math.floor(10 * size) / 10 for size in (rows * spacing_mm[0], cols * spacing_mm[1])]  # never
+        # rounded up to the limit it is under ("20.0 mm ... at least 20 mm")
+        return (f"the image covers {covers[0]:.1f} x {covers[1]:.1f} mm ({rows} x {cols} "
                 f"pixels of {spacing_mm[0]:g} x {spacing_mm[1]:g} mm): too small to be a mammogram (at least "
                 f"{MIN_FIELD_MM:.0f} mm a side)")
     if rows * cols > MAX_PIXELS:

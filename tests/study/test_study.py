@@ -367,9 +367,11 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
     out = tmp_path / "results"
     out.mkdir()
     (out / "telemetry.csv").write_text("the user's own")  # in a folder no results run wrote to: kept
+    (out / "notes_meeting.txt").write_text("agenda")  # a user's notes are no results run's
     first = {path.name for path in write_results(study_results(store, study), out)}
     assert (out / "telemetry.csv").read_text() == "the user's own"
     (out / "telemetry.csv").unlink()
+    (out / "notes_meeting.txt").unlink()
     assert "reader_averages_breast.csv" in first
     alone = study_results(store, study, readers=["A"])  # one reader: no reader average
     second = {path.name for path in write_results(alone, out)}
