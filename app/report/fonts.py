@@ -1,7 +1,7 @@
 """The reports' fonts: DejaVu Sans (``resources/fonts``) for the PDF's text and the figures' caption band, where the
 PDF's built-in Helvetica and reportlab's Vera hold Latin-1 only (a Cyrillic patient name printed as black boxes);
-Chinese, Japanese and Korean text in the PDF in the Adobe CID fonts every PDF reader supplies (DejaVu has no CJK
-glyphs; a CJK font embedded would be tens of MB)."""
+Chinese, Japanese and Korean text in the PDF's paragraphs in Adobe's CID fonts, which the PDF reader supplies
+(Acrobat's Asian font pack, poppler-data; not embedded: a CJK font would be tens of MB; DejaVu has no CJK glyphs)."""
 
 from __future__ import annotations
 
