@@ -125,7 +125,7 @@ def compute_model_scores(
     if unopened:
         problems.append(f"{len(unopened)} case(s) could not be opened and have no score (run again once they can): "
                         + "; ".join(unopened))
-    if differing:  # the readers were shown other numbers: the study's statistics keep them, no other maps are shown
+    if differing:  # the readers were shown other numbers: the study's statistics keep those
         problems.append(f"{len(differing)} score(s) that readers were shown differ from this analysis by more than "
                         "rounding and are kept as shown for the statistics (another mode, or other weights under the "
                         "model's name?): check the model before more readers read these cases with the AI: "
