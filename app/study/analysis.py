@@ -397,6 +397,23 @@ ZERO_VARIANCE = 1e-12
 _NAN_PAIR = (float("nan"), float("nan"))
 
 
+def _refuse_unestimable(matrix: StudyMatrix, means: dict) -> None:
+    """Raise :class:`NotEstimable` (with the reader means still computed) where the random-reader analysis cannot
+    be estimated: one reader, or fewer than two units (two cases, for breasts) of a kind."""
+    if matrix.scores.shape[1] < 2:
+        raise NotEstimable("a single reader: the random-reader analysis needs at least two readers", means)
+    n_pos, n_neg = int((matrix.truth == 1).sum()), int((matrix.truth == 0).sum())
+    if min(n_pos, n_neg) < 2:
+        raise NotEstimable(f"{n_pos} diseased and {n_neg} non-diseased unit(s): the variance of an AUC needs at "
+                           "least two of each", means)
+    if matrix.clusters is not None:  # breasts: the sampling unit is the case (both methods need two of a kind)
+        holding = [np.unique(matrix.clusters[matrix.truth == kind]).size for kind in (1, 0)]
+        if min(holding) < 2:
+            raise NotEstimable(f"{holding[0]} case(s) hold the diseased breasts and {holding[1]} the non-diseased: "
+                               "a woman's two breasts are one sampling unit, and the variance needs two cases of "
+                               "each", means)
+
+
 def _random_readers_estimate(aucs: np.ndarray, block: np.ndarray, alpha: float) -> ModalityEstimate:
     """One modality's reader-averaged AUC with Hillis' random-reader random-case interval, from its readers'
     AUCs and their (r x r) covariance block."""
@@ -421,21 +438,12 @@ def single_modality(records: Iterable[Any], method: str = "jackknife", alpha: fl
     Raises:
         NotEstimable: fewer than two readers, or two units of a kind (two cases of a kind for breasts)."""
     matrix = study_matrix(records)
-    t, r, _ = matrix.scores.shape
+    t = matrix.scores.shape[0]
     if t != 1:
         raise ValueError(f"single_modality takes one modality's records; they hold {t}")
     aucs = auc_matrix(matrix)[0]
     means = {matrix.modalities[0]: float(aucs.mean())}
-    if r < 2:
-        raise NotEstimable("a single reader: the random-reader interval needs at least two readers", means)
-    n_pos, n_neg = int((matrix.truth == 1).sum()), int((matrix.truth == 0).sum())
-    if min(n_pos, n_neg) < 2:
-        raise NotEstimable(f"{n_pos} diseased and {n_neg} non-diseased unit(s): the variance of an AUC needs at "
-                           "least two of each", means)
-    if matrix.clusters is not None and min(np.unique(matrix.clusters[matrix.truth == kind]).size
-                                           for kind in (1, 0)) < 2:
-        raise NotEstimable("a woman's two breasts are one sampling unit, and the variance needs two cases of each "
-                           "kind", means)
+    _refuse_unestimable(matrix, means)
     return _random_readers_estimate(aucs, covariance_matrix(matrix, method), alpha)
 
 
@@ -464,18 +472,7 @@ def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05,
     aucs = auc_matrix(matrix)
     modality_mean = aucs.mean(axis=1)
     means = {m: float(modality_mean[i]) for i, m in enumerate(matrix.modalities)}
-    if r < 2:
-        raise NotEstimable("a single reader: the random-reader analysis needs at least two readers", means)
-    n_pos, n_neg = int((matrix.truth == 1).sum()), int((matrix.truth == 0).sum())
-    if min(n_pos, n_neg) < 2:
-        raise NotEstimable(f"{n_pos} diseased and {n_neg} non-diseased unit(s): the variance of an AUC needs at "
-                           "least two of each", means)
-    if matrix.clusters is not None:  # breasts: the sampling unit is the case (both methods need two of a kind)
-        holding = [np.unique(matrix.clusters[matrix.truth == kind]).size for kind in (1, 0)]
-        if min(holding) < 2:
-            raise NotEstimable(f"{holding[0]} case(s) hold the diseased breasts and {holding[1]} the non-diseased: "
-                               "a woman's two breasts are one sampling unit, and the variance needs two cases of "
-                               "each", means)
+    _refuse_unestimable(matrix, means)
     cov = covariance_matrix(matrix, method)
     comps = or_components(cov, t, r)
     reader_mean_ = aucs.mean(axis=0)
