@@ -258,6 +258,17 @@ def test_a_read_case_reader_or_study_cannot_be_removed_renamed_or_replaced_from_
     assert {t: store.read(f"SELECT * FROM {t} ORDER BY 1, 2") for t in before} == before  # noqa: S608
 
 
+def a_case_with_the_ai_shown(store) -> str:
+    """A sequential study whose first case reader A has read unaided and been shown the AI of; that case's ID."""
+    study = create_study(store, "s", Design.SEQUENTIAL, ["A", "B"], cases(4, 1), seed=1)
+    store_ai_results(store, study)
+    session = ReadingSession(store, study, "A")
+    case = session.case_at(0).case_id
+    session.commit(case, "unaided", {"L": 0.5, "R": 0.1}).result()
+    session.reveal(case).result()
+    return case
+
+
 @pytest.mark.parametrize("statement, says", [
     ("UPDATE model_scores SET malignant = 0.01 WHERE case_id = 'c00'", "cannot be changed"),
     ("DELETE FROM model_scores", "cannot be removed"),
@@ -267,12 +278,7 @@ def test_a_read_case_reader_or_study_cannot_be_removed_renamed_or_replaced_from_
 def test_the_ai_scores_a_reader_was_shown_cannot_be_changed_from_outside(store, statement, says):
     """A coordinator changed a score from the sqlite3 shell after the aided reads: the model's AUC and the
     telemetry changed silently."""
-    study = create_study(store, "s", Design.SEQUENTIAL, ["A", "B"], cases(4, 1), seed=1)
-    store_ai_results(store, study)
-    session = ReadingSession(store, study, "A")
-    case = session.case_at(0).case_id
-    session.commit(case, "unaided", {"L": 0.5, "R": 0.1}).result()
-    session.reveal(case).result()
+    case = a_case_with_the_ai_shown(store)
     statement = statement.replace("'c00'", f"'{case}'")
     before = store.read("SELECT * FROM model_scores ORDER BY 1, 2, 3, 4")
     db = outside_connection(store)
@@ -292,12 +298,7 @@ def test_a_store_made_with_the_first_schema_14_triggers_gets_the_shown_score_s_r
     made then (a re-test's) failed 'study scores' after an import. Migration 15 gives it the triggers of now."""
     path = tmp_path / "s.sqlite"
     store = Store(path)
-    study = create_study(store, "s", Design.SEQUENTIAL, ["A", "B"], cases(4, 1), seed=1)
-    store_ai_results(store, study)
-    session = ReadingSession(store, study, "A")
-    case = session.case_at(0).case_id
-    session.commit(case, "unaided", {"L": 0.5, "R": 0.1}).result()
-    session.reveal(case).result()
+    case = a_case_with_the_ai_shown(store)
     store.close()
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("DROP TRIGGER shown_model_scores_stay_update")

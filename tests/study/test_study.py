@@ -36,6 +36,35 @@ def cases(n=20, positives=5):
 
 
 
+def read_unaided(store, study, readers, left, right=lambda index: 0.1 + 0.01 * index) -> None:
+    """Each reader's unaided read of every case in their order: ``left(reader, index, position)`` for the left
+    breast (``index``: the case's number), ``right(index)`` for the right."""
+    for reader in readers:
+        session = ReadingSession(store, study, reader)
+        for position in range(len(session.order)):
+            case = session.case_at(position).case_id
+            index = int(case[1:])
+            session.commit(case, "unaided", {"L": left(reader, index, position), "R": right(index)}).result()
+
+
+def sequential_study_read(store, name: str) -> int:
+    """A sequential study of 12 cases (4 positive) read by A, B and C: unaided, the AI shown, aided."""
+    study = create_study(store, name, Design.SEQUENTIAL, ["A", "B", "C"], cases(12, 4), seed=3)
+    store_ai_results(store, study)
+    for reader, jitter in (("A", 0.00), ("B", 0.05), ("C", 0.11)):
+        session = ReadingSession(store, study, reader)
+        for position in range(12):
+            case = session.case_at(position).case_id
+            index = int(case[1:])
+            positive = index < 4
+            unaided = (0.6 if positive and (index + len(reader)) % 3 else 0.35) + jitter * (index % 4) / 4
+            session.commit(case, "unaided", {"L": unaided, "R": 0.2 + 0.03 * (index % 3)}).result()
+            session.reveal(case).result()
+            session.commit(case, "aided", {"L": unaided + (0.2 if positive else 0.3 if index % 5 == 0 else -0.05),
+                                           "R": 0.2}).result()
+    return study
+
+
 def test_case_list_csv(tmp_path):
     (tmp_path / "cases.csv").write_text(
         "case_id,exam,truth_left,truth_right,notes,training\n"
@@ -249,19 +278,7 @@ def test_results_give_each_modality_s_reader_averaged_auc_with_its_orh_interval(
     and the differences only."""
     from app.study.results import READER_MEAN, study_results, write_results
 
-    study = create_study(store, "avg", Design.SEQUENTIAL, ["A", "B", "C"], cases(12, 4), seed=3)
-    store_ai_results(store, study)
-    for reader, jitter in (("A", 0.00), ("B", 0.05), ("C", 0.11)):
-        session = ReadingSession(store, study, reader)
-        for position in range(12):
-            case = session.case_at(position).case_id
-            index = int(case[1:])
-            positive = index < 4
-            unaided = (0.6 if positive and (index + len(reader)) % 3 else 0.35) + jitter * (index % 4) / 4
-            session.commit(case, "unaided", {"L": unaided, "R": 0.2 + 0.03 * (index % 3)}).result()
-            session.reveal(case).result()
-            session.commit(case, "aided", {"L": unaided + (0.2 if positive else 0.3 if index % 5 == 0 else -0.05),
-                                           "R": 0.2}).result()
+    study = sequential_study_read(store, "avg")
     results = study_results(store, study, "breast", "jackknife")
     expected = orh([r for r in analysis_records(store, study, "breast") if r["modality"] in ("aided", "unaided")],
                    "jackknife", compare=("aided", "unaided"))
@@ -297,32 +314,16 @@ def test_a_study_of_one_modality_gets_its_reader_average_with_the_orh_interval(s
     from app.study.analysis import single_modality
     from app.study.results import READER_MEAN, study_results
 
-    study = create_study(store, "alone", Design.SEQUENTIAL, ["A", "B", "C"], cases(12, 4), seed=3)
-    store_ai_results(store, study)
-    for reader, jitter in (("A", 0.00), ("B", 0.05), ("C", 0.11)):
-        session = ReadingSession(store, study, reader)
-        for position in range(12):
-            case = session.case_at(position).case_id
-            index = int(case[1:])
-            unaided = (0.6 if index < 4 and (index + len(reader)) % 3 else 0.35) + jitter * (index % 4) / 4
-            session.commit(case, "unaided", {"L": unaided, "R": 0.2 + 0.03 * (index % 3)}).result()
-            session.reveal(case).result()
-            session.commit(case, "aided", {"L": unaided + (0.2 if index < 4 else 0.3 if index % 5 == 0 else -0.05),
-                                           "R": 0.25}).result()
+    study = sequential_study_read(store, "alone")
     records = [r for r in analysis_records(store, study, "breast") if r["modality"] in ("aided", "unaided")]
     both = orh(records, "jackknife", compare=("aided", "unaided"))
     alone = single_modality([r for r in records if r["modality"] == "unaided"], "jackknife")
     assert alone.auc == pytest.approx(both.single["unaided"].auc)
     assert alone.ci == pytest.approx(both.single["unaided"].ci) and alone.df == pytest.approx(both.single["unaided"].df)
     unaided_only = create_study(store, "unaided only", Design.UNAIDED, ["A", "B", "C"], cases(12, 4), seed=3)
-    for reader in ("A", "B", "C"):
-        session = ReadingSession(store, unaided_only, reader)
-        for position in range(12):
-            case = session.case_at(position).case_id
-            index = int(case[1:])
-            score = next(r["score"] for r in records if r["reader"] == reader and r["modality"] == "unaided"
-                         and r["case"] == f"{case}:L")
-            session.commit(case, "unaided", {"L": score, "R": 0.2 + 0.03 * (index % 3)}).result()
+    read_unaided(store, unaided_only, ("A", "B", "C"), lambda reader, index, _position: next(
+        r["score"] for r in records if r["reader"] == reader and r["modality"] == "unaided"
+        and r["case"] == f"c{index:02d}:L"), right=lambda index: 0.2 + 0.03 * (index % 3))
     (average,) = study_results(store, unaided_only).reader_averages()
     assert average.reader == READER_MEAN and average.modality == "unaided"
     assert 0 < average.ci_low < average.auc < average.ci_high <= 1
@@ -357,13 +358,8 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
     from app.study.results import study_results, write_results
 
     study = create_study(store, "two", Design.UNAIDED, ["A", "B", "C"], cases(12, 4), seed=3)
-    for reader in ("A", "B"):
-        session = ReadingSession(store, study, reader)
-        for position in range(12):
-            case = session.case_at(position).case_id
-            index = int(case[1:])
-            left = (0.7 if index < 4 else 0.2) + 0.03 * (index % 5) + (0.05 if reader == "B" else 0.0)
-            session.commit(case, "unaided", {"L": left, "R": 0.1 + 0.01 * index}).result()
+    read_unaided(store, study, ("A", "B"), lambda reader, index, _position: (0.7 if index < 4 else 0.2)
+                 + 0.03 * (index % 5) + (0.05 if reader == "B" else 0.0))
     out = tmp_path / "results"
     out.mkdir()
     (out / "telemetry.csv").write_text("the user's own")  # in a folder no results run wrote to: kept
@@ -389,11 +385,8 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
     assert {path.name for path in out.iterdir()} == second | exam_level
     # another study's results into the folder: none of the first study's files stays beside them
     other = create_study(store, "other", Design.UNAIDED, ["A", "B"], cases(12, 4), seed=4)
-    for reader in ("A", "B"):
-        session = ReadingSession(store, other, reader)
-        for position in range(12):
-            case = session.case_at(position).case_id
-            session.commit(case, "unaided", {"L": 0.2 + 0.05 * position, "R": 0.1}).result()
+    read_unaided(store, other, ("A", "B"), lambda _reader, _index, position: 0.2 + 0.05 * position,
+                 right=lambda _index: 0.1)
     third = {path.name for path in write_results(study_results(store, other, level="exam"), out)}
     assert {path.name for path in out.iterdir()} == third
     assert (out / "notes_exam.txt").read_text().startswith("study: other\nlevel: exam\n")
@@ -405,15 +398,12 @@ def test_a_study_of_normal_cases_only_has_results_without_averages(store, tmp_pa
     from app.study.results import study_results, write_results
 
     study = create_study(store, "normals", Design.UNAIDED, ["A", "B"], cases(6, 0), seed=3)
-    for reader in ("A", "B"):
-        session = ReadingSession(store, study, reader)
-        for position in range(6):
-            case = session.case_at(position).case_id
-            session.commit(case, "unaided", {"L": 0.1 + 0.05 * position, "R": 0.2}).result()
+    read_unaided(store, study, ("A", "B"), lambda _reader, _index, position: 0.1 + 0.05 * position,
+                 right=lambda _index: 0.2)
     results = study_results(store, study)
     assert results.reader_averages() == [] and write_results(results, tmp_path / "out")
-    assert any(note.startswith("no AUC for reader A unaided") and note.endswith("the study's cases hold no "
-                                                                                  "positive one") for note in results.notes())
+    assert any(note.startswith("no AUC for reader A unaided")
+               and note.endswith("the study's cases hold no positive one") for note in results.notes())
 
 
 def test_a_reader_average_without_variance_has_no_interval(store):
@@ -421,13 +411,7 @@ def test_a_reader_average_without_variance_has_no_interval(store):
     from app.study.results import study_results
 
     study = create_study(store, "perfect2", Design.UNAIDED, ["A", "B"], cases(12, 4), seed=3)
-    for reader in ("A", "B"):
-        session = ReadingSession(store, study, reader)
-        for position in range(12):
-            case = session.case_at(position).case_id
-            index = int(case[1:])
-            session.commit(case, "unaided", {"L": 0.8 if index < 4 else 0.1 + 0.02 * index,
-                                             "R": 0.1 + 0.01 * index}).result()
+    read_unaided(store, study, ("A", "B"), lambda _reader, index, _position: 0.8 if index < 4 else 0.1 + 0.02 * index)
     averages = study_results(store, study).reader_averages()
     assert averages and all(row.auc == 1.0 and np.isnan(row.ci_low) and np.isnan(row.ci_high) for row in averages)
 
