@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from app.reading import basis_words, hybrid
-from inference.evaluation.calibration import calibrated_probability
+from inference.evaluation.calibration import calibrated_probability, recalibration_problem
 from app.study.cases import CaseEntry, study_cases
 from app.study.store import Store
 
@@ -28,11 +28,38 @@ def study_models(store: Store, study_id: int) -> list[dict]:
 PLAIN_SUFFIX = " (plain mean)"  # the GMIC reader study's hybrid beside the calibrated one: "hybrid (plain mean)"
 
 
+def _calibration_rows(store: Store, study_id: int) -> dict[str, tuple[str, dict, str | None]]:
+    """model id -> (kind, record, problem): each stored calibration with what makes it unusable (None if nothing).
+    A record can predate the refusals at model load (a reversing Platt slope saved by an earlier validate) or
+    come in an imported study file."""
+    out = {}
+    for model_id, kind, text in store.read(
+            "SELECT model_id, kind, calibration_json FROM study_model_calibrations WHERE study_id=?", (study_id,)):
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as error:
+            out[model_id] = (kind, {}, f"it is not JSON ({error})")
+            continue
+        if not isinstance(record, dict):
+            out[model_id] = (kind, {}, "it is not a calibration record")
+            continue
+        applied = record.get("method") in ("platt", "isotonic")  # a card's temperature is already in the scores
+        out[model_id] = (kind, record, recalibration_problem(record) if applied else None)
+    return out
+
+
 def stored_calibrations(store: Store, study_id: int) -> dict[str, tuple[str, dict]]:
-    """model id -> (kind, record): the calibration (``site`` or ``card``) stored with each model's scores;
-    a model without one is uncalibrated."""
-    return {model_id: (kind, json.loads(text)) for model_id, kind, text in store.read(
-        "SELECT model_id, kind, calibration_json FROM study_model_calibrations WHERE study_id=?", (study_id,))}
+    """model id -> (kind, record): the usable calibration (``site`` or ``card``) stored with each model's scores;
+    a model without one is uncalibrated, one with an unusable one is in :func:`unusable_calibrations`."""
+    return {model_id: (kind, record) for model_id, (kind, record, problem) in _calibration_rows(store, study_id).items()
+            if problem is None}
+
+
+def unusable_calibrations(store: Store, study_id: int) -> dict[str, str]:
+    """model id -> why the calibration stored with its scores cannot be applied: that model's hybrid is not
+    computed (its plain model scores still are), never one on a reversed or broken scale."""
+    return {model_id: problem for model_id, (_, _, problem) in _calibration_rows(store, study_id).items()
+            if problem is not None}
 
 
 def _site_card(calibration: tuple[str, dict] | None) -> tuple[dict | None, dict | None]:
@@ -48,14 +75,25 @@ def hybrid_bases(store: Store, study_id: int) -> dict[str, str]:
     uncalibrated model output", or the GMIC reader study's plain mean."""
     models = [m for m in study_models(store, study_id) if m["malignancy"]]
     calibrations = stored_calibrations(store, study_id)
+    unusable = unusable_calibrations(store, study_id)
     out = {}
     for model_id, name in model_names(models).items():
         hybrid_name = name.replace("model", "hybrid", 1)
         calibration = calibrations.get(model_id)
-        out[hybrid_name] = basis_words(*_site_card(calibration))
-        if calibration is not None:
+        if model_id not in unusable:
+            out[hybrid_name] = basis_words(*_site_card(calibration))
+        if calibration is not None or model_id in unusable:
             out[hybrid_name + PLAIN_SUFFIX] = basis_words(None, None, plain=True)
     return out
+
+
+def unusable_calibration_notes(store: Store, study_id: int) -> list[str]:
+    """A caution for each model whose stored calibration cannot be applied: which hybrid is missing and why."""
+    models = [m for m in study_models(store, study_id) if m["malignancy"]]
+    unusable = unusable_calibrations(store, study_id)
+    return [f"{name.replace('model', 'hybrid', 1)} not computed: the calibration stored with {name}'s scores in "
+            f"this study is unusable ({unusable[model_id]}); its plain mean{PLAIN_SUFFIX} is computed instead"
+            for model_id, name in model_names(models).items() if model_id in unusable]
 
 
 def _truth(case: CaseEntry, breast: str) -> str:
@@ -90,6 +128,7 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
     names = model_names(models)
     scores = _model_scores(store, study_id)
     calibrations = {model_id: _site_card(c) for model_id, c in stored_calibrations(store, study_id).items()}
+    unusable = unusable_calibrations(store, study_id)  # their calibrated hybrid is not computed; the plain mean is
     reads = store.read(
         "SELECT reader, case_id, modality, breast, malignant FROM study_reads WHERE study_id=?", (study_id,))
     by_key: dict[tuple, dict[str, float]] = {}
@@ -122,10 +161,12 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
                     name = names[model["id"]]
                     hybrid_name = name.replace("model", "hybrid", 1)
                     calibration = calibrations.get(model["id"])
-                    on_scale = model_score if calibration is None else calibrated_probability(model_score, *calibration)
-                    rows.append({"reader": reader, "modality": f"{hybrid_name} ({modality})", "case": unit, "truth": truth,
-                                 "score": hybrid(score, on_scale), **cluster})
-                    if calibration is not None:  # the GMIC reader study's hybrid, for reproducing it
+                    if model["id"] not in unusable:
+                        on_scale = (model_score if calibration is None
+                                    else calibrated_probability(model_score, *calibration))
+                        rows.append({"reader": reader, "modality": f"{hybrid_name} ({modality})", "case": unit,
+                                     "truth": truth, "score": hybrid(score, on_scale), **cluster})
+                    if calibration is not None or model["id"] in unusable:  # the GMIC reader study's hybrid
                         rows.append({"reader": reader, "modality": f"{hybrid_name}{PLAIN_SUFFIX} ({modality})",
                                      "case": unit, "truth": truth, "score": hybrid(score, model_score), **cluster})
                     rows.append({"reader": reader, "modality": f"{name} (vs {modality})", "case": unit, "truth": truth,

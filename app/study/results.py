@@ -30,6 +30,7 @@ from app.study.records import (
     stored_calibrations,
     study_models,
     telemetry,
+    unusable_calibration_notes,
 )
 from app.study.records import model_names as names_of
 from app.study.design import reader_as_stored
@@ -328,6 +329,7 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
     cautions = _cautions(store, study_id, aucs, readers, comparisons, expected, one_class, chosen, one_case, level)
     if left_out:
         cautions = (f"readers left out on request: {', '.join(left_out)}",) + cautions
+    cautions += tuple(unusable_calibration_notes(store, study_id))
     from app.study.froc_results import localisation_curves  # noqa: PLC0415  (it imports this module)
 
     try:

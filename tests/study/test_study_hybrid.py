@@ -89,6 +89,31 @@ def test_a_calibrated_model_gives_the_calibrated_hybrid_and_the_plain_mean_each_
     assert hybrid_bases(store, copy) == bases  # the calibration travels with the exported scores
 
 
+def test_a_reversing_calibration_stored_with_the_scores_gives_no_calibrated_hybrid(store, stub_model, tmp_path):
+    """A Platt slope below 0 (saved by an earlier validate, or in an imported study file) stored with a study's
+    scores turned every hybrid against the model: the study's calibrated hybrid is not computed then, and the
+    notes say why; the model's own AUC and the plain mean still are."""
+    study = _study(store, stub_model, SITE)
+    reversing = dict(SITE, parameters={"a": -1.6, "b": 0.2})
+    store.submit(lambda db: db.execute("UPDATE study_model_calibrations SET calibration_json=? WHERE study_id=?",
+                                       (json.dumps(reversing), study))).result()
+    modalities = {r["modality"] for r in analysis_records(store, study)}
+    assert "hybrid (unaided)" not in modalities
+    assert {"hybrid (plain mean) (unaided)", "model (vs unaided)", "unaided"} <= modalities
+    assert set(hybrid_bases(store, study)) == {"hybrid (plain mean)"}
+    results = study_results(store, study)
+    assert "hybrid (unaided)" not in {a.modality for a in results.aucs}
+    note = next(n for n in results.notes() if n.startswith("hybrid not computed"))
+    assert "model's scores in this study is unusable (platt's slope a must be above 0" in note
+    write_results(results, tmp_path / "out")
+    assert "hybrid not computed" in (tmp_path / "out" / "notes_breast.txt").read_text()
+
+    store.submit(lambda db: db.execute("UPDATE study_model_calibrations SET calibration_json='[1' WHERE study_id=?",
+                                       (study,))).result()
+    assert "hybrid (unaided)" not in {r["modality"] for r in analysis_records(store, study)}
+    assert any("unusable (it is not JSON" in n for n in study_results(store, study).notes())
+
+
 def test_an_uncalibrated_model_has_one_hybrid_the_plain_mean_said_uncalibrated(store, stub_model):
     study = _study(store, stub_model, None)
     assert store.read("SELECT COUNT(*) FROM study_model_calibrations WHERE study_id=?", (study,)) == [(0,)]
