@@ -42,7 +42,11 @@ class BatchSummary:
 
 
 class Progress:
-    """Exams done / failed / per minute and the time left, on one terminal line (stderr)."""
+    """Exams done / failed / per minute and the time left, on one terminal line (stderr); where the stream is no
+    terminal (a log file, a pipe) a line per tenth of the exams, per minute at most otherwise, and the last one,
+    each once: a log cannot redraw a line, and its viewer showed the carriage-returned ones run together."""
+
+    LOG_EVERY_S = 60.0
 
     def __init__(self, total: int, stream: TextIO | None | Literal["stderr"] = "stderr", every_s: float = 1.0) -> None:
         """``stream``: where the line goes; "stderr" is the process's stderr when the line is written (not the one
@@ -50,6 +54,7 @@ class Progress:
         self.total, self.stream, self.every_s = total, stream, every_s
         self.started = time.perf_counter()
         self.shown = 0.0
+        self._logged: tuple[int, int] | None = None  # (finished, tenth) of the last line written to a log
 
     def line(self, done: int, failed: int, partial: int = 0) -> str:
         """``done``: exams finished whole; ``partial``: finished with a part missing (a view or a report format)."""
@@ -65,12 +70,23 @@ class Progress:
     def __call__(self, done: int, failed: int, final: bool = False, partial: int = 0) -> None:
         if self.stream is None:
             return
+        stream = sys.stderr if self.stream == "stderr" else self.stream
+        if stream is None:  # no console (a windowed build): nowhere to write
+            return
         now = time.perf_counter()
+        isatty = getattr(stream, "isatty", None)
+        if not (isatty and isatty()):
+            finished = done + failed + partial
+            tenth = 10 * finished // self.total if self.total else 10
+            if self._logged is not None and finished == self._logged[0]:
+                return
+            if final or self._logged is None or tenth != self._logged[1] or now - self.shown >= self.LOG_EVERY_S:
+                self.shown, self._logged = now, (finished, tenth)
+                stream.write(self.line(done, failed, partial) + "\n")
+                stream.flush()
+            return
         if final or now - self.shown >= self.every_s:
             self.shown = now
-            stream = sys.stderr if self.stream == "stderr" else self.stream
-            if stream is None:  # no console (a windowed build): nowhere to write
-                return
             stream.write("\r" + self.line(done, failed, partial).ljust(72) + ("\n" if final else ""))
             stream.flush()
 

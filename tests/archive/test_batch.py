@@ -186,6 +186,35 @@ def test_progress_line_says_done_failed_rate_and_time_left():
     assert progress.line(3, 1, partial=1).startswith("5/10 exams: 3 done, 1 only in part, 1 failed, 5.0/min")
 
 
+def test_progress_in_a_log_is_a_line_per_tenth_each_once_and_on_a_terminal_one_redrawn_line():
+    """Captured (a log, a pipe), the carriage-returned line ran together and its last state came twice."""
+    import io
+
+    log = io.StringIO()
+    progress = Progress(25, stream=log)
+    for finished in range(26):
+        progress(finished, 0)
+        progress(finished, 0)  # the engines call again without news
+    progress(25, 0, final=True)
+    lines = log.getvalue().split("\n")
+    assert "\r" not in log.getvalue() and lines[-1] == ""
+    counts = [int(line.split("/")[0]) for line in lines[:-1]]
+    assert counts == [0, 3, 5, 8, 10, 13, 15, 18, 20, 23, 25]  # each tenth's first exam; the end once
+    assert lines[-2].startswith("25/25 exams: 25 done, 0 failed") and lines[-2].endswith("finished")
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    progress = Progress(3, stream=terminal, every_s=0.0)
+    for finished in range(4):
+        progress(finished, 0)
+    progress(3, 0, final=True)
+    assert terminal.getvalue().count("\n") == 1 and terminal.getvalue().endswith("\n")
+    assert terminal.getvalue().split("\r")[-1].startswith("3/3 exams: 3 done")
+
+
 def test_a_resumed_run_counts_its_own_exams_and_finishes(archive, tmp_path):
     """Resumed, the line counted the new exams against all of them ("15/30 exams … 0.2 min left") and never
     said "finished"."""
@@ -195,7 +224,7 @@ def test_a_resumed_run_counts_its_own_exams_and_finishes(archive, tmp_path):
     run(items[:2], tmp_path / "out")
     stream = io.StringIO()
     run(items, tmp_path / "out", progress=Progress(len(items), stream=stream))
-    assert stream.getvalue().rstrip().split("\r")[-1].startswith("1/1 exams: 1 done, 0 failed")
+    assert stream.getvalue().rstrip().split("\n")[-1].startswith("1/1 exams: 1 done, 0 failed")
     assert stream.getvalue().rstrip().endswith("finished")
 
 
