@@ -303,11 +303,15 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
         for aided in ("aided", "concurrent"):  # sequential; crossover (AI-concurrent vs unaided readings)
             if aided in modalities and base == "unaided":
                 pairs.append((aided, "unaided"))
-        for name in model_names:  # readers compared with each model, and each model's hybrid (and plain mean)
-            hybrid_name = name.replace('model', 'hybrid', 1)
-            pairs += [(f"{name} (vs {base})", base), (f"{hybrid_name} ({base})", base)]
-            if f"{hybrid_name}{PLAIN_SUFFIX} ({base})" in modalities:
-                pairs.append((f"{hybrid_name}{PLAIN_SUFFIX} ({base})", base))
+        # readers compared with each model, and each model's hybrid (and plain mean): the unaided reads' first,
+        # then the aided reads' (a hybrid of aided reads is drawn; its comparison is the aided readers')
+        read = [base] + [m for m in ("aided", "concurrent") if m != base and m in modalities]
+        for modality in read:
+            for name in model_names:
+                hybrid_name = name.replace('model', 'hybrid', 1)
+                pairs += [(f"{name} (vs {modality})", modality), (f"{hybrid_name} ({modality})", modality)]
+                if f"{hybrid_name}{PLAIN_SUFFIX} ({modality})" in modalities:
+                    pairs.append((f"{hybrid_name}{PLAIN_SUFFIX} ({modality})", modality))
         for first, second in pairs:
             rows = _common_cases([r for r in records if r["modality"] in (first, second)], (first, second))
             try:

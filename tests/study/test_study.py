@@ -308,6 +308,37 @@ def test_results_give_each_modality_s_reader_averaged_auc_with_its_orh_interval(
         comparison_test(compared)
 
 
+def test_aided_readers_are_compared_with_the_model_and_their_hybrid_as_unaided_ones_are(store):
+    """The aided reads' hybrid was drawn as a reader-average curve without its comparison with the aided readers
+    (the unaided reads' was computed): each is an ORH comparison on the same records now."""
+    from app.study.results import study_results
+
+    study = create_study(store, "aided-hybrid", Design.SEQUENTIAL, ["A", "B", "C"], cases(12, 4), seed=3)
+    insert_model_scores(store, study, {(f"c{i}", b): (0.55 + 0.03 * i if i < 4 else 0.2 + 0.07 * (i % 7))
+                                       if b == "L" else 0.1 for i in range(12) for b in "LR"})
+    store_ai_results(store, study)
+    for reader, jitter in (("A", 0.0), ("B", 0.05), ("C", 0.11)):
+        session = ReadingSession(store, study, reader)
+        for position in range(12):
+            case = session.case_at(position).case_id
+            index = int(case[1:])
+            unaided = (0.6 if index < 4 and (index + len(reader)) % 3 else 0.35) + jitter * (index % 4) / 4
+            session.commit(case, "unaided", {"L": unaided, "R": 0.2}).result()
+            session.reveal(case).result()
+            session.commit(case, "aided", {"L": unaided + 0.04 * ((index + len(reader) + position) % 3 - 1),
+                                           "R": 0.2}).result()
+    results = study_results(store, study)
+    records = analysis_records(store, study)
+    for modality in ("unaided", "aided"):
+        for first in (f"hybrid ({modality})", f"model (vs {modality})"):
+            compared = results.comparisons[f"{first} vs {modality}"]
+            expected = orh([r for r in records if r["modality"] in (first, modality)], "jackknife",
+                           compare=(first, modality))
+            assert compared.reader_mean == pytest.approx(expected.reader_mean)
+            assert (compared.difference, compared.p) == pytest.approx((expected.difference, expected.p))
+    assert not any("comparisons are not computed" in note for note in results.notes())
+
+
 def test_a_study_of_one_modality_gets_its_reader_average_with_the_orh_interval(store):
     """An unaided-only study showed each reader's AUC and no reader mean (it was taken from comparisons only).
     Its interval is the one the two-modality analysis gives each modality (checked against RJafroc there)."""

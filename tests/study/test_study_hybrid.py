@@ -103,6 +103,8 @@ def test_a_reversing_calibration_stored_with_the_scores_gives_no_calibrated_hybr
     assert set(hybrid_bases(store, study)) == {"hybrid (plain mean)"}
     results = study_results(store, study)
     assert "hybrid (unaided)" not in {a.modality for a in results.aucs}
+    assert "hybrid (unaided) vs unaided" not in results.comparisons, results.comparisons.keys()
+    assert "hybrid (plain mean) (unaided) vs unaided" in results.comparisons
     note = next(n for n in results.notes() if n.startswith("hybrid not computed"))
     assert "model's scores in this study is unusable (platt's slope a must be above 0" in note
     write_results(results, tmp_path / "out")
