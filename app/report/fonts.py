@@ -38,6 +38,12 @@ def register_pdf_fonts() -> None:
         pdfmetrics.registerFont(UnicodeCIDFont(name))
 
 
+def in_cid_fonts(text: str) -> bool:
+    """Whether ``text`` holds Chinese, Japanese or Korean, which only a paragraph (:func:`pdf_text`) prints:
+    a table's plain cell is drawn in one font, DejaVu, and showed them as boxes."""
+    return bool(_CJK.search(text) or _HANGUL.search(text))
+
+
 def pdf_text(text: str) -> str:
     """Plain text as a reportlab paragraph's markup: escaped (a comment with "<b" failed the whole PDF), its line
     breaks kept, a number's " %" unbroken (a narrow column wrapped "30" and "%" apart), its Chinese, Japanese and

@@ -22,7 +22,7 @@ from app.validation.figures import drift_figure, forest_figure, png, reliability
 from app.validation.run import RESERVED, Validation
 from app.validation.tables import unused_rows
 from app.report import fonts
-from app.report.fonts import pdf_text, register_pdf_fonts
+from app.report.fonts import in_cid_fonts, pdf_text, register_pdf_fonts
 from inference.files import atomic_path, write_bytes_atomic
 
 LISTED = 40  # unused items listed in the PDF; all of them are in unused.csv
@@ -57,7 +57,8 @@ def _table(rows: list[list]) -> Table:
     natural = [max(stringWidth(str(row[i]), BOLD if r == 0 else FONT, SIZE) for r, row in enumerate(rows)) + 2 * PAD
                for i in range(len(rows[0]))]
     widths = _fit(natural, FRAME_WIDTH)
-    cells = [[Paragraph(pdf_text(str(c)), HEAD if r == 0 else CELL) if widths[i] < natural[i] else c
+    cells = [[Paragraph(pdf_text(str(c)), HEAD if r == 0 else CELL)
+              if widths[i] < natural[i] or in_cid_fonts(str(c)) else c
               for i, c in enumerate(row)] for r, row in enumerate(rows)]
     table = Table(cells, colWidths=widths, hAlign="LEFT", repeatRows=1)
     table.setStyle(TableStyle([

@@ -54,3 +54,15 @@ def test_the_png_caption_draws_cyrillic_letters_not_boxes():
     cyrillic = captioned(image, ["Пётр"])[:-200]
     boxes = captioned(image, ["\uffff\uffff\uffff\uffff"])[:-200]  # no font has it: the missing-glyph box
     assert not np.array_equal(cyrillic, boxes)
+
+
+def test_a_validation_table_cell_in_chinese_japanese_or_korean_is_a_paragraph_in_the_cid_fonts():
+    """A table's plain cell is drawn in DejaVu alone, which showed a subgroup named in Japanese as boxes."""
+    from reportlab.platypus import Paragraph
+
+    from app.validation.report import _table
+
+    cells = _table([["subgroup", "n"], ["装置 A", "5"], ["기기 B", "6"], ["device C", "7"]])._cellvalues
+    assert isinstance(cells[1][0], Paragraph) and f'<font name="{CJK_FONT}">装置</font>' in cells[1][0].text
+    assert isinstance(cells[2][0], Paragraph) and f'<font name="{HANGUL_FONT}">기기</font>' in cells[2][0].text
+    assert cells[3][0] == "device C" and cells[1][1] == "5"  # Latin text fits its column: a plain cell
