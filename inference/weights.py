@@ -142,6 +142,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], bool]:
         raise  # not the file's fault
     except Exception:  # noqa: BLE001 - a damaged pickle makes the unpickler raise anything (IndexError, KeyError …)
         raise CheckpointError(_what_the_file_is(path), path) from None
+    if isinstance(loaded, MappingABC) and isinstance(loaded.get("format"), str):
+        from inference.training.resume import FORMAT as TRAINING_FORMAT  # noqa: PLC0415
+
+        if loaded["format"] == TRAINING_FORMAT:  # loaded with the default settings it gave other numbers
+            raise CheckpointError("this is a training run's checkpoint (for resuming it with train), not a model: "
+                                  "load the model.pt that the run wrote beside it, with its metadata file", path)
     if isinstance(loaded, MappingABC):
         for wrapper in ("state_dict", "model"):
             if wrapper in loaded and isinstance(loaded[wrapper], MappingABC):
@@ -307,11 +313,16 @@ def load_gmic_checkpoint(path: str | Path, *, percent_t: float | None = None,
 
 
 def find_checkpoints(folder: str | Path) -> list[Path]:
-    """Checkpoint files in a folder, by name."""
+    """Checkpoint files in a folder, by name; a train run's folder gives its model, not its training checkpoint
+    (given as a model it was an ensemble member read with the default settings)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError("the model folder does not exist", folder)
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES)
+    from inference.training.resume import TRAINED_MODEL, TRAINING_CHECKPOINT  # noqa: PLC0415
+
+    if (folder / TRAINED_MODEL).is_file():  # a train run's folder: its checkpoint is for resuming, not a model
+        files = [p for p in files if p.name != TRAINING_CHECKPOINT]
     if not files:
         raise CheckpointError(
             "no model file found; put the published GMIC checkpoints (sample_model_1.p ... sample_model_5.p), a "

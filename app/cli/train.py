@@ -47,13 +47,18 @@ def run(args: argparse.Namespace) -> int:
             text = text[len(f"{args.config}: "):]
         raise MammoError(f"the training options are invalid ({text})", args.config or None) from error
     out = Path(config.out)
-    if (out / "model.pt").exists() and not (out / "checkpoint.pt").exists():  # every family writes these two
+    from inference.training.resume import (  # noqa: PLC0415
+        TRAINED_MODEL,
+        TRAINING_CHECKPOINT,
+        check_checkpoint,
+        run_record,
+    )
+
+    if (out / TRAINED_MODEL).exists() and not (out / TRAINING_CHECKPOINT).exists():
         raise MammoError("the folder already holds a model (model.pt) that no training run here started (there is "
                          "no checkpoint.pt to resume): train into another --out, or move that model away first", out)
-    from inference.training.resume import check_checkpoint, run_record  # noqa: PLC0415
-
     try:  # before the data is read (minutes of phantoms), not after: a checkpoint of another run is refused
-        check_checkpoint(out / "checkpoint.pt", run_record(family.name, config),
+        check_checkpoint(out / TRAINING_CHECKPOINT, run_record(family.name, config),
                          bool(getattr(config, "continue_with_changes", False)))
     except (OSError, ValueError) as error:
         raise MammoError(str(error)) from error

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 FORMAT = "mammo-reader/training-checkpoint 1"
+TRAINED_MODEL, TRAINING_CHECKPOINT = "model.pt", "checkpoint.pt"  # what every family's train run writes in --out
 
 # options that say where, on what and how long a run goes, or what its model is called: not what it learns
 NOT_DECIDING = frozenset({"out", "device", "epochs", "memory_format", "label", "demo", "continue_with_changes"})

@@ -347,3 +347,23 @@ def test_a_model_trained_here_copied_without_its_metadata_file_is_refused_by_nam
     assert load_model(alone).identity.family == "sliding-window"  # with it, as trained
     stored = torch.load(tiny_window_model, weights_only=True)  # the weights under "model", as torchvision's
     assert set(stored) == {"model", "mammo_reader"} and set(stored["model"]) == set(read_state_dict(alone))
+
+
+def test_a_train_run_s_folder_gives_its_model_and_its_training_checkpoint_is_no_model(tmp_path, published_state):
+    """A train run's --out given to --models was an ensemble of two: model.pt and checkpoint.pt, the latter read
+    with the default settings (other numbers); checkpoint.pt named alone loaded quietly the same way."""
+    from inference.training.resume import FORMAT, TRAINED_MODEL, TRAINING_CHECKPOINT
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save(run, published_state, TRAINED_MODEL)
+    save(run, {"format": FORMAT, "model": published_state, "progress": "{}"}, TRAINING_CHECKPOINT)
+    assert weights.find_checkpoints(run) == [run / TRAINED_MODEL]
+    (group,) = weights.load_model_groups([run])
+    assert len(group.members) == 1 and group.members[0].identity.path.endswith(TRAINED_MODEL)
+    with pytest.raises(CheckpointError, match="checkpoint.pt: this is a training run's checkpoint .*load the "
+                                              "model.pt that the run wrote beside it"):
+        load_model(run / TRAINING_CHECKPOINT)
+    (run / TRAINED_MODEL).unlink()  # a folder of someone's own files named so: each is a model file
+    save(run, published_state, TRAINING_CHECKPOINT)
+    assert weights.find_checkpoints(run) == [run / TRAINING_CHECKPOINT]

@@ -37,7 +37,7 @@ from inference.families.attention_cnn.mias import CLASSES, balanced_resample, st
 from inference.families.attention_cnn.model import AttentionCNN, AttentionCNNConfig, remap_torchvision_vgg16
 from inference.training.common import JsonOptions, load_pretrained, store_float16
 from inference.training.device import training_device, training_memory_format
-from inference.training.resume import resume_epochs, run_record, save_checkpoint
+from inference.training.resume import TRAINED_MODEL, TRAINING_CHECKPOINT, resume_epochs, run_record, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def train_attention(config: AttentionTrainConfig, progress=None) -> Path:
         cached = torch.stack([encode(model, flipped(x_train, v), device) for v in range(4)])  # (4, N, C, h, w)
         log(f"encoded {len(train)} images x 4 flips in {time.perf_counter() - started:.1f} s (frozen encoder)")
 
-    checkpoint = out / "checkpoint.pt"
+    checkpoint = out / TRAINING_CHECKPOINT
     # with the random state: dropout continues as in an uninterrupted run
     record = run_record("attention-cnn", config)
     start_epoch, history = resume_epochs(checkpoint, model, {"optimizer": optimizer}, device, log=log, run=record,
@@ -208,7 +208,7 @@ def train_attention(config: AttentionTrainConfig, progress=None) -> Path:
         save_checkpoint(checkpoint, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history, run=record)
 
     # the model as stored (float16 weights) is the one evaluated
-    final = out / "model.pt"
+    final = out / TRAINED_MODEL
     store_float16(model, final)
     model = model.to(memory_format=torch.contiguous_format)
     report = _report(model, x_test, y_test, device)

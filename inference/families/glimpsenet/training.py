@@ -50,7 +50,7 @@ from inference.families.glimpsenet.model import GlimpseNet, GlimpseNetConfig
 from inference.training.common import JsonOptions, load_pretrained, store_float16
 from inference.training.labelled_images import LabelledImage, phantom_images, read_lesion_mask
 from inference.training.device import training_device
-from inference.training.resume import resume, run_record, save_checkpoint
+from inference.training.resume import TRAINED_MODEL, TRAINING_CHECKPOINT, resume, run_record, save_checkpoint
 
 PATHOLOGY = {"benign_without_callback": "benign_without_callback", "benign": "benign", "malignant": "malignant"}
 
@@ -288,7 +288,7 @@ def _train_one(config: GlimpseTrainConfig, views: list[TrainingView], train: lis
     classifier_optimizer = torch.optim.Adam(model.classifier.parameters(), lr=config.lr)
     history: list[dict] = []
     done = {"fcgn": 0, "classifier": 0}
-    checkpoint = out / "checkpoint.pt"
+    checkpoint = out / TRAINING_CHECKPOINT
     optimizers = {"fcgn": fcgn_optimizer, "classifier": classifier_optimizer}
     record = run_record("glimpsenet", config)
     resumed = resume(checkpoint, model, optimizers, device, run=record,
@@ -358,7 +358,7 @@ def _train_one(config: GlimpseTrainConfig, views: list[TrainingView], train: lis
             f"{report.accuracy:.3f}  {len(order) / (time.perf_counter() - started):.1f} images/s")
         save()
 
-    final = out / "model.pt"
+    final = out / TRAINED_MODEL
     store_float16(model, final)
     report = evaluate_views(model, [glimpses[i] for i in val], [labels[i] for i in val], settings, device)
     log("held-out classification report of the stored model:\n" + report.text())

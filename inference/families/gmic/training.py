@@ -35,7 +35,7 @@ from inference.numbers import auc_text
 from inference.training.common import JsonOptions, model_label, store_float16
 from inference.intake.views import View
 from inference.training.device import training_device, training_memory_format
-from inference.training.resume import resume_epochs, run_record, save_checkpoint
+from inference.training.resume import TRAINED_MODEL, TRAINING_CHECKPOINT, resume_epochs, run_record, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def train(config: TrainConfig, progress=None) -> Path:
         "memory format")
     model = GMIC(config.model_config()).to(device=device, memory_format=memory_format).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    checkpoint = out / "checkpoint.pt"
+    checkpoint = out / TRAINING_CHECKPOINT
     record = run_record("gmic", config)
     start_epoch, history = resume_epochs(checkpoint, model, {"optimizer": optimizer}, device, log=log, run=record,
                                          continue_with_changes=config.continue_with_changes)
@@ -265,7 +265,7 @@ def train(config: TrainConfig, progress=None) -> Path:
         if world > 1:
             dist.barrier()
 
-    final = out / "model.pt"
+    final = out / TRAINED_MODEL
     if rank == 0:
         store_float16(model, final)
         label, demo = model_label(config, "gmic", DEMO_LABEL)

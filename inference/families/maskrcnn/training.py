@@ -37,7 +37,7 @@ from inference.files import write_text_atomic
 from inference.training.common import JsonOptions, model_label, store_float16
 from inference.training.labelled_images import BACKGROUND_NAMES, LabelledImage, csv_images, phantom_images
 from inference.training.device import training_device
-from inference.training.resume import resume_epochs, run_record, save_checkpoint
+from inference.training.resume import TRAINED_MODEL, TRAINING_CHECKPOINT, resume_epochs, run_record, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -360,7 +360,7 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    checkpoint_path = out / "checkpoint.pt"
+    checkpoint_path = out / TRAINING_CHECKPOINT
     record = run_record("maskrcnn", config)
     start_epoch, history = resume_epochs(checkpoint_path, model, {"optimizer": optimizer}, device,
                                          {"sampling": generator}, log=log, run=record,
@@ -396,7 +396,7 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
         log(f"epoch {epoch + 1}/{config.epochs}  lr {rate:g}  " + "  ".join(f"{k} {v:.4f}" for k, v in means.items()))
         save_checkpoint(checkpoint_path, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history,
                         {"sampling": generator}, run=record)
-    final = out / "model.pt"
+    final = out / TRAINED_MODEL
     store_float16(model, final)
     label, demo = model_label(config, "maskrcnn", DEMO_LABEL)
     meta = metadata(config.classes, min_size=config.min_size, max_size=config.max_size, max_value=config.max_value,

@@ -33,7 +33,7 @@ from inference.training.labelled_images import LabelledImage, csv_images, phanto
 from inference.families.sliding_window.evaluation import calibration_record, evaluate_readings, fit_on_readings, read_images
 from inference.families.sliding_window.windows import cut_windows, tissue_mask, window_grid
 from inference.training.device import training_device, training_memory_format
-from inference.training.resume import resume_epochs, run_record, save_checkpoint
+from inference.training.resume import TRAINED_MODEL, TRAINING_CHECKPOINT, resume_epochs, run_record, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
         "memory format")
     model = PatchClassifier(config.model_config()).to(device=device, memory_format=memory_format).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    checkpoint = out / "checkpoint.pt"
+    checkpoint = out / TRAINING_CHECKPOINT
     record = run_record("sliding-window", config)
     start_epoch, history = resume_epochs(checkpoint, model, {"optimizer": optimizer}, device, log=log, run=record,
                                          continue_with_changes=config.continue_with_changes)
@@ -217,7 +217,7 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
         save_checkpoint(checkpoint, model, {"optimizer": optimizer}, {"epoch": epoch + 1}, history, run=record)
 
     # the model as stored (float16 weights) is the one calibrated and evaluated
-    final = out / "model.pt"
+    final = out / TRAINED_MODEL
     store_float16(model, final)
     model = model.to(memory_format=torch.contiguous_format).eval()
     readings = read_images(model, config.settings(), CLASSES, val_images, device)
