@@ -236,6 +236,7 @@ def test_moving_a_view_keeps_a_change_made_after_the_commit_to_record(qtbot, sto
     window = analysed_window(qtbot, store, tmp_path, stub_model, blind_first=False)
     form = window.scores.reader.inputs["L"]
     form.spin.setValue(20)
+    window.scores.reader.inputs["R"].spin.setValue(0)  # the labelled breast is answered too before a commit
     assert window.commit_estimate()
     form.spin.setValue(25)  # changed after the commit, not recorded yet
     with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
@@ -526,3 +527,45 @@ def test_a_first_read_made_with_the_model_on_screen_is_never_called_before_ai(qt
     window.close()  # opened again: the store says how the read was made
     again = analysed_window(qtbot, store, tmp_path / "exam", stub_model, blind_first=False)
     assert "first read (AI shown) 10 % → amended 40 %" in again.scores.reader.amendment_label.text()
+
+
+def test_a_read_made_after_blind_reading_was_turned_off_and_on_again_is_recorded_with_the_ai_shown(
+        qtbot, store, tmp_path, stub_model):
+    """Blind reading unticked in Preferences mid-read showed the model; ticked again before the commit, the read
+    was stored as an independent first read (ai_shown 0; a radiologist's hands-on test). It is stored as read
+    with the AI shown, and turning blind reading off says so."""
+    import dataclasses
+
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
+    assert window.model_hidden() and window.result is not None
+    set_read(window, 25, "3", "routine screening")
+    window.apply_settings(dataclasses.replace(window.settings, blind_first=False))
+    assert not window.model_hidden()
+    assert "recorded as read with the AI shown" in window.statusBar().currentMessage()
+    window.apply_settings(dataclasses.replace(window.settings, blind_first=True))
+    assert window.model_hidden()
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed: this read is final"),
+                    timeout=10_000)
+    assert store.read("SELECT ai_shown FROM exam_reads WHERE breast = 'R'") == [(1,)]
+    assert "Right breast: read with the AI shown" in window.scores.reader.amendment_label.text()
+    window.reading.forget_exam()  # the next exam starts unseen
+    assert not window.reading.seen_breasts
+
+
+def test_a_read_with_a_breast_left_blank_is_not_committed_with_blind_reading_off_either(qtbot, store, tmp_path,
+                                                                                      stub_model):
+    """Blind reading off, only the right breast given: the read was committed as final and the exam counted as
+    read, its left breast never assessed (a radiologist's hands-on test). Refused as with blind reading on."""
+    folder = tmp_path / "both"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    write_png(folder / "0_L-CC.png", synthetic_view("L-CC", (600, 400)))
+    window = analysed_window(qtbot, store, folder, stub_model, blind_first=False)
+    set_read(window, 10, "2", "routine screening")
+    assert not window.commit_estimate() and not window.committed
+    assert window.scores.reader.saved_label.text() == (
+        "Not committed: give a probability of malignancy for the left breast first (0 % is an answer: set it).")
+    assert store.read("SELECT COUNT(*) FROM exam_reads WHERE committed = 1") == [(0,)]
+    window.scores.reader.inputs["L"].spin.setValue(0)  # 0 % is an answer
+    assert window.commit_estimate() and window.committed

@@ -59,6 +59,7 @@ class ExamControl:
         window.priors.fill_menu(None)  # the last patient's earlier studies leave the menu with them
         window._overlays_pending = False  # the last exam's drawing steps stop (``draw_result``)
         window.committed = False
+        window.reading.forget_exam()
         window.marks = []
         window.hanging.set_prior(None)
         window.hanging.set_exam(None)

@@ -26,6 +26,9 @@ class ReadingControl:
     def __init__(self, window) -> None:
         self.window = window
         self._proceed: Callable[[], None] | None = None  # what follows the open "Record your change?" question
+        # the breasts whose model answer has been on screen during this exam's read (blind reading turned off and
+        # on again, a result shown before the commit): a read committed later is no opinion formed without it
+        self.seen_breasts: set[str] = set()
 
     def model_hidden(self) -> bool:
         window = self.window
@@ -38,8 +41,18 @@ class ReadingControl:
         window = self.window
         return window.result is not None and not self.model_hidden() and breast in window.result.breasts
 
+    def ai_seen(self, breast: str) -> bool:
+        """The model's answer on ``breast`` is on screen now or has been during this exam's read."""
+        return self.model_on_screen(breast) or breast in self.seen_breasts
+
+    def forget_exam(self) -> None:
+        """Another exam (or none) is opening: what was seen was the last exam's."""
+        self.seen_breasts.clear()
+
     def apply_blind_state(self) -> None:
         window = self.window
+        if window.exam is not None and not window.committed:
+            self.seen_breasts |= {side for side in ("R", "L") if self.model_on_screen(side)}
         hidden = self.model_hidden() and window.exam is not None  # no exam: nothing is hidden, nothing to say
         window.scores.set_model_hidden(hidden)
         window.gallery.setVisible(not hidden)
@@ -51,9 +64,8 @@ class ReadingControl:
         return tuple(side for side in ("R", "L") if side in sides)
 
     def commit_estimate(self, then: Callable[[], None] | None = None) -> bool:
-        """Commit the reader's estimate; with the model hidden (blind first) every imaged breast must be
-        answered first, since the commit reveals the model. ``then`` runs once it is committed, also after a
-        "Commit anyway?" answered Yes."""
+        """Commit the reader's estimate; every imaged breast must be answered first (with the model hidden, the
+        commit reveals it). ``then`` runs once it is committed, also after a "Commit anyway?" answered Yes."""
         window = self.window
         if window.exam is None:
             self.on_saved("No exam is open: nothing to commit.")
@@ -63,11 +75,14 @@ class ReadingControl:
             window.scores.reader.saved_label.setText(
                 f"Not committed: {'; '.join(refused)} is not a percentage from 0 to 100. Correct it, then commit.")
             return False
-        missing = window.scores.reader.unanswered(self._imaged_breasts())
-        if missing and self.model_hidden():
+        # every imaged breast is answered before the first commit, the model hidden or not: a committed read
+        # closes the exam as read, and a breast left blank was closed unassessed
+        missing = [] if window.committed else window.scores.reader.unanswered(self._imaged_breasts())
+        if missing:
             names = " and ".join("the right breast" if s == "R" else "the left breast" for s in missing)
-            window.scores.reader.saved_label.setText(f"Not committed: give a probability of malignancy for {names} "
-                                                   "first (0 % is an answer: set it). The model stays hidden.")
+            window.scores.reader.saved_label.setText(
+                f"Not committed: give a probability of malignancy for {names} first (0 % is an answer: set it)."
+                + (" The model stays hidden." if self.model_hidden() else ""))
             return False
         reads = window.scores.reader.changed_since_commit() if window.committed else window.scores.reader.reads(True)
         reasons = [f"{BREAST_NAMES[read.breast]}: {reason}" for read in reads
@@ -106,7 +121,7 @@ class ReadingControl:
         if window.committed:
             return self._amend_reads()
         window._save_timer.stop()
-        shown = {side: self.model_on_screen(side) for side in ("R", "L")}  # before the commit, which shows it
+        shown = {side: self.ai_seen(side) for side in ("R", "L")}  # before the commit, which shows it
         self.save_reads(committed=True)
         window.committed = True
         now = time.time()
@@ -155,8 +170,8 @@ class ReadingControl:
             return
         key = window.exam_key
         reads = window.scores.reader.reads(committed)
-        if committed:  # whether the model was on screen when the read was committed (blind reading off)
-            reads = [dataclasses.replace(r, ai_shown=self.model_on_screen(r.breast)) for r in reads]
+        if committed:  # whether the model was on screen before or when the read was committed (blind reading off)
+            reads = [dataclasses.replace(r, ai_shown=self.ai_seen(r.breast)) for r in reads]
         future = window.store.save_reads(key, window._reader(), reads)
         done = COMMITTED_TEXT if committed else "draft saved (not committed)"
 

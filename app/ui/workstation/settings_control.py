@@ -75,7 +75,13 @@ class SettingsControl:
         models_changed = settings.model_path != window.settings.model_path
         analysis_changed = models_changed or (settings.device, settings.mode) != (window.settings.device,
                                                                                   window.settings.mode)
+        revealed = (window.settings.blind_first and not settings.blind_first and window.exam is not None
+                    and not window.committed and window.result is not None)
         window.settings = settings
+        if revealed:  # said: the read in progress is no longer an opinion formed without the model
+            window.statusBar().showMessage("Blind reading is off: the model is shown, and this exam's read is "
+                                           "recorded as read with the AI shown, even if blind reading is turned on "
+                                           "again before the commit.", 15_000)
         if models_changed:
             window.model_path = window._configured_models()
             window._groups, window._groups_key = None, None
