@@ -108,6 +108,29 @@ def test_window_level_presets_and_invert(qtbot, store, tmp_path):
     assert widget.inverted and lut_before is not None and widget.image_item.lut[0] == 255
 
 
+def test_invert_holds_for_the_exam_s_every_view_and_the_next_exam_opens_as_its_files_say(qtbot, store, tmp_path):
+    """I on the CC pair inverted those two only (the MLOs not, seen after a change of layout), and the next
+    patient opened inverted on the views that had been (a radiologist's hands-on test)."""
+    exams = {}
+    for name, lesion in (("a", (700, 300)), ("b", (600, 400))):
+        exams[name] = tmp_path / name
+        exams[name].mkdir()
+        for view in ("R-CC", "L-CC", "R-MLO", "L-MLO"):
+            write_png(exams[name] / f"0_{view}.png", synthetic_view(view, lesion))
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, exams["a"])
+    window.hanging.set_layout(Layout.CC)
+    window.menu_actions.toggle_invert()
+    assert all(w.inverted for w in window.hanging.views.values())  # the MLOs, off screen, too
+    window.hanging.set_layout(Layout.FOUR)
+    assert all(w.inverted and w.image_item.lut[0] == 255 for w in window.hanging.views.values())
+    open_and_wait(qtbot, window, exams["b"])
+    assert not any(w.inverted for w in window.hanging.views.values())
+    window.menu_actions.toggle_invert()
+    window.menu_actions.toggle_invert()  # and back
+    assert not any(w.inverted for w in window.hanging.views.values())
+
+
 def test_monochrome1_is_shown_dense_white(qtbot, store, tmp_path):
     require_shared()
     from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write

@@ -48,7 +48,7 @@ class WorkstationActions:
         window.prior_menu.setEnabled(False)
         window.add_action(view, "Next earlier prior study", "Shift+P", window.priors.next_prior, "nextPrior")
         window.add_action(view, "Reset zoom, pan and window", "R", window.hanging.reset, "reset")
-        window.add_action(view, "Invert", "I", lambda: self.each_view(lambda w: w.toggle_invert()), "invert")
+        window.add_action(view, "Invert", "I", self.toggle_invert, "invert")
         window.add_action(view, "Auto window", "A", lambda: self.each_view(lambda w: w.auto_window()), "autoWindow")
         window.add_action(view, "Next DICOM window preset", "W", lambda: self.each_view(lambda w: w.cycle_preset()), "nextWindow")
         window.link_action = window.add_action(view, "Link zoom/pan in rows", "L", self.toggle_link, "link")
@@ -101,6 +101,14 @@ class WorkstationActions:
         for widget in self.window.hanging.views.values():
             if widget.image is not None and widget.isVisible():
                 function(widget)
+
+    def toggle_invert(self) -> None:
+        """Invert the exam's views, those off screen in this layout too (one view inverted and its pair not, after
+        a change of layout, invited a misread), or put them back when one on screen is inverted."""
+        widgets = [w for w in self.window.hanging.views.values() if w.image is not None]
+        on = not any(w.user_inverted for w in widgets if w.isVisible())
+        for widget in widgets:
+            widget.set_invert(on)
 
     def toggle_link(self) -> None:
         self.window.hanging.set_linked(self.window.link_action.isChecked())

@@ -355,8 +355,7 @@ class HangingWidget(QWidget):
         for widget in self.views.values():
             if widget.image is not None:
                 widget.apply_preset(widget.first_preset())
-                if widget._user_invert:
-                    widget.toggle_invert()
+                widget.set_invert(False)
         self.fit_same_scale()
 
     def set_linked(self, on: bool) -> None:

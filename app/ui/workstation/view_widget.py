@@ -318,6 +318,7 @@ class MammoViewWidget(QWidget):
         study has none: the views are drawn alike, or an asymmetry could be the windows')."""
         self.image = image
         self.file_window = file_window
+        self._user_invert = False  # another image starts as its file says: an invert carried the last patient's over
         self.result = None
         self.study_text = list(study_text or [])
         self._clear_overlays()
@@ -580,8 +581,16 @@ class MammoViewWidget(QWidget):
         self._apply_window()
 
     def toggle_invert(self) -> None:
-        self._user_invert = not self._user_invert
+        self.set_invert(not self._user_invert)
+
+    def set_invert(self, on: bool) -> None:
+        """The reader's own invert (on top of what the file says), on or off."""
+        self._user_invert = on
         self._apply_window()
+
+    @property
+    def user_inverted(self) -> bool:
+        return self._user_invert
 
     @property
     def inverted(self) -> bool:
