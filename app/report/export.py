@@ -14,6 +14,7 @@ from app import __version__
 from app.report.content import ReportContent, ReportInput
 from inference.errors import MammoError
 from inference.files import atomic_path, hide_file_times
+from inference.intake.views import View
 
 FORMATS = ("pdf", "png", "json", "sr", "seg", "epdf")
 # the files a report writes, after its name (this module's writers, seg.py, deidentify.py, the JSON's maps file)
@@ -144,6 +145,9 @@ def _epdf(content: ReportContent, out: Path, page_size: str, pdf_written: bool) 
     return [write_encapsulated_pdf(content, data, out / f"{content.file_name}_pdf.dcm")]
 
 
+VIEW_NAMES = frozenset(view.value for view in View)
+
+
 def _png(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -> list[Path]:
     model = content.entry.label if content.entry is not None else "no model result shown"
 
@@ -156,10 +160,17 @@ def _png(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -
     from inference.results.exam_result import shown_notices  # noqa: PLC0415
 
     notices = shown_notices(content.result) if content.result is not None else []
+    # a possible laterality error travels with the figure as it does with the PDF (the four views said nothing)
+    laterality = {view.value: content.exam.laterality_message(view) for view in content.exam.laterality_conflicts}
+    if content.report.deidentify:
+        laterality = {view: content.scrub(text) for view, text in laterality.items()}
+    regions = f"{model} · {content.regions_rule()}" if content.entry is not None else model
 
     def shown(image, what: str):  # a view's own notices too (a part of its breast not analysed, …)
-        own = [n for n in notices if n.startswith(f"{what}: ")]
-        return captioned(image, [f"{content.label} · {what}", f"{model} · {content.regions_rule()}", *own,
+        whole = what == "four views"
+        own = [text for view, text in laterality.items() if whole or view == what]
+        own += [n for n in notices if (n.split(": ", 1)[0] in VIEW_NAMES if whole else n.startswith(f"{what}: "))]
+        return captioned(image, [f"{content.label} · {what}", regions, *own,
                                  "Decision support only: not a diagnosis."],
                          DEMO_WARNING if content.is_demo() else "")
 

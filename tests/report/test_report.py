@@ -102,7 +102,8 @@ def test_png_figures(analysed, tmp_path):
 
 def test_an_exported_view_png_carries_that_view_s_notices(analysed, tmp_path, monkeypatch):
     """A tall R-MLO's PNG showed its map stopping at a line with nothing saying a third of the breast was not
-    analysed (a radiologist's re-test): the view's own notices are in its caption, another view's are not."""
+    analysed (a radiologist's re-test): the view's own notices are in its caption and the four views', another
+    view's are not."""
     import app.report.figures as figures  # noqa: PLC0415
     from inference.results import exam_result  # noqa: PLC0415
 
@@ -115,7 +116,8 @@ def test_an_exported_view_png_carries_that_view_s_notices(analysed, tmp_path, mo
     export_report(ReportInput(exam, result), tmp_path, formats=("png",))
     by_view = {lines[0].split(" · ")[-1]: lines for lines in captions}
     assert "R-CC: 19 % of the breast lies outside the window" in by_view["R-CC"]
-    assert not any("outside the window" in line for line in by_view["L-CC"] + by_view["four views"])
+    assert "R-CC: 19 % of the breast lies outside the window" in by_view["four views"]  # it shows R-CC too
+    assert not any("outside the window" in line for line in by_view["L-CC"])
 
 
 def test_an_exported_png_of_the_demo_model_says_so_on_the_picture(analysed, tmp_path, monkeypatch):
@@ -621,3 +623,32 @@ def test_a_report_made_before_the_commit_calls_the_reader_s_estimate_a_draft(ana
     paths = export_report(ReportInput(exam, None, committed), tmp_path / "committed", formats=("pdf", "json"))
     text = " ".join(pdf_text(next(p for p in paths if p.suffix == ".pdf")).split())
     assert "70.0 %" in text and "draft" not in text
+
+
+def test_the_png_captions_carry_a_possible_laterality_error_and_no_regions_rule_without_a_result(tmp_path,
+                                                                                                 monkeypatch):
+    """An exported four-view PNG of an exam with a possible laterality error said nothing of it (only the PDF and
+    JSON did), and without a model result its caption spoke of an operating point (a radiologist's test)."""
+    from app.report import figures
+    from inference.exam import load_exam
+    from tests.helpers import synthetic_view, write_png
+
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("L-CC", (700, 300)))  # a left breast labelled right
+    write_png(folder / "0_L-CC.png", synthetic_view("L-CC", (600, 300)))
+    exam = load_exam(folder)
+    assert exam.laterality_conflicts
+    captions = {}
+    real = figures.captioned
+
+    def recorded(image, lines, warning=""):
+        captions[lines[0].rsplit(" · ", 1)[-1]] = lines
+        return real(image, lines, warning)
+
+    monkeypatch.setattr(figures, "captioned", recorded)
+    export_report(ReportInput(exam, None), tmp_path / "out", formats=("png",))
+    message = exam.laterality_message(exam.laterality_conflicts[0])
+    assert message in captions["four views"] and message in captions["R-CC"]
+    assert message not in captions["L-CC"]
+    assert captions["four views"][1] == "no model result shown"
