@@ -260,7 +260,11 @@ def _detections(args: argparse.Namespace, loaded) -> int:
     from app.validation.figures import froc_figure, png  # noqa: PLC0415
     from inference.families.registry import get  # noqa: PLC0415
     from inference.evaluation.froc import Detection, HitRule, ImageTruth, froc  # noqa: PLC0415
-    from inference.families.maskrcnn.training import check_lesion_masks, class_index, labelled_images  # noqa: PLC0415
+    from inference.families.maskrcnn.training import (  # noqa: PLC0415
+        check_lesion_masks,
+        labelled_images,
+        lesion_images,
+    )
     from inference.intake.image import MIN_TISSUE_FRACTION, breast_mask, tissue_fraction  # noqa: PLC0415
     from inference.intake.views import View  # noqa: PLC0415
     from inference.weights import read_metadata  # noqa: PLC0415
@@ -276,16 +280,16 @@ def _detections(args: argparse.Namespace, loaded) -> int:
     training = read_metadata(Path(args.model)).get("training", {})
     shape = tuple(training.get("phantom_size", (1600, 1000)))
     try:
-        images = labelled_images(args.data, classes, args.phantoms, EVALUATION_SEED, shape)
+        rows = labelled_images(args.data, classes, args.phantoms, EVALUATION_SEED, shape)
         # a lesion image without its lesion would count its detections as false positives and its lesion as none
-        check_lesion_masks(images, classes, args.data, "evaluate")
-        truths = []
-        for image in images:
-            label = class_index(image.label, classes, image.source)
-            lesions = (image.lesion,) if label and image.lesion is not None and image.lesion.any() else ()
-            truths.append(ImageTruth(lesions, label > 0 and classes[label] in identity.malignancy))
+        check_lesion_masks(rows, classes, args.data, "evaluate")
+        entries = lesion_images(rows, classes)  # an image listed once per lesion: one image with its lesions
+        truths = [ImageTruth(tuple(mask for _, mask in entry.lesions),
+                             any(classes[label] in identity.malignancy for label, _ in entry.lesions))
+                  for entry in entries]
     except (OSError, ValueError) as error:
         raise MammoError(str(error)) from error
+    images = [entry.image for entry in entries]
     description = (f"{len(images)} phantom views (seed {EVALUATION_SEED})" if args.data == "phantom"
                    else f"{Path(args.data).name} ({len(images)} images)")
     family, device = get(identity.family), torch.device(args.device or "cpu")
@@ -326,9 +330,13 @@ def _detections(args: argparse.Namespace, loaded) -> int:
         per_image = io.StringIO()
         writer = csv.writer(per_image)
         writer.writerow(["image", "label", "lesions", "detections", "highest_malignant_score"])
+        labels: dict[str, set[str]] = {}  # an image's labels: its rows' (one per lesion)
+        for row in rows:
+            labels.setdefault(row.source, set()).add(row.label)
         for image, truth, detections in zip(images, truths, found, strict=True):
             top = max((d.score for d in detections if d.class_name in identity.malignancy), default=0.0)
-            writer.writerow([image.source, image.label, len(truth.lesions), len(detections), f"{top:.6f}"])
+            writer.writerow([image.source, "+".join(sorted(labels[image.source])), len(truth.lesions),
+                             len(detections), f"{top:.6f}"])
         notes = [result.rule, f"CPM {_shown(result.cpm)}; image-level AUC (malignant) {_shown(result.image_auc)}",
                  f"{result.lesions} lesions on {result.images} images: {description}"[:90]]
         figure = froc_figure(result.fp_per_image, result.sensitivity, f"FROC: {identity.label}", notes)

@@ -121,16 +121,47 @@ def class_index(label: str, classes: tuple[str, ...], where: str) -> int:
     raise ValueError(f"{where}: the label {label!r} names none of the detector's classes {list(classes[1:])}")
 
 
-def target_of(image: LabelledImage, classes: tuple[str, ...]) -> Target:
-    label = class_index(image.label, classes, image.source)
-    rows, cols = image.image.shape
-    if label == 0:
+@dataclass(frozen=True)
+class LesionImage:
+    """One image with all its lesions: ``image`` is its first row, ``lesions`` (class index, bool mask) one per
+    lesion row."""
+
+    image: LabelledImage
+    lesions: tuple[tuple[int, np.ndarray], ...]
+
+
+def lesion_images(images: list[LabelledImage], classes: tuple[str, ...]) -> list[LesionImage]:
+    """The images, each once, with the lesions of all its rows: a CSV lists an image once per lesion (CBIS-DDSM's
+    ROI rows), and taken row by row one lesion's detection counted as another row's false positive, the image as
+    both a cancer and not, and training took the other lesions for background. In the order of first rows."""
+    rows: dict[str, list[LabelledImage]] = {}
+    for image in images:
+        rows.setdefault(image.source, []).append(image)
+    out = []
+    for source, group in rows.items():
+        views = sorted({str(image.view.value) if image.view else "none" for image in group})
+        if len(views) > 1:
+            lines = ", ".join(str(image.row) for image in group if image.row is not None)
+            raise ValueError(f"{source}: its rows{f' ({lines})' if lines else ''} give it different views "
+                             f"({', '.join(views)}); one image has one view")
+        lesions = tuple((label, image.lesion) for image in group
+                        if (label := class_index(image.label, classes, image.source))
+                        and image.lesion is not None and image.lesion.any())
+        out.append(LesionImage(group[0], lesions))
+    return out
+
+
+def target_of(entry: LesionImage) -> Target:
+    """The image's lesions as the training target: a box around each mask, its class, the mask."""
+    rows, cols = entry.image.image.shape
+    if not entry.lesions:
         return Target(torch.zeros((0, 4)), torch.zeros((0,), dtype=torch.int64), torch.zeros((0, rows, cols)))
-    if image.lesion is None or not image.lesion.any():
-        raise ValueError(f"{image.source}: a {image.label} image needs its lesion mask to train a detector")
-    r, c = np.nonzero(image.lesion)
-    box = torch.tensor([[c.min(), r.min(), c.max() + 1, r.max() + 1]], dtype=torch.float32)
-    return Target(box, torch.tensor([label]), torch.from_numpy(image.lesion.astype(np.float32))[None])
+    boxes = []
+    for _, mask in entry.lesions:
+        r, c = np.nonzero(mask)
+        boxes.append([c.min(), r.min(), c.max() + 1, r.max() + 1])
+    return Target(torch.tensor(boxes, dtype=torch.float32), torch.tensor([label for label, _ in entry.lesions]),
+                  torch.from_numpy(np.stack([mask.astype(np.float32) for _, mask in entry.lesions])))
 
 
 def flipped(x: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
@@ -353,9 +384,10 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
                              "set max_value (the training configuration) to the images' full scale, e.g. 65535 "
                              "for 16-bit scans")
     check_lesion_masks(images, config.classes, config.data, "train")
-    targets = [target_of(image, config.classes) for image in images]
-    inputs = [torch.from_numpy(np.asarray(image.image, np.float32) / np.float32(config.max_value))[None]
-              .expand(3, -1, -1).contiguous() for image in images]
+    entries = lesion_images(images, config.classes)  # an image listed once per lesion: trained once, with all
+    targets = [target_of(entry) for entry in entries]
+    inputs = [torch.from_numpy(np.asarray(entry.image.image, np.float32) / np.float32(config.max_value))[None]
+              .expand(3, -1, -1).contiguous() for entry in entries]
     model = _model(config, log).to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
@@ -370,7 +402,7 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = rate
         rng = np.random.default_rng([config.seed, epoch])
-        order = rng.permutation(len(images))
+        order = rng.permutation(len(entries))
         totals: dict[str, float] = {}
         steps = 0
         for first in range(0, len(order), config.batch_size):
@@ -403,7 +435,7 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
                     label=label, demo=demo,
                     # the network trained, as built: a checkpoint given (weights) sets it, not the options
                     training={**dataclasses.asdict(config), **{k: getattr(model.config, k) for k in ARCHITECTURE},
-                              "mask_width": model.config.mask_dim, "history": history, "images": len(images)})
+                              "mask_width": model.config.mask_dim, "history": history, "images": len(entries)})
     write_text_atomic(final.with_name(final.name + ".json"), json.dumps(meta, indent=1, allow_nan=False))
     log(f"wrote {final}")
     return final

@@ -272,6 +272,30 @@ def test_evaluate_refuses_lesion_rows_without_their_mask_naming_them(tmp_path, m
     assert not (tmp_path / "out").exists()
 
 
+def test_an_image_listed_once_per_lesion_is_evaluated_once_with_all_its_lesions(tmp_path, monkeypatch):
+    """CBIS-DDSM lists an image once per ROI: evaluated row by row, the image counted twice, once as a cancer
+    and once not (AUC 0.5), and the detection of one lesion was a false positive of the other row (a
+    researcher's hands-on test)."""
+    import csv
+
+    from app.cli import evaluate
+    from tests.helpers import write_png
+
+    loaded = _stub_detector(monkeypatch)
+    data = _csv(tmp_path, ["a.png,L-CC,malignant,a_mask.png", "b.png,R-CC,normal,", "a.png,L-CC,benign,far.png"])
+    far = np.zeros((400, 240), np.uint8)
+    far[20:40, 20:40] = 255
+    write_png(tmp_path / "far.png", far)
+    assert evaluate._detections(_args(tmp_path, str(data)), loaded) == 0
+    summary = dict(csv.reader((tmp_path / "out" / "froc_summary.csv").open()))
+    assert (summary["images"], summary["lesions"]) == ("2", "2")
+    rows = list(csv.DictReader((tmp_path / "out" / "per_image.csv").open()))
+    assert [(r["image"].rsplit("/", 1)[-1], r["label"], r["lesions"]) for r in rows] == [
+        ("a.png", "benign+malignant", "2"), ("b.png", "normal", "0")]
+    # one detection on each image, both scored 0.3: a cancer image and a normal one tie
+    assert summary["image_auc_malignant"] == "0.5000"
+
+
 def test_evaluate_without_lesions_says_n_a_and_draws_no_curve(tmp_path, monkeypatch, capsys):
     import csv
 

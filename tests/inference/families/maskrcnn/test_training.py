@@ -41,17 +41,47 @@ def test_matching_keeps_each_lesions_best_anchor_and_ignores_the_middle():
 
 
 def test_phantom_targets_are_the_lesion_its_box_and_class():
-    from inference.families.maskrcnn.training import target_of
+    from inference.families.maskrcnn.training import lesion_images, target_of
     from inference.training.labelled_images import phantom_images
 
     (image,) = phantom_images(1, 3, (256, 160), kinds=("spiculated",))
-    target = target_of(image, ("background", "benign mass", "malignant mass"))
+    (entry,) = lesion_images([image], ("background", "benign mass", "malignant mass"))
+    target = target_of(entry)
     assert target.labels.tolist() == [2]
     x1, y1, x2, y2 = target.boxes[0].tolist()
     mask = target.masks[0]
     assert mask.sum() == image.lesion.sum()
     assert mask[int(y1):int(y2), int(x1):int(x2)].sum() == mask.sum()  # the box holds the whole lesion
     assert mask[int(y1), :].any() and mask[int(y2) - 1, :].any() and mask[:, int(x1)].any() and mask[:, int(x2) - 1].any()
+
+
+def test_an_image_listed_once_per_lesion_is_one_image_with_all_its_lesions():
+    """CBIS-DDSM lists an image once per ROI: taken row by row, training took the other lesions for background
+    (and evaluate counted one lesion's detection as another row's false positive; tests/cli)."""
+    import dataclasses
+
+    import numpy as np
+
+    from inference.families.maskrcnn.training import lesion_images, target_of
+    from inference.intake.views import View
+    from inference.training.labelled_images import LabelledImage
+
+    classes = ("background", "benign mass", "malignant mass")
+    pixels = np.zeros((64, 48), np.float32)
+    first, second = np.zeros((64, 48), bool), np.zeros((64, 48), bool)
+    first[5:15, 4:10], second[40:50, 30:44] = True, True
+    rows = [LabelledImage(pixels, View("L-CC"), "malignant", first, "a.png", 2),
+            LabelledImage(pixels, View("R-CC"), "normal", None, "b.png", 3),
+            LabelledImage(pixels, View("L-CC"), "benign", second, "a.png", 4)]
+    entries = lesion_images(rows, classes)
+    assert [e.image.source for e in entries] == ["a.png", "b.png"] and [len(e.lesions) for e in entries] == [2, 0]
+    target = target_of(entries[0])
+    assert target.labels.tolist() == [2, 1]
+    assert target.boxes.tolist() == [[4.0, 5.0, 10.0, 15.0], [30.0, 40.0, 44.0, 50.0]]
+    assert target.masks.shape == (2, 64, 48) and target.masks[1].sum() == second.sum()
+    assert target_of(entries[1]).boxes.shape == (0, 4)
+    with pytest.raises(ValueError, match=r"a.png: its rows \(2, 4\) give it different views \(L-CC, R-CC\)"):
+        lesion_images([rows[0], dataclasses.replace(rows[2], view=View("R-CC"))], classes)
 
 
 def test_a_stopped_and_resumed_run_ends_bit_identical(tmp_path):
