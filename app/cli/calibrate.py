@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.cli.common import read_images_with_progress
+from app.cli.common import phantom_count, read_images_with_progress
 from app.folders import folder_write_error
 
 from inference.errors import MammoError
@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from inference.training.labelled_images import labelled_images  # noqa: PLC0415
     from inference.families.sliding_window.evaluation import calibration_record, fit_on_readings  # noqa: PLC0415
 
+    args.phantoms = phantom_count(args)  # before the model is read: a wrong option is said at once
     path = Path(args.model)
     loaded = load_model(path)
     identity = loaded.identity

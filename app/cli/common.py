@@ -45,6 +45,17 @@ class ProgressBar:
             self.stream.flush()
 
 
+DEFAULT_PHANTOMS = 48
+
+
+def phantom_count(args: argparse.Namespace) -> int:
+    """``--phantoms``, or its default, with ``--data phantom``; refused with a CSV or folder (it was ignored)."""
+    if args.phantoms is not None and args.data != "phantom":
+        raise MammoError(f"--phantoms {args.phantoms} is for --data phantom; with --data {args.data} the images "
+                         "are the data's own: leave --phantoms out")
+    return DEFAULT_PHANTOMS if args.phantoms is None else args.phantoms
+
+
 def read_images_with_progress(model, settings, classes, images, device: str) -> list:
     """A window classifier's readings of labelled images (``sliding_window.evaluation.read_images``, as
     evaluate and calibrate read them), with a progress bar on stderr."""

@@ -28,7 +28,7 @@ import io
 import math
 from pathlib import Path
 
-from app.cli.common import ProgressBar, read_images_with_progress
+from app.cli.common import ProgressBar, phantom_count, read_images_with_progress
 from inference.evaluation.classes import EVALUATION_SEED
 from inference.errors import MammoError
 
@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from inference.families.protocol import commands_of  # noqa: PLC0415
     from inference.families.registry import families, get  # noqa: PLC0415
 
+    args.phantoms = phantom_count(args)  # before the model is read: a wrong option is said at once
     loaded = load_model(args.model)
     measure = {"windows": _windows, "classes": _classes, "detections": _detections}
     evaluation = commands_of(get(loaded.identity.family)).evaluation

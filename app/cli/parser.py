@@ -392,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--diagram", metavar="PNG",
                            help="where to write the reliability diagram (default: beside the model; a dry run's "
                                 "as MODEL.reliability.dry-run.png)")
-    calibrate.add_argument("--phantoms", type=positive_int, default=48, help="with --data phantom: how many views")
+    calibrate.add_argument("--phantoms", type=positive_int, help="with --data phantom: how many views (default 48)")
     calibrate.add_argument("--dry-run", action="store_true", help="fit and report; leave the model's metadata as it is")
     calibrate.set_defaults(handler="app.cli.calibrate:run")
 
@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=output_folder, help="a folder for the tables (CSV) and, for the attention CNN, "
                                         "confusion_matrix.png")
     evaluate.add_argument("--bins", type=positive_int, default=15, help="confidence bins of ECE (default 15)")
-    evaluate.add_argument("--phantoms", type=positive_int, default=48, help="with --data phantom: how many views")
+    evaluate.add_argument("--phantoms", type=positive_int, help="with --data phantom: how many views (default 48)")
     evaluate.add_argument("--lesion-hit", choices=["centre", "iou"], default="centre",
                           help="detectors (FROC): a lesion is found when a detection's box centre falls inside its "
                                "mask (centre, default) or when they overlap with IoU >= --min-iou (iou)")

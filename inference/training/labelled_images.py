@@ -112,9 +112,11 @@ def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage
                          f"its header has: {', '.join(columns) or 'nothing'}")
     for number, row in rows:
         where = f"{path}, row {number}"
-        label = row.get("label", "")
-        if label not in classes:
-            raise ValueError(f"{where}: unknown label {label!r}; the model's classes are {list(classes)}")
+        given = row.get("label", "")
+        # in any case, as CBIS-DDSM writes its pathology ("MALIGNANT"); kept in the model's spelling
+        label = next((name for name in classes if name.casefold() == given.strip().casefold()), None)
+        if label is None:
+            raise ValueError(f"{where}: unknown label {given!r}; the model's classes are {list(classes)}")
         file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
         image = load_row_view(file, row, where)
         lesion = read_lesion_mask(row.get("mask") or "", path, where, image.model_image.shape)

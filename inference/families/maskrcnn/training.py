@@ -361,7 +361,8 @@ def labelled_images(data: str, classes: tuple[str, ...], count: int, seed: int,
     CSV's rows (labels: the detector's classes, their first words, or normal)."""
     if data == "phantom":
         return phantom_images(count, seed, tuple(shape), kinds=("spiculated", "round", None))
-    return csv_images(data, (*classes[1:], *BACKGROUND_NAMES, *{c.split()[0] for c in classes[1:]}))
+    labels = (*classes[1:], *BACKGROUND_NAMES, *(name.split()[0] for name in classes[1:]))
+    return csv_images(data, tuple(dict.fromkeys(labels)))  # in this order: the refusal of a label lists them
 
 
 def _images(config: MaskRCNNTrainConfig) -> list[LabelledImage]:

@@ -407,3 +407,14 @@ def test_the_detector_options_are_refused_for_a_model_not_measured_by_lesions(tm
     for option in ({"lesion_hit": "iou"}, {"min_iou": 0.5}):
         with pytest.raises(MammoError, match="--lesion-hit and --min-iou are for detectors"):
             evaluate.run(_args(tmp_path, **option))
+
+
+@pytest.mark.parametrize("command", ["evaluate", "calibrate"])
+def test_phantoms_with_a_csv_is_refused_not_ignored(tmp_path, capsys, command):
+    """``--phantoms 3`` beside a CSV ran on the CSV's images without a word (a researcher's hands-on test)."""
+    from main import main
+
+    status = main([command, "--model", str(tmp_path / "none.pt"), "--data", str(tmp_path / "test.csv"),
+                   "--phantoms", "3"])
+    assert status == 2
+    assert f"--phantoms 3 is for --data phantom; with --data {tmp_path / 'test.csv'}" in capsys.readouterr().err

@@ -106,3 +106,19 @@ def test_the_other_training_csvs_read_their_headers_and_rows_alike(folder):
     for read in (csv_samples, glimpse_csv):
         with pytest.raises(ValueError, match=r"row 2: 6 fields for the header's 5"):
             read(csv_file)
+
+
+def test_a_label_is_taken_in_any_case_and_an_unknown_one_lists_the_classes_in_their_order(folder):
+    """CBIS-DDSM writes "MALIGNANT": refused as unknown; and the detector's refusal listed the classes in a
+    different order from run to run (a set; a researcher's hands-on test)."""
+    from inference.families.maskrcnn.training import labelled_images
+    from inference.training.labelled_images import csv_images
+
+    csv_file = folder / "train.csv"
+    csv_file.write_text("path,view,label,mask\na.png,L-CC,MALIGNANT,a_mask.png\n")
+    assert [image.label for image in csv_images(csv_file, CLASSES)] == ["malignant"]  # the model's spelling
+    csv_file.write_text("path,view,label,mask\na.png,L-CC,cancer,a_mask.png\n")
+    detector = ("background", "benign mass", "malignant mass")
+    with pytest.raises(ValueError, match=r"unknown label 'cancer'; the model's classes are \['benign mass', "
+                                         r"'malignant mass', 'no_tumour', 'normal', 'benign', 'malignant'\]$"):
+        labelled_images(str(csv_file), detector, 0, 0, (0, 0))
