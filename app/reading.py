@@ -148,6 +148,17 @@ def amendment_text(first: BreastRead) -> str:
     return f"before AI {_parts(first, after)} → after AI {_parts(after, first)}"
 
 
+def amendment_cell(first: BreastRead) -> str:
+    """The two estimates of an amended read, one a line ("80 % before AI" / "30 % after AI"): the comparison
+    table's reader cell (the whole :func:`amendment_text`, BI-RADS and all, pushed the model and hybrid columns
+    out of sight; the line under the form says it whole)."""
+    after = first.amendment
+    if after is None:
+        return ""
+    before_words, after_words = ("first read (AI shown)", "amended") if first.ai_shown else ("before AI", "after AI")
+    return f"{_whole_percent(first.malignant)} {before_words}\n{_whole_percent(after.malignant)} {after_words}"
+
+
 BIRADS_CATEGORIES = ("0", "1", "2", "3", "4A", "4B", "4C", "5", "6")  # the assessment categories ("" none given)
 
 # The likelihood of malignancy of each BI-RADS assessment category (ACR BI-RADS Atlas, 5th edition):

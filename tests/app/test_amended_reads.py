@@ -16,6 +16,7 @@ from inference.intake.views import View
 from tests.helpers import synthetic_view, write_png
 
 BEFORE_AFTER = "before AI 80 % → after AI 30 %"
+BEFORE_AFTER_CELL = "80 % before AI\n30 % after AI"  # the comparison's reader cell: the estimates, one a line
 
 
 def analysed_window(qtbot, store, folder, stub_model, **settings) -> MainWindow:
@@ -87,9 +88,12 @@ def test_a_change_after_the_reveal_is_an_amendment_and_the_read_before_ai_stays(
     amendments = store.read("SELECT kind, malignant, amended_at FROM exam_read_amendments")
     assert len(amendments) == 1 and amendments[0][:2] == ("amended after AI", pytest.approx(0.30))
     assert amendments[0][2] > 0
-    assert window.scores.compare.item(0, 1).text() == BEFORE_AFTER
+    assert window.scores.compare.item(0, 1).text() == BEFORE_AFTER_CELL
     assert window.scores.compare.item(0, 3).text() == percent(hybrid(0.80, model))
     assert BEFORE_AFTER in window.scores.reader.amendment_label.text()
+    table = window.scores.compare  # reader, model and hybrid side by side: the whole text pushed them out of sight
+    assert table.horizontalHeader().length() <= table.viewport().width(), (table.horizontalHeader().length(),
+                                                                          table.viewport().width())
 
     worker = window.export(str(tmp_path / "out"), ["pdf", "json"], deidentify=False)
     with qtbot.waitSignal(worker.result, timeout=60_000) as blocker:
@@ -109,7 +113,7 @@ def test_a_change_after_the_reveal_is_an_amendment_and_the_read_before_ai_stays(
     again = analysed_window(qtbot, store, tmp_path / "exam", stub_model, blind_first=True)
     assert again.committed and not again.model_hidden()
     assert again.scores.reader.value("R") == pytest.approx(0.30)
-    assert again.scores.compare.item(0, 1).text() == BEFORE_AFTER
+    assert again.scores.compare.item(0, 1).text() == BEFORE_AFTER_CELL
     assert again.scores.compare.item(0, 3).text() == percent(hybrid(0.80, model))
     assert BEFORE_AFTER in again.scores.reader.amendment_label.text()
 
@@ -569,3 +573,27 @@ def test_a_read_with_a_breast_left_blank_is_not_committed_with_blind_reading_off
     assert store.read("SELECT COUNT(*) FROM exam_reads WHERE committed = 1") == [(0,)]
     window.scores.reader.inputs["L"].spin.setValue(0)  # 0 % is an answer
     assert window.commit_estimate() and window.committed
+
+
+def test_a_reopened_exam_says_whether_its_read_is_committed_by_whom_and_when_or_a_draft(qtbot, store, tmp_path,
+                                                                                      stub_model):
+    """Going back to a committed exam, or after a restart, showed the filled, editable form and an empty line
+    under it; a draft restored after a crash said nothing either (a radiologist's hands-on test)."""
+    from app.ui.workstation.reading_control import COMMITTED_TEXT
+
+    folders = one_view_exams(tmp_path, "ab")
+    window = analysed_window(qtbot, store, folders["a"], stub_model, blind_first=False)
+    set_read(window, 20, "2", "routine screening")
+    assert window.commit_estimate()
+    window.open_exam(folders["b"])
+    qtbot.waitUntil(lambda: window.exam is not None and window.exam.source == folders["b"], timeout=30_000)
+    set_read(window, 40, "", "")
+    window.reading.save_reads(committed=False)
+    store.submit(lambda db: None).result()
+    window.close()
+    again = analysed_window(qtbot, store, folders["a"], stub_model, blind_first=False)
+    line = again.scores.reader.saved_label.text()
+    assert line.startswith(f"{COMMITTED_TEXT}; committed by reader at 20"), line  # the year: 20xx
+    again.open_exam(folders["b"])
+    qtbot.waitUntil(lambda: again.exam is not None and again.exam.source == folders["b"], timeout=30_000)
+    assert again.scores.reader.saved_label.text() == "draft restored (not committed)"

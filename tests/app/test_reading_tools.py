@@ -447,6 +447,22 @@ def test_the_ruler_label_stays_inside_the_viewport(qtbot, store, tmp_path):
     assert on_screen.right() <= widget.graphics.width() + 1 and on_screen.top() >= -1
 
 
+def test_a_measurement_s_label_at_the_image_s_edge_is_not_cut_by_it(qtbot, store, tmp_path):
+    """A line ending at a narrow view's edge read "49.1" without its "mm": the label was the image's child,
+    clipped to it (a radiologist's hands-on test); it lies on the view's label layer, as the marks' do."""
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, tmp_path)
+    widget = window.hanging.views[View.R_CC]
+    rows, cols = widget.image.pixels.shape
+    start = widget.image_item.mapToScene(QPointF(cols / 2, rows / 2))
+    edge = widget.image_item.mapToScene(QPointF(cols - 1, rows / 2))
+    widget._on_ruler(start, edge, True)
+    label = widget.rulers()[-1].label
+    assert label.parentItem() is widget.label_layer  # the image clips its children; the layer does not
+    assert label.toPlainText().endswith(" mm") or label.toPlainText().endswith("pixels)")
+
+
 def test_mark_and_measurement_labels_stay_inside_the_viewport_after_a_pan(qtbot, store, tmp_path):
     """Issue 25 polish: every label drawn on the image (a mark's, a measurement's, the regions' numbers) flips
     to the other side of its point when the preferred side would be cut at the viewport's edge, also after

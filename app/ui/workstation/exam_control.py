@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from pathlib import Path
 
 from PySide6.QtGui import QGuiApplication
@@ -15,6 +16,7 @@ from app.ui.pacs.dialog import PacsDialog
 from app.ui.worker import Worker
 from app.ui.workstation.analysis_control import NO_MODEL_TEXT
 from app.ui.workstation.hanging import Layout
+from app.ui.workstation.reading_control import COMMITTED_TEXT
 from app.workstation import AnalysisOutcome, LoadedExam, load_exam_task
 from inference.intake.exam import Exam
 from inference.intake.views import View
@@ -230,6 +232,7 @@ class ExamControl:
         title = exam.exam_id or (exam.source.name if exam.source else "exam")
         self.window.setWindowTitle(f"Mammo Reader — {title}")
         self.window.scores.reader.set_reads(loaded.reads)
+        self.window.scores.reader.saved_label.setText(stored_read_status(loaded.reads, self.window._reader()))
         self.window.scores.reader.setEnabled(True)
         self.window.scores.refresh_compare()
         self.window.reading.apply_blind_state()
@@ -293,3 +296,16 @@ class ExamControl:
             target = view.other_side
             moved = {view: target, **({target: view} if target in window.exam.views else {})}
             self._replace_exam(window.exam.move_view(view, target), moved)
+
+
+def stored_read_status(reads: dict, reader: str) -> str:
+    """The line under the form for a read opened from the store: a committed one says so, by whom and when (a
+    reopened exam showed a filled, editable form and nothing else), a draft that it is one."""
+    committed = [read.recorded_at for read in reads.values() if read.committed]
+    if committed:
+        times = [at for at in committed if at]
+        when = f" at {time.strftime('%Y-%m-%d %H:%M', time.localtime(max(times)))}" if times else ""
+        return f"{COMMITTED_TEXT}; committed by {reader}{when}"
+    if any(read.malignant is not None or read.birads or read.recommendation for read in reads.values()):
+        return "draft restored (not committed)"
+    return ""

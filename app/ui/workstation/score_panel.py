@@ -33,8 +33,8 @@ from app.model_comparison import comparison_columns, short_labels, unique_labels
 from app.model_table import BREAST_NAMES, BREAST_RULE, entry_rows, model_percent
 from app.ui.forms import AnswerComboBox, AnswerSlider, PercentAnswerBox, PercentAnswerDoubleBox
 from app.reading import (
-    AI_SHOWN, AMENDED_AFTER_AI, BIRADS_CATEGORIES, amendment_text, breast_models, hybrid_basis, named_hybrid_basis,
-    percent)
+    AI_SHOWN, AMENDED_AFTER_AI, BIRADS_CATEGORIES, amendment_cell, amendment_text, breast_models, hybrid_basis,
+    named_hybrid_basis, percent)
 from app.ui.workstation.reliability_chart import ReliabilityChart, reliability_of
 from app.study.store import BreastRead
 from inference.evaluation.calibration import calibration_note
@@ -514,7 +514,7 @@ class ScorePanelWidget(QWidget):
         for side in ("R", "L"):
             reader = self.reader.hybrid_value(side)
             first = self.reader.first_reads.get(side)
-            cells = [BREAST_NAMES[side], amendment_text(first) if first is not None and first.amendment is not None
+            cells = [BREAST_NAMES[side], amendment_cell(first) if first is not None and first.amendment is not None
                      else percent(reader)]
             for part in breast_models(self.result, side, reader, self.plain_hybrid) or [None]:
                 cells += ["hidden" if hidden else (model_percent(part.model, part.entry) if part else percent(None)),

@@ -63,13 +63,15 @@ def _pen(colour: tuple[int, int, int], width: float, style=Qt.PenStyle.SolidLine
 class RulerItem:
     """A measured line with its length, in the image item's frame."""
 
-    def __init__(self, parent, start: QPointF, spacing: tuple[float, float] | None) -> None:
+    def __init__(self, parent, start: QPointF, spacing: tuple[float, float] | None, label_parent=None) -> None:
+        """``label_parent``: the view's label layer (the image's frame, not clipped to it): a child of the image
+        had its "mm" cut at the image's edge."""
         self.start, self.spacing = start, spacing
         self.line = QGraphicsLineItem(QLineF(start, start), parent)
         self.line.setPen(_pen((255, 255, 255), 2.0))
         self.line.setZValue(40)
         self.label = pg.TextItem("", color=(255, 255, 255), anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 160))
-        self.label.setParentItem(parent)
+        self.label.setParentItem(label_parent if label_parent is not None else parent)
         self.label.setZValue(41)
         self.update(start)
 

@@ -865,7 +865,7 @@ class MammoViewWidget(QWidget):
             return
         a, b = self.image_item.mapFromScene(start), self.image_item.mapFromScene(current)
         if self._active_ruler is None:
-            self._active_ruler = RulerItem(self.image_item, a, self.image.pixel_spacing)
+            self._active_ruler = RulerItem(self.image_item, a, self.image.pixel_spacing, self.label_layer)
             self._rulers.append(self._active_ruler)
         self._active_ruler.update(b)
         self.clamp_label(self._active_ruler.label, b)
