@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                          "no checkpoint.pt to resume): train into another --out, or move that model away first", out)
     try:  # before the data is read (minutes of phantoms), not after: a checkpoint of another run is refused
         check_checkpoint(out / TRAINING_CHECKPOINT, run_record(family.name, config),
-                         bool(getattr(config, "continue_with_changes", False)))
+                         bool(getattr(config, "continue_with_changes", False)), getattr(config, "epochs", None))
     except (OSError, ValueError) as error:
         raise MammoError(str(error)) from error
     existed = out.exists()

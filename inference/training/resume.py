@@ -119,13 +119,22 @@ def refuse_another_run(path: Path, stored: Mapping[str, Any] | None, record: Map
     return differences
 
 
-def check_checkpoint(path: Path, record: Mapping[str, Any], continue_with_changes: bool = False) -> None:
+def check_checkpoint(path: Path, record: Mapping[str, Any], continue_with_changes: bool = False,
+                     epochs: int | None = None) -> None:
     """Before any work: refuse (ValueError) a checkpoint at ``path`` of another layout or of another run than
-    ``record`` (:func:`refuse_another_run`); nothing when there is none or it has no record."""
+    ``record`` (:func:`refuse_another_run`), or one already past ``epochs`` (the run's length now: it wrote the
+    model again with that length in its record and a longer history); nothing when there is none."""
     if not path.is_file():
         return
     state = _load(path, torch.device("cpu"), mmap=True)  # the record, not the weights, is read
     refuse_another_run(path, _stored_record(state), record, continue_with_changes)
+    try:
+        done = int(json.loads(state.get("progress") or "{}").get("epoch", 0))
+    except (TypeError, ValueError, AttributeError):
+        return  # counted otherwise (steps); resume() says what it finds
+    if epochs is not None and done > epochs:
+        raise ValueError(f"{path}: this run has done {done} epochs already, more than --epochs {epochs}: give "
+                         f"--epochs {done} or more to go on, or train into another --out")
 
 
 def _load(path: Path, device: torch.device, mmap: bool = False) -> dict[str, Any]:

@@ -176,6 +176,9 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     train_images, val_images, val_description = _data(config)
+    if all(image.label == CLASSES[0] for image in val_images):  # said now, not after every epoch has run
+        raise ValueError(f"{val_description} holds {CLASSES[0]} images only: the temperature fitted on it after "
+                         "training needs windows of two classes or more; give --val-data with lesion images too")
     pool = window_pool(train_images, config)
     if len(pool.by_class) < 2:
         raise ValueError("the training images give windows of fewer than two classes")
@@ -221,7 +224,12 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
     store_float16(model, final)
     model = model.to(memory_format=torch.contiguous_format).eval()
     readings = read_images(model, config.settings(), CLASSES, val_images, device)
-    fit = fit_on_readings(readings, config.bins)
+    try:
+        fit = fit_on_readings(readings, config.bins)
+    except ValueError as error:  # no model.pt left without its metadata (it is refused at load)
+        final.unlink(missing_ok=True)
+        raise ValueError(f"{error} (on {val_description}); give --val-data with images of two classes or more "
+                         "and train into another --out") from error
     evaluation = evaluate_readings(readings, CLASSES, fit.temperature, config.bins)
     log(f"temperature {fit.temperature:.3f}: ECE {fit.ece_before:.4f} -> {fit.ece_after:.4f}, "
         f"NLL {fit.nll_before:.4f} -> {fit.nll_after:.4f} on {val_description}")

@@ -147,6 +147,25 @@ def test_train_refuses_a_checkpoint_of_another_run_before_reading_the_data(tmp_p
     assert "does not exist" not in error
 
 
+def test_train_refuses_fewer_epochs_than_the_checkpoint_has_done(tmp_path, capsys):
+    """--epochs 1 on a run that had done 2 wrote model.pt again with "epochs": 1 in its record beside a history of
+    two (a researcher's hands-on test): refused before anything is read or written."""
+    from inference.families.maskrcnn.training import MaskRCNNTrainConfig
+    from inference.training.resume import run_record
+    from main import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    model = torch.nn.Linear(2, 2)
+    save_checkpoint(out / "checkpoint.pt", model, {"sgd": torch.optim.SGD(model.parameters(), lr=0.1)},
+                    {"epoch": 2}, [], run=run_record("maskrcnn", MaskRCNNTrainConfig(out=str(out))))
+    before = (out / "checkpoint.pt").read_bytes()
+    assert main(["train", "--family", "maskrcnn", "--out", str(out), "--epochs", "1"]) == 2
+    assert "checkpoint.pt: this run has done 2 epochs already, more than --epochs 1: give --epochs 2 or more" in \
+        capsys.readouterr().err
+    assert (out / "checkpoint.pt").read_bytes() == before and not (out / "model.pt").exists()
+
+
 def test_another_family_is_said_once():
     """A researcher's test: "(family maskrcnn there, sliding-window now; batch_size 2 there, 32 now; family
     maskrcnn there, sliding-window now; …)"."""

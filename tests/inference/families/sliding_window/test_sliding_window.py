@@ -345,6 +345,27 @@ def test_calibrate_refuses_other_families_and_bad_data(tiny_window_model, tmp_pa
     assert missing.returncode != 0 and "nowhere.csv" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def test_a_validation_split_of_normal_images_only_is_refused_before_training(tmp_path):
+    """The last 20 % of a CSV held no_tumour images only: every epoch ran, then the temperature fit failed
+    ("the data gives 89 windows of 1 class") and left a model.pt without its metadata (a researcher's test)."""
+    from inference.families.sliding_window.training import WindowTrainConfig, train_windows
+
+    image = synthetic_view("L-CC", (500, 300), shape=(1000, 600))
+    cv2.imwrite(str(tmp_path / "a.png"), image)
+    mask = np.zeros(image.shape, np.uint8)
+    mask[470:530, 270:330] = 255
+    cv2.imwrite(str(tmp_path / "a_mask.png"), mask)
+    rows = ["a.png,L-CC,malignant,a_mask.png"] * 4 + ["a.png,L-CC,no_tumour,"]
+    (tmp_path / "data.csv").write_text("path,view,label,mask\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"the last 20 % of .*data.csv holds no_tumour images only: the temperature "
+                                         r"fitted on it after training needs windows of two classes or more; give "
+                                         r"--val-data"):
+        train_windows(WindowTrainConfig(data=str(tmp_path / "data.csv"), out=str(out), device="cpu"),
+                      progress=lambda text: None)
+    assert not (out / "model.pt").exists() and not (out / "checkpoint.pt").exists()
+
+
 def test_evaluate_prints_the_table_and_writes_csv(tiny_window_model, tmp_path):
     done = run_isolated(["main.py", "evaluate", "--model", str(tiny_window_model), "--data", "phantom",
                          "--phantoms", "8", "--out", str(tmp_path / "eval"), "--device", "cpu"])
