@@ -302,7 +302,8 @@ def _detections(args: argparse.Namespace, loaded) -> int:
             prepared = family.prepare(np.asarray(image.image, np.float32), view, False)
             (output,) = family.run(loaded.model, [prepared], device, "exact", identity)
             if output.refused:  # never counted as "nothing found"
-                raise MammoError(f"the model did not read this image: {output.refused}", image.source)
+                row = f"{args.data}, row {image.row}: " if image.row is not None else ""  # the CSV's line too
+                raise MammoError(f"{row}{image.source}: the model did not read this image: {output.refused}")
             shape_here = tuple(image.image.shape)
             breast = breast_mask(np.asarray(image.image))  # as the view's probability and the screen: no marker
             found.append([Detection(r.box_original, r.score, next(iter(r.probabilities or {r.kind: 0})),

@@ -381,7 +381,9 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
     for image in images:  # the network reads [0, 1]: what inference reads (it refuses a view beyond max_value)
         high = float(np.max(image.image)) if image.image.size else 0.0
         if high > config.max_value:
-            raise ValueError(f"{image.source}: its pixel values reach {high:.0f}, above max_value {config.max_value:g}; "
+            row = f"{config.data}, row {image.row}: " if image.row is not None else ""  # as every other row error
+            raise ValueError(f"{row}{image.source}: its pixel values reach {high:.0f}, above max_value "
+                             f"{config.max_value:g}; "
                              "set max_value (the training configuration) to the images' full scale, e.g. 65535 "
                              "for 16-bit scans")
     check_lesion_masks(images, config.classes, config.data, "train")

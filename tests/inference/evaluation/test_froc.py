@@ -155,6 +155,9 @@ def test_evaluate_stops_at_an_image_the_model_does_not_read(tmp_path, monkeypatc
     with pytest.raises(MammoError, match="did not read this image: its pixel values reach 65535"):
         evaluate._detections(args, SimpleNamespace(identity=identity, model=None))
     assert not (tmp_path / "out").exists()
+    data = _csv(tmp_path, ["b.png,R-CC,normal,"])  # a CSV's image: named with the CSV's line, as row errors are
+    with pytest.raises(MammoError, match=rf"^{data}, row 2: {tmp_path / 'b.png'}: the model did not read this image"):
+        evaluate._detections(_args(tmp_path, str(data)), SimpleNamespace(identity=identity, model=None))
 
 
 def test_class_evaluation_stops_at_an_image_the_model_does_not_read(monkeypatch):

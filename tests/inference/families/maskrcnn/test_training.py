@@ -3,6 +3,7 @@ torchvision checkpoint, and a stopped and resumed run that ends bit-identical to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -147,6 +148,13 @@ def test_training_refuses_images_beyond_max_value(tmp_path):
     with pytest.raises(ValueError, match=r"phantom.*pixel values reach \d+, above max_value 1000; set max_value"):
         train_maskrcnn(config, progress=lambda text: None)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    from tests.helpers import synthetic_view, write_png  # a CSV's image: named with the CSV's line
+
+    write_png(tmp_path / "a.png", synthetic_view("L-CC", (200, 100), shape=(256, 160)))
+    (tmp_path / "data.csv").write_text("path,view,label,mask\na.png,L-CC,normal,\n")
+    config = dataclasses.replace(config, data=str(tmp_path / "data.csv"), max_value=10.0)
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'data.csv'}, row 2: {tmp_path / 'a.png'}: its pixel values"):
+        train_maskrcnn(config, progress=lambda text: None)
 
 
 def write_phantom_csv(folder, count: int = 4, seed: int = 5) -> "Path":
