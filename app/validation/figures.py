@@ -202,11 +202,14 @@ def froc_steps(fp_per_image: np.ndarray, sensitivity: np.ndarray) -> tuple[list[
     return xs, ys
 
 
+FROC_SIZE, FROC_MARGIN = (620, 616), (60, 56, 20, 120)  # as the ROC's: the y axis's label below the title
+
+
 def froc_figure(fp_per_image: np.ndarray, sensitivity: np.ndarray, title: str, notes: Sequence[str] = ()) -> np.ndarray:
     """A detector's FROC curve: sensitivity against mean false positives per image on a log2 axis from 1/8 to
     8, as a step curve cut at 8 (the sensitivity held there; points beyond were drawn on the edge, as if reached
     at 8) and with points below 1/8 on the left edge; ``notes`` below (the hit rule, the CPM …)."""
-    axes = _Axes((620, 600), (60, 40, 20, 120), (-3.0, 3.0), (0, 1))
+    axes = _Axes(FROC_SIZE, FROC_MARGIN, (-3.0, 3.0), (0, 1))
     axes.frame(np.arange(-3, 4), np.linspace(0, 1, 6), "mean false positives per image", "sensitivity", title[:70],
                x_format=lambda v: f"{2.0 ** v:g}")
     xs, ys = froc_steps(fp_per_image, sensitivity)

@@ -87,7 +87,7 @@ def test_evaluate_command_writes_the_froc_of_a_detector(tmp_path):
     rows = list(csv.DictReader((out / "froc.csv").open()))
     assert [float(r["fp_per_image"]) for r in rows] == sorted(float(r["fp_per_image"]) for r in rows)
     assert len(list(csv.DictReader((out / "per_image.csv").open()))) == 4
-    assert cv2.imread(str(out / "froc.png")).shape == (600, 620, 3)
+    assert cv2.imread(str(out / "froc.png")).shape == (616, 620, 3)
 
 
 def test_evaluate_counts_only_the_detections_over_the_breast(tmp_path, monkeypatch):
@@ -332,7 +332,7 @@ def test_the_froc_figure_draws_the_curve_cut_at_its_axis():
     xs, ys = froc_steps(np.array([0.5, 4.0, 6.0, 16.0]), np.array([1 / 3, 2 / 3, 2 / 3, 1.0]))
     assert xs[-1] == 3.0 and max(xs) == 3.0  # log2(8): the axis's end
     assert ys[-1] == pytest.approx(2 / 3) and max(ys) == pytest.approx(2 / 3)
-    assert froc_figure(np.array([0.5, 16.0]), np.array([0.5, 1.0]), "t").shape == (600, 620, 3)
+    assert froc_figure(np.array([0.5, 16.0]), np.array([0.5, 1.0]), "t").shape == (616, 620, 3)
 
 
 def test_min_iou_with_the_centre_rule_is_refused(tmp_path, monkeypatch):
