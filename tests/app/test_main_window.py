@@ -619,6 +619,12 @@ def test_the_shortcuts_list_says_the_class_keys_once_and_cut_cells_are_whole_on_
     assert not any(text.startswith("Map of class") for text in texts)  # nine vague rows before
     rows = [table.item(row, 0).text() for row in range(table.rowCount())]
     assert rows.count("Alt+1 … Alt+9") == 1 and rows.index("Alt+1 … Alt+9") == texts.index("Malignant map") + 1
+    dialog.show()  # every action whole in the dialog's width: the class keys' was cut, behind a sideways scroll
+    qtbot.waitExposed(dialog)
+    assert table.horizontalHeader().length() <= table.viewport().width()
+    longest = rows.index("Alt+1 … Alt+9")
+    assert table.rowHeight(longest) > table.rowHeight(0) or table.fontMetrics().horizontalAdvance(
+        texts[longest]) <= table.columnWidth(1)  # wrapped onto a second line, or it fits
     model_table = _table("t")
     qtbot.addWidget(model_table)
     _fill(model_table, ["", "meaning"], [["R-CC", "above the 90 % specificity threshold (0.40)"]])
