@@ -376,6 +376,35 @@ def test_a_prefetch_that_ends_after_the_reader_was_on_its_exam_is_not_kept(qtbot
     assert [m.row for m in window.marks] == [400] and window.scores.reader.value("R") == 0.35
 
 
+def test_a_prefetch_that_ends_while_the_screen_is_cleared_for_its_exam_is_not_awaited_for_ever(
+        qtbot, store, tmp_path, stub_model, monkeypatch):
+    """Next pressed while exam 2's prefetch was ending: clearing the screen syncs with the display, which delivered
+    the prefetch's result and end there; its result was dropped as the visit's and the exam was then awaited from
+    a prefetch that had already ended: no pixels, no analysis, for ever (CI under load, 300 s)."""
+    from PySide6.QtWidgets import QApplication  # noqa: PLC0415
+
+    gate = _hold_prefetch_of(monkeypatch, "exam1")
+    batch = make_batch(tmp_path / "batch", 3)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=1)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(batch)
+    qtbot.waitUntil(lambda: control._runs_for(control.worklist, 1), timeout=60_000)  # noqa: SLF001
+    clear = window.clear_exam
+
+    def cleared_while_the_prefetch_ends() -> None:
+        clear()
+        gate.set()
+        control.prefetch_worker.wait()  # it ends now, its signals delivered as the display sync delivers them
+        QApplication.processEvents()
+
+    monkeypatch.setattr(window, "clear_exam", cleared_while_the_prefetch_ends)
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        control.next()
+    assert window.exam.source.name == "exam1" and window.result is not None
+    assert control._awaiting is None  # noqa: SLF001
+
+
 def test_exams_prefetched_with_other_models_are_analysed_with_the_models_now_chosen(qtbot, store, tmp_path):
     """Preferences switch the models while exam 1 is held analysed by the old ones: exam 1 shows the new
     models' result, and the old models are never kept as the new ones' (every later exam was analysed by them)."""

@@ -369,6 +369,9 @@ class WorklistController(QObject):
         if self._runs_for(worklist, index):
             self._visited_prefetches.add(self._prefetch_serial)  # what it loads is this visit's, not to keep
             self.window.clear_exam()  # its prefetch goes on as this exam's own load and analysis
+        # asked again: clearing syncs with the display, which delivers the signals queued meanwhile, and a prefetch
+        # that ended there (its result dropped as this visit's) was then awaited for ever (seen under load)
+        if self._runs_for(worklist, index):
             early = self._early.pop(index, None)
             self.window.hanging.set_loading()
             self.window.scores.set_status("Loading the exam…")
