@@ -553,8 +553,38 @@ def test_a_read_made_after_blind_reading_was_turned_off_and_on_again_is_recorded
                     timeout=10_000)
     assert store.read("SELECT ai_shown FROM exam_reads WHERE breast = 'R'") == [(1,)]
     assert "Right breast: read with the AI shown" in window.scores.reader.amendment_label.text()
-    window.reading.forget_exam()  # the next exam starts unseen
-    assert not window.reading.seen_breasts
+
+
+def test_a_model_seen_before_leaving_the_exam_still_counts_when_it_is_committed_later_and_no_other_exam_s(
+        qtbot, store, tmp_path, stub_model):
+    """What was seen lived in the window only: the model shown on exam a (blind reading off), a draft saved, exam
+    b opened, blind reading on again, a committed "before AI" read (a review). The draft keeps it; exam b, read
+    blind, is stored as such."""
+    import dataclasses
+
+    folders = one_view_exams(tmp_path, "ab")
+    window = analysed_window(qtbot, store, folders["a"], stub_model, blind_first=True)
+    key_a = window.exam_key
+    window.apply_settings(dataclasses.replace(window.settings, blind_first=False))  # the model shown on a
+    set_read(window, 25, "3", "routine screening")
+    window.reading.save_reads(committed=False)
+    store.submit(lambda db: None).result()
+    window.apply_settings(dataclasses.replace(window.settings, blind_first=True))
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        window.open_exam(folders["b"])
+    assert window.model_hidden() and not window.reading.seen_breasts
+    set_read(window, 10, "2", "routine screening")
+    assert window.commit_estimate()  # read blind
+    store.submit(lambda db: None).result()
+    key_b = window.exam_key
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        window.open_exam(folders["a"])
+    assert window.exam_key == key_a and window.model_hidden()
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed: this read is final"),
+                    timeout=10_000)
+    shown = dict(store.read("SELECT exam_key, ai_shown FROM exam_reads WHERE breast = 'R'"))
+    assert shown == {key_a: 1, key_b: 0}
 
 
 def test_a_read_with_a_breast_left_blank_is_not_committed_with_blind_reading_off_either(qtbot, store, tmp_path,

@@ -405,6 +405,38 @@ def test_a_prefetch_that_ends_while_the_screen_is_cleared_for_its_exam_is_not_aw
     assert control._awaiting is None  # noqa: SLF001
 
 
+def test_a_key_delivered_while_the_screen_is_cleared_moves_on_after_the_move_under_way(qtbot, store, tmp_path,
+                                                                                        stub_model, monkeypatch):
+    """Clearing the screen syncs with the display, which delivers queued input: a second Ctrl+Right ran a go_to
+    inside the go_to under way, which then went on with its own row and showed row 2's patient under row 3 (a
+    review). The key's move follows the one under way; the row and the patient on screen agree."""
+    gate = _hold_prefetch_of(monkeypatch, "exam1")
+    batch = make_batch(tmp_path / "batch", 4)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=1)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(batch)
+    qtbot.waitUntil(lambda: control._runs_for(control.worklist, 1), timeout=60_000)  # noqa: SLF001
+    clear, pressed = window.clear_exam, []
+
+    def cleared_with_a_key_queued() -> None:
+        clear()
+        if not pressed:
+            pressed.append(True)
+            control.next()  # what the display sync delivers: the reader's next Ctrl+Right
+
+    monkeypatch.setattr(window, "clear_exam", cleared_with_a_key_queued)
+    control.next()
+    awaited = control._awaiting  # noqa: SLF001 - never another row's exam than the one the list is on
+    assert awaited is None or awaited[0] == control.worklist.current, (awaited, control.worklist.current)
+    gate.set()
+    qtbot.waitUntil(lambda: window.exam is not None and window.exam.source.name == "exam2"
+                    and window.result is not None, timeout=120_000)
+    assert control.worklist.current == 2 and pressed
+    qtbot.wait(500)  # nothing of row 1 comes afterwards
+    assert window.exam.source.name == "exam2" and control.worklist.current == 2
+
+
 def test_exams_prefetched_with_other_models_are_analysed_with_the_models_now_chosen(qtbot, store, tmp_path):
     """Preferences switch the models while exam 1 is held analysed by the old ones: exam 1 shows the new
     models' result, and the old models are never kept as the new ones' (every later exam was analysed by them)."""

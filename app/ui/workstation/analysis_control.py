@@ -232,6 +232,7 @@ class AnalysisControl:
         ids = [e.id for e in window.result.entries]
         window.entry_id = window.entry_id if window.entry_id in ids else ids[0]
         window.scores.set_result(window.result)
+        window.reading.note_seen()  # on screen from now (blind reading off), before its overlays are drawn
         window.overlay_control.draw_result()
 
     def run_steps(self, steps: list, still: Callable[[], bool]) -> None:

@@ -232,7 +232,9 @@ class ExamControl:
         title = exam.exam_id or (exam.source.name if exam.source else "exam")
         self.window.setWindowTitle(f"Mammo Reader — {title}")
         self.window.scores.reader.set_reads(loaded.reads)
-        self.window.scores.reader.saved_label.setText(stored_read_status(loaded.reads, self.window._reader()))
+        if another:  # from the store (an image confirmed or moved shows the same exam again: its form as it is)
+            self.window.scores.reader.saved_label.setText(stored_read_status(loaded.reads, self.window._reader()))
+            self.window.reading.restore_seen(loaded.reads)
         self.window.scores.reader.setEnabled(True)
         self.window.scores.refresh_compare()
         self.window.reading.apply_blind_state()
@@ -279,6 +281,8 @@ class ExamControl:
                 window.store.save_marks(window.exam_key, window._reader(), list(window.marks))
         form = {r.breast: r for r in reader.reads(True)}
         pending = bool(window.committed and reader.changed_since_commit())  # changed after the commit, unrecorded
+        if moved and window.reading.seen_breasts:  # what was seen on one side now shows the other: both count
+            window.reading.seen_breasts = {"R", "L"}
         self.show_exam(LoadedExam(exam, window.exam_key, reader.stored_reads(window.committed), window.marks,
                                   window.hanging.exam_window))
         if pending:  # still in the form, still to be recorded (or discarded) by the reader

@@ -49,10 +49,20 @@ class ReadingControl:
         """Another exam (or none) is opening: what was seen was the last exam's."""
         self.seen_breasts.clear()
 
-    def apply_blind_state(self) -> None:
+    def restore_seen(self, reads: dict) -> None:
+        """An exam opened from the store: the breasts its saved draft says the model was seen on (the draft
+        keeps it, so that leaving the exam, or a restart, does not make such a read "before AI")."""
+        self.seen_breasts = {side for side, read in reads.items() if read.ai_shown and not read.committed}
+
+    def note_seen(self) -> None:
+        """The model's answers on screen now, before the first commit, are seen for this exam's read."""
         window = self.window
         if window.exam is not None and not window.committed:
             self.seen_breasts |= {side for side in ("R", "L") if self.model_on_screen(side)}
+
+    def apply_blind_state(self) -> None:
+        window = self.window
+        self.note_seen()
         hidden = self.model_hidden() and window.exam is not None  # no exam: nothing is hidden, nothing to say
         window.scores.set_model_hidden(hidden)
         window.gallery.setVisible(not hidden)
@@ -170,8 +180,10 @@ class ReadingControl:
             return
         key = window.exam_key
         reads = window.scores.reader.reads(committed)
-        if committed:  # whether the model was on screen before or when the read was committed (blind reading off)
-            reads = [dataclasses.replace(r, ai_shown=self.ai_seen(r.breast)) for r in reads]
+        # whether the model was on screen before or when the read was committed (blind reading off); a draft keeps
+        # it too (None: not seen so far), so that it holds when the exam is opened again
+        reads = [dataclasses.replace(r, ai_shown=self.ai_seen(r.breast) if committed else (self.ai_seen(r.breast)
+                                                                                          or None)) for r in reads]
         future = window.store.save_reads(key, window._reader(), reads)
         done = COMMITTED_TEXT if committed else "draft saved (not committed)"
 

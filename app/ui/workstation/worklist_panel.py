@@ -175,6 +175,10 @@ class WorklistController(QObject):
         self._prefetching: tuple[Worklist, int] | None = None  # the worklist and index a prefetch runs for
         self._prefetch_serial = 0  # numbers each prefetch
         self._visited_prefetches: set[int] = set()  # prefetches whose exam the reader came to while they ran
+        # a go_to under way, and the row a key pressed meanwhile asked for: clearing the screen syncs with the
+        # display, which delivers queued input too, and a go_to inside a go_to left one row's patient on screen
+        # under another row
+        self._moving, self._then = False, None
         self._unloadable: set[int] = set()  # this worklist's exams whose prefetch failed: not tried again ahead
         self._awaiting: tuple[int, int] | None = None  # (index, window generation) shown when its prefetch ends
         self._opening: Worker | None = None
@@ -344,7 +348,21 @@ class WorklistController(QObject):
 
     def go_to(self, index: int) -> None:
         """Leave the exam on screen (its reading time and state saved) and show ``index``: at once when it was
-        prefetched, when its prefetch ends when one is running for it, else loaded now."""
+        prefetched, when its prefetch ends when one is running for it, else loaded now. Asked for while another
+        go_to runs (a key delivered while the screen is cleared), it follows that one."""
+        if self._moving:
+            self._then = index
+            return
+        self._moving = True
+        try:
+            self._go_to(index)
+        finally:
+            self._moving = False
+        if self._then is not None:
+            then, self._then = self._then, None
+            QTimer.singleShot(0, self, lambda: self.go_to(then))
+
+    def _go_to(self, index: int) -> None:
         worklist = self.worklist
         if worklist is None or not 0 <= index < len(worklist):
             return
@@ -359,6 +377,12 @@ class WorklistController(QObject):
             self._awaiting = None
             if self.prefetch_worker is not None and self.prefetch_worker.is_running():
                 self.prefetch_worker.cancel()
+        if self._runs_for(worklist, index) and index not in self.prefetched:
+            self.window.clear_exam()  # its prefetch goes on as this exam's own load and analysis
+            # clearing syncs with the display, which delivers what is queued: the reader's next key (a go_to of
+            # its own, already done) and the prefetch's result and end (the exam was then awaited for ever)
+            if self.worklist is not worklist or worklist.current != index:
+                return
         ready = self.prefetched.pop(index, None)
         if ready is not None:
             if ready.fingerprint is None:
@@ -368,10 +392,6 @@ class WorklistController(QObject):
             return
         if self._runs_for(worklist, index):
             self._visited_prefetches.add(self._prefetch_serial)  # what it loads is this visit's, not to keep
-            self.window.clear_exam()  # its prefetch goes on as this exam's own load and analysis
-        # asked again: clearing syncs with the display, which delivers the signals queued meanwhile, and a prefetch
-        # that ended there (its result dropped as this visit's) was then awaited for ever (seen under load)
-        if self._runs_for(worklist, index):
             early = self._early.pop(index, None)
             self.window.hanging.set_loading()
             self.window.scores.set_status("Loading the exam…")
@@ -439,6 +459,8 @@ class WorklistController(QObject):
         previous patient's images under this row, and a study still arriving showed two views of four."""
         window, worklist = self.window, self.worklist
         window.clear_exam()  # nothing of the exam left stays on screen meanwhile
+        if self.worklist is not worklist or worklist.current != index:
+            return  # the reader's next key, delivered while the screen was cleared, has moved on already
         window.hanging.set_loading()
         window.scores.set_status("Loading the exam…")
         generation = window._generation
