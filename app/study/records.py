@@ -43,8 +43,14 @@ def _calibration_rows(store: Store, study_id: int) -> dict[str, tuple[str, dict,
         if not isinstance(record, dict):
             out[model_id] = (kind, {}, "it is not a calibration record")
             continue
-        applied = record.get("method") in ("platt", "isotonic")  # a card's temperature is already in the scores
-        out[model_id] = (kind, record, recalibration_problem(record) if applied else None)
+        method = record.get("method")
+        if method in ("platt", "isotonic"):
+            problem = recalibration_problem(record)
+        elif kind == "site":  # a site's record is applied as it is: one of another method cannot be
+            problem = f"its method {method!r} is neither platt nor isotonic"
+        else:
+            problem = None  # a card's temperature is already in the scores; anything else is not applied
+        out[model_id] = (kind, record, problem)
     return out
 
 
@@ -74,8 +80,9 @@ def hybrid_bases(store: Store, study_id: int) -> dict[str, str]:
     "hybrid [id]" …): "hybrid: mean of the reader and the model calibrated on <site, date, n> …", "… the
     uncalibrated model output", or the GMIC reader study's plain mean."""
     models = [m for m in study_models(store, study_id) if m["malignancy"]]
-    calibrations = stored_calibrations(store, study_id)
-    unusable = unusable_calibrations(store, study_id)
+    stored = _calibration_rows(store, study_id)
+    calibrations = {model_id: (kind, record) for model_id, (kind, record, problem) in stored.items() if problem is None}
+    unusable = {model_id for model_id, (_, _, problem) in stored.items() if problem is not None}
     out = {}
     for model_id, name in model_names(models).items():
         hybrid_name = name.replace("model", "hybrid", 1)
@@ -92,8 +99,8 @@ def unusable_calibration_notes(store: Store, study_id: int) -> list[str]:
     models = [m for m in study_models(store, study_id) if m["malignancy"]]
     unusable = unusable_calibrations(store, study_id)
     return [f"{name.replace('model', 'hybrid', 1)} not computed: the calibration stored with {name}'s scores in "
-            f"this study is unusable ({unusable[model_id]}); its plain mean{PLAIN_SUFFIX} is computed instead"
-            for model_id, name in model_names(models).items() if model_id in unusable]
+            f"this study is unusable ({unusable[model_id]}); {name.replace('model', 'hybrid', 1)}{PLAIN_SUFFIX} "
+            "is computed instead" for model_id, name in model_names(models).items() if model_id in unusable]
 
 
 def _truth(case: CaseEntry, breast: str) -> str:
@@ -127,8 +134,11 @@ def analysis_records(store: Store, study_id: int, level: str = "breast") -> list
     models = [m for m in study_models(store, study_id) if m["malignancy"]]
     names = model_names(models)
     scores = _model_scores(store, study_id)
-    calibrations = {model_id: _site_card(c) for model_id, c in stored_calibrations(store, study_id).items()}
-    unusable = unusable_calibrations(store, study_id)  # their calibrated hybrid is not computed; the plain mean is
+    stored = _calibration_rows(store, study_id)
+    calibrations = {model_id: _site_card((kind, record)) for model_id, (kind, record, problem) in stored.items()
+                    if problem is None}
+    unusable = {model_id for model_id, (_, _, problem) in stored.items() if problem is not None}  # their calibrated
+    # hybrid is not computed; the plain mean is
     reads = store.read(
         "SELECT reader, case_id, modality, breast, malignant FROM study_reads WHERE study_id=?", (study_id,))
     by_key: dict[tuple, dict[str, float]] = {}

@@ -309,9 +309,10 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
         for modality in read:
             for name in model_names:
                 hybrid_name = name.replace('model', 'hybrid', 1)
-                pairs += [(f"{name} (vs {modality})", modality), (f"{hybrid_name} ({modality})", modality)]
-                if f"{hybrid_name}{PLAIN_SUFFIX} ({modality})" in modalities:
-                    pairs.append((f"{hybrid_name}{PLAIN_SUFFIX} ({modality})", modality))
+                pairs.append((f"{name} (vs {modality})", modality))
+                for hybrid_modality in (f"{hybrid_name} ({modality})", f"{hybrid_name}{PLAIN_SUFFIX} ({modality})"):
+                    if hybrid_modality in modalities:  # not computed (an unusable calibration): no comparison due
+                        pairs.append((hybrid_modality, modality))
         for first, second in pairs:
             rows = _common_cases([r for r in records if r["modality"] in (first, second)], (first, second))
             try:

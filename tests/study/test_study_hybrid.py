@@ -107,6 +107,8 @@ def test_a_reversing_calibration_stored_with_the_scores_gives_no_calibrated_hybr
     assert "hybrid (plain mean) (unaided) vs unaided" in results.comparisons
     note = next(n for n in results.notes() if n.startswith("hybrid not computed"))
     assert "model's scores in this study is unusable (platt's slope a must be above 0" in note
+    assert note.endswith("hybrid (plain mean) is computed instead")
+    assert not any("not computed yet" in n for n in results.notes())  # the study is complete
     write_results(results, tmp_path / "out")
     assert "hybrid not computed" in (tmp_path / "out" / "notes_breast.txt").read_text()
 
@@ -114,6 +116,11 @@ def test_a_reversing_calibration_stored_with_the_scores_gives_no_calibrated_hybr
                                        (study,))).result()
     assert "hybrid (unaided)" not in {r["modality"] for r in analysis_records(store, study)}
     assert any("unusable (it is not JSON" in n for n in study_results(store, study).notes())
+    for record in ({"method": "beta", "parameters": {}}, {"parameters": {"a": 1.0}}):  # crashed the analysis
+        store.submit(lambda db, r=record: db.execute(
+            "UPDATE study_model_calibrations SET calibration_json=? WHERE study_id=?", (json.dumps(r), study))).result()
+        assert "hybrid (unaided)" not in {r["modality"] for r in analysis_records(store, study)}
+        assert any("is neither platt nor isotonic" in n for n in study_results(store, study).notes())
 
 
 def test_an_uncalibrated_model_has_one_hybrid_the_plain_mean_said_uncalibrated(store, stub_model):
