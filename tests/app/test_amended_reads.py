@@ -627,3 +627,16 @@ def test_a_reopened_exam_says_whether_its_read_is_committed_by_whom_and_when_or_
     again.open_exam(folders["b"])
     qtbot.waitUntil(lambda: again.exam is not None and again.exam.source == folders["b"], timeout=30_000)
     assert again.scores.reader.saved_label.text() == "draft restored (not committed)"
+
+
+def test_the_panel_names_the_breasts_right_before_left_however_the_store_gives_them(qtbot, store, tmp_path,
+                                                                                  stub_model):
+    """"Right breast and Left breast: read with the AI shown" after the commit, "Left breast and Right breast" after
+    a restart (the store's order; a radiologist's re-test)."""
+    from app.study.store import BreastRead
+
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
+    reads = {side: BreastRead(side, 0.2, committed=True, ai_shown=True) for side in ("L", "R")}
+    window.scores.reader.set_first_reads(reads)
+    assert list(window.scores.reader.first_reads) == ["R", "L"]
+    assert "Right breast and Left breast: read with the AI shown" in window.scores.reader.amendment_label.text()

@@ -463,6 +463,24 @@ def test_a_measurement_s_label_at_the_image_s_edge_is_not_cut_by_it(qtbot, store
     assert label.toPlainText().endswith(" mm") or label.toPlainText().endswith("pixels)")
 
 
+def test_a_measurement_dragged_beyond_the_image_measures_the_line_drawn_on_it(qtbot, store, tmp_path):
+    """Dragged out into the slot beside the image, the line stopped at the image's edge (clipped) while its label
+    gave the length to the cursor: "207.2 mm" beside a line of about 70 mm (a radiologist's re-test)."""
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, tmp_path)
+    widget = window.hanging.views[View.R_CC]
+    rows, cols = widget.image.pixels.shape
+    start = widget.image_item.mapToScene(QPointF(cols - 300, rows / 2))
+    beyond = widget.image_item.mapToScene(QPointF(cols + 500, rows / 2 + 400))  # past the right and lower edges
+    widget._on_ruler(start, beyond, True)
+    ruler = widget.rulers()[-1]
+    line = ruler.line.line()
+    assert (line.x2(), line.y2()) == (float(cols), min(rows / 2 + 400, float(rows)))
+    expected = ((cols - (cols - 300)) ** 2 + (line.y2() - rows / 2) ** 2) ** 0.5
+    assert ruler.text() == f"{expected:.0f} px (no spacing: pixels)"
+
+
 def test_mark_and_measurement_labels_stay_inside_the_viewport_after_a_pan(qtbot, store, tmp_path):
     """Issue 25 polish: every label drawn on the image (a mark's, a measurement's, the regions' numbers) flips
     to the other side of its point when the preferred side would be cut at the viewport's edge, also after

@@ -212,7 +212,8 @@ class ReaderPanel(QGroupBox):
 
     def set_first_reads(self, reads: dict[str, BreastRead]) -> None:
         """The committed first reads (with their amendments), as stored; the form is left as it is."""
-        self.first_reads = {side: read for side, read in reads.items() if read.committed}
+        # right before left, as the form (the store gave them in its own order: the lines swapped after a restart)
+        self.first_reads = {side: reads[side] for side in ("R", "L") if side in reads and reads[side].committed}
         lines = [f"{BREAST_NAMES[side]}: {amendment_text(read)} "
                  f"({'amended' if read.ai_shown else AMENDED_AFTER_AI} at "
                  f"{time.strftime('%H:%M', time.localtime(read.amendment.recorded_at))})"

@@ -863,7 +863,9 @@ class MammoViewWidget(QWidget):
     def _on_ruler(self, start, current, finished: bool) -> None:
         if self.image is None:
             return
-        a, b = self.image_item.mapFromScene(start), self.image_item.mapFromScene(current)
+        # on the image: the line is drawn only there (the image clips it), and a length measured out to the
+        # cursor beside the image matched no line on screen (207 mm written beside a 70 mm line)
+        a, b = (self._on_image(self.image_item.mapFromScene(point)) for point in (start, current))
         if self._active_ruler is None:
             self._active_ruler = RulerItem(self.image_item, a, self.image.pixel_spacing, self.label_layer)
             self._rulers.append(self._active_ruler)
@@ -871,6 +873,11 @@ class MammoViewWidget(QWidget):
         self.clamp_label(self._active_ruler.label, b)
         if finished:
             self._active_ruler = None
+
+    def _on_image(self, point: QPointF) -> QPointF:
+        """``point`` (image item frame) moved onto the image's pixels where it lies beyond them."""
+        rows, cols = self.image.pixels.shape[:2]
+        return QPointF(min(max(point.x(), 0.0), float(cols)), min(max(point.y(), 0.0), float(rows)))
 
     def clamp_label(self, label: pg.TextItem, at: QPointF | None = None, prefer: tuple[int, int] = (0, 1)) -> None:
         """Anchor a label at ``at`` (image item frame; its own position by default) on its preferred side
