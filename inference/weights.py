@@ -146,8 +146,13 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], bool]:
         from inference.training.resume import FORMAT as TRAINING_FORMAT  # noqa: PLC0415
 
         if loaded["format"] == TRAINING_FORMAT:  # loaded with the default settings it gave other numbers
-            raise CheckpointError("this is a training run's checkpoint (for resuming it with train), not a model: "
-                                  "load the model.pt that the run wrote beside it, with its metadata file", path)
+            from inference.training.resume import TRAINED_MODEL  # noqa: PLC0415
+
+            beside = ("load the model.pt that the run wrote beside it, with its metadata file"
+                      if (path.parent / TRAINED_MODEL).is_file() else
+                      "the run has not written its model.pt yet (it is training, or it stopped: train resumes it)")
+            raise CheckpointError(f"this is a training run's checkpoint (for resuming it with train), not a model: "
+                                  f"{beside}", path)
     if isinstance(loaded, MappingABC):
         for wrapper in ("state_dict", "model"):
             if wrapper in loaded and isinstance(loaded[wrapper], MappingABC):

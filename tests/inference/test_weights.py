@@ -364,6 +364,8 @@ def test_a_train_run_s_folder_gives_its_model_and_its_training_checkpoint_is_no_
     with pytest.raises(CheckpointError, match="checkpoint.pt: this is a training run's checkpoint .*load the "
                                               "model.pt that the run wrote beside it"):
         load_model(run / TRAINING_CHECKPOINT)
-    (run / TRAINED_MODEL).unlink()  # a folder of someone's own files named so: each is a model file
-    save(run, published_state, TRAINING_CHECKPOINT)
+    (run / TRAINED_MODEL).unlink()  # a run still training (or stopped): no model yet
+    with pytest.raises(CheckpointError, match="the run has not written its model.pt yet"):
+        load_model(run / TRAINING_CHECKPOINT)
+    save(run, published_state, TRAINING_CHECKPOINT)  # a folder of someone's own files named so: each is a model
     assert weights.find_checkpoints(run) == [run / TRAINING_CHECKPOINT]

@@ -261,7 +261,7 @@ def train_glimpsenet(config: GlimpseTrainConfig, progress=None) -> Path:
         log(f"fold {number}/{config.folds}: {len(train)} training, {len(test)} test images")
         final = _train_one(config, views, sorted(train.tolist()), sorted(test.tolist()),
                            Path(config.out) / f"fold_{number}", description, log)
-        accuracy = json.loads(final.with_name("model.pt.json").read_text())["evaluation"]["accuracy"]
+        accuracy = json.loads(final.with_name(final.name + ".json").read_text())["evaluation"]["accuracy"]
         results.append({"fold": number, "test_images": len(test), "accuracy": accuracy})
         log(f"fold {number}: accuracy {accuracy:.3f}")
     mean = float(np.mean([r["accuracy"] for r in results]))

@@ -135,19 +135,26 @@ def lesion_images(images: list[LabelledImage], classes: tuple[str, ...]) -> list
     ROI rows), and taken row by row one lesion's detection counted as another row's false positive, the image as
     both a cancer and not, and training took the other lesions for background. In the order of first rows."""
     rows: dict[str, list[LabelledImage]] = {}
-    for image in images:
-        rows.setdefault(image.source, []).append(image)
+    for image in images:  # a CSV's file by its resolved path ("a.png" and "./a.png" are one image)
+        key = str(Path(image.source).resolve()) if image.row is not None else image.source
+        rows.setdefault(key, []).append(image)
     out = []
-    for source, group in rows.items():
+    for group in rows.values():
+        source = group[0].source
         views = sorted({str(image.view.value) if image.view else "none" for image in group})
         if len(views) > 1:
             lines = ", ".join(str(image.row) for image in group if image.row is not None)
             raise ValueError(f"{source}: its rows{f' ({lines})' if lines else ''} give it different views "
                              f"({', '.join(views)}); one image has one view")
-        lesions = tuple((label, image.lesion) for image in group
-                        if (label := class_index(image.label, classes, image.source))
-                        and image.lesion is not None and image.lesion.any())
-        out.append(LesionImage(group[0], lesions))
+        lesions: list[tuple[int, np.ndarray]] = []
+        for image in group:
+            label = class_index(image.label, classes, image.source)
+            if not label or image.lesion is None or not image.lesion.any():
+                continue
+            if any(known == label and np.array_equal(mask, image.lesion) for known, mask in lesions):
+                continue  # the same lesion listed twice (CSVs put together): one lesion, not two to find
+            lesions.append((label, image.lesion))
+        out.append(LesionImage(group[0], tuple(lesions)))
     return out
 
 

@@ -81,6 +81,10 @@ def test_an_image_listed_once_per_lesion_is_one_image_with_all_its_lesions():
     assert target.boxes.tolist() == [[4.0, 5.0, 10.0, 15.0], [30.0, 40.0, 44.0, 50.0]]
     assert target.masks.shape == (2, 64, 48) and target.masks[1].sum() == second.sum()
     assert target_of(entries[1]).boxes.shape == (0, 4)
+    # the same file written another way, and a row repeated (CSVs put together): one image, each lesion once
+    again = [*rows, dataclasses.replace(rows[2], source="./a.png", row=5), dataclasses.replace(rows[0], row=6)]
+    pooled = lesion_images(again, classes)
+    assert [len(e.lesions) for e in pooled] == [2, 0]
     with pytest.raises(ValueError, match=r"a.png: its rows \(2, 4\) give it different views \(L-CC, R-CC\)"):
         lesion_images([rows[0], dataclasses.replace(rows[2], view=View("R-CC"))], classes)
 
