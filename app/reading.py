@@ -136,6 +136,12 @@ def _parts(read: BreastRead, other: BreastRead) -> str:
 AI_SHOWN = "read with the AI shown"  # a first read committed with the model on screen (blind reading off)
 
 
+def _amendment_words(first: BreastRead) -> tuple[str, str]:
+    """What the two reads are called: "before AI" / "after AI", or "first read (AI shown)" / "amended" when the
+    model was on screen for the first read too."""
+    return ("first read (AI shown)", "amended") if first.ai_shown else ("before AI", "after AI")
+
+
 def amendment_text(first: BreastRead) -> str:
     """"before AI 80 % → after AI 30 %" (plus any other part that changed) for a first read that carries an
     amendment; "first read (AI shown) 80 % → amended 30 %" when the model was on screen for the first read too;
@@ -143,9 +149,8 @@ def amendment_text(first: BreastRead) -> str:
     after = first.amendment
     if after is None:
         return ""
-    if first.ai_shown:
-        return f"first read (AI shown) {_parts(first, after)} → amended {_parts(after, first)}"
-    return f"before AI {_parts(first, after)} → after AI {_parts(after, first)}"
+    before_words, after_words = _amendment_words(first)
+    return f"{before_words} {_parts(first, after)} → {after_words} {_parts(after, first)}"
 
 
 def amendment_cell(first: BreastRead) -> str:
@@ -155,8 +160,10 @@ def amendment_cell(first: BreastRead) -> str:
     after = first.amendment
     if after is None:
         return ""
-    before_words, after_words = ("first read (AI shown)", "amended") if first.ai_shown else ("before AI", "after AI")
-    return f"{_whole_percent(first.malignant)} {before_words}\n{_whole_percent(after.malignant)} {after_words}"
+    before_words, after_words = _amendment_words(first)
+    # the estimate, and what else changed where the estimate did not ("80 %" twice read as no change)
+    changed = _whole_percent(after.malignant) if after.malignant != first.malignant else _parts(after, first)
+    return f"{_whole_percent(first.malignant)} {before_words}\n{changed} {after_words}"
 
 
 BIRADS_CATEGORIES = ("0", "1", "2", "3", "4A", "4B", "4C", "5", "6")  # the assessment categories ("" none given)

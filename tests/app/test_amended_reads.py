@@ -640,3 +640,17 @@ def test_the_panel_names_the_breasts_right_before_left_however_the_store_gives_t
     window.scores.reader.set_first_reads(reads)
     assert list(window.scores.reader.first_reads) == ["R", "L"]
     assert "Right breast and Left breast: read with the AI shown" in window.scores.reader.amendment_label.text()
+
+
+def test_the_comparison_cell_of_an_amendment_of_the_assessment_alone_says_what_changed():
+    """"80 % before AI / 80 % after AI" read as no change where the BI-RADS category had changed (a review)."""
+    from app.reading import amendment_cell
+    from app.study.store import BreastRead
+
+    first = BreastRead("R", 0.8, birads="4B", committed=True,
+                       amendment=BreastRead("R", 0.8, birads="4C", committed=True))
+    assert amendment_cell(first) == "80 % before AI\n80 %, BI-RADS 4C after AI"
+    moved = BreastRead("R", 0.8, birads="4B", committed=True, ai_shown=True,
+                       amendment=BreastRead("R", 0.3, birads="4C", committed=True))
+    assert amendment_cell(moved) == "80 % first read (AI shown)\n30 % amended"
+

@@ -99,6 +99,10 @@ def test_the_prior_hangs_below_the_current_and_its_scores_show_beside(qtbot, arc
     # one physical scale for current and prior
     shown = [hanging.views[View.R_MLO], hanging.prior_views[View.R_MLO]]
     assert len({round(w.physical_size()[0], 3) for w in shown}) == 1
+    window.menu_actions.toggle_invert()  # the current above its prior, compared alike
+    assert all(w.inverted for w in shown)
+    window.menu_actions.toggle_invert()
+    assert not any(w.inverted for w in shown)
     # blind first: the prior's model scores are hidden with the current ones, shown after the commit
     panel = window.scores
     assert not panel.prior_label.isVisible() and panel.prior_text.startswith("Prior 2025-01-07:")

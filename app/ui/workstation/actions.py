@@ -103,9 +103,10 @@ class WorkstationActions:
                 function(widget)
 
     def toggle_invert(self) -> None:
-        """Invert the exam's views, those off screen in this layout too (one view inverted and its pair not, after
-        a change of layout, invited a misread), or put them back when one on screen is inverted."""
-        widgets = [w for w in self.window.hanging.views.values() if w.image is not None]
+        """Invert the exam's views and its prior's, those off screen in this layout too (one view inverted and its
+        pair not, after a change of layout, invited a misread), or put them back when one on screen is inverted."""
+        hanging = self.window.hanging  # with the prior's views: a current above its prior is compared alike
+        widgets = [w for w in (*hanging.views.values(), *hanging.prior_views.values()) if w.image is not None]
         on = not any(w.user_inverted for w in widgets if w.isVisible())
         for widget in widgets:
             widget.set_invert(on)

@@ -176,7 +176,7 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     train_images, val_images, val_description = _data(config)
-    if all(image.label == CLASSES[0] for image in val_images):  # said now, not after every epoch has run
+    if val_images and all(image.label == CLASSES[0] for image in val_images):  # said now, not after every epoch has run
         raise ValueError(f"{val_description} holds {CLASSES[0]} images only: the temperature fitted on it after "
                          "training needs windows of two classes or more; give --val-data with lesion images too")
     pool = window_pool(train_images, config)
