@@ -376,6 +376,18 @@ def test_a_prefetch_that_ends_after_the_reader_was_on_its_exam_is_not_kept(qtbot
     assert [m.row for m in window.marks] == [400] and window.scores.reader.value("R") == 0.35
 
 
+def _on_exam_0_with_exam_1_prefetching(qtbot, store, tmp_path, stub_model, monkeypatch, count: int):
+    """A worklist of ``count`` exams on its first, analysed, while the second's prefetch is held (set the gate)."""
+    gate = _hold_prefetch_of(monkeypatch, "exam1")
+    batch = make_batch(tmp_path / "batch", count)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=1)
+    control = window.worklist
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        control.open_source(batch)
+    qtbot.waitUntil(lambda: control._runs_for(control.worklist, 1), timeout=60_000)  # noqa: SLF001
+    return window, gate
+
+
 def test_a_prefetch_that_ends_while_the_screen_is_cleared_for_its_exam_is_not_awaited_for_ever(
         qtbot, store, tmp_path, stub_model, monkeypatch):
     """Next pressed while exam 2's prefetch was ending: clearing the screen syncs with the display, which delivered
@@ -383,14 +395,8 @@ def test_a_prefetch_that_ends_while_the_screen_is_cleared_for_its_exam_is_not_aw
     a prefetch that had already ended: no pixels, no analysis, for ever (CI under load, 300 s)."""
     from PySide6.QtWidgets import QApplication  # noqa: PLC0415
 
-    gate = _hold_prefetch_of(monkeypatch, "exam1")
-    batch = make_batch(tmp_path / "batch", 3)
-    window = make_window(qtbot, store, stub_model, prefetch_exams=1)
-    control = window.worklist
-    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
-        control.open_source(batch)
-    qtbot.waitUntil(lambda: control._runs_for(control.worklist, 1), timeout=60_000)  # noqa: SLF001
-    clear = window.clear_exam
+    window, gate = _on_exam_0_with_exam_1_prefetching(qtbot, store, tmp_path, stub_model, monkeypatch, 3)
+    control, clear = window.worklist, window.clear_exam
 
     def cleared_while_the_prefetch_ends() -> None:
         clear()
@@ -410,14 +416,8 @@ def test_a_key_delivered_while_the_screen_is_cleared_moves_on_after_the_move_und
     """Clearing the screen syncs with the display, which delivers queued input: a second Ctrl+Right ran a go_to
     inside the go_to under way, which then went on with its own row and showed row 2's patient under row 3 (a
     review). The key's move follows the one under way; the row and the patient on screen agree."""
-    gate = _hold_prefetch_of(monkeypatch, "exam1")
-    batch = make_batch(tmp_path / "batch", 4)
-    window = make_window(qtbot, store, stub_model, prefetch_exams=1)
-    control = window.worklist
-    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
-        control.open_source(batch)
-    qtbot.waitUntil(lambda: control._runs_for(control.worklist, 1), timeout=60_000)  # noqa: SLF001
-    clear, pressed = window.clear_exam, []
+    window, gate = _on_exam_0_with_exam_1_prefetching(qtbot, store, tmp_path, stub_model, monkeypatch, 4)
+    control, clear, pressed = window.worklist, window.clear_exam, []
 
     def cleared_with_a_key_queued() -> None:
         clear()
