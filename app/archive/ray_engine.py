@@ -135,10 +135,14 @@ def _workers(requested: int | None, gpus_per_worker: float) -> int:
         count = max(1, int(resources.get("GPU", 0) // gpus_per_worker))
     else:
         count = max(1, cpus // 2)
+    _refuse_all_cpus(count, cpus)
+    return count
+
+
+def _refuse_all_cpus(count: int, cpus: int) -> None:
     if count >= cpus:
         raise MammoError(f"{count} model worker(s) would hold all {cpus} CPU(s) of the Ray cluster and leave none "
                          f"to decode and write; use --workers {max(1, cpus - 1)} or fewer")
-    return count
 
 
 _PROCESS_SETTINGS = threading.Lock()  # start_local_ray swaps HOME and Ray's cluster switch for the process
@@ -231,6 +235,8 @@ def run_on_ray(
     if started_here:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         local = address is None and not os.environ.get("RAY_ADDRESS")
+        if local and workers and (init or {}).get("num_cpus"):  # said at once, before an instance starts
+            _refuse_all_cpus(int(workers), int(init["num_cpus"]))
         try:
             if local:
                 start_local_ray(init or {})
