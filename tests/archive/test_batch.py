@@ -24,7 +24,7 @@ from inference.errors import MammoError
 from tests.archive.conftest import DEMO_MODEL, GOOD
 from tests.conftest import ROOT
 from tests.inference.intake.dicom_factory import make_dataset, write
-from tests.helpers import synthetic_view
+from tests.helpers import run_main, synthetic_view
 
 OPTIONS = BatchOptions(formats=("json",), device="cpu")
 
@@ -286,11 +286,9 @@ def test_study_create_takes_the_model_scores_from_the_batch_table(archive, tmp_p
                      f"exam0,{archive / 'exam0'},malignant,normal\nexam1,{archive / 'exam1'},normal,benign\n"
                      f"exam2,{archive / 'exam2'},normal,normal\n")
     run(read_batch_source(cases)[:2], out)
-    env = {**os.environ, "MAMMO_READER_HOME": str(tmp_path / "home")}
     db = tmp_path / "study.db"
-    done = subprocess.run([sys.executable, "main.py", "study", "--db", str(db), "create", "s1", "--cases", str(cases),
-                           "--readers", "ann,bob", "--scores", str(out / "scores.parquet")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = run_main(["study", "--db", str(db), "create", "s1", "--cases", str(cases), "--readers", "ann,bob",
+                     "--scores", str(out / "scores.parquet")], env={"MAMMO_READER_HOME": str(tmp_path / "home")})
     assert done.returncode == 0, done.stderr
     assert "model scores of 2 case(s)" in done.stdout and "1 case(s) have none" in done.stdout
 
@@ -382,8 +380,7 @@ def test_a_nul_byte_or_bytes_that_are_not_utf8_in_a_list_name_the_file_and_line(
         with pytest.raises(MammoError) as refused:
             read_batch_source(tmp_path / name)
         assert str(refused.value).startswith(f"{tmp_path / name}, line {line}: {problem}")
-    done = subprocess.run([sys.executable, "main.py", "batch", str(tmp_path / "nul.csv"), "--out", str(tmp_path / "o")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = run_main(["batch", str(tmp_path / "nul.csv"), "--out", str(tmp_path / "o")])
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert f"{tmp_path / 'nul.csv'}, line 3: a NUL byte" in done.stderr
 

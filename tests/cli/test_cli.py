@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import DATA, REFERENCE, require_shared
+from tests.helpers import run_main
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return run_main(list(args))
 
 
 def test_analyze_prints_views_breasts_and_writes_json(tmp_path):

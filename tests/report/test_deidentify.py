@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime
 import io
-import os
 import subprocess
-import sys
 import zipfile
 import zlib
 from pathlib import Path
@@ -20,10 +18,9 @@ import pytest
 
 from app.report.deidentify import Deidentifier, capped_age, site_key
 from tests.conftest import REFERENCE, require_shared
-from tests.helpers import dciodvfy, synthetic_view
+from tests.helpers import dciodvfy, run_main, synthetic_view
 from tests.inference.intake.dicom_factory import PATIENT_ID, PATIENT_NAME, STUDY_UID, make_dataset, write
 
-ROOT = Path(__file__).resolve().parents[2]
 FOLDER = "Smith_Sally_19140522"
 ACCESSION = "ACC-778899"
 STUDY_DATE, BIRTH_DATE, ACQUIRED = "20260101", "19140522", "20251231"
@@ -58,10 +55,8 @@ def named_exam(tmp_path_factory):
 
 def _cli(args: list[str], home: Path) -> subprocess.CompletedProcess:
     require_shared()
-    env = {**os.environ, "MAMMO_READER_HOME": str(home)}
-    command = [sys.executable, "main.py", *args, "--models", str(REFERENCE / "seeded_state_dict.pt"),
-               "--percent-t", "0.02", "--device", "cpu", "--deidentify"]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    return run_main([*args, "--models", str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02", "--device",
+                     "cpu", "--deidentify"], env={"MAMMO_READER_HOME": str(home)})
 
 
 def _pdf_texts(data: bytes) -> list[bytes]:

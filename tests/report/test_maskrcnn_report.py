@@ -13,7 +13,7 @@ import pytest
 from inference.intake.views import View
 
 from tests.conftest import DATA, SHARED, require_shared
-from tests.helpers import dciodvfy, run_isolated
+from tests.helpers import dciodvfy, run_main
 
 MASKRCNN = SHARED / "reference" / "maskrcnn"
 VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
@@ -41,8 +41,8 @@ def reported(tmp_path_factory):
         pixels = cv2.imread(str(DATA / "gmic-exam0" / f"0_{view}.png"), cv2.IMREAD_UNCHANGED)
         write(make_dataset(pixels, view), folder, f"{view}.dcm")
     out = folder.parent / "out"
-    done = run_isolated(["main.py", "report", str(folder), "--out", str(out),
-                         "--models", str(MASKRCNN / "seeded_state_dict.pt"), "--format", "sr,seg", "--device", "cpu"])
+    done = run_main(["report", str(folder), "--out", str(out),
+                     "--models", str(MASKRCNN / "seeded_state_dict.pt"), "--format", "sr,seg", "--device", "cpu"])
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
@@ -193,8 +193,8 @@ def test_an_exam_the_detector_reads_on_no_view_is_reported_partial_with_the_reas
         write(make_dataset(pixels.astype(np.uint16) * np.uint16(16), view, BitsStored=16, HighBit=15), folder,
               f"{view}.dcm")
     out = tmp_path / "out"
-    done = run_isolated(["main.py", "report", str(folder), "--out", str(out), "--models",
-                         str(MASKRCNN / "seeded_state_dict.pt"), "--format", "json,sr,pdf", "--device", "cpu"])
+    done = run_main(["report", str(folder), "--out", str(out), "--models",
+                     str(MASKRCNN / "seeded_state_dict.pt"), "--format", "json,sr,pdf", "--device", "cpu"])
     assert done.returncode == 1 and "IN PART exam16" in done.stdout, done.stdout[-3000:]  # partial, not failed
     assert "ValueError" not in done.stdout + done.stderr
     (failure,) = list(csv.DictReader((out / "failures.csv").open()))

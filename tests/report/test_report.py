@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -19,8 +17,8 @@ from app.report.export import export_report
 from app.study.store import BreastRead
 from inference.intake.exam import load_exam
 from inference.pipeline import analyze_exam
-from tests.conftest import REFERENCE, ROOT, require_shared
-from tests.helpers import dciodvfy, make_stub_model, synthetic_view
+from tests.conftest import REFERENCE, require_shared
+from tests.helpers import dciodvfy, make_stub_model, run_main, synthetic_view
 from tests.inference.intake.dicom_factory import PATIENT_ID, PATIENT_NAME, make_dataset, write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -330,15 +328,15 @@ def test_batch_command_continues_past_a_bad_exam_and_resumes(dicom_exam, tmp_pat
     out = tmp_path / "out"
     weights = REFERENCE / "seeded_state_dict.pt"
     require_shared()
-    args = [sys.executable, "main.py", "report", str(dicom_exam), str(bad), "--out", str(out), "--models",
+    args = ["report", str(dicom_exam), str(bad), "--out", str(out), "--models",
             str(weights), "--percent-t", "0.02", "--format", "json,png", "--deidentify", "--device", "cpu"]
-    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = run_main(args)
     assert done.returncode == 1
     assert "1 exam(s) reported" in done.stdout and "1 failed" in done.stdout and "FAILED" in done.stdout
     assert "exams/minute" in done.stdout
     # de-identified: the failed exam is named by its label, never by its folder (which may name the patient)
     assert "bad_exam" not in done.stdout and "FAILED anon-" in done.stdout
-    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    again = run_main(args)
     assert "1 already done (skipped)" in again.stdout
 
 
@@ -412,14 +410,12 @@ def test_two_exams_with_one_folder_name_never_overwrite_each_other_s_report(tmp_
 
     first, second = _png_exam(tmp_path / "a" / "exam", (300, 200)), _png_exam(tmp_path / "b" / "exam", (450, 150))
     out = tmp_path / "out"
-    args = [sys.executable, "main.py", "report", "--out", str(out), "--models", str(ROOT / "resources" / "demo" / "model.pt"), "--format", "json",
+    args = ["report", "--out", str(out), "--models", str(ROOT / "resources" / "demo" / "model.pt"), "--format", "json",
             "--device", "cpu"]
-    done = subprocess.run([*args[:3], str(first), *args[3:]], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    done = run_main([*args[:1], str(first), *args[1:]])
     assert done.returncode == 0, done.stderr
     written = json.loads((out / "exam.json").read_text())
-    done = subprocess.run([*args[:3], str(second), *args[3:]], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    done = run_main([*args[:1], str(second), *args[1:]])
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "exam.json").read_text()) == written  # the first exam's report is untouched
     assert (out / "exam-2.json").is_file()
@@ -427,8 +423,7 @@ def test_two_exams_with_one_folder_name_never_overwrite_each_other_s_report(tmp_
     table = pq.read_table(out / "scores.parquet").to_pylist()
     assert {(r["exam_id"], r["location"]) for r in table} == {("exam", str(first)), ("exam-2", str(second))}
     # both again in one run: each its own name, nothing written over the other
-    done = subprocess.run([*args[:3], str(second), str(first), *args[3:], "--force"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    done = run_main([*args[:1], str(second), str(first), *args[1:], "--force"])
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in out.glob("*.json")) == ["exam-2.json", "exam.json"]
     assert json.loads((out / "exam.json").read_text())["exam"] == written["exam"]
@@ -440,12 +435,12 @@ def test_a_folder_written_before_name_claims_still_keeps_each_exam_s_files(tmp_p
 
     first, second = _png_exam(tmp_path / "a" / "exam", (300, 200)), _png_exam(tmp_path / "b" / "exam", (450, 150))
     out = tmp_path / "out"
-    args = [sys.executable, "main.py", "report", "--out", str(out), "--models", str(ROOT / "resources" / "demo" /
-            "model.pt"), "--format", "json", "--device", "cpu"]
-    assert subprocess.run([*args[:3], str(first), *args[3:]], cwd=ROOT, capture_output=True, timeout=600).returncode == 0
+    args = ["report", "--out", str(out), "--models", str(ROOT / "resources" / "demo" / "model.pt"), "--format", "json",
+            "--device", "cpu"]
+    assert run_main([*args[:1], str(first), *args[1:]]).returncode == 0
     written = (out / "exam.json").read_bytes()
     sh.rmtree(out / ".batch" / "labels")  # as a folder written before claims were kept
-    assert subprocess.run([*args[:3], str(second), *args[3:]], cwd=ROOT, capture_output=True, timeout=600).returncode == 0
+    assert run_main([*args[:1], str(second), *args[1:]]).returncode == 0
     assert (out / "exam.json").read_bytes() == written and (out / "exam-2.json").is_file()
 
 
@@ -456,9 +451,8 @@ def test_a_later_report_with_other_models_does_not_mix_them_in_one_table(tmp_pat
     out = tmp_path / "out"
     demo = ROOT / "resources" / "demo"
     for exam, model in ((first, demo / "model.pt"), (second, demo / "sliding_window" / "model.pt")):
-        done = subprocess.run([sys.executable, "main.py", "report", str(exam), "--out", str(out), "--models", str(model),
-                               "--format", "json", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=600)
+        done = run_main(["report", str(exam), "--out", str(out), "--models", str(model), "--format", "json",
+                         "--device", "cpu"])
         assert done.returncode == 0, done.stderr
     table = pq.read_table(out / "scores.parquet").to_pylist()
     assert {r["location"] for r in table} == {str(second)} and len({r["model_key"] for r in table}) == 1
@@ -508,8 +502,6 @@ def test_a_report_of_two_models_draws_the_one_with_results_and_fits_the_page(ana
 def test_report_command_with_a_reader_carries_that_reader_s_committed_read(dicom_exam, tmp_path):
     """'report EXAM --reader NAME' printed "Reader —" in every cell for an exam the reader had read and
     committed in the workstation (its export showed the read): the command never looked at the store."""
-    import os
-
     from app.analysis import claimed_exam_key
     from app.study.store import Store
 
@@ -522,12 +514,11 @@ def test_report_command_with_a_reader_carries_that_reader_s_committed_read(dicom
                                    BreastRead("L", 0.1, birads="1", committed=True)]).result()
     store.save_reads(key, "dr B", [BreastRead("R", 0.3, birads="2")]).result()  # a draft: no read to report
     store.close()
-    env = {**os.environ, "MAMMO_READER_HOME": str(home)}
+    env = {"MAMMO_READER_HOME": str(home)}
     for reader, out in (("dr A", tmp_path / "a"), ("dr B", tmp_path / "b")):
-        done = subprocess.run([sys.executable, "main.py", "report", str(dicom_exam), "--out", str(out), "--models",
-                               str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02", "--format", "json",
-                               "--reader", reader, "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=600, env=env)
+        done = run_main(["report", str(dicom_exam), "--out", str(out), "--models",
+                         str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02", "--format", "json",
+                         "--reader", reader, "--device", "cpu"], env=env)
         assert done.returncode == 0, done.stdout + done.stderr
     read = json.loads(next((tmp_path / "a").glob("*.json")).read_text())
     assert read["header"]["Reader"] == "dr A"
@@ -539,10 +530,9 @@ def test_report_command_with_a_reader_carries_that_reader_s_committed_read(dicom
     store = Store(home / "mammo_reader.sqlite")
     store.save_reads(key, "dr B", [BreastRead("R", 0.3, birads="2", committed=True)]).result()
     store.close()
-    done = subprocess.run([sys.executable, "main.py", "report", str(dicom_exam), "--out", str(tmp_path / "b"),
-                           "--models", str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02", "--format",
-                           "json", "--reader", "dr B", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env=env)
+    done = run_main(["report", str(dicom_exam), "--out", str(tmp_path / "b"), "--models",
+                     str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02", "--format", "json",
+                     "--reader", "dr B", "--device", "cpu"], env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     again = json.loads(next((tmp_path / "b").glob("*.json")).read_text())
     assert again["reads"]["R"]["reader_malignant"] == 0.3

@@ -7,8 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -25,7 +23,7 @@ from inference.pipeline import analyze_exam
 from inference.intake.views import Laterality, View
 from tests.app.test_fake_family import FakeFamily, TinyNet
 from tests.conftest import REFERENCE, require_shared
-from tests.helpers import make_stub_model, synthetic_view
+from tests.helpers import make_stub_model, run_main, synthetic_view
 from tests.inference.intake.dicom_factory import make_dataset, write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -255,10 +253,9 @@ def test_report_command_says_each_format_outcome(tmp_path):
     exam = tmp_path / "png_exam"
     exam.mkdir()
     cv2.imwrite(str(exam / "0_R-CC.png"), synthetic_view("R-CC", (600, 500)))
-    args = [sys.executable, "main.py", "report", str(exam), "--out", str(tmp_path / "out"), "--models",
-            str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02", "--format", "pdf,png,json,epdf",
-            "--device", "cpu"]
-    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = run_main(["report", str(exam), "--out", str(tmp_path / "out"), "--models",
+                     str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02", "--format", "pdf,png,json,epdf",
+                     "--device", "cpu"])
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "1 exam(s) reported (1 only in part)" in done.stdout and "0 reported" not in done.stdout

@@ -241,17 +241,13 @@ def test_fixed_reader_test_without_case_variance_says_why():
 
 
 def test_cli_analyses_a_json_study_and_writes_the_interchange_results(tmp_path, dataset05):
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
     import cv2  # noqa: PLC0415
 
-    from tests.conftest import ROOT  # noqa: PLC0415
+    from tests.helpers import run_main  # noqa: PLC0415
 
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "main.py", "study", "froc", "--data", str(RJAFROC / "dataset05.json"),
-                           "--fom", "wAFROC", "--method", "OR", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = run_main(["study", "froc", "--data", str(RJAFROC / "dataset05.json"), "--fom", "wAFROC", "--method", "OR",
+                     "--out", str(out)])
     assert done.returncode == 0, done.stderr
     assert "1 − 2 = " in done.stdout
     results = json.loads((out / "results.json").read_text())

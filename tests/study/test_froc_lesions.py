@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import shutil
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -30,7 +28,8 @@ from app.study.lesions import (
 from app.study.localisation import ScoringRule, score_marks
 from app.study.sessions import ReadingSession
 from app.study.store import MIGRATIONS, SCHEMA_VERSION, ReaderMark, Store, _statements
-from tests.conftest import ROOT, require_shared
+from tests.conftest import require_shared
+from tests.helpers import run_main
 from tests.study.ai_results import store_ai_results
 
 CENTRE = (250.0, 100.0)
@@ -170,8 +169,7 @@ def read_marks(store, study_id, reader):
 
 
 def main(*args):
-    return subprocess.run([sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    return run_main(list(args))
 
 
 def sheet_rows(workbook, name):

@@ -5,8 +5,6 @@ re-analysed from it with identical results."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -18,7 +16,7 @@ from app.study.errors import StudyError
 from app.study.froc_study import load_lesion_truth, stored_froc_data
 from app.study.sessions import ReadingSession
 from app.study.store import ReaderMark, Store
-from tests.conftest import ROOT
+from tests.helpers import run_main
 from tests.study.ai_results import store_ai_results
 
 CENTRE = (1000.0, 1000.0)
@@ -66,8 +64,7 @@ def read(store, study_id, reader, skip=()):
 
 
 def main(*args):
-    return subprocess.run([sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    return run_main(list(args))
 
 
 def test_stored_study_analysed_exported_and_reimported_identically(tmp_path):

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import cv2
 
@@ -15,12 +12,10 @@ from app.study.sessions import ReadingSession
 from tests.helpers import insert_model_scores
 from tests.study.ai_results import store_ai_results
 from tests.conftest import DATA, REFERENCE, require_shared
-
-ROOT = Path(__file__).resolve().parents[2]
-
+from tests.helpers import run_main
 
 def run(*args):
-    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return run_main(list(args))
 
 
 def test_study_cli_end_to_end(tmp_path):

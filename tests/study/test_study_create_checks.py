@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +18,8 @@ from app.study.cases import CaseEntry, read_case_list
 from app.study.errors import StudyError
 from app.study.lesions import check_lesion_places, read_lesion_list
 from app.study.store import Store
+from tests.helpers import run_main
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_relative_exams_are_kept_absolute_whatever_folder_the_study_is_created_from(tmp_path, monkeypatch):
@@ -93,14 +91,12 @@ def test_study_create_with_a_refused_score_table_leaves_no_study(tmp_path):
     (exam / "1.dcm").write_bytes(b"x")
     (tmp_path / "cases.csv").write_text(f"case_id,exam,truth_left,truth_right\nc1,{exam},normal,normal\n")
     db = tmp_path / "s.sqlite"
-    create = [sys.executable, "main.py", "study", "--db", str(db), "create", "s", "--cases",
-              str(tmp_path / "cases.csv"), "--readers", "A", "--scores"]
-    done = subprocess.run([*create, str(_table(tmp_path, exam, probability=7.0))], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    create = ["study", "--db", str(db), "create", "s", "--cases", str(tmp_path / "cases.csv"), "--readers", "A",
+              "--scores"]
+    done = run_main([*create, str(_table(tmp_path, exam, probability=7.0))])
     assert done.returncode == 2, done.stderr
     assert "the probability 7.0 is not a number in [0, 1]" in done.stderr and "created" not in done.stdout
-    done = subprocess.run([*create, str(_table(tmp_path, exam))], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)  # the retry is not refused as "a study named 's' already exists"
+    done = run_main([*create, str(_table(tmp_path, exam))])  # not refused as "a study named 's' already exists"
     assert done.returncode == 0, done.stderr
     assert "created study 's'" in done.stdout and "model scores of 1 case(s)" in done.stdout
     store = Store(db)
@@ -216,8 +212,7 @@ def test_the_case_mix_a_study_can_never_give_an_auc_with_is_named(tmp_path, trut
     (tmp_path / "e1").mkdir()
     (tmp_path / "e1" / "1.png").write_bytes(b"x")
     (tmp_path / "cases.csv").write_text("case_id,exam,truth_left,truth_right\nc1,e1,normal,normal\n")
-    done = subprocess.run([sys.executable, "main.py", "study", "--db", str(tmp_path / "s.sqlite"), "create", "pilot",
-                           "--readers", "A", "--cases", str(tmp_path / "cases.csv")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    done = run_main(["study", "--db", str(tmp_path / "s.sqlite"), "create", "pilot", "--readers", "A", "--cases",
+                     str(tmp_path / "cases.csv")])
     assert done.returncode == 0, done.stderr
     assert "note: the case list has no malignant breast among its 1 study case(s)" in done.stdout

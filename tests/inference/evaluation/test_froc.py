@@ -66,7 +66,7 @@ def test_evaluate_command_writes_the_froc_of_a_detector(tmp_path):
 
     import cv2
 
-    from tests.helpers import run_isolated
+    from tests.helpers import run_isolated, run_main
 
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"n_train": 4, "phantom_size": [256, 160], "min_size": 256, "max_size": 256,
@@ -75,8 +75,8 @@ def test_evaluate_command_writes_the_froc_of_a_detector(tmp_path):
                             str(tmp_path / "run")])
     assert trained.returncode == 0, trained.stderr[-3000:]
     out = tmp_path / "evaluation"
-    done = run_isolated(["main.py", "evaluate", "--model", str(tmp_path / "run" / "model.pt"), "--data", "phantom",
-                         "--phantoms", "4", "--lesion-hit", "iou", "--min-iou", "0.1", "--out", str(out)])
+    done = run_main(["evaluate", "--model", str(tmp_path / "run" / "model.pt"), "--data", "phantom",
+                     "--phantoms", "4", "--lesion-hit", "iou", "--min-iou", "0.1", "--out", str(out)])
     assert done.returncode == 0, done.stderr[-3000:]
     assert "IoU >= 0.1" in done.stdout and "cpm" in done.stdout
     summary = dict(csv.reader((out / "froc_summary.csv").open()))

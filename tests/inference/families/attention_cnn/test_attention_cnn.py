@@ -26,7 +26,7 @@ from inference.weights import read_state_dict
 from tests.helpers import (
     make_attention_stub,
     report_one_view,
-    run_isolated,
+    run_main,
     synthetic_view,
     train_stopped_and_resumed,
 )
@@ -322,11 +322,11 @@ def test_short_training_is_deterministic_and_resumes(tiny_attention_model, tmp_p
 def test_training_refuses_bad_options(tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"malignancy": ["cancer"]}))
-    done = run_isolated(["main.py", "train", "--family", "attention-cnn", "--config", str(config)])
+    done = run_main(["train", "--family", "attention-cnn", "--config", str(config)])
     assert done.returncode != 0 and "malignancy names unknown classes ['cancer']" in done.stderr
     assert "Traceback" not in done.stderr
-    done = run_isolated(["main.py", "train", "--family", "attention-cnn", "--data", str(tmp_path / "none.csv"),
-                         "--out", str(tmp_path / "out")])
+    done = run_main(["train", "--family", "attention-cnn", "--data", str(tmp_path / "none.csv"),
+                     "--out", str(tmp_path / "out")])
     assert done.returncode != 0 and "none.csv: the data file does not exist" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -362,8 +362,8 @@ def test_the_trained_model_loads_analyses_and_reports(tiny_attention_model, tmp_
 
 
 def test_evaluate_writes_the_classification_report_and_the_confusion_matrix(tiny_attention_model, tmp_path):
-    done = run_isolated(["main.py", "evaluate", "--model", str(tiny_attention_model), "--data", "phantom",
-                         "--phantoms", "12", "--out", str(tmp_path / "eval")])
+    done = run_main(["evaluate", "--model", str(tiny_attention_model), "--data", "phantom",
+                     "--phantoms", "12", "--out", str(tmp_path / "eval")])
     assert done.returncode == 0, done.stderr[-2000:]
     assert "precision" in done.stdout and "macro avg" in done.stdout and "weighted avg" in done.stdout
     report = (tmp_path / "eval" / "classification_report.csv").read_text().splitlines()
@@ -372,8 +372,8 @@ def test_evaluate_writes_the_classification_report_and_the_confusion_matrix(tiny
     picture = cv2.imread(str(tmp_path / "eval" / "confusion_matrix.png"))
     assert picture is not None and picture.shape[0] > 200
     assert len((tmp_path / "eval" / "per_image.csv").read_text().splitlines()) == 13
-    held_out = run_isolated(["main.py", "evaluate", "--model", str(tiny_attention_model), "--data", "phantom",
-                             "--split", "test"])
+    held_out = run_main(["evaluate", "--model", str(tiny_attention_model), "--data", "phantom",
+                         "--split", "test"])
     assert held_out.returncode == 0 and "the held-out part (4 images) of 16 phantom views (seed 4)" in held_out.stdout
 
 

@@ -26,7 +26,7 @@ from inference.intake.views import View
 from inference.training.labelled_images import AMBIGUOUS, LabelledImage, csv_images, window_labels
 from inference.families.sliding_window.windows import average_maps, cut_windows, tissue_mask, window_grid
 from inference.weights import read_state_dict
-from tests.helpers import make_window_stub, run_isolated, synthetic_view, write_png
+from tests.helpers import make_window_stub, run_isolated, run_main, synthetic_view, write_png
 
 # ------------------------------------------------------------------------------------------------- windows
 
@@ -313,8 +313,8 @@ def test_calibrate_stores_the_temperature_and_writes_the_diagram(tiny_window_mod
     meta["calibration"]["operating_points"] = [{"name": "old", "threshold": 0.5}]
     meta["evaluation"] = {"data": "held-out views", "ece": 0.1}  # the training's, at its temperature
     sidecar.write_text(json.dumps(meta))
-    done = run_isolated(["main.py", "calibrate", "--model", str(model), "--data", "phantom", "--phantoms", "8",
-                         "--bins", "10", "--device", "cpu"])
+    done = run_main(["calibrate", "--model", str(model), "--data", "phantom", "--phantoms", "8",
+                     "--bins", "10", "--device", "cpu"])
     assert done.returncode == 0, done.stderr[-3000:]
     assert "before" in done.stdout and "after" in done.stdout and "operating point(s)" in done.stderr
     stored = json.loads(sidecar.read_text())["calibration"]
@@ -327,8 +327,8 @@ def test_calibrate_stores_the_temperature_and_writes_the_diagram(tiny_window_mod
     evaluation = json.loads(sidecar.read_text())["evaluation"]
     assert evaluation["ece"] == 0.1 and evaluation["note"].startswith("measured before this calibration")
     before, diagram = sidecar.read_text(), (tmp_path / "model.pt.reliability.png").read_bytes()
-    dry = run_isolated(["main.py", "calibrate", "--model", str(model), "--data", "phantom", "--phantoms", "6",
-                        "--dry-run", "--device", "cpu"])
+    dry = run_main(["calibrate", "--model", str(model), "--data", "phantom", "--phantoms", "6",
+                    "--dry-run", "--device", "cpu"])
     assert dry.returncode == 0 and sidecar.read_text() == before
     # the diagram the metadata names is the stored calibration's; the dry run's goes beside it
     assert (tmp_path / "model.pt.reliability.png").read_bytes() == diagram
@@ -338,10 +338,10 @@ def test_calibrate_stores_the_temperature_and_writes_the_diagram(tiny_window_mod
 def test_calibrate_refuses_other_families_and_bad_data(tiny_window_model, tmp_path):
     from app.demo import demo_model_path
 
-    gmic = run_isolated(["main.py", "calibrate", "--model", str(demo_model_path()), "--data", "phantom"])
+    gmic = run_main(["calibrate", "--model", str(demo_model_path()), "--data", "phantom"])
     assert gmic.returncode != 0 and "window classifiers" in gmic.stderr and "gmic" in gmic.stderr
-    missing = run_isolated(["main.py", "calibrate", "--model", str(tiny_window_model), "--data",
-                            str(tmp_path / "nowhere.csv")])
+    missing = run_main(["calibrate", "--model", str(tiny_window_model), "--data",
+                        str(tmp_path / "nowhere.csv")])
     assert missing.returncode != 0 and "nowhere.csv" in missing.stderr and "Traceback" not in missing.stderr
 
 
@@ -367,8 +367,8 @@ def test_a_validation_split_of_normal_images_only_is_refused_before_training(tmp
 
 
 def test_evaluate_prints_the_table_and_writes_csv(tiny_window_model, tmp_path):
-    done = run_isolated(["main.py", "evaluate", "--model", str(tiny_window_model), "--data", "phantom",
-                         "--phantoms", "8", "--out", str(tmp_path / "eval"), "--device", "cpu"])
+    done = run_main(["evaluate", "--model", str(tiny_window_model), "--data", "phantom",
+                     "--phantoms", "8", "--out", str(tmp_path / "eval"), "--device", "cpu"])
     assert done.returncode == 0, done.stderr[-3000:]
     for name in ("image_auc_malignant", "window_auc_malignant", "window_accuracy", "ece_before", "ece_after"):
         assert name in done.stdout
