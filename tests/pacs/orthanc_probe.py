@@ -33,6 +33,7 @@ from app.worklist import read_worklist_source  # noqa: E402
 from inference.errors import Cancelled, MammoError  # noqa: E402
 from inference.intake.exam import load_exam  # noqa: E402
 from inference.intake.phantom import generate_exam, write_dicom_exam  # noqa: E402
+from tests.helpers import run_main  # noqa: E402
 from tests.pacs.orthanc import (  # noqa: E402
     AET, DICOM_PORT, HTTP_PORT, INBOX_AET, INBOX_PORT, MOVE_PORT, PASSWORD, USER, Orthanc)
 
@@ -95,8 +96,12 @@ def silent_server() -> int:
 
 
 def cli(*args: str, env: dict | None = None) -> dict:
-    done = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **(env or {})})
+    """The command in this process (``run_main``); ``open``, the workstation, in a process of its own."""
+    if "open" in args:
+        done = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300, env={**os.environ, **(env or {})})
+    else:
+        done = run_main(list(args), env=env)
     return {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
 
 
