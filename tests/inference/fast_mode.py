@@ -1,31 +1,20 @@
-"""Run by the tests in a child process (the bf16 switch below is process-wide): the fast mode against the exact
-mode of one family on its oracle inputs; prints one JSON line of the largest deviations.
-
-    python -m tests.inference.fast_mode_probe SHARED_REFERENCE_DIR gmic|glam [COUNT [bf16]]
-"""
+"""The fast mode against the exact mode of one family on the oracle inputs (tests/inference/test_pipeline.py):
+the largest deviations, with the arithmetic the fast mode chose on this machine."""
 
 from __future__ import annotations
 
 import glob
-import json
-import sys
 
 import numpy as np
 import torch
 
 from inference.families.common import fast_mode_numerics, numerics, runnable
-from inference.memory import reuse_freed_memory
 from inference.weights import load_model
 
 
-def main() -> None:
-    reference, family = sys.argv[1], sys.argv[2]
-    count = int(sys.argv[3]) if len(sys.argv) > 3 else 99
-    if len(sys.argv) > 4 and sys.argv[4] == "bf16":  # the arithmetic of AMX / AVX-512-BF16 CPUs, emulated here
-        import inference.cpu
-
-        inference.cpu.has_bf16_arithmetic = lambda: True
-    reuse_freed_memory()
+def worst_fast_deviation(reference: str, family: str, count: int = 99) -> dict:
+    """``{"probability", "saliency", "same_patches", "inputs", "numerics"}`` over the first ``count`` oracle
+    inputs (GMIC's golden exam-0 and enlarged views) of ``family`` (``gmic`` or ``glam``)."""
     if family == "gmic":
         from inference.families.gmic.family import GMICFamily as Family
 
@@ -47,12 +36,10 @@ def main() -> None:
             with numerics(device, mode):
                 outputs.append(module(x))
         a, b = outputs
-        worst["probability"] = max(worst["probability"], float((getattr(a, probability) - getattr(b, probability).float()).abs().max()))
-        worst["saliency"] = max(worst["saliency"], float((getattr(a, saliency) - getattr(b, saliency).float()).abs().max()))
+        worst["probability"] = max(worst["probability"],
+                                   float((getattr(a, probability) - getattr(b, probability).float()).abs().max()))
+        worst["saliency"] = max(worst["saliency"],
+                                float((getattr(a, saliency) - getattr(b, saliency).float()).abs().max()))
         worst["same_patches"] &= bool(torch.equal(getattr(a, locations), getattr(b, locations)))
         worst["inputs"] += 1
-    print(json.dumps(worst))
-
-
-if __name__ == "__main__":
-    main()
+    return worst
