@@ -1020,6 +1020,28 @@ def test_maps_are_on_demand_for_each_exam_not_carried_to_the_next_patient(qtbot,
     assert window.commit_estimate() and not window.overlay_options().visible  # shown, the maps still on demand
 
 
+def test_h_pressed_while_the_next_exam_loads_is_that_exam_s_choice(qtbot, store, tmp_path, stub_model):
+    """Seen by a radiologist: H pressed right after Next, while the next patient's images were loading, was undone
+    when the exam arrived (the switch went back to Preferences' default); the key is kept for that exam."""
+    batch = make_batch(tmp_path / "batch", 2)
+    window = make_window(qtbot, store, stub_model, blind_first=True, show_overlays=False, prefetch_exams=0)
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        window.worklist.open_source(batch)
+    window.scores.reader.inputs["R"].spin.setValue(10)
+    assert window.commit_estimate()
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        action(window, "nextExam").trigger()
+        assert window.exam is None  # loading: nothing of either patient on screen
+        action(window, "toggleOverlays").trigger()  # H
+    assert window.exam.source.name == "exam1" and window.overlays_box.isChecked()
+    assert not window.overlay_options().visible  # blind first: still nothing of the model before the commit
+    window.scores.reader.inputs["R"].spin.setValue(10)
+    assert window.commit_estimate() and window.overlay_options().visible  # asked for with H: drawn
+    action(window, "previousExam").trigger()  # H not pressed this time: Preferences' default again
+    qtbot.waitUntil(lambda: window.exam is not None and window.exam.source.name == "exam0", timeout=60_000)
+    assert not window.overlays_box.isChecked()
+
+
 def test_the_list_shows_the_reading_time_of_the_exam_on_screen_as_it_runs(qtbot, store, tmp_path, stub_model):
     """Seen by a radiologist: the exam on screen showed 0:01 after more than a minute; its time was shown only
     once the reader left it."""

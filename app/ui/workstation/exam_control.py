@@ -56,6 +56,7 @@ class ExamControl:
             window._save_timer.stop()
             window.reading.save_reads(committed=window.committed)
         window.exam, window.exam_key = None, ""
+        window.overlays_asked_while_loading = False  # a key pressed from now on is for the exam that comes next
         window.result, window.overlays, window.restored = None, None, False
         window.prior, window.prior_result, window.prior_overlays = None, None, None
         window.priors.fill_menu(None)  # the last patient's earlier studies leave the menu with them
@@ -216,10 +217,12 @@ class ExamControl:
             self.window.hanging.set_layout(Layout.FOUR)
         self.window.exam, self.window.exam_key = exam, loaded.key
         self.window.result, self.window.overlays, self.window.restored = None, None, False
-        if another:  # (after the exam left is gone: the switch's handlers act on what is on screen)
-            # the maps on demand (H) per exam, as Preferences say: H pressed on one patient drew the next one's
-            # maps the moment its read was committed, unasked
+        if another and not self.window.overlays_asked_while_loading:
+            # (after the exam left is gone: the switch's handlers act on what is on screen) the maps on demand (H)
+            # per exam, as Preferences say: H pressed on one patient drew the next one's maps the moment its read
+            # was committed, unasked; H pressed while this exam loaded is this exam's (it was lost)
             self.window.overlays_box.setChecked(self.window.settings.show_overlays)
+        self.window.overlays_asked_while_loading = False
         self.window.committed = any(r.committed for r in loaded.reads.values())
         self.window.marks = list(loaded.marks)
         self.window.hanging.set_exam_window(loaded.window, linked=self.window.settings.link_window)

@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         self.warm_worker: Worker | None = None  # the models loaded in the background once the window is up
         self.export_worker: Worker | None = None
         self._overlays_pending = False
+        self.overlays_asked_while_loading = False  # H pressed with no exam on screen: the next exam's choice
         self.pending_amendment_box = None  # asked before leaving an exam with an unrecorded change
         self.session_only: dict[str, tuple] = {}  # setting -> (saved value, this session's command-line value)
         self._thread_done = False

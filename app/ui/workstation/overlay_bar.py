@@ -38,6 +38,7 @@ def build_overlay_toolbar(window) -> None:
     window.overlays_box.setChecked(window.settings.show_overlays)
     window.overlays_box.toggled.connect(window.overlay_control.apply_overlay_options)
     window.overlays_box.toggled.connect(window.overlay_control.say_if_hidden)
+    window.overlays_box.toggled.connect(window.overlay_control.note_asked_while_loading)
     bar.addWidget(window.overlays_box)
     window.entry_label_action = bar.addWidget(QLabel("  maps of "))
     window.entry_combo = QComboBox()
@@ -190,6 +191,12 @@ class OverlayControl:
         window = self.window
         if on and window.reading.model_hidden() and window.result is not None:
             window.statusBar().showMessage(BLIND_OVERLAYS_TEXT, 5000)
+
+    def note_asked_while_loading(self, _on: bool) -> None:
+        """H pressed while the next exam loads (no exam on screen) is the reader's choice for that exam: the
+        exam arriving set the switch back to Preferences' default and the key press was lost."""
+        if self.window.exam is None:
+            self.window.overlays_asked_while_loading = True
 
     def apply_overlay_options(self, *_args) -> None:
         self.window.hanging.set_overlay_options(self.overlay_options())
