@@ -90,10 +90,10 @@ def run_isolated(args: list[str], *, timeout: float = 600, env: dict | None = No
 
 def run_main(args: list[str], *, env: dict | None = None):
     """``python main.py ARGS`` run in this process, for a test of what a command does rather than of its process:
-    no interpreter and torch start-up (some 2.5 s a run on the 2-core CI machine). ``env`` is set for the call
-    and restored after it, and the call runs in the repository as ``python main.py`` did. The root logger is the command's own for the call (its handler, its filter that hides
-    header values, on the captured stderr), as in a process of its own. Returns a CompletedProcess with the exit
-    status and what the command printed."""
+    no interpreter and torch start-up (some 2.5 s a run on the 2-core CI machine). ``env`` is set for the call and
+    restored after it; the call runs in the repository, as ``python main.py`` did; the root logger is the command's
+    own for the call (its handler and its filter that hides header values, on the captured stderr), as in a process
+    of its own. Returns a CompletedProcess with the exit status and what the command printed."""
     import contextlib
     import io
     import logging

@@ -7,7 +7,6 @@ import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -90,9 +89,10 @@ def test_a_two_level_png_is_a_mask_not_a_mammogram(tmp_path):
 
 
 def analyze(*args: str) -> subprocess.CompletedProcess:
-    """``python main.py analyze ARGS`` with the demo model on the CPU."""
-    return subprocess.run([sys.executable, "main.py", "analyze", *args, "--models", str(DEMO_MODEL), "--device",
-                           "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    """``python main.py analyze ARGS`` with the demo model on the CPU (in this process: ``run_main``)."""
+    from tests.helpers import run_main
+
+    return run_main(["analyze", *args, "--models", str(DEMO_MODEL), "--device", "cpu"])
 
 
 def test_a_the_analyze_command_leaves_the_unreadable_view_out_and_names_it(tmp_path):
