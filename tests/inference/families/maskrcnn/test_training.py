@@ -11,7 +11,7 @@ import torch
 
 from tests.conftest import SHARED, require_shared
 from inference.weights import read_state_dict
-from tests.helpers import run_isolated, train_stopped_and_resumed
+from tests.helpers import run_isolated, run_main, train_stopped_and_resumed
 
 SMALL = {"n_train": 6, "phantom_size": [256, 160], "min_size": 256, "max_size": 256, "device": "cpu",
          "rpn_batch": 64, "roi_batch": 64, "lr_drop_epoch": 1, "epochs": 2}
@@ -200,7 +200,7 @@ def test_a_model_trained_on_the_users_data_is_not_the_demo_and_its_run_resumes_o
 
     assert not load_model(out / "model.pt").identity.demo
     before = (out / "model.pt.json").read_bytes()
-    refused = run_isolated([*train, "--seed", "1", "--epochs", "2"])
+    refused = run_main([*train[1:], "--seed", "1", "--epochs", "2"])  # refused before any training: in-process
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines()[-1] == (
         f"error: {out / 'checkpoint.pt'}: the checkpoint is of a run with other settings (seed 0 there, 1 now), which "
