@@ -76,8 +76,10 @@ class StallProbe:
         self.ticks: list[float] = []
         self.longest = 0.0
         self.duration = 0.0
+        self.collections: list[tuple[int, float]] = []  # Python's garbage collections meanwhile: (generation, s)
 
     def __enter__(self) -> StallProbe:
+        import gc
         import time
 
         from PySide6.QtCore import QTimer
@@ -85,21 +87,38 @@ class StallProbe:
         self._timer = QTimer()
         self._timer.setInterval(5)
         self._timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
+        self._collecting: dict[int, float] = {}
+        gc.callbacks.append(self._on_collection)
         self._started = time.perf_counter()
         self._timer.start()
         return self
 
+    def _on_collection(self, phase: str, info: dict) -> None:
+        """A collection in any thread stops them all (it holds the GIL): said beside a long stall."""
+        import time
+
+        if phase == "start":
+            self._collecting[info["generation"]] = time.perf_counter()
+        elif info["generation"] in self._collecting:
+            started = self._collecting.pop(info["generation"])
+            self.collections.append((info["generation"], time.perf_counter() - started))
+
     def __exit__(self, *exc) -> None:
+        import gc
         import time
 
         self._timer.stop()
+        gc.callbacks.remove(self._on_collection)
         self.duration = time.perf_counter() - self._started
         marks = [self._started, *self.ticks]
         self.longest = max((b - a for a, b in zip(marks, marks[1:])), default=0.0)
 
     def report(self, capsys) -> str:
+        slowest = max(self.collections, key=lambda c: c[1], default=None)
+        collected = (f"; {len(self.collections)} garbage collection(s), the longest {1000 * slowest[1]:.1f} ms "
+                     f"(generation {slowest[0]})") if slowest else ""
         line = (f"{self.what} {self.duration:.2f} s, {len(self.ticks)} ticks, longest event-loop stall "
-                f"{1000 * self.longest:.1f} ms")
+                f"{1000 * self.longest:.1f} ms{collected}")
         with capsys.disabled():
             print(f"\n[stall probe] {line}")
         return line
