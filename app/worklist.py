@@ -260,8 +260,10 @@ class Worklist:
                 out.append(index)
         return out
 
-    def leave(self, committed: bool) -> None:
-        """Stop the clock on the current exam; it is read once the reader committed a read of it."""
+    def leave(self, committed: bool, worked_on: bool = True) -> None:
+        """Stop the clock on the current exam; it is read once the reader committed a read of it. An exam unread
+        before this visit and left with nothing done on it (``worked_on`` false: no value in the form, no mark)
+        was only looked through: unread again, its time kept."""
         if not 0 <= self.current < len(self.entries):
             return
         entry = self.entries[self.current]
@@ -270,6 +272,9 @@ class Worklist:
         entry.reading_seconds += seconds
         if committed and entry.state != ReadState.FLAGGED:
             entry.state = ReadState.READ
+        elif not committed and not worked_on and entry.state == ReadState.IN_PROGRESS \
+                and self._state_before == ReadState.UNREAD:
+            entry.state = ReadState.UNREAD
         self._save(entry, seconds)
 
     def to_read_again(self) -> bool:
@@ -283,11 +288,11 @@ class Worklist:
         self._save(entry, 0.0)
         return True
 
-    def move_to(self, index: int, committed: bool = False) -> WorklistItem:
-        """Leave the current exam (``committed``: whether its read was committed) and start on ``index``."""
+    def move_to(self, index: int, committed: bool = False, worked_on: bool = True) -> WorklistItem:
+        """Leave the current exam (``committed``, ``worked_on``: as :meth:`leave`) and start on ``index``."""
         if not 0 <= index < len(self.entries):
             raise IndexError(f"the worklist has {len(self.entries)} exams; there is no exam {index + 1}")
-        self.leave(committed)
+        self.leave(committed, worked_on)
         if index != self.current:  # the same exam again (opened once more) keeps the state it had before
             self._state_before = self.entries[index].state
         self.current = index
@@ -311,10 +316,10 @@ class Worklist:
             entry.state = ReadState.UNREAD
             self._save(entry, 0.0)
 
-    def step_out(self, committed: bool) -> None:
-        """The reader opened an exam from elsewhere (File ▸ Open …): the current exam's clock stops and none is
-        current until the reader comes back to the list."""
-        self.leave(committed)
+    def step_out(self, committed: bool, worked_on: bool = True) -> None:
+        """The reader opened an exam from elsewhere (File ▸ Open …): the current exam is left (as :meth:`leave`)
+        and none is current until the reader comes back to the list."""
+        self.leave(committed, worked_on)
         self.current = -1
 
     def seconds_on(self, index: int) -> float:

@@ -61,9 +61,7 @@ def _safe(text: str) -> str:
 
 def is_draft(read: BreastRead | None) -> bool:
     """A read exported before the commit that says something (a probability, a BI-RADS, a recommendation …)."""
-    return read is not None and not read.committed and any(
-        value not in (None, "") for value in (read.malignant, read.benign, read.birads, read.density,
-                                               read.recommendation))
+    return read is not None and not read.committed and read.says_something()
 
 
 def reader_text(read: BreastRead | None) -> str:

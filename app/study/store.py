@@ -626,6 +626,11 @@ class BreastRead:
     amendment: BreastRead | None = None  # on a committed first read: the latest read amended after AI
     ai_shown: bool | None = None  # a first read made with the model on screen (blind reading off); None: not known
 
+    def says_something(self) -> bool:
+        """A probability, a BI-RADS, a density or a recommendation given (not an empty form's read)."""
+        return any(value not in (None, "") for value in (self.malignant, self.benign, self.birads, self.density,
+                                                          self.recommendation))
+
     def same_answer(self, other: BreastRead) -> bool:
         """The same estimate, assessment, density and recommendation (whatever was stored when)."""
         return (self.malignant, self.benign, self.birads, self.density, self.recommendation) == (

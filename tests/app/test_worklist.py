@@ -11,7 +11,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from app.settings import AppSettings
 from app.study.store import Store
 from app.ui.workstation.main_window import MainWindow
-from app.worklist import ReadState, Worklist, load_states, query_dates, read_worklist_source, study_location
+from app.worklist import ReadState, Worklist, WorklistEntry, WorklistItem, load_states, query_dates, read_worklist_source, study_location
 from inference.errors import MammoError
 from inference.intake.views import View
 from tests.helpers import synthetic_view, write_png
@@ -142,12 +142,18 @@ def test_next_previous_and_next_unread_on_the_window(qtbot, store, tmp_path, stu
     assert controller.worklist.entries[1].state == ReadState.IN_PROGRESS
     assert "1/4 read" in controller.panel.windowTitle()
     controller.worklist.entries[2].state = ReadState.READ  # read in an earlier session
+    clock.now += 4
     with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
         action(window, "nextUnread").trigger()
     assert controller.worklist.current == 3 and window.exam.source.name == "exam3"
+    # exam1 was only looked through (nothing typed, no mark): unread again, its time kept
+    assert (controller.worklist.entries[1].state, controller.worklist.entries[1].reading_seconds) == (
+        ReadState.UNREAD, 4)
+    assert controller.panel.table.item(1, 1).text().endswith("unread")
+    window.scores.reader.inputs["L"].birads.setCurrentIndex(1)  # a BI-RADS chosen, nothing else: worked on
     with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
         action(window, "previousExam").trigger()
-    assert controller.worklist.current == 2
+    assert controller.worklist.current == 2 and controller.worklist.entries[3].state == ReadState.IN_PROGRESS
     action(window, "flagExam").trigger()
     assert controller.worklist.entries[2].state == ReadState.FLAGGED
     controller.panel.hide()
@@ -484,6 +490,28 @@ def test_an_exam_that_cannot_be_loaded_ahead_is_not_tried_again_and_again(qtbot,
         control.go_to(1)
 
 
+def test_an_exam_only_looked_through_is_unread_again():
+    """Flicking through a worklist marked every exam passed "in progress" (the radiologist's point): the state
+    says a read was begun, so an exam unread before the visit and left with nothing done on it is unread again
+    (its time still counted); one begun earlier, or worked on now, stays in progress; a committed one is read."""
+    clock = FakeClock()
+    worklist = Worklist([WorklistEntry(WorklistItem(f"e{n}", f"/x/{n}")) for n in range(4)], clock=clock)
+    worklist.move_to(0)
+    clock.now += 3
+    worklist.move_to(1, worked_on=True)  # exam 0 left with a value typed
+    worklist.move_to(2, worked_on=False)
+    worklist.move_to(3, worked_on=False)
+    worklist.move_to(0, worked_on=True)
+    assert [(e.state, e.reading_seconds) for e in worklist.entries] == [
+        (ReadState.IN_PROGRESS, 3.0), (ReadState.UNREAD, 0.0), (ReadState.UNREAD, 0.0), (ReadState.IN_PROGRESS, 0.0)]
+    worklist.move_to(3, worked_on=False)  # exam 0, begun before this visit: stays so
+    worklist.move_to(1, worked_on=False)  # exam 3 too
+    worklist.move_to(2, committed=True, worked_on=False)
+    worklist.step_out(committed=False, worked_on=False)
+    assert [e.state for e in worklist.entries] == [ReadState.IN_PROGRESS, ReadState.READ, ReadState.UNREAD,
+                                                    ReadState.IN_PROGRESS]
+
+
 def test_an_exam_that_cannot_be_opened_is_not_left_in_progress_with_its_time_counted(tmp_path):
     """It stayed "in progress" (as if being read) and the time the reader spent on the error counted as reading
     time; an exam already in progress from an earlier visit stays so."""
@@ -536,7 +564,8 @@ def test_the_list_says_which_exam_could_not_be_opened_and_why(qtbot, store, tmp_
     with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
         control.next()
     assert control.panel.table.item(1, 1).text() == "⚠ not opened"
-    assert control.worklist.counts()[ReadState.UNREAD] == 1  # exam1: still to be read, Next unread comes to it
+    # exam1: still to be read, Next unread comes to it (and exam0, only looked through)
+    assert control.worklist.counts()[ReadState.UNREAD] == 2 and entry.state == ReadState.UNREAD
 
 
 def test_a_double_click_on_a_row_opens_its_exam_once(qtbot, store, tmp_path, stub_model):

@@ -30,6 +30,13 @@ class ReadingControl:
         # on again, a result shown before the commit): a read committed later is no opinion formed without it
         self.seen_breasts: set[str] = set()
 
+    def worked_on(self) -> bool:
+        """The reader did something on the exam on screen: a read committed, a value in the form, or a mark
+        (what keeps a worklist exam "in progress" once left; one only looked through is unread again)."""
+        window = self.window
+        return window.exam is not None and (window.committed or bool(window.marks) or any(
+            read.says_something() for read in window.scores.reader.reads(False)))
+
     def model_hidden(self) -> bool:
         window = self.window
         return window.settings.blind_first and not window.committed

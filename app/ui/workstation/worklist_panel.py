@@ -272,7 +272,7 @@ class WorklistController(QObject):
         if old is not None and old is not worklist and old.item is not None:
             # the exam on screen is left as any other way: read when committed, its reading time kept
             left = old.entries[old.current]
-            old.leave(committed=self.window.committed and self.window.exam is not None)
+            old.leave(**self._left_as())
             old.current = -1
             for entry in worklist.entries:  # the new list read the store before this leave was written
                 if entry.item.location == left.item.location and worklist.reader == old.reader:
@@ -296,9 +296,15 @@ class WorklistController(QObject):
         its read was committed) and the list shows none as current."""
         if self.opening_own_exam or self.worklist is None or self.worklist.item is None:
             return
-        self.worklist.step_out(committed=self.window.committed and self.window.exam is not None)
+        self.worklist.step_out(**self._left_as())
         self._drop_prefetch()
         self.panel.show_worklist(self.worklist)
+
+    def _left_as(self) -> dict[str, bool]:
+        """How the exam on screen is left (:meth:`Worklist.leave`): its read committed, and whether anything was
+        done on it (an exam only looked through is unread again)."""
+        window = self.window
+        return {"committed": window.committed and window.exam is not None, "worked_on": window.reading.worked_on()}
 
     def _open(self, source) -> None:
         """Open a worklist exam (not a step out of the list)."""
@@ -368,10 +374,10 @@ class WorklistController(QObject):
             return
         if not self.window.reading.leave_or_ask(lambda: self.go_to(index)):
             return
-        committed = self.window.committed and self.window.exam is not None
+        left_as = self._left_as()
         self._loading = None
         self._checking, self._held_result, self._ended_while_checking = None, None, False
-        item = worklist.move_to(index, committed=committed)
+        item = worklist.move_to(index, **left_as)
         self.panel.show_worklist(worklist)
         if self._awaiting is not None:  # leaving the exam whose prefetch still runs: what it loaded is stale now
             self._awaiting = None
@@ -557,7 +563,7 @@ class WorklistController(QObject):
             if old is None:
                 return
         else:
-            old.leave(committed=window.committed and window.exam is not None)
+            old.leave(**self._left_as())
             window.clear_exam()  # shown again, the new reader's, once the list's states are read
         index, old.current = old.current, -1
         worker = Worker(_reader_states_task, old, window.store, window._reader())
@@ -718,4 +724,4 @@ class WorklistController(QObject):
     def leave(self) -> None:
         """The window closes: the current exam's reading time is saved."""
         if self.worklist is not None and self.worklist.item is not None:
-            self.worklist.leave(committed=self.window.committed)
+            self.worklist.leave(**self._left_as())
