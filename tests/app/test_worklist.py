@@ -1032,15 +1032,22 @@ def test_back_from_an_uncommitted_prefetched_exam_shows_none_of_its_hidden_resul
     assert visible == [] and window.result is None
 
 
-def test_maps_are_on_demand_for_each_exam_not_carried_to_the_next_patient(qtbot, store, tmp_path, stub_model):
-    """Seen by a radiologist: H pressed on one exam left the maps on, and the next patient's maps were drawn the
-    moment that read was committed, unasked (Preferences: on demand with H)."""
+def first_exam_read_maps_on_demand(qtbot, store, tmp_path, stub_model) -> MainWindow:
+    """A two-exam worklist read blind first with the maps on demand (H), its first exam's read committed."""
     batch = make_batch(tmp_path / "batch", 2)
     window = make_window(qtbot, store, stub_model, blind_first=True, show_overlays=False, prefetch_exams=0)
     with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
         window.worklist.open_source(batch)
     window.scores.reader.inputs["R"].spin.setValue(10)
-    assert window.commit_estimate() and not window.overlays_box.isChecked()
+    assert window.commit_estimate()
+    return window
+
+
+def test_maps_are_on_demand_for_each_exam_not_carried_to_the_next_patient(qtbot, store, tmp_path, stub_model):
+    """Seen by a radiologist: H pressed on one exam left the maps on, and the next patient's maps were drawn the
+    moment that read was committed, unasked (Preferences: on demand with H)."""
+    window = first_exam_read_maps_on_demand(qtbot, store, tmp_path, stub_model)
+    assert not window.overlays_box.isChecked()
     window.overlays_box.setChecked(True)  # H
     with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
         action(window, "nextExam").trigger()
@@ -1052,12 +1059,7 @@ def test_maps_are_on_demand_for_each_exam_not_carried_to_the_next_patient(qtbot,
 def test_h_pressed_while_the_next_exam_loads_is_that_exam_s_choice(qtbot, store, tmp_path, stub_model):
     """Seen by a radiologist: H pressed right after Next, while the next patient's images were loading, was undone
     when the exam arrived (the switch went back to Preferences' default); the key is kept for that exam."""
-    batch = make_batch(tmp_path / "batch", 2)
-    window = make_window(qtbot, store, stub_model, blind_first=True, show_overlays=False, prefetch_exams=0)
-    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
-        window.worklist.open_source(batch)
-    window.scores.reader.inputs["R"].spin.setValue(10)
-    assert window.commit_estimate()
+    window = first_exam_read_maps_on_demand(qtbot, store, tmp_path, stub_model)
     with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
         action(window, "nextExam").trigger()
         assert window.exam is None  # loading: nothing of either patient on screen

@@ -10,7 +10,6 @@ import math
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
