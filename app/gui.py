@@ -45,7 +45,7 @@ def run_gui(
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.startup import milestone
+    from app.startup import freeze_long_lived, milestone
 
     from app.settings import AppSettings, store_path
     from app.study.store import Store
@@ -73,12 +73,27 @@ def run_gui(
         window.showMaximized()  # a reading screen uses the whole monitor
     app.processEvents()
     milestone("window shown")
+    freeze_long_lived("start-up objects")  # later collections no longer walk the imports and the window
+
+    def warm() -> None:
+        worker = window.analyses.warm_models()
+        if worker is not None:
+            worker.finished.connect(lambda: freeze_long_lived("warm models"))
+
     # the models warm in the background a second after the window is up, unless the first exam's own analysis
     # has started by then (an exam opened at start loads them itself: a warm-up beside its intake only slowed
     # its pixels, 0.26 -> 0.5 s); a study retrieved from the PACS or a worklist being read gains the load
-    QTimer.singleShot(1000, window, window.analyses.warm_models)
+    QTimer.singleShot(1000, window, warm)
     window.examShown.connect(lambda: milestone("exam shown"))
-    window.analysisFinished.connect(lambda: milestone("analysis finished"))
+    analysed = []
+
+    def analysis_finished() -> None:
+        milestone("analysis finished")
+        if not analysed:  # the models the first analysis loaded (when it ran before the warm-up)
+            analysed.append(True)
+            freeze_long_lived("first analysis")
+
+    window.analysisFinished.connect(analysis_finished)
     if store_error is not None:
         window.store_unavailable(store_error)
     status = {"code": 0}

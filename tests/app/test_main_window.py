@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -429,12 +430,15 @@ def test_screenshot_command(tmp_path):
     require_shared()
     out = tmp_path / "shot.png"
     done = subprocess.run(
-        [sys.executable, "main.py", "--screenshot", str(out), "--models", str(REFERENCE / "seeded_state_dict.pt"),
+        [sys.executable, "main.py", "-v", "--screenshot", str(out), "--models", str(REFERENCE / "seeded_state_dict.pt"),
          "--device", "cpu", str(DATA / "gmic-exam0")],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen", "MAMMO_READER_HOME": str(tmp_path)},
     )
     assert done.returncode == 0, done.stderr
+    # what lives as long as the process is left out of later garbage collections (a full one holds the GUI)
+    frozen = re.findall(r"startup: (start-up objects|first analysis) frozen", done.stderr)
+    assert frozen == ["start-up objects", "first analysis"], done.stderr
     from PySide6.QtGui import QImage
 
     image = QImage(str(out))
