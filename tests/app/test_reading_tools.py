@@ -481,6 +481,27 @@ def test_a_measurement_dragged_beyond_the_image_measures_the_line_drawn_on_it(qt
     assert ruler.text() == f"{expected:.0f} px (no spacing: pixels)"
 
 
+def test_a_measurement_s_label_is_not_laid_over_the_view_s_own_texts(qtbot, store, tmp_path):
+    """Zoomed in, a line ending just under the orientation marker wrote its length over "R CC" (the label goes
+    above right of its end unless cut there): it goes to a side where it covers none of the view's texts."""
+    from PySide6.QtCore import QPoint  # noqa: PLC0415
+
+    write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, tmp_path)
+    widget = window.hanging.views[View.R_CC]
+    widget.viewbox.setRange(xRange=(150, 350), yRange=(250, 450), padding=0)  # the image fills the view
+    settle()
+    marker = widget.marker.geometry()
+    end = widget.graphics.mapToScene(QPoint(marker.left() + 12, marker.bottom() + 4))
+    middle = widget.graphics.mapToScene(widget.graphics.viewport().rect().center())
+    widget._on_ruler(middle, end, True)
+    label = widget.rulers()[-1].label
+    drawn = widget.graphics.mapFromScene(label.mapRectToScene(label.boundingRect())).boundingRect()
+    assert label.toPlainText().endswith("pixels)") and not drawn.intersects(marker)
+    assert drawn.left() >= -1 and drawn.bottom() <= widget.graphics.height() + 1
+
+
 def test_mark_and_measurement_labels_stay_inside_the_viewport_after_a_pan(qtbot, store, tmp_path):
     """Issue 25 polish: every label drawn on the image (a mark's, a measurement's, the regions' numbers) flips
     to the other side of its point when the preferred side would be cut at the viewport's edge, also after

@@ -881,20 +881,38 @@ class MammoViewWidget(QWidget):
 
     def clamp_label(self, label: pg.TextItem, at: QPointF | None = None, prefer: tuple[int, int] = (0, 1)) -> None:
         """Anchor a label at ``at`` (image item frame; its own position by default) on its preferred side
-        (``prefer``: the anchor, (0, 1) above right of the point), or on the other side of the point where the
-        preferred one would cut it at the viewport's edge."""
+        (``prefer``: the anchor, (0, 1) above right of the point), or on another side of the point where the
+        preferred one would cut it at the viewport's edge or lay it over the view's own texts (the marker, the
+        study lines, the window/level readout, the notes badge: a measurement ending near a corner hid them)."""
         at = label.pos() if at is None else at
         point = self.item_to_widget(at.x(), at.y())
         rect = label.boundingRect()  # screen pixels: a text item ignores the view's zoom
-        ax, ay = prefer
         slack = 2.0  # pixels of rounding: a label placed flush with an image at the viewport's edge stays put
-        if ax == 0 and point.x() + rect.width() > self.graphics.width() + slack:
+        room = QRectF(-slack, -slack, self.graphics.width() + 2 * slack, self.graphics.height() + 2 * slack)
+        offset = self.graphics.viewport().pos()  # the texts lie on the view, the point on its viewport
+        texts = [QRectF(text.geometry()).translated(-offset.x(), -offset.y())
+                 for text in (self.marker, self.corner, self.readout, self.badge) if not text.isHidden() and text.text()]
+
+        def placed(anchor: tuple[int, int]) -> QRectF:
+            return QRectF(point.x() - anchor[0] * rect.width(), point.y() - anchor[1] * rect.height(),
+                          rect.width(), rect.height())
+
+        ax, ay = prefer
+        sides = [(ax, ay), (1 - ax, ay), (ax, 1 - ay), (1 - ax, 1 - ay)]
+        inside = [side for side in sides if room.contains(placed(side))]
+        clear = [side for side in inside if not any(placed(side).intersects(text) for text in texts)]
+        if clear or inside:
+            label.setAnchor((clear or inside)[0])
+            return
+        # wider or taller than the room left on every side: flipped only where the preferred side cuts it
+        point_x, point_y = point.x(), point.y()
+        if ax == 0 and point_x + rect.width() > self.graphics.width() + slack:
             ax = 1
-        elif ax == 1 and point.x() - rect.width() < -slack:
+        elif ax == 1 and point_x - rect.width() < -slack:
             ax = 0
-        if ay == 1 and point.y() - rect.height() < -slack:
+        if ay == 1 and point_y - rect.height() < -slack:
             ay = 0
-        elif ay == 0 and point.y() + rect.height() > self.graphics.height() + slack:
+        elif ay == 0 and point_y + rect.height() > self.graphics.height() + slack:
             ay = 1
         label.setAnchor((ax, ay))
 
