@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -220,3 +221,14 @@ def prepare_gmic_window(model_image, view, horizontal_flip: bool):
               "crop_shape": list(m.crop_shape), "flipped": m.flipped, "window_origin": list(m.window_origin)}
     frame = InputFrame(WINDOW_SHAPE, m.input_to_original_affine(), m.original_shape, record)
     return Prepared(view, prepared.input, frame, prepared.warnings)
+
+
+def run_gmic_window(model: nn.Module, batch: Sequence, device: torch.device, mode: str,
+                    fast: FastMode | None) -> tuple[nn.Module, object]:
+    """GMIC's and GLAM's forward pass on views prepared by :func:`prepare_gmic_window`, stacked into one batch:
+    the module that ran (:func:`runnable`) and what it returned."""
+    module = runnable(model, device, mode, fast)
+    x = torch.from_numpy(np.stack([p.input for p in batch]))[:, None]
+    x = x.to(device).contiguous(memory_format=torch.channels_last)
+    with numerics(device, mode):
+        return module, module(x)

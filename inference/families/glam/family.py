@@ -26,9 +26,8 @@ from inference.families.common import (
     has_keys,
     layout_namer,
     load_strict,
-    numerics,
     prepare_gmic_window,
-    runnable,
+    run_gmic_window,
 )
 from inference.families.nets.fold import fold_batchnorm
 from inference.families.nets.precision import Float32, fast_global_network
@@ -132,11 +131,7 @@ class GLAMFamily:
 
     def run(self, model: torch.nn.Module, batch: Sequence[Prepared], device: torch.device, mode: str,
             identity: ModelIdentity) -> list[ModelViewOutput]:
-        module = runnable(model, device, mode, self.fast)
-        x = torch.from_numpy(np.stack([p.input for p in batch]))[:, None]
-        x = x.to(device).contiguous(memory_format=torch.channels_last)
-        with numerics(device, mode):
-            out = module(x)
+        module, out = run_gmic_window(model, batch, device, mode, self.fast)
         return [self._output(out, i, prepared, identity, module.config) for i, prepared in enumerate(batch)]
 
     @staticmethod
