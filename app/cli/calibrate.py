@@ -28,11 +28,12 @@ def run(args: argparse.Namespace) -> int:
     from inference.evaluation.reliability_diagram import write_reliability_diagram  # noqa: PLC0415
     from inference.weights import load_model, read_metadata  # noqa: PLC0415
     from inference.training.labelled_images import labelled_images  # noqa: PLC0415
+    from inference.evaluation.temperature import unusable_fit  # noqa: PLC0415
     from inference.families.sliding_window.evaluation import calibration_record, fit_on_readings  # noqa: PLC0415
 
     args.phantoms = phantom_count(args)  # before the model is read: a wrong option is said at once
     path = Path(args.model)
-    loaded = load_model(path)
+    loaded = load_model(path, settings={"temperature": 1.0})  # a model stored with an unusable one is fitted anew
     identity = loaded.identity
     if not commands_of(get(identity.family)).temperature_calibration:
         raise MammoError(f"calibrate fits the temperature of window classifiers (sliding-window); this is a "
@@ -56,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
         fit = fit_on_readings(readings, args.bins)
     except ValueError as error:
         raise MammoError(str(error), args.data) from error
+    problem = unusable_fit(fit, len(identity.classes))
+    if problem:  # stored, it made a model that says the same for every image (a reviewer's 0.25 everywhere)
+        raise MammoError(f"{problem}. Nothing was written; check the data's labels, or this model does not suit "
+                         "this data", args.data)
     write_reliability_diagram(fit, diagram, description)
     print(f"temperature T = {fit.temperature:.4f}  ({fit.samples} labelled windows of {len(images)} images, "
           f"{fit.bins} bins)")

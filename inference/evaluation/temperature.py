@@ -9,9 +9,14 @@ probability) into equal-width bins, ECE = sum_b (n_b / N) |accuracy_b - confiden
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+#: a temperature above this divides any logit a classifier gives to nothing: every class equally likely,
+#: whatever the image (what a fit that ran off towards infinity leaves; see ``unusable_fit``)
+FLATTENING_TEMPERATURE = 1000.0
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -130,3 +135,28 @@ def calibrate_logits(logits: np.ndarray, labels: np.ndarray, bins: int = 15) -> 
         nll_before=negative_log_likelihood(before, labels), nll_after=negative_log_likelihood(after, labels),
         ece_before=bins_before.ece, ece_after=bins_after.ece,
         accuracy=float((before.argmax(axis=1) == labels).mean()), before=bins_before, after=bins_after)
+
+
+def temperature_problem(temperature: float) -> str:
+    """Why a model must not be used with ``temperature`` ("" when it may): one that flattens every output."""
+    if temperature <= FLATTENING_TEMPERATURE:
+        return ""
+    return (f"the calibration temperature {temperature:.4g} makes every class equally likely, whatever the image "
+            "(a temperature fit that ran off on data the model could not tell apart)")
+
+
+def unusable_fit(fit: CalibrationFit, classes: int) -> str:
+    """Why a fitted temperature must not be stored ("" when it may). The fit runs off towards infinity when the
+    model's outputs are no better than a uniform guess on the data: its NLL is then lowest with every output 1/K,
+    a model that says the same for every image. It runs off towards 0 when the model classifies every sample
+    right: nothing to calibrate against, and every output would be 0 or 1."""
+    uniform = math.log(classes)
+    if fit.temperature > 1 and fit.nll_after >= 0.99 * uniform:
+        return (f"the fit drove the temperature to {fit.temperature:.4g}, which makes every class equally likely "
+                f"whatever the image: on this data the model's outputs are no better than a uniform guess "
+                f"(accuracy {fit.accuracy:.3f} over {classes} classes; NLL {fit.nll_before:.4f} at T = 1, "
+                f"{fit.nll_after:.4f} after, where a uniform guess gives ln {classes} = {uniform:.4f})")
+    if fit.temperature < 0.05 and fit.accuracy == 1.0:
+        return (f"the fit drove the temperature to {fit.temperature:.4g}, which makes every output 0 or 1: the "
+                "model classifies every sample of this data right, leaving nothing to calibrate against")
+    return ""

@@ -34,7 +34,7 @@ from inference.families.common import FastMode, load_strict, numerics, runnable
 from inference.errors import CheckpointError
 from inference.families.nets.fold import fold_batchnorm
 from inference.families.sliding_window.model import PatchClassifier, PatchClassifierConfig
-from inference.evaluation.temperature import softmax
+from inference.evaluation.temperature import softmax, temperature_problem
 from inference.intake.views import View
 from inference.training.labelled_images import background_class
 from inference.families.sliding_window.windows import (
@@ -76,6 +76,8 @@ class WindowSettings:
             raise ValueError(f"the minimum tissue fraction must be between 0 and 1, not {self.min_tissue}")
         if self.temperature <= 0 or not np.isfinite(self.temperature):
             raise ValueError(f"the calibration temperature must be positive, not {self.temperature}")
+        if problem := temperature_problem(self.temperature):
+            raise ValueError(f"{problem}; calibrate the model again (python main.py calibrate)")
         if self.top < 1:
             raise ValueError("at least one top window must be shown")
 
@@ -152,6 +154,8 @@ def settings_from(meta: Mapping[str, Any], config: PatchClassifierConfig, overri
     calibration = meta.get("calibration") or {}
     try:
         temperature = float(calibration.get("temperature", 1.0)) if calibration.get("method") == "temperature" else 1.0
+        if overrides.get("temperature") is not None:  # calibrate reads the model as it is before any temperature
+            temperature = float(overrides["temperature"])
         return WindowSettings(window=config.window, overlap=float(windows.get("overlap", DEFAULT_OVERLAP)),
                               min_tissue=float(windows.get("min_tissue", DEFAULT_MIN_TISSUE)),
                               top=int(windows.get("top", DEFAULT_TOP)), temperature=temperature)

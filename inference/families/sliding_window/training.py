@@ -30,6 +30,7 @@ from inference.families.sliding_window.model import PatchClassifier, PatchClassi
 from inference.numbers import auc_text
 from inference.training.common import JsonOptions, model_label, store_float16
 from inference.training.labelled_images import LabelledImage, csv_images, phantom_images, window_labels
+from inference.evaluation.temperature import unusable_fit
 from inference.families.sliding_window.evaluation import calibration_record, evaluate_readings, fit_on_readings, read_images
 from inference.families.sliding_window.windows import cut_windows, tissue_mask, window_grid
 from inference.training.device import training_device, training_memory_format
@@ -226,6 +227,8 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
     readings = read_images(model, config.settings(), CLASSES, val_images, device)
     try:
         fit = fit_on_readings(readings, config.bins)
+        if problem := unusable_fit(fit, len(CLASSES)):
+            raise ValueError(problem)
     except ValueError as error:  # no model.pt left without its metadata (it is refused at load)
         final.unlink(missing_ok=True)
         raise ValueError(f"{error} (on {val_description}); give --val-data with images of two classes or more "

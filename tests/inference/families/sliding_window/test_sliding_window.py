@@ -21,6 +21,7 @@ from inference.evaluation.temperature import (
     fit_temperature,
     reliability_bins,
     softmax,
+    unusable_fit,
 )
 from inference.intake.views import View
 from inference.training.labelled_images import AMBIGUOUS, LabelledImage, csv_images, window_labels
@@ -333,6 +334,43 @@ def test_calibrate_stores_the_temperature_and_writes_the_diagram(tiny_window_mod
     # the diagram the metadata names is the stored calibration's; the dry run's goes beside it
     assert (tmp_path / "model.pt.reliability.png").read_bytes() == diagram
     assert cv2.imread(str(tmp_path / "model.pt.reliability.dry-run.png")) is not None
+
+
+def test_a_temperature_that_makes_every_output_the_same_is_never_stored(tiny_window_model, tmp_path, monkeypatch):
+    """A reviewer calibrated the phantom-trained demo classifier on four real views: the fit ran off to
+    T = 3.6e8, was stored, and the model then gave every class of every image 25 %. Such a fit is refused with
+    what it means (nothing written); a model stored with such a temperature is refused at load, and calibrate
+    reads it at T = 1 to fit it anew."""
+    from inference.errors import CheckpointError  # noqa: PLC0415
+    from inference.weights import load_model  # noqa: PLC0415
+    import inference.families.sliding_window.evaluation as evaluation  # noqa: PLC0415
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, 400)
+    guess = calibrate_logits(rng.normal(0, 3, (400, 4)), labels)  # confident, and no better than a guess
+    assert guess.temperature > 1e3 and "no better than a uniform guess" in unusable_fit(guess, 4)
+    perfect = calibrate_logits(np.eye(4)[labels] * 0.5 + rng.normal(0, 0.05, (400, 4)), labels)  # all right
+    assert perfect.temperature < 0.05 and "every output 0 or 1" in unusable_fit(perfect, 4)
+    assert unusable_fit(calibrate_logits(*_miscalibrated(3.0)), 4) == ""
+    model, sidecar = tmp_path / "model.pt", tmp_path / "model.pt.json"
+    shutil.copy(tiny_window_model, model)
+    shutil.copy(tiny_window_model.with_name("model.pt.json"), sidecar)
+    before = sidecar.read_text()
+    monkeypatch.setattr(evaluation, "fit_on_readings", lambda readings, bins: guess)
+    refused = run_main(["calibrate", "--model", str(model), "--data", "phantom", "--phantoms", "2",
+                        "--device", "cpu"])
+    assert refused.returncode == 2 and "no better than a uniform guess" in refused.stderr
+    assert "Nothing was written" in refused.stderr and "Traceback" not in refused.stderr
+    assert sidecar.read_text() == before and not (tmp_path / "model.pt.reliability.png").exists()
+    monkeypatch.undo()
+    meta = json.loads(before)
+    meta["calibration"]["temperature"] = 3.6e8  # stored so by an earlier version
+    sidecar.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="every class equally likely"):
+        load_model(model)
+    again = run_main(["calibrate", "--model", str(model), "--data", "phantom", "--phantoms", "4", "--device", "cpu"])
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(sidecar.read_text())["calibration"]["temperature"] < 1e3 and load_model(model)
 
 
 def test_calibrate_refuses_other_families_and_bad_data(tiny_window_model, tmp_path):
