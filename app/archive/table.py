@@ -152,4 +152,17 @@ def write_scores(out: Path, tables: list[pa.Table]) -> Path:
 
 
 def read_scores(path: str | Path) -> pa.Table:
-    return pq.read_table(path)
+    """A score table with its columns in the types a batch writes them (an integer column read as numbers);
+    a column that cannot be (probabilities stored as text by an editor) raises ValueError naming it."""
+    table = pq.read_table(path)
+    for index, name in enumerate(table.column_names):
+        if name not in SCHEMA.names or table.schema.field(name).type == SCHEMA.field(name).type:
+            continue
+        wanted = SCHEMA.field(name).type
+        try:
+            column = table.column(index).cast(wanted)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise ValueError(f"its column '{name}' holds {table.schema.field(name).type} values, not {wanted}: the "
+                             "table was changed after the batch wrote it") from error
+        table = table.set_column(index, SCHEMA.field(name), column)
+    return table

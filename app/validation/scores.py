@@ -73,7 +73,7 @@ def read_score_table(path: str | Path) -> ScoreTable:
         raise ValidationInputError("no such file: give a batch's DIR/scores.parquet", path)
     try:
         table = read_scores(path)
-    except (OSError, pa.ArrowInvalid) as error:
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
         raise ValidationInputError(f"the score table could not be read ({error})", path) from error
     missing = [c for c in NEEDED if c not in table.column_names]
     if missing:

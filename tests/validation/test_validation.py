@@ -787,6 +787,33 @@ def test_a_nan_saved_as_null_where_the_batch_writes_a_number_is_refused_like_inf
         read_score_table(_null_row(tmp_path, level))
 
 
+def test_a_score_table_whose_probabilities_an_editor_saved_as_text_is_read_or_refused(tmp_path):
+    """Probabilities stored as text crashed validate and study create with a TypeError (a reviewer's table):
+    numbers written as text are read as the numbers they say; other text is refused, naming the column."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from app.archive.study_scores import read_batch_scores  # noqa: PLC0415
+    from app.study.errors import StudyError  # noqa: PLC0415
+    from app.validation.scores import read_score_table  # noqa: PLC0415
+
+    from app.archive.table import SCHEMA  # noqa: PLC0415
+
+    rows = [r for exam in ("e1", "e2") for r in _rows(exam, "m", {"L": 0.6, "R": 0.1}, {})]
+    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    pq.write_table(table, tmp_path / "scores.parquet")
+    column = table.column_names.index("probability")
+    as_text = [None if p is None else repr(p) for p in table.column(column).to_pylist()]
+    pq.write_table(table.set_column(column, "probability", pa.array(as_text, pa.string())), tmp_path / "text.parquet")
+    exams = read_score_table(tmp_path / "scores.parquet").models["m"].exam
+    assert len(exams) == 2 and read_score_table(tmp_path / "text.parquet").models["m"].exam == exams
+    words = ["high" if p is not None else None for p in as_text]
+    pq.write_table(table.set_column(column, "probability", pa.array(words, pa.string())), tmp_path / "words.parquet")
+    with pytest.raises(ValidationInputError, match="words.parquet.*column 'probability' holds string values"):
+        read_score_table(tmp_path / "words.parquet")
+    with pytest.raises(StudyError, match="column 'probability' holds string values"):
+        read_batch_scores(tmp_path / "words.parquet", {})
+
+
 def test_the_batch_s_own_no_score_is_still_no_score(tmp_path):
     """Written by the batch's own writer: no result on e1's left views (no breast row, uncounted null views) and
     none at all on e2 (its exam row null). Read as no score, not refused."""
