@@ -73,6 +73,21 @@ def print_result(result) -> None:
             print("exam:    no result")
 
 
+def _refuse_writing_over_the_exam(exam, json_path: Path) -> None:
+    """``--json`` naming one of the exam's own files (an image, the manifest) replaced it with the result."""
+    from inference.results.serialize import maps_path  # noqa: PLC0415
+
+    inputs = {image.source for image in (*exam.views.values(), *exam.aside) if image.source is not None}
+    if exam.source is not None:
+        folder = exam.source if exam.source.is_dir() else exam.source.parent
+        inputs |= {exam.source, *(folder / name for name, _reason in exam.refused)}
+    own = {path.resolve() for path in inputs if path.is_file()}
+    for target in (json_path, maps_path(json_path)):
+        if target.resolve() in own:
+            raise MammoError("this is one of the exam's own files: writing the result there would replace it; give "
+                             "--json another path", target)
+
+
 def run(args: argparse.Namespace) -> int:
     from inference.pipeline import Cancelled, analyze_exam  # noqa: PLC0415
     from inference.results.serialize import write_result  # noqa: PLC0415
@@ -84,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         if error is not None:
             raise MammoError(f"the JSON result cannot be written there ({error.strerror or error})", json_folder)
     exam = load_exam_argument(args.exam, args)
+    if args.json:
+        _refuse_writing_over_the_exam(exam, Path(args.json))
     for warning in exam.warnings:
         print(f"note: {warning}", file=sys.stderr)
     for view, image in exam.views.items():

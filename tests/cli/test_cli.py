@@ -258,3 +258,17 @@ def test_the_demo_model_is_said_to_be_one_on_the_command_line():
     assert done.returncode == 0, done.stderr
     assert "WARNING: DEMO MODEL — trained on synthetic phantoms only — NOT FOR CLINICAL USE." in done.stdout
     assert "1.0000" not in done.stdout
+def test_json_naming_one_of_the_exam_s_own_files_is_refused(tmp_path):
+    """A reviewer's `analyze EXAM --json EXAM/L-CC.dcm` replaced the image with the result; the exam is left as
+    it was, before any analysis."""
+    require_shared()
+    exam = tmp_path / "exam"
+    shutil.copytree(DATA / "gmic-exam0", exam)
+    image = exam / "0_L-CC.png"
+    before = image.read_bytes()
+    done = run("analyze", str(exam), "--models", str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02",
+               "--json", str(image))
+    assert done.returncode == 2 and f"{image}: this is one of the exam's own files" in done.stderr
+    assert "4/4" not in done.stderr  # said before the analysis
+    assert image.read_bytes() == before and sorted(p.name for p in exam.iterdir()) == sorted(
+        p.name for p in (DATA / "gmic-exam0").iterdir())
