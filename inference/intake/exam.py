@@ -669,8 +669,11 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
             reason += "; could not be loaded: " + "; ".join(f"{n}: {r}" for n, r in refused)
         raise ExamError(reason, root)
     missing = [v.value for v in View if v not in views]
-    if missing:
-        warnings.append(f"missing views: {', '.join(missing)}")
+    if missing:  # an image set aside (an XCCL, a spot view) is named: it may be the one the reader looks for
+        others = [f"{img.source.name} ({' '.join(filter(None, (img.laterality, img.view_label))) or 'no view given'})"
+                  for img in aside if img.view is None and img.source is not None]
+        warnings.append(f"missing views: {', '.join(missing)}" + (
+            f"; not a screening view, kept aside: {', '.join(others)}" if others else ""))
     conflicts, notes = _laterality_conflicts(views)
     warnings += notes
     first = next(iter(views.values()))

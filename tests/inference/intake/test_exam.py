@@ -253,6 +253,10 @@ def test_spot_implant_and_ml_views_are_kept_aside(tmp_path, pixels):
     assert list(exam.views) == [View.L_CC]
     assert len(exam.aside) == 3
     assert all(any("kept aside" in w for w in img.warnings) for img in exam.aside)
+    # the exam's note on its missing views names them (a reviewer's XCCL was dropped with "missing views: L-CC")
+    missing = next(w for w in exam.warnings if w.startswith("missing views"))
+    assert missing.startswith("missing views: R-CC, L-MLO, R-MLO; not a screening view, kept aside: b.dcm (L ")
+    assert "c.dcm (L " in missing and "d.dcm (L ML" in missing
 
 
 def test_several_candidates_pick_latest_and_say_which(tmp_path, pixels):
