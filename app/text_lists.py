@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 from inference.errors import MammoError
@@ -23,6 +24,17 @@ def numbered_rows(reader: csv.DictReader) -> list[tuple[int, dict]]:
     """Each row of ``reader`` with its line in the file (the reader skips blank lines: counting the rows as read
     named the wrong line after one)."""
     return [(reader.line_num, row) for row in reader]
+
+
+def header_problem(columns: Sequence[str | None], required: Sequence[str]) -> str:
+    """What a CSV's header lacks of ``required`` ("" when nothing), said with what it has, and with a hint when
+    the header is one column holding a ';' (a spreadsheet's export in some locales)."""
+    columns = [c.strip() for c in columns if c is not None]
+    lacking = [c for c in required if c not in columns]
+    if not lacking:
+        return ""
+    hint = " (is it separated by semicolons? write it with commas)" if len(columns) == 1 and ";" in columns[0] else ""
+    return f"the header lacks {', '.join(lacking)}; it has {', '.join(columns) or 'nothing'}{hint}"
 
 
 def read_list_text(path: Path) -> str:

@@ -55,6 +55,14 @@ def run_batch(
 
         require_ray()  # before anything is loaded: a missing extra is said at once
     out = Path(out)
+    from app.archive.sources import output_problem  # noqa: PLC0415
+
+    # a report's files may go into its exam's folder (report EXAM --out EXAM); a batch's exam folders, and
+    # de-identified copies of the images, may not: they would be read as exams, or as another patient's images
+    if (options.folder_per_exam or options.deidentify) and (
+            problem := output_problem(items, out, options.folder_per_exam)):
+        raise MammoError(f"the results cannot go there: {problem}; give --out a folder of its own (a new folder "
+                         "beside the exams will do)", out)
     if options.deidentify:  # nothing of an exam's folder name reaches the outputs, its bookkeeping included
         from app.archive.sources import deidentified_items  # noqa: PLC0415
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.pacs.nodes import SCHEMES as PACS_SCHEMES
-from app.text_lists import numbered_rows, read_list_text
+from app.text_lists import header_problem, numbered_rows, read_list_text
 from inference.errors import MammoError
 from inference.intake.views import View
 
@@ -122,9 +122,12 @@ def _unique(items: list[ExamItem], source: Path) -> list[ExamItem]:
 
 def _from_csv(path: Path) -> list[ExamItem]:
     try:
-        rows = numbered_rows(csv.DictReader(io.StringIO(read_list_text(path), newline="")))
+        reader = csv.DictReader(io.StringIO(read_list_text(path), newline=""))
+        rows = numbered_rows(reader)
     except (OSError, csv.Error) as error:
         raise MammoError(f"the case list cannot be read ({error})", path) from error
+    if rows and (problem := header_problem(reader.fieldnames or [], ("exam",))):
+        raise MammoError(f"{problem}; a case list's columns are case_id, exam[, ...]", path)
     items = []
     for number, row in rows:
         exam = (row.get("exam") or "").strip()
@@ -183,6 +186,27 @@ def _from_cbis_ddsm(folder: Path, subfolders: list[Path]) -> list[ExamItem]:
         raise MammoError("the CBIS-DDSM folder holds only ROI mask folders, no full mammogram", folder)
     root = str(folder.resolve())
     return [ExamItem(patient, f"{root}#{patient}", files=tuple(files)) for patient, files in sorted(patients.items())]
+
+
+def output_problem(items: Sequence[ExamItem], out: Path, folder_per_exam: bool = True) -> str:
+    """Why ``out`` cannot hold a batch's results ("" when it can): it is an exam's folder or lies in one (the
+    results would be read as part of that exam), or, with a result folder per exam, it is the folder the exam
+    folders lie in (each result folder would be read as another exam on the next run: a reviewer's
+    de-identified reruns counted the same patient again each time)."""
+    target = out.resolve()
+    for item in items:
+        for path in [Path(name) for name in item.files] or [Path(item.path)]:
+            if "://" in str(path):
+                continue
+            is_folder = path.is_dir()
+            folder = (path if is_folder else path.parent).resolve()
+            if target == folder or target.is_relative_to(folder):
+                return f"it is, or lies in, the folder of exam {item.exam_id} ({folder}): the results would be read " \
+                       "as part of that exam"
+            if folder_per_exam and is_folder and not item.files and target == folder.parent:
+                return "it is the folder the exams are read from: each exam's result folder would be read as " \
+                       "another exam on the next run"
+    return ""
 
 
 def _in_reading_order(name: str) -> tuple:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.study.errors import StudyError
-from app.text_lists import ListLineError, numbered_rows, read_list_text
+from app.text_lists import ListLineError, header_problem, numbered_rows, read_list_text
 from app.study.store import Store
 
 TRUTHS = ("malignant", "benign", "normal", "none")
@@ -101,10 +101,8 @@ def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseE
     path = Path(path)
     rows = study_csv_rows(path, "the case list")
     columns = [c.strip() for c in rows[0][1] if c is not None] if rows else []
-    lacking = [c for c in REQUIRED if c not in columns]
-    if rows and lacking:
-        hint = " (is it separated by semicolons? write it with commas)" if len(columns) == 1 and ";" in columns[0] else ""
-        raise StudyError(f"{path}: the header lacks {', '.join(lacking)}; it has {', '.join(columns) or 'nothing'}{hint}")
+    if rows and (problem := header_problem(columns, REQUIRED)):
+        raise StudyError(f"{path}: {problem}")
     cases, seen, exams = [], set(), {}
     for number, row in rows:
         if any((v or "").strip() for v in row.get(None) or ()):  # a trailing comma is no value

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -57,6 +59,12 @@ def test_sources_case_list_folder_and_list(archive, tmp_path):
     twice.write_text(f"case_id,exam\nc1,{archive / 'exam0'}\nc1,{archive / 'exam1'}\n")
     with pytest.raises(MammoError, match="'c1' is given twice"):
         read_batch_source(twice)
+    # a header without 'exam' was blamed on line 2 (a reviewer's semicolon export and 'id,path')
+    for name, text, says in (("semi.csv", "\ufeffcase_id;exam\nc1;x\n", "it has case_id;exam (is it separated by "
+                              "semicolons?"), ("other.csv", "id,path\nc1,x\n", "the header lacks exam; it has id, path")):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        with pytest.raises(MammoError, match=re.escape(says)):
+            read_batch_source(tmp_path / name)
     with pytest.raises(MammoError, match="line 2 has no 'exam'"):
         (tmp_path / "empty.csv").write_text("case_id,exam\nc1,\n")
         read_batch_source(tmp_path / "empty.csv")
@@ -501,8 +509,18 @@ def test_an_output_folder_inside_the_archive_is_not_an_exam_of_it(archive, tmp_p
     run(read_batch_source(source), source / "out")
     again = run(read_batch_source(source), source / "out")
     assert not again.failed and [o.exam_id for o in again.skipped] == ["exam0"]
+    # a batch's result folders in the folder the exams are read from, or in an exam's folder, and de-identified
+    # image copies in an exam's folder, would be read as exams (a reviewer's de-identified reruns counted the
+    # same patient again each time) or as another patient's images of the exam: refused, before any work
+    as_report = dataclasses.replace(OPTIONS, folder_per_exam=False)
+    for out, options, says in ((source, OPTIONS, "the folder the exams are read from"),
+                               (source / "exam0" / "results", OPTIONS, "lies in, the folder of exam exam0"),
+                               (source / "exam0", dataclasses.replace(as_report, deidentify=True), "exam exam0")):
+        with pytest.raises(MammoError, match=says):
+            run(read_batch_source(source), out, options)
+    assert sorted(p.name for p in source.iterdir()) == ["exam0", "out"] and not (source / "exam0" / "results").exists()
     # an exam named with the output folder as its own (report EXAM --out EXAM) is still that exam
-    assert [o.exam_id for o in run(read_batch_source(source)[:1], source / "exam0").done] == ["exam0"]
+    assert [o.exam_id for o in run(read_batch_source(source)[:1], source / "exam0", as_report).done] == ["exam0"]
 
 
 def test_a_deidentified_failure_names_no_file_and_no_header_identifier(tmp_path, monkeypatch):
