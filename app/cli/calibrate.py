@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     # a dry run leaves the diagram the model's metadata and card refer to as it is
     default = path.name + (".reliability.dry-run.png" if args.dry_run else ".reliability.png")
     diagram = Path(args.diagram) if args.diagram else path.with_name(default)
+    if diagram.is_dir():
+        raise MammoError("this is a folder: --diagram takes the PNG file to write", diagram)
     for folder, what in ((diagram.parent, "the reliability diagram"),
                          *(() if args.dry_run else ((path.parent, "the model's metadata"),))):
         error = folder_write_error(folder)  # before the images are read, not after

@@ -378,6 +378,9 @@ def test_calibrate_refuses_other_families_and_bad_data(tiny_window_model, tmp_pa
 
     gmic = run_main(["calibrate", "--model", str(demo_model_path()), "--data", "phantom"])
     assert gmic.returncode != 0 and "window classifiers" in gmic.stderr and "gmic" in gmic.stderr
+    folder = run_main(["calibrate", "--model", str(tiny_window_model), "--data", "phantom", "--diagram",
+                       str(tmp_path)])  # a reviewer's: "error: …: Is a directory", status 1, after reading the data
+    assert folder.returncode == 2 and f"{tmp_path}: this is a folder: --diagram takes the PNG file" in folder.stderr
     missing = run_main(["calibrate", "--model", str(tiny_window_model), "--data",
                         str(tmp_path / "nowhere.csv")])
     assert missing.returncode != 0 and "nowhere.csv" in missing.stderr and "Traceback" not in missing.stderr
