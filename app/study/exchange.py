@@ -158,6 +158,10 @@ def _value_problem(row: dict) -> str:
             return f"the reading time {row['duration_s']!r} is no number of seconds"
         if not math.isfinite(seconds) or seconds < 0:
             return f"the reading time {row['duration_s']!r} is not a number of seconds of 0 or more"
+    for column, value in row.items():  # the times every row keeps (committed_at …): "yesterday" was imported
+        if column.endswith("_at") and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                       or not math.isfinite(value) or value < 0):
+            return f"{column} {value!r} is no time (seconds since 1970-01-01 UTC, as the export writes it)"
     return ""
 
 

@@ -385,6 +385,8 @@ def test_an_import_says_which_case_or_reader_is_not_in_the_study(store, exported
     ("birads", "7", "BI-RADS '7' is no assessment category"),
     ("duration_s", -5, "the reading time -5 is not a number of seconds of 0 or more"),
     ("duration_s", "soon", "the reading time 'soon' is no number of seconds"),
+    ("committed_at", "yesterday", r"committed_at 'yesterday' is no time \(seconds since 1970-01-01 UTC"),
+    ("committed_at", None, "committed_at None is no time"),
 ])
 def test_an_import_refuses_what_the_reading_screen_never_writes(store, exported, column, value, says):
     """A BI-RADS 7 and a negative reading time were imported as they were."""
