@@ -91,7 +91,8 @@ def entry_rows(result: ExamResult, entry: ModelEntry, details: bool = False, vie
                     score_category(scores.malignant, calibration)]
             rows.append(cells + [""] * len(extras))
     decision = result.exam[entry.id]
-    cells = ["Exam"] + [percent(decision.probabilities.get(c)) for c in entry.classes]
+    cells = [f"Exam {result.one_breast_note(entry.id)}".rstrip()] + [percent(decision.probabilities.get(c))
+                                                                       for c in entry.classes]
     if entry.has_malignancy:
         cells += ([percent(decision.malignant)] if extra_column else []) + [
             score_category(decision.malignant, calibration)]

@@ -65,8 +65,11 @@ def print_result(result) -> None:
             print(f"  {name}  {_format(scores.probabilities, floor)}{note}")
         decision = result.exam[entry.id]
         if decision.malignant is not None:
-            print(f"exam:    P(malignant) {probability_text(decision.malignant, floor)} ({'left' if decision.breast == 'L' else 'right'} "
-                  f"breast)   {_format(decision.probabilities, floor)}")
+            side, other = ("left", "right") if decision.breast == "L" else ("right", "left")
+            where = f"{side} breast only: the {other} breast has no score" if result.one_breast_note(entry.id) \
+                else f"{side} breast"
+            print(f"exam:    P(malignant) {probability_text(decision.malignant, floor)} ({where})   "
+                  f"{_format(decision.probabilities, floor)}")
         elif decision.probabilities:
             print(f"exam:    {_format(decision.probabilities, floor)}   (this model declares no malignancy score)")
         else:

@@ -195,6 +195,15 @@ class ExamResult:
     exam: dict[str, ExamDecision]
     provenance: Provenance
 
+    def one_breast_note(self, entry_id: str) -> str:
+        """"(left breast only)" / "(right breast only)" when the entry's exam score comes from one breast, the
+        other not imaged, not counted or without a result (an exam score read as both breasts' would mislead:
+        a reviewer's one-view exam was reported "Exam < 0.1 %"), else ""."""
+        scored = [side for side, breast in self.breasts.items() if entry_id in breast.entries]
+        if len(scored) != 1:
+            return ""
+        return f"({'left' if scored[0] == Laterality.LEFT else 'right'} breast only)"
+
     def entry(self, entry_id: str | None = None) -> ModelEntry:
         """The entry called ``entry_id`` (default: the first)."""
         if entry_id is None:

@@ -3,7 +3,9 @@ output was not finite shows "no result" and no number."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import math
 
 from inference.pipeline import analyze_exam
@@ -23,6 +25,23 @@ def test_panel_marks_a_breast_scored_from_one_view():
     names = [row[0] for row in rows]
     assert any(name.endswith("(MLO only)") for name in names)
     assert not any("only" in name for name in names if name.startswith("Left"))
+    assert names[-1] == "Exam"  # both breasts scored
+
+
+def test_an_exam_score_from_one_breast_says_so():
+    """A reviewer's exam of one L-CC was reported "Exam < 0.1 %", as if both breasts had been read: the exam row
+    (every table: the workstation's, the PDF's, the PNG's) and the command line name the one breast."""
+    from app.cli.analyze import print_result  # noqa: PLC0415
+    from app.model_table import entry_rows  # noqa: PLC0415
+
+    result = _result((View.L_CC, View.L_MLO))
+    assert result.one_breast_note(result.entries[0].id) == "(left breast only)"
+    _, rows = entry_rows(result, result.entries[0], details=False)
+    assert rows[-1][0] == "Exam (left breast only)"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        print_result(result)
+    assert "(left breast only: the right breast has no score)" in printed.getvalue()
 
 
 def test_panel_shows_no_number_for_a_view_without_result():
