@@ -298,7 +298,13 @@ def _read_manifest(path: Path) -> list[tuple[Path, View | None]]:
             items = data.items() if isinstance(data, dict) else ((d["path"], d.get("view")) for d in data)
         else:
             with path.open(newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
+                reader = csv.DictReader(handle)
+                rows = list(reader)
+            others = [c for c in reader.fieldnames or () if c not in ("path", "file")]
+            if others and "view" not in others:  # a reviewer's "file,v": its views were silently not read
+                raise ExamError(f"the manifest has no 'view' column (its header has {', '.join(reader.fieldnames)}): "
+                                "name the views' column 'view', or give the path column alone to take the views "
+                                "from the files", path)
             items = ((r.get("path") or r.get("file"), r.get("view")) for r in rows)
         for file_name, view in items:
             if not file_name:
@@ -549,10 +555,10 @@ def _one_name_and_birth_date(images: list[ViewImage], describe) -> None:
     """Refuse images of one patient ID that give the patient different names or birth dates (a name corrected
     on one view and resent): which is right cannot be told, and a report would carry both. The message names
     the files, never the names (patient identifiers are not logged)."""
-    for field, what, same in (("name", "patient names", person_name_key), ("birth_date", "birth dates", str.strip)):
+    for attribute, what, same in (("name", "patient names", person_name_key), ("birth_date", "birth dates", str.strip)):
         given: dict[str, list[ViewImage]] = {}
         for image in images:
-            value = same(getattr(image.patient, field))
+            value = same(getattr(image.patient, attribute))
             if value:
                 given.setdefault(value, []).append(image)
         if len(given) > 1:

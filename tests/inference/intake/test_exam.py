@@ -62,6 +62,12 @@ def test_png_manifest_csv_and_json(tmp_path):
     for manifest in ("m.csv", "m.json"):
         exam = load_exam(tmp_path / manifest)
         assert set(exam.views) == {View.L_CC, View.R_MLO}
+    (tmp_path / "typo.csv").write_text("file,v\na.png,L-CC\nb.png,R-MLO\n")  # a reviewer's: the views not read
+    with pytest.raises(ExamError, match=r"typo.csv: the manifest has no 'view' column \(its header has file, v\)"):
+        load_exam(tmp_path / "typo.csv")
+    shutil.copy(tmp_path / "a.png", tmp_path / "0_L-CC.png")
+    (tmp_path / "paths.csv").write_text("path\n0_L-CC.png\n")  # the views from the files' names: still fine
+    assert set(load_exam(tmp_path / "paths.csv").views) == {View.L_CC}
 
 
 def test_png_model_image_is_the_png_itself():
