@@ -146,13 +146,15 @@ def _check_exams_exist(path: Path, cases: list[CaseEntry]) -> None:
     documents was taken for an exam, and failed only at ``study scores``."""
     from inference.intake.exam import exam_files  # noqa: PLC0415
 
+    said = []  # every kind of problem at once: a list fixed for the first was refused again for the next
     for problem, bad in (("do not exist", [c for c in cases if not Path(c.exam_path).exists()]),
                          ("are folders without a DICOM or PNG file", [
                              c for c in cases if Path(c.exam_path).is_dir() and not exam_files(c.exam_path)])):
         if bad:
             names = ", ".join(f"{c.case_id} ({c.exam_path})" for c in bad[:5])
-            raise StudyError(f"{path}: {len(bad)} exam(s) of the case list {problem}: {names}"
-                             + (" …" if len(bad) > 5 else ""))
+            said.append(f"{len(bad)} exam(s) of the case list {problem}: {names}" + (" …" if len(bad) > 5 else ""))
+    if said:
+        raise StudyError(f"{path}: {'; '.join(said)}")
 
 
 def study_cases(store: Store, study_id: int) -> dict[str, CaseEntry]:

@@ -42,6 +42,12 @@ def test_an_empty_exam_folder_is_refused_when_the_study_is_created(tmp_path):
     (tmp_path / "e1" / "notes.txt").write_text("a folder of documents is no exam either (it failed only at scores)")
     with pytest.raises(StudyError, match="folders without a DICOM or PNG file: c1"):
         read_case_list(tmp_path / "cases.csv", check_exams=True)
+    # a missing exam and an empty one are said together (a reviewer fixed the first, then was told the second)
+    (tmp_path / "cases.csv").write_text("case_id,exam,truth_left,truth_right\nc1,e1,normal,normal\n"
+                                        "c2,gone,normal,normal\n")
+    with pytest.raises(StudyError, match=r"1 exam\(s\) of the case list do not exist: c2 .*; 1 exam\(s\) of the "
+                                         r"case list are folders without a DICOM or PNG file: c1"):
+        read_case_list(tmp_path / "cases.csv", check_exams=True)
 
 
 def _table(tmp_path: Path, exam: Path, *, probability=0.3, extra=(), drop=()) -> Path:
