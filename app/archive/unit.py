@@ -12,6 +12,7 @@ loses at most the exams in flight, and a rerun finishes them.
 from __future__ import annotations
 
 import errno
+import glob
 import hashlib
 import json
 import shutil
@@ -174,8 +175,10 @@ def claim_label(out: Path, label: str, location: str) -> str:
         claim = claims / name
         try:
             with claim.open("x", encoding="utf-8") as handle:
-                handle.write(location)
-            return name
+                # files of that name that no claim of ours made (a reviewer's own ACC777.pdf was written over)
+                handle.write(FOREIGN_FILES if _report_files_named(out, name) else location)
+            if claim.read_text(encoding="utf-8") == location:
+                return name
         except FileExistsError:
             try:
                 if claim.read_text(encoding="utf-8") == location:
@@ -183,6 +186,17 @@ def claim_label(out: Path, label: str, location: str) -> str:
             except OSError:
                 pass
         number += 1
+
+
+FOREIGN_FILES = "(files of this name that Mammo Reader did not write)"  # a claim no exam is given
+
+
+def _report_files_named(out: Path, name: str) -> bool:
+    """Whether ``out`` holds a report file (a PDF, a JSON, a DICOM object … of ours by its name) called ``name``."""
+    from app.report.export import REPORT_FILE  # noqa: PLC0415
+
+    return any((match := REPORT_FILE.fullmatch(path.name)) and match["name"] == name
+               for path in out.glob(f"{glob.escape(name)}*") if path.is_file())
 
 
 def _claims_folder(out: Path) -> Path:

@@ -53,3 +53,15 @@ def test_writers_in_threads_making_the_claims_folder_together_each_get_a_name(tm
             names = list(pool.map(lambda i, o=out: unit.claim_label(o, "N", f"/exams/{i}"), range(4)))
         assert sorted(names) == ["N", "N-2", "N-3", "N-4"]
         assert not list((out / BOOKKEEPING).glob("*.tmp"))
+
+
+def test_report_files_of_a_name_no_claim_made_are_never_written_over(tmp_path):
+    """A reviewer's own ACC777.pdf in the report folder was replaced by exam ACC777's report: a name whose report
+    files are there without a claim of ours is not given to any exam."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "ACC777.pdf").write_text("the user's own")
+    assert unit.claim_label(out, "ACC777", "/exams/a") == "ACC777-2"
+    assert unit.claim_label(out, "ACC777", "/exams/a") == "ACC777-2"  # a rerun: the same name
+    assert unit.claim_label(out, "ACC", "/exams/b") == "ACC"  # ACC777's files are not ACC's
+    assert (out / "ACC777.pdf").read_text() == "the user's own"
