@@ -227,12 +227,14 @@ def train_windows(config: WindowTrainConfig, progress=None) -> Path:
     readings = read_images(model, config.settings(), CLASSES, val_images, device)
     try:
         fit = fit_on_readings(readings, config.bins)
-        if problem := unusable_fit(fit, len(CLASSES)):
-            raise ValueError(problem)
     except ValueError as error:  # no model.pt left without its metadata (it is refused at load)
         final.unlink(missing_ok=True)
         raise ValueError(f"{error} (on {val_description}); give --val-data with images of two classes or more "
                          "and train into another --out") from error
+    if problem := unusable_fit(fit, len(CLASSES)):  # stored, every image would read the same
+        final.unlink(missing_ok=True)
+        raise ValueError(f"{problem} (on {val_description}); the training checkpoint stays in {out}: train on "
+                         "(more epochs), or give other --val-data")
     evaluation = evaluate_readings(readings, CLASSES, fit.temperature, config.bins)
     log(f"temperature {fit.temperature:.3f}: ECE {fit.ece_before:.4f} -> {fit.ece_after:.4f}, "
         f"NLL {fit.nll_before:.4f} -> {fit.nll_after:.4f} on {val_description}")
