@@ -373,6 +373,20 @@ def test_a_temperature_that_makes_every_output_the_same_is_never_stored(tiny_win
     assert json.loads(sidecar.read_text())["calibration"]["temperature"] < 1e3 and load_model(model)
 
 
+def test_a_training_whose_temperature_fit_runs_off_keeps_no_model(tmp_path, monkeypatch):
+    """The same refusal at the end of a training: no model.pt that would read every image the same; the
+    training checkpoint stays to train on."""
+    import inference.families.sliding_window.training as training  # noqa: PLC0415
+    from inference.training.resume import TRAINED_MODEL, TRAINING_CHECKPOINT  # noqa: PLC0415
+    from tests.conftest import TINY_WINDOW_TRAINING  # noqa: PLC0415
+
+    monkeypatch.setattr(training, "unusable_fit", lambda fit, classes: "the fit drove the temperature to 4.2e+09")
+    config = training.WindowTrainConfig(**{**TINY_WINDOW_TRAINING, "n_train": 8, "n_val": 4}, out=str(tmp_path))
+    with pytest.raises(ValueError, match=r"4.2e\+09 \(on .*\); the training checkpoint stays in .*: train on"):
+        training.train_windows(config, progress=lambda text: None)
+    assert not (tmp_path / TRAINED_MODEL).exists() and (tmp_path / TRAINING_CHECKPOINT).is_file()
+
+
 def test_calibrate_refuses_other_families_and_bad_data(tiny_window_model, tmp_path):
     from app.demo import demo_model_path
 
