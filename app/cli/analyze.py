@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def print_result(result) -> None:
 
 
 def _refuse_writing_over_the_exam(exam, json_path: Path) -> None:
-    """``--json`` naming one of the exam's own files (an image, the manifest) replaced it with the result."""
+    """``--json`` naming one of the exam's own files (an image, the manifest), or any file that is no earlier
+    result, replaced it with the result."""
     from inference.results.serialize import maps_path  # noqa: PLC0415
 
     inputs = {image.source for image in (*exam.views.values(), *exam.aside) if image.source is not None}
@@ -89,6 +91,17 @@ def _refuse_writing_over_the_exam(exam, json_path: Path) -> None:
         if target.resolve() in own:
             raise MammoError("this is one of the exam's own files: writing the result there would replace it; give "
                              "--json another path", target)
+    if json_path.is_file() and not _is_a_result(json_path):  # an earlier result is replaced; nothing else
+        raise MammoError("this file exists and is no result JSON of Mammo Reader's: it is not written over; give "
+                         "--json another path", json_path)
+
+
+def _is_a_result(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and "schema_version" in data
 
 
 def run(args: argparse.Namespace) -> int:

@@ -270,5 +270,11 @@ def test_json_naming_one_of_the_exam_s_own_files_is_refused(tmp_path):
                "--json", str(image))
     assert done.returncode == 2 and f"{image}: this is one of the exam's own files" in done.stderr
     assert "4/4" not in done.stderr  # said before the analysis
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the reader's own notes")
+    done = run("analyze", str(exam), "--models", str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02",
+               "--json", str(notes))
+    assert done.returncode == 2 and "no result JSON of Mammo Reader's: it is not written over" in done.stderr
+    assert notes.read_text() == "the reader's own notes"
     assert image.read_bytes() == before and sorted(p.name for p in exam.iterdir()) == sorted(
         p.name for p in (DATA / "gmic-exam0").iterdir())
