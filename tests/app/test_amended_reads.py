@@ -598,10 +598,14 @@ def test_a_read_with_a_breast_left_blank_is_not_committed_with_blind_reading_off
     window = analysed_window(qtbot, store, folder, stub_model, blind_first=False)
     set_read(window, 10, "2", "routine screening")
     assert not window.commit_estimate() and not window.committed
-    assert window.scores.reader.saved_label.text() == (
-        "Not committed: give a probability of malignancy for the left breast first (0 % is an answer: set it).")
+    refusal = "Not committed: give a probability of malignancy for the left breast first (0 % is an answer: set it)."
+    assert window.scores.reader.saved_label.text() == refusal
     assert store.read("SELECT COUNT(*) FROM exam_reads WHERE committed = 1") == [(0,)]
-    window.scores.reader.inputs["L"].spin.setValue(0)  # 0 % is an answer
+    # the draft's delayed save said "draft saved" over it, and the reader never saw why (a hands-on review)
+    qtbot.waitUntil(lambda: "draft saved" in window.scores.reader.saved_label.text(), timeout=10_000)
+    assert window.scores.reader.saved_label.text().startswith(refusal)
+    window.scores.reader.inputs["L"].spin.setValue(0)  # 0 % is an answer: the refusal no longer holds
+    assert refusal not in window.scores.reader.saved_label.text()
     assert window.commit_estimate() and window.committed
 
 

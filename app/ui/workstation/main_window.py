@@ -210,6 +210,7 @@ class MainWindow(QMainWindow):
             widget.lateralityMoveRequested.connect(self.exams.move_laterality)
         self.gallery.patchClicked.connect(self.overlay_control.zoom_to_patch)
         self.scores.reader.changed.connect(self._save_timer.start)
+        self.scores.reader.changed.connect(self.reading.form_changed)
         self.scores.reader.committed.connect(self.reading.commit_estimate)
         self.analyses.update_model_banner()
         self.preferences.apply_scp()

@@ -29,6 +29,23 @@ class ReadingControl:
         # the breasts whose model answer has been on screen during this exam's read (blind reading turned off and
         # on again, a result shown before the commit): a read committed later is no opinion formed without it
         self.seen_breasts: set[str] = set()
+        # why the last commit was refused: kept under the form beside the draft's "saved" until the form changes
+        # (the draft's delayed save replaced it, and the reader never saw why nothing was committed)
+        self._commit_refusal = ""
+
+    def refuse_commit(self, text: str) -> None:
+        """Say why the read was not committed (or recorded); it stays until the reader changes the form."""
+        self._commit_refusal = text
+        self.window.scores.reader.saved_label.setText(text)
+
+    def form_changed(self) -> None:
+        """The reader changed the form: a refusal said for the form as it was is no longer the answer."""
+        if not self._commit_refusal:
+            return
+        label = self.window.scores.reader.saved_label
+        lines = [line for line in label.text().split("\n") if line != self._commit_refusal]
+        self._commit_refusal = ""
+        label.setText("\n".join(lines))
 
     def worked_on(self) -> bool:
         """The reader did something on the exam on screen: a read committed, a value in the form, or a mark
@@ -55,6 +72,7 @@ class ReadingControl:
     def forget_exam(self) -> None:
         """Another exam (or none) is opening: what was seen was the last exam's."""
         self.seen_breasts.clear()
+        self._commit_refusal = ""
 
     def restore_seen(self, reads: dict) -> None:
         """An exam opened from the store: the breasts its saved draft says the model was seen on (the draft
@@ -89,7 +107,7 @@ class ReadingControl:
             return False
         refused = window.scores.reader.refused_entries()
         if refused:
-            window.scores.reader.saved_label.setText(
+            self.refuse_commit(
                 f"Not committed: {'; '.join(refused)} is not a percentage from 0 to 100. Correct it, then commit.")
             return False
         # every imaged breast is answered before the first commit, the model hidden or not: a committed read
@@ -97,7 +115,7 @@ class ReadingControl:
         missing = [] if window.committed else window.scores.reader.unanswered(self._imaged_breasts())
         if missing:
             names = " and ".join("the right breast" if s == "R" else "the left breast" for s in missing)
-            window.scores.reader.saved_label.setText(
+            self.refuse_commit(
                 f"Not committed: give a probability of malignancy for {names} first (0 % is an answer: set it)."
                 + (" The model stays hidden." if self.model_hidden() else ""))
             return False
@@ -121,7 +139,7 @@ class ReadingControl:
         box.setDefaultButton(QMessageBox.StandardButton.No)
         def answered(button) -> None:
             if box.standardButton(button) != QMessageBox.StandardButton.Yes:
-                self.on_saved("Not committed: correct the read, then commit it.")
+                self.refuse_commit("Not committed: correct the read, then commit it.")
             elif self._commit_now() and then is not None:
                 then()  # e.g. the leave that asked to record the change first
 
@@ -138,6 +156,7 @@ class ReadingControl:
         if window.committed:
             return self._amend_reads()
         window._save_timer.stop()
+        self._commit_refusal = ""
         shown = {side: self.ai_seen(side) for side in ("R", "L")}  # before the commit, which shows it
         self.save_reads(committed=True)
         window.committed = True
@@ -157,9 +176,10 @@ class ReadingControl:
         emptied = [r.breast for r in changed if r.malignant is None and r.breast in self._imaged_breasts()]
         if emptied:  # a box emptied (or half typed) after the commit is no answer: never an amendment to "none"
             names = " and ".join("the right breast" if s == "R" else "the left breast" for s in emptied)
-            self.on_saved(f"Not recorded: give a probability of malignancy for {names} (an empty box is no "
-                          "answer); your committed read stays as it was.")
+            self.refuse_commit(f"Not recorded: give a probability of malignancy for {names} (an empty box is no "
+                               "answer); your committed read stays as it was.")
             return False
+        self._commit_refusal = ""
         now = time.time()
         window.scores.reader.add_amendments([dataclasses.replace(r, recorded_at=now) for r in changed])
         window.scores.refresh_compare()
@@ -276,8 +296,9 @@ class ReadingControl:
 
     def on_saved(self, text: str) -> None:
         refusal = self.window.scores.reader.refusal_line()  # a draft saved later does not hide it
-        self.window.scores.reader.saved_label.setText(f"{text}\n{refusal}" if refusal and refusal not in text
-                                                      else text)
+        lines = [self._commit_refusal] if self._commit_refusal and self._commit_refusal not in text else []
+        lines += [text] + ([refusal] if refusal and refusal not in text else [])
+        self.window.scores.reader.saved_label.setText("\n".join(lines))
 
     def on_stored(self, text: str, key: str) -> None:
         """The store's answer for the read of exam ``key``: under the form when that exam is still on screen,
