@@ -153,6 +153,11 @@ def amendment_text(first: BreastRead) -> str:
     return f"{before_words} {_parts(first, after)} → {after_words} {_parts(after, first)}"
 
 
+def change_text(recorded: BreastRead, now: BreastRead) -> str:
+    """"40 % → 60 %" (with any other part that differs: "40 %, BI-RADS 3 → 40 %, BI-RADS 4A")."""
+    return f"{_parts(recorded, now)} → {_parts(now, recorded)}"
+
+
 def amendment_cell(first: BreastRead) -> str:
     """The two estimates of an amended read, one a line ("80 % before AI" / "30 % after AI"): the comparison
     table's reader cell (the whole :func:`amendment_text`, BI-RADS and all, pushed the model and hybrid columns

@@ -186,8 +186,17 @@ def test_leaving_with_a_change_after_the_commit_asks_and_never_drops_it_silently
     box = window.pending_amendment_box
     qtbot.waitUntil(lambda: box.isVisible(), timeout=5000)
     assert window.exam_key == key and "not recorded" in box.text()
+    assert "(Right breast 20 % → 25 %)" in box.text() and "Before leaving this exam:" in box.text()  # which change
     box.button(QMessageBox.StandardButton.Cancel).click()
     assert window.exam_key == key and window.scores.reader.inputs["R"].spin.value() == 25
+
+    # an export gave the recorded 20 % with nothing said of the 25 % on screen (a hands-on review): asked first
+    window.exports.open_export()
+    box = window.pending_amendment_box
+    qtbot.waitUntil(lambda: box.isVisible(), timeout=5000)
+    assert "Before exporting:" in box.text()
+    box.button(QMessageBox.StandardButton.Cancel).click()  # no export, the change still on screen
+    assert window.scores.reader.inputs["R"].spin.value() == 25 and window.export_worker is None
 
     window.close()  # asked again; "Record it" records the amendment, then the window closes
     box = window.pending_amendment_box

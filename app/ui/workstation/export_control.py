@@ -41,6 +41,9 @@ class ExportControl:
         window = self.window
         if window.exam is None:
             return
+        # the report gives the recorded read: a change on screen after the commit is recorded or discarded first
+        if not window.reading.leave_or_ask(self.open_export, before="exporting"):
+            return
         from app.ui.workstation.export_dialog import ExportDialog  # noqa: PLC0415
 
         has_dicom = all(img.sop_instance_uid for img in window.exam.views.values())

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from PySide6.QtWidgets import QMessageBox
 
 from app.model_table import BREAST_NAMES
-from app.reading import AMENDED_AFTER_AI, read_disagreements
+from app.reading import AMENDED_AFTER_AI, change_text, read_disagreements
 from app.study.store import CommittedReadError, ReaderMark
 from inference.intake.views import View
 
@@ -251,10 +251,11 @@ class ReadingControl:
         self.on_saved("NOT saved: a committed read of this exam is stored already (from another window?); it is "
                       "shown now, and a change to it is recorded as an amendment after AI.")
 
-    def leave_or_ask(self, proceed: Callable[[], None]) -> bool:
-        """True when the exam on screen may be left now. With a change made after the commit and not yet
-        recorded, asks first (record it as amended after AI, discard it, or stay) and calls ``proceed`` once
-        it is recorded or discarded: leaving never drops the reader's change silently."""
+    def leave_or_ask(self, proceed: Callable[[], None], before: str = "leaving this exam") -> bool:
+        """True when the exam on screen may be left (or exported: ``before`` says which) now. With a change made
+        after the commit and not yet recorded, asks first (record it as amended after AI, discard it, or stay)
+        and calls ``proceed`` once it is recorded or discarded: leaving never drops the reader's change
+        silently, and an export never shows the recorded read while another stands on screen unsaid."""
         window = self.window
         reader = window.scores.reader
         if window.exam is None or not window.committed or not reader.changed_since_commit():
@@ -264,9 +265,13 @@ class ReadingControl:
             return False
         exam = window.exam
         buttons = QMessageBox.StandardButton
+        changes = "; ".join(f"{BREAST_NAMES[read.breast]} {change_text(recorded, read)}"
+                            for read in reader.changed_since_commit()
+                            if (recorded := self._recorded(read.breast)) is not None)
         box = QMessageBox(QMessageBox.Icon.Question, "Record your change?",
-                          "You changed your estimate after committing it, and the change is not recorded.\n\n"
-                          f"Record it as {AMENDED_AFTER_AI} (your first read stays), discard it, or stay on this exam?",
+                          f"You changed your estimate after committing it ({changes or 'a breast'}), and the change is "
+                          f"not recorded.\n\nBefore {before}: record it as {AMENDED_AFTER_AI} (your first read "
+                          "stays), or discard it? Cancel stays here, the change still unrecorded.",
                           buttons.Save | buttons.Discard | buttons.Cancel, window)
         box.setObjectName("pendingAmendmentBox")
         box.button(buttons.Save).setText("Record it")
@@ -293,6 +298,11 @@ class ReadingControl:
         window.pending_amendment_box = box
         box.open()
         return False
+
+    def _recorded(self, breast: str):
+        """The breast's latest recorded read: its amendment after AI, else its committed first read."""
+        first = self.window.scores.reader.first_reads.get(breast)
+        return None if first is None else (first.amendment or first)
 
     def on_saved(self, text: str) -> None:
         refusal = self.window.scores.reader.refusal_line()  # a draft saved later does not hide it
