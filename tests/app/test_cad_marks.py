@@ -153,3 +153,19 @@ def test_a_view_whose_regions_all_lie_outside_the_breast_says_so_in_the_gallery(
     assert listing.count() == 1 and "No region of this model lies over the breast on R-CC" in listing.item(0).text()
     with qtbot.assertNotEmitted(window.gallery.patchClicked):
         listing.itemClicked.emit(listing.item(0))
+
+
+def test_the_gallery_s_captions_fit_a_short_pane(qtbot, store, tmp_path, stub_model):
+    """At 1600 x 1000 the regions' captions ("#3 attention 0.162, 256 × 256") were cut in half at the bottom of
+    the gallery (a hands-on review): the thumbnails are as large as a row fits with its captions."""
+    from app.ui.workstation.patch_gallery import PATCH_ICON  # noqa: PLC0415
+
+    window = open_one_view(qtbot, store, tmp_path, [stub_model], synthetic_view("R-CC", (700, 500)))
+    gallery = window.gallery
+    for height, large in ((190, False), (400, True)):
+        gallery.setFixedHeight(height)
+        qtbot.waitUntil(lambda h=height: gallery.height() == h, timeout=5000)
+        listing = gallery.lists[View.R_CC]
+        assert (listing.iconSize().height() == PATCH_ICON) == large
+        first = listing.visualItemRect(listing.item(0))
+        assert first.bottom() <= listing.viewport().height(), (height, first, listing.viewport().height())

@@ -167,7 +167,7 @@ class MainWindow(QMainWindow):
         side.addWidget(scores_scroll)
         side.addWidget(self.gallery)
         side.addWidget(self.notes)
-        side.setSizes([680, 220, 100])
+        side.setSizes([730, 210, 60])  # the notes pane grows when dragged: at 1000 pixels the hybrid table fits
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.hanging)
         splitter.addWidget(side)

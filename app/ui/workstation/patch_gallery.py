@@ -70,7 +70,7 @@ class PatchGalleryWidget(QTabWidget):
             listing = QListWidget()
             listing.setObjectName(f"patches_{view.value}")
             listing.setViewMode(QListWidget.ViewMode.IconMode)
-            listing.setIconSize(QSize(PATCH_ICON, PATCH_ICON))
+            listing.setIconSize(self._icon_size())
             listing.setResizeMode(QListWidget.ResizeMode.Adjust)
             listing.setMovement(QListWidget.Movement.Static)
             listing.setSpacing(4)
@@ -110,6 +110,21 @@ class PatchGalleryWidget(QTabWidget):
             listing.itemClicked.connect(lambda item, v=view: self._clicked(v, item))
             self.lists[view] = listing
             self.addTab(listing, view.value)
+
+    def _icon_size(self) -> QSize:
+        """Thumbnails as large as a row of them fits the pane with its captions (up to ``PATCH_ICON``, at least
+        64 pixels): on a 1000-pixel-high screen the captions ("#3 attention 0.162 …") were cut in half."""
+        captions = 3 * self.fontMetrics().lineSpacing()  # two caption lines (three with "drawn only with …")
+        room = self.height() - self.tabBar().sizeHint().height() - captions - 24  # margins, spacing, frame
+        side = max(64, min(PATCH_ICON, room))
+        return QSize(side, side)
+
+    def resizeEvent(self, event):  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        size = self._icon_size()
+        for listing in self.lists.values():
+            if listing.iconSize() != size:
+                listing.setIconSize(size)
 
     def _clicked(self, view: View, item: QListWidgetItem) -> None:
         rank = item.data(Qt.ItemDataRole.UserRole)
