@@ -194,16 +194,21 @@ def output_problem(items: Sequence[ExamItem], out: Path, folder_per_exam: bool =
     folders lie in (each result folder would be read as another exam on the next run: a reviewer's
     de-identified reruns counted the same patient again each time)."""
     target = out.resolve()
+    seen: set[Path] = set()  # an archive's files share folders: each folder is looked at once
     for item in items:
         for path in [Path(name) for name in item.files] or [Path(item.path)]:
             if "://" in str(path):
                 continue
-            is_folder = path.is_dir()
-            folder = (path if is_folder else path.parent).resolve()
+            is_folder = not item.files and path.is_dir()
+            folder = path if is_folder else path.parent
+            if folder in seen:
+                continue
+            seen.add(folder)
+            folder = folder.resolve()
             if target == folder or target.is_relative_to(folder):
                 return f"it is, or lies in, the folder of exam {item.exam_id} ({folder}): the results would be read " \
                        "as part of that exam"
-            if folder_per_exam and is_folder and not item.files and target == folder.parent:
+            if folder_per_exam and is_folder and target == folder.parent:
                 return "it is the folder the exams are read from: each exam's result folder would be read as " \
                        "another exam on the next run"
     return ""
