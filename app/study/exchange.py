@@ -158,6 +158,11 @@ def _value_problem(row: dict) -> str:
             return f"the reading time {row['duration_s']!r} is no number of seconds"
         if not math.isfinite(seconds) or seconds < 0:
             return f"the reading time {row['duration_s']!r} is not a number of seconds of 0 or more"
+    for column in ("malignant", "benign"):  # a NaN reached the database as null: "NOT NULL constraint failed"
+        value = row.get(column)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or not 0 <= value <= 1):
+            return f"the probability {column} {value!r} is not a number in [0, 1]"
     for column, value in row.items():  # the times every row keeps (committed_at …): "yesterday" was imported
         if column.endswith("_at") and (isinstance(value, bool) or not isinstance(value, (int, float))
                                        or not math.isfinite(value) or value < 0):

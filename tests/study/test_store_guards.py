@@ -367,7 +367,8 @@ def test_an_import_names_the_refused_row_by_its_number_in_the_file(store, export
     assert (row["modality"], row["breast"]) == ("aided", "L")  # inserted after every unaided read
     row["malignant"] = 1.7
     refused(store, exported, rf"the export's study_reads row 1 \(counted from 1 in the file: reader 'A', case "
-                             rf"'{row['case_id']}', modality aided, breast L\) is refused \(CHECK constraint failed")
+                             rf"'{row['case_id']}', modality aided, breast L\): the probability malignant 1.7 is not "
+                             r"a number in \[0, 1\]")
 
 
 @pytest.mark.parametrize("column, value, says", [
@@ -387,6 +388,7 @@ def test_an_import_says_which_case_or_reader_is_not_in_the_study(store, exported
     ("duration_s", "soon", "the reading time 'soon' is no number of seconds"),
     ("committed_at", "yesterday", r"committed_at 'yesterday' is no time \(seconds since 1970-01-01 UTC"),
     ("committed_at", None, "committed_at None is no time"),
+    ("malignant", float("nan"), r"the probability malignant nan is not a number in \[0, 1\]"),
 ])
 def test_an_import_refuses_what_the_reading_screen_never_writes(store, exported, column, value, says):
     """A BI-RADS 7 and a negative reading time were imported as they were."""

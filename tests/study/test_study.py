@@ -750,7 +750,7 @@ def test_an_import_refuses_what_is_no_export_it_can_read_naming_the_part(store):
             (changed(lambda d: d.update(version=99)), "written by a newer Mammo Reader \\(version 99"),
             (changed(lambda d: d.update(study_cases="oops")), "'study_cases' is not a list of rows"),
             (changed(bad_score), "study_reads row 1 \\(counted from 1 in the file: reader 'A', case 'c00', "
-                                 "modality unaided, breast L\\) is refused \\(CHECK constraint failed"),
+                                 "modality unaided, breast L\\): the probability malignant 5 is not a number"),
             (changed(odd_column), "study_cases row 1 \\(counted from 1 in the file: case 'c00'\\) has unknown "
                                   "columns: truth_left\\) VALUES"),
             (good, "a study called 'src' is already in this database")):
