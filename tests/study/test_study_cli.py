@@ -52,9 +52,10 @@ def test_study_cli_end_to_end(tmp_path):
     # every AUC is 1 here: no variance, no interval, the means still shown
     assert re.search(r"\n  aided +1\.000  \(no CI\)  n\+ 2  n- 10\n", done.stdout), done.stdout
     assert "reader mean,aided,1.0,,,2,10,no CI\n" in (out / "reader_averages_breast.csv").read_text()
-    done = run("study", "--db", str(db), "results", "pilot", "--screenshot", str(tmp_path / "results.png"))
+    shot = tmp_path / "shots" / "results.png"  # its folder made, as --out's is (it failed, status 1)
+    done = run("study", "--db", str(db), "results", "pilot", "--screenshot", str(shot))
     assert done.returncode == 0, done.stderr
-    assert cv2.imread(str(tmp_path / "results.png")).shape[:2] == (900, 1400)
+    assert cv2.imread(str(shot)).shape[:2] == (900, 1400)
     done = run("study", "--db", str(db), "export", "pilot", str(tmp_path / "pilot.json"))
     assert done.returncode == 0
     done = run("study", "--db", str(db), "import", str(tmp_path / "pilot.json"), "--name", "pilot copy")

@@ -350,8 +350,12 @@ class MainWindow(QMainWindow):
 
 
 def grab_png(widget: QWidget, path: str | Path) -> None:
-    """Render a widget (offscreen too) to a PNG file."""
+    """Render a widget (offscreen too) to a PNG file, its folder made when missing (as ``--out`` folders are)."""
     image: QImage = widget.grab().toImage()
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"could not write the screenshot to {path} ({error.strerror or error})") from error
     if not image.save(str(path)):
         raise OSError(f"could not write the screenshot to {path}")
 
