@@ -15,3 +15,11 @@ def auc_text(value: float) -> str:
     """An AUC for a log line: "n/a (one class only)" where it is NaN (a validation set without one of the
     classes), never a bare "nan"."""
     return f"{value:.3f}" if math.isfinite(value) else "n/a (one class only)"
+
+
+def p_text(value: float | None) -> str:
+    """A p-value as reports give it: four decimals, "< 0.0001" below (a printed 0.0000 reads as impossible), "—"
+    for none."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    return "< 0.0001" if value < 0.0001 else f"{value:.4f}"

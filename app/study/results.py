@@ -35,7 +35,7 @@ from app.study.records import (
 from app.study.records import model_names as names_of
 from app.study.design import reader_as_stored
 from app.study.sessions import reader_progress
-from inference.numbers import finite_number
+from inference.numbers import finite_number, p_text
 
 
 READER_MEAN = "reader mean"  # the reader of a reader-averaged row (its CI: ORH, random readers and cases)
@@ -94,14 +94,14 @@ def comparison_test(result: Comparison) -> str:
     """The random-reader random-case test, or ``"not estimable: <why>"``."""
     if isinstance(result, UnestimableComparison):
         return f"not estimable: {result.reason}"
-    return (f"F {result.F:.3f}  ddf {result.ddf:.2f}  p {result.p:.4f}  "
+    return (f"F {result.F:.3f}  ddf {result.ddf:.2f}  p {p_text(result.p)}  "
             f"95 % CI {result.ci[0]:+.4f} – {result.ci[1]:+.4f};  p (fixed readers) "
             f"{_variant_p(result.fixed_readers)}, p (fixed cases) {_variant_p(result.fixed_cases)}")
 
 
 def _variant_p(test) -> str:
     """A generalisation's p-value (fixed readers, or fixed cases), or why it has none."""
-    return f"{test.p:.4f}" if test.estimable else f"not estimable ({test.reason})"
+    return p_text(test.p) if test.estimable else f"not estimable ({test.reason})"
 
 
 @dataclass(frozen=True)

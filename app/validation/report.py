@@ -24,6 +24,7 @@ from app.validation.tables import unused_rows
 from app.report import fonts
 from app.report.fonts import in_cid_fonts, pdf_text, register_pdf_fonts
 from inference.files import atomic_path, write_bytes_atomic
+from inference.numbers import p_text
 
 LISTED = 40  # unused items listed in the PDF; all of them are in unused.csv
 MARGIN = 1.6 * cm
@@ -103,10 +104,6 @@ def _auc_ci(entry: dict) -> str:
     if min(entry["n_positive"], entry["n_negative"]) < 2:
         return f"none: {FEWER_THAN_TWO}"
     return f"none: {zero_variance_reason(entry['auc'], brief=True)}"
-
-
-def _p(value) -> str:
-    return "—" if value is None else ("< 0.0001" if value < 0.0001 else f"{value:.4f}")
 
 
 def _pct(entry) -> str:
@@ -218,7 +215,7 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
         rows = [["A", "B", "level", "n", "AUC A", "AUC B", "A − B", "95 % CI", "p"]]
         for c in metrics["comparisons"]:
             rows.append([c["a"], c["b"], c["level"], c["n"], _num(c["auc_a"]), _num(c["auc_b"]),
-                         _num(c["difference"]), _ci(c["ci"]), _p(c["p"])])
+                         _num(c["difference"]), _ci(c["ci"]), p_text(c["p"])])
         story += [PageBreak(), Paragraph("Paired comparisons (DeLong)", heading), _table(rows),
                   Paragraph("Both models on the same units (those both scored); the difference is A minus B.", small)]
     with atomic_path(path) as temporary:

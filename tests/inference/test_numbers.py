@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from inference.numbers import auc_text
+from inference.numbers import auc_text, p_text
 
 
 def test_an_auc_of_one_class_is_not_a_bare_nan():
     assert auc_text(float("nan")) == "n/a (one class only)"
     assert auc_text(0.8125) == "0.812"
+
+
+def test_a_p_value_below_the_fourth_decimal_is_no_zero():
+    """A study's comparison printed "p (fixed readers) 0.0000" (a coordinator's review): a p-value is never 0."""
+    assert [p_text(p) for p in (0.0082, 3e-9, 0.0, None, float("nan"))] == ["0.0082", "< 0.0001", "< 0.0001", "—", "—"]

@@ -957,3 +957,15 @@ def test_the_check_for_a_study_held_already_never_breaks_the_import_s_own_messag
         assert studies_like(store, damaged) == []
     with pytest.raises(StudyError, match="not a Mammo Reader study export"):
         import_study(store, {"studies": {"a": 1}})
+
+
+def test_a_comparison_s_tiny_p_values_are_not_printed_as_zero():
+    """"p (fixed readers) 0.0000" (a coordinator's review): every p-value of a comparison line says "< 0.0001"."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from app.study.results import comparison_test  # noqa: PLC0415
+
+    tiny = SimpleNamespace(p=1e-7, estimable=True)
+    result = SimpleNamespace(F=121.0, ddf=2.0, p=3e-6, ci=(-0.64, -0.28), fixed_readers=tiny, fixed_cases=tiny)
+    assert comparison_test(result) == ("F 121.000  ddf 2.00  p < 0.0001  95 % CI -0.6400 – -0.2800;  p (fixed readers) "
+                                       "< 0.0001, p (fixed cases) < 0.0001")

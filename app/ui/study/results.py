@@ -30,6 +30,7 @@ from app.study.results import (
 )
 from app.ui.errors import show_error
 from app.ui.worker import Worker
+from inference.numbers import p_text
 
 FPR_GRID = np.linspace(0, 1, 101)
 MARKERS = ("o", "s", "t", "d", "star", "h", "p", "t1")
@@ -53,7 +54,7 @@ def _table(headers: list[str], rows: list[list[str]], name: str) -> QTableWidget
 
 
 def _p(test: Comparison) -> str:
-    return f"{test.p:.4f}" if test.estimable else f"not estimable: {test.reason}"
+    return p_text(test.p) if test.estimable else f"not estimable: {test.reason}"
 
 
 def _write_task(results: StudyResults, folder: str, *, progress, cancel) -> list:  # noqa: ARG001
@@ -101,7 +102,7 @@ class StudyResultsWindow(QMainWindow):
             if isinstance(r, UnestimableComparison):
                 orh_rows.append([name, *means, comparison_test(r), "", "", "", "", ""])
                 continue
-            orh_rows.append([name, *means, f"{r.F:.3f}", f"{r.ddf:.2f}", f"{r.p:.4f}",
+            orh_rows.append([name, *means, f"{r.F:.3f}", f"{r.ddf:.2f}", p_text(r.p),
                              f"{r.ci[0]:+.4f} – {r.ci[1]:+.4f}", _p(r.fixed_readers), _p(r.fixed_cases)])
         # one number a column, the readers' mean AUCs (they were one sentence a cell, and pushed F, ddf, p and the
         # CI off screen)
