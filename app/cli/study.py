@@ -306,8 +306,35 @@ COMMANDS = {"create": _create, "scores": _scores, "results": _results, "status":
 def run(args: argparse.Namespace) -> int:
     if args.study_command == "froc" and args.data:  # a study given as a file: no store is opened (or created)
         return _froc(None, args)
+    # a create or import that fails leaves no database (nor folder) it made: an empty one said "it holds no study"
+    # to the next command instead of "no such study database"
+    made = _not_there_yet(Path(args.db)) if args.db and args.study_command in MAKE_A_DATABASE else []
     store = _store(args)
+    status = None
     try:
-        return COMMANDS[args.study_command](store, args)
+        status = COMMANDS[args.study_command](store, args)
+        return status
     finally:
         store.close()
+        if made and status != 0:
+            _remove_made(made)
+
+
+def _not_there_yet(path: Path) -> list[Path]:
+    """``path`` and those of its folders that do not exist yet, the file first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _remove_made(made: list[Path]) -> None:
+    database = made[0]
+    for path in (database, *(database.with_name(database.name + end) for end in ("-wal", "-shm", "-journal"))):
+        path.unlink(missing_ok=True)
+    for folder in made[1:]:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (something else was put there meanwhile): left
+            break

@@ -88,6 +88,14 @@ def test_a_mistyped_db_is_said_and_never_made_by_a_command_that_reads_a_study(tm
     assert not (tmp_path / "no").exists()
     assert main(["study", "--db", str(tmp_path), "status", "pilot"]) == 2
     assert f"{tmp_path}: a folder, not a study database file" in capsys.readouterr().err
+    # a create or an import that fails leaves nothing it made (an empty database then said "it holds no study")
+    (tmp_path / "broken.json").write_text("{}")
+    (tmp_path / "cases.csv").write_text("case_id,exam,truth_left,truth_right\nc1,gone,malignant,normal\n")
+    for command in (("import", str(tmp_path / "broken.json")),
+                    ("create", "pilot", "--cases", str(tmp_path / "cases.csv"), "--readers", "A")):
+        assert main(["study", "--db", str(typo), *command]) == 2
+        capsys.readouterr()
+        assert not (tmp_path / "no").exists(), command
 
 
 def test_study_cli_crossover_with_washout(tmp_path):
