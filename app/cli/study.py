@@ -122,15 +122,20 @@ def _results(store, args) -> int:
     for note in results.notes():
         print(f"note: {note}")
     print(f"AUCs ({args.level} level, DeLong 95 % CI):")
+    # columns as wide as the longest name ("Jan van der Berg aided" ran past them)
+    readers = max([10, *(len(row.reader) for row in results.aucs)])
+    modalities = max([22, *(len(row.modality) for row in results.aucs)])
     for row in results.aucs:
         ci = "no CI" if row.ci_low != row.ci_low else f"{row.ci_low:.3f} – {row.ci_high:.3f}"
-        print(f"  {row.reader:<10} {row.modality:<22} {row.auc:.3f}  ({ci})  n+ {row.n_positive}  n- {row.n_negative}")
+        print(f"  {row.reader:<{readers}} {row.modality:<{modalities}} {row.auc:.3f}  ({ci})  n+ {row.n_positive}  "
+              f"n- {row.n_negative}")
     averages = results.reader_averages()
     if averages:
         print(f"Reader-averaged AUCs (ORH random readers and cases, {args.method}, 95 % CI):")
+    both = max([readers + 1 + modalities, *(len(row.modality) for row in averages)])
     for row in averages:
         ci = "no CI" if row.ci_low != row.ci_low else f"{row.ci_low:.3f} – {row.ci_high:.3f}"
-        print(f"  {row.modality:<33} {row.auc:.3f}  ({ci})  n+ {row.n_positive}  n- {row.n_negative}")
+        print(f"  {row.modality:<{both}} {row.auc:.3f}  ({ci})  n+ {row.n_positive}  n- {row.n_negative}")
     for name, r in results.comparisons.items():  # "A vs B": the difference is A − B, said by name
         print(f"ORH {name} ({r.method}): {comparison_means(r)};  {comparison_test(r)}")
     for key, value in (results.telemetry_summary().items() if results.telemetry else ()):  # aided reads only

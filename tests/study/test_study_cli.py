@@ -204,3 +204,27 @@ def test_an_unaided_study_prints_no_telemetry_of_aided_reads(tmp_path, capsys):
     assert main(["study", "--db", str(db), "results", "plain"]) == 0
     said = capsys.readouterr().out
     assert "AUC" in said and "telemetry:" not in said
+
+
+def test_the_terminal_auc_table_stays_in_columns_with_long_names(monkeypatch, capsys):
+    """"Jan van der Berg aided" ran past the reader column (a coordinator's review)."""
+    import argparse  # noqa: PLC0415
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    import app.cli.study as study_cli  # noqa: PLC0415
+    import app.study.results as results_module  # noqa: PLC0415
+
+    def row(reader, modality, auc):
+        return SimpleNamespace(reader=reader, modality=modality, auc=auc, ci_low=0.5, ci_high=0.9, n_positive=2,
+                               n_negative=10)
+
+    rows = [row("A", "unaided", 0.7), row("Jan van der Berg", "hybrid (unaided, long label)", 0.8)]
+    fake = SimpleNamespace(aucs=rows, notes=lambda: [], reader_averages=lambda: [row("", "unaided", 0.75)],
+                           comparisons={}, telemetry=None)
+    monkeypatch.setattr(results_module, "study_results", lambda *args: fake)
+    monkeypatch.setattr(study_cli, "_study_id", lambda store, name: 1)
+    args = argparse.Namespace(name="pilot", level="breast", method="jackknife", readers=None, out=None, window=False,
+                              screenshot=None)
+    assert study_cli._results(None, args) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert len({line.index("0.") for line in lines}) == 1, lines  # every AUC in one column
