@@ -116,7 +116,8 @@ def _scores(store, args) -> int:
 
 
 def _results(store, args) -> int:
-    from app.study.results import comparison_means, comparison_test, study_results, write_results  # noqa: PLC0415
+    from app.study.results import (  # noqa: PLC0415
+        comparison_caution, comparison_means, comparison_test, study_results, write_results)
 
     results = study_results(store, _study_id(store, args.name), args.level, args.method, args.readers)
     for note in results.notes():
@@ -138,6 +139,8 @@ def _results(store, args) -> int:
         print(f"  {row.modality:<{both}} {row.auc:.3f}  ({ci})  n+ {row.n_positive}  n- {row.n_negative}")
     for name, r in results.comparisons.items():  # "A vs B": the difference is A − B, said by name
         print(f"ORH {name} ({r.method}): {comparison_means(r)};  {comparison_test(r)}")
+        if caution := comparison_caution(r):
+            print(f"    caution: {caution}")
     for key, value in (results.telemetry_summary().items() if results.telemetry else ()):  # aided reads only
         print(f"telemetry: {key}: {value}")
     if args.out:

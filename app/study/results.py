@@ -99,6 +99,19 @@ def comparison_test(result: Comparison) -> str:
             f"{_variant_p(result.fixed_readers)}, p (fixed cases) {_variant_p(result.fixed_cases)}")
 
 
+def comparison_caution(result: Comparison) -> str:
+    """What to keep in mind beside a comparison's test ("" when nothing): an arm whose AUCs have no case
+    variance (every score tied, or every unit separated) leaves the test resting on the other arm alone, however
+    small its p (a coordinator's review: "p 0.0082" beside a model listed "0.500, no CI", 2 cancers, 4 others)."""
+    if isinstance(result, UnestimableComparison):
+        return ""
+    flat = [str(name) for name, estimate in result.single.items() if not estimate.se > 0]
+    if not flat:
+        return ""
+    return (f"{' and '.join(flat)} {'has' if len(flat) == 1 else 'have'} no case variance (tied or fully separated "
+            "scores): the test rests on the other arm alone; read it with the AUCs' intervals")
+
+
 def _variant_p(test) -> str:
     """A generalisation's p-value (fixed readers, or fixed cases), or why it has none."""
     return p_text(test.p) if test.estimable else f"not estimable ({test.reason})"

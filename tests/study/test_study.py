@@ -969,3 +969,16 @@ def test_a_comparison_s_tiny_p_values_are_not_printed_as_zero():
     result = SimpleNamespace(F=121.0, ddf=2.0, p=3e-6, ci=(-0.64, -0.28), fixed_readers=tiny, fixed_cases=tiny)
     assert comparison_test(result) == ("F 121.000  ddf 2.00  p < 0.0001  95 % CI -0.6400 – -0.2800;  p (fixed readers) "
                                        "< 0.0001, p (fixed cases) < 0.0001")
+
+
+def test_a_comparison_resting_on_an_arm_without_case_variance_says_so():
+    """"p 0.0082" beside a model listed "0.500 (no CI)" (every score tied; a coordinator's review): a caution."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from app.study.results import comparison_caution  # noqa: PLC0415
+
+    def result(*ses):
+        return SimpleNamespace(single={name: SimpleNamespace(se=se) for name, se in zip(("model", "unaided"), ses)})
+
+    assert comparison_caution(result(0.0, 0.05)).startswith("model has no case variance")
+    assert comparison_caution(result(0.02, 0.05)) == ""
