@@ -171,16 +171,19 @@ def amendment_cell(first: BreastRead) -> str:
     return f"{_whole_percent(first.malignant)} {before_words}\n{changed} {after_words}"
 
 
-BIRADS_CATEGORIES = ("0", "1", "2", "3", "4A", "4B", "4C", "5", "6")  # the assessment categories ("" none given)
+# the assessment categories ("" none given); 4's subdivisions are optional in the Atlas, so 4 stands too (an
+# import of a study read with 4 was refused)
+BIRADS_CATEGORIES = ("0", "1", "2", "3", "4", "4A", "4B", "4C", "5", "6")
 
 # The likelihood of malignancy of each BI-RADS assessment category (ACR BI-RADS Atlas, 5th edition):
-# 1 and 2 essentially 0 %, 3 ≤ 2 %, 4A > 2–10 %, 4B > 10–50 %, 4C > 50–< 95 %, 5 ≥ 95 %, 6 known cancer.
+# 1 and 2 essentially 0 %, 3 ≤ 2 %, 4 > 2–< 95 % (4A > 2–10 %, 4B > 10–50 %, 4C > 50–< 95 %), 5 ≥ 95 %, 6 known
+# cancer.
 # A reader's own percentage is an estimate, not a category boundary, so the check flags only a read on the
 # other side of the scale, never one a few points outside its category:
 LOW_CATEGORIES = ("1", "2", "3", "4A")  # ≤ 10 %: disagrees with a probability of malignancy ≥ HIGH_PROBABILITY
 HIGH_CATEGORIES = ("4C", "5", "6")  # > 50 %: disagrees with a probability of malignancy < HIGH_PROBABILITY
 HIGH_PROBABILITY = 0.50
-MIDDLE_CATEGORY = "4B"  # 10–50 %: disagrees only with a BI-RADS 3 probability (≤ 2 %) or a BI-RADS 5 one (≥ 95 %)
+MIDDLE_CATEGORIES = ("4", "4B")  # disagree only with a BI-RADS 3 probability (≤ 2 %) or a BI-RADS 5 one (≥ 95 %)
 PROBABLY_BENIGN = 0.02
 HIGHLY_SUGGESTIVE = 0.95
 # The management each category calls for: 1 and 2 routine screening, 3 short-interval follow-up, 4-5 tissue
@@ -201,14 +204,15 @@ def read_disagreements(malignant: float | None, birads: str = "", recommendation
             out.append(f"{shown} malignant with BI-RADS {birads} (a category of at most 10 %)")
         elif birads in HIGH_CATEGORIES and p < HIGH_PROBABILITY:
             out.append(f"{shown} malignant with BI-RADS {birads} (a category above 50 %)")
-        elif birads == MIDDLE_CATEGORY and (p <= PROBABLY_BENIGN or p >= HIGHLY_SUGGESTIVE):
-            out.append(f"{shown} malignant with BI-RADS 4B (a category of 10–50 %)")
+        elif birads in MIDDLE_CATEGORIES and (p <= PROBABLY_BENIGN or p >= HIGHLY_SUGGESTIVE):
+            span = "10–50 %" if birads == "4B" else "more than 2 % and less than 95 %"
+            out.append(f"{shown} malignant with BI-RADS {birads} (a category of {span})")
         if recommendation == BIOPSY and p < PROBABLY_BENIGN:
             out.append(f"a biopsy for {shown} malignant (below the 2 % of BI-RADS 3)")
         if recommendation == "routine screening" and p >= HIGH_PROBABILITY:
             out.append(f"routine screening for {shown} malignant")
     if recommendation == BIOPSY and birads in ("1", "2", "3"):
         out.append(f"a biopsy with BI-RADS {birads}")
-    if recommendation in NO_WORK_UP and birads in ("4A", "4B", "4C", "5", "6"):
+    if recommendation in NO_WORK_UP and birads in ("4", "4A", "4B", "4C", "5", "6"):
         out.append(f"{recommendation} with BI-RADS {birads} (a category that calls for a tissue diagnosis or treatment)")
     return out

@@ -124,6 +124,10 @@ def test_the_amendment_is_said_beside_the_first_read():
     (None, "5", "routine screening", True),
     (None, "", "", False),
     (0.30, "0", "additional imaging", False),
+    (0.30, "4", "biopsy", False),  # 4 undivided (the subdivisions are optional): more than 2 %, less than 95 %
+    (0.01, "4", "", True),
+    (0.97, "4", "", True),
+    (0.30, "4", "routine screening", True),
 ])
 def test_a_read_whose_parts_disagree_is_named(malignant, birads, recommendation, flagged):
     assert bool(read_disagreements(malignant, birads, recommendation)) == flagged
