@@ -100,7 +100,8 @@ def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseE
     """
     path = Path(path)
     rows = study_csv_rows(path, "the case list")
-    columns = [c.strip() for c in rows[0][1] if c is not None] if rows else []
+    # the header's names in any case ("Case_ID,Exam,…" from a spreadsheet was refused)
+    columns = [c.strip().lower() for c in rows[0][1] if c is not None] if rows else []
     if rows and (problem := header_problem(columns, REQUIRED)):
         raise StudyError(f"{path}: {problem}")
     cases, seen, exams = [], set(), {}
@@ -110,7 +111,7 @@ def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseE
         if any(k is not None and v is None for k, v in row.items()):  # csv fills a short line's columns with None
             given = sum(k is not None and v is not None for k, v in row.items())
             raise StudyError(f"{path}: line {number} has {given} value(s) for the header's {len(columns)} columns")
-        values = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+        values = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
         case_id, exam = values["case_id"], values["exam"]
         if not case_id or not exam:
             raise StudyError(f"{path}: line {number}: give the {'case_id' if not case_id else 'exam'}")

@@ -222,3 +222,11 @@ def test_the_case_mix_a_study_can_never_give_an_auc_with_is_named(tmp_path, trut
                      str(tmp_path / "cases.csv")])
     assert done.returncode == 0, done.stderr
     assert "note: the case list has no malignant breast among its 1 study case(s)" in done.stdout
+
+
+def test_a_case_list_header_in_capitals_is_read(tmp_path):
+    """"Case_ID,Exam,Truth_Left,Truth_Right" (a spreadsheet's export) was refused as lacking every column."""
+    (tmp_path / "e1").mkdir()
+    (tmp_path / "cases.csv").write_text("Case_ID,Exam,Truth_Left,Truth_Right,Notes\nc1,e1,Malignant,normal,prior\n")
+    case = read_case_list(tmp_path / "cases.csv")[0]
+    assert (case.case_id, case.truth_left, case.truth_right, case.notes) == ("c1", "malignant", "normal", "prior")
