@@ -126,10 +126,11 @@ def _from_csv(path: Path) -> list[ExamItem]:
         rows = numbered_rows(reader)
     except (OSError, csv.Error) as error:
         raise MammoError(f"the case list cannot be read ({error})", path) from error
-    if rows and (problem := header_problem(reader.fieldnames or [], ("exam",))):
+    if rows and (problem := header_problem([(c or "").lower() for c in reader.fieldnames or []], ("exam",))):
         raise MammoError(f"{problem}; a case list's columns are case_id, exam[, ...]", path)
     items = []
     for number, row in rows:
+        row = {key.strip().lower(): value for key, value in row.items() if key is not None}  # "Case_ID,Exam" too
         exam = (row.get("exam") or "").strip()
         if not exam:
             raise MammoError(f"line {number} has no 'exam' (the columns are case_id, exam[, ...])", path)

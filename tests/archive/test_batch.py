@@ -65,6 +65,9 @@ def test_sources_case_list_folder_and_list(archive, tmp_path):
         (tmp_path / name).write_text(text, encoding="utf-8")
         with pytest.raises(MammoError, match=re.escape(says)):
             read_batch_source(tmp_path / name)
+    (tmp_path / "caps.csv").write_text(f"Case_ID,Exam\nc9,{archive / 'exam0'}\n")  # a spreadsheet's header
+    assert [(i.exam_id, i.location) for i in read_batch_source(tmp_path / "caps.csv")] == [
+        ("c9", str(archive / "exam0"))]
     with pytest.raises(MammoError, match="line 2 has no 'exam'"):
         (tmp_path / "empty.csv").write_text("case_id,exam\nc1,\n")
         read_batch_source(tmp_path / "empty.csv")
