@@ -111,3 +111,22 @@ def test_a_bilateral_cancer_as_the_only_one_is_said_not_taken_for_a_zero_varianc
     results = study_results(store, study)
     assert any("every positive (or every negative) breast behind them is one case's" in c for c in results.cautions)
     assert not any("DeLong's variance is 0" in c for c in results.cautions)
+
+
+def test_a_comparison_with_a_tied_model_is_shown_with_its_caution(qtbot, store):
+    """A model whose scores are all one value has no case variance: its comparison's small p rests on the readers'
+    arm alone, and the screen says so beside the notes (as the command line does under the line)."""
+    from PySide6.QtWidgets import QLabel  # noqa: PLC0415
+
+    entries = [CaseEntry(f"c{i:02d}", f"/exams/{i}", "malignant" if i < 8 else "normal", "normal") for i in range(24)]
+    study = create_study(store, "tied", Design.UNAIDED, ["A", "B"], entries, seed=1)
+    insert_model_scores(store, study, {(c.case_id, b): 0.5 for c in entries for b in "LR"})
+    rnd = random.Random(1)
+    for reader in ("A", "B"):
+        session = ReadingSession(store, study, reader)
+        for case in entries:
+            session.commit(case.case_id, "unaided", {"L": rnd.random(), "R": rnd.random()}).result()
+    window = StudyResultsWindow(study_results(store, study))
+    qtbot.addWidget(window)
+    note = window.findChild(QLabel, "exclusionNote")
+    assert note is not None and "has no case variance (tied or fully separated scores)" in note.text()

@@ -22,6 +22,7 @@ from app.study.analysis import Comparison, roc_points
 from app.study.results import (
     StudyResults,
     UnestimableComparison,
+    comparison_caution,
     comparison_test,
     model_name,
     model_units,
@@ -125,8 +126,10 @@ class StudyResultsWindow(QMainWindow):
         side = QWidget()
         layout = QVBoxLayout(side)
         layout.addWidget(QLabel("Telemetry and ground truth are for the coordinator only."))
-        if results.notes():
-            note = QLabel("\n".join(f"• {n}" for n in results.notes()))
+        cautions = [f"ORH {name}: {caution}" for name, r in results.comparisons.items()
+                    if (caution := comparison_caution(r))]  # as the command line says them, under its line
+        if results.notes() or cautions:
+            note = QLabel("\n".join(f"• {n}" for n in [*results.notes(), *cautions]))
             note.setObjectName("exclusionNote")
             note.setWordWrap(True)
             note.setStyleSheet("color: #9a5a00;")
