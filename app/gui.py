@@ -75,25 +75,25 @@ def run_gui(
     milestone("window shown")
     freeze_long_lived("start-up objects")  # later collections no longer walk the imports and the window
 
+    models_frozen = []  # once: by the warm-up, or by the first analysis when it loaded them itself
+
+    def freeze_models(what: str) -> None:
+        if not models_frozen:
+            models_frozen.append(what)
+            freeze_long_lived(what)
+
     def warm() -> None:
         worker = window.analyses.warm_models()
         if worker is not None:
-            worker.finished.connect(lambda: freeze_long_lived("warm models"))
+            worker.finished.connect(lambda: freeze_models("warm models"))
 
     # the models warm in the background a second after the window is up, unless the first exam's own analysis
     # has started by then (an exam opened at start loads them itself: a warm-up beside its intake only slowed
     # its pixels, 0.26 -> 0.5 s); a study retrieved from the PACS or a worklist being read gains the load
     QTimer.singleShot(1000, window, warm)
     window.examShown.connect(lambda: milestone("exam shown"))
-    analysed = []
-
-    def analysis_finished() -> None:
-        milestone("analysis finished")
-        if not analysed:  # the models the first analysis loaded (when it ran before the warm-up)
-            analysed.append(True)
-            freeze_long_lived("first analysis")
-
-    window.analysisFinished.connect(analysis_finished)
+    window.analysisFinished.connect(lambda: milestone("analysis finished"))
+    window.analysisFinished.connect(lambda: freeze_models("first analysis"))
     if store_error is not None:
         window.store_unavailable(store_error)
     status = {"code": 0}

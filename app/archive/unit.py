@@ -12,7 +12,6 @@ loses at most the exams in flight, and a rerun finishes them.
 from __future__ import annotations
 
 import errno
-import glob
 import hashlib
 import json
 import shutil
@@ -192,11 +191,11 @@ FOREIGN_FILES = "(files of this name that Mammo Reader did not write)"  # a clai
 
 
 def _report_files_named(out: Path, name: str) -> bool:
-    """Whether ``out`` holds a report file (a PDF, a JSON, a DICOM object … of ours by its name) called ``name``."""
-    from app.report.export import REPORT_FILE  # noqa: PLC0415
+    """Whether ``out`` holds a report file called ``name``, looked up by name (listing a folder of many exams'
+    reports for every new exam was quadratic)."""
+    from app.report.export import report_file_names  # noqa: PLC0415
 
-    return any((match := REPORT_FILE.fullmatch(path.name)) and match["name"] == name
-               for path in out.glob(f"{glob.escape(name)}*") if path.is_file())
+    return any((out / file).is_file() for file in report_file_names(name))
 
 
 def _claims_folder(out: Path) -> Path:

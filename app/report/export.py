@@ -20,6 +20,15 @@ FORMATS = ("pdf", "png", "json", "sr", "seg", "epdf")
 # the files a report writes, after its name (this module's writers, seg.py, deidentify.py, the JSON's maps file)
 REPORT_FILE = re.compile(r"(?P<name>.+?)(\.pdf|_pdf\.dcm|\.json|\.maps\.npz|_sr\.dcm|_four_views\.png"
                          r"|_[LR]-(CC|MLO)(\.png|_image\.dcm|_.*seg\.dcm))")
+
+
+def report_file_names(name: str) -> list[str]:
+    """The names REPORT_FILE gives an export called ``name`` (the SEGs' aside: named by model, each also beside a
+    PDF, JSON or SR of the same export), to look up without listing the folder."""
+    return [name + end for end in (".pdf", "_pdf.dcm", ".json", ".maps.npz", "_sr.dcm", "_four_views.png",
+                                   *(f"_{view.value}{kind}" for view in View for kind in (".png", "_image.dcm")))]
+
+
 FORMAT_NAMES = {"pdf": "PDF", "png": "PNG", "json": "JSON", "sr": "SR", "seg": "SEG", "epdf": "ePDF",
                 "images": "de-identified source images"}
 DICOM_FORMATS = ("sr", "seg", "epdf")
