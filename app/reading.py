@@ -145,12 +145,14 @@ def _amendment_words(first: BreastRead) -> tuple[str, str]:
 def amendment_text(first: BreastRead) -> str:
     """"before AI 80 % → after AI 30 %" (plus any other part that changed) for a first read that carries an
     amendment; "first read (AI shown) 80 % → amended 30 %" when the model was on screen for the first read too;
-    "" for one without an amendment."""
-    after = first.amendment
-    if after is None:
+    every amendment in turn where there were several ("before AI 80 % → after AI 50 % → 30 %"); "" for one
+    without an amendment."""
+    if first.amendment is None:
         return ""
     before_words, after_words = _amendment_words(first)
-    return f"{before_words} {_parts(first, after)} → {after_words} {_parts(after, first)}"
+    steps = [*first.earlier_amendments, first.amendment]
+    text = f"{before_words} {_parts(first, steps[0])} → {after_words} {_parts(steps[0], first)}"
+    return "".join([text, *(f" → {_parts(step, previous)}" for previous, step in zip(steps, steps[1:]))])
 
 
 def change_text(recorded: BreastRead, now: BreastRead) -> str:

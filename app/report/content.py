@@ -78,16 +78,21 @@ def reader_text(read: BreastRead | None) -> str:
 
 
 def amendment_data(read: BreastRead | None, shift: datetime.timedelta = datetime.timedelta(0)) -> dict | None:
-    """The amendment after AI of a committed read, for the JSON report (None: not amended); its time moved by
-    ``shift`` (a de-identified report's date offset, as its "Read on")."""
+    """The amendment after AI of a committed read, for the JSON report (None: not amended), with the earlier
+    amendments (oldest first) under "earlier"; their times moved by ``shift`` (a de-identified report's date
+    offset, as its "Read on")."""
     after = read.amendment if read is not None else None
     if after is None:
         return None
-    at = ((datetime.datetime.fromtimestamp(after.recorded_at) + shift).isoformat(timespec="seconds")
-          if after.recorded_at else None)
-    return {"kind": AMENDED_AFTER_AI, "amended_at": at, "malignant": after.malignant, "benign": after.benign,
-            "birads": after.birads, "density": after.density, "recommendation": after.recommendation,
-            "text": amendment_text(read)}
+
+    def answer(amended: BreastRead) -> dict:
+        at = ((datetime.datetime.fromtimestamp(amended.recorded_at) + shift).isoformat(timespec="seconds")
+              if amended.recorded_at else None)
+        return {"amended_at": at, "malignant": amended.malignant, "benign": amended.benign, "birads": amended.birads,
+                "density": amended.density, "recommendation": amended.recommendation}
+
+    return {"kind": AMENDED_AFTER_AI, **answer(after), "text": amendment_text(read),
+            "earlier": [answer(a) for a in read.earlier_amendments]}
 
 
 def exam_label(report: ReportInput) -> str:

@@ -624,6 +624,7 @@ class BreastRead:
     recommendation: str = ""
     recorded_at: float | None = None  # when it was committed (or amended), seconds since the epoch
     amendment: BreastRead | None = None  # on a committed first read: the latest read amended after AI
+    earlier_amendments: tuple[BreastRead, ...] = ()  # the amendments before ``amendment``, oldest first
     ai_shown: bool | None = None  # a first read made with the model on screen (blind reading off); None: not known
 
     def says_something(self) -> bool:
@@ -801,8 +802,8 @@ class Store:
         return self.submit(work)
 
     def load_reads(self, exam_key: str, reader: str) -> dict[str, BreastRead]:
-        """Each breast's first read (a draft, or the committed read the hybrid uses), with its latest
-        amendment after AI attached when there is one."""
+        """Each breast's first read (a draft, or the committed read the hybrid uses), with its amendments after
+        AI attached when there are any (the latest as ``amendment``, the others in ``earlier_amendments``)."""
         db = self._connect()
         out = {}
         for (breast,) in db.execute("SELECT breast FROM exam_reads WHERE exam_key=? AND reader=?", (exam_key, reader)):
@@ -874,19 +875,20 @@ def _amendment(row: tuple) -> BreastRead:
 
 
 def _first_read(db: sqlite3.Connection, exam_key: str, reader: str, breast: str) -> BreastRead | None:
-    """The breast's read in ``exam_reads`` with its latest amendment attached, or None."""
+    """The breast's read in ``exam_reads`` with its amendments attached (the latest, and the earlier ones), or
+    None."""
     row = db.execute(
         "SELECT breast, malignant, benign, birads, committed, density, recommendation, updated_at, ai_shown "
         "FROM exam_reads WHERE exam_key=? AND reader=? AND breast=?", (exam_key, reader, breast)).fetchone()
     if row is None:
         return None
-    latest = db.execute(
+    amendments = [_amendment(a) for a in db.execute(
         f"SELECT {_AMENDMENT_COLUMNS} FROM exam_read_amendments WHERE exam_key=? AND reader=? AND breast=? "
-        "ORDER BY amended_at DESC LIMIT 1", (exam_key, reader, breast)).fetchone()
+        "ORDER BY amended_at", (exam_key, reader, breast))]
     committed = bool(row[4])
     return BreastRead(row[0], row[1], row[2], row[3] or "", committed, row[5] or "", row[6] or "",
                       recorded_at=row[7] if committed else None,
-                      amendment=_amendment(latest) if latest is not None else None,
+                      amendment=amendments[-1] if amendments else None, earlier_amendments=tuple(amendments[:-1]),
                       ai_shown=None if row[8] is None else bool(row[8]))
 
 

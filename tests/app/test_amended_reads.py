@@ -118,6 +118,42 @@ def test_a_change_after_the_reveal_is_an_amendment_and_the_read_before_ai_stays(
     assert BEFORE_AFTER in again.scores.reader.amendment_label.text()
 
 
+def test_every_amendment_is_shown_in_turn_and_exported_with_its_time(qtbot, store, tmp_path, stub_model):
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
+    set_read(window, 80, "4C", "biopsy")
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    for count, value in enumerate((60, 90), start=1):  # two amendments: the first must not vanish behind the second
+        window.scores.reader.inputs["R"].spin.setValue(value)
+        assert window.commit_estimate()
+        qtbot.waitUntil(lambda n=count: window.scores.reader.saved_label.text().startswith("saved as amended after AI")
+                        and store.read("SELECT COUNT(*) FROM exam_read_amendments") == [(n,)], timeout=10_000)
+    chain = "before AI 80 % → after AI 60 % → 90 %"
+    assert chain in window.scores.reader.amendment_label.text()
+    read = store.load_reads(window.exam_key, "reader")["R"]
+    assert read.amendment.malignant == pytest.approx(0.90)
+    assert [a.malignant for a in read.earlier_amendments] == [pytest.approx(0.60)]
+    held = window.scores.reader.first_reads["R"]  # what the panel holds is what the store holds
+    assert [a.malignant for a in (*held.earlier_amendments, held.amendment)] == [pytest.approx(0.60), pytest.approx(0.90)]
+
+    worker = window.export(str(tmp_path / "out"), ["pdf", "json"], deidentify=False)
+    with qtbot.waitSignal(worker.result, timeout=60_000) as blocker:
+        pass
+    amended = json.loads(next(p for p in blocker.args[0].paths if p.suffix == ".json").read_text())[
+        "reads"]["R"]["amended_after_ai"]
+    assert amended["malignant"] == pytest.approx(0.90) and amended["text"] == chain
+    assert [e["malignant"] for e in amended["earlier"]] == [pytest.approx(0.60)]
+    assert amended["earlier"][0]["amended_at"] <= amended["amended_at"]
+    from tests.report.test_report import pdf_text
+
+    assert chain in " ".join(pdf_text(next(p for p in blocker.args[0].paths if p.suffix == ".pdf")).split())
+
+    window.close()  # reopened: the same history
+    again = analysed_window(qtbot, store, tmp_path / "exam", stub_model, blind_first=True)
+    assert chain in again.scores.reader.amendment_label.text()
+    assert again.scores.reader.value("R") == pytest.approx(0.90)
+
+
 def test_a_read_whose_parts_disagree_is_committed_only_on_yes(qtbot, store, tmp_path, stub_model):
     window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
     set_read(window, 30, "4C", "biopsy")

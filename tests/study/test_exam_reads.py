@@ -54,6 +54,8 @@ def test_a_change_after_the_model_is_an_amendment_beside_the_first_read(store):
     read = store.load_reads("exam", "A")["R"]  # what a reopened exam shows
     assert read.committed and read.malignant == pytest.approx(0.80) and read.birads == "4C"
     assert read.amendment.malignant == pytest.approx(0.40) and read.amendment.recorded_at == later[0].recorded_at
+    assert [a.malignant for a in read.earlier_amendments] == [pytest.approx(0.30)]  # none hidden behind the latest
+    assert read.earlier_amendments[0].recorded_at == stored[0].recorded_at
     history = store.load_amendments("exam", "A")
     assert [a.malignant for a in history] == [pytest.approx(0.30), pytest.approx(0.40)]
     assert history[0].recorded_at < history[1].recorded_at

@@ -216,7 +216,7 @@ class ReaderPanel(QGroupBox):
         self.first_reads = {side: reads[side] for side in ("R", "L") if side in reads and reads[side].committed}
         lines = [f"{BREAST_NAMES[side]}: {amendment_text(read)} "
                  f"({'amended' if read.ai_shown else AMENDED_AFTER_AI} at "
-                 f"{time.strftime('%H:%M', time.localtime(read.amendment.recorded_at))})"
+                 f"{', '.join(_clock(a.recorded_at) for a in (*read.earlier_amendments, read.amendment))})"
                  for side, read in self.first_reads.items() if read.amendment is not None]
         shown = [BREAST_NAMES[side] for side, read in self.first_reads.items()
                  if read.ai_shown and read.malignant is not None]
@@ -228,8 +228,14 @@ class ReaderPanel(QGroupBox):
         self.amendment_label.setVisible(bool(lines))
 
     def add_amendments(self, amendments: list[BreastRead]) -> None:
-        self.set_first_reads({**self.first_reads, **{a.breast: replace(self.first_reads[a.breast], amendment=a)
-                                                     for a in amendments if a.breast in self.first_reads}})
+        """Attach amendments just stored: each becomes its breast's latest, the one before it an earlier one."""
+        added = {}
+        for a in amendments:
+            first = added.get(a.breast) or self.first_reads.get(a.breast)
+            if first is not None:
+                earlier = first.earlier_amendments + ((first.amendment,) if first.amendment is not None else ())
+                added[a.breast] = replace(first, amendment=a, earlier_amendments=earlier)
+        self.set_first_reads({**self.first_reads, **added})
 
     def set_reads(self, reads: dict[str, BreastRead]) -> None:
         """Show stored reads: the form holds each breast's latest answer (its amendment after AI, if any)."""
@@ -253,6 +259,10 @@ class ReaderPanel(QGroupBox):
             entry.recommendation.setCurrentText(read.recommendation if read else "")
             for widget in widgets:
                 widget.blockSignals(False)
+
+
+def _clock(seconds: float | None) -> str:
+    return "—" if seconds is None else time.strftime("%H:%M", time.localtime(seconds))
 
 
 def _table(name: str) -> QTableWidget:
