@@ -37,6 +37,12 @@ def header_problem(columns: Sequence[str | None], required: Sequence[str]) -> st
     return f"the header lacks {', '.join(lacking)}; it has {', '.join(columns) or 'nothing'}{hint}"
 
 
+def unread_columns(columns: Sequence[str | None], known: Sequence[str]) -> list[str]:
+    """The header's columns (any case) that are not among ``known``: a misspelt optional column ("note" for
+    "notes") would otherwise be dropped without a word."""
+    return [c.strip() for c in columns if c is not None and c.strip() and c.strip().lower() not in known]
+
+
 def read_list_text(path: Path) -> str:
     """The text of ``path`` (UTF-8, a byte-order mark allowed).
 

@@ -45,7 +45,7 @@ def _study_id(store, name: str) -> int:
 
 
 def _create(store, args) -> int:
-    from app.study.cases import case_mix_note, read_case_list  # noqa: PLC0415
+    from app.study.cases import case_mix_note, read_case_list, unread_columns_note  # noqa: PLC0415
     from app.study.design import DEFAULT_WASHOUT_DAYS, Design, create_study  # noqa: PLC0415
 
     from app.study.errors import StudyError  # noqa: PLC0415
@@ -80,9 +80,9 @@ def _create(store, args) -> int:
     study_id = create_study(store, args.name, args.design, readers, cases, seed=args.seed,
                             washout_days=washout, lesions=lesions, scoring=rule)
     print(f"created study {args.name!r} (id {study_id}) with {len(readers)} reader{'' if len(readers) == 1 else 's'}")
-    note = case_mix_note(cases)
-    if note:
-        print(f"note: {note}")
+    for note in (unread_columns_note(args.cases), case_mix_note(cases)):
+        if note:
+            print(f"note: {note}")
     if lesions:
         print(f"{len({(l.case_id, l.lesion_id) for l in lesions})} lesion(s) on "
               f"{len({l.case_id for l in lesions})} case(s); a mark localises a lesion inside its outline or within "

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.study.errors import StudyError
-from app.text_lists import ListLineError, header_problem, numbered_rows, read_list_text
+from app.text_lists import ListLineError, header_problem, numbered_rows, read_list_text, unread_columns
 from app.study.store import Store
 
 TRUTHS = ("malignant", "benign", "normal", "none")
 REQUIRED = ("case_id", "exam", "truth_left", "truth_right")
+OPTIONAL = ("notes", "training")
 TRAINING_YES, TRAINING_NO = ("1", "yes", "true", "y"), ("", "0", "no", "false", "n")
 
 
@@ -41,6 +42,16 @@ def case_mix_note(cases: Sequence[CaseEntry]) -> str:
     independent cases. Said when the study is made, not after the readers have read it."""
     notes = [note for note in (_auc_note(cases), _repeated_exam_note(cases)) if note]
     return "; ".join(notes)
+
+
+def unread_columns_note(path: str | Path) -> str:
+    """The case list's columns a study does not read, said when the study is made ("" when none)."""
+    rows = study_csv_rows(Path(path), "the case list")
+    unread = unread_columns(list(rows[0][1]) if rows else [], REQUIRED + OPTIONAL)
+    if not unread:
+        return ""
+    return (f"the case list's column{'s' if len(unread) > 1 else ''} {', '.join(unread)} "
+            f"{'are' if len(unread) > 1 else 'is'} not read (a study reads {', '.join(REQUIRED + OPTIONAL)})")
 
 
 def _exam_key(exam_path: str) -> str:

@@ -55,14 +55,16 @@ def test_a_study_that_can_never_give_an_auc_says_so_when_it_is_created(qtbot, wi
     """Seen: an all-normal case list made a study without a word; the coordinator learnt that it gives no AUC
     after the readers had read every case."""
     cases = case_list(tmp_path)
-    cases.write_text(cases.read_text().replace("malignant", "normal"))
+    header, *rows = cases.read_text().replace("malignant", "normal").splitlines()
+    cases.write_text("\n".join([f"{header},note", *(f"{row},x" for row in rows)]) + "\n")  # "note": misspelt
     assert window.study_menu.worker is None or not window.study_menu.worker.is_running()
     with qtbot.waitSignal(window.study_menu.studyCreated, timeout=60_000):
         window.study_menu.create(NewStudy("normals", str(cases), ("A",), Design.UNAIDED, 3, 0))
     qtbot.waitUntil(lambda: getattr(window.study_menu, "case_mix_box", None) is not None, timeout=10_000)
     box = window.study_menu.case_mix_box
     assert box.isVisible() and box.objectName() == "studyCaseMixNote"
-    assert "Study normals created. Note: the case list has no malignant breast among its 4 study case(s)" in box.text()
+    assert "Study normals created. Note: the case list's column note is not read" in box.text()
+    assert "; the case list has no malignant breast among its 4 study case(s)" in box.text()
     box.accept()
 
 

@@ -230,3 +230,21 @@ def test_a_case_list_header_in_capitals_is_read(tmp_path):
     (tmp_path / "cases.csv").write_text("Case_ID,Exam,Truth_Left,Truth_Right,Notes\nc1,e1,Malignant,normal,prior\n")
     case = read_case_list(tmp_path / "cases.csv")[0]
     assert (case.case_id, case.truth_left, case.truth_right, case.notes) == ("c1", "malignant", "normal", "prior")
+
+
+def test_a_case_list_column_the_study_does_not_read_is_named_when_the_study_is_made(tmp_path):
+    """A misspelt optional column ("Note" for "notes") and a site's own column were dropped without a word: the
+    coordinator learnt it when the notes were missing from the study."""
+    (tmp_path / "e1").mkdir()
+    (tmp_path / "e1" / "1.png").write_bytes(b"x")
+    (tmp_path / "cases.csv").write_text("case_id,exam,truth_left,truth_right,Note,site,training\n"
+                                        "c1,e1,malignant,normal,prior at 2 y,north,no\n")
+    done = run_main(["study", "--db", str(tmp_path / "s.sqlite"), "create", "pilot", "--readers", "A", "--cases",
+                     str(tmp_path / "cases.csv")])
+    assert done.returncode == 0, done.stderr
+    assert ("note: the case list's columns Note, site are not read (a study reads case_id, exam, truth_left, "
+            "truth_right, notes, training)") in done.stdout
+    (tmp_path / "plain.csv").write_text("Case_ID,Exam,Truth_Left,Truth_Right,Notes\nc1,e1,malignant,normal,x\n")
+    done = run_main(["study", "--db", str(tmp_path / "t.sqlite"), "create", "pilot", "--readers", "A", "--cases",
+                     str(tmp_path / "plain.csv")])
+    assert done.returncode == 0 and "not read" not in done.stdout, done.stdout + done.stderr

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox
 
 from app.study.results import study_results
 from app.study.store import Store
-from app.study.cases import case_mix_note, read_case_list
+from app.study.cases import case_mix_note, read_case_list, unread_columns_note
 from app.study.design import create_study
 from app.study.errors import StudyError
 from app.ui.errors import show_error
@@ -47,7 +47,7 @@ def create_and_score(
                                 washout_days=study.washout_days)
     except StudyError as error:
         raise StudyNotCreated(str(error)) from error
-    note = case_mix_note(cases)
+    note = "; ".join(n for n in (unread_columns_note(study.case_list), case_mix_note(cases)) if n)
     if note:
         note_to(note)
     if models is None and not model_path:
