@@ -277,20 +277,20 @@ def captioned(image: np.ndarray, lines: list[str], warning: str = "") -> np.ndar
     """``image`` (BGR) under a caption band that says what it is (the exam, the view, the model, decision support
     only) and, for the demo model, its warning on red: an exported PNG travels without its PDF (a slide, an
     e-mail), and showed a patient's images and a demo model's maps with nothing saying either."""
-    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
+    from PIL import Image, ImageDraw  # noqa: PLC0415
 
-    from app.report.fonts import font_file  # noqa: PLC0415 - DejaVu Sans: Latin, Greek, Cyrillic (no CJK)
+    from app.report.fonts import CaptionFonts  # noqa: PLC0415 - DejaVu Sans, and a system font for CJK
 
     width = image.shape[1]
     size = max(14, width // 60)
-    font = ImageFont.truetype(str(font_file()), size)
+    fonts = CaptionFonts(size)
     line = int(size * 1.45)
 
     def wrapped(text: str) -> list[str]:  # at words, within the picture's width
         out, current = [], ""
         for word in text.split(" "):
             trial = f"{current} {word}".strip()
-            if current and font.getlength(trial) > width - size:
+            if current and fonts.length(trial) > width - size:
                 out.append(current)
                 trial = word
             current = trial
@@ -302,7 +302,7 @@ def captioned(image: np.ndarray, lines: list[str], warning: str = "") -> np.ndar
     draw = ImageDraw.Draw(band)
     for index, (text, background) in enumerate(rows):
         draw.rectangle((0, index * line, width, (index + 1) * line), fill=background)
-        draw.text((size // 2, index * line + (line - size) // 2), text, font=font, fill=(255, 255, 255))
+        fonts.draw(draw, (size // 2, index * line + (line - size) // 2), text, (255, 255, 255))
     colour = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     return np.vstack([np.asarray(band)[..., ::-1], colour])
 

@@ -4,12 +4,14 @@ plot and the drift plot."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 
 from app.report.figures import encode_png
+from app.report.fonts import put_text
 from app.study.analysis import roc_points
 from app.validation.calibration import reliability
 from inference.evaluation.reliability_diagram import reliability_panel
@@ -22,8 +24,24 @@ PALETTE = [(180, 90, 30), (40, 120, 230), (60, 160, 60), (160, 60, 160), (40, 40
            (0, 0, 0), (180, 180, 60), (200, 130, 230), (90, 60, 20)]
 
 
+@functools.cache
+def _opencv_draws(letter: str) -> bool:
+    """Whether OpenCV's font has ``letter`` (it has Latin, Cyrillic and Hebrew; Greek and CJK are drawn "?")."""
+    def drawn(text: str) -> np.ndarray:
+        canvas = np.zeros((40, 40), np.uint8)
+        cv2.putText(canvas, text, (5, 30), FONT, 1.0, 255, 1)
+        return canvas
+
+    return letter == "?" or not np.array_equal(drawn(letter), drawn("?"))
+
+
 def _text(image: np.ndarray, text: str, at: tuple[int, int], scale: float = 0.45, colour=INK) -> None:
-    cv2.putText(image, text, at, FONT, scale, colour, 1, cv2.LINE_AA)
+    """``text`` from its baseline at ``at``: OpenCV's font where it has every letter, else DejaVu Sans (and a
+    system CJK font) at about the same size: a subgroup, site or device named in Greek or Japanese was "???"."""
+    if text.isascii() or all(_opencv_draws(letter) for letter in set(text)):
+        cv2.putText(image, text, at, FONT, scale, colour, 1, cv2.LINE_AA)
+    else:
+        put_text(image, text, at, max(8, round(30 * scale)), colour)
 
 
 class _Axes:

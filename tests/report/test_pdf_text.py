@@ -56,6 +56,28 @@ def test_the_png_caption_draws_cyrillic_letters_not_boxes():
     assert not np.array_equal(cyrillic, boxes)
 
 
+@pytest.mark.parametrize("name", ["山田 太郎", "김민준"])
+def test_the_png_caption_draws_chinese_japanese_and_korean_in_a_system_font_beside_latin(name):
+    """An exam folder named in Japanese was captioned in boxes on the exported PNG: DejaVu has no CJK glyphs (and
+    Debian's CJK fallback font has no Latin: the whole line in it boxed the Latin instead)."""
+    from app.report.figures import captioned
+    from app.report.fonts import CaptionFonts
+
+    fonts = CaptionFonts(20)
+    runs = fonts.runs(f"{name} 2026 · R-CC")
+    if len(runs) == 1:  # tests/run.sh installs one for Han and kana (fonts-droid-fallback)
+        pytest.skip(f"no font on this computer draws {name[0]!r}")
+    assert [piece for piece, _font in runs] == [name.split(" ")[0], " ", name.split(" ")[1], " 2026 · R-CC"] if (
+        " " in name) else [name, " 2026 · R-CC"]
+    assert runs[0][1] is not runs[-1][1] and runs[-1][1] is fonts.runs("R-CC")[0][1]  # Latin stays in DejaVu
+
+    def band(text: str) -> np.ndarray:
+        return captioned(np.zeros((200, 900, 3), np.uint8), [text])[:-200]
+
+    boxes = "".join(c if c == " " else "\uffff" for c in name)  # the missing-glyph box, a letter each
+    assert not np.array_equal(band(f"{name} 2026"), band(f"{boxes} 2026"))
+
+
 def test_a_validation_table_cell_in_chinese_japanese_or_korean_is_a_paragraph_in_the_cid_fonts():
     """A table's plain cell is drawn in DejaVu alone, which showed a subgroup named in Japanese as boxes."""
     from reportlab.platypus import Paragraph

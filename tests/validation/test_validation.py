@@ -1047,3 +1047,24 @@ def test_the_roc_palette_tells_seven_classes_apart():
     from app.validation.figures import PALETTE  # noqa: PLC0415
 
     assert len(set(PALETTE)) == len(PALETTE) >= 7
+
+
+@pytest.mark.parametrize("value", ["Ελληνικό Νοσοκομείο", "装置 A", "Hôpital Nord"])
+def test_a_subgroup_named_in_its_own_letters_is_drawn_not_question_marks(value):
+    """OpenCV's figure font has no Greek and no CJK: a subgroup value in Greek or Japanese was drawn as question
+    marks. What it draws (Latin with accents, Cyrillic) stays in its font."""
+    from app.report.fonts import CaptionFonts  # noqa: PLC0415
+    from app.validation.figures import forest_figure  # noqa: PLC0415
+
+    if ord(max(value)) > 0x2e80 and len(CaptionFonts(12).runs(value)) == 1:
+        pytest.skip("no font on this computer draws Japanese (tests/run.sh installs fonts-droid-fallback)")
+    point = {"variable": "site", "n": 22, "n_positive": 12, "auc": 0.8, "auc_ci": [0.7, 0.9], "note": ""}
+    drawn = forest_figure([{**point, "value": value}], "t")
+    marks = "".join("?" if "\u0370" <= c <= "\u03ff" or c > "\u2e80" else c for c in value)  # OpenCV's "?" a letter
+    opencv = forest_figure([{**point, "value": marks}], "t")
+    differs = np.argwhere((drawn != opencv).any(axis=2))
+    if marks == value:  # nothing OpenCV lacks: drawn by it, as before
+        assert not len(differs)
+        return
+    assert len(differs), "drawn as question marks"
+    assert all(r > drawn.shape[0] // 4 and c < drawn.shape[1] // 2 for r, c in differs)  # the label's row alone
