@@ -44,6 +44,7 @@ OUT_OF_RESOURCES = 0xA700  # refused: the instance is over the size limit, or th
 NOT_ACCEPTED = 0xA900  # error: a data set this node does not keep (not an MG image)
 CANNOT_UNDERSTAND = 0xC000  # error: the data set cannot be decoded, or lacks what an image needs
 DUPLICATE_INSTANCE = 0x0111  # failure (PS3.7 C.4): the SOP Instance UID is held here for another patient
+ANOTHER_PATIENT_S_STUDY = 0xC001  # error (cannot understand): the study is held here for another patient
 # A-ASSOCIATE-RJ (PS3.8 9.3.4): rejected permanent, by the service user, with the reason
 CALLING_NOT_RECOGNISED = (0x01, 0x01, 0x03)
 CALLED_NOT_RECOGNISED = (0x01, 0x01, 0x07)
@@ -596,6 +597,7 @@ class StorageSCP:
             try:
                 earlier = [folder / instance_name(dataset), folder / legacy_instance_name(dataset)]
                 _refuse_another_patient_s(earlier, dataset)
+                _refuse_a_second_patient(folder, earlier, dataset)
                 replaced = sum(p.stat().st_size for p in earlier if p.is_file())
                 written = keep_instance(folder, dataset).stat().st_size
                 earlier[1].unlink(missing_ok=True)
@@ -663,6 +665,31 @@ def _refuse_another_patient_s(held: list[Path], dataset: Dataset) -> None:
             continue
         if old != new:
             raise _Refusal(DUPLICATE_INSTANCE, "SOP Instance UID held here for another patient: not replaced")
+
+
+def _patient_key(dataset: Dataset) -> tuple[str, str]:
+    """Who an image is of, as the intake tells patients apart: the Patient ID (else the name), with its issuer."""
+    patient = str(dataset.get("PatientID") or "").strip() or str(dataset.get("PatientName") or "").strip()
+    return patient, str(dataset.get("IssuerOfPatientID") or "").strip()
+
+
+def _refuse_a_second_patient(folder: Path, same_instance: list[Path], dataset: Dataset) -> None:
+    """A study's images are one patient's: an image of another patient sent under a study held here was kept
+    (answered success) and the study then failed, stuck, as "images of 2 different patients" until an operator
+    removed it; the sender never knew. It is refused now, the study kept as it was (one held image's header is
+    read: the study's images were all checked alike)."""
+    held = next((p for p in sorted(folder.glob("*.dcm")) if p not in same_instance), None) if folder.is_dir() else None
+    if held is None:
+        return
+    try:
+        header = dcmread(held, stop_before_pixels=True,
+                         specific_tags=["PatientID", "PatientName", "IssuerOfPatientID"])
+    except Exception:  # noqa: BLE001 - a held file that cannot be read: the intake names it when the study is read
+        return
+    held_patient, new_patient = _patient_key(header), _patient_key(dataset)
+    if held_patient[0] and new_patient[0] and held_patient != new_patient:  # an image naming no one is no conflict
+        logger.warning("an image of another patient under the study held in %s: refused, the study kept", folder)
+        raise _Refusal(ANOTHER_PATIENT_S_STUDY, "study held here for another patient: image not kept")
 
 
 def _mb(size: int) -> str:

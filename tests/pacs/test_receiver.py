@@ -347,6 +347,32 @@ def test_an_empty_uid_or_another_patient_s_image_under_a_held_uid_is_refused(tmp
     assert held.PatientID == first.PatientID and held.ImageComments == "corrected"
 
 
+def test_another_patient_s_image_under_a_study_held_here_is_refused_and_the_study_kept(tmp_path):
+    """Another patient's image sent under a study held here (a new SOP Instance UID) was answered Success, written
+    into the study, and the study then failed as "images of 2 different patients" until an operator removed it;
+    the sender never knew. Refused now; an image of the same patient (another view) and one naming no patient
+    are kept."""
+    from pydicom import dcmread
+
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels
+
+    settings, receiver = _pacs_receiver(tmp_path)
+    try:
+        first = make_dataset(sample_pixels("L-CC", shrink=16), "L-CC")
+        same = make_dataset(sample_pixels("R-CC", shrink=16), "R-CC")
+        other = make_dataset(sample_pixels("L-MLO", shrink=16), "L-MLO", PatientID="PID-OTHER")
+        other_issuer = make_dataset(sample_pixels("L-MLO", shrink=16), "L-MLO", IssuerOfPatientID="OTHER-SITE")
+        for ds in (same, other, other_issuer):
+            ds.StudyInstanceUID = first.StudyInstanceUID
+        answers = [_store(settings.scp_port, d) for d in (first, same, other, other_issuer)]
+    finally:
+        receiver.stop()
+    assert [code for code, _ in answers] == [0x0000, 0x0000, 0xC001, 0xC001]
+    assert answers[2][1] == "study held here for another patient: image not kept"
+    kept = sorted(dcmread(p).SOPInstanceUID for p in (tmp_path / "inbox").glob("*/*.dcm"))
+    assert kept == sorted([first.SOPInstanceUID, same.SOPInstanceUID])
+
+
 def test_an_instance_over_the_limit_is_cut_off_while_it_arrives(tmp_path, caplog):
     """pynetdicom holds a data set in memory until its last fragment: an instance over the limit was refused only
     after all of it had arrived (a sender of gigabytes filled the memory first). The association is aborted when
