@@ -54,7 +54,22 @@ def read_source(image: ViewImage, deidentify: bool = False, patient_id: str = ""
         if keyword not in source:
             setattr(source, keyword, "")
     _name_default_repertoire(source)
+    _declare_undeclared_latin_1(source)
     return source
+
+
+_TEXT_VRS = ("PN", "LO", "SH", "ST", "LT", "UT", "UC")
+
+
+def _declare_undeclared_latin_1(source: pydicom.Dataset) -> None:
+    """A header that declares no character set and holds bytes past ASCII (a "Müller" some modalities write in
+    Latin-1 undeclared) is read as Latin-1 (pydicom's reading, and what the workstation shows); the SR, SEG and
+    Encapsulated PDF copied those bytes still undeclared (dciodvfy: "character invalid for repertoire"). The
+    copy declares ISO_IR 100, the set the names were read in."""
+    if str(source.get("SpecificCharacterSet") or "").strip():
+        return
+    if any(element.VR in _TEXT_VRS and not str(element.value or "").isascii() for element in source.iterall()):
+        source.SpecificCharacterSet = "ISO_IR 100"
 
 
 def _name_default_repertoire(source: pydicom.Dataset) -> None:

@@ -206,17 +206,23 @@ def test_encapsulated_pdf_holds_the_report_in_the_exam_study_and_validates(analy
     ("ISO_IR 192", "Müller-Lüdenscheidt^Zoë", "ISO_IR 192"),
     ("ISO_IR 100", "Ångström^Çelik", "ISO_IR 100"),
     ("ISO 2022 IR 13\\ISO 2022 IR 87", "ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎", ["ISO 2022 IR 13", "ISO 2022 IR 87"]),
-    ("\\ISO 2022 IR 87", "Yamada^Tarou=山田^太郎", ["ISO 2022 IR 6", "ISO 2022 IR 87"])])
+    ("\\ISO 2022 IR 87", "Yamada^Tarou=山田^太郎", ["ISO 2022 IR 6", "ISO 2022 IR 87"]),
+    ("", "Müller^Zoë", "ISO_IR 100")])
 def test_dicom_exports_keep_the_patient_s_name_in_its_character_set(tmp_path, charset, name, written):
     """The Encapsulated PDF copied the names without their character set: "Müller" went out in Latin-1
     undeclared (dciodvfy: invalid character) and a Japanese name as "????" on the PACS. And highdicom refused
-    "\\ISO 2022 IR 87" (the default repertoire first, as Japanese modalities write it): no SR, no SEG."""
+    "\\ISO 2022 IR 87" (the default repertoire first, as Japanese modalities write it): no SR, no SEG. A source
+    that declares no set but holds Latin-1 bytes (read as Latin-1, as shown) had them copied undeclared into the
+    SR, SEG and PDF (dciodvfy: invalid character): they are declared ISO_IR 100, as they were read."""
     folder = tmp_path / "exam"
     folder.mkdir()
     study = pydicom.uid.generate_uid()
     for view, lesion, file in (("R-CC", (600, 500), "a.dcm"), ("L-CC", (800, 250), "b.dcm")):
         ds = make_dataset(synthetic_view(view, lesion), view)
         ds.SpecificCharacterSet, ds.PatientName, ds.StudyInstanceUID = charset, name, study
+        if not charset:  # undeclared: the name's Latin-1 bytes as a modality wrote them
+            del ds.SpecificCharacterSet
+            ds.PatientName = name.encode("latin-1")
         write(ds, folder, file)
     exam = load_exam(folder)
     result = analyze_exam(exam, make_stub_model(), device="cpu")
@@ -230,6 +236,8 @@ def test_dicom_exports_keep_the_patient_s_name_in_its_character_set(tmp_path, ch
         header = pydicom.dcmread(path, stop_before_pixels=True)
         assert header.SpecificCharacterSet == written and str(header.PatientName) == name, path.name
     assert dciodvfy(next(p for p in paths if p.name.endswith("_pdf.dcm"))) == []
+    if not charset:
+        assert all(dciodvfy(p) == [] for p in paths if p.suffix == ".dcm")
 
 
 @pytest.mark.parametrize("deidentify", [False, True], ids=["identified", "deidentified"])
