@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pydicom
 from pydicom.errors import InvalidDicomError
@@ -56,6 +59,37 @@ def read_source(image: ViewImage, deidentify: bool = False, patient_id: str = ""
     _name_default_repertoire(source)
     _declare_undeclared_latin_1(source)
     return source
+
+
+@dataclass(frozen=True)
+class Version:
+    """Which version of a DICOM result an export writes: 1, or the one after the result it replaces at the same
+    path (ours, of the same study), whose header is ``earlier``."""
+
+    number: int = 1
+    earlier: pydicom.Dataset | None = None
+
+    def described(self, description: str) -> str:
+        """The series description, " v2" and on after the first (a PACS lists every version it was sent: the
+        reader tells the latest by it)."""
+        suffix = f" v{self.number}" if self.number > 1 else ""
+        return description[:64 - len(suffix)] + suffix
+
+
+def next_version(path: str | Path, study_uid: str) -> Version:
+    """The version an export to ``path`` writes: the result there before, when it is ours and of this study, is
+    replaced by the next version (a study analysed again; the same exam exported again)."""
+    path = Path(path)
+    if not path.is_file():
+        return Version()
+    try:
+        earlier = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 - whatever lies there, unreadable: no earlier version of ours
+        return Version()
+    if str(earlier.get("StudyInstanceUID", "")) != study_uid or str(earlier.get("Manufacturer", "")) != "Mammo Reader":
+        return Version()
+    said = re.search(r" v(\d+)$", str(earlier.get("SeriesDescription", "")))
+    return Version((int(said.group(1)) if said else 1) + 1, earlier)
 
 
 _TEXT_VRS = ("PN", "LO", "SH", "ST", "LT", "UT", "UC")

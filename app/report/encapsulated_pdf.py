@@ -11,7 +11,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from app import __version__
-from app.report.dicom_common import ReportError, deidentify_header, read_source
+from app.report.dicom_common import ReportError, deidentify_header, next_version, read_source
 from inference.files import atomic_path
 
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
@@ -34,8 +34,10 @@ def write_encapsulated_pdf(content, pdf: bytes, path: str | Path) -> Path:
             setattr(ds, keyword, source.data_element(keyword).value)
     now = content.report_time
     ds.SOPClassUID, ds.SOPInstanceUID = ENCAPSULATED_PDF, generate_uid()
-    ds.Modality, ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = "DOC", generate_uid(), 9901, 1
-    ds.SeriesDescription = "Mammo Reader AI report (PDF)"
+    version = next_version(path, str(source.get("StudyInstanceUID", "")))
+    # its own series number: the SR's 9901 made two series of one number
+    ds.Modality, ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = "DOC", generate_uid(), 9904, 1
+    ds.SeriesDescription = version.described("Mammo Reader AI report (PDF)")
     ds.Manufacturer, ds.SoftwareVersions = "Mammo Reader", __version__
     ds.ConversionType = "WSD"  # workstation
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")

@@ -24,7 +24,8 @@ from pydicom.uid import JPEG2000Lossless
 
 from app import __version__
 from app.cad_marks import regions_over_breast
-from app.report.dicom_common import deidentify_header, no_identifiers_in_warnings, read_source, stamp_report_time
+from app.report.dicom_common import (deidentify_header, next_version, no_identifiers_in_warnings, read_source,
+                                     stamp_report_time)
 from app.report.sr import ReportError
 from inference.files import atomic_path
 from inference.intake.views import View
@@ -137,6 +138,7 @@ def _write_segmentation(content, source, stack: np.ndarray, segments: list, kind
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         if keyword in geometry:
             delattr(geometry, keyword)
+    version = next_version(path, str(source.StudyInstanceUID))
     fractional = {}
     if kind == hd.seg.SegmentationTypeValues.FRACTIONAL:
         fractional = {"fractional_type": hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
@@ -148,7 +150,7 @@ def _write_segmentation(content, source, stack: np.ndarray, segments: list, kind
             sop_instance_uid=hd.UID(), instance_number=number,
             manufacturer="Mammo Reader", manufacturer_model_name=f"Mammo Reader {entry.family.upper()}"[:64],
             software_versions=__version__, device_serial_number=__version__, transfer_syntax_uid=JPEG2000Lossless,
-            series_description=series_description[:64], content_label=content_label, **fractional,
+            series_description=version.described(series_description), content_label=content_label, **fractional,
         )
     seg.PatientOrientation = _valid_orientation(source)
     stamp_report_time(seg, content.report_time)

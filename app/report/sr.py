@@ -16,12 +16,13 @@ import numpy as np
 import pydicom
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
+from pydicom.uid import Comprehensive3DSRStorage
 
 from app import __version__
 from app.cad_marks import mask_outline as outline_of
 from app.cad_marks import regions_over_breast
-from app.report.dicom_common import (ReportError, deidentify_header, no_identifiers_in_warnings, read_source,
-                                     stamp_report_time)
+from app.report.dicom_common import (ReportError, deidentify_header, next_version, no_identifiers_in_warnings,
+                                     read_source, stamp_report_time)
 from inference.files import atomic_path
 from inference.intake.views import Laterality
 
@@ -152,12 +153,17 @@ def write_sr(content, path: str | Path) -> Path:
                           "report would carry nothing")
     report = hd.sr.MeasurementReport(observation_context=context, procedure_reported=PROCEDURE, imaging_measurements=groups)
     families = ", ".join(sorted({e.family.upper() for e in result.entries}))
+    # a study analysed again, an exam exported again: the report names the one it replaces (Predecessor
+    # Documents), and its series says its version
+    version = next_version(path, str(next(iter(sources.values())).StudyInstanceUID))
+    earlier = [version.earlier] if version.earlier is not None and str(
+        version.earlier.get("SOPClassUID", "")) == Comprehensive3DSRStorage else []
     with no_identifiers_in_warnings():
         sr = hd.sr.Comprehensive3DSR(
             evidence=list(sources.values()), content=report, series_instance_uid=hd.UID(), series_number=9901,
             sop_instance_uid=hd.UID(), instance_number=1, manufacturer="Mammo Reader",
-            series_description=f"AI decision support ({families})"[:64], is_complete=True, is_final=False,
-            is_verified=False,
+            series_description=version.described(f"AI decision support ({families})"), is_complete=True,
+            is_final=False, is_verified=False, previous_versions=earlier or None,
         )
     scheme = pydicom.Dataset()  # the private scheme, described where the standard asks (PS3.3 C.12.1.1.3.1)
     scheme.CodingSchemeDesignator = SCHEME

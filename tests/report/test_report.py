@@ -650,3 +650,41 @@ def test_the_png_captions_carry_a_possible_laterality_error_and_no_regions_rule_
     assert message in captions["four views"] and message in captions["R-CC"]
     assert message not in captions["L-CC"]
     assert captions["four views"][1] == "no model result shown"
+
+
+def test_a_result_exported_again_is_the_next_version_and_the_report_names_the_one_it_replaces(analysed, tmp_path):
+    """A study the AI node analysed again sent a second SR, PDF and SEGs with the same descriptions: on the PACS
+    two AI results, nothing saying which is current (only the content time). Now the SR names the one it replaces
+    (Predecessor Documents), every series says its version, and the PDF's series has its own number."""
+    exam, result = analysed
+    versions = []
+    for _ in range(3):
+        paths = export_report(ReportInput(exam, result), tmp_path / "out", formats=("sr", "seg", "epdf"))
+        versions.append({p.name: pydicom.dcmread(p, stop_before_pixels=True) for p in paths if p.suffix == ".dcm"})
+    assert versions[0].keys() == versions[1].keys() == versions[2].keys()  # the same files, replaced
+    for name, first in versions[0].items():
+        assert not first.SeriesDescription.endswith((" v1", " v2", " v3")), name
+        assert versions[1][name].SeriesDescription == f"{first.SeriesDescription} v2"
+        assert versions[2][name].SeriesDescription == f"{first.SeriesDescription} v3"
+    sr = [{v.SeriesNumber for v in version.values() if v.Modality == "SR"} for version in versions]
+    pdf = [{v.SeriesNumber for v in version.values() if v.Modality == "DOC"} for version in versions]
+    assert sr[0] == {9901} and pdf[0] == {9904}
+    reports = [next(v for v in version.values() if v.Modality == "SR") for version in versions]
+    assert "PredecessorDocumentsSequence" not in reports[0]
+    for earlier, later in zip(reports, reports[1:]):
+        (study,) = later.PredecessorDocumentsSequence
+        (series,) = study.ReferencedSeriesSequence
+        (instance,) = series.ReferencedSOPSequence
+        assert (study.StudyInstanceUID, series.SeriesInstanceUID, instance.ReferencedSOPInstanceUID) == (
+            earlier.StudyInstanceUID, earlier.SeriesInstanceUID, earlier.SOPInstanceUID)
+    assert dciodvfy(tmp_path / "out" / next(n for n, v in versions[2].items() if v.Modality == "SR")) == []
+    # another study's result at the path is no earlier version of this one
+    other = tmp_path / "other"
+    other.mkdir()
+    foreign = versions[2][next(n for n, v in versions[2].items() if v.Modality == "SR")]
+    foreign.StudyInstanceUID = pydicom.uid.generate_uid()
+    name = next(n for n, v in versions[2].items() if v.Modality == "SR")
+    foreign.save_as(other / name)
+    paths = export_report(ReportInput(exam, result), other, formats=("sr",))
+    fresh = pydicom.dcmread(next(p for p in paths if p.name == name))
+    assert not fresh.SeriesDescription.endswith(" v4") and "PredecessorDocumentsSequence" not in fresh
