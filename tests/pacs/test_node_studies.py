@@ -658,3 +658,26 @@ def test_while_the_results_folder_takes_no_file_the_models_are_not_run_again_and
     node._take(folder)
     assert "(written this time)" in capsys.readouterr().out
     assert folder not in node._rewrite and folder not in node._rewrite_wait
+
+
+def test_a_study_analysed_again_sends_the_next_version_naming_the_report_it_replaces(tmp_path, groups, capsys):
+    """A study analysed again sent a second SR like the first: on the PACS two AI results, nothing saying which
+    is current."""
+    batch = BatchOptions(formats=("sr",), device="cpu")
+    node = AiNode(NodeOptions(ae_title="AINODE", port=0, out=tmp_path, allowed=(), batch=batch), groups)
+    folder = study_folder(tmp_path, STUDY)
+    views = _views()
+    for dataset in views:
+        keep_instance(folder, dataset)
+    node._take(folder)
+    (path,) = (tmp_path / "results" / folder.name).glob("*_sr.dcm")
+    first = dcmread(path)
+    views[0].WindowCenter = 2100  # sent again with a corrected attribute
+    keep_instance(folder, views[0])
+    node._take(folder)
+    assert "analysing it again" in capsys.readouterr().out
+    second = dcmread(path)
+    assert second.SOPInstanceUID != first.SOPInstanceUID
+    assert second.SeriesDescription == f"{first.SeriesDescription} v2"
+    (earlier,) = second.PredecessorDocumentsSequence
+    assert earlier.ReferencedSeriesSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == first.SOPInstanceUID
