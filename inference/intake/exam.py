@@ -575,9 +575,36 @@ def _laterality_conflicts(views: dict[View, ViewImage]) -> tuple[tuple[View, ...
     return tuple(mirrored), []
 
 
+def _media_directory(root: Path) -> Path | None:
+    """The DICOMDIR of a CD or USB export at ``root`` (the file itself, or one in the folder), or None."""
+    if root.is_file():
+        return root if root.name.upper() == "DICOMDIR" else None
+    if root.is_dir():
+        return next((p for p in sorted(root.iterdir()) if p.name.upper() == "DICOMDIR" and p.is_file()), None)
+    return None
+
+
+def _media_files(dicomdir: Path) -> list[Path]:
+    """The files a DICOMDIR lists (a CD's or USB stick's images lie in PT…/ST…/SE… folders beside it): it was
+    read as an image ("no Pixel Data element") and the images were never looked at."""
+    from pydicom.fileset import FileSet  # noqa: PLC0415
+
+    try:
+        listed = [Path(instance.path) for instance in FileSet(dicomdir)]
+    except Exception as error:  # noqa: BLE001 - a damaged DICOMDIR makes pydicom raise anything
+        raise ExamError(f"the media directory (DICOMDIR) cannot be read ({type(error).__name__}: {error}); give "
+                        "the folder that holds the images", dicomdir) from error
+    if not listed:
+        raise ExamError("the media directory (DICOMDIR) lists no image", dicomdir)
+    return listed
+
+
 def _hints(root: Path) -> list[tuple[Path, View | None]]:
     """The files an exam at ``root`` is read from, each with the view a manifest gives it: a folder's candidates,
-    a manifest's entries, or the file itself."""
+    the files a DICOMDIR lists, a manifest's entries, or the file itself."""
+    dicomdir = _media_directory(root)
+    if dicomdir is not None:
+        return [(p, None) for p in _media_files(dicomdir)]
     if root.is_dir():
         hints = [(p, None) for p in _candidates_files(root)]
         if not hints:

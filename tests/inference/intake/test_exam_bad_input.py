@@ -149,3 +149,29 @@ def test_a_refused_file_of_another_patient_is_said_to_be_another_patient_s(tmp_p
     del own.PixelData
     write(own, tmp_path, "c.dcm")  # the patient's own file that cannot be loaded: no such note
     assert not [w for w in load_exam(tmp_path).warnings if "another patient's" in w]
+
+
+def test_a_cd_export_with_a_dicomdir_is_read_through_it(tmp_path):
+    """A CD or USB export (DICOMDIR beside PT…/ST…/SE… folders) failed with "DICOMDIR: the file has no displayable
+    pixel data": the media directory was read as an image and the images never looked at."""
+    from pydicom import dcmread
+    from pydicom.fileset import FileSet
+
+    views = ("L-CC", "R-CC", "L-MLO", "R-MLO")
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    media = FileSet()
+    for number, view in enumerate(views):
+        dataset = make_dataset(sample_pixels(view, shrink=8), view, StudyTime="101500", StudyID="1",
+                               SeriesNumber=number + 1, InstanceNumber=1)
+        media.add(dcmread(write(dataset, staged, f"{number}.dcm")))
+    media.write(tmp_path / "cd")
+    assert (tmp_path / "cd" / "DICOMDIR").is_file() and not list((tmp_path / "cd").glob("*.dcm"))
+    for given in (tmp_path / "cd", tmp_path / "cd" / "DICOMDIR"):
+        exam = load_exam(given)
+        assert sorted(v.value for v in exam.views) == sorted(views)
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "DICOMDIR").write_bytes(b"\0" * 200)
+    with pytest.raises(ExamError, match=r"the media directory \(DICOMDIR\) cannot be read") as raised:
+        load_exam(tmp_path / "damaged")
+    assert raised.value.path.name == "DICOMDIR"
