@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import warnings as warnings_module  # 'warnings' names the intake's notes here
 import threading
 from pathlib import Path
@@ -322,6 +321,10 @@ def _check_header(ds: Dataset, path: Path, warnings: list[str]) -> None:
             f"this is a {kind} object ({frames} frames); only 2-D mammograms are supported", path
         )
     if not _has_pixel_data(ds) and not _truncation(ds, path):
+        if ds.get("Rows") is None and ds.get("Columns") is None:  # a header cut off before the image's size
+            size = path.stat().st_size if path.is_file() else 0
+            raise ExamError(f"the file ends after {size:,} bytes, in its header, before the image's size and "
+                            "pixels: it is cut short (an interrupted copy or transfer) or damaged", path)
         raise ExamError("the file has no displayable pixel data (no Pixel Data element)", path)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     photometric = _text(ds, "PhotometricInterpretation").upper()

@@ -175,3 +175,15 @@ def test_a_cd_export_with_a_dicomdir_is_read_through_it(tmp_path):
     with pytest.raises(ExamError, match=r"the media directory \(DICOMDIR\) cannot be read") as raised:
         load_exam(tmp_path / "damaged")
     assert raised.value.path.name == "DICOMDIR"
+
+
+def test_a_file_cut_off_in_its_header_is_said_to_be_cut_short(tmp_path):
+    """A 400-byte file (a copy interrupted in the header) was said to have "no Pixel Data element", as if it were
+    some other kind of object."""
+    path = write(make_dataset(sample_pixels("R-MLO", shrink=8), "R-MLO"), tmp_path, "IMR-MLO.dcm")
+    data = path.read_bytes()
+    path.write_bytes(data[: data.find(b"\x28\x00\x10\x00")])  # cut before Rows
+    with pytest.raises(ExamError, match=r"the file ends after [\d,]+ bytes, in its header, before the image's size "
+                                        r"and pixels: it is cut short") as raised:
+        load_view(path)
+    assert raised.value.path == path
