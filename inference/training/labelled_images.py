@@ -9,7 +9,8 @@ without a mask gives no window labels except for the image as a whole.
 
 Sources: phantoms (spiculated mass -> malignant, round mass -> benign, calcification cluster -> benign
 without callback, none -> no tumour), or a CSV with the columns ``path, view, label[, mask]`` (paths relative
-to the CSV; ``mask`` a PNG/TIFF whose non-zero pixels are the lesion, in the image's stored frame).
+to the CSV; ``mask`` a PNG/TIFF whose non-zero pixels are the lesion, in the image's stored frame: 0 and one or
+two other values, more grey levels are refused).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ AMBIGUOUS = -1
 LARGE_LESION_COVER = 0.25
 PHANTOM_CLASS = {"spiculated": "malignant", "round": "benign", "calcifications": "benign_without_callback"}
 BACKGROUND_NAMES = ("no_tumour", "normal")
+# a mask holds 0 and the lesion's value (CBIS-DDSM's ROI masks: 0 and 255); one more level is let through (a mask
+# drawn with two values, e.g. an outline), more is an image: a JPEG's ringing, or the mammogram itself
+MAX_MASK_LEVELS = 3
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class LabelledImage:
     lesion: np.ndarray | None
     source: str
     row: int | None = None  # its line in the CSV it came from (None: a phantom)
+    notes: tuple[str, ...] = ()  # the intake's notes on the file ("8-bit image: …"), for the command to say
+    eight_bit: bool = False  # stored with 8 bits (grey levels 0 to 255), not a mammogram's 12 to 16
 
 
 def background_class(classes: tuple[str, ...]) -> int:
@@ -120,7 +126,8 @@ def csv_images(path: str | Path, classes: tuple[str, ...]) -> list[LabelledImage
         file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
         image = load_row_view(file, row, where)
         lesion = read_lesion_mask(row.get("mask") or "", path, where, image.model_image.shape)
-        images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file), number))
+        images.append(LabelledImage(image.model_image, image.view, label, lesion, str(file), number,
+                                    tuple(image.warnings), image.pixels.dtype == np.uint8))
     if not images:
         raise ValueError(f"{path}: the CSV holds no rows")
     return images
@@ -132,9 +139,16 @@ def load_row_view(file: Path, row: dict, where: str):
     from inference.errors import ExamError  # noqa: PLC0415
     from inference.intake.exam import load_view  # noqa: PLC0415
 
+    from inference.intake.image import view_from_text  # noqa: PLC0415
+
+    given = (row.get("view") or "").strip() or None
     try:
-        return load_view(file, (row.get("view") or "").strip() or None)
+        return load_view(file, given)
     except (ValueError, ExamError) as error:  # e.g. "unknown view 'X-YY'", "the file does not exist"
+        if given is None and "view" in str(error) and file.is_file() and None in view_from_text(file.stem):
+            # the intake asks for the view in the file's name; here the CSV's view column is the place for it
+            raise ValueError(f"{where}: {file}: the row's view is empty and the file's name does not tell it: write "
+                             "the view (L-CC, R-CC, L-MLO or R-MLO) in the CSV's view column") from error
         raise ValueError(f"{where}: {error}") from error
 
 
@@ -157,10 +171,21 @@ def read_lesion_mask(name: str, csv_path: Path, where: str, shape: tuple[int, ..
     if mask is None:
         raise ValueError(f"{where}: the mask {file} could not be read as an image")
     mask = mask if mask.ndim == 2 else mask.max(axis=2)
+    levels = mask_levels(mask)
+    if levels > MAX_MASK_LEVELS:  # a JPEG's ringing made the lesion bigger; the image itself became all lesion
+        raise ValueError(f"{where}: the mask {file} holds {levels} grey levels, not a mask's 0 and one other value: "
+                         "is it the image itself, or a JPEG? save masks as PNG with 0 and 255")
     if mask.shape != shape:
         raise ValueError(f"{where}: the mask is {mask.shape[1]} x {mask.shape[0]} pixels, the image "
                          f"{shape[1]} x {shape[0]}")
     return mask > 0
+
+
+def mask_levels(mask: np.ndarray) -> int:
+    """How many distinct values ``mask`` (H, W) holds."""
+    if mask.dtype == np.uint8:  # the usual PNG mask: counted without sorting its pixels
+        return int(np.count_nonzero(np.bincount(mask.ravel(), minlength=256)))
+    return int(np.unique(mask).size)
 
 
 def window_labels(image: LabelledImage, origins: np.ndarray, window: int, classes: tuple[str, ...]) -> np.ndarray:

@@ -46,6 +46,8 @@ BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 SMOOTH_L1_BETA = 1.0 / 9
 MASK_SIZE = 28
 DEMO_LABEL = "Mammo Reader demo Mask R-CNN (synthetic phantoms)"
+EIGHT_BIT_MAX = 255.0  # an 8-bit image's full scale
+BACKGROUND_CLASS_NAMES = ("background", "__background__")  # class 0's names (in any case): torchvision's layout
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,10 @@ class MaskRCNNTrainConfig(JsonOptions):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.batch_size < 1 or self.epochs < 1:
             raise ValueError("batch_size and epochs must be at least 1")
+        if len(self.classes) < 2 or str(self.classes[0]).casefold() not in BACKGROUND_CLASS_NAMES:
+            raise ValueError(f"classes must begin with the background class: class 0 is the background in "
+                             f"torchvision's layout, and {list(self.classes)[:1] or 'nothing'} would be taken for it; "
+                             f"write e.g. {['background', *self.classes[:2]]}")
 
     def model_config(self) -> MaskRCNNConfig:
         width = self.mask_width
@@ -130,22 +136,29 @@ class LesionImage:
     lesions: tuple[tuple[int, np.ndarray], ...]
 
 
-def lesion_images(images: list[LabelledImage], classes: tuple[str, ...]) -> list[LesionImage]:
+def image_key(image: LabelledImage) -> str:
+    """Which image a row is: a CSV's file by its resolved path ("a.png" and "../data/a.png" are one image), a
+    phantom by its name."""
+    return str(Path(image.source).resolve()) if image.row is not None else image.source
+
+
+def lesion_images(images: list[LabelledImage], classes: tuple[str, ...], data: str = "") -> list[LesionImage]:
     """The images, each once, with the lesions of all its rows: a CSV lists an image once per lesion (CBIS-DDSM's
     ROI rows), and taken row by row one lesion's detection counted as another row's false positive, the image as
-    both a cancer and not, and training took the other lesions for background. In the order of first rows."""
+    both a cancer and not, and training took the other lesions for background. In the order of first rows.
+    ``data``: the CSV they came from, named in a refusal."""
     rows: dict[str, list[LabelledImage]] = {}
-    for image in images:  # a CSV's file by its resolved path ("a.png" and "./a.png" are one image)
-        key = str(Path(image.source).resolve()) if image.row is not None else image.source
-        rows.setdefault(key, []).append(image)
+    for image in images:
+        rows.setdefault(image_key(image), []).append(image)
     out = []
     for group in rows.values():
         source = group[0].source
         views = sorted({str(image.view.value) if image.view else "none" for image in group})
         if len(views) > 1:
             lines = ", ".join(str(image.row) for image in group if image.row is not None)
-            raise ValueError(f"{source}: its rows{f' ({lines})' if lines else ''} give it different views "
-                             f"({', '.join(views)}); one image has one view")
+            csv = f"{data}: " if data and data != "phantom" else ""
+            raise ValueError(f"{csv}{source}: its rows{f' ({lines})' if lines else ''} give it different views "
+                             f"({', '.join(views)}); one image has one view: correct the view column")
         lesions: list[tuple[int, np.ndarray]] = []
         for image in group:
             label = class_index(image.label, classes, image.source)
@@ -362,6 +375,49 @@ def check_lesion_masks(images: list[LabelledImage], classes: tuple[str, ...], da
                      f"lesion; {'these rows name' if plural else 'this row names'} none, or a blank one)")
 
 
+def intake_notes(images: list[LabelledImage], max_value: float | None = None) -> list[str]:
+    """The intake's notes on the images' files ("8-bit image: only 256 grey levels …"), each file once, named;
+    with the detector's input maximum ``max_value``, what it means for an 8-bit image: the network reads the
+    model image divided by it, so 255 where 4095 is the scale reads as 1/16 of the brightness."""
+    said: dict[str, list[str]] = {}
+    for image in images:
+        if image.source in said:
+            continue
+        notes = list(image.notes)
+        if image.eight_bit and max_value is not None and max_value != EIGHT_BIT_MAX:
+            notes.append(f"the detector reads its grey levels 0 to 255 against its input maximum {max_value:g}, as "
+                         f"if they were 1/{max_value / EIGHT_BIT_MAX:g} as bright (an analysis reads it so too)")
+        said[image.source] = notes
+    return [f"{source}: {note}" for source, notes in said.items() for note in notes]
+
+
+def check_bit_depth(images: list[LabelledImage], max_value: float, data: str) -> None:
+    """Refuse (ValueError) an 8-bit image in a run whose ``max_value`` is not 255: the network reads the image
+    divided by ``max_value`` (in training, and in every analysis after), so 8-bit images under 4095 train on a sixteenth
+    of the scale of the 12-bit ones (and the model learns that scale). The other families standardise each image
+    (the bit depth drops out); this one declares its input's scale, so the training's data must share it."""
+    for image in images:
+        if image.eight_bit and max_value != EIGHT_BIT_MAX:
+            row = f"{data}, row {image.row}: " if image.row is not None else ""
+            raise ValueError(f"{row}{image.source}: an 8-bit image (grey levels 0 to 255) in a run whose max_value is "
+                             f"{max_value:g}: the network would read it at 1/{max_value / EIGHT_BIT_MAX:g} of its "
+                             "scale; give the images at their full bit depth (12 to 16 bit), or, when every image is "
+                             "8-bit, set max_value 255 in the training options")
+
+
+def check_some_lesion(entries: list[LesionImage], data: str) -> None:
+    """Refuse (ValueError) data without a single lesion, naming the labels read: the losses are all zero and
+    the detector learns nothing to find."""
+    if any(entry.lesions for entry in entries):
+        return
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.image.label] = counts.get(entry.image.label, 0) + 1
+    read = ", ".join(f"{label} {count}" for label, count in counts.items())
+    raise ValueError(f"{data}: no image has a lesion: a detector learns nothing to find (the labels read: {read} "
+                     "image(s)); give images with lesions (benign or malignant rows with their masks)")
+
+
 def labelled_images(data: str, classes: tuple[str, ...], count: int, seed: int,
                     shape: tuple[int, int]) -> list[LabelledImage]:
     """Images with lesion masks: ``count`` phantom views of ``shape`` with masses (or none) from ``seed``, or a
@@ -393,8 +449,12 @@ def train_maskrcnn(config: MaskRCNNTrainConfig, progress=None) -> Path:
                              f"{config.max_value:g}; "
                              "set max_value (the training configuration) to the images' full scale, e.g. 65535 "
                              "for 16-bit scans")
+    for note in intake_notes(images):  # an 8-bit image's scale: refused below
+        log(f"note: {note}")
+    check_bit_depth(images, config.max_value, config.data)
     check_lesion_masks(images, config.classes, config.data, "train")
-    entries = lesion_images(images, config.classes)  # an image listed once per lesion: trained once, with all
+    entries = lesion_images(images, config.classes, config.data)  # an image listed once per lesion: trained once
+    check_some_lesion(entries, config.data)
     targets = [target_of(entry) for entry in entries]
     inputs = [torch.from_numpy(np.asarray(entry.image.image, np.float32) / np.float32(config.max_value))[None]
               .expand(3, -1, -1).contiguous() for entry in entries]

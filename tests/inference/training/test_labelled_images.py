@@ -122,3 +122,58 @@ def test_a_label_is_taken_in_any_case_and_an_unknown_one_lists_the_classes_in_th
     with pytest.raises(ValueError, match=r"unknown label 'cancer'; the model's classes are \['benign mass', "
                                          r"'malignant mass', 'no_tumour', 'normal', 'benign', 'malignant'\]$"):
         labelled_images(str(csv_file), detector, 0, 0, (0, 0))
+
+
+def test_a_mask_with_an_images_grey_levels_is_refused_naming_the_row_and_file(folder):
+    """Seen hands-on: a JPEG mask (its ringing above 0 made the lesion bigger) and the image given as its own mask
+    (the whole breast became the lesion) were read as masks."""
+    import cv2
+
+    from inference.training.labelled_images import csv_images
+
+    mask = cv2.imread(str(folder / "a_mask.png"), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(folder / "a_mask.jpg"), mask, [cv2.IMWRITE_JPEG_QUALITY, 75])
+    csv_file = folder / "data.csv"
+    for name in ("a_mask.jpg", "a.png"):
+        csv_file.write_text(f"path,view,label,mask\na.png,L-CC,no_tumour,\na.png,L-CC,malignant,{name}\n")
+        with pytest.raises(ValueError, match=rf"^{csv_file}, row 3: the mask {folder / name} holds \d+ grey levels, "
+                                             r"not a mask's 0 and one other value: is it the image itself, or a "
+                                             r"JPEG\? save masks as PNG with 0 and 255"):
+            csv_images(csv_file, CLASSES)
+    # CBIS-DDSM's 0/255 PNG, a 0/1 one and one of two lesion values are masks
+    write_png(folder / "ones.png", (mask > 0).astype(np.uint8))
+    two = mask.copy()
+    two[195:205, 145:155] = 128
+    write_png(folder / "two.png", two)
+    csv_file.write_text("path,view,label,mask\na.png,L-CC,malignant,a_mask.png\na.png,L-CC,malignant,ones.png\n"
+                        "a.png,L-CC,malignant,two.png\n")
+    assert [int(image.lesion.sum()) for image in csv_images(csv_file, CLASSES)] == [400, 400, 400]
+
+
+def test_an_empty_view_cell_points_to_the_csvs_view_column(folder):
+    """Said "the view could not be told from the file name; name it like 0_L-CC.png …": the CSV's view column is
+    the place for it."""
+    from inference.training.labelled_images import csv_images
+
+    write_png(folder / "scan.png", synthetic_view("L-CC", (200, 150), shape=(400, 240)))
+    csv_file = folder / "data.csv"
+    csv_file.write_text("path,view,label,mask\nscan.png,,no_tumour,\n")
+    with pytest.raises(ValueError, match=rf"^{csv_file}, row 2: {folder / 'scan.png'}: the row's view is empty and "
+                                         "the file's name does not tell it: write the view .* in the CSV's view "
+                                         "column"):
+        csv_images(csv_file, CLASSES)
+    write_png(folder / "0_L-CC.png", synthetic_view("L-CC", (200, 150), shape=(400, 240)))
+    csv_file.write_text("path,view,label,mask\n0_L-CC.png,,no_tumour,\n")  # a name that tells it still does
+    assert csv_images(csv_file, CLASSES)[0].view.value == "L-CC"
+
+
+def test_the_intake_notes_of_an_8_bit_image_are_kept(folder):
+    """The intake's "8-bit image: only 256 grey levels" was dropped on the way from the file to the training."""
+    from inference.training.labelled_images import csv_images
+
+    write_png(folder / "b_L-CC.png", (synthetic_view("L-CC", (200, 150), shape=(400, 240)) // 16).astype(np.uint8))
+    csv_file = folder / "data.csv"
+    csv_file.write_text("path,view,label,mask\na.png,L-CC,no_tumour,\nb_L-CC.png,L-CC,no_tumour,\n")
+    deep, shallow = csv_images(csv_file, CLASSES)
+    assert not deep.eight_bit and not any("8-bit" in note for note in deep.notes)
+    assert shallow.eight_bit and any(note.startswith("8-bit image: only 256 grey levels") for note in shallow.notes)

@@ -25,3 +25,17 @@ def test_an_invalid_option_names_the_options_file_once(tmp_path, capsys):
         assert main(["train", "--family", "maskrcnn", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
         assert says in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_detectors_classes_without_the_background_first_are_refused(tmp_path, capsys):
+    """["benign mass", "malignant mass"] was accepted, its first class silently taken for the background."""
+    from main import main
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"classes": ["benign mass", "malignant mass"]}))
+    assert main(["train", "--family", "maskrcnn", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {config}: the training options are invalid (classes must begin with the background class: class 0 "
+        "is the background in torchvision's layout, and ['benign mass'] would be taken for it; write e.g. "
+        "['background', 'benign mass', 'malignant mass'])")
+    assert not (tmp_path / "run").exists()

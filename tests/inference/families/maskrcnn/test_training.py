@@ -85,8 +85,9 @@ def test_an_image_listed_once_per_lesion_is_one_image_with_all_its_lesions():
     again = [*rows, dataclasses.replace(rows[2], source="./a.png", row=5), dataclasses.replace(rows[0], row=6)]
     pooled = lesion_images(again, classes)
     assert [len(e.lesions) for e in pooled] == [2, 0]
-    with pytest.raises(ValueError, match=r"a.png: its rows \(2, 4\) give it different views \(L-CC, R-CC\)"):
-        lesion_images([rows[0], dataclasses.replace(rows[2], view=View("R-CC"))], classes)
+    with pytest.raises(ValueError, match=r"^data.csv: a.png: its rows \(2, 4\) give it different views \(L-CC, "
+                                         r"R-CC\); one image has one view: correct the view column"):
+        lesion_images([rows[0], dataclasses.replace(rows[2], view=View("R-CC"))], classes, "data.csv")
 
 
 def test_a_stopped_and_resumed_run_ends_bit_identical(tmp_path):
@@ -240,3 +241,59 @@ def test_the_demo_label_stays_for_phantoms_and_the_options_own_label_wins():
     assert model_label(TrainConfig(data="/x/site.csv"), "gmic", "demo") == ("GMIC trained on site.csv", False)
     own = WindowTrainConfig(data="a.csv", label="Site model", demo=True)
     assert model_label(own, "sliding-window", "demo") == ("Site model", True)
+
+
+def _normals_csv(folder):
+    """Four phantom views as the user's own data, every one normal (no lesion)."""
+    data = write_phantom_csv(folder, count=4, seed=11)
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join([lines[0], *(",".join([*line.split(",")[:2], "normal", ""]) for line in lines[1:])])
+                    + "\n")
+    return data
+
+
+def test_data_without_a_single_lesion_is_refused_naming_the_csv_and_its_labels(tmp_path):
+    """Seen hands-on: a CSV of normal images only trained silently, every loss zero."""
+    from inference.families.maskrcnn.training import MaskRCNNTrainConfig, train_maskrcnn
+
+    data = _normals_csv(tmp_path / "data")
+    config = MaskRCNNTrainConfig(**{**SMALL, "data": str(data), "out": str(tmp_path / "run")})
+    with pytest.raises(ValueError, match=rf"^{data}: no image has a lesion: a detector learns nothing to find \(the "
+                                         r"labels read: normal 4 image\(s\)\)"):
+        train_maskrcnn(config, progress=lambda text: None)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_detectors_classes_begin_with_the_background():
+    """Seen hands-on: classes ["benign mass", "malignant mass"] were accepted, and benign mass silently became
+    the background (class 0 in torchvision's layout)."""
+    from inference.families.maskrcnn.training import MaskRCNNTrainConfig
+
+    with pytest.raises(ValueError, match=r"classes must begin with the background class: class 0 is the background "
+                                         r"in torchvision's layout, and \['benign mass'\] would be taken for it; "
+                                         r"write e.g. \['background', 'benign mass', 'malignant mass'\]"):
+        MaskRCNNTrainConfig(classes=("benign mass", "malignant mass"))
+    for first in ("background", "__background__", "Background", "__BACKGROUND__"):
+        assert MaskRCNNTrainConfig(classes=(first, "mass")).classes[0] == first
+    with pytest.raises(ValueError, match="classes must begin with the background class"):
+        MaskRCNNTrainConfig(classes=("background",))
+
+
+def test_an_8_bit_image_is_said_and_refused_against_a_12_bit_scale(tmp_path):
+    """An 8-bit image's note ("only 256 grey levels") was dropped, and the image divided by max_value 4095 (a
+    sixteenth of the scale of the 12-bit images beside it): said, and refused naming the row, with what to do."""
+    import cv2
+
+    from inference.families.maskrcnn.training import MaskRCNNTrainConfig, train_maskrcnn
+
+    data = write_phantom_csv(tmp_path / "data", count=4, seed=11)
+    image = cv2.imread(str(data.parent / "img3.png"), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(data.parent / "img3.png"), (image // 16).astype("uint8"))
+    said = []
+    config = MaskRCNNTrainConfig(**{**SMALL, "data": str(data), "out": str(tmp_path / "run")})
+    with pytest.raises(ValueError, match=rf"^{data}, row 5: {data.parent / 'img3.png'}: an 8-bit image \(grey levels "
+                                         r"0 to 255\) in a run whose max_value is 4095: the network would read it at "
+                                         r"1/16.0588 of its scale; .* set max_value 255 in the training options"):
+        train_maskrcnn(config, progress=said.append)
+    assert said == [f"note: {data.parent / 'img3.png'}: 8-bit image: only 256 grey levels (mammograms are usually "
+                    "12 to 16 bit)"]
