@@ -31,6 +31,7 @@ from inference.families import registry
 from inference.families.protocol import Prepared
 from inference.results.types import ModelIdentity, ModelViewOutput
 from inference.families.common import fast_mode_numerics, mode_numerics, model_fast_mode, numerics
+from inference.devices import choose_device
 from inference.errors import Cancelled
 from inference.results.exam_result import (
     breast_results,
@@ -57,16 +58,6 @@ CancelCallback = Callable[[], bool]
 __all__ = ["Cancelled", "PreparedExam", "analyze_exam", "as_groups", "choose_device", "fast_mode_numerics",
            "model_families", "model_numerics",
            "numerics", "prepare_exam", "run_prepared"]
-
-
-def choose_device(requested: str | torch.device | None = None) -> tuple[torch.device, tuple[str, ...]]:
-    """Resolve ``auto``/None/``cpu``/``cuda``: CUDA when present, else the CPU with a notice."""
-    if requested is None or str(requested) == "auto":
-        return (torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")), ()
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        return torch.device("cpu"), ("CUDA was requested but no usable GPU was found; running on the CPU",)
-    return device, ()
 
 
 def model_numerics(identity: ModelIdentity, device: str | torch.device | None, mode: Mode | str) -> str:

@@ -120,7 +120,17 @@ def print_device_notice(device: str | None) -> None:
     batch fell back without a word, and its table said ``cpu``)."""
     if str(device or "auto") in ("auto", "cpu"):
         return
-    from inference.pipeline import choose_device  # noqa: PLC0415
+    from inference.devices import choose_device  # noqa: PLC0415
 
     for notice in choose_device(device)[1]:
         print(f"notice: {notice}")
+
+
+def command_device(device: str | None, default: str = "cpu") -> str:
+    """The device a command runs on, from ``--device`` (``default`` when not given), resolved as ``analyze``
+    resolves it (``choose_device``: ``auto`` is CUDA where there is one; ``cuda`` without a usable GPU is the
+    CPU, said with the same notice)."""
+    from inference.devices import choose_device  # noqa: PLC0415
+
+    print_device_notice(device)
+    return str(choose_device(device or default)[0])

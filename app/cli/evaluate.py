@@ -28,7 +28,7 @@ import io
 import math
 from pathlib import Path
 
-from app.cli.common import ProgressBar, phantom_count, read_images_with_progress
+from app.cli.common import ProgressBar, command_device, phantom_count, read_images_with_progress
 from inference.evaluation.classes import EVALUATION_SEED
 from inference.errors import MammoError
 
@@ -42,6 +42,13 @@ def _shown(value: object) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.4f}"
     return str(value)
+
+
+def _few_note(metric: str, positives: int, positive_name: str, negatives: int, negative_name: str) -> None:
+    """Say that an image-level AUC is from too few images of a side (below ``FEW``) to say anything."""
+    if min(positives, negatives) < FEW:
+        print(f"  note: {metric} is from {positives} {positive_name} and {negatives} {negative_name} image(s): "
+              "too few to say")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -179,7 +186,7 @@ def _classes(args: argparse.Namespace, loaded) -> int:
                                                 args.split, training)
         bar = ProgressBar()
         try:
-            probabilities = class_probabilities(loaded, images, args.device or "cpu",
+            probabilities = class_probabilities(loaded, images, command_device(args.device),
                                                 progress=lambda done, total: bar("reading the images", done, total))
         finally:
             bar.close()
@@ -219,7 +226,8 @@ def _windows(args: argparse.Namespace, loaded) -> int:
         images, description = labelled_images(args.data, identity.classes, args.phantoms, EVALUATION_SEED)
     except (OSError, ValueError) as error:
         raise MammoError(str(error)) from error
-    readings = read_images_with_progress(loaded.model, settings, identity.classes, images, args.device or "cpu")
+    readings = read_images_with_progress(loaded.model, settings, identity.classes, images,
+                                         command_device(args.device))
     metrics = evaluate_readings(readings, identity.classes, settings.temperature, args.bins)
     counts = metrics.pop("window_class_counts", {})
     print(f"{identity.label} on {description} (temperature {settings.temperature:.4f})")
@@ -230,9 +238,8 @@ def _windows(args: argparse.Namespace, loaded) -> int:
         print(f"  {name:<{width}}  {value}")
     labels = [reading.label for reading in readings]
     for index, name in enumerate(identity.classes):  # an image AUC of one image against one was printed bare
-        if f"image_auc_{name}" in metrics and min(labels.count(index), len(labels) - labels.count(index)) < FEW:
-            print(f"  note: image_auc_{name} is from {labels.count(index)} {name} and "
-                  f"{len(labels) - labels.count(index)} other image(s): too few to say")
+        if f"image_auc_{name}" in metrics:
+            _few_note(f"image_auc_{name}", labels.count(index), name, len(labels) - labels.count(index), "other")
     if args.out:
         out = Path(args.out)
         table = io.StringIO()
@@ -263,6 +270,8 @@ def _detections(args: argparse.Namespace, loaded) -> int:
     from inference.evaluation.froc import Detection, HitRule, ImageTruth, froc  # noqa: PLC0415
     from inference.families.maskrcnn.training import (  # noqa: PLC0415
         check_lesion_masks,
+        image_key,
+        intake_notes,
         labelled_images,
         lesion_images,
     )
@@ -284,7 +293,7 @@ def _detections(args: argparse.Namespace, loaded) -> int:
         rows = labelled_images(args.data, classes, args.phantoms, EVALUATION_SEED, shape)
         # a lesion image without its lesion would count its detections as false positives and its lesion as none
         check_lesion_masks(rows, classes, args.data, "evaluate")
-        entries = lesion_images(rows, classes)  # an image listed once per lesion: one image with its lesions
+        entries = lesion_images(rows, classes, args.data)  # an image listed once per lesion: one image with its lesions
         truths = [ImageTruth(tuple(mask for _, mask in entry.lesions),
                              any(classes[label] in identity.malignancy for label, _ in entry.lesions))
                   for entry in entries]
@@ -293,14 +302,17 @@ def _detections(args: argparse.Namespace, loaded) -> int:
     images = [entry.image for entry in entries]
     description = (f"{len(images)} phantom views (seed {EVALUATION_SEED})" if args.data == "phantom"
                    else f"{Path(args.data).name} ({len(images)} images)")
-    family, device = get(identity.family), torch.device(args.device or "cpu")
+    for note in intake_notes(rows, (getattr(identity, "settings", None) or {}).get("max_value", 4095.0)):
+        print(f"note: {note}")
+    family, device = get(identity.family), torch.device(command_device(args.device))
+    mode = getattr(args, "mode", None) or "exact"
     found = []
     bar = ProgressBar()
     with torch.inference_mode(), contextlib.closing(bar):
         for number, image in enumerate(images, start=1):
             view = image.view or View("L-CC")
             prepared = family.prepare(np.asarray(image.image, np.float32), view, False)
-            (output,) = family.run(loaded.model, [prepared], device, "exact", identity)
+            (output,) = family.run(loaded.model, [prepared], device, mode, identity)
             if output.refused:  # never counted as "nothing found"
                 row = f"{args.data}, row {image.row}: " if image.row is not None else ""  # the CSV's line too
                 raise MammoError(f"{row}{image.source}: the model did not read this image: {output.refused}")
@@ -319,6 +331,9 @@ def _detections(args: argparse.Namespace, loaded) -> int:
     width = max(len(name) for name, _ in summary)
     for name, value in summary:
         print(f"  {name:<{width}}  {_shown(value)}")
+    if not math.isnan(result.image_auc):  # an AUC of 2 cancers against 2 others was printed bare
+        cancers = sum(truth.malignant for truth in truths)
+        _few_note("image_auc_malignant", cancers, "malignant", len(truths) - cancers, "other")
     if args.out:
         curve = io.StringIO()
         writer = csv.writer(curve)
@@ -332,12 +347,12 @@ def _detections(args: argparse.Namespace, loaded) -> int:
         per_image = io.StringIO()
         writer = csv.writer(per_image)
         writer.writerow(["image", "label", "lesions", "detections", "highest_malignant_score"])
-        labels: dict[str, set[str]] = {}  # an image's labels: its rows' (one per lesion)
+        labels: dict[str, set[str]] = {}  # an image's labels: its rows' (one per lesion), however its path is spelt
         for row in rows:
-            labels.setdefault(row.source, set()).add(row.label)
+            labels.setdefault(image_key(row), set()).add(row.label)
         for image, truth, detections in zip(images, truths, found, strict=True):
             top = max((d.score for d in detections if d.class_name in identity.malignancy), default=0.0)
-            writer.writerow([image.source, "+".join(sorted(labels[image.source])), len(truth.lesions),
+            writer.writerow([image.source, "+".join(sorted(labels[image_key(image)])), len(truth.lesions),
                              len(detections), f"{top:.6f}"])
         notes = [result.rule, f"CPM {_shown(result.cpm)}; image-level AUC (malignant) {_shown(result.image_auc)}",
                  f"{result.lesions} lesions on {result.images} images: {description}"[:90]]

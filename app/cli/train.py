@@ -7,6 +7,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
+from app.cli.common import print_device_notice
 from inference.errors import MammoError
 
 # command-line options that only some families take (the families declare which, in their ``commands``)
@@ -54,21 +55,48 @@ def run(args: argparse.Namespace) -> int:
         run_record,
     )
 
-    if (out / TRAINED_MODEL).exists() and not (out / TRAINING_CHECKPOINT).exists():
-        raise MammoError("the folder already holds a model (model.pt) that no training run here started (there is "
-                         "no checkpoint.pt to resume): train into another --out, or move that model away first", out)
-    try:  # before the data is read (minutes of phantoms), not after: a checkpoint of another run is refused
-        check_checkpoint(out / TRAINING_CHECKPOINT, run_record(family.name, config),
-                         bool(getattr(config, "continue_with_changes", False)), getattr(config, "epochs", None))
-    except (OSError, ValueError) as error:
-        raise MammoError(str(error)) from error
     existed = out.exists()
+    lock = _hold_out_folder(out)  # before anything is read there: two runs wrote the same checkpoint.pt
     try:
-        train(config)
-    except (OSError, ValueError) as error:
-        raise MammoError(f"training stopped: {error}") from error
+        if (out / TRAINED_MODEL).exists() and not (out / TRAINING_CHECKPOINT).exists():
+            raise MammoError("the folder already holds a model (model.pt) that no training run here started (there "
+                             "is no checkpoint.pt to resume): train into another --out, or move that model away first",
+                             out)
+        try:  # before the data is read (minutes of phantoms), not after: a checkpoint of another run is refused
+            check_checkpoint(out / TRAINING_CHECKPOINT, run_record(family.name, config),
+                             bool(getattr(config, "continue_with_changes", False)), getattr(config, "epochs", None))
+        except (OSError, ValueError) as error:
+            raise MammoError(str(error)) from error
+        print_device_notice(getattr(config, "device", None))  # as analyze says it: cuda without a GPU runs on the CPU
+        try:
+            train(config)
+        except (OSError, ValueError) as error:
+            raise MammoError(f"training stopped: {error}") from error
     finally:
         with contextlib.suppress(OSError):  # never in the way of the error said above
+            if lock is not None and not existed and {p.name for p in out.iterdir()} == {LOCK_NAME}:
+                (out / LOCK_NAME).unlink()  # still held: no other run takes a lock file about to go
+        if lock is not None:
+            lock.release()
+        with contextlib.suppress(OSError):
             if not existed and out.is_dir() and not any(out.iterdir()):
                 out.rmdir()  # a run that stopped before writing anything leaves no empty folder behind
     return 0
+
+
+LOCK_NAME = ".train.lock"  # the output folder's lock, held by the training run that writes there
+
+
+def _hold_out_folder(out: Path):
+    """``out``'s lock for the whole run, taken at once or refused: a second run on the same folder wrote the same
+    checkpoint.pt and model.pt as the first (it "resumed" the first one's epochs while that one still ran). Under
+    torchrun (GMIC on several GPUs) the first process holds it for all of them (None for the others)."""
+    import os  # noqa: PLC0415
+
+    from app.folders import hold_folder  # noqa: PLC0415
+
+    if os.environ.get("RANK", "0") != "0":
+        return None
+    return hold_folder(out, LOCK_NAME, "another training is writing to this folder (its checkpoint.pt and model.pt): "
+                       "wait for it to end, or train into another --out", "the training's output folder cannot be "
+                       "made or written in")

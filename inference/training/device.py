@@ -6,12 +6,15 @@ import os
 
 import torch
 
+from inference.devices import choose_device
+
 
 def training_device(requested: str, rank: int = 0) -> torch.device:
-    """``auto`` (CUDA where there is one), ``cuda`` (this process's local rank) or ``cpu``."""
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda":
+    """``auto`` (CUDA where there is one), ``cuda`` (this process's local rank) or ``cpu``; resolved as the
+    analysis resolves it (``inference.devices.choose_device``): ``cuda`` without a usable GPU runs on the CPU
+    (the command says so with ``choose_device``'s notice) instead of failing deep in torch."""
+    device, _notices = choose_device(requested)
+    if device.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", rank))
         torch.cuda.set_device(local)
         return torch.device("cuda", local)

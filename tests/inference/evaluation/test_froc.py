@@ -224,17 +224,20 @@ def _stub_detector(monkeypatch, score: float = 0.3):
         return (ScoredRegion(rank=1, box_original=(row - 10, col - 10, row + 10, col + 10), score=score,
                              kind="malignant mass detection", probabilities={"malignant mass": score}),)
 
+    calls = []  # (device, mode) of each run
+
     class Detector:
         def prepare(self, image, view, flip):
             return SimpleNamespace(input=image)
 
         def run(self, model, batch, device, mode, identity):
+            calls.append((device, mode))
             return [SimpleNamespace(regions=regions_for(batch[0].input), refused="")]
 
     monkeypatch.setattr(registry, "get", lambda name: Detector())
     identity = SimpleNamespace(family="maskrcnn", classes=("benign mass", "malignant mass"),
-                               malignancy=("malignant mass",), label="a detector")
-    return SimpleNamespace(identity=identity, model=None)
+                               malignancy=("malignant mass",), label="a detector", settings={"max_value": 4095.0})
+    return SimpleNamespace(identity=identity, model=None, calls=calls)
 
 
 def _args(tmp_path, data="phantom", **values):
@@ -421,3 +424,70 @@ def test_phantoms_with_a_csv_is_refused_not_ignored(tmp_path, capsys, command):
                    "--phantoms", "3"])
     assert status == 2
     assert f"--phantoms 3 is for --data phantom; with --data {tmp_path / 'test.csv'}" in capsys.readouterr().err
+
+
+def test_evaluate_resolves_the_device_as_analyze_and_runs_the_mode_asked_for(tmp_path, monkeypatch, capsys):
+    """Seen hands-on: --device auto crashed (device string 'auto'), --device cuda without a GPU crashed (Torch not
+    compiled with CUDA) where analyze runs on the CPU with a notice, and --mode fast was run as exact."""
+    import torch
+
+    from app.cli import evaluate
+
+    loaded = _stub_detector(monkeypatch)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert evaluate._detections(_args(tmp_path, device="auto", mode="fast", out=None), loaded) == 0
+    assert {call for call in loaded.calls} == {(torch.device("cpu"), "fast")}
+    assert "notice" not in capsys.readouterr().out
+    loaded.calls.clear()
+    assert evaluate._detections(_args(tmp_path, device="cuda", out=None), loaded) == 0
+    assert {call for call in loaded.calls} == {(torch.device("cpu"), "exact")}
+    assert "notice: CUDA was requested but no usable GPU was found; running on the CPU" in capsys.readouterr().out
+
+
+def test_an_image_spelt_two_ways_in_the_csv_has_the_labels_of_all_its_rows(tmp_path, monkeypatch):
+    """per_image.csv gave a.png the label of its first spelling's rows only ("benign" for an image with a
+    malignant lesion written as ../folder/a.png): the lesions were merged by the resolved path, the labels not."""
+    import csv
+
+    from app.cli import evaluate
+    from tests.helpers import write_png
+
+    loaded = _stub_detector(monkeypatch)
+    far = np.zeros((400, 240), np.uint8)
+    far[20:40, 20:40] = 255
+    data = _csv(tmp_path, ["a.png,L-CC,benign,a_mask.png", f"../{tmp_path.name}/a.png,L-CC,malignant,far.png",
+                           "b.png,R-CC,normal,"])
+    write_png(tmp_path / "far.png", far)
+    assert evaluate._detections(_args(tmp_path, str(data)), loaded) == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "per_image.csv").open()))
+    assert [(r["image"].rsplit("/", 1)[-1], r["label"], r["lesions"]) for r in rows] == [
+        ("a.png", "benign+malignant", "2"), ("b.png", "normal", "0")]
+
+
+def test_an_image_level_auc_from_a_few_images_says_so(tmp_path, monkeypatch, capsys):
+    """An AUC of one cancer against one other image was printed bare, where the window classifiers' evaluation
+    says it is too few to say."""
+    from app.cli import evaluate
+
+    loaded = _stub_detector(monkeypatch)
+    data = _csv(tmp_path, ["a.png,L-CC,malignant,a_mask.png", "b.png,R-CC,normal,"])
+    assert evaluate._detections(_args(tmp_path, str(data), out=None), loaded) == 0
+    assert ("note: image_auc_malignant is from 1 malignant and 1 other image(s): too few to say"
+            in capsys.readouterr().out)
+
+
+def test_evaluate_says_the_intake_notes_of_an_8_bit_image_once(tmp_path, monkeypatch, capsys):
+    """The intake's "8-bit image" note was dropped, and nothing said that the detector reads such an image
+    divided by its 12-bit maximum."""
+    from app.cli import evaluate
+    from tests.helpers import synthetic_view, write_png
+
+    loaded = _stub_detector(monkeypatch)
+    data = _csv(tmp_path, ["a.png,L-CC,malignant,a_mask.png", "c.png,R-CC,normal,", "c.png,R-CC,normal,"])
+    write_png(tmp_path / "c.png", (synthetic_view("R-CC", (200, 140), shape=(400, 240)) // 16).astype(np.uint8))
+    assert evaluate._detections(_args(tmp_path, str(data), out=None), loaded) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: ")]
+    assert [line for line in notes if "8-bit" in line] == [
+        f"note: {tmp_path / 'c.png'}: 8-bit image: only 256 grey levels (mammograms are usually 12 to 16 bit)"]
+    assert f"note: {tmp_path / 'c.png'}: the detector reads its grey levels 0 to 255 against its input maximum " \
+           "4095, as if they were 1/16.0588 as bright (an analysis reads it so too)" in notes

@@ -264,6 +264,45 @@ def test_data_without_a_single_lesion_is_refused_naming_the_csv_and_its_labels(t
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
+def test_cuda_without_a_gpu_trains_on_the_cpu_with_analyzes_notice(tmp_path, monkeypatch):
+    """Seen hands-on: train --device cuda on a machine without CUDA crashed in torch (_cuda_setDevice), where
+    analyze says so and runs on the CPU."""
+    from inference.training.device import training_device
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert training_device("cuda") == torch.device("cpu") and training_device("auto") == torch.device("cpu")
+    data = _normals_csv(tmp_path / "data")  # refused after the device is chosen: no training in this process
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**SMALL, "epochs": 1}))
+    done = run_main(["train", "--family", "maskrcnn", "--config", config, "--data", data, "--out", tmp_path / "run",
+                     "--device", "cuda"])
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "notice: CUDA was requested but no usable GPU was found; running on the CPU" in done.stdout
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: training stopped: {data}: no image has a lesion")
+
+
+def test_a_second_training_on_the_same_folder_is_refused_at_once(tmp_path):
+    """Seen hands-on: two runs on one --out both wrote its checkpoint.pt and model.pt (the second "resumed from
+    epoch 6" while the first ran)."""
+    from filelock import FileLock
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**SMALL, "epochs": 1}))
+    out = tmp_path / "run"
+    out.mkdir()
+    train = ["train", "--family", "maskrcnn", "--config", config, "--data", tmp_path / "missing.csv", "--out", out]
+    with FileLock(out / ".train.lock", timeout=0):  # another training's, for as long as it runs
+        refused = run_main(train)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: {out}: another training is writing to this folder (its checkpoint.pt and model.pt): wait for it to "
+        "end, or train into another --out")
+    after = run_main(train)  # the folder free again: refused for its data, as before
+    assert after.returncode == 2 and "missing.csv" in after.stderr.strip().splitlines()[-1]
+    fresh = run_main([*train[:-1], tmp_path / "new"])  # a folder made for a refused run is not left behind
+    assert fresh.returncode == 2 and not (tmp_path / "new").exists()
+
+
 def test_a_detectors_classes_begin_with_the_background():
     """Seen hands-on: classes ["benign mass", "malignant mass"] were accepted, and benign mass silently became
     the background (class 0 in torchvision's layout)."""
