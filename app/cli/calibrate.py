@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.cli.common import phantom_count, read_images_with_progress
+from app.cli.common import command_device, phantom_count, read_images_with_progress
 from app.folders import folder_write_error
 
 from inference.errors import MammoError
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         images, description = labelled_images(args.data, identity.classes, args.phantoms, CALIBRATION_SEED)
     except (OSError, ValueError) as error:
         raise MammoError(str(error)) from error
-    readings = read_images_with_progress(loaded.model, settings, identity.classes, images, args.device or "cpu")
+    readings = read_images_with_progress(loaded.model, settings, identity.classes, images, command_device(args.device))
     try:
         fit = fit_on_readings(readings, args.bins)
     except ValueError as error:

@@ -329,7 +329,7 @@ def test_calibrate_stores_the_temperature_and_writes_the_diagram(tiny_window_mod
     assert evaluation["ece"] == 0.1 and evaluation["note"].startswith("measured before this calibration")
     before, diagram = sidecar.read_text(), (tmp_path / "model.pt.reliability.png").read_bytes()
     dry = run_main(["calibrate", "--model", str(model), "--data", "phantom", "--phantoms", "6",
-                    "--dry-run", "--device", "cpu"])
+                    "--dry-run", "--device", "auto"])  # as analyze takes it ("device string 'auto'" crashed it)
     assert dry.returncode == 0 and sidecar.read_text() == before
     # the diagram the metadata names is the stored calibration's; the dry run's goes beside it
     assert (tmp_path / "model.pt.reliability.png").read_bytes() == diagram
