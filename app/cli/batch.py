@@ -21,15 +21,27 @@ def formats_of(text: str) -> list[str] | None:
     return formats
 
 
-def print_summary(summary, verb: str = "done") -> None:
+def print_summary(summary, verb: str = "done", given=None) -> None:
+    """The run's counts, then each exam done in part or failed. ``given``: the exams as given to a de-identified
+    run, whose outcomes name them by pseudonym only: the terminal (never a file) also says which exam it was."""
+    origin = {}
+    if given:
+        from app.archive.sources import deidentified_items  # noqa: PLC0415
+
+        origin = {anon.exam_id: item.location for item, anon in zip(given, deidentified_items(list(given)),
+                                                                    strict=True)}
+
+    def where(outcome) -> str:
+        return outcome.location + (f"; given as {origin[outcome.exam_id]}" if outcome.exam_id in origin else "")
+
     partial = summary.partial
     print(f"{len(summary.done) + len(partial)} exam(s) {verb}{f' ({len(partial)} only in part)' if partial else ''}, "
           f"{len(summary.skipped)} already done (skipped), "
           f"{len(summary.failed)} failed; {summary.exams_per_minute:.1f} exams/minute")
     for outcome in partial:
-        print(f"IN PART {outcome.exam_id} ({outcome.location}): {outcome.reason}")
+        print(f"IN PART {outcome.exam_id} ({where(outcome)}): {outcome.reason}")
     for outcome in summary.failed:
-        print(f"FAILED {outcome.exam_id} ({outcome.location}): {outcome.reason}")
+        print(f"FAILED {outcome.exam_id} ({where(outcome)}): {outcome.reason}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
     ray_options = {"address": args.address, "workers": args.workers, "gpus_per_worker": args.gpus_per_worker}
     summary = run_batch(items, model_sources(args), args.out, options, engine=args.engine, force=args.force,
                         progress=Progress(len(items)), percent_t=args.percent_t, ray_options=ray_options)
-    print_summary(summary)
+    print_summary(summary, given=items if args.deidentify else None)
     print(f"table: {args.out}/scores.parquet; failures: {args.out}/failures.csv")
     return 1 if summary.failed or summary.partial else 0

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
-    print_summary(summary, "reported")
+    print_summary(summary, "reported", given=items if args.deidentify else None)
     from app.archive.send import send_results  # noqa: PLC0415
 
     unsent = send_results(destination, summary, args.out, deidentified=args.deidentify) if args.send else 0

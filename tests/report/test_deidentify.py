@@ -529,3 +529,26 @@ def test_without_highdicom_s_tables_de_identification_says_so_and_keeps_its_old_
         deidentify.iod_type2.cache_clear()
     assert "highdicom's tables of the standard could not be read (ImportError)" in caplog.text
     assert "PositionReferenceIndicator" in deidentify.iod_type2("1.2.840.10008.5.1.4.1.1.1.2")
+
+
+def test_a_de_identified_run_s_failure_says_on_the_terminal_which_exam_given_it_was(tmp_path):
+    """A de-identified report of several exams said "FAILED anon-3aa… (anon-3aa…): R-CC: the image has burned-in
+    annotation": nothing the operator could trace to the folder to fix. The terminal says which exam given it was;
+    the files written keep the pseudonym alone."""
+    folders = []
+    for name, burned in (("exam-one", "NO"), ("exam-two", "YES")):
+        folder = tmp_path / name
+        folder.mkdir()
+        study = pydicom.uid.generate_uid()
+        for view in ("R-CC", "L-CC"):
+            write(make_dataset(synthetic_view(view, LESIONS[view]), view, BurnedInAnnotation=burned,
+                               StudyInstanceUID=study, PatientID=f"PID-{name}"), folder, f"{view}.dcm")
+        folders.append(folder)
+    done = run_main(["report", *map(str, folders), "--deidentify", "--format", "json", "--out", str(tmp_path / "out")])
+    assert done.returncode == 1, done.stdout + done.stderr
+    (failed,) = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
+    assert f"; given as {folders[1]}): " in failed and "burned-in annotation" in failed, failed
+    assert failed.split()[1].startswith("anon-")
+    written = "".join(p.read_text(errors="replace") for p in (tmp_path / "out").rglob("*") if p.is_file()
+                      and p.suffix in (".csv", ".json"))
+    assert str(folders[1]) not in written and "exam-two" not in written
