@@ -28,7 +28,8 @@ def font_file(bold: bool = False) -> Path:
 # Where a computer keeps fonts with Chinese, Japanese and Korean glyphs, for the PNG captions (DejaVu has none):
 # fontconfig's answer first (Linux), then where Debian's packages, Windows and macOS put them
 _CJK_FONT_FILES = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/truetype/nanum/NanumGothic.ttf",
     "C:/Windows/Fonts/msyh.ttc", "C:/Windows/Fonts/msgothic.ttc", "C:/Windows/Fonts/malgun.ttf",
     "/System/Library/Fonts/PingFang.ttc", "/System/Library/Fonts/Hiragino Sans GB.ttc",
@@ -121,8 +122,8 @@ class CaptionFonts:
 
 def put_text(image: np.ndarray, text: str, at: tuple[int, int], size: int, colour: tuple[int, int, int]) -> None:
     """Draw ``text`` on a BGR ``image`` in place, its baseline starting at ``at``, in DejaVu Sans (and a system
-    CJK font where needed, :class:`CaptionFonts`): OpenCV's own fonts hold ASCII only and drew "Hôpital" or a
-    subgroup named in Japanese as question marks."""
+    CJK font where needed, :class:`CaptionFonts`): OpenCV's own fonts have no Greek and no CJK, and drew a
+    subgroup named in either as question marks."""
     from PIL import Image, ImageDraw  # noqa: PLC0415
 
     fonts = CaptionFonts(size)
