@@ -23,16 +23,18 @@ def formats_of(text: str) -> list[str] | None:
 
 def print_summary(summary, verb: str = "done", given=None) -> None:
     """The run's counts, then each exam done in part or failed. ``given``: the exams as given to a de-identified
-    run, whose outcomes name them by pseudonym only: the terminal (never a file) also says which exam it was."""
+    run, whose outcomes name them by pseudonym only (a folder's name may name the patient): the line also says
+    which of the exams given it was, by its place in their order, so that the operator can find it."""
     origin = {}
     if given:
         from app.archive.sources import deidentified_items  # noqa: PLC0415
 
-        origin = {anon.exam_id: item.location for item, anon in zip(given, deidentified_items(list(given)),
-                                                                    strict=True)}
+        anonymous = deidentified_items(list(given))
+        origin = {anon.exam_id: f"exam {number} of the {len(anonymous)} given"
+                  for number, anon in enumerate(anonymous, start=1)}
 
     def where(outcome) -> str:
-        return outcome.location + (f"; given as {origin[outcome.exam_id]}" if outcome.exam_id in origin else "")
+        return outcome.location + (f"; {origin[outcome.exam_id]}" if outcome.exam_id in origin else "")
 
     partial = summary.partial
     print(f"{len(summary.done) + len(partial)} exam(s) {verb}{f' ({len(partial)} only in part)' if partial else ''}, "

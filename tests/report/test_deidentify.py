@@ -533,8 +533,8 @@ def test_without_highdicom_s_tables_de_identification_says_so_and_keeps_its_old_
 
 def test_a_de_identified_run_s_failure_says_on_the_terminal_which_exam_given_it_was(tmp_path):
     """A de-identified report of several exams said "FAILED anon-3aa… (anon-3aa…): R-CC: the image has burned-in
-    annotation": nothing the operator could trace to the folder to fix. The terminal says which exam given it was;
-    the files written keep the pseudonym alone."""
+    annotation": nothing the operator could trace to the folder to fix. The line says which of the exams given it
+    was, by its place (never by its folder: its name may name the patient)."""
     folders = []
     for name, burned in (("exam-one", "NO"), ("exam-two", "YES")):
         folder = tmp_path / name
@@ -547,7 +547,8 @@ def test_a_de_identified_run_s_failure_says_on_the_terminal_which_exam_given_it_
     done = run_main(["report", *map(str, folders), "--deidentify", "--format", "json", "--out", str(tmp_path / "out")])
     assert done.returncode == 1, done.stdout + done.stderr
     (failed,) = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
-    assert f"; given as {folders[1]}): " in failed and "burned-in annotation" in failed, failed
+    assert "; exam 2 of the 2 given): " in failed and "burned-in annotation" in failed, failed
+    assert "exam-two" not in done.stdout  # a folder's name may name the patient
     assert failed.split()[1].startswith("anon-")
     written = "".join(p.read_text(errors="replace") for p in (tmp_path / "out").rglob("*") if p.is_file()
                       and p.suffix in (".csv", ".json"))
