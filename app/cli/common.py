@@ -56,7 +56,7 @@ def phantom_count(args: argparse.Namespace) -> int:
     return DEFAULT_PHANTOMS if args.phantoms is None else args.phantoms
 
 
-def read_images_with_progress(model, settings, classes, images, device: str) -> list:
+def read_images_with_progress(model, settings, classes, images, device: str, mode: str = "exact") -> list:
     """A window classifier's readings of labelled images (``sliding_window.evaluation.read_images``, as
     evaluate and calibrate read them), with a progress bar on stderr."""
     from inference.families.sliding_window.evaluation import read_images  # noqa: PLC0415
@@ -64,7 +64,7 @@ def read_images_with_progress(model, settings, classes, images, device: str) -> 
     bar = ProgressBar()
     try:
         return read_images(model, settings, classes, images, device,
-                           progress=lambda done, total: bar("reading the images", done, total))
+                           progress=lambda done, total: bar("reading the images", done, total), mode=mode)
     finally:
         bar.close()
 

@@ -187,7 +187,8 @@ def _classes(args: argparse.Namespace, loaded) -> int:
         bar = ProgressBar()
         try:
             probabilities = class_probabilities(loaded, images, command_device(args.device),
-                                                progress=lambda done, total: bar("reading the images", done, total))
+                                                progress=lambda done, total: bar("reading the images", done, total),
+                                                mode=args.mode or "exact")
         finally:
             bar.close()
     except (OSError, ValueError) as error:
@@ -227,7 +228,7 @@ def _windows(args: argparse.Namespace, loaded) -> int:
     except (OSError, ValueError) as error:
         raise MammoError(str(error)) from error
     readings = read_images_with_progress(loaded.model, settings, identity.classes, images,
-                                         command_device(args.device))
+                                         command_device(args.device), mode=args.mode or "exact")
     metrics = evaluate_readings(readings, identity.classes, settings.temperature, args.bins)
     counts = metrics.pop("window_class_counts", {})
     print(f"{identity.label} on {description} (temperature {settings.temperature:.4f})")

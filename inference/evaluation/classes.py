@@ -41,8 +41,8 @@ def evaluation_images(family: str, data: str, classes: tuple[str, ...], phantoms
 
 
 def class_probabilities(loaded, images: list[LabelledImage], device: str | torch.device = "cpu",
-                        progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """(N, K) class probabilities of each image, as the family's ``run`` gives them (exact mode)."""
+                        progress: Callable[[int, int], None] | None = None, mode: str = "exact") -> np.ndarray:
+    """(N, K) class probabilities of each image, as the family's ``run`` gives them (in ``mode``)."""
     from inference.families.protocol import commands_of, resolve  # noqa: PLC0415
     from inference.families.registry import get  # noqa: PLC0415
     from inference.intake.views import View  # noqa: PLC0415
@@ -58,7 +58,7 @@ def class_probabilities(loaded, images: list[LabelledImage], device: str | torch
         if image.view is None and needs_view:
             raise ValueError(f"{image.source}: the view (laterality) is needed to read this image")
         prepared = family.prepare(image.image, image.view or View.L_CC, False)
-        output = family.run(loaded.model, [prepared], device, "exact", identity)[0]
+        output = family.run(loaded.model, [prepared], device, mode, identity)[0]
         if output.refused:  # a view the model does not read is an error here, never a row of numbers
             raise ValueError(f"{image.source}: the model did not read this image: {output.refused}")
         rows.append([output.probabilities[c] for c in identity.classes])

@@ -36,8 +36,9 @@ class ImageReading:
 
 def read_images(model: torch.nn.Module, settings: WindowSettings, classes: tuple[str, ...],
                 images: Sequence[LabelledImage], device: str | torch.device = "cpu",
-                progress: Callable[[int, int], None] | None = None) -> list[ImageReading]:
-    """Every image's tissue windows through ``model`` (exact numerics), with the windows' labels.
+                progress: Callable[[int, int], None] | None = None, mode: str = "exact") -> list[ImageReading]:
+    """Every image's tissue windows through ``model`` (in ``mode``: exact numerics unless told), with the
+    windows' labels.
 
     ``model`` itself runs (in eval mode, on ``device``), not the pipeline's cached copy: during training its
     weights change between calls."""
@@ -48,7 +49,7 @@ def read_images(model: torch.nn.Module, settings: WindowSettings, classes: tuple
     readings = []
     for number, image in enumerate(images, start=1):
         prepared = prepare_windows(image.image, image.view)
-        read = read_view(model, prepared, device, "exact", settings, size)
+        read = read_view(model, prepared, device, mode, settings, size)
         labels = window_labels(image, read.grid.origins, settings.window, classes)
         readings.append(ImageReading(image.source, classes.index(image.label), read.logits, labels))
         if progress is not None:

@@ -389,3 +389,22 @@ def test_a_long_confusion_matrix_title_is_wrapped_inside_the_picture():
     lines = wrap(title, short.shape[1] - 16, 0.55)
     assert " ".join(lines) == title and all(cv2.getTextSize(l, FONT, 0.55, 1)[0][0] <= short.shape[1] - 16
                                             for l in lines)
+
+
+def test_evaluate_reads_the_images_in_the_mode_asked_for(tiny_attention_model, monkeypatch):
+    """evaluate --mode fast measured the exact mode without a word (it always read in exact)."""
+    from inference.families.registry import get  # noqa: PLC0415
+
+    family = get("attention-cnn")
+    modes = []
+    real = family.run
+
+    def recorded(model, prepared, device, mode, *args, **kwargs):
+        modes.append(str(mode))
+        return real(model, prepared, device, mode, *args, **kwargs)
+
+    monkeypatch.setattr(family, "run", recorded)
+    done = run_main(["evaluate", "--model", str(tiny_attention_model), "--data", "phantom", "--phantoms", "2",
+                     "--mode", "fast"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert modes and set(modes) == {"fast"}, modes

@@ -514,3 +514,23 @@ def test_the_shared_csv_reader_names_the_file_and_row(tmp_path):
     data.write_bytes(b"path,view,label\n\xff.png,R-CC,malignant\n")
     with pytest.raises(ValueError, match=r"data.csv: the CSV is not UTF-8"):
         csv_images(data, ("normal", "benign", "malignant"))
+
+
+def test_evaluate_reads_the_images_in_the_mode_asked_for(tiny_window_model, tmp_path, monkeypatch):
+    """evaluate --mode fast measured the exact mode without a word (it always read in exact)."""
+    import inference.families.sliding_window.evaluation as evaluation  # noqa: PLC0415
+
+    modes = []
+    real = evaluation.read_view
+
+    def recorded(model, prepared, device, mode, *args, **kwargs):
+        modes.append(str(mode))
+        return real(model, prepared, device, mode, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "read_view", recorded)
+    for mode in ("fast", "exact"):
+        done = run_main(["evaluate", "--model", str(tiny_window_model), "--data", "phantom", "--phantoms", "2",
+                         "--mode", mode])
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert set(modes) == {mode}, modes
+        modes.clear()
