@@ -150,6 +150,14 @@ class _UnfinishedIsNoAnswer:
         number = float(raw.replace(",", "."))
         return f"{raw}{self.suffix()}" if number < 0 or number > self.maximum() else None
 
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        # a digit typed into "—" replaces it: clicked into (the cursor after the dash), the digits were refused
+        # ("—3" is no number) without a sign, and the reader's first answer was lost on Tab
+        if self.value() <= self.minimum() and self.text() == self.specialValueText() and event.text()[:1] in (
+                "0123456789.,"):
+            self.lineEdit().selectAll()
+        super().keyPressEvent(event)
+
     def focusOutEvent(self, event) -> None:  # noqa: N802 - Qt override
         if not self.hasAcceptableInput():
             refused = self._outside(self.text())
@@ -192,4 +200,31 @@ class PercentAnswerDoubleBox(_UnfinishedIsNoAnswer, AnswerDoubleSpinBox):
 
 
 class AnswerSlider(_WheelOnlyWhenFocused, QSlider):
-    pass
+    """A slider beside its number box (``typing_goes_to``): it is left out of the Tab order (Tab goes from one
+    answer's box to the next), and a digit typed while it has the focus (clicked) goes to its box: it fired the
+    window's layout shortcut "5" instead of answering 5 %."""
+
+    typing_goes_to: QSpinBox | QDoubleSpinBox | None = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+
+    def _typing(self, event) -> bool:
+        return self.typing_goes_to is not None and event.text()[:1].isdigit() and not event.modifiers() & (
+            Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and self._typing(event):
+            event.accept()  # the digit is an answer here, not the window's shortcut
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self._typing(event):
+            box = self.typing_goes_to
+            box.setFocus(Qt.FocusReason.OtherFocusReason)
+            box.lineEdit().selectAll()  # the answer typed anew, as when the box is tabbed into
+            box.keyPressEvent(event)
+            return
+        super().keyPressEvent(event)

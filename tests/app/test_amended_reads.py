@@ -540,6 +540,35 @@ def test_a_number_past_100_in_the_box_is_not_committed(qtbot, store, tmp_path, s
     assert window.commit_estimate() and reader.value("R") == pytest.approx(0.15)
 
 
+def test_digits_typed_into_the_empty_box_or_on_its_slider_are_the_answer(qtbot, store, tmp_path, stub_model):
+    """A radiologist at a desktop clicked into the "—" box and typed 30: nothing (the cursor after the dash, Qt
+    refused "—3"), and Tab lost it; and a 5 typed while the slider had the focus (Tab went recommendation →
+    slider → box) switched the layout instead. Tab now goes from box to box, and digits are the answer."""
+    from PySide6.QtCore import Qt  # noqa: PLC0415
+    from PySide6.QtWidgets import QApplication  # noqa: PLC0415
+
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
+    window.activateWindow()
+    reader = window.scores.reader
+    right, left = reader.inputs["R"], reader.inputs["L"]
+    right.spin.setFocus(Qt.FocusReason.MouseFocusReason)
+    right.spin.lineEdit().setCursorPosition(len(right.spin.text()))  # where a click leaves it: after the "—"
+    qtbot.keyClicks(right.spin, "30")
+    assert right.spin.answer() == 30 and reader.value("R") == pytest.approx(0.30)
+
+    right.recommendation.setFocus(Qt.FocusReason.TabFocusReason)
+    qtbot.keyClick(right.recommendation, Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is left.spin  # the slider is no stop on the way
+
+    layout = window.hanging.layout_mode
+    left.slider.setFocus(Qt.FocusReason.MouseFocusReason)  # clicked (its value aside)
+    qtbot.keyClick(left.slider, Qt.Key.Key_5)
+    assert left.spin.answer() == 5 and QApplication.focusWidget() is left.spin
+    qtbot.keyClick(left.spin, Qt.Key.Key_0)
+    assert left.spin.answer() == 50
+    assert window.hanging.layout_mode == layout and not window.statusBar().currentMessage().startswith("layout:")
+
+
 def test_a_first_read_made_with_the_model_on_screen_is_never_called_before_ai(qtbot, store, tmp_path, stub_model):
     """Blind reading off: the model's table was on screen while the reader gave 10 %, and the panel, the PDF and
     the JSON called that read "before AI" (a radiologist's hands-on test). It is recorded as read with the AI

@@ -87,6 +87,7 @@ class ReaderPanel(QGroupBox):
             slider.setRange(0, 100)
             slider.setObjectName(f"readerSlider_{side}")
             spin = PercentAnswerBox()  # "—" until given (0 % is an answer, not a default)
+            slider.typing_goes_to = spin  # a digit typed on the slider is the answer, not a layout shortcut
             spin.setObjectName(f"readerSpin_{side}")
             benign = PercentAnswerDoubleBox()
             birads, density, recommendation = AnswerComboBox(), AnswerComboBox(), AnswerComboBox()
