@@ -236,19 +236,22 @@ class Worklist:
     def item(self) -> WorklistItem | None:
         return self.entries[self.current].item if 0 <= self.current < len(self.entries) else None
 
-    def next_index(self, unread_only: bool = False) -> int | None:
-        """The exam after the current one (with ``unread_only``, the next not yet read, wrapping round)."""
-        count = len(self.entries)
+    def next_index(self, unread_only: bool = False, after: int | None = None) -> int | None:
+        """The exam after the current one, or after ``after`` (with ``unread_only``, the next not yet read,
+        wrapping round)."""
+        count, base = len(self.entries), self.current if after is None else after
         if not unread_only:
-            return self.current + 1 if self.current + 1 < count else None
+            return base + 1 if base + 1 < count else None
         for step in range(1, count + 1):
-            index = (self.current + step) % count
-            if index != self.current and self.entries[index].state in (ReadState.UNREAD, ReadState.IN_PROGRESS):
+            index = (base + step) % count
+            if index != base and self.entries[index].state in (ReadState.UNREAD, ReadState.IN_PROGRESS):
                 return index
         return None
 
-    def previous_index(self) -> int | None:
-        return self.current - 1 if self.current > 0 else None
+    def previous_index(self, before: int | None = None) -> int | None:
+        """The exam before the current one, or before ``before``."""
+        base = self.current if before is None else before
+        return base - 1 if base > 0 else None
 
     def upcoming(self, count: int) -> list[int]:
         """The next ``count`` exams after the current one not yet read: what prefetch loads."""

@@ -443,6 +443,29 @@ def test_a_key_delivered_while_the_screen_is_cleared_moves_on_after_the_move_und
     assert window.exam.source.name == "exam2" and control.worklist.current == 2
 
 
+def test_keys_delivered_during_a_move_count_from_the_row_it_goes_to(qtbot, store, tmp_path, stub_model, monkeypatch):
+    """A radiologist pressed Ctrl+Right, Ctrl+Left, Ctrl+Right, Ctrl+Right quickly: each key delivered during the move
+    counted from the row of the move under way, the last one won, and the reader ended on another exam than the
+    keys add up to."""
+    window, gate = _on_exam_0_with_exam_1_prefetching(qtbot, store, tmp_path, stub_model, monkeypatch, 5)
+    control, clear, pressed = window.worklist, window.clear_exam, []
+
+    def cleared_with_keys_queued() -> None:
+        clear()
+        if not pressed:
+            pressed.append(True)
+            for key in (control.next, control.previous, control.next, control.next):  # from row 1: 2, 1, 2, 3
+                key()
+
+    monkeypatch.setattr(window, "clear_exam", cleared_with_keys_queued)
+    control.next()  # row 0 → 1, the keys above delivered during it
+    gate.set()
+    qtbot.waitUntil(lambda: window.exam is not None and window.exam.source.name == "exam3"
+                    and window.result is not None, timeout=120_000)
+    qtbot.wait(300)
+    assert control.worklist.current == 3 and window.exam.source.name == "exam3" and control._heading is None  # noqa: SLF001
+
+
 def test_exams_prefetched_with_other_models_are_analysed_with_the_models_now_chosen(qtbot, store, tmp_path):
     """Preferences switch the models while exam 1 is held analysed by the old ones: exam 1 shows the new
     models' result, and the old models are never kept as the new ones' (every later exam was analysed by them)."""

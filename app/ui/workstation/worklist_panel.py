@@ -179,6 +179,7 @@ class WorklistController(QObject):
         # display, which delivers queued input too, and a go_to inside a go_to left one row's patient on screen
         # under another row
         self._moving, self._then = False, None
+        self._heading: int | None = None  # the row a move under way (or queued) goes to: the next key's start
         self._unloadable: set[int] = set()  # this worklist's exams whose prefetch failed: not tried again ahead
         self._awaiting: tuple[int, int] | None = None  # (index, window generation) shown when its prefetch ends
         self._opening: Worker | None = None
@@ -324,7 +325,7 @@ class WorklistController(QObject):
     def next(self, unread: bool = False) -> None:
         if self._no_worklist():
             return
-        index = self.worklist.next_index(unread_only=unread)
+        index = self.worklist.next_index(unread_only=unread, after=self._heading)
         if index is None:
             self.window.statusBar().showMessage("no unread exam left in the worklist" if unread else
                                                 "this is the last exam of the worklist", 5000)
@@ -334,7 +335,7 @@ class WorklistController(QObject):
     def previous(self) -> None:
         if self._no_worklist():
             return
-        index = self.worklist.previous_index()
+        index = self.worklist.previous_index(before=self._heading)
         if index is None:
             self.window.statusBar().showMessage("this is the first exam of the worklist", 5000)
             return
@@ -355,7 +356,10 @@ class WorklistController(QObject):
     def go_to(self, index: int) -> None:
         """Leave the exam on screen (its reading time and state saved) and show ``index``: at once when it was
         prefetched, when its prefetch ends when one is running for it, else loaded now. Asked for while another
-        go_to runs (a key delivered while the screen is cleared), it follows that one."""
+        go_to runs (a key delivered while the screen is cleared), it follows that one; the next keys count from
+        the row it goes to (three quick Ctrl+Left/Right counted each from the row of the move under way, and the
+        reader ended on another exam than the keys add up to)."""
+        self._heading = index
         if self._moving:
             self._then = index
             return
@@ -366,7 +370,10 @@ class WorklistController(QObject):
             self._moving = False
         if self._then is not None:
             then, self._then = self._then, None
-            QTimer.singleShot(0, self, lambda: self.go_to(then))
+            # unless a later key has moved on meanwhile (its own go_to ran first)
+            QTimer.singleShot(0, self, lambda: self.go_to(then) if self._heading == then else None)
+        else:
+            self._heading = None
 
     def _go_to(self, index: int) -> None:
         worklist = self.worklist
