@@ -569,6 +569,18 @@ def test_digits_typed_into_the_empty_box_or_on_its_slider_are_the_answer(qtbot, 
     assert window.hanging.layout_mode == layout and not window.statusBar().currentMessage().startswith("layout:")
 
 
+def test_a_second_ctrl_enter_keeps_the_commit_confirmation_said(qtbot, store, tmp_path, stub_model):
+    """Ctrl+Enter pressed twice replaced "committed: this read is final" with "Nothing changed since your commit."
+    alone: the reader no longer saw that the read was committed."""
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
+    set_read(window, 40, "", "")
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    assert not window.commit_estimate()
+    said = window.scores.reader.saved_label.text()
+    assert said.startswith("Nothing changed since your commit") and "committed: this read is final" in said
+
+
 def test_a_first_read_made_with_the_model_on_screen_is_never_called_before_ai(qtbot, store, tmp_path, stub_model):
     """Blind reading off: the model's table was on screen while the reader gave 10 %, and the panel, the PDF and
     the JSON called that read "before AI" (a radiologist's hands-on test). It is recorded as read with the AI

@@ -171,7 +171,8 @@ class ReadingControl:
         window._save_timer.stop()  # the debounced save of the edit would say "not saved yet" after this
         changed = window.scores.reader.changed_since_commit()
         if not changed:
-            self.on_saved("Nothing changed since your commit.")
+            # the confirmation stays said (a second Ctrl+Enter replaced it with this line alone)
+            self.on_saved(f"Nothing changed since your commit; {COMMITTED_TEXT}")
             return False
         emptied = [r.breast for r in changed if r.malignant is None and r.breast in self._imaged_breasts()]
         if emptied:  # a box emptied (or half typed) after the commit is no answer: never an amendment to "none"
