@@ -581,6 +581,27 @@ def test_a_second_ctrl_enter_keeps_the_commit_confirmation_said(qtbot, store, tm
     assert said.startswith("Nothing changed since your commit") and "committed: this read is final" in said
 
 
+def test_the_commit_keeps_the_form_and_its_confirmation_in_sight_on_a_small_screen(qtbot, store, tmp_path,
+                                                                                   stub_model):
+    """At 1280 × 800 the models' box that the commit reveals above the form pushed the form and "committed: this
+    read is final" below the fold: the reader could not see that the commit had worked."""
+    from PySide6.QtCore import QPoint  # noqa: PLC0415
+
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
+    window.resize(1280, 560)
+    qtbot.wait(100)
+    set_read(window, 40, "", "")
+    assert window.commit_estimate()
+    label, viewport = window.scores.reader.saved_label, window.scores_scroll.viewport()
+
+    def in_sight() -> bool:
+        top = label.mapTo(viewport, QPoint(0, 0)).y()
+        return label.text().startswith("committed") and 0 <= top and top + label.height() <= viewport.height()
+
+    qtbot.waitUntil(in_sight, timeout=5_000)
+    assert window.scores.model_box.isVisible()
+
+
 def test_a_first_read_made_with_the_model_on_screen_is_never_called_before_ai(qtbot, store, tmp_path, stub_model):
     """Blind reading off: the model's table was on screen while the reader gave 10 %, and the panel, the PDF and
     the JSON called that read "before AI" (a radiologist's hands-on test). It is recorded as read with the AI

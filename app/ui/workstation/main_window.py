@@ -160,6 +160,7 @@ class MainWindow(QMainWindow):
         scores_scroll.setFrameShape(QFrame.Shape.NoFrame)
         scores_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scores_scroll.setWidget(self.scores)
+        self.scores_scroll = scores_scroll
         # never narrower than the panel's form: the reader's answers are never cut off (the images give way)
         scores_scroll.setMinimumWidth(self.scores.minimumSizeHint().width()
                                       + scores_scroll.verticalScrollBar().sizeHint().width())
@@ -278,6 +279,13 @@ class MainWindow(QMainWindow):
     def open_exam(self, source) -> None:
         """Open an exam (a folder, files, a PACS study address, or DEMO_EXAM); see ExamControl."""
         self.exams.open_exam(source)
+
+    def keep_form_in_sight(self) -> None:
+        """Scroll the side panel, once its layout has settled, so that the reader's form and the line under it
+        ("committed: this read is final") are on screen: at 1280 × 800 the models' box a commit reveals above the
+        form pushed both below the fold, and the reader could not see that the commit had worked."""
+        QTimer.singleShot(50, self, lambda: self.scores_scroll.ensureWidgetVisible(
+            self.scores.reader.saved_label, 0, 2 * self.scores.reader.saved_label.height()))
 
     def clear_exam(self) -> None:
         self.exams.clear_exam()

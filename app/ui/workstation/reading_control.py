@@ -164,6 +164,7 @@ class ReadingControl:
         window.scores.reader.set_first_reads({r.breast: dataclasses.replace(r, recorded_at=now, ai_shown=shown[r.breast])
                                             for r in window.scores.reader.reads(True)})
         self.apply_blind_state()
+        window.keep_form_in_sight()  # the models' box the commit shows above it pushed it out of a small screen
         return True
 
     def _amend_reads(self) -> bool:
