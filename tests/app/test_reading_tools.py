@@ -612,3 +612,23 @@ def test_a_screenshot_of_a_refused_worklist_says_why_and_ends(tmp_path):
                                             "MAMMO_READER_HOME": str(tmp_path / "home")})
     assert done.returncode == 1 and out.is_file()
     assert f"error: {tmp_path / 'empty'}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_readout_fits_a_narrow_view_and_the_notes_badge_never_covers_it(qtbot, store, tmp_path):
+    """At 1280 × 800 with the worklist open, the notes badge covered the window / level readout ("W 58344 L 29393
+    · exam au[⚠ 3 notes]") and the readout ran past the view's edge ("… zoom 0.07")."""
+    require_shared()
+    window = make_window(qtbot, store)
+    open_and_wait(qtbot, window, dicom_view(tmp_path, WindowCenter=29393, WindowWidth=58344))
+    widget = window.hanging.views[View.L_CC]
+    widget.badge.setText("⚠ 3 notes")
+    widget.badge.show()
+    for width in (900, 420, 260):
+        widget.graphics.resize(width, 300)
+        widget._place_labels()  # noqa: SLF001 - what a resize does
+        view = widget.graphics.rect()
+        readout, badge = widget.readout.geometry(), widget.badge.geometry()
+        assert view.contains(readout), (width, readout, view, widget.readout.text())
+        assert view.contains(badge) and not readout.intersects(badge), (width, readout, badge)
+        assert "zoom" in widget.readout.text() and "W 58344" in widget.readout.text()
+    assert "\n" in widget.readout.text()  # broken at its separators where one line does not fit

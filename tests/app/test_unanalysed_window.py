@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, QRectF
 
 from app.cad_marks import analysed_window, unanalysed_centre
 from app.ui.workstation.view_widget import MammoViewWidget, OverlayOptions
@@ -103,3 +103,20 @@ def test_the_exported_view_greys_the_same_part_and_names_it(tmp_path):
     assert np.abs(drawn[left_out].astype(np.float32) - expected).max() <= 1.0  # greyed over (text aside)
     # inside the window: the image under the demo map's faint tint, not greyed over
     assert np.abs(drawn[analysed].astype(int) - plain[analysed].astype(int)).max() <= 3
+
+
+@pytest.mark.parametrize("view", [View.R_MLO, View.L_MLO])
+def test_the_words_lie_whole_in_the_view_where_the_band_left_out_is_by_the_chest_wall(qtbot, view):
+    """On a CBIS-DDSM view the band left out lay along the chest wall, which meets the view's edge at the
+    midline: the words centred on it were cut in half ("not analy", "t analysed")."""
+    tall = synthetic_view(view.value, (3000, 600), shape=TALL)
+    strip = slice(None, -120) if view == View.R_MLO else slice(120, None)  # the chest wall: right in R, left in L
+    tall[:1150, strip] = 0  # above the window, tissue only along the chest wall
+    widget = _shown(qtbot, view, tall)
+    widget.resize(round(800 * TALL[1] / TALL[0]), 800)  # the image fills the view's width
+    widget.reset_view()
+    settle()
+    words = widget._unanalysed[-1]  # noqa: SLF001
+    viewport = QRectF(widget.graphics.viewport().rect())
+    placed = widget.graphics.viewportTransform().mapRect(words.sceneBoundingRect())
+    assert words.toPlainText() == "not analysed" and viewport.contains(placed), (placed, viewport)

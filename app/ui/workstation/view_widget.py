@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QLineF, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QLineF, QPoint, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import (QGraphicsLineItem, QGraphicsRectItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
                                QWidget)
@@ -418,12 +418,25 @@ class MammoViewWidget(QWidget):
         for label, y in ((self.marker, top), (self.corner, top + self.marker.height() + 2)):
             x = 8 if outer_left else size.width() - label.width() - 8
             label.move(max(0, x), y)
+        # the readout on one line where it fits the view, else broken at its separators (at 1280 × 800 it ran
+        # past the view's edge, "… zoom 0.0")
+        lines, metrics, room = [], self.readout.fontMetrics(), max(40, size.width() - 16)
+        for part in getattr(self, "_readout_parts", []):
+            if lines and metrics.horizontalAdvance(f"{lines[-1]}  · {part}") <= room:
+                lines[-1] = f"{lines[-1]}  · {part}"
+            else:
+                lines.append(part)
+        self.readout.setText("\n".join(lines))
         self.readout.adjustSize()
         x = 8 if outer_left else size.width() - self.readout.width() - 8
         self.readout.move(max(0, x), max(0, size.height() - self.readout.height() - 6))
         self.badge.adjustSize()
         x = size.width() - self.badge.width() - 8 if outer_left else 8
-        self.badge.move(max(0, x), max(0, size.height() - self.badge.height() - 6))
+        y = max(0, size.height() - self.badge.height() - 6)
+        if self.readout.isVisible() and self.readout.geometry().intersects(
+                QRect(max(0, x), y, self.badge.width(), self.badge.height())):
+            y = max(0, self.readout.y() - self.badge.height() - 4)  # above the readout, never over it
+        self.badge.move(max(0, x), y)
         self.empty.setGeometry(10, 32, max(10, size.width() - 20), max(10, size.height() - 42))
         for label in (self.marker, self.corner):
             label.raise_()
@@ -644,16 +657,15 @@ class MammoViewWidget(QWidget):
             self.readout.hide()
             return
         if self._rendered:
-            text = f"{self.window.name or 'VOI'} (rendered)"
+            parts = [f"{self.window.name or 'VOI'} (rendered)"]
         else:
-            text = f"W {self.window.width:.0f}  L {self.window.center:.0f}"
+            parts = [f"W {self.window.width:.0f}  L {self.window.center:.0f}"]
             if self.window.name:
-                text += f"  · {self.window.name}"
-        text += f"  · zoom {self.zoom_factor():.2f}×"
+                parts.append(self.window.name)
+        parts.append(f"zoom {self.zoom_factor():.2f}×")
         if self.inverted != bool(self.image.invert_display):
-            text += "  · inverted"
-        self.readout.setText(text)
-        self.readout.adjustSize()
+            parts.append("inverted")
+        self._readout_parts = parts
         self.readout.show()
         self._place_labels()
 
@@ -713,9 +725,12 @@ class MammoViewWidget(QWidget):
             for item in self._unanalysed:
                 item.setParentItem(self.image_item)
                 item.setZValue(15)  # over the maps, under the regions
-            label = pg.TextItem("not analysed", color=(235, 235, 235), anchor=(0.5, 0.5))
-            label.setParentItem(self.label_layer)
             row, col = unanalysed_centre(window, tissue)
+            # the words run from their point into the image: centred on a band by the chest wall, which meets
+            # the view's edge at the midline, half of them were cut off ("not analy")
+            screen_left = (col < tissue.shape[1] / 2) != bool(self.image.horizontal_flip)
+            label = pg.TextItem("not analysed", color=(235, 235, 235), anchor=(0.0 if screen_left else 1.0, 0.5))
+            label.setParentItem(self.label_layer)
             label.setPos(self.label_layer.mapFromItem(self.image_item, QPointF(col, row)))
             label.setZValue(15)
             self._unanalysed.append(label)
