@@ -169,13 +169,17 @@ class ReportContent:
             p = self.result.provenance
             short = self.short_labels
             for number, entry in enumerate(self.result.entries, start=1):
-                names = ", ".join(m.published_name or f"{m.label} [{(m.sha256 or m.git_blob_sha1)[:12]}]"
-                                  for m in entry.members)
+                names = [m.published_name or f"{m.label} [{(m.sha256 or m.git_blob_sha1)[:12]}]"
+                         for m in entry.members]
                 # "Model 2", not the entry id ("Model seeded_state_dict-2" ran into its value); its short name,
                 # what the tables call it, opens the value
                 name = "Model" if len(self.result.entries) == 1 else f"Model {number}"
                 called = f"{short[entry.id]} = " if len(self.result.entries) > 1 else ""
-                fields.append((name, f"{called}{entry.label} ({entry.family}): {names}"))
+                if len(entry.members) == 1 and names[0].startswith(entry.label):  # one model: its name once
+                    value = f"{names[0][:len(entry.label)]} ({entry.family}){names[0][len(entry.label):]}"
+                else:
+                    value = f"{entry.label} ({entry.family}): {', '.join(names)}"
+                fields.append((name, f"{called}{value}"))
             fields.append(("Analysis", f"{p.device}, {p.mode.value} mode ({p.numerics}), torch {p.torch_version}"))
         else:
             fields.append(("Model", report.model_withheld or "no analysis"))

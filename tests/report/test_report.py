@@ -694,3 +694,16 @@ def test_a_result_exported_again_is_the_next_version_and_the_report_names_the_on
     paths = export_report(ReportInput(exam, result), other, formats=("sr",))
     fresh = pydicom.dcmread(next(p for p in paths if p.name == name))
     assert not fresh.SeriesDescription.endswith(" v4") and "PredecessorDocumentsSequence" not in fresh
+
+
+def test_the_header_names_one_model_once(analysed):
+    """The PDF's and JSON's Model line read "Mammo Reader demo GMIC (synthetic phantoms) (gmic): Mammo Reader demo
+    GMIC (synthetic phantoms) [62f34fbae577]": the one model's name twice."""
+    from app.report.content import ReportContent
+
+    exam, result = analysed
+    (value,) = [v for name, v in ReportContent(ReportInput(exam, result)).header_fields() if name == "Model"]
+    (entry,) = result.entries
+    (member,) = entry.members
+    assert value.count(entry.label) == 1 and f"({entry.family})" in value, value
+    assert (member.sha256 or member.git_blob_sha1)[:12] in value or member.published_name in value, value
