@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QTableWidgetItem
 
 from app.reading import hybrid, percent
 from app.settings import AppSettings
@@ -199,6 +199,14 @@ def test_scrolling_the_panel_over_the_form_never_changes_an_answer(qtbot, store,
         assert not _wheel_down(widget), widget  # not taken: on to the scroll area
     assert form.recommendation.currentText() == "routine screening" and form.birads.currentText() == "2"
     assert form.spin.value() == 20 and form.slider.value() == 20 and form.benign.value() == -1
+    # nor over the panel's tables, also one wider than the panel: Qt scrolled it sideways, hiding the rows' names
+    # ("breast" / "east")
+    for table in (window.scores.model_table, window.scores.compare):
+        table.setColumnCount(table.columnCount() + 1)
+        table.setHorizontalHeaderItem(table.columnCount() - 1, QTableWidgetItem("x" * 400))  # wider than the panel
+        qtbot.waitUntil(lambda t=table: t.horizontalScrollBar().maximum() > 0, timeout=5000)
+        assert not _wheel_down(table.viewport()), table.objectName()
+        assert table.horizontalScrollBar().value() == 0
     window.activateWindow()
     form.spin.setFocus()  # clicked into: the wheel is the input's again
     qtbot.waitUntil(form.spin.hasFocus, timeout=2000)

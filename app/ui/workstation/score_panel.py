@@ -266,8 +266,20 @@ def _clock(seconds: float | None) -> str:
     return "—" if seconds is None else time.strftime("%H:%M", time.localtime(seconds))
 
 
+class _PanelTable(QTableWidget):
+    """A table of the side panel, shown whole in height (the panel scrolls, not the table): the mouse wheel
+    scrolls the panel. Qt turned it on such a table into a sideways scroll, which hid the rows' names
+    ("breast" / "east") under a reader scrolling down; a sideways wheel (a touchpad) still scrolls it."""
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.angleDelta().x() == 0:
+            event.ignore()  # on to the panel
+            return
+        super().wheelEvent(event)
+
+
 def _table(name: str) -> QTableWidget:
-    table = QTableWidget(0, 0)
+    table = _PanelTable(0, 0)
     table.setObjectName(name)
     table.verticalHeader().hide()
     table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
