@@ -95,14 +95,29 @@ def _hybrid_basis(content: ReportContent) -> str:
 
 
 def _assessment(content: ReportContent):
-    """The reader's BI-RADS assessment, density and recommendation, when given."""
+    """The reader's BI-RADS assessment, density and recommendation, when given: the first read's, with what an
+    amendment after AI changed beside it ("4A → 4C after AI"; the table gave 4A alone under a reader line that
+    said 4C)."""
     rows = [["", "BI-RADS assessment", "density", "recommendation"]]
     for side, name in BREASTS:
         read = content.report.reads.get(side.value)
-        if read and (read.birads or read.density or read.recommendation):
-            rows.append([name + (" (draft)" if is_draft(read) else ""), read.birads or "—", read.density or "—",
-                         read.recommendation or "—"])
-    return _table(rows) if len(rows) > 1 else None
+        latest = read.amendment if read is not None and read.amendment is not None else read
+        if read and any((read.birads, read.density, read.recommendation, latest.birads, latest.density,
+                         latest.recommendation)):
+            after = "amended" if read.ai_shown else "after AI"
+
+            def cell(first: str, last: str) -> str:
+                return first or "—" if first == last else f"{first or '—'} → {last or '—'} {after}"
+
+            rows.append([name + (" (draft)" if is_draft(read) else ""), *(
+                Paragraph(pdf_text(text), _CELL) for text in (cell(read.birads, latest.birads),
+                                                              cell(read.density, latest.density),
+                                                              cell(read.recommendation, latest.recommendation)))])
+    # columns of fixed widths, the texts wrapped in them: an amendment's "→ … after AI" widened the table past the page
+    return _table(rows, widths=[2.6 * cm, 4.2 * cm, 3.4 * cm, 6.6 * cm]) if len(rows) > 1 else None
+
+
+_CELL = ParagraphStyle("assessment cell", fontName=REGULAR, fontSize=8.5, leading=10)
 
 
 def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -> Path:

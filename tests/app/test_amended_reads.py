@@ -773,3 +773,22 @@ def test_the_comparison_cell_of_an_amendment_of_the_assessment_alone_says_what_c
                        amendment=BreastRead("R", 0.3, birads="4C", committed=True))
     assert amendment_cell(moved) == "80 % first read (AI shown)\n30 % amended"
 
+
+
+def test_the_pdf_s_assessment_table_says_what_the_amendment_changed(qtbot, store, tmp_path, stub_model):
+    """The PDF's "Reader's assessment" gave BI-RADS 4A alone under a reader line saying "→ after AI 60 %, BI-RADS
+    4C": the table now says 4A → 4C after AI."""
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
+    set_read(window, 5, "4A", "additional imaging")
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    set_read(window, 60, "4C", "biopsy")
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: store.read("SELECT COUNT(*) FROM exam_read_amendments") == [(1,)], timeout=10_000)
+    worker = window.export(str(tmp_path / "out"), ["pdf"], deidentify=False)
+    with qtbot.waitSignal(worker.result, timeout=60_000) as blocker:
+        pass
+    from tests.report.test_report import pdf_text
+
+    text = " ".join(pdf_text(next(p for p in blocker.args[0].paths if p.suffix == ".pdf")).split())
+    assert "4A → 4C after AI" in text and "additional imaging → biopsy after AI" in text, text
