@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QValidator
+from PySide6.QtCore import QEvent, QRect, Qt
+from PySide6.QtGui import QGuiApplication, QValidator
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -36,6 +36,21 @@ def folder_row(edit: QLineEdit, title: str) -> QHBoxLayout:
     row.addWidget(edit)
     row.addWidget(button)
     return row
+
+
+def fit_to_screen(window, width: int, height: int, room: QRect | None = None) -> None:
+    """Size a top-level window ``width`` × ``height``, within the screen's room (``room``, else the window's
+    screen's available geometry): at 1280 × 800 the study's reading screen opened 1600 × 1000, its answers and
+    buttons past the screen's edge. Headless (the offscreen platform, no real screen) the size is as asked:
+    screenshots keep theirs."""
+    if room is None:
+        if QGuiApplication.platformName() == "offscreen":
+            window.resize(width, height)
+            return
+        room = window.screen().availableGeometry()
+    window.resize(min(width, room.width()), min(height, room.height()))
+    if room.width() < width or room.height() < height:
+        window.move(room.topLeft())  # the frame's corner on the screen, not past it
 
 
 def add_ok_cancel(form: QFormLayout, dialog: QDialog) -> None:

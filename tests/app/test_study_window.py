@@ -522,6 +522,35 @@ def test_each_reading_begins_in_the_form(qtbot, study):
     window.close()
 
 
+def test_the_reading_returned_to_after_a_committed_case_begins_in_the_form_again(qtbot, study):
+    """Back to a committed case (its form disabled, which took the focus away) and forward again: the reading
+    returned to kept no focus, and the "25" typed went nowhere until the field was clicked (a reader on X)."""
+    store, study_id = study
+    window, right = reading_in_the_form(qtbot, store, study_id)
+    set_reader(window, 20, 10)
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+    window.reveal()
+    qtbot.waitUntil(lambda: window.ai_box.isVisible(), timeout=10_000)
+    set_reader(window, 30, 10)
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+    first = window.case_id
+    window.next_case()
+    qtbot.waitUntil(lambda: window.case_id != first and right.hasFocus(), timeout=10_000)
+    second = window.case_id
+    window.previous_case()
+    qtbot.waitUntil(lambda: window.case_id == first and not window.reader_panel.isEnabled(), timeout=10_000)
+    wait_for_case(qtbot, window)
+    qtbot.waitUntil(window.next_button.isEnabled, timeout=10_000)
+    window.next_case()
+    qtbot.waitUntil(lambda: window.case_id == second and window.reader_panel.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(right.hasFocus, timeout=5_000)
+    qtbot.keyClicks(right, "25")
+    assert right.answer() == 25
+    window.close()
+
+
 def test_the_request_for_both_breasts_goes_when_both_are_given(qtbot, study):
     from app.ui.study.window import ASK_BOTH  # noqa: PLC0415
 
@@ -702,3 +731,24 @@ def test_a_finished_case_shows_its_committed_marks_when_the_reader_goes_back(qtb
     assert drawn == {"L-CC": 1}
     assert window.marks == [] and not window.unrecorded()  # drawn only: nothing to record or discard
     window.close()
+
+
+def test_the_reading_and_results_screens_fit_a_small_screen(qtbot, study):
+    """At 1280 × 800 the reading screen opened 1600 × 1000 and the results 1400 × 900: the answers, Commit and Next,
+    the notes and the export button lay past the screen's edges."""
+    from PySide6.QtCore import QRect  # noqa: PLC0415
+    from PySide6.QtWidgets import QMainWindow  # noqa: PLC0415
+
+    from app.ui.forms import fit_to_screen  # noqa: PLC0415
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    room = QRect(0, 30, 1280, 770)
+    fit_to_screen(window, 1600, 1000, room)
+    assert (window.width(), window.height()) == (1280, 770) and window.pos() == room.topLeft()
+    fit_to_screen(window, 900, 500, QRect(0, 0, 1920, 1050))
+    assert (window.width(), window.height()) == (900, 500)
+    store, study_id = study  # and the screens ask it (headless: the size asked, the offscreen screen is no monitor)
+    reading = reading_screen(qtbot, open_reading(store, study_id, "A"))
+    assert (reading.width(), reading.height()) == (1600, 1000)
+    reading.close()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.study.analysis import Comparison, roc_points
+from app.ui.forms import fit_to_screen
 from app.study.results import (
     StudyResults,
     UnestimableComparison,
@@ -141,7 +142,7 @@ class StudyResultsWindow(QMainWindow):
         splitter.addWidget(side)
         splitter.setSizes([600, 900])
         self.setCentralWidget(splitter)
-        self.resize(1500, 800)
+        fit_to_screen(self, 1500, 800)
 
     def _draw_rocs(self) -> dict[str, object]:
         records = self.results.records

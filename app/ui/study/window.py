@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.reading import read_disagreements
+from app.ui.forms import fit_to_screen
 from app.study.blinding import scrub
 from app.study.design import Design
 from app.study.reading_screen import CaseState, OpenedReading, case_identifiers, load_case
@@ -181,7 +182,7 @@ class StudyReadingWindow(QMainWindow):
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
         self.setWindowTitle(f"Mammo Reader — study {self.info['name']} — {reader}")
-        self.resize(1600, 1000)
+        fit_to_screen(self, 1600, 1000)
         for widget in self.hanging.views.values():
             widget.markRequested.connect(self._on_mark_requested)
         if self.position is None:
@@ -373,6 +374,9 @@ class StudyReadingWindow(QMainWindow):
         self.commit_button.setEnabled(editable)
         if not editable:
             self.mark_button.setChecked(False)  # the tool does not stay on into a reading that takes no mark
+            # the form, disabled, loses the focus: the reading returned to begins in the form again (back to a
+            # committed case and forward, the keys typed went nowhere until the field was clicked)
+            self._focused_for = None
         self.mark_button.setEnabled(editable)
         if editable and self.exam is not None and self._focused_for != (self.position, step):
             # each reading begins in the form (it took five or six Tabs through the views to reach it)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.overlay_images import OverlayImages
+from app.ui.forms import fit_to_screen
 from app.pacs.inbox import InboxService
 from app.settings import AppSettings
 from app.study.store import ReaderMark, Store
@@ -215,7 +216,7 @@ class MainWindow(QMainWindow):
         self.scores.reader.committed.connect(self.reading.commit_estimate)
         self.analyses.update_model_banner()
         self.preferences.apply_scp()
-        self.resize(1600, 1000)
+        fit_to_screen(self, 1600, 1000)
 
     # ------------------------------------------------------------------------------------------- building
 
