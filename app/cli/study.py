@@ -277,11 +277,15 @@ def _froc(store, args) -> int:
         try:
             data = froc_data_from_dict(form, args.name)
         except NotEstimable as reason:
+            for note in cautions:  # why (a reader left out, interim) stands beside the refusal too
+                print(f"note: {note}")
             print(f"{args.fom} ({args.method}): {reason}")
             return 1
     try:
         analysis = froc_analysis(data, args.fom, args.method, args.covariance, args.alpha)
     except NotEstimable as reason:
+        for note in cautions:  # "a single reader": because the other has read nothing yet, say so
+            print(f"note: {note}")
         means = ", ".join(f"{m} {v:.4f}" for m, v in reason.reader_mean.items())
         print(f"{args.fom} ({args.method}): {reason}" + (f" (mean {args.fom}: {means})" if means else ""))
         return 1

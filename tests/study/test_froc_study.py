@@ -232,3 +232,15 @@ def test_a_truth_file_gets_the_checks_of_a_lesion_list(tmp_path):
     done = main("study", "--db", tmp_path / "study.sqlite", "froc", "loc", "--truth", tmp_path / "bad.json",
                 "--out", tmp_path / "out")
     assert done.returncode != 0 and "the left breast is normal in the study's case list" in done.stderr
+
+
+def test_a_froc_that_cannot_be_estimated_still_says_who_was_left_out(tmp_path):
+    """Reader B had read nothing: 'study froc' said "not estimable: a single reader" and not that B was left out
+    and the results interim, which the results screen says."""
+    store, study_id = make_study(tmp_path)
+    read(store, study_id, "A")
+    store.close()
+    done = main("study", "--db", tmp_path / "study.sqlite", "froc", "loc", "--truth", tmp_path / "truth.json",
+                "--out", tmp_path / "out")
+    assert done.returncode == 1 and "single reader" in done.stdout, done.stdout + done.stderr
+    assert "note: reader(s) B have read nothing yet and are left out; results are interim" in done.stdout
