@@ -171,6 +171,11 @@ class _UnfinishedIsNoAnswer:
         if self.value() <= self.minimum() and self.text() == self.specialValueText() and event.text()[:1] in (
                 "0123456789.,"):
             self.lineEdit().selectAll()
+        letter = event.text()
+        if len(letter) == 1 and letter.isalpha() and self.on_refused is not None and not event.modifiers() & (
+                Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier):
+            # Qt drops the letter without a sign: "4o" (for 40) stood as "4 %" and was committed so
+            self.on_refused(f'the letter "{letter}"')
         super().keyPressEvent(event)
 
     def focusOutEvent(self, event) -> None:  # noqa: N802 - Qt override

@@ -610,6 +610,21 @@ def test_the_commit_keeps_the_form_and_its_confirmation_in_sight_on_a_small_scre
     assert window.scores.model_box.isVisible()
 
 
+def test_a_letter_typed_in_a_percentage_is_said_not_taken(qtbot, store, tmp_path, stub_model):
+    """A reader typed "4o" for 40: Qt dropped the "o" without a sign, the box showed "4 %" and 4 % was committed
+    (seen in a reader study on X). The letter is said not taken, beside the box."""
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
+    window.activateWindow()
+    reader = window.scores.reader
+    spin = reader.inputs["R"].spin
+    spin.setFocus()
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin, "4o")
+    assert spin.text() == "4 %"
+    assert reader.saved_label.text() == ('Right breast, malignant: the letter "o" is not a percentage from 0 to 100; '
+                                         "not taken.")
+
+
 def test_a_first_read_made_with_the_model_on_screen_is_never_called_before_ai(qtbot, store, tmp_path, stub_model):
     """Blind reading off: the model's table was on screen while the reader gave 10 %, and the panel, the PDF and
     the JSON called that read "before AI" (a radiologist's hands-on test). It is recorded as read with the AI
