@@ -26,7 +26,7 @@ def print_summary(summary, verb: str = "done", given=None) -> None:
     run, whose outcomes name them by pseudonym only (a folder's name may name the patient): the line also says
     which of the exams given it was, by its place in their order, so that the operator can find it."""
     origin = {}
-    if given:
+    if given and (summary.failed or summary.partial):  # the pseudonyms made again only for a line that names one
         from app.archive.sources import deidentified_items  # noqa: PLC0415
 
         anonymous = deidentified_items(list(given))

@@ -270,6 +270,7 @@ class MammoViewWidget(QWidget):
         self.corner.setObjectName("cornerText")
         self.corner.setStyleSheet("color: #e8e8e8; font: 11px; background: rgba(0,0,0,150); padding: 1px 3px;")
         self.readout = QLabel(self.graphics)
+        self._readout_parts: list[str] = []  # the readout's parts, laid out in lines by _place_labels
         self.readout.setObjectName("windowReadout")
         self.readout.setStyleSheet("color: #e8e8e8; font: 11px; background: rgba(0,0,0,170); padding: 1px 3px;")
         self.badge = QLabel(self.graphics)
@@ -421,7 +422,7 @@ class MammoViewWidget(QWidget):
         # the readout on one line where it fits the view, else broken at its separators (at 1280 × 800 it ran
         # past the view's edge, "… zoom 0.0")
         lines, metrics, room = [], self.readout.fontMetrics(), max(40, size.width() - 16)
-        for part in getattr(self, "_readout_parts", []):
+        for part in self._readout_parts:
             if lines and metrics.horizontalAdvance(f"{lines[-1]}  · {part}") <= room:
                 lines[-1] = f"{lines[-1]}  · {part}"
             else:
