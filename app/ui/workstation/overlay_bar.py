@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPixmap
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QToolBar, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolBar, QWidget
 
 from app.colours import class_colour, layer_lut
 from app.ui.workstation.view_widget import OverlayOptions
@@ -27,6 +27,35 @@ def legend_pixmap(lut, width: int = 90, height: int = 12) -> QPixmap:
     painter.fillRect(0, 0, width, height, gradient)
     painter.end()
     return pixmap
+
+
+class RuleNote(QLabel):
+    """The regions' rule in the tool bar: it takes the bar's room left after the controls and is cut short with
+    "…" where that is less than its words (the whole line in its tooltip), so no control goes under the » button."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(0)
+
+    def sizeHint(self) -> QSize:  # the bar lays widgets out by their hint: a small one, then the expansion
+        return QSize(min(super().sizeHint().width(), 120), super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, super().minimumSizeHint().height())
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip((text.strip() + "\n" if text.strip() else "") + "which of the model's regions are drawn; "
+                        "\"all regions\" adds the others over the breast, dimmed")
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.width())
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(self.rect(), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), shown)
+        painter.end()
 
 
 def build_overlay_toolbar(window) -> None:
@@ -66,9 +95,6 @@ def build_overlay_toolbar(window) -> None:
                                     "lying mostly outside the breast is never drawn")
     window.all_regions_box.toggled.connect(window.overlay_control.apply_overlay_options)
     bar.addWidget(window.all_regions_box)
-    window.regions_note = QLabel("")
-    window.regions_note.setObjectName("regionsNote")
-    bar.addWidget(window.regions_note)
     bar.addWidget(QLabel("  opacity "))
     window.opacity_slider = QSlider(Qt.Orientation.Horizontal)
     window.opacity_slider.setObjectName("opacitySlider")
@@ -77,6 +103,10 @@ def build_overlay_toolbar(window) -> None:
     window.opacity_slider.setFixedWidth(110)
     window.opacity_slider.valueChanged.connect(window.overlay_control.apply_overlay_options)
     bar.addWidget(window.opacity_slider)
+    # the rule's words last: on a narrow screen their tail goes under the bar's » button, never a control
+    window.regions_note = RuleNote()
+    window.regions_note.setObjectName("regionsNote")
+    bar.addWidget(window.regions_note)
 
 
 BLIND_OVERLAYS_TEXT = ("The model is hidden until you commit your estimate (blind reading): its maps and regions "
