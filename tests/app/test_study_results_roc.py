@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+from PySide6.QtWidgets import QLabel
 
 from app.study.analysis import roc_points
 from app.study.cases import CaseEntry
@@ -20,7 +21,8 @@ from tests.study.ai_results import store_ai_results
 def test_the_model_curve_is_drawn_on_every_reader_s_units(qtbot, store):
     entries = [CaseEntry(f"c{i:02d}", f"/exams/{i}", "malignant" if i < 8 else "normal", "normal")
                for i in range(24)]
-    study = create_study(store, "interim", Design.UNAIDED, ["A", "B"], entries, seed=1)
+    study = create_study(store, "Breast screening reader study, site North, 2026 (interim)", Design.UNAIDED,
+                         ["A", "B"], entries, seed=1)
     rnd = random.Random(0)
     scores = {(c.case_id, b): rnd.random() for c in entries for b in "LR"}
     insert_model_scores(store, study, scores)
@@ -35,6 +37,14 @@ def test_the_model_curve_is_drawn_on_every_reader_s_units(qtbot, store):
     fpr, tpr, _ = roc_points([scores[k] for k in sorted(scores)], np.array(truth))
     _, drawn = window.curves[key].getData()
     np.testing.assert_allclose(drawn[1:], np.interp(FPR_GRID, fpr, tpr))
+    # at 1280 px a long study name in the plot's title made the plot wider than its pane, which cut off the right
+    # of the axes and the legend: the name is atop the side panel, and the plot fits its pane
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitUntil(lambda: window.plot.width() < 640)
+    plot_item = window.plot.getPlotItem()
+    qtbot.waitUntil(lambda: plot_item.sceneBoundingRect().width() <= window.plot.viewport().width() + 1)
+    assert "site North" in window.findChild(QLabel, "resultsHeading").text()
 
 
 def test_curves_that_coincide_still_both_show(qtbot, store):

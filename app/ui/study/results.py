@@ -80,7 +80,9 @@ class StudyResultsWindow(QMainWindow):
         self.results = results
         self.plot = pg.PlotWidget(background="w")
         self.plot.setObjectName("rocPlot")
-        self.plot.setTitle(f"ROC: {named}{results.level} level", color=LEGEND_TEXT)  # also a margin above 1.0
+        # the study's name is in the window's title and atop the side panel: in the plot's title a long one set the
+        # plot's least width past its pane at 1280 px, and the pane cut off the right of the axes and the legend
+        self.plot.setTitle(f"ROC, {results.level} level", color=LEGEND_TEXT)  # also a margin above 1.0
         self.plot.setLabel("bottom", "1 - specificity (false-positive rate)")
         self.plot.setLabel("left", "sensitivity (true-positive rate)")
         for side in ("bottom", "left"):
@@ -126,7 +128,11 @@ class StudyResultsWindow(QMainWindow):
         export.clicked.connect(self._export)
         side = QWidget()
         layout = QVBoxLayout(side)
-        layout.addWidget(QLabel("Telemetry and ground truth are for the coordinator only."))
+        heading = QLabel(f"Study '{results.study}', {results.level} level. " if results.study else "")
+        heading.setText(heading.text() + "Telemetry and ground truth are for the coordinator only.")
+        heading.setObjectName("resultsHeading")
+        heading.setWordWrap(True)
+        layout.addWidget(heading)
         cautions = [f"ORH {name}: {caution}" for name, r in results.comparisons.items()
                     if (caution := comparison_caution(r))]  # as the command line says them, under its line
         if results.notes() or cautions:
