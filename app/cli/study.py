@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
 from pathlib import Path
@@ -54,19 +53,9 @@ def _create(store, args) -> int:
     cases = read_case_list(args.cases, check_exams=True)
     lesions, rule = None, None
     if args.lesions:
-        from app.study.lesions import (  # noqa: PLC0415
-            check_lesion_places, check_lesions, exam_geometry, read_lesion_list, with_exam_spacing)
-        from app.study.localisation import ScoringRule  # noqa: PLC0415
+        from app.study.lesions import lesions_for_new_study  # noqa: PLC0415
 
-        lesions = read_lesion_list(args.lesions, cases)  # a SEG row is read against its case's exam
-        check_lesions(lesions, cases, str(args.lesions))
-        geometry = functools.cache(exam_geometry)  # each exam read once for both checks
-        check_lesion_places(lesions, cases, shapes_of=lambda exam: geometry(exam)[0], source=str(args.lesions))
-        lesions = with_exam_spacing(lesions, cases, spacing_of=lambda exam: geometry(exam)[1], source=str(args.lesions))
-        try:
-            rule = ScoringRule() if args.distance_mm is None else ScoringRule(distance_mm=args.distance_mm)
-        except ValueError as error:
-            raise StudyError(str(error)) from error
+        lesions, rule = lesions_for_new_study(args.lesions, cases, args.distance_mm)
     elif args.distance_mm is not None:
         raise StudyError("--distance-mm scores marks against lesions: give the lesions with --lesions")
     scores = None
@@ -84,9 +73,9 @@ def _create(store, args) -> int:
         if note:
             print(f"note: {note}")
     if lesions:
-        print(f"{len({(l.case_id, l.lesion_id) for l in lesions})} lesion(s) on "
-              f"{len({l.case_id for l in lesions})} case(s); a mark localises a lesion inside its outline or within "
-              f"{rule.distance_mm:g} mm of its centre")
+        from app.study.lesions import lesions_summary  # noqa: PLC0415
+
+        print(lesions_summary(lesions, rule))
     if scores is not None:
         from app.archive.study_scores import store_batch_scores  # noqa: PLC0415
 

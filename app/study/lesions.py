@@ -35,6 +35,7 @@ breast needs one: a study is never created with a truth the analysis would refus
 from __future__ import annotations
 
 import fnmatch
+import functools
 
 import math
 import sqlite3
@@ -408,6 +409,33 @@ def with_exam_spacing(lesions: Sequence[StudyLesion], cases: Sequence[CaseEntry]
                              "spacing_mm in the lesion list so that distances can be measured in mm")
         out.append(replace(lesion, spacing=spacing))
     return out
+
+
+def lesions_for_new_study(path: str | Path, cases: Sequence[CaseEntry],
+                          distance_mm: float | None = None) -> tuple[list[StudyLesion], ScoringRule]:
+    """A new localisation study's lesions read from their list and checked against its cases and their exams
+    (each exam read once), with the rule that will score marks against them (``distance_mm``: None for the
+    default). ``study create --lesions`` and the workstation's New study form both come here.
+
+    Raises:
+        StudyError: the list, a lesion's place or the distance is refused (the message names the list).
+    """
+    lesions = read_lesion_list(path, cases)  # a SEG row is read against its case's exam
+    check_lesions(lesions, cases, str(path))
+    geometry = functools.cache(exam_geometry)
+    check_lesion_places(lesions, cases, shapes_of=lambda exam: geometry(exam)[0], source=str(path))
+    lesions = with_exam_spacing(lesions, cases, spacing_of=lambda exam: geometry(exam)[1], source=str(path))
+    try:
+        rule = ScoringRule() if distance_mm is None else ScoringRule(distance_mm=distance_mm)
+    except ValueError as error:
+        raise StudyError(str(error)) from error
+    return lesions, rule
+
+
+def lesions_summary(lesions: Sequence[StudyLesion], rule: ScoringRule) -> str:
+    """'3 lesion(s) on 2 case(s); a mark localises …': what a study made with them says."""
+    return (f"{len({(l.case_id, l.lesion_id) for l in lesions})} lesion(s) on {len({l.case_id for l in lesions})} "
+            f"case(s); a mark localises a lesion inside its outline or within {rule.distance_mm:g} mm of its centre")
 
 
 def _png(mask: np.ndarray) -> bytes:

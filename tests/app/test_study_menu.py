@@ -7,6 +7,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from app.settings import AppSettings
 from app.study.design import Design
+from app.study.lesions import scoring_rule, study_lesions
 from app.study.sessions import ReadingSession
 from app.ui.workstation.main_window import MainWindow
 from app.study.reading_screen import study_overview
@@ -98,6 +99,48 @@ def test_create_read_and_see_results_from_the_workstation(qtbot, window, store, 
         pass
     results_windows = [w for w in window.study_menu.windows if isinstance(w, StudyResultsWindow)]
     assert results_windows and results_windows[0].isVisible() and "unaided" in results_windows[0].curves
+
+
+def test_a_localisation_study_is_created_from_the_form_with_its_lesion_list(qtbot, window, store, tmp_path):
+    """The New study form took no lesion list: a FROC study needed the command line (or drawing every case)."""
+    cases = case_list(tmp_path)
+    lesions = tmp_path / "lesions.csv"
+    lesions.write_text("case_id,breast,view,mask,row,col,radius_mm,weight,lesion,spacing_mm\n"
+                       "c1,R,CC,,300,250,5,,,0.1\n")  # c3's malignant right breast has none: refused, by name
+    dialog = NewStudyDialog()
+    qtbot.addWidget(dialog)
+    assert not dialog.distance.isEnabled()
+    dialog.name.setText("loc")
+    dialog.case_list.setText(str(cases))
+    dialog.readers.setText("A")
+    dialog.lesions.setText(f" {lesions} ")
+    assert dialog.distance.isEnabled()
+    dialog.distance.setValue(7)
+    study = dialog.values()
+    assert (study.lesions, study.distance_mm) == (str(lesions), 7.0)
+    worker = window.study_menu.create(study)
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    boxes = [w for w in window.findChildren(QMessageBox) if w.objectName() == "errorDialog"]
+    assert boxes and "lesions.csv" in boxes[-1].text() and "c3" in boxes[-1].text()
+    assert store.read("SELECT COUNT(*) FROM studies") == [(0,)]
+    boxes[-1].button(QMessageBox.StandardButton.Ok).click()
+    again = window.study_menu.new_study_dialog  # the form as it was, lesion list and distance included
+    qtbot.waitUntil(again.isVisible, timeout=5_000)
+    assert (again.lesions.text(), again.distance.value()) == (str(lesions), 7.0)
+    again.reject()
+
+    with lesions.open("a") as rows:
+        rows.write("c3,R,CC,,320,260,5,,,0.1\n")
+    with qtbot.waitSignal(window.study_menu.studyCreated, timeout=60_000) as created:
+        window.study_menu.create(study)
+    qtbot.waitUntil(lambda: getattr(window.study_menu, "case_mix_box", None) is not None, timeout=10_000)
+    assert "2 lesion(s) on 2 case(s)" in window.study_menu.case_mix_box.text()
+    assert "within 7 mm of its centre" in window.study_menu.case_mix_box.text()
+    window.study_menu.case_mix_box.accept()
+    assert scoring_rule(store, created.args[0]).distance_mm == 7.0
+    assert {(l.case_id, l.view) for l in study_lesions(store, created.args[0])} == {("c1", "R-CC"), ("c3", "R-CC")}
+    qtbot.waitUntil(lambda: not window.study_menu.worker.is_running(), timeout=30_000)
 
 
 def test_a_bad_case_list_is_reported_and_nothing_is_created(qtbot, window, store, tmp_path):

@@ -4,10 +4,12 @@ to see its results. The work itself (creating, scoring, reading, analysing) live
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -19,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.study.design import DEFAULT_WASHOUT_DAYS, Design
+from app.study.localisation import ScoringRule
 from app.study.reading_screen import StudyOverview
 from app.ui.forms import add_ok_cancel
 
@@ -38,10 +41,13 @@ class NewStudy:
     design: Design
     seed: int
     washout_days: int
+    lesions: str = ""  # a localisation (FROC) study's lesion list CSV (app/study/lesions.py), "" for none
+    distance_mm: float | None = None  # with lesions: the acceptance distance (None: the default)
 
 
 class NewStudyDialog(QDialog):
-    """Name, case list CSV, readers, design, seed and (crossover) the washout."""
+    """Name, case list CSV, readers, design, seed, (crossover) the washout and (a localisation study) the lesion
+    list with its acceptance distance."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -69,6 +75,28 @@ class NewStudyDialog(QDialog):
         self.washout.setSuffix(" days")
         self.design.currentIndexChanged.connect(self._design_changed)
         self._design_changed()
+        self.lesions = QLineEdit()
+        self.lesions.setObjectName("lesionList")
+        self.lesions.setPlaceholderText("optional, a localisation (FROC) study: case_id, breast, view, mask or row/col")
+        self.lesions.setToolTip("where each case's lesions are: one row per lesion per view (case_id, breast, view, "
+                                "mask or row, col and radius_mm, weight, lesion; or seg: a DICOM Segmentation); "
+                                "marks are then scored against them (FROC, wAFROC). Lesions can also be drawn case "
+                                "by case (Study → Draw a case's lesions…)")
+        browse_lesions = QPushButton("File…")
+        browse_lesions.clicked.connect(self._browse_lesions)
+        lesion_row = QHBoxLayout()
+        lesion_row.addWidget(self.lesions)
+        lesion_row.addWidget(browse_lesions)
+        self.distance = QDoubleSpinBox()
+        self.distance.setObjectName("acceptanceDistance")
+        self.distance.setRange(0.0, 100.0)
+        self.distance.setDecimals(1)
+        self.distance.setSuffix(" mm")
+        self.distance.setValue(ScoringRule().distance_mm)
+        self.distance.setToolTip("a mark within this distance of a lesion's centre localises it (a mark inside the "
+                                 "lesion's outline always does)")
+        self.lesions.textChanged.connect(lambda text: self.distance.setEnabled(bool(text.strip())))
+        self.distance.setEnabled(False)
         form = QFormLayout(self)
         form.addRow("Name", self.name)
         form.addRow("Case list", row)
@@ -76,12 +104,20 @@ class NewStudyDialog(QDialog):
         form.addRow("Design", self.design)
         form.addRow("Seed (reading orders)", self.seed)
         form.addRow("Washout", self.washout)
+        form.addRow("Lesion list", lesion_row)
+        form.addRow("Mark within", self.distance)
         add_ok_cancel(form, self)
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Case list", "", "CSV files (*.csv)")
         if path:
             self.case_list.setText(path)
+
+    def _browse_lesions(self) -> None:
+        start = str(Path(self.case_list.text().strip()).parent) if self.case_list.text().strip() else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Lesion list", start, "CSV files (*.csv)")
+        if path:
+            self.lesions.setText(path)
 
     def _design_changed(self) -> None:
         crossover = self.design.currentData() == Design.CROSSOVER
@@ -99,11 +135,15 @@ class NewStudyDialog(QDialog):
         self.design.setCurrentIndex(list(Design).index(study.design))
         self.seed.setValue(study.seed)
         self.washout.setValue(study.washout_days)
+        self.lesions.setText(study.lesions)
+        self.distance.setValue(ScoringRule().distance_mm if study.distance_mm is None else study.distance_mm)
 
     def values(self) -> NewStudy:
         readers = tuple(r.strip() for r in self.readers.text().split(",") if r.strip())
+        lesions = self.lesions.text().strip()
         return NewStudy(self.name.text().strip(), self.case_list.text().strip(), readers, self.design.currentData(),
-                        self.seed.value(), self.washout.value())
+                        self.seed.value(), self.washout.value(), lesions,
+                        self.distance.value() if lesions else None)
 
 
 class ChooseStudyDialog(QDialog):

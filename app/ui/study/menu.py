@@ -16,6 +16,7 @@ from app.study.store import Store
 from app.study.cases import case_mix_note, read_case_list, unread_columns_note
 from app.study.design import create_study
 from app.study.errors import StudyError
+from app.study.lesions import lesions_for_new_study, lesions_summary
 from app.ui.errors import show_error
 from app.ui.study.dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
 from app.ui.study.results import StudyResultsWindow
@@ -43,11 +44,16 @@ def create_and_score(
     progress("reading the case list", 0, 1)
     try:
         cases = read_case_list(study.case_list, check_exams=True)
+        lesions, rule = None, None
+        if study.lesions:
+            progress("reading the lesion list", 0, 1)
+            lesions, rule = lesions_for_new_study(study.lesions, cases, study.distance_mm)
         study_id = create_study(store, study.name, study.design, list(study.readers), cases, seed=study.seed,
-                                washout_days=study.washout_days)
+                                washout_days=study.washout_days, lesions=lesions, scoring=rule)
     except StudyError as error:
         raise StudyNotCreated(str(error)) from error
-    note = "; ".join(n for n in (unread_columns_note(study.case_list), case_mix_note(cases)) if n)
+    note = "; ".join(n for n in (unread_columns_note(study.case_list), case_mix_note(cases),
+                                 lesions_summary(lesions, rule) if lesions else "") if n)
     if note:
         note_to(note)
     if models is None and not model_path:
