@@ -105,7 +105,7 @@ class NewStudyDialog(QDialog):
         form.addRow("Seed (reading orders)", self.seed)
         form.addRow("Washout", self.washout)
         form.addRow("Lesion list", lesion_row)
-        form.addRow("Mark within", self.distance)
+        form.addRow("A mark localises within", self.distance)
         add_ok_cancel(form, self)
 
     def _browse(self) -> None:
