@@ -128,7 +128,10 @@ class MaskRCNNFamily:
         outputs = []
         for prepared in batch:
             high = float(prepared.input.max()) if prepared.input.size else 0.0
-            if high > max_value:  # the network reads [0, 1]: beyond it its scores mean nothing (a 16-bit scan)
+            # the network reads [0, 1]: beyond it its scores mean nothing (a 16-bit scan), and an image that fills
+            # a sixteenth of it or less (an 8-bit one under a 12-bit model) is read as a far darker breast than any
+            # it learnt from
+            if high > max_value or 0 < high <= max_value / 16:
                 outputs.append(_refused(prepared, identity, high, max_value))
                 continue
             x = torch.from_numpy(prepared.input / np.float32(max_value))[None].expand(3, -1, -1).to(device)
@@ -141,10 +144,17 @@ class MaskRCNNFamily:
 
 
 def _refused(prepared: Prepared, identity: ModelIdentity, high: float, max_value: float) -> ModelViewOutput:
-    """No result on a view whose pixel values exceed the input maximum the model declares."""
+    """No result on a view whose pixel values exceed the input maximum the model declares, or fill a sixteenth
+    of it or less (an 8-bit image under a model of 12-bit input)."""
     bits = max(int(high).bit_length(), 1)  # said as a range, the same for the views of one exam (said once)
-    why = (f"its pixel values use {bits} bits, above the input maximum the model declares ({max_value:g}, "
-           "input.max_value in its metadata), so its detections would mean nothing")
+    if high > max_value:
+        why = (f"its pixel values use {bits} bits, above the input maximum the model declares ({max_value:g}, "
+               "input.max_value in its metadata), so its detections would mean nothing")
+    else:
+        why = (f"its pixel values use {bits} bits, a sixteenth or less of the input maximum the model declares "
+               f"({max_value:g}, input.max_value in its metadata): read so, the breast is far darker than any the "
+               "model learnt from and its detections would mean nothing (a model for such images declares "
+               f"{2 ** bits - 1})")
     return ModelViewOutput(probabilities=dict.fromkeys(identity.classes, float("nan")), layers=(), regions=(),
                            extras={}, frame=prepared.frame, refused=why)
 

@@ -406,6 +406,15 @@ def test_a_view_beyond_the_declared_input_maximum_has_no_result_not_detections(t
     assert line.startswith(f"{entry.label} has no result on L-CC and R-CC: ") and "pixel values use 16 bits" in line
     assert sum("has no result on" in n for n in shown_notices(both)) == 1
 
+    # an 8-bit copy of a view (the 12 bits shifted down to 8), under the same 12-bit model: read at a sixteenth
+    # of its brightness, as no breast the model learnt from: no result, said why
+    views[View.L_CC] = (_image("L-CC") >> 4).astype(np.uint8)
+    dark = analyze_exam(views, [loaded], device="cpu")
+    reason = dark.views[View.L_CC].no_result[entry.id]
+    assert "pixel values use 8 bits, a sixteenth or less of the input maximum the model declares (4095" in reason
+    assert "a model for such images declares 255" in reason
+    assert dark.views[View.L_MLO].result(entry.id) is not None
+
     (tmp_path / "model.pt.json").write_text(json.dumps(metadata(max_value=65535)))
     sixteen = _load(tmp_path, seeded_state)
     family = get("maskrcnn")
