@@ -5,12 +5,16 @@ Sources are what a screening batch comes as: a folder tree (one exam per folder)
 Storage SCP's inbox (``inbox``), one PACS study address, or a PACS query: a node's address without a study
 gives its MG studies of a day or a date range (today's by default), oldest first. States (unread / in progress / read / flagged) and
 the reading time per exam are kept in the store, per reader, keyed by the exam's location, so that a batch
-left half read opens where it was.
+left half read opens where it was. A read exam keeps the digest of its files as they were read: when they are not
+the same files any more (a folder refilled with another patient's exam, a retaken view), it is listed "changed
+since read" and Next unread comes to it. A batch output lists the exams the batch could not analyse too, each
+with the reason (they are read without the AI).
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import re
 import time
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from app.study.store import WORKLIST_TABLE
+from app.study.store import ensure_worklist_table
 from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)
@@ -44,6 +48,7 @@ class WorklistItem:
     exam_id: str
     location: str
     files: tuple[str, ...] = ()
+    note: str = ""  # what the reader should know before opening it (a batch that could not analyse it: why)
 
 
 @dataclass
@@ -55,6 +60,7 @@ class WorklistEntry:
     state: ReadState = ReadState.UNREAD
     reading_seconds: float = 0.0
     problem: str = ""
+    changed: bool = False  # listed read, but its files are not those read (files_digest): in progress again
 
 
 def read_worklist_source(source: str | Path, dates: str = "today", ae_title: str = "") -> list[WorklistItem]:
@@ -131,8 +137,31 @@ def _pacs_query(address: str, node, dates: str) -> list[WorklistItem]:
     return [WorklistItem(r.accession or r.study_uid, study_location(address, r.study_uid)) for r in records]
 
 
+def _natural(text: str) -> list:
+    """exam2 before exam10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def _batch_failures(table: Path) -> dict[str, tuple[str, str]]:
+    """location -> (exam ID, reason) of the exams the batch's ``failures.csv`` (beside its table) names."""
+    import csv  # noqa: PLC0415
+
+    path = table.with_name("failures.csv")
+    if not path.is_file():
+        return {}
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise MammoError(f"the batch's failures cannot be read ({error})", path) from error
+    return {str(row["location"]): (str(row.get("exam_id") or row["location"]), str(row.get("reason") or ""))
+            for row in rows if row.get("location")}
+
+
 def _batch_output(table: Path) -> list[WorklistItem]:
-    """The exams a batch analysed, in the order the batch wrote them."""
+    """The exams of a batch in the order of their IDs (exam2 before exam10; the same order on every day of a
+    batch that grows): those it analysed, and those it could not, with the reason as their note (a failed
+    exam is still a woman's screening exam to read, without the AI)."""
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     try:
@@ -156,18 +185,23 @@ def _batch_output(table: Path) -> list[WorklistItem]:
                 datasets[dataset] = {item.location: item.files for item in read_batch_source(dataset)}
             files = datasets[dataset].get(location, ())
         seen[location] = WorklistItem(str(row["exam_id"]), location, files)
+    for location, (exam_id, reason) in _batch_failures(table).items():
+        note = (f"the batch could not analyse it ({reason}): read it without the AI result" if location not in seen
+                else f"the batch analysed it in part ({reason})")  # a partial exam: in the table and in failures
+        files = seen[location].files if location in seen else ()
+        seen[location] = WorklistItem(seen[location].exam_id if location in seen else exam_id, location, files, note)
     if not seen:
         raise MammoError("the batch's result table names no exam", table)
     if not any(is_pacs_address(loc) or Path(loc.rpartition("#")[0] or loc).is_absolute() for loc in seen):
         raise MammoError("the batch was de-identified: its table names each exam by its label, not where it is "
                          "read from; open the batch's source (the folder or case list it ran on) as the worklist",
                          table)
-    return list(seen.values())
+    return sorted(seen.values(), key=lambda item: (_natural(item.exam_id), item.location))
 
 
 def ensure_table(store) -> None:
     """Create the worklist's table when the store lacks it (idempotent)."""
-    store.submit(lambda db: db.execute(WORKLIST_TABLE)).result()
+    store.submit(ensure_worklist_table).result()
 
 
 def load_states(store, reader: str, items: list[WorklistItem]) -> dict[str, tuple[ReadState, float]]:
@@ -179,18 +213,43 @@ def load_states(store, reader: str, items: list[WorklistItem]) -> dict[str, tupl
     return {loc: (ReadState(state), float(seconds)) for loc, state, seconds in rows if loc in wanted}
 
 
-def save_state(store, reader: str, location: str, state: ReadState, add_seconds: float = 0.0) -> Future:
+def read_digests(store, reader: str, items: list[WorklistItem]) -> dict[str, str]:
+    """location -> the digest of the files each listed exam had when this reader's read of it was recorded."""
+    if store is None or not items:
+        return {}
+    wanted = {item.location for item in items}
+    rows = store.read("SELECT location, files FROM worklist_states WHERE reader=? AND files IS NOT NULL", (reader,))
+    return {loc: files for loc, files in rows if loc in wanted}
+
+
+def files_digest(item: WorklistItem) -> str | None:
+    """A digest of the exam's files as they are now (names, sizes, times, inodes: :func:`source_fingerprint`);
+    None for a study on a PACS. Reads the file system: call it off the GUI thread."""
+    from app.pacs.nodes import is_pacs_address  # noqa: PLC0415
+
+    if is_pacs_address(item.location):
+        return None
+    fingerprint = source_fingerprint(list(item.files) if item.files else Path(item.location))
+    return None if fingerprint is None else hashlib.sha256(repr(fingerprint).encode()).hexdigest()
+
+
+def save_state(store, reader: str, location: str, state: ReadState, add_seconds: float = 0.0, *,
+               digest_of: Callable[[], str | None] | None = None, reopen: bool = False) -> Future:
     """Set an exam's state and add reading time to it, on the store's writer thread. A read exam is never made
-    unread or in progress again: another window of the same reader, opened before it was read, only adds time."""
+    unread or in progress again (another window of the same reader, opened before it was read, only adds time),
+    unless ``reopen``: its files are not those read. ``digest_of`` (with ``READ``): the exam's files' digest, taken
+    on the writer thread and kept with the state."""
     now = time.time()
     read, going_back = str(ReadState.READ), (str(ReadState.UNREAD), str(ReadState.IN_PROGRESS))
 
     def work(db) -> None:
+        digest = digest_of() if (digest_of is not None and state == ReadState.READ) else None
         db.execute(
-            "INSERT INTO worklist_states VALUES (?, ?, ?, ?, ?) ON CONFLICT(location, reader) DO UPDATE SET "
-            "state=CASE WHEN state=? AND excluded.state IN (?, ?) THEN state ELSE excluded.state END, "
-            "reading_seconds=reading_seconds + excluded.reading_seconds, updated_at=excluded.updated_at",
-            (location, reader, str(state), max(add_seconds, 0.0), now, read, *going_back))
+            "INSERT INTO worklist_states VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(location, reader) DO UPDATE SET "
+            "state=CASE WHEN state=? AND excluded.state IN (?, ?) AND NOT ? THEN state ELSE excluded.state END, "
+            "reading_seconds=reading_seconds + excluded.reading_seconds, updated_at=excluded.updated_at, "
+            "files=COALESCE(excluded.files, files)",
+            (location, reader, str(state), max(add_seconds, 0.0), now, digest, read, *going_back, int(reopen)))
 
     return store.submit(work)
 
@@ -227,7 +286,14 @@ class Worklist:
             ensure_table(store)
         states = load_states(store, reader, items)
         entries = [WorklistEntry(item, *states.get(item.location, (ReadState.UNREAD, 0.0))) for item in items]
-        return cls(entries, reader, store, clock)
+        digests = read_digests(store, reader, items)
+        worklist = cls(entries, reader, store, clock)
+        for entry in entries:  # read on other files than these (another patient's exam in the folder, a retake)
+            kept = digests.get(entry.item.location)
+            if entry.state == ReadState.READ and kept is not None and files_digest(entry.item) != kept:
+                entry.state, entry.changed = ReadState.IN_PROGRESS, True
+                worklist._save(entry, 0.0, reopen=True)
+        return worklist
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -274,7 +340,7 @@ class Worklist:
         self._started = None
         entry.reading_seconds += seconds
         if committed and entry.state != ReadState.FLAGGED:
-            entry.state = ReadState.READ
+            entry.state, entry.changed = ReadState.READ, False
         elif not committed and not worked_on and entry.state == ReadState.IN_PROGRESS \
                 and self._state_before == ReadState.UNREAD:
             entry.state = ReadState.UNREAD
@@ -288,7 +354,7 @@ class Worklist:
             return False
         entry = self.entries[self.current]
         entry.state = ReadState.IN_PROGRESS
-        self._save(entry, 0.0)
+        self._save(entry, 0.0, reopen=True)  # kept so in the store too: the list reopened later says the same
         return True
 
     def move_to(self, index: int, committed: bool = False, worked_on: bool = True) -> WorklistItem:
@@ -349,10 +415,12 @@ class Worklist:
             out[entry.state] += 1
         return out
 
-    def _save(self, entry: WorklistEntry, seconds: float) -> None:
+    def _save(self, entry: WorklistEntry, seconds: float, reopen: bool = False) -> None:
         if self.store is None or getattr(self.store, "closed", False):
             return
-        save_state(self.store, self.reader, entry.item.location, entry.state, seconds)
+        item = entry.item
+        save_state(self.store, self.reader, item.location, entry.state, seconds, reopen=reopen,
+                   digest_of=lambda: files_digest(item))
 
 
 def source_fingerprint(source: object) -> tuple | None:

@@ -555,9 +555,18 @@ CREATE TABLE IF NOT EXISTS worklist_states (
     state TEXT NOT NULL CHECK (state IN ('unread', 'in progress', 'read', 'flagged')),
     reading_seconds REAL NOT NULL DEFAULT 0 CHECK (reading_seconds >= 0),
     updated_at REAL NOT NULL,
+    files TEXT,
     PRIMARY KEY (location, reader)
 )
 """
+
+
+def ensure_worklist_table(db: sqlite3.Connection) -> None:
+    """The worklist's table as it is now; a store made before its ``files`` column (the digest of an exam's
+    files when it was read: app.worklist.files_digest) gets it, empty."""
+    db.execute(WORKLIST_TABLE)
+    if "files" not in {row[1] for row in db.execute("PRAGMA table_info(worklist_states)")}:
+        db.execute("ALTER TABLE worklist_states ADD COLUMN files TEXT")
 
 
 def shown_result_exists(study: str, case: str) -> str:
@@ -709,7 +718,7 @@ class Store:
             db.execute("PRAGMA foreign_keys=ON")
         # tables created IF NOT EXISTS on every open take no schema version, so they never clash with a
         # numbered migration (the worklist's states, app/worklist.py)
-        db.execute(WORKLIST_TABLE)
+        ensure_worklist_table(db)
 
     def submit(self, work: Callable[[sqlite3.Connection], Any]) -> Future:
         """Run ``work(connection)`` inside one transaction on the writer thread."""

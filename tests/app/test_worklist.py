@@ -1163,3 +1163,81 @@ def test_an_exam_listed_read_whose_new_images_have_no_read_is_to_be_read_again(q
     assert not window.committed and any("read anew" in w for w in window.exam.warnings)
     assert control.worklist.entries[0].state == ReadState.IN_PROGRESS
     assert "in progress" in control.panel.table.item(0, 1).text()
+
+
+def test_a_batch_output_lists_the_exams_it_could_not_analyse_in_a_steady_order(tmp_path):
+    """Seen in a hands-on review: the worklist of a batch output listed only the exams in scores.parquet, so an
+    exam the batch failed on ("not a DICOM image") was never read, and nothing said so; and its order followed
+    the table's rows, which a rerun reorders (an exam analysed again moved to the end)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    batch = make_batch(tmp_path / "batch", 3)
+    (batch / "exam10").mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    rows = [(f"exam{n}", str(batch / f"exam{n}")) for n in (2, 0, 1)]  # a rerun's order
+    pq.write_table(pa.table({"exam_id": [r[0] for r in rows], "location": [r[1] for r in rows]}), out / "scores.parquet")
+    (out / "failures.csv").write_text(
+        "exam_id,location,reason,failed_at\n"
+        f"exam10,{batch / 'exam10'},{batch / 'exam10'}: the folder holds no image,2026-12-07T06:47:26+00:00\n"
+        f"exam1,{batch / 'exam1'},L-CC: no result,2026-12-07T06:47:27+00:00\n")
+    items = read_worklist_source(out)
+    assert [i.exam_id for i in items] == ["exam0", "exam1", "exam2", "exam10"]
+    assert items[3].note == f"the batch could not analyse it ({batch / 'exam10'}: the folder holds no image): read " \
+                            "it without the AI result"
+    assert items[1].note == "the batch analysed it in part (L-CC: no result)" and not items[0].note
+
+
+def test_a_read_exam_whose_files_changed_is_listed_changed_and_next_unread_comes_to_it(tmp_path):
+    """Seen in a hands-on review: a folder refilled with another patient's exam (and an exam with a retaken
+    view) stayed "✓ read" under the earlier read, and Next unread skipped it; opening it took it back to in
+    progress on screen, but the store kept "read", so the list said read again the next day."""
+    batch = make_batch(tmp_path / "batch", 3)
+    store = Store(tmp_path / "s.sqlite")
+    worklist = Worklist.open(batch, store=store, reader="dr a")
+    for index in range(3):
+        worklist.move_to(index)
+        worklist.leave(committed=True)
+    flush(store)
+    assert [e.state for e in Worklist.open(batch, store=store, reader="dr a").entries] == [ReadState.READ] * 3
+    # exam1's folder now holds another patient's exam: other files (name, size, times)
+    (batch / "exam1" / "0_R-CC.png").unlink()
+    write_png(batch / "exam1" / "0_L-CC.png", synthetic_view("L-CC", LESIONS[2]))
+    reopened = Worklist.open(batch, store=store, reader="dr a")
+    changed = reopened.entries[1]
+    assert (changed.state, changed.changed) == (ReadState.IN_PROGRESS, True)
+    assert [e.changed for e in reopened.entries] == [False, True, False]
+    reopened.current = 0
+    assert reopened.next_index(unread_only=True) == 1
+    flush(store)
+    assert Worklist.open(batch, store=store, reader="dr a").entries[1].state == ReadState.IN_PROGRESS  # kept
+    reopened.move_to(1)
+    reopened.leave(committed=True)  # read again, on these files: read, and not changed any more
+    flush(store)
+    again = Worklist.open(batch, store=store, reader="dr a").entries[1]
+    assert (again.state, again.changed) == (ReadState.READ, False)
+    # the exam on screen taken back to in progress (its images have no committed read) stays so in the store
+    worklist = Worklist.open(batch, store=store, reader="dr a")
+    worklist.move_to(2)
+    assert worklist.to_read_again()
+    flush(store)
+    assert Worklist.open(batch, store=store, reader="dr a").entries[2].state == ReadState.IN_PROGRESS
+    store.close()
+
+
+def test_a_store_made_before_the_files_column_gets_it(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "s.sqlite"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.executescript("DROP TABLE worklist_states; CREATE TABLE worklist_states (location TEXT NOT NULL, "
+                     "reader TEXT NOT NULL, state TEXT NOT NULL, reading_seconds REAL NOT NULL DEFAULT 0, "
+                     "updated_at REAL NOT NULL, PRIMARY KEY (location, reader));"
+                     "INSERT INTO worklist_states VALUES ('/x', 'dr a', 'read', 12, 0);")
+    db.close()
+    store = Store(path)
+    assert store.read("SELECT location, state, reading_seconds, files FROM worklist_states") == [
+        ("/x", "read", 12.0, None)]
+    store.close()

@@ -136,15 +136,25 @@ class WorklistPanel(QDockWidget):
         self.table.setRowCount(len(worklist))
         palette = self.table.palette()
         for row, entry in enumerate(worklist.entries):
-            state = "⚠ not opened" if entry.problem else f"{STATE_MARKS[entry.state]} {entry.state.value}"
-            cells = (entry.item.exam_id, state, _minutes(worklist.seconds_on(row)))
+            if entry.problem:
+                state = "⚠ not opened"
+            elif entry.changed and entry.state == ReadState.IN_PROGRESS:
+                state = "↻ changed since read"
+            else:
+                state = f"{STATE_MARKS[entry.state]} {entry.state.value}"
+            name = ("⚠ " if entry.item.note else "") + entry.item.exam_id  # the batch could not analyse it
+            cells = (name, state, _minutes(worklist.seconds_on(row)))
+            tips = [f"Not opened ({entry.state.value}): {entry.problem}" if entry.problem else "",
+                    "Listed read before, but its files are not the ones read (another exam in its place, or a "
+                    "retaken view): read it again" if entry.changed and entry.state == ReadState.IN_PROGRESS else "",
+                    f"{entry.item.note[0].upper()}{entry.item.note[1:]}" if entry.item.note else ""]
             for column, text in enumerate(cells):
                 item = self.table.item(row, column)
                 if item is None:
                     item = QTableWidgetItem()
                     self.table.setItem(row, column, item)
                 item.setText(text)
-                item.setToolTip(f"Not opened ({entry.state.value}): {entry.problem}" if entry.problem else "")
+                item.setToolTip("\n".join(t for t in tips if t))
                 font = item.font()
                 font.setBold(row == worklist.current)
                 item.setFont(font)
