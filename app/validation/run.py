@@ -83,6 +83,20 @@ def _exam_outcomes(outcomes: Sequence[BreastOutcome], table: ScoreTable) -> dict
     return exams
 
 
+def exam_scores(model: ModelScores, outcomes: Sequence[BreastOutcome], table: ScoreTable,
+                ) -> tuple[dict[str, float], list[str]]:
+    """The model's exam-level units: each analysed exam with an exam-level outcome and its exam score; and the
+    exams left out for want of one. An exam with a breast the model did not score has no exam score: the other
+    breast's is no score for a cancer in the unseen one. The model's own measures and every comparison take
+    their exams from here (a comparison once counted such an exam by its scored breast)."""
+    exams = _exam_outcomes(outcomes, table)
+    unscored = {o.exam_id for o in outcomes if o.exam_id in table.exams and model.breast.get(o.key) is None}
+    exam_ids = sorted(e for e in exams if e in table.exams)
+    without = [e for e in exam_ids if model.exam.get(e) is None or e in unscored]
+    left_out = set(without)
+    return {e: float(model.exam[e]) for e in exam_ids if e not in left_out}, without
+
+
 def accounting(table: ScoreTable, outcomes: Sequence[BreastOutcome]) -> dict:
     """What the run could not use, by kind, each with its list."""
     with_outcome = {o.exam_id for o in outcomes}
@@ -240,25 +254,21 @@ def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], option
                    table: ScoreTable) -> tuple[dict, dict, np.ndarray | None]:
     checkpoint = options.checkpoints.get(model.model_id)
     table_exams = table.exams
-    units, without_score, unscored_exams = [], [], set()
+    units, without_score = [], []
     for outcome in outcomes:
         if outcome.exam_id not in table_exams:
             continue  # not analysed or failed: counted once, in the accounting
         score = model.breast.get(outcome.key)
         if score is None:
             without_score.append(f"{outcome.exam_id} {outcome.breast}")
-            unscored_exams.add(outcome.exam_id)
             continue
         units.append(Unit(outcome, float(score), model.one_view(outcome.key)))
     exams = _exam_outcomes(outcomes, table)
-    exam_ids = sorted(e for e in exams if e in table_exams)
-    # an exam with a breast the model did not score has no exam score: the other breast's is no score for a
-    # cancer in the unseen one
-    exams_without_score = [e for e in exam_ids if model.exam.get(e) is None or e in unscored_exams]
-    exam_ids = [e for e in exam_ids if e not in exams_without_score]
+    scored_exams, exams_without_score = exam_scores(model, outcomes, table)
+    exam_ids = sorted(scored_exams)
     arrays = {
         "breast": (np.array([u.score for u in units], float), np.array([u.outcome.cancer for u in units], int)),
-        "exam": (np.array([model.exam[e] for e in exam_ids], float), np.array([exams[e] for e in exam_ids], int)),
+        "exam": (np.array([scored_exams[e] for e in exam_ids], float), np.array([exams[e] for e in exam_ids], int)),
     }
     declared, declared_note = _declared_points(checkpoint)
     result: dict = {"label": model.label, "model_key": model.model_key,
@@ -385,7 +395,7 @@ def comparison(table: ScoreTable, outcomes: Sequence[BreastOutcome], a: str, b: 
         scores_a, scores_b = first.breast, second.breast
     else:
         truth_of = _exam_outcomes(outcomes, table)
-        scores_a, scores_b = first.exam, second.exam
+        scores_a, scores_b = exam_scores(first, outcomes, table)[0], exam_scores(second, outcomes, table)[0]
     keys = sorted(k for k in truth_of if scores_a.get(k) is not None and scores_b.get(k) is not None)
     one_only = sum(1 for k in truth_of if (scores_a.get(k) is None) != (scores_b.get(k) is None))
     result = paired_comparison(np.array([scores_a[k] for k in keys], float),

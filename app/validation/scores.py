@@ -82,9 +82,14 @@ def read_score_table(path: str | Path) -> ScoreTable:
     has_rule: dict[str, bool] = defaultdict(bool)
     exams = set()
     breasts: dict[str, set[str]] = defaultdict(set)
-    columns = table.select(list(NEEDED) + (["model_key"] if "model_key" in table.column_names else [])).to_pylist()
+    optional = [c for c in ("model_key", "mode") if c in table.column_names]
+    columns = table.select(list(NEEDED) + optional).to_pylist()
+    kinds: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))  # model -> key/mode -> values
     for row in columns:
         exams.add(row["exam_id"])
+        for name in optional:
+            if row.get(name):
+                kinds[row["model_id"]][name].add(row[name])
         model = models.setdefault(row["model_id"], ModelScores(row["model_id"], row["model_label"] or row["model_id"],
                                                                 row.get("model_key") or ""))
         if row["level"] in ("view", "breast") and row["breast"]:
@@ -106,6 +111,7 @@ def read_score_table(path: str | Path) -> ScoreTable:
         elif level == "view" and row["counted"] and p is not None:
             key = (row["exam_id"], row["breast"])
             model.views[key] = model.views.get(key, 0) + 1
+    _refuse_pooled(kinds, path)
     unscorable = {m: "the model gives no P(malignant) (its metadata names no malignancy classes)"
                   for m in models if not has_rule[m]}
     for model in models.values():
@@ -113,6 +119,25 @@ def read_score_table(path: str | Path) -> ScoreTable:
     return ScoreTable({m: s for m, s in models.items() if m not in unscorable}, unscorable,
                       read_failures(path.parent), frozenset(exams), _facts(table),
                       {e: frozenset(sides) for e, sides in breasts.items()})
+
+
+def _refuse_pooled(kinds: dict[str, dict[str, set[str]]], path: Path) -> None:
+    """One model ID whose rows come from two checkpoints (shards of different runs concatenated, a model
+    changed between runs), or from the exact and the fast arithmetic, is not one model's validation: refused,
+    naming what was found (its site calibration would be fitted on another model's scores in part)."""
+    for model_id, found in sorted(kinds.items()):
+        keys, modes = sorted(found.get("model_key", ())), sorted(found.get("mode", ()))
+        if len(keys) > 1:
+            raise ValidationInputError(
+                f"model {model_id}: the table holds the scores of {len(keys)} different checkpoints under this ID "
+                f"(model keys {', '.join(keys)}): tables of different models were joined, or the model changed "
+                "between runs; validate each model's table on its own, or analyse the exams again with one model",
+                path)
+        if len(modes) > 1:
+            raise ValidationInputError(
+                f"model {model_id}: the table holds scores of both the {' and the '.join(modes)} mode under this ID "
+                "(batches run with different --mode were joined): validate one mode's scores (analyse the exams "
+                "again in one mode)", path)
 
 
 def _never_null(row: dict) -> bool:

@@ -593,6 +593,62 @@ def test_an_exam_with_an_unscored_breast_has_no_exam_score(tmp_path):
     assert (metrics["exam"]["n"], metrics["exam"]["n_positive"], metrics["exam"]["auc"]) == (29, 9, 1.0)
 
 
+def _with_second_model(path: Path, **columns) -> Path:
+    """The table with a copy of model m's rows as model n (its probabilities 0.9 of m's), and ``columns`` set
+    on every row (a list: one value a row of m, and the same for n's)."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    rows = pq.read_table(path).to_pylist()
+    copies = [{**row, "model_id": "n", "model_label": "n",
+               "probability": None if row["probability"] is None else 0.9 * row["probability"]} for row in rows]
+    every = rows + copies
+    for name, values in columns.items():
+        for row, value in zip(every, list(values) * 2, strict=True):
+            row[name] = value
+    pq.write_table(pa.Table.from_pylist(every), path)
+    return path
+
+
+def test_a_comparison_takes_the_exams_each_model_s_own_measures_take(tmp_path):
+    """Seen in a hands-on review: e0, whose cancer breast has no images, had no exam score in the model's exam
+    AUC (n 29) but was a cancer scored by its other breast in the paired comparison (n 30): two AUCs of one model
+    on one page, on different exams."""
+    from app.validation.outcomes import BreastOutcome  # noqa: PLC0415
+    from app.validation.run import Options, validate  # noqa: PLC0415
+    from app.validation.scores import read_score_table  # noqa: PLC0415
+
+    breasts = {f"e{i}": {"L": None if i == 0 else (0.8 if i < 10 else 0.2 + i / 100), "R": 0.1} for i in range(30)}
+    outcomes = [BreastOutcome(f"e{i}", side, int(i < 10 and side == "L")) for i in range(30) for side in "LR"]
+    table = read_score_table(_with_second_model(_table(tmp_path, breasts)))
+    result = validate(table, outcomes, Options(save_calibration=False, compare=(("m", "n"),)), ["m", "n"])
+    by_level = {c["level"]: c for c in result.metrics["comparisons"]}
+    assert by_level["exam"]["n"] == result.metrics["m"]["exam"]["n"] == result.metrics["n"]["exam"]["n"] == 29
+    assert by_level["exam"]["auc_a"] == pytest.approx(result.metrics["m"]["exam"]["auc"])
+    assert by_level["breast"]["n"] == result.metrics["m"]["breast"]["n"] == 59
+
+
+def test_one_model_id_over_two_checkpoints_or_two_modes_is_refused(tmp_path):
+    """Seen in a hands-on review: two batch tables joined (as shards are), one model ID with another file's
+    hash in the second, were validated as one model, and its site calibration fitted on both."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from app.validation.scores import read_score_table  # noqa: PLC0415
+
+    path = _table(tmp_path, {f"e{i}": {"L": 0.5, "R": 0.1} for i in range(4)})
+    count = len(pq.read_table(path))
+    _with_second_model(path, model_key=["k1"] * (count // 2) + ["k2"] * (count - count // 2))
+    with pytest.raises(ValidationInputError, match="model m: the table holds the scores of 2 different checkpoints "
+                                                   "under this ID \\(model keys k1, k2\\)"):
+        read_score_table(path)
+    path = _table(tmp_path, {f"e{i}": {"L": 0.5, "R": 0.1} for i in range(4)})
+    _with_second_model(path, model_key=["k1"] * count, mode=["exact"] * (count - 1) + ["fast"])
+    with pytest.raises(ValidationInputError, match="model m: the table holds scores of both the exact and the fast"):
+        read_score_table(path)
+    path = _table(tmp_path, {f"e{i}": {"L": 0.5, "R": 0.1} for i in range(4)})
+    _with_second_model(path, model_key=["k1"] * count, mode=["exact"] * count)  # one model, one mode each: read
+    assert set(read_score_table(path).models) == {"m", "n"}
+
+
 def test_a_probability_that_is_no_number_in_0_1_is_refused_by_exam(tmp_path):
     from app.validation.scores import read_score_table  # noqa: PLC0415
 
