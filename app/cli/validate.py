@@ -108,7 +108,11 @@ def _run(args: argparse.Namespace) -> int:
         if not outcomes:
             raise ValidationInputError(f"no exam of the outcomes is in the batch's source {args.batch_source}: the "
                                        "outcomes' exam_id must be the exam ID the batch gave (before de-identifying)")
-    outcomes = with_table_facts(outcomes, table)  # the headers' facts where the CSV lacks them
+    # the headers' facts where the CSV lacks them; not a de-identified batch's dates, shifted patient by patient
+    outcomes = with_table_facts(outcomes, table, take_dates=not args.batch_source)
+    if args.batch_source and not any(o.study_date for o in outcomes):
+        print("note: the de-identified batch's study dates are shifted by each patient's own offset, so drift by "
+              "month is not drawn from them; give study_date in the outcomes for it")
     options = Options(targets=targets, checkpoints=checkpoints, compare=tuple(tuple(p) for p in args.compare or ()),
                       site=args.site, bins=args.bins, calibration_folder=out,
                       save_calibration=not args.no_calibration)

@@ -181,15 +181,18 @@ def _facts(table: pa.Table) -> dict[str, dict]:
     return facts
 
 
-def with_table_facts(outcomes: Sequence[BreastOutcome], table: ScoreTable) -> list[BreastOutcome]:
+def with_table_facts(outcomes: Sequence[BreastOutcome], table: ScoreTable,
+                     take_dates: bool = True) -> list[BreastOutcome]:
     """The outcomes with the facts they lack (density, manufacturer, age, study date) taken from the batch
-    table's DICOM headers; a fact the outcomes give is kept as given."""
+    table's DICOM headers; a fact the outcomes give is kept as given. ``take_dates`` false: a de-identified
+    batch's study dates are shifted by each patient's own offset, so months of them mean nothing (drift takes
+    the outcomes' dates alone)."""
     out = []
     for outcome in outcomes:
         facts = table.facts.get(outcome.exam_id, {})
         density = str(facts.get("density") or "").strip().lower()
         date = None
-        if facts.get("study_date"):
+        if take_dates and facts.get("study_date"):
             try:
                 date = datetime.date.fromisoformat(str(facts["study_date"])[:10])
             except ValueError:
