@@ -242,12 +242,40 @@ def _calibration(model: ModelScores, scores: np.ndarray, truth: np.ndarray, opti
                        f"{n_negative} non-cancers, and one that rescales the workstation's hybrid needs at least "
                        f"{calib.MIN_SAVED} of each" + _earlier_calibration_note(path))
         return out, after
+    share = n_positive / record["n"]
+    screening = _screening_calibration(path) if share > ENRICHED else ""
+    if path is not None and screening:
+        out["note"] = (f"the {record['method']} recalibration is shown, not saved: fitted on a set with "
+                       f"{100 * share:.1f} % cancers, it would replace the site calibration fitted on a screening-like "
+                       f"set ({screening}), and its probabilities would be those of a cancer-enriched set, far above a "
+                       "screening exam's risk; that calibration stays in use")
+        return out, after
+    if share > ENRICHED:  # saved (nothing screening-like to keep), and said what its probabilities are
+        out["note"] = (f"fitted on a set with {100 * share:.1f} % cancers (screening finds under 1 %): its probabilities "
+                       "are those of such a set and run above a screening exam's risk; calibrate on consecutive "
+                       "screening exams for a screening service's hybrid")
     if path is not None:
         out["recalibration"].update(_save(path, record, model, options, checkpoint))
         if checkpoint is None and "save_error" not in out["recalibration"]:
-            out["note"] = ("no checkpoint given: the calibration was written to the output folder; copy it "
-                           "beside the model as <checkpoint>" + calib.SUFFIX)
+            out["note"] = "; ".join(filter(None, (out["note"], (
+                "no checkpoint given: the calibration was written to the output folder; copy it beside the model "
+                "as <checkpoint>" + calib.SUFFIX))))
     return out, after
+
+
+def _screening_calibration(path: Path | None) -> str:
+    """"version 2 of 2026-03-01, 0.8 % cancers" where the site calibration saved at ``path`` was fitted on a
+    screening-like set (cancers at most ``ENRICHED``), else "" (none, one of an enriched set, or unreadable)."""
+    if path is None or not path.is_file():
+        return ""
+    try:
+        earlier = calib.read_site_calibration(path) or {}
+    except ValidationInputError:
+        return ""
+    n, positive = earlier.get("n"), earlier.get("n_positive")
+    if not isinstance(n, int) or not isinstance(positive, int) or n <= 0 or positive / n > ENRICHED:
+        return ""
+    return f"version {earlier.get('version', '?')} of {earlier.get('date', '?')}, {100 * positive / n:.1f} % cancers"
 
 
 def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], options: Options,

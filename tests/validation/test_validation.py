@@ -185,6 +185,34 @@ def test_a_recalibration_fitted_on_too_few_cancers_is_shown_not_saved(tmp_path):
         out["note"]
 
 
+def test_an_enriched_set_never_replaces_a_screening_calibration_and_says_what_its_own_is(tmp_path):
+    """Seen in a hands-on review: validate on a cancer-enriched set (23 % of the breasts) saved its Platt as version
+    2 over a screening-prevalence version 1, and the workstation's calibrated P(malignant) of a raw 0.3 went from
+    2.5 % to 19.7 %, with only the PPV note said."""
+    from types import SimpleNamespace
+
+    from app.validation.run import _calibration
+
+    checkpoint = tmp_path / "model.pt"
+    options = SimpleNamespace(bins=10, save_calibration=True, calibration_folder=None, site="Site A")
+    model = SimpleNamespace(model_id="m", model_key="k")
+    path = calib.calibration_path(checkpoint)
+    enriched_scores, enriched_truth = _overconfident(400, 0.25)
+    out, after = _calibration(model, enriched_scores, enriched_truth, options, checkpoint)  # nothing to keep: saved
+    assert out["recalibration"]["version"] == 1 and after is not None
+    assert "cancers (screening finds under 1 %): its probabilities are those of such a set" in out["note"]
+    screening_scores, screening_truth = _overconfident(4000, 0.01, seed=3)
+    assert screening_truth.sum() >= calib.MIN_SAVED and screening_truth.mean() <= 0.02
+    out, _ = _calibration(model, screening_scores, screening_truth, options, checkpoint)
+    assert out["recalibration"]["version"] == 2 and "enriched" not in out["note"]
+    before = path.read_bytes()
+    out, after = _calibration(model, enriched_scores, enriched_truth, options, checkpoint)
+    assert after is not None and "version" not in out["recalibration"]  # shown, not saved
+    assert "is shown, not saved: fitted on a set with" in out["note"]
+    assert "it would replace the site calibration fitted on a screening-like set (version 2 of " in out["note"]
+    assert path.read_bytes() == before
+
+
 def test_outcomes_coded_the_wrong_way_round_never_save_a_calibration_that_reverses_the_model(tmp_path):
     """A re-test inverted the cancer column (a coding slip): validate saved Platt with a = -1.6, and the
     workstation's hybrid turned the model's 90.9 % into 1.9 %."""
