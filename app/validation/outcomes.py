@@ -113,26 +113,40 @@ def is_cbis_ddsm(columns: Iterable[str]) -> bool:
 def read_site_csv(path: Path) -> list[BreastOutcome]:
     """The site's outcomes CSV (``exam_id``, ``breast``, ``cancer`` and the optional columns)."""
     columns, rows = _rows(path)
-    missing = {"exam_id", "breast", "cancer"} - set(columns)
+    missing = {"exam_id", "breast", "cancer"} - {c.lower() for c in columns}  # Exam_ID as a spreadsheet wrote it
     if missing:
         has = ", ".join(c for c in columns if c) or "none"
         raise ValidationInputError(f"the outcomes file lacks the column(s) {', '.join(sorted(missing))} (it needs "
                                    f"exam_id, breast and cancer; its header has: {has})", path)
     out, problems = [], []
-    first: dict[tuple[str, str], tuple[int, int]] = {}  # breast -> (its first line, its cancer there)
+    first: dict[tuple[str, str], tuple[int, BreastOutcome]] = {}  # breast -> (its first line, its outcome there)
     for line, row in rows:
         try:
-            outcome = _site_row(line, {k.strip(): (v or "") for k, v in row.items() if k is not None}, path)
+            outcome = _site_row(line, {k.strip().lower(): (v or "") for k, v in row.items() if k is not None}, path)
         except ValidationInputError as error:
             problems.append(error.message)
             continue
-        earlier = first.setdefault(outcome.key, (line, outcome.cancer))
-        if earlier[1] != outcome.cancer:  # said with the file's other problems, not after they are fixed
+        earlier_line, earlier = first.setdefault(outcome.key, (line, outcome))
+        if earlier.cancer != outcome.cancer:  # said with the file's other problems, not after they are fixed
             problems.append(f"line {line}: exam {outcome.exam_id} breast {outcome.breast} is cancer {outcome.cancer} "
-                            f"here and {earlier[1]} on line {earlier[0]}")
+                            f"here and {earlier.cancer} on line {earlier_line}")
+        elif (differ := _differences(earlier, outcome)):  # which row is this breast's cannot be told
+            problems.append(f"line {line}: exam {outcome.exam_id} breast {outcome.breast} is given again (first on "
+                            f"line {earlier_line}) with another {differ}; give each breast once")
         out.append(outcome)
     _refuse_if_any(problems, path)
     return out
+
+
+def _differences(first: BreastOutcome, again: BreastOutcome) -> str:
+    """"study_date (2019-01-01, not 2026-04-26)" … for the facts two rows of one breast give differently."""
+    named = []
+    for name in ("density", "manufacturer", "age", "study_date"):
+        a, b = getattr(first, name), getattr(again, name)
+        if a != b:
+            shown = [("(none)" if v in (None, "") else str(v)) for v in (b, a)]
+            named.append(f"{name} ({shown[0]}, not {shown[1]})")
+    return ", ".join(named)
 
 
 def _site_row(line: int, row: dict[str, str], path: Path) -> BreastOutcome:
@@ -142,6 +156,7 @@ def _site_row(line: int, row: dict[str, str], path: Path) -> BreastOutcome:
     if breast not in ("L", "R"):
         raise ValidationInputError(f"line {line}: breast {row['breast']!r} is neither L nor R", path)
     cancer = row["cancer"].strip()
+    cancer = {"0.0": "0", "1.0": "1"}.get(cancer, cancer)  # a table editor's export of whole numbers
     if cancer not in ("0", "1"):
         raise ValidationInputError(f"line {line}: cancer {row['cancer']!r} is neither 0 nor 1", path)
     return BreastOutcome(

@@ -732,6 +732,22 @@ def test_every_problem_of_an_outcomes_file_is_named_at_once(tmp_path):
         read_outcomes([cbis])
 
 
+def test_a_breast_given_twice_with_other_facts_is_refused_and_a_spreadsheet_s_header_and_numbers_are_read(tmp_path):
+    """Seen in a hands-on review: e1 L twice, dated 2026-04-26 and 2019-01-01, was merged without a word (the
+    first date kept, a blank density filled from the other row); 'Exam_ID,Breast,Cancer' was refused for its
+    capitals, and a cancer of 1.0 (a pandas export) as neither 0 nor 1."""
+    path = tmp_path / "outcomes.csv"
+    path.write_text("exam_id,breast,cancer,study_date,density\ne1,L,0,2026-04-26,\ne1,R,0,2026-04-26,b\n"
+                    "e1,L,0,2019-01-01,d\n")
+    with pytest.raises(ValidationInputError) as raised:
+        read_outcomes([path])
+    assert str(raised.value) == (f"{path}: line 4: exam e1 breast L is given again (first on line 2) with another "
+                                 "density (d, not (none)), study_date (2019-01-01, not 2026-04-26); give each breast "
+                                 "once")
+    path.write_text("Exam_ID,Breast,Cancer\ne1,L,1.0\ne1,R,0.0\ne1,R,0\n")  # the same row twice: one breast
+    assert [(o.exam_id, o.breast, o.cancer) for o in read_outcomes([path])] == [("e1", "L", 1), ("e1", "R", 0)]
+
+
 @pytest.mark.parametrize("age", ["nan", "inf", "-3", "200"])
 def test_an_age_that_is_no_age_is_refused_by_line(tmp_path, age):
     path = tmp_path / "outcomes.csv"
@@ -969,10 +985,10 @@ def test_outcomes_from_a_european_spreadsheet_semicolons_bom_crlf(tmp_path):
 
 def test_outcomes_without_the_columns_name_those_it_has_and_an_empty_file_says_so(tmp_path):
     misnamed = tmp_path / "misnamed.csv"
-    misnamed.write_text("Exam_ID,Breast,cancer\ne1,L,1\n")
+    misnamed.write_text("Exam,Side,cancer\ne1,L,1\n")  # (capitals alone are read: Exam_ID is exam_id)
     with pytest.raises(ValidationInputError, match=r"misnamed.csv: the outcomes file lacks the column\(s\) breast, "
                                                    r"exam_id \(it needs exam_id, breast and cancer; its header has: "
-                                                   r"Exam_ID, Breast, cancer\)"):
+                                                   r"Exam, Side, cancer\)"):
         read_outcomes([misnamed])
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
