@@ -147,6 +147,8 @@ def _run(args: argparse.Namespace) -> int:
           f"{len(account['failed_exams'])} failed, {len(account['outcome_exams_not_analysed'])} not analysed"
           + (f", {account['outcome_exams_outside_batch']} of the outcomes not in the batch's source (counted only)"
              if account.get("outcome_exams_outside_batch") else "") + f" (listed in {out / 'unused.csv'})")
+    if account.get("not_analysed_hint"):
+        print(f"note: {account['not_analysed_hint']}")
     if account.get("partial_exams"):  # in failures.csv, yet analysed: their scores are used
         print(f"{len(account['partial_exams'])} exam(s) analysed only in part are used (their reasons are in "
               "the batch's failures.csv)")

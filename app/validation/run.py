@@ -410,6 +410,12 @@ def validate(table: ScoreTable, outcomes: Sequence[BreastOutcome], options: Opti
             recalibrated[model_id] = after
     metrics["comparisons"] = [comparison(table, outcomes, a, b, level) for a, b in options.compare for level in LEVELS]
     metrics["accounting"] = accounting(table, outcomes)
+    missing = set(metrics["accounting"]["outcome_exams_not_analysed"])
+    if missing:  # a quarter of a cohort dropped for capitals or lost leading zeros is said, as when none joins
+        hint = _near_ids(missing, set(table.exams) - with_outcome)
+        if hint:
+            metrics["accounting"]["not_analysed_hint"] = (f"{len(missing)} exam(s) of the outcomes are not in the "
+                                                          f"score table{hint}")
     metrics["run"] = {"date": datetime.date.today().isoformat(), "site": options.site,
                       "operating_points": [t.name for t in options.targets], "models": chosen}
     return Validation(metrics, arrays, recalibrated)

@@ -573,6 +573,25 @@ def test_validate_refuses_outcomes_that_match_no_exam_of_the_table(site, tmp_pat
     assert sorted(p.name for p in kept.rglob("*")) == ["notes.txt", "o"]  # what was there before stays
 
 
+def test_outcomes_that_partly_miss_the_table_for_capitals_get_the_hint(site, tmp_path):
+    """Seen in a hands-on review: 10 of 40 exam IDs in lower case gave exit 0 and "10 not analysed", a quarter of
+    the cohort dropped without the hint a wholly unmatched file gets."""
+    from app.validation.run import Options, validate
+    from app.validation.scores import read_score_table
+
+    scores, outcome_file, _, _ = site
+    lines = outcome_file.read_text().splitlines()
+    lowered = tmp_path / "lowered.csv"
+    lowered.write_text("\n".join([lines[0], *(line.replace("E00", "e00", 1) if line.startswith(("E000", "E001"))
+                                              else line for line in lines[1:])]) + "\n")
+    result = validate(read_score_table(scores), read_outcomes([lowered]), Options(save_calibration=False), ["A"])
+    hint = result.metrics["accounting"]["not_analysed_hint"]
+    assert hint.startswith("21 exam(s) of the outcomes are not in the score table; 20 of them differ from the "
+                           "table's only in capitals (e.g. e0000 and E0000)")
+    plain = validate(read_score_table(scores), read_outcomes([outcome_file]), Options(save_calibration=False), ["A"])
+    assert "not_analysed_hint" not in plain.metrics["accounting"]  # E9001, never analysed: nothing like it there
+
+
 def test_validate_refuses_a_checkpoint_that_is_not_the_table_s_model(site, tmp_path, capsys):
     """Its site calibration would be written beside another model, which the loader would then rescale."""
     from main import main
