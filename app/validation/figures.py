@@ -5,6 +5,7 @@ plot and the drift plot."""
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 
 import cv2
@@ -123,9 +124,13 @@ def reliability_figure(scores: np.ndarray, truth: np.ndarray, after: np.ndarray 
 def forest_figure(rows: Sequence[dict], title: str) -> np.ndarray:
     """One line per subgroup: its AUC and 95 % CI, or "too few to say"."""
     height = 70 + 24 * len(rows) + 50
-    axes = _Axes((900, height), (330, 50, 40, 50), (0.3, 1.0), (0, max(len(rows), 1)))
+    # from 0.3, or lower where a subgroup's AUC or CI is: the worst subgroup, the one that matters most, was drawn
+    # over its label at 0.05, its CI bar running back from 0.3
+    drawn = [v for row in rows if row.get("auc") is not None for v in (row["auc"], *(row.get("auc_ci") or ()))]
+    start = min(0.3, math.floor(10 * min(drawn, default=0.3)) / 10)
+    axes = _Axes((900, height), (330, 50, 40, 50), (start, 1.0), (0, max(len(rows), 1)))
     image = axes.image
-    for tick in np.linspace(0.3, 1.0, 8):
+    for tick in np.linspace(start, 1.0, round(10 * (1.0 - start)) + 1):
         cv2.line(image, axes.point(tick, 0), axes.point(tick, len(rows)), GRID, 1)
         x, y = axes.point(tick, 0)
         _text(image, f"{tick:.1f}", (x - 12, y + 18), 0.4)
@@ -135,14 +140,14 @@ def forest_figure(rows: Sequence[dict], title: str) -> np.ndarray:
     _text(image, "(cancers / breasts)", (10, 42), 0.4, (90, 90, 90))  # what the counts after each label are
     _text(image, "AUC (95 % CI)", (axes.left + axes.w // 2 - 50, height - 8))
     for index, row in enumerate(rows):
-        y = axes.point(0.3, len(rows) - index - 0.5)[1]
+        y = axes.point(start, len(rows) - index - 0.5)[1]
         label = f"{row['variable']}: {row['value']}  ({row['n_positive']}/{row['n']})"
         _text(image, label[:44], (8, y + 5), 0.42)
         if row.get("auc") is None:
             _noted(image, row.get("note") or "no AUC", (axes.left + 8, y + 5))
             continue
         low, high = row["auc_ci"] if row.get("auc_ci") else (row["auc"], row["auc"])
-        cv2.line(image, (axes.point(max(low, 0.3), 0)[0], y), (axes.point(high, 0)[0], y), INK, 2, cv2.LINE_AA)
+        cv2.line(image, (axes.point(low, 0)[0], y), (axes.point(high, 0)[0], y), INK, 2, cv2.LINE_AA)
         cv2.rectangle(image, (axes.point(row["auc"], 0)[0] - 4, y - 4), (axes.point(row["auc"], 0)[0] + 4, y + 4),
                       PALETTE[0], -1)
         if not row.get("auc_ci"):  # a bare point claimed a certainty: its table's note, beside it

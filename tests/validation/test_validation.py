@@ -1159,6 +1159,11 @@ def test_the_drift_figure_marks_a_gap_of_months_and_the_subgroups_say_a_missing_
     bare = forest_figure([{**point, "auc_ci": [0.9, 1.0], "note": ""}], "t")
     said = forest_figure([{**point, "auc_ci": None, "note": "no CI: complete separation"}], "t")
     assert (bare != said).any()
+    # a subgroup whose AUC is 0.054 (CI 0.00-0.115), the worst and the one that matters most: the axis reaches it,
+    # its point and bar lie right of the labels (they were drawn over its label, the bar from 0.3 back to 0.12)
+    worst = forest_figure([{**point, "auc": 0.054, "auc_ci": [0.0, 0.115]}], "t")
+    fine = forest_figure([{**point, "auc": 0.8, "auc_ci": [0.7, 0.9]}], "t")
+    assert (worst[:, :310] == fine[:, :310]).all() and (worst[:, 330:] != fine[:, 330:]).any()
 
 
 def test_the_roc_palette_tells_seven_classes_apart():
