@@ -101,8 +101,22 @@ def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
             reader = csv.DictReader(handle, delimiter=separator(header))
             rows = numbered_rows(reader)
             return [name.strip() for name in reader.fieldnames or []], rows
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
+    except UnicodeDecodeError as error:  # a spreadsheet's "CSV" in its own code page (Windows-1252, Latin-1)
+        raise ValidationInputError(f"the outcomes file is not UTF-8 text ({_undecodable(path)}): save it as "
+                                   "\"CSV UTF-8\" (or in UTF-8 from any editor) and run again", path) from error
+    except (OSError, csv.Error) as error:
         raise ValidationInputError(f"the outcomes file could not be read ({error})", path) from error
+
+
+def _undecodable(path: Path) -> str:
+    """"byte 0xf4 on line 3" where the file first stops being UTF-8."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        return f"byte 0x{raw[error.start]:02x} on line {line}"
+    return "it could not be decoded"
 
 
 def is_cbis_ddsm(columns: Iterable[str]) -> bool:
@@ -157,6 +171,9 @@ def _site_row(line: int, row: dict[str, str], path: Path) -> BreastOutcome:
         raise ValidationInputError(f"line {line}: breast {row['breast']!r} is neither L nor R", path)
     cancer = row["cancer"].strip()
     cancer = {"0.0": "0", "1.0": "1"}.get(cancer, cancer)  # a table editor's export of whole numbers
+    if not cancer:
+        raise ValidationInputError(f"line {line}: cancer is empty: give 0 or 1, or leave out a breast whose outcome "
+                                   "is not known", path)
     if cancer not in ("0", "1"):
         raise ValidationInputError(f"line {line}: cancer {row['cancer']!r} is neither 0 nor 1", path)
     return BreastOutcome(

@@ -350,6 +350,14 @@ def ppv_note(result: dict) -> str:
 NEAR_ID_SAMPLE = 500  # IDs of each side compared pairwise for the hint
 
 
+def _pseudonyms_hint(exams: frozenset[str]) -> str:
+    """Where every exam ID of the table is a de-identified batch's pseudonym (``anon-…``): how to join them."""
+    if exams and all(e.startswith("anon-") for e in exams):
+        return ("; the score table is a de-identified batch's (its exam IDs are pseudonyms): give --batch-source "
+                "with the folder or case list the batch ran on, on the computer that ran it")
+    return ""
+
+
 def _near_ids(ours: set[str], theirs: set[str]) -> str:
     """A hint when the outcomes' exam IDs are the table's written another way: other capitals, or one inside the
     other (a folder name holding the patient's ID); IDs are compared exactly, and a guess is no join."""
@@ -390,6 +398,10 @@ def validate(table: ScoreTable, outcomes: Sequence[BreastOutcome], options: Opti
             raise ValidationInputError(f"model {model_id!r} cannot be validated: {why} (models with scores: {known})")
         if model_id in RESERVED:
             raise ValidationInputError(f"a model called {model_id!r} clashes with a section of metrics.json")
+    for a, b in options.compare:
+        if a == b:
+            raise ValidationInputError(f"--compare {a} {b}: a model compared with itself differs by nothing; name two "
+                                       "models")
     for model_id in options.checkpoints:
         if model_id not in chosen:
             raise ValidationInputError(f"a checkpoint was given for {model_id!r}, which is not validated")
@@ -399,7 +411,8 @@ def validate(table: ScoreTable, outcomes: Sequence[BreastOutcome], options: Opti
         raise ValidationInputError(f"no exam of the outcomes ({len(with_outcome)}, e.g. {', '.join(ours) or 'none'}) "
                                    f"is in the score table ({len(table.exams)}, e.g. {', '.join(theirs) or 'none'}): "
                                    "the outcomes' exam_id must be the batch's exam ID" + _near_ids(with_outcome,
-                                                                                                  table.exams))
+                                                                                                  table.exams)
+                                   + _pseudonyms_hint(table.exams))
     metrics: dict = {}
     arrays: dict = {}
     recalibrated: dict = {}

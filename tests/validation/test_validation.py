@@ -767,6 +767,36 @@ def test_a_breast_given_twice_with_other_facts_is_refused_and_a_spreadsheet_s_he
     assert [(o.exam_id, o.breast, o.cancer) for o in read_outcomes([path])] == [("e1", "L", 1), ("e1", "R", 0)]
 
 
+def test_a_spreadsheet_s_code_page_an_empty_cancer_a_self_comparison_and_pseudonyms_are_said_plainly(site, tmp_path):
+    """Seen in a hands-on review: a Windows-1252 CSV gave "'utf-8' codec can't decode byte 0xf4 in position 46";
+    an empty cancer cell gave no way out; --compare A A printed +0.000, p = 1.0000; and outcomes against a
+    de-identified batch's table, without --batch-source, did not say why nothing joined."""
+    import pyarrow.parquet as pq
+
+    from app.validation.run import Options, validate
+    from app.validation.scores import read_score_table
+
+    path = tmp_path / "spreadsheet.csv"  # (the site's own outcomes.csv is beside it)
+    path.write_bytes("exam_id,breast,cancer,manufacturer\ne1,L,0,GE\ne2,R,1,H\u00f4pital\n".encode("cp1252"))
+    with pytest.raises(ValidationInputError, match=r"the outcomes file is not UTF-8 text \(byte 0xf4 on line 3\): "
+                                                   r"save it as \"CSV UTF-8\""):
+        read_outcomes([path])
+    path.write_text("exam_id,breast,cancer\ne1,L,\n")
+    with pytest.raises(ValidationInputError, match="line 2: cancer is empty: give 0 or 1, or leave out a breast whose "
+                                                   "outcome is not known"):
+        read_outcomes([path])
+    scores, outcome_file, _, _ = site
+    table, outcomes = read_score_table(scores), read_outcomes([outcome_file])
+    with pytest.raises(ValidationInputError, match="--compare A A: a model compared with itself differs by nothing"):
+        validate(table, outcomes, Options(save_calibration=False, compare=(("A", "A"),)), ["A"])
+    rows = pq.read_table(scores).to_pylist()
+    for row in rows:
+        row["exam_id"] = "anon-" + row["exam_id"].lower()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "anon.parquet")
+    with pytest.raises(ValidationInputError, match="the score table is a de-identified batch's .* give --batch-source"):
+        validate(read_score_table(tmp_path / "anon.parquet"), outcomes, Options(save_calibration=False), ["A"])
+
+
 @pytest.mark.parametrize("age", ["nan", "inf", "-3", "200"])
 def test_an_age_that_is_no_age_is_refused_by_line(tmp_path, age):
     path = tmp_path / "outcomes.csv"
@@ -862,8 +892,11 @@ def test_an_exam_with_a_breast_without_outcome_has_no_exam_outcome(tmp_path):
     outcomes = [BreastOutcome(f"e{i}", "L", int(i % 3 == 0)) for i in range(30)]  # every exam: L only
     outcomes += [BreastOutcome(f"e{i}", "R", int(i % 5 == 0)) for i in range(10)]  # e0-e9: both breasts
     outcomes += [BreastOutcome("single", "L", 1)]
-    metrics = _validate_table(tmp_path, breasts, outcomes, save_calibration=False,
-                              compare=(("m", "m"),)).metrics
+    from app.validation.run import Options, validate  # noqa: PLC0415
+    from app.validation.scores import read_score_table  # noqa: PLC0415
+
+    table = read_score_table(_with_second_model(_table(tmp_path, breasts)))
+    metrics = validate(table, outcomes, Options(save_calibration=False, compare=(("m", "n"),)), ["m"]).metrics
     exam = metrics["m"]["exam"]
     # e0-e9 (e0 and e5 have a right cancer; e3, e6, e9 a left one), "single", and the six of e10-e29 with a left
     # cancer (e12, e15 … e27)
