@@ -199,6 +199,33 @@ def _batch_output(table: Path) -> list[WorklistItem]:
     return sorted(seen.values(), key=lambda item: (_natural(item.exam_id), item.location))
 
 
+def batch_models(table: Path) -> tuple[tuple[str, str, str], ...]:
+    """The models a batch analysed its exams with, as (ID, label, key), from its table."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    try:
+        rows = pq.read_table(table, columns=["model_id", "model_label", "model_key"]).to_pylist()
+    except (OSError, ValueError, KeyError):  # an older table without the key: nothing to compare with
+        return ()
+    return tuple(sorted({(str(r["model_id"]), str(r["model_label"] or r["model_id"]), str(r["model_key"] or ""))
+                         for r in rows}))
+
+
+def models_differ_note(worklist: Worklist, result) -> str:
+    """What the reader must know when the exam on screen was analysed with none of the models the batch's triage
+    was computed with (its scores and the batch's differ); "" when one of them is on screen, or for a list that
+    is no batch output."""
+    if not worklist.batch_models or result is None:
+        return ""
+    shown = {"+".join(member.key for member in entry.members): entry.label for entry in result.entries}
+    if {key for _, _, key in worklist.batch_models} & set(shown):
+        return ""
+    batch = ", ".join(label for _, label, _ in worklist.batch_models)
+    here = ", ".join(shown.values()) or "none"
+    return (f"⚠ This batch was analysed with {batch}; the exam on screen with {here}: its scores are not the "
+            "batch's. To read with the batch's model, choose it in Preferences.")
+
+
 def ensure_table(store) -> None:
     """Create the worklist's table when the store lacks it (idempotent)."""
     store.submit(ensure_worklist_table).result()
@@ -268,6 +295,8 @@ class Worklist:
     store: object = None
     clock: Callable[[], float] = time.monotonic
     current: int = -1
+    # a batch output's models as (ID, label, key): what its triage was computed with (batch_models)
+    batch_models: tuple[tuple[str, str, str], ...] = ()
     _started: float | None = field(default=None, repr=False)
     _state_before: ReadState | None = field(default=None, repr=False)  # the current exam's, before this visit
 
@@ -276,7 +305,11 @@ class Worklist:
              clock: Callable[[], float] = time.monotonic, dates: str = "today", ae_title: str = "") -> Worklist:
         """Read the source and what the store holds for it (runs off the GUI thread); ``dates`` and
         ``ae_title``: a PACS query's (:func:`read_worklist_source`)."""
-        return cls.of_items(read_worklist_source(source, dates, ae_title), store, reader, clock)
+        worklist = cls.of_items(read_worklist_source(source, dates, ae_title), store, reader, clock)
+        path = Path(str(source))
+        if path.is_dir() and (path / "scores.parquet").is_file():
+            worklist.batch_models = batch_models(path / "scores.parquet")
+        return worklist
 
     @classmethod
     def of_items(cls, items: list[WorklistItem], store=None, reader: str = "reader",

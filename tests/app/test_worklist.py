@@ -1241,3 +1241,33 @@ def test_a_store_made_before_the_files_column_gets_it(tmp_path):
     assert store.read("SELECT location, state, reading_seconds, files FROM worklist_states") == [
         ("/x", "read", 12.0, None)]
     store.close()
+
+
+def test_a_batch_analysed_with_another_model_says_so_above_the_list(qtbot, store, tmp_path, stub_model):
+    """Seen in a hands-on review: a batch triaged with the sliding-window demo (exam3 at 50.7 %) opened as a
+    worklist analysed each exam again with the workstation's GMIC (1.5 %), and nothing said the two differ."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    batch = make_batch(tmp_path / "batch", 2)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def table(key: str) -> None:
+        pq.write_table(pa.table({"exam_id": ["exam0", "exam1"], "location": [str(batch / "exam0"), str(batch / "exam1")],
+                                 "model_id": ["sw", "sw"], "model_label": ["Sliding window"] * 2,
+                                 "model_key": [key, key]}), out / "scores.parquet")
+
+    table("sliding_window:0123abcd")
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        window.worklist.open_source(out)
+    note = window.worklist.panel.models_note
+    qtbot.waitUntil(note.isVisible, timeout=5_000)
+    (entry,) = window.result.entries
+    assert note.text() == (f"⚠ This batch was analysed with Sliding window; the exam on screen with {entry.label}: "
+                           "its scores are not the batch's. To read with the batch's model, choose it in Preferences.")
+    table("+".join(member.key for member in entry.members))  # the batch of the model on screen: nothing to say
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        window.worklist.open_source(out)
+    assert not note.isVisible()

@@ -17,10 +17,19 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush
-from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QHeaderView, QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDockWidget,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.ui.errors import user_message
-from app.worklist import ReadState, Worklist, WorklistItem, source_fingerprint
+from app.worklist import ReadState, Worklist, WorklistItem, models_differ_note, source_fingerprint
 from app.ui.worker import Worker
 from app.ui.workstation.analysis_control import CANCELLED_TEXT
 
@@ -91,7 +100,9 @@ def _fingerprint_task(source, *, progress, cancel) -> tuple | None:  # noqa: ARG
 
 def _reader_states_task(worklist: Worklist, store, reader: str, *, progress, cancel) -> Worklist:  # noqa: ARG001
     """The same exams with ``reader``'s states (another reader took the workstation)."""
-    return Worklist.of_items([entry.item for entry in worklist.entries], store, reader, worklist.clock)
+    other = Worklist.of_items([entry.item for entry in worklist.entries], store, reader, worklist.clock)
+    other.batch_models = worklist.batch_models
+    return other
 
 
 def _open_task(source: str, store, reader: str, dates: str, ae_title: str, *, progress,
@@ -123,7 +134,21 @@ class WorklistPanel(QDockWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.itemActivated.connect(lambda item: self.chosen.emit(item.row()))  # double-click and Enter
-        self.setWidget(self.table)
+        self.models_note = QLabel("")  # a batch output analysed with other models than those on screen
+        self.models_note.setObjectName("worklistModelsNote")
+        self.models_note.setWordWrap(True)
+        self.models_note.setStyleSheet("color: #9a5a00;")
+        self.models_note.hide()
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.models_note)
+        layout.addWidget(self.table)
+        self.setWidget(holder)
+
+    def show_models_note(self, note: str) -> None:
+        self.models_note.setText(note)
+        self.models_note.setVisible(bool(note))
 
     def show_time(self, worklist: Worklist) -> None:
         """The reading time of the exam on screen, its clock running (the list showed it only on leaving)."""
@@ -221,9 +246,15 @@ class WorklistController(QObject):
         window.add_action(menu, "Back to the list", "Ctrl+L", self.show_list, "backToList")
         window.add_action(menu, "Flag / unflag this exam", "Ctrl+F", self.toggle_flag, "flagExam")
         window.analysisFinished.connect(self.schedule_prefetch)
+        window.analysisFinished.connect(self._say_models)
         window.examShown.connect(self._on_exam_shown)
         window.analysisFailed.connect(lambda _error: self.schedule_prefetch())
         window.loadFailed.connect(self._on_load_failed)
+
+    def _say_models(self) -> None:
+        """A batch's triage computed with other models than the exam on screen: said above the list."""
+        if self.worklist is not None and not self.window._closed:
+            self.panel.show_models_note(models_differ_note(self.worklist, self.window.result))
 
     def _show_time(self) -> None:
         if self.worklist is not None and self.panel.isVisible() and not self.window._closed:
