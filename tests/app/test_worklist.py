@@ -1271,3 +1271,27 @@ def test_a_batch_analysed_with_another_model_says_so_above_the_list(qtbot, store
     with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
         window.worklist.open_source(out)
     assert not note.isVisible()
+
+
+def test_f5_reads_the_worklist_again_and_stays_on_the_exam_on_screen(qtbot, store, tmp_path, stub_model):
+    """Seen in a hands-on review: a batch run again while the workstation was open (new exams, a failure) was
+    not seen until the worklist was opened anew: Worklist → Reload the worklist (F5) reads it again."""
+    batch = make_batch(tmp_path / "batch", 2)
+    window = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        window.worklist.open_source(batch)
+    with qtbot.waitSignal(window.examShown, timeout=60_000):
+        window.worklist.next()
+    assert window.worklist.worklist.current == 1
+    (batch / "exam0a").mkdir()  # a new exam, listed between the two
+    write_png(batch / "exam0a" / "0_R-CC.png", synthetic_view("R-CC", LESIONS[2]))
+    shown = window.exam
+    worker = action(window, "reloadWorklist").trigger() or window.worklist._opening
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        pass
+    qtbot.waitUntil(lambda: len(window.worklist.worklist) == 3, timeout=5_000)
+    worklist = window.worklist.worklist
+    assert [e.item.exam_id for e in worklist.entries] == ["exam0", "exam0a", "exam1"]
+    assert worklist.current == 2 and worklist.item.exam_id == "exam1" and window.exam is shown  # not reopened
+    assert worklist.entries[2].state == ReadState.IN_PROGRESS
+    assert window.worklist.panel.table.rowCount() == 3

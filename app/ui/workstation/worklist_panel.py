@@ -2,9 +2,10 @@
 reading time, and the prefetch of the next exams.
 
 Keys: Ctrl+Right next exam, Ctrl+Left previous, Ctrl+Shift+Right next unread, Ctrl+L back to the list,
-Ctrl+F flag / unflag. Prefetch: while an exam is read, the next ``prefetch_exams`` not yet read are loaded
-and analysed on one background thread at the lowest priority, only while the exam on screen has no load or
-analysis of its own running; each is the same stored result the window restores (``analyse_or_restore``).
+Ctrl+F flag / unflag, F5 reload the list. Prefetch: while an exam is read, the next ``prefetch_exams`` not yet
+read are loaded and analysed on one background thread at the lowest priority, only while the exam on screen has
+no load or analysis of its own running; each is the same stored result the window restores
+(``analyse_or_restore``).
 Every prefetched payload carries the worklist it was asked for and is dropped when another worklist is open.
 """
 
@@ -205,6 +206,7 @@ class WorklistController(QObject):
         super().__init__(window)
         self.window = window
         self.worklist: Worklist | None = None
+        self._source: tuple[str | Path, str] | None = None  # (source, dates) the list was read from: F5
         self.prefetched: dict[int, Prefetched] = {}
         self.prefetch_worker: Worker | None = None
         self._prefetching: tuple[Worklist, int] | None = None  # the worklist and index a prefetch runs for
@@ -244,6 +246,7 @@ class WorklistController(QObject):
         self.previous_action = window.add_action(menu, "Previous exam", "Ctrl+Left", self.previous, "previousExam")
         window.add_action(menu, "Next unread exam", "Ctrl+Shift+Right", lambda: self.next(unread=True), "nextUnread")
         window.add_action(menu, "Back to the list", "Ctrl+L", self.show_list, "backToList")
+        self.reload_action = window.add_action(menu, "Reload the worklist", "F5", self.reload, "reloadWorklist")
         window.add_action(menu, "Flag / unflag this exam", "Ctrl+F", self.toggle_flag, "flagExam")
         window.analysisFinished.connect(self.schedule_prefetch)
         window.analysisFinished.connect(self._say_models)
@@ -293,19 +296,51 @@ class WorklistController(QObject):
         if ok:
             self.open_source(node, dates or "today")
 
-    def open_source(self, source: str | Path, dates: str = "today") -> Worker:
+    def reload(self) -> Worker | None:
+        """The worklist's source read again (a batch run again since, exams added to the folder, the day's PACS
+        studies): its states from the store, and the exam on screen kept when it is still listed."""
+        if self._source is None:
+            self.window.statusBar().showMessage("No worklist is open.", 5000)
+            return None
+        return self.open_source(*self._source, keep_current=True)
+
+    def open_source(self, source: str | Path, dates: str = "today", keep_current: bool = False) -> Worker:
         """Read the worklist in the background, then open its first exam not yet read (``dates``: a PACS
-        query's)."""
+        query's; ``keep_current``: a reload, which stays on the exam on screen when it is still listed)."""
+        self._source = (source, dates)
         worker = Worker(_open_task, str(source), self.window.store, self.window._reader(), dates,
                         self.window.settings.ae_title)
         status = self.window.statusBar()
         status.showMessage(f"reading the worklist {source}…")  # a PACS query may take a while
         worker.finished.connect(lambda: status.clearMessage() if status.currentMessage().startswith(
             "reading the worklist") else None)
-        worker.result.connect(self.set_worklist)
+        worker.result.connect(self._reloaded if keep_current else self.set_worklist)
         worker.error.connect(self.window._on_error)
         self._opening = self.window._track(worker).start()
         return worker
+
+    def _reloaded(self, worklist: Worklist) -> None:
+        """The list read again: on the exam on screen when it is still in it (its clock running on), else as a
+        newly opened list."""
+        old = self.worklist
+        on_screen = old.item.location if old is not None and old.item is not None else None
+        index = next((i for i, e in enumerate(worklist.entries) if e.item.location == on_screen), None)
+        if old is None or index is None or old.reader != worklist.reader:
+            self.set_worklist(worklist)
+            return
+        mine = old.entries[old.current]  # the visit under way: its state and time as this window has them
+        entry = worklist.entries[index]
+        entry.state, entry.reading_seconds, entry.changed = mine.state, mine.reading_seconds, mine.changed
+        worklist.current, worklist._started = index, old._started
+        worklist._state_before = old._state_before
+        worklist.batch_models = worklist.batch_models or old.batch_models
+        if self._loading is not None and self._loading[0] is old and self._loading[1] == old.current:
+            self._loading = (worklist, index)  # the exam on screen still loading: its failure goes to this list
+        self._drop_prefetch()
+        self.worklist = worklist
+        self.panel.show_worklist(worklist)
+        self.window.statusBar().showMessage(f"worklist read again: {len(worklist)} exams", 5000)
+        self.schedule_prefetch()
 
     def set_worklist(self, worklist: Worklist, start: bool = True) -> None:
         if not self.window.reading.leave_or_ask(lambda: self.set_worklist(worklist, start)):
