@@ -680,3 +680,15 @@ def test_the_export_dialog_offers_the_folder_chosen_last(qtbot, store, tmp_path,
     assert AppSettings.load().export_folder == chosen
     restarted = make_window(qtbot, store, export_folder=AppSettings.load().export_folder)
     assert restarted.exports.folder == chosen
+
+
+def test_the_reader_form_names_whose_read_it_records(qtbot, store):
+    """Seen in a hands-on review: with no reader name in the preferences every read was committed "by reader" on
+    a shared workstation, and nothing on screen said so."""
+    import dataclasses
+
+    window = MainWindow(AppSettings(), store)
+    qtbot.addWidget(window)
+    assert window.scores.reader.title() == "Reader's estimate — recorded as \"reader\" (give your name in Preferences)"
+    window.apply_settings(dataclasses.replace(window.settings, reader_name="Dr A. Okafor"))
+    assert window.scores.reader.title() == "Reader's estimate — Dr A. Okafor"

@@ -49,7 +49,7 @@ from app.ui.workstation.settings_control import SettingsControl
 from app.ui.workstation.status_bar import build_status_bar
 from app.ui.workstation.priors_control import PriorsControl
 from app.ui.workstation.reading_control import ReadingControl
-from app.ui.workstation.score_panel import ScorePanelWidget
+from app.ui.workstation.score_panel import ScorePanelWidget, reader_title
 from app.ui.workstation.view_widget import OverlayOptions
 from app.workstation import PriorFound
 from inference.intake.exam import Exam
@@ -144,6 +144,7 @@ class MainWindow(QMainWindow):
         self.hanging = HangingWidget()
         self.scores = ScorePanelWidget()
         self.scores.reader.setEnabled(False)  # an estimate is of an exam: none is open yet
+        self.scores.reader.setTitle(reader_title(self.settings.reader_name))
         self.gallery = PatchGalleryWidget()
         self.notes = QListWidget()
         self.notes.setObjectName("notesPanel")

@@ -63,6 +63,17 @@ COMPARE_TITLE = "Probability of malignancy: reader | model | hybrid (mean)"
 FINDINGS_ONLY_TITLE = "Probability of malignancy: reader (no model gives one)"
 
 
+READER_TITLE = "Reader's estimate"
+
+
+def reader_title(name: str) -> str:
+    """The form's title names whose read it records: on a shared workstation a read committed "by reader" said
+    nobody's name (a hands-on review); without one, where to give it."""
+    if name:
+        return f"{READER_TITLE} — {name}"
+    return f"{READER_TITLE} — recorded as \"reader\" (give your name in Preferences)"
+
+
 class ReaderPanel(QGroupBox):
     """Per breast: probability of malignancy 0–100 % (slider + spin box), optional benign %, BI-RADS
     assessment, breast density and recommendation."""
@@ -73,7 +84,7 @@ class ReaderPanel(QGroupBox):
     def __init__(self, parent: QWidget | None = None, *, study: bool = False) -> None:
         """``study``: the reader-study form, which asks only what a study read stores (malignant % and
         BI-RADS); the other answers are not offered there."""
-        super().__init__("Reader's estimate", parent)
+        super().__init__(READER_TITLE, parent)
         self.setObjectName("readerPanel")
         self.inputs: dict[str, BreastInput] = {}
         grid = QGridLayout(self)

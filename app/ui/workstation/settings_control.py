@@ -10,6 +10,7 @@ from app.settings import AppSettings
 from app.ui.pacs.inbox_dialog import InboxDialog
 from app.ui.worker import Worker
 from app.ui.workstation.preferences import PreferencesDialog
+from app.ui.workstation.score_panel import reader_title
 from app.workstation import save_settings_task
 from inference.errors import MammoError
 
@@ -90,6 +91,7 @@ class SettingsControl:
         elif analysis_changed:
             window.worklist.forget_analyses()
         window.overlays_box.setChecked(settings.show_overlays or window.overlays_box.isChecked())
+        window.scores.reader.setTitle(reader_title(settings.reader_name))
         window.hanging.set_exam_window(window.hanging.exam_window, linked=settings.link_window)
         self._save(settings)
         window.analyses.update_model_banner()
