@@ -60,7 +60,8 @@ class WorklistEntry:
     state: ReadState = ReadState.UNREAD
     reading_seconds: float = 0.0
     problem: str = ""
-    changed: bool = False  # listed read, but its files are not those read (files_digest): in progress again
+    changed: bool = False  # read once, but its files are not those read (files_digest): in progress again
+    digest: str | None = None  # its files' digest when the list was read (off the GUI thread); None: not known
 
 
 def read_worklist_source(source: str | Path, dates: str = "today", ae_title: str = "") -> list[WorklistItem]:
@@ -146,16 +147,14 @@ def _batch_failures(table: Path) -> dict[str, tuple[str, str]]:
     """location -> (exam ID, reason) of the exams the batch's ``failures.csv`` (beside its table) names."""
     import csv  # noqa: PLC0415
 
-    path = table.with_name("failures.csv")
-    if not path.is_file():
-        return {}
+    from app.archive.ledger import FAILURES_FILE, read_failure_rows  # noqa: PLC0415
+
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+        rows = read_failure_rows(table.parent)
     except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise MammoError(f"the batch's failures cannot be read ({error})", path) from error
-    return {str(row["location"]): (str(row.get("exam_id") or row["location"]), str(row.get("reason") or ""))
-            for row in rows if row.get("location")}
+        raise MammoError(f"the batch's failures cannot be read ({error})", table.parent / FAILURES_FILE) from error
+    return {str(row["location"]): (str(row["exam_id"]), str(row.get("reason") or "")) for row in rows
+            if row.get("location")}
 
 
 def _batch_output(table: Path) -> list[WorklistItem]:
@@ -172,24 +171,30 @@ def _batch_output(table: Path) -> list[WorklistItem]:
 
     seen: dict[str, WorklistItem] = {}
     datasets: dict[str, dict[str, tuple[str, ...]]] = {}  # a CBIS-DDSM folder's patients: their files
+
+    def files_of(location: str) -> tuple[str, ...]:
+        """A CBIS-DDSM patient's files (``<dataset folder>#<patient>``): it opens only through them."""
+        dataset, hash_sign, _patient = location.rpartition("#")
+        if not (hash_sign and Path(dataset).is_dir()):
+            return ()
+        if dataset not in datasets:
+            from app.archive.sources import read_batch_source  # noqa: PLC0415
+
+            datasets[dataset] = {item.location: item.files for item in read_batch_source(dataset)}
+        return datasets[dataset].get(location, ())
+
     for row in rows:
         location = str(row["location"])
-        if location in seen:
-            continue
-        files: tuple[str, ...] = ()
-        dataset, hash_sign, _patient = location.rpartition("#")
-        if hash_sign and Path(dataset).is_dir():
-            if dataset not in datasets:
-                from app.archive.sources import read_batch_source  # noqa: PLC0415
-
-                datasets[dataset] = {item.location: item.files for item in read_batch_source(dataset)}
-            files = datasets[dataset].get(location, ())
-        seen[location] = WorklistItem(str(row["exam_id"]), location, files)
+        if location not in seen:
+            seen[location] = WorklistItem(str(row["exam_id"]), location, files_of(location))
     for location, (exam_id, reason) in _batch_failures(table).items():
-        note = (f"the batch could not analyse it ({reason}): read it without the AI result" if location not in seen
-                else f"the batch analysed it in part ({reason})")  # a partial exam: in the table and in failures
-        files = seen[location].files if location in seen else ()
-        seen[location] = WorklistItem(seen[location].exam_id if location in seen else exam_id, location, files, note)
+        if location in seen:  # analysed in part: in the table and in failures.csv
+            listed = seen[location]
+            seen[location] = WorklistItem(listed.exam_id, location, listed.files,
+                                          f"the batch analysed it in part ({reason})")
+        else:
+            seen[location] = WorklistItem(exam_id, location, files_of(location),
+                                          f"the batch could not analyse it ({reason}): read it without the AI result")
     if not seen:
         raise MammoError("the batch's result table names no exam", table)
     if not any(is_pacs_address(loc) or Path(loc.rpartition("#")[0] or loc).is_absolute() for loc in seen):
@@ -250,33 +255,40 @@ def read_digests(store, reader: str, items: list[WorklistItem]) -> dict[str, str
 
 
 def files_digest(item: WorklistItem) -> str | None:
-    """A digest of the exam's files as they are now (names, sizes, times, inodes: :func:`source_fingerprint`);
-    None for a study on a PACS. Reads the file system: call it off the GUI thread."""
+    """A digest of the exam's files as they are now: their names, sizes and modification times (not inodes or
+    change times, which a copy, a restore or a network share changes for the same images). None when it cannot
+    be told — a study on a PACS, a folder or file that cannot be read (a share offline): not known is never
+    "changed". Reads the file system: call it off the GUI thread."""
     from app.pacs.nodes import is_pacs_address  # noqa: PLC0415
 
     if is_pacs_address(item.location):
         return None
     fingerprint = source_fingerprint(list(item.files) if item.files else Path(item.location))
-    return None if fingerprint is None else hashlib.sha256(repr(fingerprint).encode()).hexdigest()
+    if fingerprint is None or len(fingerprint) == 2 and fingerprint[1] == "unreadable" \
+            or any(len(entry) < 5 for entry in fingerprint):  # (path, -1): a file that could not be read
+        return None
+    kept = [(Path(path).name, size, mtime) for path, size, mtime, _ctime, _inode in fingerprint]
+    return hashlib.sha256(repr(kept).encode()).hexdigest()
 
 
 def save_state(store, reader: str, location: str, state: ReadState, add_seconds: float = 0.0, *,
-               digest_of: Callable[[], str | None] | None = None, reopen: bool = False) -> Future:
+               digest: str | None = None, committed: bool = False, reopen: bool = False) -> Future:
     """Set an exam's state and add reading time to it, on the store's writer thread. A read exam is never made
     unread or in progress again (another window of the same reader, opened before it was read, only adds time),
-    unless ``reopen``: its files are not those read. ``digest_of`` (with ``READ``): the exam's files' digest, taken
-    on the writer thread and kept with the state."""
+    unless ``reopen``: its files are not those read. ``committed``: a read was committed on the files whose digest
+    is ``digest`` (None: not known), kept with the state; other saves keep the one stored."""
     now = time.time()
     read, going_back = str(ReadState.READ), (str(ReadState.UNREAD), str(ReadState.IN_PROGRESS))
 
     def work(db) -> None:
-        digest = digest_of() if (digest_of is not None and state == ReadState.READ) else None
         db.execute(
-            "INSERT INTO worklist_states VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(location, reader) DO UPDATE SET "
+            "INSERT INTO worklist_states (location, reader, state, reading_seconds, updated_at, files) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(location, reader) DO UPDATE SET "
             "state=CASE WHEN state=? AND excluded.state IN (?, ?) AND NOT ? THEN state ELSE excluded.state END, "
             "reading_seconds=reading_seconds + excluded.reading_seconds, updated_at=excluded.updated_at, "
-            "files=COALESCE(excluded.files, files)",
-            (location, reader, str(state), max(add_seconds, 0.0), now, digest, read, *going_back, int(reopen)))
+            "files=CASE WHEN ? THEN excluded.files ELSE files END",
+            (location, reader, str(state), max(add_seconds, 0.0), now, digest if committed else None, read,
+             *going_back, int(reopen), int(committed)))
 
     return store.submit(work)
 
@@ -322,10 +334,14 @@ class Worklist:
         digests = read_digests(store, reader, items)
         worklist = cls(entries, reader, store, clock)
         for entry in entries:  # read on other files than these (another patient's exam in the folder, a retake)
+            entry.digest = files_digest(entry.item)
             kept = digests.get(entry.item.location)
-            if entry.state == ReadState.READ and kept is not None and files_digest(entry.item) != kept:
-                entry.state, entry.changed = ReadState.IN_PROGRESS, True
-                worklist._save(entry, 0.0, reopen=True)
+            if entry.state in (ReadState.READ, ReadState.IN_PROGRESS) and None not in (kept, entry.digest) \
+                    and entry.digest != kept:  # in progress: reopened so before, and not read again since
+                entry.changed = True
+                if entry.state == ReadState.READ:
+                    entry.state = ReadState.IN_PROGRESS
+                    worklist._save(entry, 0.0, reopen=True)
         return worklist
 
     def __len__(self) -> int:
@@ -377,7 +393,9 @@ class Worklist:
         elif not committed and not worked_on and entry.state == ReadState.IN_PROGRESS \
                 and self._state_before == ReadState.UNREAD:
             entry.state = ReadState.UNREAD
-        self._save(entry, seconds)
+        # the read was made on the files as the list found them (a file that came since makes it "changed" at the
+        # next reading of the list: the safe side)
+        self._save(entry, seconds, digest=entry.digest, committed=committed)
 
     def to_read_again(self) -> bool:
         """The current exam, listed read, has no committed read of its images now (one changed since, and the
@@ -448,12 +466,12 @@ class Worklist:
             out[entry.state] += 1
         return out
 
-    def _save(self, entry: WorklistEntry, seconds: float, reopen: bool = False) -> None:
+    def _save(self, entry: WorklistEntry, seconds: float, reopen: bool = False, digest: str | None = None,
+              committed: bool = False) -> None:
         if self.store is None or getattr(self.store, "closed", False):
             return
-        item = entry.item
-        save_state(self.store, self.reader, item.location, entry.state, seconds, reopen=reopen,
-                   digest_of=lambda: files_digest(item))
+        save_state(self.store, self.reader, entry.item.location, entry.state, seconds, reopen=reopen, digest=digest,
+                   committed=committed)
 
 
 def source_fingerprint(source: object) -> tuple | None:

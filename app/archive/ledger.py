@@ -91,6 +91,17 @@ class Progress:
             stream.flush()
 
 
+def read_failure_rows(folder: Path) -> list[dict[str, str]]:
+    """The rows of a batch output's ``failures.csv`` (exam_id, location, reason, failed_at); none without the
+    file. Raises OSError, UnicodeDecodeError or csv.Error for one that cannot be read (each caller says so its
+    own way)."""
+    path = Path(folder) / FAILURES_FILE
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [row for row in csv.DictReader(handle) if row.get("exam_id")]
+
+
 class Ledger:
     """Records each outcome: the journal line, the failures file, the exam's rows in the score table."""
 
@@ -144,9 +155,8 @@ class Ledger:
     def _earlier_failures(self, ids: set[str]) -> dict[str, dict]:
         """Failures of an earlier run that this run has not yet retried stay in the file until it does."""
         try:
-            with (self.out / FAILURES_FILE).open(newline="", encoding="utf-8") as handle:
-                return {row["exam_id"]: row for row in csv.DictReader(handle) if row.get("exam_id") in ids}
-        except (OSError, KeyError, csv.Error):
+            return {row["exam_id"]: row for row in read_failure_rows(self.out) if row.get("exam_id") in ids}
+        except (OSError, UnicodeDecodeError, csv.Error):
             return {}
 
     def add(self, outcome: Outcome) -> None:

@@ -22,7 +22,7 @@ from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 # the AI scores a reader was shown are part of the reads made with them: from the sqlite3 shell a score could be
 # changed or deleted after the aided reads, and the model's AUC and the telemetry changed silently. Once a reader
 # has seen a case's AI (a reveal, an aided or concurrent read), its scores stay as they were shown; only the stored
@@ -543,11 +543,37 @@ MIGRATIONS: dict[int, str] = {
     DROP TRIGGER IF EXISTS shown_model_scores_stay_delete;
     DROP TRIGGER IF EXISTS shown_model_scores_stay_insert;
     """ + SHOWN_SCORE_TRIGGERS,
+    # the worklist's read exams keep the digest of the files their read was made on (app/worklist.py: a folder
+    # refilled with another patient's exam is "changed since read"). Numbered, so that an older app refuses this
+    # store instead of failing its five-value inserts; rebuilt (whatever columns it had), made first where absent
+    16: """
+    CREATE TABLE IF NOT EXISTS worklist_states (
+        location TEXT NOT NULL,
+        reader TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('unread', 'in progress', 'read', 'flagged')),
+        reading_seconds REAL NOT NULL DEFAULT 0 CHECK (reading_seconds >= 0),
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (location, reader)
+    );
+    CREATE TABLE worklist_states_v16 (
+        location TEXT NOT NULL,
+        reader TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('unread', 'in progress', 'read', 'flagged')),
+        reading_seconds REAL NOT NULL DEFAULT 0 CHECK (reading_seconds >= 0),
+        updated_at REAL NOT NULL,
+        files TEXT,
+        PRIMARY KEY (location, reader)
+    );
+    INSERT INTO worklist_states_v16 (location, reader, state, reading_seconds, updated_at)
+        SELECT location, reader, state, reading_seconds, updated_at FROM worklist_states;
+    DROP TABLE worklist_states;
+    ALTER TABLE worklist_states_v16 RENAME TO worklist_states;
+    """,
 }
 
 
-# The reading worklist's states and reading time per exam and reader (app/worklist.py). Not a numbered
-# migration: created IF NOT EXISTS on every open, whatever the schema version.
+# The reading worklist's states and reading time per exam and reader (app/worklist.py): created IF NOT EXISTS on
+# every open, whatever the schema version (its files column came with migration 16).
 WORKLIST_TABLE = """
 CREATE TABLE IF NOT EXISTS worklist_states (
     location TEXT NOT NULL,
@@ -562,11 +588,8 @@ CREATE TABLE IF NOT EXISTS worklist_states (
 
 
 def ensure_worklist_table(db: sqlite3.Connection) -> None:
-    """The worklist's table as it is now; a store made before its ``files`` column (the digest of an exam's
-    files when it was read: app.worklist.files_digest) gets it, empty."""
+    """The worklist's table, when the store lacks it."""
     db.execute(WORKLIST_TABLE)
-    if "files" not in {row[1] for row in db.execute("PRAGMA table_info(worklist_states)")}:
-        db.execute("ALTER TABLE worklist_states ADD COLUMN files TEXT")
 
 
 def shown_result_exists(study: str, case: str) -> str:

@@ -271,6 +271,9 @@ def read_outcomes(sources: Iterable[str | Path]) -> list[BreastOutcome]:
                 if old is not None and not cbis and old.cancer != outcome.cancer:
                     raise ValidationInputError(f"exam {outcome.exam_id} breast {outcome.breast} is cancer "
                                                f"{outcome.cancer} here and {old.cancer} in {old.source}", path)
+                if old is not None and not cbis and (differ := _differences(old, outcome)):
+                    raise ValidationInputError(f"exam {outcome.exam_id} breast {outcome.breast} is given here with "
+                                               f"another {differ} than in {old.source}; give each breast once", path)
                 merged[outcome.key] = _merge(old, outcome)
     if not merged:
         raise ValidationInputError("the outcomes hold no breast", Path(sources[0]) if sources else None)

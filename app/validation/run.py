@@ -253,7 +253,10 @@ def _calibration(model: ModelScores, scores: np.ndarray, truth: np.ndarray, opti
     if share > ENRICHED:  # saved (nothing screening-like to keep), and said what its probabilities are
         out["note"] = (f"fitted on a set with {100 * share:.1f} % cancers (screening finds under 1 %): its probabilities "
                        "are those of such a set and run above a screening exam's risk; calibrate on consecutive "
-                       "screening exams for a screening service's hybrid")
+                       "screening exams for a screening service's hybrid" + (
+                           "; do not copy it over a calibration fitted on screening exams beside the model (give the "
+                           "checkpoint with --models ID=CHECKPOINT, and validate keeps that one)"
+                           if checkpoint is None else ""))
     if path is not None:
         out["recalibration"].update(_save(path, record, model, options, checkpoint))
         if checkpoint is None and "save_error" not in out["recalibration"]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from app.archive.ledger import FAILURES_FILE
+from app.archive.ledger import FAILURES_FILE, read_failure_rows
 from app.archive.table import read_scores
 from app.validation.errors import ValidationInputError
 from app.validation.outcomes import DENSITIES, BreastOutcome
@@ -52,14 +52,11 @@ class ScoreTable:
 
 
 def read_failures(folder: Path) -> dict[str, str]:
-    path = folder / FAILURES_FILE
-    if not path.is_file():
-        return {}
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            return {row["exam_id"]: row.get("reason", "") for row in csv.DictReader(handle) if row.get("exam_id")}
-    except (OSError, KeyError, csv.Error) as error:
-        raise ValidationInputError(f"the batch's list of failed exams could not be read ({error})", path) from error
+        return {row["exam_id"]: row.get("reason") or "" for row in read_failure_rows(folder)}
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ValidationInputError(f"the batch's list of failed exams could not be read ({error})",
+                                   folder / FAILURES_FILE) from error
 
 
 def read_score_table(path: str | Path) -> ScoreTable:

@@ -805,6 +805,12 @@ def test_a_cbis_ddsm_folder_and_a_batch_output_of_it_open_as_worklists(qtbot, st
     with qtbot.waitSignal(window.examShown, timeout=60_000):
         window.worklist.open_source(out)
     assert list(window.exam.views) == [View.L_CC]
+    # the patient the batch could not analyse is listed with its files too (found in review: listed, not openable)
+    pq.write_table(pa.table({"exam_id": pa.array([], pa.string()), "location": pa.array([], pa.string())}),
+                   out / "scores.parquet")
+    (out / "failures.csv").write_text(f"exam_id,location,reason,failed_at\nP_00173,{item.location},no result,\n")
+    (failed,) = read_worklist_source(out)
+    assert failed.files == item.files and failed.note.startswith("the batch could not analyse it (no result)")
 
 
 def test_a_deidentified_batch_output_is_refused_as_a_worklist_with_the_reason(tmp_path):
@@ -1213,10 +1219,22 @@ def test_a_read_exam_whose_files_changed_is_listed_changed_and_next_unread_comes
     flush(store)
     assert Worklist.open(batch, store=store, reader="dr a").entries[1].state == ReadState.IN_PROGRESS  # kept
     reopened.move_to(1)
+    reopened.leave(committed=False)  # looked through, not read again: still changed (the digest is the read's)
+    flush(store)
+    assert Worklist.open(batch, store=store, reader="dr a").entries[1].changed
+    reopened.move_to(1)
     reopened.leave(committed=True)  # read again, on these files: read, and not changed any more
     flush(store)
     again = Worklist.open(batch, store=store, reader="dr a").entries[1]
     assert (again.state, again.changed) == (ReadState.READ, False)
+    # a folder that cannot be read now (a share offline) is not known to have changed: still read, and read again
+    # once it is back (found in review: every read exam of an unreachable share became in progress for good)
+    (batch / "exam0").rename(tmp_path / "away")
+    csv_list = tmp_path / "cases.csv"
+    csv_list.write_text(f"case_id,exam\nA,{batch / 'exam0'}\n")
+    listed = Worklist.open(csv_list, store=store, reader="dr a").entries[0]
+    assert (listed.state, listed.changed) == (ReadState.READ, False)
+    (tmp_path / "away").rename(batch / "exam0")
     # the exam on screen taken back to in progress (its images have no committed read) stays so in the store
     worklist = Worklist.open(batch, store=store, reader="dr a")
     worklist.move_to(2)
@@ -1235,7 +1253,7 @@ def test_a_store_made_before_the_files_column_gets_it(tmp_path):
     db.executescript("DROP TABLE worklist_states; CREATE TABLE worklist_states (location TEXT NOT NULL, "
                      "reader TEXT NOT NULL, state TEXT NOT NULL, reading_seconds REAL NOT NULL DEFAULT 0, "
                      "updated_at REAL NOT NULL, PRIMARY KEY (location, reader));"
-                     "INSERT INTO worklist_states VALUES ('/x', 'dr a', 'read', 12, 0);")
+                     "INSERT INTO worklist_states VALUES ('/x', 'dr a', 'read', 12, 0); PRAGMA user_version=15;")
     db.close()
     store = Store(path)
     assert store.read("SELECT location, state, reading_seconds, files FROM worklist_states") == [

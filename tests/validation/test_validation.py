@@ -211,6 +211,10 @@ def test_an_enriched_set_never_replaces_a_screening_calibration_and_says_what_it
     assert "is shown, not saved: fitted on a set with" in out["note"]
     assert "it would replace the site calibration fitted on a screening-like set (version 2 of " in out["note"]
     assert path.read_bytes() == before
+    # without the checkpoint it goes to the output folder, with a word against copying it over the screening one
+    folder = SimpleNamespace(bins=10, save_calibration=True, calibration_folder=tmp_path / "out", site="Site A")
+    out, _ = _calibration(model, enriched_scores, enriched_truth, folder, None)
+    assert "do not copy it over a calibration fitted on screening exams beside the model" in out["note"]
 
 
 def test_outcomes_coded_the_wrong_way_round_never_save_a_calibration_that_reverses_the_model(tmp_path):
@@ -765,6 +769,11 @@ def test_a_breast_given_twice_with_other_facts_is_refused_and_a_spreadsheet_s_he
                                  "once")
     path.write_text("Exam_ID,Breast,Cancer\ne1,L,1.0\ne1,R,0.0\ne1,R,0\n")  # the same row twice: one breast
     assert [(o.exam_id, o.breast, o.cancer) for o in read_outcomes([path])] == [("e1", "L", 1), ("e1", "R", 0)]
+    other = tmp_path / "other.csv"  # across two files too
+    other.write_text("exam_id,breast,cancer,age\ne1,L,1,45\n")
+    with pytest.raises(ValidationInputError, match=r"other.csv: exam e1 breast L is given here with another age "
+                                                   r"\(45.0, not \(none\)\) than in outcomes.csv; give each breast once"):
+        read_outcomes([path, other])
 
 
 def test_a_spreadsheet_s_code_page_an_empty_cancer_a_self_comparison_and_pseudonyms_are_said_plainly(site, tmp_path):

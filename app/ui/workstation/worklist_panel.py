@@ -250,6 +250,8 @@ class WorklistController(QObject):
         window.add_action(menu, "Flag / unflag this exam", "Ctrl+F", self.toggle_flag, "flagExam")
         window.analysisFinished.connect(self.schedule_prefetch)
         window.analysisFinished.connect(self._say_models)
+        window.examShown.connect(self._say_models)  # never the last exam's line over another exam or list
+        self.worklistOpened.connect(self._say_models)
         window.examShown.connect(self._on_exam_shown)
         window.analysisFailed.connect(lambda _error: self.schedule_prefetch())
         window.loadFailed.connect(self._on_load_failed)
@@ -302,26 +304,45 @@ class WorklistController(QObject):
         if self._source is None:
             self.window.statusBar().showMessage("No worklist is open.", 5000)
             return None
+        if self._opening_on_screen():
+            self.window.statusBar().showMessage("The exam on screen is still opening: read the worklist again (F5) "
+                                                "once it is shown.", 8000)
+            return None
         return self.open_source(*self._source, keep_current=True)
+
+    def _opening_on_screen(self) -> bool:
+        """The exam on screen is still being loaded, or waits on what its prefetch loads and analyses."""
+        load = self.window.load_worker
+        return self._awaiting is not None or self._checking is not None or (load is not None and load.is_running())
 
     def open_source(self, source: str | Path, dates: str = "today", keep_current: bool = False) -> Worker:
         """Read the worklist in the background, then open its first exam not yet read (``dates``: a PACS
         query's; ``keep_current``: a reload, which stays on the exam on screen when it is still listed)."""
-        self._source = (source, dates)
         worker = Worker(_open_task, str(source), self.window.store, self.window._reader(), dates,
                         self.window.settings.ae_title)
         status = self.window.statusBar()
         status.showMessage(f"reading the worklist {source}…")  # a PACS query may take a while
         worker.finished.connect(lambda: status.clearMessage() if status.currentMessage().startswith(
             "reading the worklist") else None)
-        worker.result.connect(self._reloaded if keep_current else self.set_worklist)
+        worker.result.connect(lambda worklist: self._opened(worklist, (source, dates), keep_current))
         worker.error.connect(self.window._on_error)
         self._opening = self.window._track(worker).start()
         return worker
 
+    def _opened(self, worklist: Worklist, source: tuple[str | Path, str], reload: bool) -> None:
+        self._source = source  # F5 reads again what is on screen, not a source that failed to open
+        if reload:
+            self._reloaded(worklist)
+        else:
+            self.set_worklist(worklist)
+
     def _reloaded(self, worklist: Worklist) -> None:
         """The list read again: on the exam on screen when it is still in it (its clock running on), else as a
         newly opened list."""
+        if self._opening_on_screen():  # the reader moved on while it was read: what is on screen comes first
+            self.window.statusBar().showMessage("the worklist was not read again: an exam was opening; press F5 "
+                                                "again", 8000)
+            return
         old = self.worklist
         on_screen = old.item.location if old is not None and old.item is not None else None
         index = next((i for i, e in enumerate(worklist.entries) if e.item.location == on_screen), None)
@@ -330,15 +351,20 @@ class WorklistController(QObject):
             return
         mine = old.entries[old.current]  # the visit under way: its state and time as this window has them
         entry = worklist.entries[index]
-        entry.state, entry.reading_seconds, entry.changed = mine.state, mine.reading_seconds, mine.changed
+        # the files on screen are those this visit's list found (a commit records their digest); files changed
+        # since make it "changed since read" now
+        moved = None not in (mine.digest, entry.digest) and mine.digest != entry.digest
+        entry.state, entry.reading_seconds = mine.state, mine.reading_seconds
+        entry.changed, entry.digest = mine.changed or moved, mine.digest
+        if moved and entry.state == ReadState.READ:
+            entry.state = ReadState.IN_PROGRESS
         worklist.current, worklist._started = index, old._started
         worklist._state_before = old._state_before
         worklist.batch_models = worklist.batch_models or old.batch_models
-        if self._loading is not None and self._loading[0] is old and self._loading[1] == old.current:
-            self._loading = (worklist, index)  # the exam on screen still loading: its failure goes to this list
-        self._drop_prefetch()
+        self._drop_prefetch()  # held by the old list's row numbers (nothing on screen waits on it: checked above)
         self.worklist = worklist
         self.panel.show_worklist(worklist)
+        self._say_models()
         self.window.statusBar().showMessage(f"worklist read again: {len(worklist)} exams", 5000)
         self.schedule_prefetch()
 

@@ -3,7 +3,8 @@
 Each view is read as stored (no crop, no flip): the model image divided by the declared maximum (``input.max_value``,
 default 4095 for 12-bit mammograms), grey replicated to three channels; the network resizes and normalises
 itself (``transform`` in the metadata; default min 1024 / max 2048 for tall mammograms). A view whose pixel values
-exceed the declared maximum is refused (no result, with the reason): the network reads [0, 1].
+exceed the declared maximum, or fill a sixteenth of it or less (an 8-bit image under a 12-bit model, a 12-bit one
+under a 16-bit model), is refused (no result, with the reason): the network reads [0, 1], at the scale it learnt.
 
 Answer per view:
 * regions: one per detection, best score first, ``kind`` "<class> detection", its box in stored pixels, its

@@ -386,7 +386,7 @@ def intake_notes(images: list[LabelledImage], max_value: float | None = None) ->
         notes = list(image.notes)
         if image.eight_bit and max_value is not None and max_value != EIGHT_BIT_MAX:
             notes.append(f"the detector reads its grey levels 0 to 255 against its input maximum {max_value:g}, as "
-                         f"if they were 1/{max_value / EIGHT_BIT_MAX:g} as bright (an analysis reads it so too)")
+                         f"if they were 1/{max_value / EIGHT_BIT_MAX:g} as bright (an analysis refuses such a view)")
         said[image.source] = notes
     return [f"{source}: {note}" for source, notes in said.items() for note in notes]
 

@@ -421,6 +421,9 @@ def test_a_view_beyond_the_declared_input_maximum_has_no_result_not_detections(t
     prepared = family.prepare(views[View.R_CC].astype(np.float32), View.R_CC, False)
     (out,) = family.run(sixteen.model, [prepared], torch.device("cpu"), "exact", sixteen.identity)
     assert not out.refused and out.regions
+    twelve = family.prepare(views[View.L_MLO].astype(np.float32), View.L_MLO, False)  # a 12-bit view, 16-bit model
+    (out,) = family.run(sixteen.model, [twelve], torch.device("cpu"), "exact", sixteen.identity)
+    assert "use 12 bits, a sixteenth or less of the input maximum the model declares (65535" in out.refused
 
 
 @pytest.mark.parametrize(("block", "layers"), [("basic", (2, 2, 2, 2)), ("basic", (3, 4, 6, 3)),
