@@ -128,6 +128,7 @@ class WorklistPanel(QDockWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long exam name keeps its end
+        self.table.setWordWrap(False)  # one line a row: "⚠ exam11" was broken over two in a narrow panel
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         # the exam on screen alone is highlighted (drawn in show_worklist), never a row merely clicked: a click
         # highlighted another patient's row while this one stayed open, and a read went to the one on screen;
@@ -165,7 +166,7 @@ class WorklistPanel(QDockWidget):
             if entry.problem:
                 state = "⚠ not opened"
             elif entry.changed and entry.state == ReadState.IN_PROGRESS:
-                state = "↻ changed since read"
+                state = "↻ changed"  # since read (the tooltip says it whole; the exam's name keeps the room)
             else:
                 state = f"{STATE_MARKS[entry.state]} {entry.state.value}"
             name = ("⚠ " if entry.item.note else "") + entry.item.exam_id  # the batch could not analyse it
