@@ -490,4 +490,4 @@ def test_evaluate_says_the_intake_notes_of_an_8_bit_image_once(tmp_path, monkeyp
     assert [line for line in notes if "8-bit" in line] == [
         f"note: {tmp_path / 'c.png'}: 8-bit image: only 256 grey levels (mammograms are usually 12 to 16 bit)"]
     assert f"note: {tmp_path / 'c.png'}: the detector reads its grey levels 0 to 255 against its input maximum " \
-           "4095, as if they were 1/16.0588 as bright (an analysis reads it so too)" in notes
+           "4095, as if they were 1/16.0588 as bright (an analysis refuses such a view)" in notes
