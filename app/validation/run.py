@@ -256,7 +256,7 @@ def _calibration(model: ModelScores, scores: np.ndarray, truth: np.ndarray, opti
                        "screening exams for a screening service's hybrid" + (
                            "; do not copy it over a calibration fitted on screening exams beside the model (give the "
                            "checkpoint with --models ID=CHECKPOINT, and validate keeps that one)"
-                           if checkpoint is None else ""))
+                           if checkpoint is None and path is not None else ""))
     if path is not None:
         out["recalibration"].update(_save(path, record, model, options, checkpoint))
         if checkpoint is None and "save_error" not in out["recalibration"]:

@@ -215,6 +215,9 @@ def test_an_enriched_set_never_replaces_a_screening_calibration_and_says_what_it
     folder = SimpleNamespace(bins=10, save_calibration=True, calibration_folder=tmp_path / "out", site="Site A")
     out, _ = _calibration(model, enriched_scores, enriched_truth, folder, None)
     assert "do not copy it over a calibration fitted on screening exams beside the model" in out["note"]
+    unsaved = SimpleNamespace(bins=10, save_calibration=False, calibration_folder=tmp_path / "out", site="Site A")
+    out, _ = _calibration(model, enriched_scores, enriched_truth, unsaved, None)  # nothing written: nothing to copy
+    assert "its probabilities are those of such a set" in out["note"] and "do not copy" not in out["note"]
 
 
 def test_outcomes_coded_the_wrong_way_round_never_save_a_calibration_that_reverses_the_model(tmp_path):
