@@ -124,6 +124,18 @@ def wait_for_case(qtbot, window) -> None:
     qtbot.waitUntil(lambda: window.exam is not None and window.status_label.text() == "", timeout=30_000)
 
 
+def commit_reveal_commit(qtbot, window, unaided: int, aided: int) -> None:
+    """The right breast's unaided read committed, the AI revealed, the aided read committed (left 10 %)."""
+    set_reader(window, unaided, 10)
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+    window.reveal()
+    qtbot.waitUntil(lambda: window.ai_box.isVisible(), timeout=10_000)
+    set_reader(window, aided, 10)
+    with qtbot.waitSignal(window.committed, timeout=10_000):
+        window.commit()
+
+
 def reading_in_the_form(qtbot, store, study_id) -> tuple:
     """Reader A's screen, its first case loaded and the keyboard focus in the right breast's field."""
     window = reading_screen(qtbot, open_reading(store, study_id, "A"))
@@ -207,14 +219,7 @@ def test_the_study_screen_stays_responsive_while_cases_load_and_reads_commit(qtb
     with StallProbe("study screen: open, load, commit, reveal, commit") as probe:
         window = reading_screen(qtbot, opened)
         qtbot.waitUntil(lambda: window.exam is not None and window.status_label.text() == "", timeout=30_000)
-        set_reader(window, 30, 10)
-        with qtbot.waitSignal(window.committed, timeout=10_000):
-            window.commit()
-        window.reveal()
-        qtbot.waitUntil(lambda: window.ai_box.isVisible(), timeout=10_000)
-        set_reader(window, 40, 10)
-        with qtbot.waitSignal(window.committed, timeout=10_000):
-            window.commit()
+        commit_reveal_commit(qtbot, window, 30, 40)
     probe.report(capsys)
     assert window.current_step() == "done"
     assert probe.longest < STALL_LIMIT_S, f"the study screen froze for {1000 * probe.longest:.0f} ms"
@@ -527,14 +532,7 @@ def test_the_reading_returned_to_after_a_committed_case_begins_in_the_form_again
     returned to kept no focus, and the "25" typed went nowhere until the field was clicked (a reader on X)."""
     store, study_id = study
     window, right = reading_in_the_form(qtbot, store, study_id)
-    set_reader(window, 20, 10)
-    with qtbot.waitSignal(window.committed, timeout=10_000):
-        window.commit()
-    window.reveal()
-    qtbot.waitUntil(lambda: window.ai_box.isVisible(), timeout=10_000)
-    set_reader(window, 30, 10)
-    with qtbot.waitSignal(window.committed, timeout=10_000):
-        window.commit()
+    commit_reveal_commit(qtbot, window, 20, 30)
     first = window.case_id
     window.next_case()
     qtbot.waitUntil(lambda: window.case_id != first and right.hasFocus(), timeout=10_000)

@@ -33,6 +33,16 @@ DESIGN_HELP = {
 }
 
 
+def _with_browse(field: QLineEdit, browse) -> QHBoxLayout:
+    """A path field with its "File…" button, which calls ``browse``."""
+    button = QPushButton("File…")
+    button.clicked.connect(browse)
+    row = QHBoxLayout()
+    row.addWidget(field)
+    row.addWidget(button)
+    return row
+
+
 @dataclass(frozen=True)
 class NewStudy:
     name: str
@@ -57,11 +67,7 @@ class NewStudyDialog(QDialog):
         self.name.setPlaceholderText("e.g. pilot 2026")
         self.case_list = QLineEdit()
         self.case_list.setPlaceholderText("CSV: case_id, exam, truth_left, truth_right[, notes, training]")
-        browse = QPushButton("File…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.case_list)
-        row.addWidget(browse)
+        row = _with_browse(self.case_list, self._browse)
         self.readers = QLineEdit()
         self.readers.setPlaceholderText("comma-separated, e.g. R1, R2, R3")
         self.design = QComboBox()
@@ -82,11 +88,7 @@ class NewStudyDialog(QDialog):
                                 "mask or row, col and radius_mm, weight, lesion; or seg: a DICOM Segmentation); "
                                 "marks are then scored against them (FROC, wAFROC). Lesions can also be drawn case "
                                 "by case (Study → Draw a case's lesions…)")
-        browse_lesions = QPushButton("File…")
-        browse_lesions.clicked.connect(self._browse_lesions)
-        lesion_row = QHBoxLayout()
-        lesion_row.addWidget(self.lesions)
-        lesion_row.addWidget(browse_lesions)
+        lesion_row = _with_browse(self.lesions, self._browse_lesions)
         self.distance = QDoubleSpinBox()
         self.distance.setObjectName("acceptanceDistance")
         self.distance.setRange(0.0, 100.0)
