@@ -86,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     from app.validation.metrics import Target, parse_target  # noqa: PLC0415
     from app.validation.outcomes import read_outcomes  # noqa: PLC0415
     from app.validation.report import write_report  # noqa: PLC0415
-    from app.validation.run import Options, validate  # noqa: PLC0415
+    from app.validation.run import ONLY_CANCERS, Options, validate  # noqa: PLC0415
     from app.validation.scores import read_score_table, with_table_facts  # noqa: PLC0415
     from app.validation.tables import write_tables  # noqa: PLC0415
     from inference.files import write_text_atomic  # noqa: PLC0415
@@ -136,6 +136,8 @@ def _run(args: argparse.Namespace) -> int:
                 f" ({m['auc_ci_note']})" if m.get("auc_ci_note") else "")
             print(f"{model_id} {level}: AUC {auc}{ci}  {m['n_positive']} cancer{'' if m['n_positive'] == 1 else 's'}, "
                   f"{m['n_negative']} non-cancer{'' if m['n_negative'] == 1 else 's'}")
+        if entry["breast"]["n"] and not entry["breast"]["n_negative"]:
+            print(f"note: {ONLY_CANCERS}")
         _print_calibration(model_id, entry.get("calibration") or {})
     for c in metrics["comparisons"]:
         if c["difference"] is not None:

@@ -113,6 +113,21 @@ def _pct(entry) -> str:
     return f"{100 * entry['value']:.1f} % ({100 * low:.1f}–{100 * high:.1f})"
 
 
+def _subgroup_points(rows: list[dict], small: ParagraphStyle) -> list:
+    """Each subgroup's sensitivity and specificity at the first requested operating point (a threshold set on the
+    whole cohort): what a service asks of dense breasts or one device, beside the AUCs of the forest plot."""
+    measured = [s for s in rows if s.get("operating_point")]
+    if not measured:
+        return []
+    first = measured[0]
+    table = [["subgroup", "breasts", "cancers", "sensitivity", "specificity"]]
+    table += [[f"{s['variable']}: {s['value']}", str(s["n"]), str(s["n_positive"]), _pct(s["sensitivity"]),
+               _pct(s["specificity"])] for s in measured]
+    return [Paragraph(pdf_text(f"At the operating point {first['operating_point']} (threshold "
+                               f"{threshold_text(first['threshold'])}, set on the whole cohort):"), small),
+            _table(table)]
+
+
 def _recalibration_text(cal: dict, rec: dict) -> str:
     losses = rec["cv_log_loss"]
     text = (f"Recalibration chosen by {FOLDS}-fold cross-validated log loss: Platt {losses['platt']:.4f}, "
@@ -207,7 +222,9 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
                 story.append(Paragraph(pdf_text(note), small))
         story += [KeepTogether([Paragraph("Subgroups (breast level)", heading),  # no heading alone at a page's foot
                                 figure(forest_figure(v["subgroups"], f"{v['label']}: AUC by subgroup"), 16,
-                                       f"subgroups_{model_id}")]),
+                                       f"subgroups_{model_id}")])]
+        story += _subgroup_points(v["subgroups"], small)
+        story += [
                   KeepTogether([Paragraph("Drift by month of study date (breast level)", heading),
                                 figure(drift_figure(v["drift"], f"{v['label']}: AUC and scores by month"), 16,
                                        f"drift_{model_id}")])]

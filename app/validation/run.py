@@ -313,7 +313,7 @@ def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], option
                 for level in LEVELS if len(arrays[level][1]) and len(set(arrays[level][1].tolist())) == 1]
     result["operating_points_note"] = "; ".join([declared_note] * bool(declared_note) + [
         f"{', and '.join(one_kind)}: the measures of the other kind (and the targets on them) cannot be given"]
-        * bool(one_kind))
+        * bool(one_kind) + [ONLY_CANCERS] * bool(len(arrays["breast"][1]) and arrays["breast"][1].all()))
     result["ppv_note"] = ppv_note(result)
     scores, truth = arrays["breast"]
     recalibrated = None
@@ -321,9 +321,9 @@ def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], option
         result["calibration"], recalibrated = _calibration(model, scores, truth, options, checkpoint)
     else:
         result["calibration"] = {"note": "no calibration: the scored breasts are not of both kinds"}
-    primary = next((p["threshold"] for p in result["operating_points"]
+    primary = next((p for p in result["operating_points"]
                     if p["level"] == "breast" and p["source"] == "requested"), None)
-    result["subgroups"] = subgroups(units, primary)
+    result["subgroups"] = subgroups(units, primary and (primary["name"], primary["threshold"]))
     result["drift"] = drift(units)
     known = {o.key for o in outcomes}
     with_outcome = {o.exam_id for o in outcomes}
@@ -335,6 +335,8 @@ def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], option
     return result, arrays, recalibrated
 
 
+ONLY_CANCERS = ("the outcomes give only cancers: an AUC, a specificity and a calibration need the breasts without "
+                "cancer too; list the screened breasts without cancer with cancer 0")
 ENRICHED = 0.02  # a share of cancers above which a set is no screening population (screening finds < 1 %)
 
 

@@ -34,7 +34,7 @@ def age_band(age: float | None) -> str:
     return next((name for low, high, name in AGE_BANDS if low <= age < high), "")
 
 
-def _cell(variable: str, value: str, units: Sequence[Unit], threshold: float | None) -> dict:
+def _cell(variable: str, value: str, units: Sequence[Unit], point: tuple[str, float] | None) -> dict:
     scores = np.array([u.score for u in units], float)
     truth = np.array([u.outcome.cancer for u in units], int)
     auc = auc_with_ci(scores, truth)
@@ -42,9 +42,11 @@ def _cell(variable: str, value: str, units: Sequence[Unit], threshold: float | N
     row = {"variable": variable, "value": value, "n": len(units), **auc, "note": note}
     if row["n_positive"] < MIN_CANCERS:
         row.update(auc=None, auc_ci=None, note=TOO_FEW)
-    if threshold is not None and len(units):
-        point = at_threshold(scores, truth, threshold)
-        row.update(threshold=threshold, sensitivity=point["sensitivity"], specificity=point["specificity"])
+    if point is not None and len(units):
+        name, threshold = point
+        measured = at_threshold(scores, truth, threshold)
+        row.update(operating_point=name, threshold=threshold, sensitivity=measured["sensitivity"],
+                   specificity=measured["specificity"])
     return row
 
 
@@ -56,9 +58,10 @@ VARIABLES: tuple[tuple[str, Callable[[Unit], str], tuple[str, ...]], ...] = (
 )
 
 
-def subgroups(units: Sequence[Unit], threshold: float | None = None) -> list[dict]:
+def subgroups(units: Sequence[Unit], point: tuple[str, float] | None = None) -> list[dict]:
     """One row per (variable, value) present, in a fixed order; units whose value is unknown form an
-    "unknown" row, so every unit is counted in every variable."""
+    "unknown" row, so every unit is counted in every variable. ``point`` (the first requested operating point's
+    name and its threshold on the whole cohort) adds each row's sensitivity and specificity at that threshold."""
     rows = []
     for variable, value_of, order in VARIABLES:
         groups: dict[str, list[Unit]] = {}
@@ -71,7 +74,7 @@ def subgroups(units: Sequence[Unit], threshold: float | None = None) -> list[dic
                          "note": f"no {variable} in the outcomes"})
             continue
         ranked = [v for v in order if v in groups] + sorted(v for v in groups if v not in order and v != "unknown")
-        rows += [_cell(variable, value, groups[value], threshold) for value in ranked + (["unknown"] if "unknown" in groups else [])]
+        rows += [_cell(variable, value, groups[value], point) for value in ranked + (["unknown"] if "unknown" in groups else [])]
     return rows
 
 

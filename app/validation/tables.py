@@ -51,10 +51,10 @@ def write_tables(metrics: dict, out: Path) -> list[Path]:
                                                   "observed_recalibrated"], calibration_rows(metrics)))
     paths.append(_write(out / "subgroups.csv",
                         ["model", "variable", "value", "n", "n_positive", "n_negative", "auc", "auc_low", "auc_high",
-                         "note", "threshold", "sensitivity", "sensitivity_low", "sensitivity_high", "specificity",
+                         "note", "operating_point", "threshold", "sensitivity", "sensitivity_low", "sensitivity_high", "specificity",
                          "specificity_low", "specificity_high"],
                         [(m, s["variable"], s["value"], s["n"], s["n_positive"], s["n_negative"], s["auc"],
-                          *_ci(s["auc_ci"]), s["note"], s.get("threshold"), *_value(s.get("sensitivity")),
+                          *_ci(s["auc_ci"]), s["note"], s.get("operating_point"), s.get("threshold"), *_value(s.get("sensitivity")),
                           *_value(s.get("specificity"))) for m, v in models for s in v["subgroups"]]))
     paths.append(_write(out / "drift.csv",
                         ["model", "month", "n", "n_positive", "n_negative", "auc", "auc_low", "auc_high", "note",

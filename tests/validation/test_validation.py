@@ -462,6 +462,15 @@ def test_validate_end_to_end(site, tmp_path, capsys):
     views = {s["value"]: s["n"] for s in metrics["A"]["subgroups"] if s["variable"] == "views"}
     assert views["one view"] == 12
     assert [d["month"] for d in metrics["A"]["drift"]] == ["2025-01", "2025-02", "2025-03"]
+    # each subgroup's sensitivity and specificity name the operating point they are at, in the CSV and the PDF
+    spec_threshold = spec["threshold"]
+    with (out / "subgroups.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["model"] == "A"]
+    assert {(r["operating_point"], float(r["threshold"])) for r in rows} == {("spec=0.9", spec_threshold)}
+    dense = next(r for r in rows if r["variable"] == "density" and r["value"] == "d")
+    assert float(dense["specificity"]) == densities["d"]["specificity"]["value"]
+    assert "At the operating point spec=0.9 (threshold" in " ".join(report_text.split())
+    assert "density: d" in report_text
     # the site calibration: beside A's checkpoint, in B's case in the output folder
     stored = calib.read_site_calibration(checkpoint.with_name("a.pt.site_calibration.json"))
     assert stored["site"] == "Test site" and stored["n"] == metrics["A"]["breast"]["n"]
@@ -474,6 +483,26 @@ def test_validate_end_to_end(site, tmp_path, capsys):
     assert (out / "validation_report.pdf").read_bytes().startswith(b"%PDF")
     for name in ("roc", "reliability_A", "subgroups_A", "drift_B"):
         assert (out / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_outcomes_of_cancers_only_say_what_to_add(site, tmp_path, capsys):
+    """A file listing only the cancers (the usual first export of a registry) gave "AUC —" and no hint why."""
+    from main import main
+
+    scores, _, checkpoint, outcomes = site
+    cancers = tmp_path / "cancers.csv"
+    with cancers.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["exam_id", "breast", "cancer"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(o for o in outcomes if o["cancer"] == 1 and o["exam_id"] < "E9000")
+    out = tmp_path / "out"
+    assert main(["validate", "--scores", str(scores), "--outcomes", str(cancers), "--out", str(out),
+                 "--models", f"A={checkpoint}"]) == 0
+    printed = capsys.readouterr().out
+    assert "A breast: AUC —" in printed
+    assert "note: the outcomes give only cancers" in printed and "with cancer 0" in printed
+    note = json.loads((out / "metrics.json").read_text())["A"]["operating_points_note"]
+    assert note.endswith("list the screened breasts without cancer with cancer 0")
 
 
 def test_validate_says_on_the_console_why_no_site_calibration_was_written(site, tmp_path, capsys):
