@@ -174,10 +174,11 @@ def _months_apart(first: str, second: str) -> int:
 
 
 def drift_figure(rows: Sequence[dict], title: str) -> np.ndarray:
-    """Per month: the AUC with its CI (dark) and the median score with its interquartile range (blue)."""
+    """Per month: the AUC with its CI (dark), the median score with its interquartile range (blue) and, where the
+    rows have one, the share of breasts called at the operating point with its CI (orange)."""
     dated = [r for r in rows if r["month"] != "no date"]
     axes = _Axes((900, 460), (60, 50, 30, 110), (-0.5, max(len(dated), 1) - 0.5), (0, 1))
-    axes.frame([], np.linspace(0, 1, 6), "month of study date", "AUC / score", title)
+    axes.frame([], np.linspace(0, 1, 6), "month of study date", "AUC / score / share", title)
     for index, row in enumerate(dated):
         x = axes.point(index, 0)[0]
         _text(axes.image, row["month"], (x - 26, axes.top + axes.h + 18), 0.38)
@@ -190,15 +191,24 @@ def drift_figure(rows: Sequence[dict], title: str) -> np.ndarray:
             low, high = row["auc_ci"] if row.get("auc_ci") else (row["auc"], row["auc"])
             cv2.line(axes.image, (x - 6, axes.point(index, low)[1]), (x - 6, axes.point(index, high)[1]), INK, 2)
             cv2.circle(axes.image, (x - 6, axes.point(index, row["auc"])[1]), 4, INK, -1)
+        recall = row.get("recall_rate")
+        if recall and recall["value"] is not None:
+            low, high = recall["ci"]
+            cv2.line(axes.image, (x + 20, axes.point(index, low)[1]), (x + 20, axes.point(index, high)[1]),
+                     PALETTE[1], 2)
+            y = axes.point(index, recall["value"])[1]
+            cv2.rectangle(axes.image, (x + 16, y - 4), (x + 24, y + 4), PALETTE[1], -1)
     for index in range(1, len(dated)):  # months are drawn side by side: a gap of months between two is marked
         if _months_apart(dated[index - 1]["month"], dated[index]["month"]) > 1:
             x = (axes.point(index - 1, 0)[0] + axes.point(index, 0)[0]) // 2
             for y in range(axes.top, axes.top + axes.h, 8):
                 cv2.line(axes.image, (x, y), (x, y + 3), (150, 150, 150), 1)
+    point = next((r for r in rows if r.get("recall_rate")), None)
     _text(axes.image, "black: AUC with 95 % CI (months with fewer than 10 cancers have none); "
           "blue: median score and interquartile range", (10, axes.top + axes.h + 66), 0.4)  # below the x label
     undated = sum(int(r["n"]) for r in rows if r["month"] == "no date")
-    _text(axes.image, "dotted line: months without data between"
+    _text(axes.image, (f"orange: share of breasts called at {point['operating_point']} (95 % CI); " if point else "")
+          + "dotted line: months without data between"
           + (f"; {undated} breast(s) without a study date are not drawn" if undated else ""),
           (10, axes.top + axes.h + 88), 0.4)
     if not dated:

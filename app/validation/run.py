@@ -323,8 +323,9 @@ def validate_model(model: ModelScores, outcomes: Sequence[BreastOutcome], option
         result["calibration"] = {"note": "no calibration: the scored breasts are not of both kinds"}
     primary = next((p for p in result["operating_points"]
                     if p["level"] == "breast" and p["source"] == "requested"), None)
-    result["subgroups"] = subgroups(units, primary and (primary["name"], primary["threshold"]))
-    result["drift"] = drift(units)
+    point = (primary["name"], primary["threshold"]) if primary else None
+    result["subgroups"] = subgroups(units, point)
+    result["drift"] = drift(units, point)
     known = {o.key for o in outcomes}
     with_outcome = {o.exam_id for o in outcomes}
     without_outcome = [f"{exam} {side}" for exam, side in sorted(model.breast)

@@ -78,9 +78,10 @@ def subgroups(units: Sequence[Unit], point: tuple[str, float] | None = None) -> 
     return rows
 
 
-def drift(units: Sequence[Unit]) -> list[dict]:
-    """Per month of study date (YYYY-MM): the score distribution and the AUC; units without a date form one
-    "no date" row."""
+def drift(units: Sequence[Unit], point: tuple[str, float] | None = None) -> list[dict]:
+    """Per month of study date (YYYY-MM): the score distribution and the AUC, and with ``point`` (the first
+    requested operating point's name and threshold on the whole cohort) the share of breasts called at it, the
+    month's recall rate a service watches; units without a date form one "no date" row."""
     months: dict[str, list[Unit]] = {}
     for unit in units:
         date = unit.outcome.study_date
@@ -89,7 +90,10 @@ def drift(units: Sequence[Unit]) -> list[dict]:
     for month in sorted(months, key=lambda m: (m == "no date", m)):
         cell = months[month]
         scores = np.array([u.score for u in cell], float)
-        row = _cell("month", month, cell, None)
+        row = _cell("month", month, cell, point)
+        if point is not None:
+            row["recall_rate"] = at_threshold(scores, np.array([u.outcome.cancer for u in cell], int),
+                                              point[1])["recall_rate"]
         row.update(month=month, score_mean=float(scores.mean()), score_median=float(np.median(scores)),
                    score_q25=float(np.percentile(scores, 25)), score_q75=float(np.percentile(scores, 75)))
         rows.append(row)

@@ -58,9 +58,11 @@ def write_tables(metrics: dict, out: Path) -> list[Path]:
                           *_value(s.get("specificity"))) for m, v in models for s in v["subgroups"]]))
     paths.append(_write(out / "drift.csv",
                         ["model", "month", "n", "n_positive", "n_negative", "auc", "auc_low", "auc_high", "note",
-                         "score_mean", "score_median", "score_q25", "score_q75"],
+                         "score_mean", "score_median", "score_q25", "score_q75", "operating_point", "threshold",
+                         "recall_rate", "recall_rate_low", "recall_rate_high"],
                         [(m, d["month"], d["n"], d["n_positive"], d["n_negative"], d["auc"], *_ci(d["auc_ci"]),
-                          d["note"], d["score_mean"], d["score_median"], d["score_q25"], d["score_q75"])
+                          d["note"], d["score_mean"], d["score_median"], d["score_q25"], d["score_q75"],
+                          d.get("operating_point"), d.get("threshold"), *_value(d.get("recall_rate")))
                          for m, v in models for d in v["drift"]]))
     paths.append(_write(out / "comparisons.csv",
                         ["a", "b", "level", "n", "n_positive", "n_negative", "auc_a", "auc_b", "difference_a_minus_b",

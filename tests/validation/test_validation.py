@@ -471,6 +471,14 @@ def test_validate_end_to_end(site, tmp_path, capsys):
     assert float(dense["specificity"]) == densities["d"]["specificity"]["value"]
     assert "At the operating point spec=0.9 (threshold" in " ".join(report_text.split())
     assert "density: d" in report_text
+    # and each month's share of breasts called at it, the recall rate a service watches
+    with (out / "drift.csv").open() as handle:
+        months = [r for r in csv.DictReader(handle) if r["model"] == "A"]
+    assert {r["operating_point"] for r in months} == {"spec=0.9"}
+    for row, entry in zip(months, metrics["A"]["drift"], strict=True):
+        assert float(row["recall_rate"]) == entry["recall_rate"]["value"]
+        assert float(row["recall_rate_low"]) <= float(row["recall_rate"]) <= float(row["recall_rate_high"])
+    assert sum(round(float(r["recall_rate"]) * int(r["n"])) for r in months) == spec["tp"] + spec["fp"]
     # the site calibration: beside A's checkpoint, in B's case in the output folder
     stored = calib.read_site_calibration(checkpoint.with_name("a.pt.site_calibration.json"))
     assert stored["site"] == "Test site" and stored["n"] == metrics["A"]["breast"]["n"]
