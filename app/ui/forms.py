@@ -75,7 +75,28 @@ class _WheelOnlyWhenFocused:
             event.ignore()  # on to the panel, which scrolls
 
 
-class AnswerComboBox(_WheelOnlyWhenFocused, QComboBox):
+def typed_here(event) -> bool:
+    """Whether a key is typing (a character or Space, with Shift at most) rather than a command: a list box
+    with the focus keeps it from the window's one-key shortcuts."""
+    commands = (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+                | Qt.KeyboardModifier.MetaModifier)
+    return not event.modifiers() & commands and (event.key() == Qt.Key.Key_Space or event.text().isprintable()
+                                                  and bool(event.text().strip()))
+
+
+class TypingComboBox(QComboBox):
+    """A list box that chooses by typing: "4" then "B" picks BI-RADS 4B, "b" picks biopsy, Space opens the list.
+    Qt lets a window's one-key shortcuts take a key before a list box sees it (a line edit claims its keys, a
+    list box does not): typing "4" into BI-RADS switched the layout and "b" hid the benign map."""
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and typed_here(event):
+            event.accept()  # the key press comes to the box
+            return True
+        return super().event(event)
+
+
+class AnswerComboBox(_WheelOnlyWhenFocused, TypingComboBox):
     pass
 
 

@@ -19,6 +19,7 @@ class StudyTable(QTableWidget):
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setTabKeyNavigation(False)  # Tab goes on to the dialog's buttons
         self.horizontalHeader().setStretchLastSection(True)
         self.doubleClicked.connect(lambda _index: self.opened.emit())
 

@@ -46,6 +46,7 @@ LEGEND_TEXT = (40, 40, 40)  # pyqtgraph's default legend text is light grey, fai
 def _table(headers: list[str], rows: list[list[str]], name: str) -> QTableWidget:
     table = QTableWidget(len(rows), len(headers))
     table.setObjectName(name)
+    table.setTabKeyNavigation(False)
     table.setHorizontalHeaderLabels(headers)
     table.verticalHeader().hide()
     for i, row in enumerate(rows):

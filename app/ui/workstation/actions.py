@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMessageBox
 
 from app import __version__
@@ -12,6 +12,8 @@ from app.ui.workstation.help_dialog import ShortcutsDialog
 from app.ui.workstation.view_widget import ToolMode
 from app.workstation import DEMO_EXAM
 from inference.intake.views import View
+
+ZOOM_STEP = 1.25  # one + or - press
 
 
 class WorkstationActions:
@@ -50,7 +52,10 @@ class WorkstationActions:
         window.add_action(view, "Reset zoom, pan and window", "R", window.hanging.reset, "reset")
         window.add_action(view, "Invert", "I", self.toggle_invert, "invert")
         window.add_action(view, "Auto window", "A", lambda: self.each_view(lambda w: w.auto_window()), "autoWindow")
-        window.add_action(view, "Next DICOM window preset", "W", lambda: self.each_view(lambda w: w.cycle_preset()), "nextWindow")
+        window.add_action(view, "Next DICOM window preset", "W", self.next_window_preset, "nextWindow")
+        zoom_in = window.add_action(view, "Zoom in", "+", lambda: self.each_view(lambda w: w.zoom_by(ZOOM_STEP)), "zoomIn")
+        zoom_in.setShortcuts([QKeySequence("+"), QKeySequence("=")])  # "=": + without Shift on most keyboards
+        window.add_action(view, "Zoom out", "-", lambda: self.each_view(lambda w: w.zoom_by(1 / ZOOM_STEP)), "zoomOut")
         window.link_action = window.add_action(view, "Link zoom/pan in rows", "L", self.toggle_link, "link")
         window.link_action.setCheckable(True)
         window.link_action.setChecked(True)
@@ -101,6 +106,15 @@ class WorkstationActions:
         for widget in self.window.hanging.views.values():
             if widget.image is not None and widget.isVisible():
                 function(widget)
+
+    def next_window_preset(self) -> None:
+        """The next of the files' own window presets, then the auto window; images without one (a PNG, a
+        DICOM that gives no window) are said to have none rather than nothing happening."""
+        self.each_view(lambda w: w.cycle_preset())
+        shown = [w for w in self.window.hanging.views.values() if w.image is not None and w.isVisible()]
+        if shown and not any(w.image.windows for w in shown):
+            self.window.statusBar().showMessage("these images carry no DICOM window presets: W keeps the auto "
+                                                "window (right-drag sets one; A is the auto window)", 5000)
 
     def toggle_invert(self) -> None:
         """Invert the exam's views and its prior's, those off screen in this layout too (one view inverted and its

@@ -23,7 +23,7 @@ class ShortcutsDialog(QDialog):
         self.setObjectName("shortcutsDialog")
         self.setWindowTitle("Keyboard and mouse")
         rows = [
-            (action.shortcut().toString(QKeySequence.SequenceFormat.NativeText), action.text())
+            (" or ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()), action.text())
             for action in parent.actions()
             if not action.shortcut().isEmpty() and not action.objectName().startswith("toggleClass")
         ]
@@ -33,6 +33,7 @@ class ShortcutsDialog(QDialog):
         rows += MOUSE
         table = QTableWidget(len(rows), 2)
         table.setObjectName("shortcutsTable")
+        table.setTabKeyNavigation(False)
         table.setHorizontalHeaderLabels(["key", "action"])
         table.verticalHeader().hide()
         for i, (key, text) in enumerate(rows):
@@ -49,6 +50,9 @@ class ShortcutsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(table)
         layout.addWidget(buttons)
-        self.resize(560, 660)
         table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)  # a wrapped one too
+        # every row at once where the screen is tall enough (a 1440-pixel monitor scrolled a 660-pixel list)
+        screen = parent.screen().availableGeometry() if parent.screen() is not None else None
+        wanted = table.horizontalHeader().height() + sum(table.sizeHintForRow(i) for i in range(len(rows))) + 90
+        self.resize(600, max(480, min(wanted, int(screen.height() * 0.9)) if screen is not None else 660))
         self.table = table

@@ -106,7 +106,7 @@ def build_overlay_toolbar(window) -> None:
     # the rule's words last: on a narrow screen their tail goes under the bar's » button, never a control
     window.regions_note = RuleNote()
     window.regions_note.setObjectName("regionsNote")
-    bar.addWidget(window.regions_note)
+    window.regions_note_action = bar.addWidget(window.regions_note)  # hidden with the model (blind reading)
 
 
 BLIND_OVERLAYS_TEXT = ("The model is hidden until you commit your estimate (blind reading): its maps and regions "

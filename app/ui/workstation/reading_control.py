@@ -7,7 +7,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.model_table import BREAST_NAMES
 from app.reading import AMENDED_AFTER_AI, change_text, read_disagreements
@@ -91,6 +91,7 @@ class ReadingControl:
         hidden = self.model_hidden() and window.exam is not None  # no exam: nothing is hidden, nothing to say
         window.scores.set_model_hidden(hidden)
         window.gallery.setVisible(not hidden)
+        window.regions_note_action.setVisible(not hidden)  # the rule of the model's regions: the model's, hidden
         window.overlay_control.apply_overlay_options()
 
     def _imaged_breasts(self) -> tuple[str, ...]:
@@ -165,6 +166,8 @@ class ReadingControl:
                                             for r in window.scores.reader.reads(True)})
         self.apply_blind_state()
         window.keep_form_in_sight()  # the models' box the commit shows above it pushed it out of a small screen
+        if window.scores.reader.isAncestorOf(QApplication.focusWidget()):
+            window.hanging.setFocus()  # the view keys (H shows the maps) work at once: H was typed into a box
         return True
 
     def _amend_reads(self) -> bool:

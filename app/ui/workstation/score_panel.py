@@ -294,6 +294,7 @@ def _table(name: str) -> QTableWidget:
     table.setObjectName(name)
     table.verticalHeader().hide()
     table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    table.setTabKeyNavigation(False)  # Tab leaves the table (arrows move in it): it trapped the keyboard
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     return table
 

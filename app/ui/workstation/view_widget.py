@@ -233,6 +233,9 @@ class MammoViewWidget(QWidget):
         self._axis: BreastAxis | None = None
 
         self.graphics = pg.GraphicsView()
+        # off the Tab chain: a view takes no typing, and its focus was invisible (Tab from the tool bar stopped
+        # on four views before the reader's form); a click still gives it the focus
+        self.graphics.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.graphics.setBackground("k")
         self.viewbox = ReadingViewBox()
         self.graphics.setCentralItem(self.viewbox)
@@ -539,6 +542,16 @@ class MammoViewWidget(QWidget):
             x0, x1 = wall + xd[0] / sx, wall + xd[1] / sx
         self._fit = None
         self.viewbox.setRange(xRange=(x0, x1), yRange=(ymm[0] / sy, ymm[1] / sy), padding=0.0)
+
+    def zoom_by(self, factor: float) -> None:
+        """Zoom about the view's centre (the keyboard's + and -); linked views zoomed alike stay linked, their
+        shared distances from the chest wall scaling about one centre."""
+        if self.image is None:
+            return
+        (x0, x1), (y0, y1) = self.item_range()
+        cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / (2 * factor), (y1 - y0) / (2 * factor)
+        self._fit = None
+        self.viewbox.setRange(xRange=(cx - hw, cx + hw), yRange=(cy - hh, cy + hh), padding=0.0)
 
     def zoom_to_box(self, box: tuple[float, float, float, float], margin: float = 1.0) -> None:
         """Centre and zoom on a (top, left, bottom, right) box of the original frame."""

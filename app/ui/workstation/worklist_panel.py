@@ -122,6 +122,7 @@ class WorklistPanel(QDockWidget):
         self.setObjectName("worklistPanel")
         self.table = QTableWidget(0, 3)
         self.table.setObjectName("worklistTable")
+        self.table.setTabKeyNavigation(False)  # Tab leaves the list for the reader's form (arrows move in it)
         self.table.setHorizontalHeaderLabels(["Exam", "State", "Time"])
         header = self.table.horizontalHeader()  # state and time always whole; the exam's name takes the rest
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)

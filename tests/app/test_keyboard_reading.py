@@ -1,0 +1,100 @@
+"""Reading an exam from the keyboard: a list box chooses by typing (no view key fires), Tab leaves the tables,
++ and - zoom, the commit hands the keys back to the views, W says when there is no window preset, and the regions'
+rule is hidden with the model. Found by a radiologist driving the window by keys on a real X server."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from app.ui.workstation.hanging import Layout
+from inference.intake.views import View
+from tests.app.test_main_window import analysed_r_cc_window
+
+
+def _focus(qtbot, widget) -> None:
+    widget.window().activateWindow()
+    widget.setFocus()
+    qtbot.waitUntil(widget.hasFocus, timeout=5000)
+
+
+def test_typing_into_a_list_box_chooses_and_fires_no_view_key(qtbot, store, tmp_path, stub_model):
+    """Typing 4 into BI-RADS switched the layout to "right CC + MLO" and chose nothing; b in the density box
+    turned the benign map off; Space on a list box was swallowed."""
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
+    inputs = window.scores.reader.inputs["R"]
+    benign_before = window.overlay_control.overlay_options()
+    _focus(qtbot, inputs.birads)
+    QTest.keyClick(inputs.birads, Qt.Key.Key_4)
+    QTest.keyClick(inputs.birads, Qt.Key.Key_B)  # 4 then B, quickly: 4B
+    assert inputs.birads.currentText() == "4B"
+    assert window.hanging.layout_mode == Layout.FOUR
+    _focus(qtbot, inputs.density)
+    QTest.keyClick(inputs.density, Qt.Key.Key_D)
+    assert inputs.density.currentText() == "d" and not window.ruler_action.isChecked()
+    _focus(qtbot, inputs.recommendation)
+    QTest.keyClick(inputs.recommendation, Qt.Key.Key_B)
+    assert inputs.recommendation.currentText() == "biopsy"
+    assert window.overlay_control.overlay_options() == benign_before  # B (benign map) did not fire
+    steps_before = window.hanging_steps.cursor.index
+    QTest.keyClick(inputs.recommendation, Qt.Key.Key_Space)  # opens the list, not the next hanging step
+    assert window.hanging_steps.cursor.index == steps_before
+    qtbot.waitUntil(lambda: inputs.recommendation.view().isVisible(), timeout=5000)
+    inputs.recommendation.hidePopup()
+    # a command key still reaches the window from a list box
+    QTest.keyClick(inputs.recommendation, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # no exception: re-run
+    window.close()
+
+
+def test_tab_leaves_the_tables_for_the_form(qtbot, store, tmp_path, stub_model):
+    """Tab, Shift+Tab and Ctrl+Tab went round the reader | model | hybrid table's cells for ever, and the
+    worklist's likewise: the reader's form could not be reached without the mouse."""
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
+    table = window.scores.compare
+    _focus(qtbot, table)
+    QTest.keyClick(table, Qt.Key.Key_Tab)
+    assert not table.hasFocus()
+    assert not window.worklist.panel.table.tabKeyNavigation()
+    assert not any(t.tabKeyNavigation() for t in window.scores.model_tables.values())
+    window.close()
+
+
+def test_plus_and_minus_zoom_every_view_and_the_views_are_off_the_tab_chain(qtbot, store, tmp_path, stub_model):
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
+    widget = window.hanging.views[View.R_CC]
+    assert widget.graphics.focusPolicy() == Qt.FocusPolicy.ClickFocus
+    before = widget.zoom_factor()
+    window.findChild(type(window.ruler_action), "zoomIn").trigger()
+    assert widget.zoom_factor() == pytest.approx(1.25 * before, rel=0.02)
+    QTest.keyClick(window.hanging, Qt.Key.Key_Minus)
+    assert widget.zoom_factor() == pytest.approx(before, rel=0.02)
+    QTest.keyClick(window.hanging, Qt.Key.Key_Equal)  # + without Shift
+    assert widget.zoom_factor() == pytest.approx(1.25 * before, rel=0.02)
+    window.close()
+
+
+def test_the_commit_hands_the_keys_back_to_the_views(qtbot, store, tmp_path, stub_model):
+    """After Ctrl+Enter the cursor stayed in the % box: H, the key the form names to show the maps, was typed
+    into it ("the letter h is not a percentage")."""
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
+    assert not window.regions_note_action.isVisible()  # the rule of the model's regions is the model's: hidden
+    spin = window.scores.reader.inputs["R"].spin
+    _focus(qtbot, spin)
+    QTest.keyClicks(spin, "30")
+    QTest.keyClick(spin, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.committed, timeout=5000)
+    assert not window.scores.reader.isAncestorOf(QApplication.focusWidget())
+    assert window.regions_note_action.isVisible()
+    shown = window.overlays_box.isChecked()
+    QTest.keyClick(QApplication.focusWidget() or window, Qt.Key.Key_H)
+    assert window.overlays_box.isChecked() != shown and spin.lineEdit().text() == "30 %"
+    window.close()
+
+
+def test_w_on_images_without_a_window_preset_says_so(qtbot, store, tmp_path, stub_model):
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
+    window.findChild(type(window.ruler_action), "nextWindow").trigger()
+    assert "no DICOM window presets" in window.statusBar().currentMessage()
+    window.close()
