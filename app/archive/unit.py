@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from app.archive.sources import ExamItem
 from app.archive.table import BOOKKEEPING, part_path, score_rows, write_part
 from inference.errors import MammoError
-from inference.files import hide_file_times, write_text_atomic
+from inference.files import distinct_file_stem, hide_file_times, write_text_atomic
 
 if TYPE_CHECKING:
     from inference.intake.exam import Exam
@@ -156,10 +156,7 @@ def marker_path(out: Path, item: ExamItem) -> Path:
 def exam_folder(out: Path, item: ExamItem, options: BatchOptions) -> Path:
     if not options.folder_per_exam:
         return out
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in item.exam_id).strip(".") or item.key[:12]
-    if safe != item.exam_id:  # 'x/1' and 'x_1' would share a folder: a short hash of the raw ID tells them apart
-        safe = f"{safe}-{hashlib.sha1(item.exam_id.encode('utf-8')).hexdigest()[:8]}"
-    return out / safe
+    return out / distinct_file_stem(item.exam_id, item.key[:12])
 
 
 def claim_label(out: Path, label: str, location: str) -> str:

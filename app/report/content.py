@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
-import re
 from dataclasses import dataclass, field
 
 import cv2
@@ -18,6 +17,7 @@ from app.dates import dicom_date
 from app.reading import AI_SHOWN, AMENDED_AFTER_AI, amendment_text, percent
 from app.study.blinding import exam_identifiers, scrub
 from app.study.store import BreastRead, ReaderMark
+from inference.files import file_stem
 from inference.results.types import HeatLayer
 from inference.intake.exam import Exam
 from inference.results.exam_result import EntryViewResult, ExamResult, ModelEntry, shown_notices
@@ -53,10 +53,6 @@ class ReportInput:
     model_withheld: str = ""
     plain_hybrid: bool = False  # the GMIC reader study's plain mean instead of the calibrated hybrid
     file_name: str = ""  # the report files' name when the caller chose it (unique in a shared folder), else the label
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", text).strip("_")[:40]
 
 
 def is_draft(read: BreastRead | None) -> bool:
@@ -101,8 +97,8 @@ def exam_label(report: ReportInput) -> str:
     exam = report.exam
     if not report.deidentify:
         name = exam.accession or (exam.source.name if exam.source is not None and exam.source.is_dir() else "")
-        if name and _safe(name):
-            return _safe(name)
+        if name and file_stem(name):
+            return file_stem(name)
     from app.report.deidentify import pseudonym, site_key  # noqa: PLC0415
 
     parts = sorted(img.sop_instance_uid or img.source.name for img in exam.views.values())

@@ -28,6 +28,7 @@ from app.validation.metrics import (
 from app.validation.outcomes import BreastOutcome
 from app.validation.scores import ModelScores, ScoreTable
 from app.validation.subgroups import Unit, drift, subgroups
+from inference.files import distinct_file_stem
 
 RESERVED = ("comparisons", "accounting", "run")
 LEVELS = ("breast", "exam")
@@ -150,8 +151,9 @@ def _operating_points(level: str, scores: np.ndarray, truth: np.ndarray, declare
 def _calibration_path(model: ModelScores, options: Options, checkpoint: Path | None) -> Path | None:
     if checkpoint is not None:
         return calib.calibration_path(checkpoint)
-    if options.calibration_folder is not None:
-        return options.calibration_folder / f"{model.model_id}{calib.SUFFIX}"
+    if options.calibration_folder is not None:  # the ID is the table's: never a path out of the folder
+        # (a table's model ID "../../deployed/model.pt" wrote a calibration beside a deployed checkpoint)
+        return options.calibration_folder / f"{distinct_file_stem(model.model_id, 'model')}{calib.SUFFIX}"
     return None
 
 

@@ -403,6 +403,20 @@ def test_report_files_are_named_from_the_accession_not_a_uid(analysed, tmp_path)
     assert all(len(p.stem) < 40 for p in paths)
 
 
+@pytest.mark.parametrize("accession, name", [("CON", "_CON"), ("lpt1.x", "_lpt1.x"), ("A\x00/../../x", "A_.._.._x"),
+                                             ("...", None), ("..", None), (".hidden", "hidden")])
+def test_an_accession_is_never_a_path_a_hidden_file_or_a_windows_device(analysed, tmp_path, accession, name):
+    """A security review's accessions: "CON" gave CON.pdf (the console on Windows), "..." a hidden "....pdf"."""
+    import dataclasses  # noqa: PLC0415
+
+    exam, result = analysed
+    exam = dataclasses.replace(exam, accession=accession)
+    written = export_report(ReportInput(exam, result), tmp_path / "out", formats=("json",))
+    assert {p.parent for p in written} == {tmp_path / "out"}
+    stem = next(p for p in written if p.suffix == ".json").stem
+    assert stem == name if name else stem.startswith("anon-")  # nothing left of it: the exam's pseudonym
+
+
 def _png_exam(folder: Path, lesion: tuple[int, int]) -> Path:
     from tests.helpers import write_png  # noqa: PLC0415
 

@@ -185,6 +185,29 @@ def test_a_recalibration_fitted_on_too_few_cancers_is_shown_not_saved(tmp_path):
         out["note"]
 
 
+def test_a_model_id_that_is_a_path_never_writes_outside_the_output_folder(tmp_path):
+    """A score table's model ID "/…/deployed/model.pt" (or "../../x") wrote the site calibration beside that
+    deployed checkpoint, and the workstation's hybrid then used it: the ID came from the table, not the user."""
+    from types import SimpleNamespace
+
+    from app.validation.run import _calibration
+    from inference.files import distinct_file_stem
+
+    deployed, out = tmp_path / "deployed", tmp_path / "out"
+    deployed.mkdir()
+    out.mkdir()
+    scores, truth = _overconfident(800, 0.05)
+    options = SimpleNamespace(bins=10, save_calibration=True, calibration_folder=out, site="Site A")
+    for model_id in (str(deployed / "model.pt"), "../deployed/model.pt", "CON"):
+        model = SimpleNamespace(model_id=model_id, model_key="k")
+        result, _ = _calibration(model, scores, truth, options, None)
+        written = Path(result["recalibration"]["file"])
+        assert written.parent == out and written.name == f"{distinct_file_stem(model_id)}.site_calibration.json"
+    assert not list(deployed.iterdir()) and len(list(out.iterdir())) == 3
+    assert distinct_file_stem("gmic-v2.1") == "gmic-v2.1"  # a plain name stays itself
+    assert distinct_file_stem("a/b") != distinct_file_stem("a_b") and distinct_file_stem("CON").startswith("_CON-")
+
+
 def test_an_enriched_set_never_replaces_a_screening_calibration_and_says_what_its_own_is(tmp_path):
     """Seen in a hands-on review: validate on a cancer-enriched set (23 % of the breasts) saved its Platt as version
     2 over a screening-prevalence version 1, and the workstation's calibrated P(malignant) of a raw 0.3 went from
