@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import pickle
 import re
@@ -229,7 +230,37 @@ def read_metadata(path: Path) -> dict:
                 isinstance(item, str) for item in value))):
             raise CheckpointError(f"the model's metadata: {field!r} must be {words}, not {json.dumps(value)[:40]}",
                                   sidecar)
+    twice = sorted({c for c in data.get("classes") or [] if data["classes"].count(c) > 1})
+    if twice:  # the second took the first's place: a class's output vanished and another's was shown for it
+        raise CheckpointError(f"the model's metadata: the class {twice[0]!r} is named twice in 'classes'", sidecar)
+    problem = operating_points_problem(card.get("operating_points"))
+    if problem:
+        raise CheckpointError(f"the model's metadata: {problem}", sidecar)
     return data
+
+
+def _fraction(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= 1
+
+
+def operating_points_problem(points: Any) -> str:
+    """Why a metadata card's operating points cannot be used ("" when they can): each is an object with a name
+    and a threshold that is a probability. A threshold of -1 called every exam "above the 90 % specificity
+    threshold", one of NaN failed every report after the analysis, one given as text failed the analysis."""
+    if points is None:
+        return ""
+    if not isinstance(points, list):
+        return f"'operating_points' must be a list of objects, not {json.dumps(points)[:40]}"
+    for number, point in enumerate(points, start=1):
+        if not isinstance(point, dict) or not isinstance(point.get("name"), str) or not point["name"].strip():
+            return f"operating point {number} must be an object with a \"name\" and a \"threshold\""
+        if not _fraction(point.get("threshold")):
+            return (f"operating point {point['name']!r}: the threshold must be a number from 0 to 1, not "
+                    f"{json.dumps(point.get('threshold'))[:40]}")
+        for key in ("sensitivity", "specificity"):
+            if key in point and not _fraction(point[key]):
+                return f"operating point {point['name']!r}: its {key} must be a number from 0 to 1"
+    return ""
 
 
 def load_model(

@@ -17,6 +17,9 @@ import numpy as np
 #: a temperature above this divides any logit a classifier gives to nothing: every class equally likely,
 #: whatever the image (what a fit that ran off towards infinity leaves; see ``unusable_fit``)
 FLATTENING_TEMPERATURE = 1000.0
+#: below this, the logits are multiplied by more than 100: every output is 0 or 1 (calibrate refuses to store a
+#: fit under 0.05 that classified its data without an error; a stored one this small is refused at load)
+SATURATING_TEMPERATURE = 0.01
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -138,11 +141,15 @@ def calibrate_logits(logits: np.ndarray, labels: np.ndarray, bins: int = 15) -> 
 
 
 def temperature_problem(temperature: float) -> str:
-    """Why a model must not be used with ``temperature`` ("" when it may): one that flattens every output."""
-    if temperature <= FLATTENING_TEMPERATURE:
-        return ""
-    return (f"the calibration temperature {temperature:.4g} makes every class equally likely, whatever the image "
-            "(a temperature fit that ran off on data the model could not tell apart)")
+    """Why a model must not be used with ``temperature`` ("" when it may): one that flattens every output, or
+    one so small that every output is 0 or 1 (1e-300 made an exam's P(malignant) 0.5, the mean of a 1 and a 0)."""
+    if temperature > FLATTENING_TEMPERATURE:
+        return (f"the calibration temperature {temperature:.4g} makes every class equally likely, whatever the "
+                "image (a temperature fit that ran off on data the model could not tell apart)")
+    if temperature < SATURATING_TEMPERATURE:
+        return (f"the calibration temperature {temperature:.4g} makes every output 0 or 1, whatever the image (a "
+                "temperature fit that ran off on data the model classified without an error)")
+    return ""
 
 
 def unusable_fit(fit: CalibrationFit, classes: int) -> str:

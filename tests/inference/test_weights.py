@@ -281,8 +281,26 @@ def _with_sidecar(tmp_path, source: Path, change) -> Path:
     ("sliding_window/model.pt", lambda m: m.update(calibration="nope"), "'calibration' must be a JSON object"),
     ("model.pt", lambda m: m.update(calibration={"method": "platt", "parameters": {"a": "x", "b": 0}}),
      "its calibration is damaged \\(platt's a must be finite numbers\\)"),
+    # a security review's cards: a threshold of -1 called an exam scored < 0.1 % "above the 90 % specificity
+    # threshold"; NaN failed every report after the analysis; text or a non-list failed with a TypeError; two
+    # classes of one name hid the benign output; K = 6.5 or a million failed deep in the forward; T = 1e-300
+    # made every output 0 or 1
+    ("model.pt", lambda m: m["calibration"]["operating_points"][0].update(threshold=-1),
+     "operating point '90 % specificity': the threshold must be a number from 0 to 1, not -1"),
+    ("model.pt", lambda m: m["calibration"]["operating_points"][0].update(threshold=float("nan")), "not NaN"),
+    ("model.pt", lambda m: m["calibration"]["operating_points"][0].update(threshold="0.4"), 'not "0.4"'),
+    ("model.pt", lambda m: m["calibration"]["operating_points"][0].update(specificity=9), "its specificity must be"),
+    ("model.pt", lambda m: m["calibration"]["operating_points"].append({"threshold": 0.5}),
+     'operating point 2 must be an object with a "name"'),
+    ("model.pt", lambda m: m["calibration"].update(operating_points="x"), "'operating_points' must be a list"),
+    ("model.pt", lambda m: m.update(classes=["malignant", "malignant"]), "the class 'malignant' is named twice"),
+    ("model.pt", lambda m: m["config"].update(K=6.5), "K \\(the patches retrieved\\) must be a whole number from 1 to 64"),
+    ("model.pt", lambda m: m["config"].update(K=1_000_000), "got 1000000"),
+    ("sliding_window/model.pt", lambda m: m["calibration"].update(temperature=1e-300), "makes every output 0 or 1"),
 ], ids=["not utf-8", "config text", "cam size 0", "cam size number", "crop too big", "label list",
-        "temperature text", "temperature null", "calibration text", "card platt text"])
+        "temperature text", "temperature null", "calibration text", "card platt text", "threshold -1",
+        "threshold nan", "threshold text", "specificity 9", "point without name", "points text", "class twice",
+        "K 6.5", "K a million", "temperature 1e-300"])
 def test_a_bad_metadata_file_is_a_checkpoint_error_naming_it(tmp_path, source, change, says):
     """Seen in a hands-on tour: each of these ended in a Python traceback (or at the forward pass)."""
     model = _with_sidecar(tmp_path, DEMO / source, change)

@@ -16,6 +16,8 @@ from torch import nn
 from inference.families.nets.crops import check_shapes, crop_upper_left
 from inference.families.nets.resnet import GlobalNetwork, LocalNetwork
 
+MAX_PATCHES = 64  # K: ten times the published 6; beyond it the crops' memory grows past any workstation's
+
 
 @dataclass(frozen=True)
 class GMICConfig:
@@ -45,8 +47,9 @@ class GMICConfig:
         check_shapes(self.cam_size, self.crop_shape)
         if not 0.0 < self.percent_t <= 1.0:
             raise ValueError(f"percent_t must be in (0, 1], got {self.percent_t}")
-        if self.K < 1:
-            raise ValueError(f"K must be at least 1, got {self.K}")
+        if not isinstance(self.K, int) or isinstance(self.K, bool) or not 1 <= self.K <= MAX_PATCHES:
+            # 6.5 failed deep in the forward with a traceback; a million asked for 262 GB
+            raise ValueError(f"K (the patches retrieved) must be a whole number from 1 to {MAX_PATCHES}, got {self.K!r}")
         if self.global_width * 16 != self.post_processing_dim:
             raise ValueError("post_processing_dim must be 16 x global_width (five doubling stages)")
 
