@@ -55,6 +55,9 @@ class ReportInput:
     file_name: str = ""  # the report files' name when the caller chose it (unique in a shared folder), else the label
 
 
+COMMENTS_LEFT_OUT = "left out of this de-identified report: free text may name the patient"
+
+
 def is_draft(read: BreastRead | None) -> bool:
     """A read exported before the commit that says something (a probability, a BI-RADS, a recommendation …)."""
     return read is not None and not read.committed and read.says_something()
@@ -117,6 +120,10 @@ class ReportContent:
         self.label = report.file_name if report.deidentify and report.file_name else exam_label(report)
         self.file_name = report.file_name or self.label  # what its files are called
         self.entry: ModelEntry | None = self._drawn_entry()
+        # the reader's free text may name the patient, a record number or a date ("Mrs … MRN … born 1945"): as
+        # the standard's de-identification profile removes comments, a de-identified report leaves it out, and says so
+        self.comments = "" if report.deidentify else report.comments.strip()
+        self.comments_left_out = report.deidentify and bool(report.comments.strip())
 
     def for_entry(self, entry_id: str) -> ReportContent:
         """The same report drawing another model's maps and regions (its own images and maps, computed anew)."""

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from app.reading import breast_models, hybrid_basis
-from app.report.content import DISCLAIMER, ReportContent, amendment_data
+from app.report.content import COMMENTS_LEFT_OUT, DISCLAIMER, ReportContent, amendment_data
 from inference.files import atomic_path
 from inference.results.serialize import maps_path, maps_to_bytes, result_to_data
 
@@ -59,7 +59,7 @@ def report_dict(content: ReportContent) -> tuple[dict, dict]:
         "header": dict(content.header_fields()),
         "reads": reads,
         "marks": [dataclasses.asdict(m) for m in report.marks],
-        "comments": report.comments,
+        "comments": content.comments or (COMMENTS_LEFT_OUT if content.comments_left_out else ""),
         "warnings": content.notes(),
         "result": data,
         "model_withheld": report.model_withheld,

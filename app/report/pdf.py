@@ -13,7 +13,7 @@ from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Tabl
 
 from app.colours import class_colour
 from app.reading import breast_models, hybrid_basis, named_hybrid_basis, percent
-from app.report.content import DEMO_WARNING, DISCLAIMER, ReportContent, is_draft, reader_text
+from app.report.content import COMMENTS_LEFT_OUT, DEMO_WARNING, DISCLAIMER, ReportContent, is_draft, reader_text
 from app.model_table import BREAST_RULE, entry_rows, model_percent
 from app.report.figures import encode_png
 from app.report.fonts import BOLD, REGULAR, pdf_text, register_pdf_fonts
@@ -210,9 +210,9 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
     if notes:
         story += [Spacer(1, 0.3 * cm), Paragraph("Intake and analysis notes", styles["Heading3"])]
         story += [Paragraph(f"• {pdf_text(n)}", small) for n in notes]
-    if content.report.comments:
+    if content.comments or content.comments_left_out:
         story += [Spacer(1, 0.3 * cm), Paragraph("Reader's comments", styles["Heading3"]),
-                  Paragraph(pdf_text(content.report.comments), small)]
+                  Paragraph(pdf_text(content.comments or COMMENTS_LEFT_OUT), small)]
     with atomic_path(path) as temporary:
         doc = SimpleDocTemplate(
             str(temporary), pagesize=pagesize, leftMargin=1.5 * cm, rightMargin=1.5 * cm, topMargin=1.3 * cm,

@@ -7,6 +7,7 @@ the de-identified images written beside it, and dciodvfy finds no error in it.""
 from __future__ import annotations
 
 import datetime
+import json
 import io
 import subprocess
 import zipfile
@@ -406,6 +407,47 @@ def test_a_deidentified_json_s_amendment_time_moves_with_read_on(tmp_path, monke
         amended = datetime.datetime.fromisoformat(document["reads"]["R"]["amended_after_ai"]["amended_at"])
         assert abs(amended - read_on) < datetime.timedelta(minutes=2)
         assert (read_on.date() == read_at.date()) != deidentify
+
+
+def test_the_reader_s_comments_are_left_out_of_a_de_identified_report_and_that_is_said(tmp_path, monkeypatch):
+    """A security review typed "Mrs Zebulon Quixote MRN77889911 born 1945-03-17" into the export's comments with
+    De-identify ticked: the PDF's text and the JSON held it, verbatim."""
+    from pypdf import PdfReader
+
+    from app.report.content import COMMENTS_LEFT_OUT, ReportInput
+    from app.report.export import export_report
+    from inference.intake.exam import load_exam
+
+    monkeypatch.setenv("MAMMO_READER_HOME", str(tmp_path / "home"))
+    (tmp_path / "exam").mkdir()
+    write(make_dataset(synthetic_view("L-CC", (800, 250)), "L-CC"), tmp_path / "exam", "l.dcm")
+    exam = load_exam(tmp_path / "exam")
+    comment = "Mrs Zebulon Quixote MRN77889911 born 1945-03-17"
+    for deidentify in (True, False):
+        out = tmp_path / f"out-{deidentify}"
+        written = export_report(ReportInput(exam, None, comments=comment, deidentify=deidentify), out,
+                                formats=("pdf", "json"))
+        pdf = next(p for p in written if p.suffix == ".pdf")
+        text = " ".join(" ".join(page.extract_text().split()) for page in PdfReader(pdf).pages)
+        document = json.loads(next(p for p in written if p.suffix == ".json").read_text())
+        if deidentify:
+            assert "Quixote" not in text and "MRN77889911" not in text and COMMENTS_LEFT_OUT in text
+            assert document["comments"] == COMMENTS_LEFT_OUT
+            assert all(b"Quixote" not in p.read_bytes() for p in written)
+        else:
+            assert comment in text and document["comments"] == comment
+
+
+def test_the_export_dialog_closes_the_comments_while_de_identify_is_ticked(qtbot):
+    from app.ui.workstation.export_dialog import ExportDialog
+
+    dialog = ExportDialog("/tmp", has_dicom=False)
+    qtbot.addWidget(dialog)
+    dialog.comments.setPlainText("kept for an identified export")
+    dialog.deidentify.setChecked(True)
+    assert not dialog.comments.isEnabled() and "left out of a de-identified report" in dialog.comments.toolTip()
+    dialog.deidentify.setChecked(False)
+    assert dialog.comments.isEnabled() and dialog.comments.toPlainText() == "kept for an identified export"
 
 
 def test_text_the_profile_table_does_not_list_is_removed_and_the_file_meta_keeps_no_sender(tmp_path):

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.report.content import ReportInput, exam_label
+from app.report.content import COMMENTS_LEFT_OUT, ReportInput, exam_label
 from app.report.export import export_report
 from app.ui.forms import add_ok_cancel, folder_row
 from inference.errors import MammoError
@@ -132,6 +132,7 @@ class ExportDialog(QDialog):
         form.addRow("", self.deidentify)
         form.addRow("Page size", self.page_size)
         form.addRow("Comments", self.comments)
+        self.deidentify.toggled.connect(self._comments_for)
         self.problem = QLabel("")  # why OK did not export (no format, no folder, a file): said here
         self.problem.setObjectName("exportProblem")
         self.problem.setStyleSheet("color: #b00020; font-weight: bold;")
@@ -139,6 +140,14 @@ class ExportDialog(QDialog):
         form.addRow("", self.problem)
         add_ok_cancel(form, self)
 
+
+    def _comments_for(self, deidentify: bool) -> None:
+        """A de-identified export leaves the comments out (free text may name the patient): said here, and the
+        box is closed to typing meanwhile; what was typed stays for an identified export."""
+        self.comments.setEnabled(not deidentify)
+        self.comments.setToolTip(f"Comments are {COMMENTS_LEFT_OUT.replace('this', 'a')}." if deidentify else "")
+        self.comments.setPlaceholderText(f"comments are {COMMENTS_LEFT_OUT.replace('this', 'a')}" if deidentify
+                                         else "optional comments for the report")
 
     def chosen_formats(self) -> list[str]:
         return [name for name, box in self.formats.items() if box.isChecked() and box.isEnabled()]
