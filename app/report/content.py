@@ -55,6 +55,15 @@ class ReportInput:
     file_name: str = ""  # the report files' name when the caller chose it (unique in a shared folder), else the label
 
 
+SHOWN_CHARACTERS = 324  # the longest a DICOM person name may be (three groups of five components, 64 a group)
+
+
+def shown_value(text: str) -> str:
+    """A header's value as the report shows it: cut, with "…", past the longest a DICOM value may be (a
+    20 000-character patient name made the PDF's header table taller than a page, and the whole export failed)."""
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS - 1] + "…"
+
+
 COMMENTS_LEFT_OUT = "left out of this de-identified report: free text may name the patient"
 
 
@@ -160,12 +169,12 @@ class ReportContent:
             if exam.study_date:  # as every other date of the report (DICOM's 20260115 read as 2026-01-15)
                 fields.append(("Study date", dicom_date(exam.study_date)))
             if exam.accession:
-                fields.append(("Accession", exam.accession))
+                fields.append(("Accession", shown_value(exam.accession)))
             if exam.patient.name:
-                fields.append(("Patient", exam.patient.name.replace("^", " ")))
+                fields.append(("Patient", shown_value(exam.patient.name.replace("^", " "))))
             if exam.patient.patient_id:
-                fields.append(("Patient ID", exam.patient.patient_id))
-        fields.append(("Reader", report.reader or "—"))
+                fields.append(("Patient ID", shown_value(exam.patient.patient_id)))
+        fields.append(("Reader", shown_value(report.reader) or "—"))
         fields.append(("Read on", self.report_time.strftime("%Y-%m-%d %H:%M")))
         fields.append(("Software", f"Mammo Reader {__version__}"))
         if self.result is not None:

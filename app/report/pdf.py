@@ -10,6 +10,7 @@ from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus.doctemplate import LayoutError
 
 from app.colours import class_colour
 from app.reading import breast_models, hybrid_basis, named_hybrid_basis, percent
@@ -17,6 +18,7 @@ from app.report.content import COMMENTS_LEFT_OUT, DEMO_WARNING, DISCLAIMER, Repo
 from app.model_table import BREAST_RULE, entry_rows, model_percent
 from app.report.figures import encode_png
 from app.report.fonts import BOLD, REGULAR, pdf_text, register_pdf_fonts
+from inference.errors import MammoError
 from inference.files import atomic_path
 from inference.intake.views import Laterality
 from inference.results.types import rank_order
@@ -220,5 +222,9 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
             creator="Mammo Reader", keywords="mammography, decision support",
             invariant=content.report.deidentify or None,  # de-identified: no true creation date in its metadata
         )
-        doc.build(story)
+        try:
+            doc.build(story)
+        except LayoutError as error:  # a flowable taller than a page: this format fails, said; the others go on
+            # (reportlab's message quotes the table's text, the patient's name among it: not repeated)
+            raise MammoError("the PDF could not be laid out: a part of it is taller than a page", path) from error
     return path

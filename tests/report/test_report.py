@@ -13,7 +13,7 @@ import pytest
 
 from app.report.content import DISCLAIMER, ReportInput
 from app.report.deidentify import Deidentifier
-from app.report.export import export_report
+from app.report.export import ExportIncomplete, export_report
 from app.study.store import BreastRead
 from inference.intake.exam import load_exam
 from inference.pipeline import analyze_exam
@@ -401,6 +401,31 @@ def test_report_files_are_named_from_the_accession_not_a_uid(analysed, tmp_path)
     paths = export_report(ReportInput(exam, result), tmp_path, formats=("json",))
     assert paths[0].name == "ACC123.json"
     assert all(len(p.stem) < 40 for p in paths)
+
+
+def test_an_over_long_name_is_cut_and_a_pdf_that_cannot_be_laid_out_fails_alone(analysed, tmp_path, monkeypatch):
+    """A security review's header: a patient name of 20 000 characters made the PDF's header table taller than a
+    page; reportlab's LayoutError passed for a bug, and the export removed every format's files."""
+    import dataclasses  # noqa: PLC0415
+
+    from app.report import pdf  # noqa: PLC0415
+
+    exam, result = analysed
+    long = dataclasses.replace(exam, patient=dataclasses.replace(exam.patient, name="Müller^" + "Zoë" * 7000))
+    written = export_report(ReportInput(long, result), tmp_path / "a", formats=("pdf", "json"))
+    header = dict(json.loads(next(p for p in written if p.suffix == ".json").read_text())["header"])
+    assert len(header["Patient"]) == 324 and header["Patient"].endswith("…")
+    # a PDF that still cannot be laid out fails as a format, naming no header text; the JSON is written
+    from reportlab.platypus.doctemplate import LayoutError  # noqa: PLC0415
+
+    def too_tall(self, story):
+        raise LayoutError("Flowable <Table … 'Müller Zoë…'> too large on page 2")
+
+    monkeypatch.setattr(pdf.SimpleDocTemplate, "build", too_tall)
+    with pytest.raises(ExportIncomplete) as raised:
+        export_report(ReportInput(long, result), tmp_path / "b", formats=("pdf", "json"))
+    assert "PDF failed: the PDF could not be laid out: a part of it is taller than a page" in str(raised.value)
+    assert "Müller" not in str(raised.value) and [p.suffix for p in raised.value.written] == [".json", ".npz"]
 
 
 @pytest.mark.parametrize("accession, name", [("CON", "_CON"), ("lpt1.x", "_lpt1.x"), ("A\x00/../../x", "A_.._.._x"),
