@@ -13,6 +13,8 @@ assert image is not None and image.shape[0] >= 800 and image.shape[1] >= 1200, "
 assert image.std() > 10, "the screenshot is blank"
 print(f"smoke test passed: {sys.argv[1]} {image.shape[1]}x{image.shape[0]}")
 PY
+# Help → User guide reads its pages from the bundle
+find dist/MammoReader -path '*/docs/workstation.md' | grep -q . || { echo "the user guide's pages are not bundled"; exit 1; }
 # every report format from the bundle (the DICOM writers read data files that must be bundled too)
 reports="$home/reports"
 QT_QPA_PLATFORM=offscreen MAMMO_READER_HOME="$home" timeout 600 dist/MammoReader/MammoReader report \

@@ -98,3 +98,23 @@ def test_w_on_images_without_a_window_preset_says_so(qtbot, store, tmp_path, stu
     window.findChild(type(window.ruler_action), "nextWindow").trigger()
     assert "no DICOM window presets" in window.statusBar().currentMessage()
     window.close()
+
+
+def test_help_opens_the_user_guide_read_off_the_gui_thread(qtbot, store, tmp_path):
+    """Help had the shortcuts and About only, and Preferences pointed at "docs/workstation.md", a file the user of
+    the installed app cannot open."""
+    from app.guide import PAGES, read_guide
+    from tests.app.test_main_window import make_window
+
+    window = make_window(qtbot, store)
+    window.findChild(type(window.ruler_action), "userGuide").trigger()
+    dialog = window.guide_dialog
+    qtbot.waitUntil(lambda: dialog.pages.count() == len(PAGES), timeout=10_000)
+    assert dialog.pages.item(0).text() == "The workstation"
+    assert "screening hanging" in dialog.text.toPlainText() and "```" not in dialog.text.toPlainText()
+    dialog.pages.setCurrentRow(PAGES.index("validation"))
+    assert "validate" in dialog.text.toPlainText()
+    QTest.keyClick(dialog, Qt.Key.Key_Escape)
+    assert not dialog.isVisible()
+    assert read_guide(tmp_path) == []  # an installation without the pages: the dialog says so
+    window.close()

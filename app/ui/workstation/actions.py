@@ -99,6 +99,7 @@ class WorkstationActions:
         window.study_menu = StudyMenu(window, bar.addMenu("St&udy"))
         help_menu = bar.addMenu("&Help")
         window.add_action(help_menu, "Keyboard shortcuts", "F1", lambda: ShortcutsDialog(window).open(), "shortcuts")
+        window.add_action(help_menu, "User guide", "Shift+F1", self.open_guide, "userGuide")
         window.add_action(help_menu, "About Mammo Reader", None, self.about, "about")
 
 
@@ -155,6 +156,13 @@ class WorkstationActions:
 
     def toggle_crossref(self) -> None:
         self.window.hanging.set_cross_reference(self.window.crossref_action.isChecked())
+
+    def open_guide(self) -> None:
+        from app.ui.workstation.guide_dialog import GuideDialog  # noqa: PLC0415
+
+        self.window.guide_dialog = GuideDialog(self.window)
+        self.window._track(self.window.guide_dialog.worker)  # closing the window waits for its read
+        self.window.guide_dialog.open()
 
     def about(self) -> None:
         from app.demo import CBIS_DDSM_ATTRIBUTION  # noqa: PLC0415

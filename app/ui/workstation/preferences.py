@@ -72,7 +72,7 @@ class PreferencesDialog(QDialog):
         self.hanging_steps = QLineEdit(settings.hanging_steps)
         self.hanging_steps.setObjectName("prefsHangingSteps")
         self.hanging_steps.setPlaceholderText("empty: the default screening steps; or a JSON file of steps "
-                                              "(docs/workstation.md)")
+                                              "(Help → User guide, the workstation)")
         steps_button = QPushButton("File…")
         steps_button.clicked.connect(self._choose_steps_file)
         steps_row = QHBoxLayout()

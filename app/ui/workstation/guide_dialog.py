@@ -1,0 +1,58 @@
+"""Help → User guide: the documentation's pages, listed on the left and shown as formatted text on the right."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QListWidget, QTextBrowser, QVBoxLayout, QWidget
+
+from app.guide import docs_dir, read_guide
+from app.ui.worker import Worker
+
+
+def _read_task(progress=None, cancel=None) -> list[tuple[str, str]]:  # noqa: ARG001 - the Worker's signature
+    return read_guide()
+
+
+class GuideDialog(QDialog):
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("guideDialog")
+        self.setWindowTitle("Mammo Reader — user guide")
+        self.pages = QListWidget()
+        self.pages.setObjectName("guidePages")
+        self.pages.setMaximumWidth(260)
+        self.pages.setWordWrap(True)
+        self.text = QTextBrowser()
+        self.text.setObjectName("guideText")
+        self.text.setOpenExternalLinks(False)
+        self.text.setPlainText("Reading the guide…")
+        self._markdown: list[str] = []
+        self.pages.currentRowChanged.connect(self._show)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        row = QHBoxLayout()
+        row.addWidget(self.pages)
+        row.addWidget(self.text, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row, 1)
+        layout.addWidget(buttons)
+        screen = parent.screen().availableGeometry() if parent.screen() is not None else None
+        self.resize(min(1100, int(screen.width() * 0.9)) if screen else 1000,
+                    min(900, int(screen.height() * 0.9)) if screen else 760)
+        self.worker = Worker(_read_task)  # files are read off the GUI thread
+        self.worker.result.connect(self._fill)
+        self.worker.error.connect(lambda error: self.text.setPlainText(f"The guide could not be read: {error}"))
+        self.worker.start()
+
+    def _fill(self, pages: list[tuple[str, str]]) -> None:
+        if not pages:
+            self.text.setPlainText(f"The guide's pages are not in {docs_dir()}: this installation has no "
+                                   "documentation (it is in the project's docs/ folder).")
+            return
+        self._markdown = [text for _title, text in pages]
+        self.pages.addItems([title for title, _text in pages])
+        self.pages.setCurrentRow(0)
+        self.pages.setFocus()
+
+    def _show(self, row: int) -> None:
+        if 0 <= row < len(self._markdown):
+            self.text.setMarkdown(self._markdown[row])
