@@ -48,7 +48,7 @@ def basis_words(site: Mapping[str, Any] | None, card: Mapping[str, Any] | None, 
         return PLAIN_MEAN
     kind, words = hybrid_calibration(site, card)
     if kind == "none":
-        return "hybrid: mean of the reader and the uncalibrated model output"
+        return "hybrid: mean of the reader and the model output, not calibrated as a probability"
     return f"hybrid: mean of the reader and the model {words}"
 
 
@@ -101,8 +101,8 @@ def breast_models(result, side: str, reader: float | None, plain: bool = False,
 
 def hybrid_basis(entry: ModelEntry, plain: bool = False) -> str:
     """What the hybrid of ``entry`` is, in words: "hybrid: mean of the reader and the model calibrated on
-    <site, date, n>", "... the model calibrated by its model card (...)", "... the uncalibrated model
-    output", or the plain mean."""
+    <site, date, n>", "... the model calibrated by its model card (...)", "... the model output, not
+    calibrated as a probability", or the plain mean."""
     return basis_words(*_calibrations(entry), plain=plain)
 
 

@@ -78,7 +78,7 @@ def _site_card(calibration: tuple[str, dict] | None) -> tuple[dict | None, dict 
 def hybrid_bases(store: Store, study_id: int) -> dict[str, str]:
     """What each hybrid of the study is, by its name in the analysis ("hybrid", "hybrid (plain mean)",
     "hybrid [id]" …): "hybrid: mean of the reader and the model calibrated on <site, date, n> …", "… the
-    uncalibrated model output", or the GMIC reader study's plain mean."""
+    model output, not calibrated as a probability", or the GMIC reader study's plain mean."""
     models = [m for m in study_models(store, study_id) if m["malignancy"]]
     stored = _calibration_rows(store, study_id)
     calibrations = {model_id: (kind, record) for model_id, (kind, record, problem) in stored.items() if problem is None}

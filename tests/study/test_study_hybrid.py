@@ -131,7 +131,8 @@ def test_an_uncalibrated_model_has_one_hybrid_the_plain_mean_said_uncalibrated(s
     one = next(r for r in analysis_records(store, study) if r["modality"] == "hybrid (unaided)"
                and r["reader"] == "B" and r["case"] == "c2:L")
     assert one["score"] == pytest.approx((_reader_score("B", 2, "L") + _model_score(2, "L")) / 2)
-    assert hybrid_bases(store, study) == {"hybrid": "hybrid: mean of the reader and the uncalibrated model output"}
+    assert hybrid_bases(store, study) == {
+        "hybrid": "hybrid: mean of the reader and the model output, not calibrated as a probability"}
 
 
 def test_the_calibration_is_the_one_the_first_scores_were_stored_with(store, stub_model):

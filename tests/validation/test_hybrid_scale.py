@@ -81,7 +81,7 @@ def test_the_hybrid_uses_the_calibrated_model_and_says_so():
     # no calibration: as before, and said
     bare = _entry()
     assert entry_hybrid(reader, model, bare) == pytest.approx(0.45)
-    assert hybrid_basis(bare) == "hybrid: mean of the reader and the uncalibrated model output"
+    assert hybrid_basis(bare) == "hybrid: mean of the reader and the model output, not calibrated as a probability"
     # the card's calibration when the site has none: a recalibration is applied, a temperature already was
     card = _entry(card={**{k: PLATT[k] for k in ("method", "parameters")}, "data": "CBIS-DDSM test"})
     assert entry_hybrid(reader, model, card) == pytest.approx((reader + calibrated) / 2)
@@ -154,7 +154,7 @@ def test_the_workstation_compare_box_shows_the_calibrated_hybrid_and_its_basis(q
     assert "plain mean" in panel.hybrid_basis.text()
     panel.set_result(_result_with(None))
     panel.set_plain_hybrid(False)
-    assert "uncalibrated" in panel.hybrid_basis.text()
+    assert "not calibrated as a probability" in panel.hybrid_basis.text()
 
 
 def test_the_report_gives_the_calibrated_hybrid_and_its_basis():
