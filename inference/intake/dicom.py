@@ -33,6 +33,7 @@ from inference.intake.image import (
     pixel_problem,
     screening_slot,
     size_problem,
+    text_modifier,
     to_model_image,
     view_from_text,
 )
@@ -43,7 +44,14 @@ logger = logging.getLogger(__name__)
 FOR_PROCESSING_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.1.2.1",  # Digital Mammography X-Ray Image Storage - For Processing
     "1.2.840.10008.5.1.4.1.1.1.1.1",  # Digital X-Ray Image Storage - For Processing
+    "1.2.840.10008.5.1.4.1.1.13.1.5",  # Breast Projection X-Ray Image Storage - For Processing
 }
+# above this, a view was taken magnified (magnification views use 1.5-2.0; a standard view's breast, on the
+# detector, 1.05-1.15)
+MAGNIFIED = 1.3
+# ImageType values of a 2-D image synthesized from a tomosynthesis acquisition (Hologic's C-View, GE's V-Preview,
+# Siemens' Insight 2D): not the conventional mammogram the models were trained on
+SYNTHESIZED = ("GENERATED_2D", "TOMOSYNTHESIS", "SYNTHETIC")
 MULTIFRAME_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.13.1.3": "breast tomosynthesis"}
 
 # ViewCodeSequence: SNOMED CT and the older SNOMED-RT (SRT) codes of CID 4014, and the meanings as text
@@ -60,6 +68,9 @@ PROJECTION_CODES = {
 }
 PROJECTION_MEANINGS = (
     ("exaggerated cranio-caudal", "XCCL"),
+    ("cranio-caudal exaggerated laterally", "XCCL"),  # CID 4014's own wording, after "cranio-caudal" took it
+    ("cranio-caudal exaggerated medially", "XCCM"),
+    ("caudo-cranial", "FB"),
     ("medio-lateral oblique", "MLO"),
     ("latero-medial oblique", "LMO"),
     ("cranio-caudal", "CC"),
@@ -204,6 +215,42 @@ def _projection(ds: Dataset, path: Path) -> tuple[str | None, str, list[str]]:
     if not found:
         return None, "", modifiers
     return found[0][0], found[0][1], modifiers
+
+
+def _marked_non_standard(ds: Dataset) -> list[str]:
+    """What marks a view as not a standard one besides its view modifier codes: a magnification factor of a
+    magnification view, or its own series description or protocol naming an implant-displaced, magnified or spot
+    view ("R CC ID", "RCCID"): such views had taken the standard views' slots."""
+    found = []
+    try:
+        factor = float(ds.get("EstimatedRadiographicMagnificationFactor", 0) or 0)
+    except (TypeError, ValueError):
+        factor = 0.0
+    if math.isfinite(factor) and factor >= MAGNIFIED:
+        found.append(f"magnification (estimated factor {factor:g})")
+    for keyword in ("SeriesDescription", "ProtocolName"):
+        kind = text_modifier(_text(ds, keyword))
+        if kind and not any(kind in f for f in found):
+            found.append(f"{kind} ({keyword} {_text(ds, keyword)!r})")
+    return found
+
+
+def _image_notes(ds: Dataset) -> list[str]:
+    """What the reader should know of an image that is analysed: synthesized from a tomosynthesis scan, or
+    compressed with loss (both were analysed without a word)."""
+    notes = []
+    values = [v.strip().upper() for v in _image_type(ds).split("\\")]
+    synthesized = [v for v in values if v in SYNTHESIZED]
+    if synthesized:
+        notes.append(f"a 2-D image synthesized from a tomosynthesis scan (ImageType {'/'.join(synthesized)}), not "
+                     "a conventional mammogram: the models were trained on conventional ones")
+    if _text(ds, "LossyImageCompression") == "01":
+        ratio = _text(ds, "LossyImageCompressionRatio")
+        method = _text(ds, "LossyImageCompressionMethod")
+        details = ", ".join(filter(None, (f"ratio {ratio}" if ratio else "", method)))
+        notes.append("compressed with loss" + (f" ({details})" if details else "")
+                     + ": fine detail such as calcifications may be altered")
+    return notes
 
 
 def _windows(ds: Dataset) -> tuple[tuple[DisplayWindow, ...], str]:
@@ -523,8 +570,13 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
     if view_source not in ("ViewCodeSequence", "ViewPosition", "manifest"):
         warnings.append(f"view taken from {view_source}, not ViewCodeSequence or ViewPosition")
     position = _text(ds, "ViewPosition").upper()
+    if len(position) > 2 and position[0] in "LR" and position[1:] in ("CC", "MLO"):
+        position = position[1:]  # "RMLO": the side is the laterality's
     if view_source == "ViewCodeSequence" and position and position != projection:
-        warnings.append(f"ViewCodeSequence says {projection} but ViewPosition says {position}; used {projection}")
+        # an MLO coded CC (or an XCCL coded CC by its meaning) was analysed as the CC: which is right is not known
+        modifiers = [*modifiers, f"the headers disagree about the view: ViewCodeSequence says {projection}, "
+                                 f"ViewPosition says {position}; check the image"]
+    modifiers += _marked_non_standard(ds)
 
     photometric = _text(ds, "PhotometricInterpretation").upper()
     inverse_shape = _text(ds, "PresentationLUTShape").upper() == "INVERSE"
@@ -547,6 +599,7 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
 
     if aside_reason:
         warnings.append(aside_reason)
+    warnings += _image_notes(ds)
     orientation = _text(ds, "PatientOrientation")
     flip = orient(model_image, laterality, orientation, warnings)
     if spacing_warning:
@@ -574,6 +627,7 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         "manufacturer": _text(ds, "Manufacturer"),
         "age": _text(ds, "PatientAge"),  # AS, "045Y": archives stripped of the birth date often keep it
         "burned_in": _text(ds, "BurnedInAnnotation").upper(),  # text in the pixels? (de-identified exports)
+        "instance_number": _text(ds, "InstanceNumber"),  # a retake's order where no acquisition time is given
     }
     label = projection + (f" ({', '.join(modifiers)})" if modifiers else "")
     return ViewImage(

@@ -341,14 +341,30 @@ def _image_type(image: ViewImage) -> list[str]:
     return str(image.study.get("image_type", "")).split("\\")
 
 
+def _synthesized(image: ViewImage) -> str:
+    """The ImageType value that marks a 2-D image synthesized from tomosynthesis ("GENERATED_2D"), else "": GE's
+    conventional images are DERIVED\\PRIMARY like its V-Preview, which was analysed in their place."""
+    from inference.intake.dicom import SYNTHESIZED  # noqa: PLC0415
+
+    return next((v for v in (t.strip().upper() for t in _image_type(image)) if v in SYNTHESIZED), "")
+
+
+def _instance(image: ViewImage) -> int:
+    try:
+        return int(float(image.study.get("instance_number", "") or -1))
+    except (TypeError, ValueError):
+        return -1
+
+
 def _source_preference(candidates: list[ViewImage]) -> tuple[list[ViewImage], list[ViewImage], str]:
     """The candidates a slot may take first, the others, and why: a 'For Presentation' image before one 'For
     Processing' (which cannot be analysed: it refused a whole exam its modality had also sent processed), the
     mammogram before a copy (``derived_kind``: an annotated screenshot had been analysed and its results sent
     to the PACS in place of the mammogram), and an ORIGINAL image before a DERIVED one. A 'For Presentation'
     image processed from the detector's is often DERIVED\\PRIMARY (GE's are): the mammogram, when alone."""
-    def rank(img: ViewImage) -> tuple[int, int, int]:
-        return (0 if img.analyzable else 1, 1 if derived_kind(img) else 0, 1 if _image_type(img)[0] == "DERIVED" else 0)
+    def rank(img: ViewImage) -> tuple[int, int, int, int]:
+        return (0 if img.analyzable else 1, 1 if derived_kind(img) else 0, 1 if _synthesized(img) else 0,
+                1 if _image_type(img)[0] == "DERIVED" else 0)
 
     best = min(rank(img) for img in candidates)
     first = [img for img in candidates if rank(img) == best]
@@ -358,9 +374,21 @@ def _source_preference(candidates: list[ViewImage]) -> tuple[list[ViewImage], li
     why = []
     for img in later:  # the first way it ranks after the chosen (both copies, one ORIGINAL: that is the reason)
         step = next(i for i, (a, b) in enumerate(zip(rank(img), best, strict=True)) if a != b)
-        kind = ("a 'For Processing' image", derived_kind(img), "a derived image (ImageType DERIVED)")[step]
+        kind = ("a 'For Processing' image", derived_kind(img),
+                f"a 2-D image synthesized from tomosynthesis (ImageType …{_synthesized(img)})",
+                "a derived image (ImageType DERIVED)")[step]
         why.append(f"{img.source.name} is {kind}")
     return first, later, "; ".join(why)
+
+
+def _latest_reason(first: ViewImage, second: ViewImage) -> str:
+    """Which rule put ``first`` before ``second``, in words: "latest acquisition, then file name" was said of two
+    files that had no time, told apart by their names."""
+    if first.acquisition != second.acquisition:
+        return "latest acquisition"
+    if _instance(first) != _instance(second):
+        return "highest instance number: no acquisition time tells them apart"
+    return "file name: no acquisition time or instance number tells them apart"
 
 
 CHOICE_NOTE = re.compile(r"^\d+ images for [LR]-(?:CC|MLO): used ")  # _choose's note: which image took a slot
@@ -402,9 +430,9 @@ def _choose(candidates: list[ViewImage], usual_flip: bool | None = False) -> tup
         return chosen, (f"{len(everyone)} images for {view.value}: used {chosen.source.name} ({source_reason}); "
                         f"kept aside: {others}")
     cues = {id(img): mlo_likeness(img.model_image, img.horizontal_flip, view.laterality) for img in candidates}
-    ranked = sorted(candidates, key=lambda img: (img.acquisition, str(img.source)), reverse=True)
+    ranked = sorted(candidates, key=lambda img: (img.acquisition, _instance(img), str(img.source)), reverse=True)
     valid = [cues[id(img)] for img in candidates if cues[id(img)] == cues[id(img)]]
-    reason = "latest acquisition, then file name"
+    reason = _latest_reason(ranked[0], ranked[1])
     if len(valid) == len(candidates) and max(valid) - min(valid) >= PROJECTION_MARGIN:
         wants_mlo = view.projection == Projection.MLO
         best = max(valid) if wants_mlo else min(valid)
@@ -702,11 +730,15 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
             reason += "; could not be loaded: " + "; ".join(f"{n}: {r}" for n, r in refused)
         raise ExamError(reason, root)
     missing = [v.value for v in View if v not in views]
-    if missing:  # an image set aside (an XCCL, a spot view) is named: it may be the one the reader looks for
-        others = [f"{img.source.name} ({' '.join(filter(None, (img.laterality, img.view_label))) or 'no view given'})"
-                  for img in aside if img.view is None and img.source is not None]
+    # an image set aside (an XCCL, a spot view) is named: it may be the one the reader looks for, and with the
+    # four slots filled an exam's ID or magnification views went unmentioned
+    others = [f"{img.source.name} ({' '.join(filter(None, (img.laterality, img.view_label))) or 'no view given'})"
+              for img in aside if img.view is None and img.source is not None]
+    if missing:
         warnings.append(f"missing views: {', '.join(missing)}" + (
             f"; not a screening view, kept aside: {', '.join(others)}" if others else ""))
+    elif others:
+        warnings.append(f"not a screening view, kept aside: {', '.join(others)}")
     conflicts, notes = _laterality_conflicts(views)
     warnings += notes
     first = next(iter(views.values()))

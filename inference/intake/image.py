@@ -396,14 +396,32 @@ def is_mask_name(path: Path) -> bool:
 
 
 def screening_slot(laterality: Laterality, projection: str, modifiers: Sequence[str]) -> tuple[View | None, str]:
-    """The screening view for (laterality, projection), or None with the reason it is kept aside."""
+    """The screening view for (laterality, projection), or None with the reason it is kept aside. Every view
+    modifier (DICOM's CID 4015: spot compression, magnification, implant displaced, tangential, nipple in
+    profile, rolled, cleavage, axillary tissue, infra-mammary fold …) makes a view that is not a standard one:
+    a tangential L-CC and a nipple-in-profile R-MLO, acquired after the standard views, took their slots."""
     if projection not in ("CC", "MLO"):
         return None, f"{projection} is not a screening view (CC or MLO); kept aside"
-    lowered = [m.lower() for m in modifiers]
-    for keyword in ("spot", "magnif", "implant"):
-        if any(keyword in m for m in lowered):
-            return None, f"{', '.join(modifiers)} view; kept aside from the screening slots"
+    if modifiers:
+        return None, f"{', '.join(modifiers)} view, not a standard {projection}; kept aside from the screening slots"
     return View.of(laterality, projection), ""
+
+
+# what a view's own text (its series description, its protocol) calls a view that is not a standard one, when it
+# names one breast's view: "R CC ID", "RCCID", "L MAG CC", "R CC SPOT"
+_GLUED_ID = re.compile(r"(?<![A-Z])[LR]?(?:CC|MLO)ID(?![A-Z])")  # "RCCID", "LMLOID"
+_TEXT_MARKERS = (("implant displaced", re.compile(r"(?<![A-Z])(ID|EKLUND|DISPLACED)(?![A-Z])|" + _GLUED_ID.pattern)),
+                 ("magnification", re.compile(r"(?<![A-Z])(MAG|MAGN|MAGNIFIED|MAGNIFICATION)(?![A-Z])")),
+                 ("spot compression", re.compile(r"(?<![A-Z])SPOT(?![A-Z])")))
+
+
+def text_modifier(text: str) -> str:
+    """The kind of non-standard view a series description or protocol name of one view says ("" for none, and
+    for a text naming both breasts: an exam's protocol, no word on one image)."""
+    upper = text.upper()
+    if not upper or names_both_sides(upper) or (view_from_text(upper) == (None, None) and not _GLUED_ID.search(upper)):
+        return ""  # no one view's text (a whole exam's "screening with ID views" says nothing of this image)
+    return next((kind for kind, pattern in _TEXT_MARKERS if pattern.search(upper)), "")
 
 
 

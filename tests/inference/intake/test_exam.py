@@ -224,8 +224,11 @@ def test_missing_and_contradictory_tags(tmp_path, pixels):
         load_view(write(ds, tmp_path, "unknown.dcm"))
     ds = make_dataset(pixels)
     ds.ViewPosition = "MLO"  # ViewCodeSequence says CC
-    image = load_view(write(ds, tmp_path, "contra.dcm"))
-    assert image.view == View.L_CC and any("ViewPosition says MLO" in w for w in image.warnings)
+    image = load_view(write(ds, tmp_path, "contra.dcm"))  # which is right is not known: no slot, said why
+    assert image.view is None and any("ViewCodeSequence says CC, ViewPosition says MLO; check the image" in w
+                                      for w in image.warnings)
+    ds.ViewPosition = "LCC"  # the side in the position too: no disagreement
+    assert load_view(write(ds, tmp_path, "sided.dcm")).view == View.L_CC
     ds = make_dataset(pixels, laterality_keyword="", projection="", PatientOrientation=["A", "R"])
     image = load_view(write(ds, tmp_path, "RIGHT_MLO_name.dcm"))
     assert image.view == View.R_MLO and image.view_source == "file name"
@@ -263,6 +266,76 @@ def test_spot_implant_and_ml_views_are_kept_aside(tmp_path, pixels):
     missing = next(w for w in exam.warnings if w.startswith("missing views"))
     assert missing.startswith("missing views: R-CC, L-MLO, R-MLO; not a screening view, kept aside: b.dcm (L ")
     assert "c.dcm (L " in missing and "d.dcm (L ML" in missing
+
+
+def test_every_non_standard_view_is_kept_aside_and_named_with_the_four_slots_filled(tmp_path, pixels):
+    """An integration engineer's exams: a tangential L-CC and a nipple-in-profile view acquired after the standard
+    ones took their slots ("latest acquisition"); implant-displaced views marked only in their series description
+    or protocol, and a magnification view marked only by its factor, took all four; an XCCL coded by CID 4014's
+    meaning ("cranio-caudal exaggerated laterally") was read as a CC; and with four views present nothing said
+    what was set aside."""
+    from tests.inference.intake.dicom_factory import code_item
+
+    for view in ("L-CC", "R-CC", "L-MLO", "R-MLO"):
+        write(make_dataset(sample_pixels(view), view, AcquisitionDateTime="20260101100000"), tmp_path, f"{view}.dcm")
+    late = {"AcquisitionDateTime": "20260101110000"}
+    write(make_dataset(pixels, modifiers=("Tangential",), **late), tmp_path, "tangential.dcm")
+    write(make_dataset(pixels, modifiers=("Nipple in profile",), **late), tmp_path, "nipple.dcm")
+    write(make_dataset(pixels, SeriesDescription="L CC ID", **late), tmp_path, "id_series.dcm")
+    write(make_dataset(pixels, ProtocolName="LCCID", **late), tmp_path, "id_protocol.dcm")
+    write(make_dataset(sample_pixels("L-CC", shrink=2), EstimatedRadiographicMagnificationFactor=1.8, **late),
+          tmp_path, "mag.dcm")
+    xccl = make_dataset(pixels, projection="XCCL", **late)
+    xccl.ViewCodeSequence = [code_item("XCCL", "cranio-caudal exaggerated laterally", "99HOLOGIC")]
+    write(xccl, tmp_path, "xccl.dcm")
+    # a standard view stays standard: a factor of a breast on the detector, the exam's protocol naming both sides
+    write(make_dataset(sample_pixels("R-CC", shrink=2), "R-CC", EstimatedRadiographicMagnificationFactor=1.08,
+                       ProtocolName="R CC L CC ID screening", AcquisitionDateTime="20260101110000"), tmp_path,
+          "r_cc_late.dcm")
+    exam = load_exam(tmp_path)
+    assert exam.views[View.L_CC].source.name == "L-CC.dcm"
+    assert exam.views[View.R_CC].source.name == "r_cc_late.dcm"
+    aside = {img.source.name: img for img in exam.aside}
+    assert {"tangential.dcm", "nipple.dcm", "id_series.dcm", "id_protocol.dcm", "mag.dcm", "xccl.dcm"} <= set(aside)
+    assert any("Tangential view, not a standard CC" in w for w in aside["tangential.dcm"].warnings)
+    assert any("implant displaced (SeriesDescription 'L CC ID')" in w for w in aside["id_series.dcm"].warnings)
+    assert any("implant displaced (ProtocolName 'LCCID')" in w for w in aside["id_protocol.dcm"].warnings)
+    assert any("magnification (estimated factor 1.8)" in w for w in aside["mag.dcm"].warnings)
+    assert aside["xccl.dcm"].view_label == "XCCL"
+    note = next(w for w in exam.warnings if w.startswith("not a screening view, kept aside: "))
+    assert all(name in note for name in ("tangential.dcm", "nipple.dcm", "mag.dcm", "xccl.dcm (L XCCL)"))
+
+
+def test_a_synthesized_2d_image_ranks_after_the_conventional_one_and_is_said_when_alone(tmp_path, pixels):
+    """GE's conventional images are DERIVED\\PRIMARY like its V-Preview (…\\GENERATED_2D), made later: the
+    synthesized image took every slot; a C-View-only or a lossy exam was analysed with no word about it."""
+    write(make_dataset(pixels, ImageType=["DERIVED", "PRIMARY"], AcquisitionDateTime="20260101100000"), tmp_path,
+          "ffdm.dcm")
+    write(make_dataset(pixels, ImageType=["DERIVED", "PRIMARY", "GENERATED_2D"],
+                       AcquisitionDateTime="20260101110000"), tmp_path, "vpreview.dcm")
+    exam = load_exam(tmp_path)
+    assert exam.views[View.L_CC].source.name == "ffdm.dcm"
+    assert any("used ffdm.dcm (vpreview.dcm is a 2-D image synthesized from tomosynthesis (ImageType "
+               "…GENERATED_2D))" in w for w in exam.warnings)
+    alone = load_exam([tmp_path / "vpreview.dcm"]).views[View.L_CC]
+    assert any(w.startswith("a 2-D image synthesized from a tomosynthesis scan (ImageType GENERATED_2D)")
+               for w in alone.warnings)
+    lossy = make_dataset(pixels, LossyImageCompression="01", LossyImageCompressionRatio="20",
+                         LossyImageCompressionMethod="ISO_15444_1")
+    image = load_view(write(lossy, tmp_path, "lossy.dcm"))
+    assert "compressed with loss (ratio 20, ISO_15444_1): fine detail such as calcifications may be altered" in \
+        image.warnings
+    processing = make_dataset(pixels, sop_class="1.2.840.10008.5.1.4.1.1.13.1.5", intent="")
+    assert not load_view(write(processing, tmp_path, "bpx_processing.dcm")).analyzable
+
+
+def test_a_retake_without_times_is_told_by_its_instance_number_and_the_note_says_so(tmp_path, pixels):
+    write(make_dataset(pixels, InstanceNumber=1), tmp_path, "IM0001.dcm")
+    write(make_dataset(pixels, InstanceNumber=9), tmp_path, "1.2.3.4.dcm")
+    exam = load_exam(tmp_path)
+    assert exam.views[View.L_CC].source.name == "1.2.3.4.dcm"
+    assert any("used 1.2.3.4.dcm (highest instance number: no acquisition time tells them apart)" in w
+               for w in exam.warnings)
 
 
 def test_several_candidates_pick_latest_and_say_which(tmp_path, pixels):
