@@ -724,6 +724,13 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
             views[view] = chosen
             aside += [c for c in candidates if c is not chosen]  # identity: images compare by their arrays
             warnings.append(note)
+    raw = [v for v, img in views.items() if not img.analyzable]
+    if raw and len(raw) < len(views):  # the other views are analysed: one raw view refused the whole exam
+        for view in raw:
+            image = views.pop(view)
+            aside.append(image)
+            unreadable[view] = (f"{image.source.name}: only a 'For Processing' image (raw detector data) of this view "
+                                "is here; it cannot be analysed: ask the modality for its 'For Presentation' image")
     if not views:
         reason = "none of the images is a screening view (L-CC, R-CC, L-MLO, R-MLO)"
         if refused:
@@ -734,8 +741,9 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
     # four slots filled an exam's ID or magnification views went unmentioned
     others = [f"{img.source.name} ({' '.join(filter(None, (img.laterality, img.view_label))) or 'no view given'})"
               for img in aside if img.view is None and img.source is not None]
-    if missing:
-        warnings.append(f"missing views: {', '.join(missing)}" + (
+    if missing:  # with the reason where its file was there (damaged, too small, only 'For Processing')
+        said = [f"{v} ({unreadable[View(v)]})" if View(v) in unreadable else v for v in missing]
+        warnings.append(f"missing views: {', '.join(said)}" + (
             f"; not a screening view, kept aside: {', '.join(others)}" if others else ""))
     elif others:
         warnings.append(f"not a screening view, kept aside: {', '.join(others)}")

@@ -338,6 +338,24 @@ def test_a_retake_without_times_is_told_by_its_instance_number_and_the_note_says
                for w in exam.warnings)
 
 
+def test_a_view_given_only_for_processing_leaves_its_slot_unreadable_and_the_others_are_analysed(tmp_path):
+    """An integration engineer's exam: R-CC sent only 'For Processing' refused the whole exam, while a view truly
+    missing is analysed without it."""
+    for view in ("L-CC", "L-MLO", "R-MLO"):
+        write(make_dataset(sample_pixels(view), view), tmp_path, f"{view}.dcm")
+    write(make_dataset(sample_pixels("R-CC"), "R-CC", sop_class=MG_FOR_PROCESSING, intent="FOR PROCESSING"),
+          tmp_path, "raw_R-CC.dcm")
+    exam = load_exam(tmp_path)
+    assert set(exam.views) == {View.L_CC, View.L_MLO, View.R_MLO}
+    assert exam.unreadable[View.R_CC].startswith("raw_R-CC.dcm: only a 'For Processing' image")
+    exam.check_analyzable()
+    # every view raw: shown for viewing, the analysis refused as before
+    alone = load_exam([tmp_path / "raw_R-CC.dcm"])
+    assert list(alone.views) == [View.R_CC]
+    with pytest.raises(ExamError, match="For Processing"):
+        alone.check_analyzable()
+
+
 def test_several_candidates_pick_latest_and_say_which(tmp_path, pixels):
     write(make_dataset(pixels, AcquisitionDateTime="20260101100000"), tmp_path, "early.dcm")
     write(make_dataset(pixels, AcquisitionDateTime="20260101110000"), tmp_path, "late.dcm")
