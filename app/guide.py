@@ -17,8 +17,8 @@ def docs_dir() -> Path:
     return Path(bundle) / "docs" if bundle else DOCS
 
 
-def read_guide(folder: Path | None = None) -> list[tuple[str, str]]:
-    """(title, Markdown) of each page that is there, in :data:`PAGES`' order; the title is the page's first
+def read_guide(folder: Path | None = None) -> list[tuple[str, str, str]]:
+    """(name, title, Markdown) of each page that is there, in :data:`PAGES`' order; the title is the page's first
     heading. Read off the GUI thread: the dialog asks for it on a worker."""
     folder = folder or docs_dir()
     pages = []
@@ -29,5 +29,5 @@ def read_guide(folder: Path | None = None) -> list[tuple[str, str]]:
             continue
         title = next((line.lstrip("#").strip() for line in text.splitlines() if line.startswith("# ")), name)
         title = re.sub(r"\s*\(`[^)]*`\)", "", title).replace("`", "")  # "PACS (`app/pacs/`)": the code's place
-        pages.append((title, text))
+        pages.append((name, title, text))
     return pages

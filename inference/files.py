@@ -24,10 +24,11 @@ def file_stem(text: str, limit: int = 40) -> str:
     """``text`` (an accession number, a model ID from a table) as a file name in a folder the caller chose: word
     characters, dots and hyphens only, so never a path ("../x", "/abs"), no leading dot (a hidden file, "..") and
     no Windows device name ("CON"); "" when nothing of it is left."""
-    stem = re.sub(r"[^\w.-]+", "_", text).strip("_").lstrip(".")[:limit]
-    if stem.split(".")[0].upper() in WINDOWS_DEVICES:
-        stem = f"_{stem}"
-    return stem
+    return _not_a_device(re.sub(r"[^\w.-]+", "_", text).strip("_").lstrip(".")[:limit])
+
+
+def _not_a_device(stem: str) -> str:
+    return f"_{stem}" if stem.split(".")[0].upper() in WINDOWS_DEVICES else stem
 
 
 def distinct_file_stem(text: str, fallback: str = "x") -> str:
@@ -35,11 +36,11 @@ def distinct_file_stem(text: str, fallback: str = "x") -> str:
     itself where it is a plain name, else its letters, digits, dots, hyphens and underscores (no leading dot, no
     Windows device name, at most 120 bytes) and a short hash of the whole, so that "x/1" and "x_1" never share
     one and "../x" is never a path. ``fallback`` stands for a text with nothing of it left."""
+    # (its own character rule, not file_stem's: the batch's exam folders already on disk keep their names)
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in text).strip(".") or fallback
     while len(safe.encode("utf-8")) > 120:
         safe = safe[:-1]
-    if safe.split(".")[0].upper() in WINDOWS_DEVICES:
-        safe = f"_{safe}"
+    safe = _not_a_device(safe)
     if safe != text:
         safe = f"{safe}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
     return safe

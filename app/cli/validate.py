@@ -136,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
                 f" ({m['auc_ci_note']})" if m.get("auc_ci_note") else "")
             print(f"{model_id} {level}: AUC {auc}{ci}  {m['n_positive']} cancer{'' if m['n_positive'] == 1 else 's'}, "
                   f"{m['n_negative']} non-cancer{'' if m['n_negative'] == 1 else 's'}")
-        if entry["breast"]["n"] and not entry["breast"]["n_negative"]:
+        if ONLY_CANCERS in entry["operating_points_note"]:
             print(f"note: {ONLY_CANCERS}")
         _print_calibration(model_id, entry.get("calibration") or {})
     for c in metrics["comparisons"]:

@@ -143,6 +143,8 @@ def calibrate_logits(logits: np.ndarray, labels: np.ndarray, bins: int = 15) -> 
 def temperature_problem(temperature: float) -> str:
     """Why a model must not be used with ``temperature`` ("" when it may): one that flattens every output, or
     one so small that every output is 0 or 1 (1e-300 made an exam's P(malignant) 0.5, the mean of a 1 and a 0)."""
+    if not math.isfinite(temperature):
+        return f"the calibration temperature {temperature} is not a number"
     if temperature > FLATTENING_TEMPERATURE:
         return (f"the calibration temperature {temperature:.4g} makes every class equally likely, whatever the "
                 "image (a temperature fit that ran off on data the model could not tell apart)")

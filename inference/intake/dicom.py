@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import warnings as warnings_module  # 'warnings' names the intake's notes here
 import threading
 from pathlib import Path
@@ -33,6 +34,7 @@ from inference.intake.image import (
     pixel_problem,
     screening_slot,
     size_problem,
+    synthesized_marks,
     text_modifier,
     to_model_image,
     view_from_text,
@@ -49,9 +51,7 @@ FOR_PROCESSING_SOP_CLASSES = {
 # above this, a view was taken magnified (magnification views use 1.5-2.0; a standard view's breast, on the
 # detector, 1.05-1.15)
 MAGNIFIED = 1.3
-# ImageType values of a 2-D image synthesized from a tomosynthesis acquisition (Hologic's C-View, GE's V-Preview,
-# Siemens' Insight 2D): not the conventional mammogram the models were trained on
-SYNTHESIZED = ("GENERATED_2D", "TOMOSYNTHESIS", "SYNTHETIC")
+
 MULTIFRAME_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.13.1.3": "breast tomosynthesis"}
 
 # ViewCodeSequence: SNOMED CT and the older SNOMED-RT (SRT) codes of CID 4014, and the meanings as text
@@ -192,6 +192,24 @@ def _code_projection(item: Dataset) -> str | None:
     return None
 
 
+def _modifiers(item: Dataset) -> list[str]:
+    """The view modifiers' meanings (else codes); an empty item is none (it put a standard view aside)."""
+    found = [str(m.get("CodeMeaning", "") or m.get("CodeValue", "") or "").strip()
+             for m in item.get("ViewModifierCodeSequence", [])]
+    return [m for m in found if m]
+
+
+def _position(ds: Dataset) -> str:
+    """ViewPosition as a projection code: "RMLO", "L CC", "CC-L" are MLO, CC, CC (the side is the laterality's)."""
+    position = _text(ds, "ViewPosition").upper()
+    bare = re.sub(r"[^A-Z]", "", position)
+    for side in ("L", "R"):
+        for code in set(PROJECTION_CODES.values()):
+            if bare in (side + code, code + side):
+                return code
+    return position
+
+
 def _projection(ds: Dataset, path: Path) -> tuple[str | None, str, list[str]]:
     """(projection, source, modifiers) where modifiers are ViewModifierCodeSequence meanings."""
     modifiers: list[str] = []
@@ -200,9 +218,9 @@ def _projection(ds: Dataset, path: Path) -> tuple[str | None, str, list[str]]:
         projection = _code_projection(item)
         if projection:
             found.append((projection, "ViewCodeSequence"))
-        modifiers += [str(m.get("CodeMeaning", "") or m.get("CodeValue", "")) for m in item.get("ViewModifierCodeSequence", [])]
-    modifiers += [str(m.get("CodeMeaning", "") or m.get("CodeValue", "")) for m in ds.get("ViewModifierCodeSequence", [])]
-    position = _text(ds, "ViewPosition").upper()
+        modifiers += _modifiers(item)
+    modifiers += _modifiers(ds)
+    position = _position(ds)
     if position:
         found.append((position, "ViewPosition"))
     for keyword in ("SeriesDescription", "ProtocolName", "PatientOrientation"):
@@ -230,8 +248,8 @@ def _marked_non_standard(ds: Dataset) -> list[str]:
         found.append(f"magnification (estimated factor {factor:g})")
     for keyword in ("SeriesDescription", "ProtocolName"):
         kind = text_modifier(_text(ds, keyword))
-        if kind and not any(kind in f for f in found):
-            found.append(f"{kind} ({keyword} {_text(ds, keyword)!r})")
+        if kind and not any(kind in f for f in found):  # the field named, not its free text (it may name people)
+            found.append(f"{kind} (named in the {keyword})")
     return found
 
 
@@ -239,10 +257,9 @@ def _image_notes(ds: Dataset) -> list[str]:
     """What the reader should know of an image that is analysed: synthesized from a tomosynthesis scan, or
     compressed with loss (both were analysed without a word)."""
     notes = []
-    values = [v.strip().upper() for v in _image_type(ds).split("\\")]
-    synthesized = [v for v in values if v in SYNTHESIZED]
+    synthesized = synthesized_marks(_image_type(ds))
     if synthesized:
-        notes.append(f"a 2-D image synthesized from a tomosynthesis scan (ImageType {'/'.join(synthesized)}), not "
+        notes.append(f"a 2-D image synthesized from a tomosynthesis scan (ImageType {synthesized}), not "
                      "a conventional mammogram: the models were trained on conventional ones")
     if _text(ds, "LossyImageCompression") == "01":
         ratio = _text(ds, "LossyImageCompressionRatio")
@@ -569,13 +586,13 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         warnings.append(f"laterality taken from {lat_source}, not ImageLaterality")
     if view_source not in ("ViewCodeSequence", "ViewPosition", "manifest"):
         warnings.append(f"view taken from {view_source}, not ViewCodeSequence or ViewPosition")
-    position = _text(ds, "ViewPosition").upper()
-    if len(position) > 2 and position[0] in "LR" and position[1:] in ("CC", "MLO"):
-        position = position[1:]  # "RMLO": the side is the laterality's
+    position = _position(ds)
     if view_source == "ViewCodeSequence" and position and position != projection:
-        # an MLO coded CC (or an XCCL coded CC by its meaning) was analysed as the CC: which is right is not known
-        modifiers = [*modifiers, f"the headers disagree about the view: ViewCodeSequence says {projection}, "
-                                 f"ViewPosition says {position}; check the image"]
+        if position in PROJECTION_CODES.values():  # an MLO coded CC was analysed as the CC: which is right is unknown
+            modifiers = [*modifiers, f"the headers disagree about the view: ViewCodeSequence says {projection}, "
+                                     f"ViewPosition says {position}; check the image"]
+        else:  # a wording of the vendor's own: said, the code used
+            warnings.append(f"ViewCodeSequence says {projection} but ViewPosition says {position}; used {projection}")
     modifiers += _marked_non_standard(ds)
 
     photometric = _text(ds, "PhotometricInterpretation").upper()
@@ -627,7 +644,9 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         "manufacturer": _text(ds, "Manufacturer"),
         "age": _text(ds, "PatientAge"),  # AS, "045Y": archives stripped of the birth date often keep it
         "burned_in": _text(ds, "BurnedInAnnotation").upper(),  # text in the pixels? (de-identified exports)
-        "instance_number": _text(ds, "InstanceNumber"),  # a retake's order where no acquisition time is given
+        # a retake's order where no acquisition time is given: a later series, a later instance in one series
+        "series_number": _text(ds, "SeriesNumber"),
+        "instance_number": _text(ds, "InstanceNumber"),
     }
     label = projection + (f" ({', '.join(modifiers)})" if modifiers else "")
     return ViewImage(

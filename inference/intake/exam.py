@@ -43,6 +43,7 @@ from inference.intake.image import (
     faces_right,
     is_mask_name,
     mlo_likeness,
+    synthesized_marks,
 )
 from inference.intake.views import Laterality, Projection, View
 
@@ -342,18 +343,22 @@ def _image_type(image: ViewImage) -> list[str]:
 
 
 def _synthesized(image: ViewImage) -> str:
-    """The ImageType value that marks a 2-D image synthesized from tomosynthesis ("GENERATED_2D"), else "": GE's
+    """The ImageType values that mark a 2-D image synthesized from tomosynthesis ("GENERATED_2D"), else "": GE's
     conventional images are DERIVED\\PRIMARY like its V-Preview, which was analysed in their place."""
-    from inference.intake.dicom import SYNTHESIZED  # noqa: PLC0415
-
-    return next((v for v in (t.strip().upper() for t in _image_type(image)) if v in SYNTHESIZED), "")
+    return synthesized_marks(str(image.study.get("image_type", "")))
 
 
-def _instance(image: ViewImage) -> int:
+def _number(image: ViewImage, key: str) -> int:
     try:
-        return int(float(image.study.get("instance_number", "") or -1))
+        return int(float(image.study.get(key, "") or -1))
     except (TypeError, ValueError):
         return -1
+
+
+def _order(image: ViewImage) -> tuple[int, int]:
+    """Where an image comes in its study when no time says: its series' number, then its number in the series
+    (instance numbers start again in each series: a retake sent in a new series is instance 1)."""
+    return _number(image, "series_number"), _number(image, "instance_number")
 
 
 def _source_preference(candidates: list[ViewImage]) -> tuple[list[ViewImage], list[ViewImage], str]:
@@ -386,8 +391,8 @@ def _latest_reason(first: ViewImage, second: ViewImage) -> str:
     files that had no time, told apart by their names."""
     if first.acquisition != second.acquisition:
         return "latest acquisition"
-    if _instance(first) != _instance(second):
-        return "highest instance number: no acquisition time tells them apart"
+    if _order(first) != _order(second):
+        return "latest series and instance number: no acquisition time tells them apart"
     return "file name: no acquisition time or instance number tells them apart"
 
 
@@ -410,7 +415,8 @@ def _choose(candidates: list[ViewImage], usual_flip: bool | None = False) -> tup
     (``usual_flip``, from :func:`_usual_facing`) comes before one facing the other breast's way (a header naming
     the wrong side). Then the pixels are asked: when one candidate looks
     clearly more like the other projection (the pectoral muscle of an MLO saved as CC, see ``mlo_likeness``),
-    the ones that agree with the slot win. Among the rest: latest acquisition, then file name.
+    the ones that agree with the slot win. Among the rest: latest acquisition, then the latest series and instance
+    number, then file name.
     """
     view = candidates[0].view
     everyone = candidates
@@ -430,7 +436,7 @@ def _choose(candidates: list[ViewImage], usual_flip: bool | None = False) -> tup
         return chosen, (f"{len(everyone)} images for {view.value}: used {chosen.source.name} ({source_reason}); "
                         f"kept aside: {others}")
     cues = {id(img): mlo_likeness(img.model_image, img.horizontal_flip, view.laterality) for img in candidates}
-    ranked = sorted(candidates, key=lambda img: (img.acquisition, _instance(img), str(img.source)), reverse=True)
+    ranked = sorted(candidates, key=lambda img: (img.acquisition, _order(img), str(img.source)), reverse=True)
     valid = [cues[id(img)] for img in candidates if cues[id(img)] == cues[id(img)]]
     reason = _latest_reason(ranked[0], ranked[1])
     if len(valid) == len(candidates) and max(valid) - min(valid) >= PROJECTION_MARGIN:
@@ -442,7 +448,7 @@ def _choose(candidates: list[ViewImage], usual_flip: bool | None = False) -> tup
         ranked = agreeing + disagreeing
         other = "CC" if wants_mlo else "MLO"
         reason = (f"the pixels of {', '.join(img.source.name for img in disagreeing)} look like {'an' if other == 'MLO' else 'a'} {other} view "
-                  f"(pectoral muscle and shape); then latest acquisition")
+                  f"(pectoral muscle and shape)" + (f"; then {_latest_reason(*agreeing[:2])}" if len(agreeing) > 1 else ""))
     if source_reason:
         reason = f"{source_reason}; then {reason}"
     ranked += set_aside
@@ -725,12 +731,14 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
             aside += [c for c in candidates if c is not chosen]  # identity: images compare by their arrays
             warnings.append(note)
     raw = [v for v, img in views.items() if not img.analyzable]
+    only_raw: dict[View, str] = {}
     if raw and len(raw) < len(views):  # the other views are analysed: one raw view refused the whole exam
         for view in raw:
             image = views.pop(view)
             aside.append(image)
-            unreadable[view] = (f"{image.source.name}: only a 'For Processing' image (raw detector data) of this view "
-                                "is here; it cannot be analysed: ask the modality for its 'For Presentation' image")
+            only_raw[view] = unreadable[view] = (
+                f"{image.source.name}: only a 'For Processing' image (raw detector data) of this view is here; it "
+                "cannot be analysed: ask the modality for its 'For Presentation' image")
     if not views:
         reason = "none of the images is a screening view (L-CC, R-CC, L-MLO, R-MLO)"
         if refused:
@@ -741,8 +749,8 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
     # four slots filled an exam's ID or magnification views went unmentioned
     others = [f"{img.source.name} ({' '.join(filter(None, (img.laterality, img.view_label))) or 'no view given'})"
               for img in aside if img.view is None and img.source is not None]
-    if missing:  # with the reason where its file was there (damaged, too small, only 'For Processing')
-        said = [f"{v} ({unreadable[View(v)]})" if View(v) in unreadable else v for v in missing]
+    if missing:  # a view sent only 'For Processing' says why (a damaged file's own note says its reason)
+        said = [f"{v} ({only_raw[View(v)]})" if View(v) in only_raw else v for v in missing]
         warnings.append(f"missing views: {', '.join(said)}" + (
             f"; not a screening view, kept aside: {', '.join(others)}" if others else ""))
     elif others:

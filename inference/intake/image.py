@@ -407,20 +407,32 @@ def screening_slot(laterality: Laterality, projection: str, modifiers: Sequence[
     return View.of(laterality, projection), ""
 
 
+# ImageType values of a 2-D image synthesized from a tomosynthesis acquisition (Hologic's C-View, GE's V-Preview,
+# Siemens' Insight 2D): not the conventional mammogram the models were trained on
+SYNTHESIZED = ("GENERATED_2D", "TOMOSYNTHESIS", "SYNTHETIC")
+
+
+def synthesized_marks(image_type: str) -> str:
+    """The ImageType values ("DERIVED\\PRIMARY\\GENERATED_2D") that mark a 2-D image synthesized from tomosynthesis,
+    joined by "/", else ""."""
+    return "/".join(v for v in (t.strip().upper() for t in image_type.split("\\")) if v in SYNTHESIZED)
+
+
 # what a view's own text (its series description, its protocol) calls a view that is not a standard one, when it
 # names one breast's view: "R CC ID", "RCCID", "L MAG CC", "R CC SPOT"
-_GLUED_ID = re.compile(r"(?<![A-Z])[LR]?(?:CC|MLO)ID(?![A-Z])")  # "RCCID", "LMLOID"
+_GLUED_ID = re.compile(r"(?<![A-Z])[LR](?:CC|MLO)ID(?![A-Z])")  # "RCCID", "LMLOID"
 _TEXT_MARKERS = (("implant displaced", re.compile(r"(?<![A-Z])(ID|EKLUND|DISPLACED)(?![A-Z])|" + _GLUED_ID.pattern)),
                  ("magnification", re.compile(r"(?<![A-Z])(MAG|MAGN|MAGNIFIED|MAGNIFICATION)(?![A-Z])")),
                  ("spot compression", re.compile(r"(?<![A-Z])SPOT(?![A-Z])")))
 
 
 def text_modifier(text: str) -> str:
-    """The kind of non-standard view a series description or protocol name of one view says ("" for none, and
-    for a text naming both breasts: an exam's protocol, no word on one image)."""
+    """The kind of non-standard view a series description or protocol name of one view says ("" for none). Only
+    a text naming one breast speaks of one image: an exam's protocol ("Bilateral CC MLO ID", "CC MLO + ID views",
+    "R CC L CC ID") names no side or both, and its standard views with the implant stay standard."""
     upper = text.upper()
-    if not upper or names_both_sides(upper) or (view_from_text(upper) == (None, None) and not _GLUED_ID.search(upper)):
-        return ""  # no one view's text (a whole exam's "screening with ID views" says nothing of this image)
+    if not upper or names_both_sides(upper) or (view_from_text(upper)[0] is None and not _GLUED_ID.search(upper)):
+        return ""
     return next((kind for kind, pattern in _TEXT_MARKERS if pattern.search(upper)), "")
 
 

@@ -5,7 +5,7 @@ rule is hidden with the model. Found by a radiologist driving the window by keys
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -43,8 +43,15 @@ def test_typing_into_a_list_box_chooses_and_fires_no_view_key(qtbot, store, tmp_
     assert window.hanging_steps.cursor.index == steps_before
     qtbot.waitUntil(lambda: inputs.recommendation.view().isVisible(), timeout=5000)
     inputs.recommendation.hidePopup()
-    # a command key still reaches the window from a list box
-    QTest.keyClick(inputs.recommendation, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # no exception: re-run
+    # a typed capital is typing too; a command key still reaches the window from a list box
+    QTest.qWait(QApplication.keyboardInputInterval() + 100)  # a new search, not "d" then "A"
+    _focus(qtbot, inputs.density)
+    QTest.keyClick(inputs.density, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
+    assert inputs.density.currentText() == "a" and window.hanging.layout_mode == Layout.FOUR
+    run = window.findChild(type(window.ruler_action), "runAnalysis")
+    _focus(qtbot, inputs.recommendation)
+    with qtbot.waitSignal(run.triggered, timeout=5000):
+        QTest.keyClick(inputs.recommendation, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     window.close()
 
 
@@ -114,6 +121,8 @@ def test_help_opens_the_user_guide_read_off_the_gui_thread(qtbot, store, tmp_pat
     assert "screening hanging" in dialog.text.toPlainText() and "```" not in dialog.text.toPlainText()
     dialog.pages.setCurrentRow(PAGES.index("validation"))
     assert "validate" in dialog.text.toPlainText()
+    dialog.text.anchorClicked.emit(QUrl("batch.md"))  # a page's link to another page opens it (it blanked the text)
+    assert dialog.pages.currentRow() == PAGES.index("batch") and "batch" in dialog.text.toPlainText()
     QTest.keyClick(dialog, Qt.Key.Key_Escape)
     assert not dialog.isVisible()
     assert read_guide(tmp_path) == []  # an installation without the pages: the dialog says so

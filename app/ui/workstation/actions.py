@@ -113,7 +113,7 @@ class WorkstationActions:
         DICOM that gives no window) are said to have none rather than nothing happening."""
         self.each_view(lambda w: w.cycle_preset())
         shown = [w for w in self.window.hanging.views.values() if w.image is not None and w.isVisible()]
-        if shown and not any(w.image.windows for w in shown):
+        if shown and not any(w.image.windows or w.image.voi_lut_dataset is not None for w in shown):
             self.window.statusBar().showMessage("these images carry no DICOM window presets: W keeps the auto "
                                                 "window (right-drag sets one; A is the auto window)", 5000)
 

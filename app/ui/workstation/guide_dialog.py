@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QListWidget, QTextBrowser, QVBoxLayout, QWidget
 
 from app.guide import docs_dir, read_guide
 from app.ui.worker import Worker
 
 
-def _read_task(progress=None, cancel=None) -> list[tuple[str, str]]:  # noqa: ARG001 - the Worker's signature
+def _read_task(progress=None, cancel=None) -> list[tuple[str, str, str]]:  # noqa: ARG001 - the Worker's signature
     return read_guide()
 
 
@@ -23,9 +25,11 @@ class GuideDialog(QDialog):
         self.pages.setWordWrap(True)
         self.text = QTextBrowser()
         self.text.setObjectName("guideText")
-        self.text.setOpenExternalLinks(False)
+        self.text.setOpenLinks(False)  # a page's link to another page ("batch.md") blanked the text: handled here
+        self.text.anchorClicked.connect(self._follow)
         self.text.setPlainText("Reading the guide…")
         self._markdown: list[str] = []
+        self._names: list[str] = []
         self.pages.currentRowChanged.connect(self._show)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
@@ -43,15 +47,25 @@ class GuideDialog(QDialog):
         self.worker.error.connect(lambda error: self.text.setPlainText(f"The guide could not be read: {error}"))
         self.worker.start()
 
-    def _fill(self, pages: list[tuple[str, str]]) -> None:
+    def _fill(self, pages: list[tuple[str, str, str]]) -> None:
         if not pages:
             self.text.setPlainText(f"The guide's pages are not in {docs_dir()}: this installation has no "
                                    "documentation (it is in the project's docs/ folder).")
             return
-        self._markdown = [text for _title, text in pages]
-        self.pages.addItems([title for title, _text in pages])
+        self._markdown = [text for _name, _title, text in pages]
+        self._names = [name for name, _title, _text in pages]
+        self.pages.addItems([title for _name, title, _text in pages])
         self.pages.setCurrentRow(0)
         self.pages.setFocus()
+
+    def _follow(self, url: QUrl) -> None:
+        """A link to another page of the guide opens that page; a web address opens in the browser the user has."""
+        if url.scheme() in ("http", "https"):
+            QDesktopServices.openUrl(url)
+            return
+        name = url.path().rsplit("/", 1)[-1].removesuffix(".md")
+        if name in self._names:
+            self.pages.setCurrentRow(self._names.index(name))
 
     def _show(self, row: int) -> None:
         if 0 <= row < len(self._markdown):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pydicom
 import pytest
 from pydicom.sequence import Sequence
 from pydicom.uid import (
@@ -298,8 +299,8 @@ def test_every_non_standard_view_is_kept_aside_and_named_with_the_four_slots_fil
     aside = {img.source.name: img for img in exam.aside}
     assert {"tangential.dcm", "nipple.dcm", "id_series.dcm", "id_protocol.dcm", "mag.dcm", "xccl.dcm"} <= set(aside)
     assert any("Tangential view, not a standard CC" in w for w in aside["tangential.dcm"].warnings)
-    assert any("implant displaced (SeriesDescription 'L CC ID')" in w for w in aside["id_series.dcm"].warnings)
-    assert any("implant displaced (ProtocolName 'LCCID')" in w for w in aside["id_protocol.dcm"].warnings)
+    assert any("implant displaced (named in the SeriesDescription)" in w for w in aside["id_series.dcm"].warnings)
+    assert any("implant displaced (named in the ProtocolName)" in w for w in aside["id_protocol.dcm"].warnings)
     assert any("magnification (estimated factor 1.8)" in w for w in aside["mag.dcm"].warnings)
     assert aside["xccl.dcm"].view_label == "XCCL"
     note = next(w for w in exam.warnings if w.startswith("not a screening view, kept aside: "))
@@ -329,13 +330,43 @@ def test_a_synthesized_2d_image_ranks_after_the_conventional_one_and_is_said_whe
     assert not load_view(write(processing, tmp_path, "bpx_processing.dcm")).analyzable
 
 
-def test_a_retake_without_times_is_told_by_its_instance_number_and_the_note_says_so(tmp_path, pixels):
-    write(make_dataset(pixels, InstanceNumber=1), tmp_path, "IM0001.dcm")
-    write(make_dataset(pixels, InstanceNumber=9), tmp_path, "1.2.3.4.dcm")
+def test_a_retake_without_times_is_told_by_its_series_and_instance_number_and_the_note_says_so(tmp_path, pixels):
+    write(make_dataset(pixels, SeriesNumber=1, InstanceNumber=1), tmp_path, "IM0001.dcm")
+    write(make_dataset(pixels, SeriesNumber=1, InstanceNumber=9), tmp_path, "1.2.3.4.dcm")
     exam = load_exam(tmp_path)
     assert exam.views[View.L_CC].source.name == "1.2.3.4.dcm"
-    assert any("used 1.2.3.4.dcm (highest instance number: no acquisition time tells them apart)" in w
+    assert any("used 1.2.3.4.dcm (latest series and instance number: no acquisition time tells them apart)" in w
                for w in exam.warnings)
+    # instance numbers start again in each series: a retake sent as a new series' first instance is the later
+    write(make_dataset(pixels, SeriesNumber=2, InstanceNumber=1), tmp_path, "0_retake.dcm")
+    assert load_exam(tmp_path).views[View.L_CC].source.name == "0_retake.dcm"
+    for name in ("IM0001.dcm", "1.2.3.4.dcm", "0_retake.dcm"):
+        (tmp_path / name).unlink()
+    write(make_dataset(pixels), tmp_path, "a.dcm")
+    write(make_dataset(pixels), tmp_path, "b.dcm")
+    assert any("used b.dcm (file name: no acquisition time or instance number tells them apart)" in w
+               for w in load_exam(tmp_path).warnings)
+
+
+@pytest.mark.parametrize("attributes, standard", [
+    ({"ProtocolName": "Bilateral CC MLO ID"}, True),  # an exam's protocol, no side: its standard views stay
+    ({"ProtocolName": "CC MLO + ID views"}, True),
+    ({"SeriesDescription": "CC ID"}, True),
+    ({"ViewPosition": "L CC"}, True),  # a vendor's wording of the position, the side in it
+    ({"ViewPosition": "CC-L"}, True),
+    ({"ViewPosition": "CRANIO"}, True),  # no projection code: said, the code used
+    ({"SeriesDescription": "L CC ID"}, False),
+    ({"ViewPosition": "MLO"}, False),  # a known projection against the code: which is right is not known
+])
+def test_what_keeps_a_standard_view_standard(tmp_path, pixels, attributes, standard):
+    """A review of the rules above: an exam-wide protocol "Bilateral CC MLO ID" put all four standard views aside
+    and refused the exam; a ViewPosition "L CC" disagreed with its own code; an empty modifier item was a
+    modifier."""
+    image = load_view(write(make_dataset(pixels, **attributes), tmp_path, "x.dcm"))
+    assert (image.view == View.L_CC) == standard, image.warnings
+    empty = make_dataset(pixels)
+    empty.ViewCodeSequence[0].ViewModifierCodeSequence = [pydicom.Dataset()]
+    assert load_view(write(empty, tmp_path, "empty_modifier.dcm")).view == View.L_CC
 
 
 def test_a_view_given_only_for_processing_leaves_its_slot_unreadable_and_the_others_are_analysed(tmp_path):
