@@ -203,9 +203,10 @@ def _position(ds: Dataset) -> str:
     """ViewPosition as a projection code: "RMLO", "L CC", "CC-L" are MLO, CC, CC (the side is the laterality's)."""
     position = _text(ds, "ViewPosition").upper()
     bare = re.sub(r"[^A-Z]", "", position)
-    for side in ("L", "R"):
-        for code in set(PROJECTION_CODES.values()):
-            if bare in (side + code, code + side):
+    codes = sorted(set(PROJECTION_CODES.values()))  # a fixed order: "LML" is the side then ML, not LM then the side
+    for sided in (lambda side, code: side + code, lambda side, code: code + side):
+        for code in codes:
+            if any(bare == sided(side, code) for side in "LR"):
                 return code
     return position
 
