@@ -107,12 +107,16 @@ EDITING_KEYS = (Qt.Key.Key_A, Qt.Key.Key_C, Qt.Key.Key_V, Qt.Key.Key_X, Qt.Key.K
                 Qt.Key.Key_Backspace, Qt.Key.Key_Delete, Qt.Key.Key_Insert)
 
 
+ZOOM_KEYS = (Qt.Key.Key_Plus, Qt.Key.Key_Equal, Qt.Key.Key_Minus)  # a percentage is never signed
+
+
 def for_the_window(key, modifiers) -> bool:
     """Whether a number box leaves this key to the window's shortcuts: its Ctrl keys but the editing ones (on
-    X11 the line edit claims Ctrl+E, the export, as "end of line"), and PgUp / PgDown."""
+    X11 the line edit claims Ctrl+E, the export, as "end of line"), PgUp / PgDown, and + / = / - (the zoom)."""
     if modifiers & Qt.KeyboardModifier.ControlModifier:
         return key not in EDITING_KEYS
-    return key in PAGE_KEYS and not modifiers & ~Qt.KeyboardModifier.KeypadModifier
+    bare = not modifiers & ~(Qt.KeyboardModifier.KeypadModifier | Qt.KeyboardModifier.ShiftModifier)
+    return bare and (key in ZOOM_KEYS or key in PAGE_KEYS and not modifiers & Qt.KeyboardModifier.ShiftModifier)
 
 
 class _NextExamKeysPassThrough:

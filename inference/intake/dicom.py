@@ -52,6 +52,10 @@ FOR_PROCESSING_SOP_CLASSES = {
 # detector, 1.05-1.15)
 MAGNIFIED = 1.3
 
+# transfer syntaxes that are lossy whatever the header says (JPEG 2000 and HTJ2K may be either: the header's
+# LossyImageCompression says)
+LOSSY_SYNTAXES = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81"}
+
 MULTIFRAME_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.13.1.3": "breast tomosynthesis"}
 
 # ViewCodeSequence: SNOMED CT and the older SNOMED-RT (SRT) codes of CID 4014, and the meanings as text
@@ -211,6 +215,15 @@ def _position(ds: Dataset) -> str:
     return position
 
 
+def _position_side(ds: Dataset) -> str:
+    """The side a ViewPosition names beside its projection ("L" of "LCC", "CC-L"), else ""."""
+    bare = re.sub(r"[^A-Z]", "", _text(ds, "ViewPosition").upper())
+    code = _position(ds)
+    if code != bare and code in PROJECTION_CODES.values() and len(bare) == len(code) + 1:
+        return bare[0] if bare.endswith(code) else bare[-1]
+    return ""
+
+
 def _projection(ds: Dataset, path: Path) -> tuple[str | None, str, list[str]]:
     """(projection, source, modifiers) where modifiers are ViewModifierCodeSequence meanings."""
     modifiers: list[str] = []
@@ -236,22 +249,23 @@ def _projection(ds: Dataset, path: Path) -> tuple[str | None, str, list[str]]:
     return found[0][0], found[0][1], modifiers
 
 
-def _marked_non_standard(ds: Dataset) -> list[str]:
-    """What marks a view as not a standard one besides its view modifier codes: a magnification factor of a
-    magnification view, or its own series description or protocol naming an implant-displaced, magnified or spot
-    view ("R CC ID", "RCCID"): such views had taken the standard views' slots."""
-    found = []
+def _magnified(ds: Dataset) -> list[str]:
+    """A magnification view by its estimated radiographic magnification (it took a standard view's slot)."""
     try:
         factor = float(ds.get("EstimatedRadiographicMagnificationFactor", 0) or 0)
     except (TypeError, ValueError):
-        factor = 0.0
-    if math.isfinite(factor) and factor >= MAGNIFIED:
-        found.append(f"magnification (estimated factor {factor:g})")
+        return []
+    return [f"magnification (estimated factor {factor:g})"] if math.isfinite(factor) and factor >= MAGNIFIED else []
+
+
+def _text_marks(ds: Dataset) -> str:
+    """What the image's series description or protocol calls it, when a non-standard view ("an implant-displaced
+    view by its SeriesDescription"): the field named, not its free text (it may name people)."""
     for keyword in ("SeriesDescription", "ProtocolName"):
         kind = text_modifier(_text(ds, keyword))
-        if kind and not any(kind in f for f in found):  # the field named, not its free text (it may name people)
-            found.append(f"{kind} (named in the {keyword})")
-    return found
+        if kind:
+            return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} view by its {keyword}"
+    return ""
 
 
 def _image_notes(ds: Dataset) -> list[str]:
@@ -262,6 +276,10 @@ def _image_notes(ds: Dataset) -> list[str]:
     if synthesized:
         notes.append(f"a 2-D image synthesized from a tomosynthesis scan (ImageType {synthesized}), not "
                      "a conventional mammogram: the models were trained on conventional ones")
+    syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if _text(ds, "LossyImageCompression") != "01" and syntax in LOSSY_SYNTAXES:
+        notes.append(f"compressed with loss ({TRANSFER_SYNTAX_NAMES.get(syntax, syntax)}): fine detail such as "
+                     "calcifications may be altered")
     if _text(ds, "LossyImageCompression") == "01":
         ratio = _text(ds, "LossyImageCompressionRatio")
         method = _text(ds, "LossyImageCompressionMethod")
@@ -587,14 +605,19 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         warnings.append(f"laterality taken from {lat_source}, not ImageLaterality")
     if view_source not in ("ViewCodeSequence", "ViewPosition", "manifest"):
         warnings.append(f"view taken from {view_source}, not ViewCodeSequence or ViewPosition")
-    position = _position(ds)
+    position, position_side = _position(ds), _position_side(ds)
+    if position_side and position_side != laterality.value:
+        warnings.append(f"ViewPosition {_text(ds, 'ViewPosition')!r} names the other side; shown as "
+                        f"{'right' if laterality == Laterality.RIGHT else 'left'} ({lat_source}): check the image's side")
     if view_source == "ViewCodeSequence" and position and position != projection:
-        if position in PROJECTION_CODES.values():  # an MLO coded CC was analysed as the CC: which is right is unknown
+        if projection in ("CC", "MLO") and position in PROJECTION_CODES.values():
+            # an MLO coded CC was analysed as the CC: which is right is not known (an XCCL coded by its base
+            # projection's position, "CC", is a unit's habit, and aside anyway as an XCCL)
             modifiers = [*modifiers, f"the headers disagree about the view: ViewCodeSequence says {projection}, "
                                      f"ViewPosition says {position}; check the image"]
-        else:  # a wording of the vendor's own: said, the code used
+        else:  # a wording of the vendor's own, or a non-screening code: said, the code used
             warnings.append(f"ViewCodeSequence says {projection} but ViewPosition says {position}; used {projection}")
-    modifiers += _marked_non_standard(ds)
+    modifiers += _magnified(ds)
 
     photometric = _text(ds, "PhotometricInterpretation").upper()
     inverse_shape = _text(ds, "PresentationLUTShape").upper() == "INVERSE"
@@ -647,6 +670,7 @@ def load_dicom_view(path: Path, view_hint: View | None) -> ViewImage:
         "burned_in": _text(ds, "BurnedInAnnotation").upper(),  # text in the pixels? (de-identified exports)
         # a retake's order where no acquisition time is given: a later series, a later instance in one series
         "series_number": _text(ds, "SeriesNumber"),
+        "text_marks": _text_marks(ds),  # ranks it after a standard-looking image of its slot (exam._choose)
         "instance_number": _text(ds, "InstanceNumber"),
     }
     label = projection + (f" ({', '.join(modifiers)})" if modifiers else "")

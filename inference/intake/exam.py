@@ -365,11 +365,13 @@ def _source_preference(candidates: list[ViewImage]) -> tuple[list[ViewImage], li
     """The candidates a slot may take first, the others, and why: a 'For Presentation' image before one 'For
     Processing' (which cannot be analysed: it refused a whole exam its modality had also sent processed), the
     mammogram before a copy (``derived_kind``: an annotated screenshot had been analysed and its results sent
-    to the PACS in place of the mammogram), and an ORIGINAL image before a DERIVED one. A 'For Presentation'
+    to the PACS in place of the mammogram), one whose series description or protocol says nothing of an
+    implant-displaced, magnified or spot view before one whose text does, a conventional image before one
+    synthesized from tomosynthesis, and an ORIGINAL image before a DERIVED one. A 'For Presentation'
     image processed from the detector's is often DERIVED\\PRIMARY (GE's are): the mammogram, when alone."""
-    def rank(img: ViewImage) -> tuple[int, int, int, int]:
-        return (0 if img.analyzable else 1, 1 if derived_kind(img) else 0, 1 if _synthesized(img) else 0,
-                1 if _image_type(img)[0] == "DERIVED" else 0)
+    def rank(img: ViewImage) -> tuple[int, int, int, int, int]:
+        return (0 if img.analyzable else 1, 1 if derived_kind(img) else 0, 1 if img.study.get("text_marks") else 0,
+                1 if _synthesized(img) else 0, 1 if _image_type(img)[0] == "DERIVED" else 0)
 
     best = min(rank(img) for img in candidates)
     first = [img for img in candidates if rank(img) == best]
@@ -379,7 +381,7 @@ def _source_preference(candidates: list[ViewImage]) -> tuple[list[ViewImage], li
     why = []
     for img in later:  # the first way it ranks after the chosen (both copies, one ORIGINAL: that is the reason)
         step = next(i for i, (a, b) in enumerate(zip(rank(img), best, strict=True)) if a != b)
-        kind = ("a 'For Processing' image", derived_kind(img),
+        kind = ("a 'For Processing' image", derived_kind(img), img.study.get("text_marks", ""),
                 f"a 2-D image synthesized from tomosynthesis (ImageType …{_synthesized(img)})",
                 "a derived image (ImageType DERIVED)")[step]
         why.append(f"{img.source.name} is {kind}")
@@ -741,6 +743,10 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
                 "cannot be analysed: ask the modality for its 'For Presentation' image")
     if not views:
         reason = "none of the images is a screening view (L-CC, R-CC, L-MLO, R-MLO)"
+        kept = [f"{img.source.name}: {next((w for w in img.warnings if 'kept aside' in w), img.view_label)}"
+                for img in aside if img.source is not None]
+        if kept:  # each with why (it was said of none)
+            reason += "; kept aside: " + "; ".join(kept)
         if refused:
             reason += "; could not be loaded: " + "; ".join(f"{n}: {r}" for n, r in refused)
         raise ExamError(reason, root)

@@ -369,7 +369,8 @@ def view_from_text(text: str) -> tuple[Laterality | None, str | None]:
     match = _VIEW_IN_TEXT.search(upper)
     if match:
         return Laterality(match.group(1)[0]), match.group(2)
-    compact = re.sub(r"[^A-Z]", "", upper)
+    # "Screening Bilateral MLO" is no left MLO ("…BILATERALMLO" ends in "LMLO"): the -lateral words go first
+    compact = re.sub(r"[^A-Z]", "", re.sub(r"[A-Z]*LATERAL", " ", upper))
     for token, side in (("LCC", "L"), ("RCC", "R"), ("LMLO", "L"), ("RMLO", "R")):
         if compact.endswith(token) or compact == token:
             return Laterality(side), token[1:]
@@ -418,24 +419,24 @@ def synthesized_marks(image_type: str) -> str:
     return "/".join(v for v in (t.strip().upper() for t in image_type.split("\\")) if v in SYNTHESIZED)
 
 
-# what a view's own text (its series description, its protocol) calls a view that is not a standard one, when it
-# names one breast's view: "R CC ID", "RCCID", "L MAG CC", "R CC SPOT"
-_GLUED_ID = re.compile(r"(?<![A-Z])[LR](?:CC|MLO)ID(?![A-Z])")  # "RCCID", "LMLOID"
-_TEXT_MARKERS = (("implant displaced", re.compile(r"(?<![A-Z])(ID|EKLUND|DISPLACED)(?![A-Z])|" + _GLUED_ID.pattern)),
-                 ("magnification", re.compile(r"(?<![A-Z])(MAG|MAGN|MAGNIFIED|MAGNIFICATION)(?![A-Z])")),
-                 ("spot compression", re.compile(r"(?<![A-Z])SPOT(?![A-Z])")))
+# what a view's own text (its series description, its protocol) may call a view that is not a standard one: "R CC
+# ID", "RCCID", "MLO ID", "implant displaced", "L MAG CC", "R CC SPOT". Free text, so a hint, not a fact: it ranks an
+# image after another one of its slot whose text says no such thing (an implant patient's ID views, taken after the
+# standard views, took every slot), and never sets the only image of a slot aside ("R CC ID check", "RCC (ID
+# 4711)", "Diagnostic Left + Spot" for the whole exam refused standard views when it did)
+_TEXT_MARKERS = (
+    ("implant-displaced", re.compile(r"(?:CC|MLO)[\s_\-]*ID(?![A-Z])|(?<![A-Z])ID[\s_\-]*(?:CC|MLO)(?![A-Z])"
+                                     r"|IMPLANT[\s_\-]*DISPLACED|DISPLACED[\s_\-]*IMPLANT|EKLUND")),
+    ("magnification", re.compile(r"(?<![A-Z])(?:MAG|MAGN|MAGNIFIED|MAGNIFICATION)(?![A-Z])")),
+    ("spot compression", re.compile(r"(?<![A-Z])SPOT(?![A-Z])")),
+)
 
 
 def text_modifier(text: str) -> str:
-    """The kind of non-standard view a series description or protocol name of one view says ("" for none). Only
-    a text naming one breast speaks of one image: an exam's protocol ("Bilateral CC MLO ID", "CC MLO + ID views",
-    "R CC L CC ID") names no side or both, and its standard views with the implant stay standard."""
+    """The kind of non-standard view a series description or protocol name says ("" for none): a hint that
+    ranks an image after one of its slot whose text says nothing of the kind (see ``_TEXT_MARKERS``)."""
     upper = text.upper()
-    if not upper or names_both_sides(upper) or (view_from_text(upper)[0] is None and not _GLUED_ID.search(upper)):
-        return ""
     return next((kind for kind, pattern in _TEXT_MARKERS if pattern.search(upper)), "")
-
-
 
 
 BREAST_COMPONENT_SHARE = 0.05  # a tissue component this share of the largest one's area is breast too

@@ -79,6 +79,22 @@ def test_plus_and_minus_zoom_every_view_and_the_views_are_off_the_tab_chain(qtbo
     assert widget.zoom_factor() == pytest.approx(before, rel=0.02)
     QTest.keyClick(window.hanging, Qt.Key.Key_Equal)  # + without Shift
     assert widget.zoom_factor() == pytest.approx(1.25 * before, rel=0.02)
+    # about the chest wall: the breast hanging against it stays on screen (about the pane's centre, both CC
+    # views were black at 0.34×)
+    def wall_at() -> float:
+        (x0, x1), _ = widget.item_range()
+        return (widget.chest_wall_x() - x0) / (x1 - x0)
+
+    at = wall_at()
+    for _ in range(3):
+        widget.zoom_by(1.25)
+    assert wall_at() == pytest.approx(at, abs=1e-6)
+    # a % box leaves + and - to the window (a percentage is never signed)
+    spin = window.scores.reader.inputs["R"].spin
+    _focus(qtbot, spin)
+    zoomed = widget.zoom_factor()
+    QTest.keyClick(spin, Qt.Key.Key_Minus)
+    assert widget.zoom_factor() == pytest.approx(zoomed / 1.25, rel=0.02) and spin.lineEdit().text() in ("", "—")
     window.close()
 
 
@@ -97,6 +113,30 @@ def test_the_commit_hands_the_keys_back_to_the_views(qtbot, store, tmp_path, stu
     shown = window.overlays_box.isChecked()
     QTest.keyClick(QApplication.focusWidget() or window, Qt.Key.Key_H)
     assert window.overlays_box.isChecked() != shown and spin.lineEdit().text() == "30 %"
+    window.close()
+
+
+def test_after_commit_anyway_the_keys_go_to_the_views_too(qtbot, store, tmp_path, stub_model):
+    """A re-test: through "Commit anyway?" the box gave the focus back to the % box as it closed, and H was typed
+    into it."""
+    from PySide6.QtWidgets import QMessageBox
+
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
+    inputs = window.scores.reader.inputs["R"]
+    inputs.birads.setCurrentText("4C")
+    inputs.recommendation.setCurrentText("short-interval follow-up")
+    _focus(qtbot, inputs.spin)
+    QTest.keyClicks(inputs.spin, "40")
+    QTest.keyClick(inputs.spin, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.commit_anyway_box is not None and window.commit_anyway_box.isVisible())
+    yes = window.commit_anyway_box.button(QMessageBox.StandardButton.Yes)
+    window.commit_anyway_box.activateWindow()  # as a window manager does: the box has the keys
+    yes.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is yes, timeout=5000)
+    yes.click()
+    assert window.committed
+    # what the window gives the focus back to once the box has gone: the images, not the % box
+    assert window.focusWidget() is window.hanging
     window.close()
 
 

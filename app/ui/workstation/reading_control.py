@@ -141,7 +141,8 @@ class ReadingControl:
         def answered(button) -> None:
             if box.standardButton(button) != QMessageBox.StandardButton.Yes:
                 self.refuse_commit("Not committed: correct the read, then commit it.")
-            elif self._commit_now() and then is not None:
+                return
+            if self._commit_now() and then is not None:
                 then()  # e.g. the leave that asked to record the change first
 
         box.buttonClicked.connect(answered)
@@ -166,9 +167,17 @@ class ReadingControl:
                                             for r in window.scores.reader.reads(True)})
         self.apply_blind_state()
         window.keep_form_in_sight()  # the models' box the commit shows above it pushed it out of a small screen
-        if window.scores.reader.isAncestorOf(QApplication.focusWidget()):
-            window.hanging.setFocus()  # the view keys (H shows the maps) work at once: H was typed into a box
+        self._keys_to_the_views()
         return True
+
+    def _keys_to_the_views(self) -> None:
+        """After the commit, the focus leaves the reader's form for the images: the view keys (H shows the maps)
+        work at once; H was typed into the % box ("the letter h is not a percentage")."""
+        window = self.window
+        # the window's own focus child, not the application's: through "Commit anyway?" the box has the focus, and
+        # gave it back to the % box as it closed; set while the box is up, it is what the window gets back
+        if window.scores.reader.isAncestorOf(window.focusWidget()):
+            window.hanging.setFocus()
 
     def _amend_reads(self) -> bool:
         window = self.window

@@ -544,14 +544,17 @@ class MammoViewWidget(QWidget):
         self.viewbox.setRange(xRange=(x0, x1), yRange=(ymm[0] / sy, ymm[1] / sy), padding=0.0)
 
     def zoom_by(self, factor: float) -> None:
-        """Zoom about the view's centre (the keyboard's + and -); linked views zoomed alike stay linked, their
-        shared distances from the chest wall scaling about one centre."""
+        """Zoom about the chest wall's edge, at the height of the view's centre (the keyboard's + and -): the
+        breast hangs against the chest wall, and zooming about the pane's centre pushed it out past the divider
+        (both CC views black at 0.34×). Linked views zoomed alike stay linked: their shared distances from the
+        chest wall scale about 0."""
         if self.image is None:
             return
         (x0, x1), (y0, y1) = self.item_range()
-        cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / (2 * factor), (y1 - y0) / (2 * factor)
+        wall, cy = self.chest_wall_x(), (y0 + y1) / 2
         self._fit = None
-        self.viewbox.setRange(xRange=(cx - hw, cx + hw), yRange=(cy - hh, cy + hh), padding=0.0)
+        self.viewbox.setRange(xRange=(wall - (wall - x0) / factor, wall + (x1 - wall) / factor),
+                              yRange=(cy - (cy - y0) / factor, cy + (y1 - cy) / factor), padding=0.0)
 
     def zoom_to_box(self, box: tuple[float, float, float, float], margin: float = 1.0) -> None:
         """Centre and zoom on a (top, left, bottom, right) box of the original frame."""

@@ -291,7 +291,7 @@ def test_every_non_standard_view_is_kept_aside_and_named_with_the_four_slots_fil
     write(xccl, tmp_path, "xccl.dcm")
     # a standard view stays standard: a factor of a breast on the detector, the exam's protocol naming both sides
     write(make_dataset(sample_pixels("R-CC", shrink=2), "R-CC", EstimatedRadiographicMagnificationFactor=1.08,
-                       ProtocolName="R CC L CC ID screening", AcquisitionDateTime="20260101110000"), tmp_path,
+                       ProtocolName="Screening Bilateral", AcquisitionDateTime="20260101110000"), tmp_path,
           "r_cc_late.dcm")
     exam = load_exam(tmp_path)
     assert exam.views[View.L_CC].source.name == "L-CC.dcm"
@@ -299,12 +299,18 @@ def test_every_non_standard_view_is_kept_aside_and_named_with_the_four_slots_fil
     aside = {img.source.name: img for img in exam.aside}
     assert {"tangential.dcm", "nipple.dcm", "id_series.dcm", "id_protocol.dcm", "mag.dcm", "xccl.dcm"} <= set(aside)
     assert any("Tangential view, not a standard CC" in w for w in aside["tangential.dcm"].warnings)
-    assert any("implant displaced (named in the SeriesDescription)" in w for w in aside["id_series.dcm"].warnings)
-    assert any("implant displaced (named in the ProtocolName)" in w for w in aside["id_protocol.dcm"].warnings)
+    # free text is a hint: it ranks an image after one of its slot whose text says nothing of the kind
+    choice = next(w for w in exam.warnings if w.startswith("3 images for L-CC: used L-CC.dcm ("))
+    assert "id_series.dcm is an implant-displaced view by its SeriesDescription" in choice
+    assert "id_protocol.dcm is an implant-displaced view by its ProtocolName" in choice
     assert any("magnification (estimated factor 1.8)" in w for w in aside["mag.dcm"].warnings)
     assert aside["xccl.dcm"].view_label == "XCCL"
     note = next(w for w in exam.warnings if w.startswith("not a screening view, kept aside: "))
     assert all(name in note for name in ("tangential.dcm", "nipple.dcm", "mag.dcm", "xccl.dcm (L XCCL)"))
+    # every image aside: the refusal says each one and why
+    with pytest.raises(ExamError, match=r"none of the images is a screening view .*; kept aside: tangential.dcm: "
+                                        r"Tangential view, not a standard CC"):
+        load_exam([tmp_path / "tangential.dcm", tmp_path / "mag.dcm"])
 
 
 def test_a_synthesized_2d_image_ranks_after_the_conventional_one_and_is_said_when_alone(tmp_path, pixels):
@@ -328,6 +334,46 @@ def test_a_synthesized_2d_image_ranks_after_the_conventional_one_and_is_said_whe
         image.warnings
     processing = make_dataset(pixels, sop_class="1.2.840.10008.5.1.4.1.1.13.1.5", intent="")
     assert not load_view(write(processing, tmp_path, "bpx_processing.dcm")).analyzable
+
+
+def test_an_implant_patient_s_id_views_named_only_in_their_text_rank_after_the_standard_views(tmp_path):
+    """A re-test: ID views taken after the standard ones, "CC ID" / "MLO ID" in their series description (no side,
+    no modifier code), took all four slots ("latest acquisition")."""
+    for view in ("L-CC", "R-CC", "L-MLO", "R-MLO"):
+        pixels = sample_pixels(view)
+        write(make_dataset(pixels, view, SeriesDescription=view.split("-")[1], AcquisitionDateTime="20260101100000"),
+              tmp_path, f"{view}.dcm")
+        write(make_dataset(pixels, view, SeriesDescription=f"{view.split('-')[1]} ID",
+                           AcquisitionDateTime="20260101110000"), tmp_path, f"id_{view}.dcm")
+    exam = load_exam(tmp_path)
+    assert {v.value: img.source.name for v, img in exam.views.items()} == {
+        v: f"{v}.dcm" for v in ("L-CC", "R-CC", "L-MLO", "R-MLO")}
+    assert any("id_L-CC.dcm is an implant-displaced view by its SeriesDescription" in w for w in exam.warnings)
+
+
+def test_headers_of_a_unit_s_habits_are_said_rightly(tmp_path, pixels):
+    """A re-test: a ViewPosition naming the other side went unsaid; "Screening Bilateral MLO" was read as a left
+    MLO; an XCCL coded as such beside the position "CC" was said to be a disagreement; a JPEG-LS near-lossless
+    image without the lossy flag was analysed without a word."""
+    from tests.inference.intake.dicom_factory import code_item
+
+    image = load_view(write(make_dataset(pixels, ViewPosition="RCC"), tmp_path, "other_side.dcm"))
+    assert image.view == View.L_CC and any("ViewPosition 'RCC' names the other side" in w for w in image.warnings)
+    image = load_view(write(make_dataset(sample_pixels("R-MLO"), "R-MLO", ProtocolName="Screening Bilateral MLO"),
+                            tmp_path, "bilateral.dcm"))
+    assert image.view == View.R_MLO and not [w for w in image.warnings if "laterality" in w]
+    xccl = make_dataset(pixels, projection="CC")
+    xccl.ViewCodeSequence = [code_item("399192003", "cranio-caudal exaggerated laterally")]
+    image = load_view(write(xccl, tmp_path, "xccl.dcm"))
+    assert image.view is None and not [w for w in image.warnings if "disagree" in w]
+    from pydicom.uid import JPEGLSNearLossless
+
+    from inference.intake.dicom import _image_notes
+
+    near = make_dataset(pixels)
+    near.file_meta.TransferSyntaxUID = JPEGLSNearLossless
+    assert _image_notes(near) == ["compressed with loss (JPEG-LS Near-lossless): fine detail such as calcifications "
+                                  "may be altered"]
 
 
 def test_a_retake_without_times_is_told_by_its_series_and_instance_number_and_the_note_says_so(tmp_path, pixels):
@@ -355,7 +401,9 @@ def test_a_retake_without_times_is_told_by_its_series_and_instance_number_and_th
     ({"ViewPosition": "L CC"}, True),  # a vendor's wording of the position, the side in it
     ({"ViewPosition": "CC-L"}, True),
     ({"ViewPosition": "CRANIO"}, True),  # no projection code: said, the code used
-    ({"SeriesDescription": "L CC ID"}, False),
+    ({"SeriesDescription": "L CC ID"}, True),  # free text alone never sets the only image of a slot aside
+    ({"SeriesDescription": "RCC (ID 4711)"}, True),
+    ({"ProtocolName": "Diagnostic Left + Spot"}, True),
     ({"ViewPosition": "MLO"}, False),  # a known projection against the code: which is right is not known
 ])
 def test_what_keeps_a_standard_view_standard(tmp_path, pixels, attributes, standard):
