@@ -17,6 +17,7 @@ from typing import Literal, TextIO
 from app.archive.sources import ExamItem
 from app.archive.table import BOOKKEEPING, SCORES_FILE, part_path, read_part, write_scores
 from app.archive.unit import Outcome, already_done
+from app.spreadsheet_cells import read_text_cell, text_cell
 from inference.errors import MammoError
 from inference.files import hide_file_times, write_text_atomic
 
@@ -99,7 +100,9 @@ def read_failure_rows(folder: Path) -> list[dict[str, str]]:
     if not path.is_file():
         return []
     with path.open(newline="", encoding="utf-8") as handle:
-        return [row for row in csv.DictReader(handle) if row.get("exam_id")]
+        rows = [{key: read_text_cell(value) if isinstance(value, str) else value for key, value in row.items()}
+                for row in csv.DictReader(handle)]
+    return [row for row in rows if row.get("exam_id")]
 
 
 class Ledger:
@@ -163,8 +166,8 @@ class Ledger:
         # de-identified, an exam's journal line and failure have no time: the true time beside its pseudonym and
         # shifted study date (a nightly batch of the day's exams) gave the patient's date offset away
         now = "" if self.deidentified else datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        csv.writer(self.journal).writerow([now, outcome.exam_id, outcome.status, f"{outcome.seconds:.3f}",
-                                           outcome.reason])
+        csv.writer(self.journal).writerow([text_cell(cell) for cell in (now, outcome.exam_id, outcome.status,
+                                                                         f"{outcome.seconds:.3f}", outcome.reason)])
         self.journal.flush()
         if outcome.status == "done":
             self.summary.done.append(outcome)
@@ -197,7 +200,7 @@ class Ledger:
         text = io.StringIO()
         writer = csv.DictWriter(text, FAILURE_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(self.failures.values())
+        writer.writerows({key: text_cell(value) for key, value in row.items()} for row in self.failures.values())
         write_text_atomic(self.out / FAILURES_FILE, text.getvalue())
 
     def _consolidate(self) -> Path:

@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterable
 from pathlib import Path
 
+from app.spreadsheet_cells import text_cell
 from app.validation.run import RESERVED
 from inference.files import write_text_atomic
 
@@ -27,7 +28,7 @@ def _write(path: Path, header: list[str], rows: Iterable[Iterable]) -> Path:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows([("" if v is None else v) for v in row] for row in rows)
+    writer.writerows([("" if v is None else text_cell(v)) for v in row] for row in rows)  # a device "=…": text
     return write_text_atomic(path, text.getvalue())
 
 

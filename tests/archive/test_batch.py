@@ -75,6 +75,26 @@ def test_sources_case_list_folder_and_list(archive, tmp_path):
         read_batch_source(tmp_path / "nothing")
 
 
+def test_a_folder_named_like_a_formula_is_text_in_failures_csv_and_reads_back_as_itself(archive, tmp_path):
+    """A security review: a folder named "=cmd|' /C calc'!A0" reached failures.csv and the journal as a formula,
+    which a spreadsheet evaluates."""
+    from app.archive.ledger import read_failure_rows
+
+    name = "=cmd|' _C calc'!A0"
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "x.dcm").write_bytes(b"not a dicom")
+    out = tmp_path / "out"
+    run([ExamItem(name, str(folder))], out)
+    with (out / "failures.csv").open(newline="") as handle:
+        (written,) = list(csv.DictReader(handle))
+    assert written["exam_id"] == "'" + name and written["location"] == str(folder)  # a path: no formula
+    (row,) = read_failure_rows(out)
+    assert row["exam_id"] == name and row["location"] == str(folder)
+    journal = (out / ".batch" / "journal.csv").read_text(encoding="utf-8")
+    assert f",'{name}," in journal and f",{name}," not in journal
+
+
 def test_local_batch_writes_files_table_and_failures_and_a_rerun_skips(archive, tmp_path):
     items = read_batch_source(archive)[:3] + [ExamItem("zz_bad", str(archive / "zz_bad"))]
     out = tmp_path / "out"

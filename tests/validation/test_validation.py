@@ -1297,3 +1297,13 @@ def test_a_subgroup_named_in_its_own_letters_is_drawn_not_question_marks(value):
         return
     assert len(differs), "drawn as question marks"
     assert all(r > drawn.shape[0] // 4 and c < drawn.shape[1] // 2 for r, c in differs)  # the label's row alone
+
+
+def test_a_table_cell_that_would_be_a_formula_is_written_as_text(tmp_path):
+    """A device named "=HYPERLINK(…)" in the headers reached subgroups.csv as a formula; numbers stay numbers."""
+    from app.validation.tables import _write
+
+    path = _write(tmp_path / "t.csv", ["value", "auc"], [("=HYPERLINK(\"x\")", -0.5), ("GE", 0.9)])
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[1] == ["'=HYPERLINK(\"x\")", "-0.5"] and rows[2] == ["GE", "0.9"]
