@@ -22,6 +22,16 @@ from PySide6.QtWidgets import (
 )
 
 
+def browse_row(edit: QLineEdit, button_text: str, browse) -> QHBoxLayout:
+    """A path field with its button ("Folder…", "File…"), which calls ``browse``."""
+    button = QPushButton(button_text)
+    button.clicked.connect(browse)
+    row = QHBoxLayout()
+    row.addWidget(edit)
+    row.addWidget(button)
+    return row
+
+
 def folder_row(edit: QLineEdit, title: str) -> QHBoxLayout:
     """A line edit with a "Folder…" button that fills it from a folder chooser."""
 
@@ -30,12 +40,7 @@ def folder_row(edit: QLineEdit, title: str) -> QHBoxLayout:
         if folder:
             edit.setText(folder)
 
-    button = QPushButton("Folder…")
-    button.clicked.connect(browse)
-    row = QHBoxLayout()
-    row.addWidget(edit)
-    row.addWidget(button)
-    return row
+    return browse_row(edit, "Folder…", browse)
 
 
 def fit_to_screen(window, width: int, height: int, room: QRect | None = None) -> None:

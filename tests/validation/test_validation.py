@@ -516,16 +516,22 @@ def test_validate_end_to_end(site, tmp_path, capsys):
         assert (out / f"{name}.png").read_bytes().startswith(b"\x89PNG")
 
 
+def _outcome_file(path: Path, rows) -> Path:
+    """An outcomes CSV of the site fixture's rows (exam_id, breast, cancer)."""
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["exam_id", "breast", "cancer"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def test_outcomes_of_cancers_only_say_what_to_add(site, tmp_path, capsys):
     """A file listing only the cancers (the usual first export of a registry) gave "AUC —" and no hint why."""
     from main import main
 
     scores, _, checkpoint, outcomes = site
-    cancers = tmp_path / "cancers.csv"
-    with cancers.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, ["exam_id", "breast", "cancer"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(o for o in outcomes if o["cancer"] == 1 and o["exam_id"] < "E9000")
+    cancers = _outcome_file(tmp_path / "cancers.csv",
+                            (o for o in outcomes if o["cancer"] == 1 and o["exam_id"] < "E9000"))
     out = tmp_path / "out"
     assert main(["validate", "--scores", str(scores), "--outcomes", str(cancers), "--out", str(out),
                  "--models", f"A={checkpoint}"]) == 0
@@ -542,11 +548,7 @@ def test_validate_says_on_the_console_why_no_site_calibration_was_written(site, 
 
     scores, _, checkpoint, outcomes = site
     few = [o for o in outcomes if o["cancer"] == 1][:2] + [o for o in outcomes if o["cancer"] == 0][:4]
-    outcome_file = tmp_path / "few.csv"
-    with outcome_file.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, ["exam_id", "breast", "cancer"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(few)
+    outcome_file = _outcome_file(tmp_path / "few.csv", few)
     status = main(["validate", "--scores", str(scores), "--outcomes", str(outcome_file), "--out", str(tmp_path / "o"),
                    "--models", f"A={checkpoint}"])
     printed = capsys.readouterr().out
@@ -560,11 +562,8 @@ def test_a_site_without_a_cancer_still_gets_its_specificity_and_recall_rate(site
     from main import main
 
     scores, _, checkpoint, outcomes = site
-    negatives = tmp_path / "negatives.csv"
-    with negatives.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, ["exam_id", "breast", "cancer"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(o for o in outcomes if o["cancer"] == 0 and o["exam_id"] < "E9000")
+    negatives = _outcome_file(tmp_path / "negatives.csv",
+                              (o for o in outcomes if o["cancer"] == 0 and o["exam_id"] < "E9000"))
     out = tmp_path / "out"
     status = main(["validate", "--scores", str(scores), "--outcomes", str(negatives), "--out", str(out),
                    "--models", f"A={checkpoint}", "--operating-point", "spec=0.9", "sens=0.8"])

@@ -12,10 +12,8 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
     QSpinBox,
     QWidget,
 )
@@ -23,7 +21,7 @@ from PySide6.QtWidgets import (
 from app.study.design import DEFAULT_WASHOUT_DAYS, Design
 from app.study.localisation import ScoringRule
 from app.study.reading_screen import StudyOverview
-from app.ui.forms import add_ok_cancel
+from app.ui.forms import add_ok_cancel, browse_row
 
 DESIGN_HELP = {
     Design.UNAIDED: "readers alone, no AI",
@@ -31,16 +29,6 @@ DESIGN_HELP = {
     Design.CONCURRENT: "the AI is shown from the start",
     Design.CROSSOVER: "two sessions: each case once unaided and once with the AI, a washout between them",
 }
-
-
-def _with_browse(field: QLineEdit, browse) -> QHBoxLayout:
-    """A path field with its "File…" button, which calls ``browse``."""
-    button = QPushButton("File…")
-    button.clicked.connect(browse)
-    row = QHBoxLayout()
-    row.addWidget(field)
-    row.addWidget(button)
-    return row
 
 
 @dataclass(frozen=True)
@@ -67,7 +55,7 @@ class NewStudyDialog(QDialog):
         self.name.setPlaceholderText("e.g. pilot 2026")
         self.case_list = QLineEdit()
         self.case_list.setPlaceholderText("CSV: case_id, exam, truth_left, truth_right[, notes, training]")
-        row = _with_browse(self.case_list, self._browse)
+        row = browse_row(self.case_list, "File…", self._browse)
         self.readers = QLineEdit()
         self.readers.setPlaceholderText("comma-separated, e.g. R1, R2, R3")
         self.design = QComboBox()
@@ -88,7 +76,7 @@ class NewStudyDialog(QDialog):
                                 "mask or row, col and radius_mm, weight, lesion; or seg: a DICOM Segmentation); "
                                 "marks are then scored against them (FROC, wAFROC). Lesions can also be drawn case "
                                 "by case (Study → Draw a case's lesions…)")
-        lesion_row = _with_browse(self.lesions, self._browse_lesions)
+        lesion_row = browse_row(self.lesions, "File…", self._browse_lesions)
         self.distance = QDoubleSpinBox()
         self.distance.setObjectName("acceptanceDistance")
         self.distance.setRange(0.0, 100.0)
