@@ -17,9 +17,9 @@ from typing import Literal, TextIO
 from app.archive.sources import ExamItem
 from app.archive.table import BOOKKEEPING, SCORES_FILE, part_path, read_part, write_scores
 from app.archive.unit import Outcome, already_done
-from app.spreadsheet_cells import read_text_cell, text_cell
 from inference.errors import MammoError
 from inference.files import hide_file_times, write_text_atomic
+from inference.spreadsheet_cells import read_text_cell, text_dict_writer, text_writer
 
 FAILURES_FILE = "failures.csv"
 FAILURE_COLUMNS = ("exam_id", "location", "reason", "failed_at")
@@ -166,8 +166,8 @@ class Ledger:
         # de-identified, an exam's journal line and failure have no time: the true time beside its pseudonym and
         # shifted study date (a nightly batch of the day's exams) gave the patient's date offset away
         now = "" if self.deidentified else datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        csv.writer(self.journal).writerow([text_cell(cell) for cell in (now, outcome.exam_id, outcome.status,
-                                                                         f"{outcome.seconds:.3f}", outcome.reason)])
+        text_writer(self.journal).writerow((now, outcome.exam_id, outcome.status, f"{outcome.seconds:.3f}",
+                                            outcome.reason))
         self.journal.flush()
         if outcome.status == "done":
             self.summary.done.append(outcome)
@@ -198,9 +198,9 @@ class Ledger:
 
     def _write_failures(self) -> None:
         text = io.StringIO()
-        writer = csv.DictWriter(text, FAILURE_COLUMNS, lineterminator="\n")
+        writer = text_dict_writer(text, FAILURE_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows({key: text_cell(value) for key, value in row.items()} for row in self.failures.values())
+        writer.writerows(self.failures.values())
         write_text_atomic(self.out / FAILURES_FILE, text.getvalue())
 
     def _consolidate(self) -> Path:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import io
 import math
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 from app.cli.common import ProgressBar, command_device, phantom_count, read_images_with_progress
 from inference.evaluation.classes import EVALUATION_SEED
 from inference.errors import MammoError
+from inference.spreadsheet_cells import text_writer
 
 DEFAULT_MIN_IOU = 0.1  # --min-iou when not given (the parser's default is None: given or not is told apart)
 
@@ -171,8 +171,6 @@ def roc_png(curves: list[tuple]) -> bytes:
 
 
 def _classes(args: argparse.Namespace, loaded) -> int:
-    import csv  # noqa: PLC0415
-
     import cv2  # noqa: PLC0415
 
     from inference.evaluation.classes import class_probabilities, evaluation_images  # noqa: PLC0415
@@ -202,7 +200,7 @@ def _classes(args: argparse.Namespace, loaded) -> int:
         picture = confusion_picture(report, f"{identity.label[:60]}: {description[:40]}")
         _, png = cv2.imencode(".png", picture)
         per_image = io.StringIO()
-        writer = csv.writer(per_image)
+        writer = text_writer(per_image)
         writer.writerow(["image", "label", "predicted"] + [f"p_{c}" for c in identity.classes])
         for image, row in zip(images, probabilities, strict=True):
             writer.writerow([image.source, image.label, identity.classes[int(row.argmax())]]
@@ -244,11 +242,11 @@ def _windows(args: argparse.Namespace, loaded) -> int:
     if args.out:
         out = Path(args.out)
         table = io.StringIO()
-        writer = csv.writer(table)
+        writer = text_writer(table)
         writer.writerow(["metric", "value"])
         writer.writerows(rows)
         per_image = io.StringIO()
-        writer = csv.writer(per_image)
+        writer = text_writer(per_image)
         writer.writerow(["image", "label", "windows"] + [f"p_{c}" for c in identity.classes])
         tops = []
         for reading, image in zip(readings, images, strict=True):
@@ -337,16 +335,16 @@ def _detections(args: argparse.Namespace, loaded) -> int:
         _few_note("image_auc_malignant", cancers, "malignant", len(truths) - cancers, "other")
     if args.out:
         curve = io.StringIO()
-        writer = csv.writer(curve)
+        writer = text_writer(curve)
         writer.writerow(["threshold", "sensitivity", "fp_per_image"])
         writer.writerows([f"{t:.6f}", "n/a" if math.isnan(s) else f"{s:.6f}", f"{f:.6f}"] for t, s, f in
                          zip(result.thresholds, result.sensitivity, result.fp_per_image, strict=True))
         table = io.StringIO()
-        writer = csv.writer(table)
+        writer = text_writer(table)
         writer.writerow(["metric", "value"])
         writer.writerows([(name, _shown(value)) for name, value in summary] + [("hit_rule", result.rule)])
         per_image = io.StringIO()
-        writer = csv.writer(per_image)
+        writer = text_writer(per_image)
         writer.writerow(["image", "label", "lesions", "detections", "highest_malignant_score"])
         labels: dict[str, set[str]] = {}  # an image's labels: its rows' (one per lesion), however its path is spelt
         for row in rows:

@@ -3,7 +3,6 @@ archiving and other tools, and the FROC and wAFROC curves as PNGs (drawn with Op
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from app.colours import PALETTE, bgr
 from app.study.froc import Curve, FrocAnalysis, FrocData, FrocTest, froc_curve, wafroc_curve
 from app.study.results import MIN_UNITS
 from inference.files import write_bytes_atomic, write_text_atomic
+from inference.spreadsheet_cells import text_writer
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def _cell(value: float) -> Any:
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = text_writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
     return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,7 @@ from app.study.records import model_names as names_of
 from app.study.design import reader_as_stored
 from app.study.sessions import reader_progress
 from inference.numbers import finite_number, p_text
+from inference.spreadsheet_cells import text_dict_writer, text_writer
 
 
 READER_MEAN = "reader mean"  # the reader of a reader-averaged row (its CI: ORH, random readers and cases)
@@ -496,7 +496,7 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
                           + ("".join(f"{note}\n" for note in results.notes()) or "no notes\n"), encoding="utf-8")
     path = folder / f"aucs_{results.level}.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(AucRow.__dataclass_fields__))
+        writer = text_dict_writer(handle, fieldnames=list(AucRow.__dataclass_fields__))
         writer.writeheader()
         writer.writerows(_cells(asdict(row)) for row in results.aucs)
     written.append(path)
@@ -504,7 +504,7 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     averages = results.reader_averages()
     if averages:
         with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=[*AucRow.__dataclass_fields__, "ci_method"])
+            writer = text_dict_writer(handle, fieldnames=[*AucRow.__dataclass_fields__, "ci_method"])
             writer.writeheader()
             method = results.method
             writer.writerows(_cells({**asdict(row), "ci_method": f"ORH RRRC ({method})" if row.ci_low == row.ci_low
@@ -512,7 +512,7 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
         written.append(path)
     path = folder / f"orh_{results.level}.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = text_writer(handle)
         writer.writerow(["comparison", "first", "second", "method", "mean_first", "mean_second",
                          "difference_first_minus_second", "F", "ddf", "p", "ci_low", "ci_high", "var", "cov1", "cov2",
                          "cov3", "var_r", "var_tr", "not_estimable", "p_fixed_readers", "p_fixed_cases"])
@@ -530,7 +530,7 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     path = folder / "telemetry.csv"
     if results.telemetry:
         with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(results.telemetry[0]))
+            writer = text_dict_writer(handle, fieldnames=list(results.telemetry[0]))
             writer.writeheader()
             writer.writerows(results.telemetry)
         written.append(path)
@@ -542,7 +542,7 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     written.append(path)
     path = folder / f"excluded_units_{results.level}.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = text_writer(handle)
         writer.writerow(["unit", "reason"])
         writer.writerows(results.excluded)
     written.append(path)

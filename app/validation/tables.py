@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable
 from pathlib import Path
 
-from app.spreadsheet_cells import text_cell
 from app.validation.run import RESERVED
 from inference.files import write_text_atomic
+from inference.spreadsheet_cells import text_writer
 
 MEASURES = ("sensitivity", "specificity", "recall_rate", "ppv")
 
@@ -26,9 +25,9 @@ def _value(entry: dict | None) -> tuple:
 
 def _write(path: Path, header: list[str], rows: Iterable[Iterable]) -> Path:
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
+    writer = text_writer(text, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows([("" if v is None else text_cell(v)) for v in row] for row in rows)  # a device "=…": text
+    writer.writerows(["" if v is None else v for v in row] for row in rows)  # a device "=…": text
     return write_text_atomic(path, text.getvalue())
 
 

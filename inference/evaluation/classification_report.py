@@ -4,7 +4,6 @@ confusion matrix, as a table and as a picture (OpenCV drawing)."""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import cv2
 import numpy as np
 
 from inference.evaluation.text_lines import wrap
+from inference.spreadsheet_cells import text_writer
 
 INK = (30, 30, 30)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -43,7 +43,7 @@ class ClassificationReport:
 
     def csv(self) -> str:
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = text_writer(out)
         writer.writerow(["class", "precision", "recall", "f1", "support"])
         for name, row in self.rows.items():
             writer.writerow([name, f"{row['precision']:.6f}", f"{row['recall']:.6f}", f"{row['f1']:.6f}",
@@ -53,7 +53,7 @@ class ClassificationReport:
 
     def confusion_csv(self) -> str:
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = text_writer(out)
         writer.writerow(["truth \\ prediction", *self.classes])
         for name, counts in zip(self.classes, self.confusion, strict=True):
             writer.writerow([name, *(int(c) for c in counts)])
