@@ -342,6 +342,15 @@ def assemble(groups: Sequence[ModelGroup], parts: Sequence[ExamResult]) -> ExamR
     return ExamResult(tuple(entries), views, breasts, exam_decisions(breasts, entries), provenance)
 
 
+def _with_sources(result: ExamResult, exam: Exam) -> ExamResult:
+    """``result`` naming this exam's files for its views: a stored part is keyed by the images (their UIDs or
+    pixels), not where they lie, and one stored before the files were recorded names none."""
+    views = {view: dataclasses.replace(r, source_file=exam.views[view].source.name,
+                                       sop_instance_uid=exam.views[view].sop_instance_uid) if view in exam.views else r
+             for view, r in result.views.items()}
+    return dataclasses.replace(result, views=views)
+
+
 def _usable(part: ExamResult | None, exam: Exam) -> bool:
     """A stored part fits the exam: one entry, on exactly the exam's views."""
     return part is not None and len(part.entries) == 1 and set(part.views) == set(exam.views)
@@ -401,7 +410,7 @@ def analyse_or_restore(
     first = keys[groups[0].id]
     if not missing:
         progress("restored the stored result", 1, 1)
-        return Analysis(assemble(groups, [parts[g.id] for g in groups]), first, True, keys)
+        return Analysis(_with_sources(assemble(groups, [parts[g.id] for g in groups]), exam), first, True, keys)
     if prepared is not None:
         fresh = run_prepared(prepared, missing, device=device, mode=mode, progress=progress, cancel=cancel)
     else:
@@ -410,7 +419,7 @@ def analyse_or_restore(
         store_parts(store, exam, fresh, {g.id: keys[g.id] for g in missing})
     if parts:
         new = entry_parts(fresh)
-        result = assemble(groups, [parts[g.id] if g.id in parts else new[g.id] for g in groups])
+        result = _with_sources(assemble(groups, [parts[g.id] if g.id in parts else new[g.id] for g in groups]), exam)
     else:
         result = fresh  # nothing restored: the analysis as it came
     return Analysis(result, first, False, keys, tuple(g.id for g in missing))

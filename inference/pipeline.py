@@ -22,7 +22,8 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -200,11 +201,13 @@ class PreparedExam:
         prepared: preprocessing key -> view -> the prepared view.
         original_shapes: view -> (rows, cols) of the image as stored.
         uncounted: views analysed but not counted, with the reason (possible laterality errors).
+        sources: view -> (file name, SOP Instance UID) of the image analysed (an ``Exam``'s; empty for arrays).
     """
 
     prepared: dict[str, dict[View, Prepared]]
     original_shapes: dict[View, tuple[int, int]]
     uncounted: dict[View, str]
+    sources: dict[View, tuple[str, str]] = field(default_factory=dict)
 
 
 def model_families(models: object) -> tuple[str, ...]:
@@ -224,7 +227,10 @@ def prepare_exam(
     images, flips, uncounted = _views_of(views, horizontal_flip)
     prepared = _prepare_all(families, images, flips, progress or (lambda stage, done, total: None))
     shapes = {v: (int(images[v].shape[0]), int(images[v].shape[1])) for v in View if v in images}
-    return PreparedExam(prepared, shapes, uncounted)
+    loaded = getattr(views, "views", None) if hasattr(views, "model_images") else None
+    sources = {v: (Path(image.source).name, image.sop_instance_uid) for v, image in loaded.items()
+               if v in images} if isinstance(loaded, Mapping) else {}
+    return PreparedExam(prepared, shapes, uncounted, sources)
 
 
 def analyze_exam(
@@ -302,7 +308,8 @@ def run_prepared(
             entries={g.id: entry_view(outputs[g.id][view], g.members[0].identity.label) for g in groups
                      if g.id not in missing},
             warnings=warnings, counted=view not in uncounted, uncounted_reason=uncounted.get(view, ""),
-            no_result=missing)
+            no_result=missing, source_file=exam.sources.get(view, ("", ""))[0],
+            sop_instance_uid=exam.sources.get(view, ("", ""))[1])
         for group in groups:
             if group.id in missing:
                 logger.warning("%s: no result on %s (%s)", group.label, view.value, missing[group.id])

@@ -42,6 +42,10 @@ def print_result(result) -> None:
         print(f"WARNING: {DEMO_WARNING}")
     for notice in shown_notices(result):
         print(f"notice: {notice}")
+    if any(r.source_file for r in result.views.values()):  # which image each view's figures are of (a retake …)
+        print("images:")
+        for view, view_result in result.views.items():
+            print(f"  {view.value:<6} {view_result.source_file or '—'}")
     for entry in result.entries:
         members = f", {len(entry.members)} models" if len(entry.members) > 1 else ""
         print(f"model [{entry.id}]: {entry.label} ({entry.family}{members})")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from app.reading import breast_models, hybrid_basis
 from app.report.content import COMMENTS_LEFT_OUT, DISCLAIMER, ReportContent, amendment_data
+from app.report.deidentify import Deidentifier
 from inference.files import atomic_path
 from inference.results.serialize import maps_path, maps_to_bytes, result_to_data
 
@@ -16,6 +17,12 @@ HYBRID_NOT_INDEPENDENT = ("the first read was made with the AI shown (blind read
                           "independent opinions")
 SCHEMA_VERSION = "2.2"  # 2.1: each mark says whether it was made after AI (after_ai); 2.2: each read whether it
 # was made with the AI shown (read_with_ai_shown: blind reading off; null where not known)
+
+
+def deidentified_uid(uid: str) -> str:
+    """The UID a de-identified export gives ``uid`` (the same as its de-identified images and DICOM results
+    carry), or "" for none."""
+    return Deidentifier().uid(uid) if uid else ""
 
 
 def report_dict(content: ReportContent) -> tuple[dict, dict]:
@@ -47,6 +54,7 @@ def report_dict(content: ReportContent) -> tuple[dict, dict]:
                 model["path"] = Path(model["path"]).name  # folder names can carry identifiers
         data["provenance"]["notices"] = [content.scrub(note) for note in data["provenance"]["notices"]]
         for view in data["views"].values():  # notes that name the view's file (a laterality conflict, …)
+            view["source"] = {"file": "", "sop_instance_uid": deidentified_uid(view["source"]["sop_instance_uid"])}
             view["warnings"] = [content.scrub(note) for note in view["warnings"]]
             view["uncounted_reason"] = content.scrub(view["uncounted_reason"])
             view["no_result"] = {entry: content.scrub(reason) for entry, reason in view["no_result"].items()}

@@ -103,6 +103,9 @@ class ViewResult:
         no_result: entry id -> why that entry has no result on this view (its output was not finite, or the model
             refused the view: ``ModelViewOutput.refused``); such an entry is absent from ``entries`` and the view is
             left out of that entry's breast and exam scores.
+        source_file: the name (no folder) of the file the view was analysed from; with ``sop_instance_uid`` (empty
+            for a PNG) what tells, after the fact, which of an exam's images (a retake, a view kept aside) the
+            figures are of. Empty in results stored before these were recorded.
     """
 
     view: View
@@ -112,6 +115,8 @@ class ViewResult:
     counted: bool = True
     uncounted_reason: str = ""
     no_result: Mapping[str, str] = field(default_factory=dict)
+    source_file: str = ""
+    sop_instance_uid: str = ""
 
     def result(self, entry_id: str) -> EntryViewResult | None:
         """The entry's result on this view, or None when it has none (see ``no_result``)."""

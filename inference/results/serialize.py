@@ -104,7 +104,9 @@ def result_to_data(result: ExamResult) -> tuple[dict[str, Any], dict[str, np.nda
             }
         views[view.value] = {"original_shape": list(view_result.original_shape), "warnings": list(view_result.warnings),
                              "counted": view_result.counted, "uncounted_reason": view_result.uncounted_reason,
-                             "models": entries, "no_result": dict(view_result.no_result)}
+                             "models": entries, "no_result": dict(view_result.no_result),
+                             "source": {"file": view_result.source_file,
+                                        "sop_instance_uid": view_result.sop_instance_uid}}
     provenance = result.provenance
     data = {
         "schema": SCHEMA,
@@ -205,7 +207,8 @@ def result_from_data(data: Mapping[str, Any], maps: Mapping[str, np.ndarray]) ->
                                                 r.get("regions_from", ""), frame)
         views[View(name)] = ViewResult(View(name), tuple(v["original_shape"]), results, tuple(v["warnings"]),
                                        bool(v.get("counted", True)), v.get("uncounted_reason", ""),
-                                       dict(v.get("no_result", {})))
+                                       dict(v.get("no_result", {})), str(v.get("source", {}).get("file", "")),
+                                       str(v.get("source", {}).get("sop_instance_uid", "")))
     breasts = {Laterality(side): BreastResult(Laterality(side), tuple(View(x) for x in b["views"]),
                                               {i: BreastScores(s["probabilities"], s["malignant"],
                                                                _views_used(side, s.get("views_used"), b["views"]))

@@ -174,3 +174,35 @@ def test_a_fast_analysis_names_each_entrys_own_arithmetic(tmp_path, monkeypatch)
         assert again.restored and again.result.provenance.numerics == "bf16, fp32"
     finally:
         store.close()
+
+
+def test_a_result_names_the_file_each_view_was_analysed_from_also_when_restored(tmp_path):
+    """The result JSON named no image per view: with a retake or an image kept aside, nothing told afterwards which
+    file the figures were of. A stored part is keyed by the images, not their place: restored for a copy of the
+    exam under other names, it names the copy's files."""
+    import shutil
+
+    from inference.results.serialize import read_result, write_result
+
+    exam = _exam(tmp_path / "exam")
+    (model, calls) = _counted_model("a", 1)
+    store = Store(tmp_path / "store.sqlite")
+    try:
+        first = analyse_or_restore(exam, [model], store=store, device="cpu")
+        assert {v: r.source_file for v, r in first.result.views.items()} == \
+            {v: f"0_{v.value}.png" for v in View}
+        assert all(r.sop_instance_uid == "" for r in first.result.views.values())  # PNGs have none
+        copy = tmp_path / "copy"
+        copy.mkdir()
+        for view in View:
+            shutil.copy(tmp_path / "exam" / f"0_{view.value}.png", copy / f"{view.value.replace('-', '')}.png")
+        ran = len(calls)
+        again = analyse_or_restore(load_exam(copy), [model], store=store, device="cpu")
+        assert again.restored and len(calls) == ran
+        assert {v: r.source_file for v, r in again.result.views.items()} == \
+            {v: f"{v.value.replace('-', '')}.png" for v in View}
+        json_path, _ = write_result(again.result, tmp_path / "r.json")
+        assert {v: r.source_file for v, r in read_result(json_path).views.items()} == \
+            {v: r.source_file for v, r in again.result.views.items()}
+    finally:
+        store.close()

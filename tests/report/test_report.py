@@ -746,3 +746,24 @@ def test_the_header_names_one_model_once(analysed):
     (member,) = entry.members
     assert value.count(entry.label) == 1 and f"({entry.family})" in value, value
     assert (member.sha256 or member.git_blob_sha1)[:12] in value or member.published_name in value, value
+
+
+def test_a_json_report_names_each_view_s_image_and_de_identified_only_its_mapped_uid(analysed, tmp_path):
+    """Each view says which image it was analysed from (file name and SOP Instance UID); de-identified, no file
+    name and the UID its de-identified images and DICOM results carry."""
+    import json
+
+    from app.report.deidentify import Deidentifier
+
+    exam, result = analysed
+    plain = export_report(ReportInput(exam, result), tmp_path / "plain", formats=("json",))
+    views = json.loads(next(p for p in plain if p.suffix == ".json").read_text())["result"]["views"]
+    for view, image in exam.views.items():
+        assert image.sop_instance_uid
+        assert views[view.value]["source"] == {"file": image.source.name, "sop_instance_uid": image.sop_instance_uid}
+    hidden = export_report(ReportInput(exam, result, deidentify=True), tmp_path / "hidden", formats=("json",))
+    text = next(p for p in hidden if p.suffix == ".json").read_text()
+    views = json.loads(text)["result"]["views"]
+    for view, image in exam.views.items():
+        assert views[view.value]["source"] == {"file": "", "sop_instance_uid": Deidentifier().uid(image.sop_instance_uid)}
+        assert image.sop_instance_uid not in text and image.source.name not in text
