@@ -4,6 +4,7 @@ computed once and every writer renders it; each file is written atomically."""
 
 from __future__ import annotations
 
+import glob
 import re
 import time
 from pathlib import Path
@@ -105,17 +106,53 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
             except (MammoError, OSError) as error:
                 failures["images"] = failure_text(error)
                 errors.append(error)
+            else:
+                done.append("images")
+        remove_superseded(out, content.file_name, written, done)
     except BaseException:  # a bug, an interrupt: the export fails whole, with no file of it left to pass for one
         for path in _written_since(out, content.file_name, started):  # also what a writer wrote before it failed
             path.unlink(missing_ok=True)
         raise
     if report.deidentify:  # the true time a file was written, beside its shifted dates, gave the offset away
         hide_file_times(written)  # (not the folder: it may be the reader's own; a batch's run hides its own)
+    done = [fmt for fmt in done if fmt != "images"]  # said as "written" by format, the images with the DICOM
     if failures and len(formats) == 1 and "images" not in failures:
         raise errors[0]
     if failures:
         raise ExportIncomplete(written, done, failures)
     return written
+
+
+_FORMAT_OF_ENDING = {".pdf": "pdf", "_pdf.dcm": "epdf", ".json": "json", ".maps.npz": "json", "_sr.dcm": "sr"}
+
+
+def _format_of(ending: str) -> str:
+    """The format of a report file, from what follows the report's name in it (see ``REPORT_FILE``)."""
+    if ending.endswith("seg.dcm"):
+        return "seg"
+    if ending.endswith("_image.dcm"):
+        return "images"
+    return _FORMAT_OF_ENDING.get(ending, "png")
+
+
+def remove_superseded(out: Path, file_name: str, written: list[Path], done: list[str]) -> list[Path]:
+    """Remove an earlier export's files of this report (same name, same folder) in a format this export wrote
+    that it did not write again: another model's SEGs, the PNG of a view the exam no longer has, the JSON's maps
+    beside no JSON. They lay beside the new files as if of this export (a folder sent to the PACS sent both
+    models' segmentations). Files of formats not written now stay. Returns what was removed."""
+    names = {path.name for path in written}
+    candidates = [out / name for name in report_file_names(file_name)]
+    if "seg" in done:  # named by model: listed (only then; a report run's one folder may hold thousands)
+        candidates += out.glob(f"{glob.escape(file_name)}_*seg.dcm")
+    removed = []
+    for path in candidates:
+        match = REPORT_FILE.fullmatch(path.name)
+        if (path.name in names or not match or match["name"] != file_name
+                or _format_of(path.name[len(file_name):]) not in done or not path.is_file()):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def _written_since(out: Path, file_name: str, started: float) -> list[Path]:
