@@ -167,3 +167,46 @@ def test_help_opens_the_user_guide_read_off_the_gui_thread(qtbot, store, tmp_pat
     assert not dialog.isVisible()
     assert read_guide(tmp_path) == []  # an installation without the pages: the dialog says so
     window.close()
+
+
+def test_the_worklist_outlines_the_row_the_arrow_keys_are_on_while_it_has_the_focus(qtbot):
+    """Rows are never selected (only the exam on screen is highlighted), and Qt's faint frame round one cell was
+    all that showed which row Enter would open: a radiologist reading by keyboard lost it."""
+    from PySide6.QtWidgets import QLineEdit, QVBoxLayout, QWidget
+
+    from app.ui.workstation.worklist_panel import WorklistPanel
+    from app.worklist import Worklist, WorklistItem
+
+    holder = QWidget()
+    panel, other = WorklistPanel(), QLineEdit()
+    layout = QVBoxLayout(holder)
+    layout.addWidget(panel)
+    layout.addWidget(other)
+    qtbot.addWidget(holder)
+    worklist = Worklist.of_items([WorklistItem(f"exam{i}", f"/nowhere/{i}") for i in range(6)])
+    worklist.current = 1
+    panel.show_worklist(worklist)
+    holder.resize(400, 400)
+    holder.show()
+    table = panel.table
+    _focus(qtbot, table)
+    table.setCurrentCell(1, 0)
+    QTest.keyClick(table, Qt.Key.Key_Down)
+    QTest.keyClick(table, Qt.Key.Key_Down)
+    delegate = table.itemDelegate()
+    assert table.currentRow() == 3 and delegate.outlined_row() == 3
+
+    def edge_colours(row: int) -> set:
+        image = table.viewport().grab().toImage()
+        colours = set()
+        for column in range(table.columnCount()):
+            rect = table.visualRect(table.model().index(row, column))
+            colours.add(image.pixelColor(rect.center().x(), rect.top() + 1).name())
+        return colours
+
+    highlight = table.palette().highlight().color().name()
+    assert edge_colours(3) == {highlight}  # along the whole row
+    assert highlight not in edge_colours(4)
+    _focus(qtbot, other)  # the list without the focus: no outline (the arrow keys are elsewhere)
+    assert delegate.outlined_row() == -1 and highlight not in edge_colours(3)
+    holder.close()

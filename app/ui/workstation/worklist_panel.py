@@ -16,13 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDockWidget,
     QHeaderView,
     QLabel,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -112,6 +115,50 @@ def _open_task(source: str, store, reader: str, dates: str, ae_title: str, *, pr
     return Worklist.open(source, store=store, reader=reader, dates=dates, ae_title=ae_title)
 
 
+class KeyboardRowOutline(QStyledItemDelegate):
+    """Outlines the row the arrow keys are on while the list has the focus. The rows are never selected (only the
+    exam on screen is highlighted), and Qt's focus frame round one cell was too faint to follow (a radiologist
+    reading by keyboard lost it); Enter opens the outlined row."""
+
+    def __init__(self, table: QTableWidget) -> None:
+        super().__init__(table)
+        self._table = table
+        table.installEventFilter(self)  # the outline comes and goes with the focus, and follows the current row
+        table.selectionModel().currentRowChanged.connect(lambda *_: table.viewport().update())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._table:  # not the delegate's own filter, which takes what it watches for an editor
+            if event.type() in (QEvent.Type.FocusIn, QEvent.Type.FocusOut):
+                self._table.viewport().update()
+            return False
+        return super().eventFilter(watched, event)
+
+    def outlined_row(self) -> int:
+        """The row drawn outlined now, or -1."""
+        return self._table.currentIndex().row() if self._table.hasFocus() else -1
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        plain = QStyleOptionViewItem(option)
+        plain.state &= ~QStyle.StateFlag.State_HasFocus  # the row's outline instead of one cell's frame
+        super().paint(painter, plain, index)
+        if index.row() != self.outlined_row():
+            return
+        palette = self._table.palette()
+        on_screen = self._table.item(index.row(), 0) is not None and \
+            self._table.item(index.row(), 0).background().color() == palette.highlight().color()
+        painter.save()  # on the highlighted row (the exam on screen) in the text's colour, else the highlight's
+        painter.setPen(QPen(palette.color(QPalette.ColorRole.HighlightedText if on_screen
+                                          else QPalette.ColorRole.Highlight), 2))
+        rect = option.rect.adjusted(1, 1, -1, -1)
+        painter.drawLine(rect.topLeft(), rect.topRight())
+        painter.drawLine(rect.bottomLeft(), rect.bottomRight())
+        if index.column() == 0:
+            painter.drawLine(rect.topLeft(), rect.bottomLeft())
+        if index.column() == self._table.columnCount() - 1:
+            painter.drawLine(rect.topRight(), rect.bottomRight())
+        painter.restore()
+
+
 class WorklistPanel(QDockWidget):
     """The list: one row per exam with its state and the reading time; double-click opens one."""
 
@@ -137,6 +184,7 @@ class WorklistPanel(QDockWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.itemActivated.connect(lambda item: self.chosen.emit(item.row()))  # double-click and Enter
+        self.table.setItemDelegate(KeyboardRowOutline(self.table))
         self.models_note = QLabel("")  # a batch output analysed with other models than those on screen
         self.models_note.setObjectName("worklistModelsNote")
         self.models_note.setWordWrap(True)
