@@ -163,6 +163,10 @@ def test_help_opens_the_user_guide_read_off_the_gui_thread(qtbot, store, tmp_pat
     assert "validate" in dialog.text.toPlainText()
     dialog.text.anchorClicked.emit(QUrl("batch.md"))  # a page's link to another page opens it (it blanked the text)
     assert dialog.pages.currentRow() == PAGES.index("batch") and "batch" in dialog.text.toPlainText()
+    # the command blocks wrap: a long command scrolled the whole page sideways, cut at the right
+    qtbot.waitUntil(lambda: dialog.text.isVisible() and dialog.text.viewport().width() > 100, timeout=5000)
+    QApplication.processEvents()
+    assert dialog.text.horizontalScrollBar().maximum() == 0
     QTest.keyClick(dialog, Qt.Key.Key_Escape)
     assert not dialog.isVisible()
     assert read_guide(tmp_path) == []  # an installation without the pages: the dialog says so

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QTextCursor, QTextDocument
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QListWidget, QTextBrowser, QVBoxLayout, QWidget
 
 from app.guide import docs_dir, read_guide
@@ -70,3 +70,17 @@ class GuideDialog(QDialog):
     def _show(self, row: int) -> None:
         if 0 <= row < len(self._markdown):
             self.text.setMarkdown(self._markdown[row])
+            wrap_code_blocks(self.text.document())
+
+
+def wrap_code_blocks(document: QTextDocument) -> None:
+    """Let the command blocks wrap at the window's width: Qt's Markdown makes their lines unbreakable, and a long
+    command scrolled the whole page sideways, its text cut at the right."""
+    block = document.begin()
+    while block.isValid():
+        if block.blockFormat().nonBreakableLines():
+            cursor = QTextCursor(block)
+            form = block.blockFormat()
+            form.setNonBreakableLines(False)
+            cursor.setBlockFormat(form)
+        block = block.next()
