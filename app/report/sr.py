@@ -20,7 +20,7 @@ from pydicom.uid import Comprehensive3DSRStorage
 
 from app import __version__
 from app.cad_marks import mask_outline as outline_of
-from app.cad_marks import regions_over_breast
+from app.cad_marks import regions_over_breast, shown_regions
 from app.report.dicom_common import (ReportError, deidentify_header, next_version, no_identifiers_in_warnings,
                                      read_source, stamp_report_time)
 from inference.files import atomic_path
@@ -31,7 +31,8 @@ ATTENTION = Code("MR001", SCHEME, "Attention weight of the region")
 P_MALIGNANT = Code("MR002", SCHEME, "Probability of malignancy")
 P_BENIGN = Code("MR003", SCHEME, "Probability of benign finding")
 NO_UNITS = Code("1", "UCUM", "no units")
-LESION = Code("52988006", "SCT", "Lesion")
+LESION = Code("52988006", "SCT", "Lesion")  # a detection (an instance mask)
+IMAGE_REGION = codes.DCM.ImageRegion  # a region a model scored (retrieved patch, attention window): no lesion
 BREAST = Code("76752008", "SCT", "Breast")
 PROCEDURE = Code("24606-6", "LN", "MG Breast Screening")
 LATERALITY = {Laterality.LEFT: Code("7771000", "SCT", "Left"), Laterality.RIGHT: Code("24028007", "SCT", "Right")}
@@ -90,6 +91,20 @@ def _region_graphic(region, rows: int, cols: int) -> np.ndarray:
     return np.array([[left, top], [right, top], [right, bottom], [left, bottom], [left, top]], float)
 
 
+def algorithm_of(entry, provenance) -> hd.sr.AlgorithmIdentification:
+    """The model an entry's groups come from (TID 4019): its name, its weights' identity (the hash the PDF and the
+    screen show) and how it ran; a demo model says so."""
+    versions = [m.published_name or f"sha256 {m.sha256[:12]}" if m.sha256 else f"git-blob {m.git_blob_sha1[:12]}"
+                for m in entry.members]
+    parameters = [f"family {entry.family}", f"{provenance.mode.value} mode ({provenance.numerics}) on {provenance.device}"]
+    if any(m.demo for m in entry.members):
+        from app.report.content import DEMO_WARNING  # noqa: PLC0415
+
+        parameters.append(DEMO_WARNING)
+    return hd.sr.AlgorithmIdentification(name=entry.label, version=", ".join(versions), parameters=parameters,
+                                         manufacturer="Mammo Reader")
+
+
 def write_sr(content, path: str | Path) -> Path:
     """The SR of every analysed model: each region (SCOORD polyline on its source image) with its score and the
     view's class probabilities, then breast and exam probabilities per model."""
@@ -109,14 +124,23 @@ def write_sr(content, path: str | Path) -> Path:
                                                       observer_identifying_attributes=device))
     groups = []
     for entry in result.entries:
+        algorithm = algorithm_of(entry, result.provenance)
         for view, view_result in result.views.items():
             source = sources[view]
             rows, cols = int(source.Rows), int(source.Columns)
             r = view_result.result(entry.id)
-            if r is None:  # no result on this view (not finite, or refused): nothing to measure
+            if r is None or not view_result.counted:
+                # no result (not finite, or refused); or a possible laterality error, which every other output
+                # leaves out of its breast: its regions here would be findings on a breast it may not show
                 continue
             view_measurements = _class_measurements(entry.classes, r.probabilities, entry.malignant(r.probabilities))
-            for region in regions_over_breast(r.regions, exam.views.get(view)):  # a finding is on the breast
+            # a scored region (a retrieved patch, a window): those the screen and the PDF show (the model's
+            # operating point, on the breast), not every one a PACS would draw (six where the screen showed three);
+            # a detector's every detection over the breast (as its SEG), each with its own class and score
+            image = exam.views.get(view)
+            detections = [region for region in regions_over_breast(r.regions, image) if region.mask is not None]
+            scored = [region for region in shown_regions(r.regions, entry.members, image)[0] if region.mask is None]
+            for region in detections + scored:
                 area = hd.sr.ImageRegion(
                     graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=_region_graphic(region, rows, cols),
                     source_image=hd.sr.SourceImageForRegion.from_source_image(source))
@@ -131,23 +155,27 @@ def write_sr(content, path: str | Path) -> Path:
                 groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
                     tracking_identifier=hd.sr.TrackingIdentifier(
                         uid=hd.UID(), identifier=f"{entry.id} {view.value} {region.kind} {region.rank}"[:64]),
-                    referenced_region=area, finding_type=LESION, finding_sites=[hd.sr.FindingSite(
-                        anatomic_location=BREAST, laterality=LATERALITY[view.laterality])],
-                    measurements=measurements))
+                    referenced_region=area, finding_type=LESION if region.mask is not None else IMAGE_REGION,
+                    finding_sites=[hd.sr.FindingSite(anatomic_location=BREAST, laterality=LATERALITY[view.laterality])],
+                    measurements=measurements, algorithm_id=algorithm))
         for side, breast in result.breasts.items():
             scores = breast.entries.get(entry.id)
             if scores is None:
                 continue
+            # "(CC only)": a breast scored from one view says so, as on screen and in the PDF
+            name = f"{entry.id[:40]} {side.value} breast {scores.one_view_note}".strip()
             groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{entry.id} {side.value} breast"[:64]),
+                tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=name),
                 finding_type=BREAST, finding_sites=[hd.sr.FindingSite(anatomic_location=BREAST, laterality=LATERALITY[side])],
-                measurements=_class_measurements(entry.classes, scores.probabilities, scores.malignant)))
+                measurements=_class_measurements(entry.classes, scores.probabilities, scores.malignant),
+                algorithm_id=algorithm))
         decision = result.exam[entry.id]
         if decision.probabilities:
             groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{entry.id} exam"[:64]),
                 finding_type=BREAST,
-                measurements=_class_measurements(entry.classes, decision.probabilities, decision.malignant)))
+                measurements=_class_measurements(entry.classes, decision.probabilities, decision.malignant),
+                algorithm_id=algorithm))
     if not groups:  # TID 1500 carries at least one measurement group; highdicom's own error said only that
         raise ReportError("no model has a result on any view of this exam (the notices say why), so a structured "
                           "report would carry nothing")

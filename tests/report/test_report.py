@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from app.report.content import DISCLAIMER, ReportInput
+from app.report.content import DISCLAIMER, ReportContent, ReportInput
 from app.report.deidentify import Deidentifier
 from app.report.export import ExportIncomplete, export_report
 from app.study.store import BreastRead
@@ -154,7 +154,18 @@ def test_structured_report_reads_back_and_references_the_images(analysed, tmp_pa
     assert evidence == {img.sop_instance_uid for img in exam.views.values()}
     report = hd.sr.MeasurementReport.from_sequence([sr])
     groups = report.get_planar_roi_measurement_groups()
-    assert len(groups) == 12  # 6 regions x 2 views
+    # the regions the screen and the PDF show (3 of 6 a view by the stub's rule), not every retrieved patch (a
+    # PACS drew six "lesions" where the workstation showed three), each an image region, not a lesion
+    content = ReportContent(ReportInput(exam, result))
+    assert len(groups) == sum(len(content.shown_regions(view)) for view in exam.views) == 6
+    assert all(group.finding_type.meaning == "Image Region" for group in groups)
+    # the model named as the PDF names it (hash, mode), in every group
+    for group in [*groups, *report.get_image_measurement_groups()]:
+        algorithm = [(item.name.meaning, item.value) for item in group[0].ContentSequence
+                     if item.name.meaning.startswith("Algorithm")]
+        assert ("Algorithm Name", result.entries[0].label) in algorithm
+        assert ("Algorithm Version", f"sha256 {result.entries[0].members[0].sha256[:12]}") in algorithm
+        assert ("Algorithm Parameters", f"family {result.entries[0].family}") in algorithm
     uids = {img.sop_instance_uid: img for img in exam.views.values()}
     for group in groups:
         region = group.roi
@@ -788,3 +799,25 @@ def test_an_export_replaces_the_exam_s_earlier_files_of_the_formats_it_writes_an
     # the JSON written again: its earlier maps, which the new JSON names too, are replaced, not left behind
     export_report(ReportInput(exam, result), tmp_path, formats=("json",))
     assert (tmp_path / f"{name}.maps.npz").read_bytes() != b"earlier"
+
+
+def test_the_structured_report_leaves_out_a_view_not_counted_and_says_a_one_view_breast(analysed, tmp_path):
+    """A deployer's audit: every output said R-MLO was a possible laterality error, not counted, and the SR still
+    listed its regions as findings on the right breast; a breast scored from its CC alone did not say so."""
+    import dataclasses
+
+    import highdicom as hd
+
+    from inference.intake.views import View
+
+    exam, result = analysed
+    views = dict(result.views)
+    views[View.L_CC] = dataclasses.replace(views[View.L_CC], counted=False, uncounted_reason="possible laterality error")
+    path = export_report(ReportInput(exam, dataclasses.replace(result, views=views)), tmp_path, formats=("sr",))[0]
+    report = hd.sr.MeasurementReport.from_sequence([hd.sr.srread(path)])
+    sources = {group.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+               for group in report.get_planar_roi_measurement_groups()}
+    assert sources == {exam.views[View.R_CC].sop_instance_uid}
+    breasts = [str(group.tracking_identifier) for group in report.get_image_measurement_groups()
+               if "breast" in str(group.tracking_identifier)]
+    assert breasts and all(name.endswith("breast (CC only)") for name in breasts)
