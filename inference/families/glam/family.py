@@ -84,10 +84,10 @@ def remap_glam_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
 
 def fast_glam(model: torch.nn.Module) -> torch.nn.Module:
     """The fast mode's GLAM (CPU and CUDA): batch norms folded; under the fast mode's bf16 autocast the global
-    network's stem and first stage, its three class-map heads and the local network's stem and first stage in
-    float32, the global network's four other stages with bf16 convolutions over a float32 residual stream
-    (``fast_global_network``), the local ResNet-34's other three stages (some 95 % of GLAM's time in exact mode) and
-    its head in bf16.
+    network's stem and first stage, its three class-map heads and their combination, the local network's stem, first
+    stage and head in float32, the global network's four other stages with bf16 convolutions over a float32 residual
+    stream (``fast_global_network``), the local ResNet-34's other three stages (some 95 % of GLAM's time in exact
+    mode) in bf16.
 
     Why (as for GMIC, ``fast_gmic``): the class maps are sigmoids of 1x1 heads on the global network's raw residual
     stream, which plain bf16 autocast rounds to 8 bits at every block. With every part in bf16 the global maps moved
@@ -100,7 +100,9 @@ def fast_glam(model: torch.nn.Module) -> torch.nn.Module:
     """
     fast = fold_batchnorm(model)
     fast_global_network(fast.global_net)
-    for name in ("head_1", "head_2", "head_last"):
+    # the class-map heads, their combination and the local head in float32: in bf16 every map value and output
+    # was one of bf16's 256 steps per octave, for no time saved
+    for name in ("head_1", "head_2", "head_last", "combine", "local_head"):
         setattr(fast, name, Float32(getattr(fast, name)))
     local = fast.local_net
     local.stem_conv = Float32(local.stem_conv)

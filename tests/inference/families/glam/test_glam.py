@@ -252,6 +252,8 @@ def test_the_fast_mode_stays_within_its_bounds_of_exact_on_every_exam0_view(glam
     arithmetic = [fast_mode_numerics(device)]
     if arithmetic[0] == "fp32":  # bf16 is emulated on this CPU (slowly), but it is the arithmetic of the others
         arithmetic.append("bf16")
+    local_features = []
+    fast.local_net.register_forward_hook(lambda _module, _args, features: local_features.append(features.dtype))
     for wanted in arithmetic:
         if wanted == "bf16":
             monkeypatch.setattr(inference.cpu, "has_bf16_arithmetic", lambda: True)
@@ -260,7 +262,10 @@ def test_the_fast_mode_stays_within_its_bounds_of_exact_on_every_exam0_view(glam
             out = fast(x)
         assert torch.equal(out.patch_locations, exact["patch_locations"]), wanted
         if wanted == "bf16":
-            assert out.local_cam.dtype == torch.bfloat16  # the local network still runs in bf16: the fast path
+            assert local_features[-1] == torch.bfloat16  # the local network still runs in bf16: the fast path
+            # its head and the maps' combination in float32: in bf16 every map value was one of bf16's steps
+            for output in (out.local_cam, out.saliency_global, out.y_global):
+                assert output.dtype == torch.float32 and (output != output.bfloat16().float()).any()
             bounds = (("y_global", FAST_BF16_PROBABILITY), ("y_local_patch", FAST_BF16_PROBABILITY),
                       ("saliency_global", FAST_BF16_MAP), ("local_cam", FAST_BF16_MAP), ("saliency_map", FAST_BF16_MAP))
         else:
