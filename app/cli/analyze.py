@@ -108,6 +108,13 @@ def _is_a_result(path: Path) -> bool:
     return isinstance(data, dict) and "schema_version" in data
 
 
+def exam_notes(exam) -> list[str]:
+    """What the intake said of the exam and of each view, and each possible laterality error."""
+    return [*exam.warnings, *(f"{view.value}: {warning}" for view, image in exam.views.items()
+                              for warning in image.warnings),
+            *(exam.laterality_message(view) for view in exam.laterality_conflicts)]
+
+
 def run(args: argparse.Namespace) -> int:
     from inference.pipeline import Cancelled, analyze_exam  # noqa: PLC0415
     from inference.results.serialize import write_result  # noqa: PLC0415
@@ -121,13 +128,9 @@ def run(args: argparse.Namespace) -> int:
     exam = load_exam_argument(args.exam, args)
     if args.json:
         _refuse_writing_over_the_exam(exam, Path(args.json))
-    for warning in exam.warnings:
-        print(f"note: {warning}", file=sys.stderr)
-    for view, image in exam.views.items():
-        for warning in image.warnings:
-            print(f"note: {view.value}: {warning}", file=sys.stderr)
-    for view in exam.laterality_conflicts:
-        print(f"WARNING: {exam.laterality_message(view)}", file=sys.stderr)
+    notes = exam_notes(exam)
+    for note in notes:  # with the results they qualify (stdout), not with the progress (a retake's choice was
+        print(f"{'WARNING' if note.startswith('POSSIBLE LATERALITY') else 'note'}: {note}")  # lost in "> out.txt")
     settings = {"overlap": args.overlap} if args.overlap is not None else None
     groups = load_model_groups(model_sources(args), percent_t=args.percent_t, settings=settings)
     if args.overlap is not None and not any("overlap" in model.identity.settings
@@ -145,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     print_result(result)
     if args.json:
         print(f"writing {args.json} and its maps …", file=sys.stderr)  # many detections' masks take a while
-        path, maps = write_result(result, args.json)
+        path, maps = write_result(result, args.json, notes)
         print(f"wrote {path} and {maps.name}")
     from inference.results.exam_result import views_without_result  # noqa: PLC0415
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -287,10 +287,13 @@ def maps_path(json_path: str | Path) -> Path:
     return path.with_name(path.stem + ".maps.npz")
 
 
-def write_result(result: ExamResult, path: str | Path) -> tuple[Path, Path]:
-    """Write the JSON and its maps file beside it, each atomically; returns both paths."""
+def write_result(result: ExamResult, path: str | Path, exam_notes: Sequence[str] = ()) -> tuple[Path, Path]:
+    """Write the JSON and its maps file beside it, each atomically; returns both paths. ``exam_notes``: what the
+    intake said of the exam (a retake chosen, a view missing or kept aside, a possible laterality error), kept
+    with the figures they qualify."""
     path = Path(path)
     data, maps = result_to_data(result)
+    data["exam_notes"] = list(exam_notes)
     binary = maps_path(path)
     data["maps_file"] = binary.name
     with atomic_path(binary) as temporary:

@@ -77,9 +77,15 @@ def test_unreadable_file_is_named_and_the_rest_is_analysed(tmp_path):
     exam.mkdir()
     shutil.copy(DATA / "gmic-exam0" / "0_L-CC.png", exam / "0_L-CC.png")
     (exam / "0_R-CC.png").write_bytes(b"\x89PNG broken")
-    done = run("analyze", str(exam), "--models", str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02")
-    assert done.returncode == 0 and "0_R-CC.png could not be loaded" in done.stderr and "Traceback" not in done.stderr
-    assert "missing views: R-CC, L-MLO, R-MLO" in done.stderr
+    done = run("analyze", str(exam), "--models", str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02",
+               "--json", str(tmp_path / "result.json"))
+    # the intake's notes go with the results they qualify (stdout, the JSON), not with the progress: "analyze EXAM >
+    # out.txt" kept the scores and lost them (a deployer's audit)
+    assert done.returncode == 0 and "0_R-CC.png could not be loaded" in done.stdout and "Traceback" not in done.stderr
+    assert "note: missing views: R-CC, L-MLO, R-MLO" in done.stdout
+    notes = json.loads((tmp_path / "result.json").read_text())["exam_notes"]
+    assert any("0_R-CC.png could not be loaded" in note for note in notes)
+    assert "missing views: R-CC, L-MLO, R-MLO" in notes
     (exam / "0_L-CC.png").unlink()
     done = run("analyze", str(exam), "--models", str(REFERENCE / "seeded_state_dict.pt"), "--percent-t", "0.02")
     assert done.returncode == 2 and "0_R-CC.png" in done.stderr and "Traceback" not in done.stderr
