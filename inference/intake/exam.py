@@ -447,10 +447,17 @@ def _choose(candidates: list[ViewImage], usual_flip: bool | None = False) -> tup
         agreeing = [img for img in ranked if abs(cues[id(img)] - best) < PROJECTION_MARGIN]
         chosen_ids = {id(img) for img in agreeing}
         disagreeing = [img for img in ranked if id(img) not in chosen_ids]
+        latest = ranked[0]
         ranked = agreeing + disagreeing
         other = "CC" if wants_mlo else "MLO"
-        reason = (f"the pixels of {', '.join(img.source.name for img in disagreeing)} look like {'an' if other == 'MLO' else 'a'} {other} view "
-                  f"(pectoral muscle and shape)" + (f"; then {_latest_reason(*agreeing[:2])}" if len(agreeing) > 1 else ""))
+        # a weak cue, said as one: a CC retake showing more pectoral muscle looks more MLO-like than the first CC,
+        # and the note called it "an MLO view" (a deployer's audit); the older image of the slot is the safer
+        # failure (a true CC of this breast), an MLO analysed as CC the worse
+        later = " (the later acquisition: check it)" if disagreeing[0] is latest and latest.acquisition else ""
+        reason = (f"the pixels of {', '.join(img.source.name for img in disagreeing)}{later} look more like "
+                  f"{'an' if other == 'MLO' else 'a'} {other} view than those of "
+                  f"{', '.join(img.source.name for img in agreeing)} (pectoral muscle and shape)"
+                  + (f"; then {_latest_reason(*agreeing[:2])}" if len(agreeing) > 1 else ""))
     if source_reason:
         reason = f"{source_reason}; then {reason}"
     ranked += set_aside

@@ -77,7 +77,7 @@ def test_retrieve_gives_the_four_views_and_notes_the_other_series(seen, protocol
 def test_analyse_report_and_send_back_from_the_command_line(seen):
     analyze = seen["cli_analyze"]
     assert analyze["rc"] == 0 and "P(malignant)" in analyze["stdout"] and "4 view(s) retrieved" in analyze["stderr"]
-    assert "note: ignored 1 OT instance(s)" in analyze["stderr"]
+    assert "note: ignored 1 OT instance(s)" in analyze["stdout"]  # an intake note: with the results
     for run, destination, count in (("cli_report_dimse", "dimse://ORTHANC@127.0.0.1:4242", 6),  # SR, 4 SEG, PDF
                                     ("cli_report_web", "dicomweb+http://127.0.0.1:8042/dicom-web", 5)):  # SR, 4 SEG
         assert seen[run]["rc"] == 0, seen[run]

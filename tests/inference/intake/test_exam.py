@@ -788,7 +788,8 @@ def test_an_mlo_saved_as_cc_loses_the_cc_slot_to_the_true_cc(tmp_path):
     write_png(tmp_path / "b_L-CC.png", mlo)  # later by file name: chosen without the pixel check
     exam = load_exam(tmp_path)
     assert exam.views[View.L_CC].source.name == "a_L-CC.png"
-    assert any("b_L-CC.png look like an MLO view" in w for w in exam.warnings)
+    assert any("the pixels of b_L-CC.png look more like an MLO view than those of a_L-CC.png" in w
+               for w in exam.warnings)
 
 
 def test_a_file_named_twice_is_one_image(tmp_path, pixels):
@@ -898,3 +899,23 @@ def test_in_an_exam_stored_mirrored_as_a_whole_the_true_image_keeps_its_slot(tmp
     assert not exam.laterality_conflicts  # taken as stored mirrored as a whole
     note = next(w for w in exam.warnings if w.startswith("2 images for L-MLO"))
     assert "extra_R-MLO.dcm faces the way of the other breast's MLO" in note
+
+
+def test_a_later_retake_set_aside_by_the_pixel_cue_is_said_to_be_the_later_acquisition(tmp_path):
+    """A deployer's audit: a CC retake whose pixels looked more MLO-like than the first CC was kept aside with the
+    note that it "looks like an MLO view". The older CC of the slot is the safer failure (an MLO analysed as a CC
+    the worse), but the note says it is a weak cue, names the image it compared with and that the one kept aside is
+    the later acquisition, to be checked."""
+    require_shared()
+    import cv2
+
+    from tests.inference.intake.dicom_factory import make_dataset, write
+
+    cc = cv2.imread(str(DATA / "gmic-exam0" / "0_L-CC.png"), cv2.IMREAD_UNCHANGED)[::4, ::4]
+    mlo = cv2.imread(str(DATA / "gmic-exam0" / "0_L-MLO.png"), cv2.IMREAD_UNCHANGED)[::4, ::4]
+    write(make_dataset(cc, "L-CC", AcquisitionDate="20260101", AcquisitionTime="100000"), tmp_path, "first.dcm")
+    write(make_dataset(mlo, "L-CC", AcquisitionDate="20260101", AcquisitionTime="101500"), tmp_path, "retake.dcm")
+    exam = load_exam(tmp_path)
+    assert exam.views[View.L_CC].source.name == "first.dcm"
+    assert any("the pixels of retake.dcm (the later acquisition: check it) look more like an MLO view than those "
+               "of first.dcm" in w for w in exam.warnings), exam.warnings
