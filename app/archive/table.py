@@ -33,6 +33,7 @@ SCHEMA = pa.schema([
     ("model_label", pa.string()),
     ("family", pa.string()),
     ("model_key", pa.string()),  # the members' identity keys (file hash based), '+'-joined for an ensemble
+    ("model_sha256", pa.string()),  # the members' SHA-256, '+'-joined: the hash the screen and reports show the start of
     ("kind", pa.string()),  # class: a class probability | malignancy: P(malignant) by the model's rule
     ("class", pa.string()),  # the class; on malignancy rows the rule's classes, '+'-joined
     ("probability", pa.float64()),  # null where the model gives none
@@ -70,7 +71,8 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict |
     rows = []
     for entry in result.entries:
         model = {"model_id": entry.id, "model_label": entry.label, "family": entry.family,
-                 "model_key": "+".join(m.key for m in entry.members), "numerics": entry_numerics(result, entry)}
+                 "model_key": "+".join(m.key for m in entry.members),
+                 "model_sha256": "+".join(m.sha256 for m in entry.members), "numerics": entry_numerics(result, entry)}
         rule = "+".join(entry.malignancy)
 
         def add(level: str, view: str, breast: str, probabilities, malignant, counted: bool,

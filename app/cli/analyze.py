@@ -48,7 +48,8 @@ def print_result(result) -> None:
             print(f"  {view.value:<6} {view_result.source_file or '—'}")
     for entry in result.entries:
         members = f", {len(entry.members)} models" if len(entry.members) > 1 else ""
-        print(f"model [{entry.id}]: {entry.label} ({entry.family}{members})")
+        weights = ", ".join(m.weights_id for m in entry.members)  # as the screen, the reports and the SR name them
+        print(f"model [{entry.id}]: {entry.label} ({entry.family}{members}) [{weights}]")
         floor = score_floor(entry)  # a detector: "<0.05" where no detection passed its threshold
         print("views:")
         for view, view_result in result.views.items():

@@ -181,8 +181,7 @@ class ReportContent:
             p = self.result.provenance
             short = self.short_labels
             for number, entry in enumerate(self.result.entries, start=1):
-                names = [m.published_name or f"{m.label} [{(m.sha256 or m.git_blob_sha1)[:12]}]"
-                         for m in entry.members]
+                names = [m.published_name or f"{m.label} [{m.weights_id}]" for m in entry.members]
                 # "Model 2", not the entry id ("Model seeded_state_dict-2" ran into its value); its short name,
                 # what the tables call it, opens the value
                 name = "Model" if len(self.result.entries) == 1 else f"Model {number}"

@@ -84,9 +84,9 @@ def write_saliency_segs(content, folder: str | Path) -> list[Path]:
     if result is None:
         raise ReportError("saliency segmentations need an analysis result" + (
             f" ({content.report.model_withheld})" if content.report.model_withheld else ""))
-    algorithm = hd.AlgorithmIdentificationSequence(
-        name=f"{entry.family.upper()} {entry.label}"[:64], version=__version__,
-        family=codes.cid7162.ArtificialIntelligence)
+    algorithm = hd.AlgorithmIdentificationSequence(  # the weights as every output names them (was the software's
+        name=f"{entry.family.upper()} {entry.label}"[:64],  # version, which the SEG says in Software Versions)
+        version=", ".join(m.weights_id for m in entry.members)[:64], family=codes.cid7162.ArtificialIntelligence)
     folder = Path(folder)
     suffix = f"_{entry.id}" if len(result.entries) > 1 else ""
     written = []

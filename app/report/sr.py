@@ -94,8 +94,7 @@ def _region_graphic(region, rows: int, cols: int) -> np.ndarray:
 def algorithm_of(entry, provenance) -> hd.sr.AlgorithmIdentification:
     """The model an entry's groups come from (TID 4019): its name, its weights' identity (the hash the PDF and the
     screen show) and how it ran; a demo model says so."""
-    versions = [m.published_name or f"sha256 {m.sha256[:12]}" if m.sha256 else f"git-blob {m.git_blob_sha1[:12]}"
-                for m in entry.members]
+    versions = [m.weights_id for m in entry.members]
     parameters = [f"family {entry.family}", f"{provenance.mode.value} mode ({provenance.numerics}) on {provenance.device}"]
     if any(m.demo for m in entry.members):
         from app.report.content import DEMO_WARNING  # noqa: PLC0415

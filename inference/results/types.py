@@ -262,6 +262,15 @@ class ModelIdentity:
     display: Mapping[str, Any] | None = None
 
     @property
+    def weights_id(self) -> str:
+        """How every output names these weights: the published name, else ``sha256`` and the hash's first 12
+        digits (the screen, the PDF, the SR and the SEG said 8, 12 or none of them, the score table another hash);
+        ``model_sha256`` in the score table holds the whole hash."""
+        if self.published_name:
+            return self.published_name
+        return f"sha256 {self.sha256[:12]}" if self.sha256 else f"git-blob {self.git_blob_sha1[:12]}"
+
+    @property
     def key(self) -> str:
         """What makes two identities give the same numbers: content and settings."""
         settings = ",".join(f"{k}={self.settings[k]}" for k in sorted(self.settings))

@@ -31,6 +31,7 @@ def test_analyze_prints_views_breasts_and_writes_json(tmp_path):
     assert "L-CC   benign 0.0998   malignant 0.0202" in done.stdout
     assert "left " in done.stdout and "right" in done.stdout and "P(malignant)" in done.stdout
     assert "4/4" in done.stderr  # the progress bar
+    assert "(gmic) [sha256 " in done.stdout  # the weights as the screen and every report name them
     data = json.loads(out.read_text())
     assert data["schema_version"] == "2.1"
     assert data["models"] == [{"id": "seeded_state_dict", "family": "gmic", "classes": ["benign", "malignant"],

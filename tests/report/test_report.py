@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -274,6 +275,9 @@ def test_saliency_segmentations_read_back_on_the_source_grid_and_validate(analys
         if deidentify:  # the SEG references the export's de-identified image
             source_uid = Deidentifier().uid(source_uid)
         assert [s.segment_label for s in seg.SegmentSequence] == ["benign map", "malignant map"]
+        # the weights as every output names them (it said the software's version)
+        algorithm = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
+        assert algorithm.AlgorithmVersion == result.entries[0].members[0].weights_id
         maps = seg.get_pixels_by_source_instance([source_uid], segment_numbers=[1, 2])[0]
         classes, expected = map_stack(content, view)
         assert classes == ["benign", "malignant"]
@@ -514,6 +518,9 @@ def test_a_later_report_with_other_models_does_not_mix_them_in_one_table(tmp_pat
         assert done.returncode == 0, done.stderr
     table = pq.read_table(out / "scores.parquet").to_pylist()
     assert {r["location"] for r in table} == {str(second)} and len({r["model_key"] for r in table}) == 1
+    # the hash the screen and the reports show the start of (model_key is another hash, for the cache)
+    sha256 = hashlib.sha256((demo / "sliding_window" / "model.pt").read_bytes()).hexdigest()
+    assert {r["model_sha256"] for r in table} == {sha256}
 
 
 def test_a_report_of_two_models_draws_the_one_with_results_and_fits_the_page(analysed, tmp_path):
