@@ -184,16 +184,24 @@ class _UnfinishedIsNoAnswer:
         return state, shown, cursor
 
     def past_range(self) -> str | None:
-        """The number typed outside 0 to the maximum, as "150 %", while it is in the box or since it was cleared
-        from it on leaving (until the box is edited or set); else None."""
+        """The number typed outside 0 to the maximum, as "150 %", or with decimals in a box of whole numbers, as
+        "2.5 %", while it is in the box or since it was cleared from it on leaving (until the box is edited or
+        set); else None."""
         return self._outside(self.text()) or self._refused
 
     def _outside(self, text: str) -> str | None:
         raw = text.removeprefix(self.prefix()).removesuffix(self.suffix()).strip()
-        if not _NUMBER.fullmatch(raw):  # "," or "." as the decimal mark, whatever the locale: only a range check
+        if not _NUMBER.fullmatch(raw):  # "," or "." as the decimal mark, whatever the locale
             return None
         number = float(raw.replace(",", "."))
-        return f"{raw}{self.suffix()}" if number < 0 or number > self.maximum() else None
+        # a decimal mark in a box of whole numbers: Qt dropped it without a sign, and "2.5" stood as "25 %", ten
+        # times what the reader meant, and was committed so (a reader-study coordinator's finding)
+        fraction = self._whole_numbers() and any(mark in raw for mark in ".,")
+        return f"{raw}{self.suffix()}" if number < 0 or number > self.maximum() or fraction else None
+
+    def _whole_numbers(self) -> bool:
+        decimals = getattr(self, "decimals", None)
+        return decimals is None or decimals() == 0
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
         # a digit typed into "—" replaces it: clicked into (the cursor after the dash), the digits were refused

@@ -537,9 +537,9 @@ def test_a_number_past_100_in_the_box_is_not_committed(qtbot, store, tmp_path, s
     qtbot.mouseClick(reader.commit_button, Qt.MouseButton.LeftButton)
     assert not window.committed
     assert reader.saved_label.text() == (
-        "Not committed: Right breast, malignant: 150 % is not a percentage from 0 to 100. Correct it, then commit.")
+        "Not committed: Right breast, malignant: 150 % is not a whole percentage from 0 to 100. Correct it, then commit.")
     qtbot.wait(600)  # the draft saved meanwhile does not hide the refusal
-    assert "Right breast, malignant: 150 %: not a percentage from 0 to 100, not taken." in reader.saved_label.text() \
+    assert "Right breast, malignant: 150 %: not a whole percentage from 0 to 100, not taken." in reader.saved_label.text() \
         or reader.saved_label.text().startswith("Not committed")
     assert store.read("SELECT COUNT(*) FROM exam_reads WHERE committed = 1") == [(0,)]
     spin.setFocus()
@@ -621,7 +621,7 @@ def test_a_letter_typed_in_a_percentage_is_said_not_taken(qtbot, store, tmp_path
     spin.lineEdit().selectAll()
     qtbot.keyClicks(spin, "4o")
     assert spin.text() == "4 %"
-    assert reader.saved_label.text() == ('Right breast, malignant: the letter "o" is not a percentage from 0 to 100; '
+    assert reader.saved_label.text() == ('Right breast, malignant: the letter "o" is not a whole percentage from 0 to 100; '
                                          "not taken.")
 
 

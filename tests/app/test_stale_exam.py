@@ -322,4 +322,4 @@ def test_leaving_an_exam_paints_the_cleared_window_at_once(qtbot, store, tmp_pat
     # the slots said "No R-CC image in this exam" (the re-test's screenshots) for an exam still to come
     assert seen == [("painted", 0, "", {"Loading images…"}), ("synced",)]
     assert window.statusBar().currentMessage() == ("the exam you left: Right breast, malignant: 150 % was not taken "
-                                                   "(not a percentage from 0 to 100)")
+                                                   "(not a whole percentage from 0 to 100)")

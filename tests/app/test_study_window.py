@@ -649,7 +649,7 @@ def test_a_number_past_100_stays_as_typed_and_is_no_answer(qtbot):
     benign.lineEdit().setText("12 %")
     spin.clearFocus()  # leaving the box: cleared and said, and still refused until the box is edited (a click
     assert spin.text() == "—" and panel.refused_entries() == ["Right breast, malignant: 150 %"]  # on Commit leaves it)
-    assert panel.saved_label.text() == "Right breast, malignant: 150 % is not a percentage from 0 to 100; not taken."
+    assert panel.saved_label.text() == "Right breast, malignant: 150 % is not a whole percentage from 0 to 100; not taken."
     spin.setFocus()
     spin.lineEdit().selectAll()
     qtbot.keyClicks(spin.lineEdit(), "15")
@@ -664,9 +664,41 @@ def test_the_study_screen_refuses_to_commit_a_number_past_100(qtbot, study):
     right.lineEdit().selectAll()
     qtbot.keyClicks(right.lineEdit(), "150")
     window.commit()
-    assert window.status_label.text() == ("Not committed: Right breast, malignant: 150 % is not a percentage from "
-                                          "0 to 100.")
+    assert window.status_label.text() == ("Not committed: Right breast, malignant: 150 % is not a whole percentage "
+                                          "from 0 to 100.")
     assert store.read("SELECT COUNT(*) FROM study_reads") == [(0,)]
+    window.close()
+
+
+def test_a_decimal_in_a_whole_percent_box_is_no_answer_and_is_never_committed_ten_times_over(qtbot, study):
+    """A reader-study coordinator's finding: "2.5" typed into the % box was committed as 25 % (Qt dropped the
+    decimal mark without a sign), "0.7" as 7 %. Now the box shows what was typed, it is no answer, the commit is
+    refused saying why, and leaving the box clears it and says so."""
+    from PySide6.QtCore import Qt  # noqa: PLC0415
+
+    store, study_id = study
+    window, right = reading_in_the_form(qtbot, store, study_id)
+    window.reader_panel.inputs["L"].spin.setValue(20)
+    right.setFocus()
+    qtbot.waitUntil(right.hasFocus, timeout=5_000)
+    right.lineEdit().selectAll()
+    qtbot.keyClicks(right.lineEdit(), "2.5")
+    assert right.text() == "2.5 %" and right.answer() is None and window.reader_panel.value("R") is None
+    window.commit()
+    assert window.status_label.text() == ("Not committed: Right breast, malignant: 2.5 % is not a whole percentage "
+                                          "from 0 to 100.")
+    assert store.read("SELECT COUNT(*) FROM study_reads") == [(0,)]
+    right.setFocus()
+    right.lineEdit().selectAll()
+    qtbot.keyClicks(right.lineEdit(), "0,7")  # the other decimal mark too
+    assert right.answer() is None
+    qtbot.keyClick(right.lineEdit(), Qt.Key.Key_Tab)  # left: cleared, said
+    assert right.text() == "—" and "0,7 % is not a whole percentage from 0 to 100; not taken." in \
+        window.reader_panel.saved_label.text()
+    right.setFocus()
+    right.lineEdit().selectAll()
+    qtbot.keyClicks(right.lineEdit(), "3")
+    assert right.answer() == 3
     window.close()
 
 

@@ -525,7 +525,7 @@ class StudyReadingWindow(QMainWindow):
             return
         refused = self.reader_panel.refused_entries()
         if refused:
-            self.status_label.setText(f"Not committed: {'; '.join(refused)} is not a percentage from 0 to 100.")
+            self.status_label.setText(f"Not committed: {'; '.join(refused)} is not a whole percentage from 0 to 100.")
             return
         values = {side: self.reader_panel.value(side) for side in ("L", "R")}
         if any(v is None for v in values.values()):

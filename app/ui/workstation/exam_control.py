@@ -81,8 +81,8 @@ class ExamControl:
         window.notes.clear()
         window.statusBar().clearMessage()  # e.g. the previous patient's "no prior study" line
         if refused:
-            window.statusBar().showMessage(f"the exam you left: {'; '.join(refused)} was not taken (not a percentage "
-                                           "from 0 to 100)", 15_000)
+            window.statusBar().showMessage(f"the exam you left: {'; '.join(refused)} was not taken (not a whole "
+                                           "percentage from 0 to 100)", 15_000)
         window.cursor_label.setText("")  # the last pixel read out was the previous exam's
         window.setWindowTitle("Mammo Reader")
         window.reading.apply_blind_state()

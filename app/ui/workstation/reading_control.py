@@ -109,7 +109,7 @@ class ReadingControl:
         refused = window.scores.reader.refused_entries()
         if refused:
             self.refuse_commit(
-                f"Not committed: {'; '.join(refused)} is not a percentage from 0 to 100. Correct it, then commit.")
+                f"Not committed: {'; '.join(refused)} is not a whole percentage from 0 to 100. Correct it, then commit.")
             return False
         # every imaged breast is answered before the first commit, the model hidden or not: a committed read
         # closes the exam as read, and a breast left blank was closed unassessed

@@ -111,7 +111,7 @@ class ReaderPanel(QGroupBox):
             spin.valueChanged.connect(lambda v, s=side: self._spin_changed(s, v))
             for box, what in ((spin, "malignant"), (benign, "benign")):
                 box.on_refused = lambda text, s=side, w=what: self.saved_label.setText(
-                    f"{BREAST_NAMES[s]}, {w}: {text} is not a percentage from 0 to 100; not taken.")
+                    f"{BREAST_NAMES[s]}, {w}: {text} is not a whole percentage from 0 to 100; not taken.")
                 # text that is no value (emptied, half typed, past 100) is no answer on screen, in the slider, the
                 # hybrid and the saved draft: Qt had sent 15 on the way to "150" and kept it behind the text
                 box.lineEdit().textEdited.connect(lambda _text, s=side: self._text_edited(s))
@@ -168,7 +168,7 @@ class ReaderPanel(QGroupBox):
     def refusal_line(self) -> str:
         """The line that names numbers past 0–100 % still refused ("" when none)."""
         refused = self.refused_entries()
-        return f"{'; '.join(refused)}: not a percentage from 0 to 100, not taken." if refused else ""
+        return f"{'; '.join(refused)}: not a whole percentage from 0 to 100, not taken." if refused else ""
 
     def _spin_changed(self, side: str, value: int) -> None:
         slider = self.inputs[side].slider
