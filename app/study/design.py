@@ -59,16 +59,21 @@ def reading_order(cases: Sequence[CaseEntry], reader: str, seed: int, session: i
 
 def crossover_arms(cases: Sequence[CaseEntry], reader: str, seed: int) -> dict[str, str]:
     """Which modality each case is read in first (crossover design): within each stratum (training,
-    positives, negatives) a shuffled half is read unaided first and the other half with the AI first."""
+    positives, negatives) a shuffled half is read unaided first and the other half with the AI first. A stratum's
+    odd case goes to the arm the previous odd one did not take (the first at random): each stratum drawn on its
+    own gave one reader 5 study cases AI-first and 3 unaided-first of 3 cancers and 5 others (a coordinator's
+    finding); now each reader's study cases split within one."""
     rng = _reader_rng(seed, f"{reader}:arms")
     arms: dict[str, str] = {}
+    extra = int(rng.integers(2))  # the arm that takes the next odd one out
     for stratum in ([c for c in cases if c.training], [c for c in cases if not c.training and c.positive],
                     [c for c in cases if not c.training and not c.positive]):
         ids = [c.case_id for c in stratum]
         rng.shuffle(ids)
-        start = int(rng.integers(2))  # which arm takes the odd one out
         for i, case_id in enumerate(ids):
-            arms[case_id] = ("unaided", "concurrent")[(i + start) % 2]
+            arms[case_id] = ("unaided", "concurrent")[(i + extra) % 2]
+        if len(ids) % 2:
+            extra = 1 - extra
     return arms
 
 

@@ -105,11 +105,15 @@ def comparison_caution(result: Comparison) -> str:
     small its p (a coordinator's review: "p 0.0082" beside a model listed "0.500, no CI", 2 cancers, 4 others)."""
     if isinstance(result, UnestimableComparison):
         return ""
+    cautions = []
     flat = [str(name) for name, estimate in result.single.items() if not estimate.se > 0]
-    if not flat:
-        return ""
-    return (f"{' and '.join(flat)} {'has' if len(flat) == 1 else 'have'} no case variance (tied or fully separated "
-            "scores): the test rests on the other arm alone; read it with the AUCs' intervals")
+    if flat:
+        cautions.append(f"{' and '.join(flat)} {'has' if len(flat) == 1 else 'have'} no case variance (tied or fully "
+                        "separated scores): the test rests on the other arm alone; read it with the AUCs' intervals")
+    if result.ci[0] < -1 or result.ci[1] > 1:  # a coordinator's finding: "95 % CI −1.2013 – −0.3115", unexplained
+        cautions.append("its interval passes ±1, past what a difference of AUCs can be: the normal approximation "
+                        "does not hold with so few units; the interval is as the ORH analysis gives it, not clipped")
+    return "; ".join(cautions)
 
 
 def _variant_p(test) -> str:
@@ -139,6 +143,11 @@ class StudyResults:
         """Everything the coordinator must know before reading the numbers (each hybrid's basis among them)."""
         bases = [f"{name}: {basis.removeprefix('hybrid: ')}" for name, basis in self.hybrids.items()]
         return list(self.cautions) + ([self.exclusion_note()] if self.excluded else []) + bases
+
+    def comparison_cautions(self) -> list[str]:
+        """Each comparison's caution (:func:`comparison_caution`), named by the comparison; the screens say each
+        under its comparison's line, the files in the notes and in ``orh_<level>.csv``."""
+        return [f"{name}: {caution}" for name, r in self.comparisons.items() if (caution := comparison_caution(r))]
 
     def exclusion_note(self) -> str:
         """One line for the coordinator, e.g. "2 breast units left out of the model and hybrid analyses ..."."""
@@ -225,11 +234,15 @@ def model_name(modality: str) -> str:
 
 
 def model_operating_points(scores: np.ndarray, truth: np.ndarray) -> list[OperatingPoint]:
-    """Sensitivity and specificity of the model at 0.5 and at the Youden-optimal threshold."""
+    """Sensitivity and specificity of the model at 0.5 and at the Youden-optimal threshold, where one threshold
+    separates better than chance (a model at AUC 0.23 was given an "optimum" calling everyone: Youden index 0)."""
     fpr, tpr, thresholds = roc_points(scores, truth)
     youden = np.where(np.isfinite(thresholds), tpr - fpr, -np.inf)  # the "nobody is called" point has no threshold
     best = int(np.argmax(youden))
-    return points_at(scores, truth, [("threshold 0.5", 0.5), ("Youden optimum", float(min(thresholds[best], 1.0)))])
+    points = [("threshold 0.5", 0.5)]
+    if youden[best] > 0:
+        points.append(("Youden optimum", float(min(thresholds[best], 1.0))))
+    return points_at(scores, truth, points)
 
 
 def declared_points(store: Store, study_id: int) -> dict[str, list[tuple[str, float]]]:
@@ -493,7 +506,8 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     stale = _stale_results(folder, results)  # what an earlier run left, looked at before this run writes
     written = [folder / f"notes_{results.level}.txt"]
     written[0].write_text(f"{NOTES_HEAD}{results.study}\nlevel: {results.level}\n"
-                          + ("".join(f"{note}\n" for note in results.notes()) or "no notes\n"), encoding="utf-8")
+                          + ("".join(f"{note}\n" for note in [*results.notes(), *results.comparison_cautions()])
+                             or "no notes\n"), encoding="utf-8")
     path = folder / f"aucs_{results.level}.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = text_dict_writer(handle, fieldnames=list(AucRow.__dataclass_fields__))
@@ -515,17 +529,17 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
         writer = text_writer(handle)
         writer.writerow(["comparison", "first", "second", "method", "mean_first", "mean_second",
                          "difference_first_minus_second", "F", "ddf", "p", "ci_low", "ci_high", "var", "cov1", "cov2",
-                         "cov3", "var_r", "var_tr", "not_estimable", "p_fixed_readers", "p_fixed_cases"])
+                         "cov3", "var_r", "var_tr", "not_estimable", "p_fixed_readers", "p_fixed_cases", "caution"])
         for name, r in results.comparisons.items():
             means = [r.reader_mean.get(r.first, ""), r.reader_mean.get(r.second, "")]
             named = [name, r.first, r.second, r.method, *means]
             if isinstance(r, UnestimableComparison):  # empty cells, never NaN or inf
                 difference = "" if r.difference is None else r.difference
-                writer.writerow([*named, difference, *[""] * 11, r.reason, "", ""])
+                writer.writerow([*named, difference, *[""] * 11, r.reason, "", "", ""])
             else:  # the other two generalisations' p, as the results window shows them (empty: not estimable)
                 variants = ["" if not t.estimable else t.p for t in (r.fixed_readers, r.fixed_cases)]
                 writer.writerow([*named, r.difference, r.F, r.ddf, r.p, r.ci[0], r.ci[1], r.var, r.cov1, r.cov2,
-                                 r.cov3, r.var_r, r.var_tr, "", *variants])
+                                 r.cov3, r.var_r, r.var_tr, "", *variants, comparison_caution(r)])
     written.append(path)
     path = folder / "telemetry.csv"
     if results.telemetry:

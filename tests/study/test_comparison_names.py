@@ -88,6 +88,10 @@ def test_model_better_than_readers_prints_a_positive_difference_by_name(make_stu
         row = next(r for r in csv.DictReader(handle) if r["comparison"] == NAME)
     assert (row["first"], row["second"]) == ("model (vs unaided)", "unaided")
     assert float(row["mean_first"]) == 1.0 and float(row["difference_first_minus_second"]) > 0
+    # the caution the screen says beside the test travels with the files (a statistician got the p without it)
+    assert row["caution"].startswith("model (vs unaided) has no case variance")
+    notes = (tmp_path / "out" / "notes_breast.txt").read_text()
+    assert f"{NAME}: model (vs unaided) has no case variance" in notes
 
 
 def test_identical_readers_print_not_estimable_not_nan(make_study, capsys, tmp_path, qtbot):

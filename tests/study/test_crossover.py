@@ -53,6 +53,19 @@ def test_arms_are_balanced_within_strata_and_reproducible():
         assert abs(counts["unaided"] - counts["concurrent"]) <= 1
 
 
+def test_each_reader_s_study_cases_split_within_one_when_two_strata_are_odd():
+    """A coordinator's finding: 3 cancers and 5 others gave one reader 5 cases AI-first and 3 unaided-first (each
+    stratum's odd case drawn to an arm on its own); the second odd case goes to the other arm."""
+    entries = cases(8, positives=3)
+    for seed in range(20):
+        for reader in ("Carol", "Dan", "A"):
+            arms = crossover_arms(entries, reader, seed)
+            counts = Counter(arms.values())
+            assert counts["unaided"] == counts["concurrent"] == 4, (seed, reader, counts)
+            positives = Counter(arms[c.case_id] for c in entries[:3])
+            assert sorted(positives.values()) == [1, 2]
+
+
 def test_each_case_is_read_once_per_session_in_each_modality(store):
     study = create_study(store, "x", Design.CROSSOVER, ["A", "B"], cases(12, 4), seed=3, washout_days=28)
     session = ReadingSession(store, study, "A")

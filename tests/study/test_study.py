@@ -661,19 +661,22 @@ def test_a_case_that_cannot_be_opened_is_named_and_the_others_are_scored(store, 
         ("c0",), ("c2",)]  # c1 has no row: the next run tries it again
 
 
-def test_the_youden_optimum_is_a_threshold_a_score_can_reach():
-    """A model worse than chance: every finite threshold has tpr - fpr < 0; the optimum was the infinite one,
-    printed as 1.0 but computed as calling nobody."""
+def test_the_youden_optimum_is_a_threshold_a_score_can_reach_and_none_where_no_threshold_beats_chance():
+    """A model worse than chance: every finite threshold has tpr - fpr <= 0; the optimum was the infinite one,
+    printed as 1.0 but computed as calling nobody, then one calling everyone (sensitivity 1, specificity 0: Youden
+    index 0, a coordinator's finding). Such a model has no optimum; one that separates has a reachable one."""
     import numpy as np  # noqa: PLC0415
 
     from app.study.results import model_operating_points  # noqa: PLC0415
 
     scores, truth = np.array([0.1, 0.2, 0.8, 0.9]), np.array([1, 1, 0, 0])
+    assert [p.name for p in model_operating_points(scores, truth)] == ["threshold 0.5"]
+    scores, truth = np.array([0.1, 0.3, 0.35, 0.6, 0.7, 0.9]), np.array([0, 1, 0, 0, 1, 1])
     youden = next(p for p in model_operating_points(scores, truth) if p.name == "Youden optimum")
-    assert np.isfinite(youden.threshold) and youden.threshold <= 0.9
+    assert np.isfinite(youden.threshold) and youden.threshold in scores
     called = scores >= youden.threshold
     assert youden.sensitivity == called[truth == 1].mean() and youden.specificity == (~called[truth == 0]).mean()
-    assert youden.threshold in scores
+    assert youden.sensitivity - (1 - youden.specificity) > 0
 
 
 def test_progress_counts_a_reading_begun_and_not_finished(store):
@@ -977,8 +980,12 @@ def test_a_comparison_resting_on_an_arm_without_case_variance_says_so():
 
     from app.study.results import comparison_caution  # noqa: PLC0415
 
-    def result(*ses):
-        return SimpleNamespace(single={name: SimpleNamespace(se=se) for name, se in zip(("model", "unaided"), ses)})
+    def result(*ses, ci=(-0.2, 0.1)):
+        return SimpleNamespace(single={name: SimpleNamespace(se=se) for name, se in zip(("model", "unaided"), ses)},
+                               ci=ci)
 
     assert comparison_caution(result(0.0, 0.05)).startswith("model has no case variance")
     assert comparison_caution(result(0.02, 0.05)) == ""
+    # a coordinator's finding: "95 % CI −1.2013 – −0.3115" for a difference of AUCs, unexplained
+    assert comparison_caution(result(0.02, 0.05, ci=(-1.2013, -0.3115))).startswith("its interval passes ±1")
+    assert "passes ±1" in comparison_caution(result(0.0, 0.05, ci=(0.3, 1.4)))

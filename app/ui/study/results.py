@@ -23,7 +23,6 @@ from app.ui.forms import fit_to_screen
 from app.study.results import (
     StudyResults,
     UnestimableComparison,
-    comparison_caution,
     comparison_test,
     model_name,
     model_units,
@@ -134,8 +133,7 @@ class StudyResultsWindow(QMainWindow):
         heading.setObjectName("resultsHeading")
         heading.setWordWrap(True)
         layout.addWidget(heading)
-        cautions = [f"ORH {name}: {caution}" for name, r in results.comparisons.items()
-                    if (caution := comparison_caution(r))]  # as the command line says them, under its line
+        cautions = [f"ORH {caution}" for caution in results.comparison_cautions()]  # as the command line says them
         if results.notes() or cautions:
             note = QLabel("\n".join(f"• {n}" for n in [*results.notes(), *cautions]))
             note.setObjectName("exclusionNote")
