@@ -509,10 +509,15 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
                           + ("".join(f"{note}\n" for note in [*results.notes(), *results.comparison_cautions()])
                              or "no notes\n"), encoding="utf-8")
     path = folder / f"aucs_{results.level}.csv"
+    # how each interval was made, as reader_averages' ci_method says it (a coordinator's finding: the screen said
+    # DeLong, the file nothing, and breast-level files had no word of the clustering by woman)
+    method = ("DeLong, clustered by woman (Obuchowski 1997), 95 %, clipped to [0, 1]" if results.level == "breast"
+              else "DeLong, 95 %, clipped to [0, 1]")
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = text_dict_writer(handle, fieldnames=list(AucRow.__dataclass_fields__))
+        writer = text_dict_writer(handle, fieldnames=[*AucRow.__dataclass_fields__, "ci_method"])
         writer.writeheader()
-        writer.writerows(_cells(asdict(row)) for row in results.aucs)
+        writer.writerows(_cells({**asdict(row), "ci_method": method if row.ci_low == row.ci_low else "no CI"})
+                         for row in results.aucs)
     written.append(path)
     path = folder / f"reader_averages_{results.level}.csv"
     averages = results.reader_averages()

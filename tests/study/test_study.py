@@ -296,6 +296,10 @@ def test_results_give_each_modality_s_reader_averaged_auc_with_its_orh_interval(
     table = written["reader_averages_breast.csv"].read_text().splitlines()
     assert table[0] == "reader,modality,auc,ci_low,ci_high,n_positive,n_negative,ci_method"
     assert any(line.startswith("reader mean,aided,") and line.endswith("ORH RRRC (jackknife)") for line in table)
+    aucs = written["aucs_breast.csv"].read_text().splitlines()  # each reader's interval says how it was made
+    assert aucs[0] == "reader,modality,auc,ci_low,ci_high,n_positive,n_negative,ci_method"
+    assert all(line.endswith(('"DeLong, clustered by woman (Obuchowski 1997), 95 %, clipped to [0, 1]"', ",no CI"))
+               for line in aucs[1:])
     # the fixed-reader and fixed-case p-values were on the results window only (a coordinator's finding)
     from app.study.results import comparison_test
 
