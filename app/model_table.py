@@ -78,7 +78,11 @@ def entry_rows(result: ExamResult, entry: ModelEntry, details: bool = False, vie
         cells += [percent(r.probabilities[c]) + (f" ±{100 * r.spread[c]:.1f}" if ensemble else "") for c in entry.classes]
         if entry.has_malignancy:
             p = entry.malignant(r.probabilities)
-            cells += ([percent(p)] if extra_column else []) + [score_category(p, calibration)]
+            # an operating point is a threshold set on breasts (the exam: its deciding breast); beside a view it
+            # read as that view's verdict, even beside one not counted (a deployer's audit): only the word
+            # "uncalibrated", which is true of every row, stays
+            meaning = score_category(p, calibration)
+            cells += ([percent(p)] if extra_column else []) + [meaning if meaning == "uncalibrated" else ""]
         cells += [" / ".join(f"{100 * r.extras[name][c]:.1f}" for c in entry.classes) for name in extras]
         rows.append(cells)
     for side in (Laterality.RIGHT, Laterality.LEFT):

@@ -100,3 +100,21 @@ def test_the_model_table_has_room_and_no_more(qtbot):
     assert table is not None
     assert table.height() + 2 * panel.tables_scroll.frameWidth() <= panel.tables_scroll.minimumHeight() < 240
     assert panel.tables_scroll.maximumHeight() == panel.tables_scroll.minimumHeight()
+
+
+def test_an_operating_point_is_said_of_breasts_and_the_exam_not_of_views():
+    """A deployer's audit: "above the 90 % specificity threshold" stood beside every view, a view not counted
+    among them, though the threshold was set on breasts; only "uncalibrated", true of every row, stays there."""
+    from app.model_table import entry_rows
+
+    result = _result((View.R_CC, View.R_MLO, View.L_CC, View.L_MLO))
+    entry = result.entries[0]
+    calibration = {"method": "none", "operating_points": [{"name": "90 % specificity", "threshold": 0.0}]}
+    members = tuple(dataclasses.replace(m, calibration=calibration) for m in entry.members)
+    _, rows = entry_rows(result, dataclasses.replace(entry, members=members))
+    meaning = {row[0]: row[-1] for row in rows}
+    assert all(meaning[view.value] == "" for view in View)
+    assert meaning["Right breast"].startswith("above the 90 % specificity threshold")
+    assert meaning["Exam"].startswith("above the 90 % specificity threshold")
+    _, rows = entry_rows(result, entry)  # the stub is uncalibrated: every row says so
+    assert {row[-1] for row in rows} == {"uncalibrated"}
