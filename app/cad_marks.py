@@ -18,7 +18,9 @@ import numpy as np
 
 from inference.intake.image import MIN_TISSUE_FRACTION, tissue_fraction
 
-NO_OPERATING_POINT = "no operating point: the first 3 by rank and each class's best, on the breast"
+# the regions' rule, not the decision's: "no operating point" stood beside a model declaring a 90 %-specificity
+# one for its P(malignant) (a deployer's audit), and the best is of each kind of region (a detector's: its class)
+NO_OPERATING_POINT = "no region threshold declared: the first 3 by rank and each kind's best, on the breast"
 TOP_REGIONS = 3  # shown without an operating point
 BACKGROUND_NAMES = ("background", "no_tumour", "normal")  # the families' names for "no finding"
 

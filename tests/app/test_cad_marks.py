@@ -113,7 +113,7 @@ def test_without_an_operating_point_the_best_of_each_kind_is_shown_too():
                for i, kind in enumerate(kinds, start=1)]
     verdicts, note = classify_regions(regions, None, None)
     assert [v for _, v in verdicts] == [RegionShown.SHOWN] * 3 + [RegionShown.BELOW, RegionShown.SHOWN]
-    assert "each class's best" in note
+    assert "each kind's best" in note
 
 
 def test_background_classes_are_never_on_by_default():
