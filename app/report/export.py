@@ -208,13 +208,20 @@ def _png(content: ReportContent, out: Path, page_size: str, pdf_written: bool) -
     notices = shown_notices(content.result) if content.result is not None else []
     # a possible laterality error travels with the figure as it does with the PDF (the four views said nothing)
     laterality = {view.value: content.exam.laterality_message(view) for view in content.exam.laterality_conflicts}
+    # which of several images took a view's slot (a retake): the PDF said it, the figure of that view did not
+    from inference.intake.exam import CHOICE_NOTE  # noqa: PLC0415
+
+    chosen = {view.value: note for note in content.exam.warnings if CHOICE_NOTE.match(note)
+              for view in View if f" for {view.value}: " in note}
     if content.report.deidentify:
         laterality = {view: content.scrub(text) for view, text in laterality.items()}
+        chosen = {view: content.scrub(text) for view, text in chosen.items()}
     regions = f"{model} · {content.regions_rule()}" if content.entry is not None else model
 
     def shown(image, what: str):  # a view's own notices too (a part of its breast not analysed, …)
         whole = what == "four views"
         own = [text for view, text in laterality.items() if whole or view == what]
+        own += [text for view, text in chosen.items() if whole or view == what]
         own += [n for n in notices if (n.split(": ", 1)[0] in VIEW_NAMES if whole else n.startswith(f"{what}: "))]
         return captioned(image, [f"{content.label} · {what}", regions, *own,
                                  "Decision support only: not a diagnosis."],

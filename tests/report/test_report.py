@@ -707,6 +707,13 @@ def test_the_png_captions_carry_a_possible_laterality_error_and_no_regions_rule_
     assert message in captions["four views"] and message in captions["R-CC"]
     assert message not in captions["L-CC"]
     assert captions["four views"][1] == "no model result shown"
+    # a retake: the figure of its view says which image it shows, as the PDF did (a deployer's audit)
+    write_png(folder / "0_L-CC_retake.png", synthetic_view("L-CC", (610, 300)))
+    exam = load_exam(folder)
+    (choice,) = [note for note in exam.warnings if note.startswith("2 images for L-CC: used ")]
+    captions.clear()
+    export_report(ReportInput(exam, None), tmp_path / "again", formats=("png",))
+    assert choice in captions["L-CC"] and choice in captions["four views"] and choice not in captions["R-CC"]
 
 
 @pytest.mark.parametrize("deidentify", [False, True], ids=["identified", "deidentified"])
