@@ -38,6 +38,9 @@ SCHEMA = pa.schema([
     ("class", pa.string()),  # the class; on malignancy rows the rule's classes, '+'-joined
     ("probability", pa.float64()),  # null where the model gives none
     ("counted", pa.bool_()),  # view rows: whether the view counts in the breast and exam scores
+    # breast rows: the views the breast's score was taken over, '+'-joined ("L-CC" alone: CC only); exam rows: the
+    # deciding breast's; view rows: the view (a one-view breast looked like a two-view one in the table)
+    ("views_used", pa.string()),
     ("mode", pa.string()),
     ("numerics", pa.string()),
     ("device", pa.string()),
@@ -76,8 +79,9 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict |
         rule = "+".join(entry.malignancy)
 
         def add(level: str, view: str, breast: str, probabilities, malignant, counted: bool,
-                model=model, rule=rule, class_breasts=None) -> None:
-            place = {**common, **model, "level": level, "view": view, "breast": breast, "counted": counted}
+                model=model, rule=rule, class_breasts=None, views_used: str = "") -> None:
+            place = {**common, **model, "level": level, "view": view, "breast": breast, "counted": counted,
+                     "views_used": views_used or view}
             for name, value in probabilities.items():
                 where = {**place, "breast": (class_breasts or {}).get(name, breast)}
                 rows.append({**where, "kind": "class", "class": name, "probability": _finite(value, place, name)})
@@ -95,12 +99,16 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict |
         for laterality, breast in result.breasts.items():
             scores = breast.entries.get(entry.id)
             if scores is not None:
-                add("breast", "", laterality.value, scores.probabilities, scores.malignant, True)
+                add("breast", "", laterality.value, scores.probabilities, scores.malignant, True,
+                    views_used="+".join(v.value for v in scores.views))
         decision = result.exam.get(entry.id)
         if decision is not None:
             deciding = decision.breast.value if decision.breast is not None else ""
+            breast = result.breasts.get(decision.breast) if decision.breast is not None else None
+            scores = breast.entries.get(entry.id) if breast is not None else None
             add("exam", "", deciding, decision.probabilities, decision.malignant, True,
-                class_breasts=_class_breasts(result, entry.id, decision.probabilities, deciding))
+                class_breasts=_class_breasts(result, entry.id, decision.probabilities, deciding),
+                views_used="+".join(v.value for v in scores.views) if scores is not None else "")
     return rows
 
 

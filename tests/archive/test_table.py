@@ -51,3 +51,20 @@ def test_an_exam_class_row_names_the_breast_its_probability_is_of():
             for r in score_rows(ExamItem("e1", "/exams/e1"), result, 0.0) if r["level"] == "exam"}
     assert exam[("malignancy", "malignant")][0] == exam[("class", "malignant")][0] == "R"
     assert exam[("class", "benign")][0] == "L"
+
+
+def test_a_breast_row_names_the_views_its_score_was_taken_over():
+    """A deployer's audit: a left breast scored from its CC alone looked in the table like a two-view breast."""
+    entry = ModelEntry("m", "benign and malignant", "stub", ("benign", "malignant"), ("malignant",), False, ())
+    probabilities = {"benign": 0.1, "malignant": 0.3}
+    answer = EntryViewResult(probabilities, dict.fromkeys(probabilities, 0.0), (), (), {}, (), "", None)
+    views = {view: ViewResult(view, (10, 10), {"m": answer}) for view in (View.L_CC, View.R_CC, View.R_MLO)}
+    breasts = breast_results(views, (entry,))
+    result = ExamResult((entry,), views, breasts, exam_decisions(breasts, (entry,)),
+                        Provenance((), "cpu", Mode.EXACT, "test", 1))
+    rows = score_rows(ExamItem("e1", "/exams/e1"), result, 0.0)
+    used = {(r["level"], r["view"] or r["breast"]): r["views_used"] for r in rows if r["kind"] == "malignancy"}
+    assert used[("breast", "L")] == "L-CC" and used[("breast", "R")] == "R-CC+R-MLO"
+    assert used[("view", "L-CC")] == "L-CC"
+    deciding = next(r["breast"] for r in rows if r["level"] == "exam")
+    assert used[("exam", deciding)] == used[("breast", deciding)]
