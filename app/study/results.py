@@ -425,7 +425,11 @@ def _cautions(store: Store, study_id: int, aucs: list[AucRow], readers: list[str
                                                                        if row["sessions"] > 1 else "")
                   for row in progress if row["done"] < row["total"]]
     if unfinished:
-        out.append("the study is not finished (readings done: " + ", ".join(unfinished) + "); results are interim")
+        # each modality's AUC is over what has been read in it so far (a crossover's arms, the model's over every
+        # case read): side by side they rest on different cases (a coordinator's finding)
+        out.append("the study is not finished (readings done: " + ", ".join(unfinished) + "); results are interim, "
+                   "and each AUC is over the units read in its modality so far, so AUCs side by side may rest on "
+                   "different cases (see n)")
     small = [row for row in aucs if min(row.n_positive, row.n_negative) < MIN_UNITS]
     if small:
         fewest = min(min(row.n_positive, row.n_negative) for row in small)
