@@ -122,3 +122,11 @@ def test_identical_readers_print_not_estimable_not_nan(make_study, capsys, tmp_p
              if table.item(i, j) is not None]
     assert any(c.startswith("not estimable: ") for c in cells)
     assert not [c for c in cells if "nan" in c or "inf" in c]
+    # a coordinator's finding: the reason made its column as wide as the screen, p and the CI off it; now each
+    # column is at most MAX_COLUMN wide and the cut cell is whole in its tooltip
+    from app.ui.study.results import MAX_COLUMN
+
+    assert all(table.columnWidth(j) <= MAX_COLUMN for j in range(table.columnCount()))
+    reason = next(table.item(i, j) for i in range(table.rowCount()) for j in range(table.columnCount())
+                  if table.item(i, j) is not None and table.item(i, j).text().startswith("not estimable: "))
+    assert reason.toolTip() == reason.text()

@@ -42,6 +42,9 @@ COLOURS = {"unaided": (70, 130, 220), "aided": (230, 140, 30), "concurrent": (15
 LEGEND_TEXT = (40, 40, 40)  # pyqtgraph's default legend text is light grey, faint on the white plots
 
 
+MAX_COLUMN = 240  # px: a longer cell is cut with "…", whole in its tooltip
+
+
 def _table(headers: list[str], rows: list[list[str]], name: str) -> QTableWidget:
     table = QTableWidget(len(rows), len(headers))
     table.setObjectName(name)
@@ -50,8 +53,12 @@ def _table(headers: list[str], rows: list[list[str]], name: str) -> QTableWidget
     table.verticalHeader().hide()
     for i, row in enumerate(rows):
         for j, text in enumerate(row):
-            table.setItem(i, j, QTableWidgetItem(text))
+            item = QTableWidgetItem(text)
+            item.setToolTip(text)  # whole on hover where the column cuts it
+            table.setItem(i, j, item)
     table.resizeColumnsToContents()
+    for column in range(table.columnCount()):  # a reason ("not estimable: …") made its column as wide as the
+        table.setColumnWidth(column, min(table.columnWidth(column), MAX_COLUMN))  # screen: p and the CI off it
     return table
 
 
