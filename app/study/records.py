@@ -261,6 +261,9 @@ def telemetry(store: Store, study_id: int, threshold: float = 0.5) -> list[dict]
             "change": change, "changed": change != 0, "toward_ai": bool(toward),
             "flip_to_incorrect_ai_wrong": bool(ai is not None and correct(before) and not correct(after) and not correct(ai)),
             "flip_to_correct": bool(not correct(before) and correct(after)),
+            # the line between a correct and an incorrect decision, said in the file (a coordinator's finding:
+            # the flips rested on a threshold neither the screen nor telemetry.csv named)
+            "decision_threshold": threshold,
             "unaided_seconds": durations.get((reader, case_id, "unaided")),
             "aided_seconds": durations.get((reader, case_id, "aided")),
         })
