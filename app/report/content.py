@@ -175,7 +175,10 @@ class ReportContent:
             if exam.patient.patient_id:
                 fields.append(("Patient ID", shown_value(exam.patient.patient_id)))
         fields.append(("Reader", shown_value(report.reader) or "—"))
-        fields.append(("Read on", self.report_time.strftime("%Y-%m-%d %H:%M")))
+        # without a reader's read the time is the report's, not a reading's (a deployer's audit: "Read on" beside
+        # Reader "—")
+        read = any(read is not None for read in report.reads.values())
+        fields.append(("Read on" if read else "Reported on", self.report_time.strftime("%Y-%m-%d %H:%M")))
         fields.append(("Software", f"Mammo Reader {__version__}"))
         if self.result is not None:
             p = self.result.provenance

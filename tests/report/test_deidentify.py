@@ -374,7 +374,8 @@ def test_a_deidentified_report_s_own_dates_move_with_the_patient_s_dates(named_e
         assert "20200102" not in written and datetime.date.today().strftime("%Y%m%d") not in written, path.name
     pdf = next(p for p in paths if p.suffix == ".pdf")
     text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
-    assert f"Read on {moved:%Y-%m-%d %H:%M}" in " ".join(text.split()) and "2020-01-02" not in text
+    # no reader's read: the report's time, said as such
+    assert f"Reported on {moved:%Y-%m-%d %H:%M}" in " ".join(text.split()) and "2020-01-02" not in text
     assert str(datetime.date.today().year) not in str(PdfReader(pdf).metadata.get("/CreationDate"))
 
 
