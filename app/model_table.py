@@ -79,10 +79,10 @@ def entry_rows(result: ExamResult, entry: ModelEntry, details: bool = False, vie
         if entry.has_malignancy:
             p = entry.malignant(r.probabilities)
             # an operating point is a threshold set on breasts (the exam: its deciding breast); beside a view it
-            # read as that view's verdict, even beside one not counted (a deployer's audit): only the word
-            # "uncalibrated", which is true of every row, stays
-            meaning = score_category(p, calibration)
-            cells += ([percent(p)] if extra_column else []) + [meaning if meaning == "uncalibrated" else ""]
+            # read as that view's verdict, even beside one not counted (a deployer's audit); what is true of every
+            # row ("uncalibrated", "calibrated (temperature)") stays
+            thresholds = bool((calibration or {}).get("operating_points"))
+            cells += ([percent(p)] if extra_column else []) + ["" if thresholds else score_category(p, calibration)]
         cells += [" / ".join(f"{100 * r.extras[name][c]:.1f}" for c in entry.classes) for name in extras]
         rows.append(cells)
     for side in (Laterality.RIGHT, Laterality.LEFT):
