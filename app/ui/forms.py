@@ -143,7 +143,7 @@ class _NextExamKeysPassThrough:
         super().keyPressEvent(event)
 
 
-_NUMBER = re.compile(r"-?\d{1,6}(?:[.,]\d*)?")
+_NUMBER = re.compile(r"-?(?:\d{1,6}(?:[.,]\d*)?|[.,]\d*)")  # ".5" too: a decimal without its leading 0
 
 
 class _UnfinishedIsNoAnswer:
@@ -163,9 +163,16 @@ class _UnfinishedIsNoAnswer:
         super().__init__(*args, **kwargs)
         self._refused: str | None = None
         self.lineEdit().textEdited.connect(self._edited)
+        self.valueChanged.connect(self._value_changed)
 
     def _edited(self, _text: str) -> None:
         self._refused = None
+
+    def _value_changed(self, _value) -> None:
+        # a value set by the arrows, the keys or the wheel (Qt's own setValue, not this class's): the refused
+        # entry is gone, and the commit refused a "7.5 %" the box no longer showed (a coordinator's re-test)
+        if self.hasAcceptableInput():
+            self._refused = None
 
     def setValue(self, value) -> None:  # noqa: N802 - Qt override: a value set anew is no refused entry
         self._refused = None
@@ -193,7 +200,7 @@ class _UnfinishedIsNoAnswer:
         raw = text.removeprefix(self.prefix()).removesuffix(self.suffix()).strip()
         if not _NUMBER.fullmatch(raw):  # "," or "." as the decimal mark, whatever the locale
             return None
-        number = float(raw.replace(",", "."))
+        number = float(raw.replace(",", ".")) if any(c.isdigit() for c in raw) else 0.0  # "." alone: typing on
         # a decimal mark in a box of whole numbers: Qt dropped it without a sign, and "2.5" stood as "25 %", ten
         # times what the reader meant, and was committed so (a reader-study coordinator's finding)
         fraction = self._whole_numbers() and any(mark in raw for mark in ".,")

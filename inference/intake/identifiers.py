@@ -16,15 +16,30 @@ def path_words(path: Path) -> set[str]:
     return {path.name, path.stem, path.parent.name, path.parent.parent.name}
 
 
+_PROJECTIONS = {"cc", "mlo", "ml", "lm", "xccl", "xccm", "lcc", "rcc", "lmlo", "rmlo", "lml", "rml"}
+_VIEW_WORDS = _PROJECTIONS | {"l", "r", "left", "right", "retake", "image", "img", "view", "dcm", "dicom", "png",
+                              "copy", "mammo", "mg"}
+
+
+def names_a_view_only(word: str) -> bool:
+    """True for a word made of a view's name and nothing that could identify anyone ("R-MLO", "0_L-CC",
+    "R-CC_retake.dcm", "LCC"): a file named so is no identifier, and taking it for one blanked the view's name out
+    of every note of a de-identified export ("POSSIBLE LATERALITY ERROR: … is labelled …"; a deployer's re-test).
+    A word of digits alone, or with any other word, may be an accession or a name: not this."""
+    tokens = [token for token in re.split(r"[-_ .]+", word.lower()) if token]
+    return any(t in _PROJECTIONS for t in tokens) and all(t in _VIEW_WORDS or t.isdigit() for t in tokens)
+
+
 def remove_identifiers(text: str, identifiers: Iterable[str]) -> str:
     """``text`` with every identifier (a path also by its file and folder names) replaced by "…", as a whole
-    word. Identifiers shorter than three characters are left: they would hit any word."""
+    word. Identifiers shorter than three characters are left: they would hit any word; so are file names that
+    only name a view (:func:`names_a_view_only`)."""
     words = set()
     for identifier in identifiers:
         words.add(identifier)
         if "/" in identifier or "\\" in identifier:
             words |= path_words(Path(identifier))
-    words = {w.strip() for w in words if w and len(w.strip()) >= 3}
+    words = {w.strip() for w in words if w and len(w.strip()) >= 3 and not names_a_view_only(w.strip())}
     for identifier in sorted(words, key=len, reverse=True):  # the longest first: a folder before its parts
         text = re.sub(rf"(?<!\w){re.escape(identifier)}(?!\w)", REMOVED, text, flags=re.IGNORECASE)
     return text

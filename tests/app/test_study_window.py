@@ -699,6 +699,22 @@ def test_a_decimal_in_a_whole_percent_box_is_no_answer_and_is_never_committed_te
     right.lineEdit().selectAll()
     qtbot.keyClicks(right.lineEdit(), "3")
     assert right.answer() == 3
+    # a coordinator's re-test: ".5" (no leading digit) was still committed as 5 %
+    right.lineEdit().selectAll()
+    qtbot.keyClicks(right.lineEdit(), ".5")
+    assert right.text() == ".5 %" and right.answer() is None
+    window.commit()
+    assert "Right breast, malignant: .5 % is not a whole percentage" in window.status_label.text()
+    assert store.read("SELECT COUNT(*) FROM study_reads") == [(0,)]
+    # and a value set with the arrows after a refusal is an answer: the commit refused a "7.5 %" no longer shown
+    qtbot.keyClick(right.lineEdit(), Qt.Key.Key_Tab)
+    assert right.text() == "—" and right.past_range() == ".5 %"
+    right.stepBy(3)
+    assert right.answer() == 2 and right.past_range() is None
+    # the refusal line was the last case's form's, and it stayed on the next case
+    assert "not taken" in window.reader_panel.saved_label.text()
+    window.show_case(window.position)
+    assert window.reader_panel.saved_label.text() == ""
     window.close()
 
 

@@ -228,6 +228,7 @@ class StudyReadingWindow(QMainWindow):
         self.header.setText(f"{self.info['name']} — reader {self.session.reader} — {session}{label}{training}")
         self.setWindowTitle(f"Mammo Reader — study {self.info['name']} — {self.session.reader} — {label}")
         self.hanging.set_case_label(label)
+        self.reader_panel.saved_label.setText("")  # a refusal said of the last case's form is not this case's
         self.exam = None
         self._set_marks([])
         self._carried_marks, self._carried_at = [], None

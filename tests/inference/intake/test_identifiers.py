@@ -1,0 +1,15 @@
+"""Removing identifiers from notes keeps what names a view only."""
+
+from inference.intake.identifiers import names_a_view_only, remove_identifiers
+
+
+def test_a_file_named_by_its_view_is_no_identifier_and_the_view_stays_in_the_note():
+    """A deployer's re-test: files named R-MLO.dcm made "R-MLO" an identifier, and a de-identified export read
+    "POSSIBLE LATERALITY ERROR: … is labelled …, … move it to …"."""
+    note = "POSSIBLE LATERALITY ERROR: R-MLO.dcm of PID123 is labelled R-MLO; move it to L-MLO"
+    assert remove_identifiers(note, ["/data/SMITH^JANE/lat/R-MLO.dcm", "PID123"]) == \
+        "POSSIBLE LATERALITY ERROR: R-MLO.dcm of … is labelled R-MLO; move it to L-MLO"
+    assert all(names_a_view_only(word) for word in ("R-MLO", "0_L-CC", "R-CC_retake.dcm", "LCC", "left_cc_2"))
+    # an accession, a name beside a view, CBIS-DDSM's per-file patient IDs: identifiers still
+    assert not any(names_a_view_only(word) for word in ("12345", "SMITH_LCC", "Mass-Test_P_00820_LEFT_CC", "lat"))
+    assert remove_identifiers("used SMITH_LCC.dcm", ["/data/x/SMITH_LCC.dcm"]) == "used …"
