@@ -79,11 +79,12 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict |
         rule = "+".join(entry.malignancy)
 
         def add(level: str, view: str, breast: str, probabilities, malignant, counted: bool,
-                model=model, rule=rule, class_breasts=None, views_used: str = "") -> None:
+                model=model, rule=rule, class_breasts=None, views_used: str = "", breast_views=None) -> None:
             place = {**common, **model, "level": level, "view": view, "breast": breast, "counted": counted,
                      "views_used": views_used or view}
             for name, value in probabilities.items():
-                where = {**place, "breast": (class_breasts or {}).get(name, breast)}
+                own = (class_breasts or {}).get(name, breast)  # an exam class row: its own breast's views
+                where = {**place, "breast": own, "views_used": (breast_views or {}).get(own, place["views_used"])}
                 rows.append({**where, "kind": "class", "class": name, "probability": _finite(value, place, name)})
             if rule:
                 rows.append({**place, "kind": "malignancy", "class": rule,
@@ -104,11 +105,11 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict |
         decision = result.exam.get(entry.id)
         if decision is not None:
             deciding = decision.breast.value if decision.breast is not None else ""
-            breast = result.breasts.get(decision.breast) if decision.breast is not None else None
-            scores = breast.entries.get(entry.id) if breast is not None else None
+            views_of = {side.value: "+".join(v.value for v in b.entries[entry.id].views)
+                        for side, b in result.breasts.items() if entry.id in b.entries}
             add("exam", "", deciding, decision.probabilities, decision.malignant, True,
                 class_breasts=_class_breasts(result, entry.id, decision.probabilities, deciding),
-                views_used="+".join(v.value for v in scores.views) if scores is not None else "")
+                views_used=views_of.get(deciding, ""), breast_views=views_of)
     return rows
 
 

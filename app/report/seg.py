@@ -85,8 +85,8 @@ def write_saliency_segs(content, folder: str | Path) -> list[Path]:
         raise ReportError("saliency segmentations need an analysis result" + (
             f" ({content.report.model_withheld})" if content.report.model_withheld else ""))
     algorithm = hd.AlgorithmIdentificationSequence(  # the weights as every output names them (was the software's
-        name=f"{entry.family.upper()} {entry.label}"[:64],  # version, which the SEG says in Software Versions)
-        version=", ".join(m.weights_id for m in entry.members)[:64], family=codes.cid7162.ArtificialIntelligence)
+        name=_algorithm_name(entry), version=_weights_version(entry),  # version, said in Software Versions)
+        family=codes.cid7162.ArtificialIntelligence)
     folder = Path(folder)
     suffix = f"_{entry.id}" if len(result.entries) > 1 else ""
     written = []
@@ -159,6 +159,21 @@ def _write_segmentation(content, source, stack: np.ndarray, segments: list, kind
     with atomic_path(path) as temporary:
         seg.save_as(temporary, enforce_file_format=True)
     return path
+
+
+def _algorithm_name(entry) -> str:
+    """The model's label led by its family unless the label names it ("GMIC GMIC ensemble of 4" read twice)."""
+    family = entry.family.upper()
+    return (entry.label if entry.label.upper().startswith(family) else f"{family} {entry.label}")[:64]
+
+
+def _weights_version(entry) -> str:
+    """The members' weights (``weights_id``) within the 64 characters a LO holds: an ensemble too long for it is
+    its first member and how many more (a hash was cut in the middle: "…, sha256 88a81515bb0d, s")."""
+    whole = ", ".join(m.weights_id for m in entry.members)
+    if len(whole) <= 64:
+        return whole
+    return f"{entry.members[0].weights_id} + {len(entry.members) - 1} more (ensemble)"[:64]
 
 
 def _valid_orientation(source) -> list[str] | str:

@@ -91,6 +91,15 @@ def _region_graphic(region, rows: int, cols: int) -> np.ndarray:
     return np.array([[left, top], [right, top], [right, bottom], [left, bottom], [left, top]], float)
 
 
+def sr_character_set(source: pydicom.Dataset) -> str | list[str]:
+    """UTF-8 (ISO_IR 192) where the source declares no set or ASCII, so that the SR's own text (a model's name
+    in any script) is whole: it was written as "?"; a source's own set (Latin-1, ISO 2022 for Japanese) is kept,
+    the names being in it."""
+    declared = source.get("SpecificCharacterSet") or ""
+    values = [str(v) for v in declared] if isinstance(declared, pydicom.multival.MultiValue) else [str(declared)]
+    return "ISO_IR 192" if all(v.strip() in ("", "ISO_IR 6") for v in values) else declared
+
+
 def algorithm_of(entry, provenance) -> hd.sr.AlgorithmIdentification:
     """The model an entry's groups come from (TID 4019): its name, its weights' identity (the hash the PDF and the
     screen show) and how it ran; a demo model says so."""
@@ -99,7 +108,7 @@ def algorithm_of(entry, provenance) -> hd.sr.AlgorithmIdentification:
     if any(m.demo for m in entry.members):
         from app.report.content import DEMO_WARNING  # noqa: PLC0415
 
-        parameters.append(DEMO_WARNING)
+        parameters.append(DEMO_WARNING.replace("—", "-"))  # a dash every character set holds
     return hd.sr.AlgorithmIdentification(name=entry.label, version=", ".join(versions), parameters=parameters,
                                          manufacturer="Mammo Reader")
 
@@ -191,6 +200,7 @@ def write_sr(content, path: str | Path) -> Path:
             sop_instance_uid=hd.UID(), instance_number=1, manufacturer="Mammo Reader",
             series_description=version.described(f"AI decision support ({families})"), is_complete=True,
             is_final=False, is_verified=False, previous_versions=earlier or None,
+            specific_character_set=sr_character_set(next(iter(sources.values()))),
         )
     scheme = pydicom.Dataset()  # the private scheme, described where the standard asks (PS3.3 C.12.1.1.3.1)
     scheme.CodingSchemeDesignator = SCHEME

@@ -56,9 +56,12 @@ def test_an_exam_class_row_names_the_breast_its_probability_is_of():
 def test_a_breast_row_names_the_views_its_score_was_taken_over():
     """A deployer's audit: a left breast scored from its CC alone looked in the table like a two-view breast."""
     entry = ModelEntry("m", "benign and malignant", "stub", ("benign", "malignant"), ("malignant",), False, ())
-    probabilities = {"benign": 0.1, "malignant": 0.3}
-    answer = EntryViewResult(probabilities, dict.fromkeys(probabilities, 0.0), (), (), {}, (), "", None)
-    views = {view: ViewResult(view, (10, 10), {"m": answer}) for view in (View.L_CC, View.R_CC, View.R_MLO)}
+    def answer(benign, malignant):
+        probabilities = {"benign": benign, "malignant": malignant}
+        return EntryViewResult(probabilities, dict.fromkeys(probabilities, 0.0), (), (), {}, (), "", None)
+
+    given = {View.L_CC: answer(0.4, 0.2), View.R_CC: answer(0.1, 0.6), View.R_MLO: answer(0.1, 0.6)}
+    views = {view: ViewResult(view, (10, 10), {"m": a}) for view, a in given.items()}
     breasts = breast_results(views, (entry,))
     result = ExamResult((entry,), views, breasts, exam_decisions(breasts, (entry,)),
                         Provenance((), "cpu", Mode.EXACT, "test", 1))
@@ -66,5 +69,9 @@ def test_a_breast_row_names_the_views_its_score_was_taken_over():
     used = {(r["level"], r["view"] or r["breast"]): r["views_used"] for r in rows if r["kind"] == "malignancy"}
     assert used[("breast", "L")] == "L-CC" and used[("breast", "R")] == "R-CC+R-MLO"
     assert used[("view", "L-CC")] == "L-CC"
-    deciding = next(r["breast"] for r in rows if r["level"] == "exam")
+    deciding = next(r["breast"] for r in rows if r["level"] == "exam" and r["kind"] == "malignancy")
     assert used[("exam", deciding)] == used[("breast", deciding)]
+    # an exam class row of the other breast (independent classes: each class's maximum over the breasts) names
+    # that breast's views, not the deciding breast's (a deployer's re-test)
+    exam = {(r["kind"], r["class"]): (r["breast"], r["views_used"]) for r in rows if r["level"] == "exam"}
+    assert exam[("class", "benign")] == ("L", "L-CC") and exam[("class", "malignant")] == ("R", "R-CC+R-MLO")

@@ -835,3 +835,36 @@ def test_the_structured_report_leaves_out_a_view_not_counted_and_says_a_one_view
     breasts = [str(group.tracking_identifier) for group in report.get_image_measurement_groups()
                if "breast" in str(group.tracking_identifier)]
     assert breasts and all(name.endswith("breast (CC only)") for name in breasts)
+
+
+def test_the_structured_report_says_a_demo_model_s_warning_whole(analysed, tmp_path):
+    """A deployer's re-test: the SR's demo warning read "DEMO MODEL ? trained on synthetic phantoms only ? NOT FOR
+    CLINICAL USE." (no character set declared: the dashes were not ASCII)."""
+    import dataclasses
+
+    exam, result = analysed
+    entry = result.entries[0]
+    members = tuple(dataclasses.replace(m, demo=True) for m in entry.members)
+    demo = dataclasses.replace(result, entries=(dataclasses.replace(entry, members=members),),
+                               provenance=dataclasses.replace(result.provenance, models=members))
+    path = export_report(ReportInput(exam, demo), tmp_path, formats=("sr",))[0]
+    texts = [str(e.value) for e in pydicom.dcmread(path).iterall() if e.keyword == "TextValue"]
+    warnings = [t for t in texts if "NOT FOR CLINICAL USE" in t]
+    assert warnings and not any("?" in t for t in warnings), warnings
+    assert dciodvfy(path) == []
+
+
+def test_a_seg_names_an_ensemble_s_weights_within_what_its_field_holds():
+    """A deployer's re-test: a four-model ensemble's SEG AlgorithmVersion was cut mid-hash at 64 characters
+    ("…, sha256 88a81515bb0d, s"), and its name read "GMIC GMIC ensemble of 4"."""
+    from types import SimpleNamespace
+
+    from app.report.seg import _algorithm_name, _weights_version
+
+    members = [SimpleNamespace(weights_id=f"sha256 {i}{'0' * 11}") for i in range(4)]
+    ensemble = SimpleNamespace(family="gmic", label="GMIC ensemble of 4 (ens)", members=members)
+    assert _weights_version(ensemble) == "sha256 000000000000 + 3 more (ensemble)"
+    assert _algorithm_name(ensemble) == "GMIC ensemble of 4 (ens)"
+    pair = SimpleNamespace(family="gmic", label="seeded", members=members[:2])
+    assert _weights_version(pair) == "sha256 000000000000, sha256 100000000000"
+    assert _algorithm_name(pair) == "GMIC seeded"
