@@ -80,6 +80,9 @@ def write_rjafroc_xlsx(form: Mapping[str, Any], path: str | Path) -> Path:
         sheet = workbook.create_sheet(name)
         for row in rows:
             sheet.append(row)
+            for cell in sheet[sheet.max_row]:  # a reader named "=HYPERLINK(…)" was stored as a formula that
+                if cell.data_type == "f":  # Excel ran and R read as nothing: every text is text
+                    cell.data_type = "s"
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     try:

@@ -251,3 +251,21 @@ def test_a_study_without_lesions_names_both_ways_to_give_them(tmp_path):
     store.close()
     done = main("study", "--db", tmp_path / "study.sqlite", "froc", "roc", "--out", tmp_path / "out")
     assert done.returncode != 0 and "--lesions" in done.stderr and "--truth" in done.stderr
+
+
+def test_the_rjafroc_workbook_keeps_a_name_that_looks_like_a_formula_as_text(tmp_path):
+    """A coordinator's and a deployer's re-test: a reader named '=HYPERLINK("x")' and a case '=c7' were stored
+    as formulas (openpyxl takes any text starting with "=" for one), which Excel runs and R reads as nothing."""
+    from openpyxl import load_workbook
+
+    from app.study.froc_export import write_rjafroc_xlsx
+
+    form = {"modalities": ["aided"], "readers": ['=HYPERLINK("x")'],
+            "cases": [{"id": "=c7", "abnormal": False}, {"id": "c8", "abnormal": True, "lesions": [{"id": "1"}]}],
+            "marks": [{"reader": '=HYPERLINK("x")', "modality": "aided", "case": "=c7", "lesion": None, "rating": 2.0},
+                      {"reader": '=HYPERLINK("x")', "modality": "aided", "case": "c8", "lesion": "1", "rating": 3.0}]}
+    path = write_rjafroc_xlsx(form, tmp_path / "loc.xlsx")
+    book = load_workbook(path)
+    cells = [cell for sheet in book for row in sheet.iter_rows() for cell in row]
+    assert not [cell.coordinate for cell in cells if cell.data_type == "f"]
+    assert book["NL"]["A2"].value == '=HYPERLINK("x")' and book["Key"]["B2"].value == "=c7"
