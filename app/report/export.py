@@ -135,11 +135,43 @@ def _format_of(ending: str) -> str:
     return _FORMAT_OF_ENDING.get(ending, "png")
 
 
+def written_by_mammo_reader(path: Path) -> bool:
+    """Whether ``path`` is a report file this app wrote, by what the file says of itself (a DICOM object's
+    Manufacturer, a de-identified copy's method, the PDF's creator, the PNG's Software, the JSON's schema); a file
+    of the same name the user put there is not (a re-test: a re-export deleted one)."""
+    try:
+        if path.name.endswith(".maps.npz"):  # named by its JSON, which says whose it is
+            return written_by_mammo_reader(path.with_name(path.name.removesuffix(".maps.npz") + ".json"))
+        if path.suffix == ".dcm":
+            import pydicom  # noqa: PLC0415
+            from app.report.deidentify import METHOD_TEXT  # noqa: PLC0415
+
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+            if path.name.endswith("_image.dcm"):  # a de-identified copy keeps the modality's Manufacturer
+                return METHOD_TEXT[0] in [str(v) for v in (header.get("DeidentificationMethod") or [])]
+            return str(header.get("Manufacturer", "")) == "Mammo Reader"
+        if path.suffix == ".png":
+            from PIL import Image  # noqa: PLC0415
+
+            with Image.open(path) as picture:
+                return str(getattr(picture, "text", {}).get("Software", "")).startswith("Mammo Reader")
+        if path.suffix == ".json":
+            import json  # noqa: PLC0415
+
+            return json.loads(path.read_text(encoding="utf-8")).get("schema") == "mammo-reader/report"
+        if path.suffix == ".pdf":  # reportlab writes its Info dictionary as plain text
+            return b"/Creator (Mammo Reader)" in path.read_bytes()
+    except Exception:  # noqa: BLE001 - unreadable, not ours, or not what its name says: never removed
+        return False
+    return False
+
+
 def remove_superseded(out: Path, file_name: str, written: list[Path], done: list[str]) -> list[Path]:
     """Remove an earlier export's files of this report (same name, same folder) in a format this export wrote
     that it did not write again: another model's SEGs, the PNG of a view the exam no longer has, the JSON's maps
     beside no JSON. They lay beside the new files as if of this export (a folder sent to the PACS sent both
-    models' segmentations). Files of formats not written now stay. Returns what was removed."""
+    models' segmentations). Files of formats not written now stay, and so does any file this app did not write
+    (:func:`written_by_mammo_reader`). Returns what was removed."""
     names = {path.name for path in written}
     candidates = [out / name for name in report_file_names(file_name)]
     if "seg" in done:  # named by model: listed (only then; a report run's one folder may hold thousands)
@@ -148,7 +180,8 @@ def remove_superseded(out: Path, file_name: str, written: list[Path], done: list
     for path in candidates:
         match = REPORT_FILE.fullmatch(path.name)
         if (path.name in names or not match or match["name"] != file_name
-                or _format_of(path.name[len(file_name):]) not in done or not path.is_file()):
+                or _format_of(path.name[len(file_name):]) not in done or not path.is_file()
+                or not written_by_mammo_reader(path)):
             continue
         path.unlink(missing_ok=True)
         removed.append(path)

@@ -797,20 +797,29 @@ def test_a_json_report_names_each_view_s_image_and_de_identified_only_its_mapped
 def test_an_export_replaces_the_exam_s_earlier_files_of_the_formats_it_writes_and_leaves_the_rest(analysed, tmp_path):
     """Re-exported with other models, an exam's folder kept the earlier export's segmentations beside the new ones
     (a folder sent to the PACS sent both); a view's PNG the exam no longer has stayed as if of this export."""
-    from app.report.content import ReportContent
+    import dataclasses
 
     exam, result = analysed
     name = ReportContent(ReportInput(exam, result)).file_name
-    stale = [f"{name}_L-CC_other-model_saliency_seg.dcm", f"{name}_R-MLO_detections_seg.dcm"]
+    # an earlier export with two models side by side: each model's SEGs named by its id
+    two = dataclasses.replace(result, entries=(result.entries[0], dataclasses.replace(result.entries[0], id="other")),
+                              views={v: dataclasses.replace(r, entries={**r.entries, "other": r.entries[result.entries[0].id]})
+                                     for v, r in result.views.items()})
+    earlier = [p.name for p in export_report(ReportInput(exam, two), tmp_path, formats=("seg",))]
+    stale = [file for file in earlier if "_other_" in file]
+    assert stale
+    # the user's own files, named as a report's would be (a re-test: a re-export deleted one of them), and files of
+    # formats not written now
+    users = [f"{name}_L-CC_mine_saliency_seg.dcm", f"{name}_L-MLO.png"]
     kept = [f"{name}.json", f"{name}.maps.npz", f"{name}_L-CC_image.dcm", f"{name}_followup.pdf", "other.pdf",
-            f"{name}_L-CC_notes.txt"]
-    for file in stale + kept:
+            f"{name}_L-CC_notes.txt", *users]
+    for file in kept:
         (tmp_path / file).write_bytes(b"earlier")
     written = export_report(ReportInput(exam, result), tmp_path, formats=("png", "seg"))
     assert written and all(path.read_bytes() != b"earlier" for path in written)
     assert not any((tmp_path / file).exists() for file in stale)
     assert all((tmp_path / file).read_bytes() == b"earlier" for file in kept)
-    # the JSON written again: its earlier maps, which the new JSON names too, are replaced, not left behind
+    # the JSON written again: the user's file of its name is replaced as before (same name), not left behind
     export_report(ReportInput(exam, result), tmp_path, formats=("json",))
     assert (tmp_path / f"{name}.maps.npz").read_bytes() != b"earlier"
 
