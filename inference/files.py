@@ -22,13 +22,15 @@ WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)
 
 def file_stem(text: str, limit: int = 40) -> str:
     """``text`` (an accession number, a model ID from a table) as a file name in a folder the caller chose: word
-    characters, dots and hyphens only, so never a path ("../x", "/abs"), no leading dot (a hidden file, "..") and
-    no Windows device name ("CON"); "" when nothing of it is left."""
+    characters, dots and hyphens only, so never a path ("../x", "/abs"), no leading dot (a hidden file, "..") or
+    hyphen (an option to a shell command) and no Windows device name ("CON"); "" when nothing of it is left."""
     return _not_a_device(re.sub(r"[^\w.-]+", "_", text).strip("_").lstrip(".")[:limit])
 
 
 def _not_a_device(stem: str) -> str:
-    return f"_{stem}" if stem.split(".")[0].upper() in WINDOWS_DEVICES else stem
+    """``stem`` with "_" before it where it is a Windows device name, or where it starts with "-" (a folder "-c1"
+    is taken for an option by the tools that open it: ``rm -c1``)."""
+    return f"_{stem}" if stem.split(".")[0].upper() in WINDOWS_DEVICES or stem.startswith("-") else stem
 
 
 def distinct_file_stem(text: str, fallback: str = "x") -> str:

@@ -206,6 +206,10 @@ def test_a_model_id_that_is_a_path_never_writes_outside_the_output_folder(tmp_pa
     assert not list(deployed.iterdir()) and len(list(out.iterdir())) == 3
     assert distinct_file_stem("gmic-v2.1") == "gmic-v2.1"  # a plain name stays itself
     assert distinct_file_stem("a/b") != distinct_file_stem("a_b") and distinct_file_stem("CON").startswith("_CON-")
+    # a name starting with "-" is an option to the shell's tools ("-c1", a coordinator's batch folder)
+    from inference.files import file_stem
+
+    assert distinct_file_stem("-c1").startswith("_-c1-") and file_stem("-123") == "_-123"
 
 
 def test_an_enriched_set_never_replaces_a_screening_calibration_and_says_what_its_own_is(tmp_path):
