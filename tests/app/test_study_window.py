@@ -84,6 +84,8 @@ def test_read_three_cases_blinded_then_aided(qtbot, study):
         window.reveal()
         qtbot.waitUntil(lambda: window.ai_box.isVisible(), timeout=10_000)
         assert "malignant" in window.ai_label.text()
+        # as the workstation writes a model's score: never "0.0 %" (a coordinator's re-test)
+        assert " 0.0 %" not in window.ai_label.text() and " 100.0 %" not in window.ai_label.text()
         shown = [w for w in window.hanging.views.values() if w.result is not None]
         assert shown and shown[0].heatmap_item("malignant").isVisible()
         assert "locked" in window.locked_label.text()

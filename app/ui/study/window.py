@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.model_table import model_percent
 from app.reading import read_disagreements
 from app.ui.forms import fit_to_screen
 from app.study.blinding import scrub
@@ -364,8 +365,10 @@ class StudyReadingWindow(QMainWindow):
                 scores = result.breasts[side].entries.get(entry.id) if side in result.breasts else None
                 if scores is not None:
                     value = scores.malignant if scores.malignant is not None else None
-                    text = f"malignant {100 * value:.1f} %" if value is not None else ", ".join(
-                        f"{c} {100 * p:.0f} %" for c, p in scores.probabilities.items())
+                    # as the workstation and the reports write a model's score ("< 0.1 %", not "0.0 %": no
+                    # certainty; a coordinator's re-test)
+                    text = f"malignant {model_percent(value, entry)}" if value is not None else ", ".join(
+                        f"{c} {model_percent(p, entry)}" for c, p in scores.probabilities.items())
                     lines.append(f"{'Right' if side == 'R' else 'Left'} breast: {text}")
             self.ai_label.setText("\n".join(lines))
         elif show_ai:
