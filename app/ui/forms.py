@@ -143,7 +143,8 @@ class _NextExamKeysPassThrough:
         super().keyPressEvent(event)
 
 
-_NUMBER = re.compile(r"-?(?:\d{1,6}(?:[.,]\d*)?|[.,]\d*)")  # ".5" too: a decimal without its leading 0
+_WHOLE = re.compile(r"\+?[0-9]{1,6}")  # ASCII digits: Qt dropped a full-width "５" without a sign
+_DECIMAL = re.compile(r"\+?(?:[0-9]{1,6}(?:[.,][0-9]*)?|[.,][0-9]+)")  # "," or "." as the mark, whatever the locale
 
 
 class _UnfinishedIsNoAnswer:
@@ -152,10 +153,11 @@ class _UnfinishedIsNoAnswer:
     the box loses the focus: an aided answer cleared to be retyped was committed as the unaided value it
     started from. :meth:`answer` is None for it, and leaving the box shows "—".
 
-    A number past the range stays on screen as typed: Qt refused the keystroke, so "150" showed "15 %", a value
-    the reader never meant. :meth:`past_range` names it, and goes on naming it after the box is left (which
-    clears it and tells ``on_refused``) until the box is edited or set again: clicking Commit takes the focus
-    first, and the commit still refuses it."""
+    Whatever is typed stays on screen as typed, and anything but a number the box holds is no answer: Qt refused
+    the keystroke without a sign, so "150" showed "15 %", "2.5" and ".5" "25 %" and "5 %", "1e2" "12 %", "1５"
+    "1 %" — values the reader never meant, and committed so. :meth:`past_range` names such an entry, and goes on
+    naming it after the box is left (which clears it and tells ``on_refused``) until the box is edited or set
+    again: clicking Commit takes the focus first, and the commit still refuses it."""
 
     on_refused: Callable[[str], None] | None = None
 
@@ -186,25 +188,29 @@ class _UnfinishedIsNoAnswer:
 
     def validate(self, text: str, pos: int):
         state, shown, cursor = super().validate(text, pos)
-        if state == QValidator.State.Invalid and self._outside(shown) is not None:
+        if self._outside(shown) is not None:  # Qt's Invalid dropped the key; its Acceptable took "5." for 5
             state = QValidator.State.Intermediate  # shown as typed, and no answer
         return state, shown, cursor
 
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
+        if self._outside(self.text()) is not None:  # Up on "2.5 %" made it "2 %" without a word: retyped instead
+            return
+        super().stepBy(steps)
+
     def past_range(self) -> str | None:
-        """The number typed outside 0 to the maximum, as "150 %", or with decimals in a box of whole numbers, as
-        "2.5 %", while it is in the box or since it was cleared from it on leaving (until the box is edited or
-        set); else None."""
+        """What was typed that is no number the box holds ("150 %", "2.5 %" in a box of whole numbers, "1e2 %"),
+        while it is in the box or since it was cleared from it on leaving (until the box is edited or set); else
+        None."""
         return self._outside(self.text()) or self._refused
 
     def _outside(self, text: str) -> str | None:
         raw = text.removeprefix(self.prefix()).removesuffix(self.suffix()).strip()
-        if not _NUMBER.fullmatch(raw):  # "," or "." as the decimal mark, whatever the locale
+        if not raw or raw in "+-" or raw == self.specialValueText():  # emptied, a lone sign, not given: no
+            return None  # answer, nothing refused
+        number = _WHOLE if self._whole_numbers() else _DECIMAL
+        if number.fullmatch(raw) and float(raw.replace(",", ".")) <= self.maximum():
             return None
-        number = float(raw.replace(",", ".")) if any(c.isdigit() for c in raw) else 0.0  # "." alone: typing on
-        # a decimal mark in a box of whole numbers: Qt dropped it without a sign, and "2.5" stood as "25 %", ten
-        # times what the reader meant, and was committed so (a reader-study coordinator's finding)
-        fraction = self._whole_numbers() and any(mark in raw for mark in ".,")
-        return f"{raw}{self.suffix()}" if number < 0 or number > self.maximum() or fraction else None
+        return f"{raw}{self.suffix()}"
 
     def _whole_numbers(self) -> bool:
         decimals = getattr(self, "decimals", None)

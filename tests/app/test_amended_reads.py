@@ -612,7 +612,8 @@ def test_the_commit_keeps_the_form_and_its_confirmation_in_sight_on_a_small_scre
 
 def test_a_letter_typed_in_a_percentage_is_said_not_taken(qtbot, store, tmp_path, stub_model):
     """A reader typed "4o" for 40: Qt dropped the "o" without a sign, the box showed "4 %" and 4 % was committed
-    (seen in a reader study on X). The letter is said not taken, beside the box."""
+    (seen in a reader study on X). The letter is said not taken, beside the box, and the box shows what was typed,
+    no answer ("1e2" had stood as "12 %" after the letter's line, and was committed so: a coordinator's re-test)."""
     window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
     window.activateWindow()
     reader = window.scores.reader
@@ -620,7 +621,7 @@ def test_a_letter_typed_in_a_percentage_is_said_not_taken(qtbot, store, tmp_path
     spin.setFocus()
     spin.lineEdit().selectAll()
     qtbot.keyClicks(spin, "4o")
-    assert spin.text() == "4 %"
+    assert spin.text() == "4o %" and spin.answer() is None and reader.value("R") is None
     assert reader.saved_label.text() == ('Right breast, malignant: the letter "o" is not a whole percentage from 0 to 100; '
                                          "not taken.")
 

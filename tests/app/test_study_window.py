@@ -800,3 +800,30 @@ def test_the_reading_and_results_screens_fit_a_small_screen(qtbot, study):
     reading = reading_screen(qtbot, open_reading(store, study_id, "A"))
     assert (reading.width(), reading.height()) == (1600, 1000)
     reading.close()
+
+
+@pytest.mark.parametrize("typed", ["1e2", "5e1", "1５", "5.", "2,5", "101", "4o"])
+def test_whatever_is_typed_stays_as_typed_and_only_a_whole_percentage_is_an_answer(qtbot, typed):
+    """A coordinator's re-test of the percentage boxes: "1e2" stood as "12 %" (the letter dropped, its line said,
+    the value committed), "5e1" as 51 %, a full-width "1５" as 1 %, "5." in the benign box as 5 %. Every box now
+    shows what was typed, it is no answer until it is a whole percentage from 0 to 100, and Up does not step from it
+    (it made "2.5 %" "2 %" without a word)."""
+    from app.ui.workstation.score_panel import ReaderPanel  # noqa: PLC0415
+
+    panel = ReaderPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    for box in (panel.inputs["R"].spin, panel.inputs["R"].benign):
+        box.setFocus()
+        qtbot.waitUntil(box.hasFocus, timeout=5_000)
+        box.lineEdit().selectAll()
+        for character in typed:  # QTest types Latin-1 only: the full-width digit is inserted as an input method does
+            if character.isascii():
+                qtbot.keyClicks(box.lineEdit(), character)
+            else:
+                box.lineEdit().insert(character)
+        assert box.answer() is None, (typed, box.text())
+        assert box.past_range() is not None, (typed, box.text())
+        box.stepBy(1)
+        assert box.answer() is None, (typed, box.text())
+    assert panel.value("R") is None and len(panel.refused_entries()) == 2
