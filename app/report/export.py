@@ -108,7 +108,7 @@ def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "
                 errors.append(error)
             else:
                 done.append("images")
-        remove_superseded(out, content.file_name, written, done)
+        remove_superseded(out, content, written, done)
     except BaseException:  # a bug, an interrupt: the export fails whole, with no file of it left to pass for one
         for path in _written_since(out, content.file_name, started):  # also what a writer wrote before it failed
             path.unlink(missing_ok=True)
@@ -135,43 +135,56 @@ def _format_of(ending: str) -> str:
     return _FORMAT_OF_ENDING.get(ending, "png")
 
 
-def written_by_mammo_reader(path: Path) -> bool:
-    """Whether ``path`` is a report file this app wrote, by what the file says of itself (a DICOM object's
-    Manufacturer, a de-identified copy's method, the PDF's creator, the PNG's Software, the JSON's schema); a file
-    of the same name the user put there is not (a re-test: a re-export deleted one)."""
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+def earlier_export_of(path: Path, content: ReportContent) -> bool:
+    """Whether ``path`` is a file of an earlier export of this report, by what the file says of itself: a SEG of
+    this exam's study (its UID as is or as de-identified) whose Manufacturer is Mammo Reader, a de-identified copy
+    of this study's image, a PNG whose Software is Mammo Reader and whose title names this exam, the maps of such
+    a JSON. A file of the same name that the user put there is not one, nor another exam's report or the app's
+    own phantom images renamed (re-tests: a re-export deleted both)."""
     try:
         if path.name.endswith(".maps.npz"):  # named by its JSON, which says whose it is
-            return written_by_mammo_reader(path.with_name(path.name.removesuffix(".maps.npz") + ".json"))
+            return earlier_export_of(path.with_name(path.name.removesuffix(".maps.npz") + ".json"), content)
         if path.suffix == ".dcm":
             import pydicom  # noqa: PLC0415
-            from app.report.deidentify import METHOD_TEXT  # noqa: PLC0415
+
+            from app.report.deidentify import METHOD_TEXT, Deidentifier  # noqa: PLC0415
 
             header = pydicom.dcmread(path, stop_before_pixels=True)
+            studies = {str(image.study.get("study_uid", "")) for image in content.exam.views.values()} - {""}
+            studies |= {Deidentifier().uid(uid) for uid in studies}
+            if str(header.get("StudyInstanceUID", "")) not in studies:
+                return False
             if path.name.endswith("_image.dcm"):  # a de-identified copy keeps the modality's Manufacturer
                 return METHOD_TEXT[0] in [str(v) for v in (header.get("DeidentificationMethod") or [])]
-            return str(header.get("Manufacturer", "")) == "Mammo Reader"
+            return (str(header.get("Manufacturer", "")) == "Mammo Reader"
+                    and str(header.get("SOPClassUID", "")) == SEGMENTATION_STORAGE)
         if path.suffix == ".png":
             from PIL import Image  # noqa: PLC0415
 
             with Image.open(path) as picture:
-                return str(getattr(picture, "text", {}).get("Software", "")).startswith("Mammo Reader")
+                text = getattr(picture, "text", {})
+                return (str(text.get("Software", "")).startswith("Mammo Reader")
+                        and str(text.get("Title", "")).startswith(f"{content.label} "))
         if path.suffix == ".json":
             import json  # noqa: PLC0415
 
-            return json.loads(path.read_text(encoding="utf-8")).get("schema") == "mammo-reader/report"
-        if path.suffix == ".pdf":  # reportlab writes its Info dictionary as plain text
-            return b"/Creator (Mammo Reader)" in path.read_bytes()
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return data.get("schema") == "mammo-reader/report" and data.get("exam") == content.label
     except Exception:  # noqa: BLE001 - unreadable, not ours, or not what its name says: never removed
         return False
-    return False
+    return False  # the PDF, the SR and the ePDF have one name each: written again, never left behind
 
 
-def remove_superseded(out: Path, file_name: str, written: list[Path], done: list[str]) -> list[Path]:
+def remove_superseded(out: Path, content: ReportContent, written: list[Path], done: list[str]) -> list[Path]:
     """Remove an earlier export's files of this report (same name, same folder) in a format this export wrote
     that it did not write again: another model's SEGs, the PNG of a view the exam no longer has, the JSON's maps
     beside no JSON. They lay beside the new files as if of this export (a folder sent to the PACS sent both
-    models' segmentations). Files of formats not written now stay, and so does any file this app did not write
-    (:func:`written_by_mammo_reader`). Returns what was removed."""
+    models' segmentations). Files of formats not written now stay, and so does any file that is no earlier
+    export of this report (:func:`earlier_export_of`). Returns what was removed."""
+    file_name = content.file_name
     names = {path.name for path in written}
     candidates = [out / name for name in report_file_names(file_name)]
     if "seg" in done:  # named by model: listed (only then; a report run's one folder may hold thousands)
@@ -181,7 +194,7 @@ def remove_superseded(out: Path, file_name: str, written: list[Path], done: list
         match = REPORT_FILE.fullmatch(path.name)
         if (path.name in names or not match or match["name"] != file_name
                 or _format_of(path.name[len(file_name):]) not in done or not path.is_file()
-                or not written_by_mammo_reader(path)):
+                or not earlier_export_of(path, content)):
             continue
         path.unlink(missing_ok=True)
         removed.append(path)

@@ -15,14 +15,14 @@ from pathlib import Path
 
 from app.dates import dicom_date
 from inference.intake.exam import Exam
-from inference.intake.identifiers import REMOVED, path_words, remove_identifiers
+from inference.intake.identifiers import REMOVED, names_a_view_only, path_words, remove_identifiers
 from inference.intake.image import PatientInfo, ViewImage
 
 _PATH = re.compile(  # POSIX paths, drive-letter and UNC Windows paths (not DICOM multi-values such as P\L)
     r"[^\s:;,()'\"]*/[^\s:;,()'\"]*|\b[A-Za-z]:\\[^\s:;,()'\"]*|\\\\[^\s:;,()'\"]+")
-# a whole file name, but not one that is only a view's ("L-CC.dcm" names no one, and a reason lost its file)
-_FILE = re.compile(r"(?<![^\s:;,()'\"])(?![LR]-(?:CC|MLO)\.(?:dcm|dicom|png)\b)"
-                   r"[^\s:;,()'\"]+\.(?:dcm|dicom|ima|png|tiff?|jpe?g|json|csv|zip)\b", re.IGNORECASE)
+# a whole file name, but not one that only names a view ("L-CC.dcm", "0_R-MLO.png", "R-CC_retake.dcm" name no one,
+# and a reason lost its file: ``names_a_view_only``)
+_FILE = re.compile(r"(?<![^\s:;,()'\"])[^\s:;,()'\"]+\.(?:dcm|dicom|ima|png|tiff?|jpe?g|json|csv|zip)\b", re.IGNORECASE)
 _DATE = re.compile(
     r"(?<!\d)(?:(?:19|20)\d{2}[-.]?(?:0[1-9]|1[0-2])[-.]?(?:0[1-9]|[12]\d|3[01])"  # 20240101, 2024-01-01
     r"|(?:0?[1-9]|[12]\d|3[01])[-.](?:0?[1-9]|1[0-2])[-.](?:19|20)\d{2})(?!\d)"  # 01.01.2024
@@ -54,7 +54,9 @@ def scrub(text: str, identifiers: Iterable[str]) -> str:
     """``text`` with every identifier (:func:`remove_identifiers`) and any path, file name, date and UID
     replaced by "…"."""
     text = remove_identifiers(text, identifiers)
-    for pattern in (_PATH, _FILE, _DATE, _UID):
+    text = _PATH.sub(REMOVED, text)
+    text = _FILE.sub(lambda found: found[0] if names_a_view_only(found[0]) else REMOVED, text)
+    for pattern in (_DATE, _UID):
         text = pattern.sub(REMOVED, text)
     return text
 

@@ -55,6 +55,11 @@ PERSON_NAME_FIELDS = ("PatientName", "ReferringPhysicianName")
 ID_FIELDS = ("PatientID", "OtherPatientIDs", "AccessionNumber")
 
 
+# CBIS-DDSM's per-image patient IDs ("Mass-Test_P_00820_LEFT_CC") hold the patient's key, which the intake names
+CBIS_DDSM_PATIENT = re.compile(r"(?:Mass|Calc)-(?:Training|Test)_(P_\d{5})_")
+DATASET_NAMES = frozenset({"DDSM", "CBIS-DDSM"})  # a public data set's name in StudyID names no one ("CBIS-…")
+
+
 def header_identifiers(paths: Iterable[Path]) -> set[str]:
     """What the DICOM headers of ``paths`` hold that could identify the patient or the study (each name also
     word by word, each date also as YYYY-MM-DD): the words to remove from a message about files that may not
@@ -79,5 +84,7 @@ def header_identifiers(paths: Iterable[Path]) -> set[str]:
                     found |= set(text.replace("^", " ").split())  # words ("The Breast Centre") name no one
                 if len(text) == 8 and text.isdigit():
                     found.add(f"{text[:4]}-{text[4:6]}-{text[6:]}")
-    return {text for text in found if text}
+                if keyword in ID_FIELDS and (patient := CBIS_DDSM_PATIENT.match(text)):
+                    found.add(patient[1])  # the exam's own messages name the patient "P_00173" (a re-test)
+    return {text for text in found if text and text not in DATASET_NAMES}
 

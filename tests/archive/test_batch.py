@@ -591,6 +591,28 @@ def test_a_deidentified_failure_names_no_file_and_no_header_identifier(tmp_path,
     for identifier in ("PID000111", PATIENT_ID, "PRIVHOSP", "Testperson", "Otherperson", "PID987654"):
         assert identifier not in said, said
 
+
+def test_a_deidentified_failure_names_no_cbis_ddsm_patient_key(tmp_path):
+    """A re-test: two CBIS-DDSM patients in one folder; the de-identified failure read "patient P_00173
+    (CBIS-…): …; patient P_00820 (CBIS-…)": the intake's patient keys were no identifier, and the data set's
+    StudyID "DDSM" was one."""
+    from app.archive.sources import ExamItem
+    from app.archive.unit import failure_reason
+    from inference.intake.exam import load_exam
+    from tests.inference.intake.dicom_factory import make_dataset, sample_pixels, write
+
+    folder = tmp_path / "exam2"
+    folder.mkdir()
+    for view, patient in (("L-CC", "Mass-Test_P_00173_LEFT_CC"), ("R-CC", "Mass-Test_P_00820_RIGHT_CC")):
+        write(make_dataset(sample_pixels(view), view, PatientID=patient, StudyID="DDSM"), folder, f"{view}.dcm")
+    with pytest.raises(MammoError) as caught:
+        load_exam(folder)
+    reason = failure_reason(caught.value)
+    assert "P_00173" in reason and "P_00820" in reason
+    said = ExamItem("anon-80", "anon-80", opens=str(folder)).redacted(reason)
+    assert "P_00173" not in said and "P_00820" not in said and "(CBIS-DDSM)" in said, said
+
+
 def test_a_deidentified_failure_keeps_the_words_that_name_no_one(tmp_path):
     """Found in review: an institution's words ("The Breast Imaging Centre"), a StudyID of "100" and a file
     named after its view were taken out of every reason ("… model gmic refused … … image: … mask empty

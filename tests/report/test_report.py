@@ -815,10 +815,23 @@ def test_an_export_replaces_the_exam_s_earlier_files_of_the_formats_it_writes_an
             f"{name}_L-CC_notes.txt", *users]
     for file in kept:
         (tmp_path / file).write_bytes(b"earlier")
+    # Mammo Reader's files of another exam renamed under this report's names (a second re-test deleted them)
+    other = pydicom.dcmread(tmp_path / stale[0])
+    other.StudyInstanceUID = pydicom.uid.generate_uid()
+    other.save_as(tmp_path / f"{name}_R-CC_another_exam_saliency_seg.dcm")
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_itxt("Software", "Mammo Reader 0.1.0")
+    info.add_itxt("Title", "ANOTHER-EXAM L-MLO")
+    Image.new("L", (4, 4)).save(tmp_path / f"{name}_R-MLO.png", pnginfo=info)
+    kept += [f"{name}_R-CC_another_exam_saliency_seg.dcm", f"{name}_R-MLO.png"]
+    before = {file: (tmp_path / file).read_bytes() for file in kept}
     written = export_report(ReportInput(exam, result), tmp_path, formats=("png", "seg"))
     assert written and all(path.read_bytes() != b"earlier" for path in written)
     assert not any((tmp_path / file).exists() for file in stale)
-    assert all((tmp_path / file).read_bytes() == b"earlier" for file in kept)
+    assert all((tmp_path / file).read_bytes() == before[file] for file in kept)
     # the JSON written again: the user's file of its name is replaced as before (same name), not left behind
     export_report(ReportInput(exam, result), tmp_path, formats=("json",))
     assert (tmp_path / f"{name}.maps.npz").read_bytes() != b"earlier"
