@@ -164,7 +164,9 @@ def _write_segmentation(content, source, stack: np.ndarray, segments: list, kind
 def _algorithm_name(entry) -> str:
     """The model's label led by its family unless the label names it ("GMIC GMIC ensemble of 4" read twice)."""
     family = entry.family.upper()
-    return (entry.label if entry.label.upper().startswith(family) else f"{family} {entry.label}")[:64]
+    name = entry.label if entry.label.upper().startswith(family) else f"{family} {entry.label}"
+    return name if len(name) <= 64 else name[:61] + "..."  # a LO holds 64: cut, and said to be (in ASCII: a
+    # SEG of a source that declares no character set holds ASCII only)
 
 
 def _weights_version(entry) -> str:

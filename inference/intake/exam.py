@@ -453,7 +453,9 @@ def _choose(candidates: list[ViewImage], usual_flip: bool | None = False) -> tup
         # a weak cue, said as one: a CC retake showing more pectoral muscle looks more MLO-like than the first CC,
         # and the note called it "an MLO view" (a deployer's audit); the older image of the slot is the safer
         # failure (a true CC of this breast), an MLO analysed as CC the worse
-        later = " (the later acquisition: check it)" if disagreeing[0] is latest and latest.acquisition else ""
+        later = (" (the later acquisition: check it)" if disagreeing[0] is latest and latest.acquisition
+                 and latest.acquisition > max(img.acquisition for img in agreeing) else "")  # by its time, not by a
+        # series or instance number
         reason = (f"the pixels of {', '.join(img.source.name for img in disagreeing)}{later} look more like "
                   f"{'an' if other == 'MLO' else 'a'} {other} view than those of "
                   f"{', '.join(img.source.name for img in agreeing)} (pectoral muscle and shape)"

@@ -711,9 +711,16 @@ def test_a_decimal_in_a_whole_percent_box_is_no_answer_and_is_never_committed_te
     # and a value set with the arrows after a refusal is an answer: the commit refused a "7.5 %" no longer shown
     qtbot.keyClick(right.lineEdit(), Qt.Key.Key_Tab)
     assert right.text() == "—" and right.past_range() == ".5 %"
+    assert "not taken" in window.reader_panel.saved_label.text()
     right.stepBy(3)
     assert right.answer() == 2 and right.past_range() is None
-    # the refusal line was the last case's form's, and it stayed on the next case
+    # answered: the refusal's line goes (it stayed after the value was corrected and committed)
+    assert window.reader_panel.saved_label.text() == ""
+    # and a refusal line is the case's own: it stayed on the next case
+    right.setFocus()
+    right.lineEdit().selectAll()
+    qtbot.keyClicks(right.lineEdit(), "2.5")
+    qtbot.keyClick(right.lineEdit(), Qt.Key.Key_Tab)
     assert "not taken" in window.reader_panel.saved_label.text()
     window.show_case(window.position)
     assert window.reader_panel.saved_label.text() == ""

@@ -887,6 +887,9 @@ def test_a_seg_names_an_ensemble_s_weights_within_what_its_field_holds():
     ensemble = SimpleNamespace(family="gmic", label="GMIC ensemble of 4 (ens)", members=members)
     assert _weights_version(ensemble) == "sha256 000000000000 + 3 more (ensemble)"
     assert _algorithm_name(ensemble) == "GMIC ensemble of 4 (ens)"
+    long = SimpleNamespace(family="gmic", label="GMIC ensemble of 4 (ensemble_of_the_site_retrained_models_from_t2)",
+                           members=members)
+    assert len(_algorithm_name(long)) == 64 and _algorithm_name(long).endswith("...")  # cut, and said to be
     pair = SimpleNamespace(family="gmic", label="seeded", members=members[:2])
     assert _weights_version(pair) == "sha256 000000000000, sha256 100000000000"
     assert _algorithm_name(pair) == "GMIC seeded"

@@ -151,6 +151,13 @@ class ReaderPanel(QGroupBox):
         self.amendment_label.setWordWrap(True)
         self.amendment_label.hide()
         grid.addWidget(self.amendment_label, row + 2, 0, 1, 6)
+        self.changed.connect(self._refusal_answered)
+
+    def _refusal_answered(self) -> None:
+        """A box's refused entry said beside the form ("…: 2.5 % is not a whole percentage …; not taken.") goes once
+        no box holds one: it stayed on the study screen after the value was corrected and committed (a re-test)."""
+        if self.saved_label.text().endswith("; not taken.") and not self.refused_entries():
+            self.saved_label.setText("")
 
     def _slider_pressed(self, side: str) -> None:
         entry = self.inputs[side]

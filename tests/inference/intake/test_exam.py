@@ -919,3 +919,22 @@ def test_a_later_retake_set_aside_by_the_pixel_cue_is_said_to_be_the_later_acqui
     assert exam.views[View.L_CC].source.name == "first.dcm"
     assert any("the pixels of retake.dcm (the later acquisition: check it) look more like an MLO view than those "
                "of first.dcm" in w for w in exam.warnings), exam.warnings
+
+
+def test_the_pixel_cue_s_note_calls_an_image_the_later_acquisition_only_by_its_time(tmp_path):
+    """A re-test: with equal acquisition times and the instance number deciding, the note still said "the later
+    acquisition"."""
+    require_shared()
+    import cv2
+
+    from tests.inference.intake.dicom_factory import make_dataset, write
+
+    cc = cv2.imread(str(DATA / "gmic-exam0" / "0_L-CC.png"), cv2.IMREAD_UNCHANGED)[::4, ::4]
+    mlo = cv2.imread(str(DATA / "gmic-exam0" / "0_L-MLO.png"), cv2.IMREAD_UNCHANGED)[::4, ::4]
+    same = {"AcquisitionDate": "20260101", "AcquisitionTime": "100000"}
+    write(make_dataset(cc, "L-CC", InstanceNumber=1, **same), tmp_path, "first.dcm")
+    write(make_dataset(mlo, "L-CC", InstanceNumber=2, **same), tmp_path, "second.dcm")
+    exam = load_exam(tmp_path)
+    assert exam.views[View.L_CC].source.name == "first.dcm"
+    note = next(w for w in exam.warnings if w.startswith("2 images for L-CC"))
+    assert "the pixels of second.dcm look more like an MLO view" in note and "later acquisition" not in note
