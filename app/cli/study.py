@@ -45,7 +45,7 @@ def _study_id(store, name: str) -> int:
 
 def _create(store, args) -> int:
     from app.study.cases import case_mix_note, read_case_list, unread_columns_note  # noqa: PLC0415
-    from app.study.design import DEFAULT_WASHOUT_DAYS, Design, create_study  # noqa: PLC0415
+    from app.study.design import DEFAULT_WASHOUT_DAYS, Design, create_study, design_note  # noqa: PLC0415
 
     from app.study.errors import StudyError  # noqa: PLC0415
 
@@ -69,7 +69,7 @@ def _create(store, args) -> int:
     study_id = create_study(store, args.name, args.design, readers, cases, seed=args.seed,
                             washout_days=washout, lesions=lesions, scoring=rule)
     print(f"created study {args.name!r} (id {study_id}) with {len(readers)} reader{'' if len(readers) == 1 else 's'}")
-    for note in (unread_columns_note(args.cases), case_mix_note(cases)):
+    for note in (unread_columns_note(args.cases), case_mix_note(cases), design_note(args.design, readers, washout)):
         if note:
             print(f"note: {note}")
     if lesions:

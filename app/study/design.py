@@ -77,6 +77,24 @@ def crossover_arms(cases: Sequence[CaseEntry], reader: str, seed: int) -> dict[s
     return arms
 
 
+SHORT_WASHOUT_DAYS = 14
+
+
+def design_note(design: Design | str, readers: Sequence[str], washout_days: int) -> str:
+    """What a study of this design will not measure well, said when it is made ("" when nothing): a crossover's
+    washout too short for readers to forget a case, one reader (the ORH comparisons need two). A coordinator's
+    review: a 0-day washout and a one-reader study were taken without a word."""
+    notes = []
+    if Design(design) == Design.CROSSOVER and washout_days < SHORT_WASHOUT_DAYS:
+        notes.append(f"a washout of {washout_days} day{'' if washout_days == 1 else 's'} between a reader's two "
+                     "sessions: readers may remember a case from its first reading (reader studies commonly wait four "
+                     "weeks or more)")
+    if len(readers) < 2:
+        notes.append("one reader: the ORH comparisons of the modalities need two readers or more; each reader's AUCs "
+                     "are given")
+    return "; ".join(notes)
+
+
 def sessions_of(design: Design | str) -> int:
     """How many times each reader reads each case: twice in a crossover (once per session), else once."""
     return 2 if Design(design) == Design.CROSSOVER else 1

@@ -116,9 +116,15 @@ def test_study_cli_crossover_with_washout(tmp_path):
     done = run(*common, "cross", "--cases", str(tmp_path / "cases.csv"), "--readers", "A,B", "--design", "crossover",
                "--washout-days", "28")
     assert done.returncode == 0, done.stderr
+    assert "note: " not in done.stdout  # two readers, four weeks: nothing to say
     done = run(*common, "cross-default", "--cases", str(tmp_path / "cases.csv"), "--readers", "A", "--design",
                "crossover")  # no washout given: 28 days, as the New study dialog (0 let session 2 open at once)
     assert done.returncode == 0, done.stderr
+    # a coordinator's review: one reader was taken without a word, and so was a 0-day washout
+    assert "note: one reader: the ORH comparisons of the modalities need two readers or more" in done.stdout
+    done = run(*common, "cross-now", "--cases", str(tmp_path / "cases.csv"), "--readers", "A,B", "--design",
+               "crossover", "--washout-days", "0")
+    assert done.returncode == 0 and "note: a washout of 0 days between a reader's two sessions" in done.stdout
     done = run("study", "--db", str(db), "status", "cross")
     assert done.returncode == 0, done.stderr
     assert "A: session 1 of 2: 0 of 2 read" in done.stdout
@@ -126,7 +132,7 @@ def test_study_cli_crossover_with_washout(tmp_path):
     store = Store(db)
     try:
         assert store.read("SELECT design, washout_days FROM studies WHERE name LIKE 'cross%' ORDER BY name") == [
-            ("crossover", 28), ("crossover", 28)]
+            ("crossover", 28), ("crossover", 28), ("crossover", 0)]
         store_ai_results(store, 1)  # study scores, as the coordinator runs it before the reading
         session = ReadingSession(store, 1, "A")
         assert session.sessions == 2

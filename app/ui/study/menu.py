@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox
 from app.study.results import study_results
 from app.study.store import Store
 from app.study.cases import case_mix_note, read_case_list, unread_columns_note
-from app.study.design import create_study
+from app.study.design import create_study, design_note
 from app.study.errors import StudyError
 from app.study.lesions import lesions_for_new_study, lesions_summary
 from app.ui.errors import show_error
@@ -53,6 +53,7 @@ def create_and_score(
     except StudyError as error:
         raise StudyNotCreated(str(error)) from error
     note = "; ".join(n for n in (unread_columns_note(study.case_list), case_mix_note(cases),
+                                 design_note(study.design, list(study.readers), study.washout_days),
                                  lesions_summary(lesions, rule) if lesions else "") if n)
     if note:
         note_to(note)
