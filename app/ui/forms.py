@@ -205,6 +205,7 @@ class _UnfinishedIsNoAnswer:
 
     def _outside(self, text: str) -> str | None:
         raw = text.removeprefix(self.prefix()).removesuffix(self.suffix()).strip()
+        raw = raw.removesuffix("%").rstrip()  # a "%" typed after the number is the box's own: Qt drops it
         if not raw or raw in "+-" or raw == self.specialValueText():  # emptied, a lone sign, not given: no
             return None  # answer, nothing refused
         number = _WHOLE if self._whole_numbers() else _DECIMAL

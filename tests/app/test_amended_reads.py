@@ -520,6 +520,24 @@ def test_a_box_emptied_after_the_commit_is_no_amendment(qtbot, store, tmp_path, 
     assert store.read("SELECT COUNT(*) FROM exam_read_amendments") == [(0,)]
 
 
+def test_a_benign_box_emptied_after_the_commit_takes_no_answer_away(qtbot, store, tmp_path, stub_model):
+    """A re-test: the benign box emptied to be retyped after the commit, Ctrl+Enter recorded an amendment to "no
+    benign answer" without a word (the malignant box's emptying was refused)."""
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
+    set_read(window, 40, "3", "short-interval follow-up")
+    window.scores.reader.inputs["R"].benign.setValue(10)
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    window.scores.reader.inputs["R"].spin.setValue(5)  # a change, and the benign box emptied to be retyped
+    window.scores.reader.inputs["R"].benign.lineEdit().setText("")
+    assert not window.commit_estimate()
+    assert window.scores.reader.saved_label.text().startswith("Not recorded: give a benign probability for the "
+                                                              "right breast")
+    assert store.read("SELECT COUNT(*) FROM exam_read_amendments") == [(0,)]
+    window.scores.reader.inputs["R"].benign.setValue(0)  # 0 % is an answer
+    assert window.commit_estimate()
+
+
 def test_a_number_past_100_in_the_box_is_not_committed(qtbot, store, tmp_path, stub_model):
     """Typed "150": the box showed "15 %" (Qt refused the last digit) and that was committed. Now the box shows
     "150 %", nothing behind it holds 15 (Qt sent 15 on the way), and the commit refuses it, naming the breast;

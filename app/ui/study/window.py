@@ -229,6 +229,10 @@ class StudyReadingWindow(QMainWindow):
         self.header.setText(f"{self.info['name']} — reader {self.session.reader} — {session}{label}{training}")
         self.setWindowTitle(f"Mammo Reader — study {self.info['name']} — {self.session.reader} — {label}")
         self.hanging.set_case_label(label)
+        focused = self.focusWidget()
+        if focused is not None and self.reader_panel.isAncestorOf(focused):
+            focused.clearFocus()  # a box left now says its refusal now, and the line goes with the case (it was
+            # said on the next case's committed form, as if of its answers)
         self.reader_panel.saved_label.setText("")  # a refusal said of the last case's form is not this case's
         self.exam = None
         self._set_marks([])
@@ -369,7 +373,9 @@ class StudyReadingWindow(QMainWindow):
                     # certainty; a coordinator's re-test)
                     text = f"malignant {model_percent(value, entry)}" if value is not None else ", ".join(
                         f"{c} {model_percent(p, entry)}" for c, p in scores.probabilities.items())
-                    lines.append(f"{'Right' if side == 'R' else 'Left'} breast: {text}")
+                    # "(CC only)": a breast scored from one view says so, as the workstation and the reports do
+                    name = f"{'Right' if side == 'R' else 'Left'} breast {scores.one_view_note}".rstrip()
+                    lines.append(f"{name}: {text}")
             self.ai_label.setText("\n".join(lines))
         elif show_ai:
             self.ai_label.setText("No AI result is stored for this case.")
@@ -428,8 +434,12 @@ class StudyReadingWindow(QMainWindow):
             widget.set_tool(ToolMode.MARK if on else ToolMode.PAN)
 
     def _answers_changed(self) -> None:
-        """The request for both breasts goes once both are given (it stayed on screen after they were)."""
+        """The request for both breasts goes once both are given (it stayed on screen after they were), and a
+        refusal of an entry once no box holds one (it stayed after the box was corrected: a re-test)."""
         if self.status_label.text() == ASK_BOTH and all(self.reader_panel.value(s) is not None for s in ("L", "R")):
+            self.status_label.setText("")
+        if self.status_label.text().startswith("Not committed: ") and "whole percentage" in self.status_label.text() \
+                and not self.reader_panel.refused_entries():
             self.status_label.setText("")
 
     def _toggle_mark_tool(self) -> None:
@@ -476,7 +486,9 @@ class StudyReadingWindow(QMainWindow):
         if not self._editable():
             return False
         marks_changed = self.marks != (self._carried_marks if self.current_step() == "aided" else [])
-        return marks_changed or (self._baseline is not None and self._answers() != self._baseline)
+        # an entry refused ("2.5 %") is an answer given and not recorded: leaving dropped it without a question
+        return (marks_changed or bool(self.reader_panel.refused_entries())
+                or (self._baseline is not None and self._answers() != self._baseline))
 
     def leave_or_ask(self, then) -> bool:
         """True when the reader may leave this reading now; else asks "Record / Discard / Stay" and calls

@@ -7,7 +7,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
 from app.model_table import BREAST_NAMES
 from app.reading import AMENDED_AFTER_AI, change_text, read_disagreements
@@ -192,6 +192,14 @@ class ReadingControl:
             names = " and ".join("the right breast" if s == "R" else "the left breast" for s in emptied)
             self.refuse_commit(f"Not recorded: give a probability of malignancy for {names} (an empty box is no "
                                "answer); your committed read stays as it was.")
+            return False
+        latest = {side: first.amendment or first for side, first in window.scores.reader.first_reads.items()}
+        benign_emptied = [r.breast for r in changed if r.benign is None and r.breast in latest
+                          and latest[r.breast].benign is not None]
+        if benign_emptied:  # the benign box likewise: emptied to be retyped, it took the committed answer away
+            names = " and ".join("the right breast" if s == "R" else "the left breast" for s in benign_emptied)
+            self.refuse_commit(f"Not recorded: give a benign probability for {names} (an empty box is no answer; "
+                               "0 % is one); your committed read stays as it was.")
             return False
         self._commit_refusal = ""
         now = time.time()
