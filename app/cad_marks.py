@@ -20,7 +20,7 @@ from inference.intake.image import MIN_TISSUE_FRACTION, tissue_fraction
 
 # the regions' rule, not the decision's: "no operating point" stood beside a model declaring a 90 %-specificity
 # one for its P(malignant) (a deployer's audit), and the best is of each kind of region (a detector's: its class)
-NO_OPERATING_POINT = "no region threshold declared: the first 3 by rank and each kind's best, on the breast"
+NO_REGION_THRESHOLD = "no region threshold declared: the first 3 by rank and each kind's best, on the breast"
 TOP_REGIONS = 3  # shown without an operating point
 BACKGROUND_NAMES = ("background", "no_tumour", "normal")  # the families' names for "no finding"
 
@@ -62,7 +62,7 @@ def regions_rule_text(operating_point: float | None) -> str:
     """The line that says which regions are drawn: by the model's operating point, or the top ones; never one
     outside the breast (the numbers are the model's ranks, so a rank outside it leaves a gap)."""
     if operating_point is None:
-        return NO_OPERATING_POINT
+        return NO_REGION_THRESHOLD
     return f"regions from the operating point {operating_point:.2f}, over the breast"
 
 

@@ -58,6 +58,7 @@ def entry_rows(result: ExamResult, entry: ModelEntry, details: bool = False, vie
 
     ensemble = len(entry.members) > 1
     calibration = entry.members[0].calibration
+    has_operating_points = bool((calibration or {}).get("operating_points"))
     headers = [""] + [class_title(c) for c in entry.classes]
     extra_column = entry.has_malignancy and not entry.malignancy_is_a_class
     if entry.has_malignancy:
@@ -81,8 +82,8 @@ def entry_rows(result: ExamResult, entry: ModelEntry, details: bool = False, vie
             # an operating point is a threshold set on breasts (the exam: its deciding breast); beside a view it
             # read as that view's verdict, even beside one not counted (a deployer's audit); what is true of every
             # row ("uncalibrated", "calibrated (temperature)") stays
-            thresholds = bool((calibration or {}).get("operating_points"))
-            cells += ([percent(p)] if extra_column else []) + ["" if thresholds else score_category(p, calibration)]
+            cells += ([percent(p)] if extra_column else []) + [
+                "" if has_operating_points else score_category(p, calibration)]
         cells += [" / ".join(f"{100 * r.extras[name][c]:.1f}" for c in entry.classes) for name in extras]
         rows.append(cells)
     for side in (Laterality.RIGHT, Laterality.LEFT):

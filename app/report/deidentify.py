@@ -265,6 +265,12 @@ class Deidentifier:
         element.value = new if len(new) > 1 else new[0]
 
 
+def deidentified_uid(uid: str) -> str:
+    """The UID a de-identified export gives ``uid`` (the same as its de-identified images and DICOM results carry),
+    or "" for none."""
+    return Deidentifier().uid(uid) if uid else ""
+
+
 def _is_defined_uid(element: pydicom.DataElement) -> bool:
     """Class UIDs, transfer syntaxes, coding schemes and every UID the standard itself defines name no instance."""
     keyword = keyword_for_tag(element.tag) or ""

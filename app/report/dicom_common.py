@@ -115,6 +115,15 @@ def _name_default_repertoire(source: pydicom.Dataset) -> None:
         source.SpecificCharacterSet = ["ISO 2022 IR 6", *values[1:]]
 
 
+def export_character_set(source: pydicom.Dataset) -> str | list[str]:
+    """UTF-8 (ISO_IR 192) where the source declares no set or ASCII, so that an export's own text (a model's name
+    in any script, in the SR and the SEG) is whole: it was written as "?"; a source's own set (Latin-1, ISO 2022 for
+    Japanese) is kept, the names being in it."""
+    declared = source.get("SpecificCharacterSet") or ""
+    values = [str(v) for v in declared] if isinstance(declared, pydicom.multival.MultiValue) else [str(declared)]
+    return "ISO_IR 192" if all(v.strip() in ("", "ISO_IR 6") for v in values) else declared
+
+
 def stamp_report_time(ds: pydicom.Dataset, when) -> None:
     """The dates and times the export's own object carries (its content, its creation, its series, the software's
     contribution), set to the report's time (``ReportContent.report_time``: shifted with the patient's dates

@@ -5,6 +5,7 @@ computed once and every writer renders it; each file is written atomically."""
 from __future__ import annotations
 
 import glob
+import logging
 import re
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from app.report.content import ReportContent, ReportInput
 from inference.errors import MammoError
 from inference.files import atomic_path, hide_file_times
 from inference.intake.views import View
+
+logger = logging.getLogger(__name__)
 
 FORMATS = ("pdf", "png", "json", "sr", "seg", "epdf")
 # the files a report writes, after its name (this module's writers, seg.py, deidentify.py, the JSON's maps file)
@@ -135,9 +138,6 @@ def _format_of(ending: str) -> str:
     return _FORMAT_OF_ENDING.get(ending, "png")
 
 
-SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
-
-
 def earlier_export_of(path: Path, content: ReportContent) -> bool:
     """Whether ``path`` is a file of an earlier export of this report, by what the file says of itself: a SEG of
     this exam's study (its UID as is or as de-identified) whose Manufacturer is Mammo Reader, a de-identified copy
@@ -150,17 +150,17 @@ def earlier_export_of(path: Path, content: ReportContent) -> bool:
         if path.suffix == ".dcm":
             import pydicom  # noqa: PLC0415
 
-            from app.report.deidentify import METHOD_TEXT, Deidentifier  # noqa: PLC0415
+            from app.report.deidentify import METHOD_TEXT, deidentified_uid  # noqa: PLC0415
 
             header = pydicom.dcmread(path, stop_before_pixels=True)
             studies = {str(image.study.get("study_uid", "")) for image in content.exam.views.values()} - {""}
-            studies |= {Deidentifier().uid(uid) for uid in studies}
+            studies |= {deidentified_uid(uid) for uid in studies}
             if str(header.get("StudyInstanceUID", "")) not in studies:
                 return False
             if path.name.endswith("_image.dcm"):  # a de-identified copy keeps the modality's Manufacturer
                 return METHOD_TEXT[0] in [str(v) for v in (header.get("DeidentificationMethod") or [])]
             return (str(header.get("Manufacturer", "")) == "Mammo Reader"
-                    and str(header.get("SOPClassUID", "")) == SEGMENTATION_STORAGE)
+                    and str(header.get("SOPClassUID", "")) == pydicom.uid.SegmentationStorage)
         if path.suffix == ".png":
             from PIL import Image  # noqa: PLC0415
 
@@ -196,7 +196,11 @@ def remove_superseded(out: Path, content: ReportContent, written: list[Path], do
                 or _format_of(path.name[len(file_name):]) not in done or not path.is_file()
                 or not earlier_export_of(path, content)):
             continue
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as error:  # held open by a viewer, another user's: it stays, and the new export with it
+            logger.warning("an earlier export's %s could not be removed: %s", path.name, error.strerror or error)
+            continue
         removed.append(path)
     return removed
 

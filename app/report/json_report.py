@@ -9,20 +9,16 @@ from pathlib import Path
 
 from app.reading import breast_models, hybrid_basis
 from app.report.content import COMMENTS_LEFT_OUT, DISCLAIMER, ReportContent, amendment_data
-from app.report.deidentify import Deidentifier
+from app.report.deidentify import deidentified_uid
 from inference.files import atomic_path
 from inference.results.serialize import maps_path, maps_to_bytes, result_to_data
 
 HYBRID_NOT_INDEPENDENT = ("the first read was made with the AI shown (blind reading off): the hybrid is not of two "
                           "independent opinions")
-SCHEMA_VERSION = "2.2"  # 2.1: each mark says whether it was made after AI (after_ai); 2.2: each read whether it
-# was made with the AI shown (read_with_ai_shown: blind reading off; null where not known)
-
-
-def deidentified_uid(uid: str) -> str:
-    """The UID a de-identified export gives ``uid`` (the same as its de-identified images and DICOM results
-    carry), or "" for none."""
-    return Deidentifier().uid(uid) if uid else ""
+SCHEMA_VERSION = "2.3"  # 2.1: each mark says whether it was made after AI (after_ai); 2.2: each read whether it
+# was made with the AI shown (read_with_ai_shown: blind reading off; null where not known); 2.3: the header's time
+# is "Reported on" where no reader's read is in the report ("Read on" where one is), and each view of the result
+# names its source image
 
 
 def report_dict(content: ReportContent) -> tuple[dict, dict]:

@@ -24,8 +24,8 @@ from pydicom.uid import JPEG2000Lossless
 
 from app import __version__
 from app.cad_marks import regions_over_breast
-from app.report.dicom_common import (deidentify_header, next_version, no_identifiers_in_warnings, read_source,
-                                     stamp_report_time)
+from app.report.dicom_common import (deidentify_header, export_character_set, next_version,
+                                     no_identifiers_in_warnings, read_source, stamp_report_time)
 from app.report.sr import ReportError
 from inference.files import atomic_path
 from inference.intake.views import View
@@ -151,6 +151,7 @@ def _write_segmentation(content, source, stack: np.ndarray, segments: list, kind
             manufacturer="Mammo Reader", manufacturer_model_name=f"Mammo Reader {entry.family.upper()}"[:64],
             software_versions=__version__, device_serial_number=__version__, transfer_syntax_uid=JPEG2000Lossless,
             series_description=version.described(series_description), content_label=content_label, **fractional,
+            specific_character_set=export_character_set(source),  # the model's name in any script
         )
     seg.PatientOrientation = _valid_orientation(source)
     stamp_report_time(seg, content.report_time)
@@ -165,8 +166,8 @@ def _algorithm_name(entry) -> str:
     """The model's label led by its family unless the label names it ("GMIC GMIC ensemble of 4" read twice)."""
     family = entry.family.upper()
     name = entry.label if entry.label.upper().startswith(family) else f"{family} {entry.label}"
-    return name if len(name) <= 64 else name[:61] + "..."  # a LO holds 64: cut, and said to be (in ASCII: a
-    # SEG of a source that declares no character set holds ASCII only)
+    return name if len(name) <= 64 else name[:61] + "..."  # a LO holds 64: cut, and said to be (in ASCII, which
+    # every character set a source may declare holds)
 
 
 def _weights_version(entry) -> str:

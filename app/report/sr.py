@@ -21,8 +21,8 @@ from pydicom.uid import Comprehensive3DSRStorage
 from app import __version__
 from app.cad_marks import mask_outline as outline_of
 from app.cad_marks import regions_over_breast, shown_regions
-from app.report.dicom_common import (ReportError, deidentify_header, next_version, no_identifiers_in_warnings,
-                                     read_source, stamp_report_time)
+from app.report.dicom_common import (ReportError, deidentify_header, export_character_set, next_version,
+                                     no_identifiers_in_warnings, read_source, stamp_report_time)
 from inference.files import atomic_path
 from inference.intake.views import Laterality
 
@@ -89,15 +89,6 @@ def _region_graphic(region, rows: int, cols: int) -> np.ndarray:
     top, bottom = np.clip([top, bottom], 0, rows)
     left, right = np.clip([left, right], 0, cols)
     return np.array([[left, top], [right, top], [right, bottom], [left, bottom], [left, top]], float)
-
-
-def sr_character_set(source: pydicom.Dataset) -> str | list[str]:
-    """UTF-8 (ISO_IR 192) where the source declares no set or ASCII, so that the SR's own text (a model's name
-    in any script) is whole: it was written as "?"; a source's own set (Latin-1, ISO 2022 for Japanese) is kept,
-    the names being in it."""
-    declared = source.get("SpecificCharacterSet") or ""
-    values = [str(v) for v in declared] if isinstance(declared, pydicom.multival.MultiValue) else [str(declared)]
-    return "ISO_IR 192" if all(v.strip() in ("", "ISO_IR 6") for v in values) else declared
 
 
 def algorithm_of(entry, provenance) -> hd.sr.AlgorithmIdentification:
@@ -200,7 +191,7 @@ def write_sr(content, path: str | Path) -> Path:
             sop_instance_uid=hd.UID(), instance_number=1, manufacturer="Mammo Reader",
             series_description=version.described(f"AI decision support ({families})"), is_complete=True,
             is_final=False, is_verified=False, previous_versions=earlier or None,
-            specific_character_set=sr_character_set(next(iter(sources.values()))),
+            specific_character_set=export_character_set(next(iter(sources.values()))),
         )
     scheme = pydicom.Dataset()  # the private scheme, described where the standard asks (PS3.3 C.12.1.1.3.1)
     scheme.CodingSchemeDesignator = SCHEME

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import math
 import re
 import sqlite3
@@ -14,7 +15,6 @@ from app.reading import BIRADS_CATEGORIES
 from app.study.design import plan_problems, refuse_a_name_alike, sessions_of
 from app.study.errors import StudyError
 from app.study.store import Store
-from inference.spreadsheet_cells import text_dict_writer
 
 
 EXPORT_TABLES = ("studies", "study_readers", "study_cases", "reading_order", "crossover_arms", "study_reads", "reveals",
@@ -278,7 +278,9 @@ def write_tidy_csv(rows: Iterable[dict], path: str | Path) -> None:
     rows = list(rows)
     clustered = bool(rows) and all("cluster" in row for row in rows)
     with Path(path).open("w", newline="", encoding="utf-8") as handle:
-        writer = text_dict_writer(handle, fieldnames=["reader", "modality", "case", "truth", "score",
+        # plain csv: R's input, not a spreadsheet's; an apostrophe before "-c1" made another case than the case
+        # list's, the truth's and the iMRMC file's (a code review)
+        writer = csv.DictWriter(handle, fieldnames=["reader", "modality", "case", "truth", "score",
                                                     *(["cluster"] if clustered else [])])
         writer.writeheader()
         for row in rows:

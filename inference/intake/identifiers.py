@@ -25,9 +25,11 @@ def names_a_view_only(word: str) -> bool:
     """True for a word made of a view's name and nothing that could identify anyone ("R-MLO", "0_L-CC",
     "R-CC_retake.dcm", "LCC"): a file named so is no identifier, and taking it for one blanked the view's name out
     of every note of a de-identified export ("POSSIBLE LATERALITY ERROR: … is labelled …"; a deployer's re-test).
-    A word of digits alone, or with any other word, may be an accession or a name: not this."""
+    A word of digits alone, a number longer than an index ("4711235_L-CC.dcm": an accession beside the view), or
+    any other word, may identify: not this."""
     tokens = [token for token in re.split(r"[-_ .]+", word.lower()) if token]
-    return any(t in _PROJECTIONS for t in tokens) and all(t in _VIEW_WORDS or t.isdigit() for t in tokens)
+    return any(t in _PROJECTIONS for t in tokens) and all(
+        t in _VIEW_WORDS or (t.isdigit() and len(t) <= 2) for t in tokens)
 
 
 def remove_identifiers(text: str, identifiers: Iterable[str]) -> str:

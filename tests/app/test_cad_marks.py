@@ -8,7 +8,7 @@ import dataclasses
 
 from PySide6.QtWidgets import QToolBar, QToolButton
 
-from app.cad_marks import NO_OPERATING_POINT, TOP_REGIONS, Rect, background_classes, place_labels
+from app.cad_marks import NO_REGION_THRESHOLD, TOP_REGIONS, Rect, background_classes, place_labels
 from inference.intake.image import MIN_TISSUE_FRACTION, tissue_fraction
 from inference.intake.views import View
 from tests.app.conftest import open_one_view
@@ -35,13 +35,13 @@ def test_without_an_operating_point_the_top_regions_are_shown_and_it_says_so(qtb
     assert len(widget.result.regions) > TOP_REGIONS
     inside = inside_ranks(widget)
     assert visible(widget) == sorted(inside)[:TOP_REGIONS]
-    assert NO_OPERATING_POINT in window.regions_note.text()
+    assert NO_REGION_THRESHOLD in window.regions_note.text()
     window.resize(1280, 800)  # a 1280-px screen: every control stays on the bar, the rule's words cut short
     bar = window.findChild(QToolBar, "overlayToolbar")
     qtbot.waitUntil(lambda: bar.width() <= 1280)
     assert window.opacity_slider.isVisible() and window.regions_note.isVisible()
     assert not bar.findChild(QToolButton, "qt_toolbar_ext_button").isVisible()
-    assert NO_OPERATING_POINT in window.regions_note.toolTip()
+    assert NO_REGION_THRESHOLD in window.regions_note.toolTip()
     window.all_regions_box.setChecked(True)  # the rest, dimmed; never one in the air
     assert visible(widget) == sorted(inside)
     dimmed = [box for box in widget.patch_boxes() if box.isVisible() and box.opacity() < 1]

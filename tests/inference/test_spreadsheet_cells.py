@@ -32,15 +32,16 @@ def test_the_writers_pass_every_cell_through_and_keep_csv_s_options():
     assert out.getvalue() == "reader,score\n'=Dr,0.5\n'+Dr,-1\n"
 
 
-def test_a_study_s_tidy_table_and_evaluate_s_class_report_keep_names_text(tmp_path):
-    """A reader named "=HYPERLINK(…)" (the coordinator types the names) reached the MRMC table as a formula, a
-    class named "@cmd" in a checkpoint's card reached evaluate's report as one."""
+def test_evaluate_s_class_report_keeps_names_text_and_the_tidy_table_for_r_keeps_ids_as_they_are(tmp_path):
+    """A class named "@cmd" in a checkpoint's card reached evaluate's report as a formula. The tidy table is R's
+    input (MRMCaov, RJafroc), not a spreadsheet's: an apostrophe before "-c1" made another case than the case
+    list's, the truth's and the iMRMC file's (a code review), so its IDs stay as they are."""
     from app.study.exchange import write_tidy_csv
 
     write_tidy_csv([{"reader": "=HYPERLINK(\"http://x\")", "modality": "aided", "case": "-c1", "truth": 1,
                      "score": -0.25}], tmp_path / "tidy.csv")
     with (tmp_path / "tidy.csv").open(newline="") as handle:
         row = next(csv.DictReader(handle))
-    assert (row["reader"], row["case"], row["score"]) == ("'=HYPERLINK(\"http://x\")", "'-c1", "-0.25")
+    assert (row["reader"], row["case"], row["score"]) == ("=HYPERLINK(\"http://x\")", "-c1", "-0.25")
     report = classification_report([0, 1, 1], [0, 1, 0], ["benign", "@cmd"])
     assert "\n'@cmd," in report.csv() and "\n'@cmd," in report.confusion_csv()

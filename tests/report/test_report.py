@@ -136,7 +136,7 @@ def test_json_report_holds_the_result_and_reads(analysed, tmp_path):
     exam, result = analysed
     path = export_report(ReportInput(exam, result, {"R": BreastRead("R", 0.4)}), tmp_path, formats=("json",))[0]
     data = json.loads(path.read_text())
-    assert data["schema"] == "mammo-reader/report" and data["schema_version"] == "2.2"
+    assert data["schema"] == "mammo-reader/report" and data["schema_version"] == "2.3"
     model = data["reads"]["R"]["models"][result.entries[0].id]
     assert model["hybrid_malignant"] == pytest.approx((0.4 + model["model_malignant"]) / 2)
     assert set(data["result"]["views"]) == {"R-CC", "L-CC"} and data["disclaimer"] == DISCLAIMER
@@ -849,7 +849,11 @@ def test_the_structured_report_leaves_out_a_view_not_counted_and_says_a_one_view
     exam, result = analysed
     views = dict(result.views)
     views[View.L_CC] = dataclasses.replace(views[View.L_CC], counted=False, uncounted_reason="possible laterality error")
-    path = export_report(ReportInput(exam, dataclasses.replace(result, views=views)), tmp_path, formats=("sr",))[0]
+    from inference.results.exam_result import breast_results, exam_decisions
+
+    breasts = breast_results(views, result.entries)  # as the analysis makes them: the view left out of its breast
+    uncounted = dataclasses.replace(result, views=views, breasts=breasts, exam=exam_decisions(breasts, result.entries))
+    path = export_report(ReportInput(exam, uncounted), tmp_path, formats=("sr",))[0]
     report = hd.sr.MeasurementReport.from_sequence([hd.sr.srread(path)])
     sources = {group.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
                for group in report.get_planar_roi_measurement_groups()}
@@ -893,3 +897,18 @@ def test_a_seg_names_an_ensemble_s_weights_within_what_its_field_holds():
     pair = SimpleNamespace(family="gmic", label="seeded", members=members[:2])
     assert _weights_version(pair) == "sha256 000000000000, sha256 100000000000"
     assert _algorithm_name(pair) == "GMIC seeded"
+
+
+def test_a_seg_writes_a_model_s_name_in_any_script_whole(analysed, tmp_path):
+    """A code review: the SR declared UTF-8 where its source declares no set, the SEG did not, and a model named
+    outside ASCII went into its algorithm name as "?"."""
+    import dataclasses
+
+    exam, result = analysed
+    entry = dataclasses.replace(result.entries[0], label="Modèle μ (Zürich)")
+    paths = export_report(ReportInput(exam, dataclasses.replace(result, entries=(entry,))), tmp_path, formats=("seg",))
+    seg = pydicom.dcmread(paths[0])
+    assert seg.SpecificCharacterSet == "ISO_IR 192"
+    name = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmName
+    assert name == "GMIC Modèle μ (Zürich)" or name.endswith("Modèle μ (Zürich)")
+    assert dciodvfy(paths[0]) == []

@@ -11,5 +11,11 @@ def test_a_file_named_by_its_view_is_no_identifier_and_the_view_stays_in_the_not
         "POSSIBLE LATERALITY ERROR: R-MLO.dcm of … is labelled R-MLO; move it to L-MLO"
     assert all(names_a_view_only(word) for word in ("R-MLO", "0_L-CC", "R-CC_retake.dcm", "LCC", "left_cc_2"))
     # an accession, a name beside a view, CBIS-DDSM's per-file patient IDs: identifiers still
-    assert not any(names_a_view_only(word) for word in ("12345", "SMITH_LCC", "Mass-Test_P_00820_LEFT_CC", "lat"))
+    assert not any(names_a_view_only(word) for word in ("12345", "SMITH_LCC", "Mass-Test_P_00820_LEFT_CC", "lat",
+                                                        "4711235_L-CC.dcm", "1234567890-RCC.dcm", "4711235_LCC"))
+    # a code review: an accession beside the view kept the whole file name, and the accession inside it
+    from app.study.blinding import scrub
+
+    said = scrub("2 images for L-CC: used 4711235_L-CC.dcm; kept aside: 0_L-CC.png", {"4711235"})
+    assert "4711235" not in said and "0_L-CC.png" in said
     assert remove_identifiers("used SMITH_LCC.dcm", ["/data/x/SMITH_LCC.dcm"]) == "used …"
