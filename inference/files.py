@@ -38,7 +38,8 @@ def distinct_file_stem(text: str, fallback: str = "x") -> str:
     itself where it is a plain name, else its letters, digits, dots, hyphens and underscores (no leading dot, no
     Windows device name, at most 120 bytes) and a short hash of the whole, so that "x/1" and "x_1" never share
     one and "../x" is never a path. ``fallback`` stands for a text with nothing of it left."""
-    # (its own character rule, not file_stem's: the batch's exam folders already on disk keep their names)
+    # (its own character rule, not file_stem's: the batch's exam folders already on disk keep their names, but
+    # for one starting with "-": it gets "_" before it, and an older version's folder of that name is not reused)
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in text).strip(".") or fallback
     while len(safe.encode("utf-8")) > 120:
         safe = safe[:-1]
