@@ -15,7 +15,7 @@ from pathlib import Path
 from app.pacs.nodes import SCHEMES as PACS_SCHEMES
 from app.text_lists import header_problem, numbered_rows, read_list_text
 from inference.errors import MammoError
-from inference.intake.views import View
+from inference.intake.identifiers import GENERIC_NAMES
 
 
 @dataclass(frozen=True)
@@ -71,25 +71,12 @@ class ExamItem:
         return hashlib.sha1(self.location.encode("utf-8")).hexdigest()
 
 
-GENERIC_NAMES = frozenset({"image", "img", "file", "dicom", "dcm", "mammo", "mammogram", "view", "exam", "study"})
-
-
 def file_words(files: list[Path]) -> set[str]:
-    """The files' names and stems, which may name the patient ("Testperson_PID987654_R-CC.dcm"); a stem that is
-    a view's name ("R-CC"), a short number or a generic word ("image") is left: it names no one, and "missing
-    views: R-CC" or "the L-CC image" must stay."""
-    words = set()
-    for path in files:
-        for word in (path.name, path.stem):
-            try:
-                View.parse(path.stem if word == path.name and path.suffix.lower() in VIEW_FILE_SUFFIXES else word)
-            except ValueError:  # "L-CC.dcm" names no one either: the reason "L-CC.dcm could not be loaded" stays
-                if not (word.isdigit() and len(word) < 5) and word.lower() not in GENERIC_NAMES:
-                    words.add(word)
-    return words
-
-
-VIEW_FILE_SUFFIXES = (".dcm", ".dicom", ".png")
+    """The files' names and stems, which may name the patient ("Testperson_PID987654_R-CC.dcm"); a short number
+    or a generic word ("image") is left: it names no one, and "the image" must stay. (A name that only names a view,
+    "R-CC" or "L-CC.dcm", the scrub itself leaves: ``names_a_view_only``.)"""
+    return {word for path in files for word in (path.name, path.stem)
+            if not (word.isdigit() and len(word) < 5) and word.lower() not in GENERIC_NAMES}
 
 
 def _located(entry: str, base: Path) -> str:

@@ -97,16 +97,16 @@ def score_rows(item: ExamItem, result: ExamResult, seconds: float, facts: dict |
                 continue
             malignant = entry.malignant(scores.probabilities)  # the one rule (clipped to 1), as every screen shows it
             add("view", view.value, view.laterality.value, scores.probabilities, malignant, view_result.counted)
+        views_of = {side.value: "+".join(v.value for v in b.entries[entry.id].views)  # each breast's, once
+                    for side, b in result.breasts.items() if entry.id in b.entries}
         for laterality, breast in result.breasts.items():
             scores = breast.entries.get(entry.id)
             if scores is not None:
                 add("breast", "", laterality.value, scores.probabilities, scores.malignant, True,
-                    views_used="+".join(v.value for v in scores.views))
+                    views_used=views_of[laterality.value])
         decision = result.exam.get(entry.id)
         if decision is not None:
             deciding = decision.breast.value if decision.breast is not None else ""
-            views_of = {side.value: "+".join(v.value for v in b.entries[entry.id].views)
-                        for side, b in result.breasts.items() if entry.id in b.entries}
             add("exam", "", deciding, decision.probabilities, decision.malignant, True,
                 class_breasts=_class_breasts(result, entry.id, decision.probabilities, deciding),
                 views_used=views_of.get(deciding, ""), breast_views=views_of)

@@ -16,9 +16,10 @@ def path_words(path: Path) -> set[str]:
     return {path.name, path.stem, path.parent.name, path.parent.parent.name}
 
 
+# words of file names that name no one ("image.dcm", "exam"): a generic name, or one with a view's (below)
+GENERIC_NAMES = frozenset({"image", "img", "file", "dicom", "dcm", "mammo", "mammogram", "view", "exam", "study"})
 _PROJECTIONS = {"cc", "mlo", "ml", "lm", "xccl", "xccm", "lcc", "rcc", "lmlo", "rmlo", "lml", "rml"}
-_VIEW_WORDS = _PROJECTIONS | {"l", "r", "left", "right", "retake", "image", "img", "view", "dcm", "dicom", "png",
-                              "copy", "mammo", "mg"}
+_VIEW_WORDS = _PROJECTIONS | GENERIC_NAMES | {"l", "r", "left", "right", "retake", "png", "copy", "mg"}
 
 
 def names_a_view_only(word: str) -> bool:
