@@ -105,6 +105,7 @@ def _scores(store, args) -> int:
 
 
 def _results(store, args) -> int:
+    from app.study.recall import recall_lines  # noqa: PLC0415
     from app.study.results import (  # noqa: PLC0415
         comparison_caution, comparison_means, comparison_test, study_results, write_results)
 
@@ -130,6 +131,11 @@ def _results(store, args) -> int:
         print(f"ORH {name} ({r.method}): {comparison_means(r)};  {comparison_test(r)}")
         if caution := comparison_caution(r):
             print(f"    caution: {caution}")
+    if results.recalls:
+        print(f"Screening decisions from the BI-RADS categories ({results.level} level):")
+        print(f"  note: {results.recall_notes()[0]}")
+        for line in recall_lines(results.recalls):
+            print(f"  {line}")
     for key, value in (results.telemetry_summary().items() if results.telemetry else ()):  # aided reads only
         print(f"telemetry: {key}: {value}")
     if args.out:

@@ -18,6 +18,7 @@ from app.study.analysis import (
     single_modality,
     zero_variance_reason,
 )
+from app.study.recall import RecallRow, recall_note, recall_rows
 from app.study.store import Store
 from app.study.errors import StudyError
 from app.study.exchange import write_imrmc, write_tidy_csv
@@ -138,6 +139,7 @@ class StudyResults:
     # each reading modality's reader mean with its own single-modality ORH interval, computed with the results
     # (off the GUI thread); ``reader_averages`` uses it for a modality no comparison holds
     own_averages: dict[str, AucRow] = field(default_factory=dict)
+    recalls: list[RecallRow] = field(default_factory=list)  # the readers' BI-RADS decisions (none: no category)
 
     def notes(self) -> list[str]:
         """Everything the coordinator must know before reading the numbers (each hybrid's basis among them)."""
@@ -188,6 +190,10 @@ class StudyResults:
         for modality, row in self.own_averages.items():  # held by no comparison (an unaided-only study had none)
             rows.setdefault(modality, row)
         return list(rows.values())
+
+    def recall_notes(self) -> list[str]:
+        """The BI-RADS recall table's rule and what it left out (none without the table)."""
+        return [recall_note(self.recalls, self.level)] if self.recalls else []
 
     def telemetry_summary(self) -> dict[str, int]:
         moves = self.telemetry
@@ -376,7 +382,7 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
            and (row := own_average(records, modality, method)) is not None}
     return StudyResults(level, records, aucs, comparisons, points, moves,
                         model_exclusions(store, study_id, level), cautions, curves, hybrid_bases(store, study_id),
-                        name[0][0] if name else "", method, own)
+                        name[0][0] if name else "", method, own, recall_rows(store, study_id, level, chosen))
 
 
 def own_average(records: list[dict], modality: str, method: str) -> AucRow | None:
@@ -467,6 +473,26 @@ def _common_cases(rows: list[dict], modalities: tuple[str, str]) -> list[dict]:
     return [r for r in rows if r["case"] in common]
 
 
+RECALL_MEASURES = ("recall_rate", "sensitivity", "specificity", "ppv")
+
+
+def write_recalls(rows: list[RecallRow], path: Path) -> None:
+    """The readers' BI-RADS decisions, one row per reader and modality: counts, the four proportions and their
+    Wilson 95 % intervals (empty cells where a proportion has no units, or for the pooled row's intervals)."""
+    counts = [name for name in RecallRow.__dataclass_fields__]
+    measures = [f"{m}{part}" for m in RECALL_MEASURES for part in ("", "_ci_low", "_ci_high")]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = text_dict_writer(handle, fieldnames=[*counts, *measures])
+        writer.writeheader()
+        for row in rows:
+            intervals = row.intervals()
+            values = {}
+            for m in RECALL_MEASURES:
+                values[m] = getattr(row, m)
+                values[f"{m}_ci_low"], values[f"{m}_ci_high"] = intervals[m]
+            writer.writerow(_cells({**asdict(row), **values}))
+
+
 def _cells(row: dict) -> dict:
     """A CSV row with an empty cell for a number that is not there (never "nan")."""
     return {key: "" if isinstance(value, float) and not np.isfinite(value) else value for key, value in row.items()}
@@ -474,7 +500,8 @@ def _cells(row: dict) -> dict:
 
 def result_files(level: str) -> tuple[str, ...]:
     """The names ``write_results`` may write at ``level`` (the study's telemetry and hybrid bases at either)."""
-    return (f"aucs_{level}.csv", f"reader_averages_{level}.csv", f"orh_{level}.csv", "telemetry.csv",
+    return (f"aucs_{level}.csv", f"reader_averages_{level}.csv", f"orh_{level}.csv", f"recalls_{level}.csv",
+            "telemetry.csv",
             f"reads_{level}.csv", f"reads_{level}.imrmc", f"excluded_units_{level}.csv", "hybrids.json",
             f"operating_points_{level}.json", f"notes_{level}.txt")
 
@@ -510,7 +537,8 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     stale = _stale_results(folder, results)  # what an earlier run left, looked at before this run writes
     written = [folder / f"notes_{results.level}.txt"]
     written[0].write_text(f"{NOTES_HEAD}{results.study}\nlevel: {results.level}\n"
-                          + ("".join(f"{note}\n" for note in [*results.notes(), *results.comparison_cautions()])
+                          + ("".join(f"{note}\n" for note in [*results.notes(), *results.comparison_cautions(),
+                                                                *results.recall_notes()])
                              or "no notes\n"), encoding="utf-8")
     path = folder / f"aucs_{results.level}.csv"
     # how each interval was made, as reader_averages' ci_method says it (a coordinator's finding: the screen said
@@ -550,6 +578,10 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
                 writer.writerow([*named, r.difference, r.F, r.ddf, r.p, r.ci[0], r.ci[1], r.var, r.cov1, r.cov2,
                                  r.cov3, r.var_r, r.var_tr, "", *variants, comparison_caution(r)])
     written.append(path)
+    path = folder / f"recalls_{results.level}.csv"
+    if results.recalls:
+        write_recalls(results.recalls, path)
+        written.append(path)
     path = folder / "telemetry.csv"
     if results.telemetry:
         with path.open("w", newline="", encoding="utf-8") as handle:

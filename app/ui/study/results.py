@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.study.analysis import Comparison, roc_points
+from app.study.recall import percent
 from app.ui.forms import fit_to_screen
 from app.study.results import (
     StudyResults,
@@ -125,6 +126,8 @@ class StudyResultsWindow(QMainWindow):
         tabs.addTab(_table(["model operating point", "threshold", "sensitivity", "specificity"],
                            [[p.name, f"{p.threshold:.3f}", f"{p.sensitivity:.3f}", f"{p.specificity:.3f}"]
                             for p in results.model_points], "pointsTable"), "Operating points")
+        if results.recalls:
+            tabs.addTab(self._recall_tab(results), "BI-RADS recall")
         tabs.addTab(_table(["telemetry", "count"], [[k, str(v)] for k, v in results.telemetry_summary().items()],
                            "telemetryTable"), "Telemetry")
         self.froc_curves: dict[str, object] = {}
@@ -209,6 +212,29 @@ class StudyResultsWindow(QMainWindow):
                 lambda s=sample, drawn=(curves[modality], markers): [d.setVisible(s.isVisible()) for d in drawn])
         self.plot.plot([0, 1], [0, 1], pen=pg.mkPen((160, 160, 160), style=pg.QtCore.Qt.PenStyle.DashLine))
         return curves
+
+    @staticmethod
+    def _recall_tab(results: StudyResults) -> QWidget:
+        """The readers' screening decisions from their BI-RADS categories, with the rule they are counted by."""
+        rows = []
+        for row in results.recalls:
+            ci = row.intervals()
+            rows.append([row.reader, row.modality, f"{row.recalled}/{row.units}",
+                         percent(row.recall_rate, ci["recall_rate"]), f"{row.true_positives}/{row.positives}",
+                         percent(row.sensitivity, ci["sensitivity"]),
+                         f"{row.negatives - row.false_positives}/{row.negatives}",
+                         percent(row.specificity, ci["specificity"]), percent(row.ppv, ci["ppv"]),
+                         str(row.without_category)])
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        rule = QLabel(results.recall_notes()[0])
+        rule.setWordWrap(True)
+        rule.setObjectName("recallRule")
+        layout.addWidget(rule)
+        layout.addWidget(_table(["reader", "modality", "recalled", "recall rate\n(95 % CI)", "cancers\nrecalled",
+                                 "sensitivity\n(95 % CI)", "others not\nrecalled", "specificity\n(95 % CI)",
+                                 "PPV\n(95 % CI)", "without\ncategory"], rows, "recallTable"))
+        return tab
 
     def _localisation_tab(self, curves) -> QWidget:
         """FROC and wAFROC curves of a study with lesions (``app.study.froc_results.LocalisationCurves``), each
