@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 
-from app.colours import PALETTE, bgr
+from app.study.curve_figure import curve_png, titled
 from app.study.froc import Curve, FrocAnalysis, FrocData, FrocTest, froc_curve, wafroc_curve
 from app.study.results import MIN_UNITS
 from inference.files import write_bytes_atomic, write_text_atomic
@@ -132,43 +129,6 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
     return path
 
 
-def curve_png(curves: Mapping[str, Curve], title: str, x_label: str, y_label: str, x_max: float | None = None,
-              size: int = 560) -> bytes:
-    """A line chart of the curves on white, axes from 0 (x to ``x_max`` or the largest x), y 0..1."""
-    margin_left, margin_bottom, margin_top, margin_right = 70, 60, 40, 20
-    width, height = size + margin_left + margin_right, size + margin_top + margin_bottom
-    canvas = np.full((height, width, 3), 255, np.uint8)
-    top = max([float(c.x.max()) for c in curves.values() if c.x.size] + [1.0]) if x_max is None else x_max
-    top = top if top > 0 else 1.0
-
-    def point(x: float, y: float) -> tuple[int, int]:
-        return (int(round(margin_left + x / top * size)), int(round(margin_top + (1 - y) * size)))
-
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    for tick in np.linspace(0, 1, 6):
-        cv2.line(canvas, point(0, tick), point(top, tick), (225, 225, 225), 1)
-        cv2.line(canvas, point(tick * top, 0), point(tick * top, 1), (225, 225, 225), 1)
-        cv2.putText(canvas, f"{tick:.1f}", (8, point(0, tick)[1] + 5), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        x_text = f"{tick * top:.2g}"
-        cv2.putText(canvas, x_text, (point(tick * top, 0)[0] - 10, margin_top + size + 20), font, 0.45, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-    cv2.rectangle(canvas, point(0, 1), point(top, 0), (0, 0, 0), 1)
-    cv2.putText(canvas, title, (margin_left, 26), font, 0.65, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(canvas, x_label, (margin_left + size // 2 - 60, height - 12), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(canvas, y_label, (margin_left + 8, margin_top + 18), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    for n, (name, curve) in enumerate(curves.items()):
-        colour = bgr(PALETTE[n % len(PALETTE)])
-        points = np.array([point(x, y) for x, y in zip(curve.x, curve.y)], np.int32).reshape(-1, 1, 2)
-        cv2.polylines(canvas, [points], False, colour, 2, cv2.LINE_AA)
-        legend = (margin_left + size - 200, margin_top + size - 20 - 22 * (len(curves) - 1 - n))
-        cv2.line(canvas, legend, (legend[0] + 24, legend[1]), colour, 3)
-        cv2.putText(canvas, name, (legend[0] + 32, legend[1] + 5), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    ok, data = cv2.imencode(".png", canvas)
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return data.tobytes()
-
-
 def write_froc_results(data: FrocData, analysis: FrocAnalysis, folder: str | Path,
                        cautions: tuple[str, ...] = ()) -> list[Path]:
     """``results.json``, ``foms.csv``, ``differences.csv``, ``modalities.csv``, ``jackknife.csv`` (and
@@ -203,10 +163,10 @@ def write_froc_results(data: FrocData, analysis: FrocAnalysis, folder: str | Pat
                                    for j, r in enumerate(analysis.readers) for k, c in enumerate(data.cases)]))
     froc = {m: froc_curve(data, m) for m in data.modalities}
     written.append(write_bytes_atomic(folder / "froc.png", curve_png(
-        froc, f"FROC ({data.name or 'study'}, readers pooled)", "non-lesion marks per case (NLF)",
+        froc, titled("FROC", data.name, "readers pooled"), "non-lesion marks per case (NLF)",
         "lesions localised (LLF)")))
     wafroc = {m: wafroc_curve(data, m) for m in data.modalities}
     written.append(write_bytes_atomic(folder / "wafroc.png", curve_png(
-        wafroc, f"wAFROC ({data.name or 'study'}, readers pooled)", "normal cases with a false mark (FPF)",
+        wafroc, titled("wAFROC", data.name, "readers pooled"), "normal cases with a false mark (FPF)",
         "weighted lesions localised (wLLF)", x_max=1.0)))
     return written

@@ -35,6 +35,7 @@ from app.study.records import (
 from app.study.records import model_names as names_of
 from app.study.design import reader_as_stored
 from app.study.sessions import reader_progress
+from inference.files import write_bytes_atomic
 from inference.numbers import finite_number, p_text
 from inference.spreadsheet_cells import text_dict_writer, text_writer
 
@@ -473,6 +474,16 @@ def _common_cases(rows: list[dict], modalities: tuple[str, str]) -> list[dict]:
     return [r for r in rows if r["case"] in common]
 
 
+def roc_png_written(results: StudyResults, path: Path) -> bool:
+    """``roc_LEVEL.png``: the curves the results screen draws (none: no curve to draw, no file)."""
+    from app.study.roc_curves import roc_curves, roc_png  # noqa: PLC0415  (it imports this module)
+
+    if not roc_curves(results.records):
+        return False
+    write_bytes_atomic(path, roc_png(results.records, results.level, results.study))
+    return True
+
+
 RECALL_MEASURES = ("recall_rate", "sensitivity", "specificity", "ppv")
 
 
@@ -500,7 +511,8 @@ def _cells(row: dict) -> dict:
 
 def result_files(level: str) -> tuple[str, ...]:
     """The names ``write_results`` may write at ``level`` (the study's telemetry and hybrid bases at either)."""
-    return (f"aucs_{level}.csv", f"reader_averages_{level}.csv", f"orh_{level}.csv", f"recalls_{level}.csv",
+    return (f"aucs_{level}.csv", f"reader_averages_{level}.csv", f"orh_{level}.csv", f"roc_{level}.png",
+            f"recalls_{level}.csv",
             "telemetry.csv",
             f"reads_{level}.csv", f"reads_{level}.imrmc", f"excluded_units_{level}.csv", "hybrids.json",
             f"operating_points_{level}.json", f"notes_{level}.txt")
@@ -578,6 +590,9 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
                 writer.writerow([*named, r.difference, r.F, r.ddf, r.p, r.ci[0], r.ci[1], r.var, r.cov1, r.cov2,
                                  r.cov3, r.var_r, r.var_tr, "", *variants, comparison_caution(r)])
     written.append(path)
+    path = folder / f"roc_{results.level}.png"
+    if roc_png_written(results, path):
+        written.append(path)
     path = folder / f"recalls_{results.level}.csv"
     if results.recalls:
         write_recalls(results.recalls, path)

@@ -13,7 +13,8 @@ from app.study.cases import CaseEntry
 from app.study.design import Design, create_study
 from app.study.results import study_results
 from app.study.sessions import ReadingSession
-from app.ui.study.results import FPR_GRID, StudyResultsWindow
+from app.study.roc_curves import FPR_GRID
+from app.ui.study.results import StudyResultsWindow
 from tests.helpers import insert_model_scores
 from tests.study.ai_results import store_ai_results
 

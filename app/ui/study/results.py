@@ -18,26 +18,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.study.analysis import Comparison, roc_points
+from app.study.analysis import Comparison
 from app.study.recall import percent
+from app.study.roc_curves import READING_COLOURS, curve_colour, roc_curves
 from app.ui.forms import fit_to_screen
 from app.study.results import (
     StudyResults,
     UnestimableComparison,
     comparison_test,
-    model_name,
-    model_units,
-    reader_scores,
     write_results,
 )
 from app.ui.errors import show_error
 from app.ui.worker import Worker
 from inference.numbers import p_text
 
-FPR_GRID = np.linspace(0, 1, 101)
 MARKERS = ("o", "s", "t", "d", "star", "h", "p", "t1")
 MARK_FPR, MARK_STEP = np.arange(0.02, 0.9, 0.1), 0.012  # each curve's markers a step further along the axis
-COLOURS = {"unaided": (70, 130, 220), "aided": (230, 140, 30), "concurrent": (150, 90, 200)}
 
 
 LEGEND_TEXT = (40, 40, 40)  # pyqtgraph's default legend text is light grey, faint on the white plots
@@ -160,54 +156,23 @@ class StudyResultsWindow(QMainWindow):
         fit_to_screen(self, 1500, 800)
 
     def _draw_rocs(self) -> dict[str, object]:
-        records = self.results.records
         curves = {}
-        modalities = sorted({r["modality"] for r in records})
-        readers = sorted({r["reader"] for r in records})
-        for modality in modalities:
-            is_model = modality.startswith("model")
-            is_hybrid = modality.startswith("hybrid")
-            if is_model and any(model_name(m) == model_name(modality) for m in curves):
-                continue  # a model is the same curve whichever comparison it came from
-            # a hybrid on the aided reads in another colour than on the unaided (its dashes alone were lost in the
-            # legend's short sample)
-            hybrid_colour = (30, 150, 60) if "unaided" in modality else (120, 150, 0)
-            colour = (200, 30, 30) if is_model else hybrid_colour if is_hybrid else COLOURS.get(modality, (90, 90, 90))
-            style = pg.QtCore.Qt.PenStyle.DashLine if is_hybrid and "unaided" not in modality else pg.QtCore.Qt.PenStyle.SolidLine
-            averaged = []
-            # a model's curve is drawn on every unit any reader's records hold, as its AUC is computed
-            samples = ([model_units(records, model_name(modality))] if is_model else
-                       [reader_scores(records, modality, reader) for reader in readers])
-            # the average is of the readers who have read the most units: one part-way (a case or two) pulled it
-            # to a curve no reader has (each reader's own thin curve is still drawn)
-            most = max(len(truth) for _, truth in samples)
-            read = sum(1 for _, truth in samples if len(truth))
-            for scores, truth in samples:
-                if not len(truth) or truth.min() == truth.max():
-                    continue
-                fpr, tpr, _ = roc_points(scores, truth)
-                if len(truth) == most:
-                    averaged.append(np.interp(FPR_GRID, fpr, tpr))
-                if not is_model:
-                    self.plot.plot(fpr, tpr, pen=pg.mkPen(colour + (110,), width=1))
-            if not averaged:
-                continue
-            mean = np.mean(averaged, axis=0)
-            partway = read - sum(1 for _, truth in samples if len(truth) == most)
-            name = model_name(modality) if is_model else f"{modality} (reader average)" + (
-                f" — {partway} reader(s) part-way not in it" if partway else "")
-            width = 4 if (is_model or is_hybrid) else 3
-            pen = pg.mkPen(colour, width=width, style=style)
-            # every ROC curve starts at (0, 0): the rise at zero false positives is drawn, not implied
-            curves[modality] = self.plot.plot(np.r_[0.0, FPR_GRID], np.r_[0.0, mean], pen=pen)
+        for index, curve in enumerate(roc_curves(self.results.records)):
+            modality, is_hybrid = curve.modality, curve.kind == "hybrid"
+            colour = curve_colour(curve)
+            style = (pg.QtCore.Qt.PenStyle.DashLine if is_hybrid and "unaided" not in modality
+                     else pg.QtCore.Qt.PenStyle.SolidLine)
+            for fpr, tpr in curve.readers:  # each reader's own, thin
+                self.plot.plot(fpr, tpr, pen=pg.mkPen(colour + (110,), width=1))
+            pen = pg.mkPen(colour, width=3 if curve.kind == "readers" else 4, style=style)
+            curves[modality] = self.plot.plot(curve.fpr, curve.tpr, pen=pen)
             # hollow markers of its own shape, each curve's at its own places along the axis: two curves that
             # coincide (aided reads that changed nothing, a hybrid equal to the model) still both show
-            index = len(curves) - 1
             symbol, marks = MARKERS[index % len(MARKERS)], MARK_FPR + MARK_STEP * (index % len(MARKERS))
             marker = {"symbol": symbol, "symbolSize": 11, "symbolPen": pg.mkPen(colour, width=2), "symbolBrush": None}
-            markers = self.plot.plot(marks, np.interp(marks, FPR_GRID, mean), pen=None, **marker)
+            markers = self.plot.plot(marks, np.interp(marks, curve.fpr, curve.tpr), pen=None, **marker)
             sample = pg.PlotDataItem(pen=pen, **marker)  # the legend's: line and marker; a click on it hides or
-            self.plot.plotItem.legend.addItem(sample, name)  # shows the curve with its markers, as before
+            self.plot.plotItem.legend.addItem(sample, curve.name)  # shows the curve with its markers, as before
             sample.visibleChanged.connect(
                 lambda s=sample, drawn=(curves[modality], markers): [d.setVisible(s.isVisible()) for d in drawn])
         self.plot.plot([0, 1], [0, 1], pen=pg.mkPen((160, 160, 160), style=pg.QtCore.Qt.PenStyle.DashLine))
@@ -260,11 +225,11 @@ class StudyResultsWindow(QMainWindow):
         froc_plot, wafroc_plot = plots
         wafroc_plot.setXRange(0, 1)
         for modality, curve in curves.froc.items():
-            colour = COLOURS.get(modality, (90, 90, 90))
+            colour = READING_COLOURS.get(modality, (90, 90, 90))
             self.froc_curves[modality] = froc_plot.plot(curve.x, curve.y, pen=pg.mkPen(colour, width=3),
                                                         name=f"{modality} (readers pooled)")
         for modality, curve in curves.wafroc.items():
-            colour = COLOURS.get(modality, (90, 90, 90))
+            colour = READING_COLOURS.get(modality, (90, 90, 90))
             mean = curves.wafroc_mean.get(modality)
             label = f"{modality} (reader-mean wAFROC {mean:.3f})" if mean is not None else modality
             self.wafroc_curves[modality] = wafroc_plot.plot(curve.x, curve.y, pen=pg.mkPen(colour, width=3),

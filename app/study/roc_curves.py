@@ -1,0 +1,82 @@
+"""The study's ROC curves as the results screen draws them and ``roc_LEVEL.png`` shows them: each reading
+modality's readers averaged (vertically, on a grid of false-positive rates), each model on every unit a reader's
+records hold, each hybrid; with every reader's own curve beside its modality's average."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.study.analysis import roc_points
+from app.study.results import model_name, model_units, reader_scores
+
+FPR_GRID = np.linspace(0, 1, 101)
+READING_COLOURS = {"unaided": (70, 130, 220), "aided": (230, 140, 30), "concurrent": (150, 90, 200)}
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    modality: str  # the records' modality ("unaided", "model (vs unaided)", "hybrid (aided)")
+    name: str  # what the legend calls it
+    kind: str  # "readers", "model" or "hybrid"
+    fpr: np.ndarray  # from (0, 0): the rise at zero false positives is drawn, not implied
+    tpr: np.ndarray
+    readers: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # each reader's own (fpr, tpr)
+
+
+def roc_curves(records: list[dict]) -> list[RocCurve]:
+    """One curve per reading modality, model (once, whichever comparison it came from) and hybrid, in the
+    records' modality order; none for a modality without units of both kinds."""
+    curves: list[RocCurve] = []
+    readers = sorted({r["reader"] for r in records})
+    for modality in sorted({r["modality"] for r in records}):
+        is_model = modality.startswith("model")
+        if is_model and any(c.kind == "model" and model_name(c.modality) == model_name(modality) for c in curves):
+            continue
+        # a model's curve is on every unit any reader's records hold, as its AUC is computed
+        samples = ([model_units(records, model_name(modality))] if is_model else
+                   [reader_scores(records, modality, reader) for reader in readers])
+        # the average is of the readers who have read the most units: one part-way (a case or two) pulled it to a
+        # curve no reader has (each reader's own curve is still there)
+        most = max(len(truth) for _, truth in samples)
+        read = sum(1 for _, truth in samples if len(truth))
+        averaged, own = [], []
+        for scores, truth in samples:
+            if not len(truth) or truth.min() == truth.max():
+                continue
+            fpr, tpr, _ = roc_points(scores, truth)
+            if len(truth) == most:
+                averaged.append(np.interp(FPR_GRID, fpr, tpr))
+            if not is_model:
+                own.append((fpr, tpr))
+        if not averaged:
+            continue
+        partway = read - sum(1 for _, truth in samples if len(truth) == most)
+        kind = "model" if is_model else "hybrid" if modality.startswith("hybrid") else "readers"
+        name = model_name(modality) if is_model else f"{modality} (reader average)" + (
+            f" — {partway} reader(s) part-way not in it" if partway else "")
+        curves.append(RocCurve(modality, name, kind, np.r_[0.0, FPR_GRID], np.r_[0.0, np.mean(averaged, axis=0)],
+                               own))
+    return curves
+
+
+def curve_colour(curve: RocCurve) -> tuple[int, int, int]:
+    """RGB, the same on the screen and in the file: readers by modality, models red, a hybrid green (of the
+    aided reads another green: its dashes alone were lost in the legend's short sample)."""
+    if curve.kind == "model":
+        return 200, 30, 30
+    if curve.kind == "hybrid":
+        return (30, 150, 60) if "unaided" in curve.modality else (120, 150, 0)
+    return READING_COLOURS.get(curve.modality, (90, 90, 90))
+
+
+def roc_png(records: list[dict], level: str, study: str = "") -> bytes:
+    """The ROC figure of the results files: every average, model and hybrid curve, with the chance line."""
+    from app.study.curve_figure import curve_png, titled  # noqa: PLC0415
+    from app.study.froc import Curve  # noqa: PLC0415
+
+    curves = roc_curves(records)
+    return curve_png({c.name: Curve(c.fpr, c.tpr) for c in curves}, titled("ROC", study, f"{level} level"),
+                     "1 - specificity (false-positive rate)", "sensitivity", x_max=1.0,
+                     colours={c.name: curve_colour(c) for c in curves}, diagonal=True)
