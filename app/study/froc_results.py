@@ -54,7 +54,8 @@ def localisation_curves(store: Any, study_id: int, readers: Any = None) -> Local
 
 
 def froc_cautions(data: FrocData, analysis: FrocAnalysis | None = None) -> tuple[str, ...]:
-    """What the numbers cannot say: too few cases of a kind, or too few readers."""
+    """What the numbers cannot say: too few cases of a kind, too few readers, a test not estimable, an interval
+    of a difference past ±1."""
     out = []
     fewest = min(data.n_normal, data.n_abnormal)
     if fewest < MIN_UNITS:
@@ -67,6 +68,12 @@ def froc_cautions(data: FrocData, analysis: FrocAnalysis | None = None) -> tuple
         out += [c for c in analysis.cautions if c not in out]
         out += [f"{name}: not estimable: {test.reason}" for name, test in analysis.tests.items()
                 if test.reason and test.reason not in analysis.cautions]
+        # as the ROC comparisons say it: a difference of figures of merit lies in [-1, 1]
+        out += [f"{name} {d.a} − {d.b}: its interval ({d.ci[0]:+.4f} – {d.ci[1]:+.4f}) passes ±1, past what a "
+                "difference of figures of merit can be: the normal approximation does not hold with so few cases; "
+                "the interval is as the analysis gives it, not clipped"
+                for name, test in analysis.tests.items() for d in test.differences
+                if math.isfinite(d.ci[0]) and math.isfinite(d.ci[1]) and (d.ci[0] < -1 or d.ci[1] > 1)]
     return tuple(out)
 
 

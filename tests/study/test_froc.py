@@ -312,3 +312,21 @@ def test_a_single_modality_has_its_figure_of_merit_and_intervals_without_a_test(
     written = {p.name for p in write_froc_results(alone, analysis, tmp_path)}
     assert {"results.json", "foms.csv", "modalities.csv", "froc.png", "wafroc.png"} <= written
 
+
+
+def test_an_interval_of_a_difference_past_one_is_cautioned_as_the_roc_comparisons_are(dataset05):
+    """A coordinator's finding, said of the ROC comparisons and missing here: "95 % CI −1.2013 – −0.3115" of a
+    difference of figures of merit, which lies in [−1, 1], stood without a word."""
+    from dataclasses import replace
+
+    from app.study.froc_results import froc_cautions
+
+    analysis = froc_analysis(dataset05, "wAFROC", "OR")
+    assert not any("passes ±1" in c for c in froc_cautions(dataset05, analysis))  # 9 readers, 92 cases: none
+    test = analysis.tests["RRRC"]
+    wide = replace(test, differences=(replace(test.differences[0], ci=(-1.2013, -0.3115)),))
+    cautions = froc_cautions(dataset05, replace(analysis, tests={**analysis.tests, "RRRC": wide}))
+    assert [c for c in cautions if "passes ±1" in c] == [
+        "RRRC 1 − 2: its interval (-1.2013 – -0.3115) passes ±1, past what a difference of figures of merit can be: "
+        "the normal approximation does not hold with so few cases; the interval is as the analysis gives it, not "
+        "clipped"]
