@@ -231,7 +231,8 @@ def model_exclusions(store: Store, study_id: int, level: str = "breast") -> list
 
 
 def telemetry(store: Store, study_id: int, threshold: float = 0.5) -> list[dict]:
-    """Per aided read (sequential design): how the reader moved after seeing the AI.
+    """Per aided read (sequential design) of a case that is not for training: how the reader moved after seeing
+    the AI.
 
     ``toward_ai``: the score moved in the AI's direction; ``flip_to_incorrect_ai_wrong``: the unaided
     decision (score >= threshold means "malignant") was right, the aided one wrong, and the AI was wrong.
@@ -248,7 +249,8 @@ def telemetry(store: Store, study_id: int, threshold: float = 0.5) -> list[dict]
         durations[(reader, case_id, modality)] = duration
     out = []
     for (reader, case_id, breast), by_modality in sorted(values.items()):
-        if "unaided" not in by_modality or "aided" not in by_modality or _truth(cases[case_id], breast) == "none":
+        if ("unaided" not in by_modality or "aided" not in by_modality or _truth(cases[case_id], breast) == "none"
+                or cases[case_id].training):  # a practice case is in no analysis (it was counted here)
             continue
         before, after = by_modality["unaided"], by_modality["aided"]
         ai = model.get((case_id, breast))

@@ -993,3 +993,20 @@ def test_a_comparison_resting_on_an_arm_without_case_variance_says_so():
     # a coordinator's finding: "95 % CI −1.2013 – −0.3115" for a difference of AUCs, unexplained
     assert comparison_caution(result(0.02, 0.05, ci=(-1.2013, -0.3115))).startswith("its interval passes ±1")
     assert "passes ±1" in comparison_caution(result(0.0, 0.05, ci=(0.3, 1.4)))
+
+
+def test_telemetry_leaves_out_the_practice_cases_as_every_analysis_does(store):
+    """A coordinator's finding: "aided reads (per breast): 84" of 40 cases and 2 training cases; the AUCs and the
+    BI-RADS table counted 80."""
+    entries = cases(6, 2) + [CaseEntry("t1", "/t", "malignant", "normal", training=True)]
+    study = create_study(store, "practice", Design.SEQUENTIAL, ["A"], entries, seed=1)
+    store_ai_results(store, study)
+    session = ReadingSession(store, study, "A")
+    for position in range(len(session.order)):
+        case = session.case_at(position).case_id
+        session.commit(case, "unaided", {"L": 0.3, "R": 0.2}).result()
+        session.reveal(case).result()
+        session.commit(case, "aided", {"L": 0.6, "R": 0.2}).result()
+    assert "t1" in session.order
+    moves = telemetry(store, study)
+    assert len(moves) == 12 and "t1" not in {m["case"] for m in moves}
