@@ -5,7 +5,9 @@ estimates).
 A read is a recall when its category asks for more than routine screening: 0 (incomplete: additional imaging),
 3, 4 (4A–4C), 5 and 6 — the positive screening assessments of the ACR BI-RADS Atlas' audit (3 included, as the
 Breast Cancer Surveillance Consortium counts it); 1 and 2 are negative. At exam level an exam is recalled when
-either breast is. A unit without a category (the study's form leaves BI-RADS optional) is not counted, and said.
+either breast is, and counted only where each breast has a category (an exam counted when its one categorised
+breast recalled, and not when it did not, raised the recall rate and lowered the specificity). A unit without a
+category (the study's form leaves BI-RADS optional) is not counted, and said.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from app.study.store import Store
 RECALL_CATEGORIES = ("0", "3", "4", "4A", "4B", "4C", "5", "6")
 NEGATIVE_CATEGORIES = ("1", "2")
 RECALL_RULE = "BI-RADS 0, 3, 4 (4A–4C), 5 and 6 recall; 1 and 2 do not"
-POOLED = "all readers"  # the readers' reads pooled: its proportions, no interval (the same cases read again)
+POOLED = "readers pooled"  # the table's readers' reads pooled: its proportions, no interval (the same cases
+# read again); it said "all readers" of the readers chosen with --readers
 WILSON_Z = 1.959963984540054  # 95 %
 
 
@@ -106,18 +109,24 @@ def recall_rows(store: Store, study_id: int, level: str = "breast",
         decisions = [(recalled(categories[b]), truths[b] == "malignant") for b in present]
         if level == "exam":
             calls = [d for d, _ in decisions]
-            exam_call = True if True in calls else (None if None in calls else False)
-            decisions = [(exam_call, case.positive)]
+            decisions = [(None if None in calls else any(calls), case.positive)]
         units.setdefault((reader, modality), []).extend(decisions)
     if not any(d is not None for unit_list in units.values() for d, _ in unit_list):
         return []
-    rows = [_row(reader, modality, found) for (reader, modality), found in sorted(units.items())]
-    modalities = sorted({modality for _, modality in units})
+    modalities = sorted({modality for _, modality in units}, key=_modality_order)
+    rows = [_row(reader, modality, units[reader, modality]) for modality in modalities
+            for reader in sorted({r for r, m in units if m == modality})]
     if len({reader for reader, _ in units}) > 1:
         for modality in modalities:
             pooled = [u for (_, m), found in sorted(units.items()) if m == modality for u in found]
             rows.append(_row(POOLED, modality, pooled))
     return rows
+
+
+def _modality_order(modality: str) -> tuple[int, str]:
+    """Unaided first, then the reads with the AI, as the study is read."""
+    order = ("unaided", "aided", "concurrent")
+    return (order.index(modality) if modality in order else len(order), modality)
 
 
 def _row(reader: str, modality: str, found: list[tuple[bool | None, bool]]) -> RecallRow:
@@ -132,32 +141,49 @@ def recall_note(rows: list[RecallRow], level: str) -> str:
     missing = sum(row.without_category for row in rows if row.reader != POOLED)
     unit = "breast" if level == "breast" else "exam"
     return (RECALL_RULE
-            + ("; an exam is recalled when either breast is" if level == "exam" else "")
+            + ("; an exam is recalled when either breast is, and counted where each breast has a category"
+               if level == "exam" else "")
             + "; Wilson 95 % intervals"
             + (", units taken as independent (a woman's two breasts are not)" if level == "breast" else "")
-            + (f"; {POOLED}: the readers' reads pooled, no interval" if any(r.reader == POOLED for r in rows) else "")
-            + (f"; {missing} read {unit}{'s' if missing != 1 else ''} without a category not counted"
-               if missing else ""))
+            + (f"; {POOLED}: the table's readers' reads together, no interval"
+               if any(r.reader == POOLED for r in rows) else "")
+            + (f"; {missing} read {unit}{'s' if missing != 1 else ''} without a category"
+               + (" on a breast" if level == "exam" else "") + " not counted" if missing else ""))
 
 
 def percent(value: float, interval: tuple[float, float] = (math.nan, math.nan)) -> str:
-    """"84 % (62 – 95)", "84 %" without an interval, "—" without units."""
+    """"84 % (62 – 95)", "84 %" without an interval, "—" without units; halves round up (62.5 % is "63 %",
+    as 47.5 % is "48 %": Python's rounding to even made one "62 %")."""
     if value != value:
         return "—"
     low, high = interval
-    return f"{100 * value:.0f} %" + (f" ({100 * low:.0f} – {100 * high:.0f})" if low == low else "")
+    return f"{_whole(value)} %" + (f" ({_whole(low)} – {_whole(high)})" if low == low else "")
+
+
+def _whole(fraction: float) -> int:
+    return math.floor(100 * fraction + 0.5 + 1e-9)  # 0.625 * 100 is 62.49999… in binary
+
+
+def cells(row: RecallRow) -> dict[str, str]:
+    """The row's four measures as the screen and the terminal show them: "count/of percent (CI)"."""
+    ci = row.intervals()
+    return {"recall rate": f"{row.recalled}/{row.units} {percent(row.recall_rate, ci['recall_rate'])}",
+            "sensitivity": f"{row.true_positives}/{row.positives} {percent(row.sensitivity, ci['sensitivity'])}",
+            "specificity": f"{row.negatives - row.false_positives}/{row.negatives} "
+                           f"{percent(row.specificity, ci['specificity'])}",
+            "PPV": f"{row.true_positives}/{row.recalled} {percent(row.ppv, ci['ppv'])}"}
 
 
 def recall_lines(rows: list[RecallRow]) -> list[str]:
-    """One line per row for a terminal: who, modality, recall rate, sensitivity, specificity, PPV with counts."""
-    who = max([11, *(len(row.reader) for row in rows)])
+    """Two lines per row for a terminal (one ran to 175 characters): who and modality with the recall rate and
+    sensitivity, then specificity and PPV, each "count/of percent (95 % CI)"."""
+    who = max([14, *(len(row.reader) for row in rows)])
     modality = max([10, *(len(row.modality) for row in rows)])
     out = []
     for row in rows:
-        ci = row.intervals()
-        out.append(f"{row.reader:<{who}} {row.modality:<{modality}} recalled {row.recalled}/{row.units} "
-                   f"{percent(row.recall_rate, ci['recall_rate'])}  sensitivity {row.true_positives}/{row.positives} "
-                   f"{percent(row.sensitivity, ci['sensitivity'])}  specificity "
-                   f"{row.negatives - row.false_positives}/{row.negatives} "
-                   f"{percent(row.specificity, ci['specificity'])}  PPV {percent(row.ppv, ci['ppv'])}")
+        shown = cells(row)
+        out.append(f"{row.reader:<{who}} {row.modality:<{modality}} recall rate {shown['recall rate']}  "
+                   f"sensitivity {shown['sensitivity']}")
+        out.append(f"{'':<{who + modality + 1}} specificity {shown['specificity']}  PPV {shown['PPV']}"
+                   + (f"  ({row.without_category} without a category)" if row.without_category else ""))
     return out

@@ -490,7 +490,7 @@ RECALL_MEASURES = ("recall_rate", "sensitivity", "specificity", "ppv")
 def write_recalls(rows: list[RecallRow], path: Path) -> None:
     """The readers' BI-RADS decisions, one row per reader and modality: counts, the four proportions and their
     Wilson 95 % intervals (empty cells where a proportion has no units, or for the pooled row's intervals)."""
-    counts = [name for name in RecallRow.__dataclass_fields__]
+    counts = [*RecallRow.__dataclass_fields__, "true_negatives"]
     measures = [f"{m}{part}" for m in RECALL_MEASURES for part in ("", "_ci_low", "_ci_high")]
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = text_dict_writer(handle, fieldnames=[*counts, *measures])
@@ -501,7 +501,7 @@ def write_recalls(rows: list[RecallRow], path: Path) -> None:
             for m in RECALL_MEASURES:
                 values[m] = getattr(row, m)
                 values[f"{m}_ci_low"], values[f"{m}_ci_high"] = intervals[m]
-            writer.writerow(_cells({**asdict(row), **values}))
+            writer.writerow(_cells({**asdict(row), "true_negatives": row.negatives - row.false_positives, **values}))
 
 
 def _cells(row: dict) -> dict:

@@ -85,6 +85,7 @@ def test_results_carry_the_table_to_the_files_and_the_command_line(store, tmp_pa
     assert rows["A"]["sensitivity"] == "0.75" and float(rows["A"]["sensitivity_ci_low"]) == pytest.approx(
         wilson(3, 4)[0])
     assert rows["B"]["ppv"] == "" and rows[POOLED]["sensitivity_ci_low"] == ""  # empty cells, never "nan"
+    assert rows["A"]["true_negatives"] == "13"
     notes = (tmp_path / "notes_breast.txt").read_text(encoding="utf-8")
     assert "BI-RADS 0, 3, 4 (4A–4C), 5 and 6 recall; 1 and 2 do not" in notes
     assert "2 read breasts without a category not counted" in notes
@@ -95,8 +96,10 @@ def test_results_carry_the_table_to_the_files_and_the_command_line(store, tmp_pa
     out = capsys.readouterr().out
     assert "Screening decisions from the BI-RADS categories (exam level):" in out
     assert "an exam is recalled when either breast is" in out
-    line = next(line for line in out.splitlines() if line.strip().startswith("A ") and "recalled" in line)
-    assert "recalled 5/10 50 %" in line and "sensitivity 3/4 75 % (30 – 95)" in line
+    line = next(line for line in out.splitlines() if line.strip().startswith("A ") and "recall rate" in line)
+    assert "recall rate 5/10 50 %" in line and "sensitivity 3/4 75 % (30 – 95)" in line
+    second = out.splitlines()[out.splitlines().index(line) + 1]
+    assert " ".join(second.split()) == "specificity 4/6 67 % (30 – 90) PPV 3/5 60 % (23 – 88)"
 
 
 def test_a_study_without_categories_has_no_table_and_an_earlier_one_goes(store, tmp_path):
@@ -113,7 +116,7 @@ def test_a_study_without_categories_has_no_table_and_an_earlier_one_goes(store, 
 
 
 def test_the_results_screen_shows_the_table_with_its_rule(qtbot, store):
-    from PySide6.QtWidgets import QLabel, QTableWidget
+    from PySide6.QtWidgets import QLabel, QTableWidget, QTabWidget
 
     from app.ui.study.results import StudyResultsWindow
 
@@ -122,6 +125,35 @@ def test_the_results_screen_shows_the_table_with_its_rule(qtbot, store):
     table = window.findChild(QTableWidget, "recallTable")
     shown = {table.item(i, 0).text(): [table.item(i, j).text() for j in range(table.columnCount())]
              for i in range(table.rowCount())}
-    assert shown["A"][2:6] == ["5/19", "26 % (12 – 49)", "3/4", "75 % (30 – 95)"]
-    assert shown[POOLED][5] == "38 %"  # 3 of 8 cancers, no interval
+    assert shown["A"][2:] == ["5/19 26 % (12 – 49)", "3/4 75 % (30 – 95)", "13/15 87 % (62 – 96)",
+                              "3/5 60 % (23 – 88)", "0"]
+    assert shown[POOLED][3] == "3/8 38 %"  # 3 of 8 cancers, no interval
+    tabs = window.findChild(QTabWidget)
+    tabs.setCurrentIndex([tabs.tabText(i) for i in range(tabs.count())].index("BI-RADS recall"))
+    window.resize(1500, 800)  # the window's own size: every column in view
+    window.show()
+    qtbot.waitUntil(lambda: table.isVisible())
+    assert table.horizontalHeader().length() <= table.viewport().width()
     assert "1 and 2 do not" in window.findChild(QLabel, "recallRule").text()
+
+
+def test_an_exam_counts_only_where_each_breast_has_a_category(store):
+    """A coordinator's finding: an exam whose one categorised breast recalled was counted, one whose categorised
+    breast was a 1 was not ("recalled 7/7, specificity 0 %" beside 58 % at breast level)."""
+    entries = [CaseEntry(f"c{i:02d}", f"/exams/{i}", "normal", "normal") for i in range(4)]
+    study = create_study(store, "one side", Design.UNAIDED, ["A"], entries, seed=2)
+    session = ReadingSession(store, study, "A")
+    given = {"c00": {"L": "3"}, "c01": {"L": "1"}, "c02": {"L": "1", "R": "4"}, "c03": {"L": "1", "R": "2"}}
+    for position in range(len(session.order)):
+        case = session.case_at(position).case_id
+        session.commit(case, "unaided", {"L": 0.1, "R": 0.1}, given[case]).result()
+    (row,) = recall_rows(store, study, "exam")
+    assert (row.units, row.without_category, row.recalled, row.negatives, row.false_positives) == (2, 2, 1, 2, 1)
+    (breasts,) = recall_rows(store, study, "breast")
+    assert (breasts.units, breasts.without_category, breasts.recalled) == (6, 2, 2)
+
+
+def test_percentages_round_halves_up():
+    from app.study.recall import percent
+
+    assert [percent(v) for v in (0.625, 0.475, 0.875, 0.005)] == ["63 %", "48 %", "88 %", "1 %"]

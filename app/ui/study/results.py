@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.study.analysis import Comparison
-from app.study.recall import percent
+from app.study.recall import cells
 from app.study.roc_curves import READING_COLOURS, curve_colour, roc_curves
 from app.ui.forms import fit_to_screen
 from app.study.results import (
@@ -181,24 +181,17 @@ class StudyResultsWindow(QMainWindow):
     @staticmethod
     def _recall_tab(results: StudyResults) -> QWidget:
         """The readers' screening decisions from their BI-RADS categories, with the rule they are counted by."""
-        rows = []
-        for row in results.recalls:
-            ci = row.intervals()
-            rows.append([row.reader, row.modality, f"{row.recalled}/{row.units}",
-                         percent(row.recall_rate, ci["recall_rate"]), f"{row.true_positives}/{row.positives}",
-                         percent(row.sensitivity, ci["sensitivity"]),
-                         f"{row.negatives - row.false_positives}/{row.negatives}",
-                         percent(row.specificity, ci["specificity"]), percent(row.ppv, ci["ppv"]),
-                         str(row.without_category)])
+        rows = [[row.reader, row.modality, *cells(row).values(), str(row.without_category)]
+                for row in results.recalls]  # "count/of percent (CI)" a cell: the table fits the side panel
         tab = QWidget()
         layout = QVBoxLayout(tab)
         rule = QLabel(results.recall_notes()[0])
         rule.setWordWrap(True)
         rule.setObjectName("recallRule")
         layout.addWidget(rule)
-        layout.addWidget(_table(["reader", "modality", "recalled", "recall rate\n(95 % CI)", "cancers\nrecalled",
-                                 "sensitivity\n(95 % CI)", "others not\nrecalled", "specificity\n(95 % CI)",
-                                 "PPV\n(95 % CI)", "without\ncategory"], rows, "recallTable"))
+        layout.addWidget(_table(["reader", "modality", "recall rate\n(95 % CI)", "sensitivity\n(95 % CI)",
+                                 "specificity\n(95 % CI)", "PPV\n(95 % CI)", "without\ncategory"], rows,
+                                "recallTable"))
         return tab
 
     def _localisation_tab(self, curves) -> QWidget:
