@@ -279,7 +279,7 @@ def captioned(image: np.ndarray, lines: list[str], warning: str = "") -> np.ndar
     e-mail), and showed a patient's images and a demo model's maps with nothing saying either."""
     from PIL import Image, ImageDraw  # noqa: PLC0415
 
-    from app.report.fonts import CaptionFonts  # noqa: PLC0415 - DejaVu Sans, and a system font for CJK
+    from app.figure_text import CaptionFonts  # noqa: PLC0415 - DejaVu Sans, and a system font for CJK
 
     width = image.shape[1]
     size = max(14, width // 60)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -141,6 +142,12 @@ class StudyResults:
     # (off the GUI thread); ``reader_averages`` uses it for a modality no comparison holds
     own_averages: dict[str, AucRow] = field(default_factory=dict)
     recalls: list[RecallRow] = field(default_factory=list)  # the readers' BI-RADS decisions (none: no category)
+    created: str = ""  # when the study was created (UTC, ISO 8601): with the name, which study this is
+
+    def identity(self) -> str:
+        """The study as the notes file names it: two databases may each hold a study of one name (a folder of the
+        first one's results kept its exam-level files beside the second one's)."""
+        return f"{self.study} (created {self.created})" if self.created else self.study
 
     def notes(self) -> list[str]:
         """Everything the coordinator must know before reading the numbers (each hybrid's basis among them)."""
@@ -376,14 +383,19 @@ def study_results(store: Store, study_id: int, level: str = "breast", method: st
         curves = None
         cautions += (f"FROC / wAFROC curves not drawn: {reason}",)
     moves = [m for m in telemetry(store, study_id) if chosen is None or m["reader"] in chosen]
-    name = store.read("SELECT name FROM studies WHERE study_id=?", (study_id,))
+    name = store.read("SELECT name, created_at FROM studies WHERE study_id=?", (study_id,))
     held = {modality for comparison in comparisons.values() for modality in comparison.reader_mean}
     own = {modality: row for modality in dict.fromkeys(r["modality"] for r in records)
            if modality not in held and not str(modality).startswith("model")
            and (row := own_average(records, modality, method)) is not None}
     return StudyResults(level, records, aucs, comparisons, points, moves,
                         model_exclusions(store, study_id, level), cautions, curves, hybrid_bases(store, study_id),
-                        name[0][0] if name else "", method, own, recall_rows(store, study_id, level, chosen))
+                        name[0][0] if name else "", method, own, recall_rows(store, study_id, level, chosen),
+                        _utc(name[0][1]) if name else "")
+
+
+def _utc(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="milliseconds")
 
 
 def own_average(records: list[dict], modality: str, method: str) -> AucRow | None:
@@ -518,7 +530,7 @@ def result_files(level: str) -> tuple[str, ...]:
             f"operating_points_{level}.json", f"notes_{level}.txt")
 
 
-NOTES_HEAD = "study: "  # the notes file's first line names the study its run was of
+NOTES_HEAD = "study: "  # the notes file's first line names the study its run was of (StudyResults.identity)
 
 
 def _stale_results(folder: Path, results: StudyResults) -> set[str]:
@@ -535,7 +547,7 @@ def _stale_results(folder: Path, results: StudyResults) -> set[str]:
             studies.add(head[0].removeprefix(NOTES_HEAD))  # user's notes_meeting.txt
     if not studies:
         return set()
-    if studies != {results.study}:  # another study's results (or ones of before the name was written)
+    if studies != {results.identity()}:  # another study's results (or ones of before the name was written)
         return set(result_files("breast")) | set(result_files("exam"))
     return set(result_files(results.level))
 
@@ -548,7 +560,7 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     stale = _stale_results(folder, results)  # what an earlier run left, looked at before this run writes
     written = [folder / f"notes_{results.level}.txt"]
-    written[0].write_text(f"{NOTES_HEAD}{results.study}\nlevel: {results.level}\n"
+    written[0].write_text(f"{NOTES_HEAD}{results.identity()}\nlevel: {results.level}\n"
                           + ("".join(f"{note}\n" for note in [*results.notes(), *results.comparison_cautions(),
                                                                 *results.recall_notes()])
                              or "no notes\n"), encoding="utf-8")

@@ -9,10 +9,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.study.analysis import roc_points
+from app.study.records import PLAIN_SUFFIX
 from app.study.results import model_name, model_units, reader_scores
 
 FPR_GRID = np.linspace(0, 1, 101)
 READING_COLOURS = {"unaided": (70, 130, 220), "aided": (230, 140, 30), "concurrent": (150, 90, 200)}
+# one colour per model (three models were one red, their hybrids one green: told apart by their markers only)
+MODEL_COLOURS = ((200, 30, 30), (140, 40, 150), (160, 95, 20), (100, 20, 20), (220, 80, 130))
+HYBRID_COLOURS = ((30, 150, 60), (0, 120, 120), (70, 185, 140), (20, 90, 40), (60, 160, 200))  # unaided reads'
+AIDED_HYBRID_COLOURS = ((120, 150, 0), (165, 135, 40), (90, 110, 30), (185, 175, 0), (130, 100, 70))
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,14 @@ class RocCurve:
     fpr: np.ndarray  # from (0, 0): the rise at zero false positives is drawn, not implied
     tpr: np.ndarray
     readers: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # each reader's own (fpr, tpr)
+    model_index: int = 0  # a model's or hybrid's model among the study's (its colour)
+    plain: bool = False  # a hybrid that is the plain mean beside a calibrated one
+
+
+def model_of(modality: str) -> str:
+    """The model a model or hybrid modality is of: "hybrid [glam] (plain mean) (unaided)" -> "model [glam]"."""
+    base = model_name(modality.rsplit(" (", 1)[0] if modality.startswith("hybrid") else modality)
+    return base.removesuffix(PLAIN_SUFFIX).replace("hybrid", "model", 1)
 
 
 def roc_curves(records: list[dict]) -> list[RocCurve]:
@@ -30,6 +43,7 @@ def roc_curves(records: list[dict]) -> list[RocCurve]:
     records' modality order; none for a modality without units of both kinds."""
     curves: list[RocCurve] = []
     readers = sorted({r["reader"] for r in records})
+    models = sorted({model_name(r["modality"]) for r in records if r["modality"].startswith("model")})
     for modality in sorted({r["modality"] for r in records}):
         is_model = modality.startswith("model")
         if is_model and any(c.kind == "model" and model_name(c.modality) == model_name(modality) for c in curves):
@@ -56,27 +70,36 @@ def roc_curves(records: list[dict]) -> list[RocCurve]:
         kind = "model" if is_model else "hybrid" if modality.startswith("hybrid") else "readers"
         name = model_name(modality) if is_model else f"{modality} (reader average)" + (
             f" — {partway} reader(s) part-way not in it" if partway else "")
+        index = models.index(model_of(modality)) if kind != "readers" and model_of(modality) in models else 0
         curves.append(RocCurve(modality, name, kind, np.r_[0.0, FPR_GRID], np.r_[0.0, np.mean(averaged, axis=0)],
-                               own))
+                               own, index, PLAIN_SUFFIX in modality))
     return curves
 
 
 def curve_colour(curve: RocCurve) -> tuple[int, int, int]:
-    """RGB, the same on the screen and in the file: readers by modality, models red, a hybrid green (of the
-    aided reads another green: its dashes alone were lost in the legend's short sample)."""
+    """RGB, the same on the screen and in the file: readers by modality; each model its own red or purple; a
+    hybrid green, of the aided reads olive (its dashes alone were lost in the legend's short sample), the plain
+    mean beside a calibrated hybrid the next shade."""
     if curve.kind == "model":
-        return 200, 30, 30
+        return MODEL_COLOURS[curve.model_index % len(MODEL_COLOURS)]
     if curve.kind == "hybrid":
-        return (30, 150, 60) if "unaided" in curve.modality else (120, 150, 0)
+        colours = HYBRID_COLOURS if curve.modality.endswith("(unaided)") else AIDED_HYBRID_COLOURS
+        return colours[(2 * curve.model_index + curve.plain) % len(colours)]
     return READING_COLOURS.get(curve.modality, (90, 90, 90))
+
+
+def curve_dashed(curve: RocCurve) -> bool:
+    """A hybrid of the reads made with the AI is dashed (the unaided reads' solid)."""
+    return curve.kind == "hybrid" and not curve.modality.endswith("(unaided)")
 
 
 def roc_png(records: list[dict], level: str, study: str = "") -> bytes:
     """The ROC figure of the results files: every average, model and hybrid curve, with the chance line."""
-    from app.study.curve_figure import curve_png, titled  # noqa: PLC0415
+    from app.study.curve_figure import CurveStyle, curve_png, titled  # noqa: PLC0415
     from app.study.froc import Curve  # noqa: PLC0415
 
     curves = roc_curves(records)
     return curve_png({c.name: Curve(c.fpr, c.tpr) for c in curves}, titled("ROC", study, f"{level} level"),
-                     "1 - specificity (false-positive rate)", "sensitivity", x_max=1.0,
-                     colours={c.name: curve_colour(c) for c in curves}, diagonal=True)
+                     "1 - specificity (false-positive rate)", "sensitivity (true-positive rate)", x_max=1.0,
+                     styles={c.name: CurveStyle(curve_colour(c), n, curve_dashed(c)) for n, c in enumerate(curves)},
+                     diagonal=True)

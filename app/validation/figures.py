@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from app.report.figures import encode_png
-from app.report.fonts import put_text
+from app.figure_text import put_text
 from app.study.analysis import roc_points
 from app.validation.calibration import reliability
 from inference.evaluation.reliability_diagram import reliability_panel

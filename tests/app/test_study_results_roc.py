@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel
 
 from app.study.analysis import roc_points
@@ -72,6 +73,13 @@ def test_curves_that_coincide_still_both_show(qtbot, store):
     legend = window.plot.getPlotItem().legend
     samples = [sample for sample, _ in legend.items if sample.item.opts["symbol"] is not None]
     assert len(samples) == len(markers)
+    # each legend marker in its curve's colour and hollow, as on the curve (they were pyqtgraph's default filled
+    # grey-blue shape: two models' entries could not be told apart)
+    by_symbol = {item.opts["symbol"]: item for item in markers}
+    for sample in samples:
+        scatter, drawn = sample.item.scatter.opts, by_symbol[sample.item.opts["symbol"]]
+        assert pg.mkPen(scatter["pen"]).color() == pg.mkPen(drawn.opts["symbolPen"]).color()
+        assert pg.mkBrush(scatter["brush"]).color().alpha() == 0
     # a click on a legend entry hides its curve and markers, and a second shows them again (found in review:
     # the entry had become a copy, and the click hid nothing)
     first = samples[0]

@@ -61,7 +61,7 @@ def test_the_png_caption_draws_chinese_japanese_and_korean_in_a_system_font_besi
     """An exam folder named in Japanese was captioned in boxes on the exported PNG: DejaVu has no CJK glyphs (and
     Debian's CJK fallback font has no Latin: the whole line in it boxed the Latin instead)."""
     from app.report.figures import captioned
-    from app.report.fonts import CaptionFonts
+    from app.figure_text import CaptionFonts
 
     fonts = CaptionFonts(20)
     runs = fonts.runs(f"{name} 2026 · R-CC")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -424,7 +425,17 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
                  right=lambda _index: 0.1)
     third = {path.name for path in write_results(study_results(store, other, level="exam"), out)}
     assert {path.name for path in out.iterdir()} == third
-    assert (out / "notes_exam.txt").read_text().startswith("study: other\nlevel: exam\n")
+    assert re.match(r"study: other \(created \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00\)\nlevel: exam\n",
+                    (out / "notes_exam.txt").read_text())
+    # a study of the same name in another database is another study: none of the first one's files stays either
+    again = Store(tmp_path / "another.sqlite")
+    try:
+        twin = create_study(again, "other", Design.UNAIDED, ["X", "Y"], cases(12, 4), seed=5)
+        read_unaided(again, twin, ("X", "Y"), lambda _reader, index, _position: 0.1 + 0.04 * index)
+        fourth = {path.name for path in write_results(study_results(again, twin), out)}
+    finally:
+        again.close()
+    assert {path.name for path in out.iterdir()} == fourth and "aucs_exam.csv" not in fourth
 
 
 def test_a_study_of_normal_cases_only_has_results_without_averages(store, tmp_path):

@@ -226,7 +226,7 @@ def test_the_terminal_auc_table_stays_in_columns_with_long_names(monkeypatch, ca
 
     rows = [row("A", "unaided", 0.7), row("Jan van der Berg", "hybrid (unaided, long label)", 0.8)]
     fake = SimpleNamespace(aucs=rows, notes=lambda: [], reader_averages=lambda: [row("", "unaided", 0.75)],
-                           comparisons={}, telemetry=None)
+                           comparisons={}, telemetry=None, recalls=[])
     monkeypatch.setattr(results_module, "study_results", lambda *args: fake)
     monkeypatch.setattr(study_cli, "_study_id", lambda store, name: 1)
     args = argparse.Namespace(name="pilot", level="breast", method="jackknife", readers=None, out=None, window=False,

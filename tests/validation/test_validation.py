@@ -1285,7 +1285,7 @@ def test_the_roc_palette_tells_seven_classes_apart():
 def test_a_subgroup_named_in_its_own_letters_is_drawn_not_question_marks(value):
     """OpenCV's figure font has no Greek and no CJK: a subgroup value in Greek or Japanese was drawn as question
     marks. What it draws (Latin with accents, Cyrillic) stays in its font."""
-    from app.report.fonts import CaptionFonts  # noqa: PLC0415
+    from app.figure_text import CaptionFonts  # noqa: PLC0415
     from app.validation.figures import forest_figure  # noqa: PLC0415
 
     if ord(max(value)) > 0x2e80 and len(CaptionFonts(12).runs(value)) == 1:

@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
 
 from app.study.analysis import Comparison
 from app.study.recall import cells
-from app.study.roc_curves import READING_COLOURS, curve_colour, roc_curves
+from app.study.curve_figure import MARKER_SHAPES, marker_places
+from app.study.roc_curves import READING_COLOURS, curve_colour, curve_dashed, roc_curves
 from app.ui.forms import fit_to_screen
 from app.study.results import (
     StudyResults,
@@ -32,8 +33,10 @@ from app.ui.errors import show_error
 from app.ui.worker import Worker
 from inference.numbers import p_text
 
-MARKERS = ("o", "s", "t", "d", "star", "h", "p", "t1")
-MARK_FPR, MARK_STEP = np.arange(0.02, 0.9, 0.1), 0.012  # each curve's markers a step further along the axis
+# app.study.curve_figure's MARKER_SHAPES as pyqtgraph's symbols: the screen's markers are the file's
+SYMBOLS = {"circle": "o", "square": "s", "triangle down": "t", "diamond": "d", "star": "star", "plus": "+", "x": "x",
+           "triangle up": "t1"}
+LEGEND_NAME = 60  # characters: a longer name is cut in its middle in the legend (it ran off the plot's left)
 
 
 LEGEND_TEXT = (40, 40, 40)  # pyqtgraph's default legend text is light grey, faint on the white plots
@@ -57,6 +60,14 @@ def _table(headers: list[str], rows: list[list[str]], name: str) -> QTableWidget
     for column in range(table.columnCount()):  # a reason ("not estimable: …") made its column as wide as the
         table.setColumnWidth(column, min(table.columnWidth(column), MAX_COLUMN))  # screen: p and the CI off it
     return table
+
+
+def _legend_name(name: str) -> str:
+    """A legend's name, cut in its middle past LEGEND_NAME characters (whole in roc_LEVEL.png and the tables)."""
+    if len(name) <= LEGEND_NAME:
+        return name
+    half = (LEGEND_NAME - 1) // 2
+    return f"{name[:half]}…{name[-(LEGEND_NAME - 1 - half):]}"
 
 
 def _p(test: Comparison) -> str:
@@ -158,21 +169,23 @@ class StudyResultsWindow(QMainWindow):
     def _draw_rocs(self) -> dict[str, object]:
         curves = {}
         for index, curve in enumerate(roc_curves(self.results.records)):
-            modality, is_hybrid = curve.modality, curve.kind == "hybrid"
-            colour = curve_colour(curve)
-            style = (pg.QtCore.Qt.PenStyle.DashLine if is_hybrid and "unaided" not in modality
-                     else pg.QtCore.Qt.PenStyle.SolidLine)
+            modality, colour = curve.modality, curve_colour(curve)
+            style = pg.QtCore.Qt.PenStyle.DashLine if curve_dashed(curve) else pg.QtCore.Qt.PenStyle.SolidLine
             for fpr, tpr in curve.readers:  # each reader's own, thin
                 self.plot.plot(fpr, tpr, pen=pg.mkPen(colour + (110,), width=1))
             pen = pg.mkPen(colour, width=3 if curve.kind == "readers" else 4, style=style)
             curves[modality] = self.plot.plot(curve.fpr, curve.tpr, pen=pen)
             # hollow markers of its own shape, each curve's at its own places along the axis: two curves that
             # coincide (aided reads that changed nothing, a hybrid equal to the model) still both show
-            symbol, marks = MARKERS[index % len(MARKERS)], MARK_FPR + MARK_STEP * (index % len(MARKERS))
-            marker = {"symbol": symbol, "symbolSize": 11, "symbolPen": pg.mkPen(colour, width=2), "symbolBrush": None}
+            symbol, marks = SYMBOLS[MARKER_SHAPES[index % len(MARKER_SHAPES)]], marker_places(index)
+            # hollow in the legend too: a brush of None there drew pyqtgraph's default filled grey-blue shape
+            marker = {"symbol": symbol, "symbolSize": 11, "symbolPen": pg.mkPen(colour, width=2),
+                      "symbolBrush": pg.mkBrush(255, 255, 255, 0)}
             markers = self.plot.plot(marks, np.interp(marks, curve.fpr, curve.tpr), pen=None, **marker)
-            sample = pg.PlotDataItem(pen=pen, **marker)  # the legend's: line and marker; a click on it hides or
-            self.plot.plotItem.legend.addItem(sample, curve.name)  # shows the curve with its markers, as before
+            # the legend's: line and marker (a point of data, or the legend drew the scatter's default symbol: a
+            # filled grey-blue shape whatever the curve's); a click on it hides or
+            sample = pg.PlotDataItem([0.0], [0.0], pen=pen, **marker)
+            self.plot.plotItem.legend.addItem(sample, _legend_name(curve.name))  # shows the curve and markers
             sample.visibleChanged.connect(
                 lambda s=sample, drawn=(curves[modality], markers): [d.setVisible(s.isVisible()) for d in drawn])
         self.plot.plot([0, 1], [0, 1], pen=pg.mkPen((160, 160, 160), style=pg.QtCore.Qt.PenStyle.DashLine))
