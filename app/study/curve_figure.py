@@ -25,6 +25,8 @@ _CV_MARKERS = {"square": cv2.MARKER_SQUARE, "triangle down": cv2.MARKER_TRIANGLE
                "triangle up": cv2.MARKER_TRIANGLE_UP}
 MARK_AT, MARK_STEP = np.arange(0.02, 0.9, 0.1), 0.012  # fractions of the x axis; each curve a step further
 LEGEND_MAX = 420  # px of legend text; a longer name wraps
+# a reading modality's colour, on the screen and in the files (ROC, FROC, wAFROC)
+READING_COLOURS = {"unaided": (70, 130, 220), "aided": (230, 140, 30), "concurrent": (150, 90, 200)}
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,10 @@ def curve_png(curves: Mapping[str, Curve], title: str, x_label: str, y_label: st
               size: int = 560, styles: Mapping[str, CurveStyle] | None = None, diagonal: bool = False) -> bytes:
     """A line chart of the curves on white, axes from 0 (x to ``x_max`` or the largest x), y 0..1, the legend
     beside the plot (long names wrap: inside, a long one ran off the picture and many hid the curves); ``styles``
-    by curve name (else the palette's colours and the markers in turn, solid); ``diagonal``: the chance line of
+    by curve name (else a reading modality's colour or the palette's, and the markers in turn, solid); ``diagonal``: the chance line of
     an ROC plot."""
     fonts = CaptionFonts(TEXT)
-    styles = {name: (styles or {}).get(name) or CurveStyle(PALETTE[n % len(PALETTE)], n)
+    styles = {name: (styles or {}).get(name) or CurveStyle(READING_COLOURS.get(name, PALETTE[n % len(PALETTE)]), n)
               for n, name in enumerate(curves)}
     legend = {name: _wrapped(name, fonts) for name in curves}
     legend_width = max([0, *(fonts.length(line) for lines in legend.values() for line in lines)])

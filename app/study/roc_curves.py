@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.study.analysis import roc_points
+from app.study.curve_figure import READING_COLOURS
 from app.study.records import PLAIN_SUFFIX
 from app.study.results import model_name, model_units, reader_scores
 
 FPR_GRID = np.linspace(0, 1, 101)
-READING_COLOURS = {"unaided": (70, 130, 220), "aided": (230, 140, 30), "concurrent": (150, 90, 200)}
 # one colour per model (three models were one red, their hybrids one green: told apart by their markers only)
 MODEL_COLOURS = ((200, 30, 30), (140, 40, 150), (160, 95, 20), (100, 20, 20), (220, 80, 130))
 HYBRID_COLOURS = ((30, 150, 60), (0, 120, 120), (70, 185, 140), (20, 90, 40), (60, 160, 200))  # unaided reads'

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 
 from app.study.analysis import Comparison
 from app.study.recall import cells
-from app.study.curve_figure import MARKER_SHAPES, marker_places
-from app.study.roc_curves import READING_COLOURS, curve_colour, curve_dashed, roc_curves
+from app.study.curve_figure import MARKER_SHAPES, READING_COLOURS, marker_places
+from app.study.roc_curves import curve_colour, curve_dashed, roc_curves
 from app.ui.forms import fit_to_screen
 from app.study.results import (
     StudyResults,
