@@ -101,7 +101,41 @@ class TypingComboBox(QComboBox):
         return super().event(event)
 
 
-class AnswerComboBox(_WheelOnlyWhenFocused, TypingComboBox):
+def _bare_escape(event) -> bool:
+    return event.key() == Qt.Key.Key_Escape and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+
+
+class _EscapeLeavesTheAnswer:
+    """Esc in an answer leaves it, and is never the window's Esc (Cancel analysis): a radiologist's Esc in a
+    percentage box, to undo what was typed, cancelled the AI analysis without a sign but the status line. A number
+    box first puts back the value it had when it took the focus (Esc undoes the edit, as in a spreadsheet's cell);
+    a list box keeps its choice. With the focus elsewhere, Esc is the window's again."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_entry = None
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and _bare_escape(event):
+            event.accept()  # the key press comes to the answer
+            return True
+        return super().event(event)
+
+    def focusInEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self._on_entry = self.value() if hasattr(self, "value") else None
+        super().focusInEvent(event)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if _bare_escape(event):
+            if self._on_entry is not None and (self.value() != self._on_entry or not self.hasAcceptableInput()):
+                self.setValue(self._on_entry)  # typed text that is no value included ("2.5"): it is undone too
+            event.accept()
+            self.clearFocus()
+            return
+        super().keyPressEvent(event)
+
+
+class AnswerComboBox(_EscapeLeavesTheAnswer, _WheelOnlyWhenFocused, TypingComboBox):
     pass
 
 
@@ -240,11 +274,11 @@ class _UnfinishedIsNoAnswer:
         super().focusOutEvent(event)
 
 
-class AnswerSpinBox(_NextExamKeysPassThrough, _WheelOnlyWhenFocused, QSpinBox):
+class AnswerSpinBox(_EscapeLeavesTheAnswer, _NextExamKeysPassThrough, _WheelOnlyWhenFocused, QSpinBox):
     pass
 
 
-class AnswerDoubleSpinBox(_NextExamKeysPassThrough, _WheelOnlyWhenFocused, QDoubleSpinBox):
+class AnswerDoubleSpinBox(_EscapeLeavesTheAnswer, _NextExamKeysPassThrough, _WheelOnlyWhenFocused, QDoubleSpinBox):
     pass
 
 

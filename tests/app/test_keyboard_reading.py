@@ -214,3 +214,33 @@ def test_the_worklist_outlines_the_row_the_arrow_keys_are_on_while_it_has_the_fo
     _focus(qtbot, other)  # the list without the focus: no outline (the arrow keys are elsewhere)
     assert delegate.outlined_row() == -1 and highlight not in edge_colours(3)
     holder.close()
+
+
+def test_escape_in_an_answer_undoes_the_edit_and_never_cancels_the_analysis(qtbot, store, tmp_path, stub_model):
+    """A radiologist's Esc in a percentage box, to undo what was typed, cancelled the AI analysis (the window's
+    Esc), said only on the status line; the reader learnt it after the commit."""
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
+    cancel = window.findChild(type(window.ruler_action), "cancelAnalysis")
+    fired = []
+    cancel.triggered.connect(lambda: fired.append(True))
+    inputs = window.scores.reader.inputs["R"]
+    _focus(qtbot, inputs.spin)
+    before = inputs.spin.value()
+    QTest.keyClicks(inputs.spin.lineEdit(), "45")
+    QTest.keyClick(inputs.spin.lineEdit(), Qt.Key.Key_Escape)
+    assert inputs.spin.value() == before and not inputs.spin.hasFocus() and not fired
+    _focus(qtbot, inputs.spin)
+    QTest.keyClicks(inputs.spin.lineEdit(), "2.5")  # refused text is undone too, and said nowhere as refused
+    QTest.keyClick(inputs.spin.lineEdit(), Qt.Key.Key_Escape)
+    assert inputs.spin.value() == before and inputs.spin.past_range() is None and not fired
+    _focus(qtbot, inputs.birads)
+    QTest.keyClick(inputs.birads, Qt.Key.Key_3)
+    QTest.keyClick(inputs.birads, Qt.Key.Key_Escape)
+    assert inputs.birads.currentText() == "3" and not inputs.birads.hasFocus() and not fired
+    view = window.hanging.views[View.R_CC]  # on the images, Esc is the window's again
+    window.activateWindow()
+    view.setFocus()
+    qtbot.waitUntil(view.hasFocus, timeout=5000)
+    with qtbot.waitSignal(cancel.triggered, timeout=5000):
+        QTest.keyClick(view, Qt.Key.Key_Escape)
+    window.close()
