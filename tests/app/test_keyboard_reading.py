@@ -5,7 +5,7 @@ rule is hidden with the model. Found by a radiologist driving the window by keys
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import QPoint, Qt, QUrl
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -243,4 +243,26 @@ def test_escape_in_an_answer_undoes_the_edit_and_never_cancels_the_analysis(qtbo
     qtbot.waitUntil(view.hasFocus, timeout=5000)
     with qtbot.waitSignal(cancel.triggered, timeout=5000):
         QTest.keyClick(view, Qt.Key.Key_Escape)
+    window.close()
+
+
+def test_the_estimate_form_stays_in_place_when_the_result_comes(qtbot, store, tmp_path, stub_model):
+    """The models' tables sat above the form and grew when the result came: the form moved some 140 px down
+    under a radiologist's click, which hit the tables, and the digit typed next switched the layout."""
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
+    panel = window.scores
+    result = panel.result
+    window.show()
+
+    def form_at() -> int:
+        QApplication.processEvents()
+        return panel.reader.inputs["R"].spin.mapTo(panel, QPoint(0, 0)).y()
+
+    with_result = form_at()
+    panel.set_result(None)
+    panel.set_status("Analysing … (2 of 4 views)\nmore notes\nand more")
+    assert form_at() == with_result
+    panel.set_result(result)
+    assert form_at() == with_result
+    assert panel.reader.geometry().bottom() < panel.model_box.geometry().top()
     window.close()

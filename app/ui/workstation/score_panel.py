@@ -324,7 +324,7 @@ def _fill(table: QTableWidget, headers: list[str], rows: list[list[str]]) -> Non
 
 
 class ScorePanelWidget(QWidget):
-    """Each model's table, the reader panel, and the reader | model | hybrid comparison."""
+    """The reader panel, each model's table under it, and the reader | model | hybrid comparison."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -372,9 +372,12 @@ class ScorePanelWidget(QWidget):
         self.hidden_label.hide()
         self.reader = ReaderPanel()
         self.compare = _table("hybridTable")
-        layout.addWidget(self.model_box)
-        layout.addWidget(self.hidden_label)
+        # the reader's own estimate first, the models under it: above it, the models' tables grew when the result
+        # came (some 140 px, with its notes) and moved the form down under a radiologist's click, which then hit
+        # the tables, and the digit typed next switched the layout
         layout.addWidget(self.reader)
+        layout.addWidget(self.hidden_label)
+        layout.addWidget(self.model_box)
         self.compare_box = QGroupBox(COMPARE_TITLE)
         compare_layout = QVBoxLayout(self.compare_box)
         compare_layout.addWidget(self.compare)
