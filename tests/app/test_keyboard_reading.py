@@ -226,12 +226,12 @@ def test_escape_in_an_answer_undoes_the_edit_and_never_cancels_the_analysis(qtbo
     inputs = window.scores.reader.inputs["R"]
     _focus(qtbot, inputs.spin)
     before = inputs.spin.value()
-    QTest.keyClicks(inputs.spin.lineEdit(), "45")
-    QTest.keyClick(inputs.spin.lineEdit(), Qt.Key.Key_Escape)
+    QTest.keyClicks(inputs.spin, "45")
+    QTest.keyClick(inputs.spin, Qt.Key.Key_Escape)
     assert inputs.spin.value() == before and not inputs.spin.hasFocus() and not fired
     _focus(qtbot, inputs.spin)
-    QTest.keyClicks(inputs.spin.lineEdit(), "2.5")  # refused text is undone too, and said nowhere as refused
-    QTest.keyClick(inputs.spin.lineEdit(), Qt.Key.Key_Escape)
+    QTest.keyClicks(inputs.spin, "2.5")  # refused text is undone too, and said nowhere as refused
+    QTest.keyClick(inputs.spin, Qt.Key.Key_Escape)
     assert inputs.spin.value() == before and inputs.spin.past_range() is None and not fired
     _focus(qtbot, inputs.birads)
     QTest.keyClick(inputs.birads, Qt.Key.Key_3)
@@ -265,4 +265,27 @@ def test_the_estimate_form_stays_in_place_when_the_result_comes(qtbot, store, tm
     panel.set_result(result)
     assert form_at() == with_result
     assert panel.reader.geometry().bottom() < panel.model_box.geometry().top()
+    window.close()
+
+
+def test_leaving_with_a_refused_entry_asks_to_drop_it_or_stay(qtbot, store, tmp_path, stub_model):
+    """A radiologist typed 2.5 (no whole percentage, refused), went to the next exam without a question ("draft
+    saved" stood under the form), and came back to "—"; the study screen asks."""
+    from PySide6.QtWidgets import QMessageBox
+
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
+    spin = window.scores.reader.inputs["R"].spin
+    _focus(qtbot, spin)
+    QTest.keyClicks(spin, "2.5")
+    left = []
+    assert window.reading.leave_or_ask(lambda: left.append(True)) is False
+    box = window.findChild(QMessageBox, "refusedEntryBox")
+    assert box is not None and box.isVisible() and "Right breast, malignant: 2.5 %" in box.text()
+    box.button(QMessageBox.StandardButton.Cancel).click()  # stay and correct it
+    assert not left and window.scores.reader.refused_entries()
+    assert window.reading.leave_or_ask(lambda: left.append(True)) is False
+    box = [b for b in window.findChildren(QMessageBox, "refusedEntryBox") if b.isVisible()][0]
+    box.button(QMessageBox.StandardButton.Discard).click()  # drop it
+    assert left == [True] and window.scores.reader.refused_entries() == []
+    assert window.reading.leave_or_ask(lambda: None) is True  # nothing left to ask about
     window.close()

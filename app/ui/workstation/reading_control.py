@@ -280,6 +280,8 @@ class ReadingControl:
         silently, and an export never shows the recorded read while another stands on screen unsaid."""
         window = self.window
         reader = window.scores.reader
+        if window.exam is not None and reader.refused_entries():
+            return self._drop_or_stay(proceed, before)
         if window.exam is None or not window.committed or not reader.changed_since_commit():
             return True
         self._proceed = proceed  # asked again while the question is open: the latest wish is what follows it
@@ -318,6 +320,39 @@ class ReadingControl:
 
         box.buttonClicked.connect(answered)
         window.pending_amendment_box = box
+        box.open()
+        return False
+
+    def _drop_or_stay(self, proceed: Callable[[], None], before: str) -> bool:
+        """An entry the form refused ("2.5 %") is still in a box, or was cleared from it on leaving it: asks
+        whether to drop it or stay and correct it (a radiologist left the exam with it, and came back to "—"; the
+        study screen asked). ``proceed`` follows a drop, and asks about a change after the commit in its turn."""
+        window = self.window
+        reader = window.scores.reader
+        self._proceed = proceed
+        if window.pending_amendment_box is not None and window.pending_amendment_box.isVisible():
+            return False
+        exam = window.exam
+        buttons = QMessageBox.StandardButton
+        box = QMessageBox(QMessageBox.Icon.Question, "Entry not taken",
+                          f"{'; '.join(reader.refused_entries())}: not a whole percentage from 0 to 100, so it was "
+                          f"not taken.\n\nBefore {before}: drop it, or stay to correct it?",
+                          buttons.Discard | buttons.Cancel, window)
+        box.setObjectName("refusedEntryBox")
+        box.button(buttons.Discard).setText("Drop it")
+        box.button(buttons.Cancel).setText("Stay and correct it")
+        box.setDefaultButton(buttons.Cancel)
+
+        def answered(button) -> None:
+            follow, self._proceed = self._proceed, None
+            if window.exam is not exam or box.standardButton(button) != buttons.Discard:
+                return
+            reader.drop_refused_entries()
+            if follow is not None:
+                follow()
+
+        box.buttonClicked.connect(answered)
+        window.pending_amendment_box = box  # one question at a time
         box.open()
         return False
 

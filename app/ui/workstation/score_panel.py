@@ -195,6 +195,13 @@ class ReaderPanel(QGroupBox):
                 for box, what in ((entry.spin, "malignant"), (entry.benign, "benign"))
                 if (text := box.past_range()) is not None]
 
+    def drop_refused_entries(self) -> None:
+        """Each refused entry's box back to "not given", the entry no longer named (the reader chose to drop it)."""
+        for entry in self.inputs.values():
+            for box in (entry.spin, entry.benign):
+                if box.past_range() is not None:
+                    box.setValue(box.minimum())
+
     def unanswered(self, sides: tuple[str, ...] = ("R", "L")) -> list[str]:
         """The breasts among ``sides`` without a probability of malignancy."""
         return [side for side in sides if self.value(side) is None]
