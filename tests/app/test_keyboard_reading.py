@@ -289,3 +289,16 @@ def test_leaving_with_a_refused_entry_asks_to_drop_it_or_stay(qtbot, store, tmp_
     assert left == [True] and window.scores.reader.refused_entries() == []
     assert window.reading.leave_or_ask(lambda: None) is True  # nothing left to ask about
     window.close()
+
+
+def test_a_cancel_says_whether_the_results_shown_are_an_earlier_analysis(qtbot, store, tmp_path, stub_model):
+    """"Analysis cancelled" stood above a full table of scores: they were the exam's earlier analysis, unsaid."""
+    from app.ui.workstation.analysis_control import CANCELLED_KEPT_TEXT, CANCELLED_TEXT
+
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
+    window.analyses.say_cancelled()
+    assert window.scores.model_status.text() == CANCELLED_KEPT_TEXT and window.scores.model_table is not None
+    window.scores.set_result(None)
+    window.analyses.say_cancelled()
+    assert window.scores.model_status.text() == CANCELLED_TEXT
+    window.close()

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from inference.weights import ModelGroup
 
 CANCELLED_TEXT = "Analysis cancelled; Run analysis (Ctrl+R) analyses the exam again."
+# cancelled while an earlier result of the exam is on screen (restored from the store, or the run before): said,
+# or "cancelled" stood above a full table of scores that seemed to be this run's
+CANCELLED_KEPT_TEXT = ("Analysis cancelled: the results shown are this exam's earlier analysis, as before; Run "
+                       "analysis (Ctrl+R) analyses the exam again.")
 NO_MODEL_TEXT = (
     "No model configured — images can be read, but not analysed. To analyse, open Preferences (Ctrl+,) and "
     "choose a folder holding the published GMIC checkpoints (sample_model_1.p … sample_model_5.p, from "
@@ -165,8 +169,7 @@ class AnalysisControl:
         worker.progress.connect(lambda *a, g=generation: self._on_progress(*a) if window._current(g) else None)
         worker.result.connect(lambda value, k=key, g=generation, a=asked: self.on_result(value, k, g, a))
         worker.error.connect(lambda error, g=generation: self._on_analysis_error(error) if window._current(g) else None)
-        worker.cancelled.connect(lambda g=generation: window.scores.set_no_result(CANCELLED_TEXT)
-                                 if window._current(g) else None)
+        worker.cancelled.connect(lambda g=generation: self.say_cancelled() if window._current(g) else None)
         worker.finished.connect(lambda g=generation: self._on_analysis_finished(g))
         window.analysis_worker = window._track(worker).start()
 
@@ -192,6 +195,12 @@ class AnalysisControl:
         window._analysis_wanted, window._analysis_force = True, force
         self.show_busy(stage)
 
+    def say_cancelled(self) -> None:
+        """The model panel says the analysis was cancelled, and whether the results it shows are an earlier one's."""
+        result = self.window.scores.result
+        earlier = result is not None and any(view.entries for view in result.views.values())
+        self.window.scores.set_no_result(CANCELLED_KEPT_TEXT if earlier else CANCELLED_TEXT)
+
     def cancel_analysis(self) -> None:
         window = self.window
         worklist = getattr(window, "worklist", None)  # made after this controller
@@ -200,7 +209,7 @@ class AnalysisControl:
         if window._analysis_wanted:
             window._analysis_wanted = window._analysis_force = False  # one still waiting: never started
             self.reset_progress()
-            window.scores.set_no_result(CANCELLED_TEXT)
+            self.say_cancelled()
         if window.load_worker is not None and window.load_worker.is_running():
             window.load_worker.cancel()  # a retrieve from the PACS polls it between instances
         if window.analysis_worker is not None and window.analysis_worker.is_running():

@@ -35,7 +35,6 @@ from PySide6.QtWidgets import (
 from app.ui.errors import user_message
 from app.worklist import ReadState, Worklist, WorklistItem, models_differ_note, source_fingerprint
 from app.ui.worker import Worker
-from app.ui.workstation.analysis_control import CANCELLED_TEXT
 
 if TYPE_CHECKING:
     from app.ui.workstation.main_window import MainWindow
@@ -707,7 +706,7 @@ class WorklistController(QObject):
         if self.prefetch_worker is not None and self.prefetch_worker.is_running():
             self.prefetch_worker.cancel()
         self.window.analyses.reset_progress()
-        self.window.scores.set_no_result(CANCELLED_TEXT)
+        self.window.analyses.say_cancelled()
         return True
 
     def change_reader(self) -> None:
