@@ -5,7 +5,7 @@ settings. The window runs each on a worker thread and only renders what they ret
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +51,8 @@ class LoadedExam:
     reads: dict[str, BreastRead]
     marks: list[ReaderMark]
     window: ExamWindow | None = None  # one display window for all views, computed here off the GUI thread
+    # the reader's change after the commit, not recorded when the app last stopped (a crash, a kill): shown again
+    pending: dict[str, BreastRead] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,9 @@ def _with_reads(exam, store: Store | None, reader: str) -> LoadedExam:
         exam = dataclasses.replace(exam, warnings=(*exam.warnings, earlier.note()))
     reads = store.load_reads(key, reader) if store is not None else {}
     marks = store.load_marks(key, reader) if store is not None else []
-    return LoadedExam(prepare_display(exam), key, reads, marks, exam_window(exam))
+    committed = any(read.committed for read in reads.values())
+    pending = store.load_pending_change(key, reader) if store is not None and committed else {}
+    return LoadedExam(prepare_display(exam), key, reads, marks, exam_window(exam), pending)
 
 
 def analysis_task(exam: Exam, model_path: str, cached: list[ModelGroup] | None, device: str, mode: str,

@@ -22,7 +22,7 @@ from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 # the AI scores a reader was shown are part of the reads made with them: from the sqlite3 shell a score could be
 # changed or deleted after the aided reads, and the model's AUC and the telemetry changed silently. Once a reader
 # has seen a case's AI (a reveal, an aided or concurrent read), its scores stay as they were shown; only the stored
@@ -569,6 +569,23 @@ MIGRATIONS: dict[int, str] = {
     DROP TABLE worklist_states;
     ALTER TABLE worklist_states_v16 RENAME TO worklist_states;
     """,
+    # a change the reader made after the commit and has not recorded yet (the "Record your change?" question),
+    # kept as it is typed: it was in memory only, and a crash lost it without a trace. Never a read of its own:
+    # the committed read and its amendments stay what the hybrid and the reports use
+    17: """
+    CREATE TABLE IF NOT EXISTS exam_read_pending_changes (
+        exam_key TEXT NOT NULL,
+        reader TEXT NOT NULL,
+        breast TEXT NOT NULL CHECK (breast IN ('L', 'R')),
+        malignant REAL CHECK (malignant IS NULL OR malignant BETWEEN 0 AND 1),
+        benign REAL CHECK (benign IS NULL OR benign BETWEEN 0 AND 1),
+        birads TEXT NOT NULL DEFAULT '',
+        density TEXT NOT NULL DEFAULT '',
+        recommendation TEXT NOT NULL DEFAULT '',
+        saved_at REAL NOT NULL,
+        PRIMARY KEY (exam_key, reader, breast)
+    );
+    """,
 }
 
 
@@ -829,6 +846,7 @@ class Store:
                      read.recommendation))
                 stored_now.append(BreastRead(read.breast, read.malignant, read.benign, read.birads, True,
                                              read.density, read.recommendation, recorded_at=at))
+            db.execute("DELETE FROM exam_read_pending_changes WHERE exam_key=? AND reader=?", (exam_key, reader))
             return stored_now
 
         return self.submit(work)
@@ -841,6 +859,28 @@ class Store:
         for (breast,) in db.execute("SELECT breast FROM exam_reads WHERE exam_key=? AND reader=?", (exam_key, reader)):
             out[breast] = _first_read(db, exam_key, reader, breast)
         return out
+
+    def save_pending_change(self, exam_key: str, reader: str, reads: list[BreastRead]) -> Future:
+        """Keep the reader's change after the commit, not recorded yet, as it stands (``reads``: the breasts whose
+        form differs from their latest recorded read; none: nothing pending, e.g. discarded). Recording it
+        (``amend_reads``) removes it."""
+        now = time.time()
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM exam_read_pending_changes WHERE exam_key=? AND reader=?", (exam_key, reader))
+            for read in reads:
+                db.execute("INSERT INTO exam_read_pending_changes (exam_key, reader, breast, malignant, benign, "
+                           "birads, density, recommendation, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (exam_key, reader, read.breast, read.malignant, read.benign, read.birads, read.density,
+                            read.recommendation, now))
+
+        return self.submit(work)
+
+    def load_pending_change(self, exam_key: str, reader: str) -> dict[str, BreastRead]:
+        """The change after the commit kept by ``save_pending_change`` (empty: none), by breast."""
+        rows = self.read("SELECT breast, malignant, benign, birads, density, recommendation FROM "
+                         "exam_read_pending_changes WHERE exam_key=? AND reader=?", (exam_key, reader))
+        return {row[0]: BreastRead(row[0], row[1], row[2], row[3], True, row[4], row[5]) for row in rows}
 
     def load_amendments(self, exam_key: str, reader: str) -> list[BreastRead]:
         """Every amendment after AI of the reader on this exam, oldest first."""

@@ -224,7 +224,7 @@ def test_leaving_with_a_change_after_the_commit_asks_and_never_drops_it_silently
     qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
     key = window.exam_key
     window.scores.reader.inputs["R"].spin.setValue(25)  # changed after the commit, not recorded
-    qtbot.waitUntil(lambda: "not saved yet" in window.scores.reader.saved_label.text(), timeout=5000)
+    qtbot.waitUntil(lambda: "not recorded yet" in window.scores.reader.saved_label.text(), timeout=5000)
 
     window.open_exam(other)  # asked first: the exam stays
     box = window.pending_amendment_box
@@ -300,7 +300,7 @@ def test_moving_a_view_keeps_a_change_made_after_the_commit_to_record(qtbot, sto
         window.hanging.views[View.R_CC].banner.move_button.click()
     assert window.scores.reader.inputs["L"].spin.value() == 25  # still there, still to record
     assert [r.malignant for r in window.scores.reader.changed_since_commit()] == [pytest.approx(0.25)]
-    assert "not saved yet" in window.scores.reader.saved_label.text()
+    assert "not recorded yet" in window.scores.reader.saved_label.text()
 
 
 def test_record_it_then_commit_anyway_yes_records_and_then_leaves(qtbot, store, tmp_path, stub_model):
@@ -826,3 +826,44 @@ def test_the_pdf_s_assessment_table_says_what_the_amendment_changed(qtbot, store
 
     text = " ".join(pdf_text(next(p for p in blocker.args[0].paths if p.suffix == ".pdf")).split())
     assert "4A → 4C after AI" in text and "additional imaging → biopsy after AI" in text, text
+
+
+def test_a_change_after_the_commit_survives_a_crash_until_recorded_or_discarded(qtbot, store, tmp_path, stub_model):
+    """A radiologist changed a committed 10 % to 30 %, the app was killed before the change was recorded, and it
+    was gone without a trace (only the drafts before a commit were kept)."""
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    first = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    set_read(first, 10, "2", "routine screening")
+    assert first.commit_estimate()
+    qtbot.waitUntil(lambda: first.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    key, reader = first.exam_key, first._reader()
+    first.scores.reader.inputs["R"].spin.setValue(30)
+    qtbot.waitUntil(lambda: "R" in store.load_pending_change(key, reader), timeout=10_000)
+    assert store.load_pending_change(key, reader)["R"].malignant == pytest.approx(0.30)
+    assert store.load_reads(key, reader)["R"].malignant == pytest.approx(0.10)  # never a read of its own
+
+    # the app "crashed": another window on the same store opens the exam again
+    again = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
+    assert again.scores.reader.inputs["R"].spin.value() == 30
+    assert "not recorded yet" in again.scores.reader.saved_label.text()
+    assert "Kept from before the app stopped" in again.scores.reader.saved_label.text()
+    assert again.reading.leave_or_ask(lambda: None) is False  # "Record your change?", as before the crash
+    box = again.pending_amendment_box
+    qtbot.waitUntil(box.isVisible, timeout=5000)
+    box.button(QMessageBox.StandardButton.Save).click()  # recorded: an amendment, and nothing pending any more
+    qtbot.waitUntil(lambda: bool(store.load_amendments(key, reader)), timeout=10_000)
+    assert store.load_amendments(key, reader)[-1].malignant == pytest.approx(0.30)
+    assert store.load_pending_change(key, reader) == {}
+
+    # a change discarded is not kept either
+    again.scores.reader.inputs["R"].spin.setValue(40)
+    qtbot.waitUntil(lambda: "R" in store.load_pending_change(key, reader), timeout=10_000)
+    assert again.reading.leave_or_ask(lambda: None) is False
+    box = again.pending_amendment_box
+    qtbot.waitUntil(box.isVisible, timeout=5000)
+    box.button(QMessageBox.StandardButton.Discard).click()
+    qtbot.waitUntil(lambda: store.load_pending_change(key, reader) == {}, timeout=10_000)
+    assert again.scores.reader.inputs["R"].spin.value() == 30
+    first.scores.reader.set_reads(first.scores.reader.first_reads)  # the first window leaves nothing to ask

@@ -238,6 +238,8 @@ class ExamControl:
         if another:  # from the store (an image confirmed or moved shows the same exam again: its form as it is)
             self.window.scores.reader.saved_label.setText(stored_read_status(loaded.reads, self.window._reader()))
             self.window.reading.restore_seen(loaded.reads)
+            if loaded.pending and self.window.committed:  # the change not recorded when the app last stopped
+                self.window.reading.show_pending_change(loaded.reads, loaded.pending)
         self.window.scores.reader.setEnabled(True)
         self.window.scores.refresh_compare()
         self.window.reading.apply_blind_state()

@@ -16,8 +16,8 @@ from inference.intake.views import View
 
 
 COMMITTED_TEXT = "committed: this read is final (a later change is recorded beside it)"
-PENDING_CHANGE = (f"Changed after your commit, not saved yet: commit it (Ctrl+Enter) to record it as {AMENDED_AFTER_AI}; "
-                  "your first read stays.")
+PENDING_CHANGE = (f"Changed after your commit, not recorded yet: commit it (Ctrl+Enter) to record it as "
+                  f"{AMENDED_AFTER_AI}; your first read stays.")
 
 
 class ReadingControl:
@@ -181,7 +181,7 @@ class ReadingControl:
 
     def _amend_reads(self) -> bool:
         window = self.window
-        window._save_timer.stop()  # the debounced save of the edit would say "not saved yet" after this
+        window._save_timer.stop()  # the debounced save of the edit would say "not recorded yet" after this
         changed = window.scores.reader.changed_since_commit()
         if not changed:
             # the confirmation stays said (a second Ctrl+Enter replaced it with this line alone)
@@ -219,8 +219,12 @@ class ReadingControl:
 
     def save_reads(self, committed: bool) -> None:
         window = self.window
-        if window.committed:  # the first commit is final: a later change is saved when committed, as an amendment
-            self.on_saved(PENDING_CHANGE if window.scores.reader.changed_since_commit() else "As committed.")
+        if window.committed:  # the first commit is final: a later change is recorded when committed, as an amendment;
+            # until then it is kept as a pending change (a crash lost it), never as a read
+            changed = window.scores.reader.changed_since_commit()
+            if window.store is not None and not window.store.closed and window.exam is not None:
+                window.store.save_pending_change(window.exam_key, window._reader(), changed)
+            self.on_saved(PENDING_CHANGE if changed else "As committed.")
             return
         if window.store is None or window.exam is None:
             return
@@ -312,6 +316,8 @@ class ReadingControl:
             if which == buttons.Discard:
                 window._save_timer.stop()
                 reader.set_reads(reader.first_reads)  # the form back to the latest recorded read
+                if window.store is not None and not window.store.closed:
+                    window.store.save_pending_change(window.exam_key, window._reader(), [])
                 self.on_saved("Your change after the commit was discarded; the recorded read stays.")
             else:
                 return
@@ -322,6 +328,13 @@ class ReadingControl:
         window.pending_amendment_box = box
         box.open()
         return False
+
+    def show_pending_change(self, reads: dict, pending: dict) -> None:
+        """The reader's change after the commit that was kept, not recorded, when the app last stopped: in the form
+        again, said so, to be recorded (Ctrl+Enter) or discarded as before."""
+        reader = self.window.scores.reader
+        reader.fill_form({side: pending.get(side) or read.amendment or read for side, read in reads.items()})
+        self.on_saved(f"{PENDING_CHANGE} (Kept from before the app stopped.)")
 
     def _drop_or_stay(self, proceed: Callable[[], None], before: str) -> bool:
         """An entry the form refused ("2.5 %") is still in a box, or was cleared from it on leaving it: asks
