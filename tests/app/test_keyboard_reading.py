@@ -302,3 +302,21 @@ def test_a_cancel_says_whether_the_results_shown_are_an_earlier_analysis(qtbot, 
     window.analyses.say_cancelled()
     assert window.scores.model_status.text() == CANCELLED_TEXT
     window.close()
+
+
+def test_t_hides_and_shows_the_study_lines_and_never_the_view_s_name(qtbot, store, tmp_path, stub_model):
+    """At 1280 × 800 the date, accession and patient lines lay over breast tissue and a region's box, with no
+    key to hide them (a radiologist's finding)."""
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
+    view = window.hanging.views[View.R_CC]
+    toggle = window.findChild(type(window.ruler_action), "toggleCornerText")
+    assert toggle.shortcut().toString() == "T" and view.corner.isVisible() and view.marker.isVisible()
+    toggle.trigger()
+    assert not view.corner.isVisible() and view.marker.isVisible()
+    assert all(not w.corner_text_shown for w in window.hanging.views.values())
+    window.resize(1300, 820)  # laid out again: still hidden
+    QApplication.processEvents()
+    assert not view.corner.isVisible()
+    toggle.trigger()
+    assert view.corner.isVisible() and view.marker.isVisible()
+    window.close()

@@ -51,6 +51,8 @@ class WorkstationActions:
         window.add_action(view, "Next earlier prior study", "Shift+P", window.priors.next_prior, "nextPrior")
         window.add_action(view, "Reset zoom, pan and window", "R", window.hanging.reset, "reset")
         window.add_action(view, "Invert", "I", self.toggle_invert, "invert")
+        window.add_action(view, "Hide/show the study lines in the corners", "T", self.toggle_corner_text,
+                          "toggleCornerText")
         window.add_action(view, "Auto window", "A", lambda: self.each_view(lambda w: w.auto_window()), "autoWindow")
         window.add_action(view, "Next DICOM window preset", "W", self.next_window_preset, "nextWindow")
         zoom_in = window.add_action(view, "Zoom in", "+", lambda: self.each_view(lambda w: w.zoom_by(ZOOM_STEP)), "zoomIn")
@@ -125,6 +127,17 @@ class WorkstationActions:
         on = not any(w.user_inverted for w in widgets if w.isVisible())
         for widget in widgets:
             widget.set_invert(on)
+
+    def toggle_corner_text(self) -> None:
+        """The views' study lines (date, accession, patient) hidden or shown again, each view's name staying: at
+        1280 × 800 they lay over breast tissue and a region's box. Every new window shows them."""
+        hanging = self.window.hanging
+        widgets = [*hanging.views.values(), *hanging.prior_views.values()]
+        shown = not all(w.corner_text_shown for w in widgets)
+        for widget in widgets:
+            widget.set_corner_text_shown(shown)
+        self.window.statusBar().showMessage("study lines shown" if shown else
+                                            "study lines hidden in the views (T shows them)", 5000)
 
     def toggle_link(self) -> None:
         self.window.hanging.set_linked(self.window.link_action.isChecked())

@@ -272,6 +272,8 @@ class MammoViewWidget(QWidget):
         self.corner = QLabel(self.graphics)
         self.corner.setObjectName("cornerText")
         self.corner.setStyleSheet("color: #e8e8e8; font: 11px; background: rgba(0,0,0,150); padding: 1px 3px;")
+        self.corner_text_shown = True  # T hides the study lines (the view's name stays): at 1280 × 800 they lay
+        # over breast tissue and a region's box
         self.readout = QLabel(self.graphics)
         self._readout_parts: list[str] = []  # the readout's parts, laid out in lines by _place_labels
         self.readout.setObjectName("windowReadout")
@@ -442,8 +444,15 @@ class MammoViewWidget(QWidget):
             y = max(0, self.readout.y() - self.badge.height() - 4)  # above the readout, never over it
         self.badge.move(max(0, x), y)
         self.empty.setGeometry(10, 32, max(10, size.width() - 20), max(10, size.height() - 42))
+        self.corner.setVisible(self.corner_text_shown)
         for label in (self.marker, self.corner):
             label.raise_()
+
+    def set_corner_text_shown(self, shown: bool) -> None:
+        """Show or hide the study lines (date, accession, patient) under the view's name, which always shows."""
+        self.corner_text_shown = shown
+        self.corner.setVisible(shown)
+        self._lay_out_region_labels()  # a region's label may take the corner's place now
 
     # ------------------------------------------------------------------------------------------ geometry
 
