@@ -1313,3 +1313,24 @@ def test_f5_reads_the_worklist_again_and_stays_on_the_exam_on_screen(qtbot, stor
     assert worklist.current == 2 and worklist.item.exam_id == "exam1" and window.exam is shown  # not reopened
     assert worklist.entries[2].state == ReadState.IN_PROGRESS
     assert window.worklist.panel.table.rowCount() == 3
+
+
+def test_the_running_reading_time_is_banked_and_never_counted_twice(tmp_path):
+    """A kill lost the reading time since the exam was opened (1:00 shown, 0:38 after reopening)."""
+    store = Store(tmp_path / "s.sqlite")
+    clock = FakeClock()
+    batch = make_batch(tmp_path / "batch")
+    worklist = Worklist.open(batch, store=store, reader="dr a", clock=clock)
+    worklist.move_to(0)
+    clock.now += 20
+    worklist.bank_time()
+    flush(store)
+    by_name = {Path(loc).name: value for loc, value in load_states(store, "dr a", read_worklist_source(batch)).items()}
+    assert by_name["exam0"] == (ReadState.IN_PROGRESS, 20.0)  # kept through a crash from here on
+    clock.now += 5
+    assert worklist.seconds_on(0) == 25
+    worklist.move_to(1)
+    flush(store)
+    by_name = {Path(loc).name: value for loc, value in load_states(store, "dr a", read_worklist_source(batch)).items()}
+    assert by_name["exam0"][1] == 25.0
+    store.close()

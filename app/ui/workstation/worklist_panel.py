@@ -56,6 +56,9 @@ class Prefetched:
     fingerprint: tuple | None = None  # its files as they were before it was loaded (app.worklist.source_fingerprint)
 
 
+BANK_SECONDS = 15  # how often the running reading time goes to the store
+
+
 def _minutes(seconds: float) -> str:
     """m:ss, or nothing before the first second."""
     whole = int(round(seconds))
@@ -283,6 +286,11 @@ class WorklistController(QObject):
         self._time_timer.setInterval(1000)
         self._time_timer.timeout.connect(self._show_time)
         self._time_timer.start()
+        self._bank_timer = QTimer(self)  # the reading time kept in the store as it runs (on its writer thread)
+        self._bank_timer.setInterval(BANK_SECONDS * 1000)
+        self._bank_timer.timeout.connect(lambda: self.worklist.bank_time() if self.worklist is not None
+                                         and not self.window._closed else None)
+        self._bank_timer.start()
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.panel)
         self.panel.hide()
         menu = window.menuBar().addMenu("&Worklist")
