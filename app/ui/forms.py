@@ -109,7 +109,8 @@ class _EscapeLeavesTheAnswer:
     """Esc in an answer leaves it, and is never the window's Esc (Cancel analysis): a radiologist's Esc in a
     percentage box, to undo what was typed, cancelled the AI analysis without a sign but the status line. A number
     box first puts back the value it had when it took the focus (Esc undoes the edit, as in a spreadsheet's cell);
-    a list box keeps its choice. With the focus elsewhere, Esc is the window's again."""
+    a list box keeps its choice. With the focus elsewhere, Esc is the window's again. Enter in a number box goes
+    on to the next answer, as Tab does."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -126,6 +127,12 @@ class _EscapeLeavesTheAnswer:
         super().focusInEvent(event)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and hasattr(self, "value") and not (
+                event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
+            # on to the next answer, as Tab: Qt's Enter selected the text, and "20", Enter, "3" answered 3 %
+            event.accept()
+            self.focusNextPrevChild(True)
+            return
         if _bare_escape(event):
             if self._on_entry is not None and (self.value() != self._on_entry or not self.hasAcceptableInput()):
                 self.setValue(self._on_entry)  # typed text that is no value included ("2.5"): it is undone too

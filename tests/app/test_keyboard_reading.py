@@ -320,3 +320,22 @@ def test_t_hides_and_shows_the_study_lines_and_never_the_view_s_name(qtbot, stor
     toggle.trigger()
     assert view.corner.isVisible() and view.marker.isVisible()
     window.close()
+
+
+def test_e_goes_to_the_form_and_enter_goes_on_to_the_next_answer(qtbot, store, tmp_path, stub_model):
+    """Tab from the images did not reach the form (a digit typed then switched the layout), and Enter in a box
+    selected its text: "20", Enter, "3" answered 3 %."""
+    window = analysed_r_cc_window(qtbot, store, tmp_path, stub_model, blind_first=False)
+    inputs = window.scores.reader.inputs["R"]
+    view = window.hanging.views[View.R_CC]
+    window.activateWindow()
+    view.setFocus()
+    qtbot.waitUntil(view.hasFocus, timeout=5000)
+    QTest.keyClick(view, Qt.Key.Key_E)
+    qtbot.waitUntil(inputs.spin.hasFocus, timeout=5000)
+    QTest.keyClicks(inputs.spin, "20")
+    QTest.keyClick(inputs.spin, Qt.Key.Key_Return)
+    assert not inputs.spin.hasFocus() and inputs.spin.value() == 20
+    QTest.keyClicks(QApplication.focusWidget(), "3")
+    assert inputs.spin.value() == 20 and window.hanging.layout_mode == Layout.FOUR
+    window.close()

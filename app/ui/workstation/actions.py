@@ -41,6 +41,7 @@ class WorkstationActions:
         window.add_action(analysis, "Run analysis", "Ctrl+R", window.analyses.rerun_analysis, "runAnalysis")
         window.add_action(analysis, "Cancel analysis", "Esc", window.cancel_analysis, "cancelAnalysis")
         window.add_action(analysis, "Commit reader estimate", "Ctrl+Return", window.commit_estimate, "commit")
+        window.add_action(analysis, "Go to the estimate form", "E", window.reading.focus_form, "focusForm")
         window.view_menu = view = bar.addMenu("&View")
         for key, mode in (("1", Layout.FOUR), ("2", Layout.CC), ("3", Layout.MLO), ("4", Layout.RIGHT), ("5", Layout.LEFT),
                           ("6", Layout.PRIOR_CC), ("7", Layout.PRIOR_MLO)):

@@ -7,6 +7,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from app.model_table import BREAST_NAMES
@@ -98,6 +99,18 @@ class ReadingControl:
         window = self.window
         sides = {v.laterality.value for v in window.exam.views} if window.exam is not None else set()
         return tuple(side for side in ("R", "L") if side in sides)
+
+    def focus_form(self) -> None:
+        """E: the keyboard to the estimate form, at the first breast without a malignancy answer (else the right
+        breast's), its text selected (Tab from the images did not reach the form, and a digit typed then changed
+        the layout)."""
+        reader = self.window.scores.reader
+        sides = tuple(side for side in ("R", "L") if reader.inputs[side].spin.isEnabled())
+        if not reader.isEnabled() or not sides:
+            return
+        box = reader.inputs[next(iter(reader.unanswered(sides)), sides[0])].spin
+        box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        box.selectAll()
 
     def commit_estimate(self, then: Callable[[], None] | None = None) -> bool:
         """Commit the reader's estimate; every imaged breast must be answered first (with the model hidden, the
