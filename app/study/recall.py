@@ -4,7 +4,8 @@ estimates).
 
 A read is a recall when its category asks for more than routine screening: 0 (incomplete: additional imaging),
 3, 4 (4A–4C), 5 and 6 — the positive screening assessments of the ACR BI-RADS Atlas' audit (3 included, as the
-Breast Cancer Surveillance Consortium counts it); 1 and 2 are negative. At exam level an exam is recalled when
+Breast Cancer Surveillance Consortium counts it; 6, a known cancer, is no screening assessment, and counted as a
+call for more than routine screening); 1 and 2 are negative. At exam level an exam is recalled when
 either breast is, and counted only where each breast has a category (an exam counted when its one categorised
 breast recalled, and not when it did not, raised the recall rate and lowered the specificity). A unit without a
 category (the study's form leaves BI-RADS optional) is not counted, and said.
@@ -40,6 +41,7 @@ class RecallRow:
     true_positives: int
     negatives: int
     false_positives: int
+    pooled: bool = False  # the readers' reads together (:data:`POOLED`), not a reader's
 
     @property
     def recall_rate(self) -> float:
@@ -62,7 +64,7 @@ class RecallRow:
         """Wilson 95 % score intervals of the four proportions, each over its own denominator (units taken as
         independent: a woman's two breasts at breast level are not, so the intervals there are too narrow); none
         for the pooled row, whose reads are of the same cases again."""
-        if self.reader == POOLED:
+        if self.pooled:
             return dict.fromkeys(("recall_rate", "sensitivity", "specificity", "ppv"), (math.nan, math.nan))
         return {"recall_rate": wilson(self.recalled, self.units),
                 "sensitivity": wilson(self.true_positives, self.positives),
@@ -116,10 +118,10 @@ def recall_rows(store: Store, study_id: int, level: str = "breast",
     modalities = sorted({modality for _, modality in units}, key=_modality_order)
     rows = [_row(reader, modality, units[reader, modality]) for modality in modalities
             for reader in sorted({r for r, m in units if m == modality})]
-    if len({reader for reader, _ in units}) > 1:
-        for modality in modalities:
+    for modality in modalities:
+        if len({reader for reader, m in units if m == modality}) > 1:  # one reader's modality: their row says it
             pooled = [u for (_, m), found in sorted(units.items()) if m == modality for u in found]
-            rows.append(_row(POOLED, modality, pooled))
+            rows.append(_row(POOLED, modality, pooled, pooled=True))
     return rows
 
 
@@ -129,16 +131,17 @@ def _modality_order(modality: str) -> tuple[int, str]:
     return (order.index(modality) if modality in order else len(order), modality)
 
 
-def _row(reader: str, modality: str, found: list[tuple[bool | None, bool]]) -> RecallRow:
+def _row(reader: str, modality: str, found: list[tuple[bool | None, bool]], pooled: bool = False) -> RecallRow:
     counted = [(d, truth) for d, truth in found if d is not None]
     return RecallRow(reader, modality, len(counted), len(found) - len(counted), sum(d for d, _ in counted),
                      sum(1 for _, truth in counted if truth), sum(1 for d, truth in counted if d and truth),
-                     sum(1 for _, truth in counted if not truth), sum(1 for d, truth in counted if d and not truth))
+                     sum(1 for _, truth in counted if not truth), sum(1 for d, truth in counted if d and not truth),
+                     pooled)
 
 
 def recall_note(rows: list[RecallRow], level: str) -> str:
     """What the table's counting rests on: the rule, and the reads without a category left out."""
-    missing = sum(row.without_category for row in rows if row.reader != POOLED)
+    missing = sum(row.without_category for row in rows if not row.pooled)
     unit = "breast" if level == "breast" else "exam"
     return (RECALL_RULE
             + ("; an exam is recalled when either breast is, and counted where each breast has a category"
@@ -146,7 +149,7 @@ def recall_note(rows: list[RecallRow], level: str) -> str:
             + "; Wilson 95 % intervals"
             + (", units taken as independent (a woman's two breasts are not)" if level == "breast" else "")
             + (f"; {POOLED}: the table's readers' reads together, no interval"
-               if any(r.reader == POOLED for r in rows) else "")
+               if any(r.pooled for r in rows) else "")
             + (f"; {missing} read {unit}{'s' if missing != 1 else ''} without a category"
                + (" on a breast" if level == "exam" else "") + " not counted" if missing else ""))
 

@@ -488,11 +488,12 @@ def _common_cases(rows: list[dict], modalities: tuple[str, str]) -> list[dict]:
 
 def roc_png_written(results: StudyResults, path: Path) -> bool:
     """``roc_LEVEL.png``: the curves the results screen draws (none: no curve to draw, no file)."""
-    from app.study.roc_curves import roc_curves, roc_png  # noqa: PLC0415  (it imports this module)
+    from app.study.roc_curves import roc_png  # noqa: PLC0415  (it imports this module)
 
-    if not roc_curves(results.records):
+    figure = roc_png(results.records, results.level, results.study)
+    if figure is None:
         return False
-    write_bytes_atomic(path, roc_png(results.records, results.level, results.study))
+    write_bytes_atomic(path, figure)
     return True
 
 
@@ -547,7 +548,9 @@ def _stale_results(folder: Path, results: StudyResults) -> set[str]:
             studies.add(head[0].removeprefix(NOTES_HEAD))  # user's notes_meeting.txt
     if not studies:
         return set()
-    if studies != {results.identity()}:  # another study's results (or ones of before the name was written)
+    # another study's results (or ones of before the name was written); a notes file of before the creation time
+    # was written with the name alone: the same name is taken for the same study (its other level's files stay)
+    if not studies <= {results.identity(), results.study}:
         return set(result_files("breast")) | set(result_files("exam"))
     return set(result_files(results.level))
 

@@ -79,12 +79,13 @@ def roc_curves(records: list[dict]) -> list[RocCurve]:
 def curve_colour(curve: RocCurve) -> tuple[int, int, int]:
     """RGB, the same on the screen and in the file: readers by modality; each model its own red or purple; a
     hybrid green, of the aided reads olive (its dashes alone were lost in the legend's short sample), the plain
-    mean beside a calibrated hybrid the next shade."""
+    mean beside a calibrated hybrid a lighter shade of it."""
     if curve.kind == "model":
         return MODEL_COLOURS[curve.model_index % len(MODEL_COLOURS)]
     if curve.kind == "hybrid":
         colours = HYBRID_COLOURS if curve.modality.endswith("(unaided)") else AIDED_HYBRID_COLOURS
-        return colours[(2 * curve.model_index + curve.plain) % len(colours)]
+        colour = colours[curve.model_index % len(colours)]
+        return tuple(int(round(c + 0.45 * (255 - c))) for c in colour) if curve.plain else colour  # lighter
     return READING_COLOURS.get(curve.modality, (90, 90, 90))
 
 
@@ -93,12 +94,15 @@ def curve_dashed(curve: RocCurve) -> bool:
     return curve.kind == "hybrid" and not curve.modality.endswith("(unaided)")
 
 
-def roc_png(records: list[dict], level: str, study: str = "") -> bytes:
-    """The ROC figure of the results files: every average, model and hybrid curve, with the chance line."""
+def roc_png(records: list[dict], level: str, study: str = "") -> bytes | None:
+    """The ROC figure of the results files: every average, model and hybrid curve, with the chance line (None:
+    no curve to draw)."""
     from app.study.curve_figure import CurveStyle, curve_png, titled  # noqa: PLC0415
     from app.study.froc import Curve  # noqa: PLC0415
 
     curves = roc_curves(records)
+    if not curves:
+        return None
     return curve_png({c.name: Curve(c.fpr, c.tpr) for c in curves}, titled("ROC", study, f"{level} level"),
                      "1 - specificity (false-positive rate)", "sensitivity (true-positive rate)", x_max=1.0,
                      styles={c.name: CurveStyle(curve_colour(c), n, curve_dashed(c)) for n, c in enumerate(curves)},

@@ -123,7 +123,10 @@ class _EscapeLeavesTheAnswer:
         return super().event(event)
 
     def focusInEvent(self, event) -> None:  # noqa: N802 - Qt override
-        self._on_entry = self.value() if hasattr(self, "value") else None
+        # the focus back from a dialog or a list's popup is no new entry: Esc still undoes what was typed before
+        if self._on_entry is None or event.reason() not in (Qt.FocusReason.ActiveWindowFocusReason,
+                                                            Qt.FocusReason.PopupFocusReason):
+            self._on_entry = self.value() if hasattr(self, "value") else None
         super().focusInEvent(event)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override

@@ -867,3 +867,32 @@ def test_a_change_after_the_commit_survives_a_crash_until_recorded_or_discarded(
     qtbot.waitUntil(lambda: store.load_pending_change(key, reader) == {}, timeout=10_000)
     assert again.scores.reader.inputs["R"].spin.value() == 30
     first.scores.reader.set_reads(first.scores.reader.first_reads)  # the first window leaves nothing to ask
+
+
+def test_dropping_a_refused_entry_over_a_committed_read_leaves_the_exam(qtbot, store, tmp_path, stub_model):
+    """A review's finding: "2.5" typed over a committed 10 %, then Open: "Drop it" did nothing (the question was
+    still on screen while its answer ran, and the leave that followed stopped at it), and the box's "—" was a
+    change after the commit that could not be recorded."""
+    from PySide6.QtTest import QTest
+
+    folders = one_view_exams(tmp_path, "ab")
+    window = analysed_window(qtbot, store, folders["a"], stub_model, blind_first=True)
+    set_read(window, 10, "2", "routine screening")
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    key = window.exam_key
+    spin = window.scores.reader.inputs["R"].spin
+    window.activateWindow()
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=5000)
+    spin.lineEdit().selectAll()
+    QTest.keyClicks(spin, "2.5")
+    window.open_exam(folders["b"])
+    box = window.findChild(QMessageBox, "refusedEntryBox")
+    qtbot.waitUntil(box.isVisible, timeout=5000)
+    assert window.exam_key == key
+    with qtbot.waitSignal(window.analysisFinished, timeout=120_000):
+        box.button(QMessageBox.StandardButton.Discard).click()  # drop it: the 10 % is back, and the exam is left
+    assert window.exam_key != key
+    assert store.load_reads(key, window._reader())["R"].malignant == pytest.approx(0.10)
+    assert store.load_pending_change(key, window._reader()) == {}

@@ -313,7 +313,6 @@ def test_a_single_modality_has_its_figure_of_merit_and_intervals_without_a_test(
     assert {"results.json", "foms.csv", "modalities.csv", "froc.png", "wafroc.png"} <= written
 
 
-
 def test_an_interval_of_a_difference_past_one_is_cautioned_as_the_roc_comparisons_are(dataset05):
     """A coordinator's finding, said of the ROC comparisons and missing here: "95 % CI −1.2013 – −0.3115" of a
     difference of figures of merit, which lies in [−1, 1], stood without a word."""

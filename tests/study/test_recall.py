@@ -157,3 +157,14 @@ def test_percentages_round_halves_up():
     from app.study.recall import percent
 
     assert [percent(v) for v in (0.625, 0.475, 0.875, 0.005)] == ["63 %", "48 %", "88 %", "1 %"]
+
+
+def test_a_modality_read_by_one_reader_has_no_pooled_row(store):
+    """A review's finding: in an interim study only A had read aided, and an aided "readers pooled" row repeated
+    A's row without its intervals."""
+    study = create_study(store, "interim", Design.UNAIDED, ["A", "B"], ENTRIES, seed=2)
+    session = ReadingSession(store, study, "A")
+    for position in range(len(session.order)):
+        case = session.case_at(position).case_id
+        session.commit(case, "unaided", {"L": 0.1, "R": 0.1}, A_CATEGORIES[case]).result()
+    assert [row.reader for row in recall_rows(store, study, "breast")] == ["A"]

@@ -81,7 +81,12 @@ def test_each_model_and_its_hybrids_have_colours_of_their_own():
                                 ("hybrid [a] (aided)", unit / 14)):
             records.append({"reader": "A", "modality": modality, "case": f"u{unit:02d}", "truth": truth,
                             "score": score})
+        for name in ("c", "d", "e"):  # five models, each with a calibrated hybrid and the plain mean beside it
+            for modality in (f"model [{name}] (vs unaided)", f"hybrid [{name}] (unaided)",
+                             f"hybrid [{name}] (plain mean) (unaided)"):
+                records.append({"reader": "A", "modality": modality, "case": f"u{unit:02d}", "truth": truth,
+                                "score": (unit * 7 % 12) / 12})
     curves = {c.modality: c for c in roc_curves(records)}
     colours = {name: curve_colour(c) for name, c in curves.items()}
-    assert len(set(colours.values())) == len(colours) == 7
+    assert len(set(colours.values())) == len(colours) == 16
     assert [name for name, c in curves.items() if curve_dashed(c)] == ["hybrid [a] (aided)"]

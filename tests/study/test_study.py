@@ -427,6 +427,12 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
     assert {path.name for path in out.iterdir()} == third
     assert re.match(r"study: other \(created \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00\)\nlevel: exam\n",
                     (out / "notes_exam.txt").read_text())
+    # notes written before they named the creation time ("study: other"): the same name is the same study, and
+    # its other level's files stay
+    notes = out / "notes_exam.txt"
+    notes.write_text(re.sub(r" \(created [^)]*\)", "", notes.read_text()))
+    again_breast = {path.name for path in write_results(study_results(store, other), out)}
+    assert {path.name for path in out.iterdir()} == third | again_breast
     # a study of the same name in another database is another study: none of the first one's files stays either
     again = Store(tmp_path / "another.sqlite")
     try:

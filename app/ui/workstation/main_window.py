@@ -284,8 +284,8 @@ class MainWindow(QMainWindow):
 
     def keep_form_in_sight(self) -> None:
         """Scroll the side panel, once its layout has settled, so that the reader's form and the line under it
-        ("committed: this read is final") are on screen: at 1280 × 800 the models' box a commit reveals above the
-        form pushed both below the fold, and the reader could not see that the commit had worked."""
+        ("committed: this read is final") are on screen: at 1280 × 800 the line fell below the fold, and the reader
+        could not see that the commit had worked."""
         QTimer.singleShot(50, self, lambda: self.scores_scroll.ensureWidgetVisible(
             self.scores.reader.saved_label, 0, 2 * self.scores.reader.saved_label.height()))
 

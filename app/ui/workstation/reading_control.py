@@ -179,7 +179,7 @@ class ReadingControl:
         window.scores.reader.set_first_reads({r.breast: dataclasses.replace(r, recorded_at=now, ai_shown=shown[r.breast])
                                             for r in window.scores.reader.reads(True)})
         self.apply_blind_state()
-        window.keep_form_in_sight()  # the models' box the commit shows above it pushed it out of a small screen
+        window.keep_form_in_sight()  # the line under the form, on a small screen too
         self._keys_to_the_views()
         return True
 
@@ -352,7 +352,8 @@ class ReadingControl:
     def _drop_or_stay(self, proceed: Callable[[], None], before: str) -> bool:
         """An entry the form refused ("2.5 %") is still in a box, or was cleared from it on leaving it: asks
         whether to drop it or stay and correct it (a radiologist left the exam with it, and came back to "—"; the
-        study screen asked). ``proceed`` follows a drop, and asks about a change after the commit in its turn."""
+        study screen asked). A drop puts back the breast's recorded answer (none before the commit); ``proceed``
+        follows it, and asks about a change after the commit in its turn."""
         window = self.window
         reader = window.scores.reader
         self._proceed = proceed
@@ -371,6 +372,7 @@ class ReadingControl:
 
         def answered(button) -> None:
             follow, self._proceed = self._proceed, None
+            window.pending_amendment_box = None  # Qt hides the box after this: the leave that follows may ask anew
             if window.exam is not exam or box.standardButton(button) != buttons.Discard:
                 return
             reader.drop_refused_entries()

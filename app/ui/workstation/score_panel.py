@@ -196,11 +196,16 @@ class ReaderPanel(QGroupBox):
                 if (text := box.past_range()) is not None]
 
     def drop_refused_entries(self) -> None:
-        """Each refused entry's box back to "not given", the entry no longer named (the reader chose to drop it)."""
-        for entry in self.inputs.values():
-            for box in (entry.spin, entry.benign):
+        """Each refused entry's box back to the breast's latest recorded answer ("not given" before the commit),
+        the entry no longer named (the reader chose to drop it): "—" over a committed 10 % was a change that could
+        not be recorded."""
+        for side, entry in self.inputs.items():
+            first = self.first_reads.get(side)
+            recorded = (first.amendment or first) if first is not None else None
+            for box, value in ((entry.spin, recorded.malignant if recorded else None),
+                               (entry.benign, recorded.benign if recorded else None)):
                 if box.past_range() is not None:
-                    box.setValue(box.minimum())
+                    box.setValue(box.minimum() if value is None else int(round(100 * value)))
 
     def unanswered(self, sides: tuple[str, ...] = ("R", "L")) -> list[str]:
         """The breasts among ``sides`` without a probability of malignancy."""

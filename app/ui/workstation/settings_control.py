@@ -67,8 +67,8 @@ class SettingsControl:
         if reader_changed and not window.reading.leave_or_ask(lambda: self.apply_settings(settings)):
             # the previous reader's change after the commit is recorded or discarded first; the rest applies now
             self.apply_settings(dataclasses.replace(settings, reader_name=window.settings.reader_name))
-            window.statusBar().showMessage(f"the reader becomes {settings.reader_name or 'reader'} once your change "
-                                           "after the commit is recorded or discarded", 15_000)
+            window.statusBar().showMessage(f"the reader becomes {settings.reader_name or 'reader'} once the question "
+                                           "about this exam's form is answered", 15_000)
             return
         if reader_changed and window.exam is not None:  # the form's draft is the previous reader's: saved as theirs
             window._save_timer.stop()
