@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QRect, Qt
+from PySide6.QtCore import QEvent, QObject, QRect, Qt
 from PySide6.QtGui import QGuiApplication, QValidator
 from PySide6.QtWidgets import (
     QComboBox,
@@ -56,6 +56,25 @@ def fit_to_screen(window, width: int, height: int, room: QRect | None = None) ->
     window.resize(min(width, room.width()), min(height, room.height()))
     if room.width() < width or room.height() < height:
         window.move(room.topLeft())  # the frame's corner on the screen, not past it
+
+
+ARROW_KEYS = (Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp,
+              Qt.Key.Key_PageDown)
+
+
+class _ArrowsStayOff(QObject):
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        return event.type() == QEvent.Type.KeyPress and event.key() in ARROW_KEYS
+
+
+def keep_the_default_button(box) -> None:
+    """A question about the reader's work (record, drop, commit anyway) keeps the keyboard on its default button:
+    Ctrl+Right pressed again (the next exam, impatiently) moved the focus to Discard, and Return then discarded a
+    change after the commit (a radiologist's re-test). The arrow and page keys do nothing there; Tab still goes
+    from button to button, and each button's click is as before."""
+    keys = _ArrowsStayOff(box)
+    for widget in (box, *box.buttons()):
+        widget.installEventFilter(keys)
 
 
 def add_ok_cancel(form: QFormLayout, dialog: QDialog) -> None:

@@ -896,3 +896,63 @@ def test_dropping_a_refused_entry_over_a_committed_read_leaves_the_exam(qtbot, s
     assert window.exam_key != key
     assert store.load_reads(key, window._reader())["R"].malignant == pytest.approx(0.10)
     assert store.load_pending_change(key, window._reader()) == {}
+
+
+def test_a_navigation_key_pressed_again_in_the_question_never_moves_it_off_its_default(qtbot, store, tmp_path,
+                                                                                       stub_model):
+    """A radiologist's re-test: Ctrl+Left twice, then Return, discarded a change after the commit (the second
+    Ctrl+Left moved the focus from Cancel to Discard inside "Record your change?")."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
+    set_read(window, 30, "2", "routine screening")
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    window.scores.reader.inputs["R"].spin.setValue(40)
+    assert window.reading.leave_or_ask(lambda: None) is False
+    box = window.pending_amendment_box
+    qtbot.waitUntil(box.isVisible, timeout=5000)
+    box.activateWindow()
+    box.button(QMessageBox.StandardButton.Cancel).setFocus()
+    qtbot.waitUntil(lambda: box.button(QMessageBox.StandardButton.Cancel).hasFocus(), timeout=5000)
+    for key in (Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Left):
+        QTest.keyClick(QApplication.focusWidget(), key, Qt.KeyboardModifier.ControlModifier)
+        QTest.keyClick(QApplication.focusWidget(), key)
+    assert box.button(QMessageBox.StandardButton.Cancel).hasFocus()
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    assert window.scores.reader.inputs["R"].spin.value() == 40  # the change still there, still to record
+
+
+def test_staying_to_correct_a_refused_entry_puts_it_back_in_its_box(qtbot, store, tmp_path, stub_model):
+    from PySide6.QtTest import QTest
+
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
+    spin = window.scores.reader.inputs["R"].spin
+    window.activateWindow()
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=5000)
+    QTest.keyClicks(spin, "2.5")
+    spin.clearFocus()  # the box left: "—", the entry named under the form
+    qtbot.waitUntil(lambda: spin.text() == "—", timeout=5000)
+    assert window.reading.leave_or_ask(lambda: None) is False
+    box = window.findChild(QMessageBox, "refusedEntryBox")
+    qtbot.waitUntil(box.isVisible, timeout=5000)
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    qtbot.waitUntil(lambda: window.focusWidget() in (spin, spin.lineEdit()), timeout=5000)
+    assert spin.past_range() == "2.5 %" and "2.5 %" in window.scores.reader.saved_label.text()
+
+
+def test_an_emptied_box_after_the_commit_is_no_pending_change_to_keep(qtbot, store, tmp_path, stub_model):
+    """Kept across a kill, an emptied (or refused) box came back as "50 % → —", and "Record it" was refused."""
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
+    set_read(window, 30, "2", "routine screening")
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    key, reader = window.exam_key, window._reader()
+    window.scores.reader.inputs["R"].spin.setValue(40)
+    qtbot.waitUntil(lambda: "R" in store.load_pending_change(key, reader), timeout=10_000)
+    window.scores.reader.inputs["R"].spin.setValue(-1)  # emptied: no answer
+    qtbot.waitUntil(lambda: store.load_pending_change(key, reader) == {}, timeout=10_000)
+    window.scores.reader.set_reads(window.scores.reader.first_reads)

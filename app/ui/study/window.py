@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.model_table import model_percent
 from app.reading import read_disagreements
-from app.ui.forms import fit_to_screen
+from app.ui.forms import fit_to_screen, keep_the_default_button
 from app.study.blinding import scrub
 from app.study.design import Design
 from app.study.reading_screen import CaseState, OpenedReading, case_identifiers, load_case
@@ -504,6 +504,7 @@ class StudyReadingWindow(QMainWindow):
         discard = box.addButton("Discard them", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton("Stay", QMessageBox.ButtonRole.RejectRole)
         box.setDefaultButton(record)
+        keep_the_default_button(box)
         position = self.position
 
         def answered(button) -> None:
@@ -568,6 +569,7 @@ class StudyReadingWindow(QMainWindow):
                           + "\n\nCommit anyway?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setObjectName("commitAnywayBox")
         box.setDefaultButton(QMessageBox.StandardButton.No)
+        keep_the_default_button(box)
         position = self.position
 
         def answered(button) -> None:

@@ -7,12 +7,13 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMessageBox
 
 from app.model_table import BREAST_NAMES
 from app.reading import AMENDED_AFTER_AI, change_text, read_disagreements
 from app.study.store import CommittedReadError, ReaderMark
+from app.ui.forms import keep_the_default_button
 from inference.intake.views import View
 
 
@@ -151,6 +152,7 @@ class ReadingControl:
                           + "\n\nCommit anyway?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, window)
         box.setObjectName("commitAnywayBox")
         box.setDefaultButton(QMessageBox.StandardButton.No)
+        keep_the_default_button(box)
         def answered(button) -> None:
             if box.standardButton(button) != QMessageBox.StandardButton.Yes:
                 self.refuse_commit("Not committed: correct the read, then commit it.")
@@ -236,7 +238,10 @@ class ReadingControl:
             # until then it is kept as a pending change (a crash lost it), never as a read
             changed = window.scores.reader.changed_since_commit()
             if window.store is not None and not window.store.closed and window.exam is not None:
-                window.store.save_pending_change(window.exam_key, window._reader(), changed)
+                # what could be recorded: an emptied or refused box is no answer (kept, it came back as "—" and
+                # "Record it" was refused)
+                window.store.save_pending_change(window.exam_key, window._reader(),
+                                                 [read for read in changed if read.malignant is not None])
             self.on_saved(PENDING_CHANGE if changed else "As committed.")
             return
         if window.store is None or window.exam is None:
@@ -317,6 +322,7 @@ class ReadingControl:
         box.setObjectName("pendingAmendmentBox")
         box.button(buttons.Save).setText("Record it")
         box.setDefaultButton(buttons.Cancel)
+        keep_the_default_button(box)
 
         def answered(button) -> None:
             which = box.standardButton(button)
@@ -369,11 +375,15 @@ class ReadingControl:
         box.button(buttons.Discard).setText("Drop it")
         box.button(buttons.Cancel).setText("Stay and correct it")
         box.setDefaultButton(buttons.Cancel)
+        keep_the_default_button(box)
 
         def answered(button) -> None:
             follow, self._proceed = self._proceed, None
             window.pending_amendment_box = None  # Qt hides the box after this: the leave that follows may ask anew
-            if window.exam is not exam or box.standardButton(button) != buttons.Discard:
+            if window.exam is not exam:
+                return
+            if box.standardButton(button) != buttons.Discard:  # stay: the keyboard to the entry to correct, once
+                QTimer.singleShot(0, reader, reader.focus_refused_entry)  # the box is gone (it gives the focus back)
                 return
             reader.drop_refused_entries()
             if follow is not None:

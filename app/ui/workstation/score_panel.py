@@ -195,6 +195,16 @@ class ReaderPanel(QGroupBox):
                 for box, what in ((entry.spin, "malignant"), (entry.benign, "benign"))
                 if (text := box.past_range()) is not None]
 
+    def focus_refused_entry(self) -> None:
+        """The keyboard to the first box whose entry was refused, its text selected: the reader stays to correct it
+        (the line under the form names the entry, which leaving the box cleared)."""
+        for entry in self.inputs.values():
+            for box in (entry.spin, entry.benign):
+                if box.past_range() is not None:
+                    box.setFocus(Qt.FocusReason.OtherFocusReason)
+                    box.selectAll()
+                    return
+
     def drop_refused_entries(self) -> None:
         """Each refused entry's box back to the breast's latest recorded answer ("not given" before the commit),
         the entry no longer named (the reader chose to drop it): "—" over a committed 10 % was a change that could
