@@ -10,22 +10,26 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QInputDialog,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
+    QVBoxLayout,
     QWidget,
 )
 
 from app.settings import AppSettings
-from app.ui.forms import add_ok_cancel, folder_row
+from app.ui.forms import folder_row
 
 
 class PreferencesDialog(QDialog):
@@ -154,7 +158,8 @@ class PreferencesDialog(QDialog):
                                "address to receive from the network.")
         self.scp_note.setObjectName("prefsScpNote")
         self.scp_note.setWordWrap(True)
-        form = QFormLayout(self)
+        fields = QWidget()  # scrolls where the screen is short; OK and Cancel stay in sight below it (at
+        form = QFormLayout(fields)  # 1280 × 800 they were cut off at the screen's bottom edge)
         form.addRow("Models", row)
         form.addRow("", self.in_use)
         form.addRow("", QLabel("auto = the GPU (CUDA) when present, else the CPU"))
@@ -181,11 +186,23 @@ class PreferencesDialog(QDialog):
             self.session_note.setObjectName("prefsSessionNote")
             self.session_note.setWordWrap(True)
             form.addRow("", self.session_note)
-        add_ok_cancel(form, self)
-        # its own size, not Qt's default of at most two thirds of the screen, which clipped the wrapped notes
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(fields)
+        buttons_box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons_box.accepted.connect(self.accept)
+        buttons_box.rejected.connect(self.reject)
+        outer = QVBoxLayout(self)
+        outer.addWidget(scroll, 1)
+        outer.addWidget(buttons_box)
+        # its own size, not Qt's default of at most two thirds of the screen, which clipped the wrapped notes;
+        # within the screen's room less a title bar's height
         room = (parent.screen() if parent is not None else self.screen()).availableGeometry()
-        hint = self.sizeHint()
-        self.resize(min(hint.width(), room.width()), min(hint.height() + 24, room.height()))
+        hint = fields.sizeHint()
+        width = hint.width() + scroll.verticalScrollBar().sizeHint().width() + 24
+        height = hint.height() + buttons_box.sizeHint().height() + 40
+        self.resize(min(width, room.width()), min(height, room.height() - 40))
 
     def _choose_steps_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Hanging steps", "", "JSON (*.json)")
