@@ -323,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     read = study_sub.add_parser("read", parents=[common], help="open the reading screen for a reader")
     read.add_argument("name")
     read.add_argument("--reader", required=True)
-    results = study_sub.add_parser("results", parents=[common], help="AUCs, ORH comparisons, BI-RADS recall, telemetry; optional CSV export")
+    results = study_sub.add_parser("results", parents=[common],
+                                   help="AUCs, ORH comparisons, BI-RADS recall, telemetry; optional CSV export")
     results.add_argument("name")
     results.add_argument("--level", default="breast", choices=["breast", "exam"])
     results.add_argument("--method", default="jackknife", choices=["jackknife", "delong"])

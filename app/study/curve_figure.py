@@ -50,8 +50,8 @@ def curve_png(curves: Mapping[str, Curve], title: str, x_label: str, y_label: st
               size: int = 560, styles: Mapping[str, CurveStyle] | None = None, diagonal: bool = False) -> bytes:
     """A line chart of the curves on white, axes from 0 (x to ``x_max`` or the largest x), y 0..1, the legend
     beside the plot (long names wrap: inside, a long one ran off the picture and many hid the curves); ``styles``
-    by curve name (else a reading modality's colour or the palette's, and the markers in turn, solid); ``diagonal``: the chance line of
-    an ROC plot."""
+    by curve name (else a reading modality's colour or the palette's, and the markers in turn, solid);
+    ``diagonal``: the chance line of an ROC plot."""
     fonts = CaptionFonts(TEXT)
     styles = {name: (styles or {}).get(name) or CurveStyle(READING_COLOURS.get(name, PALETTE[n % len(PALETTE)]), n)
               for n, name in enumerate(curves)}

@@ -525,8 +525,7 @@ def _cells(row: dict) -> dict:
 def result_files(level: str) -> tuple[str, ...]:
     """The names ``write_results`` may write at ``level`` (the study's telemetry and hybrid bases at either)."""
     return (f"aucs_{level}.csv", f"reader_averages_{level}.csv", f"orh_{level}.csv", f"roc_{level}.png",
-            f"recalls_{level}.csv",
-            "telemetry.csv",
+            f"recalls_{level}.csv", "telemetry.csv",
             f"reads_{level}.csv", f"reads_{level}.imrmc", f"excluded_units_{level}.csv", "hybrids.json",
             f"operating_points_{level}.json", f"notes_{level}.txt")
 

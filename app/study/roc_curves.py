@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.study.analysis import roc_points
-from app.study.curve_figure import READING_COLOURS
+from app.study.curve_figure import READING_COLOURS, CurveStyle, curve_png, titled
+from app.study.froc import Curve
 from app.study.records import PLAIN_SUFFIX
 from app.study.results import model_name, model_units, reader_scores
 
@@ -97,9 +98,6 @@ def curve_dashed(curve: RocCurve) -> bool:
 def roc_png(records: list[dict], level: str, study: str = "") -> bytes | None:
     """The ROC figure of the results files: every average, model and hybrid curve, with the chance line (None:
     no curve to draw)."""
-    from app.study.curve_figure import CurveStyle, curve_png, titled  # noqa: PLC0415
-    from app.study.froc import Curve  # noqa: PLC0415
-
     curves = roc_curves(records)
     if not curves:
         return None

@@ -326,6 +326,6 @@ def test_an_interval_of_a_difference_past_one_is_cautioned_as_the_roc_comparison
     wide = replace(test, differences=(replace(test.differences[0], ci=(-1.2013, -0.3115)),))
     cautions = froc_cautions(dataset05, replace(analysis, tests={**analysis.tests, "RRRC": wide}))
     assert [c for c in cautions if "passes ±1" in c] == [
-        "RRRC 1 − 2: its interval (-1.2013 – -0.3115) passes ±1, past what a difference of figures of merit can be: "
-        "the normal approximation does not hold with so few cases; the interval is as the analysis gives it, not "
-        "clipped"]
+        "RRRC 1 − 2: its interval (-1.2013 – -0.3115) passes ±1, past what a difference of figures of merit can "
+        "be: the normal approximation does not hold with so few cases; the interval is as the analysis gives it, "
+        "not clipped"]
