@@ -111,13 +111,15 @@ class CaptionFonts:
             x += font.getlength(piece)
 
 
-def put_text(image: np.ndarray, text: str, at: tuple[int, int], size: int, colour: tuple[int, int, int]) -> None:
+def put_text(image: np.ndarray, text: str, at: tuple[int, int], size: int, colour: tuple[int, int, int],
+             fonts: CaptionFonts | None = None) -> None:
     """Draw ``text`` on a BGR ``image`` in place, its baseline starting at ``at``, in DejaVu Sans (and a system
     CJK font where needed, :class:`CaptionFonts`): OpenCV's own fonts have no Greek and no CJK, and drew a
-    subgroup named in either as question marks."""
+    subgroup named in either as question marks. ``fonts``: the figure's own at ``size`` (each call loads them
+    anew otherwise)."""
     from PIL import Image, ImageDraw  # noqa: PLC0415
 
-    fonts = CaptionFonts(size)
+    fonts = fonts or CaptionFonts(size)
     x, y = at
     top, bottom = max(0, y - 2 * size), min(image.shape[0], y + size)  # room for a taller CJK font's letters
     left, right = max(0, x), min(image.shape[1], x + int(np.ceil(fonts.length(text))) + 2)

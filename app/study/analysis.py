@@ -19,6 +19,7 @@ MRMCaov (``tests/study/test_analysis.py``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,18 @@ from inference.evaluation.calibration import calibrated_probability
 from inference.evaluation.metrics import auc_components
 
 Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile (scipy is imported only when a test needs it)
+
+
+def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson's score interval of a proportion (None when there are no trials): it stays inside [0, 1] and does
+    not collapse to a point at 0 % or 100 %, as the normal approximation does with few units. The site validation's
+    and the reader studies' proportions use this one."""
+    if trials <= 0:
+        return None
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def auc(scores: Sequence[float], truth: Sequence[int]) -> float:

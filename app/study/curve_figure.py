@@ -52,7 +52,7 @@ def curve_png(curves: Mapping[str, Curve], title: str, x_label: str, y_label: st
     beside the plot (long names wrap: inside, a long one ran off the picture and many hid the curves); ``styles``
     by curve name (else a reading modality's colour or the palette's, and the markers in turn, solid);
     ``diagonal``: the chance line of an ROC plot."""
-    fonts = CaptionFonts(TEXT)
+    fonts, title_fonts = CaptionFonts(TEXT), CaptionFonts(TITLE)  # loaded once a figure
     styles = {name: (styles or {}).get(name) or CurveStyle(READING_COLOURS.get(name, PALETTE[n % len(PALETTE)]), n)
               for n, name in enumerate(curves)}
     legend = {name: _wrapped(name, fonts) for name in curves}
@@ -72,14 +72,15 @@ def curve_png(curves: Mapping[str, Curve], title: str, x_label: str, y_label: st
     for tick in np.linspace(0, 1, 6):
         cv2.line(canvas, point(0, tick), point(top, tick), GRID, 1)
         cv2.line(canvas, point(tick * top, 0), point(tick * top, 1), GRID, 1)
-        put_text(canvas, f"{tick:.1f}", (margin_left - 34, point(0, tick)[1] + 5), TEXT, BLACK)
+        put_text(canvas, f"{tick:.1f}", (margin_left - 34, point(0, tick)[1] + 5), TEXT, BLACK, fonts)
         x_text = f"{tick * top:.1f}" if top == 1 else f"{tick * top:.2g}"
-        put_text(canvas, x_text, (point(tick * top, 0)[0] - 10, margin_top + size + 20), TEXT, BLACK)
+        put_text(canvas, x_text, (point(tick * top, 0)[0] - 10, margin_top + size + 20), TEXT, BLACK, fonts)
     if diagonal:
         _polyline(canvas, np.array([point(0, 0), point(top, 1)], np.int32), (160, 160, 160), 1, dashed=True)
     cv2.rectangle(canvas, point(0, 1), point(top, 0), BLACK, 1)
-    put_text(canvas, title, (margin_left, 28), TITLE, BLACK)
-    put_text(canvas, x_label, (margin_left + size // 2 - int(fonts.length(x_label)) // 2, height - 14), TEXT, BLACK)
+    put_text(canvas, title, (margin_left, 28), TITLE, BLACK, title_fonts)
+    x_at = margin_left + size // 2 - int(fonts.length(x_label)) // 2
+    put_text(canvas, x_label, (x_at, height - 14), TEXT, BLACK, fonts)
     _vertical_text(canvas, y_label, (18, margin_top + size // 2), fonts)
     for n, (name, curve) in enumerate(curves.items()):
         style, colour = styles[name], bgr(styles[name].colour)
@@ -95,7 +96,7 @@ def curve_png(curves: Mapping[str, Curve], title: str, x_label: str, y_label: st
         _polyline(canvas, np.array([(legend_left, y), (legend_left + 34, y)], np.int32), colour, 3, style.dashed)
         _marker(canvas, (legend_left + 17, y), colour, style.marker)
         for k, line in enumerate(lines):
-            put_text(canvas, line, (legend_left + 44, y + 5 + 18 * k), TEXT, BLACK)
+            put_text(canvas, line, (legend_left + 44, y + 5 + 18 * k), TEXT, BLACK, fonts)
         y += 22 + 18 * (len(lines) - 1)
     ok, data = cv2.imencode(".png", canvas)
     if not ok:
@@ -152,7 +153,7 @@ def _vertical_text(canvas: np.ndarray, text: str, centre: tuple[int, int], fonts
     plot, curves ran through it)."""
     length = int(np.ceil(fonts.length(text))) + 4
     strip = np.full((TEXT * 2, length, 3), 255, np.uint8)
-    put_text(strip, text, (2, int(TEXT * 1.4)), TEXT, BLACK)
+    put_text(strip, text, (2, int(TEXT * 1.4)), TEXT, BLACK, fonts)
     turned = np.ascontiguousarray(np.rot90(strip))  # counter-clockwise: read from the bottom up
     x, y = centre[0] - turned.shape[1] // 2, centre[1] - turned.shape[0] // 2
     y0, y1 = max(0, y), min(canvas.shape[0], y + turned.shape[0])

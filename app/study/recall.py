@@ -17,6 +17,7 @@ import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from app.study.analysis import wilson as proportion_interval
 from app.study.cases import study_cases
 from app.study.store import Store
 
@@ -25,7 +26,6 @@ NEGATIVE_CATEGORIES = ("1", "2")
 RECALL_RULE = "BI-RADS 0, 3, 4 (4A–4C), 5 and 6 recall; 1 and 2 do not"
 POOLED = "readers pooled"  # the table's readers' reads pooled: its proportions, no interval (the same cases
 # read again); it said "all readers" of the readers chosen with --readers
-WILSON_Z = 1.959963984540054  # 95 %
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,8 @@ class RecallRow:
 
 
 def wilson(successes: int, total: int) -> tuple[float, float]:
-    """The Wilson score 95 % interval of a proportion (NaNs for no units): it stays inside [0, 1] and does not
-    collapse to a point at 0 % or 100 %, as the normal approximation does with the few units of a reader study."""
-    if total <= 0:
-        return math.nan, math.nan
-    p, z2 = successes / total, WILSON_Z ** 2
-    centre = (p + z2 / (2 * total)) / (1 + z2 / total)
-    half = WILSON_Z * math.sqrt(p * (1 - p) / total + z2 / (4 * total ** 2)) / (1 + z2 / total)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    """The Wilson score 95 % interval of a proportion (:func:`app.study.analysis.wilson`), NaNs for no units."""
+    return proportion_interval(successes, total) or (math.nan, math.nan)
 
 
 def recalled(category: str) -> bool | None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.study.analysis import Z95, StudyMatrix, covariance_matrix, delong, zero_variance_reason
+from app.study.analysis import Z95, StudyMatrix, covariance_matrix, delong, wilson, zero_variance_reason
 from app.validation.errors import ValidationInputError
 from inference.evaluation.metrics import auc_components
 
@@ -49,16 +49,6 @@ def auc_with_ci(scores: np.ndarray, truth: np.ndarray) -> dict:
 
 
 FEWER_THAN_TWO = "fewer than two cancers or two non-cancers"
-
-
-def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float] | None:
-    """Wilson's score interval of a proportion (None when there are no trials)."""
-    if trials <= 0:
-        return None
-    p = successes / trials
-    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def _proportion(successes: int, trials: int) -> dict:

@@ -57,6 +57,13 @@ def set_read(window: MainWindow, malignant: int, birads: str, recommendation: st
     form.recommendation.setCurrentText(recommendation)
 
 
+def commit_read(qtbot, window: MainWindow, malignant: int, birads: str, recommendation: str) -> None:
+    """The right breast's first read, committed and said so under the form."""
+    set_read(window, malignant, birads, recommendation)
+    assert window.commit_estimate()
+    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+
+
 def answer(qtbot, window: MainWindow, button: QMessageBox.StandardButton) -> None:
     qtbot.waitUntil(lambda: window.commit_anyway_box is not None and window.commit_anyway_box.isVisible())
     box = window.commit_anyway_box
@@ -120,9 +127,7 @@ def test_a_change_after_the_reveal_is_an_amendment_and_the_read_before_ai_stays(
 
 def test_every_amendment_is_shown_in_turn_and_exported_with_its_time(qtbot, store, tmp_path, stub_model):
     window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
-    set_read(window, 80, "4C", "biopsy")
-    assert window.commit_estimate()
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    commit_read(qtbot, window, 80, "4C", "biopsy")
     for count, value in enumerate((60, 90), start=1):  # two amendments: the first must not vanish behind the second
         window.scores.reader.inputs["R"].spin.setValue(value)
         assert window.commit_estimate()
@@ -219,9 +224,7 @@ def test_leaving_with_a_change_after_the_commit_asks_and_never_drops_it_silently
         path.mkdir()
         write_png(path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
     window = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
-    set_read(window, 20, "2", "routine screening")
-    assert window.commit_estimate()
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    commit_read(qtbot, window, 20, "2", "routine screening")
     key = window.exam_key
     window.scores.reader.inputs["R"].spin.setValue(25)  # changed after the commit, not recorded
     qtbot.waitUntil(lambda: "not recorded yet" in window.scores.reader.saved_label.text(), timeout=5000)
@@ -414,9 +417,7 @@ def test_a_mark_of_the_committed_read_is_final_and_a_mark_after_ai_is_one(qtbot,
     window = analysed_window(qtbot, store, one_view_exams(tmp_path, "e")["e"], stub_model, blind_first=True)
     blind = ReaderMark("R-CC", 700.0, 500.0, "mass", 4)
     window.add_mark(View.R_CC, 700.0, 500.0, blind)
-    set_read(window, 80, "4C", "biopsy")
-    assert window.commit_estimate()
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    commit_read(qtbot, window, 80, "4C", "biopsy")
     stored = lambda: store.read("SELECT label, after_ai, created_at FROM exam_marks ORDER BY mark_id")  # noqa: E731
     store.submit(lambda db: None).result()
     (before,) = stored()
@@ -451,9 +452,7 @@ def test_a_stale_window_cannot_change_the_committed_reads_marks_and_is_shown_the
     store.submit(lambda db: None).result()
     second = analysed_window(qtbot, store, folder, stub_model, blind_first=True)  # opened before the commit
     assert second.marks == [mass]
-    set_read(first, 80, "4C", "biopsy")
-    assert first.commit_estimate()
-    qtbot.waitUntil(lambda: first.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    commit_read(qtbot, first, 80, "4C", "biopsy")
     stored = lambda: store.read("SELECT label, after_ai FROM exam_marks ORDER BY mark_id")  # noqa: E731
     second.reading.remove_last_mark()  # stale: it does not know the read is committed
     qtbot.waitUntil(lambda: second.committed, timeout=10_000)  # refused, and the store's read and marks shown
@@ -509,9 +508,7 @@ def test_a_committed_read_stays_shown_when_a_retake_of_the_study_arrives(qtbot, 
 def test_a_box_emptied_after_the_commit_is_no_amendment(qtbot, store, tmp_path, stub_model):
     """Found in review: with the empty box now no answer, Ctrl+Enter recorded an amendment with no probability."""
     window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
-    set_read(window, 40, "3", "short-interval follow-up")
-    assert window.commit_estimate()
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    commit_read(qtbot, window, 40, "3", "short-interval follow-up")
     window.scores.reader.inputs["R"].spin.lineEdit().setText("")  # emptied, to be retyped
     assert window.scores.reader.value("R") is None
     assert not window.commit_estimate()
@@ -599,9 +596,7 @@ def test_a_second_ctrl_enter_keeps_the_commit_confirmation_said(qtbot, store, tm
     """Ctrl+Enter pressed twice replaced "committed: this read is final" with "Nothing changed since your commit."
     alone: the reader no longer saw that the read was committed."""
     window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
-    set_read(window, 40, "", "")
-    assert window.commit_estimate()
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    commit_read(qtbot, window, 40, "", "")
     assert not window.commit_estimate()
     said = window.scores.reader.saved_label.text()
     assert said.startswith("Nothing changed since your commit") and "committed: this read is final" in said
@@ -813,9 +808,7 @@ def test_the_pdf_s_assessment_table_says_what_the_amendment_changed(qtbot, store
     """The PDF's "Reader's assessment" gave BI-RADS 4A alone under a reader line saying "→ after AI 60 %, BI-RADS
     4C": the table now says 4A → 4C after AI."""
     window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
-    set_read(window, 5, "4A", "additional imaging")
-    assert window.commit_estimate()
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    commit_read(qtbot, window, 5, "4A", "additional imaging")
     set_read(window, 60, "4C", "biopsy")
     assert window.commit_estimate()
     qtbot.waitUntil(lambda: store.read("SELECT COUNT(*) FROM exam_read_amendments") == [(1,)], timeout=10_000)
@@ -835,9 +828,7 @@ def test_a_change_after_the_commit_survives_a_crash_until_recorded_or_discarded(
     folder.mkdir()
     write_png(folder / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
     first = analysed_window(qtbot, store, folder, stub_model, blind_first=True)
-    set_read(first, 10, "2", "routine screening")
-    assert first.commit_estimate()
-    qtbot.waitUntil(lambda: first.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    commit_read(qtbot, first, 10, "2", "routine screening")
     key, reader = first.exam_key, first._reader()
     first.scores.reader.inputs["R"].spin.setValue(30)
     qtbot.waitUntil(lambda: "R" in store.load_pending_change(key, reader), timeout=10_000)
@@ -877,9 +868,7 @@ def test_dropping_a_refused_entry_over_a_committed_read_leaves_the_exam(qtbot, s
 
     folders = one_view_exams(tmp_path, "ab")
     window = analysed_window(qtbot, store, folders["a"], stub_model, blind_first=True)
-    set_read(window, 10, "2", "routine screening")
-    assert window.commit_estimate()
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    commit_read(qtbot, window, 10, "2", "routine screening")
     key = window.exam_key
     spin = window.scores.reader.inputs["R"].spin
     window.activateWindow()
@@ -907,9 +896,7 @@ def test_a_navigation_key_pressed_again_in_the_question_never_moves_it_off_its_d
     from PySide6.QtWidgets import QApplication
 
     window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
-    set_read(window, 30, "2", "routine screening")
-    assert window.commit_estimate()
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    commit_read(qtbot, window, 30, "2", "routine screening")
     window.scores.reader.inputs["R"].spin.setValue(40)
     assert window.reading.leave_or_ask(lambda: None) is False
     box = window.pending_amendment_box
@@ -947,9 +934,7 @@ def test_staying_to_correct_a_refused_entry_puts_it_back_in_its_box(qtbot, store
 def test_an_emptied_box_after_the_commit_is_no_pending_change_to_keep(qtbot, store, tmp_path, stub_model):
     """Kept across a kill, an emptied (or refused) box came back as "50 % → —", and "Record it" was refused."""
     window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
-    set_read(window, 30, "2", "routine screening")
-    assert window.commit_estimate()
-    qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
+    commit_read(qtbot, window, 30, "2", "routine screening")
     key, reader = window.exam_key, window._reader()
     window.scores.reader.inputs["R"].spin.setValue(40)
     qtbot.waitUntil(lambda: "R" in store.load_pending_change(key, reader), timeout=10_000)
