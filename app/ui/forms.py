@@ -208,6 +208,9 @@ class _NextExamKeysPassThrough:
 
 _WHOLE = re.compile(r"\+?[0-9]{1,6}")  # ASCII digits: Qt dropped a full-width "５" without a sign
 _DECIMAL = re.compile(r"\+?(?:[0-9]{1,6}(?:[.,][0-9]*)?|[.,][0-9]+)")  # "," or "." as the mark, whatever the locale
+# the keyboard leaves the box for a moment and comes back to it: another window (Alt+Tab), a popup, the menu bar
+_FOCUS_COMES_BACK = (Qt.FocusReason.ActiveWindowFocusReason, Qt.FocusReason.PopupFocusReason,
+                     Qt.FocusReason.MenuBarFocusReason)
 
 
 class _UnfinishedIsNoAnswer:
@@ -294,6 +297,12 @@ class _UnfinishedIsNoAnswer:
         super().keyPressEvent(event)
 
     def focusOutEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.reason() in _FOCUS_COMES_BACK:  # Alt+Tab, a menu: the entry stays as typed, to correct on return
+            typed = self.lineEdit().text()
+            super().focusOutEvent(event)  # Qt's own makes "2.5 %" the last value it took ("2 %")
+            if self.lineEdit().text() != typed:
+                self.lineEdit().setText(typed)
+            return
         if not self.hasAcceptableInput():
             refused = self._outside(self.text())
             self.setValue(self.minimum())

@@ -384,6 +384,25 @@ def test_a_reader_change_waiting_on_the_pending_change_applies_the_other_prefere
     assert window._reader() == "dr B" and window.scores.reader.inputs["R"].spin.value() == -1  # noqa: SLF001
 
 
+def test_a_reader_change_cancelled_at_the_question_says_the_reader_stays(qtbot, store, tmp_path, stub_model):
+    """A radiologist's test: Cancel in "Record your change?" left "the reader becomes dr B once the question …
+    is answered" on the status line for 15 s, while the reader stayed dr A."""
+    import dataclasses  # noqa: PLC0415
+
+    folder = one_view_exams(tmp_path, "a")["a"]
+    window = analysed_window(qtbot, store, folder, stub_model, blind_first=True, reader_name="dr A")
+    commit_read(qtbot, window, 20, "2", "routine screening")
+    window.scores.reader.inputs["R"].spin.setValue(25)
+    window.apply_settings(dataclasses.replace(window.settings, reader_name="dr B"))
+    box = window.pending_amendment_box
+    qtbot.waitUntil(box.isVisible, timeout=5000)
+    assert window.statusBar().currentMessage().startswith("the reader becomes dr B")
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    assert window._reader() == "dr A"  # noqa: SLF001
+    assert window.statusBar().currentMessage().startswith("the reader stays dr A")
+    assert window.scores.reader.inputs["R"].spin.value() == 25
+
+
 def test_a_reader_change_while_the_exam_loads_loads_it_for_the_new_reader(qtbot, store, tmp_path, stub_model,
                                                                           monkeypatch):
     """The load started for the previous reader landed with that reader's committed read and the model shown."""
@@ -929,6 +948,27 @@ def test_staying_to_correct_a_refused_entry_puts_it_back_in_its_box(qtbot, store
     box.button(QMessageBox.StandardButton.Cancel).click()
     qtbot.waitUntil(lambda: window.focusWidget() in (spin, spin.lineEdit()), timeout=5000)
     assert spin.past_range() == "2.5 %" and "2.5 %" in window.scores.reader.saved_label.text()
+
+
+def test_switching_to_another_window_keeps_a_refused_entry_as_typed(qtbot, store, tmp_path, stub_model):
+    """A radiologist's test: "2.5" typed, Alt+Tab to the worklist's mail and back: the box said "—", the entry
+    gone from it (only a line under the form named it)."""
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtGui import QFocusEvent
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
+    spin = window.scores.reader.inputs["R"].spin
+    window.activateWindow()
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=5000)
+    QTest.keyClicks(spin, "2.5")
+    QApplication.sendEvent(spin, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.ActiveWindowFocusReason))
+    assert spin.text() == "2.5 %" and spin.past_range() == "2.5 %" and spin.answer() is None
+    assert window.reading.leave_or_ask(lambda: None) is False  # still asked about before leaving
+    QApplication.sendEvent(spin, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.TabFocusReason))
+    assert spin.text() == "—" and spin.past_range() == "2.5 %"  # left for good: cleared, and named
 
 
 def test_an_emptied_box_after_the_commit_is_no_pending_change_to_keep(qtbot, store, tmp_path, stub_model):

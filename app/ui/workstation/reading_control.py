@@ -295,15 +295,17 @@ class ReadingControl:
         self.on_saved("NOT saved: a committed read of this exam is stored already (from another window?); it is "
                       "shown now, and a change to it is recorded as an amendment after AI.")
 
-    def leave_or_ask(self, proceed: Callable[[], None], before: str = "leaving this exam") -> bool:
+    def leave_or_ask(self, proceed: Callable[[], None], before: str = "leaving this exam",
+                     stayed: str = "") -> bool:
         """True when the exam on screen may be left (or exported: ``before`` says which) now. With a change made
         after the commit and not yet recorded, asks first (record it as amended after AI, discard it, or stay)
         and calls ``proceed`` once it is recorded or discarded: leaving never drops the reader's change
-        silently, and an export never shows the recorded read while another stands on screen unsaid."""
+        silently, and an export never shows the recorded read while another stands on screen unsaid. ``stayed``:
+        the status line when the reader stays (Cancel), over what the caller said would follow the answer."""
         window = self.window
         reader = window.scores.reader
         if window.exam is not None and reader.refused_entries():
-            return self._drop_or_stay(proceed, before)
+            return self._drop_or_stay(proceed, before, stayed)
         if window.exam is None or not window.committed or not reader.changed_since_commit():
             return True
         self._proceed = proceed  # asked again while the question is open: the latest wish is what follows it
@@ -339,6 +341,8 @@ class ReadingControl:
                     window.store.save_pending_change(window.exam_key, window._reader(), [])
                 self.on_saved("Your change after the commit was discarded; the recorded read stays.")
             else:
+                if stayed:
+                    window.statusBar().showMessage(stayed, 15_000)
                 return
             if follow is not None:
                 follow()
@@ -355,7 +359,7 @@ class ReadingControl:
         reader.fill_form({side: pending.get(side) or read.amendment or read for side, read in reads.items()})
         self.on_saved(f"{PENDING_CHANGE} (Kept from before the app stopped.)")
 
-    def _drop_or_stay(self, proceed: Callable[[], None], before: str) -> bool:
+    def _drop_or_stay(self, proceed: Callable[[], None], before: str, stayed: str = "") -> bool:
         """An entry the form refused ("2.5 %") is still in a box, or was cleared from it on leaving it: asks
         whether to drop it or stay and correct it (a radiologist left the exam with it, and came back to "—"; the
         study screen asked). A drop puts back the breast's recorded answer (none before the commit); ``proceed``
@@ -384,6 +388,8 @@ class ReadingControl:
                 return
             if box.standardButton(button) != buttons.Discard:  # stay: the keyboard to the entry to correct, once
                 QTimer.singleShot(0, reader, reader.focus_refused_entry)  # the box is gone (it gives the focus back)
+                if stayed:
+                    window.statusBar().showMessage(stayed, 15_000)
                 return
             reader.drop_refused_entries()
             if follow is not None:

@@ -64,7 +64,9 @@ class SettingsControl:
         """Take new preferences; an empty model field means the built-in demo model, never "none"."""
         window = self.window
         reader_changed = (settings.reader_name or "reader") != window._reader()
-        if reader_changed and not window.reading.leave_or_ask(lambda: self.apply_settings(settings)):
+        stayed = (f"the reader stays {window._reader()}: the question about this exam's form was cancelled "
+                  "(choose the reader again in Preferences)")
+        if reader_changed and not window.reading.leave_or_ask(lambda: self.apply_settings(settings), stayed=stayed):
             # the previous reader's change after the commit is recorded or discarded first; the rest applies now
             self.apply_settings(dataclasses.replace(settings, reader_name=window.settings.reader_name))
             window.statusBar().showMessage(f"the reader becomes {settings.reader_name or 'reader'} once the question "
