@@ -1,8 +1,10 @@
 """DICOM Comprehensive 3D SR with a TID 1500 Measurement Report (highdicom), so that a PACS can store the
-findings next to the images: for every analysed model, each scored region as an image region (SCOORD polyline
-on the source image, pixel-edge coordinates) with its score (attention, glimpse or window probability …) and
-the view's class probabilities (a detection with an instance mask, Mask R-CNN: its outline as a closed SCOORD
-POLYLINE — SCOORD's polygon, PS3.3 C.18.6.1.2 — and its class and score), and the breast- and exam-level probabilities. Codes that no standard defines
+findings next to the images: for every analysed model, each view's class probabilities (a group of its own that
+references the image), each scored region as an image region (SCOORD polyline on the source image, pixel-edge
+coordinates) with its own score alone (attention, glimpse or window probability …; a detection with an instance
+mask, Mask R-CNN: its outline as a closed SCOORD POLYLINE — SCOORD's polygon, PS3.3 C.18.6.1.2 — and its class and
+score), and the breast- and exam-level probabilities. A region's group never carries the view's probabilities: a
+viewer showed a low-attention patch as "Probability of malignancy 0.91" (a site lead's finding). Codes that no standard defines
 use the private scheme 99MAMMOREADER (benign and malignant keep MR003 and MR002; other classes and scores get
 stable codes derived from their names)."""
 
@@ -105,8 +107,8 @@ def algorithm_of(entry, provenance) -> hd.sr.AlgorithmIdentification:
 
 
 def write_sr(content, path: str | Path) -> Path:
-    """The SR of every analysed model: each region (SCOORD polyline on its source image) with its score and the
-    view's class probabilities, then breast and exam probabilities per model."""
+    """The SR of every analysed model: each view's class probabilities, each region (SCOORD polyline on its
+    source image) with its own score, then breast and exam probabilities per model."""
     result, exam = content.result, content.exam
     if result is None:
         raise ReportError("a structured report needs an analysis result" + (
@@ -132,7 +134,14 @@ def write_sr(content, path: str | Path) -> Path:
                 # no result (not finite, or refused); or a possible laterality error, which every other output
                 # leaves out of its breast: its regions here would be findings on a breast it may not show
                 continue
-            view_measurements = _class_measurements(entry.classes, r.probabilities, entry.malignant(r.probabilities))
+            groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(
+                    uid=hd.UID(), identifier=f"{entry.id[:40]} {view.value} view"),
+                finding_type=BREAST,
+                finding_sites=[hd.sr.FindingSite(anatomic_location=BREAST, laterality=LATERALITY[view.laterality])],
+                measurements=_class_measurements(entry.classes, r.probabilities, entry.malignant(r.probabilities)),
+                algorithm_id=algorithm,
+                source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)]))
             # a scored region (a retrieved patch, a window): those the screen and the PDF show (the model's
             # operating point, on the breast), not every one a PACS would draw (six where the screen showed three);
             # a detector's every detection over the breast (as its SEG), each with its own class and score
@@ -144,13 +153,9 @@ def write_sr(content, path: str | Path) -> Path:
                     graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=_region_graphic(region, rows, cols),
                     source_image=hd.sr.SourceImageForRegion.from_source_image(source))
                 measurements = [_measurement(score_code(region.kind), region.score)]
-                if region.mask is not None:
-                    # a detection: its class and score (its class probability), not the view's probabilities,
-                    # which would name the same concepts with other values in one group
+                if region.mask is not None:  # a detection: its class and score (its class probability)
                     measurements += [_measurement(class_code(name), p)
                                      for name, p in (region.probabilities or {}).items()]
-                else:
-                    measurements += view_measurements
                 groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
                     tracking_identifier=hd.sr.TrackingIdentifier(
                         uid=hd.UID(), identifier=f"{entry.id} {view.value} {region.kind} {region.rank}"[:64]),

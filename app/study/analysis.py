@@ -42,6 +42,10 @@ def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float] |
     p = successes / trials
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    if successes == 0:  # the bound is 0 exactly: centre − half rounds to 1.4e-17 ("1.3877787807814457e-17" in a CSV)
+        return (0.0, min(1.0, centre + half))
+    if successes == trials:
+        return (max(0.0, centre - half), 1.0)
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 

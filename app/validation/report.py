@@ -5,6 +5,7 @@ recalibration, subgroups, drift, paired comparisons, and what could not be used.
 from __future__ import annotations
 
 import io
+import math
 import re
 from pathlib import Path
 
@@ -84,7 +85,10 @@ def _ci(pair, number=None) -> str:
 
 def threshold_text(value: float) -> str:
     """A threshold with its significant digits: a model's scores can all lie below 0.001, and "0.000" configured
-    as the threshold recalls every exam (a deployment engineer's finding)."""
+    as the threshold recalls every exam (a deployment engineer's finding); one just below 1 keeps the digits that
+    tell it from 1 ("0.999982": "1.000" configured recalls no one)."""
+    if 0.999 < value < 1:
+        return f"{value:.{math.ceil(-math.log10(1 - value)) + 1}f}".rstrip("0")
     if abs(value) >= 0.1 or value == 0:
         return f"{value:.3f}"
     mantissa, _, exponent = f"{value:.3g}".partition("e")

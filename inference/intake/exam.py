@@ -229,6 +229,13 @@ def load_view(path: str | Path, view: View | str | None = None) -> ViewImage:
         raise
     except MemoryError as error:
         raise ExamError("the image is too large to load", path) from error
+    except PermissionError as error:  # not damaged: the account may not read it (a share's rights, a locked file)
+        raise ExamError("permission denied: this account may not read the file (check its rights or who owns "
+                        "it)", path) from error
+    except OSError as error:
+        if not isinstance(error, (FileNotFoundError, IsADirectoryError)) and error.strerror:  # a share offline,
+            raise ExamError(f"the file could not be read: {error.strerror.lower()}", path) from error  # an I/O error
+        raise ExamError(f"the file is damaged or unreadable ({type(error).__name__}: {error})", path) from error
     except Exception as error:  # noqa: BLE001 - damaged files make decoders raise anything; report, not crash
         logger.info("refused %s: %s", path.name, type(error).__name__)
         raise ExamError(f"the file is damaged or unreadable ({type(error).__name__}: {error})", path) from error
@@ -430,6 +437,10 @@ def _choose(candidates: list[ViewImage], usual_flip: bool | None = False) -> tup
         names = ", ".join(img.source.name for img in turned)  # set the true image aside
         turned_reason = (f"{names} face{'s' if len(turned) == 1 else ''} the way of the other breast's "
                          f"{view.projection.value} (its laterality may be wrong)")
+        # the headers' own disagreement, with every value, is the evidence the site needs (it was said of the
+        # image alone, and an image kept aside has no view whose notes carry it)
+        turned_reason += "".join(f"; {img.source.name}: {note}" for img in turned for note in img.warnings
+                                 if note.startswith("laterality:"))
         source_reason = "; ".join(r for r in (source_reason, turned_reason) if r)
         candidates, set_aside = facing, [*turned, *set_aside]
     if len(candidates) == 1:

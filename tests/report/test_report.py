@@ -17,6 +17,7 @@ from app.report.deidentify import Deidentifier
 from app.report.export import ExportIncomplete, export_report
 from app.study.store import BreastRead
 from inference.intake.exam import load_exam
+from inference.intake.views import View
 from inference.pipeline import analyze_exam
 from tests.conftest import REFERENCE, require_shared
 from tests.helpers import dciodvfy, make_stub_model, run_main, synthetic_view
@@ -175,7 +176,20 @@ def test_structured_report_reads_back_and_references_the_images(analysed, tmp_pa
         points = np.asarray(region.value).reshape(-1, 2)
         assert points[:, 0].min() >= 0 and points[:, 0].max() <= cols and points[:, 1].max() <= rows
         names = {m.name.meaning for m in group.get_measurements()}
-        assert {"Attention weight of the region", "Probability of malignancy"} <= names
+        # the region's own score alone: with the view's probabilities beside it, a viewer showed a patch of
+        # attention 0.12 as "Probability of malignancy 0.91" (a site lead's finding)
+        assert names == {"Attention weight of the region"}
+    # the view's probabilities in a group of their own, naming the view and referencing its image
+    view_groups = [g for g in report.get_image_measurement_groups()
+                   if g.tracking_identifier.endswith(" view")]
+    assert len(view_groups) == len(exam.views)
+    for group in view_groups:
+        view = View(group.tracking_identifier.split()[-2])
+        referenced = [item.referenced_sop_instance_uid for item in group.source_images]
+        assert referenced == [exam.views[view].sop_instance_uid]
+        malignant = next(m.value for m in group.get_measurements() if m.name.meaning == "Probability of malignancy")
+        assert float(malignant) == pytest.approx(result.views[view].result(result.entries[0].id).probabilities[
+            "malignant"], abs=1e-6)
 
 
 @pytest.mark.parametrize("deidentify", [False, True], ids=["identified", "deidentified"])

@@ -97,6 +97,8 @@ def test_wilson_intervals_by_formula():
     half = Z * math.sqrt(p * (1 - p) / n + Z**2 / (4 * n * n)) / (1 + Z**2 / n)
     assert (low, high) == pytest.approx((centre - half, centre + half), abs=1e-12)
     assert wilson(0, 10) == pytest.approx((0.0, 0.277533), abs=1e-6)  # no successes: still an upper bound
+    # the bound at 0 (and at 1) exact: the formula's rounding wrote 1.3877787807814457e-17 into a site's CSV
+    assert all(wilson(0, n)[0] == 0.0 and wilson(n, n)[1] == 1.0 for n in range(1, 200))
     assert wilson(0, 0) is None
 
 
@@ -1216,6 +1218,9 @@ def test_a_threshold_keeps_its_significant_digits():
 
     assert [threshold_text(v) for v in (0.5, 0.123456, 0.0834, 8.34038874e-05, 0.0)] == \
         ["0.500", "0.123", "0.0834", "8.34×10⁻⁵", "0.000"]
+    # a site lead's finding: thresholds of 0.99998 and 0.9999984 were printed "1.000", which recalls no one
+    assert [threshold_text(v) for v in (0.9999817213005211, 0.9999983616397029, 0.995, 0.9994, 1.0)] == \
+        ["0.999982", "0.9999984", "0.995", "0.9994", "1.000"]
 
 
 def test_the_score_table_named_by_its_folder_or_missing_is_said_plainly(tmp_path):

@@ -856,7 +856,8 @@ def test_an_image_whose_header_names_the_wrong_side_never_takes_the_true_image_s
 
     true_left = make_dataset(synthetic_view("L-MLO", (700, 250)), "L-MLO", AcquisitionDateTime="20250101100000")
     right_labelled_left = make_dataset(synthetic_view("R-MLO", (700, 450)), "L-MLO",
-                                       AcquisitionDateTime="20250101110000")  # later: it won the slot
+                                       AcquisitionDateTime="20250101110000",  # later: it won the slot
+                                       SeriesDescription="R MLO")
     write(true_left, tmp_path, "L-MLO.dcm")
     write(right_labelled_left, tmp_path, "R-MLO.dcm")
     for view, lesion in (("L-CC", (700, 200)), ("R-CC", (600, 500))):  # the exam's other views face as usual
@@ -866,6 +867,8 @@ def test_an_image_whose_header_names_the_wrong_side_never_takes_the_true_image_s
     assert View.L_MLO not in exam.laterality_conflicts
     note = next(w for w in exam.warnings if w.startswith("2 images for L-MLO"))
     assert "used L-MLO.dcm" in note and "R-MLO.dcm faces the way of the other breast's MLO" in note
+    # the headers' disagreement, with each value, said in the exam's notes (a site lead found it said nowhere)
+    assert "R-MLO.dcm: laterality: ImageLaterality says left but SeriesDescription says right" in note
 
 
 def test_a_folder_whose_images_lie_in_sub_folders_says_where(tmp_path, pixels):

@@ -159,6 +159,27 @@ def test_b_a_file_without_its_view_is_refused_but_has_no_slot(tmp_path, good_r_c
     assert exam.unreadable == {} and exam.refused[0][0] == "anon.dcm"
 
 
+def test_b_a_file_the_account_may_not_read_is_said_so_not_damaged(tmp_path, monkeypatch):
+    """A site lead's finding: a file without read permission was "damaged or unreadable (PermissionError: [Errno
+    13] …)". (The tests run as root, whom file modes do not stop: the read itself raises here.)"""
+    from inference.intake import exam as intake
+
+    folder = four_views(tmp_path / "exam")
+    real = intake._load_dicom
+
+    def locked(path, hint):
+        if path.name == "R-CC.dcm":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, hint)
+
+    monkeypatch.setattr(intake, "_load_dicom", locked)
+    with pytest.raises(ExamError, match=r"permission denied: this account may not read the file") as raised:
+        load_view(folder / "R-CC.dcm")
+    assert "damaged" not in str(raised.value) and "Errno" not in str(raised.value)
+    exam = load_exam(folder)
+    assert exam.refused[0][0] == "R-CC.dcm" and exam.refused[0][1].startswith("permission denied")
+
+
 def test_b_a_slot_filled_by_the_reader_is_no_longer_unreadable(tmp_path, good_r_cc):
     folder = four_views(tmp_path / "exam")
     (folder / "R-CC.dcm").write_bytes(good_r_cc[: len(good_r_cc) // 2])
