@@ -186,6 +186,8 @@ def _no_result(group: ModelGroup, outputs: Sequence[ModelViewOutput]) -> str:
             return f"the model{who} did not read it: {output.refused}"
         problem = non_finite(output)
         if problem:
+            inside = output.frame.record.get("not_finite") if output.frame is not None else None
+            problem += f"; not finite inside the network: {inside}" if inside else ""  # where it began (a family says)
             return f"the model's output{' of' + who if who else ''} is not a finite number ({problem})"
     return ""
 

@@ -276,6 +276,7 @@ def _detections(args: argparse.Namespace, loaded) -> int:
     )
     from inference.intake.image import MIN_TISSUE_FRACTION, breast_mask, tissue_fraction  # noqa: PLC0415
     from inference.intake.views import View  # noqa: PLC0415
+    from inference.results.exam_result import non_finite  # noqa: PLC0415
     from inference.weights import read_metadata  # noqa: PLC0415
 
     identity = loaded.identity
@@ -312,9 +313,15 @@ def _detections(args: argparse.Namespace, loaded) -> int:
             view = image.view or View("L-CC")
             prepared = family.prepare(np.asarray(image.image, np.float32), view, False)
             (output,) = family.run(loaded.model, [prepared], device, mode, identity)
+            row = f"{args.data}, row {image.row}: " if image.row is not None else ""  # the CSV's line too
             if output.refused:  # never counted as "nothing found"
-                row = f"{args.data}, row {image.row}: " if image.row is not None else ""  # the CSV's line too
                 raise MammoError(f"{row}{image.source}: the model did not read this image: {output.refused}")
+            problem = non_finite(output)
+            if problem:  # a NaN score passes no threshold: it would count as "nothing found" in every rate
+                inside = output.frame.record.get("not_finite")
+                raise MammoError(f"{row}{image.source}: the model's output is not a finite number ({problem}"
+                                 + (f"; not finite inside the network: {inside}" if inside else "")
+                                 + "): no rate is computed over it")
             shape_here = tuple(image.image.shape)
             breast = breast_mask(np.asarray(image.image))  # as the view's probability and the screen: no marker
             found.append([Detection(r.box_original, r.score, next(iter(r.probabilities or {r.kind: 0})),

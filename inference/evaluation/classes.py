@@ -46,6 +46,7 @@ def class_probabilities(loaded, images: list[LabelledImage], device: str | torch
     from inference.families.protocol import commands_of, resolve  # noqa: PLC0415
     from inference.families.registry import get  # noqa: PLC0415
     from inference.intake.views import View  # noqa: PLC0415
+    from inference.results.exam_result import non_finite  # noqa: PLC0415
 
     identity = loaded.identity
     family = get(identity.family)
@@ -61,6 +62,9 @@ def class_probabilities(loaded, images: list[LabelledImage], device: str | torch
         output = family.run(loaded.model, [prepared], device, mode, identity)[0]
         if output.refused:  # a view the model does not read is an error here, never a row of numbers
             raise ValueError(f"{image.source}: the model did not read this image: {output.refused}")
+        problem = non_finite(output)
+        if problem:  # never a row of an AUC or a calibration
+            raise ValueError(f"{image.source}: the model's output is not a finite number ({problem})")
         rows.append([output.probabilities[c] for c in identity.classes])
         if progress:
             progress(number, len(images))

@@ -310,6 +310,8 @@ class Detections:
         mask_probs: (N, 1, 28, 28) float32 mask probabilities of each detection's class, over its box.
         image_size: (rows, cols) of the input image.
         trace: intermediate values (only when asked for): sizes, FPN levels, proposals, box-head outputs.
+        non_finite: the stages whose values on this image were not finite numbers ("" when none): then the
+            detections are no result (a NaN score passes no threshold, and "nothing found" would be said).
     """
 
     boxes: torch.Tensor
@@ -318,6 +320,7 @@ class Detections:
     mask_probs: torch.Tensor
     image_size: tuple[int, int]
     trace: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    non_finite: str = ""
 
 
 class MaskRCNN(nn.Module):
@@ -370,7 +373,8 @@ class MaskRCNN(nn.Module):
         return out
 
     def _proposals(self, features: list[torch.Tensor], padded: tuple[int, int],
-                   sizes: list[tuple[int, int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                   sizes: list[tuple[int, int]]) -> list[tuple[torch.Tensor, torch.Tensor, bool]]:
+        """Per image: the proposals, their objectness, and whether the RPN's outputs were all finite."""
         cfg = self.config
         logits, deltas = self.rpn.head(features)
         anchors = self._anchors(features, padded)
@@ -382,8 +386,10 @@ class MaskRCNN(nn.Module):
                        for d in deltas]
         counts = [t.shape[1] for t in flat_logits]
         objectness = torch.cat(flat_logits, dim=1)
+        all_deltas = torch.cat(flat_deltas, dim=1)
+        finite = (torch.isfinite(objectness).all(1) & torch.isfinite(all_deltas).flatten(1).all(1)).tolist()
         all_anchors = torch.cat(anchors, dim=0)
-        boxes = ops.decode_boxes(torch.cat(flat_deltas, dim=1).reshape(-1, 4), all_anchors.repeat(n, 1),
+        boxes = ops.decode_boxes(all_deltas.reshape(-1, 4), all_anchors.repeat(n, 1),
                                  (1.0, 1.0, 1.0, 1.0)).view(n, -1, 4)
         levels = torch.cat([torch.full((c,), i, dtype=torch.int64, device=objectness.device)
                             for i, c in enumerate(counts)])
@@ -403,7 +409,7 @@ class MaskRCNN(nn.Module):
             keep = torch.where(s >= cfg.rpn_score_threshold)[0]
             b, s, lv = b[keep], s[keep], lv[keep]
             keep = ops.batched_nms(b.cpu(), s.cpu(), lv.cpu(), cfg.rpn_nms)[:cfg.rpn_post_nms_top_n].to(b.device)
-            result.append((b[keep], s[keep]))
+            result.append((b[keep], s[keep], bool(finite[i])))
         return result
 
     # -- RoI heads
@@ -427,7 +433,9 @@ class MaskRCNN(nn.Module):
                     size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg = self.config
         classes = class_logits.shape[-1]
-        boxes = ops.decode_boxes(box_regression, proposals, (10.0, 10.0, 5.0, 5.0)).reshape(len(proposals), -1, 4)
+        # no proposal (an RPN whose every box was dropped): no detection, never a reshape of nothing
+        boxes = ops.decode_boxes(box_regression, proposals, (10.0, 10.0, 5.0, 5.0)).reshape(
+            len(proposals), classes, 4)
         scores = F.softmax(class_logits, -1)
         boxes = ops.clip_boxes(boxes, size)
         labels = torch.arange(classes, device=scores.device).view(1, -1).expand_as(scores)
@@ -445,7 +453,12 @@ class MaskRCNN(nn.Module):
         batch, sizes, scales = self._transform(images)
         features = self.backbone(batch)
         padded = tuple(int(s) for s in batch.shape[-2:])
+        problems: list[list[str]] = [[] for _ in images]  # per image, the stages whose values were not finite
+        finite_features = torch.stack([torch.isfinite(f).flatten(1).all(1) for f in features]).all(0).tolist()
         proposals = self._proposals(features, padded, sizes)
+        for i, (ok_features, (_, _, ok_rpn)) in enumerate(zip(finite_features, proposals, strict=True)):
+            problems[i] += [] if ok_features else ["the FPN features"]
+            problems[i] += [] if ok_rpn else ["the RPN's objectness or box deltas"]
         proposal_boxes = [p[0] for p in proposals]
         pooled = self._pool(features, proposal_boxes, sizes, 7)
         box_features = self.roi_heads.box_head(pooled)
@@ -455,6 +468,8 @@ class MaskRCNN(nn.Module):
         results = []
         for i, (logits, regression) in enumerate(zip(class_logits.split(counts), box_regression.split(counts),
                                                       strict=True)):
+            if not (torch.isfinite(logits).all() and torch.isfinite(regression).all()):
+                problems[i].append("the box head's class scores or box deltas")
             results.append(self._detections(logits, regression, proposal_boxes[i], sizes[i]))
         det_boxes = [r[0] for r in results]
         if sum(len(b) for b in det_boxes):
@@ -462,6 +477,10 @@ class MaskRCNN(nn.Module):
             mask_logits = self.roi_heads.mask_predictor(self.roi_heads.mask_head(mask_pooled)).float()
             labels = torch.cat([r[2] for r in results])
             mask_probs = mask_logits.sigmoid()[torch.arange(len(labels), device=labels.device), labels][:, None]
+            finite_masks = torch.isfinite(mask_logits).flatten(1).all(1)
+            for i, ok in enumerate(finite_masks.split([len(b) for b in det_boxes])):
+                if not bool(ok.all()):
+                    problems[i].append("the mask head's logits")
         else:
             mask_probs = features[0].new_zeros((0, 1, 28, 28), dtype=torch.float32)
         out = []
@@ -485,7 +504,7 @@ class MaskRCNN(nn.Module):
                     "box_roi_pool": pooled[first:first + counts[i]],
                     "box_features": box_features[first:first + counts[i]],
                 }
-            out.append(Detections(scaled, labels, scores, masks, original, record))
+            out.append(Detections(scaled, labels, scores, masks, original, record, ", ".join(problems[i])))
         return out
 
     def forward(self, images: Sequence[torch.Tensor]) -> list[dict[str, torch.Tensor]]:

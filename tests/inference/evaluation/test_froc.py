@@ -117,7 +117,8 @@ def test_evaluate_counts_only_the_detections_over_the_breast(tmp_path, monkeypat
             return SimpleNamespace(input=image)
 
         def run(self, model, batch, device, mode, identity):
-            return [SimpleNamespace(regions=regions_for(batch[0].input), refused="")]
+            return [SimpleNamespace(regions=regions_for(batch[0].input), refused="", probabilities={}, extras={},
+                                    layers=(), frame=SimpleNamespace(record={}))]
 
     monkeypatch.setattr(registry, "get", lambda name: Detector())
     identity = SimpleNamespace(family="maskrcnn", classes=("benign mass", "malignant mass"),
@@ -187,6 +188,14 @@ def test_class_evaluation_stops_at_an_image_the_model_does_not_read(monkeypatch)
     with pytest.raises(ValueError, match="scan.dcm: the model did not read this image: its pixel values"):
         class_probabilities(loaded, [image])
 
+    class Overflowing(Refusing):  # read, but its output no number: never a row of an AUC either
+        def run(self, model, batch, device, mode, identity):
+            return [SimpleNamespace(probabilities={"a": float("nan")}, refused="", extras={}, regions=(), layers=())]
+
+    monkeypatch.setattr(registry, "get", lambda name: Overflowing())
+    with pytest.raises(ValueError, match=r"scan.dcm: the model's output is not a finite number \(probability of a\)"):
+        class_probabilities(loaded, [image])
+
 
 def test_without_lesions_the_sensitivities_are_not_available():
     """Normal images only: "0.0000" at 1/4 FP over zero lesions (and n/a beside it) read as a measured 0."""
@@ -232,7 +241,8 @@ def _stub_detector(monkeypatch, score: float = 0.3):
 
         def run(self, model, batch, device, mode, identity):
             calls.append((device, mode))
-            return [SimpleNamespace(regions=regions_for(batch[0].input), refused="")]
+            return [SimpleNamespace(regions=regions_for(batch[0].input), refused="", probabilities={}, extras={},
+                                    layers=(), frame=SimpleNamespace(record={}))]
 
     monkeypatch.setattr(registry, "get", lambda name: Detector())
     identity = SimpleNamespace(family="maskrcnn", classes=("benign mass", "malignant mass"),

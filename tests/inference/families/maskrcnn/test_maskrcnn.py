@@ -600,3 +600,49 @@ def test_fast_mode_keeps_the_detections_where_bf16_is_available(loaded, monkeypa
         assert matches, f"reference detection {box} ({names[label - 1]}, {score:.3f}) lost in fast mode"
         assert min(abs(r.score - float(score)) for r in matches) <= 0.01
     assert all(abs(r.score - max(golden["scores"])) <= 0.01 or r.rank > 1 for r in fast.regions)
+
+
+@pytest.mark.parametrize(("key", "stage"), [("roi_heads.box_predictor.cls_score.weight", "the box head's class scores"),
+                                            ("backbone.body.conv1.weight", "the FPN features")])
+def test_a_network_whose_values_overflow_has_no_result_never_nothing_found(tmp_path, key, stage):
+    """A researcher's findings: class scores overflowing to inf (finite weights × 3e38) were read as "nothing
+    found" (every score NaN passed no threshold: "<0.05", probability 0 on screen and in the FROC rates), and a
+    backbone overflowing left no proposal and crashed on a reshape. The view is no result, naming the stage;
+    evaluate stops at the image."""
+    import argparse
+    import json
+    from types import SimpleNamespace
+
+    from app.cli import evaluate
+    from inference.errors import MammoError
+    from inference.families.maskrcnn.model import MaskRCNN, MaskRCNNConfig
+    from inference.families.registry import get
+    from inference.intake.views import View
+    from inference.pipeline import analyze_exam
+    from tests.helpers import synthetic_view
+
+    config = MaskRCNNConfig(block="basic", layers=(2, 2, 2, 2), stem_width=8, fpn_channels=16, representation=32,
+                            mask_layers=(16, 16, 16, 16), mask_dim=16, min_size=64, max_size=96)
+    torch.manual_seed(1)
+    state = MaskRCNN(config).eval().state_dict()
+    state[key] = torch.full_like(state[key], 3e38)  # every weight finite: the checkpoint loads
+    (tmp_path / "model.pt.json").write_text(json.dumps({"family": "maskrcnn",
+                                                        "transform": {"min_size": 64, "max_size": 96}}))
+    loaded = _load(tmp_path, state)
+    image = synthetic_view("L-CC", (120, 80), shape=(200, 120)).astype(np.float32)
+    family = get("maskrcnn")
+    with torch.inference_mode():
+        (out,) = family.run(loaded.model, [family.prepare(image, View.L_CC, False)], torch.device("cpu"), "exact",
+                            loaded.identity)
+    assert all(np.isnan(p) for p in out.probabilities.values()) and not out.regions
+    assert stage in out.frame.record["not_finite"]
+    result = analyze_exam({View.L_CC: image}, [loaded], device="cpu")
+    (entry,) = result.entries
+    reason = result.views[View.L_CC].no_result[entry.id]
+    assert "is not a finite number" in reason and f"not finite inside the network: {stage}" in reason
+    assert entry.id not in result.exam or not result.exam[entry.id].probabilities
+    args = argparse.Namespace(split="all", model=str(tmp_path / "model.pt"), data="phantom", phantoms=2,
+                              device="cpu", lesion_hit="centre", min_iou=None, out=str(tmp_path / "out"))
+    with pytest.raises(MammoError, match=rf"the model's output is not a finite number .*{stage}"):
+        evaluate._detections(args, SimpleNamespace(identity=loaded.identity, model=loaded.model))
+    assert not (tmp_path / "out").exists()
