@@ -30,6 +30,7 @@ import torch
 
 from inference.families import registry
 from inference.families.protocol import Prepared
+from inference.families.finite_guard import run_guarded
 from inference.results.types import ModelIdentity, ModelViewOutput
 from inference.families.common import fast_mode_numerics, mode_numerics, model_fast_mode, numerics
 from inference.devices import choose_device
@@ -170,7 +171,8 @@ def _run_models(groups: list[ModelGroup], prepared: dict[str, dict[View, Prepare
             raise Cancelled()
         names = ", ".join(p.view.value for p in batch)
         progress(f"model {member.identity.label}: {names}", done, len(work))
-        for p, out in zip(batch, family.run(member.model, batch, device, mode.value, member.identity), strict=True):
+        ran = run_guarded(family, member.model, batch, device, mode.value, member.identity)
+        for p, out in zip(batch, ran, strict=True):
             outputs[group.id][p.view].append(out)
     progress("models", len(work), len(work))
     return outputs

@@ -276,6 +276,7 @@ def _detections(args: argparse.Namespace, loaded) -> int:
     )
     from inference.intake.image import MIN_TISSUE_FRACTION, breast_mask, tissue_fraction  # noqa: PLC0415
     from inference.intake.views import View  # noqa: PLC0415
+    from inference.families.finite_guard import run_guarded  # noqa: PLC0415
     from inference.results.exam_result import non_finite  # noqa: PLC0415
     from inference.weights import read_metadata  # noqa: PLC0415
 
@@ -312,7 +313,7 @@ def _detections(args: argparse.Namespace, loaded) -> int:
         for number, image in enumerate(images, start=1):
             view = image.view or View("L-CC")
             prepared = family.prepare(np.asarray(image.image, np.float32), view, False)
-            (output,) = family.run(loaded.model, [prepared], device, mode, identity)
+            (output,) = run_guarded(family, loaded.model, [prepared], device, mode, identity)
             row = f"{args.data}, row {image.row}: " if image.row is not None else ""  # the CSV's line too
             if output.refused:  # never counted as "nothing found"
                 raise MammoError(f"{row}{image.source}: the model did not read this image: {output.refused}")

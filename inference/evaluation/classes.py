@@ -46,6 +46,7 @@ def class_probabilities(loaded, images: list[LabelledImage], device: str | torch
     from inference.families.protocol import commands_of, resolve  # noqa: PLC0415
     from inference.families.registry import get  # noqa: PLC0415
     from inference.intake.views import View  # noqa: PLC0415
+    from inference.families.finite_guard import run_guarded  # noqa: PLC0415
     from inference.results.exam_result import non_finite  # noqa: PLC0415
 
     identity = loaded.identity
@@ -59,7 +60,7 @@ def class_probabilities(loaded, images: list[LabelledImage], device: str | torch
         if image.view is None and needs_view:
             raise ValueError(f"{image.source}: the view (laterality) is needed to read this image")
         prepared = family.prepare(image.image, image.view or View.L_CC, False)
-        output = family.run(loaded.model, [prepared], device, mode, identity)[0]
+        output = run_guarded(family, loaded.model, [prepared], device, mode, identity)[0]
         if output.refused:  # a view the model does not read is an error here, never a row of numbers
             raise ValueError(f"{image.source}: the model did not read this image: {output.refused}")
         problem = non_finite(output)

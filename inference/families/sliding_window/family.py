@@ -259,6 +259,11 @@ class SlidingWindowFamily:
         classes = identity.classes
         read = read_view(module, prepared, device, mode, settings, batch_size)
         grid, mask, logits, fallback = read.grid, read.mask, read.logits, read.fallback
+        if not np.isfinite(logits).all():  # the softmax (numpy's, outside the torch guard) made -inf a sure 0
+            frame = dataclasses.replace(prepared.frame, record={**prepared.frame.record,
+                                                                "not_finite": "a window's logits"})
+            return ModelViewOutput(probabilities=dict.fromkeys(classes, float("nan")), layers=(), regions=(),
+                                   extras={}, frame=frame)
         probabilities = softmax(logits, settings.temperature)
         maps, count = average_maps(probabilities, grid)
         image = probabilities.max(axis=0)
