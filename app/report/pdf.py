@@ -9,7 +9,8 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
-from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from reportlab.platypus.doctemplate import LayoutError
 
 from app.colours import class_colour
@@ -36,7 +37,8 @@ def _image(png: bytes, width_cm: float, aspect: float) -> Image:
 
 
 def _table(rows, widths=None, header=True) -> Table:
-    table = Table(rows, colWidths=widths, hAlign="LEFT")
+    # a table split by the page repeats its header row: a model's rows began page 2 under no column names
+    table = Table(rows, colWidths=widths, hAlign="LEFT", repeatRows=1 if header else 0)
     style = [("FONT", (0, 0), (-1, -1), REGULAR, 8.5), ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
              ("GRID", (0, 0), (-1, -1), 0.25, colors.grey), ("TOPPADDING", (0, 0), (-1, -1), 2),
              ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]
@@ -46,20 +48,24 @@ def _table(rows, widths=None, header=True) -> Table:
     return table
 
 
-def _model_tables(content: ReportContent, styles) -> list:
-    """Each model's table, the screen's own (``app.model_table``), in the report's view order."""
+def _model_tables(content: ReportContent, styles, heading: Paragraph) -> list:
+    """Each model's table, the screen's own (``app.model_table``), in the report's view order; ``heading`` on
+    the page of the first (keepWithNext does not hold it to a KeepTogether: it stood alone at page 1's foot)."""
     result = content.result
     story = []
+    above = [heading]
     for entry in result.entries:
         headers, rows = entry_rows(result, entry, views=[v for v in content.views() if v in result.views])
         title = f"{entry.label} ({entry.family}{', ' + str(len(entry.members)) + ' models' if len(entry.members) > 1 else ''})"
         if not entry.has_malignancy:
             title += " — findings only, no malignancy score"
-        story += [Spacer(1, 0.2 * cm), Paragraph(pdf_text(title), styles["Heading4"]),
-                  _table([[h.replace("\n", " ") for h in headers], *rows])]
+        # the title, the column names and the rows on one page (page 1 ended with a table's header row alone)
+        story += [KeepTogether([*above, Paragraph(pdf_text(title), styles["Heading4"]),
+                                _table([[h.replace("\n", " ") for h in headers], *rows])])]
+        above = []
     if story:
         story.append(Paragraph(BREAST_RULE, styles["Normal"]))
-    return story
+    return story or above
 
 
 def _reader_table(content: ReportContent, width_cm: float, cell: ParagraphStyle) -> Table:
@@ -70,18 +76,34 @@ def _reader_table(content: ReportContent, width_cm: float, cell: ParagraphStyle)
     for entry in entries:
         name = short[entry.id] if len(entries) > 1 else "model"
         header += [name, "hybrid" if len(entries) == 1 else f"hybrid ({name})"]
-    # header cells wrap and the columns share the page: two models' "hybrid (…)" ran off its right edge
-    rows = [[Paragraph(f"<b>{pdf_text(text)}</b>", cell) for text in header]]
+    # header cells wrap and the columns share the page: two models' "hybrid (…)" ran off its right edge; a
+    # name wraps at its own hyphen, never inside a word ("sliding-windo / w")
+    heading = ParagraphStyle("heading cell", parent=cell, embeddedHyphenation=1)
+    texts = [header]
     for side, name in BREASTS:
         read = content.report.reads.get(side.value)
         reader = read.malignant if read else None  # the first read; an amendment is shown beside it
         row = [name, reader_text(read)]
         for part in breast_models(result, side.value, reader, content.report.plain_hybrid):
             row += [f"{model_percent(part.model, part.entry)} {part.one_view_note}".rstrip(), percent(part.hybrid)]
-        rows.append([Paragraph(pdf_text(text), cell) for text in row])  # wrapped in their columns
-    first = 3.6
-    rest = (width_cm - first) / max(len(header) - 1, 1)
-    return _table(rows, [first * cm] + [rest * cm] * (len(header) - 1))
+        texts.append(row)
+    rows = [[Paragraph(f"<b>{pdf_text(text)}</b>", heading) for text in header]]
+    rows += [[Paragraph(pdf_text(text), cell) for text in row] for row in texts[1:]]  # wrapped in their columns
+    return _table(rows, [w * cm for w in _column_widths(texts, width_cm, cell.fontSize)])
+
+
+def _column_widths(texts: list[list[str]], width_cm: float, size: float) -> list[float]:
+    """Columns (cm) that share ``width_cm`` evenly, each at least as wide as its longest word (the header's in
+    bold) where the page has room: an even share cut "(sliding-window)" inside the word."""
+    padding = 14  # points: the cell's padding on both sides, and a little
+    needs = [max(stringWidth(word, BOLD if r == 0 else REGULAR, size) + padding
+                 for r, row in enumerate(texts) for word in row[c].split()) / cm
+             for c in range(len(texts[0]))]
+    even = width_cm / len(needs)
+    if sum(needs) > width_cm or all(n <= even for n in needs):
+        return [even] * len(needs)
+    spare = width_cm - sum(needs)  # what the longest words leave, shared evenly
+    return [n + spare / len(needs) for n in needs]
 
 
 def _hybrid_basis(content: ReportContent) -> str:
@@ -170,8 +192,8 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
         story.append(Paragraph("Cyan crosses: the reader's own marks (M1, M2, … as in the table of marks).", small))
     result = content.result
     if result is not None:
-        story += [Spacer(1, 0.2 * cm), Paragraph("Model probabilities", styles["Heading3"])]
-        story += _model_tables(content, styles)
+        story += [Spacer(1, 0.2 * cm)]
+        story += _model_tables(content, styles, Paragraph("Model probabilities", styles["Heading3"]))
     story += [Spacer(1, 0.3 * cm), Paragraph("Reader, model and hybrid", styles["Heading3"]),
               _reader_table(content, width_cm, cell)]
     if _hybrid_basis(content):
@@ -202,8 +224,8 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
                 continue
             cells = [[_image(encode_png(t), 2.3, 1.0) for _, _, t in thumbs],
                      [Paragraph(pdf_text(caption), small) for _, caption, _ in thumbs]]
-            story.append(Paragraph(view.value, small))
-            story.append(_table(cells, header=False))
+            # the view's name with its regions (L-MLO's stood alone at a page's foot, its crops on the next)
+            story.append(KeepTogether([Paragraph(view.value, small), _table(cells, header=False)]))
             shown += 1
         if not shown:  # a heading over nothing reads as if something failed to print
             story.append(Paragraph("none shown (no region on any view with a result; the notes say which views "

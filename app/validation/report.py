@@ -40,9 +40,10 @@ def _figure(image, width_cm: float) -> Image:
     return Image(io.BytesIO(png(image)), width=width_cm * cm, height=width_cm * height / width * cm)
 
 
-def _fit(natural: list[float], total: float) -> list[float]:
+def _fit(natural: list[float], total: float, floors: list[float] | None = None) -> list[float]:
     """Column widths summing to at most ``total``: a column narrower than its fair share keeps its width, the
-    wider ones share what is left equally (their text wraps)."""
+    wider ones share what is left equally (their text wraps); where the page has room, none is narrower than
+    its ``floors`` (its longest word: "(0.000111–0.563)" was cut inside the interval)."""
     if sum(natural) <= total:
         return list(natural)
     widths, left = list(natural), total
@@ -50,7 +51,14 @@ def _fit(natural: list[float], total: float) -> list[float]:
     for done, index in enumerate(order):
         widths[index] = min(natural[index], left / (len(order) - done))
         left -= widths[index]
-    return widths
+    floors = [min(f, n) for f, n in zip(floors or [0.0] * len(natural), natural, strict=True)]
+    if sum(floors) > total:
+        return widths
+    short = sum(max(f - w, 0.0) for f, w in zip(floors, widths, strict=True))
+    slack = [max(w - f, 0.0) for f, w in zip(floors, widths, strict=True)]
+    if short <= 0 or sum(slack) <= 0:
+        return widths
+    return [max(w, f) - (s / sum(slack)) * short for w, f, s in zip(widths, floors, slack, strict=True)]
 
 
 def _table(rows: list[list]) -> Table:
@@ -58,7 +66,9 @@ def _table(rows: list[list]) -> Table:
     register_pdf_fonts()  # measured in them
     natural = [max(stringWidth(str(row[i]), BOLD if r == 0 else FONT, SIZE) for r, row in enumerate(rows)) + 2 * PAD
                for i in range(len(rows[0]))]
-    widths = _fit(natural, FRAME_WIDTH)
+    longest = [max(stringWidth(word, BOLD if r == 0 else FONT, SIZE) for r, row in enumerate(rows)
+                   for word in str(row[i]).split() or [""]) + 2 * PAD for i in range(len(rows[0]))]
+    widths = _fit(natural, FRAME_WIDTH, longest)
     cells = [[Paragraph(pdf_text(str(c)), HEAD if r == 0 else CELL)
               if widths[i] < natural[i] or in_cid_fonts(str(c)) else c
               for i, c in enumerate(row)] for r, row in enumerate(rows)]
@@ -129,7 +139,7 @@ def _subgroup_points(rows: list[dict], small: ParagraphStyle) -> list:
                _pct(s["specificity"])] for s in measured]
     return [Paragraph(pdf_text(f"At the operating point {first['operating_point']} (threshold "
                                f"{threshold_text(first['threshold'])}, set on the whole cohort):"), small),
-            _table(table)]
+            Spacer(1, 0.1 * cm), _table(table)]  # the sentence touched the table's top border
 
 
 def _recalibration_text(cal: dict, rec: dict) -> str:

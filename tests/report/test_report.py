@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -926,3 +928,31 @@ def test_a_seg_writes_a_model_s_name_in_any_script_whole(analysed, tmp_path):
     name = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmName
     assert name == "GMIC Modèle μ (Zürich)" or name.endswith("Modèle μ (Zürich)")
     assert dciodvfy(paths[0]) == []
+
+
+def test_pdf_tables_keep_their_titles_and_column_names_and_cut_no_word(dicom_exam, tmp_path):
+    """A site lead's findings: page 1 ended with "Model probabilities" and a model's title and column names, its
+    rows on page 2 under no names; a view's name stood alone at a page's foot, its regions on the next; a column
+    name was cut inside its word ("sliding-windo" / "w")."""
+    import pypdfium2 as pdfium
+
+    from tests.helpers import make_window_stub
+
+    exam = load_exam(dicom_exam)
+    window = make_window_stub()
+    window = dataclasses.replace(window, identity=dataclasses.replace(window.identity, label="sliding-window"))
+    result = analyze_exam(exam, [make_stub_model(), window], device="cpu")
+    pdf = export_report(ReportInput(exam, result), tmp_path, formats=("pdf",))[0]
+    document = pdfium.PdfDocument(str(pdf))
+    pages = [document[i].get_textpage().get_text_range().replace("\r\n", "\n") for i in range(len(document))]
+    assert len(pages) >= 2
+    for label in ("bright-spot stub", "sliding-window"):  # each model's title with its column names and rows
+        table = re.compile(rf"{re.escape(label)} \([a-z-]+\)\n[^\n]*meaning\n(.*\n)*Exam ")
+        assert sum(bool(table.search(p)) for p in pages) == 1
+    assert any("Model probabilities" in p and "bright-spot stub (" in p for p in pages)
+    for page in pages:  # a view's name is on the page of its regions
+        for view in ("R-CC", "L-CC", "R-MLO", "L-MLO"):
+            if f"\n{view}\n" in page and "attention" in page:
+                assert "#" in page[page.index(f"\n{view}\n"):]
+    text = "".join(pages)
+    assert "sliding-window" in text.replace("-\n", "-") and "windo\nw" not in text and "slidin\ng" not in text

@@ -1210,6 +1210,15 @@ def test_a_report_table_fits_the_page_width():
     assert width <= frame
     narrow = _table([["model", "AUC"], ["A", "0.812"]])
     assert narrow.wrap(frame, 1000)[0] < frame / 2  # a small table keeps its own width
+    # a site lead's finding: an interval was cut inside its one word, "(0.000111" / "–0.563)"
+    from reportlab.pdfbase.pdfmetrics import stringWidth  # noqa: PLC0415
+
+    from app.validation.report import FONT, PAD, SIZE  # noqa: PLC0415
+
+    rows[1] = [*rows[1][:2], "0.000834 (0.000111–0.563)", *rows[1][3:]]
+    table = _table(rows)
+    assert table.wrap(frame, 1000)[0] <= frame
+    assert table._colWidths[2] >= stringWidth("(0.000111–0.563)", FONT, SIZE) + 2 * PAD  # noqa: SLF001
 
 
 def test_a_threshold_keeps_its_significant_digits():
