@@ -505,6 +505,31 @@ def _has_identity(image: ViewImage) -> bool:
                 or image.study.get("accession"))
 
 
+def _one_image_per_instance(images: list[ViewImage], warnings: list[str]) -> list[ViewImage]:
+    """One image per SOP Instance UID: a copy of a file (the same UID and pixels) is that image, counted once
+    and said (it was taken for a retake, the original "kept aside"); two files of one UID whose pixels differ are
+    an archive's error, said with both names, and both stay candidates for their view."""
+    kept: list[ViewImage] = []
+    first: dict[str, ViewImage] = {}
+    for image in sorted(images, key=lambda img: str(img.source)):
+        uid = image.sop_instance_uid
+        original = first.get(uid) if uid else None
+        if original is None:
+            if uid:
+                first[uid] = image
+            kept.append(image)
+            continue
+        names = f"{original.source.name} and {image.source.name}"
+        if image.pixels.shape == original.pixels.shape and np.array_equal(image.pixels, original.pixels):
+            warnings.append(f"{names} are one image (the same SOP Instance UID {uid} and pixels): counted once, "
+                            f"as {original.source.name}")
+        else:
+            warnings.append(f"{names} share the SOP Instance UID {uid} but their pixels differ: an archive error "
+                            "(a UID is one image's); both were considered for their view, check which is right")
+            kept.append(image)
+    return [img for img in images if any(img is k for k in kept)]  # in the order loaded
+
+
 def _without_strangers(images: list[ViewImage], refused: list[tuple[str, str]], warnings: list[str]) -> list[ViewImage]:
     """The images without those that carry no patient or study identity at all beside images that do: such an
     image cannot be shown to be this patient's (it may be another's, stripped), so it is left out, named."""
@@ -727,6 +752,7 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
             raise errors[0]
         raise ExamError("no mammogram could be loaded: " + "; ".join(f"{n}: {r}" for n, r in refused), root)
     loaded = _without_strangers(loaded, refused, warnings)
+    loaded = _one_image_per_instance(loaded, warnings)
     _exam_numbers(loaded)
     _identities(loaded)
     dataset_patient = _dataset_patient(loaded)

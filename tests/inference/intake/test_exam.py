@@ -941,3 +941,29 @@ def test_the_pixel_cue_s_note_calls_an_image_the_later_acquisition_only_by_its_t
     assert exam.views[View.L_CC].source.name == "first.dcm"
     note = next(w for w in exam.warnings if w.startswith("2 images for L-CC"))
     assert "the pixels of second.dcm look more like an MLO view" in note and "later acquisition" not in note
+
+
+def test_a_copy_of_a_file_is_one_image_and_a_reused_uid_is_said(tmp_path):
+    """A site lead's findings: an identical copy of L-CC.dcm (one SOP Instance UID) was taken for a retake ("2
+    images for L-CC: used L-CC_copy.dcm … kept aside: L-CC.dcm"); two images of one UID and other pixels were
+    said nothing of."""
+    import shutil
+
+    from tests.helpers import synthetic_view
+
+    for view, lesion in (("L-CC", (700, 200)), ("R-CC", (600, 500)), ("L-MLO", (700, 250)), ("R-MLO", (700, 450))):
+        write(make_dataset(synthetic_view(view, lesion), view), tmp_path, f"{view}.dcm")
+    shutil.copy(tmp_path / "L-CC.dcm", tmp_path / "L-CC_copy.dcm")
+    exam = load_exam(tmp_path)
+    assert exam.views[View.L_CC].source.name == "L-CC.dcm" and not exam.aside
+    (note,) = [w for w in exam.warnings if "are one image" in w]
+    assert note.startswith("L-CC.dcm and L-CC_copy.dcm are one image (the same SOP Instance UID")
+    assert not any(w.startswith("2 images for L-CC") for w in exam.warnings)
+
+    other = pydicom.dcmread(tmp_path / "R-CC.dcm")
+    other.SOPInstanceUID = pydicom.dcmread(tmp_path / "L-CC.dcm").SOPInstanceUID  # another image, the same UID
+    (tmp_path / "L-CC_copy.dcm").unlink()
+    other.save_as(tmp_path / "R-CC.dcm")
+    exam = load_exam(tmp_path)
+    assert any("share the SOP Instance UID" in w and "their pixels differ" in w for w in exam.warnings)
+    assert exam.views[View.R_CC].source.name == "R-CC.dcm" and exam.views[View.L_CC].source.name == "L-CC.dcm"
