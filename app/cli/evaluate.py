@@ -44,11 +44,14 @@ def _shown(value: object) -> str:
     return str(value)
 
 
-def _few_note(metric: str, positives: int, positive_name: str, negatives: int, negative_name: str) -> None:
-    """Say that an image-level AUC is from too few images of a side (below ``FEW``) to say anything."""
-    if min(positives, negatives) < FEW:
-        print(f"  note: {metric} is from {positives} {positive_name} and {negatives} {negative_name} image(s): "
-              "too few to say")
+def _few_note(metric: str, positives: int, positive_name: str, negatives: int, negative_name: str) -> str | None:
+    """Say that an image-level AUC is from too few images of a side (below ``FEW``) to say anything; the note,
+    for the metrics file too (it was said on the terminal only), or None."""
+    if min(positives, negatives) >= FEW:
+        return None
+    note = f"{metric} is from {positives} {positive_name} and {negatives} {negative_name} image(s): too few to say"
+    print(f"  note: {note}")
+    return note
 
 
 def run(args: argparse.Namespace) -> int:
@@ -238,7 +241,9 @@ def _windows(args: argparse.Namespace, loaded) -> int:
     labels = [reading.label for reading in readings]
     for index, name in enumerate(identity.classes):  # an image AUC of one image against one was printed bare
         if f"image_auc_{name}" in metrics:
-            _few_note(f"image_auc_{name}", labels.count(index), name, len(labels) - labels.count(index), "other")
+            note = _few_note(f"image_auc_{name}", labels.count(index), name, len(labels) - labels.count(index),
+                             "other")
+            rows += [("note", note)] if note else []
     if args.out:
         out = Path(args.out)
         table = io.StringIO()
@@ -338,19 +343,22 @@ def _detections(args: argparse.Namespace, loaded) -> int:
     width = max(len(name) for name, _ in summary)
     for name, value in summary:
         print(f"  {name:<{width}}  {_shown(value)}")
+    few = None
     if not math.isnan(result.image_auc):  # an AUC of 2 cancers against 2 others was printed bare
         cancers = sum(truth.malignant for truth in truths)
-        _few_note("image_auc_malignant", cancers, "malignant", len(truths) - cancers, "other")
+        few = _few_note("image_auc_malignant", cancers, "malignant", len(truths) - cancers, "other")
     if args.out:
         curve = io.StringIO()
         writer = text_writer(curve)
         writer.writerow(["threshold", "sensitivity", "fp_per_image"])
-        writer.writerows([f"{t:.6f}", "n/a" if math.isnan(s) else f"{s:.6f}", f"{f:.6f}"] for t, s, f in
+        # a threshold with all its digits (float32 scores): 6 decimals printed distinct thresholds alike
+        writer.writerows([f"{t:.9g}", "n/a" if math.isnan(s) else f"{s:.6f}", f"{f:.6f}"] for t, s, f in
                          zip(result.thresholds, result.sensitivity, result.fp_per_image, strict=True))
         table = io.StringIO()
         writer = text_writer(table)
         writer.writerow(["metric", "value"])
-        writer.writerows([(name, _shown(value)) for name, value in summary] + [("hit_rule", result.rule)])
+        writer.writerows([(name, _shown(value)) for name, value in summary] + [("hit_rule", result.rule)]
+                         + ([("note", few)] if few else []))
         per_image = io.StringIO()
         writer = text_writer(per_image)
         writer.writerow(["image", "label", "lesions", "detections", "highest_malignant_score"])

@@ -86,6 +86,10 @@ def test_evaluate_command_writes_the_froc_of_a_detector(tmp_path):
     assert rates == sorted(rates) and float(summary["cpm"]) == pytest.approx(sum(rates) / 5, abs=1e-4)
     rows = list(csv.DictReader((out / "froc.csv").open()))
     assert [float(r["fp_per_image"]) for r in rows] == sorted(float(r["fp_per_image"]) for r in rows)
+    # a researcher's findings: thresholds rounded to 6 decimals printed distinct ones alike; the "too few to say"
+    # note was on the terminal only
+    assert len({r["threshold"] for r in rows}) == len(rows)
+    assert "too few to say" in summary["note"] and "too few to say" in done.stdout
     assert len(list(csv.DictReader((out / "per_image.csv").open()))) == 4
     assert cv2.imread(str(out / "froc.png")).shape == (616, 620, 3)
 
