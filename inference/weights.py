@@ -86,7 +86,9 @@ def identify(path: str | Path) -> dict | None:
 
 
 REFUSED = ("the file contains Python objects other than tensors{what} and was refused for safety: only weight "
-           "files (state dicts of tensors) are accepted")
+           "files (state dicts of tensors) are accepted. A training script's checkpoint that keeps its settings "
+           "beside the weights (torchvision's references keep an argparse.Namespace under 'args') loads once its "
+           "weights are saved alone, where you trust the file: torch.save(checkpoint['model'], 'weights.pt')")
 
 
 def _is_whole_pickle(data: bytes) -> bool:

@@ -96,6 +96,20 @@ def test_pickle_that_would_run_code_is_refused_not_run(tmp_path):
     assert not marker.exists()
 
 
+def test_a_training_checkpoint_with_its_settings_is_refused_with_the_way_to_load_its_weights(tmp_path):
+    """A researcher's finding: torchvision's reference scripts keep an argparse.Namespace under "args"; refused
+    (rightly), it said nothing of how to use the weights."""
+    import argparse
+
+    from inference.weights import load_model
+
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"model": {"w": torch.zeros(2)}, "epoch": 3, "args": argparse.Namespace(lr=0.02)}, path)
+    with pytest.raises(CheckpointError, match=r"argparse\.Namespace.*refused for safety.*"
+                                              r"torch\.save\(checkpoint\['model'\], 'weights\.pt'\)"):
+        load_model(path)
+
+
 def test_torch_saved_object_is_refused(tmp_path):
     path = tmp_path / "object.pt"
     torch.save({"model": GMIC()}, path)  # a whole module, not a state dict

@@ -280,6 +280,10 @@ def test_missing_weight_is_named(tmp_path, seeded_state):
     del state["roi_heads.box_head.fc7.bias"]
     with pytest.raises(CheckpointError, match=r"roi_heads\.box_head\.fc7\.bias"):
         _load(tmp_path, state)
+    state = dict(seeded_state)
+    del state["backbone.body.conv1.weight"]  # the stem's: it was "the layout of none of the known families"
+    with pytest.raises(CheckpointError, match=r"lacks the weight 'backbone\.body\.conv1\.weight'"):
+        _load(tmp_path, state)
 
 
 def test_misshaped_weight_is_named(tmp_path, seeded_state):
