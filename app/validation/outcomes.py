@@ -166,9 +166,11 @@ def _differences(first: BreastOutcome, again: BreastOutcome) -> str:
 def _site_row(line: int, row: dict[str, str], path: Path) -> BreastOutcome:
     if not row["exam_id"].strip():
         raise ValidationInputError(f"line {line}: exam_id is empty", path)
-    breast = row["breast"].strip().upper()[:1]
+    # L or R, or the word (any capitals); its first letter alone took "Lymph node" for the left breast
+    breast = {"LEFT": "L", "RIGHT": "R"}.get(row["breast"].strip().upper(), row["breast"].strip().upper())
     if breast not in ("L", "R"):
-        raise ValidationInputError(f"line {line}: breast {row['breast']!r} is neither L nor R", path)
+        raise ValidationInputError(f"line {line}: breast {row['breast']!r} is neither L nor R (nor left or right)",
+                                   path)
     cancer = row["cancer"].strip()
     cancer = {"0.0": "0", "1.0": "1"}.get(cancer, cancer)  # a table editor's export of whole numbers
     if not cancer:

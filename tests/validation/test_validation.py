@@ -802,9 +802,12 @@ def test_every_problem_of_an_outcomes_file_is_named_at_once(tmp_path):
     path.write_text("exam_id,breast,cancer,density\ne1,L,1,b\ne1,X,0,b\n,R,1,\ne2,L,2,e\ne2,R,0,\ne1,L,0,b\n")
     with pytest.raises(ValidationInputError) as raised:
         read_outcomes([path])
-    assert str(raised.value) == (f"{path}: 4 problems: line 3: breast 'X' is neither L nor R; line 4: exam_id is "
-                                 "empty; line 5: cancer '2' is neither 0 nor 1; line 7: exam e1 breast L is cancer 0 "
-                                 "here and 1 on line 2")
+    assert str(raised.value) == (f"{path}: 4 problems: line 3: breast 'X' is neither L nor R (nor left or right); "
+                                 "line 4: exam_id is empty; line 5: cancer '2' is neither 0 nor 1; line 7: exam e1 "
+                                 "breast L is cancer 0 here and 1 on line 2")
+    path.write_text("exam_id,breast,cancer\ne1,Left,1\ne1,RIGHT,0\ne2,Lymph node,0\n")  # the word, not its letter
+    with pytest.raises(ValidationInputError, match=r"outcomes.csv: line 4: breast 'Lymph node' is neither L nor R"):
+        read_outcomes([path])
     path.write_text("exam_id,breast,cancer\n" + "".join(f"e{i},L,yes\n" for i in range(12)))
     with pytest.raises(ValidationInputError, match=r"12 problems: line 2: cancer 'yes' .*; line 11: cancer 'yes' "
                                                    r"is neither 0 nor 1; and 2 more$"):
