@@ -223,8 +223,8 @@ def load_view(path: str | Path, view: View | str | None = None) -> ViewImage:
         if path.suffix.lower() in IMAGE_SUFFIXES and not _is_dicom(path):
             from inference.intake.png import load_png_view  # noqa: PLC0415
 
-            return load_png_view(path, hint)
-        return _load_dicom(path, hint)
+            return _with_size_note(load_png_view(path, hint))
+        return _with_size_note(_load_dicom(path, hint))
     except ExamError:
         raise
     except MemoryError as error:
@@ -239,6 +239,21 @@ def load_view(path: str | Path, view: View | str | None = None) -> ViewImage:
     except Exception as error:  # noqa: BLE001 - damaged files make decoders raise anything; report, not crash
         logger.info("refused %s: %s", path.name, type(error).__name__)
         raise ExamError(f"the file is damaged or unreadable ({type(error).__name__}: {error})", path) from error
+
+
+SMALLEST_MAMMOGRAM = 320  # pixels on the long side: no mammogram is this small (a thumbnail, an icon, a crop)
+
+
+def _with_size_note(image: ViewImage) -> ViewImage:
+    """A note on an image far smaller than a mammogram: the models read it enlarged to their input, and gave a
+    50 × 50 PNG confident numbers without a word (a researcher's finding). Said, not refused: a test image or a
+    crop may be analysed on purpose."""
+    rows, cols = image.pixels.shape[:2]
+    if max(rows, cols) >= SMALLEST_MAMMOGRAM:
+        return image
+    note = (f"the image is {cols} × {rows} pixels, far smaller than a mammogram (thousands of pixels a side): "
+            "the models read it enlarged, and their answers on it mean little")
+    return image.relabelled(warnings=(*image.warnings, note))
 
 
 def _nested_note(folder: Path, depth: int = 4) -> str:

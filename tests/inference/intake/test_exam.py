@@ -967,3 +967,17 @@ def test_a_copy_of_a_file_is_one_image_and_a_reused_uid_is_said(tmp_path):
     exam = load_exam(tmp_path)
     assert any("share the SOP Instance UID" in w and "their pixels differ" in w for w in exam.warnings)
     assert exam.views[View.R_CC].source.name == "R-CC.dcm" and exam.views[View.L_CC].source.name == "L-CC.dcm"
+
+
+def test_an_image_far_smaller_than_a_mammogram_is_said_so(tmp_path):
+    """A researcher's finding: a 50 × 50 PNG got confident numbers from every model without a word."""
+    import cv2
+
+    from tests.helpers import synthetic_view
+
+    tiny = cv2.resize(synthetic_view("L-CC", (700, 300)), (50, 50), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(tmp_path / "0_L-CC.png"), tiny.astype(np.uint16))
+    image = load_view(tmp_path / "0_L-CC.png")
+    assert any(w.startswith("the image is 50 × 50 pixels, far smaller than a mammogram") for w in image.warnings)
+    write(make_dataset(synthetic_view("R-CC", (600, 500)), "R-CC"), tmp_path, "R-CC.dcm")
+    assert not any("far smaller" in w for w in load_view(tmp_path / "R-CC.dcm").warnings)
