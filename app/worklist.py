@@ -61,6 +61,7 @@ class WorklistEntry:
     reading_seconds: float = 0.0
     problem: str = ""
     changed: bool = False  # read once, but its files are not those read (files_digest): in progress again
+    pending_change: bool = False  # the reader's change after the commit is kept, not recorded (say so in the list)
     digest: str | None = None  # its files' digest when the list was read (off the GUI thread); None: not known
 
 
@@ -332,6 +333,9 @@ class Worklist:
         states = load_states(store, reader, items)
         entries = [WorklistEntry(item, *states.get(item.location, (ReadState.UNREAD, 0.0))) for item in items]
         digests = read_digests(store, reader, items)
+        pending = store.pending_change_locations(reader) if store is not None else set()
+        for entry in entries:
+            entry.pending_change = entry.item.location in pending
         worklist = cls(entries, reader, store, clock)
         for entry in entries:  # read on other files than these (another patient's exam in the folder, a retake)
             entry.digest = files_digest(entry.item)

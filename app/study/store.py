@@ -22,7 +22,7 @@ from inference.errors import MammoError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 17
+SCHEMA_VERSION = 18
 # the AI scores a reader was shown are part of the reads made with them: from the sqlite3 shell a score could be
 # changed or deleted after the aided reads, and the model's AUC and the telemetry changed silently. Once a reader
 # has seen a case's AI (a reveal, an aided or concurrent read), its scores stay as they were shown; only the stored
@@ -586,6 +586,11 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (exam_key, reader, breast)
     );
     """,
+    # where the exam with a pending change was read from (its worklist location, else its folder or file): after a
+    # crash the worklist listed it "read" and nothing pointed the reader back to the change kept in it
+    18: """
+    ALTER TABLE exam_read_pending_changes ADD COLUMN location TEXT NOT NULL DEFAULT '';
+    """,
 }
 
 
@@ -860,9 +865,10 @@ class Store:
             out[breast] = _first_read(db, exam_key, reader, breast)
         return out
 
-    def save_pending_change(self, exam_key: str, reader: str, reads: list[BreastRead]) -> Future:
+    def save_pending_change(self, exam_key: str, reader: str, reads: list[BreastRead], location: str = "") -> Future:
         """Keep the reader's change after the commit, not recorded yet, as it stands (``reads``: the breasts whose
-        form differs from their latest recorded read; none: nothing pending, e.g. discarded). Recording it
+        form differs from their latest recorded read; none: nothing pending, e.g. discarded), with where the exam
+        was read from (``location``: its worklist location, else its folder or file). Recording it
         (``amend_reads``) removes it."""
         now = time.time()
 
@@ -870,11 +876,17 @@ class Store:
             db.execute("DELETE FROM exam_read_pending_changes WHERE exam_key=? AND reader=?", (exam_key, reader))
             for read in reads:
                 db.execute("INSERT INTO exam_read_pending_changes (exam_key, reader, breast, malignant, benign, "
-                           "birads, density, recommendation, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           "birads, density, recommendation, saved_at, location) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (exam_key, reader, read.breast, read.malignant, read.benign, read.birads, read.density,
-                            read.recommendation, now))
+                            read.recommendation, now, location))
 
         return self.submit(work)
+
+    def pending_change_locations(self, reader: str) -> set[str]:
+        """Where the exams with a change of ``reader``'s kept, not recorded, were read from (known ones)."""
+        rows = self.read("SELECT DISTINCT location FROM exam_read_pending_changes WHERE reader=? AND location != ''",
+                         (reader,))
+        return {row[0] for row in rows}
 
     def load_pending_change(self, exam_key: str, reader: str) -> dict[str, BreastRead]:
         """The change after the commit kept by ``save_pending_change`` (empty: none), by breast."""

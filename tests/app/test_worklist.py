@@ -1334,3 +1334,48 @@ def test_the_running_reading_time_is_banked_and_never_counted_twice(tmp_path):
     by_name = {Path(loc).name: value for loc, value in load_states(store, "dr a", read_worklist_source(batch)).items()}
     assert by_name["exam0"][1] == 25.0
     store.close()
+
+
+def test_a_change_kept_unrecorded_is_marked_in_the_list_and_opened_first_after_a_crash(qtbot, store, tmp_path,
+                                                                                         stub_model):
+    """A radiologist's test: a change after the commit, kept across kill -9, came back only if the reader happened
+    to open that exam again: the list called it read, Next unread passed it by, and nothing pointed to it."""
+    from PySide6.QtWidgets import QMessageBox
+
+    batch = make_batch(tmp_path / "batch", 3)
+    first = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    with qtbot.waitSignal(first.analysisFinished, timeout=120_000):
+        first.worklist.open_source(batch)
+    first.scores.reader.inputs["R"].spin.setValue(20)
+    assert first.commit_estimate()
+    with qtbot.waitSignal(first.analysisFinished, timeout=120_000):
+        action(first, "nextExam").trigger()  # exam0 is read
+    with qtbot.waitSignal(first.examShown, timeout=120_000):
+        action(first, "previousExam").trigger()  # and looked at again
+    assert first.worklist.worklist.current == 0 and first.committed
+    first.scores.reader.inputs["R"].spin.setValue(35)  # changed after the commit, not recorded
+    qtbot.waitUntil(lambda: bool(store.pending_change_locations("reader")), timeout=10_000)
+    assert {Path(loc).name for loc in store.pending_change_locations("reader")} == {"exam0"}
+    assert first.worklist.worklist.entries[0].pending_change
+    assert first.worklist.panel.table.item(0, 1).text() == "✎ not recorded"
+
+    # the app "crashed": another window on the same store opens the list again
+    again = make_window(qtbot, store, stub_model, prefetch_exams=0)
+    with qtbot.waitSignal(again.analysisFinished, timeout=120_000):
+        again.worklist.open_source(batch)
+    controller = again.worklist
+    assert controller.worklist.current == 0 and again.exam.source.name == "exam0"  # read, but its change first
+    assert controller.worklist.entries[0].state == ReadState.READ
+    note = controller.panel.pending_note
+    assert note.isVisible() and note.text().startswith("✎ 1 exam(s) with your change after the commit kept, not "
+                                                       "recorded: exam0.")
+    assert again.scores.reader.inputs["R"].spin.value() == 35
+    assert "not recorded" in controller.panel.table.item(0, 1).toolTip()
+    assert again.reading.leave_or_ask(lambda: None) is False
+    box = again.pending_amendment_box
+    qtbot.waitUntil(box.isVisible, timeout=5000)
+    box.button(QMessageBox.StandardButton.Save).click()  # recorded: no longer marked, here or in the store
+    qtbot.waitUntil(lambda: not store.pending_change_locations("reader"), timeout=10_000)
+    assert not controller.worklist.entries[0].pending_change
+    assert controller.panel.table.item(0, 1).text().endswith("read") and not note.isVisible()
+    first.scores.reader.set_reads(first.scores.reader.first_reads)  # the first window leaves nothing to ask

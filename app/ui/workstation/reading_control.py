@@ -226,7 +226,8 @@ class ReadingControl:
             self.on_saved("NOT saved: the store is closed")
             return True
         key = window.exam_key
-        future = window.store.amend_reads(key, window._reader(), changed)
+        future = window.store.amend_reads(key, window._reader(), changed)  # the kept change goes with it
+        window.worklist.mark_pending_change(False)
         future.add_done_callback(lambda f: window._saved_signal.saved.emit(
             f"saved as {AMENDED_AFTER_AI}; your first read stays as it was" if f.exception() is None
             else f"NOT saved: {f.exception()}", key))
@@ -240,8 +241,9 @@ class ReadingControl:
             if window.store is not None and not window.store.closed and window.exam is not None:
                 # what could be recorded: an emptied or refused box is no answer (kept, it came back as "—" and
                 # "Record it" was refused)
-                window.store.save_pending_change(window.exam_key, window._reader(),
-                                                 [read for read in changed if read.malignant is not None])
+                kept = [read for read in changed if read.malignant is not None]
+                window.store.save_pending_change(window.exam_key, window._reader(), kept, self._location())
+                window.worklist.mark_pending_change(bool(kept))  # the list says so (✎), also after a crash
             self.on_saved(PENDING_CHANGE if changed else "As committed.")
             return
         if window.store is None or window.exam is None:
@@ -339,6 +341,7 @@ class ReadingControl:
                 reader.set_reads(reader.first_reads)  # the form back to the latest recorded read
                 if window.store is not None and not window.store.closed:
                     window.store.save_pending_change(window.exam_key, window._reader(), [])
+                window.worklist.mark_pending_change(False)
                 self.on_saved("Your change after the commit was discarded; the recorded read stays.")
             else:
                 if stayed:
@@ -351,6 +354,16 @@ class ReadingControl:
         window.pending_amendment_box = box
         box.open()
         return False
+
+    def _location(self) -> str:
+        """Where the exam on screen was read from: its worklist location (what the list matches), else its
+        folder or file (none for a PACS study opened outside a list)."""
+        window = self.window
+        listed = window.worklist.current_location()
+        if listed:
+            return listed
+        source = getattr(window.exam, "source", None)
+        return str(source) if source is not None else ""
 
     def show_pending_change(self, reads: dict, pending: dict) -> None:
         """The reader's change after the commit that was kept, not recorded, when the app last stopped: in the form

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+PENDING_IN_LIST = ("Your change after the commit is kept, not recorded: open the exam to record it (amended after AI) "
+                   "or discard it; your committed read stands until then")
 STATE_MARKS = {ReadState.UNREAD: "", ReadState.IN_PROGRESS: "…", ReadState.READ: "✓", ReadState.FLAGGED: "⚑"}
 
 
@@ -192,10 +194,16 @@ class WorklistPanel(QDockWidget):
         self.models_note.setWordWrap(True)
         self.models_note.setStyleSheet("color: #9a5a00;")
         self.models_note.hide()
+        self.pending_note = QLabel("")  # exams with the reader's change after the commit kept, not recorded
+        self.pending_note.setObjectName("worklistPendingNote")
+        self.pending_note.setWordWrap(True)
+        self.pending_note.setStyleSheet("color: #9a5a00;")
+        self.pending_note.hide()
         holder = QWidget()
         layout = QVBoxLayout(holder)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.models_note)
+        layout.addWidget(self.pending_note)
         layout.addWidget(self.table)
         self.setWidget(holder)
 
@@ -218,6 +226,8 @@ class WorklistPanel(QDockWidget):
                 state = "⚠ not opened"
             elif entry.changed and entry.state == ReadState.IN_PROGRESS:
                 state = "↻ changed"  # since read (the tooltip says it whole; the exam's name keeps the room)
+            elif entry.pending_change:
+                state = "✎ not recorded"  # a change after the commit, kept (the tooltip says it whole)
             else:
                 state = f"{STATE_MARKS[entry.state]} {entry.state.value}"
             name = ("⚠ " if entry.item.note else "") + entry.item.exam_id  # the batch could not analyse it
@@ -225,6 +235,7 @@ class WorklistPanel(QDockWidget):
             tips = [f"Not opened ({entry.state.value}): {entry.problem}" if entry.problem else "",
                     "Listed read before, but its files are not the ones read (another exam in its place, or a "
                     "retaken view): read it again" if entry.changed and entry.state == ReadState.IN_PROGRESS else "",
+                    f"{PENDING_IN_LIST}" if entry.pending_change else "",
                     f"{entry.item.note[0].upper()}{entry.item.note[1:]}" if entry.item.note else ""]
             for column, text in enumerate(cells):
                 item = self.table.item(row, column)
@@ -241,6 +252,12 @@ class WorklistPanel(QDockWidget):
                 item.setForeground(palette.highlightedText() if on_screen else QBrush())
         if 0 <= worklist.current < len(worklist):
             self.table.scrollToItem(self.table.item(worklist.current, 0))
+        pending = [entry.item.exam_id for entry in worklist.entries if entry.pending_change]
+        self.pending_note.setText(
+            f"✎ {len(pending)} exam(s) with your change after the commit kept, not recorded: "
+            f"{', '.join(pending[:3])}{' …' if len(pending) > 3 else ''}. Open each to record it or discard it."
+            if pending else "")  # after a crash nothing else pointed to them (the list calls them read)
+        self.pending_note.setVisible(bool(pending))
         counts = worklist.counts()
         self.setWindowTitle(f"Worklist — {counts[ReadState.READ]}/{len(worklist)} read, "
                             f"{counts[ReadState.FLAGGED]} flagged")
@@ -258,6 +275,7 @@ class WorklistController(QObject):
         super().__init__(window)
         self.window = window
         self.worklist: Worklist | None = None
+        self._shown_location = ""  # the worklist location of the exam on screen ("" when not the list's)
         self._source: tuple[str | Path, str] | None = None  # (source, dates) the list was read from: F5
         self.prefetched: dict[int, Prefetched] = {}
         self.prefetch_worker: Worker | None = None
@@ -442,11 +460,14 @@ class WorklistController(QObject):
         self.panel.show()
         self.panel.show_worklist(worklist)
         self.worklistOpened.emit()
+        pending = [i for i, entry in enumerate(worklist.entries) if entry.pending_change]  # the panel says them
         if start and len(worklist):
-            # the first exam not yet dealt with; flagged ones (set aside for review) only when nothing else is left
+            # a change kept unrecorded first (work left half done on an exam); then the first exam not yet dealt
+            # with; flagged ones (set aside for review) only when nothing else is left
             states = [e.state for e in worklist.entries]
-            first = next((i for i, state in enumerate(states) if state in (ReadState.UNREAD, ReadState.IN_PROGRESS)),
-                         next((i for i, state in enumerate(states) if state == ReadState.FLAGGED), 0))
+            first = pending[0] if pending else next(
+                (i for i, state in enumerate(states) if state in (ReadState.UNREAD, ReadState.IN_PROGRESS)),
+                next((i for i, state in enumerate(states) if state == ReadState.FLAGGED), 0))
             self.go_to(first)
 
     # ---------------------------------------------------------------------------------------------- moving
@@ -680,6 +701,9 @@ class WorklistController(QObject):
             self.schedule_prefetch()
 
     def _on_exam_shown(self) -> None:
+        # a list's exam is shown only by the list's own move (File ▸ Open steps out of the list first)
+        item = self.worklist.item if self.worklist is not None else None
+        self._shown_location = item.location if item is not None else ""
         if self.worklist is None:
             return
         window = self.window
@@ -886,6 +910,23 @@ class WorklistController(QObject):
             return
         if not self.window._closed:
             self.schedule_prefetch()
+
+    def current_location(self) -> str:
+        """The worklist location of the exam on screen ("" when it is not one of the list's). Kept from when it
+        was shown: while the next exam loads, the list's current one is already that next exam."""
+        return self._shown_location
+
+    def mark_pending_change(self, kept: bool) -> None:
+        """The exam on screen has (``kept``) or no longer has a change after the commit kept unrecorded: the
+        list's row says so."""
+        worklist = self.worklist
+        rows = [entry for entry in (worklist.entries if worklist is not None else ())
+                if self._shown_location and entry.item.location == self._shown_location
+                and entry.pending_change != kept]
+        for entry in rows:
+            entry.pending_change = kept
+        if rows and not self.window._closed:
+            self.panel.show_worklist(worklist)
 
     def leave(self) -> None:
         """The window closes: the current exam's reading time is saved."""
