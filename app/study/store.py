@@ -588,8 +588,27 @@ MIGRATIONS: dict[int, str] = {
     """,
     # where the exam with a pending change was read from (its worklist location, else its folder or file): after a
     # crash the worklist listed it "read" and nothing pointed the reader back to the change kept in it
+    # (rebuilt, as 16: whatever columns the table had, an ALTER would fail on a store that has the column)
     18: """
-    ALTER TABLE exam_read_pending_changes ADD COLUMN location TEXT NOT NULL DEFAULT '';
+    CREATE TABLE exam_read_pending_changes_v18 (
+        exam_key TEXT NOT NULL,
+        reader TEXT NOT NULL,
+        breast TEXT NOT NULL CHECK (breast IN ('L', 'R')),
+        malignant REAL CHECK (malignant IS NULL OR malignant BETWEEN 0 AND 1),
+        benign REAL CHECK (benign IS NULL OR benign BETWEEN 0 AND 1),
+        birads TEXT NOT NULL DEFAULT '',
+        density TEXT NOT NULL DEFAULT '',
+        recommendation TEXT NOT NULL DEFAULT '',
+        saved_at REAL NOT NULL,
+        location TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (exam_key, reader, breast)
+    );
+    INSERT INTO exam_read_pending_changes_v18 (exam_key, reader, breast, malignant, benign, birads, density,
+                                               recommendation, saved_at)
+        SELECT exam_key, reader, breast, malignant, benign, birads, density, recommendation, saved_at
+        FROM exam_read_pending_changes;
+    DROP TABLE exam_read_pending_changes;
+    ALTER TABLE exam_read_pending_changes_v18 RENAME TO exam_read_pending_changes;
     """,
 }
 

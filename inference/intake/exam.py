@@ -521,27 +521,38 @@ def _has_identity(image: ViewImage) -> bool:
 
 
 def _one_image_per_instance(images: list[ViewImage], warnings: list[str]) -> list[ViewImage]:
-    """One image per SOP Instance UID: a copy of a file (the same UID and pixels) is that image, counted once
-    and said (it was taken for a retake, the original "kept aside"); two files of one UID whose pixels differ are
-    an archive's error, said with both names, and both stay candidates for their view."""
+    """One image per SOP Instance UID: a copy of a file (the same UID, pixels, view and laterality) is that
+    image, counted once and said (it was taken for a retake, the original "kept aside"); two files of one UID
+    whose pixels or headers' view differ are an archive's error, said with both names, and both stay candidates
+    (a copy relabelled R took the L-CC's place when the first by name was kept)."""
+    def same_pixels(a: ViewImage, b: ViewImage) -> bool:
+        return a.pixels.shape == b.pixels.shape and np.array_equal(a.pixels, b.pixels)
+
+    def named(img: ViewImage) -> str:
+        return " ".join(filter(None, (img.laterality, img.view_label))) or "none"
+
     kept: list[ViewImage] = []
-    first: dict[str, ViewImage] = {}
+    by_uid: dict[str, list[ViewImage]] = {}
     for image in sorted(images, key=lambda img: str(img.source)):
         uid = image.sop_instance_uid
-        original = first.get(uid) if uid else None
-        if original is None:
-            if uid:
-                first[uid] = image
-            kept.append(image)
+        others = by_uid.setdefault(uid, []) if uid else []
+        copied = next((o for o in others if same_pixels(o, image)
+                       and (o.view, o.laterality) == (image.view, image.laterality)), None)
+        if copied is not None:
+            warnings.append(f"{copied.source.name} and {image.source.name} are one image (the same SOP Instance "
+                            f"UID {uid} and pixels): counted once, as {copied.source.name}")
             continue
+        kept.append(image)
+        if not others:
+            others.append(image)
+            continue
+        original = others[0]
+        others.append(image)
         names = f"{original.source.name} and {image.source.name}"
-        if image.pixels.shape == original.pixels.shape and np.array_equal(image.pixels, original.pixels):
-            warnings.append(f"{names} are one image (the same SOP Instance UID {uid} and pixels): counted once, "
-                            f"as {original.source.name}")
-        else:
-            warnings.append(f"{names} share the SOP Instance UID {uid} but their pixels differ: an archive error "
-                            "(a UID is one image's); both were considered for their view, check which is right")
-            kept.append(image)
+        differ = "pixels" if not same_pixels(original, image) else \
+            f"headers' views ({named(original)} and {named(image)})"
+        warnings.append(f"{names} share the SOP Instance UID {uid} but their {differ} differ: an archive error (a "
+                        "UID is one image's); both were considered, check which is right")
     return [img for img in images if any(img is k for k in kept)]  # in the order loaded
 
 

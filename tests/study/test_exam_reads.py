@@ -133,3 +133,22 @@ def test_the_amendment_is_said_beside_the_first_read():
 ])
 def test_a_read_whose_parts_disagree_is_named(malignant, birads, recommendation, flagged):
     assert bool(read_disagreements(malignant, birads, recommendation)) == flagged
+
+
+def test_a_change_kept_before_schema_18_keeps_its_values_and_gets_no_location(tmp_path):
+    """Migration 18 gives the kept change the place its exam was read from; one kept before stays as it was."""
+    import sqlite3
+
+    path = tmp_path / "s.sqlite"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.executescript("DROP TABLE exam_read_pending_changes;" + MIGRATIONS[17] + "INSERT INTO exam_read_pending_changes "
+                     "(exam_key, reader, breast, malignant, saved_at) VALUES ('k', 'dr a', 'R', 0.3, 1.0);"
+                     "PRAGMA user_version=17;")
+    db.close()
+    store = Store(path)
+    assert store.load_pending_change("k", "dr a")["R"].malignant == 0.3
+    assert store.pending_change_locations("dr a") == set()
+    store.save_pending_change("k", "dr a", [BreastRead("R", 0.4)], "/exams/one").result()
+    assert store.pending_change_locations("dr a") == {"/exams/one"}
+    store.close()

@@ -960,6 +960,18 @@ def test_a_copy_of_a_file_is_one_image_and_a_reused_uid_is_said(tmp_path):
     assert note.startswith("L-CC.dcm and L-CC_copy.dcm are one image (the same SOP Instance UID")
     assert not any(w.startswith("2 images for L-CC") for w in exam.warnings)
 
+    relabelled = pydicom.dcmread(tmp_path / "L-CC.dcm")  # the same image and UID, its header naming R: not a copy
+    relabelled.ImageLaterality = "R"
+    relabelled.save_as(tmp_path / "A_copy.dcm")
+    (tmp_path / "aside").mkdir()  # out of the exam's folder (a file is read by its content, whatever its name)
+    (tmp_path / "R-CC.dcm").rename(tmp_path / "aside" / "R-CC.dcm")
+    exam = load_exam(tmp_path)  # a review's finding: the first by name was kept, and the true L-CC was gone
+    assert exam.views[View.L_CC].source.name == "L-CC.dcm" and exam.views[View.R_CC].source.name == "A_copy.dcm"
+    assert any("A_copy.dcm and L-CC.dcm share the SOP Instance UID" in w and "headers' views (R CC and L CC)" in w
+               for w in exam.warnings)
+    (tmp_path / "A_copy.dcm").unlink()
+    (tmp_path / "aside" / "R-CC.dcm").rename(tmp_path / "R-CC.dcm")
+
     other = pydicom.dcmread(tmp_path / "R-CC.dcm")
     other.SOPInstanceUID = pydicom.dcmread(tmp_path / "L-CC.dcm").SOPInstanceUID  # another image, the same UID
     (tmp_path / "L-CC_copy.dcm").unlink()
