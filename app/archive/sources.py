@@ -207,10 +207,19 @@ def _in_reading_order(name: str) -> tuple:
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)), name
 
 
+def _holds_batch_output(folder: Path) -> bool:
+    """A batch's own output folder inside the archive (its .batch bookkeeping) is no exam: every rerun failed
+    it. A folder that cannot be looked into is taken for an exam: its failure is said in its row (it stopped the
+    whole batch, nothing analysed)."""
+    try:
+        return (folder / ".batch").is_dir()
+    except OSError:
+        return False
+
+
 def _from_folder(folder: Path) -> list[ExamItem]:
-    # a batch's own output folder inside the archive (its .batch bookkeeping) is no exam: every rerun failed it
     exams = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
-                    and not (p / ".batch").is_dir()), key=lambda p: _in_reading_order(p.name))
+                    and not _holds_batch_output(p)), key=lambda p: _in_reading_order(p.name))
     if any(CBIS_DDSM_FOLDER.match(p.name) for p in exams):
         return _from_cbis_ddsm(folder, exams)
     if not exams:

@@ -708,7 +708,16 @@ def _media_files(dicomdir: Path) -> list[Path]:
 
 def _hints(root: Path) -> list[tuple[Path, View | None]]:
     """The files an exam at ``root`` is read from, each with the view a manifest gives it: a folder's candidates,
-    the files a DICOMDIR lists, a manifest's entries, or the file itself."""
+    the files a DICOMDIR lists, a manifest's entries, or the file itself. A folder the account may not read is
+    said so (it was Python's bare "Permission denied")."""
+    try:
+        return _listed(root)
+    except PermissionError as error:
+        raise ExamError("permission denied: this account may not read the folder or its files (check their rights "
+                        "or who owns them)", root) from error
+
+
+def _listed(root: Path) -> list[tuple[Path, View | None]]:
     dicomdir = _media_directory(root)
     if dicomdir is not None:
         return [(p, None) for p in _media_files(dicomdir)]

@@ -208,6 +208,35 @@ def test_a_full_disk_fails_one_exam_and_the_batch_goes_on(archive, tmp_path, mon
     assert not marker_path(tmp_path / "out", read_batch_source(archive)[0]).exists()
 
 
+def test_a_folder_the_account_may_not_read_fails_its_exam_and_the_batch_goes_on(archive, tmp_path, monkeypatch):
+    """A site lead's test (as root without CAP_DAC_OVERRIDE): one exam folder of mode 000 stopped the whole batch
+    ("error: …/.batch: Permission denied"), nothing analysed. (The tests run as root, whom modes do not stop: the
+    folder's listing raises here.)"""
+    locked = tmp_path / "archive"
+    shutil.copytree(archive / "exam0", locked / "exam0")
+    shutil.copytree(archive / "exam1", locked / "locked")
+    real_is_dir, real_iterdir = Path.is_dir, Path.iterdir
+
+    def is_dir(path):
+        if path.parent.name == "locked" and path.parent.parent == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_is_dir(path)
+
+    def iterdir(path):
+        if path == locked / "locked" or path.resolve() == (locked / "locked").resolve():
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_iterdir(path)
+
+    monkeypatch.setattr(Path, "is_dir", is_dir)
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    items = read_batch_source(locked)
+    assert [i.exam_id for i in items] == ["exam0", "locked"]
+    summary = run(items, tmp_path / "out")
+    assert [o.exam_id for o in summary.done] == ["exam0"]
+    (failed,) = summary.failed
+    assert failed.exam_id == "locked" and "permission denied: this account may not read the folder" in failed.reason
+
+
 def test_progress_line_says_done_failed_rate_and_time_left():
     progress = Progress(10, stream=None)
     progress.started -= 60.0  # a minute in
