@@ -24,6 +24,22 @@ class ReportError(MammoError):
     """A report that cannot be made as asked."""
 
 
+def distinct_instances(exam) -> None:  # noqa: ANN001 - an Exam (its views' images)
+    """Refuse a DICOM result for an exam two of whose views carry one SOP Instance UID: the result refers to
+    its images by UID, and a PACS would lay both views' findings (the right breast's map and regions too) on the
+    one image it holds under it (a site lead's test)."""
+    seen: dict[str, tuple[str, str]] = {}
+    for view, image in exam.views.items():
+        uid = image.sop_instance_uid
+        if uid and uid in seen:
+            first, name = seen[uid]
+            raise ReportError(f"{first} ({name}) and {view.value} ({image.source.name}) carry one SOP Instance UID "
+                              f"({uid}): a DICOM result refers to images by their UID and would lay both views' "
+                              "findings on one image; correct the archive (the other formats are written)",
+                              image.source)
+        seen[uid] = (view.value, image.source.name)
+
+
 def read_source(image: ViewImage, deidentify: bool = False, patient_id: str = "") -> pydicom.Dataset:
     """The source image's header (no pixels), with the type-2 attributes highdicom copies present; with
     ``deidentify``, as the de-identified source images of the export have it (PS3.15 Basic Profile: the SR,

@@ -24,9 +24,8 @@ from pydicom.uid import JPEG2000Lossless
 
 from app import __version__
 from app.cad_marks import regions_over_breast
-from app.report.dicom_common import (deidentify_header, export_character_set, next_version,
-                                     no_identifiers_in_warnings, read_source, stamp_report_time)
-from app.report.sr import ReportError
+from app.report.dicom_common import (ReportError, deidentify_header, distinct_instances, export_character_set,
+                                     next_version, no_identifiers_in_warnings, read_source, stamp_report_time)
 from inference.files import atomic_path
 from inference.intake.views import View
 
@@ -87,6 +86,7 @@ def write_saliency_segs(content, folder: str | Path) -> list[Path]:
     algorithm = hd.AlgorithmIdentificationSequence(  # the weights as every output names them (was the software's
         name=_algorithm_name(entry), version=_weights_version(entry),  # version, said in Software Versions)
         family=codes.cid7162.ArtificialIntelligence)
+    distinct_instances(exam)
     folder = Path(folder)
     suffix = f"_{entry.id}" if len(result.entries) > 1 else ""
     written = []

@@ -956,3 +956,25 @@ def test_pdf_tables_keep_their_titles_and_column_names_and_cut_no_word(dicom_exa
                 assert "#" in page[page.index(f"\n{view}\n"):]
     text = "".join(pages)
     assert "sliding-window" in text.replace("-\n", "-") and "windo\nw" not in text and "slidin\ng" not in text
+
+
+def test_no_dicom_result_for_an_exam_whose_two_views_carry_one_uid(tmp_path):
+    """A site lead's test: R-CC.dcm carried L-CC's SOP Instance UID (other pixels); the SR's view groups and both
+    SEGs referenced that one UID, and a PACS would lay the right breast's findings on the left image."""
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    right = make_dataset(synthetic_view("R-CC", (600, 500)), "R-CC")
+    left = make_dataset(synthetic_view("L-CC", (800, 250)), "L-CC")
+    left.StudyInstanceUID, right.SOPInstanceUID = right.StudyInstanceUID, left.SOPInstanceUID
+    write(right, folder, "a.dcm")
+    write(left, folder, "b.dcm")
+    exam = load_exam(folder)
+    assert set(exam.views) == {View.R_CC, View.L_CC}
+    assert any("share the SOP Instance UID" in w for w in exam.warnings)
+    result = analyze_exam(exam, make_stub_model(), device="cpu")
+    with pytest.raises(ExportIncomplete) as raised:
+        export_report(ReportInput(exam, result), tmp_path / "out", formats=("json", "sr", "seg"))
+    said = str(raised.value)
+    assert "carry one SOP Instance UID" in said and "would lay both views' findings on one image" in said
+    written = raised.value.written
+    assert [p.suffix for p in written] == [".json", ".npz"] and not list((tmp_path / "out").rglob("*.dcm"))
