@@ -16,6 +16,7 @@ from app.reading import percent
 from inference.evaluation.calibration import is_calibrated, score_category
 from inference.results.exam_result import ExamResult, ModelEntry
 from inference.intake.views import Laterality
+from inference.numbers import threshold_text
 
 ROW_TITLES = ("P(malignant) right", "P(malignant) left", "P(malignant) exam", "Exam decision", "Operating point")
 
@@ -90,7 +91,7 @@ def operating_point_meaning(entry: ModelEntry) -> str:
     texts = []
     for point in sorted(points, key=lambda p: p["threshold"]):
         extra = ", ".join(f"{key} {point[key]:.2f}" for key in ("sensitivity", "specificity") if key in point)
-        texts.append(f"{point['name']} at {point['threshold']:.2f}" + (f" ({extra})" if extra else ""))
+        texts.append(f"{point['name']} at {threshold_text(point['threshold'], 2)}" + (f" ({extra})" if extra else ""))
     return "; ".join(texts)
 
 

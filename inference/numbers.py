@@ -23,3 +23,21 @@ def p_text(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "—"
     return "< 0.0001" if value < 0.0001 else f"{value:.4f}"
+
+
+def threshold_text(value: float, decimals: int = 3) -> str:
+    """A threshold with its significant digits, wherever one is shown: a model's scores can all lie below 0.001,
+    and "0.000" configured as the threshold recalls every exam (a deployment engineer's finding); one just below
+    1 keeps the digits that tell it from 1 ("0.999982": "1.000" configured recalls no one). Else ``decimals``."""
+    if 1 - 10 ** -decimals < value < 1:
+        return f"{value:.{math.ceil(-math.log10(1 - value)) + 1}f}".rstrip("0")
+    if abs(value) >= 0.1 or value == 0:
+        return f"{value:.{decimals}f}"
+    mantissa, _, exponent = f"{value:.3g}".partition("e")
+    if not exponent:
+        return mantissa
+    # "8.34×10⁻⁵": one word, which a table cell does not wrap at the exponent's hyphen ("8.34e-" / "05")
+    return f"{mantissa}×10{str(int(exponent)).translate(SUPERSCRIPTS)}"
+
+
+SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")

@@ -30,7 +30,7 @@ import torch
 
 from inference.families import registry
 from inference.families.protocol import Prepared
-from inference.families.finite_guard import run_guarded
+from inference.finite_guard import not_finite_reason, run_guarded
 from inference.results.types import ModelIdentity, ModelViewOutput
 from inference.families.common import fast_mode_numerics, mode_numerics, model_fast_mode, numerics
 from inference.devices import choose_device
@@ -44,7 +44,6 @@ from inference.results.exam_result import (
     Mode,
     ModelEntry,
     no_result_notice,
-    non_finite,
     Provenance,
     uncounted_notice,
     ViewResult,
@@ -186,10 +185,8 @@ def _no_result(group: ModelGroup, outputs: Sequence[ModelViewOutput]) -> str:
         who = f" {member.identity.label}" if len(group.members) > 1 else ""
         if output.refused:
             return f"the model{who} did not read it: {output.refused}"
-        problem = non_finite(output)
+        problem = not_finite_reason(output)
         if problem:
-            inside = output.frame.record.get("not_finite") if output.frame is not None else None
-            problem += f"; not finite inside the network: {inside}" if inside else ""  # where it began (a family says)
             return f"the model's output{' of' + who if who else ''} is not a finite number ({problem})"
     return ""
 

@@ -281,8 +281,7 @@ def _detections(args: argparse.Namespace, loaded) -> int:
     )
     from inference.intake.image import MIN_TISSUE_FRACTION, breast_mask, tissue_fraction  # noqa: PLC0415
     from inference.intake.views import View  # noqa: PLC0415
-    from inference.families.finite_guard import run_guarded  # noqa: PLC0415
-    from inference.results.exam_result import non_finite  # noqa: PLC0415
+    from inference.finite_guard import not_finite_reason, run_guarded  # noqa: PLC0415
     from inference.weights import read_metadata  # noqa: PLC0415
 
     identity = loaded.identity
@@ -322,12 +321,10 @@ def _detections(args: argparse.Namespace, loaded) -> int:
             row = f"{args.data}, row {image.row}: " if image.row is not None else ""  # the CSV's line too
             if output.refused:  # never counted as "nothing found"
                 raise MammoError(f"{row}{image.source}: the model did not read this image: {output.refused}")
-            problem = non_finite(output)
+            problem = not_finite_reason(output)
             if problem:  # a NaN score passes no threshold: it would count as "nothing found" in every rate
-                inside = output.frame.record.get("not_finite")
-                raise MammoError(f"{row}{image.source}: the model's output is not a finite number ({problem}"
-                                 + (f"; not finite inside the network: {inside}" if inside else "")
-                                 + "): no rate is computed over it")
+                raise MammoError(f"{row}{image.source}: the model's output is not a finite number ({problem}): no "
+                                 "rate is computed over it")
             shape_here = tuple(image.image.shape)
             breast = breast_mask(np.asarray(image.image))  # as the view's probability and the screen: no marker
             found.append([Detection(r.box_original, r.score, next(iter(r.probabilities or {r.kind: 0})),
@@ -351,8 +348,9 @@ def _detections(args: argparse.Namespace, loaded) -> int:
         curve = io.StringIO()
         writer = text_writer(curve)
         writer.writerow(["threshold", "sensitivity", "fp_per_image"])
-        # a threshold with all its digits (float32 scores): 6 decimals printed distinct thresholds alike
-        writer.writerows([f"{t:.9g}", "n/a" if math.isnan(s) else f"{s:.6f}", f"{f:.6f}"] for t, s, f in
+        # a threshold as the float32 score it is, shortest (6 decimals printed distinct thresholds alike)
+        writer.writerows([np.format_float_positional(np.float32(t), unique=True),
+                          "n/a" if math.isnan(s) else f"{s:.6f}", f"{f:.6f}"] for t, s, f in
                          zip(result.thresholds, result.sensitivity, result.fp_per_image, strict=True))
         table = io.StringIO()
         writer = text_writer(table)

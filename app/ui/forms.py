@@ -297,7 +297,9 @@ class _UnfinishedIsNoAnswer:
         super().keyPressEvent(event)
 
     def focusOutEvent(self, event) -> None:  # noqa: N802 - Qt override
-        if event.reason() in _FOCUS_COMES_BACK:  # Alt+Tab, a menu: the entry stays as typed, to correct on return
+        if event.reason() in _FOCUS_COMES_BACK and self._outside(self.text()) is not None:
+            # Alt+Tab, a menu: a refused entry stays as typed, to correct on return (an emptied box is left as
+            # on any leave: its "—" and its slider agree)
             typed = self.lineEdit().text()
             super().focusOutEvent(event)  # Qt's own makes "2.5 %" the last value it took ("2 %")
             if self.lineEdit().text() != typed:

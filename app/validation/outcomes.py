@@ -167,7 +167,8 @@ def _site_row(line: int, row: dict[str, str], path: Path) -> BreastOutcome:
     if not row["exam_id"].strip():
         raise ValidationInputError(f"line {line}: exam_id is empty", path)
     # L or R, or the word (any capitals); its first letter alone took "Lymph node" for the left breast
-    breast = {"LEFT": "L", "RIGHT": "R"}.get(row["breast"].strip().upper(), row["breast"].strip().upper())
+    side = row["breast"].strip().upper()
+    breast = CBIS_SIDES.get(side, side)
     if breast not in ("L", "R"):
         raise ValidationInputError(f"line {line}: breast {row['breast']!r} is neither L nor R (nor left or right)",
                                    path)

@@ -5,7 +5,6 @@ recalibration, subgroups, drift, paired comparisons, and what could not be used.
 from __future__ import annotations
 
 import io
-import math
 import re
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from app.validation.tables import unused_rows
 from app.report import fonts
 from app.report.fonts import in_cid_fonts, pdf_text, register_pdf_fonts
 from inference.files import atomic_path, write_bytes_atomic
-from inference.numbers import p_text
+from inference.numbers import p_text, threshold_text
 
 LISTED = 40  # unused items listed in the PDF; all of them are in unused.csv
 MARGIN = 1.6 * cm
@@ -91,24 +90,6 @@ def _ci(pair, number=None) -> str:
         return "—"
     number = number or (lambda value: f"{value:.3f}")
     return f"{number(pair[0])} to {number(pair[1])}" if min(pair) < 0 else f"{number(pair[0])}–{number(pair[1])}"
-
-
-def threshold_text(value: float) -> str:
-    """A threshold with its significant digits: a model's scores can all lie below 0.001, and "0.000" configured
-    as the threshold recalls every exam (a deployment engineer's finding); one just below 1 keeps the digits that
-    tell it from 1 ("0.999982": "1.000" configured recalls no one)."""
-    if 0.999 < value < 1:
-        return f"{value:.{math.ceil(-math.log10(1 - value)) + 1}f}".rstrip("0")
-    if abs(value) >= 0.1 or value == 0:
-        return f"{value:.3f}"
-    mantissa, _, exponent = f"{value:.3g}".partition("e")
-    if not exponent:
-        return mantissa
-    # "8.34×10⁻⁵": one word, which a table cell does not wrap at the exponent's hyphen ("8.34e-" / "05")
-    return f"{mantissa}×10{str(int(exponent)).translate(SUPERSCRIPTS)}"
-
-
-SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def _auc_ci(entry: dict) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from inference.errors import CheckpointError
-from inference.numbers import finite_number
+from inference.numbers import finite_number, threshold_text
 
 
 def is_calibrated(calibration: Mapping[str, Any] | None) -> bool:
@@ -44,9 +44,9 @@ def score_category(probability: float | None, calibration: Mapping[str, Any] | N
     reached = [p for p in points if probability >= p["threshold"]]
     if not reached:
         lowest = points[0]
-        return f"below the {lowest['name']} threshold ({lowest['threshold']:.2f})"
+        return f"below the {lowest['name']} threshold ({threshold_text(lowest['threshold'], 2)})"
     top = reached[-1]
-    return f"above the {top['name']} threshold ({top['threshold']:.2f})"
+    return f"above the {top['name']} threshold ({threshold_text(top['threshold'], 2)})"
 
 
 def calibration_note(calibration: Mapping[str, Any] | None) -> str:
@@ -66,7 +66,8 @@ def calibration_note(calibration: Mapping[str, Any] | None) -> str:
         parts.append(text + ")")
     for point in calibration.get("operating_points", []):
         extra = ", ".join(f"{key} {point[key]:.2f}" for key in ("sensitivity", "specificity") if key in point)
-        parts.append(f"{point['name']}: threshold {point['threshold']:.2f}" + (f" ({extra})" if extra else ""))
+        parts.append(f"{point['name']}: threshold {threshold_text(point['threshold'], 2)}"
+                     + (f" ({extra})" if extra else ""))
     data = calibration.get("data")
     return "; ".join(parts) + (f"; on {data}" if data else "")
 

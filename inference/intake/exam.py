@@ -223,8 +223,8 @@ def load_view(path: str | Path, view: View | str | None = None) -> ViewImage:
         if path.suffix.lower() in IMAGE_SUFFIXES and not _is_dicom(path):
             from inference.intake.png import load_png_view  # noqa: PLC0415
 
-            return _with_size_note(load_png_view(path, hint))
-        return _with_size_note(_load_dicom(path, hint))
+            return load_png_view(path, hint)
+        return _load_dicom(path, hint)
     except ExamError:
         raise
     except MemoryError as error:
@@ -245,9 +245,9 @@ SMALLEST_MAMMOGRAM = 320  # pixels on the long side: no mammogram is this small 
 
 
 def _with_size_note(image: ViewImage) -> ViewImage:
-    """A note on an image far smaller than a mammogram: the models read it enlarged to their input, and gave a
-    50 × 50 PNG confident numbers without a word (a researcher's finding). Said, not refused: a test image or a
-    crop may be analysed on purpose."""
+    """A note on an exam's image far smaller than a mammogram: the models read it enlarged to their input, and
+    gave a 50 × 50 PNG confident numbers without a word (a researcher's finding). Said, not refused: a test image
+    may be analysed on purpose; and said of exams only, not of a training set's patches (``load_view``)."""
     rows, cols = image.pixels.shape[:2]
     if max(rows, cols) >= SMALLEST_MAMMOGRAM:
         return image
@@ -787,7 +787,7 @@ def load_exam(source: str | Path | Iterable[str | Path], *, workers: int = 4) ->
             raise errors[0]
         raise ExamError("no mammogram could be loaded: " + "; ".join(f"{n}: {r}" for n, r in refused), root)
     loaded = _without_strangers(loaded, refused, warnings)
-    loaded = _one_image_per_instance(loaded, warnings)
+    loaded = [_with_size_note(image) for image in _one_image_per_instance(loaded, warnings)]
     _exam_numbers(loaded)
     _identities(loaded)
     dataset_patient = _dataset_patient(loaded)

@@ -969,6 +969,12 @@ def test_switching_to_another_window_keeps_a_refused_entry_as_typed(qtbot, store
     assert window.reading.leave_or_ask(lambda: None) is False  # still asked about before leaving
     QApplication.sendEvent(spin, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.TabFocusReason))
     assert spin.text() == "—" and spin.past_range() == "2.5 %"  # left for good: cleared, and named
+    spin.setValue(10)  # an emptied box is no refused entry: left as on any leave, its "—" and slider agreeing
+    spin.setFocus()
+    spin.lineEdit().selectAll()
+    QTest.keyClick(spin, Qt.Key.Key_Delete)
+    QApplication.sendEvent(spin, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.ActiveWindowFocusReason))
+    assert spin.text() == "—" and spin.value() == -1 and spin.answer() is None
 
 
 def test_an_emptied_box_after_the_commit_is_no_pending_change_to_keep(qtbot, store, tmp_path, stub_model):

@@ -1226,13 +1226,20 @@ def test_a_report_table_fits_the_page_width():
 
 def test_a_threshold_keeps_its_significant_digits():
     """A model whose scores all lie below 0.001 had its operating point printed as 0.000 in the PDF."""
-    from app.validation.report import threshold_text
+    from inference.numbers import threshold_text
 
     assert [threshold_text(v) for v in (0.5, 0.123456, 0.0834, 8.34038874e-05, 0.0)] == \
         ["0.500", "0.123", "0.0834", "8.34×10⁻⁵", "0.000"]
     # a site lead's finding: thresholds of 0.99998 and 0.9999984 were printed "1.000", which recalls no one
     assert [threshold_text(v) for v in (0.9999817213005211, 0.9999983616397029, 0.995, 0.9994, 1.0)] == \
         ["0.999982", "0.9999984", "0.995", "0.9994", "1.000"]
+    # wherever a threshold is shown (a review's finding: the screen's model card and the study's points kept
+    # ".2f" and ".3f"): the model card's two decimals, with the same care at both ends
+    from inference.evaluation.calibration import score_category
+
+    assert [threshold_text(v, 2) for v in (0.4, 0.05, 0.004, 0.996)] == ["0.40", "0.05", "0.004", "0.996"]
+    card = {"method": "temperature", "operating_points": [{"name": "90 % specificity", "threshold": 0.9996}]}
+    assert score_category(0.5, card) == "below the 90 % specificity threshold (0.9996)"
 
 
 def test_the_score_table_named_by_its_folder_or_missing_is_said_plainly(tmp_path):

@@ -31,7 +31,7 @@ from app.study.results import (
 )
 from app.ui.errors import show_error
 from app.ui.worker import Worker
-from inference.numbers import p_text
+from inference.numbers import p_text, threshold_text
 
 # app.study.curve_figure's MARKER_SHAPES as pyqtgraph's symbols: the screen's markers are the file's
 SYMBOLS = {"circle": "o", "square": "s", "triangle down": "t", "diamond": "d", "star": "star", "plus": "+", "x": "x",
@@ -131,7 +131,7 @@ class StudyResultsWindow(QMainWindow):
                            "orhTable"),
                     f"ORH ({next(iter(results.comparisons.values())).method if results.comparisons else '—'})")
         tabs.addTab(_table(["model operating point", "threshold", "sensitivity", "specificity"],
-                           [[p.name, f"{p.threshold:.3f}", f"{p.sensitivity:.3f}", f"{p.specificity:.3f}"]
+                           [[p.name, threshold_text(p.threshold), f"{p.sensitivity:.3f}", f"{p.specificity:.3f}"]
                             for p in results.model_points], "pointsTable"), "Operating points")
         if results.recalls:
             tabs.addTab(self._recall_tab(results), "BI-RADS recall")

@@ -26,8 +26,11 @@ _LEGACY_MASK = re.compile(r"^roi_heads\.mask_head\.mask_fcn(\d+)\.(weight|bias)$
 
 def recognises(state: Mapping[str, torch.Tensor]) -> bool:
     """Most of the signature: a checkpoint with one of its weights lost is this family's, and its loading names
-    the weight (it was "the layout of none of the known model families", also for the stem's conv1)."""
-    return sum(key in state for key in SIGNATURE) >= len(SIGNATURE) - 2
+    the weight (it was "the layout of none of the known model families", also for the stem's conv1). A ResNet's
+    stem or first stage is there too: a torchvision detector on another backbone (MobileNet) is no ResNet-FPN
+    Mask R-CNN, and was told it lacked a ResNet stage."""
+    resnet = "backbone.body.conv1.weight" in state or any(key.startswith("backbone.body.layer1.") for key in state)
+    return resnet and sum(key in state for key in SIGNATURE) >= len(SIGNATURE) - 2
 
 
 def remap(state: Mapping[str, torch.Tensor], path: str | None = None) -> dict[str, torch.Tensor]:

@@ -48,6 +48,7 @@ from inference.errors import CheckpointError
 from inference.families.maskrcnn import checkpoint, ops
 from inference.families.maskrcnn.model import MaskRCNN, fold_frozen_batchnorm
 from inference.families.registry import register
+from inference.finite_guard import not_finite_output
 from inference.intake.image import MIN_TISSUE_FRACTION, breast_mask, tissue_fraction
 from inference.intake.views import View
 
@@ -139,7 +140,7 @@ class MaskRCNNFamily:
             with numerics(device, mode, fast):
                 detections = module.detect([x])[0]
             if detections.non_finite:  # no result, never "nothing found" (a NaN score passes no threshold)
-                outputs.append(_not_finite(prepared, identity, detections.non_finite))
+                outputs.append(not_finite_output(prepared.frame, identity.classes, detections.non_finite))
                 continue
             outputs.append(view_output(detections.boxes.float().cpu(), detections.labels.cpu(),
                                        detections.scores.float().cpu(), detections.mask_probs.float().cpu(),
@@ -161,16 +162,6 @@ def _refused(prepared: Prepared, identity: ModelIdentity, high: float, max_value
                f"{2 ** bits - 1})")
     return ModelViewOutput(probabilities=dict.fromkeys(identity.classes, float("nan")), layers=(), regions=(),
                            extras={}, frame=prepared.frame, refused=why)
-
-
-def _not_finite(prepared: Prepared, identity: ModelIdentity, stages: str) -> ModelViewOutput:
-    """No result on a view where the network's values were not finite numbers: its probabilities are NaN, which
-    the pipeline makes the view's "no result" (said with the model's name), and the stages are named in the
-    frame's record (``not_finite``), which the no-result reason quotes."""
-    frame = InputFrame(prepared.frame.input_shape, prepared.frame.to_original, prepared.frame.original_shape,
-                       {**prepared.frame.record, "not_finite": stages})
-    return ModelViewOutput(probabilities=dict.fromkeys(identity.classes, float("nan")), layers=(), regions=(),
-                           extras={}, frame=frame)
 
 
 def metadata(classes: Sequence[str] = DEFAULT_CLASSES, malignancy: Sequence[str] | None = None, *,

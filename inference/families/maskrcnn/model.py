@@ -511,6 +511,8 @@ class MaskRCNN(nn.Module):
         """torchvision's eval contract: per image boxes, labels, scores and (N, 1, H, W) mask probabilities."""
         answers = []
         for d in self.detect(images):
+            if d.non_finite:  # an empty answer would read as "nothing found"
+                raise FloatingPointError(f"the network's values are not finite numbers ({d.non_finite})")
             masks = ops.paste_masks(d.mask_probs.cpu(), d.boxes.cpu(), d.image_size).to(d.boxes.device)
             answers.append({"boxes": d.boxes, "labels": d.labels, "scores": d.scores, "masks": masks})
         return answers

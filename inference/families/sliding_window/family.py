@@ -35,6 +35,7 @@ from inference.errors import CheckpointError
 from inference.families.nets.fold import fold_batchnorm
 from inference.families.sliding_window.model import PatchClassifier, PatchClassifierConfig
 from inference.evaluation.temperature import softmax, temperature_problem
+from inference.finite_guard import not_finite_output
 from inference.intake.views import View
 from inference.training.labelled_images import background_class
 from inference.families.sliding_window.windows import (
@@ -260,10 +261,7 @@ class SlidingWindowFamily:
         read = read_view(module, prepared, device, mode, settings, batch_size)
         grid, mask, logits, fallback = read.grid, read.mask, read.logits, read.fallback
         if not np.isfinite(logits).all():  # the softmax (numpy's, outside the torch guard) made -inf a sure 0
-            frame = dataclasses.replace(prepared.frame, record={**prepared.frame.record,
-                                                                "not_finite": "a window's logits"})
-            return ModelViewOutput(probabilities=dict.fromkeys(classes, float("nan")), layers=(), regions=(),
-                                   extras={}, frame=frame)
+            return not_finite_output(prepared.frame, classes, "a window's logits")
         probabilities = softmax(logits, settings.temperature)
         maps, count = average_maps(probabilities, grid)
         image = probabilities.max(axis=0)

@@ -989,7 +989,11 @@ def test_an_image_far_smaller_than_a_mammogram_is_said_so(tmp_path):
 
     tiny = cv2.resize(synthetic_view("L-CC", (700, 300)), (50, 50), interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(tmp_path / "0_L-CC.png"), tiny.astype(np.uint16))
-    image = load_view(tmp_path / "0_L-CC.png")
-    assert any(w.startswith("the image is 50 × 50 pixels, far smaller than a mammogram") for w in image.warnings)
-    write(make_dataset(synthetic_view("R-CC", (600, 500)), "R-CC"), tmp_path, "R-CC.dcm")
-    assert not any("far smaller" in w for w in load_view(tmp_path / "R-CC.dcm").warnings)
+    exam = load_exam(tmp_path)
+    assert any(w.startswith("the image is 50 × 50 pixels, far smaller than a mammogram")
+               for w in exam.views[View.L_CC].warnings)
+    assert not any("far smaller" in w for w in load_view(tmp_path / "0_L-CC.png").warnings)  # a training patch
+    other = tmp_path / "other"
+    other.mkdir()
+    write(make_dataset(synthetic_view("R-CC", (600, 500)), "R-CC"), other, "R-CC.dcm")
+    assert not any("far smaller" in w for w in load_exam(other).views[View.R_CC].warnings)

@@ -284,6 +284,12 @@ def test_missing_weight_is_named(tmp_path, seeded_state):
     del state["backbone.body.conv1.weight"]  # the stem's: it was "the layout of none of the known families"
     with pytest.raises(CheckpointError, match=r"lacks the weight 'backbone\.body\.conv1\.weight'"):
         _load(tmp_path, state)
+    from inference.families.maskrcnn.checkpoint import recognises
+
+    # a torchvision detector on another backbone (MobileNet's numbered body) is no ResNet-FPN Mask R-CNN
+    mobile = {"backbone.body.0.0.weight": 0, "backbone.fpn.inner_blocks.0.0.weight": 0,
+              "rpn.head.cls_logits.weight": 0, "roi_heads.box_predictor.cls_score.weight": 0}
+    assert not recognises(mobile) and recognises({**mobile, "backbone.body.layer1.0.conv1.weight": 0})
 
 
 def test_misshaped_weight_is_named(tmp_path, seeded_state):
@@ -640,6 +646,8 @@ def test_a_network_whose_values_overflow_has_no_result_never_nothing_found(tmp_p
                             loaded.identity)
     assert all(np.isnan(p) for p in out.probabilities.values()) and not out.regions
     assert stage in out.frame.record["not_finite"]
+    with torch.inference_mode(), pytest.raises(FloatingPointError, match="not finite"):  # torchvision's contract
+        loaded.model([torch.from_numpy(image / 4095)[None].expand(3, -1, -1)])  # never an empty "nothing found"
     result = analyze_exam({View.L_CC: image}, [loaded], device="cpu")
     (entry,) = result.entries
     reason = result.views[View.L_CC].no_result[entry.id]

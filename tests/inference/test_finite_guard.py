@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from inference.families.finite_guard import WHERE, run_guarded
+from inference.finite_guard import WHERE, run_guarded
 from inference.intake.views import View
 from inference.results.types import InputFrame, ModelViewOutput
 from tests.helpers import make_attention_stub, make_glimpse_stub, make_window_stub, synthetic_view
@@ -82,3 +82,28 @@ def test_a_sliding_window_logit_that_is_not_finite_is_no_result():
     loaded.model.forward = overflowing.__get__(loaded.model)
     result, entry = _analysed(loaded)
     assert "not finite inside the network: a window's logits" in result.views[View.L_CC].no_result[entry.id]
+
+
+def test_a_sliding_window_evaluation_or_calibration_stops_at_logits_that_are_not_finite():
+    """A review's finding: evaluate and calibrate read the windows outside ``run`` (read_images), and a −inf
+    logit gave AUCs of 0.5 and could fit a temperature into the model's metadata."""
+    import pytest
+
+    from app.cli.common import read_images_with_progress
+    from inference.errors import MammoError
+    from inference.families.sliding_window.family import CLASSES, WindowSettings
+    from inference.training.labelled_images import LabelledImage
+
+    loaded = make_window_stub()
+    plain = type(loaded.model).forward
+
+    def overflowing(self, x):
+        out = plain(self, x)
+        out[:, 3] = float("-inf")
+        return out
+
+    loaded.model.forward = overflowing.__get__(loaded.model)
+    image = LabelledImage(synthetic_view("L-CC", (700, 300)), View.L_CC, "malignant", None, "scan.png")
+    settings = WindowSettings(**loaded.identity.settings)
+    with pytest.raises(MammoError, match="scan.png: the model's window logits are not finite numbers"):
+        read_images_with_progress(loaded.model, settings, CLASSES, [image], "cpu")
