@@ -87,6 +87,17 @@ def _reader_table(content: ReportContent, width_cm: float, cell: ParagraphStyle)
         for part in breast_models(result, side.value, reader, content.report.plain_hybrid):
             row += [f"{model_percent(part.model, part.entry)} {part.one_view_note}".rstrip(), percent(part.hybrid)]
         texts.append(row)
+    if len(entries) > 1:  # a column a model and a hybrid cut words ("Probabilit / y", "spot compr / ession") and
+        # squeezed the reader's read into a column 2 cm wide: the breasts become the columns, the reader and each
+        # model and hybrid the rows
+        texts = [list(column) for column in zip(*texts, strict=True)]
+        texts[0][0] = "Probability of malignancy"
+        first = 5.2
+        widths = [first] + [(width_cm - first) / (len(texts[0]) - 1)] * (len(texts[0]) - 1)
+        rows = [[Paragraph(f"<b>{pdf_text(text)}</b>", heading) for text in texts[0]]]
+        rows += [[Paragraph(f"<b>{pdf_text(row[0])}</b>", heading)] + [Paragraph(pdf_text(t), cell) for t in row[1:]]
+                 for row in texts[1:]]
+        return _table(rows, [w * cm for w in widths])
     rows = [[Paragraph(f"<b>{pdf_text(text)}</b>", heading) for text in header]]
     rows += [[Paragraph(pdf_text(text), cell) for text in row] for row in texts[1:]]  # wrapped in their columns
     return _table(rows, [w * cm for w in _column_widths(texts, width_cm, cell.fontSize)])
@@ -141,6 +152,15 @@ def _assessment(content: ReportContent):
     return _table(rows, widths=[2.6 * cm, 4.2 * cm, 3.4 * cm, 6.6 * cm]) if len(rows) > 1 else None
 
 
+def _height_left(flowables: list, pagesize: tuple[float, float], width_cm: float) -> float:
+    """The height (points) page one's frame has left below ``flowables`` (the margins of ``write_pdf``)."""
+    frame = pagesize[1] - 2 * 1.3 * cm - 12  # the margins and the frame's padding
+    used = 0.0
+    for flowable in flowables:
+        used += flowable.wrap(width_cm * cm, frame)[1] + flowable.getSpaceBefore() + flowable.getSpaceAfter()
+    return frame - used
+
+
 _CELL = ParagraphStyle("assessment cell", fontName=REGULAR, fontSize=8.5, leading=10)
 
 
@@ -170,8 +190,8 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
 
     figure = content.figure(760)  # about 200 dpi at print size
     aspect = figure.shape[0] / figure.shape[1]
-    fig_width = min(width_cm, 13.0 / aspect)  # at most 13 cm tall: header, figure and scores on page one
-    story.append(_image(encode_png(figure), fig_width, aspect))
+    figure_block = []  # the figure with its legend, on page one (the legend was cut mid-sentence at its foot, and
+    # "Cyan crosses" stood alone atop page 2)
     entry = content.entry
     if entry is not None:
         drawn = next((layers for view in content.exam.views if (layers := content.drawn_layers(view))), [])
@@ -182,28 +202,36 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
             else:
                 c = layer.class_name
                 items.append(f"<font color='{_hex(class_colour(c, entry.classes))}'>■</font> {pdf_text(c.replace('_', ' '))}")
-        legend = ", ".join(items) or "none"
         kinds = sorted({r.kind for v in content.result.views.values() if (e := v.result(entry.id)) is not None
                         for r in e.regions})
         orders = "; ".join(f"{kind}: {rank_order(kind)}" for kind in kinds) or "by score"
-        story.append(Paragraph(f"Maps of {pdf_text(entry.label)}: {legend} (opacity = value, 0 to 1); yellow boxes: its scored "
-                               f"regions, numbered by rank ({pdf_text(orders)}; {pdf_text(content.regions_rule())}).", small))
+        maps = (f"Maps of {pdf_text(entry.label)}: {', '.join(items)} (opacity = value, 0 to 1)" if items
+                else f"{pdf_text(entry.label)} gives no maps")  # a detector: it said "Maps of …: none"
+        figure_block.append(Paragraph(f"{maps}; yellow boxes: its scored regions, numbered by rank ({pdf_text(orders)}; "
+                               f"{pdf_text(content.regions_rule())}).", small))
     if content.report.marks:
-        story.append(Paragraph("Cyan crosses: the reader's own marks (M1, M2, … as in the table of marks).", small))
+        figure_block.append(Paragraph("Cyan crosses: the reader's own marks (M1, M2, … as in the table of marks).", small))
+    # at most 13 cm tall, and less where a long header and legend leave less of page one (kept together at 13
+    # cm, Letter's page one held the header alone)
+    room = _height_left(story + figure_block, pagesize, width_cm) - 0.8 * cm
+    fig_height = max(min(13.0 * cm, room), 6.0 * cm)
+    fig_width = min(width_cm, fig_height / cm / aspect)
+    story.append(KeepTogether([_image(encode_png(figure), fig_width, aspect), *figure_block]))
     result = content.result
     if result is not None:
         story += [Spacer(1, 0.2 * cm)]
         story += _model_tables(content, styles, Paragraph("Model probabilities", styles["Heading3"]))
-    story += [Spacer(1, 0.3 * cm), Paragraph("Reader, model and hybrid", styles["Heading3"]),
-              _reader_table(content, width_cm, cell)]
+    # the heading, the table and what its hybrids are on one page (a hybrid's basis ran onto the next)
+    hybrids = [Paragraph("Reader, model and hybrid", styles["Heading3"]), _reader_table(content, width_cm, cell)]
     if _hybrid_basis(content):
-        story.append(Paragraph(_hybrid_basis(content), styles["Normal"]))
+        hybrids.append(Paragraph(_hybrid_basis(content), styles["Normal"]))
     shown = [name for side, name in BREASTS if (read := content.report.reads.get(side.value)) is not None
              and read.ai_shown and read.malignant is not None]
     if shown:  # blind reading off: the reader's probability is no opinion formed without the model
-        story.append(Paragraph(pdf_text(f"{' and '.join(shown)}: the reader's first read was made with the AI shown "
-                                      "(blind reading off): the hybrid is not of two independent opinions."),
-                               styles["Normal"]))
+        hybrids.append(Paragraph(pdf_text(f"{' and '.join(shown)}: the reader's first read was made with the AI "
+                                          "shown (blind reading off): the hybrid is not of two independent opinions."),
+                                 styles["Normal"]))
+    story += [Spacer(1, 0.3 * cm), KeepTogether(hybrids)]
     assessment = _assessment(content)
     if assessment is not None:
         story += [Spacer(1, 0.3 * cm), Paragraph("Reader's assessment", styles["Heading3"]), assessment]
@@ -216,8 +244,9 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
                  for name, m in zip(mark_names(content), content.report.marks, strict=True)]
         story += [Spacer(1, 0.3 * cm), Paragraph("Reader's marks", styles["Heading3"]), _table(rows)]
     if entry is not None:
-        story += [Spacer(1, 0.3 * cm), Paragraph(f"Regions of {pdf_text(entry.label)}", styles["Heading3"])]
-        shown = 0
+        story.append(Spacer(1, 0.3 * cm))
+        heading = [Paragraph(f"Regions of {pdf_text(entry.label)}", styles["Heading3"])]  # with the first view's
+        shown = 0  # regions: it stood alone at a page's foot
         for view in content.views():
             thumbs = content.thumbnails(view)
             if not thumbs:
@@ -225,11 +254,12 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
             cells = [[_image(encode_png(t), 2.3, 1.0) for _, _, t in thumbs],
                      [Paragraph(pdf_text(caption), small) for _, caption, _ in thumbs]]
             # the view's name with its regions (L-MLO's stood alone at a page's foot, its crops on the next)
-            story.append(KeepTogether([Paragraph(view.value, small), _table(cells, header=False)]))
+            story.append(KeepTogether([*heading, Paragraph(view.value, small), _table(cells, header=False)]))
+            heading = []
             shown += 1
         if not shown:  # a heading over nothing reads as if something failed to print
-            story.append(Paragraph("none shown (no region on any view with a result; the notes say which views "
-                                   "have none)", small))
+            story.append(KeepTogether([*heading, Paragraph("none shown (no region on any view with a result; the "
+                                                           "notes say which views have none)", small)]))
     notes = content.notes()
     if notes:
         story += [Spacer(1, 0.3 * cm), Paragraph("Intake and analysis notes", styles["Heading3"])]

@@ -958,6 +958,41 @@ def test_pdf_tables_keep_their_titles_and_column_names_and_cut_no_word(dicom_exa
     assert "sliding-window" in text.replace("-\n", "-") and "windo\nw" not in text and "slidin\ng" not in text
 
 
+def test_pdf_columns_fit_their_longest_word_and_headings_keep_with_what_they_head(analysed, tmp_path, monkeypatch):
+    """The layout rules behind the page checks above, which one fixture's page breaks cannot all exercise: a
+    column is as wide as its longest word where the page has room; "Regions of …" and each view's name go with
+    that view's regions, the figure with its legend, the hybrid table with its heading (a review's findings)."""
+    from reportlab.lib.units import cm
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+    from reportlab.platypus import KeepTogether, Paragraph, Table
+
+    from app.report import pdf
+    from app.report.fonts import BOLD, register_pdf_fonts
+
+    register_pdf_fonts()
+    widths = pdf._column_widths([["Probability of malignancy", "reader", "model", "hybrid (sliding-window)"],
+                                 ["Right breast", "—", "45.0 %", "50.0 %"]], 12.0, 8.5)
+    assert widths[3] * cm >= stringWidth("(sliding-window)", BOLD, 8.5) + 14 and sum(widths) == pytest.approx(12.0)
+    exam, result = analysed
+    built = []
+    monkeypatch.setattr(pdf.SimpleDocTemplate, "build", lambda self, story: built.extend(story))
+    export_report(ReportInput(exam, result), tmp_path, formats=("pdf",))
+
+    def texts(flowable) -> list[str]:
+        if isinstance(flowable, KeepTogether):
+            return [t for part in flowable._content for t in texts(part)]  # noqa: SLF001
+        return [flowable.text] if isinstance(flowable, Paragraph) else ["<table>"] if isinstance(flowable, Table) \
+            else []
+
+    groups = [texts(f) for f in built if isinstance(f, KeepTogether)]
+    regions = next(g for g in groups if any(t.startswith("Regions of") for t in g))
+    assert regions[0].startswith("Regions of") and regions[1] in ("R-CC", "L-CC") and regions[2] == "<table>"
+    for view in ("R-CC", "L-CC"):
+        assert any(g[-2:] == [view, "<table>"] for g in groups)
+    assert any(g[0] == "Reader, model and hybrid" and g[1] == "<table>" for g in groups)
+    assert any(any(t.startswith("Maps of") for t in g) for g in groups)  # the figure's legend with the figure
+
+
 def test_no_dicom_result_for_an_exam_whose_two_views_carry_one_uid(tmp_path):
     """A site lead's test: R-CC.dcm carried L-CC's SOP Instance UID (other pixels); the SR's view groups and both
     SEGs referenced that one UID, and a PACS would lay the right breast's findings on the left image."""

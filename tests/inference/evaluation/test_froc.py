@@ -194,7 +194,8 @@ def test_class_evaluation_stops_at_an_image_the_model_does_not_read(monkeypatch)
 
     class Overflowing(Refusing):  # read, but its output no number: never a row of an AUC either
         def run(self, model, batch, device, mode, identity):
-            return [SimpleNamespace(probabilities={"a": float("nan")}, refused="", extras={}, regions=(), layers=())]
+            return [SimpleNamespace(probabilities={"a": float("nan")}, refused="", extras={}, regions=(), layers=(),
+                                    frame=SimpleNamespace(record={}))]
 
     monkeypatch.setattr(registry, "get", lambda name: Overflowing())
     with pytest.raises(ValueError, match=r"scan.dcm: the model's output is not a finite number \(probability of a\)"):
