@@ -127,16 +127,6 @@ def breast_of(image: Any) -> np.ndarray | None:
     return image.breast()
 
 
-def regions_over_breast(regions: Sequence[Any], image: Any) -> list[Any]:
-    """The regions lying mostly over the breast of ``image`` (a ``ViewImage``; None: all): what the structured
-    exports (SR, SEG) record as findings. One on a marker or in the air is no finding; the JSON keeps every
-    region as the model gave it."""
-    breast = breast_of(image)
-    if breast is None:
-        return list(regions)
-    return [r for r in regions if tissue_fraction(r.box_original, breast) >= MIN_TISSUE_FRACTION]
-
-
 def shown_regions(regions: Sequence[Any], members: Iterable[Any], image: Any) -> tuple[list[Any], str]:
     """The regions every export shows, by the screen's rule (``classify_regions``): those reaching the model's
     declared operating point (the top ones without one), never one lying mostly outside the breast of

@@ -23,7 +23,7 @@ from pydicom.sr.coding import Code
 from pydicom.uid import JPEG2000Lossless
 
 from app import __version__
-from app.cad_marks import regions_over_breast
+from app.cad_marks import shown_regions
 from app.report.dicom_common import (ReportError, deidentify_header, distinct_instances, export_character_set,
                                      next_version, no_identifiers_in_warnings, read_source, stamp_report_time)
 from inference.files import atomic_path
@@ -55,7 +55,9 @@ def detection_stack(content, view: View) -> tuple[list, np.ndarray]:
     image = content.exam.views[view]
     shape = tuple(image.pixels.shape[:2])
     regions, masks = [], []
-    for region in regions_over_breast(entry_result.regions, image):  # a detection on a marker is no finding
+    # the detections the screen and the PDF show (the model's operating point, over the breast): a PACS drew
+    # every one the model kept (95 outlines a view from a detector whose PDF showed three)
+    for region in shown_regions(entry_result.regions, content.entry.members, image)[0]:
         if region.mask is None:
             continue
         pasted = region.mask.in_original(shape)

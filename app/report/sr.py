@@ -22,7 +22,7 @@ from pydicom.uid import Comprehensive3DSRStorage
 
 from app import __version__
 from app.cad_marks import mask_outline as outline_of
-from app.cad_marks import regions_over_breast, shown_regions
+from app.cad_marks import shown_regions
 from app.report.dicom_common import (ReportError, deidentify_header, distinct_instances, export_character_set,
                                      next_version, no_identifiers_in_warnings, read_source, stamp_report_time)
 from inference.files import atomic_path
@@ -143,13 +143,11 @@ def write_sr(content, path: str | Path) -> Path:
                 measurements=_class_measurements(entry.classes, r.probabilities, entry.malignant(r.probabilities)),
                 algorithm_id=algorithm,
                 source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)]))
-            # a scored region (a retrieved patch, a window): those the screen and the PDF show (the model's
-            # operating point, on the breast), not every one a PACS would draw (six where the screen showed three);
-            # a detector's every detection over the breast (as its SEG), each with its own class and score
+            # the regions the screen and the PDF show (the model's operating point, on the breast), not every one a
+            # PACS would draw: six patches where the screen showed three, 377 "Lesion" outlines of a detector whose
+            # PDF showed three a view (a site lead's test); a detection with its own class and score
             image = exam.views.get(view)
-            detections = [region for region in regions_over_breast(r.regions, image) if region.mask is not None]
-            scored = [region for region in shown_regions(r.regions, entry.members, image)[0] if region.mask is None]
-            for region in detections + scored:
+            for region in shown_regions(r.regions, entry.members, image)[0]:
                 area = hd.sr.ImageRegion(
                     graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=_region_graphic(region, rows, cols),
                     source_image=hd.sr.SourceImageForRegion.from_source_image(source))
