@@ -333,12 +333,13 @@ class Worklist:
         states = load_states(store, reader, items)
         entries = [WorklistEntry(item, *states.get(item.location, (ReadState.UNREAD, 0.0))) for item in items]
         digests = read_digests(store, reader, items)
-        pending = store.pending_change_locations(reader) if store is not None else set()
-        for entry in entries:
-            entry.pending_change = entry.item.location in pending
+        pending = store.pending_change_locations(reader) if store is not None else {}
         worklist = cls(entries, reader, store, clock)
         for entry in entries:  # read on other files than these (another patient's exam in the folder, a retake)
             entry.digest = files_digest(entry.item)
+            made_on = pending.get(entry.item.location, set())  # a change kept on these files (not known: said)
+            entry.pending_change = bool(made_on) and (entry.digest is None or None in made_on
+                                                      or entry.digest in made_on)
             kept = digests.get(entry.item.location)
             if entry.state in (ReadState.READ, ReadState.IN_PROGRESS) and None not in (kept, entry.digest) \
                     and entry.digest != kept:  # in progress: reopened so before, and not read again since
@@ -363,7 +364,8 @@ class Worklist:
             return base + 1 if base + 1 < count else None
         for step in range(1, count + 1):
             index = (base + step) % count
-            if index != base and self.entries[index].state in (ReadState.UNREAD, ReadState.IN_PROGRESS):
+            entry = self.entries[index]  # a change kept unrecorded is work left on it, as an exam not yet read
+            if index != base and (entry.state in (ReadState.UNREAD, ReadState.IN_PROGRESS) or entry.pending_change):
                 return index
         return None
 

@@ -586,9 +586,10 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (exam_key, reader, breast)
     );
     """,
-    # where the exam with a pending change was read from (its worklist location, else its folder or file): after a
-    # crash the worklist listed it "read" and nothing pointed the reader back to the change kept in it
-    # (rebuilt, as 16: whatever columns the table had, an ALTER would fail on a store that has the column)
+    # where the exam with a pending change was read from (its worklist location) and the digest of its files
+    # there: after a crash the worklist listed it "read" and nothing pointed the reader back to the change kept in
+    # it; the digest tells the same exam from another patient's put in its folder since. Rebuilt, as 16: a store
+    # created by a build that made this table with the columns already (tests make such stores) refused an ALTER
     18: """
     CREATE TABLE exam_read_pending_changes_v18 (
         exam_key TEXT NOT NULL,
@@ -601,6 +602,7 @@ MIGRATIONS: dict[int, str] = {
         recommendation TEXT NOT NULL DEFAULT '',
         saved_at REAL NOT NULL,
         location TEXT NOT NULL DEFAULT '',
+        files TEXT,
         PRIMARY KEY (exam_key, reader, breast)
     );
     INSERT INTO exam_read_pending_changes_v18 (exam_key, reader, breast, malignant, benign, birads, density,
@@ -884,28 +886,34 @@ class Store:
             out[breast] = _first_read(db, exam_key, reader, breast)
         return out
 
-    def save_pending_change(self, exam_key: str, reader: str, reads: list[BreastRead], location: str = "") -> Future:
+    def save_pending_change(self, exam_key: str, reader: str, reads: list[BreastRead], location: str = "",
+                            files: str | None = None) -> Future:
         """Keep the reader's change after the commit, not recorded yet, as it stands (``reads``: the breasts whose
         form differs from their latest recorded read; none: nothing pending, e.g. discarded), with where the exam
-        was read from (``location``: its worklist location, else its folder or file). Recording it
-        (``amend_reads``) removes it."""
+        was read from (``location``: its worklist location; "" outside a list) and its files' digest there
+        (``files``; None: not known). Recording it (``amend_reads``) removes it."""
         now = time.time()
 
         def work(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM exam_read_pending_changes WHERE exam_key=? AND reader=?", (exam_key, reader))
             for read in reads:
                 db.execute("INSERT INTO exam_read_pending_changes (exam_key, reader, breast, malignant, benign, "
-                           "birads, density, recommendation, saved_at, location) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           "birads, density, recommendation, saved_at, location, files) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (exam_key, reader, read.breast, read.malignant, read.benign, read.birads, read.density,
-                            read.recommendation, now, location))
+                            read.recommendation, now, location, files))
 
         return self.submit(work)
 
-    def pending_change_locations(self, reader: str) -> set[str]:
-        """Where the exams with a change of ``reader``'s kept, not recorded, were read from (known ones)."""
-        rows = self.read("SELECT DISTINCT location FROM exam_read_pending_changes WHERE reader=? AND location != ''",
-                         (reader,))
-        return {row[0] for row in rows}
+    def pending_change_locations(self, reader: str) -> dict[str, set[str | None]]:
+        """Where the exams with a change of ``reader``'s kept, not recorded, were read from (worklist locations),
+        each with the digests of the files the change was made on (None: not known)."""
+        rows = self.read("SELECT DISTINCT location, files FROM exam_read_pending_changes WHERE reader=? AND "
+                         "location != ''", (reader,))
+        found: dict[str, set[str | None]] = {}
+        for location, files in rows:
+            found.setdefault(location, set()).add(files)
+        return found
 
     def load_pending_change(self, exam_key: str, reader: str) -> dict[str, BreastRead]:
         """The change after the commit kept by ``save_pending_change`` (empty: none), by breast."""

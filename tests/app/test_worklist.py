@@ -1356,6 +1356,7 @@ def test_a_change_kept_unrecorded_is_marked_in_the_list_and_opened_first_after_a
     first.scores.reader.inputs["R"].spin.setValue(35)  # changed after the commit, not recorded
     qtbot.waitUntil(lambda: bool(store.pending_change_locations("reader")), timeout=10_000)
     assert {Path(loc).name for loc in store.pending_change_locations("reader")} == {"exam0"}
+    assert store.pending_change_locations("reader")[str(batch / "exam0")] == {first.worklist.worklist.entries[0].digest}
     assert first.worklist.worklist.entries[0].pending_change
     assert first.worklist.panel.table.item(0, 1).text() == "✎ not recorded"
 
@@ -1378,4 +1379,19 @@ def test_a_change_kept_unrecorded_is_marked_in_the_list_and_opened_first_after_a
     qtbot.waitUntil(lambda: not store.pending_change_locations("reader"), timeout=10_000)
     assert not controller.worklist.entries[0].pending_change
     assert controller.panel.table.item(0, 1).text().endswith("read") and not note.isVisible()
+    first.scores.reader.set_reads(first.scores.reader.first_reads)
+
+    # a change kept on exam1, whose folder then holds another patient's exam: not marked, never opened first
+    from app.study.store import BreastRead
+    store.save_pending_change("key-of-patient-a", "reader", [BreastRead("R", 0.4)], str(batch / "exam1"),
+                              "digest-of-patient-a's-files").result()
+    other = Worklist.open(batch, store=store, reader="reader")
+    assert not any(entry.pending_change for entry in other.entries)
+    store.save_pending_change("key-of-patient-a", "reader", [BreastRead("R", 0.4)], str(batch / "exam1"),
+                              other.entries[1].digest).result()  # on these very files: marked, and Next unread
+    again_list = Worklist.open(batch, store=store, reader="reader")  # stops at it though it is read
+    assert [entry.pending_change for entry in again_list.entries] == [False, True, False]
+    again_list.entries[1].state = ReadState.READ
+    again_list.current = 0
+    assert again_list.next_index(unread_only=True) == 1
     first.scores.reader.set_reads(first.scores.reader.first_reads)  # the first window leaves nothing to ask

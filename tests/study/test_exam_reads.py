@@ -148,7 +148,7 @@ def test_a_change_kept_before_schema_18_keeps_its_values_and_gets_no_location(tm
     db.close()
     store = Store(path)
     assert store.load_pending_change("k", "dr a")["R"].malignant == 0.3
-    assert store.pending_change_locations("dr a") == set()
-    store.save_pending_change("k", "dr a", [BreastRead("R", 0.4)], "/exams/one").result()
-    assert store.pending_change_locations("dr a") == {"/exams/one"}
+    assert store.pending_change_locations("dr a") == {}
+    store.save_pending_change("k", "dr a", [BreastRead("R", 0.4)], "/exams/one", "digest").result()
+    assert store.pending_change_locations("dr a") == {"/exams/one": {"digest"}}
     store.close()

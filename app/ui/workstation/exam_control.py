@@ -240,6 +240,8 @@ class ExamControl:
             self.window.reading.restore_seen(loaded.reads)
             if loaded.pending and self.window.committed:  # the change not recorded when the app last stopped
                 self.window.reading.show_pending_change(loaded.reads, loaded.pending)
+            # the list's mark follows what this exam holds (a mark on a folder refilled with another exam goes)
+            self.window.worklist.mark_pending_change(bool(loaded.pending) and self.window.committed)
         self.window.scores.reader.setEnabled(True)
         self.window.scores.refresh_compare()
         self.window.reading.apply_blind_state()

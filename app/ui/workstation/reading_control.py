@@ -226,8 +226,8 @@ class ReadingControl:
             self.on_saved("NOT saved: the store is closed")
             return True
         key = window.exam_key
-        future = window.store.amend_reads(key, window._reader(), changed)  # the kept change goes with it
-        window.worklist.mark_pending_change(False)
+        future = window.store.amend_reads(key, window._reader(), changed)  # the kept change goes with it (the
+        # list's mark too, once the store said so: on_stored)
         future.add_done_callback(lambda f: window._saved_signal.saved.emit(
             f"saved as {AMENDED_AFTER_AI}; your first read stays as it was" if f.exception() is None
             else f"NOT saved: {f.exception()}", key))
@@ -242,7 +242,8 @@ class ReadingControl:
                 # what could be recorded: an emptied or refused box is no answer (kept, it came back as "—" and
                 # "Record it" was refused)
                 kept = [read for read in changed if read.malignant is not None]
-                window.store.save_pending_change(window.exam_key, window._reader(), kept, self._location())
+                window.store.save_pending_change(window.exam_key, window._reader(), kept,
+                                                 *window.worklist.current_location())
                 window.worklist.mark_pending_change(bool(kept))  # the list says so (✎), also after a crash
             self.on_saved(PENDING_CHANGE if changed else "As committed.")
             return
@@ -355,16 +356,6 @@ class ReadingControl:
         box.open()
         return False
 
-    def _location(self) -> str:
-        """Where the exam on screen was read from: its worklist location (what the list matches), else its
-        folder or file (none for a PACS study opened outside a list)."""
-        window = self.window
-        listed = window.worklist.current_location()
-        if listed:
-            return listed
-        source = getattr(window.exam, "source", None)
-        return str(source) if source is not None else ""
-
     def show_pending_change(self, reads: dict, pending: dict) -> None:
         """The reader's change after the commit that was kept, not recorded, when the app last stopped: in the form
         again, said so, to be recorded (Ctrl+Enter) or discarded as before."""
@@ -429,6 +420,8 @@ class ReadingControl:
         else on the status line naming it (a failure in a dialog: a read was not kept)."""
         window = self.window
         if key == window.exam_key:
+            if text.startswith(f"saved as {AMENDED_AFTER_AI}"):  # recorded: the kept change went with it
+                window.worklist.mark_pending_change(False)
             pending = window.committed and window.scores.reader.changed_since_commit()
             # the commit's "saved" arriving after a further change: the change still waits to be recorded
             self.on_saved(PENDING_CHANGE if pending and not text.startswith("NOT") else text)

@@ -911,10 +911,13 @@ class WorklistController(QObject):
         if not self.window._closed:
             self.schedule_prefetch()
 
-    def current_location(self) -> str:
-        """The worklist location of the exam on screen ("" when it is not one of the list's). Kept from when it
-        was shown: while the next exam loads, the list's current one is already that next exam."""
-        return self._shown_location
+    def current_location(self) -> tuple[str, str | None]:
+        """The worklist location of the exam on screen ("" when it is not one of the list's) and its files'
+        digest when the list was read (None: not known). Kept from when it was shown: while the next exam loads,
+        the list's current one is already that next exam."""
+        entry = next((e for e in (self.worklist.entries if self.worklist is not None else ())
+                      if self._shown_location and e.item.location == self._shown_location), None)
+        return (self._shown_location, entry.digest) if entry is not None else ("", None)
 
     def mark_pending_change(self, kept: bool) -> None:
         """The exam on screen has (``kept``) or no longer has a change after the commit kept unrecorded: the
