@@ -65,8 +65,6 @@ def read_images_with_progress(model, settings, classes, images, device: str, mod
     try:
         return read_images(model, settings, classes, images, device,
                            progress=lambda done, total: bar("reading the images", done, total), mode=mode)
-    except ValueError as error:  # an image the model gave no finite logits: said, naming it
-        raise MammoError(str(error)) from error
     finally:
         bar.close()
 

@@ -175,10 +175,18 @@ class ReportContent:
             if exam.patient.patient_id:
                 fields.append(("Patient ID", shown_value(exam.patient.patient_id)))
         fields.append(("Reader", shown_value(report.reader) or "—"))
-        # without a reader's read the time is the report's, not a reading's (a deployer's audit: "Read on" beside
-        # Reader "—")
-        read = any(read is not None for read in report.reads.values())
-        fields.append(("Read on" if read else "Reported on", self.report_time.strftime("%Y-%m-%d %H:%M")))
+        # when the reader committed the read (the first read's commit; it was the export's time, and a report
+        # exported again later named a time when nothing was read: a radiologist's test), and when the report
+        # was made; without a committed read, the report's time alone (a deployer's audit: "Read on" beside "—")
+        committed = [read for read in report.reads.values() if read is not None and read.committed]
+        times = [read.recorded_at for read in committed if read.recorded_at is not None]
+        if times:
+            shift = self.report_time - report.read_at  # a de-identified report's date offset, as every date's
+            read_on = datetime.datetime.fromtimestamp(min(times)).replace(microsecond=0) + shift
+            fields.append(("Read on", read_on.strftime("%Y-%m-%d %H:%M")))
+        elif not committed and any(read is not None and read.says_something() for read in report.reads.values()):
+            fields.append(("Read on", "not committed (a draft)"))
+        fields.append(("Reported on", self.report_time.strftime("%Y-%m-%d %H:%M")))
         fields.append(("Software", f"Mammo Reader {__version__}"))
         if self.result is not None:
             p = self.result.provenance

@@ -414,8 +414,10 @@ def write_deidentified_images(content, folder: str | Path) -> list[Path]:
     Raises:
         DeidentificationError: an image with burned-in annotation.
     """
+    from app.report.dicom_common import require_distinct_instances  # noqa: PLC0415
     from inference.files import atomic_path  # noqa: PLC0415
 
+    require_distinct_instances(content.exam)  # two views under one UID: two images under one de-identified UID
     deidentifier = Deidentifier()
     written = []
     for view, image in content.exam.views.items():

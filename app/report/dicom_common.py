@@ -24,7 +24,7 @@ class ReportError(MammoError):
     """A report that cannot be made as asked."""
 
 
-def distinct_instances(exam) -> None:  # noqa: ANN001 - an Exam (its views' images)
+def require_distinct_instances(exam) -> None:  # noqa: ANN001 - an Exam (its views' images)
     """Refuse a DICOM result for an exam two of whose views carry one SOP Instance UID: the result refers to
     its images by UID, and a PACS would lay both views' findings (the right breast's map and regions too) on the
     one image it holds under it (a site lead's test)."""

@@ -91,7 +91,6 @@ def _reader_table(content: ReportContent, width_cm: float, cell: ParagraphStyle)
         # squeezed the reader's read into a column 2 cm wide: the breasts become the columns, the reader and each
         # model and hybrid the rows
         texts = [list(column) for column in zip(*texts, strict=True)]
-        texts[0][0] = "Probability of malignancy"
         first = 5.2
         widths = [first] + [(width_cm - first) / (len(texts[0]) - 1)] * (len(texts[0]) - 1)
         rows = [[Paragraph(f"<b>{pdf_text(text)}</b>", heading) for text in texts[0]]]
@@ -153,7 +152,8 @@ def _assessment(content: ReportContent):
 
 
 def _height_left(flowables: list, pagesize: tuple[float, float], width_cm: float) -> float:
-    """The height (points) page one's frame has left below ``flowables`` (the margins of ``write_pdf``)."""
+    """The height (points) page one's frame has left below ``flowables`` (the margins of ``write_pdf``;
+    negative: they pass page one)."""
     frame = pagesize[1] - 2 * 1.3 * cm - 12  # the margins and the frame's padding
     used = 0.0
     for flowable in flowables:
@@ -214,7 +214,7 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
     # at most 13 cm tall, and less where a long header and legend leave less of page one (kept together at 13
     # cm, Letter's page one held the header alone)
     room = _height_left(story + figure_block, pagesize, width_cm) - 0.8 * cm
-    fig_height = max(min(13.0 * cm, room), 6.0 * cm)
+    fig_height = min(13.0 * cm, room) if room >= 6.0 * cm else 13.0 * cm  # less room: a page of its own
     fig_width = min(width_cm, fig_height / cm / aspect)
     story.append(KeepTogether([_image(encode_png(figure), fig_width, aspect), *figure_block]))
     result = content.result

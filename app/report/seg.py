@@ -24,7 +24,7 @@ from pydicom.uid import JPEG2000Lossless
 
 from app import __version__
 from app.cad_marks import shown_regions
-from app.report.dicom_common import (ReportError, deidentify_header, distinct_instances, export_character_set,
+from app.report.dicom_common import (ReportError, deidentify_header, require_distinct_instances, export_character_set,
                                      next_version, no_identifiers_in_warnings, read_source, stamp_report_time)
 from inference.files import atomic_path
 from inference.intake.views import View
@@ -88,7 +88,7 @@ def write_saliency_segs(content, folder: str | Path) -> list[Path]:
     algorithm = hd.AlgorithmIdentificationSequence(  # the weights as every output names them (was the software's
         name=_algorithm_name(entry), version=_weights_version(entry),  # version, said in Software Versions)
         family=codes.cid7162.ArtificialIntelligence)
-    distinct_instances(exam)
+    require_distinct_instances(exam)
     folder = Path(folder)
     suffix = f"_{entry.id}" if len(result.entries) > 1 else ""
     written = []

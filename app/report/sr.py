@@ -23,7 +23,7 @@ from pydicom.uid import Comprehensive3DSRStorage
 from app import __version__
 from app.cad_marks import mask_outline as outline_of
 from app.cad_marks import shown_regions
-from app.report.dicom_common import (ReportError, deidentify_header, distinct_instances, export_character_set,
+from app.report.dicom_common import (ReportError, deidentify_header, require_distinct_instances, export_character_set,
                                      next_version, no_identifiers_in_warnings, read_source, stamp_report_time)
 from inference.files import atomic_path
 from inference.intake.views import Laterality
@@ -113,7 +113,7 @@ def write_sr(content, path: str | Path) -> Path:
     if result is None:
         raise ReportError("a structured report needs an analysis result" + (
             f" ({content.report.model_withheld})" if content.report.model_withheld else ""))
-    distinct_instances(exam)
+    require_distinct_instances(exam)
     sources = {}
     for view, image in exam.views.items():
         if not image.sop_instance_uid:

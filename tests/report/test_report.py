@@ -139,7 +139,7 @@ def test_json_report_holds_the_result_and_reads(analysed, tmp_path):
     exam, result = analysed
     path = export_report(ReportInput(exam, result, {"R": BreastRead("R", 0.4)}), tmp_path, formats=("json",))[0]
     data = json.loads(path.read_text())
-    assert data["schema"] == "mammo-reader/report" and data["schema_version"] == "2.3"
+    assert data["schema"] == "mammo-reader/report" and data["schema_version"] == "2.4"
     model = data["reads"]["R"]["models"][result.entries[0].id]
     assert model["hybrid_malignant"] == pytest.approx((0.4 + model["model_malignant"]) / 2)
     assert set(data["result"]["views"]) == {"R-CC", "L-CC"} and data["disclaimer"] == DISCLAIMER
@@ -1013,3 +1013,25 @@ def test_no_dicom_result_for_an_exam_whose_two_views_carry_one_uid(tmp_path):
     assert "carry one SOP Instance UID" in said and "would lay both views' findings on one image" in said
     written = raised.value.written
     assert [p.suffix for p in written] == [".json", ".npz"] and not list((tmp_path / "out").rglob("*.dcm"))
+
+
+def test_read_on_is_when_the_read_was_committed_and_reported_on_when_the_report_was_made(analysed, tmp_path):
+    """A radiologist's test: a report exported again at 18:02 said "Read on 2026-12-07 18:02", a time when nothing
+    was read (the first read was committed at 17:57)."""
+    import datetime
+    import time
+
+    exam, result = analysed
+    committed = time.time() - 3 * 3600
+    reads = {"R": BreastRead("R", 0.6, committed=True, recorded_at=committed)}
+    made = datetime.datetime.now().replace(microsecond=0)
+    paths = export_report(ReportInput(exam, result, reads, read_at=made), tmp_path, formats=("json", "pdf"))
+    header = json.loads(next(p for p in paths if p.suffix == ".json").read_text())["header"]
+    assert header["Read on"] == datetime.datetime.fromtimestamp(committed).strftime("%Y-%m-%d %H:%M")
+    assert header["Reported on"] == made.strftime("%Y-%m-%d %H:%M")
+    text = " ".join(pdf_text(next(p for p in paths if p.suffix == ".pdf")).split())
+    assert f"Read on {header['Read on']}" in text and f"Reported on {header['Reported on']}" in text
+    draft = {"R": BreastRead("R", 0.6)}
+    header = report_json_header = json.loads(export_report(ReportInput(exam, result, draft), tmp_path / "draft",
+                                                           formats=("json",))[0].read_text())["header"]
+    assert report_json_header["Read on"] == "not committed (a draft)" and "Reported on" in header

@@ -64,12 +64,13 @@ class SettingsControl:
         """Take new preferences; an empty model field means the built-in demo model, never "none"."""
         window = self.window
         reader_changed = (settings.reader_name or "reader") != window._reader()
-        stayed = (f"the reader stays {window._reader()}: the question about this exam's form was cancelled "
-                  "(choose the reader again in Preferences)")
+        unnamed = 'unnamed ("reader")'  # "the reader stays reader" read as a slip
+        stayed = (f"the reader stays {window.settings.reader_name or unnamed}: the question about this exam's form "
+                  "was cancelled (choose the reader again in Preferences)")
         if reader_changed and not window.reading.leave_or_ask(lambda: self.apply_settings(settings), stayed=stayed):
             # the previous reader's change after the commit is recorded or discarded first; the rest applies now
             self.apply_settings(dataclasses.replace(settings, reader_name=window.settings.reader_name))
-            window.statusBar().showMessage(f"the reader becomes {settings.reader_name or 'reader'} once the question "
+            window.statusBar().showMessage(f"the reader becomes {settings.reader_name or unnamed} once the question "
                                            "about this exam's form is answered", 15_000)
             return
         if reader_changed and window.exam is not None:  # the form's draft is the previous reader's: saved as theirs

@@ -21,6 +21,7 @@ from inference.evaluation.temperature import (
     negative_log_likelihood,
     softmax,
 )
+from inference.errors import MammoError
 from inference.training.labelled_images import AMBIGUOUS, LabelledImage, background_class, window_labels
 
 
@@ -47,17 +48,19 @@ def read_images(model: torch.nn.Module, settings: WindowSettings, classes: tuple
     model.eval()
     size = window_batch_size(device, settings.window, model.config.width)
     readings = []
-    for number, image in enumerate(images, start=1):
-        prepared = prepare_windows(image.image, image.view)
-        read = read_view(model, prepared, device, mode, settings, size)
-        if not np.isfinite(read.logits).all():  # a −inf logit is a sure 0 after the softmax: never an AUC's row,
-            model.train(was_training)  # nor a temperature fitted on it
-            raise ValueError(f"{image.source}: the model's window logits are not finite numbers")
-        labels = window_labels(image, read.grid.origins, settings.window, classes)
-        readings.append(ImageReading(image.source, classes.index(image.label), read.logits, labels))
-        if progress is not None:
-            progress(number, len(images))
-    model.train(was_training)
+    try:
+        for number, image in enumerate(images, start=1):
+            prepared = prepare_windows(image.image, image.view)
+            read = read_view(model, prepared, device, mode, settings, size)
+            if not np.isfinite(read.logits).all():  # a −inf logit is a sure 0 after the softmax: never an AUC's
+                # row, nor a temperature fitted on it
+                raise MammoError(f"{image.source}: the model's window logits are not finite numbers")
+            labels = window_labels(image, read.grid.origins, settings.window, classes)
+            readings.append(ImageReading(image.source, classes.index(image.label), read.logits, labels))
+            if progress is not None:
+                progress(number, len(images))
+    finally:
+        model.train(was_training)
     return readings
 
 
