@@ -1380,6 +1380,17 @@ def test_a_change_kept_unrecorded_is_marked_in_the_list_and_opened_first_after_a
     assert not controller.worklist.entries[0].pending_change
     assert controller.panel.table.item(0, 1).text().endswith("read") and not note.isVisible()
     first.scores.reader.set_reads(first.scores.reader.first_reads)
+    # the mark goes to the row of the exam shown, never to the one shown before it (found in review: the exam's
+    # load set it while the list still named the previous exam's row)
+    controller._shown_location = controller.worklist.entries[1].item.location  # noqa: SLF001 - exam1 was on screen
+    controller.worklist.current = 0
+    again.opened_with_kept_change = True  # exam0 opens with a kept change
+    controller._on_exam_shown()  # noqa: SLF001
+    assert [entry.pending_change for entry in controller.worklist.entries] == [True, False, False]
+    again.opened_with_kept_change = None  # the same exam shown again: the mark as it is
+    controller._on_exam_shown()  # noqa: SLF001
+    assert controller.worklist.entries[0].pending_change
+    controller.mark_pending_change(False)
 
     # a change kept on exam1, whose folder then holds another patient's exam: not marked, never opened first
     from app.study.store import BreastRead

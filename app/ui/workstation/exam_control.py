@@ -240,8 +240,9 @@ class ExamControl:
             self.window.reading.restore_seen(loaded.reads)
             if loaded.pending and self.window.committed:  # the change not recorded when the app last stopped
                 self.window.reading.show_pending_change(loaded.reads, loaded.pending)
-            # the list's mark follows what this exam holds (a mark on a folder refilled with another exam goes)
-            self.window.worklist.mark_pending_change(bool(loaded.pending) and self.window.committed)
+        # the list's mark follows what the exam shown holds (a mark on a folder refilled with another exam goes),
+        # once the list knows which row is on screen (examShown)
+        self.window.opened_with_kept_change = bool(loaded.pending) and self.window.committed if another else None
         self.window.scores.reader.setEnabled(True)
         self.window.scores.refresh_compare()
         self.window.reading.apply_blind_state()

@@ -125,6 +125,8 @@ class MainWindow(QMainWindow):
         self._overlays_pending = False
         self.overlays_asked_while_loading = False  # H pressed with no exam on screen: the next exam's choice
         self.pending_amendment_box = None  # asked before leaving an exam with an unrecorded change
+        # the exam just shown opened with a kept change (True) or without one (False); None: the same exam again
+        self.opened_with_kept_change: bool | None = None
         self.session_only: dict[str, tuple] = {}  # setting -> (saved value, this session's command-line value)
         self._thread_done = False
         self._saved_signal = _SavedSignal()

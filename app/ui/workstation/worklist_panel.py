@@ -704,6 +704,8 @@ class WorklistController(QObject):
         # a list's exam is shown only by the list's own move (File ▸ Open steps out of the list first)
         item = self.worklist.item if self.worklist is not None else None
         self._shown_location = item.location if item is not None else ""
+        if self.window.opened_with_kept_change is not None:
+            self.mark_pending_change(self.window.opened_with_kept_change)
         if self.worklist is None:
             return
         window = self.window
