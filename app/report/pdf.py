@@ -207,10 +207,11 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
         orders = "; ".join(f"{kind}: {rank_order(kind)}" for kind in kinds) or "by score"
         maps = (f"Maps of {pdf_text(entry.label)}: {', '.join(items)} (opacity = value, 0 to 1)" if items
                 else f"{pdf_text(entry.label)} gives no maps")  # a detector: it said "Maps of …: none"
-        figure_block.append(Paragraph(f"{maps}; yellow boxes: its scored regions, numbered by rank ({pdf_text(orders)}; "
-                               f"{pdf_text(content.regions_rule())}).", small))
+        figure_block.append(Paragraph(f"{maps}; yellow boxes: its scored regions, numbered by rank "
+                                      f"({pdf_text(orders)}; {pdf_text(content.regions_rule())}).", small))
     if content.report.marks:
-        figure_block.append(Paragraph("Cyan crosses: the reader's own marks (M1, M2, … as in the table of marks).", small))
+        figure_block.append(Paragraph("Cyan crosses: the reader's own marks (M1, M2, … as in the table of marks).",
+                                      small))
     # at most 13 cm tall, and less where a long header and legend leave less of page one (kept together at 13
     # cm, Letter's page one held the header alone)
     room = _height_left(story + figure_block, pagesize, width_cm) - 0.8 * cm

@@ -64,6 +64,17 @@ def commit_read(qtbot, window: MainWindow, malignant: int, birads: str, recommen
     qtbot.waitUntil(lambda: window.scores.reader.saved_label.text().startswith("committed"), timeout=10_000)
 
 
+def type_into(qtbot, window: MainWindow, spin, text: str) -> None:
+    """``text`` typed into ``spin`` as a reader would: the window active, the box focused, its text selected."""
+    from PySide6.QtTest import QTest
+
+    window.activateWindow()
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=5000)
+    spin.lineEdit().selectAll()
+    QTest.keyClicks(spin, text)
+
+
 def answer(qtbot, window: MainWindow, button: QMessageBox.StandardButton) -> None:
     qtbot.waitUntil(lambda: window.commit_anyway_box is not None and window.commit_anyway_box.isVisible())
     box = window.commit_anyway_box
@@ -883,18 +894,12 @@ def test_dropping_a_refused_entry_over_a_committed_read_leaves_the_exam(qtbot, s
     """A review's finding: "2.5" typed over a committed 10 %, then Open: "Drop it" did nothing (the question was
     still on screen while its answer ran, and the leave that followed stopped at it), and the box's "—" was a
     change after the commit that could not be recorded."""
-    from PySide6.QtTest import QTest
-
     folders = one_view_exams(tmp_path, "ab")
     window = analysed_window(qtbot, store, folders["a"], stub_model, blind_first=True)
     commit_read(qtbot, window, 10, "2", "routine screening")
     key = window.exam_key
     spin = window.scores.reader.inputs["R"].spin
-    window.activateWindow()
-    spin.setFocus()
-    qtbot.waitUntil(spin.hasFocus, timeout=5000)
-    spin.lineEdit().selectAll()
-    QTest.keyClicks(spin, "2.5")
+    type_into(qtbot, window, spin, "2.5")
     window.open_exam(folders["b"])
     box = window.findChild(QMessageBox, "refusedEntryBox")
     qtbot.waitUntil(box.isVisible, timeout=5000)
@@ -932,14 +937,9 @@ def test_a_navigation_key_pressed_again_in_the_question_never_moves_it_off_its_d
 
 
 def test_staying_to_correct_a_refused_entry_puts_it_back_in_its_box(qtbot, store, tmp_path, stub_model):
-    from PySide6.QtTest import QTest
-
     window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
     spin = window.scores.reader.inputs["R"].spin
-    window.activateWindow()
-    spin.setFocus()
-    qtbot.waitUntil(spin.hasFocus, timeout=5000)
-    QTest.keyClicks(spin, "2.5")
+    type_into(qtbot, window, spin, "2.5")
     spin.clearFocus()  # the box left: "—", the entry named under the form
     qtbot.waitUntil(lambda: spin.text() == "—", timeout=5000)
     assert window.reading.leave_or_ask(lambda: None) is False
@@ -960,10 +960,7 @@ def test_switching_to_another_window_keeps_a_refused_entry_as_typed(qtbot, store
 
     window = right_cc_window(qtbot, store, tmp_path, stub_model, blind_first=True)
     spin = window.scores.reader.inputs["R"].spin
-    window.activateWindow()
-    spin.setFocus()
-    qtbot.waitUntil(spin.hasFocus, timeout=5000)
-    QTest.keyClicks(spin, "2.5")
+    type_into(qtbot, window, spin, "2.5")
     QApplication.sendEvent(spin, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.ActiveWindowFocusReason))
     assert spin.text() == "2.5 %" and spin.past_range() == "2.5 %" and spin.answer() is None
     assert window.reading.leave_or_ask(lambda: None) is False  # still asked about before leaving

@@ -917,21 +917,23 @@ class WorklistController(QObject):
         """The worklist location of the exam on screen ("" when it is not one of the list's) and its files'
         digest when the list was read (None: not known). Kept from when it was shown: while the next exam loads,
         the list's current one is already that next exam."""
-        entry = next((e for e in (self.worklist.entries if self.worklist is not None else ())
-                      if self._shown_location and e.item.location == self._shown_location), None)
-        return (self._shown_location, entry.digest) if entry is not None else ("", None)
+        shown = self._shown_entries()
+        return (self._shown_location, shown[0].digest) if shown else ("", None)
 
     def mark_pending_change(self, kept: bool) -> None:
         """The exam on screen has (``kept``) or no longer has a change after the commit kept unrecorded: the
         list's row says so."""
-        worklist = self.worklist
-        rows = [entry for entry in (worklist.entries if worklist is not None else ())
-                if self._shown_location and entry.item.location == self._shown_location
-                and entry.pending_change != kept]
+        rows = [entry for entry in self._shown_entries() if entry.pending_change != kept]
         for entry in rows:
             entry.pending_change = kept
         if rows and not self.window._closed:
-            self.panel.show_worklist(worklist)
+            self.panel.show_worklist(self.worklist)
+
+    def _shown_entries(self) -> list:
+        """The list's rows of the exam on screen (none when it is not one of the list's)."""
+        if self.worklist is None or not self._shown_location:
+            return []
+        return [entry for entry in self.worklist.entries if entry.item.location == self._shown_location]
 
     def leave(self) -> None:
         """The window closes: the current exam's reading time is saved."""
