@@ -3,10 +3,11 @@ findings next to the images: for every analysed model, each view's class probabi
 references the image), each scored region as an image region (SCOORD polyline on the source image, pixel-edge
 coordinates) with its own score alone (attention, glimpse or window probability …; a detection with an instance
 mask, Mask R-CNN: its outline as a closed SCOORD POLYLINE — SCOORD's polygon, PS3.3 C.18.6.1.2 — and its class and
-score), and the breast- and exam-level probabilities. A region's group never carries the view's probabilities: a
-viewer showed a low-attention patch as "Probability of malignancy 0.91" (a site lead's finding). Codes that no standard defines
-use the private scheme 99MAMMOREADER (benign and malignant keep MR003 and MR002; other classes and scores get
-stable codes derived from their names)."""
+score), and the breast- and exam-level probabilities (a detector's class none of whose detections passed its
+score threshold: the threshold and "no detection at or above it", never a probability of 0). A region's group never
+carries the view's probabilities: a viewer showed a low-attention patch as "Probability of malignancy 0.91" (a site
+lead's finding). Codes that no standard defines use the private scheme 99MAMMOREADER (benign and malignant keep
+MR003 and MR002; other classes and scores get stable codes derived from their names)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pydicom.uid import Comprehensive3DSRStorage
 from app import __version__
 from app.cad_marks import mask_outline as outline_of
 from app.cad_marks import shown_regions
+from app.model_table import score_floor
 from app.report.dicom_common import (ReportError, deidentify_header, require_distinct_instances, export_character_set,
                                      next_version, no_identifiers_in_warnings, read_source, stamp_report_time)
 from inference.files import atomic_path
@@ -32,6 +34,8 @@ SCHEME = "99MAMMOREADER"
 ATTENTION = Code("MR001", SCHEME, "Attention weight of the region")
 P_MALIGNANT = Code("MR002", SCHEME, "Probability of malignancy")
 P_BENIGN = Code("MR003", SCHEME, "Probability of benign finding")
+SCORE_THRESHOLD = Code("MR004", SCHEME, "Detector score threshold")
+NOTHING_DETECTED = Code("MR005", SCHEME, "No detection scored at or above the detector's threshold")
 NO_UNITS = Code("1", "UCUM", "no units")
 LESION = Code("52988006", "SCT", "Lesion")  # a detection (an instance mask)
 IMAGE_REGION = codes.DCM.ImageRegion  # a region a model scored (retrieved patch, attention window): no lesion
@@ -61,12 +65,22 @@ def _measurement(name: Code, value: float) -> hd.sr.Measurement:
     return hd.sr.Measurement(name=name, value=float(value), unit=NO_UNITS)
 
 
-def _class_measurements(classes, probabilities, malignancy) -> list:
-    """One measurement per class; P(malignant) by the model's rule when its classes are not benign/malignant."""
-    out = [_measurement(class_code(c), probabilities[c]) for c in classes]
-    if malignancy is not None and "malignant" not in classes:
-        out.append(_measurement(P_MALIGNANT, malignancy))
-    return out
+def _class_findings(entry, probabilities, malignancy) -> dict:
+    """A group's class measurements: one per class; P(malignant) by the model's rule when its classes are not
+    benign/malignant. A detector's class none of whose detections passed its score threshold has the score 0,
+    which is no probability of 0 (the screen and the PDF say "< 5 %"): the group carries the threshold and, for
+    that class, a coded "no detection at or above the threshold" instead of a number (keyword arguments of a
+    highdicom measurement group)."""
+    floor = score_floor(entry)
+    named = [(class_code(c), probabilities[c]) for c in entry.classes]
+    if malignancy is not None and "malignant" not in entry.classes:
+        named.append((P_MALIGNANT, malignancy))
+    below = [name for name, value in named if floor is not None and value == 0.0]
+    measurements = [_measurement(name, value) for name, value in named if name not in below]
+    if below:
+        measurements.append(_measurement(SCORE_THRESHOLD, floor))
+    return {"measurements": measurements,
+            "qualitative_evaluations": [hd.sr.QualitativeEvaluation(name, NOTHING_DETECTED) for name in below] or None}
 
 
 def mask_outline(mask, original_shape: tuple[int, int]) -> np.ndarray | None:
@@ -140,7 +154,7 @@ def write_sr(content, path: str | Path) -> Path:
                     uid=hd.UID(), identifier=f"{entry.id[:40]} {view.value} view"),
                 finding_type=BREAST,
                 finding_sites=[hd.sr.FindingSite(anatomic_location=BREAST, laterality=LATERALITY[view.laterality])],
-                measurements=_class_measurements(entry.classes, r.probabilities, entry.malignant(r.probabilities)),
+                **_class_findings(entry, r.probabilities, entry.malignant(r.probabilities)),
                 algorithm_id=algorithm,
                 source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)]))
             # the regions the screen and the PDF show (the model's operating point, on the breast), not every one a
@@ -170,14 +184,14 @@ def write_sr(content, path: str | Path) -> Path:
             groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=name),
                 finding_type=BREAST, finding_sites=[hd.sr.FindingSite(anatomic_location=BREAST, laterality=LATERALITY[side])],
-                measurements=_class_measurements(entry.classes, scores.probabilities, scores.malignant),
+                **_class_findings(entry, scores.probabilities, scores.malignant),
                 algorithm_id=algorithm))
         decision = result.exam[entry.id]
         if decision.probabilities:
             groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{entry.id} exam"[:64]),
                 finding_type=BREAST,
-                measurements=_class_measurements(entry.classes, decision.probabilities, decision.malignant),
+                **_class_findings(entry, decision.probabilities, decision.malignant),
                 algorithm_id=algorithm))
     if not groups:  # TID 1500 carries at least one measurement group; highdicom's own error said only that
         raise ReportError("no model has a result on any view of this exam (the notices say why), so a structured "

@@ -19,6 +19,9 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
+    QStyle,
+    QStyleOptionSlider,
+    QStylePainter,
 )
 
 
@@ -355,6 +358,27 @@ class AnswerSlider(_WheelOnlyWhenFocused, QSlider):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self._unanswered = True
+        self.setAccessibleDescription("no answer yet")
+
+    def set_unanswered(self, unanswered: bool) -> None:
+        """No answer yet: the groove is drawn without its handle (a handle at the left end reads as 0 %)."""
+        if unanswered != self._unanswered:
+            self._unanswered = unanswered
+            self.setAccessibleDescription("no answer yet" if unanswered else "")
+            self.update()
+
+    def unanswered(self) -> bool:
+        return self._unanswered
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if not self._unanswered:
+            super().paintEvent(event)
+            return
+        option = QStyleOptionSlider()
+        self.initStyleOption(option)
+        option.subControls = QStyle.SubControl.SC_SliderGroove
+        QStylePainter(self).drawComplexControl(QStyle.ComplexControl.CC_Slider, option)
 
     def _typing(self, event) -> bool:
         return self.typing_goes_to is not None and event.text()[:1].isdigit() and not event.modifiers() & (

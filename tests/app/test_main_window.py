@@ -251,6 +251,37 @@ def test_an_unanswered_breast_reads_as_a_dash_and_zero_is_an_answer(qtbot):
     assert panel.value("R") is None and right.spin.text() == "—" and right.slider.value() == 0
 
 
+def test_an_unanswered_breast_s_slider_shows_no_handle_where_0_percent_would_be(qtbot):
+    """A handle at the left end read as an answer of 0 % where none was given: the slider draws its groove alone
+    until the breast has an answer (typed, pressed on the slider, or a stored read), and again once it is emptied."""
+    from app.study.store import BreastRead
+    from app.ui.workstation.score_panel import ReaderPanel
+
+    panel = ReaderPanel()
+    panel.resize(600, 200)
+    qtbot.addWidget(panel)
+    panel.show()
+    right = panel.inputs["R"]
+
+    def drawn():
+        return right.slider.grab().toImage()
+
+    unanswered = drawn()
+    assert right.slider.unanswered() and right.slider.accessibleDescription() == "no answer yet"
+    right.spin.setValue(0)  # 0 % is an answer: the handle at the left end
+    assert not right.slider.unanswered() and drawn() != unanswered
+    zero = drawn()
+    right.spin.lineEdit().clear()
+    right.spin.lineEdit().textEdited.emit("")  # emptied: no answer again
+    assert panel.value("R") is None and right.slider.unanswered() and drawn() == unanswered
+    panel.set_reads({"R": BreastRead("R", 0.0)})
+    assert not right.slider.unanswered() and drawn() == zero
+    panel.set_reads({})
+    assert right.slider.unanswered() and drawn() == unanswered
+    right.slider.sliderPressed.emit()  # a press on the slider answers its value
+    assert panel.value("R") == 0.0 and not right.slider.unanswered()
+
+
 def test_an_edit_waiting_for_its_save_is_saved_on_close_and_never_after_the_store_closes(qtbot, store, tmp_path):
     write_png(tmp_path / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
     window = make_window(qtbot, store)

@@ -175,6 +175,53 @@ def test_structured_report_has_each_detection_as_a_polygon_with_class_and_score(
             assert overlap > 0.9, (view, i, overlap)
 
 
+def test_a_class_with_no_detection_is_said_so_not_written_as_a_probability_of_0(tmp_path):
+    """A view's class score is its best detection's; a class none of whose detections passed the score threshold
+    had "Probability of … 0.0" in the SR where the screen and the PDF say "< 10 %". The view's group (and its
+    breast's, the exam's) says the threshold and, for that class, that nothing was detected at or above it; a
+    detected class keeps its score; dciodvfy clean. Exam 0's R-CC under a threshold of 0.1: its best benign
+    detection scores 0.153 (0.144 over the breast), its best malignant one 0.069 (the oracle)."""
+    import json
+    import shutil
+
+    import highdicom as hd
+
+    require_shared(MASKRCNN)
+    from app.report.content import ReportInput
+    from app.report.export import export_report
+    from inference.families.maskrcnn.family import metadata
+    from inference.intake.exam import load_exam
+    from inference.pipeline import analyze_exam
+    from inference.weights import load_model
+    from tests.inference.intake.dicom_factory import make_dataset, write
+
+    golden = _golden("R-CC")
+    assert max(golden["scores"][golden["labels"] == 1]) > 0.1 > max(golden["scores"][golden["labels"] == 2])
+    shutil.copy(MASKRCNN / "seeded_state_dict.pt", tmp_path / "detector.pt")
+    (tmp_path / "detector.pt.json").write_text(json.dumps(metadata(score_threshold=0.1)))
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    pixels = cv2.imread(str(DATA / "gmic-exam0" / "0_R-CC.png"), cv2.IMREAD_UNCHANGED)
+    write(make_dataset(pixels, "R-CC"), folder, "R-CC.dcm")
+    exam = load_exam(folder)
+    result = analyze_exam(exam, [load_model(tmp_path / "detector.pt")], device="cpu")
+    view = result.views[View.R_CC].result(result.entries[0].id).probabilities
+    assert view["benign mass"] > 0.1 and view["malignant mass"] == 0.0
+    (path,) = export_report(ReportInput(exam, result), tmp_path / "out", formats=("sr",))
+    assert dciodvfy(path) == []
+    report = hd.sr.MeasurementReport.from_sequence([hd.sr.srread(path)])
+    groups = report.get_image_measurement_groups()
+    assert len(groups) == 3  # the view, its breast, the exam
+    for group in groups:
+        numbers = {m.name.meaning: m.value for m in group.get_measurements()}
+        coded = {e.name.meaning: e.value.meaning for e in group.get_qualitative_evaluations()}
+        assert numbers["Probability of benign mass"] == pytest.approx(view["benign mass"], abs=1e-6)
+        for below in ("Probability of malignant mass", "Probability of malignancy"):
+            assert below not in numbers  # no number, no 0
+            assert coded[below] == "No detection scored at or above the detector's threshold"
+        assert numbers["Detector score threshold"] == pytest.approx(0.1)
+
+
 def test_detection_exports_pass_dciodvfy(reported):
     paths = [*reported.rglob("*_sr.dcm"), *reported.rglob("*_detections_seg.dcm")]
     assert len(paths) == 5

@@ -165,12 +165,19 @@ class ReaderPanel(QGroupBox):
             entry.spin.setValue(entry.slider.value())
 
     def _text_edited(self, side: str) -> None:
-        entry = self.inputs[side]
-        if entry.spin.answer() is None:
-            entry.slider.blockSignals(True)
-            entry.slider.setValue(0)
-            entry.slider.blockSignals(False)
+        if self.inputs[side].spin.answer() is None:
+            self._show_on_slider(side)
         self.changed.emit()
+
+    def _show_on_slider(self, side: str) -> None:
+        """The slider follows its box: the answer's position, or no handle while there is no answer (a handle at
+        the left end read as an answer of 0 %)."""
+        entry = self.inputs[side]
+        answer = entry.spin.answer()
+        blocked = entry.slider.blockSignals(True)
+        entry.slider.setValue(0 if answer is None else answer)
+        entry.slider.blockSignals(blocked)
+        entry.slider.set_unanswered(answer is None)
 
     def refusal_line(self) -> str:
         """The line that names numbers past 0–100 % still refused ("" when none)."""
@@ -178,10 +185,7 @@ class ReaderPanel(QGroupBox):
         return f"{'; '.join(refused)}: not a whole percentage from 0 to 100, not taken." if refused else ""
 
     def _spin_changed(self, side: str, value: int) -> None:
-        slider = self.inputs[side].slider
-        slider.blockSignals(True)
-        slider.setValue(max(value, 0))
-        slider.blockSignals(False)
+        self._show_on_slider(side)
         self.changed.emit()
 
     def value(self, side: str) -> float | None:
@@ -293,13 +297,13 @@ class ReaderPanel(QGroupBox):
                 widget.blockSignals(True)
             value = int(round(100 * read.malignant)) if given else -1
             entry.spin.setValue(value)
-            entry.slider.setValue(max(value, 0))
             entry.benign.setValue(-1 if read is None or read.benign is None else 100 * read.benign)
             entry.birads.setCurrentText(read.birads if read else "")
             entry.density.setCurrentText(read.density if read else "")
             entry.recommendation.setCurrentText(read.recommendation if read else "")
             for widget in widgets:
                 widget.blockSignals(False)
+            self._show_on_slider(side)
 
 
 def _clock(seconds: float | None) -> str:
