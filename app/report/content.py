@@ -184,6 +184,13 @@ class ReportContent:
             shift = self.report_time - report.read_at  # a de-identified report's date offset, as every date's
             read_on = datetime.datetime.fromtimestamp(min(times)).replace(microsecond=0) + shift
             fields.append(("Read on", read_on.strftime("%Y-%m-%d %H:%M")))
+            # the latest change after AI, when there was one: the PDF named the amended estimate with no time,
+            # and a reader's change days later read as the same sitting's
+            amended = [read.amendment.recorded_at for read in committed
+                       if read.amendment is not None and read.amendment.recorded_at is not None]
+            if amended:
+                amended_on = datetime.datetime.fromtimestamp(max(amended)).replace(microsecond=0) + shift
+                fields.append(("Amended on", amended_on.strftime("%Y-%m-%d %H:%M")))
         elif not committed and any(read is not None and read.says_something() for read in report.reads.values()):
             fields.append(("Read on", "not committed (a draft)"))
         fields.append(("Reported on", self.report_time.strftime("%Y-%m-%d %H:%M")))

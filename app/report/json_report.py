@@ -15,11 +15,11 @@ from inference.results.serialize import maps_path, maps_to_bytes, result_to_data
 
 HYBRID_NOT_INDEPENDENT = ("the first read was made with the AI shown (blind reading off): the hybrid is not of two "
                           "independent opinions")
-SCHEMA_VERSION = "2.4"  # 2.1: each mark says whether it was made after AI (after_ai); 2.2: each read whether it
+SCHEMA_VERSION = "2.5"  # 2.1: each mark says whether it was made after AI (after_ai); 2.2: each read whether it
 # was made with the AI shown (read_with_ai_shown: blind reading off; null where not known); 2.3: the header's time
 # is "Reported on" where no reader's read is in the report ("Read on" where one is), and each view of the result
 # names its source image; 2.4: "Read on" is the first read's commit (a draft: "not committed (a draft)"), "Reported
-# on" beside it always
+# on" beside it always; 2.5: "Amended on", the latest change after AI, where a read was amended
 
 
 def report_dict(content: ReportContent) -> tuple[dict, dict]:

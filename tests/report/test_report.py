@@ -139,7 +139,7 @@ def test_json_report_holds_the_result_and_reads(analysed, tmp_path):
     exam, result = analysed
     path = export_report(ReportInput(exam, result, {"R": BreastRead("R", 0.4)}), tmp_path, formats=("json",))[0]
     data = json.loads(path.read_text())
-    assert data["schema"] == "mammo-reader/report" and data["schema_version"] == "2.4"
+    assert data["schema"] == "mammo-reader/report" and data["schema_version"] == "2.5"
     model = data["reads"]["R"]["models"][result.entries[0].id]
     assert model["hybrid_malignant"] == pytest.approx((0.4 + model["model_malignant"]) / 2)
     assert set(data["result"]["views"]) == {"R-CC", "L-CC"} and data["disclaimer"] == DISCLAIMER
@@ -1031,6 +1031,19 @@ def test_read_on_is_when_the_read_was_committed_and_reported_on_when_the_report_
     assert header["Reported on"] == made.strftime("%Y-%m-%d %H:%M")
     text = " ".join(pdf_text(next(p for p in paths if p.suffix == ".pdf")).split())
     assert f"Read on {header['Read on']}" in text and f"Reported on {header['Reported on']}" in text
+    assert "Amended on" not in header and "Amended on" not in text
+    # amended after AI, twice (the second a day later): the latest change's time beside the first read's
+    earlier = BreastRead("R", 0.5, committed=True, recorded_at=committed + 600)
+    latest = BreastRead("R", 0.3, committed=True, recorded_at=committed + 86400)
+    reads = {"R": dataclasses.replace(reads["R"], amendment=latest, earlier_amendments=(earlier,)),
+             "L": BreastRead("L", 0.1, committed=True, recorded_at=committed + 60)}
+    paths = export_report(ReportInput(exam, result, reads, read_at=made), tmp_path / "amended",
+                          formats=("json", "pdf"))
+    header = json.loads(next(p for p in paths if p.suffix == ".json").read_text())["header"]
+    assert header["Read on"] == datetime.datetime.fromtimestamp(committed).strftime("%Y-%m-%d %H:%M")
+    assert header["Amended on"] == datetime.datetime.fromtimestamp(committed + 86400).strftime("%Y-%m-%d %H:%M")
+    text = " ".join(pdf_text(next(p for p in paths if p.suffix == ".pdf")).split())
+    assert f"Amended on {header['Amended on']}" in text
     draft = {"R": BreastRead("R", 0.6)}
     header = report_json_header = json.loads(export_report(ReportInput(exam, result, draft), tmp_path / "draft",
                                                            formats=("json",))[0].read_text())["header"]
