@@ -16,13 +16,17 @@ from typing import Literal, TextIO
 
 from app.archive.sources import ExamItem
 from app.archive.table import BOOKKEEPING, SCORES_FILE, part_path, read_part, write_scores
-from app.archive.unit import Outcome, already_done
+from app.archive.unit import Outcome, already_done, marker_path, read_marker
 from inference.errors import MammoError
 from inference.files import hide_file_times, write_text_atomic
 from inference.spreadsheet_cells import read_text_cell, text_dict_writer, text_writer
 
 FAILURES_FILE = "failures.csv"
 FAILURE_COLUMNS = ("exam_id", "location", "reason", "failed_at")
+SHARED_IMAGE = ("an image of this exam carries the SOP Instance UID of an image of exam {others} (an archive error: "
+                "one UID, two images or one image filed twice): its DICOM results (SR, SEG, Encapsulated PDF, image "
+                "copies) were withdrawn, as a PACS would lay them on the other exam's image; correct the archive "
+                "and run again")
 # the table is rewritten after every exam while it is small (a few milliseconds), then every 30 s
 CONSOLIDATE_ALWAYS_ROWS = 20_000
 CONSOLIDATE_EVERY_S = 30.0
@@ -128,6 +132,7 @@ class Ledger:
         self.failures = self._earlier_failures({i.exam_id for i in items})
         self.todo: list[ExamItem] = []
         self.by_id = {i.exam_id: i for i in items}
+        self.image_owner: dict[str, str] = {}  # an image's keyed UID (unit.image_keys) -> the first exam with it
         for item in items:
             # its rows stay in the table until a forced run replaces them; rows that cannot be read (a damaged
             # or lost part) make it an exam to do again, not a done one with no rows
@@ -135,6 +140,7 @@ class Ledger:
             if done_before and not force:
                 self.summary.skipped.append(Outcome(item.exam_id, item.location, "skipped"))
                 self.failures.pop(item.exam_id, None)
+                self._own_images(item.exam_id, read_marker(self.out, item).get("images") or ())
             else:
                 self.todo.append(item)
         if progress is not None:  # this run's exams: those an earlier run finished were counted as never done
@@ -162,13 +168,71 @@ class Ledger:
         except (OSError, UnicodeDecodeError, csv.Error):
             return {}
 
-    def add(self, outcome: Outcome) -> None:
+    def _own_images(self, exam_id: str, images) -> list[str]:
+        """Record the exam's images; returns the other exams that hold one of them, first seen."""
+        others = []
+        for key in images:
+            owner = self.image_owner.setdefault(str(key), exam_id)
+            if owner != exam_id and owner not in others:
+                others.append(owner)
+        return others
+
+    def _withdraw(self, outcome: Outcome, others: list[str], files) -> Outcome:
+        """The exam as partial, its DICOM results deleted and its marker removed (a rerun tries it again): it
+        shares an image's UID with ``others``. ``files``: what it wrote."""
+        kept = []
+        for name in files:
+            path = Path(name)
+            if path.suffix.lower() == ".dcm" and path.resolve().is_relative_to(self.out.resolve()):
+                path.unlink(missing_ok=True)
+            else:
+                kept.append(str(name))
+        marker_path(self.out, self.by_id[outcome.exam_id]).unlink(missing_ok=True)
+        said = SHARED_IMAGE.format(others=", ".join(others))
+        reason = "; ".join([said, *[outcome.reason] * bool(outcome.reason and said not in outcome.reason)])
+        return Outcome(outcome.exam_id, outcome.location, "partial", reason, tuple(kept), outcome.seconds,
+                       images=outcome.images)
+
+    def _shared_images(self, outcome: Outcome) -> Outcome:
+        """Two exams of the batch with one image (by SOP Instance UID): a DICOM result refers to its images by
+        UID, and a PACS would show one exam's findings on the other's image, perhaps another patient's. Neither
+        can be told the true owner: both exams' DICOM results are withdrawn (the earlier one's too, done in this
+        run or an earlier one) and both stay in failures.csv until the archive is corrected; their scores and
+        other files stay."""
+        others = self._own_images(outcome.exam_id, outcome.images)
+        if not others:
+            return outcome
+        for other in others:
+            earlier = next(((kind, o) for kind in ("done", "skipped", "partial")
+                            for o in getattr(self.summary, kind) if o.exam_id == other), None)
+            if earlier is None:
+                continue
+            kind, found = earlier
+            # a skipped exam's files are those its marker names
+            files = found.files or tuple(read_marker(self.out, self.by_id[other]).get("files") or ())
+            withdrawn = self._withdraw(found, [outcome.exam_id], files)
+            getattr(self.summary, kind).remove(found)
+            self.summary.partial.append(withdrawn)
+            self._journal(withdrawn)
+            self.failures[other] = {"exam_id": other, "location": found.location, "reason": withdrawn.reason,
+                                    "failed_at": self._now()}
+        return self._withdraw(outcome, others, outcome.files)
+
+    def _now(self) -> str:
         # de-identified, an exam's journal line and failure have no time: the true time beside its pseudonym and
         # shifted study date (a nightly batch of the day's exams) gave the patient's date offset away
-        now = "" if self.deidentified else datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        text_writer(self.journal).writerow((now, outcome.exam_id, outcome.status, f"{outcome.seconds:.3f}",
+        return "" if self.deidentified else datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+    def _journal(self, outcome: Outcome) -> None:
+        text_writer(self.journal).writerow((self._now(), outcome.exam_id, outcome.status, f"{outcome.seconds:.3f}",
                                             outcome.reason))
         self.journal.flush()
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.status in ("done", "partial") and outcome.images:
+            outcome = self._shared_images(outcome)
+        now = self._now()
+        self._journal(outcome)
         if outcome.status == "done":
             self.summary.done.append(outcome)
             self._keep_rows(self.by_id[outcome.exam_id])

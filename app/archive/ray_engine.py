@@ -116,7 +116,8 @@ def _write_row(row: dict, out: str, options: BatchOptions, record: dict) -> dict
         analysed = Analysed(item, exam, result, float(row["seconds"]), facts=facts)
     outcome = write(analysed, Path(out), options, record)
     return {"exam_id": outcome.exam_id, "location": outcome.location, "status": outcome.status,
-            "reason": outcome.reason, "files": json.dumps(list(outcome.files)), "seconds": outcome.seconds}
+            "reason": outcome.reason, "files": json.dumps(list(outcome.files)), "seconds": outcome.seconds,
+            "images": json.dumps(list(outcome.images))}
 
 
 def _workers(requested: int | None, gpus_per_worker: float) -> int:
@@ -266,7 +267,8 @@ def run_on_ray(
                               num_cpus=1)
         for row in dataset.iter_rows():
             ledger.add(Outcome(str(row["exam_id"]), str(row["location"]), str(row["status"]), str(row["reason"]),
-                               tuple(json.loads(row["files"])), float(row["seconds"])))
+                               tuple(json.loads(row["files"])), float(row["seconds"]),
+                               images=tuple(json.loads(row["images"]))))
     finally:
         if started_here:
             ray.shutdown()  # the pool's actors go with it, and their CPU/GPU reservations

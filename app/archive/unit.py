@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import hmac
 import json
 import shutil
 import tempfile
@@ -78,9 +79,34 @@ class Outcome:
     files: tuple[str, ...] = ()
     seconds: float = 0.0
     machine_fault: bool = False
+    images: tuple[str, ...] = ()  # its views' SOP Instance UIDs, keyed digests (:func:`image_keys`)
 
     def as_row(self) -> dict:
         return asdict(self)
+
+
+def image_keys(exam: Exam | None) -> tuple[str, ...]:
+    """The SOP Instance UIDs of the exam's views as digests keyed with this site's de-identification key: the
+    driver tells an image two exams of a batch carry (an archive error) by them, and the marker keeps them, which a
+    de-identified output must not hold in the clear (a UID is an identifier of the image)."""
+    if exam is None:
+        return ()
+    from app.report.deidentify import site_key  # noqa: PLC0415
+
+    uids = sorted({image.sop_instance_uid for image in exam.views.values() if image.sop_instance_uid})
+    if not uids:
+        return ()
+    key = site_key()
+    return tuple(hmac.new(key, f"image\0{uid}".encode(), hashlib.sha256).hexdigest()[:32] for uid in uids)
+
+
+def read_marker(out: Path, item: ExamItem) -> dict:
+    """The exam's marker ({} when there is none or it cannot be read)."""
+    try:
+        marker = json.loads(marker_path(out, item).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return marker if isinstance(marker, dict) else {}
 
 
 @dataclass
@@ -253,11 +279,8 @@ def already_done(out: Path, item: ExamItem, record: dict, *, same_files: bool = 
     a marker of an earlier version, without it, is taken as it is; not with ``same_files`` False: the AI node's
     record holds a digest of its instances' contents, which a study sent again rewrites), and all its output
     files still exist."""
-    try:
-        marker = json.loads(marker_path(out, item).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if not isinstance(marker, dict):
+    marker = read_marker(out, item)
+    if not marker:
         return False
     options = marker.get("options")
     if marker.get("complete") and isinstance(options, dict):  # all four views: --allow-missing-views changes nothing
@@ -370,6 +393,7 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
     if len(analysed.exam.views) < len(View):
         problems += [f"{name} could not be loaded: {reason}" for name, reason in analysed.exam.refused]
     try:
+        images = image_keys(analysed.exam)
         report = ReportInput(analysed.exam, analysed.result, analysed.reads, reader=options.reader,
                              deidentify=options.deidentify, plain_hybrid=options.plain_hybrid, marks=analysed.marks)
         if options.deidentify:  # the files, the report's "exam" and the table say one pseudonym: the item's
@@ -387,7 +411,7 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
                                                   deidentified=options.deidentify))
         if not problems:  # no marker for a partial exam: a rerun tries it again, and it stays in failures.csv
             marker = {"exam_id": item.exam_id, "location": item.location, "options": record,
-                      "files": [str(p) for p in files], "scores": str(part),
+                      "files": [str(p) for p in files], "scores": str(part), "images": list(images),
                       "complete": len(analysed.exam.views) == len(View),
                       **({"source": analysed.facts["source_state"]} if "source_state" in analysed.facts else {})}
             write_text_atomic(marker_path(out, item), json.dumps(marker))
@@ -400,7 +424,7 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
                        machine_fault=machine_fault(error))
     return Outcome(item.exam_id, item.location, "partial" if problems else "done",
                    item.redacted("; ".join(problems), image_files(analysed.exam)),
-                   files=tuple(str(p) for p in files), seconds=analysed.seconds)
+                   files=tuple(str(p) for p in files), seconds=analysed.seconds, images=images)
 
 
 def image_files(exam: Exam | None) -> list[Path]:

@@ -742,3 +742,46 @@ def test_a_rerun_analyses_again_an_exam_whose_files_changed_since(tmp_path):
     assert views == {"L-CC", "R-CC", "R-MLO"}
     assert [o.exam_id for o in run(read_batch_source(archive), tmp_path / "out", options).skipped] == [
         "image_gone", "retake", "unchanged"]
+
+
+def test_two_exams_with_one_image_uid_have_their_dicom_results_withdrawn_and_say_so(archive, tmp_path):
+    """An archive error: an image of exam1 carries the SOP Instance UID of one of exam0's. A DICOM result refers to
+    its images by UID, and a PACS would lay exam1's findings on exam0's image, perhaps another patient's; neither
+    can be told the true owner. Both exams' SR are withdrawn (exam0's, finished by an earlier run, too), both are
+    partial in failures.csv naming the other, their scores stay; a rerun finds the same; exam2 is untouched."""
+    import pydicom
+
+    for name in GOOD[:3]:
+        shutil.copytree(archive / name, tmp_path / "archive" / name)
+    first = next(iter(sorted((tmp_path / "archive" / "exam0").glob("*.dcm"))))
+    taken = pydicom.dcmread(first, stop_before_pixels=True)
+    for path in sorted((tmp_path / "archive" / "exam1").glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        if (ds.ImageLaterality, ds.ViewPosition) == (taken.ImageLaterality, taken.ViewPosition):
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = taken.SOPInstanceUID
+            ds.save_as(path)
+            break
+    else:
+        raise AssertionError("exam1 has no view of exam0's first file")
+    items = read_batch_source(tmp_path / "archive")
+    options = BatchOptions(formats=("json", "sr"), device="cpu")
+    out = tmp_path / "out"
+    earlier = run([items[0], items[2]], out, options)
+    assert [o.exam_id for o in earlier.done] == ["exam0", "exam2"] and list((out / "exam0").glob("*_sr.dcm"))
+
+    for attempt in ("exam1 added", "rerun"):
+        summary = run(items, out, options)
+        assert sorted(o.exam_id for o in summary.partial) == ["exam0", "exam1"], attempt
+        assert [o.exam_id for o in summary.skipped] == ["exam2"] and not summary.done and not summary.failed
+        reasons = {o.exam_id: o.reason for o in summary.partial}
+        assert "carries the SOP Instance UID of an image of exam exam1" in reasons["exam0"]
+        assert "carries the SOP Instance UID of an image of exam exam0" in reasons["exam1"]
+        assert "withdrawn" in reasons["exam1"] and "correct the archive" in reasons["exam1"]
+        for name in ("exam0", "exam1"):
+            assert not list((out / name).glob("*.dcm")) and list((out / name).glob("*.json")), (attempt, name)
+            assert not marker_path(out, items[GOOD.index(name)]).exists()  # tried again at the next run
+        assert list((out / "exam2").glob("*_sr.dcm"))
+        with (out / "failures.csv").open(newline="") as handle:
+            failures = {row["exam_id"]: row["reason"] for row in csv.DictReader(handle)}
+        assert failures == reasons
+        assert {r["exam_id"] for r in pq.read_table(out / "scores.parquet").to_pylist()} == set(GOOD[:3])
