@@ -185,7 +185,8 @@ class ScoredRegion:
     mask: InstanceMask | None = field(default=None, repr=False, compare=False)
 
     def caption(self) -> str:
-        size = f", {self.size[0]} × {self.size[1]}" if self.size else ""
+        """"#1 attention 0.279, 256 × 256"; the size's spaces do not break (a PDF cell wrapped it "256 × / 256")."""
+        size = f", {self.size[0]}\u00a0×\u00a0{self.size[1]}" if self.size else ""
         return f"#{self.rank}  {self.kind} {self.score:.3f}{size}"
 
 
