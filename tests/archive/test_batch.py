@@ -763,14 +763,16 @@ def test_two_exams_with_one_image_uid_have_their_dicom_results_withdrawn_and_say
             break
     else:
         raise AssertionError("exam1 has no view of exam0's first file")
+    from tests.helpers import make_stub_model
+
     items = read_batch_source(tmp_path / "archive")
     options = BatchOptions(formats=("json", "sr"), device="cpu")
-    out = tmp_path / "out"
-    earlier = run([items[0], items[2]], out, options)
+    out, model = tmp_path / "out", make_stub_model()
+    earlier = run_batch([items[0], items[2]], [model], out, options)
     assert [o.exam_id for o in earlier.done] == ["exam0", "exam2"] and list((out / "exam0").glob("*_sr.dcm"))
 
     for attempt in ("exam1 added", "rerun"):
-        summary = run(items, out, options)
+        summary = run_batch(items, [model], out, options)
         assert sorted(o.exam_id for o in summary.partial) == ["exam0", "exam1"], attempt
         assert [o.exam_id for o in summary.skipped] == ["exam2"] and not summary.done and not summary.failed
         reasons = {o.exam_id: o.reason for o in summary.partial}
