@@ -728,6 +728,41 @@ class ReaderMark:
     after_ai: bool = False  # made with the model on screen: after the commit, or with blind-first off (workstation)
 
 
+class ForeignDatabaseError(sqlite3.DatabaseError):
+    """The file is no Mammo Reader store (another program's SQLite database, or no SQLite database at all)."""
+
+
+OUR_TABLES = frozenset({"exam_reads", "exam_results", "studies"})  # made by the first migration
+
+
+def foreign_database(path: Path) -> str:
+    """Why ``path`` is no store this app may open and migrate ("" when it is one, or is new or empty): a study
+    command given another program's SQLite file (``study --db``) added our 19 tables to it and set it to WAL mode,
+    though it only said "no study named …"."""
+    try:
+        if path.stat().st_size == 0:
+            return ""
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return ""  # none yet, or unreadable: the connection says so in its own words
+    if head != b"SQLite format 3\x00":
+        return "not an SQLite database"
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            tables = {row[0] for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return ""  # damaged or locked: the connection says so
+    if tables and not OUR_TABLES <= tables:
+        named = ", ".join(sorted(tables)[:5]) + (" …" if len(tables) > 5 else "")
+        return f"an SQLite database that Mammo Reader did not make (it holds the table(s) {named})"
+    return ""
+
+
 class StoreClosedError(RuntimeError):
     """Work was submitted after the store was closed (the application is shutting down)."""
 
@@ -741,6 +776,9 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        refused = foreign_database(self.path)
+        if refused:  # before any connection: one sets WAL mode, and the migrations would add our tables to it
+            raise ForeignDatabaseError(f"{refused}; it was left as it was")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._local = threading.local()

@@ -234,3 +234,35 @@ def test_the_terminal_auc_table_stays_in_columns_with_long_names(monkeypatch, ca
     assert study_cli._results(None, args) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
     assert len({line.index("0.") for line in lines}) == 1, lines  # every AUC in one column
+
+
+def test_another_program_s_sqlite_file_is_refused_and_left_as_it_was(tmp_path, capsys):
+    """A coordinator's test: ``study --db other.sqlite status zz`` on another program's database said only "no study
+    named 'zz'", and had added the store's 19 tables to it, set its user_version and put it in WAL mode. Every study
+    command, ``create`` included, refuses it; the file is byte for byte as it was."""
+    import hashlib
+    import sqlite3
+
+    from main import main  # noqa: PLC0415
+
+    other = tmp_path / "other.sqlite"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE patients (id, name)")
+    db.execute("INSERT INTO patients VALUES (1, 'someone')")
+    db.commit()
+    db.close()
+    before = hashlib.sha256(other.read_bytes()).hexdigest()
+    cases = tmp_path / "cases.csv"
+    cases.write_text("case_id,exam,cancer\n")
+    for command in (("status", "zz"), ("results", "zz"), ("create", "zz", "--cases", str(cases), "--readers", "A")):
+        assert main(["study", "--db", str(other), *command]) == 1
+        said = capsys.readouterr().err
+        assert (f"{other}: this file cannot be used as a study database (an SQLite database that Mammo Reader did "
+                "not make (it holds the table(s) patients); it was left as it was)") in said, said
+    assert hashlib.sha256(other.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cases.csv", "other.sqlite"]  # no -wal, no -shm
+    # an empty file, or one made empty by SQLite, is a new store
+    empty = tmp_path / "empty.sqlite"
+    sqlite3.connect(empty).close()
+    assert main(["study", "--db", str(empty), "status", "zz"]) == 2
+    assert "no study named 'zz'" in capsys.readouterr().err
