@@ -139,8 +139,11 @@ def _results(store, args) -> int:
     for key, value in (results.telemetry_summary().items() if results.telemetry else ()):  # aided reads only
         print(f"telemetry: {key}: {value}")
     if args.out:
-        for path in write_results(results, args.out):
+        files = write_results(results, args.out)
+        for path in files:
             print(f"wrote {path}")
+        for path in files.removed:
+            print(f"removed {path} (an earlier results run wrote it there, and this run writes none in its place)")
     if args.window or args.screenshot:
         from app.gui import run_study_results  # noqa: PLC0415
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -531,36 +532,59 @@ def result_files(level: str) -> tuple[str, ...]:
 
 
 NOTES_HEAD = "study: "  # the notes file's first line names the study its run was of (StudyResults.identity)
+MANIFEST = ".mammo_results.json"  # per level: the study a results run was of, and each file it wrote with its digest
 
 
-def _stale_results(folder: Path, results: StudyResults) -> set[str]:
-    """The files of earlier results runs in ``folder`` that this run's do not replace: where a notes file says a
-    run of another study wrote there, every results file of either level; else this level's (and the study's)
-    files this run does not write. None where no results run wrote there (a user's own telemetry.csv stays)."""
-    studies = set()
-    for notes in folder.glob("notes_*.txt"):
-        try:
-            head = notes.read_text(encoding="utf-8", errors="replace").split("\n", 2)
-        except OSError:  # not a file of ours (a folder, unreadable): nothing to go by
-            continue
-        if len(head) >= 2 and head[0].startswith(NOTES_HEAD) and head[1].startswith("level: "):  # ours, not a
-            studies.add(head[0].removeprefix(NOTES_HEAD))  # user's notes_meeting.txt
-    if not studies:
-        return set()
-    # another study's results (or ones of before the name was written); a notes file of before the creation time
-    # was written with the name alone: the same name is taken for the same study (its other level's files stay)
-    if not studies <= {results.identity(), results.study}:
-        return set(result_files("breast")) | set(result_files("exam"))
-    return set(result_files(results.level))
+class ResultFiles(list):
+    """The files a results run wrote (a list of paths), and ``removed``: an earlier run's it took away."""
+
+    removed: list[Path]
+
+    def __init__(self, written: Sequence[Path] = (), removed: Sequence[Path] = ()) -> None:
+        super().__init__(written)
+        self.removed = list(removed)
 
 
-def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _manifest(folder: Path) -> dict[str, dict]:
+    """The folder's record of earlier results runs ({} when there is none or it cannot be read)."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {level: run for level, run in data.items() if level in ("breast", "exam") and isinstance(run, dict)
+            and isinstance(run.get("files"), dict)} if isinstance(data, dict) else {}
+
+
+def _stale_results(folder: Path, manifest: dict[str, dict], results: StudyResults) -> set[str]:
+    """The files earlier results runs wrote in ``folder`` that this run's may replace: another study's (either
+    level), and this study's at this level. Only a file a run recorded writing, still as it wrote it: a user's own
+    aucs_exam.csv (or one changed since) was deleted by the name alone when another study's results came (a
+    coordinator's test)."""
+    stale = set()
+    for level, run in manifest.items():
+        if run.get("study") == results.identity() and level != results.level:
+            continue  # the study's other level stays beside this one
+        stale |= {name for name, digest in run["files"].items()
+                  if name in result_files(level) and _digest(folder / name) == digest}
+    return stale
+
+
+def write_results(results: StudyResults, folder: str | Path) -> ResultFiles:
     """CSV/JSON files for archiving and for other tools (RJafroc/MRMCaov tidy CSV, iMRMC input), with the notes
     (interim, too few units, what was left out) in ``notes_<level>.txt``: a CSV shared on its own kept its AUCs and
-    lost their cautions."""
+    lost their cautions. An earlier run's file this run does not write again is removed (it would read as this
+    run's), and said in ``removed``: only one a run recorded in the folder's manifest, unchanged since."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    stale = _stale_results(folder, results)  # what an earlier run left, looked at before this run writes
+    manifest = _manifest(folder)
+    stale = _stale_results(folder, manifest, results)  # what an earlier run left, looked at before this run writes
     written = [folder / f"notes_{results.level}.txt"]
     written[0].write_text(f"{NOTES_HEAD}{results.identity()}\nlevel: {results.level}\n"
                           + ("".join(f"{note}\n" for note in [*results.notes(), *results.comparison_cautions(),
@@ -636,6 +660,12 @@ def write_results(results: StudyResults, folder: str | Path) -> list[Path]:
     path = folder / f"operating_points_{results.level}.json"
     path.write_text(json.dumps([asdict(p) for p in results.model_points], indent=1), encoding="utf-8")
     written.append(path)
-    for name in stale - {path.name for path in written}:
-        (folder / name).unlink(missing_ok=True)  # an earlier run's: it would read as this run's
-    return written
+    removed = [folder / name for name in sorted(stale - {path.name for path in written})]
+    for path in removed:
+        path.unlink(missing_ok=True)  # an earlier run's: it would read as this run's
+    # this run's files; the study's other level's, where its run was of this study; another study's are gone
+    kept = {level: run for level, run in manifest.items()
+            if level != results.level and run.get("study") == results.identity()}
+    kept[results.level] = {"study": results.identity(), "files": {p.name: _digest(p) for p in written}}
+    write_bytes_atomic(folder / MANIFEST, json.dumps(kept, indent=1).encode())
+    return ResultFiles(written, removed)

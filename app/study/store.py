@@ -732,7 +732,7 @@ class ForeignDatabaseError(sqlite3.DatabaseError):
     """The file is no Mammo Reader store (another program's SQLite database, or no SQLite database at all)."""
 
 
-OUR_TABLES = frozenset({"exam_reads", "exam_results", "studies"})  # made by the first migration
+OUR_TABLES = frozenset({"exam_reads", "studies"})  # made by the first migration, in every version since
 
 
 def foreign_database(path: Path) -> str:

@@ -5,6 +5,7 @@ modality, counted by hand here."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import pytest
@@ -107,12 +108,22 @@ def test_a_study_without_categories_has_no_table_and_an_earlier_one_goes(store, 
     session = ReadingSession(store, study, "A")
     for position in range(len(session.order)):
         session.commit(session.case_at(position).case_id, "unaided", {"L": 0.2, "R": 0.1}).result()
-    (tmp_path / "notes_breast.txt").write_text("study: none\nlevel: breast\n")
-    (tmp_path / "recalls_breast.csv").write_text("an earlier run's")
     results = study_results(store, study)
+    earlier_run(tmp_path, results, "recalls_breast.csv")
     assert results.recalls == [] and results.recall_notes() == []
     written = {path.name for path in write_results(results, tmp_path)}
     assert "recalls_breast.csv" not in written and not (tmp_path / "recalls_breast.csv").exists()
+
+
+def earlier_run(folder, results, name: str) -> None:
+    """``name`` in ``folder`` as an earlier results run of the same study wrote it (its manifest says so)."""
+    import hashlib
+
+    from app.study.results import MANIFEST
+
+    (folder / name).write_bytes(b"an earlier run's")
+    (folder / MANIFEST).write_text(json.dumps({results.level: {
+        "study": results.identity(), "files": {name: hashlib.sha256(b"an earlier run's").hexdigest()}}}))
 
 
 def test_the_results_screen_shows_the_table_with_its_rule(qtbot, store):

@@ -10,6 +10,7 @@ from app.study.curve_figure import titled
 from app.study.design import Design, create_study
 from app.study.results import study_results, write_results
 from app.study.roc_curves import curve_colour, roc_curves
+from tests.study.test_recall import earlier_run
 from tests.study.test_study import cases, read_unaided, sequential_study_read
 
 
@@ -39,8 +40,7 @@ def test_no_curve_no_figure_and_an_earlier_one_goes(store, tmp_path):
     read_unaided(store, study, ("A", "B"), lambda _reader, index, _position: 0.1 + 0.02 * index)
     results = study_results(store, study)
     assert roc_curves(results.records) == []
-    (tmp_path / "notes_breast.txt").write_text("study: normal only\nlevel: breast\n")
-    (tmp_path / "roc_breast.png").write_bytes(b"an earlier run's")
+    earlier_run(tmp_path, results, "roc_breast.png")
     assert "roc_breast.png" not in {path.name for path in write_results(results, tmp_path)}
     assert not (tmp_path / "roc_breast.png").exists()
 

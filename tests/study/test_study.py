@@ -391,7 +391,7 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
     """A coordinator's second run into one folder left the first run's reader averages there, looking current;
     and the files shared on their own lost the console's "interim" and "too small" notes. A reader who had read
     nothing was not named ("the ORH comparisons need at least two readers", in a study of two)."""
-    from app.study.results import study_results, write_results
+    from app.study.results import MANIFEST, study_results, write_results
 
     study = create_study(store, "two", Design.UNAIDED, ["A", "B", "C"], cases(12, 4), seed=3)
     read_unaided(store, study, ("A", "B"), lambda reader, index, _position: (0.7 if index < 4 else 0.2)
@@ -405,10 +405,16 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
     (out / "telemetry.csv").unlink()
     (out / "notes_meeting.txt").unlink()
     assert "reader_averages_breast.csv" in first
+
+    def files() -> set[str]:
+        return {path.name for path in out.iterdir()} - {MANIFEST}
+
     alone = study_results(store, study, readers=["A"])  # one reader: no reader average
-    second = {path.name for path in write_results(alone, out)}
-    assert "reader_averages_breast.csv" not in second and not (out / "reader_averages_breast.csv").exists()
-    assert {path.name for path in out.iterdir()} == second
+    second = write_results(alone, out)
+    assert second.removed == [out / "reader_averages_breast.csv"] and not second.removed[0].exists()
+    second = {path.name for path in second}
+    assert "reader_averages_breast.csv" not in second
+    assert files() == second
     notes = (out / "notes_breast.txt").read_text()
     assert "the multi-reader (ORH) comparisons need at least two readers with reads" in notes
     assert "results are interim" not in notes  # A has finished; B and C are left out on request
@@ -418,21 +424,17 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
     # the exam level beside the breast level of the same study: both kept, each file named by its level
     exam_level = {path.name for path in write_results(study_results(store, study, level="exam"), out)}
     assert {"operating_points_exam.json", "excluded_units_exam.csv"} <= exam_level
-    assert {path.name for path in out.iterdir()} == second | exam_level
+    assert files() == second | exam_level
     # another study's results into the folder: none of the first study's files stays beside them
     other = create_study(store, "other", Design.UNAIDED, ["A", "B"], cases(12, 4), seed=4)
     read_unaided(store, other, ("A", "B"), lambda _reader, _index, position: 0.2 + 0.05 * position,
                  right=lambda _index: 0.1)
     third = {path.name for path in write_results(study_results(store, other, level="exam"), out)}
-    assert {path.name for path in out.iterdir()} == third
+    assert files() == third
     assert re.match(r"study: other \(created \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00\)\nlevel: exam\n",
                     (out / "notes_exam.txt").read_text())
-    # notes written before they named the creation time ("study: other"): the same name is the same study, and
-    # its other level's files stay
-    notes = out / "notes_exam.txt"
-    notes.write_text(re.sub(r" \(created [^)]*\)", "", notes.read_text()))
     again_breast = {path.name for path in write_results(study_results(store, other), out)}
-    assert {path.name for path in out.iterdir()} == third | again_breast
+    assert files() == third | again_breast  # the same study's other level stays
     # a study of the same name in another database is another study: none of the first one's files stays either
     again = Store(tmp_path / "another.sqlite")
     try:
@@ -441,7 +443,15 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
         fourth = {path.name for path in write_results(study_results(again, twin), out)}
     finally:
         again.close()
-    assert {path.name for path in out.iterdir()} == fourth and "aucs_exam.csv" not in fourth
+    assert files() == fourth and "aucs_exam.csv" not in fourth
+    # a coordinator's test: a file no results run wrote, named as one would be, stays when another study's results
+    # come (it was deleted by its name alone); so does one a run wrote and the user changed since
+    (out / "aucs_exam.csv").write_text("my SPSS AUCs")
+    (out / "hybrids.json").write_text("edited by hand")
+    fifth = write_results(study_results(store, study), out)
+    assert (out / "aucs_exam.csv").read_text() == "my SPSS AUCs" and "hybrids.json" in {p.name for p in fifth}
+    assert out / "aucs_exam.csv" not in fifth.removed and out / "hybrids.json" not in fifth.removed
+    assert files() == {p.name for p in fifth} | {"aucs_exam.csv"}
 
 
 def test_a_study_of_normal_cases_only_has_results_without_averages(store, tmp_path):
