@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from app.reading import BIRADS_CATEGORIES
 from app.study.cases import study_cases
 from app.study.design import Design, reader_as_stored, sessions_of, study_info
 from app.study.errors import StudyError
@@ -176,12 +177,13 @@ class ReadingSession:
             raise StudyError("give a probability of malignancy for both breasts")
         if any(not 0.0 <= v <= 1.0 for v in malignant.values()):
             raise StudyError("probabilities must be between 0 and 1 (0 to 100 %)")
+        birads = {breast: _category(breast, value) for breast, value in (birads or {}).items()}
         started = self._shown_at.get((case_id, modality), time.monotonic())
         duration = time.monotonic() - started
         now = time.time()
-        birads = birads or {}
 
         def work(db) -> None:
+            self._require_case(db, case_id)
             for breast in ("L", "R"):  # the store's triggers refuse what the design does not allow, saying why
                 db.execute(
                     "INSERT INTO study_reads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -203,6 +205,7 @@ class ReadingSession:
         recorded then: the unaided read stays open)."""
 
         def work(db) -> None:
+            self._require_case(db, case_id)
             already = db.execute("SELECT 1 FROM reveals WHERE study_id=? AND reader=? AND case_id=?",
                                  (self.study_id, self.reader, case_id)).fetchone()
             db.execute("INSERT OR IGNORE INTO reveals VALUES (?, ?, ?, ?)",
@@ -211,6 +214,13 @@ class ReadingSession:
                 self._require_ai_result(db, case_id)
 
         return self.store.submit(work)
+
+    def _require_case(self, db, case_id: str) -> None:
+        """A case the study has (a mistyped one failed as "FOREIGN KEY constraint failed", or as a reveal "before
+        the unaided read": a coordinator's test)."""
+        if db.execute("SELECT 1 FROM study_cases WHERE study_id=? AND case_id=?", (self.study_id, case_id)).fetchone():
+            return
+        raise StudyError(f"case {case_id!r} is not in study {self.study_name!r}; nothing was recorded")
 
     def _require_ai_result(self, db, case_id: str) -> None:
         """Refuse to show the AI (or record a read made with it) for a case without the first model's stored
@@ -222,6 +232,17 @@ class ReadingSession:
                 "this case has no stored AI result to show, so an aided read would be recorded with no AI shown; "
                 "nothing was recorded. The study coordinator computes the AI results on this machine first: "
                 f"python main.py study scores {shlex.quote(self.study_name)} --models …")
+
+
+def _category(breast: str, value: str) -> str:
+    """A BI-RADS assessment category as the store keeps it ("4a" is 4A), or "" for none; anything else is refused
+    (the write path took "7" and "X", which the results then left out of the recall table without a word, and the
+    study's own export could not be imported again: a coordinator's test)."""
+    category = str(value).strip().upper()
+    if category not in ("", *BIRADS_CATEGORIES):
+        raise StudyError(f"breast {breast}: BI-RADS {value!r} is no assessment category "
+                         f"({', '.join(BIRADS_CATEGORIES)}, or none); nothing was recorded")
+    return category
 
 
 def _has_ai_result(db, study_id: int, case_id: str) -> bool:

@@ -180,6 +180,20 @@ def test_commit_validates_values(store):
         session.commit("c00", "unaided", {"L": 1.5, "R": 0.1})
     with pytest.raises(StudyError, match="not a reader"):
         ReadingSession(store, study, "Z")
+    # a coordinator's test of the scripted path: BI-RADS "7" and "X" were stored (left out of the recall table
+    # without a word; the study's export could not be imported again), a mistyped case said "FOREIGN KEY
+    # constraint failed", and its reveal "commit the unaided read … before the AI is shown"
+    for bad in ("7", "X", "4D"):
+        with pytest.raises(StudyError, match=rf"breast R: BI-RADS '{bad}' is no assessment category \(0, 1, 2, 3, 4, "
+                                             r"4A, 4B, 4C, 5, 6, or none\); nothing was recorded"):
+            session.commit("c00", "unaided", {"L": 0.9, "R": 0.1}, {"L": "4A", "R": bad})
+    with pytest.raises(StudyError, match="case 'zz99' is not in study 'v'; nothing was recorded"):
+        session.commit("zz99", "unaided", {"L": 0.5, "R": 0.5}).result()
+    with pytest.raises(StudyError, match="case 'zz99' is not in study 'v'"):
+        session.reveal("zz99").result()
+    assert not store.read("SELECT * FROM study_reads")
+    session.commit("c00", "unaided", {"L": 0.9, "R": 0.1}, {"L": " 4a", "R": ""}).result()  # 4a is 4A
+    assert sorted(store.read("SELECT breast, birads FROM study_reads")) == [("L", "4A"), ("R", "")]
 
 
 def test_resume_after_restart(tmp_path):
