@@ -25,6 +25,19 @@ def p_text(value: float | None) -> str:
     return "< 0.0001" if value < 0.0001 else f"{value:.4f}"
 
 
+def df_text(value: float) -> str:
+    """Degrees of freedom on screen: "∞" where they are infinite (a test whose error term has no reader part)."""
+    return "∞" if value == math.inf else f"{value:.2f}"
+
+
+def df_cell(value: float) -> float | str:
+    """Degrees of freedom in a CSV: "Inf" where infinite (R's spelling; pandas reads it too), "" where there are
+    none, else the number."""
+    if value == math.inf:
+        return "Inf"
+    return value if math.isfinite(value) else ""
+
+
 def threshold_text(value: float, decimals: int = 3) -> str:
     """A threshold with its significant digits, wherever one is shown: a model's scores can all lie below 0.001,
     and "0.000" configured as the threshold recalls every exam (a deployment engineer's finding); one just below

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from app.cli.common import ProgressBar, model_sources
-from inference.numbers import p_text
+from inference.numbers import df_text, p_text
 
 
 MAKE_A_DATABASE = ("create", "import")  # the commands that may make the --db file; the others read a study in it
@@ -300,7 +300,7 @@ def _froc(store, args) -> int:
         if test.reason:
             print(f"{args.method} {name}: not estimable: {test.reason}")
             continue
-        df = f"df {test.ndf:g}" if test.statistic_name == "chisq" else f"ndf {test.ndf:g}  ddf {test.ddf:.2f}"
+        df = f"df {test.ndf:g}" if test.statistic_name == "chisq" else f"ndf {test.ndf:g}  ddf {df_text(test.ddf)}"
         print(f"{args.method} {name}: {test.statistic_name} {test.statistic:.4f}  {df}  p {p_text(test.p)}")
         for d in test.differences:
             print(f"    {d.name} = {d.estimate:+.4f}  95 % CI {d.ci[0]:+.4f} – {d.ci[1]:+.4f}")

@@ -508,12 +508,15 @@ def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05,
     if denominator <= ZERO_VARIANCE:
         raise NotEstimable("no variance: the readers' AUCs and the units' scores leave a zero error term "
                            "(identical readers, or every AUC the same)", means)
-    if ms_tr <= ZERO_VARIANCE:
-        raise NotEstimable("every reader's AUC differs between the two by the same amount (identical readers?): "
-                           "the random-reader test's degrees of freedom are undefined", means)
+    if ms_tr <= ZERO_VARIANCE and ms_r <= ZERO_VARIANCE:
+        raise NotEstimable("every reader has the same AUCs in both modalities (identical readers?): the readers are "
+                           "no sample to generalise from", means)
     f_stat = ms_t / denominator
-    ddf = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1)))
-    p = float(stats.f.sf(f_stat, t - 1, ddf))
+    # every reader's AUC differing between the two by the same amount (MS(T×R) = 0) leaves the cases' term alone:
+    # Hillis' ddf is infinite, the F an F(t - 1, ∞), as RJafroc reports it (the test, its interval and every other
+    # generalisation were withheld as "not estimable")
+    ddf = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1))) if ms_tr > ZERO_VARIANCE else np.inf
+    p = float(stats.f.sf(f_stat, t - 1, ddf) if np.isfinite(ddf) else stats.chi2.sf(f_stat * (t - 1), t - 1))
     se = float(np.sqrt(2.0 / r * denominator))
     tq = float(stats.t.ppf(1 - alpha / 2, ddf))
     ci = (difference - tq * se, difference + tq * se)
@@ -547,14 +550,18 @@ def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05,
     else:
         fixed_readers = Comparison(float("nan"), (t - 1, np.inf), float("nan"), difference, 0.0, _NAN_PAIR,
                                    single_fr, "no case variance: the fixed-reader error term is zero")
-    # random readers, fixed cases (ms_tr > 0 here: checked above)
-    f_fc = ms_t / ms_tr
-    se_fc = float(np.sqrt(2.0 * ms_tr / r))
-    q_fc = float(stats.t.ppf(1 - alpha / 2, (t - 1) * (r - 1)))
-    fixed_cases = Comparison(
-        statistic=float(f_fc), df=(t - 1, (t - 1) * (r - 1)), p=float(stats.f.sf(f_fc, t - 1, (t - 1) * (r - 1))),
-        difference=difference, se=se_fc, ci=(difference - q_fc * se_fc, difference + q_fc * se_fc), single=single_fc,
-    )
+    # random readers, fixed cases
+    if ms_tr > ZERO_VARIANCE:
+        f_fc = ms_t / ms_tr
+        se_fc = float(np.sqrt(2.0 * ms_tr / r))
+        q_fc = float(stats.t.ppf(1 - alpha / 2, (t - 1) * (r - 1)))
+        fixed_cases = Comparison(
+            statistic=float(f_fc), df=(t - 1, (t - 1) * (r - 1)), p=float(stats.f.sf(f_fc, t - 1, (t - 1) * (r - 1))),
+            difference=difference, se=se_fc, ci=(difference - q_fc * se_fc, difference + q_fc * se_fc),
+            single=single_fc)
+    else:
+        fixed_cases = Comparison(float("nan"), (t - 1, (t - 1) * (r - 1)), float("nan"), difference, 0.0, _NAN_PAIR,
+                                 single_fc, "no reader-by-modality variance: the fixed-case error term is zero")
     per_reader = []
     for j in range(r):
         d = float(aucs[0, j] - aucs[1, j])

@@ -588,16 +588,24 @@ def _single(mean: float, se: float, df: float, alpha: float) -> ModalityEstimate
     return ModalityEstimate(mean, se, (mean - q * se, mean + q * se), df)
 
 
+IDENTICAL_READERS = ("every reader has the same figures of merit in both modalities (identical readers?): the readers "
+                     "are no sample to generalise from")
+NO_RRRC_VARIANCE = ("the readers' figures of merit differ between the modalities by the same amount and the cases add no "
+                    "variance: the random-reader test's error term is zero")
+
+
 def _f_test(name: str, modalities: Sequence[str], means: np.ndarray, numerator: float, denominator: float,
             ndf: float, ddf: float, diff_se: float, single: dict[str, ModalityEstimate], why_zero: str,
             alpha: float) -> FrocTest:
     from scipy import stats  # noqa: PLC0415
 
-    if not denominator > ZERO or not math.isfinite(ddf):
+    if not denominator > ZERO or math.isnan(ddf):
         return FrocTest(name, "F", float("nan"), ndf, ddf, float("nan"),
                         _differences(modalities, means, float("nan"), ddf, alpha), single, why_zero)
     f_stat = numerator / denominator
-    return FrocTest(name, "F", float(f_stat), ndf, float(ddf), float(stats.f.sf(f_stat, ndf, ddf)),
+    # an infinite ddf (the readers' figures of merit differ by the same amount): F(ndf, ∞) is chi-square / ndf
+    p = stats.f.sf(f_stat, ndf, ddf) if math.isfinite(ddf) else stats.chi2.sf(f_stat * ndf, ndf)
+    return FrocTest(name, "F", float(f_stat), ndf, float(ddf), float(p),
                     _differences(modalities, means, diff_se, ddf, alpha), single)
 
 
@@ -609,15 +617,16 @@ def _dbm_tests(modalities: Sequence[str], foms: np.ndarray, dbm: DbmMeanSquares,
     tests = {}
     # random readers, random cases (Hillis 2008 ddf)
     den = m["TR"] + max(m["TC"] - m["TRC"], 0.0)
-    ddf = den**2 / (m["TR"] ** 2 / ((t_n - 1) * (r_n - 1))) if m["TR"] > ZERO else float("nan")
+    identical = m["TR"] <= ZERO and m["R"] <= ZERO
+    ddf = (math.nan if identical else den**2 / (m["TR"] ** 2 / ((t_n - 1) * (r_n - 1))) if m["TR"] > ZERO
+           else math.inf)  # as RJafroc's: the readers' figures of merit differ by one amount
     single = {}
     for t, modality in enumerate(modalities):
         den_t = dbm.ms_r_single_t[t] + max(dbm.ms_c_single_t[t] - dbm.ms_rc_single_t[t], 0.0)
         df_t = den_t**2 / (dbm.ms_r_single_t[t] ** 2 / (r_n - 1)) if dbm.ms_r_single_t[t] > ZERO else math.inf
         single[modality] = _single(float(means[t]), math.sqrt(den_t / (r_n * k_n)), df_t, alpha)
     tests["RRRC"] = _f_test("RRRC", modalities, means, m["T"], den, t_n - 1, ddf, math.sqrt(2 * den / (r_n * k_n)),
-                            single, "the readers' figures of merit differ between the modalities by the same amount "
-                                    "(identical readers?): the random-reader test is undefined", alpha)
+                            single, IDENTICAL_READERS if identical else NO_RRRC_VARIANCE, alpha)
     # fixed readers, random cases
     single = {mod: _single(float(means[t]), math.sqrt(dbm.ms_c_single_t[t] / (r_n * k_n)), k_n - 1, alpha)
               for t, mod in enumerate(modalities)}
@@ -641,15 +650,16 @@ def _or_tests(modalities: Sequence[str], foms: np.ndarray, orm: OrMeanSquares, a
     clipped = max(orm.cov2 - orm.cov3, 0.0)
     tests = {}
     den = orm.ms_tr + r_n * clipped
-    ddf = den**2 / (orm.ms_tr**2 / ((t_n - 1) * (r_n - 1))) if orm.ms_tr > ZERO else float("nan")
+    identical = orm.ms_tr <= ZERO and orm.ms_r <= ZERO
+    ddf = (math.nan if identical else den**2 / (orm.ms_tr**2 / ((t_n - 1) * (r_n - 1))) if orm.ms_tr > ZERO
+           else math.inf)  # as RJafroc's: the readers' figures of merit differ by one amount
     single = {}
     for t, modality in enumerate(modalities):
         den_t = orm.ms_r_single_t[t] + r_n * max(orm.cov2_single_t[t], 0.0)
         df_t = den_t**2 / (orm.ms_r_single_t[t] ** 2 / (r_n - 1)) if orm.ms_r_single_t[t] > ZERO else math.inf
         single[modality] = _single(float(means[t]), math.sqrt(den_t / r_n), df_t, alpha)
     tests["RRRC"] = _f_test("RRRC", modalities, means, orm.ms_t, den, t_n - 1, ddf, math.sqrt(2 * den / r_n), single,
-                            "the readers' figures of merit differ between the modalities by the same amount "
-                            "(identical readers?): the random-reader test is undefined", alpha)
+                            IDENTICAL_READERS if identical else NO_RRRC_VARIANCE, alpha)
     # fixed readers: chi-square with t - 1 df
     fr = orm.var - orm.cov1 + (r_n - 1) * clipped
     single = {}

@@ -13,6 +13,7 @@ from app.study.curve_figure import curve_png, titled
 from app.study.froc import Curve, FrocAnalysis, FrocData, FrocTest, froc_curve, wafroc_curve
 from app.study.results import MIN_UNITS
 from inference.files import write_bytes_atomic, write_text_atomic
+from inference.numbers import df_cell
 from inference.spreadsheet_cells import text_writer
 
 
@@ -149,11 +150,11 @@ def write_froc_results(data: FrocData, analysis: FrocAnalysis, folder: str | Pat
     rows, single = [], []
     for name, test in analysis.tests.items():
         for d in test.differences:
-            rows.append([name, test.statistic_name, _cell(test.statistic), _cell(test.ndf), _cell(test.ddf),
+            rows.append([name, test.statistic_name, _cell(test.statistic), _cell(test.ndf), df_cell(test.ddf),
                          _cell(test.p), d.a, d.b, d.estimate, _cell(d.se), _cell(d.p), _cell(d.ci[0]), _cell(d.ci[1]),
                          test.reason])
         for modality, e in test.single.items():
-            single.append([name, modality, e.auc, _cell(e.se), _cell(e.df if e.df is not None else math.inf),
+            single.append([name, modality, e.auc, _cell(e.se), df_cell(e.df if e.df is not None else math.inf),
                            *(_cell(v) for v in fom_interval(e.ci))])
     written.append(_write_csv(folder / "differences.csv",
                               ["test", "statistic", "value", "ndf", "ddf", "p", "a", "b", "estimate_a_minus_b", "se",

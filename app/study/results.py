@@ -38,7 +38,7 @@ from app.study.records import model_names as names_of
 from app.study.design import reader_as_stored
 from app.study.sessions import reader_progress
 from inference.files import write_bytes_atomic
-from inference.numbers import finite_number, p_text
+from inference.numbers import df_cell, df_text, finite_number, p_text
 from inference.spreadsheet_cells import text_dict_writer, text_writer
 
 
@@ -98,7 +98,7 @@ def comparison_test(result: Comparison) -> str:
     """The random-reader random-case test, or ``"not estimable: <why>"``."""
     if isinstance(result, UnestimableComparison):
         return f"not estimable: {result.reason}"
-    return (f"F {result.F:.3f}  ddf {result.ddf:.2f}  p {p_text(result.p)}  "
+    return (f"F {result.F:.3f}  ddf {df_text(result.ddf)}  p {p_text(result.p)}  "
             f"95 % CI {result.ci[0]:+.4f} – {result.ci[1]:+.4f};  p (fixed readers) "
             f"{_variant_p(result.fixed_readers)}, p (fixed cases) {_variant_p(result.fixed_cases)}")
 
@@ -625,7 +625,7 @@ def write_results(results: StudyResults, folder: str | Path) -> ResultFiles:
                 writer.writerow([*named, difference, *[""] * 11, r.reason, "", "", ""])
             else:  # the other two generalisations' p, as the results window shows them (empty: not estimable)
                 variants = ["" if not t.estimable else t.p for t in (r.fixed_readers, r.fixed_cases)]
-                writer.writerow([*named, r.difference, r.F, r.ddf, r.p, r.ci[0], r.ci[1], r.var, r.cov1, r.cov2,
+                writer.writerow([*named, r.difference, r.F, df_cell(r.ddf), r.p, r.ci[0], r.ci[1], r.var, r.cov1, r.cov2,
                                  r.cov3, r.var_r, r.var_tr, "", *variants, comparison_caution(r)])
     written.append(path)
     path = folder / f"roc_{results.level}.png"

@@ -343,3 +343,55 @@ def test_clustered_delong_covariance_between_cells_matches_the_pairwise_definiti
             expected[r, s] = (i10 / ((i10 - 1) * m) * a10 @ b10 / m + i01 / ((i01 - 1) * n) * a01 @ b01 / n
                               + women / (women - 1) * (a10 @ b01 + b10 @ a01) / (m * n))
     np.testing.assert_allclose(clustered_delong_cov(cells, truth, clusters), expected, rtol=1e-12)
+
+
+def test_readers_whose_aucs_differ_by_one_amount_get_the_test_with_infinite_ddf():
+    """A coordinator's test: three readers with unaided AUCs 0.5–0.7 whose aided AUCs were each exactly 2/24 higher
+    (MS(T×R) = 0) were told "not estimable (identical readers?)", the intervals and the fixed-reader p withheld too.
+    Hillis' ddf is then infinite, F an F(1, ∞), as RJafroc reports it; the fixed-case test alone has no error term.
+    Here one cancer, last of every reader's unaided scores, is first of the aided ones: +1/3 for each reader."""
+    from scipy import stats
+
+    truth = [1, 1, 1, 0, 0, 0, 0, 0]
+    base = {"A": [0.2, 0.5, 0.6, 0.3, 0.4, 0.45, 0.55, 0.35], "B": [0.2, 0.7, 0.28, 0.3, 0.6, 0.25, 0.4, 0.35],
+            "C": [0.2, 0.8, 0.7, 0.3, 0.6, 0.25, 0.4, 0.35]}
+
+    def score(reader, modality, case):
+        value = base[reader][case]
+        return 0.1 if (case == 0 and modality == "unaided") else 0.95 if case == 0 else value
+
+    rows = _reads(("A", "B", "C"), ("aided", "unaided"), truth, score)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in ("jackknife", "delong"):
+            result = orh(rows, method, compare=("aided", "unaided"))
+            steps = result.aucs[0] - result.aucs[1]
+            assert steps == pytest.approx([1 / 3] * 3) and len(set(np.round(result.aucs[1], 6))) == 3
+            assert result.ms_tr == pytest.approx(0.0, abs=1e-15) and result.ddf == np.inf
+            denominator = 3 * max(result.cov2 - result.cov3, 0.0)
+            assert result.F == pytest.approx(result.ms_t / denominator)
+            assert result.p == pytest.approx(stats.chi2.sf(result.F, 1))  # F(1, ∞) is chi-square(1)
+            half = stats.norm.ppf(0.975) * np.sqrt(2 / 3 * denominator)
+            assert result.ci == pytest.approx((1 / 3 - half, 1 / 3 + half))
+            assert result.fixed_readers.estimable and np.isfinite(result.fixed_readers.p)
+            assert not result.fixed_cases.estimable and "fixed-case error term is zero" in result.fixed_cases.reason
+            assert all(np.isfinite(e.ci).all() for e in result.single.values())
+
+
+def test_an_froc_test_with_infinite_ddf_is_an_f_over_infinity_and_says_so_in_its_files():
+    """The FROC analysis's random-reader test, as the ROC one: an infinite Hillis ddf (MS(T×R) = 0) gives F(1, ∞),
+    a chi-square(1) p and z intervals; shown "∞", written "Inf" (R's spelling) in a CSV."""
+    from scipy import stats
+
+    from app.study.froc import _f_test
+    from inference.numbers import df_cell, df_text
+
+    test = _f_test("RRRC", ["a", "b"], np.array([0.8, 0.7]), 0.02, 0.004, 1, np.inf, 0.05, {}, "unused", 0.05)
+    assert test.statistic == pytest.approx(5.0) and test.ddf == np.inf and test.reason == ""
+    assert test.p == pytest.approx(stats.chi2.sf(5.0, 1))
+    (difference,) = test.differences
+    assert difference.ci == pytest.approx((0.1 - 1.959964 * 0.05, 0.1 + 1.959964 * 0.05), abs=1e-6)
+    assert (df_text(np.inf), df_text(15.2597), df_cell(np.inf), df_cell(float("nan")), df_cell(3.5)) == (
+        "∞", "15.26", "Inf", "", 3.5)
+    none = _f_test("RRRC", ["a", "b"], np.array([0.8, 0.7]), 0.02, 0.0, 1, np.inf, 0.05, {}, "no variance", 0.05)
+    assert none.reason == "no variance" and np.isnan(none.p)

@@ -31,7 +31,7 @@ from app.study.results import (
 )
 from app.ui.errors import show_error
 from app.ui.worker import Worker
-from inference.numbers import p_text, threshold_text
+from inference.numbers import df_text, p_text, threshold_text
 
 # app.study.curve_figure's MARKER_SHAPES as pyqtgraph's symbols: the screen's markers are the file's
 SYMBOLS = {"circle": "o", "square": "s", "triangle down": "t", "diamond": "d", "star": "star", "plus": "+", "x": "x",
@@ -121,7 +121,7 @@ class StudyResultsWindow(QMainWindow):
             if isinstance(r, UnestimableComparison):
                 orh_rows.append([name, *means, comparison_test(r), "", "", "", "", ""])
                 continue
-            orh_rows.append([name, *means, f"{r.F:.3f}", f"{r.ddf:.2f}", p_text(r.p),
+            orh_rows.append([name, *means, f"{r.F:.3f}", df_text(r.ddf), p_text(r.p),
                              f"{r.ci[0]:+.4f} – {r.ci[1]:+.4f}", _p(r.fixed_readers), _p(r.fixed_cases)])
         # one number a column, the readers' mean AUCs (they were one sentence a cell, and pushed F, ddf, p and the
         # CI off screen)
