@@ -35,8 +35,10 @@ def names_a_view_only(word: str) -> bool:
 
 def remove_identifiers(text: str, identifiers: Iterable[str]) -> str:
     """``text`` with every identifier (a path also by its file and folder names) replaced by "…", as a whole
-    word. Identifiers shorter than three characters are left: they would hit any word; so are file names that
-    only name a view (:func:`names_a_view_only`)."""
+    word: not inside a longer run of letters and digits, but wherever "_" or punctuation sets it apart (the AI
+    node printed "ACCSECRET99_sr.dcm" whole: "_" is a word character to a regular expression; a deployer's test).
+    Identifiers shorter than three characters are left: they would hit any word; so are file names that only name
+    a view (:func:`names_a_view_only`)."""
     words = set()
     for identifier in identifiers:
         words.add(identifier)
@@ -44,7 +46,7 @@ def remove_identifiers(text: str, identifiers: Iterable[str]) -> str:
             words |= path_words(Path(identifier))
     words = {w.strip() for w in words if w and len(w.strip()) >= 3 and not names_a_view_only(w.strip())}
     for identifier in sorted(words, key=len, reverse=True):  # the longest first: a folder before its parts
-        text = re.sub(rf"(?<!\w){re.escape(identifier)}(?!\w)", REMOVED, text, flags=re.IGNORECASE)
+        text = re.sub(rf"(?<![^\W_]){re.escape(identifier)}(?![^\W_])", REMOVED, text, flags=re.IGNORECASE)
     return text
 
 

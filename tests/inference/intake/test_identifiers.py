@@ -19,3 +19,13 @@ def test_a_file_named_by_its_view_is_no_identifier_and_the_view_stays_in_the_not
     said = scrub("2 images for L-CC: used 4711235_L-CC.dcm; kept aside: 0_L-CC.png", {"4711235"})
     assert "4711235" not in said and "0_L-CC.png" in said
     assert remove_identifiers("used SMITH_LCC.dcm", ["/data/x/SMITH_LCC.dcm"]) == "used …"
+
+
+def test_an_identifier_set_apart_by_an_underscore_is_removed_but_not_one_inside_a_longer_word():
+    """A deployer's test: the AI node's full-disk line named "ACCSECRET99_pdf.dcm", "ACCSECRET99_sr.dcm" whole
+    ("_" is a word character to a regular expression), where "ACCSECRET99.pdf" lost its accession."""
+    line = ("PDF failed: No space left (ACCSECRET99.pdf); ePDF failed: (ACCSECRET99_pdf.dcm); SEG failed: "
+            "(ACCSECRET99_L-CC_saliency_seg.dcm); kept ACCSECRET990.dcm and XACCSECRET99")
+    assert remove_identifiers(line, ["ACCSECRET99"]) == (
+        "PDF failed: No space left (….pdf); ePDF failed: (…_pdf.dcm); SEG failed: (…_L-CC_saliency_seg.dcm); "
+        "kept ACCSECRET990.dcm and XACCSECRET99")
