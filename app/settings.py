@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,28 @@ def config_dir() -> Path:
 def store_path() -> Path:
     """The workstation's store (reads, marks, results, studies by default): one file in :func:`config_dir`."""
     return config_dir() / "mammo_reader.sqlite"
+
+
+def _setting(name: str, default: Any, value: Any) -> Any:
+    """``value`` as the setting ``name`` whose default is ``default`` (None when it is of another kind). JSON
+    gives lists where the settings hold tuples (frozen, hashable): the named nodes' [name, address] pairs, the
+    allowed senders' words."""
+    if isinstance(default, bool):
+        return value if isinstance(value, bool) else None
+    if isinstance(default, int):
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return float(value) if ok else None
+    if isinstance(default, str):
+        return value if isinstance(value, str) else None
+    if not isinstance(value, list):
+        return None
+    if name == "pacs_nodes":
+        pairs = [entry for entry in value if isinstance(entry, list) and len(entry) == 2
+                 and all(isinstance(part, str) for part in entry)]
+        return tuple(tuple(pair) for pair in pairs) if len(pairs) == len(value) else None
+    return tuple(value) if all(isinstance(entry, str) for entry in value) else None
 
 
 @dataclass(frozen=True)
@@ -86,20 +110,31 @@ class AppSettings:
 
     @classmethod
     def load(cls, folder: Path | None = None) -> AppSettings:
+        """The settings file's preferences; a setting of the wrong kind is left at its default and said (a file
+        of the wrong shape, ``[1, 2]`` or ``{"pacs_nodes": 5}``, stopped every command and the workstation with a
+        traceback: a deployer's test), as is a file that cannot be read."""
         path = (folder or config_dir()) / "settings.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return cls()
-        except (OSError, json.JSONDecodeError) as error:
-            logger.warning("settings file unreadable (%s); using defaults", type(error).__name__)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            logger.warning("settings file %s unreadable (%s); using defaults", path, type(error).__name__)
             return cls()
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        if "pacs_nodes" in values:  # JSON gives lists; the settings are frozen (hashable) values
-            values["pacs_nodes"] = tuple(tuple(pair) for pair in values["pacs_nodes"] if len(pair) == 2)
-        if "scp_allowed" in values:
-            values["scp_allowed"] = tuple(str(entry) for entry in values["scp_allowed"])
+        if not isinstance(data, dict):
+            logger.warning("settings file %s holds %s, not the preferences' names and values; using defaults", path,
+                           type(data).__name__)
+            return cls()
+        values, refused = {}, []
+        for field in dataclasses.fields(cls):
+            if field.name in data:
+                value = _setting(field.name, field.default, data[field.name])
+                if value is None:
+                    refused.append(field.name)
+                else:
+                    values[field.name] = value
+        if refused:
+            logger.warning("settings file %s: %s of the wrong kind; left at the default", path, ", ".join(refused))
         return cls(**values)
 
     def save(self, folder: Path | None = None) -> None:

@@ -193,3 +193,32 @@ def test_the_pacs_dialog_opens_a_study_only_from_the_server_that_listed_it(qtbot
     dialog.date_from.setDate(dialog.date_to.date().addDays(3))
     dialog.search()
     assert "'from' date is after the 'to' date" in dialog.status.text() and dialog.worker is None
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("[1, 2]", "holds list, not the preferences' names and values"),
+    ('{"pacs_nodes": 5, "model_path": 5, "scp_quota_gb": "big", "blind_first": 0, "scp_allowed": ["A", 3]}',
+     "model_path, blind_first, pacs_nodes, scp_allowed, scp_quota_gb of the wrong kind; left at the default"),
+    ("{bad json", "unreadable (JSONDecodeError); using defaults"),
+])
+def test_a_settings_file_of_the_wrong_shape_leaves_the_defaults_and_names_itself(isolated_home, caplog, text, said):
+    """A deployer's test: valid JSON of the wrong shape stopped every command and the workstation with a traceback
+    ('list' object has no attribute 'items'); an unreadable file's warning named no file. Each setting of the wrong
+    kind is left at its default (nobody let in, blind reading on) and said with the file; the rest are kept."""
+    isolated_home.mkdir(parents=True)
+    path = isolated_home / "settings.json"
+    path.write_text(text.replace("}", ', "reader_name": "Dr Kept"}') if text.startswith('{"') else text)
+    with caplog.at_level(logging.WARNING, logger="app.settings"):
+        settings = AppSettings.load()
+    assert f"settings file {path}" in caplog.text and said in caplog.text
+    defaults = AppSettings()
+    assert (settings.model_path, settings.blind_first, settings.pacs_nodes, settings.scp_allowed,
+            settings.scp_quota_gb) == (defaults.model_path, True, (), (), defaults.scp_quota_gb)
+    assert settings.reader_name == ("Dr Kept" if text.startswith('{"') else "")
+    # a command that reads the configured models takes the built-in one (it stopped with the traceback)
+    import argparse
+
+    from app.cli.common import model_sources
+    from app.demo import demo_model_path
+
+    assert model_sources(argparse.Namespace(models=None)) == [str(demo_model_path())]
