@@ -272,11 +272,17 @@ class Ledger:
         return write_scores(self.out, list(self.tables.values()))
 
     def close(self) -> BatchSummary:
-        """The final table and failures file (also after Ctrl+C: a partial run stays usable)."""
-        self.journal.close()
-        self._consolidate()
-        self._write_failures()
-        self._hide_times()
+        """The final table and failures file (also after Ctrl+C: a partial run stays usable). Each is tried though
+        another fails, the failures first (a few lines where a full disk may still hold them): a full disk stopped
+        the batch at the table and left no failures.csv (a deployer's test); the first error is raised after."""
+        errors = []
+        for step in (self.journal.close, self._write_failures, self._consolidate, self._hide_times):
+            try:
+                step()
+            except OSError as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
         self.summary.seconds = time.perf_counter() - self.started
         if self.progress is not None:
             self.progress(len(self.summary.done), len(self.summary.failed), final=True,

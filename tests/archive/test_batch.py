@@ -208,6 +208,44 @@ def test_a_full_disk_fails_one_exam_and_the_batch_goes_on(archive, tmp_path, mon
     assert not marker_path(tmp_path / "out", read_batch_source(archive)[0]).exists()
 
 
+def test_a_disk_too_full_for_the_table_stops_the_batch_with_its_failures_written(archive, tmp_path, monkeypatch):
+    """A deployer's test on a 2 MB disk: an exam failed for the full disk, its failures.csv line could not be written
+    then, and the table's could not either: the batch stopped, and the final bookkeeping tried the table first and
+    stopped there, leaving no failures.csv. Each file is tried; the failures first."""
+    import errno
+
+    from app.archive import ledger
+    from app.report import export
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export, "export_report", full)
+    tables = []
+
+    def table_at_start_only(out, parts):
+        tables.append(out)
+        return full() if len(tables) > 1 else real_table(out, parts)
+
+    real_table = ledger.write_scores
+    monkeypatch.setattr(ledger, "write_scores", table_at_start_only)
+    real, calls = ledger.write_text_atomic, []
+
+    def failures_once(path, text):
+        calls.append(path)
+        if len(calls) == 1:
+            full()
+        return real(path, text)
+
+    monkeypatch.setattr(ledger, "write_text_atomic", failures_once)
+    items = read_batch_source(archive)[:2]
+    with pytest.raises(OSError, match="No space left"):
+        run(items, tmp_path / "out")
+    with (tmp_path / "out" / "failures.csv").open(newline="") as handle:
+        (row,) = csv.DictReader(handle)
+    assert row["exam_id"] == "exam0" and row["reason"].startswith("the disk is full")
+
+
 def test_a_folder_the_account_may_not_read_fails_its_exam_and_the_batch_goes_on(archive, tmp_path, monkeypatch):
     """A site lead's test (as root without CAP_DAC_OVERRIDE): one exam folder of mode 000 stopped the whole batch
     ("error: …/.batch: Permission denied"), nothing analysed. (The tests run as root, whom modes do not stop: the
