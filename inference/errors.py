@@ -48,3 +48,21 @@ class CheckpointError(MammoError):
 
 class Cancelled(Exception):  # noqa: N818 - an outcome, not an error
     """The user cancelled long work; a normal outcome, not an error (and not a MammoError)."""
+
+
+def os_error_beneath(error: BaseException) -> OSError | None:
+    """The operating system's error an exception was raised from (itself, or down its ``raise … from`` chain), with
+    its errno: pydicom re-raises a write's "No space left on device" as an OSError of its own whose text is a
+    traceback and whose errno is None (a deployer's log held 20 lines of it for one full disk)."""
+    seen = 0
+    while error is not None and seen < 20:
+        if isinstance(error, OSError) and error.errno is not None:
+            return error
+        error, seen = error.__cause__, seen + 1
+    return None
+
+
+def plain_text(error: BaseException) -> str:
+    """An exception's text without a traceback some library put into it, on one line."""
+    text = str(error).split("Traceback (most recent call last)")[0]
+    return " ".join(text.split())

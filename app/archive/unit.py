@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from app.archive.sources import ExamItem
 from app.archive.table import BOOKKEEPING, part_path, score_rows, write_part
-from inference.errors import MammoError
+from inference.errors import MammoError, os_error_beneath, plain_text
 from inference.files import distinct_file_stem, hide_file_times, write_text_atomic
 
 if TYPE_CHECKING:
@@ -143,9 +143,10 @@ def failure_reason(error: BaseException) -> str:
         return str(error)
     if isinstance(error, (MemoryError, torch.cuda.OutOfMemoryError)):
         return f"out of memory ({type(error).__name__}: {error})".replace(" ()", "")
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return f"the disk is full{f' ({error.filename})' if error.filename else ''}"
-    return f"{type(error).__name__}: {error}"
+    beneath = os_error_beneath(error)
+    if beneath is not None and beneath.errno == errno.ENOSPC:
+        return f"the disk is full{f' ({beneath.filename})' if beneath.filename else ''}"
+    return f"{type(error).__name__}: {plain_text(error)}"
 
 
 # the errors of the machine, not of an exam: a full or read-only disk, a quota, a file past the file system's

@@ -14,7 +14,7 @@ import numpy as np
 
 from app import __version__
 from app.report.content import ReportContent, ReportInput
-from inference.errors import MammoError
+from inference.errors import MammoError, os_error_beneath, plain_text
 from inference.files import atomic_path, hide_file_times
 from inference.intake.views import View
 
@@ -54,10 +54,11 @@ def failure_text(error: BaseException) -> str:
     """A format's failure in plain words, naming the file (by its name: the folder can identify a patient)."""
     if isinstance(error, MammoError):
         return f"{error.message} ({error.path.name})" if error.path is not None else error.message
-    if isinstance(error, OSError):
-        name = f" ({Path(error.filename).name})" if error.filename else ""
-        return f"{error.strerror or error}{name}"
-    return str(error)
+    beneath = os_error_beneath(error)
+    if beneath is not None:
+        name = f" ({Path(beneath.filename).name})" if beneath.filename else ""
+        return f"{beneath.strerror or plain_text(beneath)}{name}"
+    return plain_text(error)
 
 
 def export_report(report: ReportInput, out: str | Path, formats=("pdf", "png", "json"), page_size: str = "A4") -> list[Path]:

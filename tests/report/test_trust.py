@@ -263,3 +263,26 @@ def test_report_command_says_each_format_outcome(tmp_path):
     assert "force=True" not in output and "InvalidDicomError" not in output
     assert list((tmp_path / "out").glob("*.pdf")) and list((tmp_path / "out").glob("*.json"))
     assert "the exam is PNG" in (tmp_path / "out" / "failures.csv").read_text()
+
+
+def test_a_format_failed_by_a_full_disk_inside_pydicom_is_one_line_naming_the_file():
+    """A deployer's test: pydicom re-raises a write's "No space left on device" as an OSError of its own whose text
+    is a traceback (errno None); the AI node's log carried 20 lines of it for one full disk. The format's failure
+    and the batch's failure reason say the disk's own words, on one line."""
+    import errno
+
+    from app.archive.unit import failure_reason
+    from app.report.export import failure_text
+    from pydicom.tag import Tag, tag_in_exception
+
+    try:
+        with tag_in_exception(Tag(0x0042, 0x0011)):
+            raise OSError(errno.ENOSPC, "No space left on device", "/results/0123/ACC_pdf.dcm")
+    except OSError as error:
+        wrapped = error
+    assert wrapped.errno is None and "Traceback" in str(wrapped)  # pydicom's, as it raises it
+    assert failure_text(wrapped) == "No space left on device (ACC_pdf.dcm)"
+    assert failure_reason(wrapped) == "the disk is full (/results/0123/ACC_pdf.dcm)"
+    plain = ValueError("With tag (0042,0011) got exception: bad value\nTraceback (most recent call last):\n  File x")
+    assert failure_text(plain) == "With tag (0042,0011) got exception: bad value"
+    assert failure_reason(plain) == "ValueError: With tag (0042,0011) got exception: bad value"
