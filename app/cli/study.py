@@ -73,9 +73,11 @@ def _create(store, args) -> int:
         if note:
             print(f"note: {note}")
     if lesions:
-        from app.study.lesions import lesions_summary  # noqa: PLC0415
+        from app.study.lesions import LESION_COLUMNS, lesions_summary  # noqa: PLC0415
 
         print(lesions_summary(lesions, rule))
+        if note := unread_columns_note(args.lesions, LESION_COLUMNS, "the lesion list"):
+            print(f"note: {note}")
     if scores is not None:
         from app.archive.study_scores import store_batch_scores  # noqa: PLC0415
 

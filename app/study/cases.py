@@ -44,14 +44,26 @@ def case_mix_note(cases: Sequence[CaseEntry]) -> str:
     return "; ".join(notes)
 
 
-def unread_columns_note(path: str | Path) -> str:
-    """The case list's columns a study does not read, said when the study is made ("" when none)."""
-    rows = study_csv_rows(Path(path), "the case list")
-    unread = unread_columns(list(rows[0][1]) if rows else [], REQUIRED + OPTIONAL)
+def unread_columns_note(path: str | Path, known: Sequence[str] = REQUIRED + OPTIONAL,
+                        what: str = "the case list") -> str:
+    """The columns of a study's list (the case list; the lesion list with its ``known`` columns) that a study
+    does not read, said when the study is made ("" when none)."""
+    rows = study_csv_rows(Path(path), what)
+    unread = unread_columns(list(rows[0][1]) if rows else [], known)
     if not unread:
         return ""
-    return (f"the case list's column{'s' if len(unread) > 1 else ''} {', '.join(unread)} "
-            f"{'are' if len(unread) > 1 else 'is'} not read (a study reads {', '.join(REQUIRED + OPTIONAL)})")
+    return (f"{what}'s column{'s' if len(unread) > 1 else ''} {', '.join(unread)} "
+            f"{'are' if len(unread) > 1 else 'is'} not read (a study reads {', '.join(known)})")
+
+
+def row_shape_problem(path: Path, number: int, row: dict, columns: int) -> None:
+    """Refuse a CSV line with more values than the header has columns, or fewer (a value would be dropped or
+    taken for another column's without a word); a trailing comma is no value."""
+    if any((v or "").strip() for v in row.get(None) or ()):
+        raise StudyError(f"{path}: line {number} has more values than the header has columns")
+    if any(k is not None and v is None for k, v in row.items()):  # csv fills a short line's columns with None
+        given = sum(k is not None and v is not None for k, v in row.items())
+        raise StudyError(f"{path}: line {number} has {given} value(s) for the header's {columns} columns")
 
 
 def _exam_key(exam_path: str) -> str:
@@ -117,11 +129,7 @@ def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseE
         raise StudyError(f"{path}: {problem}")
     cases, seen, exams = [], set(), {}
     for number, row in rows:
-        if any((v or "").strip() for v in row.get(None) or ()):  # a trailing comma is no value
-            raise StudyError(f"{path}: line {number} has more values than the header has columns")
-        if any(k is not None and v is None for k, v in row.items()):  # csv fills a short line's columns with None
-            given = sum(k is not None and v is not None for k, v in row.items())
-            raise StudyError(f"{path}: line {number} has {given} value(s) for the header's {len(columns)} columns")
+        row_shape_problem(path, number, row, len(columns))
         values = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
         case_id, exam = values["case_id"], values["exam"]
         if not case_id or not exam:

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.study.cases import CaseEntry, study_csv_rows
+from app.study.cases import CaseEntry, row_shape_problem, study_csv_rows
 from app.study.errors import StudyError
 from app.study.froc_study import LesionTruth, _weights
 from app.study.localisation import Lesion, LesionOutline, ScoringRule
@@ -251,7 +251,10 @@ def read_lesion_list(path: str | Path, cases: Sequence[CaseEntry] = (),
     lesions: list[StudyLesion] = []
     numbered: dict[str, int] = {}
     exams = {c.case_id: c.exam_path for c in cases}
+    columns = len([c for c in rows[0][1] if c is not None]) if rows else 0
     for line, row in rows:
+        # as the case list: a value past the header's columns was dropped without a word (a coordinator's test)
+        row_shape_problem(path, line, row, columns)
         case_id = (row.get("case_id") or "").strip()
         if not case_id:
             raise StudyError(f"{path}: line {line} has no case_id")
@@ -409,6 +412,9 @@ def with_exam_spacing(lesions: Sequence[StudyLesion], cases: Sequence[CaseEntry]
                              "spacing_mm in the lesion list so that distances can be measured in mm")
         out.append(replace(lesion, spacing=spacing))
     return out
+
+
+LESION_COLUMNS = ("case_id", "breast", "view", "mask", "row", "col", "radius_mm", "weight", "lesion", "spacing_mm", "seg")
 
 
 def lesions_for_new_study(path: str | Path, cases: Sequence[CaseEntry],

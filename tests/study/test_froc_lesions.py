@@ -113,10 +113,27 @@ def test_a_lesion_list_the_analysis_would_refuse_is_refused_at_creation(tmp_path
     ("c00,L,CC,,250,100,-3,,,\n", "line 2: radius_mm must be a positive number"),
     # saving the lesions drawn in the set-up replaces D1, D2 …: a list's lesion must not be one of them
     ("c00,L,CC,,250,100,,,D2,\n", "line 2: lesion 'D2': ids that start with D and a digit are kept for lesions drawn"),
+    # as the case list (a coordinator's test: the extra value was dropped without a word)
+    ("c00,L,CC,,250,100,,,1,0.1,extra\n", "line 2 has more values than the header has columns"),
+    ("c00,L,CC,,250\n", "line 2 has 5 value.s. for the header's 10 columns"),
 ])
 def test_a_malformed_lesion_line_is_named(tmp_path, rows, message):
     with pytest.raises(StudyError, match=message):
         read_lesion_list(write_lesions(tmp_path, rows, band=False))
+
+
+def test_a_lesion_list_s_unread_column_is_named(tmp_path):
+    """A column a lesion list does not read ("comment") is named when the study is made, as the case list's."""
+    from app.study.cases import unread_columns_note
+    from app.study.lesions import LESION_COLUMNS
+
+    path = tmp_path / "lesions.csv"
+    path.write_text("case_id,breast,view,row,col,comment\nc00,L,CC,250,100,big\n")
+    assert unread_columns_note(path, LESION_COLUMNS, "the lesion list") == (
+        "the lesion list's column comment is not read (a study reads case_id, breast, view, mask, row, col, "
+        "radius_mm, weight, lesion, spacing_mm, seg)")
+    path.write_text("case_id,breast,view,row,col\nc00,L,CC,250,100\n")
+    assert unread_columns_note(path, LESION_COLUMNS, "the lesion list") == ""
 
 
 def test_the_exam_spacing_wins_and_a_view_without_any_is_named(tmp_path):

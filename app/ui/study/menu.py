@@ -16,7 +16,7 @@ from app.study.store import Store
 from app.study.cases import case_mix_note, read_case_list, unread_columns_note
 from app.study.design import create_study, design_note
 from app.study.errors import StudyError
-from app.study.lesions import lesions_for_new_study, lesions_summary
+from app.study.lesions import LESION_COLUMNS, lesions_for_new_study, lesions_summary
 from app.ui.errors import show_error
 from app.ui.study.dialogs import ChooseStudyDialog, NewStudy, NewStudyDialog
 from app.ui.study.results import StudyResultsWindow
@@ -54,7 +54,9 @@ def create_and_score(
         raise StudyNotCreated(str(error)) from error
     note = "; ".join(n for n in (unread_columns_note(study.case_list), case_mix_note(cases),
                                  design_note(study.design, list(study.readers), study.washout_days),
-                                 lesions_summary(lesions, rule) if lesions else "") if n)
+                                 lesions_summary(lesions, rule) if lesions else "",
+                                 unread_columns_note(study.lesions, LESION_COLUMNS, "the lesion list") if lesions
+                                 else "") if n)
     if note:
         note_to(note)
     if models is None and not model_path:
