@@ -145,11 +145,18 @@ JOINERS = frozenset({"\u200c", "\u200d"})  # zero-width non-joiner and joiner: l
 
 def reader_as_stored(name: str, readers: Sequence[str]) -> str:
     """``name`` as the study stores it: the same name in another Unicode form ('Chloé' typed with a combining
-    accent, or stored so by an earlier version or an import) is the same reader; ``name`` itself when none is."""
+    accent, or stored so by an earlier version or an import) is the same reader, and so is one that differs only in
+    capitals ('anna' for 'Anna': a study refuses two readers named so, so it names one; a coordinator's test);
+    ``name`` itself when none is."""
     if name in readers:
         return name
     wanted = unicodedata.normalize("NFC", name)
-    return next((stored for stored in readers if unicodedata.normalize("NFC", stored) == wanted), name)
+    same = next((stored for stored in readers if unicodedata.normalize("NFC", stored) == wanted), None)
+    if same is not None:
+        return same
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    alike = [stored for stored in readers if unicodedata.normalize("NFKC", stored).casefold() == folded]
+    return alike[0] if len(alike) == 1 else name
 
 
 def refuse_a_name_alike(db, name: str) -> None:

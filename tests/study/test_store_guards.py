@@ -418,6 +418,23 @@ def test_an_import_keeps_readers_in_one_unicode_form(store):
     assert store.read("SELECT COUNT(*) FROM study_reads WHERE study_id=? AND reader='Chloé'", (copy,)) == [(2,)]
 
 
+def test_a_reader_named_in_other_capitals_is_that_reader(store):
+    """A coordinator's test: 'study results --readers chloé,b' said "no reader 'chloé', 'b'"; a study refuses two
+    readers whose names differ only in capitals, so such a name is one of its readers, to the results and to the
+    reading session alike."""
+    from app.study.results import study_results  # noqa: PLC0415
+
+    study = create_study(store, "caps", Design.UNAIDED, ["Chloé", "B"], cases(6, 3), seed=1)
+    for name in ("chloé", "b"):
+        session = ReadingSession(store, study, name)
+        assert session.reader == {"chloé": "Chloé", "b": "B"}[name]
+        for position in range(len(session.order)):
+            case = session.case_at(position).case_id
+            session.commit(case, "unaided", {"L": 0.1 + 0.1 * position, "R": 0.2}).result()
+    results = study_results(store, study, readers=["CHLOÉ", "b"])
+    assert {row.reader for row in results.aucs} >= {"Chloé", "B"}
+
+
 def test_an_import_refuses_a_read_the_design_has_not(store, exported):
     exported["study_reads"].append({**exported["study_reads"][0], "modality": "concurrent"})
     refused(store, exported, rf"study_reads row {len(exported['study_reads'])} .* is refused \(a sequential study "
