@@ -296,8 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     study = sub.add_parser("study", parents=[common],
                            help="reader studies: create, scores, read, status, results, froc, export, import")
     study.add_argument("--db", help="study database (default: the app's local store)")
+    # --db also after the study command ("study status pilot --db x.sqlite" was "unrecognized arguments")
+    study_common = argparse.ArgumentParser(add_help=False, parents=[common])
+    study_common.add_argument("--db", default=argparse.SUPPRESS, help="study database (default: the app's local store)")
     study_sub = study.add_subparsers(dest="study_command", required=True, metavar="STUDY_COMMAND")
-    create = study_sub.add_parser("create", parents=[common], help="create a study from a case list CSV")
+    create = study_sub.add_parser("create", parents=[study_common], help="create a study from a case list CSV")
     create.add_argument("name")
     create.add_argument("--cases", required=True, help="CSV: case_id, exam, truth_left, truth_right[, notes, training]")
     create.add_argument("--readers", required=True, help="comma-separated reader names")
@@ -317,13 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--distance-mm", type=float, default=None,
                         help="with --lesions: a mark within this distance of a lesion's centre localises it "
                              "(default 10 mm; a mark inside the lesion's outline always does)")
-    scores = study_sub.add_parser("scores", parents=[common], help="compute the models' scores for every case (resumable, cached)")
+    scores = study_sub.add_parser("scores", parents=[study_common], help="compute the models' scores for every case (resumable, cached)")
     scores.add_argument("name")
     scores.add_argument("--models", nargs="+", help=MODELS_HELP)
-    read = study_sub.add_parser("read", parents=[common], help="open the reading screen for a reader")
+    read = study_sub.add_parser("read", parents=[study_common], help="open the reading screen for a reader")
     read.add_argument("name")
     read.add_argument("--reader", required=True)
-    results = study_sub.add_parser("results", parents=[common],
+    results = study_sub.add_parser("results", parents=[study_common],
                                    help="AUCs, ORH comparisons, BI-RADS recall, telemetry; optional CSV export")
     results.add_argument("name")
     results.add_argument("--level", default="breast", choices=["breast", "exam"])
@@ -334,9 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--out", type=output_folder, help="folder for CSV, iMRMC and JSON files")
     results.add_argument("--window", action="store_true", help="open the results screen (ROC curves, tables)")
     results.add_argument("--screenshot", metavar="PNG", help="render the results screen to a PNG and exit")
-    status = study_sub.add_parser("status", parents=[common], help="each reader's progress (and when a crossover's session 2 opens)")
+    status = study_sub.add_parser("status", parents=[study_common], help="each reader's progress (and when a crossover's session 2 opens)")
     status.add_argument("name")
-    export = study_sub.add_parser("export", parents=[common],
+    export = study_sub.add_parser("export", parents=[study_common],
                                   help="the whole study as JSON; a localisation study's marks for RJafroc")
     export.add_argument("name")
     export.add_argument("out", nargs="?", help="the whole study as JSON (for 'study import')")
@@ -345,10 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--rjafroc", metavar="XLSX",
                         help="the scored marks as an RJafroc data file (Truth, NL and LL sheets)")
     export.add_argument("--truth", metavar="JSON", help="lesion locations for a study created without --lesions")
-    import_ = study_sub.add_parser("import", parents=[common], help="import a study exported as JSON")
+    import_ = study_sub.add_parser("import", parents=[study_common], help="import a study exported as JSON")
     import_.add_argument("file")
     import_.add_argument("--name", help="a new name (default: the exported one)")
-    froc = study_sub.add_parser("froc", parents=[common],
+    froc = study_sub.add_parser("froc", parents=[study_common],
                                 help="localisation (FROC) analysis: wAFROC/AFROC/HrAuc with DBM or OR tests")
     froc.add_argument("name", nargs="?", help="a stored study (or give --data)")
     froc.add_argument("--data", metavar="JSON", help="a study in the localisation JSON form (RJafroc datasets, exports)")

@@ -86,6 +86,9 @@ def test_a_mistyped_db_is_said_and_never_made_by_a_command_that_reads_a_study(tm
         assert main(["study", "--db", str(typo), *command]) == 2
         assert f"{typo}: no such study database" in capsys.readouterr().err
     assert not (tmp_path / "no").exists()
+    # --db after the study command too (it was "unrecognized arguments: --db": a coordinator's test)
+    assert main(["study", "status", "pilot", "--db", str(typo)]) == 2
+    assert f"{typo}: no such study database" in capsys.readouterr().err
     assert main(["study", "--db", str(tmp_path), "status", "pilot"]) == 2
     assert f"{tmp_path}: a folder, not a study database file" in capsys.readouterr().err
     # a create or an import that fails leaves nothing it made (an empty database then said "it holds no study")
