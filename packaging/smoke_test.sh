@@ -2,7 +2,10 @@
 # Run the built executable offscreen on the built-in demo with --screenshot and check the picture.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# a settings folder of its own (the demo exam, the store, the site key), removed at the end whatever happens: the
+# user's MAMMO_READER_HOME is not the smoke test's to write in
 home=$(mktemp -d)
+trap 'rm -rf "$home"' EXIT
 out="$home/smoke.png"
 QT_QPA_PLATFORM=offscreen MAMMO_READER_HOME="$home" timeout 600 dist/MammoReader/MammoReader --screenshot "$out"
 python - "$out" <<'PY'
