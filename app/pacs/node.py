@@ -518,8 +518,8 @@ class AiNode:
                 # the operator's way out of a study that cannot be analysed as it is (another patient's image in
                 # it fails every resend the same way): its images' folder
                 _say(f"FAILED study {folder.name}{self._from(folder)}: {without_identifiers(outcome.reason, folder)} "
-                     f"(analysed again when an instance of it comes or the node starts again; its images are in {folder}: remove a stray "
-                     "image there, or the folder to drop the study)")
+                     "(analysed again when an instance of it comes or the node starts again; its images are in "
+                     f"{folder}: remove a stray image there, or the folder to drop the study)")
                 return
             reason = f" ({without_identifiers(outcome.reason, folder)})" if outcome.reason else ""
             _say(f"analysed study {folder.name}: {len(outcome.files)} file(s) in {self.results / folder.name}"
