@@ -320,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--distance-mm", type=float, default=None,
                         help="with --lesions: a mark within this distance of a lesion's centre localises it "
                              "(default 10 mm; a mark inside the lesion's outline always does)")
-    scores = study_sub.add_parser("scores", parents=[study_common], help="compute the models' scores for every case (resumable, cached)")
+    scores = study_sub.add_parser("scores", parents=[study_common],
+                                  help="compute the models' scores for every case (resumable, cached)")
     scores.add_argument("name")
     scores.add_argument("--models", nargs="+", help=MODELS_HELP)
     read = study_sub.add_parser("read", parents=[study_common], help="open the reading screen for a reader")
@@ -337,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--out", type=output_folder, help="folder for CSV, iMRMC and JSON files")
     results.add_argument("--window", action="store_true", help="open the results screen (ROC curves, tables)")
     results.add_argument("--screenshot", metavar="PNG", help="render the results screen to a PNG and exit")
-    status = study_sub.add_parser("status", parents=[study_common], help="each reader's progress (and when a crossover's session 2 opens)")
+    status = study_sub.add_parser("status", parents=[study_common],
+                                  help="each reader's progress (and when a crossover's session 2 opens)")
     status.add_argument("name")
     export = study_sub.add_parser("export", parents=[study_common],
                                   help="the whole study as JSON; a localisation study's marks for RJafroc")

@@ -590,8 +590,8 @@ def _single(mean: float, se: float, df: float, alpha: float) -> ModalityEstimate
 
 IDENTICAL_READERS = ("every reader has the same figures of merit in both modalities (identical readers?): the readers "
                      "are no sample to generalise from")
-NO_RRRC_VARIANCE = ("the readers' figures of merit differ between the modalities by the same amount and the cases add no "
-                    "variance: the random-reader test's error term is zero")
+NO_RRRC_VARIANCE = ("the readers' figures of merit differ between the modalities by the same amount and the cases add "
+                    "no variance: the random-reader test's error term is zero")
 
 
 def _f_test(name: str, modalities: Sequence[str], means: np.ndarray, numerator: float, denominator: float,

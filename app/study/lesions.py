@@ -414,7 +414,8 @@ def with_exam_spacing(lesions: Sequence[StudyLesion], cases: Sequence[CaseEntry]
     return out
 
 
-LESION_COLUMNS = ("case_id", "breast", "view", "mask", "row", "col", "radius_mm", "weight", "lesion", "spacing_mm", "seg")
+LESION_COLUMNS = ("case_id", "breast", "view", "mask", "row", "col", "radius_mm", "weight", "lesion", "spacing_mm",
+                  "seg")
 
 
 def lesions_for_new_study(path: str | Path, cases: Sequence[CaseEntry],

@@ -625,8 +625,8 @@ def write_results(results: StudyResults, folder: str | Path) -> ResultFiles:
                 writer.writerow([*named, difference, *[""] * 11, r.reason, "", "", ""])
             else:  # the other two generalisations' p, as the results window shows them (empty: not estimable)
                 variants = ["" if not t.estimable else t.p for t in (r.fixed_readers, r.fixed_cases)]
-                writer.writerow([*named, r.difference, r.F, df_cell(r.ddf), r.p, r.ci[0], r.ci[1], r.var, r.cov1, r.cov2,
-                                 r.cov3, r.var_r, r.var_tr, "", *variants, comparison_caution(r)])
+                writer.writerow([*named, r.difference, r.F, df_cell(r.ddf), r.p, r.ci[0], r.ci[1], r.var, r.cov1,
+                                 r.cov2, r.cov3, r.var_r, r.var_tr, "", *variants, comparison_caution(r)])
     written.append(path)
     path = folder / f"roc_{results.level}.png"
     if roc_png_written(results, path):

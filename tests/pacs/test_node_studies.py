@@ -618,7 +618,8 @@ def test_a_content_failure_is_not_a_fault_of_the_machine(tmp_path, groups, capsy
     # and where its images are: another patient's image in a study failed every resend alike, and the operator
     # had no way out (a deployer's test)
     said = capsys.readouterr().out
-    assert f"(analysed again when an instance of it comes or the node starts again; its images are in {folder}: remove a stray image" in said
+    assert ("(analysed again when an instance of it comes or the node starts again; its images are in "
+            f"{folder}: remove a stray image") in said
     assert folder not in node._rewrite
 
 
