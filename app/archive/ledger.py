@@ -25,8 +25,8 @@ FAILURES_FILE = "failures.csv"
 FAILURE_COLUMNS = ("exam_id", "location", "reason", "failed_at")
 SHARED_IMAGE = ("an image of this exam carries the SOP Instance UID of an image of exam {others} (an archive error: "
                 "one UID, two images or one image filed twice): its DICOM results (SR, SEG, Encapsulated PDF, image "
-                "copies) were withdrawn, as a PACS would lay them on the other exam's image; correct the archive "
-                "and run again")
+                "copies) {fate}, as a PACS would lay them on the other exam's image (any sent to a PACS already: "
+                "delete them there); correct the archive and run again")
 # the table is rewritten after every exam while it is small (a few milliseconds), then every 30 s
 CONSOLIDATE_ALWAYS_ROWS = 20_000
 CONSOLIDATE_EVERY_S = 30.0
@@ -133,6 +133,7 @@ class Ledger:
         self.todo: list[ExamItem] = []
         self.by_id = {i.exam_id: i for i in items}
         self.image_owner: dict[str, str] = {}  # an image's keyed UID (unit.image_keys) -> the first exam with it
+        shared: list[tuple[str, list[str]]] = []
         for item in items:
             # its rows stay in the table until a forced run replaces them; rows that cannot be read (a damaged
             # or lost part) make it an exam to do again, not a done one with no rows
@@ -140,7 +141,8 @@ class Ledger:
             if done_before and not force:
                 self.summary.skipped.append(Outcome(item.exam_id, item.location, "skipped"))
                 self.failures.pop(item.exam_id, None)
-                self._own_images(item.exam_id, read_marker(self.out, item).get("images") or ())
+                if others := self._own_images(item.exam_id, read_marker(self.out, item).get("images") or ()):
+                    shared.append((item.exam_id, others))  # two exams finished before: withdrawn below
             else:
                 self.todo.append(item)
         if progress is not None:  # this run's exams: those an earlier run finished were counted as never done
@@ -149,6 +151,12 @@ class Ledger:
             if item.exam_id not in self.by_id and already_done(self.out, item, record):
                 self._keep_rows(item)
         self.journal = (self.out / BOOKKEEPING / "journal.csv").open("a", encoding="utf-8", newline="")
+        for exam_id, others in shared:
+            for other in others:
+                self._withdraw_finished(other, [exam_id])
+            self._withdraw_finished(exam_id, others)
+        if shared:
+            self._write_failures()
         self.consolidated = time.perf_counter()
         self._consolidate()
 
@@ -180,18 +188,48 @@ class Ledger:
     def _withdraw(self, outcome: Outcome, others: list[str], files) -> Outcome:
         """The exam as partial, its DICOM results deleted and its marker removed (a rerun tries it again): it
         shares an image's UID with ``others``. ``files``: what it wrote."""
-        kept = []
+        kept, removed, problems = [], 0, []
         for name in files:
             path = Path(name)
-            if path.suffix.lower() == ".dcm" and path.resolve().is_relative_to(self.out.resolve()):
-                path.unlink(missing_ok=True)
-            else:
+            if path.suffix.lower() != ".dcm" or not path.resolve().is_relative_to(self.out.resolve()):
                 kept.append(str(name))
-        marker_path(self.out, self.by_id[outcome.exam_id]).unlink(missing_ok=True)
-        said = SHARED_IMAGE.format(others=", ".join(others))
-        reason = "; ".join([said, *[outcome.reason] * bool(outcome.reason and said not in outcome.reason)])
+                continue
+            try:
+                path.unlink(missing_ok=True)
+                removed += 1
+            except OSError as error:
+                kept.append(str(name))
+                problems.append(f"{path.name}: {error.strerror or error}")
+        try:
+            marker_path(self.out, self.by_id[outcome.exam_id]).unlink(missing_ok=True)
+        except OSError as error:
+            problems.append(f"its record of being done: {error.strerror or error}")
+        fate = "were withdrawn" if removed and not problems else "are withheld"
+        if problems:
+            fate += f" (remove by hand what could not be: {'; '.join(problems)})"
+        said = SHARED_IMAGE.format(others=", ".join(others), fate=fate)
+        reason = "; ".join(dict.fromkeys(part for part in (said, outcome.reason) if part))  # each sentence once
         return Outcome(outcome.exam_id, outcome.location, "partial", reason, tuple(kept), outcome.seconds,
                        images=outcome.images)
+
+    def _withdraw_finished(self, exam_id: str, others: list[str]) -> None:
+        """An exam already recorded (done, skipped or partial: this run's or an earlier one's), withdrawn for
+        sharing an image with ``others``."""
+        earlier = next(((kind, o) for kind in ("done", "skipped", "partial")
+                        for o in getattr(self.summary, kind) if o.exam_id == exam_id), None)
+        if earlier is None:
+            return
+        kind, found = earlier
+        # a skipped exam's files are those its marker names
+        files = found.files or tuple(read_marker(self.out, self.by_id[exam_id]).get("files") or ())
+        withdrawn = self._withdraw(found, others, files)
+        getattr(self.summary, kind).remove(found)
+        self.summary.partial.append(withdrawn)
+        if kind == "skipped" and self.progress is not None:
+            self.progress.total += 1  # one of this run's outcomes now ("2/1 exams" otherwise)
+        self._journal(withdrawn)
+        self.failures[exam_id] = {"exam_id": exam_id, "location": found.location, "reason": withdrawn.reason,
+                                  "failed_at": self._now()}
 
     def _shared_images(self, outcome: Outcome) -> Outcome:
         """Two exams of the batch with one image (by SOP Instance UID): a DICOM result refers to its images by
@@ -203,19 +241,7 @@ class Ledger:
         if not others:
             return outcome
         for other in others:
-            earlier = next(((kind, o) for kind in ("done", "skipped", "partial")
-                            for o in getattr(self.summary, kind) if o.exam_id == other), None)
-            if earlier is None:
-                continue
-            kind, found = earlier
-            # a skipped exam's files are those its marker names
-            files = found.files or tuple(read_marker(self.out, self.by_id[other]).get("files") or ())
-            withdrawn = self._withdraw(found, [outcome.exam_id], files)
-            getattr(self.summary, kind).remove(found)
-            self.summary.partial.append(withdrawn)
-            self._journal(withdrawn)
-            self.failures[other] = {"exam_id": other, "location": found.location, "reason": withdrawn.reason,
-                                    "failed_at": self._now()}
+            self._withdraw_finished(other, [outcome.exam_id])
         return self._withdraw(outcome, others, outcome.files)
 
     def _now(self) -> str:

@@ -85,18 +85,27 @@ class Outcome:
         return asdict(self)
 
 
-def image_keys(exam: Exam | None) -> tuple[str, ...]:
-    """The SOP Instance UIDs of the exam's views as digests keyed with this site's de-identification key: the
-    driver tells an image two exams of a batch carry (an archive error) by them, and the marker keeps them, which a
-    de-identified output must not hold in the clear (a UID is an identifier of the image)."""
-    if exam is None:
-        return ()
-    from app.report.deidentify import site_key  # noqa: PLC0415
+DICOM_RESULTS = frozenset({"sr", "seg", "epdf"})  # the formats that refer to the exam's images by their UIDs
+IMAGE_KEY_SALT = b"mammo-reader image"
 
+
+def image_keys(exam: Exam | None, options: BatchOptions) -> tuple[str, ...]:
+    """The SOP Instance UIDs of the exam's views as digests, by which the driver tells an image two exams of a
+    batch carry (an archive error), and which the marker keeps; only where the batch writes DICOM results, which
+    refer to the images by UID. A de-identified batch keys them with this site's de-identification key (its
+    output must not let a UID be confirmed; its workers hold the key for the pseudonyms already); otherwise a fixed
+    salt, so that no batch depends on the key."""
+    if exam is None or not DICOM_RESULTS & set(options.formats):
+        return ()
     uids = sorted({image.sop_instance_uid for image in exam.views.values() if image.sop_instance_uid})
     if not uids:
         return ()
-    key = site_key()
+    if options.deidentify:
+        from app.report.deidentify import site_key  # noqa: PLC0415
+
+        key = site_key()
+    else:
+        key = IMAGE_KEY_SALT
     return tuple(hmac.new(key, f"image\0{uid}".encode(), hashlib.sha256).hexdigest()[:32] for uid in uids)
 
 
@@ -394,7 +403,7 @@ def write(analysed: Analysed, out: Path, options: BatchOptions, record: dict) ->
     if len(analysed.exam.views) < len(View):
         problems += [f"{name} could not be loaded: {reason}" for name, reason in analysed.exam.refused]
     try:
-        images = image_keys(analysed.exam)
+        images = image_keys(analysed.exam, options)
         report = ReportInput(analysed.exam, analysed.result, analysed.reads, reader=options.reader,
                              deidentify=options.deidentify, plain_hybrid=options.plain_hybrid, marks=analysed.marks)
         if options.deidentify:  # the files, the report's "exam" and the table say one pseudonym: the item's

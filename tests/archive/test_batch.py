@@ -810,8 +810,10 @@ def test_two_exams_with_one_image_uid_have_their_dicom_results_withdrawn_and_say
     assert [o.exam_id for o in earlier.done] == ["exam0", "exam2"] and list((out / "exam0").glob("*_sr.dcm"))
 
     for attempt in ("exam1 added", "rerun"):
-        summary = run_batch(items, [model], out, options)
+        progress = Progress(0, stream=None)
+        summary = run_batch(items, [model], out, options, progress=progress)
         assert sorted(o.exam_id for o in summary.partial) == ["exam0", "exam1"], attempt
+        assert progress.total == 2  # exam0, finished before, is one of this run's outcomes now (not "2/1 exams")
         assert [o.exam_id for o in summary.skipped] == ["exam2"] and not summary.done and not summary.failed
         reasons = {o.exam_id: o.reason for o in summary.partial}
         assert "carries the SOP Instance UID of an image of exam exam1" in reasons["exam0"]
@@ -825,3 +827,13 @@ def test_two_exams_with_one_image_uid_have_their_dicom_results_withdrawn_and_say
             failures = {row["exam_id"]: row["reason"] for row in csv.DictReader(handle)}
         assert failures == reasons
         assert {r["exam_id"] for r in pq.read_table(out / "scores.parquet").to_pylist()} == set(GOOD[:3])
+    # a review: two exams each finished by a run that did not name the other (or by workers whose driver died
+    # before it recorded them) are both skipped at the next run, and withdrawn there
+    apart = tmp_path / "apart"
+    for item in items[:2]:
+        assert [o.exam_id for o in run_batch([item], [model], apart, options).done] == [item.exam_id]
+    summary = run_batch(items[:2], [model], apart, options)
+    assert sorted(o.exam_id for o in summary.partial) == ["exam0", "exam1"] and not summary.skipped
+    assert not list(apart.rglob("*_sr.dcm")) and (apart / "failures.csv").read_text().count("SOP Instance UID") == 2
+    # a batch that writes no DICOM result has nothing a PACS could misplace: the exams are done
+    assert len(run_batch(items, [model], tmp_path / "json_only", OPTIONS).done) == 3
