@@ -146,6 +146,9 @@ def _results(store, args) -> int:
             print(f"wrote {path}")
         for path in files.removed:
             print(f"removed {path} (an earlier results run wrote it there, and this run writes none in its place)")
+        for path in files.left:
+            print(f"note: left {path} as it is: named as a results file, but not this run's, and no results run "
+                  "recorded writing it as it is now (your own, changed since, or an earlier version's)")
     if args.window or args.screenshot:
         from app.gui import run_study_results  # noqa: PLC0415
 

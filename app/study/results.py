@@ -536,13 +536,16 @@ MANIFEST = ".mammo_results.json"  # per level: the study a results run was of, a
 
 
 class ResultFiles(list):
-    """The files a results run wrote (a list of paths), and ``removed``: an earlier run's it took away."""
+    """The files a results run wrote (a list of paths); ``removed``: an earlier run's it took away; ``left``: files
+    named as results files that it neither wrote nor removed (a user's own, one changed since its run wrote it, or
+    one of an earlier version, which recorded nothing): said, as they may read as this run's."""
 
     removed: list[Path]
+    left: list[Path]
 
-    def __init__(self, written: Sequence[Path] = (), removed: Sequence[Path] = ()) -> None:
+    def __init__(self, written: Sequence[Path] = (), removed: Sequence[Path] = (), left: Sequence[Path] = ()) -> None:
         super().__init__(written)
-        self.removed = list(removed)
+        self.removed, self.left = list(removed), list(left)
 
 
 def _digest(path: Path) -> str | None:
@@ -668,4 +671,7 @@ def write_results(results: StudyResults, folder: str | Path) -> ResultFiles:
             if level != results.level and run.get("study") == results.identity()}
     kept[results.level] = {"study": results.identity(), "files": {p.name: _digest(p) for p in written}}
     write_bytes_atomic(folder / MANIFEST, json.dumps(kept, indent=1).encode())
-    return ResultFiles(written, removed)
+    ours = {name for run in kept.values() for name in run["files"]}
+    left = [folder / name for name in sorted(set(result_files("breast")) | set(result_files("exam")))
+            if name not in ours and (folder / name).is_file()]
+    return ResultFiles(written, removed, left)

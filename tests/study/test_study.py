@@ -459,13 +459,22 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
         again.close()
     assert files() == fourth and "aucs_exam.csv" not in fourth
     # a coordinator's test: a file no results run wrote, named as one would be, stays when another study's results
-    # come (it was deleted by its name alone); so does one a run wrote and the user changed since
+    # come (it was deleted by its name alone), and is said
     (out / "aucs_exam.csv").write_text("my SPSS AUCs")
-    (out / "hybrids.json").write_text("edited by hand")
     fifth = write_results(study_results(store, study), out)
-    assert (out / "aucs_exam.csv").read_text() == "my SPSS AUCs" and "hybrids.json" in {p.name for p in fifth}
-    assert out / "aucs_exam.csv" not in fifth.removed and out / "hybrids.json" not in fifth.removed
+    assert (out / "aucs_exam.csv").read_text() == "my SPSS AUCs" and fifth.left == [out / "aucs_exam.csv"]
     assert files() == {p.name for p in fifth} | {"aucs_exam.csv"}
+    # so does one a run wrote and the user changed since, which the next run of the study does not write
+    assert "reader_averages_breast.csv" in {p.name for p in fifth}
+    (out / "reader_averages_breast.csv").write_text("edited by hand")
+    sixth = write_results(study_results(store, study, readers=["A"]), out)  # one reader: no reader averages
+    assert "reader_averages_breast.csv" not in {p.name for p in sixth} and not sixth.removed
+    assert (out / "reader_averages_breast.csv").read_text() == "edited by hand"
+    assert sixth.left == [out / "aucs_exam.csv", out / "reader_averages_breast.csv"]
+    from app.ui.study.results import export_line
+
+    assert export_line(sixth, str(out)).endswith(
+        "; left as they were (not this run's): aucs_exam.csv, reader_averages_breast.csv")
 
 
 def test_a_study_of_normal_cases_only_has_results_without_averages(store, tmp_path):

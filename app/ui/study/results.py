@@ -84,6 +84,17 @@ def _write_task(results: StudyResults, folder: str, *, progress, cancel) -> list
         raise MammoError(f"the results could not be written ({error.strerror or error})", folder) from error
 
 
+def export_line(files, folder: str) -> str:
+    """The status line of an export: what was written, and an earlier run's files removed or left beside them
+    (the command line names them; the screen said only how many were written)."""
+    line = f"exported {len(files)} file(s) to {folder}"
+    if files.removed:
+        line += f"; removed an earlier run's {', '.join(p.name for p in files.removed)}"
+    if files.left:
+        line += f"; left as they were (not this run's): {', '.join(p.name for p in files.left)}"
+    return line
+
+
 class StudyResultsWindow(QMainWindow):
     exported = Signal(str)  # the folder, once the files are written
 
@@ -257,8 +268,8 @@ class StudyResultsWindow(QMainWindow):
         """Write the results' CSV / iMRMC / JSON files in the background; the status bar says where, an error
         names the folder."""
         worker = Worker(_write_task, self.results, folder)
-        worker.result.connect(lambda paths: (self.statusBar().showMessage(f"exported {len(paths)} file(s) to {folder}",
-                                                                           30_000), self.exported.emit(folder)))
+        worker.result.connect(lambda files: (self.statusBar().showMessage(export_line(files, folder), 30_000),
+                                             self.exported.emit(folder)))
         worker.error.connect(lambda error: show_error(self, error))
         self.export_worker = worker.start()
         return worker
