@@ -26,8 +26,11 @@ def p_text(value: float | None) -> str:
 
 
 def df_text(value: float) -> str:
-    """Degrees of freedom on screen: "∞" where they are infinite (a test whose error term has no reader part)."""
-    return "∞" if value == math.inf else f"{value:.2f}"
+    """Degrees of freedom on screen: "∞" where they are infinite (a test whose error term has no reader part), a
+    vast number in three digits ("2.1e+21": a reader-by-modality term just above zero), else two decimals."""
+    if value == math.inf:
+        return "∞"
+    return f"{value:.3g}" if abs(value) >= 1e6 else f"{value:.2f}"
 
 
 def df_cell(value: float) -> float | str:

@@ -74,6 +74,11 @@ def froc_cautions(data: FrocData, analysis: FrocAnalysis | None = None) -> tuple
                 "the interval is as the analysis gives it, not clipped"
                 for name, test in analysis.tests.items() for d in test.differences
                 if math.isfinite(d.ci[0]) and math.isfinite(d.ci[1]) and (d.ci[0] < -1 or d.ci[1] > 1)]
+        rrrc = analysis.tests.get("RRRC")
+        if rrrc is not None and not rrrc.reason and rrrc.ddf == math.inf:  # as the ROC comparisons say it
+            out.append("RRRC: every reader's figure of merit differs between the modalities by the same amount, so "
+                       "the readers add no variance to the differences: the ddf are infinite (as RJafroc gives "
+                       "them) and the test is as liberal as it can be; read it with the readers' own differences")
     return tuple(out)
 
 

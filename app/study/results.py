@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import hashlib
 import json
 from collections.abc import Sequence
@@ -117,6 +118,10 @@ def comparison_caution(result: Comparison) -> str:
     if result.ci[0] < -1 or result.ci[1] > 1:  # a coordinator's finding: "95 % CI −1.2013 – −0.3115", unexplained
         cautions.append("its interval passes ±1, past what a difference of AUCs can be: the normal approximation "
                         "does not hold with so few units; the interval is as the ORH analysis gives it, not clipped")
+    if result.ddf == math.inf:  # a review: the most liberal form of the test, on an MS(T×R) of 0 from few readers
+        cautions.append("every reader's AUC differs between the two by the same amount, so the readers add no "
+                        "variance to the difference: the ddf are infinite (as RJafroc gives them) and the test is "
+                        "as liberal as it can be; read it with the readers' own differences")
     return "; ".join(cautions)
 
 

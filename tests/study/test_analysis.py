@@ -376,6 +376,10 @@ def test_readers_whose_aucs_differ_by_one_amount_get_the_test_with_infinite_ddf(
             assert result.fixed_readers.estimable and np.isfinite(result.fixed_readers.p)
             assert not result.fixed_cases.estimable and "fixed-case error term is zero" in result.fixed_cases.reason
             assert all(np.isfinite(e.ci).all() for e in result.single.values())
+            from app.study.results import comparison_caution
+
+            assert "the ddf are infinite (as RJafroc gives them) and the test is as liberal as it can be" in (
+                comparison_caution(result))
 
 
 def test_an_froc_test_with_infinite_ddf_is_an_f_over_infinity_and_says_so_in_its_files():
@@ -391,7 +395,7 @@ def test_an_froc_test_with_infinite_ddf_is_an_f_over_infinity_and_says_so_in_its
     assert test.p == pytest.approx(stats.chi2.sf(5.0, 1))
     (difference,) = test.differences
     assert difference.ci == pytest.approx((0.1 - 1.959964 * 0.05, 0.1 + 1.959964 * 0.05), abs=1e-6)
-    assert (df_text(np.inf), df_text(15.2597), df_cell(np.inf), df_cell(float("nan")), df_cell(3.5)) == (
-        "∞", "15.26", "Inf", "", 3.5)
+    assert (df_text(np.inf), df_text(15.2597), df_text(2.1e21), df_cell(np.inf), df_cell(float("nan")),
+            df_cell(3.5)) == ("∞", "15.26", "2.1e+21", "Inf", "", 3.5)
     none = _f_test("RRRC", ["a", "b"], np.array([0.8, 0.7]), 0.02, 0.0, 1, np.inf, 0.05, {}, "no variance", 0.05)
     assert none.reason == "no variance" and np.isnan(none.p)
