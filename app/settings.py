@@ -41,17 +41,31 @@ def store_path() -> Path:
     return config_dir() / "mammo_reader.sqlite"
 
 
+# the numbers' ranges (those Preferences offers, where it offers one): a port of 0 or 70000, a negative prefetch or
+# quota are of the wrong kind too
+RANGES = {"scp_port": (1, 65535), "prefetch_exams": (0, 6), "scp_max_instance_mb": (1, 1 << 20),
+          "scp_quota_gb": (0.001, 1 << 20)}
+
+
 def _setting(name: str, default: Any, value: Any) -> Any:
     """``value`` as the setting ``name`` whose default is ``default`` (None when it is of another kind). JSON
     gives lists where the settings hold tuples (frozen, hashable): the named nodes' [name, address] pairs, the
     allowed senders' words."""
     if isinstance(default, bool):
         return value if isinstance(value, bool) else None
-    if isinstance(default, int):
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-    if isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        return float(value) if ok else None
+    if isinstance(default, (int, float)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None
+        if isinstance(default, int) and not isinstance(value, int):
+            return None
+        try:
+            number = float(value)  # a 400-digit integer overflows here (math.isfinite raised)
+        except OverflowError:
+            return None
+        low, high = RANGES.get(name, (-math.inf, math.inf))
+        if not (math.isfinite(number) and low <= number <= high):
+            return None
+        return value if isinstance(default, int) else number
     if isinstance(default, str):
         return value if isinstance(value, str) else None
     if not isinstance(value, list):
