@@ -50,16 +50,20 @@ class Cancelled(Exception):  # noqa: N818 - an outcome, not an error
     """The user cancelled long work; a normal outcome, not an error (and not a MammoError)."""
 
 
+def error_chain(error: BaseException | None, longest: int = 20):
+    """The exception and those it was raised from or while handling (``__cause__``, else ``__context__``)."""
+    for _ in range(longest):
+        if error is None:
+            return
+        yield error
+        error = error.__cause__ or error.__context__
+
+
 def os_error_beneath(error: BaseException) -> OSError | None:
-    """The operating system's error an exception was raised from (itself, or down its ``raise … from`` chain), with
-    its errno: pydicom re-raises a write's "No space left on device" as an OSError of its own whose text is a
-    traceback and whose errno is None (a deployer's log held 20 lines of it for one full disk)."""
-    seen = 0
-    while error is not None and seen < 20:
-        if isinstance(error, OSError) and error.errno is not None:
-            return error
-        error, seen = error.__cause__, seen + 1
-    return None
+    """The operating system's error an exception was raised from (itself, or down its chain), with its errno:
+    pydicom re-raises a write's "No space left on device" as an OSError of its own whose text is a traceback and
+    whose errno is None (a deployer's log held 20 lines of it for one full disk)."""
+    return next((e for e in error_chain(error) if isinstance(e, OSError) and e.errno is not None), None)
 
 
 def plain_text(error: BaseException) -> str:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from app.archive.sources import ExamItem
 from app.archive.table import BOOKKEEPING, part_path, score_rows, write_part
-from inference.errors import MammoError, os_error_beneath, plain_text
+from inference.errors import MammoError, error_chain, os_error_beneath, plain_text
 from inference.files import distinct_file_stem, hide_file_times, write_text_atomic
 
 if TYPE_CHECKING:
@@ -175,13 +175,9 @@ def machine_fault(error: BaseException) -> bool:
     import torch  # noqa: PLC0415 - torch is loaded wherever an exam is analysed
 
     out_of_memory = (MemoryError, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
-    seen: BaseException | None = error
-    for _ in range(10):
-        if seen is None:
-            break
+    for seen in error_chain(error):
         if isinstance(seen, out_of_memory) or (isinstance(seen, OSError) and seen.errno in MACHINE_ERRNOS):
             return True
-        seen = seen.__cause__ or seen.__context__
     return False
 
 

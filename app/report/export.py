@@ -54,7 +54,7 @@ def failure_text(error: BaseException) -> str:
     """A format's failure in plain words, naming the file (by its name: the folder can identify a patient)."""
     if isinstance(error, MammoError):
         return f"{error.message} ({error.path.name})" if error.path is not None else error.message
-    beneath = os_error_beneath(error)
+    beneath = os_error_beneath(error) or (error if isinstance(error, OSError) else None)
     if beneath is not None:
         name = f" ({Path(beneath.filename).name})" if beneath.filename else ""
         return f"{beneath.strerror or plain_text(beneath)}{name}"
