@@ -177,6 +177,14 @@ def amendment_cell(first: BreastRead) -> str:
 # import of a study read with 4 was refused)
 BIRADS_CATEGORIES = ("0", "1", "2", "3", "4", "4A", "4B", "4C", "5", "6")
 
+
+def birads_problem(value: object) -> str:
+    """Why ``value`` is no BI-RADS assessment category as the store keeps it ("" when it is one, or none): one
+    message for the reading path and the study import."""
+    if value in ("", *BIRADS_CATEGORIES):
+        return ""
+    return f"BI-RADS {value!r} is no assessment category ({', '.join(BIRADS_CATEGORIES)}, or none)"
+
 # The likelihood of malignancy of each BI-RADS assessment category (ACR BI-RADS Atlas, 5th edition):
 # 1 and 2 essentially 0 %, 3 ≤ 2 %, 4 > 2–< 95 % (4A > 2–10 %, 4B > 10–50 %, 4C > 50–< 95 %), 5 ≥ 95 %, 6 known
 # cancer.

@@ -113,6 +113,9 @@ def _version() -> str:
     return __version__
 
 
+DB_HELP = "study database (default: the app's local store)"
+
+
 def _shared(suppress: bool, ae_title_help: str = "our calling AE title for dimse:// exams and destinations "
                                                   "(default MAMMOREADER)") -> argparse.ArgumentParser:
     """Options of every command. In the subcommands their default is SUPPRESS, so that a value given before
@@ -295,10 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     study = sub.add_parser("study", parents=[common],
                            help="reader studies: create, scores, read, status, results, froc, export, import")
-    study.add_argument("--db", help="study database (default: the app's local store)")
+    study.add_argument("--db", help=DB_HELP)
     # --db also after the study command ("study status pilot --db x.sqlite" was "unrecognized arguments")
     study_common = argparse.ArgumentParser(add_help=False, parents=[common])
-    study_common.add_argument("--db", default=argparse.SUPPRESS, help="study database (default: the app's local store)")
+    study_common.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     study_sub = study.add_subparsers(dest="study_command", required=True, metavar="STUDY_COMMAND")
     create = study_sub.add_parser("create", parents=[study_common], help="create a study from a case list CSV")
     create.add_argument("name")

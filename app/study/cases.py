@@ -56,7 +56,7 @@ def unread_columns_note(path: str | Path, known: Sequence[str] = REQUIRED + OPTI
             f"{'are' if len(unread) > 1 else 'is'} not read (a study reads {', '.join(known)})")
 
 
-def row_shape_problem(path: Path, number: int, row: dict, columns: int) -> None:
+def refuse_misshapen_row(path: Path, number: int, row: dict, columns: int) -> None:
     """Refuse a CSV line with more values than the header has columns, or fewer (a value would be dropped or
     taken for another column's without a word); a trailing comma is no value."""
     if any((v or "").strip() for v in row.get(None) or ()):
@@ -129,7 +129,7 @@ def read_case_list(path: str | Path, *, check_exams: bool = False) -> list[CaseE
         raise StudyError(f"{path}: {problem}")
     cases, seen, exams = [], set(), {}
     for number, row in rows:
-        row_shape_problem(path, number, row, len(columns))
+        refuse_misshapen_row(path, number, row, len(columns))
         values = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
         case_id, exam = values["case_id"], values["exam"]
         if not case_id or not exam:

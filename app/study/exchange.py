@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from app.reading import BIRADS_CATEGORIES
+from app.reading import birads_problem
 from app.study.design import plan_problems, refuse_a_name_alike, sessions_of
 from app.study.errors import StudyError
 from app.study.store import Store
@@ -149,8 +149,8 @@ def _row_name(table: str, number: int, row: dict) -> str:
 def _value_problem(row: dict) -> str:
     """What is wrong with a row's BI-RADS category or reading time ("" when nothing)."""
     # a cell of another kind (an encoded one) is left to the insert, which says it is damaged
-    if isinstance(row.get("birads"), str) and row["birads"] not in ("", *BIRADS_CATEGORIES):
-        return f"BI-RADS {row['birads']!r} is no assessment category ({', '.join(BIRADS_CATEGORIES)}, or none)"
+    if isinstance(row.get("birads"), str) and (problem := birads_problem(row["birads"])):
+        return problem
     if isinstance(row.get("duration_s"), (str, int, float)):
         try:
             seconds = float(row["duration_s"])

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.study.cases import CaseEntry, row_shape_problem, study_csv_rows
+from app.study.cases import CaseEntry, refuse_misshapen_row, study_csv_rows
 from app.study.errors import StudyError
 from app.study.froc_study import LesionTruth, _weights
 from app.study.localisation import Lesion, LesionOutline, ScoringRule
@@ -254,7 +254,7 @@ def read_lesion_list(path: str | Path, cases: Sequence[CaseEntry] = (),
     columns = len([c for c in rows[0][1] if c is not None]) if rows else 0
     for line, row in rows:
         # as the case list: a value past the header's columns was dropped without a word (a coordinator's test)
-        row_shape_problem(path, line, row, columns)
+        refuse_misshapen_row(path, line, row, columns)
         case_id = (row.get("case_id") or "").strip()
         if not case_id:
             raise StudyError(f"{path}: line {line} has no case_id")

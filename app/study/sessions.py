@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.reading import BIRADS_CATEGORIES
+from app.reading import birads_problem
 from app.study.cases import study_cases
 from app.study.design import Design, reader_as_stored, sessions_of, study_info
 from app.study.errors import StudyError
@@ -239,9 +239,8 @@ def _category(breast: str, value: str) -> str:
     (the write path took "7" and "X", which the results then left out of the recall table without a word, and the
     study's own export could not be imported again: a coordinator's test)."""
     category = str(value).strip().upper()
-    if category not in ("", *BIRADS_CATEGORIES):
-        raise StudyError(f"breast {breast}: BI-RADS {value!r} is no assessment category "
-                         f"({', '.join(BIRADS_CATEGORIES)}, or none); nothing was recorded")
+    if problem := birads_problem(category):
+        raise StudyError(f"breast {breast}: {problem}; nothing was recorded")
     return category
 
 
