@@ -371,6 +371,27 @@ class AnswerSlider(_WheelOnlyWhenFocused, QSlider):
     def unanswered(self) -> bool:
         return self._unanswered
 
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """A press on the groove sets the value under it (Qt's moved one page, 10 %, towards it: a click at 80 % on
+        an unanswered slider answered 10 %, a review), then drags as a press on the handle does."""
+        if event.button() == Qt.MouseButton.LeftButton:
+            option = QStyleOptionSlider()
+            self.initStyleOption(option)
+            style = self.style()
+            handle = style.subControlRect(QStyle.ComplexControl.CC_Slider, option, QStyle.SubControl.SC_SliderHandle,
+                                          self)
+            where = event.position().toPoint()
+            if self._unanswered or not handle.contains(where):
+                groove = style.subControlRect(QStyle.ComplexControl.CC_Slider, option,
+                                              QStyle.SubControl.SC_SliderGroove, self)
+                if self.orientation() == Qt.Orientation.Horizontal:
+                    span, at = groove.width() - handle.width(), where.x() - groove.x() - handle.width() // 2
+                else:
+                    span, at = groove.height() - handle.height(), where.y() - groove.y() - handle.height() // 2
+                self.setValue(QStyle.sliderValueFromPosition(self.minimum(), self.maximum(), at, max(span, 1),
+                                                             option.upsideDown))
+        super().mousePressEvent(event)
+
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         if not self._unanswered:
             super().paintEvent(event)

@@ -280,6 +280,15 @@ def test_an_unanswered_breast_s_slider_shows_no_handle_where_0_percent_would_be(
     assert right.slider.unanswered() and drawn() == unanswered
     right.slider.sliderPressed.emit()  # a press on the slider answers its value
     assert panel.value("R") == 0.0 and not right.slider.unanswered()
+    # a click on the groove answers the value under it (Qt moved one page, 10 %, towards it: a review)
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+
+    panel.set_reads({})
+    slider = right.slider
+    for share in (0.8, 0.25):
+        QTest.mouseClick(slider, Qt.MouseButton.LeftButton, pos=QPoint(int(share * slider.width()), slider.height() // 2))
+        assert abs(panel.value("R") - share) <= 0.04 and not slider.unanswered(), (share, panel.value("R"))
 
 
 def test_an_edit_waiting_for_its_save_is_saved_on_close_and_never_after_the_store_closes(qtbot, store, tmp_path):
