@@ -185,6 +185,7 @@ def birads_problem(value: object) -> str:
         return ""
     return f"BI-RADS {value!r} is no assessment category ({', '.join(BIRADS_CATEGORIES)}, or none)"
 
+
 # The likelihood of malignancy of each BI-RADS assessment category (ACR BI-RADS Atlas, 5th edition):
 # 1 and 2 essentially 0 %, 3 ≤ 2 %, 4 > 2–< 95 % (4A > 2–10 %, 4B > 10–50 %, 4C > 50–< 95 %), 5 ≥ 95 %, 6 known
 # cancer.

@@ -41,10 +41,10 @@ def store_path() -> Path:
     return config_dir() / "mammo_reader.sqlite"
 
 
-# the numbers' ranges (those Preferences offers, where it offers one): a port of 0 or 70000, a negative prefetch or
-# quota are of the wrong kind too
-RANGES = {"scp_port": (1, 65535), "prefetch_exams": (0, 6), "scp_max_instance_mb": (1, 1 << 20),
-          "scp_quota_gb": (0.001, 1 << 20)}
+# the numbers' ranges, the same in Preferences' boxes and in the settings file (a port of 0 or 70000, a negative
+# prefetch or quota is refused there: it is no setting)
+RANGES = {"scp_port": (1, 65535), "prefetch_exams": (0, 6), "scp_max_instance_mb": (1, 1 << 16),
+          "scp_quota_gb": (1, 1 << 16)}
 
 
 def _setting(name: str, default: Any, value: Any) -> Any:
@@ -148,7 +148,8 @@ class AppSettings:
                 else:
                     values[field.name] = value
         if refused:
-            logger.warning("settings file %s: %s of the wrong kind; left at the default", path, ", ".join(refused))
+            logger.warning("settings file %s: %s of the wrong kind or out of range; left at the default", path,
+                           ", ".join(refused))
         return cls(**values)
 
     def save(self, folder: Path | None = None) -> None:

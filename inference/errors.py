@@ -51,12 +51,13 @@ class Cancelled(Exception):  # noqa: N818 - an outcome, not an error
 
 
 def error_chain(error: BaseException | None, longest: int = 20):
-    """The exception and those it was raised from or while handling (``__cause__``, else ``__context__``)."""
+    """The exception and those it was raised from or while handling (``__cause__``, else ``__context__`` unless
+    ``raise … from None`` put it aside)."""
     for _ in range(longest):
         if error is None:
             return
         yield error
-        error = error.__cause__ or error.__context__
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
 
 
 def os_error_beneath(error: BaseException) -> OSError | None:
@@ -66,7 +67,7 @@ def os_error_beneath(error: BaseException) -> OSError | None:
     return next((e for e in error_chain(error) if isinstance(e, OSError) and e.errno is not None), None)
 
 
-def plain_text(error: BaseException) -> str:
-    """An exception's text without a traceback some library put into it, on one line."""
+def plain_text(error: BaseException | str) -> str:
+    """An exception's text (or a text) without a traceback some library put into it, on one line."""
     text = str(error).split("Traceback (most recent call last)")[0]
     return " ".join(text.split())

@@ -33,6 +33,12 @@ def df_text(value: float) -> str:
     return f"{value:.3g}" if abs(value) >= 1e6 else f"{value:.2f}"
 
 
+VAST_DDF = 1000.0  # a random-reader test's ddf past this rests on (almost) no reader variance
+VAST_DDF_CAUTION = ("every reader's {measure} differs between the modalities by (nearly) the same amount, so the "
+                    "readers add (almost) no variance to the difference: the ddf are {ddf} (as RJafroc gives them) "
+                    "and the test is as liberal as it can be; read it with the readers' own differences")
+
+
 def df_cell(value: float) -> float | str:
     """Degrees of freedom in a CSV: "Inf" where infinite (R's spelling; pandas reads it too), "" where there are
     none, else the number."""

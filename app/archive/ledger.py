@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TextIO
 
@@ -132,8 +132,12 @@ class Ledger:
         self.failures = self._earlier_failures({i.exam_id for i in items})
         self.todo: list[ExamItem] = []
         self.by_id = {i.exam_id: i for i in items}
-        self.image_owner: dict[str, str] = {}  # an image's keyed UID (unit.image_keys) -> the first exam with it
-        shared: list[tuple[str, list[str]]] = []
+        # the shared-image check (see _shared_images): each image's keyed UID (unit.image_keys) -> the exams holding
+        # it; each exam withdrawn -> (the exams it shares an image with, what became of its files, its own reason)
+        self.image_holders: dict[str, list[str]] = {}
+        self.withdrawn: dict[str, tuple[list[str], str, str]] = {}
+        self.finished_by_id = dict(self.by_id)  # with the kept exams of an earlier run (report into a folder)
+        shared: dict[str, set[str]] = {}
         for item in items:
             # its rows stay in the table until a forced run replaces them; rows that cannot be read (a damaged
             # or lost part) make it an exam to do again, not a done one with no rows
@@ -141,8 +145,7 @@ class Ledger:
             if done_before and not force:
                 self.summary.skipped.append(Outcome(item.exam_id, item.location, "skipped"))
                 self.failures.pop(item.exam_id, None)
-                if others := self._own_images(item.exam_id, read_marker(self.out, item).get("images") or ()):
-                    shared.append((item.exam_id, others))  # two exams finished before: withdrawn below
+                self._hold_images(item, shared)
             else:
                 self.todo.append(item)
         if progress is not None:  # this run's exams: those an earlier run finished were counted as never done
@@ -150,11 +153,11 @@ class Ledger:
         for item in keep:  # only rows made as this run makes them (the same models and options): one table
             if item.exam_id not in self.by_id and already_done(self.out, item, record):
                 self._keep_rows(item)
+                self.finished_by_id[item.exam_id] = item
+                self._hold_images(item, shared)
         self.journal = (self.out / BOOKKEEPING / "journal.csv").open("a", encoding="utf-8", newline="")
-        for exam_id, others in shared:
-            for other in others:
-                self._withdraw_finished(other, [exam_id])
-            self._withdraw_finished(exam_id, others)
+        for exam_id in sorted(shared):  # exams finished before that share an image: withdrawn now, each once
+            self._withdraw_finished(exam_id, sorted(shared[exam_id]))
         if shared:
             self._write_failures()
         self.consolidated = time.perf_counter()
@@ -177,13 +180,25 @@ class Ledger:
             return {}
 
     def _own_images(self, exam_id: str, images) -> list[str]:
-        """Record the exam's images; returns the other exams that hold one of them, first seen."""
+        """Record the exam's images; returns the other exams that hold one of them, in the order first seen."""
         others = []
         for key in images:
-            owner = self.image_owner.setdefault(str(key), exam_id)
-            if owner != exam_id and owner not in others:
-                others.append(owner)
+            holders = self.image_holders.setdefault(str(key), [])
+            others += [held for held in holders if held != exam_id and held not in others]
+            if exam_id not in holders:
+                holders.append(exam_id)
         return others
+
+    def _hold_images(self, item: ExamItem, shared: dict[str, set[str]]) -> None:
+        """An exam finished before: its marker's images recorded, and each pair sharing one noted in ``shared``."""
+        for other in self._own_images(item.exam_id, read_marker(self.out, item).get("images") or ()):
+            shared.setdefault(item.exam_id, set()).add(other)
+            shared.setdefault(other, set()).add(item.exam_id)
+
+    def _shared_reason(self, exam_id: str) -> str:
+        others, fate, own = self.withdrawn[exam_id]
+        said = SHARED_IMAGE.format(others=", ".join(others), fate=fate)
+        return f"{said}; {own}" if own else said
 
     def _withdraw(self, outcome: Outcome, others: list[str], files) -> Outcome:
         """The exam as partial, its DICOM results deleted and its marker removed (a rerun tries it again): it
@@ -201,31 +216,40 @@ class Ledger:
                 kept.append(str(name))
                 problems.append(f"{path.name}: {error.strerror or error}")
         try:
-            marker_path(self.out, self.by_id[outcome.exam_id]).unlink(missing_ok=True)
+            marker_path(self.out, self.finished_by_id[outcome.exam_id]).unlink(missing_ok=True)
         except OSError as error:
             problems.append(f"its record of being done: {error.strerror or error}")
         fate = "were withdrawn" if removed and not problems else "are withheld"
         if problems:
             fate += f" (remove by hand what could not be: {'; '.join(problems)})"
-        said = SHARED_IMAGE.format(others=", ".join(others), fate=fate)
-        reason = "; ".join(dict.fromkeys(part for part in (said, outcome.reason) if part))  # each sentence once
-        return Outcome(outcome.exam_id, outcome.location, "partial", reason, tuple(kept), outcome.seconds,
-                       images=outcome.images)
+        self.withdrawn[outcome.exam_id] = (list(others), fate, outcome.reason)
+        return Outcome(outcome.exam_id, outcome.location, "partial", self._shared_reason(outcome.exam_id),
+                       tuple(kept), outcome.seconds, images=outcome.images)
 
     def _withdraw_finished(self, exam_id: str, others: list[str]) -> None:
-        """An exam already recorded (done, skipped or partial: this run's or an earlier one's), withdrawn for
-        sharing an image with ``others``."""
+        """An exam already recorded (done, skipped or partial: this run's or an earlier one's, or kept beside this
+        run's), withdrawn for sharing an image with ``others``; one withdrawn already names them too."""
         earlier = next(((kind, o) for kind in ("done", "skipped", "partial")
                         for o in getattr(self.summary, kind) if o.exam_id == exam_id), None)
-        if earlier is None:
+        if exam_id in self.withdrawn:
+            named, fate, own = self.withdrawn[exam_id]
+            self.withdrawn[exam_id] = ([*named, *(o for o in others if o not in named)], fate, own)
+            if earlier is not None:
+                self.summary.partial[self.summary.partial.index(earlier[1])] = replace(
+                    earlier[1], reason=self._shared_reason(exam_id))
+            self.failures[exam_id]["reason"] = self._shared_reason(exam_id)
             return
-        kind, found = earlier
-        # a skipped exam's files are those its marker names
-        files = found.files or tuple(read_marker(self.out, self.by_id[exam_id]).get("files") or ())
+        if earlier is None and exam_id not in self.finished_by_id:
+            return
+        item = self.finished_by_id[exam_id]
+        kind, found = earlier or (None, Outcome(exam_id, item.location, "skipped"))  # None: a kept exam
+        # a skipped (or kept) exam's files are those its marker names
+        files = found.files or tuple(read_marker(self.out, item).get("files") or ())
         withdrawn = self._withdraw(found, others, files)
-        getattr(self.summary, kind).remove(found)
+        if kind is not None:
+            getattr(self.summary, kind).remove(found)
         self.summary.partial.append(withdrawn)
-        if kind == "skipped" and self.progress is not None:
+        if kind != "done" and kind != "partial" and self.progress is not None:
             self.progress.total += 1  # one of this run's outcomes now ("2/1 exams" otherwise)
         self._journal(withdrawn)
         self.failures[exam_id] = {"exam_id": exam_id, "location": found.location, "reason": withdrawn.reason,

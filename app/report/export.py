@@ -57,7 +57,8 @@ def failure_text(error: BaseException) -> str:
     beneath = os_error_beneath(error) or (error if isinstance(error, OSError) else None)
     if beneath is not None:
         name = f" ({Path(beneath.filename).name})" if beneath.filename else ""
-        return f"{beneath.strerror or plain_text(beneath)}{name}"
+        words = beneath.strerror or (plain_text(beneath.args[0]) if len(beneath.args) == 1 else plain_text(beneath))
+        return f"{words}{name}"
     return plain_text(error)
 
 

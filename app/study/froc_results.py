@@ -13,7 +13,7 @@ from app.study.curve_figure import curve_png, titled
 from app.study.froc import Curve, FrocAnalysis, FrocData, FrocTest, froc_curve, wafroc_curve
 from app.study.results import MIN_UNITS
 from inference.files import write_bytes_atomic, write_text_atomic
-from inference.numbers import df_cell
+from inference.numbers import VAST_DDF, VAST_DDF_CAUTION, df_cell, df_text
 from inference.spreadsheet_cells import text_writer
 
 
@@ -75,10 +75,8 @@ def froc_cautions(data: FrocData, analysis: FrocAnalysis | None = None) -> tuple
                 for name, test in analysis.tests.items() for d in test.differences
                 if math.isfinite(d.ci[0]) and math.isfinite(d.ci[1]) and (d.ci[0] < -1 or d.ci[1] > 1)]
         rrrc = analysis.tests.get("RRRC")
-        if rrrc is not None and not rrrc.reason and rrrc.ddf == math.inf:  # as the ROC comparisons say it
-            out.append("RRRC: every reader's figure of merit differs between the modalities by the same amount, so "
-                       "the readers add no variance to the differences: the ddf are infinite (as RJafroc gives "
-                       "them) and the test is as liberal as it can be; read it with the readers' own differences")
+        if rrrc is not None and not rrrc.reason and rrrc.ddf >= VAST_DDF:  # as the ROC comparisons say it
+            out.append("RRRC: " + VAST_DDF_CAUTION.format(measure="figure of merit", ddf=df_text(rrrc.ddf)))
     return tuple(out)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import math
 import hashlib
 import json
 from collections.abc import Sequence
@@ -39,7 +38,7 @@ from app.study.records import model_names as names_of
 from app.study.design import reader_as_stored
 from app.study.sessions import reader_progress
 from inference.files import write_bytes_atomic
-from inference.numbers import df_cell, df_text, finite_number, p_text
+from inference.numbers import VAST_DDF, VAST_DDF_CAUTION, df_cell, df_text, finite_number, p_text
 from inference.spreadsheet_cells import text_dict_writer, text_writer
 
 
@@ -118,10 +117,8 @@ def comparison_caution(result: Comparison) -> str:
     if result.ci[0] < -1 or result.ci[1] > 1:  # a coordinator's finding: "95 % CI −1.2013 – −0.3115", unexplained
         cautions.append("its interval passes ±1, past what a difference of AUCs can be: the normal approximation "
                         "does not hold with so few units; the interval is as the ORH analysis gives it, not clipped")
-    if result.ddf == math.inf:  # a review: the most liberal form of the test, on an MS(T×R) of 0 from few readers
-        cautions.append("every reader's AUC differs between the two by the same amount, so the readers add no "
-                        "variance to the difference: the ddf are infinite (as RJafroc gives them) and the test is "
-                        "as liberal as it can be; read it with the readers' own differences")
+    if result.ddf >= VAST_DDF:  # a review: the most liberal form of the test, on an MS(T×R) of (about) 0
+        cautions.append(VAST_DDF_CAUTION.format(measure="AUC", ddf=df_text(result.ddf)))
     return "; ".join(cautions)
 
 

@@ -198,9 +198,10 @@ def test_the_pacs_dialog_opens_a_study_only_from_the_server_that_listed_it(qtbot
 @pytest.mark.parametrize(("text", "said"), [
     ("[1, 2]", "holds list, not the preferences' names and values"),
     ('{"pacs_nodes": 5, "model_path": 5, "scp_quota_gb": "big", "blind_first": 0, "scp_allowed": ["A", 3]}',
-     "model_path, blind_first, pacs_nodes, scp_allowed, scp_quota_gb of the wrong kind; left at the default"),
+     "model_path, blind_first, pacs_nodes, scp_allowed, scp_quota_gb of the wrong kind or out of range; left at the "
+     "default"),
     ('{"scp_port": 70000, "prefetch_exams": -1, "scp_quota_gb": 1' + "0" * 400 + '}',  # a review's
-     "scp_port, scp_quota_gb, prefetch_exams of the wrong kind; left at the default"),
+     "scp_port, scp_quota_gb, prefetch_exams of the wrong kind or out of range; left at the default"),
     ("{bad json", "unreadable (JSONDecodeError); using defaults"),
 ])
 def test_a_settings_file_of_the_wrong_shape_leaves_the_defaults_and_names_itself(isolated_home, caplog, text, said):

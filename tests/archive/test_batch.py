@@ -782,27 +782,38 @@ def test_a_rerun_analyses_again_an_exam_whose_files_changed_since(tmp_path):
         "image_gone", "retake", "unchanged"]
 
 
+def _share_a_uid(archive, tmp_path, names, source="exam0"):
+    """Copies of the archive's exams ``names`` in ``tmp_path/archive``, each but ``source`` given the SOP Instance
+    UID of ``source``'s first file on its view of the same place (an archive error)."""
+    import pydicom
+
+    for name in names:
+        shutil.copytree(archive / name, tmp_path / "archive" / name)
+    first = next(iter(sorted((tmp_path / "archive" / source).glob("*.dcm"))))
+    taken = pydicom.dcmread(first, stop_before_pixels=True)
+    for name in names:
+        if name == source:
+            continue
+        for path in sorted((tmp_path / "archive" / name).glob("*.dcm")):
+            ds = pydicom.dcmread(path)
+            if (ds.ImageLaterality, ds.ViewPosition) == (taken.ImageLaterality, taken.ViewPosition):
+                ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = taken.SOPInstanceUID
+                ds.save_as(path)
+                break
+        else:
+            raise AssertionError(f"{name} has no view of {source}'s first file")
+    return read_batch_source(tmp_path / "archive")
+
+
 def test_two_exams_with_one_image_uid_have_their_dicom_results_withdrawn_and_say_so(archive, tmp_path):
     """An archive error: an image of exam1 carries the SOP Instance UID of one of exam0's. A DICOM result refers to
     its images by UID, and a PACS would lay exam1's findings on exam0's image, perhaps another patient's; neither
     can be told the true owner. Both exams' SR are withdrawn (exam0's, finished by an earlier run, too), both are
     partial in failures.csv naming the other, their scores stay; a rerun finds the same; exam2 is untouched."""
-    import pydicom
-
-    for name in GOOD[:3]:
-        shutil.copytree(archive / name, tmp_path / "archive" / name)
-    first = next(iter(sorted((tmp_path / "archive" / "exam0").glob("*.dcm"))))
-    taken = pydicom.dcmread(first, stop_before_pixels=True)
-    for path in sorted((tmp_path / "archive" / "exam1").glob("*.dcm")):
-        ds = pydicom.dcmread(path)
-        if (ds.ImageLaterality, ds.ViewPosition) == (taken.ImageLaterality, taken.ViewPosition):
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = taken.SOPInstanceUID
-            ds.save_as(path)
-            break
-    else:
-        raise AssertionError("exam1 has no view of exam0's first file")
     from tests.helpers import make_stub_model
 
+    items = _share_a_uid(archive, tmp_path, GOOD[:2])
+    shutil.copytree(archive / "exam2", tmp_path / "archive" / "exam2")
     items = read_batch_source(tmp_path / "archive")
     options = BatchOptions(formats=("json", "sr"), device="cpu")
     out, model = tmp_path / "out", make_stub_model()
@@ -832,8 +843,67 @@ def test_two_exams_with_one_image_uid_have_their_dicom_results_withdrawn_and_say
     apart = tmp_path / "apart"
     for item in items[:2]:
         assert [o.exam_id for o in run_batch([item], [model], apart, options).done] == [item.exam_id]
-    summary = run_batch(items[:2], [model], apart, options)
+    progress = Progress(0, stream=None)
+    summary = run_batch(items[:2], [model], apart, options, progress=progress)
     assert sorted(o.exam_id for o in summary.partial) == ["exam0", "exam1"] and not summary.skipped
+    assert progress.total == 2
     assert not list(apart.rglob("*_sr.dcm")) and (apart / "failures.csv").read_text().count("SOP Instance UID") == 2
     # a batch that writes no DICOM result has nothing a PACS could misplace: the exams are done
     assert len(run_batch(items, [model], tmp_path / "json_only", OPTIONS).done) == 3
+
+
+def test_an_image_uid_shared_by_three_exams_or_with_an_exam_kept_beside_a_report_is_withdrawn_once_each(
+        archive, tmp_path):
+    """Reviews: a report into a folder that holds an earlier exam's report (kept beside it, not named by this run)
+    was never checked, so its SR could be sent; and three exams with one UID had the first withdrawn twice, its
+    reason saying "were withdrawn" and then "are withheld". Each is withdrawn once, naming every other."""
+    from tests.helpers import make_stub_model
+
+    items = _share_a_uid(archive, tmp_path, GOOD[:3])
+    options = BatchOptions(formats=("json", "sr"), device="cpu", folder_per_exam=False)  # as ``report`` writes
+    out, model = tmp_path / "out", make_stub_model()
+    assert len(run_batch(items[:1], [model], out, options).done) == 1
+    summary = run_batch(items[1:], [model], out, options, keep=items[:1])
+    reasons = {o.exam_id: o.reason for o in summary.partial}
+    assert sorted(reasons) == ["exam0", "exam1", "exam2"] and not summary.done
+    for name, others in (("exam0", "exam1, exam2"), ("exam1", "exam0, exam2"), ("exam2", "exam0, exam1")):
+        assert f"carries the SOP Instance UID of an image of exam {others} " in reasons[name], reasons[name]
+        assert reasons[name].count("were withdrawn") == 1 and "withheld" not in reasons[name]
+    assert not list(out.glob("*_sr.dcm")) and len(list(out.glob("*.json"))) == 3
+    journal = (out / ".batch" / "journal.csv").read_text()
+    assert [line.split(",")[1] for line in journal.splitlines() if "SOP Instance UID" in line].count("exam0") == 1
+
+
+def test_a_withdrawal_that_cannot_remove_a_file_says_so_and_the_keys_are_the_site_s_only_when_de_identified(
+        tmp_path, monkeypatch):
+    """What cannot be removed is named, and "withheld" said, not "withdrawn"; a batch that is not de-identified
+    keys its images' UIDs with a fixed salt (no batch depends on the site's key), a de-identified one with the key."""
+    import hashlib
+    import hmac
+
+    from app.archive.ledger import Ledger
+    from app.archive.unit import Outcome, image_keys
+    from app.report.deidentify import site_key
+
+    item = ExamItem("a", str(tmp_path / "a"))
+    ledger = Ledger(tmp_path / "out", [item], {"formats": ["sr"]})
+    sr = tmp_path / "out" / "a_sr.dcm"
+    sr.write_bytes(b"an SR")
+
+    def refused(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    withdrawn = ledger._withdraw(Outcome("a", item.location, "done", files=(str(sr),)), ["b"], [str(sr)])
+    monkeypatch.undo()
+    ledger.close()
+    assert withdrawn.status == "partial" and sr.exists() and str(sr) in withdrawn.files
+    assert "its DICOM results (SR, SEG, Encapsulated PDF, image copies) are withheld (remove by hand what could " \
+           "not be: a_sr.dcm: Permission denied" in withdrawn.reason
+
+    monkeypatch.setenv("MAMMO_READER_HOME", str(tmp_path / "home"))
+    exam = type("Exam", (), {"views": {"L-CC": type("Image", (), {"sop_instance_uid": "1.2.3"})()}})()
+    plain, keyed = (image_keys(exam, BatchOptions(formats=("sr",), deidentify=d)) for d in (False, True))
+    assert plain == (hmac.new(b"mammo-reader image", b"image\x001.2.3", hashlib.sha256).hexdigest()[:32],)
+    assert keyed == (hmac.new(site_key(), b"image\x001.2.3", hashlib.sha256).hexdigest()[:32],) != plain
+    assert image_keys(exam, BatchOptions(formats=("json", "pdf"))) == ()  # no DICOM result: nothing to misplace

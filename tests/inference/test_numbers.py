@@ -23,3 +23,34 @@ def test_a_region_s_caption_keeps_its_size_on_one_line():
     assert region.caption() == "#1  attention 0.122, 256\u00a0×\u00a0128"
     assert ScoredRegion(rank=2, box_original=(0.0, 0.0, 1.0, 1.0), score=0.5, kind="glimpse").caption() == (
         "#2  glimpse 0.500")
+
+
+def test_the_os_error_beneath_a_failure_is_found_down_its_chain_unless_put_aside():
+    """pydicom re-raises a write's OS error from it (``__cause__``); a handler that raises anew leaves it as the
+    ``__context__``; ``raise … from None`` puts it aside (a review)."""
+    import errno
+
+    from app.report.export import failure_text
+    from inference.errors import os_error_beneath
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/out/x_sr.dcm")
+
+    def raised(how):
+        try:
+            try:
+                raise full
+            except OSError as error:
+                if how == "from":
+                    raise ValueError("writing failed") from error
+                if how == "context":
+                    raise ValueError("writing failed")  # noqa: B904 - the context is the point
+                raise ValueError("writing failed") from None
+        except ValueError as error:
+            return error
+
+    assert os_error_beneath(raised("from")) is full and os_error_beneath(raised("context")) is full
+    assert os_error_beneath(raised("none")) is None
+    assert failure_text(raised("context")) == "No space left on device (x_sr.dcm)"
+    bare = OSError("pydicom's own words")
+    bare.filename = "/out/y_seg.dcm"
+    assert failure_text(bare) == "pydicom's own words (y_seg.dcm)"  # no errno: its file still named

@@ -378,7 +378,7 @@ def test_readers_whose_aucs_differ_by_one_amount_get_the_test_with_infinite_ddf(
             assert all(np.isfinite(e.ci).all() for e in result.single.values())
             from app.study.results import comparison_caution
 
-            assert "the ddf are infinite (as RJafroc gives them) and the test is as liberal as it can be" in (
+            assert "the ddf are ∞ (as RJafroc gives them) and the test is as liberal as it can be" in (
                 comparison_caution(result))
 
 
@@ -399,3 +399,16 @@ def test_an_froc_test_with_infinite_ddf_is_an_f_over_infinity_and_says_so_in_its
             df_cell(3.5)) == ("∞", "15.26", "2.1e+21", "Inf", "", 3.5)
     none = _f_test("RRRC", ["a", "b"], np.array([0.8, 0.7]), 0.02, 0.0, 1, np.inf, 0.05, {}, "no variance", 0.05)
     assert none.reason == "no variance" and np.isnan(none.p)
+    # the caution, as the ROC comparisons give it, at ∞ and at a vast finite ddf (MS(T×R) just above zero: a review)
+    from types import SimpleNamespace
+
+    from app.study.froc_results import froc_cautions
+
+    data = SimpleNamespace(n_normal=40, n_abnormal=40, readers=("A", "B", "C"))
+    for ddf, shown in ((np.inf, "∞"), (6.4e15, "6.4e+15")):
+        rrrc = _f_test("RRRC", ["a", "b"], np.array([0.8, 0.7]), 0.02, 0.004, 1, ddf, 0.05, {}, "unused", 0.05)
+        said = froc_cautions(data, SimpleNamespace(cautions=(), tests={"RRRC": rrrc}))
+        assert any(c.startswith("RRRC: every reader's figure of merit differs") and f"the ddf are {shown} " in c
+                   for c in said), said
+    finite = _f_test("RRRC", ["a", "b"], np.array([0.8, 0.7]), 0.02, 0.004, 1, 15.3, 0.05, {}, "unused", 0.05)
+    assert not froc_cautions(data, SimpleNamespace(cautions=(), tests={"RRRC": finite}))

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.settings import AppSettings
+from app.settings import RANGES, AppSettings
 from app.ui.forms import folder_row
 
 
@@ -67,7 +67,7 @@ class PreferencesDialog(QDialog):
         self.reader = QLineEdit(settings.reader_name)
         self.prefetch = QSpinBox()
         self.prefetch.setObjectName("prefsPrefetch")
-        self.prefetch.setRange(0, 6)
+        self.prefetch.setRange(*RANGES["prefetch_exams"])
         self.prefetch.setValue(int(settings.prefetch_exams))
         self.prefetch.setSuffix(" next exams prefetched (each ~60-250 MB of memory; 0 = off)")
         self.link_window = QCheckBox("one window/level for all views of the exam (compare left with right)")
@@ -124,7 +124,7 @@ class PreferencesDialog(QDialog):
         self.scp_enabled.setChecked(settings.scp_enabled)
         self.scp_port = QSpinBox()
         self.scp_port.setObjectName("prefsScpPort")
-        self.scp_port.setRange(1, 65535)
+        self.scp_port.setRange(*RANGES["scp_port"])
         self.scp_port.setValue(settings.scp_port)
         scp_row = QHBoxLayout()
         scp_row.addWidget(self.scp_enabled)
@@ -142,11 +142,11 @@ class PreferencesDialog(QDialog):
         self.scp_allowed.setPlaceholderText("e.g. PACS@10.0.0.5, MODALITY1")
         self.scp_max_mb, self.scp_quota_gb = QSpinBox(), QSpinBox()
         self.scp_max_mb.setObjectName("prefsScpMaxMb")
-        self.scp_max_mb.setRange(1, 1 << 16)
+        self.scp_max_mb.setRange(*RANGES["scp_max_instance_mb"])
         self.scp_max_mb.setValue(int(settings.scp_max_instance_mb))
         self.scp_max_mb.setSuffix(" MB per instance")
         self.scp_quota_gb.setObjectName("prefsScpQuotaGb")
-        self.scp_quota_gb.setRange(1, 1 << 16)
+        self.scp_quota_gb.setRange(*RANGES["scp_quota_gb"])
         self.scp_quota_gb.setValue(max(1, int(settings.scp_quota_gb)))
         self.scp_quota_gb.setSuffix(" GB in all")
         limits_row = QHBoxLayout()
