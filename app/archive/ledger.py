@@ -40,10 +40,16 @@ class BatchSummary:
     failed: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
     partial: list[Outcome] = field(default_factory=list)  # files written, with a reason (also in failures.csv)
+    withdrawn_before: int = 0  # of ``partial``: exams finished before, withdrawn by this run, not analysed by it
+
+    @property
+    def analysed(self) -> int:
+        """The exams this run analysed (done, or done in part)."""
+        return len(self.done) + len(self.partial) - self.withdrawn_before
 
     @property
     def exams_per_minute(self) -> float:
-        return 60.0 * (len(self.done) + len(self.partial)) / self.seconds if self.seconds > 0 else 0.0
+        return 60.0 * self.analysed / self.seconds if self.seconds > 0 else 0.0
 
 
 class Progress:
@@ -249,8 +255,10 @@ class Ledger:
         if kind is not None:
             getattr(self.summary, kind).remove(found)
         self.summary.partial.append(withdrawn)
-        if kind != "done" and kind != "partial" and self.progress is not None:
-            self.progress.total += 1  # one of this run's outcomes now ("2/1 exams" otherwise)
+        if kind not in ("done", "partial"):  # finished before: one of this run's outcomes now, not analysed by it
+            self.summary.withdrawn_before += 1
+            if self.progress is not None:
+                self.progress.total += 1  # ("2/1 exams" otherwise)
         self._journal(withdrawn)
         self.failures[exam_id] = {"exam_id": exam_id, "location": found.location, "reason": withdrawn.reason,
                                   "failed_at": self._now()}

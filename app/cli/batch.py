@@ -37,7 +37,10 @@ def print_summary(summary, verb: str = "done", given=None) -> None:
         return outcome.location + (f"; {origin[outcome.exam_id]}" if outcome.exam_id in origin else "")
 
     partial = summary.partial
-    print(f"{len(summary.done) + len(partial)} exam(s) {verb}{f' ({len(partial)} only in part)' if partial else ''}, "
+    in_part = len(partial) - summary.withdrawn_before
+    withdrawn = (f"{summary.withdrawn_before} done before and withdrawn (an image shared with another exam), "
+                 if summary.withdrawn_before else "")
+    print(f"{summary.analysed} exam(s) {verb}{f' ({in_part} only in part)' if in_part else ''}, {withdrawn}"
           f"{len(summary.skipped)} already done (skipped), "
           f"{len(summary.failed)} failed; {summary.exams_per_minute:.1f} exams/minute")
     for outcome in partial:

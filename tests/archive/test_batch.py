@@ -846,7 +846,7 @@ def test_two_exams_with_one_image_uid_have_their_dicom_results_withdrawn_and_say
     progress = Progress(0, stream=None)
     summary = run_batch(items[:2], [model], apart, options, progress=progress)
     assert sorted(o.exam_id for o in summary.partial) == ["exam0", "exam1"] and not summary.skipped
-    assert progress.total == 2
+    assert progress.total == 2 and summary.withdrawn_before == 2 and summary.analysed == 0  # not analysed now
     assert not list(apart.rglob("*_sr.dcm")) and (apart / "failures.csv").read_text().count("SOP Instance UID") == 2
     # a batch that writes no DICOM result has nothing a PACS could misplace: the exams are done
     assert len(run_batch(items, [model], tmp_path / "json_only", OPTIONS).done) == 3
