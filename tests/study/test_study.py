@@ -1036,7 +1036,7 @@ def test_a_comparison_resting_on_an_arm_without_case_variance_says_so():
 
     def result(*ses, ci=(-0.2, 0.1)):
         return SimpleNamespace(single={name: SimpleNamespace(se=se) for name, se in zip(("model", "unaided"), ses)},
-                               ci=ci)
+                               ci=ci, ddf=15.3)
 
     assert comparison_caution(result(0.0, 0.05)).startswith("model has no case variance")
     assert comparison_caution(result(0.02, 0.05)) == ""
