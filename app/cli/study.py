@@ -28,6 +28,9 @@ def _store(args: argparse.Namespace):
     if not path.exists() and args.study_command not in MAKE_A_DATABASE:
         # a mistyped --db made a new empty database (and its folders) and said only "no study named …"
         raise StudyError(f"{path}: no such study database (study create or study import makes one)")
+    if args.study_command not in MAKE_A_DATABASE and path.is_file() and path.stat().st_size == 0:
+        # an empty file became a 200 KB store under a command that only reads (a coordinator's re-test)
+        raise StudyError(f"{path}: an empty file, no study database (study create or study import makes one)")
     return Store(path)
 
 
@@ -146,6 +149,9 @@ def _results(store, args) -> int:
             print(f"wrote {path}")
         for path in files.removed:
             print(f"removed {path} (an earlier results run wrote it there, and this run writes none in its place)")
+        for path in files.kept_aside:
+            print(f"note: kept your {path.with_name(path.name.rsplit('.yours', 1)[0])} as {path}: no results run "
+                  "recorded writing it, and this run wrote its own under that name")
         for path in files.left:
             print(f"note: left {path} as it is: named as a results file, but not this run's, and no results run "
                   "recorded writing it as it is now (your own, changed since, or an earlier version's)")

@@ -540,14 +540,17 @@ MANIFEST = ".mammo_results.json"  # per level: the study a results run was of, a
 class ResultFiles(list):
     """The files a results run wrote (a list of paths); ``removed``: an earlier run's it took away; ``left``: files
     named as results files that it neither wrote nor removed (a user's own, one changed since its run wrote it, or
-    one of an earlier version, which recorded nothing): said, as they may read as this run's."""
+    one of an earlier version, which recorded nothing): said, as they may read as this run's; ``kept_aside``: such
+    files of a name the run wrote, kept as ``name.yours``."""
 
     removed: list[Path]
     left: list[Path]
+    kept_aside: list[Path]
 
-    def __init__(self, written: Sequence[Path] = (), removed: Sequence[Path] = (), left: Sequence[Path] = ()) -> None:
+    def __init__(self, written: Sequence[Path] = (), removed: Sequence[Path] = (), left: Sequence[Path] = (),
+                 kept_aside: Sequence[Path] = ()) -> None:
         super().__init__(written)
-        self.removed, self.left = list(removed), list(left)
+        self.removed, self.left, self.kept_aside = list(removed), list(left), list(kept_aside)
 
 
 def _digest(path: Path) -> str | None:
@@ -590,6 +593,46 @@ def write_results(results: StudyResults, folder: str | Path) -> ResultFiles:
     folder.mkdir(parents=True, exist_ok=True)
     manifest = _manifest(folder)
     stale = _stale_results(folder, manifest, results)  # what an earlier run left, looked at before this run writes
+    # a file named as this run's that no results run recorded writing (the user's own, or an earlier version's) is
+    # set aside before the run and put back if the run writes none in its place: a user's aucs_exam.csv in a fresh
+    # folder was overwritten without a word (a coordinator's re-test)
+    recorded = {name for run in manifest.values() for name in run["files"]}
+    aside = {name: _aside_name(folder / name) for name in result_files(results.level)
+             if name not in recorded and (folder / name).is_file()}
+    for name, target in aside.items():
+        (folder / name).rename(target)
+    try:
+        written = _write_files(results, folder)
+    finally:
+        for name, target in aside.items():
+            if not (folder / name).exists():
+                target.rename(folder / name)
+    kept_aside = [target for name, target in aside.items() if target.exists()]
+    removed = [folder / name for name in sorted(stale - {path.name for path in written})]
+    for path in removed:
+        path.unlink(missing_ok=True)  # an earlier run's: it would read as this run's
+    # this run's files; the study's other level's, where its run was of this study; another study's are gone
+    kept = {level: run for level, run in manifest.items()
+            if level != results.level and run.get("study") == results.identity()}
+    kept[results.level] = {"study": results.identity(), "files": {p.name: _digest(p) for p in written}}
+    write_bytes_atomic(folder / MANIFEST, json.dumps(kept, indent=1).encode())
+    ours = {name for run in kept.values() for name in run["files"]}
+    left = [folder / name for name in sorted(set(result_files("breast")) | set(result_files("exam")))
+            if name not in ours and (folder / name).is_file()]
+    return ResultFiles(written, removed, left, kept_aside)
+
+
+def _aside_name(path: Path) -> Path:
+    """``name.yours`` (or ``name.yours-2`` …) beside ``path``: where a user's file of a results file's name is kept."""
+    target, number = path.with_name(f"{path.name}.yours"), 1
+    while target.exists():
+        number += 1
+        target = path.with_name(f"{path.name}.yours-{number}")
+    return target
+
+
+def _write_files(results: StudyResults, folder: Path) -> list[Path]:
+    """The results run's files in ``folder`` (see :func:`write_results`)."""
     written = [folder / f"notes_{results.level}.txt"]
     written[0].write_text(f"{NOTES_HEAD}{results.identity()}\nlevel: {results.level}\n"
                           + ("".join(f"{note}\n" for note in [*results.notes(), *results.comparison_cautions(),
@@ -665,15 +708,4 @@ def write_results(results: StudyResults, folder: str | Path) -> ResultFiles:
     path = folder / f"operating_points_{results.level}.json"
     path.write_text(json.dumps([asdict(p) for p in results.model_points], indent=1), encoding="utf-8")
     written.append(path)
-    removed = [folder / name for name in sorted(stale - {path.name for path in written})]
-    for path in removed:
-        path.unlink(missing_ok=True)  # an earlier run's: it would read as this run's
-    # this run's files; the study's other level's, where its run was of this study; another study's are gone
-    kept = {level: run for level, run in manifest.items()
-            if level != results.level and run.get("study") == results.identity()}
-    kept[results.level] = {"study": results.identity(), "files": {p.name: _digest(p) for p in written}}
-    write_bytes_atomic(folder / MANIFEST, json.dumps(kept, indent=1).encode())
-    ours = {name for run in kept.values() for name in run["files"]}
-    left = [folder / name for name in sorted(set(result_files("breast")) | set(result_files("exam")))
-            if name not in ours and (folder / name).is_file()]
-    return ResultFiles(written, removed, left)
+    return written

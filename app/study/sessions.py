@@ -239,6 +239,8 @@ def _category(breast: str, value: str) -> str:
     (the write path took "7" and "X", which the results then left out of the recall table without a word, and the
     study's own export could not be imported again: a coordinator's test)."""
     category = str(value).strip().upper()
+    if category == "NONE":  # as the message offers it (a coordinator's re-test)
+        category = ""
     if problem := birads_problem(category):
         raise StudyError(f"breast {breast}: {problem}; nothing was recorded")
     return category

@@ -749,7 +749,9 @@ def foreign_database(path: Path) -> str:
     if head != b"SQLite format 3\x00":
         return "not an SQLite database"
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        # immutable: no lock, and no -shm or -wal left beside another program's WAL database (a read-only open made
+        # them); only the table names are read
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, timeout=30)
         try:
             tables = {row[0] for row in db.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}

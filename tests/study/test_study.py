@@ -192,7 +192,7 @@ def test_commit_validates_values(store):
     with pytest.raises(StudyError, match="case 'zz99' is not in study 'v'"):
         session.reveal("zz99").result()
     assert not store.read("SELECT * FROM study_reads")
-    session.commit("c00", "unaided", {"L": 0.9, "R": 0.1}, {"L": " 4a", "R": ""}).result()  # 4a is 4A
+    session.commit("c00", "unaided", {"L": 0.9, "R": 0.1}, {"L": " 4a", "R": "None"}).result()  # 4a is 4A
     assert sorted(store.read("SELECT breast, birads FROM study_reads")) == [("L", "4A"), ("R", "")]
 
 
@@ -473,8 +473,18 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
     assert sixth.left == [out / "aucs_exam.csv", out / "reader_averages_breast.csv"]
     from app.ui.study.results import export_line
 
-    assert export_line(sixth, str(out)).endswith(
-        "; left as they were (not this run's): aucs_exam.csv, reader_averages_breast.csv")
+    # a user's file of a name this run writes, in a folder no run recorded it in, is kept aside (it was overwritten)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "aucs_breast.csv").write_text("my SPSS AUCs")
+    (fresh / "telemetry.csv").write_text("mine too")  # a name this run does not write: left where it is
+    seventh = write_results(study_results(store, study, readers=["A"]), fresh)
+    assert seventh.kept_aside == [fresh / "aucs_breast.csv.yours"] and seventh.left == [fresh / "telemetry.csv"]
+    assert (fresh / "aucs_breast.csv.yours").read_text() == "my SPSS AUCs" and "AUC" in (
+        fresh / "aucs_breast.csv").read_text().upper() and (fresh / "telemetry.csv").read_text() == "mine too"
+    assert write_results(study_results(store, study, readers=["A"]), fresh).kept_aside == []  # recorded now
+    assert export_line(sixth, str(out)) == (f"exported {len(sixth)} file(s); left as they were, not this run's: "
+                                            f"aucs_exam.csv, reader_averages_breast.csv — in {out}")
 
 
 def test_a_study_of_normal_cases_only_has_results_without_averages(store, tmp_path):

@@ -264,8 +264,18 @@ def test_another_program_s_sqlite_file_is_refused_and_left_as_it_was(tmp_path, c
                 "not make (it holds the table(s) patients); it was left as it was)") in said, said
     assert hashlib.sha256(other.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cases.csv", "other.sqlite"]  # no -wal, no -shm
-    # an empty file, or one made empty by SQLite, is a new store
+    # another program's database in WAL mode: refused with nothing left beside it (a read-only open left -shm, -wal)
+    wal = tmp_path / "wal" / "other.sqlite"
+    wal.parent.mkdir()
+    db = sqlite3.connect(wal)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE customers (id)")
+    db.commit()
+    db.close()
+    assert main(["study", "status", "zz", "--db", str(wal)]) == 1 and "did not make" in capsys.readouterr().err
+    assert [p.name for p in wal.parent.iterdir()] == ["other.sqlite"]
+    # an empty file is no store to a command that reads one (it became a 200 KB store); create makes one in it
     empty = tmp_path / "empty.sqlite"
     sqlite3.connect(empty).close()
     assert main(["study", "--db", str(empty), "status", "zz"]) == 2
-    assert "no study named 'zz'" in capsys.readouterr().err
+    assert "empty.sqlite: an empty file, no study database" in capsys.readouterr().err and not empty.stat().st_size

@@ -85,14 +85,16 @@ def _write_task(results: StudyResults, folder: str, *, progress, cancel) -> list
 
 
 def export_line(files, folder: str) -> str:
-    """The status line of an export: what was written, and an earlier run's files removed or left beside them
-    (the command line names them; the screen said only how many were written)."""
-    line = f"exported {len(files)} file(s) to {folder}"
-    if files.removed:
-        line += f"; removed an earlier run's {', '.join(p.name for p in files.removed)}"
+    """The status line of an export: what was written, the files left beside them that are not this run's (named
+    first: the window cut a long line short), and how many of an earlier run's were removed; then the folder."""
+    line = f"exported {len(files)} file(s)"
+    if files.kept_aside:
+        line += f"; your files of its names kept as {', '.join(p.name for p in files.kept_aside)}"
     if files.left:
-        line += f"; left as they were (not this run's): {', '.join(p.name for p in files.left)}"
-    return line
+        line += f"; left as they were, not this run's: {', '.join(p.name for p in files.left)}"
+    if files.removed:
+        line += f"; removed {len(files.removed)} of an earlier run"
+    return f"{line} — in {folder}"
 
 
 class StudyResultsWindow(QMainWindow):
