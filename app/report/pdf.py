@@ -268,9 +268,12 @@ def write_pdf(content: ReportContent, path: str | Path, page_size: str = "A4") -
     if content.comments or content.comments_left_out:
         story += [Spacer(1, 0.3 * cm), Paragraph("Reader's comments", styles["Heading3"]),
                   Paragraph(pdf_text(content.comments or COMMENTS_LEFT_OUT), small)]
-    with atomic_path(path) as temporary:
+    # the file opened here, closed whatever happens: reportlab's own open stayed open after a failed write (a full
+    # disk), held by the kept error's traceback, and the deleted partial PDF kept its space, so that not even
+    # failures.csv could be written after it (a deployer's re-test)
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         doc = SimpleDocTemplate(
-            str(temporary), pagesize=pagesize, leftMargin=1.5 * cm, rightMargin=1.5 * cm, topMargin=1.3 * cm,
+            handle, pagesize=pagesize, leftMargin=1.5 * cm, rightMargin=1.5 * cm, topMargin=1.3 * cm,
             bottomMargin=1.3 * cm, title=title, author="Mammo Reader", subject="AI decision-support report",
             creator="Mammo Reader", keywords="mammography, decision support",
             invariant=content.report.deidentify or None,  # de-identified: no true creation date in its metadata

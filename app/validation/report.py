@@ -230,7 +230,7 @@ def write_report(validation: Validation, path: Path, description: str, figures: 
                          _num(c["difference"]), _ci(c["ci"]), p_text(c["p"])])
         story += [PageBreak(), Paragraph("Paired comparisons (DeLong)", heading), _table(rows),
                   Paragraph("Both models on the same units (those both scored); the difference is A minus B.", small)]
-    with atomic_path(path) as temporary:
-        SimpleDocTemplate(str(temporary), pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN,
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:  # closed on a failed write (pdf.py)
+        SimpleDocTemplate(handle, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN,
                           topMargin=1.4 * cm, bottomMargin=1.4 * cm, title="Site validation").build(story)
     return [path, *written]

@@ -286,3 +286,32 @@ def test_a_format_failed_by_a_full_disk_inside_pydicom_is_one_line_naming_the_fi
     plain = ValueError("With tag (0042,0011) got exception: bad value\nTraceback (most recent call last):\n  File x")
     assert failure_text(plain) == "With tag (0042,0011) got exception: bad value"
     assert failure_reason(plain) == "ValueError: With tag (0042,0011) got exception: bad value"
+
+
+def test_a_pdf_whose_write_fails_leaves_no_file_open(tmp_path, monkeypatch):
+    """A deployer's re-test on a full disk: reportlab opened the PDF itself and left it open when its write failed;
+    the kept error's traceback held it, so the deleted partial file kept its space and not even failures.csv could
+    be written after. The report's file is opened (and closed) by the writer."""
+    import errno
+    import os
+
+    from reportlab.pdfbase import pdfdoc
+
+    from tests.helpers import write_png
+
+    (tmp_path / "exam").mkdir()
+    write_png(tmp_path / "exam" / "0_R-CC.png", synthetic_view("R-CC", (700, 500)))
+    exam = load_exam(tmp_path / "exam")
+    result = analyze_exam(exam, make_stub_model(), device="cpu")
+
+    def full(self, canvas):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pdfdoc.PDFDocument, "GetPDFData", full)
+    out = tmp_path / "out"
+    with pytest.raises((ExportIncomplete, OSError)) as raised:
+        export_report(ReportInput(exam, result), out, formats=("pdf", "json"))
+    assert raised.value is not None  # the error, and its traceback, still held
+    opened = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+              if os.path.exists(f"/proc/self/fd/{fd}")]
+    assert not [name for name in opened if str(out) in name], opened
