@@ -596,7 +596,8 @@ def write_results(results: StudyResults, folder: str | Path) -> ResultFiles:
     # a file named as this run's that no results run recorded writing (the user's own, or an earlier version's) is
     # set aside before the run and put back if the run writes none in its place: a user's aucs_exam.csv in a fresh
     # folder was overwritten without a word (a coordinator's re-test)
-    recorded = {name for run in manifest.values() for name in run["files"]}
+    recorded = {name for run in manifest.values() for name, digest in run["files"].items()  # as a run wrote it:
+                if _digest(folder / name) == digest}  # one edited since is the user's now
     aside = {name: _aside_name(folder / name) for name in result_files(results.level)
              if name not in recorded and (folder / name).is_file()}
     for name, target in aside.items():

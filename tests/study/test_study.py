@@ -483,6 +483,10 @@ def test_a_results_folder_keeps_no_earlier_run_s_files_and_carries_the_cautions(
     assert (fresh / "aucs_breast.csv.yours").read_text() == "my SPSS AUCs" and "AUC" in (
         fresh / "aucs_breast.csv").read_text().upper() and (fresh / "telemetry.csv").read_text() == "mine too"
     assert write_results(study_results(store, study, readers=["A"]), fresh).kept_aside == []  # recorded now
+    (fresh / "aucs_breast.csv").write_text("edited since")  # an edit of the run's own file is the user's now
+    edited = write_results(study_results(store, study, readers=["A"]), fresh)
+    assert edited.kept_aside == [fresh / "aucs_breast.csv.yours-2"]
+    assert (fresh / "aucs_breast.csv.yours-2").read_text() == "edited since"
     assert export_line(sixth, str(out)) == (f"exported {len(sixth)} file(s); left as they were, not this run's: "
                                             f"aucs_exam.csv, reader_averages_breast.csv — in {out}")
 
