@@ -34,6 +34,7 @@ breast needs one: a study is never created with a truth the analysis would refus
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import functools
 
@@ -50,6 +51,10 @@ from app.study.errors import StudyError
 from app.study.froc_study import LesionTruth, _weights
 from app.study.localisation import Lesion, LesionOutline, ScoringRule
 from app.study.store import Store
+from app.text_lists import unread_columns
+
+LESION_COLUMNS = ("case_id", "breast", "view", "mask", "row", "col", "radius_mm", "weight", "lesion", "spacing_mm",
+                  "seg")
 
 VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
 BREASTS = {"l": "L", "left": "L", "r": "R", "right": "R"}
@@ -248,6 +253,11 @@ def read_lesion_list(path: str | Path, cases: Sequence[CaseEntry] = (),
     """
     path = Path(path)
     rows = study_csv_rows(path, "the lesion list")
+    for column in unread_columns(list(rows[0][1]) if rows else [], LESION_COLUMNS):
+        # a misspelt column ("wieght") was only said not to be read, and its values (the weights) were dropped
+        if alike := difflib.get_close_matches(column.lower(), LESION_COLUMNS, n=1, cutoff=0.75):
+            raise StudyError(f"{path}: the column {column!r} is none a lesion list has: is it {alike[0]!r}? (a "
+                             f"lesion list reads {', '.join(LESION_COLUMNS)})")
     lesions: list[StudyLesion] = []
     numbered: dict[str, int] = {}
     exams = {c.case_id: c.exam_path for c in cases}
@@ -255,6 +265,8 @@ def read_lesion_list(path: str | Path, cases: Sequence[CaseEntry] = (),
     for line, row in rows:
         # as the case list: a value past the header's columns was dropped without a word (a coordinator's test)
         refuse_misshapen_row(path, line, row, columns)
+        # the header's names in any case, as the case list's ("Weight" was read as no column at all)
+        row = {key.strip().lower() if isinstance(key, str) else key: value for key, value in row.items()}
         case_id = (row.get("case_id") or "").strip()
         if not case_id:
             raise StudyError(f"{path}: line {line} has no case_id")
@@ -412,10 +424,6 @@ def with_exam_spacing(lesions: Sequence[StudyLesion], cases: Sequence[CaseEntry]
                              "spacing_mm in the lesion list so that distances can be measured in mm")
         out.append(replace(lesion, spacing=spacing))
     return out
-
-
-LESION_COLUMNS = ("case_id", "breast", "view", "mask", "row", "col", "radius_mm", "weight", "lesion", "spacing_mm",
-                  "seg")
 
 
 def lesions_for_new_study(path: str | Path, cases: Sequence[CaseEntry],

@@ -122,6 +122,17 @@ def test_a_malformed_lesion_line_is_named(tmp_path, rows, message):
         read_lesion_list(write_lesions(tmp_path, rows, band=False))
 
 
+def test_a_misspelt_lesion_column_is_refused_and_one_in_capitals_is_read(tmp_path):
+    """A coordinator's re-test: a "wieght" column was said not to be read, and the study was made with the weights
+    0.7/0.3 dropped (equal weights in its wAFROC); "Weight" in capitals was dropped without a word."""
+    path = tmp_path / "lesions.csv"
+    path.write_text("case_id,breast,view,row,col,wieght,lesion\nc00,L,CC,250,100,0.7,1\nc00,L,CC,50,50,0.3,2\n")
+    with pytest.raises(StudyError, match=r"the column 'wieght' is none a lesion list has: is it 'weight'\?"):
+        read_lesion_list(path)
+    path.write_text("Case_ID,Breast,View,Row,Col,Weight,Lesion\nc00,L,CC,250,100,0.7,1\nc00,L,CC,50,50,0.3,2\n")
+    assert [lesion.weight for lesion in read_lesion_list(path)] == [0.7, 0.3]
+
+
 def test_a_lesion_list_s_unread_column_is_named(tmp_path):
     """A column a lesion list does not read ("comment") is named when the study is made, as the case list's."""
     from app.study.cases import unread_columns_note
