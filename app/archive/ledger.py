@@ -147,20 +147,22 @@ class Ledger:
         for item in items:
             # its rows stay in the table until a forced run replaces them; rows that cannot be read (a damaged
             # or lost part) make it an exam to do again, not a done one with no rows
-            done_before = already_done(self.out, item, record) and self._keep_rows(item)
+            marker = read_marker(self.out, item)  # read once: a million-exam archive's rerun reads each
+            done_before = already_done(self.out, item, record, marker=marker) and self._keep_rows(item)
             if done_before and not force:
                 self.summary.skipped.append(Outcome(item.exam_id, item.location, "skipped"))
                 self.failures.pop(item.exam_id, None)
-                self._hold_images(item, shared)
+                self._hold_images(item, marker, shared)
             else:
                 self.todo.append(item)
         if progress is not None:  # this run's exams: those an earlier run finished were counted as never done
             progress.total = len(self.todo)
         for item in keep:  # only rows made as this run makes them (the same models and options): one table
-            if item.exam_id not in self.by_id and already_done(self.out, item, record):
+            marker = read_marker(self.out, item) if item.exam_id not in self.by_id else {}
+            if marker and already_done(self.out, item, record, marker=marker):
                 self._keep_rows(item)
                 self.finished_by_id[item.exam_id] = item
-                self._hold_images(item, shared)
+                self._hold_images(item, marker, shared)
         self.journal = (self.out / BOOKKEEPING / "journal.csv").open("a", encoding="utf-8", newline="")
         for exam_id in sorted(shared):  # exams finished before that share an image: withdrawn now, each once
             self._withdraw_finished(exam_id, sorted(shared[exam_id]))
@@ -195,9 +197,9 @@ class Ledger:
                 holders.append(exam_id)
         return others
 
-    def _hold_images(self, item: ExamItem, shared: dict[str, set[str]]) -> None:
+    def _hold_images(self, item: ExamItem, marker: dict, shared: dict[str, set[str]]) -> None:
         """An exam finished before: its marker's images recorded, and each pair sharing one noted in ``shared``."""
-        for other in self._own_images(item.exam_id, read_marker(self.out, item).get("images") or ()):
+        for other in self._own_images(item.exam_id, marker.get("images") or ()):
             shared.setdefault(item.exam_id, set()).add(other)
             shared.setdefault(other, set()).add(item.exam_id)
 

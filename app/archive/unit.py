@@ -280,12 +280,13 @@ def source_state(item: ExamItem) -> str:
     return hashlib.sha256("\n".join(state).encode()).hexdigest()
 
 
-def already_done(out: Path, item: ExamItem, record: dict, *, same_files: bool = True) -> bool:
+def already_done(out: Path, item: ExamItem, record: dict, *, same_files: bool = True,
+                 marker: dict | None = None) -> bool:
     """Whether an earlier run finished ``item`` with the same options, from the same files (:func:`source_state`;
     a marker of an earlier version, without it, is taken as it is; not with ``same_files`` False: the AI node's
     record holds a digest of its instances' contents, which a study sent again rewrites), and all its output
-    files still exist."""
-    marker = read_marker(out, item)
+    files still exist. ``marker``: the exam's marker, where the caller has read it already."""
+    marker = read_marker(out, item) if marker is None else marker
     if not marker:
         return False
     options = marker.get("options")

@@ -414,6 +414,13 @@ ZERO_VARIANCE = 1e-12
 _NAN_PAIR = (float("nan"), float("nan"))
 
 
+def hillis_ddf(ms_tr: float, denominator: float, t: int, r: int) -> float:
+    """Hillis' (2008) denominator degrees of freedom of the random-reader random-case test, from its error term
+    ``denominator`` and the modality-by-reader mean square: infinite where that is zero (every reader's figure of
+    merit differs by one amount), as RJafroc gives it; the ROC and FROC analyses alike."""
+    return denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1))) if ms_tr > ZERO_VARIANCE else math.inf
+
+
 def _refuse_unestimable(matrix: StudyMatrix, means: dict) -> None:
     """Raise :class:`NotEstimable` (with the reader means still computed) where the random-reader analysis cannot
     be estimated: one reader, or fewer than two units (two cases, for breasts) of a kind."""
@@ -515,7 +522,7 @@ def orh(records: Iterable[Any], method: str = "jackknife", alpha: float = 0.05,
     # every reader's AUC differing between the two by the same amount (MS(T×R) = 0) leaves the cases' term alone:
     # Hillis' ddf is infinite, the F an F(t - 1, ∞), as RJafroc reports it (the test, its interval and every other
     # generalisation were withheld as "not estimable")
-    ddf = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1))) if ms_tr > ZERO_VARIANCE else np.inf
+    ddf = hillis_ddf(ms_tr, denominator, t, r)
     p = float(stats.f.sf(f_stat, t - 1, ddf) if np.isfinite(ddf) else stats.chi2.sf(f_stat * (t - 1), t - 1))
     se = float(np.sqrt(2.0 / r * denominator))
     tq = float(stats.t.ppf(1 - alpha / 2, ddf))

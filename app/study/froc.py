@@ -34,6 +34,7 @@ from app.study.analysis import (
     StudyMatrix,
     auc,
     covariance_matrix,
+    hillis_ddf,
     or_components,
 )
 from app.study.errors import StudyError
@@ -618,8 +619,7 @@ def _dbm_tests(modalities: Sequence[str], foms: np.ndarray, dbm: DbmMeanSquares,
     # random readers, random cases (Hillis 2008 ddf)
     den = m["TR"] + max(m["TC"] - m["TRC"], 0.0)
     identical = m["TR"] <= ZERO and m["R"] <= ZERO
-    ddf = (math.nan if identical else den**2 / (m["TR"] ** 2 / ((t_n - 1) * (r_n - 1))) if m["TR"] > ZERO
-           else math.inf)  # as RJafroc's: the readers' figures of merit differ by one amount
+    ddf = math.nan if identical else hillis_ddf(m["TR"], den, t_n, r_n)
     single = {}
     for t, modality in enumerate(modalities):
         den_t = dbm.ms_r_single_t[t] + max(dbm.ms_c_single_t[t] - dbm.ms_rc_single_t[t], 0.0)
@@ -651,8 +651,7 @@ def _or_tests(modalities: Sequence[str], foms: np.ndarray, orm: OrMeanSquares, a
     tests = {}
     den = orm.ms_tr + r_n * clipped
     identical = orm.ms_tr <= ZERO and orm.ms_r <= ZERO
-    ddf = (math.nan if identical else den**2 / (orm.ms_tr**2 / ((t_n - 1) * (r_n - 1))) if orm.ms_tr > ZERO
-           else math.inf)  # as RJafroc's: the readers' figures of merit differ by one amount
+    ddf = math.nan if identical else hillis_ddf(orm.ms_tr, den, t_n, r_n)
     single = {}
     for t, modality in enumerate(modalities):
         den_t = orm.ms_r_single_t[t] + r_n * max(orm.cov2_single_t[t], 0.0)

@@ -570,17 +570,24 @@ def _manifest(folder: Path) -> dict[str, dict]:
             and isinstance(run.get("files"), dict)} if isinstance(data, dict) else {}
 
 
-def _stale_results(folder: Path, manifest: dict[str, dict], results: StudyResults) -> set[str]:
-    """The files earlier results runs wrote in ``folder`` that this run's may replace: another study's (either
-    level), and this study's at this level. Only a file a run recorded writing, still as it wrote it: a user's own
+def _unchanged(folder: Path, manifest: dict[str, dict]) -> dict[str, set[str]]:
+    """Per level of the manifest, the files its run recorded writing that are still as it wrote them (each file
+    read once)."""
+    digests = {name: _digest(folder / name) for run in manifest.values() for name in run["files"]}
+    return {level: {name for name, digest in run["files"].items() if digests[name] == digest}
+            for level, run in manifest.items()}
+
+
+def _stale_results(manifest: dict[str, dict], unchanged: dict[str, set[str]], results: StudyResults) -> set[str]:
+    """The files earlier results runs wrote that this run's may replace: another study's (either level), and this
+    study's at this level. Only a file a run recorded writing, still as it wrote it (``unchanged``): a user's own
     aucs_exam.csv (or one changed since) was deleted by the name alone when another study's results came (a
     coordinator's test)."""
     stale = set()
     for level, run in manifest.items():
         if run.get("study") == results.identity() and level != results.level:
             continue  # the study's other level stays beside this one
-        stale |= {name for name, digest in run["files"].items()
-                  if name in result_files(level) and _digest(folder / name) == digest}
+        stale |= {name for name in unchanged[level] if name in result_files(level)}
     return stale
 
 
@@ -592,12 +599,12 @@ def write_results(results: StudyResults, folder: str | Path) -> ResultFiles:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = _manifest(folder)
-    stale = _stale_results(folder, manifest, results)  # what an earlier run left, looked at before this run writes
+    unchanged = _unchanged(folder, manifest)
+    stale = _stale_results(manifest, unchanged, results)  # what an earlier run left, looked at before this run writes
     # a file named as this run's that no results run recorded writing (the user's own, or an earlier version's) is
     # set aside before the run and put back if the run writes none in its place: a user's aucs_exam.csv in a fresh
     # folder was overwritten without a word (a coordinator's re-test)
-    recorded = {name for run in manifest.values() for name, digest in run["files"].items()  # as a run wrote it:
-                if _digest(folder / name) == digest}  # one edited since is the user's now
+    recorded = set().union(*unchanged.values())  # as a run wrote it: one edited since is the user's now
     aside = {name: _aside_name(folder / name) for name in result_files(results.level)
              if name not in recorded and (folder / name).is_file()}
     for name, target in aside.items():
